@@ -1,0 +1,106 @@
+"""The bot's exception tree. Every error carries a message a person can act on.
+
+    PipelineBotError
+    ├── ConfigError                  settings or catalog invalid: ``problems`` lists each with its path
+    └── ProviderError                anything a provider call went wrong with (provider, connection)
+        ├── ProviderAuthError        credentials refused: bad or expired token, wrong password
+        ├── ProviderNotFound         the provider does not know the job or run
+        ├── ProviderRejected         the provider refused the request as invalid (4xx other than above)
+        ├── ProviderUnavailable      unreachable, timed out, 5xx or 429 after retries: try again later
+        ├── ProviderResponseError    the answer could not be understood (malformed body)
+        ├── TriggerOutcomeUnknown    a trigger may or may not have started a run: check the console
+        └── OperationNotSupported    the provider has no such operation (e.g. cancel on Tailer)
+
+Messages never contain secrets: provider clients pass every text through their redactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigError",
+    "OperationNotSupported",
+    "PipelineBotError",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderNotFound",
+    "ProviderRejected",
+    "ProviderResponseError",
+    "ProviderUnavailable",
+    "TriggerOutcomeUnknown",
+]
+
+
+class PipelineBotError(Exception):
+    """Base of every error the bot raises on purpose."""
+
+
+class ConfigError(PipelineBotError):
+    """Invalid settings or catalog. ``problems`` holds one line per problem, each with its path."""
+
+    def __init__(self, problems: Sequence[str], source: str = "configuration") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
+
+
+class ProviderError(PipelineBotError):
+    """A provider call failed. ``str(err)`` is the message for a person."""
+
+    #: short machine-readable kind, used in metrics and logs
+    kind = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        connection: str = "",
+        status_code: int | None = None,
+    ) -> None:
+        self.provider = provider
+        self.connection = connection
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class ProviderAuthError(ProviderError):
+    kind = "auth"
+
+
+class ProviderNotFound(ProviderError):
+    kind = "not_found"
+
+
+class ProviderRejected(ProviderError):
+    kind = "rejected"
+
+
+class ProviderUnavailable(ProviderError):
+    kind = "unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        connection: str = "",
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, connection=connection, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class ProviderResponseError(ProviderError):
+    kind = "bad_response"
+
+
+class TriggerOutcomeUnknown(ProviderError):
+    kind = "trigger_unknown"
+
+
+class OperationNotSupported(ProviderError):
+    kind = "unsupported"

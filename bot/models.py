@@ -1,0 +1,114 @@
+"""Domain values shared by every part of the bot: the one status model for all providers.
+
+Pure data, no I/O. Provider clients produce these; the tracker, the store and the Slack
+blocks consume them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+__all__ = ["RunState", "RunStatus", "Stats", "TaskStatus", "Triggered"]
+
+
+class RunState(enum.StrEnum):
+    """Normalized state of a run, the same for every provider (see PROVIDERS.md)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    # A raw status we do not know, or one outside the model (Tailer CHECKED, DataKitchen
+    # SERVING_RERAN). The raw value is kept and shown; polling stops after a bounded time.
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+    @property
+    def is_live(self) -> bool:
+        return self in (RunState.QUEUED, RunState.RUNNING)
+
+
+_TERMINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED})
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    """One task, step or node of a run, where the provider reports them."""
+
+    name: str
+    state: RunState
+    raw_status: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """What a provider says about one run at one moment.
+
+    ``raw_status`` and ``message`` are the provider's own words, kept next to ``state``.
+    ``final`` is true when the provider will not change this run any more: every terminal
+    state, and the few raw statuses outside the model that are known to be final.
+    """
+
+    run_id: str
+    state: RunState
+    raw_status: str
+    message: str = ""
+    tasks: tuple[TaskStatus, ...] = ()
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration: timedelta | None = None
+    warning: str = ""
+    final: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.state.is_terminal and not self.final:
+            object.__setattr__(self, "final", True)
+
+    @property
+    def elapsed(self) -> timedelta | None:
+        """Duration as reported, else derived from start and end."""
+        if self.duration is not None:
+            return self.duration
+        if self.started_at is not None and self.ended_at is not None:
+            return self.ended_at - self.started_at
+        return None
+
+    @property
+    def failed_tasks(self) -> tuple[TaskStatus, ...]:
+        return tuple(t for t in self.tasks if t.state is RunState.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class Triggered:
+    """The answer to a trigger: the provider's run id, and its first status when it gave one."""
+
+    run_id: str
+    status: RunStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Run counts per normalized state over a period, from the provider's own statistics."""
+
+    start: datetime
+    end: datetime
+    counts: Mapping[RunState, int]
+    raw: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def failure_rate(self) -> float:
+        done = self.counts.get(RunState.SUCCEEDED, 0) + self.counts.get(RunState.FAILED, 0)
+        return self.counts.get(RunState.FAILED, 0) / done if done else 0.0

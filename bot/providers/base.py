@@ -1,0 +1,200 @@
+"""The one small interface every provider client implements, and the config models it takes.
+
+Each provider module declares, in the same shape:
+- ``Connection``: a pydantic model of one account (``provider`` literal, ``base_url``, secrets as
+  ``SecretStr``, account fields); the catalog validates ``connections:`` entries against it;
+- ``Job``: a pydantic model of the provider's identity of a job (river id, kitchen/recipe/variation…);
+  the catalog validates a pipeline's provider fields against it;
+- ``Client``: a ``ProviderClient`` subclass with its ``capabilities``; operations a provider lacks raise
+  ``OperationNotSupported`` with a message that says so.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from bot.errors import OperationNotSupported
+from bot.models import RunStatus, Stats, Triggered
+from bot.providers._http import Call, HttpCaller, RetryPolicy, Sleep
+
+__all__ = ["Capability", "ConnectionConfig", "JobConfig", "ProviderClient"]
+
+
+class Capability(enum.StrEnum):
+    """Operations beyond trigger and status that a provider may offer."""
+
+    LIST_RUNS = "list_runs"  # recent runs of a job: passive watch and `last`
+    CANCEL = "cancel"
+    ENABLE = "enable"
+    DISABLE = "disable"
+    ARCHIVE = "archive"
+    RESET = "reset"
+    RESUME = "resume"
+    STATS = "stats"
+
+
+class ConnectionConfig(BaseModel):
+    """Fields every connection has. Provider modules subclass it with a ``provider`` literal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str
+    base_url: str
+    console_url: str | None = Field(default=None, description="web console, for links on cards")
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    max_concurrency: int = Field(default=8, ge=1, le=256, description="parallel status calls")
+
+    def secret_values(self) -> list[str]:
+        """Every secret of this connection in clear, for redaction of error messages."""
+        return [
+            value.get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        ]
+
+
+class JobConfig(BaseModel):
+    """The provider's identity of a job. Provider modules subclass it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def describe(self) -> str:
+        """Short human text for cards and messages."""
+        return ", ".join(f"{k}={v}" for k, v in self.model_dump(exclude_none=True).items())
+
+
+ConnT = TypeVar("ConnT", bound=ConnectionConfig)
+JobT = TypeVar("JobT", bound=JobConfig)
+
+
+class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
+    """Talks to one connection of one provider. Async; one ``httpx.AsyncClient`` per connection."""
+
+    provider: ClassVar[str]
+    display_name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: whether ``trigger`` passes run parameters to the provider
+    accepts_parameters: ClassVar[bool] = True
+    #: HTTP/2 where the provider's own examples use it
+    http2: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        name: str,
+        connection: ConnT,
+        *,
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self.connection = connection
+        self._owns_http = http is None
+        self.http = http or httpx.AsyncClient(
+            base_url=_with_slash(connection.base_url),
+            timeout=httpx.Timeout(connection.timeout_seconds, connect=min(10.0, connection.timeout_seconds)),
+            auth=self._auth(),
+            http2=self.http2,
+            headers={"accept": "application/json", "user-agent": "pipeline-bot"},
+        )
+        self.caller = HttpCaller(
+            self.http,
+            provider=self.display_name,
+            connection=name,
+            secrets=connection.secret_values(),
+            retry=retry,
+            sleep=sleep,
+            error_text=self._error_text,
+        )
+
+    # -- to implement -----------------------------------------------------------------------
+
+    def _auth(self) -> httpx.Auth | None:
+        return None
+
+    def _error_text(self, response: httpx.Response) -> str:
+        from bot.providers._http import _default_error_text
+
+        return _default_error_text(response)
+
+    @abc.abstractmethod
+    async def trigger(self, job: JobT, parameters: Mapping[str, str]) -> Triggered:
+        """Start a run. Never retried: a failure that leaves the outcome open raises TriggerOutcomeUnknown."""
+
+    @abc.abstractmethod
+    async def get_status(self, job: JobT, run_id: str) -> RunStatus:
+        """The current status of one run."""
+
+    def console_url(self, job: JobT, run_id: str | None = None) -> str | None:
+        """A link to the job (or run) in the provider's web console, where one is known."""
+        return self.connection.console_url
+
+    # -- optional operations ----------------------------------------------------------------
+
+    async def list_runs(self, job: JobT, *, since: datetime, limit: int = 50) -> list[RunStatus]:
+        """Recent runs of a job, newest first, including runs started outside the bot."""
+        raise self._unsupported(Capability.LIST_RUNS)
+
+    async def cancel(self, job: JobT, run_id: str) -> None:
+        raise self._unsupported(Capability.CANCEL)
+
+    async def enable(self, job: JobT) -> None:
+        raise self._unsupported(Capability.ENABLE)
+
+    async def disable(self, job: JobT) -> None:
+        raise self._unsupported(Capability.DISABLE)
+
+    async def archive(self, job: JobT) -> None:
+        raise self._unsupported(Capability.ARCHIVE)
+
+    async def reset(self, job: JobT) -> None:
+        raise self._unsupported(Capability.RESET)
+
+    async def resume(self, job: JobT, run_id: str, parameters: Mapping[str, str]) -> Triggered:
+        raise self._unsupported(Capability.RESUME)
+
+    async def stats(self, job: JobT | None, *, start: datetime, end: datetime) -> Stats:
+        raise self._unsupported(Capability.STATS)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def offered(self) -> frozenset[Capability]:
+        """What this connection offers; a provider may narrow ``capabilities`` by connection settings."""
+        return self.capabilities
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.offered()
+
+    async def _json(self, call: Call) -> Any:
+        return await self.caller.json(call)
+
+    def _unsupported(self, capability: Capability) -> OperationNotSupported:
+        offered = ", ".join(sorted(c.value for c in self.offered())) or "only run and status"
+        return OperationNotSupported(
+            f"{self.display_name} has no '{capability.value}' operation (it offers: {offered}).",
+            provider=self.display_name,
+            connection=self.name,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> ProviderClient[ConnT, JobT]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _with_slash(url: str) -> str:
+    """httpx joins relative paths onto the base URL's path only when it ends with a slash."""
+    return url if url.endswith("/") else url + "/"

@@ -1,0 +1,104 @@
+"""Profitbase InVision Data Flows: start a data flow and read a run's status, with an API key.
+
+InVision has no list of runs, no cancel and no failure message: a failed card says so and links to
+the site's monitoring page. ``?await=true`` would block until the flow ends: never used here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+import httpx
+from pydantic import Field, SecretStr
+
+from bot.errors import ProviderRejected, ProviderResponseError
+from bot.models import RunState, RunStatus, Triggered
+from bot.providers._http import Call
+from bot.providers.base import ConnectionConfig, JobConfig, ProviderClient
+
+__all__ = ["Client", "Connection", "Job", "map_status"]
+
+_STATES = {
+    "pending": RunState.QUEUED,
+    "running": RunState.RUNNING,
+    "succeeded": RunState.SUCCEEDED,
+    "failed": RunState.FAILED,
+}
+
+
+def map_status(raw: str | None) -> RunState:
+    """InVision status → normalized state; case-insensitive, unknown values → UNKNOWN."""
+    return _STATES.get((raw or "").strip().lower(), RunState.UNKNOWN)
+
+
+class Connection(ConnectionConfig):
+    provider: Literal["invision"] = "invision"
+    base_url: str = Field(description="the InVision site, e.g. https://host/invision/")
+    api_key: SecretStr
+
+
+class Job(JobConfig):
+    dataflow_id: str = Field(min_length=1, description="the Data Flow id (a GUID)")
+
+    def describe(self) -> str:
+        return f"data flow {self.dataflow_id}"
+
+
+class _ApiKey(httpx.Auth):
+    """The key goes in the ``x-api-key`` header, never the URL: URLs end up in logs."""
+
+    def __init__(self, key: SecretStr) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["x-api-key"] = self._key.get_secret_value()
+        yield request
+
+
+class Client(ProviderClient[Connection, Job]):
+    provider: ClassVar[str] = "invision"
+    display_name: ClassVar[str] = "InVision"
+    accepts_parameters: ClassVar[bool] = False
+
+    def _auth(self) -> httpx.Auth:
+        return _ApiKey(self.connection.api_key)
+
+    def _flow(self, job: Job) -> str:
+        return f"api/pub/v1/dataflows/{quote(job.dataflow_id, safe='')}"
+
+    async def trigger(self, job: Job, parameters: Mapping[str, str]) -> Triggered:
+        if parameters:
+            raise ProviderRejected(
+                f"InVision data flows take no run parameters (got {', '.join(sorted(parameters))}).",
+                provider=self.display_name,
+                connection=self.name,
+            )
+        call = Call("POST", f"{self._flow(job)}/start", f"start {job.describe()}", idempotent=False)
+        body = await self._json(call)
+        status = self._parse(body, call)
+        return Triggered(run_id=status.run_id, status=status)
+
+    async def get_status(self, job: Job, run_id: str) -> RunStatus:
+        call = Call(
+            "GET",
+            f"{self._flow(job)}/runs/{quote(run_id, safe='')}/status",
+            f"check run {run_id} of {job.describe()}",
+        )
+        return self._parse(await self._json(call), call, run_id)
+
+    def console_url(self, job: Job, run_id: str | None = None) -> str | None:
+        return self.connection.console_url
+
+    def _parse(self, body: Any, call: Call, run_id: str | None = None) -> RunStatus:
+        if not isinstance(body, dict) or not (body.get("runId") or run_id):
+            raise self.caller.error(
+                ProviderResponseError, f"InVision's answer to {call.what} has no runId: {str(body)[:200]!r}"
+            )
+        raw = str(body.get("status") or "")
+        state = map_status(raw)
+        message = "InVision reports no failure details: see the site's monitoring page." if (
+            state is RunState.FAILED
+        ) else ""
+        return RunStatus(run_id=str(body.get("runId") or run_id), state=state, raw_status=raw, message=message)

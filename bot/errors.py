@@ -1,6 +1,9 @@
 """The bot's exception tree. Every error carries a message a person can act on.
 
     PipelineBotError
+    ├── UserError                    a request a person made cannot be done: the message says why and what would
+    │   ├── NotAllowed               the person may not do this: names who may
+    │   └── InvalidRequest           bad parameter, wrong state (retry of a running run…)
     ├── ConfigError                  settings or catalog invalid: ``problems`` lists each with its path
     └── ProviderError                anything a provider call went wrong with (provider, connection)
         ├── ProviderAuthError        credentials refused: bad or expired token, wrong password
@@ -20,6 +23,8 @@ from collections.abc import Sequence
 
 __all__ = [
     "ConfigError",
+    "InvalidRequest",
+    "NotAllowed",
     "OperationNotSupported",
     "PipelineBotError",
     "ProviderAuthError",
@@ -29,11 +34,24 @@ __all__ = [
     "ProviderResponseError",
     "ProviderUnavailable",
     "TriggerOutcomeUnknown",
+    "UserError",
 ]
 
 
 class PipelineBotError(Exception):
     """Base of every error the bot raises on purpose."""
+
+
+class UserError(PipelineBotError):
+    """A request cannot be done; ``str(err)`` is the (mrkdwn-safe) reply for the person."""
+
+
+class NotAllowed(UserError):
+    pass
+
+
+class InvalidRequest(UserError):
+    pass
 
 
 class ConfigError(PipelineBotError):

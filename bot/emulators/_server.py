@@ -17,7 +17,7 @@ import json
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
@@ -153,7 +153,7 @@ class EmulatorServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> EmulatorServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

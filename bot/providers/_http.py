@@ -150,7 +150,7 @@ class HttpCaller:
             raise self.error(
                 ProviderResponseError,
                 f"{self.provider} sent an answer that is not JSON when asked to {call.what} "
-                f"(HTTP {response.status_code}: {_excerpt(response.text)!r})",
+                f"(HTTP {response.status_code}: {_excerpt(self.redact(response.text))!r})",
                 status_code=response.status_code,
             ) from None
 
@@ -185,7 +185,7 @@ class HttpCaller:
 
     def _status_error(self, call: Call, response: httpx.Response) -> ProviderError:
         code = response.status_code
-        detail = _excerpt(self._error_text(response))
+        detail = _excerpt(self.redact(self._error_text(response)))  # redact first: a cut secret would escape
         said = f": {detail}" if detail else ""
         if code == 401:
             return self.error(

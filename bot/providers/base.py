@@ -16,7 +16,7 @@ import asyncio
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -188,7 +188,7 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         if self._owns_http:
             await self.http.aclose()
 
-    async def __aenter__(self) -> ProviderClient[ConnT, JobT]:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

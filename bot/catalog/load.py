@@ -1,0 +1,268 @@
+"""pipelines.yml → ``Catalog``, reporting every problem with its place.
+
+Validation does not stop at the first error: a person fixing a catalog wants the whole list, each
+like ``pipelines.leads-ods.river_id: field required``. Secrets are never written in the file; a
+connection refers to an environment variable with ``${NAME}``, and a missing one is named.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
+from bot.errors import ConfigError
+from bot.providers.base import ConnectionConfig, JobConfig
+from bot.providers.registry import PROVIDERS, provider
+
+__all__ = ["load_catalog", "parse_catalog"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TOP = ("version", "defaults", "connections", "pipelines", "routes")
+
+
+def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
+    """Read and validate a catalog file; ConfigError lists every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"{path}: no such file; set PIPELINES_FILE or copy pipelines.example.yml to {path}"], str(path)
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror}"], str(path)) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{path}: not valid YAML{where}: {problem}"], str(path)) from None
+    return parse_catalog(raw, env, source=str(path))
+
+
+def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.yml") -> Catalog:
+    problems: list[str] = []
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"the file must be a mapping with {', '.join(_TOP)}"], source)
+    for key in raw:
+        if key not in _TOP:
+            problems.append(f"{key}: unknown key{_did_you_mean(str(key), _TOP)}; expected {', '.join(_TOP)}")
+    if raw.get("version", 1) != 1:
+        problems.append(f"version: {raw.get('version')!r} is not supported; this bot reads version 1")
+
+    defaults = _validate(Defaults, raw.get("defaults") or {}, "defaults", problems) or Defaults()
+    connections = _connections(_section(raw, "connections", problems), env, problems)
+    pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems)
+    routes = _routes(raw.get("routes") or [], problems)
+
+    if problems:
+        raise ConfigError(problems, source)
+    return Catalog(
+        connections={k: v for k, v in connections.items() if v is not None},
+        pipelines=pipelines,
+        defaults=defaults,
+        routes=tuple(routes),
+        source=source,
+    )
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def _section(raw: Mapping[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{key}: must be a mapping of names to entries, not a {type(value).__name__}")
+        return {}
+    return value
+
+
+def _connections(
+    raw: Mapping[str, Any], env: Mapping[str, str], problems: list[str]
+) -> dict[str, ConnectionConfig | None]:
+    found: dict[str, ConnectionConfig | None] = {}
+    for name, entry in raw.items():
+        path = f"connections.{name}"
+        found[name] = None
+        if not isinstance(entry, dict):
+            problems.append(f"{path}: must be a mapping with provider, base_url and credentials")
+            continue
+        kind = entry.get("provider")
+        if kind not in PROVIDERS:
+            hint = _did_you_mean(str(kind), PROVIDERS)
+            problems.append(f"{path}.provider: {kind!r} is not a provider{hint}; use one of {', '.join(PROVIDERS)}")
+            continue
+        model = provider(kind).connection
+        resolved = _resolve(entry, env, path, model, problems)
+        found[name] = _validate(model, resolved, path, problems)
+    return found
+
+
+def _resolve(
+    entry: Mapping[str, Any], env: Mapping[str, str], path: str, model: type[ConnectionConfig], problems: list[str]
+) -> dict[str, Any]:
+    """Substitute ``${NAME}``; secret fields must come from the environment, never the file."""
+    resolved: dict[str, Any] = {}
+    for key, value in entry.items():
+        field = model.model_fields.get(key)
+        secret = field is not None and _is_secret(field.annotation)
+        if isinstance(value, str):
+            refs = _REF.findall(value)
+            if secret and not (refs and _REF.fullmatch(value.strip())):
+                problems.append(
+                    f"{path}.{key}: secrets do not belong in the catalog; put it in an environment "
+                    f"variable and write {key}: ${{{key.upper()}}}"
+                )
+                continue
+            missing = [r for r in refs if r not in env]
+            for ref in missing:
+                problems.append(f"{path}.{key}: environment variable {ref} is not set")
+            if missing:
+                continue
+            value = _REF.sub(lambda m: env[m.group(1)], value)
+        elif secret and value is not None:
+            problems.append(f"{path}.{key}: must be a reference to an environment variable, like ${{{key.upper()}}}")
+            continue
+        resolved[key] = value
+    return resolved
+
+
+def _is_secret(annotation: object) -> bool:
+    return annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ())
+
+
+def _pipelines(
+    raw: Mapping[str, Any],
+    top: Mapping[str, Any],
+    connections: Mapping[str, ConnectionConfig | None],
+    defaults: Defaults,
+    problems: list[str],
+) -> dict[str, Pipeline]:
+    common = set(PipelineSpec.model_fields)
+    found: dict[str, Pipeline] = {}
+    for name, entry in raw.items():
+        path = f"pipelines.{name}"
+        if not NAME.match(str(name)):
+            problems.append(
+                f"{path}: the name is typed in Slack commands: use lower-case letters, digits, . _ - "
+                "(up to 64), starting with a letter or digit"
+            )
+            continue
+        if not isinstance(entry, dict):
+            problems.append(f"{path}: must be a mapping with connection and the job's identity")
+            continue
+        conn_name = entry.get("connection")
+        if not isinstance(conn_name, str) or conn_name not in connections:
+            if conn_name is None:
+                problems.append(f"{path}.connection: field required")
+            else:
+                known = list(connections)
+                problems.append(
+                    f"{path}.connection: {conn_name!r} is not a connection{_did_you_mean(str(conn_name), known)}"
+                    + (f"; defined: {', '.join(known)}" if known else "; define it under connections:")
+                )
+            continue
+        conn = connections[conn_name]
+        kind = conn.provider if conn is not None else _declared_provider(top, conn_name)
+        if kind is None:
+            continue  # the connection's own problem is already listed
+        job_model = provider(kind).job
+        spec_part = {k: v for k, v in entry.items() if k in common}
+        job_part = {k: v for k, v in entry.items() if k not in common}
+        before = len(problems)
+        spec = _validate(PipelineSpec, spec_part, path, problems)
+        job = _validate(job_model, job_part, path, problems, allowed=sorted(common | set(job_model.model_fields)))
+        if spec_part.get("parameters") and not provider(kind).client.accepts_parameters:
+            problems.append(
+                f"{path}.parameters: {provider(kind).display_name} runs take no parameters; remove them"
+            )
+        if spec is None or job is None or len(problems) > before:
+            continue
+        found[name] = _pipeline(str(name), kind, job, spec, defaults)
+    return found
+
+
+def _declared_provider(top: Mapping[str, Any], conn_name: str) -> str | None:
+    entry = (top.get("connections") or {}).get(conn_name)
+    kind = entry.get("provider") if isinstance(entry, dict) else None
+    return kind if kind in PROVIDERS else None
+
+
+def _pipeline(name: str, kind: str, job: JobConfig, spec: PipelineSpec, defaults: Defaults) -> Pipeline:
+    return Pipeline(
+        name=name,
+        provider=kind,
+        connection=spec.connection,
+        job=job,
+        description=spec.description,
+        tags=spec.tags,
+        parameters=dict(spec.parameters),
+        channel=spec.channel,
+        owners=spec.owners if spec.owners is not None else defaults.owners,
+        allow_run=spec.allow_run if spec.allow_run is not None else defaults.allow_run,
+        allow_change=spec.allow_change if spec.allow_change is not None else defaults.allow_change,
+        expected_duration=spec.expected_duration,
+        watch=spec.watch if spec.watch is not None else defaults.watch,
+    )
+
+
+def _routes(raw: object, problems: list[str]) -> list[RouteRule]:
+    if not isinstance(raw, list):
+        problems.append("routes: must be a list of rules like {provider: rivery, channel: '#ingest'}")
+        return []
+    rules = []
+    for i, entry in enumerate(raw):
+        rule = _validate(RouteRule, entry, f"routes[{i}]", problems)
+        if rule is not None:
+            if rule.provider is not None and rule.provider not in PROVIDERS:
+                problems.append(f"routes[{i}].provider: {rule.provider!r} is not a provider")
+            rules.append(rule)
+    return rules
+
+
+# -- pydantic errors as lines -----------------------------------------------------------------
+
+
+def _validate(
+    model: type[M], data: object, path: str, problems: list[str], allowed: Iterable[str] | None = None
+) -> M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        names = list(allowed) if allowed is not None else list(model.model_fields)
+        for err in exc.errors():
+            problems.append(_line(path, err, names))
+        return None
+
+
+def _line(path: str, err: Any, names: list[str]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    where = f"{path}.{loc}" if loc else path
+    kind = err["type"]
+    if kind == "missing":
+        return f"{where}: field required"
+    if kind == "extra_forbidden":
+        last = str(err["loc"][-1])
+        return f"{where}: unknown key{_did_you_mean(last, names)}; known keys: {', '.join(sorted(names))}"
+    message = str(err["msg"])
+    message = message.removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,242 @@
+"""The catalog's shape: what a pipeline, its parameters, defaults and routing rules may say.
+
+Provider-specific fields (``river_id``, ``kitchen``…) are not here: each provider module's ``Job``
+and ``Connection`` models validate them. ``load.py`` puts the two together.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from bot.providers.base import ConnectionConfig, JobConfig
+
+__all__ = [
+    "Catalog",
+    "Defaults",
+    "Duration",
+    "ParameterSpec",
+    "Pipeline",
+    "PipelineSpec",
+    "Principal",
+    "RouteRule",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
+_PRINCIPAL = re.compile(r"^(\*|[UWSCG][A-Z0-9]{2,})$")
+_CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{2,})$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """``90`` (seconds), ``"45s"``, ``"15m"``, ``"1h30m"``, ``"2d"`` → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 15m, 1h30m or a number of seconds")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError("a duration must be positive")
+        return timedelta(seconds=value)
+    text = str(value).strip().lower()
+    match = _DURATION.match(text)
+    if not text or not match or not any(match.groups()):
+        raise ValueError(f"{value!r} is not a duration; write it like 90s, 15m, 1h30m or 2d")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    result = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if result <= timedelta(0):
+        raise ValueError("a duration must be positive")
+    return result
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _principal(value: object) -> str:
+    text = str(value).strip()
+    if not _PRINCIPAL.match(text):
+        raise ValueError(
+            f"{text!r} is not a Slack id: use U… for a person, S… for a user group, C… for a channel "
+            "or * for everyone (ids stay when names change)"
+        )
+    return text
+
+
+Principal = Annotated[str, BeforeValidator(_principal)]
+
+
+def _channel(value: object) -> str:
+    text = str(value).strip()
+    if not _CHANNEL.match(text):
+        raise ValueError(f"{text!r} is not a channel: use its id (C0123ABCD) or #name in lower case")
+    return text
+
+
+Channel = Annotated[str, BeforeValidator(_channel)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParameterSpec(_Strict):
+    """One run parameter a pipeline accepts. ``name: value`` in YAML is short for ``{default: value}``."""
+
+    type: Literal["string", "date", "int", "choice"] = "string"
+    default: str | None = None
+    required: bool = False
+    choices: tuple[str, ...] | None = None
+    pattern: str | None = None
+    description: str = ""
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _default_as_text(cls, value: object) -> object:
+        return value if value is None or isinstance(value, str) else str(value)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ParameterSpec:
+        if self.type == "choice" and not self.choices:
+            raise ValueError("type choice needs a list of choices")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a regular expression: {exc}") from None
+        if self.default is not None:
+            problem = self.problem_with(self.default)
+            if problem:
+                raise ValueError(f"default {self.default!r}: {problem}")
+        return self
+
+    def problem_with(self, value: str) -> str | None:
+        """Why ``value`` is not acceptable, or None."""
+        if self.type == "int" and not re.fullmatch(r"-?\d+", value):
+            return "must be a whole number"
+        if self.type == "date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return "must be a date like 2024-01-31"
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}"
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            return f"must match {self.pattern}"
+        return None
+
+
+class Defaults(_Strict):
+    channel: Channel | None = None
+    owners: tuple[Principal, ...] = ()
+    allow_run: tuple[Principal, ...] = ("*",)
+    allow_change: tuple[Principal, ...] = ()
+    watch: bool = False
+
+
+class RouteRule(_Strict):
+    """Sends alerts of matching pipelines to a channel. First match wins; a pipeline's own channel wins over all."""
+
+    channel: Channel
+    provider: str | None = None
+    tag: str | None = None
+    pipeline: str | None = Field(default=None, description="a name or glob, like ingest-*")
+
+    @model_validator(mode="after")
+    def _something(self) -> RouteRule:
+        if self.provider is None and self.tag is None and self.pipeline is None:
+            raise ValueError("a route needs at least one of provider, tag, pipeline")
+        return self
+
+    def matches(self, pipeline: Pipeline) -> bool:
+        if self.provider is not None and self.provider != pipeline.provider:
+            return False
+        if self.tag is not None and self.tag not in pipeline.tags:
+            return False
+        return self.pipeline is None or fnmatch.fnmatchcase(pipeline.name, self.pipeline)
+
+
+def _parameters(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {k: (v if isinstance(v, Mapping) else {"default": v}) for k, v in value.items()}
+    return value
+
+
+def _parameter_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", name):
+        raise ValueError(f"parameter name {name!r}: use letters, digits, _ . - (like execution_date)")
+    return name
+
+
+ParameterName = Annotated[str, AfterValidator(_parameter_name)]
+
+
+class PipelineSpec(_Strict):
+    """The provider-independent fields of a pipeline entry."""
+
+    connection: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    parameters: Annotated[dict[ParameterName, ParameterSpec], BeforeValidator(_parameters)] = Field(
+        default_factory=dict
+    )
+    channel: Channel | None = None
+    owners: tuple[Principal, ...] | None = None
+    allow_run: tuple[Principal, ...] | None = None
+    allow_change: tuple[Principal, ...] | None = None
+    expected_duration: Duration | None = None
+    watch: bool | None = None
+
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """A validated pipeline: defaults applied, the job typed by its provider."""
+
+    name: str
+    provider: str
+    connection: str
+    job: JobConfig
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    parameters: Mapping[str, ParameterSpec] = field(default_factory=dict)
+    channel: str | None = None
+    owners: tuple[str, ...] = ()
+    allow_run: tuple[str, ...] = ("*",)
+    allow_change: tuple[str, ...] = ()
+    expected_duration: timedelta | None = None
+    watch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    connections: Mapping[str, ConnectionConfig]
+    pipelines: Mapping[str, Pipeline]
+    defaults: Defaults = field(default_factory=Defaults)
+    routes: tuple[RouteRule, ...] = ()
+    source: str = "pipelines.yml"
+
+    def channel_for(self, pipeline: Pipeline) -> str | None:
+        """Where a pipeline's alerts go: its own channel, else the first matching route, else the default."""
+        if pipeline.channel:
+            return pipeline.channel
+        for rule in self.routes:
+            if rule.matches(pipeline):
+                return rule.channel
+        return self.defaults.channel
+
+    def by_provider(self) -> dict[str, list[Pipeline]]:
+        grouped: dict[str, list[Pipeline]] = {}
+        for p in self.pipelines.values():
+            grouped.setdefault(p.provider, []).append(p)
+        return grouped
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "connections": len(self.connections),
+            "pipelines": len(self.pipelines),
+            "by_provider": {k: len(v) for k, v in sorted(self.by_provider().items())},
+        }

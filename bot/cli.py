@@ -1,0 +1,85 @@
+"""``pipeline-bot``: check | emulate (and, as they land, run | demo).
+
+The only place, with the app factory and the demo, that reads settings and wires parts together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.catalog.load import load_catalog
+from bot.config import environment, load_settings
+from bot.errors import ConfigError
+
+__all__ = ["main"]
+
+EMULATED = ("rivery", "tailer", "invision", "datakitchen")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline-bot",
+        description="Run, watch and fix Rivery, Tailer, InVision and DataKitchen pipelines from Slack.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="validate settings and the catalog, list every problem")
+    check.add_argument("--catalog", type=Path, help="catalog file (default: PIPELINES_FILE or pipelines.yml)")
+    check.add_argument("--env-file", type=Path, default=Path(".env"), help="dotenv file to read (default .env)")
+    check.add_argument("--catalog-only", action="store_true", help="do not check the Slack settings")
+
+    emulate = sub.add_parser("emulate", help="run one provider's emulator on its own")
+    emulate.add_argument("provider", choices=EMULATED)
+    emulate.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(args.catalog, args.env_file, catalog_only=args.catalog_only)
+    if args.command == "emulate":
+        from bot.emulators.standalone import serve_forever
+
+        try:
+            return asyncio.run(serve_forever(args.provider, host=args.host, port=args.port, scenario=args.scenario))
+        except KeyboardInterrupt:
+            return 0
+    parser.print_help()
+    return 2
+
+
+def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> int:
+    problems: list[str] = []
+    settings = None
+    try:
+        settings = load_settings(env_file=env_file)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if settings is not None and not catalog_only:
+        problems.extend(settings.problems())
+    path = catalog_path or (settings.pipelines_file if settings else Path("pipelines.yml"))
+    catalog = None
+    try:
+        catalog = load_catalog(path, environment(env_file))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        print(f"pipeline-bot check: {len(problems)} problem(s)", file=sys.stderr)
+        for line in problems:
+            print(f"  - {line}", file=sys.stderr)
+        return 1
+    assert catalog is not None
+    counts = ", ".join(f"{k} {v}" for k, v in catalog.summary()["by_provider"].items())
+    print(
+        f"pipeline-bot check: ok: {path}: {len(catalog.connections)} connection(s), "
+        f"{len(catalog.pipelines)} pipeline(s) ({counts})"
+    )
+    return 0

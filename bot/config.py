@@ -1,0 +1,117 @@
+"""Process settings: environment, ``.env`` and a secrets directory, through pydantic-settings.
+
+Tokens are ``SecretStr``: printing the settings never shows them. ``problems()`` lists what would
+stop the bot from running, each with the environment variable to set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+__all__ = ["DEFAULT_SECRETS_DIR", "Settings", "environment", "load_settings"]
+
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+class Settings(BaseSettings):
+    """Everything the process reads from its environment. Names are the upper-case field names."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr | None = Field(default=None, description="xoxb-… bot token")
+    slack_signing_secret: SecretStr | None = Field(default=None, description="verifies HTTP-mode requests")
+    slack_app_token: SecretStr | None = Field(default=None, description="xapp-… token; set → Socket Mode")
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL")
+    slack_command: str = Field(default="/pipeline", description="the slash command")
+    slack_admins: list[str] = Field(default_factory=list, description="Slack user ids allowed everything")
+
+    database_url: str = Field(default="sqlite+aiosqlite:///pipeline-bot.db")
+    pipelines_file: Path = Field(default=Path("pipelines.yml"))
+    host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on all interfaces
+    port: int = Field(default=3000, ge=0, le=65535)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+    @field_validator("slack_command")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith("/") or len(value) > 32 or " " in value:
+            raise ValueError("must start with '/', have no spaces and be at most 32 characters, like /pipeline")
+        return value
+
+    @field_validator("slack_admins", mode="before")
+    @classmethod
+    def _admins(cls, value: object) -> object:
+        if isinstance(value, str):  # SLACK_ADMINS=U1,U2 as well as JSON
+            stripped = value.strip()
+            if not stripped.startswith("["):
+                return [v.strip() for v in stripped.split(",") if v.strip()]
+        return value
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    def problems(self) -> list[str]:
+        """What stops the bot from running with these settings, one line each."""
+        found: list[str] = []
+        bot = self.slack_bot_token.get_secret_value() if self.slack_bot_token else ""
+        if not bot:
+            found.append("SLACK_BOT_TOKEN: not set; the bot cannot talk to Slack (a token starting xoxb-)")
+        elif not bot.startswith("xoxb-"):
+            found.append("SLACK_BOT_TOKEN: should start with xoxb- (the bot token, not a user or app token)")
+        if self.socket_mode:
+            app = self.slack_app_token.get_secret_value() if self.slack_app_token else ""
+            if not app.startswith("xapp-"):
+                found.append("SLACK_APP_TOKEN: should start with xapp- (an app-level token with connections:write)")
+        elif not self.slack_signing_secret or not self.slack_signing_secret.get_secret_value():
+            found.append(
+                "SLACK_SIGNING_SECRET: not set; HTTP mode cannot verify requests "
+                "(set it, or set SLACK_APP_TOKEN to use Socket Mode)"
+            )
+        for admin in self.slack_admins:
+            if admin[:1] not in ("U", "W") or not admin.isalnum():
+                found.append(f"SLACK_ADMINS: {admin!r} is not a Slack user id (like U0123ABCD)")
+        if not self.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
+            found.append(
+                "DATABASE_URL: use sqlite+aiosqlite:///file.db or postgresql+asyncpg://user@host/db"
+            )
+        return found
+
+
+def load_settings(env_file: Path | str | None = ".env", secrets_dir: Path | None = None) -> Settings:
+    """Read settings; a value that cannot be parsed raises ConfigError naming its variable."""
+    directory = secrets_dir or Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    try:
+        return Settings(
+            _env_file=env_file,
+            _secrets_dir=directory if directory.is_dir() else None,
+        )
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ConfigError(problems, source="settings") from None
+
+
+def environment(env_file: Path | str | None = ".env") -> dict[str, str]:
+    """Variables for ``${NAME}`` references in the catalog: the process environment over ``.env``.
+
+    The same precedence pydantic-settings uses for the settings themselves.
+    """
+    from dotenv import dotenv_values
+
+    merged: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return merged

@@ -1,0 +1,593 @@
+"""Rivery's legacy and v1 APIs on one server, as the vendor documents and Rivery's own clients show them.
+
+Legacy, under ``/api/`` (what ``rivery-cli`` calls): ``GET me`` → ``{account_id, environment_id}``;
+``POST run`` ``{"river_id"}`` → ``{run_id}``; ``GET check_run?run_id=`` → the seed document's shape
+(``river_run_status`` W/P/R/D/F/E, missing while waiting when asked to; ``river_run_message``;
+``tasks_status``; ``run_insert_date``/``run_end_date`` in epoch ms; ``error_description`` on failure);
+``POST run/cancel`` ``{"run_id"}``; ``GET activities/runs/logs?id=`` (a ``queryid`` header, 202 while the
+log is prepared, then 200 with CSV).
+
+v1, under ``/v1/accounts/{account}/environments/{env}/``: ``rivers/{river}/run`` (202
+``{run_group_id, river_cross_id, runs}``), ``rivers/{river}/runs/{run_id}``, ``rivers/{river}/runs``
+(``start_time`` and ``end_time`` required, else 422 ``{"detail": [...]}``; ``items_per_page`` 1..200;
+pages ``{items, next_page, page, total_items, items_per_page}``), ``activities_statistics`` (of the
+environment, or ``rivers/{river}/…`` of one river), ``rivers/{river}/cancel_run``,
+``rivers/{river}/activate_river`` / ``disable_river`` (204, or 202 ``{operation_id}`` with
+``async_operations``) and ``operations/{id}`` (``status`` W, D or E).
+
+Every route wants ``Authorization: Bearer <token>`` (any token when none are configured); 4xx bodies
+carry a JSON ``message`` except the 422 validation errors. Scenario keys: see ``configure``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from bot.emulators._core import EmulatorState, EmuRun
+from bot.emulators._server import EmulatorServer, Route, json_response, read_body
+
+__all__ = ["RiveryEmulator"]
+
+_V1_STATUS = {"queued": "pending", "running": "running", "failed": "failed", "canceled": "canceled"}
+_STAT_STATUS = {"queued": "pending", "running": "running", "succeeded": "succeed", "failed": "failed",
+                "canceled": "canceled"}
+_TASK_TEXT = {"W": "Waiting", "R": "Running", "D": "Done Successfully", "F": "Failed"}
+_MAX_PER_PAGE = 200
+_CANCEL_ANSWERS = ("json", "empty", "no_content")
+_STATS_SHAPES = ("list", "dict", "flat")
+
+
+@dataclass(slots=True)
+class _Operation:
+    """An asynchronous activate/disable: working for ``remaining`` more checks, then done or in error."""
+
+    operation_id: str
+    kind: str
+    river: str
+    active: bool
+    remaining: int
+    error: str = ""
+    status: str = "W"
+
+
+@dataclass(slots=True)
+class _LogQuery:
+    run_id: str
+    remaining: int
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def _problem(loc: list[str], msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": loc, "msg": msg, "type": kind}
+
+
+def _invalid(*problems: dict[str, Any]) -> web.Response:
+    """FastAPI's validation answer, which the v1 API gives."""
+    return json_response({"detail": list(problems)}, 422)
+
+
+def _message(text: str, status: int) -> web.Response:
+    return json_response({"message": text}, status)
+
+
+def _parse_time(raw: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class RiveryEmulator(EmulatorServer):
+    provider: ClassVar[str] = "rivery"
+
+    def __init__(
+        self,
+        state: EmulatorState | None = None,
+        *,
+        tokens: Iterable[str] = (),
+        account_id: str = "acc",
+        environment_id: str = "env",
+    ) -> None:
+        super().__init__(state)
+        self.tokens = set(tokens)  # empty: any Bearer token is accepted
+        self.account_id = account_id
+        self.environment_id = environment_id
+        #: legacy code of a failed run: "E" (error) or "F" (failed); Rivery uses both
+        self.failure_code = "F"
+        #: leave river_run_status out while a run waits, as Rivery may ("missing means waiting")
+        self.omit_waiting_status = False
+        #: v1 spelling of success: "succeeded" (runs) or "succeed" (activities filters)
+        self.success_spelling = "succeeded"
+        #: activate/disable answer 202 with an operation instead of 204
+        self.async_operations = False
+        #: how many checks an operation answers "W" before it ends
+        self.operation_polls = 1
+        #: when set, operations end "E" with this error_message
+        self.operation_error = ""
+        #: shape of activities_statistics: "list" of {status, count}, "dict" status → count, or "flat"
+        self.stats_shape = "list"
+        #: next_page as a string cursor instead of a number
+        self.next_page_as_string = False
+        #: how cancel answers: 200 with JSON ("json"), 200 with an empty body ("empty"), or 204 ("no_content")
+        self.cancel_answer = "json"
+        #: how many polls of a log query answer 202 before the log is ready
+        self.log_polls = 1
+        #: river names for messages ("River <name> Done Successfully"); the id otherwise
+        self.river_names: dict[str, str] = {}
+        #: whether each river is enabled (after activate_river / disable_river)
+        self.active: dict[str, bool] = {}
+        self.operations: dict[str, _Operation] = {}
+        self._log_queries: dict[str, _LogQuery] = {}
+
+    def configure(self, scenario: Mapping[str, Any]) -> None:
+        """Scenario keys: tokens, account_id, environment_id, failure_code ("E"/"F"), omit_waiting_status,
+        success_spelling, async_operations, operation_polls, operation_error, stats_shape, next_page_as_string,
+        cancel_answer, log_polls, river_names."""
+        rest = dict(scenario)
+        if "tokens" in rest:
+            tokens = rest.pop("tokens")
+            self.tokens = {tokens} if isinstance(tokens, str) else {str(t) for t in tokens or ()}
+        for key in ("account_id", "environment_id", "operation_error"):
+            if key in rest:
+                setattr(self, key, str(rest.pop(key)))
+        for key in ("omit_waiting_status", "async_operations", "next_page_as_string"):
+            if key in rest:
+                setattr(self, key, bool(rest.pop(key)))
+        for key in ("operation_polls", "log_polls"):
+            if key in rest:
+                setattr(self, key, max(int(rest.pop(key)), 0))
+        choices = {
+            "failure_code": ("E", "F"),
+            "success_spelling": ("succeeded", "succeed"),
+            "stats_shape": _STATS_SHAPES,
+            "cancel_answer": _CANCEL_ANSWERS,
+        }
+        for key, allowed in choices.items():
+            if key in rest:
+                value = str(rest.pop(key))
+                if value not in allowed:
+                    raise ValueError(f"{key} must be one of {list(allowed)}, not {value!r}")
+                setattr(self, key, value)
+        if "river_names" in rest:
+            self.river_names = {str(k): str(v) for k, v in dict(rest.pop("river_names")).items()}
+        super().configure(rest)
+
+    def routes(self) -> list[Route]:
+        v1 = "/v1/accounts/{account}/environments/{env}"
+        river = f"{v1}/rivers/{{river}}"
+        return [
+            Route("GET", "/api/me", "me", self.on_me),
+            Route("POST", "/api/run", "trigger", self.on_run),
+            Route("GET", "/api/check_run", "status", self.on_check_run),
+            Route("POST", "/api/run/cancel", "cancel", self.on_cancel),
+            Route("GET", "/api/activities/runs/logs", "logs", self.on_logs),
+            Route("POST", f"{river}/run", "v1_trigger", self.on_v1_run),
+            Route("GET", f"{river}/runs/{{run}}", "v1_status", self.on_v1_status),
+            Route("GET", f"{river}/runs", "v1_runs", self.on_v1_runs),
+            Route("POST", f"{river}/cancel_run", "v1_cancel", self.on_v1_cancel),
+            Route("GET", f"{v1}/activities_statistics", "v1_stats", self.on_v1_stats),
+            Route("GET", f"{river}/activities_statistics", "v1_river_stats", self.on_v1_river_stats),
+            Route("POST", f"{river}/activate_river", "v1_activate", self.on_v1_activate),
+            Route("POST", f"{river}/disable_river", "v1_disable", self.on_v1_disable),
+            Route("GET", f"{v1}/operations/{{operation}}", "v1_operation", self.on_v1_operation),
+        ]
+
+    def expired_token_response(self) -> web.StreamResponse:
+        return _message("The token has expired", 401)
+
+    # -- shared checks ----------------------------------------------------------------------
+
+    def _refused(self, request: web.Request) -> web.Response | None:
+        scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return _message("Missing Bearer token in the Authorization header", 401)
+        if self.tokens and token not in self.tokens:
+            return _message("Invalid or revoked API token", 401)
+        return None
+
+    def _v1_refused(self, request: web.Request) -> web.Response | None:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        account, env = request.match_info["account"], request.match_info["env"]
+        if account != self.account_id or env != self.environment_id:
+            return _message(f"Environment {env} of account {account} was not found", 404)
+        return None
+
+    def _unknown_river(self, river: str) -> web.Response | None:
+        return None if self.state.knows(river) else _message(f"River {river} was not found", 404)
+
+    def _run_of(self, run_id: str, river: str | None = None) -> EmuRun | None:
+        run = self.state.runs.get(run_id)
+        return run if run is not None and (river is None or run.job == river) else None
+
+    def _window(self, request: web.Request) -> tuple[tuple[datetime, datetime] | None, list[dict[str, Any]]]:
+        """``start_time`` and ``end_time``, both required; else the problems a 422 lists."""
+        problems: list[dict[str, Any]] = []
+        times: list[datetime] = []
+        for key in ("start_time", "end_time"):
+            raw = request.query.get(key)
+            if raw is None:
+                problems.append(_problem(["query", key], "field required", "value_error.missing"))
+            elif (parsed := _parse_time(raw)) is None:
+                problems.append(_problem(["query", key], "invalid datetime format", "value_error.datetime"))
+            else:
+                times.append(parsed)
+        return ((times[0], times[1]) if not problems else None), problems
+
+    def _in_window(self, run: EmuRun, window: tuple[datetime, datetime]) -> bool:
+        return window[0].timestamp() <= run.created_at <= window[1].timestamp()
+
+    def _start(self, river: str, variables: Any) -> EmuRun:
+        parameters = dict(variables) if isinstance(variables, dict) else {}
+        run = self.state.start_run(river, parameters, run_id=self.state.new_id("hex"))
+        run.extra["run_group_id"] = self.state.new_id("hex")
+        return run
+
+    def _name(self, river: str) -> str:
+        return self.river_names.get(river, river)
+
+    # -- legacy documents -------------------------------------------------------------------
+
+    def _task_code(self, run: EmuRun, task: str, index: int, now: float) -> str:
+        phase = run.phase(now)
+        if phase == "queued":
+            return "W"
+        if phase == "running":
+            # tasks run one after the other across the running time
+            share = run.outcome.running_s / max(len(run.outcome.tasks), 1)
+            current = int((now - run.started_at()) // share) if share > 0 else 0
+            return "D" if index < current else "R" if index == current else "W"
+        if phase == "succeeded":
+            return "F" if task in run.outcome.failed_tasks else "D"
+        if phase == "canceled":
+            return "F"
+        return "F" if run.task_phase(task, now) == "failed" else "D"
+
+    def _legacy_code(self, run: EmuRun, now: float) -> str | None:
+        phase = run.phase(now)
+        if phase == "queued":
+            if self.omit_waiting_status:
+                return None
+            return "W" if now - run.created_at < run.outcome.queued_s / 2 else "P"
+        return {"running": "R", "succeeded": "D", "failed": self.failure_code, "canceled": "F"}[phase]
+
+    def _check_run(self, run: EmuRun) -> dict[str, Any]:
+        """The seed document's shape, key for key."""
+        now = self.state.now()
+        phase = run.phase(now)
+        name = self._name(run.job)
+        tasks = []
+        for index, task in enumerate(run.outcome.tasks):
+            code = self._task_code(run, task, index, now)
+            text = f"{task} {_TASK_TEXT[code]}"
+            if code == "F" and phase == "canceled":
+                text = f"{task} Canceled"
+            elif code == "F" and run.outcome.message:
+                text = f"{text}: {run.outcome.message}"
+            tasks.append({"task_status": code, "task_status_message": text})
+        body: dict[str, Any] = {"tasks_status": tasks, "run_insert_date": _ms(run.created_at)}
+        ended = run.ended_at(now)
+        if ended is not None:
+            body["run_end_date"] = _ms(ended)
+        river_code = self._legacy_code(run, now)
+        if river_code is not None:
+            body["river_run_status"] = river_code
+        if phase == "failed":
+            message = run.outcome.message or f"River {name} Failed"
+            body["river_run_message"] = message
+            body["error_description"] = message
+        elif phase == "canceled":
+            body["river_run_message"] = f"River {name} was canceled by a user"
+            body["error_description"] = "Run canceled"
+        else:
+            said = {"queued": "is waiting to run", "running": "is running", "succeeded": "Done Successfully"}
+            body["river_run_message"] = f"River {name} {said[phase]}"
+        return body
+
+    # -- v1 documents -----------------------------------------------------------------------
+
+    def _partial(self, run: EmuRun, now: float) -> bool:
+        return run.phase(now) == "succeeded" and bool(run.outcome.failed_tasks)
+
+    def _v1_status(self, run: EmuRun, now: float) -> str:
+        phase = run.phase(now)
+        if phase == "succeeded":
+            spelling = self.success_spelling
+            return f"partially {spelling}" if self._partial(run, now) else spelling
+        return _V1_STATUS[phase]
+
+    def _v1_run(self, run: EmuRun) -> dict[str, Any]:
+        now = self.state.now()
+        phase = run.phase(now)
+        ended = run.ended_at(now)
+        body: dict[str, Any] = {
+            "run_id": run.run_id,
+            "river_cross_id": run.job,
+            "run_group_id": run.extra.setdefault("run_group_id", self.state.new_id("hex")),
+            "datasource_id": "emulated",
+            "status": self._v1_status(run, now),
+            "source_name": self._name(run.job),
+            "target_name": None,
+            "start_date_utc": None if phase == "queued" else _iso(min(run.started_at(), ended or now)),
+            "end_date_utc": _iso(ended),
+            "error_description": None,
+            "units": 0.25 if ended is not None else 0.0,
+        }
+        if phase == "failed":
+            body["error_description"] = run.outcome.message or f"River {self._name(run.job)} failed"
+        elif phase == "canceled":
+            body["error_description"] = "Run canceled by a user"
+        if self._partial(run, now):
+            body["warning"] = f"Targets not loaded: {', '.join(run.outcome.failed_tasks)}"
+        return body
+
+    def _statistics(self, runs: Iterable[EmuRun]) -> dict[str, Any]:
+        now = self.state.now()
+        counts: dict[str, int] = {}
+        units = 0.0
+        total = 0
+        for run in runs:
+            label = _STAT_STATUS[run.phase(now)]
+            if self._partial(run, now):
+                label = "partially succeed"
+            counts[label] = counts.get(label, 0) + 1
+            units += 0.25 if run.ended_at(now) is not None else 0.0
+            total += 1
+        head: dict[str, Any] = {"units": units, "total_runs": total}
+        if self.stats_shape == "flat":
+            return {**head, **counts}
+        if self.stats_shape == "dict":
+            return {**head, "runs_statuses": counts}
+        return {**head, "runs_statuses": [{"status": s, "count": n} for s, n in counts.items()]}
+
+    # -- legacy handlers --------------------------------------------------------------------
+
+    async def on_me(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        return json_response({"account_id": self.account_id, "environment_id": self.environment_id})
+
+    async def on_run(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        body = await read_body(request)
+        river = str(body.get("river_id") or "").strip() if isinstance(body, dict) else ""
+        if not river:
+            return _message("river_id is required", 400)
+        if (unknown := self._unknown_river(river)) is not None:
+            return unknown
+        run = self._start(river, body.get("variables"))
+        return json_response({"run_id": run.run_id, "river_id": river})
+
+    async def on_check_run(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        run_id = request.query.get("run_id", "").strip()
+        if not run_id:
+            return _message("run_id is required", 400)
+        run = self._run_of(run_id)
+        if run is None:
+            return _message(f"Run {run_id} was not found", 404)
+        return json_response(self._check_run(run))
+
+    async def on_cancel(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        body = await read_body(request)
+        run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
+        if not run_id:
+            return _message("run_id is required", 400)
+        return self._cancel(self._run_of(run_id), run_id)
+
+    async def on_logs(self, request: web.Request) -> web.StreamResponse:
+        """The log download: a query is started (202 + ``queryid``), polled with ``queryId``, then 200 CSV."""
+        if (refused := self._refused(request)) is not None:
+            return refused
+        run_id = request.query.get("id", "").strip()
+        if not run_id:
+            return _message("id is required", 400)
+        run = self._run_of(run_id)
+        if run is None:
+            return _message(f"Run {run_id} was not found", 404)
+        query_id = request.query.get("queryId") or request.query.get("queryid") or request.headers.get("queryid")
+        if not query_id:
+            query_id = self.state.new_id("hex")
+            self._log_queries[query_id] = _LogQuery(run_id, self.log_polls)
+            return json_response({"message": "Downloading logs is still in progress"}, 202, {"queryid": query_id})
+        query = self._log_queries.get(query_id)
+        if query is None or query.run_id != run_id:
+            return _message(f"Logs query {query_id} was not found", 404)
+        if query.remaining > 0:
+            query.remaining -= 1
+            return json_response({"message": "Downloading logs is still in progress"}, 202, {"queryid": query_id})
+        return web.Response(text=self._log_csv(run), content_type="text/csv", headers={"queryid": query_id})
+
+    def _log_csv(self, run: EmuRun) -> str:
+        lines = ["time,level,message"]
+        stamp = _iso(run.created_at)
+        for task in self._check_run(run)["tasks_status"]:
+            level = "ERROR" if task["task_status"] == "F" else "INFO"
+            lines.append(f"{stamp},{level},{task['task_status_message'].replace(',', ' ')}")
+        return "\r\n".join(lines) + "\r\n"
+
+    # -- v1 handlers ------------------------------------------------------------------------
+
+    async def on_v1_run(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._v1_refused(request)) is not None:
+            return refused
+        river = request.match_info["river"]
+        if (unknown := self._unknown_river(river)) is not None:
+            return unknown
+        body = await read_body(request)
+        run = self._start(river, body.get("variables") if isinstance(body, dict) else None)
+        return json_response(
+            {
+                "run_group_id": run.extra["run_group_id"],
+                "river_cross_id": river,
+                "runs": [
+                    {"run_id": run.run_id, "river_cross_id": river, "status": self._v1_status(run, run.created_at)}
+                ],
+            },
+            202,
+        )
+
+    async def on_v1_status(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._v1_refused(request)) is not None:
+            return refused
+        river, run_id = request.match_info["river"], request.match_info["run"]
+        if (unknown := self._unknown_river(river)) is not None:
+            return unknown
+        run = self._run_of(run_id, river)
+        if run is None:
+            return _message(f"Run {run_id} of river {river} was not found", 404)
+        return json_response(self._v1_run(run))
+
+    async def on_v1_runs(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._v1_refused(request)) is not None:
+            return refused
+        window, problems = self._window(request)
+        paging, more_problems = self._paging(request)
+        if window is None or paging is None:
+            return _invalid(*problems, *more_problems)
+        river = request.match_info["river"]
+        if (unknown := self._unknown_river(river)) is not None:
+            return unknown
+        page, per_page = paging
+        runs = [r for r in self.state.runs_of(river) if self._in_window(r, window)]
+        chunk = runs[(page - 1) * per_page : page * per_page]
+        more = page * per_page < len(runs)
+        following: int | str | None = page + 1 if more else None
+        if following is not None and self.next_page_as_string:
+            following = str(following)
+        return json_response(
+            {
+                "items": [self._v1_run(r) for r in chunk],
+                "next_page": following,
+                "page": page,
+                "total_items": len(runs),
+                "items_per_page": per_page,
+            }
+        )
+
+    def _paging(self, request: web.Request) -> tuple[tuple[int, int] | None, list[dict[str, Any]]]:
+        """``page`` ≥ 1 and ``items_per_page`` in 1..200; else the problems a 422 lists."""
+        problems: list[dict[str, Any]] = []
+        values: dict[str, int] = {}
+        for key, default, high in (("page", 1, None), ("items_per_page", 50, _MAX_PER_PAGE)):
+            raw = request.query.get(key)
+            try:
+                value = default if raw is None else int(raw)
+            except ValueError:
+                problems.append(_problem(["query", key], "value is not a valid integer", "type_error.integer"))
+                continue
+            if value < 1:
+                problems.append(_problem(["query", key], "ensure this value is greater than or equal to 1",
+                                         "value_error.number.not_ge"))
+            elif high is not None and value > high:
+                problems.append(_problem(["query", key], f"ensure this value is less than or equal to {high}",
+                                         "value_error.number.not_le"))
+            values[key] = value
+        return ((values["page"], values["items_per_page"]) if not problems else None), problems
+
+    async def on_v1_cancel(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._v1_refused(request)) is not None:
+            return refused
+        river = request.match_info["river"]
+        body = await read_body(request)
+        run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
+        if not run_id:
+            return _invalid(_problem(["body", "run_id"], "field required", "value_error.missing"))
+        if (unknown := self._unknown_river(river)) is not None:
+            return unknown
+        return self._cancel(self._run_of(run_id, river), run_id)
+
+    def _cancel(self, run: EmuRun | None, run_id: str) -> web.Response:
+        if run is None:
+            return _message(f"Run {run_id} was not found", 404)
+        if not self.state.cancel(run):
+            return _message(f"Run {run_id} is not running any more ({run.phase(self.state.now())})", 400)
+        if self.cancel_answer == "no_content":
+            return web.Response(status=204)
+        if self.cancel_answer == "empty":
+            return web.Response(status=200)
+        return json_response({"run_id": run_id, "message": "Run cancellation requested"})
+
+    async def on_v1_stats(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._v1_refused(request)) is not None:
+            return refused
+        window, problems = self._window(request)
+        if window is None:
+            return _invalid(*problems)
+        runs = [r for r in self.state.runs.values() if self._in_window(r, window)]
+        return json_response(self._statistics(runs))
+
+    async def on_v1_river_stats(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._v1_refused(request)) is not None:
+            return refused
+        window, problems = self._window(request)
+        if window is None:
+            return _invalid(*problems)
+        river = request.match_info["river"]
+        if (unknown := self._unknown_river(river)) is not None:
+            return unknown
+        return json_response(self._statistics(r for r in self.state.runs_of(river) if self._in_window(r, window)))
+
+    async def on_v1_activate(self, request: web.Request) -> web.StreamResponse:
+        return await self._switch(request, "activate_river", True)
+
+    async def on_v1_disable(self, request: web.Request) -> web.StreamResponse:
+        return await self._switch(request, "disable_river", False)
+
+    async def _switch(self, request: web.Request, kind: str, active: bool) -> web.StreamResponse:
+        if (refused := self._v1_refused(request)) is not None:
+            return refused
+        river = request.match_info["river"]
+        if (unknown := self._unknown_river(river)) is not None:
+            return unknown
+        if not self.async_operations:
+            self.active[river] = active
+            return web.Response(status=204)
+        operation = _Operation(self.state.new_id("hex"), kind, river, active, self.operation_polls,
+                               self.operation_error)
+        self.operations[operation.operation_id] = operation
+        return json_response({"operation_id": operation.operation_id}, 202)
+
+    async def on_v1_operation(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._v1_refused(request)) is not None:
+            return refused
+        operation = self.operations.get(request.match_info["operation"])
+        if operation is None:
+            return _message(f"Operation {request.match_info['operation']} was not found", 404)
+        if operation.status == "W":
+            if operation.remaining > 0:
+                operation.remaining -= 1
+            elif operation.error:
+                operation.status = "E"
+            else:
+                operation.status = "D"
+                self.active[operation.river] = operation.active
+        return json_response(
+            {
+                "operation_id": operation.operation_id,
+                "operation_type": operation.kind,
+                "river_id": operation.river,
+                "status": operation.status,
+                "error_message": operation.error if operation.status == "E" else None,
+            }
+        )
+

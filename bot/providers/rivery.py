@@ -1,0 +1,596 @@
+"""Rivery (Boomi Data Integration): run a river and follow it, through the legacy or the v1 API.
+
+Two APIs, one client, chosen per connection with ``api``:
+
+- **legacy** (``https://console.rivery.io/api``, the default): ``POST run``, ``GET check_run``,
+  ``POST run/cancel``. Only run, status and cancel exist there.
+- **v1** (``https://api.rivery.io``, regional hosts alike): everything under
+  ``v1/accounts/{account}/environments/{env}``: run, one run, the runs of a river (paged), cancel,
+  activity statistics, and enabling or disabling a river (answered at once with 204, or later through
+  an operation that is polled).
+
+Both take a static Bearer token made by an account admin. A 401 is final (``HttpCaller`` never retries
+it). Status codes of both APIs go through one ``map_status``; the raw code and Rivery's message stay on
+every ``RunStatus``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Generator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+import httpx
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from bot.errors import (
+    OperationNotSupported,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRejected,
+    ProviderResponseError,
+    ProviderUnavailable,
+)
+from bot.models import RunState, RunStatus, Stats, TaskStatus, Triggered
+from bot.providers._http import Call, RetryPolicy, Sleep
+from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
+
+__all__ = ["Client", "Connection", "Job", "map_status", "parse_check_run", "parse_statistics", "parse_v1_run"]
+
+LEGACY_BASE_URL = "https://console.rivery.io/api"
+V1_BASE_URL = "https://api.rivery.io"
+CONSOLE_URL = "https://console.rivery.io"
+
+_STATES: dict[str, RunState] = {
+    # legacy one-letter codes; a missing code means the run is still waiting
+    "": RunState.QUEUED,
+    "w": RunState.QUEUED,
+    "p": RunState.QUEUED,
+    "r": RunState.RUNNING,
+    "d": RunState.SUCCEEDED,
+    "f": RunState.FAILED,
+    "e": RunState.FAILED,
+    # v1 run statuses, and the spellings the activities filters use
+    "pending": RunState.QUEUED,
+    "running": RunState.RUNNING,
+    "succeeded": RunState.SUCCEEDED,
+    "succeed": RunState.SUCCEEDED,
+    "partially succeeded": RunState.SUCCEEDED,
+    "partially succeed": RunState.SUCCEEDED,
+    "failed": RunState.FAILED,
+    "canceled": RunState.CANCELED,
+    "cancelled": RunState.CANCELED,
+    "skipped": RunState.CANCELED,
+}
+
+_PARTIAL = frozenset({"partially succeeded", "partially succeed"})
+_V1_ONLY = frozenset({Capability.LIST_RUNS, Capability.STATS, Capability.ENABLE, Capability.DISABLE})
+# statuses of an asynchronous operation (activate/disable): "W" working, "D" done, "E" error
+_OPERATION_DONE = frozenset({"d", "done", "succeeded", "success", "completed", "finished"})
+_OPERATION_FAILED = frozenset({"e", "error", "f", "failed"})
+# the bot's clock and Rivery's may disagree a little: the end of a listing window reaches past "now"
+_CLOCK_SKEW = timedelta(minutes=5)
+_MAX_PAGES = 100  # a cursor that never ends must not keep us listing for ever
+_PAGE_SIZE = 200  # the most the runs endpoint allows
+
+
+def _key(raw: str | None) -> str:
+    return " ".join((raw or "").strip().lower().replace("_", " ").split())
+
+
+def map_status(raw: str | None) -> RunState:
+    """Rivery status (legacy code or v1 word) → normalized state; case-insensitive, unknown → UNKNOWN.
+
+    A missing legacy status means the run is still waiting (PROVIDERS.md), hence ``""`` → QUEUED.
+    """
+    return _STATES.get(_key(raw), RunState.UNKNOWN)
+
+
+# -- configuration --------------------------------------------------------------------------
+
+
+class Connection(ConnectionConfig):
+    provider: Literal["rivery"] = "rivery"
+    base_url: str = Field(
+        default=LEGACY_BASE_URL,
+        description="legacy: https://console.rivery.io/api (or the EU console's); v1: https://api.rivery.io "
+        "or the regional API host. Defaults by `api`.",
+    )
+    api: Literal["legacy", "v1"] = Field(default="legacy", description="which Rivery API this connection uses")
+    api_token: SecretStr = Field(description="an API token with river:execute (and river:list for v1 listing)")
+    account_id: str | None = Field(default=None, description="required for the v1 API")
+    environment_id: str | None = Field(default=None, description="required for the v1 API")
+    console_url: str | None = Field(default=CONSOLE_URL, description="the Rivery console, for links on cards")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_base_url(cls, data: Any) -> Any:
+        """Without a base_url, each API has its US host: a v1 connection must not talk to the console's /api."""
+        if isinstance(data, dict) and not data.get("base_url"):
+            return {**data, "base_url": V1_BASE_URL if data.get("api") == "v1" else LEGACY_BASE_URL}
+        return data
+
+    @model_validator(mode="after")
+    def _v1_needs_account_and_environment(self) -> Connection:
+        if self.api == "v1":
+            missing = [name for name in ("account_id", "environment_id") if not (getattr(self, name) or "").strip()]
+            if missing:
+                raise ValueError(
+                    f"a Rivery connection with api: v1 needs {' and '.join(missing)}: every v1 path is "
+                    "/v1/accounts/<account_id>/environments/<environment_id>/…; copy both ids from the Rivery "
+                    "console URL, or use api: legacy"
+                )
+        return self
+
+
+class Job(JobConfig):
+    river_id: str = Field(description="the river id: the part after /river/ in the Rivery console URL")
+
+    @field_validator("river_id")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        if not value:
+            raise ValueError("river_id must not be empty: copy it from the console URL, after /river/")
+        return value
+
+    def describe(self) -> str:
+        return f"river {self.river_id}"
+
+
+class _Bearer(httpx.Auth):
+    """The static API token as a Bearer header."""
+
+    def __init__(self, token: SecretStr) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        yield request
+
+
+# -- parsing (pure functions, so the seed's samples can be fed to them verbatim) -------------------
+
+
+def _when(value: Any) -> datetime | None:
+    """A Rivery time: epoch milliseconds (legacy), epoch seconds, or an ISO 8601 / RFC 3339 string."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    number: float | None = None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if number is None:
+        return None
+    seconds = number / 1000.0 if number > 1e11 else number  # 1e11 s is the year 5138: it must be ms
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _text(body: Mapping[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = body.get(key)
+        if value not in (None, ""):
+            return str(value).strip()
+    return ""
+
+
+def _duration(started: datetime | None, ended: datetime | None) -> timedelta | None:
+    if started is None or ended is None or ended < started:
+        return None
+    return ended - started
+
+
+def parse_check_run(body: Mapping[str, Any], run_id: str) -> RunStatus:
+    """A legacy ``check_run`` answer → RunStatus.
+
+    ``river_run_status`` (missing while waiting), ``river_run_message``, ``error_description`` on errors,
+    ``tasks_status: [{task_status, task_status_message}]``, ``run_insert_date``/``run_end_date`` in epoch ms.
+    """
+    raw = str(body.get("river_run_status") or "").strip()
+    state = map_status(raw)
+    words = [_text(body, "river_run_message"), _text(body, "error_description")]
+    message = " — ".join(dict.fromkeys(w for w in words if w))
+    if state is RunState.FAILED and not message:
+        message = "Rivery reports the run failed without a message: see the run in the Rivery console."
+    tasks: list[TaskStatus] = []
+    items = body.get("tasks_status")
+    for number, item in enumerate(items if isinstance(items, list) else [], 1):
+        if not isinstance(item, dict):
+            continue
+        task_raw = str(item.get("task_status") or "").strip()
+        tasks.append(
+            TaskStatus(
+                # the answer names no task; its message does ("load to bq batches Done Successfully")
+                name=_text(item, "task_name", "name") or f"task {number}",
+                state=map_status(task_raw),
+                raw_status=task_raw,
+                message=_text(item, "task_status_message"),
+            )
+        )
+    started = _when(body.get("run_insert_date"))
+    ended = _when(body.get("run_end_date"))
+    return RunStatus(
+        run_id=_text(body, "run_id") or run_id,
+        state=state,
+        raw_status=raw,
+        message=message,
+        tasks=tuple(tasks),
+        started_at=started,
+        ended_at=ended,
+        duration=_duration(started, ended),
+    )
+
+
+def parse_v1_run(body: Mapping[str, Any], run_id: str = "") -> RunStatus:
+    """One v1 run (``GET …/runs/{run_id}`` or an item of the runs list) → RunStatus.
+
+    Field names beyond ``run_id`` and ``status`` are read in the spellings seen in Rivery's activities
+    schemas (``start_date_utc``, ``error_description``) and the obvious alternatives.
+    """
+    raw = _text(body, "status", "run_status")
+    state = map_status(raw)
+    message = _text(body, "error_description", "error_message", "message", "status_message")
+    warning = _text(body, "warning", "warning_message")
+    if _key(raw) in _PARTIAL and not warning:
+        warning = "Rivery reports the run only partially succeeded: some targets may not have loaded."
+    if state is RunState.FAILED and not message:
+        message = "Rivery reports the run failed without a message: see the run in the Rivery console."
+    started = _when(body.get("start_date_utc") or body.get("start_time") or body.get("run_start_time"))
+    ended = _when(body.get("end_date_utc") or body.get("end_time") or body.get("run_end_time"))
+    extra = {k: str(body[k]) for k in ("run_group_id", "river_cross_id") if body.get(k) not in (None, "")}
+    return RunStatus(
+        run_id=_text(body, "run_id") or run_id,
+        state=state,
+        raw_status=raw,
+        message=message,
+        started_at=started,
+        ended_at=ended,
+        duration=_duration(started, ended),
+        warning=warning,
+        extra=extra,
+    )
+
+
+_STATS_KEYS = ("runs_statuses", "statuses", "status_counts", "counts", "by_status", "runs", "items",
+               "statistics", "data")
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def parse_statistics(body: Any, _depth: int = 0) -> dict[RunState, int]:
+    """Run counts per normalized state from an ``activities_statistics`` answer.
+
+    The answer's shape is not documented; tolerated are a list of ``{status, count}``, a mapping of
+    status → count, either of them under a key such as ``runs_statuses`` or ``statuses``, and a flat
+    object whose status-named keys hold counts.
+    """
+    counts: dict[RunState, int] = {}
+    if isinstance(body, list):
+        for item in body:
+            if not isinstance(item, dict):
+                continue
+            raw = _text(item, "status", "run_status", "name")
+            number = next((n for k in ("count", "runs", "total", "value", "amount")
+                           if (n := _count(item.get(k))) is not None), None)
+            if raw and number is not None:
+                state = map_status(raw)
+                counts[state] = counts.get(state, 0) + number
+        return counts
+    if not isinstance(body, dict) or _depth > 3:
+        return counts
+    for key in _STATS_KEYS:
+        nested = body.get(key)
+        if isinstance(nested, list | dict):
+            found = parse_statistics(nested, _depth + 1)
+            if found:
+                return found
+    for raw, value in body.items():
+        number = _count(value)
+        state = map_status(str(raw))
+        if number is not None and str(raw).strip() and state is not RunState.UNKNOWN:
+            counts[state] = counts.get(state, 0) + number
+    return counts
+
+
+def _rfc3339(when: datetime) -> str:
+    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+# -- the client -----------------------------------------------------------------------------
+
+
+class Client(ProviderClient[Connection, Job]):
+    provider: ClassVar[str] = "rivery"
+    display_name: ClassVar[str] = "Rivery"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CANCEL, Capability.LIST_RUNS, Capability.STATS, Capability.ENABLE, Capability.DISABLE}
+    )
+    #: how many times an asynchronous enable/disable operation is checked, and how far apart (seconds)
+    operation_checks: ClassVar[int] = 10
+    operation_interval: ClassVar[float] = 2.0
+
+    def __init__(
+        self,
+        name: str,
+        connection: Connection,
+        *,
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        super().__init__(name, connection, http=http, retry=retry, sleep=sleep)
+        self._sleep = sleep
+        #: the bot's clock, for the end of listing windows; replaceable in tests
+        self.now: Callable[[], datetime] = _utcnow
+
+    def _auth(self) -> httpx.Auth:
+        return _Bearer(self.connection.api_token)
+
+    @property
+    def legacy(self) -> bool:
+        return self.connection.api == "legacy"
+
+    def offered(self) -> frozenset[Capability]:
+        """The legacy API has run, status and cancel only."""
+        return frozenset({Capability.CANCEL}) if self.legacy else self.capabilities
+
+    def _unsupported(self, capability: Capability) -> OperationNotSupported:
+        if not (self.legacy and capability in _V1_ONLY):
+            return super()._unsupported(capability)
+        return OperationNotSupported(
+            f"Connection {self.name} uses Rivery's legacy API, which has no '{capability.value}' operation "
+            "(it offers run, status and cancel). Use a v1 connection for it: api: v1, base_url "
+            f"{V1_BASE_URL} (or your region's API host), account_id and environment_id.",
+            provider=self.display_name,
+            connection=self.name,
+        )
+
+    def _error_text(self, response: httpx.Response) -> str:
+        """v1 validation errors are ``{"detail": [{loc, msg, type}]}``: show "start_time: field required"."""
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            return super()._error_text(response)
+        detail = body.get("detail") if isinstance(body, dict) else None
+        if isinstance(detail, list) and detail:
+            return "; ".join(_detail_line(item) for item in detail[:5])
+        return super()._error_text(response)
+
+    # -- paths and calls --------------------------------------------------------------------
+
+    def _v1(self, *parts: str) -> str:
+        account = quote(self.connection.account_id or "", safe="")
+        environment = quote(self.connection.environment_id or "", safe="")
+        rest = "/".join(quote(p, safe="") for p in parts)
+        return f"v1/accounts/{account}/environments/{environment}/{rest}"
+
+    def _river(self, job: Job, *parts: str) -> str:
+        return self._v1("rivers", job.river_id, *parts)
+
+    async def _send(self, call: Call, job: Job | None, run_id: str | None = None) -> httpx.Response:
+        """Send through HttpCaller; a 404 becomes a message that says what to check."""
+        try:
+            return await self.caller.send(call)
+        except ProviderNotFound as err:
+            raise self._not_found(err, job, run_id) from None
+
+    async def _fetch(self, call: Call, job: Job | None, run_id: str | None = None) -> Any:
+        return self.caller.decode(await self._send(call, job, run_id), call)
+
+    def _not_found(self, err: ProviderError, job: Job | None, run_id: str | None) -> ProviderError:
+        what = f"run {run_id} of river {job.river_id}" if job and run_id else job.describe() if job else "it"
+        advice = (
+            f"Check river_id '{job.river_id}' in pipelines.yml (the id after /river/ in the Rivery console URL)"
+            if job
+            else "Check the connection's settings"
+        )
+        if not self.legacy:
+            advice += f", and account_id/environment_id of connection {self.name}"
+        return self.caller.error(
+            ProviderNotFound, f"Rivery does not know {what}. {err} {advice}.", status_code=err.status_code
+        )
+
+    def _bad_answer(self, call: Call, body: Any, missing: str) -> ProviderError:
+        return self.caller.error(
+            ProviderResponseError,
+            f"Rivery's answer when asked to {call.what} has no {missing}: {str(body)[:200]!r}",
+        )
+
+    # -- trigger and status -----------------------------------------------------------------
+
+    def _trigger_body(self, parameters: Mapping[str, str]) -> dict[str, Any]:
+        # ASSUMPTION: run parameters are Rivery river variables, sent as a "variables" object next to the
+        # river id; neither API documents a body beyond {"river_id"} (legacy) or none (v1).
+        return {"variables": dict(parameters)} if parameters else {}
+
+    async def trigger(self, job: Job, parameters: Mapping[str, str]) -> Triggered:
+        if self.legacy:
+            call = Call("POST", "run", f"run {job.describe()}", idempotent=False,
+                        json={"river_id": job.river_id, **self._trigger_body(parameters)})
+            body = await self._fetch(call, job)
+            run_id = _text(body, "run_id", "river_run_id") if isinstance(body, dict) else ""
+            if not run_id:
+                raise self._bad_answer(call, body, "run_id (the run may have started: check the Rivery console)")
+            status = parse_check_run(body, run_id) if "river_run_status" in body else None
+            return Triggered(run_id=run_id, status=status)
+        call = Call("POST", self._river(job, "run"), f"run {job.describe()}", idempotent=False,
+                    json=self._trigger_body(parameters) or None)
+        body = await self._fetch(call, job)
+        runs = body.get("runs") if isinstance(body, dict) else None
+        first = runs[0] if isinstance(runs, list) and runs and isinstance(runs[0], dict) else {}
+        run_id = _text(first, "run_id") or (_text(body, "run_id") if isinstance(body, dict) else "")
+        if not run_id:
+            raise self._bad_answer(call, body, "runs[0].run_id (the run may have started: check the Rivery console)")
+        if "status" not in first:
+            return Triggered(run_id=run_id)
+        status = parse_v1_run({"run_group_id": body.get("run_group_id"), **first}, run_id)
+        return Triggered(run_id=run_id, status=status)
+
+    async def get_status(self, job: Job, run_id: str) -> RunStatus:
+        what = f"check run {run_id} of {job.describe()}"
+        if self.legacy:
+            call = Call("GET", "check_run", what, params={"run_id": run_id})
+        else:
+            call = Call("GET", self._river(job, "runs", run_id), what)
+        body = await self._fetch(call, job, run_id)
+        if not isinstance(body, dict):
+            raise self._bad_answer(call, body, "run status")
+        return parse_check_run(body, run_id) if self.legacy else parse_v1_run(body, run_id)
+
+    def console_url(self, job: Job, run_id: str | None = None) -> str | None:
+        base = self.connection.console_url
+        return f"{base.rstrip('/')}/#/river/{quote(job.river_id, safe='')}" if base else None
+
+    # -- optional operations ----------------------------------------------------------------
+
+    async def cancel(self, job: Job, run_id: str) -> None:
+        """Ask Rivery to stop a run. Answered 200 (any body, or none) or 204: the body is not read.
+
+        Sent as idempotent: asking twice to cancel the same run does no harm, unlike a second trigger.
+        """
+        what = f"cancel run {run_id} of {job.describe()}"
+        path = "run/cancel" if self.legacy else self._river(job, "cancel_run")
+        await self._send(Call("POST", path, what, json={"run_id": run_id}), job, run_id)
+
+    async def list_runs(self, job: Job, *, since: datetime, limit: int = 50) -> list[RunStatus]:
+        """Runs of a river started since ``since``, newest first, following pages up to ``limit``."""
+        if self.legacy:
+            raise self._unsupported(Capability.LIST_RUNS)
+        if limit <= 0:
+            return []
+        base = {
+            "start_time": _rfc3339(since),
+            "end_time": _rfc3339(self.now() + _CLOCK_SKEW),
+            "items_per_page": min(_PAGE_SIZE, limit),
+        }
+        what = f"list runs of {job.describe()}"
+        runs: list[RunStatus] = []
+        page: Any = 1
+        asked: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            asked.add(str(page))
+            call = Call("GET", self._river(job, "runs"), what, params={**base, "page": page})
+            body = await self._fetch(call, job)
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise self._bad_answer(call, body, "items")
+            runs.extend(parse_v1_run(item) for item in items if isinstance(item, dict) and item.get("run_id"))
+            total = _count(body.get("total_items"))
+            following = body.get("next_page")
+            if (
+                len(runs) >= limit
+                or not items
+                or following in (None, "", False)
+                or str(following) in asked
+                or (total is not None and len(runs) >= total)
+            ):
+                break
+            page = following
+        runs.sort(key=lambda r: r.started_at or r.ended_at or _OLDEST, reverse=True)
+        return runs[:limit]
+
+    async def stats(self, job: Job | None, *, start: datetime, end: datetime) -> Stats:
+        """Run counts per state over a period: of one river, or of the whole environment (``job`` None)."""
+        if self.legacy:
+            raise self._unsupported(Capability.STATS)
+        if job is None:
+            path, what = self._v1("activities_statistics"), "read the environment's activity statistics"
+        else:
+            path, what = self._river(job, "activities_statistics"), f"read the statistics of {job.describe()}"
+        params = {"start_time": _rfc3339(start), "end_time": _rfc3339(end)}
+        body = await self._fetch(Call("GET", path, what, params=params), job)
+        if not isinstance(body, dict | list):
+            raise self._bad_answer(Call("GET", path, what), body, "statistics")
+        raw: dict[str, object] = dict(body) if isinstance(body, dict) else {"items": body}
+        return Stats(start=start, end=end, counts=parse_statistics(body), raw=raw)
+
+    async def enable(self, job: Job) -> None:
+        await self._switch(job, Capability.ENABLE, "activate_river", "enable")
+
+    async def disable(self, job: Job) -> None:
+        await self._switch(job, Capability.DISABLE, "disable_river", "disable")
+
+    async def _switch(self, job: Job, capability: Capability, action: str, verb: str) -> None:
+        """204: done. 202 ``{operation_id}``: Rivery works on it; check the operation until it ends."""
+        if self.legacy:
+            raise self._unsupported(capability)
+        what = f"{verb} {job.describe()}"
+        # idempotent: enabling an enabled river changes nothing, so a retry after a 5xx is safe
+        response = await self._send(Call("POST", self._river(job, action), what), job)
+        operation = _operation_id(response)
+        if operation:
+            await self._wait_for(operation, job, what)
+
+    async def _wait_for(self, operation: str, job: Job, what: str) -> None:
+        status = ""
+        for check in range(1, self.operation_checks + 1):
+            call = Call("GET", self._v1("operations", operation), f"check operation {operation} ({what})")
+            body = await self._fetch(call, job)
+            status = _text(body, "status", "operation_status") if isinstance(body, dict) else ""
+            if _key(status) in _OPERATION_DONE:
+                return
+            if _key(status) in _OPERATION_FAILED:
+                reason = (_text(body, "error_message", "error", "message") if isinstance(body, dict) else "") or (
+                    f"operation {operation} ended in error"
+                )
+                raise self.caller.error(ProviderRejected, f"Rivery could not {what}: {reason}.")
+            if check < self.operation_checks:
+                await self._sleep(self.operation_interval)
+        raise self.caller.error(
+            ProviderUnavailable,
+            f"Rivery has not finished to {what} after {self.operation_checks} checks (operation {operation}, "
+            f"last status {status or 'none'!r}). Look at the river in the Rivery console before trying again.",
+        )
+
+
+def _detail_line(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    loc = item.get("loc")
+    parts = [str(p) for p in loc if p not in ("query", "body", "path")] if isinstance(loc, list) else []
+    field = ".".join(parts)
+    message = str(item.get("msg") or item.get("message") or item.get("type") or "invalid")
+    return f"{field}: {message}" if field else message
+
+
+def _operation_id(response: httpx.Response) -> str:
+    """The operation to wait for, when Rivery answered 202 with one; empty when the change is done."""
+    if response.status_code == 204 or not response.content.strip():
+        return ""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return ""
+    return _text(body, "operation_id") if isinstance(body, dict) else ""

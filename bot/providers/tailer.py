@@ -1,0 +1,668 @@
+"""Tailer: launch table-to-table jobs, read runs, enable/disable/archive configurations, reset workflows.
+
+Every Tailer call is a POST with a JSON body naming the job (``account``, ``environment``,
+``configuration_type``, ``configuration_id``) and an ``action``. Status and list calls only read, so
+they are sent as idempotent (retried); a launch is sent once, and so is a configuration or workflow
+change (a person clicked: a failure is reported rather than repeated).
+
+Authentication is a bearer JWT: either a static one from ``tailer auth get-token`` (it lasts about an
+hour, then Tailer answers 401 and the person must paste a new one), or a Google service-account key
+from which the bot signs its own RS256 JWTs and renews them before they expire.
+
+Tailer has no cancel. For table-to-table configurations the ``configuration_id`` Tailer knows ends
+with ``_<ENVIRONMENT>``; the bot adds it, so pipelines.yml may hold the id as written in the job's
+JSON file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from bot.errors import (
+    ConfigError,
+    OperationNotSupported,
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRejected,
+    ProviderResponseError,
+    TriggerOutcomeUnknown,
+)
+from bot.models import RunState, RunStatus, Triggered
+from bot.providers._http import Call, RetryPolicy, Sleep
+from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
+
+__all__ = [
+    "Client",
+    "Connection",
+    "Job",
+    "ServiceAccountAuth",
+    "ServiceAccountKey",
+    "answer_error",
+    "map_status",
+    "mint_jwt",
+    "parse_duration",
+    "parse_launch",
+    "parse_results",
+    "parse_run",
+]
+
+DEFAULT_BASE_URL = "https://tailer-api-nqonovswsq-ew.a.run.app"
+
+_STATES = {
+    "WAITING": RunState.QUEUED,
+    "RUNNING": RunState.RUNNING,
+    "SUCCESS": RunState.SUCCEEDED,
+    "FAILED": RunState.FAILED,
+    "NO_MATCH": RunState.FAILED,
+    "DEACTIVATED": RunState.CANCELED,
+}
+#: raw statuses outside the model that Tailer will not change any more
+_FINAL_OUTSIDE = frozenset({"CHECKED"})
+
+_MESSAGES = {
+    "FAILED": "Tailer gives no failure details through its API: open the run in Tailer Studio to see the error.",
+    "NO_MATCH": "No file template matched (NO_MATCH): the file that arrived matches none of the configuration's "
+    "templates.",
+    "CHECKED": "A failed run that someone marked as handled (CHECKED) in Tailer Studio.",
+    "DEACTIVATED": "The configuration is deactivated (DEACTIVATED): enable it to run jobs again.",
+}
+
+
+def map_status(raw: str | None) -> RunState:
+    """Tailer status → normalized state; case-insensitive, unknown values (and CHECKED) → UNKNOWN."""
+    return _STATES.get((raw or "").strip().upper(), RunState.UNKNOWN)
+
+
+def is_final_status(raw: str | None) -> bool:
+    """Whether Tailer will not change a run with this raw status any more (terminal, or CHECKED)."""
+    return map_status(raw).is_terminal or (raw or "").strip().upper() in _FINAL_OUTSIDE
+
+
+# -- answers --------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(?:(-?\d+) days?, )?(\d+):(\d{2}):(\d{2})(?:\.(\d{1,6}))?\s*$")
+
+
+def parse_duration(text: object) -> timedelta | None:
+    """Tailer's ``duration`` is Python's ``str(timedelta)``: ``0:01:24.002519``, ``1 day, 2:03:04``."""
+    if not isinstance(text, str):
+        return None
+    found = _DURATION.match(text)
+    if found is None:
+        return None
+    days, hours, minutes, seconds, fraction = found.groups()
+    return timedelta(
+        days=int(days or 0),
+        hours=int(hours),
+        minutes=int(minutes),
+        seconds=int(seconds),
+        microseconds=int((fraction or "0").ljust(6, "0")),
+    )
+
+
+def _parse_time(text: object) -> datetime | None:
+    """ISO dates as Tailer writes them (``2020-12-30T11:28:43.861340+00:00``); naive ones are UTC."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def answer_error(body: Any) -> str | None:
+    """What is wrong with an answer, or None when it is fine.
+
+    Tailer answers changes with ``{"message": "ok"}`` or ``{"code": 200, "data": {}, "message": "ok"}``
+    and reads with ``{"results": [...]}`` or ``{"run_id": ...}``. A ``message`` other than ``ok`` (such as
+    ``KO``) or a ``code`` other than 2xx means the request failed even when the HTTP status says 200.
+    """
+    if isinstance(body, str):
+        return None if body.strip().lower() == "ok" else repr(body[:200])
+    if not isinstance(body, dict):
+        return f"an unexpected answer {str(body)[:200]!r}"
+    code = body.get("code")
+    if isinstance(code, int) and not 200 <= code < 300:
+        return f"code {code}: {str(body.get('message') or '')[:200]!r}"
+    if "message" in body:
+        message = body["message"]
+        if not (isinstance(message, str) and message.strip().lower() == "ok"):
+            return repr(str(message)[:200])
+    return None
+
+
+def parse_launch(body: Any) -> str:
+    """The run id of a ``launch_job`` answer (``{"run_id": "20201230-113940-<uuid>"}``)."""
+    if not isinstance(body, dict) or not isinstance(body.get("run_id"), str) or not body["run_id"].strip():
+        raise ValueError(f"no run_id in {str(body)[:200]!r}")
+    return str(body["run_id"]).strip()
+
+
+def parse_run(entry: Mapping[str, Any], run_id: str = "") -> RunStatus:
+    """One entry of ``results`` as a RunStatus; the raw status and Tailer's own fields are kept."""
+    raw = str(entry.get("status") or "").strip()
+    state = map_status(raw)
+    final = is_final_status(raw)
+    started = _parse_time(entry.get("start_execution_date"))
+    updated = _parse_time(entry.get("last_update_date"))
+    duration = parse_duration(entry.get("duration"))
+    ended: datetime | None = None
+    if final:
+        ended = started + duration if started is not None and duration is not None else updated
+    message = str(entry.get("message") or entry.get("error") or "").strip() or _MESSAGES.get(raw.upper(), "")
+    if not message and state is RunState.UNKNOWN:
+        message = f"Tailer reports status {raw!r}, which the bot does not know."
+    extra = {
+        key: str(entry[key])
+        for key in ("account", "environment", "configuration_type", "configuration_id", "job_id", "last_update_date")
+        if entry.get(key) not in (None, "")
+    }
+    return RunStatus(
+        run_id=str(entry.get("run_id") or run_id),
+        state=state,
+        raw_status=raw,
+        message=message,
+        started_at=started,
+        ended_at=ended,
+        duration=duration,
+        final=final,
+        extra=extra,
+    )
+
+
+def parse_results(body: Any) -> list[RunStatus]:
+    """The runs of a ``/v1/dag/status`` answer, in Tailer's order (newest first)."""
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        raise ValueError(f"no results list in {str(body)[:200]!r}")
+    runs = []
+    for entry in body["results"]:
+        if not isinstance(entry, dict):
+            raise ValueError(f"a result is not an object: {str(entry)[:200]!r}")
+        runs.append(parse_run(entry))
+    return runs
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccountKey:
+    """The parts of a Google service-account key file that signing a JWT needs."""
+
+    client_email: str
+    private_key_id: str
+    private_key: rsa.RSAPrivateKey
+    private_key_pem: str  # kept only to redact it should it ever appear in a message
+
+    @classmethod
+    def from_json(cls, text: str) -> ServiceAccountKey:
+        """Parse the key file's JSON. Error messages name the problem, never the key."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ValueError("the service account key is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ValueError("the service account key must be a JSON object")
+        missing = [k for k in ("client_email", "private_key", "private_key_id") if not data.get(k)]
+        if missing:
+            raise ValueError(f"the service account key lacks {', '.join(missing)}")
+        pem = str(data["private_key"])
+        try:
+            key = serialization.load_pem_private_key(pem.encode(), password=None)
+        except (ValueError, TypeError):
+            raise ValueError("the service account key's private_key is not a readable PEM private key") from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("the service account key's private_key is not an RSA key")
+        return cls(str(data["client_email"]), str(data["private_key_id"]), key, pem)
+
+
+class Connection(ConnectionConfig):
+    """One Tailer account. Exactly one of ``token``, ``service_account_json``, ``service_account_file``."""
+
+    provider: Literal["tailer"] = "tailer"
+    base_url: str = DEFAULT_BASE_URL
+    console_url: str | None = "https://studio.tailer.ai"
+    token: SecretStr | None = Field(
+        default=None, description="a JWT from `tailer auth get-token` (lasts about an hour)"
+    )
+    service_account_json: SecretStr | None = Field(
+        default=None, description="the JSON text of a Google service-account key: the bot signs its own tokens"
+    )
+    service_account_file: str | None = Field(default=None, description="path of a service-account key file")
+    audience: str | None = Field(default=None, description="JWT audience; default: the base URL's scheme and host")
+
+    @field_validator("service_account_json")
+    @classmethod
+    def _readable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            ServiceAccountKey.from_json(value.get_secret_value())  # a ValueError names the problem only
+        return value
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> Connection:
+        given = [
+            name
+            for name in ("token", "service_account_json", "service_account_file")
+            if getattr(self, name) not in (None, "")
+        ]
+        if len(given) != 1:
+            found = f"got {', '.join(given)}" if given else "got none"
+            raise ValueError(
+                "a Tailer connection needs exactly one of token (from `tailer auth get-token`), "
+                f"service_account_json or service_account_file ({found})"
+            )
+        return self
+
+    @property
+    def effective_audience(self) -> str:
+        """The ``aud`` of minted tokens: as configured, else the API's scheme and host."""
+        if self.audience:
+            return self.audience
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def secret_values(self) -> list[str]:
+        values = super().secret_values()
+        if self.service_account_json is not None:
+            data = json.loads(self.service_account_json.get_secret_value())
+            values.append(str(data["private_key"]))
+        return values
+
+
+class Job(JobConfig):
+    """A Tailer job: the identity every API call carries."""
+
+    account: str = Field(min_length=1, description="the Tailer account, e.g. '000099' (quote it in YAML)")
+    environment: str = Field(min_length=1, description="DEV, PROD…")
+    configuration_type: str = Field(min_length=1, description="table-to-table, storage-to-storage, workflow…")
+    configuration_id: str = Field(min_length=1, description="as in the configuration's JSON file")
+    job_id: str | None = Field(default=None, description="e.g. 'gbq-to-gbq|000099_x_DEV'; derived for table-to-table")
+
+    @field_validator("environment")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.strip().upper()
+
+    def api_configuration_id(self) -> str:
+        """The id as Tailer knows it: table-to-table ids end with ``_<ENVIRONMENT>``, added if missing."""
+        suffix = f"_{self.environment}"
+        if self.configuration_type == "table-to-table" and not self.configuration_id.endswith(suffix):
+            return self.configuration_id + suffix
+        return self.configuration_id
+
+    def status_job_id(self) -> str | None:
+        """The ``job_id`` a run-status request names: as configured, else Tailer's for table-to-table."""
+        if self.job_id:
+            return self.job_id
+        if self.configuration_type == "table-to-table":
+            return f"gbq-to-gbq|{self.api_configuration_id()}"
+        return None
+
+    def describe(self) -> str:
+        return f"{self.configuration_type} {self.api_configuration_id()} (account {self.account}, {self.environment})"
+
+
+# -- authentication -------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def mint_jwt(key: ServiceAccountKey, audience: str, now: float, lifetime: int = 3600) -> str:
+    """A self-signed RS256 JWT for a Google service account, as Tailer accepts it."""
+    header = {"alg": "RS256", "typ": "JWT", "kid": key.private_key_id}
+    iat = int(now)
+    claims = {
+        "iss": key.client_email,
+        "sub": key.client_email,
+        "email": key.client_email,
+        "aud": audience,
+        "iat": iat,
+        "exp": iat + lifetime,
+    }
+    signing_input = ".".join(_b64(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims))
+    signature = key.private_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+class _BearerToken(httpx.Auth):
+    """A static token from ``tailer auth get-token``; when it expires Tailer answers 401."""
+
+    def __init__(self, token: SecretStr) -> None:
+        value = token.get_secret_value().strip()
+        self._token = value[7:].strip() if value.lower().startswith("bearer ") else value
+
+    def secrets(self) -> list[str]:
+        return [self._token]
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+class ServiceAccountAuth(httpx.Auth):
+    """Signs a JWT with the service-account key, caches it, and signs a new one 5 minutes before expiry.
+
+    Signing needs no request, so the lock is a plain ``threading.Lock`` held for the few
+    milliseconds of signing: it serializes renewals for concurrent requests on the event loop and
+    in threads alike. ``clock`` is injectable so tests can move time.
+    """
+
+    LIFETIME = 3600
+    RENEW_BEFORE = 300
+
+    def __init__(self, key: ServiceAccountKey, audience: str, clock: Callable[[], float] = time.time) -> None:
+        self.key = key
+        self.audience = audience
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires = 0.0
+        self.minted = 0  # how many tokens were signed, for tests and metrics
+
+    def token(self) -> str:
+        with self._lock:
+            now = self._clock()
+            if self._token is None or self._expires - now < self.RENEW_BEFORE:
+                self._token = mint_jwt(self.key, self.audience, now, self.LIFETIME)
+                self._expires = int(now) + self.LIFETIME
+                self.minted += 1
+            return self._token
+
+    def secrets(self) -> list[str]:
+        return [s for s in (self._token, self.key.private_key_pem) if s]
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        yield request
+
+
+# -- client ---------------------------------------------------------------------------------------
+
+_DAG_LAUNCH = "v1/dag/launch"
+_DAG_STATUS = "v1/dag/status"
+_CONFIGURATION = "v1/configuration/status"
+_WORKFLOW = "v1/workflow/status"
+
+
+class Client(ProviderClient[Connection, Job]):
+    provider: ClassVar[str] = "tailer"
+    display_name: ClassVar[str] = "Tailer"
+    http2: ClassVar[bool] = True
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.LIST_RUNS, Capability.ENABLE, Capability.DISABLE, Capability.ARCHIVE, Capability.RESET}
+    )
+
+    def __init__(
+        self,
+        name: str,
+        connection: Connection,
+        *,
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.authn: _BearerToken | ServiceAccountAuth = _build_auth(name, connection, clock)
+        self._auth_detail = ""
+        super().__init__(name, connection, http=http, retry=retry, sleep=sleep)
+
+    def _auth(self) -> httpx.Auth:
+        return self.authn
+
+    def _error_text(self, response: httpx.Response) -> str:
+        # redact before HttpCaller shortens the text: a secret cut in half escapes redaction
+        text = self._hide(self.caller.redact(super()._error_text(response)))
+        if response.status_code == 401:
+            self._auth_detail = text  # Tailer's words ("Jwt is expired"…) for the 401 message
+        return text
+
+    # -- run and status ---------------------------------------------------------------------
+
+    async def trigger(self, job: Job, parameters: Mapping[str, str]) -> Triggered:
+        other = sorted(k for k in parameters if k != "execution_date")
+        if other:
+            raise ProviderRejected(
+                f"Tailer runs accept only execution_date as a parameter (got {', '.join(other)}).",
+                provider=self.display_name,
+                connection=self.name,
+            )
+        body = self._body(job, "launch_job", job_id=job.job_id, execution_date=parameters.get("execution_date"))
+        what = f"launch {job.describe()}"
+        try:
+            return Triggered(run_id=parse_launch(await self._post(job, _DAG_LAUNCH, body, what, idempotent=False)))
+        except (ValueError, ProviderResponseError) as exc:
+            # a 2xx Tailer answered without a readable run id: the job may well have started
+            raise self._redacted(
+                self.caller.error(
+                    TriggerOutcomeUnknown,
+                    f"Tailer's answer to {what} has no readable run id ({exc}): it is unknown whether it started. "
+                    f"Check {self._console()} before trying again.",
+                )
+            ) from None
+
+    async def get_status(self, job: Job, run_id: str) -> RunStatus:
+        body = self._body(job, "check_run_status", job_id=job.status_job_id(), run_id=run_id)
+        what = f"check run {run_id} of {job.describe()}"
+        runs = self._runs(await self._post(job, _DAG_STATUS, body, what, idempotent=True), what)
+        if not runs:
+            raise self.caller.error(
+                ProviderNotFound, f"Tailer knows no run {run_id} of {job.describe()}. {_check_identity(job)}"
+            )
+        return next((r for r in runs if r.run_id == run_id), runs[0])
+
+    async def list_runs(self, job: Job, *, since: datetime, limit: int = 50) -> list[RunStatus]:
+        """Newest first; runs that started before ``since`` are left out."""
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        runs = await self.last_status(job, limit=limit)
+        recent = [r for r in runs if r.started_at is None or r.started_at >= since]
+        oldest = datetime.min.replace(tzinfo=UTC)
+        return sorted(recent, key=lambda r: r.started_at or oldest, reverse=True)
+
+    async def last_status(
+        self, job: Job, *, limit: int = 10, status: str | None = None, execution_date: str | date | None = None
+    ) -> list[RunStatus]:
+        """The latest runs of a job (``get_last_status``), optionally only those with ``status``."""
+        extra = {"job_id": job.job_id, "status": status.upper() if status else None}
+        return await self._query(job, "get_last_status", limit, execution_date, extra, f"list runs of {job.describe()}")
+
+    async def runs_by_status(
+        self, job: Job, status: str, *, limit: int = 10, execution_date: str | date | None = None
+    ) -> list[RunStatus]:
+        """The latest runs of a job that have ``status`` (``get_by_status``), e.g. FAILED."""
+        what = f"list {status.upper()} runs of {job.describe()}"
+        return await self._query(job, "get_by_status", limit, execution_date, {"status": status.upper()}, what)
+
+    async def _query(
+        self,
+        job: Job,
+        action: str,
+        limit: int,
+        execution_date: str | date | None,
+        extra: Mapping[str, Any],
+        what: str,
+    ) -> list[RunStatus]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        day = execution_date.isoformat() if isinstance(execution_date, date) else execution_date
+        body = self._body(job, action, execution_date=day, limit=limit, **extra)
+        return self._runs(await self._post(job, _DAG_STATUS, body, what, idempotent=True), what)[:limit]
+
+    # -- configuration and workflow ---------------------------------------------------------
+
+    async def enable(self, job: Job) -> None:
+        await self._set_configuration(job, "enable", activated=True, archived=False)
+
+    async def disable(self, job: Job) -> None:
+        await self._set_configuration(job, "disable", activated=False, archived=False)
+
+    async def archive(self, job: Job) -> None:
+        await self._set_configuration(job, "archive", activated=False, archived=True)
+
+    async def reset(self, job: Job) -> None:
+        """Reset a workflow: Tailer forgets which of its triggering jobs already ran."""
+        if job.configuration_type != "workflow":
+            raise ProviderRejected(
+                f"Tailer resets only workflow data operations; {job.describe()} is not one. "
+                "Point the pipeline at the workflow's configuration to reset it.",
+                provider=self.display_name,
+                connection=self.name,
+            )
+        body = self._body(job, "reset_workflow_status")
+        await self._change(job, _WORKFLOW, body, f"reset the workflow {job.describe()}")
+
+    async def cancel(self, job: Job, run_id: str) -> None:
+        raise OperationNotSupported(
+            "Tailer has no cancel: a launched run goes on until it ends. To stop further runs, disable the "
+            "configuration (its runs then report DEACTIVATED).",
+            provider=self.display_name,
+            connection=self.name,
+        )
+
+    async def _set_configuration(self, job: Job, verb: str, *, activated: bool, archived: bool) -> None:
+        body = self._body(job, "set_configuration_status", activated=activated, archived=archived)
+        await self._change(job, _CONFIGURATION, body, f"{verb} {job.describe()}")
+
+    async def _change(self, job: Job, path: str, body: dict[str, Any], what: str) -> None:
+        """Sent once; an answer that leaves the outcome open says to look in Tailer Studio."""
+        try:
+            await self._post(job, path, body, what, idempotent=False)
+        except TriggerOutcomeUnknown as err:
+            err.args = (
+                self.caller.redact(
+                    f"Tailer did not give a clear answer when asked to {what}"
+                    f"{f' (HTTP {err.status_code})' if err.status_code else ''}: it is unknown whether the "
+                    f"change was made. Check the configuration in {self._console()} before trying again."
+                ),
+            )
+            raise
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def console_url(self, job: Job, run_id: str | None = None) -> str | None:
+        return self.connection.console_url
+
+    async def __aenter__(self) -> Client:
+        return self  # typed as this class, so `async with` gives access to last_status, authn…
+
+    def _console(self) -> str:
+        return f"Tailer Studio ({self.connection.console_url})" if self.connection.console_url else "Tailer Studio"
+
+    def _body(self, job: Job, action: str, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "action": action,
+            "account": job.account,
+            "environment": job.environment,
+            "configuration_type": job.configuration_type,
+            "configuration_id": job.api_configuration_id(),
+        }
+        body.update({k: v for k, v in extra.items() if v is not None})
+        return body
+
+    async def _post(self, job: Job, path: str, body: dict[str, Any], what: str, *, idempotent: bool) -> Any:
+        """POST, map failures to typed errors with Tailer's hints, and refuse answers that are not ok."""
+        call = Call("POST", path, what, idempotent=idempotent, json=body)
+        try:
+            answer = await self._json(call)
+        except ProviderAuthError as err:
+            if err.status_code == 401:
+                raise self._refused(what) from None
+            raise self._redacted(err) from None
+        except ProviderNotFound as err:
+            err.args = (f"{err} {_check_identity(job)}",)
+            raise self._redacted(err) from None
+        except ProviderError as err:
+            raise self._redacted(err) from None
+        problem = answer_error(answer)
+        if problem is not None:
+            refused = self.caller.error(ProviderRejected, f"Tailer refused to {what}: it answered {problem}.")
+            raise self._redacted(refused)
+        return answer
+
+    def _runs(self, answer: Any, what: str) -> list[RunStatus]:
+        try:
+            return parse_results(answer)
+        except ValueError as exc:
+            raise self._redacted(
+                self.caller.error(ProviderResponseError, f"Tailer's answer to {what} is not understood: {exc}")
+            ) from None
+
+    def _refused(self, what: str) -> ProviderError:
+        said = f" ({self._auth_detail})" if self._auth_detail else ""
+        if isinstance(self.authn, ServiceAccountAuth):
+            message = (
+                f"Tailer refused the token signed with service account {self.authn.key.client_email} for "
+                f"connection {self.name} (HTTP 401){said} when asked to {what}. Check that the key is valid and "
+                f"not revoked, that the account has access to Tailer, that the audience "
+                f"{self.authn.audience} is right, and that this machine's clock is right."
+            )
+        else:
+            message = (
+                f"Tailer refused the token of connection {self.name} (HTTP 401){said} when asked to {what}: "
+                "it has expired (they last about an hour) or is wrong. Run `tailer auth get-token` and put the "
+                "new token in the connection's environment variable, or configure a service account "
+                "(service_account_json or service_account_file) so the bot renews tokens itself."
+            )
+        return self._redacted(self.caller.error(ProviderAuthError, message, status_code=401))
+
+    def _redacted(self, err: ProviderError) -> ProviderError:
+        """Also hide secrets the connection does not hold in clear: the minted token, a key read from a file."""
+        err.args = (self._hide(str(err)),)
+        return err
+
+    def _hide(self, text: str) -> str:
+        for secret in self.authn.secrets():
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
+
+
+def _check_identity(job: Job) -> str:
+    """What to check in pipelines.yml when Tailer does not know a job or run."""
+    fields = (
+        "account, environment, configuration_type, configuration_id and job_id"
+        if job.job_id
+        else "account, environment, configuration_type and configuration_id"
+    )
+    sent = job.api_configuration_id()
+    added = " (the bot appends the environment to table-to-table ids)" if sent != job.configuration_id else ""
+    return f"Check {fields} in pipelines.yml; Tailer was asked for configuration_id {sent}{added}."
+
+
+def _build_auth(name: str, connection: Connection, clock: Callable[[], float]) -> _BearerToken | ServiceAccountAuth:
+    """The auth the connection asks for; an unreadable key file is a configuration error."""
+    if connection.token is not None:
+        return _BearerToken(connection.token)
+    if connection.service_account_json is not None:
+        key = ServiceAccountKey.from_json(connection.service_account_json.get_secret_value())
+        return ServiceAccountAuth(key, connection.effective_audience, clock)
+    path = Path(connection.service_account_file or "").expanduser()
+    try:
+        key = ServiceAccountKey.from_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            [f"service_account_file: cannot read {path}: {exc.strerror or exc}"], source=f"connection {name}"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError([f"service_account_file {path}: {exc}"], source=f"connection {name}") from None
+    return ServiceAccountAuth(key, connection.effective_audience, clock)

@@ -1,0 +1,152 @@
+"""Frozen records the store hands out: never rows, never sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.models import RunState, RunStatus, TaskStatus
+
+__all__ = ["AuditEntry", "CardRecord", "NewRun", "OutboxItem", "RunRecord", "Transition"]
+
+STARTING = "starting"  # a run whose trigger has not answered yet
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    provider: str
+    connection: str
+    job: Mapping[str, Any]
+    parameters: Mapping[str, str]
+    origin: str  # slack | watch | retry | schedule
+    pipeline: str | None = None
+    started_by: str | None = None
+    channel: str | None = None
+    retry_of: int | None = None
+    attempt: int = 1
+    provider_run_id: str | None = None  # known at once for runs found by the watcher
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    pipeline: str | None
+    provider: str
+    connection: str
+    job: Mapping[str, Any]
+    parameters: Mapping[str, str]
+    provider_run_id: str | None
+    state: str  # RunState value or "starting"
+    raw_status: str
+    message: str
+    warning: str
+    tasks: tuple[TaskStatus, ...]
+    extra: Mapping[str, str]
+    final: bool
+    origin: str
+    started_by: str | None
+    channel: str | None
+    retry_of: int | None
+    attempt: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    next_poll_at: datetime | None
+    polls: int
+    unknown_since: datetime | None
+    last_error: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+
+    @property
+    def run_state(self) -> RunState | None:
+        """The normalized state; None while the trigger has not answered."""
+        return None if self.state == STARTING else RunState(self.state)
+
+    @property
+    def name(self) -> str:
+        """What people call it: the pipeline, or provider:job for ad-hoc runs."""
+        if self.pipeline:
+            return self.pipeline
+        ident = next(iter(self.job.values()), "?") if self.job else "?"
+        return f"{self.provider}:{ident}"
+
+    def duration(self, now: datetime) -> timedelta | None:
+        start = self.started_at or self.created_at
+        end = self.ended_at or (None if self.final else now)
+        return end - start if end else None
+
+    def as_status(self) -> RunStatus | None:
+        if self.provider_run_id is None or self.run_state is None:
+            return None
+        return RunStatus(
+            run_id=self.provider_run_id,
+            state=self.run_state,
+            raw_status=self.raw_status,
+            message=self.message,
+            tasks=self.tasks,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            warning=self.warning,
+            final=self.final,
+            extra=self.extra,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A run's state changed: what it was and what it is."""
+
+    run: RunRecord
+    before: str
+    after: str
+
+    @property
+    def became(self) -> RunState | None:
+        return self.run.run_state
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    id: int
+    run_id: int
+    channel: str
+    ts: str | None
+    text: str
+    blocks: list[dict[str, Any]]
+    version: int
+    sent_version: int
+    attempting_since: datetime | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    key: str
+    run_id: int | None
+    kind: str  # thread | post
+    channel: str | None
+    text: str
+    blocks: list[dict[str, Any]] | None
+    attempts: int
+    attempting_since: datetime | None
+    created_at: datetime
+    #: for a thread reply: the card's channel and ts (None while the card is not posted yet)
+    thread_channel: str | None = None
+    thread_ts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    user_id: str | None
+    action: str
+    target: str
+    outcome: str
+    detail: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)

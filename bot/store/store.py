@@ -1,0 +1,585 @@
+"""The only code that speaks SQL: named queries that take and return domain records.
+
+Claims (due runs, cards and messages to send) set a lease: an owner and an expiry. On PostgreSQL the
+rows are picked with ``FOR UPDATE SKIP LOCKED`` so several replicas never take the same row; a dead
+replica's leases expire and another one takes over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Select
+
+from bot.models import RunState, RunStatus, TaskStatus
+from bot.store.records import STARTING, AuditEntry, CardRecord, NewRun, OutboxItem, RunRecord, Transition
+from bot.store.tables import audit, cards, mutes, outbox, run_events, runs
+
+__all__ = ["AlreadyRetried", "Store"]
+
+R = TypeVar("R")
+
+
+class AlreadyRetried(Exception):
+    """A run was retried already (double click, two people at once)."""
+
+    def __init__(self, retry: RunRecord) -> None:
+        super().__init__(f"run {retry.retry_of} was already retried as run {retry.id}")
+        self.retry = retry
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def create_run(self, new: NewRun, *, now: datetime, next_poll_at: datetime | None) -> RunRecord:
+        """Record a run before its trigger is sent (state ``starting``), or one found by the watcher."""
+        values: dict[str, Any] = {
+            "pipeline": new.pipeline,
+            "provider": new.provider,
+            "connection": new.connection,
+            "job": dict(new.job),
+            "parameters": dict(new.parameters),
+            "provider_run_id": new.provider_run_id,
+            "state": STARTING if new.provider_run_id is None else RunState.QUEUED.value,
+            "raw_status": "",
+            "message": "",
+            "warning": "",
+            "tasks": [],
+            "extra": {},
+            "final": False,
+            "origin": new.origin,
+            "started_by": new.started_by,
+            "channel": new.channel,
+            "retry_of": new.retry_of,
+            "attempt": new.attempt,
+            "created_at": now,
+            "updated_at": now,
+            "next_poll_at": next_poll_at,
+            "polls": 0,
+            "last_error": "",
+        }
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(insert(runs).values(**values).returning(runs.c.id))
+                run_id = result.scalar_one()
+                return await self._run(conn, run_id)
+        except IntegrityError:
+            if new.retry_of is not None:
+                existing = await self.retry_of(new.retry_of)
+                if existing is not None:
+                    raise AlreadyRetried(existing) from None
+            raise
+
+    async def get_run(self, run_id: int) -> RunRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+        return _run(row) if row else None
+
+    async def retry_of(self, run_id: int) -> RunRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(runs).where(runs.c.retry_of == run_id))).mappings().first()
+        return _run(row) if row else None
+
+    async def find_run(self, connection: str, provider_run_id: str) -> RunRecord | None:
+        query = select(runs).where(runs.c.connection == connection, runs.c.provider_run_id == provider_run_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return _run(row) if row else None
+
+    async def runs_in_flight(self, limit: int = 200) -> list[RunRecord]:
+        return await self._runs(select(runs).where(runs.c.final.is_(False)).order_by(runs.c.id).limit(limit))
+
+    async def recent_runs(self, pipeline: str, limit: int = 10) -> list[RunRecord]:
+        query = select(runs).where(runs.c.pipeline == pipeline).order_by(runs.c.id.desc()).limit(limit)
+        return await self._runs(query)
+
+    async def runs_between(self, start: datetime, end: datetime, pipeline: str | None = None) -> list[RunRecord]:
+        query = select(runs).where(runs.c.created_at >= start, runs.c.created_at < end)
+        if pipeline is not None:
+            query = query.where(runs.c.pipeline == pipeline)
+        return await self._runs(query.order_by(runs.c.id))
+
+    async def events(self, run_id: int) -> list[tuple[datetime, str, str, str]]:
+        query = (
+            select(run_events.c.at, run_events.c.state, run_events.c.raw_status, run_events.c.message)
+            .where(run_events.c.run_id == run_id)
+            .order_by(run_events.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [(r.at, r.state, r.raw_status, r.message) for r in await conn.execute(query)]
+
+    async def record_triggered(
+        self, run_id: int, provider_run_id: str, *, now: datetime, next_poll_at: datetime
+    ) -> RunRecord:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    provider_run_id=provider_run_id,
+                    state=RunState.QUEUED.value,
+                    updated_at=now,
+                    next_poll_at=next_poll_at,
+                )
+            )
+            await _event(conn, run_id, now, RunState.QUEUED.value, "", "")
+            return await self._run(conn, run_id)
+
+    async def record_status(
+        self, run_id: int, status: RunStatus, *, now: datetime, next_poll_at: datetime | None
+    ) -> Transition | None:
+        """Store what the provider said; returns a Transition when anything a person sees changed."""
+        async with self.engine.begin() as conn:
+            before = await self._run(conn, run_id)
+            tasks = [_task_json(t) for t in status.tasks]
+            started = status.started_at or before.started_at
+            if started is None and status.state is not RunState.QUEUED:
+                started = now
+            ended = status.ended_at or (now if status.final and before.ended_at is None else before.ended_at)
+            values: dict[str, Any] = {
+                "state": status.state.value,
+                "raw_status": status.raw_status[:64],
+                "message": status.message,
+                "warning": status.warning,
+                "tasks": tasks,
+                "extra": dict(status.extra),
+                "final": status.final,
+                "started_at": started,
+                "ended_at": ended if status.final else None,
+                "polls": before.polls + 1,
+                "unknown_since": None,
+                "last_error": "",
+                "next_poll_at": None if status.final else next_poll_at,
+                "updated_at": now,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            }
+            await conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+            visible = (
+                before.state != status.state.value
+                or before.raw_status != values["raw_status"]
+                or before.message != status.message
+                or [_task_json(t) for t in before.tasks] != tasks
+                or before.final != status.final
+                or before.unknown_since is not None
+            )
+            if before.state != status.state.value or before.raw_status != values["raw_status"]:
+                await _event(conn, run_id, now, status.state.value, values["raw_status"], status.message)
+            after = await self._run(conn, run_id)
+        return Transition(after, before.state, after.state) if visible else None
+
+    async def record_poll_error(
+        self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime
+    ) -> RunRecord:
+        """The provider did not answer: the run stays as it was, marked unknown since the first miss."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    unknown_since=func.coalesce(runs.c.unknown_since, now),
+                    last_error=error[:2000],
+                    next_poll_at=next_poll_at,
+                    polls=runs.c.polls + 1,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            return await self._run(conn, run_id)
+
+    async def finish_run(self, run_id: int, state: RunState, message: str, *, now: datetime) -> RunRecord:
+        """End a run on the bot's side (trigger failed, status unknown for too long)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    state=state.value,
+                    message=message,
+                    final=True,
+                    ended_at=now,
+                    next_poll_at=None,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            await _event(conn, run_id, now, state.value, "", message)
+            return await self._run(conn, run_id)
+
+    async def poll_now(self, run_id: int, *, now: datetime) -> None:
+        """Refresh button: make a live run due at once."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.id == run_id, runs.c.final.is_(False)).values(next_poll_at=now)
+            )
+
+    async def acknowledge(self, run_id: int, user_id: str, *, now: datetime) -> tuple[RunRecord, bool]:
+        """Mark a run as being handled. Returns the run and whether this call was the first."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.acknowledged_by.is_(None))
+                .values(acknowledged_by=user_id, acknowledged_at=now, updated_at=now)
+            )
+            return await self._run(conn, run_id), result.rowcount == 1
+
+    async def claim_due_runs(
+        self, owner: str, *, now: datetime, limit: int, lease: timedelta
+    ) -> list[RunRecord]:
+        free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
+        query = (
+            select(runs.c.id)
+            .where(runs.c.final.is_(False), runs.c.next_poll_at <= now, free)
+            .order_by(runs.c.next_poll_at)
+            .limit(limit)
+        )
+        return await self._claim(runs, query, owner, now + lease, self._runs_by_ids)
+
+    async def release_runs(self, owner: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.lease_owner == owner).values(lease_owner=None, lease_expires_at=None)
+            )
+
+    # -- cards ------------------------------------------------------------------------------
+
+    async def set_card(
+        self, run_id: int, channel: str, text: str, blocks: list[dict[str, Any]], *, now: datetime
+    ) -> bool:
+        """What the run's card should show. Returns False when it already shows exactly that."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(cards).where(cards.c.run_id == run_id))).mappings().first()
+            if row is None:
+                await conn.execute(
+                    insert(cards).values(
+                        run_id=run_id, channel=channel, text=text, blocks=blocks, version=1, sent_version=0,
+                        attempts=0, last_error="", updated_at=now,
+                    )
+                )
+                return True
+            if row["text"] == text and row["blocks"] == blocks:
+                return False
+            await conn.execute(
+                update(cards)
+                .where(cards.c.id == row["id"])
+                .values(text=text, blocks=blocks, version=cards.c.version + 1, updated_at=now)
+            )
+            return True
+
+    async def card_of(self, run_id: int) -> CardRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(cards).where(cards.c.run_id == run_id))).mappings().first()
+        return _card(row) if row else None
+
+    async def run_of_message(self, channel: str, ts: str) -> RunRecord | None:
+        query = (
+            select(runs)
+            .join(cards, cards.c.run_id == runs.c.id)
+            .where(cards.c.channel == channel, cards.c.ts == ts)
+        )
+        found = await self._runs(query)
+        return found[0] if found else None
+
+    async def claim_cards(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[CardRecord]:
+        free = or_(cards.c.lease_expires_at.is_(None), cards.c.lease_expires_at < now)
+        ready = or_(cards.c.not_before.is_(None), cards.c.not_before <= now)
+        query = (
+            select(cards.c.id)
+            .where(cards.c.version > cards.c.sent_version, free, ready)
+            .order_by(cards.c.id)
+            .limit(limit)
+        )
+        return await self._claim(cards, query, owner, now + lease, self._cards_by_ids)
+
+    async def card_attempt(self, card_id: int, *, now: datetime) -> None:
+        """Before posting: if we die before hearing back, the next try knows a post may exist."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards).where(cards.c.id == card_id).values(attempting_since=now, attempts=cards.c.attempts + 1)
+            )
+
+    async def card_sent(self, card_id: int, version: int, ts: str | None) -> None:
+        values: dict[str, Any] = {
+            "sent_version": func.max(cards.c.sent_version, version) if not self._postgres
+            else func.greatest(cards.c.sent_version, version),
+            "attempting_since": None,
+            "attempts": 0,
+            "not_before": None,
+            "last_error": "",
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if ts is not None:
+            values["ts"] = ts
+        async with self.engine.begin() as conn:
+            await conn.execute(update(cards).where(cards.c.id == card_id).values(**values))
+
+    async def card_retry_later(self, card_id: int, *, not_before: datetime, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id)
+                .values(not_before=not_before, last_error=error[:2000], lease_owner=None, lease_expires_at=None)
+            )
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        key: str,
+        *,
+        kind: str,
+        text: str,
+        now: datetime,
+        blocks: list[dict[str, Any]] | None = None,
+        run_id: int | None = None,
+        channel: str | None = None,
+    ) -> bool:
+        """Record a message to send. The same key twice is one message: returns False the second time."""
+        values = {
+            "key": key[:200], "run_id": run_id, "kind": kind, "channel": channel, "text": text, "blocks": blocks,
+            "state": "pending", "attempts": 0, "last_error": "", "created_at": now,
+        }
+        dialect_insert = pg_insert if self._postgres else sqlite_insert
+        statement = dialect_insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
+        async with self.engine.begin() as conn:
+            result = await conn.execute(statement)
+            return bool(result.rowcount)
+
+    async def claim_outbox(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        free = or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < now)
+        ready = or_(outbox.c.not_before.is_(None), outbox.c.not_before <= now)
+        # a thread reply waits for its card to be posted
+        card_posted = or_(
+            outbox.c.kind != "thread",
+            select(cards.c.id).where(cards.c.run_id == outbox.c.run_id, cards.c.ts.is_not(None)).exists(),
+        )
+        query = (
+            select(outbox.c.id)
+            .where(outbox.c.state == "pending", free, ready, card_posted)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        return await self._claim(outbox, query, owner, now + lease, self._outbox_by_ids)
+
+    async def outbox_attempt(self, item_id: int, *, now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(attempting_since=now, attempts=outbox.c.attempts + 1)
+            )
+
+    async def outbox_sent(self, item_id: int, ts: str | None, *, now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(state="sent", ts=ts, sent_at=now, attempting_since=None, lease_owner=None,
+                        lease_expires_at=None)
+            )
+
+    async def outbox_retry_later(self, item_id: int, *, not_before: datetime, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(not_before=not_before, last_error=error[:2000], lease_owner=None, lease_expires_at=None)
+            )
+
+    async def outbox_dead(self, item_id: int, error: str) -> None:
+        """Slack refused it for good (e.g. channel archived): kept, visible, not retried."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(state="dead", last_error=error[:2000], lease_owner=None, lease_expires_at=None)
+            )
+
+    async def outbox_pending(self) -> int:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(func.count()).select_from(outbox).where(outbox.c.state == "pending"))
+            pending = int(result.scalar_one())
+            result = await conn.execute(
+                select(func.count()).select_from(cards).where(cards.c.version > cards.c.sent_version)
+            )
+            return pending + int(result.scalar_one())
+
+    async def sent_messages(self, run_id: int) -> list[OutboxItem]:
+        query = select(outbox.c.id).where(outbox.c.run_id == run_id).order_by(outbox.c.id)
+        async with self.engine.connect() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            return await self._outbox_by_ids(conn, ids)
+
+    # -- mutes ------------------------------------------------------------------------------
+
+    async def mute(self, pipeline: str, *, until: datetime, user_id: str | None, now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(mutes.delete().where(mutes.c.pipeline == pipeline))
+            await conn.execute(insert(mutes).values(pipeline=pipeline, until=until, muted_by=user_id, muted_at=now))
+
+    async def unmute(self, pipeline: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(mutes.delete().where(mutes.c.pipeline == pipeline))
+            return bool(result.rowcount)
+
+    async def muted(self, *, now: datetime) -> dict[str, tuple[datetime, str | None]]:
+        """Pipelines muted at ``now``: name → (until, who). Expired mutes simply stop counting."""
+        query = select(mutes).where(mutes.c.until > now)
+        async with self.engine.connect() as conn:
+            return {r["pipeline"]: (r["until"], r["muted_by"]) for r in (await conn.execute(query)).mappings()}
+
+    # -- audit ------------------------------------------------------------------------------
+
+    async def audit(
+        self, *, user_id: str | None, action: str, target: str, outcome: str, now: datetime, detail: str = ""
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(audit).values(
+                    at=now, user_id=user_id, action=action, target=target[:200], outcome=outcome, detail=detail
+                )
+            )
+
+    async def audit_log(self, *, limit: int = 100, action: str | None = None) -> list[AuditEntry]:
+        query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if action is not None:
+            query = query.where(audit.c.action == action)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            AuditEntry(
+                id=r["id"], at=r["at"], user_id=r["user_id"], action=r["action"], target=r["target"],
+                outcome=r["outcome"], detail=r["detail"],
+            )
+            for r in rows
+        ]
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _claim(
+        self,
+        table: Any,
+        query: Select[Any],
+        owner: str,
+        until: datetime,
+        fetch: Callable[[AsyncConnection, Sequence[int]], Awaitable[list[R]]],
+    ) -> list[R]:
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            await conn.execute(
+                update(table).where(table.c.id.in_(ids)).values(lease_owner=owner, lease_expires_at=until)
+            )
+            return await fetch(conn, ids)
+
+    async def _run(self, conn: AsyncConnection, run_id: int) -> RunRecord:
+        row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().one()
+        return _run(row)
+
+    async def _runs(self, query: Select[Any]) -> list[RunRecord]:
+        async with self.engine.connect() as conn:
+            return [_run(r) for r in (await conn.execute(query)).mappings()]
+
+    async def _runs_by_ids(self, conn: AsyncConnection, ids: Sequence[int]) -> list[RunRecord]:
+        rows = (await conn.execute(select(runs).where(runs.c.id.in_(ids)).order_by(runs.c.id))).mappings()
+        return [_run(r) for r in rows]
+
+    async def _cards_by_ids(self, conn: AsyncConnection, ids: Sequence[int]) -> list[CardRecord]:
+        rows = (await conn.execute(select(cards).where(cards.c.id.in_(ids)).order_by(cards.c.id))).mappings()
+        return [_card(r) for r in rows]
+
+    async def _outbox_by_ids(self, conn: AsyncConnection, ids: Sequence[int]) -> list[OutboxItem]:
+        query = (
+            select(outbox, cards.c.channel.label("card_channel"), cards.c.ts.label("card_ts"))
+            .select_from(outbox.outerjoin(cards, and_(cards.c.run_id == outbox.c.run_id)))
+            .where(outbox.c.id.in_(ids))
+            .order_by(outbox.c.id)
+        )
+        return [
+            OutboxItem(
+                id=r["id"], key=r["key"], run_id=r["run_id"], kind=r["kind"], channel=r["channel"], text=r["text"],
+                blocks=r["blocks"], attempts=r["attempts"], attempting_since=r["attempting_since"],
+                created_at=r["created_at"], thread_channel=r["card_channel"], thread_ts=r["card_ts"],
+            )
+            for r in (await conn.execute(query)).mappings()
+        ]
+
+
+async def _event(conn: AsyncConnection, run_id: int, at: datetime, state: str, raw: str, message: str) -> None:
+    await conn.execute(
+        insert(run_events).values(run_id=run_id, at=at, state=state, raw_status=raw, message=message[:4000])
+    )
+
+
+def _task_json(task: TaskStatus) -> dict[str, str]:
+    return {"name": task.name, "state": task.state.value, "raw_status": task.raw_status, "message": task.message}
+
+
+def _run(row: RowMapping) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        pipeline=row["pipeline"],
+        provider=row["provider"],
+        connection=row["connection"],
+        job=row["job"] or {},
+        parameters=row["parameters"] or {},
+        provider_run_id=row["provider_run_id"],
+        state=row["state"],
+        raw_status=row["raw_status"],
+        message=row["message"],
+        warning=row["warning"],
+        tasks=tuple(
+            TaskStatus(name=t["name"], state=RunState(t["state"]), raw_status=t["raw_status"], message=t["message"])
+            for t in row["tasks"] or []
+        ),
+        extra=row["extra"] or {},
+        final=bool(row["final"]),
+        origin=row["origin"],
+        started_by=row["started_by"],
+        channel=row["channel"],
+        retry_of=row["retry_of"],
+        attempt=row["attempt"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        next_poll_at=row["next_poll_at"],
+        polls=row["polls"],
+        unknown_since=row["unknown_since"],
+        last_error=row["last_error"],
+        acknowledged_by=row["acknowledged_by"],
+        acknowledged_at=row["acknowledged_at"],
+    )
+
+
+def _card(row: RowMapping) -> CardRecord:
+    return CardRecord(
+        id=row["id"], run_id=row["run_id"], channel=row["channel"], ts=row["ts"], text=row["text"],
+        blocks=row["blocks"], version=row["version"], sent_version=row["sent_version"],
+        attempting_since=row["attempting_since"], attempts=row["attempts"],
+    )

@@ -1,0 +1,180 @@
+"""The database schema: the only description of it besides the migrations that create it.
+
+Times are stored as naive UTC and read back as aware UTC (``UTCDateTime``), the same on SQLite and
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["UTCDateTime", "audit", "cards", "metadata", "mutes", "outbox", "run_events", "runs"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the database keeps."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store: use datetime.now(UTC)")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        when = datetime.fromisoformat(value) if isinstance(value, str) else value  # SQLite may hand back text
+        assert isinstance(when, datetime)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline", String(64), nullable=True),  # null for ad-hoc provider:id targets
+    Column("provider", String(32), nullable=False),
+    Column("connection", String(64), nullable=False),
+    Column("job", JSON, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("provider_run_id", String(200), nullable=True),  # null until the trigger answered
+    Column("state", String(16), nullable=False),  # a RunState value, or "starting"
+    Column("raw_status", String(64), nullable=False, default=""),
+    Column("message", Text, nullable=False, default=""),
+    Column("warning", Text, nullable=False, default=""),
+    Column("tasks", JSON, nullable=False),
+    Column("extra", JSON, nullable=False),
+    Column("final", Boolean, nullable=False, default=False),
+    Column("origin", String(16), nullable=False),  # slack | watch | retry | schedule
+    Column("started_by", String(32), nullable=True),  # Slack user id; null: outside Slack
+    Column("channel", String(80), nullable=True),
+    Column("retry_of", Integer, ForeignKey("runs.id"), nullable=True, unique=True),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("next_poll_at", UTCDateTime, nullable=True),  # null: not polled any more
+    Column("polls", Integer, nullable=False, default=0),
+    Column("unknown_since", UTCDateTime, nullable=True),  # provider not answering since
+    Column("last_error", Text, nullable=False, default=""),
+    Column("acknowledged_by", String(32), nullable=True),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    UniqueConstraint("connection", "provider_run_id", name="uq_runs_connection_provider_run_id"),
+    Index("ix_runs_next_poll_at", "next_poll_at"),
+    Index("ix_runs_pipeline_created_at", "pipeline", "created_at"),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("raw_status", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+)
+
+# One card per run: the message that always shows the run's current truth. ``version`` counts what the
+# card should show; ``sent_version`` what Slack shows. Delivery closes the gap with one post or update.
+cards = Table(
+    "cards",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, unique=True),
+    Column("channel", String(80), nullable=False),
+    Column("ts", String(32), nullable=True),  # null until posted
+    Column("text", Text, nullable=False),
+    Column("blocks", JSON, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("sent_version", Integer, nullable=False, default=0),
+    Column("attempting_since", UTCDateTime, nullable=True),  # a post whose answer we never saw
+    Column("not_before", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Messages other than cards (thread replies, alerts, notices): the intent is stored before the call,
+# marked sent after it. ``key`` is unique: the same intent recorded twice is one message.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=True, index=True),
+    Column("kind", String(16), nullable=False),  # thread | post
+    Column("channel", String(80), nullable=True),  # null for thread: the card's channel
+    Column("text", Text, nullable=False),
+    Column("blocks", JSON, nullable=True),
+    Column("state", String(16), nullable=False, default="pending"),  # pending | sent | dead
+    Column("ts", String(32), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempting_since", UTCDateTime, nullable=True),
+    Column("not_before", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Index("ix_outbox_state_not_before", "state", "not_before"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("user_id", String(32), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("outcome", String(16), nullable=False),  # ok | refused | failed
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_audit_at", "at"),
+)
+
+# A muted pipeline's failures still show on the card and the App Home; they just do not alert.
+mutes = Table(
+    "mutes",
+    metadata,
+    Column("pipeline", String(64), primary_key=True),
+    Column("until", UTCDateTime, nullable=False),
+    Column("muted_by", String(32), nullable=True),
+    Column("muted_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from bot.models import RunState, RunStatus, TaskStatus
+from bot.store.records import NewRun
+from bot.store.store import AlreadyRetried, Store
+from bot.store.tables import metadata
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+def new_run(**kw: object) -> NewRun:
+    values: dict[str, object] = {
+        "provider": "rivery", "connection": "rivery-us", "job": {"river_id": "r1"}, "parameters": {"a": "1"},
+        "origin": "slack", "pipeline": "leads-ods", "started_by": "U0ALICE", "channel": "C0ALERTS",
+    }
+    values.update(kw)
+    return NewRun(**values)  # type: ignore[arg-type]
+
+
+async def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
+    def diff(sync_conn: object) -> list[object]:
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": True})  # type: ignore[arg-type]
+        return list(compare_metadata(context, metadata))
+
+    async with store.engine.connect() as conn:
+        differences = await conn.run_sync(diff)
+    assert differences == []
+
+
+async def test_a_run_moves_through_its_states_and_keeps_its_history(store: Store) -> None:
+    run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+    assert run.state == "starting"
+    assert run.run_state is None
+    run = await store.record_triggered(run.id, "p-1", now=NOW, next_poll_at=NOW + timedelta(seconds=5))
+    assert run.run_state is RunState.QUEUED
+
+    running = RunStatus("p-1", RunState.RUNNING, "R", tasks=(TaskStatus("load", RunState.RUNNING, "R"),))
+    change = await store.record_status(run.id, running, now=NOW + timedelta(seconds=5),
+                                       next_poll_at=NOW + timedelta(seconds=10))
+    assert change is not None and change.before == "queued" and change.after == "running"
+    assert change.run.started_at == NOW + timedelta(seconds=5)
+    # the same answer again is no change
+    assert await store.record_status(run.id, running, now=NOW + timedelta(seconds=10),
+                                     next_poll_at=NOW + timedelta(seconds=15)) is None
+
+    done = RunStatus("p-1", RunState.FAILED, "E", message="disk full")
+    change = await store.record_status(run.id, done, now=NOW + timedelta(seconds=15), next_poll_at=None)
+    assert change is not None
+    assert change.run.final and change.run.next_poll_at is None
+    assert change.run.ended_at == NOW + timedelta(seconds=15)
+    assert change.run.duration(NOW) == timedelta(seconds=10)
+    history = [(state, raw) for _, state, raw, _ in await store.events(run.id)]
+    assert history == [("queued", ""), ("running", "R"), ("failed", "E")]
+
+
+async def test_a_provider_error_marks_the_run_unknown_since_the_first_miss(store: Store) -> None:
+    run = await store.create_run(new_run(provider_run_id="p-2"), now=NOW, next_poll_at=NOW)
+    first = await store.record_poll_error(run.id, "503", now=NOW, next_poll_at=NOW + timedelta(seconds=30))
+    second = await store.record_poll_error(run.id, "503", now=NOW + timedelta(minutes=1),
+                                           next_poll_at=NOW + timedelta(minutes=2))
+    assert first.unknown_since == second.unknown_since == NOW
+    assert second.state == "queued" and not second.final
+    back = await store.record_status(run.id, RunStatus("p-2", RunState.QUEUED, "W"),
+                                     now=NOW + timedelta(minutes=3), next_poll_at=NOW)
+    assert back is not None and back.run.unknown_since is None
+
+
+async def test_due_runs_are_claimed_once_until_the_lease_expires(store: Store) -> None:
+    for i in range(3):
+        await store.create_run(new_run(provider_run_id=f"p-{i}"), now=NOW, next_poll_at=NOW)
+    lease = timedelta(seconds=30)
+    first = await store.claim_due_runs("a", now=NOW, limit=2, lease=lease)
+    second = await store.claim_due_runs("b", now=NOW, limit=10, lease=lease)
+    assert len(first) == 2 and len(second) == 1
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert await store.claim_due_runs("b", now=NOW + timedelta(seconds=5), limit=10, lease=lease) == []
+    # a dead replica's lease expires and another takes over
+    taken = await store.claim_due_runs("b", now=NOW + timedelta(seconds=31), limit=10, lease=lease)
+    assert {r.id for r in taken} == {r.id for r in first} | {r.id for r in second}
+
+
+async def test_a_run_is_retried_once(store: Store) -> None:
+    failed = await store.create_run(new_run(provider_run_id="p-9"), now=NOW, next_poll_at=None)
+    retry = await store.create_run(new_run(retry_of=failed.id, attempt=2), now=NOW, next_poll_at=None)
+    with pytest.raises(AlreadyRetried) as err:
+        await store.create_run(new_run(retry_of=failed.id, attempt=2), now=NOW, next_poll_at=None)
+    assert err.value.retry.id == retry.id
+
+
+async def test_a_card_changes_only_when_its_content_does(store: Store) -> None:
+    run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "queued"}}]
+    assert await store.set_card(run.id, "C1", "queued", blocks, now=NOW)
+    assert not await store.set_card(run.id, "C1", "queued", blocks, now=NOW)
+    [card] = await store.claim_cards("a", now=NOW, limit=10, lease=timedelta(seconds=30))
+    assert (card.version, card.sent_version, card.ts) == (1, 0, None)
+    await store.card_sent(card.id, card.version, "111.222")
+    assert await store.claim_cards("a", now=NOW, limit=10, lease=timedelta(seconds=30)) == []
+    assert await store.set_card(run.id, "C1", "running", blocks, now=NOW)
+    [card] = await store.claim_cards("a", now=NOW, limit=10, lease=timedelta(seconds=30))
+    assert (card.version, card.sent_version, card.ts) == (2, 1, "111.222")
+    assert (await store.run_of_message("C1", "111.222")).id == run.id  # type: ignore[union-attr]
+
+
+async def test_outbox_keys_make_messages_idempotent_and_threads_wait_for_their_card(store: Store) -> None:
+    run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+    assert await store.enqueue("run:1:failed", kind="thread", text="details", run_id=run.id, now=NOW)
+    assert not await store.enqueue("run:1:failed", kind="thread", text="details", run_id=run.id, now=NOW)
+    assert await store.enqueue("notice", kind="post", channel="C1", text="hello", now=NOW)
+    lease = timedelta(seconds=30)
+    claimed = await store.claim_outbox("a", now=NOW, limit=10, lease=lease)
+    assert [i.key for i in claimed] == ["notice"]  # the thread reply waits for the card
+    await store.set_card(run.id, "C1", "t", [], now=NOW)
+    card = await store.card_of(run.id)
+    assert card is not None
+    await store.card_sent(card.id, 1, "5.5")
+    [item] = await store.claim_outbox("b", now=NOW, limit=10, lease=lease)
+    assert (item.key, item.thread_channel, item.thread_ts) == ("run:1:failed", "C1", "5.5")
+    await store.outbox_sent(item.id, "6.6", now=NOW)
+    assert await store.outbox_pending() == 0 + 0 + 0 + 1  # "notice" is still leased, not sent
+
+
+async def test_audit_entries_are_kept(store: Store) -> None:
+    await store.audit(user_id="U1", action="run", target="leads-ods", outcome="refused", now=NOW, detail="not allowed")
+    [entry] = await store.audit_log()
+    assert (entry.user_id, entry.action, entry.outcome, entry.detail) == ("U1", "run", "refused", "not allowed")
+
+
+async def test_mutes_hold_until_they_expire(store: Store) -> None:
+    await store.mute("leads-ods", until=NOW + timedelta(hours=1), user_id="U1", now=NOW)
+    assert (await store.muted(now=NOW + timedelta(minutes=59)))["leads-ods"] == (NOW + timedelta(hours=1), "U1")
+    assert "leads-ods" not in await store.muted(now=NOW + timedelta(hours=1, seconds=1))
+    assert await store.unmute("leads-ods")
+    assert not await store.unmute("leads-ods")

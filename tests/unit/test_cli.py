@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "RIVERY", "TAILER", "INVISION",
+                                                                     "DATAKITCHEN", "PIPELINES_FILE"))}
+    clean.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=cwd, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_check_passes_on_the_example_catalog() -> None:
+    result = run_cli("check", "--env-file", ".env.example", "--catalog", "pipelines.example.yml")
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+    assert "5 pipeline(s)" in result.stdout
+
+
+def test_check_lists_every_problem_and_exits_non_zero(tmp_path: Path) -> None:
+    (tmp_path / "pipelines.yml").write_text(
+        "connections:\n  r: {provider: rivery, api_token: '${RIVERY_TOKEN}'}\n"
+        "pipelines:\n  a: {connection: r}\n  b: {connection: nope, river_id: x}\n"
+    )
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 1
+    err = result.stderr
+    assert "SLACK_BOT_TOKEN: not set" in err
+    assert "SLACK_SIGNING_SECRET: not set" in err
+    assert "connections.r.api_token: environment variable RIVERY_TOKEN is not set" in err
+    assert "pipelines.a.river_id: field required" in err
+    assert "pipelines.b.connection: 'nope' is not a connection" in err
+    assert "Traceback" not in err
+
+
+def test_secrets_in_settings_are_never_printed(tmp_path: Path) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxp-user-token-secret-123", "SLACK_SIGNING_SECRET": "sig-secret-456"}
+    result = run_cli("check", "--catalog", str(ROOT / "pipelines.example.yml"), cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "SLACK_BOT_TOKEN: should start with xoxb-" in result.stderr
+    assert "xoxp-user-token-secret-123" not in result.stdout + result.stderr
+    assert "sig-secret-456" not in result.stdout + result.stderr
+
+
+def test_python_dash_m_and_help() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "check" in result.stdout and "emulate" in result.stdout
+
+
+def test_emulate_serves_a_provider_on_its_own_and_runs_jobs_to_success(tmp_path: Path) -> None:
+    import time
+
+    import httpx
+
+    scenario = tmp_path / "scenario.yml"
+    scenario.write_text("default: {queued_s: 0.1, running_s: 0.3}\napi_keys: [k1]\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "emulate", "invision", "--scenario", str(scenario)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "listening on" in line, proc.stderr.read() if proc.stderr else line
+        url = line.split("listening on ")[1].split()[0]
+        headers = {"x-api-key": "k1"}
+        run = httpx.post(f"{url}/invision/api/pub/v1/dataflows/f1/start", headers=headers).json()
+        assert run["status"] == "Pending"
+        deadline = time.monotonic() + 10
+        status = ""
+        while time.monotonic() < deadline and status != "Succeeded":
+            time.sleep(0.1)
+            status = httpx.get(
+                f"{url}/invision/api/pub/v1/dataflows/f1/runs/{run['runId']}/status", headers=headers
+            ).json()["status"]
+        assert status == "Succeeded"
+        refused = httpx.post(f"{url}/invision/api/pub/v1/dataflows/f1/start", headers={"x-api-key": "k2"})
+        assert refused.status_code == 401
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)  # also closes the pipes

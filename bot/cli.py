@@ -1,4 +1,4 @@
-"""``pipeline-bot``: check | emulate (and, as they land, run | demo).
+"""``pipeline-bot``: run | check | emulate.
 
 The only place, with the app factory and the demo, that reads settings and wires parts together.
 """
@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.catalog.load import load_catalog
-from bot.config import environment, load_settings
+from bot.catalog.model import Catalog
+from bot.config import Settings, environment, load_settings
 from bot.errors import ConfigError
 
 __all__ = ["main"]
@@ -26,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run, watch and fix Rivery, Tailer, InVision and DataKitchen pipelines from Slack.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT)")
+    run.add_argument("--env-file", type=Path, default=Path(".env"), help="dotenv file to read (default .env)")
 
     check = sub.add_parser("check", help="validate settings and the catalog, list every problem")
     check.add_argument("--catalog", type=Path, help="catalog file (default: PIPELINES_FILE or pipelines.yml)")
@@ -43,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args.env_file)
     if args.command == "check":
         return _check(args.catalog, args.env_file, catalog_only=args.catalog_only)
     if args.command == "emulate":
@@ -83,3 +89,48 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         f"{len(catalog.pipelines)} pipeline(s) ({counts})"
     )
     return 0
+
+
+def _run(env_file: Path) -> int:
+    """Validate everything first: a bot with a bad config exits non-zero listing every problem."""
+    from bot.ops.logs import setup_logging
+
+    try:
+        settings = load_settings(env_file=env_file)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    problems = settings.problems()
+    catalog = None
+    try:
+        catalog = load_catalog(settings.pipelines_file, environment(env_file))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        return _fail(problems)
+    assert catalog is not None
+    setup_logging(settings.log_level, settings.log_format)
+    return asyncio.run(_serve(settings, catalog))
+
+
+async def _serve(settings: Settings, catalog: Catalog) -> int:
+    import signal
+
+    from bot.runtime import Runtime
+
+    runtime = Runtime(settings, catalog)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runtime.request_stop)
+    try:
+        await runtime.start()
+        await runtime.run_until_stopped()
+    finally:
+        await runtime.stop()
+    return 0
+
+
+def _fail(problems: list[str]) -> int:
+    print(f"pipeline-bot: cannot start: {len(problems)} problem(s)", file=sys.stderr)
+    for line in problems:
+        print(f"  - {line}", file=sys.stderr)
+    return 1

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on all interfaces
     port: int = Field(default=3000, ge=0, le=65535)
 
+    # tracking and delivery pace; the defaults suit production, tests and the demo set them lower
+    poll_interval_seconds: float = Field(default=5.0, gt=0, description="first polls of a run; grows with age")
+    poll_interval_max_seconds: float = Field(default=60.0, gt=0)
+    poll_tick_seconds: float = Field(default=1.0, gt=0, description="how often due runs are looked for")
+    delivery_tick_seconds: float = Field(default=0.25, gt=0, description="how often Slack messages are sent")
+    unknown_after_seconds: float = Field(default=120.0, ge=0, description="show 'status unknown' after this")
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
 
@@ -82,9 +90,7 @@ class Settings(BaseSettings):
             if admin[:1] not in ("U", "W") or not admin.isalnum():
                 found.append(f"SLACK_ADMINS: {admin!r} is not a Slack user id (like U0123ABCD)")
         if not self.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
-            found.append(
-                "DATABASE_URL: use sqlite+aiosqlite:///file.db or postgresql+asyncpg://user@host/db"
-            )
+            found.append("DATABASE_URL: use sqlite+aiosqlite:///file.db or postgresql+asyncpg://user@host/db")
         return found
 
 
@@ -97,9 +103,7 @@ def load_settings(env_file: Path | str | None = ".env", secrets_dir: Path | None
             _secrets_dir=directory if directory.is_dir() else None,
         )
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        ]
+        problems = [f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()]
         raise ConfigError(problems, source="settings") from None
 
 

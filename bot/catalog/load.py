@@ -187,9 +187,7 @@ def _pipelines(
         spec = _validate(PipelineSpec, spec_part, path, problems)
         job = _validate(job_model, job_part, path, problems, allowed=sorted(common | set(job_model.model_fields)))
         if spec_part.get("parameters") and not provider(kind).client.accepts_parameters:
-            problems.append(
-                f"{path}.parameters: {provider(kind).display_name} runs take no parameters; remove them"
-            )
+            problems.append(f"{path}.parameters: {provider(kind).display_name} runs take no parameters; remove them")
         if spec is None or job is None or len(problems) > before:
             continue
         found[name] = _pipeline(str(name), kind, job, spec, defaults)

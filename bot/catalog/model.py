@@ -191,7 +191,6 @@ class PipelineSpec(_Strict):
     watch: bool | None = None
 
 
-
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     """A validated pipeline: defaults applied, the job typed by its provider."""

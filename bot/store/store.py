@@ -187,9 +187,7 @@ class Store:
             after = await self._run(conn, run_id)
         return Transition(after, before.state, after.state) if visible else None
 
-    async def record_poll_error(
-        self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime
-    ) -> RunRecord:
+    async def record_poll_error(self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> RunRecord:
         """The provider did not answer: the run stays as it was, marked unknown since the first miss."""
         async with self.engine.begin() as conn:
             await conn.execute(
@@ -244,9 +242,7 @@ class Store:
             )
             return await self._run(conn, run_id), result.rowcount == 1
 
-    async def claim_due_runs(
-        self, owner: str, *, now: datetime, limit: int, lease: timedelta
-    ) -> list[RunRecord]:
+    async def claim_due_runs(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[RunRecord]:
         free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
         query = (
             select(runs.c.id)
@@ -273,8 +269,15 @@ class Store:
             if row is None:
                 await conn.execute(
                     insert(cards).values(
-                        run_id=run_id, channel=channel, text=text, blocks=blocks, version=1, sent_version=0,
-                        attempts=0, last_error="", updated_at=now,
+                        run_id=run_id,
+                        channel=channel,
+                        text=text,
+                        blocks=blocks,
+                        version=1,
+                        sent_version=0,
+                        attempts=0,
+                        last_error="",
+                        updated_at=now,
                     )
                 )
                 return True
@@ -294,9 +297,7 @@ class Store:
 
     async def run_of_message(self, channel: str, ts: str) -> RunRecord | None:
         query = (
-            select(runs)
-            .join(cards, cards.c.run_id == runs.c.id)
-            .where(cards.c.channel == channel, cards.c.ts == ts)
+            select(runs).join(cards, cards.c.run_id == runs.c.id).where(cards.c.channel == channel, cards.c.ts == ts)
         )
         found = await self._runs(query)
         return found[0] if found else None
@@ -319,9 +320,10 @@ class Store:
                 update(cards).where(cards.c.id == card_id).values(attempting_since=now, attempts=cards.c.attempts + 1)
             )
 
-    async def card_sent(self, card_id: int, version: int, ts: str | None) -> None:
+    async def card_sent(self, card_id: int, version: int, ts: str | None, *, channel: str | None = None) -> None:
         values: dict[str, Any] = {
-            "sent_version": func.max(cards.c.sent_version, version) if not self._postgres
+            "sent_version": func.max(cards.c.sent_version, version)
+            if not self._postgres
             else func.greatest(cards.c.sent_version, version),
             "attempting_since": None,
             "attempts": 0,
@@ -332,8 +334,34 @@ class Store:
         }
         if ts is not None:
             values["ts"] = ts
+        if channel is not None:  # Slack answers with the channel id: updates need it, not #name
+            values["channel"] = channel
         async with self.engine.begin() as conn:
             await conn.execute(update(cards).where(cards.c.id == card_id).values(**values))
+
+    async def card_lost(self, card_id: int) -> None:
+        """The message was deleted in Slack: post the card again."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id)
+                .values(ts=None, sent_version=0, attempting_since=None, lease_owner=None, lease_expires_at=None)
+            )
+
+    async def card_given_up(self, card_id: int, version: int, error: str) -> None:
+        """Slack refuses this card for good (channel gone…): stop trying, keep the reason."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id)
+                .values(
+                    sent_version=version,
+                    last_error=error[:2000],
+                    attempting_since=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
 
     async def card_retry_later(self, card_id: int, *, not_before: datetime, error: str) -> None:
         async with self.engine.begin() as conn:
@@ -358,8 +386,16 @@ class Store:
     ) -> bool:
         """Record a message to send. The same key twice is one message: returns False the second time."""
         values = {
-            "key": key[:200], "run_id": run_id, "kind": kind, "channel": channel, "text": text, "blocks": blocks,
-            "state": "pending", "attempts": 0, "last_error": "", "created_at": now,
+            "key": key[:200],
+            "run_id": run_id,
+            "kind": kind,
+            "channel": channel,
+            "text": text,
+            "blocks": blocks,
+            "state": "pending",
+            "attempts": 0,
+            "last_error": "",
+            "created_at": now,
         }
         dialect_insert = pg_insert if self._postgres else sqlite_insert
         statement = dialect_insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
@@ -396,8 +432,9 @@ class Store:
             await conn.execute(
                 update(outbox)
                 .where(outbox.c.id == item_id)
-                .values(state="sent", ts=ts, sent_at=now, attempting_since=None, lease_owner=None,
-                        lease_expires_at=None)
+                .values(
+                    state="sent", ts=ts, sent_at=now, attempting_since=None, lease_owner=None, lease_expires_at=None
+                )
             )
 
     async def outbox_retry_later(self, item_id: int, *, not_before: datetime, error: str) -> None:
@@ -470,8 +507,13 @@ class Store:
             rows = (await conn.execute(query)).mappings().all()
         return [
             AuditEntry(
-                id=r["id"], at=r["at"], user_id=r["user_id"], action=r["action"], target=r["target"],
-                outcome=r["outcome"], detail=r["detail"],
+                id=r["id"],
+                at=r["at"],
+                user_id=r["user_id"],
+                action=r["action"],
+                target=r["target"],
+                outcome=r["outcome"],
+                detail=r["detail"],
             )
             for r in rows
         ]
@@ -522,9 +564,18 @@ class Store:
         )
         return [
             OutboxItem(
-                id=r["id"], key=r["key"], run_id=r["run_id"], kind=r["kind"], channel=r["channel"], text=r["text"],
-                blocks=r["blocks"], attempts=r["attempts"], attempting_since=r["attempting_since"],
-                created_at=r["created_at"], thread_channel=r["card_channel"], thread_ts=r["card_ts"],
+                id=r["id"],
+                key=r["key"],
+                run_id=r["run_id"],
+                kind=r["kind"],
+                channel=r["channel"],
+                text=r["text"],
+                blocks=r["blocks"],
+                attempts=r["attempts"],
+                attempting_since=r["attempting_since"],
+                created_at=r["created_at"],
+                thread_channel=r["card_channel"],
+                thread_ts=r["card_ts"],
             )
             for r in (await conn.execute(query)).mappings()
         ]
@@ -579,7 +630,14 @@ def _run(row: RowMapping) -> RunRecord:
 
 def _card(row: RowMapping) -> CardRecord:
     return CardRecord(
-        id=row["id"], run_id=row["run_id"], channel=row["channel"], ts=row["ts"], text=row["text"],
-        blocks=row["blocks"], version=row["version"], sent_version=row["sent_version"],
-        attempting_since=row["attempting_since"], attempts=row["attempts"],
+        id=row["id"],
+        run_id=row["run_id"],
+        channel=row["channel"],
+        ts=row["ts"],
+        text=row["text"],
+        blocks=row["blocks"],
+        version=row["version"],
+        sent_version=row["sent_version"],
+        attempting_since=row["attempting_since"],
+        attempts=row["attempts"],
     )

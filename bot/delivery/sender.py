@@ -1,0 +1,295 @@
+"""Sends what the store says Slack should show: card posts and updates, thread replies, notices.
+
+- Intent first: a card's content and every message are in the store before any Slack call, and
+  marked sent only after Slack confirmed; a crash in between means one more try, never a loss.
+- A post whose answer we never saw (the process died mid-call) is looked up in the channel's
+  history by its metadata before posting again, so it is not posted twice.
+- Posts are paced per channel (Slack allows about one per second); 429 waits for ``Retry-After``,
+  5xx and network errors back off; messages of one run go out in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.store.records import CardRecord, OutboxItem
+from bot.store.store import Store
+
+__all__ = ["ChannelPacer", "Deliverer"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+
+CARD_EVENT = "pipeline_bot_card"
+MESSAGE_EVENT = "pipeline_bot_message"
+# Slack answers these for good: retrying cannot help, an operator has to act
+PERMANENT = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "msg_too_long",
+        "no_text",
+        "restricted_action",
+        "cant_update_message",
+        "edit_window_closed",
+        "invalid_arguments",
+    }
+)
+
+
+@dataclass
+class ChannelPacer:
+    """A token bucket per channel: ``rate`` posts a second, bursts of ``burst``."""
+
+    rate: float = 1.0
+    burst: int = 3
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+
+    def wait_time(self, channel: str) -> float:
+        tokens, _ = self._state(channel)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def take(self, channel: str) -> None:
+        tokens, at = self._state(channel)
+        self._buckets[channel] = (tokens - 1, at)
+
+    def _state(self, channel: str) -> tuple[float, float]:
+        now = self.clock()
+        tokens, at = self._buckets.get(channel, (float(self.burst), now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        self._buckets[channel] = (tokens, now)
+        return tokens, now
+
+
+@dataclass
+class DeliveryStats:
+    posts: int = 0
+    updates: int = 0
+    rate_limited: int = 0
+    errors: int = 0
+    found_after_crash: int = 0
+
+
+class Deliverer:
+    def __init__(
+        self,
+        store: Store,
+        client: AsyncWebClient,
+        *,
+        owner: str,
+        now: Now,
+        pacer: ChannelPacer | None = None,
+        batch: int = 100,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.owner = owner
+        self.now = now
+        self.pacer = pacer or ChannelPacer()
+        self.batch = batch
+        self.lease = lease
+        self.stats = DeliveryStats()
+
+    async def tick(self) -> int:
+        """Send what is due. Returns how many Slack calls succeeded."""
+        sent = 0
+        cards = await self.store.claim_cards(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
+        # different channels in parallel, one channel in order
+        by_channel: dict[str, list[CardRecord]] = {}
+        for card in cards:
+            by_channel.setdefault(card.channel, []).append(card)
+        results = await asyncio.gather(*(self._cards(group) for group in by_channel.values()))
+        sent += sum(results)
+        items = await self.store.claim_outbox(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
+        by_target: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            by_target.setdefault(item.thread_channel or item.channel or "", []).append(item)
+        results = await asyncio.gather(*(self._items(group) for group in by_target.values()))
+        return sent + sum(results)
+
+    # -- cards ------------------------------------------------------------------------------
+
+    async def _cards(self, cards: list[CardRecord]) -> int:
+        sent = 0
+        for card in cards:
+            sent += await self._card(card)
+        return sent
+
+    async def _card(self, card: CardRecord) -> int:
+        try:
+            if card.ts is None:
+                if not await self._paced(
+                    card.channel,
+                    lambda: self.store.card_retry_later(
+                        card.id, not_before=self._later(self.pacer.wait_time(card.channel)), error="paced"
+                    ),
+                ):
+                    return 0
+                ts, channel = await self._find(card.channel, CARD_EVENT, "card", card.id, card.attempting_since)
+                if ts is None:
+                    await self.store.card_attempt(card.id, now=self.now())
+                    self.pacer.take(card.channel)
+                    answer = await self.client.chat_postMessage(
+                        channel=card.channel,
+                        text=card.text,
+                        blocks=card.blocks,
+                        unfurl_links=False,
+                        metadata={"event_type": CARD_EVENT, "event_payload": {"card": card.id, "run": card.run_id}},
+                    )
+                    ts, channel = answer["ts"], answer.get("channel", card.channel)
+                    self.stats.posts += 1
+                await self.store.card_sent(card.id, card.version, ts, channel=channel)
+            else:
+                await self.client.chat_update(channel=card.channel, ts=card.ts, text=card.text, blocks=card.blocks)
+                self.stats.updates += 1
+                await self.store.card_sent(card.id, card.version, None)
+            return 1
+        except SlackApiError as exc:
+            await self._failed_card(card, exc)
+        except Exception as exc:  # network, timeouts: try again later
+            self.stats.errors += 1
+            log.warning("card %s not delivered: %s", card.id, exc, extra={"run_id": card.run_id})
+            await self.store.card_retry_later(card.id, not_before=self._backoff(card.attempts), error=str(exc))
+        return 0
+
+    async def _failed_card(self, card: CardRecord, exc: SlackApiError) -> None:
+        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        if error == "message_not_found" and card.ts is not None:
+            log.warning("card of run %s was deleted in Slack; posting it again", card.run_id)
+            await self.store.card_lost(card.id)
+            return
+        wait = self._retry_wait(exc)
+        if wait is None:
+            self.stats.errors += 1
+            log.error("Slack refused the card of run %s: %s", card.run_id, error, extra={"run_id": card.run_id})
+            await self.store.card_given_up(card.id, card.version, error)
+            return
+        await self.store.card_retry_later(card.id, not_before=self._later(wait), error=error or str(exc))
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    async def _items(self, items: list[OutboxItem]) -> int:
+        sent = 0
+        for i, item in enumerate(items):
+            ok = await self._item(item)
+            if not ok:  # keep the order: the rest of this target waits for the next tick
+                for later in items[i + 1 :]:
+                    await self.store.outbox_retry_later(later.id, not_before=self.now(), error="waiting in order")
+                break
+            sent += 1
+        return sent
+
+    async def _item(self, item: OutboxItem) -> bool:
+        channel = item.thread_channel if item.kind == "thread" else item.channel
+        if channel is None:
+            await self.store.outbox_dead(item.id, "no channel to post to")
+            return True
+        try:
+            if not await self._paced(
+                channel,
+                lambda: self.store.outbox_retry_later(
+                    item.id, not_before=self._later(self.pacer.wait_time(channel)), error="paced"
+                ),
+            ):
+                return False
+            ts, _ = await self._find(channel, MESSAGE_EVENT, "key", item.key, item.attempting_since)
+            if ts is None:
+                await self.store.outbox_attempt(item.id, now=self.now())
+                self.pacer.take(channel)
+                kwargs: dict[str, Any] = {"thread_ts": item.thread_ts} if item.kind == "thread" else {}
+                answer = await self.client.chat_postMessage(
+                    channel=channel,
+                    text=item.text,
+                    blocks=item.blocks,
+                    unfurl_links=False,
+                    metadata={"event_type": MESSAGE_EVENT, "event_payload": {"key": item.key}},
+                    **kwargs,
+                )
+                ts = answer["ts"]
+                self.stats.posts += 1
+            await self.store.outbox_sent(item.id, ts, now=self.now())
+            return True
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            wait = self._retry_wait(exc)
+            if wait is None:
+                self.stats.errors += 1
+                log.error("Slack refused message %s: %s", item.key, error, extra={"run_id": item.run_id})
+                await self.store.outbox_dead(item.id, error)
+                return True
+            await self.store.outbox_retry_later(item.id, not_before=self._later(wait), error=error)
+        except Exception as exc:
+            self.stats.errors += 1
+            log.warning("message %s not delivered: %s", item.key, exc, extra={"run_id": item.run_id})
+            await self.store.outbox_retry_later(item.id, not_before=self._backoff(item.attempts), error=str(exc))
+        return False
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _paced(self, channel: str, defer: Callable[[], Any]) -> bool:
+        if self.pacer.wait_time(channel) > 0:
+            await defer()
+            return False
+        return True
+
+    async def _find(
+        self, channel: str, event_type: str, field_name: str, value: object, since: datetime | None
+    ) -> tuple[str | None, str]:
+        """After a crash mid-post: did the post reach Slack? Look for our metadata in the channel."""
+        if since is None:
+            return None, channel
+        try:
+            answer = await self.client.conversations_history(
+                channel=channel, oldest=f"{since.timestamp() - 5:.6f}", include_all_metadata=True, limit=200
+            )
+        except Exception as exc:  # no history scope, not in channel: post again (at least once)
+            log.warning("cannot check %s for an earlier post: %s", channel, exc)
+            return None, channel
+        messages: list[dict[str, Any]] = answer.get("messages") or []
+        for message in messages:
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == event_type and (meta.get("event_payload") or {}).get(field_name) == value:
+                self.stats.found_after_crash += 1
+                return str(message["ts"]), str(answer.get("channel", channel))
+        return None, channel
+
+    def _retry_wait(self, exc: SlackApiError) -> float | None:
+        """Seconds to wait before retrying, or None when Slack's answer is final."""
+        response = exc.response
+        status = getattr(response, "status_code", 200)
+        error = str(response.get("error", "")) if response is not None else ""
+        if status == 429 or error == "ratelimited":
+            self.stats.rate_limited += 1
+            header = (getattr(response, "headers", None) or {}).get("Retry-After") or (
+                getattr(response, "headers", None) or {}
+            ).get("retry-after")
+            try:
+                return max(float(header), 1.0) if header else 1.0
+            except ValueError:
+                return 1.0
+        if status >= 500 or error in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
+            return 2.0
+        if error in PERMANENT:
+            return None
+        if error in ("invalid_auth", "not_authed", "token_revoked", "account_inactive"):
+            return 60.0  # configuration problem: keep everything until someone fixes the token
+        return None
+
+    def _later(self, seconds: float) -> datetime:
+        return self.now() + timedelta(seconds=seconds)
+
+    def _backoff(self, attempts: int) -> datetime:
+        return self._later(min(2.0 ** min(attempts, 8), 300.0))

@@ -1,0 +1,173 @@
+"""Wires the parts into a running bot: store, provider clients, services, Slack app, scheduler, HTTP.
+
+APScheduler's ``AsyncIOScheduler`` drives the periodic work with in-memory jobs defined here; the
+durable state (runs, cards, messages, leases) lives in the bot's own database, so a restart resumes
+where the last process stopped and several processes can share the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.catalog.model import Catalog
+from bot.config import Settings
+from bot.delivery.sender import Deliverer
+from bot.ops.http import HttpServer
+from bot.service.clients import ClientPool
+from bot.service.notify import Notifier
+from bot.service.permissions import Authorizer
+from bot.service.runs import RunService
+from bot.slack.app import build_app, web_client
+from bot.slack.context import Services
+from bot.slack.tasks import TaskSet
+from bot.store.engine import make_engine, migrate
+from bot.store.store import Store
+from bot.tracking.intervals import PollIntervals
+from bot.tracking.poller import Poller
+
+__all__ = ["Runtime", "utcnow"]
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.now = utcnow
+        self.store: Store | None = None
+        self.http: HttpServer | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._socket_handler: Any = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        s = self.settings
+        engine = make_engine(s.database_url)
+        await migrate(engine)
+        store = self.store = Store(engine)
+        pool = self.pool = ClientPool.for_catalog(self.catalog)
+        client = web_client(s)
+        self.auth = Authorizer(s.slack_admins, _group_members(client))
+        notifier = Notifier(
+            store, self.catalog, pool, self.now, unknown_after=timedelta(seconds=s.unknown_after_seconds)
+        )
+        runs = RunService(
+            store, pool, self.auth, notifier, self.now, first_poll=timedelta(seconds=s.poll_interval_seconds)
+        )
+        self.tasks = TaskSet()
+        self.services = Services(s, self.catalog, store, pool, self.auth, notifier, runs, self.tasks, self.now)
+        self.app = build_app(s, self.services, client)
+        self.poller = Poller(
+            store,
+            pool,
+            owner=self.owner,
+            now=self.now,
+            on_change=notifier.on_change,
+            on_unknown=notifier.refresh_card,
+            intervals=PollIntervals(
+                base=timedelta(seconds=s.poll_interval_seconds),
+                longest=timedelta(seconds=s.poll_interval_max_seconds),
+                error_max=timedelta(seconds=max(s.poll_interval_max_seconds, 5 * s.poll_interval_seconds)),
+            ),
+        )
+        self.deliverer = Deliverer(store, web_client(s, retry_rate_limits=False), owner=self.owner, now=self.now)
+        await runs.recover_starting(timedelta(seconds=30))
+
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        jobs = (
+            ("poll", self.poller.tick, s.poll_tick_seconds),
+            ("deliver", self.deliverer.tick, s.delivery_tick_seconds),
+            ("recover", self._recover, 30.0),
+        )
+        for job_id, func, seconds in jobs:
+            self.scheduler.add_job(
+                func,
+                "interval",
+                seconds=seconds,
+                id=job_id,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(seconds * 5)),
+                next_run_time=self.now(),
+            )
+        # a tick still running when the next is due is normal under load: not worth a warning each time
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+        self.scheduler.start()
+
+        self.http = HttpServer(None if s.socket_mode else self.app, ready=self.readiness)
+        url = await self.http.start(s.host, s.port)
+        if s.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            assert s.slack_app_token is not None
+            handler: Any = AsyncSocketModeHandler(self.app, s.slack_app_token.get_secret_value())
+            await handler.connect_async()
+            self._socket_handler = handler
+            log.info("connected to Slack in Socket Mode; health on %s", url)
+        else:
+            log.info("listening for Slack on %s/slack/events", url)
+
+    async def _recover(self) -> None:
+        await self.services.runs.recover_starting(timedelta(seconds=30))
+
+    async def readiness(self) -> list[str]:
+        problems = []
+        try:
+            assert self.store is not None
+            await self.store.ping()
+        except Exception as exc:
+            problems.append(f"database: {type(exc).__name__}")
+        if self.scheduler is None or not self.scheduler.running:
+            problems.append("scheduler: not running")
+        return problems
+
+    async def run_until_stopped(self) -> None:
+        await self._stopping.wait()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        """Stop taking work, let running work finish (a grace period), hand back what we hold."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._socket_handler is not None:
+            await self._socket_handler.close_async()
+        if self.http is not None:
+            await self.http.stop()
+        if hasattr(self, "tasks"):
+            await self.tasks.drain(self.settings.shutdown_grace_seconds)
+        if self.store is not None:
+            try:
+                await self.deliverer.tick()  # what is already decided goes out now rather than after a restart
+            except Exception:
+                log.exception("final delivery failed; it will resume at the next start")
+            await self.store.release_runs(self.owner)
+            await self.pool.aclose()
+            await self.store.close()
+
+
+def _group_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozenset[str]]]:
+    async def members(group_id: str) -> frozenset[str]:
+        answer = await client.usergroups_users_list(usergroup=group_id)
+        return frozenset(answer.get("users") or [])
+
+    return members

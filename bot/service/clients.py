@@ -1,0 +1,58 @@
+"""One provider client per connection, built when first needed, with bounded concurrency per connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from bot.catalog.model import Catalog
+from bot.errors import InvalidRequest
+from bot.providers._http import RetryPolicy
+from bot.providers.base import ConnectionConfig, JobConfig, ProviderClient
+from bot.providers.registry import provider
+
+__all__ = ["ClientPool"]
+
+
+class ClientPool:
+    def __init__(self, connections: Mapping[str, ConnectionConfig], *, retry: RetryPolicy | None = None) -> None:
+        self._connections = dict(connections)
+        self._clients: dict[str, ProviderClient[Any, Any]] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._retry = retry
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog, *, retry: RetryPolicy | None = None) -> ClientPool:
+        return cls(catalog.connections, retry=retry)
+
+    def client(self, connection: str) -> ProviderClient[Any, Any]:
+        if connection not in self._connections:
+            raise InvalidRequest(f"There is no connection named {connection} in the catalog any more.")
+        found = self._clients.get(connection)
+        if found is None:
+            config = self._connections[connection]
+            found = provider(config.provider).client(connection, config, retry=self._retry)
+            self._clients[connection] = found
+        return found
+
+    def slot(self, connection: str) -> asyncio.Semaphore:
+        """At most ``max_concurrency`` calls in flight per connection: one slow provider cannot eat the rest."""
+        found = self._slots.get(connection)
+        if found is None:
+            limit = self._connections[connection].max_concurrency if connection in self._connections else 1
+            found = self._slots[connection] = asyncio.Semaphore(limit)
+        return found
+
+    def job(self, provider_key: str, job: Mapping[str, Any]) -> JobConfig:
+        return provider(provider_key).job.model_validate(dict(job))
+
+    def connections_of(self, provider_key: str) -> list[str]:
+        return [name for name, c in self._connections.items() if c.provider == provider_key]
+
+    def provider_of(self, connection: str) -> str:
+        return self._connections[connection].provider
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)

@@ -1,0 +1,332 @@
+"""What a command or a button asks of a run: start, retry, cancel, refresh, acknowledge, mute.
+
+Every action re-checks permission at the moment it happens and is audited (who, what, outcome).
+A run is recorded before its trigger is sent, so a crash in between leaves a visible "starting"
+run that recovery resolves, never a run nobody tracks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.catalog.model import Catalog, Pipeline
+from bot.errors import InvalidRequest, NotAllowed, ProviderError, TriggerOutcomeUnknown, UserError
+from bot.models import RunState
+from bot.providers.base import Capability
+from bot.service.clients import ClientPool
+from bot.service.notify import Notifier
+from bot.service.permissions import Actor, Authorizer, Need
+from bot.slack.text import escape
+from bot.store.records import STARTING, NewRun, RunRecord
+from bot.store.store import AlreadyRetried, Store
+
+__all__ = ["AdHoc", "RunService", "resolve_parameters"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class AdHoc:
+    """A provider job named directly (``rivery:<river_id>``), for admins."""
+
+    provider: str
+    connection: str
+    job: Mapping[str, Any]
+
+
+def resolve_parameters(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
+    """Check ``key=value`` parameters against the pipeline's declaration; apply defaults."""
+    declared = pipeline.parameters
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        if not declared:
+            raise InvalidRequest(f"*{escape(pipeline.name)}* takes no parameters (got {escape(', '.join(unknown))}).")
+        raise InvalidRequest(
+            f"{escape(', '.join(unknown))} {'is not a parameter' if len(unknown) == 1 else 'are not parameters'} "
+            f"of *{escape(pipeline.name)}*. It takes: {escape(', '.join(declared))}."
+        )
+    resolved: dict[str, str] = {}
+    problems: list[str] = []
+    for name, spec in declared.items():
+        value = given.get(name, spec.default)
+        if value is None or value == "":
+            if spec.required:
+                problems.append(f"`{escape(name)}` is required")
+            continue
+        problem = spec.problem_with(value)
+        if problem:
+            problems.append(f"`{escape(name)}={escape(value)}` {problem}")
+            continue
+        resolved[name] = value
+    if problems:
+        raise InvalidRequest("; ".join(problems) + ".")
+    return resolved
+
+
+class RunService:
+    def __init__(
+        self,
+        store: Store,
+        pool: ClientPool,
+        authorizer: Authorizer,
+        notifier: Notifier,
+        now: Now,
+        *,
+        first_poll: timedelta = timedelta(seconds=2),
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.auth = authorizer
+        self.notifier = notifier
+        self.now = now
+        self.first_poll = first_poll
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.notifier.catalog
+
+    # -- start ------------------------------------------------------------------------------
+
+    async def start(
+        self,
+        actor: Actor,
+        target: Pipeline | AdHoc,
+        parameters: Mapping[str, str],
+        *,
+        channel: str | None,
+        origin: str = "slack",
+        retry_of: RunRecord | None = None,
+    ) -> RunRecord:
+        """Record, trigger and show a run. UserError explains anything that stops it."""
+        if isinstance(target, Pipeline):
+            pipeline: Pipeline | None = target
+            name, connection, provider = target.name, target.connection, target.provider
+            job = target.job.model_dump()
+        else:
+            pipeline = None
+            name, connection, provider = f"{target.provider}:{_ident(target.job)}", target.connection, target.provider
+            job = dict(target.job)
+        await self._authorize(actor, "run", pipeline, what=f"run *{escape(name)}*", target=name)
+        params = resolve_parameters(pipeline, parameters) if pipeline else dict(parameters)
+        client = self.pool.client(connection)
+        job_config = self.pool.job(provider, job)
+        if params and not client.accepts_parameters:
+            raise InvalidRequest(f"{client.display_name} runs take no parameters.")
+        now = self.now()
+        new = NewRun(
+            provider=provider,
+            connection=connection,
+            job=job,
+            parameters=params,
+            origin=origin,
+            pipeline=pipeline.name if pipeline else None,
+            started_by=actor.user_id,
+            channel=channel or (self.catalog.channel_for(pipeline) if pipeline else None),
+            retry_of=retry_of.id if retry_of else None,
+            attempt=(retry_of.attempt + 1) if retry_of else 1,
+        )
+        record = await self.store.create_run(new, now=now, next_poll_at=None)
+        try:
+            async with self.pool.slot(connection):
+                triggered = await client.trigger(job_config, params)
+        except TriggerOutcomeUnknown as exc:
+            record = await self.store.finish_run(record.id, RunState.UNKNOWN, str(exc), now=self.now())
+            await self.notifier.refresh_card(record)
+            await self._audit(actor, "run", name, "failed", str(exc))
+            raise UserError(f"{escape(str(exc))}") from None
+        except ProviderError as exc:
+            await self.store.finish_run(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
+            await self._audit(actor, "run", name, "failed", str(exc))
+            raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
+        record = await self.store.record_triggered(
+            record.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
+        )
+        if triggered.status is not None:
+            change = await self.store.record_status(
+                record.id, triggered.status, now=self.now(), next_poll_at=self.now() + self.first_poll
+            )
+            record = change.run if change else record
+        await self.notifier.refresh_card(record)
+        await self._audit(actor, "run", name, "ok", f"run #{record.id} ({triggered.run_id}) {_params(params)}")
+        return record
+
+    async def retry(self, actor: Actor, run_id: int, *, channel: str | None) -> RunRecord:
+        run = await self.get(run_id)
+        if not run.final:
+            raise InvalidRequest(f"Run #{run.id} is still {run.state}: retry it once it has ended.")
+        if run.run_state is RunState.SUCCEEDED:
+            raise InvalidRequest(f"Run #{run.id} succeeded; start a new run with `run {escape(run.name)}`.")
+        existing = await self.store.retry_of(run.id)
+        if existing is not None:
+            raise InvalidRequest(_already_retried(run, existing))
+        target = self._target(run)
+        try:
+            new = await self.start(
+                actor, target, run.parameters, channel=run.channel or channel, origin="retry", retry_of=run
+            )
+        except AlreadyRetried as exc:  # two clicks at once: the database let one through
+            raise InvalidRequest(_already_retried(run, exc.retry)) from None
+        await self.notifier.refresh_card(run)
+        await self.notifier.thread(run, "retried", f"<@{actor.user_id}> retried this as run #{new.id}.")
+        return new
+
+    # -- actions on a run -------------------------------------------------------------------
+
+    async def cancel(self, actor: Actor, run_id: int) -> RunRecord:
+        run = await self.get(run_id)
+        pipeline = self.notifier.pipeline(run)
+        await self._authorize(
+            actor, "change", pipeline, what=f"cancel runs of *{escape(run.name)}*", target=run.name, admin_if_adhoc=True
+        )
+        if run.final:
+            raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
+        client = self.pool.client(run.connection)
+        if not client.can(Capability.CANCEL):
+            raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")
+        if run.provider_run_id is None:
+            raise InvalidRequest(f"Run #{run.id} has not started yet; try again in a moment.")
+        try:
+            async with self.pool.slot(run.connection):
+                await client.cancel(self.pool.job(run.provider, run.job), run.provider_run_id)
+        except ProviderError as exc:
+            await self._audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
+            raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
+        await self.store.poll_now(run.id, now=self.now())
+        await self._audit(actor, "cancel", f"#{run.id}", "ok")
+        await self.notifier.thread(run, f"cancel:{actor.user_id}", f"<@{actor.user_id}> asked to cancel this run.")
+        return run
+
+    async def refresh(self, actor: Actor, run_id: int) -> RunRecord:
+        run = await self.get(run_id)
+        await self.store.poll_now(run.id, now=self.now())
+        await self.notifier.refresh_card(run)
+        return run
+
+    async def acknowledge(self, actor: Actor, run_id: int) -> tuple[RunRecord, bool]:
+        run = await self.get(run_id)
+        run, first = await self.store.acknowledge(run.id, actor.user_id, now=self.now())
+        await self.notifier.refresh_card(run)
+        await self._audit(actor, "acknowledge", f"#{run.id}", "ok" if first else "already")
+        return run, first
+
+    async def mute(
+        self, actor: Actor, pipeline_name: str, duration: timedelta, *, run_id: int | None = None
+    ) -> datetime:
+        pipeline = self.catalog.pipelines.get(pipeline_name)
+        if pipeline is None:
+            raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
+        await self._authorize(actor, "change", pipeline, what=f"mute *{escape(pipeline_name)}*", target=pipeline_name)
+        if duration <= timedelta(0) or duration > timedelta(days=30):
+            raise InvalidRequest("Mute for between a minute and 30 days, like `1h`, `4h`, `1d`.")
+        until = self.now() + duration
+        await self.store.mute(pipeline_name, until=until, user_id=actor.user_id, now=self.now())
+        await self._audit(actor, "mute", pipeline_name, "ok", f"until {until.isoformat()}")
+        if run_id is not None:
+            run = await self.store.get_run(run_id)
+            if run is not None:
+                await self.notifier.refresh_card(run)
+        return until
+
+    async def unmute(self, actor: Actor, pipeline_name: str) -> bool:
+        pipeline = self.catalog.pipelines.get(pipeline_name)
+        await self._authorize(actor, "change", pipeline, what=f"unmute *{escape(pipeline_name)}*", target=pipeline_name)
+        found = await self.store.unmute(pipeline_name)
+        await self._audit(actor, "unmute", pipeline_name, "ok" if found else "not muted")
+        return found
+
+    # -- pipeline operations (enable, disable, archive, reset) ------------------------------
+
+    async def pipeline_op(self, actor: Actor, op: str, pipeline_name: str) -> str:
+        pipeline = self.catalog.pipelines.get(pipeline_name)
+        if pipeline is None:
+            raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
+        await self._authorize(actor, "change", pipeline, what=f"{op} *{escape(pipeline_name)}*", target=pipeline_name)
+        capability = Capability(op)
+        client = self.pool.client(pipeline.connection)
+        if not client.can(capability):
+            offered = ", ".join(sorted(c.value for c in client.offered())) or "nothing beyond run and status"
+            raise InvalidRequest(f"{client.display_name} cannot {op} (it offers: {offered}).")
+        try:
+            async with self.pool.slot(pipeline.connection):
+                await getattr(client, op)(pipeline.job)
+        except ProviderError as exc:
+            await self._audit(actor, op, pipeline_name, "failed", str(exc))
+            raise UserError(f"Could not {op} *{escape(pipeline_name)}*: {escape(str(exc))}") from None
+        await self._audit(actor, op, pipeline_name, "ok")
+        return f"{_PAST[op]} *{escape(pipeline_name)}* on {client.display_name}."
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    async def recover_starting(self, older_than: timedelta) -> list[RunRecord]:
+        """Runs left "starting" by a crash: whether the trigger reached the provider is unknown."""
+        resolved = []
+        cutoff = self.now() - older_than
+        for run in await self.store.runs_in_flight(limit=1000):
+            if run.state == STARTING and run.created_at < cutoff:
+                message = (
+                    "The bot stopped while starting this run: it is unknown whether it started. "
+                    "Check the provider's console before running it again."
+                )
+                done = await self.store.finish_run(run.id, RunState.UNKNOWN, message, now=self.now())
+                await self.notifier.refresh_card(done)
+                await self.notifier.thread(done, "interrupted", message)
+                resolved.append(done)
+        return resolved
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def get(self, run_id: int) -> RunRecord:
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise InvalidRequest(f"There is no run #{run_id}. `/pipeline status` lists the runs in flight.")
+        return run
+
+    def _target(self, run: RunRecord) -> Pipeline | AdHoc:
+        if run.pipeline:
+            pipeline: Pipeline | None = self.catalog.pipelines.get(run.pipeline)
+            if pipeline is None:
+                raise InvalidRequest(f"*{escape(run.pipeline)}* is no longer in the catalog.")
+            return pipeline
+        return AdHoc(provider=run.provider, connection=run.connection, job=run.job)
+
+    async def _authorize(
+        self,
+        actor: Actor,
+        need: Need,
+        pipeline: Pipeline | None,
+        *,
+        what: str,
+        target: str,
+        admin_if_adhoc: bool = False,
+    ) -> None:
+        try:
+            await self.auth.check(actor, need if pipeline or not admin_if_adhoc else "admin", pipeline, what=what)
+        except NotAllowed:
+            await self._audit(actor, need, target, "refused")
+            raise
+
+    async def _audit(self, actor: Actor, action: str, target: str, outcome: str, detail: str = "") -> None:
+        await self.store.audit(
+            user_id=actor.user_id, action=action, target=target, outcome=outcome, now=self.now(), detail=detail
+        )
+
+
+_PAST = {"enable": "Enabled", "disable": "Disabled", "archive": "Archived", "reset": "Reset"}
+
+
+def _ident(job: Mapping[str, Any]) -> str:
+    return "/".join(str(v) for v in job.values() if v is not None)
+
+
+def _params(params: Mapping[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _already_retried(run: RunRecord, retry: RunRecord) -> str:
+    who = f" by <@{retry.started_by}>" if retry.started_by else ""
+    return f"Run #{run.id} was already retried{who} as run #{retry.id}."

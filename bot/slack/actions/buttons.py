@@ -1,0 +1,160 @@
+"""Buttons on cards, lists and confirmations. Each acks at once, then re-checks who clicks and the
+run's current state on the server: a button value is input from the client, never trusted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.errors import InvalidRequest, PipelineBotError, UserError
+from bot.service.permissions import Actor
+from bot.slack.blocks import ids
+from bot.slack.blocks.modal import run_modal
+from bot.slack.blocks.replies import ephemeral_error, notice
+from bot.slack.context import Services
+from bot.slack.text import escape
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+Respond = Callable[..., Awaitable[Any]]
+Work = Callable[[Services, Actor, dict[str, Any], dict[str, Any], Any], Awaitable[tuple[str, list[Any]] | None]]
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    handlers: dict[str, Work] = {
+        ids.RUN_REFRESH: _refresh,
+        ids.RUN_CANCEL: _cancel,
+        ids.RUN_RETRY: _retry,
+        ids.RUN_ACK: _acknowledge,
+        ids.RUN_MUTE: _mute,
+        ids.OP_CONFIRM: _confirmed,
+    }
+    for action_id, work in handlers.items():
+        app.action(action_id)(_listener(services, work))
+    app.action(ids.LIST_RUN_PATTERN)(_listener(services, _open_modal))
+    app.action(ids.RUN_CONSOLE)(_just_ack)  # a link button: Slack opens the URL, the click still needs an ack
+    app.action(ids.OP_DISMISS)(_dismiss)
+
+
+async def _just_ack(ack: Any) -> None:
+    await ack()
+
+
+async def _dismiss(ack: Any, respond: Respond) -> None:
+    await ack()
+    await respond(delete_original=True)
+
+
+def _listener(services: Services, work: Work) -> Callable[..., Awaitable[None]]:
+    async def listener(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: Any) -> None:
+        await ack()
+        actor = Actor(user_id=body["user"]["id"], channel_id=(body.get("channel") or {}).get("id"))
+        services.tasks.spawn(_answer(services, work, actor, body, action, respond, client), name=action["action_id"])
+
+    return listener
+
+
+async def _answer(
+    services: Services,
+    work: Work,
+    actor: Actor,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    respond: Respond,
+    client: Any,
+) -> None:
+    try:
+        reply = await work(services, actor, body, action, client)
+    except ValueError as exc:  # a tampered or stale value
+        log.warning("bad button value from %s: %s", actor.user_id, exc)
+        reply = ephemeral_error("That button's value is not valid. Use the buttons on a current card.")
+    except UserError as exc:
+        reply = notice("⚠️ " + str(exc), formatted=True)
+    except PipelineBotError as exc:
+        reply = ephemeral_error(str(exc))
+    except Exception:
+        log.exception("button %s failed", action.get("action_id"))
+        reply = ephemeral_error("Something went wrong on our side; it is logged. Try again in a moment.")
+    if reply is not None:
+        text, blocks = reply
+        await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+
+def _value(action: dict[str, Any]) -> str:
+    if "selected_option" in action:
+        return str((action.get("selected_option") or {}).get("value", ""))
+    return str(action.get("value", ""))
+
+
+async def _refresh(services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
+    await services.runs.refresh(actor, ids.parse_run_value(_value(action)))
+
+
+async def _cancel(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+) -> tuple[str, list[Any]]:
+    run = await services.runs.cancel(actor, ids.parse_run_value(_value(action)))
+    return notice(f"Asked {escape(run.provider)} to cancel run #{run.id}; the card will show when it stops.")
+
+
+async def _retry(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+) -> tuple[str, list[Any]] | None:
+    await services.runs.retry(actor, ids.parse_run_value(_value(action)), channel=actor.channel_id)
+    return None
+
+
+async def _acknowledge(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+) -> tuple[str, list[Any]] | None:
+    run, first = await services.runs.acknowledge(actor, ids.parse_run_value(_value(action)))
+    if not first and run.acknowledged_by != actor.user_id:
+        return notice(f"<@{run.acknowledged_by}> is already on it.", formatted=True)
+    return None
+
+
+async def _mute(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+) -> tuple[str, list[Any]]:
+    run_id, seconds = ids.parse_mute_value(_value(action))
+    run = await services.runs.get(run_id)
+    if run.pipeline is None:
+        raise InvalidRequest("Ad-hoc runs have no pipeline to mute.")
+    until = await services.runs.mute(actor, run.pipeline, timedelta(seconds=seconds), run_id=run.id)
+    return notice(
+        f"🔕 *{escape(run.pipeline)}* is muted until <!date^{int(until.timestamp())}^{{date_short_pretty}} {{time}}|"
+        f"{until:%Y-%m-%d %H:%M} UTC>.",
+        formatted=True,
+    )
+
+
+async def _confirmed(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+) -> tuple[str, list[Any]]:
+    op, target, run_id = ids.parse_op_value(_value(action))
+    if op == "cancel":
+        if run_id is None:
+            raise ValueError("cancel without a run")
+        return await _cancel(services, actor, body, {"value": str(run_id)}, client)
+    if op not in ("enable", "disable", "archive", "reset"):
+        raise ValueError(f"unknown operation {op[:20]!r}")
+    done = await services.runs.pipeline_op(actor, op, target)
+    return notice("✅ " + done, formatted=True)
+
+
+async def _open_modal(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+) -> None:
+    selected = services.catalog.pipelines.get(_value(action))
+    view = run_modal(
+        list(services.catalog.pipelines.values()),
+        selected=selected,
+        channel=actor.channel_id or "",
+        display_names=services.display_names(),
+    )
+    await client.views_open(trigger_id=body["trigger_id"], view=view)

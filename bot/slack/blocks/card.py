@@ -1,0 +1,397 @@
+"""The run card: the one message per run, edited in place as the run moves on.
+
+The card is rebuilt from the stored run on every poll and sent only when its JSON changed, so nothing on it
+may depend on the clock except the "status unknown since" note (which flips once). Durations appear only
+when the run is final; dates are ``<!date>`` tokens that each reader's client renders.
+
+This module also holds the few element builders the other builders share (buttons, confirm dialogs,
+sections, context lines, options), so every surface gets the same limits by construction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.models import RunState, TaskStatus
+from bot.slack.blocks import ids
+from bot.slack.text import (
+    code,
+    escape,
+    human_duration,
+    link,
+    mention_user,
+    mrkdwn,
+    plain_text,
+    slack_date,
+    truncate,
+)
+from bot.store.records import RunRecord
+
+__all__ = [
+    "MAX_TASKS",
+    "Block",
+    "CardView",
+    "button",
+    "confirm_dialog",
+    "console_button",
+    "context",
+    "option",
+    "run_card",
+    "section",
+    "state_emoji",
+    "state_word",
+]
+
+Block = dict[str, Any]
+
+MAX_TASKS = 10
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+CONTEXT_LIMIT = 2000  # per element: a context line is meant to be short
+BUTTON_TEXT_LIMIT = 75
+URL_LIMIT = 3000
+OUTSIDE_SLACK = "outside Slack (schedule or console)"
+
+_EMOJI: dict[RunState | None, str] = {
+    None: "🚀",
+    RunState.QUEUED: "⏳",
+    RunState.RUNNING: "▶️",
+    RunState.SUCCEEDED: "✅",
+    RunState.FAILED: "❌",
+    RunState.CANCELED: "⏹️",
+    RunState.UNKNOWN: "❔",
+}
+_PHRASE: dict[RunState | None, str] = {
+    None: "is starting",
+    RunState.QUEUED: "is queued",
+    RunState.RUNNING: "is running",
+    RunState.SUCCEEDED: "succeeded",
+    RunState.FAILED: "failed",
+    RunState.CANCELED: "was canceled",
+    RunState.UNKNOWN: "is in an unknown state",
+}
+
+
+# -- shared element builders -------------------------------------------------------------------------
+
+
+def state_emoji(state: RunState | None) -> str:
+    """The one emoji per state used on every surface (cards, lists, trends); None is "starting"."""
+    return _EMOJI[state]
+
+
+def state_word(state: RunState | None) -> str:
+    return "starting" if state is None else state.value
+
+
+def section(text: str, *, accessory: Block | None = None) -> Block:
+    """A mrkdwn section cut to Slack's 3000 characters with the truncation note."""
+    block: Block = {"type": "section", "text": mrkdwn(text, SECTION_LIMIT)}
+    if accessory is not None:
+        block["accessory"] = accessory
+    return block
+
+
+def context(*texts: str) -> Block:
+    """A context line of up to 10 mrkdwn elements (Slack's limit); empty texts are dropped."""
+    elements = [mrkdwn(t, CONTEXT_LIMIT) for t in texts if t][:10]
+    return {"type": "context", "elements": elements}
+
+
+def confirm_dialog(title: str, text: str, confirm: str, deny: str = "Back", *, danger: bool = True) -> Block:
+    """Slack's own "are you sure" dialog: the click reaches us only after the person confirmed."""
+    dialog: Block = {
+        "title": plain_text(title, 100),
+        "text": mrkdwn(text, 300),
+        "confirm": plain_text(confirm, 30),
+        "deny": plain_text(deny, 30),
+    }
+    if danger:
+        dialog["style"] = "danger"
+    return dialog
+
+
+def button(
+    label: str,
+    action_id: str,
+    value: str,
+    *,
+    style: str | None = None,
+    confirm: Block | None = None,
+    url: str | None = None,
+) -> Block:
+    """A button within the limits; a value past 2000 characters is a bug in the caller, so it raises."""
+    if len(value) > 2000:
+        raise ValueError(f"button value of {len(value)} characters: Slack allows 2000")
+    element: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "text": plain_text(label, BUTTON_TEXT_LIMIT),
+        "value": value,
+    }
+    if style is not None:
+        element["style"] = style
+    if confirm is not None:
+        element["confirm"] = confirm
+    if url is not None:
+        element["url"] = url
+    return element
+
+
+def console_button(run_id: int, url: str | None, label: str = "Open in console") -> Block | None:
+    """A link button to the provider's console, or None when the URL is unknown or not a plain http(s) URL."""
+    if url is None or len(url) > URL_LIMIT or not url.startswith(("https://", "http://")):
+        return None
+    return button(label, ids.RUN_CONSOLE, str(run_id), url=url)
+
+
+def option(label: str, value: str) -> Block:
+    """An option of a select: label cut to 75 characters; values are the caller's, at most 150."""
+    if len(value) > 150:
+        raise ValueError(f"option value of {len(value)} characters: Slack allows 150")
+    return {"text": plain_text(label, 75), "value": value}
+
+
+# -- the card ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CardView:
+    """Everything a card shows, gathered by the caller; ``now`` matters only for the unknown-since note."""
+
+    run: RunRecord
+    display_name: str  # the provider's display name, "Rivery"
+    job_text: str  # "river 5e8e…"
+    now: datetime
+    console_url: str | None = None
+    can_cancel: bool = False
+    unknown_after: timedelta = timedelta(minutes=2)
+    retry_of_link: str | None = None  # a permalink, or text like "#12"
+    retried_as: int | None = None
+    muted_until: datetime | None = None
+
+
+def is_live(run: RunRecord) -> bool:
+    """Starting, queued, running, or an unknown raw status the provider may still move on from."""
+    state = run.run_state
+    return state is None or (not run.final and not state.is_terminal)
+
+
+def final_duration(run: RunRecord) -> timedelta | None:
+    """The run's duration once it ended; never computed from the clock, so a card cannot churn on it."""
+    if run.ended_at is None or not (run.final or (run.run_state is not None and run.run_state.is_terminal)):
+        return None
+    return run.ended_at - (run.started_at or run.created_at)
+
+
+def run_card(view: CardView) -> tuple[str, list[Block]]:
+    """The card's fallback text and blocks."""
+    blocks: list[Block] = [_header(view.run), _facts(view.run)]
+    blocks += _message(view.run, view.display_name)
+    blocks += task_blocks(view.run.tasks)
+    blocks.append(context(*_meta(view)))
+    notes = _notes(view)
+    if notes:
+        blocks.append(context(*notes))
+    actions = _actions(view)
+    if actions:
+        blocks.append({"type": "actions", "block_id": "run_actions", "elements": actions})
+    return _fallback(view.run), blocks
+
+
+def _title(run: RunRecord, limit: int) -> str:
+    emoji, phrase = state_emoji(run.run_state), _PHRASE[run.run_state]
+    room = limit - len(emoji) - len(phrase) - 2
+    return f"{emoji} {truncate(escape(run.name), room, '…')} {phrase}"
+
+
+def _header(run: RunRecord) -> Block:
+    return {"type": "header", "text": plain_text(_title(run, HEADER_LIMIT), HEADER_LIMIT)}
+
+
+def _fallback(run: RunRecord) -> str:
+    """The notification text: what happened, and for a failure the start of the provider's words."""
+    text = f"{_title(run, 300)} (run #{run.id})"
+    if run.run_state is RunState.FAILED and run.message:
+        text += ": " + truncate(escape(" ".join(run.message.split())), 300, "…")
+    return text
+
+
+def started_by(run: RunRecord) -> str:
+    """A mention of the person who started the run, or where it came from."""
+    if run.started_by:
+        try:
+            return mention_user(run.started_by)
+        except ValueError:
+            pass
+    return OUTSIDE_SLACK
+
+
+def _facts(run: RunRecord) -> Block:
+    state = state_word(run.run_state)
+    if run.raw_status:
+        state += f" (raw: {code(truncate(run.raw_status, 200, '…'))})"
+    number = f"#{run.id}"
+    if run.provider_run_id:
+        number += f" · {code(truncate(run.provider_run_id, 200, '…'))}"
+    fields = [
+        ("State", state),
+        ("Started by", started_by(run)),
+        ("Started", slack_date(run.started_at or run.created_at)),
+    ]
+    duration = final_duration(run)
+    if duration is not None:
+        fields.append(("Duration", human_duration(duration)))
+    fields.append(("Run", number))
+    if run.attempt > 1:
+        fields.append(("Attempt", str(run.attempt)))
+    return {"type": "section", "fields": [mrkdwn(f"*{k}*\n{v}", FIELD_LIMIT) for k, v in fields]}
+
+
+def message_text(message: str, heading: str) -> str:
+    """A provider's message, escaped and cut so heading plus message fit one section."""
+    room = SECTION_LIMIT - len(heading) - 1
+    return f"{heading}\n{truncate(escape(message.strip()), room)}"
+
+
+def _message(run: RunRecord, display_name: str) -> list[Block]:
+    if not run.message.strip():
+        return []
+    heading = f"*{truncate(escape(display_name), 100, '…')} says*"
+    return [section(message_text(run.message, heading))]
+
+
+def _task_line(task: TaskStatus) -> str:
+    name, raw = truncate(escape(task.name), 100, "…"), code(truncate(task.raw_status, 40, "…"))
+    line = f"{state_emoji(task.state)} {name} · {raw}"
+    if task.state is RunState.FAILED and task.message.strip():
+        line += ": " + truncate(escape(" ".join(task.message.split())), 120, "…")
+    return line
+
+
+def task_blocks(tasks: Sequence[TaskStatus], *, failed_only: bool = False) -> list[Block]:
+    """At most ``MAX_TASKS`` tasks, failed ones first with their messages, then a count of the rest."""
+    chosen = [t for t in tasks if t.state is RunState.FAILED] if failed_only else list(tasks)
+    if not chosen:
+        return []
+    ordered = sorted(chosen, key=lambda t: t.state is not RunState.FAILED)  # stable: keeps provider order
+    shown, rest = ordered[:MAX_TASKS], ordered[MAX_TASKS:]
+    failed = sum(t.state is RunState.FAILED for t in tasks)
+    title = "*Failed tasks*" if failed_only else f"*Tasks* ({len(tasks)}, {failed} failed)"
+    lines = [title, *(_task_line(t) for t in shown)]
+    if rest:
+        lines.append(f"…and {len(rest)} more ({_tally(rest)})")
+    return [section("\n".join(lines))]
+
+
+def _tally(tasks: Sequence[TaskStatus]) -> str:
+    counts = Counter(t.state for t in tasks)
+    return ", ".join(f"{n} {state.value}" for state, n in sorted(counts.items(), key=lambda kv: kv[0].value))
+
+
+def parameters_text(parameters: Mapping[str, str], limit: int = 10) -> str:
+    """``key=value`` pairs in code, escaped; past ``limit`` pairs, a count."""
+    pairs = [code(truncate(f"{k}={v}", 150, "…")) for k, v in sorted(parameters.items())]
+    text = ", ".join(pairs[:limit])
+    if len(pairs) > limit:
+        text += f" and {len(pairs) - limit} more"
+    return text
+
+
+def _meta(view: CardView) -> list[str]:
+    meta = [f"{truncate(escape(view.display_name), 100, '…')} · {truncate(escape(view.job_text), 500, '…')}"]
+    if view.run.parameters:
+        meta.append("Parameters: " + parameters_text(view.run.parameters))
+    return meta
+
+
+def _notes(view: CardView) -> list[str]:
+    run = view.run
+    notes: list[str] = []
+    if run.warning.strip():
+        notes.append("⚠️ " + truncate(escape(run.warning.strip()), 1000))
+    if _unknown_for_long(view) and run.unknown_since is not None:
+        notes.append(
+            f"❔ status unknown since {slack_date(run.unknown_since)}: {escape(view.display_name)} is not "
+            "answering; the run's real outcome will be shown when it answers"
+        )
+    if run.acknowledged_by:
+        notes.append(_acknowledged(run.acknowledged_by))
+    if view.retry_of_link or run.retry_of is not None:
+        notes.append("🔁 Retry of " + _retry_of(view))
+    if view.retried_as is not None:
+        notes.append(f"↪️ Retried as #{view.retried_as}")
+    if view.muted_until is not None:
+        notes.append(f"🔕 Alerts muted until {slack_date(view.muted_until)}")
+    return notes
+
+
+def _unknown_for_long(view: CardView) -> bool:
+    since = view.run.unknown_since
+    return since is not None and not view.run.final and view.now - since >= view.unknown_after
+
+
+def _acknowledged(user_id: str) -> str:
+    try:
+        return f"👀 {mention_user(user_id)} is on it"
+    except ValueError:
+        return "👀 someone is on it"
+
+
+def _retry_of(view: CardView) -> str:
+    label = f"#{view.run.retry_of}" if view.run.retry_of is not None else "the previous run"
+    target = view.retry_of_link
+    if target is None:
+        return label
+    if target.startswith(("https://", "http://")):
+        try:
+            return link(target, label)
+        except ValueError:
+            return label
+    return truncate(escape(target), 200, "…")
+
+
+def _actions(view: CardView) -> list[Block]:
+    run = view.run
+    console = console_button(run.id, view.console_url)
+    if is_live(run):
+        elements = [button("Refresh", ids.RUN_REFRESH, str(run.id))]
+        if view.can_cancel:
+            elements.append(_cancel_button(run))
+    elif run.run_state is RunState.SUCCEEDED:
+        elements = []
+    else:
+        elements = _alert_buttons(view)
+    return [*elements, console] if console is not None else elements
+
+
+def _cancel_button(run: RunRecord) -> Block:
+    question = f"Cancel this run of {truncate(escape(run.name), 200, '…')}?"
+    dialog = confirm_dialog("Cancel this run?", question, "Cancel run", "Keep it running")
+    return button("Cancel", ids.RUN_CANCEL, str(run.id), style="danger", confirm=dialog)
+
+
+def _alert_buttons(view: CardView) -> list[Block]:
+    run = view.run
+    elements: list[Block] = []
+    if view.retried_as is None:
+        elements.append(button("Retry", ids.RUN_RETRY, str(run.id), style="primary"))
+    if not run.acknowledged_by:
+        elements.append(button("Acknowledge", ids.RUN_ACK, str(run.id)))
+    elements.append(mute_select(run.id))
+    return elements
+
+
+def mute_select(run_id: int) -> Block:
+    """The Mute menu: each option carries the run and the period, so the click needs no other state."""
+    return {
+        "type": "static_select",
+        "action_id": ids.RUN_MUTE,
+        "placeholder": plain_text("Mute…", 150),
+        "options": [option(label, ids.mute_value(run_id, seconds)) for label, seconds in ids.MUTE_CHOICES],
+    }

@@ -1,0 +1,126 @@
+"""The contract between the Block Kit builders and the listeners: action ids, block ids and button values.
+
+Listeners register on these constants and parse values with the functions below; a value comes back from
+the client, so the parsers treat it as input and raise ``ValueError`` on anything they did not write.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+__all__ = [
+    "LIST_RUN",
+    "LIST_RUN_PATTERN",
+    "MUTE_CHOICES",
+    "OP_CONFIRM",
+    "OP_DISMISS",
+    "PARAM_ACTION",
+    "PARAM_BLOCK_PREFIX",
+    "PIPELINE_BLOCK",
+    "PIPELINE_SELECT",
+    "RUN_ACK",
+    "RUN_CANCEL",
+    "RUN_CONSOLE",
+    "RUN_MODAL",
+    "RUN_MUTE",
+    "RUN_REFRESH",
+    "RUN_RETRY",
+    "list_run_action_id",
+    "mute_value",
+    "op_value",
+    "param_block_id",
+    "param_name",
+    "parse_mute_value",
+    "parse_op_value",
+    "parse_run_value",
+]
+
+# card buttons: value = str(run id)
+RUN_REFRESH = "run.refresh"
+RUN_CANCEL = "run.cancel"
+RUN_CONSOLE = "run.console"
+RUN_RETRY = "run.retry"
+RUN_ACK = "run.ack"
+RUN_MUTE = "run.mute"  # static_select; option value "<run_id>|<seconds>"
+
+# catalog list: value = pipeline name. Each button's action_id is "list.run:<index>" because a message may
+# not repeat an action_id (the fake Slack enforces it, and a click must name one element); register the
+# listener with LIST_RUN_PATTERN.
+LIST_RUN = "list.run"
+LIST_RUN_PATTERN = re.compile(r"^list\.run(?::\d+)?$")
+
+# confirmation of a destructive operation: value = {"op": ..., "target": ..., "run": id | null}
+OP_CONFIRM = "op.confirm"
+OP_DISMISS = "op.dismiss"
+
+# the run modal
+RUN_MODAL = "run_modal"  # callback_id
+PIPELINE_BLOCK = "pipeline"
+PIPELINE_SELECT = "pipeline.select"
+PARAM_BLOCK_PREFIX = "param:"
+PARAM_ACTION = "value"
+
+#: (label, seconds) of the Mute menu, in the order shown
+MUTE_CHOICES: tuple[tuple[str, int], ...] = (
+    ("1 hour", 3600),
+    ("4 hours", 4 * 3600),
+    ("1 day", 86400),
+    ("1 week", 7 * 86400),
+)
+_MUTE_SECONDS = frozenset(seconds for _, seconds in MUTE_CHOICES)
+
+
+def list_run_action_id(index: int) -> str:
+    """The action_id of the Run button of the ``index``-th pipeline of a list."""
+    return f"{LIST_RUN}:{index}"
+
+
+def param_block_id(name: str) -> str:
+    """The block_id of a parameter's input in the run modal."""
+    return f"{PARAM_BLOCK_PREFIX}{name}"
+
+
+def param_name(block_id: str) -> str | None:
+    """The parameter a modal block_id stands for, or None for any other block."""
+    return block_id[len(PARAM_BLOCK_PREFIX):] if block_id.startswith(PARAM_BLOCK_PREFIX) else None
+
+
+def parse_run_value(value: str) -> int:
+    """A card button's value back into a run id."""
+    if not re.fullmatch(r"\d{1,18}", value):
+        raise ValueError(f"{value[:40]!r} is not a run id")
+    return int(value)
+
+
+def mute_value(run_id: int, seconds: int) -> str:
+    return f"{run_id}|{seconds}"
+
+
+def parse_mute_value(value: str) -> tuple[int, int]:
+    """``"<run_id>|<seconds>"`` back into its parts; only the periods the menu offers are accepted."""
+    run, sep, seconds = value.partition("|")
+    if not sep or not seconds.isdigit() or int(seconds) not in _MUTE_SECONDS:
+        raise ValueError(f"{value[:40]!r} is not a mute choice")
+    return parse_run_value(run), int(seconds)
+
+
+def op_value(op: str, target: str, run_id: int | None = None) -> str:
+    """Compact JSON, the smallest form that fits the 2000-character button value."""
+    return json.dumps({"op": op, "target": target, "run": run_id}, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_op_value(value: str) -> tuple[str, str, int | None]:
+    """An ``op.confirm`` value back into (op, target, run id)."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise ValueError("not an operation value") from None
+    if not isinstance(data, dict):
+        raise ValueError("not an operation value")
+    op, target, run = data.get("op"), data.get("target"), data.get("run")
+    if not isinstance(op, str) or not isinstance(target, str):
+        raise ValueError("an operation value needs op and target")
+    if run is not None and (isinstance(run, bool) or not isinstance(run, int)):
+        raise ValueError("run must be a run id or null")
+    return op, target, run

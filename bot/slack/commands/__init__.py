@@ -1,0 +1,1 @@
+"""Slash-command grammar and help: pure functions over the command table, no Slack client."""

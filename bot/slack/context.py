@@ -1,0 +1,40 @@
+"""What listeners need, handed to them explicitly at registration (no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.catalog.model import Catalog
+from bot.config import Settings
+from bot.service.clients import ClientPool
+from bot.service.notify import Notifier
+from bot.service.permissions import Authorizer
+from bot.service.runs import RunService
+from bot.slack.tasks import TaskSet
+from bot.store.store import Store
+
+__all__ = ["Services"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    store: Store
+    pool: ClientPool
+    auth: Authorizer
+    notifier: Notifier
+    runs: RunService
+    tasks: TaskSet
+    now: Callable[[], datetime]
+
+    @property
+    def command(self) -> str:
+        return self.settings.slack_command
+
+    def display_names(self) -> dict[str, str]:
+        from bot.providers.registry import provider
+
+        return {key: provider(key).display_name for key in {p.provider for p in self.catalog.pipelines.values()}}

@@ -1,0 +1,90 @@
+"""The run modal: choosing a pipeline redraws it with that pipeline's parameters; submitting starts the run.
+
+Parameter problems go back in the ``view_submission`` ack, next to the inputs, so the modal stays open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.errors import PipelineBotError
+from bot.service.permissions import Actor
+from bot.slack.blocks import ids
+from bot.slack.blocks.modal import parameters_from_state, pipeline_from_state, run_modal, submission_errors
+from bot.slack.blocks.replies import ephemeral_error, notice
+from bot.slack.context import Services
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def on_select(ack: Any, body: dict[str, Any], client: Any) -> None:
+        await ack()
+        view = body["view"]
+        chosen = services.catalog.pipelines.get(pipeline_from_state(view["state"]["values"]) or "")
+        updated = run_modal(
+            list(services.catalog.pipelines.values()),
+            selected=chosen,
+            channel=_channel(view),
+            display_names=services.display_names(),
+        )
+        await client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
+
+    async def on_submit(ack: Any, body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
+        values = view["state"]["values"]
+        name = pipeline_from_state(values)
+        pipeline = services.catalog.pipelines.get(name or "")
+        if pipeline is None:
+            await ack(**submission_errors({}, pipeline_error="Choose a pipeline from the list."))
+            return
+        parameters = parameters_from_state(values, pipeline)
+        problems = {}
+        for key, spec in pipeline.parameters.items():
+            value = parameters.get(key, spec.default)
+            if not value:
+                if spec.required:
+                    problems[key] = "Required."
+                continue
+            problem = spec.problem_with(value)
+            if problem:
+                problems[key] = problem[0].upper() + problem[1:] + "."
+        if problems:
+            await ack(**submission_errors(problems))
+            return
+        await ack()
+        actor = Actor(user_id=body["user"]["id"], channel_id=_channel(view) or None)
+        services.tasks.spawn(_start(services, client, actor, pipeline.name, parameters), name="modal run")
+
+    app.action(ids.PIPELINE_SELECT)(on_select)
+    app.view(ids.RUN_MODAL)(on_submit)
+
+
+def _channel(view: dict[str, Any]) -> str:
+    try:
+        return str(json.loads(view.get("private_metadata") or "{}").get("channel") or "")
+    except ValueError:
+        return ""
+
+
+async def _start(services: Services, client: Any, actor: Actor, name: str, parameters: dict[str, str]) -> None:
+    try:
+        pipeline = services.catalog.pipelines[name]
+        await services.runs.start(actor, pipeline, parameters, channel=actor.channel_id)
+        return
+    except PipelineBotError as exc:
+        text, blocks = notice("⚠️ " + str(exc), formatted=True)
+    except Exception:
+        log.exception("run from the modal failed")
+        text, blocks = ephemeral_error("Something went wrong on our side; it is logged. Try again in a moment.")
+    # a modal has no response_url: tell the person where they are, or in a DM from the bot
+    target = actor.channel_id or actor.user_id
+    try:
+        await client.chat_postEphemeral(channel=target, user=actor.user_id, text=text, blocks=blocks)
+    except Exception:
+        log.warning("could not tell %s why the run did not start", actor.user_id)

@@ -1,0 +1,116 @@
+"""The tracker: claims due runs, asks their providers, records what changed, and tells the notifier.
+
+One tick claims a batch of due runs (a lease, so several replicas never poll the same run), polls
+them concurrently with a bound per connection, and schedules each run's next poll. A provider that
+does not answer never fails a run: the run stays as it was, "status unknown since …", and polling
+backs off and goes on until the provider answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from bot.errors import ProviderError
+from bot.models import RunState, RunStatus
+from bot.service.clients import ClientPool
+from bot.store.records import RunRecord, Transition
+from bot.store.store import Store
+from bot.tracking.intervals import PollIntervals
+
+__all__ = ["Poller"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+
+
+class Poller:
+    def __init__(
+        self,
+        store: Store,
+        pool: ClientPool,
+        *,
+        owner: str,
+        now: Now,
+        on_change: Callable[[Transition], Awaitable[None]],
+        on_unknown: Callable[[RunRecord], Awaitable[object]],
+        intervals: PollIntervals | None = None,
+        batch: int = 500,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.owner = owner
+        self.now = now
+        self.on_change = on_change
+        self.on_unknown = on_unknown
+        self.intervals = intervals or PollIntervals()
+        self.batch = batch
+        self.lease = lease
+        self.polls = 0
+        self.errors = 0
+        self.lag: list[float] = []  # seconds late, of the last tick's polls (for metrics)
+
+    async def tick(self) -> int:
+        """Poll every due run once. Returns how many were polled."""
+        now = self.now()
+        due = await self.store.claim_due_runs(self.owner, now=now, limit=self.batch, lease=self.lease)
+        if not due:
+            return 0
+        self.lag = [(now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at]
+        await asyncio.gather(*(self._poll(run) for run in due))
+        return len(due)
+
+    async def _poll(self, run: RunRecord) -> None:
+        try:
+            if run.provider_run_id is None:  # recovery resolves runs whose trigger never answered
+                return
+            status = await self._ask(run)
+        except ProviderError as exc:
+            self.errors += 1
+            now = self.now()
+            wait = self.intervals.after_error(run.unknown_since, now)
+            record = await self.store.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait)
+            log.warning("status of run %s unknown: %s", run.id, exc, extra={"run_id": run.id})
+            await self.on_unknown(record)
+            return
+        except Exception:
+            log.exception("polling run %s failed", run.id, extra={"run_id": run.id})
+            now = self.now()
+            await self.store.record_poll_error(
+                run.id, "internal error", now=now, next_poll_at=now + self.intervals.base
+            )
+            return
+        await self._record(run, status)
+
+    async def _ask(self, run: RunRecord) -> RunStatus:
+        assert run.provider_run_id is not None
+        client = self.pool.client(run.connection)
+        job = self.pool.job(run.provider, run.job)
+        async with self.pool.slot(run.connection):
+            self.polls += 1
+            return await client.get_status(job, run.provider_run_id)
+
+    async def _record(self, run: RunRecord, status: RunStatus) -> None:
+        now = self.now()
+        if (
+            status.state is RunState.UNKNOWN
+            and not status.final
+            and now - run.created_at > self.intervals.unknown_limit
+        ):
+            status = RunStatus(
+                run_id=status.run_id,
+                state=RunState.UNKNOWN,
+                raw_status=status.raw_status,
+                message=f"{status.message} (status {status.raw_status!r} did not change for "
+                f"{self.intervals.unknown_limit}; the bot stopped following this run)".strip(),
+                final=True,
+            )
+        age = now - (run.started_at or run.created_at)
+        change = await self.store.record_status(
+            run.id, status, now=now, next_poll_at=now + self.intervals.next_after(age)
+        )
+        if change is not None:
+            await self.on_change(change)

@@ -1,0 +1,187 @@
+"""A whole world for scenario tests: the fake Slack, the four provider emulators on one manual clock,
+and the real bot (runtime, HTTP endpoint, scheduler, SQLite file) with short poll intervals."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.catalog.load import parse_catalog
+from bot.config import Settings
+from bot.emulators._core import EmulatorState, ManualClock, Outcome
+from bot.emulators._server import EmulatorServer
+from bot.emulators.datakitchen import DataKitchenEmulator
+from bot.emulators.invision import InVisionEmulator
+from bot.emulators.rivery import RiveryEmulator
+from bot.emulators.slack import FakeSlack
+from bot.emulators.slack.server import AppResponse, Message
+from bot.emulators.tailer import TailerEmulator
+from bot.runtime import Runtime
+
+RIVER = "5e8e1eb46b028e37b73f44f0"
+FAILING_RIVER = "63b724fc690def001131d242"
+FLOW = "2b081248-4963-43b3-ba06-5b7403d58b4d"
+TAILER_CONFIG = "000099_iowa_liquor_prepare_pda_DEV"
+DK_JOB = "production/sales_dashboard/daily"
+
+ENV = {
+    "RIVERY_TOKEN": "rivery-secret-token",
+    "TAILER_JWT": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ0ZXN0In0.sig",
+    "INVISION_KEY": "invision-secret-key",
+    "DK_USER": "bot@example.com",
+    "DK_PASSWORD": "dk-secret-password",
+}
+
+CATALOG = """
+defaults:
+  channel: "C0ALERTS"
+  owners: [S0DATAENG]
+  allow_run: ["*"]
+  allow_change: [U0ALICE]
+connections:
+  rivery: {{provider: rivery, base_url: "{rivery}/api", api_token: "${{RIVERY_TOKEN}}"}}
+  tailer: {{provider: tailer, base_url: "{tailer}", token: "${{TAILER_JWT}}"}}
+  invision: {{provider: invision, base_url: "{invision}/invision/", api_key: "${{INVISION_KEY}}"}}
+  datakitchen: {{provider: datakitchen, base_url: "{datakitchen}", username: "${{DK_USER}}", password: "${{DK_PASSWORD}}"}}
+pipelines:
+  leads-ods:
+    connection: rivery
+    river_id: {river}
+    owners: [U0BOB, S0DATAENG]
+    parameters: {{load_date: {{type: date}}}}
+  orders:
+    connection: rivery
+    river_id: {failing}
+    owners: [U0BOB]
+  iowa-pda:
+    connection: tailer
+    account: "000099"
+    environment: DEV
+    configuration_type: table-to-table
+    configuration_id: 000099_iowa_liquor_prepare_pda
+    parameters: {{execution_date: {{type: date}}}}
+  budget:
+    connection: invision
+    dataflow_id: {flow}
+  sales-dashboard:
+    connection: datakitchen
+    kitchen: production
+    recipe: sales_dashboard
+    variation: daily
+    allow_run: [U0ALICE]
+    parameters: {{source_date: {{type: date}}}}
+"""
+
+
+@dataclass
+class World:
+    slack: FakeSlack
+    clock: ManualClock
+    emulators: dict[str, EmulatorServer]
+    runtime: Runtime
+    tmp: Path
+    settings: Settings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def command(self, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL") -> AppResponse:
+        return await self.slack.command(text, user=user, channel=channel)
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out waiting for {what or predicate}\n{self.slack.describe()}")
+            await asyncio.sleep(0.02)
+
+    def cards(self, channel: str = "C0GENERAL") -> list[Message]:
+        return [m for m in self.slack.messages(channel) if any(b.get("type") == "header" for b in m.blocks)]
+
+    def thread(self, card: Message) -> list[Message]:
+        return [m for m in self.slack.messages(card.channel, thread_ts=card.ts, top_level=False) if m.ts != card.ts]
+
+    async def card_saying(self, words: str, channel: str = "C0GENERAL", timeout: float = 10.0) -> Message:
+        found: list[Message] = []
+
+        def seen() -> bool:
+            found[:] = [m for m in self.cards(channel) if words in m.text]
+            return bool(found)
+
+        await self.until(seen, timeout, what=f"a card saying {words!r} in {channel}")
+        return found[-1]
+
+    async def settle(self, seconds: float = 0.4) -> None:
+        """Let the tracker and delivery run a few ticks."""
+        await asyncio.sleep(seconds)
+
+
+def settings_for(slack: FakeSlack, tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "slack_bot_token": slack.bot_token,
+        "slack_signing_secret": slack.signing_secret,
+        "slack_api_url": slack.api_url,
+        "database_url": f"sqlite+aiosqlite:///{tmp / 'bot.db'}",
+        "host": "127.0.0.1",
+        "port": 0,
+        "slack_admins": ["U0CAROL"],
+        "poll_interval_seconds": 0.2,
+        "poll_interval_max_seconds": 0.5,
+        "poll_tick_seconds": 0.05,
+        "delivery_tick_seconds": 0.05,
+        "unknown_after_seconds": 1.0,
+        "shutdown_grace_seconds": 2.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def make_emulators(clock: ManualClock) -> dict[str, EmulatorServer]:
+    def state() -> EmulatorState:
+        return EmulatorState(clock=clock, default=Outcome(queued_s=5, running_s=30))
+
+    rivery = RiveryEmulator(state(), tokens=[ENV["RIVERY_TOKEN"]])
+    rivery.state.script(FAILING_RIVER, Outcome(result="fail", queued_s=5, running_s=30,
+                                               message="Table <!channel> not found", failed_tasks=("load",)))
+    return {
+        "rivery": rivery,
+        "tailer": TailerEmulator(state(), tokens=[ENV["TAILER_JWT"]]),
+        "invision": InVisionEmulator(state(), api_keys=[ENV["INVISION_KEY"]]),
+        "datakitchen": DataKitchenEmulator(state(), users={ENV["DK_USER"]: ENV["DK_PASSWORD"]}),
+    }
+
+
+def catalog_text(emulators: dict[str, EmulatorServer]) -> str:
+    urls = {name: e.url for name, e in emulators.items()}
+    return textwrap.dedent(CATALOG).format(river=RIVER, failing=FAILING_RIVER, flow=FLOW, **urls)
+
+
+@asynccontextmanager
+async def world(tmp: Path, **overrides: Any) -> AsyncIterator[World]:
+    import yaml
+
+    clock = ManualClock()
+    emulators = make_emulators(clock)
+    slack = FakeSlack()
+    await slack.start()
+    for emulator in emulators.values():
+        await emulator.start()
+    catalog = parse_catalog(yaml.safe_load(catalog_text(emulators)), ENV)
+    settings = settings_for(slack, tmp, **overrides)
+    runtime = Runtime(settings, catalog)
+    try:
+        await runtime.start()
+        assert runtime.http is not None
+        slack.app_url = f"{runtime.http.url}/slack/events"
+        yield World(slack, clock, emulators, runtime, tmp, settings)
+    finally:
+        await runtime.stop()
+        for emulator in emulators.values():
+            await emulator.stop()
+        await slack.stop()

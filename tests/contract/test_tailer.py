@@ -139,7 +139,7 @@ LAST_STATUS_OPERATION = """{
 			"status": "SUCCESS"
 		}
 	]
-}"""  # noqa: E501 (verbatim from the seed)
+}"""
 
 LAST_STATUS_LIMIT_2 = """{
 	"results": [
@@ -166,7 +166,7 @@ LAST_STATUS_LIMIT_2 = """{
 			"status": "SUCCESS"
 		}
 	]
-}"""  # noqa: E501 (verbatim from the seed)
+}"""
 
 LAUNCH = '{"run_id":"20201230-113940-1fb692b0-3531-4578-9919-acf6fdb0a5b1"}'
 WORKFLOW_RESET = '{"code":200,"data":{},"message":"ok"}'

@@ -6,12 +6,13 @@ stop the bot from running, each with the environment variable to set.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 
@@ -30,7 +31,10 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, description="xapp-… token; set → Socket Mode")
     slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL")
     slack_command: str = Field(default="/pipeline", description="the slash command")
-    slack_admins: list[str] = Field(default_factory=list, description="Slack user ids allowed everything")
+    # NoDecode: the comma form (U1,U2) must reach the validator instead of failing as JSON
+    slack_admins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Slack user ids allowed everything"
+    )
 
     database_url: str = Field(default="sqlite+aiosqlite:///pipeline-bot.db")
     pipelines_file: Path = Field(default=Path("pipelines.yml"))
@@ -61,8 +65,9 @@ class Settings(BaseSettings):
     def _admins(cls, value: object) -> object:
         if isinstance(value, str):  # SLACK_ADMINS=U1,U2 as well as JSON
             stripped = value.strip()
-            if not stripped.startswith("["):
-                return [v.strip() for v in stripped.split(",") if v.strip()]
+            if stripped.startswith("["):
+                return json.loads(stripped)
+            return [v.strip() for v in stripped.split(",") if v.strip()]
         return value
 
     @property

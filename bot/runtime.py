@@ -87,6 +87,8 @@ class Runtime:
             ),
         )
         self.deliverer = Deliverer(store, web_client(s, retry_rate_limits=False), owner=self.owner, now=self.now)
+        if store.single_process:
+            await store.release_leases()  # a lease in a SQLite file can only be from a process that died
         await runs.recover_starting(timedelta(seconds=30))
 
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -160,7 +162,7 @@ class Runtime:
                 await self.deliverer.tick()  # what is already decided goes out now rather than after a restart
             except Exception:
                 log.exception("final delivery failed; it will resume at the next start")
-            await self.store.release_runs(self.owner)
+            await self.store.release_leases(self.owner)
             await self.pool.aclose()
             await self.store.close()
 

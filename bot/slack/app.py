@@ -36,14 +36,18 @@ def web_client(settings: Settings, *, retry_rate_limits: bool = True) -> AsyncWe
 
 def build_app(settings: Settings, services: Services, client: AsyncWebClient) -> AsyncApp:
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    app = AsyncApp(
+    bolt_log = logging.getLogger("bot.slack.bolt")
+    level = bolt_log.level
+    bolt_log.setLevel(logging.ERROR)  # Bolt warns that SLACK_BOT_TOKEN goes unused: we pass the client that
+    app = AsyncApp(  # carries it, with SLACK_API_URL, instead
         client=client,
         signing_secret=secret,
         # HTTP mode verifies every request's signature; Socket Mode has no HTTP requests to verify
         request_verification_enabled=not settings.socket_mode,
         process_before_response=False,
-        logger=logging.getLogger("bot.slack.bolt"),
+        logger=bolt_log,
     )
+    bolt_log.setLevel(level)
     commands.register(app, services)
     buttons.register(app, services)
     run_modal.register(app, services)

@@ -252,11 +252,19 @@ class Store:
         )
         return await self._claim(runs, query, owner, now + lease, self._runs_by_ids)
 
-    async def release_runs(self, owner: str) -> None:
+    async def release_leases(self, owner: str | None = None) -> None:
+        """Hand back leases: one owner's at shutdown; everyone's at start on SQLite, where only one
+        process can run, so any lease found there belongs to a process that died."""
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(runs).where(runs.c.lease_owner == owner).values(lease_owner=None, lease_expires_at=None)
-            )
+            for table in (runs, cards, outbox):
+                query = update(table).values(lease_owner=None, lease_expires_at=None)
+                if owner is not None:
+                    query = query.where(table.c.lease_owner == owner)
+                await conn.execute(query)
+
+    @property
+    def single_process(self) -> bool:
+        return not self._postgres
 
     # -- cards ------------------------------------------------------------------------------
 

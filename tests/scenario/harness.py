@@ -4,6 +4,7 @@ and the real bot (runtime, HTTP endpoint, scheduler, SQLite file) with short pol
 from __future__ import annotations
 
 import asyncio
+import json
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -111,7 +112,7 @@ class World:
         found: list[Message] = []
 
         def seen() -> bool:
-            found[:] = [m for m in self.cards(channel) if words in m.text]
+            found[:] = [m for m in self.cards(channel) if words in m.text or words in json.dumps(m.blocks)]
             return bool(found)
 
         await self.until(seen, timeout, what=f"a card saying {words!r} in {channel}")

@@ -145,7 +145,7 @@ async def _dispatch(
         )
         return run_card(card)
     if name == "last":
-        return await _last(services, str(args["pipeline"]), int(str(args.get("count") or 10)))
+        return await _last(services, str(args["pipeline"]), int(str(args.get("n") or 10)))
     if name == "stats":
         return await _stats(services, args.get("pipeline"), args.get("period"))
     if name == "cancel":

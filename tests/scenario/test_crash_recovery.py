@@ -1,0 +1,157 @@
+"""The bot is killed (SIGKILL) with runs in flight and Slack messages pending, then started again:
+every run is followed to its end, every card reaches its final state, nothing is posted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.emulators._core import ManualClock, Outcome
+from bot.emulators.slack import FakeSlack
+from tests.scenario.harness import ENV, FAILING_RIVER, catalog_text, make_emulators
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BotProcess:
+    def __init__(self, tmp: Path, slack: FakeSlack, catalog: Path) -> None:
+        self.port = free_port()
+        self.log = open(tmp / f"bot-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+        env.update(ENV)
+        env.update(
+            SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=slack.signing_secret, SLACK_API_URL=slack.api_url,
+            DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'bot.db'}", PIPELINES_FILE=str(catalog), PORT=str(self.port),
+            HOST="127.0.0.1", POLL_INTERVAL_SECONDS="0.2", POLL_INTERVAL_MAX_SECONDS="0.5", POLL_TICK_SECONDS="0.05",
+            DELIVERY_TICK_SECONDS="0.05", LOG_FORMAT="json", SLACK_ADMINS="U0CAROL",
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--env-file", str(tmp / "none.env")],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def ready(self, timeout: float = 20.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with httpx.AsyncClient() as client:
+            while asyncio.get_running_loop().time() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"the bot exited with {self.proc.returncode}; see {self.log.name}")
+                try:
+                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"the bot did not become ready; see {self.log.name}")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+
+
+def card_runs(slack: FakeSlack, channel: str) -> dict[str, str]:
+    """card ts → its current text, for the cards (top-level messages with a header) of a channel."""
+    return {m.ts: m.text for m in slack.messages(channel) if any(b.get("type") == "header" for b in m.blocks)}
+
+
+async def wait(predicate: object, timeout: float, what: str, slack: FakeSlack) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{slack.describe()}")
+        await asyncio.sleep(0.05)
+
+
+async def test_sigkill_with_runs_in_flight_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    clock = ManualClock()
+    emulators = make_emulators(clock)
+    for e in emulators.values():
+        e.state.default = Outcome(queued_s=5, running_s=20)
+    emulators["rivery"].state.script(FAILING_RIVER, Outcome(result="fail", queued_s=5, running_s=20, message="boom"))
+    slack = FakeSlack()
+    await slack.start()
+    for e in emulators.values():
+        await e.start()
+    catalog = tmp_path / "pipelines.yml"
+    catalog.write_text(catalog_text(emulators))
+    bot = BotProcess(tmp_path, slack, catalog)
+    try:
+        await bot.ready()
+        slack.app_url = f"{bot.url}/slack/events"
+        commands = ["run leads-ods", "run orders", "run iowa-pda", "run budget", "run sales-dashboard",
+                    "run leads-ods load_date=2026-01-02", "run orders"]
+        for text in commands:
+            assert (await slack.command(text, user="U0ALICE")).ok
+        await wait(lambda: len(card_runs(slack, "C0GENERAL")) == len(commands), 15, "all cards posted", slack)
+
+        # runs move on while Slack refuses updates for a while: updates and failure details pile up
+        slack.fail_next("chat.update", status=429, retry_after=2, times=1000)
+        slack.fail_next("chat.postMessage", status=503, times=1000)
+        clock.advance(6)  # all running
+        await asyncio.sleep(1.0)
+        clock.advance(21)  # all ended: five succeed, two fail
+        await asyncio.sleep(1.0)
+        bot.kill()
+
+        slack.clear_faults()
+        bot = BotProcess(tmp_path, slack, catalog)
+        await bot.ready()
+        slack.app_url = f"{bot.url}/slack/events"
+
+        def all_final() -> bool:
+            texts = card_runs(slack, "C0GENERAL").values()
+            return len(texts) == len(commands) and all(("succeeded" in t or "failed" in t) for t in texts)
+
+        await wait(all_final, 20, "every card in its final state", slack)
+        texts = list(card_runs(slack, "C0GENERAL").values())
+        assert sum("failed" in t for t in texts) == 2
+        assert sum("succeeded" in t for t in texts) == 5
+        await asyncio.sleep(1.0)  # anything still pending would go out now
+
+        # no card was posted twice, every failure's details went out exactly once
+        posts = [c for c in slack.calls_to("chat.postMessage") if c.ok]
+        cards = [c for c in posts if not c.params.get("thread_ts")]
+        assert len(cards) == len(commands)
+        details = Counter(c.params["thread_ts"] for c in posts if c.params.get("thread_ts"))
+        failed_cards = [ts for ts, t in card_runs(slack, "C0GENERAL").items() if "failed" in t]
+        assert sorted(details) == sorted(failed_cards)
+        assert set(details.values()) == {1}
+        # each card got its final content once (no repeated final update)
+        for ts in card_runs(slack, "C0GENERAL"):
+            message = slack.message("C0GENERAL", ts)
+            versions = [json.dumps(v.blocks) for v in message.edits] + [json.dumps(message.blocks)]
+            assert len(versions) == len(set(versions)), f"card {ts} was updated without a change"
+    finally:
+        bot.stop()
+        for e in emulators.values():
+            await e.stop()
+        await slack.stop()

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     unknown_after_seconds: float = Field(default=120.0, ge=0, description="show 'status unknown' after this")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
+    # alerting
+    watch_interval_seconds: float = Field(default=60.0, gt=0, description="passive watch: list calls per pipeline")
+    stuck_check_seconds: float = Field(default=30.0, gt=0)
+    alert_group_seconds: float = Field(default=10.0, ge=0, description="failures within this become one message")
+    alert_suppress_seconds: float = Field(default=3600.0, ge=0, description="a repeat inside this updates the alert")
+    provider_down_after_seconds: float = Field(default=120.0, ge=0, description="then one 'cannot reach' alert")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
 

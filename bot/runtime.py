@@ -23,6 +23,7 @@ from bot.catalog.model import Catalog
 from bot.config import Settings
 from bot.delivery.sender import Deliverer
 from bot.ops.http import HttpServer
+from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Authorizer
@@ -31,9 +32,12 @@ from bot.slack.app import build_app, web_client
 from bot.slack.context import Services
 from bot.slack.tasks import TaskSet
 from bot.store.engine import make_engine, migrate
+from bot.store.records import RunRecord
 from bot.store.store import Store
 from bot.tracking.intervals import PollIntervals
 from bot.tracking.poller import Poller
+from bot.tracking.stuck import StuckDetector
+from bot.tracking.watch import Watcher
 
 __all__ = ["Runtime", "utcnow"]
 
@@ -67,6 +71,15 @@ class Runtime:
         notifier = Notifier(
             store, self.catalog, pool, self.now, unknown_after=timedelta(seconds=s.unknown_after_seconds)
         )
+        self.alerter = notifier.alerter = Alerter(
+            store,
+            self.catalog,
+            pool,
+            self.now,
+            group_window=timedelta(seconds=s.alert_group_seconds),
+            suppress=timedelta(seconds=s.alert_suppress_seconds),
+            down_after=timedelta(seconds=s.provider_down_after_seconds),
+        )
         runs = RunService(
             store, pool, self.auth, notifier, self.now, first_poll=timedelta(seconds=s.poll_interval_seconds)
         )
@@ -79,13 +92,24 @@ class Runtime:
             owner=self.owner,
             now=self.now,
             on_change=notifier.on_change,
-            on_unknown=notifier.refresh_card,
+            on_unknown=self._on_unknown,
+            on_provider_error=self.alerter.connection_failed,
+            on_provider_ok=self.alerter.connection_ok,
             intervals=PollIntervals(
                 base=timedelta(seconds=s.poll_interval_seconds),
                 longest=timedelta(seconds=s.poll_interval_max_seconds),
                 error_max=timedelta(seconds=max(s.poll_interval_max_seconds, 5 * s.poll_interval_seconds)),
             ),
         )
+        self.watcher = Watcher(
+            store,
+            self.catalog,
+            pool,
+            now=self.now,
+            on_change=notifier.on_change,
+            interval=timedelta(seconds=s.watch_interval_seconds),
+        )
+        self.stuck = StuckDetector(store, self.catalog, notifier, now=self.now)
         self.deliverer = Deliverer(store, web_client(s, retry_rate_limits=False), owner=self.owner, now=self.now)
         if store.single_process:
             await store.release_leases()  # a lease in a SQLite file can only be from a process that died
@@ -96,6 +120,9 @@ class Runtime:
             ("poll", self.poller.tick, s.poll_tick_seconds),
             ("deliver", self.deliverer.tick, s.delivery_tick_seconds),
             ("recover", self._recover, 30.0),
+            ("alerts", self.alerter.flush, min(1.0, max(s.alert_group_seconds / 4, 0.05))),
+            ("watch", self._watch, s.watch_interval_seconds),
+            ("stuck", self.stuck.tick, s.stuck_check_seconds),
         )
         for job_id, func, seconds in jobs:
             self.scheduler.add_job(
@@ -126,6 +153,18 @@ class Runtime:
             log.info("connected to Slack in Socket Mode; health on %s", url)
         else:
             log.info("listening for Slack on %s/slack/events", url)
+
+    async def _on_unknown(self, run: RunRecord) -> None:
+        if self.services.notifier.has_card(run):
+            await self.services.notifier.refresh_card(run)
+
+    async def _watch(self) -> None:
+        """One watch cycle per interval across the fleet: the slot is claimed in the database."""
+        assert self.store is not None
+        seconds = self.settings.watch_interval_seconds
+        slot = f"{int(self.now().timestamp() // seconds):012d}"
+        if await self.store.alerting.claim_slot("watch", slot, self.owner, now=self.now()):
+            await self.watcher.cycle()
 
     async def _recover(self) -> None:
         await self.services.runs.recover_starting(timedelta(seconds=30))

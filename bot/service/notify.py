@@ -13,9 +13,11 @@ from datetime import datetime, timedelta
 from bot.catalog.model import Catalog, Pipeline
 from bot.models import RunState
 from bot.providers.base import Capability
+from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.slack.blocks.card import CardView, run_card
 from bot.slack.blocks.replies import failure_details, notice
+from bot.slack.text import escape
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
 
@@ -39,6 +41,7 @@ class Notifier:
         self.pool = pool
         self.now = now
         self.unknown_after = unknown_after
+        self.alerter: Alerter | None = None
 
     def pipeline(self, run: RunRecord) -> Pipeline | None:
         return self.catalog.pipelines.get(run.pipeline) if run.pipeline else None
@@ -86,20 +89,35 @@ class Notifier:
         text, blocks = run_card(view)
         return await self.store.set_card(run.id, channel, text, blocks, now=now)
 
-    async def on_change(self, change: Transition) -> None:
-        """A run changed: update its card; on failure, post the details in its thread."""
-        run = change.run
-        await self.refresh_card(run)
-        if run.final and change.before != run.state:
-            if run.run_state is RunState.FAILED:
-                await self.failure(run)
-            elif run.run_state is RunState.UNKNOWN:
-                await self.thread(run, "ended", f"The run ended with a status outside the usual ones: {run.raw_status}")
+    def has_card(self, run: RunRecord) -> bool:
+        """Runs started outside Slack get no card: their failures are announced as alerts instead."""
+        return run.origin != "watch"
 
-    async def failure(self, run: RunRecord) -> None:
+    async def on_change(self, change: Transition) -> None:
+        """A run changed: update its card; on failure, alert and post the details in its thread."""
+        run = change.run
+        if self.has_card(run):
+            await self.refresh_card(run)
+        if not (run.final and change.before != run.state):
+            return
+        if run.run_state is RunState.FAILED:
+            card_channel = self.channel_for(run) if self.has_card(run) else None
+            alert = await self.alerter.on_failure(run, card_channel=card_channel) if self.alerter else None
+            if self.has_card(run):
+                # owners are pinged once per alert: in this thread when the card is the alert, else in the alert
+                mention = alert is None or (alert.count == 1 and alert.group_key == f"run:{run.id}")
+                await self.failure(run, mention=mention)
+        elif run.run_state is RunState.SUCCEEDED and self.alerter is not None:
+            await self.alerter.on_success(run)
+        elif run.run_state is RunState.UNKNOWN and self.has_card(run):
+            await self.thread(
+                run, "ended", f"The run ended with a status outside the usual ones: {escape(run.raw_status)}"
+            )
+
+    async def failure(self, run: RunRecord, *, mention: bool = True) -> None:
         pipeline = self.pipeline(run)
         muted = (await self.store.muted(now=self.now())).get(run.pipeline or "")
-        owners = () if muted or pipeline is None else pipeline.owners
+        owners = () if muted or pipeline is None or not mention else pipeline.owners
         text, blocks = failure_details(
             run, owners=owners, display_name=self.display_name(run), console_url=self.console_url(run)
         )
@@ -108,7 +126,8 @@ class Notifier:
         )
 
     async def thread(self, run: RunRecord, key: str, message: str) -> None:
-        text, blocks = notice(message)
+        """A note in the run's thread. ``message`` is mrkdwn built by our code: escape what it quotes."""
+        text, blocks = notice(message, formatted=True)
         await self.store.enqueue(
             f"run:{run.id}:{key}", kind="thread", run_id=run.id, text=text, blocks=blocks, now=self.now()
         )

@@ -112,7 +112,8 @@ class Transition:
 @dataclass(frozen=True, slots=True)
 class CardRecord:
     id: int
-    run_id: int
+    key: str
+    run_id: int | None
     channel: str
     ts: str | None
     text: str

@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 from bot.models import RunState, RunStatus, TaskStatus
+from bot.store.alerting import AlertStore
 from bot.store.records import STARTING, AuditEntry, CardRecord, NewRun, OutboxItem, RunRecord, Transition
 from bot.store.tables import audit, cards, mutes, outbox, run_events, runs
 
-__all__ = ["AlreadyRetried", "Store"]
+__all__ = ["AlreadyRetried", "AlreadyTracked", "Store"]
 
 R = TypeVar("R")
 
@@ -36,10 +37,19 @@ class AlreadyRetried(Exception):
         self.retry = retry
 
 
+class AlreadyTracked(Exception):
+    """A provider run is already recorded (another replica found it first)."""
+
+    def __init__(self, run: RunRecord) -> None:
+        super().__init__(f"provider run {run.provider_run_id} is already tracked as run {run.id}")
+        self.run = run
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self.alerting = AlertStore(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -87,6 +97,10 @@ class Store:
                 existing = await self.retry_of(new.retry_of)
                 if existing is not None:
                     raise AlreadyRetried(existing) from None
+            if new.provider_run_id is not None:
+                found = await self.find_run(new.connection, new.provider_run_id)
+                if found is not None:
+                    raise AlreadyTracked(found) from None
             raise
 
     async def get_run(self, run_id: int) -> RunRecord | None:
@@ -147,45 +161,36 @@ class Store:
     async def record_status(
         self, run_id: int, status: RunStatus, *, now: datetime, next_poll_at: datetime | None
     ) -> Transition | None:
-        """Store what the provider said; returns a Transition when anything a person sees changed."""
-        async with self.engine.begin() as conn:
-            before = await self._run(conn, run_id)
-            tasks = [_task_json(t) for t in status.tasks]
-            started = status.started_at or before.started_at
-            if started is None and status.state is not RunState.QUEUED:
-                started = now
-            ended = status.ended_at or (now if status.final and before.ended_at is None else before.ended_at)
-            values: dict[str, Any] = {
-                "state": status.state.value,
-                "raw_status": status.raw_status[:64],
-                "message": status.message,
-                "warning": status.warning,
-                "tasks": tasks,
-                "extra": dict(status.extra),
-                "final": status.final,
-                "started_at": started,
-                "ended_at": ended if status.final else None,
-                "polls": before.polls + 1,
-                "unknown_since": None,
-                "last_error": "",
-                "next_poll_at": None if status.final else next_poll_at,
-                "updated_at": now,
-                "lease_owner": None,
-                "lease_expires_at": None,
-            }
-            await conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
-            visible = (
-                before.state != status.state.value
-                or before.raw_status != values["raw_status"]
-                or before.message != status.message
-                or [_task_json(t) for t in before.tasks] != tasks
-                or before.final != status.final
-                or before.unknown_since is not None
-            )
-            if before.state != status.state.value or before.raw_status != values["raw_status"]:
-                await _event(conn, run_id, now, status.state.value, values["raw_status"], status.message)
-            after = await self._run(conn, run_id)
-        return Transition(after, before.state, after.state) if visible else None
+        """Store what the provider said; returns a Transition when anything a person sees changed.
+
+        The poller and the watcher may record the same run at once: the write is conditional on the run
+        not having changed since it was read (``polls`` counts writes), so one change is reported once.
+        """
+        for _ in range(5):
+            async with self.engine.begin() as conn:
+                before = await self._run(conn, run_id)
+                if before.final:  # an ended run stays ended, whatever a stale answer says
+                    return None
+                values = _status_values(before, status, now, next_poll_at)
+                result = await conn.execute(
+                    update(runs).where(runs.c.id == run_id, runs.c.polls == before.polls).values(**values)
+                )
+                if result.rowcount != 1:
+                    continue  # someone recorded this run meanwhile: read it again
+                tasks = values["tasks"]
+                visible = (
+                    before.state != status.state.value
+                    or before.raw_status != values["raw_status"]
+                    or before.message != status.message
+                    or [_task_json(t) for t in before.tasks] != tasks
+                    or before.final != status.final
+                    or before.unknown_since is not None
+                )
+                if before.state != status.state.value or before.raw_status != values["raw_status"]:
+                    await _event(conn, run_id, now, status.state.value, values["raw_status"], status.message)
+                after = await self._run(conn, run_id)
+            return Transition(after, before.state, after.state) if visible else None
+        raise RuntimeError(f"run {run_id} kept changing while its status was recorded")
 
     async def record_poll_error(self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> RunRecord:
         """The provider did not answer: the run stays as it was, marked unknown since the first miss."""
@@ -272,20 +277,26 @@ class Store:
         self, run_id: int, channel: str, text: str, blocks: list[dict[str, Any]], *, now: datetime
     ) -> bool:
         """What the run's card should show. Returns False when it already shows exactly that."""
+        return await self.set_message(f"run:{run_id}", channel, text, blocks, now=now, run_id=run_id)
+
+    async def set_message(
+        self,
+        key: str,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        *,
+        now: datetime,
+        run_id: int | None = None,
+    ) -> bool:
+        """What a living message (card, alert) should show; False when it already shows exactly that."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(select(cards).where(cards.c.run_id == run_id))).mappings().first()
+            row = (await conn.execute(select(cards).where(cards.c.key == key))).mappings().first()
             if row is None:
                 await conn.execute(
                     insert(cards).values(
-                        run_id=run_id,
-                        channel=channel,
-                        text=text,
-                        blocks=blocks,
-                        version=1,
-                        sent_version=0,
-                        attempts=0,
-                        last_error="",
-                        updated_at=now,
+                        key=key, run_id=run_id, channel=channel, text=text, blocks=blocks, version=1,
+                        sent_version=0, attempts=0, last_error="", updated_at=now,
                     )
                 )
                 return True
@@ -297,6 +308,13 @@ class Store:
                 .values(text=text, blocks=blocks, version=cards.c.version + 1, updated_at=now)
             )
             return True
+
+    async def message_ts(self, key: str) -> tuple[str, str] | None:
+        """(channel, ts) of a living message once Slack has it."""
+        query = select(cards.c.channel, cards.c.ts).where(cards.c.key == key)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return (row.channel, row.ts) if row and row.ts else None
 
     async def card_of(self, run_id: int) -> CardRecord | None:
         async with self.engine.connect() as conn:
@@ -595,6 +613,33 @@ async def _event(conn: AsyncConnection, run_id: int, at: datetime, state: str, r
     )
 
 
+def _status_values(
+    before: RunRecord, status: RunStatus, now: datetime, next_poll_at: datetime | None
+) -> dict[str, Any]:
+    started = status.started_at or before.started_at
+    if started is None and status.state is not RunState.QUEUED:
+        started = now
+    ended = status.ended_at or (now if status.final and before.ended_at is None else before.ended_at)
+    return {
+        "state": status.state.value,
+        "raw_status": status.raw_status[:64],
+        "message": status.message,
+        "warning": status.warning,
+        "tasks": [_task_json(t) for t in status.tasks],
+        "extra": dict(status.extra),
+        "final": status.final,
+        "started_at": started,
+        "ended_at": ended if status.final else None,
+        "polls": before.polls + 1,
+        "unknown_since": None,
+        "last_error": "",
+        "next_poll_at": None if status.final else next_poll_at,
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+
+
 def _task_json(task: TaskStatus) -> dict[str, str]:
     return {"name": task.name, "state": task.state.value, "raw_status": task.raw_status, "message": task.message}
 
@@ -639,6 +684,7 @@ def _run(row: RowMapping) -> RunRecord:
 def _card(row: RowMapping) -> CardRecord:
     return CardRecord(
         id=row["id"],
+        key=row["key"],
         run_id=row["run_id"],
         channel=row["channel"],
         ts=row["ts"],

@@ -26,7 +26,20 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "audit", "cards", "metadata", "mutes", "outbox", "run_events", "runs"]
+__all__ = [
+    "UTCDateTime",
+    "alerts",
+    "audit",
+    "cards",
+    "connection_health",
+    "metadata",
+    "mutes",
+    "outbox",
+    "run_events",
+    "runs",
+    "singletons",
+    "watches",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -109,13 +122,15 @@ run_events = Table(
     Column("message", Text, nullable=False),
 )
 
-# One card per run: the message that always shows the run's current truth. ``version`` counts what the
-# card should show; ``sent_version`` what Slack shows. Delivery closes the gap with one post or update.
+# Living messages: one card per run (key "run:<id>"), one message per alert ("alert:<id>") or alert group.
+# Each always shows the current truth: ``version`` counts what it should show, ``sent_version`` what Slack
+# shows; delivery closes the gap with one post or update.
 cards = Table(
     "cards",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, unique=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=True, unique=True),
     Column("channel", String(80), nullable=False),
     Column("ts", String(32), nullable=True),  # null until posted
     Column("text", Text, nullable=False),
@@ -177,4 +192,63 @@ mutes = Table(
     Column("until", UTCDateTime, nullable=False),
     Column("muted_by", String(32), nullable=True),
     Column("muted_at", UTCDateTime, nullable=False),
+)
+
+# An alert: a pipeline failing (or stuck), or a connection not answering. Repeated failures inside the
+# suppression interval update the open alert instead of posting; a success marks it recovered.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # failure | unreachable
+    Column("pipeline", String(64), nullable=True),
+    Column("connection", String(64), nullable=True),
+    Column("channel", String(80), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | open | recovered | closed
+    Column("count", Integer, nullable=False, default=1),
+    Column("runs", JSON, nullable=False),  # ids of the failed runs, newest last (capped)
+    Column("last_run_id", Integer, nullable=True),
+    Column("message", Text, nullable=False, default=""),
+    Column("muted", Boolean, nullable=False, default=False),
+    Column("group_key", String(200), nullable=True),  # the grouped message that announced it
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("recovered_at", UTCDateTime, nullable=True),
+    Column("recovered_by_run", Integer, nullable=True),
+    Index("ix_alerts_state_channel", "state", "channel"),
+    Index("ix_alerts_pipeline", "pipeline"),
+)
+
+# Passive watch switched on or off from Slack (the catalog's `watch:` is the default). ``since`` is when
+# watching began: runs that ended before it are history, not news.
+watches = Table(
+    "watches",
+    metadata,
+    Column("pipeline", String(64), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("channel", String(80), nullable=True),
+    Column("since", UTCDateTime, nullable=False),
+    Column("updated_by", String(32), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Whether a connection answers: one "cannot reach" alert when it stops, one "back" notice when it answers.
+connection_health = Table(
+    "connection_health",
+    metadata,
+    Column("connection", String(64), primary_key=True),
+    Column("failing_since", UTCDateTime, nullable=True),
+    Column("alert_id", Integer, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Periodic work that must run once per slot across the fleet (watch cycles, digests, schedules).
+singletons = Table(
+    "singletons",
+    metadata,
+    Column("name", String(120), primary_key=True),
+    Column("slot", String(64), nullable=False),
+    Column("owner", String(64), nullable=True),
+    Column("at", UTCDateTime, nullable=False),
 )

@@ -36,6 +36,8 @@ class Poller:
         now: Now,
         on_change: Callable[[Transition], Awaitable[None]],
         on_unknown: Callable[[RunRecord], Awaitable[object]],
+        on_provider_error: Callable[[str, str], Awaitable[None]] | None = None,
+        on_provider_ok: Callable[[str], Awaitable[None]] | None = None,
         intervals: PollIntervals | None = None,
         batch: int = 500,
         lease: timedelta = timedelta(seconds=60),
@@ -46,6 +48,8 @@ class Poller:
         self.now = now
         self.on_change = on_change
         self.on_unknown = on_unknown
+        self.on_provider_error = on_provider_error
+        self.on_provider_ok = on_provider_ok
         self.intervals = intervals or PollIntervals()
         self.batch = batch
         self.lease = lease
@@ -75,6 +79,8 @@ class Poller:
             record = await self.store.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait)
             log.warning("status of run %s unknown: %s", run.id, exc, extra={"run_id": run.id})
             await self.on_unknown(record)
+            if self.on_provider_error is not None:
+                await self.on_provider_error(run.connection, str(exc))
             return
         except Exception:
             log.exception("polling run %s failed", run.id, extra={"run_id": run.id})
@@ -83,6 +89,8 @@ class Poller:
                 run.id, "internal error", now=now, next_poll_at=now + self.intervals.base
             )
             return
+        if self.on_provider_ok is not None:
+            await self.on_provider_ok(run.connection)
         await self._record(run, status)
 
     async def _ask(self, run: RunRecord) -> RunStatus:

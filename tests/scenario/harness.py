@@ -66,6 +66,8 @@ pipelines:
     configuration_type: table-to-table
     configuration_id: 000099_iowa_liquor_prepare_pda
     parameters: {{execution_date: {{type: date}}}}
+    watch: true
+    channel: C0OPS
   budget:
     connection: invision
     dataflow_id: {flow}
@@ -76,6 +78,7 @@ pipelines:
     variation: daily
     allow_run: [U0ALICE]
     parameters: {{source_date: {{type: date}}}}
+    watch: true
 """
 
 
@@ -118,6 +121,14 @@ class World:
         await self.until(seen, timeout, what=f"a card saying {words!r} in {channel}")
         return found[-1]
 
+    async def restart(self) -> None:
+        """Stop the bot and start a new one on the same database (emulators and Slack keep their state)."""
+        await self.runtime.stop()
+        self.runtime = Runtime(self.settings, self.runtime.catalog)
+        await self.runtime.start()
+        assert self.runtime.http is not None
+        self.slack.app_url = f"{self.runtime.http.url}/slack/events"
+
     async def settle(self, seconds: float = 0.4) -> None:
         """Let the tracker and delivery run a few ticks."""
         await asyncio.sleep(seconds)
@@ -138,6 +149,10 @@ def settings_for(slack: FakeSlack, tmp: Path, **overrides: Any) -> Settings:
         "delivery_tick_seconds": 0.05,
         "unknown_after_seconds": 1.0,
         "shutdown_grace_seconds": 2.0,
+        "watch_interval_seconds": 0.3,
+        "alert_group_seconds": 0.5,
+        "provider_down_after_seconds": 2.0,
+        "stuck_check_seconds": 0.3,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -176,13 +191,14 @@ async def world(tmp: Path, **overrides: Any) -> AsyncIterator[World]:
     catalog = parse_catalog(yaml.safe_load(catalog_text(emulators)), ENV)
     settings = settings_for(slack, tmp, **overrides)
     runtime = Runtime(settings, catalog)
+    the_world = World(slack, clock, emulators, runtime, tmp, settings)
     try:
         await runtime.start()
         assert runtime.http is not None
         slack.app_url = f"{runtime.http.url}/slack/events"
-        yield World(slack, clock, emulators, runtime, tmp, settings)
+        yield the_world
     finally:
-        await runtime.stop()
+        await the_world.runtime.stop()
         for emulator in emulators.values():
             await emulator.stop()
         await slack.stop()

@@ -12,6 +12,10 @@ Two directions, as with the real Slack:
   validated (``blockkit.py``) and answered as Slack answers, including its error codes; the resulting
   channel history, ephemerals, modals and Home tabs can be inspected and awaited (``wait_for``).
 
+The page (``page.py``, ``web/``): ``GET /`` serves a Slack-like page over this same state, for people
+(``pipeline-bot demo``) and browser tests; what it does goes through the methods above, and it follows
+changes through ``add_listener``.
+
 Faults (``fail_next``, ``delay_next``, a per-channel posting rate limit) reproduce Slack's 429 +
 ``Retry-After``, 5xx and error answers, so the bot's retry and pacing paths run against HTTP, not mocks.
 
@@ -488,6 +492,9 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._listeners: list[Callable[[], None]] = []
+        #: how many times what people would see changed (messages, ephemerals, views): the page follows it
+        self.changes = 0
         self._methods: dict[str, Callable[[Json], Json]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -596,12 +603,33 @@ class FakeSlack:
     def clear_faults(self) -> None:
         self._faults.clear()
 
+    # -- change notification ---------------------------------------------------------------------
+
+    def add_listener(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (no arguments, must not block) after anything is recorded: a Web API call, a
+        response_url post, an ack shown, a modal submitted or closed. Returns the function that removes it."""
+        self._listeners.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return remove
+
+    def _changed(self) -> None:
+        self.changes += 1
+        for callback in list(self._listeners):
+            callback()
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._on_api)
         app.router.add_post("/_response/{token}", self._on_response_url)
+        from bot.emulators.slack.page import add_page_routes  # the page is built on this class: imported late
+
+        add_page_routes(app, self)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -771,6 +799,7 @@ class FakeSlack:
             self.warnings.extend(f"{method}: {w}" for w in found)
             body.setdefault("response_metadata", {})["warnings"] = list(found)
         self.calls.append(ApiCall(method, params, error is None, error, at, status, found, problems, body))
+        self._changed()
         return web.json_response(body, status=status, headers=headers_out)
 
     def _take_fault(self, method: str) -> _Fault | None:
@@ -1204,6 +1233,7 @@ class FakeSlack:
         if not isinstance(body, dict):
             return web.Response(status=400, text="invalid_payload")
         status, error = self._apply_response(target, body, source="response_url")
+        self._changed()
         return web.Response(status=status, text=error or "ok")
 
     def _apply_response(self, target: _Target, body: Json, *, source: str) -> tuple[int, str | None]:
@@ -1326,6 +1356,7 @@ class FakeSlack:
         marks = (len(self._responses), len(self._ephemerals))
         response = await self._send_form(fields, kind="command")
         self._apply_ack(response, target, marks)
+        self._changed()
         return response
 
     def _apply_ack(self, response: AppResponse, target: _Target, marks: tuple[int, int]) -> None:
@@ -1450,6 +1481,7 @@ class FakeSlack:
                                            trigger_id=self._issue_trigger(who))
         response = await self._send_payload(payload)
         self._apply_view_ack(view, response)
+        self._changed()
         return response
 
     def _apply_view_ack(self, view: FakeView, response: AppResponse) -> None:
@@ -1478,6 +1510,27 @@ class FakeSlack:
         closing = stack if action == "clear" else [view]
         for item in closing:
             item.closed = True
+
+    async def close_view(self, view_id: str, *, user: str | None = None, clear: bool = False) -> AppResponse | None:
+        """The person closes a modal (its Close button, or with ``clear`` the X that closes the whole stack).
+        With ``notify_on_close`` the app gets a ``view_closed`` payload, as from Slack; else nothing is sent."""
+        view = self.views[view_id]
+        if view.type != "modal" or view.closed:
+            raise LookupError(f"view {view_id} is not an open modal")
+        who = user or view.user
+        stack = self.open_modals(view.user)
+        closing = stack if clear or view.view.get("clear_on_close") else [view]
+        for item in closing:
+            item.closed = True
+        self._changed()
+        if not view.view.get("notify_on_close"):
+            return None
+        payload: Json = {
+            "type": "view_closed", "team": self._team(), "user": self._user_ref(who), "api_app_id": self.api_app_id,
+            "token": self.verification_token, "view": self._view_json(view), "is_cleared": len(closing) > 1,
+            "is_enterprise_install": False, "enterprise": None,
+        }
+        return await self._send_payload(payload)
 
     async def open_home(self, user: str) -> AppResponse:
         """The user opens the app's Home tab: an ``app_home_opened`` event."""

@@ -4,6 +4,7 @@ run's current state on the server: a button value is input from the client, neve
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -26,11 +27,11 @@ Work = Callable[[Services, Actor, dict[str, Any], dict[str, Any], Any], Awaitabl
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    handlers: dict[str, Work] = {
+    handlers: dict[str | re.Pattern[str], Work] = {
         ids.RUN_REFRESH: _refresh,
         ids.RUN_CANCEL: _cancel,
-        ids.RUN_RETRY: _retry,
-        ids.RUN_ACK: _acknowledge,
+        ids.RUN_RETRY_PATTERN: _retry,
+        ids.RUN_ACK_PATTERN: _acknowledge,
         ids.RUN_MUTE: _mute,
         ids.OP_CONFIRM: _confirmed,
     }
@@ -99,7 +100,8 @@ async def _cancel(
     services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
 ) -> tuple[str, list[Any]]:
     run = await services.runs.cancel(actor, ids.parse_run_value(_value(action)))
-    return notice(f"Asked {escape(run.provider)} to cancel run #{run.id}; the card will show when it stops.")
+    provider = services.notifier.display_name(run)
+    return notice(f"Asked {provider} to cancel run #{run.id}; the card will show when it stops.")
 
 
 async def _retry(

@@ -20,12 +20,14 @@ __all__ = [
     "PIPELINE_BLOCK",
     "PIPELINE_SELECT",
     "RUN_ACK",
+    "RUN_ACK_PATTERN",
     "RUN_CANCEL",
     "RUN_CONSOLE",
     "RUN_MODAL",
     "RUN_MUTE",
     "RUN_REFRESH",
     "RUN_RETRY",
+    "RUN_RETRY_PATTERN",
     "list_run_action_id",
     "mute_value",
     "op_value",
@@ -43,6 +45,9 @@ RUN_CONSOLE = "run.console"
 RUN_RETRY = "run.retry"
 RUN_ACK = "run.ack"
 RUN_MUTE = "run.mute"  # static_select; option value "<run_id>|<seconds>"
+# a grouped alert has one Retry / Acknowledge per failure: "run.retry:<n>"; listeners match the patterns
+RUN_RETRY_PATTERN = re.compile(r"^run\.retry(?::\d+)?$")
+RUN_ACK_PATTERN = re.compile(r"^run\.ack(?::\d+)?$")
 
 # catalog list: value = pipeline name. Each button's action_id is "list.run:<index>" because a message may
 # not repeat an action_id (the fake Slack enforces it, and a click must name one element); register the

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -21,6 +22,7 @@ from bot.slack.context import Services
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -66,13 +68,36 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 def _channel(view: dict[str, Any]) -> str:
+    """The channel the modal was opened in, from ``private_metadata``: client input, so anything that is not a
+    channel id reads as none (the card then goes to the pipeline's own channel)."""
     try:
-        return str(json.loads(view.get("private_metadata") or "{}").get("channel") or "")
+        data = json.loads(view.get("private_metadata") or "{}")
     except ValueError:
         return ""
+    channel = data.get("channel") if isinstance(data, dict) else None
+    return channel if isinstance(channel, str) and _CHANNEL_ID.fullmatch(channel) else ""
+
+
+async def _member_of(client: Any, channel: str, user: str) -> bool:
+    """Whether ``user`` is in ``channel``: the channel came back from the client, so it is checked here."""
+    cursor: str | None = None
+    for _ in range(50):
+        try:
+            answer = await client.conversations_members(channel=channel, cursor=cursor, limit=1000)
+        except Exception:
+            return False
+        if user in (answer.get("members") or []):
+            return True
+        cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+        if cursor is None:
+            return False
+    return False
 
 
 async def _start(services: Services, client: Any, actor: Actor, name: str, parameters: dict[str, str]) -> None:
+    if actor.channel_id and not await _member_of(client, actor.channel_id, actor.user_id):
+        log.warning("%s submitted the run modal for channel %s without being in it", actor.user_id, actor.channel_id)
+        actor = Actor(user_id=actor.user_id, channel_id=None)
     try:
         pipeline = services.catalog.pipelines[name]
         await services.runs.start(actor, pipeline, parameters, channel=actor.channel_id)

@@ -1,4 +1,4 @@
-"""Runs, their history of states, cards, the outbox, the audit trail and mutes.
+"""Runs and their history, living messages (cards), the outbox, audit, mutes, alerts, watches, health.
 
 Revision ID: 0001
 Revises:
@@ -74,7 +74,8 @@ def upgrade() -> None:
     op.create_table(
         "cards",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("channel", sa.String(80), nullable=False),
         sa.Column("ts", sa.String(32), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
@@ -90,6 +91,7 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_cards_run_id_runs"),
         sa.UniqueConstraint("run_id", name="uq_cards_run_id"),
+        sa.UniqueConstraint("key", name="uq_cards_key"),
     )
 
     op.create_table(
@@ -137,9 +139,60 @@ def upgrade() -> None:
         sa.Column("muted_at", UTCDateTime(), nullable=False),
     )
 
+    op.create_table(
+        "alerts",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("pipeline", sa.String(64), nullable=True),
+        sa.Column("connection", sa.String(64), nullable=True),
+        sa.Column("channel", sa.String(80), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("runs", sa.JSON(), nullable=False),
+        sa.Column("last_run_id", sa.Integer(), nullable=True),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("muted", sa.Boolean(), nullable=False),
+        sa.Column("group_key", sa.String(200), nullable=True),
+        sa.Column("first_at", UTCDateTime(), nullable=False),
+        sa.Column("last_at", UTCDateTime(), nullable=False),
+        sa.Column("recovered_at", UTCDateTime(), nullable=True),
+        sa.Column("recovered_by_run", sa.Integer(), nullable=True),
+    )
+    op.create_index("ix_alerts_state_channel", "alerts", ["state", "channel"])
+    op.create_index("ix_alerts_pipeline", "alerts", ["pipeline"])
+
+    op.create_table(
+        "watches",
+        sa.Column("pipeline", sa.String(64), primary_key=True),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("channel", sa.String(80), nullable=True),
+        sa.Column("since", UTCDateTime(), nullable=False),
+        sa.Column("updated_by", sa.String(32), nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    )
+
+    op.create_table(
+        "connection_health",
+        sa.Column("connection", sa.String(64), primary_key=True),
+        sa.Column("failing_since", UTCDateTime(), nullable=True),
+        sa.Column("alert_id", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    )
+
+    op.create_table(
+        "singletons",
+        sa.Column("name", sa.String(120), primary_key=True),
+        sa.Column("slot", sa.String(64), nullable=False),
+        sa.Column("owner", sa.String(64), nullable=True),
+        sa.Column("at", UTCDateTime(), nullable=False),
+    )
+
 
 def downgrade() -> None:
     for index, table in (
+        ("ix_alerts_pipeline", "alerts"),
+        ("ix_alerts_state_channel", "alerts"),
         ("ix_audit_at", "audit"),
         ("ix_outbox_state_not_before", "outbox"),
         ("ix_outbox_run_id", "outbox"),
@@ -148,5 +201,6 @@ def downgrade() -> None:
         ("ix_runs_next_poll_at", "runs"),
     ):
         op.drop_index(index, table_name=table)
-    for table in ("mutes", "audit", "outbox", "cards", "run_events", "runs"):
+    tables = ("singletons", "connection_health", "watches", "alerts", "mutes", "audit", "outbox", "cards")
+    for table in (*tables, "run_events", "runs"):
         op.drop_table(table)

@@ -1,0 +1,171 @@
+"""What makes the channel a status board instead of noise.
+
+- A failure opens an alert in the pipeline's channel (its own, a routing rule's, else the default).
+  When the run's card already sits in that channel, the card (and its thread) is the alert.
+- Failures landing in one channel within ``group_window`` are announced in one message listing each.
+- A pipeline failing again inside its suppression interval updates its open alert instead of posting.
+- A success marks its open alert recovered. A muted pipeline's failures are recorded, never announced.
+- A connection failing for ``down_after`` gets one "cannot reach" alert, and one "back" notice.
+Nothing here calls Slack: messages are written to the store and delivered by the delivery loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.catalog.model import Catalog, Pipeline
+from bot.service.clients import ClientPool
+from bot.slack.blocks.alerts import alert_group, connection_alert, connection_back
+from bot.store.alerting import Alert
+from bot.store.records import RunRecord
+from bot.store.store import Store
+
+__all__ = ["Alerter"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+
+
+class Alerter:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        pool: ClientPool,
+        now: Now,
+        *,
+        group_window: timedelta = timedelta(seconds=10),
+        suppress: timedelta = timedelta(hours=1),
+        down_after: timedelta = timedelta(minutes=2),
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.pool = pool
+        self.now = now
+        self.group_window = group_window
+        self.suppress = suppress
+        self.down_after = down_after
+        self._failing: set[str] = set()  # connections known to be failing: keeps a healthy poll free of writes
+        self._loaded = False
+
+    # -- failures ---------------------------------------------------------------------------
+
+    def channel_for(self, pipeline: Pipeline) -> str | None:
+        return self.catalog.channel_for(pipeline)
+
+    async def on_failure(self, run: RunRecord, *, card_channel: str | None) -> Alert | None:
+        pipeline = self.catalog.pipelines.get(run.pipeline or "")
+        if pipeline is None:
+            return None  # ad-hoc runs: their card and its thread say it all
+        channel = self.channel_for(pipeline) or card_channel
+        if channel is None:
+            log.warning("no channel for alerts of %s: set defaults.channel in the catalog", pipeline.name)
+            return None
+        now = self.now()
+        muted = pipeline.name in await self.store.muted(now=now)
+        announced = f"run:{run.id}" if card_channel is not None and _same_channel(card_channel, channel) else None
+        alert, new = await self.store.alerting.record_failure(
+            pipeline.name,
+            channel=channel,
+            run_id=run.id,
+            message=run.message or run.raw_status,
+            muted=muted,
+            announced_by=announced,
+            suppress=self.suppress,
+            now=now,
+        )
+        if not new:
+            await self.rerender(alert)
+        return alert
+
+    async def on_success(self, run: RunRecord) -> list[Alert]:
+        if not run.pipeline:
+            return []
+        recovered = await self.store.alerting.recover(run.pipeline, run.id, now=self.now())
+        for alert in recovered:
+            await self.rerender(alert)
+        return recovered
+
+    async def flush(self) -> list[str]:
+        """Announce pending alerts, one message per channel and burst."""
+        return await self.store.alerting.flush(now=self.now(), window=self.group_window, render=self._render)
+
+    async def rerender(self, alert: Alert) -> None:
+        """Rewrite the message that announced an alert (a repeat, a recovery) instead of posting again."""
+        key = alert.group_key
+        if key is None or not key.startswith("alerts:"):
+            return  # pending (its message is not written yet), or announced by the run's own card
+        group = await self.store.alerting.group(key)
+        _, text, blocks = self._render(key, group)
+        await self.store.set_message(key, alert.channel, text, blocks, now=self.now())
+
+    def _render(self, key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
+        owners = {p.name: p.owners for p in self.catalog.pipelines.values()}
+        names = {p.name: self._display(p.connection) for p in self.catalog.pipelines.values()}
+        return alert_group(key, group, owners=owners, display_names=names)
+
+    def _display(self, connection: str) -> str:
+        try:
+            return self.pool.client(connection).display_name
+        except Exception:
+            return connection
+
+    # -- connection health ------------------------------------------------------------------
+
+    async def connection_failed(self, connection: str, error: str) -> None:
+        await self._load()
+        now = self.now()
+        health = await self.store.alerting.connection_failed(connection, error, now=now)
+        self._failing.add(connection)
+        if health.alert_id is not None or health.failing_since is None or now - health.failing_since < self.down_after:
+            return
+        channel = self.catalog.defaults.channel or self._any_channel(connection)
+        if channel is None:
+            return
+        alert = await self.store.alerting.claim_unreachable_alert(connection, channel=channel, message=error, now=now)
+        if alert is not None:
+            text, blocks = connection_alert(alert, self._display(connection), back=False)
+            await self.store.set_message(f"health:{connection}:{alert.id}", channel, text, blocks, now=now)
+
+    async def connection_ok(self, connection: str) -> None:
+        await self._load()
+        if connection not in self._failing:
+            return
+        self._failing.discard(connection)
+        now = self.now()
+        before = await self.store.alerting.connection_ok(connection, now=now)
+        if before is None or before.alert_id is None or before.alert_id < 0:
+            return
+        alert = await self.store.alerting.close_alert(before.alert_id, now=now)
+        if alert is None:
+            return
+        display = self._display(connection)
+        text, blocks = connection_alert(alert, display, back=True)
+        await self.store.set_message(f"health:{connection}:{alert.id}", alert.channel, text, blocks, now=now)
+        text, blocks = connection_back(alert, display)
+        await self.store.enqueue(
+            f"health:{connection}:{alert.id}:back",
+            kind="post",
+            channel=alert.channel,
+            text=text,
+            blocks=blocks,
+            now=now,
+        )
+
+    async def _load(self) -> None:
+        if not self._loaded:
+            self._failing = {h.connection for h in await self.store.alerting.failing_connections()}
+            self._loaded = True
+
+    def _any_channel(self, connection: str) -> str | None:
+        for pipeline in self.catalog.pipelines.values():
+            if pipeline.connection == connection and (channel := self.channel_for(pipeline)):
+                return channel
+        return None
+
+
+def _same_channel(a: str, b: str) -> bool:
+    return a.lstrip("#") == b.lstrip("#")

@@ -1,0 +1,138 @@
+"""Alert messages: one failure with its buttons, or a group of failures that landed together, each
+listed with its own Retry; a connection that stopped answering, and its return. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.slack.blocks import ids
+from bot.slack.blocks.card import button, context, mute_select, section
+from bot.slack.text import escape, mention, slack_date, truncate
+from bot.store.alerting import Alert
+
+__all__ = ["alert_group", "connection_alert", "connection_back"]
+
+Block = dict[str, Any]
+MAX_WITH_BUTTONS = 40  # sections with their own Retry; the rest of a huge group is listed as text lines
+MESSAGE_CHARS = 300
+
+
+def _mentions(owners: Sequence[str]) -> str:
+    found = []
+    for owner in owners:
+        try:
+            found.append(mention(owner))
+        except ValueError:
+            continue
+    return " ".join(dict.fromkeys(found))
+
+
+def _status(alert: Alert) -> str:
+    if alert.state == "recovered" and alert.recovered_at is not None:
+        by = f" (run #{alert.recovered_by_run})" if alert.recovered_by_run else ""
+        return f"✅ recovered {slack_date(alert.recovered_at)}{by}"
+    if alert.count > 1:
+        return f"failed {alert.count} times since {slack_date(alert.first_at)}"
+    return "failed"
+
+
+def _line(alert: Alert, display: str) -> str:
+    name = truncate(escape(alert.pipeline or "?"), 80, "…")
+    run = f" · run #{alert.last_run_id}" if alert.last_run_id else ""
+    muted = " · 🔕 muted" if alert.muted else ""
+    said = " ".join(alert.message.split())
+    said_text = f"\n> {truncate(escape(said), MESSAGE_CHARS, '…')}" if said and alert.state != "recovered" else ""
+    emoji = "✅" if alert.state == "recovered" else "❌"
+    return f"{emoji} *{name}* on {escape(display)} {_status(alert)}{run}{muted}{said_text}"
+
+
+def alert_group(
+    key: str,
+    alerts: Sequence[Alert],
+    *,
+    owners: Mapping[str, Sequence[str]],
+    display_names: Mapping[str, str],
+) -> tuple[str, str, list[Block]]:
+    """The message announcing ``alerts`` (failures of one channel that landed together).
+
+    ``owners`` and ``display_names`` are by pipeline. Owners are mentioned while an alert is open and
+    not muted; a recovered alert keeps its line, marked recovered.
+    """
+    open_ones = [a for a in alerts if a.state != "recovered"]
+    mentioned: list[str] = []
+    for alert in open_ones:
+        if not alert.muted:
+            mentioned.extend(owners.get(alert.pipeline or "", ()))
+    cc = _mentions(mentioned)
+    if len(alerts) == 1:
+        return key, *_single(alerts[0], display_names.get(alert_name(alerts[0]), ""), cc)
+    title = f"⚠️ *{len(alerts)} pipeline failures* landed together" + (f" · cc {cc}" if cc else "")
+    blocks: list[Block] = [section(title)]
+    for i, alert in enumerate(alerts[:MAX_WITH_BUTTONS]):
+        accessory = None
+        if alert.last_run_id is not None and alert.state != "recovered":
+            accessory = button("Retry", f"{ids.RUN_RETRY}:{i}", str(alert.last_run_id))
+        blocks.append(section(_line(alert, display_names.get(alert_name(alert), "")), accessory=accessory))
+    rest = [_line(a, display_names.get(alert_name(a), "")).split("\n")[0] for a in alerts[MAX_WITH_BUTTONS:]]
+    while rest and len(blocks) < 49:
+        chunk: list[str] = []
+        while rest and len("\n".join([*chunk, rest[0]])) < 2900:
+            chunk.append(rest.pop(0))
+        blocks.append(section("\n".join(chunk)))
+    if rest:  # beyond one message's room: say so rather than drop them silently
+        blocks.append(context(f"…and {len(rest)} more: see the App Home"))
+    recovered = len(alerts) - len(open_ones)
+    summary = f"{len(alerts)} pipeline failures" + (f", {recovered} recovered" if recovered else "")
+    return key, summary, blocks
+
+
+def alert_name(alert: Alert) -> str:
+    return alert.pipeline or ""
+
+
+def _single(alert: Alert, display: str, cc: str) -> tuple[str, list[Block]]:
+    name = escape(alert.pipeline or "?")
+    head = _line(alert, display).split("\n")[0]
+    blocks: list[Block] = [section(head + (f"\ncc {cc}" if cc and alert.state != "recovered" else ""))]
+    said = alert.message.strip()
+    if said and alert.state != "recovered":
+        blocks.append(section("*Message*\n" + truncate(escape(said), 2900)))
+    if alert.last_run_id is not None and alert.state != "recovered":
+        run = alert.last_run_id
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    button("Retry", ids.RUN_RETRY, str(run), style="primary"),
+                    button("Acknowledge", ids.RUN_ACK, str(run)),
+                    mute_select(run),
+                ],
+            }
+        )
+    text = f"{name} {'recovered' if alert.state == 'recovered' else 'failed'}"
+    return text, blocks
+
+
+def connection_alert(alert: Alert, display: str, *, back: bool) -> tuple[str, list[Block]]:
+    """The one "cannot reach" message of a connection; rewritten once it answers again."""
+    conn = escape(alert.connection or "?")
+    if back and alert.recovered_at is not None:
+        text = (
+            f"✅ {escape(display)} ({conn}) answers again since {slack_date(alert.recovered_at)}; "
+            f"it had not answered since {slack_date(alert.first_at)}."
+        )
+    else:
+        text = (
+            f"🔌 *Cannot reach {escape(display)}* ({conn}) since {slack_date(alert.first_at)}: "
+            f"{truncate(escape(' '.join(alert.message.split())), 500, '…')}\n"
+            "Runs on it show *status unknown*; none is reported failed for this, and their real outcome "
+            "will show once it answers."
+        )
+    return text, [section(text)]
+
+
+def connection_back(alert: Alert, display: str) -> tuple[str, list[Block]]:
+    assert alert.recovered_at is not None
+    text = f"✅ {escape(display)} ({escape(alert.connection or '?')}) is back: runs on it are followed again."
+    return text, [section(text)]

@@ -1,0 +1,435 @@
+"""Queries for alerts, passive watch, connection health and fleet-wide singletons.
+
+Alerts are grouped at flush time: pending alerts of a channel are claimed together (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL) and their message is written in the same transaction, so no alert is lost or
+announced twice, whichever replica flushes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.store.tables import alerts, cards, connection_health, singletons, watches
+
+__all__ = ["Alert", "AlertStore", "Health", "Watch"]
+
+MAX_RUNS_KEPT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    kind: str
+    pipeline: str | None
+    connection: str | None
+    channel: str
+    state: str
+    count: int
+    runs: tuple[int, ...]
+    last_run_id: int | None
+    message: str
+    muted: bool
+    group_key: str | None
+    first_at: datetime
+    last_at: datetime
+    recovered_at: datetime | None
+    recovered_by_run: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    pipeline: str
+    enabled: bool
+    channel: str | None
+    since: datetime
+    updated_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    connection: str
+    failing_since: datetime | None
+    alert_id: int | None
+    last_error: str
+
+
+Render = Callable[[str, list[Alert]], tuple[str, str, list[dict[str, Any]]]]
+
+
+class AlertStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # -- failures ---------------------------------------------------------------------------
+
+    async def record_failure(
+        self,
+        pipeline: str,
+        *,
+        channel: str,
+        run_id: int,
+        message: str,
+        muted: bool,
+        announced_by: str | None,
+        suppress: timedelta,
+        now: datetime,
+    ) -> tuple[Alert, bool]:
+        """A pipeline failed. Returns its alert and whether it is new (False: an open alert was updated).
+
+        ``announced_by``: the key of a message that already tells the channel (the run's own card), so
+        the alert needs no post of its own.
+        """
+        async with self.engine.begin() as conn:
+            query = (
+                select(alerts)
+                .where(
+                    alerts.c.kind == "failure",
+                    alerts.c.pipeline == pipeline,
+                    alerts.c.state.in_(("pending", "open")),
+                    alerts.c.last_at >= now - suppress,
+                )
+                .order_by(alerts.c.id.desc())
+                .limit(1)
+            )
+            if self._postgres:
+                query = query.with_for_update()
+            row = (await conn.execute(query)).mappings().first()
+            if row is not None:
+                runs = [*row["runs"], run_id][-MAX_RUNS_KEPT:]
+                await conn.execute(
+                    update(alerts)
+                    .where(alerts.c.id == row["id"])
+                    .values(
+                        count=alerts.c.count + 1, runs=runs, last_run_id=run_id, message=message[:4000], last_at=now
+                    )
+                )
+                return await _alert(conn, row["id"]), False
+            state = "open" if (muted or announced_by) else "pending"
+            result = await conn.execute(
+                insert(alerts)
+                .values(
+                    kind="failure",
+                    pipeline=pipeline,
+                    channel=channel,
+                    state=state,
+                    count=1,
+                    runs=[run_id],
+                    last_run_id=run_id,
+                    message=message[:4000],
+                    muted=muted,
+                    group_key=announced_by,
+                    first_at=now,
+                    last_at=now,
+                )
+                .returning(alerts.c.id)
+            )
+            return await _alert(conn, result.scalar_one()), True
+
+    async def recover(self, pipeline: str, run_id: int, *, now: datetime) -> list[Alert]:
+        """A pipeline succeeded: its open failure alerts are recovered."""
+        async with self.engine.begin() as conn:
+            ids = list(
+                (
+                    await conn.execute(
+                        select(alerts.c.id).where(
+                            alerts.c.kind == "failure",
+                            alerts.c.pipeline == pipeline,
+                            alerts.c.state.in_(("pending", "open")),
+                        )
+                    )
+                ).scalars()
+            )
+            if not ids:
+                return []
+            await conn.execute(
+                update(alerts)
+                .where(alerts.c.id.in_(ids))
+                .values(state="recovered", recovered_at=now, recovered_by_run=run_id)
+            )
+            return [await _alert(conn, i) for i in ids]
+
+    async def flush(self, *, now: datetime, window: timedelta, render: Render) -> list[str]:
+        """Announce pending alerts: per channel, all pending ones in one message once the oldest waited
+        ``window`` (so a burst becomes one message). Returns the message keys written."""
+        written = []
+        async with self.engine.begin() as conn:
+            due = (
+                select(alerts.c.channel)
+                .where(alerts.c.state == "pending")
+                .group_by(alerts.c.channel)
+                .having(func.min(alerts.c.first_at) <= now - window)
+            )
+            channels = list((await conn.execute(due)).scalars())
+        for channel in channels:
+            async with self.engine.begin() as conn:
+                query = select(alerts.c.id).where(alerts.c.state == "pending", alerts.c.channel == channel)
+                if self._postgres:
+                    query = query.with_for_update(skip_locked=True)
+                ids = sorted((await conn.execute(query)).scalars())
+                if not ids:
+                    continue
+                key = f"alerts:{channel}:{ids[0]}"
+                await conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(state="open", group_key=key))
+                group = [await _alert(conn, i) for i in ids]
+                key, text, blocks = render(key, group)
+                await _write_message(conn, key, channel, text, blocks, now)
+                written.append(key)
+        return written
+
+    async def group(self, key: str) -> list[Alert]:
+        async with self.engine.connect() as conn:
+            ids = list((await conn.execute(select(alerts.c.id).where(alerts.c.group_key == key))).scalars())
+            return [await _alert(conn, i) for i in sorted(ids)]
+
+    async def get(self, alert_id: int) -> Alert | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().first()
+        return _from(row) if row else None
+
+    async def open_alerts(self, limit: int = 100) -> list[Alert]:
+        query = select(alerts).where(alerts.c.state.in_(("pending", "open"))).order_by(alerts.c.id.desc())
+        async with self.engine.connect() as conn:
+            return [_from(r) for r in (await conn.execute(query.limit(limit))).mappings()]
+
+    async def alerts_between(self, start: datetime, end: datetime) -> list[Alert]:
+        query = select(alerts).where(alerts.c.first_at >= start, alerts.c.first_at < end).order_by(alerts.c.id)
+        async with self.engine.connect() as conn:
+            return [_from(r) for r in (await conn.execute(query)).mappings()]
+
+    # -- connection health ------------------------------------------------------------------
+
+    async def connection_failed(self, connection: str, error: str, *, now: datetime) -> Health:
+        async with self.engine.begin() as conn:
+            row = await _health_row(conn, connection)
+            if row is None:
+                await conn.execute(
+                    insert(connection_health).values(
+                        connection=connection, failing_since=now, last_error=error[:2000], updated_at=now
+                    )
+                )
+            else:
+                await conn.execute(
+                    update(connection_health)
+                    .where(connection_health.c.connection == connection)
+                    .values(
+                        failing_since=func.coalesce(connection_health.c.failing_since, now),
+                        last_error=error[:2000],
+                        updated_at=now,
+                    )
+                )
+            return _health(await _health_row(conn, connection))
+
+    async def connection_ok(self, connection: str, *, now: datetime) -> Health | None:
+        """The connection answered. Returns its former state when it had been failing, else None."""
+        async with self.engine.begin() as conn:
+            row = await _health_row(conn, connection)
+            if row is None or row["failing_since"] is None:
+                return None
+            before = _health(row)
+            await conn.execute(
+                update(connection_health)
+                .where(connection_health.c.connection == connection)
+                .values(failing_since=None, alert_id=None, updated_at=now)
+            )
+            return before
+
+    async def claim_unreachable_alert(
+        self, connection: str, *, channel: str, message: str, now: datetime
+    ) -> Alert | None:
+        """Open the one "cannot reach" alert of a failing connection; None if it already has one."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(connection_health)
+                .where(
+                    connection_health.c.connection == connection,
+                    connection_health.c.alert_id.is_(None),
+                    connection_health.c.failing_since.is_not(None),
+                )
+                .values(alert_id=-1)
+            )
+            if result.rowcount != 1:
+                return None
+            inserted = await conn.execute(
+                insert(alerts)
+                .values(
+                    kind="unreachable",
+                    connection=connection,
+                    channel=channel,
+                    state="open",
+                    count=1,
+                    runs=[],
+                    message=message[:4000],
+                    muted=False,
+                    group_key=f"health:{connection}",
+                    first_at=now,
+                    last_at=now,
+                )
+                .returning(alerts.c.id)
+            )
+            alert_id = inserted.scalar_one()
+            await conn.execute(
+                update(connection_health).where(connection_health.c.connection == connection).values(alert_id=alert_id)
+            )
+            return await _alert(conn, alert_id)
+
+    async def close_alert(self, alert_id: int, *, now: datetime) -> Alert | None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(alerts).where(alerts.c.id == alert_id).values(state="recovered", recovered_at=now)
+            )
+            row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().first()
+            return _from(row) if row else None
+
+    async def failing_connections(self) -> list[Health]:
+        query = select(connection_health).where(connection_health.c.failing_since.is_not(None))
+        async with self.engine.connect() as conn:
+            return [_health(r) for r in (await conn.execute(query)).mappings()]
+
+    # -- passive watch ----------------------------------------------------------------------
+
+    async def set_watch(
+        self, pipeline: str, *, enabled: bool, channel: str | None, user_id: str | None, now: datetime
+    ) -> Watch:
+        async with self.engine.begin() as conn:
+            existing = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().first()
+            if existing is None:
+                await conn.execute(
+                    insert(watches).values(
+                        pipeline=pipeline,
+                        enabled=enabled,
+                        channel=channel,
+                        since=now,
+                        updated_by=user_id,
+                        updated_at=now,
+                    )
+                )
+            else:
+                since = now if enabled and not existing["enabled"] else existing["since"]
+                await conn.execute(
+                    update(watches)
+                    .where(watches.c.pipeline == pipeline)
+                    .values(
+                        enabled=enabled,
+                        channel=channel or (existing["channel"] if enabled else None),
+                        since=since,
+                        updated_by=user_id,
+                        updated_at=now,
+                    )
+                )
+            row = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().one()
+            return _watch(row)
+
+    async def watches(self) -> dict[str, Watch]:
+        async with self.engine.connect() as conn:
+            return {r["pipeline"]: _watch(r) for r in (await conn.execute(select(watches))).mappings()}
+
+    # -- singletons -------------------------------------------------------------------------
+
+    async def claim_slot(self, name: str, slot: str, owner: str, *, now: datetime) -> bool:
+        """True for exactly one caller per (name, slot) across every process sharing the database.
+
+        Slots compare as text: use sortable ones (``2026-11-22T09:00``, zero-padded numbers)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(singletons)
+                .where(singletons.c.name == name, singletons.c.slot < slot)
+                .values(slot=slot, owner=owner, at=now)
+            )
+            if result.rowcount == 1:
+                return True
+            exists = (await conn.execute(select(singletons.c.name).where(singletons.c.name == name))).first()
+            if exists is not None:
+                return False
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(insert(singletons).values(name=name, slot=slot, owner=owner, at=now))
+            except IntegrityError:  # another process inserted it first
+                return False
+            return True
+
+
+async def _write_message(
+    conn: AsyncConnection, key: str, channel: str, text: str, blocks: list[dict[str, Any]], now: datetime
+) -> None:
+    row = (await conn.execute(select(cards.c.id).where(cards.c.key == key))).first()
+    if row is None:
+        await conn.execute(
+            insert(cards).values(
+                key=key,
+                run_id=None,
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                version=1,
+                sent_version=0,
+                attempts=0,
+                last_error="",
+                updated_at=now,
+            )
+        )
+    else:
+        await conn.execute(
+            update(cards)
+            .where(and_(cards.c.id == row.id, or_(cards.c.text != text, cards.c.blocks != blocks)))
+            .values(text=text, blocks=blocks, version=cards.c.version + 1, updated_at=now)
+        )
+
+
+async def _alert(conn: AsyncConnection, alert_id: int) -> Alert:
+    row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().one()
+    return _from(row)
+
+
+def _from(row: RowMapping) -> Alert:
+    return Alert(
+        id=row["id"],
+        kind=row["kind"],
+        pipeline=row["pipeline"],
+        connection=row["connection"],
+        channel=row["channel"],
+        state=row["state"],
+        count=row["count"],
+        runs=tuple(row["runs"] or ()),
+        last_run_id=row["last_run_id"],
+        message=row["message"],
+        muted=bool(row["muted"]),
+        group_key=row["group_key"],
+        first_at=row["first_at"],
+        last_at=row["last_at"],
+        recovered_at=row["recovered_at"],
+        recovered_by_run=row["recovered_by_run"],
+    )
+
+
+async def _health_row(conn: AsyncConnection, connection: str) -> RowMapping | None:
+    query = select(connection_health).where(connection_health.c.connection == connection)
+    return (await conn.execute(query)).mappings().first()
+
+
+def _health(row: RowMapping | None) -> Health:
+    assert row is not None
+    return Health(
+        connection=row["connection"],
+        failing_since=row["failing_since"],
+        alert_id=row["alert_id"],
+        last_error=row["last_error"],
+    )
+
+
+def _watch(row: RowMapping) -> Watch:
+    return Watch(
+        pipeline=row["pipeline"],
+        enabled=bool(row["enabled"]),
+        channel=row["channel"],
+        since=row["since"],
+        updated_by=row["updated_by"],
+    )

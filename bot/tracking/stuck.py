@@ -1,0 +1,98 @@
+"""Stuck runs: a run past its expected duration gets one warning, with its owners mentioned.
+
+The threshold is the pipeline's ``expected_duration``, else learned from its own recent successful
+runs: well above their 95th percentile (``factor`` × p95), once there are enough of them to trust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot.catalog.model import Catalog, Pipeline
+from bot.service.history import percentile
+from bot.service.notify import Notifier
+from bot.slack.blocks.replies import notice
+from bot.slack.text import escape, human_duration, mention
+from bot.store.records import RunRecord
+from bot.store.store import Store
+
+__all__ = ["StuckDetector", "learned_threshold"]
+
+Now = Callable[[], datetime]
+
+
+def learned_threshold(durations: list[timedelta], *, factor: float = 1.5, minimum_samples: int = 5) -> timedelta | None:
+    """``factor`` × p95 of past successful durations, or None with too little history to judge."""
+    if len(durations) < minimum_samples:
+        return None
+    p95 = percentile(durations, 95)
+    return p95 * factor if p95 is not None else None
+
+
+class StuckDetector:
+    def __init__(self, store: Store, catalog: Catalog, notifier: Notifier, *, now: Now, history: int = 20) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.notifier = notifier
+        self.now = now
+        self.history = history
+        self.warned = 0
+
+    async def threshold(self, pipeline: Pipeline) -> tuple[timedelta, str] | None:
+        if pipeline.expected_duration is not None:
+            return pipeline.expected_duration, "its expected duration"
+        past = [
+            d
+            for r in await self.store.recent_runs(pipeline.name, self.history * 2)
+            if r.final and r.state == "succeeded" and (d := r.duration(r.updated_at)) is not None
+        ][: self.history]
+        learned = learned_threshold(past)
+        return (learned, f"1.5 × the 95th percentile of its last {len(past)} successful runs") if learned else None
+
+    async def tick(self) -> int:
+        now = self.now()
+        warned = 0
+        thresholds: dict[str, tuple[timedelta, str] | None] = {}  # once per pipeline per tick
+        for run in await self.store.runs_in_flight(limit=5000):
+            pipeline = self.catalog.pipelines.get(run.pipeline or "")
+            if pipeline is None or run.provider_run_id is None or run.unknown_since is not None:
+                continue
+            elapsed = run.duration(now)
+            if pipeline.name not in thresholds:
+                thresholds[pipeline.name] = await self.threshold(pipeline)
+            found = thresholds[pipeline.name]
+            if elapsed is None or found is None or elapsed <= found[0]:
+                continue
+            warned += await self._warn(run, pipeline, elapsed, *found)
+        self.warned += warned
+        return warned
+
+    async def _warn(self, run: RunRecord, pipeline: Pipeline, elapsed: timedelta, limit: timedelta, why: str) -> int:
+        owners = " ".join(dict.fromkeys(_mentions(pipeline.owners)))
+        muted = pipeline.name in await self.store.muted(now=self.now())
+        text = (
+            f"⏰ *{escape(run.name)}* has been running for {human_duration(elapsed)}, longer than "
+            f"{human_duration(limit)} ({why}). It may be stuck: check it in the console."
+            + (f"\ncc {owners}" if owners and not muted else "")
+        )
+        body, blocks = notice(text, formatted=True)
+        key = f"run:{run.id}:stuck"
+        if self.notifier.has_card(run):
+            sent = await self.store.enqueue(key, kind="thread", run_id=run.id, text=body, blocks=blocks, now=self.now())
+        else:  # a run started outside Slack has no card: warn in its channel
+            channel = self.notifier.channel_for(run)
+            if channel is None:
+                return 0
+            sent = await self.store.enqueue(key, kind="post", channel=channel, text=body, blocks=blocks, now=self.now())
+        return int(sent)
+
+
+def _mentions(owners: tuple[str, ...]) -> list[str]:
+    found = []
+    for owner in owners:
+        try:
+            found.append(mention(owner))
+        except ValueError:
+            continue
+    return found

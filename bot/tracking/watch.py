@@ -1,0 +1,138 @@
+"""Passive watch: runs started outside Slack (schedules, provider consoles) are found through each
+provider's list endpoint and tracked like any other run; their failures alert.
+
+One list call per watched pipeline per cycle covers all its runs: runs it lists are updated from the
+list and their individual poll is pushed back. Each external run is recorded once (the store's unique
+connection + provider run id), so it is reported once, across restarts and replicas. Runs that ended
+before watching began are history, not news.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from bot.catalog.model import Catalog, Pipeline
+from bot.errors import ProviderError
+from bot.models import RunStatus
+from bot.providers.base import Capability
+from bot.service.clients import ClientPool
+from bot.store.alerting import Watch
+from bot.store.records import NewRun, Transition
+from bot.store.store import AlreadyTracked, Store
+
+__all__ = ["Watcher", "watched_pipelines"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+
+
+def watched_pipelines(catalog: Catalog, overrides: dict[str, Watch]) -> list[Pipeline]:
+    """The catalog's `watch:` flags, as switched on or off from Slack."""
+    found = []
+    for pipeline in catalog.pipelines.values():
+        override = overrides.get(pipeline.name)
+        if override.enabled if override is not None else pipeline.watch:
+            found.append(pipeline)
+    return found
+
+
+class Watcher:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        pool: ClientPool,
+        *,
+        now: Now,
+        on_change: Callable[[Transition], Awaitable[None]],
+        interval: timedelta = timedelta(seconds=60),
+        lookback: timedelta = timedelta(days=1),
+        limit: int = 50,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.pool = pool
+        self.now = now
+        self.on_change = on_change
+        self.interval = interval
+        self.lookback = lookback
+        self.limit = limit
+        self.found = 0
+
+    async def cycle(self) -> int:
+        """List every watched pipeline's recent runs once; returns how many new external runs were found."""
+        overrides = await self.store.alerting.watches()
+        pipelines = [p for p in watched_pipelines(self.catalog, overrides) if self._can_list(p)]
+        results = await asyncio.gather(*(self._pipeline(p, overrides.get(p.name)) for p in pipelines))
+        return sum(results)
+
+    def _can_list(self, pipeline: Pipeline) -> bool:
+        try:
+            return self.pool.client(pipeline.connection).can(Capability.LIST_RUNS)
+        except Exception:
+            return False
+
+    async def _pipeline(self, pipeline: Pipeline, watch: Watch | None) -> int:
+        now = self.now()
+        if watch is None:  # watched by the catalog and seen for the first time: watching begins now
+            watch = await self.store.alerting.set_watch(
+                pipeline.name, enabled=True, channel=None, user_id=None, now=now
+            )
+        client = self.pool.client(pipeline.connection)
+        try:
+            async with self.pool.slot(pipeline.connection):
+                statuses = await client.list_runs(pipeline.job, since=now - self.lookback, limit=self.limit)
+        except ProviderError as exc:
+            log.warning("watch of %s: cannot list runs: %s", pipeline.name, exc, extra={"pipeline": pipeline.name})
+            return 0
+        found = 0
+        for status in statuses:
+            found += await self._one(pipeline, watch, status, now)
+        return found
+
+    async def _one(self, pipeline: Pipeline, watch: Watch, status: RunStatus, now: datetime) -> int:
+        existing = await self.store.find_run(pipeline.connection, status.run_id)
+        if existing is None and "/" in status.run_id:  # DataKitchen lists "<order>/<run>"; a trigger knows "<order>"
+            existing = await self.store.find_run(pipeline.connection, status.run_id.split("/", 1)[0])
+        next_poll = now + self.interval + self.interval / 2  # the next cycle will see it: no separate poll
+        if existing is not None:
+            if not existing.final and existing.provider_run_id == status.run_id:
+                change = await self.store.record_status(existing.id, status, now=now, next_poll_at=next_poll)
+                if change is not None:
+                    await self.on_change(change)
+            return 0
+        ended = status.ended_at or (status.started_at if status.final else None)
+        if status.final and (ended is None or ended < watch.since):
+            return 0  # it ended before watching began: history, not news
+        channel = watch.channel or self.catalog.channel_for(pipeline)
+        try:
+            run = await self.store.create_run(
+                NewRun(
+                    provider=pipeline.provider,
+                    connection=pipeline.connection,
+                    job=pipeline.job.model_dump(),
+                    parameters={},
+                    origin="watch",
+                    pipeline=pipeline.name,
+                    channel=channel,
+                    provider_run_id=status.run_id,
+                ),
+                now=now,
+                next_poll_at=next_poll,
+            )
+        except AlreadyTracked:  # another replica's cycle recorded it a moment ago
+            return 0
+        self.found += 1
+        log.info(
+            "found %s run %s started outside Slack",
+            pipeline.name,
+            status.run_id,
+            extra={"run_id": run.id, "pipeline": pipeline.name},
+        )
+        change = await self.store.record_status(run.id, status, now=now, next_poll_at=next_poll)
+        if change is not None:
+            await self.on_change(change)
+        return 1

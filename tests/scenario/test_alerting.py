@@ -1,0 +1,145 @@
+"""Alerting people trust: runs started outside Slack alert once, repeats update one alert, recovery
+shows, mutes hold and expire, stuck runs get one warning, an unreachable provider one alert and one
+"back" notice and never a failed run."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from bot.emulators._core import Fault, Outcome
+from tests.scenario.harness import DK_JOB, TAILER_CONFIG, World, world
+
+
+def everything(w: World, channel: str) -> str:
+    return json.dumps([[m.text, m.blocks] for m in w.slack.messages(channel)])
+
+
+def alerts_in(w: World, channel: str) -> list[str]:
+    return [m.text for m in w.slack.messages(channel) if "failed" in m.text or "failures" in m.text]
+
+
+async def test_a_run_started_outside_slack_that_fails_alerts_once_even_across_a_restart(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.advance(120)  # the emulators' clock is past the moment watching began
+        await w.settle(0.5)  # one watch cycle: watching begins
+        dk = w.emulators["datakitchen"]
+        dk.external_run(DK_JOB, {}, Outcome(result="fail", queued_s=1, running_s=2, message="Node load failed",
+                                             failed_tasks=("load",)))
+        w.advance(5)
+        await w.until(lambda: any("sales-dashboard" in t for t in alerts_in(w, "C0ALERTS")), 10,
+                      what="an alert for the external failure")
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "sales-dashboard" in m.text]
+        body = json.dumps(alert.blocks)
+        assert "<!subteam^S0DATAENG>" in body  # the defaults' owners (a user group)
+        assert "run.retry" in alert.action_ids
+        assert not w.cards("C0GENERAL")  # external runs get no card of their own
+
+        await w.restart()
+        w.advance(5)
+        await w.settle(1.5)  # several watch cycles after the restart list the same run again
+        assert len([m for m in w.slack.messages("C0ALERTS") if "sales-dashboard" in m.text]) == 1
+
+
+async def test_a_storm_of_failures_is_grouped_and_every_failure_listed(tmp_path: Path) -> None:
+    async with world(tmp_path, alert_group_seconds=1.0) as w:
+        w.advance(120)
+        await w.settle(0.5)
+        tailer = w.emulators["tailer"]
+        for i in range(40):
+            tailer.external_run(TAILER_CONFIG, {}, Outcome(result="fail", queued_s=0, running_s=1,
+                                                          message=f"failure number {i}"))
+        w.advance(3)
+        await w.until(lambda: "failure" in everything(w, "C0OPS"), 10, what="the grouped alert")
+        await w.settle(2.5)
+        posts = [c for c in w.slack.calls_to("chat.postMessage") if c.ok and c.params.get("channel") == "C0OPS"]
+        assert 1 <= len(posts) <= 3  # grouped, not 40 posts
+        # inside the suppression interval the pipeline has one open alert counting every failure
+        store = w.runtime.store
+        assert store is not None
+        [alert] = [a for a in await store.alerting.open_alerts() if a.pipeline == "iowa-pda"]
+        assert alert.count == 40
+        assert "failed 40 times since" in everything(w, "C0OPS")
+
+
+async def test_repeats_update_one_alert_then_recovery_shows(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.advance(120)
+        await w.settle(0.5)
+        tailer = w.emulators["tailer"]
+        fail = Outcome(result="fail", queued_s=0, running_s=1, message="Table missing")
+        tailer.external_run(TAILER_CONFIG, {}, fail)
+        w.advance(2)
+        await w.until(lambda: "iowa-pda" in everything(w, "C0OPS"), 10, what="the first alert")
+        tailer.external_run(TAILER_CONFIG, {}, fail)
+        tailer.external_run(TAILER_CONFIG, {}, fail)
+        w.advance(2)
+        await w.until(lambda: "failed 3 times since" in everything(w, "C0OPS"), 10, what="the alert counting 3")
+        tailer.external_run(TAILER_CONFIG, {}, Outcome(queued_s=0, running_s=1))
+        w.advance(2)
+        await w.until(lambda: "recovered" in everything(w, "C0OPS"), 10, what="the recovery")
+        top_level = [m for m in w.slack.messages("C0OPS") if "iowa-pda" in m.text]
+        assert len(top_level) == 1  # one alert message, updated in place
+
+
+async def test_a_mute_holds_and_expires(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        response = await w.command("mute iowa-pda 1h", user="U0ALICE")
+        assert response.ok
+        await w.until(lambda: any("muted until" in r.text for r in w.slack.responses("U0ALICE")), what="mute reply")
+        w.advance(120)
+        await w.settle(0.5)
+        tailer = w.emulators["tailer"]
+        tailer.external_run(TAILER_CONFIG, {}, Outcome(result="fail", queued_s=0, running_s=1, message="boom"))
+        w.advance(2)
+        store = w.runtime.store
+        assert store is not None
+        await w.until(lambda: bool(w.slack.calls_to("chat.postMessage")) or True, 1)
+        await w.settle(1.5)
+        assert "iowa-pda" not in everything(w, "C0OPS")  # muted: no alert posted
+        muted_alerts = [a for a in await store.alerting.open_alerts() if a.pipeline == "iowa-pda"]
+        assert muted_alerts and muted_alerts[0].muted  # …but recorded, for the App Home
+        await store.mute("iowa-pda", until=w.runtime.now() - timedelta(seconds=1), user_id="U0ALICE",
+                         now=w.runtime.now())  # the mute runs out
+        await store.alerting.recover("iowa-pda", 0, now=w.runtime.now())
+        tailer.external_run(TAILER_CONFIG, {}, Outcome(result="fail", queued_s=0, running_s=1, message="again"))
+        w.advance(2)
+        await w.until(lambda: "iowa-pda" in everything(w, "C0OPS"), 10, what="an alert once the mute expired")
+
+
+async def test_a_run_past_its_expected_duration_gets_one_stuck_warning(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.runtime.stop()
+        pipelines = dict(w.runtime.catalog.pipelines)
+        from dataclasses import replace
+
+        pipelines["budget"] = replace(pipelines["budget"], expected_duration=timedelta(seconds=1))
+        w.runtime.catalog = replace(w.runtime.catalog, pipelines=pipelines)
+        await w.restart()
+        w.emulators["invision"].state.default = Outcome(result="hang", queued_s=0)
+        await w.command("run budget", user="U0BOB")
+        card = await w.card_saying("running")
+        await w.until(lambda: any("may be stuck" in m.text for m in w.thread(card)), 10, what="the stuck warning")
+        await w.settle(1.0)
+        warnings = [m for m in w.thread(card) if "may be stuck" in m.text]
+        assert len(warnings) == 1
+        assert "<!subteam^S0DATAENG>" in json.dumps(warnings[0].blocks)
+
+
+async def test_an_unreachable_provider_gives_one_alert_one_back_notice_and_no_failed_run(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.command("run leads-ods")
+        card = await w.card_saying("queued")
+        rivery = w.emulators["rivery"]
+        rivery.state.add_fault(Fault(route="status", status=503, times=None))
+        await w.until(lambda: "Cannot reach" in everything(w, "C0ALERTS"), 15, what="the unreachable alert")
+        await w.settle(2.0)  # the outage goes on: still one alert
+        assert len([m for m in w.slack.messages("C0ALERTS") if "Cannot reach" in m.text]) == 1
+        rivery.state.clear_faults()
+        w.advance(40)
+        await w.until(lambda: "is back" in everything(w, "C0ALERTS"), 15, what="the back notice")
+        await w.card_saying("succeeded")
+        await w.settle(1.0)
+        assert len([m for m in w.slack.messages("C0ALERTS") if "is back" in m.text]) == 1
+        assert "failed" not in w.slack.message(card.channel, card.ts).text

@@ -1,4 +1,4 @@
-"""``pipeline-bot``: run | check | emulate.
+"""``pipeline-bot``: run | check | emulate | demo.
 
 The only place, with the app factory and the demo, that reads settings and wires parts together.
 """
@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials")
+
+    demo = sub.add_parser(
+        "demo", help="everything on this machine: emulated providers, the bot, and a Slack-like page to try it in"
+    )
+    demo.add_argument("--port", type=int, default=8765, help="port of the page (default 8765; 0: a free one)")
+    demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
+    demo.add_argument("--open", action="store_true", help="open the page in the default browser")
     return parser
 
 
@@ -58,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(serve_forever(args.provider, host=args.host, port=args.port, scenario=args.scenario))
         except KeyboardInterrupt:
             return 0
+    if args.command == "demo":
+        from bot.demo.run import main as demo
+
+        return demo(host=args.host, port=args.port, open_browser=args.open)
     parser.print_help()
     return 2
 

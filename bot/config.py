@@ -55,6 +55,31 @@ class Settings(BaseSettings):
     alert_group_seconds: float = Field(default=10.0, ge=0, description="failures within this become one message")
     alert_suppress_seconds: float = Field(default=3600.0, ge=0, description="a repeat inside this updates the alert")
     provider_down_after_seconds: float = Field(default=120.0, ge=0, description="then one 'cannot reach' alert")
+    fallback_channel: str | None = Field(default=None, description="where messages go when their channel refuses")
+    digest_time: str | None = Field(default="09:00", description="daily digest per channel, HH:MM; empty: none")
+    digest_timezone: str = Field(default="UTC", description="time zone of DIGEST_TIME, e.g. Europe/Oslo")
+
+    @field_validator("digest_time")
+    @classmethod
+    def _digest_time(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        import re
+
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError("write it as HH:MM, like 09:00, or leave it empty for no digest")
+        return value.strip()
+
+    @field_validator("digest_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone; use a name like Europe/Oslo or UTC") from None
+        return value
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"

@@ -110,7 +110,13 @@ class Runtime:
             interval=timedelta(seconds=s.watch_interval_seconds),
         )
         self.stuck = StuckDetector(store, self.catalog, notifier, now=self.now)
-        self.deliverer = Deliverer(store, web_client(s, retry_rate_limits=False), owner=self.owner, now=self.now)
+        self.deliverer = Deliverer(
+            store,
+            web_client(s, retry_rate_limits=False),
+            owner=self.owner,
+            now=self.now,
+            fallback=s.fallback_channel or self.catalog.defaults.channel,
+        )
         if store.single_process:
             await store.release_leases()  # a lease in a SQLite file can only be from a process that died
         await runs.recover_starting(timedelta(seconds=30))

@@ -29,6 +29,7 @@ __all__ = ["ChannelPacer", "Deliverer"]
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 
+CHANNEL_PROBLEMS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
 CARD_EVENT = "pipeline_bot_card"
 MESSAGE_EVENT = "pipeline_bot_message"
 # Slack answers these for good: retrying cannot help, an operator has to act
@@ -91,6 +92,7 @@ class Deliverer:
         owner: str,
         now: Now,
         pacer: ChannelPacer | None = None,
+        fallback: str | None = None,
         batch: int = 100,
         lease: timedelta = timedelta(seconds=60),
     ) -> None:
@@ -99,6 +101,7 @@ class Deliverer:
         self.owner = owner
         self.now = now
         self.pacer = pacer or ChannelPacer()
+        self.fallback = fallback
         self.batch = batch
         self.lease = lease
         self.stats = DeliveryStats()
@@ -172,6 +175,9 @@ class Deliverer:
             await self.store.card_lost(card.id)
             return
         wait = self._retry_wait(exc)
+        if card.ts is None and await self._reroute(card.channel, error):
+            await self.store.card_move(card.id, self.fallback or card.channel)
+            return
         if wait is None:
             self.stats.errors += 1
             log.error("Slack refused the card of run %s: %s", card.run_id, error, extra={"run_id": card.run_id})
@@ -225,6 +231,9 @@ class Deliverer:
         except SlackApiError as exc:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             wait = self._retry_wait(exc)
+            if item.kind == "post" and await self._reroute(channel, error):
+                await self.store.outbox_move(item.id, self.fallback or channel)
+                return False
             if wait is None:
                 self.stats.errors += 1
                 log.error("Slack refused message %s: %s", item.key, error, extra={"run_id": item.run_id})
@@ -238,6 +247,32 @@ class Deliverer:
         return False
 
     # -- helpers ----------------------------------------------------------------------------
+
+    async def _reroute(self, channel: str, error: str) -> bool:
+        """A channel that is gone or keeps the bot out: say so once in the fallback channel, and move
+        the message there rather than drop it. False when there is nowhere else to go."""
+        if error not in CHANNEL_PROBLEMS or not self.fallback or self.fallback.lstrip("#") == channel.lstrip("#"):
+            return False
+        log.warning("cannot post to %s (%s): using %s", channel, error, self.fallback)
+        what = {
+            "not_in_channel": "I am not a member of it: invite me with `/invite @pipeline-bot`",
+            "channel_not_found": "it does not exist (or I cannot see it)",
+            "is_archived": "it is archived",
+        }[error]
+        shown = f"<#{channel}>" if channel[:1] in ("C", "G") else channel.replace("<", "&lt;").replace(">", "&gt;")
+        text = (
+            f"⚠️ I could not post to {shown}: {what}. Its messages come here until it is fixed "
+            "(or change the channel in the catalog)."
+        )
+        await self.store.enqueue(
+            f"channel-problem:{channel}",
+            kind="post",
+            channel=self.fallback,
+            text=text,
+            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            now=self.now(),
+        )
+        return True
 
     async def _paced(self, channel: str, defer: Callable[[], Any]) -> bool:
         if self.pacer.wait_time(channel) > 0:

@@ -60,7 +60,9 @@ class Alerter:
         pipeline = self.catalog.pipelines.get(run.pipeline or "")
         if pipeline is None:
             return None  # ad-hoc runs: their card and its thread say it all
-        channel = self.channel_for(pipeline) or card_channel
+        # a watched run alerts where its watch says; any other where the catalog routes the pipeline
+        routed = run.channel if run.origin == "watch" and run.channel else self.channel_for(pipeline)
+        channel = routed or card_channel
         if channel is None:
             log.warning("no channel for alerts of %s: set defaults.channel in the catalog", pipeline.name)
             return None

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -299,32 +301,23 @@ class AlertStore:
     async def set_watch(
         self, pipeline: str, *, enabled: bool, channel: str | None, user_id: str | None, now: datetime
     ) -> Watch:
+        """Switch watching on or off. ``since`` restarts when watching is switched on, so runs that
+        ended while nobody watched are not announced as news."""
         async with self.engine.begin() as conn:
             existing = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().first()
-            if existing is None:
-                await conn.execute(
-                    insert(watches).values(
-                        pipeline=pipeline,
-                        enabled=enabled,
-                        channel=channel,
-                        since=now,
-                        updated_by=user_id,
-                        updated_at=now,
-                    )
-                )
-            else:
-                since = now if enabled and not existing["enabled"] else existing["since"]
-                await conn.execute(
-                    update(watches)
-                    .where(watches.c.pipeline == pipeline)
-                    .values(
-                        enabled=enabled,
-                        channel=channel or (existing["channel"] if enabled else None),
-                        since=since,
-                        updated_by=user_id,
-                        updated_at=now,
-                    )
-                )
+            since = now if existing is None or (enabled and not existing["enabled"]) else existing["since"]
+            kept = existing["channel"] if existing is not None and enabled else None
+            values = {
+                "enabled": enabled,
+                "channel": channel or kept,
+                "since": since,
+                "updated_by": user_id,
+                "updated_at": now,
+            }
+            dialect_insert = pg_insert if self._postgres else sqlite_insert
+            statement = dialect_insert(watches).values(pipeline=pipeline, **values)
+            # two first cycles (or a cycle and a command) at once: the later write wins, nobody fails
+            await conn.execute(statement.on_conflict_do_update(index_elements=["pipeline"], set_=values))
             row = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().one()
             return _watch(row)
 

@@ -295,8 +295,16 @@ class Store:
             if row is None:
                 await conn.execute(
                     insert(cards).values(
-                        key=key, run_id=run_id, channel=channel, text=text, blocks=blocks, version=1,
-                        sent_version=0, attempts=0, last_error="", updated_at=now,
+                        key=key,
+                        run_id=run_id,
+                        channel=channel,
+                        text=text,
+                        blocks=blocks,
+                        version=1,
+                        sent_version=0,
+                        attempts=0,
+                        last_error="",
+                        updated_at=now,
                     )
                 )
                 return True
@@ -364,6 +372,30 @@ class Store:
             values["channel"] = channel
         async with self.engine.begin() as conn:
             await conn.execute(update(cards).where(cards.c.id == card_id).values(**values))
+
+    async def card_move(self, card_id: int, channel: str) -> None:
+        """Its channel refused it: post it in ``channel`` instead."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id)
+                .values(
+                    channel=channel,
+                    ts=None,
+                    sent_version=0,
+                    attempting_since=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+
+    async def outbox_move(self, item_id: int, channel: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(channel=channel, attempting_since=None, lease_owner=None, lease_expires_at=None)
+            )
 
     async def card_lost(self, card_id: int) -> None:
         """The message was deleted in Slack: post the card again."""

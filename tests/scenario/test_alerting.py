@@ -143,3 +143,36 @@ async def test_an_unreachable_provider_gives_one_alert_one_back_notice_and_no_fa
         await w.settle(1.0)
         assert len([m for m in w.slack.messages("C0ALERTS") if "is back" in m.text]) == 1
         assert "failed" not in w.slack.message(card.channel, card.ts).text
+
+
+async def test_watch_and_unwatch_from_slack_and_a_channel_that_refuses_falls_back(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        refused = await w.command("watch budget", user="U0ALICE")
+        assert refused.ok
+        await w.until(lambda: any("no list of runs" in r.text for r in w.slack.responses("U0ALICE")), what="refusal")
+        await w.command("watch leads-ods", user="U0ALICE")
+        await w.until(lambda: any("api: v1" in r.text for r in w.slack.responses("U0ALICE")), what="v1 hint")
+
+        await w.command("unwatch iowa-pda", user="U0ALICE")
+        await w.until(lambda: any("No longer watching" in r.text for r in w.slack.responses("U0ALICE")))
+        w.advance(120)
+        tailer = w.emulators["tailer"]
+        fail = Outcome(result="fail", queued_s=0, running_s=1, message="nobody watches this")
+        tailer.external_run(TAILER_CONFIG, {}, fail)
+        w.advance(2)
+        await w.settle(1.5)
+        assert "nobody watches this" not in everything(w, "C0OPS")
+
+        # watched again, into a private channel the bot is not in: the alert comes to the default channel
+        await w.command("watch iowa-pda <#C0PRIVATE|private-ops>", user="U0ALICE")
+        await w.until(lambda: any("Watching" in r.text for r in w.slack.responses("U0ALICE")), what="watching")
+        await w.settle(0.5)
+        w.advance(60)
+        tailer.external_run(TAILER_CONFIG, {}, Outcome(result="fail", queued_s=0, running_s=1, message="seen now"))
+        w.advance(2)
+        await w.until(lambda: "iowa-pda failed" in everything(w, "C0ALERTS"), 10,
+                      what="the alert in the fallback channel")
+        assert "could not post to <#C0PRIVATE>" in everything(w, "C0ALERTS")
+        assert not w.slack.messages("C0PRIVATE")
+        # Tailer reports no failure message: the one run that failed while unwatched was not announced
+        assert len([m for m in w.slack.messages("C0ALERTS") if "iowa-pda" in m.text]) == 1

@@ -50,7 +50,7 @@ async def _nothing_happened(w: World) -> None:
     for emulator in w.emulators.values():
         assert not emulator.state.requests_to("trigger")
     assert not w.emulators["tailer"].state.requests_to("configuration")
-    assert [c.method for c in w.slack.calls] == ["auth.test"]
+    assert {c.method for c in w.slack.calls} <= {"auth.test"}
     assert not w.slack.ephemerals() and not w.slack.responses() and not w.slack.views
     assert w.runtime.store is not None and await w.runtime.store.get_run(1) is None
     assert not await audit_of(w)
@@ -117,7 +117,9 @@ async def test_untrusted_text_is_shown_as_text_and_never_pings(tmp_path: Path) -
         escaped = "Table &lt;!channel&gt; not found, see &lt;https://evil|docs&gt; &amp; ask &lt;@U0CAROL&gt;"
         assert escaped in shown(card)
         [details] = w.thread(card)
-        assert escaped in shown(details) and "cc <@U0BOB>" in shown(details)  # real mentions come from ids only
+        assert escaped in shown(details)
+        # the alert mentions the owners: mentions come from ids in the catalog, never from the provider's text
+        await w.until(lambda: any("cc <@U0BOB>" in shown(m) for m in w.slack.messages("C0ALERTS")), what="the alert")
 
         # the same run as the person asks for it, and its history
         assert escaped in shown(await ask(w, f"status {run_number(card)}"))
@@ -159,7 +161,7 @@ async def test_tampered_button_values_get_an_ephemeral_not_a_crash(tmp_path: Pat
         assert invalid in await click(ids.RUN_RETRY, "abc")
         assert invalid in await click(ids.RUN_RETRY, "9" * 40)
         assert invalid in await click(ids.RUN_RETRY, "-1")
-        assert invalid in await click(ids.RUN_REFRESH, "1; DROP TABLE runs")
+        assert invalid in await click(ids.RUN_ACK, "1; DROP TABLE runs")
         assert "There is no run #999999999999" in await click(ids.RUN_RETRY, "999999999999")
         # another run's id, one dave may not touch: the server checks the run the value names
         assert "You may not run *sales-dashboard*" in await click(ids.RUN_RETRY, str(run_number(sales)))

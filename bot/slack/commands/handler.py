@@ -154,16 +154,30 @@ async def _dispatch(
     if name == "cancel":
         run = await runs.get(int(str(args["run"])))
         pipeline = services.notifier.pipeline(run)
-        await _check(services, actor, "change" if pipeline else "admin", pipeline, what="cancel this run",
-                     action="cancel", target=f"#{run.id}")
+        await _check(
+            services,
+            actor,
+            "change" if pipeline else "admin",
+            pipeline,
+            what="cancel this run",
+            action="cancel",
+            target=f"#{run.id}",
+        )
         return confirm_op("cancel", str(run.id), f"Cancel run #{run.id} of {run.name}?", "Cancel run", run_id=run.id)
     if name in ("enable", "disable", "archive", "reset"):
         pipeline_name = str(args["pipeline"])
         pipeline = services.catalog.pipelines.get(pipeline_name)
         if pipeline is None:
             raise InvalidRequest(f"Ad-hoc targets cannot be {name}d: name a pipeline from the catalog.")
-        await _check(services, actor, "change", pipeline, what=f"{name} *{escape(pipeline_name)}*", action=name,
-                     target=pipeline_name)
+        await _check(
+            services,
+            actor,
+            "change",
+            pipeline,
+            what=f"{name} *{escape(pipeline_name)}*",
+            action=name,
+            target=pipeline_name,
+        )
         client_ = services.pool.client(pipeline.connection)
         if not client_.can(Capability(name)):
             raise InvalidRequest(f"{client_.display_name} cannot {name} a pipeline.")
@@ -183,7 +197,45 @@ async def _dispatch(
         found = await runs.unmute(actor, str(args["pipeline"]))
         what = "is no longer muted" if found else "was not muted"
         return notice(f"🔔 *{escape(str(args['pipeline']))}* {what}.", formatted=True)
+    if name in ("watch", "unwatch"):
+        return await _watch(services, actor, str(args["pipeline"]), name == "watch", args.get("channel"))
     raise InvalidRequest(f"`{escape(name)}` is not available in this version.")
+
+
+async def _watch(services: Services, actor: Actor, name: str, enabled: bool, channel: object) -> tuple[str, list[Any]]:
+    pipeline = services.catalog.pipelines.get(name)
+    if pipeline is None:
+        raise InvalidRequest(f"There is no pipeline *{escape(name)}* in the catalog.")
+    await services.auth.check(actor, "change", pipeline, what=f"change how *{escape(name)}* is watched")
+    client = services.pool.client(pipeline.connection)
+    if enabled and not client.can(Capability.LIST_RUNS):
+        reason = (
+            "has no list of runs, so runs started outside Slack cannot be seen"
+            if client.provider == "invision"
+            else "cannot list runs on this connection (Rivery needs `api: v1` with account_id and environment_id)"
+        )
+        raise InvalidRequest(f"{client.display_name} {reason}. Runs started from Slack are followed as always.")
+    where = str(channel) if channel else None
+    watch = await services.store.alerting.set_watch(
+        name, enabled=enabled, channel=where, user_id=actor.user_id, now=services.now()
+    )
+    await services.store.audit(
+        user_id=actor.user_id,
+        action="watch" if enabled else "unwatch",
+        target=name,
+        outcome="ok",
+        now=services.now(),
+        detail=where or "",
+    )
+    if not enabled:
+        return notice(f"🙈 No longer watching *{escape(name)}* for runs started outside Slack.", formatted=True)
+    target = watch.channel or services.catalog.channel_for(pipeline) or "its channel"
+    shown = f"<#{target}>" if target.startswith(("C", "G")) else escape(target)
+    return notice(
+        f"👀 Watching *{escape(name)}*: runs started outside Slack (schedules, the {client.display_name} console) "
+        f"are followed and their failures alert in {shown}.",
+        formatted=True,
+    )
 
 
 async def _check(

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     delivery_tick_seconds: float = Field(default=0.25, gt=0, description="how often Slack messages are sent")
     unknown_after_seconds: float = Field(default=120.0, ge=0, description="show 'status unknown' after this")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    lease_seconds: float = Field(default=60.0, gt=0, description="a dead replica's work is taken over after this")
 
     # alerting
     watch_interval_seconds: float = Field(default=60.0, gt=0, description="passive watch: list calls per pipeline")

@@ -23,6 +23,7 @@ from bot.catalog.model import Catalog
 from bot.config import Settings
 from bot.delivery.sender import Deliverer
 from bot.ops.http import HttpServer
+from bot.ops.metrics import Metrics
 from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
@@ -34,6 +35,7 @@ from bot.slack.tasks import TaskSet
 from bot.store.engine import make_engine, migrate
 from bot.store.records import RunRecord
 from bot.store.store import Store
+from bot.tracking.digest import digest_job, schedule_digest
 from bot.tracking.intervals import PollIntervals
 from bot.tracking.poller import Poller
 from bot.tracking.stuck import StuckDetector
@@ -71,11 +73,14 @@ class Runtime:
         notifier = Notifier(
             store, self.catalog, pool, self.now, unknown_after=timedelta(seconds=s.unknown_after_seconds)
         )
+        self.metrics = metrics = Metrics()
+        lease = timedelta(seconds=s.lease_seconds)
         self.alerter = notifier.alerter = Alerter(
             store,
             self.catalog,
             pool,
             self.now,
+            metrics=metrics,
             group_window=timedelta(seconds=s.alert_group_seconds),
             suppress=timedelta(seconds=s.alert_suppress_seconds),
             down_after=timedelta(seconds=s.provider_down_after_seconds),
@@ -95,6 +100,8 @@ class Runtime:
             on_unknown=self._on_unknown,
             on_provider_error=self.alerter.connection_failed,
             on_provider_ok=self.alerter.connection_ok,
+            metrics=metrics,
+            lease=lease,
             intervals=PollIntervals(
                 base=timedelta(seconds=s.poll_interval_seconds),
                 longest=timedelta(seconds=s.poll_interval_max_seconds),
@@ -108,6 +115,7 @@ class Runtime:
             now=self.now,
             on_change=notifier.on_change,
             interval=timedelta(seconds=s.watch_interval_seconds),
+            metrics=metrics,
         )
         self.stuck = StuckDetector(store, self.catalog, notifier, now=self.now)
         self.deliverer = Deliverer(
@@ -116,7 +124,12 @@ class Runtime:
             owner=self.owner,
             now=self.now,
             fallback=s.fallback_channel or self.catalog.defaults.channel,
+            metrics=metrics,
+            lease=lease,
         )
+        metrics.source("pipeline_bot_runs", self._runs_by_state)
+        metrics.source("pipeline_bot_outbox_pending", self._outbox_pending)
+        self._slack_client = client
         if store.single_process:
             await store.release_leases()  # a lease in a SQLite file can only be from a process that died
         await runs.recover_starting(timedelta(seconds=30))
@@ -129,6 +142,7 @@ class Runtime:
             ("alerts", self.alerter.flush, min(1.0, max(s.alert_group_seconds / 4, 0.05))),
             ("watch", self._watch, s.watch_interval_seconds),
             ("stuck", self.stuck.tick, s.stuck_check_seconds),
+            ("slack", self._check_slack, 60.0),
         )
         for job_id, func, seconds in jobs:
             self.scheduler.add_job(
@@ -142,12 +156,14 @@ class Runtime:
                 misfire_grace_time=max(1, int(seconds * 5)),
                 next_run_time=self.now(),
             )
+        if s.digest_time:
+            schedule_digest(self.scheduler, s, digest_job(store, self.catalog, s, owner=self.owner, now=self.now))
         # a tick still running when the next is due is normal under load: not worth a warning each time
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         self.scheduler.start()
 
-        self.http = HttpServer(None if s.socket_mode else self.app, ready=self.readiness)
+        self.http = HttpServer(None if s.socket_mode else self.app, ready=self.readiness, metrics=metrics)
         url = await self.http.start(s.host, s.port)
         if s.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -175,8 +191,33 @@ class Runtime:
     async def _recover(self) -> None:
         await self.services.runs.recover_starting(timedelta(seconds=30))
 
+    async def _runs_by_state(self) -> dict[tuple[tuple[str, str], ...], float]:
+        assert self.store is not None
+        counts = await self.store.count_by_state()
+        return {
+            (("final", "true" if final else "false"), ("state", state)): float(n)
+            for (state, final), n in counts.items()
+        }
+
+    async def _outbox_pending(self) -> dict[tuple[tuple[str, str], ...], float]:
+        assert self.store is not None
+        return {(): float(await self.store.outbox_pending())}
+
+    async def _check_slack(self) -> None:
+        """Whether Slack's Web API answers us (HTTP mode has no connection of its own to watch)."""
+        try:
+            await self._slack_client.auth_test()
+        except Exception as exc:
+            self._slack_problem = f"slack: {type(exc).__name__}"
+        else:
+            self._slack_problem = ""
+
     async def readiness(self) -> list[str]:
         problems = []
+        if getattr(self, "_slack_problem", ""):
+            problems.append(self._slack_problem)
+        if self._socket_handler is not None and not await self._socket_handler.client.is_connected():
+            problems.append("slack: Socket Mode is not connected")
         try:
             assert self.store is not None
             await self.store.ping()

@@ -21,6 +21,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.ops.metrics import Metrics
 from bot.store.records import CardRecord, OutboxItem
 from bot.store.store import Store
 
@@ -93,6 +94,7 @@ class Deliverer:
         now: Now,
         pacer: ChannelPacer | None = None,
         fallback: str | None = None,
+        metrics: Metrics | None = None,
         batch: int = 100,
         lease: timedelta = timedelta(seconds=60),
     ) -> None:
@@ -102,6 +104,7 @@ class Deliverer:
         self.now = now
         self.pacer = pacer or ChannelPacer()
         self.fallback = fallback
+        self.metrics = metrics or Metrics()
         self.batch = batch
         self.lease = lease
         self.stats = DeliveryStats()
@@ -145,7 +148,8 @@ class Deliverer:
                 if ts is None:
                     await self.store.card_attempt(card.id, now=self.now())
                     self.pacer.take(card.channel)
-                    answer = await self.client.chat_postMessage(
+                    answer = await self._call(
+                        "chat.postMessage",
                         channel=card.channel,
                         text=card.text,
                         blocks=card.blocks,
@@ -156,7 +160,7 @@ class Deliverer:
                     self.stats.posts += 1
                 await self.store.card_sent(card.id, card.version, ts, channel=channel)
             else:
-                await self.client.chat_update(channel=card.channel, ts=card.ts, text=card.text, blocks=card.blocks)
+                await self._call("chat.update", channel=card.channel, ts=card.ts, text=card.text, blocks=card.blocks)
                 self.stats.updates += 1
                 await self.store.card_sent(card.id, card.version, None)
             return 1
@@ -216,7 +220,8 @@ class Deliverer:
                 await self.store.outbox_attempt(item.id, now=self.now())
                 self.pacer.take(channel)
                 kwargs: dict[str, Any] = {"thread_ts": item.thread_ts} if item.kind == "thread" else {}
-                answer = await self.client.chat_postMessage(
+                answer = await self._call(
+                    "chat.postMessage",
                     channel=channel,
                     text=item.text,
                     blocks=item.blocks,
@@ -247,6 +252,20 @@ class Deliverer:
         return False
 
     # -- helpers ----------------------------------------------------------------------------
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        """One Web API call, counted by method and outcome."""
+        try:
+            answer = await self.client.api_call(method, json=kwargs)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "")) if exc.response is not None else "error"
+            self.metrics.inc("pipeline_bot_slack_calls_total", {"method": method, "outcome": error or "error"})
+            raise
+        except Exception:
+            self.metrics.inc("pipeline_bot_slack_calls_total", {"method": method, "outcome": "unreachable"})
+            raise
+        self.metrics.inc("pipeline_bot_slack_calls_total", {"method": method, "outcome": "ok"})
+        return answer
 
     async def _reroute(self, channel: str, error: str) -> bool:
         """A channel that is gone or keeps the bot out: say so once in the fallback channel, and move
@@ -308,6 +327,7 @@ class Deliverer:
         error = str(response.get("error", "")) if response is not None else ""
         if status == 429 or error == "ratelimited":
             self.stats.rate_limited += 1
+            self.metrics.inc("pipeline_bot_slack_rate_limited_total")
             header = (getattr(response, "headers", None) or {}).get("Retry-After") or (
                 getattr(response, "headers", None) or {}
             ).get("retry-after")

@@ -197,7 +197,10 @@ def banner(demo: Demo) -> str:
     ]
     lines += [f"  {name + ' emulator':<32}  {e.url}" for name, e in demo.emulators.items()]
     lines += ["", "  pipelines:"]
-    notes = {"orders-eu": "fails: alert in #data-alerts; Retry succeeds", "inventory-snapshot": "never ends: stuck after 20s; Cancel it"}
+    notes = {
+        "orders-eu": "fails: an alert in #data-alerts; Retry succeeds",
+        "inventory-snapshot": "never ends: stuck after 10s; Cancel it from its card",
+    }
     for pipeline in demo.catalog.pipelines.values():
         note = notes.get(pipeline.name, "succeeds in a few seconds")
         lines.append(f"    {pipeline.name:<22} {pipeline.provider:<12} {note}")

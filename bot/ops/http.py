@@ -8,15 +8,18 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.ops.metrics import Metrics
+
 __all__ = ["HttpServer"]
 
 Check = Callable[[], Awaitable[list[str]]]
 
 
 class HttpServer:
-    def __init__(self, app: AsyncApp | None, *, ready: Check) -> None:
+    def __init__(self, app: AsyncApp | None, *, ready: Check, metrics: Metrics | None = None) -> None:
         self.bolt = app
         self.ready = ready
+        self.metrics = metrics
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -26,6 +29,8 @@ class HttpServer:
             web_app.router.add_post("/slack/events", self._slack)
         web_app.router.add_get("/healthz", self._healthz)
         web_app.router.add_get("/readyz", self._readyz)
+        if self.metrics is not None:
+            web_app.router.add_get("/metrics", self._metrics)
         return web_app
 
     async def _slack(self, request: web.Request) -> web.Response:
@@ -40,6 +45,13 @@ class HttpServer:
         problems = await self.ready()
         status = 200 if not problems else 503
         return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        assert self.metrics is not None
+        body = await self.metrics.render()
+        return web.Response(
+            text=body, content_type="text/plain", charset="utf-8", headers={"X-Content-Version": "0.0.4"}
+        )
 
     async def start(self, host: str, port: int) -> str:
         self._runner = web.AppRunner(self.build(), access_log=None)

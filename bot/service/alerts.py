@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.catalog.model import Catalog, Pipeline
+from bot.ops.metrics import Metrics
 from bot.service.clients import ClientPool
 from bot.slack.blocks.alerts import alert_group, connection_alert, connection_back
 from bot.store.alerting import Alert
@@ -40,6 +41,7 @@ class Alerter:
         group_window: timedelta = timedelta(seconds=10),
         suppress: timedelta = timedelta(hours=1),
         down_after: timedelta = timedelta(minutes=2),
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -48,6 +50,7 @@ class Alerter:
         self.group_window = group_window
         self.suppress = suppress
         self.down_after = down_after
+        self.metrics = metrics or Metrics()
         self._failing: set[str] = set()  # connections known to be failing: keeps a healthy poll free of writes
         self._loaded = False
 
@@ -79,6 +82,8 @@ class Alerter:
             suppress=self.suppress,
             now=now,
         )
+        outcome = "muted" if alert.muted else ("new" if new else "repeat")
+        self.metrics.inc("pipeline_bot_alerts_total", {"outcome": outcome})
         if not new:
             await self.rerender(alert)
         return alert
@@ -93,7 +98,16 @@ class Alerter:
 
     async def flush(self) -> list[str]:
         """Announce pending alerts, one message per channel and burst."""
-        return await self.store.alerting.flush(now=self.now(), window=self.group_window, render=self._render)
+        sizes: list[int] = []
+
+        def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
+            sizes.append(len(group))
+            return self._render(key, group)
+
+        written = await self.store.alerting.flush(now=self.now(), window=self.group_window, render=render)
+        for size in sizes:
+            self.metrics.inc("pipeline_bot_alert_messages_total", {"size": "single" if size == 1 else "grouped"})
+        return written
 
     async def rerender(self, alert: Alert) -> None:
         """Rewrite the message that announced an alert (a repeat, a recovery) instead of posting again."""

@@ -512,6 +512,12 @@ class Store:
                 .values(state="dead", last_error=error[:2000], lease_owner=None, lease_expires_at=None)
             )
 
+    async def count_by_state(self) -> dict[tuple[str, bool], int]:
+        """(state, final) → number of runs, for metrics."""
+        query = select(runs.c.state, runs.c.final, func.count()).group_by(runs.c.state, runs.c.final)
+        async with self.engine.connect() as conn:
+            return {(r[0], bool(r[1])): int(r[2]) for r in await conn.execute(query)}
+
     async def outbox_pending(self) -> int:
         async with self.engine.connect() as conn:
             result = await conn.execute(select(func.count()).select_from(outbox).where(outbox.c.state == "pending"))

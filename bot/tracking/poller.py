@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.errors import ProviderError
 from bot.models import RunState, RunStatus
+from bot.ops.metrics import Metrics
 from bot.service.clients import ClientPool
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
@@ -41,6 +42,7 @@ class Poller:
         intervals: PollIntervals | None = None,
         batch: int = 500,
         lease: timedelta = timedelta(seconds=60),
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.pool = pool
@@ -53,6 +55,7 @@ class Poller:
         self.intervals = intervals or PollIntervals()
         self.batch = batch
         self.lease = lease
+        self.metrics = metrics or Metrics()
         self.polls = 0
         self.errors = 0
         self.lag: list[float] = []  # seconds late, of the last tick's polls (for metrics)
@@ -63,7 +66,10 @@ class Poller:
         due = await self.store.claim_due_runs(self.owner, now=now, limit=self.batch, lease=self.lease)
         if not due:
             return 0
-        self.lag = [(now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at]
+        self.lag = sorted((now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at)
+        if self.lag:
+            self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[-1], {"quantile": "1"})
+            self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[len(self.lag) // 2], {"quantile": "0.5"})
         await asyncio.gather(*(self._poll(run) for run in due))
         return len(due)
 
@@ -74,6 +80,7 @@ class Poller:
             status = await self._ask(run)
         except ProviderError as exc:
             self.errors += 1
+            self.metrics.inc("pipeline_bot_provider_errors_total", {"connection": run.connection, "kind": exc.kind})
             now = self.now()
             wait = self.intervals.after_error(run.unknown_since, now)
             record = await self.store.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait)
@@ -99,6 +106,7 @@ class Poller:
         job = self.pool.job(run.provider, run.job)
         async with self.pool.slot(run.connection):
             self.polls += 1
+            self.metrics.inc("pipeline_bot_polls_total", {"connection": run.connection})
             return await client.get_status(job, run.provider_run_id)
 
     async def _record(self, run: RunRecord, status: RunStatus) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from bot.catalog.model import Catalog, Pipeline
 from bot.errors import ProviderError
 from bot.models import RunStatus
+from bot.ops.metrics import Metrics
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.store.alerting import Watch
@@ -51,6 +52,7 @@ class Watcher:
         interval: timedelta = timedelta(seconds=60),
         lookback: timedelta = timedelta(days=1),
         limit: int = 50,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -61,6 +63,7 @@ class Watcher:
         self.lookback = lookback
         self.limit = limit
         self.found = 0
+        self.metrics = metrics or Metrics()
 
     async def cycle(self) -> int:
         """List every watched pipeline's recent runs once; returns how many new external runs were found."""
@@ -126,6 +129,7 @@ class Watcher:
         except AlreadyTracked:  # another replica's cycle recorded it a moment ago
             return 0
         self.found += 1
+        self.metrics.inc("pipeline_bot_external_runs_total", {"pipeline": pipeline.name})
         log.info(
             "found %s run %s started outside Slack",
             pipeline.name,

@@ -24,7 +24,11 @@ async def test_failure_details_retry_acknowledge_and_mute(tmp_path: Path) -> Non
         await w.until(lambda: len(w.thread(failed)) == 1, what="failure details in the thread")
         [details] = w.thread(failed)
         body = text_of(details)
-        assert "<@U0BOB>" in body  # the pipeline's owner
+        # the card sits where the run was started; owners are pinged once, in the pipeline's alert channel
+        await w.until(lambda: any("orders" in m.text for m in w.slack.messages("C0ALERTS")), what="the alert")
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "orders" in m.text]
+        assert "<@U0BOB>" in text_of(alert)
+        assert "<@U0BOB>" not in body
         assert "not found" in body
         assert "<!channel>" not in body and "&lt;!channel&gt;" in body  # the provider's text, escaped
         assert "load" in body  # the failed task

@@ -118,6 +118,18 @@ async def test_card_buttons_are_reauthorized_when_clicked(tmp_path: Path) -> Non
         audited = [(e.target, e.outcome) for e in await audit_of(w, dave)]
         assert audited == [("leads-ods", "refused"), ("sales-dashboard", "refused"), ("sales-dashboard", "refused")]
 
+        # the list's Run button opens the modal for anyone; submitting it is where the right to run is checked
+        listing = await ask(w, "list datakitchen", user=dave)
+        await w.slack.click_ephemeral("C0GENERAL", ids.list_run_action_id(0), user=dave, ts=listing.ts)
+        await w.until(lambda: bool(w.slack.open_modals(dave)), what="dave's modal")
+        modal = w.slack.open_modals(dave)[-1]
+        # (picked again: the fake leaves an untouched initial_option out of the submitted state)
+        picked = {ids.PIPELINE_BLOCK: {ids.PIPELINE_SELECT: "sales-dashboard"}}
+        _, refusal = await reply_to(w, w.slack.submit(modal.id, picked), user=dave)
+        assert refusal.text.startswith("⚠️ You may not run *sales-dashboard*. Who may: <@U0ALICE>")
+        assert len(w.emulators["datakitchen"].state.requests_to("trigger")) == triggers
+        assert [e.outcome for e in await audit_of(w, dave)][-1] == "refused"
+
         # alice may: her Retry starts a new run of sales-dashboard
         await w.slack.click("C0GENERAL", sales_card.ts, ids.RUN_RETRY, user="U0ALICE")
         await w.until(lambda: len(w.cards()) == 3, what="the retry's card")

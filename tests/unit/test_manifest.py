@@ -195,25 +195,35 @@ API_METHODS = {
 }
 
 
+DOTTED_METHODS = {name.replace("_", ".") for name in API_METHODS}
+
+
 @functools.cache
 def web_api_calls(root: Path = BOT) -> tuple[Call, ...]:
+    """Web API methods the code under ``root`` calls: ``client.chat_postMessage``, ``api_call("chat.update")``,
+    a method name handed to a wrapper (``self._call("chat.postMessage", …)``: any call argument that is a
+    Web API method name), and Bolt's ``say(...)``."""
     calls = []
     for path in _python_files(root):
         rel = path.relative_to(root.parent) if root.parent in path.parents else path
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            where = f"{rel}:{getattr(node, 'lineno', 0)}"
             if isinstance(node, ast.Attribute) and node.attr in API_METHODS:
-                calls.append(Call(node.attr.replace("_", "."), f"{rel}:{node.lineno}"))
+                calls.append(Call(node.attr.replace("_", "."), where))
             elif isinstance(node, ast.Call):
                 func = node.func
-                if (
-                    isinstance(func, ast.Attribute)
-                    and func.attr == "api_call"
-                    and node.args
-                    and isinstance(node.args[0], ast.Constant)
-                ):
-                    calls.append(Call(str(node.args[0].value), f"{rel}:{node.lineno}"))
+                literals = [
+                    a.value
+                    for a in [*node.args, *(k.value for k in node.keywords)]
+                    if isinstance(a, ast.Constant) and isinstance(a.value, str)
+                ]
+                calls += [Call(name, where) for name in literals if name in DOTTED_METHODS]
+                if isinstance(func, ast.Attribute) and func.attr == "api_call" and node.args and literals:
+                    first = node.args[0]
+                    if isinstance(first, ast.Constant) and first.value not in DOTTED_METHODS:
+                        calls.append(Call(str(first.value), where))  # a method newer than slack_sdk
                 elif isinstance(func, ast.Name) and func.id == "say":
-                    calls.append(Call("chat.postMessage", f"{rel}:{node.lineno} (say)"))
+                    calls.append(Call("chat.postMessage", f"{where} (say)"))
     return tuple(calls)
 
 
@@ -464,16 +474,27 @@ def test_a_call_without_its_scope_is_reported(manifest: dict[str, Any], tmp_path
         "    await client.api_call('reactions.add', params={'name': 'eyes'})\n"
         "    await client.apps_uninstall()\n"
         "    await say('hello')\n"
+        "    await wrapper.send('chat.delete', channel='C1', ts='1')\n"
+        "    await client.api_call('teams.brandNewMethod')\n"
     )
     (package / "emulators" / "fake.py").write_text("async def f(client):\n    await client.admin_users_list()\n")
     calls = web_api_calls(package)
-    assert {c.method for c in calls} == {"users.info", "reactions.add", "apps.uninstall", "chat.postMessage"}
+    assert {c.method for c in calls} == {
+        "users.info",
+        "reactions.add",
+        "apps.uninstall",
+        "chat.postMessage",
+        "chat.delete",
+        "teams.brandNewMethod",
+    }
     problems = manifest_problems(manifest, [], calls)
     assert any(p.startswith("users.info (bot/people.py:2) needs one of the scopes users:read") for p in problems), (
         problems
     )
     assert any(p.startswith("reactions.add") and "reactions:write" in p for p in problems), problems
     assert any(p.startswith("apps.uninstall") and "add its scopes to METHOD_SCOPES" in p for p in problems), problems
+    assert any(p.startswith("teams.brandNewMethod (bot/people.py:7)") for p in problems), problems
+    assert not any(p.startswith("chat.delete") for p in problems), "chat:write is granted"
 
 
 def test_an_unused_scope_is_reported(manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -112,7 +112,6 @@ def snapshot(fake: FakeSlack, user: str) -> Json:
         {"method": c.method, "error": c.error, "errors": list(c.errors)} for c in fake.calls if not c.ok
     ][-MAX_PROBLEMS:]
     return {
-        "version": fake.changes,
         "me": me,
         "team": {"id": fake.team_id, "domain": fake.team_domain},
         "bot": {"id": fake.bot_user_id, "name": fake.users[fake.bot_user_id].name},

@@ -308,6 +308,21 @@
 
   async function submitModal(view) {
     const values = collect(view);
+    // as Slack's client does: a required input left empty is flagged here and nothing is sent
+    const missing = {};
+    view.blocks.forEach((b) => {
+      if (b.type !== "input" || b.optional || !b.element) return;
+      const value = (values[b.block_id] || {})[b.element.action_id];
+      if (value === null || value === undefined || (Array.isArray(value) && !value.length)) {
+        missing[b.block_id] = "Please complete this required field.";
+      }
+    });
+    if (Object.keys(missing).length) {
+      S.errors[view.id] = missing;
+      S.renderedModal = "";
+      render();
+      return;
+    }
     const button = document.querySelector(".modal-submit");
     if (button) button.classList.add("busy");
     const answer = await post("/_page/submit", { view_id: view.id, values });

@@ -1,0 +1,214 @@
+"""``pipeline-bot demo`` in a real browser: what a newcomer does first, step by step, with a screenshot of each.
+
+Each test works in its own channel of the one demo process, so they do not depend on each other's order.
+Waits are for text on the page (Playwright's ``expect``), never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Shots
+
+with contextlib.suppress(ImportError):  # without it the conftest skips these tests (or, under CI, fails them)
+    from playwright.async_api import Locator, Page, expect
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")  # the session's one browser lives in the session's loop
+
+PROVIDERS = {
+    "leads-ods": "Rivery",
+    "iowa-liquor-pda": "Tailer",
+    "budget-consolidation": "InVision",
+    "sales-dashboard": "DataKitchen",
+}
+RUN_TIMEOUT = 30_000  # ms: a demo run takes about five seconds; generous for a loaded CI machine
+DOCS_SCREENSHOT = ROOT / "docs" / "demo.png"
+
+
+async def open_page(page: Page, url: str, channel: str) -> None:
+    await page.goto(f"{url}?channel={channel}")
+    await expect(page.locator("#live")).to_have_text("live")
+
+
+async def command(page: Page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill(text)
+    await box.press("Enter")
+
+
+async def go_to(page: Page, channel: str) -> None:
+    await page.locator("#channel-list").get_by_role("button", name=channel).click()
+    await expect(page.locator("#title")).to_contain_text(channel)
+
+
+def card(page: Page, name: str, pane: str = "#messages") -> Locator:
+    """The card(s) of ``name`` in the channel pane: messages whose header names the pipeline."""
+    header = page.locator(".bk-header", has_text=re.compile(rf"\b{re.escape(name)}\b"))
+    return page.locator(f"{pane} .msg", has=header)
+
+
+async def test_a_run_of_each_provider_reaches_its_final_state(page: Page, demo_url: str, shots: Shots) -> None:
+    await open_page(page, demo_url, "C0GENERAL")
+    await shots("page")
+    for name in PROVIDERS:
+        await command(page, f"/pipeline run {name}")
+    for name in PROVIDERS:
+        await expect(card(page, name)).to_have_count(1)  # each run's card appears at once…
+    await shots("cards-posted")
+    for name, provider in PROVIDERS.items():
+        one = card(page, name)
+        await expect(one.locator(".bk-header")).to_have_text(f"✅ {name} succeeded", timeout=RUN_TIMEOUT)
+        await expect(one).to_contain_text(provider)
+        await expect(one).to_contain_text("(edited)")
+        await expect(card(page, name)).to_have_count(1)  # …and is edited in place, never posted again
+    await shots("all-succeeded")
+
+
+async def test_a_failure_alerts_its_owners_and_retry_starts_a_new_run(
+    page: Page, demo_url: str, shots: Shots
+) -> None:
+    await open_page(page, demo_url, "C0OPS")
+    await command(page, "/pipeline run orders-eu")
+    failed = card(page, "orders-eu")
+    await expect(failed.locator(".bk-header")).to_have_text("❌ orders-eu failed", timeout=RUN_TIMEOUT)
+    await expect(failed).to_contain_text("load_orders")  # the failed task
+    await shots("card-failed")
+
+    await go_to(page, "data-alerts")  # the pipeline's alert channel
+    announced = page.locator("#messages .msg", has_text="orders-eu on Rivery failed")
+    await expect(announced).to_have_count(1, timeout=RUN_TIMEOUT)
+    alert = page.locator(f'#messages .msg[data-ts="{await announced.get_attribute("data-ts")}"]')
+    await expect(alert).to_contain_text("cc @bob @data-eng")  # its owners: a person and a user group
+    await expect(alert.locator(".mention")).to_have_count(2)
+    # the provider's own words, shown as text: Slack's escapes undone once, never read as markup
+    await expect(alert).to_contain_text("(job <bqjob_r5e1c0ffee_0001> & 1 retry)")
+    await shots("alert-with-owners")
+
+    await alert.get_by_role("button", name="Retry").click()
+    await expect(alert).to_contain_text("recovered", timeout=RUN_TIMEOUT)  # the retry succeeded: the alert says so
+    await expect(alert.get_by_role("button", name="Retry")).to_have_count(0)
+    await shots("alert-recovered")
+
+    await go_to(page, "data-ops")  # the new run's card joins the first one's channel
+    cards = card(page, "orders-eu")
+    await expect(cards).to_have_count(2)
+    await expect(cards.last.locator(".bk-header")).to_have_text("✅ orders-eu succeeded", timeout=RUN_TIMEOUT)
+    await expect(cards.last).to_contain_text("Retry of #")
+    await expect(cards.first).to_contain_text("Retried as #")
+    await cards.first.get_by_role("button", name=re.compile(r"^\d+ repl")).click()
+    await expect(page.locator("#thread-messages")).to_contain_text("@Alice retried this as run #")
+    await shots("retried")
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(await shots("readme"), DOCS_SCREENSHOT)
+
+
+async def test_the_run_modal_takes_parameters(page: Page, demo_url: str, shots: Shots) -> None:
+    await open_page(page, demo_url, "C0RANDOM")
+    await command(page, "/pipeline run")
+    modal = page.get_by_role("dialog", name="Run a pipeline")
+    await expect(modal).to_be_visible()
+    await modal.get_by_role("button", name="Run", exact=True).click()  # nothing chosen: flagged, as Slack's client does
+    await expect(modal).to_contain_text("Please complete this required field.")
+    await shots("modal-open")
+
+    await modal.get_by_label("Pipeline", exact=True).select_option("sales-dashboard")
+    date = modal.get_by_label("source_date")  # the bot redraws the modal with this pipeline's parameters
+    await expect(date).to_be_visible()
+    await date.fill("2025-03-31")
+    await modal.get_by_label("infrastructure").select_option("large")
+    await shots("modal-filled")
+    await modal.get_by_role("button", name="Run", exact=True).click()
+    await expect(modal).to_be_hidden()
+
+    started = card(page, "sales-dashboard")
+    await expect(started).to_have_count(1)
+    await expect(started).to_contain_text("source_date=2025-03-31")
+    await expect(started).to_contain_text("infrastructure=large")
+    await expect(started.locator(".bk-header")).to_have_text("✅ sales-dashboard succeeded", timeout=RUN_TIMEOUT)
+    await shots("run-from-modal-succeeded")
+
+
+async def test_a_stuck_run_warns_its_owners_and_is_canceled_after_confirming(
+    page: Page, demo_url: str, shots: Shots
+) -> None:
+    await open_page(page, demo_url, "C0OPS")
+    await command(page, "/pipeline run inventory-snapshot")
+    running = card(page, "inventory-snapshot")
+    await expect(running.locator(".bk-header")).to_have_text(re.compile("inventory-snapshot is running$"),
+                                                             timeout=RUN_TIMEOUT)
+
+    await running.get_by_role("button", name=re.compile(r"^\d+ repl")).click(timeout=RUN_TIMEOUT)  # past 10 s
+    thread = page.locator("#thread-messages")
+    await expect(thread).to_contain_text("It may be stuck")
+    await expect(thread).to_contain_text("cc @Carol C. @data-oncall")
+    await shots("stuck-warning")
+
+    await running.get_by_role("button", name="Cancel", exact=True).click()
+    dialog = page.get_by_role("alertdialog", name="Cancel this run?")
+    await expect(dialog).to_be_visible()  # Slack's confirm dialog, before anything is sent
+    await shots("confirm-dialog")
+    await dialog.get_by_role("button", name="Cancel run").click()
+    await expect(running.locator(".bk-header")).to_have_text(re.compile("inventory-snapshot was canceled$"),
+                                                             timeout=RUN_TIMEOUT)
+    await shots("canceled")
+
+
+async def test_app_home_shows_runs_in_flight_for_each_person(page: Page, demo_url: str, shots: Shots) -> None:
+    await open_page(page, demo_url, "C0ALERTS")
+    await command(page, "/pipeline run inventory-snapshot")  # it never ends: in flight for as long as we look
+    await expect(card(page, "inventory-snapshot")).to_have_count(1)
+
+    await page.get_by_role("button", name="pipeline-bot").click()
+    home = page.locator("#home")
+    await expect(home.locator(".bk-header")).to_have_text("Pipelines")
+    await expect(home).to_contain_text("In flight")
+    await expect(home).to_contain_text("inventory-snapshot")
+    await shots("home-alice")
+
+    await page.get_by_label("You are").select_option("U0BOB")  # the Home tab is published per person
+    await expect(home).to_contain_text("inventory-snapshot")
+    await shots("home-bob")
+
+
+async def test_mrkdwn_is_rendered_faithfully_and_safely(page: Page, demo_url: str) -> None:
+    await open_page(page, demo_url, "C0GENERAL")
+    cases = {
+        "fmt": "*bold* _it_ ~gone~ `a<b` and snake_case_name",
+        "refs": "<@U0BOB> <!subteam^S0DATAENG> <#C0OPS|data-ops> <!date^1700000000^{date_short}|Nov 14, 2023> "
+                "<https://example.com/a?b=1&amp;c=2|the docs>",
+        "hostile": "<javascript:alert(1)|click> <https://x.test/\"onmouseover=\"alert(1)|x> "
+                   "&lt;img src=x onerror=alert(1)&gt; <script>alert(1)</script> <!channel>",
+    }
+    rendered = await page.evaluate(
+        """(cases) => {
+            const out = {};
+            for (const [key, text] of Object.entries(cases)) {
+                const box = document.createElement("div");
+                box.innerHTML = window.slackPage.mrkdwn(text);
+                const tags = [...box.querySelectorAll("*")].map((e) => e.tagName.toLowerCase());
+                const handlers = [...box.querySelectorAll("*")].flatMap(
+                    (e) => [...e.attributes].map((a) => a.name).filter((n) => n.startsWith("on")));
+                const links = [...box.querySelectorAll("a")].map((a) => a.getAttribute("href"));
+                out[key] = {text: box.textContent, html: box.innerHTML, tags, handlers, links};
+            }
+            return out;
+        }""",
+        cases,
+    )
+    fmt, refs, hostile = rendered["fmt"], rendered["refs"], rendered["hostile"]
+    assert "<b>bold</b>" in fmt["html"] and "<i>it</i>" in fmt["html"] and "<s>gone</s>" in fmt["html"]
+    assert "<code>a&lt;b</code>" in fmt["html"] and "snake_case_name" in fmt["text"]
+    assert refs["text"].startswith("@bob @data-eng #data-ops Nov 14, 2023 the docs")
+    assert refs["links"] == ["https://example.com/a?b=1&c=2"]
+    assert set(hostile["tags"]) <= {"a", "span"} and hostile["handlers"] == []
+    assert [link for link in hostile["links"] if not link.startswith("https://")] == []
+    assert "<img src=x onerror=alert(1)>" in hostile["text"]  # shown as the text it is
+    assert "<script>alert(1)</script>" in hostile["text"]
+    assert "javascript:" not in " ".join(hostile["links"])
+    assert "@channel" in hostile["text"]

@@ -10,7 +10,7 @@ import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -82,6 +82,16 @@ def _channel(value: object) -> str:
 Channel = Annotated[str, BeforeValidator(_channel)]
 
 
+def _is_date(value: str) -> bool:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return False
+    try:
+        date.fromisoformat(value)  # the shape is not enough: 2024-02-30 is no day
+    except ValueError:
+        return False
+    return True
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -120,7 +130,7 @@ class ParameterSpec(_Strict):
         """Why ``value`` is not acceptable, or None."""
         if self.type == "int" and not re.fullmatch(r"-?\d+", value):
             return "must be a whole number"
-        if self.type == "date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        if self.type == "date" and not _is_date(value):
             return "must be a date like 2024-01-31"
         if self.choices and value not in self.choices:
             return f"must be one of {', '.join(self.choices)}"

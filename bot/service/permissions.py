@@ -2,8 +2,8 @@
 
 Principals in the catalog: ``*`` (everyone), ``U…``/``W…`` (a person), ``S…`` (a user group: its
 members, looked up in Slack and cached), ``C…``/``G…`` (a channel: the action is taken in it).
-Admins (settings) may do everything; owners and changers may also run. Ad-hoc ``provider:id``
-targets are for admins only.
+Admins (settings) may do everything; whoever may change may also run. Owners are the people alerts
+mention: being one grants nothing. Ad-hoc ``provider:id`` targets are for admins only.
 """
 
 from __future__ import annotations
@@ -61,10 +61,10 @@ class Authorizer:
 
     @staticmethod
     def principals(need: Need, pipeline: Pipeline) -> tuple[str, ...]:
-        changers = tuple(dict.fromkeys(pipeline.allow_change + pipeline.owners))
+        """Owners are whom alerts mention, not a permission: rights come from allow_run / allow_change."""
         if need == "change":
-            return changers
-        return tuple(dict.fromkeys(pipeline.allow_run + changers))
+            return pipeline.allow_change
+        return tuple(dict.fromkeys(pipeline.allow_run + pipeline.allow_change))
 
     async def _matches(self, actor: Actor, principals: Sequence[str]) -> bool:
         for principal in principals:

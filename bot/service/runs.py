@@ -196,7 +196,7 @@ class RunService:
         except ProviderError as exc:
             await self._audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
             raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
-        await self.store.poll_now(run.id, now=self.now())
+        await self.store.cancel_requested(run.id, actor.user_id, now=self.now())
         await self._audit(actor, "cancel", f"#{run.id}", "ok")
         await self.notifier.thread(run, f"cancel:{actor.user_id}", f"<@{actor.user_id}> asked to cancel this run.")
         return run

@@ -98,6 +98,7 @@ class AlertStore:
                     alerts.c.pipeline == pipeline,
                     alerts.c.state.in_(("pending", "open")),
                     alerts.c.last_at >= now - suppress,
+                    alerts.c.muted.is_(muted),  # once unmuted, a failure is news again: not folded into a silent one
                 )
                 .order_by(alerts.c.id.desc())
                 .limit(1)

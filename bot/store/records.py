@@ -60,6 +60,7 @@ class RunRecord:
     last_error: str
     acknowledged_by: str | None
     acknowledged_at: datetime | None
+    cancel_requested_by: str | None = None
 
     @property
     def run_state(self) -> RunState | None:

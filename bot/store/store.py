@@ -230,6 +230,12 @@ class Store:
             await _event(conn, run_id, now, state.value, "", message)
             return await self._run(conn, run_id)
 
+    async def cancel_requested(self, run_id: int, user_id: str, *, now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.id == run_id).values(cancel_requested_by=user_id, next_poll_at=now)
+            )
+
     async def poll_now(self, run_id: int, *, now: datetime) -> None:
         """Refresh button: make a live run due at once."""
         async with self.engine.begin() as conn:
@@ -716,6 +722,7 @@ def _run(row: RowMapping) -> RunRecord:
         last_error=row["last_error"],
         acknowledged_by=row["acknowledged_by"],
         acknowledged_at=row["acknowledged_at"],
+        cancel_requested_by=row["cancel_requested_by"],
     )
 
 

@@ -104,6 +104,7 @@ runs = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("acknowledged_by", String(32), nullable=True),
     Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("cancel_requested_by", String(32), nullable=True),  # some providers report a cancel as a failure
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
     UniqueConstraint("connection", "provider_run_id", name="uq_runs_connection_provider_run_id"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.errors import ProviderError
@@ -123,6 +124,12 @@ class Poller:
                 message=f"{status.message} (status {status.raw_status!r} did not change for "
                 f"{self.intervals.unknown_limit}; the bot stopped following this run)".strip(),
                 final=True,
+            )
+        if status.state is RunState.FAILED and run.cancel_requested_by:
+            # Rivery's legacy API (among others) reports a canceled run as failed: it was asked for, not a failure
+            status = replace(
+                status, state=RunState.CANCELED,
+                message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),
             )
         age = now - (run.started_at or run.created_at)
         change = await self.store.record_status(

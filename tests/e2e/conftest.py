@@ -147,7 +147,7 @@ class Shots:
     async def __call__(self, step: str) -> Path:
         self.count += 1
         path = ARTIFACTS / f"{self.test}-{self.count:02d}-{step}.png"
-        await self.page.screenshot(path=str(path))
+        await self.page.screenshot(path=str(path), animations="disabled")
         return path
 
 

@@ -120,6 +120,7 @@ async def test_the_run_modal_takes_parameters(page: Page, demo_url: str, shots: 
     await modal.get_by_label("Pipeline", exact=True).select_option("sales-dashboard")
     date = modal.get_by_label("source_date")  # the bot redraws the modal with this pipeline's parameters
     await expect(date).to_be_visible()
+    await expect(modal).not_to_contain_text("Please complete this required field.")
     await date.fill("2025-03-31")
     await modal.get_by_label("infrastructure").select_option("large")
     await shots("modal-filled")
@@ -172,6 +173,8 @@ async def test_app_home_shows_runs_in_flight_for_each_person(page: Page, demo_ur
     await shots("home-alice")
 
     await page.get_by_label("You are").select_option("U0BOB")  # the Home tab is published per person
+    await expect(page).to_have_url(re.compile(r"user=U0BOB"))
+    await expect(home.locator(".bk-header")).to_have_text("Pipelines")
     await expect(home).to_contain_text("inventory-snapshot")
     await shots("home-bob")
 

@@ -6,8 +6,6 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from bot.emulators.slack.server import Message
 from bot.slack.blocks import ids
 from bot.slack.commands.grammar import COMMANDS
@@ -217,12 +215,6 @@ async def test_cancel_asks_to_confirm_then_cancels_at_the_provider(tmp_path: Pat
 
 
 async def test_rivery_run_canceled_from_slack_ends_canceled_without_paging_owners(tmp_path: Path) -> None:
-    pytest.xfail(
-        "bug: Rivery's legacy API has no canceled status (a canceled run reads F, like a failure), so a run the bot "
-        "itself asked to cancel ends 'failed' and its owners get a failure alert. RunService.cancel "
-        "(bot/service/runs.py) should record that cancel was asked, and the tracker (bot/tracking/poller.py / "
-        "Notifier.on_change in bot/service/notify.py) should record CANCELED when such a run then ends F/E."
-    )
     async with world(tmp_path) as w:
         await w.command("run leads-ods")
         await w.card_saying("leads-ods is queued")
@@ -314,13 +306,6 @@ async def test_mute_silences_owners_until_unmuted(tmp_path: Path) -> None:
 
 
 async def test_after_unmute_the_next_failure_mentions_the_owners_again(tmp_path: Path) -> None:
-    pytest.xfail(
-        "bug: a failure while muted records an 'open' failure alert with no message (bot/store/alerting.py "
-        "AlertingStore.record_failure, state='open' when muted); after unmute, the next failure inside the "
-        "suppression interval (1 h) is folded into that silent alert (count + 1) and AlertService.rerender "
-        "(bot/service/alerts.py) has no message to rewrite: the owners are never told. Fix: match only alerts "
-        "with the same muted flag in record_failure (or close a pipeline's muted alerts on unmute)."
-    )
     async with world(tmp_path) as w:
         await ask(w, "mute orders 4h")
         await w.command("run orders")

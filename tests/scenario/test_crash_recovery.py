@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 class BotProcess:
-    def __init__(self, tmp: Path, slack: FakeSlack, catalog: Path) -> None:
+    def __init__(self, tmp: Path, slack: FakeSlack, catalog: Path, extra: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.log = open(tmp / f"bot-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
@@ -41,6 +41,7 @@ class BotProcess:
             HOST="127.0.0.1", POLL_INTERVAL_SECONDS="0.2", POLL_INTERVAL_MAX_SECONDS="0.5", POLL_TICK_SECONDS="0.05",
             DELIVERY_TICK_SECONDS="0.05", LOG_FORMAT="json", SLACK_ADMINS="U0CAROL",
         )
+        env.update(extra or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--env-file", str(tmp / "none.env")],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -60,6 +61,11 @@ class BotProcess:
                     pass
                 await asyncio.sleep(0.05)
         raise AssertionError(f"the bot did not become ready; see {self.log.name}")
+
+    def metric(self, name: str) -> float:
+        """Sum of a metric's series, read from the process's /metrics."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

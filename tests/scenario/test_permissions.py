@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from bot.emulators._core import Outcome
 from bot.slack.blocks import ids
 from tests.scenario.harness import DK_JOB, World, world
@@ -138,14 +136,6 @@ async def test_card_buttons_are_reauthorized_when_clicked(tmp_path: Path) -> Non
 
 
 async def test_an_owner_has_no_more_rights_than_the_catalog_gives(tmp_path: Path) -> None:
-    pytest.xfail(
-        "bug (or spec conflict): Authorizer.principals (bot/service/permissions.py) adds a pipeline's owners to "
-        "both the run and the change lists, so U0BOB (an owner through S0DATAENG, and by name on leads-ods/orders) "
-        "may run sales-dashboard (allow_run: [U0ALICE]) and cancel/enable/disable/archive/reset/mute every pipeline "
-        "(allow_change: [U0ALICE]). That makes allow_run/allow_change meaningless for owner groups and contradicts "
-        "the module docstring ('owners and changers may also run': change is not granted to owners). Fix: change = "
-        "allow_change; run = allow_run + allow_change (owners are whom alerts mention, not a permission)."
-    )
     async with world(tmp_path) as w:
         refusal = await ask(w, "run sales-dashboard", user="U0BOB")
         assert refusal.text.startswith("⚠️ You may not run *sales-dashboard*")

@@ -20,7 +20,8 @@
     thread: null, // ts of the open thread's parent
     snap: null,
     local: {}, // view id -> block id -> action id -> value typed so far
-    errors: {}, // view id -> block id -> message (from a response_action: errors)
+    errors: {}, // view id -> block id -> message (from a response_action: errors, or a required input left empty)
+    errorsHash: {}, // view id -> the view's hash when those errors were shown: a redraw by the app clears them
     modalProblem: {}, // view id -> text shown in the modal's footer
     notes: [], // messages the page itself shows ("/pipeline failed with the error …")
     dismissed: new Set(),
@@ -301,9 +302,21 @@
     }
   }
 
-  function remember(viewId, blockId, actionId, value) {
+  function remember(viewId, blockId, actionId, value, node) {
     const byBlock = (S.local[viewId] = S.local[viewId] || {});
     (byBlock[blockId] = byBlock[blockId] || {})[actionId] = value;
+    // as in Slack, changing an input clears the error shown under it
+    const errors = S.errors[viewId];
+    if (errors && errors[blockId]) {
+      delete errors[blockId];
+      const holder = node && node.closest(".bk-input-block");
+      if (holder) {
+        holder.classList.remove("invalid");
+        holder.querySelectorAll(".bk-error").forEach((e) => e.remove());
+      }
+      const shown = S.snap && S.snap.modals.find((v) => v.id === viewId);
+      if (shown && S.renderedModal.startsWith(`${viewId}:`)) S.renderedModal = modalSig(shown); // no redraw needed
+    }
   }
 
   async function submitModal(view) {
@@ -319,6 +332,7 @@
     });
     if (Object.keys(missing).length) {
       S.errors[view.id] = missing;
+      S.errorsHash[view.id] = view.hash;
       S.renderedModal = "";
       render();
       return;
@@ -333,6 +347,7 @@
       S.modalProblem[view.id] = answer.status ? "We had some trouble connecting. Try again?" : answer.error;
     } else if (body.response_action === "errors") {
       S.errors[view.id] = body.errors || {};
+      S.errorsHash[view.id] = view.hash;
     } else {
       S.errors[view.id] = {};
     }
@@ -443,7 +458,7 @@
     const act = (value, node) => interact(ctx, blockId, element, value, node);
     const keep = (node) => {
       const value = readValue(node);
-      if (ctx.where === "view") remember(ctx.viewId, blockId, element.action_id, value);
+      if (ctx.where === "view") remember(ctx.viewId, blockId, element.action_id, value, node);
       if (!inInput || dispatch) act(value, node);
     };
     let node;
@@ -499,7 +514,7 @@
       const initial = initialValue(ctx, blockId, element);
       if (initial !== null && initial !== undefined) node.value = initial;
       node.addEventListener("input", () => {
-        if (ctx.where === "view") remember(ctx.viewId, blockId, element.action_id, readValue(node));
+        if (ctx.where === "view") remember(ctx.viewId, blockId, element.action_id, readValue(node), node);
       });
       node.addEventListener("change", () => {
         if (!inInput || dispatch) act(readValue(node), node);
@@ -829,6 +844,10 @@
     container.replaceChildren(blocks({ where: "view", viewId: home.id, values: home.values }, home.blocks, ""));
   }
 
+  function modalSig(view) {
+    return `${view.id}:${view.hash}:${JSON.stringify(S.errors[view.id] || {})}:${S.modalProblem[view.id] || ""}`;
+  }
+
   function renderModal() {
     const root = $("modal-root");
     const modals = S.snap.modals;
@@ -838,7 +857,11 @@
       S.renderedModal = "";
       return;
     }
-    const sig = `${view.id}:${view.hash}:${JSON.stringify(S.errors[view.id] || {})}:${S.modalProblem[view.id] || ""}`;
+    if (S.errorsHash[view.id] && S.errorsHash[view.id] !== view.hash) {
+      S.errors[view.id] = {}; // the app redrew the modal: errors were about the previous version
+      delete S.errorsHash[view.id];
+    }
+    const sig = modalSig(view);
     if (sig === S.renderedModal) return;
     const focused = document.activeElement ? document.activeElement.id : "";
     S.renderedModal = sig;
@@ -925,7 +948,15 @@
       S.user = event.target.value;
       S.thread = null;
       S.renderedModal = "";
+      S.snap = null; // nothing of the previous person's view stays on screen
+      S.notes = [];
+      S.dismissed.clear();
+      for (const id of ["messages", "thread-messages", "modal-root"]) {
+        $(id).replaceChildren();
+        $(id)._cache = null;
+      }
       $("home").dataset.sig = "";
+      $("home").replaceChildren(el("p", "placeholder", "Opening the Home tab…"));
       saveUrl();
       connect();
       if (S.view === "home") openHome();

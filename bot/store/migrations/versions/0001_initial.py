@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=False),
         sa.Column("acknowledged_by", sa.String(32), nullable=True),
         sa.Column("acknowledged_at", UTCDateTime(), nullable=True),
+        sa.Column("cancel_requested_by", sa.String(32), nullable=True),
         sa.Column("lease_owner", sa.String(64), nullable=True),
         sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["retry_of"], ["runs.id"], name="fk_runs_retry_of_runs"),

@@ -1,0 +1,98 @@
+"""Several replicas on one PostgreSQL share the work: three bot processes, 300 runs in flight, one
+process killed (SIGKILL) midway. Every run reaches its card's final state, no Slack message is posted
+twice, and the dead replica's work is taken over within the lease time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bot.emulators._core import ManualClock, Outcome
+from bot.emulators.slack import FakeSlack
+from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.scenario.harness import catalog_text, make_emulators
+from tests.scenario.test_crash_recovery import BotProcess, wait
+
+pytestmark = pytest.mark.slow
+
+RUNS = 300
+CHANNELS = [f"C0LOAD{i:02d}" for i in range(30)]
+LEASE = 3.0
+
+
+def final_cards(slack: FakeSlack) -> dict[str, str]:
+    found = {}
+    for channel in CHANNELS:
+        for m in slack.messages(channel):
+            if any(b.get("type") == "header" for b in m.blocks):
+                found[f"{channel}/{m.ts}"] = m.text
+    return found
+
+
+async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Path) -> None:
+    url = await create_postgres_database()
+    clock = ManualClock()
+    emulators = make_emulators(clock)
+    for e in emulators.values():
+        e.state.default = Outcome(queued_s=5, running_s=20)
+    slack = FakeSlack()
+    for channel in CHANNELS:
+        slack.add_channel(channel, channel.lower())
+    await slack.start()
+    for e in emulators.values():
+        await e.start()
+    catalog = tmp_path / "pipelines.yml"
+    catalog.write_text(catalog_text(emulators))
+    env = {
+        "DATABASE_URL": url, "LEASE_SECONDS": str(LEASE), "WATCH_INTERVAL_SECONDS": "1",
+        "POLL_INTERVAL_SECONDS": "2", "POLL_INTERVAL_MAX_SECONDS": "3", "POLL_TICK_SECONDS": "0.2",
+        "DELIVERY_TICK_SECONDS": "0.1",
+    }
+    bots = [BotProcess(tmp_path, slack, catalog, extra=env) for _ in range(3)]
+    try:
+        for bot in bots:
+            await bot.ready()
+        slack.app_url = f"{bots[0].url}/slack/events"
+        for i in range(RUNS):
+            response = await slack.command("run leads-ods", user="U0ALICE", channel=CHANNELS[i % len(CHANNELS)])
+            assert response.ok
+        await wait(lambda: len(final_cards(slack)) == RUNS, 60, "all 300 cards posted", slack)
+
+        clock.advance(6)  # all running
+        await asyncio.sleep(1.0)
+        bots[1].kill()  # a replica dies holding leases on runs, cards and messages
+        killed_at = time.monotonic()
+        clock.advance(21)  # all done
+
+        def all_final() -> bool:
+            cards = final_cards(slack)
+            return len(cards) == RUNS and all("succeeded" in t for t in cards.values())
+
+        await wait(all_final, 90, "every card in its final state", slack)
+        took = time.monotonic() - killed_at
+        await asyncio.sleep(1.5)
+
+        posts = [c for c in slack.calls_to("chat.postMessage") if c.ok and not c.params.get("thread_ts")]
+        per_channel = Counter(c.params["channel"] for c in posts)
+        assert sum(per_channel.values()) == RUNS  # one card per run, none posted twice
+        assert set(per_channel.values()) == {RUNS // len(CHANNELS)}
+        for key in final_cards(slack):
+            channel, ts = key.split("/")
+            message = slack.message(channel, ts)
+            finals = [v for v in [*message.edits, message] if "succeeded" in v.text]
+            assert len(finals) == 1, f"{key} got its final update {len(finals)} times"
+        assert took < LEASE + 30, f"the takeover took {took:.1f} s"
+        # all three shared the polling: each surviving replica polled, the dead one had too before
+        for bot in (bots[0], bots[2]):
+            assert bot.metric("pipeline_bot_polls_total") > 0
+    finally:
+        for bot in bots:
+            bot.stop()
+        for e in emulators.values():
+            await e.stop()
+        await slack.stop()
+        await drop_postgres_database(url)

@@ -21,6 +21,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.ops.logs import run_context
 from bot.ops.metrics import Metrics
 from bot.store.records import CardRecord, OutboxItem
 from bot.store.store import Store
@@ -135,6 +136,10 @@ class Deliverer:
         return sent
 
     async def _card(self, card: CardRecord) -> int:
+        with run_context(card.run_id):
+            return await self._send_card(card)
+
+    async def _send_card(self, card: CardRecord) -> int:
         try:
             if card.ts is None:
                 if not await self._paced(
@@ -203,6 +208,10 @@ class Deliverer:
         return sent
 
     async def _item(self, item: OutboxItem) -> bool:
+        with run_context(item.run_id):
+            return await self._send_item(item)
+
+    async def _send_item(self, item: OutboxItem) -> bool:
         channel = item.thread_channel if item.kind == "thread" else item.channel
         if channel is None:
             await self.store.outbox_dead(item.id, "no channel to post to")

@@ -5,11 +5,40 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["ContextFilter", "JsonFormatter", "run_context", "setup_logging"]
 
 _EXTRA = ("run_id", "pipeline", "provider", "connection")
+_context: ContextVar[dict[str, object] | None] = ContextVar("pipeline_bot_log_context", default=None)
+
+
+@contextmanager
+def run_context(
+    run_id: object = None, *, pipeline: str | None = None, provider: str | None = None, connection: str | None = None
+) -> Iterator[None]:
+    """Every log line inside (ours and the libraries') carries the run it is about."""
+    values = {
+        k: v
+        for k, v in (("run_id", run_id), ("pipeline", pipeline), ("provider", provider), ("connection", connection))
+        if v is not None
+    }
+    token = _context.set({**(_context.get() or {}), **values})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_context.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,12 +57,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """Readable lines for a terminal, with the run a line is about at the end."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        about = " ".join(f"{k}={getattr(record, k)}" for k in _EXTRA if hasattr(record, k))
+        return f"{line} [{about}]" if about else line
+
+
 def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter() if use_json else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        JsonFormatter() if use_json else TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -16,7 +16,8 @@ from typing import Any
 from bot.catalog.model import Catalog, Pipeline
 from bot.errors import InvalidRequest, NotAllowed, ProviderError, TriggerOutcomeUnknown, UserError
 from bot.models import RunState
-from bot.providers.base import Capability
+from bot.ops.logs import run_context
+from bot.providers.base import Capability, JobConfig, ProviderClient
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Actor, Authorizer, Need
@@ -131,6 +132,19 @@ class RunService:
             attempt=(retry_of.attempt + 1) if retry_of else 1,
         )
         record = await self.store.create_run(new, now=now, next_poll_at=None)
+        with run_context(record.id, pipeline=new.pipeline, provider=provider, connection=connection):
+            return await self._trigger(actor, record, client, job_config, params, name)
+
+    async def _trigger(
+        self,
+        actor: Actor,
+        record: RunRecord,
+        client: ProviderClient[Any, Any],
+        job_config: JobConfig,
+        params: dict[str, str],
+        name: str,
+    ) -> RunRecord:
+        connection = record.connection
         try:
             async with self.pool.slot(connection):
                 triggered = await client.trigger(job_config, params)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.errors import ProviderError
 from bot.models import RunState, RunStatus
+from bot.ops.logs import run_context
 from bot.ops.metrics import Metrics
 from bot.service.clients import ClientPool
 from bot.store.records import RunRecord, Transition
@@ -75,6 +76,10 @@ class Poller:
         return len(due)
 
     async def _poll(self, run: RunRecord) -> None:
+        with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
+            await self._poll_run(run)
+
+    async def _poll_run(self, run: RunRecord) -> None:
         try:
             if run.provider_run_id is None:  # recovery resolves runs whose trigger never answered
                 return

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from bot.catalog.model import Catalog, Pipeline
 from bot.errors import ProviderError
 from bot.models import RunStatus
+from bot.ops.logs import run_context
 from bot.ops.metrics import Metrics
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
@@ -79,6 +80,10 @@ class Watcher:
             return False
 
     async def _pipeline(self, pipeline: Pipeline, watch: Watch | None) -> int:
+        with run_context(pipeline=pipeline.name, provider=pipeline.provider, connection=pipeline.connection):
+            return await self._list(pipeline, watch)
+
+    async def _list(self, pipeline: Pipeline, watch: Watch | None) -> int:
         now = self.now()
         if watch is None:  # watched by the catalog and seen for the first time: watching begins now
             watch = await self.store.alerting.set_watch(

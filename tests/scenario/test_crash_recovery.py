@@ -48,7 +48,7 @@ class BotProcess:
         )
         self.url = f"http://127.0.0.1:{self.port}"
 
-    async def ready(self, timeout: float = 20.0) -> None:
+    async def ready(self, timeout: float = 60.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         async with httpx.AsyncClient() as client:
             while asyncio.get_running_loop().time() < deadline:

@@ -28,7 +28,9 @@ from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Authorizer
+from bot.service.retries import Retrier
 from bot.service.runs import RunService
+from bot.service.workflows import WorkflowEngine
 from bot.slack.app import build_app, web_client
 from bot.slack.context import Services
 from bot.slack.tasks import TaskSet
@@ -38,6 +40,7 @@ from bot.store.store import Store
 from bot.tracking.digest import digest_job, schedule_digest
 from bot.tracking.intervals import PollIntervals
 from bot.tracking.poller import Poller
+from bot.tracking.schedules import ScheduleRunner
 from bot.tracking.stuck import StuckDetector
 from bot.tracking.watch import Watcher
 
@@ -89,7 +92,23 @@ class Runtime:
             store, pool, self.auth, notifier, self.now, first_poll=timedelta(seconds=s.poll_interval_seconds)
         )
         self.tasks = TaskSet()
-        self.services = Services(s, self.catalog, store, pool, self.auth, notifier, runs, self.tasks, self.now)
+        self.retrier = notifier.retrier = Retrier(
+            store,
+            self.catalog,
+            pool,
+            notifier,
+            now=self.now,
+            owner=self.owner,
+            lease=lease,
+            first_poll=timedelta(seconds=s.poll_interval_seconds),
+        )
+        self.workflows = notifier.workflows = WorkflowEngine(
+            store, self.catalog, runs, notifier, self.auth, now=self.now
+        )
+        self.schedules = ScheduleRunner(store, self.catalog, self._scheduled_start, owner=self.owner, now=self.now)
+        self.services = Services(
+            s, self.catalog, store, pool, self.auth, notifier, runs, self.tasks, self.now, workflows=self.workflows
+        )
         self.app = build_app(s, self.services, client)
         self.poller = Poller(
             store,
@@ -143,6 +162,8 @@ class Runtime:
             ("watch", self._watch, s.watch_interval_seconds),
             ("stuck", self.stuck.tick, s.stuck_check_seconds),
             ("slack", self._check_slack, 60.0),
+            ("retries", self.retrier.tick, s.poll_tick_seconds),
+            ("approvals", self.workflows.expire_approvals, 5.0),
         )
         for job_id, func, seconds in jobs:
             self.scheduler.add_job(
@@ -159,6 +180,8 @@ class Runtime:
         if s.digest_time:
             schedule_digest(self.scheduler, s, digest_job(store, self.catalog, s, owner=self.owner, now=self.now))
         # a tick still running when the next is due is normal under load: not worth a warning each time
+        self.schedules.install(self.scheduler)
+        await self.schedules.catch_up()
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         self.scheduler.start()
@@ -175,6 +198,14 @@ class Runtime:
             log.info("connected to Slack in Socket Mode; health on %s", url)
         else:
             log.info("listening for Slack on %s/slack/events", url)
+
+    async def _scheduled_start(self, kind: str, name: str, parameters: dict[str, str]) -> None:
+        """A schedule's slot came: start the pipeline or workflow as the bot, into its own channel."""
+        if kind == "workflow":
+            await self.workflows.start(None, name, parameters, channel=None, origin="schedule")
+            return
+        pipeline = self.catalog.pipelines[name]
+        await self.services.runs.start(None, pipeline, parameters, channel=None, origin="schedule", authorized=True)
 
     async def _on_unknown(self, run: RunRecord) -> None:
         if self.services.notifier.has_card(run):

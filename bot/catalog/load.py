@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
+from bot.catalog.workflows import Workflow, WorkflowSpec, validate_workflow
 from bot.errors import ConfigError
 from bot.providers.base import ConnectionConfig, JobConfig
 from bot.providers.registry import PROVIDERS, provider
@@ -26,7 +27,7 @@ __all__ = ["load_catalog", "parse_catalog"]
 M = TypeVar("M", bound=BaseModel)
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_TOP = ("version", "defaults", "connections", "pipelines", "routes")
+_TOP = ("version", "defaults", "connections", "pipelines", "routes", "workflows")
 
 
 def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
@@ -66,6 +67,7 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
     connections = _connections(_section(raw, "connections", problems), env, problems)
     pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems)
     routes = _routes(raw.get("routes") or [], problems)
+    workflows = _workflows(_section(raw, "workflows", problems), pipelines, defaults, problems)
 
     if problems:
         raise ConfigError(problems, source)
@@ -75,6 +77,7 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
         defaults=defaults,
         routes=tuple(routes),
         source=source,
+        workflows=workflows,
     )
 
 
@@ -215,7 +218,46 @@ def _pipeline(name: str, kind: str, job: JobConfig, spec: PipelineSpec, defaults
         allow_change=spec.allow_change if spec.allow_change is not None else defaults.allow_change,
         expected_duration=spec.expected_duration,
         watch=spec.watch if spec.watch is not None else defaults.watch,
+        retry=spec.retry,
+        schedule=spec.schedule,
     )
+
+
+def _workflows(
+    raw: Mapping[str, Any], pipelines: Mapping[str, Pipeline], defaults: Defaults, problems: list[str]
+) -> dict[str, Workflow]:
+    accepts = {key: provider(key).client for key in PROVIDERS}
+    found: dict[str, Workflow] = {}
+    for name, entry in raw.items():
+        path = f"workflows.{name}"
+        if not NAME.match(str(name)):
+            problems.append(f"{path}: use lower-case letters, digits, . _ - (the name is typed in Slack)")
+            continue
+        if name in pipelines:
+            problems.append(f"{path}: a pipeline has the same name; `run {name}` must mean one thing")
+            continue
+        spec = _validate(WorkflowSpec, entry, path, problems)
+        if spec is None:
+            continue
+        found_problems = validate_workflow(str(name), spec, pipelines, accepts)
+        if found_problems:
+            problems.extend(found_problems)
+            continue
+        start = spec.start or (next(iter(spec.steps)),)
+        found[name] = Workflow(
+            name=str(name),
+            steps=dict(spec.steps),
+            start=start,
+            description=spec.description,
+            parameters=dict(spec.parameters),
+            channel=spec.channel,
+            owners=spec.owners if spec.owners is not None else defaults.owners,
+            allow_run=spec.allow_run if spec.allow_run is not None else defaults.allow_run,
+            allow_change=spec.allow_change if spec.allow_change is not None else defaults.allow_change,
+            schedule=spec.schedule,
+            tags=spec.tags,
+        )
+    return found
 
 
 def _routes(raw: object, problems: list[str]) -> list[RouteRule]:

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from bot.providers.base import ConnectionConfig, JobConfig
@@ -25,7 +27,9 @@ __all__ = [
     "Pipeline",
     "PipelineSpec",
     "Principal",
+    "RetryPolicy",
     "RouteRule",
+    "Schedule",
     "parse_duration",
 ]
 
@@ -139,6 +143,49 @@ class ParameterSpec(_Strict):
         return None
 
 
+class RetryPolicy(_Strict):
+    """Retry a failing run automatically; alert only when the attempts are used up."""
+
+    attempts: int = Field(default=3, ge=1, le=10, description="in all, the first run included")
+    backoff: Duration = timedelta(minutes=1)
+    on: tuple[Literal["failed", "unknown"], ...] = ("failed",)
+    resume: bool = Field(default=True, description="use the provider's own resume where it has one")
+
+    def delay(self, attempt: int) -> timedelta:
+        """Wait before attempt ``attempt + 1``: the backoff doubles each time."""
+        factor: int = 2 ** max(attempt - 1, 0)
+        return self.backoff * factor
+
+
+class Schedule(_Strict):
+    """A cron schedule in a time zone; missed slots (the bot was down) run once or are skipped."""
+
+    cron: str
+    timezone: str = "UTC"
+    missed: Literal["run_once", "skip"] = "run_once"
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone; use a name like Europe/Oslo") from None
+        return value
+
+    @model_validator(mode="after")
+    def _cron(self) -> Schedule:
+        try:
+            self.trigger()
+        except ValueError as exc:
+            raise ValueError(f"cron {self.cron!r}: {exc}; write five fields like '0 6 * * 1-5'") from None
+        return self
+
+    def trigger(self) -> CronTrigger:
+        return CronTrigger.from_crontab(self.cron, timezone=ZoneInfo(self.timezone))
+
+
 class Defaults(_Strict):
     channel: Channel | None = None
     owners: tuple[Principal, ...] = ()
@@ -199,6 +246,8 @@ class PipelineSpec(_Strict):
     allow_change: tuple[Principal, ...] | None = None
     expected_duration: Duration | None = None
     watch: bool | None = None
+    retry: RetryPolicy | None = None
+    schedule: Schedule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +267,8 @@ class Pipeline:
     allow_change: tuple[str, ...] = ()
     expected_duration: timedelta | None = None
     watch: bool = False
+    retry: RetryPolicy | None = None
+    schedule: Schedule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +278,7 @@ class Catalog:
     defaults: Defaults = field(default_factory=Defaults)
     routes: tuple[RouteRule, ...] = ()
     source: str = "pipelines.yml"
+    workflows: Mapping[str, Any] = field(default_factory=dict)  # name → bot.catalog.workflows.Workflow
 
     def channel_for(self, pipeline: Pipeline) -> str | None:
         """Where a pipeline's alerts go: its own channel, else the first matching route, else the default."""

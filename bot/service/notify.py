@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from bot.catalog.model import Catalog, Pipeline
 from bot.models import RunState
@@ -20,10 +21,19 @@ from bot.slack.blocks.replies import failure_details, notice
 from bot.slack.text import escape
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
+from bot.store.workflow_runs import WorkflowRunRecord
 
 __all__ = ["Notifier"]
 
 Now = Callable[[], datetime]
+
+
+class RetryHook(Protocol):
+    async def maybe_retry(self, run: RunRecord) -> bool: ...
+
+
+class WorkflowHook(Protocol):
+    async def step_ended(self, run: RunRecord) -> None: ...
 
 
 class Notifier:
@@ -42,6 +52,8 @@ class Notifier:
         self.now = now
         self.unknown_after = unknown_after
         self.alerter: Alerter | None = None
+        self.retrier: RetryHook | None = None
+        self.workflows: WorkflowHook | None = None
 
     def pipeline(self, run: RunRecord) -> Pipeline | None:
         return self.catalog.pipelines.get(run.pipeline) if run.pipeline else None
@@ -85,6 +97,8 @@ class Notifier:
             retry_of_link=f"#{run.retry_of}" if run.retry_of else None,
             retried_as=retry.id if retry else None,
             muted_until=muted[0] if muted else None,
+            attempts=pipeline.retry.attempts if (pipeline := self.pipeline(run)) and pipeline.retry else None,
+            workflow_link=f"Step {run.step} of workflow run #{run.workflow_run_id}" if run.workflow_run_id else None,
         )
         text, blocks = run_card(view)
         return await self.store.set_card(run.id, channel, text, blocks, now=now)
@@ -100,6 +114,13 @@ class Notifier:
             await self.refresh_card(run)
         if not (run.final and change.before != run.state):
             return
+        retryable = run.run_state in (RunState.FAILED, RunState.UNKNOWN) and self.retrier is not None
+        if retryable and self.retrier is not None and await self.retrier.maybe_retry(run):
+            return  # attempts are left: no alert yet
+        if run.run_state is RunState.SUCCEEDED and run.attempt > 1 and self.has_card(run):
+            await self.thread(run, "recovered", f"✅ Succeeded on attempt {run.attempt}: no alert was sent.")
+        if self.workflows is not None and run.workflow_run_id is not None:
+            await self.workflows.step_ended(run)
         if run.run_state is RunState.FAILED:
             card_channel = self.channel_for(run) if self.has_card(run) else None
             alert = await self.alerter.on_failure(run, card_channel=card_channel) if self.alerter else None
@@ -130,6 +151,14 @@ class Notifier:
         text, blocks = notice(message, formatted=True)
         await self.store.enqueue(
             f"run:{run.id}:{key}", kind="thread", run_id=run.id, text=text, blocks=blocks, now=self.now()
+        )
+
+    async def workflow_note(self, record: WorkflowRunRecord, key: str, message: str) -> None:
+        """A note in a workflow card's thread. ``message`` is mrkdwn built by our code."""
+        text, blocks = notice(message, formatted=True)
+        await self.store.enqueue(
+            f"workflow:{record.id}:{key}", kind="thread", card_key=f"workflow:{record.id}", text=text,
+            blocks=blocks, now=self.now(),
         )
 
     def display_name(self, run: RunRecord) -> str:

@@ -11,14 +11,24 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from bot.catalog.model import Pipeline
 from bot.errors import NotAllowed
 
-__all__ = ["Actor", "Authorizer", "GroupMembers", "Need"]
+__all__ = ["Actor", "Authorizer", "Governed", "GroupMembers", "Need"]
 
 Need = Literal["nothing", "run", "change", "admin"]
+
+
+class Governed(Protocol):
+    """A pipeline or a workflow: what carries who may run and who may change it."""
+
+    @property
+    def allow_run(self) -> tuple[str, ...]: ...
+
+    @property
+    def allow_change(self) -> tuple[str, ...]: ...
+
 GroupMembers = Callable[[str], Awaitable[frozenset[str]]]
 
 
@@ -37,7 +47,7 @@ class Authorizer:
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._cache_s = cache_s
 
-    async def check(self, actor: Actor, need: Need, pipeline: Pipeline | None, *, what: str) -> None:
+    async def check(self, actor: Actor, need: Need, pipeline: Governed | None, *, what: str) -> None:
         """Raise NotAllowed, naming who may, unless ``actor`` may do ``what``."""
         if need == "nothing" or actor.user_id in self.admins:
             return
@@ -52,7 +62,7 @@ class Authorizer:
             "Ask one of them, or ask an admin to change `allow_run` / `allow_change` in the catalog."
         )
 
-    async def allows(self, actor: Actor, need: Need, pipeline: Pipeline | None) -> bool:
+    async def allows(self, actor: Actor, need: Need, pipeline: Governed | None) -> bool:
         try:
             await self.check(actor, need, pipeline, what="do this")
         except NotAllowed:
@@ -60,11 +70,14 @@ class Authorizer:
         return True
 
     @staticmethod
-    def principals(need: Need, pipeline: Pipeline) -> tuple[str, ...]:
+    def principals(need: Need, pipeline: Governed) -> tuple[str, ...]:
         """Owners are whom alerts mention, not a permission: rights come from allow_run / allow_change."""
         if need == "change":
             return pipeline.allow_change
         return tuple(dict.fromkeys(pipeline.allow_run + pipeline.allow_change))
+
+    async def matches(self, actor: Actor, principals: Sequence[str]) -> bool:
+        return await self._matches(actor, principals)
 
     async def _matches(self, actor: Actor, principals: Sequence[str]) -> bool:
         for principal in principals:

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from bot.catalog.model import Catalog, Pipeline
+from bot.catalog.model import Catalog, ParameterSpec, Pipeline
 from bot.errors import InvalidRequest, NotAllowed, ProviderError, TriggerOutcomeUnknown, UserError
 from bot.models import RunState
 from bot.ops.logs import run_context
@@ -40,7 +40,15 @@ class AdHoc:
     job: Mapping[str, Any]
 
 
-def resolve_parameters(pipeline: Pipeline, given: Mapping[str, str]) -> dict[str, str]:
+class Parameterized(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def parameters(self) -> Mapping[str, ParameterSpec]: ...
+
+
+def resolve_parameters(pipeline: Parameterized, given: Mapping[str, str]) -> dict[str, str]:
     """Check ``key=value`` parameters against the pipeline's declaration; apply defaults."""
     declared = pipeline.parameters
     unknown = sorted(set(given) - set(declared))
@@ -95,15 +103,21 @@ class RunService:
 
     async def start(
         self,
-        actor: Actor,
+        actor: Actor | None,
         target: Pipeline | AdHoc,
         parameters: Mapping[str, str],
         *,
         channel: str | None,
         origin: str = "slack",
         retry_of: RunRecord | None = None,
+        authorized: bool = False,
+        workflow_run_id: int | None = None,
+        step: str | None = None,
     ) -> RunRecord:
-        """Record, trigger and show a run. UserError explains anything that stops it."""
+        """Record, trigger and show a run. UserError explains anything that stops it.
+
+        ``actor`` None: the bot itself (a schedule). ``authorized``: already checked by what started it
+        (a workflow whose runner may run its steps)."""
         if isinstance(target, Pipeline):
             pipeline: Pipeline | None = target
             name, connection, provider = target.name, target.connection, target.provider
@@ -112,7 +126,8 @@ class RunService:
             pipeline = None
             name, connection, provider = f"{target.provider}:{_ident(target.job)}", target.connection, target.provider
             job = dict(target.job)
-        await self._authorize(actor, "run", pipeline, what=f"run *{escape(name)}*", target=name)
+        if actor is not None and not authorized:
+            await self._authorize(actor, "run", pipeline, what=f"run *{escape(name)}*", target=name)
         params = resolve_parameters(pipeline, parameters) if pipeline else dict(parameters)
         client = self.pool.client(connection)
         job_config = self.pool.job(provider, job)
@@ -126,10 +141,12 @@ class RunService:
             parameters=params,
             origin=origin,
             pipeline=pipeline.name if pipeline else None,
-            started_by=actor.user_id,
+            started_by=actor.user_id if actor else None,
             channel=channel or (self.catalog.channel_for(pipeline) if pipeline else None),
             retry_of=retry_of.id if retry_of else None,
             attempt=(retry_of.attempt + 1) if retry_of else 1,
+            workflow_run_id=workflow_run_id if retry_of is None else retry_of.workflow_run_id,
+            step=step if retry_of is None else retry_of.step,
         )
         record = await self.store.create_run(new, now=now, next_poll_at=None)
         with run_context(record.id, pipeline=new.pipeline, provider=provider, connection=connection):
@@ -137,7 +154,7 @@ class RunService:
 
     async def _trigger(
         self,
-        actor: Actor,
+        actor: Actor | None,
         record: RunRecord,
         client: ProviderClient[Any, Any],
         job_config: JobConfig,
@@ -324,9 +341,14 @@ class RunService:
             await self._audit(actor, need, target, "refused")
             raise
 
-    async def _audit(self, actor: Actor, action: str, target: str, outcome: str, detail: str = "") -> None:
+    async def _audit(self, actor: Actor | None, action: str, target: str, outcome: str, detail: str = "") -> None:
         await self.store.audit(
-            user_id=actor.user_id, action=action, target=target, outcome=outcome, now=self.now(), detail=detail
+            user_id=actor.user_id if actor else None,
+            action=action,
+            target=target,
+            outcome=outcome,
+            now=self.now(),
+            detail=detail,
         )
 
 

@@ -12,6 +12,7 @@ from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Authorizer
 from bot.service.runs import RunService
+from bot.service.workflows import WorkflowEngine
 from bot.slack.tasks import TaskSet
 from bot.store.store import Store
 
@@ -29,6 +30,7 @@ class Services:
     runs: RunService
     tasks: TaskSet
     now: Callable[[], datetime]
+    workflows: WorkflowEngine | None = None
 
     @property
     def command(self) -> str:

@@ -328,6 +328,12 @@ class AlertStore:
 
     # -- singletons -------------------------------------------------------------------------
 
+    async def slot_of(self, name: str) -> str | None:
+        """The last slot claimed under ``name``, if any."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(singletons.c.slot).where(singletons.c.name == name))).first()
+        return str(row[0]) if row else None
+
     async def claim_slot(self, name: str, slot: str, owner: str, *, now: datetime) -> bool:
         """True for exactly one caller per (name, slot) across every process sharing the database.
 

@@ -12,6 +12,7 @@ from bot.models import RunState, RunStatus, TaskStatus
 __all__ = ["AuditEntry", "CardRecord", "NewRun", "OutboxItem", "RunRecord", "Transition"]
 
 STARTING = "starting"  # a run whose trigger has not answered yet
+WAITING = "waiting"  # a retry waiting for its backoff to end
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,9 @@ class NewRun:
     retry_of: int | None = None
     attempt: int = 1
     provider_run_id: str | None = None  # known at once for runs found by the watcher
+    workflow_run_id: int | None = None
+    step: str | None = None
+    start_at: datetime | None = None  # a retry waiting for its backoff: started by the poller then
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +65,13 @@ class RunRecord:
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     cancel_requested_by: str | None = None
+    workflow_run_id: int | None = None
+    step: str | None = None
 
     @property
     def run_state(self) -> RunState | None:
-        """The normalized state; None while the trigger has not answered."""
-        return None if self.state == STARTING else RunState(self.state)
+        """The normalized state; None while the trigger has not answered (or a retry waits to start)."""
+        return None if self.state in (STARTING, WAITING) else RunState(self.state)
 
     @property
     def name(self) -> str:

@@ -21,8 +21,9 @@ from sqlalchemy.sql import Select
 
 from bot.models import RunState, RunStatus, TaskStatus
 from bot.store.alerting import AlertStore
-from bot.store.records import STARTING, AuditEntry, CardRecord, NewRun, OutboxItem, RunRecord, Transition
+from bot.store.records import STARTING, WAITING, AuditEntry, CardRecord, NewRun, OutboxItem, RunRecord, Transition
 from bot.store.tables import audit, cards, mutes, outbox, run_events, runs
+from bot.store.workflow_runs import WorkflowStore
 
 __all__ = ["AlreadyRetried", "AlreadyTracked", "Store"]
 
@@ -50,6 +51,7 @@ class Store:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self.alerting = AlertStore(engine)
+        self.workflows = WorkflowStore(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -69,7 +71,7 @@ class Store:
             "job": dict(new.job),
             "parameters": dict(new.parameters),
             "provider_run_id": new.provider_run_id,
-            "state": STARTING if new.provider_run_id is None else RunState.QUEUED.value,
+            "state": WAITING if new.start_at else (STARTING if new.provider_run_id is None else RunState.QUEUED.value),
             "raw_status": "",
             "message": "",
             "warning": "",
@@ -81,9 +83,11 @@ class Store:
             "channel": new.channel,
             "retry_of": new.retry_of,
             "attempt": new.attempt,
+            "workflow_run_id": new.workflow_run_id,
+            "step": new.step,
             "created_at": now,
             "updated_at": now,
-            "next_poll_at": next_poll_at,
+            "next_poll_at": new.start_at or next_poll_at,
             "polls": 0,
             "last_error": "",
         }
@@ -257,11 +261,44 @@ class Store:
         free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
         query = (
             select(runs.c.id)
-            .where(runs.c.final.is_(False), runs.c.next_poll_at <= now, free)
+            .where(runs.c.final.is_(False), runs.c.next_poll_at <= now, free, runs.c.state != WAITING)
             .order_by(runs.c.next_poll_at)
             .limit(limit)
         )
         return await self._claim(runs, query, owner, now + lease, self._runs_by_ids)
+
+    async def claim_waiting_runs(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[RunRecord]:
+        """Retries whose backoff is over, each set to ``starting`` for one owner to trigger."""
+        free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
+        query = (
+            select(runs.c.id)
+            .where(runs.c.state == WAITING, runs.c.next_poll_at <= now, free)
+            .order_by(runs.c.next_poll_at)
+            .limit(limit)
+        )
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(ids))
+                .values(
+                    state=STARTING, next_poll_at=None, created_at=now, lease_owner=owner, lease_expires_at=now + lease
+                )
+            )
+            return await self._runs_by_ids(conn, ids)
+
+    async def repoint_run(self, run_id: int, provider_run_id: str) -> None:
+        """A provider reuses a run id on resume (DataKitchen's order): the old attempt keeps a precise one."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(runs).where(runs.c.id == run_id).values(provider_run_id=provider_run_id))
+
+    async def runs_of_workflow(self, workflow_run_id: int) -> list[RunRecord]:
+        query = select(runs).where(runs.c.workflow_run_id == workflow_run_id).order_by(runs.c.id)
+        return await self._runs(query)
 
     async def release_leases(self, owner: str | None = None) -> None:
         """Hand back leases: one owner's at shutdown; everyone's at start on SQLite, where only one
@@ -447,9 +484,15 @@ class Store:
         blocks: list[dict[str, Any]] | None = None,
         run_id: int | None = None,
         channel: str | None = None,
+        card_key: str | None = None,
     ) -> bool:
-        """Record a message to send. The same key twice is one message: returns False the second time."""
+        """Record a message to send. The same key twice is one message: returns False the second time.
+
+        A ``thread`` reply goes under the living message ``card_key`` (a run's card by default)."""
+        if kind == "thread" and card_key is None:
+            card_key = f"run:{run_id}"
         values = {
+            "card_key": card_key,
             "key": key[:200],
             "run_id": run_id,
             "kind": kind,
@@ -473,7 +516,7 @@ class Store:
         # a thread reply waits for its card to be posted
         card_posted = or_(
             outbox.c.kind != "thread",
-            select(cards.c.id).where(cards.c.run_id == outbox.c.run_id, cards.c.ts.is_not(None)).exists(),
+            select(cards.c.id).where(cards.c.key == outbox.c.card_key, cards.c.ts.is_not(None)).exists(),
         )
         query = (
             select(outbox.c.id)
@@ -628,7 +671,7 @@ class Store:
     async def _outbox_by_ids(self, conn: AsyncConnection, ids: Sequence[int]) -> list[OutboxItem]:
         query = (
             select(outbox, cards.c.channel.label("card_channel"), cards.c.ts.label("card_ts"))
-            .select_from(outbox.outerjoin(cards, and_(cards.c.run_id == outbox.c.run_id)))
+            .select_from(outbox.outerjoin(cards, and_(cards.c.key == outbox.c.card_key)))
             .where(outbox.c.id.in_(ids))
             .order_by(outbox.c.id)
         )
@@ -723,6 +766,8 @@ def _run(row: RowMapping) -> RunRecord:
         acknowledged_by=row["acknowledged_by"],
         acknowledged_at=row["acknowledged_at"],
         cancel_requested_by=row["cancel_requested_by"],
+        workflow_run_id=row["workflow_run_id"],
+        step=row["step"],
     )
 
 

@@ -105,6 +105,8 @@ runs = Table(
     Column("acknowledged_by", String(32), nullable=True),
     Column("acknowledged_at", UTCDateTime, nullable=True),
     Column("cancel_requested_by", String(32), nullable=True),  # some providers report a cancel as a failure
+    Column("workflow_run_id", Integer, nullable=True, index=True),  # a step of a workflow run
+    Column("step", String(64), nullable=True),
     Column("lease_owner", String(64), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
     UniqueConstraint("connection", "provider_run_id", name="uq_runs_connection_provider_run_id"),
@@ -155,6 +157,7 @@ outbox = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("key", String(200), nullable=False, unique=True),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=True, index=True),
+    Column("card_key", String(200), nullable=True),  # thread: the living message it replies under
     Column("kind", String(16), nullable=False),  # thread | post
     Column("channel", String(80), nullable=True),  # null for thread: the card's channel
     Column("text", Text, nullable=False),
@@ -252,4 +255,36 @@ singletons = Table(
     Column("slot", String(64), nullable=False),
     Column("owner", String(64), nullable=True),
     Column("at", UTCDateTime, nullable=False),
+)
+
+workflow_runs = Table(
+    "workflow_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow", String(64), nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("state", String(16), nullable=False),  # running | succeeded | failed
+    Column("origin", String(16), nullable=False),
+    Column("started_by", String(32), nullable=True),
+    Column("channel", String(80), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+)
+
+# One row per step of a workflow run. State: pending | running | succeeded | failed | waiting (approval)
+# | rejected | timed_out | skipped. ``run_id`` is the step's latest run (retries replace it).
+workflow_steps = Table(
+    "workflow_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_run_id", Integer, ForeignKey("workflow_runs.id"), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("run_id", Integer, nullable=True),
+    Column("decided_by", String(32), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("due_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("workflow_run_id", "step", name="uq_workflow_steps_workflow_run_id"),
 )

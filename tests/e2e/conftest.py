@@ -3,7 +3,7 @@ executable path (Playwright's own browser download is never used).
 
 Without Chromium or Playwright the tests are skipped with a message naming what to install; with ``CI`` set
 in the environment they fail instead, so a CI run can never pass by silently skipping them. The demo runs
-once per session as a subprocess (``python -m bot demo --port 0``), exactly as a newcomer starts it.
+once for these tests as a subprocess (``python -m bot demo --port 0``), exactly as a newcomer starts it.
 Screenshots of each step go to ``test-artifacts/e2e/`` (gitignored), with the demo's own output.
 """
 
@@ -110,7 +110,7 @@ class DemoProcess:
         (ARTIFACTS / "demo-output.txt").write_text("".join(self.lines), encoding="utf-8")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped when the browser tests are done, not at the end of the whole suite
 def demo() -> Iterator[DemoProcess]:
     process = DemoProcess()
     try:
@@ -121,15 +121,15 @@ def demo() -> Iterator[DemoProcess]:
     assert process.proc.returncode == 0, "pipeline-bot demo did not stop cleanly on SIGTERM:\n" + "".join(process.lines)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_url(demo: DemoProcess) -> str:
     assert demo.url is not None
     return demo.url
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def browser(demo: DemoProcess) -> AsyncIterator[Browser]:
-    """One Chromium for the session (each test gets its own context); the tests share its event loop."""
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for the browser tests (each test gets its own context); they share the session's event loop."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:

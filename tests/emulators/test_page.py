@@ -291,3 +291,45 @@ async def test_open_streams_do_not_hold_up_a_stop(http: aiohttp.ClientSession) -
         started = time.perf_counter()
         await fake.stop()
         assert time.perf_counter() - started < 3
+
+
+# -- the demo that serves the page ------------------------------------------------------------------------
+
+
+def test_the_demo_catalog_covers_every_provider_and_story() -> None:
+    from bot.demo.run import OUTCOMES, demo_catalog, job_key
+
+    catalog = demo_catalog({p: f"http://127.0.0.1:1/{p}" for p in ("rivery", "tailer", "invision", "datakitchen")})
+    assert {p.provider for p in catalog.pipelines.values()} == {"rivery", "tailer", "invision", "datakitchen"}
+    assert set(OUTCOMES) <= set(catalog.pipelines)
+    results = {name: (o[0] if isinstance(o, list) else o).result for name, o in OUTCOMES.items()}
+    failing = [catalog.pipelines[n] for n, r in results.items() if r == "fail"]
+    hanging = [catalog.pipelines[n] for n, r in results.items() if r == "hang"]
+    assert failing and all(p.owners for p in failing)
+    assert hanging and all(p.expected_duration is not None and p.expected_duration.total_seconds() <= 30
+                           for p in hanging)
+    kinds = {spec.type for p in catalog.pipelines.values() for spec in p.parameters.values()}
+    assert {"date", "choice"} <= kinds
+    assert job_key(catalog.pipelines["iowa-liquor-pda"]) == "000099_iowa_liquor_prepare_pda_DEV"
+    assert job_key(catalog.pipelines["sales-dashboard"]) == "production/sales_dashboard/daily"
+
+
+async def test_the_demo_starts_serves_the_page_answers_and_stops(tmp_path: Path,
+                                                                 http: aiohttp.ClientSession) -> None:
+    from bot.demo.run import banner, start_demo
+
+    demo = await start_demo("127.0.0.1", 0, workdir=tmp_path)
+    try:
+        assert demo.url in banner(demo)
+        async with http.get(demo.url) as resp:
+            assert resp.status == 200 and "composer-input" in await resp.text()
+        async with http.post(f"{demo.url}_page/command", json={"text": "/pipeline help"}) as resp:
+            answer = await resp.json()
+        assert answer["ok"] and answer["status"] == 200
+        ephemerals = await demo.slack.wait_for(lambda f: f.ephemerals("C0GENERAL", "U0ALICE"))
+        assert "/pipeline run" in ephemerals[-1].text
+    finally:
+        await demo.stop()
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with http.get(demo.url):
+            pass

@@ -16,6 +16,7 @@ from bot.service.permissions import Actor
 from bot.slack.blocks import ids
 from bot.slack.blocks.modal import run_modal
 from bot.slack.blocks.replies import ephemeral_error, notice
+from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
 from bot.slack.context import Services
 from bot.slack.text import escape
 
@@ -38,6 +39,9 @@ def register(app: AsyncApp, services: Services) -> None:
     for action_id, work in handlers.items():
         app.action(action_id)(_listener(services, work))
     app.action(ids.LIST_RUN_PATTERN)(_listener(services, _open_modal))
+    app.action(re.compile(r"^wf\.approve(?::\d+)?$"))(_listener(services, _approve))
+    app.action(re.compile(r"^wf\.reject(?::\d+)?$"))(_listener(services, _reject))
+    app.action(WF_RETRY)(_listener(services, _resume))
     app.action(ids.RUN_CONSOLE)(_just_ack)  # a link button: Slack opens the URL, the click still needs an ack
     app.action(ids.OP_DISMISS)(_dismiss)
 
@@ -160,3 +164,29 @@ async def _open_modal(
         display_names=services.display_names(),
     )
     await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+async def _decide(services: Services, actor: Actor, action: dict[str, Any], approve: bool) -> tuple[str, list[Any]]:
+    if services.workflows is None:
+        raise InvalidRequest("Workflows are not configured.")
+    workflow_run_id, step = parse_step_value(_value(action))
+    done = await services.workflows.decide(actor, workflow_run_id, step, approve)
+    return notice(f"You {done} *{escape(step)}* of workflow run #{workflow_run_id}.", formatted=True)
+
+
+async def _approve(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+) -> tuple[str, list[Any]]:
+    return await _decide(services, actor, action, True)
+
+
+async def _reject(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+) -> tuple[str, list[Any]]:
+    return await _decide(services, actor, action, False)
+
+
+async def _resume(services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
+    if services.workflows is None:
+        raise InvalidRequest("Workflows are not configured.")
+    await services.workflows.resume(actor, ids.parse_run_value(_value(action)))

@@ -174,6 +174,8 @@ class CardView:
     retry_of_link: str | None = None  # a permalink, or text like "#12"
     retried_as: int | None = None
     muted_until: datetime | None = None
+    attempts: int | None = None  # of the pipeline's retry policy: "attempt 2 of 3"
+    workflow_link: str | None = None  # "step transform of daily-sales #4"
 
 
 def is_live(run: RunRecord) -> bool:
@@ -191,7 +193,7 @@ def final_duration(run: RunRecord) -> timedelta | None:
 
 def run_card(view: CardView) -> tuple[str, list[Block]]:
     """The card's fallback text and blocks."""
-    blocks: list[Block] = [_header(view.run), _facts(view.run)]
+    blocks: list[Block] = [_header(view.run), _facts(view.run, view.attempts)]
     blocks += _message(view.run, view.display_name)
     blocks += task_blocks(view.run.tasks)
     blocks.append(context(*_meta(view)))
@@ -232,7 +234,7 @@ def started_by(run: RunRecord) -> str:
     return OUTSIDE_SLACK
 
 
-def _facts(run: RunRecord) -> Block:
+def _facts(run: RunRecord, attempts: int | None = None) -> Block:
     state = state_word(run.run_state)
     if run.raw_status:
         state += f" (raw: {code(truncate(run.raw_status, 200, '…'))})"
@@ -248,8 +250,8 @@ def _facts(run: RunRecord) -> Block:
     if duration is not None:
         fields.append(("Duration", human_duration(duration)))
     fields.append(("Run", number))
-    if run.attempt > 1:
-        fields.append(("Attempt", str(run.attempt)))
+    if run.attempt > 1 or (attempts or 1) > 1:
+        fields.append(("Attempt", f"{run.attempt} of {attempts}" if attempts else str(run.attempt)))
     return {"type": "section", "fields": [mrkdwn(f"*{k}*\n{v}", FIELD_LIMIT) for k, v in fields]}
 
 
@@ -307,6 +309,8 @@ def _meta(view: CardView) -> list[str]:
     meta = [f"{truncate(escape(view.display_name), 100, '…')} · {truncate(escape(view.job_text), 500, '…')}"]
     if view.run.parameters:
         meta.append("Parameters: " + parameters_text(view.run.parameters))
+    if view.workflow_link:
+        meta.append(truncate(escape(view.workflow_link), 300, "…"))
     return meta
 
 

@@ -88,7 +88,7 @@ def param_block_id(name: str) -> str:
 
 def param_name(block_id: str) -> str | None:
     """The parameter a modal block_id stands for, or None for any other block."""
-    return block_id[len(PARAM_BLOCK_PREFIX):] if block_id.startswith(PARAM_BLOCK_PREFIX) else None
+    return block_id[len(PARAM_BLOCK_PREFIX) :] if block_id.startswith(PARAM_BLOCK_PREFIX) else None
 
 
 def parse_run_value(value: str) -> int:

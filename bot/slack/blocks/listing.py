@@ -32,7 +32,7 @@ def catalog_list(
     shown = pipelines if fits else pipelines[: MESSAGE_BLOCKS - 3]
     blocks += [_entry(index, p, display_names) for index, p in enumerate(shown)]
     if not fits:
-        rest = pipelines[len(shown):]
+        rest = pipelines[len(shown) :]
         blocks.append(section("*Also:* " + ", ".join(escape(p.name) for p in rest)))
         hint = escape(f"{len(rest)} more: narrow with {command} list <provider|tag>")
         blocks.append(context(hint))

@@ -44,6 +44,7 @@ def register(app: AsyncApp, services: Services) -> None:
             pipelines=list(services.catalog.pipelines),
             providers=list(PROVIDERS),
             connections=list(services.catalog.connections),
+            workflows=list(services.catalog.workflows),
             command=services.command,
         )
         if isinstance(parsed, ParseError):
@@ -121,6 +122,11 @@ async def _dispatch(
             )
             await client.views_open(trigger_id=body["trigger_id"], view=view)
             return None
+        if str(args["pipeline"]) in services.catalog.workflows and services.workflows is not None:
+            params = args.get("params") or {}
+            assert isinstance(params, dict)
+            await services.workflows.start(actor, str(args["pipeline"]), params, channel=actor.channel_id)
+            return None
         target = _target(services, args["pipeline"])
         if isinstance(target, AdHoc):
             typed = args["pipeline"]
@@ -197,6 +203,8 @@ async def _dispatch(
         found = await runs.unmute(actor, str(args["pipeline"]))
         what = "is no longer muted" if found else "was not muted"
         return notice(f"🔔 *{escape(str(args['pipeline']))}* {what}.", formatted=True)
+    if name == "schedules":
+        return _schedules(services)
     if name in ("watch", "unwatch"):
         return await _watch(services, actor, str(args["pipeline"]), name == "watch", args.get("channel"))
     raise InvalidRequest(f"`{escape(name)}` is not available in this version.")
@@ -312,3 +320,29 @@ def _period_text(span: timedelta) -> str:
         return f"last {span.days} day{'s' if span.days != 1 else ''}"
     hours = int(span.total_seconds() // 3600)
     return f"last {hours} hour{'s' if hours != 1 else ''}"
+
+
+def _schedules(services: Services) -> tuple[str, list[Any]]:
+    from bot.tracking.schedules import scheduled_items
+
+    now = services.now()
+    items = sorted(scheduled_items(services.catalog), key=lambda i: i.next_fire(now) or now)
+    if not items:
+        return notice(
+            'Nothing is scheduled: add `schedule: {cron: "0 6 * * *", timezone: Europe/Oslo}` to a '
+            "pipeline or workflow in the catalog.",
+            formatted=True,
+        )
+    lines = []
+    for item in items[:40]:
+        fire = item.next_fire(now)
+        when = (
+            f"<!date^{int(fire.timestamp())}^{{date_short_pretty}} {{time}}|{fire:%Y-%m-%d %H:%M %Z}>"
+            if fire
+            else "never"
+        )
+        lines.append(
+            f"• *{escape(item.name)}* ({item.kind}) · `{escape(item.schedule.cron)}` {escape(item.schedule.timezone)}"
+            f" · next {when} · missed slots: {item.schedule.missed.replace('_', ' ')}"
+        )
+    return notice("*Scheduled runs*\n" + "\n".join(lines), formatted=True)

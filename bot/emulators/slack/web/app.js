@@ -855,6 +855,7 @@
     if (!view) {
       if (S.renderedModal) root.replaceChildren();
       S.renderedModal = "";
+      root.dataset.viewId = "";
       return;
     }
     if (S.errorsHash[view.id] && S.errorsHash[view.id] !== view.hash) {
@@ -897,13 +898,17 @@
       event.preventDefault();
       if (view.submit) submitModal(view);
     });
-    form.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") closeModal(view, false);
-    });
     overlay.append(form);
+    const fresh = root.dataset.viewId !== view.id;
+    root.dataset.viewId = view.id;
     root.replaceChildren(overlay);
     const again = focused && document.getElementById(focused);
-    if (again) again.focus();
+    if (again) {
+      again.focus();
+    } else if (fresh) {
+      const first = body.querySelector("input, select, textarea, button");
+      if (first) first.focus(); // as Slack does, the first field of a new modal has the focus
+    }
   }
 
   function render() {
@@ -970,6 +975,12 @@
     $("thread-close").addEventListener("click", () => {
       S.thread = null;
       render();
+    });
+    document.addEventListener("keydown", (event) => {
+      // Escape closes the top modal, wherever the focus is (a confirm dialog, when open, takes it first)
+      if (event.key !== "Escape" || !S.snap || !S.snap.modals.length) return;
+      event.preventDefault();
+      closeModal(S.snap.modals[S.snap.modals.length - 1], false);
     });
     document.addEventListener("click", (event) => {
       const ref = event.target.closest && event.target.closest(".channel-ref");

@@ -51,6 +51,8 @@ def upgrade() -> None:
         sa.Column("acknowledged_by", sa.String(32), nullable=True),
         sa.Column("acknowledged_at", UTCDateTime(), nullable=True),
         sa.Column("cancel_requested_by", sa.String(32), nullable=True),
+        sa.Column("workflow_run_id", sa.Integer(), nullable=True),
+        sa.Column("step", sa.String(64), nullable=True),
         sa.Column("lease_owner", sa.String(64), nullable=True),
         sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["retry_of"], ["runs.id"], name="fk_runs_retry_of_runs"),
@@ -59,6 +61,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_runs_next_poll_at", "runs", ["next_poll_at"])
     op.create_index("ix_runs_pipeline_created_at", "runs", ["pipeline", "created_at"])
+    op.create_index("ix_runs_workflow_run_id", "runs", ["workflow_run_id"])
 
     op.create_table(
         "run_events",
@@ -100,6 +103,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("key", sa.String(200), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=True),
+        sa.Column("card_key", sa.String(200), nullable=True),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("channel", sa.String(80), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
@@ -182,6 +186,36 @@ def upgrade() -> None:
     )
 
     op.create_table(
+        "workflow_runs",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("workflow", sa.String(64), nullable=False),
+        sa.Column("parameters", sa.JSON(), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("origin", sa.String(16), nullable=False),
+        sa.Column("started_by", sa.String(32), nullable=True),
+        sa.Column("channel", sa.String(80), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("ended_at", UTCDateTime(), nullable=True),
+    )
+    op.create_table(
+        "workflow_steps",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("workflow_run_id", sa.Integer(), nullable=False),
+        sa.Column("step", sa.String(64), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=True),
+        sa.Column("decided_by", sa.String(32), nullable=True),
+        sa.Column("decided_at", UTCDateTime(), nullable=True),
+        sa.Column("due_at", UTCDateTime(), nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workflow_run_id"], ["workflow_runs.id"], name="fk_workflow_steps_workflow_run_id_workflow_runs"
+        ),
+        sa.UniqueConstraint("workflow_run_id", "step", name="uq_workflow_steps_workflow_run_id"),
+    )
+
+    op.create_table(
         "singletons",
         sa.Column("name", sa.String(120), primary_key=True),
         sa.Column("slot", sa.String(64), nullable=False),
@@ -200,8 +234,20 @@ def downgrade() -> None:
         ("ix_run_events_run_id", "run_events"),
         ("ix_runs_pipeline_created_at", "runs"),
         ("ix_runs_next_poll_at", "runs"),
+        ("ix_runs_workflow_run_id", "runs"),
     ):
         op.drop_index(index, table_name=table)
-    tables = ("singletons", "connection_health", "watches", "alerts", "mutes", "audit", "outbox", "cards")
+    tables = (
+        "workflow_steps",
+        "workflow_runs",
+        "singletons",
+        "connection_health",
+        "watches",
+        "alerts",
+        "mutes",
+        "audit",
+        "outbox",
+        "cards",
+    )
     for table in (*tables, "run_events", "runs"):
         op.drop_table(table)

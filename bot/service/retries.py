@@ -1,0 +1,149 @@
+"""Automatic retries by a pipeline's retry policy.
+
+A failed attempt with attempts left becomes a *waiting* run in the store (its start time is the backoff's
+end), so a restart loses no retry; the poller's side job starts it when due. The provider's own resume
+is used where it has one (DataKitchen resumes a failed order run instead of starting over). The
+failure alert goes out only when the attempts are used up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot.catalog.model import Catalog, RetryPolicy
+from bot.errors import ProviderError, TriggerOutcomeUnknown
+from bot.models import RunState
+from bot.ops.logs import run_context
+from bot.providers.base import Capability
+from bot.service.clients import ClientPool
+from bot.service.notify import Notifier
+from bot.slack.text import human_duration
+from bot.store.records import NewRun, RunRecord, Transition
+from bot.store.store import AlreadyRetried, Store
+
+__all__ = ["Retrier"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+
+
+class Retrier:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        pool: ClientPool,
+        notifier: Notifier,
+        *,
+        now: Now,
+        owner: str,
+        lease: timedelta = timedelta(seconds=60),
+        first_poll: timedelta = timedelta(seconds=2),
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.pool = pool
+        self.notifier = notifier
+        self.now = now
+        self.owner = owner
+        self.lease = lease
+        self.first_poll = first_poll
+
+    def policy(self, run: RunRecord) -> RetryPolicy | None:
+        pipeline = self.catalog.pipelines.get(run.pipeline or "")
+        return pipeline.retry if pipeline else None
+
+    async def maybe_retry(self, run: RunRecord) -> bool:
+        """Schedule the next attempt of a failed run when its policy allows; True when one is scheduled."""
+        policy = self.policy(run)
+        outcome = "failed" if run.run_state is RunState.FAILED else "unknown"
+        if policy is None or outcome not in policy.on or run.attempt >= policy.attempts or run.cancel_requested_by:
+            return False
+        if run.provider_run_id is None and outcome == "unknown":
+            return False  # it may have started: retrying blindly could run it twice
+        wait = policy.delay(run.attempt)
+        try:
+            retry = await self.store.create_run(
+                NewRun(
+                    provider=run.provider,
+                    connection=run.connection,
+                    job=run.job,
+                    parameters=run.parameters,
+                    origin="retry",
+                    pipeline=run.pipeline,
+                    started_by=run.started_by,
+                    channel=run.channel,
+                    retry_of=run.id,
+                    attempt=run.attempt + 1,
+                    workflow_run_id=run.workflow_run_id,
+                    step=run.step,
+                    start_at=self.now() + wait,
+                ),
+                now=self.now(),
+                next_poll_at=None,
+            )
+        except AlreadyRetried:  # someone clicked Retry first: that run is the next attempt
+            return True
+        if self.notifier.has_card(run):
+            await self.notifier.refresh_card(run)
+            await self.notifier.thread(
+                run,
+                "auto-retry",
+                f"Attempt {run.attempt} of {policy.attempts} {outcome}: retrying automatically in "
+                f"{human_duration(wait)} as run #{retry.id}.",
+            )
+        log.info(
+            "run %s %s: attempt %s of %s in %s",
+            run.id,
+            outcome,
+            retry.attempt,
+            policy.attempts,
+            wait,
+            extra={"run_id": run.id},
+        )
+        return True
+
+    async def tick(self) -> int:
+        """Start the retries whose backoff is over."""
+        due = await self.store.claim_waiting_runs(self.owner, now=self.now(), limit=50, lease=self.lease)
+        for run in due:
+            with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
+                await self._start(run)
+        return len(due)
+
+    async def _start(self, run: RunRecord) -> None:
+        previous = await self.store.get_run(run.retry_of) if run.retry_of else None
+        policy = self.policy(run)
+        client = self.pool.client(run.connection)
+        job = self.pool.job(run.provider, run.job)
+        resume = (
+            policy is not None
+            and policy.resume
+            and client.can(Capability.RESUME)
+            and previous is not None
+            and previous.provider_run_id is not None
+        )
+        try:
+            async with self.pool.slot(run.connection):
+                if resume:
+                    assert previous is not None
+                    assert previous.provider_run_id is not None
+                    triggered = await client.resume(job, previous.provider_run_id, run.parameters)
+                else:
+                    triggered = await client.trigger(job, run.parameters)
+        except (TriggerOutcomeUnknown, ProviderError) as exc:
+            ended = await self.store.finish_run(
+                run.id, RunState.UNKNOWN, f"the retry did not start: {exc}", now=self.now()
+            )
+            await self.notifier.on_change(Transition(ended, "starting", ended.state))
+            return
+        if previous is not None and triggered.run_id == previous.provider_run_id:
+            # the provider resumed under the same id (DataKitchen's order): the old attempt keeps a precise one
+            serving = previous.extra.get("serving_hid") or f"attempt-{previous.attempt}"
+            await self.store.repoint_run(previous.id, f"{previous.provider_run_id}/{serving}")
+        record = await self.store.record_triggered(
+            run.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
+        )
+        await self.notifier.refresh_card(record)

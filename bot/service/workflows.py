@@ -1,0 +1,260 @@
+"""Workflows: steps that are pipelines of any provider (or approvals), joined by on_success / on_failure.
+
+A workflow run starts its first steps; when a step's run ends, the edges of that outcome start the next
+steps; a failed step with no on_failure edge stops its branch. Approval steps wait for a permitted person
+(or time out). One workflow card shows every step; Retry on it resumes from the failed steps, keeping
+the ones that succeeded. Steps run with the workflow's authority: whoever may run the workflow may run
+its steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from bot.catalog.model import Catalog
+from bot.catalog.workflows import Workflow, render_template
+from bot.errors import InvalidRequest, NotAllowed, UserError
+from bot.models import RunState
+from bot.service.notify import Notifier
+from bot.service.permissions import Actor, Authorizer
+from bot.service.runs import RunService, resolve_parameters
+from bot.slack.blocks.workflow import workflow_card
+from bot.slack.text import escape, mention
+from bot.store.records import RunRecord
+from bot.store.store import Store
+from bot.store.workflow_runs import WorkflowRunRecord
+
+__all__ = ["WorkflowEngine"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+
+DONE_BAD = ("failed", "rejected", "timed_out")
+
+
+class WorkflowEngine:
+    def __init__(
+        self, store: Store, catalog: Catalog, runs: RunService, notifier: Notifier, auth: Authorizer, *, now: Now
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.runs = runs
+        self.notifier = notifier
+        self.auth = auth
+        self.now = now
+
+    def workflow(self, name: str) -> Workflow:
+        found: Workflow | None = self.catalog.workflows.get(name)
+        if found is None:
+            raise InvalidRequest(f"There is no workflow *{escape(name)}* in the catalog.")
+        return found
+
+    # -- start and resume -------------------------------------------------------------------
+
+    async def start(
+        self,
+        actor: Actor | None,
+        name: str,
+        parameters: Mapping[str, str],
+        *,
+        channel: str | None,
+        origin: str = "slack",
+    ) -> WorkflowRunRecord:
+        workflow = self.workflow(name)
+        if actor is not None:
+            await self.auth.check(actor, "run", workflow, what=f"run the workflow *{escape(name)}*")
+        params = resolve_parameters(workflow, parameters)
+        where = channel or workflow.channel or self.catalog.defaults.channel
+        record = await self.store.workflows.create(
+            name,
+            workflow.steps,
+            parameters=params,
+            origin=origin,
+            started_by=actor.user_id if actor else None,
+            channel=where,
+            now=self.now(),
+        )
+        await self.store.audit(
+            user_id=actor.user_id if actor else None,
+            action="run",
+            target=f"workflow {name}",
+            outcome="ok",
+            now=self.now(),
+            detail=f"workflow run #{record.id}",
+        )
+        await self.render(record.id)
+        for step in workflow.start:
+            await self._begin(record.id, step)
+        return record
+
+    async def resume(self, actor: Actor, workflow_run_id: int) -> WorkflowRunRecord:
+        """Retry on the workflow card: run the failed steps again; the ones that succeeded stay done."""
+        record = await self._get(workflow_run_id)
+        workflow = self.workflow(record.workflow)
+        await self.auth.check(actor, "run", workflow, what=f"resume the workflow *{escape(workflow.name)}*")
+        failed = [s for s, st in record.steps.items() if st.state in DONE_BAD]
+        if record.state != "failed" or not failed:
+            raise InvalidRequest(f"Workflow run #{record.id} has no failed step to resume from ({record.state}).")
+        now = self.now()
+        await self.store.workflows.set_state(record.id, "running", now=now)
+        for step in failed:
+            if await self.store.workflows.set_step(record.id, step, "pending", now=now, expect=DONE_BAD):
+                await self._begin(record.id, step)
+        await self.store.audit(
+            user_id=actor.user_id,
+            action="resume",
+            target=f"workflow {workflow.name}",
+            outcome="ok",
+            now=now,
+            detail=f"#{record.id}: {', '.join(failed)}",
+        )
+        return await self._get(record.id)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    async def _begin(self, workflow_run_id: int, step_name: str) -> None:
+        record = await self._get(workflow_run_id)
+        workflow = self.workflow(record.workflow)
+        step = workflow.steps[step_name]
+        now = self.now()
+        if step.approval is not None:
+            await self.store.workflows.set_step(
+                record.id, step_name, "waiting", now=now, due_at=now + step.approval.timeout
+            )
+            await self.render(record.id)
+            return
+        assert step.pipeline is not None
+        pipeline = self.catalog.pipelines[step.pipeline]
+        params = {k: render_template(v, record.parameters) for k, v in step.parameters.items()}
+        actor = Actor(record.started_by) if record.started_by else None
+        try:
+            run = await self.runs.start(
+                actor,
+                pipeline,
+                params,
+                channel=record.channel,
+                origin="workflow",
+                authorized=True,
+                workflow_run_id=record.id,
+                step=step_name,
+            )
+        except UserError as exc:
+            await self.store.workflows.set_step(record.id, step_name, "failed", now=self.now())
+            await self.notifier.workflow_note(
+                record, f"step-{step_name}-start", f"Step *{escape(step_name)}* did not start: {exc}"
+            )
+            await self._follow(record.id, step_name, succeeded=False)
+            return
+        await self.store.workflows.set_step(record.id, step_name, "running", now=self.now(), run_id=run.id)
+        await self.render(record.id)
+
+    async def step_ended(self, run: RunRecord) -> None:
+        """A step's run ended (after its retry policy, if any, was used up)."""
+        if run.workflow_run_id is None or run.step is None:
+            return
+        succeeded = run.run_state is RunState.SUCCEEDED
+        state = "succeeded" if succeeded else "failed"
+        moved = await self.store.workflows.set_step(
+            run.workflow_run_id, run.step, state, now=self.now(), run_id=run.id, expect=("running",)
+        )
+        if moved:
+            await self._follow(run.workflow_run_id, run.step, succeeded=succeeded)
+
+    async def decide(self, actor: Actor, workflow_run_id: int, step_name: str, approve: bool) -> str:
+        record = await self._get(workflow_run_id)
+        workflow = self.workflow(record.workflow)
+        step = workflow.steps.get(step_name)
+        if step is None or step.approval is None:
+            raise InvalidRequest("That is not an approval step.")
+        if actor.user_id not in self.auth.admins and not await self.auth.matches(actor, step.approval.approvers):
+            who = ", ".join(_mention(p) for p in step.approval.approvers)
+            await self.store.audit(
+                user_id=actor.user_id,
+                action="approve" if approve else "reject",
+                target=f"workflow {workflow.name} #{record.id}",
+                outcome="refused",
+                now=self.now(),
+            )
+            raise NotAllowed(f"Only {who} may decide this step.")
+        state = "succeeded" if approve else "rejected"
+        if not await self.store.workflows.set_step(
+            record.id, step_name, state, now=self.now(), decided_by=actor.user_id, expect=("waiting",)
+        ):
+            current = (await self._get(record.id)).steps[step_name]
+            by = f" by <@{current.decided_by}>" if current.decided_by else ""
+            raise InvalidRequest(f"This step was already decided ({current.state}{by}).")
+        await self.store.audit(
+            user_id=actor.user_id,
+            action="approve" if approve else "reject",
+            target=f"workflow {workflow.name} #{record.id}",
+            outcome="ok",
+            now=self.now(),
+            detail=step_name,
+        )
+        await self._follow(record.id, step_name, succeeded=approve)
+        return "approved" if approve else "rejected"
+
+    async def expire_approvals(self) -> int:
+        expired = 0
+        for workflow_run_id, step in await self.store.workflows.approvals_due(self.now()):
+            if await self.store.workflows.set_step(
+                workflow_run_id, step, "timed_out", now=self.now(), expect=("waiting",)
+            ):
+                expired += 1
+                await self._follow(workflow_run_id, step, succeeded=False)
+        return expired
+
+    async def _follow(self, workflow_run_id: int, step_name: str, *, succeeded: bool) -> None:
+        record = await self._get(workflow_run_id)
+        workflow = self.workflow(record.workflow)
+        step = workflow.steps[step_name]
+        for target in step.on_success if succeeded else step.on_failure:
+            if record.steps[target].state == "pending":
+                await self._begin(record.id, target)
+        await self._finish_if_done(record.id)
+
+    async def _finish_if_done(self, workflow_run_id: int) -> None:
+        record = await self._get(workflow_run_id)
+        if record.state != "running" or any(s.state in ("running", "waiting") for s in record.steps.values()):
+            await self.render(record.id)
+            return
+        bad = [name for name, s in record.steps.items() if s.state in DONE_BAD]
+        state = "failed" if bad else "succeeded"
+        await self.store.workflows.set_state(record.id, state, now=self.now())
+        await self.render(record.id)
+        if bad:
+            workflow = self.workflow(record.workflow)
+            owners = " ".join(_mention(p) for p in workflow.owners)
+            steps = ", ".join(f"*{escape(b)}* ({record.steps[b].state.replace('_', ' ')})" for b in bad)
+            await self.notifier.workflow_note(
+                record,
+                "failed",
+                f"❌ Workflow *{escape(workflow.name)}* stopped: {steps}. Retry on the card resumes from there."
+                + (f"\ncc {owners}" if owners else ""),
+            )
+
+    # -- the card ---------------------------------------------------------------------------
+
+    async def render(self, workflow_run_id: int) -> None:
+        record = await self._get(workflow_run_id)
+        if record.channel is None:
+            return
+        workflow = self.workflow(record.workflow)
+        runs = {r.id: r for r in await self.store.runs_of_workflow(record.id)}
+        text, blocks = workflow_card(record, workflow, runs, now=self.now())
+        await self.store.set_message(f"workflow:{record.id}", record.channel, text, blocks, now=self.now())
+
+    async def _get(self, workflow_run_id: int) -> WorkflowRunRecord:
+        record = await self.store.workflows.get(workflow_run_id)
+        if record is None:
+            raise InvalidRequest(f"There is no workflow run #{workflow_run_id}.")
+        return record
+
+
+def _mention(principal: str) -> str:
+    try:
+        return mention(principal)
+    except ValueError:
+        return f"<#{principal}>" if principal[:1] in ("C", "G") else "everyone"

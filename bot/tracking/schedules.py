@@ -1,0 +1,126 @@
+"""Cron schedules of pipelines and workflows, run by APScheduler's cron trigger.
+
+A schedule fires once per slot across restarts and replicas: each firing claims its slot (the scheduled
+time) in the database, and only the claimer runs it. At start, a slot missed while the bot was down is
+run once (``missed: run_once``) or recorded as skipped (``missed: skip``); a schedule seen for the first
+time starts from the next slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.catalog.model import Catalog, Schedule
+from bot.store.store import Store
+
+__all__ = ["ScheduleRunner", "Scheduled", "last_slot", "scheduled_items"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+Start = Callable[[str, str, dict[str, str]], Awaitable[None]]  # kind, name, parameters
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    kind: str  # pipeline | workflow
+    name: str
+    schedule: Schedule
+
+    @property
+    def key(self) -> str:
+        return f"schedule:{self.kind}:{self.name}"
+
+    def next_fire(self, now: datetime) -> datetime | None:
+        fire: datetime | None = self.schedule.trigger().get_next_fire_time(None, now)
+        return fire
+
+
+def scheduled_items(catalog: Catalog) -> list[Scheduled]:
+    items = [Scheduled("pipeline", p.name, p.schedule) for p in catalog.pipelines.values() if p.schedule]
+    items += [Scheduled("workflow", w.name, w.schedule) for w in catalog.workflows.values() if w.schedule]
+    return items
+
+
+def last_slot(schedule: Schedule, now: datetime, lookback: timedelta = timedelta(days=400)) -> datetime | None:
+    """The latest scheduled time at or before ``now`` (None if there was none within ``lookback``)."""
+    trigger = schedule.trigger()
+    found: datetime | None = None
+    fire: datetime | None = trigger.get_next_fire_time(None, now - lookback)
+    steps = 0
+    while fire is not None and fire <= now and steps < 100_000:
+        found = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+        steps += 1
+    return found
+
+
+class ScheduleRunner:
+    def __init__(self, store: Store, catalog: Catalog, start: Start, *, owner: str, now: Now) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.start = start
+        self.owner = owner
+        self.now = now
+        self.fired: list[tuple[str, str]] = []
+
+    def install(self, scheduler: AsyncIOScheduler) -> None:
+        for item in scheduled_items(self.catalog):
+            scheduler.add_job(
+                self.fire,
+                item.schedule.trigger(),
+                args=[item],
+                id=item.key,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=300,
+            )
+
+    async def fire(self, item: Scheduled) -> bool:
+        """The cron trigger fired: run this slot unless another process (or an earlier run) claimed it."""
+        slot = last_slot(item.schedule, self.now() + timedelta(seconds=1))
+        if slot is None:
+            return False
+        return await self._run_slot(item, slot)
+
+    async def catch_up(self) -> None:
+        """At start: run (or skip) each schedule's slot missed while no bot was running."""
+        now = self.now()
+        for item in scheduled_items(self.catalog):
+            slot = last_slot(item.schedule, now)
+            if slot is None:
+                continue
+            previous = await self.store.alerting.slot_of(item.key)
+            if previous is None:  # a new schedule: it begins with the next slot
+                await self.store.alerting.claim_slot(item.key, _slot_key(slot), self.owner, now=now)
+                continue
+            if previous >= _slot_key(slot):
+                continue
+            if item.schedule.missed == "skip":
+                await self.store.alerting.claim_slot(item.key, _slot_key(slot), self.owner, now=now)
+                log.info("schedule %s: slot %s was missed and is skipped, as declared", item.name, slot)
+                continue
+            log.info("schedule %s: running the missed slot %s once", item.name, slot)
+            await self._run_slot(item, slot)
+
+    async def _run_slot(self, item: Scheduled, slot: datetime) -> bool:
+        if not await self.store.alerting.claim_slot(item.key, _slot_key(slot), self.owner, now=self.now()):
+            return False
+        self.fired.append((item.name, _slot_key(slot)))
+        try:
+            await self.start(item.kind, item.name, dict(item.schedule.parameters))
+        except Exception:
+            log.exception("scheduled run of %s for %s failed to start", item.name, slot)
+        return True
+
+
+def _slot_key(when: datetime) -> str:
+    """Slots compare as text in the database: UTC, fixed width."""
+    from datetime import UTC
+
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

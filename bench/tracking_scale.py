@@ -196,6 +196,8 @@ async def measure_bot(
     finally:
         if bot is not None:
             bot.stop(timeout=60)
+            if bot.proc.returncode != 0:
+                print(f"   (the bot exited with {bot.proc.returncode}; see {bot.log_path})")
         await emulators.stop()
         await slack.stop()
         if args.db == "postgres":

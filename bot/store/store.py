@@ -157,6 +157,8 @@ class Store:
                     state=RunState.QUEUED.value,
                     updated_at=now,
                     next_poll_at=next_poll_at,
+                    lease_owner=None,  # a retry was claimed to be started: from now on the poller follows it
+                    lease_expires_at=None,
                 )
             )
             await _event(conn, run_id, now, RunState.QUEUED.value, "", "")

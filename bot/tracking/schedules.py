@@ -46,17 +46,21 @@ def scheduled_items(catalog: Catalog) -> list[Scheduled]:
     return items
 
 
-def last_slot(schedule: Schedule, now: datetime, lookback: timedelta = timedelta(days=400)) -> datetime | None:
-    """The latest scheduled time at or before ``now`` (None if there was none within ``lookback``)."""
+def last_slot(schedule: Schedule, now: datetime) -> datetime | None:
+    """The latest scheduled time at or before ``now``; None if there was none in the last 400 days.
+
+    Looks back over a widening window, so an hourly schedule costs a step or two, not a year of slots."""
     trigger = schedule.trigger()
-    found: datetime | None = None
-    fire: datetime | None = trigger.get_next_fire_time(None, now - lookback)
-    steps = 0
-    while fire is not None and fire <= now and steps < 100_000:
+    for window in (timedelta(hours=2), timedelta(days=2), timedelta(days=35), timedelta(days=400)):
+        fire: datetime | None = trigger.get_next_fire_time(None, now - window)
+        if fire is None or fire > now:
+            continue
         found = fire
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
-        steps += 1
-    return found
+        while fire is not None and fire <= now:
+            found = fire
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        return found
+    return None
 
 
 class ScheduleRunner:

@@ -179,7 +179,10 @@ def catalog_text(emulators: dict[str, EmulatorServer]) -> str:
 
 
 @asynccontextmanager
-async def world(tmp: Path, **overrides: Any) -> AsyncIterator[World]:
+async def world(
+    tmp: Path, *, catalog_edit: Callable[[dict[str, Any]], None] | None = None, **overrides: Any
+) -> AsyncIterator[World]:
+    """``catalog_edit`` changes the parsed YAML of the test catalog before it is validated."""
     import yaml
 
     clock = ManualClock()
@@ -188,7 +191,10 @@ async def world(tmp: Path, **overrides: Any) -> AsyncIterator[World]:
     await slack.start()
     for emulator in emulators.values():
         await emulator.start()
-    catalog = parse_catalog(yaml.safe_load(catalog_text(emulators)), ENV)
+    raw = yaml.safe_load(catalog_text(emulators))
+    if catalog_edit is not None:
+        catalog_edit(raw)
+    catalog = parse_catalog(raw, ENV)
     settings = settings_for(slack, tmp, **overrides)
     runtime = Runtime(settings, catalog)
     the_world = World(slack, clock, emulators, runtime, tmp, settings)

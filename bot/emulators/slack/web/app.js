@@ -758,13 +758,20 @@
     $("composer-input").focus();
   }
 
+  // What the stand-in refused (as Slack would) or warned about: for whoever develops the bot.
   function renderProblems() {
-    const problems = S.snap.problems;
+    const { problems, warnings } = S.snap;
     const box = $("problems");
-    box.hidden = problems.length === 0;
-    if (!problems.length) return;
-    $("problems-summary").textContent = `⚠️ This stand-in refused ${problems.length} call${problems.length === 1 ? "" : "s"} from the bot (as Slack would)`;
-    $("problems-list").replaceChildren(...problems.map((p) => el("li", "", `${p.method}: ${p.error}${p.errors.length ? ` — ${p.errors.join("; ")}` : ""}`)));
+    box.hidden = problems.length + warnings.length === 0;
+    if (box.hidden) return;
+    const parts = [];
+    if (problems.length) parts.push(`refused ${problems.length} call${problems.length === 1 ? "" : "s"} from the bot`);
+    if (warnings.length) parts.push(`has ${warnings.length} warning${warnings.length === 1 ? "" : "s"}`);
+    $("problems-summary").textContent = `⚠️ This stand-in ${parts.join(" and ")}, as Slack would`;
+    $("problems-list").replaceChildren(
+      ...problems.map((p) => el("li", "", `${p.method}: ${p.error}${p.errors.length ? ` — ${p.errors.join("; ")}` : ""}`)),
+      ...warnings.map((w) => el("li", "", `warning: ${w}`)),
+    );
   }
 
   function renderChannel() {
@@ -781,9 +788,10 @@
     const intro = {
       key: "intro", sig: "intro", build: () => {
         const box = el("div", "intro");
-        box.innerHTML = "<strong>This is a local stand-in for Slack.</strong> Type a slash command below, like " +
-          "<code>/pipeline run leads-ods</code>: the bot answers here, posts a card, and keeps it current as the " +
-          "emulated provider runs the pipeline. Failures land in the card's thread with the owners mentioned.";
+        box.innerHTML = "<strong>This is a local stand-in for Slack.</strong> Type a slash command below: " +
+          "<code>/pipeline list</code> shows the pipelines, <code>/pipeline run &lt;name&gt;</code> posts a card " +
+          "that follows the run to its end. A failure is announced in its pipeline's alert channel with its " +
+          "owners mentioned, with Retry; details go in the card's thread.";
         return box;
       },
     };

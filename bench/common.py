@@ -301,6 +301,17 @@ class BotProcess:
         self.proc.wait(timeout=10)
         self.log.close()
 
+    async def shutdown(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait without blocking this process's event loop (the emulators and the fake Slack the bot
+        is still talking to live in it); SIGKILL after ``timeout``. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            deadline = time.monotonic() + timeout
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        self.stop(timeout=0.1)
+        return self.proc.returncode
+
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

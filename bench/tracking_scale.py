@@ -195,8 +195,7 @@ async def measure_bot(
         return result
     finally:
         if bot is not None:
-            bot.stop(timeout=60)
-            if bot.proc.returncode != 0:
+            if await bot.shutdown(timeout=60) != 0:
                 print(f"   (the bot exited with {bot.proc.returncode}; see {bot.log_path})")
         await emulators.stop()
         await slack.stop()

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
-from bot.catalog.workflows import Workflow, WorkflowSpec, validate_workflow
+from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
 from bot.errors import ConfigError
 from bot.providers.base import ConnectionConfig, JobConfig
 from bot.providers.registry import PROVIDERS, provider
@@ -236,10 +236,13 @@ def _workflows(
         if name in pipelines:
             problems.append(f"{path}: a pipeline has the same name; `run {name}` must mean one thing")
             continue
-        spec = _validate(WorkflowSpec, entry, path, problems)
+        spec, broken = _workflow_spec(path, entry, problems)
         if spec is None:
             continue
-        found_problems = validate_workflow(str(name), spec, pipelines, accepts)
+        found_problems = validate_workflow(str(name), spec, pipelines, accepts, also_steps=broken)
+        if broken:
+            problems.extend(found_problems)
+            continue
         if found_problems:
             problems.extend(found_problems)
             continue
@@ -258,6 +261,32 @@ def _workflows(
             tags=spec.tags,
         )
     return found
+
+
+def _workflow_spec(path: str, entry: object, problems: list[str]) -> tuple[WorkflowSpec | None, set[str]]:
+    """Each step is validated on its own, so one bad step does not hide the others' problems.
+
+    Returns the spec of the valid steps and the names of the broken ones (already reported)."""
+    if not isinstance(entry, dict):
+        problems.append(f"{path}: must be a mapping with steps")
+        return None, set()
+    raw_steps = entry.get("steps")
+    if not isinstance(raw_steps, dict) or not raw_steps:
+        problems.append(f"{path}.steps: field required (a mapping of step names to pipelines or approvals)")
+        return None, set()
+    valid: dict[str, Any] = {}
+    broken: set[str] = set()
+    for step_name, raw_step in raw_steps.items():
+        step = _validate(StepSpec, raw_step, f"{path}.steps.{step_name}", problems)
+        if step is None:
+            broken.add(str(step_name))
+        else:
+            valid[str(step_name)] = step.model_dump()
+    placeholder = valid or {"_": {"pipeline": "_"}}  # the rest of the workflow is still checked
+    spec = _validate(WorkflowSpec, {**entry, "steps": placeholder}, path, problems)
+    if spec is None or not valid:
+        return None, broken
+    return spec, broken
 
 
 def _routes(raw: object, problems: list[str]) -> list[RouteRule]:

@@ -124,17 +124,24 @@ def render_template(value: str, parameters: Mapping[str, str]) -> str:
 
 
 def validate_workflow(
-    name: str, spec: WorkflowSpec, pipelines: Mapping[str, Pipeline], accepts: Mapping[str, Any]
+    name: str,
+    spec: WorkflowSpec,
+    pipelines: Mapping[str, Pipeline],
+    accepts: Mapping[str, Any],
+    *,
+    also_steps: set[str] | None = None,
 ) -> list[str]:
-    """Every problem of one workflow, each with its path. ``accepts``: provider key → client class."""
+    """Every problem of one workflow, each with its path. ``accepts``: provider key → client class.
+    ``also_steps``: steps that exist but were invalid (reported already): edges to them are fine."""
     path = f"workflows.{name}"
     problems: list[str] = []
     steps = spec.steps
+    known = set(steps) | (also_steps or set())
     for step_name, step in steps.items():
         where = f"{path}.steps.{step_name}"
         for edge_kind in ("on_success", "on_failure"):
             for target in getattr(step, edge_kind):
-                if target not in steps:
+                if target not in known:
                     problems.append(
                         f"{where}.{edge_kind}: {target!r} is not a step of {name}; steps: {', '.join(steps)}"
                     )
@@ -145,7 +152,7 @@ def validate_workflow(
                 continue
             problems.extend(_step_parameters(where, step, pipeline, spec, accepts))
     for target in spec.start:
-        if target not in steps:
+        if target not in known:
             problems.append(f"{path}.start: {target!r} is not a step of {name}")
     cycle = _cycle(steps)
     if cycle:

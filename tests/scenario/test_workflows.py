@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.emulators._core import Outcome
-from tests.scenario.harness import DK_JOB, RIVER, TAILER_CONFIG, World, world
+from tests.scenario.harness import RIVER, TAILER_CONFIG, World, world
 
 QUICK = Outcome(queued_s=1, running_s=2)
 

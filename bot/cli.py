@@ -95,9 +95,13 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         return 1
     assert catalog is not None
     counts = ", ".join(f"{k} {v}" for k, v in catalog.summary()["by_provider"].items())
+    schedules = sum(1 for p in catalog.pipelines.values() if p.schedule) + sum(
+        1 for w in catalog.workflows.values() if w.schedule
+    )
     print(
         f"pipeline-bot check: ok: {path}: {len(catalog.connections)} connection(s), "
-        f"{len(catalog.pipelines)} pipeline(s) ({counts})"
+        f"{len(catalog.pipelines)} pipeline(s) ({counts}), {len(catalog.workflows)} workflow(s), "
+        f"{schedules} schedule(s)"
     )
     return 0
 

@@ -161,3 +161,39 @@ async def test_sigkill_with_runs_in_flight_loses_and_duplicates_nothing(tmp_path
         for e in emulators.values():
             await e.stop()
         await slack.stop()
+
+
+async def test_sigterm_finishes_what_it_holds_and_releases_its_leases(tmp_path: Path) -> None:
+    import sqlite3
+
+    clock = ManualClock()
+    emulators = make_emulators(clock)
+    slack = FakeSlack()
+    await slack.start()
+    for e in emulators.values():
+        await e.start()
+    catalog = tmp_path / "pipelines.yml"
+    catalog.write_text(catalog_text(emulators))
+    bot = BotProcess(tmp_path, slack, catalog)
+    try:
+        await bot.ready()
+        slack.app_url = f"{bot.url}/slack/events"
+        for _ in range(5):
+            assert (await slack.command("run leads-ods", user="U0ALICE")).ok
+        await wait(lambda: len(card_runs(slack, "C0GENERAL")) == 5, 15, "the cards", slack)
+        bot.proc.send_signal(signal.SIGTERM)
+        assert bot.proc.wait(timeout=30) == 0
+        with sqlite3.connect(tmp_path / "bot.db") as db:
+            held = db.execute(
+                "SELECT count(*) FROM runs WHERE lease_owner IS NOT NULL UNION ALL "
+                "SELECT count(*) FROM cards WHERE lease_owner IS NOT NULL UNION ALL "
+                "SELECT count(*) FROM outbox WHERE lease_owner IS NOT NULL"
+            ).fetchall()
+            pending = db.execute("SELECT count(*) FROM cards WHERE version > sent_version").fetchone()
+        assert held == [(0,), (0,), (0,)]
+        assert pending == (0,)  # what was decided went out before it exited
+    finally:
+        bot.stop()
+        for e in emulators.values():
+            await e.stop()
+        await slack.stop()

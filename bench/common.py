@@ -252,7 +252,7 @@ class BotProcess:
         full.update(env or {})
         command = [sys.executable, "-m", "bot", "run", "--env-file", str(workdir / "none.env")]
         if profile is not None:
-            command = [sys.executable, "-m", "cProfile", "-o", str(profile), *command[1:]]
+            command = [sys.executable, "-m", "bench.common", "profiled-bot", str(profile)]
         self.proc = subprocess.Popen(command, env=full, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.url = f"http://127.0.0.1:{self.port}"
         self.sampler = ProcSampler(self.proc.pid)
@@ -524,3 +524,45 @@ def slack_calls(slack: FakeSlack, method: str, *, ok: bool | None = None, since:
 
 def top_level_posts(slack: FakeSlack, since: int = 0) -> list[Any]:
     return [c for c in slack_calls(slack, "chat.postMessage", ok=True, since=since) if not c.params.get("thread_ts")]
+
+
+# -- the bot under cProfile -------------------------------------------------------------------------------------
+
+
+def _profiled_bot(out: Path) -> int:
+    """``pipeline-bot run`` under cProfile; the profile is written when SIGTERM arrives, before the bot stops
+    (so a slow or stuck shutdown cannot lose it)."""
+    import cProfile
+    import signal
+
+    from bot.catalog.load import load_catalog
+    from bot.config import environment, load_settings
+    from bot.ops.logs import setup_logging
+    from bot.runtime import Runtime
+
+    settings = load_settings(env_file=None)
+    catalog = load_catalog(settings.pipelines_file, environment(None))
+    setup_logging(settings.log_level, settings.log_format)
+    profiler = cProfile.Profile()
+
+    async def serve() -> None:
+        runtime = Runtime(settings, catalog)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await runtime.start()
+        profiler.enable()
+        await stop.wait()
+        profiler.disable()
+        profiler.dump_stats(str(out))
+        await runtime.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["profiled-bot"]:
+        sys.exit(_profiled_bot(Path(sys.argv[2])))
+    print("usage: python -m bench.common profiled-bot PROFILE_FILE", file=sys.stderr)
+    sys.exit(2)

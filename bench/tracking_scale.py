@@ -195,7 +195,7 @@ async def measure_bot(
         return result
     finally:
         if bot is not None:
-            if await bot.shutdown(timeout=60) != 0:
+            if await bot.shutdown(timeout=20) != 0:
                 print(f"   (the bot exited with {bot.proc.returncode}; see {bot.log_path})")
         await emulators.stop()
         await slack.stop()

@@ -33,6 +33,24 @@ def final_cards(slack: FakeSlack) -> dict[str, str]:
     return found
 
 
+async def database_summary(url: str) -> str:
+    from sqlalchemy import text
+
+    from bot.store.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            runs = (await conn.execute(text(
+                "SELECT state, final, lease_owner IS NOT NULL, count(*) FROM runs GROUP BY 1, 2, 3"))).all()
+            cards = (await conn.execute(text(
+                "SELECT version > sent_version, lease_owner IS NOT NULL, last_error, count(*) FROM cards "
+                "GROUP BY 1, 2, 3"))).all()
+    finally:
+        await engine.dispose()
+    return f"runs (state, final, leased, n): {runs}\ncards (behind, leased, error, n): {cards}"
+
+
 async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Path) -> None:
     url = await create_postgres_database()
     clock = ManualClock()
@@ -72,7 +90,10 @@ async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Pa
             cards = final_cards(slack)
             return len(cards) == RUNS and all("succeeded" in t for t in cards.values())
 
-        await wait(all_final, 90, "every card in its final state", slack)
+        try:
+            await wait(all_final, 90, "every card in its final state", slack)
+        except AssertionError as exc:
+            raise AssertionError(f"{await database_summary(url)}\n{exc}") from None
         took = time.monotonic() - killed_at
         await asyncio.sleep(1.5)
 

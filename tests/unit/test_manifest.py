@@ -240,8 +240,6 @@ def manifest_problems(
     manifest: dict[str, Any],
     registrations: Iterable[Registration],
     calls: Iterable[Call],
-    *,
-    command: str = Settings.model_fields["slack_command"].default,
 ) -> list[str]:
     """Everything that does not match between the manifest and the code, one readable line each."""
     problems: list[str] = []
@@ -256,7 +254,7 @@ def manifest_problems(
     justified: set[str] = set()
 
     # (a) what the code listens to is declared
-    commands = {r.key for r in registrations if r.kind == "command"} | {command}
+    commands = {r.key for r in registrations if r.kind == "command"}
     for name in sorted(commands - declared_commands):
         problems.append(f"slash command {name} is registered but not in features.slash_commands")
     for name in sorted(declared_commands - commands):

@@ -107,9 +107,11 @@ async def _start(services: Services, client: Any, actor: Actor, name: str, param
     except Exception:
         log.exception("run from the modal failed")
         text, blocks = ephemeral_error("Something went wrong on our side; it is logged. Try again in a moment.")
-    # a modal has no response_url: tell the person where they are, or in a DM from the bot
-    target = actor.channel_id or actor.user_id
+    # a modal has no response_url: tell the person in the channel they were in, else in a DM from the bot
     try:
-        await client.chat_postEphemeral(channel=target, user=actor.user_id, text=text, blocks=blocks)
+        if actor.channel_id:
+            await client.chat_postEphemeral(channel=actor.channel_id, user=actor.user_id, text=text, blocks=blocks)
+        else:
+            await client.chat_postMessage(channel=actor.user_id, text=text, blocks=blocks)
     except Exception:
         log.warning("could not tell %s why the run did not start", actor.user_id)

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.store.tables import alerts, cards, connection_health, singletons, watches
+from bot.store.messages import write_message
+from bot.store.tables import alerts, connection_health, singletons, watches
 
 __all__ = ["Alert", "AlertStore", "Health", "Watch"]
 
@@ -184,7 +185,7 @@ class AlertStore:
                 await conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(state="open", group_key=key))
                 group = [await _alert(conn, i) for i in ids]
                 key, text, blocks = render(key, group)
-                await _write_message(conn, key, channel, text, blocks, now)
+                await write_message(conn, key, channel, text, blocks, now=now)
                 written.append(key)
         return written
 
@@ -355,33 +356,6 @@ class AlertStore:
             except IntegrityError:  # another process inserted it first
                 return False
             return True
-
-
-async def _write_message(
-    conn: AsyncConnection, key: str, channel: str, text: str, blocks: list[dict[str, Any]], now: datetime
-) -> None:
-    row = (await conn.execute(select(cards.c.id).where(cards.c.key == key))).first()
-    if row is None:
-        await conn.execute(
-            insert(cards).values(
-                key=key,
-                run_id=None,
-                channel=channel,
-                text=text,
-                blocks=blocks,
-                version=1,
-                sent_version=0,
-                attempts=0,
-                last_error="",
-                updated_at=now,
-            )
-        )
-    else:
-        await conn.execute(
-            update(cards)
-            .where(and_(cards.c.id == row.id, or_(cards.c.text != text, cards.c.blocks != blocks)))
-            .values(text=text, blocks=blocks, version=cards.c.version + 1, updated_at=now)
-        )
 
 
 async def _alert(conn: AsyncConnection, alert_id: int) -> Alert:

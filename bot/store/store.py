@@ -21,6 +21,7 @@ from sqlalchemy.sql import Select
 
 from bot.models import RunState, RunStatus, TaskStatus
 from bot.store.alerting import AlertStore
+from bot.store.messages import write_message
 from bot.store.records import STARTING, WAITING, AuditEntry, CardRecord, NewRun, OutboxItem, RunRecord, Transition
 from bot.store.tables import audit, cards, mutes, outbox, run_events, runs
 from bot.store.workflow_runs import WorkflowStore
@@ -336,31 +337,7 @@ class Store:
     ) -> bool:
         """What a living message (card, alert) should show; False when it already shows exactly that."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(select(cards).where(cards.c.key == key))).mappings().first()
-            if row is None:
-                await conn.execute(
-                    insert(cards).values(
-                        key=key,
-                        run_id=run_id,
-                        channel=channel,
-                        text=text,
-                        blocks=blocks,
-                        version=1,
-                        sent_version=0,
-                        attempts=0,
-                        last_error="",
-                        updated_at=now,
-                    )
-                )
-                return True
-            if row["text"] == text and row["blocks"] == blocks:
-                return False
-            await conn.execute(
-                update(cards)
-                .where(cards.c.id == row["id"])
-                .values(text=text, blocks=blocks, version=cards.c.version + 1, updated_at=now)
-            )
-            return True
+            return await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id)
 
     async def message_ts(self, key: str) -> tuple[str, str] | None:
         """(channel, ts) of a living message once Slack has it."""

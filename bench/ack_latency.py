@@ -191,7 +191,7 @@ async def run_bot(args: argparse.Namespace, rates: list[float], seconds: float, 
         metrics = await bot.metrics()
         results.append({"polls": BotProcess.total(metrics, "pipeline_bot_polls_total")})
     finally:
-        await bot.shutdown(timeout=20)
+        await bot.shutdown(grace=20)
         await emulators.stop()
         await slack.stop()
     return results
@@ -207,7 +207,7 @@ async def run_baseline(args: argparse.Namespace, rates: list[float], seconds: fl
     catalog = workdir / "baseline-pipelines.yml"
     catalog.write_text(catalog_yaml(emulators.urls(), per_provider=2))
     port = free_port()
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our own module, a process we measure
         [sys.executable, "-m", "bench.baseline", "serve", "--catalog", str(catalog), "--port", str(port),
          "--signing-secret", slack.signing_secret],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -252,7 +252,7 @@ async def main() -> int:
     print("## the bot: ack latency (ms), all requests")
     print_table(
         ["rate/s", "requests", "p50", "p99", "max", "≥ 3 s", "non-200", "bot CPU cores", "driver CPU cores"],
-        [[r["rate"], r["requests"], r["all_ms"]["p50"], r["all_ms"]["p99"], r["all_ms"]["max"], r["over_3s"],
+        [[f"{r['rate']:g}", r["requests"], r["all_ms"]["p50"], r["all_ms"]["p99"], r["all_ms"]["max"], r["over_3s"],
           sum(n for s, n in r["statuses"].items() if s != 200), r["bot_cpu_cores"], r["driver_cpu_cores"]]
          for r in measured],
     )
@@ -266,7 +266,7 @@ async def main() -> int:
         print("## the baseline (calls the provider, then answers) and the bot as a ratio of it")
         print_table(
             ["rate/s", "p50 ms", "p99 ms", "max ms", "≥ 3 s", "bot p99 ÷ baseline p99"],
-            [[b["rate"], b["all_ms"]["p50"], b["all_ms"]["p99"], b["all_ms"]["max"], b["over_3s"],
+            [[f"{b['rate']:g}", b["all_ms"]["p50"], b["all_ms"]["p99"], b["all_ms"]["max"], b["over_3s"],
               f"{r['all_ms']['p99'] / b['all_ms']['p99']:.3f}×" if b["all_ms"]["p99"] else "–"]
              for r, b in zip(measured, baseline, strict=True)],
         )

@@ -87,13 +87,12 @@ async def vendor_loop(
 # -- track: many runs, one loop each ----------------------------------------------------------------------------
 
 
-async def _track(args: argparse.Namespace) -> int:
+async def _track(args: argparse.Namespace, catalog_text: str, runs: list[dict[str, Any]]) -> int:
     from bench.common import parse_catalog_text
     from bot.service.clients import ClientPool
 
-    catalog = parse_catalog_text(Path(args.catalog).read_text())
+    catalog = parse_catalog_text(catalog_text)
     pool = ClientPool.for_catalog(catalog)
-    runs = json.loads(Path(args.runs).read_text())
     stats = BaselineStats()
     until = time.time() + args.duration
     async with httpx.AsyncClient(base_url=args.slack_url, timeout=30,
@@ -129,11 +128,11 @@ def _verified(secret: str, request_ts: str, body: bytes, given: str) -> bool:
     return hmac.compare_digest(expected, given)
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, catalog_text: str) -> int:
     from bench.common import parse_catalog_text
     from bot.service.clients import ClientPool
 
-    catalog = parse_catalog_text(Path(args.catalog).read_text())
+    catalog = parse_catalog_text(catalog_text)
     pool = ClientPool.for_catalog(catalog)
 
     async def events(request: web.Request) -> web.Response:
@@ -188,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, required=True)
     serve.add_argument("--signing-secret", required=True)
     args = parser.parse_args(argv)
+    catalog_text = Path(args.catalog).read_text()
     if args.mode == "track":
-        return asyncio.run(_track(args))
-    return asyncio.run(_serve(args))
+        return asyncio.run(_track(args, catalog_text, json.loads(Path(args.runs).read_text())))
+    return asyncio.run(_serve(args, catalog_text))
 
 
 if __name__ == "__main__":

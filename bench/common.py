@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import socket
 import sqlite3
 import subprocess
@@ -23,6 +24,7 @@ import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,9 @@ __all__ = [
     "print_header",
     "print_table",
     "save_json",
+    "seed_runs",
     "spread",
+    "start_runs",
     "wait_until",
 ]
 
@@ -142,7 +146,7 @@ def pct(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
 
 
@@ -175,12 +179,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> float:
-    """Wait for ``predicate``; returns the seconds it took. Raises TimeoutError naming ``what``."""
+async def wait_until(predicate: Callable[[], bool], limit: float, what: str, step: float = 0.1) -> float:
+    """Wait for ``predicate``; returns the seconds it took. Raises TimeoutError naming ``what`` after ``limit``."""
     started = time.monotonic()
     while not predicate():
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        if time.monotonic() - started > limit:
+            raise TimeoutError(f"timed out after {limit:.0f} s waiting for {what}")
         await asyncio.sleep(step)
     return time.monotonic() - started
 
@@ -253,7 +257,9 @@ class BotProcess:
         command = [sys.executable, "-m", "bot", "run", "--env-file", str(workdir / "none.env")]
         if profile is not None:
             command = [sys.executable, "-m", "bench.common", "profiled-bot", str(profile)]
-        self.proc = subprocess.Popen(command, env=full, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            command, env=full, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         self.sampler = ProcSampler(self.proc.pid)
 
@@ -261,8 +267,8 @@ class BotProcess:
     def events_url(self) -> str:
         return f"{self.url}/slack/events"
 
-    async def ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def ready(self, limit: float = 60.0) -> None:
+        deadline = time.monotonic() + limit
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -301,13 +307,13 @@ class BotProcess:
         self.proc.wait(timeout=10)
         self.log.close()
 
-    async def shutdown(self, timeout: float = 30.0) -> int:
+    async def shutdown(self, grace: float = 30.0) -> int:
         """SIGTERM and wait without blocking this process's event loop (the emulators and the fake Slack the bot
-        is still talking to live in it); SIGKILL after ``timeout``. Returns the exit code."""
+        is still talking to live in it); SIGKILL after ``grace`` seconds. Returns the exit code."""
         if self.proc.poll() is None:
             self.proc.terminate()
-            deadline = time.monotonic() + timeout
-            while self.proc.poll() is None and time.monotonic() < deadline:
+            deadline = time.monotonic() + grace
+            while self.proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 - a child process
                 await asyncio.sleep(0.05)
         self.stop(timeout=0.1)
         return self.proc.returncode
@@ -481,6 +487,61 @@ def parse_catalog_text(text: str) -> Any:
     from bot.catalog.load import parse_catalog
 
     return parse_catalog(yaml.safe_load(text), dict(SECRETS))
+
+
+# -- runs in flight --------------------------------------------------------------------------------------------
+
+
+async def start_runs(emulators: Emulators, catalog: Any, n: int, per_provider: int) -> list[dict[str, Any]]:
+    """Start ``n`` runs at the emulators through the bot's own clients (so their ids are what the bot gets)."""
+    from bot.service.clients import ClientPool
+
+    pool = ClientPool.for_catalog(catalog)
+    gate = asyncio.Semaphore(64)
+    jobs = [(p, i) for p in PROVIDERS for i in range(per_provider)]
+
+    async def one(k: int) -> dict[str, Any]:
+        provider, i = jobs[k % len(jobs)]
+        pipeline = catalog.pipelines[pipeline_name(provider, i)]
+        async with gate:
+            started = await pool.client(pipeline.connection).trigger(pipeline.job, {})
+        return {"pipeline": pipeline.name, "provider": provider, "connection": pipeline.connection,
+                "job": pipeline.job.model_dump(), "provider_run_id": started.run_id, "channel": "C0GENERAL"}
+
+    try:
+        return list(await asyncio.gather(*(one(k) for k in range(n))))
+    finally:
+        await pool.aclose()
+
+
+async def seed_runs(database_url: str, started: list[dict[str, Any]], first_due: datetime, interval: float) -> None:
+    """Record the runs as the bot would have: queued, origin watch (found by passive watch: no card, failures
+    alert in the pipeline's channel), first polls spread over ``interval`` from ``first_due``."""
+    from sqlalchemy import insert
+
+    from bot.store.engine import make_engine, migrate
+    from bot.store.tables import runs
+
+    engine = make_engine(database_url)
+    await migrate(engine)
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "pipeline": r["pipeline"], "provider": r["provider"], "connection": r["connection"], "job": r["job"],
+            "parameters": {}, "provider_run_id": r["provider_run_id"], "state": "queued", "raw_status": "",
+            "message": "", "warning": "", "tasks": [], "extra": {}, "final": False, "origin": "watch",
+            "started_by": None, "channel": None, "retry_of": None, "attempt": 1, "created_at": now,
+            "updated_at": now, "next_poll_at": first_due + timedelta(seconds=interval * k / len(started)),
+            "polls": 0, "last_error": "",
+        }
+        for k, r in enumerate(started)
+    ]
+    random.shuffle(rows)
+    async with engine.begin() as conn:
+        for i in range(0, len(rows), 2000):
+            await conn.execute(insert(runs), rows[i : i + 2000])
+    await engine.dispose()
+
 
 
 # -- databases --------------------------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import pstats
-import random
 import shutil
 import subprocess
 import sys
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    PROVIDERS,
     ROOT,
     BotProcess,
     Emulators,
@@ -43,16 +42,18 @@ from bench.common import (
     create_postgres,
     drop_postgres,
     parse_catalog_text,
-    pipeline_name,
     print_header,
     print_table,
     save_json,
+    seed_runs,
     spread,
+    start_runs,
 )
 from bot.emulators._core import Outcome
 from bot.emulators.slack import FakeSlack
 
 PER_PROVIDER = 5
+POLLS = "pipeline_bot_polls_total"
 DELAY = 0.2
 
 
@@ -67,56 +68,6 @@ def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", action="store_true", help="run the bot under cProfile for the largest size")
 
 
-async def start_runs(emulators: Emulators, catalog: Any, n: int) -> list[dict[str, Any]]:
-    """Start ``n`` runs at the emulators through the bot's own clients (so their ids are what the bot gets)."""
-    from bot.service.clients import ClientPool
-
-    pool = ClientPool.for_catalog(catalog)
-    gate = asyncio.Semaphore(64)
-    jobs = [(p, i) for p in PROVIDERS for i in range(PER_PROVIDER)]
-
-    async def one(k: int) -> dict[str, Any]:
-        provider, i = jobs[k % len(jobs)]
-        pipeline = catalog.pipelines[pipeline_name(provider, i)]
-        async with gate:
-            started = await pool.client(pipeline.connection).trigger(pipeline.job, {})
-        return {"pipeline": pipeline.name, "provider": provider, "connection": pipeline.connection,
-                "job": pipeline.job.model_dump(), "provider_run_id": started.run_id, "channel": "C0GENERAL"}
-
-    try:
-        return list(await asyncio.gather(*(one(k) for k in range(n))))
-    finally:
-        await pool.aclose()
-
-
-async def seed(database_url: str, started: list[dict[str, Any]], first_due: datetime, interval: float) -> None:
-    """Record the runs as the bot would have (queued, origin watch: no card), first polls spread over an interval."""
-    from sqlalchemy import insert
-
-    from bot.store.engine import make_engine, migrate
-    from bot.store.tables import runs
-
-    engine = make_engine(database_url)
-    await migrate(engine)
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "pipeline": r["pipeline"], "provider": r["provider"], "connection": r["connection"], "job": r["job"],
-            "parameters": {}, "provider_run_id": r["provider_run_id"], "state": "queued", "raw_status": "",
-            "message": "", "warning": "", "tasks": [], "extra": {}, "final": False, "origin": "watch",
-            "started_by": None, "channel": None, "retry_of": None, "attempt": 1, "created_at": now,
-            "updated_at": now, "next_poll_at": first_due + timedelta(seconds=interval * k / len(started)),
-            "polls": 0, "last_error": "",
-        }
-        for k, r in enumerate(started)
-    ]
-    random.shuffle(rows)
-    async with engine.begin() as conn:
-        for i in range(0, len(rows), 2000):
-            await conn.execute(insert(runs), rows[i : i + 2000])
-    await engine.dispose()
-
-
 def lags(emulators: Emulators, interval: float, start: float, end: float, n: int) -> tuple[list[float], int]:
     """Lags of the status calls that arrived in [start, end), and how many runs were overdue at ``end``
     (their lag so far is added: a run that is never polled must not look punctual)."""
@@ -124,7 +75,7 @@ def lags(emulators: Emulators, interval: float, start: float, end: float, n: int
     polled = 0
     for calls in emulators.timing.by_key.values():
         polled += 1
-        for (_, answered), (arrived, _) in zip(calls, calls[1:], strict=False):
+        for (_, answered), (arrived, _) in itertools.pairwise(calls):
             if start <= arrived < end:
                 found.append(arrived - (answered + interval))
         last_answer = calls[-1][1]
@@ -151,9 +102,9 @@ async def measure_bot(
     bot = None
     try:
         t0 = time.monotonic()
-        started = await start_runs(emulators, catalog, n)
+        started = await start_runs(emulators, catalog, n, PER_PROVIDER)
         warm_start = datetime.now(UTC) + timedelta(seconds=5)
-        await seed(database, started, warm_start, interval)
+        await seed_runs(database, started, warm_start, interval)
         setup = time.monotonic() - t0
         emulators.timing.clear()
         emulators.delay_status(DELAY)
@@ -181,22 +132,21 @@ async def measure_bot(
         after = await bot.metrics()
         found, never = lags(emulators, interval, window_start, window_end, n)
         calls = sum(emulators.timing.routes.values()) - calls_before
-        polls = BotProcess.total(after, "pipeline_bot_polls_total") - BotProcess.total(before, "pipeline_bot_polls_total")
-        result = {
+        polls = BotProcess.total(after, POLLS) - BotProcess.total(before, POLLS)
+        return {
             "runs": n, "interval_s": interval, "window_s": round(wall, 1), "setup_s": round(setup, 1),
             "lag_s": spread(found, scale=1.0, digits=2), "late_over_5s": sum(1 for x in found if x > 5),
             "never_polled": never,
             "provider_calls_per_run_per_cycle": round(calls / n / (wall / interval), 3),
             "polls_per_run_per_cycle": round(polls / n / (wall / interval), 3),
-            "cpu_cores": round(cpu, 3), "rss_mb": round(max(rss), 1), "peak_rss_mb": round(bot.sampler.peak_rss_mb(), 1),
+            "cpu_cores": round(cpu, 3), "rss_mb": round(max(rss), 1),
+            "peak_rss_mb": round(bot.sampler.peak_rss_mb(), 1),
             "slack_calls": len(slack.calls) - slack_before, "driver_cpu_cores": round(driver_cpu, 3),
             "provider_errors": BotProcess.total(after, "pipeline_bot_provider_errors_total"),
         }
-        return result
     finally:
-        if bot is not None:
-            if await bot.shutdown(timeout=20) != 0:
-                print(f"   (the bot exited with {bot.proc.returncode}; see {bot.log_path})")
+        if bot is not None and await bot.shutdown(grace=20) != 0:
+            print(f"   (the bot exited with {bot.proc.returncode}; see {bot.log_path})")
         await emulators.stop()
         await slack.stop()
         if args.db == "postgres":
@@ -214,13 +164,13 @@ async def measure_baseline(n: int, args: argparse.Namespace, interval: float, cy
     path.write_text(text)
     proc = None
     try:
-        started = await start_runs(emulators, parse_catalog_text(text), n)
+        started = await start_runs(emulators, parse_catalog_text(text), n, PER_PROVIDER)
         runs_file = workdir / f"baseline-runs-{n}.json"
         runs_file.write_text(json.dumps(started))
         emulators.timing.clear()
         emulators.delay_status(DELAY)
         duration = interval * (cycles + 1) + 10
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our own module, a process we measure
             [sys.executable, "-m", "bench.baseline", "track", "--catalog", str(path), "--runs", str(runs_file),
              "--slack-url", slack.api_url, "--token", slack.bot_token, "--interval", str(interval),
              "--duration", str(duration)],

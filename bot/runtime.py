@@ -152,6 +152,8 @@ class Runtime:
         if store.single_process:
             await store.release_leases()  # a lease in a SQLite file can only be from a process that died
         await runs.recover_starting(timedelta(seconds=30))
+        # a process that died between recording a change and writing its card leaves it unnotified
+        await runs.recover_unnotified(timedelta(seconds=0) if store.single_process else timedelta(seconds=10))
 
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         jobs = (
@@ -221,6 +223,7 @@ class Runtime:
 
     async def _recover(self) -> None:
         await self.services.runs.recover_starting(timedelta(seconds=30))
+        await self.services.runs.recover_unnotified(timedelta(seconds=10))
 
     async def _runs_by_state(self) -> dict[tuple[tuple[str, str], ...], float]:
         assert self.store is not None

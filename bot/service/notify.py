@@ -108,7 +108,14 @@ class Notifier:
         return run.origin != "watch"
 
     async def on_change(self, change: Transition) -> None:
-        """A run changed: update its card; on failure, alert and post the details in its thread."""
+        """A run changed: update its card; on failure, alert and post the details in its thread.
+
+        Everything here is idempotent (content compared, messages keyed), and the run is marked notified
+        only at the end: after a crash, recovery simply runs it again."""
+        await self._on_change(change)
+        await self.store.mark_notified(change.run.id, change.run.state)
+
+    async def _on_change(self, change: Transition) -> None:
         run = change.run
         if self.has_card(run):
             await self.refresh_card(run)
@@ -157,8 +164,12 @@ class Notifier:
         """A note in a workflow card's thread. ``message`` is mrkdwn built by our code."""
         text, blocks = notice(message, formatted=True)
         await self.store.enqueue(
-            f"workflow:{record.id}:{key}", kind="thread", card_key=f"workflow:{record.id}", text=text,
-            blocks=blocks, now=self.now(),
+            f"workflow:{record.id}:{key}",
+            kind="thread",
+            card_key=f"workflow:{record.id}",
+            text=text,
+            blocks=blocks,
+            now=self.now(),
         )
 
     def display_name(self, run: RunRecord) -> str:

@@ -29,6 +29,7 @@ class Governed(Protocol):
     @property
     def allow_change(self) -> tuple[str, ...]: ...
 
+
 GroupMembers = Callable[[str], Awaitable[frozenset[str]]]
 
 

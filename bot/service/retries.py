@@ -147,3 +147,4 @@ class Retrier:
             run.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
         )
         await self.notifier.refresh_card(record)
+        await self.store.mark_notified(record.id, record.state)

@@ -22,7 +22,7 @@ from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Actor, Authorizer, Need
 from bot.slack.text import escape
-from bot.store.records import STARTING, NewRun, RunRecord
+from bot.store.records import STARTING, NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
 
 __all__ = ["AdHoc", "RunService", "resolve_parameters"]
@@ -168,10 +168,12 @@ class RunService:
         except TriggerOutcomeUnknown as exc:
             record = await self.store.finish_run(record.id, RunState.UNKNOWN, str(exc), now=self.now())
             await self.notifier.refresh_card(record)
+            await self.store.mark_notified(record.id, record.state)
             await self._audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"{escape(str(exc))}") from None
         except ProviderError as exc:
-            await self.store.finish_run(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
+            ended = await self.store.finish_run(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
+            await self.store.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
             await self._audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
         record = await self.store.record_triggered(
@@ -183,6 +185,7 @@ class RunService:
             )
             record = change.run if change else record
         await self.notifier.refresh_card(record)
+        await self.store.mark_notified(record.id, record.state)
         await self._audit(actor, "run", name, "ok", f"run #{record.id} ({triggered.run_id}) {_params(params)}")
         return record
 
@@ -293,6 +296,14 @@ class RunService:
 
     # -- recovery ---------------------------------------------------------------------------
 
+    async def recover_unnotified(self, older_than: timedelta) -> int:
+        """Runs whose change was recorded but not shown (the process died in between): show it now."""
+        found = await self.store.unnotified_runs(older_than=self.now() - older_than)
+        for run in found:
+            with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
+                await self.notifier.on_change(Transition(run, run.notified_state or "queued", run.state))
+        return len(found)
+
     async def recover_starting(self, older_than: timedelta) -> list[RunRecord]:
         """Runs left "starting" by a crash: whether the trigger reached the provider is unknown."""
         resolved = []
@@ -306,6 +317,7 @@ class RunService:
                 done = await self.store.finish_run(run.id, RunState.UNKNOWN, message, now=self.now())
                 await self.notifier.refresh_card(done)
                 await self.notifier.thread(done, "interrupted", message)
+                await self.store.mark_notified(done.id, done.state)
                 resolved.append(done)
         return resolved
 

@@ -107,6 +107,8 @@ class AlertStore:
             if self._postgres:
                 query = query.with_for_update()
             row = (await conn.execute(query)).mappings().first()
+            if row is not None and run_id in (row["runs"] or []):
+                return _from(row), False  # the same failure told twice (a retried notification): counted once
             if row is not None:
                 runs = [*row["runs"], run_id][-MAX_RUNS_KEPT:]
                 await conn.execute(

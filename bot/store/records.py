@@ -65,6 +65,7 @@ class RunRecord:
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     cancel_requested_by: str | None = None
+    notified_state: str | None = None
     workflow_run_id: int | None = None
     step: str | None = None
 

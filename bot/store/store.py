@@ -243,6 +243,26 @@ class Store:
                 update(runs).where(runs.c.id == run_id).values(cancel_requested_by=user_id, next_poll_at=now)
             )
 
+    async def mark_notified(self, run_id: int, state: str) -> None:
+        """The card and alerts for ``state`` are written (intents in the store): nothing to redo after a crash."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(runs).where(runs.c.id == run_id).values(notified_state=state))
+
+    async def unnotified_runs(self, *, older_than: datetime, limit: int = 200) -> list[RunRecord]:
+        """Runs whose last change was recorded but whose card and alerts may not have been written (the
+        process died in between)."""
+        query = (
+            select(runs)
+            .where(
+                runs.c.state.not_in((STARTING, WAITING)),
+                or_(runs.c.notified_state.is_(None), runs.c.notified_state != runs.c.state),
+                runs.c.updated_at < older_than,
+            )
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        return await self._runs(query)
+
     async def poll_now(self, run_id: int, *, now: datetime) -> None:
         """Refresh button: make a live run due at once."""
         async with self.engine.begin() as conn:
@@ -745,6 +765,7 @@ def _run(row: RowMapping) -> RunRecord:
         acknowledged_by=row["acknowledged_by"],
         acknowledged_at=row["acknowledged_at"],
         cancel_requested_by=row["cancel_requested_by"],
+        notified_state=row["notified_state"],
         workflow_run_id=row["workflow_run_id"],
         step=row["step"],
     )

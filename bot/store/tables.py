@@ -105,6 +105,7 @@ runs = Table(
     Column("acknowledged_by", String(32), nullable=True),
     Column("acknowledged_at", UTCDateTime, nullable=True),
     Column("cancel_requested_by", String(32), nullable=True),  # some providers report a cancel as a failure
+    Column("notified_state", String(16), nullable=True),  # the state whose card and alerts are written
     Column("workflow_run_id", Integer, nullable=True, index=True),  # a step of a workflow run
     Column("step", String(64), nullable=True),
     Column("lease_owner", String(64), nullable=True),

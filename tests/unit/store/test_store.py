@@ -138,3 +138,14 @@ async def test_mutes_hold_until_they_expire(store: Store) -> None:
     assert "leads-ods" not in await store.muted(now=NOW + timedelta(hours=1, seconds=1))
     assert await store.unmute("leads-ods")
     assert not await store.unmute("leads-ods")
+
+
+async def test_a_change_recorded_but_never_shown_is_found_again(store: Store) -> None:
+    run = await store.create_run(new_run(provider_run_id="p-n"), now=NOW, next_poll_at=NOW)
+    await store.mark_notified(run.id, "queued")
+    done = RunStatus("p-n", RunState.FAILED, "E")
+    await store.record_status(run.id, done, now=NOW, next_poll_at=None)  # …and the process dies here
+    [found] = await store.unnotified_runs(older_than=NOW + timedelta(seconds=1))
+    assert (found.id, found.state, found.notified_state) == (run.id, "failed", "queued")
+    await store.mark_notified(run.id, "failed")
+    assert await store.unnotified_runs(older_than=NOW + timedelta(seconds=1)) == []

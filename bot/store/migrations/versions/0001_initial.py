@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("acknowledged_by", sa.String(32), nullable=True),
         sa.Column("acknowledged_at", UTCDateTime(), nullable=True),
         sa.Column("cancel_requested_by", sa.String(32), nullable=True),
+        sa.Column("notified_state", sa.String(16), nullable=True),
         sa.Column("workflow_run_id", sa.Integer(), nullable=True),
         sa.Column("step", sa.String(64), nullable=True),
         sa.Column("lease_owner", sa.String(64), nullable=True),

@@ -536,6 +536,9 @@ async def seed_runs(database_url: str, started: list[dict[str, Any]], first_due:
         }
         for k, r in enumerate(started)
     ]
+    if "notified_state" in runs.c:  # the bot marks a run notified once its card and alerts are written
+        for row in rows:
+            row["notified_state"] = "queued"
     random.shuffle(rows)
     async with engine.begin() as conn:
         for i in range(0, len(rows), 2000):

@@ -140,8 +140,9 @@ async def per_run(args: argparse.Namespace, workdir: Path, k: int) -> dict[str, 
             stats["posts"].append(len(posts))
             stats["updates"].append(len(updates))
             stats["thread"].append(len(thread))
-            stats["changes"].append(events.get(run_id, 0) - 1)  # the first state is the post itself
-            if len(updates) > events.get(run_id, 0) - 1:
+            # starting (recorded before the trigger) → queued → running → ended: each event is a change
+            stats["changes"].append(events.get(run_id, 0))
+            if len(updates) > events.get(run_id, 0):
                 excess.append({"run": run_id, "events": _event_list(db, run_id),
                                "versions": [v.text for v in card.edits] + [card.text]})
         alert_posts = [c for c in slack.calls_to("chat.postMessage") if c.ok and c.params.get("channel") == "C0ALERTS"]

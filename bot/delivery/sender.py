@@ -83,6 +83,7 @@ class DeliveryStats:
     rate_limited: int = 0
     errors: int = 0
     found_after_crash: int = 0
+    duplicates_removed: int = 0
 
 
 class Deliverer:
@@ -129,9 +130,18 @@ class Deliverer:
 
     # -- cards ------------------------------------------------------------------------------
 
+    def _lease_running_out(self, claimed: float) -> bool:
+        """Half the lease gone: hand the rest back rather than risk another replica sending it too."""
+        return time.monotonic() - claimed > self.lease.total_seconds() / 2
+
     async def _cards(self, cards: list[CardRecord]) -> int:
         sent = 0
-        for card in cards:
+        claimed = time.monotonic()
+        for i, card in enumerate(cards):
+            if self._lease_running_out(claimed):
+                for later in cards[i:]:
+                    await self.store.card_retry_later(later.id, not_before=self.now(), error="")
+                break
             sent += await self._card(card)
         return sent
 
@@ -163,7 +173,8 @@ class Deliverer:
                     )
                     ts, channel = answer["ts"], answer.get("channel", card.channel)
                     self.stats.posts += 1
-                await self.store.card_sent(card.id, card.version, ts, channel=channel)
+                if not await self.store.card_posted(card.id, card.version, ts, channel=channel):
+                    await self._delete_duplicate(channel, ts)
             else:
                 await self._call("chat.update", channel=card.channel, ts=card.ts, text=card.text, blocks=card.blocks)
                 self.stats.updates += 1
@@ -198,8 +209,9 @@ class Deliverer:
 
     async def _items(self, items: list[OutboxItem]) -> int:
         sent = 0
+        claimed = time.monotonic()
         for i, item in enumerate(items):
-            ok = await self._item(item)
+            ok = not self._lease_running_out(claimed) and await self._item(item)
             if not ok:  # keep the order: the rest of this target waits for the next tick
                 for later in items[i + 1 :]:
                     await self.store.outbox_retry_later(later.id, not_before=self.now(), error="waiting in order")
@@ -240,7 +252,8 @@ class Deliverer:
                 )
                 ts = answer["ts"]
                 self.stats.posts += 1
-            await self.store.outbox_sent(item.id, ts, now=self.now())
+            if not await self.store.outbox_sent(item.id, ts, now=self.now()) and ts:
+                await self._delete_duplicate(channel, ts)
             return True
         except SlackApiError as exc:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
@@ -275,6 +288,16 @@ class Deliverer:
             raise
         self.metrics.inc("pipeline_bot_slack_calls_total", {"method": method, "outcome": "ok"})
         return answer
+
+    async def _delete_duplicate(self, channel: str, ts: str) -> None:
+        """Another replica posted the same message a moment before us (its lease ran out mid-call):
+        take ours back, so the channel shows it once."""
+        self.stats.duplicates_removed += 1
+        log.warning("message %s in %s duplicated another replica's post: deleting it", ts, channel)
+        try:
+            await self._call("chat.delete", channel=channel, ts=ts)
+        except Exception as exc:
+            log.error("could not delete the duplicate %s in %s: %s", ts, channel, exc)
 
     async def _reroute(self, channel: str, error: str) -> bool:
         """A channel that is gone or keeps the bot out: say so once in the fallback channel, and move

@@ -439,6 +439,21 @@ class Store:
                 .values(channel=channel, attempting_since=None, lease_owner=None, lease_expires_at=None)
             )
 
+    async def card_posted(self, card_id: int, version: int, ts: str, *, channel: str) -> bool:
+        """Record a card's first post. False when another process recorded one first: ours is a duplicate."""
+        sent_version = func.greatest if self._postgres else func.max
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id, cards.c.ts.is_(None))
+                .values(
+                    ts=ts, channel=channel, sent_version=sent_version(cards.c.sent_version, version),
+                    attempting_since=None, attempts=0, not_before=None, last_error="", lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            return bool(result.rowcount == 1)
+
     async def card_lost(self, card_id: int) -> None:
         """The message was deleted in Slack: post the card again."""
         async with self.engine.begin() as conn:
@@ -533,15 +548,17 @@ class Store:
                 .values(attempting_since=now, attempts=outbox.c.attempts + 1)
             )
 
-    async def outbox_sent(self, item_id: int, ts: str | None, *, now: datetime) -> None:
+    async def outbox_sent(self, item_id: int, ts: str | None, *, now: datetime) -> bool:
+        """Mark a message sent. False when another process marked it first: ours is a duplicate."""
         async with self.engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 update(outbox)
-                .where(outbox.c.id == item_id)
+                .where(outbox.c.id == item_id, outbox.c.state == "pending")
                 .values(
                     state="sent", ts=ts, sent_at=now, attempting_since=None, lease_owner=None, lease_expires_at=None
                 )
             )
+            return bool(result.rowcount == 1)
 
     async def outbox_retry_later(self, item_id: int, *, not_before: datetime, error: str) -> None:
         async with self.engine.begin() as conn:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 RUNS = 300
 CHANNELS = [f"C0LOAD{i:02d}" for i in range(30)]
-LEASE = 3.0
+LEASE = 10.0
 
 
 def final_cards(slack: FakeSlack) -> dict[str, str]:
@@ -43,12 +43,15 @@ async def database_summary(url: str) -> str:
         async with engine.connect() as conn:
             runs = (await conn.execute(text(
                 "SELECT state, final, lease_owner IS NOT NULL, count(*) FROM runs GROUP BY 1, 2, 3"))).all()
+            live = (await conn.execute(text(
+                "SELECT id, state, provider_run_id, next_poll_at, polls, unknown_since, last_error, notified_state "
+                "FROM runs WHERE NOT final LIMIT 5"))).all()
             cards = (await conn.execute(text(
                 "SELECT version > sent_version, lease_owner IS NOT NULL, last_error, count(*) FROM cards "
                 "GROUP BY 1, 2, 3"))).all()
     finally:
         await engine.dispose()
-    return f"runs (state, final, leased, n): {runs}\ncards (behind, leased, error, n): {cards}"
+    return f"runs (state, final, leased, n): {runs}\nlive: {live}\ncards (behind, leased, error, n): {cards}"
 
 
 async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Path) -> None:
@@ -78,7 +81,10 @@ async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Pa
         for i in range(RUNS):
             response = await slack.command("run leads-ods", user="U0ALICE", channel=CHANNELS[i % len(CHANNELS)])
             assert response.ok
-        await wait(lambda: len(final_cards(slack)) == RUNS, 60, "all 300 cards posted", slack)
+        try:
+            await wait(lambda: len(final_cards(slack)) == RUNS, 90, "all 300 cards posted", slack)
+        except AssertionError as exc:
+            raise AssertionError(f"{len(final_cards(slack))} cards posted\n{await database_summary(url)}\n{exc}") from None
 
         clock.advance(6)  # all running
         await asyncio.sleep(1.0)
@@ -93,7 +99,11 @@ async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Pa
         try:
             await wait(all_final, 90, "every card in its final state", slack)
         except AssertionError as exc:
-            raise AssertionError(f"{await database_summary(url)}\n{exc}") from None
+            cards = final_cards(slack)
+            stale = [f"{k}: {t}" for k, t in cards.items() if "succeeded" not in t][:10]
+            raise AssertionError(
+                f"{len(cards)} cards; not final: {stale}\n{await database_summary(url)}\n{str(exc)[:3000]}"
+            ) from None
         took = time.monotonic() - killed_at
         await asyncio.sleep(1.5)
 

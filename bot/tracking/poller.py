@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -61,6 +62,9 @@ class Poller:
         self.polls = 0
         self.errors = 0
         self.lag: list[float] = []  # seconds late, of the last tick's polls (for metrics)
+        # one pipeline's changes are recorded one at a time: a change reads and updates the pipeline's open
+        # alert, and failures of one pipeline landing in one tick must count into one alert, not race into several
+        self._recording: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def tick(self) -> int:
         """Poll every due run once. Returns how many were polled."""
@@ -104,7 +108,8 @@ class Poller:
             return
         if self.on_provider_ok is not None:
             await self.on_provider_ok(run.connection)
-        await self._record(run, status)
+        async with self._recording[run.pipeline or run.connection]:
+            await self._record(run, status)
 
     async def _ask(self, run: RunRecord) -> RunStatus:
         assert run.provider_run_id is not None

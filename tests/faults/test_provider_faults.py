@@ -2,7 +2,7 @@
 40 runs go from queued to their end: every run is followed to its real outcome, each card and each failure
 notice is shown once, and no provider error is ever shown as a pipeline failure.
 
-Passive watch is off here (one cycle at start): a run of a watched pipeline started from Slack can be taken
+No pipeline is watched passively here: a run of a watched pipeline started from Slack can be taken
 for an outside run when the watch lists it before the trigger's answer is recorded; that race has its own
 deterministic test in ``test_slow_trigger.py``."""
 
@@ -31,7 +31,7 @@ async def test_providers_failing_a_fifth_of_the_time_lose_nothing_and_fail_nothi
     chans = channels(8)
     flaky = FlakyProvider(rate=0.2, timeout=1.0, rng=random.Random(5150))
     async with fault_world(tmp_path, chans, timeout=1.0, poll_interval_seconds=0.3,
-                           poll_interval_max_seconds=0.6, watch_interval_seconds=3600) as w:
+                           poll_interval_max_seconds=0.6, watch=False) as w:
         for emulator in w.emulators.values():
             flaky.install(emulator.state)
         started = await start_runs(w.slack, RUNS, chans)

@@ -25,7 +25,8 @@ RUNS = 40
 async def test_slack_refusing_a_fifth_of_the_calls_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     chans = channels(8)
     flaky = FlakySlack(rate=0.2, rng=random.Random(4290))
-    async with fault_world(tmp_path, chans, poll_interval_seconds=0.3, poll_interval_max_seconds=0.6, watch_interval_seconds=3600) as w:
+    async with fault_world(tmp_path, chans, poll_interval_seconds=0.3, poll_interval_max_seconds=0.6,
+                           watch=False) as w:
         flaky.install(w.slack)
         started = await start_runs(w.slack, RUNS, chans)
         await wait(lambda: len(cards(w.slack, chans)) == RUNS, 90, "every card posted", w.slack)

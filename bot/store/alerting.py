@@ -100,6 +100,7 @@ class AlertStore:
                     alerts.c.state.in_(("pending", "open")),
                     alerts.c.last_at >= now - suppress,
                     alerts.c.muted.is_(muted),  # once unmuted, a failure is news again: not folded into a silent one
+                    alerts.c.channel == channel,  # routed elsewhere now (a new watch channel): a new alert there
                 )
                 .order_by(alerts.c.id.desc())
                 .limit(1)

@@ -150,6 +150,7 @@ class Store:
         self, run_id: int, provider_run_id: str, *, now: datetime, next_poll_at: datetime
     ) -> RunRecord:
         async with self.engine.begin() as conn:
+            await self._absorb_watched_copy(conn, run_id, provider_run_id)
             await conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
@@ -165,6 +166,23 @@ class Store:
             await _event(conn, run_id, now, RunState.QUEUED.value, "", "")
             return await self._run(conn, run_id)
 
+    async def _absorb_watched_copy(self, conn: AsyncConnection, run_id: int, provider_run_id: str) -> None:
+        """A slow trigger answer: passive watch may have listed the new run first and recorded it as a run
+        started outside Slack. It is this one: its copy goes, its messages stay with this run."""
+        connection = select(runs.c.connection).where(runs.c.id == run_id).scalar_subquery()
+        query = select(runs.c.id).where(
+            runs.c.connection == connection,
+            runs.c.provider_run_id == provider_run_id,
+            runs.c.origin == "watch",
+            runs.c.id != run_id,
+        )
+        copy = (await conn.execute(query)).scalar()
+        if copy is None:
+            return
+        await conn.execute(update(outbox).where(outbox.c.run_id == copy).values(run_id=run_id))
+        await conn.execute(run_events.delete().where(run_events.c.run_id == copy))
+        await conn.execute(runs.delete().where(runs.c.id == copy))
+
     async def record_status(
         self, run_id: int, status: RunStatus, *, now: datetime, next_poll_at: datetime | None
     ) -> Transition | None:
@@ -175,7 +193,10 @@ class Store:
         """
         for _ in range(5):
             async with self.engine.begin() as conn:
-                before = await self._run(conn, run_id)
+                row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+                if row is None:  # a watched copy absorbed by the run that started it
+                    return None
+                before = _run(row)
                 if before.final:  # an ended run stays ended, whatever a stale answer says
                     return None
                 values = _status_values(before, status, now, next_poll_at)

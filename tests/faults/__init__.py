@@ -63,10 +63,17 @@ def catalog_with_timeouts(emulators: dict[str, EmulatorServer], timeout: float, 
 
 @asynccontextmanager
 async def fault_world(
-    tmp: Path, channel_ids: Iterable[str], *, timeout: float = 30.0, watch: bool = True, **overrides: Any
+    tmp: Path,
+    channel_ids: Iterable[str],
+    *,
+    timeout: float = 30.0,
+    watch: bool = True,
+    prepare: Callable[[dict[str, EmulatorServer]], None] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[World]:
     """The harness's world (the real bot in-process, its HTTP endpoint, SQLite) with more channels and
-    provider calls that time out after ``timeout`` seconds (``watch``: see ``catalog_with_timeouts``)."""
+    provider calls that time out after ``timeout`` seconds (``watch``: see ``catalog_with_timeouts``).
+    ``prepare`` may change the emulators before they start (wrap a route's handler)."""
     import yaml
 
     from bot.catalog.load import parse_catalog
@@ -74,6 +81,8 @@ async def fault_world(
 
     clock = ManualClock()
     emulators = emulators_for_faults(clock)
+    if prepare is not None:
+        prepare(emulators)
     slack = fake_slack(channel_ids)
     await slack.start()
     for emulator in emulators.values():
@@ -144,8 +153,9 @@ def assert_delivered(
     emulators: dict[str, EmulatorServer],
     *,
     alert_channel: str = "C0ALERTS",
-) -> None:
-    """No run lost, no notification lost or duplicated, no false failure, as people would see it."""
+) -> int:
+    """No run lost, no notification lost or duplicated, no false failure, as people would see it. Returns how
+    many edits repeated what their message already showed."""
     n = sum(started.values())
     found = cards(slack, channel_ids)
     # no run lost: one card per run, each in its final state; the provider was asked to start each run once
@@ -160,18 +170,34 @@ def assert_delivered(
     assert len(failed) == started.get(FAILING, 0), [m.text for m in failed if FAILING not in m.text][:3]
     assert all(FAILING in m.text for m in failed)
     assert len(succeeded) == n - len(failed)
-    # no card posted twice; every card updated to its final state once, never with the same content again
+    # no card posted twice; every card moved to its final state once and never back. An edit repeating the
+    # content Slack already shows (a crash between Slack's answer and recording it) is invisible to people: it
+    # is counted and returned, not failed
     posts = [c for c in slack.calls_to("chat.postMessage") if c.ok and c.params.get("channel") in channel_ids]
     top = [c for c in posts if not c.params.get("thread_ts")]
     assert len(top) == n, f"{len(top)} cards posted for {n} runs"
+    repeated = 0
     for message in found:
         versions = [json.dumps(v.blocks) for v in message.edits] + [json.dumps(message.blocks)]
-        assert len(versions) == len(set(versions)), f"card {message.ts} was shown the same content twice"
-        finals = [v for v in [*message.edits, message] if "succeeded" in v.text or "failed" in v.text]
-        assert len(finals) == 1, f"card {message.ts} got its final state {len(finals)} times"
-    # each failure's details exactly once, in its card's thread; nothing in the threads of successes
-    replies = Counter((c.params["channel"], c.params["thread_ts"]) for c in posts if c.params.get("thread_ts"))
-    assert sorted(replies) == sorted((m.channel, m.ts) for m in failed)
+        shown = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
+        repeated += len(versions) - len(shown)
+        assert len(shown) == len(set(shown)), f"card {message.ts} went back to an earlier content"
+        texts = [v.text for v in [*message.edits, message]]
+        finals = {t for t in texts if "succeeded" in t or "failed" in t}
+        assert len(finals) == 1, f"card {message.ts} showed {len(finals)} different final states: {finals}"
+        first_final = next(i for i, t in enumerate(texts) if t in finals)
+        assert all(t in finals for t in texts[first_final:]), f"card {message.ts} left its final state"
+    # each failure's details exactly once, in its card's thread; nothing in the threads of successes but a
+    # warning that a run takes longer than its history says (real time passes while a test holds the clock)
+    stuck = Counter((c.params["channel"], c.params["thread_ts"]) for c in posts
+                    if c.params.get("thread_ts") and c.params.get("text", "").startswith("⏰"))
+    assert set(stuck.values()) <= {1}, "a run was warned about twice"
+    replies = Counter((c.params["channel"], c.params["thread_ts"]) for c in posts
+                      if c.params.get("thread_ts") and not c.params.get("text", "").startswith("⏰"))
+    missing = sorted({(m.channel, m.ts) for m in failed} - set(replies))
+    extra = sorted(set(replies) - {(m.channel, m.ts) for m in failed})
+    said = [c.params.get("text", "")[:120] for c in posts if (c.params["channel"], c.params.get("thread_ts")) in extra]
+    assert not missing and not extra, f"failures without their details: {missing}; replies on no failure: {said[:5]}"
     assert set(replies.values()) <= {1}
     # the failures alert once: one message lists the failing pipeline with every failure counted
     listing = []
@@ -180,11 +206,12 @@ def assert_delivered(
         listing += [(message.ts, m.group(1), int(m.group(2) or 1)) for m in _ALERT_LINE.finditer(texts)]
     about = [entry for entry in listing if entry[1] == FAILING]
     if started.get(FAILING):
-        assert len({ts for ts, _, _ in about}) == 1 and len(about) == 1, (about, [(m.text, m.blocks) for m in slack.messages(alert_channel)])
+        assert len(about) == 1, f"{FAILING} is listed {len(about)} times in the alerts: {about}"
         assert about[0][2] == started[FAILING], f"the alert counts {about[0][2]} of {started[FAILING]} failures"
     assert not [entry for entry in listing if entry[1] != FAILING], f"false alerts: {listing}"
     alert_posts = [c for c in slack.calls_to("chat.postMessage") if c.ok and c.params.get("channel") == alert_channel]
     assert len(alert_posts) == len({ts for ts, _, _ in listing}), "an alert message was posted twice"
+    return repeated
 
 
 # -- random faults ------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -278,8 +279,11 @@ class Runtime:
         if hasattr(self, "tasks"):
             await self.tasks.drain(self.settings.shutdown_grace_seconds)
         if self.store is not None:
-            try:
-                await self.deliverer.tick()  # what is already decided goes out now rather than after a restart
+            try:  # what is already decided goes out now, paced as always, within the grace period
+                deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+                while await self.store.outbox_pending() and time.monotonic() < deadline:
+                    await self.deliverer.tick()
+                    await asyncio.sleep(0.2)
             except Exception:
                 log.exception("final delivery failed; it will resume at the next start")
             await self.store.release_leases(self.owner)

@@ -137,7 +137,7 @@ async def test_sigkill_with_runs_in_flight_loses_and_duplicates_nothing(tmp_path
             texts = card_runs(slack, "C0GENERAL").values()
             return len(texts) == len(commands) and all(("succeeded" in t or "failed" in t) for t in texts)
 
-        await wait(all_final, 20, "every card in its final state", slack)
+        await wait(all_final, 60, "every card in its final state", slack)
         texts = list(card_runs(slack, "C0GENERAL").values())
         assert sum("failed" in t for t in texts) == 2
         assert sum("succeeded" in t for t in texts) == 5

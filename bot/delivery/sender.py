@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,23 +110,45 @@ class Deliverer:
         self.batch = batch
         self.lease = lease
         self.stats = DeliveryStats()
+        self._ticking = asyncio.Lock()
+        self._leftover = False  # leases left behind by a tick that failed midway
 
     async def tick(self) -> int:
-        """Send what is due. Returns how many Slack calls succeeded."""
-        sent = 0
+        """Send what is due. Returns how many Slack calls succeeded.
+
+        Ticks never overlap (the scheduler's and the one at shutdown) and each waits for every send it started,
+        even when some fail. A tick that failed midway (the database went away) leaves leases behind: the next
+        one hands them back first, so those messages go out at once instead of after the lease."""
+        async with self._ticking:
+            if self._leftover:
+                await self.store.release_delivery_leases(self.owner)
+                self._leftover = False
+            try:
+                return await self._tick()
+            except BaseException:
+                self._leftover = True
+                raise
+
+    async def _tick(self) -> int:
         cards = await self.store.claim_cards(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
         # different channels in parallel, one channel in order
         by_channel: dict[str, list[CardRecord]] = {}
         for card in cards:
             by_channel.setdefault(card.channel, []).append(card)
-        results = await asyncio.gather(*(self._cards(group) for group in by_channel.values()))
-        sent += sum(results)
+        sent = self._count(await asyncio.gather(*(self._cards(g) for g in by_channel.values()), return_exceptions=True))
         items = await self.store.claim_outbox(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
         by_target: dict[str, list[OutboxItem]] = {}
         for item in items:
             by_target.setdefault(item.thread_channel or item.channel or "", []).append(item)
-        results = await asyncio.gather(*(self._items(group) for group in by_target.values()))
-        return sent + sum(results)
+        results = await asyncio.gather(*(self._items(g) for g in by_target.values()), return_exceptions=True)
+        return sent + self._count(results)
+
+    def _count(self, results: list[int | BaseException]) -> int:
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:  # the database went away mid-tick, most likely: the next tick hands their leases back
+            self._leftover = True
+            log.error("%d of %d deliveries failed", len(failed), len(results), exc_info=failed[0])
+        return sum(r for r in results if not isinstance(r, BaseException))
 
     # -- cards ------------------------------------------------------------------------------
 
@@ -236,7 +258,8 @@ class Deliverer:
                 ),
             ):
                 return False
-            ts, _ = await self._find(channel, MESSAGE_EVENT, "key", item.key, item.attempting_since)
+            thread = item.thread_ts if item.kind == "thread" else None
+            ts, _ = await self._find(channel, MESSAGE_EVENT, "key", item.key, item.attempting_since, thread=thread)
             if ts is None:
                 await self.store.outbox_attempt(item.id, now=self.now())
                 self.pacer.take(channel)
@@ -332,24 +355,44 @@ class Deliverer:
         return True
 
     async def _find(
-        self, channel: str, event_type: str, field_name: str, value: object, since: datetime | None
+        self,
+        channel: str,
+        event_type: str,
+        field_name: str,
+        value: object,
+        since: datetime | None,
+        *,
+        thread: str | None = None,
     ) -> tuple[str | None, str]:
-        """After a crash mid-post: did the post reach Slack? Look for our metadata in the channel."""
+        """After a crash mid-post: did the post reach Slack? Look for our metadata in the channel, or in the
+        thread for a reply (a channel's history does not hold replies)."""
         if since is None:
             return None, channel
-        try:
-            answer = await self.client.conversations_history(
-                channel=channel, oldest=f"{since.timestamp() - 5:.6f}", include_all_metadata=True, limit=200
-            )
-        except Exception as exc:  # no history scope, not in channel: post again (at least once)
-            log.warning("cannot check %s for an earlier post: %s", channel, exc)
-            return None, channel
-        messages: list[dict[str, Any]] = answer.get("messages") or []
-        for message in messages:
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == event_type and (meta.get("event_payload") or {}).get(field_name) == value:
-                self.stats.found_after_crash += 1
-                return str(message["ts"]), str(answer.get("channel", channel))
+        query: dict[str, Any] = {
+            "channel": channel, "oldest": f"{since.timestamp() - 5:.6f}", "include_all_metadata": True, "limit": 200
+        }
+        read: Callable[..., Awaitable[Any]] = self.client.conversations_history
+        if thread is not None:
+            read, query["ts"] = self.client.conversations_replies, thread
+        cursor = ""
+        for _ in range(10):  # 2,000 messages since the attempt: more than any channel gets in a lease
+            try:
+                answer = await read(**query, cursor=cursor or None)
+            except SlackApiError as exc:
+                if self._retry_wait(exc) is not None:
+                    raise  # Slack busy or down: ask again later rather than risk a second post
+                # no history scope, not in the channel: post again (at least once)
+                log.warning("cannot check %s for an earlier post: %s", channel, exc)
+                return None, channel
+            messages: list[dict[str, Any]] = answer.get("messages") or []
+            for message in messages:
+                meta = message.get("metadata") or {}
+                if meta.get("event_type") == event_type and (meta.get("event_payload") or {}).get(field_name) == value:
+                    self.stats.found_after_crash += 1
+                    return str(message["ts"]), str(answer.get("channel", channel))
+            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
+            if not answer.get("has_more") or not cursor:
+                break
         return None, channel
 
     def _retry_wait(self, exc: SlackApiError) -> float | None:

@@ -149,6 +149,18 @@ class Store:
     async def record_triggered(
         self, run_id: int, provider_run_id: str, *, now: datetime, next_poll_at: datetime
     ) -> RunRecord:
+        # passive watch may record the new run between the look for its copy and the update: look again
+        for attempt in range(3):
+            try:
+                return await self._record_triggered(run_id, provider_run_id, now=now, next_poll_at=next_poll_at)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _record_triggered(
+        self, run_id: int, provider_run_id: str, *, now: datetime, next_poll_at: datetime
+    ) -> RunRecord:
         async with self.engine.begin() as conn:
             await self._absorb_watched_copy(conn, run_id, provider_run_id)
             await conn.execute(
@@ -271,13 +283,18 @@ class Store:
 
     async def unnotified_runs(self, *, older_than: datetime, limit: int = 200) -> list[RunRecord]:
         """Runs whose last change was recorded but whose card and alerts may not have been written (the
-        process died in between)."""
+        process died in between), that change being older than ``older_than`` (a live process may be writing
+        them right now). Not ``updated_at``: every poll moves it, and a run still polled would never qualify."""
+        changed_lately = (
+            select(run_events.c.id).where(run_events.c.run_id == runs.c.id, run_events.c.at >= older_than).exists()
+        )
         query = (
             select(runs)
             .where(
                 runs.c.state.not_in((STARTING, WAITING)),
                 or_(runs.c.notified_state.is_(None), runs.c.notified_state != runs.c.state),
-                runs.c.updated_at < older_than,
+                runs.c.created_at < older_than,
+                ~changed_lately,
             )
             .order_by(runs.c.id)
             .limit(limit)
@@ -353,6 +370,22 @@ class Store:
                 if owner is not None:
                     query = query.where(table.c.lease_owner == owner)
                 await conn.execute(query)
+
+    async def release_run_leases(self, owner: str) -> None:
+        """Hand back the runs ``owner`` claimed in a poll tick that failed midway (the database went away):
+        otherwise they would wait for their leases to expire before anyone polls them again."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.lease_owner == owner).values(lease_owner=None, lease_expires_at=None)
+            )
+
+    async def release_delivery_leases(self, owner: str) -> None:
+        """Hand back the cards and messages ``owner`` claimed in a delivery tick that failed midway."""
+        async with self.engine.begin() as conn:
+            for table in (cards, outbox):
+                await conn.execute(
+                    update(table).where(table.c.lease_owner == owner).values(lease_owner=None, lease_expires_at=None)
+                )
 
     @property
     def single_process(self) -> bool:

@@ -65,9 +65,26 @@ class Poller:
         # one pipeline's changes are recorded one at a time: a change reads and updates the pipeline's open
         # alert, and failures of one pipeline landing in one tick must count into one alert, not race into several
         self._recording: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._ticking = asyncio.Lock()
+        self._leftover = False  # leases left behind by a tick that failed midway
 
     async def tick(self) -> int:
-        """Poll every due run once. Returns how many were polled."""
+        """Poll every due run once. Returns how many were polled.
+
+        Ticks never overlap and each waits for every poll it started, even when some fail. A tick that failed
+        midway (the database went away) leaves leases behind: the next one hands them back first, so those runs
+        are polled again at once instead of after the lease."""
+        async with self._ticking:
+            if self._leftover:
+                await self.store.release_run_leases(self.owner)
+                self._leftover = False
+            try:
+                return await self._tick()
+            except BaseException:
+                self._leftover = True
+                raise
+
+    async def _tick(self) -> int:
         now = self.now()
         due = await self.store.claim_due_runs(self.owner, now=now, limit=self.batch, lease=self.lease)
         if not due:
@@ -76,7 +93,11 @@ class Poller:
         if self.lag:
             self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[-1], {"quantile": "1"})
             self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[len(self.lag) // 2], {"quantile": "0.5"})
-        await asyncio.gather(*(self._poll(run) for run in due))
+        results = await asyncio.gather(*(self._poll(run) for run in due), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:  # the database went away mid-tick, most likely: the next tick hands their leases back
+            self._leftover = True
+            log.error("%d of %d polls failed", len(failed), len(due), exc_info=failed[0])
         return len(due)
 
     async def _poll(self, run: RunRecord) -> None:

@@ -149,3 +149,40 @@ async def test_a_change_recorded_but_never_shown_is_found_again(store: Store) ->
     assert (found.id, found.state, found.notified_state) == (run.id, "failed", "queued")
     await store.mark_notified(run.id, "failed")
     assert await store.unnotified_runs(older_than=NOW + timedelta(seconds=1)) == []
+
+
+async def test_a_change_never_shown_is_found_while_the_run_is_still_polled(store: Store) -> None:
+    """Polls that bring nothing new keep touching the run: its unshown change must be found all the same."""
+    run = await store.create_run(new_run(provider_run_id="p-r"), now=NOW, next_poll_at=NOW)
+    await store.mark_notified(run.id, "queued")
+    running = RunStatus("p-r", RunState.RUNNING, "R")
+    await store.record_status(run.id, running, now=NOW, next_poll_at=NOW)  # …the card write fails here
+    for second in range(1, 30):
+        await store.record_status(run.id, running, now=NOW + timedelta(seconds=second), next_poll_at=NOW)
+    assert await store.unnotified_runs(older_than=NOW - timedelta(seconds=1)) == []  # too fresh: maybe in progress
+    [found] = await store.unnotified_runs(older_than=NOW + timedelta(seconds=10))
+    assert (found.id, found.state, found.notified_state) == (run.id, "running", "queued")
+
+
+async def test_a_run_the_watcher_records_while_its_trigger_is_recorded_is_absorbed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher lists the new run right between the trigger's look for a copy and its update: the
+    update meets the copy's unique key, looks again and absorbs it instead of failing the command."""
+    mine = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+    absorb = store._absorb_watched_copy
+    raced: list[int] = []
+
+    async def watcher_between(conn: object, run_id: int, provider_run_id: str) -> None:
+        await absorb(conn, run_id, provider_run_id)  # type: ignore[arg-type]
+        if not raced:
+            copy = await store.create_run(new_run(provider_run_id=provider_run_id, origin="watch", started_by=""),
+                                          now=NOW, next_poll_at=NOW)
+            raced.append(copy.id)
+
+    monkeypatch.setattr(store, "_absorb_watched_copy", watcher_between)
+    run = await store.record_triggered(mine.id, "p-9", now=NOW, next_poll_at=NOW)
+    assert raced and run.id == mine.id and run.provider_run_id == "p-9"
+    assert await store.get_run(raced[0]) is None
+    found = await store.find_run("rivery-us", "p-9")
+    assert found is not None and found.id == mine.id

@@ -1,0 +1,110 @@
+"""PostgreSQL goes away twice while 100 runs are in flight (every connection of the bot's database is cut and new
+ones are refused for a few seconds, as a restart looks from the bot), once while the runs move to running and
+once while they end. The bot keeps running, its readiness says so meanwhile, and at the end: no run lost, no
+notification lost or duplicated, no false failure.
+
+Only the test's own database is restarted this way: the PostgreSQL server is shared with other tests."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from bot.emulators._core import ManualClock
+from bot.store.engine import make_engine
+from tests.conftest import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database
+from tests.faults import (
+    QUEUED_S,
+    RUNNING_S,
+    all_final,
+    assert_delivered,
+    cards,
+    catalog_with_timeouts,
+    channels,
+    emulators_for_faults,
+    fake_slack,
+    start_runs,
+    wait,
+)
+from tests.scenario.test_crash_recovery import BotProcess
+
+pytestmark = pytest.mark.slow
+
+RUNS = 100
+DOWN = 4.0
+
+
+async def restart_database(url: str, down: float) -> None:
+    """Cut every connection to the database and refuse new ones for ``down`` seconds."""
+    name = url.rsplit("/", 1)[1]
+    admin = make_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            await conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+            )
+        await asyncio.sleep(down)
+        async with admin.connect() as conn:
+            await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+    finally:
+        await admin.dispose()
+
+
+async def readiness(bot: BotProcess) -> int:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return (await client.get(f"{bot.url}/readyz")).status_code
+
+
+async def test_database_restarts_lose_nothing(tmp_path: Path) -> None:
+    url = await create_postgres_database()
+    clock = ManualClock()
+    emulators = emulators_for_faults(clock)
+    chans = channels(20)
+    slack = fake_slack(chans)
+    await slack.start()
+    for e in emulators.values():
+        await e.start()
+    catalog = tmp_path / "pipelines.yml"
+    catalog.write_text(catalog_with_timeouts(emulators, 30.0, watch=False))
+    env = {"DATABASE_URL": url, "POLL_INTERVAL_SECONDS": "1", "POLL_INTERVAL_MAX_SECONDS": "2",
+           "POLL_TICK_SECONDS": "0.2", "DELIVERY_TICK_SECONDS": "0.1", "ALERT_GROUP_SECONDS": "1"}
+    bot = BotProcess(tmp_path, slack, catalog, extra=env)
+    try:
+        await bot.ready()
+        slack.app_url = f"{bot.url}/slack/events"
+        started = await start_runs(slack, RUNS, chans)
+        await wait(lambda: len(cards(slack, chans)) == RUNS, 90, "every card posted", slack)
+
+        clock.advance(QUEUED_S + 1)
+        await asyncio.sleep(0.5)  # some cards moved to running, most are being polled
+        down = asyncio.create_task(restart_database(url, DOWN))
+        await asyncio.sleep(DOWN / 2)
+        assert await readiness(bot) == 503  # the database is away, and readiness says so
+        await down
+        back = asyncio.get_running_loop().time()
+
+        await wait(lambda: all("running" in m.text for m in cards(slack, chans)), 90, "every card running", slack)
+        print(f"every card running {asyncio.get_running_loop().time() - back:.1f} s after the database came back")
+        clock.advance(RUNNING_S)
+        await asyncio.sleep(0.5)
+        await restart_database(url, DOWN)
+        back = asyncio.get_running_loop().time()
+
+        await wait(all_final(slack, chans, RUNS), 120, "every card in its final state", slack)
+        print(f"every card final {asyncio.get_running_loop().time() - back:.1f} s after the database came back")
+        await asyncio.sleep(3.0)
+        assert bot.proc.poll() is None, "the bot exited when the database went away"
+        assert await readiness(bot) == 200
+        repeated = assert_delivered(slack, chans, started, emulators)
+        print(f"edits repeating what Slack already showed: {repeated}")
+    finally:
+        bot.stop()
+        for e in emulators.values():
+            await e.stop()
+        await slack.stop()
+        await drop_postgres_database(url)

@@ -1,0 +1,221 @@
+"""Every button and menu the bot registers, clicked by a workspace member with no rights at all, and the values the
+client sends back rewritten: nothing happens at any provider, nothing changes in the bot's state beyond what that
+button may do for anyone, and the person gets an answer, never an error. A guard fails when the bot starts sending
+an action id this sweep does not know, so a new button cannot ship without being swept.
+
+Already covered elsewhere, and only swept here: refusals' wording and audit (``tests/scenario/test_permissions.py``),
+tampered card values, confirmation values and modal metadata (``tests/scenario/test_security.py``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from bot.emulators._core import Outcome
+from bot.emulators.slack import payloads
+from bot.emulators.slack.server import Ephemeral, Message
+from bot.slack.blocks import ids
+from bot.slack.blocks.workflow import WF_APPROVE, WF_REJECT, WF_RETRY, step_value
+from tests.scenario.harness import DK_JOB, FAILING_RIVER, RIVER, World
+from tests.scenario.surface import OUR_FAULT, add_stranger, ask, audit_of, click_as, everything_sent, run_number
+from tests.security import security_world
+
+#: every action id the bot registers a listener for (``:<n>`` suffixes removed), and what a click needs
+SWEPT = {
+    ids.RUN_REFRESH: "anyone",  # asks for the status now: nothing changes at the provider
+    ids.RUN_CANCEL: "change",
+    ids.RUN_CONSOLE: "anyone",  # a link: Slack opens it, the bot only acks
+    ids.RUN_RETRY: "run",
+    ids.RUN_ACK: "anyone",  # "I'm on it": shows who, changes nothing at the provider
+    ids.RUN_MUTE: "change",
+    ids.LIST_RUN: "anyone",  # opens the modal; submitting it is where the right to run is checked
+    ids.OP_CONFIRM: "change",
+    ids.OP_DISMISS: "anyone",  # deletes the confirmation it is on
+    ids.PIPELINE_SELECT: "anyone",  # redraws the modal
+    ids.PARAM_ACTION: "anyone",  # typing in the modal
+    WF_APPROVE: "approver",
+    WF_REJECT: "approver",
+    WF_RETRY: "run",
+}
+_SUFFIX = re.compile(r":\d+$")
+
+
+def _action_ids(sent: str) -> set[str]:
+    return {_SUFFIX.sub("", a) for a in re.findall(r'"action_id": "([^"]+)"', sent)}
+
+
+def _element(blocks: list[dict[str, Any]], action_id: str) -> str:
+    """The full action id (with its ``:<n>``) of the first element whose id starts with ``action_id``."""
+    for _, element in payloads.interactive_elements(blocks):
+        if _SUFFIX.sub("", element["action_id"]) == action_id:
+            return str(element["action_id"])
+    raise LookupError(f"no {action_id} in {[e['action_id'] for _, e in payloads.interactive_elements(blocks)]}")
+
+
+def _state(w: World) -> dict[str, Any]:
+    """Everything a click without rights must leave as it was."""
+    with sqlite3.connect(w.tmp / "bot.db") as db:
+        rows = {
+            "runs": db.execute("select id, state, cancel_requested_by, retry_of from runs order by id").fetchall(),
+            "mutes": db.execute("select * from mutes").fetchall(),
+            "steps": db.execute("select * from workflow_steps order by rowid").fetchall(),
+            "flows": db.execute("select id, state from workflow_runs order by id").fetchall(),
+        }
+    calls = {name: {route: len(e.state.requests_to(route)) for route in
+                    ("trigger", "v1_trigger", "cancel", "v1_cancel", "configuration", "workflow", "stop", "pause")}
+             for name, e in w.emulators.items()}
+    return {**rows, "provider_writes": calls}
+
+
+async def _workflow_card(w: World, words: str) -> Message:
+    found: list[Message] = []
+
+    def seen() -> bool:
+        found[:] = [m for c in ("C0GENERAL", "C0ALERTS") for m in w.slack.messages(c)
+                    if words in m.text or words in json.dumps(m.blocks)]
+        return bool(found)
+
+    await w.until(seen, 15, what=f"a message saying {words!r}")
+    return found[-1]
+
+
+async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Path) -> None:
+    async with security_world(tmp_path) as w:
+        dave = add_stranger(w)
+        w.emulators["datakitchen"].state.script(DK_JOB, Outcome(result="fail", queued_s=1, running_s=2))
+        # leads-ods: the first run keeps running (card with Cancel), the second is the workflow's step
+        w.emulators["rivery"].state.script(RIVER, [Outcome(queued_s=1, running_s=10_000), Outcome(queued_s=1, running_s=2)])
+        w.emulators["rivery"].state.script(FAILING_RIVER, Outcome(result="fail", queued_s=1, running_s=2))
+        await w.command("run leads-ods")
+        await w.command("run sales-dashboard")  # alice only: dave may not retry it
+        await w.card_saying("leads-ods is queued")
+        await w.card_saying("sales-dashboard is queued")
+        w.advance(5)
+        running = await w.card_saying("leads-ods is running")
+        failed = await w.card_saying("sales-dashboard failed")
+        await w.until(lambda: any(ids.RUN_ACK in str(m.blocks) for m in w.slack.messages("C0ALERTS")),
+                      what="the alert")
+        alert = next(m for m in w.slack.messages("C0ALERTS") if ids.RUN_ACK in str(m.blocks))
+        await w.command("run nightly")
+        await w.command("run broken")
+        rivery = w.emulators["rivery"].state
+        await w.until(lambda: len(rivery.requests_to("trigger")) == 3, what="the workflows' first steps started")
+        await w.settle(0.5)
+        w.advance(5)
+        approval = await _workflow_card(w, WF_APPROVE)
+        broken = await _workflow_card(w, WF_RETRY)
+        confirm = await ask(w, "disable iowa-pda")
+        listing = await ask(w, "list")
+
+        before = _state(w)
+        answered: list[str] = []
+
+        async def on_message(message: Message, action_id: str, value: Any = None) -> None:
+            full = _element(message.blocks, action_id)
+            before_n = len(w.slack.ephemerals(message.channel, dave))
+            response = await w.slack.click(message.channel, message.ts, full, user=dave, value=value)
+            assert response.ok and response.within_deadline, (action_id, response.status)
+            if SWEPT[action_id] != "anyone":
+                await w.until(lambda: len(w.slack.ephemerals(message.channel, dave)) > before_n, 5,
+                              what=f"an answer to {action_id}")
+            answered.append(action_id)
+
+        async def on_ephemeral(ephemeral: Ephemeral, action_id: str, value: Any = None) -> None:
+            full = _element(ephemeral.blocks, action_id)
+            before_n = len(w.slack.ephemerals(ephemeral.channel, dave)) + len(w.slack.responses(dave))
+            response = await click_as(w, ephemeral, full, user=dave, value=value)
+            assert response.ok and response.within_deadline, (action_id, response.status)
+            if SWEPT[action_id] != "anyone":
+                await w.until(lambda: len(w.slack.ephemerals(ephemeral.channel, dave)) + len(w.slack.responses(dave))
+                              > before_n, 5, what=f"an answer to {action_id}")
+            answered.append(action_id)
+
+        await on_message(running, ids.RUN_REFRESH)
+        await on_message(running, ids.RUN_CANCEL)
+        await on_message(running, ids.RUN_CONSOLE)
+        await on_message(failed, ids.RUN_RETRY)
+        await on_message(failed, ids.RUN_MUTE, value=ids.mute_value(run_number(failed), 3600))
+        await on_message(alert, ids.RUN_RETRY)
+        await on_message(alert, ids.RUN_ACK)
+        await on_message(alert, ids.RUN_MUTE, value=ids.mute_value(run_number(failed), 86400))
+        await on_message(approval, WF_APPROVE)
+        await on_message(approval, WF_REJECT)
+        await on_message(broken, WF_RETRY)
+        await on_ephemeral(confirm, ids.OP_CONFIRM)
+        await on_ephemeral(confirm, ids.OP_DISMISS)
+        await on_ephemeral(listing, ids.LIST_RUN)
+        # the modal dave opened from the list: picking and typing are his; submitting is checked
+        await w.until(lambda: bool(w.slack.open_modals(dave)), what="dave's modal")
+        modal = w.slack.open_modals(dave)[-1]
+        await w.slack.click_view(modal.id, ids.PIPELINE_SELECT, value="sales-dashboard")
+        await w.until(lambda: ids.param_block_id("source_date") in json.dumps(w.slack.view(modal.id).blocks),
+                      what="the redrawn modal")
+        answered += [ids.PIPELINE_SELECT, ids.PARAM_ACTION]
+        before_n = len(w.slack.ephemerals("C0GENERAL", dave))
+        submitted = await w.slack.submit(modal.id, {ids.PIPELINE_BLOCK: {ids.PIPELINE_SELECT: "sales-dashboard"},
+                                                    ids.param_block_id("source_date"): {ids.PARAM_ACTION: "2024-01-31"}})
+        assert submitted.ok
+        await w.until(lambda: len(w.slack.ephemerals("C0GENERAL", dave)) > before_n, what="the refusal of the modal")
+        await w.settle(1.0)
+
+        after = _state(w)
+        assert after["provider_writes"] == before["provider_writes"], "a click without rights reached a provider"
+        assert after["mutes"] == before["mutes"] and after["flows"] == before["flows"]
+        assert after["steps"] == before["steps"], "a workflow step was decided or resumed"
+        assert [r for r in after["runs"] if r not in before["runs"]] == [], "a run was started, retried or canceled"
+        replies = [e.text for e in w.slack.ephemerals(user=dave)] + [r.text for r in w.slack.responses(dave)]
+        assert not [r for r in replies if any(bad in r for bad in OUR_FAULT)], replies
+        refusals = [r for r in replies if r.startswith("⚠️") and ("may not" in r or "Only" in r)]
+        assert len(refusals) >= sum(1 for a in answered if SWEPT[a] not in ("anyone",)), replies
+        assert {e.outcome for e in await audit_of(w, dave)} <= {"refused", "ok", "already"}
+        assert not [e for e in await audit_of(w, dave) if e.outcome == "ok" and e.action != "acknowledge"]
+
+        # every action id the bot sent anywhere in this test was swept
+        sent = _action_ids(everything_sent(w))
+        assert sent <= set(SWEPT), f"buttons nobody swept: {sorted(sent - set(SWEPT))}"
+        assert set(answered) == set(SWEPT), f"not clicked: {sorted(set(SWEPT) - set(answered))}"
+
+
+async def test_rewritten_values_of_the_buttons_not_covered_elsewhere_get_an_answer(tmp_path: Path) -> None:
+    async with security_world(tmp_path) as w:
+        w.emulators["rivery"].state.script(RIVER, Outcome(queued_s=1, running_s=2))
+        await w.command("run nightly")
+        await w.until(lambda: len(w.emulators["rivery"].state.requests_to("trigger")) == 1, what="the first step")
+        await w.settle(0.5)
+        w.advance(5)
+        approval = await _workflow_card(w, WF_APPROVE)
+        listing = await ask(w, "list")
+        flows_before = _state(w)["steps"]
+
+        async def answer(message: Message, action_id: str, value: Any) -> str:
+            before_n = len(w.slack.ephemerals(message.channel, "U0ALICE"))
+            response = await w.slack.click(message.channel, message.ts, _element(message.blocks, action_id),
+                                           value=value)
+            assert response.ok and response.within_deadline
+            await w.until(lambda: len(w.slack.ephemerals(message.channel, "U0ALICE")) > before_n, 5,
+                          what=f"an answer to {value!r}")
+            return w.slack.ephemerals(message.channel, "U0ALICE")[-1].text
+
+        invalid = "That button's value is not valid"
+        for value in ("", "x", "1", "1|", "|approve", "abc|approve", "1|" + "s" * 65, "-1|approve", "1 | approve",
+                      json.dumps({"run": 1}), "<!channel>|approve"):
+            said = await answer(approval, WF_APPROVE, value)
+            assert invalid in said or said.startswith("⚠️"), (value, said)
+            assert "<!channel>" not in said
+        for value in (step_value(424242, "approve"), step_value(1, "no-such-step"), step_value(1, "load")):
+            said = await answer(approval, WF_REJECT, value)
+            assert said.startswith("⚠️"), (value, said)
+        assert _state(w)["steps"] == flows_before, "a rewritten value decided a step"
+
+        # the list's Run button with a rewritten pipeline name: a modal with nothing (or nothing harmful) chosen
+        for value in ("no-such-pipeline", "<!channel>", "x" * 3000):
+            response = await click_as(w, listing, ids.list_run_action_id(0), user="U0ALICE", value=value)
+            assert response.ok and response.within_deadline
+        await w.settle(0.5)
+        sent = everything_sent(w)
+        assert "<!channel>" not in sent
+        replies = [e.text for e in w.slack.ephemerals(user="U0ALICE")] + [r.text for r in w.slack.responses("U0ALICE")]
+        assert not [r for r in replies if any(bad in r for bad in OUR_FAULT)], replies

@@ -1,0 +1,87 @@
+"""The deliverer against the fake Slack and a real SQLite store: a post that reached Slack but was never
+recorded as sent (the database went away in between) is found again, not posted twice."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.delivery.sender import Deliverer
+from bot.emulators.slack import FakeSlack
+from bot.store.records import NewRun
+from bot.store.store import Store
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+async def deliverer_with_a_card(store: Store, slack: FakeSlack) -> tuple[Deliverer, int]:
+    run = await store.create_run(
+        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin="slack",
+               pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL", provider_run_id="p-1"),
+        now=NOW, next_poll_at=None,
+    )
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    deliverer = Deliverer(store, client, owner="test", now=lambda: NOW)
+    await store.set_card(run.id, "C0GENERAL", "leads-ods failed",
+                         [{"type": "header", "text": {"type": "plain_text", "text": "leads-ods failed"}}], now=NOW)
+    assert await deliverer.tick() == 1
+    return deliverer, run.id
+
+
+@pytest.mark.parametrize("kind", ["thread", "post"])
+async def test_a_message_slack_got_but_the_store_never_recorded_is_not_posted_again(
+    sqlite_store: Store, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    deliverer, run_id = await deliverer_with_a_card(sqlite_store, slack)
+    await sqlite_store.enqueue(f"details:{run_id}", kind=kind, run_id=run_id, channel="C0GENERAL",
+                               text="details of the failure", now=NOW)
+
+    async def database_away(*args: object, **kwargs: object) -> bool:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(sqlite_store, "outbox_sent", database_away)
+    monkeypatch.setattr(sqlite_store, "outbox_retry_later", database_away)
+    await deliverer.tick()  # Slack has the message; the store does not know
+    monkeypatch.undo()
+
+    assert await deliverer.tick() == 1  # the lease left behind is handed back: found, not sent again
+    posts = [c for c in slack.calls_to("chat.postMessage") if c.ok and c.params.get("text") == "details of the failure"]
+    assert len(posts) == 1
+    assert deliverer.stats.found_after_crash == 1
+    assert await sqlite_store.outbox_pending() == 0
+    looked = "conversations.replies" if kind == "thread" else "conversations.history"
+    assert slack.calls_to(looked), f"the deliverer did not look in {looked}"
+
+
+async def test_when_slack_cannot_say_whether_it_got_a_message_the_deliverer_waits_rather_than_repost(
+    sqlite_store: Store, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deliverer, run_id = await deliverer_with_a_card(sqlite_store, slack)
+    clock = [NOW]
+    deliverer.now = lambda: clock[0]
+    await sqlite_store.enqueue(f"details:{run_id}", kind="thread", run_id=run_id, text="details", now=NOW)
+
+    async def database_away(*args: object, **kwargs: object) -> bool:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(sqlite_store, "outbox_sent", database_away)
+    monkeypatch.setattr(sqlite_store, "outbox_retry_later", database_away)
+    await deliverer.tick()
+    monkeypatch.undo()
+
+    slack.fail_next("conversations.replies", status=503, times=1)
+    assert await deliverer.tick() == 0  # cannot look: no second post, try again later
+    clock[0] = NOW + timedelta(seconds=5)
+    assert await deliverer.tick() == 1
+    assert len([c for c in slack.calls_to("chat.postMessage") if c.ok and c.params.get("text") == "details"]) == 1

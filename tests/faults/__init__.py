@@ -126,9 +126,20 @@ def cards(slack: FakeSlack, channel_ids: Iterable[str]) -> list[Any]:
 
 
 def all_final(slack: FakeSlack, channel_ids: list[str], n: int) -> Callable[[], bool]:
+    """Every card in its final state and every failure's details in its thread. The details go out at Slack's
+    pace, a post a second per channel: with several failures in a channel they trail the cards by seconds."""
+
+    def details(card: Any) -> bool:
+        replies = slack.messages(card.channel, thread_ts=card.ts, top_level=False)
+        return any(r.ts != card.ts and not r.text.startswith("⏰") for r in replies)
+
     def done() -> bool:
         found = cards(slack, channel_ids)
-        return len(found) == n and all(("succeeded" in m.text or "failed" in m.text) for m in found)
+        return (
+            len(found) == n
+            and all(("succeeded" in m.text or "failed" in m.text) for m in found)
+            and all(details(m) for m in found if "failed" in m.text)
+        )
 
     return done
 

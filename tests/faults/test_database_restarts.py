@@ -103,7 +103,7 @@ async def test_database_restarts_lose_nothing(tmp_path: Path) -> None:
         repeated = assert_delivered(slack, chans, started, emulators)
         print(f"edits repeating what Slack already showed: {repeated}")
     finally:
-        bot.stop()
+        await asyncio.to_thread(bot.stop)  # the fake Slack answers meanwhile
         for e in emulators.values():
             await e.stop()
         await slack.stop()

@@ -5,10 +5,13 @@ shows, mutes hold and expire, stuck runs get one warning, an unreachable provide
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.emulators._core import Fault, Outcome
+from bot.emulators.slack.server import Message
 from tests.scenario.harness import DK_JOB, TAILER_CONFIG, World, world
 
 
@@ -61,6 +64,62 @@ async def test_a_storm_of_failures_is_grouped_and_every_failure_listed(tmp_path:
         assert alert.count == 40
         assert "failed 40 times since" in everything(w, "C0OPS")
 
+
+
+STORM_PIPELINES = 20
+STORM_EACH = 10
+_COUNTED = re.compile(r"\*(storm-\d\d)\* on [^\n]*? failed(?: (\d+) times since)?")
+
+
+def storm_catalog(raw: dict[str, Any]) -> None:
+    for i in range(STORM_PIPELINES):
+        raw["pipelines"][f"storm-{i:02d}"] = {
+            "connection": "tailer", "account": "000099", "environment": "DEV", "configuration_type": "table-to-table",
+            "configuration_id": f"000099_storm_{i:02d}", "watch": True, "channel": "C0STORM", "owners": ["U0BOB"],
+        }
+
+
+async def test_200_failures_of_20_pipelines_in_a_minute_reach_the_channel_as_a_few_grouped_messages(
+    tmp_path: Path,
+) -> None:
+    """Twenty watched pipelines fail ten times each within one minute (runs started outside Slack): the channel
+    gets a handful of messages, never faster than Slack's pace, and together they count all 200 failures."""
+    async with world(tmp_path, catalog_edit=storm_catalog, alert_group_seconds=1.0) as w:
+        w.slack.add_channel("C0STORM", "storm", members=("U0BOB",))
+        w.slack.rate_limit_posts_per_second = 1.0  # Slack's pace: 429 for anyone posting faster
+        w.advance(120)
+        await w.settle(0.5)  # watching begins
+        tailer = w.emulators["tailer"]
+        for wave in range(STORM_EACH):  # ten waves over 50 s of provider time: each wave, every pipeline fails
+            for i in range(STORM_PIPELINES):
+                tailer.external_run(f"000099_storm_{i:02d}_DEV", {}, Outcome(
+                    result="fail", queued_s=0, running_s=1, message=f"wave {wave} broke storm-{i:02d}"))
+            w.advance(5)
+            await w.settle(0.3)
+
+        def counted() -> dict[str, int]:
+            """Per pipeline, the failures the channel's messages count now (each message as it reads now)."""
+            found: dict[str, int] = {}
+            for message in w.slack.messages("C0STORM"):
+                for name, times in _COUNTED.findall(everything_of(message)):
+                    found[name] = max(found.get(name, 0), int(times or 1))
+            return found
+
+        await w.until(lambda: sum(counted().values()) == STORM_PIPELINES * STORM_EACH, 20,
+                      what=f"all 200 failures counted in C0STORM: {counted()}")
+        assert sorted(counted()) == [f"storm-{i:02d}" for i in range(STORM_PIPELINES)]
+        posts = [c for c in w.slack.calls_to("chat.postMessage") if c.params.get("channel") == "C0STORM"]
+        sent = [c for c in posts if c.ok]
+        assert 1 <= len(sent) <= 5, f"{len(sent)} messages for 200 failures"
+        assert not [c for c in posts if c.status == 429], "the bot posted faster than Slack's pace"
+        for a, b in zip(sent, sent[3:], strict=False):  # a burst of 3, then one a second
+            assert b.at - a.at >= 1.0, "more than a burst within a second"
+        assert "<@U0BOB>" in everything(w, "C0STORM")  # the owners are told
+        assert not w.cards("C0GENERAL")  # runs started outside Slack get no card of their own
+
+
+def everything_of(message: Message) -> str:
+    return "\n".join([message.text] + [str(b.get("text", {}).get("text", "")) for b in message.blocks])
 
 async def test_repeats_update_one_alert_then_recovery_shows(tmp_path: Path) -> None:
     async with world(tmp_path) as w:

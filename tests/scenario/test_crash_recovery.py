@@ -157,7 +157,7 @@ async def test_sigkill_with_runs_in_flight_loses_and_duplicates_nothing(tmp_path
             versions = [json.dumps(v.blocks) for v in message.edits] + [json.dumps(message.blocks)]
             assert len(versions) == len(set(versions)), f"card {ts} was updated without a change"
     finally:
-        bot.stop()
+        await asyncio.to_thread(bot.stop)  # the fake Slack answers meanwhile
         for e in emulators.values():
             await e.stop()
         await slack.stop()
@@ -193,7 +193,7 @@ async def test_sigterm_finishes_what_it_holds_and_releases_its_leases(tmp_path: 
         assert held == [(0,), (0,), (0,)]
         assert pending == (0,)  # what was decided went out before it exited
     finally:
-        bot.stop()
+        await asyncio.to_thread(bot.stop)  # the fake Slack answers meanwhile
         for e in emulators.values():
             await e.stop()
         await slack.stop()

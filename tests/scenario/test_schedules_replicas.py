@@ -50,7 +50,7 @@ async def test_a_schedule_fires_once_per_slot_across_processes_and_restarts(tmp_
         assert len(invision.state.requests_to("trigger")) == 1  # both processes fired; one ran it
 
         for bot in bots:
-            bot.stop()
+            await asyncio.to_thread(bot.stop)  # the fake Slack answers meanwhile
         await until_next_minute()  # a slot passes while no bot runs
         restarted = BotProcess(tmp_path, slack, catalog, extra=env)
         bots = [restarted]
@@ -59,7 +59,7 @@ async def test_a_schedule_fires_once_per_slot_across_processes_and_restarts(tmp_
         assert len(invision.state.requests_to("trigger")) == 2  # the missed slot, run once
     finally:
         for bot in bots:
-            bot.stop()
+            await asyncio.to_thread(bot.stop)  # the fake Slack answers meanwhile
         for e in emulators.values():
             await e.stop()
         await slack.stop()

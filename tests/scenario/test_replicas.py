@@ -54,6 +54,46 @@ async def database_summary(url: str) -> str:
     return f"runs (state, final, leased, n): {runs}\nlive: {live}\ncards (behind, leased, error, n): {cards}"
 
 
+async def leased_runs(url: str, owner_part: str) -> list[int]:
+    """Ids of the runs whose lease an owner holds (``owner_part``: ``:<pid>:``)."""
+    from sqlalchemy import text
+
+    from bot.store.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT id FROM runs WHERE lease_owner LIKE :owner AND lease_expires_at > now()"),
+                {"owner": f"%{owner_part}%"},
+            )
+            return [int(r[0]) for r in rows]
+    finally:
+        await engine.dispose()
+
+
+async def taken_over_after(url: str, run_ids: set[int], dead_part: str, limit: float) -> float:
+    """Seconds until every run in ``run_ids`` is leased by another replica, or has ended (someone polled it)."""
+    from sqlalchemy import text
+
+    from bot.store.engine import make_engine
+
+    started = time.monotonic()
+    engine = make_engine(url)
+    try:
+        while time.monotonic() - started < limit:
+            async with engine.connect() as conn:
+                rows = (await conn.execute(
+                    text("SELECT id, lease_owner, polls FROM runs WHERE id = ANY(:ids)"), {"ids": list(run_ids)}
+                )).all()
+            if all(r.lease_owner is None or dead_part not in r.lease_owner for r in rows):
+                return time.monotonic() - started
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+    return time.monotonic() - started
+
+
 async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Path) -> None:
     url = await create_postgres_database()
     clock = ManualClock()
@@ -88,8 +128,15 @@ async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Pa
 
         clock.advance(6)  # all running
         await asyncio.sleep(1.0)
+        dead = f":{bots[1].proc.pid}:"
+        deadline = time.monotonic() + 30
+        while not await leased_runs(url, dead):  # kill it while it holds runs, or the kill proves nothing
+            assert time.monotonic() < deadline, "the replica to be killed never held a run"
+            await asyncio.sleep(0.02)
         bots[1].kill()  # a replica dies holding leases on runs, cards and messages
         killed_at = time.monotonic()
+        held = set(await leased_runs(url, dead))  # what it held when it died
+        taken_over = await taken_over_after(url, held, dead, limit=LEASE + 20)
         clock.advance(21)  # all done
 
         def all_final() -> bool:
@@ -116,7 +163,12 @@ async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Pa
             message = slack.message(channel, ts)
             finals = [v for v in [*message.edits, message] if "succeeded" in v.text]
             assert len(finals) == 1, f"{key} got its final update {len(finals)} times"
-        assert took < LEASE + 30, f"the takeover took {took:.1f} s"
+        assert took < LEASE + 30, f"every card final {took:.1f} s after the kill"
+        # the takeover: every run the dead replica held was polled by another within its lease and a few ticks
+        assert held, "the killed replica held no run: the kill proved nothing"
+        assert taken_over <= LEASE + 3, f"the runs of the dead replica were taken over after {taken_over:.1f} s"
+        print(f"{len(held)} runs held by the dead replica, taken over {taken_over:.1f} s after the kill "
+              f"(lease {LEASE:.0f} s); every card final after {took:.1f} s")
         # all three shared the polling: each surviving replica polled, the dead one had too before
         for bot in (bots[0], bots[2]):
             assert bot.metric("pipeline_bot_polls_total") > 0

@@ -56,6 +56,7 @@ CONTEXT_LIMIT = 2000  # per element: a context line is meant to be short
 BUTTON_TEXT_LIMIT = 75
 URL_LIMIT = 3000
 OUTSIDE_SLACK = "outside Slack (schedule or console)"
+SCHEDULED = "the bot, on its schedule (`/pipeline schedules`)"
 
 _EMOJI: dict[RunState | None, str] = {
     None: "🚀",
@@ -231,6 +232,8 @@ def started_by(run: RunRecord) -> str:
             return mention_user(run.started_by)
         except ValueError:
             pass
+    if run.origin == "schedule":
+        return SCHEDULED
     return OUTSIDE_SLACK
 
 

@@ -124,7 +124,13 @@ async def per_run(args: argparse.Namespace, workdir: Path, k: int) -> dict[str, 
                 any(w in m.text for w in ("succeeded", "failed", "canceled")) for m in found)
 
         await wait_until(ended, 120, "every card in its final state")
-        await asyncio.sleep(INTERVAL + 5)  # alerts grouped (3 s window here), thread replies, anything late
+        # thread replies trail the cards at Slack's pace (a post a second in one channel), alerts are grouped
+        # (3 s window here): count once nothing is left to send
+        await asyncio.sleep(INTERVAL + 5)
+        for _ in range(600):
+            if BotProcess.total(await bot.metrics(), "pipeline_bot_outbox_pending") == 0:
+                break
+            await asyncio.sleep(0.1)
         events = _events(db)
         rows = []
         by_outcome: dict[str, dict[str, list[int]]] = {o: defaultdict(list) for o in OUTCOMES}

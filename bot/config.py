@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     stuck_check_seconds: float = Field(default=30.0, gt=0)
     alert_group_seconds: float = Field(default=10.0, ge=0, description="failures within this become one message")
     alert_suppress_seconds: float = Field(default=3600.0, ge=0, description="a repeat inside this updates the alert")
+    message_edit_gap_seconds: float = Field(
+        default=5.0, ge=0, description="a message many runs share (alert, workflow card) is edited at most this often"
+    )
     provider_down_after_seconds: float = Field(default=120.0, ge=0, description="then one 'cannot reach' alert")
     fallback_channel: str | None = Field(default=None, description="where messages go when their channel refuses")
     digest_time: str | None = Field(default="09:00", description="daily digest per channel, HH:MM; empty: none")

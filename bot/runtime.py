@@ -146,6 +146,7 @@ class Runtime:
             fallback=s.fallback_channel or self.catalog.defaults.channel,
             metrics=metrics,
             lease=lease,
+            edit_gap=s.message_edit_gap_seconds,
         )
         metrics.source("pipeline_bot_runs", self._runs_by_state)
         metrics.source("pipeline_bot_outbox_pending", self._outbox_pending)

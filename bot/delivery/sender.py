@@ -99,6 +99,7 @@ class Deliverer:
         metrics: Metrics | None = None,
         batch: int = 100,
         lease: timedelta = timedelta(seconds=60),
+        edit_gap: float = 5.0,
     ) -> None:
         self.store = store
         self.client = client
@@ -109,6 +110,7 @@ class Deliverer:
         self.metrics = metrics or Metrics()
         self.batch = batch
         self.lease = lease
+        self.edit_gap = edit_gap
         self.stats = DeliveryStats()
         self._ticking = asyncio.Lock()
         self._leftover = False  # leases left behind by a tick that failed midway
@@ -195,12 +197,14 @@ class Deliverer:
                     )
                     ts, channel = answer["ts"], answer.get("channel", card.channel)
                     self.stats.posts += 1
-                if not await self.store.card_posted(card.id, card.version, ts, channel=channel):
+                if not await self.store.card_posted(
+                    card.id, card.version, ts, channel=channel, next_edit_at=self._next_edit(card)
+                ):
                     await self._delete_duplicate(channel, ts)
             else:
                 await self._call("chat.update", channel=card.channel, ts=card.ts, text=card.text, blocks=card.blocks)
                 self.stats.updates += 1
-                await self.store.card_sent(card.id, card.version, None)
+                await self.store.card_sent(card.id, card.version, None, next_edit_at=self._next_edit(card))
             return 1
         except SlackApiError as exc:
             await self._failed_card(card, exc)
@@ -417,6 +421,15 @@ class Deliverer:
         if error in ("invalid_auth", "not_authed", "token_revoked", "account_inactive"):
             return 60.0  # configuration problem: keep everything until someone fixes the token
         return None
+
+    def _next_edit(self, card: CardRecord) -> datetime | None:
+        """A run's card shows each change at once (they come a poll apart). A message many runs share (an alert
+        listing a storm's failures, a workflow's card) is edited at most every ``edit_gap`` seconds: the edit
+        shows the latest content, and chat.update's rate limit (about 50 a minute) is not spent on versions
+        nobody had time to read."""
+        if card.key.startswith("run:") or self.edit_gap <= 0:
+            return None
+        return self._later(self.edit_gap)
 
     def _later(self, seconds: float) -> datetime:
         return self.now() + timedelta(seconds=seconds)

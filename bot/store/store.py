@@ -450,14 +450,23 @@ class Store:
                 update(cards).where(cards.c.id == card_id).values(attempting_since=now, attempts=cards.c.attempts + 1)
             )
 
-    async def card_sent(self, card_id: int, version: int, ts: str | None, *, channel: str | None = None) -> None:
+    async def card_sent(
+        self,
+        card_id: int,
+        version: int,
+        ts: str | None,
+        *,
+        channel: str | None = None,
+        next_edit_at: datetime | None = None,
+    ) -> None:
+        """Slack shows ``version``. A newer version waits until ``next_edit_at`` (edits of one message paced)."""
         values: dict[str, Any] = {
             "sent_version": func.max(cards.c.sent_version, version)
             if not self._postgres
             else func.greatest(cards.c.sent_version, version),
             "attempting_since": None,
             "attempts": 0,
-            "not_before": None,
+            "not_before": next_edit_at,
             "last_error": "",
             "lease_owner": None,
             "lease_expires_at": None,
@@ -493,7 +502,9 @@ class Store:
                 .values(channel=channel, attempting_since=None, lease_owner=None, lease_expires_at=None)
             )
 
-    async def card_posted(self, card_id: int, version: int, ts: str, *, channel: str) -> bool:
+    async def card_posted(
+        self, card_id: int, version: int, ts: str, *, channel: str, next_edit_at: datetime | None = None
+    ) -> bool:
         """Record a card's first post. False when another process recorded one first: ours is a duplicate."""
         sent_version = func.greatest if self._postgres else func.max
         async with self.engine.begin() as conn:
@@ -502,7 +513,7 @@ class Store:
                 .where(cards.c.id == card_id, cards.c.ts.is_(None))
                 .values(
                     ts=ts, channel=channel, sent_version=sent_version(cards.c.sent_version, version),
-                    attempting_since=None, attempts=0, not_before=None, last_error="", lease_owner=None,
+                    attempting_since=None, attempts=0, not_before=next_edit_at, last_error="", lease_owner=None,
                     lease_expires_at=None,
                 )
             )

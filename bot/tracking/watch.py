@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.catalog.model import Catalog, Pipeline
 from bot.errors import ProviderError
-from bot.models import RunStatus
+from bot.models import RunState, RunStatus
 from bot.ops.logs import run_context
 from bot.ops.metrics import Metrics
 from bot.providers.base import Capability
@@ -108,6 +108,7 @@ class Watcher:
         next_poll = now + self.interval + self.interval / 2  # the next cycle will see it: no separate poll
         if existing is not None:
             if not existing.final and existing.provider_run_id == status.run_id:
+                status = await self._detailed(pipeline, status)
                 change = await self.store.record_status(existing.id, status, now=now, next_poll_at=next_poll)
                 if change is not None:
                     await self.on_change(change)
@@ -141,7 +142,22 @@ class Watcher:
             status.run_id,
             extra={"run_id": run.id, "pipeline": pipeline.name},
         )
-        change = await self.store.record_status(run.id, status, now=now, next_poll_at=next_poll)
+        change = await self.store.record_status(run.id, await self._detailed(pipeline, status), now=now,
+                                                next_poll_at=next_poll)
         if change is not None:
             await self.on_change(change)
         return 1
+
+    async def _detailed(self, pipeline: Pipeline, status: RunStatus) -> RunStatus:
+        """A failure as a list shows it can be terse (DataKitchen lists a status, not the failing node's log):
+        the alert deserves what the run's own status says. One more call per failure; the list's word if the
+        provider does not answer it."""
+        if status.state is not RunState.FAILED:
+            return status
+        try:
+            async with self.pool.slot(pipeline.connection):
+                detailed = await self.pool.client(pipeline.connection).get_status(pipeline.job, status.run_id)
+        except ProviderError as exc:
+            log.warning("watch of %s: no details for failed run %s: %s", pipeline.name, status.run_id, exc)
+            return status
+        return detailed if detailed.final else status

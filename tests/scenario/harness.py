@@ -151,6 +151,7 @@ def settings_for(slack: FakeSlack, tmp: Path, **overrides: Any) -> Settings:
         "shutdown_grace_seconds": 2.0,
         "watch_interval_seconds": 0.3,
         "alert_group_seconds": 0.5,
+        "message_edit_gap_seconds": 0.5,
         "provider_down_after_seconds": 2.0,
         "stuck_check_seconds": 0.3,
     }

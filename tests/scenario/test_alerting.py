@@ -45,6 +45,33 @@ async def test_a_run_started_outside_slack_that_fails_alerts_once_even_across_a_
         assert len([m for m in w.slack.messages("C0ALERTS") if "sales-dashboard" in m.text]) == 1
 
 
+async def test_an_outside_run_found_before_a_restart_and_failing_after_it_alerts_once(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.advance(120)
+        await w.settle(0.5)  # watching begins
+        w.emulators["datakitchen"].external_run(DK_JOB, {}, Outcome(
+            result="fail", queued_s=1, running_s=20, message="Node load failed", failed_tasks=("load",)))
+        w.advance(2)
+        store = w.runtime.store
+        assert store is not None
+
+        async def found() -> bool:
+            return any(r.origin == "watch" and r.state == "running" for r in await store.runs_in_flight())
+
+        for _ in range(100):  # the watch found it running
+            if await found():
+                break
+            await w.settle(0.05)
+        assert await found()
+        await w.restart()  # a deploy while it runs
+        w.advance(25)  # it fails while the new process follows it
+        await w.until(lambda: any("sales-dashboard" in t for t in alerts_in(w, "C0ALERTS")), 10,
+                      what="an alert for the external failure")
+        await w.settle(1.5)  # more watch cycles and polls: nothing more to say
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "sales-dashboard" in m.text]
+        assert "<!subteam^S0DATAENG>" in json.dumps(alert.blocks)
+        assert "Node load failed" in everything(w, "C0ALERTS")  # the run's own words, not only the list's
+
 async def test_a_storm_of_failures_is_grouped_and_every_failure_listed(tmp_path: Path) -> None:
     async with world(tmp_path, alert_group_seconds=1.0) as w:
         w.advance(120)

@@ -103,14 +103,18 @@ async def test_retries_alert_only_when_attempts_are_used_up_and_resume_skips_wha
         await w.settle(1.0)
         assert len([m for m in w.slack.messages("C0ALERTS") if "orders" in m.text]) == 1
 
-        # a workflow whose middle step fails every attempt stops; Retry resumes from that step only
+        # a workflow whose first step fails once (its pipeline retries) goes on without an alert; its middle step
+        # fails every attempt and stops it; Retry resumes from that step only
         tailer = w.emulators["tailer"]
         tailer.state.script(TAILER_CONFIG, [Outcome(result="fail", queued_s=1, running_s=1), QUICK])
-        rivery.state.script(RIVER, QUICK)
+        rivery.state.script(RIVER, [Outcome(result="fail", queued_s=1, running_s=1, message="flaky again"), QUICK])
+        before = len(rivery.state.requests_to("trigger"))
         await w.command("run daily-sales execution_date=2026-11-21", user="U0ALICE")
         await advance_until(w, lambda: "daily-sales failed" in card(w, "Workflow"), "the workflow to stop")
         assert "Retry from the failed steps" in card(w, "Workflow")
         ingest_runs = len(rivery.state.requests_to("trigger"))
+        assert ingest_runs == before + 2  # the ingest step: its failed attempt, then the retry that succeeded
+        assert not [m for m in w.slack.messages("C0ALERTS") if "leads-ods" in m.text]  # a step's retry: no alert
         [message] = [m for m in messages(w) if "Workflow daily-sales" in m.text]
         await w.slack.click(message.channel, message.ts, "wf.retry", user="U0ALICE")
         await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the resumed workflow")

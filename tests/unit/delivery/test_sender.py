@@ -85,3 +85,33 @@ async def test_when_slack_cannot_say_whether_it_got_a_message_the_deliverer_wait
     clock[0] = NOW + timedelta(seconds=5)
     assert await deliverer.tick() == 1
     assert len([c for c in slack.calls_to("chat.postMessage") if c.ok and c.params.get("text") == "details"]) == 1
+
+
+async def test_a_message_many_runs_share_is_edited_at_most_every_gap_and_shows_the_latest(
+    sqlite_store: Store, slack: FakeSlack
+) -> None:
+    clock = [NOW]
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: clock[0], edit_gap=5.0)
+
+    async def show(text: str) -> None:
+        await sqlite_store.set_message("alert:C0GENERAL:1", "C0GENERAL", text,
+                                       [{"type": "section", "text": {"type": "mrkdwn", "text": text}}], now=clock[0])
+
+    await show("2 pipeline failures")
+    assert await deliverer.tick() == 1  # posted
+    for n in (3, 4, 5):  # more failures land within the gap: nothing is edited yet
+        await show(f"{n} pipeline failures")
+        clock[0] += timedelta(seconds=1)
+        assert await deliverer.tick() == 0
+    clock[0] += timedelta(seconds=2)
+    assert await deliverer.tick() == 1  # one edit, showing the latest
+    [message] = slack.messages("C0GENERAL")
+    assert message.text == "5 pipeline failures" and len(message.edits) == 1
+    assert [c.params["text"] for c in slack.calls_to("chat.update")] == ["5 pipeline failures"]
+
+    # a run's own card is edited at every change
+    _, run_id = await deliverer_with_a_card(sqlite_store, slack)
+    card = [{"type": "header", "text": {"type": "plain_text", "text": "leads-ods succeeded"}}]
+    await sqlite_store.set_card(run_id, "C0GENERAL", "leads-ods succeeded", card, now=clock[0])
+    assert await deliverer.tick() == 1

@@ -131,6 +131,11 @@ class Deliverer:
                 self._leftover = True
                 raise
 
+    async def idle(self) -> None:
+        """Return when no tick is running (at shutdown: the last one finished what it claimed)."""
+        async with self._ticking:
+            return
+
     async def _tick(self) -> int:
         cards = await self.store.claim_cards(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
         # different channels in parallel, one channel in order

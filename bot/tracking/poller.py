@@ -84,6 +84,11 @@ class Poller:
                 self._leftover = True
                 raise
 
+    async def idle(self) -> None:
+        """Return when no tick is running (at shutdown: the last one finished what it claimed)."""
+        async with self._ticking:
+            return
+
     async def _tick(self) -> int:
         now = self.now()
         due = await self.store.claim_due_runs(self.owner, now=now, limit=self.batch, lease=self.lease)

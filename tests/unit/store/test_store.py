@@ -186,3 +186,19 @@ async def test_a_run_the_watcher_records_while_its_trigger_is_recorded_is_absorb
     assert await store.get_run(raced[0]) is None
     found = await store.find_run("rivery-us", "p-9")
     assert found is not None and found.id == mine.id
+
+
+async def test_leases_left_by_a_failed_tick_are_handed_back_and_a_retry_being_started_is_not_taken_again(
+    store: Store,
+) -> None:
+    lease = timedelta(seconds=60)
+    polled = await store.create_run(new_run(provider_run_id="p-l"), now=NOW, next_poll_at=NOW)
+    failed = await store.create_run(new_run(provider_run_id="p-f"), now=NOW, next_poll_at=None)
+    await store.create_run(new_run(retry_of=failed.id, attempt=2, start_at=NOW), now=NOW, next_poll_at=None)
+    [claimed] = await store.claim_due_runs("a", now=NOW, limit=10, lease=lease)
+    [starting] = await store.claim_waiting_runs("a", now=NOW, limit=10, lease=lease)
+    assert claimed.id == polled.id and starting.state == "starting"
+    await store.release_run_leases("a")  # the tick failed midway
+    # another process may poll the first at once; the retry being started is nobody else's to start again
+    assert [r.id for r in await store.claim_due_runs("b", now=NOW, limit=10, lease=lease)] == [polled.id]
+    assert await store.claim_waiting_runs("b", now=NOW, limit=10, lease=lease) == []

@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ops.logs import run_context
 from bot.ops.metrics import Metrics
+from bot.ops.ticks import TickGuard
 from bot.store.records import CardRecord, OutboxItem
 from bot.store.store import Store
 
@@ -112,29 +113,15 @@ class Deliverer:
         self.lease = lease
         self.edit_gap = edit_gap
         self.stats = DeliveryStats()
-        self._ticking = asyncio.Lock()
-        self._leftover = False  # leases left behind by a tick that failed midway
+        self._ticks = TickGuard(lambda: self.store.release_delivery_leases(self.owner))
 
     async def tick(self) -> int:
-        """Send what is due. Returns how many Slack calls succeeded.
-
-        Ticks never overlap (the scheduler's and the one at shutdown) and each waits for every send it started,
-        even when some fail. A tick that failed midway (the database went away) leaves leases behind: the next
-        one hands them back first, so those messages go out at once instead of after the lease."""
-        async with self._ticking:
-            if self._leftover:
-                await self.store.release_delivery_leases(self.owner)
-                self._leftover = False
-            try:
-                return await self._tick()
-            except BaseException:
-                self._leftover = True
-                raise
+        """Send what is due. Returns how many Slack calls succeeded. Ticks never overlap (the scheduler's and the
+        one at shutdown); each waits for every send it started, even when some fail (``TickGuard``)."""
+        return await self._ticks.run(self._tick)
 
     async def idle(self) -> None:
-        """Return when no tick is running (at shutdown: the last one finished what it claimed)."""
-        async with self._ticking:
-            return
+        await self._ticks.idle()
 
     async def _tick(self) -> int:
         cards = await self.store.claim_cards(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
@@ -153,7 +140,7 @@ class Deliverer:
     def _count(self, results: list[int | BaseException]) -> int:
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:  # the database went away mid-tick, most likely: the next tick hands their leases back
-            self._leftover = True
+            self._ticks.failed_midway()
             log.error("%d of %d deliveries failed", len(failed), len(results), exc_info=failed[0])
         return sum(r for r in results if not isinstance(r, BaseException))
 

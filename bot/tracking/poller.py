@@ -19,6 +19,7 @@ from bot.errors import ProviderError
 from bot.models import RunState, RunStatus
 from bot.ops.logs import run_context
 from bot.ops.metrics import Metrics
+from bot.ops.ticks import TickGuard
 from bot.service.clients import ClientPool
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
@@ -65,29 +66,15 @@ class Poller:
         # one pipeline's changes are recorded one at a time: a change reads and updates the pipeline's open
         # alert, and failures of one pipeline landing in one tick must count into one alert, not race into several
         self._recording: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._ticking = asyncio.Lock()
-        self._leftover = False  # leases left behind by a tick that failed midway
+        self._ticks = TickGuard(lambda: self.store.release_run_leases(self.owner))
 
     async def tick(self) -> int:
-        """Poll every due run once. Returns how many were polled.
-
-        Ticks never overlap and each waits for every poll it started, even when some fail. A tick that failed
-        midway (the database went away) leaves leases behind: the next one hands them back first, so those runs
-        are polled again at once instead of after the lease."""
-        async with self._ticking:
-            if self._leftover:
-                await self.store.release_run_leases(self.owner)
-                self._leftover = False
-            try:
-                return await self._tick()
-            except BaseException:
-                self._leftover = True
-                raise
+        """Poll every due run once. Returns how many were polled. Ticks never overlap; each waits for every poll
+        it started, even when some fail (``TickGuard``)."""
+        return await self._ticks.run(self._tick)
 
     async def idle(self) -> None:
-        """Return when no tick is running (at shutdown: the last one finished what it claimed)."""
-        async with self._ticking:
-            return
+        await self._ticks.idle()
 
     async def _tick(self) -> int:
         now = self.now()
@@ -101,7 +88,7 @@ class Poller:
         results = await asyncio.gather(*(self._poll(run) for run in due), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:  # the database went away mid-tick, most likely: the next tick hands their leases back
-            self._leftover = True
+            self._ticks.failed_midway()
             log.error("%d of %d polls failed", len(failed), len(due), exc_info=failed[0])
         return len(due)
 

@@ -109,7 +109,10 @@ class Watcher:
         if existing is not None:
             if not existing.final and existing.provider_run_id == status.run_id:
                 status = await self._detailed(pipeline, status)
-                change = await self.store.record_status(existing.id, status, now=now, next_poll_at=next_poll)
+                # a run started from Slack (or a retry, a schedule) keeps its own polls: its card follows it at
+                # the poll interval, not at the watch's
+                own = (existing.next_poll_at or now) if existing.origin != "watch" else next_poll
+                change = await self.store.record_status(existing.id, status, now=now, next_poll_at=own)
                 if change is not None:
                     await self.on_change(change)
             return 0

@@ -262,3 +262,14 @@ async def test_watch_and_unwatch_from_slack_and_a_channel_that_refuses_falls_bac
         assert not w.slack.messages("C0PRIVATE")
         # Tailer reports no failure message: the one run that failed while unwatched was not announced
         assert len([m for m in w.slack.messages("C0ALERTS") if "iowa-pda" in m.text]) == 1
+
+
+async def test_a_run_started_from_slack_on_a_watched_pipeline_keeps_its_own_polls(tmp_path: Path) -> None:
+    """The watch lists every run of a watched pipeline, the ones started from Slack too: updating them from the
+    list must not hold their cards back to the watch's pace (here 30 s) instead of the poll interval."""
+    async with world(tmp_path, watch_interval_seconds=30.0) as w:
+        await w.command("run iowa-pda")
+        await w.card_saying("iowa-pda is queued")
+        await w.runtime.watcher.cycle()  # the watch lists the run while it is queued
+        w.advance(6)  # running at Tailer
+        await w.card_saying("iowa-pda is running", timeout=5)

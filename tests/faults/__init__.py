@@ -24,7 +24,7 @@ from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome
 from bot.emulators._server import EmulatorServer
 from bot.emulators.slack import FakeSlack
 from bot.emulators.slack.server import _Fault
-from tests.scenario.harness import ENV, FAILING_RIVER, World, catalog_text, make_emulators, settings_for
+from tests.scenario.harness import FAILING_RIVER, World, catalog_text, make_emulators, running_world
 
 #: the harness catalog's pipelines; ``orders`` fails at the provider, the others succeed
 PIPELINES = ("leads-ods", "orders", "iowa-pda", "budget", "sales-dashboard")
@@ -74,33 +74,17 @@ async def fault_world(
     """The harness's world (the real bot in-process, its HTTP endpoint, SQLite) with more channels and
     provider calls that time out after ``timeout`` seconds (``watch``: see ``catalog_with_timeouts``).
     ``prepare`` may change the emulators before they start (wrap a route's handler)."""
-    import yaml
-
-    from bot.catalog.load import parse_catalog
-    from bot.runtime import Runtime
-
     clock = ManualClock()
     emulators = emulators_for_faults(clock)
     if prepare is not None:
         prepare(emulators)
     slack = fake_slack(channel_ids)
-    await slack.start()
-    for emulator in emulators.values():
-        await emulator.start()
-    catalog = parse_catalog(yaml.safe_load(catalog_with_timeouts(emulators, timeout, watch=watch)), ENV)
-    settings = settings_for(slack, tmp, **overrides)
-    runtime = Runtime(settings, catalog)
-    the_world = World(slack, clock, emulators, runtime, tmp, settings)
-    try:
-        await runtime.start()
-        assert runtime.http is not None
-        slack.app_url = f"{runtime.http.url}/slack/events"
-        yield the_world
-    finally:
-        await the_world.runtime.stop()
-        for emulator in emulators.values():
-            await emulator.stop()
-        await slack.stop()
+
+    def catalog(started: dict[str, EmulatorServer]) -> str:
+        return catalog_with_timeouts(started, timeout, watch=watch)
+
+    async with running_world(tmp, clock, emulators, slack, catalog, **overrides) as w:
+        yield w
 
 
 def fake_slack(channel_ids: Iterable[str], **kw: Any) -> FakeSlack:

@@ -184,20 +184,35 @@ async def world(
     tmp: Path, *, catalog_edit: Callable[[dict[str, Any]], None] | None = None, **overrides: Any
 ) -> AsyncIterator[World]:
     """``catalog_edit`` changes the parsed YAML of the test catalog before it is validated."""
+    clock = ManualClock()
+    async with running_world(tmp, clock, make_emulators(clock), FakeSlack(), catalog_text,
+                             catalog_edit=catalog_edit, **overrides) as w:
+        yield w
+
+
+@asynccontextmanager
+async def running_world(
+    tmp: Path,
+    clock: ManualClock,
+    emulators: dict[str, EmulatorServer],
+    slack: FakeSlack,
+    catalog_for: Callable[[dict[str, EmulatorServer]], str],
+    *,
+    catalog_edit: Callable[[dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[World]:
+    """Start the fake Slack and the emulators, then the real bot on the catalog ``catalog_for`` writes for the
+    emulators' addresses; stop them all at the end. The worlds of every suite are made here."""
     import yaml
 
-    clock = ManualClock()
-    emulators = make_emulators(clock)
-    slack = FakeSlack()
     await slack.start()
     for emulator in emulators.values():
         await emulator.start()
-    raw = yaml.safe_load(catalog_text(emulators))
+    raw = yaml.safe_load(catalog_for(emulators))
     if catalog_edit is not None:
         catalog_edit(raw)
-    catalog = parse_catalog(raw, ENV)
     settings = settings_for(slack, tmp, **overrides)
-    runtime = Runtime(settings, catalog)
+    runtime = Runtime(settings, parse_catalog(raw, ENV))
     the_world = World(slack, clock, emulators, runtime, tmp, settings)
     try:
         await runtime.start()

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from bot.emulators._core import ManualClock
 from bot.emulators._server import EmulatorServer
-from tests.scenario.harness import ENV, World, catalog_text, make_emulators, settings_for
+from tests.scenario.harness import World, catalog_text, make_emulators, running_world
 
 T = TypeVar("T")
 
@@ -76,34 +76,14 @@ async def security_world(
 ) -> AsyncIterator[World]:
     """The harness's world (fake Slack, emulators on a manual clock, the real bot in-process over HTTP) with the
     security catalog. ``prepare`` may change the emulators before they start (wrap a route's handler)."""
-    import yaml
-
-    from bot.catalog.load import parse_catalog
     from bot.emulators.slack import FakeSlack
-    from bot.runtime import Runtime
 
     clock = ManualClock()
     emulators = make_emulators(clock)
     if prepare is not None:
         prepare(emulators)
-    slack = FakeSlack()
-    await slack.start()
-    for emulator in emulators.values():
-        await emulator.start()
-    catalog = parse_catalog(yaml.safe_load(security_catalog(emulators)), ENV)
-    settings = settings_for(slack, tmp, **overrides)
-    runtime = Runtime(settings, catalog)
-    the_world = World(slack, clock, emulators, runtime, tmp, settings)
-    try:
-        await runtime.start()
-        assert runtime.http is not None
-        slack.app_url = f"{runtime.http.url}/slack/events"
-        yield the_world
-    finally:
-        await the_world.runtime.stop()
-        for emulator in emulators.values():
-            await emulator.stop()
-        await slack.stop()
+    async with running_world(tmp, clock, emulators, FakeSlack(), security_catalog, **overrides) as w:
+        yield w
 
 
 class ThreadedWorld:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.models import RunState, RunStatus, TaskStatus
 from bot.store.records import NewRun
@@ -173,8 +174,8 @@ async def test_a_run_the_watcher_records_while_its_trigger_is_recorded_is_absorb
     absorb = store._absorb_watched_copy
     raced: list[int] = []
 
-    async def watcher_between(conn: object, run_id: int, provider_run_id: str) -> None:
-        await absorb(conn, run_id, provider_run_id)  # type: ignore[arg-type]
+    async def watcher_between(conn: AsyncConnection, run_id: int, provider_run_id: str) -> None:
+        await absorb(conn, run_id, provider_run_id)
         if not raced:
             copy = await store.create_run(new_run(provider_run_id=provider_run_id, origin="watch", started_by=""),
                                           now=NOW, next_poll_at=NOW)

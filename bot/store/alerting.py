@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Row, RowMapping
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -405,20 +405,18 @@ class AlertStore:
 Began = tuple[datetime, int]
 
 
-def _began_of(row: Row[Any]) -> Began:
+def _began_of(run_id: int, created: datetime, started: datetime | None) -> Began:
     """When a run began, to order runs of one pipeline: the earlier of when the bot recorded it and when the
     provider says it started (a run the bot triggers is recorded before it starts, one the watch finds after),
     then its id (recorded first) for a tie."""
-    created: datetime = row.created_at
-    start: datetime | None = row.started_at
-    return (created if start is None else min(created, start)), int(row.id)
+    return (created if started is None else min(created, started)), run_id
 
 
 async def _began(conn: AsyncConnection, run_ids: list[int]) -> dict[int, Began]:
     if not run_ids:
         return {}
     query = select(runs.c.id, runs.c.created_at, runs.c.started_at).where(runs.c.id.in_(set(run_ids)))
-    return {row.id: _began_of(row) for row in await conn.execute(query)}
+    return {row.id: _began_of(row.id, row.created_at, row.started_at) for row in await conn.execute(query)}
 
 
 async def _later_success(conn: AsyncConnection, pipeline: str, run_id: int) -> int | None:
@@ -429,9 +427,10 @@ async def _later_success(conn: AsyncConnection, pipeline: str, run_id: int) -> i
     query = select(runs.c.id, runs.c.created_at, runs.c.started_at).where(
         runs.c.pipeline == pipeline,
         runs.c.state == SUCCEEDED,
-        runs.c.created_at >= failed[0],  # a run begun later was recorded later too
+        runs.c.created_at >= failed[0],  # a run is recorded no earlier than it began
     )
-    later = sorted(b for b in map(_began_of, await conn.execute(query)) if b > failed)
+    began = (_began_of(row.id, row.created_at, row.started_at) for row in await conn.execute(query))
+    later = sorted(b for b in began if b > failed)
     return later[0][1] if later else None
 
 

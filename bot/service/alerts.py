@@ -4,7 +4,9 @@
   When the run's card already sits in that channel, the card (and its thread) is the alert.
 - Failures landing in one channel within ``group_window`` are announced in one message listing each.
 - A pipeline failing again inside its suppression interval updates its open alert instead of posting.
-- A success marks its open alert recovered. A muted pipeline's failures are recorded, never announced.
+- A success of a run begun after an alert's latest failure marks it recovered; a run begun before does not.
+  An alert resolved before it was posted is posted all the same (showing its failure, owners and what
+  resolved it). A muted pipeline's failures are recorded, never announced.
 - A connection failing for ``down_after`` gets one "cannot reach" alert, and one "back" notice.
 Nothing here calls Slack: messages are written to the store and delivered by the delivery loop.
 """
@@ -89,6 +91,8 @@ class Alerter:
         return alert
 
     async def on_success(self, run: RunRecord) -> list[Alert]:
+        """Resolve the alerts this run's success answers; a posted one is rewritten, a pending one is
+        posted at its flush, resolved."""
         if not run.pipeline:
             return []
         recovered = await self.store.alerting.recover(run.pipeline, run.id, now=self.now())

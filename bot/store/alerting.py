@@ -3,6 +3,11 @@
 Alerts are grouped at flush time: pending alerts of a channel are claimed together (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL) and their message is written in the same transaction, so no alert is lost or
 announced twice, whichever replica flushes.
+
+A failure alert is resolved by a success of a run that *began* after the alert's latest counted failure
+(a retry, a later run), never by a run that began before it and merely finished later. Resolving never
+prevents the post: a pending alert keeps state ``pending`` with ``recovered_at`` set, and the flush posts
+it (as resolved) like any other; an alert already posted is marked ``recovered`` and its message rewritten.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -20,11 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store.messages import write_message
-from bot.store.tables import alerts, connection_health, singletons, watches
+from bot.store.tables import alerts, connection_health, runs, singletons, watches
 
 __all__ = ["Alert", "AlertStore", "Health", "Watch"]
 
 MAX_RUNS_KEPT = 50
+SUCCEEDED = "succeeded"  # RunState.SUCCEEDED as stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +98,17 @@ class AlertStore:
         the alert needs no post of its own.
         """
         async with self.engine.begin() as conn:
+            await self._serialize(conn, pipeline)
+            told = await _alert_counting(conn, pipeline, run_id)
+            if told is not None:
+                return told, False  # the same failure told twice (a retried notification): counted once
             query = (
                 select(alerts)
                 .where(
                     alerts.c.kind == "failure",
                     alerts.c.pipeline == pipeline,
                     alerts.c.state.in_(("pending", "open")),
+                    alerts.c.recovered_at.is_(None),  # resolved (posted or not): a new failure is a new alert
                     alerts.c.last_at >= now - suppress,
                     alerts.c.muted.is_(muted),  # once unmuted, a failure is news again: not folded into a silent one
                     alerts.c.channel == channel,  # routed elsewhere now (a new watch channel): a new alert there
@@ -108,8 +119,6 @@ class AlertStore:
             if self._postgres:
                 query = query.with_for_update()
             row = (await conn.execute(query)).mappings().first()
-            if row is not None and run_id in (row["runs"] or []):
-                return _from(row), False  # the same failure told twice (a retried notification): counted once
             if row is not None:
                 runs = [*row["runs"], run_id][-MAX_RUNS_KEPT:]
                 await conn.execute(
@@ -120,7 +129,12 @@ class AlertStore:
                     )
                 )
                 return await _alert(conn, row["id"]), False
+            # the runs ended between two polls and a run begun after this one was handled first: its
+            # success already resolves this failure, which is still announced (pending until the flush)
+            resolver = await _later_success(conn, pipeline, run_id)
             state = "open" if (muted or announced_by) else "pending"
+            if resolver is not None and state == "open":
+                state = "recovered"  # nothing of its own to post: the card (or nobody, muted) tells it
             result = await conn.execute(
                 insert(alerts)
                 .values(
@@ -136,31 +150,45 @@ class AlertStore:
                     group_key=announced_by,
                     first_at=now,
                     last_at=now,
+                    recovered_at=now if resolver is not None else None,
+                    recovered_by_run=resolver,
                 )
                 .returning(alerts.c.id)
             )
             return await _alert(conn, result.scalar_one()), True
 
     async def recover(self, pipeline: str, run_id: int, *, now: datetime) -> list[Alert]:
-        """A pipeline succeeded: its open failure alerts are recovered."""
+        """Run ``run_id`` of ``pipeline`` succeeded: the unresolved failure alerts whose every counted failure
+        began before it are resolved. A posted one becomes ``recovered``; a pending one stays pending (its post
+        is still owed) with ``recovered_at`` set. Returns the alerts resolved."""
         async with self.engine.begin() as conn:
-            ids = list(
-                (
-                    await conn.execute(
-                        select(alerts.c.id).where(
-                            alerts.c.kind == "failure",
-                            alerts.c.pipeline == pipeline,
-                            alerts.c.state.in_(("pending", "open")),
-                        )
-                    )
-                ).scalars()
+            await self._serialize(conn, pipeline)
+            success = await _began(conn, [run_id])
+            if run_id not in success:
+                return []
+            query = select(alerts.c.id, alerts.c.runs).where(
+                alerts.c.kind == "failure",
+                alerts.c.pipeline == pipeline,
+                alerts.c.state.in_(("pending", "open")),
+                alerts.c.recovered_at.is_(None),
             )
+            if self._postgres:
+                query = query.with_for_update()
+            rows = list((await conn.execute(query)).mappings())
+            failed = await _began(conn, [i for r in rows for i in (r["runs"] or [])])
+            began = success[run_id]
+            # every counted failure (those still stored) began before this run: its latest one included
+            ids = [r["id"] for r in rows if all(failed[i] < began for i in (r["runs"] or []) if i in failed)]
             if not ids:
                 return []
             await conn.execute(
                 update(alerts)
                 .where(alerts.c.id.in_(ids))
-                .values(state="recovered", recovered_at=now, recovered_by_run=run_id)
+                .values(
+                    state=case((alerts.c.state == "open", "recovered"), else_=alerts.c.state),
+                    recovered_at=now,
+                    recovered_by_run=run_id,
+                )
             )
             return [await _alert(conn, i) for i in ids]
 
@@ -185,7 +213,9 @@ class AlertStore:
                 if not ids:
                     continue
                 key = f"alerts:{channel}:{ids[0]}"
-                await conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(state="open", group_key=key))
+                # one resolved while pending is posted all the same, showing what resolved it
+                resolved = case((alerts.c.recovered_at.is_not(None), "recovered"), else_="open")
+                await conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(state=resolved, group_key=key))
                 group = [await _alert(conn, i) for i in ids]
                 key, text, blocks = render(key, group)
                 await write_message(conn, key, channel, text, blocks, now=now)
@@ -203,7 +233,12 @@ class AlertStore:
         return _from(row) if row else None
 
     async def open_alerts(self, limit: int = 100) -> list[Alert]:
-        query = select(alerts).where(alerts.c.state.in_(("pending", "open"))).order_by(alerts.c.id.desc())
+        """Alerts not resolved yet (announced or about to be)."""
+        query = (
+            select(alerts)
+            .where(alerts.c.state.in_(("pending", "open")), alerts.c.recovered_at.is_(None))
+            .order_by(alerts.c.id.desc())
+        )
         async with self.engine.connect() as conn:
             return [_from(r) for r in (await conn.execute(query.limit(limit))).mappings()]
 
@@ -211,6 +246,12 @@ class AlertStore:
         query = select(alerts).where(alerts.c.first_at >= start, alerts.c.first_at < end).order_by(alerts.c.id)
         async with self.engine.connect() as conn:
             return [_from(r) for r in (await conn.execute(query)).mappings()]
+
+    async def _serialize(self, conn: AsyncConnection, pipeline: str) -> None:
+        """On PostgreSQL, one transaction at a time records a failure or a success of ``pipeline``'s alerts: a
+        failure and the success that resolves it, handled by two replicas at once, each see the other."""
+        if self._postgres:
+            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"alerts:{pipeline}"))))
 
     # -- connection health ------------------------------------------------------------------
 
@@ -359,6 +400,52 @@ class AlertStore:
             except IntegrityError:  # another process inserted it first
                 return False
             return True
+
+
+Began = tuple[datetime, int]
+
+
+def _began_of(run_id: int, created: datetime, started: datetime | None) -> Began:
+    """When a run began, to order runs of one pipeline: the earlier of when the bot recorded it and when the
+    provider says it started (a run the bot triggers is recorded before it starts, one the watch finds after),
+    then its id (recorded first) for a tie."""
+    return (created if started is None else min(created, started)), run_id
+
+
+async def _began(conn: AsyncConnection, run_ids: list[int]) -> dict[int, Began]:
+    if not run_ids:
+        return {}
+    query = select(runs.c.id, runs.c.created_at, runs.c.started_at).where(runs.c.id.in_(set(run_ids)))
+    return {row.id: _began_of(row.id, row.created_at, row.started_at) for row in await conn.execute(query)}
+
+
+async def _later_success(conn: AsyncConnection, pipeline: str, run_id: int) -> int | None:
+    """The first run of ``pipeline`` that began after ``run_id`` and already succeeded, if any."""
+    failed = (await _began(conn, [run_id])).get(run_id)
+    if failed is None:
+        return None
+    query = select(runs.c.id, runs.c.created_at, runs.c.started_at).where(
+        runs.c.pipeline == pipeline,
+        runs.c.state == SUCCEEDED,
+        runs.c.created_at >= failed[0],  # a run is recorded no earlier than it began
+    )
+    began = (_began_of(row.id, row.created_at, row.started_at) for row in await conn.execute(query))
+    later = sorted(b for b in began if b > failed)
+    return later[0][1] if later else None
+
+
+async def _alert_counting(conn: AsyncConnection, pipeline: str, run_id: int) -> Alert | None:
+    """The alert (of the last few of ``pipeline``, resolved or not) that already counts failed run ``run_id``."""
+    query = (
+        select(alerts)
+        .where(alerts.c.kind == "failure", alerts.c.pipeline == pipeline)
+        .order_by(alerts.c.id.desc())
+        .limit(5)
+    )
+    for row in (await conn.execute(query)).mappings():
+        if run_id in (row["runs"] or []):
+            return _from(row)
+    return None
 
 
 async def _alert(conn: AsyncConnection, alert_id: int) -> Alert:

@@ -200,7 +200,8 @@ mutes = Table(
 )
 
 # An alert: a pipeline failing (or stuck), or a connection not answering. Repeated failures inside the
-# suppression interval update the open alert instead of posting; a success marks it recovered.
+# suppression interval update the open alert instead of posting; a success of a run begun after its latest
+# failure marks it recovered (``recovered_at``; a pending one stays pending until it is posted, then recovered).
 alerts = Table(
     "alerts",
     metadata,

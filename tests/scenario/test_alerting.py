@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.emulators._core import Fault, Outcome
 from bot.emulators.slack.server import Message
-from tests.scenario.harness import DK_JOB, TAILER_CONFIG, World, world
+from tests.scenario.harness import DK_JOB, RIVER, TAILER_CONFIG, World, world
 
 
 def everything(w: World, channel: str) -> str:
@@ -277,3 +277,97 @@ async def test_a_run_started_from_slack_on_a_watched_pipeline_keeps_its_own_poll
         await w.runtime.watcher.cycle()  # the watch lists the run while it is queued
         w.advance(6)  # running at Tailer
         await w.card_saying("iowa-pda is running", timeout=5)
+
+
+def first_version(message: Message) -> str:
+    """What the message said when it was posted (the one version that notified anyone)."""
+    first = message.edits[0] if message.edits else message
+    return json.dumps([first.text, first.blocks])
+
+
+async def leads_ods_runs(w: World) -> list[Any]:
+    store = w.runtime.store
+    assert store is not None
+    return sorted(await store.recent_runs("leads-ods"), key=lambda r: r.id)
+
+
+async def test_a_failure_followed_within_the_group_window_by_a_later_success_is_announced_then_resolved(
+    tmp_path: Path,
+) -> None:
+    """Run twice in quick succession: the first fails, the second succeeds before the alert's flush. The failure
+    is still posted in the alert channel with its owners and its error, and shows resolved by the second run."""
+    async with world(tmp_path, alert_group_seconds=3.0) as w:
+        w.emulators["rivery"].state.script(RIVER, [
+            Outcome(result="fail", queued_s=1, running_s=1, message="Table leads_raw not found"),
+            Outcome(queued_s=1, running_s=2),
+        ])
+        await w.command("run leads-ods", user="U0BOB")
+        await w.card_saying("leads-ods is queued")
+        await w.command("run leads-ods", user="U0BOB")
+        await w.until(lambda: len([c for c in w.cards() if "leads-ods" in c.text]) == 2, what="two cards")
+        w.advance(5)  # both end, well inside the 3 s the alert waits for others to group with
+        await w.until(lambda: all(any(f"leads-ods {end}" in c.text for c in w.cards()) for end in ("failed",
+                      "succeeded")), 5, what="one run failed, the other succeeded")
+        failed, succeeded = await leads_ods_runs(w)
+        assert (failed.state, succeeded.state) == ("failed", "succeeded")
+
+        await w.until(lambda: "leads-ods" in everything(w, "C0ALERTS"), 10, what="the alert, posted all the same")
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "leads-ods" in m.text]
+        posted = first_version(alert)
+        assert "<@U0BOB>" in posted and "<!subteam^S0DATAENG>" in posted  # its owners, mentioned in the post
+        assert "Table leads_raw not found" in posted and f"run #{failed.id}" in posted
+        await w.until(lambda: f"by run #{succeeded.id}" in everything(w, "C0ALERTS"), 5, what="resolved by run 2")
+        now = json.dumps(w.slack.message("C0ALERTS", alert.ts).blocks)
+        assert "recovered" in now and "Table leads_raw not found" in now and "<@U0BOB>" in now
+        assert "run.retry" not in w.slack.message("C0ALERTS", alert.ts).action_ids
+        store = w.runtime.store
+        assert store is not None
+        assert not [a for a in await store.alerting.open_alerts() if a.pipeline == "leads-ods"]
+
+
+async def test_a_run_begun_before_the_failing_one_that_succeeds_after_it_leaves_the_alert_open(
+    tmp_path: Path,
+) -> None:
+    """A slow run started first succeeds after a later run failed: the failure stands (the App Home says so)
+    until a run begun after it (here its Retry) succeeds, which rewrites the posted alert."""
+    async with world(tmp_path) as w:
+        rivery = w.emulators["rivery"]
+        rivery.state.script(RIVER, [
+            Outcome(queued_s=1, running_s=20),
+            Outcome(result="fail", queued_s=1, running_s=1, message="Table leads_raw not found"),
+        ])
+        await w.command("run leads-ods", user="U0BOB")
+        await w.card_saying("leads-ods is queued")
+        await w.command("run leads-ods", user="U0BOB")
+        await w.until(lambda: len([c for c in w.cards() if "leads-ods" in c.text]) == 2, what="two cards")
+        w.advance(5)  # the second run fails; the first still runs
+        await w.until(lambda: "leads-ods" in everything(w, "C0ALERTS"), 10, what="the alert")
+        slow, failed = await leads_ods_runs(w)
+        assert (slow.state, failed.state) == ("running", "failed")
+        w.advance(30)  # the first run succeeds, after the failure
+        await w.until(lambda: any("leads-ods succeeded" in c.text for c in w.cards()), 5, what="the slow success")
+        await w.settle(1.0)
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "leads-ods" in m.text]
+        assert "recovered" not in everything(w, "C0ALERTS")
+        assert "run.retry" in alert.action_ids
+        store = w.runtime.store
+        assert store is not None
+        [still_open] = [a for a in await store.alerting.open_alerts() if a.pipeline == "leads-ods"]
+        assert still_open.last_run_id == failed.id
+
+        await w.slack.open_home("U0ALICE")
+        await w.until(lambda: "*leads-ods*" in home_text(w), what="the Home tab listing the open alert")
+        assert "*Open alerts* (1)" in home_text(w)
+
+        rivery.state.script(RIVER, Outcome(queued_s=1, running_s=1))
+        await w.slack.click("C0ALERTS", alert.ts, "run.retry", user="U0BOB")
+        await w.until(lambda: len(w.cards()) == 3, what="the retry's card")
+        w.advance(5)
+        retry = (await leads_ods_runs(w))[-1]
+        await w.until(lambda: f"by run #{retry.id}" in everything(w, "C0ALERTS"), 10, what="resolved by the retry")
+        assert len([m for m in w.slack.messages("C0ALERTS") if "leads-ods" in m.text]) == 1  # the same message
+
+
+def home_text(w: World, user: str = "U0ALICE") -> str:
+    view = w.slack.home(user)
+    return "\n".join(b["text"]["text"] for b in (view.blocks if view else []) if b.get("type") == "section")

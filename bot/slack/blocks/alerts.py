@@ -28,23 +28,29 @@ def _mentions(owners: Sequence[str]) -> str:
     return " ".join(dict.fromkeys(found))
 
 
+def _resolved(alert: Alert) -> bool:
+    return alert.state == "recovered" and alert.recovered_at is not None
+
+
 def _status(alert: Alert) -> str:
-    if alert.state == "recovered" and alert.recovered_at is not None:
-        by = f" (run #{alert.recovered_by_run})" if alert.recovered_by_run else ""
-        return f"✅ recovered {slack_date(alert.recovered_at)}{by}"
     if alert.count > 1:
         return f"failed {alert.count} times since {slack_date(alert.first_at)}"
     return "failed"
 
 
 def _line(alert: Alert, display: str) -> str:
+    """A resolved alert still says what failed and why (it may be posted already resolved): marked resolved."""
     name = truncate(escape(alert.pipeline or "?"), 80, "…")
     run = f" · run #{alert.last_run_id}" if alert.last_run_id else ""
     muted = " · 🔕 muted" if alert.muted else ""
+    resolved = ""
+    if _resolved(alert) and alert.recovered_at is not None:
+        by = f" by run #{alert.recovered_by_run}" if alert.recovered_by_run else ""
+        resolved = f" · recovered {slack_date(alert.recovered_at)}{by}"
     said = " ".join(alert.message.split())
-    said_text = f"\n> {truncate(escape(said), MESSAGE_CHARS, '…')}" if said and alert.state != "recovered" else ""
-    emoji = "✅" if alert.state == "recovered" else "❌"
-    return f"{emoji} *{name}* on {escape(display)} {_status(alert)}{run}{muted}{said_text}"
+    said_text = f"\n> {truncate(escape(said), MESSAGE_CHARS, '…')}" if said else ""
+    emoji = "✅" if _resolved(alert) else "❌"
+    return f"{emoji} *{name}* on {escape(display)} {_status(alert)}{run}{muted}{resolved}{said_text}"
 
 
 def alert_group(
@@ -56,12 +62,13 @@ def alert_group(
 ) -> tuple[str, str, list[Block]]:
     """The message announcing ``alerts`` (failures of one channel that landed together).
 
-    ``owners`` and ``display_names`` are by pipeline. Owners are mentioned while an alert is open and
-    not muted; a recovered alert keeps its line, marked recovered.
+    ``owners`` and ``display_names`` are by pipeline. Owners of alerts not muted are mentioned; a recovered
+    alert keeps its line, its message and its owners, marked recovered (resolved before it was posted, it
+    is announced all the same; an edit notifies nobody again).
     """
     open_ones = [a for a in alerts if a.state != "recovered"]
     mentioned: list[str] = []
-    for alert in open_ones:
+    for alert in alerts:
         if not alert.muted:
             mentioned.extend(owners.get(alert.pipeline or "", ()))
     cc = _mentions(mentioned)
@@ -94,9 +101,9 @@ def alert_name(alert: Alert) -> str:
 def _single(alert: Alert, display: str, cc: str) -> tuple[str, list[Block]]:
     name = escape(alert.pipeline or "?")
     head = _line(alert, display).split("\n")[0]
-    blocks: list[Block] = [section(head + (f"\ncc {cc}" if cc and alert.state != "recovered" else ""))]
+    blocks: list[Block] = [section(head + (f"\ncc {cc}" if cc else ""))]
     said = alert.message.strip()
-    if said and alert.state != "recovered":
+    if said:
         blocks.append(section("*Message*\n" + truncate(escape(said), 2900)))
     if alert.last_run_id is not None and alert.state != "recovered":
         run = alert.last_run_id
@@ -110,7 +117,7 @@ def _single(alert: Alert, display: str, cc: str) -> tuple[str, list[Block]]:
                 ],
             }
         )
-    text = f"{name} {'recovered' if alert.state == 'recovered' else 'failed'}"
+    text = f"{name} failed" + (", since recovered" if alert.state == "recovered" else "")
     return text, blocks
 
 

@@ -1,0 +1,174 @@
+"""A failure alert is always announced; only a run that began after its latest counted failure resolves it.
+
+Each test runs on SQLite and on PostgreSQL (the ``store`` fixture)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.models import RunState, RunStatus
+from bot.store.alerting import Alert
+from bot.store.records import NewRun, RunRecord
+from bot.store.store import Store
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+WINDOW = timedelta(seconds=10)
+PIPELINE = "leads-ods"
+
+
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+async def started(store: Store, created: float, *, origin: str = "slack", provider_start: float | None = None,
+                  ref: str = "") -> RunRecord:
+    """A run the bot recorded at ``created`` (seconds after NOW), running at the provider since ``provider_start``."""
+    run = await store.create_run(
+        NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin=origin,
+               pipeline=PIPELINE, channel="C0GENERAL", provider_run_id=ref or None),
+        now=at(created), next_poll_at=None,
+    )
+    if not ref:
+        run = await store.record_triggered(run.id, f"p-{run.id}", now=at(created), next_poll_at=at(created + 1))
+    begun = at(provider_start) if provider_start is not None else None
+    status = RunStatus(run.provider_run_id or "", RunState.RUNNING, "RUNNING", started_at=begun)
+    change = await store.record_status(run.id, status, now=at(created), next_poll_at=at(created + 1))
+    assert change is not None
+    return change.run
+
+
+async def ended(store: Store, run: RunRecord, state: RunState, when: float) -> RunRecord:
+    status = RunStatus(run.provider_run_id or "", state, state.value.upper(), message="Table missing"
+                       if state is RunState.FAILED else "")
+    change = await store.record_status(run.id, status, now=at(when), next_poll_at=None)
+    assert change is not None
+    return change.run
+
+
+async def failure(store: Store, run: RunRecord, when: float) -> Alert:
+    alert, _ = await store.alerting.record_failure(
+        PIPELINE, channel="C0ALERTS", run_id=run.id, message=run.message, muted=False, announced_by=None,
+        suppress=timedelta(hours=1), now=at(when),
+    )
+    return alert
+
+
+async def flushed(store: Store, when: float) -> list[list[Alert]]:
+    """Flush due alerts; returns each group as it was rendered."""
+    groups: list[list[Alert]] = []
+
+    def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
+        groups.append(group)
+        return key, "alert", []
+
+    await store.alerting.flush(now=at(when), window=WINDOW, render=render)
+    return groups
+
+
+async def open_ids(store: Store) -> list[int]:
+    return [a.id for a in await store.alerting.open_alerts()]
+
+
+async def test_a_failure_resolved_before_its_flush_is_still_announced_and_shows_what_resolved_it(store: Store) -> None:
+    first = await started(store, 0)
+    second = await started(store, 1)  # run again right away
+    first = await ended(store, first, RunState.FAILED, 3)
+    alert = await failure(store, first, 3)
+    assert await open_ids(store) == [alert.id]  # App Home: open until resolved
+    second = await ended(store, second, RunState.SUCCEEDED, 4)
+    await store.alerting.recover(PIPELINE, second.id, now=at(4))
+    assert await open_ids(store) == []  # resolved by a run that began after the failure
+    [[posted]] = await flushed(store, 3 + WINDOW.total_seconds())
+    assert posted.id == alert.id
+    assert posted.state == "recovered" and posted.recovered_by_run == second.id
+    assert posted.group_key is not None and posted.group_key.startswith("alerts:")
+    assert posted.message == "Table missing"
+    assert await flushed(store, 100) == []  # posted once
+
+
+async def test_a_success_recorded_before_the_failure_of_an_earlier_run_resolves_its_alert_which_is_still_posted(
+    store: Store,
+) -> None:
+    """Both runs ended between two polls and the success was handled first: it began after the failing run."""
+    first = await started(store, 0)
+    second = await started(store, 1)
+    second = await ended(store, second, RunState.SUCCEEDED, 3)
+    assert await store.alerting.recover(PIPELINE, second.id, now=at(3)) == []  # nothing to resolve yet
+    first = await ended(store, first, RunState.FAILED, 3)
+    alert = await failure(store, first, 3)
+    assert alert.recovered_by_run == second.id
+    assert await open_ids(store) == []
+    [[posted]] = await flushed(store, 3 + WINDOW.total_seconds())
+    assert posted.id == alert.id and posted.state == "recovered"
+
+
+async def test_a_run_started_before_the_failing_one_that_succeeds_after_it_does_not_resolve_it(store: Store) -> None:
+    slow = await started(store, 0)
+    failing = await started(store, 1)
+    failing = await ended(store, failing, RunState.FAILED, 3)
+    alert = await failure(store, failing, 3)
+    slow = await ended(store, slow, RunState.SUCCEEDED, 5)  # finished after the failure, began before it
+    assert await store.alerting.recover(PIPELINE, slow.id, now=at(5)) == []
+    assert await open_ids(store) == [alert.id]
+    [[posted]] = await flushed(store, 3 + WINDOW.total_seconds())
+    assert posted.state == "open" and posted.recovered_by_run is None
+    assert await open_ids(store) == [alert.id]
+
+    retry = await started(store, 20)  # a run begun after the failure resolves the posted alert
+    retry = await ended(store, retry, RunState.SUCCEEDED, 25)
+    [resolved] = await store.alerting.recover(PIPELINE, retry.id, now=at(25))
+    assert resolved.id == alert.id and resolved.state == "recovered" and resolved.recovered_by_run == retry.id
+    assert resolved.group_key == posted.group_key  # the message that announced it is the one rewritten
+    assert await open_ids(store) == []
+
+
+async def test_an_alert_counting_several_failures_resolves_only_after_its_latest_counted_failure(
+    store: Store,
+) -> None:
+    one = await started(store, 0)
+    slow = await started(store, 1)
+    two = await started(store, 2)
+    one = await ended(store, one, RunState.FAILED, 3)
+    alert = await failure(store, one, 3)
+    two = await ended(store, two, RunState.FAILED, 4)
+    folded = await failure(store, two, 4)
+    assert folded.id == alert.id and folded.count == 2
+    slow = await ended(store, slow, RunState.SUCCEEDED, 5)  # began after failure one, before failure two
+    assert await store.alerting.recover(PIPELINE, slow.id, now=at(5)) == []
+    assert await open_ids(store) == [alert.id]
+    later = await started(store, 6)
+    later = await ended(store, later, RunState.SUCCEEDED, 8)
+    [resolved] = await store.alerting.recover(PIPELINE, later.id, now=at(8))
+    assert resolved.id == alert.id and resolved.recovered_by_run == later.id
+
+
+async def test_watched_runs_are_ordered_by_when_the_provider_started_them_not_when_the_bot_found_them(
+    store: Store,
+) -> None:
+    """A watch finds runs after they began: one it found later may have begun earlier."""
+    failing = await started(store, 0, origin="watch", provider_start=-30, ref="w-1")
+    earlier = await started(store, 1, origin="watch", provider_start=-60, ref="w-2")
+    failing = await ended(store, failing, RunState.FAILED, 2)
+    alert = await failure(store, failing, 2)
+    earlier = await ended(store, earlier, RunState.SUCCEEDED, 3)
+    assert await store.alerting.recover(PIPELINE, earlier.id, now=at(3)) == []
+    assert await open_ids(store) == [alert.id]
+
+
+async def test_a_new_failure_after_a_resolution_before_the_flush_is_a_new_alert_posted_with_it(store: Store) -> None:
+    first = await started(store, 0)
+    first = await ended(store, first, RunState.FAILED, 1)
+    alert = await failure(store, first, 1)
+    fixed = await started(store, 2)
+    fixed = await ended(store, fixed, RunState.SUCCEEDED, 3)
+    await store.alerting.recover(PIPELINE, fixed.id, now=at(3))
+    again = await started(store, 4)
+    again = await ended(store, again, RunState.FAILED, 5)
+    fresh = await failure(store, again, 5)
+    assert fresh.id != alert.id and fresh.count == 1 and fresh.recovered_by_run is None
+    assert await failure(store, again, 6) == fresh  # the same failure told twice is counted once
+    assert await failure(store, first, 6) == await store.alerting.get(alert.id)  # also once it is resolved
+    [group] = await flushed(store, 1 + WINDOW.total_seconds())
+    assert [(a.id, a.state) for a in group] == [(alert.id, "recovered"), (fresh.id, "open")]
+    assert await open_ids(store) == [fresh.id]

@@ -196,7 +196,7 @@ class _Session(httpx.Auth):
                 answer = yield self._login_request(request)
                 await read_capped(answer, self._max_body)
                 if not self._take_login(answer):
-                    return  # 429/5xx: the caller sees that answer and retries it like any other
+                    return  # 429/5xx (retried like any other answer) or a redirect: the caller sees it
             token = self._token
         response = yield self._signed(request, token)
         await read_capped(response, self._max_body)
@@ -251,9 +251,10 @@ class _Session(httpx.Auth):
     # -- answers ---------------------------------------------------------------------------
 
     def _take_login(self, response: httpx.Response) -> bool:
-        """Adopt the token of a login answer. False when the platform is busy or failing."""
+        """Adopt the token of a login answer. False when the platform is busy or failing, or redirects (the
+        caller reports that answer: a redirect is not a wrong password)."""
         code = response.status_code
-        if code == 429 or code >= 500:
+        if code == 429 or code >= 500 or response.is_redirect:
             return False
         if not response.is_success:
             raise self._refuse(response)

@@ -183,6 +183,17 @@ class HttpCaller:
         tasks = tuple(replace(t, message=self.redact(t.message)) if t.message else t for t in status.tasks)
         return replace(status, message=self.redact(status.message), tasks=tasks)
 
+    def redacted_answer(self, response: httpx.Response) -> httpx.Response:
+        """A copy of an answer whose body has no secret in any form: what error texts are taken from."""
+        encoding = response.encoding or "utf-8"
+        dropped = ("content-encoding", "content-length", "transfer-encoding")  # the copy is plain bytes
+        return httpx.Response(
+            response.status_code,
+            headers=[(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped],
+            content=self.redact(response.text).encode(encoding, "replace"),
+            request=response.request,
+        )
+
     async def send(self, call: Call) -> httpx.Response:
         attempts = self.retry.attempts if call.idempotent else 1
         last: ProviderError | None = None
@@ -319,7 +330,7 @@ class HttpCaller:
         code = response.status_code
         # the body redacted whole before the provider's words are picked, decoded, re-encoded or cut from it; and
         # once more after (a form only decoding reveals): a secret cut in half is no longer recognised
-        detail = self.excerpt(self._error_text(self._redacted(response)))
+        detail = self.excerpt(self._error_text(self.redacted_answer(response)))
         said = f": {detail}" if detail else ""
         if code == 401:
             return self.error(
@@ -362,18 +373,6 @@ class HttpCaller:
             ProviderRejected,
             f"{self.provider} refused to {call.what} (HTTP {code}){said}.",
             status_code=code,
-        )
-
-
-    def _redacted(self, response: httpx.Response) -> httpx.Response:
-        """A copy of an answer whose body has no secret in any form: what error texts are taken from."""
-        encoding = response.encoding or "utf-8"
-        dropped = ("content-encoding", "content-length", "transfer-encoding")  # the copy is plain bytes
-        return httpx.Response(
-            response.status_code,
-            headers=[(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped],
-            content=self.redact(response.text).encode(encoding, "replace"),
-            request=response.request,
         )
 
 

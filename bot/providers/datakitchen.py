@@ -374,7 +374,7 @@ class Client(ProviderClient[Connection, Job]):
         return _words(body)
 
     def _login_refused(self, response: httpx.Response) -> ProviderError:
-        said = self.caller.excerpt(self._error_text(self.caller._redacted(response)))
+        said = self.caller.excerpt(self._error_text(self.caller.redacted_answer(response)))
         return self.caller.error(
             ProviderAuthError,
             f"DataKitchen refused the login of user {self.connection.username!r} for connection {self.name} "

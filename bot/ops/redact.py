@@ -23,6 +23,7 @@ import json
 import logging
 import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -97,15 +98,16 @@ def _base64(text: str) -> set[str]:
 def wire_forms(secret: str) -> frozenset[str]:
     """Every form of ``secret`` to look for in a text; empty for a value shorter than ``MIN_LENGTH``.
 
-    The value as written (and stripped); JSON-escaped with and without ``\\uXXXX`` for non-ASCII, once and twice
-    (a JSON body echoed inside a JSON error), with ``\\/`` too; as Python's ``repr``/``ascii``/bytes show it;
-    HTML-escaped; percent-encoded as a form field, query value and path (each also of the JSON forms: a JSON
-    value sent in a query string); base64, standard and URL-safe, padded or not (a token alone, or
-    ``user:password`` of Basic auth, see ``Redactor.add_basic_auth``).
+    The value as written (stripped, and in both Unicode normal forms); JSON-escaped with and without
+    ``\\uXXXX`` for non-ASCII, once and twice (a JSON body echoed inside a JSON error), with ``\\/`` too; as
+    Python's ``repr``/``ascii``/bytes show it; HTML-escaped; percent-encoded as a form field, query value and
+    path (each also of the JSON forms: a JSON value sent in a query string); base64, standard and URL-safe,
+    padded or not (a token alone, or ``user:password`` of Basic auth, see ``Redactor.add_basic_auth``).
     """
     if len(secret) < MIN_LENGTH:
         return frozenset()
-    plain = {secret, secret.strip()}
+    # é may come back composed or as e + accent, whichever way the other side normalizes
+    plain = {secret, secret.strip(), unicodedata.normalize("NFC", secret), unicodedata.normalize("NFD", secret)}
     jsons = {_json(p, ascii_only) for p in plain for ascii_only in (True, False)}
     jsons |= {_json(j, ascii_only) for j in set(jsons) for ascii_only in (True, False)}
     jsons |= {j.replace("/", "\\/") for j in jsons}
@@ -136,9 +138,10 @@ _END = ""
 
 
 def _render(node: dict[str, Any]) -> str:
-    """A trie of atoms as one expression: at each fork the branches, longest first (the empty one, where a
-    form ends, comes last). A trie, not a flat alternation of forms: matching tries one atom per branch at
-    each place instead of every form, several times faster on the log lines of a busy bot."""
+    """A trie of atoms as one expression: at each fork its branches, then the empty one where a form ends, so
+    the longest form that matches is the one replaced. A trie rather than an alternation of whole forms:
+    matching tries one atom per branch at each place instead of every form (several times faster on the
+    log lines of a busy bot)."""
     chain: list[str] = []
     while len(node) == 1 and _END not in node:  # a run without forks: plain atoms, no recursion
         (atom, node), = node.items()

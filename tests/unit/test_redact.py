@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Iterator
 from urllib.parse import quote, quote_plus
 
@@ -50,6 +51,8 @@ FORMS = {
     "Python ascii": ascii(SECRET)[1:-1],
     "bytes repr": repr(SECRET.encode())[2:-1],
     "HTML": html.escape(SECRET),
+    "decomposed é": unicodedata.normalize("NFD", SECRET),
+    "decomposed é, form field": quote_plus(unicodedata.normalize("NFD", SECRET)),
 }
 
 

@@ -15,6 +15,7 @@ from bot.catalog.load import load_catalog
 from bot.catalog.model import Catalog
 from bot.config import Settings, environment, load_settings
 from bot.errors import ConfigError
+from bot.ops.redact import Redactor
 
 __all__ = ["main"]
 
@@ -90,8 +91,9 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         problems.extend(exc.problems)
     if problems:
         print(f"pipeline-bot check: {len(problems)} problem(s)", file=sys.stderr)
+        secrets = _secrets_of(settings, catalog)
         for line in problems:
-            print(f"  - {line}", file=sys.stderr)
+            print(f"  - {secrets.redact(line)}", file=sys.stderr)
         return 1
     assert catalog is not None
     counts = ", ".join(f"{k} {v}" for k, v in catalog.summary()["by_provider"].items())
@@ -121,7 +123,7 @@ def _run(env_file: Path) -> int:
     except ConfigError as exc:
         problems.extend(exc.problems)
     if problems:
-        return _fail(problems)
+        return _fail([_secrets_of(settings, catalog).redact(line) for line in problems])
     assert catalog is not None
     setup_logging(settings.log_level, settings.log_format)
     return asyncio.run(_serve(settings, catalog))
@@ -142,6 +144,14 @@ async def _serve(settings: Settings, catalog: Catalog) -> int:
     finally:
         await runtime.stop()
     return 0
+
+
+def _secrets_of(settings: Settings | None, catalog: Catalog | None) -> Redactor:
+    """What a problem line must never show: the settings' secrets and the catalog's, in any wire form."""
+    secrets = Redactor(settings.secret_values() if settings is not None else ())
+    for connection in catalog.connections.values() if catalog is not None else ():
+        secrets.add(*connection.secret_values())
+    return secrets
 
 
 def _fail(problems: list[str]) -> int:

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -133,6 +134,21 @@ class Settings(BaseSettings):
         if not self.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
             found.append("DATABASE_URL: use sqlite+aiosqlite:///file.db or postgresql+asyncpg://user@host/db")
         return found
+
+    def secret_values(self) -> list[str]:
+        """Every secret of the settings in clear (tokens, signing secret, the database password), to redact."""
+        values = [
+            value.get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        ]
+        try:
+            password = urlsplit(self.database_url).password
+        except ValueError:  # a URL too broken to split; problems() and the engine say what is wrong with it
+            password = None
+        if password:
+            values += [password, unquote(password)]  # as written in the URL, and as the driver sends it
+        return values
 
 
 def load_settings(env_file: Path | str | None = ".env", secrets_dir: Path | None = None) -> Settings:

@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.delivery.sender import Deliverer
 from bot.ops.http import HttpServer
 from bot.ops.metrics import Metrics
+from bot.ops.redact import PROCESS, Redactor
 from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
@@ -68,10 +69,14 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
+        # what the log filter redacts while this bot runs: its settings' secrets, then every connection's
+        self.secrets = Redactor(s.secret_values())
+        PROCESS.include(self.secrets)
         engine = make_engine(s.database_url)
         await migrate(engine)
         store = self.store = Store(engine)
         pool = self.pool = ClientPool.for_catalog(self.catalog)
+        self.secrets.include(pool.redactor)
         client = web_client(s)
         self.auth = Authorizer(s.slack_admins, _group_members(client))
         notifier = Notifier(
@@ -299,6 +304,8 @@ class Runtime:
             await self.store.release_leases(self.owner)
             await self.pool.aclose()
             await self.store.close()
+        if hasattr(self, "secrets"):
+            PROCESS.exclude(self.secrets)
 
 
 def _group_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozenset[str]]]:

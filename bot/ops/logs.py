@@ -1,4 +1,8 @@
-"""Logging: JSON lines in production, readable text on a terminal. Run ids ride on records as ``run_id``."""
+"""Logging: JSON lines in production, readable text on a terminal. Run ids ride on records as ``run_id``.
+
+Every record passes ``RedactingFilter`` on its way out: no secret of the running bot, in any of its wire forms,
+reaches a log line, whichever library logged it and at whatever level.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+
+from bot.ops.redact import RedactingFilter
 
 __all__ = ["ContextFilter", "JsonFormatter", "run_context", "setup_logging"]
 
@@ -52,8 +58,10 @@ class JsonFormatter(logging.Formatter):
         for key in _EXTRA:
             if hasattr(record, key):
                 line[key] = getattr(record, key)
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+        # exc_text first: RedactingFilter leaves the traceback there, redacted
+        error = record.exc_text or (self.formatException(record.exc_info) if record.exc_info else "")
+        if error:
+            line["error"] = error
         return json.dumps(line, default=str)
 
 
@@ -73,8 +81,12 @@ def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
         JsonFormatter() if use_json else TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     handler.addFilter(ContextFilter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "aiohttp.access", "slack_bolt", "slack_sdk"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # HTTP/2's header coding prints every header it sends and receives at DEBUG, Authorization included
+    for headers in ("hpack", "h2"):
+        logging.getLogger(headers).setLevel(max(logging.WARNING, root.level))

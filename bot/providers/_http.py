@@ -1,9 +1,15 @@
-"""HTTP plumbing shared by the provider clients: retries for reads, error mapping, redaction.
+"""HTTP plumbing shared by the provider clients: retries for reads, error mapping, redaction, limits.
 
 Reads (status, lists, statistics) are retried on connection errors, timeouts, 429 and 5xx with
 exponential backoff and the provider's ``Retry-After``. Writes that start something (a trigger) are
 sent once: a retried trigger can start a second run, so a timeout there becomes
 ``TriggerOutcomeUnknown`` and the person is told to look before trying again.
+
+An answer is read as a stream and refused past ``MAX_BODY_BYTES``: a provider (or whatever answers at its
+address) cannot make the bot buffer gigabytes. Redirects are never followed: httpx would carry our own
+credential headers (``x-api-key``) to any host, and a moved API is better fixed in ``base_url`` anyway.
+An error body is redacted whole, in every wire form of every secret (``bot.ops.redact``), before any part of
+it is picked, re-encoded or cut for a message.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -27,8 +34,22 @@ from bot.errors import (
     ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
+from bot.models import RunStatus
+from bot.ops.redact import Redactor, excerpt
 
-__all__ = ["Call", "HttpCaller", "RetryPolicy", "Sleep", "parse_retry_after"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "BodyTooLarge",
+    "Call",
+    "HttpCaller",
+    "RetryPolicy",
+    "Sleep",
+    "parse_retry_after",
+    "read_capped",
+]
+
+#: the most of one answer the bot reads; no status, list or error of a provider comes near it
+MAX_BODY_BYTES = 10 * 1024 * 1024
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -66,6 +87,48 @@ def parse_retry_after(value: str | None) -> float | None:
     return max((when - _dt.datetime.now(_dt.UTC)).total_seconds(), 0.0)
 
 
+class BodyTooLarge(Exception):
+    """An answer went past the size the bot reads; the rest of it was left unread."""
+
+    def __init__(self, limit: int, status_code: int | None) -> None:
+        super().__init__(f"an answer of more than {limit} bytes")
+        self.limit = limit
+        self.status_code = status_code
+
+
+async def read_capped(response: httpx.Response, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Read a streamed answer's body, at most ``limit`` bytes once decoded (a gzip bomb counts as what it
+    becomes). Raises ``BodyTooLarge`` as soon as the limit is passed, or before reading when Content-Length
+    says so; closing the response then drops the connection with the rest unread."""
+    try:
+        content = response.content  # already read (an auth flow reads the answers it looks at)
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        if len(content) > limit:
+            raise BodyTooLarge(limit, response.status_code)
+        return content
+    declared = response.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit, response.status_code)
+    chunks: list[bytes] = []
+    size = 0
+    # an async generator in fact; closed at once when the limit is passed, not whenever it is collected
+    async with aclosing(cast("AsyncGenerator[bytes, None]", response.aiter_bytes())) as stream:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit, response.status_code)
+            chunks.append(chunk)
+    content = b"".join(chunks)
+    response._content = content  # where Response.aread() keeps the body; aread() itself has no limit
+    return content
+
+
+def _megabytes(limit: int) -> str:
+    return f"{limit / (1024 * 1024):g} MB"
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One HTTP call as a provider client describes it."""
@@ -94,43 +157,60 @@ class HttpCaller:
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         error_text: Callable[[httpx.Response], str] | None = None,
+        max_body: int = MAX_BODY_BYTES,
     ) -> None:
         self.client = client
         self.provider = provider
         self.connection = connection
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        #: this connection's secrets; clients add the ones they come by (session tokens) as sources
+        self.redactor = Redactor(secrets)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._error_text = error_text or _default_error_text
+        self.max_body = max_body
 
     # -- public -----------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self.redactor.redact(text)
+
+    def excerpt(self, value: object, limit: int = 300) -> str:
+        """``value`` as one line for a message: redacted first, then cut."""
+        return self.redactor.excerpt(value, limit)
+
+    def redact_status(self, status: RunStatus) -> RunStatus:
+        """A run's and its tasks' messages, in the provider's words, without our secrets."""
+        tasks = tuple(replace(t, message=self.redact(t.message)) if t.message else t for t in status.tasks)
+        return replace(status, message=self.redact(status.message), tasks=tasks)
+
+    def redacted_answer(self, response: httpx.Response) -> httpx.Response:
+        """A copy of an answer whose body has no secret in any form: what error texts are taken from."""
+        encoding = response.encoding or "utf-8"
+        dropped = ("content-encoding", "content-length", "transfer-encoding")  # the copy is plain bytes
+        return httpx.Response(
+            response.status_code,
+            headers=[(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped],
+            content=self.redact(response.text).encode(encoding, "replace"),
+            request=response.request,
+        )
 
     async def send(self, call: Call) -> httpx.Response:
         attempts = self.retry.attempts if call.idempotent else 1
         last: ProviderError | None = None
         for attempt in range(1, attempts + 1):
             try:
-                response = await self.client.request(
-                    call.method,
-                    call.url,
-                    params=call.params,
-                    json=call.json,
-                    data=call.data,
-                    headers=call.headers,
-                    content=call.content,
-                )
+                response = await self._exchange(call)
             except httpx.TimeoutException as exc:
                 last = self._timeout_error(call, exc)
             except httpx.TransportError as exc:
                 last = self._unreachable(call, exc)
+            except BodyTooLarge as exc:
+                raise self._too_large(call, exc) from None
             else:
                 if response.is_success:
                     return response
+                if response.is_redirect:
+                    raise self._redirected(call, response)
                 last = self._status_error(call, response)
                 if not _retryable_status(response.status_code):
                     raise last
@@ -139,6 +219,25 @@ class HttpCaller:
                 await self._sleep(self.retry.delay(attempt, retry_after))
         assert last is not None
         raise last
+
+    async def _exchange(self, call: Call) -> httpx.Response:
+        """One request and its whole answer, read within ``max_body``; redirects are answers, never followed
+        (whatever the client was built with)."""
+        request = self.client.build_request(
+            call.method,
+            call.url,
+            params=call.params,
+            json=call.json,
+            data=call.data,
+            headers=call.headers,
+            content=call.content,
+        )
+        response = await self.client.send(request, stream=True, follow_redirects=False)
+        try:
+            await read_capped(response, self.max_body)
+        finally:
+            await response.aclose()
+        return response
 
     async def json(self, call: Call) -> Any:
         return self.decode(await self.send(call), call)
@@ -150,7 +249,7 @@ class HttpCaller:
             raise self.error(
                 ProviderResponseError,
                 f"{self.provider} sent an answer that is not JSON when asked to {call.what} "
-                f"(HTTP {response.status_code}: {_excerpt(self.redact(response.text))!r})",
+                f"(HTTP {response.status_code}: {self.excerpt(response.text)!r})",
                 status_code=response.status_code,
             ) from None
 
@@ -158,6 +257,50 @@ class HttpCaller:
         return cls(self.redact(message), provider=self.provider, connection=self.connection, **kw)
 
     # -- failure mapping --------------------------------------------------------------------
+
+    def _too_large(self, call: Call, exc: BodyTooLarge) -> ProviderError:
+        code = exc.status_code
+        said = f" (HTTP {code})" if code else ""
+        size = _megabytes(exc.limit)
+        # a trigger refused outright (4xx) did not start; any other answer may have come with a started run
+        if not call.idempotent and (code is None or not 400 <= code < 500) and code != 503:
+            return self.error(
+                TriggerOutcomeUnknown,
+                f"{self.provider} answered{said} with more than {size} when asked to {call.what}; the bot reads no "
+                f"more than that of an answer, so it is unknown whether it started. Check the {self.provider} "
+                "console before trying again.",
+                status_code=code,
+            )
+        return self.error(
+            ProviderResponseError,
+            f"{self.provider} answered{said} with more than {size} when asked to {call.what}; the bot reads no "
+            f"more than that of an answer. Check that base_url of connection {self.connection} is the "
+            f"{self.provider} API.",
+            status_code=code,
+        )
+
+    def _redirected(self, call: Call, response: httpx.Response) -> ProviderError:
+        """A redirect is reported, never followed: the credentials of a connection go to its base_url only."""
+        code = response.status_code
+        asked = response.request.url
+        try:
+            target = asked.join(response.headers.get("location", ""))
+        except httpx.InvalidURL:
+            target = asked
+        where = f"{target.scheme}://{target.netloc.decode('ascii', 'replace')}"
+        if (target.scheme, target.host, target.port) != (asked.scheme, asked.host, asked.port):
+            message = (
+                f"{self.provider} redirected the request to {call.what} to another address ({where}, HTTP {code}); "
+                f"the bot never sends the credentials of connection {self.connection} anywhere but its base_url, "
+                f"so it did not follow. If {self.provider} has moved, put its new address in base_url."
+            )
+        else:
+            message = (
+                f"{self.provider} answered the request to {call.what} with a redirect (HTTP {code}) to "
+                f"{excerpt(target.path, 200)}; the bot does not follow redirects. Check base_url of connection "
+                f"{self.connection}."
+            )
+        return self.error(ProviderRejected, message, status_code=code)
 
     def _timeout_error(self, call: Call, exc: httpx.TimeoutException) -> ProviderError:
         if not call.idempotent and not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
@@ -185,7 +328,9 @@ class HttpCaller:
 
     def _status_error(self, call: Call, response: httpx.Response) -> ProviderError:
         code = response.status_code
-        detail = _excerpt(self.redact(self._error_text(response)))  # redact first: a cut secret would escape
+        # the body redacted whole before the provider's words are picked, decoded, re-encoded or cut from it; and
+        # once more after (a form only decoding reveals): a secret cut in half is no longer recognised
+        detail = self.excerpt(self._error_text(self.redacted_answer(response)))
         said = f": {detail}" if detail else ""
         if code == 401:
             return self.error(
@@ -235,11 +380,6 @@ def _retryable_status(code: int) -> bool:
     return code == 429 or code >= 500
 
 
-def _excerpt(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _default_error_text(response: httpx.Response) -> str:
     """The most useful words of an error body: a JSON ``message``/``detail``/``error``, else the text."""
     try:
@@ -257,7 +397,7 @@ def _message_of(body: Any) -> str:
         for key in ("message", "detail", "error", "error_description", "errors"):
             if body.get(key):
                 return _message_of(body[key])
-        return json.dumps(body)[:300]
+        return json.dumps(body)  # whole: the caller redacts, then cuts
     if isinstance(body, list):
         return "; ".join(_message_of(item) for item in body[:5])
     return str(body)

@@ -18,7 +18,7 @@ import binascii
 import json
 import time
 import zlib
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -36,7 +36,7 @@ from bot.errors import (
     TriggerOutcomeUnknown,
 )
 from bot.models import RunState, RunStatus, TaskStatus, Triggered
-from bot.providers._http import Call, HttpCaller, RetryPolicy, Sleep
+from bot.providers._http import MAX_BODY_BYTES, Call, RetryPolicy, Sleep, read_capped
 from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = ["Client", "Connection", "Job", "map_status"]
@@ -133,6 +133,7 @@ class _Session(httpx.Auth):
         clock: Clock,
         refuse: Callable[[httpx.Response], ProviderError],
         malformed: Callable[[str], ProviderError],
+        max_body: int = MAX_BODY_BYTES,
     ) -> None:
         base = httpx.URL(base_url if base_url.endswith("/") else base_url + "/")
         self._login_url = base.join("v2/login")
@@ -147,6 +148,7 @@ class _Session(httpx.Auth):
         self._expires_at: float | None = None
         self._quiet_until = 0.0
         self._held: list[str] = []  # recent tokens, for redaction
+        self._max_body = max_body
 
     # -- state -----------------------------------------------------------------------------
 
@@ -183,32 +185,33 @@ class _Session(httpx.Auth):
         raise RuntimeError("the DataKitchen session works with httpx.AsyncClient only")
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # every answer is read here within the size limit (a plain aread() has none); HttpCaller maps BodyTooLarge
         validating = request.url == self._validate_url
         async with self._lock:
             if self._token is not None and not validating and self._expiring():
                 answer = yield self._validate_request(request, self._token)
-                await answer.aread()
+                await read_capped(answer, self._max_body)
                 self._take_validation(answer)
             if self._token is None:
                 answer = yield self._login_request(request)
-                await answer.aread()
+                await read_capped(answer, self._max_body)
                 if not self._take_login(answer):
-                    return  # 429/5xx: the caller sees that answer and retries it like any other
+                    return  # 429/5xx (retried like any other answer) or a redirect: the caller sees it
             token = self._token
         response = yield self._signed(request, token)
-        await response.aread()
+        await read_capped(response, self._max_body)
         self._take_answer(response, validating)
         if response.status_code != 401:
             return
         async with self._lock:  # expired or revoked: log in again, once, then replay the request
             if self._token is None or self._token == token:
                 answer = yield self._login_request(request)
-                await answer.aread()
+                await read_capped(answer, self._max_body)
                 if not self._take_login(answer):
                     return
             token = self._token
         response = yield self._signed(request, token)
-        await response.aread()
+        await read_capped(response, self._max_body)
         self._take_answer(response, validating)
 
     # -- requests --------------------------------------------------------------------------
@@ -248,9 +251,10 @@ class _Session(httpx.Auth):
     # -- answers ---------------------------------------------------------------------------
 
     def _take_login(self, response: httpx.Response) -> bool:
-        """Adopt the token of a login answer. False when the platform is busy or failing."""
+        """Adopt the token of a login answer. False when the platform is busy or failing, or redirects (the
+        caller reports that answer: a redirect is not a wrong password)."""
         code = response.status_code
-        if code == 429 or code >= 500:
+        if code == 429 or code >= 500 or response.is_redirect:
             return False
         if not response.is_success:
             raise self._refuse(response)
@@ -322,21 +326,6 @@ def jwt_expiry(token: str) -> float | None:
     return float(exp)
 
 
-class _SessionCaller(HttpCaller):
-    """An HttpCaller that also redacts the session's tokens: they are derived secrets."""
-
-    def __init__(self, *args: Any, tokens: Callable[[], Iterable[str]], **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._tokens = tokens
-
-    def redact(self, text: str) -> str:
-        text = super().redact(text)
-        for token in self._tokens():
-            if token and len(token) >= 8:
-                text = text.replace(token, "***")
-        return text
-
-
 # -- client -----------------------------------------------------------------------------------
 
 
@@ -366,16 +355,9 @@ class Client(ProviderClient[Connection, Job]):
             malformed=lambda message: self.caller.error(ProviderResponseError, message),
         )
         super().__init__(name, connection, http=http, retry=retry, sleep=sleep)
-        self.caller = _SessionCaller(
-            self.http,
-            provider=self.display_name,
-            connection=name,
-            secrets=connection.secret_values(),
-            retry=retry,
-            sleep=sleep,
-            error_text=self._error_text,
-            tokens=self.session.tokens,
-        )
+        # the session's tokens are secrets too; the login form carries the password, Basic auth would carry both
+        self.caller.redactor.add_source(self.session.tokens)
+        self.caller.redactor.add_basic_auth(connection.username, connection.password.get_secret_value())
 
     def _auth(self) -> httpx.Auth:
         return self.session
@@ -392,7 +374,7 @@ class Client(ProviderClient[Connection, Job]):
         return _words(body)
 
     def _login_refused(self, response: httpx.Response) -> ProviderError:
-        said = _excerpt(self._error_text(response))
+        said = self.caller.excerpt(self._error_text(self.caller.redacted_answer(response)))
         return self.caller.error(
             ProviderAuthError,
             f"DataKitchen refused the login of user {self.connection.username!r} for connection {self.name} "
@@ -421,7 +403,7 @@ class Client(ProviderClient[Connection, Job]):
         body = await self._json(call)
         if isinstance(body, dict) and _has_error(body):
             raise self.caller.error(
-                ProviderRejected, f"DataKitchen refused to {call.what}: {_excerpt(_words(body['error']))}"
+                ProviderRejected, f"DataKitchen refused to {call.what}: {self.caller.excerpt(_words(body['error']))}"
             )
         return body
 
@@ -459,7 +441,7 @@ class Client(ProviderClient[Connection, Job]):
             raise self.caller.error(
                 TriggerOutcomeUnknown,
                 f"DataKitchen accepted the order for {job.describe()} but its answer has no order id "
-                f"({_excerpt(str(body), 200)!r}). Check the DataKitchen console before trying again.",
+                f"({self.caller.excerpt(body, 200)!r}). Check the DataKitchen console before trying again.",
             )
         return Triggered(run_id=order_id)
 
@@ -485,7 +467,7 @@ class Client(ProviderClient[Connection, Job]):
         status = self._serving_status(run_id, order_id, serving)
         if status.state.is_terminal:
             status = await self._with_details(job, status, detail)
-        return status
+        return self.caller.redact_status(status)
 
     async def _servings(self, job: Job, order_id: str) -> list[dict[str, Any]]:
         call = Call(
@@ -498,7 +480,7 @@ class Client(ProviderClient[Connection, Job]):
         if not isinstance(servings, list):
             raise self.caller.error(
                 ProviderResponseError,
-                f"DataKitchen's answer to {call.what} has no list of servings: {_excerpt(str(body), 200)!r}",
+                f"DataKitchen's answer to {call.what} has no list of servings: {self.caller.excerpt(body, 200)!r}",
             )
         return [s for s in servings if isinstance(s, dict)]
 
@@ -522,7 +504,7 @@ class Client(ProviderClient[Connection, Job]):
         if not found:
             raise self.caller.error(
                 ProviderResponseError,
-                f"DataKitchen's answer to {what} has no order run: {_excerpt(str(body), 200)!r}",
+                f"DataKitchen's answer to {what} has no order run: {self.caller.excerpt(body, 200)!r}",
             )
         return next((s for s in found if _hid_of(s) == hid), found[0])
 
@@ -541,11 +523,12 @@ class Client(ProviderClient[Connection, Job]):
             except ProviderError as exc:
                 note = f"(DataKitchen gave no details of this order run: {exc})"
                 return replace(status, message=_join(status.message, note))
-        lines = _log_lines(detail)
-        tasks = _tasks_of(detail, lines)
+        redact = self.caller.redact  # each piece before anything is cut from it: half a secret is not found
+        lines = [redact(line) for line in _log_lines(detail)]
+        tasks = _tasks_of(detail, lines, redact)
         message = status.message
         if status.state is RunState.FAILED:
-            message = _failure_message(tasks, lines, detail, status.message)
+            message = _failure_message(tasks, lines, detail, status.message, redact)
         return replace(status, tasks=tasks or status.tasks, message=message)
 
     def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus:
@@ -563,7 +546,7 @@ class Client(ProviderClient[Connection, Job]):
         if raw.strip().upper() == "SERVING_RERAN":
             message = f"This order run was resumed: a newer run of order {order_id} superseded it."
         elif state in (RunState.FAILED, RunState.CANCELED, RunState.UNKNOWN):
-            message = _words(serving.get("error")) or words
+            message = _cut(self.caller.redact(_words(serving.get("error")) or words), _MESSAGE_LIMIT)
         extra = {"order_id": str(serving.get("order_id") or order_id)}
         if hid:
             extra["serving_hid"] = hid
@@ -597,7 +580,7 @@ class Client(ProviderClient[Connection, Job]):
             if not isinstance(body, dict) or not isinstance(body.get("orders", []), list):
                 raise self.caller.error(
                     ProviderResponseError,
-                    f"DataKitchen's answer to {call.what} has no list of orders: {_excerpt(str(body), 200)!r}",
+                    f"DataKitchen's answer to {call.what} has no list of orders: {self.caller.excerpt(body, 200)!r}",
                 )
             orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
             by_order = _servings_by_order(body.get("servings"))
@@ -723,14 +706,14 @@ def _words(value: Any) -> str:
         for key in ("message", "error", "error_message", "detail", "details", "reason"):
             if value.get(key):
                 return _words(value[key])
-        return json.dumps(value)[:300]
+        return json.dumps(value)  # whole: the caller redacts, then cuts
     if isinstance(value, list):
         return "; ".join(w for w in (_words(v) for v in value[:5]) if w)
     return str(value)
 
 
-def _excerpt(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, lines kept. Only ever of redacted text."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -809,10 +792,13 @@ def _ms_delta(value: Any) -> timedelta | None:
     return timedelta(milliseconds=value)
 
 
-def _tasks_of(detail: Mapping[str, Any], lines: Sequence[str] = ()) -> tuple[TaskStatus, ...]:
+def _tasks_of(
+    detail: Mapping[str, Any], lines: Sequence[str] = (), redact: Callable[[str], str] = str
+) -> tuple[TaskStatus, ...]:
     """Nodes from ``summary.nodes`` (or, in older answers, the dict entries of ``summary`` itself).
 
-    A failed node without words of its own gets the log lines that name it.
+    A failed node without words of its own gets the log lines that name it (``lines`` come redacted; a node's
+    own words are redacted here before they are cut).
     """
     summary = detail.get("summary")
     if not isinstance(summary, dict):
@@ -824,7 +810,7 @@ def _tasks_of(detail: Mapping[str, Any], lines: Sequence[str] = ()) -> tuple[Tas
         if not isinstance(info, dict) or "status" not in info:
             continue
         raw = str(info.get("status") or "")
-        message = _words(info.get("error") or info.get("message"))
+        message = _cut(redact(_words(info.get("error") or info.get("message"))), _MESSAGE_LIMIT)
         state = node_state(raw)
         if state is RunState.FAILED and not message:
             message = "\n".join(line for line in lines if str(name) in line)[-500:]
@@ -851,16 +837,21 @@ def _maybe_compressed(text: str) -> str:
 
 
 def _failure_message(
-    tasks: tuple[TaskStatus, ...], lines: list[str], detail: Mapping[str, Any], fallback: str
+    tasks: tuple[TaskStatus, ...],
+    lines: list[str],
+    detail: Mapping[str, Any],
+    fallback: str,
+    redact: Callable[[str], str] = str,
 ) -> str:
-    """Which nodes failed and what the log says about it."""
+    """Which nodes failed and what the log says about it (``lines`` come redacted; the rest is redacted here,
+    before the message is cut)."""
     failed = [t.name for t in tasks if t.state is RunState.FAILED]
     errors = [line for line in lines if any(w in line.lower() for w in ("error", "fail", "exception"))]
     parts = []
     if failed:
         parts.append(f"Failed node{'s' if len(failed) > 1 else ''}: {', '.join(failed)}.")
-    said = _words(detail.get("error")) or "\n".join((errors or lines)[-5:])
+    said = redact(_words(detail.get("error"))) or "\n".join((errors or lines)[-5:])
     if said:
         parts.append(said)
     message = "\n".join(parts) or fallback or "The order run failed; DataKitchen gave no reason."
-    return message if len(message) <= _MESSAGE_LIMIT else message[: _MESSAGE_LIMIT - 1] + "…"
+    return _cut(message, _MESSAGE_LIMIT)

@@ -94,7 +94,8 @@ class Client(ProviderClient[Connection, Job]):
     def _parse(self, body: Any, call: Call, run_id: str | None = None) -> RunStatus:
         if not isinstance(body, dict) or not (body.get("runId") or run_id):
             raise self.caller.error(
-                ProviderResponseError, f"InVision's answer to {call.what} has no runId: {str(body)[:200]!r}"
+                ProviderResponseError,
+                f"InVision's answer to {call.what} has no runId: {self.caller.excerpt(body, 200)!r}",
             )
         raw = str(body.get("status") or "")
         state = map_status(raw)

@@ -425,7 +425,7 @@ class Client(ProviderClient[Connection, Job]):
     def _bad_answer(self, call: Call, body: Any, missing: str) -> ProviderError:
         return self.caller.error(
             ProviderResponseError,
-            f"Rivery's answer when asked to {call.what} has no {missing}: {str(body)[:200]!r}",
+            f"Rivery's answer when asked to {call.what} has no {missing}: {self.caller.excerpt(body, 200)!r}",
         )
 
     # -- trigger and status -----------------------------------------------------------------
@@ -444,7 +444,7 @@ class Client(ProviderClient[Connection, Job]):
             if not run_id:
                 raise self._bad_answer(call, body, "run_id (the run may have started: check the Rivery console)")
             status = parse_check_run(body, run_id) if "river_run_status" in body else None
-            return Triggered(run_id=run_id, status=status)
+            return Triggered(run_id=run_id, status=self.caller.redact_status(status) if status else None)
         call = Call("POST", self._river(job, "run"), f"run {job.describe()}", idempotent=False,
                     json=self._trigger_body(parameters) or None)
         body = await self._fetch(call, job)
@@ -456,7 +456,7 @@ class Client(ProviderClient[Connection, Job]):
         if "status" not in first:
             return Triggered(run_id=run_id)
         status = parse_v1_run({"run_group_id": body.get("run_group_id"), **first}, run_id)
-        return Triggered(run_id=run_id, status=status)
+        return Triggered(run_id=run_id, status=self.caller.redact_status(status))
 
     async def get_status(self, job: Job, run_id: str) -> RunStatus:
         what = f"check run {run_id} of {job.describe()}"
@@ -467,7 +467,8 @@ class Client(ProviderClient[Connection, Job]):
         body = await self._fetch(call, job, run_id)
         if not isinstance(body, dict):
             raise self._bad_answer(call, body, "run status")
-        return parse_check_run(body, run_id) if self.legacy else parse_v1_run(body, run_id)
+        status = parse_check_run(body, run_id) if self.legacy else parse_v1_run(body, run_id)
+        return self.caller.redact_status(status)
 
     def console_url(self, job: Job, run_id: str | None = None) -> str | None:
         base = self.connection.console_url
@@ -506,7 +507,11 @@ class Client(ProviderClient[Connection, Job]):
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise self._bad_answer(call, body, "items")
-            runs.extend(parse_v1_run(item) for item in items if isinstance(item, dict) and item.get("run_id"))
+            runs.extend(
+                self.caller.redact_status(parse_v1_run(item))
+                for item in items
+                if isinstance(item, dict) and item.get("run_id")
+            )
             total = _count(body.get("total_items"))
             following = body.get("next_page")
             if (

@@ -128,7 +128,15 @@ def _parse_time(text: object) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def answer_error(body: Any) -> str | None:
+Shown = Callable[[Any], str]
+
+
+def _shown(value: Any) -> str:
+    """A piece of an answer quoted in a message. The client passes one that redacts before it cuts."""
+    return repr(str(value)[:200])
+
+
+def answer_error(body: Any, shown: Shown = _shown) -> str | None:
     """What is wrong with an answer, or None when it is fine.
 
     Tailer answers changes with ``{"message": "ok"}`` or ``{"code": 200, "data": {}, "message": "ok"}``
@@ -136,23 +144,23 @@ def answer_error(body: Any) -> str | None:
     ``KO``) or a ``code`` other than 2xx means the request failed even when the HTTP status says 200.
     """
     if isinstance(body, str):
-        return None if body.strip().lower() == "ok" else repr(body[:200])
+        return None if body.strip().lower() == "ok" else shown(body)
     if not isinstance(body, dict):
-        return f"an unexpected answer {str(body)[:200]!r}"
+        return f"an unexpected answer {shown(body)}"
     code = body.get("code")
     if isinstance(code, int) and not 200 <= code < 300:
-        return f"code {code}: {str(body.get('message') or '')[:200]!r}"
+        return f"code {code}: {shown(body.get('message') or '')}"
     if "message" in body:
         message = body["message"]
         if not (isinstance(message, str) and message.strip().lower() == "ok"):
-            return repr(str(message)[:200])
+            return shown(message)
     return None
 
 
-def parse_launch(body: Any) -> str:
+def parse_launch(body: Any, shown: Shown = _shown) -> str:
     """The run id of a ``launch_job`` answer (``{"run_id": "20201230-113940-<uuid>"}``)."""
     if not isinstance(body, dict) or not isinstance(body.get("run_id"), str) or not body["run_id"].strip():
-        raise ValueError(f"no run_id in {str(body)[:200]!r}")
+        raise ValueError(f"no run_id in {shown(body)}")
     return str(body["run_id"]).strip()
 
 
@@ -188,14 +196,14 @@ def parse_run(entry: Mapping[str, Any], run_id: str = "") -> RunStatus:
     )
 
 
-def parse_results(body: Any) -> list[RunStatus]:
+def parse_results(body: Any, shown: Shown = _shown) -> list[RunStatus]:
     """The runs of a ``/v1/dag/status`` answer, in Tailer's order (newest first)."""
     if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-        raise ValueError(f"no results list in {str(body)[:200]!r}")
+        raise ValueError(f"no results list in {shown(body)}")
     runs = []
     for entry in body["results"]:
         if not isinstance(entry, dict):
-            raise ValueError(f"a result is not an object: {str(entry)[:200]!r}")
+            raise ValueError(f"a result is not an object: {shown(entry)}")
         runs.append(parse_run(entry))
     return runs
 
@@ -425,13 +433,15 @@ class Client(ProviderClient[Connection, Job]):
         self.authn: _BearerToken | ServiceAccountAuth = _build_auth(name, connection, clock)
         self._auth_detail = ""
         super().__init__(name, connection, http=http, retry=retry, sleep=sleep)
+        # the minted token and a key read from a file are secrets the connection does not hold in clear
+        self.caller.redactor.add_source(self.authn.secrets)
 
     def _auth(self) -> httpx.Auth:
         return self.authn
 
     def _error_text(self, response: httpx.Response) -> str:
-        # redact before HttpCaller shortens the text: a secret cut in half escapes redaction
-        text = self._hide(self.caller.redact(super()._error_text(response)))
+        # HttpCaller hands over the answer redacted; once more for what decoding the JSON revealed
+        text = self.caller.redact(super()._error_text(response))
         if response.status_code == 401:
             self._auth_detail = text  # Tailer's words ("Jwt is expired"…) for the 401 message
         return text
@@ -449,7 +459,8 @@ class Client(ProviderClient[Connection, Job]):
         body = self._body(job, "launch_job", job_id=job.job_id, execution_date=parameters.get("execution_date"))
         what = f"launch {job.describe()}"
         try:
-            return Triggered(run_id=parse_launch(await self._post(job, _DAG_LAUNCH, body, what, idempotent=False)))
+            answer = await self._post(job, _DAG_LAUNCH, body, what, idempotent=False)
+            return Triggered(run_id=parse_launch(answer, self._shown))
         except (ValueError, ProviderResponseError) as exc:
             # a 2xx Tailer answered without a readable run id: the job may well have started
             raise self._redacted(
@@ -593,7 +604,7 @@ class Client(ProviderClient[Connection, Job]):
             raise self._redacted(err) from None
         except ProviderError as err:
             raise self._redacted(err) from None
-        problem = answer_error(answer)
+        problem = answer_error(answer, self._shown)
         if problem is not None:
             refused = self.caller.error(ProviderRejected, f"Tailer refused to {what}: it answered {problem}.")
             raise self._redacted(refused)
@@ -601,7 +612,7 @@ class Client(ProviderClient[Connection, Job]):
 
     def _runs(self, answer: Any, what: str) -> list[RunStatus]:
         try:
-            return parse_results(answer)
+            return [self.caller.redact_status(run) for run in parse_results(answer, self._shown)]
         except ValueError as exc:
             raise self._redacted(
                 self.caller.error(ProviderResponseError, f"Tailer's answer to {what} is not understood: {exc}")
@@ -626,15 +637,13 @@ class Client(ProviderClient[Connection, Job]):
         return self._redacted(self.caller.error(ProviderAuthError, message, status_code=401))
 
     def _redacted(self, err: ProviderError) -> ProviderError:
-        """Also hide secrets the connection does not hold in clear: the minted token, a key read from a file."""
-        err.args = (self._hide(str(err)),)
+        """A message rewritten here (advice added) redacted again, with the minted token and key as well."""
+        err.args = (self.caller.redact(str(err)),)
         return err
 
-    def _hide(self, text: str) -> str:
-        for secret in self.authn.secrets():
-            if len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
+    def _shown(self, value: Any) -> str:
+        """A piece of an answer quoted in a message: redacted, then cut."""
+        return repr(self.caller.excerpt(value, 200))
 
 
 def _check_identity(job: Job) -> str:

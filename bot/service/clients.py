@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.catalog.model import Catalog
 from bot.errors import InvalidRequest
+from bot.ops.redact import Redactor
 from bot.providers._http import RetryPolicy
 from bot.providers.base import ConnectionConfig, JobConfig, ProviderClient
 from bot.providers.registry import provider
@@ -21,6 +22,8 @@ class ClientPool:
         self._clients: dict[str, ProviderClient[Any, Any]] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._retry = retry
+        #: every connection's secrets, and each client's (session tokens) once it is built: for the log filter
+        self.redactor = Redactor(s for c in self._connections.values() for s in c.secret_values())
 
     @classmethod
     def for_catalog(cls, catalog: Catalog, *, retry: RetryPolicy | None = None) -> ClientPool:
@@ -34,6 +37,7 @@ class ClientPool:
             config = self._connections[connection]
             found = provider(config.provider).client(connection, config, retry=self._retry)
             self._clients[connection] = found
+            self.redactor.include(found.caller.redactor)
         return found
 
     def slot(self, connection: str) -> asyncio.Semaphore:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,18 +159,20 @@ def settings_for(slack: FakeSlack, tmp: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-def make_emulators(clock: ManualClock) -> dict[str, EmulatorServer]:
+def make_emulators(clock: ManualClock, env: Mapping[str, str] = ENV) -> dict[str, EmulatorServer]:
+    """The four emulators, accepting the credentials of ``env`` (the harness's ``ENV`` unless told)."""
+
     def state() -> EmulatorState:
         return EmulatorState(clock=clock, default=Outcome(queued_s=5, running_s=30))
 
-    rivery = RiveryEmulator(state(), tokens=[ENV["RIVERY_TOKEN"]])
+    rivery = RiveryEmulator(state(), tokens=[env["RIVERY_TOKEN"]])
     rivery.state.script(FAILING_RIVER, Outcome(result="fail", queued_s=5, running_s=30,
                                                message="Table <!channel> not found", failed_tasks=("load",)))
     return {
         "rivery": rivery,
-        "tailer": TailerEmulator(state(), tokens=[ENV["TAILER_JWT"]]),
-        "invision": InVisionEmulator(state(), api_keys=[ENV["INVISION_KEY"]]),
-        "datakitchen": DataKitchenEmulator(state(), users={ENV["DK_USER"]: ENV["DK_PASSWORD"]}),
+        "tailer": TailerEmulator(state(), tokens=[env["TAILER_JWT"]]),
+        "invision": InVisionEmulator(state(), api_keys=[env["INVISION_KEY"]]),
+        "datakitchen": DataKitchenEmulator(state(), users={env["DK_USER"]: env["DK_PASSWORD"]}),
     }
 
 
@@ -199,10 +201,12 @@ async def running_world(
     catalog_for: Callable[[dict[str, EmulatorServer]], str],
     *,
     catalog_edit: Callable[[dict[str, Any]], None] | None = None,
+    env: Mapping[str, str] = ENV,
     **overrides: Any,
 ) -> AsyncIterator[World]:
     """Start the fake Slack and the emulators, then the real bot on the catalog ``catalog_for`` writes for the
-    emulators' addresses; stop them all at the end. The worlds of every suite are made here."""
+    emulators' addresses (its ``${NAME}`` read from ``env``); stop them all at the end. The worlds of every suite
+    are made here."""
     import yaml
 
     await slack.start()
@@ -212,7 +216,7 @@ async def running_world(
     if catalog_edit is not None:
         catalog_edit(raw)
     settings = settings_for(slack, tmp, **overrides)
-    runtime = Runtime(settings, parse_catalog(raw, ENV))
+    runtime = Runtime(settings, parse_catalog(raw, env))
     the_world = World(slack, clock, emulators, runtime, tmp, settings)
     try:
         await runtime.start()

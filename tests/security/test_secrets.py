@@ -3,22 +3,34 @@
 raise a "cannot reach" alert, and on DataKitchen's login. Neither a secret of the configuration, nor the session
 token DataKitchen handed out, nor Slack's token or signing secret, appears in anything the bot sent to Slack (replies,
 cards, alerts), in its log lines, or on its /metrics and /readyz pages. ``tests/scenario/test_logs.py`` covers the
-logs of an ordinary failure; this is the hostile case."""
+logs of an ordinary failure; this is the hostile case.
+
+The second test does it again with credentials full of characters the wire rewrites (space & % + " \\ é): the
+echoes then hold them form-encoded, JSON-escaped, escaped twice; none of those forms may come out either, in the
+records at DEBUG or through the bot's own log filter."""
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import json
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import httpx
 from aiohttp import web
 
+from bot.emulators._core import ManualClock
 from bot.emulators._server import EmulatorServer, json_response
 from bot.ops.logs import JsonFormatter
-from tests.scenario.harness import ENV
+from bot.ops.redact import RedactingFilter
+from tests.scenario.harness import ENV, World, make_emulators, running_world
 from tests.scenario.surface import OUR_FAULT, ask, everything_sent
-from tests.security import Recorder, security_world
+from tests.security import Recorder, security_catalog, security_world
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: handler attribute per provider: the trigger, the status check
@@ -68,32 +80,39 @@ class Echo:
         dk.issue_token = issue_token  # type: ignore[attr-defined]
 
 
+async def echo_everything(w: World, echo: Echo) -> tuple[str, list[str]]:
+    """Make every provider echo the request on a trigger (and DataKitchen on its login), then on status checks long
+    enough for a "cannot reach" alert; let the runs end and ask for their history. Everything sent to Slack, and
+    the /metrics and /readyz pages."""
+    pipelines = ("leads-ods", "iowa-pda", "budget", "sales-dashboard")
+    for name in pipelines:  # every trigger refused, with the request echoed
+        reply = await ask(w, f"run {name}")
+        assert reply.text.startswith("⚠️") and not any(bad in reply.text for bad in OUR_FAULT), reply.text
+    echo.on["trigger"] = echo.on["login"] = False
+    for name in pipelines:
+        assert (await w.command(f"run {name}")).ok
+    await w.until(lambda: len(w.cards()) == len(pipelines), what="the cards")
+    echo.on["status"] = True  # now every status check echoes: unknown, then "cannot reach"
+    await w.until(lambda: any("Cannot reach" in m.text for m in w.slack.messages("C0ALERTS")), 20,
+                  what="a cannot-reach alert")
+    await w.settle(1.5)
+    echo.on["status"] = False
+    w.advance(60)
+    await w.until(lambda: all("succeeded" in m.text for m in w.cards()), 20, what="every run's end")
+    for name in pipelines:
+        await ask(w, f"last {name}")
+    await ask(w, "status")
+    assert w.runtime.http is not None
+    async with httpx.AsyncClient() as client:
+        pages = [(await client.get(f"{w.runtime.http.url}/{page}")).text for page in ("metrics", "readyz")]
+    return everything_sent(w), pages
+
+
 async def test_secrets_echoed_by_providers_never_reach_slack_logs_or_pages(tmp_path: Path) -> None:
     echo = Echo()
     with Recorder() as logs:
         async with security_world(tmp_path, prepare=echo.install) as w:
-            pipelines = ("leads-ods", "iowa-pda", "budget", "sales-dashboard")
-            for name in pipelines:  # every trigger refused, with the request echoed
-                reply = await ask(w, f"run {name}")
-                assert reply.text.startswith("⚠️") and not any(bad in reply.text for bad in OUR_FAULT), reply.text
-            echo.on["trigger"] = echo.on["login"] = False
-            for name in pipelines:
-                assert (await w.command(f"run {name}")).ok
-            await w.until(lambda: len(w.cards()) == len(pipelines), what="the cards")
-            echo.on["status"] = True  # now every status check echoes: unknown, then "cannot reach"
-            await w.until(lambda: any("Cannot reach" in m.text for m in w.slack.messages("C0ALERTS")), 20,
-                          what="a cannot-reach alert")
-            await w.settle(1.5)
-            echo.on["status"] = False
-            w.advance(60)
-            await w.until(lambda: all("succeeded" in m.text for m in w.cards()), 20, what="every run's end")
-            for name in pipelines:
-                await ask(w, f"last {name}")
-            await ask(w, "status")
-            assert w.runtime.http is not None
-            async with httpx.AsyncClient() as client:
-                pages = [(await client.get(f"{w.runtime.http.url}/{page}")).text for page in ("metrics", "readyz")]
-            sent = everything_sent(w)
+            sent, pages = await echo_everything(w, echo)
         formatter = JsonFormatter()
         lines = "\n".join(formatter.format(r) for r in logs.records)
 
@@ -108,3 +127,89 @@ async def test_secrets_echoed_by_providers_never_reach_slack_logs_or_pages(tmp_p
         assert not leaked, f"{leaked} in {where}"
     # and the echoes were shown (redacted), not dropped: the person learns what the provider said
     assert "we could not use" in sent and "***" in sent
+
+
+# -- secrets that change on the wire -------------------------------------------------------------------------
+
+#: credentials with every character an encoding rewrites: space & % + " \ and, where the wire takes it (a form field,
+#: a signing key; HTTP headers carry ASCII only), a non-ASCII letter
+AWKWARD = {
+    "RIVERY_TOKEN": 'riv tok&en%2B+"\\r1',
+    "TAILER_JWT": 'tai ler&jw%t+"\\t2',
+    "INVISION_KEY": 'inv key&%+"\\i3',
+    "DK_USER": "bot@example.com",
+    "DK_PASSWORD": 'p&ss w%rd+"\\é',
+}
+AWKWARD_BOT_TOKEN = 'xoxb-sl&ck%+"\\tok'
+AWKWARD_SIGNING_SECRET = 'sign ing&%+"\\é'
+
+
+def on_the_wire(secret: str) -> set[str]:
+    """What a secret looks like once encoded for a form, a URL, a JSON string (ASCII-only or not, once or twice),
+    base64: worked out here, independently of the bot's redactor."""
+    def hexes(text: str) -> set[str]:
+        return {text, re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), text)}
+
+    jsons = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    jsons |= {json.dumps(j)[1:-1] for j in set(jsons)}
+    forms = {secret} | jsons
+    for text in (secret, *jsons):
+        forms |= hexes(quote(text, safe="")) | hexes(quote_plus(text)) | hexes(quote(text))
+    forms.add(base64.b64encode(secret.encode()).decode())
+    return forms
+
+
+def leaks(text: str, secrets: dict[str, str]) -> list[str]:
+    """Which secrets appear in a text in any wire form (Slack's &amp; escaping undone too)."""
+    plain = html.unescape(text)
+    return [
+        f"{name} as {form!r}"
+        for name, secret in secrets.items()
+        for form in on_the_wire(secret)
+        if form in text or form in plain
+    ]
+
+
+async def test_secrets_in_every_wire_form_never_reach_slack_logs_or_pages(tmp_path: Path) -> None:
+    from bot.emulators.slack import FakeSlack
+
+    echo = Echo()
+    clock = ManualClock()
+    emulators = make_emulators(clock, AWKWARD)
+    echo.install(emulators)
+    slack = FakeSlack(bot_token=AWKWARD_BOT_TOKEN, signing_secret=AWKWARD_SIGNING_SECRET)
+    secrets = {**{k: v for k, v in AWKWARD.items() if k != "DK_USER"},
+               "SLACK_BOT_TOKEN": AWKWARD_BOT_TOKEN, "SLACK_SIGNING_SECRET": AWKWARD_SIGNING_SECRET,
+               "DK basic auth": f"{AWKWARD['DK_USER']}:{AWKWARD['DK_PASSWORD']}"}
+    # the bot's own log handler, as `pipeline-bot run` sets it up: its filter is the net under every library
+    netted = io.StringIO()
+    net = logging.StreamHandler(netted)
+    net.setFormatter(JsonFormatter())
+    net.addFilter(RedactingFilter())
+    logging.getLogger().addHandler(net)
+    try:
+        with Recorder() as logs:
+            async with running_world(tmp_path, clock, emulators, slack, security_catalog, env=AWKWARD) as w:
+                sent, pages = await echo_everything(w, echo)
+                assert echo.tokens, "DataKitchen handed out no session token: the test lost its point"
+                secrets["DataKitchen session token"] = echo.tokens[-1]
+                for secret in secrets.values():  # a library that prints what it sends, at DEBUG
+                    for form in on_the_wire(secret):
+                        logging.getLogger("some.http.library").debug("sending %s", form)
+            formatter = JsonFormatter()
+            lines = "\n".join(formatter.format(r) for r in logs.records if r.name != "some.http.library")
+            raw = "\n".join(r.getMessage() for r in logs.records if r.name != "some.http.library")
+    finally:
+        logging.getLogger().removeHandler(net)
+
+    assert echo.echoed >= 10
+    secrets.update({f"DataKitchen session token {i}": t for i, t in enumerate(echo.tokens)})
+    for where, text in (("Slack", sent), ("the log lines", lines), ("the log messages", raw),
+                        ("/metrics and /readyz", "\n".join(pages))):
+        found = leaks(text, secrets)
+        assert not found, f"{found} in {where}"
+    assert "we could not use" in sent and "***" in sent
+    netted_lines = netted.getvalue()
+    assert netted_lines.count('"message": "sending ***"') >= len(secrets) - len(echo.tokens) + 1
+    found = leaks(netted_lines, secrets)
+    assert not found, f"{found} in the bot's log handler"

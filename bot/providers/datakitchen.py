@@ -73,9 +73,9 @@ RENEW_BEFORE_S = 180.0
 #: after a renewal that failed for a passing reason, wait this long before trying again
 _RENEW_PAUSE_S = 30.0
 _ORDERS_PAGE = 50
+_MAX_ORDER_PAGES = 10
 #: order states (DKUtils' constants): only these two are paused / unpaused
 _ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
-_MAX_ORDER_PAGES = 10
 _MESSAGE_LIMIT = 1500
 
 
@@ -123,8 +123,9 @@ class Job(JobConfig):
         return f"recipe {self.recipe} / variation {self.variation} in kitchen {self.kitchen}"
 
     def with_parameter_types(self, types: Mapping[str, str]) -> Self:
+        """The catalog's declarations decide: a ``parameter_types`` written by hand is replaced."""
         kept = {name: kind for name, kind in types.items() if kind in _JSON_TYPES}
-        return self.model_copy(update={"parameter_types": kept}) if kept else self
+        return self if kept == self.parameter_types else self.model_copy(update={"parameter_types": kept})
 
 
 # -- session ----------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ def _pipeline(name: str, kind: str, job: JobConfig, spec: PipelineSpec, defaults
         name=name,
         provider=kind,
         connection=spec.connection,
-        job=job,
+        job=job.with_parameter_types({n: p.type for n, p in spec.parameters.items()}),
         description=spec.description,
         tags=spec.tags,
         parameters=dict(spec.parameters),

@@ -103,7 +103,7 @@ class _Strict(BaseModel):
 class ParameterSpec(_Strict):
     """One run parameter a pipeline accepts. ``name: value`` in YAML is short for ``{default: value}``."""
 
-    type: Literal["string", "date", "int", "choice"] = "string"
+    type: Literal["string", "date", "int", "bool", "choice"] = "string"
     default: str | None = None
     required: bool = False
     choices: tuple[str, ...] | None = None
@@ -134,6 +134,8 @@ class ParameterSpec(_Strict):
         """Why ``value`` is not acceptable, or None."""
         if self.type == "int" and not re.fullmatch(r"-?\d+", value):
             return "must be a whole number"
+        if self.type == "bool" and value.strip().lower() not in ("true", "false"):
+            return "must be true or false"
         if self.type == "date" and not _is_date(value):
             return "must be a date like 2024-01-31"
         if self.choices and value not in self.choices:

@@ -8,16 +8,22 @@
   ``refreshed_token_header`` a token within 180 s of expiry gets a ``refreshed_token`` header.
 - ``PUT /v2/order/create/{kitchen}/{recipe}/{variation}`` (``{"parameters": {...}, "schedule"}``)
   creates an order and plans one order run ("serving") for it; the answer carries the order id as
-  ``order_id`` (DKUtils) and ``serving_hid`` (the vendor docs) but no order-run id. Unknown kitchens,
-  recipes and variations answer 417 ``{"message": {"error": ...}}``.
+  ``order_id`` (DKCloudCommand 1.5, DKUtils) and ``serving_hid`` (DKCloudCommand 1.0) but no order-run
+  id (``create_keys`` picks the keys). Unknown kitchens, recipes and variations answer 417
+  ``{"message": {"error": ...}}``.
 - Order runs: ``GET /v2/order/servings/{kitchen}/{order_id}``, ``GET /v2/order/status/{kitchen}``
-  (``start``, ``count``, ``scount`` as query parameters or a JSON body with ``recipe``,
-  ``variation``, ``servingsCount``), ``POST /v2/order/details/{kitchen}`` (by ``serving_hid``,
-  ``serving_book_hid`` or ``order_id``; the requested run first), ``PUT /v2/serving/stop/{id}``,
-  ``PUT /v2/order/resume/{id}`` (a failed run only: a new run of the same order, the old one
-  becomes ``SERVING_RERAN``), ``PUT /v2/order/pause/{order_id}`` and ``/unpause/``.
+  (``start``, ``count``, ``scount``, ``r`` = recipe as query parameters, as DKCloudCommand sends them,
+  or a JSON body with ``recipe``, ``variation``, ``servingsCount``, as DKUtils does; orders carry
+  ``order-status``), ``POST /v2/order/details/{kitchen}`` (by ``serving_hid``, ``serving_book_hid`` or
+  ``order_id``; the requested run first; ``log.lines`` entries), ``PUT /v2/serving/stop/{id}``,
+  ``PUT /v2/order/resume/{id}`` (a failed run only, named in the body or the path: a new run of the
+  same order, the old one becomes ``SERVING_RERAN``), ``PUT /v2/order/pause/{order_id}`` (an
+  ``ACTIVE_ORDER`` only) and ``/unpause/`` (a ``PAUSED_ORDER`` only).
 - What DKUtils reads before creating an order: ``GET /v2/kitchen/list``,
   ``/v2/kitchen/recipenames/{kitchen}``, ``/v2/recipe/file/{kitchen}/{recipe}/variations.json``.
+
+``strict``: only what a DataKitchen source shows is accepted and served (``SOURCED_REQUESTS``,
+``SOURCED_FIELDS``; docs/PROVIDERS.md, "DataKitchen: provenance").
 
 An order run is an ``EmuRun`` of job ``"<kitchen>/<recipe>/<variation>"`` whose ``run_id`` is the
 order run's ``hid``. Times are epoch milliseconds, as in ``timings{start-time, end-time, duration}``.
@@ -33,6 +39,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -69,7 +76,87 @@ _NODE_STATUS = {
     "canceled": "DKNodeStatus_production_stopped",
 }
 _REFRESH_WITHIN_S = 180.0
-_CREATE_KEYS = ("order_id", "serving_hid")
+#: keys the create answer may name the order under (``create_keys``); the first two are the default
+_CREATE_KEYS = ("order_id", "serving_hid", "serving_chronos_id")
+_DEFAULT_CREATE_KEYS = ("order_id", "serving_hid")
+
+# -- strict mode ---------------------------------------------------------------------------------
+# What a DataKitchen source shows (docs/PROVIDERS.md, "DataKitchen: provenance"): the request keys
+# each route may be sent and the answer keys of each shape. Under ``strict`` the emulator refuses a
+# request with any other key (400, "strict: no source for …") and leaves every other answer key out,
+# so a client (or test) that depends on an assumption fails until it says so.
+
+#: route → (query keys, body keys) a source sends
+SOURCED_REQUESTS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    # the seed (lines 41, 79-80); DKCommon's DKApiHelper.new / login
+    "login": (frozenset(), frozenset({"username", "password"})),
+    # DKApiHelper.refresh_token / valid_token
+    "validatetoken": (frozenset(), frozenset()),
+    # the seed (lines 58-61, 89-97); DKApiHelper.create_order; DKUtils DataKitchenClient.create_order
+    "trigger": (frozenset(), frozenset({"parameters", "schedule", "graph-setting", "ingredient_owner_order_run"})),
+    # DKUtils DataKitchenClient.get_order_runs (``count`` in a JSON body)
+    "status": (frozenset(), frozenset({"count"})),
+    # DKCloudCommand DKCloudAPI.list_order (query); DKUtils DataKitchenClient.get_orders (JSON body)
+    "list": (
+        frozenset({"start", "count", "scount", "r"}),
+        frozenset({"recipe", "variation", "timePeriod", "search", "orderStatus", "orderRunStatus", "servingsCount"}),
+    ),
+    # DKUtils get_order_run_details; DKCloudCommand's orderrun-info command (cli/__main__.py)
+    "details": (frozenset(), frozenset({
+        "serving_hid", "serving_book_hid", "logs", "servingjson", "summary", "testresults", "timingresults",
+        "status", "runstatus", "disp_order_id", "disp_orderrun_id",
+    })),
+    # DKCloudAPI.orderrun_stop
+    "stop": (frozenset(), frozenset({"serving_hid", "kitchen_name"})),
+    # DKCloudAPI.order_resume; DKUtils DataKitchenClient.resume_order_run
+    "resume": (frozenset(), frozenset({"serving_hid", "kitchen_name", "skip-failed-nodes", "parameters"})),
+    # DKApiHelper.order_pause / order_unpause
+    "pause": (frozenset(), frozenset({"kitchen_name"})),
+    "unpause": (frozenset(), frozenset({"kitchen_name"})),
+    # DKUtils DataKitchenClient._get_kitchens_info, get_recipes, get_variations
+    "kitchens": (frozenset(), frozenset()),
+    "recipes": (frozenset(), frozenset()),
+    "variations": (frozenset(), frozenset()),
+}
+
+#: answer shape → keys a source shows
+SOURCED_FIELDS: dict[str, frozenset[str]] = {
+    "validatetoken": frozenset({"token"}),  # DKApiHelper.refresh_token
+    # order_id: DKCloudCommandRunner.create_order, DKUtils create_and_monitor_orders; serving_hid: the
+    # create_order of DKCloudCommand 1.0 (legacy); variable_overrides: DKCloudCommandRunner.create_order
+    "create": frozenset({"order_id", "serving_hid", "variable_overrides"}),
+    "servings": frozenset({"servings"}),  # DKUtils get_order_runs
+    # DKUtils get_orders' documented sample
+    "order_status": frozenset({"customer", "kitchenname", "orders", "repo", "servings", "total-orders"}),
+    "order_servings": frozenset({"servings", "total"}),  # the same sample, servings{<order>: …}
+    # DKUtils' samples of order runs (get_orders, get_order_status, get_order_runs)
+    "serving": frozenset({"hid", "order_id", "orderrun_status", "status", "timings", "variation_name"}),
+    "timings": frozenset({"start-time", "end-time", "duration"}),
+    # DKUtils get_orders' sample; DKCloudCommandRunner.list_order
+    "order": frozenset({"hid", "input_settings", "order-status", "recipe", "schedule", "variation"}),
+    "input_settings": frozenset({"parameters", "schedule", "graph-setting"}),
+    "details": frozenset({"orders", "servings"}),  # DKCloudCommandRunner.orderrun_detail
+    # DKUtils get_order_run_details' sample; summary, log, testresults, timingresults: DKCloudCommandRunner
+    "detail": frozenset({
+        "hid", "order_id", "recipe_id", "status", "variation_name", "recipe_name", "run_time_variables",
+        "orderrun_status", "resumed_by", "scheduled_start_time", "variation", "state", "summary", "log",
+        "testresults", "timingresults",
+    }),
+    "summary": frozenset({"name", "start-time", "total-recipe-time", "nodes"}),  # DKCloudCommandRunner
+    "node": frozenset({"status", "start_time", "timing"}),  # DKUtils order_run_monitor.Node
+    "log": frozenset({"lines"}),  # DKCloudCommandRunner._get_logs_from_order_run
+    # DKCloudCommandRunner._get_logs_from_order_run; DKUtils OrderRunMonitor.parse_log_entry
+    "log_line": frozenset({"datetime", "record_type", "thread_name", "message", "node"}),
+    "resume": frozenset({"order_id"}),  # DKCloudAPI.order_resume; DKUtils resume_and_monitor_orders
+    "stop": frozenset(),  # DKCloudAPI.orderrun_stop reads nothing but a JSON object
+    "pause": frozenset(),  # DKApiHelper.order_pause / order_unpause read nothing but a JSON object
+    "kitchens": frozenset({"kitchens"}),  # DKApiHelper.list_kitchen; DKUtils _get_kitchens_info
+    "kitchen": frozenset({
+        "name", "description", "parent-kitchen", "recipes", "kitchen-staff", "recipeoverrides", "restrict-recipes",
+    }),
+    "recipes": frozenset({"recipes"}),  # DKUtils get_recipes
+    "variations": frozenset({"contents"}),  # DKUtils get_variations
+}
 
 
 def _error(message: str, status: int = 417) -> web.Response:
@@ -78,6 +165,11 @@ def _error(message: str, status: int = 417) -> web.Response:
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def _iso(seconds: float) -> str:
+    """A log entry's ``datetime``, as DKUtils' sample writes it (UTC, no zone)."""
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def _b64(data: bytes) -> str:
@@ -117,7 +209,8 @@ class DataKitchenEmulator(EmulatorServer):
         kitchens: Catalog | None = None,
         refreshed_token_header: bool = False,
         quoted_token: bool = False,
-        create_keys: Iterable[str] = _CREATE_KEYS,
+        create_keys: Iterable[str] = _DEFAULT_CREATE_KEYS,
+        strict: bool = False,
     ) -> None:
         super().__init__(state)
         self.users = dict(users or {})  # username -> password; empty: any credentials
@@ -126,6 +219,8 @@ class DataKitchenEmulator(EmulatorServer):
         self.refreshed_token_header = refreshed_token_header
         self.quoted_token = quoted_token
         self.create_keys = _create_keys(create_keys)
+        #: serve only what a source shows (``SOURCED_REQUESTS`` / ``SOURCED_FIELDS``)
+        self.strict = strict
         self.orders: dict[str, _Order] = {}
         self._secret = secrets.token_bytes(32)
 
@@ -144,26 +239,57 @@ class DataKitchenEmulator(EmulatorServer):
             self.quoted_token = bool(scenario.pop("quoted_token"))
         if "create_keys" in scenario:
             self.create_keys = _create_keys(scenario.pop("create_keys"))
+        if "strict" in scenario:
+            self.strict = bool(scenario.pop("strict"))
         super().configure(scenario)
 
     def routes(self) -> list[Route]:
-        guard = self._guarded
+        def route(method: str, path: str, name: str, handler: Handler, guarded: bool = True) -> Route:
+            handler = self._guarded(handler) if guarded else handler
+            return Route(method, path, name, self._sourced(name, method, path, handler))
+
         return [
-            Route("POST", "/v2/login", "login", self.on_login),
-            Route("GET", "/v2/validatetoken", "validatetoken", self.on_validatetoken),
-            Route("PUT", "/v2/order/create/{kitchen}/{recipe}/{variation}", "trigger", guard(self.on_create)),
-            Route("GET", "/v2/order/servings/{kitchen}/{order_id}", "status", guard(self.on_servings)),
-            Route("GET", "/v2/order/status/{kitchen}", "list", guard(self.on_order_status)),
-            Route("POST", "/v2/order/details/{kitchen}", "details", guard(self.on_details)),
-            Route("PUT", "/v2/serving/stop/{orderrun_id}", "stop", guard(self.on_stop)),
-            Route("PUT", "/v2/order/resume/{orderrun_id}", "resume", guard(self.on_resume)),
-            Route("PUT", "/v2/order/pause/{order_id}", "pause", guard(self.on_pause)),
-            Route("PUT", "/v2/order/unpause/{order_id}", "unpause", guard(self.on_unpause)),
-            Route("GET", "/v2/kitchen/list", "kitchens", guard(self.on_kitchens)),
-            Route("GET", "/v2/kitchen/recipenames/{kitchen}", "recipes", guard(self.on_recipes)),
-            Route("GET", "/v2/recipe/file/{kitchen}/{recipe}/variations.json", "variations",
-                  guard(self.on_variations)),
+            route("POST", "/v2/login", "login", self.on_login, guarded=False),
+            route("GET", "/v2/validatetoken", "validatetoken", self.on_validatetoken, guarded=False),
+            route("PUT", "/v2/order/create/{kitchen}/{recipe}/{variation}", "trigger", self.on_create),
+            route("GET", "/v2/order/servings/{kitchen}/{order_id}", "status", self.on_servings),
+            route("GET", "/v2/order/status/{kitchen}", "list", self.on_order_status),
+            route("POST", "/v2/order/details/{kitchen}", "details", self.on_details),
+            route("PUT", "/v2/serving/stop/{orderrun_id}", "stop", self.on_stop),
+            route("PUT", "/v2/order/resume/{orderrun_id}", "resume", self.on_resume),
+            route("PUT", "/v2/order/pause/{order_id}", "pause", self.on_pause),
+            route("PUT", "/v2/order/unpause/{order_id}", "unpause", self.on_unpause),
+            route("GET", "/v2/kitchen/list", "kitchens", self.on_kitchens),
+            route("GET", "/v2/kitchen/recipenames/{kitchen}", "recipes", self.on_recipes),
+            route("GET", "/v2/recipe/file/{kitchen}/{recipe}/variations.json", "variations", self.on_variations),
         ]
+
+    # -- strict mode ------------------------------------------------------------------------
+
+    def _sourced(self, name: str, method: str, path: str, handler: Handler) -> Handler:
+        """Wrap a route: under strict mode, refuse a query parameter or body field no source sends."""
+        query_keys, body_keys = SOURCED_REQUESTS[name]
+
+        async def sourced(request: web.Request) -> web.StreamResponse:
+            if self.strict:
+                body = await read_body(request)
+                asked = [("query parameter", k) for k in request.query if k not in query_keys]
+                if isinstance(body, dict):
+                    asked += [("body field", str(k)) for k in body if k not in body_keys]
+                if asked:
+                    what = ", ".join(f"the {kind} {key!r}" for kind, key in asked)
+                    return _error(f"strict: no source for {what} of {method} {path}", 400)
+            return await handler(request)
+
+        sourced.__name__ = handler.__name__
+        return sourced
+
+    def _keep(self, shape: str, answer: dict[str, Any]) -> dict[str, Any]:
+        """An answer as served: under strict mode without the keys no source shows for its shape."""
+        if not self.strict:
+            return answer
+        allowed = SOURCED_FIELDS[shape]
+        return {k: v for k, v in answer.items() if k in allowed}
 
     def expired_token_response(self) -> web.StreamResponse:
         return _error("token expired", 401)
@@ -241,7 +367,7 @@ class DataKitchenEmulator(EmulatorServer):
         claims, why = self._claims(token) if token else (None, "missing authorization token")
         if claims is None:
             return _error(why, 401)
-        return json_response({"token": self.issue_token(str(claims["sub"]))})
+        return json_response(self._keep("validatetoken", {"token": self.issue_token(str(claims["sub"]))}))
 
     # -- catalog ----------------------------------------------------------------------------
 
@@ -274,18 +400,20 @@ class DataKitchenEmulator(EmulatorServer):
 
     async def on_kitchens(self, request: web.Request) -> web.StreamResponse:
         catalog = self._known_catalog()
-        return json_response({"kitchens": [
-            {"name": name, "description": f"Kitchen {name}", "parent-kitchen": "", "recipes": sorted(recipes),
-             "kitchen-staff": [], "recipeoverrides": {}, "restrict-recipes": False}
+        return json_response(self._keep("kitchens", {"kitchens": [
+            self._keep("kitchen", {
+                "name": name, "description": f"Kitchen {name}", "parent-kitchen": "", "recipes": sorted(recipes),
+                "kitchen-staff": [], "recipeoverrides": {}, "restrict-recipes": False,
+            })
             for name, recipes in sorted(catalog.items())
-        ]})
+        ]}))
 
     async def on_recipes(self, request: web.Request) -> web.StreamResponse:
         kitchen = request.match_info["kitchen"]
         catalog = self._known_catalog()
         if kitchen not in catalog:
             return _error(f"Kitchen {kitchen} does not exist", 404)
-        return json_response({"recipes": sorted(catalog[kitchen])})
+        return json_response(self._keep("recipes", {"recipes": sorted(catalog[kitchen])}))
 
     async def on_variations(self, request: web.Request) -> web.StreamResponse:
         kitchen, recipe = request.match_info["kitchen"], request.match_info["recipe"]
@@ -294,8 +422,8 @@ class DataKitchenEmulator(EmulatorServer):
             return _error(f"Recipe {recipe} does not exist in kitchen {kitchen}", 404)
         contents = {"variation-list": {v: {"description": f"variation {v}", "graph-setting": "default"}
                                        for v in variations}}
-        return json_response({"filename": "variations.json", "recipe": recipe,
-                              "contents": json.dumps(contents, indent=2)})
+        return json_response(self._keep("variations", {"filename": "variations.json", "recipe": recipe,
+                                                       "contents": json.dumps(contents, indent=2)}))
 
     # -- orders and order runs ----------------------------------------------------------------
 
@@ -362,7 +490,8 @@ class DataKitchenEmulator(EmulatorServer):
             timings["duration"] = _ms(max(end - start, 0.0))
         return timings
 
-    def _serving(self, run: EmuRun) -> dict[str, Any]:
+    def _serving_fields(self, run: EmuRun) -> dict[str, Any]:
+        """Everything the emulator knows of an order run (each answer keeps what its shape allows)."""
         order = self.orders[str(run.extra["order_id"])]
         status = self._status(run)
         return {
@@ -372,26 +501,38 @@ class DataKitchenEmulator(EmulatorServer):
             "orderrun_status": _ORDERRUN_WORDS[status],
             "recipe_name": order.recipe,
             "variation_name": order.variation,
-            "timings": self._timings(run),
+            "timings": self._keep("timings", self._timings(run)),
         }
 
+    def _serving(self, run: EmuRun) -> dict[str, Any]:
+        """An order run as order/servings and order/status list it."""
+        return self._keep("serving", self._serving_fields(run))
+
     def _order_status(self, order: _Order) -> str:
+        """``order-status`` with the values of DKUtils' constants."""
         if order.paused:
             return "PAUSED_ORDER"
-        live = any(self.state.runs[h].phase(self.state.now()) in ("queued", "running") for h in order.servings)
-        return "ACTIVE_ORDER" if live or order.schedule != "now" else "COMPLETED_ORDER"
+        now = self.state.now()
+        newest = self._servings_of(order)[:1]
+        live = any(self.state.runs[h].phase(now) in ("queued", "running") for h in order.servings)
+        if live or order.schedule != "now":
+            return "ACTIVE_ORDER"
+        if newest and newest[0].phase(now) == "failed" and not newest[0].extra.get("reran"):
+            return "ORDER_ERROR"
+        return "COMPLETED_ORDER"
 
     def _order(self, order: _Order) -> dict[str, Any]:
-        return {
+        return self._keep("order", {
             "hid": order.order_id,
             "order_id": order.order_id,
             "recipe": order.recipe,
             "variation": order.variation,
-            "order_status": self._order_status(order),
+            "order-status": self._order_status(order),
             "schedule": order.schedule,
-            "input_settings": {"parameters": order.parameters},
+            "input_settings": self._keep("input_settings", {"parameters": order.parameters,
+                                                            "schedule": order.schedule}),
             "created_time": _ms(order.created_at),
-        }
+        })
 
     def _servings_of(self, order: _Order) -> list[EmuRun]:
         """An order's runs, newest first."""
@@ -417,7 +558,7 @@ class DataKitchenEmulator(EmulatorServer):
         answer: dict[str, Any] = {"status": "success", "variable_overrides": parameters}
         for key in self.create_keys:
             answer[key] = order.order_id
-        return json_response(answer)
+        return json_response(self._keep("create", answer))
 
     async def on_servings(self, request: web.Request) -> web.StreamResponse:
         kitchen, order_id = request.match_info["kitchen"], request.match_info["order_id"]
@@ -427,7 +568,8 @@ class DataKitchenEmulator(EmulatorServer):
         body = await read_body(request)
         count = _int((body if isinstance(body, dict) else {}).get("count", request.query.get("count")), 10)
         runs = self._servings_of(order)
-        return json_response({"servings": [self._serving(r) for r in runs[:count]], "total": len(runs)})
+        return json_response(self._keep("servings", {"servings": [self._serving(r) for r in runs[:count]],
+                                                     "total": len(runs)}))
 
     async def on_order_status(self, request: web.Request) -> web.StreamResponse:
         kitchen = request.match_info["kitchen"]
@@ -438,15 +580,22 @@ class DataKitchenEmulator(EmulatorServer):
         start = _int(ask.get("start"), 0)
         count = _int(ask.get("count"), 20)
         scount = _int(ask.get("scount", ask.get("servingsCount")), 5)
+        recipe = ask.get("r", ask.get("recipe"))  # r: DKCloudCommand's query; recipe: DKUtils' body
         orders = [o for o in self.orders.values() if o.kitchen == kitchen
-                  and ask.get("recipe") in (None, o.recipe) and ask.get("variation") in (None, o.variation)]
+                  and recipe in (None, o.recipe) and ask.get("variation") in (None, o.variation)]
         orders.sort(key=lambda o: o.created_at, reverse=True)
         page = orders[start:start + count]
         servings = {}
         for order in page:
             runs = self._servings_of(order)
-            servings[order.order_id] = {"servings": [self._serving(r) for r in runs[:scount]], "total": len(runs)}
-        return json_response({"orders": [self._order(o) for o in page], "servings": servings, "total": len(orders)})
+            servings[order.order_id] = self._keep("order_servings", {
+                "servings": [self._serving(r) for r in runs[:scount]], "total": len(runs)})
+        return json_response(self._keep("order_status", {
+            "kitchenname": kitchen,
+            "orders": [self._order(o) for o in page],
+            "servings": servings,
+            "total-orders": len(orders),
+        }))
 
     async def on_details(self, request: web.Request) -> web.StreamResponse:
         kitchen = request.match_info["kitchen"]
@@ -456,12 +605,12 @@ class DataKitchenEmulator(EmulatorServer):
         if runs is None:
             return _error("Order run not found in kitchen " + kitchen, 404)
         orders = {str(r.extra["order_id"]): self.orders[str(r.extra["order_id"])] for r in runs}
-        return json_response({
+        return json_response(self._keep("details", {
             "status": "success",
             "kitchenname": kitchen,
             "orders": [self._order(o) for o in orders.values()],
             "servings": [self._detail(r, ask) for r in runs],
-        })
+        }))
 
     def _details_runs(self, kitchen: str, ask: Mapping[str, Any]) -> list[EmuRun] | None:
         """The runs a details request names, the requested one first; None when unknown."""
@@ -484,7 +633,7 @@ class DataKitchenEmulator(EmulatorServer):
     def _detail(self, run: EmuRun, ask: Mapping[str, Any]) -> dict[str, Any]:
         order = self.orders[str(run.extra["order_id"])]
         now = self.state.now()
-        detail = self._serving(run)
+        detail = self._serving_fields(run)
         detail.update({
             "recipe_id": order.order_id[:8] + run.run_id[8:],
             "run_time_variables": {**run.parameters, "CurrentKitchen": order.kitchen,
@@ -495,36 +644,44 @@ class DataKitchenEmulator(EmulatorServer):
         })
         if ask.get("summary"):
             timings = self._timings(run)
-            detail["summary"] = {
+            detail["summary"] = self._keep("summary", {
                 "name": order.recipe,
                 "status": _NODE_STATUS[run.phase(now)],
                 "start-time": timings.get("start-time"),
                 "end-time": timings.get("end-time"),
+                "total-recipe-time": timings.get("duration"),
                 "nodes": {
-                    task: {"status": _NODE_STATUS[run.task_phase(task, now)], "start_time": timings.get("start-time")}
+                    task: self._keep("node", {"status": _NODE_STATUS[run.task_phase(task, now)],
+                                              "start_time": timings.get("start-time"),
+                                              "timing": timings.get("duration")})
                     for task in run.outcome.tasks
                 },
-            }
+            })
         if ask.get("logs"):
-            detail["log"] = self._log(run)
-        return detail
+            detail["log"] = self._keep("log", {"lines": self._log(run)})
+        return self._keep("detail", detail)
 
-    def _log(self, run: EmuRun) -> list[str]:
-        """Log lines: each node's start and end, and the outcome's message on the nodes that failed."""
+    def _log(self, run: EmuRun) -> list[dict[str, Any]]:
+        """Log entries: each node's start and end, and the outcome's message on the nodes that failed."""
         now = self.state.now()
-        phase = run.phase(now)
-        lines = [f"Order run {run.run_id} planned"]
-        if phase == "queued":
+
+        def line(level: str, message: str, node: str | None = None) -> dict[str, Any]:
+            entry = {"datetime": _iso(now), "record_type": level, "thread_name": "NodeExecutorThread:0",
+                     "message": message, "node": node}
+            return self._keep("log_line", entry)
+
+        lines = [line("INFO", f"Order run {run.run_id} planned")]
+        if run.phase(now) == "queued":
             return lines
         for task in run.outcome.tasks:
-            lines.append(f"INFO node {task}: started")
+            lines.append(line("INFO", f"node {task}: started", task))
             task_phase = run.task_phase(task, now)
             if task_phase == "failed":
-                lines.append(f"ERROR node {task}: {run.outcome.message or 'node failed'}")
+                lines.append(line("ERROR", f"node {task}: {run.outcome.message or 'node failed'}", task))
             elif task_phase == "succeeded":
-                lines.append(f"INFO node {task}: completed")
+                lines.append(line("INFO", f"node {task}: completed", task))
             elif task_phase == "canceled":
-                lines.append(f"WARNING node {task}: stopped")
+                lines.append(line("WARNING", f"node {task}: stopped", task))
         return lines
 
     async def on_stop(self, request: web.Request) -> web.StreamResponse:
@@ -539,12 +696,14 @@ class DataKitchenEmulator(EmulatorServer):
             return _error(f"Order run {hid} not found in kitchen {kitchen}", 404)
         if not self.state.cancel(run):
             return _error(f"Order run {hid} cannot be stopped: it is {self._status(run)}", 417)
-        return json_response({"status": "success", "serving_hid": hid, "serving_status": self._status(run)})
+        return json_response(self._keep("stop", {"status": "success", "serving_hid": hid,
+                                                 "serving_status": self._status(run)}))
 
     async def on_resume(self, request: web.Request) -> web.StreamResponse:
         body = await read_body(request)
         ask = body if isinstance(body, dict) else {}
-        hid = request.match_info["orderrun_id"]
+        # DKCloudCommand's order_resume names the run in the body and sends "None" in the path
+        hid = str(ask.get("serving_hid") or request.match_info["orderrun_id"])
         run = self._run(hid)
         if run is None:
             return _error(f"Order run {hid} not found", 404)
@@ -560,7 +719,8 @@ class DataKitchenEmulator(EmulatorServer):
         new.extra["resumed_from"] = hid
         run.extra["reran"] = True
         run.extra["resumed_by"] = new.run_id
-        return json_response({"status": "success", "order_id": order.order_id, "variable_overrides": overrides})
+        return json_response(self._keep("resume", {"status": "success", "order_id": order.order_id,
+                                                   "variable_overrides": overrides}))
 
     async def _set_paused(self, request: web.Request, paused: bool) -> web.StreamResponse:
         body = await read_body(request)
@@ -570,8 +730,13 @@ class DataKitchenEmulator(EmulatorServer):
         kitchen = ask.get("kitchen_name")
         if order is None or (kitchen and order.kitchen != kitchen):
             return _error(f"Order {order_id} not found", 404)
+        status = self._order_status(order)
+        if status != ("ACTIVE_ORDER" if paused else "PAUSED_ORDER"):
+            verb = "paused" if paused else "unpaused"
+            return _error(f"Order {order_id} is {status}: it cannot be {verb}", 417)
         order.paused = paused
-        return json_response({"status": "success", "order_id": order_id, "order_status": self._order_status(order)})
+        return json_response(self._keep("pause", {"status": "success", "order_id": order_id,
+                                                  "order-status": self._order_status(order)}))
 
     async def on_pause(self, request: web.Request) -> web.StreamResponse:
         return await self._set_paused(request, True)

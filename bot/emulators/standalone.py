@@ -74,9 +74,16 @@ def build_emulator(
     return server
 
 
-async def serve_forever(provider: str, *, host: str, port: int, scenario: Path | None) -> int:
+async def serve_forever(
+    provider: str, *, host: str, port: int, scenario: Path | None, strict: bool = False
+) -> int:
+    """Serve one emulator until interrupted. ``strict``: the scenario key of the same name (an emulator
+    without a strict mode refuses it as an unknown scenario key)."""
     try:
-        server = build_emulator(provider, load_scenario(scenario) if scenario else None)
+        loaded = load_scenario(scenario) if scenario else {}
+        if strict:
+            loaded["strict"] = True
+        server = build_emulator(provider, loaded)
     except (OSError, ValueError, TypeError) as exc:
         print(f"pipeline-bot emulate: bad scenario: {exc}", file=sys.stderr)
         return 2

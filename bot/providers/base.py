@@ -70,6 +70,14 @@ class JobConfig(BaseModel):
         """Short human text for cards and messages."""
         return ", ".join(f"{k}={v}" for k, v in self.model_dump(exclude_none=True).items())
 
+    def with_parameter_types(self, types: Mapping[str, str]) -> Self:
+        """This job, told the catalog's parameter types (``int``, ``bool``…) by the catalog loader.
+
+        Most providers take run parameters as text and ignore them; a provider whose API keeps JSON
+        types (DataKitchen's overrides) stores the ones it needs, so that they travel with each run.
+        """
+        return self
+
 
 ConnT = TypeVar("ConnT", bound=ConnectionConfig)
 JobT = TypeVar("JobT", bound=JobConfig)

@@ -16,12 +16,13 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 import time
 import zlib
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple, Self
 from urllib.parse import quote
 
 import httpx
@@ -30,6 +31,7 @@ from pydantic import Field, SecretStr
 from bot.errors import (
     ProviderAuthError,
     ProviderError,
+    ProviderNotFound,
     ProviderRejected,
     ProviderResponseError,
     ProviderUnavailable,
@@ -72,6 +74,8 @@ RENEW_BEFORE_S = 180.0
 _RENEW_PAUSE_S = 30.0
 _ORDERS_PAGE = 50
 _MAX_ORDER_PAGES = 10
+#: order states (DKUtils' constants): only these two are paused / unpaused
+_ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
 _MESSAGE_LIMIT = 1500
 
 
@@ -102,13 +106,26 @@ class Connection(ConnectionConfig):
     console_url: str | None = Field(default="https://cloud.datakitchen.io", description="web console")
 
 
+#: catalog parameter types whose JSON type DataKitchen keeps (everything else is sent as text)
+ParameterType = Literal["int", "bool"]
+_JSON_TYPES: frozenset[str] = frozenset({"int", "bool"})
+
+
 class Job(JobConfig):
     kitchen: str = Field(min_length=1)
     recipe: str = Field(min_length=1)
     variation: str = Field(min_length=1)
+    #: filled by the catalog loader from the pipeline's ``parameters`` (``type: int`` / ``type: bool``);
+    #: it travels with each run so that a retry or a resume sends the same JSON types
+    parameter_types: dict[str, ParameterType] = Field(default_factory=dict)
 
     def describe(self) -> str:
         return f"recipe {self.recipe} / variation {self.variation} in kitchen {self.kitchen}"
+
+    def with_parameter_types(self, types: Mapping[str, str]) -> Self:
+        """The catalog's declarations decide: a ``parameter_types`` written by hand is replaced."""
+        kept = {name: kind for name, kind in types.items() if kind in _JSON_TYPES}
+        return self if kept == self.parameter_types else self.model_copy(update={"parameter_types": kept})
 
 
 # -- session ----------------------------------------------------------------------------------
@@ -426,7 +443,7 @@ class Client(ProviderClient[Connection, Job]):
             f"v2/order/create/{self._seg(job.kitchen)}/{self._seg(job.recipe)}/{self._seg(job.variation)}",
             f"create an order for {job.describe()}",
             idempotent=False,
-            json={"parameters": dict(parameters), "schedule": "now"},
+            json={"parameters": _overrides(parameters, job.parameter_types), "schedule": "now"},
         )
         try:
             body = await self._body(call)
@@ -436,7 +453,7 @@ class Client(ProviderClient[Connection, Job]):
                 f"{exc} Check kitchen, recipe and variation of this pipeline in pipelines.yml.",
                 status_code=exc.status_code,
             ) from None
-        order_id = _order_id_of(body)
+        order_id = _order_id_of(body, _CREATED_KEYS)
         if not order_id:
             raise self.caller.error(
                 TriggerOutcomeUnknown,
@@ -524,7 +541,7 @@ class Client(ProviderClient[Connection, Job]):
                 note = f"(DataKitchen gave no details of this order run: {exc})"
                 return replace(status, message=_join(status.message, note))
         redact = self.caller.redact  # each piece before anything is cut from it: half a secret is not found
-        lines = [redact(line) for line in _log_lines(detail)]
+        lines = [line._replace(text=redact(line.text)) for line in _log_lines(detail)]
         tasks = _tasks_of(detail, lines, redact)
         message = status.message
         if status.state is RunState.FAILED:
@@ -567,14 +584,23 @@ class Client(ProviderClient[Connection, Job]):
     # -- listing ---------------------------------------------------------------------------
 
     async def _orders_of(self, job: Job, servings_per_order: int) -> list[tuple[dict[str, Any], list[Any]]]:
-        """The orders of this recipe / variation with their newest order runs, paging through the kitchen."""
+        """The orders of this recipe / variation with their newest order runs.
+
+        The platform filters by recipe (``r``, as DKCloudCommand's ``list_order`` asks); the variation
+        is picked out here. Pages of ``_ORDERS_PAGE`` orders, at most ``_MAX_ORDER_PAGES`` of them.
+        """
         found: list[tuple[dict[str, Any], list[Any]]] = []
         for page in range(_MAX_ORDER_PAGES):
             call = Call(
                 "GET",
                 f"v2/order/status/{self._seg(job.kitchen)}",
-                f"list the orders of kitchen {job.kitchen}",
-                params={"start": page * _ORDERS_PAGE, "count": _ORDERS_PAGE, "scount": servings_per_order},
+                f"list the orders of recipe {job.recipe} in kitchen {job.kitchen}",
+                params={
+                    "start": page * _ORDERS_PAGE,
+                    "count": _ORDERS_PAGE,
+                    "scount": servings_per_order,
+                    "r": job.recipe,
+                },
             )
             body = await self._body(call)
             if not isinstance(body, dict) or not isinstance(body.get("orders", []), list):
@@ -585,7 +611,7 @@ class Client(ProviderClient[Connection, Job]):
             orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
             by_order = _servings_by_order(body.get("servings"))
             for order in orders:
-                order_id = _order_id_of(order)
+                order_id = _order_id_of(order, ("hid",))
                 servings = by_order.get(order_id, [])
                 if order_id and _belongs(order, servings, job):
                     found.append((order, servings))
@@ -598,7 +624,7 @@ class Client(ProviderClient[Connection, Job]):
             since = since.replace(tzinfo=UTC)
         runs: list[RunStatus] = []
         for order, servings in await self._orders_of(job, servings_per_order=max(1, min(limit, 100))):
-            order_id = _order_id_of(order)
+            order_id = _order_id_of(order, ("hid",))
             for serving in servings:
                 hid = _hid_of(serving)
                 if not hid:
@@ -648,7 +674,7 @@ class Client(ProviderClient[Connection, Job]):
                     "kitchen_name": job.kitchen,
                     "serving_hid": hid,
                     "skip-failed-nodes": False,
-                    "parameters": dict(parameters),
+                    "parameters": _overrides(parameters, job.parameter_types),
                 },
             )
         )
@@ -662,30 +688,46 @@ class Client(ProviderClient[Connection, Job]):
         await self._pause(job, pause=False)
 
     async def _pause(self, job: Job, *, pause: bool) -> None:
-        """Pause (or unpause) every order of the job: that is what stops (or restarts) its schedule."""
+        """Pause the job's active orders (unpause its paused ones): that stops (restarts) its schedule.
+
+        An order's state is its ``order-status`` (``ACTIVE_ORDER``, ``PAUSED_ORDER``, ``COMPLETED_ORDER``…);
+        finished orders and orders already in the wanted state are left alone. One refusal does not
+        keep the other orders from being paused; the refusals are reported together at the end.
+        """
         verb = "pause" if pause else "unpause"
+        wanted = _ACTIVE_ORDER if pause else _PAUSED_ORDER
         orders = [order for order, _ in await self._orders_of(job, servings_per_order=1)]
         if not orders:
             raise self.caller.error(
                 ProviderRejected, f"DataKitchen has no order of {job.describe()}: there is no order to {verb}."
             )
-        todo = [o for o in orders if _wants(o, pause)]
+        todo = [o for o in orders if _order_state(o) == wanted]
         if not todo:
-            state = "paused already" if pause else "not paused"
+            seen = ", ".join(sorted({_order_state(o) or "no order-status" for o in orders}))
             raise self.caller.error(
                 ProviderRejected,
-                f"There is no order to {verb}: the {len(orders)} order(s) of {job.describe()} are {state} "
-                "or finished.",
+                f"There is no order to {verb}: none of the {len(orders)} order(s) of {job.describe()} is "
+                f"{wanted} (they are {seen}).",
             )
+        refused: list[str] = []
         for order in todo:
-            order_id = _order_id_of(order)
-            await self._body(
-                Call(
-                    "PUT",
-                    f"v2/order/{verb}/{self._seg(order_id)}",
-                    f"{verb} order {order_id} of {job.describe()}",
-                    json={"kitchen_name": job.kitchen},
-                )
+            order_id = _order_id_of(order, ("hid",))
+            call = Call(
+                "PUT",
+                f"v2/order/{verb}/{self._seg(order_id)}",
+                f"{verb} order {order_id} of {job.describe()}",
+                json={"kitchen_name": job.kitchen},
+            )
+            try:
+                await self._body(call)
+            except (ProviderRejected, ProviderNotFound) as exc:
+                refused.append(str(exc))
+        if refused:
+            done = len(todo) - len(refused)
+            raise self.caller.error(
+                ProviderRejected,
+                f"DataKitchen {verb}d {done} of the {len(todo)} order(s) of {job.describe()}; "
+                + " ".join(refused),
             )
 
 
@@ -721,11 +763,32 @@ def _join(*parts: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _order_id_of(body: Any) -> str:
-    """An order's id: ``order_id`` (DKUtils), ``serving_hid`` (the create answer in the docs) or ``hid``."""
+def _overrides(parameters: Mapping[str, str], types: Mapping[str, str]) -> dict[str, Any]:
+    """Run parameters as DataKitchen overrides: a parameter typed ``int`` or ``bool`` in the catalog is
+    sent as a JSON number or boolean (recipe variables are JSON values: DKUtils' documented orders carry
+    lists in ``input_settings.parameters``); everything else as text, as the seed's example does."""
+    sent: dict[str, Any] = {}
+    for name, value in parameters.items():
+        kind, text = types.get(name), value.strip()
+        if kind == "int" and re.fullmatch(r"-?\d+", text):
+            sent[name] = int(text)
+        elif kind == "bool" and text.lower() in ("true", "false"):
+            sent[name] = text.lower() == "true"
+        else:  # text, or a value the catalog did not check (it checks typed ones): as given
+            sent[name] = value
+    return sent
+
+
+#: where a create answer names the new order: ``order_id`` (DKCloudCommand 1.5, DKUtils),
+#: ``serving_hid`` (DKCloudCommand 1.0's create_order), ``serving_chronos_id`` (the legacy order id)
+_CREATED_KEYS = ("order_id", "serving_hid", "serving_chronos_id")
+
+
+def _order_id_of(body: Any, keys: Sequence[str] = ("order_id", "serving_hid", "hid")) -> str:
+    """An order's id under the first of ``keys`` that holds one."""
     if not isinstance(body, dict):
         return ""
-    for key in ("order_id", "serving_hid", "hid"):
+    for key in keys:
         if isinstance(body.get(key), str) and body[key].strip():
             return str(body[key]).strip()
     return ""
@@ -770,14 +833,10 @@ def _belongs(order: Mapping[str, Any], servings: list[Any], job: Job) -> bool:
     return recipe == job.recipe and variation == job.variation
 
 
-def _wants(order: Mapping[str, Any], pause: bool) -> bool:
-    """Whether pausing (unpausing) applies to an order, judged by its status when it has one."""
-    status = str(order.get("order_status") or order.get("status") or "").upper()
-    if not status:
-        return True
-    if any(word in status for word in ("COMPLETED", "FINISHED", "EXPIRED", "DELETED")):
-        return False
-    return ("PAUSED" in status) != pause
+def _order_state(order: Mapping[str, Any]) -> str:
+    """An order's ``order-status`` (hyphenated, as DKCloudCommand's list_order and DKUtils read it)."""
+    value = order.get("order-status")
+    return value.strip().upper() if isinstance(value, str) else ""
 
 
 def _from_ms(value: Any) -> datetime | None:
@@ -793,7 +852,7 @@ def _ms_delta(value: Any) -> timedelta | None:
 
 
 def _tasks_of(
-    detail: Mapping[str, Any], lines: Sequence[str] = (), redact: Callable[[str], str] = str
+    detail: Mapping[str, Any], lines: Sequence[_Line] = (), redact: Callable[[str], str] = str
 ) -> tuple[TaskStatus, ...]:
     """Nodes from ``summary.nodes`` (or, in older answers, the dict entries of ``summary`` itself).
 
@@ -813,19 +872,48 @@ def _tasks_of(
         message = _cut(redact(_words(info.get("error") or info.get("message"))), _MESSAGE_LIMIT)
         state = node_state(raw)
         if state is RunState.FAILED and not message:
-            message = "\n".join(line for line in lines if str(name) in line)[-500:]
+            message = "\n".join(line.text for line in lines if line.about(str(name)))[-500:]
         tasks.append(TaskStatus(name=str(name), state=state, raw_status=raw, message=message))
     return tuple(tasks)
 
 
-def _log_lines(detail: Mapping[str, Any]) -> list[str]:
-    """Log lines of a details answer: a list of lines or entries, plain text, or base64 zlib text."""
+class _Line(NamedTuple):
+    """One log line of an order run, and the node it is about when the log says so."""
+
+    text: str
+    node: str = ""
+
+    def about(self, node: str) -> bool:
+        return self.node == node if self.node else node in self.text
+
+
+def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
+    """Log lines of a details answer.
+
+    DataKitchen's shape: ``log: {lines: [{record_type, node, message, …}]}`` (DKCloudCommand's
+    orderrun_detail prints these entries, DKUtils' OrderRunMonitor reads ``record_type``, ``node`` and
+    ``message``). A list of lines or entries, plain text or base64 zlib text are read too (assumption).
+    """
     raw = detail.get("log", detail.get("logs"))
+    if isinstance(raw, dict) and isinstance(raw.get("lines"), list):
+        return [line for line in (_entry_line(e) for e in raw["lines"]) if line.text]
     if isinstance(raw, list):
-        return [w for w in (_words(entry) if not isinstance(entry, str) else entry.strip() for entry in raw) if w]
+        return [line for line in (_entry_line(e) for e in raw) if line.text]
     if isinstance(raw, str):
-        return [line.strip() for line in _maybe_compressed(raw).splitlines() if line.strip()]
+        return [_Line(line.strip()) for line in _maybe_compressed(raw).splitlines() if line.strip()]
     return []
+
+
+def _entry_line(entry: Any) -> _Line:
+    if isinstance(entry, str):
+        return _Line(entry.strip())
+    if isinstance(entry, dict) and "message" in entry:
+        level = entry.get("record_type")
+        text = _words(entry.get("message"))
+        node = entry.get("node")
+        return _Line(f"{level} {text}" if isinstance(level, str) and text else text,
+                     node if isinstance(node, str) else "")
+    return _Line(_words(entry))
 
 
 def _maybe_compressed(text: str) -> str:
@@ -838,7 +926,7 @@ def _maybe_compressed(text: str) -> str:
 
 def _failure_message(
     tasks: tuple[TaskStatus, ...],
-    lines: list[str],
+    log: list[_Line],
     detail: Mapping[str, Any],
     fallback: str,
     redact: Callable[[str], str] = str,
@@ -846,6 +934,7 @@ def _failure_message(
     """Which nodes failed and what the log says about it (``lines`` come redacted; the rest is redacted here,
     before the message is cut)."""
     failed = [t.name for t in tasks if t.state is RunState.FAILED]
+    lines = [line.text for line in log]
     errors = [line for line in lines if any(w in line.lower() for w in ("error", "fail", "exception"))]
     parts = []
     if failed:

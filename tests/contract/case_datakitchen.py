@@ -26,7 +26,8 @@ def case() -> ProviderCase:
 
     return ProviderCase(
         name="datakitchen",
-        emulator=lambda state: DataKitchenEmulator(state, users={USERNAME: PASSWORD}),
+        # strict: the emulator serves only what a DataKitchen source shows (docs/PROVIDERS.md)
+        emulator=lambda state: DataKitchenEmulator(state, users={USERNAME: PASSWORD}, strict=True),
         client=client,
         bad_client=bad,
         job=datakitchen.Job(kitchen=KITCHEN, recipe=RECIPE, variation=VARIATION),

@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import textwrap
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 import pytest
+import yaml
 from aiohttp import web
 
+from bot.catalog.load import parse_catalog
 from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome
 from bot.emulators._server import json_response
 from bot.emulators.datakitchen import DataKitchenEmulator
@@ -27,10 +31,12 @@ from bot.errors import (
 from bot.models import RunState
 from bot.providers import datakitchen
 from bot.providers.datakitchen import Client, Connection, Job, jwt_expiry, map_status
+from tests.contract import dk_samples as samples
 from tests.contract.case_datakitchen import KITCHEN, PASSWORD, RECIPE, USERNAME, VARIATION
 from tests.contract.cases import RETRY
 from tests.contract.conftest import SleepRecorder
 
+ROOT = Path(__file__).resolve().parents[2]
 JOB = Job(kitchen=KITCHEN, recipe=RECIPE, variation=VARIATION)
 KEY = f"{KITCHEN}/{RECIPE}/{VARIATION}"
 OTHER_KEY = f"{KITCHEN}/{RECIPE}/hourly_run"
@@ -53,7 +59,14 @@ def state(clock: ManualClock) -> EmulatorState:
 
 @pytest.fixture
 def emulator(state: EmulatorState) -> DataKitchenEmulator:
-    return DataKitchenEmulator(state, users={USERNAME: PASSWORD})
+    """Strict: the emulator serves only what a DataKitchen source shows (see ``relies_on_assumption``)."""
+    return DataKitchenEmulator(state, users={USERNAME: PASSWORD}, strict=True)
+
+
+def relies_on_assumption(emulator: DataKitchenEmulator, why: str) -> None:
+    """A test that depends on something no DataKitchen source shows says what, and leaves strict mode."""
+    assert why.strip(), "say which assumption the test depends on"
+    emulator.strict = False
 
 
 @pytest.fixture
@@ -397,10 +410,10 @@ async def test_list_runs_includes_runs_started_outside_the_bot(
     later = await client.list_runs(JOB, since=datetime.fromtimestamp(clock.now() - 25, UTC))
     assert [r.run_id for r in later] == [f"{our_order}/{our_hid}"]
     query = emulator.state.requests_to("list")[0].query
-    assert query == {"start": "0", "count": "50", "scount": "50"}
+    assert query == {"start": "0", "count": "50", "scount": "50", "r": RECIPE}  # DKCloudCommand's list_order
 
 
-async def test_list_runs_pages_through_the_kitchen(
+async def test_list_runs_pages_through_the_recipes_orders(
     client: Client, emulator: DataKitchenEmulator, clock: ManualClock
 ) -> None:
     since = datetime.fromtimestamp(clock.now() - 1, UTC)
@@ -416,6 +429,7 @@ async def test_list_runs_pages_through_the_kitchen(
     runs = await client.list_runs(JOB, since=since, limit=10)
     assert len(runs) == 2
     assert [q.query["start"] for q in emulator.state.requests_to("list")] == ["0", "50"]
+    assert {q.query["r"] for q in emulator.state.requests_to("list")} == {RECIPE}
 
 
 async def test_cancel_stops_the_order_run(client: Client, emulator: DataKitchenEmulator, clock: ManualClock) -> None:
@@ -503,6 +517,78 @@ async def test_disable_without_any_order_is_refused(client: Client) -> None:
     assert "there is no order to pause" in str(err.value)
 
 
+def order_of(emulator: DataKitchenEmulator, hid: str) -> str:
+    return str(emulator.state.runs[hid].extra["order_id"])
+
+
+async def test_disable_pauses_only_the_active_orders_and_enable_only_the_paused_ones(
+    client: Client, emulator: DataKitchenEmulator, clock: ManualClock
+) -> None:
+    """Orders say their state under ``order-status``: a finished or paused order is not paused again."""
+    emulator.state.script(KEY, [Outcome(result="hang"), Outcome(queued_s=1, running_s=1), Outcome(result="hang")])
+    live = order_of(emulator, emulator.external_run(KEY, {}))  # the oldest: listed last
+    clock.advance(1)
+    done = order_of(emulator, emulator.external_run(KEY, {}))
+    clock.advance(5)  # finished: COMPLETED_ORDER, listed before the live one
+    paused = order_of(emulator, emulator.external_run(KEY, {}))
+    emulator.orders[paused].paused = True  # paused in the console: PAUSED_ORDER
+    emulator.state.script(f"{KITCHEN}/Other_Recipe/{VARIATION}", Outcome(result="hang"))
+    other = order_of(emulator, emulator.external_run(f"{KITCHEN}/Other_Recipe/{VARIATION}", {}))
+
+    await client.disable(JOB)
+    assert [r.path for r in emulator.state.requests_to("pause")] == [f"/v2/order/pause/{live}"]
+    assert emulator.orders[live].paused
+    assert not emulator.orders[done].paused
+    assert not emulator.orders[other].paused  # another recipe in the same kitchen
+    (listing,) = emulator.state.requests_to("list")
+    assert listing.query["r"] == RECIPE  # the platform filters by recipe, as DKCloudCommand asks
+
+    await client.enable(JOB)
+    unpaused = {r.path for r in emulator.state.requests_to("unpause")}
+    assert unpaused == {f"/v2/order/unpause/{live}", f"/v2/order/unpause/{paused}"}
+    assert not emulator.orders[live].paused
+    assert not emulator.orders[paused].paused
+    with pytest.raises(ProviderRejected) as err:
+        await client.enable(JOB)
+    assert "none of the 3 order(s)" in str(err.value)
+    assert "PAUSED_ORDER" in str(err.value)
+    assert "ACTIVE_ORDER, COMPLETED_ORDER" in str(err.value)
+
+
+async def test_one_refused_pause_does_not_keep_the_other_orders_running(
+    client: Client, emulator: DataKitchenEmulator, clock: ManualClock
+) -> None:
+    emulator.state.script(KEY, Outcome(result="hang"))
+    first = order_of(emulator, emulator.external_run(KEY, {}))
+    clock.advance(1)
+    second = order_of(emulator, emulator.external_run(KEY, {}))
+    emulator.state.add_fault(Fault(route="pause", status=417, times=1))  # the newest order refuses
+    with pytest.raises(ProviderRejected) as err:
+        await client.disable(JOB)
+    assert "paused 1 of the 2 order(s)" in str(err.value)
+    assert f"pause order {second}" in str(err.value)
+    assert emulator.orders[first].paused
+    assert not emulator.orders[second].paused
+
+
+async def test_the_emulator_pauses_only_active_orders_and_unpauses_only_paused_ones(
+    url: str, emulator: DataKitchenEmulator, clock: ManualClock
+) -> None:
+    emulator.state.script(KEY, Outcome(queued_s=1, running_s=1))
+    done = order_of(emulator, emulator.external_run(KEY, {}))
+    clock.advance(5)
+    async with httpx.AsyncClient(base_url=url) as http:
+        token = (await http.post("/v2/login", data={"username": USERNAME, "password": PASSWORD})).text
+        auth = {"Authorization": f"Bearer {token}"}
+        body = {"kitchen_name": KITCHEN}
+        listed = (await http.get(f"/v2/order/status/{KITCHEN}", params={"r": RECIPE}, headers=auth)).json()
+        assert [o["order-status"] for o in listed["orders"]] == ["COMPLETED_ORDER"]
+        refused = await http.put(f"/v2/order/pause/{done}", json=body, headers=auth)
+        assert refused.status_code == 417
+        assert "COMPLETED_ORDER" in refused.json()["message"]["error"]
+        assert (await http.put(f"/v2/order/unpause/{done}", json=body, headers=auth)).status_code == 417
+
+
 # -- the status model -------------------------------------------------------------------------
 
 
@@ -565,7 +651,7 @@ async def test_the_seed_flow_works_with_plain_httpx(url: str, emulator: DataKitc
         r2 = await http.put(f"/v2/order/create/{KITCHEN}/{RECIPE}/{VARIATION}", headers=headers, content=parameters)
         assert r2.status_code == 200
         answer = r2.json()
-        assert answer["status"] == "success"
+        assert set(answer) == {"order_id", "serving_hid", "variable_overrides"}  # what a source shows
         assert answer["serving_hid"] == answer["order_id"]
         assert answer["variable_overrides"] == overrides
 
@@ -588,13 +674,14 @@ async def test_the_seed_flow_works_with_plain_httpx(url: str, emulator: DataKitc
 async def test_the_documented_create_answer_with_only_serving_hid(
     client: Client, emulator: DataKitchenEmulator
 ) -> None:
-    """The vendor docs' create answer names the order ``serving_hid``; DKUtils reads ``order_id``."""
+    """DKCloudCommand 1.0's create_order read the new order's id as ``serving_hid``; 1.5 and DKUtils read
+    ``order_id``."""
     documented = {
         "status": "success",
         "serving_hid": "f891ab00-ffcb-11e8-ad07-0242ac110002",
         "variable_overrides": {"some key": "some value"},
     }
-    assert datakitchen._order_id_of(documented) == "f891ab00-ffcb-11e8-ad07-0242ac110002"
+    assert datakitchen._order_id_of(documented, datakitchen._CREATED_KEYS) == "f891ab00-ffcb-11e8-ad07-0242ac110002"
     emulator.configure({"create_keys": ["serving_hid"]})
     run = await client.trigger(JOB, {})
     (order,) = emulator.orders.values()
@@ -603,19 +690,8 @@ async def test_the_documented_create_answer_with_only_serving_hid(
 
 
 async def test_the_dkutils_order_run_sample_parses(client: Client) -> None:
-    """The order-run entry DKUtils documents for order/servings, verbatim."""
-    sample = {
-        "order_id": "71d8a966-38e0-11ea-8cf9-a6bbea194887",
-        "status": "COMPLETED_SERVING",
-        "orderrun_status": "OrderRun Completed",
-        "hid": "a8978ddc-83c7-11ea-88ba-9a815c325cee",
-        "variation_name": "dk_agent_checker_run_hourly",
-        "timings": {
-            "start-time": 1587470413845,
-            "end-time": 1587470432441,
-            "duration": 18596
-        }
-    }
+    """The order-run entry DKUtils documents for order/servings."""
+    sample = samples.ORDER_RUN
     status = client._serving_status(sample["order_id"], sample["order_id"], sample)
     assert status.state is RunState.SUCCEEDED
     assert status.final
@@ -623,6 +699,206 @@ async def test_the_dkutils_order_run_sample_parses(client: Client) -> None:
     assert status.started_at == datetime.fromtimestamp(1587470413.845, UTC)
     assert status.ended_at == datetime.fromtimestamp(1587470432.441, UTC)
     assert status.duration == timedelta(milliseconds=18596)
+
+
+class SampleServer(DataKitchenEmulator):
+    """Answers order/status, order/servings and order/details with DataKitchen's documented samples,
+    unchanged; the login, the token check and strict mode's request check stay the emulator's."""
+
+    detail: ClassVar[dict[str, Any]] = {}
+
+    async def on_order_status(self, request: web.Request) -> web.StreamResponse:
+        return json_response(samples.ORDER_STATUS_ANSWER)
+
+    async def on_servings(self, request: web.Request) -> web.StreamResponse:
+        return json_response({"servings": []})  # not among the newest: the client asks for it by id
+
+    async def on_details(self, request: web.Request) -> web.StreamResponse:
+        return json_response({"orders": [], "servings": [self.detail]})
+
+
+@pytest.fixture
+async def sample_client(emulator: DataKitchenEmulator) -> AsyncIterator[tuple[Client, SampleServer]]:
+    server = SampleServer(emulator.state, users={USERNAME: PASSWORD}, strict=True)
+    server_url = await server.start()
+    conn = Connection(base_url=server_url, username=USERNAME, password=PASSWORD)
+    async with Client("dk-test", conn, retry=RETRY, sleep=SleepRecorder()) as client:
+        yield client, server
+    await server.stop()
+
+
+async def test_the_dkutils_order_status_sample_is_listed_and_its_failed_order_is_not_paused(
+    sample_client: tuple[Client, SampleServer],
+) -> None:
+    client, server = sample_client
+    job = Job(kitchen=samples.SAMPLE_KITCHEN, recipe=samples.SAMPLE_RECIPE, variation=samples.SAMPLE_VARIATION)
+    runs = await client.list_runs(job, since=datetime(2021, 1, 1, tzinfo=UTC))
+    assert [r.run_id for r in runs] == [f"{samples.SAMPLE_ORDER}/{samples.SAMPLE_RUN}"]
+    (run,) = runs
+    assert run.state is RunState.FAILED
+    assert run.started_at == datetime.fromtimestamp(1616526372.945, UTC)
+    assert run.duration == timedelta(milliseconds=120439)
+    assert run.extra["orderrun_status"] == "Error in OrderRun"
+    other = Job(kitchen=samples.SAMPLE_KITCHEN, recipe=samples.SAMPLE_RECIPE, variation="another_variation")
+    assert await client.list_runs(other, since=datetime(2021, 1, 1, tzinfo=UTC)) == []
+
+    with pytest.raises(ProviderRejected) as err:  # its one order is ORDER_ERROR: nothing to pause
+        await client.disable(job)
+    assert "none of the 1 order(s)" in str(err.value)
+    assert "(they are ORDER_ERROR)" in str(err.value)
+    assert not server.state.requests_to("pause")
+
+
+async def test_the_dkutils_details_sample_with_its_log_entry_names_the_failed_node_and_why(
+    sample_client: tuple[Client, SampleServer],
+) -> None:
+    """DKUtils' order-run details, asked with summary and logs: ``summary.nodes`` as OrderRunMonitor reads
+    it, and ``log.lines`` with the entry OrderRunMonitor.parse_log_entry documents."""
+    client, server = sample_client
+    server.detail = {
+        **samples.ORDER_RUN_DETAIL,
+        "summary": {"nodes": {"Fail_Node": {"status": samples.NODE_FAILED, "start_time": 1588342780000,
+                                            "timing": 3000},
+                              "Load_Node": {"status": samples.NODE_SUCCEEDED, "start_time": 1588342779000,
+                                            "timing": 900}}},
+        "log": {"lines": [samples.LOG_ENTRY]},
+    }
+    detail = samples.ORDER_RUN_DETAIL
+    job = Job(kitchen=samples.DETAIL_KITCHEN, recipe=detail["recipe_name"], variation=detail["variation_name"])
+    status = await client.get_status(job, f"{detail['order_id']}/{detail['hid']}")
+    assert status.state is RunState.FAILED
+    assert status.raw_status == "SERVING_ERROR"
+    assert [t.name for t in status.failed_tasks] == ["Fail_Node"]
+    assert status.failed_tasks[0].message == "ERROR Test Fail: DKDataTestFailed"
+    assert status.message == "Failed node: Fail_Node.\nERROR Test Fail: DKDataTestFailed"
+    (asked,) = server.state.requests_to("details")
+    assert asked.body["serving_hid"] == detail["hid"]
+
+
+async def test_typed_parameters_keep_their_json_type_from_the_catalog_to_the_order(
+    client: Client, emulator: DataKitchenEmulator, clock: ManualClock
+) -> None:
+    """``type: int`` / ``type: bool`` parameters reach DataKitchen as JSON numbers and booleans."""
+    raw = yaml.safe_load(textwrap.dedent(f"""
+        connections:
+          dk: {{provider: datakitchen, base_url: "{client.connection.base_url}", username: u, password: "${{PW}}"}}
+        pipelines:
+          sales:
+            connection: dk
+            kitchen: {KITCHEN}
+            recipe: {RECIPE}
+            variation: {VARIATION}
+            parameters:
+              BATCH_SIZE: {{type: int}}
+              FULL_RELOAD: {{type: bool}}
+              DT: {{type: date}}
+              ZIP: {{type: string}}
+        """))
+    pipeline = parse_catalog(raw, {"PW": "secret-value"}).pipelines["sales"]
+    job = Job.model_validate(pipeline.job.model_dump())  # as a run stores its job and reads it back
+    assert job.parameter_types == {"BATCH_SIZE": "int", "FULL_RELOAD": "bool"}
+    emulator.state.script(KEY, Outcome(result="fail", queued_s=1, running_s=1, failed_tasks=("load",)))
+
+    run = await client.trigger(job, {"BATCH_SIZE": "500", "FULL_RELOAD": "True", "DT": "2024-05-01", "ZIP": "007"})
+    (create,) = emulator.state.requests_to("trigger")
+    assert create.body["parameters"] == {"BATCH_SIZE": 500, "FULL_RELOAD": True, "DT": "2024-05-01", "ZIP": "007"}
+    clock.advance(5)
+    await client.resume(job, run.run_id, {"BATCH_SIZE": "-3", "FULL_RELOAD": "false"})
+    (resume,) = emulator.state.requests_to("resume")
+    assert resume.body["parameters"] == {"BATCH_SIZE": -3, "FULL_RELOAD": False}
+
+    untyped = await client.trigger(JOB, {"BATCH_SIZE": "500"})  # an ad hoc run: nothing typed, text
+    assert untyped.run_id
+    assert emulator.state.requests_to("trigger")[-1].body["parameters"] == {"BATCH_SIZE": "500"}
+
+
+async def test_a_legacy_create_answer_naming_the_order_serving_chronos_id(
+    client: Client, emulator: DataKitchenEmulator
+) -> None:
+    emulator.configure({"create_keys": ["serving_chronos_id"]})
+    with pytest.raises(TriggerOutcomeUnknown):  # strict: no source shows the key in a create answer
+        await client.trigger(JOB, {})
+    relies_on_assumption(
+        emulator,
+        "the legacy create answer names the order serving_chronos_id: DKCloudCommand 1.0 keys orders by it in "
+        "order/status (list_order, _get_order), but no source shows it in a create answer",
+    )
+    run = await client.trigger(JOB, {})
+    assert run.run_id == list(emulator.orders)[-1]  # the second order
+    assert (await client.get_status(JOB, run.run_id)).state is RunState.QUEUED
+
+
+# -- strict mode ------------------------------------------------------------------------------
+
+
+async def login(http: httpx.AsyncClient) -> dict[str, str]:
+    token = (await http.post("/v2/login", data={"username": USERNAME, "password": PASSWORD})).text
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_strict_mode_refuses_a_request_no_source_sends(url: str, emulator: DataKitchenEmulator) -> None:
+    hid = emulator.external_run(KEY, {})
+    async with httpx.AsyncClient(base_url=url) as http:
+        auth = await login(http)
+        listing = await http.get(f"/v2/order/status/{KITCHEN}", params={"r": RECIPE, "colour": "blue"}, headers=auth)
+        assert listing.status_code == 400
+        assert listing.json() == {"message": {"error": (
+            "strict: no source for the query parameter 'colour' of GET /v2/order/status/{kitchen}")}}
+        details = await http.post(f"/v2/order/details/{KITCHEN}", json={"order_id": order_of(emulator, hid)},
+                                  headers=auth)
+        assert details.status_code == 400
+        assert "strict: no source for the body field 'order_id'" in details.json()["message"]["error"]
+        sourced = await http.post(f"/v2/order/details/{KITCHEN}", json={"serving_hid": hid, "summary": True},
+                                  headers=auth)
+        assert sourced.status_code == 200
+
+        emulator.strict = False
+        assert (await http.get(f"/v2/order/status/{KITCHEN}", params={"colour": "blue"}, headers=auth)).is_success
+        assert (await http.post(f"/v2/order/details/{KITCHEN}", json={"order_id": order_of(emulator, hid)},
+                                headers=auth)).is_success
+
+
+async def test_strict_mode_leaves_out_the_fields_no_source_shows(url: str, emulator: DataKitchenEmulator) -> None:
+    hid = emulator.external_run(KEY, {"DT": "1"})
+    order_id = order_of(emulator, hid)
+    async with httpx.AsyncClient(base_url=url) as http:
+        auth = await login(http)
+
+        async def answers() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+            listed = (await http.get(f"/v2/order/status/{KITCHEN}", params={"r": RECIPE}, headers=auth)).json()
+            servings = (await http.get(f"/v2/order/servings/{KITCHEN}/{order_id}", headers=auth)).json()
+            detail = (await http.post(f"/v2/order/details/{KITCHEN}", json={"serving_hid": hid, "summary": True},
+                                      headers=auth)).json()
+            return listed, servings, detail
+
+        listed, servings, detail = await answers()
+        assert set(listed) == {"kitchenname", "orders", "servings", "total-orders"}
+        assert set(listed["orders"][0]) == {"hid", "recipe", "variation", "order-status", "schedule", "input_settings"}
+        assert set(servings) == {"servings"}
+        assert set(servings["servings"][0]) == {"hid", "order_id", "status", "orderrun_status", "timings",
+                                                "variation_name"}
+        assert set(detail) == {"orders", "servings"}
+        assert "timings" not in detail["servings"][0]
+        assert set(detail["servings"][0]["summary"]) <= {"name", "start-time", "total-recipe-time", "nodes"}
+
+        emulator.strict = False
+        listed, servings, detail = await answers()
+        assert {"created_time", "order_id"} <= set(listed["orders"][0])
+        assert "total" in servings
+        assert "recipe_name" in servings["servings"][0]
+        assert "timings" in detail["servings"][0]
+
+
+def test_every_route_and_answer_shape_has_its_sources_listed(emulator: DataKitchenEmulator) -> None:
+    """A route without a row in SOURCED_REQUESTS would fail at start-up; this says so at once."""
+    from bot.emulators.datakitchen import SOURCED_FIELDS, SOURCED_REQUESTS
+
+    assert {r.name for r in emulator.routes()} == set(SOURCED_REQUESTS)
+    text = (ROOT / "docs" / "PROVIDERS.md").read_text(encoding="utf-8")
+    section = text.split("## DataKitchen: provenance", 1)[1].split("\n## ", 1)[0]
+    for fields in SOURCED_FIELDS.values():
+        for name in fields:
+            assert f"`{name}`" in section, f"{name} is served in strict mode but not in the provenance table"
 
 
 # -- the emulator on its own ------------------------------------------------------------------
@@ -681,7 +957,7 @@ async def test_emulator_order_status_pages_and_details_put_the_requested_run_fir
         page = (await http.get(f"/v2/order/status/{KITCHEN}", params={"start": 1, "count": 1, "scount": 1},
                                headers=auth)).json()
         assert [o["hid"] for o in page["orders"]] == [orders[1]]
-        assert page["total"] == 3
+        assert page["total-orders"] == 3
         assert [s["hid"] for s in page["servings"][orders[1]]["servings"]] == [hids[1]]
         by_body = (await http.request("GET", f"/v2/order/status/{KITCHEN}", headers=auth,
                                       json={"recipe": RECIPE, "variation": "other", "servingsCount": 1})).json()
@@ -720,3 +996,10 @@ def test_emulator_scenario_keys(emulator: DataKitchenEmulator) -> None:
         emulator.configure({"colour": "blue"})
     with pytest.raises(ValueError, match="create_keys"):
         emulator.configure({"create_keys": ["run_id"]})
+    emulator.configure({"strict": False})
+    assert not emulator.strict
+    from bot.emulators.standalone import build_emulator
+
+    standalone = build_emulator("datakitchen", {"strict": True})
+    assert isinstance(standalone, DataKitchenEmulator)
+    assert standalone.strict

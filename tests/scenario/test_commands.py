@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from bot.emulators._core import Outcome
+from bot.emulators.datakitchen import DataKitchenEmulator
 from bot.emulators.slack.server import Message
 from bot.slack.blocks import ids
 from bot.slack.commands.grammar import COMMANDS
@@ -255,6 +258,38 @@ async def test_enable_disable_archive_where_the_provider_can(tmp_path: Path) -> 
                                                                              archived)
         ops = [(e.action, e.target, e.outcome) for e in await audit_of(w, "U0ALICE")]
         assert ops == [("disable", "iowa-pda", "ok"), ("enable", "iowa-pda", "ok"), ("archive", "iowa-pda", "ok")]
+
+
+async def test_datakitchen_typed_parameters_and_disable_enable_of_the_live_order_only(tmp_path: Path) -> None:
+    """DataKitchen orders say their state under ``order-status``: disable pauses the live order only (not a
+    finished one listed before it), enable unpauses it; ``int`` / ``bool`` parameters stay JSON values."""
+
+    def typed(raw: dict[str, Any]) -> None:
+        raw["pipelines"]["sales-dashboard"]["parameters"].update({"batch": {"type": "int"}, "full": {"type": "bool"}})
+
+    async with world(tmp_path, catalog_edit=typed) as w:
+        dk = w.emulators["datakitchen"]
+        assert isinstance(dk, DataKitchenEmulator)
+        dk.strict = True  # only what DataKitchen's own clients and documents show
+        await w.command("run sales-dashboard source_date=2026-10-30 batch=500 full=true")
+        await w.card_saying("sales-dashboard")
+        [order] = dk.state.requests_to("trigger")
+        assert order.body["parameters"] == {"source_date": "2026-10-30", "batch": 500, "full": True}
+        live = next(iter(dk.orders))
+        w.advance(1)
+        done = dk.state.runs[dk.external_run(DK_JOB, {}, Outcome(queued_s=0, running_s=0))].extra["order_id"]
+
+        question = await ask(w, "disable sales-dashboard")
+        _, answer = await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+        assert answer.text == "✅ Disabled *sales-dashboard* on DataKitchen.", answer.text
+        assert [r.path for r in dk.state.requests_to("pause")] == [f"/v2/order/pause/{live}"]
+        assert dk.orders[live].paused and not dk.orders[done].paused
+
+        question = await ask(w, "enable sales-dashboard")
+        _, answer = await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+        assert answer.text == "✅ Enabled *sales-dashboard* on DataKitchen.", answer.text
+        assert [r.path for r in dk.state.requests_to("unpause")] == [f"/v2/order/unpause/{live}"]
+        assert not dk.orders[live].paused
 
 
 async def test_reset_is_for_tailer_workflows_and_says_so(tmp_path: Path) -> None:

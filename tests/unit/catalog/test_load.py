@@ -123,6 +123,38 @@ def test_parameters_are_typed_and_defaults_checked() -> None:
     assert "parameter name 'bad name'" in text
 
 
+def test_bool_parameters_and_the_types_a_datakitchen_job_keeps() -> None:
+    import yaml
+
+    assert "default 'maybe': must be true or false" in "\n".join(problems_of(
+        """
+        connections:
+          dk: {provider: datakitchen, username: bot, password: "${TOKEN}"}
+        pipelines:
+          p: {connection: dk, kitchen: k, recipe: r, variation: v, parameters: {full: {type: bool, default: maybe}}}
+        """
+    ))
+    catalog = parse_catalog(yaml.safe_load(
+        """
+        connections:
+          dk: {provider: datakitchen, username: bot, password: "${TOKEN}"}
+          inv: {provider: invision, base_url: "https://x/invision/", api_key: "${TOKEN}"}
+        pipelines:
+          p:
+            connection: dk
+            kitchen: k
+            recipe: r
+            variation: v
+            parameters: {full: {type: bool, default: "True"}, size: {type: int}, day: {type: date}, name: x}
+          q: {connection: inv, dataflow_id: f1}
+        """
+    ), {"TOKEN": "secret-value"})
+    dk = catalog.pipelines["p"]
+    assert dk.parameters["full"].problem_with("false") is None
+    assert dk.job.model_dump()["parameter_types"] == {"full": "bool", "size": "int"}  # sent as JSON values
+    assert "parameter_types" not in catalog.pipelines["q"].job.model_dump()  # other providers: text only
+
+
 def test_short_parameter_form_and_routes() -> None:
     import yaml
 

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials")
+    emulate.add_argument(
+        "--strict", action="store_true", help="serve only what the vendor's documents show (tailer; docs/PROVIDERS.md)"
+    )
 
     demo = sub.add_parser(
         "demo", help="everything on this machine: emulated providers, the bot, and a Slack-like page to try it in"
@@ -62,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.emulators.standalone import serve_forever
 
         try:
-            return asyncio.run(serve_forever(args.provider, host=args.host, port=args.port, scenario=args.scenario))
+            return asyncio.run(
+                serve_forever(args.provider, host=args.host, port=args.port, scenario=args.scenario, strict=args.strict)
+            )
         except KeyboardInterrupt:
             return 0
     if args.command == "demo":
@@ -103,6 +108,10 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         f"{len(catalog.pipelines)} pipeline(s) ({counts}), {len(catalog.workflows)} workflow(s), "
         f"{schedules} schedule(s)"
     )
+    for pipeline in catalog.pipelines.values():  # fine to watch, but `run` will say no: tell them now
+        refusal = pipeline.job.run_refusal()
+        if refusal is not None:
+            print(f"  - note: pipelines.{pipeline.name}: not runnable: {refusal}")
     return 0
 
 

@@ -10,6 +10,7 @@ within a few seconds. A scenario file (YAML) declares jobs, outcomes, faults and
     faults:
       - {route: status, kind: status, status: 503, retry_after: 2, times: 3}
     tokens: [my-test-token]                                   # provider-specific credentials
+    strict: true                                              # tailer: serve only what has a source (--strict)
 """
 
 from __future__ import annotations
@@ -74,9 +75,10 @@ def build_emulator(
     return server
 
 
-async def serve_forever(provider: str, *, host: str, port: int, scenario: Path | None) -> int:
+async def serve_forever(provider: str, *, host: str, port: int, scenario: Path | None, strict: bool = False) -> int:
     try:
-        server = build_emulator(provider, load_scenario(scenario) if scenario else None)
+        data = load_scenario(scenario) if scenario else {}
+        server = build_emulator(provider, {**data, "strict": True} if strict else data)
     except (OSError, ValueError, TypeError) as exc:
         print(f"pipeline-bot emulate: bad scenario: {exc}", file=sys.stderr)
         return 2

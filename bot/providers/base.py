@@ -70,6 +70,10 @@ class JobConfig(BaseModel):
         """Short human text for cards and messages."""
         return ", ".join(f"{k}={v}" for k, v in self.model_dump(exclude_none=True).items())
 
+    def run_refusal(self) -> str | None:
+        """Why the provider cannot run this job (it can still be watched), or None when it can."""
+        return None
+
 
 ConnT = TypeVar("ConnT", bound=ConnectionConfig)
 JobT = TypeVar("JobT", bound=JobConfig)
@@ -136,6 +140,11 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
     def console_url(self, job: JobT, run_id: str | None = None) -> str | None:
         """A link to the job (or run) in the provider's web console, where one is known."""
         return self.connection.console_url
+
+    def credential_deadline(self) -> tuple[datetime, str] | None:
+        """When this connection's credential stops working and how a person renews it; None when it does
+        not expire or the bot renews it itself."""
+        return None
 
     # -- optional operations ----------------------------------------------------------------
 

@@ -103,6 +103,9 @@ class TailerEmulator(EmulatorServer):
         self.firebase_api_key = firebase_api_key
         #: ID tokens handed out for refresh tokens → their exp
         self.id_tokens: dict[str, float] = {}
+        #: ``check_run_status`` answers with the configuration's newest run, whichever was asked for: nothing
+        #: documents that Tailer filters on ``run_id``, and a client must never take it for its run's status
+        self.newest_for_any_run = False
         self.service_accounts = _checked_keys(service_accounts or {})
         #: the ``aud`` service-account tokens must carry; None: this emulator's own URL
         self.audience = audience
@@ -123,6 +126,8 @@ class TailerEmulator(EmulatorServer):
         scenario = dict(scenario)
         if "strict" in scenario:
             self.strict = bool(scenario.pop("strict"))
+        if "newest_for_any_run" in scenario:
+            self.newest_for_any_run = bool(scenario.pop("newest_for_any_run"))
         if "tokens" in scenario:
             self.tokens = set(scenario.pop("tokens"))
         if "refresh_tokens" in scenario:
@@ -337,6 +342,9 @@ class TailerEmulator(EmulatorServer):
             missing = [f for f in ("job_id", "run_id") if not body.get(f)]
             if missing:  # "the full identity of the job and the run ID" (seed line 39)
                 return json_response({"message": f"Missing field(s): {', '.join(missing)}"}, 400)
+            if self.newest_for_any_run:
+                newest = self.state.runs_of(cid)[:1]
+                return json_response({"results": [self._entry(r, listed=False) for r in newest]})
             run = self.state.runs.get(str(body["run_id"]))
             found = run is not None and run.job == cid and body.get("job_id") in (None, self._meta(run)["job_id"])
             return json_response({"results": [self._entry(run, listed=False)] if found and run else []})

@@ -571,8 +571,10 @@ class FirebaseSession(httpx.Auth):
             )
         token = body.get("id_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token.strip():
-            raise self._error(
-                ProviderResponseError, "Google's token service answered a renewal of the Tailer token without id_token."
+            raise self._error(  # not a response error: on a launch that would read "it may have started"
+                ProviderAuthError,
+                "Google's token service answered a renewal of the Tailer token without id_token: nothing was sent "
+                "to Tailer.",
             )
         self._token = token.strip()
         self._expires = jwt_expiry(self._token)

@@ -1136,3 +1136,20 @@ def test_the_statuses_tailer_sdks_dags_publish_parse(raw: str, state: RunState) 
     run = tailer.parse_run(entry)
     assert run.state is state
     assert run.duration == timedelta(seconds=95.5)
+
+
+async def test_a_renewal_answer_without_id_token_sends_nothing_and_is_not_a_maybe_started_launch() -> None:
+    sent: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, content=b'{"user_id": "u1"}')
+
+    conn = tailer.Connection(refresh_token=REFRESH, firebase_api_key=API_KEY)
+    http = httpx.AsyncClient(base_url=f"{API}/", transport=httpx.MockTransport(handle))
+    async with tailer.Client("tailer-seed", conn, http=http, retry=RETRY) as client:
+        http.auth = client.authn
+        with pytest.raises(ProviderAuthError, match="without id_token: nothing was sent to Tailer"):
+            await client.trigger(JOB, {})
+    assert [r.url.host for r in sent] == ["securetoken.googleapis.com"]
+    await http.aclose()

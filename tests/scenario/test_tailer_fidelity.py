@@ -71,6 +71,11 @@ async def test_a_data_operation_tailer_starts_itself_is_watched_not_run(tmp_path
         reply = await ask(w, "run iowa-files")
         assert "cannot be run" in reply.text
         assert "Tables to Tables and Tables to Storage" in reply.text and "watch" in reply.text
+        adhoc = await ask(w, f"run tailer:000099/DEV/storage-to-storage/{STORAGE_CONFIG}")
+        assert "job_id is required except for table-to-table" in adhoc.text
+        adhoc = await ask(w, f"run tailer:000099/DEV/storage-to-storage/{STORAGE_CONFIG}/{STORAGE_JOB_ID}",
+                          user="U0CAROL")  # an admin: ad-hoc targets are theirs
+        assert "cannot be run" in adhoc.text
         assert not tailer.state.requests_to("trigger")
         assert not w.cards()
 

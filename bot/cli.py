@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials")
     emulate.add_argument(
-        "--strict", action="store_true", help="serve only what the vendor's documents and clients show (datakitchen)"
+        "--strict", action="store_true",
+        help="serve only what the vendor's documents and clients show (datakitchen, tailer; docs/PROVIDERS.md)",
     )
 
     demo = sub.add_parser(
@@ -110,6 +111,10 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         f"{len(catalog.pipelines)} pipeline(s) ({counts}), {len(catalog.workflows)} workflow(s), "
         f"{schedules} schedule(s)"
     )
+    for pipeline in catalog.pipelines.values():  # fine to watch, but `run` will say no: tell them now
+        refusal = pipeline.job.run_refusal()
+        if refusal is not None:
+            print(f"  - note: pipelines.{pipeline.name}: not runnable: {refusal}")
     return 0
 
 

@@ -11,6 +11,7 @@
         ├── ProviderRejected         the provider refused the request as invalid (4xx other than above)
         ├── ProviderUnavailable      unreachable, timed out, 5xx or 429 after retries: try again later
         ├── ProviderResponseError    the answer could not be understood (malformed body)
+        ├── ProviderNoNews           it answered, but said nothing about the run asked for: no news this time
         ├── TriggerOutcomeUnknown    a trigger may or may not have started a run: check the console
         └── OperationNotSupported    the provider has no such operation (e.g. cancel on Tailer)
 
@@ -29,6 +30,7 @@ __all__ = [
     "PipelineBotError",
     "ProviderAuthError",
     "ProviderError",
+    "ProviderNoNews",
     "ProviderNotFound",
     "ProviderRejected",
     "ProviderResponseError",
@@ -114,6 +116,14 @@ class ProviderUnavailable(ProviderError):
 
 class ProviderResponseError(ProviderError):
     kind = "bad_response"
+
+
+class ProviderNoNews(ProviderError):
+    """The provider answered a status read without naming the run asked for (Tailer can list other runs).
+
+    Not an outage and not a failure: the run stays as it was, and the next poll asks again."""
+
+    kind = "no_news"
 
 
 class TriggerOutcomeUnknown(ProviderError):

@@ -170,6 +170,7 @@ class Runtime:
             ("alerts", self.alerter.flush, min(1.0, max(s.alert_group_seconds / 4, 0.05))),
             ("watch", self._watch, s.watch_interval_seconds),
             ("stuck", self.stuck.tick, s.stuck_check_seconds),
+            ("credentials", self.alerter.check_credentials, s.stuck_check_seconds),  # the same kind of slow check
             ("slack", self._check_slack, 60.0),
             ("retries", self.retrier.tick, s.poll_tick_seconds),
             ("approvals", self.workflows.expire_approvals, 5.0),

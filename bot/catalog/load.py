@@ -191,6 +191,9 @@ def _pipelines(
         job = _validate(job_model, job_part, path, problems, allowed=sorted(common | set(job_model.model_fields)))
         if spec_part.get("parameters") and not provider(kind).client.accepts_parameters:
             problems.append(f"{path}.parameters: {provider(kind).display_name} runs take no parameters; remove them")
+        refusal = job.run_refusal() if job is not None else None
+        if refusal is not None and spec is not None and spec.schedule is not None:
+            problems.append(f"{path}.schedule: this pipeline cannot be run: {refusal}")
         if spec is None or job is None or len(problems) > before:
             continue
         found[name] = _pipeline(str(name), kind, job, spec, defaults)

@@ -150,6 +150,10 @@ def validate_workflow(
             if pipeline is None:
                 problems.append(f"{where}.pipeline: {step.pipeline!r} is not a pipeline in the catalog")
                 continue
+            refusal = pipeline.job.run_refusal()
+            if refusal is not None:
+                problems.append(f"{where}.pipeline: {pipeline.name} cannot be run: {refusal}")
+                continue
             problems.extend(_step_parameters(where, step, pipeline, spec, accepts))
     for target in spec.start:
         if target not in known:

@@ -10,6 +10,7 @@ within a few seconds. A scenario file (YAML) declares jobs, outcomes, faults and
     faults:
       - {route: status, kind: status, status: 503, retry_after: 2, times: 3}
     tokens: [my-test-token]                                   # provider-specific credentials
+    strict: true                                              # tailer: serve only what has a source (--strict)
 """
 
 from __future__ import annotations

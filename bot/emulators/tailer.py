@@ -11,16 +11,24 @@ Every call is a POST with a JSON body (read whatever the content type says) carr
   (route "workflow").
 
 Jobs are keyed in ``EmulatorState`` by ``configuration_id`` as sent: a table-to-table id must carry
-its ``_<ENV>`` suffix or it is unknown (404). A disabled or archived configuration refuses launches
-(400) and its live runs end DEACTIVATED. A failure outcome whose message starts with ``NO_MATCH``
-ends NO_MATCH instead of FAILED; ``mark_checked`` turns a failed run into CHECKED, as a person does
-in Tailer Studio.
+its ``_<ENV>`` suffix or it is unknown (404). Only table-to-table and table-to-storage configurations
+can be launched (400 otherwise). ``check_run_status`` needs the job's ``job_id`` (400 without it). A
+disabled or archived configuration refuses launches (400) and its live runs end DEACTIVATED. A failure
+outcome whose message starts with ``NO_MATCH`` ends NO_MATCH instead of FAILED; ``mark_checked`` turns
+a failed run into CHECKED, as a person does in Tailer Studio.
 
-Bearer JWTs: ``tokens`` are accepted as they are (like tokens from ``tailer auth get-token``);
-``service_accounts`` maps a client email to its PEM public key (or certificate), and tokens that
-account signs are verified (RS256 signature, ``iss``, ``aud``, ``exp``) on the state's clock. With
-neither, any bearer token is accepted. Refusals answer 401 as Cloud Run's gateway does
-(``{"code": 401, "message": "Jwt is expired"}``…).
+Bearer JWTs: ``tokens`` are accepted as they are (like tokens from ``tailer auth get-token``) until
+their ``exp``; ``refresh_tokens`` are exchanged for one-hour ID tokens at ``POST /v1/token?key=…``
+(Google's token service, where tailer-sdk renews its token; ``firebase_api_key`` is the key it wants,
+any when None); ``service_accounts`` maps a client email to its PEM public key (or certificate), and
+tokens that account signs are verified (RS256 signature, ``iss``, ``aud``, ``exp``). Times are the
+state's clock. With no tokens, refresh tokens nor service accounts, any bearer token is accepted.
+Refusals answer 401 as Cloud Run's gateway does (``{"code": 401, "message": "Jwt is expired"}``…).
+
+Strict mode (``strict=True``, ``pipeline-bot emulate tailer --strict``) serves only what has a source
+(docs/PROVIDERS.md, "Tailer: provenance"): a request with an action or a field no source shows, or a
+service-account token, is refused with 400 ``strict: no source for …``; answers leave out fields and
+status values no source shows.
 """
 
 from __future__ import annotations
@@ -45,6 +53,20 @@ __all__ = ["TailerEmulator"]
 
 _IDENTITY = ("account", "environment", "configuration_type", "configuration_id")
 _STATUS_ACTIONS = ("check_run_status", "get_last_status", "get_by_status")
+#: the request fields each action's source shows (tailer-api-features.txt, by line); strict mode refuses others
+_SOURCED: dict[str, frozenset[str]] = {
+    "launch_job": frozenset({"action", *_IDENTITY, "execution_date"}),  # lines 17, 24-28
+    "check_run_status": frozenset({"action", *_IDENTITY, "job_id", "run_id"}),  # lines 39, 46-52
+    "get_last_status": frozenset({"action", *_IDENTITY, "execution_date", "status", "limit"}),  # 87-91, 198-205
+    "reset_workflow_status": frozenset({"action", *_IDENTITY}),  # lines 254-258
+    "set_configuration_status": frozenset({"action", *_IDENTITY, "activated", "archived"}),  # lines 276-282
+}
+#: "Tables to Tables or Tables to Storage data operations can be launched through the Tailer API" (line 15)
+_LAUNCHABLE = ("table-to-table", "table-to-storage")
+#: run statuses with a source: the seed (SUCCESS), tailer-sdk's DAG template (WAITING, RUNNING, SUCCESS,
+#: DEACTIVATED in template_main.py, FAILED in sql_dag_generator.py)
+_SOURCED_STATUSES = frozenset({"WAITING", "RUNNING", "SUCCESS", "FAILED", "DEACTIVATED"})
+_ID_TOKEN_LIFETIME_S = 3600
 _PHASES = {"queued": "WAITING", "running": "RUNNING", "succeeded": "SUCCESS", "failed": "FAILED",
            "canceled": "DEACTIVATED"}
 _CLOCK_SKEW_S = 60.0
@@ -69,9 +91,21 @@ class TailerEmulator(EmulatorServer):
         tokens: Iterable[str] = (),
         service_accounts: Mapping[str, str] | None = None,
         audience: str | None = None,
+        refresh_tokens: Iterable[str] = (),
+        firebase_api_key: str | None = None,
+        strict: bool = False,
     ) -> None:
         super().__init__(state)
+        #: serve only what has a source (see the module docstring)
+        self.strict = strict
         self.tokens = set(tokens)
+        self.refresh_tokens = set(refresh_tokens)
+        self.firebase_api_key = firebase_api_key
+        #: ID tokens handed out for refresh tokens → their exp
+        self.id_tokens: dict[str, float] = {}
+        #: ``check_run_status`` answers with the configuration's newest run, whichever was asked for: nothing
+        #: documents that Tailer filters on ``run_id``, and a client must never take it for its run's status
+        self.newest_for_any_run = False
         self.service_accounts = _checked_keys(service_accounts or {})
         #: the ``aud`` service-account tokens must carry; None: this emulator's own URL
         self.audience = audience
@@ -86,12 +120,20 @@ class TailerEmulator(EmulatorServer):
 
     @property
     def accept_any(self) -> bool:
-        return not self.tokens and not self.service_accounts
+        return not self.tokens and not self.service_accounts and not self.refresh_tokens
 
     def configure(self, scenario: Mapping[str, Any]) -> None:
         scenario = dict(scenario)
+        if "strict" in scenario:
+            self.strict = bool(scenario.pop("strict"))
+        if "newest_for_any_run" in scenario:
+            self.newest_for_any_run = bool(scenario.pop("newest_for_any_run"))
         if "tokens" in scenario:
             self.tokens = set(scenario.pop("tokens"))
+        if "refresh_tokens" in scenario:
+            self.refresh_tokens = set(scenario.pop("refresh_tokens"))
+        if "firebase_api_key" in scenario:
+            self.firebase_api_key = scenario.pop("firebase_api_key")
         if "service_accounts" in scenario:
             self.service_accounts = _checked_keys(scenario.pop("service_accounts"))
         if "audience" in scenario:
@@ -104,6 +146,7 @@ class TailerEmulator(EmulatorServer):
             Route("POST", "/v1/dag/status", "status", self.on_status),
             Route("POST", "/v1/workflow/status", "workflow", self.on_workflow),
             Route("POST", "/v1/configuration/status", "configuration", self.on_configuration),
+            Route("POST", "/v1/token", "token", self.on_token),
         ]
 
     async def __aenter__(self) -> TailerEmulator:
@@ -141,16 +184,57 @@ class TailerEmulator(EmulatorServer):
     # -- auth -------------------------------------------------------------------------------
 
     def _refusal(self, request: web.Request) -> web.Response | None:
-        """None when the bearer token is accepted, else the 401 to answer."""
+        """None when the bearer token is accepted, else the 401 (or, strict, the 400) to answer."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return json_response({"code": 401, "message": "Jwt is missing"}, 401)
+        now = self.state.now()
+        if token in self.id_tokens:
+            expired = self.id_tokens[token] <= now - _CLOCK_SKEW_S
+            return json_response({"code": 401, "message": "Jwt is expired"}, 401) if expired else None
         if self.accept_any or token in self.tokens:
+            exp = _claims(token).get("exp")
+            if isinstance(exp, int | float) and exp <= now - _CLOCK_SKEW_S:
+                return json_response({"code": 401, "message": "Jwt is expired"}, 401)
             return None
-        problem = self._jwt_problem(token) if self.service_accounts else "Jwt verification fails"
+        if not self.service_accounts:
+            return json_response({"code": 401, "message": "Jwt verification fails"}, 401)
+        if self.strict:
+            return _strict("service-account tokens (only tokens from tailer auth are documented)")
+        problem = self._jwt_problem(token)
         return None if problem is None else json_response({"code": 401, "message": problem}, 401)
+
+    async def on_token(self, request: web.Request) -> web.StreamResponse:
+        """Google's token service as tailer-sdk's firebase library uses it (``Auth.refresh``)."""
+        body = await read_body(request)
+        body = body if isinstance(body, dict) else {}
+        # the firebase library sends camelCase JSON; Google's reference shows grant_type / refresh_token
+        grant = body.get("grantType", body.get("grant_type"))
+        refresh = body.get("refreshToken", body.get("refresh_token"))
+        key = request.query.get("key", "")
+        if not key or (self.firebase_api_key is not None and key != self.firebase_api_key):
+            return _google_error(400, "API key not valid. Please pass a valid API key.")
+        if grant != "refresh_token":
+            return _google_error(400, "INVALID_GRANT_TYPE")
+        if not isinstance(refresh, str) or not refresh:
+            return _google_error(400, "MISSING_REFRESH_TOKEN")
+        if refresh not in self.refresh_tokens:
+            return _google_error(400, "INVALID_REFRESH_TOKEN")
+        now = int(self.state.now())
+        user = self.state.new_id()[:28]
+        claims = {"user_id": user, "sub": user, "iat": now, "exp": now + _ID_TOKEN_LIFETIME_S}
+        token = ".".join(
+            base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+            for part in ({"alg": "RS256", "kid": "emulator"}, claims, self.state.new_id())
+        )
+        self.id_tokens[token] = float(now + _ID_TOKEN_LIFETIME_S)
+        # the three fields tailer-sdk's firebase library reads
+        answer: dict[str, Any] = {"id_token": token, "refresh_token": refresh, "user_id": user}
+        if not self.strict:  # the rest of Google's answer, which no client here reads
+            answer.update(expires_in=str(_ID_TOKEN_LIFETIME_S), token_type="Bearer", project_id="tailer-emulator")
+        return json_response(answer)
 
     def _jwt_problem(self, token: str) -> str | None:
         """Check a service-account JWT: signature with the account's key, issuer, audience, expiry."""
@@ -203,6 +287,13 @@ class TailerEmulator(EmulatorServer):
             return json_response(
                 {"message": f"Unknown action {body.get('action')!r} on {request.path}: expected {expected}"}, 400
             )
+        if self.strict:
+            action = str(body["action"])
+            if action not in _SOURCED:
+                return _strict(f"the action {action}")
+            unsourced = sorted(set(body) - _SOURCED[action])
+            if unsourced:
+                return _strict(f"{', '.join(unsourced)} in {action}")
         missing = [f for f in _IDENTITY if not isinstance(body.get(f), str) or not body[f]]
         if missing:
             return json_response({"message": f"Missing field(s): {', '.join(missing)}"}, 400)
@@ -221,6 +312,12 @@ class TailerEmulator(EmulatorServer):
         if isinstance(body, web.Response):
             return body
         cid = body["configuration_id"]
+        if body["configuration_type"] not in _LAUNCHABLE:
+            return json_response(
+                {"message": f"{body['configuration_type']} configurations cannot be launched through the API: only "
+                 f"{' and '.join(_LAUNCHABLE)} ones can"},
+                400,
+            )
         if not self.state.knows(cid):
             return self._unknown(body)
         config = self.configurations.get(cid, {"activated": True, "archived": False})
@@ -242,8 +339,12 @@ class TailerEmulator(EmulatorServer):
         action = body["action"]
         cid = body["configuration_id"]
         if action == "check_run_status":
-            if not body.get("run_id"):
-                return json_response({"message": "Missing field(s): run_id"}, 400)
+            missing = [f for f in ("job_id", "run_id") if not body.get(f)]
+            if missing:  # "the full identity of the job and the run ID" (seed line 39)
+                return json_response({"message": f"Missing field(s): {', '.join(missing)}"}, 400)
+            if self.newest_for_any_run:
+                newest = self.state.runs_of(cid)[:1]
+                return json_response({"results": [self._entry(r, listed=False) for r in newest]})
             run = self.state.runs.get(str(body["run_id"]))
             found = run is not None and run.job == cid and body.get("job_id") in (None, self._meta(run)["job_id"])
             return json_response({"results": [self._entry(run, listed=False)] if found and run else []})
@@ -332,6 +433,8 @@ class TailerEmulator(EmulatorServer):
                 status = "NO_MATCH"
             if run.run_id in self.checked:
                 status = "CHECKED"
+        if self.strict and status not in _SOURCED_STATUSES:
+            return _PHASES[phase]  # NO_MATCH and CHECKED have no source: a plain FAILED
         return status
 
     def _entry(self, run: EmuRun, *, listed: bool) -> dict[str, Any]:
@@ -380,6 +483,27 @@ def _default_job_id(cid: str, identity: Mapping[str, Any]) -> str:
     if ctype == "storage-to-storage":
         return f"storage-to-storage|{identity['account']}|{cid}|{identity['environment']}|file-{{{{FD_DATE}}}}.csv"
     return f"{ctype}|{cid}"
+
+
+def _strict(what: str) -> web.Response:
+    return json_response({"message": f"strict: no source for {what}"}, 400)
+
+
+def _google_error(code: int, message: str) -> web.Response:
+    """Google's error shape, as tailer-sdk's login reads it (``error.message``)."""
+    return json_response({"error": {"code": code, "message": message}}, code)
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified; {} for anything else."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = json.loads(_b64decode(parts[1]))
+    except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 _KEYS: dict[str, rsa.RSAPublicKey] = {}

@@ -78,6 +78,10 @@ class JobConfig(BaseModel):
         """
         return self
 
+    def run_refusal(self) -> str | None:
+        """Why the provider cannot run this job (it can still be watched), or None when it can."""
+        return None
+
 
 ConnT = TypeVar("ConnT", bound=ConnectionConfig)
 JobT = TypeVar("JobT", bound=JobConfig)
@@ -144,6 +148,11 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
     def console_url(self, job: JobT, run_id: str | None = None) -> str | None:
         """A link to the job (or run) in the provider's web console, where one is known."""
         return self.connection.console_url
+
+    def credential_deadline(self) -> tuple[datetime, str] | None:
+        """When this connection's credential stops working and how a person renews it; None when it does
+        not expire or the bot renews it itself."""
+        return None
 
     # -- optional operations ----------------------------------------------------------------
 

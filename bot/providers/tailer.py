@@ -5,24 +5,32 @@ Every Tailer call is a POST with a JSON body naming the job (``account``, ``envi
 they are sent as idempotent (retried); a launch is sent once, and so is a configuration or workflow
 change (a person clicked: a failure is reported rather than repeated).
 
-Authentication is a bearer JWT: either a static one from ``tailer auth get-token`` (it lasts about an
-hour, then Tailer answers 401 and the person must paste a new one), or a Google service-account key
-from which the bot signs its own RS256 JWTs and renews them before they expire.
+Authentication is a bearer JWT, one of:
+- a static one from ``tailer auth get-token`` (a Firebase ID token: about an hour of life). Its ``exp`` is
+  read without checking the signature: the bot says when it is about to expire and, once it has, sends
+  nothing with it (Tailer would answer 401) until a person gives a new one;
+- a Firebase refresh token and API key, as tailer-sdk keeps them after ``tailer auth login``: the bot
+  renews the ID token itself the way tailer-sdk does (``FirebaseSession``);
+- a Google service-account key from which the bot signs its own RS256 JWTs (an assumption: no vendor
+  source documents it, see docs/PROVIDERS.md "Tailer: provenance").
 
-Tailer has no cancel. For table-to-table configurations the ``configuration_id`` Tailer knows ends
-with ``_<ENVIRONMENT>``; the bot adds it, so pipelines.yml may hold the id as written in the job's
-JSON file.
+Tailer has no cancel, and launches only table-to-table and table-to-storage configurations. For
+table-to-table configurations the ``configuration_id`` Tailer knows ends with ``_<ENVIRONMENT>``; the
+bot adds it, so pipelines.yml may hold the id as written in the job's JSON file. A run-status call
+carries the job's full identity, ``job_id`` included: derived for table-to-table, required in the
+catalog for every other type.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,9 +47,11 @@ from bot.errors import (
     OperationNotSupported,
     ProviderAuthError,
     ProviderError,
+    ProviderNoNews,
     ProviderNotFound,
     ProviderRejected,
     ProviderResponseError,
+    ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
 from bot.models import RunState, RunStatus, Triggered
@@ -49,12 +59,15 @@ from bot.providers._http import Call, RetryPolicy, Sleep
 from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = [
+    "LAUNCHABLE",
     "Client",
     "Connection",
+    "FirebaseSession",
     "Job",
     "ServiceAccountAuth",
     "ServiceAccountKey",
     "answer_error",
+    "jwt_expiry",
     "map_status",
     "mint_jwt",
     "parse_duration",
@@ -64,6 +77,11 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://tailer-api-nqonovswsq-ew.a.run.app"
+#: Google's token service, where tailer-sdk's firebase library renews ID tokens (``Auth.refresh``)
+FIREBASE_TOKEN_URL = "https://securetoken.googleapis.com/v1/token"
+#: "Tables to Tables or Tables to Storage data operations can be launched through the Tailer API" (seed line
+#: 15); the values as the seed (line 27) and tailer-sdk (``tailer_configuration_manager``) spell them
+LAUNCHABLE = ("table-to-table", "table-to-storage")
 
 _STATES = {
     "WAITING": RunState.QUEUED,
@@ -243,7 +261,8 @@ class ServiceAccountKey:
 
 
 class Connection(ConnectionConfig):
-    """One Tailer account. Exactly one of ``token``, ``service_account_json``, ``service_account_file``."""
+    """One Tailer account. Exactly one of ``token``, ``refresh_token`` (with ``firebase_api_key``),
+    ``service_account_json``, ``service_account_file``."""
 
     provider: Literal["tailer"] = "tailer"
     base_url: str = DEFAULT_BASE_URL
@@ -251,6 +270,15 @@ class Connection(ConnectionConfig):
     token: SecretStr | None = Field(
         default=None, description="a JWT from `tailer auth get-token` (lasts about an hour)"
     )
+    refresh_token: SecretStr | None = Field(
+        default=None,
+        description="firebase_user.refreshToken in $TAILER_HOME/tailer-configuration.json (after `tailer auth "
+        "login`): the bot renews its tokens as tailer-sdk does",
+    )
+    firebase_api_key: SecretStr | None = Field(
+        default=None, description="tailer_firebase_api_key in the same file; needed with refresh_token"
+    )
+    token_url: str = Field(default=FIREBASE_TOKEN_URL, description="where refresh tokens are exchanged")
     service_account_json: SecretStr | None = Field(
         default=None, description="the JSON text of a Google service-account key: the bot signs its own tokens"
     )
@@ -268,14 +296,19 @@ class Connection(ConnectionConfig):
     def _one_credential(self) -> Connection:
         given = [
             name
-            for name in ("token", "service_account_json", "service_account_file")
+            for name in ("token", "refresh_token", "service_account_json", "service_account_file")
             if getattr(self, name) not in (None, "")
         ]
         if len(given) != 1:
             found = f"got {', '.join(given)}" if given else "got none"
             raise ValueError(
-                "a Tailer connection needs exactly one of token (from `tailer auth get-token`), "
-                f"service_account_json or service_account_file ({found})"
+                "a Tailer connection needs exactly one of token (from `tailer auth get-token`), refresh_token "
+                f"(with firebase_api_key), service_account_json or service_account_file ({found})"
+            )
+        if (self.refresh_token is None) != (self.firebase_api_key is None):
+            raise ValueError(
+                "refresh_token and firebase_api_key go together: both are in $TAILER_HOME/tailer-configuration.json "
+                "(firebase_user.refreshToken and tailer_firebase_api_key) after `tailer auth login`"
             )
         return self
 
@@ -302,12 +335,38 @@ class Job(JobConfig):
     environment: str = Field(min_length=1, description="DEV, PROD…")
     configuration_type: str = Field(min_length=1, description="table-to-table, storage-to-storage, workflow…")
     configuration_id: str = Field(min_length=1, description="as in the configuration's JSON file")
-    job_id: str | None = Field(default=None, description="e.g. 'gbq-to-gbq|000099_x_DEV'; derived for table-to-table")
+    job_id: str | None = Field(
+        default=None,
+        description="as Tailer names the job in its run statuses, e.g. 'storage-to-storage|000099|<configuration_id>|"
+        "DEV|<file template>'; derived for table-to-table ('gbq-to-gbq|<configuration_id>_<ENV>'), required otherwise",
+    )
 
     @field_validator("environment")
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.strip().upper()
+
+    @model_validator(mode="after")
+    def _full_identity(self) -> Job:
+        # "You need to provide the full identity of the job and the run ID" (seed line 39): the seed shows a
+        # run-status call with job_id (line 51), and only the table-to-table job_id follows a documented rule
+        if not self.job_id and self.configuration_type != "table-to-table":
+            raise ValueError(
+                f"job_id: required for configuration_type {self.configuration_type}: Tailer's run-status call needs "
+                "the job's full identity, and the bot derives job_id only for table-to-table. Copy the job_id "
+                "Tailer shows for this job's runs (Tailer Studio, or the job_id field of a get_last_status "
+                "answer), e.g. 'storage-to-storage|000099|<configuration_id>|DEV|<file template>'"
+            )
+        return self
+
+    def run_refusal(self) -> str | None:
+        if self.configuration_type in LAUNCHABLE:
+            return None
+        return (
+            f"Tailer's API launches only Tables to Tables and Tables to Storage data operations (configuration_type "
+            f"{' or '.join(LAUNCHABLE)}); {self.configuration_type} {self.api_configuration_id()} is started by "
+            "Tailer itself. The bot can watch it (watch: true) but not run it."
+        )
 
     def api_configuration_id(self) -> str:
         """The id as Tailer knows it: table-to-table ids end with ``_<ENVIRONMENT>``, added if missing."""
@@ -316,13 +375,13 @@ class Job(JobConfig):
             return self.configuration_id + suffix
         return self.configuration_id
 
-    def status_job_id(self) -> str | None:
-        """The ``job_id`` a run-status request names: as configured, else Tailer's for table-to-table."""
+    def status_job_id(self) -> str:
+        """The ``job_id`` a run-status request names: as configured, else Tailer's for table-to-table
+        (``gbq-to-gbq|`` and the configuration id with its environment: seed line 51, and tailer-sdk's
+        ``template_main.py`` with ``sql_dag_generator.py``'s DAG name)."""
         if self.job_id:
             return self.job_id
-        if self.configuration_type == "table-to-table":
-            return f"gbq-to-gbq|{self.api_configuration_id()}"
-        return None
+        return f"gbq-to-gbq|{self.api_configuration_id()}"  # _full_identity: only table-to-table lacks one
 
     def describe(self) -> str:
         return f"{self.configuration_type} {self.api_configuration_id()} (account {self.account}, {self.environment})"
@@ -333,6 +392,21 @@ class Job(JobConfig):
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT, read without checking the signature; None when there is none."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    return float(exp)
 
 
 def mint_jwt(key: ServiceAccountKey, audience: str, now: float, lifetime: int = 3600) -> str:
@@ -358,6 +432,8 @@ class _BearerToken(httpx.Auth):
     def __init__(self, token: SecretStr) -> None:
         value = token.get_secret_value().strip()
         self._token = value[7:].strip() if value.lower().startswith("bearer ") else value
+        #: when the token stops working (its ``exp``), None when it does not say
+        self.expires_at = jwt_expiry(self._token)
 
     def secrets(self) -> list[str]:
         return [self._token]
@@ -404,6 +480,124 @@ class ServiceAccountAuth(httpx.Auth):
         yield request
 
 
+class FirebaseSession(httpx.Auth):
+    """Renews the Firebase ID token the way tailer-sdk does.
+
+    tailer-sdk keeps the Firebase user of ``tailer auth login`` (``refreshToken``) and the project's
+    ``tailer_firebase_api_key`` in ``$TAILER_HOME/tailer-configuration.json``; before each command
+    ``tailer_auth.get_refreshed_firebase_user`` calls the firebase library's ``Auth.refresh``, which posts
+    ``{"grantType": "refresh_token", "refreshToken": …}`` to Google's token service with ``?key=<api key>``
+    and reads ``id_token``, ``refresh_token`` and ``user_id``; the ID token is then the bearer.
+
+    The bot renews when it has no token or the token's ``exp`` is under ``RENEW_BEFORE`` seconds away, and
+    once more when Tailer answers 401 (then replays the request). The renewal is a request of its own, sent
+    from inside the auth flow under an ``asyncio.Lock`` so that concurrent polls share one renewal.
+    """
+
+    RENEW_BEFORE = 300.0
+
+    def __init__(
+        self,
+        token_url: str,
+        api_key: SecretStr,
+        refresh_token: SecretStr,
+        *,
+        clock: Callable[[], float],
+        error: Callable[[type[ProviderError], str], ProviderError],
+    ) -> None:
+        self._url = token_url
+        self._api_key = api_key
+        self._refresh = refresh_token.get_secret_value().strip()
+        self._clock = clock
+        self._error = error
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._expires: float | None = None
+        self._held: list[str] = []  # recent tokens, for redaction
+        self.renewed = 0  # how many renewals were answered, for tests and metrics
+
+    def secrets(self) -> list[str]:
+        return [*self._held, self._refresh]
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("the Tailer session works with httpx.AsyncClient only")
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        async with self._lock:
+            if self._token is None or (
+                self._expires is not None and self._expires - self._clock() < self.RENEW_BEFORE
+            ):
+                answer = yield self._renewal(request)
+                await answer.aread()
+                self._take(answer)
+            token = self._token
+        response = yield _signed(request, token)
+        if response.status_code != 401:
+            return
+        async with self._lock:  # expired or revoked early: renew once, unless another call just did
+            if self._token == token:
+                answer = yield self._renewal(request)
+                await answer.aread()
+                self._take(answer)
+            token = self._token
+        yield _signed(request, token)
+
+    def _renewal(self, request: httpx.Request) -> httpx.Request:
+        timeout = request.extensions.get("timeout")
+        return httpx.Request(
+            "POST",
+            self._url,
+            params={"key": self._api_key.get_secret_value()},
+            json={"grantType": "refresh_token", "refreshToken": self._refresh},
+            headers={"accept": "application/json", "user-agent": request.headers.get("user-agent", "pipeline-bot")},
+            extensions={"timeout": timeout} if timeout is not None else {},
+        )
+
+    def _take(self, answer: httpx.Response) -> None:
+        """Adopt the renewed token, or raise: nothing is sent to Tailer without one."""
+        code = answer.status_code
+        if code == 429 or code >= 500:
+            raise self._error(
+                ProviderUnavailable,
+                f"Google's token service answered HTTP {code} when the bot renewed the Tailer token: nothing was "
+                "sent to Tailer; the next call tries again.",
+            )
+        try:
+            body = json.loads(answer.content)
+        except ValueError:
+            body = None
+        if not answer.is_success:
+            # Google's errors read {"error": {"message": "INVALID_REFRESH_TOKEN"}}, as tailer-sdk's login reads them
+            said = body.get("error") if isinstance(body, dict) else None
+            reason = said.get("message") if isinstance(said, dict) else None
+            raise self._error(
+                ProviderAuthError,
+                f"Google's token service refused the connection's refresh token (HTTP {code}"
+                f"{f', {reason}' if isinstance(reason, str) else ''}). Run `tailer auth login` again and copy "
+                "firebase_user.refreshToken from $TAILER_HOME/tailer-configuration.json into the connection's "
+                "environment variable.",
+            )
+        token = body.get("id_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token.strip():
+            raise self._error(  # not a response error: on a launch that would read "it may have started"
+                ProviderAuthError,
+                "Google's token service answered a renewal of the Tailer token without id_token: nothing was sent "
+                "to Tailer.",
+            )
+        self._token = token.strip()
+        self._expires = jwt_expiry(self._token)
+        self._held = [*self._held[-4:], self._token]
+        rotated = body.get("refresh_token") if isinstance(body, dict) else None
+        if isinstance(rotated, str) and rotated.strip():
+            self._refresh = rotated.strip()
+        self.renewed += 1
+
+
+def _signed(request: httpx.Request, token: str | None) -> httpx.Request:
+    request.headers["Authorization"] = f"Bearer {token}"
+    return request
+
+
 # -- client ---------------------------------------------------------------------------------------
 
 _DAG_LAUNCH = "v1/dag/launch"
@@ -430,11 +624,17 @@ class Client(ProviderClient[Connection, Job]):
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.authn: _BearerToken | ServiceAccountAuth = _build_auth(name, connection, clock)
+        self._clock = clock
+        self.authn: _BearerToken | ServiceAccountAuth | FirebaseSession = _build_auth(
+            name, connection, clock, self._session_error
+        )
         self._auth_detail = ""
         super().__init__(name, connection, http=http, retry=retry, sleep=sleep)
         # the minted token and a key read from a file are secrets the connection does not hold in clear
         self.caller.redactor.add_source(self.authn.secrets)
+
+    def _session_error(self, cls: type[ProviderError], message: str) -> ProviderError:
+        return self._redacted(self.caller.error(cls, f"Connection {self.name}: {message}"))
 
     def _auth(self) -> httpx.Auth:
         return self.authn
@@ -449,6 +649,9 @@ class Client(ProviderClient[Connection, Job]):
     # -- run and status ---------------------------------------------------------------------
 
     async def trigger(self, job: Job, parameters: Mapping[str, str]) -> Triggered:
+        refusal = job.run_refusal()
+        if refusal is not None:
+            raise OperationNotSupported(refusal, provider=self.display_name, connection=self.name)
         other = sorted(k for k in parameters if k != "execution_date")
         if other:
             raise ProviderRejected(
@@ -456,7 +659,8 @@ class Client(ProviderClient[Connection, Job]):
                 provider=self.display_name,
                 connection=self.name,
             )
-        body = self._body(job, "launch_job", job_id=job.job_id, execution_date=parameters.get("execution_date"))
+        # the seed's launch (line 24-28) names no job_id: the configuration is what is launched
+        body = self._body(job, "launch_job", execution_date=parameters.get("execution_date"))
         what = f"launch {job.describe()}"
         try:
             answer = await self._post(job, _DAG_LAUNCH, body, what, idempotent=False)
@@ -475,11 +679,18 @@ class Client(ProviderClient[Connection, Job]):
         body = self._body(job, "check_run_status", job_id=job.status_job_id(), run_id=run_id)
         what = f"check run {run_id} of {job.describe()}"
         runs = self._runs(await self._post(job, _DAG_STATUS, body, what, idempotent=True), what)
-        if not runs:
-            raise self.caller.error(
-                ProviderNotFound, f"Tailer knows no run {run_id} of {job.describe()}. {_check_identity(job)}"
+        mine = next((r for r in runs if r.run_id == run_id), None)
+        if mine is None:
+            # another run's status says nothing about this one: no news, never its outcome
+            listed = f"it lists {len(runs)} other run(s)" if runs else f"it lists no run. {_check_identity(job)}"
+            raise self._redacted(
+                self.caller.error(
+                    ProviderNoNews,
+                    f"Tailer's answer about run {run_id} of {job.describe()} does not name that run ({listed}): "
+                    "no news this time; the run stays as it was.",
+                )
             )
-        return next((r for r in runs if r.run_id == run_id), runs[0])
+        return mine
 
     async def list_runs(self, job: Job, *, since: datetime, limit: int = 50) -> list[RunStatus]:
         """Newest first; runs that started before ``since`` are left out."""
@@ -493,14 +704,22 @@ class Client(ProviderClient[Connection, Job]):
     async def last_status(
         self, job: Job, *, limit: int = 10, status: str | None = None, execution_date: str | date | None = None
     ) -> list[RunStatus]:
-        """The latest runs of a job (``get_last_status``), optionally only those with ``status``."""
-        extra = {"job_id": job.job_id, "status": status.upper() if status else None}
-        return await self._query(job, "get_last_status", limit, execution_date, extra, f"list runs of {job.describe()}")
+        """The latest runs of a job (``get_last_status``), optionally only those with ``status``.
+
+        Sent with the fields the seed shows (lines 87-91, 198-205): no ``job_id``. A configuration's answer
+        may hold several jobs (a storage-to-storage one lists each file template's), so entries naming
+        another ``job_id`` are left out here."""
+        extra = {"status": status.upper() if status else None}
+        runs = await self._query(job, "get_last_status", limit, execution_date, extra, f"list runs of {job.describe()}")
+        wanted = job.status_job_id()
+        return [r for r in runs if r.extra.get("job_id") in (None, wanted)]
 
     async def runs_by_status(
         self, job: Job, status: str, *, limit: int = 10, execution_date: str | date | None = None
     ) -> list[RunStatus]:
-        """The latest runs of a job that have ``status`` (``get_by_status``), e.g. FAILED."""
+        """The latest runs of a job that have ``status`` (``get_by_status``), e.g. FAILED.
+
+        An assumption: no vendor source documents ``get_by_status``; the bot itself never calls it."""
         what = f"list {status.upper()} runs of {job.describe()}"
         return await self._query(job, "get_by_status", limit, execution_date, {"status": status.upper()}, what)
 
@@ -573,6 +792,12 @@ class Client(ProviderClient[Connection, Job]):
     def console_url(self, job: Job, run_id: str | None = None) -> str | None:
         return self.connection.console_url
 
+    def credential_deadline(self) -> tuple[datetime, str] | None:
+        """A static token's ``exp``: the bot cannot renew it. None for the credentials it renews itself."""
+        if isinstance(self.authn, _BearerToken) and self.authn.expires_at is not None:
+            return datetime.fromtimestamp(self.authn.expires_at, UTC), _RENEW_STATIC
+        return None
+
     async def __aenter__(self) -> Client:
         return self  # typed as this class, so `async with` gives access to last_status, authn…
 
@@ -592,6 +817,7 @@ class Client(ProviderClient[Connection, Job]):
 
     async def _post(self, job: Job, path: str, body: dict[str, Any], what: str, *, idempotent: bool) -> Any:
         """POST, map failures to typed errors with Tailer's hints, and refuse answers that are not ok."""
+        self._refuse_expired(what)
         call = Call("POST", path, what, idempotent=idempotent, json=body)
         try:
             answer = await self._json(call)
@@ -618,9 +844,29 @@ class Client(ProviderClient[Connection, Job]):
                 self.caller.error(ProviderResponseError, f"Tailer's answer to {what} is not understood: {exc}")
             ) from None
 
+    def _refuse_expired(self, what: str) -> None:
+        """A static token past its ``exp`` is not sent: Tailer would answer 401 to every poll."""
+        deadline = self.credential_deadline()
+        if deadline is None or deadline[0].timestamp() > self._clock():
+            return
+        raise self._redacted(
+            self.caller.error(
+                ProviderAuthError,
+                f"The Tailer token of connection {self.name} expired at {deadline[0]:%Y-%m-%d %H:%M} UTC; the bot "
+                f"did not {what} with it. {deadline[1]}",
+            )
+        )
+
     def _refused(self, what: str) -> ProviderError:
         said = f" ({self._auth_detail})" if self._auth_detail else ""
-        if isinstance(self.authn, ServiceAccountAuth):
+        if isinstance(self.authn, FirebaseSession):
+            message = (
+                f"Tailer refused the token renewed with the refresh token of connection {self.name} (HTTP 401)"
+                f"{said} when asked to {what}. Check that this Tailer user may use account and configuration, or "
+                "run `tailer auth login` again and copy the new firebase_user.refreshToken from "
+                "$TAILER_HOME/tailer-configuration.json."
+            )
+        elif isinstance(self.authn, ServiceAccountAuth):
             message = (
                 f"Tailer refused the token signed with service account {self.authn.key.client_email} for "
                 f"connection {self.name} (HTTP 401){said} when asked to {what}. Check that the key is valid and "
@@ -630,9 +876,7 @@ class Client(ProviderClient[Connection, Job]):
         else:
             message = (
                 f"Tailer refused the token of connection {self.name} (HTTP 401){said} when asked to {what}: "
-                "it has expired (they last about an hour) or is wrong. Run `tailer auth get-token` and put the "
-                "new token in the connection's environment variable, or configure a service account "
-                "(service_account_json or service_account_file) so the bot renews tokens itself."
+                f"it has expired (they last about an hour) or is wrong. {_RENEW_STATIC}"
             )
         return self._redacted(self.caller.error(ProviderAuthError, message, status_code=401))
 
@@ -644,6 +888,13 @@ class Client(ProviderClient[Connection, Job]):
     def _shown(self, value: Any) -> str:
         """A piece of an answer quoted in a message: redacted, then cut."""
         return repr(self.caller.excerpt(value, 200))
+
+
+_RENEW_STATIC = (
+    "Run `tailer auth get-token`, put the new token in the connection's environment variable and restart the "
+    "bot; or give the connection refresh_token and firebase_api_key (from $TAILER_HOME/tailer-configuration.json "
+    "after `tailer auth login`) so that the bot renews its tokens itself, as tailer-sdk does."
+)
 
 
 def _check_identity(job: Job) -> str:
@@ -658,10 +909,19 @@ def _check_identity(job: Job) -> str:
     return f"Check {fields} in pipelines.yml; Tailer was asked for configuration_id {sent}{added}."
 
 
-def _build_auth(name: str, connection: Connection, clock: Callable[[], float]) -> _BearerToken | ServiceAccountAuth:
+def _build_auth(
+    name: str,
+    connection: Connection,
+    clock: Callable[[], float],
+    error: Callable[[type[ProviderError], str], ProviderError],
+) -> _BearerToken | ServiceAccountAuth | FirebaseSession:
     """The auth the connection asks for; an unreadable key file is a configuration error."""
     if connection.token is not None:
         return _BearerToken(connection.token)
+    if connection.refresh_token is not None and connection.firebase_api_key is not None:
+        return FirebaseSession(
+            connection.token_url, connection.firebase_api_key, connection.refresh_token, clock=clock, error=error
+        )
     if connection.service_account_json is not None:
         key = ServiceAccountKey.from_json(connection.service_account_json.get_secret_value())
         return ServiceAccountAuth(key, connection.effective_audience, clock)

@@ -8,6 +8,8 @@
   An alert resolved before it was posted is posted all the same (showing its failure, owners and what
   resolved it). A muted pipeline's failures are recorded, never announced.
 - A connection failing for ``down_after`` gets one "cannot reach" alert, and one "back" notice.
+- A credential the bot cannot renew (a static Tailer token) gets one notice ``credential_warning`` before it
+  expires; once expired, the connection gets its "cannot reach" alert at once, saying how to renew it.
 Nothing here calls Slack: messages are written to the store and delivered by the delivery loop.
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 from bot.catalog.model import Catalog, Pipeline
 from bot.ops.metrics import Metrics
 from bot.service.clients import ClientPool
-from bot.slack.blocks.alerts import alert_group, connection_alert, connection_back
+from bot.slack.blocks.alerts import alert_group, connection_alert, connection_back, credential_expiring
 from bot.store.alerting import Alert
 from bot.store.records import RunRecord
 from bot.store.store import Store
@@ -43,6 +45,7 @@ class Alerter:
         group_window: timedelta = timedelta(seconds=10),
         suppress: timedelta = timedelta(hours=1),
         down_after: timedelta = timedelta(minutes=2),
+        credential_warning: timedelta = timedelta(minutes=10),
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
@@ -52,6 +55,7 @@ class Alerter:
         self.group_window = group_window
         self.suppress = suppress
         self.down_after = down_after
+        self.credential_warning = credential_warning
         self.metrics = metrics or Metrics()
         self._failing: set[str] = set()  # connections known to be failing: keeps a healthy poll free of writes
         self._loaded = False
@@ -135,12 +139,15 @@ class Alerter:
 
     # -- connection health ------------------------------------------------------------------
 
-    async def connection_failed(self, connection: str, error: str) -> None:
+    async def connection_failed(self, connection: str, error: str, *, at_once: bool = False) -> None:
+        """``at_once``: a failure that waiting will not cure (an expired credential) alerts without ``down_after``."""
         await self._load()
         now = self.now()
         health = await self.store.alerting.connection_failed(connection, error, now=now)
         self._failing.add(connection)
-        if health.alert_id is not None or health.failing_since is None or now - health.failing_since < self.down_after:
+        if health.alert_id is not None or health.failing_since is None:
+            return
+        if not at_once and now - health.failing_since < self.down_after:
             return
         channel = self.catalog.defaults.channel or self._any_channel(connection)
         if channel is None:
@@ -174,6 +181,30 @@ class Alerter:
             blocks=blocks,
             now=now,
         )
+
+    async def check_credentials(self) -> None:
+        """Credentials the bot cannot renew itself: one notice before they expire (fleet-wide: the outbox key is
+        unique), then the connection's one "cannot reach" alert when they do, saying how to renew them."""
+        now = self.now()
+        for connection in self.catalog.connections:
+            try:
+                deadline = self.pool.client(connection).credential_deadline()
+            except Exception:  # a client that cannot be built is reported by the polls that need it
+                log.exception("credential check of connection %s failed", connection)
+                continue
+            if deadline is None:
+                continue
+            expires, how = deadline
+            if now >= expires:
+                said = f"its credential expired at {expires:%Y-%m-%d %H:%M} UTC. {how}"
+                await self.connection_failed(connection, said, at_once=True)
+            elif now >= expires - self.credential_warning:
+                channel = self.catalog.defaults.channel or self._any_channel(connection)
+                if channel is None:
+                    continue
+                text, blocks = credential_expiring(connection, self._display(connection), expires, how)
+                key = f"credential:{connection}:{int(expires.timestamp())}"
+                await self.store.enqueue(key, kind="post", channel=channel, text=text, blocks=blocks, now=now)
 
     async def _load(self) -> None:
         if not self._loaded:

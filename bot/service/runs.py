@@ -131,6 +131,9 @@ class RunService:
         params = resolve_parameters(pipeline, parameters) if pipeline else dict(parameters)
         client = self.pool.client(connection)
         job_config = self.pool.job(provider, job)
+        refusal = job_config.run_refusal()
+        if refusal is not None:
+            raise InvalidRequest(f"*{escape(name)}* cannot be run: {escape(refusal)}")
         if params and not client.accepts_parameters:
             raise InvalidRequest(f"{client.display_name} runs take no parameters.")
         now = self.now()

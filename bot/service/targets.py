@@ -47,7 +47,8 @@ def adhoc_target(pool: ClientPool, provider_or_connection: str, ident: str) -> A
     try:
         pool.job(provider, job)
     except ValidationError:
-        raise InvalidRequest(f"Write the target as `{FORMS[provider]}`.") from None
+        hint = " (job_id is required except for table-to-table)" if provider == "tailer" else ""
+        raise InvalidRequest(f"Write the target as `{FORMS[provider]}`{hint}.") from None
     return AdHoc(provider=provider, connection=connection, job=job)
 
 

@@ -3,7 +3,8 @@
 One tick claims a batch of due runs (a lease, so several replicas never poll the same run), polls
 them concurrently with a bound per connection, and schedules each run's next poll. A provider that
 does not answer never fails a run: the run stays as it was, "status unknown since …", and polling
-backs off and goes on until the provider answers.
+backs off and goes on until the provider answers. An answer that does not name the run (``ProviderNoNews``)
+is handled the same way, without counting against the connection's health.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.errors import ProviderError
+from bot.errors import ProviderError, ProviderNoNews
 from bot.models import RunState, RunStatus
 from bot.ops.logs import run_context
 from bot.ops.metrics import Metrics
@@ -109,7 +110,10 @@ class Poller:
             record = await self.store.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait)
             log.warning("status of run %s unknown: %s", run.id, exc, extra={"run_id": run.id})
             await self.on_unknown(record)
-            if self.on_provider_error is not None:
+            if isinstance(exc, ProviderNoNews):  # it answered, about other runs: no outage to report
+                if self.on_provider_ok is not None:
+                    await self.on_provider_ok(run.connection)
+            elif self.on_provider_error is not None:
                 await self.on_provider_error(run.connection, str(exc))
             return
         except Exception:

@@ -1,4 +1,5 @@
-"""Tailer in the shared contract suite: a static token and a table-to-table job in DEV."""
+"""Tailer in the shared contract suite: a static token and a table-to-table job in DEV, against the
+emulator in strict mode (it serves only what docs/PROVIDERS.md "Tailer: provenance" gives a source for)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def case() -> ProviderCase:
 
     return ProviderCase(
         name="tailer",
-        emulator=lambda state: TailerEmulator(state, tokens={TOKEN}),
+        emulator=lambda state: TailerEmulator(state, tokens={TOKEN}, strict=True),  # only what has a source
         client=client,
         bad_client=bad,
         job=tailer.Job(

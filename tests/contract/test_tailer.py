@@ -1,8 +1,12 @@
-"""Tailer beyond the shared contract: the seed document's requests and answers, service-account
-tokens, configuration changes, workflow reset, run lists and the status table."""
+"""Tailer beyond the shared contract: the seed document's requests and answers, token renewal and
+expiry, service-account tokens, configuration changes, workflow reset, run lists and the status table.
+
+The emulator runs strict here (it serves only what docs/PROVIDERS.md "Tailer: provenance" gives a
+source for); a test that relies on an assumption turns strictness off and says which assumption."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -22,8 +26,10 @@ from bot.errors import (
     ConfigError,
     OperationNotSupported,
     ProviderAuthError,
+    ProviderNoNews,
     ProviderNotFound,
     ProviderRejected,
+    ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
 from bot.models import RunState
@@ -39,7 +45,14 @@ JOB = tailer.Job(
     configuration_id="000099_iowa_liquor_prepare_pda",
 )
 WORKFLOW = tailer.Job(
-    account="000099", environment="DEV", configuration_type="workflow", configuration_id="000099-iowa-liquor-load-pda"
+    account="000099", environment="DEV", configuration_type="workflow", configuration_id="000099-iowa-liquor-load-pda",
+    job_id="workflow|000099-iowa-liquor-load-pda",  # no rule derives a workflow's job_id: this is the emulator's
+)
+#: the seed's storage-to-storage data operation, with the job_id its answers show (line 161)
+STORAGE = tailer.Job(
+    account="000099", environment="DEV", configuration_type="storage-to-storage",
+    configuration_id="000099-jarvis-demo-iowa-liquor-storage-to-storage",
+    job_id="storage-to-storage|000099|000099-jarvis-demo-iowa-liquor-storage-to-storage|DEV|stores-{{FD_DATE}}-{{FD_TIME}}.csv",
 )
 EMAIL = "pipeline-bot@tailer-demo.iam.gserviceaccount.com"
 
@@ -217,7 +230,7 @@ RUN_ID = r"^\d{8}-\d{6}-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[
 async def emu(state: EmulatorState) -> AsyncIterator[TailerEmulator]:
     state.script(SENT_CONFIGURATION_ID, Outcome(queued_s=10, running_s=60))
     state.script(WORKFLOW.configuration_id, Outcome())
-    server = TailerEmulator(state, tokens={TOKEN})
+    server = TailerEmulator(state, tokens={TOKEN}, strict=True)
     await server.start()
     yield server
     await server.stop()
@@ -303,10 +316,8 @@ def test_the_environment_suffix_is_added_once_and_only_for_table_to_table() -> N
     prod = tailer.Job(account="000099", environment="prod", configuration_type="table-to-table", configuration_id="x")
     assert prod.environment == "PROD"
     assert prod.api_configuration_id() == "x_PROD"
-    storage = tailer.Job(account="000099", environment="DEV", configuration_type="storage-to-storage",
-                         configuration_id="000099-jarvis-demo")
-    assert storage.api_configuration_id() == "000099-jarvis-demo"
-    assert storage.status_job_id() is None
+    assert STORAGE.api_configuration_id() == "000099-jarvis-demo-iowa-liquor-storage-to-storage"
+    assert STORAGE.status_job_id() == STORAGE.job_id
     assert WORKFLOW.api_configuration_id() == "000099-iowa-liquor-load-pda"
 
 
@@ -345,9 +356,7 @@ async def test_the_client_sends_the_seed_requests() -> None:
         assert recorder.body() == json.loads(CHECK_REQUEST)
         assert str(recorder.requests[-1].url) == f"{API}/v1/dag/status"
         recorder.answer = LAST_STATUS_LIMIT_2
-        storage = tailer.Job(account="000099", environment="DEV", configuration_type="storage-to-storage",
-                             configuration_id="000099-jarvis-demo-iowa-liquor-storage-to-storage")
-        await client.last_status(storage, limit=2, status="SUCCESS", execution_date="2020-12-09")
+        await client.last_status(STORAGE, limit=2, status="SUCCESS", execution_date="2020-12-09")
         assert recorder.body() == json.loads(LIMIT_2_REQUEST)
         recorder.answer = WORKFLOW_RESET
         await client.reset(WORKFLOW)
@@ -479,7 +488,8 @@ async def test_the_emulator_answers_in_the_seed_shape(
         body = json.loads(CHECK_REQUEST) | {"run_id": run.run_id}
         answer = (await http.post(f"{emu.url}/v1/dag/status", content=json.dumps(body),
                                   headers={"authorization": f"Bearer {TOKEN}", "content-type": "text/plain"})).json()
-        listed = (await http.post(f"{emu.url}/v1/dag/status", content=json.dumps(body | {"action": "get_last_status"}),
+        last = {k: v for k, v in body.items() if k not in ("job_id", "run_id")} | {"action": "get_last_status"}
+        listed = (await http.post(f"{emu.url}/v1/dag/status", content=json.dumps(last),
                                   headers={"authorization": f"Bearer {TOKEN}"})).json()
     [entry] = answer["results"]
     assert set(entry) == SEED_KEYS
@@ -497,6 +507,8 @@ async def test_the_emulator_answers_in_the_seed_shape(
 
 
 # -- service accounts -------------------------------------------------------------------------------
+# An assumption: no vendor source says Tailer accepts tokens a service account signs itself, so these
+# tests run the emulator with strict=False.
 
 
 async def test_a_service_account_signs_tokens_the_emulator_verifies_and_renews_them(
@@ -504,7 +516,7 @@ async def test_a_service_account_signs_tokens_the_emulator_verifies_and_renews_t
 ) -> None:
     state.script(SENT_CONFIGURATION_ID, Outcome(queued_s=1, running_s=1))
     now = [clock.now()]
-    async with TailerEmulator(state, service_accounts={EMAIL: _public_pem(sa_key)}) as emu:
+    async with TailerEmulator(state, service_accounts={EMAIL: _public_pem(sa_key)}, strict=False) as emu:
         conn = tailer.Connection(base_url=emu.url, service_account_json=_sa_json(sa_key))
         async with tailer.Client("tailer-sa", conn, retry=RETRY, clock=lambda: now[0]) as client:
             assert isinstance(client.authn, tailer.ServiceAccountAuth)
@@ -538,7 +550,7 @@ async def test_an_expired_service_account_token_is_refused(
 ) -> None:
     state.script(SENT_CONFIGURATION_ID, Outcome())
     frozen = clock.now()
-    async with TailerEmulator(state, service_accounts={EMAIL: _public_pem(sa_key)}) as emu:
+    async with TailerEmulator(state, service_accounts={EMAIL: _public_pem(sa_key)}, strict=False) as emu:
         conn = tailer.Connection(base_url=emu.url, service_account_json=_sa_json(sa_key))
         async with tailer.Client("tailer-sa", conn, retry=RETRY, clock=lambda: frozen) as client:
             await client.trigger(JOB, {})
@@ -556,7 +568,7 @@ async def test_an_expired_service_account_token_is_refused(
 async def test_a_token_signed_by_another_key_is_refused(state: EmulatorState, sa_key: rsa.RSAPrivateKey) -> None:
     state.script(SENT_CONFIGURATION_ID, Outcome())
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    async with TailerEmulator(state, service_accounts={EMAIL: _public_pem(sa_key)}) as emu:
+    async with TailerEmulator(state, service_accounts={EMAIL: _public_pem(sa_key)}, strict=False) as emu:
         conn = tailer.Connection(base_url=emu.url, service_account_json=_sa_json(other))
         async with tailer.Client("tailer-sa", conn, retry=RETRY) as client:
             with pytest.raises(ProviderAuthError) as err:
@@ -577,7 +589,7 @@ async def test_a_service_account_key_file_is_read(
     state.script(SENT_CONFIGURATION_ID, Outcome())
     path = tmp_path / "sa.json"
     path.write_text(_sa_json(sa_key))
-    async with TailerEmulator(state, service_accounts={EMAIL: _public_pem(sa_key)}) as emu:
+    async with TailerEmulator(state, service_accounts={EMAIL: _public_pem(sa_key)}, strict=False) as emu:
         conn = tailer.Connection(base_url=emu.url, service_account_file=str(path))
         assert conn.secret_values() == []
         async with tailer.Client("tailer-sa", conn, retry=RETRY) as client:
@@ -611,7 +623,7 @@ async def test_an_expired_static_token_says_how_to_get_a_new_one(
     message = str(err.value)
     assert "tailer auth get-token" in message
     assert "expired" in message
-    assert "service account" in message
+    assert "refresh_token" in message  # the renewal tailer-sdk uses, which the bot can do itself
     assert TOKEN not in message
 
 
@@ -684,9 +696,13 @@ async def test_last_status_and_runs_by_status(client: tailer.Client, emu: Tailer
     assert emu.state.requests_to("status")[-1].body["limit"] == 2
     succeeded = await client.last_status(JOB, limit=10, status="success")
     assert [r.run_id for r in succeeded] == [ids[2], ids[0]]
+    with pytest.raises(ProviderRejected, match="strict: no source for the action get_by_status"):
+        await client.runs_by_status(JOB, "FAILED", limit=5)
+    emu.strict = False  # an assumption: get_by_status is in no vendor source (the bot never calls it)
     failed = await client.runs_by_status(JOB, "FAILED", limit=5)
     assert [(r.run_id, r.state, r.final) for r in failed] == [(ids[1], RunState.FAILED, True)]
     assert emu.state.requests_to("status")[-1].body["action"] == "get_by_status"
+    emu.strict = True
     today = datetime.fromtimestamp(clock.now(), UTC).date()
     assert len(await client.last_status(JOB, limit=10, execution_date=today)) >= 1
     assert await client.last_status(JOB, limit=10, execution_date="1999-01-01") == []
@@ -694,14 +710,16 @@ async def test_last_status_and_runs_by_status(client: tailer.Client, emu: Tailer
     assert [r.run_id for r in recent] == [ids[3], ids[2]]
 
 
-async def test_an_unknown_run_is_not_found(client: tailer.Client) -> None:
-    with pytest.raises(ProviderNotFound) as err:
+async def test_a_run_tailer_does_not_list_is_no_news_and_says_what_to_check(client: tailer.Client) -> None:
+    with pytest.raises(ProviderNoNews) as err:
         await client.get_status(JOB, "20201230-113940-1fb692b0-3531-4578-9919-acf6fdb0a5b1")
+    assert "no news" in str(err.value)
     assert "000099_iowa_liquor_prepare_pda_DEV" in str(err.value)
     assert "pipelines.yml" in str(err.value)
 
 
 async def test_no_match_and_checked_runs(client: tailer.Client, emu: TailerEmulator, clock: ManualClock) -> None:
+    emu.strict = False  # assumptions: NO_MATCH and CHECKED are in no vendor source (strict answers FAILED)
     emu.state.script(SENT_CONFIGURATION_ID, [Outcome(result="fail", message="NO_MATCH", queued_s=1, running_s=1),
                                              Outcome(result="fail", queued_s=1, running_s=1)])
     no_match = await client.trigger(JOB, {})
@@ -714,6 +732,9 @@ async def test_no_match_and_checked_runs(client: tailer.Client, emu: TailerEmula
     status = await client.get_status(JOB, failed.run_id)
     assert (status.state, status.raw_status, status.final) == (RunState.UNKNOWN, "CHECKED", True)
     assert "marked as handled" in status.message
+    emu.strict = True
+    assert (await client.get_status(JOB, no_match.run_id)).raw_status == "FAILED"
+    assert (await client.get_status(JOB, failed.run_id)).raw_status == "FAILED"
 
 
 # -- the status table -------------------------------------------------------------------------------
@@ -774,7 +795,16 @@ async def _post(emu: TailerEmulator, path: str, body: Any, token: str | None = T
         ("/v1/dag/launch", json.loads(LAUNCH_REQUEST) | {"action": "launch"}, TOKEN, 400, "Unknown action"),
         ("/v1/dag/status", {"action": "check_run_status"}, TOKEN, 400, "Missing field(s): account"),
         ("/v1/dag/status", json.loads(LAUNCH_REQUEST) | {"action": "check_run_status"}, TOKEN, 400, "run_id"),
-        ("/v1/dag/status", json.loads(LAUNCH_REQUEST) | {"action": "get_by_status"}, TOKEN, 400, "status"),
+        ("/v1/dag/status", {k: v for k, v in json.loads(CHECK_REQUEST).items() if k != "job_id"}, TOKEN, 400,
+         "Missing field(s): job_id"),
+        ("/v1/dag/status", json.loads(LAUNCH_REQUEST) | {"action": "get_by_status"}, TOKEN, 400,
+         "strict: no source for the action get_by_status"),
+        ("/v1/dag/launch", json.loads(LAUNCH_REQUEST) | {"job_id": "gbq-to-gbq|x"}, TOKEN, 400,
+         "strict: no source for job_id in launch_job"),
+        ("/v1/dag/status", json.loads(CHECK_REQUEST) | {"limit": 1}, TOKEN, 400,
+         "strict: no source for limit in check_run_status"),
+        ("/v1/dag/launch", json.loads(LAUNCH_REQUEST) | {"configuration_type": "storage-to-storage"}, TOKEN, 400,
+         "storage-to-storage configurations cannot be launched"),
         ("/v1/configuration/status", json.loads(DISABLE_REQUEST) | {"activated": "no"}, TOKEN, 400, "activated"),
         ("/v1/workflow/status", json.loads(RESET_REQUEST) | {"configuration_type": "table-to-table"}, TOKEN, 400,
          "not a workflow"),
@@ -791,7 +821,7 @@ async def test_the_emulator_refuses_bad_requests(
 
 async def test_the_emulator_accepts_any_token_when_given_none(state: EmulatorState) -> None:
     state.script(SENT_CONFIGURATION_ID, Outcome())
-    async with TailerEmulator(state) as emu:
+    async with TailerEmulator(state, strict=True) as emu:
         answer = await _post(emu, "/v1/dag/launch", json.loads(LAUNCH_REQUEST), "whatever")
         assert answer.status_code == 200
         assert set(answer.json()) == {"run_id"}
@@ -812,3 +842,314 @@ async def test_external_runs_get_tailer_ids_and_show_in_lists(
     runs = await client.last_status(JOB, limit=5)
     assert runs[0].run_id == external
     assert runs[0].extra["account"] == "000099"
+
+
+async def test_without_strict_the_emulator_serves_its_assumptions(emu: TailerEmulator) -> None:
+    emu.strict = False  # what this test is about: the assumptions strict mode refuses
+    body = json.loads(LAUNCH_REQUEST) | {"action": "get_by_status"}
+    assert "Missing field(s): status" in (await _post(emu, "/v1/dag/status", body)).json()["message"]
+    answer = await _post(emu, "/v1/dag/status", body | {"status": "FAILED"})
+    assert answer.status_code == 200
+    assert answer.json() == {"results": []}
+
+
+# -- an answer that does not name the run asked for -------------------------------------------------
+
+ASKED = "20201230-113940-1fb692b0-3531-4578-9919-acf6fdb0a5b1"
+
+
+@pytest.mark.parametrize("status", ["FAILED", "SUCCESS"])
+async def test_an_answer_naming_another_run_is_no_news_never_its_status(status: str) -> None:
+    # the seed's own answer (another run's), as Tailer would give it if it ignored run_id
+    other = json.loads(CHECK_RUN_STATUS)
+    other["results"][0]["status"] = status
+    recorder = Recorder(json.dumps(other))
+    async with recorder.client() as client:
+        with pytest.raises(ProviderNoNews) as err:
+            await client.get_status(JOB, ASKED)
+    assert recorder.body()["run_id"] == ASKED
+    message = str(err.value)
+    assert ASKED in message
+    assert "does not name that run" in message and "1 other run" in message
+    assert "20201230-112837" not in message  # nothing of the other run is reported as this one's
+
+
+async def test_the_run_asked_for_is_taken_from_a_list_whatever_its_place() -> None:
+    recorder = Recorder(LAST_STATUS_JOB)
+    async with recorder.client() as client:
+        run = await client.get_status(JOB, "20201210-140612-19e547a1-de6a-47f0-b563-b8a3d5754118")
+        assert run.run_id == "20201210-140612-19e547a1-de6a-47f0-b563-b8a3d5754118"
+        assert run.duration == timedelta(minutes=1, seconds=39, microseconds=201091)
+        with pytest.raises(ProviderNoNews, match="3 other run"):
+            await client.get_status(JOB, ASKED)
+
+
+async def test_an_answer_with_entries_without_run_id_is_no_news() -> None:
+    answer = json.loads(CHECK_RUN_STATUS)
+    del answer["results"][0]["run_id"]
+    recorder = Recorder(json.dumps(answer))
+    async with recorder.client() as client:
+        with pytest.raises(ProviderNoNews):
+            await client.get_status(JOB, "20201230-112837-0a795c70-2557-4a60-ba16-788aa2bea179")
+
+
+# -- the full identity of the job -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ctype", ["storage-to-storage", "table-to-storage", "workflow", "storage-to-tables"])
+def test_job_id_is_required_where_no_documented_rule_derives_it(ctype: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        tailer.Job(account="000099", environment="DEV", configuration_type=ctype, configuration_id="000099-x")
+    message = str(err.value)
+    assert f"job_id: required for configuration_type {ctype}" in message
+    assert "only for table-to-table" in message
+    job = tailer.Job(account="000099", environment="DEV", configuration_type=ctype, configuration_id="000099-x",
+                     job_id=f"{ctype}|000099-x")
+    assert job.status_job_id() == f"{ctype}|000099-x"
+
+
+def test_the_table_to_table_job_id_follows_the_documented_rule() -> None:
+    # seed line 51; tailer-sdk: template_main.py's job_id is "gbq-to-gbq|" + the DAG name, which
+    # sql_dag_generator.py makes of the configuration_id and "_" + environment
+    assert JOB.status_job_id() == "gbq-to-gbq|000099_iowa_liquor_prepare_pda_DEV"
+    assert JOB.model_copy(update={"job_id": "gbq-to-gbq|other"}).status_job_id() == "gbq-to-gbq|other"
+
+
+async def test_every_status_call_carries_the_job_id_for_every_type(
+    client: tailer.Client, emu: TailerEmulator, clock: ManualClock
+) -> None:
+    # a storage-to-storage data operation started by a file arriving; the emulator's job_id for it
+    cid = "000099-jarvis-demo-iowa-liquor-storage-to-storage"
+    job_id = f"storage-to-storage|000099|{cid}|DEV|file-{{{{FD_DATE}}}}.csv"
+    storage = STORAGE.model_copy(update={"job_id": job_id})
+    emu.state.script(cid, Outcome(queued_s=0, running_s=5))
+    assert await client.last_status(storage) == []  # the emulator learns the data operation's identity
+    run_id = emu.external_run(cid, {})
+    clock.advance(1)
+    [listed] = await client.list_runs(storage, since=datetime.fromtimestamp(clock.now() - 60, UTC))
+    status = await client.get_status(storage, listed.run_id)
+    assert (status.run_id, status.state) == (run_id, RunState.RUNNING)
+    sent = emu.state.requests_to("status")[-1].body
+    assert (sent["action"], sent["job_id"], sent["run_id"]) == ("check_run_status", job_id, run_id)
+    assert "job_id" not in emu.state.requests_to("status")[0].body  # get_last_status: as in the seed
+    with pytest.raises(ProviderNoNews):  # another job's id: Tailer lists nothing for it
+        await client.get_status(storage.model_copy(update={"job_id": "storage-to-storage|other"}), run_id)
+
+
+async def test_a_configurations_list_keeps_only_the_jobs_runs() -> None:
+    recorder = Recorder(LAST_STATUS_OPERATION)
+    async with recorder.client() as client:
+        assert len(await client.last_status(STORAGE)) == 3
+        assert await client.last_status(STORAGE.model_copy(update={"job_id": "storage-to-storage|other"})) == []
+
+
+# -- only table-to-table and table-to-storage are launched ------------------------------------------
+
+
+def test_only_tables_to_tables_and_tables_to_storage_can_be_run() -> None:
+    assert tailer.LAUNCHABLE == ("table-to-table", "table-to-storage")
+    assert JOB.run_refusal() is None
+    to_storage = tailer.Job(account="000099", environment="DEV", configuration_type="table-to-storage",
+                            configuration_id="000099-export", job_id="table-to-storage|000099-export")
+    assert to_storage.run_refusal() is None
+    for job in (STORAGE, WORKFLOW):
+        refusal = job.run_refusal()
+        assert refusal is not None
+        assert "launches only Tables to Tables and Tables to Storage" in refusal
+        assert job.configuration_type in refusal and "watch" in refusal
+
+
+async def test_a_pipeline_tailer_does_not_launch_is_refused_before_anything_is_sent(
+    client: tailer.Client, emu: TailerEmulator
+) -> None:
+    with pytest.raises(OperationNotSupported) as err:
+        await client.trigger(STORAGE, {})
+    assert "storage-to-storage" in str(err.value)
+    assert not emu.state.requests_to("trigger")
+
+
+# -- renewing the token as tailer-sdk does ----------------------------------------------------------
+
+REFRESH = "AMf-vBrefresh-token-of-the-bot-user"
+API_KEY = "AIzaSy-test-firebase-web-api-key"
+
+
+def _jwt(claims: dict[str, Any]) -> str:
+    parts = ({"alg": "RS256", "kid": "test"}, claims)
+    encoded = (base64.urlsafe_b64encode(json.dumps(p).encode()).rstrip(b"=").decode() for p in parts)
+    return ".".join(encoded) + ".c2lnbmF0dXJl"
+
+
+@pytest.fixture
+async def session_emu(state: EmulatorState) -> AsyncIterator[TailerEmulator]:
+    state.script(SENT_CONFIGURATION_ID, Outcome(queued_s=10, running_s=6000))
+    async with TailerEmulator(state, refresh_tokens={REFRESH}, firebase_api_key=API_KEY, strict=True) as emu:
+        yield emu
+
+
+def _session_client(emu: TailerEmulator, clock: ManualClock, refresh: str = REFRESH) -> tailer.Client:
+    conn = tailer.Connection(base_url=emu.url, refresh_token=refresh, firebase_api_key=API_KEY,
+                             token_url=f"{emu.url}/v1/token")
+    return tailer.Client("tailer-refresh", conn, retry=RETRY, clock=clock.now)
+
+
+async def test_the_bot_renews_its_token_with_the_refresh_token_as_tailer_sdk_does(
+    session_emu: TailerEmulator, clock: ManualClock
+) -> None:
+    async with _session_client(session_emu, clock) as client:
+        assert isinstance(client.authn, tailer.FirebaseSession)
+        assert client.credential_deadline() is None  # nothing for a person to renew
+        run = await client.trigger(JOB, {})
+        [renewal] = session_emu.state.requests_to("token")
+        assert renewal.query == {"key": API_KEY}
+        assert renewal.body == {"grantType": "refresh_token", "refreshToken": REFRESH}  # firebase's Auth.refresh
+        first = session_emu.state.requests_to("trigger")[0].headers["authorization"]
+        assert first.removeprefix("Bearer ") in session_emu.id_tokens
+        clock.advance(3000)  # 10 minutes left: kept
+        await asyncio.gather(*(client.get_status(JOB, run.run_id) for _ in range(5)))
+        assert client.authn.renewed == 1
+        clock.advance(400)  # under 5 minutes left: renewed once, whatever the number of calls at once
+        await asyncio.gather(*(client.get_status(JOB, run.run_id) for _ in range(5)))
+        assert client.authn.renewed == 2
+        assert len(session_emu.state.requests_to("token")) == 2
+        renewed = session_emu.state.requests_to("status")[-1].headers["authorization"]
+        assert renewed != first
+        session_emu.id_tokens.clear()  # Tailer no longer takes the token (revoked early): 401, renew, replay
+        status = await client.get_status(JOB, run.run_id)
+        assert status.state is RunState.RUNNING
+        assert client.authn.renewed == 3
+
+
+async def test_a_refused_refresh_token_says_how_to_get_a_new_one(
+    session_emu: TailerEmulator, clock: ManualClock
+) -> None:
+    async with _session_client(session_emu, clock, refresh="AMf-vBrevoked") as client:
+        with pytest.raises(ProviderAuthError) as err:
+            await client.trigger(JOB, {})
+    message = str(err.value)
+    assert "INVALID_REFRESH_TOKEN" in message
+    assert "tailer auth login" in message and "refreshToken" in message
+    assert "AMf-vBrevoked" not in message
+    assert API_KEY not in message
+    assert not session_emu.state.requests_to("trigger")
+
+
+async def test_a_failing_token_service_sends_nothing_to_tailer(
+    session_emu: TailerEmulator, clock: ManualClock
+) -> None:
+    session_emu.state.add_fault(Fault(route="token", status=503, times=1))
+    async with _session_client(session_emu, clock) as client:
+        with pytest.raises(ProviderUnavailable, match="nothing was sent to Tailer"):
+            await client.trigger(JOB, {})
+        assert not session_emu.state.requests_to("trigger")
+        assert (await client.trigger(JOB, {})).run_id  # the next call renews
+
+
+async def test_the_refresh_answer_of_tailer_sdks_firebase_library_is_read() -> None:
+    # firebase 3.0.1 Auth.refresh reads user_id, id_token and refresh_token, nothing else
+    token = _jwt({"user_id": "u1", "exp": 4102444800})
+    answers = [json.dumps({"user_id": "u1", "id_token": token, "refresh_token": "AMf-vBrotated"}), LAUNCH]
+    sent: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, content=answers[len(sent) - 1].encode())
+
+    conn = tailer.Connection(refresh_token=REFRESH, firebase_api_key=API_KEY)
+    http = httpx.AsyncClient(base_url=f"{API}/", transport=httpx.MockTransport(handle))
+    async with tailer.Client("tailer-seed", conn, http=http, retry=RETRY) as client:
+        http.auth = client.authn
+        assert (await client.trigger(JOB, {})).run_id == "20201230-113940-1fb692b0-3531-4578-9919-acf6fdb0a5b1"
+    assert str(sent[0].url) == f"https://securetoken.googleapis.com/v1/token?key={API_KEY}"
+    assert sent[1].headers["authorization"] == f"Bearer {token}"
+    assert isinstance(client.authn, tailer.FirebaseSession)
+    assert "AMf-vBrotated" in client.authn.secrets()  # a rotated refresh token is kept, and hidden
+    await http.aclose()
+
+
+async def test_the_strict_token_service_answers_only_what_tailer_sdk_reads(session_emu: TailerEmulator) -> None:
+    async with httpx.AsyncClient() as http:
+        url = f"{session_emu.url}/v1/token?key={API_KEY}"
+        body = {"grantType": "refresh_token", "refreshToken": REFRESH}
+        assert set((await http.post(url, json=body)).json()) == {"id_token", "refresh_token", "user_id"}
+        session_emu.strict = False  # Google's whole answer, an unread part included
+        assert "expires_in" in (await http.post(url, json=body)).json()
+        refused = await http.post(url, json=body | {"refreshToken": "nope"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "INVALID_REFRESH_TOKEN"
+
+
+def test_refresh_token_and_api_key_go_together() -> None:
+    with pytest.raises(ValidationError, match="go together"):
+        tailer.Connection(refresh_token=REFRESH)
+    with pytest.raises(ValidationError, match="exactly one of token"):
+        tailer.Connection(token=TOKEN, refresh_token=REFRESH, firebase_api_key=API_KEY)
+    conn = tailer.Connection(refresh_token=REFRESH, firebase_api_key=API_KEY)
+    assert conn.token_url == "https://securetoken.googleapis.com/v1/token"
+    assert set(conn.secret_values()) == {REFRESH, API_KEY}
+
+
+# -- a static token expires -------------------------------------------------------------------------
+
+
+async def test_a_static_tokens_expiry_is_known_and_an_expired_one_is_not_sent(
+    state: EmulatorState, clock: ManualClock
+) -> None:
+    state.script(SENT_CONFIGURATION_ID, Outcome(queued_s=10, running_s=6000))
+    exp = int(clock.now()) + 600
+    token = _jwt({"user_id": "u1", "exp": exp})
+    async with TailerEmulator(state, tokens={token}, strict=True) as emu:
+        conn = tailer.Connection(base_url=emu.url, token=token)
+        async with tailer.Client("tailer-static", conn, retry=RETRY, clock=clock.now) as client:
+            deadline = client.credential_deadline()
+            assert deadline is not None
+            assert deadline[0] == datetime.fromtimestamp(exp, UTC)
+            assert "tailer auth get-token" in deadline[1] and "refresh_token" in deadline[1]
+            run = await client.trigger(JOB, {})
+            clock.advance(601)
+            with pytest.raises(ProviderAuthError) as err:
+                await client.get_status(JOB, run.run_id)
+            assert "expired at" in str(err.value) and "tailer auth get-token" in str(err.value)
+            assert token not in str(err.value)
+            assert not emu.state.requests_to("status")  # no 401 asked for
+        clock.advance(60)  # past the gateway's clock skew: Tailer itself refuses it too
+        refused = await _post(emu, "/v1/dag/status", json.loads(CHECK_REQUEST) | {"run_id": run.run_id}, token)
+        assert (refused.status_code, refused.json()["message"]) == (401, "Jwt is expired")
+
+
+def test_a_token_without_exp_has_no_deadline() -> None:
+    client = tailer.Client("tailer-test", tailer.Connection(token=TOKEN))
+    assert client.credential_deadline() is None
+
+
+# -- samples from tailer-sdk ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "state"),
+    [("WAITING", RunState.QUEUED), ("RUNNING", RunState.RUNNING), ("SUCCESS", RunState.SUCCEEDED),
+     ("FAILED", RunState.FAILED), ("DEACTIVATED", RunState.CANCELED)],
+)
+def test_the_statuses_tailer_sdks_dags_publish_parse(raw: str, state: RunState) -> None:
+    # template_main.py / sql_dag_generator.py publish these, with duration = str(now - start_time)
+    entry = json.loads(CHECK_RUN_STATUS)["results"][0] | {"status": raw, "duration": str(timedelta(seconds=95.5))}
+    run = tailer.parse_run(entry)
+    assert run.state is state
+    assert run.duration == timedelta(seconds=95.5)
+
+
+async def test_a_renewal_answer_without_id_token_sends_nothing_and_is_not_a_maybe_started_launch() -> None:
+    sent: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, content=b'{"user_id": "u1"}')
+
+    conn = tailer.Connection(refresh_token=REFRESH, firebase_api_key=API_KEY)
+    http = httpx.AsyncClient(base_url=f"{API}/", transport=httpx.MockTransport(handle))
+    async with tailer.Client("tailer-seed", conn, http=http, retry=RETRY) as client:
+        http.auth = client.authn
+        with pytest.raises(ProviderAuthError, match="without id_token: nothing was sent to Tailer"):
+            await client.trigger(JOB, {})
+    assert [r.url.host for r in sent] == ["securetoken.googleapis.com"]
+    await http.aclose()

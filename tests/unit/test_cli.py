@@ -87,3 +87,46 @@ def test_emulate_serves_a_provider_on_its_own_and_runs_jobs_to_success(tmp_path:
     finally:
         proc.terminate()
         proc.communicate(timeout=10)  # also closes the pipes
+
+
+def test_check_notes_a_pipeline_that_can_be_watched_but_not_run(tmp_path: Path) -> None:
+    (tmp_path / "pipelines.yml").write_text(
+        "connections:\n  t: {provider: tailer, token: '${TAILER_API_JWT}'}\n"
+        "pipelines:\n"
+        "  files: {connection: t, account: '000099', environment: DEV, configuration_type: storage-to-storage,\n"
+        "          configuration_id: 000099-jarvis-demo, job_id: 'storage-to-storage|000099|000099-jarvis-demo|DEV|f.csv',\n"
+        "          watch: true}\n"
+        "  pda: {connection: t, account: '000099', environment: DEV, configuration_type: table-to-table,\n"
+        "        configuration_id: 000099_pda}\n"
+    )
+    result = run_cli("check", "--catalog-only", "--env-file", "none", cwd=tmp_path, env={"TAILER_API_JWT": "a.b.c"})
+    assert result.returncode == 0, result.stderr
+    assert "note: pipelines.files: not runnable: Tailer's API launches only Tables to Tables" in result.stdout
+    assert "watch" in result.stdout
+    assert "pipelines.pda" not in result.stdout
+
+
+def test_emulate_strict_refuses_what_no_source_documents(tmp_path: Path) -> None:
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "emulate", "tailer", "--strict"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "listening on" in line, proc.stderr.read() if proc.stderr else line
+        url = line.split("listening on ")[1].split()[0]
+        identity = {"account": "000099", "environment": "DEV", "configuration_type": "table-to-table",
+                    "configuration_id": "000099_pda_DEV"}
+        headers = {"authorization": "Bearer a.b.c"}
+        refused = httpx.post(f"{url}/v1/dag/status", json={"action": "get_by_status", "status": "FAILED", **identity},
+                             headers=headers)
+        assert refused.status_code == 400
+        assert refused.json()["message"] == "strict: no source for the action get_by_status"
+        launched = httpx.post(f"{url}/v1/dag/launch", json={"action": "launch_job", **identity}, headers=headers)
+        assert launched.status_code == 200 and set(launched.json()) == {"run_id"}
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

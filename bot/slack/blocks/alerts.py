@@ -4,6 +4,7 @@ listed with its own Retry; a connection that stopped answering, and its return. 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from bot.slack.blocks import ids
@@ -11,7 +12,7 @@ from bot.slack.blocks.card import button, context, mute_select, section
 from bot.slack.text import escape, mention, slack_date, truncate
 from bot.store.alerting import Alert
 
-__all__ = ["alert_group", "connection_alert", "connection_back"]
+__all__ = ["alert_group", "connection_alert", "connection_back", "credential_expiring"]
 
 Block = dict[str, Any]
 MAX_WITH_BUTTONS = 40  # sections with their own Retry; the rest of a huge group is listed as text lines
@@ -142,4 +143,13 @@ def connection_alert(alert: Alert, display: str, *, back: bool) -> tuple[str, li
 def connection_back(alert: Alert, display: str) -> tuple[str, list[Block]]:
     assert alert.recovered_at is not None
     text = f"✅ {escape(display)} ({escape(alert.connection or '?')}) is back: runs on it are followed again."
+    return text, [section(text)]
+
+
+def credential_expiring(connection: str, display: str, expires: datetime, how: str) -> tuple[str, list[Block]]:
+    """The one notice before a credential the bot cannot renew expires; its expiry is the connection's alert."""
+    text = (
+        f"⏳ *The {escape(display)} credential of connection {escape(connection)} expires {slack_date(expires)}*: "
+        f"after that, runs on it show *status unknown* until it is renewed. {truncate(escape(how), 1000, '…')}"
+    )
     return text, [section(text)]

@@ -174,3 +174,45 @@ def test_short_parameter_form_and_routes() -> None:
     p = catalog.pipelines["ingest-a"]
     assert p.parameters["limit"].default == "10"
     assert catalog.channel_for(p) == "#ingest"
+
+
+TAILER_CATALOG = """
+connections:
+  t: {provider: tailer, token: "${TOKEN}"}
+pipelines:
+  files:
+    connection: t
+    account: "000099"
+    environment: DEV
+    configuration_type: storage-to-storage
+    configuration_id: 000099-jarvis-demo
+"""
+
+
+def test_a_tailer_job_without_a_derivable_job_id_must_name_it() -> None:
+    [problem] = problems_of(TAILER_CATALOG)
+    assert problem.startswith("pipelines.files: job_id: required for configuration_type storage-to-storage")
+    assert "full identity" in problem and "get_last_status" in problem
+
+
+def test_a_tailer_pipeline_tailer_does_not_launch_cannot_be_scheduled_nor_a_workflow_step() -> None:
+    text = TAILER_CATALOG + """\
+    job_id: "storage-to-storage|000099|000099-jarvis-demo|DEV|stores-{{FD_DATE}}.csv"
+    watch: true
+    schedule: {cron: "0 6 * * *"}
+workflows:
+  nightly:
+    steps:
+      load: {pipeline: files}
+"""
+    problems = problems_of(text)
+    assert any(p.startswith("pipelines.files.schedule: this pipeline cannot be run: Tailer's API launches only")
+               for p in problems), problems
+    watched = textwrap.dedent(text).replace('    schedule: {cron: "0 6 * * *"}\n', "").split("workflows:")[0]
+    import yaml
+
+    catalog = parse_catalog(yaml.safe_load(watched), {"TOKEN": "t0ken-value"})
+    assert catalog.pipelines["files"].watch  # watching it is fine
+    without_schedule = textwrap.dedent(text).replace('    schedule: {cron: "0 6 * * *"}\n', "")
+    [step] = problems_of(without_schedule)
+    assert step.startswith("workflows.nightly.steps.load.pipeline: files cannot be run: Tailer's API launches only")

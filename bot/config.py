@@ -154,6 +154,8 @@ def _token_problem(value: str) -> str | None:
         return "is wrapped in quotes (Docker's --env-file keeps them): remove them"
     if any(c.isspace() or not c.isprintable() for c in value):
         return "contains a space, a line break or a control character (copied with the token?): remove it"
+    if not value.isascii():  # a typographic dash (–) from a document, say
+        return "contains a character that is not plain ASCII (a typographic dash or quote?): copy it again from Slack"
     return None
 
 

@@ -196,13 +196,15 @@ class Runtime:
         await self.schedules.catch_up()
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
-        self.scheduler.start()
-
+        # the port first: a port taken stops the start before any tick runs (one line, no tick cut short)
         self.http = HttpServer(None if s.socket_mode else self.app, ready=self.readiness, metrics=metrics)
         try:
             url = await self.http.start(s.host, s.port)
         except OSError as exc:
-            raise StartupError(f"cannot listen on {s.host}:{s.port} (HOST, PORT): {exc.strerror}") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise StartupError(f"cannot listen on {s.host}:{s.port} (HOST, PORT): {reason}") from None
+        self.scheduler.start()
+
         if s.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

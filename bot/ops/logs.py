@@ -71,7 +71,6 @@ LIBRARIES = (
     "aiosqlite",
     "asyncio",
     "sqlalchemy",
-    "alembic",
     "asyncpg",
     "httpx",
     "httpcore",

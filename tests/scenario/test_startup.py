@@ -77,6 +77,21 @@ def test_run_on_a_database_it_cannot_reach_says_so_in_one_line_and_exits_non_zer
     assert output.splitlines() == [said.format(tmp=tmp)]
 
 
+def test_run_on_a_port_already_taken_says_so_in_one_line_and_exits_non_zero(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli(tmp_path, "run", PORT=str(port), DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode != 0
+    assert output.splitlines() == [
+        f"pipeline-bot: cannot start: cannot listen on 127.0.0.1:{port} (HOST, PORT): Address already in use"
+    ], output[-3000:]
+
+
 async def test_a_second_process_on_one_sqlite_file_refuses_and_leaves_the_first_its_work(tmp_path: Path) -> None:
     clock = ManualClock()
     emulators = make_emulators(clock)

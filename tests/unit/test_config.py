@@ -102,6 +102,7 @@ def test_database_urls_the_bot_can_open_pass(tmp_path: Path, url: str) -> None:
         ("xoxb-123\t456", "contains a space, a line break or a control character"),
         ("xoxb-123\x00456", "contains a space, a line break or a control character"),
         ('"xoxb-123-456"', "is wrapped in quotes (Docker's --env-file keeps them): remove them"),
+        ("xoxb–123-456", "contains a character that is not plain ASCII"),
     ],
 )
 def test_a_slack_token_with_spaces_or_quotes_is_refused_without_showing_it(

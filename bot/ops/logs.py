@@ -71,6 +71,7 @@ LIBRARIES = (
     "aiosqlite",
     "asyncio",
     "sqlalchemy",
+    "alembic",
     "asyncpg",
     "httpx",
     "httpcore",

@@ -9,6 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -95,7 +96,14 @@ async def open_database(url: str, **kw: Any) -> AsyncEngine:
             f"cannot connect to the database, {describe(url)}: {_reason(exc, make_url(url).password)}; "
             "check DATABASE_URL and that the database is up"
         ) from None
-    await migrate(engine)
+    try:
+        await migrate(engine)
+    except CommandError as exc:  # a revision this version does not know: a newer bot wrote the schema
+        await engine.dispose()
+        raise StartupError(
+            f"the schema of {describe(url)} is not one this version knows ({exc}): was it written by a newer "
+            "pipeline-bot? Run that version, or point DATABASE_URL at this version's database"
+        ) from None
     return engine
 
 

@@ -77,6 +77,30 @@ def test_run_on_a_database_it_cannot_reach_says_so_in_one_line_and_exits_non_zer
     assert output.splitlines() == [said.format(tmp=tmp)]
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("text", "cannot connect to the database, the SQLite file {db}: file is not a database; check DATABASE_URL"),
+        ("future", "the schema of the SQLite file {db} is not one this version knows (Can't locate revision "
+                   "identified by '9999_future'): was it written by a newer pipeline-bot?"),
+    ],
+    ids=["not-a-database", "schema-from-a-newer-version"],
+)
+def test_run_on_a_file_it_cannot_use_says_so_in_one_line(tmp_path: Path, content: str, said: str) -> None:
+    db = tmp_path.resolve() / "bot.db"
+    if content == "text":
+        db.write_text("not a database\n" * 20)
+    else:
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+            conn.execute("INSERT INTO alembic_version VALUES ('9999_future')")
+    result = cli(tmp_path, "run", DATABASE_URL=f"sqlite+aiosqlite:///{db}")
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode != 0
+    assert len(output.splitlines()) == 1, output[-3000:]
+    assert output.startswith("pipeline-bot: cannot start: " + said.format(db=db)), output
+
+
 def test_run_on_a_port_already_taken_says_so_in_one_line_and_exits_non_zero(tmp_path: Path) -> None:
     import socket
 

@@ -179,8 +179,9 @@ def _connections(
 
 
 #: cloud instance metadata endpoints by name: they hand out the machine's credentials
-_METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "metadata", "instance-data",
-                             "instance-data.ec2.internal", "metadata.azure.internal"})
+_METADATA_HOSTS = frozenset(
+    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal"}
+)
 #: by address: AWS IPv6 (fd00:ec2::254), Alibaba Cloud (100.100.100.200); 169.254.169.254 is link-local
 _METADATA_NETWORKS = (ipaddress.ip_network("fd00:ec2::/32"), ipaddress.ip_network("100.100.100.200/32"))
 

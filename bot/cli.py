@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from bot.catalog.load import load_catalog
 from bot.catalog.model import Catalog
 from bot.config import Settings, environment, load_settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StartupError
 from bot.ops.redact import Redactor
 
 __all__ = ["main"]
@@ -102,6 +103,8 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
             print(f"  - {secrets.redact(line)}", file=sys.stderr)
         return 1
     assert catalog is not None
+    for line in catalog.warnings:  # worth fixing, not worth refusing to run
+        print(f"pipeline-bot check: warning: {line}", file=sys.stderr)
     counts = ", ".join(f"{k} {v}" for k, v in catalog.summary()["by_provider"].items())
     schedules = sum(1 for p in catalog.pipelines.values() if p.schedule) + sum(
         1 for w in catalog.workflows.values() if w.schedule
@@ -135,7 +138,9 @@ def _run(env_file: Path) -> int:
     if problems:
         return _fail([_secrets_of(settings, catalog).redact(line) for line in problems])
     assert catalog is not None
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(settings.log_level, settings.log_format, settings.library_log_level)
+    for line in catalog.warnings:
+        logging.getLogger("bot.catalog").warning("%s", line)
     return asyncio.run(_serve(settings, catalog))
 
 
@@ -149,7 +154,11 @@ async def _serve(settings: Settings, catalog: Catalog) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.request_stop)
     try:
-        await runtime.start()
+        try:
+            await runtime.start()
+        except StartupError as exc:  # one line saying why: an operator reads it, not a traceback
+            print(f"pipeline-bot: cannot start: {exc}", file=sys.stderr)
+            return 1
         await runtime.run_until_stopped()
     finally:
         await runtime.stop()

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 
-__all__ = ["DEFAULT_SECRETS_DIR", "Settings", "environment", "load_settings"]
+__all__ = ["DEFAULT_SECRETS_DIR", "Settings", "database_url_problem", "environment", "load_settings"]
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         return value
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # the libraries' own loggers (aiosqlite, sqlalchemy, httpx…) would fill DEBUG with a line per query
+    library_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING", description="level of the libraries' loggers; LOG_LEVEL still applies on top"
+    )
     log_format: Literal["auto", "json", "text"] = "auto"
 
     @field_validator("slack_command")
@@ -117,22 +121,28 @@ class Settings(BaseSettings):
         bot = self.slack_bot_token.get_secret_value() if self.slack_bot_token else ""
         if not bot:
             found.append("SLACK_BOT_TOKEN: not set; the bot cannot talk to Slack (a token starting xoxb-)")
+        elif problem := _token_problem(bot):
+            found.append(f"SLACK_BOT_TOKEN: {problem}")
         elif not bot.startswith("xoxb-"):
             found.append("SLACK_BOT_TOKEN: should start with xoxb- (the bot token, not a user or app token)")
         if self.socket_mode:
             app = self.slack_app_token.get_secret_value() if self.slack_app_token else ""
-            if not app.startswith("xapp-"):
+            if problem := _token_problem(app):
+                found.append(f"SLACK_APP_TOKEN: {problem}")
+            elif not app.startswith("xapp-"):
                 found.append("SLACK_APP_TOKEN: should start with xapp- (an app-level token with connections:write)")
         elif not self.slack_signing_secret or not self.slack_signing_secret.get_secret_value():
             found.append(
                 "SLACK_SIGNING_SECRET: not set; HTTP mode cannot verify requests "
                 "(set it, or set SLACK_APP_TOKEN to use Socket Mode)"
             )
+        elif problem := _token_problem(self.slack_signing_secret.get_secret_value()):
+            found.append(f"SLACK_SIGNING_SECRET: {problem}")
         for admin in self.slack_admins:
             if admin[:1] not in ("U", "W") or not admin.isalnum():
                 found.append(f"SLACK_ADMINS: {admin!r} is not a Slack user id (like U0123ABCD)")
-        if not self.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
-            found.append("DATABASE_URL: use sqlite+aiosqlite:///file.db or postgresql+asyncpg://user@host/db")
+        if problem := database_url_problem(self.database_url):
+            found.append(f"DATABASE_URL: {problem}")
         return found
 
     def secret_values(self) -> list[str]:
@@ -149,6 +159,48 @@ class Settings(BaseSettings):
         if password:
             values += [password, unquote(password)]  # as written in the URL, and as the driver sends it
         return values
+
+
+def _token_problem(value: str) -> str | None:
+    """Why a Slack token or secret as given cannot be the real one (never showing it), or None.
+
+    Slack's tokens and secrets are one word of letters, digits and dashes: a space, a line break or quotes
+    come from copying (or Docker's --env-file, which keeps quotes), and every Slack call would fail."""
+    if value[:1] in ("'", '"'):
+        return "is wrapped in quotes (Docker's --env-file keeps them): remove them"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "contains a space, a line break or a control character (copied with the token?): remove it"
+    if not value.isascii():  # a typographic dash (–) from a document, say
+        return "contains a character that is not plain ASCII (a typographic dash or quote?): copy it again from Slack"
+    return None
+
+
+#: the drivers the bot is installed with, by database
+_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+_FORMS = "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user:password@host:5432/db"
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why the bot cannot open ``url``, saying which form to use (never showing the URL: it may hold a
+    password), or None."""
+    if "://" not in url:
+        return f"not a database URL; use {_FORMS}"
+    scheme = url.split("://", 1)[0]
+    database, _, driver = scheme.partition("+")
+    database = "postgresql" if database == "postgres" else database
+    if database not in _DRIVERS:
+        return f"{scheme}:// is not a database the bot can use; use {_FORMS}"
+    if driver != _DRIVERS[database]:
+        form = f"{database}+{_DRIVERS[database]}://" + ("/…" if database == "sqlite" else "…")
+        return f"use {form} (got {scheme}://): the bot talks to {_NAMES[database]} through {_DRIVERS[database]}"
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url)
+    except Exception:  # its message holds the URL, password included
+        return f"cannot be read as a URL; write it like {_FORMS}"
+    return None
 
 
 def load_settings(env_file: Path | str | None = ".env", secrets_dir: Path | None = None) -> Settings:

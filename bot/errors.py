@@ -5,6 +5,7 @@
     │   ├── NotAllowed               the person may not do this: names who may
     │   └── InvalidRequest           bad parameter, wrong state (retry of a running run…)
     ├── ConfigError                  settings or catalog invalid: ``problems`` lists each with its path
+    ├── StartupError                 the process cannot start (database unreachable, another process on the file)
     └── ProviderError                anything a provider call went wrong with (provider, connection)
         ├── ProviderAuthError        credentials refused: bad or expired token, wrong password
         ├── ProviderNotFound         the provider does not know the job or run
@@ -35,6 +36,7 @@ __all__ = [
     "ProviderRejected",
     "ProviderResponseError",
     "ProviderUnavailable",
+    "StartupError",
     "TriggerOutcomeUnknown",
     "UserError",
 ]
@@ -64,6 +66,10 @@ class ConfigError(PipelineBotError):
         self.source = source
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
+
+
+class StartupError(PipelineBotError):
+    """The process cannot start; ``str(err)`` is one line saying why and what to check (never a secret)."""
 
 
 class ProviderError(PipelineBotError):

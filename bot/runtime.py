@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.catalog.model import Catalog
 from bot.config import Settings
 from bot.delivery.sender import Deliverer
+from bot.errors import StartupError
 from bot.ops.http import HttpServer
 from bot.ops.metrics import Metrics
 from bot.ops.redact import PROCESS, Redactor
@@ -36,7 +37,8 @@ from bot.service.workflows import WorkflowEngine
 from bot.slack.app import build_app, web_client
 from bot.slack.context import Services
 from bot.slack.tasks import TaskSet
-from bot.store.engine import make_engine, migrate
+from bot.store.engine import open_database, sqlite_file
+from bot.store.lock import ProcessLock
 from bot.store.records import RunRecord
 from bot.store.store import Store
 from bot.tracking.digest import digest_job, schedule_digest
@@ -66,14 +68,20 @@ class Runtime:
         self.scheduler: AsyncIOScheduler | None = None
         self._socket_handler: Any = None
         self._stopping = asyncio.Event()
+        self._lock: ProcessLock | None = None
 
     async def start(self) -> None:
+        """Raises StartupError (one line) when the database cannot be used or the port taken."""
         s = self.settings
+        database = sqlite_file(s.database_url)
+        if database is not None and database.resolve().parent.is_dir():  # open_database reports a missing one
+            # before anything touches the file: a second process must not hand back the first one's leases
+            self._lock = ProcessLock(database)
+            self._lock.acquire()
         # what the log filter redacts while this bot runs: its settings' secrets, then every connection's
         self.secrets = Redactor(s.secret_values())
         PROCESS.include(self.secrets)
-        engine = make_engine(s.database_url)
-        await migrate(engine)
+        engine = await open_database(s.database_url)
         store = self.store = Store(engine)
         pool = self.pool = ClientPool.for_catalog(self.catalog)
         self.secrets.include(pool.redactor)
@@ -194,10 +202,15 @@ class Runtime:
         await self.schedules.catch_up()
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+        # the port first: a port taken stops the start before any tick runs (one line, no tick cut short)
+        self.http = HttpServer(None if s.socket_mode else self.app, ready=self.readiness, metrics=metrics)
+        try:
+            url = await self.http.start(s.host, s.port)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise StartupError(f"cannot listen on {s.host}:{s.port} (HOST, PORT): {reason}") from None
         self.scheduler.start()
 
-        self.http = HttpServer(None if s.socket_mode else self.app, ready=self.readiness, metrics=metrics)
-        url = await self.http.start(s.host, s.port)
         if s.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -307,6 +320,9 @@ class Runtime:
             await self.store.close()
         if hasattr(self, "secrets"):
             PROCESS.exclude(self.secrets)
+        if self._lock is not None:
+            self._lock.release()  # last: the file is no longer ours to write
+            self._lock = None
 
 
 def _group_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozenset[str]]]:

@@ -3,16 +3,23 @@
 Validation does not stop at the first error: a person fixing a catalog wants the whole list, each
 like ``pipelines.leads-ods.river_id: field required``. Secrets are never written in the file; a
 connection refers to an environment variable with ``${NAME}``, and a missing one is named.
+
+A key given twice is an error (YAML would keep the last one silently: a merge mistake could redirect
+credentials or widen ``allow_run``). A connection's ``base_url`` must be http(s); plain http off this
+machine is a warning (credentials in clear text), a cloud metadata or link-local address an error.
 """
 
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+import socket
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -41,18 +48,70 @@ def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
         ) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read: {exc.strerror}"], str(path)) from None
+    loader = _Loader(text)
     try:
-        raw = yaml.safe_load(text)
+        node = loader.get_single_node()
+        duplicates = _duplicate_keys(node, str(path))
+        raw = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{path}: not valid YAML{where}: {problem}"], str(path)) from None
-    return parse_catalog(raw, env, source=str(path))
+    finally:
+        loader.dispose()
+    try:
+        catalog = parse_catalog(raw, env, source=str(path))
+    except ConfigError as exc:
+        raise ConfigError([*duplicates, *exc.problems], str(path)) from None
+    if duplicates:
+        raise ConfigError(duplicates, str(path))
+    return catalog
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader; the document is composed first so its mappings can be checked for keys given
+    twice (with their lines) before construction keeps only the last of each."""
+
+
+def _duplicate_keys(root: yaml.Node | None, source: str) -> list[str]:
+    """Every key given twice in a mapping, at any depth: ``file:line: path: 'key' is given twice (…)``."""
+    found: list[str] = []
+    seen: set[int] = set()  # aliases share nodes; an anchor is checked once
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{path}[{i}]")
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else None
+                where = f"{path}.{name}" if path and name is not None else (name or path)
+                if name is not None:
+                    line = key.start_mark.line + 1
+                    # the resolved tag tells 1 from "1"; two spellings of one scalar count as different keys
+                    ident = (key.tag, name)
+                    if ident in first:
+                        found.append(
+                            f"{source}:{line}: {where}: the key {name!r} is given twice (first at "
+                            f"{source}:{first[ident]}); YAML would keep only the last: remove one"
+                        )
+                    else:
+                        first[ident] = line
+                walk(value, where)
+
+    if root is not None:
+        walk(root, "")
+    return found
 
 
 def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.yml") -> Catalog:
     problems: list[str] = []
+    warnings: list[str] = []
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -64,7 +123,7 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
         problems.append(f"version: {raw.get('version')!r} is not supported; this bot reads version 1")
 
     defaults = _validate(Defaults, raw.get("defaults") or {}, "defaults", problems) or Defaults()
-    connections = _connections(_section(raw, "connections", problems), env, problems)
+    connections = _connections(_section(raw, "connections", problems), env, problems, warnings)
     pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems)
     routes = _routes(raw.get("routes") or [], problems)
     workflows = _workflows(_section(raw, "workflows", problems), pipelines, defaults, problems)
@@ -78,6 +137,7 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
         routes=tuple(routes),
         source=source,
         workflows=workflows,
+        warnings=tuple(warnings),
     )
 
 
@@ -95,7 +155,7 @@ def _section(raw: Mapping[str, Any], key: str, problems: list[str]) -> dict[str,
 
 
 def _connections(
-    raw: Mapping[str, Any], env: Mapping[str, str], problems: list[str]
+    raw: Mapping[str, Any], env: Mapping[str, str], problems: list[str], warnings: list[str]
 ) -> dict[str, ConnectionConfig | None]:
     found: dict[str, ConnectionConfig | None] = {}
     for name, entry in raw.items():
@@ -110,15 +170,78 @@ def _connections(
             problems.append(f"{path}.provider: {kind!r} is not a provider{hint}; use one of {', '.join(PROVIDERS)}")
             continue
         model = provider(kind).connection
-        resolved = _resolve(entry, env, path, model, problems)
-        found[name] = _validate(model, resolved, path, problems)
+        reported: set[str] = set()
+        resolved = _resolve(entry, env, path, model, problems, reported)
+        found[name] = conn = _validate(model, resolved, path, problems, reported=reported)
+        if conn is not None:
+            _check_url(conn.base_url, f"{path}.base_url", problems, warnings)
     return found
 
 
+#: cloud instance metadata endpoints by name: they hand out the machine's credentials
+_METADATA_HOSTS = frozenset(
+    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal"}
+)
+#: by address: AWS IPv6 (fd00:ec2::254), Alibaba Cloud (100.100.100.200); 169.254.169.254 is link-local
+_METADATA_NETWORKS = (ipaddress.ip_network("fd00:ec2::/32"), ipaddress.ip_network("100.100.100.200/32"))
+
+
+def _check_url(url: str, path: str, problems: list[str], warnings: list[str]) -> None:
+    """An error for a URL that is no http(s) URL or points at a metadata or link-local address; a warning
+    for plain http to anything but this machine (the emulators of the tests and the demo are local)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        problems.append(f"{path}: {url!r} is not a URL; write it like https://host/path")
+        return
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        problems.append(f"{path}: {url!r} is not an http(s) URL; write it like https://host/path")
+        return
+    host = parsed.host.rstrip(".").lower()
+    address = _address(host)
+    if host in _METADATA_HOSTS or (
+        address is not None and (address.is_link_local or any(address in n for n in _METADATA_NETWORKS))
+    ):
+        problems.append(
+            f"{path}: {parsed.host} is a link-local or cloud metadata address: the bot would send the "
+            "connection's credentials there; use the provider's own host"
+        )
+        return
+    local = host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback)
+    if parsed.scheme == "http" and not local:
+        warnings.append(
+            f"{path}: http://{parsed.host} sends the connection's credentials in clear text; use https:// "
+            "(plain http is quiet only for this machine: localhost, 127.0.0.1, ::1)"
+        )
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally, in any form the resolver takes (``2852039166``, ``0xa9.0xfe…``)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        if not re.fullmatch(r"[0-9a-fx.]+", host):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def _resolve(
-    entry: Mapping[str, Any], env: Mapping[str, str], path: str, model: type[ConnectionConfig], problems: list[str]
+    entry: Mapping[str, Any],
+    env: Mapping[str, str],
+    path: str,
+    model: type[ConnectionConfig],
+    problems: list[str],
+    reported: set[str],
 ) -> dict[str, Any]:
-    """Substitute ``${NAME}``; secret fields must come from the environment, never the file."""
+    """Substitute ``${NAME}``; secret fields must come from the environment, never the file.
+
+    A field left out for a problem reported here is added to ``reported`` (it is not "required" too)."""
     resolved: dict[str, Any] = {}
     for key, value in entry.items():
         field = model.model_fields.get(key)
@@ -130,15 +253,18 @@ def _resolve(
                     f"{path}.{key}: secrets do not belong in the catalog; put it in an environment "
                     f"variable and write {key}: ${{{key.upper()}}}"
                 )
+                reported.add(key)
                 continue
             missing = [r for r in refs if r not in env]
             for ref in missing:
                 problems.append(f"{path}.{key}: environment variable {ref} is not set")
             if missing:
+                reported.add(key)
                 continue
             value = _REF.sub(lambda m: env[m.group(1)], value)
         elif secret and value is not None:
             problems.append(f"{path}.{key}: must be a reference to an environment variable, like ${{{key.upper()}}}")
+            reported.add(key)
             continue
         resolved[key] = value
     return resolved
@@ -310,13 +436,21 @@ def _routes(raw: object, problems: list[str]) -> list[RouteRule]:
 
 
 def _validate(
-    model: type[M], data: object, path: str, problems: list[str], allowed: Iterable[str] | None = None
+    model: type[M],
+    data: object,
+    path: str,
+    problems: list[str],
+    allowed: Iterable[str] | None = None,
+    reported: Collection[str] = (),
 ) -> M | None:
+    """``reported``: fields whose own problem is listed already, not to be called missing as well."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         names = list(allowed) if allowed is not None else list(model.model_fields)
         for err in exc.errors():
+            if err["type"] == "missing" and err["loc"] and str(err["loc"][0]) in reported:
+                continue
             problems.append(_line(path, err, names))
         return None
 

@@ -132,8 +132,9 @@ class ParameterSpec(_Strict):
 
     def problem_with(self, value: str) -> str | None:
         """Why ``value`` is not acceptable, or None."""
-        if self.type == "int" and not re.fullmatch(r"-?\d+", value):
-            return "must be a whole number"
+        # [0-9], not \d: int() and \d take any script's digits (١٢٣), which a provider would not read as a number
+        if self.type == "int" and not re.fullmatch(r"[+-]?[0-9]+", value):
+            return "must be a whole number written with the digits 0-9, like 42"
         if self.type == "bool" and value.strip().lower() not in ("true", "false"):
             return "must be true or false"
         if self.type == "date" and not _is_date(value):
@@ -281,6 +282,7 @@ class Catalog:
     routes: tuple[RouteRule, ...] = ()
     source: str = "pipelines.yml"
     workflows: Mapping[str, Any] = field(default_factory=dict)  # name → bot.catalog.workflows.Workflow
+    warnings: tuple[str, ...] = ()  # what works but should not be so (plain http credentials), for check and logs
 
     def channel_for(self, pipeline: Pipeline) -> str | None:
         """Where a pipeline's alerts go: its own channel, else the first matching route, else the default."""

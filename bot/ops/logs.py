@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from bot.ops.redact import RedactingFilter
 
-__all__ = ["ContextFilter", "JsonFormatter", "run_context", "setup_logging"]
+__all__ = ["LIBRARIES", "ContextFilter", "JsonFormatter", "run_context", "setup_logging"]
 
 _EXTRA = ("run_id", "pipeline", "provider", "connection")
 _context: ContextVar[dict[str, object] | None] = ContextVar("pipeline_bot_log_context", default=None)
@@ -74,7 +74,28 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{about}]" if about else line
 
 
-def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
+#: libraries whose loggers speak for every query, request or tick: at DEBUG, aiosqlite alone was 99 % of the lines
+LIBRARIES = (
+    "aiosqlite",
+    "asyncio",
+    "sqlalchemy",
+    "alembic",
+    "asyncpg",
+    "httpx",
+    "httpcore",
+    "hpack",
+    "h11",
+    "aiohttp",
+    "websockets",
+    "apscheduler",
+    "slack_bolt",
+    "slack_sdk",
+    "tzlocal",
+)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "auto", libraries: str = "WARNING") -> None:
+    """``level`` for the bot's own lines; the libraries' loggers get the higher of ``level`` and ``libraries``."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -85,8 +106,10 @@ def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "aiohttp.access", "slack_bolt", "slack_sdk"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    # HTTP/2's header coding prints every header it sends and receives at DEBUG, Authorization included
+    quiet = max(logging.getLevelName(libraries), root.level)
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)
+    # HTTP/2's header coding prints every header it sends and receives at DEBUG, Authorization included:
+    # never below WARNING, whatever LIBRARY_LOG_LEVEL says
     for headers in ("hpack", "h2"):
-        logging.getLogger(headers).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(headers).setLevel(max(logging.WARNING, quiet))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from alembic.util import CommandError
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["MIGRATIONS", "make_engine", "migrate"]
+from bot.errors import StartupError
+
+__all__ = ["MIGRATIONS", "describe", "make_engine", "migrate", "open_database", "sqlite_file"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,7 +51,73 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # one replica migrates at a time; the others wait, then find nothing to do
-            from sqlalchemy import text
-
             await conn.execute(text("SELECT pg_advisory_xact_lock(74210001)"))
         await conn.run_sync(_upgrade, revision)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL and for an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if parsed.database.startswith("file:"):  # a URI filename (?uri=true): SQLite reads it, we do not
+        return None
+    return Path(parsed.database)
+
+
+def describe(url: str) -> str:
+    """Where a URL points, for a person: host and port, never the password."""
+    path = sqlite_file(url)
+    if path is not None:
+        return f"the SQLite file {path.resolve()}"
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return "an in-memory SQLite database"
+    name = f", database {parsed.database}" if parsed.database else ""
+    return f"PostgreSQL at {parsed.host or 'localhost'}:{parsed.port or 5432}{name}"
+
+
+async def open_database(url: str, **kw: Any) -> AsyncEngine:
+    """An engine whose database answers, at the current schema. A database that cannot be reached raises
+    StartupError in one line naming where it is (never the password), not a driver's traceback."""
+    path = sqlite_file(url)
+    if path is not None and not path.resolve().parent.is_dir():
+        raise StartupError(
+            f"the folder {path.resolve().parent} of the SQLite file in DATABASE_URL does not exist; "
+            "create it (a volume, in a container) or correct DATABASE_URL"
+        )
+    engine = make_engine(url, **kw)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # drivers raise their own kinds (OSError, asyncpg's, sqlite3's) wrapped or not
+        await engine.dispose()
+        raise StartupError(
+            f"cannot connect to the database, {describe(url)}: {_reason(exc, make_url(url).password)}; "
+            "check DATABASE_URL and that the database is up"
+        ) from None
+    try:
+        await migrate(engine)
+    except CommandError as exc:  # a revision this version does not know: a newer bot wrote the schema
+        await engine.dispose()
+        raise StartupError(
+            f"the schema of {describe(url)} is not one this version knows ({exc}): was it written by a newer "
+            "pipeline-bot? Run that version, or point DATABASE_URL at this version's database"
+        ) from None
+    return engine
+
+
+def _reason(exc: BaseException, password: str | None) -> str:
+    """The driver's own words, on one line, without the password should a driver quote the URL."""
+    cause: BaseException = getattr(exc, "orig", None) or exc
+    if isinstance(cause, socket.gaierror):
+        said = f"the host name is unknown ({cause.strerror})"
+    elif isinstance(cause, TimeoutError):
+        said = "no answer (timed out)"
+    elif isinstance(cause, OSError) and cause.errno:
+        said = os.strerror(cause.errno)
+    else:
+        said = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    if password:
+        said = said.replace(password, "***")
+    return said[:300]

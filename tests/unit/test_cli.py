@@ -40,6 +40,18 @@ def test_check_lists_every_problem_and_exits_non_zero(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_check_prints_warnings_and_still_passes(tmp_path: Path) -> None:
+    (tmp_path / "pipelines.yml").write_text(
+        "connections:\n  r: {provider: rivery, base_url: 'http://rivery.internal/api', api_token: '${RIVERY_TOKEN}'}\n"
+        "pipelines:\n  a: {connection: r, river_id: abc}\n"
+    )
+    result = run_cli("check", "--catalog-only", cwd=tmp_path, env={"RIVERY_TOKEN": "t0ken"})
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+    assert ("pipeline-bot check: warning: connections.r.base_url: http://rivery.internal sends the connection's "
+            "credentials in clear text; use https://") in result.stderr
+
+
 def test_secrets_in_settings_are_never_printed(tmp_path: Path) -> None:
     env = {"SLACK_BOT_TOKEN": "xoxp-user-token-secret-123", "SLACK_SIGNING_SECRET": "sig-secret-456"}
     result = run_cli("check", "--catalog", str(ROOT / "pipelines.example.yml"), cwd=tmp_path, env=env)

@@ -50,3 +50,71 @@ def test_problems_explain_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert any(p.startswith("SLACK_APP_TOKEN: should start with xapp-") for p in problems)
     assert any("SLACK_ADMINS: 'alice' is not a Slack user id" in p for p in problems)
     assert not any(p.startswith("SLACK_SIGNING_SECRET") for p in problems)  # Socket Mode needs none
+
+
+# -- found by an independent pass (issue 11) ---------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def settings_problems(tmp_path: Path, **env: str) -> list[str]:
+    from bot.config import Settings
+
+    values = {"slack_bot_token": "xoxb-test", "slack_signing_secret": "s3cret", **env}
+    return Settings(_env_file=None, _secrets_dir=tmp_path, **values).problems()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql://bot:pa55word@db/pipeline_bot", "DATABASE_URL: use postgresql+asyncpg://… (got postgresql://)"),
+        ("postgres://bot:pa55word@db/pipeline_bot", "DATABASE_URL: use postgresql+asyncpg://… (got postgres://)"),
+        ("postgresql+psycopg2://bot:pa55word@db/x", "DATABASE_URL: use postgresql+asyncpg://… (got postgresql+psycopg2://)"),
+        ("sqlite:///pipeline-bot.db", "DATABASE_URL: use sqlite+aiosqlite:///… (got sqlite://)"),
+        ("sqlite+pysqlite:///pipeline-bot.db", "DATABASE_URL: use sqlite+aiosqlite:///… (got sqlite+pysqlite://)"),
+        ("postgresql+asyncpg://bot:pa55word@db:port/x", "DATABASE_URL: cannot be read as a URL"),
+        ("mysql://bot:pa55word@db/x", "DATABASE_URL: mysql:// is not a database the bot can use; use sqlite+aiosqlite"),
+    ],
+)
+def test_database_urls_the_bot_cannot_open_say_which_form_to_use(tmp_path: Path, url: str, problem: str) -> None:
+    (found,) = settings_problems(tmp_path, database_url=url)
+    assert found.startswith(problem), found
+    assert "pa55word" not in found
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite+aiosqlite:///pipeline-bot.db", "sqlite+aiosqlite:////data/bot.db",
+            "postgresql+asyncpg://bot:pw@db:5432/pipeline_bot", "postgresql+asyncpg://bot@db/pipeline_bot"],
+)
+def test_database_urls_the_bot_can_open_pass(tmp_path: Path, url: str) -> None:
+    assert settings_problems(tmp_path, database_url=url) == []
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("xoxb-123 456-abc", "contains a space, a line break or a control character"),
+        ("xoxb-123-456-abc\n", "contains a space, a line break or a control character"),
+        ("xoxb-123\t456", "contains a space, a line break or a control character"),
+        ("xoxb-123\x00456", "contains a space, a line break or a control character"),
+        ('"xoxb-123-456"', "is wrapped in quotes (Docker's --env-file keeps them): remove them"),
+        ("xoxb–123-456", "contains a character that is not plain ASCII"),
+    ],
+)
+def test_a_slack_token_with_spaces_or_quotes_is_refused_without_showing_it(
+    tmp_path: Path, token: str, problem: str
+) -> None:
+    for name, value in (("SLACK_BOT_TOKEN", token), ("SLACK_SIGNING_SECRET", token),
+                        ("SLACK_APP_TOKEN", token.replace("xoxb", "xapp"))):
+        (found,) = settings_problems(tmp_path, **{name.lower(): value})
+        assert found.startswith(f"{name}: {problem}"), found
+        assert "123" not in found
+
+
+def test_the_fake_tokens_of_the_tests_and_the_demo_pass(tmp_path: Path) -> None:
+    assert settings_problems(tmp_path, slack_bot_token="xoxb-test") == []
+    assert settings_problems(tmp_path, slack_bot_token="xoxb-0000000000-0000000000000-example") == []

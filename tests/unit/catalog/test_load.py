@@ -216,3 +216,148 @@ workflows:
     without_schedule = textwrap.dedent(text).replace('    schedule: {cron: "0 6 * * *"}\n', "")
     [step] = problems_of(without_schedule)
     assert step.startswith("workflows.nightly.steps.load.pipeline: files cannot be run: Tailer's API launches only")
+# -- found by an independent pass (issue 11) ---------------------------------------------------------------------
+
+RIVERY = "{provider: rivery, base_url: 'https://api.rivery.io', api_token: '${TOKEN}'}"
+
+
+def load_problems(tmp: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    path = tmp / "pipelines.yml"
+    path.write_text(textwrap.dedent(text).lstrip())
+    with pytest.raises(ConfigError) as err:
+        load_catalog(path, env if env is not None else {"TOKEN": "t0ken-value"})
+    return err.value.problems
+
+
+def test_a_key_given_twice_at_any_depth_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    problems = load_problems(
+        tmp_path,
+        f"""
+        connections:
+          r: {RIVERY}
+          r: {{provider: rivery, base_url: 'https://evil.example', api_token: '${{TOKEN}}'}}
+        pipelines:
+          a:
+            connection: r
+            river_id: abc
+            allow_run: [U0ALICE]
+            parameters:
+              day: {{type: date, type: int}}
+            allow_run: ["*"]
+          a:
+            connection: r
+            river_id: def
+        pipelines:
+          b: {{connection: r, river_id: x}}
+        """,
+    )
+    path = tmp_path / "pipelines.yml"
+    assert f"{path}:3: connections.r: the key 'r' is given twice (first at {path}:2)" in "\n".join(problems)
+    assert any(p.startswith(f"{path}:10: pipelines.a.parameters.day.type: the key 'type' is given twice (first at "
+                            f"{path}:10)") for p in problems), problems
+    assert any(p.startswith(f"{path}:11: pipelines.a.allow_run: the key 'allow_run' is given twice (first at "
+                            f"{path}:8)") for p in problems), problems
+    assert any(p.startswith(f"{path}:12: pipelines.a: the key 'a' is given twice (first at {path}:5)")
+               for p in problems), problems
+    assert any(p.startswith(f"{path}:15: pipelines: the key 'pipelines' is given twice (first at {path}:4)")
+               for p in problems), problems
+    assert len([p for p in problems if "given twice" in p]) == 5
+
+
+def test_the_same_key_in_different_mappings_and_yaml_merge_keys_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "pipelines.yml"
+    path.write_text(textwrap.dedent(f"""
+        connections:
+          r: {RIVERY}
+        pipelines:
+          a: &base {{connection: r, river_id: abc, description: first}}
+          b:
+            <<: *base
+            description: second
+        """))
+    catalog = load_catalog(path, {"TOKEN": "t0ken-value"})
+    assert catalog.pipelines["b"].description == "second"
+    assert catalog.warnings == ()
+
+
+def test_plain_http_to_another_host_is_a_warning_and_to_this_machine_is_quiet() -> None:
+    import yaml
+
+    def warnings_for(url: str) -> tuple[str, ...]:
+        raw = yaml.safe_load(f"connections: {{r: {{provider: rivery, base_url: '{url}', api_token: '${{T}}'}}}}")
+        return parse_catalog(raw, {"T": "t0ken"}).warnings
+
+    (warning,) = warnings_for("http://rivery.internal:8080/api")
+    assert warning.startswith("connections.r.base_url: http://rivery.internal sends the connection's credentials "
+                              "in clear text; use https://")
+    for quiet in ("https://api.rivery.io", "http://127.0.0.1:8001/api", "http://localhost:9", "http://[::1]:9/"):
+        assert warnings_for(quiet) == (), quiet
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://169.254.170.2/v2/credentials",
+        "http://[fd00:ec2::254]/latest/",
+        "http://[fe80::1]/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://METADATA.google.internal./",
+        "http://2852039166/",  # 169.254.169.254 as one number: the resolver takes it
+        "http://0xa9.0xfe.0xa9.0xfe/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://100.100.100.200/latest/meta-data/",
+    ],
+)
+def test_a_base_url_at_a_metadata_or_link_local_address_is_an_error(url: str) -> None:
+    problems = problems_of(f"connections: {{r: {{provider: rivery, base_url: '{url}', api_token: '${{TOKEN}}'}}}}")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("connections.r.base_url: ")
+    assert "is a link-local or cloud metadata address" in problems[0]
+
+
+def test_a_base_url_that_is_no_http_url_is_an_error() -> None:
+    problems = problems_of("connections: {r: {provider: rivery, base_url: 'ftp://files.example', api_token: '${TOKEN}'}}")
+    assert problems == ["connections.r.base_url: 'ftp://files.example' is not an http(s) URL; "
+                        "write it like https://host/path"]
+
+
+def test_each_secret_problem_is_reported_once_without_a_field_required() -> None:
+    problems = problems_of(
+        """
+        connections:
+          inv: {provider: invision, base_url: "https://x/invision/", api_key: literally-the-key}
+          dk: {provider: datakitchen, username: bot, password: "${MISSING}"}
+          riv: {provider: rivery, api_token: 12345}
+        """
+    )
+    assert sorted(problems) == sorted([
+        "connections.inv.api_key: secrets do not belong in the catalog; put it in an environment variable and "
+        "write api_key: ${API_KEY}",
+        "connections.dk.password: environment variable MISSING is not set",
+        "connections.riv.api_token: must be a reference to an environment variable, like ${API_TOKEN}",
+    ])
+
+
+@pytest.mark.parametrize("value", ["١٢٣", "１２", "12३", "-৪২"])  # Arabic-Indic, fullwidth, Devanagari, Bengali
+def test_int_parameters_take_only_ascii_digits(value: str) -> None:
+    from bot.catalog.model import ParameterSpec
+
+    assert ParameterSpec(type="int").problem_with(value) == "must be a whole number written with the digits 0-9, like 42"
+
+
+def test_int_parameters_take_ascii_whole_numbers_and_check_their_default() -> None:
+    from bot.catalog.model import ParameterSpec
+
+    spec = ParameterSpec(type="int")
+    assert [spec.problem_with(v) for v in ("42", "-7", "+3", "007")] == [None] * 4
+    problems = problems_of(
+        """
+        connections:
+          dk: {provider: datakitchen, username: bot, password: "${TOKEN}"}
+        pipelines:
+          p: {connection: dk, kitchen: k, recipe: r, variation: v, parameters: {n: {type: int, default: "١٢٣"}}}
+        """
+    )
+    assert problems == ["pipelines.p.parameters.n: default '١٢٣': must be a whole number written with the digits "
+                        "0-9, like 42"]

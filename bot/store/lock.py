@@ -1,0 +1,59 @@
+"""One process per SQLite file: an OS lock on a file beside the database, held while the process lives.
+
+SQLite is for one process: at start the bot hands back every lease it finds in the file, as they can only
+belong to a process that died. A second process on the same file would take the first one's work, so it
+must not start. ``flock`` is released by the kernel when the holder exits in any way, SIGKILL included,
+so a new process can start at once after a crash. The lock file is left in place: removing it would let
+two processes lock two different files of the same name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from bot.errors import StartupError
+
+__all__ = ["ProcessLock", "lock_path"]
+
+
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+class ProcessLock:
+    """``acquire`` takes the lock of a SQLite file or raises StartupError naming the holder's pid."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database.resolve()
+        self.path = lock_path(self.database)
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StartupError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StartupError(
+                f"another pipeline-bot is running on {self.database} (pid {holder}); "
+                "use PostgreSQL to run several"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StartupError(f"cannot lock {self.path}: {exc.strerror}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # closing the last descriptor releases the lock
+            self._fd = None

@@ -1,30 +1,58 @@
-"""The bot's HTTP server on PORT: Slack's requests (HTTP mode) and the health endpoints."""
+"""The bot's HTTP server on PORT: Slack's requests (HTTP mode) and the health endpoints.
+
+A request to ``/slack/events`` is read within ``read_timeout`` and at most ``MAX_BODY`` bytes, checked by
+``bot.slack.intake`` (signature, then shape: 401 or 400 with one WARNING line, never a traceback), claimed by
+``bot.slack.replays`` (a repeat: 200, empty, nothing done), and only then handed to Bolt. A client that has
+not sent its request headers within ``read_timeout`` of connecting (or of its last answer) is disconnected.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.ops.metrics import Metrics
+from bot.slack.intake import Refused, Signatures, SslCheck, inspect
+from bot.slack.replays import LedgerUnavailable, Replays
 
-__all__ = ["HttpServer"]
+__all__ = ["MAX_BODY", "HttpServer"]
+
+log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[list[str]]]
+MAX_BODY = 1024 * 1024  # Slack's largest payloads (a modal's state) are far below this
 
 
 class HttpServer:
-    def __init__(self, app: AsyncApp | None, *, ready: Check, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        app: AsyncApp | None,
+        *,
+        ready: Check,
+        metrics: Metrics | None = None,
+        signatures: Signatures | None = None,
+        replays: Replays | None = None,
+        read_timeout: float = 10.0,
+    ) -> None:
+        if app is not None and (signatures is None or replays is None):
+            raise ValueError("serving Slack's requests needs the signing secret and the replay ledger")
         self.bolt = app
         self.ready = ready
         self.metrics = metrics
+        self.signatures = signatures
+        self.replays = replays
+        self.read_timeout = read_timeout
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     def build(self) -> web.Application:
-        web_app = web.Application(client_max_size=1024 * 1024)
+        web_app = web.Application(client_max_size=MAX_BODY)
         if self.bolt is not None:
             web_app.router.add_post("/slack/events", self._slack)
         web_app.router.add_get("/healthz", self._healthz)
@@ -33,10 +61,66 @@ class HttpServer:
             web_app.router.add_get("/metrics", self._metrics)
         return web_app
 
-    async def _slack(self, request: web.Request) -> web.Response:
+    async def _slack(self, request: web.Request) -> web.StreamResponse:
         assert self.bolt is not None
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        assert self.signatures is not None
+        assert self.replays is not None
+        raw = await self._read(request)
+        if isinstance(raw, Refused):
+            return self._refuse(request, raw)
+        checked = inspect(raw, request.headers, self.signatures)
+        if isinstance(checked, Refused):
+            return self._refuse(request, checked)
+        if isinstance(checked, SslCheck):
+            return web.Response(status=200)
+        try:
+            claim = await self.replays.claim(checked.key, retry=request.headers.get("X-Slack-Retry-Num"))
+        except LedgerUnavailable as exc:
+            log.warning("a Slack request was refused: the database did not answer (%s)", exc)
+            return web.Response(status=503)
+        if claim is None:
+            return web.Response(status=200)
+        acked = False
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=checked.text,
+                query=request.query_string,
+                headers=dict(request.headers),
+            )
+            try:
+                bolt_response = await self.bolt.async_dispatch(bolt_request)
+            except Exception as exc:  # Bolt's routing choked on a field intake does not check: the body's fault
+                return self._refuse(request, Refused(400, f"Bolt could not route it ({type(exc).__name__})"))
+            answer = await to_aiohttp_response(bolt_response)
+            # a 2xx from Bolt means its listener acked and is at work: from here a repeat must do nothing,
+            # whether or not the answer reaches Slack
+            acked = answer.status < 300
+            if acked:  # the ack leaves now; the claim is marked answered after it, off the ack's path
+                await answer.prepare(request)
+                await answer.write_eof()
+            return answer
+        finally:
+            await (self.replays.answered(claim) if acked else self.replays.failed(claim))
+
+    async def _read(self, request: web.Request) -> bytes | Refused:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return Refused(413, f"a body of {request.content_length} bytes (at most {MAX_BODY})")
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                return await request.read()
+        except TimeoutError:
+            return Refused(408, f"the body did not arrive within {self.read_timeout:g} s")
+        except web.HTTPRequestEntityTooLarge:
+            return Refused(413, f"a body over {MAX_BODY} bytes")
+
+    def _refuse(self, request: web.Request, refused: Refused) -> web.Response:
+        """One WARNING line, no body content, no traceback; the connection is closed after the answer."""
+        log.warning("refused a request to /slack/events from %s: %s", request.remote, refused.reason)
+        if self.metrics is not None:
+            self.metrics.inc("pipeline_bot_slack_requests_refused_total", {"reason": str(refused.status)})
+        response = web.Response(status=refused.status)
+        response.force_close()
+        return response
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
@@ -54,7 +138,11 @@ class HttpServer:
         )
 
     async def start(self, host: str, port: int) -> str:
-        self._runner = web.AppRunner(self.build(), access_log=None)
+        # keepalive_timeout also bounds the wait for a request's headers (aiohttp arms it at connect);
+        # lingering_time=0: a body left unread (refused, too slow) is not waited for after the answer
+        self._runner = web.AppRunner(
+            self.build(), access_log=None, keepalive_timeout=self.read_timeout, lingering_time=0
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         bound = self._runner.addresses[0]

@@ -22,6 +22,7 @@ its timestamp, so a replay can come up to ten minutes after the first delivery) 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 ACK_DEADLINE = timedelta(seconds=3)
 REMEMBER = timedelta(minutes=15)
+CLAIM_TIMEOUT = timedelta(seconds=2)  # a database that does not answer by then: 503 (HTTP) or no ack (Socket Mode)
 
 
 class LedgerUnavailable(Exception):
@@ -76,9 +78,10 @@ class Replays:
         """This attempt's claim on ``key``, or None for a repeat (logged at INFO, counted, nothing else)."""
         digest = ledger_key(key)
         try:
-            token = await self.ledger.claim(digest, now=self.now(), hold=ACK_DEADLINE, keep=REMEMBER)
+            async with asyncio.timeout(CLAIM_TIMEOUT.total_seconds()):  # an answer in time, even a refusal
+                token = await self.ledger.claim(digest, now=self.now(), hold=ACK_DEADLINE, keep=REMEMBER)
         except Exception as exc:
-            raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise LedgerUnavailable(type(exc).__name__) from exc
         if token is None:
             log.info("a repeat of a Slack request already taken was ignored%s", f" (retry {retry})" if retry else "")
             if self.metrics is not None:

@@ -52,6 +52,7 @@ async def test_the_same_signed_run_posted_three_times_starts_one_run(tmp_path: P
         assert triggers(w) == 2
         assert len(w.cards()) == 2
         assert len(w.slack.calls_to("chat.postMessage")) == 2
+        assert w.runtime.metrics.value("pipeline_bot_slack_requests_refused_total", {"reason": "repeat"}) == 4
 
 
 async def test_a_slack_retry_of_a_handled_request_starts_nothing(tmp_path: Path) -> None:
@@ -67,6 +68,20 @@ async def test_a_slack_retry_of_a_handled_request_starts_nothing(tmp_path: Path)
         await w.settle(0.5)
         assert triggers(w) == 1
         assert len(w.cards()) == 1
+
+
+async def test_a_slack_retry_of_a_handled_event_does_nothing_though_its_bytes_differ(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        opened = {"type": "app_home_opened", "user": "U0ALICE", "tab": "home", "event_ts": "1.000001"}
+        assert (await w.slack.send_event(opened, event_id="Ev0HOME01")).ok
+        await w.until(lambda: len(w.slack.calls_to("views.publish")) == 1, what="the Home tab")
+        await asyncio.sleep(1.1)  # the retry's envelope has a later event_time: other bytes, the same event
+        retry = await w.slack.send_event(opened, event_id="Ev0HOME01", retry_num=1)
+        assert (retry.status, retry.text) == (200, "")
+        assert (await w.slack.send_event(opened, event_id="Ev0HOME02")).ok  # another event is another request
+        await w.until(lambda: len(w.slack.calls_to("views.publish")) == 2, what="the second Home tab")
+        await w.settle(0.3)
+        assert len(w.slack.calls_to("views.publish")) == 2
 
 
 async def test_a_request_whose_first_delivery_was_never_acknowledged_is_processed_when_it_comes_again(

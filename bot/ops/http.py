@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.ops.metrics import Metrics
@@ -87,6 +89,9 @@ class HttpServer:
                 query=request.query_string,
                 headers=dict(request.headers),
             )
+            if bolt_request.body != checked.body:  # Bolt's parse of a command mentioning "payload": empty
+                bolt_request.body = checked.body
+                bolt_request.context = build_async_context(AsyncBoltContext({}), checked.body)
             try:
                 bolt_response = await self.bolt.async_dispatch(bolt_request)
             except Exception as exc:  # Bolt's routing choked on a field intake does not check: the body's fault

@@ -4,8 +4,8 @@ The signature is checked on the raw bytes before anything is decoded or parsed, 
 HMAC and gets 401 whatever it holds (the one exception: Slack's certificate check, which Slack sends unsigned,
 gets an empty 200 and reaches nothing). A signed body that is not UTF-8, not the form or JSON Slack sends, or
 lacks a field Bolt routes on gets 400. Bolt itself would answer such bodies with 500 and an ERROR traceback
-(it parses before it verifies, and indexes fields without checking them). Parsing follows Bolt's own rules,
-so the body checked here is the body Bolt sees.
+(it parses before it verifies, and indexes fields without checking them). The body checked here is the body
+Bolt is given (``Accepted.body``).
 """
 
 from __future__ import annotations
@@ -99,16 +99,19 @@ def request_key(raw: bytes, body: Mapping[str, Any]) -> str:
 
 
 def _parse(text: str, content_type: str) -> dict[str, Any]:
-    """Bolt's ``parse_body``, strict: JSON must be an object, ``payload`` must be a JSON object."""
+    """Bolt's ``parse_body``, strict: JSON must be an object, a ``payload`` field must hold a JSON object.
+
+    Unlike Bolt, a form is an interactive payload only when it has a ``payload`` field: Bolt takes any form
+    that merely contains the word (a command like ``run x payload_date=…``) for one and finds it empty."""
     if not text:
         return {}
     if content_type == "application/json" or text.startswith("{"):
         found = json.loads(text)
-    elif "payload" in text:
-        payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
-        found = {} if payload is None else json.loads(payload)
     else:
-        return dict(parse_qsl(text, keep_blank_values=True))
+        form = dict(parse_qsl(text, keep_blank_values=True))
+        if "payload" not in form:
+            return form
+        found = json.loads(form["payload"])
     if not isinstance(found, dict):
         raise ValueError("the body or its payload is not a JSON object")
     return found

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -23,7 +27,7 @@ from bot.ops.metrics import Metrics
 from bot.slack.intake import Refused, Signatures, SslCheck, inspect
 from bot.slack.replays import LedgerUnavailable, Replays
 
-__all__ = ["MAX_BODY", "HttpServer"]
+__all__ = ["MAX_BODY", "HttpServer", "ServerLog"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +86,7 @@ class HttpServer:
             return web.Response(status=503)
         if claim is None:
             return web.Response(status=200)
-        acked = False
+        marking: asyncio.Task[None] | None = None
         try:
             bolt_request = AsyncBoltRequest(
                 body=checked.text,
@@ -97,15 +101,20 @@ class HttpServer:
             except Exception as exc:  # Bolt's routing choked on a field intake does not check: the body's fault
                 return self._refuse(request, Refused(400, f"Bolt could not route it ({type(exc).__name__})"))
             answer = await to_aiohttp_response(bolt_response)
-            # a 2xx from Bolt means its listener acked and is at work: from here a repeat must do nothing,
-            # whether or not the answer reaches Slack
-            acked = answer.status < 300
-            if acked:  # the ack leaves now; the claim is marked answered after it, off the ack's path
-                await answer.prepare(request)
-                await answer.write_eof()
+            if answer.status >= 300:
+                return answer
+            # a 2xx from Bolt means its listener acked and is at work: from here a repeat must do nothing, whether
+            # or not the answer reaches Slack. Recorded while the answer is written, so neither waits for the
+            # other (a client slow to read cannot keep the claim unanswered)
+            marking = asyncio.ensure_future(self.replays.answered(claim))
+            await answer.prepare(request)
+            await answer.write_eof()
             return answer
         finally:
-            await (self.replays.answered(claim) if acked else self.replays.failed(claim))
+            if marking is None:
+                await self.replays.failed(claim)
+            else:
+                await asyncio.shield(marking)
 
     async def _read(self, request: web.Request) -> bytes | Refused:
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -117,6 +126,8 @@ class HttpServer:
             return Refused(408, f"the body did not arrive within {self.read_timeout:g} s")
         except web.HTTPRequestEntityTooLarge:
             return Refused(413, f"a body over {MAX_BODY} bytes")
+        except (RequestPayloadError, HttpProcessingError) as exc:  # e.g. a gzip body that is not gzip
+            return Refused(400, f"the body could not be read: {_short(exc)}")
 
     def _refuse(self, request: web.Request, refused: Refused) -> web.Response:
         """One WARNING line, no body content, no traceback; the connection is closed after the answer."""
@@ -146,7 +157,11 @@ class HttpServer:
         # keepalive_timeout also bounds the wait for a request's headers (aiohttp arms it at connect);
         # lingering_time=0: a body left unread (refused, too slow) is not waited for after the answer
         self._runner = web.AppRunner(
-            self.build(), access_log=None, keepalive_timeout=self.read_timeout, lingering_time=0
+            self.build(),
+            access_log=None,
+            keepalive_timeout=self.read_timeout,
+            lingering_time=0,
+            logger=ServerLog(logging.getLogger("aiohttp.server"), {}),
         )
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -158,3 +173,23 @@ class HttpServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+class ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log. A request aiohttp cannot parse (a header too long, a bad Content-Length or chunk,
+    a path that is not ASCII) is the client's doing, answered 400 by aiohttp: one WARNING line, no traceback, or
+    anyone could fill the error log. Anything else (a handler that raised) stays an ERROR with its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(error, HttpProcessingError):
+            self.logger.warning("%s: %s", str(msg) % args, _short(error))
+            return
+        self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def _short(error: BaseException) -> str:
+    """An exception in one short line: what a client sent can be long."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= 160 else text[:159] + "…"

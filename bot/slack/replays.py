@@ -141,7 +141,8 @@ class ReplaySafeSocketModeHandler(AsyncSocketModeHandler):
         try:
             start = time()
             response = await run_async_bolt_app(self.app, req)
-            await send_async_response(client, req, response, start)
+            # Bolt acked: its listener is at work, so a redelivery must do nothing even if this ack is lost
             acked = response.status == 200
+            await send_async_response(client, req, response, start)
         finally:
             await (self.replays.answered(claim) if acked else self.replays.failed(claim))

@@ -84,16 +84,35 @@ async def test_garbage_gets_401_or_400_and_one_warning_at_most(tmp_path: Path) -
                 assert response.status == 401, (what, response.status)
                 assert not [r for r in recorder.records[seen:] if r.levelno >= logging.ERROR], what
 
-            # a body announced larger than any Slack sends is refused before it is read
+            # requests malformed at the HTTP level, written on the socket as no HTTP client would
             assert w.runtime.http is not None
             address = urlsplit(w.runtime.http.url)
-            reader, writer = await asyncio.open_connection(address.hostname, address.port)
-            writer.write(f"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: {FORM}\r\n"
-                         f"Content-Length: {2 * 1024 * 1024}\r\n\r\ncommand=".encode())
-            await writer.drain()
-            answer = await _closed_within(reader, 5.0)
-            writer.close()
-            assert answer is not None and answer.startswith(b"HTTP/1.1 413"), answer
+            start = "POST /slack/events HTTP/1.1\r\nHost: bot\r\n"
+            malformed = {
+                "a header line of 20 KB": (f"{start}X-Pad: {'a' * 20_000}\r\n\r\n", b" 400 "),
+                "a Content-Length that is not a number": (f"{start}Content-Length: abc\r\n\r\n", b" 400 "),
+                "a chunk size that is not hex": (f"{start}Transfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n",
+                                                 b" 400 "),
+                "gzip that is not gzip": (f"{start}Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde",
+                                          b" 400 "),
+                "a path that is not ASCII": ("GET /é HTTP/1.1\r\nHost: bot\r\n\r\n", b" 400 "),
+                # a body announced larger than any Slack sends is refused before it is read
+                "a body of 2 MiB": (f"{start}Content-Type: {FORM}\r\nContent-Length: {2 * 1024 * 1024}\r\n\r\n"
+                                    "command=", b" 413 "),
+            }
+            for what, (request, status) in malformed.items():
+                seen = len(recorder.records)
+                reader, writer = await asyncio.open_connection(address.hostname, address.port)
+                writer.write(request.encode())
+                await writer.drain()
+                answer = await _closed_within(reader, 5.0)
+                writer.close()
+                await asyncio.sleep(0.05)
+                assert answer is not None and status in answer.split(b"\r\n")[0], (what, answer)
+                logged = [r for r in recorder.records[seen:] if r.levelno >= logging.WARNING
+                          and r.name.startswith(("bot.", "aiohttp", "slack"))]
+                assert len(logged) <= 1, (what, [r.getMessage() for r in logged])
+                assert not any(r.exc_info or r.levelno >= logging.ERROR for r in logged), (what, logged)
 
             await w.settle(0.3)
             assert not recorder.errors(), [r.getMessage() for r in recorder.errors()]

@@ -80,7 +80,9 @@ class HttpServer:
         if isinstance(checked, SslCheck):
             return web.Response(status=200)
         try:
-            claim = await self.replays.claim(checked.key, retry=request.headers.get("X-Slack-Retry-Num"))
+            retry = request.headers.get("X-Slack-Retry-Num", "")
+            shown = retry if retry.isascii() and retry.isdigit() and len(retry) < 4 else None  # it goes in a log
+            claim = await self.replays.claim(checked.key, retry=shown)
         except LedgerUnavailable as exc:
             log.warning("a Slack request was refused: the database did not answer (%s)", exc)
             return web.Response(status=503)

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     pipelines_file: Path = Field(default=Path("pipelines.yml"))
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on all interfaces
     port: int = Field(default=3000, ge=0, le=65535)
+    http_read_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a client that has not sent its request within this is disconnected"
+    )
 
     # tracking and delivery pace; the defaults suit production, tests and the demo set them lower
     poll_interval_seconds: float = Field(default=5.0, gt=0, description="first polls of a run; grows with age")

@@ -36,6 +36,8 @@ from bot.service.runs import RunService
 from bot.service.workflows import WorkflowEngine
 from bot.slack.app import build_app, web_client
 from bot.slack.context import Services
+from bot.slack.intake import Signatures
+from bot.slack.replays import Replays
 from bot.slack.tasks import TaskSet
 from bot.store.engine import open_database, sqlite_file
 from bot.store.lock import ProcessLock
@@ -124,6 +126,7 @@ class Runtime:
             s, self.catalog, store, pool, self.auth, notifier, runs, self.tasks, self.now, workflows=self.workflows
         )
         self.app = build_app(s, self.services, client)
+        self.replays = Replays(store.requests, self.now, metrics)
         self.poller = Poller(
             store,
             pool,
@@ -182,6 +185,7 @@ class Runtime:
             ("slack", self._check_slack, 60.0),
             ("retries", self.retrier.tick, s.poll_tick_seconds),
             ("approvals", self.workflows.expire_approvals, 5.0),
+            ("requests", self.replays.prune, 60.0),  # Slack requests remembered against replays, past their time
         )
         for job_id, func, seconds in jobs:
             self.scheduler.add_job(
@@ -203,7 +207,15 @@ class Runtime:
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         # the port first: a port taken stops the start before any tick runs (one line, no tick cut short)
-        self.http = HttpServer(None if s.socket_mode else self.app, ready=self.readiness, metrics=metrics)
+        secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else ""
+        self.http = HttpServer(
+            None if s.socket_mode else self.app,
+            ready=self.readiness,
+            metrics=metrics,
+            signatures=Signatures(secret) if secret else None,
+            replays=self.replays,
+            read_timeout=s.http_read_timeout_seconds,
+        )
         try:
             url = await self.http.start(s.host, s.port)
         except OSError as exc:
@@ -212,10 +224,10 @@ class Runtime:
         self.scheduler.start()
 
         if s.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+            from bot.slack.replays import ReplaySafeSocketModeHandler
 
             assert s.slack_app_token is not None
-            handler: Any = AsyncSocketModeHandler(self.app, s.slack_app_token.get_secret_value())
+            handler: Any = ReplaySafeSocketModeHandler(self.app, s.slack_app_token.get_secret_value(), self.replays)
             await handler.connect_async()
             self._socket_handler = handler
             log.info("connected to Slack in Socket Mode; health on %s", url)

@@ -25,6 +25,10 @@ HELP: dict[str, tuple[str, str]] = {
     "pipeline_bot_alerts_total": ("counter", "Failure alerts recorded, by outcome (new, repeat, muted)."),
     "pipeline_bot_alert_messages_total": ("counter", "Alert messages posted, by size (single, grouped)."),
     "pipeline_bot_external_runs_total": ("counter", "Runs found by passive watch that nobody started from Slack."),
+    "pipeline_bot_slack_requests_refused_total": (
+        "counter",
+        "Requests to /slack/events refused, by reason: repeat (a replay or retry already taken), or the HTTP status.",
+    ),
 }
 
 

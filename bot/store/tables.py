@@ -38,6 +38,7 @@ __all__ = [
     "run_events",
     "runs",
     "singletons",
+    "slack_requests",
     "watches",
 ]
 
@@ -289,4 +290,18 @@ workflow_steps = Table(
     Column("due_at", UTCDateTime, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("workflow_run_id", "step", name="uq_workflow_steps_workflow_run_id"),
+)
+
+# Slack requests already taken, so a replayed or redelivered one does nothing (bot/slack/replays.py). ``key``
+# is a SHA-256 of what identifies the request; the first insert claims it. ``held``: an attempt is answering
+# it now (a claim that lapses unanswered can be taken over by Slack's retry); ``answered``: acknowledged, done.
+slack_requests = Table(
+    "slack_requests",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("state", String(8), nullable=False),  # held | answered
+    Column("token", String(32), nullable=False),  # which attempt holds it
+    Column("claimed_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # forgotten after this: a repeat is refused by then
+    Index("ix_slack_requests_expires_at", "expires_at"),
 )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import shlex
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,6 +26,7 @@ from bot.slack.text import code
 __all__ = [
     "COMMANDS",
     "MAX_COUNT",
+    "MAX_TEXT",
     "AdHocTarget",
     "ArgKind",
     "ArgSpec",
@@ -44,6 +44,9 @@ ArgKind = Literal[
 ]
 
 MAX_COUNT = 50
+# Slack's own box stops a slash command's text at a few thousand characters: anything longer was not typed
+# there, and is refused before any work is done on it
+MAX_TEXT = 4000
 MAX_PERIOD = timedelta(days=366)
 MAX_MUTE = timedelta(days=30)
 _SHOWN = 60  # characters of a typed token echoed back: enough to recognise it, never a wall of text
@@ -379,13 +382,8 @@ _WITH_APOSTROPHE = code('note="don\'t"')
 def _tokenize(text: str, command: str) -> list[str] | ParseError:
     """Slack's entities undone, quotes honoured; backslashes stay literal (Windows paths, regexes)."""
     plain = _ENTITY.sub(lambda m: _ENTITIES[m.group(1)], text).translate(_NORMALIZE)
-    lexer = shlex.shlex(plain, posix=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    lexer.escape = ""
-    try:
-        return list(lexer)
-    except ValueError:
+    tokens = _split(plain)
+    if tokens is None:
         words = plain.split()
         spec = spec_named(words[0]) if words else None
         return ParseError(
@@ -393,6 +391,38 @@ def _tokenize(text: str, command: str) -> list[str] | ParseError:
             f"for an apostrophe inside a value, use double quotes: {_WITH_APOSTROPHE}.",
             usage=None if spec is None else f"{command} {spec.usage}",
         )
+    return tokens
+
+
+# One regex match per run of spaces, quoted part or bare part, each found by the regex engine in one pass:
+# the split is linear in the text. (shlex, used before, grew each token one character at a time by string
+# concatenation, which made a long token quadratic: 500 KB took seconds while the event loop waited.)
+_PIECE = re.compile(r"""(?P<space>[ \t\r\n]+)|'(?P<single>[^']*)'|"(?P<double>[^"]*)"|(?P<bare>[^ \t\r\n'"]+)""")
+
+
+def _split(text: str) -> list[str] | None:
+    """Split like POSIX ``shlex`` with ``whitespace_split`` and no escapes or comments: quotes group and are
+    removed (``a"b c"d`` is ``ab cd``, ``""`` an empty token); None when a quote is not closed."""
+    tokens: list[str] = []
+    parts: list[str] = []
+    quoted = False  # an empty pair of quotes still makes a token
+    at = 0
+    for piece in _PIECE.finditer(text):
+        if piece.start() != at:
+            return None  # only an opening quote without its closing one matches nothing
+        at = piece.end()
+        if piece.lastgroup == "space":
+            if parts or quoted:
+                tokens.append("".join(parts))
+            parts, quoted = [], False
+            continue
+        quoted = quoted or piece.lastgroup != "bare"
+        parts.append(piece.group(piece.lastgroup or "bare"))
+    if at != len(text):
+        return None
+    if parts or quoted:
+        tokens.append("".join(parts))
+    return tokens
 
 
 # -- converters: one per argument kind, token → value or _Problem ------------------------------------
@@ -610,6 +640,11 @@ def parse(
     Empty text is ``help``. Bare ``run`` asks for the modal (``open_modal``). Parameter values are not checked
     against the pipeline: the service does that with the catalog; here only the key=value shape is.
     """
+    if len(text) > MAX_TEXT:
+        return ParseError(
+            f"That command is {len(text):,} characters long; {code(command)} takes at most {MAX_TEXT:,}. "
+            "Shorten it: long values belong in the pipeline's own configuration."
+        )
     ctx = _Context(command, tuple(pipelines), tuple(workflows), tuple(providers), tuple(connections))
     tokens = _tokenize(text, command)
     if isinstance(tokens, ParseError):

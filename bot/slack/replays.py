@@ -1,0 +1,148 @@
+"""Each Slack request is acted on once, across every replica sharing the database.
+
+A signed request can be posted again, byte for byte, while its timestamp is within Slack's five minutes; Slack
+retries an event it thinks failed (``X-Slack-Retry-Num``); Socket Mode redelivers an envelope it saw no ack
+for (``retry_attempt``). Before Bolt sees a request, its key (``intake.request_key``: the ``event_id`` of an
+event, else the exact bytes; an envelope's ``envelope_id`` in Socket Mode) is claimed in the database with one
+insert. A repeat is answered 200 with nothing in it and does nothing else.
+
+When a request counts as taken: from the moment its claim is inserted, by the attempt that inserted it.
+
+- The attempt acks (a 2xx answer, or the envelope's ack): the request is *answered*; every repeat within
+  ``REMEMBER`` is refused.
+- The attempt fails before acking (Bolt's answer is not 2xx, an exception, the connection dropped): the claim
+  is given back at once, so Slack's retry is processed as the first delivery would have been.
+- The attempt's process dies before acking: its claim stays *held*. A repeat within ``ACK_DEADLINE`` of the
+  claim is refused (Slack retries only after waiting that long, so that is a replay, not a retry); a repeat
+  after it takes the claim over and is processed, since Slack has given that attempt up by then.
+
+``REMEMBER`` covers the window a signature stays valid (a request is accepted up to five minutes either side of
+its timestamp, so a replay can come up to ten minutes after the first delivery) and Slack's retry schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from time import time
+from typing import Any
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+
+from bot.ops.metrics import Metrics
+from bot.store.requests import RequestLedger
+
+__all__ = [
+    "ACK_DEADLINE",
+    "REMEMBER",
+    "Claim",
+    "LedgerUnavailable",
+    "ReplaySafeSocketModeHandler",
+    "Replays",
+    "envelope_key",
+    "ledger_key",
+]
+
+log = logging.getLogger(__name__)
+
+ACK_DEADLINE = timedelta(seconds=3)
+REMEMBER = timedelta(minutes=15)
+CLAIM_TIMEOUT = timedelta(seconds=2)  # a database that does not answer by then: 503 (HTTP) or no ack (Socket Mode)
+
+
+class LedgerUnavailable(Exception):
+    """The database did not answer the claim: the request is neither processed nor dropped (Slack may retry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    key: str
+    token: str
+
+
+class Replays:
+    def __init__(self, ledger: RequestLedger, now: Callable[[], datetime], metrics: Metrics | None = None) -> None:
+        self.ledger = ledger
+        self.now = now
+        self.metrics = metrics
+
+    async def claim(self, key: str, *, retry: str | None = None) -> Claim | None:
+        """This attempt's claim on ``key``, or None for a repeat (logged at INFO, counted, nothing else)."""
+        digest = ledger_key(key)
+        try:
+            async with asyncio.timeout(CLAIM_TIMEOUT.total_seconds()):  # an answer in time, even a refusal
+                token = await self.ledger.claim(digest, now=self.now(), hold=ACK_DEADLINE, keep=REMEMBER)
+        except Exception as exc:
+            raise LedgerUnavailable(type(exc).__name__) from exc
+        if token is None:
+            log.info("a repeat of a Slack request already taken was ignored%s", f" (retry {retry})" if retry else "")
+            if self.metrics is not None:
+                self.metrics.inc("pipeline_bot_slack_requests_refused_total", {"reason": "repeat"})
+            return None
+        return Claim(digest, token)
+
+    async def answered(self, claim: Claim) -> None:
+        try:
+            await self.ledger.answered(claim.key, claim.token)
+        except Exception as exc:  # the claim stays held: a repeat is still refused within the ack deadline
+            log.warning("could not record a Slack request as answered: %s", type(exc).__name__)
+
+    async def failed(self, claim: Claim) -> None:
+        try:
+            await self.ledger.release(claim.key, claim.token)
+        except Exception as exc:  # the claim lapses after the ack deadline instead
+            log.warning("could not give back the claim of an unanswered Slack request: %s", type(exc).__name__)
+
+    async def prune(self) -> None:
+        await self.ledger.prune(now=self.now())
+
+
+def ledger_key(key: str) -> str:
+    """What the ledger stores for a request key: fixed length, whatever the key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def envelope_key(req: SocketModeRequest) -> str:
+    """An event is its ``event_id`` whatever carries it; any other envelope is its ``envelope_id``."""
+    payload: Any = req.payload
+    event_id = payload.get("event_id") if isinstance(payload, dict) else None
+    if isinstance(event_id, str) and event_id:
+        return "event:" + event_id
+    return "envelope:" + req.envelope_id
+
+
+class ReplaySafeSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, with each envelope claimed before Bolt sees it. A repeat gets its ack
+    (so Slack stops redelivering it) and nothing else."""
+
+    def __init__(self, app: AsyncApp, app_token: str, replays: Replays) -> None:
+        super().__init__(app, app_token)
+        self.replays = replays
+
+    async def handle(self, client: Any, req: SocketModeRequest) -> None:
+        retry = str(req.retry_attempt) if req.retry_attempt else None
+        try:
+            claim = await self.replays.claim(envelope_key(req), retry=retry)
+        except LedgerUnavailable as exc:  # no ack: Slack redelivers it when the database may answer again
+            log.warning("a Socket Mode envelope was left unacknowledged: the database did not answer (%s)", exc)
+            return
+        if claim is None:
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+        acked = False
+        try:
+            start = time()
+            response = await run_async_bolt_app(self.app, req)
+            # Bolt acked: its listener is at work, so a redelivery must do nothing even if this ack is lost
+            acked = response.status == 200
+            await send_async_response(client, req, response, start)
+        finally:
+            await (self.replays.answered(claim) if acked else self.replays.failed(claim))

@@ -1,0 +1,251 @@
+"""A signed request acts once: posted again byte for byte within Slack's five minutes, retried by Slack after it
+was handled, sent to another replica, or redelivered in Socket Mode, it is answered (HTTP 200, empty) and does
+nothing. A request whose first delivery was never acknowledged is still processed when it comes again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from slack_bolt.response import BoltResponse
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from sqlalchemy import update
+
+from bot.runtime import Runtime
+from bot.slack.intake import request_key
+from bot.slack.replays import ACK_DEADLINE, ReplaySafeSocketModeHandler, envelope_key, ledger_key
+from bot.store.tables import slack_requests
+from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.scenario.harness import World, world
+from tests.scenario.surface import command_body
+
+
+def triggers(w: World) -> int:
+    return len(w.emulators["rivery"].state.requests_to("trigger"))
+
+
+async def test_the_same_signed_run_posted_three_times_starts_one_run(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        body = command_body(w, "run leads-ods")
+        signed_at = int(time.time())
+        answers = [await w.slack.post_raw(body, timestamp=signed_at) for _ in range(3)]
+        assert [a.status for a in answers] == [200, 200, 200]
+        assert answers[1].text == answers[2].text == ""
+        await w.card_saying("leads-ods is queued")
+
+        # three at once, to one process: still one
+        again = command_body(w, "run orders")
+        together = await asyncio.gather(*(w.slack.post_raw(again, timestamp=signed_at) for _ in range(3)))
+        assert [a.status for a in together] == [200, 200, 200]
+        await w.card_saying("orders is queued")
+        await w.settle(0.5)
+        assert triggers(w) == 2
+        assert len(w.cards()) == 2
+        assert len(w.slack.calls_to("chat.postMessage")) == 2
+        assert w.runtime.metrics.value("pipeline_bot_slack_requests_refused_total", {"reason": "repeat"}) == 4
+
+
+async def test_a_slack_retry_of_a_handled_request_starts_nothing(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        body = command_body(w, "run leads-ods")
+        first = await w.slack.post_raw(body)
+        assert first.ok
+        await w.card_saying("leads-ods is queued")
+        for attempt in ("1", "2"):  # Slack signs each retry anew: a later timestamp, the same body
+            retry = await w.slack.post_raw(body, timestamp=int(time.time()) + int(attempt),
+                                           headers={"X-Slack-Retry-Num": attempt, "X-Slack-Retry-Reason": "http_timeout"})
+            assert (retry.status, retry.text) == (200, "")
+        await w.settle(0.5)
+        assert triggers(w) == 1
+        assert len(w.cards()) == 1
+
+
+async def test_a_slack_retry_of_a_handled_event_does_nothing_though_its_bytes_differ(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        opened = {"type": "app_home_opened", "user": "U0ALICE", "tab": "home", "event_ts": "1.000001"}
+        assert (await w.slack.send_event(opened, event_id="Ev0HOME01")).ok
+        await w.until(lambda: len(w.slack.calls_to("views.publish")) == 1, what="the Home tab")
+        await asyncio.sleep(1.1)  # the retry's envelope has a later event_time: other bytes, the same event
+        retry = await w.slack.send_event(opened, event_id="Ev0HOME01", retry_num=1)
+        assert (retry.status, retry.text) == (200, "")
+        assert (await w.slack.send_event(opened, event_id="Ev0HOME02")).ok  # another event is another request
+        await w.until(lambda: len(w.slack.calls_to("views.publish")) == 2, what="the second Home tab")
+        await w.settle(0.3)
+        assert len(w.slack.calls_to("views.publish")) == 2
+
+
+async def test_a_request_whose_first_delivery_was_never_acknowledged_is_processed_when_it_comes_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with world(tmp_path) as w:
+        app = w.runtime.app
+        real = app.async_dispatch
+        failures = 1
+
+        async def first_fails(request: Any) -> BoltResponse:
+            nonlocal failures
+            if failures:
+                failures -= 1
+                return BoltResponse(status=500, body="")  # as when a listener raises before its ack
+            return await real(request)
+
+        monkeypatch.setattr(app, "async_dispatch", first_fails)
+        body = command_body(w, "run leads-ods")
+        assert (await w.slack.post_raw(body)).status == 500
+        retry = await w.slack.post_raw(body, headers={"X-Slack-Retry-Num": "1"})
+        assert retry.ok
+        await w.card_saying("leads-ods is queued")
+        assert (await w.slack.post_raw(body, headers={"X-Slack-Retry-Num": "2"})).text == ""
+        await w.settle(0.3)
+        assert triggers(w) == 1
+
+
+async def test_a_claim_left_by_a_process_that_died_before_its_ack_lapses_after_the_ack_deadline(
+    tmp_path: Path
+) -> None:
+    async with world(tmp_path) as w:
+        store = w.runtime.store
+        assert store is not None
+        body = command_body(w, "run leads-ods")
+        key = ledger_key(request_key(body.encode(), {}))
+
+        # a replica took the request and died before answering it, just now: a repeat is a replay, not a retry
+        await store.requests.claim(key, now=w.runtime.now(), hold=ACK_DEADLINE, keep=timedelta(minutes=15))
+        assert (await w.slack.post_raw(body)).text == ""
+        await w.settle(0.3)
+        assert triggers(w) == 0
+
+        # the same, longer ago than Slack waits for an ack: Slack's retry is the request's only chance
+        async with store.engine.begin() as conn:
+            await conn.execute(update(slack_requests).values(claimed_at=w.runtime.now() - 2 * ACK_DEADLINE))
+        assert (await w.slack.post_raw(body, headers={"X-Slack-Retry-Num": "1"})).ok
+        await w.card_saying("leads-ods is queued")
+        assert triggers(w) == 1
+
+
+async def test_a_replay_to_another_replica_on_postgresql_is_refused(tmp_path: Path) -> None:
+    url = await create_postgres_database()
+    try:
+        async with world(tmp_path, database_url=url) as w:
+            other = Runtime(w.settings, w.runtime.catalog)
+            await other.start()
+            try:
+                assert w.runtime.http is not None and other.http is not None
+                first_url, other_url = f"{w.runtime.http.url}/slack/events", f"{other.http.url}/slack/events"
+                body = command_body(w, "run leads-ods")
+                signed_at = int(time.time())
+                assert (await w.slack.post_raw(body, timestamp=signed_at)).ok
+                w.slack.app_url = other_url
+                replayed = await w.slack.post_raw(body, timestamp=signed_at)
+                assert (replayed.status, replayed.text) == (200, "")
+
+                # both at once, one to each replica
+                again = command_body(w, "run orders")
+
+                async def post_to(address: str) -> int:
+                    w.slack.app_url = address
+                    return (await w.slack.post_raw(again, timestamp=signed_at)).status
+
+                assert await asyncio.gather(post_to(first_url), post_to(other_url)) == [200, 200]
+                await w.card_saying("leads-ods is queued")
+                await w.card_saying("orders is queued")
+                await w.settle(0.5)
+                assert triggers(w) == 2
+                assert len(w.cards()) == 2
+            finally:
+                await other.stop()
+    finally:
+        await drop_postgres_database(url)
+
+
+# -- Socket Mode: the handler's entry point, fed envelopes as the Socket Mode client would ---------------------
+
+
+@dataclass
+class Acks:
+    """Stands in for the Socket Mode client's websocket: what the handler sends back for each envelope."""
+
+    sent: list[SocketModeResponse] = field(default_factory=list)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tests.socket_mode"))
+
+    async def send_socket_mode_response(self, response: SocketModeResponse) -> None:
+        self.sent.append(response)
+
+    def of(self, envelope_id: str) -> int:
+        return sum(1 for r in self.sent if r.envelope_id == envelope_id)
+
+
+@asynccontextmanager
+async def socket_mode(w: World) -> AsyncIterator[ReplaySafeSocketModeHandler]:
+    """The runtime's own handler class around the world's app; never connected, closed at the end."""
+    handler = ReplaySafeSocketModeHandler(w.runtime.app, "xapp-1-test", w.runtime.replays)
+    try:
+        yield handler
+    finally:
+        await handler.close_async()
+
+
+def envelope(envelope_id: str, kind: str, payload: dict[str, Any], retry: int | None = None) -> SocketModeRequest:
+    return SocketModeRequest(type=kind, envelope_id=envelope_id, payload=payload, accepts_response_payload=True,
+                             retry_attempt=retry, retry_reason="timeout" if retry else None)
+
+
+async def test_a_redelivered_socket_mode_envelope_is_acked_and_does_nothing(tmp_path: Path) -> None:
+    async with world(tmp_path) as w, socket_mode(w) as handler:
+        acks = Acks()
+        command = dict(parse_qsl(command_body(w, "run leads-ods")))
+        first = envelope("e-1", "slash_commands", command)
+        await handler.handle(acks, first)
+        for attempt in (1, 2):  # Slack saw no ack in time and sends the same envelope again
+            await handler.handle(acks, envelope("e-1", "slash_commands", command, retry=attempt))
+        assert acks.of("e-1") == 3  # every delivery acked, so Slack stops
+        await w.card_saying("leads-ods is queued")
+
+        # an event redelivered in a new envelope is still the same event
+        opened = {"type": "event_callback", "event_id": "Ev0HOME1", "team_id": w.slack.team_id,
+                  "api_app_id": w.slack.api_app_id, "event": {"type": "app_home_opened", "user": "U0ALICE",
+                                                              "tab": "home", "event_ts": "1.0"}}
+        await handler.handle(acks, envelope("e-2", "events_api", opened))
+        await handler.handle(acks, envelope("e-3", "events_api", opened, retry=1))
+        assert envelope_key(envelope("e-2", "events_api", opened)) == envelope_key(envelope("e-3", "events_api", opened))
+        await w.until(lambda: w.slack.home("U0ALICE") is not None, what="the Home tab")
+        await w.settle(0.5)
+        assert triggers(w) == 1
+        assert len(w.slack.calls_to("views.publish")) == 1
+
+
+async def test_a_socket_mode_envelope_whose_first_delivery_failed_is_processed_when_redelivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with world(tmp_path) as w:
+        app = w.runtime.app
+        real = app.async_dispatch
+        failures = 1
+
+        async def first_fails(request: Any) -> BoltResponse:
+            nonlocal failures
+            if failures:
+                failures -= 1
+                return BoltResponse(status=500, body="")
+            return await real(request)
+
+        monkeypatch.setattr(app, "async_dispatch", first_fails)
+        acks = Acks()
+        command = dict(parse_qsl(command_body(w, "run leads-ods")))
+        async with socket_mode(w) as handler:
+            await handler.handle(acks, envelope("e-9", "slash_commands", command))
+            assert acks.of("e-9") == 0  # no ack: Slack will redeliver it
+            await handler.handle(acks, envelope("e-9", "slash_commands", command, retry=1))
+            assert acks.of("e-9") == 1
+        await w.card_saying("leads-ods is queued")
+        assert triggers(w) == 1

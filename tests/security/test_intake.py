@@ -1,0 +1,221 @@
+"""What anyone on the internet can send to ``/slack/events``: garbage gets 401 (unsigned) or 400 (signed but not what
+Slack sends) with at most one WARNING line and never an ERROR or a traceback; a client that sends its request slowly
+is disconnected; an over-long command is refused with the limit, before any parsing work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import urllib.parse
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bot.emulators.slack.signing import signature
+from tests.scenario.harness import World
+from tests.scenario.surface import ask, command_body
+from tests.security import Recorder, security_world
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+def _payload(value: object) -> str:
+    return urllib.parse.urlencode({"payload": json.dumps(value)})
+
+
+VIEW_WITHOUT_TYPE = {"type": "view_submission", "user": {"id": "U0ALICE"},
+                     "view": {"id": "V0001", "callback_id": "run_modal", "state": {"values": {}}}}
+
+# (what, body, content type, signed, status)
+GARBAGE: list[tuple[str, bytes | str, str, bool, int]] = [
+    ("non-UTF-8, unsigned", b"\xff\xfe\x00command=/pipeline&text=\xc3", FORM, False, 401),
+    ("non-UTF-8, signed", b"\xff\xfe\x00command=/pipeline&text=\xc3", FORM, True, 400),
+    ("payload not JSON, unsigned", "payload=not%20json", FORM, False, 401),
+    ("payload not JSON, signed", "payload=not%20json", FORM, True, 400),
+    ("view_submission without a view type, unsigned", _payload(VIEW_WITHOUT_TYPE), FORM, False, 401),
+    ("view_submission without a view type, signed", _payload(VIEW_WITHOUT_TYPE), FORM, True, 400),
+    ("payload without a type", _payload({"view": {"id": "V1"}}), FORM, True, 400),
+    ("payload a list", _payload([1, 2]), FORM, True, 400),
+    ("payload a string", _payload("x"), FORM, True, 400),
+    ("block_actions whose actions are a string", _payload({"type": "block_actions", "actions": "x",
+                                                           "user": {"id": "U0ALICE"}}), FORM, True, 400),
+    ("JSON that does not parse, unsigned", "{not json", JSON, False, 401),
+    ("JSON that does not parse, signed", "{not json", JSON, True, 400),
+    ("JSON list", "[1]", JSON, True, 400),
+    ("event without an event", json.dumps({"type": "event_callback", "event_id": "Ev1"}), JSON, True, 400),
+    ("empty", "", FORM, True, 400),
+    ("form that is not a command", "a=b&c=d", FORM, True, 400),
+]
+
+
+async def _answers_to_garbage(w: World, recorder: Recorder) -> None:
+    for what, body, content_type, signed, status in GARBAGE:
+        seen = len(recorder.records)
+        response = await w.slack.post_raw(body, sign=signed, content_type=content_type)
+        await asyncio.sleep(0.05)  # anything logged after the answer
+        logged = [r for r in recorder.records[seen:] if r.name.startswith(("bot.", "aiohttp", "slack"))
+                  and not r.name.startswith("bot.emulators") and r.levelno >= logging.WARNING]
+        assert response.status == status, (what, response.status, response.text)
+        assert not [r for r in logged if r.levelno >= logging.ERROR], (what, [r.getMessage() for r in logged])
+        assert len(logged) <= 1, (what, [r.getMessage() for r in logged])
+        assert not any(r.exc_info for r in logged), what
+        assert len(response.text) < 200, what  # nothing of the body, no trace
+
+
+async def test_garbage_gets_401_or_400_and_one_warning_at_most(tmp_path: Path) -> None:
+    async with security_world(tmp_path) as w:
+        with Recorder() as recorder:
+            await _answers_to_garbage(w, recorder)
+
+            now = int(time.time())
+            body = command_body(w, "run leads-ods")
+            odd_headers = {
+                "a timestamp that is not a number": ("abc", "v0=" + "0" * 64),
+                "a timestamp in Arabic-Indic digits": ("١٧٠٠٠٠٠٠٠٠", signature(w.slack.signing_secret, now, body)),
+                "a timestamp of a thousand digits": ("9" * 1000, "v0=" + "0" * 64),
+                "a signature that is not ASCII": (str(now), "v0=é" + "0" * 63),
+            }
+            for what, (timestamp, signed) in odd_headers.items():
+                seen = len(recorder.records)
+                response = await w.slack.post_raw(body, headers={"X-Slack-Request-Timestamp": timestamp,
+                                                                 "X-Slack-Signature": signed})
+                assert response.status == 401, (what, response.status)
+                assert not [r for r in recorder.records[seen:] if r.levelno >= logging.ERROR], what
+
+            # requests malformed at the HTTP level, written on the socket as no HTTP client would
+            assert w.runtime.http is not None
+            address = urlsplit(w.runtime.http.url)
+            start = "POST /slack/events HTTP/1.1\r\nHost: bot\r\n"
+            malformed = {
+                "a header line of 20 KB": (f"{start}X-Pad: {'a' * 20_000}\r\n\r\n", b" 400 "),
+                "a Content-Length that is not a number": (f"{start}Content-Length: abc\r\n\r\n", b" 400 "),
+                "a chunk size that is not hex": (f"{start}Transfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n",
+                                                 b" 400 "),
+                "gzip that is not gzip": (f"{start}Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde",
+                                          b" 400 "),
+                "a path that is not ASCII": ("GET /é HTTP/1.1\r\nHost: bot\r\n\r\n", b" 400 "),
+                # a body announced larger than any Slack sends is refused before it is read
+                "a body of 2 MiB": (f"{start}Content-Type: {FORM}\r\nContent-Length: {2 * 1024 * 1024}\r\n\r\n"
+                                    "command=", b" 413 "),
+            }
+            for what, (request, status) in malformed.items():
+                seen = len(recorder.records)
+                reader, writer = await asyncio.open_connection(address.hostname, address.port)
+                writer.write(request.encode())
+                await writer.drain()
+                answer = await _closed_within(reader, 5.0)
+                writer.close()
+                await asyncio.sleep(0.05)
+                assert answer is not None and status in answer.split(b"\r\n")[0], (what, answer)
+                logged = [r for r in recorder.records[seen:] if r.levelno >= logging.WARNING
+                          and r.name.startswith(("bot.", "aiohttp", "slack"))]
+                assert len(logged) <= 1, (what, [r.getMessage() for r in logged])
+                assert not any(r.exc_info or r.levelno >= logging.ERROR for r in logged), (what, logged)
+
+            await w.settle(0.3)
+            assert not recorder.errors(), [r.getMessage() for r in recorder.errors()]
+        for emulator in w.emulators.values():
+            assert not emulator.state.requests_to("trigger")
+        assert {c.method for c in w.slack.calls} <= {"auth.test"}
+        assert not w.slack.ephemerals() and not w.slack.views
+        # the endpoint still serves Slack
+        assert "run and watch data pipelines" in (await ask(w, "help")).text
+
+
+async def test_slack_ssl_check_is_answered_without_a_signature_and_reaches_nothing(tmp_path: Path) -> None:
+    async with security_world(tmp_path) as w:
+        check = await w.slack.post_raw("ssl_check=1&token=abc", sign=False)
+        assert (check.status, check.text) == (200, "")
+        # the same flag smuggled into anything else is an unsigned request like any other
+        for smuggled in ("ssl_check=1&command=/pipeline&text=run+leads-ods&user_id=U0ALICE",
+                         "ssl_check=1&payload=%7B%7D", "ssl_check=true&token=abc"):
+            assert (await w.slack.post_raw(smuggled, sign=False)).status == 401, smuggled
+        await w.settle(0.2)
+        assert not w.emulators["rivery"].state.requests_to("trigger")
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes | None:
+    """What the server sent before it closed the connection, or None if it was still open after ``seconds``."""
+    received = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            chunk = await asyncio.wait_for(reader.read(4096), deadline - time.monotonic())
+        except TimeoutError:
+            return None
+        except ConnectionResetError:  # closed with our unread bytes still in its buffer: a reset, not a FIN
+            return received
+        if not chunk:
+            return received
+        received += chunk
+    return None
+
+
+async def test_a_slow_client_is_disconnected(tmp_path: Path) -> None:
+    async with security_world(tmp_path, http_read_timeout_seconds=0.5) as w:
+        assert w.runtime.http is not None
+        address = urlsplit(w.runtime.http.url)
+        host, port = address.hostname or "127.0.0.1", address.port or 80
+
+        async def dribble(first: bytes, then: bytes) -> bytes | None:
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(first)
+                await writer.drain()
+                waiting = asyncio.ensure_future(_closed_within(reader, 5.0))
+                while not waiting.done():  # one byte every 100 ms: the connection is never idle
+                    try:
+                        writer.write(then)
+                        await writer.drain()
+                    except ConnectionError:
+                        break
+                    await asyncio.sleep(0.1)
+                return await waiting
+            finally:
+                writer.close()
+
+        started = time.monotonic()
+        # headers that never end
+        assert await dribble(b"POST /slack/events HTTP/1.1\r\nHost: bot\r\n", b"X") is not None
+        # a body that never ends
+        headers = (f"POST /slack/events HTTP/1.1\r\nHost: bot\r\nContent-Type: {FORM}\r\n"
+                   "Content-Length: 100000\r\n\r\n").encode()
+        assert await dribble(headers + b"command=", b"a") is not None
+        # a body that stops coming: answered 408, then closed
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(headers + b"command=")
+        answer = await _closed_within(reader, 5.0)
+        writer.close()
+        assert answer is not None and answer.startswith(b"HTTP/1.1 408"), answer
+        # a connection that never says anything
+        reader, writer = await asyncio.open_connection(host, port)
+        assert await _closed_within(reader, 5.0) == b""
+        writer.close()
+        assert time.monotonic() - started < 8.0
+
+        # the server serves the next client as always
+        assert "run and watch data pipelines" in (await ask(w, "help")).text
+
+
+async def test_an_over_long_command_is_refused_saying_the_limit(tmp_path: Path) -> None:
+    async with security_world(tmp_path) as w:
+        reply = await ask(w, "run leads-ods note=é" + "a" * 500_000)
+        assert reply.text.startswith("⚠️"), reply.text
+        assert "at most 4,000" in reply.text and "500,020 characters" in reply.text, reply.text
+        just_over = await ask(w, "run leads-ods " + "x" * (4001 - len("run leads-ods ")))
+        assert "at most 4,000" in just_over.text
+        await w.settle(0.3)
+        assert not w.emulators["rivery"].state.requests_to("trigger")
+
+
+async def test_a_command_mentioning_payload_is_read_as_typed(tmp_path: Path) -> None:
+    """Bolt reads any form containing the word "payload" as an interactive payload, and found this one empty."""
+    async with security_world(tmp_path) as w:
+        reply = await ask(w, "run leads-ods load_date=payload")
+        assert "`load_date=payload` must be a date like 2024-01-31" in reply.text, reply.text
+        assert (await w.command("run notes-load note=payload")).ok
+        await w.card_saying("notes-load is queued")
+        [trigger] = w.emulators["rivery"].state.requests_to("trigger")
+        assert "payload" in json.dumps(trigger.body)

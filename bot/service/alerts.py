@@ -3,7 +3,8 @@
 - A failure opens an alert in the pipeline's channel (its own, a routing rule's, else the default).
   When the run's card already sits in that channel, the card (and its thread) is the alert.
 - Failures landing in one channel within ``group_window`` are announced in one message listing each.
-- A pipeline failing again inside its suppression interval updates its open alert instead of posting.
+- A pipeline failing again inside its suppression interval updates its open alert instead of posting;
+  never an alert whose only post is a run's card (a repeat folded into it would show nowhere).
 - A success of a run begun after an alert's latest failure marks it recovered; a run begun before does not.
   An alert resolved before it was posted is posted all the same (showing its failure, owners and what
   resolved it). A muted pipeline's failures are recorded, never announced.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -112,6 +112,9 @@ class AlertStore:
                     alerts.c.last_at >= now - suppress,
                     alerts.c.muted.is_(muted),  # once unmuted, a failure is news again: not folded into a silent one
                     alerts.c.channel == channel,  # routed elsewhere now (a new watch channel): a new alert there
+                    # a run's card that was the alert tells that run only: a repeat folded into it would show
+                    # nowhere, so it opens an alert of its own (a repeat whose card is the alert is one again)
+                    or_(alerts.c.group_key.is_(None), alerts.c.group_key.not_like("run:%")),
                 )
                 .order_by(alerts.c.id.desc())
                 .limit(1)

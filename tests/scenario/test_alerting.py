@@ -371,3 +371,47 @@ async def test_a_run_begun_before_the_failing_one_that_succeeds_after_it_leaves_
 def home_text(w: World, user: str = "U0ALICE") -> str:
     view = w.slack.home(user)
     return "\n".join(b["text"]["text"] for b in (view.blocks if view else []) if b.get("type") == "section")
+
+
+async def test_a_repeat_failure_after_a_card_that_was_the_alert_is_announced_with_its_owners(tmp_path: Path) -> None:
+    """A run started from the alert channel fails: its card is the alert. The pipeline fails again inside the
+    suppression interval, run by its schedule outside Slack (no card): that failure is announced in the alert
+    channel with its owners, not folded into the first run's card where nobody would see it. A later success
+    resolves both."""
+    async with world(tmp_path) as w:
+        w.advance(120)
+        await w.settle(0.5)  # watching begins
+        tailer = w.emulators["tailer"]
+        tailer.state.script(TAILER_CONFIG, [Outcome(result="fail", queued_s=0, running_s=1, message="first"),
+                                            Outcome(queued_s=0, running_s=1)])
+        await w.command("run iowa-pda", channel="C0OPS")
+        await w.card_saying("iowa-pda", channel="C0OPS")
+        w.advance(2)
+        card = await w.card_saying("failed", channel="C0OPS")
+        await w.until(lambda: any("S0DATAENG" in json.dumps(m.blocks) for m in w.thread(card)), 5,
+                      what="the owners pinged in the card's thread")
+        store = w.runtime.store
+        assert store is not None
+        [first] = await store.recent_runs("iowa-pda")
+
+        w.advance(600)
+        tailer.external_run(TAILER_CONFIG, {}, Outcome(result="fail", queued_s=0, running_s=1, message="second"))
+        w.advance(2)
+
+        def alert_messages() -> list[Message]:
+            return [m for m in w.slack.messages("C0OPS") if m.ts != card.ts and "iowa-pda" in m.text]
+
+        await w.until(lambda: bool(alert_messages()), 10, what="the repeat failure announced in C0OPS")
+        [alert] = alert_messages()
+        second = max(await store.recent_runs("iowa-pda"), key=lambda r: r.id)
+        assert second.origin == "watch" and second.state == "failed"
+        posted = first_version(alert)
+        assert "<!subteam^S0DATAENG>" in posted and f"run #{second.id}" in posted
+        assert {a.last_run_id for a in await store.alerting.open_alerts()} == {first.id, second.id}
+
+        await w.command("run iowa-pda", channel="C0GENERAL")  # a later run succeeds: both are resolved
+        await w.card_saying("iowa-pda", channel="C0GENERAL")
+        w.advance(2)
+        await w.until(lambda: "recovered" in json.dumps(w.slack.message("C0OPS", alert.ts).blocks), 10,
+                      what="the repeat's alert rewritten as recovered")
+        assert not [a for a in await store.alerting.open_alerts() if a.pipeline == "iowa-pda"]

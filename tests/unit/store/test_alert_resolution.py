@@ -172,3 +172,28 @@ async def test_a_new_failure_after_a_resolution_before_the_flush_is_a_new_alert_
     [group] = await flushed(store, 1 + WINDOW.total_seconds())
     assert [(a.id, a.state) for a in group] == [(alert.id, "recovered"), (fresh.id, "open")]
     assert await open_ids(store) == [fresh.id]
+
+
+async def test_a_repeat_is_never_folded_into_an_alert_whose_only_post_is_the_first_runs_card(store: Store) -> None:
+    """The card told its own run only: the repeat needs an alert that is posted (pending, flushed)."""
+    first = await started(store, 0)
+    first = await ended(store, first, RunState.FAILED, 1)
+    carded, new = await store.alerting.record_failure(
+        PIPELINE, channel="C0ALERTS", run_id=first.id, message="first", muted=False, announced_by=f"run:{first.id}",
+        suppress=timedelta(hours=1), now=at(1),
+    )
+    assert new and carded.state == "open" and carded.group_key == f"run:{first.id}"
+    second = await started(store, 60, origin="watch", ref="w-2")
+    second = await ended(store, second, RunState.FAILED, 61)
+    repeat = await failure(store, second, 61)
+    assert repeat.id != carded.id and repeat.state == "pending" and repeat.count == 1
+    third = await started(store, 70, origin="watch", ref="w-3")
+    third = await ended(store, third, RunState.FAILED, 71)
+    assert (await failure(store, third, 71)).id == repeat.id  # later repeats fold into the posted alert
+    [[posted]] = await flushed(store, 61 + WINDOW.total_seconds())
+    assert posted.id == repeat.id and posted.count == 2
+    fixed = await started(store, 80)
+    fixed = await ended(store, fixed, RunState.SUCCEEDED, 81)
+    resolved = await store.alerting.recover(PIPELINE, fixed.id, now=at(81))
+    assert sorted(a.id for a in resolved) == [carded.id, repeat.id]
+    assert all(a.state == "recovered" for a in resolved)

@@ -12,7 +12,9 @@ it (as resolved) like any other; an alert already posted is marked ``recovered``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,6 +79,7 @@ class AlertStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._locks: dict[str, asyncio.Lock] = {}  # SQLite: per pipeline, see _serialized
 
     # -- failures ---------------------------------------------------------------------------
 
@@ -97,8 +100,7 @@ class AlertStore:
         ``announced_by``: the key of a message that already tells the channel (the run's own card), so
         the alert needs no post of its own.
         """
-        async with self.engine.begin() as conn:
-            await self._serialize(conn, pipeline)
+        async with self._serialized(pipeline) as conn:
             told = await _alert_counting(conn, pipeline, run_id)
             if told is not None:
                 return told, False  # the same failure told twice (a retried notification): counted once
@@ -164,8 +166,7 @@ class AlertStore:
         """Run ``run_id`` of ``pipeline`` succeeded: the unresolved failure alerts whose every counted failure
         began before it are resolved. A posted one becomes ``recovered``; a pending one stays pending (its post
         is still owed) with ``recovered_at`` set. Returns the alerts resolved."""
-        async with self.engine.begin() as conn:
-            await self._serialize(conn, pipeline)
+        async with self._serialized(pipeline) as conn:
             success = await _began(conn, [run_id])
             if run_id not in success:
                 return []
@@ -250,11 +251,20 @@ class AlertStore:
         async with self.engine.connect() as conn:
             return [_from(r) for r in (await conn.execute(query)).mappings()]
 
-    async def _serialize(self, conn: AsyncConnection, pipeline: str) -> None:
-        """On PostgreSQL, one transaction at a time records a failure or a success of ``pipeline``'s alerts: a
-        failure and the success that resolves it, handled by two replicas at once, each see the other."""
+    @asynccontextmanager
+    async def _serialized(self, pipeline: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction that records a failure or a success of ``pipeline``'s alerts, one at a time: a failure
+        and the success that resolves it, handled at once (two replicas, or the poller and the watcher of one
+        process), each see the other. PostgreSQL: an advisory lock held to the commit. SQLite serves one
+        process (several processes need PostgreSQL), so a lock of this process suffices; the transaction
+        begins once it is held, so it reads what the other one committed."""
         if self._postgres:
-            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"alerts:{pipeline}"))))
+            async with self.engine.begin() as conn:
+                await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"alerts:{pipeline}"))))
+                yield conn
+            return
+        async with self._locks.setdefault(pipeline, asyncio.Lock()), self.engine.begin() as conn:
+            yield conn
 
     # -- connection health ------------------------------------------------------------------
 

@@ -4,10 +4,14 @@ Each test runs on SQLite and on PostgreSQL (the ``store`` fixture)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from bot.models import RunState, RunStatus
+from bot.store import alerting
 from bot.store.alerting import Alert
 from bot.store.records import NewRun, RunRecord
 from bot.store.store import Store
@@ -197,3 +201,38 @@ async def test_a_repeat_is_never_folded_into_an_alert_whose_only_post_is_the_fir
     resolved = await store.alerting.recover(PIPELINE, fixed.id, now=at(81))
     assert sorted(a.id for a in resolved) == [carded.id, repeat.id]
     assert all(a.state == "recovered" for a in resolved)
+
+
+async def test_a_failure_and_the_success_that_resolves_it_recorded_at_once_leave_no_alert_open(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poller records a failure while the watcher records the success of a run begun after it (two jobs of
+    one process, or two replicas). Forced interleaving: the failure has looked for a later success (none yet)
+    when the success is recorded and resolves; neither may miss the other."""
+    failing = await started(store, 0)
+    later = await started(store, 10, origin="watch", ref="w-later")
+    failing = await ended(store, failing, RunState.FAILED, 60)
+    looked, go = asyncio.Event(), asyncio.Event()
+    real = alerting._later_success
+
+    async def slow(conn: Any, pipeline: str, run_id: int) -> int | None:
+        found = await real(conn, pipeline, run_id)
+        looked.set()
+        await go.wait()  # what a slow disk or a busy event loop does between the look and the insert
+        return found
+
+    monkeypatch.setattr(alerting, "_later_success", slow)
+
+    async def success() -> None:
+        await looked.wait()
+        done = await ended(store, later, RunState.SUCCEEDED, 61)
+        resolving = asyncio.create_task(store.alerting.recover(PIPELINE, done.id, now=at(61)))
+        # unserialized, the recovery looks for alerts now and finds none; serialized, it waits its turn
+        await asyncio.wait({resolving}, timeout=2.0)
+        go.set()
+        await resolving
+
+    recorded, _ = await asyncio.wait_for(asyncio.gather(failure(store, failing, 60), success()), 30)
+    assert await open_ids(store) == []
+    [[posted]] = await flushed(store, 60 + WINDOW.total_seconds())
+    assert posted.id == recorded.id and posted.state == "recovered" and posted.recovered_by_run == later.id

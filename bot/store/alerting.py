@@ -32,6 +32,7 @@ from bot.store.tables import alerts, connection_health, runs, singletons, watche
 __all__ = ["Alert", "AlertStore", "Health", "Watch"]
 
 MAX_RUNS_KEPT = 50
+LOOKBACK = timedelta(days=2)  # how long before it was recorded a run may have begun (the watch lists a day back)
 SUCCEEDED = "succeeded"  # RunState.SUCCEEDED as stored
 
 
@@ -182,7 +183,7 @@ class AlertStore:
             failed = await _began(conn, [i for r in rows for i in (r["runs"] or [])])
             began = success[run_id]
             # every counted failure (those still stored) began before this run: its latest one included
-            ids = [r["id"] for r in rows if all(failed[i] < began for i in (r["runs"] or []) if i in failed)]
+            ids = [r["id"] for r in rows if all(failed[i].before(began) for i in (r["runs"] or []) if i in failed)]
             if not ids:
                 return []
             await conn.execute(
@@ -415,21 +416,49 @@ class AlertStore:
             return True
 
 
-Began = tuple[datetime, int]
+@dataclass(frozen=True, slots=True)
+class Began:
+    """What tells when a run of a pipeline began, to order it against another."""
+
+    id: int
+    connection: str
+    recorded: datetime  # the bot's clock: when it recorded the run (just before triggering it) or first saw it
+    started: datetime | None  # the provider's clock: when it says the run started
+
+    def before(self, other: Began) -> bool:
+        """Whether this run began before ``other``. Two clocks are never compared with each other (a provider's
+        may be off, or its naive local times read as UTC):
+
+        - both runs have a start time from the same connection: those, the provider's clock against itself.
+          They are the only times that place a run the watch found after it began (its ``recorded`` is when
+          it was seen, not when it began);
+        - otherwise the bot's own clock: when it triggered each run or first saw it;
+        - equal times: the run recorded first (the lower id).
+
+        A provider that gives no start time has the bot's first sight of the run running stored instead: its
+        runs compare on the bot's clock throughout, and only a provider giving it for some runs and not others
+        can still mix two clocks.
+        """
+        if self.connection == other.connection and self.started is not None and other.started is not None:
+            if self.started != other.started:
+                return self.started < other.started
+        elif self.recorded != other.recorded:
+            return self.recorded < other.recorded
+        return self.id < other.id
 
 
-def _began_of(run_id: int, created: datetime, started: datetime | None) -> Began:
-    """When a run began, to order runs of one pipeline: the earlier of when the bot recorded it and when the
-    provider says it started (a run the bot triggers is recorded before it starts, one the watch finds after),
-    then its id (recorded first) for a tie."""
-    return (created if started is None else min(created, started)), run_id
+_BEGAN = (runs.c.id, runs.c.connection, runs.c.created_at, runs.c.started_at)
+
+
+def _began_of(row: Any) -> Began:
+    return Began(id=row.id, connection=row.connection, recorded=row.created_at, started=row.started_at)
 
 
 async def _began(conn: AsyncConnection, run_ids: list[int]) -> dict[int, Began]:
     if not run_ids:
         return {}
-    query = select(runs.c.id, runs.c.created_at, runs.c.started_at).where(runs.c.id.in_(set(run_ids)))
-    return {row.id: _began_of(row.id, row.created_at, row.started_at) for row in await conn.execute(query)}
+    query = select(*_BEGAN).where(runs.c.id.in_(set(run_ids)))
+    return {row.id: _began_of(row) for row in await conn.execute(query)}
 
 
 async def _later_success(conn: AsyncConnection, pipeline: str, run_id: int) -> int | None:
@@ -437,14 +466,15 @@ async def _later_success(conn: AsyncConnection, pipeline: str, run_id: int) -> i
     failed = (await _began(conn, [run_id])).get(run_id)
     if failed is None:
         return None
-    query = select(runs.c.id, runs.c.created_at, runs.c.started_at).where(
+    query = select(*_BEGAN).where(
         runs.c.pipeline == pipeline,
         runs.c.state == SUCCEEDED,
-        runs.c.created_at >= failed[0],  # a run is recorded no earlier than it began
+        # a run begun after the failed one was recorded after it began, which is at most the watch's
+        # lookback before the failed run was recorded: no need to read the pipeline's whole history
+        runs.c.created_at >= failed.recorded - LOOKBACK,
     )
-    began = (_began_of(row.id, row.created_at, row.started_at) for row in await conn.execute(query))
-    later = sorted(b for b in began if b > failed)
-    return later[0][1] if later else None
+    later = [b for b in map(_began_of, await conn.execute(query)) if failed.before(b)]
+    return min(later, key=lambda b: b.id).id if later else None
 
 
 async def _alert_counting(conn: AsyncConnection, pipeline: str, run_id: int) -> Alert | None:

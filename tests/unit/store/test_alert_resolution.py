@@ -236,3 +236,22 @@ async def test_a_failure_and_the_success_that_resolves_it_recorded_at_once_leave
     assert await open_ids(store) == []
     [[posted]] = await flushed(store, 60 + WINDOW.total_seconds())
     assert posted.id == recorded.id and posted.state == "recovered" and posted.recovered_by_run == later.id
+
+
+async def test_a_provider_clock_ahead_of_the_bots_never_lets_a_run_begun_earlier_resolve(store: Store) -> None:
+    """The provider's times read an hour ahead (its naive local times taken as UTC, say). A scheduled run began
+    at 0 and is found by the watch at 45; a run started from Slack at 20 fails. The scheduled run succeeding
+    must not resolve that failure: it began first (provider's clock against itself), whatever the bot's clock
+    says of when each was recorded."""
+    ahead = 3600
+    failing = await started(store, 20, provider_start=20 + ahead)
+    failing = await ended(store, failing, RunState.FAILED, 25)
+    alert = await failure(store, failing, 25)
+    scheduled = await started(store, 45, origin="watch", provider_start=0 + ahead, ref="sched-1")
+    scheduled = await ended(store, scheduled, RunState.SUCCEEDED, 105)
+    assert await store.alerting.recover(PIPELINE, scheduled.id, now=at(105)) == []
+    assert await open_ids(store) == [alert.id]
+    retry = await started(store, 120, provider_start=120 + ahead)  # begun after the failure: resolves it
+    retry = await ended(store, retry, RunState.SUCCEEDED, 130)
+    assert [a.id for a in await store.alerting.recover(PIPELINE, retry.id, now=at(130))] == [alert.id]
+

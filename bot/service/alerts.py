@@ -22,7 +22,7 @@ from typing import Any
 from bot.catalog.model import Catalog, Pipeline
 from bot.ops.metrics import Metrics
 from bot.service.clients import ClientPool
-from bot.slack.blocks.alerts import alert_group, connection_alert, connection_back
+from bot.slack.blocks.alerts import alert_batches, alert_group, connection_alert, connection_back
 from bot.store.alerting import Alert
 from bot.store.records import RunRecord
 from bot.store.store import Store
@@ -102,14 +102,19 @@ class Alerter:
         return recovered
 
     async def flush(self) -> list[str]:
-        """Announce pending alerts, one message per channel and burst."""
+        """Announce pending alerts, one message per channel and burst (a few for a storm too large for one)."""
         sizes: list[int] = []
 
         def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
             sizes.append(len(group))
             return self._render(key, group)
 
-        written = await self.store.alerting.flush(now=self.now(), window=self.group_window, render=render)
+        def split(group: list[Alert]) -> list[list[Alert]]:
+            return alert_batches(group, owners={p.name: p.owners for p in self.catalog.pipelines.values()})
+
+        written = await self.store.alerting.flush(
+            now=self.now(), window=self.group_window, render=render, split=split
+        )
         for size in sizes:
             self.metrics.inc("pipeline_bot_alert_messages_total", {"size": "single" if size == 1 else "grouped"})
         return written

@@ -74,6 +74,11 @@ class Health:
 
 
 Render = Callable[[str, list[Alert]], tuple[str, str, list[dict[str, Any]]]]
+Split = Callable[[list[Alert]], list[list[Alert]]]  # one channel's alerts into the messages that list them
+
+
+def _whole(group: list[Alert]) -> list[list[Alert]]:
+    return [group]
 
 
 class AlertStore:
@@ -197,9 +202,10 @@ class AlertStore:
             )
             return [await _alert(conn, i) for i in ids]
 
-    async def flush(self, *, now: datetime, window: timedelta, render: Render) -> list[str]:
-        """Announce pending alerts: per channel, all pending ones in one message once the oldest waited
-        ``window`` (so a burst becomes one message). Returns the message keys written."""
+    async def flush(self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole) -> list[str]:
+        """Announce pending alerts: per channel, all pending ones once the oldest waited ``window`` (so a burst
+        becomes one message, or the few ``split`` makes of a storm too large for one). Returns the message
+        keys written."""
         written = []
         async with self.engine.begin() as conn:
             due = (
@@ -217,14 +223,18 @@ class AlertStore:
                 ids = sorted((await conn.execute(query)).scalars())
                 if not ids:
                     continue
-                key = f"alerts:{channel}:{ids[0]}"
                 # one resolved while pending is posted all the same, showing what resolved it
                 resolved = case((alerts.c.recovered_at.is_not(None), "recovered"), else_="open")
-                await conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(state=resolved, group_key=key))
-                group = [await _alert(conn, i) for i in ids]
-                key, text, blocks = render(key, group)
-                await write_message(conn, key, channel, text, blocks, now=now)
-                written.append(key)
+                await conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(state=resolved))
+                batches = [[a.id for a in batch] for batch in split([await _alert(conn, i) for i in ids]) if batch]
+                if sorted(i for batch in batches for i in batch) != ids:
+                    raise AssertionError(f"alerts {ids} split into {batches}: each must be in one message")
+                for batch in batches:
+                    key = f"alerts:{channel}:{batch[0]}"
+                    await conn.execute(update(alerts).where(alerts.c.id.in_(batch)).values(group_key=key))
+                    key, text, blocks = render(key, [await _alert(conn, i) for i in batch])
+                    await write_message(conn, key, channel, text, blocks, now=now)
+                    written.append(key)
         return written
 
     async def group(self, key: str) -> list[Alert]:

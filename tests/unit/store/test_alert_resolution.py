@@ -255,3 +255,34 @@ async def test_a_provider_clock_ahead_of_the_bots_never_lets_a_run_begun_earlier
     retry = await ended(store, retry, RunState.SUCCEEDED, 130)
     assert [a.id for a in await store.alerting.recover(PIPELINE, retry.id, now=at(130))] == [alert.id]
 
+
+
+async def test_a_storm_too_large_for_one_message_is_flushed_as_several_each_alert_in_exactly_one(
+    store: Store,
+) -> None:
+    failed = []
+    for i in range(5):
+        run = await started(store, i)
+        failed.append(await ended(store, run, RunState.FAILED, 5))
+    ids = []
+    for i, run in enumerate(failed):
+        alert, _ = await store.alerting.record_failure(
+            f"pipeline-{i}", channel="C0ALERTS", run_id=run.id, message="boom", muted=False, announced_by=None,
+            suppress=timedelta(hours=1), now=at(5),
+        )
+        ids.append(alert.id)
+    rendered: dict[str, list[int]] = {}
+
+    def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
+        rendered[key] = [a.id for a in group]
+        return key, "alerts", []
+
+    def pairs(group: list[Alert]) -> list[list[Alert]]:
+        return [group[i:i + 2] for i in range(0, len(group), 2)]
+
+    keys = await store.alerting.flush(now=at(5) + WINDOW, window=WINDOW, render=render, split=pairs)
+    assert keys == [f"alerts:C0ALERTS:{ids[0]}", f"alerts:C0ALERTS:{ids[2]}", f"alerts:C0ALERTS:{ids[4]}"]
+    assert list(rendered.values()) == [ids[0:2], ids[2:4], ids[4:]]
+    for key, members in rendered.items():  # a repeat or a recovery rewrites the one message that lists it
+        assert [a.id for a in await store.alerting.group(key)] == members
+    assert await store.alerting.flush(now=at(60), window=WINDOW, render=render, split=pairs) == []

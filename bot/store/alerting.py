@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.store.messages import write_message
 from bot.store.tables import alerts, connection_health, runs, singletons, watches
 
-__all__ = ["Alert", "AlertStore", "Health", "Watch"]
+__all__ = ["Alert", "AlertStore", "Health", "Watch", "repoint_alerts"]
 
 MAX_RUNS_KEPT = 50
 LOOKBACK = timedelta(days=2)  # how long before it was recorded a run may have begun (the watch lists a day back)
@@ -485,6 +485,31 @@ async def _later_success(conn: AsyncConnection, pipeline: str, run_id: int) -> i
     )
     later = [b for b in map(_began_of, await conn.execute(query)) if failed.before(b)]
     return min(later, key=lambda b: b.id).id if later else None
+
+
+async def repoint_alerts(conn: AsyncConnection, old: int, new: int) -> None:
+    """Run ``old`` is being merged into run ``new`` (a watched copy of a run the bot triggered): the alerts
+    that count it count ``new`` instead, so the failure, told again by ``new``, is counted once."""
+    pipeline = select(runs.c.pipeline).where(runs.c.id == old).scalar_subquery()
+    query = (
+        select(alerts.c.id, alerts.c.runs, alerts.c.last_run_id, alerts.c.recovered_by_run)
+        .where(alerts.c.kind == "failure", alerts.c.pipeline == pipeline)
+        .order_by(alerts.c.id.desc())
+        .limit(20)  # the copy is minutes old: its alert is among the pipeline's last few
+    )
+    for row in (await conn.execute(query)).mappings():
+        counted = list(row["runs"] or [])
+        if old not in counted and old not in (row["last_run_id"], row["recovered_by_run"]):
+            continue
+        await conn.execute(
+            update(alerts)
+            .where(alerts.c.id == row["id"])
+            .values(
+                runs=list(dict.fromkeys(new if i == old else i for i in counted)),
+                last_run_id=new if row["last_run_id"] == old else row["last_run_id"],
+                recovered_by_run=new if row["recovered_by_run"] == old else row["recovered_by_run"],
+            )
+        )
 
 
 async def _alert_counting(conn: AsyncConnection, pipeline: str, run_id: int) -> Alert | None:

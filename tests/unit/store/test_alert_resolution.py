@@ -286,3 +286,22 @@ async def test_a_storm_too_large_for_one_message_is_flushed_as_several_each_aler
     for key, members in rendered.items():  # a repeat or a recovery rewrites the one message that lists it
         assert [a.id for a in await store.alerting.group(key)] == members
     assert await store.alerting.flush(now=at(60), window=WINDOW, render=render, split=pairs) == []
+
+
+async def test_a_failure_alerted_for_a_watched_copy_of_a_slow_trigger_counts_once_for_the_run_it_becomes(
+    store: Store,
+) -> None:
+    """A trigger answered late: the watch listed the new run first, recorded it as found outside Slack and its
+    failure was alerted. The answer arrives, the copy is merged into the run the bot triggered, which then
+    reports the same failure: one failure, counted once, and the alert names the run that remains."""
+    mine = await store.create_run(
+        NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin="slack",
+               pipeline=PIPELINE, channel="C0GENERAL"), now=at(0), next_poll_at=None)
+    copy = await started(store, 3, origin="watch", ref="X")
+    copy = await ended(store, copy, RunState.FAILED, 3)
+    alert = await failure(store, copy, 3)
+    mine = await store.record_triggered(mine.id, "X", now=at(5), next_poll_at=at(6))
+    assert await store.get_run(copy.id) is None  # merged
+    mine = await ended(store, mine, RunState.FAILED, 6)
+    again = await failure(store, mine, 6)
+    assert again.id == alert.id and again.count == 1 and again.runs == (mine.id,) and again.last_run_id == mine.id

@@ -142,3 +142,27 @@ def test_short_parameter_form_and_routes() -> None:
     p = catalog.pipelines["ingest-a"]
     assert p.parameters["limit"].default == "10"
     assert catalog.channel_for(p) == "#ingest"
+
+
+def test_a_watched_pipeline_with_nowhere_to_alert_and_owners_nobody_can_be_mentioned_as_are_errors() -> None:
+    """A watched pipeline's failures have no card: with no channel anywhere they would only reach a log line.
+    Owners are mentioned in alerts: a channel id there would silently mention nobody."""
+    problems = problems_of(
+        """
+        defaults: {owners: [C0DATAOPS1]}
+        connections:
+          rv: {provider: rivery, api_token: "${TOKEN}"}
+        pipelines:
+          watched: {connection: rv, river_id: r1, watch: true}
+          routed: {connection: rv, river_id: r2, watch: true, tags: [finance]}
+          quiet: {connection: rv, river_id: r3, owners: [U0BOB, G0GROUPS1]}
+        routes:
+          - {tag: finance, channel: "#finance"}
+        """
+    )
+    assert "pipelines.watched: watched but no channel for alerts; set channel or defaults.channel" in problems
+    assert not [p for p in problems if p.startswith("pipelines.routed")]  # a route gives it one
+    assert not [p for p in problems if p.startswith("pipelines.quiet:")]  # not watched: its card shows it
+    assert any(p.startswith("defaults.owners: 'C0DATAOPS1' cannot be mentioned") for p in problems)
+    assert any(p.startswith("pipelines.quiet.owners: 'G0GROUPS1' cannot be mentioned") for p in problems)
+    assert len(problems) == 3, problems

@@ -126,6 +126,7 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
     connections = _connections(_section(raw, "connections", problems), env, problems, warnings)
     pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems)
     routes = _routes(raw.get("routes") or [], problems)
+    _alerts_reach_people(pipelines, routes, defaults, problems)
     workflows = _workflows(_section(raw, "workflows", problems), pipelines, defaults, problems)
 
     if problems:
@@ -430,6 +431,29 @@ def _routes(raw: object, problems: list[str]) -> list[RouteRule]:
                 problems.append(f"routes[{i}].provider: {rule.provider!r} is not a provider")
             rules.append(rule)
     return rules
+
+
+def _alerts_reach_people(
+    pipelines: Mapping[str, Pipeline], routes: list[RouteRule], defaults: Defaults, problems: list[str]
+) -> None:
+    """A watched pipeline's failures have no card to show them: without a channel for its alerts they would be
+    dropped. Owners are mentioned in alerts: a channel id or ``*`` there would mention nobody."""
+    where = Catalog(connections={}, pipelines=pipelines, defaults=defaults, routes=tuple(routes))
+    for pipeline in pipelines.values():
+        if pipeline.watch and where.channel_for(pipeline) is None:
+            problems.append(
+                f"pipelines.{pipeline.name}: watched but no channel for alerts; set channel or defaults.channel"
+            )
+    owner_lists = [("defaults.owners", defaults.owners)] + [
+        (f"pipelines.{p.name}.owners", p.owners) for p in pipelines.values() if p.owners != defaults.owners
+    ]
+    for path, owners in owner_lists:
+        for owner in owners:
+            if not owner.startswith(("U", "W", "S")):
+                problems.append(
+                    f"{path}: {owner!r} cannot be mentioned in an alert; owners are people (U…) or user "
+                    "groups (S…)"
+                )
 
 
 # -- pydantic errors as lines -----------------------------------------------------------------

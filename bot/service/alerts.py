@@ -3,7 +3,8 @@
 - A failure opens an alert in the pipeline's channel (its own, a routing rule's, else the default).
   When the run's card already sits in that channel, the card (and its thread) is the alert.
 - Failures landing in one channel within ``group_window`` are announced in one message listing each.
-- A pipeline failing again inside its suppression interval updates its open alert instead of posting.
+- A pipeline failing again inside its suppression interval updates its open alert instead of posting;
+  never an alert whose only post is a run's card (a repeat folded into it would show nowhere).
 - A success of a run begun after an alert's latest failure marks it recovered; a run begun before does not.
   An alert resolved before it was posted is posted all the same (showing its failure, owners and what
   resolved it). A muted pipeline's failures are recorded, never announced.
@@ -23,7 +24,13 @@ from typing import Any
 from bot.catalog.model import Catalog, Pipeline
 from bot.ops.metrics import Metrics
 from bot.service.clients import ClientPool
-from bot.slack.blocks.alerts import alert_group, connection_alert, connection_back, credential_expiring
+from bot.slack.blocks.alerts import (
+    alert_batches,
+    alert_group,
+    connection_alert,
+    connection_back,
+    credential_expiring,
+)
 from bot.store.alerting import Alert
 from bot.store.records import RunRecord
 from bot.store.store import Store
@@ -105,14 +112,19 @@ class Alerter:
         return recovered
 
     async def flush(self) -> list[str]:
-        """Announce pending alerts, one message per channel and burst."""
+        """Announce pending alerts, one message per channel and burst (a few for a storm too large for one)."""
         sizes: list[int] = []
 
         def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
             sizes.append(len(group))
             return self._render(key, group)
 
-        written = await self.store.alerting.flush(now=self.now(), window=self.group_window, render=render)
+        def split(group: list[Alert]) -> list[list[Alert]]:
+            return alert_batches(group, owners={p.name: p.owners for p in self.catalog.pipelines.values()})
+
+        written = await self.store.alerting.flush(
+            now=self.now(), window=self.group_window, render=render, split=split
+        )
         for size in sizes:
             self.metrics.inc("pipeline_bot_alert_messages_total", {"size": "single" if size == 1 else "grouped"})
         return written

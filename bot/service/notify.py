@@ -31,6 +31,8 @@ Now = Callable[[], datetime]
 class RetryHook(Protocol):
     async def maybe_retry(self, run: RunRecord) -> bool: ...
 
+    async def held_failure(self, run: RunRecord) -> RunRecord | None: ...
+
 
 class WorkflowHook(Protocol):
     async def step_ended(self, run: RunRecord) -> None: ...
@@ -129,18 +131,33 @@ class Notifier:
         if self.workflows is not None and run.workflow_run_id is not None:
             await self.workflows.step_ended(run)
         if run.run_state is RunState.FAILED:
-            card_channel = self.channel_for(run) if self.has_card(run) else None
-            alert = await self.alerter.on_failure(run, card_channel=card_channel) if self.alerter else None
-            if self.has_card(run):
-                # owners are pinged once per alert: in this thread when the card is the alert, else in the alert
-                mention = alert is None or (alert.count == 1 and alert.group_key == f"run:{run.id}")
-                await self.failure(run, mention=mention)
+            await self._failed(run)
         elif run.run_state is RunState.SUCCEEDED and self.alerter is not None:
             await self.alerter.on_success(run)
         elif run.run_state is RunState.UNKNOWN and self.has_card(run):
-            await self.thread(
-                run, "ended", f"The run ended with a status outside the usual ones: {escape(run.raw_status)}"
-            )
+            said = f"The run ended with a status outside the usual ones: {escape(run.raw_status)}"
+            if not run.raw_status and run.message:  # ended by the bot (a retry that did not start): its reason
+                said = escape(run.message)
+            await self.thread(run, "ended", said)
+        if run.run_state in (RunState.UNKNOWN, RunState.CANCELED):
+            await self.no_attempt_follows(run)
+
+    async def _failed(self, run: RunRecord) -> None:
+        """Alert a failure; post its details in the run's thread."""
+        card_channel = self.channel_for(run) if self.has_card(run) else None
+        alert = await self.alerter.on_failure(run, card_channel=card_channel) if self.alerter else None
+        if self.has_card(run):
+            # owners are pinged once per alert: in this thread when the card is the alert, else in the alert
+            mention = alert is None or (alert.count == 1 and alert.group_key == f"run:{run.id}")
+            await self.failure(run, mention=mention)
+
+    async def no_attempt_follows(self, run: RunRecord) -> None:
+        """An attempt ended without an outcome of its own (unknown, never started, canceled) and no attempt
+        follows it: the earlier failure whose alert waited for it is announced now, with its owners. Called for
+        every such end, wherever it is decided (here, and by the recovery of runs left starting)."""
+        held = await self.retrier.held_failure(run) if self.retrier is not None else None
+        if held is not None:
+            await self._failed(held)
 
     async def failure(self, run: RunRecord, *, mention: bool = True) -> None:
         pipeline = self.pipeline(run)

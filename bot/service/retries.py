@@ -59,7 +59,7 @@ class Retrier:
         """Schedule the next attempt of a failed run when its policy allows; True when one is scheduled."""
         policy = self.policy(run)
         outcome = "failed" if run.run_state is RunState.FAILED else "unknown"
-        if policy is None or outcome not in policy.on or run.attempt >= policy.attempts or run.cancel_requested_by:
+        if policy is None or not self._retried(run):
             return False
         if run.provider_run_id is None and outcome == "unknown":
             return False  # it may have started: retrying blindly could run it twice
@@ -104,6 +104,31 @@ class Retrier:
             extra={"run_id": run.id},
         )
         return True
+
+    def _retried(self, run: RunRecord) -> bool:
+        """Whether the policy gives this ended attempt another one (so its failure is not alerted yet)."""
+        policy = self.policy(run)
+        outcome = "failed" if run.run_state is RunState.FAILED else "unknown"
+        return (
+            policy is not None
+            and outcome in policy.on
+            and run.attempt < policy.attempts
+            and not run.cancel_requested_by
+        )
+
+    async def held_failure(self, run: RunRecord) -> RunRecord | None:
+        """``run`` ended without an outcome of its own (unknown, never started, canceled) and no attempt follows
+        it: the latest failed attempt before it, whose alert was held back for the attempts left, if any. The
+        pipeline never recovered from that failure: it is announced now."""
+        attempt = run
+        while attempt.retry_of is not None:
+            previous = await self.store.get_run(attempt.retry_of)
+            if previous is None:
+                return None
+            if previous.run_state is RunState.FAILED:
+                return previous if self._retried(previous) else None  # else alerted when it failed
+            attempt = previous  # an attempt that ended unknown and was retried: look further back
+        return None
 
     async def tick(self) -> int:
         """Start the retries whose backoff is over."""

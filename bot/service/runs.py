@@ -320,6 +320,7 @@ class RunService:
                 done = await self.store.finish_run(run.id, RunState.UNKNOWN, message, now=self.now())
                 await self.notifier.refresh_card(done)
                 await self.notifier.thread(done, "interrupted", message)
+                await self.notifier.no_attempt_follows(done)  # a retry that never started: its failure is told
                 await self.store.mark_notified(done.id, done.state)
                 resolved.append(done)
         return resolved

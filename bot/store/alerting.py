@@ -12,12 +12,14 @@ it (as resolved) like any other; an alert already posted is marked ``recovered``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -27,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.store.messages import write_message
 from bot.store.tables import alerts, connection_health, runs, singletons, watches
 
-__all__ = ["Alert", "AlertStore", "Health", "Watch"]
+__all__ = ["Alert", "AlertStore", "Health", "Watch", "repoint_alerts"]
 
 MAX_RUNS_KEPT = 50
+LOOKBACK = timedelta(days=2)  # how long before it was recorded a run may have begun (the watch lists a day back)
 SUCCEEDED = "succeeded"  # RunState.SUCCEEDED as stored
 
 
@@ -71,12 +74,18 @@ class Health:
 
 
 Render = Callable[[str, list[Alert]], tuple[str, str, list[dict[str, Any]]]]
+Split = Callable[[list[Alert]], list[list[Alert]]]  # one channel's alerts into the messages that list them
+
+
+def _whole(group: list[Alert]) -> list[list[Alert]]:
+    return [group]
 
 
 class AlertStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._locks: dict[str, asyncio.Lock] = {}  # SQLite: per pipeline, see _serialized
 
     # -- failures ---------------------------------------------------------------------------
 
@@ -97,8 +106,7 @@ class AlertStore:
         ``announced_by``: the key of a message that already tells the channel (the run's own card), so
         the alert needs no post of its own.
         """
-        async with self.engine.begin() as conn:
-            await self._serialize(conn, pipeline)
+        async with self._serialized(pipeline) as conn:
             told = await _alert_counting(conn, pipeline, run_id)
             if told is not None:
                 return told, False  # the same failure told twice (a retried notification): counted once
@@ -112,6 +120,9 @@ class AlertStore:
                     alerts.c.last_at >= now - suppress,
                     alerts.c.muted.is_(muted),  # once unmuted, a failure is news again: not folded into a silent one
                     alerts.c.channel == channel,  # routed elsewhere now (a new watch channel): a new alert there
+                    # a run's card that was the alert tells that run only: a repeat folded into it would show
+                    # nowhere, so it opens an alert of its own (a repeat whose card is the alert is one again)
+                    or_(alerts.c.group_key.is_(None), alerts.c.group_key.not_like("run:%")),
                 )
                 .order_by(alerts.c.id.desc())
                 .limit(1)
@@ -161,8 +172,7 @@ class AlertStore:
         """Run ``run_id`` of ``pipeline`` succeeded: the unresolved failure alerts whose every counted failure
         began before it are resolved. A posted one becomes ``recovered``; a pending one stays pending (its post
         is still owed) with ``recovered_at`` set. Returns the alerts resolved."""
-        async with self.engine.begin() as conn:
-            await self._serialize(conn, pipeline)
+        async with self._serialized(pipeline) as conn:
             success = await _began(conn, [run_id])
             if run_id not in success:
                 return []
@@ -178,7 +188,7 @@ class AlertStore:
             failed = await _began(conn, [i for r in rows for i in (r["runs"] or [])])
             began = success[run_id]
             # every counted failure (those still stored) began before this run: its latest one included
-            ids = [r["id"] for r in rows if all(failed[i] < began for i in (r["runs"] or []) if i in failed)]
+            ids = [r["id"] for r in rows if all(failed[i].before(began) for i in (r["runs"] or []) if i in failed)]
             if not ids:
                 return []
             await conn.execute(
@@ -192,9 +202,10 @@ class AlertStore:
             )
             return [await _alert(conn, i) for i in ids]
 
-    async def flush(self, *, now: datetime, window: timedelta, render: Render) -> list[str]:
-        """Announce pending alerts: per channel, all pending ones in one message once the oldest waited
-        ``window`` (so a burst becomes one message). Returns the message keys written."""
+    async def flush(self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole) -> list[str]:
+        """Announce pending alerts: per channel, all pending ones once the oldest waited ``window`` (so a burst
+        becomes one message, or the few ``split`` makes of a storm too large for one). Returns the message
+        keys written."""
         written = []
         async with self.engine.begin() as conn:
             due = (
@@ -212,14 +223,18 @@ class AlertStore:
                 ids = sorted((await conn.execute(query)).scalars())
                 if not ids:
                     continue
-                key = f"alerts:{channel}:{ids[0]}"
                 # one resolved while pending is posted all the same, showing what resolved it
                 resolved = case((alerts.c.recovered_at.is_not(None), "recovered"), else_="open")
-                await conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(state=resolved, group_key=key))
-                group = [await _alert(conn, i) for i in ids]
-                key, text, blocks = render(key, group)
-                await write_message(conn, key, channel, text, blocks, now=now)
-                written.append(key)
+                await conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(state=resolved))
+                batches = [[a.id for a in batch] for batch in split([await _alert(conn, i) for i in ids]) if batch]
+                if sorted(i for batch in batches for i in batch) != ids:
+                    raise AssertionError(f"alerts {ids} split into {batches}: each must be in one message")
+                for batch in batches:
+                    key = f"alerts:{channel}:{batch[0]}"
+                    await conn.execute(update(alerts).where(alerts.c.id.in_(batch)).values(group_key=key))
+                    key, text, blocks = render(key, [await _alert(conn, i) for i in batch])
+                    await write_message(conn, key, channel, text, blocks, now=now)
+                    written.append(key)
         return written
 
     async def group(self, key: str) -> list[Alert]:
@@ -247,11 +262,20 @@ class AlertStore:
         async with self.engine.connect() as conn:
             return [_from(r) for r in (await conn.execute(query)).mappings()]
 
-    async def _serialize(self, conn: AsyncConnection, pipeline: str) -> None:
-        """On PostgreSQL, one transaction at a time records a failure or a success of ``pipeline``'s alerts: a
-        failure and the success that resolves it, handled by two replicas at once, each see the other."""
+    @asynccontextmanager
+    async def _serialized(self, pipeline: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction that records a failure or a success of ``pipeline``'s alerts, one at a time: a failure
+        and the success that resolves it, handled at once (two replicas, or the poller and the watcher of one
+        process), each see the other. PostgreSQL: an advisory lock held to the commit. SQLite serves one
+        process (several processes need PostgreSQL), so a lock of this process suffices; the transaction
+        begins once it is held, so it reads what the other one committed."""
         if self._postgres:
-            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"alerts:{pipeline}"))))
+            async with self.engine.begin() as conn:
+                await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"alerts:{pipeline}"))))
+                yield conn
+            return
+        async with self._locks.setdefault(pipeline, asyncio.Lock()), self.engine.begin() as conn:
+            yield conn
 
     # -- connection health ------------------------------------------------------------------
 
@@ -402,21 +426,49 @@ class AlertStore:
             return True
 
 
-Began = tuple[datetime, int]
+@dataclass(frozen=True, slots=True)
+class Began:
+    """What tells when a run of a pipeline began, to order it against another."""
+
+    id: int
+    connection: str
+    recorded: datetime  # the bot's clock: when it recorded the run (just before triggering it) or first saw it
+    started: datetime | None  # the provider's clock: when it says the run started
+
+    def before(self, other: Began) -> bool:
+        """Whether this run began before ``other``. Two clocks are never compared with each other (a provider's
+        may be off, or its naive local times read as UTC):
+
+        - both runs have a start time from the same connection: those, the provider's clock against itself.
+          They are the only times that place a run the watch found after it began (its ``recorded`` is when
+          it was seen, not when it began);
+        - otherwise the bot's own clock: when it triggered each run or first saw it;
+        - equal times: the run recorded first (the lower id).
+
+        A provider that gives no start time has the bot's first sight of the run running stored instead: its
+        runs compare on the bot's clock throughout, and only a provider giving it for some runs and not others
+        can still mix two clocks.
+        """
+        if self.connection == other.connection and self.started is not None and other.started is not None:
+            if self.started != other.started:
+                return self.started < other.started
+        elif self.recorded != other.recorded:
+            return self.recorded < other.recorded
+        return self.id < other.id
 
 
-def _began_of(run_id: int, created: datetime, started: datetime | None) -> Began:
-    """When a run began, to order runs of one pipeline: the earlier of when the bot recorded it and when the
-    provider says it started (a run the bot triggers is recorded before it starts, one the watch finds after),
-    then its id (recorded first) for a tie."""
-    return (created if started is None else min(created, started)), run_id
+_BEGAN = (runs.c.id, runs.c.connection, runs.c.created_at, runs.c.started_at)
+
+
+def _began_of(row: Any) -> Began:
+    return Began(id=row.id, connection=row.connection, recorded=row.created_at, started=row.started_at)
 
 
 async def _began(conn: AsyncConnection, run_ids: list[int]) -> dict[int, Began]:
     if not run_ids:
         return {}
-    query = select(runs.c.id, runs.c.created_at, runs.c.started_at).where(runs.c.id.in_(set(run_ids)))
-    return {row.id: _began_of(row.id, row.created_at, row.started_at) for row in await conn.execute(query)}
+    query = select(*_BEGAN).where(runs.c.id.in_(set(run_ids)))
+    return {row.id: _began_of(row) for row in await conn.execute(query)}
 
 
 async def _later_success(conn: AsyncConnection, pipeline: str, run_id: int) -> int | None:
@@ -424,14 +476,40 @@ async def _later_success(conn: AsyncConnection, pipeline: str, run_id: int) -> i
     failed = (await _began(conn, [run_id])).get(run_id)
     if failed is None:
         return None
-    query = select(runs.c.id, runs.c.created_at, runs.c.started_at).where(
+    query = select(*_BEGAN).where(
         runs.c.pipeline == pipeline,
         runs.c.state == SUCCEEDED,
-        runs.c.created_at >= failed[0],  # a run is recorded no earlier than it began
+        # a run begun after the failed one was recorded after it began, which is at most the watch's
+        # lookback before the failed run was recorded: no need to read the pipeline's whole history
+        runs.c.created_at >= failed.recorded - LOOKBACK,
     )
-    began = (_began_of(row.id, row.created_at, row.started_at) for row in await conn.execute(query))
-    later = sorted(b for b in began if b > failed)
-    return later[0][1] if later else None
+    later = [b for b in map(_began_of, await conn.execute(query)) if failed.before(b)]
+    return min(later, key=lambda b: b.id).id if later else None
+
+
+async def repoint_alerts(conn: AsyncConnection, old: int, new: int) -> None:
+    """Run ``old`` is being merged into run ``new`` (a watched copy of a run the bot triggered): the alerts
+    that count it count ``new`` instead, so the failure, told again by ``new``, is counted once."""
+    pipeline = select(runs.c.pipeline).where(runs.c.id == old).scalar_subquery()
+    query = (
+        select(alerts.c.id, alerts.c.runs, alerts.c.last_run_id, alerts.c.recovered_by_run)
+        .where(alerts.c.kind == "failure", alerts.c.pipeline == pipeline)
+        .order_by(alerts.c.id.desc())
+        .limit(20)  # the copy is minutes old: its alert is among the pipeline's last few
+    )
+    for row in (await conn.execute(query)).mappings():
+        counted = list(row["runs"] or [])
+        if old not in counted and old not in (row["last_run_id"], row["recovered_by_run"]):
+            continue
+        await conn.execute(
+            update(alerts)
+            .where(alerts.c.id == row["id"])
+            .values(
+                runs=list(dict.fromkeys(new if i == old else i for i in counted)),
+                last_run_id=new if row["last_run_id"] == old else row["last_run_id"],
+                recovered_by_run=new if row["recovered_by_run"] == old else row["recovered_by_run"],
+            )
+        )
 
 
 async def _alert_counting(conn: AsyncConnection, pipeline: str, run_id: int) -> Alert | None:

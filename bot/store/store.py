@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 from bot.models import RunState, RunStatus, TaskStatus
-from bot.store.alerting import AlertStore
+from bot.store.alerting import AlertStore, repoint_alerts
 from bot.store.messages import write_message
 from bot.store.records import STARTING, WAITING, AuditEntry, CardRecord, NewRun, OutboxItem, RunRecord, Transition
 from bot.store.requests import RequestLedger
@@ -182,7 +182,7 @@ class Store:
 
     async def _absorb_watched_copy(self, conn: AsyncConnection, run_id: int, provider_run_id: str) -> None:
         """A slow trigger answer: passive watch may have listed the new run first and recorded it as a run
-        started outside Slack. It is this one: its copy goes, its messages stay with this run."""
+        started outside Slack. It is this one: its copy goes, its messages and alerts stay with this run."""
         connection = select(runs.c.connection).where(runs.c.id == run_id).scalar_subquery()
         query = select(runs.c.id).where(
             runs.c.connection == connection,
@@ -194,6 +194,7 @@ class Store:
         if copy is None:
             return
         await conn.execute(update(outbox).where(outbox.c.run_id == copy).values(run_id=run_id))
+        await repoint_alerts(conn, copy, run_id)  # a failure alerted for the copy is this run's: counted once
         await conn.execute(run_events.delete().where(run_events.c.run_id == copy))
         await conn.execute(runs.delete().where(runs.c.id == copy))
 

@@ -4,7 +4,10 @@ provider's list endpoint and tracked like any other run; their failures alert.
 One list call per watched pipeline per cycle covers all its runs: runs it lists are updated from the
 list and their individual poll is pushed back. Each external run is recorded once (the store's unique
 connection + provider run id), so it is reported once, across restarts and replicas. Runs that ended
-before watching began are history, not news.
+before watching began are history, not news: the ones the first list (of this process) shows ended, by the
+provider's word, before watching began, or with no time at all. Any run first seen in a later list is news,
+whatever times it gives: a provider's clock behind ours, or a run that failed before it started (no times),
+cannot hide a failure.
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ class Watcher:
         self.limit = limit
         self.found = 0
         self.metrics = metrics or Metrics()
+        # per pipeline: the watch (its ``since``) whose first list this process took, and the ended runs that
+        # list showed as history (bounded by the list's limit)
+        self._history: dict[str, tuple[datetime, frozenset[str]]] = {}
 
     async def cycle(self) -> int:
         """List every watched pipeline's recent runs once; returns how many new external runs were found."""
@@ -96,12 +102,25 @@ class Watcher:
         except ProviderError as exc:
             log.warning("watch of %s: cannot list runs: %s", pipeline.name, exc, extra={"pipeline": pipeline.name})
             return 0
+        history = self._history_of(pipeline, watch, statuses)
         found = 0
         for status in statuses:
-            found += await self._one(pipeline, watch, status, now)
+            found += await self._one(pipeline, watch, status, history)
         return found
 
-    async def _one(self, pipeline: Pipeline, watch: Watch, status: RunStatus, now: datetime) -> int:
+    def _history_of(self, pipeline: Pipeline, watch: Watch, statuses: list[RunStatus]) -> frozenset[str]:
+        """The runs that are history, not news: those ended before watching began in the first list after it
+        began (first of this process: the rule only reads the list and ``since``, so a restart or another
+        replica decides the same). A run with no time is history there, since nothing says it is new."""
+        remembered = self._history.get(pipeline.name)
+        if remembered is None or remembered[0] != watch.since:
+            ended = {s.run_id: s.ended_at or s.started_at for s in statuses if s.final}
+            old = frozenset(r for r, when in ended.items() if when is None or when < watch.since)
+            remembered = self._history[pipeline.name] = (watch.since, old)
+        return remembered[1]
+
+    async def _one(self, pipeline: Pipeline, watch: Watch, status: RunStatus, history: frozenset[str]) -> int:
+        now = self.now()  # when this run is seen: the list may have taken a while (never the cycle's start)
         existing = await self.store.find_run(pipeline.connection, status.run_id)
         if existing is None and "/" in status.run_id:  # DataKitchen lists "<order>/<run>"; a trigger knows "<order>"
             existing = await self.store.find_run(pipeline.connection, status.run_id.split("/", 1)[0])
@@ -116,8 +135,7 @@ class Watcher:
                 if change is not None:
                     await self.on_change(change)
             return 0
-        ended = status.ended_at or (status.started_at if status.final else None)
-        if status.final and (ended is None or ended < watch.since):
+        if status.final and status.run_id in history:
             return 0  # it ended before watching began: history, not news
         channel = watch.channel or self.catalog.channel_for(pipeline)
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -371,3 +372,119 @@ async def test_a_run_begun_before_the_failing_one_that_succeeds_after_it_leaves_
 def home_text(w: World, user: str = "U0ALICE") -> str:
     view = w.slack.home(user)
     return "\n".join(b["text"]["text"] for b in (view.blocks if view else []) if b.get("type") == "section")
+
+
+async def test_a_repeat_failure_after_a_card_that_was_the_alert_is_announced_with_its_owners(tmp_path: Path) -> None:
+    """A run started from the alert channel fails: its card is the alert. The pipeline fails again inside the
+    suppression interval, run by its schedule outside Slack (no card): that failure is announced in the alert
+    channel with its owners, not folded into the first run's card where nobody would see it. A later success
+    resolves both."""
+    async with world(tmp_path) as w:
+        w.advance(120)
+        await w.settle(0.5)  # watching begins
+        tailer = w.emulators["tailer"]
+        tailer.state.script(TAILER_CONFIG, [Outcome(result="fail", queued_s=0, running_s=1, message="first"),
+                                            Outcome(queued_s=0, running_s=1)])
+        await w.command("run iowa-pda", channel="C0OPS")
+        await w.card_saying("iowa-pda", channel="C0OPS")
+        w.advance(2)
+        card = await w.card_saying("failed", channel="C0OPS")
+        await w.until(lambda: any("S0DATAENG" in json.dumps(m.blocks) for m in w.thread(card)), 5,
+                      what="the owners pinged in the card's thread")
+        store = w.runtime.store
+        assert store is not None
+        [first] = await store.recent_runs("iowa-pda")
+
+        w.advance(600)
+        tailer.external_run(TAILER_CONFIG, {}, Outcome(result="fail", queued_s=0, running_s=1, message="second"))
+        w.advance(2)
+
+        def alert_messages() -> list[Message]:
+            return [m for m in w.slack.messages("C0OPS") if m.ts != card.ts and "iowa-pda" in m.text]
+
+        await w.until(lambda: bool(alert_messages()), 10, what="the repeat failure announced in C0OPS")
+        [alert] = alert_messages()
+        second = max(await store.recent_runs("iowa-pda"), key=lambda r: r.id)
+        assert second.origin == "watch" and second.state == "failed"
+        posted = first_version(alert)
+        assert "<!subteam^S0DATAENG>" in posted and f"run #{second.id}" in posted
+        assert {a.last_run_id for a in await store.alerting.open_alerts()} == {first.id, second.id}
+
+        await w.command("run iowa-pda", channel="C0GENERAL")  # a later run succeeds: both are resolved
+        await w.card_saying("iowa-pda", channel="C0GENERAL")
+        w.advance(2)
+        await w.until(lambda: "recovered" in json.dumps(w.slack.message("C0OPS", alert.ts).blocks), 10,
+                      what="the repeat's alert rewritten as recovered")
+        assert not [a for a in await store.alerting.open_alerts() if a.pipeline == "iowa-pda"]
+
+
+def orders_retried(backoff: str) -> Callable[[dict[str, Any]], None]:
+    def edit(raw: dict[str, Any]) -> None:
+        raw["pipelines"]["orders"]["retry"] = {"attempts": 2, "backoff": backoff}
+
+    return edit
+
+
+async def test_a_failure_held_for_a_retry_that_cannot_start_is_announced_with_its_owners(tmp_path: Path) -> None:
+    """``orders`` retries once. Its first attempt fails (no alert yet: an attempt is left); the retry's trigger
+    meets a 503, so no further attempt runs. The first failure is announced in the alert channel, owners
+    mentioned, and the retry's thread says why it did not start."""
+    async with world(tmp_path, catalog_edit=orders_retried("1s")) as w:
+        await w.command("run orders")  # from C0GENERAL; orders alerts in C0ALERTS
+        await w.card_saying("orders")
+        w.emulators["rivery"].state.add_fault(Fault(route="trigger", status=503, times=1))
+        w.advance(40)  # queued 5 s, running 30 s: the first attempt fails
+        retry_card = await w.card_saying("unknown state", timeout=15)
+        await w.until(lambda: "orders" in everything(w, "C0ALERTS"), 10, what="the held failure announced")
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "orders" in m.text]
+        store = w.runtime.store
+        assert store is not None
+        first, retry = sorted(await store.recent_runs("orders"), key=lambda r: r.id)
+        assert (first.state, retry.state, retry.provider_run_id) == ("failed", "unknown", None)
+        posted = first_version(alert)
+        assert "<@U0BOB>" in posted and f"run #{first.id}" in posted and "not found" in posted
+        assert any("did not start" in m.text for m in w.thread(retry_card))
+        assert len(w.emulators["rivery"].state.requests_to("trigger")) == 2  # the retry was not tried blindly
+
+
+async def test_a_failure_held_for_a_retry_the_bot_died_starting_is_announced_after_the_restart(tmp_path: Path) -> None:
+    """The process dies after claiming the retry and before its trigger (the retry is left ``starting``, its
+    owner gone). After the restart the retry ends unknown (it may have started), and the first attempt's
+    failure, which waited for it, is announced."""
+    from sqlalchemy import update
+
+    from bot.runtime import Runtime
+    from bot.store.engine import make_engine
+    from bot.store.tables import runs
+
+    async with world(tmp_path, catalog_edit=orders_retried("1h")) as w:
+        await w.command("run orders")
+        await w.card_saying("orders")
+        w.advance(40)
+        await w.until(lambda: any("retrying automatically" in m.text
+                                  for m in w.slack.messages("C0GENERAL", top_level=False)), 15, what="the retry")
+        store = w.runtime.store
+        assert store is not None
+        first, retry = sorted(await store.recent_runs("orders"), key=lambda r: r.id)
+        assert (first.state, retry.state) == ("failed", "waiting")
+        await w.runtime.stop()
+        # what the killed process left: the retry claimed (starting) a while ago, its lease long expired
+        engine = make_engine(w.settings.database_url)
+        gone = w.runtime.now() - timedelta(minutes=5)
+        async with engine.begin() as conn:
+            await conn.execute(update(runs).where(runs.c.id == retry.id).values(
+                state="starting", created_at=gone, next_poll_at=None, lease_owner="killed-process",
+                lease_expires_at=gone + timedelta(seconds=60)))
+        await engine.dispose()
+        assert not [m for m in w.slack.messages("C0ALERTS") if "orders" in m.text]
+        w.runtime = Runtime(w.settings, w.runtime.catalog)
+        await w.runtime.start()
+        assert w.runtime.http is not None
+        w.slack.app_url = f"{w.runtime.http.url}/slack/events"
+        await w.until(lambda: "orders" in everything(w, "C0ALERTS"), 15, what="the held failure announced")
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "orders" in m.text]
+        assert "<@U0BOB>" in first_version(alert) and f"run #{first.id}" in first_version(alert)
+        store = w.runtime.store
+        assert store is not None
+        assert (await store.get_run(retry.id)).state == "unknown"  # type: ignore[union-attr]
+        assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1  # never triggered blindly

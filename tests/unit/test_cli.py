@@ -107,7 +107,7 @@ def test_check_notes_a_pipeline_that_can_be_watched_but_not_run(tmp_path: Path) 
         "pipelines:\n"
         "  files: {connection: t, account: '000099', environment: DEV, configuration_type: storage-to-storage,\n"
         "          configuration_id: 000099-jarvis-demo, job_id: 'storage-to-storage|000099|000099-jarvis-demo|DEV|f.csv',\n"
-        "          watch: true}\n"
+        "          watch: true, channel: '#ops'}\n"
         "  pda: {connection: t, account: '000099', environment: DEV, configuration_type: table-to-table,\n"
         "        configuration_id: 000099_pda}\n"
     )

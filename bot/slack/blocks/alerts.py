@@ -12,21 +12,73 @@ from bot.slack.blocks.card import button, context, mute_select, section
 from bot.slack.text import escape, mention, slack_date, truncate
 from bot.store.alerting import Alert
 
-__all__ = ["alert_group", "connection_alert", "connection_back", "credential_expiring"]
+__all__ = ["alert_batches", "alert_group", "connection_alert", "connection_back", "credential_expiring"]
 
 Block = dict[str, Any]
-MAX_WITH_BUTTONS = 40  # sections with their own Retry; the rest of a huge group is listed as text lines
+MAX_WITH_BUTTONS = 40  # sections with their own Retry: alerts per grouped message
+MAX_BLOCKS = 50  # Slack's limit per message
+SECTION_CHARS = 2900  # a section's text, under Slack's 3,000 with room to spare
 MESSAGE_CHARS = 300
 
 
-def _mentions(owners: Sequence[str]) -> str:
+def _mentions(owners: Sequence[str]) -> list[str]:
     found = []
     for owner in owners:
         try:
             found.append(mention(owner))
         except ValueError:
             continue
-    return " ".join(dict.fromkeys(found))
+    return list(dict.fromkeys(found))
+
+
+def _owners_of(alerts: Sequence[Alert], owners: Mapping[str, Sequence[str]]) -> list[str]:
+    """The mentions an announcement of ``alerts`` makes: the owners of those not muted (resolved ones too)."""
+    return _mentions([o for a in alerts if not a.muted for o in owners.get(a.pipeline or "", ())])
+
+
+def _packed(mentions: Sequence[str], first_room: int) -> list[str]:
+    """Mentions joined into texts that fit a section each (the first has ``first_room``), never one cut."""
+    texts: list[str] = []
+    line = ""
+    room = first_room
+    for item in mentions:
+        if line and len(line) + 1 + len(item) > room:
+            texts.append(line)
+            line, room = "", SECTION_CHARS - len("cc ")
+        line = f"{line} {item}" if line else item
+    if line:
+        texts.append(line)
+    return texts
+
+
+def _title(count: int) -> str:
+    return f"⚠️ *{count} pipeline failures* landed together"
+
+
+def _cc_sections(title: str, mentions: Sequence[str]) -> list[str]:
+    """``title`` with its cc line, then as many sections as the remaining mentions need."""
+    packed = _packed(mentions, SECTION_CHARS - len(title) - len(" · cc "))
+    if not packed:
+        return [title]
+    return [f"{title} · cc {packed[0]}", *(f"cc {more}" for more in packed[1:])]
+
+
+def alert_batches(alerts: Sequence[Alert], *, owners: Mapping[str, Sequence[str]]) -> list[list[Alert]]:
+    """``alerts`` (one channel's, landed together) in the few messages that list them all: each message lists up
+    to ``MAX_WITH_BUTTONS`` with their Retry and mentions all their owners, within Slack's limits (50 blocks,
+    3,000 characters a section). Order kept."""
+    batches: list[list[Alert]] = []
+    batch: list[Alert] = []
+    for alert in alerts:
+        grown = [*batch, alert]
+        blocks = len(_cc_sections(_title(len(grown)), _owners_of(grown, owners))) + len(grown)
+        if batch and (len(grown) > MAX_WITH_BUTTONS or blocks > MAX_BLOCKS):
+            batches.append(batch)
+            grown = [alert]
+        batch = grown
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _resolved(alert: Alert) -> bool:
@@ -68,24 +120,20 @@ def alert_group(
     is announced all the same; an edit notifies nobody again).
     """
     open_ones = [a for a in alerts if a.state != "recovered"]
-    mentioned: list[str] = []
-    for alert in alerts:
-        if not alert.muted:
-            mentioned.extend(owners.get(alert.pipeline or "", ()))
-    cc = _mentions(mentioned)
+    cc = _owners_of(alerts, owners)
     if len(alerts) == 1:
         return key, *_single(alerts[0], display_names.get(alert_name(alerts[0]), ""), cc)
-    title = f"⚠️ *{len(alerts)} pipeline failures* landed together" + (f" · cc {cc}" if cc else "")
-    blocks: list[Block] = [section(title)]
+    blocks: list[Block] = [section(text) for text in _cc_sections(_title(len(alerts)), cc)]
     for i, alert in enumerate(alerts[:MAX_WITH_BUTTONS]):
         accessory = None
         if alert.last_run_id is not None and alert.state != "recovered":
             accessory = button("Retry", f"{ids.RUN_RETRY}:{i}", str(alert.last_run_id))
         blocks.append(section(_line(alert, display_names.get(alert_name(alert), "")), accessory=accessory))
+    # a group larger than alert_batches makes (announced before groups were split): the rest as text lines
     rest = [_line(a, display_names.get(alert_name(a), "")).split("\n")[0] for a in alerts[MAX_WITH_BUTTONS:]]
-    while rest and len(blocks) < 49:
+    while rest and len(blocks) < MAX_BLOCKS - 1:
         chunk: list[str] = []
-        while rest and len("\n".join([*chunk, rest[0]])) < 2900:
+        while rest and len("\n".join([*chunk, rest[0]])) < SECTION_CHARS:
             chunk.append(rest.pop(0))
         blocks.append(section("\n".join(chunk)))
     if rest:  # beyond one message's room: say so rather than drop them silently
@@ -99,10 +147,12 @@ def alert_name(alert: Alert) -> str:
     return alert.pipeline or ""
 
 
-def _single(alert: Alert, display: str, cc: str) -> tuple[str, list[Block]]:
+def _single(alert: Alert, display: str, cc: Sequence[str]) -> tuple[str, list[Block]]:
     name = escape(alert.pipeline or "?")
     head = _line(alert, display).split("\n")[0]
-    blocks: list[Block] = [section(head + (f"\ncc {cc}" if cc else ""))]
+    packed = _packed(cc, SECTION_CHARS - len(head) - len("\ncc "))
+    blocks: list[Block] = [section(head + (f"\ncc {packed[0]}" if packed else ""))]
+    blocks.extend(section(f"cc {more}") for more in packed[1:])
     said = alert.message.strip()
     if said:
         blocks.append(section("*Message*\n" + truncate(escape(said), 2900)))

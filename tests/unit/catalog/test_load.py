@@ -199,6 +199,7 @@ def test_a_tailer_pipeline_tailer_does_not_launch_cannot_be_scheduled_nor_a_work
     text = TAILER_CATALOG + """\
     job_id: "storage-to-storage|000099|000099-jarvis-demo|DEV|stores-{{FD_DATE}}.csv"
     watch: true
+    channel: "#ops"
     schedule: {cron: "0 6 * * *"}
 workflows:
   nightly:
@@ -361,3 +362,25 @@ def test_int_parameters_take_ascii_whole_numbers_and_check_their_default() -> No
     )
     assert problems == ["pipelines.p.parameters.n: default '١٢٣': must be a whole number written with the digits "
                         "0-9, like 42"]
+def test_a_watched_pipeline_with_nowhere_to_alert_and_owners_nobody_can_be_mentioned_as_are_errors() -> None:
+    """A watched pipeline's failures have no card: with no channel anywhere they would only reach a log line.
+    Owners are mentioned in alerts: a channel id there would silently mention nobody."""
+    problems = problems_of(
+        """
+        defaults: {owners: [C0DATAOPS1]}
+        connections:
+          rv: {provider: rivery, api_token: "${TOKEN}"}
+        pipelines:
+          watched: {connection: rv, river_id: r1, watch: true}
+          routed: {connection: rv, river_id: r2, watch: true, tags: [finance]}
+          quiet: {connection: rv, river_id: r3, owners: [U0BOB, G0GROUPS1]}
+        routes:
+          - {tag: finance, channel: "#finance"}
+        """
+    )
+    assert "pipelines.watched: watched but no channel for alerts; set channel or defaults.channel" in problems
+    assert not [p for p in problems if p.startswith("pipelines.routed")]  # a route gives it one
+    assert not [p for p in problems if p.startswith("pipelines.quiet:")]  # not watched: its card shows it
+    assert any(p.startswith("defaults.owners: 'C0DATAOPS1' cannot be mentioned") for p in problems)
+    assert any(p.startswith("pipelines.quiet.owners: 'G0GROUPS1' cannot be mentioned") for p in problems)
+    assert len(problems) == 3, problems

@@ -19,6 +19,7 @@ from bot.ops.logs import run_context
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
+from bot.service.starting import holding_start, resumed_note
 from bot.slack.text import human_duration
 from bot.store.records import NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
@@ -126,7 +127,11 @@ class Retrier:
             and previous.provider_run_id is not None
         )
         try:
-            async with self.pool.slot(run.connection):
+            # claimed with a lease (``claim_waiting_runs``): held as long as the trigger takes
+            async with (
+                holding_start(self.store, run.id, owner=self.owner, lease=self.lease, now=self.now),
+                self.pool.slot(run.connection),
+            ):
                 if resume:
                     assert previous is not None
                     assert previous.provider_run_id is not None
@@ -143,8 +148,10 @@ class Retrier:
             # the provider resumed under the same id (DataKitchen's order): the old attempt keeps a precise one
             serving = previous.extra.get("serving_hid") or f"attempt-{previous.attempt}"
             await self.store.repoint_run(previous.id, f"{previous.provider_run_id}/{serving}")
-        record = await self.store.record_triggered(
+        record, resumed = await self.store.trigger_answered(
             run.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
         )
+        if resumed and self.notifier.has_card(record):
+            await self.notifier.thread(record, "resumed", resumed_note(triggered.run_id))
         await self.notifier.refresh_card(record)
         await self.store.mark_notified(record.id, record.state)

@@ -19,7 +19,7 @@ from bot.ops.logs import run_context
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
-from bot.service.starting import holding_start, resumed_note
+from bot.service.starting import StartLeases, resumed_note
 from bot.slack.text import human_duration
 from bot.store.records import NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
@@ -51,6 +51,7 @@ class Retrier:
         self.owner = owner
         self.lease = lease
         self.first_poll = first_poll
+        self.starts = StartLeases(store, owner=owner, lease=lease, now=now)
 
     def policy(self, run: RunRecord) -> RetryPolicy | None:
         pipeline = self.catalog.pipelines.get(run.pipeline or "")
@@ -129,7 +130,7 @@ class Retrier:
         try:
             # claimed with a lease (``claim_waiting_runs``): held as long as the trigger takes
             async with (
-                holding_start(self.store, run.id, owner=self.owner, lease=self.lease, now=self.now),
+                self.starts.holding(run.id),
                 self.pool.slot(run.connection),
             ):
                 if resume:

@@ -3,7 +3,7 @@
 Every action re-checks permission at the moment it happens and is audited (who, what, outcome).
 A run is recorded before its trigger is sent, so a crash in between leaves a visible "starting"
 run that recovery resolves, never a run nobody tracks. The process starting it holds a lease on it while the
-trigger is pending (``holding_start``): recovery gives up only starts whose owner is gone, and an answer that
+trigger is pending (``StartLeases``): recovery gives up only starts whose owner is gone, and an answer that
 arrives after all resumes the run's tracking.
 """
 
@@ -24,7 +24,7 @@ from bot.providers.base import Capability, JobConfig, ProviderClient
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Actor, Authorizer, Need
-from bot.service.starting import holding_start, resumed_note
+from bot.service.starting import StartLeases, resumed_note
 from bot.slack.text import escape
 from bot.store.records import NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
@@ -103,6 +103,7 @@ class RunService:
         #: this process, as the owner of the runs it is starting (the runtime's name for it)
         self.owner = owner or f"runs:{uuid.uuid4().hex[:12]}"
         self.lease = lease
+        self.starts = StartLeases(store, owner=self.owner, lease=lease, now=now)
 
     @property
     def catalog(self) -> Catalog:
@@ -174,7 +175,7 @@ class RunService:
         try:
             # the lease lives as long as the trigger, however long it waits for a slot or an answer
             async with (
-                holding_start(self.store, record.id, owner=self.owner, lease=self.lease, now=self.now),
+                self.starts.holding(record.id),
                 self.pool.slot(connection),
             ):
                 triggered = await client.trigger(job_config, params)

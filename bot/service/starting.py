@@ -1,10 +1,14 @@
-"""The lease a process holds on a run while its trigger is pending.
+"""The leases a process holds on the runs it is starting, while their triggers are pending.
 
 A run is recorded ``starting`` before its trigger is sent. Recovery gives such a run up only when its owner
 is gone, and "gone" means its lease expired: never that the run is old. A trigger can take long (a
 connection's ``timeout_seconds`` well above a minute, a wait behind the connection's concurrency limit), so
 the lease is not sized for the trigger: it is renewed every third of its length while the trigger is
 pending. A process that dies stops renewing, and its starts are given up a lease later.
+
+The renewals of all the runs a process is starting go in one statement: hundreds of triggers may wait behind
+a connection's concurrency limit, and one write per pending trigger would crowd the database pool that the
+starts themselves need.
 """
 
 from __future__ import annotations
@@ -18,40 +22,49 @@ from datetime import datetime, timedelta
 from bot.slack.text import escape
 from bot.store.store import Store
 
-__all__ = ["holding_start", "resumed_note"]
+__all__ = ["StartLeases", "resumed_note"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 
 
-@contextlib.asynccontextmanager
-async def holding_start(store: Store, run_id: int, *, owner: str, lease: timedelta, now: Now) -> AsyncIterator[None]:
-    """Keep ``owner``'s lease on the starting run alive for as long as the block runs."""
-    done = asyncio.Event()
-    renewing = asyncio.create_task(_renew(store, run_id, owner, lease, now, done))
-    try:
-        yield
-    finally:
-        # stopped by an event, not cancelled: a renewal in the middle of its database call finishes cleanly
-        done.set()
-        await renewing
+class StartLeases:
+    def __init__(self, store: Store, *, owner: str, lease: timedelta, now: Now) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease = lease
+        self.now = now
+        self._held: set[int] = set()
+        self._renewing: asyncio.Task[None] | None = None
 
-
-async def _renew(store: Store, run_id: int, owner: str, lease: timedelta, now: Now, done: asyncio.Event) -> None:
-    every = lease.total_seconds() / 3
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), every)
-        if done.is_set():
-            return
+    @contextlib.asynccontextmanager
+    async def holding(self, run_id: int) -> AsyncIterator[None]:
+        """Keep this process's lease on the starting run alive for as long as the block runs. The run was
+        recorded with the lease (``Store.create_run``, ``Store.claim_waiting_runs``)."""
+        self._held.add(run_id)
+        if self._renewing is None:
+            self._renewing = asyncio.create_task(self._renew())
         try:
-            held = await store.renew_start_lease(run_id, owner, until=now() + lease)
-        except Exception as exc:  # the database away for a moment: try again; the answer is recorded either way
-            log.warning("could not renew the lease of run %s being started: %s", run_id, exc, extra={"run_id": run_id})
-            continue
-        if not held:  # given up meanwhile (we were thought gone): the trigger's answer resumes its tracking
-            log.warning("run %s was given up while its trigger was pending", run_id, extra={"run_id": run_id})
-            return
+            yield
+        finally:
+            self._held.discard(run_id)
+
+    async def _renew(self) -> None:
+        every = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            if not self._held:  # nothing pending: stop; the next start starts renewing again
+                self._renewing = None
+                return
+            ids = sorted(self._held)
+            try:
+                renewed = await self.store.renew_start_leases(self.owner, ids, until=self.now() + self.lease)
+            except Exception as exc:  # the database away for a moment: try again; answers are recorded either way
+                log.warning("could not renew the leases of %d runs being started: %s", len(ids), exc)
+                continue
+            # given up meanwhile (this process was thought gone): their answers will resume their tracking
+            for run_id in sorted((set(ids) - renewed) & self._held):
+                log.warning("run %s was given up while its trigger was pending", run_id, extra={"run_id": run_id})
 
 
 def resumed_note(provider_run_id: str) -> str:

@@ -303,17 +303,20 @@ class Store:
             await _event(conn, run_id, now, state.value, "", message)
             return await self._run(conn, run_id)
 
-    async def renew_start_lease(self, run_id: int, owner: str, *, until: datetime) -> bool:
-        """Extend ``owner``'s lease on a run it is starting. False when the run is no longer its start (the
-        trigger answered, or recovery gave it up)."""
+    async def renew_start_leases(self, owner: str, run_ids: Sequence[int], *, until: datetime) -> set[int]:
+        """Extend ``owner``'s leases on runs it is starting, in one statement; returns the ids renewed. A run
+        missing is no longer its start (the trigger answered, or recovery gave it up)."""
+        if not run_ids:
+            return set()
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id, runs.c.lease_owner == owner, runs.c.state == STARTING)
+                .where(runs.c.id.in_(run_ids), runs.c.lease_owner == owner, runs.c.state == STARTING)
                 .where(runs.c.final.is_(False))
                 .values(lease_expires_at=until)
+                .returning(runs.c.id)
             )
-            return bool(result.rowcount == 1)
+            return set(result.scalars())
 
     async def orphaned_starts(self, *, now: datetime, unleased_before: datetime, limit: int = 1000) -> list[RunRecord]:
         """Runs left ``starting`` by an owner that is gone: its lease expired. A start without a lease (its owner

@@ -80,10 +80,12 @@ async def test_a_start_renewed_after_it_was_found_is_not_given_up(store: Store) 
     run = await starting(store, owner="replica-a", lease_until=NOW - timedelta(seconds=1))
     [found] = await store.orphaned_starts(now=NOW, unleased_before=NOW - timedelta(seconds=30))
     assert found.id == run
-    assert await store.renew_start_lease(run, "replica-a", until=NOW + timedelta(seconds=60))
+    assert await store.renew_start_leases("replica-a", [run], until=NOW + timedelta(seconds=60)) == {run}
     assert await store.give_up_start(run, "gone", now=NOW, unleased_before=NOW - timedelta(seconds=30)) is None
-    # another owner cannot renew a lease that is not its own
-    assert not await store.renew_start_lease(run, "replica-b", until=NOW + timedelta(seconds=60))
+    # another owner cannot renew a lease that is not its own, nor anyone a run whose trigger answered
+    assert await store.renew_start_leases("replica-b", [run], until=NOW + timedelta(seconds=60)) == set()
+    await store.record_triggered(run, "p-1", now=NOW, next_poll_at=NOW)
+    assert await store.renew_start_leases("replica-a", [run], until=NOW + timedelta(seconds=60)) == set()
 
 
 async def test_a_trigger_answer_after_the_give_up_resumes_tracking(store: Store) -> None:

@@ -116,6 +116,20 @@ class Retrier:
         return len(due)
 
     async def _start(self, run: RunRecord) -> None:
+        # claimed with a lease (``claim_waiting_runs``): held until the answer is recorded, however long it takes
+        async with self.starts.holding(run.id):
+            answered = await self._trigger(run)
+        if answered is None:
+            return
+        record, resumed, provider_run_id = answered
+        if resumed and self.notifier.has_card(record):
+            await self.notifier.thread(record, "resumed", resumed_note(provider_run_id))
+        await self.notifier.refresh_card(record)
+        await self.store.mark_notified(record.id, record.state)
+
+    async def _trigger(self, run: RunRecord) -> tuple[RunRecord, bool, str] | None:
+        """Trigger (or resume) the attempt and record the answer: the run, whether it had been given up meanwhile,
+        and its provider id. None when it did not start (the run ended, and shown so)."""
         previous = await self.store.get_run(run.retry_of) if run.retry_of else None
         policy = self.policy(run)
         client = self.pool.client(run.connection)
@@ -128,11 +142,7 @@ class Retrier:
             and previous.provider_run_id is not None
         )
         try:
-            # claimed with a lease (``claim_waiting_runs``): held as long as the trigger takes
-            async with (
-                self.starts.holding(run.id),
-                self.pool.slot(run.connection),
-            ):
+            async with self.pool.slot(run.connection):
                 if resume:
                     assert previous is not None
                     assert previous.provider_run_id is not None
@@ -144,7 +154,7 @@ class Retrier:
                 run.id, RunState.UNKNOWN, f"the retry did not start: {exc}", now=self.now()
             )
             await self.notifier.on_change(Transition(ended, "starting", ended.state))
-            return
+            return None
         if previous is not None and triggered.run_id == previous.provider_run_id:
             # the provider resumed under the same id (DataKitchen's order): the old attempt keeps a precise one
             serving = previous.extra.get("serving_hid") or f"attempt-{previous.attempt}"
@@ -152,7 +162,4 @@ class Retrier:
         record, resumed = await self.store.trigger_answered(
             run.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
         )
-        if resumed and self.notifier.has_card(record):
-            await self.notifier.thread(record, "resumed", resumed_note(triggered.run_id))
-        await self.notifier.refresh_card(record)
-        await self.store.mark_notified(record.id, record.state)
+        return record, resumed, triggered.run_id

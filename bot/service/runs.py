@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from bot.catalog.model import Catalog, ParameterSpec, Pipeline
 from bot.errors import InvalidRequest, NotAllowed, ProviderError, TriggerOutcomeUnknown, UserError
-from bot.models import RunState
+from bot.models import RunState, Triggered
 from bot.ops.logs import run_context
 from bot.providers.base import Capability, JobConfig, ProviderClient
 from bot.service.clients import ClientPool
@@ -171,28 +171,12 @@ class RunService:
         params: dict[str, str],
         name: str,
     ) -> RunRecord:
-        connection = record.connection
-        try:
-            # the lease lives as long as the trigger, however long it waits for a slot or an answer
-            async with (
-                self.starts.holding(record.id),
-                self.pool.slot(connection),
-            ):
-                triggered = await client.trigger(job_config, params)
-        except TriggerOutcomeUnknown as exc:
-            record = await self.store.finish_run(record.id, RunState.UNKNOWN, str(exc), now=self.now())
-            await self.notifier.refresh_card(record)
-            await self.store.mark_notified(record.id, record.state)
-            await self._audit(actor, "run", name, "failed", str(exc))
-            raise UserError(f"{escape(str(exc))}") from None
-        except ProviderError as exc:
-            ended = await self.store.finish_run(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
-            await self.store.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
-            await self._audit(actor, "run", name, "failed", str(exc))
-            raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
-        record, resumed = await self.store.trigger_answered(
-            record.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
-        )
+        # the lease lives until the answer is recorded, however long the trigger waits for a slot or an answer
+        async with self.starts.holding(record.id):
+            triggered = await self._send(actor, record, client, job_config, params, name)
+            record, resumed = await self.store.trigger_answered(
+                record.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
+            )
         if resumed:
             await self.notifier.thread(record, "resumed", resumed_note(triggered.run_id))
         if triggered.status is not None:
@@ -204,6 +188,31 @@ class RunService:
         await self.store.mark_notified(record.id, record.state)
         await self._audit(actor, "run", name, "ok", f"run #{record.id} ({triggered.run_id}) {_params(params)}")
         return record
+
+    async def _send(
+        self,
+        actor: Actor | None,
+        record: RunRecord,
+        client: ProviderClient[Any, Any],
+        job_config: JobConfig,
+        params: dict[str, str],
+        name: str,
+    ) -> Triggered:
+        """The trigger call. UserError when it failed (the run ended, the person told)."""
+        try:
+            async with self.pool.slot(record.connection):
+                return await client.trigger(job_config, params)
+        except TriggerOutcomeUnknown as exc:
+            record = await self.store.finish_run(record.id, RunState.UNKNOWN, str(exc), now=self.now())
+            await self.notifier.refresh_card(record)
+            await self.store.mark_notified(record.id, record.state)
+            await self._audit(actor, "run", name, "failed", str(exc))
+            raise UserError(f"{escape(str(exc))}") from None
+        except ProviderError as exc:
+            ended = await self.store.finish_run(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
+            await self.store.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
+            await self._audit(actor, "run", name, "failed", str(exc))
+            raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
 
     async def retry(self, actor: Actor, run_id: int, *, channel: str | None) -> RunRecord:
         run = await self.get(run_id)

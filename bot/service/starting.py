@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
@@ -39,8 +40,9 @@ class StartLeases:
 
     @contextlib.asynccontextmanager
     async def holding(self, run_id: int) -> AsyncIterator[None]:
-        """Keep this process's lease on the starting run alive for as long as the block runs. The run was
-        recorded with the lease (``Store.create_run``, ``Store.claim_waiting_runs``)."""
+        """Keep this process's lease on the starting run alive for as long as the block runs: the trigger and
+        the recording of its answer. The run was recorded with the lease (``Store.create_run``,
+        ``Store.claim_waiting_runs``)."""
         self._held.add(run_id)
         if self._renewing is None:
             self._renewing = asyncio.create_task(self._renew())
@@ -57,14 +59,18 @@ class StartLeases:
                 self._renewing = None
                 return
             ids = sorted(self._held)
+            began = time.monotonic()
             try:
-                renewed = await self.store.renew_start_leases(self.owner, ids, until=self.now() + self.lease)
+                # a run not renewed was just answered, or was given up meanwhile (this process thought gone): either
+                # way its answer is recorded, and resumes it if it was given up
+                await self.store.renew_start_leases(self.owner, ids, until=self.now() + self.lease)
             except Exception as exc:  # the database away for a moment: try again; answers are recorded either way
                 log.warning("could not renew the leases of %d runs being started: %s", len(ids), exc)
                 continue
-            # given up meanwhile (this process was thought gone): their answers will resume their tracking
-            for run_id in sorted((set(ids) - renewed) & self._held):
-                log.warning("run %s was given up while its trigger was pending", run_id, extra={"run_id": run_id})
+            took = time.monotonic() - began
+            if took > every:  # waiting for a database connection, most likely: others may think this process gone
+                log.warning("renewing the leases of %d runs being started took %.1f s (lease %.0f s)",
+                            len(ids), took, self.lease.total_seconds())
 
 
 def resumed_note(provider_run_id: str) -> str:

@@ -105,7 +105,14 @@ class Runtime:
             down_after=timedelta(seconds=s.provider_down_after_seconds),
         )
         runs = RunService(
-            store, pool, self.auth, notifier, self.now, first_poll=timedelta(seconds=s.poll_interval_seconds)
+            store,
+            pool,
+            self.auth,
+            notifier,
+            self.now,
+            first_poll=timedelta(seconds=s.poll_interval_seconds),
+            owner=self.owner,
+            lease=lease,
         )
         self.tasks = TaskSet()
         self.retrier = notifier.retrier = Retrier(
@@ -177,7 +184,8 @@ class Runtime:
         jobs = (
             ("poll", self.poller.tick, s.poll_tick_seconds),
             ("deliver", self.deliverer.tick, s.delivery_tick_seconds),
-            ("recover", self._recover, 30.0),
+            # a dead starter's runs are given up within about a lease after it stopped renewing them
+            ("recover", self._recover, min(30.0, s.lease_seconds)),
             ("alerts", self.alerter.flush, min(1.0, max(s.alert_group_seconds / 4, 0.05))),
             ("watch", self._watch, s.watch_interval_seconds),
             ("stuck", self.stuck.tick, s.stuck_check_seconds),

@@ -19,6 +19,7 @@ from bot.ops.logs import run_context
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
+from bot.service.starting import StartLeases, resumed_note
 from bot.slack.text import human_duration
 from bot.store.records import NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
@@ -50,6 +51,7 @@ class Retrier:
         self.owner = owner
         self.lease = lease
         self.first_poll = first_poll
+        self.starts = StartLeases(store, owner=owner, lease=lease, now=now)
 
     def policy(self, run: RunRecord) -> RetryPolicy | None:
         pipeline = self.catalog.pipelines.get(run.pipeline or "")
@@ -139,6 +141,20 @@ class Retrier:
         return len(due)
 
     async def _start(self, run: RunRecord) -> None:
+        # claimed with a lease (``claim_waiting_runs``): held until the answer is recorded, however long it takes
+        async with self.starts.holding(run.id):
+            answered = await self._trigger(run)
+        if answered is None:
+            return
+        record, resumed, provider_run_id = answered
+        if resumed and self.notifier.has_card(record):
+            await self.notifier.thread(record, "resumed", resumed_note(provider_run_id))
+        await self.notifier.refresh_card(record)
+        await self.store.mark_notified(record.id, record.state)
+
+    async def _trigger(self, run: RunRecord) -> tuple[RunRecord, bool, str] | None:
+        """Trigger (or resume) the attempt and record the answer: the run, whether it had been given up meanwhile,
+        and its provider id. None when it did not start (the run ended, and shown so)."""
         previous = await self.store.get_run(run.retry_of) if run.retry_of else None
         policy = self.policy(run)
         client = self.pool.client(run.connection)
@@ -163,13 +179,12 @@ class Retrier:
                 run.id, RunState.UNKNOWN, f"the retry did not start: {exc}", now=self.now()
             )
             await self.notifier.on_change(Transition(ended, "starting", ended.state))
-            return
+            return None
         if previous is not None and triggered.run_id == previous.provider_run_id:
             # the provider resumed under the same id (DataKitchen's order): the old attempt keeps a precise one
             serving = previous.extra.get("serving_hid") or f"attempt-{previous.attempt}"
             await self.store.repoint_run(previous.id, f"{previous.provider_run_id}/{serving}")
-        record = await self.store.record_triggered(
+        record, resumed = await self.store.trigger_answered(
             run.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
         )
-        await self.notifier.refresh_card(record)
-        await self.store.mark_notified(record.id, record.state)
+        return record, resumed, triggered.run_id

@@ -2,12 +2,15 @@
 
 Every action re-checks permission at the moment it happens and is audited (who, what, outcome).
 A run is recorded before its trigger is sent, so a crash in between leaves a visible "starting"
-run that recovery resolves, never a run nobody tracks.
+run that recovery resolves, never a run nobody tracks. The process starting it holds a lease on it while the
+trigger is pending (``StartLeases``): recovery gives up only starts whose owner is gone, and an answer that
+arrives after all resumes the run's tracking.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,14 +18,15 @@ from typing import Any, Protocol
 
 from bot.catalog.model import Catalog, ParameterSpec, Pipeline
 from bot.errors import InvalidRequest, NotAllowed, ProviderError, TriggerOutcomeUnknown, UserError
-from bot.models import RunState
+from bot.models import RunState, Triggered
 from bot.ops.logs import run_context
 from bot.providers.base import Capability, JobConfig, ProviderClient
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Actor, Authorizer, Need
+from bot.service.starting import StartLeases, resumed_note
 from bot.slack.text import escape
-from bot.store.records import STARTING, NewRun, RunRecord, Transition
+from bot.store.records import NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
 
 __all__ = ["AdHoc", "RunService", "resolve_parameters"]
@@ -87,6 +91,8 @@ class RunService:
         now: Now,
         *,
         first_poll: timedelta = timedelta(seconds=2),
+        owner: str | None = None,
+        lease: timedelta = timedelta(seconds=60),
     ) -> None:
         self.store = store
         self.pool = pool
@@ -94,6 +100,10 @@ class RunService:
         self.notifier = notifier
         self.now = now
         self.first_poll = first_poll
+        #: this process, as the owner of the runs it is starting (the runtime's name for it)
+        self.owner = owner or f"runs:{uuid.uuid4().hex[:12]}"
+        self.lease = lease
+        self.starts = StartLeases(store, owner=self.owner, lease=lease, now=now)
 
     @property
     def catalog(self) -> Catalog:
@@ -151,7 +161,7 @@ class RunService:
             workflow_run_id=workflow_run_id if retry_of is None else retry_of.workflow_run_id,
             step=step if retry_of is None else retry_of.step,
         )
-        record = await self.store.create_run(new, now=now, next_poll_at=None)
+        record = await self.store.create_run(new, now=now, next_poll_at=None, owner=self.owner, lease=self.lease)
         with run_context(record.id, pipeline=new.pipeline, provider=provider, connection=connection):
             return await self._trigger(actor, record, client, job_config, params, name)
 
@@ -164,10 +174,37 @@ class RunService:
         params: dict[str, str],
         name: str,
     ) -> RunRecord:
-        connection = record.connection
+        # the lease lives until the answer is recorded, however long the trigger waits for a slot or an answer
+        async with self.starts.holding(record.id):
+            triggered = await self._send(actor, record, client, job_config, params, name)
+            record, resumed = await self.store.trigger_answered(
+                record.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
+            )
+        if resumed:
+            await self.notifier.thread(record, "resumed", resumed_note(triggered.run_id))
+        if triggered.status is not None:
+            change = await self.store.record_status(
+                record.id, triggered.status, now=self.now(), next_poll_at=self.now() + self.first_poll
+            )
+            record = change.run if change else record
+        await self.notifier.refresh_card(record)
+        await self.store.mark_notified(record.id, record.state)
+        await self._audit(actor, "run", name, "ok", f"run #{record.id} ({triggered.run_id}) {_params(params)}")
+        return record
+
+    async def _send(
+        self,
+        actor: Actor | None,
+        record: RunRecord,
+        client: ProviderClient[Any, Any],
+        job_config: JobConfig,
+        params: dict[str, str],
+        name: str,
+    ) -> Triggered:
+        """The trigger call. UserError when it failed (the run ended, the person told)."""
         try:
-            async with self.pool.slot(connection):
-                triggered = await client.trigger(job_config, params)
+            async with self.pool.slot(record.connection):
+                return await client.trigger(job_config, params)
         except TriggerOutcomeUnknown as exc:
             record = await self.store.finish_run(record.id, RunState.UNKNOWN, str(exc), now=self.now())
             await self.notifier.refresh_card(record)
@@ -179,18 +216,6 @@ class RunService:
             await self.store.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
             await self._audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
-        record = await self.store.record_triggered(
-            record.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
-        )
-        if triggered.status is not None:
-            change = await self.store.record_status(
-                record.id, triggered.status, now=self.now(), next_poll_at=self.now() + self.first_poll
-            )
-            record = change.run if change else record
-        await self.notifier.refresh_card(record)
-        await self.store.mark_notified(record.id, record.state)
-        await self._audit(actor, "run", name, "ok", f"run #{record.id} ({triggered.run_id}) {_params(params)}")
-        return record
 
     async def retry(self, actor: Actor, run_id: int, *, channel: str | None) -> RunRecord:
         run = await self.get(run_id)
@@ -308,21 +333,28 @@ class RunService:
         return len(found)
 
     async def recover_starting(self, older_than: timedelta) -> list[RunRecord]:
-        """Runs left "starting" by a crash: whether the trigger reached the provider is unknown."""
+        """Runs left "starting" by a process that is gone (its lease on them expired): whether the trigger
+        reached the provider is unknown. A run whose owner is alive is never given up, however long its trigger
+        takes; ``older_than`` only applies to a start that has no lease at all (released by its owner at
+        shutdown, or recorded by a version without start leases)."""
         resolved = []
-        cutoff = self.now() - older_than
-        for run in await self.store.runs_in_flight(limit=1000):
-            if run.state == STARTING and run.created_at < cutoff:
-                message = (
-                    "The bot stopped while starting this run: it is unknown whether it started. "
-                    "Check the provider's console before running it again."
-                )
-                done = await self.store.finish_run(run.id, RunState.UNKNOWN, message, now=self.now())
+        now = self.now()
+        unleased_before = now - older_than
+        for run in await self.store.orphaned_starts(now=now, unleased_before=unleased_before):
+            message = (
+                "The bot stopped while starting this run: it is unknown whether it started. "
+                "Check the provider's console before running it again."
+            )
+            done = await self.store.give_up_start(run.id, message, now=now, unleased_before=unleased_before)
+            if done is None:  # its owner renewed the lease, or the trigger answered, since it was found
+                continue
+            with run_context(done.id, pipeline=done.pipeline, provider=done.provider, connection=done.connection):
+                log.warning("run %s given up: its starter is gone", done.id, extra={"run_id": done.id})
                 await self.notifier.refresh_card(done)
                 await self.notifier.thread(done, "interrupted", message)
                 await self.notifier.no_attempt_follows(done)  # a retry that never started: its failure is told
                 await self.store.mark_notified(done.id, done.state)
-                resolved.append(done)
+            resolved.append(done)
         return resolved
 
     # -- helpers ----------------------------------------------------------------------------

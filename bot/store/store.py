@@ -65,8 +65,19 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------------
 
-    async def create_run(self, new: NewRun, *, now: datetime, next_poll_at: datetime | None) -> RunRecord:
-        """Record a run before its trigger is sent (state ``starting``), or one found by the watcher."""
+    async def create_run(
+        self,
+        new: NewRun,
+        *,
+        now: datetime,
+        next_poll_at: datetime | None,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+    ) -> RunRecord:
+        """Record a run before its trigger is sent (state ``starting``), or one found by the watcher.
+
+        A run being started belongs to ``owner`` for ``lease`` (renewed while its trigger is pending): recovery
+        gives up only starts whose owner is gone (``orphaned_starts``)."""
         values: dict[str, Any] = {
             "pipeline": new.pipeline,
             "provider": new.provider,
@@ -94,6 +105,8 @@ class Store:
             "polls": 0,
             "last_error": "",
         }
+        if owner is not None and values["state"] == STARTING:
+            values.update(lease_owner=owner, lease_expires_at=now + (lease or timedelta(seconds=60)))
         try:
             async with self.engine.begin() as conn:
                 result = await conn.execute(insert(runs).values(**values).returning(runs.c.id))
@@ -151,6 +164,15 @@ class Store:
     async def record_triggered(
         self, run_id: int, provider_run_id: str, *, now: datetime, next_poll_at: datetime
     ) -> RunRecord:
+        """The trigger answered: the run is queued at the provider under ``provider_run_id``."""
+        run, _ = await self.trigger_answered(run_id, provider_run_id, now=now, next_poll_at=next_poll_at)
+        return run
+
+    async def trigger_answered(
+        self, run_id: int, provider_run_id: str, *, now: datetime, next_poll_at: datetime
+    ) -> tuple[RunRecord, bool]:
+        """Record the trigger's answer. True with the run when it had been given up meanwhile (its owner was
+        thought gone) and is tracked again: the answer is never lost."""
         # passive watch may record the new run between the look for its copy and the update: look again
         for attempt in range(3):
             try:
@@ -162,23 +184,34 @@ class Store:
 
     async def _record_triggered(
         self, run_id: int, provider_run_id: str, *, now: datetime, next_poll_at: datetime
-    ) -> RunRecord:
+    ) -> tuple[RunRecord, bool]:
+        queued = {
+            "provider_run_id": provider_run_id,
+            "state": RunState.QUEUED.value,
+            "updated_at": now,
+            "next_poll_at": next_poll_at,
+            "lease_owner": None,  # the start's lease: from now on the poller follows it
+            "lease_expires_at": None,
+        }
         async with self.engine.begin() as conn:
             await self._absorb_watched_copy(conn, run_id, provider_run_id)
-            await conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(
-                    provider_run_id=provider_run_id,
-                    state=RunState.QUEUED.value,
-                    updated_at=now,
-                    next_poll_at=next_poll_at,
-                    lease_owner=None,  # a retry was claimed to be started: from now on the poller follows it
-                    lease_expires_at=None,
-                )
+            result = await conn.execute(
+                update(runs).where(runs.c.id == run_id, runs.c.final.is_(False)).values(**queued)
             )
-            await _event(conn, run_id, now, RunState.QUEUED.value, "", "")
-            return await self._run(conn, run_id)
+            resumed = False
+            if result.rowcount != 1:
+                # given up while its trigger was pending (recovery thought its owner gone): it did start after
+                # all, so it is followed again to its real end. Only a run that never had an answer reopens.
+                result = await conn.execute(
+                    update(runs)
+                    .where(runs.c.id == run_id, runs.c.final.is_(True), runs.c.provider_run_id.is_(None))
+                    .values(**queued, final=False, ended_at=None, message="", unknown_since=None, last_error="")
+                )
+                resumed = result.rowcount == 1
+            if result.rowcount == 1:
+                message = "the trigger answered after the run was given up: tracking resumed" if resumed else ""
+                await _event(conn, run_id, now, RunState.QUEUED.value, "", message)
+            return await self._run(conn, run_id), resumed
 
     async def _absorb_watched_copy(self, conn: AsyncConnection, run_id: int, provider_run_id: str) -> None:
         """A slow trigger answer: passive watch may have listed the new run first and recorded it as a run
@@ -271,6 +304,54 @@ class Store:
                 )
             )
             await _event(conn, run_id, now, state.value, "", message)
+            return await self._run(conn, run_id)
+
+    async def renew_start_leases(self, owner: str, run_ids: Sequence[int], *, until: datetime) -> set[int]:
+        """Extend ``owner``'s leases on runs it is starting, in one statement; returns the ids renewed. A run
+        missing is no longer its start (the trigger answered, or recovery gave it up)."""
+        if not run_ids:
+            return set()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(run_ids), runs.c.lease_owner == owner, runs.c.state == STARTING)
+                .where(runs.c.final.is_(False))
+                .values(lease_expires_at=until)
+                .returning(runs.c.id)
+            )
+            return set(result.scalars())
+
+    async def orphaned_starts(self, *, now: datetime, unleased_before: datetime, limit: int = 1000) -> list[RunRecord]:
+        """Runs left ``starting`` by an owner that is gone: its lease expired. A start without a lease (its owner
+        released it at shutdown, or it comes from a version without start leases) counts once it was created
+        before ``unleased_before``."""
+        return await self._runs(
+            select(runs).where(_orphaned_start(now, unleased_before)).order_by(runs.c.id).limit(limit)
+        )
+
+    async def give_up_start(
+        self, run_id: int, message: str, *, now: datetime, unleased_before: datetime
+    ) -> RunRecord | None:
+        """End an orphaned start as unknown, unless its owner renewed its lease or its trigger answered since it
+        was found (None then). Checked in the update itself: two replicas never both decide."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, _orphaned_start(now, unleased_before))
+                .values(
+                    state=RunState.UNKNOWN.value,
+                    message=message,
+                    final=True,
+                    ended_at=now,
+                    next_poll_at=None,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            await _event(conn, run_id, now, RunState.UNKNOWN.value, "", message)
             return await self._run(conn, run_id)
 
     async def cancel_requested(self, run_id: int, user_id: str, *, now: datetime) -> None:
@@ -376,10 +457,13 @@ class Store:
 
     async def release_run_leases(self, owner: str) -> None:
         """Hand back the runs ``owner`` claimed in a poll tick that failed midway (the database went away):
-        otherwise they would wait for their leases to expire before anyone polls them again."""
+        otherwise they would wait for their leases to expire before anyone polls them again. Not the runs it is
+        starting: their triggers are still pending in this process, which is not gone."""
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(runs).where(runs.c.lease_owner == owner).values(lease_owner=None, lease_expires_at=None)
+                update(runs)
+                .where(runs.c.lease_owner == owner, runs.c.state != STARTING)
+                .values(lease_owner=None, lease_expires_at=None)
             )
 
     async def release_delivery_leases(self, owner: str) -> None:
@@ -781,6 +865,18 @@ class Store:
 async def _event(conn: AsyncConnection, run_id: int, at: datetime, state: str, raw: str, message: str) -> None:
     await conn.execute(
         insert(run_events).values(run_id=run_id, at=at, state=state, raw_status=raw, message=message[:4000])
+    )
+
+
+def _orphaned_start(now: datetime, unleased_before: datetime) -> Any:
+    """A run being started whose owner is gone: its lease expired (or it has none, and is old)."""
+    return and_(
+        runs.c.state == STARTING,
+        runs.c.final.is_(False),
+        or_(
+            runs.c.lease_expires_at < now,
+            and_(runs.c.lease_expires_at.is_(None), runs.c.created_at < unleased_before),
+        ),
     )
 
 

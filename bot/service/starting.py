@@ -1,0 +1,81 @@
+"""The leases a process holds on the runs it is starting, while their triggers are pending.
+
+A run is recorded ``starting`` before its trigger is sent. Recovery gives such a run up only when its owner
+is gone, and "gone" means its lease expired: never that the run is old. A trigger can take long (a
+connection's ``timeout_seconds`` well above a minute, a wait behind the connection's concurrency limit), so
+the lease is not sized for the trigger: it is renewed every third of its length while the trigger is
+pending. A process that dies stops renewing, and its starts are given up a lease later.
+
+The renewals of all the runs a process is starting go in one statement: hundreds of triggers may wait behind
+a connection's concurrency limit, and one write per pending trigger would crowd the database pool that the
+starts themselves need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+
+from bot.slack.text import escape
+from bot.store.store import Store
+
+__all__ = ["StartLeases", "resumed_note"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+
+
+class StartLeases:
+    def __init__(self, store: Store, *, owner: str, lease: timedelta, now: Now) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease = lease
+        self.now = now
+        self._held: set[int] = set()
+        self._renewing: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def holding(self, run_id: int) -> AsyncIterator[None]:
+        """Keep this process's lease on the starting run alive for as long as the block runs: the trigger and
+        the recording of its answer. The run was recorded with the lease (``Store.create_run``,
+        ``Store.claim_waiting_runs``)."""
+        self._held.add(run_id)
+        if self._renewing is None:
+            self._renewing = asyncio.create_task(self._renew())
+        try:
+            yield
+        finally:
+            self._held.discard(run_id)
+
+    async def _renew(self) -> None:
+        every = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            if not self._held:  # nothing pending: stop; the next start starts renewing again
+                self._renewing = None
+                return
+            ids = sorted(self._held)
+            began = time.monotonic()
+            try:
+                # a run not renewed was just answered, or was given up meanwhile (this process thought gone): either
+                # way its answer is recorded, and resumes it if it was given up
+                await self.store.renew_start_leases(self.owner, ids, until=self.now() + self.lease)
+            except Exception as exc:  # the database away for a moment: try again; answers are recorded either way
+                log.warning("could not renew the leases of %d runs being started: %s", len(ids), exc)
+                continue
+            took = time.monotonic() - began
+            if took > every:  # waiting for a database connection, most likely: others may think this process gone
+                log.warning("renewing the leases of %d runs being started took %.1f s (lease %.0f s)",
+                            len(ids), took, self.lease.total_seconds())
+
+
+def resumed_note(provider_run_id: str) -> str:
+    """The thread note of a run given up while its trigger was pending, whose trigger then answered."""
+    return (
+        f"The provider answered after all: the run started as `{escape(provider_run_id)}`. "
+        "Tracking resumed: this card follows it to its end."
+    )

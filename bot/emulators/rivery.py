@@ -100,8 +100,12 @@ class RiveryEmulator(EmulatorServer):
         tokens: Iterable[str] = (),
         account_id: str = "acc",
         environment_id: str = "env",
+        legacy_prefix: str = "/api",
     ) -> None:
         super().__init__(state)
+        #: where the legacy routes live: "/api" as on https://console.rivery.io/api (US), "" as on the EU API host
+        #: https://api.eu-west-1.rivery.io (seeds/rivery-api-overview-and-activities.txt, lines 55-57)
+        self.legacy_prefix = "/" + legacy_prefix.strip("/") if legacy_prefix.strip("/") else ""
         self.tokens = set(tokens)  # empty: any Bearer token is accepted
         self.account_id = account_id
         self.environment_id = environment_id
@@ -133,7 +137,7 @@ class RiveryEmulator(EmulatorServer):
         self._log_queries: dict[str, _LogQuery] = {}
 
     def configure(self, scenario: Mapping[str, Any]) -> None:
-        """Scenario keys: tokens, account_id, environment_id, failure_code ("E"/"F"), omit_waiting_status,
+        """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), omit_waiting_status,
         success_spelling, async_operations, operation_polls, operation_error, stats_shape, next_page_as_string,
         cancel_answer, log_polls, river_names."""
         rest = dict(scenario)
@@ -143,6 +147,9 @@ class RiveryEmulator(EmulatorServer):
         for key in ("account_id", "environment_id", "operation_error"):
             if key in rest:
                 setattr(self, key, str(rest.pop(key)))
+        if "legacy_prefix" in rest:
+            prefix = str(rest.pop("legacy_prefix") or "").strip("/")
+            self.legacy_prefix = f"/{prefix}" if prefix else ""
         for key in ("omit_waiting_status", "async_operations", "next_page_as_string"):
             if key in rest:
                 setattr(self, key, bool(rest.pop(key)))
@@ -168,12 +175,13 @@ class RiveryEmulator(EmulatorServer):
     def routes(self) -> list[Route]:
         v1 = "/v1/accounts/{account}/environments/{env}"
         river = f"{v1}/rivers/{{river}}"
+        legacy = self.legacy_prefix
         return [
-            Route("GET", "/api/me", "me", self.on_me),
-            Route("POST", "/api/run", "trigger", self.on_run),
-            Route("GET", "/api/check_run", "status", self.on_check_run),
-            Route("POST", "/api/run/cancel", "cancel", self.on_cancel),
-            Route("GET", "/api/activities/runs/logs", "logs", self.on_logs),
+            Route("GET", f"{legacy}/me", "me", self.on_me),
+            Route("POST", f"{legacy}/run", "trigger", self.on_run),
+            Route("GET", f"{legacy}/check_run", "status", self.on_check_run),
+            Route("POST", f"{legacy}/run/cancel", "cancel", self.on_cancel),
+            Route("GET", f"{legacy}/activities/runs/logs", "logs", self.on_logs),
             Route("POST", f"{river}/run", "v1_trigger", self.on_v1_run),
             Route("GET", f"{river}/runs/{{run}}", "v1_status", self.on_v1_status),
             Route("GET", f"{river}/runs", "v1_runs", self.on_v1_runs),

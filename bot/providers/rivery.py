@@ -96,8 +96,9 @@ class Connection(ConnectionConfig):
     provider: Literal["rivery"] = "rivery"
     base_url: str = Field(
         default=LEGACY_BASE_URL,
-        description="legacy: https://console.rivery.io/api (or the EU console's); v1: https://api.rivery.io "
-        "or the regional API host. Defaults by `api`.",
+        description="legacy: https://console.rivery.io/api (US) or https://api.eu-west-1.rivery.io (EU: the API "
+        "host, not the EU console's); v1: https://api.rivery.io or the regional API host (EU: "
+        "https://api.eu-west-1.rivery.io). Defaults by `api`.",
     )
     api: Literal["legacy", "v1"] = Field(default="legacy", description="which Rivery API this connection uses")
     api_token: SecretStr = Field(description="an API token with river:execute (and river:list for v1 listing)")

@@ -661,3 +661,30 @@ def test_configure_rejects_unknown_keys_and_bad_values() -> None:
         emulator.configure({"colour": "blue"})
     with pytest.raises(ValueError, match="failure_code"):
         emulator.configure({"failure_code": "X"})
+
+
+# -- regions --------------------------------------------------------------------------------
+
+
+def test_the_base_url_help_points_eu_users_at_the_api_host_not_the_console() -> None:
+    """seeds/rivery-api-overview-and-activities.txt, lines 55-57: the EU base URL is the API host."""
+    text = Connection.model_fields["base_url"].description or ""
+    assert "https://api.eu-west-1.rivery.io" in text
+    assert "or the EU console's" not in text
+
+
+async def test_a_legacy_connection_on_the_eu_api_host_runs_and_checks(state: EmulatorState, sleeps: SleepRecorder,
+                                                                     clock: ManualClock) -> None:
+    """The EU API host has the legacy paths at its root (``https://api.eu-west-1.rivery.io/run``), not under /api."""
+    state.script(RIVER, Outcome(queued_s=1, running_s=1))
+    emulator = RiveryEmulator(state, tokens={TOKEN}, legacy_prefix="")
+    await emulator.start()
+    client = Client("rivery-eu", Connection(base_url=emulator.url, api_token=TOKEN), retry=RETRY, sleep=sleeps)
+    try:
+        run = await client.trigger(JOB, {})
+        clock.advance(5)
+        assert (await client.get_status(JOB, run.run_id)).state is RunState.SUCCEEDED
+    finally:
+        await client.aclose()
+        await emulator.stop()
+    assert [r.path for r in state.requests] == ["/run", "/check_run"]

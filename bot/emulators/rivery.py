@@ -40,6 +40,7 @@ _TASK_TEXT = {"W": "Waiting", "R": "Running", "D": "Done Successfully", "F": "Fa
 _MAX_PER_PAGE = 200
 _CANCEL_ANSWERS = ("json", "empty", "no_content")
 _STATS_SHAPES = ("list", "dict", "flat")
+_TASK_SHAPES = ("list", "object")
 
 
 @dataclass(slots=True)
@@ -123,6 +124,9 @@ class RiveryEmulator(EmulatorServer):
         self.operation_error = ""
         #: shape of activities_statistics: "list" of {status, count}, "dict" status → count, or "flat"
         self.stats_shape = "list"
+        #: tasks_status as a "list" of tasks (the seed's check_run sample) or one "object", the current task
+        #: (Boomi's legacy API reference, RunRiver sample)
+        self.tasks_status_shape = "list"
         #: next_page as a string cursor instead of a number
         self.next_page_as_string = False
         #: how cancel answers: 200 with JSON ("json"), 200 with an empty body ("empty"), or 204 ("no_content")
@@ -138,7 +142,8 @@ class RiveryEmulator(EmulatorServer):
 
     def configure(self, scenario: Mapping[str, Any]) -> None:
         """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), omit_waiting_status,
-        success_spelling, async_operations, operation_polls, operation_error, stats_shape, next_page_as_string,
+        success_spelling, async_operations, operation_polls, operation_error, stats_shape, tasks_status_shape,
+        next_page_as_string,
         cancel_answer, log_polls, river_names."""
         rest = dict(scenario)
         if "tokens" in rest:
@@ -160,6 +165,7 @@ class RiveryEmulator(EmulatorServer):
             "failure_code": ("E", "F"),
             "success_spelling": ("succeeded", "succeed"),
             "stats_shape": _STATS_SHAPES,
+            "tasks_status_shape": _TASK_SHAPES,
             "cancel_answer": _CANCEL_ANSWERS,
         }
         for key, allowed in choices.items():
@@ -288,7 +294,10 @@ class RiveryEmulator(EmulatorServer):
             elif code == "F" and run.outcome.message:
                 text = f"{text}: {run.outcome.message}"
             tasks.append({"task_status": code, "task_status_message": text})
-        body: dict[str, Any] = {"tasks_status": tasks, "run_insert_date": _ms(run.created_at)}
+        shown: list[dict[str, str]] | dict[str, str] = tasks
+        if self.tasks_status_shape == "object" and tasks:
+            shown = next((t for t in tasks if t["task_status"] != "D"), tasks[-1])
+        body: dict[str, Any] = {"tasks_status": shown, "run_insert_date": _ms(run.created_at)}
         ended = run.ended_at(now)
         if ended is not None:
             body["run_end_date"] = _ms(ended)
@@ -428,7 +437,8 @@ class RiveryEmulator(EmulatorServer):
     def _log_csv(self, run: EmuRun) -> str:
         lines = ["time,level,message"]
         stamp = _iso(run.created_at)
-        for task in self._check_run(run)["tasks_status"]:
+        tasks = self._check_run(run)["tasks_status"]
+        for task in tasks if isinstance(tasks, list) else [tasks]:
             level = "ERROR" if task["task_status"] == "F" else "INFO"
             lines.append(f"{stamp},{level},{task['task_status_message'].replace(',', ' ')}")
         return "\r\n".join(lines) + "\r\n"

@@ -195,11 +195,23 @@ def _duration(started: datetime | None, ended: datetime | None) -> timedelta | N
     return ended - started
 
 
+def _task_items(value: Any) -> list[Mapping[str, Any]]:
+    """``tasks_status`` as a list of tasks: the seed's check_run sample gives a list of
+    ``{task_status, task_status_message}``; Boomi's legacy API reference (RunRiver sample) gives one such object
+    on its own. Anything else holds no task."""
+    if isinstance(value, dict):
+        return [value] if "task_status" in value or "task_status_message" in value else []
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, dict)]
+    return []
+
+
 def parse_check_run(body: Mapping[str, Any], run_id: str) -> RunStatus:
     """A legacy ``check_run`` answer → RunStatus.
 
     ``river_run_status`` (missing while waiting), ``river_run_message``, ``error_description`` on errors,
-    ``tasks_status: [{task_status, task_status_message}]``, ``run_insert_date``/``run_end_date`` in epoch ms.
+    ``tasks_status`` (a list of ``{task_status, task_status_message}``, or one such object),
+    ``run_insert_date``/``run_end_date`` in epoch ms.
     """
     raw = str(body.get("river_run_status") or "").strip()
     state = map_status(raw)
@@ -208,10 +220,7 @@ def parse_check_run(body: Mapping[str, Any], run_id: str) -> RunStatus:
     if state is RunState.FAILED and not message:
         message = "Rivery reports the run failed without a message: see the run in the Rivery console."
     tasks: list[TaskStatus] = []
-    items = body.get("tasks_status")
-    for number, item in enumerate(items if isinstance(items, list) else [], 1):
-        if not isinstance(item, dict):
-            continue
+    for number, item in enumerate(_task_items(body.get("tasks_status")), 1):
         task_raw = str(item.get("task_status") or "").strip()
         tasks.append(
             TaskStatus(

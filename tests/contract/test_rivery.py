@@ -61,6 +61,25 @@ SEED_CHECK_RUN = "\n".join(
 )
 
 
+# The 200 sample of Boomi's Legacy Data Integration API reference, RunRiver
+# (developer.boomi.com/docs/api/dataintegrationlegacyapi/RunRiver): ``tasks_status`` is one object, not a list.
+BOOMI_RUN_RIVER_SAMPLE = {
+    "run_id": "5e473b95567f0hd050tf5ed5",
+    "river_id": "5e473b955d7f0h3050tf5ed5",
+    "account": "5e473b95564f0h3050tf5ed5",
+    "run_insert_date": 1584894117231,
+    "run_update_date": 1584894117231,
+    "river_run_status": "W",
+    "river_run_message": "River river_name is waiting to run",
+    "_id": "5e473b95567f0h3050tf5ed5",
+    "tasks_status": {
+        "task_status": "D",
+        "task_status_message": "European Central Bank Currencies API to File Zone Done Successfully",
+    },
+    "run_end_date": 1584894117231,
+}
+
+
 def _auth(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -120,6 +139,38 @@ def test_the_seed_check_run_sample_parses_verbatim() -> None:
     assert status.ended_at == datetime(2020, 4, 11, 16, 24, 35, 582000, tzinfo=UTC)
     assert status.duration == timedelta(seconds=28.2)
     assert not status.failed_tasks
+
+
+def test_boomi_s_sample_with_tasks_status_as_one_object_parses() -> None:
+    status = parse_check_run(BOOMI_RUN_RIVER_SAMPLE, "ignored")
+    assert status.run_id == "5e473b95567f0hd050tf5ed5"
+    assert (status.state, status.raw_status) == (RunState.QUEUED, "W")
+    assert status.message == "River river_name is waiting to run"
+    assert [(t.name, t.state, t.raw_status, t.message) for t in status.tasks] == [
+        ("task 1", RunState.SUCCEEDED, "D", "European Central Bank Currencies API to File Zone Done Successfully")
+    ]
+
+
+@pytest.mark.parametrize("tasks", [None, "D", 3, {"unrelated": "x"}, [1, "x"]])
+def test_a_tasks_status_of_another_shape_holds_no_task(tasks: Any) -> None:
+    assert parse_check_run({"river_run_status": "R", "tasks_status": tasks}, "r1").tasks == ()
+
+
+async def test_the_emulator_can_answer_tasks_status_as_one_object(
+    server: RiveryEmulator, legacy: Client, clock: ManualClock
+) -> None:
+    server.configure({"tasks_status_shape": "object"})
+    server.state.script(RIVER, Outcome(queued_s=1, running_s=1, result="fail", failed_tasks=("load",),
+                                       tasks=("extract", "load"), message="Table leads is locked"))
+    run = await legacy.trigger(JOB, {})
+    clock.advance(5)
+    async with httpx.AsyncClient(base_url=server.url, headers=_auth()) as http:
+        answer = (await http.get("/api/check_run", params={"run_id": run.run_id})).json()
+    assert answer["tasks_status"] == {"task_status": "F", "task_status_message": "load Failed: Table leads is locked"}
+    status = await legacy.get_status(JOB, run.run_id)
+    assert [(t.state, t.message) for t in status.failed_tasks] == [
+        (RunState.FAILED, "load Failed: Table leads is locked")
+    ]
 
 
 async def test_the_emulator_answers_check_run_in_the_seed_shape(

@@ -41,6 +41,7 @@ _MAX_PER_PAGE = 200
 _CANCEL_ANSWERS = ("json", "empty", "no_content")
 _STATS_SHAPES = ("list", "dict", "flat")
 _TASK_SHAPES = ("list", "object")
+_PAGE_FORMS = ("url", "number", "string")
 
 
 @dataclass(slots=True)
@@ -127,8 +128,11 @@ class RiveryEmulator(EmulatorServer):
         #: tasks_status as a "list" of tasks (the seed's check_run sample) or one "object", the current task
         #: (Boomi's legacy API reference, RunRiver sample)
         self.tasks_status_shape = "list"
-        #: next_page as a string cursor instead of a number
-        self.next_page_as_string = False
+        #: next_page as the next page's "url" (Boomi's Data Integration API reference: "The next page URL"), or in
+        #: the older forms the bot still reads: a page "number" or a "string" cursor
+        self.next_page_as = "url"
+        #: the scheme and host of next_page URLs; empty: this server's own (another host tests the same-host rule)
+        self.next_page_base = ""
         #: how cancel answers: 200 with JSON ("json"), 200 with an empty body ("empty"), or 204 ("no_content")
         self.cancel_answer = "json"
         #: how many polls of a log query answer 202 before the log is ready
@@ -143,19 +147,18 @@ class RiveryEmulator(EmulatorServer):
     def configure(self, scenario: Mapping[str, Any]) -> None:
         """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), omit_waiting_status,
         success_spelling, async_operations, operation_polls, operation_error, stats_shape, tasks_status_shape,
-        next_page_as_string,
-        cancel_answer, log_polls, river_names."""
+        next_page_as ("url"/"number"/"string"), next_page_base, cancel_answer, log_polls, river_names."""
         rest = dict(scenario)
         if "tokens" in rest:
             tokens = rest.pop("tokens")
             self.tokens = {tokens} if isinstance(tokens, str) else {str(t) for t in tokens or ()}
-        for key in ("account_id", "environment_id", "operation_error"):
+        for key in ("account_id", "environment_id", "operation_error", "next_page_base"):
             if key in rest:
                 setattr(self, key, str(rest.pop(key)))
         if "legacy_prefix" in rest:
             prefix = str(rest.pop("legacy_prefix") or "").strip("/")
             self.legacy_prefix = f"/{prefix}" if prefix else ""
-        for key in ("omit_waiting_status", "async_operations", "next_page_as_string"):
+        for key in ("omit_waiting_status", "async_operations"):
             if key in rest:
                 setattr(self, key, bool(rest.pop(key)))
         for key in ("operation_polls", "log_polls"):
@@ -166,6 +169,7 @@ class RiveryEmulator(EmulatorServer):
             "success_spelling": ("succeeded", "succeed"),
             "stats_shape": _STATS_SHAPES,
             "tasks_status_shape": _TASK_SHAPES,
+            "next_page_as": _PAGE_FORMS,
             "cancel_answer": _CANCEL_ANSWERS,
         }
         for key, allowed in choices.items():
@@ -489,9 +493,11 @@ class RiveryEmulator(EmulatorServer):
         runs = [r for r in self.state.runs_of(river) if self._in_window(r, window)]
         chunk = runs[(page - 1) * per_page : page * per_page]
         more = page * per_page < len(runs)
-        following: int | str | None = page + 1 if more else None
-        if following is not None and self.next_page_as_string:
-            following = str(following)
+        following: int | str | None = None
+        if more and self.next_page_as == "url":
+            following = self._page_url(request, page + 1)
+        elif more:
+            following = page + 1 if self.next_page_as == "number" else str(page + 1)
         return json_response(
             {
                 "items": [self._v1_run(r) for r in chunk],
@@ -501,6 +507,11 @@ class RiveryEmulator(EmulatorServer):
                 "items_per_page": per_page,
             }
         )
+
+    def _page_url(self, request: web.Request, page: int) -> str:
+        """This request's URL with the next page number: every filter and the window stay as asked."""
+        url = request.url.update_query(page=str(page))
+        return f"{self.next_page_base.rstrip('/')}{url.path_qs}" if self.next_page_base else str(url)
 
     def _paging(self, request: web.Request) -> tuple[tuple[int, int] | None, list[dict[str, Any]]]:
         """``page`` ≥ 1 and ``items_per_page`` in 1..200; else the problems a 422 lists."""

@@ -507,11 +507,11 @@ class Client(ProviderClient[Connection, Job]):
         }
         what = f"list runs of {job.describe()}"
         runs: list[RunStatus] = []
-        page: Any = 1
+        path = self._river(job, "runs")
+        call = Call("GET", path, what, params={**base, "page": 1})
         asked: set[str] = set()
         for _ in range(_MAX_PAGES):
-            asked.add(str(page))
-            call = Call("GET", self._river(job, "runs"), what, params={**base, "page": page})
+            asked.add(_page_key(call))
             body = await self._fetch(call, job)
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):
@@ -523,13 +523,30 @@ class Client(ProviderClient[Connection, Job]):
                 len(runs) >= limit
                 or not items
                 or following in (None, "", False)
-                or str(following) in asked
                 or (total is not None and len(runs) >= total)
             ):
                 break
-            page = following
+            call = self._next_page(call, following, path, base)
+            if _page_key(call) in asked:
+                break
         runs.sort(key=lambda r: r.started_at or r.ended_at or _OLDEST, reverse=True)
         return runs[:limit]
+
+    def _next_page(self, call: Call, following: Any, path: str, base: Mapping[str, Any]) -> Call:
+        """The call for the next page. Boomi's Data Integration API reference documents ``next_page`` as the next
+        page's URL: it is followed as given, but only on the connection's own host (it carries the API token).
+        A page number or cursor (what the bot met before) goes into ``page`` with the same window."""
+        if isinstance(following, str) and following.strip().lower().startswith(("http://", "https://")):
+            url = httpx.URL(following.strip())
+            here = self.http.base_url
+            if (url.scheme, url.host, url.port) != (here.scheme, here.host, here.port):
+                raise self.caller.error(
+                    ProviderResponseError,
+                    f"Rivery's answer when asked to {call.what} points the next page at another host "
+                    f"({url.scheme}://{url.host}): not followed, so that the API token is not sent there.",
+                )
+            return Call("GET", str(url), call.what)
+        return Call("GET", path, call.what, params={**base, "page": following})
 
     async def stats(self, job: Job | None, *, start: datetime, end: datetime) -> Stats:
         """Run counts per state over a period: of one river, or of the whole environment (``job`` None)."""
@@ -583,6 +600,11 @@ class Client(ProviderClient[Connection, Job]):
             f"Rivery has not finished to {what} after {self.operation_checks} checks (operation {operation}, "
             f"last status {status or 'none'!r}). Look at the river in the Rivery console before trying again.",
         )
+
+
+def _page_key(call: Call) -> str:
+    """What identifies a page's request, to notice a cursor that leads back to a page already read."""
+    return str(httpx.URL(call.url).copy_merge_params(call.params)) if call.params else call.url
 
 
 def _detail_line(item: Any) -> str:

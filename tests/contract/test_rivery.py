@@ -18,6 +18,7 @@ from bot.errors import (
     ProviderAuthError,
     ProviderNotFound,
     ProviderRejected,
+    ProviderResponseError,
     ProviderUnavailable,
 )
 from bot.models import RunState
@@ -404,13 +405,54 @@ async def test_list_runs_stops_at_the_limit(
     assert len(server.state.requests_to("v1_runs")) == 2
 
 
-async def test_list_runs_follows_a_string_cursor(
-    server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock
+@pytest.mark.parametrize("form", ["number", "string"])
+async def test_list_runs_still_follows_a_page_number_or_cursor(
+    server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock, form: str
 ) -> None:
-    server.configure({"next_page_as_string": True})
+    server.configure({"next_page_as": form})
     since = _history(state, clock, 401)
     assert len(await v1.list_runs(JOB, since=since, limit=1000)) == 401
-    assert [r.query["page"] for r in server.state.requests_to("v1_runs")] == ["1", "2", "3"]
+    asked = server.state.requests_to("v1_runs")
+    assert [r.query["page"] for r in asked] == ["1", "2", "3"]
+    assert {r.query["start_time"] for r in asked} == {since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+async def test_next_page_is_the_next_page_s_url_and_is_followed_as_given(
+    server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock
+) -> None:
+    """Boomi's Data Integration API reference: ``next_page`` is "The next page URL" on its list endpoints."""
+    since = _history(state, clock, 250)
+    path = f"{V1_PREFIX}/rivers/{RIVER}/runs"
+    window = {"start_time": since.strftime("%Y-%m-%dT%H:%M:%SZ"), "end_time": "2100-01-01T00:00:00Z"}
+    async with httpx.AsyncClient(base_url=server.url, headers=_auth()) as http:
+        first = (await http.get(path, params={**window, "items_per_page": 200})).json()
+    following = httpx.URL(first["next_page"])
+    assert (following.scheme, following.host, following.port, following.path) == (
+        "http", "127.0.0.1", httpx.URL(server.url).port, path
+    )
+    assert following.params["page"] == "2" and following.params["start_time"] == window["start_time"]
+    server.state.requests.clear()
+
+    assert len(await v1.list_runs(JOB, since=since, limit=1000)) == 250
+    assert [r.query["page"] for r in server.state.requests_to("v1_runs")] == ["1", "2"]
+
+
+async def test_a_next_page_on_another_host_is_not_followed(
+    server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock
+) -> None:
+    """The next page's URL carries the API token: only the connection's own host gets it."""
+    elsewhere = RiveryEmulator(EmulatorState(clock=clock, default=None))
+    await elsewhere.start()
+    try:
+        server.configure({"next_page_base": elsewhere.url})
+        since = _history(state, clock, 250)
+        with pytest.raises(ProviderResponseError) as err:
+            await v1.list_runs(JOB, since=since, limit=1000)
+    finally:
+        await elsewhere.stop()
+    assert "another host" in str(err.value) and "not followed" in str(err.value)
+    assert not elsewhere.state.requests
+    assert len(server.state.requests_to("v1_runs")) == 1
 
 
 async def test_the_runs_endpoint_wants_both_times_and_at_most_200_a_page(server: RiveryEmulator) -> None:

@@ -115,6 +115,8 @@ class RiveryEmulator(EmulatorServer):
         self.failure_code = "F"
         #: leave river_run_status out while a run waits, as Rivery may ("missing means waiting")
         self.omit_waiting_status = False
+        #: a status a running run reports instead of "R" / "running": one no document lists, as a new one would be
+        self.running_code = ""
         #: v1 spelling of success: "succeeded" (runs) or "succeed" (activities filters)
         self.success_spelling = "succeeded"
         #: activate/disable answer 202 with an operation instead of 204
@@ -145,14 +147,15 @@ class RiveryEmulator(EmulatorServer):
         self._log_queries: dict[str, _LogQuery] = {}
 
     def configure(self, scenario: Mapping[str, Any]) -> None:
-        """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), omit_waiting_status,
-        success_spelling, async_operations, operation_polls, operation_error, stats_shape, tasks_status_shape,
-        next_page_as ("url"/"number"/"string"), next_page_base, cancel_answer, log_polls, river_names."""
+        """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), running_code,
+        omit_waiting_status, success_spelling, async_operations, operation_polls, operation_error, stats_shape,
+        tasks_status_shape, next_page_as ("url"/"number"/"string"), next_page_base, cancel_answer, log_polls,
+        river_names."""
         rest = dict(scenario)
         if "tokens" in rest:
             tokens = rest.pop("tokens")
             self.tokens = {tokens} if isinstance(tokens, str) else {str(t) for t in tokens or ()}
-        for key in ("account_id", "environment_id", "operation_error", "next_page_base"):
+        for key in ("account_id", "environment_id", "operation_error", "next_page_base", "running_code"):
             if key in rest:
                 setattr(self, key, str(rest.pop(key)))
         if "legacy_prefix" in rest:
@@ -282,6 +285,8 @@ class RiveryEmulator(EmulatorServer):
             if self.omit_waiting_status:
                 return None
             return "W" if now - run.created_at < run.outcome.queued_s / 2 else "P"
+        if phase == "running" and self.running_code:
+            return self.running_code
         return {"running": "R", "succeeded": "D", "failed": self.failure_code, "canceled": "F"}[phase]
 
     def _check_run(self, run: EmuRun) -> dict[str, Any]:
@@ -330,6 +335,8 @@ class RiveryEmulator(EmulatorServer):
         if phase == "succeeded":
             spelling = self.success_spelling
             return f"partially {spelling}" if self._partial(run, now) else spelling
+        if phase == "running" and self.running_code:
+            return self.running_code
         return _V1_STATUS[phase]
 
     def _v1_run(self, run: EmuRun) -> dict[str, Any]:

@@ -38,12 +38,17 @@ class InVisionEmulator(EmulatorServer):
         self.api_keys = set(api_keys)  # empty: any key is accepted
         self.prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
         self.await_limit_s = await_limit_s
+        #: answer a start without its runId (the flow is started all the same): the document promises one, a
+        #: client must still not take such an answer for a refusal
+        self.omit_run_id = False
 
     def configure(self, scenario: Mapping[str, Any]) -> None:
         scenario = dict(scenario)
         self.api_keys = set(scenario.pop("api_keys", self.api_keys))
         if "prefix" in scenario:
             self.prefix = "/" + str(scenario.pop("prefix")).strip("/") + "/"
+        if "omit_run_id" in scenario:
+            self.omit_run_id = bool(scenario.pop("omit_run_id"))
         super().configure(scenario)
 
     def routes(self) -> list[Route]:
@@ -76,6 +81,8 @@ class InVisionEmulator(EmulatorServer):
             while run.phase(self.state.now()) in ("queued", "running") and waited < self.await_limit_s:
                 await asyncio.sleep(0.05)
                 waited += 0.05
+        if self.omit_run_id:
+            return json_response({"status": _STATUS[run.phase(self.state.now())]})
         return self._answer(run.run_id)
 
     async def on_status(self, request: web.Request) -> web.StreamResponse:

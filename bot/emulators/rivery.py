@@ -117,6 +117,8 @@ class RiveryEmulator(EmulatorServer):
         self.omit_waiting_status = False
         #: a status a running run reports instead of "R" / "running": one no document lists, as a new one would be
         self.running_code = ""
+        #: answer a trigger without its run id (the run starts all the same)
+        self.omit_run_id = False
         #: v1 spelling of success: "succeeded" (runs) or "succeed" (activities filters)
         self.success_spelling = "succeeded"
         #: activate/disable answer 202 with an operation instead of 204
@@ -148,9 +150,9 @@ class RiveryEmulator(EmulatorServer):
 
     def configure(self, scenario: Mapping[str, Any]) -> None:
         """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), running_code,
-        omit_waiting_status, success_spelling, async_operations, operation_polls, operation_error, stats_shape,
-        tasks_status_shape, next_page_as ("url"/"number"/"string"), next_page_base, cancel_answer, log_polls,
-        river_names."""
+        omit_waiting_status, omit_run_id, success_spelling, async_operations, operation_polls, operation_error,
+        stats_shape, tasks_status_shape, next_page_as ("url"/"number"/"string"), next_page_base, cancel_answer,
+        log_polls, river_names."""
         rest = dict(scenario)
         if "tokens" in rest:
             tokens = rest.pop("tokens")
@@ -161,7 +163,7 @@ class RiveryEmulator(EmulatorServer):
         if "legacy_prefix" in rest:
             prefix = str(rest.pop("legacy_prefix") or "").strip("/")
             self.legacy_prefix = f"/{prefix}" if prefix else ""
-        for key in ("omit_waiting_status", "async_operations"):
+        for key in ("omit_waiting_status", "async_operations", "omit_run_id"):
             if key in rest:
                 setattr(self, key, bool(rest.pop(key)))
         for key in ("operation_polls", "log_polls"):
@@ -400,6 +402,8 @@ class RiveryEmulator(EmulatorServer):
         if (unknown := self._unknown_river(river)) is not None:
             return unknown
         run = self._start(river, body.get("variables"))
+        if self.omit_run_id:
+            return json_response({"river_id": river})
         return json_response({"run_id": run.run_id, "river_id": river})
 
     async def on_check_run(self, request: web.Request) -> web.StreamResponse:
@@ -464,6 +468,8 @@ class RiveryEmulator(EmulatorServer):
             return unknown
         body = await read_body(request)
         run = self._start(river, body.get("variables") if isinstance(body, dict) else None)
+        if self.omit_run_id:
+            return json_response({"run_group_id": run.extra["run_group_id"], "river_cross_id": river, "runs": []}, 202)
         return json_response(
             {
                 "run_group_id": run.extra["run_group_id"],

@@ -33,6 +33,7 @@ from bot.errors import (
     ProviderRejected,
     ProviderResponseError,
     ProviderUnavailable,
+    TriggerOutcomeUnknown,
 )
 from bot.models import RunState, RunStatus, Stats, TaskStatus, Triggered
 from bot.providers._http import Call, RetryPolicy, Sleep
@@ -438,6 +439,14 @@ class Client(ProviderClient[Connection, Job]):
             f"Rivery's answer when asked to {call.what} has no {missing}: {str(body)[:200]!r}",
         )
 
+    def _may_have_started(self, call: Call, body: Any, missing: str) -> ProviderError:
+        """A trigger answered with success but no run id: the river may run, so this is not "did not start"."""
+        return self.caller.error(
+            TriggerOutcomeUnknown,
+            f"Rivery accepted the request to {call.what} but its answer has no {missing}: the river may have "
+            f"started. Check the Rivery console before running it again (answer: {str(body)[:200]!r}).",
+        )
+
     # -- trigger and status -----------------------------------------------------------------
 
     def _trigger_body(self, parameters: Mapping[str, str]) -> dict[str, Any]:
@@ -452,7 +461,7 @@ class Client(ProviderClient[Connection, Job]):
             body = await self._fetch(call, job)
             run_id = _text(body, "run_id", "river_run_id") if isinstance(body, dict) else ""
             if not run_id:
-                raise self._bad_answer(call, body, "run_id (the run may have started: check the Rivery console)")
+                raise self._may_have_started(call, body, "run_id")
             status = parse_check_run(body, run_id) if "river_run_status" in body else None
             return Triggered(run_id=run_id, status=status)
         call = Call("POST", self._river(job, "run"), f"run {job.describe()}", idempotent=False,
@@ -462,7 +471,7 @@ class Client(ProviderClient[Connection, Job]):
         first = runs[0] if isinstance(runs, list) and runs and isinstance(runs[0], dict) else {}
         run_id = _text(first, "run_id") or (_text(body, "run_id") if isinstance(body, dict) else "")
         if not run_id:
-            raise self._bad_answer(call, body, "runs[0].run_id (the run may have started: check the Rivery console)")
+            raise self._may_have_started(call, body, "runs[0].run_id")
         if "status" not in first:
             return Triggered(run_id=run_id)
         status = parse_v1_run({"run_group_id": body.get("run_group_id"), **first}, run_id)

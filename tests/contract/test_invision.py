@@ -11,6 +11,7 @@ import pytest
 
 from bot.emulators._core import EmulatorState, ManualClock, Outcome
 from bot.emulators.invision import InVisionEmulator
+from bot.errors import TriggerOutcomeUnknown
 from bot.models import RunState
 from bot.providers import invision
 
@@ -73,3 +74,19 @@ async def test_the_client_follows_a_seed_flow_to_its_end_without_the_key_in_any_
     finally:
         await client.aclose()
     assert all(KEY not in r.path and KEY not in r.query.values() for r in server.state.requests)  # URLs reach logs
+
+
+async def test_a_start_answered_without_a_run_id_may_have_started(
+    emulator: tuple[InVisionEmulator, ManualClock],
+) -> None:
+    """The seed promises ``{runId, status}``; a 200 without the runId still means the flow may be running."""
+    server, _ = emulator
+    server.configure({"omit_run_id": True})
+    client = invision.Client("invision", invision.Connection(base_url=f"{server.url}/invision/", api_key=KEY))
+    try:
+        with pytest.raises(TriggerOutcomeUnknown) as err:
+            await client.trigger(invision.Job(dataflow_id=FLOW), {})
+    finally:
+        await client.aclose()
+    assert "may have started" in str(err.value) and "Check the InVision console" in str(err.value)
+    assert len(server.state.runs) == 1

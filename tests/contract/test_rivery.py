@@ -20,6 +20,7 @@ from bot.errors import (
     ProviderRejected,
     ProviderResponseError,
     ProviderUnavailable,
+    TriggerOutcomeUnknown,
 )
 from bot.models import RunState
 from bot.providers._http import Call
@@ -781,3 +782,16 @@ async def test_a_legacy_connection_on_the_eu_api_host_runs_and_checks(state: Emu
         await client.aclose()
         await emulator.stop()
     assert [r.path for r in state.requests] == ["/run", "/check_run"]
+
+
+@pytest.mark.parametrize("api", ["legacy", "v1"])
+async def test_a_trigger_answered_without_a_run_id_may_have_started(
+    server: RiveryEmulator, legacy: Client, v1: Client, api: str
+) -> None:
+    """Rivery said yes but gave no id: the river may be running, so this is not "did not start"."""
+    server.configure({"omit_run_id": True})
+    client = legacy if api == "legacy" else v1
+    with pytest.raises(TriggerOutcomeUnknown) as err:
+        await client.trigger(JOB, {})
+    assert "may have started" in str(err.value) and "Check the Rivery console" in str(err.value)
+    assert len(server.state.runs) == 1  # it did start

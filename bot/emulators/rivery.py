@@ -119,6 +119,11 @@ class RiveryEmulator(EmulatorServer):
         self.running_code = ""
         #: answer a trigger without its run id (the run starts all the same)
         self.omit_run_id = False
+        #: Boomi's legacy API reference, RunRiver, "Throttling rules": a river may be run at most 2 times a minute,
+        #: each user (API token) may run rivers at most 15 times a minute; past that, 429. 0: no limit.
+        self.river_runs_per_minute = 2
+        self.token_runs_per_minute = 15
+        self._triggers: list[tuple[float, str, str]] = []  # (when, river, token) of each accepted trigger
         #: v1 spelling of success: "succeeded" (runs) or "succeed" (activities filters)
         self.success_spelling = "succeeded"
         #: activate/disable answer 202 with an operation instead of 204
@@ -152,7 +157,7 @@ class RiveryEmulator(EmulatorServer):
         """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), running_code,
         omit_waiting_status, omit_run_id, success_spelling, async_operations, operation_polls, operation_error,
         stats_shape, tasks_status_shape, next_page_as ("url"/"number"/"string"), next_page_base, cancel_answer,
-        log_polls, river_names."""
+        log_polls, river_names, river_runs_per_minute, token_runs_per_minute (0: no limit)."""
         rest = dict(scenario)
         if "tokens" in rest:
             tokens = rest.pop("tokens")
@@ -166,7 +171,7 @@ class RiveryEmulator(EmulatorServer):
         for key in ("omit_waiting_status", "async_operations", "omit_run_id"):
             if key in rest:
                 setattr(self, key, bool(rest.pop(key)))
-        for key in ("operation_polls", "log_polls"):
+        for key in ("operation_polls", "log_polls", "river_runs_per_minute", "token_runs_per_minute"):
             if key in rest:
                 setattr(self, key, max(int(rest.pop(key)), 0))
         choices = {
@@ -254,6 +259,22 @@ class RiveryEmulator(EmulatorServer):
 
     def _in_window(self, run: EmuRun, window: tuple[datetime, datetime]) -> bool:
         return window[0].timestamp() <= run.created_at <= window[1].timestamp()
+
+    def _throttled(self, request: web.Request, river: str) -> web.Response | None:
+        """429 past Rivery's throttling rules; otherwise the trigger is counted."""
+        now = self.state.now()
+        token = request.headers.get("Authorization", "").strip().partition(" ")[2].strip()
+        self._triggers = [t for t in self._triggers if now - t[0] < 60.0]
+        by_river = sum(1 for _, r, _ in self._triggers if r == river)
+        by_token = sum(1 for _, _, t in self._triggers if t == token)
+        if self.river_runs_per_minute and by_river >= self.river_runs_per_minute:
+            return _message(f"Too many requests: river {river} may be run up to {self.river_runs_per_minute} "
+                            "times per minute", 429)
+        if self.token_runs_per_minute and by_token >= self.token_runs_per_minute:
+            return _message(f"Too many requests: each user can execute rivers up to {self.token_runs_per_minute} "
+                            "times per minute", 429)
+        self._triggers.append((now, river, token))
+        return None
 
     def _start(self, river: str, variables: Any) -> EmuRun:
         parameters = dict(variables) if isinstance(variables, dict) else {}
@@ -401,6 +422,8 @@ class RiveryEmulator(EmulatorServer):
             return _message("river_id is required", 400)
         if (unknown := self._unknown_river(river)) is not None:
             return unknown
+        if (throttled := self._throttled(request, river)) is not None:
+            return throttled
         run = self._start(river, body.get("variables"))
         if self.omit_run_id:
             return json_response({"river_id": river})
@@ -466,6 +489,8 @@ class RiveryEmulator(EmulatorServer):
         river = request.match_info["river"]
         if (unknown := self._unknown_river(river)) is not None:
             return unknown
+        if (throttled := self._throttled(request, river)) is not None:
+            return throttled
         body = await read_body(request)
         run = self._start(river, body.get("variables") if isinstance(body, dict) else None)
         if self.omit_run_id:

@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bot.errors import OperationNotSupported
-from bot.models import RunStatus, Stats, Triggered
+from bot.models import RunStatus, Stats, Triggered, TriggerLimit
 from bot.providers._http import Call, HttpCaller, RetryPolicy, Sleep
 
 __all__ = ["Capability", "ConnectionConfig", "JobConfig", "ProviderClient"]
@@ -165,6 +165,11 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         raise self._unsupported(Capability.STATS)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def trigger_limits(self, job: JobT) -> tuple[TriggerLimit, ...]:
+        """The provider's published caps on starting runs of ``job`` (none by default). The bot holds to them
+        itself: a person is told when to try again, the bot's own starts wait (``bot/service/limits.py``)."""
+        return ()
 
     def offered(self) -> frozenset[Capability]:
         """What this connection offers; a provider may narrow ``capabilities`` by connection settings."""

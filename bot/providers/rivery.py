@@ -35,7 +35,7 @@ from bot.errors import (
     ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunState, RunStatus, Stats, TaskStatus, Triggered
+from bot.models import RunState, RunStatus, Stats, TaskStatus, Triggered, TriggerLimit
 from bot.providers._http import Call, RetryPolicy, Sleep
 from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
 
@@ -44,6 +44,11 @@ __all__ = ["Client", "Connection", "Job", "map_status", "parse_check_run", "pars
 LEGACY_BASE_URL = "https://console.rivery.io/api"
 V1_BASE_URL = "https://api.rivery.io"
 CONSOLE_URL = "https://console.rivery.io"
+
+# Boomi's Legacy Data Integration API reference, RunRiver ("Throttling rules"): a river may be run at most 2 times a
+# minute, and each user (API token) may run rivers at most 15 times a minute; past that Rivery answers 429.
+RIVER_RUNS_PER_MINUTE = 2
+TOKEN_RUNS_PER_MINUTE = 15
 
 _STATES: dict[str, RunState] = {
     # legacy one-letter codes; a missing code means the run is still waiting
@@ -106,6 +111,16 @@ class Connection(ConnectionConfig):
     account_id: str | None = Field(default=None, description="required for the v1 API")
     environment_id: str | None = Field(default=None, description="required for the v1 API")
     console_url: str | None = Field(default=CONSOLE_URL, description="the Rivery console, for links on cards")
+    river_runs_per_minute: int = Field(
+        default=RIVER_RUNS_PER_MINUTE, ge=1,
+        description="how often a river may be run per minute: 2 in Boomi's legacy API reference; change it only "
+        "if Rivery set another limit for your account",
+    )
+    runs_per_minute: int = Field(
+        default=TOKEN_RUNS_PER_MINUTE, ge=1,
+        description="how many runs this connection's API token may start per minute: 15 in Boomi's legacy API "
+        "reference; change it only if Rivery set another limit for your account",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -488,6 +503,16 @@ class Client(ProviderClient[Connection, Job]):
             raise self._bad_answer(call, body, "run status")
         return parse_check_run(body, run_id) if self.legacy else parse_v1_run(body, run_id)
 
+    def trigger_limits(self, job: Job) -> tuple[TriggerLimit, ...]:
+        minute = timedelta(minutes=1)
+        per_river, per_token = self.connection.river_runs_per_minute, self.connection.runs_per_minute
+        return (
+            TriggerLimit(per_river, minute, f"Rivery allows {_times(per_river)} of a river a minute",
+                         {"river_id": job.river_id}),
+            TriggerLimit(per_token, minute, f"Rivery allows {_times(per_token)} a minute per API token "
+                         f"(connection {self.name})"),
+        )
+
     def console_url(self, job: Job, run_id: str | None = None) -> str | None:
         base = self.connection.console_url
         return f"{base.rstrip('/')}/#/river/{quote(job.river_id, safe='')}" if base else None
@@ -609,6 +634,10 @@ class Client(ProviderClient[Connection, Job]):
             f"Rivery has not finished to {what} after {self.operation_checks} checks (operation {operation}, "
             f"last status {status or 'none'!r}). Look at the river in the Rivery console before trying again.",
         )
+
+
+def _times(count: int) -> str:
+    return "1 run" if count == 1 else f"{count} runs"
 
 
 def _page_key(call: Call) -> str:

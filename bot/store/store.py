@@ -21,6 +21,7 @@ from sqlalchemy.sql import Select
 
 from bot.models import RunState, RunStatus, TaskStatus
 from bot.store.alerting import AlertStore
+from bot.store.limits import TriggerLimits
 from bot.store.messages import write_message
 from bot.store.records import STARTING, WAITING, AuditEntry, CardRecord, NewRun, OutboxItem, RunRecord, Transition
 from bot.store.tables import audit, cards, mutes, outbox, run_events, runs
@@ -53,6 +54,7 @@ class Store:
         self._postgres = engine.dialect.name == "postgresql"
         self.alerting = AlertStore(engine)
         self.workflows = WorkflowStore(engine)
+        self.limits = TriggerLimits(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -795,3 +795,48 @@ async def test_a_trigger_answered_without_a_run_id_may_have_started(
         await client.trigger(JOB, {})
     assert "may have started" in str(err.value) and "Check the Rivery console" in str(err.value)
     assert len(server.state.runs) == 1  # it did start
+
+
+# -- rate limits ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["legacy", "v1"])
+async def test_the_emulator_allows_two_runs_of_a_river_a_minute_and_answers_429_past_that(
+    server: RiveryEmulator, legacy: Client, v1: Client, clock: ManualClock, api: str
+) -> None:
+    """Boomi's legacy API reference, RunRiver: "River can be executed up to 2 times per minute"."""
+    client = legacy if api == "legacy" else v1
+    await client.trigger(JOB, {})
+    clock.advance(30)
+    await client.trigger(JOB, {})
+    with pytest.raises(ProviderUnavailable) as err:
+        await client.trigger(JOB, {})
+    assert err.value.status_code == 429
+    assert "up to 2 times per minute" in str(err.value)  # Rivery's JSON message
+    assert "did not start" in str(err.value) or "rate limiting" in str(err.value)
+    await client.trigger(Job(river_id=OTHER), {})  # another river is not held
+    clock.advance(31)  # the first run left the minute
+    await client.trigger(JOB, {})
+    assert len(server.state.runs) == 4
+
+
+async def test_the_emulator_allows_fifteen_runs_a_minute_per_token(
+    server: RiveryEmulator, legacy: Client, clock: ManualClock
+) -> None:
+    """Boomi: "Each user can execute a river up to 15 times per minute" (across rivers)."""
+    server.configure({"river_runs_per_minute": 0})
+    for _ in range(15):
+        await legacy.trigger(JOB, {})
+    with pytest.raises(ProviderUnavailable) as err:
+        await legacy.trigger(Job(river_id=OTHER), {})
+    assert err.value.status_code == 429 and "15 times per minute" in str(err.value)
+    clock.advance(60)
+    await legacy.trigger(Job(river_id=OTHER), {})
+
+
+def test_the_client_states_rivery_s_limits_per_river_and_per_token(legacy: Client) -> None:
+    river, token = legacy.trigger_limits(JOB)
+    assert (river.count, river.window, dict(river.job)) == (2, timedelta(minutes=1), {"river_id": RIVER})
+    assert river.reason == "Rivery allows 2 runs of a river a minute"
+    assert (token.count, token.window, dict(token.job)) == (15, timedelta(minutes=1), {})
+    assert river.counts({"river_id": RIVER}) and not river.counts({"river_id": OTHER})

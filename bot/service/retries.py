@@ -119,7 +119,8 @@ class Retrier:
         policy = self.policy(run)
         client = self.pool.client(run.connection)
         job = self.pool.job(run.provider, run.job)
-        if await self.store.limits.admit(run.id, client.trigger_limits(job), now=self.now(), queue=True):
+        limits = client.trigger_limits(job)
+        if await self.store.limits.admit(run.id, run.connection, limits, now=self.now(), queue=True):
             # the provider's cap on starts is reached: the run waits again, its card says until when
             waiting = await self.store.get_run(run.id)
             if waiting is not None:

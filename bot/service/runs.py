@@ -152,7 +152,8 @@ class RunService:
         with run_context(record.id, pipeline=new.pipeline, provider=provider, connection=connection):
             # a person is told when to try again; the bot's own starts (schedules, workflow steps) wait their turn
             queue = actor is None or origin in ("schedule", "workflow")
-            held = await self.store.limits.admit(record.id, client.trigger_limits(job_config), now=now, queue=queue)
+            limits = client.trigger_limits(job_config)
+            held = await self.store.limits.admit(record.id, connection, limits, now=now, queue=queue)
             if held is not None and not queue:
                 await self._audit(actor, "run", name, "refused", held.limit.reason)
                 raise InvalidRequest(f"{held.limit.reason}; try again at {slack_date(held.until, '{time}')}.")

@@ -3,10 +3,14 @@
 A run the bot is about to trigger is already a row (``starting``, ``created_at`` = now); ``admit`` counts the
 connection's other runs the bot started (not runs found by passive watch, not retries still waiting) inside the
 window and, when a cap is reached, either drops the row (a person is told when to try again) or turns it back into
-a waiting run that starts when the cap allows (the bot's own starts: schedules, retries, workflow steps). The
-count and the decision are one transaction under a per-connection lock (a PostgreSQL advisory lock across
-replicas; an asyncio lock within one process, which is all SQLite serves), so two replicas cannot both take the
-last slot.
+a waiting run that starts when the cap allows (the bot's own starts: schedules, retries, workflow steps).
+
+Why replicas cannot overshoot: every start is a row before it is counted, and a start goes ahead only if fewer
+than the cap's count of *other* rows are in the window, admitted or not yet decided. Of any cap + 1 starts that
+went ahead, the one counted last saw all the others, so it could not have gone ahead. That needs no lock, and the
+common case (well under the cap) takes none. Near the cap, undecided starts would refuse one another, so the
+decision is retaken under a per-connection lock (a PostgreSQL advisory lock across replicas; an asyncio lock
+within one process, which is all SQLite serves), where a refused start's row goes in the same transaction.
 """
 
 from __future__ import annotations
@@ -42,16 +46,16 @@ class TriggerLimits:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def admit(
-        self, run_id: int, limits: Sequence[TriggerLimit], *, now: datetime, queue: bool
+        self, run_id: int, connection: str, limits: Sequence[TriggerLimit], *, now: datetime, queue: bool
     ) -> Held | None:
-        """None: run ``run_id`` may be triggered now. Else the cap it would break and when it fits; the run was
-        dropped (``queue`` False) or set waiting until then, with the reason in ``extra["waiting_for"]``."""
+        """None: run ``run_id`` of ``connection`` may be triggered now. Else the cap it would break and when it
+        fits; the run was dropped (``queue`` False) or set waiting until then, with the reason in
+        ``extra["waiting_for"]``."""
         if not limits:
             return None
         async with self.engine.connect() as conn:
-            connection = (await conn.execute(select(runs.c.connection).where(runs.c.id == run_id))).scalar()
-        if connection is None:
-            return None
+            if await self._held(conn, run_id, connection, limits, now) is None:
+                return None
         lock = self._locks.setdefault(connection, asyncio.Lock())
         async with lock, self.engine.begin() as conn:
             if self._postgres:

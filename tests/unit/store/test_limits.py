@@ -30,7 +30,7 @@ def new_run(river: str = "r1", **kw: object) -> NewRun:
 
 async def started(store: Store, at: datetime, river: str = "r1", **kw: object) -> int:
     run = await store.create_run(new_run(river, **kw), now=at, next_poll_at=None)
-    assert await store.limits.admit(run.id, limits(river), now=at, queue=False) is None
+    assert await store.limits.admit(run.id, "rivery-us", limits(river), now=at, queue=False) is None
     return run.id
 
 
@@ -38,13 +38,14 @@ async def test_a_third_start_of_a_river_within_a_minute_is_refused_and_leaves_no
     await started(store, NOW - timedelta(seconds=20))
     await started(store, NOW - timedelta(seconds=10))
     third = await store.create_run(new_run(), now=NOW, next_poll_at=None)
-    held = await store.limits.admit(third.id, limits(), now=NOW, queue=False)
+    held = await store.limits.admit(third.id, "rivery-us", limits(), now=NOW, queue=False)
     assert held is not None and held.limit.reason == "Rivery allows 2 runs of a river a minute"
     # the first run leaves the minute at 10:01:10: shown to the minute, that is 10:02 (at 10:01 it would not fit)
     assert held.until == datetime(2026, 11, 22, 10, 2, tzinfo=UTC)
     assert await store.get_run(third.id) is None
     other = await store.create_run(new_run(river="r2"), now=NOW, next_poll_at=None)
-    assert await store.limits.admit(other.id, limits("r2"), now=NOW, queue=False) is None  # another river is free
+    other_river = limits("r2")
+    assert await store.limits.admit(other.id, "rivery-us", other_river, now=NOW, queue=False) is None
 
 
 async def test_a_held_start_of_the_bot_waits_with_its_reason_and_is_admitted_once_the_minute_passed(
@@ -53,7 +54,7 @@ async def test_a_held_start_of_the_bot_waits_with_its_reason_and_is_admitted_onc
     await started(store, NOW - timedelta(seconds=50))
     await started(store, NOW - timedelta(seconds=5))
     scheduled = await store.create_run(new_run(origin="schedule"), now=NOW, next_poll_at=None)
-    held = await store.limits.admit(scheduled.id, limits(), now=NOW, queue=True)
+    held = await store.limits.admit(scheduled.id, "rivery-us", limits(), now=NOW, queue=True)
     assert held is not None and held.until == datetime(2026, 11, 22, 10, 1, tzinfo=UTC)
     waiting = await store.get_run(scheduled.id)
     assert waiting is not None
@@ -62,7 +63,7 @@ async def test_a_held_start_of_the_bot_waits_with_its_reason_and_is_admitted_onc
 
     claimed = await store.claim_waiting_runs("me", now=held.until, limit=10, lease=MINUTE)
     assert [r.id for r in claimed] == [scheduled.id]
-    assert await store.limits.admit(scheduled.id, limits(), now=held.until, queue=True) is None
+    assert await store.limits.admit(scheduled.id, "rivery-us", limits(), now=held.until, queue=True) is None
 
 
 async def test_runs_found_by_the_watch_and_retries_still_waiting_do_not_count(store: Store) -> None:
@@ -77,7 +78,7 @@ async def test_fifteen_starts_a_minute_per_token_across_rivers(store: Store) -> 
     for number in range(15):
         await started(store, NOW, f"r{number}")
     sixteenth = await store.create_run(new_run(river="r99"), now=NOW, next_poll_at=None)
-    held = await store.limits.admit(sixteenth.id, limits("r99"), now=NOW, queue=False)
+    held = await store.limits.admit(sixteenth.id, "rivery-us", limits("r99"), now=NOW, queue=False)
     assert held is not None and held.limit is PER_TOKEN
 
 
@@ -90,7 +91,7 @@ async def test_two_replicas_racing_for_a_river_start_it_twice_a_minute_at_most(p
     try:
         async def attempt(store: Store) -> bool:
             run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
-            return await store.limits.admit(run.id, limits(), now=NOW, queue=False) is None
+            return await store.limits.admit(run.id, "rivery-us", limits(), now=NOW, queue=False) is None
 
         outcomes = await asyncio.gather(*(attempt(replicas[i % 2]) for i in range(8)))
         assert sum(outcomes) == 2

@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials")
+    emulate.add_argument(
+        "--strict",
+        action="store_true",
+        help="serve only what a vendor source documents: refuse requests that rely on an assumption and leave "
+        "out fields no source names (rivery and invision; docs/PROVIDERS.md, provenance)",
+    )
 
     demo = sub.add_parser(
         "demo", help="everything on this machine: emulated providers, the bot, and a Slack-like page to try it in"
@@ -62,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.emulators.standalone import serve_forever
 
         try:
-            return asyncio.run(serve_forever(args.provider, host=args.host, port=args.port, scenario=args.scenario))
+            return asyncio.run(
+                serve_forever(args.provider, host=args.host, port=args.port, scenario=args.scenario,
+                              strict=args.strict)
+            )
         except KeyboardInterrupt:
             return 0
     if args.command == "demo":

@@ -16,7 +16,12 @@ environment, or ``rivers/{river}/…`` of one river), ``rivers/{river}/cancel_ru
 ``async_operations``) and ``operations/{id}`` (``status`` W, D or E).
 
 Every route wants ``Authorization: Bearer <token>`` (any token when none are configured); 4xx bodies
-carry a JSON ``message`` except the 422 validation errors. Scenario keys: see ``configure``.
+carry a JSON ``message`` except the 422 validation errors. Triggers past Boomi's throttling rules (2 runs of a
+river a minute, 15 per token) are answered 429. Scenario keys: see ``configure``.
+
+``strict=True`` serves only what a source documents (docs/PROVIDERS.md, "Rivery: provenance"): a request that
+relies on an assumption (run ``variables``, a cancel body) is refused with 400 "strict: no source for …", and
+fields no source names are left out of the answers.
 """
 
 from __future__ import annotations
@@ -71,6 +76,23 @@ def _iso(seconds: float | None) -> str | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
+def _no_source(what: str) -> web.Response:
+    """Strict mode's refusal of a request that only an assumption supports."""
+    return _message(f"strict: no source for {what}", 400)
+
+
+#: v1 run fields a source names: ``run_id`` and ``status`` (Rivery's v1 reference, /work/shared/PROVIDERS.md)
+_V1_RUN_SOURCED = ("run_id", "status")
+#: a page of runs: Boomi's Data Integration API reference lists ``items``, ``next_page``, ``page``, ``total_items``
+_V1_PAGE_SOURCED = ("items", "next_page", "page", "total_items")
+#: an operation: Boomi's Data Integration API reference, Operations
+_OPERATION_SOURCED = ("operation_id", "operation_type", "status", "error_message")
+
+
+def _only(body: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k in keys}
+
+
 def _problem(loc: list[str], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": kind}
 
@@ -103,8 +125,11 @@ class RiveryEmulator(EmulatorServer):
         account_id: str = "acc",
         environment_id: str = "env",
         legacy_prefix: str = "/api",
+        strict: bool = False,
     ) -> None:
         super().__init__(state)
+        #: serve only what a source documents (see the module docstring)
+        self.strict = strict
         #: where the legacy routes live: "/api" as on https://console.rivery.io/api (US), "" as on the EU API host
         #: https://api.eu-west-1.rivery.io (seeds/rivery-api-overview-and-activities.txt, lines 55-57)
         self.legacy_prefix = "/" + legacy_prefix.strip("/") if legacy_prefix.strip("/") else ""
@@ -157,7 +182,7 @@ class RiveryEmulator(EmulatorServer):
         """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), running_code,
         omit_waiting_status, omit_run_id, success_spelling, async_operations, operation_polls, operation_error,
         stats_shape, tasks_status_shape, next_page_as ("url"/"number"/"string"), next_page_base, cancel_answer,
-        log_polls, river_names, river_runs_per_minute, token_runs_per_minute (0: no limit)."""
+        log_polls, river_names, river_runs_per_minute, token_runs_per_minute (0: no limit), strict."""
         rest = dict(scenario)
         if "tokens" in rest:
             tokens = rest.pop("tokens")
@@ -168,7 +193,7 @@ class RiveryEmulator(EmulatorServer):
         if "legacy_prefix" in rest:
             prefix = str(rest.pop("legacy_prefix") or "").strip("/")
             self.legacy_prefix = f"/{prefix}" if prefix else ""
-        for key in ("omit_waiting_status", "async_operations", "omit_run_id"):
+        for key in ("omit_waiting_status", "async_operations", "omit_run_id", "strict"):
             if key in rest:
                 setattr(self, key, bool(rest.pop(key)))
         for key in ("operation_polls", "log_polls", "river_runs_per_minute", "token_runs_per_minute"):
@@ -385,9 +410,11 @@ class RiveryEmulator(EmulatorServer):
             body["error_description"] = "Run canceled by a user"
         if self._partial(run, now):
             body["warning"] = f"Targets not loaded: {', '.join(run.outcome.failed_tasks)}"
-        return body
+        return _only(body, _V1_RUN_SOURCED) if self.strict else body
 
     def _statistics(self, runs: Iterable[EmuRun]) -> dict[str, Any]:
+        if self.strict:
+            return {}  # the seed documents the requests only: no field of the answer has a source
         now = self.state.now()
         counts: dict[str, int] = {}
         units = 0.0
@@ -420,6 +447,9 @@ class RiveryEmulator(EmulatorServer):
         river = str(body.get("river_id") or "").strip() if isinstance(body, dict) else ""
         if not river:
             return _message("river_id is required", 400)
+        if self.strict and (unsourced := sorted(set(body) - {"river_id"})):
+            return _no_source(f"{', '.join(unsourced)} in the body of POST run: Boomi's RunRiver request and "
+                              "rivery-cli's run_river send river_id alone")
         if (unknown := self._unknown_river(river)) is not None:
             return unknown
         if (throttled := self._throttled(request, river)) is not None:
@@ -443,6 +473,9 @@ class RiveryEmulator(EmulatorServer):
     async def on_cancel(self, request: web.Request) -> web.StreamResponse:
         if (refused := self._refused(request)) is not None:
             return refused
+        if self.strict:
+            return _no_source("the body of POST run/cancel: rivery-cli's cancel_run sends whatever its caller "
+                              "gives, and no document shows it")
         body = await read_body(request)
         run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
         if not run_id:
@@ -489,9 +522,11 @@ class RiveryEmulator(EmulatorServer):
         river = request.match_info["river"]
         if (unknown := self._unknown_river(river)) is not None:
             return unknown
+        body = await read_body(request)
+        if self.strict and body:
+            return _no_source("a body in POST rivers/{river}/run: the v1 reference documents none")
         if (throttled := self._throttled(request, river)) is not None:
             return throttled
-        body = await read_body(request)
         run = self._start(river, body.get("variables") if isinstance(body, dict) else None)
         if self.omit_run_id:
             return json_response({"run_group_id": run.extra["run_group_id"], "river_cross_id": river, "runs": []}, 202)
@@ -500,7 +535,9 @@ class RiveryEmulator(EmulatorServer):
                 "run_group_id": run.extra["run_group_id"],
                 "river_cross_id": river,
                 "runs": [
-                    {"run_id": run.run_id, "river_cross_id": river, "status": self._v1_status(run, run.created_at)}
+                    {"run_id": run.run_id}
+                    if self.strict
+                    else {"run_id": run.run_id, "river_cross_id": river, "status": self._v1_status(run, run.created_at)}
                 ],
             },
             202,
@@ -536,15 +573,14 @@ class RiveryEmulator(EmulatorServer):
             following = self._page_url(request, page + 1)
         elif more:
             following = page + 1 if self.next_page_as == "number" else str(page + 1)
-        return json_response(
-            {
-                "items": [self._v1_run(r) for r in chunk],
-                "next_page": following,
-                "page": page,
-                "total_items": len(runs),
-                "items_per_page": per_page,
-            }
-        )
+        answer = {
+            "items": [self._v1_run(r) for r in chunk],
+            "next_page": following,
+            "page": page,
+            "total_items": len(runs),
+            "items_per_page": per_page,
+        }
+        return json_response(_only(answer, _V1_PAGE_SOURCED) if self.strict else answer)
 
     def _page_url(self, request: web.Request, page: int) -> str:
         """This request's URL with the next page number: every filter and the window stay as asked."""
@@ -575,6 +611,8 @@ class RiveryEmulator(EmulatorServer):
         if (refused := self._v1_refused(request)) is not None:
             return refused
         river = request.match_info["river"]
+        if self.strict:
+            return _no_source("the body of POST rivers/{river}/cancel_run: no document shows it")
         body = await read_body(request)
         run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
         if not run_id:
@@ -648,13 +686,12 @@ class RiveryEmulator(EmulatorServer):
             else:
                 operation.status = "D"
                 self.active[operation.river] = operation.active
-        return json_response(
-            {
-                "operation_id": operation.operation_id,
-                "operation_type": operation.kind,
-                "river_id": operation.river,
-                "status": operation.status,
-                "error_message": operation.error if operation.status == "E" else None,
-            }
-        )
+        answer = {
+            "operation_id": operation.operation_id,
+            "operation_type": operation.kind,
+            "river_id": operation.river,
+            "status": operation.status,
+            "error_message": operation.error if operation.status == "E" else None,
+        }
+        return json_response(_only(answer, _OPERATION_SOURCED) if self.strict else answer)
 

@@ -87,3 +87,26 @@ def test_emulate_serves_a_provider_on_its_own_and_runs_jobs_to_success(tmp_path:
     finally:
         proc.terminate()
         proc.communicate(timeout=10)  # also closes the pipes
+
+
+def test_emulate_strict_refuses_what_no_source_documents(tmp_path: Path) -> None:
+    """``--strict``: run ``variables`` (no source) are refused; the documented request goes through."""
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "emulate", "rivery", "--strict"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "listening on" in line, proc.stderr.read() if proc.stderr else line
+        url = line.split("listening on ")[1].split()[0]
+        auth = {"Authorization": "Bearer any-token"}
+        refused = httpx.post(f"{url}/api/run", json={"river_id": "r1", "variables": {"a": "1"}}, headers=auth)
+        assert refused.status_code == 400
+        assert refused.json()["message"].startswith("strict: no source for variables in the body of POST run")
+        assert "run_id" in httpx.post(f"{url}/api/run", json={"river_id": "r1"}, headers=auth).json()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

@@ -112,7 +112,21 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         f"{len(catalog.pipelines)} pipeline(s) ({counts}), {len(catalog.workflows)} workflow(s), "
         f"{schedules} schedule(s)"
     )
+    for line in _assumption_notes(catalog):
+        print(f"  note: {line}")
     return 0
+
+
+def _assumption_notes(catalog: Catalog) -> list[str]:
+    """What a pipeline relies on that no vendor source documents: said once per pipeline, never an error."""
+    from bot.providers.registry import provider
+
+    notes = []
+    for name, pipeline in sorted(catalog.pipelines.items()):
+        assumption = provider(pipeline.provider).client.parameters_assumption
+        if pipeline.parameters and assumption:
+            notes.append(f"pipelines.{name} declares parameters ({', '.join(pipeline.parameters)}): {assumption}.")
+    return notes
 
 
 def _run(env_file: Path) -> int:

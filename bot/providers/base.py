@@ -85,6 +85,9 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
     accepts_parameters: ClassVar[bool] = True
     #: HTTP/2 where the provider's own examples use it
     http2: ClassVar[bool] = False
+    #: when how run parameters reach the provider is an assumption (no vendor source shows it), what to tell
+    #: people who declare them: ``pipeline-bot check`` prints it for each such pipeline
+    parameters_assumption: ClassVar[str] = ""
 
     def __init__(
         self,

@@ -363,6 +363,11 @@ class Client(ProviderClient[Connection, Job]):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.CANCEL, Capability.LIST_RUNS, Capability.STATS, Capability.ENABLE, Capability.DISABLE}
     )
+    parameters_assumption: ClassVar[str] = (
+        "Rivery run parameters are sent as a `variables` object next to the river id; no Rivery document or "
+        "client (Boomi's API references, rivery-cli) shows a run body beyond river_id, so this is an assumption: "
+        "check on one run that the river receives them"
+    )
     #: how many times an asynchronous enable/disable operation is checked, and how far apart (seconds)
     operation_checks: ClassVar[int] = 10
     operation_interval: ClassVar[float] = 2.0

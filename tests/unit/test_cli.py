@@ -110,3 +110,18 @@ def test_emulate_strict_refuses_what_no_source_documents(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_check_notes_that_rivery_run_parameters_rely_on_an_assumption(tmp_path: Path) -> None:
+    (tmp_path / "pipelines.yml").write_text(
+        "connections:\n  r: {provider: rivery, api_token: '${RIVERY_TOKEN}'}\n"
+        "pipelines:\n"
+        "  with-params: {connection: r, river_id: x1, parameters: {load_date: {type: date}}}\n"
+        "  without: {connection: r, river_id: x2}\n"
+    )
+    result = run_cli("check", "--catalog-only", cwd=tmp_path, env={"RIVERY_TOKEN": "t0ken-value"})
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if "note:" in line]
+    assert len(notes) == 1
+    assert "pipelines.with-params declares parameters (load_date)" in notes[0]
+    assert "`variables`" in notes[0] and "assumption" in notes[0]

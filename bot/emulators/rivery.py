@@ -354,7 +354,8 @@ class RiveryEmulator(EmulatorServer):
         shown: list[dict[str, str]] | dict[str, str] = tasks
         if self.tasks_status_shape == "object" and tasks:
             shown = next((t for t in tasks if t["task_status"] != "D"), tasks[-1])
-        body: dict[str, Any] = {"tasks_status": shown, "run_insert_date": _ms(run.created_at)}
+        # river_id: in Boomi's RunRiver sample, and rivery-cli's wait_for_end reads it from check_run
+        body: dict[str, Any] = {"river_id": run.job, "tasks_status": shown, "run_insert_date": _ms(run.created_at)}
         ended = run.ended_at(now)
         if ended is not None:
             body["run_end_date"] = _ms(ended)

@@ -188,7 +188,8 @@ async def test_the_emulator_answers_check_run_in_the_seed_shape(
     async with httpx.AsyncClient(base_url=server.url, headers=_auth()) as http:
         answer = (await http.get("/api/check_run", params={"run_id": run.run_id})).json()
     seed = json.loads(SEED_CHECK_RUN)
-    assert set(answer) == set(seed)
+    assert set(answer) == set(seed) | {"river_id"}  # river_id: Boomi's sample; rivery-cli reads it
+    assert answer["river_id"] == RIVER
     assert [set(t) for t in answer["tasks_status"]] == [set(t) for t in seed["tasks_status"]]
     assert answer["river_run_message"] == seed["river_run_message"]
     assert [t["task_status_message"] for t in answer["tasks_status"]] == [
@@ -908,6 +909,6 @@ async def test_strict_legacy_answers_are_the_seed_s_and_boomi_s_fields(
         assert set(started) <= set(BOOMI_RUN_RIVER_SAMPLE)
         clock.advance(5)
         checked = (await http.get("/api/check_run", params={"run_id": started["run_id"]})).json()
-    # the seed's check_run sample, and error_description (Boomi's guide, rivery-cli's check_run)
-    assert set(checked) <= set(json.loads(SEED_CHECK_RUN)) | {"error_description"}
+    # the seed's check_run sample, error_description (Boomi's guide, rivery-cli's check_run) and river_id (Boomi)
+    assert set(checked) <= set(json.loads(SEED_CHECK_RUN)) | {"error_description", "river_id"}
     assert checked["error_description"] == "Quota exceeded"

@@ -1,16 +1,19 @@
 """Rivery's legacy and v1 APIs on one server, as the vendor documents and Rivery's own clients show them.
 
-Legacy, under ``/api/`` (what ``rivery-cli`` calls): ``GET me`` → ``{account_id, environment_id}``;
-``POST run`` ``{"river_id"}`` → ``{run_id}``; ``GET check_run?run_id=`` → the seed document's shape
-(``river_run_status`` W/P/R/D/F/E, missing while waiting when asked to; ``river_run_message``;
-``tasks_status``; ``run_insert_date``/``run_end_date`` in epoch ms; ``error_description`` on failure);
+Legacy, under ``/api/`` (what ``rivery-cli`` calls; at the root, as on the EU API host, with
+``legacy_prefix=""``): ``GET me`` → ``{account_id, environment_id}``; ``POST run`` ``{"river_id"}`` →
+``{run_id, river_id}``; ``GET check_run?run_id=`` → the seed document's shape (``river_run_status``
+W/P/R/D/F/E, missing while waiting when asked to; ``river_run_message``; ``tasks_status`` as a list, or as one
+object as in Boomi's sample; ``run_insert_date``/``run_end_date`` in epoch ms; ``error_description`` on
+failure; ``river_id``);
 ``POST run/cancel`` ``{"run_id"}``; ``GET activities/runs/logs?id=`` (a ``queryid`` header, 202 while the
 log is prepared, then 200 with CSV).
 
 v1, under ``/v1/accounts/{account}/environments/{env}/``: ``rivers/{river}/run`` (202
 ``{run_group_id, river_cross_id, runs}``), ``rivers/{river}/runs/{run_id}``, ``rivers/{river}/runs``
 (``start_time`` and ``end_time`` required, else 422 ``{"detail": [...]}``; ``items_per_page`` 1..200;
-pages ``{items, next_page, page, total_items, items_per_page}``), ``activities_statistics`` (of the
+pages ``{items, next_page, page, total_items, items_per_page}``, ``next_page`` the next page's URL),
+``activities_statistics`` (of the
 environment, or ``rivers/{river}/…`` of one river), ``rivers/{river}/cancel_run``,
 ``rivers/{river}/activate_river`` / ``disable_river`` (204, or 202 ``{operation_id}`` with
 ``async_operations``) and ``operations/{id}`` (``status`` W, D or E).

@@ -102,3 +102,25 @@ async def test_automatic_retries_past_the_limit_wait_for_it_instead_of_failing(t
         await w.until(lambda: len(rivery.state.requests_to("trigger")) == 4, 15, what="both retries started")
         await w.settle()
         assert not [m for m in w.cards() if RATE_NOTE in shown(w, m)]
+
+
+async def test_a_workflow_step_past_the_limit_waits_then_the_workflow_goes_on(tmp_path: Path) -> None:
+    def with_workflow(raw: dict[str, Any]) -> None:
+        raw["workflows"] = {"ingest-twice": {"steps": {"ingest": {"pipeline": "leads-ods"}}}}
+
+    async with world(tmp_path, catalog_edit=with_workflow) as w:
+        rivery = w.emulators["rivery"]
+        await w.command("run leads-ods")
+        await w.command("run leads-ods")
+        await w.until(lambda: len(w.cards()) == 2, what="two cards")
+        await w.command("run ingest-twice")
+        step = await w.card_saying(RATE_NOTE)  # steps' cards go where the workflow was started
+        assert "Step ingest of workflow run #1" in shown(w, step)
+        await w.settle()
+        assert len(rivery.state.requests_to("trigger")) == 2
+
+        await a_minute_passes(w)
+        await w.until(lambda: len(rivery.state.requests_to("trigger")) == 3, 15, what="the step started")
+        w.advance(40)
+        await w.until(lambda: any("ingest-twice succeeded" in m.text for m in w.slack.messages("C0GENERAL")), 15,
+                      what="the workflow to succeed")

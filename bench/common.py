@@ -366,6 +366,9 @@ class Emulators:
             "invision": InVisionEmulator(state(), api_keys=[SECRETS["INVISION_KEY"]]),
             "datakitchen": DataKitchenEmulator(state(), users={SECRETS["DK_USER"]: SECRETS["DK_PASSWORD"]}),
         }
+        # the benches start rivers far more often than Rivery allows (2 runs of a river a minute, 15 per token):
+        # lifted here and in the catalog (``catalog_yaml``), as the bot's throughput is what they measure
+        self.servers["rivery"].configure({"river_runs_per_minute": 0, "token_runs_per_minute": 0})
         for key, server in self.servers.items():
             server.state.requests = deque(maxlen=5000)  # type: ignore[assignment] - bounded: long runs stay small
             original = server.build_app
@@ -463,7 +466,8 @@ def catalog_yaml(
         '  allow_run: ["*"]',
         "  allow_change: [U0ALICE]",
         "connections:",
-        f'  rivery: {{provider: rivery, base_url: "{urls["rivery"]}/api", api_token: "${{RIVERY_TOKEN}}", {common}}}',
+        f'  rivery: {{provider: rivery, base_url: "{urls["rivery"]}/api", api_token: "${{RIVERY_TOKEN}}", {common}, '
+        "river_runs_per_minute: 1000000, runs_per_minute: 1000000}",
         f'  tailer: {{provider: tailer, base_url: "{urls["tailer"]}", token: "${{TAILER_JWT}}", {common}}}',
         f'  invision: {{provider: invision, base_url: "{urls["invision"]}/invision/", '
         f'api_key: "${{INVISION_KEY}}", {common}}}',

@@ -44,8 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--host", default="127.0.0.1")
     emulate.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials")
     emulate.add_argument(
-        "--strict", action="store_true",
-        help="serve only what the vendor's documents and clients show (datakitchen, tailer; docs/PROVIDERS.md)",
+        "--strict",
+        action="store_true",
+        help="serve only what a vendor source documents: refuse requests that rely on an assumption and leave "
+        "out fields no source names (docs/PROVIDERS.md, provenance)",
     )
 
     demo = sub.add_parser(
@@ -117,8 +119,22 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
     for pipeline in catalog.pipelines.values():  # fine to watch, but `run` will say no: tell them now
         refusal = pipeline.job.run_refusal()
         if refusal is not None:
-            print(f"  - note: pipelines.{pipeline.name}: not runnable: {refusal}")
+            print(f"  note: pipelines.{pipeline.name}: not runnable: {refusal}")
+    for line in _assumption_notes(catalog):
+        print(f"  note: {line}")
     return 0
+
+
+def _assumption_notes(catalog: Catalog) -> list[str]:
+    """What a pipeline relies on that no vendor source documents: said once per pipeline, never an error."""
+    from bot.providers.registry import provider
+
+    notes = []
+    for name, pipeline in sorted(catalog.pipelines.items()):
+        assumption = provider(pipeline.provider).client.parameters_assumption
+        if pipeline.parameters and assumption:
+            notes.append(f"pipelines.{name} declares parameters ({', '.join(pipeline.parameters)}): {assumption}.")
+    return notes
 
 
 def _run(env_file: Path) -> int:

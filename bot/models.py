@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-__all__ = ["RunState", "RunStatus", "Stats", "TaskStatus", "Triggered"]
+__all__ = ["RunState", "RunStatus", "Stats", "TaskStatus", "TriggerLimit", "Triggered"]
 
 
 class RunState(enum.StrEnum):
@@ -112,3 +112,17 @@ class Stats:
     def failure_rate(self) -> float:
         done = self.counts.get(RunState.SUCCEEDED, 0) + self.counts.get(RunState.FAILED, 0)
         return self.counts.get(RunState.FAILED, 0) / done if done else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerLimit:
+    """A provider's published cap on starting runs: at most ``count`` triggers within ``window``, counting the
+    connection's runs whose job has every field of ``job`` (empty: every run of the connection)."""
+
+    count: int
+    window: timedelta
+    reason: str  # what the person reads: "Rivery allows 2 runs of a river a minute"
+    job: Mapping[str, object] = field(default_factory=dict)
+
+    def counts(self, job: Mapping[str, object]) -> bool:
+        return all(job.get(key) == value for key, value in self.job.items())

@@ -1,22 +1,30 @@
 """Rivery's legacy and v1 APIs on one server, as the vendor documents and Rivery's own clients show them.
 
-Legacy, under ``/api/`` (what ``rivery-cli`` calls): ``GET me`` → ``{account_id, environment_id}``;
-``POST run`` ``{"river_id"}`` → ``{run_id}``; ``GET check_run?run_id=`` → the seed document's shape
-(``river_run_status`` W/P/R/D/F/E, missing while waiting when asked to; ``river_run_message``;
-``tasks_status``; ``run_insert_date``/``run_end_date`` in epoch ms; ``error_description`` on failure);
+Legacy, under ``/api/`` (what ``rivery-cli`` calls; at the root, as on the EU API host, with
+``legacy_prefix=""``): ``GET me`` → ``{account_id, environment_id}``; ``POST run`` ``{"river_id"}`` →
+``{run_id, river_id}``; ``GET check_run?run_id=`` → the seed document's shape (``river_run_status``
+W/P/R/D/F/E, missing while waiting when asked to; ``river_run_message``; ``tasks_status`` as a list, or as one
+object as in Boomi's sample; ``run_insert_date``/``run_end_date`` in epoch ms; ``error_description`` on
+failure; ``river_id``);
 ``POST run/cancel`` ``{"run_id"}``; ``GET activities/runs/logs?id=`` (a ``queryid`` header, 202 while the
 log is prepared, then 200 with CSV).
 
 v1, under ``/v1/accounts/{account}/environments/{env}/``: ``rivers/{river}/run`` (202
 ``{run_group_id, river_cross_id, runs}``), ``rivers/{river}/runs/{run_id}``, ``rivers/{river}/runs``
 (``start_time`` and ``end_time`` required, else 422 ``{"detail": [...]}``; ``items_per_page`` 1..200;
-pages ``{items, next_page, page, total_items, items_per_page}``), ``activities_statistics`` (of the
+pages ``{items, next_page, page, total_items, items_per_page}``, ``next_page`` the next page's URL),
+``activities_statistics`` (of the
 environment, or ``rivers/{river}/…`` of one river), ``rivers/{river}/cancel_run``,
 ``rivers/{river}/activate_river`` / ``disable_river`` (204, or 202 ``{operation_id}`` with
 ``async_operations``) and ``operations/{id}`` (``status`` W, D or E).
 
 Every route wants ``Authorization: Bearer <token>`` (any token when none are configured); 4xx bodies
-carry a JSON ``message`` except the 422 validation errors. Scenario keys: see ``configure``.
+carry a JSON ``message`` except the 422 validation errors. Triggers past Boomi's throttling rules (2 runs of a
+river a minute, 15 per token) are answered 429. Scenario keys: see ``configure``.
+
+``strict=True`` serves only what a source documents (docs/PROVIDERS.md, "Rivery: provenance"): a request that
+relies on an assumption (run ``variables``, a cancel body) is refused with 400 "strict: no source for …", and
+fields no source names are left out of the answers.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ _TASK_TEXT = {"W": "Waiting", "R": "Running", "D": "Done Successfully", "F": "Fa
 _MAX_PER_PAGE = 200
 _CANCEL_ANSWERS = ("json", "empty", "no_content")
 _STATS_SHAPES = ("list", "dict", "flat")
+_TASK_SHAPES = ("list", "object")
+_PAGE_FORMS = ("url", "number", "string")
 
 
 @dataclass(slots=True)
@@ -67,6 +77,23 @@ def _ms(seconds: float | None) -> int | None:
 
 def _iso(seconds: float | None) -> str | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def _no_source(what: str) -> web.Response:
+    """Strict mode's refusal of a request that only an assumption supports."""
+    return _message(f"strict: no source for {what}", 400)
+
+
+#: v1 run fields a source names: ``run_id`` and ``status`` (Rivery's v1 reference, /work/shared/PROVIDERS.md)
+_V1_RUN_SOURCED = ("run_id", "status")
+#: a page of runs: Boomi's Data Integration API reference lists ``items``, ``next_page``, ``page``, ``total_items``
+_V1_PAGE_SOURCED = ("items", "next_page", "page", "total_items")
+#: an operation: Boomi's Data Integration API reference, Operations
+_OPERATION_SOURCED = ("operation_id", "operation_type", "status", "error_message")
+
+
+def _only(body: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k in keys}
 
 
 def _problem(loc: list[str], msg: str, kind: str) -> dict[str, Any]:
@@ -100,8 +127,15 @@ class RiveryEmulator(EmulatorServer):
         tokens: Iterable[str] = (),
         account_id: str = "acc",
         environment_id: str = "env",
+        legacy_prefix: str = "/api",
+        strict: bool = False,
     ) -> None:
         super().__init__(state)
+        #: serve only what a source documents (see the module docstring)
+        self.strict = strict
+        #: where the legacy routes live: "/api" as on https://console.rivery.io/api (US), "" as on the EU API host
+        #: https://api.eu-west-1.rivery.io (seeds/rivery-api-overview-and-activities.txt, lines 55-57)
+        self.legacy_prefix = "/" + legacy_prefix.strip("/") if legacy_prefix.strip("/") else ""
         self.tokens = set(tokens)  # empty: any Bearer token is accepted
         self.account_id = account_id
         self.environment_id = environment_id
@@ -109,6 +143,15 @@ class RiveryEmulator(EmulatorServer):
         self.failure_code = "F"
         #: leave river_run_status out while a run waits, as Rivery may ("missing means waiting")
         self.omit_waiting_status = False
+        #: a status a running run reports instead of "R" / "running": one no document lists, as a new one would be
+        self.running_code = ""
+        #: answer a trigger without its run id (the run starts all the same)
+        self.omit_run_id = False
+        #: Boomi's legacy API reference, RunRiver, "Throttling rules": a river may be run at most 2 times a minute,
+        #: each user (API token) may run rivers at most 15 times a minute; past that, 429. 0: no limit.
+        self.river_runs_per_minute = 2
+        self.token_runs_per_minute = 15
+        self._triggers: list[tuple[float, str, str]] = []  # (when, river, token) of each accepted trigger
         #: v1 spelling of success: "succeeded" (runs) or "succeed" (activities filters)
         self.success_spelling = "succeeded"
         #: activate/disable answer 202 with an operation instead of 204
@@ -119,8 +162,14 @@ class RiveryEmulator(EmulatorServer):
         self.operation_error = ""
         #: shape of activities_statistics: "list" of {status, count}, "dict" status → count, or "flat"
         self.stats_shape = "list"
-        #: next_page as a string cursor instead of a number
-        self.next_page_as_string = False
+        #: tasks_status as a "list" of tasks (the seed's check_run sample) or one "object", the current task
+        #: (Boomi's legacy API reference, RunRiver sample)
+        self.tasks_status_shape = "list"
+        #: next_page as the next page's "url" (Boomi's Data Integration API reference: "The next page URL"), or in
+        #: the older forms the bot still reads: a page "number" or a "string" cursor
+        self.next_page_as = "url"
+        #: the scheme and host of next_page URLs; empty: this server's own (another host tests the same-host rule)
+        self.next_page_base = ""
         #: how cancel answers: 200 with JSON ("json"), 200 with an empty body ("empty"), or 204 ("no_content")
         self.cancel_answer = "json"
         #: how many polls of a log query answer 202 before the log is ready
@@ -133,26 +182,32 @@ class RiveryEmulator(EmulatorServer):
         self._log_queries: dict[str, _LogQuery] = {}
 
     def configure(self, scenario: Mapping[str, Any]) -> None:
-        """Scenario keys: tokens, account_id, environment_id, failure_code ("E"/"F"), omit_waiting_status,
-        success_spelling, async_operations, operation_polls, operation_error, stats_shape, next_page_as_string,
-        cancel_answer, log_polls, river_names."""
+        """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), running_code,
+        omit_waiting_status, omit_run_id, success_spelling, async_operations, operation_polls, operation_error,
+        stats_shape, tasks_status_shape, next_page_as ("url"/"number"/"string"), next_page_base, cancel_answer,
+        log_polls, river_names, river_runs_per_minute, token_runs_per_minute (0: no limit), strict."""
         rest = dict(scenario)
         if "tokens" in rest:
             tokens = rest.pop("tokens")
             self.tokens = {tokens} if isinstance(tokens, str) else {str(t) for t in tokens or ()}
-        for key in ("account_id", "environment_id", "operation_error"):
+        for key in ("account_id", "environment_id", "operation_error", "next_page_base", "running_code"):
             if key in rest:
                 setattr(self, key, str(rest.pop(key)))
-        for key in ("omit_waiting_status", "async_operations", "next_page_as_string"):
+        if "legacy_prefix" in rest:
+            prefix = str(rest.pop("legacy_prefix") or "").strip("/")
+            self.legacy_prefix = f"/{prefix}" if prefix else ""
+        for key in ("omit_waiting_status", "async_operations", "omit_run_id", "strict"):
             if key in rest:
                 setattr(self, key, bool(rest.pop(key)))
-        for key in ("operation_polls", "log_polls"):
+        for key in ("operation_polls", "log_polls", "river_runs_per_minute", "token_runs_per_minute"):
             if key in rest:
                 setattr(self, key, max(int(rest.pop(key)), 0))
         choices = {
             "failure_code": ("E", "F"),
             "success_spelling": ("succeeded", "succeed"),
             "stats_shape": _STATS_SHAPES,
+            "tasks_status_shape": _TASK_SHAPES,
+            "next_page_as": _PAGE_FORMS,
             "cancel_answer": _CANCEL_ANSWERS,
         }
         for key, allowed in choices.items():
@@ -168,12 +223,13 @@ class RiveryEmulator(EmulatorServer):
     def routes(self) -> list[Route]:
         v1 = "/v1/accounts/{account}/environments/{env}"
         river = f"{v1}/rivers/{{river}}"
+        legacy = self.legacy_prefix
         return [
-            Route("GET", "/api/me", "me", self.on_me),
-            Route("POST", "/api/run", "trigger", self.on_run),
-            Route("GET", "/api/check_run", "status", self.on_check_run),
-            Route("POST", "/api/run/cancel", "cancel", self.on_cancel),
-            Route("GET", "/api/activities/runs/logs", "logs", self.on_logs),
+            Route("GET", f"{legacy}/me", "me", self.on_me),
+            Route("POST", f"{legacy}/run", "trigger", self.on_run),
+            Route("GET", f"{legacy}/check_run", "status", self.on_check_run),
+            Route("POST", f"{legacy}/run/cancel", "cancel", self.on_cancel),
+            Route("GET", f"{legacy}/activities/runs/logs", "logs", self.on_logs),
             Route("POST", f"{river}/run", "v1_trigger", self.on_v1_run),
             Route("GET", f"{river}/runs/{{run}}", "v1_status", self.on_v1_status),
             Route("GET", f"{river}/runs", "v1_runs", self.on_v1_runs),
@@ -232,6 +288,22 @@ class RiveryEmulator(EmulatorServer):
     def _in_window(self, run: EmuRun, window: tuple[datetime, datetime]) -> bool:
         return window[0].timestamp() <= run.created_at <= window[1].timestamp()
 
+    def _throttled(self, request: web.Request, river: str) -> web.Response | None:
+        """429 past Rivery's throttling rules; otherwise the trigger is counted."""
+        now = self.state.now()
+        token = request.headers.get("Authorization", "").strip().partition(" ")[2].strip()
+        self._triggers = [t for t in self._triggers if now - t[0] < 60.0]
+        by_river = sum(1 for _, r, _ in self._triggers if r == river)
+        by_token = sum(1 for _, _, t in self._triggers if t == token)
+        if self.river_runs_per_minute and by_river >= self.river_runs_per_minute:
+            return _message(f"Too many requests: river {river} may be run up to {self.river_runs_per_minute} "
+                            "times per minute", 429)
+        if self.token_runs_per_minute and by_token >= self.token_runs_per_minute:
+            return _message(f"Too many requests: each user can execute rivers up to {self.token_runs_per_minute} "
+                            "times per minute", 429)
+        self._triggers.append((now, river, token))
+        return None
+
     def _start(self, river: str, variables: Any) -> EmuRun:
         parameters = dict(variables) if isinstance(variables, dict) else {}
         run = self.state.start_run(river, parameters, run_id=self.state.new_id("hex"))
@@ -264,6 +336,8 @@ class RiveryEmulator(EmulatorServer):
             if self.omit_waiting_status:
                 return None
             return "W" if now - run.created_at < run.outcome.queued_s / 2 else "P"
+        if phase == "running" and self.running_code:
+            return self.running_code
         return {"running": "R", "succeeded": "D", "failed": self.failure_code, "canceled": "F"}[phase]
 
     def _check_run(self, run: EmuRun) -> dict[str, Any]:
@@ -280,7 +354,11 @@ class RiveryEmulator(EmulatorServer):
             elif code == "F" and run.outcome.message:
                 text = f"{text}: {run.outcome.message}"
             tasks.append({"task_status": code, "task_status_message": text})
-        body: dict[str, Any] = {"tasks_status": tasks, "run_insert_date": _ms(run.created_at)}
+        shown: list[dict[str, str]] | dict[str, str] = tasks
+        if self.tasks_status_shape == "object" and tasks:
+            shown = next((t for t in tasks if t["task_status"] != "D"), tasks[-1])
+        # river_id: in Boomi's RunRiver sample, and rivery-cli's wait_for_end reads it from check_run
+        body: dict[str, Any] = {"river_id": run.job, "tasks_status": shown, "run_insert_date": _ms(run.created_at)}
         ended = run.ended_at(now)
         if ended is not None:
             body["run_end_date"] = _ms(ended)
@@ -309,6 +387,8 @@ class RiveryEmulator(EmulatorServer):
         if phase == "succeeded":
             spelling = self.success_spelling
             return f"partially {spelling}" if self._partial(run, now) else spelling
+        if phase == "running" and self.running_code:
+            return self.running_code
         return _V1_STATUS[phase]
 
     def _v1_run(self, run: EmuRun) -> dict[str, Any]:
@@ -334,9 +414,11 @@ class RiveryEmulator(EmulatorServer):
             body["error_description"] = "Run canceled by a user"
         if self._partial(run, now):
             body["warning"] = f"Targets not loaded: {', '.join(run.outcome.failed_tasks)}"
-        return body
+        return _only(body, _V1_RUN_SOURCED) if self.strict else body
 
     def _statistics(self, runs: Iterable[EmuRun]) -> dict[str, Any]:
+        if self.strict:
+            return {}  # the seed documents the requests only: no field of the answer has a source
         now = self.state.now()
         counts: dict[str, int] = {}
         units = 0.0
@@ -369,9 +451,16 @@ class RiveryEmulator(EmulatorServer):
         river = str(body.get("river_id") or "").strip() if isinstance(body, dict) else ""
         if not river:
             return _message("river_id is required", 400)
+        if self.strict and (unsourced := sorted(set(body) - {"river_id"})):
+            return _no_source(f"{', '.join(unsourced)} in the body of POST run: Boomi's RunRiver request and "
+                              "rivery-cli's run_river send river_id alone")
         if (unknown := self._unknown_river(river)) is not None:
             return unknown
+        if (throttled := self._throttled(request, river)) is not None:
+            return throttled
         run = self._start(river, body.get("variables"))
+        if self.omit_run_id:
+            return json_response({"river_id": river})
         return json_response({"run_id": run.run_id, "river_id": river})
 
     async def on_check_run(self, request: web.Request) -> web.StreamResponse:
@@ -388,6 +477,9 @@ class RiveryEmulator(EmulatorServer):
     async def on_cancel(self, request: web.Request) -> web.StreamResponse:
         if (refused := self._refused(request)) is not None:
             return refused
+        if self.strict:
+            return _no_source("the body of POST run/cancel: rivery-cli's cancel_run sends whatever its caller "
+                              "gives, and no document shows it")
         body = await read_body(request)
         run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
         if not run_id:
@@ -420,7 +512,8 @@ class RiveryEmulator(EmulatorServer):
     def _log_csv(self, run: EmuRun) -> str:
         lines = ["time,level,message"]
         stamp = _iso(run.created_at)
-        for task in self._check_run(run)["tasks_status"]:
+        tasks = self._check_run(run)["tasks_status"]
+        for task in tasks if isinstance(tasks, list) else [tasks]:
             level = "ERROR" if task["task_status"] == "F" else "INFO"
             lines.append(f"{stamp},{level},{task['task_status_message'].replace(',', ' ')}")
         return "\r\n".join(lines) + "\r\n"
@@ -434,13 +527,21 @@ class RiveryEmulator(EmulatorServer):
         if (unknown := self._unknown_river(river)) is not None:
             return unknown
         body = await read_body(request)
+        if self.strict and body:
+            return _no_source("a body in POST rivers/{river}/run: the v1 reference documents none")
+        if (throttled := self._throttled(request, river)) is not None:
+            return throttled
         run = self._start(river, body.get("variables") if isinstance(body, dict) else None)
+        if self.omit_run_id:
+            return json_response({"run_group_id": run.extra["run_group_id"], "river_cross_id": river, "runs": []}, 202)
         return json_response(
             {
                 "run_group_id": run.extra["run_group_id"],
                 "river_cross_id": river,
                 "runs": [
-                    {"run_id": run.run_id, "river_cross_id": river, "status": self._v1_status(run, run.created_at)}
+                    {"run_id": run.run_id}
+                    if self.strict
+                    else {"run_id": run.run_id, "river_cross_id": river, "status": self._v1_status(run, run.created_at)}
                 ],
             },
             202,
@@ -471,18 +572,24 @@ class RiveryEmulator(EmulatorServer):
         runs = [r for r in self.state.runs_of(river) if self._in_window(r, window)]
         chunk = runs[(page - 1) * per_page : page * per_page]
         more = page * per_page < len(runs)
-        following: int | str | None = page + 1 if more else None
-        if following is not None and self.next_page_as_string:
-            following = str(following)
-        return json_response(
-            {
-                "items": [self._v1_run(r) for r in chunk],
-                "next_page": following,
-                "page": page,
-                "total_items": len(runs),
-                "items_per_page": per_page,
-            }
-        )
+        following: int | str | None = None
+        if more and self.next_page_as == "url":
+            following = self._page_url(request, page + 1)
+        elif more:
+            following = page + 1 if self.next_page_as == "number" else str(page + 1)
+        answer = {
+            "items": [self._v1_run(r) for r in chunk],
+            "next_page": following,
+            "page": page,
+            "total_items": len(runs),
+            "items_per_page": per_page,
+        }
+        return json_response(_only(answer, _V1_PAGE_SOURCED) if self.strict else answer)
+
+    def _page_url(self, request: web.Request, page: int) -> str:
+        """This request's URL with the next page number: every filter and the window stay as asked."""
+        url = request.url.update_query(page=str(page))
+        return f"{self.next_page_base.rstrip('/')}{url.path_qs}" if self.next_page_base else str(url)
 
     def _paging(self, request: web.Request) -> tuple[tuple[int, int] | None, list[dict[str, Any]]]:
         """``page`` ≥ 1 and ``items_per_page`` in 1..200; else the problems a 422 lists."""
@@ -508,6 +615,8 @@ class RiveryEmulator(EmulatorServer):
         if (refused := self._v1_refused(request)) is not None:
             return refused
         river = request.match_info["river"]
+        if self.strict:
+            return _no_source("the body of POST rivers/{river}/cancel_run: no document shows it")
         body = await read_body(request)
         run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
         if not run_id:
@@ -581,13 +690,12 @@ class RiveryEmulator(EmulatorServer):
             else:
                 operation.status = "D"
                 self.active[operation.river] = operation.active
-        return json_response(
-            {
-                "operation_id": operation.operation_id,
-                "operation_type": operation.kind,
-                "river_id": operation.river,
-                "status": operation.status,
-                "error_message": operation.error if operation.status == "E" else None,
-            }
-        )
+        answer = {
+            "operation_id": operation.operation_id,
+            "operation_type": operation.kind,
+            "river_id": operation.river,
+            "status": operation.status,
+            "error_message": operation.error if operation.status == "E" else None,
+        }
+        return json_response(_only(answer, _OPERATION_SOURCED) if self.strict else answer)
 

@@ -10,7 +10,7 @@ within a few seconds. A scenario file (YAML) declares jobs, outcomes, faults and
     faults:
       - {route: status, kind: status, status: 503, retry_after: 2, times: 3}
     tokens: [my-test-token]                                   # provider-specific credentials
-    strict: true                                              # tailer: serve only what has a source (--strict)
+    strict: true                                              # only what a vendor source documents (or --strict)
 """
 
 from __future__ import annotations
@@ -78,15 +78,15 @@ def build_emulator(
 async def serve_forever(
     provider: str, *, host: str, port: int, scenario: Path | None, strict: bool = False
 ) -> int:
-    """Serve one emulator until interrupted. ``strict``: the scenario key of the same name (an emulator
-    without a strict mode refuses it as an unknown scenario key)."""
+    """``strict``: the emulator serves only what a vendor source documents (the scenario key ``strict``)."""
     try:
         loaded = load_scenario(scenario) if scenario else {}
-        if strict:
-            loaded["strict"] = True
-        server = build_emulator(provider, loaded)
+        server = build_emulator(provider, {**loaded, "strict": True} if strict else loaded)
     except (OSError, ValueError, TypeError) as exc:
-        print(f"pipeline-bot emulate: bad scenario: {exc}", file=sys.stderr)
+        if strict and "strict" in str(exc):
+            print(f"pipeline-bot emulate: {provider} has no strict mode yet", file=sys.stderr)
+        else:
+            print(f"pipeline-bot emulate: bad scenario: {exc}", file=sys.stderr)
         return 2
     url = await server.start(host, port)
     print(f"{provider} emulator listening on {url}  (control API: {url}/_emulator/runs)", flush=True)

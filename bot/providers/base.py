@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bot.errors import OperationNotSupported
-from bot.models import RunStatus, Stats, Triggered
+from bot.models import RunStatus, Stats, Triggered, TriggerLimit
 from bot.providers._http import Call, HttpCaller, RetryPolicy, Sleep
 
 __all__ = ["Capability", "ConnectionConfig", "JobConfig", "ProviderClient"]
@@ -97,6 +97,9 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
     accepts_parameters: ClassVar[bool] = True
     #: HTTP/2 where the provider's own examples use it
     http2: ClassVar[bool] = False
+    #: when how run parameters reach the provider is an assumption (no vendor source shows it), what to tell
+    #: people who declare them: ``pipeline-bot check`` prints it for each such pipeline
+    parameters_assumption: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -182,6 +185,11 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         raise self._unsupported(Capability.STATS)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def trigger_limits(self, job: JobT) -> tuple[TriggerLimit, ...]:
+        """The provider's published caps on starting runs of ``job`` (none by default). The bot holds to them
+        itself: a person is told when to try again, the bot's own starts wait (``bot/service/limits.py``)."""
+        return ()
 
     def offered(self) -> frozenset[Capability]:
         """What this connection offers; a provider may narrow ``capabilities`` by connection settings."""

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, SecretStr
 
-from bot.errors import ProviderRejected, ProviderResponseError
+from bot.errors import ProviderRejected, ProviderResponseError, TriggerOutcomeUnknown
 from bot.models import RunState, RunStatus, Triggered
 from bot.providers._http import Call
 from bot.providers.base import ConnectionConfig, JobConfig, ProviderClient
@@ -77,6 +77,14 @@ class Client(ProviderClient[Connection, Job]):
             )
         call = Call("POST", f"{self._flow(job)}/start", f"start {job.describe()}", idempotent=False)
         body = await self._json(call)
+        if not isinstance(body, dict) or not str(body.get("runId") or "").strip():
+            # InVision answered 200 to the start: the flow may well be running. Without a runId the bot cannot
+            # follow it, and must not offer to start it again blindly.
+            raise self.caller.error(
+                TriggerOutcomeUnknown,
+                f"InVision accepted the start of {job.describe()} but its answer has no runId: the data flow may "
+                f"have started. Check the InVision console before running it again (answer: {str(body)[:200]!r}).",
+            )
         status = self._parse(body, call)
         return Triggered(run_id=status.run_id, status=status)
 

@@ -33,8 +33,9 @@ from bot.errors import (
     ProviderRejected,
     ProviderResponseError,
     ProviderUnavailable,
+    TriggerOutcomeUnknown,
 )
-from bot.models import RunState, RunStatus, Stats, TaskStatus, Triggered
+from bot.models import RunState, RunStatus, Stats, TaskStatus, Triggered, TriggerLimit
 from bot.providers._http import Call, RetryPolicy, Sleep
 from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
 
@@ -43,6 +44,11 @@ __all__ = ["Client", "Connection", "Job", "map_status", "parse_check_run", "pars
 LEGACY_BASE_URL = "https://console.rivery.io/api"
 V1_BASE_URL = "https://api.rivery.io"
 CONSOLE_URL = "https://console.rivery.io"
+
+# Boomi's Legacy Data Integration API reference, RunRiver ("Throttling rules"): a river may be run at most 2 times a
+# minute, and each user (API token) may run rivers at most 15 times a minute; past that Rivery answers 429.
+RIVER_RUNS_PER_MINUTE = 2
+TOKEN_RUNS_PER_MINUTE = 15
 
 _STATES: dict[str, RunState] = {
     # legacy one-letter codes; a missing code means the run is still waiting
@@ -96,14 +102,25 @@ class Connection(ConnectionConfig):
     provider: Literal["rivery"] = "rivery"
     base_url: str = Field(
         default=LEGACY_BASE_URL,
-        description="legacy: https://console.rivery.io/api (or the EU console's); v1: https://api.rivery.io "
-        "or the regional API host. Defaults by `api`.",
+        description="legacy: https://console.rivery.io/api (US) or https://api.eu-west-1.rivery.io (EU: the API "
+        "host, not the EU console's); v1: https://api.rivery.io or the regional API host (EU: "
+        "https://api.eu-west-1.rivery.io). Defaults by `api`.",
     )
     api: Literal["legacy", "v1"] = Field(default="legacy", description="which Rivery API this connection uses")
     api_token: SecretStr = Field(description="an API token with river:execute (and river:list for v1 listing)")
     account_id: str | None = Field(default=None, description="required for the v1 API")
     environment_id: str | None = Field(default=None, description="required for the v1 API")
     console_url: str | None = Field(default=CONSOLE_URL, description="the Rivery console, for links on cards")
+    river_runs_per_minute: int = Field(
+        default=RIVER_RUNS_PER_MINUTE, ge=1,
+        description="how often a river may be run per minute: 2 in Boomi's legacy API reference; change it only "
+        "if Rivery set another limit for your account",
+    )
+    runs_per_minute: int = Field(
+        default=TOKEN_RUNS_PER_MINUTE, ge=1,
+        description="how many runs this connection's API token may start per minute: 15 in Boomi's legacy API "
+        "reference; change it only if Rivery set another limit for your account",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -194,11 +211,23 @@ def _duration(started: datetime | None, ended: datetime | None) -> timedelta | N
     return ended - started
 
 
+def _task_items(value: Any) -> list[Mapping[str, Any]]:
+    """``tasks_status`` as a list of tasks: the seed's check_run sample gives a list of
+    ``{task_status, task_status_message}``; Boomi's legacy API reference (RunRiver sample) gives one such object
+    on its own. Anything else holds no task."""
+    if isinstance(value, dict):
+        return [value] if "task_status" in value or "task_status_message" in value else []
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, dict)]
+    return []
+
+
 def parse_check_run(body: Mapping[str, Any], run_id: str) -> RunStatus:
     """A legacy ``check_run`` answer → RunStatus.
 
     ``river_run_status`` (missing while waiting), ``river_run_message``, ``error_description`` on errors,
-    ``tasks_status: [{task_status, task_status_message}]``, ``run_insert_date``/``run_end_date`` in epoch ms.
+    ``tasks_status`` (a list of ``{task_status, task_status_message}``, or one such object),
+    ``run_insert_date``/``run_end_date`` in epoch ms.
     """
     raw = str(body.get("river_run_status") or "").strip()
     state = map_status(raw)
@@ -207,10 +236,7 @@ def parse_check_run(body: Mapping[str, Any], run_id: str) -> RunStatus:
     if state is RunState.FAILED and not message:
         message = "Rivery reports the run failed without a message: see the run in the Rivery console."
     tasks: list[TaskStatus] = []
-    items = body.get("tasks_status")
-    for number, item in enumerate(items if isinstance(items, list) else [], 1):
-        if not isinstance(item, dict):
-            continue
+    for number, item in enumerate(_task_items(body.get("tasks_status")), 1):
         task_raw = str(item.get("task_status") or "").strip()
         tasks.append(
             TaskStatus(
@@ -337,6 +363,11 @@ class Client(ProviderClient[Connection, Job]):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.CANCEL, Capability.LIST_RUNS, Capability.STATS, Capability.ENABLE, Capability.DISABLE}
     )
+    parameters_assumption: ClassVar[str] = (
+        "Rivery run parameters are sent as a `variables` object next to the river id; no Rivery document or "
+        "client (Boomi's API references, rivery-cli) shows a run body beyond river_id, so this is an assumption: "
+        "check on one run that the river receives them"
+    )
     #: how many times an asynchronous enable/disable operation is checked, and how far apart (seconds)
     operation_checks: ClassVar[int] = 10
     operation_interval: ClassVar[float] = 2.0
@@ -428,6 +459,14 @@ class Client(ProviderClient[Connection, Job]):
             f"Rivery's answer when asked to {call.what} has no {missing}: {self.caller.excerpt(body, 200)!r}",
         )
 
+    def _may_have_started(self, call: Call, body: Any, missing: str) -> ProviderError:
+        """A trigger answered with success but no run id: the river may run, so this is not "did not start"."""
+        return self.caller.error(
+            TriggerOutcomeUnknown,
+            f"Rivery accepted the request to {call.what} but its answer has no {missing}: the river may have "
+            f"started. Check the Rivery console before running it again (answer: {str(body)[:200]!r}).",
+        )
+
     # -- trigger and status -----------------------------------------------------------------
 
     def _trigger_body(self, parameters: Mapping[str, str]) -> dict[str, Any]:
@@ -442,7 +481,7 @@ class Client(ProviderClient[Connection, Job]):
             body = await self._fetch(call, job)
             run_id = _text(body, "run_id", "river_run_id") if isinstance(body, dict) else ""
             if not run_id:
-                raise self._bad_answer(call, body, "run_id (the run may have started: check the Rivery console)")
+                raise self._may_have_started(call, body, "run_id")
             status = parse_check_run(body, run_id) if "river_run_status" in body else None
             return Triggered(run_id=run_id, status=self.caller.redact_status(status) if status else None)
         call = Call("POST", self._river(job, "run"), f"run {job.describe()}", idempotent=False,
@@ -452,7 +491,7 @@ class Client(ProviderClient[Connection, Job]):
         first = runs[0] if isinstance(runs, list) and runs and isinstance(runs[0], dict) else {}
         run_id = _text(first, "run_id") or (_text(body, "run_id") if isinstance(body, dict) else "")
         if not run_id:
-            raise self._bad_answer(call, body, "runs[0].run_id (the run may have started: check the Rivery console)")
+            raise self._may_have_started(call, body, "runs[0].run_id")
         if "status" not in first:
             return Triggered(run_id=run_id)
         status = parse_v1_run({"run_group_id": body.get("run_group_id"), **first}, run_id)
@@ -469,6 +508,16 @@ class Client(ProviderClient[Connection, Job]):
             raise self._bad_answer(call, body, "run status")
         status = parse_check_run(body, run_id) if self.legacy else parse_v1_run(body, run_id)
         return self.caller.redact_status(status)
+
+    def trigger_limits(self, job: Job) -> tuple[TriggerLimit, ...]:
+        minute = timedelta(minutes=1)
+        per_river, per_token = self.connection.river_runs_per_minute, self.connection.runs_per_minute
+        return (
+            TriggerLimit(per_river, minute, f"Rivery allows {_times(per_river)} of a river a minute",
+                         {"river_id": job.river_id}),
+            TriggerLimit(per_token, minute, f"Rivery allows {_times(per_token)} a minute per API token "
+                         f"(connection {self.name})"),
+        )
 
     def console_url(self, job: Job, run_id: str | None = None) -> str | None:
         base = self.connection.console_url
@@ -498,11 +547,11 @@ class Client(ProviderClient[Connection, Job]):
         }
         what = f"list runs of {job.describe()}"
         runs: list[RunStatus] = []
-        page: Any = 1
+        path = self._river(job, "runs")
+        call = Call("GET", path, what, params={**base, "page": 1})
         asked: set[str] = set()
         for _ in range(_MAX_PAGES):
-            asked.add(str(page))
-            call = Call("GET", self._river(job, "runs"), what, params={**base, "page": page})
+            asked.add(_page_key(call))
             body = await self._fetch(call, job)
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):
@@ -518,13 +567,30 @@ class Client(ProviderClient[Connection, Job]):
                 len(runs) >= limit
                 or not items
                 or following in (None, "", False)
-                or str(following) in asked
                 or (total is not None and len(runs) >= total)
             ):
                 break
-            page = following
+            call = self._next_page(call, following, path, base)
+            if _page_key(call) in asked:
+                break
         runs.sort(key=lambda r: r.started_at or r.ended_at or _OLDEST, reverse=True)
         return runs[:limit]
+
+    def _next_page(self, call: Call, following: Any, path: str, base: Mapping[str, Any]) -> Call:
+        """The call for the next page. Boomi's Data Integration API reference documents ``next_page`` as the next
+        page's URL: it is followed as given, but only on the connection's own host (it carries the API token).
+        A page number or cursor (what the bot met before) goes into ``page`` with the same window."""
+        if isinstance(following, str) and following.strip().lower().startswith(("http://", "https://")):
+            url = httpx.URL(following.strip())
+            here = self.http.base_url
+            if (url.scheme, url.host, url.port) != (here.scheme, here.host, here.port):
+                raise self.caller.error(
+                    ProviderResponseError,
+                    f"Rivery's answer when asked to {call.what} points the next page at another host "
+                    f"({url.scheme}://{url.host}): not followed, so that the API token is not sent there.",
+                )
+            return Call("GET", str(url), call.what)
+        return Call("GET", path, call.what, params={**base, "page": following})
 
     async def stats(self, job: Job | None, *, start: datetime, end: datetime) -> Stats:
         """Run counts per state over a period: of one river, or of the whole environment (``job`` None)."""
@@ -578,6 +644,15 @@ class Client(ProviderClient[Connection, Job]):
             f"Rivery has not finished to {what} after {self.operation_checks} checks (operation {operation}, "
             f"last status {status or 'none'!r}). Look at the river in the Rivery console before trying again.",
         )
+
+
+def _times(count: int) -> str:
+    return "1 run" if count == 1 else f"{count} runs"
+
+
+def _page_key(call: Call) -> str:
+    """What identifies a page's request, to notice a cursor that leads back to a page already read."""
+    return str(httpx.URL(call.url).copy_merge_params(call.params)) if call.params else call.url
 
 
 def _detail_line(item: Any) -> str:

@@ -1,9 +1,10 @@
-"""Automatic retries by a pipeline's retry policy.
+"""Automatic retries by a pipeline's retry policy, and every other start that waits its turn.
 
 A failed attempt with attempts left becomes a *waiting* run in the store (its start time is the backoff's
-end), so a restart loses no retry; the poller's side job starts it when due. The provider's own resume
-is used where it has one (DataKitchen resumes a failed order run instead of starting over). The
-failure alert goes out only when the attempts are used up.
+end), so a restart loses no retry; the poller's side job starts it when due. Starts held back by a provider's
+cap on triggers (Rivery: 2 runs of a river a minute) wait the same way and are started here too. The
+provider's own resume is used where it has one (DataKitchen resumes a failed order run instead of starting
+over). The failure alert goes out only when the attempts are used up.
 """
 
 from __future__ import annotations
@@ -159,6 +160,13 @@ class Retrier:
         policy = self.policy(run)
         client = self.pool.client(run.connection)
         job = self.pool.job(run.provider, run.job)
+        limits = client.trigger_limits(job)
+        if await self.store.limits.admit(run.id, run.connection, limits, now=self.now(), queue=True):
+            # the provider's cap on starts is reached: the run waits again, its card says until when
+            waiting = await self.store.get_run(run.id)
+            if waiting is not None:
+                await self.notifier.refresh_card(waiting)
+            return None
         resume = (
             policy is not None
             and policy.resume
@@ -175,8 +183,9 @@ class Retrier:
                 else:
                     triggered = await client.trigger(job, run.parameters)
         except (TriggerOutcomeUnknown, ProviderError) as exc:
+            what = "the retry" if run.retry_of else "the run"
             ended = await self.store.finish_run(
-                run.id, RunState.UNKNOWN, f"the retry did not start: {exc}", now=self.now()
+                run.id, RunState.UNKNOWN, f"{what} did not start: {exc}", now=self.now()
             )
             await self.notifier.on_change(Transition(ended, "starting", ended.state))
             return None

@@ -25,7 +25,7 @@ from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Actor, Authorizer, Need
 from bot.service.starting import StartLeases, resumed_note
-from bot.slack.text import escape
+from bot.slack.text import escape, slack_date
 from bot.store.records import NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
 
@@ -163,6 +163,19 @@ class RunService:
         )
         record = await self.store.create_run(new, now=now, next_poll_at=None, owner=self.owner, lease=self.lease)
         with run_context(record.id, pipeline=new.pipeline, provider=provider, connection=connection):
+            # a person is told when to try again; the bot's own starts (schedules, workflow steps) wait their turn
+            queue = actor is None or origin in ("schedule", "workflow")
+            limits = client.trigger_limits(job_config)
+            held = await self.store.limits.admit(record.id, connection, limits, now=now, queue=queue)
+            if held is not None and not queue:
+                await self._audit(actor, "run", name, "refused", held.limit.reason)
+                raise InvalidRequest(f"{held.limit.reason}; try again at {slack_date(held.until, '{time}')}.")
+            if held is not None:
+                waiting = await self.get(record.id)
+                await self.notifier.refresh_card(waiting)
+                await self._audit(actor, "run", name, "queued", f"run #{record.id}: {held.limit.reason}, starts "
+                                  f"at {held.until.isoformat()}")
+                return waiting
             return await self._trigger(actor, record, client, job_config, params, name)
 
     async def _trigger(

@@ -21,6 +21,7 @@ from sqlalchemy.sql import Select
 
 from bot.models import RunState, RunStatus, TaskStatus
 from bot.store.alerting import AlertStore, repoint_alerts
+from bot.store.limits import TriggerLimits
 from bot.store.messages import write_message
 from bot.store.records import STARTING, WAITING, AuditEntry, CardRecord, NewRun, OutboxItem, RunRecord, Transition
 from bot.store.requests import RequestLedger
@@ -55,6 +56,7 @@ class Store:
         self.alerting = AlertStore(engine)
         self.workflows = WorkflowStore(engine)
         self.requests = RequestLedger(engine)
+        self.limits = TriggerLimits(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-__all__ = ["PollIntervals"]
+__all__ = ["UNKNOWN_STATUS_LIMIT", "PollIntervals"]
+
+UNKNOWN_STATUS_LIMIT = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,8 +17,10 @@ class PollIntervals:
     base: timedelta = timedelta(seconds=5)
     longest: timedelta = timedelta(seconds=60)
     error_max: timedelta = timedelta(minutes=5)
-    #: a raw status outside the model that does not change for this long ends the polling
-    unknown_limit: timedelta = timedelta(hours=24)
+    #: a raw status outside the model that does not change for this long ends the polling: Boomi's guide says to
+    #: take a status it does not list as terminal-unknown; the bot shows it at once and looks a little longer in
+    #: case it was a passing state, but never for hours
+    unknown_limit: timedelta = UNKNOWN_STATUS_LIMIT
 
     def next_after(self, age: timedelta) -> timedelta:
         if age < timedelta(minutes=1):

@@ -22,6 +22,7 @@ from bot.ops.logs import run_context
 from bot.ops.metrics import Metrics
 from bot.ops.ticks import TickGuard
 from bot.service.clients import ClientPool
+from bot.slack.text import human_duration
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
 from bot.tracking.intervals import PollIntervals
@@ -137,19 +138,27 @@ class Poller:
             self.metrics.inc("pipeline_bot_polls_total", {"connection": run.connection})
             return await client.get_status(job, run.provider_run_id)
 
+    async def _unknown_since(self, run: RunRecord, status: RunStatus, now: datetime) -> datetime:
+        """Since when the run has shown this status outside the model: the run's history has the moment it
+        first did (a change of state or raw status is an event); ``now`` when this poll is the first."""
+        if run.state != RunState.UNKNOWN.value or run.raw_status != status.raw_status[:64]:
+            return now
+        seen = [at for at, state, raw, _ in await self.store.events(run.id) if state == RunState.UNKNOWN.value]
+        return seen[-1] if seen else now
+
     async def _record(self, run: RunRecord, status: RunStatus) -> None:
         now = self.now()
         if (
             status.state is RunState.UNKNOWN
             and not status.final
-            and now - run.created_at > self.intervals.unknown_limit
+            and now - await self._unknown_since(run, status, now) >= self.intervals.unknown_limit
         ):
             status = RunStatus(
                 run_id=status.run_id,
                 state=RunState.UNKNOWN,
                 raw_status=status.raw_status,
                 message=f"{status.message} (status {status.raw_status!r} did not change for "
-                f"{self.intervals.unknown_limit}; the bot stopped following this run)".strip(),
+                f"{human_duration(self.intervals.unknown_limit)}; the bot stopped following this run)".strip(),
                 final=True,
             )
         if status.state is RunState.FAILED and run.cancel_requested_by:

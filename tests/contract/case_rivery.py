@@ -25,12 +25,13 @@ def case() -> ProviderCase:
 
     return ProviderCase(
         name="rivery",
-        emulator=lambda state: RiveryEmulator(state, tokens={TOKEN}),
+        emulator=lambda state: RiveryEmulator(state, tokens={TOKEN}, strict=True),
         client=client,
         bad_client=bad,
         job=rivery.Job(river_id=RIVER),
         job_key=RIVER,
         trigger_route="trigger",
         status_route="status",
-        parameters={"load_date": "2020-04-11"},
+        # no parameters: sending them as "variables" is an assumption, tested apart (test_rivery.py, lenient)
+        parameters={},
     )

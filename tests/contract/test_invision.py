@@ -11,8 +11,10 @@ import pytest
 
 from bot.emulators._core import EmulatorState, ManualClock, Outcome
 from bot.emulators.invision import InVisionEmulator
+from bot.errors import ProviderAuthError, TriggerOutcomeUnknown
 from bot.models import RunState
 from bot.providers import invision
+from tests.contract.conftest import lenient_reason
 
 # the seed's example ids and key, verbatim
 FLOW = "2b081248-4963-43b3-ba06-5b7403d58b4d"
@@ -29,9 +31,11 @@ def test_every_status_of_the_seed_maps_and_an_unknown_one_does_not_hang(raw: str
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[tuple[InVisionEmulator, ManualClock]]:
+async def emulator(request: pytest.FixtureRequest) -> AsyncIterator[tuple[InVisionEmulator, ManualClock]]:
+    """Strict (only what the document says) unless the test says which assumption it depends on."""
     clock = ManualClock()
-    server = InVisionEmulator(EmulatorState(clock=clock, default=Outcome(queued_s=5, running_s=10)), api_keys=[KEY])
+    server = InVisionEmulator(EmulatorState(clock=clock, default=Outcome(queued_s=5, running_s=10)), api_keys=[KEY],
+                              strict=lenient_reason(request) is None)
     await server.start()
     yield server, clock
     await server.stop()
@@ -73,3 +77,40 @@ async def test_the_client_follows_a_seed_flow_to_its_end_without_the_key_in_any_
     finally:
         await client.aclose()
     assert all(KEY not in r.path and KEY not in r.query.values() for r in server.state.requests)  # URLs reach logs
+
+
+async def test_a_start_answered_without_a_run_id_may_have_started(
+    emulator: tuple[InVisionEmulator, ManualClock],
+) -> None:
+    """The seed promises ``{runId, status}``; a 200 without the runId still means the flow may be running."""
+    server, _ = emulator
+    server.configure({"omit_run_id": True})
+    client = invision.Client("invision", invision.Connection(base_url=f"{server.url}/invision/", api_key=KEY))
+    try:
+        with pytest.raises(TriggerOutcomeUnknown) as err:
+            await client.trigger(invision.Job(dataflow_id=FLOW), {})
+    finally:
+        await client.aclose()
+    assert "may have started" in str(err.value) and "Check the InVision console" in str(err.value)
+    assert len(server.state.runs) == 1
+
+
+async def test_strict_answers_a_refused_key_with_the_documented_bare_500(
+    emulator: tuple[InVisionEmulator, ManualClock],
+) -> None:
+    server, _ = emulator
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        refused = await http.post(f"/invision/api/pub/v1/dataflows/{FLOW}/start", headers={"x-api-key": "wrong"})
+    assert (refused.status_code, refused.content) == (500, b"")
+    assert not server.state.runs
+
+
+@pytest.mark.lenient("InVision's document gives no answer for a refused key; the 401 is assumed")
+async def test_a_refused_key_is_401_by_assumption(emulator: tuple[InVisionEmulator, ManualClock]) -> None:
+    server, _ = emulator
+    client = invision.Client("invision", invision.Connection(base_url=f"{server.url}/invision/", api_key="wrong"))
+    try:
+        with pytest.raises(ProviderAuthError):
+            await client.trigger(invision.Job(dataflow_id=FLOW), {})
+    finally:
+        await client.aclose()

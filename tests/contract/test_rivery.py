@@ -18,7 +18,9 @@ from bot.errors import (
     ProviderAuthError,
     ProviderNotFound,
     ProviderRejected,
+    ProviderResponseError,
     ProviderUnavailable,
+    TriggerOutcomeUnknown,
 )
 from bot.models import RunState
 from bot.providers._http import Call
@@ -33,7 +35,7 @@ from bot.providers.rivery import (
 )
 from tests.contract.case_rivery import RIVER, TOKEN
 from tests.contract.cases import RETRY
-from tests.contract.conftest import SleepRecorder
+from tests.contract.conftest import SleepRecorder, lenient_reason
 
 ACCOUNT = "acc-1"
 ENV = "env-1"
@@ -61,15 +63,36 @@ SEED_CHECK_RUN = "\n".join(
 )
 
 
+# The 200 sample of Boomi's Legacy Data Integration API reference, RunRiver
+# (developer.boomi.com/docs/api/dataintegrationlegacyapi/RunRiver): ``tasks_status`` is one object, not a list.
+BOOMI_RUN_RIVER_SAMPLE = {
+    "run_id": "5e473b95567f0hd050tf5ed5",
+    "river_id": "5e473b955d7f0h3050tf5ed5",
+    "account": "5e473b95564f0h3050tf5ed5",
+    "run_insert_date": 1584894117231,
+    "run_update_date": 1584894117231,
+    "river_run_status": "W",
+    "river_run_message": "River river_name is waiting to run",
+    "_id": "5e473b95567f0h3050tf5ed5",
+    "tasks_status": {
+        "task_status": "D",
+        "task_status_message": "European Central Bank Currencies API to File Zone Done Successfully",
+    },
+    "run_end_date": 1584894117231,
+}
+
+
 def _auth(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
-async def server(state: EmulatorState) -> AsyncIterator[RiveryEmulator]:
+async def server(state: EmulatorState, request: pytest.FixtureRequest) -> AsyncIterator[RiveryEmulator]:
+    """Strict (only what a source documents) unless the test says which assumption it depends on."""
     state.script(RIVER, Outcome(queued_s=10, running_s=60))
     state.script(OTHER, Outcome(queued_s=1, running_s=1))
-    emulator = RiveryEmulator(state, tokens={TOKEN}, account_id=ACCOUNT, environment_id=ENV)
+    emulator = RiveryEmulator(state, tokens={TOKEN}, account_id=ACCOUNT, environment_id=ENV,
+                              strict=lenient_reason(request) is None)
     await emulator.start()
     yield emulator
     await emulator.stop()
@@ -122,6 +145,38 @@ def test_the_seed_check_run_sample_parses_verbatim() -> None:
     assert not status.failed_tasks
 
 
+def test_boomi_s_sample_with_tasks_status_as_one_object_parses() -> None:
+    status = parse_check_run(BOOMI_RUN_RIVER_SAMPLE, "ignored")
+    assert status.run_id == "5e473b95567f0hd050tf5ed5"
+    assert (status.state, status.raw_status) == (RunState.QUEUED, "W")
+    assert status.message == "River river_name is waiting to run"
+    assert [(t.name, t.state, t.raw_status, t.message) for t in status.tasks] == [
+        ("task 1", RunState.SUCCEEDED, "D", "European Central Bank Currencies API to File Zone Done Successfully")
+    ]
+
+
+@pytest.mark.parametrize("tasks", [None, "D", 3, {"unrelated": "x"}, [1, "x"]])
+def test_a_tasks_status_of_another_shape_holds_no_task(tasks: Any) -> None:
+    assert parse_check_run({"river_run_status": "R", "tasks_status": tasks}, "r1").tasks == ()
+
+
+async def test_the_emulator_can_answer_tasks_status_as_one_object(
+    server: RiveryEmulator, legacy: Client, clock: ManualClock
+) -> None:
+    server.configure({"tasks_status_shape": "object"})
+    server.state.script(RIVER, Outcome(queued_s=1, running_s=1, result="fail", failed_tasks=("load",),
+                                       tasks=("extract", "load"), message="Table leads is locked"))
+    run = await legacy.trigger(JOB, {})
+    clock.advance(5)
+    async with httpx.AsyncClient(base_url=server.url, headers=_auth()) as http:
+        answer = (await http.get("/api/check_run", params={"run_id": run.run_id})).json()
+    assert answer["tasks_status"] == {"task_status": "F", "task_status_message": "load Failed: Table leads is locked"}
+    status = await legacy.get_status(JOB, run.run_id)
+    assert [(t.state, t.message) for t in status.failed_tasks] == [
+        (RunState.FAILED, "load Failed: Table leads is locked")
+    ]
+
+
 async def test_the_emulator_answers_check_run_in_the_seed_shape(
     server: RiveryEmulator, legacy: Client, clock: ManualClock
 ) -> None:
@@ -133,7 +188,8 @@ async def test_the_emulator_answers_check_run_in_the_seed_shape(
     async with httpx.AsyncClient(base_url=server.url, headers=_auth()) as http:
         answer = (await http.get("/api/check_run", params={"run_id": run.run_id})).json()
     seed = json.loads(SEED_CHECK_RUN)
-    assert set(answer) == set(seed)
+    assert set(answer) == set(seed) | {"river_id"}  # river_id: Boomi's sample; rivery-cli reads it
+    assert answer["river_id"] == RIVER
     assert [set(t) for t in answer["tasks_status"]] == [set(t) for t in seed["tasks_status"]]
     assert answer["river_run_message"] == seed["river_run_message"]
     assert [t["task_status_message"] for t in answer["tasks_status"]] == [
@@ -238,6 +294,10 @@ async def test_the_emulator_serves_me_and_run_logs(server: RiveryEmulator, legac
 # -- v1 lifecycle ---------------------------------------------------------------------------
 
 
+@pytest.mark.lenient(
+    "v1 run fields beyond run_id and status (start_date_utc, end_date_utc, run_group_id, river_cross_id) "
+    "and a status in the trigger answer's runs are assumed"
+)
 async def test_v1_trigger_then_status_follows_the_run(server: RiveryEmulator, v1: Client, clock: ManualClock) -> None:
     triggered = await v1.trigger(JOB, {})
     assert triggered.status is not None
@@ -261,6 +321,7 @@ async def test_v1_trigger_then_status_follows_the_run(server: RiveryEmulator, v1
     assert done.extra["river_cross_id"] == RIVER
 
 
+@pytest.mark.lenient("error_description on a v1 run is assumed (the legacy API documents it)")
 async def test_v1_failure_carries_the_error_description(
     server: RiveryEmulator, v1: Client, clock: ManualClock
 ) -> None:
@@ -285,6 +346,9 @@ async def test_v1_partial_success_is_success_with_a_warning(
     assert "load" in status.warning
 
 
+@pytest.mark.lenient(
+    "run parameters as a variables object: no document or vendor client shows a run body beyond river_id"
+)
 @pytest.mark.parametrize("api", ["legacy", "v1"])
 async def test_parameters_reach_rivery_as_variables(
     server: RiveryEmulator, legacy: Client, v1: Client, api: str
@@ -325,6 +389,7 @@ def _history(state: EmulatorState, clock: ManualClock, runs: int) -> datetime:
     return since
 
 
+@pytest.mark.lenient("the runs' start_date_utc (to order them newest first) is assumed")
 async def test_list_runs_follows_pages_newest_first_within_the_window(
     server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock
 ) -> None:
@@ -353,13 +418,54 @@ async def test_list_runs_stops_at_the_limit(
     assert len(server.state.requests_to("v1_runs")) == 2
 
 
-async def test_list_runs_follows_a_string_cursor(
-    server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock
+@pytest.mark.parametrize("form", ["number", "string"])
+async def test_list_runs_still_follows_a_page_number_or_cursor(
+    server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock, form: str
 ) -> None:
-    server.configure({"next_page_as_string": True})
+    server.configure({"next_page_as": form})
     since = _history(state, clock, 401)
     assert len(await v1.list_runs(JOB, since=since, limit=1000)) == 401
-    assert [r.query["page"] for r in server.state.requests_to("v1_runs")] == ["1", "2", "3"]
+    asked = server.state.requests_to("v1_runs")
+    assert [r.query["page"] for r in asked] == ["1", "2", "3"]
+    assert {r.query["start_time"] for r in asked} == {since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+async def test_next_page_is_the_next_page_s_url_and_is_followed_as_given(
+    server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock
+) -> None:
+    """Boomi's Data Integration API reference: ``next_page`` is "The next page URL" on its list endpoints."""
+    since = _history(state, clock, 250)
+    path = f"{V1_PREFIX}/rivers/{RIVER}/runs"
+    window = {"start_time": since.strftime("%Y-%m-%dT%H:%M:%SZ"), "end_time": "2100-01-01T00:00:00Z"}
+    async with httpx.AsyncClient(base_url=server.url, headers=_auth()) as http:
+        first = (await http.get(path, params={**window, "items_per_page": 200})).json()
+    following = httpx.URL(first["next_page"])
+    assert (following.scheme, following.host, following.port, following.path) == (
+        "http", "127.0.0.1", httpx.URL(server.url).port, path
+    )
+    assert following.params["page"] == "2" and following.params["start_time"] == window["start_time"]
+    server.state.requests.clear()
+
+    assert len(await v1.list_runs(JOB, since=since, limit=1000)) == 250
+    assert [r.query["page"] for r in server.state.requests_to("v1_runs")] == ["1", "2"]
+
+
+async def test_a_next_page_on_another_host_is_not_followed(
+    server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock
+) -> None:
+    """The next page's URL carries the API token: only the connection's own host gets it."""
+    elsewhere = RiveryEmulator(EmulatorState(clock=clock, default=None))
+    await elsewhere.start()
+    try:
+        server.configure({"next_page_base": elsewhere.url})
+        since = _history(state, clock, 250)
+        with pytest.raises(ProviderResponseError) as err:
+            await v1.list_runs(JOB, since=since, limit=1000)
+    finally:
+        await elsewhere.stop()
+    assert "another host" in str(err.value) and "not followed" in str(err.value)
+    assert not elsewhere.state.requests
+    assert len(server.state.requests_to("v1_runs")) == 1
 
 
 async def test_the_runs_endpoint_wants_both_times_and_at_most_200_a_page(server: RiveryEmulator) -> None:
@@ -381,7 +487,7 @@ async def test_the_runs_endpoint_wants_both_times_and_at_most_200_a_page(server:
         assert too_many.json()["detail"][0]["loc"] == ["query", "items_per_page"]
         fine = await http.get(path, params={**window, "items_per_page": 200})
         assert fine.status_code == 200
-        assert set(fine.json()) == {"items", "next_page", "page", "total_items", "items_per_page"}
+        assert set(fine.json()) == {"items", "next_page", "page", "total_items"}  # what a source names
         unknown = await http.get(f"{V1_PREFIX}/rivers/{UNKNOWN}/runs", params=window)
         assert unknown.status_code == 404
 
@@ -397,6 +503,7 @@ async def test_a_422_becomes_rejected_with_the_detail_text(v1: Client) -> None:
 # -- cancel ---------------------------------------------------------------------------------
 
 
+@pytest.mark.lenient("the cancel body {run_id} is assumed")
 @pytest.mark.parametrize("answer", ["json", "empty", "no_content"])
 async def test_v1_cancel_tolerates_every_answer(
     server: RiveryEmulator, v1: Client, clock: ManualClock, answer: str
@@ -412,6 +519,7 @@ async def test_v1_cancel_tolerates_every_answer(
     assert (status.state, status.raw_status, status.final) == (RunState.CANCELED, "canceled", True)
 
 
+@pytest.mark.lenient("the cancel body {run_id} is assumed")
 @pytest.mark.parametrize("answer", ["json", "no_content"])
 async def test_legacy_cancel_sends_the_run_id(
     server: RiveryEmulator, legacy: Client, clock: ManualClock, answer: str
@@ -426,6 +534,7 @@ async def test_legacy_cancel_sends_the_run_id(
     assert "canceled" in status.message
 
 
+@pytest.mark.lenient("the cancel body {run_id} is assumed")
 async def test_cancelling_an_ended_run_is_refused_with_rivery_s_words(
     server: RiveryEmulator, v1: Client, clock: ManualClock
 ) -> None:
@@ -477,6 +586,7 @@ async def test_an_operation_that_never_ends_is_checked_a_bounded_number_of_times
 # -- statistics -----------------------------------------------------------------------------
 
 
+@pytest.mark.lenient("the activities_statistics answer is undocumented: its shapes are assumed")
 @pytest.mark.parametrize("shape", ["list", "dict", "flat"])
 async def test_stats_count_runs_per_state(
     server: RiveryEmulator, v1: Client, state: EmulatorState, clock: ManualClock, shape: str
@@ -661,3 +771,144 @@ def test_configure_rejects_unknown_keys_and_bad_values() -> None:
         emulator.configure({"colour": "blue"})
     with pytest.raises(ValueError, match="failure_code"):
         emulator.configure({"failure_code": "X"})
+
+
+# -- regions --------------------------------------------------------------------------------
+
+
+def test_the_base_url_help_points_eu_users_at_the_api_host_not_the_console() -> None:
+    """seeds/rivery-api-overview-and-activities.txt, lines 55-57: the EU base URL is the API host."""
+    text = Connection.model_fields["base_url"].description or ""
+    assert "https://api.eu-west-1.rivery.io" in text
+    assert "or the EU console's" not in text
+
+
+async def test_a_legacy_connection_on_the_eu_api_host_runs_and_checks(state: EmulatorState, sleeps: SleepRecorder,
+                                                                     clock: ManualClock) -> None:
+    """The EU API host has the legacy paths at its root (``https://api.eu-west-1.rivery.io/run``), not under /api."""
+    state.script(RIVER, Outcome(queued_s=1, running_s=1))
+    emulator = RiveryEmulator(state, tokens={TOKEN}, legacy_prefix="")
+    await emulator.start()
+    client = Client("rivery-eu", Connection(base_url=emulator.url, api_token=TOKEN), retry=RETRY, sleep=sleeps)
+    try:
+        run = await client.trigger(JOB, {})
+        clock.advance(5)
+        assert (await client.get_status(JOB, run.run_id)).state is RunState.SUCCEEDED
+    finally:
+        await client.aclose()
+        await emulator.stop()
+    assert [r.path for r in state.requests] == ["/run", "/check_run"]
+
+
+@pytest.mark.parametrize("api", ["legacy", "v1"])
+async def test_a_trigger_answered_without_a_run_id_may_have_started(
+    server: RiveryEmulator, legacy: Client, v1: Client, api: str
+) -> None:
+    """Rivery said yes but gave no id: the river may be running, so this is not "did not start"."""
+    server.configure({"omit_run_id": True})
+    client = legacy if api == "legacy" else v1
+    with pytest.raises(TriggerOutcomeUnknown) as err:
+        await client.trigger(JOB, {})
+    assert "may have started" in str(err.value) and "Check the Rivery console" in str(err.value)
+    assert len(server.state.runs) == 1  # it did start
+
+
+# -- rate limits ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["legacy", "v1"])
+async def test_the_emulator_allows_two_runs_of_a_river_a_minute_and_answers_429_past_that(
+    server: RiveryEmulator, legacy: Client, v1: Client, clock: ManualClock, api: str
+) -> None:
+    """Boomi's legacy API reference, RunRiver: "River can be executed up to 2 times per minute"."""
+    client = legacy if api == "legacy" else v1
+    await client.trigger(JOB, {})
+    clock.advance(30)
+    await client.trigger(JOB, {})
+    with pytest.raises(ProviderUnavailable) as err:
+        await client.trigger(JOB, {})
+    assert err.value.status_code == 429
+    assert "up to 2 times per minute" in str(err.value)  # Rivery's JSON message
+    assert "did not start" in str(err.value) or "rate limiting" in str(err.value)
+    await client.trigger(Job(river_id=OTHER), {})  # another river is not held
+    clock.advance(31)  # the first run left the minute
+    await client.trigger(JOB, {})
+    assert len(server.state.runs) == 4
+
+
+async def test_the_emulator_allows_fifteen_runs_a_minute_per_token(
+    server: RiveryEmulator, legacy: Client, clock: ManualClock
+) -> None:
+    """Boomi: "Each user can execute a river up to 15 times per minute" (across rivers)."""
+    server.configure({"river_runs_per_minute": 0})
+    for _ in range(15):
+        await legacy.trigger(JOB, {})
+    with pytest.raises(ProviderUnavailable) as err:
+        await legacy.trigger(Job(river_id=OTHER), {})
+    assert err.value.status_code == 429 and "15 times per minute" in str(err.value)
+    clock.advance(60)
+    await legacy.trigger(Job(river_id=OTHER), {})
+
+
+def test_the_client_states_rivery_s_limits_per_river_and_per_token(legacy: Client) -> None:
+    river, token = legacy.trigger_limits(JOB)
+    assert (river.count, river.window, dict(river.job)) == (2, timedelta(minutes=1), {"river_id": RIVER})
+    assert river.reason == "Rivery allows 2 runs of a river a minute"
+    assert (token.count, token.window, dict(token.job)) == (15, timedelta(minutes=1), {})
+    assert river.counts({"river_id": RIVER}) and not river.counts({"river_id": OTHER})
+
+
+
+# -- strict mode ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["legacy", "v1"])
+async def test_strict_refuses_run_variables_which_no_source_documents(
+    server: RiveryEmulator, legacy: Client, v1: Client, api: str
+) -> None:
+    client = legacy if api == "legacy" else v1
+    with pytest.raises(ProviderRejected) as err:
+        await client.trigger(JOB, {"load_date": "2020-04-11"})
+    assert err.value.status_code == 400
+    assert "strict: no source for" in str(err.value)
+    assert not server.state.runs
+
+
+async def test_strict_refuses_a_cancel_whose_body_no_source_shows(server: RiveryEmulator, legacy: Client,
+                                                                   v1: Client) -> None:
+    run = await legacy.trigger(JOB, {})
+    for client in (legacy, v1):
+        with pytest.raises(ProviderRejected) as err:
+            await client.cancel(JOB, run.run_id)
+        assert "strict: no source for the body of" in str(err.value)
+    assert server.state.runs[run.run_id].phase(server.state.now()) == "queued"
+
+
+async def test_strict_v1_answers_carry_only_the_fields_a_source_names(
+    server: RiveryEmulator, v1: Client, clock: ManualClock
+) -> None:
+    triggered = await v1.trigger(JOB, {})
+    assert triggered.status is None  # the trigger answer's runs carry run_id only
+    async with httpx.AsyncClient(base_url=server.url, headers=_auth()) as http:
+        one = (await http.get(f"{V1_PREFIX}/rivers/{RIVER}/runs/{triggered.run_id}")).json()
+    assert set(one) == {"run_id", "status"}
+    clock.advance(11)
+    running = await v1.get_status(JOB, triggered.run_id)
+    assert (running.state, running.raw_status) == (RunState.RUNNING, "running")
+    clock.advance(61)
+    done = await v1.get_status(JOB, triggered.run_id)
+    assert (done.state, done.raw_status, done.final, done.duration) == (RunState.SUCCEEDED, "succeeded", True, None)
+
+
+async def test_strict_legacy_answers_are_the_seed_s_and_boomi_s_fields(
+    server: RiveryEmulator, legacy: Client, clock: ManualClock
+) -> None:
+    server.state.script(RIVER, Outcome(result="fail", queued_s=1, running_s=1, message="Quota exceeded"))
+    async with httpx.AsyncClient(base_url=server.url, headers=_auth()) as http:
+        started = (await http.post("/api/run", json={"river_id": RIVER})).json()
+        assert set(started) <= set(BOOMI_RUN_RIVER_SAMPLE)
+        clock.advance(5)
+        checked = (await http.get("/api/check_run", params={"run_id": started["run_id"]})).json()
+    # the seed's check_run sample, error_description (Boomi's guide, rivery-cli's check_run) and river_id (Boomi)
+    assert set(checked) <= set(json.loads(SEED_CHECK_RUN)) | {"error_description", "river_id"}
+    assert checked["error_description"] == "Quota exceeded"

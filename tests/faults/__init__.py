@@ -24,7 +24,14 @@ from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome
 from bot.emulators._server import EmulatorServer
 from bot.emulators.slack import FakeSlack
 from bot.emulators.slack.server import _Fault
-from tests.scenario.harness import FAILING_RIVER, World, catalog_text, make_emulators, running_world
+from tests.scenario.harness import (
+    FAILING_RIVER,
+    World,
+    catalog_text,
+    make_emulators,
+    running_world,
+    unlimited_rivery,
+)
 
 #: the harness catalog's pipelines; ``orders`` fails at the provider, the others succeed
 PIPELINES = ("leads-ods", "orders", "iowa-pda", "budget", "sales-dashboard")
@@ -40,6 +47,7 @@ def channels(n: int) -> list[str]:
 
 def emulators_for_faults(clock: ManualClock) -> dict[str, EmulatorServer]:
     emulators = make_emulators(clock)
+    unlimited_rivery(emulators)  # dozens of runs of two rivers in seconds: more than Rivery allows
     for e in emulators.values():
         e.state.default = Outcome(queued_s=QUEUED_S, running_s=RUNNING_S)
     emulators["rivery"].state.script(
@@ -52,7 +60,7 @@ def catalog_with_timeouts(emulators: dict[str, EmulatorServer], timeout: float, 
     """The harness catalog, each connection giving up on a provider call after ``timeout`` seconds; with
     ``watch=False`` no pipeline is watched passively."""
     lines = []
-    for line in catalog_text(emulators).splitlines():
+    for line in catalog_text(emulators, rivery_unlimited=True).splitlines():
         if re.match(r"^  (rivery|tailer|invision|datakitchen): \{provider:", line):
             line = line.rstrip()[:-1] + f", timeout_seconds: {timeout}}}"
         if not watch and line.strip() == "watch: true":

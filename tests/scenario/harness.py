@@ -176,9 +176,24 @@ def make_emulators(clock: ManualClock, env: Mapping[str, str] = ENV) -> dict[str
     }
 
 
-def catalog_text(emulators: dict[str, EmulatorServer]) -> str:
+#: Rivery allows 2 runs of a river a minute and 15 per API token (Boomi's legacy API reference), and the bot
+#: and the emulator both hold to that. A test that starts rivers faster to prove something else (throughput,
+#: recovery, workflows) lifts the limits on both sides: this in the catalog's connection, ``unlimited_rivery``
+#: on the emulator.
+RIVERY_UNLIMITED = {"river_runs_per_minute": 1000, "runs_per_minute": 1000}
+
+
+def unlimited_rivery(emulators: dict[str, EmulatorServer]) -> None:
+    emulators["rivery"].configure({"river_runs_per_minute": 0, "token_runs_per_minute": 0})
+
+
+def catalog_text(emulators: dict[str, EmulatorServer], *, rivery_unlimited: bool = False) -> str:
     urls = {name: e.url for name, e in emulators.items()}
-    return textwrap.dedent(CATALOG).format(river=RIVER, failing=FAILING_RIVER, flow=FLOW, **urls)
+    text = textwrap.dedent(CATALOG).format(river=RIVER, failing=FAILING_RIVER, flow=FLOW, **urls)
+    if rivery_unlimited:
+        lifted = ", ".join(f"{k}: {v}" for k, v in RIVERY_UNLIMITED.items())
+        text = text.replace('api_token: "${RIVERY_TOKEN}"}', f'api_token: "${{RIVERY_TOKEN}}", {lifted}}}')
+    return text
 
 
 @asynccontextmanager

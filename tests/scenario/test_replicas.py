@@ -14,7 +14,7 @@ import pytest
 from bot.emulators._core import ManualClock, Outcome
 from bot.emulators.slack import FakeSlack
 from tests.conftest import create_postgres_database, drop_postgres_database
-from tests.scenario.harness import catalog_text, make_emulators
+from tests.scenario.harness import catalog_text, make_emulators, unlimited_rivery
 from tests.scenario.test_crash_recovery import BotProcess, wait
 
 pytestmark = pytest.mark.slow
@@ -98,6 +98,7 @@ async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Pa
     url = await create_postgres_database()
     clock = ManualClock()
     emulators = make_emulators(clock)
+    unlimited_rivery(emulators)  # 300 runs of one river in seconds: far past what Rivery allows
     for e in emulators.values():
         e.state.default = Outcome(queued_s=5, running_s=20)
     slack = FakeSlack()
@@ -107,7 +108,7 @@ async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Pa
     for e in emulators.values():
         await e.start()
     catalog = tmp_path / "pipelines.yml"
-    catalog.write_text(catalog_text(emulators))
+    catalog.write_text(catalog_text(emulators, rivery_unlimited=True))
     env = {
         "DATABASE_URL": url, "LEASE_SECONDS": str(LEASE), "WATCH_INTERVAL_SECONDS": "1",
         "POLL_INTERVAL_SECONDS": "2", "POLL_INTERVAL_MAX_SECONDS": "3", "POLL_TICK_SECONDS": "0.2",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.emulators._core import Outcome
-from tests.scenario.harness import RIVER, TAILER_CONFIG, World, world
+from tests.scenario.harness import RIVER, RIVERY_UNLIMITED, TAILER_CONFIG, World, unlimited_rivery, world
 
 QUICK = Outcome(queued_s=1, running_s=2)
 
@@ -38,6 +38,7 @@ def daily(raw: dict[str, Any]) -> None:
     }
     raw["pipelines"]["orders"]["retry"] = {"attempts": 2, "backoff": "1s"}
     raw["pipelines"]["leads-ods"]["retry"] = {"attempts": 3, "backoff": "1s"}
+    raw["connections"]["rivery"].update(RIVERY_UNLIMITED)  # retries and steps run a river more than twice a minute
 
 
 def messages(w: World) -> list[Any]:
@@ -82,6 +83,7 @@ async def test_a_three_step_workflow_across_rivery_tailer_and_datakitchen_succee
 
 async def test_retries_alert_only_when_attempts_are_used_up_and_resume_skips_what_succeeded(tmp_path: Path) -> None:
     async with world(tmp_path, catalog_edit=daily) as w:
+        unlimited_rivery(w.emulators)
         for e in w.emulators.values():
             e.state.default = QUICK
         rivery = w.emulators["rivery"]

@@ -118,18 +118,22 @@ def test_check_notes_a_pipeline_that_can_be_watched_but_not_run(tmp_path: Path) 
     assert "pipelines.pda" not in result.stdout
 
 
+def _strict_emulator(provider: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "emulate", provider, "--strict"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "listening on" in line, proc.stderr.read() if proc.stderr else line
+    return proc, line.split("listening on ")[1].split()[0]
+
+
 def test_emulate_strict_refuses_what_no_source_documents(tmp_path: Path) -> None:
     import httpx
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "emulate", "tailer", "--strict"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    proc, url = _strict_emulator("tailer")
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "listening on" in line, proc.stderr.read() if proc.stderr else line
-        url = line.split("listening on ")[1].split()[0]
         identity = {"account": "000099", "environment": "DEV", "configuration_type": "table-to-table",
                     "configuration_id": "000099_pda_DEV"}
         headers = {"authorization": "Bearer a.b.c"}
@@ -142,3 +146,34 @@ def test_emulate_strict_refuses_what_no_source_documents(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_emulate_strict_rivery_refuses_run_variables(tmp_path: Path) -> None:
+    """``--strict``: run ``variables`` (no source) are refused; the documented request goes through."""
+    import httpx
+
+    proc, url = _strict_emulator("rivery")
+    try:
+        auth = {"Authorization": "Bearer any-token"}
+        refused = httpx.post(f"{url}/api/run", json={"river_id": "r1", "variables": {"a": "1"}}, headers=auth)
+        assert refused.status_code == 400
+        assert refused.json()["message"].startswith("strict: no source for variables in the body of POST run")
+        assert "run_id" in httpx.post(f"{url}/api/run", json={"river_id": "r1"}, headers=auth).json()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_check_notes_that_rivery_run_parameters_rely_on_an_assumption(tmp_path: Path) -> None:
+    (tmp_path / "pipelines.yml").write_text(
+        "connections:\n  r: {provider: rivery, api_token: '${RIVERY_TOKEN}'}\n"
+        "pipelines:\n"
+        "  with-params: {connection: r, river_id: x1, parameters: {load_date: {type: date}}}\n"
+        "  without: {connection: r, river_id: x2}\n"
+    )
+    result = run_cli("check", "--catalog-only", cwd=tmp_path, env={"RIVERY_TOKEN": "t0ken-value"})
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if "note:" in line]
+    assert len(notes) == 1
+    assert "pipelines.with-params declares parameters (load_date)" in notes[0]
+    assert "`variables`" in notes[0] and "assumption" in notes[0]

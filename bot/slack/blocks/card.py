@@ -29,7 +29,7 @@ from bot.slack.text import (
     slack_date,
     truncate,
 )
-from bot.store.records import RunRecord
+from bot.store.records import WAITING, RunRecord
 
 __all__ = [
     "MAX_TASKS",
@@ -322,6 +322,11 @@ def _notes(view: CardView) -> list[str]:
     notes: list[str] = []
     if run.warning.strip():
         notes.append("⚠️ " + truncate(escape(run.warning.strip()), 1000))
+    if run.state == WAITING and run.next_poll_at is not None and run.extra.get("waiting_for"):
+        notes.append(
+            f"⏳ waiting for {escape(view.display_name)}'s rate limit, starts at "
+            f"{slack_date(run.next_poll_at, '{time}')} ({truncate(escape(str(run.extra['waiting_for'])), 300, '…')})"
+        )
     if _unknown_for_long(view) and run.unknown_since is not None:
         notes.append(
             f"❔ status unknown since {slack_date(run.unknown_since)}: {escape(view.display_name)} is not "

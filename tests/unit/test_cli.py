@@ -45,7 +45,7 @@ def test_check_prints_warnings_and_still_passes(tmp_path: Path) -> None:
         "connections:\n  r: {provider: rivery, base_url: 'http://rivery.internal/api', api_token: '${RIVERY_TOKEN}'}\n"
         "pipelines:\n  a: {connection: r, river_id: abc}\n"
     )
-    result = run_cli("check", "--catalog-only", cwd=tmp_path, env={"RIVERY_TOKEN": "t0ken"})
+    result = run_cli("check", "--catalog-only", cwd=tmp_path, env={"RIVERY_TOKEN": "t0ken-rivery"})
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
     assert ("pipeline-bot check: warning: connections.r.base_url: http://rivery.internal sends the connection's "
@@ -111,7 +111,7 @@ def test_check_notes_a_pipeline_that_can_be_watched_but_not_run(tmp_path: Path) 
         "  pda: {connection: t, account: '000099', environment: DEV, configuration_type: table-to-table,\n"
         "        configuration_id: 000099_pda}\n"
     )
-    result = run_cli("check", "--catalog-only", "--env-file", "none", cwd=tmp_path, env={"TAILER_API_JWT": "a.b.c"})
+    result = run_cli("check", "--catalog-only", "--env-file", "none", cwd=tmp_path, env={"TAILER_API_JWT": "aaa.bbb.ccc"})
     assert result.returncode == 0, result.stderr
     assert "note: pipelines.files: not runnable: Tailer's API launches only Tables to Tables" in result.stdout
     assert "watch" in result.stdout

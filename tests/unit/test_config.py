@@ -64,7 +64,7 @@ def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def settings_problems(tmp_path: Path, **env: str) -> list[str]:
     from bot.config import Settings
 
-    values = {"slack_bot_token": "xoxb-test", "slack_signing_secret": "s3cret", **env}
+    values = {"slack_bot_token": "xoxb-test", "slack_signing_secret": "s3cret-signing", **env}
     return Settings(_env_file=None, _secrets_dir=tmp_path, **values).problems()  # type: ignore[arg-type]
 
 

@@ -285,7 +285,7 @@ def test_plain_http_to_another_host_is_a_warning_and_to_this_machine_is_quiet() 
 
     def warnings_for(url: str) -> tuple[str, ...]:
         raw = yaml.safe_load(f"connections: {{r: {{provider: rivery, base_url: '{url}', api_token: '${{T}}'}}}}")
-        return parse_catalog(raw, {"T": "t0ken"}).warnings
+        return parse_catalog(raw, {"T": "t0ken-rivery"}).warnings
 
     (warning,) = warnings_for("http://rivery.internal:8080/api")
     assert warning.startswith("connections.r.base_url: http://rivery.internal sends the connection's credentials "

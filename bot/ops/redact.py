@@ -59,6 +59,8 @@ Source = Callable[[], Iterable[str]]
 
 #: escapes whose hex digits may come in either case: %2b and %2B, \u00E9 and \u00e9, \xE9 and \xe9, &#x3c; and &#X3C;
 _HEX_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|&#[xX][0-9A-Fa-f]+;")
+#: longer secrets (session tokens, keys, what a provider hands out) are searched as plain text, not by the pattern
+_PATTERN_MAX = 256
 #: a line break in a secret, as a log may show it: CRLF, or the next line indented and prefixed with ``|``
 _LINE_BREAK = r"\r?\n[ \t|]*"
 #: the characters of a URL that RFC 3986 lets through unencoded in a path or query (sub-delims, ':', '@', '/')
@@ -120,18 +122,18 @@ def _go_json(json_form: str) -> set[str]:
     return {go, go.replace("=", "\\u003d").replace("'", "\\u0027")}
 
 
-def _html(text: str) -> set[str]:
+def _html(text: str, *, every: bool) -> set[str]:
     """HTML and XML escapes: named (Python, Go's ``&#34;``/``&#39;`` for quotes), and numeric character references,
-    decimal or hex, for every character but letters and digits, or for every character."""
+    decimal or hex, for every character but letters and digits (or, ``every``, for every character)."""
     go = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return {
+    found = {
         html.escape(text, quote=True),
         html.escape(text, quote=False),
         go.replace('"', "&#34;").replace("'", "&#39;"),
         "".join(c if c.isalnum() else f"&#{ord(c)};" for c in text),
         "".join(c if c.isalnum() else f"&#x{ord(c):x};" for c in text),
-        "".join(f"&#{ord(c)};" for c in text),
     }
+    return found | {"".join(f"&#{ord(c)};" for c in text)} if every else found
 
 
 def _base64(text: str) -> set[str]:
@@ -147,30 +149,33 @@ def wire_forms(secret: str) -> frozenset[str]:
     """Every form of ``secret`` to look for in a text; empty for a value shorter than ``MIN_LENGTH``.
 
     The value as written (stripped, and in both Unicode normal forms); JSON-escaped with and without
-    ``\\uXXXX`` for non-ASCII, once and twice (a JSON body echoed inside a JSON error), with ``\\/`` too, as Go
-    and Gson escape ``<>&='``, and with every character ``\\uXXXX``; as Python's ``repr``/``ascii``/bytes show it,
-    once or twice (the ``repr`` of an exception whose message holds a ``repr``); HTML-escaped, named or numeric;
-    percent-encoded as a form field, query value and path, by JavaScript and Java (each also of the JSON forms:
-    a JSON value sent in a query string), as httpx leaves a path, and every byte; a JSON form shown by ``repr``;
-    base64, standard and URL-safe, padded or not (a token
-    alone, or ``user:password`` of Basic auth, see ``Redactor.add_basic_auth``).
+    ``\\uXXXX`` for non-ASCII, once and twice (a JSON body echoed inside a JSON error), with ``\\/`` too; as
+    Python's ``repr``/``ascii``/bytes show it; HTML-escaped, named or numeric; percent-encoded as a form field,
+    query value and path, by JavaScript and Java, as httpx leaves a path (each also of the JSON forms: a JSON
+    value sent in a query string); base64, standard and URL-safe, padded or not (a token alone, or
+    ``user:password`` of Basic auth, see ``Redactor.add_basic_auth``). Up to ``_PATTERN_MAX`` characters
+    (passwords, keys, tokens people set) also: as Go and Gson escape ``<>&='``, with every character ``\\uXXXX``
+    or every byte ``%XX``, every character an HTML reference, ``repr`` twice (the ``repr`` of an exception whose
+    message holds a ``repr``), a JSON form shown by ``repr`` (a request body logged with ``%r``).
     """
     if len(secret) < MIN_LENGTH:
         return frozenset()
     # é may come back composed or as e + accent, whichever way the other side normalizes
     plain = {secret, secret.strip(), unicodedata.normalize("NFC", secret), unicodedata.normalize("NFD", secret)}
-    jsons = {_json(p, ascii_only) for p in plain for ascii_only in (True, False)}
-    jsons |= {_json(j, ascii_only) for j in set(jsons) for ascii_only in (True, False)}
-    jsons |= {j.replace("/", "\\/") for j in jsons}
     once = {_json(p, ascii_only) for p in plain for ascii_only in (True, False)}
-    jsons |= {go for j in once for go in _go_json(j)}
+    jsons = once | {_json(j, ascii_only) for j in once for ascii_only in (True, False)}
+    jsons |= {j.replace("/", "\\/") for j in jsons}
+    short = len(secret) <= _PATTERN_MAX
+    if short:
+        jsons |= {go for j in once for go in _go_json(j)}
     forms = plain | jsons
-    for json_form in once:  # a JSON body shown with repr(): str(dict) of a request, a bytes body logged with %r
-        forms |= _python(json_form)
     for text in plain:
-        pythons = _python(text)
-        forms |= pythons | {twice for shown in pythons for twice in _python(shown)}
-        forms |= _html(text) | _base64(text) | _every_byte_escaped(text)
+        forms |= _python(text) | _html(text, every=short) | _base64(text)
+        if short:
+            forms |= {twice for shown in _python(text) for twice in _python(shown)} | _every_byte_escaped(text)
+    if short:
+        for json_form in once:  # a JSON body shown with repr(): str(dict) of a request, a bytes body logged with %r
+            forms |= _python(json_form)
     for text in plain | jsons:
         forms |= _urls(text)
     return frozenset(f for f in forms if len(f) >= MIN_LENGTH)
@@ -213,10 +218,34 @@ def _render(node: dict[str, Any]) -> str:
     return "".join(chain)
 
 
+class _Matcher:
+    """Replaces the forms of a set of secrets: those of short secrets through one pattern (hex digits in either
+    case), those of long ones (session tokens, keys) by plain search, longest first, in both hex cases."""
+
+    def __init__(self, pattern: re.Pattern[str] | None, literals: list[str]) -> None:
+        self.pattern = pattern
+        self.literals = literals
+
+    def sub(self, text: str) -> str:
+        for form in self.literals:
+            if form in text:
+                text = text.replace(form, MASK)
+        return text if self.pattern is None else self.pattern.sub(MASK, text)
+
+
+def _hex_cases(form: str) -> set[str]:
+    lower = _HEX_ESCAPE.sub(lambda m: m.group().lower(), form)
+    return {form, lower, _HEX_ESCAPE.sub(lambda m: m.group().upper(), form)}
+
+
 @functools.lru_cache(maxsize=64)
-def _compile(secrets: frozenset[str]) -> re.Pattern[str] | None:
-    forms = {form for secret in secrets for form in wire_forms(secret)}
-    if not forms:
+def _compile(secrets: frozenset[str]) -> _Matcher | None:
+    """A pattern costs about 10 µs to compile per character of its forms: a 2 KB token took 0.3 s, a 100 KB
+    "token" a DataKitchen login answered with 22 s of a blocked event loop. Secrets longer than ``_PATTERN_MAX``
+    are searched as plain text instead (forms with hex escapes in lower and upper case: enough for a token)."""
+    forms = {form for secret in secrets if len(secret) <= _PATTERN_MAX for form in wire_forms(secret)}
+    literals = {case for s in secrets if len(s) > _PATTERN_MAX for form in wire_forms(s) for case in _hex_cases(form)}
+    if not forms and not literals:
         return None
     trie: dict[str, Any] = {}
     for form in forms:
@@ -224,7 +253,7 @@ def _compile(secrets: frozenset[str]) -> re.Pattern[str] | None:
         for atom in _atoms(form):
             node = node.setdefault(atom, {})
         node[_END] = {}
-    return re.compile(_render(trie))
+    return _Matcher(re.compile(_render(trie)) if forms else None, sorted(literals, key=len, reverse=True))
 
 
 # -- redactor ---------------------------------------------------------------------------------------------------
@@ -279,13 +308,13 @@ class Redactor:
         return frozenset(found)
 
     def redact(self, text: str) -> str:
-        pattern = _compile(self.secrets())
-        return text if pattern is None else pattern.sub(MASK, text)
+        matcher = _compile(self.secrets())
+        return text if matcher is None else matcher.sub(text)
 
     def snapshot(self) -> Callable[[str], str]:
         """A redact function for the secrets known now: many texts at once without asking the sources for each."""
-        pattern = _compile(self.secrets())
-        return (lambda text: text) if pattern is None else functools.partial(pattern.sub, MASK)
+        matcher = _compile(self.secrets())
+        return (lambda text: text) if matcher is None else matcher.sub
 
     __call__ = redact
 

@@ -77,8 +77,10 @@ _MAX_ORDER_PAGES = 10
 #: order states (DKUtils' constants): only these two are paused / unpaused
 _ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
 _MESSAGE_LIMIT = 1500
-#: of an order run's log, the characters read from its end (where the failure is); a real log is far shorter
+#: of an order run's log, the characters and lines read from its end (where the failure is); each line is redacted
+#: and searched for node names, on the event loop
 _LOG_KEEP = 1024 * 1024
+_LOG_KEEP_LINES = 5000
 #: the most a compressed log is inflated to, a piece of ``_INFLATE_STEP`` at a time (a few tens of milliseconds)
 _LOG_INFLATE = 32 * 1024 * 1024
 _INFLATE_STEP = 256 * 1024
@@ -548,7 +550,8 @@ class Client(ProviderClient[Connection, Job]):
             except ProviderError as exc:
                 note = f"(DataKitchen gave no details of this order run: {exc})"
                 return replace(status, message=_join(status.message, note))
-        redact = self.caller.redact  # each piece before anything is cut from it: half a secret is not found
+        # each piece before anything is cut from it (half a secret is not found); one pattern for every line
+        redact = self.caller.redactor.snapshot()
         lines = [line._replace(text=redact(line.text)) for line in _log_lines(detail)]
         tasks = _tasks_of(detail, lines, redact)
         message = status.message
@@ -896,7 +899,8 @@ class _Line(NamedTuple):
 
 
 def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
-    """Log lines of a details answer: its last ``_LOG_KEEP`` characters, where a run's failure is told.
+    """Log lines of a details answer: its last ``_LOG_KEEP_LINES`` lines and ``_LOG_KEEP`` characters at most,
+    where a run's failure is told.
 
     DataKitchen's shape: ``log: {lines: [{record_type, node, message, …}]}`` (DKCloudCommand's
     orderrun_detail prints these entries, DKUtils' OrderRunMonitor reads ``record_type``, ``node`` and
@@ -904,18 +908,19 @@ def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
     """
     raw = detail.get("log", detail.get("logs"))
     if isinstance(raw, dict) and isinstance(raw.get("lines"), list):
-        return _tail([line for line in (_entry_line(e) for e in raw["lines"]) if line.text])
+        raw = raw["lines"]
     if isinstance(raw, list):
-        return _tail([line for line in (_entry_line(e) for e in raw) if line.text])
+        return _tail([line for line in (_entry_line(e) for e in raw[-_LOG_KEEP_LINES:]) if line.text])
     if isinstance(raw, str):
         text = _maybe_compressed(raw)[-_LOG_KEEP:]
-        return _tail([_Line(line.strip()) for line in text.splitlines() if line.strip()])
+        return _tail([_Line(line.strip()) for line in text.splitlines()[-_LOG_KEEP_LINES:] if line.strip()])
     return []
 
 
 def _tail(lines: list[_Line]) -> list[_Line]:
-    """The last lines, ``_LOG_KEEP`` characters of them at most: each is redacted and searched, and the end of a
-    log is what says why a run failed."""
+    """The last lines, ``_LOG_KEEP_LINES`` and ``_LOG_KEEP`` characters of them at most: each is redacted and
+    searched, and the end of a log is what says why a run failed."""
+    lines = lines[-_LOG_KEEP_LINES:]
     kept = 0
     for at in range(len(lines) - 1, -1, -1):
         kept += len(lines[at].text)

@@ -390,3 +390,14 @@ def test_settings_never_show_the_database_password_and_know_its_every_form() -> 
     assert {"pa/ss-word", "bot:pa/ss-word"} <= set(slash.secret_values())
     short = Settings(_env_file=None, database_url="postgresql+asyncpg://bot:pw@db/pb")
     assert Redactor(short.secret_values()).redact("connect bot:pw@db") == "connect ***@db"
+
+
+def test_a_long_secret_is_redacted_in_its_forms_without_a_pattern() -> None:
+    """Secrets over 256 characters (session tokens, keys) are searched as plain text: compiling them into the
+    pattern cost seconds for a long one, on the event loop."""
+    token = "eyJ" + "ab/cd+ef=" * 60
+    forms = [token, quote(token, safe=""), lower_hex(quote(token, safe="")), quote_plus(token),
+             json.dumps(token)[1:-1].replace("/", "\\/"), base64.b64encode(token.encode()).decode()]
+    redactor = Redactor([token, "short-secret-1"])
+    for form in forms:
+        assert redactor.redact(f"[{form}] and short-secret-1") == "[***] and ***", form

@@ -361,3 +361,22 @@ def test_int_parameters_take_ascii_whole_numbers_and_check_their_default() -> No
     )
     assert problems == ["pipelines.p.parameters.n: default '١٢٣': must be a whole number written with the digits "
                         "0-9, like 42"]
+
+
+def test_a_provider_secret_too_short_to_be_real_is_refused_without_showing_it() -> None:
+    """A placeholder or a value cut short; and a secret that short could never be redacted from a message."""
+    problems = problems_of(
+        """
+        connections:
+          riv: {provider: rivery, api_token: "${RIVERY_TOKEN}"}
+          dk: {provider: datakitchen, username: bot, password: "${DK_PASSWORD}"}
+          inv: {provider: invision, base_url: "https://x/invision/", api_key: "${IV_KEY}"}
+        """,
+        {"RIVERY_TOKEN": "abc", "DK_PASSWORD": "pa55wd", "IV_KEY": "long-enough-key"},
+    )
+    assert sorted(problems) == sorted([
+        "connections.riv.api_token: the value of RIVERY_TOKEN is shorter than 8 characters: not a real credential "
+        "(a placeholder, or cut short when copied?)",
+        "connections.dk.password: the value of DK_PASSWORD is shorter than 8 characters: not a real credential "
+        "(a placeholder, or cut short when copied?)",
+    ])

@@ -16,7 +16,7 @@ from bot.catalog.load import load_catalog
 from bot.catalog.model import Catalog
 from bot.config import Settings, environment, load_settings
 from bot.errors import ConfigError, StartupError
-from bot.ops.redact import Redactor
+from bot.ops.redact import PROCESS, Redactor
 
 __all__ = ["main"]
 
@@ -155,12 +155,18 @@ def _run(env_file: Path) -> int:
         return _fail([_secrets_of(settings, catalog).redact(line) for line in problems])
     assert catalog is not None
     setup_logging(settings.log_level, settings.log_format, settings.library_log_level)
+    # the log filter knows the secrets from the first line on, before the runtime adds its own
+    secrets = _secrets_of(settings, catalog)
+    PROCESS.include(secrets)
     for line in catalog.warnings:
         logging.getLogger("bot.catalog").warning("%s", line)
-    return asyncio.run(_serve(settings, catalog))
+    try:
+        return asyncio.run(_serve(settings, catalog, secrets))
+    except Exception as exc:  # whatever escaped: one line, not a traceback holding what it holds
+        return _crashed("stopped", exc, secrets)
 
 
-async def _serve(settings: Settings, catalog: Catalog) -> int:
+async def _serve(settings: Settings, catalog: Catalog, secrets: Redactor) -> int:
     import signal
 
     from bot.runtime import Runtime
@@ -175,10 +181,22 @@ async def _serve(settings: Settings, catalog: Catalog) -> int:
         except StartupError as exc:  # one line saying why: an operator reads it, not a traceback
             print(f"pipeline-bot: cannot start: {exc}", file=sys.stderr)
             return 1
+        except Exception as exc:  # a failure start-up did not foresee (a driver's, a library's)
+            return _crashed("cannot start", exc, secrets)
         await runtime.run_until_stopped()
     finally:
         await runtime.stop()
     return 0
+
+
+def _crashed(what: str, exc: BaseException, secrets: Redactor) -> int:
+    """An unexpected exception as one redacted line on stderr and exit 1. Its traceback may quote settings
+    (a database URL, a token, in pieces no redactor recognises): it goes to the log at DEBUG only, through the
+    redacting filter, never to stderr as Python would print it."""
+    logging.getLogger("bot.cli").debug("%s: unexpected error", what, exc_info=exc)
+    said = secrets.excerpt(f"{type(exc).__name__}: {exc}", 300)
+    print(f"pipeline-bot: {what}: {said} (LOG_LEVEL=DEBUG logs the traceback)", file=sys.stderr)
+    return 1
 
 
 def _secrets_of(settings: Settings | None, catalog: Catalog | None) -> Redactor:

@@ -1,7 +1,8 @@
 """Process settings: environment, ``.env`` and a secrets directory, through pydantic-settings.
 
-Tokens are ``SecretStr``: printing the settings never shows them. ``problems()`` lists what would
-stop the bot from running, each with the environment variable to set.
+Tokens are ``SecretStr``: printing the settings never shows them, nor the password of ``DATABASE_URL`` (hidden in
+``repr`` and in ``model_dump``). ``problems()`` lists what would stop the bot from running, each with the
+environment variable to set.
 """
 
 from __future__ import annotations
@@ -9,15 +10,23 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.ops.redact import MIN_SECRET_LENGTH
 
-__all__ = ["DEFAULT_SECRETS_DIR", "Settings", "database_url_problem", "environment", "load_settings"]
+__all__ = [
+    "DEFAULT_SECRETS_DIR",
+    "Settings",
+    "database_url_problem",
+    "environment",
+    "hide_password",
+    "load_settings",
+]
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
@@ -114,6 +123,15 @@ class Settings(BaseSettings):
             return [v.strip() for v in stripped.split(",") if v.strip()]
         return value
 
+    @field_serializer("database_url")
+    def _database_url_shown(self, url: str) -> str:
+        return hide_password(url)
+
+    def __repr_args__(self) -> Any:
+        # pydantic's repr shows every field as it is: the database URL carries its password
+        for name, value in super().__repr_args__():
+            yield name, hide_password(value) if name == "database_url" and isinstance(value, str) else value
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
@@ -155,20 +173,68 @@ class Settings(BaseSettings):
             for name in type(self).model_fields
             if isinstance(value := getattr(self, name), SecretStr)
         ]
-        try:
-            password = urlsplit(self.database_url).password
-        except ValueError:  # a URL too broken to split; problems() and the engine say what is wrong with it
-            password = None
-        if password:
-            values += [password, unquote(password)]  # as written in the URL, and as the driver sends it
+        values += _database_passwords(self.database_url)
         return values
+
+
+def _database_passwords(url: str) -> list[str]:
+    """The password of a database URL in every way it may be read: as SQLAlchemy reads it (what the driver is
+    given: ``bot:p/ss@db`` has the password ``p/ss``), as ``urlsplit`` reads it (``p``), as written and decoded,
+    SQLAlchemy's ``user:password`` (what hides a password too short to redact alone), and asyncpg's
+    ``?password=``."""
+    from sqlalchemy.engine import make_url
+
+    found: list[str] = []
+    try:
+        parsed = make_url(url)
+    except Exception:  # a URL SQLAlchemy cannot read; problems() says so
+        parsed = None
+    if parsed is not None:
+        if parsed.password:
+            found += [parsed.password, f"{parsed.username or ''}:{parsed.password}"]
+        query = parsed.query.get("password")
+        found += [query] if isinstance(query, str) else list(query or ())
+    try:
+        split = urlsplit(url)
+        password = split.password
+    except ValueError:  # a URL too broken to split
+        password = None
+    if password:
+        found += [password, unquote(password)]
+    found += [v for k, v in parse_qsl(url.partition("?")[2]) if k.lower() == "password"]
+    return found
+
+
+def hide_password(url: str) -> str:
+    """A database URL as SQLAlchemy reads it, its password (in the userinfo or as ``?password=``) shown as ``***``;
+    only ``***`` for one SQLAlchemy cannot read."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # its message holds the URL: nothing of it is shown
+        return "***"
+    base, mark, query = shown.partition("?")
+    if not mark:
+        return shown
+    pieces = [
+        f"{piece.partition('=')[0]}=***" if piece.partition("=")[0].lower() == "password" else piece
+        for piece in query.split("&")
+    ]
+    return f"{base}?{'&'.join(pieces)}"
 
 
 def _token_problem(value: str) -> str | None:
     """Why a Slack token or secret as given cannot be the real one (never showing it), or None.
 
     Slack's tokens and secrets are one word of letters, digits and dashes: a space, a line break or quotes
-    come from copying (or Docker's --env-file, which keeps quotes), and every Slack call would fail."""
+    come from copying (or Docker's --env-file, which keeps quotes), and every Slack call would fail; none is
+    shorter than ``MIN_SECRET_LENGTH`` (a placeholder, or a value cut short)."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return (
+            f"is shorter than {MIN_SECRET_LENGTH} characters: not a real Slack token or secret "
+            "(a placeholder, or cut short when copied?): copy it again from the app's settings"
+        )
     if value[:1] in ("'", '"'):
         return "is wrapped in quotes (Docker's --env-file keeps them): remove them"
     if any(c.isspace() or not c.isprintable() for c in value):
@@ -182,6 +248,7 @@ def _token_problem(value: str) -> str | None:
 _DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
 _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 _FORMS = "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user:password@host:5432/db"
+_ENCODE = "A password with @ : / ? # or % in it must be percent-encoded in the URL (@ as %40, : as %3A)"
 
 
 def database_url_problem(url: str) -> str | None:
@@ -200,9 +267,11 @@ def database_url_problem(url: str) -> str | None:
     from sqlalchemy.engine import make_url
 
     try:
-        make_url(url)
+        parsed = make_url(url)  # as the engine will read it
     except Exception:  # its message holds the URL, password included
-        return f"cannot be read as a URL; write it like {_FORMS}"
+        return f"cannot be read as a URL; write it like {_FORMS}. {_ENCODE}"
+    if parsed.host and any(c in parsed.host for c in "@/?# "):  # bot:p@ss@db reads as host "ss@db"
+        return f"its host name cannot be right (SQLAlchemy reads one with '@' in it). {_ENCODE}"
     return None
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
 from bot.errors import ConfigError
+from bot.ops.redact import MIN_SECRET_LENGTH
 from bot.providers.base import ConnectionConfig, JobConfig
 from bot.providers.registry import PROVIDERS, provider
 
@@ -263,6 +264,14 @@ def _resolve(
                 reported.add(key)
                 continue
             value = _REF.sub(lambda m: env[m.group(1)], value)
+            if secret and 0 < len(value.strip()) < MIN_SECRET_LENGTH:
+                # a placeholder or a value cut short; and one that short could not be redacted from messages
+                problems.append(
+                    f"{path}.{key}: the value of {', '.join(refs)} is shorter than {MIN_SECRET_LENGTH} characters: "
+                    "not a real credential (a placeholder, or cut short when copied?)"
+                )
+                reported.add(key)
+                continue
         elif secret and value is not None:
             problems.append(f"{path}.{key}: must be a reference to an environment variable, like ${{{key.upper()}}}")
             reported.add(key)

@@ -74,8 +74,11 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{about}]" if about else line
 
 
-#: libraries whose loggers speak for every query, request or tick: at DEBUG, aiosqlite alone was 99 % of the lines
+#: libraries whose loggers speak for every query, request or tick: at DEBUG, aiosqlite alone was 99 % of the lines.
+#: ``bot.slack.bolt`` is Bolt's own logger under our name (``bot/slack/app.py`` hands it to the app, and the Socket
+#: Mode handler passes the app's logger on to its client): every request, listener and envelope at DEBUG
 LIBRARIES = (
+    "bot.slack.bolt",
     "aiosqlite",
     "asyncio",
     "sqlalchemy",

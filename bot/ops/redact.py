@@ -10,6 +10,15 @@ backslashes and quotes once more. Replacing only the literal value lets every ot
 Redact BEFORE cutting a text to length: half a secret is no longer recognised. ``Redactor.excerpt`` does both in
 that order.
 
+What is not found (the limits): a secret inside a larger base64 text (base64 of a whole request body: only the
+secret alone and ``user:password`` are encoded here), escaped three times or more, encrypted or hashed, or
+transformed in ways no encoder uses (reversed, cut in pieces by something that re-wraps lines other than at its
+own line breaks). A line break inside a secret may be followed by indentation and ``|`` (how a traceback of an
+``ExceptionGroup`` prefixes its lines) and be written ``\r\n``. Values shorter than ``MIN_LENGTH`` are not
+redacted alone (masking every "abc" would make a text unreadable and hide nothing): ``check`` refuses Slack and
+provider secrets shorter than 8 characters, and a short database password is redacted as the ``user:password`` of
+its URL.
+
 The process keeps one ``PROCESS`` redactor that the running bot includes its redactors in; ``RedactingFilter``
 uses it on every log record, whatever library wrote it: the safety net under the redaction at the source.
 """
@@ -31,6 +40,7 @@ from urllib.parse import quote, quote_plus
 __all__ = [
     "MASK",
     "MIN_LENGTH",
+    "MIN_SECRET_LENGTH",
     "PROCESS",
     "RedactingFilter",
     "Redactor",
@@ -41,11 +51,18 @@ __all__ = [
 MASK = "***"
 #: shorter values are not redacted: masking every "abc" in a text would make it unreadable, not safer
 MIN_LENGTH = 4
+#: the shortest Slack token, signing secret or provider credential ``check`` accepts: no real one is shorter, and a
+#: short one is not safely redacted (a 4-character secret is masked wherever those characters happen to meet)
+MIN_SECRET_LENGTH = 8
 
 Source = Callable[[], Iterable[str]]
 
-#: escapes whose hex digits may come in either case: %2b and %2B, \u00E9 and \u00e9, \xE9 and \xe9
-_HEX_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}")
+#: escapes whose hex digits may come in either case: %2b and %2B, \u00E9 and \u00e9, \xE9 and \xe9, &#x3c; and &#X3C;
+_HEX_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|&#[xX][0-9A-Fa-f]+;")
+#: longer secrets (session tokens, keys, what a provider hands out) are searched as plain text, not by the pattern
+_PATTERN_MAX = 256
+#: a line break in a secret, as a log may show it: CRLF, or the next line indented and prefixed with ``|``
+_LINE_BREAK = r"\r?\n[ \t|]*"
 #: the characters of a URL that RFC 3986 lets through unencoded in a path or query (sub-delims, ':', '@', '/')
 _URL_SAFE = "!$&'()*+,;=:@/~"
 
@@ -77,13 +94,46 @@ def _python(text: str) -> set[str]:
 
 def _urls(text: str) -> set[str]:
     """Percent-encodings: a form field or query value (``quote_plus``), a path segment (``quote``), a URL that
-    keeps its reserved characters; the hex case is left to the pattern."""
+    keeps its reserved characters, JavaScript's ``encodeURIComponent``, Java's ``URLEncoder``; the hex case is
+    left to the pattern."""
     return {
         quote_plus(text, safe=""),
         quote(text, safe=""),
         quote(text, safe="/"),
         quote(text, safe=_URL_SAFE),
+        quote(text, safe="!*'()"),  # encodeURIComponent (quote keeps - _ . ~ always)
+        quote_plus(text, safe="*").replace("~", "%7E"),  # java.net.URLEncoder
+        quote(text, safe="!$%&'()*+,;=:@/[]\\^|"),  # a path as httpx (and WHATWG URLs) leave it
     }
+
+
+def _every_byte_escaped(text: str) -> set[str]:
+    """Every character escaped, even letters: each UTF-8 byte as ``%XX``, each UTF-16 unit as ``\\uXXXX``."""
+    units = text.encode("utf-16-be")
+    return {
+        "".join(f"%{b:02X}" for b in text.encode("utf-8")),
+        "".join(f"\\u{int.from_bytes(units[i : i + 2], 'big'):04x}" for i in range(0, len(units), 2)),
+    }
+
+
+def _go_json(json_form: str) -> set[str]:
+    """Go's encoding/json escapes ``<``, ``>``, ``&`` as ``\\u003c``…; Gson ``=`` and ``'`` too."""
+    go = json_form.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return {go, go.replace("=", "\\u003d").replace("'", "\\u0027")}
+
+
+def _html(text: str, *, every: bool) -> set[str]:
+    """HTML and XML escapes: named (Python, Go's ``&#34;``/``&#39;`` for quotes), and numeric character references,
+    decimal or hex, for every character but letters and digits (or, ``every``, for every character)."""
+    go = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    found = {
+        html.escape(text, quote=True),
+        html.escape(text, quote=False),
+        go.replace('"', "&#34;").replace("'", "&#39;"),
+        "".join(c if c.isalnum() else f"&#{ord(c)};" for c in text),
+        "".join(c if c.isalnum() else f"&#x{ord(c):x};" for c in text),
+    }
+    return found | {"".join(f"&#{ord(c)};" for c in text)} if every else found
 
 
 def _base64(text: str) -> set[str]:
@@ -100,20 +150,32 @@ def wire_forms(secret: str) -> frozenset[str]:
 
     The value as written (stripped, and in both Unicode normal forms); JSON-escaped with and without
     ``\\uXXXX`` for non-ASCII, once and twice (a JSON body echoed inside a JSON error), with ``\\/`` too; as
-    Python's ``repr``/``ascii``/bytes show it; HTML-escaped; percent-encoded as a form field, query value and
-    path (each also of the JSON forms: a JSON value sent in a query string); base64, standard and URL-safe,
-    padded or not (a token alone, or ``user:password`` of Basic auth, see ``Redactor.add_basic_auth``).
+    Python's ``repr``/``ascii``/bytes show it; HTML-escaped, named or numeric; percent-encoded as a form field,
+    query value and path, by JavaScript and Java, as httpx leaves a path (each also of the JSON forms: a JSON
+    value sent in a query string); base64, standard and URL-safe, padded or not (a token alone, or
+    ``user:password`` of Basic auth, see ``Redactor.add_basic_auth``). Up to ``_PATTERN_MAX`` characters
+    (passwords, keys, tokens people set) also: as Go and Gson escape ``<>&='``, with every character ``\\uXXXX``
+    or every byte ``%XX``, every character an HTML reference, ``repr`` twice (the ``repr`` of an exception whose
+    message holds a ``repr``), a JSON form shown by ``repr`` (a request body logged with ``%r``).
     """
     if len(secret) < MIN_LENGTH:
         return frozenset()
     # é may come back composed or as e + accent, whichever way the other side normalizes
     plain = {secret, secret.strip(), unicodedata.normalize("NFC", secret), unicodedata.normalize("NFD", secret)}
-    jsons = {_json(p, ascii_only) for p in plain for ascii_only in (True, False)}
-    jsons |= {_json(j, ascii_only) for j in set(jsons) for ascii_only in (True, False)}
+    once = {_json(p, ascii_only) for p in plain for ascii_only in (True, False)}
+    jsons = once | {_json(j, ascii_only) for j in once for ascii_only in (True, False)}
     jsons |= {j.replace("/", "\\/") for j in jsons}
+    short = len(secret) <= _PATTERN_MAX
+    if short:
+        jsons |= {go for j in once for go in _go_json(j)}
     forms = plain | jsons
     for text in plain:
-        forms |= _python(text) | {html.escape(text, quote=True), html.escape(text, quote=False)} | _base64(text)
+        forms |= _python(text) | _html(text, every=short) | _base64(text)
+        if short:
+            forms |= {twice for shown in _python(text) for twice in _python(shown)} | _every_byte_escaped(text)
+    if short:
+        for json_form in once:  # a JSON body shown with repr(): str(dict) of a request, a bytes body logged with %r
+            forms |= _python(json_form)
     for text in plain | jsons:
         forms |= _urls(text)
     return frozenset(f for f in forms if len(f) >= MIN_LENGTH)
@@ -124,14 +186,18 @@ def _atoms(form: str) -> list[str]:
     atoms: list[str] = []
     last = 0
     for found in _HEX_ESCAPE.finditer(form):
-        atoms += [re.escape(c) for c in form[last : found.start()]]
+        atoms += [_atom(c) for c in form[last : found.start()]]
         escape = found.group()
         lead = 1 if escape.startswith("%") else 2
         atoms += [re.escape(c) for c in escape[:lead]]
-        atoms += [f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in escape[lead:]]
+        atoms += [f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in escape[lead:]]
         last = found.end()
-    atoms += [re.escape(c) for c in form[last:]]
+    atoms += [_atom(c) for c in form[last:]]
     return atoms
+
+
+def _atom(char: str) -> str:
+    return _LINE_BREAK if char == "\n" else re.escape(char)
 
 
 _END = ""
@@ -152,10 +218,34 @@ def _render(node: dict[str, Any]) -> str:
     return "".join(chain)
 
 
+class _Matcher:
+    """Replaces the forms of a set of secrets: those of short secrets through one pattern (hex digits in either
+    case), those of long ones (session tokens, keys) by plain search, longest first, in both hex cases."""
+
+    def __init__(self, pattern: re.Pattern[str] | None, literals: list[str]) -> None:
+        self.pattern = pattern
+        self.literals = literals
+
+    def sub(self, text: str) -> str:
+        for form in self.literals:
+            if form in text:
+                text = text.replace(form, MASK)
+        return text if self.pattern is None else self.pattern.sub(MASK, text)
+
+
+def _hex_cases(form: str) -> set[str]:
+    lower = _HEX_ESCAPE.sub(lambda m: m.group().lower(), form)
+    return {form, lower, _HEX_ESCAPE.sub(lambda m: m.group().upper(), form)}
+
+
 @functools.lru_cache(maxsize=64)
-def _compile(secrets: frozenset[str]) -> re.Pattern[str] | None:
-    forms = {form for secret in secrets for form in wire_forms(secret)}
-    if not forms:
+def _compile(secrets: frozenset[str]) -> _Matcher | None:
+    """A pattern costs about 10 µs to compile per character of its forms: a 2 KB token took 0.3 s, a 100 KB
+    "token" a DataKitchen login answered with 22 s of a blocked event loop. Secrets longer than ``_PATTERN_MAX``
+    are searched as plain text instead (forms with hex escapes in lower and upper case: enough for a token)."""
+    forms = {form for secret in secrets if len(secret) <= _PATTERN_MAX for form in wire_forms(secret)}
+    literals = {case for s in secrets if len(s) > _PATTERN_MAX for form in wire_forms(s) for case in _hex_cases(form)}
+    if not forms and not literals:
         return None
     trie: dict[str, Any] = {}
     for form in forms:
@@ -163,7 +253,7 @@ def _compile(secrets: frozenset[str]) -> re.Pattern[str] | None:
         for atom in _atoms(form):
             node = node.setdefault(atom, {})
         node[_END] = {}
-    return re.compile(_render(trie))
+    return _Matcher(re.compile(_render(trie)) if forms else None, sorted(literals, key=len, reverse=True))
 
 
 # -- redactor ---------------------------------------------------------------------------------------------------
@@ -218,8 +308,13 @@ class Redactor:
         return frozenset(found)
 
     def redact(self, text: str) -> str:
-        pattern = _compile(self.secrets())
-        return text if pattern is None else pattern.sub(MASK, text)
+        matcher = _compile(self.secrets())
+        return text if matcher is None else matcher.sub(text)
+
+    def snapshot(self) -> Callable[[str], str]:
+        """A redact function for the secrets known now: many texts at once without asking the sources for each."""
+        matcher = _compile(self.secrets())
+        return (lambda text: text) if matcher is None else matcher.sub
 
     __call__ = redact
 
@@ -246,8 +341,11 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a broken format is logging's to report, with the record as it is
-            return True
+        except Exception as exc:  # a broken format (a library's bug): logging would print the
+            # raw arguments to stderr in its "Logging error" report; the record goes on, redacted, without them
+            message = f"{_shown(record.msg)} (arguments that do not fit its format: {_shown(record.args)}; {exc})"
+            record.msg, record.args = self.redactor.redact(message), None
+            message = record.msg
         clean = self.redactor.redact(message)
         if clean != message:
             record.msg, record.args = clean, None
@@ -258,3 +356,11 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redactor.redact(record.stack_info)
         return True
+
+
+def _shown(value: object) -> str:
+    """``repr`` of a log record's message or arguments, whatever their ``__repr__`` does."""
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ must not lose the record
+        return f"<{type(value).__name__} that cannot be shown>"

@@ -6,10 +6,12 @@ sent once: a retried trigger can start a second run, so a timeout there becomes
 ``TriggerOutcomeUnknown`` and the person is told to look before trying again.
 
 An answer is read as a stream and refused past ``MAX_BODY_BYTES``: a provider (or whatever answers at its
-address) cannot make the bot buffer gigabytes. Redirects are never followed: httpx would carry our own
-credential headers (``x-api-key``) to any host, and a moved API is better fixed in ``base_url`` anyway.
-An error body is redacted whole, in every wire form of every secret (``bot.ops.redact``), before any part of
-it is picked, re-encoded or cut for a message.
+address) cannot make the bot buffer gigabytes. A compressed answer is inflated here, never by httpx (which inflates
+each network read whole: 64 KB of gzip become 64 MB before any count): one layer of gzip or deflate, a bounded
+piece at a time, counted as what it becomes; stacked or unknown encodings are refused. Redirects are never
+followed: httpx would carry our own credential headers (``x-api-key``) to any host, and a moved API is better
+fixed in ``base_url`` anyway. An error body is redacted whole, in every wire form of every secret
+(``bot.ops.redact``), before any part of it is picked, re-encoded or cut for a message.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
@@ -35,21 +38,28 @@ from bot.errors import (
     TriggerOutcomeUnknown,
 )
 from bot.models import RunStatus
-from bot.ops.redact import Redactor, excerpt
+from bot.ops.redact import Redactor
 
 __all__ = [
+    "ACCEPT_ENCODING",
     "MAX_BODY_BYTES",
+    "BodyRefused",
     "BodyTooLarge",
+    "BodyUnreadable",
     "Call",
     "HttpCaller",
     "RetryPolicy",
     "Sleep",
+    "loads",
     "parse_retry_after",
     "read_capped",
 ]
 
 #: the most of one answer the bot reads; no status, list or error of a provider comes near it
 MAX_BODY_BYTES = 10 * 1024 * 1024
+#: what the provider clients ask for: the encodings ``read_capped`` inflates (never br or zstd, whatever is installed)
+ACCEPT_ENCODING = "gzip, deflate"
+_INFLATES = frozenset({"gzip", "x-gzip", "deflate"})
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -87,19 +97,81 @@ def parse_retry_after(value: str | None) -> float | None:
     return max((when - _dt.datetime.now(_dt.UTC)).total_seconds(), 0.0)
 
 
-class BodyTooLarge(Exception):
-    """An answer went past the size the bot reads; the rest of it was left unread."""
+class BodyRefused(Exception):
+    """An answer whose body the bot did not read: too large, or in an encoding it does not inflate."""
 
-    def __init__(self, limit: int, status_code: int | None) -> None:
-        super().__init__(f"an answer of more than {limit} bytes")
-        self.limit = limit
+    def __init__(self, message: str, status_code: int | None) -> None:
+        super().__init__(message)
         self.status_code = status_code
 
 
+class BodyTooLarge(BodyRefused):
+    """An answer went past the size the bot reads; the rest of it was left unread."""
+
+    def __init__(self, limit: int, status_code: int | None) -> None:
+        super().__init__(f"an answer of more than {limit} bytes", status_code)
+        self.limit = limit
+
+
+class BodyUnreadable(BodyRefused):
+    """An answer in a Content-Encoding the bot does not inflate (stacked, unknown) or that does not inflate."""
+
+    def __init__(self, encoding: str, reason: str, status_code: int | None) -> None:
+        super().__init__(f"an answer in Content-Encoding {encoding!r}: {reason}", status_code)
+        self.encoding = encoding
+        self.reason = reason
+
+
+def loads(data: str | bytes) -> Any:
+    """``json.loads`` for what a provider sent: a document nested too deeply (``[[[[…``, 100,000 deep) is a
+    ``ValueError`` like any other malformed body, never a ``RecursionError`` escaping the error mapping."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+class _Inflater:
+    """One layer of gzip or deflate, inflated at most ``room`` bytes per call: whatever the ratio, one piece of
+    an answer never becomes more than what is left under the cap (zlib keeps the rest of the input for later)."""
+
+    def __init__(self, encoding: str) -> None:
+        self._raw_fallback = encoding == "deflate"  # some servers send raw deflate, without the zlib header
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding != "deflate" else zlib.MAX_WBITS)
+
+    def inflate(self, data: bytes, room: int) -> bytes:
+        if self._zlib.eof:
+            return b""  # bytes after the end of the stream: ignored, as httpx does
+        fallback, self._raw_fallback = self._raw_fallback, False
+        try:
+            return self._zlib.decompress(data, room)
+        except zlib.error:
+            if not fallback:
+                raise
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._zlib.decompress(data, room)
+
+
+def _inflater(response: httpx.Response) -> _Inflater | None:
+    """The inflater for an answer's Content-Encoding; None for none (or identity). Raises ``BodyUnreadable`` for
+    a stack of encodings (``gzip, gzip`` is a bomb's shape: 1.8 KB that become 2 GB) or one the bot does not know."""
+    header = ", ".join(response.headers.get_list("content-encoding"))
+    codings = [c.strip().lower() for c in header.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if not codings:
+        return None
+    if len(codings) > 1:
+        stacked = "the bot inflates one layer of gzip or deflate, never several"
+        raise BodyUnreadable(header, stacked, response.status_code)
+    if codings[0] not in _INFLATES:
+        raise BodyUnreadable(header, "the bot reads plain, gzip or deflate answers only", response.status_code)
+    return _Inflater(codings[0])
+
+
 async def read_capped(response: httpx.Response, limit: int = MAX_BODY_BYTES) -> bytes:
-    """Read a streamed answer's body, at most ``limit`` bytes once decoded (a gzip bomb counts as what it
-    becomes). Raises ``BodyTooLarge`` as soon as the limit is passed, or before reading when Content-Length
-    says so; closing the response then drops the connection with the rest unread."""
+    """Read a streamed answer's body, at most ``limit`` bytes on the wire and ``limit`` once inflated (a gzip bomb
+    counts as what it becomes, and is never inflated further than that). Raises ``BodyTooLarge`` as soon as the
+    limit is passed, or before reading when Content-Length says so, and ``BodyUnreadable`` for an encoding the bot
+    does not inflate; closing the response then drops the connection with the rest unread."""
     try:
         content = response.content  # already read (an auth flow reads the answers it looks at)
     except httpx.ResponseNotRead:
@@ -111,11 +183,21 @@ async def read_capped(response: httpx.Response, limit: int = MAX_BODY_BYTES) -> 
     declared = response.headers.get("content-length", "").strip()
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit, response.status_code)
+    inflater = _inflater(response)
     chunks: list[bytes] = []
-    size = 0
-    # an async generator in fact; closed at once when the limit is passed, not whenever it is collected
-    async with aclosing(cast("AsyncGenerator[bytes, None]", response.aiter_bytes())) as stream:
-        async for chunk in stream:
+    size = wire = 0
+    # the raw bytes: httpx's own decoding would inflate each network read whole before this could count it.
+    # An async generator in fact; closed at once when the limit is passed, not whenever it is collected
+    async with aclosing(cast("AsyncGenerator[bytes, None]", response.aiter_raw())) as stream:
+        async for raw in stream:
+            wire += len(raw)
+            if wire > limit:
+                raise BodyTooLarge(limit, response.status_code)
+            try:
+                chunk = raw if inflater is None else inflater.inflate(raw, limit - size + 1)
+            except zlib.error as exc:
+                encoding = response.headers.get("content-encoding", "")
+                raise BodyUnreadable(encoding, f"the answer does not inflate ({exc})", response.status_code) from None
             size += len(chunk)
             if size > limit:
                 raise BodyTooLarge(limit, response.status_code)
@@ -179,9 +261,23 @@ class HttpCaller:
         return self.redactor.excerpt(value, limit)
 
     def redact_status(self, status: RunStatus) -> RunStatus:
-        """A run's and its tasks' messages, in the provider's words, without our secrets."""
-        tasks = tuple(replace(t, message=self.redact(t.message)) if t.message else t for t in status.tasks)
-        return replace(status, message=self.redact(status.message), tasks=tasks)
+        """A run as the provider described it, without our secrets: every string it supplied (run id, raw status,
+        message, warning, the extra fields, each task's name, raw status and message) reaches a card or the App
+        Home, not only the messages."""
+        redact = self.redactor.snapshot()  # one set of secrets, one pattern, for every field
+        tasks = tuple(
+            replace(t, name=redact(t.name), raw_status=redact(t.raw_status), message=redact(t.message))
+            for t in status.tasks
+        )
+        return replace(
+            status,
+            run_id=redact(status.run_id),
+            raw_status=redact(status.raw_status),
+            message=redact(status.message),
+            warning=redact(status.warning),
+            extra={key: redact(value) for key, value in status.extra.items()},
+            tasks=tasks,
+        )
 
     def redacted_answer(self, response: httpx.Response) -> httpx.Response:
         """A copy of an answer whose body has no secret in any form: what error texts are taken from."""
@@ -204,8 +300,8 @@ class HttpCaller:
                 last = self._timeout_error(call, exc)
             except httpx.TransportError as exc:
                 last = self._unreachable(call, exc)
-            except BodyTooLarge as exc:
-                raise self._too_large(call, exc) from None
+            except BodyRefused as exc:
+                raise self._refused_body(call, exc) from None
             else:
                 if response.is_success:
                     return response
@@ -244,7 +340,7 @@ class HttpCaller:
 
     def decode(self, response: httpx.Response, call: Call) -> Any:
         try:
-            return json.loads(response.content)
+            return loads(response.content)
         except ValueError:
             raise self.error(
                 ProviderResponseError,
@@ -258,24 +354,29 @@ class HttpCaller:
 
     # -- failure mapping --------------------------------------------------------------------
 
-    def _too_large(self, call: Call, exc: BodyTooLarge) -> ProviderError:
+    def _refused_body(self, call: Call, exc: BodyRefused) -> ProviderError:
         code = exc.status_code
         said = f" (HTTP {code})" if code else ""
-        size = _megabytes(exc.limit)
+        if isinstance(exc, BodyTooLarge):
+            what = f"with more than {_megabytes(exc.limit)}"
+            rule = "the bot reads no more than that of an answer"
+        else:
+            assert isinstance(exc, BodyUnreadable)
+            encoding = self.excerpt(exc.encoding, 60)  # the provider's words: redacted, then cut
+            what = f"in Content-Encoding {encoding!r}"
+            rule = exc.reason
         # a trigger refused outright (4xx) did not start; any other answer may have come with a started run
         if not call.idempotent and (code is None or not 400 <= code < 500) and code != 503:
             return self.error(
                 TriggerOutcomeUnknown,
-                f"{self.provider} answered{said} with more than {size} when asked to {call.what}; the bot reads no "
-                f"more than that of an answer, so it is unknown whether it started. Check the {self.provider} "
-                "console before trying again.",
+                f"{self.provider} answered{said} {what} when asked to {call.what}; {rule}, so it is unknown "
+                f"whether it started. Check the {self.provider} console before trying again.",
                 status_code=code,
             )
         return self.error(
             ProviderResponseError,
-            f"{self.provider} answered{said} with more than {size} when asked to {call.what}; the bot reads no "
-            f"more than that of an answer. Check that base_url of connection {self.connection} is the "
-            f"{self.provider} API.",
+            f"{self.provider} answered{said} {what} when asked to {call.what}; {rule}. Check that base_url of "
+            f"connection {self.connection} is the {self.provider} API.",
             status_code=code,
         )
 
@@ -297,7 +398,7 @@ class HttpCaller:
         else:
             message = (
                 f"{self.provider} answered the request to {call.what} with a redirect (HTTP {code}) to "
-                f"{excerpt(target.path, 200)}; the bot does not follow redirects. Check base_url of connection "
+                f"{self.excerpt(target.path, 200)}; the bot does not follow redirects. Check base_url of connection "
                 f"{self.connection}."
             )
         return self.error(ProviderRejected, message, status_code=code)
@@ -383,7 +484,7 @@ def _retryable_status(code: int) -> bool:
 def _default_error_text(response: httpx.Response) -> str:
     """The most useful words of an error body: a JSON ``message``/``detail``/``error``, else the text."""
     try:
-        body = json.loads(response.content)
+        body = loads(response.content)
     except ValueError:
         ctype = response.headers.get("content-type", "")
         return "" if "html" in ctype else response.text

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bot.errors import OperationNotSupported
 from bot.models import RunStatus, Stats, Triggered, TriggerLimit
-from bot.providers._http import Call, HttpCaller, RetryPolicy, Sleep
+from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep
 
 __all__ = ["Capability", "ConnectionConfig", "JobConfig", "ProviderClient"]
 
@@ -118,7 +118,8 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
             timeout=httpx.Timeout(connection.timeout_seconds, connect=min(10.0, connection.timeout_seconds)),
             auth=self._auth(),
             http2=self.http2,
-            headers={"accept": "application/json", "user-agent": "pipeline-bot"},
+            # the encodings read_capped inflates itself, whatever httpx would offer with brotli or zstd installed
+            headers={"accept": "application/json", "accept-encoding": ACCEPT_ENCODING, "user-agent": "pipeline-bot"},
         )
         self.caller = HttpCaller(
             self.http,

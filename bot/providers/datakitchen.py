@@ -23,7 +23,7 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequen
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, NamedTuple, Self
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import httpx
 from pydantic import Field, SecretStr
@@ -38,7 +38,7 @@ from bot.errors import (
     TriggerOutcomeUnknown,
 )
 from bot.models import RunState, RunStatus, TaskStatus, Triggered
-from bot.providers._http import MAX_BODY_BYTES, Call, RetryPolicy, Sleep, read_capped
+from bot.providers._http import MAX_BODY_BYTES, Call, RetryPolicy, Sleep, loads, read_capped
 from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = ["Client", "Connection", "Job", "map_status"]
@@ -77,6 +77,13 @@ _MAX_ORDER_PAGES = 10
 #: order states (DKUtils' constants): only these two are paused / unpaused
 _ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
 _MESSAGE_LIMIT = 1500
+#: of an order run's log, the characters and lines read from its end (where the failure is); each line is redacted
+#: and searched for node names, on the event loop
+_LOG_KEEP = 1024 * 1024
+_LOG_KEEP_LINES = 5000
+#: the most a compressed log is inflated to, a piece of ``_INFLATE_STEP`` at a time (a few tens of milliseconds)
+_LOG_INFLATE = 32 * 1024 * 1024
+_INFLATE_STEP = 256 * 1024
 
 
 def map_status(raw: str | None) -> RunState:
@@ -314,7 +321,7 @@ def _token_of(text: str, key: str = "token") -> tuple[str, str]:
     text = text.strip()
     if text.startswith(("{", '"')):
         try:
-            body = json.loads(text)
+            body = loads(text)
         except ValueError:
             return text.strip('"'), ""
         if isinstance(body, str):
@@ -334,7 +341,7 @@ def jwt_expiry(token: str) -> float | None:
     if len(parts) != 3:
         return None
     try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        payload = loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, binascii.Error):
         return None
     exp = payload.get("exp") if isinstance(payload, dict) else None
@@ -374,7 +381,10 @@ class Client(ProviderClient[Connection, Job]):
         super().__init__(name, connection, http=http, retry=retry, sleep=sleep)
         # the session's tokens are secrets too; the login form carries the password, Basic auth would carry both
         self.caller.redactor.add_source(self.session.tokens)
-        self.caller.redactor.add_basic_auth(connection.username, connection.password.get_secret_value())
+        password = connection.password.get_secret_value()
+        self.caller.redactor.add_basic_auth(connection.username, password)
+        # the login form's field whole: hides a password too short to be redacted alone (MIN_LENGTH)
+        self.caller.redactor.add(f"password={quote_plus(password)}")
 
     def _auth(self) -> httpx.Auth:
         return self.session
@@ -385,7 +395,7 @@ class Client(ProviderClient[Connection, Job]):
         if "html" in response.headers.get("content-type", "").lower() or text.lstrip().startswith("<"):
             return ""
         try:
-            body = json.loads(response.content)
+            body = loads(response.content)
         except ValueError:
             return text.strip()
         return _words(body)
@@ -540,7 +550,8 @@ class Client(ProviderClient[Connection, Job]):
             except ProviderError as exc:
                 note = f"(DataKitchen gave no details of this order run: {exc})"
                 return replace(status, message=_join(status.message, note))
-        redact = self.caller.redact  # each piece before anything is cut from it: half a secret is not found
+        # each piece before anything is cut from it (half a secret is not found); one pattern for every line
+        redact = self.caller.redactor.snapshot()
         lines = [line._replace(text=redact(line.text)) for line in _log_lines(detail)]
         tasks = _tasks_of(detail, lines, redact)
         message = status.message
@@ -631,7 +642,7 @@ class Client(ProviderClient[Connection, Job]):
                     continue
                 status = self._serving_status(f"{order_id}/{hid}", order_id, serving)
                 if status.started_at is None or status.started_at >= since:
-                    runs.append(status)
+                    runs.append(self.caller.redact_status(status))
         far_future = datetime.max.replace(tzinfo=UTC)
         runs.sort(key=lambda r: r.started_at or far_future, reverse=True)
         return runs[:limit]
@@ -888,7 +899,8 @@ class _Line(NamedTuple):
 
 
 def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
-    """Log lines of a details answer.
+    """Log lines of a details answer: its last ``_LOG_KEEP_LINES`` lines and ``_LOG_KEEP`` characters at most,
+    where a run's failure is told.
 
     DataKitchen's shape: ``log: {lines: [{record_type, node, message, …}]}`` (DKCloudCommand's
     orderrun_detail prints these entries, DKUtils' OrderRunMonitor reads ``record_type``, ``node`` and
@@ -896,12 +908,25 @@ def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
     """
     raw = detail.get("log", detail.get("logs"))
     if isinstance(raw, dict) and isinstance(raw.get("lines"), list):
-        return [line for line in (_entry_line(e) for e in raw["lines"]) if line.text]
+        raw = raw["lines"]
     if isinstance(raw, list):
-        return [line for line in (_entry_line(e) for e in raw) if line.text]
+        return _tail([line for line in (_entry_line(e) for e in raw[-_LOG_KEEP_LINES:]) if line.text])
     if isinstance(raw, str):
-        return [_Line(line.strip()) for line in _maybe_compressed(raw).splitlines() if line.strip()]
+        text = _maybe_compressed(raw)[-_LOG_KEEP:]
+        return _tail([_Line(line.strip()) for line in text.splitlines()[-_LOG_KEEP_LINES:] if line.strip()])
     return []
+
+
+def _tail(lines: list[_Line]) -> list[_Line]:
+    """The last lines, ``_LOG_KEEP_LINES`` and ``_LOG_KEEP`` characters of them at most: each is redacted and
+    searched, and the end of a log is what says why a run failed."""
+    lines = lines[-_LOG_KEEP_LINES:]
+    kept = 0
+    for at in range(len(lines) - 1, -1, -1):
+        kept += len(lines[at].text)
+        if kept > _LOG_KEEP:
+            return lines[at + 1 :]
+    return lines
 
 
 def _entry_line(entry: Any) -> _Line:
@@ -917,11 +942,38 @@ def _entry_line(entry: Any) -> _Line:
 
 
 def _maybe_compressed(text: str) -> str:
-    """DKCloudCommand decompresses logs (base64 of zlib); plain text passes through."""
+    """DKCloudCommand decompresses logs (base64 of zlib); plain text passes through.
+
+    Inflated a piece at a time, at most ``_LOG_INFLATE`` bytes, keeping the last ``_LOG_KEEP``: 10 MB of zlib can
+    become 10 GB (1.4 MB of it grew the process by 2 GB and held the event loop for a minute). A log longer than
+    that once inflated ends with a line saying where the bot stopped reading it."""
     try:
-        return zlib.decompress(base64.b64decode(text, validate=True)).decode("utf-8", "replace")
-    except (ValueError, binascii.Error, zlib.error):
+        data = base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
         return text
+    inflater = zlib.decompressobj()
+    kept = bytearray()
+    inflated = 0
+    try:
+        while not inflater.eof and inflated < _LOG_INFLATE:
+            piece = inflater.decompress(data, _INFLATE_STEP)
+            data = inflater.unconsumed_tail
+            if not piece:
+                break  # no input left before the end of the stream
+            inflated += len(piece)
+            kept += piece
+            del kept[: max(0, len(kept) - _LOG_KEEP)]
+    except zlib.error:
+        return text
+    if not inflater.eof and inflated < _LOG_INFLATE:
+        return text  # cut short: not a compressed log after all (zlib.decompress would refuse it too)
+    shown = kept.decode("utf-8", "replace")
+    if not inflater.eof:
+        shown += (
+            f"\n(the log goes on past {_LOG_INFLATE // 2**20} MB once decompressed; the bot read no further: "
+            "see the order run in DataKitchen)"
+        )
+    return shown
 
 
 def _failure_message(

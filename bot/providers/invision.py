@@ -110,4 +110,5 @@ class Client(ProviderClient[Connection, Job]):
         message = "InVision reports no failure details: see the site's monitoring page." if (
             state is RunState.FAILED
         ) else ""
-        return RunStatus(run_id=str(body.get("runId") or run_id), state=state, raw_status=raw, message=message)
+        status = RunStatus(run_id=str(body.get("runId") or run_id), state=state, raw_status=raw, message=message)
+        return self.caller.redact_status(status)  # its run id and status are InVision's words

@@ -17,7 +17,6 @@ every ``RunStatus``.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Generator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -36,7 +35,7 @@ from bot.errors import (
     TriggerOutcomeUnknown,
 )
 from bot.models import RunState, RunStatus, Stats, TaskStatus, Triggered, TriggerLimit
-from bot.providers._http import Call, RetryPolicy, Sleep
+from bot.providers._http import Call, RetryPolicy, Sleep, loads
 from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = ["Client", "Connection", "Job", "map_status", "parse_check_run", "parse_statistics", "parse_v1_run"]
@@ -411,7 +410,7 @@ class Client(ProviderClient[Connection, Job]):
     def _error_text(self, response: httpx.Response) -> str:
         """v1 validation errors are ``{"detail": [{loc, msg, type}]}``: show "start_time: field required"."""
         try:
-            body = json.loads(response.content)
+            body = loads(response.content)
         except ValueError:
             return super()._error_text(response)
         detail = body.get("detail") if isinstance(body, dict) else None
@@ -670,7 +669,7 @@ def _operation_id(response: httpx.Response) -> str:
     if response.status_code == 204 or not response.content.strip():
         return ""
     try:
-        body = json.loads(response.content)
+        body = loads(response.content)
     except ValueError:
         return ""
     return _text(body, "operation_id") if isinstance(body, dict) else ""

@@ -55,7 +55,7 @@ from bot.errors import (
     TriggerOutcomeUnknown,
 )
 from bot.models import RunState, RunStatus, Triggered
-from bot.providers._http import Call, RetryPolicy, Sleep
+from bot.providers._http import Call, RetryPolicy, Sleep, loads, read_capped
 from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = [
@@ -400,7 +400,7 @@ def jwt_expiry(token: str) -> float | None:
     if len(parts) != 3:
         return None
     try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        claims = loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, binascii.Error):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
@@ -528,7 +528,7 @@ class FirebaseSession(httpx.Auth):
                 self._expires is not None and self._expires - self._clock() < self.RENEW_BEFORE
             ):
                 answer = yield self._renewal(request)
-                await answer.aread()
+                await read_capped(answer)  # within the size cap, inflated by the bot (aread() has no limit)
                 self._take(answer)
             token = self._token
         response = yield _signed(request, token)
@@ -537,7 +537,7 @@ class FirebaseSession(httpx.Auth):
         async with self._lock:  # expired or revoked early: renew once, unless another call just did
             if self._token == token:
                 answer = yield self._renewal(request)
-                await answer.aread()
+                await read_capped(answer)  # within the size cap, inflated by the bot (aread() has no limit)
                 self._take(answer)
             token = self._token
         yield _signed(request, token)
@@ -563,7 +563,7 @@ class FirebaseSession(httpx.Auth):
                 "sent to Tailer; the next call tries again.",
             )
         try:
-            body = json.loads(answer.content)
+            body = loads(answer.content)
         except ValueError:
             body = None
         if not answer.is_success:

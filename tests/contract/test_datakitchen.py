@@ -8,6 +8,8 @@ import asyncio
 import base64
 import json
 import textwrap
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -1003,3 +1005,63 @@ def test_emulator_scenario_keys(emulator: DataKitchenEmulator) -> None:
     standalone = build_emulator("datakitchen", {"strict": True})
     assert isinstance(standalone, DataKitchenEmulator)
     assert standalone.strict
+
+
+# -- found by a second independent pass: a compressed log inflated without limit ------------------------------------
+
+
+def compressed_log(lines: list[bytes], repeat: int, last: bytes) -> str:
+    """base64 of zlib (what DKCloudCommand decompresses) of ``lines`` said ``repeat`` times, then ``last``."""
+    deflater = zlib.compressobj(9)
+    block = b"".join(lines) * 1000
+    parts = [deflater.compress(block) for _ in range(repeat // 1000)]
+    return base64.b64encode(b"".join([*parts, deflater.compress(last), deflater.flush()])).decode()
+
+
+async def status_with_log(log: str) -> tuple[Any, int]:
+    """A failed order run whose details carry ``log``, read by the client over HTTP: its status, and the most
+    memory held at once while reading it."""
+    token = "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.sig"
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/v2/login"):
+            return web.Response(text=token)
+        if "/v2/order/servings/" in request.path:
+            return json_response({"servings": [{"hid": "h1", "status": "SERVING_ERROR"}]})
+        return json_response({"servings": [{"hid": "h1", "status": "SERVING_ERROR", "logs": log}]})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = Client("dk", Connection(base_url=f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD),
+                    retry=RETRY)
+    tracemalloc.start()
+    try:
+        status = await client.get_status(JOB, "order-1")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        await client.aclose()
+        await runner.cleanup()
+    return status, peak
+
+
+async def test_a_compressed_log_is_inflated_a_bounded_piece_at_a_time() -> None:
+    """150 KB of answer that inflates to 96 MB (it could be 10 GB): read up to 32 MB, keeping its last 1 MB."""
+    log = compressed_log([b"INFO step done\n"], 96 * 1024 * 1024 // 15, b"ERROR never reached\n")
+    status, peak = await status_with_log(log)
+    assert status.state is RunState.FAILED
+    assert "the log goes on past 32 MB once decompressed" in status.message, status.message
+    assert "never reached" not in status.message
+    assert peak < 40 * 1024 * 1024, f"{peak / 2**20:.0f} MB held at once"
+
+
+async def test_a_long_compressed_log_keeps_its_end_where_the_failure_is() -> None:
+    log = compressed_log([b"INFO step done\n"], 3 * 1024 * 1024 // 15, b"ERROR node load: disk full\n")
+    status, _ = await status_with_log(log)
+    assert "ERROR node load: disk full" in status.message, status.message
+    assert len(datakitchen._log_lines({"logs": log})) == 5000  # its last 5,000 lines (of 200,000), no more

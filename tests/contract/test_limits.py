@@ -5,15 +5,21 @@ every route (the login of DataKitchen included), through each client's real HTTP
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
+import json
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
 from bot.errors import ProviderError, ProviderResponseError
-from bot.providers._http import MAX_BODY_BYTES
+from bot.providers._http import MAX_BODY_BYTES, Call, HttpCaller
 from bot.providers.base import ProviderClient
 from tests.contract.cases import ProviderCase
 from tests.contract.conftest import SleepRecorder
@@ -138,3 +144,92 @@ async def test_a_redirect_to_another_host_never_carries_the_credentials(
     message = str(caught.value)
     assert "another address" in message and elsewhere.url in message, message
     assert "base_url" in message, message
+
+
+# -- found by a second independent pass --------------------------------------------------------------------------
+
+
+@functools.cache
+def gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes, gzipped: about a thousandth of that on the wire."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = bytes(16 * 1024 * 1024)
+    return b"".join([deflater.compress(block) for _ in range(size // len(block))] + [deflater.flush()])
+
+
+async def test_a_compressed_answer_is_inflated_no_further_than_the_cap(
+    case: ProviderCase, built: Callable[[str], ProviderClient[Any, Any]]
+) -> None:
+    """httpx inflated each 64 KB read whole before the cap could count it: 64 MB at once from 64 KB of gzip
+    (and gigabytes from a few KB of ``gzip, gzip``). The bot inflates itself, never past the cap."""
+    bomb = gzip_bomb(256 * 1024 * 1024)
+
+    async def gzipped(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=bomb, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+
+    async with Server(gzipped) as server:
+        client = built(server.url)
+        tracemalloc.start()
+        try:
+            with pytest.raises(ProviderResponseError) as caught:
+                await client.get_status(case.job, "run-1")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert "more than 10 MB" in str(caught.value), str(caught.value)
+    assert peak < 2.5 * MAX_BODY_BYTES, f"{peak / 2**20:.0f} MB held at once for a 10 MB cap"
+
+
+@pytest.mark.parametrize("encoding", ["gzip, gzip", "br", "deflate, identity, gzip"])
+async def test_an_answer_in_an_encoding_the_bot_does_not_inflate_is_refused_clearly(
+    case: ProviderCase, built: Callable[[str], ProviderClient[Any, Any]], encoding: str
+) -> None:
+    body = b'{"message": "ok"}'
+    for coding in reversed([c.strip() for c in encoding.split(",")]):
+        body = gzip.compress(body) if coding == "gzip" else zlib.compress(body) if coding == "deflate" else body
+
+    async def encoded(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, headers={"Content-Type": "application/json", "Content-Encoding": encoding})
+
+    async with Server(encoded) as server:
+        client = built(server.url)
+        with pytest.raises(ProviderError) as caught:
+            await client.get_status(case.job, "run-1")
+    assert f"in Content-Encoding '{encoding}'" in str(caught.value), str(caught.value)
+
+
+async def test_an_answer_nested_too_deeply_is_a_malformed_answer(
+    case: ProviderCase, built: Callable[[str], ProviderClient[Any, Any]]
+) -> None:
+    """``[[[[…`` 100,000 deep: json raises RecursionError, which escaped the typed errors."""
+    async def deep(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="[" * 100_000, content_type="application/json")
+
+    async with Server(deep) as server:
+        client = built(server.url)
+        with pytest.raises(ProviderError):
+            await client.get_status(case.job, "run-1")
+        with pytest.raises(ProviderError):
+            await client.trigger(case.job, case.parameters)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip", "deflate", "raw deflate", "identity", ""])
+async def test_answers_in_gzip_or_deflate_are_read(encoding: str) -> None:
+    document = {"message": "ok", "rows": list(range(2000))}
+    plain = json.dumps(document).encode()
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = {
+        "gzip": gzip.compress(plain),
+        "x-gzip": gzip.compress(plain),
+        "deflate": zlib.compress(plain),
+        "raw deflate": raw.compress(plain) + raw.flush(),
+    }.get(encoding, plain)
+    header = "deflate" if encoding == "raw deflate" else encoding
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": "application/json", **({"Content-Encoding": header} if header else {})}
+        return web.Response(body=body, headers=headers)
+
+    async with Server(answer) as server, httpx.AsyncClient(base_url=server.url) as http:
+        caller = HttpCaller(http, provider="Prov", connection="prov")
+        assert await caller.json(Call("GET", "status", "check the run")) == document

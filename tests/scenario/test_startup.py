@@ -36,7 +36,7 @@ def cli(tmp: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[s
     catalog.write_text(CATALOG)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "PIPELINES_FILE"))}
     env.update(ENV)
-    env.update(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="s3cret", PIPELINES_FILE=str(catalog),
+    env.update(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="s3cret-signing", PIPELINES_FILE=str(catalog),
                HOST="127.0.0.1", PORT="0", LOG_FORMAT="json", SLACK_API_URL="http://127.0.0.1:9/api/")
     env.update(settings)
     return subprocess.run(

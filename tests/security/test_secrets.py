@@ -24,11 +24,11 @@ from urllib.parse import quote, quote_plus
 import httpx
 from aiohttp import web
 
-from bot.emulators._core import ManualClock
+from bot.emulators._core import ManualClock, Outcome
 from bot.emulators._server import EmulatorServer, json_response
 from bot.ops.logs import JsonFormatter
 from bot.ops.redact import RedactingFilter
-from tests.scenario.harness import ENV, World, make_emulators, running_world
+from tests.scenario.harness import DK_JOB, ENV, RIVER, World, make_emulators, running_world
 from tests.scenario.surface import OUR_FAULT, ask, everything_sent
 from tests.security import Recorder, security_catalog, security_world
 
@@ -213,3 +213,32 @@ async def test_secrets_in_every_wire_form_never_reach_slack_logs_or_pages(tmp_pa
     assert netted_lines.count('"message": "sending ***"') >= len(secrets) - len(echo.tokens) + 1
     found = leaks(netted_lines, secrets)
     assert not found, f"{found} in the bot's log handler"
+
+
+# -- found by a second independent pass ----------------------------------------------------------------------------
+
+
+async def test_a_secret_a_provider_echoes_in_task_names_never_reaches_slack(tmp_path: Path) -> None:
+    """Only run and task messages were redacted; cards and the App Home also show task and node names, raw
+    statuses and run ids, all the provider's words."""
+    token, password = ENV["RIVERY_TOKEN"], ENV["DK_PASSWORD"]
+    async with security_world(tmp_path) as w:
+        w.emulators["rivery"].state.script(RIVER, Outcome(
+            result="fail", queued_s=1, running_s=2, message=f"failed with {token}",
+            tasks=(f"load {token}", "clean"), failed_tasks=(f"load {token}",)))
+        w.emulators["datakitchen"].state.script(DK_JOB, Outcome(
+            result="fail", queued_s=1, running_s=2, message=f"refused {password}", tasks=(f"node-{password}",)))
+        for name in ("leads-ods", "sales-dashboard"):
+            assert (await w.command(f"run {name}")).ok
+        await w.until(lambda: len(w.cards()) == 2, what="both cards")
+        w.advance(5)
+        for name in ("leads-ods", "sales-dashboard"):
+            await w.card_saying(f"{name} failed")
+        for text in ("last leads-ods", "last sales-dashboard", "status"):
+            await ask(w, text)
+        await w.slack.open_home("U0ALICE")
+        await w.until(lambda: w.slack.home("U0ALICE") is not None, what="the Home tab")
+        await w.settle(1.0)
+        sent = everything_sent(w)
+    assert token not in sent and password not in sent
+    assert "load ***" in sent and "node-***" in sent  # shown, redacted: not dropped

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -45,7 +47,7 @@ def test_check_prints_warnings_and_still_passes(tmp_path: Path) -> None:
         "connections:\n  r: {provider: rivery, base_url: 'http://rivery.internal/api', api_token: '${RIVERY_TOKEN}'}\n"
         "pipelines:\n  a: {connection: r, river_id: abc}\n"
     )
-    result = run_cli("check", "--catalog-only", cwd=tmp_path, env={"RIVERY_TOKEN": "t0ken"})
+    result = run_cli("check", "--catalog-only", cwd=tmp_path, env={"RIVERY_TOKEN": "t0ken-rivery"})
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
     assert ("pipeline-bot check: warning: connections.r.base_url: http://rivery.internal sends the connection's "
@@ -111,7 +113,7 @@ def test_check_notes_a_pipeline_that_can_be_watched_but_not_run(tmp_path: Path) 
         "  pda: {connection: t, account: '000099', environment: DEV, configuration_type: table-to-table,\n"
         "        configuration_id: 000099_pda}\n"
     )
-    result = run_cli("check", "--catalog-only", "--env-file", "none", cwd=tmp_path, env={"TAILER_API_JWT": "a.b.c"})
+    result = run_cli("check", "--catalog-only", "--env-file", "none", cwd=tmp_path, env={"TAILER_API_JWT": "aaa.bbb.ccc"})
     assert result.returncode == 0, result.stderr
     assert "note: pipelines.files: not runnable: Tailer's API launches only Tables to Tables" in result.stdout
     assert "watch" in result.stdout
@@ -177,3 +179,46 @@ def test_check_notes_that_rivery_run_parameters_rely_on_an_assumption(tmp_path: 
     assert len(notes) == 1
     assert "pipelines.with-params declares parameters (load_date)" in notes[0]
     assert "`variables`" in notes[0] and "assumption" in notes[0]
+
+
+def test_run_reports_an_unexpected_start_up_error_in_one_redacted_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever escapes Runtime.start (a driver's error quoting DATABASE_URL, a library's bug) is one line naming
+    it, redacted, and exit 1; the traceback goes to the log at DEBUG only, redacted too."""
+    import logging
+
+    from bot import cli
+    from bot.ops.logs import LIBRARIES
+    from bot.runtime import Runtime
+
+    password, token = "Db-Pa55word-7", "xoxb-1234-5678-SECRETVALUE"
+    (tmp_path / "pipelines.yml").write_text(
+        "connections:\n  r: {provider: rivery, api_token: '${RIVERY_TOKEN}'}\npipelines:\n  a: {connection: r, river_id: x}\n"
+    )
+
+    async def start(self: Runtime) -> None:
+        raise ValueError(f"invalid literal for int(): '{password}@db.internal:5432' with {token}")
+
+    monkeypatch.setattr(Runtime, "start", start)
+    for name, value in {"SLACK_BOT_TOKEN": token, "SLACK_SIGNING_SECRET": "sig-secret-4567", "LOG_LEVEL": "DEBUG",
+                        "RIVERY_TOKEN": "rivery-token-1", "PIPELINES_FILE": str(tmp_path / "pipelines.yml"),
+                        "DATABASE_URL": f"postgresql+asyncpg://bot:{password}@127.0.0.1:1/pb", "LOG_FORMAT": "json",
+                        "PORT": "0"}.items():
+        monkeypatch.setenv(name, value)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, {n: logging.getLogger(n).level for n in (*LIBRARIES, "h2")}
+    try:
+        code = cli.main(["run", "--env-file", str(tmp_path / "none.env")])
+    finally:
+        root.handlers[:], level, levels = saved
+        root.setLevel(level)
+        for n, value in levels.items():
+            logging.getLogger(n).setLevel(value)
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if not line.startswith("{")]
+    assert code == 1
+    assert said == ["pipeline-bot: cannot start: ValueError: invalid literal for int(): '***@db.internal:5432' with "
+                    "*** (LOG_LEVEL=DEBUG logs the traceback)"], err
+    assert "Traceback" in err and '"level": "debug"' in err  # the traceback, in the log, at DEBUG
+    assert password not in err and token not in err

@@ -64,7 +64,7 @@ def _no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def settings_problems(tmp_path: Path, **env: str) -> list[str]:
     from bot.config import Settings
 
-    values = {"slack_bot_token": "xoxb-test", "slack_signing_secret": "s3cret", **env}
+    values = {"slack_bot_token": "xoxb-test", "slack_signing_secret": "s3cret-signing", **env}
     return Settings(_env_file=None, _secrets_dir=tmp_path, **values).problems()  # type: ignore[arg-type]
 
 
@@ -118,3 +118,31 @@ def test_a_slack_token_with_spaces_or_quotes_is_refused_without_showing_it(
 def test_the_fake_tokens_of_the_tests_and_the_demo_pass(tmp_path: Path) -> None:
     assert settings_problems(tmp_path, slack_bot_token="xoxb-test") == []
     assert settings_problems(tmp_path, slack_bot_token="xoxb-0000000000-0000000000000-example") == []
+
+
+# -- found by a second independent pass ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("slack_signing_secret", "abc"), ("slack_signing_secret", "s3cret"), ("slack_bot_token", "xoxb-1"),
+     ("slack_app_token", "xapp-1")],
+)
+def test_a_slack_secret_too_short_to_be_real_is_refused_without_showing_it(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    (found,) = settings_problems(tmp_path, **{name: value})
+    assert found == (f"{name.upper()}: is shorter than 8 characters: not a real Slack token or secret (a "
+                     "placeholder, or cut short when copied?): copy it again from the app's settings"), found
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql+asyncpg://bot:p@ss@db.internal/pb", "postgresql+asyncpg://bot:p@ss:Secret123@db.internal:5432/pb"],
+)
+def test_a_database_password_with_an_unencoded_at_sign_is_refused_without_showing_it(tmp_path: Path, url: str) -> None:
+    """SQLAlchemy reads ``bot:p@ss@db`` as password ``p`` at host ``ss@db``: the engine would quote that host."""
+    (found,) = settings_problems(tmp_path, database_url=url)
+    assert found.startswith("DATABASE_URL: "), found
+    assert "must be percent-encoded in the URL (@ as %40" in found, found
+    assert "ss@db" not in found and "Secret123" not in found

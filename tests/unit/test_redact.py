@@ -18,10 +18,11 @@ import httpx
 import pytest
 
 from bot.config import Settings
-from bot.errors import ProviderError
-from bot.ops.logs import setup_logging
+from bot.errors import ProviderAuthError, ProviderError
+from bot.models import RunState, RunStatus, TaskStatus
+from bot.ops.logs import LIBRARIES, setup_logging
 from bot.ops.redact import PROCESS, Redactor
-from bot.providers import datakitchen
+from bot.providers import datakitchen, invision
 from bot.providers._http import Call, HttpCaller
 
 SECRET = 'Kx7&Qv w%Zp+"\\é9'
@@ -53,6 +54,18 @@ FORMS = {
     "HTML": html.escape(SECRET),
     "decomposed é": unicodedata.normalize("NFD", SECRET),
     "decomposed é, form field": quote_plus(unicodedata.normalize("NFD", SECRET)),
+    # found by a second independent pass: escapes other encoders use, and escapes of escapes
+    "every byte percent-encoded": "".join(f"%{b:02X}" for b in SECRET.encode()),
+    "every character \\u-escaped": "".join(f"\\u{ord(c):04x}" for c in SECRET),
+    "Go JSON (<>& as \\u00XX)": json.dumps(SECRET)[1:-1].replace("&", "\\u0026"),
+    "HTML, decimal references": "".join(c if c.isalnum() else f"&#{ord(c)};" for c in SECRET),
+    "HTML, hex references, upper case": "".join(c if c.isalnum() else f"&#X{ord(c):X};" for c in SECRET),
+    "HTML, every character a reference": "".join(f"&#{ord(c)};" for c in SECRET),
+    "repr of repr": repr(repr(SECRET)[1:-1])[1:-1],
+    "repr of a JSON body": repr(json.dumps({"t": SECRET}))[1:-1].split('"t": "', 1)[1][:-2],
+    "encodeURIComponent": quote(SECRET, safe="!~*'()"),
+    "java.net.URLEncoder": quote_plus(SECRET, safe="*").replace("~", "%7E"),
+    "a path as httpx sends it": httpx.URL("https://h/").join(SECRET).raw_path.decode()[1:],
 }
 
 
@@ -174,7 +187,7 @@ def log_output() -> Iterator[io.StringIO]:
     """The bot's logging as ``run`` sets it up (JSON, DEBUG), written to a buffer."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in ("hpack", "hpack.hpack", "h2", "httpcore")}
+    levels = {name: logging.getLogger(name).level for name in (*LIBRARIES, "hpack.hpack", "h2")}
     setup_logging("DEBUG", "json")
     buffer = io.StringIO()
     handler = root.handlers[0]
@@ -220,3 +233,171 @@ def test_settings_name_their_secrets_with_the_database_password() -> None:
         database_url="postgresql+asyncpg://bot:p%40ss%20word@db:5432/bot",
     )
     assert {"xoxb-1234", "sign-1234", "p%40ss%20word", "p@ss word"} <= set(settings.secret_values())
+
+
+# -- found by a second independent pass ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("secret", ["p<a>s&s=w0rd'x", "Tok=en<>&'"])
+def test_go_and_gson_json_escapes_are_redacted(secret: str) -> None:
+    """Go's encoding/json writes < > & as \\u003c \\u003e \\u0026; Gson also = and ' (\\u003d \\u0027)."""
+    go = json.dumps(secret)[1:-1].replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    gson = go.replace("=", "\\u003d").replace("'", "\\u0027")
+    for form in (go, gson, gson.replace("\\u003d", "\\u003D")):
+        assert Redactor([secret]).redact(f"[{form}]") == "[***]", form
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r\n", "\n  | ", "\n    |   | "])
+def test_a_secret_with_a_line_break_is_redacted_when_a_log_prefixes_its_second_line(line_break: str) -> None:
+    """A traceback of an ExceptionGroup prefixes each line of a message with ``|``: a multi-line secret is split."""
+    secret = "first-half-of-it\nsecond-half-of-it"
+    text = "note " + secret.replace("\n", line_break) + " and after"
+    assert Redactor([secret]).redact(text) == "note *** and after"
+
+
+def test_an_exception_group_and_a_never_retrieved_task_hold_no_piece_of_a_secret(log_output: io.StringIO) -> None:
+    """The traceback of an ExceptionGroup (lines prefixed with ``|``) and asyncio's "Task exception was never
+    retrieved", which shows ``repr()`` of an exception whose message holds a ``repr()``: escaped twice."""
+    secret = 'dk-Pa55"w\\ord\nsecond-line'
+    secrets = Redactor([secret])
+    PROCESS.include(secrets)
+    try:
+        error = RuntimeError(f"wrapped {secret!r}")
+        error.add_note(f"note {secret}")
+        try:
+            raise ExceptionGroup("group", [error, KeyError({"password": secret})])
+        except ExceptionGroup:
+            logging.getLogger("bot.runtime").exception("group failed")
+        logging.getLogger("asyncio").error("Task exception was never retrieved\nexception=%r", error)
+    finally:
+        PROCESS.exclude(secrets)
+    written = log_output.getvalue()
+    assert "group failed" in written and "never retrieved" in written
+    halves = {half for part in secret.split("\n") for half in pieces(part)}
+    escaped = {json.dumps(repr(secret))[1:-1], json.dumps(repr(repr(secret)))[1:-1]}
+    assert not [p for p in halves | {p for e in escaped for p in pieces(e)} if p in written], written
+
+
+def test_a_log_call_whose_arguments_do_not_fit_its_format_shows_them_redacted(
+    log_output: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A library's bug: one argument short. logging would report it on stderr with the raw arguments."""
+    secrets = Redactor([SECRET])
+    PROCESS.include(secrets)
+    try:
+        logging.getLogger("some.library").warning("retrying with token=%s after %d s", SECRET)
+    finally:
+        PROCESS.exclude(secrets)
+    written, stderr = log_output.getvalue(), capsys.readouterr().err
+    assert "retrying with token" in written and "***" in written
+    assert not [p for p in pieces(SECRET) if p in written + stderr], written + stderr
+
+
+def test_every_provider_supplied_field_of_a_status_is_redacted() -> None:
+    caller = caller_answering(200, {})
+    status = RunStatus(
+        run_id=f"id-{SECRET}",
+        state=RunState.FAILED,
+        raw_status=f"E {SECRET}",
+        message=f"failed: {SECRET}",
+        warning=f"late {SECRET}",
+        extra={"order": f"o-{SECRET}"},
+        tasks=(TaskStatus(name=f"load {SECRET}", state=RunState.FAILED, raw_status=f"E {SECRET}", message=SECRET),),
+    )
+    shown = caller.redact_status(status)
+    assert shown.raw_status == "E ***" and shown.run_id == "id-***" and shown.extra == {"order": "o-***"}
+    assert (shown.tasks[0].name, shown.tasks[0].raw_status, shown.tasks[0].message) == ("load ***", "E ***", "***")
+    assert not [p for p in pieces(SECRET) if p in repr(shown)], shown
+
+
+async def test_invision_redacts_its_run_id_and_raw_status() -> None:
+    key = "IvKey-0123456789abcdef"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"runId": f"r-{key}", "status": f"Running {key}"})
+
+    http = httpx.AsyncClient(base_url="https://iv.example/", transport=httpx.MockTransport(answer))
+    client = invision.Client("iv", invision.Connection(base_url="https://iv.example", api_key=key), http=http)
+    status = await client.get_status(invision.Job(dataflow_id="f"), "r1")
+    assert (status.run_id, status.raw_status) == ("r-***", "Running ***")
+
+
+async def test_a_redirect_path_is_redacted_before_it_is_cut() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"location": "/" + "a" * 190 + PLAIN + "/more"})
+
+    http = httpx.AsyncClient(base_url="https://api.example/", transport=httpx.MockTransport(answer))
+    caller = HttpCaller(http, provider="Prov", connection="prov", secrets=(PLAIN,))
+    with pytest.raises(ProviderError) as caught:
+        await caller.send(Call("GET", "status", "check the run"))
+    shown = str(caught.value)
+    assert "redirect" in shown
+    assert not [p for p in pieces(PLAIN) if p in shown], shown
+
+
+async def test_a_datakitchen_password_too_short_to_redact_alone_is_hidden_in_an_echoed_login_form() -> None:
+    """``check`` refuses such a password; a client built with one still never shows the login form it sent."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"message": f"no such login: {request.content.decode()}"})
+
+    http = httpx.AsyncClient(base_url="https://dk.example/", transport=httpx.MockTransport(answer))
+    conn = datakitchen.Connection(base_url="https://dk.example", username=USER, password="p&1")
+    client = datakitchen.Client("dk", conn, http=http)
+    http.auth = client.session
+    with pytest.raises(ProviderAuthError) as caught:
+        await client.get_status(datakitchen.Job(kitchen="k", recipe="r", variation="v"), "order-1")
+    shown = str(caught.value)
+    assert "no such login" in shown and "***" in shown
+    assert "p%261" not in shown and "p&1" not in shown, shown
+
+
+async def test_bolt_and_socket_mode_loggers_stay_quiet_when_the_bot_logs_at_debug(log_output: io.StringIO) -> None:
+    """Bolt's app logs under ``bot.slack.bolt`` and the Socket Mode client inherits it: every request, listener
+    and envelope at DEBUG, unless held at LIBRARY_LOG_LEVEL like the other libraries."""
+    import types
+    from typing import Any, cast
+
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.slack.app import build_app, web_client
+
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test-token", slack_app_token="xapp-test-token-1")
+    app = build_app(settings, cast(Any, types.SimpleNamespace(command="/pipeline")), web_client(settings))
+    handler = AsyncSocketModeHandler(app, "xapp-test-token-1")
+    try:
+        handler.client.logger.debug("envelope received: %s", "payload-of-the-envelope")
+        app.logger.debug("listener ran: %s", "payload-of-the-request")
+    finally:
+        await handler.client.close()
+    assert not handler.client.logger.isEnabledFor(logging.DEBUG)
+    assert "payload-of" not in log_output.getvalue()
+    logging.getLogger("bot.tracking").debug("the bot's own line")
+    assert "the bot's own line" in log_output.getvalue()  # the bot itself still logs at DEBUG
+
+
+def test_settings_never_show_the_database_password_and_know_its_every_form() -> None:
+    settings = Settings(_env_file=None, database_url="postgresql+asyncpg://bot:Db-Pa55word@db/pb")
+    assert "Db-Pa55word" not in repr(settings) and "Db-Pa55word" not in settings.model_dump_json()
+    assert "Db-Pa55word" not in str(settings.model_dump())
+    assert "bot:***@db/pb" in repr(settings)
+    assert settings.database_url.endswith("bot:Db-Pa55word@db/pb")  # what the engine is given is untouched
+    query = Settings(_env_file=None, database_url="postgresql+asyncpg://bot@db/pb?password=Db-Pa55word&ssl=1")
+    assert "Db-Pa55word" in query.secret_values()
+    assert "Db-Pa55word" not in repr(query) and "password=***" in repr(query)
+    # SQLAlchemy reads the password of bot:p/ss@db as p/ss (urlsplit stops at the '/'); a short one is hidden
+    # as user:password
+    slash = Settings(_env_file=None, database_url="postgresql+asyncpg://bot:pa/ss-word@db/pb")
+    assert {"pa/ss-word", "bot:pa/ss-word"} <= set(slash.secret_values())
+    short = Settings(_env_file=None, database_url="postgresql+asyncpg://bot:pw@db/pb")
+    assert Redactor(short.secret_values()).redact("connect bot:pw@db") == "connect ***@db"
+
+
+def test_a_long_secret_is_redacted_in_its_forms_without_a_pattern() -> None:
+    """Secrets over 256 characters (session tokens, keys) are searched as plain text: compiling them into the
+    pattern cost seconds for a long one, on the event loop."""
+    token = "eyJ" + "ab/cd+ef=" * 60
+    forms = [token, quote(token, safe=""), lower_hex(quote(token, safe="")), quote_plus(token),
+             json.dumps(token)[1:-1].replace("/", "\\/"), base64.b64encode(token.encode()).decode()]
+    redactor = Redactor([token, "short-secret-1"])
+    for form in forms:
+        assert redactor.redact(f"[{form}] and short-secret-1") == "[***] and ***", form

@@ -286,7 +286,7 @@ def test_plain_http_to_another_host_is_a_warning_and_to_this_machine_is_quiet() 
 
     def warnings_for(url: str) -> tuple[str, ...]:
         raw = yaml.safe_load(f"connections: {{r: {{provider: rivery, base_url: '{url}', api_token: '${{T}}'}}}}")
-        return parse_catalog(raw, {"T": "t0ken"}).warnings
+        return parse_catalog(raw, {"T": "t0ken-rivery"}).warnings
 
     (warning,) = warnings_for("http://rivery.internal:8080/api")
     assert warning.startswith("connections.r.base_url: http://rivery.internal sends the connection's credentials "
@@ -362,6 +362,8 @@ def test_int_parameters_take_ascii_whole_numbers_and_check_their_default() -> No
     )
     assert problems == ["pipelines.p.parameters.n: default '١٢٣': must be a whole number written with the digits "
                         "0-9, like 42"]
+
+
 def test_a_watched_pipeline_with_nowhere_to_alert_and_owners_nobody_can_be_mentioned_as_are_errors() -> None:
     """A watched pipeline's failures have no card: with no channel anywhere they would only reach a log line.
     Owners are mentioned in alerts: a channel id there would silently mention nobody."""
@@ -384,3 +386,22 @@ def test_a_watched_pipeline_with_nowhere_to_alert_and_owners_nobody_can_be_menti
     assert any(p.startswith("defaults.owners: 'C0DATAOPS1' cannot be mentioned") for p in problems)
     assert any(p.startswith("pipelines.quiet.owners: 'G0GROUPS1' cannot be mentioned") for p in problems)
     assert len(problems) == 3, problems
+
+
+def test_a_provider_secret_too_short_to_be_real_is_refused_without_showing_it() -> None:
+    """A placeholder or a value cut short; and a secret that short could never be redacted from a message."""
+    problems = problems_of(
+        """
+        connections:
+          riv: {provider: rivery, api_token: "${RIVERY_TOKEN}"}
+          dk: {provider: datakitchen, username: bot, password: "${DK_PASSWORD}"}
+          inv: {provider: invision, base_url: "https://x/invision/", api_key: "${IV_KEY}"}
+        """,
+        {"RIVERY_TOKEN": "abc", "DK_PASSWORD": "pa55wd", "IV_KEY": "long-enough-key"},
+    )
+    assert sorted(problems) == sorted([
+        "connections.riv.api_token: the value of RIVERY_TOKEN is shorter than 8 characters: not a real credential "
+        "(a placeholder, or cut short when copied?)",
+        "connections.dk.password: the value of DK_PASSWORD is shorter than 8 characters: not a real credential "
+        "(a placeholder, or cut short when copied?)",
+    ])

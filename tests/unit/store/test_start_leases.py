@@ -31,7 +31,7 @@ pipelines:
 
 def recovery(store: Store) -> RunService:
     """Another replica's run service (B), with the clock stopped at NOW."""
-    catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t"})
+    catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t0ken-value"})
 
     async def nobody(group: str) -> frozenset[str]:
         return frozenset()

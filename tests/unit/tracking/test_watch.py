@@ -75,7 +75,7 @@ class Setup:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.clock = Clock()
-        self.catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t"})
+        self.catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t0ken-value"})
         self.pool = ClientPool.for_catalog(self.catalog)
         self.notifier = Notifier(store, self.catalog, self.pool, self.clock)
         self.notifier.alerter = Alerter(store, self.catalog, self.pool, self.clock)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.catalog.load import load_catalog
+from bot.catalog.load import load_catalog, referenced_values
 from bot.catalog.model import Catalog
 from bot.config import Settings, environment, load_settings
 from bot.errors import ConfigError, StartupError
@@ -94,13 +95,14 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         problems.extend(settings.problems())
     path = catalog_path or (settings.pipelines_file if settings else Path("pipelines.yml"))
     catalog = None
+    env = environment(env_file)
     try:
-        catalog = load_catalog(path, environment(env_file))
+        catalog = load_catalog(path, env)
     except ConfigError as exc:
         problems.extend(exc.problems)
     if problems:
         print(f"pipeline-bot check: {len(problems)} problem(s)", file=sys.stderr)
-        secrets = _secrets_of(settings, catalog)
+        secrets = _secrets_of(settings, catalog, path, env)
         for line in problems:
             print(f"  - {secrets.redact(line)}", file=sys.stderr)
         return 1
@@ -147,12 +149,14 @@ def _run(env_file: Path) -> int:
         return _fail(exc.problems)
     problems = settings.problems()
     catalog = None
+    env = environment(env_file)
     try:
-        catalog = load_catalog(settings.pipelines_file, environment(env_file))
+        catalog = load_catalog(settings.pipelines_file, env)
     except ConfigError as exc:
         problems.extend(exc.problems)
     if problems:
-        return _fail([_secrets_of(settings, catalog).redact(line) for line in problems])
+        secrets = _secrets_of(settings, catalog, settings.pipelines_file, env)
+        return _fail([secrets.redact(line) for line in problems])
     assert catalog is not None
     setup_logging(settings.log_level, settings.log_format, settings.library_log_level)
     for line in catalog.warnings:
@@ -181,11 +185,16 @@ async def _serve(settings: Settings, catalog: Catalog) -> int:
     return 0
 
 
-def _secrets_of(settings: Settings | None, catalog: Catalog | None) -> Redactor:
-    """What a problem line must never show: the settings' secrets and the catalog's, in any wire form."""
+def _secrets_of(
+    settings: Settings | None, catalog: Catalog | None, path: Path, env: dict[str, str]
+) -> Redactor:
+    """What a problem line must never show: the settings' secrets and the catalog's, in any wire form, and every
+    variable the catalog file refers to with ``${NAME}`` (a catalog with problems has no connections to ask)."""
     secrets = Redactor(settings.secret_values() if settings is not None else ())
     for connection in catalog.connections.values() if catalog is not None else ():
         secrets.add(*connection.secret_values())
+    with contextlib.suppress(OSError):  # load_catalog said why it cannot be read
+        secrets.add(*referenced_values(path.read_text(encoding="utf-8", errors="replace"), env))
     return secrets
 
 

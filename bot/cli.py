@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bot.catalog.load import load_catalog, referenced_values
 from bot.catalog.model import Catalog
-from bot.config import Settings, environment, load_settings
+from bot.config import Settings, environment, load_settings, sqlite_folder_problem
 from bot.errors import ConfigError, StartupError
 from bot.ops.redact import Redactor
 
@@ -93,13 +93,16 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         problems.extend(exc.problems)
     if settings is not None and not catalog_only:
         problems.extend(settings.problems())
+        if folder := sqlite_folder_problem(settings.database_url):
+            problems.append(f"DATABASE_URL: {folder}")
     path = catalog_path or (settings.pipelines_file if settings else Path("pipelines.yml"))
     catalog = None
-    env = environment(env_file)
+    env: dict[str, str] = {}
     try:
+        env = environment(env_file)
         catalog = load_catalog(path, env)
     except ConfigError as exc:
-        problems.extend(exc.problems)
+        problems.extend(p for p in exc.problems if p not in problems)  # a bad .env is said once
     if problems:
         print(f"pipeline-bot check: {len(problems)} problem(s)", file=sys.stderr)
         secrets = _secrets_of(settings, catalog, path, env)
@@ -140,13 +143,47 @@ def _assumption_notes(catalog: Catalog) -> list[str]:
 
 
 def _run(env_file: Path) -> int:
-    """Validate everything first: a bot with a bad config exits non-zero listing every problem."""
-    from bot.ops.logs import setup_logging
+    """Validate everything first: a bot with a bad config exits non-zero listing every problem.
 
+    Whatever start-up still raises is one redacted line and exit 1 (a traceback is for a developer, and may
+    quote a secret); Ctrl-C while starting is one line and 130."""
+    settings: Settings | None = None
     try:
         settings = load_settings(env_file=env_file)
+        ready = _prepare(settings, env_file)
     except ConfigError as exc:
         return _fail(exc.problems)
+    except KeyboardInterrupt:
+        return _interrupted()
+    except Exception as exc:  # the last resort: every known failure has its own message
+        return _unexpected(exc, settings)
+    if isinstance(ready, int):
+        return ready
+    try:
+        return asyncio.run(_serve(settings, ready))
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    print("pipeline-bot: interrupted while starting", file=sys.stderr)
+    return 130
+
+
+def _unexpected(exc: BaseException, settings: Settings | None, known: Redactor | None = None) -> int:
+    said = (str(exc).strip().splitlines() or [""])[0][:300]
+    line = f"pipeline-bot: cannot start: {type(exc).__name__}" + (f": {said}" if said else "")
+    secrets = _secrets_of(settings, None, settings.pipelines_file if settings else Path("pipelines.yml"), {})
+    if known is not None:
+        secrets.include(known)
+    print(secrets.redact(line), file=sys.stderr)
+    return 1
+
+
+def _prepare(settings: Settings, env_file: Path) -> Catalog | int:
+    """The catalog to run, or the exit code after listing the problems."""
+    from bot.ops.logs import setup_logging
+
     problems = settings.problems()
     catalog = None
     env = environment(env_file)
@@ -161,7 +198,7 @@ def _run(env_file: Path) -> int:
     setup_logging(settings.log_level, settings.log_format, settings.library_log_level)
     for line in catalog.warnings:
         logging.getLogger("bot.catalog").warning("%s", line)
-    return asyncio.run(_serve(settings, catalog))
+    return catalog
 
 
 async def _serve(settings: Settings, catalog: Catalog) -> int:
@@ -179,6 +216,8 @@ async def _serve(settings: Settings, catalog: Catalog) -> int:
         except StartupError as exc:  # one line saying why: an operator reads it, not a traceback
             print(f"pipeline-bot: cannot start: {exc}", file=sys.stderr)
             return 1
+        except Exception as exc:  # the last resort: redacted with every secret the runtime knows by now
+            return _unexpected(exc, settings, getattr(runtime, "secrets", None))
         await runtime.run_until_stopped()
     finally:
         await runtime.stop()

@@ -211,13 +211,17 @@ async def _serve(settings: Settings, catalog: Catalog) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.request_stop)
     try:
-        try:
-            await runtime.start()
-        except StartupError as exc:  # one line saying why: an operator reads it, not a traceback
+        await runtime.start()
+    except Exception as exc:
+        if isinstance(exc, StartupError):  # one line saying why: an operator reads it, not a traceback
             print(f"pipeline-bot: cannot start: {exc}", file=sys.stderr)
-            return 1
-        except Exception as exc:  # the last resort: redacted with every secret the runtime knows by now
-            return _unexpected(exc, settings, getattr(runtime, "secrets", None))
+        else:  # the last resort: redacted with every secret the runtime knows by now
+            _unexpected(exc, settings, getattr(runtime, "secrets", None))
+        # undo what was set up; what fails there (the database that refused the start, say) was said above
+        with contextlib.suppress(Exception):
+            await runtime.stop()
+        return 1
+    try:
         await runtime.run_until_stopped()
     finally:
         await runtime.stop()

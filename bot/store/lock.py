@@ -10,6 +10,7 @@ two processes lock two different files of the same name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -49,9 +50,12 @@ class ProcessLock:
     def _lock(self, path: Path, *, pid_file: bool) -> int:
         try:
             # O_NOFOLLOW: a symlink planted at the lock's name must not make us truncate the file it points to
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            # the database only read: flock needs no more, and a read-only file is said by its first write
+            mode = os.O_RDWR if pid_file else os.O_RDONLY
+            fd = os.open(path, mode | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
-            raise StartupError(f"cannot open {path} to lock it: {exc.strerror} (a symbolic link?)") from None
+            link = " (a symbolic link: use the file's real path)" if exc.errno == errno.ELOOP else ""
+            raise StartupError(f"cannot open {path} to lock it: {exc.strerror}{link}") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise StartupError(f"{path} is not a regular file; remove it or correct DATABASE_URL")

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.catalog.load import load_catalog
+from bot.catalog.load import load_catalog, referenced_values
 from bot.catalog.model import Catalog
-from bot.config import Settings, environment, load_settings
+from bot.config import Settings, environment, load_settings, sqlite_folder_problem
 from bot.errors import ConfigError, StartupError
 from bot.ops.redact import PROCESS, Redactor
 
@@ -92,15 +93,19 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         problems.extend(exc.problems)
     if settings is not None and not catalog_only:
         problems.extend(settings.problems())
+        if folder := sqlite_folder_problem(settings.database_url):
+            problems.append(f"DATABASE_URL: {folder}")
     path = catalog_path or (settings.pipelines_file if settings else Path("pipelines.yml"))
     catalog = None
+    env: dict[str, str] = {}
     try:
-        catalog = load_catalog(path, environment(env_file))
+        env = environment(env_file)
+        catalog = load_catalog(path, env)
     except ConfigError as exc:
-        problems.extend(exc.problems)
+        problems.extend(p for p in exc.problems if p not in problems)  # a bad .env is said once
     if problems:
         print(f"pipeline-bot check: {len(problems)} problem(s)", file=sys.stderr)
-        secrets = _secrets_of(settings, catalog)
+        secrets = _secrets_of(settings, catalog, path, env)
         for line in problems:
             print(f"  - {secrets.redact(line)}", file=sys.stderr)
         return 1
@@ -138,32 +143,68 @@ def _assumption_notes(catalog: Catalog) -> list[str]:
 
 
 def _run(env_file: Path) -> int:
-    """Validate everything first: a bot with a bad config exits non-zero listing every problem."""
-    from bot.ops.logs import setup_logging
+    """Validate everything first: a bot with a bad config exits non-zero listing every problem.
 
+    Whatever start-up still raises is one redacted line and exit 1 (a traceback is for a developer, and may
+    quote a secret); Ctrl-C while starting is one line and 130."""
+    settings: Settings | None = None
     try:
         settings = load_settings(env_file=env_file)
+        ready = _prepare(settings, env_file)
     except ConfigError as exc:
         return _fail(exc.problems)
+    except KeyboardInterrupt:
+        return _interrupted()
+    except Exception as exc:  # the last resort: every known failure has its own message
+        return _unexpected(exc, settings)
+    if isinstance(ready, int):
+        return ready
+    catalog, secrets = ready
+    try:
+        return asyncio.run(_serve(settings, catalog, secrets))
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        return _interrupted()
+    except Exception as exc:  # whatever escaped the running bot: one line, not a traceback holding what it holds
+        return _crashed("stopped", exc, secrets)
+
+
+def _interrupted() -> int:
+    print("pipeline-bot: interrupted while starting", file=sys.stderr)
+    return 130
+
+
+def _unexpected(exc: BaseException, settings: Settings | None, known: Redactor | None = None) -> int:
+    said = (str(exc).strip().splitlines() or [""])[0][:300]
+    line = f"pipeline-bot: cannot start: {type(exc).__name__}" + (f": {said}" if said else "")
+    secrets = _secrets_of(settings, None, settings.pipelines_file if settings else Path("pipelines.yml"), {})
+    if known is not None:
+        secrets.include(known)
+    print(secrets.redact(line), file=sys.stderr)
+    return 1
+
+
+def _prepare(settings: Settings, env_file: Path) -> tuple[Catalog, Redactor] | int:
+    """The catalog to run and the secrets the log must never show, or the exit code after listing the problems."""
+    from bot.ops.logs import setup_logging
+
     problems = settings.problems()
     catalog = None
+    env = environment(env_file)
     try:
-        catalog = load_catalog(settings.pipelines_file, environment(env_file))
+        catalog = load_catalog(settings.pipelines_file, env)
     except ConfigError as exc:
         problems.extend(exc.problems)
     if problems:
-        return _fail([_secrets_of(settings, catalog).redact(line) for line in problems])
+        secrets = _secrets_of(settings, catalog, settings.pipelines_file, env)
+        return _fail([secrets.redact(line) for line in problems])
     assert catalog is not None
     setup_logging(settings.log_level, settings.log_format, settings.library_log_level)
     # the log filter knows the secrets from the first line on, before the runtime adds its own
-    secrets = _secrets_of(settings, catalog)
+    secrets = _secrets_of(settings, catalog, settings.pipelines_file, env)
     PROCESS.include(secrets)
     for line in catalog.warnings:
         logging.getLogger("bot.catalog").warning("%s", line)
-    try:
-        return asyncio.run(_serve(settings, catalog, secrets))
-    except Exception as exc:  # whatever escaped: one line, not a traceback holding what it holds
-        return _crashed("stopped", exc, secrets)
+    return catalog, secrets
 
 
 async def _serve(settings: Settings, catalog: Catalog, secrets: Redactor) -> int:
@@ -176,13 +217,20 @@ async def _serve(settings: Settings, catalog: Catalog, secrets: Redactor) -> int
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.request_stop)
     try:
-        try:
-            await runtime.start()
-        except StartupError as exc:  # one line saying why: an operator reads it, not a traceback
+        await runtime.start()
+    except Exception as exc:
+        if isinstance(exc, StartupError):  # one line saying why: an operator reads it, not a traceback
             print(f"pipeline-bot: cannot start: {exc}", file=sys.stderr)
-            return 1
-        except Exception as exc:  # a failure start-up did not foresee (a driver's, a library's)
-            return _crashed("cannot start", exc, secrets)
+        else:  # the last resort: redacted with every secret the runtime knows by now
+            known = getattr(runtime, "secrets", None)
+            if known is not None:
+                secrets.include(known)
+            _crashed("cannot start", exc, secrets)
+        # undo what was set up; what fails there (the database that refused the start, say) was said above
+        with contextlib.suppress(Exception):
+            await runtime.stop()
+        return 1
+    try:
         await runtime.run_until_stopped()
     finally:
         await runtime.stop()
@@ -199,11 +247,16 @@ def _crashed(what: str, exc: BaseException, secrets: Redactor) -> int:
     return 1
 
 
-def _secrets_of(settings: Settings | None, catalog: Catalog | None) -> Redactor:
-    """What a problem line must never show: the settings' secrets and the catalog's, in any wire form."""
+def _secrets_of(
+    settings: Settings | None, catalog: Catalog | None, path: Path, env: dict[str, str]
+) -> Redactor:
+    """What a problem line must never show: the settings' secrets and the catalog's, in any wire form, and every
+    variable the catalog file refers to with ``${NAME}`` (a catalog with problems has no connections to ask)."""
     secrets = Redactor(settings.secret_values() if settings is not None else ())
     for connection in catalog.connections.values() if catalog is not None else ():
         secrets.add(*connection.secret_values())
+    with contextlib.suppress(OSError):  # load_catalog said why it cannot be read
+        secrets.add(*referenced_values(path.read_text(encoding="utf-8", errors="replace"), env))
     return secrets
 
 

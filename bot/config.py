@@ -26,6 +26,7 @@ __all__ = [
     "environment",
     "hide_password",
     "load_settings",
+    "sqlite_folder_problem",
 ]
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -257,27 +258,64 @@ def database_url_problem(url: str) -> str | None:
     if "://" not in url:
         return f"not a database URL; use {_FORMS}"
     scheme = url.split("://", 1)[0]
-    database, _, driver = scheme.partition("+")
-    database = "postgresql" if database == "postgres" else database
+    written, _, driver = scheme.partition("+")
+    database = "postgresql" if written == "postgres" else written
     if database not in _DRIVERS:
-        return f"{scheme}:// is not a database the bot can use; use {_FORMS}"
-    if driver != _DRIVERS[database]:
+        return f"{shown_scheme(scheme)}:// is not a database the bot can use; use {_FORMS}"
+    if driver != _DRIVERS[database] or written != database:  # SQLAlchemy knows no postgres+asyncpg://
         form = f"{database}+{_DRIVERS[database]}://" + ("/…" if database == "sqlite" else "…")
-        return f"use {form} (got {scheme}://): the bot talks to {_NAMES[database]} through {_DRIVERS[database]}"
+        return (
+            f"use {form} (got {shown_scheme(scheme)}://): the bot talks to {_NAMES[database]} through "
+            f"{_DRIVERS[database]}"
+        )
     from sqlalchemy.engine import make_url
 
     try:
         parsed = make_url(url)  # as the engine will read it
+        port = parsed.port
     except Exception:  # its message holds the URL, password included
         return f"cannot be read as a URL; write it like {_FORMS}. {_ENCODE}"
+    if database == "sqlite":
+        return _sqlite_problem(parsed.database, dict(parsed.query))
     if parsed.host and any(c in parsed.host for c in "@/?# "):  # bot:p@ss@db reads as host "ss@db"
-        return f"its host name cannot be right (SQLAlchemy reads one with '@' in it). {_ENCODE}"
+        return (
+            "the password must be percent-encoded in the URL (@ as %40, : as %3A, / as %2F, ? as %3F, # as %23, "
+            "% as %25): as written, part of it is read as the host name"
+        )
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is out of range (1-65535)"
+    if "sslmode" in parsed.query:
+        return "asyncpg takes ssl=require (or ssl=verify-full…), not sslmode=: write ?ssl=require"
     return None
+
+
+def _sqlite_problem(database: str | None, query: dict[str, object]) -> str | None:
+    if not database or database == ":memory:" or "mode=memory" in database or query.get("mode") == "memory":
+        return (
+            "an in-memory SQLite database is lost when the bot stops (runs, cards and alerts with it): "
+            "use a file, like sqlite+aiosqlite:///pipeline-bot.db"
+        )
+    if database.startswith("file:") or "uri" in query:
+        return "SQLite URI filenames (file:…, ?uri=true) are not supported: write the path, like sqlite+aiosqlite:///data/bot.db"
+    for name in ("timeout",):
+        value = query.get(name)
+        if value is not None:
+            try:
+                float(str(value))
+            except ValueError:
+                return f"?{name}= must be a number of seconds"
+    return None
+
+
+def shown_scheme(scheme: str) -> str:
+    """The scheme as a problem line quotes it: cut, never a password (a URL without :// in the right place)."""
+    return scheme if len(scheme) <= 40 and "@" not in scheme and ":" not in scheme else scheme[:20] + "…"
 
 
 def load_settings(env_file: Path | str | None = ".env", secrets_dir: Path | None = None) -> Settings:
     """Read settings; a value that cannot be parsed raises ConfigError naming its variable."""
     directory = secrets_dir or Path(os.environ.get("SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    _readable_env_file(env_file)
     try:
         return Settings(
             _env_file=env_file,
@@ -288,6 +326,22 @@ def load_settings(env_file: Path | str | None = ".env", secrets_dir: Path | None
         raise ConfigError(problems, source="settings") from None
 
 
+def _readable_env_file(env_file: Path | str | None) -> None:
+    """A ``.env`` that is not UTF-8 (a Latin-1 é from an editor) is a ConfigError naming where, not a traceback."""
+    if env_file is None or not Path(env_file).is_file():
+        return
+    try:
+        Path(env_file).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            [f"{env_file}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the file as UTF-8"],
+            source=str(env_file),
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{env_file}: cannot be read: {exc.strerror}"], source=str(env_file)) from None
+
+
 def environment(env_file: Path | str | None = ".env") -> dict[str, str]:
     """Variables for ``${NAME}`` references in the catalog: the process environment over ``.env``.
 
@@ -296,7 +350,21 @@ def environment(env_file: Path | str | None = ".env") -> dict[str, str]:
     from dotenv import dotenv_values
 
     merged: dict[str, str] = {}
+    _readable_env_file(env_file)
     if env_file is not None and Path(env_file).is_file():
         merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     merged.update(os.environ)
     return merged
+
+
+def sqlite_folder_problem(url: str) -> str | None:
+    """A SQLite file in a folder that does not exist (here, where ``check`` runs), or None: ``run`` would stop."""
+    if database_url_problem(url) is not None or not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    folder = Path(database or ".").resolve().parent
+    if folder.is_dir():
+        return None
+    return f"the folder {folder} of the SQLite file does not exist; create it (a volume, in a container) or correct it"

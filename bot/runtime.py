@@ -19,6 +19,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.catalog.model import Catalog
 from bot.config import Settings
@@ -39,7 +40,7 @@ from bot.slack.context import Services
 from bot.slack.intake import Signatures
 from bot.slack.replays import Replays
 from bot.slack.tasks import TaskSet
-from bot.store.engine import open_database, sqlite_file
+from bot.store.engine import open_database, sqlite_file, writable_problem
 from bot.store.lock import ProcessLock
 from bot.store.records import RunRecord
 from bot.store.store import Store
@@ -174,11 +175,14 @@ class Runtime:
         metrics.source("pipeline_bot_runs", self._runs_by_state)
         metrics.source("pipeline_bot_outbox_pending", self._outbox_pending)
         self._slack_client = client
-        if store.single_process:
-            await store.release_leases()  # a lease in a SQLite file can only be from a process that died
-        await runs.recover_starting(timedelta(seconds=30))
-        # a process that died between recording a change and writing its card leaves it unnotified
-        await runs.recover_unnotified(timedelta(seconds=0) if store.single_process else timedelta(seconds=10))
+        try:  # the first writes: a read-only file or volume says so here, in one line
+            if store.single_process:
+                await store.release_leases()  # a lease in a SQLite file can only be from a process that died
+            await runs.recover_starting(timedelta(seconds=30))
+            # a process that died between recording a change and writing its card leaves it unnotified
+            await runs.recover_unnotified(timedelta(seconds=0) if store.single_process else timedelta(seconds=10))
+        except SQLAlchemyError as exc:
+            raise writable_problem(exc, s.database_url) from None
 
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         jobs = (

@@ -26,16 +26,36 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
 from bot.errors import ConfigError
-from bot.ops.redact import MIN_SECRET_LENGTH
+from bot.ops.redact import MIN_SECRET_LENGTH, Redactor
 from bot.providers.base import ConnectionConfig, JobConfig
 from bot.providers.registry import PROVIDERS, provider
 
-__all__ = ["load_catalog", "parse_catalog"]
+__all__ = ["load_catalog", "parse_catalog", "referenced_values", "shown"]
 
 M = TypeVar("M", bound=BaseModel)
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOP = ("version", "defaults", "connections", "pipelines", "routes", "workflows")
+#: the longest value a problem line quotes: an alias-expanded list or a pasted blob would flood the terminal
+SHOWN = 80
+
+
+def shown(value: object) -> str:
+    """A value as a problem line quotes it: a string (cut to ``SHOWN`` characters, control characters escaped),
+    a number or a bool; anything else only by its kind (``repr`` of an alias-expanded list is gigabytes)."""
+    if isinstance(value, bool | int | float) or value is None:
+        text = repr(value)
+        return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
+    if isinstance(value, str):
+        cut = value if len(value) <= SHOWN else value[: SHOWN - 1] + "…"
+        return repr(cut)
+    return f"a {type(value).__name__}"
+
+
+def referenced_values(text: str, env: Mapping[str, str]) -> list[str]:
+    """The values of the environment variables a catalog's text refers to with ``${NAME}``: a problem line about
+    the catalog never shows them, whichever field (a swapped one, say) they were written in."""
+    return [env[name] for name in set(_REF.findall(text)) if env.get(name)]
 
 
 def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
@@ -49,22 +69,33 @@ def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
         ) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read: {exc.strerror}"], str(path)) from None
-    loader = _Loader(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"],
+            str(path),
+        ) from None
     try:
-        node = loader.get_single_node()
-        duplicates = _duplicate_keys(node, str(path))
-        raw = loader.construct_document(node) if node is not None else None
+        loader = _Loader(text)  # the reader refuses characters YAML does not allow (a NUL) already here
+        try:
+            node = loader.get_single_node()
+            duplicates = _duplicate_keys(node, str(path))
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{path}: not valid YAML{where}: {problem}"], str(path)) from None
-    finally:
-        loader.dispose()
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or type(exc).__name__
+        raise ConfigError([f"{path}: not valid YAML{where}: {shown(str(problem))[1:-1]}"], str(path)) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply to be a catalog (brackets left open?)"], str(path)) from None
     try:
         catalog = parse_catalog(raw, env, source=str(path))
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply to be a catalog (brackets left open?)"], str(path)) from None
     except ConfigError as exc:
-        raise ConfigError([*duplicates, *exc.problems], str(path)) from None
+        secrets = Redactor(referenced_values(text, env))
+        raise ConfigError([secrets.redact(line) for line in (*duplicates, *exc.problems)], str(path)) from None
     if duplicates:
         raise ConfigError(duplicates, str(path))
     return catalog
@@ -98,7 +129,7 @@ def _duplicate_keys(root: yaml.Node | None, source: str) -> list[str]:
                     ident = (key.tag, name)
                     if ident in first:
                         found.append(
-                            f"{source}:{line}: {where}: the key {name!r} is given twice (first at "
+                            f"{source}:{line}: {where}: the key {shown(name)} is given twice (first at "
                             f"{source}:{first[ident]}); YAML would keep only the last: remove one"
                         )
                     else:
@@ -121,7 +152,7 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
         if key not in _TOP:
             problems.append(f"{key}: unknown key{_did_you_mean(str(key), _TOP)}; expected {', '.join(_TOP)}")
     if raw.get("version", 1) != 1:
-        problems.append(f"version: {raw.get('version')!r} is not supported; this bot reads version 1")
+        problems.append(f"version: {shown(raw.get('version'))} is not supported; this bot reads version 1")
 
     defaults = _validate(Defaults, raw.get("defaults") or {}, "defaults", problems) or Defaults()
     connections = _connections(_section(raw, "connections", problems), env, problems, warnings)
@@ -167,16 +198,20 @@ def _connections(
             problems.append(f"{path}: must be a mapping with provider, base_url and credentials")
             continue
         kind = entry.get("provider")
-        if kind not in PROVIDERS:
-            hint = _did_you_mean(str(kind), PROVIDERS)
-            problems.append(f"{path}.provider: {kind!r} is not a provider{hint}; use one of {', '.join(PROVIDERS)}")
+        if not isinstance(kind, str) or kind not in PROVIDERS:  # a list is no key: `in` would raise
+            hint = _did_you_mean(kind, PROVIDERS) if isinstance(kind, str) else ""
+            problems.append(
+                f"{path}.provider: {shown(kind)} is not a provider{hint}; use one of {', '.join(PROVIDERS)}"
+            )
             continue
         model = provider(kind).connection
         reported: set[str] = set()
         resolved = _resolve(entry, env, path, model, problems, reported)
         found[name] = conn = _validate(model, resolved, path, problems, reported=reported)
         if conn is not None:
-            _check_url(conn.base_url, f"{path}.base_url", problems, warnings)
+            written = entry.get("base_url")
+            as_written = written if isinstance(written, str) and _REF.search(written) else None
+            _check_url(conn.base_url, f"{path}.base_url", problems, warnings, as_written=as_written)
     return found
 
 
@@ -188,16 +223,22 @@ _METADATA_HOSTS = frozenset(
 _METADATA_NETWORKS = (ipaddress.ip_network("fd00:ec2::/32"), ipaddress.ip_network("100.100.100.200/32"))
 
 
-def _check_url(url: str, path: str, problems: list[str], warnings: list[str]) -> None:
+def _check_url(
+    url: str, path: str, problems: list[str], warnings: list[str], as_written: str | None = None
+) -> None:
     """An error for a URL that is no http(s) URL or points at a metadata or link-local address; a warning
-    for plain http to anything but this machine (the emulators of the tests and the demo are local)."""
+    for plain http to anything but this machine (the emulators of the tests and the demo are local).
+
+    ``as_written``: the URL as the file has it when it holds ``${NAME}``; a problem line quotes that, never
+    the value the variable gave (a key put in the wrong field would be printed)."""
+    quoted = shown(as_written if as_written is not None else url)
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
-        problems.append(f"{path}: {url!r} is not a URL; write it like https://host/path")
+        problems.append(f"{path}: {quoted} is not a URL; write it like https://host/path")
         return
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        problems.append(f"{path}: {url!r} is not an http(s) URL; write it like https://host/path")
+        problems.append(f"{path}: {quoted} is not an http(s) URL; write it like https://host/path")
         return
     host = parsed.host.rstrip(".").lower()
     address = _address(host)
@@ -311,7 +352,8 @@ def _pipelines(
             else:
                 known = list(connections)
                 problems.append(
-                    f"{path}.connection: {conn_name!r} is not a connection{_did_you_mean(str(conn_name), known)}"
+                    f"{path}.connection: {shown(conn_name)} is not a connection"
+                    f"{_did_you_mean(conn_name, known) if isinstance(conn_name, str) else ''}"
                     + (f"; defined: {', '.join(known)}" if known else "; define it under connections:")
                 )
             continue
@@ -339,7 +381,7 @@ def _pipelines(
 def _declared_provider(top: Mapping[str, Any], conn_name: str) -> str | None:
     entry = (top.get("connections") or {}).get(conn_name)
     kind = entry.get("provider") if isinstance(entry, dict) else None
-    return kind if kind in PROVIDERS else None
+    return kind if isinstance(kind, str) and kind in PROVIDERS else None
 
 
 def _pipeline(name: str, kind: str, job: JobConfig, spec: PipelineSpec, defaults: Defaults) -> Pipeline:
@@ -437,7 +479,7 @@ def _routes(raw: object, problems: list[str]) -> list[RouteRule]:
         rule = _validate(RouteRule, entry, f"routes[{i}]", problems)
         if rule is not None:
             if rule.provider is not None and rule.provider not in PROVIDERS:
-                problems.append(f"routes[{i}].provider: {rule.provider!r} is not a provider")
+                problems.append(f"routes[{i}].provider: {shown(rule.provider)} is not a provider")
             rules.append(rule)
     return rules
 
@@ -460,7 +502,7 @@ def _alerts_reach_people(
         for owner in owners:
             if not owner.startswith(("U", "W", "S")):
                 problems.append(
-                    f"{path}: {owner!r} cannot be mentioned in an alert; owners are people (U…) or user "
+                    f"{path}: {shown(owner)} cannot be mentioned in an alert; owners are people (U…) or user "
                     "groups (S…)"
                 )
 

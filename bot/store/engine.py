@@ -12,11 +12,12 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.errors import StartupError
 
-__all__ = ["MIGRATIONS", "describe", "make_engine", "migrate", "open_database", "sqlite_file"]
+__all__ = ["MIGRATIONS", "describe", "make_engine", "migrate", "open_database", "sqlite_file", "writable_problem"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -86,14 +87,18 @@ async def open_database(url: str, **kw: Any) -> AsyncEngine:
             f"the folder {path.resolve().parent} of the SQLite file in DATABASE_URL does not exist; "
             "create it (a volume, in a container) or correct DATABASE_URL"
         )
-    engine = make_engine(url, **kw)
+    engine: AsyncEngine | None = None
     try:
+        # in the try: a driver that is not installed, or a query argument it cannot take (?timeout=abc),
+        # fails here or at the first connection, and is one line like an unreachable host
+        engine = make_engine(url, **kw)
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # drivers raise their own kinds (OSError, asyncpg's, sqlite3's) wrapped or not
-        await engine.dispose()
+        if engine is not None:
+            await engine.dispose()
         raise StartupError(
-            f"cannot connect to the database, {describe(url)}: {_reason(exc, make_url(url).password)}; "
+            f"cannot connect to the database, {_where(url)}: {_reason(exc, _password(url))}; "
             "check DATABASE_URL and that the database is up"
         ) from None
     try:
@@ -104,7 +109,32 @@ async def open_database(url: str, **kw: Any) -> AsyncEngine:
             f"the schema of {describe(url)} is not one this version knows ({exc}): was it written by a newer "
             "pipeline-bot? Run that version, or point DATABASE_URL at this version's database"
         ) from None
+    except SQLAlchemyError as exc:  # it answered, but refuses to create the tables (read-only file or replica)
+        await engine.dispose()
+        raise writable_problem(exc, url) from None
     return engine
+
+
+def _where(url: str) -> str:
+    try:
+        return describe(url)
+    except Exception:  # a URL SQLAlchemy cannot read; `check` says why
+        return "DATABASE_URL"
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except Exception:
+        return None
+
+
+def writable_problem(exc: BaseException, url: str) -> StartupError:
+    """A database that opened but refuses a write (a read-only file or volume, a read-only replica): one line."""
+    return StartupError(
+        f"cannot write to the database, {_where(url)}: {_reason(exc, _password(url))}; a read-only file, "
+        "folder or volume? The bot needs to write its state"
+    )
 
 
 def _reason(exc: BaseException, password: str | None) -> str:

@@ -206,3 +206,54 @@ async def test_debug_logs_are_the_bots_own_not_a_line_per_query(tmp_path: Path) 
     assert "bot.runtime" in loggers  # the log was written, at all
     chatty = sorted(n for n in loggers if n.split(".")[0] in ("aiosqlite", "sqlalchemy", "asyncio", "hpack"))
     assert not chatty, f"{len(records)} lines, from {chatty}"
+
+
+# -- second independent pass ------------------------------------------------------------------------------------
+
+
+def test_check_reports_a_sqlite_file_in_a_folder_that_does_not_exist(tmp_path: Path) -> None:
+    folder = tmp_path.resolve() / "missing"
+    result = cli(tmp_path, "check", DATABASE_URL=f"sqlite+aiosqlite:///{folder}/bot.db")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"DATABASE_URL: the folder {folder} of the SQLite file does not exist" in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a file read-only for another user: needs root to switch")
+def test_run_on_an_existing_sqlite_file_it_cannot_write_says_so_in_one_line(tmp_path: Path) -> None:
+    """The file opens and its schema is current, but the first write (handing back leases) is refused."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ro-db-"))
+    try:
+        folder.chmod(0o777)  # the lock file beside the database can be created; the database cannot be written
+        db = folder / "bot.db"
+        from bot.store.engine import open_database
+
+        async def migrated() -> None:  # a database the bot wrote before, at the current schema
+            await (await open_database(f"sqlite+aiosqlite:///{db}")).dispose()
+
+        asyncio.run(migrated())
+        for leftover in folder.glob("bot.db*"):
+            leftover.chmod(0o444)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "PIPELINES_FILE"))}
+        catalog = folder / "pipelines.yml"
+        catalog.write_text(CATALOG)
+        catalog.chmod(0o644)
+        env.update(ENV)
+        env.update(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET="s3cret-signing", PIPELINES_FILE=str(catalog),
+                   HOST="127.0.0.1", PORT="0", SLACK_API_URL="http://127.0.0.1:9/api/",
+                   DATABASE_URL=f"sqlite+aiosqlite:///{db}", HOME=str(folder))
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "bot", "run",
+             "--env-file", str(folder / "none.env")],
+            env=env, capture_output=True, text=True, timeout=120, cwd=folder,
+        )
+        output = (result.stdout + result.stderr).strip()
+        assert result.returncode == 1, output[-3000:]
+        assert output.splitlines() == [
+            f"pipeline-bot: cannot start: cannot write to the database, the SQLite file {db}: attempt to write a "
+            "readonly database; a read-only file, folder or volume? The bot needs to write its state"
+        ], output[-3000:]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

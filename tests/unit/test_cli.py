@@ -222,3 +222,19 @@ def test_run_reports_an_unexpected_start_up_error_in_one_redacted_line(
                     "*** (LOG_LEVEL=DEBUG logs the traceback)"], err
     assert "Traceback" in err and '"level": "debug"' in err  # the traceback, in the log, at DEBUG
     assert password not in err and token not in err
+
+
+def test_check_in_a_folder_set_up_as_the_readme_says_validates_the_file_people_edit(tmp_path: Path) -> None:
+    """README: `cp .env.example .env; cp pipelines.example.yml pipelines.yml`, then edit pipelines.yml."""
+    import shutil
+
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    shutil.copy(ROOT / "pipelines.example.yml", tmp_path / "pipelines.yml")
+    ok = run_cli("check", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "ok: pipelines.yml:" in ok.stdout, ok.stdout
+    with (tmp_path / "pipelines.yml").open("a") as edited:
+        edited.write("x: [\n")  # a mistake in the file the person edits must be found
+    broken = run_cli("check", cwd=tmp_path)
+    assert broken.returncode == 1, broken.stdout
+    assert "pipelines.yml: not valid YAML" in broken.stderr, broken.stderr

@@ -78,12 +78,21 @@ def settings_problems(tmp_path: Path, **env: str) -> list[str]:
         ("sqlite+pysqlite:///pipeline-bot.db", "DATABASE_URL: use sqlite+aiosqlite:///… (got sqlite+pysqlite://)"),
         ("postgresql+asyncpg://bot:pa55word@db:port/x", "DATABASE_URL: cannot be read as a URL"),
         ("mysql://bot:pa55word@db/x", "DATABASE_URL: mysql:// is not a database the bot can use; use sqlite+aiosqlite"),
+        # second independent pass
+        ("postgres+asyncpg://bot:pa55word@db/x", "DATABASE_URL: use postgresql+asyncpg://… (got postgres+asyncpg://)"),
+        ("postgresql+asyncpg://bot:pa55@word@db/x", "DATABASE_URL: the password must be percent-encoded"),
+        ("postgresql+asyncpg://bot:pa55word@db/x?sslmode=require", "DATABASE_URL: asyncpg takes ssl=require"),
+        ("postgresql+asyncpg://bot:pa55word@db:70000/x", "DATABASE_URL: port 70000 is out of range (1-65535)"),
+        ("sqlite+aiosqlite:///bot.db?timeout=abc", "DATABASE_URL: ?timeout= must be a number of seconds"),
+        ("sqlite+aiosqlite://", "DATABASE_URL: an in-memory SQLite database is lost when the bot stops"),
+        ("sqlite+aiosqlite:///:memory:", "DATABASE_URL: an in-memory SQLite database is lost when the bot stops"),
+        ("sqlite+aiosqlite:///file:bot.db?uri=true", "DATABASE_URL: SQLite URI filenames (file:…, ?uri=true) are not"),
     ],
 )
 def test_database_urls_the_bot_cannot_open_say_which_form_to_use(tmp_path: Path, url: str, problem: str) -> None:
     (found,) = settings_problems(tmp_path, database_url=url)
     assert found.startswith(problem), found
-    assert "pa55word" not in found
+    assert "pa55word" not in found and "word@db" not in found
 
 
 @pytest.mark.parametrize(
@@ -146,3 +155,15 @@ def test_a_database_password_with_an_unencoded_at_sign_is_refused_without_showin
     assert found.startswith("DATABASE_URL: "), found
     assert "must be percent-encoded in the URL (@ as %40" in found, found
     assert "ss@db" not in found and "Secret123" not in found
+
+
+def test_a_dotenv_file_that_is_not_utf8_is_one_problem_naming_its_line(tmp_path: Path) -> None:
+    from bot.config import environment, load_settings
+    from bot.errors import ConfigError
+
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"SLACK_BOT_TOKEN=xoxb-1\nOWNER=Ren\xe9\n")
+    for read in (lambda: load_settings(env_file, secrets_dir=tmp_path), lambda: environment(env_file)):
+        with pytest.raises(ConfigError) as caught:
+            read()
+        assert caught.value.problems == [f"{env_file}:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"]

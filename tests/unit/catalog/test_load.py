@@ -405,3 +405,60 @@ def test_a_provider_secret_too_short_to_be_real_is_refused_without_showing_it() 
         "connections.dk.password: the value of DK_PASSWORD is shorter than 8 characters: not a real credential "
         "(a placeholder, or cut short when copied?)",
     ])
+
+
+# -- second independent pass: start-up ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "api_key", "written"),
+    [
+        ("${INVISION_API_KEY}", "${INVISION_URL}", "'${INVISION_API_KEY}'"),  # two fields swapped
+        ("ftp://u:${INVISION_API_KEY}@h/", "${INVISION_API_KEY}", "'ftp://u:${INVISION_API_KEY}@h/'"),
+    ],
+    ids=["swapped-fields", "key-in-a-non-http-url"],
+)
+def test_a_url_problem_quotes_the_url_as_written_never_the_secret_it_resolved_to(
+    tmp_path: Path, base_url: str, api_key: str, written: str
+) -> None:
+    key = "dd63a1ad-60eb-4066-8d71-1721007437b4"
+    path = tmp_path / "pipelines.yml"
+    path.write_text(
+        "connections:\n"
+        f"  inv: {{provider: invision, base_url: \"{base_url}\", api_key: \"{api_key}\"}}\n"
+        "pipelines:\n  x: {connection: inv, dataflow_id: abc}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(path, {"INVISION_API_KEY": key, "INVISION_URL": "https://x.example.com/"})
+    text = "\n".join(caught.value.problems)
+    assert key not in text and key[:8] not in text, text
+    assert f"connections.inv.base_url: {written} is not an http(s) URL" in text, text
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"connections:\n  r: {provider: [rivery]}\n",
+         "connections.r.provider: a list is not a provider; use one of rivery, tailer, invision, datakitchen"),
+        (b"pipelines:\n  caf\xe9: {}\n", "pipelines.yml: not UTF-8 text (byte 0xe9 at offset 16); save it as UTF-8"),
+        (b"version: 1\x00\n", "pipelines.yml: not valid YAML: special characters are not allowed"),
+        (b"pipelines: " + b"[" * 2000 + b"]" * 2000 + b"\n",
+         "pipelines.yml: nested too deeply to be a catalog (brackets left open?)"),
+        (b'x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+         b"x-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nx-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+         b"x-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\nx-e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+         b"x-f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\nversion: *f\n",
+         "version: a list is not supported; this bot reads version 1"),
+        (b"version: " + b"9" * 500 + b"\n", "version: " + "9" * 79 + "… is not supported"),
+    ],
+    ids=["unhashable-provider", "latin-1", "nul-byte", "deep-nesting", "alias-expansion", "long-value"],
+)
+def test_a_broken_file_is_one_problem_line_never_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, said: str
+) -> None:
+    (tmp_path / "pipelines.yml").write_bytes(content)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(Path("pipelines.yml"), {})
+    assert any(line.startswith(said) for line in caught.value.problems), caught.value.problems
+    assert all(len(line) < 400 for line in caught.value.problems)

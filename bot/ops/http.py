@@ -107,7 +107,8 @@ class HttpServer:
             return web.Response(status=503)
         if claim is None:
             return web.Response(status=200)
-        marking: asyncio.Task[None] | None = None
+        acked = False
+        renewing = self.replays.keep(claim)  # a slow attempt is alive: its claim is never taken over
         try:
             bolt_request = AsyncBoltRequest(
                 body=checked.text,
@@ -125,17 +126,17 @@ class HttpServer:
             if answer.status >= 300:
                 return answer
             # a 2xx from Bolt means its listener acked and is at work: from here a repeat must do nothing, whether
-            # or not the answer reaches Slack. Recorded while the answer is written, so neither waits for the
-            # other (a client slow to read cannot keep the claim unanswered)
-            marking = asyncio.ensure_future(self.replays.answered(claim))
+            # or not the answer reaches Slack. Recorded before the answer is written (bounded), so no repeat can
+            # find the claim held once the client has the ack
+            acked = True
+            await self.replays.answered(claim)
             await answer.prepare(request)
             await answer.write_eof()
             return answer
         finally:
-            if marking is None:
+            renewing.cancel()
+            if not acked:
                 await self.replays.failed(claim)
-            else:
-                await asyncio.shield(marking)
 
     async def _read(self, request: web.Request) -> bytes | Refused:
         if request.content_length is not None and request.content_length > MAX_BODY:

@@ -51,6 +51,17 @@ class RequestLedger:
             )
             return token if taken_over.rowcount else None
 
+    async def renew(self, key: str, token: str, *, now: datetime) -> bool:
+        """The attempt holding ``key`` is still at work: its claim is fresh as of ``now``. False if it is not its
+        claim any more (answered, given back, or taken over)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(slack_requests)
+                .where(slack_requests.c.key == key, slack_requests.c.token == token, slack_requests.c.state == HELD)
+                .values(claimed_at=now)
+            )
+            return bool(result.rowcount)
+
     async def answered(self, key: str, token: str) -> None:
         """The attempt holding ``key`` answered: repeats are refused from now on."""
         async with self.engine.begin() as conn:

@@ -33,8 +33,8 @@ from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.ops.metrics import Metrics
-from bot.slack.intake import Refused, Signatures, SslCheck, inspect
-from bot.slack.replays import LedgerUnavailable, Replays
+from bot.slack.intake import Accepted, Refused, Signatures, SslCheck, inspect
+from bot.slack.replays import Claim, LedgerUnavailable, Replays
 
 __all__ = ["ACCEPT_LOG_INTERVAL", "MAX_BODY", "MAX_CONNECTIONS", "HttpServer", "ServerLog"]
 
@@ -103,12 +103,22 @@ class HttpServer:
             shown = retry if retry.isascii() and retry.isdigit() and len(retry) < 4 else None  # it goes in a log
             claim = await self.replays.claim(checked.key, retry=shown)
         except LedgerUnavailable as exc:
-            log.warning("a Slack request was refused: the database did not answer (%s)", exc)
-            return web.Response(status=503)
+            if not _reads_only(checked.body):
+                log.warning("a Slack request was refused: the database did not answer (%s)", exc)
+                return web.Response(status=503)
+            # help, list, status…: done twice they change nothing, so a slow database does not cost the answer
+            log.warning("a read-only command was answered without its replay claim: the database did not answer (%s)",
+                        exc)
+            return await self._dispatch(request, checked, None)
         if claim is None:
             return web.Response(status=200)
+        return await self._dispatch(request, checked, claim)
+
+    async def _dispatch(self, request: web.Request, checked: Accepted, claim: Claim | None) -> web.StreamResponse:
+        assert self.bolt is not None
+        assert self.replays is not None
         acked = False
-        renewing = self.replays.keep(claim)  # a slow attempt is alive: its claim is never taken over
+        renewing = self.replays.keep(claim) if claim is not None else None  # a slow attempt is alive: never taken
         try:
             bolt_request = AsyncBoltRequest(
                 body=checked.text,
@@ -129,13 +139,15 @@ class HttpServer:
             # or not the answer reaches Slack. Recorded before the answer is written (bounded), so no repeat can
             # find the claim held once the client has the ack
             acked = True
-            await self.replays.answered(claim)
+            if claim is not None:
+                await self.replays.answered(claim)
             await answer.prepare(request)
             await answer.write_eof()
             return answer
         finally:
-            renewing.cancel()
-            if not acked:
+            if renewing is not None:
+                renewing.cancel()
+            if claim is not None and not acked:
                 await self.replays.failed(claim)
 
     async def _read(self, request: web.Request) -> bytes | Refused:
@@ -263,6 +275,19 @@ class HttpServer:
             )
             self._accept_logged_at = now
             self._accept_failures = 0
+
+
+#: commands that only read: answering one twice changes nothing, so it needs no replay claim when the database is slow
+READ_ONLY_COMMANDS = frozenset({"", "help", "list", "status", "last", "stats"})
+
+
+def _reads_only(body: dict[str, Any]) -> bool:
+    """A slash command whose first word only reads (``run`` and anything that opens, starts or changes: no)."""
+    text = body.get("text")
+    if "command" not in body or not isinstance(text, str):
+        return False
+    words = text.split(maxsplit=1)
+    return (words[0].lower() if words else "") in READ_ONLY_COMMANDS
 
 
 class _CloseAtOnce(asyncio.Protocol):

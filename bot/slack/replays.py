@@ -12,9 +12,20 @@ When a request counts as taken: from the moment its claim is inserted, by the at
   ``REMEMBER`` is refused.
 - The attempt fails before acking (Bolt's answer is not 2xx, an exception, the connection dropped): the claim
   is given back at once, so Slack's retry is processed as the first delivery would have been.
-- The attempt's process dies before acking: its claim stays *held*. A repeat within ``ACK_DEADLINE`` of the
-  claim is refused (Slack retries only after waiting that long, so that is a replay, not a retry); a repeat
-  after it takes the claim over and is processed, since Slack has given that attempt up by then.
+- While the attempt works, it renews its claim every ``RENEW_EVERY``; the claim is recorded *answered* before
+  the ack is written (bounded by ``CLAIM_TIMEOUT``), so no repeat can find it held once Slack has the ack.
+- The attempt's process dies before acking: its claim stays *held* and is no longer renewed. A repeat is
+  refused until the claim has gone ``TAKEOVER_AFTER`` without renewal; after that it takes the claim over and
+  is processed, since Slack has given that attempt up by then.
+
+Why takeover is safe: a claim is taken over only when its holder has stopped renewing it, i.e. its process is
+gone, never merely because the attempt is slow (a live attempt renews however long Bolt takes to ack).
+``claimed_at`` is the bot's clock read *before* the insert, which may wait for the database's lock for up to
+``CLAIM_TIMEOUT``; so ``TAKEOVER_AFTER`` is ``ACK_DEADLINE + CLAIM_TIMEOUT``: a claim cannot look stale the
+moment it commits. Until the first renewal a live claim is at most ``CLAIM_TIMEOUT`` old at commit, and renewals
+come every ``RENEW_EVERY`` (well under ``ACK_DEADLINE``). If recording *answered* fails, the ack is still sent
+(the listener is at work) and the attempt keeps renewing while it retries in the background, so a repeat is
+still refused.
 
 ``REMEMBER`` covers the window a signature stays valid (a request is accepted up to five minutes either side of
 its timestamp, so a replay can come up to ten minutes after the first delivery) and Slack's retry schedule.
@@ -43,6 +54,7 @@ from bot.store.requests import RequestLedger
 __all__ = [
     "ACK_DEADLINE",
     "REMEMBER",
+    "TAKEOVER_AFTER",
     "Claim",
     "LedgerUnavailable",
     "ReplaySafeSocketModeHandler",
@@ -56,6 +68,9 @@ log = logging.getLogger(__name__)
 ACK_DEADLINE = timedelta(seconds=3)
 REMEMBER = timedelta(minutes=15)
 CLAIM_TIMEOUT = timedelta(seconds=2)  # a database that does not answer by then: 503 (HTTP) or no ack (Socket Mode)
+TAKEOVER_AFTER = ACK_DEADLINE + CLAIM_TIMEOUT  # a held claim not renewed for this long: its holder is gone
+RENEW_EVERY = timedelta(seconds=1)
+ANSWER_RETRIES = 30  # recording "answered" after a failure: tries, RENEW_EVERY apart, renewing meanwhile
 
 
 class LedgerUnavailable(Exception):
@@ -73,13 +88,14 @@ class Replays:
         self.ledger = ledger
         self.now = now
         self.metrics = metrics
+        self._later: set[asyncio.Task[None]] = set()
 
     async def claim(self, key: str, *, retry: str | None = None) -> Claim | None:
         """This attempt's claim on ``key``, or None for a repeat (logged at INFO, counted, nothing else)."""
         digest = ledger_key(key)
         try:
             async with asyncio.timeout(CLAIM_TIMEOUT.total_seconds()):  # an answer in time, even a refusal
-                token = await self.ledger.claim(digest, now=self.now(), hold=ACK_DEADLINE, keep=REMEMBER)
+                token = await self.ledger.claim(digest, now=self.now(), hold=TAKEOVER_AFTER, keep=REMEMBER)
         except Exception as exc:
             raise LedgerUnavailable(type(exc).__name__) from exc
         if token is None:
@@ -89,11 +105,45 @@ class Replays:
             return None
         return Claim(digest, token)
 
+    def keep(self, claim: Claim) -> asyncio.Task[None]:
+        """Renew ``claim`` every ``RENEW_EVERY`` until the task is cancelled: the attempt is alive."""
+        return asyncio.ensure_future(self._renew(claim))
+
+    async def _renew(self, claim: Claim) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY.total_seconds())
+            try:
+                async with asyncio.timeout(RENEW_EVERY.total_seconds()):
+                    if not await self.ledger.renew(claim.key, claim.token, now=self.now()):
+                        return  # answered or given back meanwhile
+            except Exception as exc:
+                log.warning("could not renew the claim of a Slack request: %s", type(exc).__name__)
+
     async def answered(self, claim: Claim) -> None:
+        """Record ``claim`` answered, within ``CLAIM_TIMEOUT``; if the database does not take it in time, go on
+        trying (and renewing) in the background, so the claim never looks abandoned."""
         try:
-            await self.ledger.answered(claim.key, claim.token)
-        except Exception as exc:  # the claim stays held: a repeat is still refused within the ack deadline
-            log.warning("could not record a Slack request as answered: %s", type(exc).__name__)
+            async with asyncio.timeout(CLAIM_TIMEOUT.total_seconds()):
+                await self.ledger.answered(claim.key, claim.token)
+            return
+        except Exception as exc:
+            log.warning("could not record a Slack request as answered yet: %s", type(exc).__name__)
+        self._later.add(task := asyncio.ensure_future(self._answer_later(claim)))
+        task.add_done_callback(self._later.discard)
+
+    async def _answer_later(self, claim: Claim) -> None:
+        renewing = self.keep(claim)
+        try:
+            for _ in range(ANSWER_RETRIES):
+                await asyncio.sleep(RENEW_EVERY.total_seconds())
+                try:
+                    await self.ledger.answered(claim.key, claim.token)
+                    return
+                except Exception:  # noqa: S112 - tried again; the claim is renewed meanwhile
+                    continue
+            log.warning("gave up recording a Slack request as answered: a repeat may be processed again")
+        finally:
+            renewing.cancel()
 
     async def failed(self, claim: Claim) -> None:
         try:
@@ -138,11 +188,17 @@ class ReplaySafeSocketModeHandler(AsyncSocketModeHandler):
             await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
             return
         acked = False
+        renewing = self.replays.keep(claim)
         try:
             start = time()
             response = await run_async_bolt_app(self.app, req)
-            # Bolt acked: its listener is at work, so a redelivery must do nothing even if this ack is lost
+            # Bolt acked: its listener is at work, so a redelivery must do nothing even if this ack is lost;
+            # recorded before the ack is sent, so no redelivery finds the claim held once Slack has the ack
             acked = response.status == 200
+            if acked:
+                await self.replays.answered(claim)
             await send_async_response(client, req, response, start)
         finally:
-            await (self.replays.answered(claim) if acked else self.replays.failed(claim))
+            renewing.cancel()
+            if not acked:
+                await self.replays.failed(claim)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -249,3 +251,75 @@ async def test_a_socket_mode_envelope_whose_first_delivery_failed_is_processed_w
             assert acks.of("e-9") == 1
         await w.card_saying("leads-ods is queued")
         assert triggers(w) == 1
+
+
+async def test_a_slow_but_live_attempt_is_never_taken_over(tmp_path: Path) -> None:
+    """The first delivery takes longer than the takeover delay to ack, yet its process is alive: a repeat is refused
+    (it used to take the claim over after three seconds on the clock and start the run a second time)."""
+    async with world(tmp_path) as w:
+        replays = w.runtime.replays
+        shift = [timedelta(0)]
+        real_now = replays.now
+        replays.now = lambda: real_now() + shift[0]
+        entered, go_on = asyncio.Event(), asyncio.Event()
+        calls = [0]
+
+        async def slow_first(next: Any) -> Any:  # Bolt passes the next step by this name
+            calls[0] += 1
+            if calls[0] == 1:
+                entered.set()
+                await go_on.wait()
+            return await next()
+
+        w.runtime.app.middleware(slow_first)
+        body = command_body(w, "run leads-ods")
+        first = asyncio.ensure_future(w.slack.post_raw(body))
+        await asyncio.wait_for(entered.wait(), 5)
+        shift[0] = timedelta(minutes=1)  # long past any takeover delay
+        await asyncio.sleep(1.5)  # the live attempt renews its claim meanwhile
+        repeat = await w.slack.post_raw(body, headers={"X-Slack-Retry-Num": "1"})
+        assert (repeat.status, repeat.text) == (200, "")
+        go_on.set()
+        assert (await first).ok
+        await w.card_saying("leads-ods is queued")
+        await w.settle(0.3)
+        assert triggers(w) == 1
+
+
+async def test_a_claim_gives_up_in_time_on_a_locked_sqlite_file_and_read_only_commands_are_still_answered(
+    tmp_path: Path,
+) -> None:
+    """Another writer holds SQLite's lock: a command that starts something is answered 503 within the claim
+    timeout (it used to wait for the 30 s busy timeout: the rollback waits for the blocked insert), and ``help``,
+    which changes nothing, is answered all the same."""
+    async with world(tmp_path) as w:
+        database = w.settings.database_url.split("///", 1)[1]
+        locked, release = threading.Event(), threading.Event()
+
+        def hold_the_lock() -> None:
+            conn = sqlite3.connect(database, timeout=30, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                locked.set()
+                release.wait(20)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+        holder = threading.Thread(target=hold_the_lock)
+        holder.start()
+        try:
+            assert await asyncio.to_thread(locked.wait, 5)
+            started = time.monotonic()
+            refused = await w.slack.post_raw(command_body(w, "run leads-ods"))
+            took = time.monotonic() - started
+            assert refused.status == 503, refused.status
+            assert took < 3.0, took
+            helped = await w.slack.post_raw(command_body(w, "help"))
+            assert helped.status == 200, helped.status
+            assert "run and watch data pipelines" in helped.text, helped.text
+        finally:
+            release.set()
+            await asyncio.to_thread(holder.join)
+        await w.settle(0.3)
+        assert triggers(w) == 0

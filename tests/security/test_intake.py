@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 import urllib.parse
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.emulators.slack.signing import signature
+from bot.ops.http import HttpServer
 from tests.scenario.harness import World
 from tests.scenario.surface import ask, command_body
 from tests.security import Recorder, security_world
@@ -219,3 +221,90 @@ async def test_a_command_mentioning_payload_is_read_as_typed(tmp_path: Path) -> 
         await w.card_saying("notes-load is queued")
         [trigger] = w.emulators["rivery"].state.requests_to("trigger")
         assert "payload" in json.dumps(trigger.body)
+
+
+async def test_a_client_that_does_not_read_its_answers_is_disconnected() -> None:
+    """Pipelined requests whose answers are never read: aiohttp would wait for its write buffer to drain forever.
+    (The server alone: filling the kernel's buffers with answers takes a few seconds of answering.)"""
+    async def ready() -> list[str]:
+        return []
+
+    http = HttpServer(None, ready=ready, read_timeout=0.5)
+    address = urlsplit(await http.start("127.0.0.1", 0))
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect((address.hostname or "127.0.0.1", address.port or 80))
+    client.setblocking(False)
+    try:
+        requests = b"GET /healthz HTTP/1.1\r\nHost: bot\r\n\r\n" * 500
+        deadline = time.monotonic() + 20.0
+        closed = False
+        while time.monotonic() < deadline:  # keep the server busy answering; never read a byte of it
+            try:
+                client.send(requests)
+            except BlockingIOError:
+                pass
+            except OSError:  # reset by the server: it gave up on us
+                closed = True
+                break
+            await asyncio.sleep(0.02)
+            if http.open_connections() == 0:
+                closed = True
+                break
+        assert closed, "a client that never reads its answers is still connected"
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n\r\n")
+        answer = await _closed_within(reader, 2.0)
+        writer.close()
+        assert answer is not None and answer.startswith(b"HTTP/1.1 200"), answer
+    finally:
+        client.close()
+        await http.stop()
+
+
+async def test_connections_beyond_the_limit_are_closed_at_once() -> None:
+    async def ready() -> list[str]:
+        return []
+
+    server = HttpServer(None, ready=ready, max_connections=3)
+    url = urlsplit(await server.start("127.0.0.1", 0))
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    held = []
+    try:
+        for _ in range(3):
+            held.append(await asyncio.open_connection(host, port))
+        for _ in range(50):  # the three are counted once aiohttp has them
+            if server.open_connections() == 3:
+                break
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection(host, port)
+        assert await _closed_within(reader, 2.0) == b"", "a fourth connection was kept"
+        writer.close()
+        # the ones inside are served
+        first_reader, first_writer = held[0]
+        first_writer.write(b"GET /healthz HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n\r\n")
+        answer = await _closed_within(first_reader, 2.0)
+        assert answer is not None and answer.startswith(b"HTTP/1.1 200"), answer
+    finally:
+        for _, writer in held:
+            writer.close()
+        await server.stop()
+
+
+async def test_running_out_of_file_descriptors_is_one_warning_not_a_traceback_per_accept() -> None:
+    async def ready() -> list[str]:
+        return []
+
+    server = HttpServer(None, ready=ready)
+    await server.start("127.0.0.1", 0)
+    try:
+        with Recorder() as recorder:
+            loop = asyncio.get_running_loop()
+            for _ in range(20):  # what asyncio reports at each accept when the process has no descriptor left
+                loop.call_exception_handler({"message": "socket.accept() out of system resource",
+                                             "exception": OSError(24, "Too many open files")})
+            other = [r for r in recorder.records if r.levelno >= logging.WARNING]
+        assert [r.levelno for r in other] == [logging.WARNING], [r.getMessage() for r in other]
+        assert "Too many open files" in other[0].getMessage() and not other[0].exc_info
+    finally:
+        await server.stop()

@@ -626,6 +626,11 @@ def _spaced_equals(tokens: Sequence[str], index: int) -> bool:
 # -- the parser ------------------------------------------------------------------------------------
 
 
+def _typed_length(text: str) -> int:
+    """How many characters the person typed: Slack sends ``&``, ``<`` and ``>`` escaped (``&amp;`` is one)."""
+    return len(text) - 4 * text.count("&amp;") - 3 * text.count("&lt;") - 3 * text.count("&gt;")
+
+
 def parse(
     text: str,
     *,
@@ -640,9 +645,10 @@ def parse(
     Empty text is ``help``. Bare ``run`` asks for the modal (``open_modal``). Parameter values are not checked
     against the pipeline: the service does that with the catalog; here only the key=value shape is.
     """
-    if len(text) > MAX_TEXT:
+    typed = _typed_length(text)
+    if typed > MAX_TEXT:
         return ParseError(
-            f"That command is {len(text):,} characters long; {code(command)} takes at most {MAX_TEXT:,}. "
+            f"That command is {typed:,} characters long; {code(command)} takes at most {MAX_TEXT:,}. "
             "Shorten it: long values belong in the pipeline's own configuration."
         )
     ctx = _Context(command, tuple(pipelines), tuple(workflows), tuple(providers), tuple(connections))

@@ -621,3 +621,11 @@ def test_random_characters_never_raise() -> None:
     alphabet = "ab #:=<>&;|'\"“”‘’\\`\t\n0123456789wdhms@!-_." + "".join(map(chr, range(0x2000, 0x2010)))
     for _ in range(2000):
         check_never_raises("".join(rng.choices(alphabet, k=rng.randint(0, 30))))
+
+
+def test_the_length_cap_counts_what_was_typed_not_slacks_escapes() -> None:
+    """Slack sends ``&`` as ``&amp;``: 1,000 ampersands are 1,000 characters, not 5,000."""
+    typed = run("run leads-ods note=" + "&amp;" * 1000)
+    assert not (isinstance(typed, ParseError) and "at most 4,000" in typed.message), typed
+    too_long = bad("run leads-ods note=" + "&lt;" * 4000)
+    assert "at most 4,000" in too_long.message and "4,019 characters" in too_long.message, too_long.message

@@ -58,3 +58,18 @@ async def test_claims_racing_from_several_connections_make_one_winner(store: Sto
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_renewed_claim_is_not_taken_over(store: Store) -> None:
+    """A live attempt renews its claim: only a claim left without renewal for ``hold`` is taken over."""
+    ledger = store.requests
+    token = await ledger.claim("k", now=NOW, hold=HOLD, keep=KEEP)
+    assert token is not None
+    assert await ledger.renew("k", token, now=NOW + timedelta(seconds=2))
+    assert await ledger.claim("k", now=NOW + timedelta(seconds=4), hold=HOLD, keep=KEEP) is None
+    taker = await ledger.claim("k", now=NOW + timedelta(seconds=6), hold=HOLD, keep=KEEP)
+    assert taker is not None
+    # the old holder's renewal is refused: the claim is the taker's now
+    assert not await ledger.renew("k", token, now=NOW + timedelta(seconds=6))
+    await ledger.answered("k", taker)
+    assert not await ledger.renew("k", taker, now=NOW + timedelta(seconds=7))

@@ -307,6 +307,8 @@ class Runtime:
                 )
             except TimeoutError:
                 log.warning("a poll or delivery tick outlived the grace period; its leases are released")
+        if hasattr(self, "watcher"):
+            await self.watcher.stop()  # list calls to a slow provider hold no lease: nothing to hand back
         if self.store is not None:
             try:  # what is already decided goes out now, paced as always, within the grace period
                 deadline = time.monotonic() + self.settings.shutdown_grace_seconds

@@ -85,9 +85,11 @@ class Poller:
         return await self._ticks.run(self._tick)
 
     async def idle(self) -> None:
-        """Return when no tick and no poll is under way (at shutdown). Cancelled, it cancels the polls left."""
+        """Return when no tick and no poll is under way (at shutdown). Cancelled, it leaves the polls be: a poll
+        cut in the middle of a write would keep the database locked."""
         await self._ticks.idle()
-        await asyncio.gather(*self._polling.values(), return_exceptions=True)
+        if self._polling:
+            await asyncio.wait(list(self._polling.values()))
 
     async def _tick(self) -> int:
         now = self.now()

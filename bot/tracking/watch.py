@@ -86,12 +86,10 @@ class Watcher:
         done, _ = await asyncio.wait(started, timeout=self.tick_wait)
         return sum(t.result() for t in done if not t.cancelled() and t.exception() is None)
 
-    async def stop(self) -> None:
-        """Cancel the list calls still under way (at shutdown)."""
-        listing = list(self._listing.values())
-        for task in listing:
-            task.cancel()
-        await asyncio.gather(*listing, return_exceptions=True)
+    async def idle(self) -> None:
+        """Return when no list call is under way (at shutdown). Cancelled, it leaves them be (see ``Poller.idle``)."""
+        if self._listing:
+            await asyncio.wait(list(self._listing.values()))
 
     def _start(self, pipeline: Pipeline, watch: Watch | None) -> asyncio.Task[int]:
         task = asyncio.create_task(self._pipeline(pipeline, watch), name=f"watch {pipeline.name}")

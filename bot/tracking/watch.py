@@ -6,7 +6,7 @@ list and their individual poll is pushed back. Each external run is recorded onc
 connection + provider run id), so it is reported once, across restarts and replicas. Runs that ended
 before watching began are history, not news.
 
-A cycle waits ``tick_wait`` seconds at most for its list calls: a slow provider's go on as tasks of their own,
+A cycle waits ``tick_wait`` seconds at most for its list calls: a slow provider's calls go on as tasks of their own,
 and that pipeline is left out of the cycles that come while its list is still under way.
 """
 

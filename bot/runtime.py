@@ -327,10 +327,11 @@ class Runtime:
             # rather than close the clients and the database under hundreds of polls in flight
             try:
                 await asyncio.wait_for(
-                    asyncio.gather(self.poller.idle(), self.deliverer.idle()), self.settings.shutdown_grace_seconds
+                    asyncio.gather(self.poller.idle(), self.deliverer.idle(), self.watcher.idle()),
+                    self.settings.shutdown_grace_seconds,
                 )
             except TimeoutError:
-                log.warning("a poll or delivery tick outlived the grace period; its leases are released")
+                log.warning("a poll, watch or delivery tick outlived the grace period; its leases are released")
         if self.store is not None:
             try:  # what is already decided goes out now, paced as always, within the grace period
                 deadline = time.monotonic() + self.settings.shutdown_grace_seconds

@@ -59,6 +59,24 @@ async def read_body(request: web.Request) -> Any:
     return text
 
 
+async def _trickle(answer: web.StreamResponse, request: web.Request, every: float) -> web.StreamResponse:
+    """Send ``answer`` one byte every ``every`` seconds (chunked: no length to tell the client how long it is)."""
+    if not isinstance(answer, web.Response) or not isinstance(answer.body, bytes):
+        return answer
+    body = answer.body
+    headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding")}
+    slow = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
+    await slow.prepare(request)
+    try:
+        for i in range(len(body)):
+            await asyncio.sleep(every)
+            await slow.write(body[i : i + 1])
+        await slow.write_eof()
+    except ConnectionError:  # the client gave up: what the fault is for
+        pass
+    return slow
+
+
 class EmulatorServer:
     """Base of the four provider emulators. Route handlers are named ``on_<what>``."""
 
@@ -127,6 +145,8 @@ class EmulatorServer:
         if fault.kind == "delay":
             await asyncio.sleep(fault.delay)
             return await handler(request)
+        if fault.kind == "trickle":
+            return await _trickle(await handler(request), request, fault.delay)
         if fault.kind == "malformed":
             return web.Response(text='{"status": "RUNN', status=200, content_type="application/json")
         if fault.kind == "expired_token":

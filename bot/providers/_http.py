@@ -5,6 +5,11 @@ exponential backoff and the provider's ``Retry-After``. Writes that start someth
 sent once: a retried trigger can start a second run, so a timeout there becomes
 ``TriggerOutcomeUnknown`` and the person is told to look before trying again.
 
+Each attempt has a deadline of its own, the connection's ``timeout_seconds`` for the whole exchange (connecting,
+sending, any login the auth flow needs, the whole answer): httpx's timeouts bound each read, so a provider that
+trickles a byte a little faster than that would otherwise hold a call open for ever. Past the deadline the call
+is a timeout like any other.
+
 An answer is read as a stream and refused past ``MAX_BODY_BYTES``: a provider (or whatever answers at its
 address) cannot make the bot buffer gigabytes. A compressed answer is inflated here, never by httpx (which inflates
 each network read whole: 64 KB of gzip become 64 MB before any count): one layer of gzip or deflate, a bounded
@@ -47,6 +52,7 @@ __all__ = [
     "BodyTooLarge",
     "BodyUnreadable",
     "Call",
+    "CallTimedOut",
     "HttpCaller",
     "RetryPolicy",
     "Sleep",
@@ -95,6 +101,21 @@ def parse_retry_after(value: str | None) -> float | None:
     import datetime as _dt
 
     return max((when - _dt.datetime.now(_dt.UTC)).total_seconds(), 0.0)
+
+
+class CallTimedOut(httpx.ReadTimeout):
+    """One exchange took longer than its deadline all told (each read within httpx's timeout, perhaps). A read
+    timeout as far as the caller goes: the request may have reached the provider."""
+
+    def __init__(self, deadline: float, request: httpx.Request) -> None:
+        super().__init__(f"no whole answer within {deadline:g} s", request=request)
+        self.deadline = deadline
+
+
+def _longest(timeout: httpx.Timeout) -> float | None:
+    """A client's longest finite timeout (its read timeout, as the provider clients build it); None: none set."""
+    parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t is not None]
+    return max(parts) if parts else None
 
 
 class BodyRefused(Exception):
@@ -240,6 +261,7 @@ class HttpCaller:
         sleep: Sleep = asyncio.sleep,
         error_text: Callable[[httpx.Response], str] | None = None,
         max_body: int = MAX_BODY_BYTES,
+        deadline: float | None = None,
     ) -> None:
         self.client = client
         self.provider = provider
@@ -250,6 +272,8 @@ class HttpCaller:
         self._sleep = sleep
         self._error_text = error_text or _default_error_text
         self.max_body = max_body
+        #: seconds one exchange may take all told; the client's longest timeout unless told
+        self.deadline = deadline if deadline is not None else _longest(client.timeout)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -317,8 +341,8 @@ class HttpCaller:
         raise last
 
     async def _exchange(self, call: Call) -> httpx.Response:
-        """One request and its whole answer, read within ``max_body``; redirects are answers, never followed
-        (whatever the client was built with)."""
+        """One request and its whole answer, read within ``max_body`` and ``deadline``; redirects are answers, never
+        followed (whatever the client was built with). Past the deadline: ``CallTimedOut``, an httpx timeout."""
         request = self.client.build_request(
             call.method,
             call.url,
@@ -328,11 +352,19 @@ class HttpCaller:
             headers=call.headers,
             content=call.content,
         )
-        response = await self.client.send(request, stream=True, follow_redirects=False)
+        timer = asyncio.timeout(self.deadline)
         try:
-            await read_capped(response, self.max_body)
-        finally:
-            await response.aclose()
+            async with timer:
+                response = await self.client.send(request, stream=True, follow_redirects=False)
+                try:
+                    await read_capped(response, self.max_body)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TransportError):  # a library may turn the cancellation into an error of its own
+            if not timer.expired():
+                raise
+            assert self.deadline is not None
+            raise CallTimedOut(self.deadline, request) from None
         return response
 
     async def json(self, call: Call) -> Any:
@@ -410,9 +442,10 @@ class HttpCaller:
                 f"{self.provider} did not answer in time when asked to {call.what}: it is unknown whether "
                 f"it started. Check the {self.provider} console before trying again.",
             )
+        why = str(exc) if isinstance(exc, CallTimedOut) else type(exc).__name__
         return self.error(
             ProviderUnavailable,
-            f"{self.provider} did not answer in time when asked to {call.what} ({type(exc).__name__}).",
+            f"{self.provider} did not answer in time when asked to {call.what} ({why}).",
         )
 
     def _unreachable(self, call: Call, exc: httpx.TransportError) -> ProviderError:

@@ -129,6 +129,7 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
             retry=retry,
             sleep=sleep,
             error_text=self._error_text,
+            deadline=connection.timeout_seconds,  # the whole of one exchange, not each read (httpx's timeout)
         )
 
     # -- to implement -----------------------------------------------------------------------

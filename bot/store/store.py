@@ -7,7 +7,7 @@ replica's leases expire and another one takes over.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -457,15 +457,25 @@ class Store:
                     query = query.where(table.c.lease_owner == owner)
                 await conn.execute(query)
 
-    async def release_run_leases(self, owner: str) -> None:
+    async def release_run_leases(self, owner: str, *, keep: Collection[int] = ()) -> None:
         """Hand back the runs ``owner`` claimed in a poll tick that failed midway (the database went away):
         otherwise they would wait for their leases to expire before anyone polls them again. Not the runs it is
-        starting: their triggers are still pending in this process, which is not gone."""
+        starting: their triggers are still pending in this process, which is not gone. ``keep``: runs still being
+        polled, whose leases stay."""
+        query = update(runs).where(runs.c.lease_owner == owner, runs.c.state != STARTING)
+        if keep:
+            query = query.where(runs.c.id.not_in(list(keep)))
+        async with self.engine.begin() as conn:
+            await conn.execute(query.values(lease_owner=None, lease_expires_at=None))
+
+    async def renew_run_leases(self, owner: str, run_ids: Collection[int], *, until: datetime) -> None:
+        """Extend ``owner``'s leases of runs it is still polling (a slow provider): a lease outlived by its poll
+        would let another tick or replica poll the run a second time meanwhile."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(runs)
-                .where(runs.c.lease_owner == owner, runs.c.state != STARTING)
-                .values(lease_owner=None, lease_expires_at=None)
+                .where(runs.c.id.in_(list(run_ids)), runs.c.lease_owner == owner)
+                .values(lease_expires_at=until)
             )
 
     async def release_delivery_leases(self, owner: str) -> None:

@@ -5,6 +5,11 @@ them concurrently with a bound per connection, and schedules each run's next pol
 does not answer never fails a run: the run stays as it was, "status unknown since …", and polling
 backs off and goes on until the provider answers. An answer that does not name the run (``ProviderNoNews``)
 is handled the same way, without counting against the connection's health.
+
+A tick waits for its polls ``tick_wait`` seconds at most: a slow provider (each call can take its connection's
+``timeout_seconds``, times the read attempts) must not hold back the polls of every other connection. The slow
+polls go on as tasks of their own; each tick renews their leases and claims nothing they hold, so a run is never
+polled twice at once, here or by another replica.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class Poller:
         batch: int = 500,
         lease: timedelta = timedelta(seconds=60),
         metrics: Metrics | None = None,
+        tick_wait: float = 1.0,
     ) -> None:
         self.store = store
         self.pool = pool
@@ -68,33 +74,59 @@ class Poller:
         # one pipeline's changes are recorded one at a time: a change reads and updates the pipeline's open
         # alert, and failures of one pipeline landing in one tick must count into one alert, not race into several
         self._recording: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._ticks = TickGuard(lambda: self.store.release_run_leases(self.owner))
+        self.tick_wait = tick_wait
+        #: polls under way, by run id, some started by earlier ticks; each holds its run's lease
+        self._polling: dict[int, asyncio.Task[None]] = {}
+        self._failed: list[BaseException] = []  # polls that raised since the last tick said so
+        self._ticks = TickGuard(lambda: self.store.release_run_leases(self.owner, keep=tuple(self._polling)))
 
     async def tick(self) -> int:
-        """Poll every due run once. Returns how many were polled. Ticks never overlap; each waits for every poll
-        it started, even when some fail (``TickGuard``)."""
+        """Poll every due run once. Returns how many were claimed. Ticks never overlap (``TickGuard``); each waits
+        ``tick_wait`` seconds at most for the polls it started, the rest finish on their own."""
         return await self._ticks.run(self._tick)
 
     async def idle(self) -> None:
+        """Return when no tick and no poll is under way (at shutdown). Cancelled, it leaves the polls be: a poll
+        cut in the middle of a write would keep the database locked."""
         await self._ticks.idle()
+        if self._polling:
+            await asyncio.wait(list(self._polling.values()))
 
     async def _tick(self) -> int:
         now = self.now()
+        if self._polling:  # polls still under way keep their runs: nobody else may take them meanwhile
+            await self.store.renew_run_leases(self.owner, tuple(self._polling), until=now + self.lease)
         due = await self.store.claim_due_runs(self.owner, now=now, limit=self.batch, lease=self.lease)
-        if not due:
-            return 0
-        self.lag = sorted((now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at)
-        if self.lag:
-            self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[-1], {"quantile": "1"})
-            self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[len(self.lag) // 2], {"quantile": "0.5"})
-        results = await asyncio.gather(*(self._poll(run) for run in due), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:  # the database went away mid-tick, most likely: the next tick hands their leases back
+        if due:
+            self.lag = sorted((now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at)
+            if self.lag:
+                self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[-1], {"quantile": "1"})
+                self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[len(self.lag) // 2], {"quantile": "0.5"})
+            started = [self._start(run) for run in due]
+            await asyncio.wait(started, timeout=self.tick_wait)
+        if self._failed:  # the database went away mid-poll, most likely: the next tick hands their leases back
+            failed, self._failed = self._failed, []
             self._ticks.failed_midway()
-            log.error("%d of %d polls failed", len(failed), len(due), exc_info=failed[0])
+            log.error("%d polls failed", len(failed), exc_info=failed[0])
         return len(due)
 
-    async def _poll(self, run: RunRecord) -> None:
+    def _start(self, run: RunRecord) -> asyncio.Task[None]:
+        # a run claimed again while its last poll records what it found (the lease is handed back there) waits for it
+        before = self._polling.get(run.id)
+        task = asyncio.create_task(self._poll(run, before), name=f"poll run {run.id}")
+        self._polling[run.id] = task
+        task.add_done_callback(lambda done: self._finished(run.id, done))
+        return task
+
+    def _finished(self, run_id: int, task: asyncio.Task[None]) -> None:
+        if self._polling.get(run_id) is task:
+            del self._polling[run_id]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._failed.append(exc)
+
+    async def _poll(self, run: RunRecord, before: asyncio.Task[None] | None = None) -> None:
+        if before is not None:
+            await asyncio.wait([before])
         with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
             await self._poll_run(run)
 

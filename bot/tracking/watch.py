@@ -8,6 +8,9 @@ before watching began are history, not news: the ones the first list (of this pr
 provider's word, before watching began, or with no time at all. Any run first seen in a later list is news,
 whatever times it gives: a provider's clock behind ours, or a run that failed before it started (no times),
 cannot hide a failure.
+
+A cycle waits ``tick_wait`` seconds at most for its list calls: a slow provider's calls go on as tasks of their own,
+and that pipeline is left out of the cycles that come while its list is still under way.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Watcher:
         lookback: timedelta = timedelta(days=1),
         limit: int = 50,
         metrics: Metrics | None = None,
+        tick_wait: float = 1.0,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -71,13 +75,39 @@ class Watcher:
         # per pipeline: the watch (its ``since``) whose first list this process took, and the ended runs that
         # list showed as history (bounded by the list's limit)
         self._history: dict[str, tuple[datetime, frozenset[str]]] = {}
+        self.tick_wait = tick_wait
+        #: list calls under way, by pipeline, some started by earlier cycles
+        self._listing: dict[str, asyncio.Task[int]] = {}
 
     async def cycle(self) -> int:
-        """List every watched pipeline's recent runs once; returns how many new external runs were found."""
+        """List every watched pipeline's recent runs once; returns how many new external runs were found by the
+        lists that ended within ``tick_wait`` (the slower ones count theirs in ``found`` when they end)."""
         overrides = await self.store.alerting.watches()
-        pipelines = [p for p in watched_pipelines(self.catalog, overrides) if self._can_list(p)]
-        results = await asyncio.gather(*(self._pipeline(p, overrides.get(p.name)) for p in pipelines))
-        return sum(results)
+        pipelines = [
+            p for p in watched_pipelines(self.catalog, overrides) if p.name not in self._listing and self._can_list(p)
+        ]
+        started = [self._start(p, overrides.get(p.name)) for p in pipelines]
+        if not started:
+            return 0
+        done, _ = await asyncio.wait(started, timeout=self.tick_wait)
+        return sum(t.result() for t in done if not t.cancelled() and t.exception() is None)
+
+    async def idle(self) -> None:
+        """Return when no list call is under way (at shutdown). Cancelled, it leaves them be (see ``Poller.idle``)."""
+        if self._listing:
+            await asyncio.wait(list(self._listing.values()))
+
+    def _start(self, pipeline: Pipeline, watch: Watch | None) -> asyncio.Task[int]:
+        task = asyncio.create_task(self._pipeline(pipeline, watch), name=f"watch {pipeline.name}")
+        self._listing[pipeline.name] = task
+        task.add_done_callback(lambda done: self._finished(pipeline.name, done))
+        return task
+
+    def _finished(self, name: str, task: asyncio.Task[int]) -> None:
+        if self._listing.get(name) is task:
+            del self._listing[name]
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("watch of %s failed", name, exc_info=exc, extra={"pipeline": name})
 
     def _can_list(self, pipeline: Pipeline) -> bool:
         try:

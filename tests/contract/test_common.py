@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -144,6 +145,43 @@ async def test_a_timeout_on_a_read_is_retried(
         status = await client.get_status(case.job, run.run_id)
         assert status.state is RunState.QUEUED
         assert len(sleeps.delays) == 1
+    finally:
+        await client.aclose()
+
+
+#: a byte of the answer every 0.75 × the timeout: no read ever waits long enough to time out
+TRICKLED = 0.4
+
+
+async def test_a_status_answer_trickled_under_the_read_timeout_is_a_timeout_at_the_deadline(
+    case: ProviderCase, emulator: EmulatorServer, sleeps: SleepRecorder
+) -> None:
+    client = case.client(emulator.url, sleeps, TRICKLED)
+    try:
+        run = await client.trigger(case.job, case.parameters)
+        emulator.state.add_fault(Fault(route=case.status_route, kind="trickle", delay=0.75 * TRICKLED, times=None))
+        # without a deadline for the whole exchange, each attempt reads its answer for a minute or more
+        with pytest.raises(ProviderUnavailable) as err:
+            await asyncio.wait_for(client.get_status(case.job, run.run_id), 10 * TRICKLED * 4)
+        assert "did not answer in time" in str(err.value)
+        assert f"within {TRICKLED:g} s" in str(err.value)
+        assert len(sleeps.delays) == 3  # retried as any timeout is: four attempts in all
+        assert len(emulator.state.requests_to(case.status_route)) == 4
+    finally:
+        await client.aclose()
+
+
+async def test_a_trigger_answer_trickled_under_the_read_timeout_is_unknown_at_the_deadline(
+    case: ProviderCase, emulator: EmulatorServer, sleeps: SleepRecorder
+) -> None:
+    client = case.client(emulator.url, sleeps, TRICKLED)
+    try:
+        emulator.state.add_fault(Fault(route=case.trigger_route, kind="trickle", delay=0.75 * TRICKLED, times=None))
+        with pytest.raises(TriggerOutcomeUnknown) as err:
+            await asyncio.wait_for(client.trigger(case.job, case.parameters), 10 * TRICKLED)
+        assert "unknown whether" in str(err.value)  # it did start: the answer was on its way
+        assert sleeps.delays == []
+        assert len(emulator.state.requests_to(case.trigger_route)) == 1
     finally:
         await client.aclose()
 

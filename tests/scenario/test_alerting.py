@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.emulators._core import Fault, Outcome
 from bot.emulators.slack.server import Message
-from tests.scenario.harness import DK_JOB, RIVER, TAILER_CONFIG, World, world
+from tests.scenario.harness import DK_JOB, RIVER, RIVERY_UNLIMITED, TAILER_CONFIG, World, unlimited_rivery, world
 
 
 def everything(w: World, channel: str) -> str:
@@ -330,8 +330,14 @@ async def test_a_run_begun_before_the_failing_one_that_succeeds_after_it_leaves_
     tmp_path: Path,
 ) -> None:
     """A slow run started first succeeds after a later run failed: the failure stands (the App Home says so)
-    until a run begun after it (here its Retry) succeeds, which rewrites the posted alert."""
-    async with world(tmp_path) as w:
+    until a run begun after it (here its Retry) succeeds, which rewrites the posted alert. Three runs of one river
+    in seconds: more than Rivery allows, so its limits are lifted here (tests/scenario/test_rivery_limits.py)."""
+
+    def unlimited(raw: dict[str, Any]) -> None:
+        raw["connections"]["rivery"].update(RIVERY_UNLIMITED)
+
+    async with world(tmp_path, catalog_edit=unlimited) as w:
+        unlimited_rivery(w.emulators)
         rivery = w.emulators["rivery"]
         rivery.state.script(RIVER, [
             Outcome(queued_s=1, running_s=20),

@@ -1,0 +1,87 @@
+"""The poller's ticks with a provider that does not answer yet: the tick does not wait for it, the run stays
+leased to its poll for as long as the poll lasts (past the lease's length), and nobody polls it a second time
+meanwhile, neither a later tick nor another replica."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from bot.models import RunState, RunStatus
+from bot.service.clients import ClientPool
+from bot.store.records import NewRun, RunRecord, Transition
+from bot.store.store import Store
+from bot.tracking.poller import Poller
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+
+
+class SlowProvider:
+    """A connection whose status answers come when the test says."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.asking = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    def client(self, connection: str) -> SlowProvider:
+        return self
+
+    def job(self, provider: str, job: Any) -> object:
+        return job
+
+    def slot(self, connection: str) -> asyncio.Semaphore:
+        return asyncio.Semaphore(8)
+
+    async def get_status(self, job: object, run_id: str) -> RunStatus:
+        self.asked.append(run_id)
+        self.asking.set()
+        await self.answer.wait()
+        return RunStatus(run_id, RunState.RUNNING, "R")
+
+
+async def _run(store: Store, provider_run_id: str) -> RunRecord:
+    new = NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin="slack",
+                 pipeline="leads-ods", channel="C1", provider_run_id=provider_run_id)
+    return await store.create_run(new, now=NOW, next_poll_at=NOW)
+
+
+async def test_a_poll_outlasting_its_lease_keeps_its_run_and_is_never_doubled(store: Store) -> None:
+    slow = SlowProvider()
+    clock = [NOW]
+    changes: list[Transition] = []
+
+    async def changed(change: Transition) -> None:
+        changes.append(change)
+
+    async def unknown(run: RunRecord) -> None:
+        raise AssertionError("the provider answered")
+
+    poller = Poller(store, cast(ClientPool, slow), owner="a", now=lambda: clock[0], on_change=changed,
+                    on_unknown=unknown, lease=LEASE, tick_wait=0.0)
+    run = await _run(store, "p-1")
+    # the guard only keeps a tick that waits for its polls (the defect) from hanging the suite
+    assert await asyncio.wait_for(poller.tick(), 5) == 1
+    await asyncio.wait_for(slow.asking.wait(), 5)
+    assert slow.asked == ["p-1"]
+
+    clock[0] = NOW + LEASE / 2
+    assert await asyncio.wait_for(poller.tick(), 5) == 0  # the run is the poll's: its lease is renewed
+    clock[0] = NOW + LEASE + timedelta(seconds=1)  # the poll still waits on the provider, past the first lease
+    assert await store.claim_due_runs("b", now=clock[0], limit=10, lease=LEASE) == []  # not another replica's
+    assert await asyncio.wait_for(poller.tick(), 5) == 0
+
+    # a tick that failed midway hands back what it left, never the run still being polled
+    poller._ticks.failed_midway()
+    await asyncio.wait_for(poller.tick(), 5)
+    assert await store.claim_due_runs("b", now=clock[0], limit=10, lease=LEASE) == []
+    assert slow.asked == ["p-1"]
+
+    slow.answer.set()
+    await poller.idle()
+    assert slow.asked == ["p-1"]  # asked once in all
+    assert [c.run.state for c in changes] == ["running"]
+    later = clock[0] + timedelta(hours=1)  # its next poll is due: the lease went back with the answer
+    assert [r.id for r in await store.claim_due_runs("b", now=later, limit=10, lease=LEASE)] == [run.id]

@@ -315,9 +315,9 @@ class Runtime:
     async def stop(self) -> None:
         """Stop taking work, let running work finish (a grace period), hand back what we hold."""
         grace = self.settings.shutdown_grace_seconds
-        log.info("stopping: finishing the work in hand (grace period %g s)", grace)
         scheduler = self.scheduler if self.scheduler is not None and self.scheduler.running else None
-        if scheduler is not None:
+        if scheduler is not None:  # it was running (a start that failed says its one line only)
+            log.info("stopping: finishing the work in hand (grace period %g s)", grace)
             # no new ticks; not shutdown() yet: it would cancel the running ones wherever they are (a card
             # posted and not yet recorded, a poll answered and not yet written)
             scheduler.pause()

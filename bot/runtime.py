@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.delivery.sender import Deliverer
 from bot.errors import StartupError
 from bot.ops.http import HttpServer
+from bot.ops.jobs import RunningJobs
 from bot.ops.metrics import Metrics
 from bot.ops.redact import PROCESS, Redactor
 from bot.service.alerts import Alerter
@@ -72,6 +73,7 @@ class Runtime:
         self._socket_handler: Any = None
         self._stopping = asyncio.Event()
         self._lock: ProcessLock | None = None
+        self.jobs = RunningJobs()
 
     async def start(self) -> None:
         """Raises StartupError (one line) when the database cannot be used or the port taken."""
@@ -215,6 +217,8 @@ class Runtime:
             schedule_digest(self.scheduler, s, digest_job(store, self.catalog, s, owner=self.owner, now=self.now))
         # a tick still running when the next is due is normal under load: not worth a warning each time
         self.schedules.install(self.scheduler)
+        for job in self.scheduler.get_jobs():  # every job, whoever added it: stop() lets the running ones finish
+            job.modify(func=self.jobs.track(job.func))
         await self.schedules.catch_up()
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
@@ -314,24 +318,30 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop taking work, let running work finish (a grace period), hand back what we hold."""
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        grace = self.settings.shutdown_grace_seconds
+        scheduler = self.scheduler if self.scheduler is not None and self.scheduler.running else None
+        if scheduler is not None:  # it was running (a start that failed says its one line only)
+            log.info("stopping: finishing the work in hand (grace period %g s)", grace)
+            # no new ticks; not shutdown() yet: it would cancel the running ones wherever they are (a card
+            # posted and not yet recorded, a poll answered and not yet written)
+            scheduler.pause()
         if self._socket_handler is not None:
             await self._socket_handler.close_async()
         if self.http is not None:
             await self.http.stop()
         if hasattr(self, "tasks"):
-            await self.tasks.drain(self.settings.shutdown_grace_seconds)
+            await self.tasks.drain(grace)
+        # let the ticks finish what they claimed, rather than close the clients and the database under them
+        if scheduler is not None and not await self.jobs.wait(grace):
+            log.warning("a scheduled job outlived the grace period: it is cut off, its leases are released")
         if hasattr(self, "poller"):
-            # the scheduler stopped starting ticks, not the ones running: let them finish what they claimed,
-            # rather than close the clients and the database under hundreds of polls in flight
+            # polls and list calls a tick left running (a slow provider): they finish, or are cut off after the grace
             try:
-                await asyncio.wait_for(
-                    asyncio.gather(self.poller.idle(), self.deliverer.idle(), self.watcher.idle()),
-                    self.settings.shutdown_grace_seconds,
-                )
+                await asyncio.wait_for(asyncio.gather(self.poller.idle(), self.watcher.idle()), grace)
             except TimeoutError:
-                log.warning("a poll, watch or delivery tick outlived the grace period; its leases are released")
+                log.warning("a poll or list call outlived the grace period; its leases are released")
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)  # cancels what is still running
         if self.store is not None:
             try:  # what is already decided goes out now, paced as always, within the grace period
                 deadline = time.monotonic() + self.settings.shutdown_grace_seconds

@@ -3,7 +3,9 @@
 - Intent first: a card's content and every message are in the store before any Slack call, and
   marked sent only after Slack confirmed; a crash in between means one more try, never a loss.
 - A post whose answer we never saw (the process died mid-call) is looked up in the channel's
-  history by its metadata before posting again, so it is not posted twice.
+  history by its metadata before posting again, so it is not posted twice. A post Slack answered but
+  the store failed to record (the database errored, the tick was cancelled) is remembered in memory and
+  recorded at the next try without asking Slack again.
 - Posts are paced per channel (Slack allows about one per second); 429 waits for ``Retry-After``,
   5xx and network errors back off; messages of one run go out in order.
 """
@@ -113,6 +115,9 @@ class Deliverer:
         self.lease = lease
         self.edit_gap = edit_gap
         self.stats = DeliveryStats()
+        # posts Slack answered whose recording failed: card id → (ts, channel, version shown), item id → ts
+        self._unrecorded_cards: dict[int, tuple[str, str, int]] = {}
+        self._unrecorded_items: dict[int, str] = {}
         self._ticks = TickGuard(lambda: self.store.release_delivery_leases(self.owner))
 
     async def tick(self) -> int:
@@ -168,32 +173,19 @@ class Deliverer:
     async def _send_card(self, card: CardRecord) -> int:
         try:
             if card.ts is None:
-                if not await self._paced(
-                    card.channel,
-                    lambda: self.store.card_retry_later(
-                        card.id, not_before=self._later(self.pacer.wait_time(card.channel)), error="paced"
-                    ),
-                ):
-                    return 0
-                ts, channel = await self._find(card.channel, CARD_EVENT, "card", card.id, card.attempting_since)
-                if ts is None:
-                    await self.store.card_attempt(card.id, now=self.now())
-                    self.pacer.take(card.channel)
-                    answer = await self._call(
-                        "chat.postMessage",
-                        channel=card.channel,
-                        text=card.text,
-                        blocks=card.blocks,
-                        unfurl_links=False,
-                        metadata={"event_type": CARD_EVENT, "event_payload": {"card": card.id, "run": card.run_id}},
-                    )
-                    ts, channel = answer["ts"], answer.get("channel", card.channel)
-                    self.stats.posts += 1
+                known = self._unrecorded_cards.get(card.id)  # ours, answered: only the recording is left to do
+                if known is None:
+                    known = await self._post_card(card)
+                    if known is None:
+                        return 0
+                ts, channel, version = known
                 if not await self.store.card_posted(
-                    card.id, card.version, ts, channel=channel, next_edit_at=self._next_edit(card)
+                    card.id, version, ts, channel=channel, next_edit_at=self._next_edit(card)
                 ):
                     await self._delete_duplicate(channel, ts)
+                del self._unrecorded_cards[card.id]
             else:
+                self._unrecorded_cards.pop(card.id, None)  # recorded meanwhile (another replica found it)
                 await self._call("chat.update", channel=card.channel, ts=card.ts, text=card.text, blocks=card.blocks)
                 self.stats.updates += 1
                 await self.store.card_sent(card.id, card.version, None, next_edit_at=self._next_edit(card))
@@ -202,9 +194,36 @@ class Deliverer:
             await self._failed_card(card, exc)
         except Exception as exc:  # network, timeouts: try again later
             self.stats.errors += 1
-            log.warning("card %s not delivered: %s", card.id, exc, extra={"run_id": card.run_id})
-            await self.store.card_retry_later(card.id, not_before=self._backoff(card.attempts), error=str(exc))
+            log.warning("card %s not delivered: %s", card.id, _reason(exc), extra={"run_id": card.run_id})
+            await self.store.card_retry_later(card.id, not_before=self._backoff(card.attempts), error=_reason(exc))
         return 0
+
+    async def _post_card(self, card: CardRecord) -> tuple[str, str, int] | None:
+        """The card's first post (or the one an earlier try left in Slack): its ts, channel and the version it shows,
+        remembered until recorded. None when the channel's pace says later."""
+        if not await self._paced(
+            card.channel,
+            lambda: self.store.card_retry_later(
+                card.id, not_before=self._later(self.pacer.wait_time(card.channel)), error="paced"
+            ),
+        ):
+            return None
+        ts, channel = await self._find(card.channel, CARD_EVENT, "card", card.id, card.attempting_since)
+        if ts is None:
+            await self.store.card_attempt(card.id, now=self.now())
+            self.pacer.take(card.channel)
+            answer = await self._call(
+                "chat.postMessage",
+                channel=card.channel,
+                text=card.text,
+                blocks=card.blocks,
+                unfurl_links=False,
+                metadata={"event_type": CARD_EVENT, "event_payload": {"card": card.id, "run": card.run_id}},
+            )
+            ts, channel = answer["ts"], answer.get("channel", card.channel)
+            self.stats.posts += 1
+        self._unrecorded_cards[card.id] = (ts, channel, card.version)
+        return ts, channel, card.version
 
     async def _failed_card(self, card: CardRecord, exc: SlackApiError) -> None:
         error = str(exc.response.get("error", "")) if exc.response is not None else ""
@@ -247,15 +266,17 @@ class Deliverer:
             await self.store.outbox_dead(item.id, "no channel to post to")
             return True
         try:
-            if not await self._paced(
-                channel,
-                lambda: self.store.outbox_retry_later(
-                    item.id, not_before=self._later(self.pacer.wait_time(channel)), error="paced"
-                ),
-            ):
-                return False
-            thread = item.thread_ts if item.kind == "thread" else None
-            ts, _ = await self._find(channel, MESSAGE_EVENT, "key", item.key, item.attempting_since, thread=thread)
+            ts = self._unrecorded_items.get(item.id)  # ours, answered: only the recording is left to do
+            if ts is None:
+                if not await self._paced(
+                    channel,
+                    lambda: self.store.outbox_retry_later(
+                        item.id, not_before=self._later(self.pacer.wait_time(channel)), error="paced"
+                    ),
+                ):
+                    return False
+                thread = item.thread_ts if item.kind == "thread" else None
+                ts, _ = await self._find(channel, MESSAGE_EVENT, "key", item.key, item.attempting_since, thread=thread)
             if ts is None:
                 await self.store.outbox_attempt(item.id, now=self.now())
                 self.pacer.take(channel)
@@ -271,8 +292,11 @@ class Deliverer:
                 )
                 ts = answer["ts"]
                 self.stats.posts += 1
+            if ts:
+                self._unrecorded_items[item.id] = ts
             if not await self.store.outbox_sent(item.id, ts, now=self.now()) and ts:
                 await self._delete_duplicate(channel, ts)
+            self._unrecorded_items.pop(item.id, None)
             return True
         except SlackApiError as exc:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
@@ -288,8 +312,8 @@ class Deliverer:
             await self.store.outbox_retry_later(item.id, not_before=self._later(wait), error=error)
         except Exception as exc:
             self.stats.errors += 1
-            log.warning("message %s not delivered: %s", item.key, exc, extra={"run_id": item.run_id})
-            await self.store.outbox_retry_later(item.id, not_before=self._backoff(item.attempts), error=str(exc))
+            log.warning("message %s not delivered: %s", item.key, _reason(exc), extra={"run_id": item.run_id})
+            await self.store.outbox_retry_later(item.id, not_before=self._backoff(item.attempts), error=_reason(exc))
         return False
 
     # -- helpers ----------------------------------------------------------------------------
@@ -428,3 +452,8 @@ class Deliverer:
 
     def _backoff(self, attempts: int) -> datetime:
         return self._later(min(2.0 ** min(attempts, 8), 300.0))
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, never empty (a timeout's text is)."""
+    return str(exc) or type(exc).__name__

@@ -26,12 +26,11 @@ async def write_message(
     run_id: int | None = None,
 ) -> bool:
     """Inside the caller's transaction. Returns False when the message already says exactly this."""
-    query = select(cards.c.id, cards.c.text, cards.c.blocks).where(cards.c.key == key)
-    row = (await conn.execute(query)).first()
+    row = await _current(conn, key)
     if row is None:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        created = await conn.execute(
-            insert(cards)
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        inserted = await conn.execute(
+            dialect_insert(cards)
             .values(
                 key=key,
                 run_id=run_id,
@@ -44,18 +43,27 @@ async def write_message(
                 last_error="",
                 updated_at=now,
             )
-            # two writers of a new message at once (a poll and the trigger's answer): the second one updates it
-            .on_conflict_do_nothing(index_elements=[cards.c.key])
+            .on_conflict_do_nothing(index_elements=["key"])
         )
-        if created.rowcount == 1:
+        if inserted.rowcount == 1:
             return True
-        row = (await conn.execute(query)).first()
-        assert row is not None  # the other writer's row: committed before our insert could go on
-    if row.text == text and row.blocks == blocks:
+        # another writer created it since we looked (a run's first poll and the command that started it, under
+        # load): change what it wrote, as if we had come second
+        row = await _current(conn, key)
+        if row is None:
+            raise RuntimeError(f"the message {key} was created and deleted while being written")
+    card_id, current_text, current_blocks = row
+    if current_text == text and current_blocks == blocks:
         return False
     await conn.execute(
         update(cards)
-        .where(cards.c.id == row.id)
+        .where(cards.c.id == card_id)
         .values(text=text, blocks=blocks, version=cards.c.version + 1, updated_at=now)
     )
     return True
+
+
+async def _current(conn: AsyncConnection, key: str) -> tuple[int, str, Any] | None:
+    """The message's id, text and blocks; None when it does not exist yet."""
+    row = (await conn.execute(select(cards.c.id, cards.c.text, cards.c.blocks).where(cards.c.key == key))).first()
+    return None if row is None else (row.id, row.text, row.blocks)

@@ -18,7 +18,7 @@ import pytest
 
 from bot.emulators._core import ManualClock, Outcome
 from bot.emulators.slack import FakeSlack
-from tests.scenario.harness import ENV, FAILING_RIVER, catalog_text, make_emulators
+from tests.scenario.harness import ENV, FAILING_RIVER, catalog_text, make_emulators, world
 
 pytestmark = pytest.mark.slow
 
@@ -182,7 +182,8 @@ async def test_sigterm_finishes_what_it_holds_and_releases_its_leases(tmp_path: 
             assert (await slack.command(f"run {name}", user="U0ALICE")).ok
         await wait(lambda: len(card_runs(slack, "C0GENERAL")) == 5, 15, "the cards", slack)
         bot.proc.send_signal(signal.SIGTERM)
-        assert bot.proc.wait(timeout=30) == 0
+        # waited for in a thread: the fake Slack runs on this loop, and answers the bot's last calls meanwhile
+        assert await asyncio.to_thread(bot.proc.wait, 30) == 0
         with sqlite3.connect(tmp_path / "bot.db") as db:
             held = db.execute(
                 "SELECT count(*) FROM runs WHERE lease_owner IS NOT NULL UNION ALL "
@@ -197,3 +198,38 @@ async def test_sigterm_finishes_what_it_holds_and_releases_its_leases(tmp_path: 
         for e in emulators.values():
             await e.stop()
         await slack.stop()
+
+
+async def test_stopping_lets_a_delivery_tick_record_the_card_slack_already_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop comes while a delivery tick waits on the database between Slack's answer to a card's post and its
+    recording: the tick finishes (it is not cut off mid-write, to be redone by a lookup in Slack's history)."""
+    async with world(tmp_path) as w:
+        store = w.runtime.store
+        assert store is not None
+        card_posted = store.card_posted
+        slow, go, outcome = asyncio.Event(), asyncio.Event(), []
+
+        async def slow_card_posted(*args: object, **kwargs: object) -> bool:
+            slow.set()
+            try:
+                await go.wait()  # the database is slow just then
+            except asyncio.CancelledError:
+                outcome.append("cancelled")
+                raise
+            recorded = await card_posted(*args, **kwargs)  # type: ignore[arg-type]
+            outcome.append("recorded")
+            return recorded
+
+        monkeypatch.setattr(store, "card_posted", slow_card_posted)
+        assert (await w.command("run leads-ods")).ok
+        await asyncio.wait_for(slow.wait(), 10)
+        assert len(w.cards()) == 1  # Slack has it
+        stopping = asyncio.create_task(w.runtime.stop())
+        await asyncio.sleep(0)  # stop() is under way: no new ticks from here
+        go.set()
+        await stopping
+        assert outcome == ["recorded"]
+        assert not w.slack.calls_to("conversations.history")  # nothing to look up again
+        assert len([c for c in w.slack.calls_to("chat.postMessage") if c.ok]) == 1

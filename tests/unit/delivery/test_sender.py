@@ -1,8 +1,10 @@
 """The deliverer against the fake Slack and a real SQLite store: a post that reached Slack but was never
-recorded as sent (the database went away in between) is found again, not posted twice."""
+recorded as sent (the database went away in between, the tick was cancelled) is recorded at the next try by the
+same process, found again in Slack by the next one, and never posted twice."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -39,6 +41,48 @@ async def deliverer_with_a_card(store: Store, slack: FakeSlack) -> tuple[Deliver
     return deliverer, run.id
 
 
+def restarted(deliverer: Deliverer) -> Deliverer:
+    """The deliverer of the next process, on the same store and Slack."""
+    return Deliverer(deliverer.store, deliverer.client, owner=deliverer.owner, now=deliverer.now)
+
+
+@pytest.mark.parametrize("failure", [asyncio.CancelledError, ConnectionError])
+async def test_a_card_slack_answered_but_the_store_did_not_record_is_recorded_without_asking_slack_again(
+    sqlite_store: Store, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, failure: type[BaseException]
+) -> None:
+    """The tick is cancelled (or the database errs) between Slack's answer to the post and its recording. The next
+    try records the post it made, even while Slack cannot say what its channel holds (a shutdown's last delivery
+    must not depend on that)."""
+    clock = [NOW]
+    run = await sqlite_store.create_run(
+        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin="slack",
+               pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL", provider_run_id="p-1"),
+        now=NOW, next_poll_at=None,
+    )
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: clock[0])
+    await sqlite_store.set_card(run.id, "C0GENERAL", "leads-ods is queued",
+                                [{"type": "header", "text": {"type": "plain_text", "text": "leads-ods is queued"}}],
+                                now=NOW)
+
+    async def recording_fails(*args: object, **kwargs: object) -> bool:
+        raise failure()
+
+    monkeypatch.setattr(sqlite_store, "card_posted", recording_fails)
+    assert await deliverer.tick() == 0  # Slack has the card; the store does not know
+    monkeypatch.undo()
+    assert await sqlite_store.outbox_pending() == 1
+
+    slack.fail_next("conversations.history", status=503, times=100)  # Slack cannot say what the channel holds
+    clock[0] = NOW + timedelta(seconds=5)  # past the backoff
+    assert await deliverer.tick() == 1
+    assert await sqlite_store.outbox_pending() == 0
+    assert len([c for c in slack.calls_to("chat.postMessage") if c.ok]) == 1
+    [message] = slack.messages("C0GENERAL")
+    card = await sqlite_store.card_of(run.id)
+    assert card is not None and card.ts == message.ts  # the post it made, not another
+
+
 @pytest.mark.parametrize("kind", ["thread", "post"])
 async def test_a_message_slack_got_but_the_store_never_recorded_is_not_posted_again(
     sqlite_store: Store, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, kind: str
@@ -55,7 +99,9 @@ async def test_a_message_slack_got_but_the_store_never_recorded_is_not_posted_ag
     await deliverer.tick()  # Slack has the message; the store does not know
     monkeypatch.undo()
 
-    assert await deliverer.tick() == 1  # the lease left behind is handed back: found, not sent again
+    deliverer = restarted(deliverer)  # the process died there: its memory of the post with it
+    await sqlite_store.release_leases()  # what a start on SQLite does
+    assert await deliverer.tick() == 1  # found, not sent again
     posts = [c for c in slack.calls_to("chat.postMessage") if c.ok and c.params.get("text") == "details of the failure"]
     assert len(posts) == 1
     assert deliverer.stats.found_after_crash == 1
@@ -80,6 +126,9 @@ async def test_when_slack_cannot_say_whether_it_got_a_message_the_deliverer_wait
     await deliverer.tick()
     monkeypatch.undo()
 
+    deliverer = restarted(deliverer)  # the process died there: its memory of the post with it
+    deliverer.now = lambda: clock[0]
+    await sqlite_store.release_leases()
     slack.fail_next("conversations.replies", status=503, times=1)
     assert await deliverer.tick() == 0  # cannot look: no second post, try again later
     clock[0] = NOW + timedelta(seconds=5)

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.models import RunState, RunStatus, TaskStatus
+from bot.store.messages import write_message
 from bot.store.records import NewRun
 from bot.store.store import AlreadyRetried, Store
-from bot.store.tables import metadata
+from bot.store.tables import cards, metadata
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -107,6 +110,38 @@ async def test_a_card_changes_only_when_its_content_does(store: Store) -> None:
     [card] = await store.claim_cards("a", now=NOW, limit=10, lease=timedelta(seconds=30))
     assert (card.version, card.sent_version, card.ts) == (2, 1, "111.222")
     assert (await store.run_of_message("C1", "111.222")).id == run.id  # type: ignore[union-attr]
+
+
+async def test_a_card_another_writer_creates_first_is_changed_not_refused(store: Store) -> None:
+    """Two write a run's first card at once (under load, its first poll and the command that started it): the one
+    that finds it created between its look and its insert changes it instead of failing on the unique key."""
+    run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+    queued = [{"type": "section", "text": {"type": "mrkdwn", "text": "queued"}}]
+    running = [{"type": "section", "text": {"type": "mrkdwn", "text": "running"}}]
+
+    class OtherWriterFirst:
+        """Our transaction's connection; the other writer commits the card just before our insert."""
+
+        def __init__(self, conn: AsyncConnection) -> None:
+            self.conn = conn
+            self.raced = False
+
+        async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            if not self.raced and isinstance(statement, Insert) and statement.table is cards:
+                self.raced = True
+                assert await store.set_card(run.id, "C1", "queued", queued, now=NOW)
+            return await self.conn.execute(statement, *args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.conn, name)
+
+    async with store.engine.begin() as conn:
+        racing = OtherWriterFirst(conn)
+        assert await write_message(cast(AsyncConnection, racing), f"run:{run.id}", "C1", "running", running,
+                                   now=NOW, run_id=run.id)
+    assert racing.raced
+    card = await store.card_of(run.id)
+    assert card is not None and (card.text, card.blocks, card.version) == ("running", running, 2)
 
 
 async def test_outbox_keys_make_messages_idempotent_and_threads_wait_for_their_card(store: Store) -> None:

@@ -49,7 +49,7 @@ _MAX_PER_PAGE = 200
 _CANCEL_ANSWERS = ("json", "empty", "no_content")
 _STATS_SHAPES = ("list", "dict", "flat")
 _TASK_SHAPES = ("list", "object")
-_PAGE_FORMS = ("url", "number", "string")
+_PAGE_FORMS = ("url", "path", "number", "string")  # "path": a URL relative to the host (assumption)
 
 
 @dataclass(slots=True)
@@ -89,7 +89,7 @@ _V1_RUN_SOURCED = ("run_id", "status")
 #: a page of runs: Boomi's Data Integration API reference lists ``items``, ``next_page``, ``page``, ``total_items``
 _V1_PAGE_SOURCED = ("items", "next_page", "page", "total_items")
 #: an operation: Boomi's Data Integration API reference, Operations
-_OPERATION_SOURCED = ("operation_id", "operation_type", "status", "error_message")
+_OPERATION_SOURCED = ("operation_id", "status", "error_message")
 
 
 def _only(body: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
@@ -184,7 +184,7 @@ class RiveryEmulator(EmulatorServer):
     def configure(self, scenario: Mapping[str, Any]) -> None:
         """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), running_code,
         omit_waiting_status, omit_run_id, success_spelling, async_operations, operation_polls, operation_error,
-        stats_shape, tasks_status_shape, next_page_as ("url"/"number"/"string"), next_page_base, cancel_answer,
+        stats_shape, tasks_status_shape, next_page_as ("url"/"path"/"number"/"string"), next_page_base, cancel_answer,
         log_polls, river_names, river_runs_per_minute, token_runs_per_minute (0: no limit), strict."""
         rest = dict(scenario)
         if "tokens" in rest:
@@ -575,6 +575,8 @@ class RiveryEmulator(EmulatorServer):
         following: int | str | None = None
         if more and self.next_page_as == "url":
             following = self._page_url(request, page + 1)
+        elif more and self.next_page_as == "path":
+            following = request.url.update_query(page=str(page + 1)).path_qs
         elif more:
             following = page + 1 if self.next_page_as == "number" else str(page + 1)
         answer = {

@@ -342,8 +342,10 @@ def parse_statistics(body: Any, _depth: int = 0) -> dict[RunState, int]:
 
 
 def _rfc3339(when: datetime) -> str:
+    """A time as Rivery's v1 reference writes its ``start_time``/``end_time`` (seed R2:655-657,
+    ``<yyyy-mm-ddThh:mm:ss>``): UTC, with no zone suffix."""
     aware = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _utcnow() -> datetime:
@@ -579,6 +581,8 @@ class Client(ProviderClient[Connection, Job]):
         """The call for the next page. Boomi's Data Integration API reference documents ``next_page`` as the next
         page's URL: it is followed as given, but only on the connection's own host (it carries the API token).
         A page number or cursor (what the bot met before) goes into ``page`` with the same window."""
+        if isinstance(following, str) and following.strip().startswith("/"):  # a URL relative to the API host
+            following = str(self.http.base_url.join(following.strip()))
         if isinstance(following, str) and following.strip().lower().startswith(("http://", "https://")):
             url = httpx.URL(following.strip())
             here = self.http.base_url

@@ -315,13 +315,14 @@ class Runtime:
     async def stop(self) -> None:
         """Stop taking work, let running work finish (a grace period), hand back what we hold."""
         if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.pause()  # no new ticks; the ones running finish in _finish_jobs
         if self._socket_handler is not None:
             await self._socket_handler.close_async()
         if self.http is not None:
             await self.http.stop()
         if hasattr(self, "tasks"):
             await self.tasks.drain(self.settings.shutdown_grace_seconds)
+        await self._finish_jobs()
         if hasattr(self, "poller"):
             # the scheduler stopped starting ticks, not the ones running: let them finish what they claimed,
             # rather than close the clients and the database under hundreds of polls in flight
@@ -347,6 +348,24 @@ class Runtime:
         if self._lock is not None:
             self._lock.release()  # last: the file is no longer ours to write
             self._lock = None
+
+    async def _finish_jobs(self) -> None:
+        """Let the scheduler's jobs still running finish (within the grace period), then shut it down.
+
+        APScheduler's shutdown cancels every job in flight and logs each as an ERROR with a CancelledError
+        traceback: a normal stop is no error. Its AsyncIOExecutor keeps their tasks in ``_pending_futures``
+        (APScheduler 3.x; there is no public way to wait for them)."""
+        if self.scheduler is None or not self.scheduler.running:
+            return
+        executor = self.scheduler._executors.get("default")
+        running = [f for f in getattr(executor, "_pending_futures", ()) if not f.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)
+            if late:
+                log.warning("%d scheduled job(s) outlived the grace period; they are cancelled", len(late))
+                # the cancellation is said above, once: not an ERROR with a traceback per job
+                logging.getLogger("apscheduler.executors.default").setLevel(logging.CRITICAL)
+        self.scheduler.shutdown(wait=False)
 
 
 def _group_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozenset[str]]]:

@@ -226,7 +226,7 @@ async def test_sigterm_with_scheduler_jobs_in_flight_logs_no_error(tmp_path: Pat
             finally:
                 await asyncio.to_thread(bot.stop)
                 slack.clear_faults()
-            log = Path(bot.log.name).read_text()
+            log = await asyncio.to_thread(Path(bot.log.name).read_text)
             bad = [line for line in log.splitlines() if '"level": "error"' in line or "Traceback" in line]
             assert bad == [], f"stop {attempt + 1}: {bad[:3]}"
             assert len(slack.messages("C0GENERAL")) > posts, "the card posted during the stop went out"

@@ -110,7 +110,8 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
             print(f"  - {secrets.redact(line)}", file=sys.stderr)
         return 1
     assert catalog is not None
-    for line in catalog.warnings:  # worth fixing, not worth refusing to run
+    warnings = [*(settings.warnings() if settings is not None and not catalog_only else []), *catalog.warnings]
+    for line in warnings:  # worth fixing, not worth refusing to run
         print(f"pipeline-bot check: warning: {line}", file=sys.stderr)
     counts = ", ".join(f"{k} {v}" for k, v in catalog.summary()["by_provider"].items())
     schedules = sum(1 for p in catalog.pipelines.values() if p.schedule) + sum(
@@ -202,6 +203,8 @@ def _prepare(settings: Settings, env_file: Path) -> tuple[Catalog, Redactor] | i
     # the log filter knows the secrets from the first line on, before the runtime adds its own
     secrets = _secrets_of(settings, catalog, settings.pipelines_file, env)
     PROCESS.include(secrets)
+    for line in settings.warnings():
+        logging.getLogger("bot.config").warning("%s", line)
     for line in catalog.warnings:
         logging.getLogger("bot.catalog").warning("%s", line)
     return catalog, secrets

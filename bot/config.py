@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.ops.redact import MIN_SECRET_LENGTH
+from bot.urls import check_url
 
 __all__ = [
     "DEFAULT_SECRETS_DIR",
@@ -165,6 +166,13 @@ class Settings(BaseSettings):
                 found.append(f"SLACK_ADMINS: {admin!r} is not a Slack user id (like U0123ABCD)")
         if problem := database_url_problem(self.database_url):
             found.append(f"DATABASE_URL: {problem}")
+        check_url(self.slack_api_url, "SLACK_API_URL", found, [], sends="the bot token")
+        return found
+
+    def warnings(self) -> list[str]:
+        """Worth fixing, not worth refusing to run: plain http to a Slack API off this machine."""
+        found: list[str] = []
+        check_url(self.slack_api_url, "SLACK_API_URL", [], found, sends="the bot token")
         return found
 
     def secret_values(self) -> list[str]:

@@ -341,6 +341,8 @@ class Runtime:
             except TimeoutError:
                 log.warning("a poll or list call outlived the grace period; its leases are released")
         if scheduler is not None:
+            # what outlived the grace period is cut off: one warning above, not an ERROR traceback per job
+            logging.getLogger("apscheduler.executors.default").setLevel(logging.CRITICAL)
             scheduler.shutdown(wait=False)  # cancels what is still running
         if self.store is not None:
             try:  # what is already decided goes out now, paced as always, within the grace period
@@ -358,6 +360,7 @@ class Runtime:
         if self._lock is not None:
             self._lock.release()  # last: the file is no longer ours to write
             self._lock = None
+
 
 
 def _group_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozenset[str]]]:

@@ -5,21 +5,19 @@ like ``pipelines.leads-ods.river_id: field required``. Secrets are never written
 connection refers to an environment variable with ``${NAME}``, and a missing one is named.
 
 A key given twice is an error (YAML would keep the last one silently: a merge mistake could redirect
-credentials or widen ``allow_run``). A connection's ``base_url`` must be http(s); plain http off this
-machine is a warning (credentials in clear text), a cloud metadata or link-local address an error.
+credentials or widen ``allow_run``). A connection's ``base_url`` and ``token_url`` must be http(s); plain
+http off this machine is a warning (credentials in clear text), a cloud metadata or link-local address an
+error. ``console_url`` must be http(s) too (it becomes a button on Slack cards).
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
-import socket
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -29,6 +27,7 @@ from bot.errors import ConfigError
 from bot.ops.redact import MIN_SECRET_LENGTH, Redactor
 from bot.providers.base import ConnectionConfig, JobConfig
 from bot.providers.registry import PROVIDERS, provider
+from bot.urls import check_url, web_link_problem
 
 __all__ = ["load_catalog", "parse_catalog", "referenced_values", "shown"]
 
@@ -209,69 +208,28 @@ def _connections(
         resolved = _resolve(entry, env, path, model, problems, reported)
         found[name] = conn = _validate(model, resolved, path, problems, reported=reported)
         if conn is not None:
-            written = entry.get("base_url")
-            as_written = written if isinstance(written, str) and _REF.search(written) else None
-            _check_url(conn.base_url, f"{path}.base_url", problems, warnings, as_written=as_written)
+            # every URL the credentials go to, not only base_url (Tailer POSTs its refresh token to token_url)
+            for key in ("base_url", "token_url"):
+                url = getattr(conn, key, None)
+                if isinstance(url, str):
+                    written = entry.get(key)
+                    as_written = written if isinstance(written, str) and _REF.search(written) else None
+                    _check_url(url, f"{path}.{key}", problems, warnings, as_written=as_written)
+            # the console URL becomes a Slack button and a mrkdwn link: javascript: or the like is no link
+            console = conn.console_url
+            written = entry.get("console_url")
+            quoted = shown(written) if isinstance(written, str) and _REF.search(written) else None
+            if isinstance(console, str) and (problem := web_link_problem(console, quoted=quoted)):
+                problems.append(f"{path}.console_url: {problem}")
     return found
-
-
-#: cloud instance metadata endpoints by name: they hand out the machine's credentials
-_METADATA_HOSTS = frozenset(
-    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal"}
-)
-#: by address: AWS IPv6 (fd00:ec2::254), Alibaba Cloud (100.100.100.200); 169.254.169.254 is link-local
-_METADATA_NETWORKS = (ipaddress.ip_network("fd00:ec2::/32"), ipaddress.ip_network("100.100.100.200/32"))
 
 
 def _check_url(
     url: str, path: str, problems: list[str], warnings: list[str], as_written: str | None = None
 ) -> None:
-    """An error for a URL that is no http(s) URL or points at a metadata or link-local address; a warning
-    for plain http to anything but this machine (the emulators of the tests and the demo are local).
-
-    ``as_written``: the URL as the file has it when it holds ``${NAME}``; a problem line quotes that, never
-    the value the variable gave (a key put in the wrong field would be printed)."""
-    quoted = shown(as_written if as_written is not None else url)
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        problems.append(f"{path}: {quoted} is not a URL; write it like https://host/path")
-        return
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        problems.append(f"{path}: {quoted} is not an http(s) URL; write it like https://host/path")
-        return
-    host = parsed.host.rstrip(".").lower()
-    address = _address(host)
-    if host in _METADATA_HOSTS or (
-        address is not None and (address.is_link_local or any(address in n for n in _METADATA_NETWORKS))
-    ):
-        problems.append(
-            f"{path}: {parsed.host} is a link-local or cloud metadata address: the bot would send the "
-            "connection's credentials there; use the provider's own host"
-        )
-        return
-    local = host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback)
-    if parsed.scheme == "http" and not local:
-        warnings.append(
-            f"{path}: http://{parsed.host} sends the connection's credentials in clear text; use https:// "
-            "(plain http is quiet only for this machine: localhost, 127.0.0.1, ::1)"
-        )
-
-
-def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a host names literally, in any form the resolver takes (``2852039166``, ``0xa9.0xfe…``)."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        if not re.fullmatch(r"[0-9a-fx.]+", host):
-            return None
-        try:
-            address = ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+    """``bot.urls.check_url``; ``as_written``: the URL as the file has it when it holds ``${NAME}``: a problem
+    line quotes that, never the value the variable gave (a key put in the wrong field would be printed)."""
+    check_url(url, path, problems, warnings, quoted=shown(as_written if as_written is not None else url))
 
 
 def _resolve(

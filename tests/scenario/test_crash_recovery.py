@@ -233,3 +233,40 @@ async def test_stopping_lets_a_delivery_tick_record_the_card_slack_already_has(
         assert outcome == ["recorded"]
         assert not w.slack.calls_to("conversations.history")  # nothing to look up again
         assert len([c for c in w.slack.calls_to("chat.postMessage") if c.ok]) == 1
+
+
+async def test_sigterm_with_scheduler_jobs_in_flight_logs_no_error(tmp_path: Path) -> None:
+    """Second independent pass: a stop cancelled the ticks still running and APScheduler logged each as
+    ``ERROR … raised an exception`` with a CancelledError traceback. A slow Slack keeps a delivery tick in
+    flight when SIGTERM comes; the stop lets it finish (within the grace period) and the log stays clean."""
+    clock = ManualClock()
+    emulators = make_emulators(clock)
+    slack = FakeSlack()
+    await slack.start()
+    for e in emulators.values():
+        await e.start()
+    catalog = tmp_path / "pipelines.yml"
+    catalog.write_text(catalog_text(emulators))
+    try:
+        for attempt in range(3):  # each stop is a fresh process: one clean stop could be luck
+            bot = BotProcess(tmp_path, slack, catalog, {"SHUTDOWN_GRACE_SECONDS": "10"})
+            try:
+                await bot.ready()
+                slack.app_url = f"{bot.url}/slack/events"
+                posts = len(slack.messages("C0GENERAL"))
+                slack.delay_next("chat.postMessage", 1.0, times=5)  # the card's post holds a delivery tick
+                assert (await slack.command("run budget", user="U0ALICE")).ok
+                await asyncio.sleep(0.4)  # the delivery tick is waiting on the slow post now
+                bot.proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(bot.proc.wait, 30) == 0
+            finally:
+                await asyncio.to_thread(bot.stop)
+                slack.clear_faults()
+            log = await asyncio.to_thread(Path(bot.log.name).read_text)
+            bad = [line for line in log.splitlines() if '"level": "error"' in line or "Traceback" in line]
+            assert bad == [], f"stop {attempt + 1}: {bad[:3]}"
+            assert len(slack.messages("C0GENERAL")) > posts, "the card posted during the stop went out"
+    finally:
+        for e in emulators.values():
+            await e.stop()
+        await slack.stop()

@@ -167,3 +167,36 @@ def test_a_dotenv_file_that_is_not_utf8_is_one_problem_naming_its_line(tmp_path:
         with pytest.raises(ConfigError) as caught:
             read()
         assert caught.value.problems == [f"{env_file}:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"]
+
+
+# -- second independent pass: SLACK_API_URL receives the bot token ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://169.254.169.254/", "SLACK_API_URL: 169.254.169.254 is a link-local or cloud metadata address: "
+                                    "the bot would send the bot token there"),
+        ("http://metadata.google.internal/api/", "SLACK_API_URL: metadata.google.internal is a link-local"),
+        ("ftp://x/", "SLACK_API_URL: 'ftp://x/' is not an http(s) URL; write it like https://host/path"),
+        ("not a url", "SLACK_API_URL: 'not a url' is not an http(s) URL"),
+    ],
+)
+def test_a_slack_api_url_the_bot_token_must_not_go_to_is_refused(tmp_path: Path, url: str, problem: str) -> None:
+    (found,) = settings_problems(tmp_path, slack_api_url=url)
+    assert found.startswith(problem), found
+
+
+def test_a_slack_api_url_over_plain_http_off_this_machine_is_a_warning(tmp_path: Path) -> None:
+    from bot.config import Settings
+
+    def settings(url: str) -> Settings:
+        values = {"slack_bot_token": "xoxb-test", "slack_signing_secret": "s3cret-signing", "slack_api_url": url}
+        return Settings(_env_file=None, _secrets_dir=tmp_path, **values)  # type: ignore[arg-type]
+
+    plain = settings("http://slack.internal/api/")
+    assert plain.problems() == []
+    (warning,) = plain.warnings()
+    assert warning.startswith("SLACK_API_URL: http://slack.internal sends the bot token in clear text")
+    for quiet in ("https://slack.com/api/", "http://127.0.0.1:9/api/", "http://localhost:1/api/"):
+        assert settings(quiet).problems() == [] and settings(quiet).warnings() == [], quiet

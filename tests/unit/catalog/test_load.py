@@ -462,3 +462,37 @@ def test_a_broken_file_is_one_problem_line_never_a_traceback(
         load_catalog(Path("pipelines.yml"), {})
     assert any(line.startswith(said) for line in caught.value.problems), caught.value.problems
     assert all(len(line) < 400 for line in caught.value.problems)
+
+
+# -- second independent pass: every URL the credentials go to is checked, console links are http(s) -------------------
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest", "http://metadata.google.internal/token"])
+def test_a_tailer_token_url_at_a_metadata_address_is_an_error(url: str) -> None:
+    problems = problems_of(
+        f"connections: {{t: {{provider: tailer, refresh_token: '${{TOKEN}}', firebase_api_key: '${{TOKEN}}', "
+        f"token_url: '{url}'}}}}"
+    )
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("connections.t.token_url: ")
+    assert "is a link-local or cloud metadata address: the bot would send the connection's credentials" in problems[0]
+
+
+def test_a_tailer_token_url_that_is_no_http_url_is_an_error_and_plain_http_a_warning() -> None:
+    import yaml
+
+    text = "connections: {t: {provider: tailer, token: '${TOKEN}', token_url: 'ftp://x/token'}}"
+    assert problems_of(text) == [
+        "connections.t.token_url: 'ftp://x/token' is not an http(s) URL; write it like https://host/path"
+    ]
+    raw = yaml.safe_load(text.replace("ftp://x/token", "http://firebase.internal/token"))
+    (warning,) = parse_catalog(raw, {"TOKEN": "t0ken-value"}).warnings
+    assert warning.startswith("connections.t.token_url: http://firebase.internal sends the connection's credentials")
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,hi", "ftp://files.example/", "not a url"])
+def test_a_console_url_must_be_http_because_it_becomes_a_slack_button(url: str) -> None:
+    problems = problems_of(
+        f"connections: {{r: {{provider: rivery, api_token: '${{TOKEN}}', console_url: '{url}'}}}}"
+    )
+    assert problems == [f"connections.r.console_url: {url!r} is not an http(s) URL; write it like https://host/path"]

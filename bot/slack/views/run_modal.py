@@ -32,7 +32,8 @@ def register(app: AsyncApp, services: Services) -> None:
         if not isinstance(view, dict) or not isinstance(view.get("id"), str):  # intake checked its state, if any
             log.warning("a pipeline choice arrived without the modal it was made in")
             return
-        chosen = services.catalog.pipelines.get(pipeline_from_state((view.get("state") or {}).get("values") or {}) or "")
+        values = (view.get("state") or {}).get("values") or {}
+        chosen = services.catalog.pipelines.get(pipeline_from_state(values) or "")
         updated = run_modal(
             list(services.catalog.pipelines.values()),
             selected=chosen,

@@ -120,15 +120,16 @@ class HttpServer:
         acked = False
         renewing = self.replays.keep(claim) if claim is not None else None  # a slow attempt is alive: never taken
         try:
-            bolt_request = AsyncBoltRequest(
-                body=checked.text,
-                query=request.query_string,
-                headers=dict(request.headers),
-            )
-            if bolt_request.body != checked.body:  # Bolt's parse of a command mentioning "payload": empty
-                bolt_request.body = checked.body
-                bolt_request.context = build_async_context(AsyncBoltContext({}), checked.body)
             try:
+                # building the request reads the body's fields too (authorizations, enterprise…)
+                bolt_request = AsyncBoltRequest(
+                    body=checked.text,
+                    query=request.query_string,
+                    headers=dict(request.headers),
+                )
+                if bolt_request.body != checked.body:  # Bolt's parse of a command mentioning "payload": empty
+                    bolt_request.body = checked.body
+                    bolt_request.context = build_async_context(AsyncBoltContext({}), checked.body)
                 bolt_response = await self.bolt.async_dispatch(bolt_request)
             except Exception as exc:  # Bolt's routing choked on a field intake does not check: the body's fault
                 return self._refuse(request, Refused(400, f"Bolt could not route it ({type(exc).__name__})"))

@@ -26,6 +26,13 @@ MAX_AGE_SECONDS = 300  # Slack's window: a timestamp further from our clock is r
 
 # fields a payload may carry as an object (or, for some, an id string); anything else there breaks Bolt
 _OBJECTS = ("user", "team", "channel", "container", "message", "view", "state", "enterprise", "event")
+# interactive payloads: Slack sends these fields as objects only, and the listeners read them as such
+_INTERACTIVE = frozenset({"block_actions", "block_suggestion", "view_submission", "view_closed", "shortcut",
+                          "message_action"})
+_INTERACTIVE_OBJECTS = ("user", "team", "channel", "container", "message", "view", "enterprise")
+# Slack's deepest payloads (a view's rich-text blocks) nest a dozen levels; far deeper is not Slack, and a body
+# nested thousands deep makes the JSON decoder (or anything walking the result) raise RecursionError
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +86,11 @@ def inspect(raw: bytes, headers: Mapping[str, str], signatures: Signatures) -> A
         body = _parse(text, content_type)
     except json.JSONDecodeError:
         return Refused(400, "the body or its payload is not JSON")
+    except RecursionError:
+        return Refused(400, "the body or its payload is nested too deep")
     except ValueError as exc:
         return Refused(400, str(exc))
-    problem = _shape_problem(body)
+    problem = "the body or its payload is nested too deep" if _too_deep(body) else _shape_problem(body)
     if problem:
         return Refused(400, problem)
     return Accepted(text, body, request_key(raw, body))
@@ -125,6 +134,35 @@ def _is_ssl_check(raw: bytes) -> bool:
     return dict(fields).get("ssl_check") == "1" and {name for name, _ in fields} <= {"ssl_check", "token"}
 
 
+def _too_deep(body: object) -> bool:
+    """Deeper than ``MAX_DEPTH``, found without recursion (recursion is what such a body breaks)."""
+    level: list[object] = [body]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node if isinstance(node, list) else ())
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _view_problem(view: Mapping[str, Any], *, needs_state: bool) -> str:
+    """A view's ``state.values``: block id → action id → the element's value, objects all the way down."""
+    state = view.get("state")
+    if state is None and not needs_state:
+        return ""
+    values = state.get("values") if isinstance(state, dict) else None
+    if not isinstance(values, dict) or not all(
+        isinstance(block, dict) and all(isinstance(element, dict) for element in block.values())
+        for block in values.values()
+    ):
+        return "a view whose state has no values object"
+    return ""
+
+
 def _shape_problem(body: Mapping[str, Any]) -> str:
     """Why Bolt could not route ``body`` (or would crash on it); empty when it can."""
     kind = body.get("type")
@@ -132,7 +170,8 @@ def _shape_problem(body: Mapping[str, Any]) -> str:
         if body.get("ssl_check"):
             return ""
         if isinstance(body.get("command"), str) and isinstance(body.get("user_id"), str):
-            return ""
+            # a form's fields are strings; a JSON body (Slack never sends commands so) could hold anything
+            return "" if all(isinstance(v, str) for v in body.values()) else "a command field that is not a string"
         return "neither a command nor a payload with a type"
     if not isinstance(kind, str):
         return "its type is not a string"
@@ -142,6 +181,22 @@ def _shape_problem(body: Mapping[str, Any]) -> str:
             return f"its {name} is not an object"
     if isinstance(body.get("user"), dict) and not isinstance(body["user"].get("id"), str):
         return "its user has no id"
+    if kind in _INTERACTIVE:
+        if not isinstance(body.get("user"), dict):
+            return f"a {kind} payload without a user object"
+        for name in _INTERACTIVE_OBJECTS:
+            if body.get(name) is not None and not isinstance(body[name], dict):
+                return f"a {kind} payload whose {name} is not an object"
+        view = body.get("view")
+        if isinstance(view, dict):
+            problem = _view_problem(view, needs_state=kind == "view_submission")
+            if problem:
+                return problem
+    authorizations = body.get("authorizations")
+    if authorizations is not None and not (
+        isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)
+    ):
+        return "its authorizations are not a list of objects"
     if kind == "block_actions":
         actions = body.get("actions")
         if not isinstance(actions, list) or not actions:

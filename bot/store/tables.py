@@ -27,6 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "SafeString",
+    "SafeText",
     "UTCDateTime",
     "alerts",
     "audit",
@@ -64,6 +66,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
+class SafeText(TypeDecorator[str]):
+    """Text with NUL removed on the way in. PostgreSQL refuses U+0000 in text (SQLite keeps it), and free text
+    reaches the store from outside: a provider's status message, an error, what a person typed. Dropping it
+    changes nothing anyone could read; refusing the write would lose the run's status for good."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
+class SafeString(TypeDecorator[str]):
+    """``SafeText`` for bounded columns (a target, a key, a step name): NUL removed on the way in."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -77,22 +101,22 @@ runs = Table(
     "runs",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("pipeline", String(64), nullable=True),  # null for ad-hoc provider:id targets
-    Column("provider", String(32), nullable=False),
-    Column("connection", String(64), nullable=False),
+    Column("pipeline", SafeString(64), nullable=True),  # null for ad-hoc provider:id targets
+    Column("provider", SafeString(32), nullable=False),
+    Column("connection", SafeString(64), nullable=False),
     Column("job", JSON, nullable=False),
     Column("parameters", JSON, nullable=False),
-    Column("provider_run_id", String(200), nullable=True),  # null until the trigger answered
-    Column("state", String(16), nullable=False),  # a RunState value, or "starting"
-    Column("raw_status", String(64), nullable=False, default=""),
-    Column("message", Text, nullable=False, default=""),
-    Column("warning", Text, nullable=False, default=""),
+    Column("provider_run_id", SafeString(200), nullable=True),  # null until the trigger answered
+    Column("state", SafeString(16), nullable=False),  # a RunState value, or "starting"
+    Column("raw_status", SafeString(64), nullable=False, default=""),
+    Column("message", SafeText, nullable=False, default=""),
+    Column("warning", SafeText, nullable=False, default=""),
     Column("tasks", JSON, nullable=False),
     Column("extra", JSON, nullable=False),
     Column("final", Boolean, nullable=False, default=False),
-    Column("origin", String(16), nullable=False),  # slack | watch | retry | schedule
-    Column("started_by", String(32), nullable=True),  # Slack user id; null: outside Slack
-    Column("channel", String(80), nullable=True),
+    Column("origin", SafeString(16), nullable=False),  # slack | watch | retry | schedule
+    Column("started_by", SafeString(32), nullable=True),  # Slack user id; null: outside Slack
+    Column("channel", SafeString(80), nullable=True),
     Column("retry_of", Integer, ForeignKey("runs.id"), nullable=True, unique=True),
     Column("attempt", Integer, nullable=False, default=1),
     Column("created_at", UTCDateTime, nullable=False),
@@ -102,14 +126,14 @@ runs = Table(
     Column("next_poll_at", UTCDateTime, nullable=True),  # null: not polled any more
     Column("polls", Integer, nullable=False, default=0),
     Column("unknown_since", UTCDateTime, nullable=True),  # provider not answering since
-    Column("last_error", Text, nullable=False, default=""),
-    Column("acknowledged_by", String(32), nullable=True),
+    Column("last_error", SafeText, nullable=False, default=""),
+    Column("acknowledged_by", SafeString(32), nullable=True),
     Column("acknowledged_at", UTCDateTime, nullable=True),
-    Column("cancel_requested_by", String(32), nullable=True),  # some providers report a cancel as a failure
-    Column("notified_state", String(16), nullable=True),  # the state whose card and alerts are written
+    Column("cancel_requested_by", SafeString(32), nullable=True),  # some providers report a cancel as a failure
+    Column("notified_state", SafeString(16), nullable=True),  # the state whose card and alerts are written
     Column("workflow_run_id", Integer, nullable=True, index=True),  # a step of a workflow run
-    Column("step", String(64), nullable=True),
-    Column("lease_owner", String(64), nullable=True),
+    Column("step", SafeString(64), nullable=True),
+    Column("lease_owner", SafeString(64), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
     UniqueConstraint("connection", "provider_run_id", name="uq_runs_connection_provider_run_id"),
     Index("ix_runs_next_poll_at", "next_poll_at"),
@@ -122,9 +146,9 @@ run_events = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
     Column("at", UTCDateTime, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("raw_status", String(64), nullable=False),
-    Column("message", Text, nullable=False),
+    Column("state", SafeString(16), nullable=False),
+    Column("raw_status", SafeString(64), nullable=False),
+    Column("message", SafeText, nullable=False),
 )
 
 # Living messages: one card per run (key "run:<id>"), one message per alert ("alert:<id>") or alert group.
@@ -134,19 +158,19 @@ cards = Table(
     "cards",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(200), nullable=False, unique=True),
+    Column("key", SafeString(200), nullable=False, unique=True),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=True, unique=True),
-    Column("channel", String(80), nullable=False),
-    Column("ts", String(32), nullable=True),  # null until posted
-    Column("text", Text, nullable=False),
+    Column("channel", SafeString(80), nullable=False),
+    Column("ts", SafeString(32), nullable=True),  # null until posted
+    Column("text", SafeText, nullable=False),
     Column("blocks", JSON, nullable=False),
     Column("version", Integer, nullable=False, default=1),
     Column("sent_version", Integer, nullable=False, default=0),
     Column("attempting_since", UTCDateTime, nullable=True),  # a post whose answer we never saw
     Column("not_before", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text, nullable=False, default=""),
-    Column("lease_owner", String(64), nullable=True),
+    Column("last_error", SafeText, nullable=False, default=""),
+    Column("lease_owner", SafeString(64), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -157,20 +181,20 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(200), nullable=False, unique=True),
+    Column("key", SafeString(200), nullable=False, unique=True),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=True, index=True),
-    Column("card_key", String(200), nullable=True),  # thread: the living message it replies under
-    Column("kind", String(16), nullable=False),  # thread | post
-    Column("channel", String(80), nullable=True),  # null for thread: the card's channel
-    Column("text", Text, nullable=False),
+    Column("card_key", SafeString(200), nullable=True),  # thread: the living message it replies under
+    Column("kind", SafeString(16), nullable=False),  # thread | post
+    Column("channel", SafeString(80), nullable=True),  # null for thread: the card's channel
+    Column("text", SafeText, nullable=False),
     Column("blocks", JSON, nullable=True),
-    Column("state", String(16), nullable=False, default="pending"),  # pending | sent | dead
-    Column("ts", String(32), nullable=True),
+    Column("state", SafeString(16), nullable=False, default="pending"),  # pending | sent | dead
+    Column("ts", SafeString(32), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("attempting_since", UTCDateTime, nullable=True),
     Column("not_before", UTCDateTime, nullable=True),
-    Column("last_error", Text, nullable=False, default=""),
-    Column("lease_owner", String(64), nullable=True),
+    Column("last_error", SafeText, nullable=False, default=""),
+    Column("lease_owner", SafeString(64), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
@@ -182,11 +206,11 @@ audit = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime, nullable=False),
-    Column("user_id", String(32), nullable=True),
-    Column("action", String(32), nullable=False),
-    Column("target", String(200), nullable=False),
-    Column("outcome", String(16), nullable=False),  # ok | refused | failed
-    Column("detail", Text, nullable=False, default=""),
+    Column("user_id", SafeString(32), nullable=True),
+    Column("action", SafeString(32), nullable=False),
+    Column("target", SafeString(200), nullable=False),
+    Column("outcome", SafeString(16), nullable=False),  # ok | refused | failed
+    Column("detail", SafeText, nullable=False, default=""),
     Index("ix_audit_at", "at"),
 )
 
@@ -194,9 +218,9 @@ audit = Table(
 mutes = Table(
     "mutes",
     metadata,
-    Column("pipeline", String(64), primary_key=True),
+    Column("pipeline", SafeString(64), primary_key=True),
     Column("until", UTCDateTime, nullable=False),
-    Column("muted_by", String(32), nullable=True),
+    Column("muted_by", SafeString(32), nullable=True),
     Column("muted_at", UTCDateTime, nullable=False),
 )
 
@@ -207,17 +231,17 @@ alerts = Table(
     "alerts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # failure | unreachable
-    Column("pipeline", String(64), nullable=True),
-    Column("connection", String(64), nullable=True),
-    Column("channel", String(80), nullable=False),
-    Column("state", String(16), nullable=False),  # pending | open | recovered | closed
+    Column("kind", SafeString(16), nullable=False),  # failure | unreachable
+    Column("pipeline", SafeString(64), nullable=True),
+    Column("connection", SafeString(64), nullable=True),
+    Column("channel", SafeString(80), nullable=False),
+    Column("state", SafeString(16), nullable=False),  # pending | open | recovered | closed
     Column("count", Integer, nullable=False, default=1),
     Column("runs", JSON, nullable=False),  # ids of the failed runs, newest last (capped)
     Column("last_run_id", Integer, nullable=True),
-    Column("message", Text, nullable=False, default=""),
+    Column("message", SafeText, nullable=False, default=""),
     Column("muted", Boolean, nullable=False, default=False),
-    Column("group_key", String(200), nullable=True),  # the grouped message that announced it
+    Column("group_key", SafeString(200), nullable=True),  # the grouped message that announced it
     Column("first_at", UTCDateTime, nullable=False),
     Column("last_at", UTCDateTime, nullable=False),
     Column("recovered_at", UTCDateTime, nullable=True),
@@ -231,11 +255,11 @@ alerts = Table(
 watches = Table(
     "watches",
     metadata,
-    Column("pipeline", String(64), primary_key=True),
+    Column("pipeline", SafeString(64), primary_key=True),
     Column("enabled", Boolean, nullable=False),
-    Column("channel", String(80), nullable=True),
+    Column("channel", SafeString(80), nullable=True),
     Column("since", UTCDateTime, nullable=False),
-    Column("updated_by", String(32), nullable=True),
+    Column("updated_by", SafeString(32), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -243,10 +267,10 @@ watches = Table(
 connection_health = Table(
     "connection_health",
     metadata,
-    Column("connection", String(64), primary_key=True),
+    Column("connection", SafeString(64), primary_key=True),
     Column("failing_since", UTCDateTime, nullable=True),
     Column("alert_id", Integer, nullable=True),
-    Column("last_error", Text, nullable=False, default=""),
+    Column("last_error", SafeText, nullable=False, default=""),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -254,9 +278,9 @@ connection_health = Table(
 singletons = Table(
     "singletons",
     metadata,
-    Column("name", String(120), primary_key=True),
-    Column("slot", String(64), nullable=False),
-    Column("owner", String(64), nullable=True),
+    Column("name", SafeString(120), primary_key=True),
+    Column("slot", SafeString(64), nullable=False),
+    Column("owner", SafeString(64), nullable=True),
     Column("at", UTCDateTime, nullable=False),
 )
 
@@ -264,12 +288,12 @@ workflow_runs = Table(
     "workflow_runs",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("workflow", String(64), nullable=False),
+    Column("workflow", SafeString(64), nullable=False),
     Column("parameters", JSON, nullable=False),
-    Column("state", String(16), nullable=False),  # running | succeeded | failed
-    Column("origin", String(16), nullable=False),
-    Column("started_by", String(32), nullable=True),
-    Column("channel", String(80), nullable=True),
+    Column("state", SafeString(16), nullable=False),  # running | succeeded | failed
+    Column("origin", SafeString(16), nullable=False),
+    Column("started_by", SafeString(32), nullable=True),
+    Column("channel", SafeString(80), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime, nullable=True),
@@ -282,10 +306,10 @@ workflow_steps = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("workflow_run_id", Integer, ForeignKey("workflow_runs.id"), nullable=False),
-    Column("step", String(64), nullable=False),
-    Column("state", String(16), nullable=False),
+    Column("step", SafeString(64), nullable=False),
+    Column("state", SafeString(16), nullable=False),
     Column("run_id", Integer, nullable=True),
-    Column("decided_by", String(32), nullable=True),
+    Column("decided_by", SafeString(32), nullable=True),
     Column("decided_at", UTCDateTime, nullable=True),
     Column("due_at", UTCDateTime, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -298,9 +322,9 @@ workflow_steps = Table(
 slack_requests = Table(
     "slack_requests",
     metadata,
-    Column("key", String(64), primary_key=True),
-    Column("state", String(8), nullable=False),  # held | answered
-    Column("token", String(32), nullable=False),  # which attempt holds it
+    Column("key", SafeString(64), primary_key=True),
+    Column("state", SafeString(8), nullable=False),  # held | answered
+    Column("token", SafeString(32), nullable=False),  # which attempt holds it
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),  # forgotten after this: a repeat is refused by then
     Index("ix_slack_requests_expires_at", "expires_at"),

@@ -4,6 +4,7 @@ and modal metadata treated as the client input they are."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.parse
 from pathlib import Path
@@ -15,6 +16,7 @@ from bot.emulators._core import Outcome
 from bot.emulators.slack import payloads
 from bot.emulators.slack.signing import signature
 from bot.slack.blocks import ids
+from tests.conftest import create_postgres_database, drop_postgres_database
 from tests.scenario.harness import DK_JOB, FAILING_RIVER, World, world
 from tests.scenario.surface import (
     add_stranger,
@@ -222,3 +224,51 @@ async def test_tampered_modal_metadata_cannot_send_the_card_elsewhere(tmp_path: 
         assert {c.params.get("channel") for c in w.slack.calls_to("chat.postMessage")} == {"C0ALERTS", "C0OPS"}
         assert all(c.ok for c in w.slack.calls_to("chat.postMessage"))
         assert len(w.emulators["invision"].state.requests_to("trigger")) == len(tampered) + 1
+
+
+async def test_control_characters_are_refused_and_nul_from_a_provider_is_stored_on_postgresql(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PostgreSQL refuses NUL in text: an ad-hoc id carrying one started a provider run whose every poll then failed
+    url = await create_postgres_database()
+    try:
+        async with world(tmp_path, database_url=url) as w:
+            caplog.set_level(logging.WARNING)
+            for text, expected in (
+                ("run rivery:abc\x00def", "U+0000"),
+                ("run rivery:abc\u202edef", "U+202E"),
+                ("run rivery:" + "a" * 3900, "at most 200"),
+                ("run rivery:abc;def", "is not a job id"),
+            ):
+                reply = await ask(w, text, user="U0CAROL")
+                assert reply.text.startswith("⚠️") and expected in reply.text, (text, reply.text)
+                assert "Something went wrong" not in reply.text
+                assert "\x00" not in everything_sent(w) and "\u202e" not in everything_sent(w)
+            for text in ("run leads-ods\x00", "status 1\x1b[2J"):  # not an admin: refused as clearly, no error
+                reply = await ask(w, text)
+                assert reply.text.startswith("⚠️") and "U+00" in reply.text, (text, reply.text)
+            assert not w.emulators["rivery"].state.requests_to("trigger")
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    finally:
+        await drop_postgres_database(url)
+
+
+async def test_a_provider_message_with_nul_is_recorded_and_shown_on_postgresql(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = await create_postgres_database()
+    try:
+        async with world(tmp_path, database_url=url) as w:
+            caplog.set_level(logging.WARNING)
+            w.emulators["rivery"].state.script(
+                FAILING_RIVER, Outcome(result="fail", queued_s=5, running_s=30, message="disk\x00 full",
+                                       failed_tasks=("load",)))
+            await w.command("run orders")
+            await w.card_saying("orders is queued")
+            w.advance(40)
+            card = await w.card_saying("orders failed")
+            assert "disk full" in shown(card)
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        await drop_postgres_database(url)

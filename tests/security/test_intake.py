@@ -52,8 +52,74 @@ GARBAGE: list[tuple[str, bytes | str, str, bool, int]] = [
 ]
 
 
-async def _answers_to_garbage(w: World, recorder: Recorder) -> None:
-    for what, body, content_type, signed, status in GARBAGE:
+_U = {"id": "U0ALICE", "username": "alice", "team_id": "T0001"}
+_VIEW = {"id": "V1", "type": "modal", "callback_id": "run_modal", "private_metadata": "{}", "hash": "h"}
+
+
+def _submission(**view: object) -> str:
+    return _payload({"type": "view_submission", "team": {"id": "T0001"}, "user": _U, "trigger_id": "1.2",
+                     "view": {**_VIEW, **view}})
+
+
+def _click(action_id: str = "run.refresh", **fields: object) -> str:
+    action = {"action_id": action_id, "block_id": "b", "value": "1", "type": "button",
+              "selected_option": {"value": "leads-ods"}}
+    return _payload({"type": "block_actions", "team": {"id": "T0001"}, "user": _U, "trigger_id": "1.2",
+                     "container": {"type": "message"}, "channel": {"id": "C0GENERAL"}, "actions": [action], **fields})
+
+
+def _event(**fields: object) -> str:
+    return json.dumps({"type": "event_callback", "team_id": "T0001", "api_app_id": "A0APP", "event_id": "Ev9",
+                       "event_time": 1, "event": {"type": "app_home_opened", "user": "U0ALICE", "tab": "home"},
+                       "authorizations": [{"team_id": "T0001", "user_id": "U0BOT", "is_bot": True}], **fields})
+
+
+# signed (only Slack, or whoever holds the secret, can send these) but not in the shapes Slack sends: each once
+# made Bolt or a listener raise, an ERROR traceback and a 500 (or no answer at all)
+MALFORMED_SIGNED: list[tuple[str, bytes | str, str, bool, int]] = [
+    ("JSON nested 5,000 deep", '{"type": "block_actions", "x": ' + "[" * 5000 + "]" * 5000 + "}", JSON, True, 400),
+    ("a payload nested 5,000 deep", _payload({"type": "block_actions"})[:-3] + "%2C%22x%22%3A" + "%5B" * 5000
+     + "%5D" * 5000 + "%7D", FORM, True, 400),
+    ("view_submission without state", _submission(), FORM, True, 400),
+    ("view_submission whose state.values is a list", _submission(state={"values": []}), FORM, True, 400),
+    ("view_submission whose state is a string", _submission(state="x"), FORM, True, 400),
+    ("view_submission whose block is a string", _submission(state={"values": {"b": "x"}}), FORM, True, 400),
+    ("event whose authorizations are a string", _event(authorizations="x"), JSON, True, 400),
+    ("event whose authorizations hold a string", _event(authorizations=["x"]), JSON, True, 400),
+    ("block_actions whose user is a string", _click(user="U0ALICE"), FORM, True, 400),
+    ("block_actions whose channel is a string", _click(channel="C0GENERAL"), FORM, True, 400),
+    ("block_actions whose view has a string state", _click(view={**_VIEW, "state": "x"}), FORM, True, 400),
+    ("command whose text is a list", json.dumps({"command": "/pipeline", "user_id": "U0ALICE", "text": ["a"]}),
+     JSON, True, 400),
+    ("command whose text is an object", json.dumps({"command": "/pipeline", "user_id": "U0ALICE", "text": {"a": 1},
+                                                    "channel_id": "C0GENERAL"}), JSON, True, 400),
+]
+
+
+async def test_signed_payloads_in_shapes_slack_never_sends_get_400_and_one_warning_at_most(tmp_path: Path) -> None:
+    async with security_world(tmp_path) as w:
+        with Recorder() as recorder:
+            await _answers_to_garbage(w, recorder, MALFORMED_SIGNED)
+
+
+async def test_a_pipeline_choice_outside_a_modal_is_acked_and_ignored(tmp_path: Path) -> None:
+    async with security_world(tmp_path) as w:
+        with Recorder() as recorder:
+            started = time.monotonic()
+            response = await w.slack.post_raw(_click("pipeline.select"), content_type=FORM)
+            assert response.status == 200 and time.monotonic() - started < 2.5
+            await asyncio.sleep(0.2)
+            logged = [r for r in recorder.records if r.levelno >= logging.WARNING
+                      and not r.name.startswith("bot.emulators")]
+            assert [r.levelno for r in logged] == [logging.WARNING], [r.getMessage() for r in logged]
+            assert not any(r.exc_info for r in logged)
+            assert not w.slack.views
+
+
+async def _answers_to_garbage(
+    w: World, recorder: Recorder, cases: list[tuple[str, bytes | str, str, bool, int]] = GARBAGE
+) -> None:
+    for what, body, content_type, signed, status in cases:
         seen = len(recorder.records)
         response = await w.slack.post_raw(body, sign=signed, content_type=content_type)
         await asyncio.sleep(0.05)  # anything logged after the answer

@@ -410,7 +410,7 @@ def _readable(raw: bytes, content_type: str) -> Any:
             return json.loads(text)
         form = dict(urllib.parse.parse_qsl(text, keep_blank_values=True, strict_parsing=True))
         return json.loads(form["payload"]) if set(form) == {"payload"} else form
-    except ValueError:  # a garbage body sent on purpose (security tests) is recorded as it came
+    except (ValueError, RecursionError):  # a garbage body sent on purpose (security tests) is recorded as it came
         return text
 
 

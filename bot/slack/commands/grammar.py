@@ -51,6 +51,14 @@ MAX_PERIOD = timedelta(days=366)
 MAX_MUTE = timedelta(days=30)
 _SHOWN = 60  # characters of a typed token echoed back: enough to recognise it, never a wall of text
 _LISTED = 5  # pipeline names listed when none is close to what was typed
+# control characters (C0, DEL, C1) but the whitespace the tokenizer splits on, and the bidi controls that make
+# text display in an order other than the one it is stored in: nobody types them in Slack's box, PostgreSQL
+# refuses NUL in text, and a right-to-left override in an id echoed to a channel disguises what it names
+_UNTYPABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+MAX_AD_HOC_ID = 200  # the runs table's provider ids hold 200 characters; no provider's job id comes near
+# every provider's job ids (Rivery's hex ids, InVision's GUIDs, DataKitchen's kitchen/recipe/variation names,
+# Tailer's account/environment/type/config/job) are spelt in these
+_AD_HOC_ID = re.compile(r"[A-Za-z0-9_.:|/-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,6 +471,13 @@ def _ad_hoc(token: str, ctx: _Context) -> object:
         )
     if not ident.strip():
         return _Problem(f"{_shown(token)} has no id after the colon: write it like {code(owner + ':12345')}.")
+    if len(ident) > MAX_AD_HOC_ID:
+        return _Problem(f"The id after {code(owner + ':')} is {len(ident):,} characters long; at most {MAX_AD_HOC_ID}.")
+    if not _AD_HOC_ID.fullmatch(ident):
+        return _Problem(
+            f"{_shown(token)} is not a job id: ids are letters, digits and {code('- _ . : | /')}, "
+            f"like {code(owner + ':12345')}."
+        )
     return AdHocTarget(owner, ident)
 
 
@@ -650,6 +665,12 @@ def parse(
         return ParseError(
             f"That command is {typed:,} characters long; {code(command)} takes at most {MAX_TEXT:,}. "
             "Shorten it: long values belong in the pipeline's own configuration."
+        )
+    untypable = _UNTYPABLE.search(text)
+    if untypable is not None:
+        return ParseError(
+            f"That command contains an invisible control character (U+{ord(untypable.group()):04X}), "
+            "perhaps from a copy and paste. Retype it without."
         )
     ctx = _Context(command, tuple(pipelines), tuple(workflows), tuple(providers), tuple(connections))
     tokens = _tokenize(text, command)

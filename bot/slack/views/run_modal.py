@@ -28,8 +28,12 @@ _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 def register(app: AsyncApp, services: Services) -> None:
     async def on_select(ack: Any, body: dict[str, Any], client: Any) -> None:
         await ack()
-        view = body["view"]
-        chosen = services.catalog.pipelines.get(pipeline_from_state(view["state"]["values"]) or "")
+        view = body.get("view")
+        if not isinstance(view, dict) or not isinstance(view.get("id"), str):  # intake checked its state, if any
+            log.warning("a pipeline choice arrived without the modal it was made in")
+            return
+        values = (view.get("state") or {}).get("values") or {}
+        chosen = services.catalog.pipelines.get(pipeline_from_state(values) or "")
         updated = run_modal(
             list(services.catalog.pipelines.values()),
             selected=chosen,

@@ -178,6 +178,39 @@ def test_ad_hoc_targets_need_an_admin(token: str, owner: str, ident: str) -> Non
     assert parsed.needs == "admin"
 
 
+@pytest.mark.parametrize(
+    "ident",
+    ["5f1a2b3c4d5e6f7a8b9c0d1e", "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "kitchen_1/recipe.v2/variation|prod",
+     "acct/PROD/table-to-table/cfg.1:job_2", "x" * 200],
+)
+def test_ad_hoc_ids_of_every_provider_pass(ident: str) -> None:
+    assert ok(f"run rivery:{ident}").args["pipeline"] == AdHocTarget("rivery", ident)
+
+
+@pytest.mark.parametrize(
+    ("ident", "expected"),
+    [("x" * 201, "201 characters long; at most 200"), ("abc;drop", "is not a job id"), ("ab\u00e9c", "is not a job id"),
+     ("a*b", "is not a job id")],
+)
+def test_ad_hoc_ids_are_bounded_and_plainly_spelt(ident: str, expected: str) -> None:
+    assert expected in bad(f"run rivery:{ident}").message
+
+
+@pytest.mark.parametrize(
+    "char", ["\x00", "\x01", "\x1b", "\x7f", "\x85", "\x9b", "\x0b", "\u202e", "\u202a", "\u2066", "\u2069",
+             "\u200e", "\u200f"],
+)
+@pytest.mark.parametrize("where", ["run rivery:abc{}def", "status 1{}", "list {}", "{}"])
+def test_control_and_bidi_characters_are_refused_wherever_they_are(char: str, where: str) -> None:
+    error = bad(where.format(char))
+    assert f"U+{ord(char):04X}" in error.message
+    assert char not in error.message
+
+
+def test_ordinary_whitespace_still_separates_words() -> None:
+    assert ok("run\tleads-ods\r\nday=1").args["params"] == {"day": "1"}
+
+
 @pytest.mark.parametrize(("text", "expected"), [("status", None), ("status 12", 12), ("status #12", 12)])
 def test_status(text: str, expected: int | None) -> None:
     assert ok(text).args.get("run") == expected

@@ -168,6 +168,21 @@ async def test_audit_entries_are_kept(store: Store) -> None:
     assert (entry.user_id, entry.action, entry.outcome, entry.detail) == ("U1", "run", "refused", "not allowed")
 
 
+async def test_nul_in_free_text_is_dropped_not_refused_on_either_database(store: Store) -> None:
+    # PostgreSQL refuses U+0000 in text: a provider message or a typed target carrying one failed every write
+    await store.audit(user_id="U1", action="run", target="rivery:a\x00b", outcome="refused", now=NOW,
+                      detail="typed \x00 here")
+    [entry] = await store.audit_log()
+    assert (entry.target, entry.detail) == ("rivery:ab", "typed  here")
+    run = await store.create_run(new_run(provider_run_id="p-0"), now=NOW, next_poll_at=NOW)
+    done = RunStatus("p-0", RunState.FAILED, "E\x00", message="disk\x00 full",
+                     tasks=(TaskStatus("lo\x00ad", RunState.FAILED, "E", message="x\x00"),))
+    change = await store.record_status(run.id, done, now=NOW, next_poll_at=None)
+    assert change is not None and change.run.message == "disk full" and change.run.raw_status == "E"
+    failed = await store.record_poll_error(run.id, "bad\x00 answer", now=NOW, next_poll_at=None)
+    assert failed.last_error == "bad answer"
+
+
 async def test_mutes_hold_until_they_expire(store: Store) -> None:
     await store.mute("leads-ods", until=NOW + timedelta(hours=1), user_id="U1", now=NOW)
     assert (await store.muted(now=NOW + timedelta(minutes=59)))["leads-ods"] == (NOW + timedelta(hours=1), "U1")

@@ -57,8 +57,8 @@ _LISTED = 5  # pipeline names listed when none is close to what was typed
 _UNTYPABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 MAX_AD_HOC_ID = 200  # the runs table's provider ids hold 200 characters; no provider's job id comes near
 # every provider's job ids (Rivery's hex ids, InVision's GUIDs, DataKitchen's kitchen/recipe/variation names,
-# Tailer's account/environment/type/config/job) are spelt in these
-_AD_HOC_ID = re.compile(r"[A-Za-z0-9_.:|/-]+")
+# Tailer's account/environment/type/config/job, whose job ids hold templates like ``{{FD_DATE}}``) are spelt in these
+_AD_HOC_ID = re.compile(r"[A-Za-z0-9_.:|/{}-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,7 +475,7 @@ def _ad_hoc(token: str, ctx: _Context) -> object:
         return _Problem(f"The id after {code(owner + ':')} is {len(ident):,} characters long; at most {MAX_AD_HOC_ID}.")
     if not _AD_HOC_ID.fullmatch(ident):
         return _Problem(
-            f"{_shown(token)} is not a job id: ids are letters, digits and {code('- _ . : | /')}, "
+            f"{_shown(token)} is not a job id: ids are letters, digits and {code('- _ . : | / { }')}, "
             f"like {code(owner + ':12345')}."
         )
     return AdHocTarget(owner, ident)

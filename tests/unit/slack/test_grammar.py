@@ -181,7 +181,9 @@ def test_ad_hoc_targets_need_an_admin(token: str, owner: str, ident: str) -> Non
 @pytest.mark.parametrize(
     "ident",
     ["5f1a2b3c4d5e6f7a8b9c0d1e", "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "kitchen_1/recipe.v2/variation|prod",
-     "acct/PROD/table-to-table/cfg.1:job_2", "x" * 200],
+     "acct/PROD/table-to-table/cfg.1:job_2", "x" * 200,
+     # a Tailer job id holds a template (seed: tailer-api-features.txt, "stores-{{FD_DATE}}.csv")
+     "000099/DEV/storage-to-storage/cfg/storage-to-storage|000099|cfg|DEV|file-{{FD_DATE}}.csv"],
 )
 def test_ad_hoc_ids_of_every_provider_pass(ident: str) -> None:
     assert ok(f"run rivery:{ident}").args["pipeline"] == AdHocTarget("rivery", ident)

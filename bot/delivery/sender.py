@@ -125,9 +125,6 @@ class Deliverer:
         one at shutdown); each waits for every send it started, even when some fail (``TickGuard``)."""
         return await self._ticks.run(self._tick)
 
-    async def idle(self) -> None:
-        await self._ticks.idle()
-
     async def _tick(self) -> int:
         cards = await self.store.claim_cards(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
         # different channels in parallel, one channel in order

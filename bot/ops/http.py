@@ -142,8 +142,11 @@ class HttpServer:
             acked = True
             if claim is not None:
                 await self.replays.answered(claim)
-            await answer.prepare(request)
-            await answer.write_eof()
+            try:
+                await answer.prepare(request)
+                await answer.write_eof()
+            except ConnectionResetError:  # the client stopped waiting (Slack gives up after 3 s): not our error
+                log.info("a Slack request's answer was not sent: the client had gone")
             return answer
         finally:
             if renewing is not None:

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import text
 
 from bot.store.engine import make_engine
-from tests.conftest import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database
+from tests.postgres import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database
 from tests.scenario.harness import world
 
 SERIES = (

@@ -27,7 +27,7 @@ from bot.runtime import Runtime
 from bot.slack.intake import request_key
 from bot.slack.replays import ACK_DEADLINE, ReplaySafeSocketModeHandler, envelope_key, ledger_key
 from bot.store.tables import slack_requests
-from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.postgres import create_postgres_database, drop_postgres_database
 from tests.scenario.harness import World, world
 from tests.scenario.surface import command_body
 

@@ -49,10 +49,10 @@ from bench.common import (
 )
 from bot.emulators._core import Outcome
 from bot.emulators.slack import FakeSlack
+from bot.ops.metrics import POLLS, PROVIDER_ERRORS
 from tests.postgres import create_postgres_database, drop_postgres_database
 
 PER_PROVIDER = 5
-POLLS = "pipeline_bot_polls_total"
 DELAY = 0.2
 
 
@@ -144,7 +144,7 @@ async def measure_bot(
             "cpu_cores": round(cpu, 3), "rss_mb": round(max(rss), 1),
             "peak_rss_mb": round(bot.sampler.peak_rss_mb(), 1),
             "slack_calls": len(slack.calls) - slack_before, "driver_cpu_cores": round(driver_cpu, 3),
-            "provider_errors": BotProcess.total(after, "pipeline_bot_provider_errors_total"),
+            "provider_errors": BotProcess.total(after, PROVIDER_ERRORS),
         }
     finally:
         if bot is not None and await bot.shutdown(grace=20) != 0:

@@ -145,10 +145,14 @@ class HttpServer:
             acked = True
             if claim is not None:
                 await self.replays.answered(claim)
-            await answer.prepare(request)
-            await answer.write_eof()
-            if self.metrics is not None:
-                self.metrics.observe(SLACK_ACK, time.monotonic() - arrived)
+            try:
+                await answer.prepare(request)
+                await answer.write_eof()
+            except ConnectionResetError:  # the client stopped waiting (Slack gives up after 3 s): not our error
+                log.info("a Slack request's answer was not sent: the client had gone")
+            else:
+                if self.metrics is not None:
+                    self.metrics.observe(SLACK_ACK, time.monotonic() - arrived)
             return answer
         finally:
             if renewing is not None:

@@ -49,7 +49,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.ops.metrics import SLACK_ACK, SLACK_REQUESTS_REFUSED, Metrics
-from bot.store.requests import RequestLedger
+from bot.store.requests import Ledger
 
 __all__ = [
     "ACK_DEADLINE",
@@ -84,7 +84,7 @@ class Claim:
 
 
 class Replays:
-    def __init__(self, ledger: RequestLedger, now: Callable[[], datetime], metrics: Metrics | None = None) -> None:
+    def __init__(self, ledger: Ledger, now: Callable[[], datetime], metrics: Metrics | None = None) -> None:
         self.ledger = ledger
         self.now = now
         self.metrics = metrics

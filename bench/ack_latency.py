@@ -47,6 +47,7 @@ from bench.common import (
 from bot.emulators._core import Outcome
 from bot.emulators.slack import FakeSlack, payloads
 from bot.emulators.slack.server import AppResponse
+from bot.ops.metrics import POLLS
 from bot.slack.blocks import ids
 
 #: the request mix, repeated in this order: (kind, what)
@@ -196,7 +197,7 @@ async def run_bot(args: argparse.Namespace, rates: list[float], seconds: float, 
             results.append(result)
             await asyncio.sleep(2)  # let the background work of this rate drain a little
         metrics = await bot.metrics()
-        results.append({"polls": BotProcess.total(metrics, "pipeline_bot_polls_total")})
+        results.append({"polls": BotProcess.total(metrics, POLLS)})
     finally:
         await bot.shutdown(grace=20)
         await emulators.stop()

@@ -24,10 +24,11 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.emulators.slack.signing import signed_headers
+from bot.ops.metrics import SLACK_ACK
 from bot.runtime import Runtime
 from bot.slack.intake import request_key
 from bot.slack.replays import ACK_DEADLINE, ReplaySafeSocketModeHandler, envelope_key, ledger_key
-from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.postgres import create_postgres_database, drop_postgres_database
 from tests.scenario.harness import World, world
 from tests.scenario.surface import command_body
 
@@ -223,6 +224,20 @@ async def test_a_redelivered_socket_mode_envelope_is_acked_and_does_nothing(tmp_
         await w.settle(0.5)
         assert triggers(w) == 1
         assert len(w.slack.calls_to("views.publish")) == 1
+
+
+async def test_socket_mode_acks_are_timed_once_for_each_envelope_bolt_handled(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        handler = ReplaySafeSocketModeHandler(w.runtime.app, "xapp-1-test", w.runtime.replays, w.runtime.metrics)
+        try:
+            acks = Acks()
+            command = dict(parse_qsl(command_body(w, "run leads-ods")))
+            await handler.handle(acks, envelope("e-5", "slash_commands", command))
+            await handler.handle(acks, envelope("e-5", "slash_commands", command, retry=1))  # a repeat: not Bolt's
+            assert acks.of("e-5") == 2
+        finally:
+            await handler.close_async()
+        assert w.runtime.metrics.value(f"{SLACK_ACK}_count") == 1
 
 
 async def test_a_socket_mode_envelope_whose_first_delivery_failed_is_processed_when_redelivered(

@@ -120,17 +120,17 @@ async def test_state_shows_what_the_user_sees(fake: FakeSlack, client: AsyncWebC
     assert card["text"] == "leads-ods is running" and card["reply_count"] == 1 and card["blocks"][0]["type"] == "header"
     assert reply["thread_ts"] == card["ts"]
     assert [e["text"] for e in bob["ephemerals"]] == ["only for bob"]
-    carol = snapshot(fake, "U0CAROL")  # not in the private channel, and not shown bob's ephemeral
+    carol = snapshot(fake.state, "U0CAROL")  # not in the private channel, and not shown bob's ephemeral
     assert "C0OPS" not in carol["messages"] and carol["ephemerals"] == []
     assert {"id": "S0DATAENG", "handle": "data-eng", "name": "Data engineering"} in carol["groups"]
-    assert snapshot(fake, "U0NOBODY")["me"] == "U0ALICE"  # an unknown user reads as the first person
+    assert snapshot(fake.state, "U0NOBODY")["me"] == "U0ALICE"  # an unknown user reads as the first person
 
 
 async def test_refused_calls_are_listed_for_the_page(fake: FakeSlack, client: AsyncWebClient) -> None:
     too_long = [{"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}]
     with pytest.raises(Exception, match="invalid_blocks"):
         await client.chat_postMessage(channel="C0GENERAL", text="x", blocks=too_long)
-    [problem] = snapshot(fake, "U0ALICE")["problems"]
+    [problem] = snapshot(fake.state, "U0ALICE")["problems"]
     assert problem["method"] == "chat.postMessage" and problem["error"] == "invalid_blocks" and problem["errors"]
 
 
@@ -197,13 +197,13 @@ async def open_modal(fake: FakeSlack, app: RecordingApp, client: AsyncWebClient)
 async def test_a_modal_is_filled_submitted_and_closed(fake: FakeSlack, app: RecordingApp, client: AsyncWebClient,
                                                       http: aiohttp.ClientSession) -> None:
     view_id = await open_modal(fake, app, client)
-    [shown] = snapshot(fake, "U0ALICE")["modals"]
+    [shown] = snapshot(fake.state, "U0ALICE")["modals"]
     assert shown["id"] == view_id and shown["title"]["text"] == "Run a pipeline"
 
     await post(http, fake, "/_page/click", {"where": "view", "view_id": view_id, "action_id": "pick",
                                             "block_id": "pipeline", "value": "leads-ods"})
     assert app.last.payload["container"] == {"type": "view", "view_id": view_id}
-    assert snapshot(fake, "U0ALICE")["modals"][0]["values"]["pipeline"]["pick"]["selected_option"]["value"] == "leads-ods"
+    assert snapshot(fake.state, "U0ALICE")["modals"][0]["values"]["pipeline"]["pick"]["selected_option"]["value"] == "leads-ods"
 
     app.replies.append({"response_action": "errors", "errors": {"day": "Not a working day"}})
     values = {"pipeline": {"pick": "leads-ods"}, "day": {"date": "2025-01-04"}, "gone": {"old": "typed before a redraw"}}
@@ -218,7 +218,7 @@ async def test_a_modal_is_filled_submitted_and_closed(fake: FakeSlack, app: Reco
     status, answer = await post(http, fake, "/_page/close", {"view_id": view_id})
     assert status == 200 and fake.views[view_id].closed
     assert app.last.payload["type"] == "view_closed"  # the modal asked for notify_on_close
-    assert snapshot(fake, "U0ALICE")["modals"] == []
+    assert snapshot(fake.state, "U0ALICE")["modals"] == []
     status, _ = await post(http, fake, "/_page/close", {"view_id": view_id})
     assert status == 404
 

@@ -23,7 +23,7 @@ from typing import Any
 from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome
 from bot.emulators._server import EmulatorServer
 from bot.emulators.slack import FakeSlack
-from bot.emulators.slack.server import _Fault
+from bot.emulators.slack.faults import Fault as SlackFault
 from tests.scenario.harness import (
     FAILING_RIVER,
     World,
@@ -258,15 +258,15 @@ class FlakySlack:
     enabled: bool = True
 
     def install(self, slack: FakeSlack) -> None:
-        original = slack._take_fault
+        original = slack.faults.take
 
-        def take_fault(method: str) -> _Fault | None:
+        def take_fault(method: str) -> SlackFault | None:
             queued = original(method)
             if queued is not None or not self.enabled or method not in self.methods or self.rng.random() >= self.rate:
                 return queued
             status = self.rng.choice((429, 500, 503))
             self.injected[str(status)] += 1
             error = {429: "ratelimited", 500: "internal_error", 503: "service_unavailable"}[status]
-            return _Fault(status=status, error=error, retry_after=1 if status == 429 else None)
+            return SlackFault(status=status, error=error, retry_after=1 if status == 429 else None)
 
-        slack._take_fault = take_fault  # type: ignore[method-assign]
+        slack.faults.take = take_fault  # type: ignore[method-assign]

@@ -73,13 +73,14 @@ async def click_as(
     slack = w.slack
     block_id, element = payloads.find_element(ephemeral.blocks, action_id)
     channel = slack.channels[ephemeral.channel]
-    target = slack._issue_target(user, channel.id, message_ts=ephemeral.ts, ephemeral=True)
+    target = slack.state.issue_target(user, channel.id, message_ts=ephemeral.ts, ephemeral=True)
     payload = payloads.block_actions(
-        token=slack.verification_token, api_app_id=slack.api_app_id, team=slack._team(), user=slack._user_ref(user),
+        token=slack.verification_token, api_app_id=slack.api_app_id, team=slack.state.team(),
+        user=slack.state.user_ref(user),
         container={"type": "message", "message_ts": ephemeral.ts, "channel_id": channel.id, "is_ephemeral": True},
-        trigger_id=slack._issue_trigger(user),
-        actions=[payloads.action(element, block_id, value, slack._action_ts())],
-        channel={"id": channel.id, "name": channel.name}, response_url=slack._response_url(target),
+        trigger_id=slack.state.issue_trigger(user),
+        actions=[payloads.action(element, block_id, value, slack.driver.action_ts())],
+        channel={"id": channel.id, "name": channel.name}, response_url=slack.state.response_url(target),
     )
     return await slack.post_raw(urllib.parse.urlencode({"payload": json.dumps(payload)}), kind="block_actions")
 
@@ -88,11 +89,12 @@ def command_body(w: World, text: str, *, user: str = "U0ALICE", channel: str = "
     """The form body of a slash command exactly as the fake sends it, for requests signed by hand."""
     slack = w.slack
     person, where = slack.users[user], slack.channels[channel]
-    target = slack._issue_target(user, where.id)
+    target = slack.state.issue_target(user, where.id)
     fields = payloads.slash_command(
         token=slack.verification_token, team_id=slack.team_id, team_domain=slack.team_domain, channel_id=where.id,
         channel_name=where.name, user_id=user, user_name=person.name, command="/pipeline", text=text,
-        api_app_id=slack.api_app_id, response_url=slack._response_url(target), trigger_id=slack._issue_trigger(user),
+        api_app_id=slack.api_app_id, response_url=slack.state.response_url(target),
+        trigger_id=slack.state.issue_trigger(user),
     )
     return urllib.parse.urlencode(fields)
 
@@ -112,7 +114,7 @@ def everything_sent(w: World) -> str:
     for channel in list(slack.channels):
         for message in slack.messages(channel, top_level=False):
             parts += [message.text, message.blocks, [(v.text, v.blocks) for v in message.edits]]
-    for ephemeral in slack._ephemerals:  # deleted ones too: they were shown once
+    for ephemeral in slack.state.ephemeral_posts:  # deleted ones too: they were shown once
         parts += [ephemeral.text, ephemeral.blocks, [(v.text, v.blocks) for v in ephemeral.edits]]
     parts += [r.body for r in slack.responses()]
     parts += [v.view for v in slack.views.values()]

@@ -2,9 +2,10 @@
 
 It shows what the fake recorded for one person (channels with threads, ephemeral messages, modals, the App
 Home tab) and lets them act as that person: type ``/pipeline …``, click, pick, fill and submit modals, open
-the Home tab. Every action goes through FakeSlack's own ``command`` / ``click`` / ``click_ephemeral`` /
-``click_view`` / ``submit`` / ``close_view`` / ``open_home``, which sign the payload and send it to the app,
-so the page and the scenario tests drive the bot through one implementation.
+the Home tab. It reads the fake's state (``state.py``) and acts through its driver (``driver.py``):
+``command`` / ``click`` / ``click_ephemeral`` / ``click_view`` / ``submit`` / ``close_view`` / ``open_home``,
+which sign the payload and send it to the app, so the page and the scenario tests drive the bot through one
+implementation.
 
 Routes (JSON in, JSON out; the page itself is plain HTML/CSS/JS from ``web/``, no build step, no network
 beyond this server):
@@ -12,7 +13,7 @@ beyond this server):
 * ``GET /``: the page; ``GET /_page/static/{app.js,style.css}``.
 * ``GET /_page/state?user=U…``: what ``user`` sees, as JSON (``snapshot``).
 * ``GET /_page/events?user=U…``: the same as Server-Sent Events: one ``state`` event at once, then one
-  whenever it changes (the fake's ``add_listener``), coalesced; a comment line every 15 s keeps it open.
+  whenever it changes (the state's ``add_listener``), coalesced; a comment line every 15 s keeps it open.
 * ``POST /_page/command`` ``{user, channel, text: "/pipeline run x"}``, ``/_page/click`` ``{user, where:
   message|ephemeral|view, channel?, ts?, view_id?, action_id, block_id?, value?, values?}``,
   ``/_page/submit`` ``{user, view_id, values}``, ``/_page/close`` ``{user, view_id, clear?}``,
@@ -31,15 +32,15 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from bot.emulators.slack import payloads
-
-if TYPE_CHECKING:
-    from bot.emulators.slack.server import AppResponse, FakeSlack, FakeView, Message
+from bot.emulators.slack.driver import Driver
+from bot.emulators.slack.records import AppResponse, FakeView, Message
+from bot.emulators.slack.state import SlackState
 
 __all__ = ["add_page_routes", "snapshot"]
 
@@ -68,9 +69,9 @@ class _Streams:
 STREAMS = web.AppKey("fake_slack_page_streams", _Streams)
 
 
-def add_page_routes(app: web.Application, fake: FakeSlack) -> None:
-    """Mount the page on FakeSlack's aiohttp app."""
-    page = _Page(fake)
+def add_page_routes(app: web.Application, state: SlackState, driver: Driver) -> None:
+    """Mount the page on FakeSlack's aiohttp app: showing ``state``, acting through ``driver``."""
+    page = _Page(state, driver)
     app[STREAMS] = page.streams
     app.router.add_get("/", page.index)
     app.router.add_get("/_page/static/{name}", page.static)
@@ -87,11 +88,11 @@ def add_page_routes(app: web.Application, fake: FakeSlack) -> None:
 # -- what one person sees ----------------------------------------------------------------------------
 
 
-def snapshot(fake: FakeSlack, user: str) -> Json:
+def snapshot(state: SlackState, user: str) -> Json:
     """Everything the page shows ``user``: JSON-ready, rebuilt on each change."""
-    me = _person(fake, user)
+    me = _person(state, user)
     channels: list[Json] = []
-    for channel in fake.channels.values():
+    for channel in state.channels.values():
         if channel.im_user is not None and channel.im_user != me:
             continue
         if channel.im_user is None and me not in channel.members:
@@ -100,51 +101,51 @@ def snapshot(fake: FakeSlack, user: str) -> Json:
             "id": channel.id, "name": channel.name, "private": channel.private, "bot_member": channel.member,
             "im": channel.im_user is not None,
         })
-    messages = {str(c["id"]): [_message(fake, m) for m in fake.messages(str(c["id"]), top_level=False)]
+    messages = {str(c["id"]): [_message(state, m) for m in state.messages(str(c["id"]), top_level=False)]
                 for c in channels}
     ephemerals = [
         {"channel": e.channel, "ts": e.ts, "text": e.text, "blocks": e.blocks, "thread_ts": e.thread_ts,
          "source": e.source, "edited": bool(e.edits)}
-        for e in fake.ephemerals(user=me)
+        for e in state.ephemerals(user=me)
     ]
-    home = fake.home(me)
+    home = state.home(me)
     problems = [
-        {"method": c.method, "error": c.error, "errors": list(c.errors)} for c in fake.calls if not c.ok
+        {"method": c.method, "error": c.error, "errors": list(c.errors)} for c in state.calls if not c.ok
     ][-MAX_PROBLEMS:]
     return {
         "me": me,
-        "team": {"id": fake.team_id, "domain": fake.team_domain},
-        "bot": {"id": fake.bot_user_id, "name": fake.users[fake.bot_user_id].name},
-        "app_connected": fake.app_url is not None,
+        "team": {"id": state.team_id, "domain": state.team_domain},
+        "bot": {"id": state.bot_user_id, "name": state.users[state.bot_user_id].name},
+        "app_connected": state.app_url is not None,
         "users": [
             {"id": u.id, "name": u.name, "real_name": u.real_name, "display_name": u.display_name,
              "is_bot": u.is_bot, "is_admin": u.is_admin}
-            for u in fake.users.values()
+            for u in state.users.values()
         ],
-        "groups": [{"id": g.id, "handle": g.handle, "name": g.name} for g in fake.usergroups.values()],
+        "groups": [{"id": g.id, "handle": g.handle, "name": g.name} for g in state.usergroups.values()],
         "channels": channels,
         "messages": messages,
         "ephemerals": ephemerals,
-        "modals": [_view(v) for v in fake.open_modals(me)],
+        "modals": [_view(v) for v in state.open_modals(me)],
         "home": _view(home) if home is not None else None,
         "problems": problems,
-        "warnings": fake.warnings[-MAX_PROBLEMS:],
+        "warnings": state.warnings[-MAX_PROBLEMS:],
     }
 
 
-def _person(fake: FakeSlack, user: str | None) -> str:
-    if user and user in fake.users and not fake.users[user].is_bot:
+def _person(state: SlackState, user: str | None) -> str:
+    if user and user in state.users and not state.users[user].is_bot:
         return user
-    return next(u.id for u in fake.users.values() if not u.is_bot)
+    return next(u.id for u in state.users.values() if not u.is_bot)
 
 
-def _message(fake: FakeSlack, message: Message) -> Json:
+def _message(state: SlackState, message: Message) -> Json:
     out: Json = {
         "ts": message.ts, "text": message.text, "blocks": message.blocks, "user": message.user,
         "thread_ts": message.thread_ts, "edited": message.edited_ts is not None, "broadcast": message.reply_broadcast,
     }
     if not message.is_reply:
-        replies = fake.messages(message.channel, thread_ts=message.ts)
+        replies = state.messages(message.channel, thread_ts=message.ts)
         if replies:
             out.update(reply_count=len(replies), latest_reply=replies[-1].ts)
     return out
@@ -173,8 +174,8 @@ class _Problem(Exception):
 
 
 class _Page:
-    def __init__(self, fake: FakeSlack) -> None:
-        self.fake = fake
+    def __init__(self, state: SlackState, driver: Driver) -> None:
+        self.slack, self.driver = state, driver  # ``self.state`` is the /_page/state route
         self.streams = _Streams()
 
     async def index(self, request: web.Request) -> web.Response:
@@ -188,7 +189,7 @@ class _Page:
         return web.Response(text=_read_static(name), content_type=STATIC[name], headers={"Cache-Control": "no-cache"})
 
     async def state(self, request: web.Request) -> web.Response:
-        return web.json_response(snapshot(self.fake, request.query.get("user", "")))
+        return web.json_response(snapshot(self.slack, request.query.get("user", "")))
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         user = request.query.get("user", "")
@@ -198,14 +199,14 @@ class _Page:
         await response.prepare(request)
         wake = asyncio.Event()
         self.streams.wakers.add(wake)
-        remove = self.fake.add_listener(wake.set)
+        remove = self.slack.add_listener(wake.set)
         last = ""
         try:
             while not self.streams.closing:
                 wake.clear()
-                data = json.dumps(snapshot(self.fake, user), separators=(",", ":"))
+                data = json.dumps(snapshot(self.slack, user), separators=(",", ":"))
                 if data != last:
-                    await response.write(f"event: state\nid: {self.fake.changes}\ndata: {data}\n\n".encode())
+                    await response.write(f"event: state\nid: {self.slack.changes}\ndata: {data}\n\n".encode())
                     last = data
                 try:
                     await asyncio.wait_for(wake.wait(), HEARTBEAT_S)
@@ -232,7 +233,7 @@ class _Page:
             if match is None:
                 raise _Problem(400, "not a slash command: type one like /pipeline help")
             channel = _text(body, "channel") or "C0GENERAL"
-            return await self.fake.command(match.group(2) or "", user=user, channel=channel, command=match.group(1))
+            return await self.driver.command(match.group(2) or "", user=user, channel=channel, command=match.group(1))
 
         return await self._act(request, act)
 
@@ -242,15 +243,15 @@ class _Page:
             block_id, value = _opt(body.get("block_id")), body.get("value")
             if where == "view":
                 view = self._view(body)
-                return await self.fake.click_view(view.id, action_id, user=user, value=value, block_id=block_id,
+                return await self.driver.click_view(view.id, action_id, user=user, value=value, block_id=block_id,
                                                   values=_known_values(view.blocks, body.get("values")))
             if where == "ephemeral":
-                return await self.fake.click_ephemeral(_text(body, "channel"), action_id, user=user,
+                return await self.driver.click_ephemeral(_text(body, "channel"), action_id, user=user,
                                                        ts=_opt(body.get("ts")), value=value, block_id=block_id)
             if where == "message":
                 channel, ts = _text(body, "channel"), _text(body, "ts")
-                message = self.fake.message(channel, ts)
-                return await self.fake.click(channel, ts, action_id, user=user, value=value, block_id=block_id,
+                message = self.slack.message(channel, ts)
+                return await self.driver.click(channel, ts, action_id, user=user, value=value, block_id=block_id,
                                              values=_known_values(message.blocks, body.get("values")))
             raise _Problem(400, f"where must be message, ephemeral or view, not {where[:20]!r}")
 
@@ -259,24 +260,24 @@ class _Page:
     async def submit(self, request: web.Request) -> web.Response:
         async def act(body: Json, user: str) -> AppResponse:
             view = self._view(body)
-            return await self.fake.submit(view.id, _known_values(view.blocks, body.get("values")), user=user)
+            return await self.driver.submit(view.id, _known_values(view.blocks, body.get("values")), user=user)
 
         return await self._act(request, act)
 
     async def close(self, request: web.Request) -> web.Response:
         async def act(body: Json, user: str) -> AppResponse | None:
-            return await self.fake.close_view(self._view(body).id, user=user, clear=bool(body.get("clear")))
+            return await self.driver.close_view(self._view(body).id, user=user, clear=bool(body.get("clear")))
 
         return await self._act(request, act)
 
     async def home(self, request: web.Request) -> web.Response:
         async def act(body: Json, user: str) -> AppResponse:
-            return await self.fake.open_home(user)
+            return await self.driver.open_home(user)
 
         return await self._act(request, act)
 
     def _view(self, body: Json) -> FakeView:
-        view = self.fake.views.get(_text(body, "view_id"))
+        view = self.slack.views.get(_text(body, "view_id"))
         if view is None:
             raise _Problem(404, "no such view")
         return view
@@ -285,8 +286,8 @@ class _Page:
         try:
             _same_origin(request)
             body = await _json_body(request)
-            user = _person(self.fake, _text(body, "user"))
-            if self.fake.app_url is None:
+            user = _person(self.slack, _text(body, "user"))
+            if self.slack.app_url is None:
                 raise _Problem(503, "no app is connected: set FakeSlack.app_url to the bot's /slack/events URL")
             answer: AppResponse | None = await act(body, user)
         except _Problem as exc:

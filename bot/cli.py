@@ -17,7 +17,9 @@ from bot.catalog.load import load_catalog, referenced_values
 from bot.catalog.model import Catalog
 from bot.config import Settings, environment, load_settings, sqlite_folder_problem
 from bot.errors import ConfigError, StartupError
+from bot.ops.logs import setup_logging
 from bot.ops.redact import PROCESS, Redactor
+from bot.providers.registry import provider
 
 __all__ = ["main"]
 
@@ -133,8 +135,6 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
 
 def _assumption_notes(catalog: Catalog) -> list[str]:
     """What a pipeline relies on that no vendor source documents: said once per pipeline, never an error."""
-    from bot.providers.registry import provider
-
     notes = []
     for name, pipeline in sorted(catalog.pipelines.items()):
         assumption = provider(pipeline.provider).client.parameters_assumption
@@ -186,8 +186,6 @@ def _unexpected(exc: BaseException, settings: Settings | None, known: Redactor |
 
 def _prepare(settings: Settings, env_file: Path) -> tuple[Catalog, Redactor] | int:
     """The catalog to run and the secrets the log must never show, or the exit code after listing the problems."""
-    from bot.ops.logs import setup_logging
-
     problems = settings.problems()
     catalog = None
     env = environment(env_file)
@@ -225,9 +223,7 @@ async def _serve(settings: Settings, catalog: Catalog, secrets: Redactor) -> int
         if isinstance(exc, StartupError):  # one line saying why: an operator reads it, not a traceback
             print(f"pipeline-bot: cannot start: {exc}", file=sys.stderr)
         else:  # the last resort: redacted with every secret the runtime knows by now
-            known = getattr(runtime, "secrets", None)
-            if known is not None:
-                secrets.include(known)
+            secrets.include(runtime.secrets)
             _crashed("cannot start", exc, secrets)
         # undo what was set up; what fails there (the database that refused the start, say) was said above
         with contextlib.suppress(Exception):

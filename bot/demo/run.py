@@ -40,6 +40,7 @@ from bot.emulators.rivery import RiveryEmulator
 from bot.emulators.slack import FakeSlack
 from bot.emulators.tailer import TailerEmulator
 from bot.errors import ConfigError
+from bot.ops.logs import setup_logging
 from bot.runtime import Runtime
 
 __all__ = ["CREDENTIALS", "OUTCOMES", "Demo", "demo_catalog", "job_key", "main", "run_demo", "start_demo"]
@@ -246,8 +247,6 @@ def main(
     host: str = "127.0.0.1", port: int = DEFAULT_PORT, open_browser: bool = False, log_level: str = "WARNING"
 ) -> int:
     """The ``pipeline-bot demo`` command: readable logs on stderr, warnings and up."""
-    from bot.ops.logs import setup_logging
-
     setup_logging(log_level, "text")
     try:
         return asyncio.run(run_demo(host, port, open_browser))

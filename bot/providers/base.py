@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bot.errors import OperationNotSupported
 from bot.models import RunStatus, Stats, Triggered, TriggerLimit
-from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep
+from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep, _default_error_text
 
 __all__ = ["Capability", "ConnectionConfig", "JobConfig", "ProviderClient"]
 
@@ -138,8 +138,6 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         return None
 
     def _error_text(self, response: httpx.Response) -> str:
-        from bot.providers._http import _default_error_text
-
         return _default_error_text(response)
 
     @abc.abstractmethod

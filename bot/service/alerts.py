@@ -11,7 +11,8 @@
 - A connection failing for ``down_after`` gets one "cannot reach" alert, and one "back" notice.
 - A credential the bot cannot renew (a static Tailer token) gets one notice ``credential_warning`` before it
   expires; once expired, the connection gets its "cannot reach" alert at once, saying how to renew it.
-Nothing here calls Slack: messages are written to the store and delivered by the delivery loop.
+Nothing here calls Slack or renders: what happened is told to the ``Reporter`` (``bot.service.events``), whose
+Slack side writes the messages to the store for the delivery loop.
 """
 
 from __future__ import annotations
@@ -19,18 +20,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot.catalog.model import Catalog, Pipeline
 from bot.ops.metrics import ALERT_MESSAGES, ALERTS, Metrics
 from bot.service.clients import ClientPool
-from bot.slack.blocks.alerts import (
-    alert_batches,
-    alert_group,
-    connection_alert,
-    connection_back,
-    credential_expiring,
-)
+from bot.service.events import Reporter
 from bot.store.alerting import Alert
 from bot.store.records import RunRecord
 from bot.store.store import Store
@@ -47,6 +41,7 @@ class Alerter:
         store: Store,
         catalog: Catalog,
         pool: ClientPool,
+        reporter: Reporter,
         now: Now,
         *,
         group_window: timedelta = timedelta(seconds=10),
@@ -58,6 +53,7 @@ class Alerter:
         self.store = store
         self.catalog = catalog
         self.pool = pool
+        self.reporter = reporter
         self.now = now
         self.group_window = group_window
         self.suppress = suppress
@@ -113,35 +109,25 @@ class Alerter:
 
     async def flush(self) -> list[str]:
         """Announce pending alerts, one message per channel and burst (a few for a storm too large for one)."""
-        sizes: list[int] = []
-
-        def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
-            sizes.append(len(group))
-            return self._render(key, group)
-
-        def split(group: list[Alert]) -> list[list[Alert]]:
-            return alert_batches(group, owners={p.name: p.owners for p in self.catalog.pipelines.values()})
-
-        written = await self.store.alerting.flush(
-            now=self.now(), window=self.group_window, render=render, split=split
+        written = await self.reporter.announce_alerts(
+            window=self.group_window, owners=self._owners(), display_names=self._display_names()
         )
-        for size in sizes:
+        for _, size in written:
             self.metrics.inc(ALERT_MESSAGES, {"size": "single" if size == 1 else "grouped"})
-        return written
+        return [key for key, _ in written]
 
     async def rerender(self, alert: Alert) -> None:
         """Rewrite the message that announced an alert (a repeat, a recovery) instead of posting again."""
         key = alert.group_key
         if key is None or not key.startswith("alerts:"):
             return  # pending (its message is not written yet), or announced by the run's own card
-        group = await self.store.alerting.group(key)
-        _, text, blocks = self._render(key, group)
-        await self.store.set_message(key, alert.channel, text, blocks, now=self.now())
+        await self.reporter.alert_changed(key, alert, owners=self._owners(), display_names=self._display_names())
 
-    def _render(self, key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
-        owners = {p.name: p.owners for p in self.catalog.pipelines.values()}
-        names = {p.name: self._display(p.connection) for p in self.catalog.pipelines.values()}
-        return alert_group(key, group, owners=owners, display_names=names)
+    def _owners(self) -> dict[str, tuple[str, ...]]:
+        return {p.name: p.owners for p in self.catalog.pipelines.values()}
+
+    def _display_names(self) -> dict[str, str]:
+        return {p.name: self._display(p.connection) for p in self.catalog.pipelines.values()}
 
     def _display(self, connection: str) -> str:
         try:
@@ -166,8 +152,7 @@ class Alerter:
             return
         alert = await self.store.alerting.claim_unreachable_alert(connection, channel=channel, message=error, now=now)
         if alert is not None:
-            text, blocks = connection_alert(alert, self._display(connection), back=False)
-            await self.store.set_message(f"health:{connection}:{alert.id}", channel, text, blocks, now=now)
+            await self.reporter.connection_down(f"health:{connection}:{alert.id}", alert, self._display(connection))
 
     async def connection_ok(self, connection: str) -> None:
         await self._load()
@@ -181,18 +166,7 @@ class Alerter:
         alert = await self.store.alerting.close_alert(before.alert_id, now=now)
         if alert is None:
             return
-        display = self._display(connection)
-        text, blocks = connection_alert(alert, display, back=True)
-        await self.store.set_message(f"health:{connection}:{alert.id}", alert.channel, text, blocks, now=now)
-        text, blocks = connection_back(alert, display)
-        await self.store.enqueue(
-            f"health:{connection}:{alert.id}:back",
-            kind="post",
-            channel=alert.channel,
-            text=text,
-            blocks=blocks,
-            now=now,
-        )
+        await self.reporter.connection_back(f"health:{connection}:{alert.id}", alert, self._display(connection))
 
     async def check_credentials(self) -> None:
         """Credentials the bot cannot renew itself: one notice before they expire (fleet-wide: the outbox key is
@@ -214,9 +188,14 @@ class Alerter:
                 channel = self.catalog.defaults.channel or self._any_channel(connection)
                 if channel is None:
                     continue
-                text, blocks = credential_expiring(connection, self._display(connection), expires, how)
-                key = f"credential:{connection}:{int(expires.timestamp())}"
-                await self.store.enqueue(key, kind="post", channel=channel, text=text, blocks=blocks, now=now)
+                await self.reporter.credential_expiring(
+                    f"credential:{connection}:{int(expires.timestamp())}",
+                    channel=channel,
+                    connection=connection,
+                    display_name=self._display(connection),
+                    expires=expires,
+                    how=how,
+                )
 
     async def _load(self) -> None:
         if not self._loaded:

@@ -20,44 +20,30 @@ from bot.models import RunState
 from bot.ops.logs import run_context
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
+from bot.service.events import Resumed, RetryScheduled
 from bot.service.notify import Notifier
-from bot.service.starting import StartLeases, resumed_note
-from bot.slack.text import human_duration
+from bot.service.outcomes import Outcomes
+from bot.service.starting import StartLeases
 from bot.store.records import NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
 
-__all__ = ["Retrier"]
+__all__ = ["Retrier", "WaitingStarts"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 
 
 class Retrier:
-    def __init__(
-        self,
-        store: Store,
-        catalog: Catalog,
-        pool: ClientPool,
-        notifier: Notifier,
-        *,
-        now: Now,
-        owner: str,
-        lease: timedelta = timedelta(seconds=60),
-        first_poll: timedelta = timedelta(seconds=2),
-    ) -> None:
+    """A pipeline's retry policy: whether an ended attempt gets another (scheduled as a waiting run)."""
+
+    def __init__(self, store: Store, catalog: Catalog, notifier: Notifier, *, now: Now) -> None:
         self.store = store
         self.catalog = catalog
-        self.pool = pool
         self.notifier = notifier
         self.now = now
-        self.owner = owner
-        self.lease = lease
-        self.first_poll = first_poll
-        self.starts = StartLeases(store, owner=owner, lease=lease, now=now)
 
     def policy(self, run: RunRecord) -> RetryPolicy | None:
-        pipeline = self.catalog.pipelines.get(run.pipeline or "")
-        return pipeline.retry if pipeline else None
+        return _policy(self.catalog, run)
 
     async def maybe_retry(self, run: RunRecord) -> bool:
         """Schedule the next attempt of a failed run when its policy allows; True when one is scheduled."""
@@ -93,10 +79,7 @@ class Retrier:
         if self.notifier.has_card(run):
             await self.notifier.refresh_card(run)
             await self.notifier.thread(
-                run,
-                "auto-retry",
-                f"Attempt {run.attempt} of {policy.attempts} {outcome}: retrying automatically in "
-                f"{human_duration(wait)} as run #{retry.id}.",
+                run, "auto-retry", RetryScheduled(run.attempt, policy.attempts, outcome, wait, retry.id)
             )
         log.info(
             "run %s %s: attempt %s of %s in %s",
@@ -134,6 +117,34 @@ class Retrier:
             attempt = previous  # an attempt that ended unknown and was retried: look further back
         return None
 
+
+class WaitingStarts:
+    """Starts the runs that wait their turn (a retry's backoff, a provider's cap on starts) once it came."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        pool: ClientPool,
+        notifier: Notifier,
+        outcomes: Outcomes,
+        *,
+        now: Now,
+        owner: str,
+        lease: timedelta = timedelta(seconds=60),
+        first_poll: timedelta = timedelta(seconds=2),
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.pool = pool
+        self.notifier = notifier
+        self.outcomes = outcomes
+        self.now = now
+        self.owner = owner
+        self.lease = lease
+        self.first_poll = first_poll
+        self.starts = StartLeases(store, owner=owner, lease=lease, now=now)
+
     async def tick(self) -> int:
         """Start the retries whose backoff is over."""
         due = await self.store.claim_waiting_runs(self.owner, now=self.now(), limit=50, lease=self.lease)
@@ -159,7 +170,7 @@ class Retrier:
             return
         record, resumed, provider_run_id = answered
         if resumed and self.notifier.has_card(record):
-            await self.notifier.thread(record, "resumed", resumed_note(provider_run_id))
+            await self.notifier.thread(record, "resumed", Resumed(provider_run_id))
         await self.notifier.refresh_card(record)
         await self.store.mark_notified(record.id, record.state)
 
@@ -167,7 +178,7 @@ class Retrier:
         """Trigger (or resume) the attempt and record the answer: the run, whether it had been given up meanwhile,
         and its provider id. None when it did not start (the run ended, and shown so)."""
         previous = await self.store.get_run(run.retry_of) if run.retry_of else None
-        policy = self.policy(run)
+        policy = _policy(self.catalog, run)
         client = self.pool.client(run.connection)
         job = self.pool.job(run.provider, run.job)
         limits = client.trigger_limits(job)
@@ -202,7 +213,7 @@ class Retrier:
             ended = await self.store.finish_run(
                 run.id, RunState.UNKNOWN, f"{what} did not start: {exc}", now=self.now()
             )
-            await self.notifier.on_change(Transition(ended, "starting", ended.state))
+            await self.outcomes.on_change(Transition(ended, "starting", ended.state))
             return None
         if previous is not None and triggered.run_id == previous.provider_run_id:
             # the provider resumed under the same id (DataKitchen's order): the old attempt keeps a precise one
@@ -212,3 +223,8 @@ class Retrier:
             run.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
         )
         return record, resumed, triggered.run_id
+
+
+def _policy(catalog: Catalog, run: RunRecord) -> RetryPolicy | None:
+    pipeline = catalog.pipelines.get(run.pipeline or "")
+    return pipeline.retry if pipeline else None

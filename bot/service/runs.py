@@ -20,12 +20,14 @@ from bot.catalog.model import Catalog, ParameterSpec, Pipeline
 from bot.errors import InvalidRequest, NotAllowed, ProviderError, TriggerOutcomeUnknown, UserError
 from bot.models import RunState, Triggered
 from bot.ops.logs import run_context
+from bot.ops.text import escape, slack_date
 from bot.providers.base import Capability, JobConfig, ProviderClient
 from bot.service.clients import ClientPool
+from bot.service.events import CancelAsked, Resumed, RetriedBy
 from bot.service.notify import Notifier
+from bot.service.outcomes import Changes
 from bot.service.permissions import Actor, Authorizer, Need
-from bot.service.starting import StartLeases, resumed_note
-from bot.slack.text import escape, slack_date
+from bot.service.starting import StartLeases
 from bot.store.records import NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
 
@@ -93,8 +95,11 @@ class RunService:
         first_poll: timedelta = timedelta(seconds=2),
         owner: str | None = None,
         lease: timedelta = timedelta(seconds=60),
+        changes: Changes | None = None,
     ) -> None:
         self.store = store
+        #: ends decided here that the poller will never see (a schedule's start that did not start)
+        self.changes = changes or Changes()
         self.pool = pool
         self.auth = authorizer
         self.notifier = notifier
@@ -194,7 +199,7 @@ class RunService:
                 record.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
             )
         if resumed:
-            await self.notifier.thread(record, "resumed", resumed_note(triggered.run_id))
+            await self.notifier.thread(record, "resumed", Resumed(triggered.run_id))
         if triggered.status is not None:
             change = await self.store.record_status(
                 record.id, triggered.status, now=self.now(), next_poll_at=self.now() + self.first_poll
@@ -220,8 +225,8 @@ class RunService:
                 return await client.trigger(job_config, params)
         except TriggerOutcomeUnknown as exc:
             record = await self.store.finish_run(record.id, RunState.UNKNOWN, str(exc), now=self.now())
-            if _unattended(record):
-                await self.notifier.on_change(Transition(record, "starting", record.state))
+            if _unattended(record) and self.changes.handled:
+                await self.changes.publish(Transition(record, "starting", record.state))
             else:
                 await self.notifier.refresh_card(record)
                 await self.store.mark_notified(record.id, record.state)
@@ -229,8 +234,8 @@ class RunService:
             raise UserError(f"{escape(str(exc))}") from None
         except ProviderError as exc:
             ended = await self.store.finish_run(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
-            if _unattended(ended):  # nobody waits for a reply: the channel is told, and the owners alerted
-                await self.notifier.on_change(Transition(ended, "starting", ended.state))
+            if _unattended(ended) and self.changes.handled:  # nobody waits for a reply: channel and owners told
+                await self.changes.publish(Transition(ended, "starting", ended.state))
             else:
                 await self.store.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
             await self._audit(actor, "run", name, "failed", str(exc))
@@ -253,7 +258,7 @@ class RunService:
         except AlreadyRetried as exc:  # two clicks at once: the database let one through
             raise InvalidRequest(_already_retried(run, exc.retry)) from None
         await self.notifier.refresh_card(run)
-        await self.notifier.thread(run, "retried", f"<@{actor.user_id}> retried this as run #{new.id}.")
+        await self.notifier.thread(run, "retried", RetriedBy(actor.user_id, new.id))
         return new
 
     # -- actions on a run -------------------------------------------------------------------
@@ -279,7 +284,7 @@ class RunService:
             raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
         await self.store.cancel_requested(run.id, actor.user_id, now=self.now())
         await self._audit(actor, "cancel", f"#{run.id}", "ok")
-        await self.notifier.thread(run, f"cancel:{actor.user_id}", f"<@{actor.user_id}> asked to cancel this run.")
+        await self.notifier.thread(run, f"cancel:{actor.user_id}", CancelAsked(actor.user_id))
         return run
 
     async def refresh(self, actor: Actor, run_id: int) -> RunRecord:
@@ -340,41 +345,6 @@ class RunService:
             raise UserError(f"Could not {op} *{escape(pipeline_name)}*: {escape(str(exc))}") from None
         await self._audit(actor, op, pipeline_name, "ok")
         return f"{_PAST[op]} *{escape(pipeline_name)}* on {client.display_name}."
-
-    # -- recovery ---------------------------------------------------------------------------
-
-    async def recover_unnotified(self, older_than: timedelta) -> int:
-        """Runs whose change was recorded but not shown (the process died in between): show it now."""
-        found = await self.store.unnotified_runs(older_than=self.now() - older_than)
-        for run in found:
-            with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
-                await self.notifier.on_change(Transition(run, run.notified_state or "queued", run.state))
-        return len(found)
-
-    async def recover_starting(self, older_than: timedelta) -> list[RunRecord]:
-        """Runs left "starting" by a process that is gone (its lease on them expired): whether the trigger
-        reached the provider is unknown. A run whose owner is alive is never given up, however long its trigger
-        takes; ``older_than`` only applies to a start that has no lease at all (released by its owner at
-        shutdown, or recorded by a version without start leases)."""
-        resolved = []
-        now = self.now()
-        unleased_before = now - older_than
-        for run in await self.store.orphaned_starts(now=now, unleased_before=unleased_before):
-            message = (
-                "The bot stopped while starting this run: it is unknown whether it started. "
-                "Check the provider's console before running it again."
-            )
-            done = await self.store.give_up_start(run.id, message, now=now, unleased_before=unleased_before)
-            if done is None:  # its owner renewed the lease, or the trigger answered, since it was found
-                continue
-            with run_context(done.id, pipeline=done.pipeline, provider=done.provider, connection=done.connection):
-                log.warning("run %s given up: its starter is gone", done.id, extra={"run_id": done.id})
-                await self.notifier.refresh_card(done)
-                await self.notifier.thread(done, "interrupted", message)
-                await self.notifier.no_attempt_follows(done)  # a retry that never started: its failure is told
-                await self.store.mark_notified(done.id, done.state)
-            resolved.append(done)
-        return resolved
 
     # -- helpers ----------------------------------------------------------------------------
 

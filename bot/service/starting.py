@@ -20,10 +20,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
-from bot.slack.text import escape
 from bot.store.store import Store
 
-__all__ = ["StartLeases", "resumed_note"]
+__all__ = ["StartLeases"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
@@ -72,10 +71,3 @@ class StartLeases:
                 log.warning("renewing the leases of %d runs being started took %.1f s (lease %.0f s)",
                             len(ids), took, self.lease.total_seconds())
 
-
-def resumed_note(provider_run_id: str) -> str:
-    """The thread note of a run given up while its trigger was pending, whose trigger then answered."""
-    return (
-        f"The provider answered after all: the run started as `{escape(provider_run_id)}`. "
-        "Tracking resumed: this card follows it to its end."
-    )

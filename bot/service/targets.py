@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from bot.errors import InvalidRequest
+from bot.ops.text import escape
 from bot.service.clients import ClientPool
 from bot.service.runs import AdHoc
-from bot.slack.text import escape
 
 __all__ = ["FORMS", "adhoc_target"]
 

@@ -17,11 +17,11 @@ from bot.catalog.model import Catalog
 from bot.catalog.workflows import Workflow, render_template
 from bot.errors import InvalidRequest, NotAllowed, UserError
 from bot.models import RunState
+from bot.ops.text import escape, principal_mention
+from bot.service.events import StepNotStarted, WorkflowStopped
 from bot.service.notify import Notifier
 from bot.service.permissions import Actor, Authorizer
 from bot.service.runs import RunService, resolve_parameters
-from bot.slack.blocks.workflow import workflow_card
-from bot.slack.text import escape, mention
 from bot.store.records import RunRecord
 from bot.store.store import Store
 from bot.store.workflow_runs import WorkflowRunRecord
@@ -142,9 +142,7 @@ class WorkflowEngine:
             )
         except UserError as exc:
             await self.store.workflows.set_step(record.id, step_name, "failed", now=self.now())
-            await self.notifier.workflow_note(
-                record, f"step-{step_name}-start", f"Step *{escape(step_name)}* did not start: {exc}"
-            )
+            await self.notifier.workflow_note(record, f"step-{step_name}-start", StepNotStarted(step_name, str(exc)))
             await self._follow(record.id, step_name, succeeded=False)
             return
         await self.store.workflows.set_step(record.id, step_name, "running", now=self.now(), run_id=run.id)
@@ -169,7 +167,7 @@ class WorkflowEngine:
         if step is None or step.approval is None:
             raise InvalidRequest("That is not an approval step.")
         if actor.user_id not in self.auth.admins and not await self.auth.matches(actor, step.approval.approvers):
-            who = ", ".join(_mention(p) for p in step.approval.approvers)
+            who = ", ".join(principal_mention(p) for p in step.approval.approvers)
             await self.store.audit(
                 user_id=actor.user_id,
                 action="approve" if approve else "reject",
@@ -226,14 +224,8 @@ class WorkflowEngine:
         await self.render(record.id)
         if bad:
             workflow = self.workflow(record.workflow)
-            owners = " ".join(_mention(p) for p in workflow.owners)
-            steps = ", ".join(f"*{escape(b)}* ({record.steps[b].state.replace('_', ' ')})" for b in bad)
-            await self.notifier.workflow_note(
-                record,
-                "failed",
-                f"❌ Workflow *{escape(workflow.name)}* stopped: {steps}. Retry on the card resumes from there."
-                + (f"\ncc {owners}" if owners else ""),
-            )
+            steps = tuple((b, record.steps[b].state) for b in bad)
+            await self.notifier.workflow_note(record, "failed", WorkflowStopped(workflow.name, steps, workflow.owners))
 
     # -- the card ---------------------------------------------------------------------------
 
@@ -243,8 +235,7 @@ class WorkflowEngine:
             return
         workflow = self.workflow(record.workflow)
         runs = {r.id: r for r in await self.store.runs_of_workflow(record.id)}
-        text, blocks = workflow_card(record, workflow, runs, now=self.now())
-        await self.store.set_message(f"workflow:{record.id}", record.channel, text, blocks, now=self.now())
+        await self.notifier.reporter.workflow_card(record, workflow, runs)
 
     async def _get(self, workflow_run_id: int) -> WorkflowRunRecord:
         record = await self.store.workflows.get(workflow_run_id)
@@ -252,9 +243,3 @@ class WorkflowEngine:
             raise InvalidRequest(f"There is no workflow run #{workflow_run_id}.")
         return record
 
-
-def _mention(principal: str) -> str:
-    try:
-        return mention(principal)
-    except ValueError:
-        return f"<#{principal}>" if principal[:1] in ("C", "G") else "everyone"

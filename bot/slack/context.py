@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bot.catalog.model import Catalog
 from bot.config import Settings
+from bot.providers.registry import provider
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Authorizer
@@ -19,7 +20,7 @@ from bot.store.store import Store
 __all__ = ["Services"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
     settings: Settings
     catalog: Catalog
@@ -30,13 +31,11 @@ class Services:
     runs: RunService
     tasks: TaskSet
     now: Callable[[], datetime]
-    workflows: WorkflowEngine | None = None
+    workflows: WorkflowEngine
 
     @property
     def command(self) -> str:
         return self.settings.slack_command
 
     def display_names(self) -> dict[str, str]:
-        from bot.providers.registry import provider
-
         return {key: provider(key).display_name for key in {p.provider for p in self.catalog.pipelines.values()}}

@@ -23,8 +23,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.catalog.model import Catalog
 from bot.config import Settings
+from bot.service.events import TREND_RUNS, DigestData, DigestRun, PipelineDay, Reporter
 from bot.service.history import summarize, trend
-from bot.slack.blocks.digest import TREND_RUNS, DigestData, DigestRun, PipelineDay, digest_message
 from bot.store.records import RunRecord
 from bot.store.store import Store
 
@@ -138,19 +138,17 @@ def _pipeline_day(name: str, runs: Sequence[RunRecord]) -> PipelineDay:
     )
 
 
-async def post_digests(store: Store, catalog: Catalog, day: date, tz: ZoneInfo, now: datetime) -> int:
-    """Enqueue one digest per channel that had runs on ``day``. Returns how many were new: a second call
-    for the same day (a restart, another replica) enqueues nothing."""
+async def post_digests(store: Store, catalog: Catalog, reporter: Reporter, day: date, tz: ZoneInfo) -> int:
+    """Tell one digest per channel that had runs on ``day``. Returns how many were new: a second call
+    for the same day (a restart, another replica) posts nothing."""
     posted = 0
     for channel, data in (await digest_day(store, catalog, day, tz)).items():
-        text, blocks = digest_message(channel, day, data)
-        key = f"digest:{channel}:{day.isoformat()}"
-        posted += await store.enqueue(key, kind="post", channel=channel, text=text, blocks=blocks, now=now)
+        posted += await reporter.digest(f"digest:{channel}:{day.isoformat()}", data)
     return posted
 
 
 def digest_job(
-    store: Store, catalog: Catalog, settings: Settings, *, owner: str, now: Now
+    store: Store, catalog: Catalog, reporter: Reporter, settings: Settings, *, owner: str, now: Now
 ) -> Callable[[], Awaitable[int]]:
     """The scheduled job: yesterday's digests (in DIGEST_TIMEZONE), by one replica of the fleet per day."""
     tz = ZoneInfo(settings.digest_timezone)
@@ -160,7 +158,7 @@ def digest_job(
         day = current.astimezone(tz).date() - timedelta(days=1)
         if not await store.alerting.claim_slot(JOB_ID, day.isoformat(), owner, now=current):
             return 0  # another replica (or an earlier run of this one) has this day
-        posted = await post_digests(store, catalog, day, tz, current)
+        posted = await post_digests(store, catalog, reporter, day, tz)
         log.info("daily digest for %s: %d message(s) queued", day.isoformat(), posted)
         return posted
 

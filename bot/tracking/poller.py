@@ -25,9 +25,9 @@ from bot.errors import ProviderError, ProviderNoNews
 from bot.models import RunState, RunStatus
 from bot.ops.logs import run_context
 from bot.ops.metrics import POLL_DELAY, POLL_LAG, POLLS, PROVIDER_ERRORS, Metrics
+from bot.ops.text import human_duration
 from bot.ops.ticks import TickGuard
 from bot.service.clients import ClientPool
-from bot.slack.text import human_duration
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
 from bot.tracking.intervals import PollIntervals

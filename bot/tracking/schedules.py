@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.catalog.model import Catalog, Schedule
+from bot.catalog.schedules import Scheduled, scheduled_items
 from bot.store.store import Store
 
 __all__ = ["ScheduleRunner", "Scheduled", "last_slot", "scheduled_items"]
@@ -23,27 +23,6 @@ __all__ = ["ScheduleRunner", "Scheduled", "last_slot", "scheduled_items"]
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 Start = Callable[[str, str, dict[str, str]], Awaitable[None]]  # kind, name, parameters
-
-
-@dataclass(frozen=True, slots=True)
-class Scheduled:
-    kind: str  # pipeline | workflow
-    name: str
-    schedule: Schedule
-
-    @property
-    def key(self) -> str:
-        return f"schedule:{self.kind}:{self.name}"
-
-    def next_fire(self, now: datetime) -> datetime | None:
-        fire: datetime | None = self.schedule.trigger().get_next_fire_time(None, now)
-        return fire
-
-
-def scheduled_items(catalog: Catalog) -> list[Scheduled]:
-    items = [Scheduled("pipeline", p.name, p.schedule) for p in catalog.pipelines.values() if p.schedule]
-    items += [Scheduled("workflow", w.name, w.schedule) for w in catalog.workflows.values() if w.schedule]
-    return items
 
 
 def last_slot(schedule: Schedule, now: datetime) -> datetime | None:

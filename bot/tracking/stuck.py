@@ -10,10 +10,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.catalog.model import Catalog, Pipeline
+from bot.service.events import StuckRun
 from bot.service.history import percentile
 from bot.service.notify import Notifier
-from bot.slack.blocks.replies import notice
-from bot.slack.text import escape, human_duration, mention
 from bot.store.records import RunRecord
 from bot.store.store import Store
 
@@ -69,30 +68,15 @@ class StuckDetector:
         return warned
 
     async def _warn(self, run: RunRecord, pipeline: Pipeline, elapsed: timedelta, limit: timedelta, why: str) -> int:
-        owners = " ".join(dict.fromkeys(_mentions(pipeline.owners)))
         muted = pipeline.name in await self.store.muted(now=self.now())
-        text = (
-            f"⏰ *{escape(run.name)}* has been running for {human_duration(elapsed)}, longer than "
-            f"{human_duration(limit)} ({why}). It may be stuck: check it in the console."
-            + (f"\ncc {owners}" if owners and not muted else "")
-        )
-        body, blocks = notice(text, formatted=True)
+        stuck = StuckRun(run=run, elapsed=elapsed, limit=limit, why=why, owners=() if muted else pipeline.owners)
         key = f"run:{run.id}:stuck"
         if self.notifier.has_card(run):
-            sent = await self.store.enqueue(key, kind="thread", run_id=run.id, text=body, blocks=blocks, now=self.now())
+            sent = await self.notifier.reporter.run_stuck(key, stuck, channel=None)
         else:  # a run started outside Slack has no card: warn in its channel
             channel = self.notifier.channel_for(run)
             if channel is None:
                 return 0
-            sent = await self.store.enqueue(key, kind="post", channel=channel, text=body, blocks=blocks, now=self.now())
+            sent = await self.notifier.reporter.run_stuck(key, stuck, channel=channel)
         return int(sent)
 
-
-def _mentions(owners: tuple[str, ...]) -> list[str]:
-    found = []
-    for owner in owners:
-        try:
-            found.append(mention(owner))
-        except ValueError:
-            continue
-    return found

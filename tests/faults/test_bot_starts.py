@@ -18,9 +18,12 @@ from bot.errors import UserError
 from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
+from bot.service.outcomes import Changes, Outcomes
 from bot.service.permissions import Authorizer
-from bot.service.retries import Retrier
+from bot.service.retries import Retrier, WaitingStarts
 from bot.service.runs import RunService
+from bot.service.workflows import WorkflowEngine
+from bot.slack.reporter import SlackReporter
 from bot.store.records import NewRun
 from bot.store.store import Store
 from bot.store.tables import alerts, cards, outbox
@@ -51,16 +54,23 @@ def catalog_for(url: str, pipelines: dict[str, Any]) -> Catalog:
 
 
 class Bot:
+    """The services of a process, wired as ``bot.runtime`` wires them."""
+
     def __init__(self, store: Store, catalog: Catalog, lease: timedelta) -> None:
         self.store = store
         self.pool = ClientPool.for_catalog(catalog)
-        self.notifier = Notifier(store, catalog, self.pool, now)
-        self.alerter = self.notifier.alerter = Alerter(store, catalog, self.pool, now, group_window=timedelta(0))
-        self.retrier = self.notifier.retrier = Retrier(
-            store, catalog, self.pool, self.notifier, now=now, owner="me", lease=lease
-        )
-        self.runs = RunService(store, self.pool, Authorizer(frozenset(), None), self.notifier, now, owner="me",
-                               lease=lease)
+        reporter = SlackReporter(store, now)
+        self.notifier = Notifier(store, catalog, self.pool, reporter, now)
+        self.alerter = Alerter(store, catalog, self.pool, reporter, now, group_window=timedelta(0))
+        changes = Changes()
+        auth = Authorizer(frozenset(), None)
+        self.runs = RunService(store, self.pool, auth, self.notifier, now, owner="me", lease=lease, changes=changes)
+        retrier = Retrier(store, catalog, self.notifier, now=now)
+        workflows = WorkflowEngine(store, catalog, self.runs, self.notifier, auth, now=now)
+        outcomes = Outcomes(store, self.notifier, self.alerter, retrier, workflows)
+        changes.subscribe(outcomes.on_change)
+        self.retrier = WaitingStarts(store, catalog, self.pool, self.notifier, outcomes, now=now, owner="me",
+                                     lease=lease)
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ async def test_a_trigger_slower_than_the_lease_is_not_given_up_and_its_failure_i
         assert (await w.command("run orders", channel=chans[0])).ok
         await _triggers_sent(w, 1)
         await asyncio.sleep(2.5 * LEASE_S)  # the start outlives its first lease; recovery runs meanwhile
-        assert await w.runtime.services.runs.recover_starting(timedelta(0)) == []  # its owner is alive
+        assert await w.runtime.recovery.recover_starting(timedelta(0)) == []  # its owner is alive
         [(_, state, _, final)] = await _runs(w)
         assert (state, final) == ("starting", False)
 
@@ -136,7 +136,7 @@ async def test_a_run_given_up_while_its_trigger_was_pending_resumes_tracking_whe
         assert w.runtime.store is not None
         async with w.runtime.store.engine.begin() as conn:
             await conn.execute(update(runs).values(lease_owner="gone", lease_expires_at=datetime(2000, 1, 1, tzinfo=UTC)))
-        await w.runtime.services.runs.recover_starting(timedelta(0))
+        await w.runtime.recovery.recover_starting(timedelta(0))
         given_up = await w.card_saying("unknown", chans[0], timeout=10)
         await wait(lambda: any(GIVEN_UP in m.text for m in w.thread(given_up)), 10, "the give-up note", w.slack)
 
@@ -162,7 +162,7 @@ async def test_triggers_waiting_behind_the_connection_limit_are_not_given_up(tmp
         await _until_runs(w, lambda found: len(found) == 2, "both runs recorded")
         await asyncio.sleep(2.5 * LEASE_S)  # one trigger pending at the provider, the other waiting for the slot
         assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1  # the second is still waiting
-        assert await w.runtime.services.runs.recover_starting(timedelta(0)) == []
+        assert await w.runtime.recovery.recover_starting(timedelta(0)) == []
         assert [(s, f) for _, s, _, f in await _runs(w)] == [("starting", False)] * 2
 
         card = await _shows_its_failure(w, chans[0])

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.emulators.slack.signing import signature
-from bot.ops.http import HttpServer
+from bot.slack.http import HttpServer
 from tests.scenario.harness import World
 from tests.scenario.surface import ask, command_body
 from tests.security import Recorder, security_world

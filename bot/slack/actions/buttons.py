@@ -167,8 +167,6 @@ async def _open_modal(
 
 
 async def _decide(services: Services, actor: Actor, action: dict[str, Any], approve: bool) -> tuple[str, list[Any]]:
-    if services.workflows is None:
-        raise InvalidRequest("Workflows are not configured.")
     workflow_run_id, step = parse_step_value(_value(action))
     done = await services.workflows.decide(actor, workflow_run_id, step, approve)
     return notice(f"You {done} *{escape(step)}* of workflow run #{workflow_run_id}.", formatted=True)
@@ -187,6 +185,4 @@ async def _reject(
 
 
 async def _resume(services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
-    if services.workflows is None:
-        raise InvalidRequest("Workflows are not configured.")
     await services.workflows.resume(actor, ids.parse_run_value(_value(action)))

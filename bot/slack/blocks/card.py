@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bot.models import RunState, TaskStatus
+from bot.service.events import CardView
 from bot.slack.blocks import ids
 from bot.slack.text import (
     code,
@@ -159,24 +159,6 @@ def option(label: str, value: str) -> Block:
 
 
 # -- the card ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CardView:
-    """Everything a card shows, gathered by the caller; ``now`` matters only for the unknown-since note."""
-
-    run: RunRecord
-    display_name: str  # the provider's display name, "Rivery"
-    job_text: str  # "river 5e8e…"
-    now: datetime
-    console_url: str | None = None
-    can_cancel: bool = False
-    unknown_after: timedelta = timedelta(minutes=2)
-    retry_of_link: str | None = None  # a permalink, or text like "#12"
-    retried_as: int | None = None
-    muted_until: datetime | None = None
-    attempts: int | None = None  # of the pipeline's retry policy: "attempt 2 of 3"
-    workflow_link: str | None = None  # "step transform of daily-sales #4"
 
 
 def is_live(run: RunRecord) -> bool:

@@ -7,14 +7,14 @@ within Slack's 50 blocks and 3000 characters a section for any number of runs: l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 
+from bot.service.events import DigestData, DigestRun, PipelineDay
 from bot.slack.blocks.card import Block, context, section
 from bot.slack.blocks.home import line_sections, said
 from bot.slack.text import escape, human_duration, plain_text, slack_date, truncate
 
+# DigestData, DigestRun, PipelineDay: the values it renders, defined by the domain (bot.service.events)
 __all__ = ["MESSAGE_BLOCKS", "DigestData", "DigestRun", "PipelineDay", "digest_message", "percent"]
 
 MESSAGE_BLOCKS = 50
@@ -22,49 +22,6 @@ PIPELINE_BLOCKS = 20
 FAILURE_BLOCKS = 15
 MESSAGE_LIMIT = 300
 NAME_LIMIT = 80
-TREND_RUNS = 30  # a pipeline running every few minutes shows its last runs only
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineDay:
-    """One pipeline's day: how many runs, how they ended, and their states oldest → newest."""
-
-    name: str
-    runs: int
-    succeeded: int
-    failed: int
-    trend: str  # one emoji per run, oldest → newest, cut to the last ``TREND_RUNS`` with a leading "…"
-
-
-@dataclass(frozen=True, slots=True)
-class DigestRun:
-    """A run worth naming: a failure (with the provider's message) or one of the slowest."""
-
-    run_id: int
-    name: str
-    at: datetime
-    duration: timedelta | None = None
-    message: str = ""
-    muted: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DigestData:
-    channel: str
-    day: date
-    timezone: str
-    runs: int
-    counts: Mapping[str, int]  # per state: succeeded, failed, running…
-    failure_rate: float  # failed / (succeeded + failed)
-    p50: timedelta | None
-    p95: timedelta | None
-    pipelines: tuple[PipelineDay, ...]  # failing ones first, then by name
-    failures: tuple[DigestRun, ...]  # oldest first
-    slowest: tuple[DigestRun, ...]  # slowest first, successful runs only
-
-    @property
-    def failed(self) -> int:
-        return self.counts.get("failed", 0)
 
 
 def percent(rate: float) -> str:

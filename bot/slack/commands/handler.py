@@ -15,6 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.catalog.model import Pipeline
+from bot.catalog.schedules import scheduled_items
 from bot.errors import InvalidRequest, NotAllowed, PipelineBotError, ProviderError, UserError
 from bot.models import RunStatus
 from bot.providers.base import Capability
@@ -323,8 +324,6 @@ def _period_text(span: timedelta) -> str:
 
 
 def _schedules(services: Services) -> tuple[str, list[Any]]:
-    from bot.tracking.schedules import scheduled_items
-
     now = services.now()
     items = sorted(scheduled_items(services.catalog), key=lambda i: i.next_fire(now) or now)
     if not items:

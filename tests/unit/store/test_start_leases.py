@@ -10,10 +10,16 @@ import yaml
 from sqlalchemy import update
 
 from bot.catalog.load import parse_catalog
+from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
+from bot.service.outcomes import Outcomes
 from bot.service.permissions import Authorizer
+from bot.service.recovery import Recovery
+from bot.service.retries import Retrier
 from bot.service.runs import RunService
+from bot.service.workflows import WorkflowEngine
+from bot.slack.reporter import SlackReporter
 from bot.store.records import NewRun
 from bot.store.store import Store
 from bot.store.tables import runs
@@ -29,15 +35,21 @@ pipelines:
 """
 
 
-def recovery(store: Store) -> RunService:
-    """Another replica's run service (B), with the clock stopped at NOW."""
+def recovery(store: Store) -> Recovery:
+    """Another replica's recovery (B), with the clock stopped at NOW."""
     catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t0ken-value"})
 
     async def nobody(group: str) -> frozenset[str]:
         return frozenset()
 
-    notifier = Notifier(store, catalog, ClientPool.for_catalog(catalog), lambda: NOW)
-    return RunService(store, ClientPool.for_catalog(catalog), Authorizer([], nobody), notifier, lambda: NOW)
+    pool = ClientPool.for_catalog(catalog)
+    reporter = SlackReporter(store, lambda: NOW)
+    notifier = Notifier(store, catalog, pool, reporter, lambda: NOW)
+    runs = RunService(store, pool, Authorizer([], nobody), notifier, lambda: NOW)
+    alerter = Alerter(store, catalog, pool, reporter, lambda: NOW)
+    retrier = Retrier(store, catalog, notifier, now=lambda: NOW)
+    workflows = WorkflowEngine(store, catalog, runs, notifier, runs.auth, now=lambda: NOW)
+    return Recovery(store, notifier, Outcomes(store, notifier, alerter, retrier, workflows), lambda: NOW)
 
 
 async def starting(store: Store, *, owner: str | None, lease_until: datetime | None) -> int:

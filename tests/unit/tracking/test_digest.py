@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.models import RunState, RunStatus
 from bot.providers.base import JobConfig
 from bot.service.history import percentile
+from bot.slack.reporter import SlackReporter
 from bot.store.records import NewRun, RunRecord
 from bot.store.store import Store
 from bot.tracking.digest import day_bounds, digest_day, digest_job, post_digests, schedule_digest
@@ -140,9 +141,10 @@ async def test_the_digest_of_a_day_lists_exactly_that_days_runs_per_channel(stor
 async def test_posting_twice_enqueues_once_per_channel(store: Store) -> None:
     await two_days(store)
     now = at(DAY2 + timedelta(days=1), 9)
-    assert await post_digests(store, CATALOG, DAY2, UTC_ZONE, now) == 3
-    assert await post_digests(store, CATALOG, DAY2, UTC_ZONE, now) == 0  # a restart, another replica
-    assert await post_digests(store, CATALOG, date(2026, 11, 10), UTC_ZONE, now) == 0  # no runs, no message
+    reporter = SlackReporter(store, lambda: now)
+    assert await post_digests(store, CATALOG, reporter, DAY2, UTC_ZONE) == 3
+    assert await post_digests(store, CATALOG, reporter, DAY2, UTC_ZONE) == 0  # a restart, another replica
+    assert await post_digests(store, CATALOG, reporter, date(2026, 11, 10), UTC_ZONE) == 0  # no runs, no message
     items = await store.claim_outbox("me", now=now, limit=100, lease=timedelta(days=30))
     assert sorted((i.key, i.channel, i.kind) for i in items) == [
         ("digest:C0ADHOC:2026-11-22", "C0ADHOC", "post"),
@@ -196,8 +198,9 @@ async def test_the_job_posts_yesterdays_digest_once_across_replicas(store: Store
     made = await two_days(store)
     settings = Settings(_env_file=None, digest_time="09:00", digest_timezone="Europe/Oslo")  # type: ignore[call-arg]
     clock = [datetime(2026, 11, 23, 8, 0, tzinfo=UTC)]  # 09:00 in Oslo: the digest of the 22nd
-    first = digest_job(store, CATALOG, settings, owner="replica-a", now=lambda: clock[0])
-    second = digest_job(store, CATALOG, settings, owner="replica-b", now=lambda: clock[0])
+    reporter = SlackReporter(store, lambda: clock[0])
+    first = digest_job(store, CATALOG, reporter, settings, owner="replica-a", now=lambda: clock[0])
+    second = digest_job(store, CATALOG, reporter, settings, owner="replica-b", now=lambda: clock[0])
     assert await first() == 3
     assert await second() == 0 and await first() == 0
     items = await store.claim_outbox("me", now=clock[0], limit=100, lease=timedelta(days=30))

@@ -8,6 +8,7 @@ from bot.catalog.load import parse_catalog
 from bot.models import RunState, RunStatus
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
+from bot.slack.reporter import SlackReporter
 from bot.store.records import NewRun
 from bot.store.store import Store
 from bot.tracking.stuck import StuckDetector, learned_threshold
@@ -43,7 +44,7 @@ async def _run(store: Store, pipeline: str, n: int, *, started: datetime, ended:
 async def test_a_run_past_its_learned_or_declared_duration_gets_one_warning(sqlite_store: Store) -> None:
     store = sqlite_store
     catalog = parse_catalog(yaml.safe_load(CATALOG), {"PW": "secret-pw"})
-    notifier = Notifier(store, catalog, ClientPool.for_catalog(catalog), lambda: NOW)
+    notifier = Notifier(store, catalog, ClientPool.for_catalog(catalog), SlackReporter(store, lambda: NOW), lambda: NOW)
     detector = StuckDetector(store, catalog, notifier, now=lambda: NOW)
     for i, seconds in enumerate((60, 70, 80, 90)):
         start = NOW - timedelta(hours=5 - i)

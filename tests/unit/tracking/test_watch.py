@@ -15,6 +15,12 @@ from bot.models import RunState, RunStatus
 from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
+from bot.service.outcomes import Outcomes
+from bot.service.permissions import Authorizer
+from bot.service.retries import Retrier
+from bot.service.runs import RunService
+from bot.service.workflows import WorkflowEngine
+from bot.slack.reporter import SlackReporter
 from bot.store.records import NewRun
 from bot.store.store import Store
 from bot.tracking.watch import Watcher
@@ -71,20 +77,29 @@ class Pool:
         return self.real.slot(connection)
 
 
+async def nobody(group: str) -> frozenset[str]:
+    return frozenset()
+
+
 class Setup:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.clock = Clock()
         self.catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t0ken-value"})
         self.pool = ClientPool.for_catalog(self.catalog)
-        self.notifier = Notifier(store, self.catalog, self.pool, self.clock)
-        self.notifier.alerter = Alerter(store, self.catalog, self.pool, self.clock)
+        reporter = SlackReporter(store, self.clock)
+        self.notifier = Notifier(store, self.catalog, self.pool, reporter, self.clock)
+        alerter = Alerter(store, self.catalog, self.pool, reporter, self.clock)
+        runs = RunService(store, self.pool, Authorizer([], nobody), self.notifier, self.clock)
+        workflows = WorkflowEngine(store, self.catalog, runs, self.notifier, runs.auth, now=self.clock)
+        retrier = Retrier(store, self.catalog, self.notifier, now=self.clock)
+        self.outcomes = Outcomes(store, self.notifier, alerter, retrier, workflows)
         self.lister = Lister()
 
     def watcher(self) -> Watcher:
         """A watcher (a process: a restart makes a new one)."""
         return Watcher(self.store, self.catalog, Pool(self.pool, self.lister), now=self.clock,  # type: ignore[arg-type]
-                       on_change=self.notifier.on_change)
+                       on_change=self.outcomes.on_change)
 
     async def failures(self) -> list[str]:
         """Provider ids of the runs whose failure is alerted."""
@@ -155,5 +170,5 @@ async def test_a_run_found_by_a_slow_list_is_taken_as_seen_when_the_list_answere
     change = await s.store.record_status(slack.id, RunStatus("slack-run", RunState.SUCCEEDED, "SUCCEEDED",
                                                              final=True), now=s.clock(), next_poll_at=None)
     assert change is not None
-    await s.notifier.on_change(change)
+    await s.outcomes.on_change(change)
     assert await s.failures() == ["elsewhere"]  # still open

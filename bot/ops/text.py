@@ -1,0 +1,83 @@
+"""The inline text of messages to people, wherever they are written: escaping, mentions, dates, durations.
+
+A person's reply is written where the reason for it is known: a ``UserError`` raised by a service carries the
+mrkdwn-safe text Slack shows (``bot.errors``). So the few inline helpers that text needs sit here, below every
+layer; Block Kit (sections, buttons, cards) and the rest of the mrkdwn helpers stay in ``bot.slack``, which
+re-exports these from ``bot.slack.text``. Pure functions, no I/O.
+
+Everything untrusted (provider messages, pipeline names, command text, error strings) goes through ``escape``
+before it reaches a person: Slack reads ``<!channel>`` or ``<https://evil|docs>`` in mrkdwn as a ping or a
+disguised link. Mentions are produced only from ids that are checked.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["escape", "human_duration", "mention", "mention_group", "mention_user", "principal_mention",
+           "slack_date"]
+
+_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+
+
+def escape(text: str) -> str:
+    """The three characters Slack reads as control characters, as entities (``&`` first, or it doubles)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention_user(user_id: str) -> str:
+    """``<@U…>`` for a known user id; anything else is refused, so no text can smuggle a ping in."""
+    if not _USER.match(user_id):
+        raise ValueError(f"{user_id!r} is not a Slack user id (U… or W…)")
+    return f"<@{user_id}>"
+
+
+def mention_group(group_id: str) -> str:
+    """``<!subteam^S…>`` for a known user group id; anything else is refused."""
+    if not _GROUP.match(group_id):
+        raise ValueError(f"{group_id!r} is not a Slack user group id (S…)")
+    return f"<!subteam^{group_id}>"
+
+
+def mention(principal: str) -> str:
+    """A user or a user group, told apart by the id's prefix (owners lists hold both)."""
+    if principal.startswith("S"):
+        return mention_group(principal)
+    if principal.startswith(("U", "W")):
+        return mention_user(principal)
+    raise ValueError(f"{principal!r} is neither a user (U…, W…) nor a user group (S…) id")
+
+
+def principal_mention(principal: str) -> str:
+    """An entry of an owners or approvers list: a user or group as a mention, a channel id as a channel link,
+    anything else (``*``) as "everyone"."""
+    try:
+        return mention(principal)
+    except ValueError:
+        return f"<#{principal}>" if principal[:1] in ("C", "G") else "everyone"
+
+
+def slack_date(dt: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """A date token each reader sees in their own time zone. The text holds only the epoch, so a card that
+    shows it never changes as time passes (no ``chat.update`` churn); the fallback is ISO in UTC."""
+    aware = dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+    utc = aware.astimezone(UTC)
+    fallback = utc.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(utc.timestamp())}^{fmt}|{fallback}>"
+
+
+def human_duration(td: timedelta) -> str:
+    """``2d 03h``, ``1h 02m``, ``3m 05s``, ``12s``: two units at most, enough to compare runs at a glance."""
+    seconds = max(0, int(td.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"

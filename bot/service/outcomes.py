@@ -1,0 +1,118 @@
+"""What follows a run's change: its card is updated; at its end, a retry, the workflow's next step, the failure's
+alert and details, or the alert's recovery.
+
+The poller, the watch, the retry starts and the recovery of unnotified runs all hand their changes here, so a run
+ends the same way whoever saw it end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from bot.models import RunState
+from bot.service.alerts import Alerter
+from bot.service.events import EndedOddly, Recovered
+from bot.service.notify import Notifier
+from bot.store.records import RunRecord, Transition
+from bot.store.store import Store
+
+__all__ = ["Changes", "Outcomes", "RetryPolicy", "StepFollower"]
+
+
+class RetryPolicy(Protocol):
+    """``bot.service.retries.Retrier``: whether an ended attempt gets another, and the failure held meanwhile."""
+
+    async def maybe_retry(self, run: RunRecord) -> bool: ...
+
+    async def held_failure(self, run: RunRecord) -> RunRecord | None: ...
+
+
+class StepFollower(Protocol):
+    """``bot.service.workflows.WorkflowEngine``: a step's run ended, its workflow moves on."""
+
+    async def step_ended(self, run: RunRecord) -> None: ...
+
+
+class Changes:
+    """Where a service hands a run's change when it is not the poller's to see: a schedule's start that ended at
+    its trigger (``RunService``). ``RunService`` is built before ``Outcomes`` (whose workflows start runs through
+    it), so it gets this dispatcher, and ``Outcomes`` subscribes once it exists (``bot.runtime``)."""
+
+    def __init__(self) -> None:
+        self._handlers: list[Callable[[Transition], Awaitable[None]]] = []
+
+    def subscribe(self, handler: Callable[[Transition], Awaitable[None]]) -> None:
+        self._handlers.append(handler)
+
+    @property
+    def handled(self) -> bool:
+        return bool(self._handlers)
+
+    async def publish(self, change: Transition) -> None:
+        for handler in self._handlers:
+            await handler(change)
+
+
+class Outcomes:
+    def __init__(
+        self, store: Store, notifier: Notifier, alerter: Alerter, retrier: RetryPolicy, workflows: StepFollower
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.alerter = alerter
+        self.retrier = retrier
+        self.workflows = workflows
+
+    async def on_change(self, change: Transition) -> None:
+        """A run changed: update its card; on failure, alert and post the details in its thread.
+
+        Everything here is idempotent (content compared, messages keyed), and the run is marked notified
+        only at the end: after a crash, recovery simply runs it again."""
+        await self._on_change(change)
+        await self.store.mark_notified(change.run.id, change.run.state)
+
+    async def _on_change(self, change: Transition) -> None:
+        run = change.run
+        notifier = self.notifier
+        if notifier.has_card(run):
+            await notifier.refresh_card(run)
+        if not (run.final and change.before != run.state):
+            return
+        retryable = run.run_state in (RunState.FAILED, RunState.UNKNOWN)
+        if retryable and await self.retrier.maybe_retry(run):
+            return  # attempts are left: no alert yet
+        if run.run_state is RunState.SUCCEEDED and run.attempt > 1 and notifier.has_card(run):
+            await notifier.thread(run, "recovered", Recovered(run.attempt))
+        if run.workflow_run_id is not None:
+            await self.workflows.step_ended(run)
+        if run.run_state is RunState.FAILED:
+            await self._failed(run)
+        elif run.run_state is RunState.SUCCEEDED:
+            await self.alerter.on_success(run)
+        elif run.run_state is RunState.UNKNOWN and notifier.has_card(run):
+            await notifier.thread(run, "ended", EndedOddly(run.raw_status, run.message))
+        if run.run_state in (RunState.UNKNOWN, RunState.CANCELED):
+            await self.no_attempt_follows(run)
+
+    async def _failed(self, run: RunRecord) -> None:
+        """Alert a failure; post its details in the run's thread."""
+        notifier = self.notifier
+        card_channel = notifier.channel_for(run) if notifier.has_card(run) else None
+        alert = await self.alerter.on_failure(run, card_channel=card_channel)
+        if notifier.has_card(run):
+            # owners are pinged once per alert: in this thread when the card is the alert, else in the alert
+            mention = alert is None or (alert.count == 1 and alert.group_key == f"run:{run.id}")
+            await notifier.failure(run, mention=mention)
+
+    async def no_attempt_follows(self, run: RunRecord) -> None:
+        """An attempt ended without an outcome of its own (unknown, never started, canceled) and no attempt
+        follows it: the earlier failure whose alert waited for it is announced now, with its owners. Called for
+        every such end, wherever it is decided (here, and by the recovery of runs left starting)."""
+        held = await self.retrier.held_failure(run)
+        if held is not None:
+            await self._failed(held)
+        elif run.origin == "schedule" and run.provider_run_id is None and run.retry_of is None:
+            # a schedule's start that never got going (refused, unreachable, or unknown whether it started):
+            # nobody asked for it, so nobody would hear of it; the pipeline missed its slot, its owners are told
+            await self._failed(run)

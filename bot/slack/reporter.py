@@ -1,0 +1,215 @@
+"""The Slack side of ``bot.service.events.Reporter``: what happened, rendered as Block Kit, handed to delivery.
+
+Nothing here calls Slack either: the card's content and each message are written to the store (``cards`` and
+``outbox``) under the domain's keys, and the delivery loop (``bot.delivery.sender``) sends them. So a crash at any
+point loses nothing, and a message recorded twice under the same key is sent once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.catalog.workflows import Workflow
+from bot.ops.text import principal_mention
+from bot.service.events import (
+    CancelAsked,
+    CardView,
+    DigestData,
+    EndedOddly,
+    Interrupted,
+    Recovered,
+    Resumed,
+    RetriedBy,
+    RetryScheduled,
+    RunNote,
+    StepNotStarted,
+    StuckRun,
+    WorkflowNote,
+    WorkflowStopped,
+)
+from bot.slack.blocks.alerts import (
+    alert_batches,
+    alert_group,
+    connection_alert,
+    connection_back,
+    credential_expiring,
+)
+from bot.slack.blocks.card import run_card
+from bot.slack.blocks.digest import digest_message
+from bot.slack.blocks.replies import failure_details, notice
+from bot.slack.blocks.workflow import workflow_card
+from bot.slack.text import escape, human_duration, mention
+from bot.store.alerting import Alert
+from bot.store.records import RunRecord
+from bot.store.store import Store
+from bot.store.workflow_runs import WorkflowRunRecord
+
+__all__ = ["SlackReporter", "note_text", "workflow_note_text"]
+
+Now = Callable[[], datetime]
+
+
+class SlackReporter:
+    def __init__(self, store: Store, now: Now) -> None:
+        self.store = store
+        self.now = now
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def run_card(self, channel: str, view: CardView) -> bool:
+        text, blocks = run_card(view)
+        return await self.store.set_card(view.run.id, channel, text, blocks, now=view.now)
+
+    async def run_failed(
+        self, run: RunRecord, *, owners: Sequence[str], display_name: str, console_url: str | None
+    ) -> None:
+        text, blocks = failure_details(run, owners=owners, display_name=display_name, console_url=console_url)
+        await self.store.enqueue(
+            f"run:{run.id}:failure", kind="thread", run_id=run.id, text=text, blocks=blocks, now=self.now()
+        )
+
+    async def run_note(self, run: RunRecord, key: str, note: RunNote) -> None:
+        text, blocks = notice(note_text(note), formatted=True)
+        await self.store.enqueue(
+            f"run:{run.id}:{key}", kind="thread", run_id=run.id, text=text, blocks=blocks, now=self.now()
+        )
+
+    async def run_stuck(self, key: str, stuck: StuckRun, *, channel: str | None) -> bool:
+        run = stuck.run
+        owners = " ".join(dict.fromkeys(_mentions(stuck.owners)))
+        said = (
+            f"⏰ *{escape(run.name)}* has been running for {human_duration(stuck.elapsed)}, longer than "
+            f"{human_duration(stuck.limit)} ({stuck.why}). It may be stuck: check it in the console."
+            + (f"\ncc {owners}" if owners else "")
+        )
+        text, blocks = notice(said, formatted=True)
+        if channel is None:
+            return await self.store.enqueue(key, kind="thread", run_id=run.id, text=text, blocks=blocks, now=self.now())
+        return await self.store.enqueue(key, kind="post", channel=channel, text=text, blocks=blocks, now=self.now())
+
+    # -- workflows --------------------------------------------------------------------------
+
+    async def workflow_card(
+        self, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord]
+    ) -> None:
+        if record.channel is None:
+            return
+        now = self.now()
+        text, blocks = workflow_card(record, workflow, runs, now=now)
+        await self.store.set_message(f"workflow:{record.id}", record.channel, text, blocks, now=now)
+
+    async def workflow_note(self, record: WorkflowRunRecord, key: str, note: WorkflowNote) -> None:
+        text, blocks = notice(workflow_note_text(note), formatted=True)
+        await self.store.enqueue(
+            f"workflow:{record.id}:{key}",
+            kind="thread",
+            card_key=f"workflow:{record.id}",
+            text=text,
+            blocks=blocks,
+            now=self.now(),
+        )
+
+    # -- alerts -----------------------------------------------------------------------------
+
+    async def announce_alerts(
+        self,
+        *,
+        window: timedelta,
+        owners: Mapping[str, Sequence[str]],
+        display_names: Mapping[str, str],
+    ) -> list[tuple[str, int]]:
+        sizes: dict[str, int] = {}
+
+        def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
+            sizes[key] = len(group)
+            return alert_group(key, group, owners=owners, display_names=display_names)
+
+        def split(group: list[Alert]) -> list[list[Alert]]:
+            return alert_batches(group, owners=owners)
+
+        written = await self.store.alerting.flush(now=self.now(), window=window, render=render, split=split)
+        return [(key, sizes.get(key, 0)) for key in written]
+
+    async def alert_changed(
+        self, key: str, alert: Alert, *, owners: Mapping[str, Sequence[str]], display_names: Mapping[str, str]
+    ) -> None:
+        group = await self.store.alerting.group(key)
+        _, text, blocks = alert_group(key, group, owners=owners, display_names=display_names)
+        await self.store.set_message(key, alert.channel, text, blocks, now=self.now())
+
+    async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:
+        text, blocks = connection_alert(alert, display_name, back=False)
+        await self.store.set_message(key, alert.channel, text, blocks, now=self.now())
+
+    async def connection_back(self, key: str, alert: Alert, display_name: str) -> None:
+        now = self.now()
+        text, blocks = connection_alert(alert, display_name, back=True)
+        await self.store.set_message(key, alert.channel, text, blocks, now=now)
+        text, blocks = connection_back(alert, display_name)
+        await self.store.enqueue(f"{key}:back", kind="post", channel=alert.channel, text=text, blocks=blocks, now=now)
+
+    async def credential_expiring(
+        self, key: str, *, channel: str, connection: str, display_name: str, expires: datetime, how: str
+    ) -> None:
+        text, blocks = credential_expiring(connection, display_name, expires, how)
+        await self.store.enqueue(key, kind="post", channel=channel, text=text, blocks=blocks, now=self.now())
+
+    # -- the digest -------------------------------------------------------------------------
+
+    async def digest(self, key: str, data: DigestData) -> bool:
+        text, blocks = digest_message(data.channel, data.day, data)
+        return await self.store.enqueue(key, kind="post", channel=data.channel, text=text, blocks=blocks,
+                                        now=self.now())
+
+
+def note_text(note: RunNote) -> str:
+    """The mrkdwn of a note in a run's thread."""
+    match note:
+        case Recovered(attempt):
+            return f"✅ Succeeded on attempt {attempt}: no alert was sent."
+        case EndedOddly(raw_status, message):
+            if not raw_status and message:  # ended by the bot (a retry that did not start): its reason
+                return escape(message)
+            return f"The run ended with a status outside the usual ones: {escape(raw_status)}"
+        case Resumed(provider_run_id):
+            return (
+                f"The provider answered after all: the run started as `{escape(provider_run_id)}`. "
+                "Tracking resumed: this card follows it to its end."
+            )
+        case RetriedBy(user_id, retry_id):
+            return f"<@{user_id}> retried this as run #{retry_id}."
+        case CancelAsked(user_id):
+            return f"<@{user_id}> asked to cancel this run."
+        case Interrupted(message):
+            return escape(message)
+        case RetryScheduled(attempt, attempts, outcome, wait, retry_id):
+            return (
+                f"Attempt {attempt} of {attempts} {outcome}: retrying automatically in "
+                f"{human_duration(wait)} as run #{retry_id}."
+            )
+
+
+def workflow_note_text(note: WorkflowNote) -> str:
+    """The mrkdwn of a note in a workflow card's thread."""
+    match note:
+        case StepNotStarted(step, reason):
+            return f"Step *{escape(step)}* did not start: {reason}"
+        case WorkflowStopped(workflow, steps, owners):
+            cc = " ".join(principal_mention(p) for p in owners)
+            stopped = ", ".join(f"*{escape(name)}* ({state.replace('_', ' ')})" for name, state in steps)
+            return (
+                f"❌ Workflow *{escape(workflow)}* stopped: {stopped}. Retry on the card resumes from there."
+                + (f"\ncc {cc}" if cc else "")
+            )
+
+
+def _mentions(owners: Sequence[str]) -> list[str]:
+    found = []
+    for owner in owners:
+        try:
+            found.append(mention(owner))
+        except ValueError:
+            continue
+    return found

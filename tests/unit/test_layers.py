@@ -54,9 +54,6 @@ LAZY_IMPORTS = {
     ("bot/cli.py", "bot.runtime"),
     ("bot/cli.py", "bot.emulators.standalone"),
     ("bot/cli.py", "bot.demo.run"),
-    # the fake Slack's page <-> server cycle, being split (issue 13, item 6): remove these once it is
-    ("bot/emulators/slack/server.py", "bot.emulators.slack.page"),
-    ("bot/emulators/slack/page.py", "bot.emulators.slack.server"),
     # being rewritten as a table of typed handlers (issue 13, item 3); neither import dodges a cycle
     ("bot/slack/commands/handler.py", "bot.slack.commands.grammar"),
     ("bot/slack/commands/handler.py", "bot.slack.blocks.card"),

@@ -133,7 +133,10 @@ async def test_a_claim_whose_caller_gave_up_is_given_back(pg_store: Store) -> No
     await asyncio.sleep(0.05)
     caller.cancel()
     release.set()
-    for _ in range(100):
+    writer = ledger._claims._writer
+    assert writer is not None
+    await writer  # the batch was written; its abandoned claim's give-back is under way
+    for _ in range(250):
         await asyncio.sleep(0.02)
         if not ledger._background:
             break

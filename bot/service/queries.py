@@ -1,5 +1,6 @@
-"""What the slash command asks about runs, answered from the store and the providers: the runs in flight, a
-pipeline's last runs, statistics over a period. Read-only; rendering is the caller's."""
+"""What the slash command and the Home tab ask about runs, answered from the store and the providers: the runs in
+flight, a pipeline's last runs, statistics over a period, the Home tab's facts. Read-only; rendering is the
+caller's."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from bot.models import RunStatus
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.history import Summary, summarize
+from bot.store.alerting import Alert
 from bot.store.records import RunRecord
 from bot.store.store import Store
 
-__all__ = ["RunQueries", "RunStats"]
+__all__ = ["HomeFacts", "RunQueries", "RunStats"]
+
+DAY = timedelta(days=1)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,19 @@ class RunStats:
 
     counts: dict[str, int]
     summary: Summary
+
+
+@dataclass(frozen=True, slots=True)
+class HomeFacts:
+    """What the Home tab shows: ``failures`` of the last day newest first (muted and acknowledged ones too),
+    ``muted_runs`` the runs a muted alert stood for, ``acknowledged`` who acknowledged an open alert's run."""
+
+    in_flight: list[RunRecord]
+    alerts: list[Alert]
+    mutes: dict[str, tuple[datetime, str | None]]
+    failures: list[RunRecord]
+    muted_runs: set[int]
+    acknowledged: dict[int, str]
 
 
 class RunQueries:
@@ -71,3 +88,28 @@ class RunQueries:
                 except ProviderError as exc:
                     log.warning("provider statistics for %s failed: %s", name, exc)
         return RunStats(counts, summary)
+
+    async def home(self, now: datetime) -> HomeFacts:
+        store = self.store
+        recent = await store.runs_between(now - DAY, now + timedelta(seconds=1))
+        failures = [r for r in reversed(recent) if r.state == "failed"]  # muted and acknowledged ones too
+        alerts = await store.alerting.open_alerts()
+        # a muted alert keeps the ids of the runs it stood for: their failures are marked muted
+        lately = await store.alerting.alerts_between(now - 2 * DAY, now + timedelta(seconds=1))
+        muted_runs = {run_id for a in (*alerts, *lately) if a.muted for run_id in a.runs}
+        runs = {r.id: r for r in recent}
+        acknowledged: dict[int, str] = {}
+        for alert in alerts:
+            if alert.last_run_id is None:
+                continue
+            run = runs.get(alert.last_run_id) or await store.get_run(alert.last_run_id)
+            if run is not None and run.acknowledged_by:
+                acknowledged[run.id] = run.acknowledged_by
+        return HomeFacts(
+            in_flight=await store.runs_in_flight(limit=1000),
+            alerts=alerts,
+            mutes=await store.muted(now=now),
+            failures=failures,
+            muted_runs=muted_runs,
+            acknowledged=acknowledged,
+        )

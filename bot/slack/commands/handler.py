@@ -331,7 +331,7 @@ def _period_text(span: timedelta) -> str:
     return f"last {hours} hour{'s' if hours != 1 else ''}"
 
 
-def _schedules(services: Services) -> Reply:
+def _schedules(services: Services) -> tuple[str, list[Any]]:
     from bot.tracking.schedules import scheduled_items
 
     now = services.now()

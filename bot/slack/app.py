@@ -14,6 +14,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.slack import failures
 from bot.slack.actions import buttons
 from bot.slack.commands import handler as commands
 from bot.slack.context import Services
@@ -22,7 +23,6 @@ from bot.slack.views import run_modal
 
 __all__ = ["build_app", "web_client"]
 
-log = logging.getLogger(__name__)
 
 
 def web_client(settings: Settings, *, retry_rate_limits: bool = True) -> AsyncWebClient:
@@ -52,9 +52,5 @@ def build_app(settings: Settings, services: Services, client: AsyncWebClient) ->
     buttons.register(app, services)
     run_modal.register(app, services)
     home.register(app, services)
-
-    async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error("unhandled error in a listener: %s", error, exc_info=error)
-
-    app.error(on_error)
+    app.error(failures.on_error)  # the one error path: whatever a listener raises, one ephemeral answer
     return app

@@ -9,9 +9,11 @@ from datetime import datetime
 from bot.catalog.model import Catalog
 from bot.config import Settings
 from bot.providers.registry import provider
+from bot.service.audited import Audited
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.permissions import Authorizer
+from bot.service.queries import RunQueries
 from bot.service.runs import RunService
 from bot.service.workflows import WorkflowEngine
 from bot.slack.tasks import TaskSet
@@ -32,6 +34,16 @@ class Services:
     tasks: TaskSet
     now: Callable[[], datetime]
     workflows: WorkflowEngine
+
+    @property
+    def queries(self) -> RunQueries:
+        """The runs in flight, a pipeline's last runs, statistics: what commands read, without the store."""
+        return RunQueries(self.store, self.pool, self.now)
+
+    @property
+    def audited(self) -> Audited:
+        """Permission checks and watches that commands record in the audit log."""
+        return Audited(self.store, self.auth, self.now)
 
     @property
     def command(self) -> str:

@@ -54,9 +54,6 @@ LAZY_IMPORTS = {
     ("bot/cli.py", "bot.runtime"),
     ("bot/cli.py", "bot.emulators.standalone"),
     ("bot/cli.py", "bot.demo.run"),
-    # being rewritten as a table of typed handlers (issue 13, item 3); neither import dodges a cycle
-    ("bot/slack/commands/handler.py", "bot.slack.commands.grammar"),
-    ("bot/slack/commands/handler.py", "bot.slack.blocks.card"),
 }
 
 

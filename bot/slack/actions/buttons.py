@@ -11,13 +11,14 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.errors import InvalidRequest, PipelineBotError, UserError
+from bot.errors import InvalidRequest
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
 from bot.slack.blocks.modal import run_modal
 from bot.slack.blocks.replies import ephemeral_error, notice
 from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
 from bot.slack.context import Services
+from bot.slack.failures import answering
 from bot.slack.text import escape
 
 __all__ = ["register"]
@@ -56,38 +57,28 @@ async def _dismiss(ack: Any, respond: Respond) -> None:
 
 
 def _listener(services: Services, work: Work) -> Callable[..., Awaitable[None]]:
-    async def listener(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Respond, client: Any) -> None:
-        await ack()
+    async def listener(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], context: dict[str, Any], respond: Respond, client: Any
+    ) -> None:
+        doing = context["doing"] = f"button {action.get('action_id')}"
         actor = Actor(user_id=body["user"]["id"], channel_id=(body.get("channel") or {}).get("id"))
-        services.tasks.spawn(_answer(services, work, actor, body, action, respond, client), name=action["action_id"])
+        await ack()  # nothing may raise after this (see bot.slack.failures): the rest is the task's
+        answer = answering(_checked(services, work, actor, body, action, client), doing=doing, respond=respond)
+        services.tasks.spawn(answer, name=action["action_id"])
 
     return listener
 
 
-async def _answer(
-    services: Services,
-    work: Work,
-    actor: Actor,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    respond: Respond,
-    client: Any,
-) -> None:
+async def _checked(
+    services: Services, work: Work, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+) -> tuple[str, list[Any]] | None:
+    """``work``'s reply; a tampered or stale button value answered here, whatever else it raises by
+    ``bot.slack.failures`` like every listener's errors."""
     try:
-        reply = await work(services, actor, body, action, client)
+        return await work(services, actor, body, action, client)
     except ValueError as exc:  # a tampered or stale value
         log.warning("bad button value from %s: %s", actor.user_id, exc)
-        reply = ephemeral_error("That button's value is not valid. Use the buttons on a current card.")
-    except UserError as exc:
-        reply = notice("⚠️ " + str(exc), formatted=True)
-    except PipelineBotError as exc:
-        reply = ephemeral_error(str(exc))
-    except Exception:
-        log.exception("button %s failed", action.get("action_id"))
-        reply = ephemeral_error("Something went wrong on our side; it is logged. Try again in a moment.")
-    if reply is not None:
-        text, blocks = reply
-        await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+        return ephemeral_error("That button's value is not valid. Use the buttons on a current card.")
 
 
 def _value(action: dict[str, Any]) -> str:

@@ -12,12 +12,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.errors import PipelineBotError
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
 from bot.slack.blocks.modal import parameters_from_state, pipeline_from_state, run_modal, submission_errors
-from bot.slack.blocks.replies import ephemeral_error, notice
 from bot.slack.context import Services
+from bot.slack.failures import answer
 
 __all__ = ["register"]
 
@@ -106,11 +105,8 @@ async def _start(services: Services, client: Any, actor: Actor, name: str, param
         pipeline = services.catalog.pipelines[name]
         await services.runs.start(actor, pipeline, parameters, channel=actor.channel_id)
         return
-    except PipelineBotError as exc:
-        text, blocks = notice("⚠️ " + str(exc), formatted=True)
-    except Exception:
-        log.exception("run from the modal failed")
-        text, blocks = ephemeral_error("Something went wrong on our side; it is logged. Try again in a moment.")
+    except Exception as exc:  # answered as every listener's errors are (bot.slack.failures)
+        text, blocks = answer(exc, doing="run from the modal")
     # a modal has no response_url: tell the person in the channel they were in, else in a DM from the bot
     try:
         if actor.channel_id:

@@ -1,0 +1,115 @@
+"""What the slash command and the Home tab ask about runs, answered from the store and the providers: the runs in
+flight, a pipeline's last runs, statistics over a period, the Home tab's facts. Read-only; rendering is the
+caller's."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.catalog.model import Pipeline
+from bot.errors import ProviderError
+from bot.models import RunStatus
+from bot.providers.base import Capability
+from bot.service.clients import ClientPool
+from bot.service.history import Summary, summarize
+from bot.store.alerting import Alert
+from bot.store.records import RunRecord
+from bot.store.store import Store
+
+__all__ = ["HomeFacts", "RunQueries", "RunStats"]
+
+DAY = timedelta(days=1)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """``counts`` per state: the provider's own when it keeps statistics (runs started anywhere), else the
+    bot's; ``summary`` (failure rate, durations) always from the runs the bot recorded."""
+
+    counts: dict[str, int]
+    summary: Summary
+
+
+@dataclass(frozen=True, slots=True)
+class HomeFacts:
+    """What the Home tab shows: ``failures`` of the last day newest first (muted and acknowledged ones too),
+    ``muted_runs`` the runs a muted alert stood for, ``acknowledged`` who acknowledged an open alert's run."""
+
+    in_flight: list[RunRecord]
+    alerts: list[Alert]
+    mutes: dict[str, tuple[datetime, str | None]]
+    failures: list[RunRecord]
+    muted_runs: set[int]
+    acknowledged: dict[int, str]
+
+
+class RunQueries:
+    def __init__(self, store: Store, pool: ClientPool, now: Callable[[], datetime]) -> None:
+        self.store = store
+        self.pool = pool
+        self.now = now
+
+    async def in_flight(self) -> list[RunRecord]:
+        return await self.store.runs_in_flight()
+
+    async def last(self, pipeline: Pipeline, count: int) -> list[RunStatus]:
+        """Newest first, at most ``count``: the provider's list when it keeps one (runs started anywhere),
+        else, or when it does not answer, the runs the bot recorded."""
+        name = pipeline.name
+        client = self.pool.client(pipeline.connection)
+        statuses: list[RunStatus] = []
+        if client.can(Capability.LIST_RUNS):
+            try:
+                async with self.pool.slot(pipeline.connection):
+                    statuses = await client.list_runs(pipeline.job, since=self.now() - timedelta(days=30), limit=count)
+            except ProviderError as exc:
+                log.warning("last runs of %s from the provider failed: %s", name, exc)
+        if not statuses:  # the provider cannot list runs (InVision) or did not answer: the bot's own history
+            statuses = [s for r in await self.store.recent_runs(name, count) if (s := r.as_status()) is not None]
+        return statuses[:count]
+
+    async def stats(self, pipeline: Pipeline | None, span: timedelta) -> RunStats:
+        """The runs created in the last ``span``, of one pipeline or of all (``None``)."""
+        now = self.now()
+        name = pipeline.name if pipeline is not None else None
+        summary = summarize(await self.store.runs_between(now - span, now, name))
+        counts = dict(summary.counts)
+        if pipeline is not None:
+            client = self.pool.client(pipeline.connection)
+            if client.can(Capability.STATS):  # the provider's own statistics count runs started anywhere
+                try:
+                    provider_stats = await client.stats(pipeline.job, start=now - span, end=now)
+                    counts = {state.value: n for state, n in provider_stats.counts.items()}
+                except ProviderError as exc:
+                    log.warning("provider statistics for %s failed: %s", name, exc)
+        return RunStats(counts, summary)
+
+    async def home(self, now: datetime) -> HomeFacts:
+        store = self.store
+        recent = await store.runs_between(now - DAY, now + timedelta(seconds=1))
+        failures = [r for r in reversed(recent) if r.state == "failed"]  # muted and acknowledged ones too
+        alerts = await store.alerting.open_alerts()
+        # a muted alert keeps the ids of the runs it stood for: their failures are marked muted
+        lately = await store.alerting.alerts_between(now - 2 * DAY, now + timedelta(seconds=1))
+        muted_runs = {run_id for a in (*alerts, *lately) if a.muted for run_id in a.runs}
+        runs = {r.id: r for r in recent}
+        acknowledged: dict[int, str] = {}
+        for alert in alerts:
+            if alert.last_run_id is None:
+                continue
+            run = runs.get(alert.last_run_id) or await store.get_run(alert.last_run_id)
+            if run is not None and run.acknowledged_by:
+                acknowledged[run.id] = run.acknowledged_by
+        return HomeFacts(
+            in_flight=await store.runs_in_flight(limit=1000),
+            alerts=alerts,
+            mutes=await store.muted(now=now),
+            failures=failures,
+            muted_runs=muted_runs,
+            acknowledged=acknowledged,
+        )

@@ -45,10 +45,11 @@ async def test_an_unexpected_error_before_the_ack_is_answered_in_the_ack(
 ) -> None:
     async with world(tmp_path) as w:
 
-        def broken() -> dict[str, str]:
+        def broken(self: object) -> dict[str, str]:
             raise RuntimeError("no display names")
 
-        monkeypatch.setattr(w.runtime.services, "display_names", broken)
+        # Services is frozen (the composition root builds it once): the method is replaced on its class
+        monkeypatch.setattr(type(w.runtime.services), "display_names", broken)
         caplog.set_level(logging.INFO)
         response = await w.command("list")
         assert response.ok and response.within_deadline

@@ -159,6 +159,9 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
     routes = _routes(raw.get("routes") or [], problems)
     _alerts_reach_people(pipelines, routes, defaults, problems)
     workflows = _workflows(_section(raw, "workflows", problems), pipelines, defaults, problems)
+    for name, workflow in workflows.items():  # its card (and its steps' failures) go to its channel
+        if workflow.schedule is not None and not (workflow.channel or defaults.channel):
+            problems.append(f"workflows.{name}: scheduled but no channel for its runs; set channel or defaults.channel")
 
     if problems:
         raise ConfigError(problems, source)
@@ -452,6 +455,11 @@ def _alerts_reach_people(
         if pipeline.watch and where.channel_for(pipeline) is None:
             problems.append(
                 f"pipelines.{pipeline.name}: watched but no channel for alerts; set channel or defaults.channel"
+            )
+        elif pipeline.schedule is not None and where.channel_for(pipeline) is None:
+            # nobody asks for a schedule's run: no channel means no card, and its failure no alert
+            problems.append(
+                f"pipelines.{pipeline.name}: scheduled but no channel for its runs; set channel or defaults.channel"
             )
     owner_lists = [("defaults.owners", defaults.owners)] + [
         (f"pipelines.{p.name}.owners", p.owners) for p in pipelines.values() if p.owners != defaults.owners

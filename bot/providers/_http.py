@@ -358,6 +358,13 @@ class HttpCaller:
     async def _exchange(self, call: Call) -> httpx.Response:
         """One request and its whole answer, read within ``max_body`` and ``deadline``; redirects are answers, never
         followed (whatever the client was built with). Past the deadline: ``CallTimedOut``, an httpx timeout."""
+        sent = False  # whether the request itself began to go out (not a login on the way, not the connecting)
+
+        async def trace(event: str, info: Any) -> None:
+            nonlocal sent
+            if event.endswith("send_request_headers.started"):
+                sent = True
+
         request = self.client.build_request(
             call.method,
             call.url,
@@ -366,6 +373,7 @@ class HttpCaller:
             data=call.data,
             headers=call.headers,
             content=call.content,
+            extensions={"trace": trace},
         )
         timer = asyncio.timeout(self.deadline)
         try:
@@ -379,6 +387,8 @@ class HttpCaller:
             if not timer.expired():
                 raise
             assert self.deadline is not None
+            if not sent:  # still connecting (or logging in) at the deadline: the provider never got this request
+                raise httpx.ConnectTimeout(f"not connected within {self.deadline:g} s", request=request) from None
             raise CallTimedOut(self.deadline, request) from None
         return response
 

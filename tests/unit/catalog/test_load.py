@@ -496,3 +496,28 @@ def test_a_console_url_must_be_http_because_it_becomes_a_slack_button(url: str) 
         f"connections: {{r: {{provider: rivery, api_token: '${{TOKEN}}', console_url: '{url}'}}}}"
     )
     assert problems == [f"connections.r.console_url: {url!r} is not an http(s) URL; write it like https://host/path"]
+
+
+def test_a_scheduled_pipeline_or_workflow_with_nowhere_to_show_its_runs_is_an_error() -> None:
+    """Nobody asks for a schedule's run: with no channel anywhere it got no card and its failure no alert, only a
+    log line (found by the third independent pass). A workflow's own channel shows its steps."""
+    problems = problems_of(
+        """
+        connections:
+          rv: {provider: rivery, api_token: "${TOKEN}"}
+        pipelines:
+          nightly: {connection: rv, river_id: r1, schedule: {cron: "0 6 * * *"}}
+          routed: {connection: rv, river_id: r2, schedule: {cron: "0 6 * * *"}, tags: [finance]}
+          manual: {connection: rv, river_id: r3}
+        workflows:
+          chain:
+            schedule: {cron: "0 7 * * *"}
+            steps:
+              first: {pipeline: manual}
+        routes:
+          - {tag: finance, channel: "#finance"}
+        """
+    )
+    assert "pipelines.nightly: scheduled but no channel for its runs; set channel or defaults.channel" in problems
+    assert "workflows.chain: scheduled but no channel for its runs; set channel or defaults.channel" in problems
+    assert not [p for p in problems if p.startswith(("pipelines.routed", "pipelines.manual"))]

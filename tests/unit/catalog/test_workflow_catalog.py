@@ -9,6 +9,7 @@ from bot.catalog.load import parse_catalog
 from bot.errors import ConfigError
 
 BASE = """
+defaults: {channel: C0OPS}  # a schedule needs somewhere to show its runs
 connections:
   dk: {provider: datakitchen, username: bot, password: "${PW}"}
   inv: {provider: invision, base_url: "https://x/invision/", api_key: "${PW}"}

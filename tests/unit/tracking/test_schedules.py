@@ -11,6 +11,7 @@ from bot.store.store import Store
 from bot.tracking.schedules import ScheduleRunner, last_slot, scheduled_items
 
 CATALOG = """
+defaults: {channel: C0OPS}  # a schedule needs somewhere to show its runs
 connections:
   dk: {provider: datakitchen, username: bot, password: "${PW}"}
 pipelines:

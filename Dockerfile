@@ -14,12 +14,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/venv
 WORKDIR /src
-# Dependencies first, from pyproject.toml alone: this layer stays cached until the dependencies change.
+# Dependencies first, from the lock alone (the versions CI tested, each checked against its hash): this layer
+# stays cached until the lock changes. requirements.txt is made from pyproject.toml by scripts/lock.
+COPY requirements.txt ./
+RUN /opt/venv/bin/pip install --require-hashes -r requirements.txt
+# Then the project itself, as a wheel that adds no dependency (no editable install, no sources left behind).
 COPY pyproject.toml README.md ./
-RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
- && /opt/venv/bin/pip install -r /tmp/requirements.txt
-# Then the project itself, as a wheel (no editable install, no sources left behind).
 COPY bot ./bot
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /tmp/wheels . \
  && /opt/venv/bin/pip install --no-deps /tmp/wheels/*.whl \

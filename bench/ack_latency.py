@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import os
+import pstats
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,7 @@ from bench.common import (
 from bot.emulators._core import Outcome
 from bot.emulators.slack import FakeSlack, payloads
 from bot.emulators.slack.server import AppResponse
+from bot.ops.metrics import POLLS
 from bot.slack.blocks import ids
 
 #: the request mix, repeated in this order: (kind, what)
@@ -68,6 +70,7 @@ def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, help="seconds of load per rate (default 20; quick 5)")
     parser.add_argument("--provider-delay", type=float, default=1.0, help="seconds every provider call takes")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="run the bot under cProfile; print where time went")
 
 
 class Target:
@@ -141,7 +144,11 @@ async def load(target: Target | RawTarget, rate: float, seconds: float) -> dict[
     start = time.perf_counter() + 0.2
 
     async def one(i: int) -> None:
-        kind, response = await target.send(i)
+        try:
+            kind, response = await target.send(i)
+        except TimeoutError:  # no answer within the fake Slack's app_timeout: counted, never hidden
+            statuses[0] = statuses.get(0, 0) + 1
+            return
         latencies.setdefault(kind, []).append(response.elapsed)
         statuses[response.status] = statuses.get(response.status, 0) + 1
 
@@ -171,7 +178,8 @@ async def run_bot(args: argparse.Namespace, rates: list[float], seconds: float, 
     catalog = workdir / "pipelines.yml"
     catalog.write_text(catalog_yaml(emulators.urls(), per_provider=2))
     bot = BotProcess(workdir, slack, catalog, database_url=f"sqlite+aiosqlite:///{workdir / 'bot.db'}",
-                     env={"POLL_INTERVAL_SECONDS": "2", "POLL_INTERVAL_MAX_SECONDS": "5", "LOG_LEVEL": "WARNING"})
+                     env={"POLL_INTERVAL_SECONDS": "2", "POLL_INTERVAL_MAX_SECONDS": "5", "LOG_LEVEL": "WARNING"},
+                     profile=workdir / "bot.prof" if args.profile else None)
     results = []
     try:
         await bot.ready()
@@ -189,7 +197,7 @@ async def run_bot(args: argparse.Namespace, rates: list[float], seconds: float, 
             results.append(result)
             await asyncio.sleep(2)  # let the background work of this rate drain a little
         metrics = await bot.metrics()
-        results.append({"polls": BotProcess.total(metrics, "pipeline_bot_polls_total")})
+        results.append({"polls": BotProcess.total(metrics, POLLS)})
     finally:
         await bot.shutdown(grace=20)
         await emulators.stop()
@@ -243,6 +251,9 @@ async def main() -> int:
     try:
         bot = await run_bot(args, rates, seconds, workdir)
         baseline = [] if args.no_baseline else await run_baseline(args, rates, seconds, workdir)
+        if (workdir / "bot.prof").exists():
+            print("## profile of the bot (top 30 by cumulative time)")
+            pstats.Stats(str(workdir / "bot.prof")).sort_stats("cumulative").print_stats(30)
     finally:
         if args.keep:
             print(f"working directory kept: {workdir}")

@@ -48,8 +48,6 @@ __all__ = [
     "Timing",
     "bench_args",
     "catalog_yaml",
-    "create_postgres",
-    "drop_postgres",
     "machine",
     "pct",
     "print_header",
@@ -71,7 +69,6 @@ SECRETS = {
     "DK_USER": "bench@example.com",
     "DK_PASSWORD": "bench-dk-password-55e0b1",
 }
-POSTGRES_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
 
 # -- the machine ------------------------------------------------------------------------------------------------
@@ -549,38 +546,6 @@ async def seed_runs(database_url: str, started: list[dict[str, Any]], first_due:
             await conn.execute(insert(runs), rows[i : i + 2000])
     await engine.dispose()
 
-
-
-# -- databases --------------------------------------------------------------------------------------------------
-
-
-async def create_postgres() -> str:
-    """A fresh database on the local PostgreSQL (``TEST_POSTGRES_URL``); returns its URL."""
-    from sqlalchemy import text
-
-    from bot.store.engine import make_engine
-
-    admin = make_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"bot_bench_{uuid.uuid4().hex[:10]}"
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def drop_postgres(url: str) -> None:
-    from sqlalchemy import text
-
-    from bot.store.engine import make_engine
-
-    admin = make_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 # -- Slack ------------------------------------------------------------------------------------------------------

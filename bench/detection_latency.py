@@ -44,6 +44,7 @@ from bench.common import (
 )
 from bot.emulators._core import EmuRun, Outcome
 from bot.emulators.slack import FakeSlack
+from bot.ops.metrics import POLLS
 from bot.service.clients import ClientPool
 
 CHANNELS = [f"C0DETECT{i}" for i in range(10)]
@@ -135,7 +136,7 @@ async def bot_latency(workdir: Path, n: int, interval: float, long: bool, name: 
         return {"runs": n, "interval_s": interval, "long": long,
                 "queued_to_running_s": spread(started, 1.0, 2), "to_final_card_s": spread(finished, 1.0, 2),
                 "to_failure_reply_s": spread(threads, 1.0, 2),
-                "polls_per_run": round(BotProcess.total(metrics, "pipeline_bot_polls_total") / n, 1)}
+                "polls_per_run": round(BotProcess.total(metrics, POLLS) / n, 1)}
     finally:
         await bot.shutdown(grace=20)
         await emulators.stop()

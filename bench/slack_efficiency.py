@@ -51,6 +51,7 @@ from bench.common import (
 )
 from bot.emulators._core import Outcome
 from bot.emulators.slack import FakeSlack
+from bot.ops.metrics import OUTBOX_PENDING
 from bot.service.clients import ClientPool
 
 OUTCOMES = {"succeed": "00", "fail": "01", "cancel": "02"}
@@ -128,7 +129,7 @@ async def per_run(args: argparse.Namespace, workdir: Path, k: int) -> dict[str, 
         # (3 s window here): count once nothing is left to send
         await asyncio.sleep(INTERVAL + 5)
         for _ in range(600):
-            if BotProcess.total(await bot.metrics(), "pipeline_bot_outbox_pending") == 0:
+            if BotProcess.total(await bot.metrics(), OUTBOX_PENDING) == 0:
                 break
             await asyncio.sleep(0.1)
         events = _events(db)
@@ -241,7 +242,7 @@ async def storm(args: argparse.Namespace, workdir: Path, n: int, seconds: float)
         detected = time.monotonic() - started
 
         for _ in range(240):  # what is decided goes out: wait for the outbox (cards, alerts) to be empty
-            if BotProcess.total(await bot.metrics(), "pipeline_bot_outbox_pending") == 0:
+            if BotProcess.total(await bot.metrics(), OUTBOX_PENDING) == 0:
                 break
             await asyncio.sleep(0.5)
         shown_at = time.monotonic() - started

@@ -39,8 +39,6 @@ from bench.common import (
     ProcSampler,
     bench_args,
     catalog_yaml,
-    create_postgres,
-    drop_postgres,
     parse_catalog_text,
     print_header,
     print_table,
@@ -51,9 +49,10 @@ from bench.common import (
 )
 from bot.emulators._core import Outcome
 from bot.emulators.slack import FakeSlack
+from bot.ops.metrics import POLLS, PROVIDER_ERRORS
+from tests.postgres import create_postgres_database, drop_postgres_database
 
 PER_PROVIDER = 5
-POLLS = "pipeline_bot_polls_total"
 DELAY = 0.2
 
 
@@ -94,7 +93,10 @@ async def measure_bot(
     slack = FakeSlack()
     await slack.start()
     await emulators.start()
-    database = await create_postgres() if args.db == "postgres" else f"sqlite+aiosqlite:///{workdir / f'bot-{n}.db'}"
+    if args.db == "postgres":
+        database = await create_postgres_database(prefix="bot_bench")
+    else:
+        database = f"sqlite+aiosqlite:///{workdir / f'bot-{n}.db'}"
     text = catalog_yaml(emulators.urls(), per_provider=PER_PROVIDER, max_concurrency=args.max_concurrency)
     path = workdir / f"pipelines-{n}.yml"
     path.write_text(text)
@@ -142,7 +144,7 @@ async def measure_bot(
             "cpu_cores": round(cpu, 3), "rss_mb": round(max(rss), 1),
             "peak_rss_mb": round(bot.sampler.peak_rss_mb(), 1),
             "slack_calls": len(slack.calls) - slack_before, "driver_cpu_cores": round(driver_cpu, 3),
-            "provider_errors": BotProcess.total(after, "pipeline_bot_provider_errors_total"),
+            "provider_errors": BotProcess.total(after, PROVIDER_ERRORS),
         }
     finally:
         if bot is not None and await bot.shutdown(grace=20) != 0:
@@ -150,7 +152,7 @@ async def measure_bot(
         await emulators.stop()
         await slack.stop()
         if args.db == "postgres":
-            await drop_postgres(database)
+            await drop_postgres_database(database)
 
 
 async def measure_baseline(n: int, args: argparse.Namespace, interval: float, cycles: int, workdir: Path

@@ -27,7 +27,7 @@ from bot.delivery.sender import Deliverer
 from bot.errors import StartupError
 from bot.ops.http import HttpServer
 from bot.ops.jobs import RunningJobs
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import OUTBOX_PENDING, RUNS, Metrics
 from bot.ops.redact import PROCESS, Redactor
 from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
@@ -174,8 +174,8 @@ class Runtime:
             lease=lease,
             edit_gap=s.message_edit_gap_seconds,
         )
-        metrics.source("pipeline_bot_runs", self._runs_by_state)
-        metrics.source("pipeline_bot_outbox_pending", self._outbox_pending)
+        metrics.source(RUNS, self._runs_by_state)
+        metrics.source(OUTBOX_PENDING, self._outbox_pending)
         self._slack_client = client
         try:  # the first writes: a read-only file or volume says so here, in one line
             if store.single_process:
@@ -243,7 +243,9 @@ class Runtime:
             from bot.slack.replays import ReplaySafeSocketModeHandler
 
             assert s.slack_app_token is not None
-            handler: Any = ReplaySafeSocketModeHandler(self.app, s.slack_app_token.get_secret_value(), self.replays)
+            handler: Any = ReplaySafeSocketModeHandler(
+                self.app, s.slack_app_token.get_secret_value(), self.replays, self.metrics
+            )
             await handler.connect_async()
             self._socket_handler = handler
             log.info("connected to Slack in Socket Mode; health on %s", url)

@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ops.logs import run_context
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
 from bot.ops.ticks import TickGuard
 from bot.store.records import CardRecord, OutboxItem
 from bot.store.store import Store
@@ -79,16 +79,6 @@ class ChannelPacer:
         return tokens, now
 
 
-@dataclass
-class DeliveryStats:
-    posts: int = 0
-    updates: int = 0
-    rate_limited: int = 0
-    errors: int = 0
-    found_after_crash: int = 0
-    duplicates_removed: int = 0
-
-
 class Deliverer:
     def __init__(
         self,
@@ -114,7 +104,6 @@ class Deliverer:
         self.batch = batch
         self.lease = lease
         self.edit_gap = edit_gap
-        self.stats = DeliveryStats()
         # posts Slack answered whose recording failed: card id → (ts, channel, version shown), item id → ts
         self._unrecorded_cards: dict[int, tuple[str, str, int]] = {}
         self._unrecorded_items: dict[int, str] = {}
@@ -184,13 +173,11 @@ class Deliverer:
             else:
                 self._unrecorded_cards.pop(card.id, None)  # recorded meanwhile (another replica found it)
                 await self._call("chat.update", channel=card.channel, ts=card.ts, text=card.text, blocks=card.blocks)
-                self.stats.updates += 1
                 await self.store.card_sent(card.id, card.version, None, next_edit_at=self._next_edit(card))
             return 1
         except SlackApiError as exc:
             await self._failed_card(card, exc)
         except Exception as exc:  # network, timeouts: try again later
-            self.stats.errors += 1
             log.warning("card %s not delivered: %s", card.id, _reason(exc), extra={"run_id": card.run_id})
             await self.store.card_retry_later(card.id, not_before=self._backoff(card.attempts), error=_reason(exc))
         return 0
@@ -218,7 +205,6 @@ class Deliverer:
                 metadata={"event_type": CARD_EVENT, "event_payload": {"card": card.id, "run": card.run_id}},
             )
             ts, channel = answer["ts"], answer.get("channel", card.channel)
-            self.stats.posts += 1
         self._unrecorded_cards[card.id] = (ts, channel, card.version)
         return ts, channel, card.version
 
@@ -233,7 +219,6 @@ class Deliverer:
             await self.store.card_move(card.id, self.fallback or card.channel)
             return
         if wait is None:
-            self.stats.errors += 1
             log.error("Slack refused the card of run %s: %s", card.run_id, error, extra={"run_id": card.run_id})
             await self.store.card_given_up(card.id, card.version, error)
             return
@@ -288,7 +273,6 @@ class Deliverer:
                     **kwargs,
                 )
                 ts = answer["ts"]
-                self.stats.posts += 1
             if ts:
                 self._unrecorded_items[item.id] = ts
             if not await self.store.outbox_sent(item.id, ts, now=self.now()) and ts:
@@ -302,13 +286,11 @@ class Deliverer:
                 await self.store.outbox_move(item.id, self.fallback or channel)
                 return False
             if wait is None:
-                self.stats.errors += 1
                 log.error("Slack refused message %s: %s", item.key, error, extra={"run_id": item.run_id})
                 await self.store.outbox_dead(item.id, error)
                 return True
             await self.store.outbox_retry_later(item.id, not_before=self._later(wait), error=error)
         except Exception as exc:
-            self.stats.errors += 1
             log.warning("message %s not delivered: %s", item.key, _reason(exc), extra={"run_id": item.run_id})
             await self.store.outbox_retry_later(item.id, not_before=self._backoff(item.attempts), error=_reason(exc))
         return False
@@ -321,18 +303,17 @@ class Deliverer:
             answer = await self.client.api_call(method, json=kwargs)
         except SlackApiError as exc:
             error = str(exc.response.get("error", "")) if exc.response is not None else "error"
-            self.metrics.inc("pipeline_bot_slack_calls_total", {"method": method, "outcome": error or "error"})
+            self.metrics.inc(SLACK_CALLS, {"method": method, "outcome": error or "error"})
             raise
         except Exception:
-            self.metrics.inc("pipeline_bot_slack_calls_total", {"method": method, "outcome": "unreachable"})
+            self.metrics.inc(SLACK_CALLS, {"method": method, "outcome": "unreachable"})
             raise
-        self.metrics.inc("pipeline_bot_slack_calls_total", {"method": method, "outcome": "ok"})
+        self.metrics.inc(SLACK_CALLS, {"method": method, "outcome": "ok"})
         return answer
 
     async def _delete_duplicate(self, channel: str, ts: str) -> None:
         """Another replica posted the same message a moment before us (its lease ran out mid-call):
         take ours back, so the channel shows it once."""
-        self.stats.duplicates_removed += 1
         log.warning("message %s in %s duplicated another replica's post: deleting it", ts, channel)
         try:
             await self._call("chat.delete", channel=channel, ts=ts)
@@ -405,7 +386,6 @@ class Deliverer:
             for message in messages:
                 meta = message.get("metadata") or {}
                 if meta.get("event_type") == event_type and (meta.get("event_payload") or {}).get(field_name) == value:
-                    self.stats.found_after_crash += 1
                     return str(message["ts"]), str(answer.get("channel", channel))
             cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
             if not answer.get("has_more") or not cursor:
@@ -418,8 +398,7 @@ class Deliverer:
         status = getattr(response, "status_code", 200)
         error = str(response.get("error", "")) if response is not None else ""
         if status == 429 or error == "ratelimited":
-            self.stats.rate_limited += 1
-            self.metrics.inc("pipeline_bot_slack_rate_limited_total")
+            self.metrics.inc(SLACK_RATE_LIMITED)
             header = (getattr(response, "headers", None) or {}).get("Retry-After") or (
                 getattr(response, "headers", None) or {}
             ).get("retry-after")

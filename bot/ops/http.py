@@ -32,7 +32,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import SLACK_ACK, SLACK_REQUESTS_REFUSED, Metrics
 from bot.slack.intake import Accepted, Refused, Signatures, SslCheck, inspect
 from bot.slack.replays import Claim, LedgerUnavailable, Replays
 
@@ -90,6 +90,7 @@ class HttpServer:
         assert self.bolt is not None
         assert self.signatures is not None
         assert self.replays is not None
+        arrived = time.monotonic()
         raw = await self._read(request)
         if isinstance(raw, Refused):
             return self._refuse(request, raw)
@@ -109,12 +110,14 @@ class HttpServer:
             # help, list, status…: done twice they change nothing, so a slow database does not cost the answer
             log.warning("a read-only command was answered without its replay claim: the database did not answer (%s)",
                         exc)
-            return await self._dispatch(request, checked, None)
+            return await self._dispatch(request, checked, None, arrived)
         if claim is None:
             return web.Response(status=200)
-        return await self._dispatch(request, checked, claim)
+        return await self._dispatch(request, checked, claim, arrived)
 
-    async def _dispatch(self, request: web.Request, checked: Accepted, claim: Claim | None) -> web.StreamResponse:
+    async def _dispatch(
+        self, request: web.Request, checked: Accepted, claim: Claim | None, arrived: float
+    ) -> web.StreamResponse:
         assert self.bolt is not None
         assert self.replays is not None
         acked = False
@@ -142,8 +145,14 @@ class HttpServer:
             acked = True
             if claim is not None:
                 await self.replays.answered(claim)
-            await answer.prepare(request)
-            await answer.write_eof()
+            try:
+                await answer.prepare(request)
+                await answer.write_eof()
+            except ConnectionResetError:  # the client stopped waiting (Slack gives up after 3 s): not our error
+                log.info("a Slack request's answer was not sent: the client had gone")
+            else:
+                if self.metrics is not None:
+                    self.metrics.observe(SLACK_ACK, time.monotonic() - arrived)
             return answer
         finally:
             if renewing is not None:
@@ -168,7 +177,7 @@ class HttpServer:
         """One WARNING line, no body content, no traceback; the connection is closed after the answer."""
         log.warning("refused a request to /slack/events from %s: %s", request.remote, refused.reason)
         if self.metrics is not None:
-            self.metrics.inc("pipeline_bot_slack_requests_refused_total", {"reason": str(refused.status)})
+            self.metrics.inc(SLACK_REQUESTS_REFUSED, {"reason": str(refused.status)})
         response = web.Response(status=refused.status)
         response.force_close()
         return response

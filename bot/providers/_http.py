@@ -25,7 +25,7 @@ import asyncio
 import json
 import random
 import zlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
@@ -48,6 +48,7 @@ from bot.ops.redact import Redactor
 __all__ = [
     "ACCEPT_ENCODING",
     "MAX_BODY_BYTES",
+    "BearerToken",
     "BodyRefused",
     "BodyTooLarge",
     "BodyUnreadable",
@@ -68,6 +69,20 @@ ACCEPT_ENCODING = "gzip, deflate"
 _INFLATES = frozenset({"gzip", "x-gzip", "deflate"})
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class BearerToken(httpx.Auth):
+    """A static token as an ``Authorization: Bearer`` header (Rivery's API token, a Tailer token)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def secrets(self) -> list[str]:
+        return [self.token]
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        yield request
 
 
 @dataclass(frozen=True, slots=True)

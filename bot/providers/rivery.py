@@ -17,7 +17,7 @@ every ``RunStatus``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -35,7 +35,7 @@ from bot.errors import (
     TriggerOutcomeUnknown,
 )
 from bot.models import RunState, RunStatus, Stats, TaskStatus, Triggered, TriggerLimit
-from bot.providers._http import Call, RetryPolicy, Sleep, loads
+from bot.providers._http import BearerToken, Call, RetryPolicy, Sleep, loads
 from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = ["Client", "Connection", "Job", "map_status", "parse_check_run", "parse_statistics", "parse_v1_run"]
@@ -155,17 +155,6 @@ class Job(JobConfig):
 
     def describe(self) -> str:
         return f"river {self.river_id}"
-
-
-class _Bearer(httpx.Auth):
-    """The static API token as a Bearer header."""
-
-    def __init__(self, token: SecretStr) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-        yield request
 
 
 # -- parsing (pure functions, so the seed's samples can be fed to them verbatim) -------------------
@@ -388,7 +377,7 @@ class Client(ProviderClient[Connection, Job]):
         self.now: Callable[[], datetime] = _utcnow
 
     def _auth(self) -> httpx.Auth:
-        return _Bearer(self.connection.api_token)
+        return BearerToken(self.connection.api_token.get_secret_value())
 
     @property
     def legacy(self) -> bool:

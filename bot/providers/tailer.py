@@ -55,7 +55,7 @@ from bot.errors import (
     TriggerOutcomeUnknown,
 )
 from bot.models import RunState, RunStatus, Triggered
-from bot.providers._http import Call, RetryPolicy, Sleep, loads, read_capped
+from bot.providers._http import BearerToken, Call, RetryPolicy, Sleep, loads, read_capped
 from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = [
@@ -426,21 +426,15 @@ def mint_jwt(key: ServiceAccountKey, audience: str, now: float, lifetime: int = 
     return f"{signing_input}.{_b64(signature)}"
 
 
-class _BearerToken(httpx.Auth):
-    """A static token from ``tailer auth get-token``; when it expires Tailer answers 401."""
+class _StaticToken(BearerToken):
+    """A static token from ``tailer auth get-token`` (``Bearer`` before it or not); when it expires Tailer answers
+    401."""
 
     def __init__(self, token: SecretStr) -> None:
         value = token.get_secret_value().strip()
-        self._token = value[7:].strip() if value.lower().startswith("bearer ") else value
+        super().__init__(value[7:].strip() if value.lower().startswith("bearer ") else value)
         #: when the token stops working (its ``exp``), None when it does not say
-        self.expires_at = jwt_expiry(self._token)
-
-    def secrets(self) -> list[str]:
-        return [self._token]
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
+        self.expires_at = jwt_expiry(self.token)
 
 
 class ServiceAccountAuth(httpx.Auth):
@@ -625,7 +619,7 @@ class Client(ProviderClient[Connection, Job]):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
-        self.authn: _BearerToken | ServiceAccountAuth | FirebaseSession = _build_auth(
+        self.authn: _StaticToken | ServiceAccountAuth | FirebaseSession = _build_auth(
             name, connection, clock, self._session_error
         )
         self._auth_detail = ""
@@ -794,7 +788,7 @@ class Client(ProviderClient[Connection, Job]):
 
     def credential_deadline(self) -> tuple[datetime, str] | None:
         """A static token's ``exp``: the bot cannot renew it. None for the credentials it renews itself."""
-        if isinstance(self.authn, _BearerToken) and self.authn.expires_at is not None:
+        if isinstance(self.authn, _StaticToken) and self.authn.expires_at is not None:
             return datetime.fromtimestamp(self.authn.expires_at, UTC), _RENEW_STATIC
         return None
 
@@ -914,10 +908,10 @@ def _build_auth(
     connection: Connection,
     clock: Callable[[], float],
     error: Callable[[type[ProviderError], str], ProviderError],
-) -> _BearerToken | ServiceAccountAuth | FirebaseSession:
+) -> _StaticToken | ServiceAccountAuth | FirebaseSession:
     """The auth the connection asks for; an unreadable key file is a configuration error."""
     if connection.token is not None:
-        return _BearerToken(connection.token)
+        return _StaticToken(connection.token)
     if connection.refresh_token is not None and connection.firebase_api_key is not None:
         return FirebaseSession(
             connection.token_url, connection.firebase_api_key, connection.refresh_token, clock=clock, error=error

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.catalog.model import Catalog, Pipeline
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import ALERT_MESSAGES, ALERTS, Metrics
 from bot.service.clients import ClientPool
 from bot.slack.blocks.alerts import (
     alert_batches,
@@ -96,7 +96,7 @@ class Alerter:
             now=now,
         )
         outcome = "muted" if alert.muted else ("new" if new else "repeat")
-        self.metrics.inc("pipeline_bot_alerts_total", {"outcome": outcome})
+        self.metrics.inc(ALERTS, {"outcome": outcome})
         if not new:
             await self.rerender(alert)
         return alert
@@ -126,7 +126,7 @@ class Alerter:
             now=self.now(), window=self.group_window, render=render, split=split
         )
         for size in sizes:
-            self.metrics.inc("pipeline_bot_alert_messages_total", {"size": "single" if size == 1 else "grouped"})
+            self.metrics.inc(ALERT_MESSAGES, {"size": "single" if size == 1 else "grouped"})
         return written
 
     async def rerender(self, alert: Alert) -> None:

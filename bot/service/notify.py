@@ -158,6 +158,10 @@ class Notifier:
         held = await self.retrier.held_failure(run) if self.retrier is not None else None
         if held is not None:
             await self._failed(held)
+        elif run.origin == "schedule" and run.provider_run_id is None and run.retry_of is None:
+            # a schedule's start that never got going (refused, unreachable, or unknown whether it started):
+            # nobody asked for it, so nobody would hear of it; the pipeline missed its slot, its owners are told
+            await self._failed(run)
 
     async def failure(self, run: RunRecord, *, mention: bool = True) -> None:
         pipeline = self.pipeline(run)

@@ -9,6 +9,7 @@ over). The failure alert goes out only when the attempts are used up.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -136,9 +137,18 @@ class Retrier:
     async def tick(self) -> int:
         """Start the retries whose backoff is over."""
         due = await self.store.claim_waiting_runs(self.owner, now=self.now(), limit=50, lease=self.lease)
-        for run in due:
-            with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
-                await self._start(run)
+        # they start one after another, each trigger taking up to its connection's timeout: every claimed run is
+        # this process's start from the claim on, its lease renewed until its own turn comes and its answer is
+        # recorded (otherwise recovery gives up the later ones as abandoned while their process is alive)
+        async with contextlib.AsyncExitStack() as held:
+            for run in due:
+                await held.enter_async_context(self.starts.holding(run.id))
+            for run in due:
+                with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
+                    try:
+                        await self._start(run)
+                    except Exception:  # one start that failed (a catalog changed under it) keeps none from theirs
+                        log.exception("retry run %s could not be started", run.id, extra={"run_id": run.id})
         return len(due)
 
     async def _start(self, run: RunRecord) -> None:
@@ -166,6 +176,11 @@ class Retrier:
             waiting = await self.store.get_run(run.id)
             if waiting is not None:
                 await self.notifier.refresh_card(waiting)
+            return None
+        if run.id not in await self.store.renew_start_leases(self.owner, [run.id], until=self.now() + self.lease):
+            # given up while it waited its turn (this process was thought gone): it was not sent, and is not now
+            log.warning("run %s was given up before its trigger was sent: not started", run.id,
+                        extra={"run_id": run.id})
             return None
         resume = (
             policy is not None

@@ -220,13 +220,19 @@ class RunService:
                 return await client.trigger(job_config, params)
         except TriggerOutcomeUnknown as exc:
             record = await self.store.finish_run(record.id, RunState.UNKNOWN, str(exc), now=self.now())
-            await self.notifier.refresh_card(record)
-            await self.store.mark_notified(record.id, record.state)
+            if _unattended(record):
+                await self.notifier.on_change(Transition(record, "starting", record.state))
+            else:
+                await self.notifier.refresh_card(record)
+                await self.store.mark_notified(record.id, record.state)
             await self._audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"{escape(str(exc))}") from None
         except ProviderError as exc:
             ended = await self.store.finish_run(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
-            await self.store.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
+            if _unattended(ended):  # nobody waits for a reply: the channel is told, and the owners alerted
+                await self.notifier.on_change(Transition(ended, "starting", ended.state))
+            else:
+                await self.store.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
             await self._audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
 
@@ -414,6 +420,11 @@ class RunService:
 
 
 _PAST = {"enable": "Enabled", "disable": "Disabled", "archive": "Archived", "reset": "Reset"}
+
+
+def _unattended(run: RunRecord) -> bool:
+    """A schedule's start: no person waits for a reply (a workflow's step is told by its workflow)."""
+    return run.origin == "schedule"
 
 
 def _ident(job: Mapping[str, Any]) -> str:

@@ -39,7 +39,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from time import time
+from time import monotonic, time
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -48,8 +48,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.ops.metrics import Metrics
-from bot.store.requests import RequestLedger
+from bot.ops.metrics import SLACK_ACK, SLACK_REQUESTS_REFUSED, Metrics
+from bot.store.requests import Ledger
 
 __all__ = [
     "ACK_DEADLINE",
@@ -84,7 +84,7 @@ class Claim:
 
 
 class Replays:
-    def __init__(self, ledger: RequestLedger, now: Callable[[], datetime], metrics: Metrics | None = None) -> None:
+    def __init__(self, ledger: Ledger, now: Callable[[], datetime], metrics: Metrics | None = None) -> None:
         self.ledger = ledger
         self.now = now
         self.metrics = metrics
@@ -101,7 +101,7 @@ class Replays:
         if token is None:
             log.info("a repeat of a Slack request already taken was ignored%s", f" (retry {retry})" if retry else "")
             if self.metrics is not None:
-                self.metrics.inc("pipeline_bot_slack_requests_refused_total", {"reason": "repeat"})
+                self.metrics.inc(SLACK_REQUESTS_REFUSED, {"reason": "repeat"})
             return None
         return Claim(digest, token)
 
@@ -173,11 +173,13 @@ class ReplaySafeSocketModeHandler(AsyncSocketModeHandler):
     """Bolt's Socket Mode handler, with each envelope claimed before Bolt sees it. A repeat gets its ack
     (so Slack stops redelivering it) and nothing else."""
 
-    def __init__(self, app: AsyncApp, app_token: str, replays: Replays) -> None:
+    def __init__(self, app: AsyncApp, app_token: str, replays: Replays, metrics: Metrics | None = None) -> None:
         super().__init__(app, app_token)
         self.replays = replays
+        self.metrics = metrics
 
     async def handle(self, client: Any, req: SocketModeRequest) -> None:
+        arrived = monotonic()
         retry = str(req.retry_attempt) if req.retry_attempt else None
         try:
             claim = await self.replays.claim(envelope_key(req), retry=retry)
@@ -198,6 +200,8 @@ class ReplaySafeSocketModeHandler(AsyncSocketModeHandler):
             if acked:
                 await self.replays.answered(claim)
             await send_async_response(client, req, response, start)
+            if acked and self.metrics is not None:
+                self.metrics.observe(SLACK_ACK, monotonic() - arrived)
         finally:
             renewing.cancel()
             if not acked:

@@ -64,13 +64,14 @@ class TriggerLimits:
             if held is None:
                 return None
             if queue:
+                extra = (await conn.execute(select(runs.c.extra).where(runs.c.id == run_id))).scalar_one_or_none()
                 await conn.execute(
                     update(runs)
                     .where(runs.c.id == run_id)
                     .values(
                         state=WAITING,
                         next_poll_at=held.until,
-                        extra={"waiting_for": held.limit.reason},
+                        extra={**(extra or {}), "waiting_for": held.limit.reason},  # what else it held stays
                         updated_at=now,
                         lease_owner=None,
                         lease_expires_at=None,

@@ -112,10 +112,6 @@ class Transition:
     before: str
     after: str
 
-    @property
-    def became(self) -> RunState | None:
-        return self.run.run_state
-
 
 @dataclass(frozen=True, slots=True)
 class CardRecord:

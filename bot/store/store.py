@@ -24,7 +24,7 @@ from bot.store.alerting import AlertStore, repoint_alerts
 from bot.store.limits import TriggerLimits
 from bot.store.messages import write_message
 from bot.store.records import STARTING, WAITING, AuditEntry, CardRecord, NewRun, OutboxItem, RunRecord, Transition
-from bot.store.requests import RequestLedger
+from bot.store.requests import Ledger, LocalRequestLedger, RequestLedger
 from bot.store.tables import audit, cards, mutes, outbox, run_events, runs
 from bot.store.workflow_runs import WorkflowStore
 
@@ -55,10 +55,13 @@ class Store:
         self._postgres = engine.dialect.name == "postgresql"
         self.alerting = AlertStore(engine)
         self.workflows = WorkflowStore(engine)
-        self.requests = RequestLedger(engine)
+        self.requests: Ledger = (
+            RequestLedger(engine) if self._postgres else LocalRequestLedger(engine)
+        )
         self.limits = TriggerLimits(engine)
 
     async def close(self) -> None:
+        await self.requests.close()
         await self.engine.dispose()
 
     async def ping(self) -> None:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from bot.errors import ProviderError, ProviderNoNews
 from bot.models import RunState, RunStatus
 from bot.ops.logs import run_context
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import POLL_DELAY, POLL_LAG, POLLS, PROVIDER_ERRORS, Metrics
 from bot.ops.ticks import TickGuard
 from bot.service.clients import ClientPool
 from bot.slack.text import human_duration
@@ -100,8 +100,10 @@ class Poller:
         if due:
             self.lag = sorted((now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at)
             if self.lag:
-                self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[-1], {"quantile": "1"})
-                self.metrics.set("pipeline_bot_poll_lag_seconds", self.lag[len(self.lag) // 2], {"quantile": "0.5"})
+                self.metrics.set(POLL_LAG, self.lag[-1], {"quantile": "1"})
+                self.metrics.set(POLL_LAG, self.lag[len(self.lag) // 2], {"quantile": "0.5"})
+                for lag in self.lag:
+                    self.metrics.observe(POLL_DELAY, lag)
             started = [self._start(run) for run in due]
             await asyncio.wait(started, timeout=self.tick_wait)
         if self._failed:  # the database went away mid-poll, most likely: the next tick hands their leases back
@@ -137,7 +139,7 @@ class Poller:
             status = await self._ask(run)
         except ProviderError as exc:
             self.errors += 1
-            self.metrics.inc("pipeline_bot_provider_errors_total", {"connection": run.connection, "kind": exc.kind})
+            self.metrics.inc(PROVIDER_ERRORS, {"connection": run.connection, "kind": exc.kind})
             now = self.now()
             wait = self.intervals.after_error(run.unknown_since, now)
             record = await self.store.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait)
@@ -167,7 +169,7 @@ class Poller:
         job = self.pool.job(run.provider, run.job)
         async with self.pool.slot(run.connection):
             self.polls += 1
-            self.metrics.inc("pipeline_bot_polls_total", {"connection": run.connection})
+            self.metrics.inc(POLLS, {"connection": run.connection})
             return await client.get_status(job, run.provider_run_id)
 
     async def _unknown_since(self, run: RunRecord, status: RunStatus, now: datetime) -> datetime:

@@ -70,7 +70,6 @@ class ScheduleRunner:
         self.start = start
         self.owner = owner
         self.now = now
-        self.fired: list[tuple[str, str]] = []
 
     def install(self, scheduler: AsyncIOScheduler) -> None:
         for item in scheduled_items(self.catalog):
@@ -115,7 +114,6 @@ class ScheduleRunner:
     async def _run_slot(self, item: Scheduled, slot: datetime) -> bool:
         if not await self.store.alerting.claim_slot(item.key, _slot_key(slot), self.owner, now=self.now()):
             return False
-        self.fired.append((item.name, _slot_key(slot)))
         try:
             await self.start(item.kind, item.name, dict(item.schedule.parameters))
         except Exception:

@@ -24,7 +24,7 @@ from bot.catalog.model import Catalog, Pipeline
 from bot.errors import ProviderError
 from bot.models import RunState, RunStatus
 from bot.ops.logs import run_context
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import EXTERNAL_RUNS, Metrics
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.store.alerting import Watch
@@ -186,7 +186,7 @@ class Watcher:
         except AlreadyTracked:  # another replica's cycle recorded it a moment ago
             return 0
         self.found += 1
-        self.metrics.inc("pipeline_bot_external_runs_total", {"pipeline": pipeline.name})
+        self.metrics.inc(EXTERNAL_RUNS, {"pipeline": pipeline.name})
         log.info(
             "found %s run %s started outside Slack",
             pipeline.name,

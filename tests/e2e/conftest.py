@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--no-first-run",
 ]
 INSTALL = ("install Debian's Chromium and Playwright for Python: `apt-get install -y chromium` and "
-           "`pip install playwright` (no `playwright install`: the tests launch /usr/bin/chromium)")
+           "`pip install -e '.[browser]'` (no `playwright install`: the tests launch /usr/bin/chromium)")
 START_TIMEOUT = 60.0
 
 

@@ -16,7 +16,6 @@ from sqlalchemy import text
 
 from bot.emulators._core import ManualClock
 from bot.store.engine import make_engine
-from tests.conftest import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database
 from tests.faults import (
     QUEUED_S,
     RUNNING_S,
@@ -30,7 +29,8 @@ from tests.faults import (
     start_runs,
     wait,
 )
-from tests.scenario.test_crash_recovery import BotProcess
+from tests.postgres import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database
+from tests.scenario.harness import BotProcess
 
 pytestmark = pytest.mark.slow
 

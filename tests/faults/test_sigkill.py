@@ -27,7 +27,7 @@ from tests.faults import (
     start_runs,
     wait,
 )
-from tests.scenario.test_crash_recovery import BotProcess
+from tests.scenario.harness import BotProcess
 
 pytestmark = pytest.mark.slow
 

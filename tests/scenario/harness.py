@@ -1,16 +1,24 @@
 """A whole world for scenario tests: the fake Slack, the four provider emulators on one manual clock,
-and the real bot (runtime, HTTP endpoint, scheduler, SQLite file) with short poll intervals."""
+and the real bot (runtime, HTTP endpoint, scheduler, SQLite file) with short poll intervals; or the bot as a
+process of its own (``BotProcess``, ``bot_env``, ``bot_command``), started through its CLI."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bot.catalog.load import parse_catalog
 from bot.config import Settings
@@ -243,3 +251,92 @@ async def running_world(
         for emulator in emulators.values():
             await emulator.stop()
         await slack.stop()
+
+
+# -- the bot as a process of its own ------------------------------------------------------------------------------
+
+
+def bot_env(**settings: str) -> dict[str, str]:
+    """The environment of ``python -m bot …`` in a test: this process's, less any Slack, database or catalog
+    setting, with the providers' credentials (``ENV``) and ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "PIPELINES_FILE"))}
+    env.update(ENV)
+    env.update(settings)
+    return env
+
+
+def bot_command(folder: Path, *args: str) -> list[str]:
+    """``python -m bot ARGS`` with an env file that does not exist: the settings come from the environment alone."""
+    return [sys.executable, "-m", "bot", *args, "--env-file", str(folder / "none.env")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BotProcess:
+    """``python -m bot run`` in HTTP mode on a SQLite file in ``tmp``, against the fake Slack, with short poll
+    intervals; ``extra`` settings on top. Its log goes to a file in ``tmp``."""
+
+    def __init__(self, tmp: Path, slack: FakeSlack, catalog: Path, extra: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.log = open(tmp / f"bot-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
+        env = bot_env(
+            SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=slack.signing_secret, SLACK_API_URL=slack.api_url,
+            DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'bot.db'}", PIPELINES_FILE=str(catalog), PORT=str(self.port),
+            HOST="127.0.0.1", POLL_INTERVAL_SECONDS="0.2", POLL_INTERVAL_MAX_SECONDS="0.5", POLL_TICK_SECONDS="0.05",
+            DELIVERY_TICK_SECONDS="0.05", LOG_FORMAT="json", SLACK_ADMINS="U0CAROL",
+        )
+        env.update(extra or {})
+        self.proc = subprocess.Popen(bot_command(tmp, "run"), env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with httpx.AsyncClient() as client:
+            while asyncio.get_running_loop().time() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"the bot exited with {self.proc.returncode}; see {self.log.name}")
+                try:
+                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"the bot did not become ready; see {self.log.name}")
+
+    def metric(self, name: str) -> float:
+        """Sum of a metric's series, read from the process's /metrics."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+
+
+def card_runs(slack: FakeSlack, channel: str) -> dict[str, str]:
+    """card ts → its current text, for the cards (top-level messages with a header) of a channel."""
+    return {m.ts: m.text for m in slack.messages(channel) if any(b.get("type") == "header" for b in m.blocks)}
+
+
+async def wait(predicate: object, timeout: float, what: str, slack: FakeSlack) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{slack.describe()}")
+        await asyncio.sleep(0.05)

@@ -5,96 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bot.emulators._core import ManualClock, Outcome
 from bot.emulators.slack import FakeSlack
-from tests.scenario.harness import ENV, FAILING_RIVER, catalog_text, make_emulators, world
+from tests.scenario.harness import (
+    FAILING_RIVER,
+    BotProcess,
+    card_runs,
+    catalog_text,
+    make_emulators,
+    wait,
+    world,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class BotProcess:
-    def __init__(self, tmp: Path, slack: FakeSlack, catalog: Path, extra: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.log = open(tmp / f"bot-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-        env.update(ENV)
-        env.update(
-            SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=slack.signing_secret, SLACK_API_URL=slack.api_url,
-            DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'bot.db'}", PIPELINES_FILE=str(catalog), PORT=str(self.port),
-            HOST="127.0.0.1", POLL_INTERVAL_SECONDS="0.2", POLL_INTERVAL_MAX_SECONDS="0.5", POLL_TICK_SECONDS="0.05",
-            DELIVERY_TICK_SECONDS="0.05", LOG_FORMAT="json", SLACK_ADMINS="U0CAROL",
-        )
-        env.update(extra or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--env-file", str(tmp / "none.env")],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    async def ready(self, timeout: float = 60.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        async with httpx.AsyncClient() as client:
-            while asyncio.get_running_loop().time() < deadline:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"the bot exited with {self.proc.returncode}; see {self.log.name}")
-                try:
-                    if (await client.get(f"{self.url}/readyz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"the bot did not become ready; see {self.log.name}")
-
-    def metric(self, name: str) -> float:
-        """Sum of a metric's series, read from the process's /metrics."""
-        text = httpx.get(f"{self.url}/metrics", timeout=5).text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self.log.closed:
-            self.log.close()
-
-
-def card_runs(slack: FakeSlack, channel: str) -> dict[str, str]:
-    """card ts → its current text, for the cards (top-level messages with a header) of a channel."""
-    return {m.ts: m.text for m in slack.messages(channel) if any(b.get("type") == "header" for b in m.blocks)}
-
-
-async def wait(predicate: object, timeout: float, what: str, slack: FakeSlack) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{slack.describe()}")
-        await asyncio.sleep(0.05)
 
 
 async def test_sigkill_with_runs_in_flight_loses_and_duplicates_nothing(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import text
 
 from bot.store.engine import make_engine
-from tests.conftest import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database
+from tests.postgres import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database
 from tests.scenario.harness import world
 
 SERIES = (
@@ -43,6 +43,20 @@ async def test_metrics_expose_the_listed_series(tmp_path: Path) -> None:
     assert any(line.startswith('pipeline_bot_polls_total{connection="rivery"}') for line in samples)
     assert any('method="chat.postMessage",outcome="ok"' in line for line in samples)
     assert any(line.startswith('pipeline_bot_alerts_total{outcome="new"} 1') for line in samples)
+
+
+async def test_metrics_time_each_ack_and_each_poll(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        assert (await w.command("run leads-ods")).ok
+        await w.card_saying("queued")
+        await w.until(lambda: w.runtime.metrics.value("pipeline_bot_poll_delay_seconds_count") >= 1, what="a poll")
+        assert w.runtime.http is not None
+        async with httpx.AsyncClient(base_url=w.runtime.http.url) as client:
+            body = (await client.get("/metrics")).text
+    samples = dict(line.rsplit(" ", 1) for line in body.splitlines() if not line.startswith("#"))
+    assert float(samples["pipeline_bot_slack_ack_seconds_count"]) == 1  # the command, acked over HTTP
+    assert float(samples['pipeline_bot_slack_ack_seconds_bucket{le="+Inf"}']) == 1
+    assert float(samples["pipeline_bot_poll_delay_seconds_count"]) >= 1
 
 
 async def test_readyz_fails_while_the_database_is_away_and_recovers(tmp_path: Path) -> None:

@@ -13,9 +13,8 @@ import pytest
 
 from bot.emulators._core import ManualClock, Outcome
 from bot.emulators.slack import FakeSlack
-from tests.conftest import create_postgres_database, drop_postgres_database
-from tests.scenario.harness import catalog_text, make_emulators, unlimited_rivery
-from tests.scenario.test_crash_recovery import BotProcess, wait
+from tests.postgres import create_postgres_database, drop_postgres_database
+from tests.scenario.harness import BotProcess, catalog_text, make_emulators, unlimited_rivery, wait
 
 pytestmark = pytest.mark.slow
 

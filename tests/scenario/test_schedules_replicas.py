@@ -12,9 +12,8 @@ import yaml
 
 from bot.emulators._core import ManualClock, Outcome
 from bot.emulators.slack import FakeSlack
-from tests.conftest import create_postgres_database, drop_postgres_database
-from tests.scenario.harness import catalog_text, make_emulators
-from tests.scenario.test_crash_recovery import BotProcess
+from tests.postgres import create_postgres_database, drop_postgres_database
+from tests.scenario.harness import BotProcess, catalog_text, make_emulators
 
 pytestmark = pytest.mark.slow
 

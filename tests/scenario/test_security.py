@@ -16,7 +16,7 @@ from bot.emulators._core import Outcome
 from bot.emulators.slack import payloads
 from bot.emulators.slack.signing import signature
 from bot.slack.blocks import ids
-from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.postgres import create_postgres_database, drop_postgres_database
 from tests.scenario.harness import DK_JOB, FAILING_RIVER, World, world
 from tests.scenario.surface import (
     add_stranger,

@@ -10,7 +10,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -18,8 +17,15 @@ import pytest
 
 from bot.emulators._core import Fault, ManualClock
 from bot.emulators.slack import FakeSlack
-from tests.scenario.harness import ENV, catalog_text, make_emulators
-from tests.scenario.test_crash_recovery import BotProcess, card_runs, wait
+from tests.scenario.harness import (
+    BotProcess,
+    bot_command,
+    bot_env,
+    card_runs,
+    catalog_text,
+    make_emulators,
+    wait,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +40,10 @@ pipelines:
 def cli(tmp: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     catalog = tmp / "pipelines.yml"
     catalog.write_text(CATALOG)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "PIPELINES_FILE"))}
-    env.update(ENV)
-    env.update(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="s3cret-signing", PIPELINES_FILE=str(catalog),
-               HOST="127.0.0.1", PORT="0", LOG_FORMAT="json", SLACK_API_URL="http://127.0.0.1:9/api/")
+    env = bot_env(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="s3cret-signing", PIPELINES_FILE=str(catalog),
+                  HOST="127.0.0.1", PORT="0", LOG_FORMAT="json", SLACK_API_URL="http://127.0.0.1:9/api/")
     env.update(settings)
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args, "--env-file", str(tmp / "none.env")],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
+    return subprocess.run(bot_command(tmp, *args), env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_check_refuses_a_database_url_the_bot_cannot_open_and_says_which_form_to_use(tmp_path: Path) -> None:
@@ -236,17 +237,14 @@ def test_run_on_an_existing_sqlite_file_it_cannot_write_says_so_in_one_line(tmp_
         asyncio.run(migrated())
         for leftover in folder.glob("bot.db*"):
             leftover.chmod(0o444)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "PIPELINES_FILE"))}
         catalog = folder / "pipelines.yml"
         catalog.write_text(CATALOG)
         catalog.chmod(0o644)
-        env.update(ENV)
-        env.update(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET="s3cret-signing", PIPELINES_FILE=str(catalog),
-                   HOST="127.0.0.1", PORT="0", SLACK_API_URL="http://127.0.0.1:9/api/",
-                   DATABASE_URL=f"sqlite+aiosqlite:///{db}", HOME=str(folder))
+        env = bot_env(SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET="s3cret-signing",
+                      PIPELINES_FILE=str(catalog), HOST="127.0.0.1", PORT="0", SLACK_API_URL="http://127.0.0.1:9/api/",
+                      DATABASE_URL=f"sqlite+aiosqlite:///{db}", HOME=str(folder))
         result = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "bot", "run",
-             "--env-file", str(folder / "none.env")],
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *bot_command(folder, "run")],
             env=env, capture_output=True, text=True, timeout=120, cwd=folder,
         )
         output = (result.stdout + result.stderr).strip()

@@ -32,7 +32,6 @@ __all__ = [
     "mute_value",
     "op_value",
     "param_block_id",
-    "param_name",
     "parse_mute_value",
     "parse_op_value",
     "parse_run_value",
@@ -84,11 +83,6 @@ def list_run_action_id(index: int) -> str:
 def param_block_id(name: str) -> str:
     """The block_id of a parameter's input in the run modal."""
     return f"{PARAM_BLOCK_PREFIX}{name}"
-
-
-def param_name(block_id: str) -> str | None:
-    """The parameter a modal block_id stands for, or None for any other block."""
-    return block_id[len(PARAM_BLOCK_PREFIX) :] if block_id.startswith(PARAM_BLOCK_PREFIX) else None
 
 
 def parse_run_value(value: str) -> int:

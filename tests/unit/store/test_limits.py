@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
+
 from bot.models import TriggerLimit
 from bot.store.engine import make_engine
 from bot.store.records import NewRun
 from bot.store.store import Store
+from bot.store.tables import runs
 
 NOW = datetime(2026, 11, 22, 10, 0, 30, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -54,12 +57,14 @@ async def test_a_held_start_of_the_bot_waits_with_its_reason_and_is_admitted_onc
     await started(store, NOW - timedelta(seconds=50))
     await started(store, NOW - timedelta(seconds=5))
     scheduled = await store.create_run(new_run(origin="schedule"), now=NOW, next_poll_at=None)
+    async with store.engine.begin() as conn:  # whatever the run held already stays (it used to be replaced)
+        await conn.execute(update(runs).where(runs.c.id == scheduled.id).values(extra={"held": "before"}))
     held = await store.limits.admit(scheduled.id, "rivery-us", limits(), now=NOW, queue=True)
     assert held is not None and held.until == datetime(2026, 11, 22, 10, 1, tzinfo=UTC)
     waiting = await store.get_run(scheduled.id)
     assert waiting is not None
     assert (waiting.state, waiting.next_poll_at) == ("waiting", held.until)
-    assert waiting.extra == {"waiting_for": "Rivery allows 2 runs of a river a minute"}
+    assert waiting.extra == {"held": "before", "waiting_for": "Rivery allows 2 runs of a river a minute"}
 
     claimed = await store.claim_waiting_runs("me", now=held.until, limit=10, lease=MINUTE)
     assert [r.id for r in claimed] == [scheduled.id]

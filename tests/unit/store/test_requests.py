@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from bot.store.engine import make_engine
+import pytest
+from sqlalchemy import select
+
+from bot.store.engine import make_engine, migrate
+from bot.store.requests import LocalRequestLedger, RequestLedger
 from bot.store.store import Store
+from bot.store.tables import slack_requests
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 HOLD = timedelta(seconds=3)
@@ -46,7 +54,18 @@ async def test_an_unanswered_claim_is_given_back_or_lapses(store: Store) -> None
     assert await ledger.claim("k", now=NOW + timedelta(minutes=5), hold=HOLD, keep=KEEP) is None
 
 
-async def test_claims_racing_from_several_connections_make_one_winner(store: Store) -> None:
+@pytest.fixture
+async def pg_store(postgres_url: str) -> AsyncIterator[Store]:
+    """Several replicas share a ledger only on PostgreSQL (SQLite is held by one process: bot.store.lock)."""
+    engine = make_engine(postgres_url)
+    await migrate(engine)
+    s = Store(engine)
+    yield s
+    await s.close()
+
+
+async def test_claims_racing_from_several_connections_make_one_winner(pg_store: Store) -> None:
+    store = pg_store
     engines = [make_engine(store.engine.url.render_as_string(hide_password=False)) for _ in range(4)]
     stores = [Store(engine) for engine in engines]
     try:
@@ -73,3 +92,78 @@ async def test_a_renewed_claim_is_not_taken_over(store: Store) -> None:
     assert not await ledger.renew("k", token, now=NOW + timedelta(seconds=6))
     await ledger.answered("k", taker)
     assert not await ledger.renew("k", taker, now=NOW + timedelta(seconds=7))
+
+
+async def test_claims_arriving_together_share_a_transaction_and_one_key_still_has_one_winner(pg_store: Store) -> None:
+    """Group commit: 60 claims at once (20 keys, three of each) are written in far fewer transactions than
+    claims, and each key has exactly one winner."""
+    ledger = pg_store.requests
+    assert isinstance(ledger, RequestLedger)
+    writes: list[int] = []
+    real = ledger._claim_batch
+
+    async def counted(batch: list[Any]) -> list[str | None]:
+        writes.append(len(batch))
+        return await real(batch)
+
+    ledger._claims._write = counted
+    keys = [f"key-{i % 20}" for i in range(60)]
+    tokens = await asyncio.gather(*(ledger.claim(k, now=NOW, hold=HOLD, keep=KEEP) for k in keys))
+    winners = {k: sum(1 for kk, t in zip(keys, tokens, strict=True) if kk == k and t is not None) for k in keys}
+    assert set(winners.values()) == {1}, winners
+    assert sum(writes) == 60 and len(writes) < 10, writes
+    await asyncio.gather(*(ledger.answered(k, t) for k, t in zip(keys, tokens, strict=True) if t is not None))
+    assert await ledger.claim("key-3", now=NOW + timedelta(minutes=1), hold=HOLD, keep=KEEP) is None
+
+
+async def test_a_claim_whose_caller_gave_up_is_given_back(pg_store: Store) -> None:
+    """The caller's timeout fires while its batch is being written: if the batch took the key, it is given back,
+    so Slack's retry of the request is processed rather than refused as a repeat."""
+    ledger = pg_store.requests
+    assert isinstance(ledger, RequestLedger)
+    release = asyncio.Event()
+    real = ledger._claim_batch
+
+    async def slow(batch: list[Any]) -> list[str | None]:
+        await release.wait()
+        return await real(batch)
+
+    ledger._claims._write = slow
+    caller = asyncio.ensure_future(ledger.claim("gave-up", now=NOW, hold=HOLD, keep=KEEP))
+    await asyncio.sleep(0.05)
+    caller.cancel()
+    release.set()
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if not ledger._background:
+            break
+    ledger._claims._write = real
+    assert await ledger.claim("gave-up", now=NOW + timedelta(seconds=1), hold=HOLD, keep=KEEP) is not None
+
+
+async def test_on_sqlite_the_next_process_reads_the_ledger_back(tmp_path: Path) -> None:
+    """SQLite: the process's memory is the ledger, copied to the table in the background. The next process on the
+    file refuses what the last one answered and takes over what it held once ``hold`` has passed."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    engine = make_engine(url)
+    await migrate(engine)
+    first = Store(engine)
+    assert isinstance(first.requests, LocalRequestLedger)
+    answered = await first.requests.claim("answered", now=NOW, hold=HOLD, keep=KEEP)
+    assert answered is not None
+    await first.requests.answered("answered", answered)
+    assert await first.requests.claim("held", now=NOW, hold=HOLD, keep=KEEP) is not None
+    await asyncio.sleep(LocalRequestLedger.FLUSH_EVERY * 3)  # copied in the background, before any stop
+    async with engine.connect() as conn:
+        assert {r.key: r.state for r in await conn.execute(select(slack_requests))} == {
+            "answered": "answered", "held": "held"}
+    await first.close()
+
+    second = Store(make_engine(url))
+    try:
+        later = NOW + timedelta(seconds=1)
+        assert await second.requests.claim("answered", now=later, hold=HOLD, keep=KEEP) is None
+        assert await second.requests.claim("held", now=later, hold=HOLD, keep=KEEP) is None
+        assert await second.requests.claim("held", now=NOW + 2 * HOLD, hold=HOLD, keep=KEEP) is not None
+    finally:
+        await second.close()

@@ -73,7 +73,7 @@ async def test_an_unknown_status_shows_at_once_and_polling_stops_after_the_bound
 
     first = await world.poll_at(timedelta(seconds=5), run)
     assert (first.state, first.raw_status, first.final) == ("unknown", "Z", False)
-    assert world.changes and world.changes[-1].became is RunState.UNKNOWN  # the card shows it at once
+    assert world.changes and world.changes[-1].run.run_state is RunState.UNKNOWN  # the card shows it at once
 
     still = await world.poll_at(timedelta(seconds=5) + UNKNOWN_STATUS_LIMIT - timedelta(seconds=1), run)
     assert not still.final and still.next_poll_at is not None

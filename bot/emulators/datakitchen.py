@@ -198,6 +198,9 @@ class _Order:
 
 
 class DataKitchenEmulator(EmulatorServer):
+    """DataKitchen's routes and their handlers (``on_<what>``), strict mode, tokens and orders; ``_Documents``
+    writes the answers."""
+
     provider: ClassVar[str] = "datakitchen"
 
     def __init__(
@@ -222,6 +225,7 @@ class DataKitchenEmulator(EmulatorServer):
         #: serve only what a source shows (``SOURCED_REQUESTS`` / ``SOURCED_FIELDS``)
         self.strict = strict
         self.orders: dict[str, _Order] = {}
+        self.documents = _Documents(self)
         self._secret = secrets.token_bytes(32)
 
     def configure(self, scenario: Mapping[str, Any]) -> None:
@@ -284,7 +288,7 @@ class DataKitchenEmulator(EmulatorServer):
         sourced.__name__ = handler.__name__
         return sourced
 
-    def _keep(self, shape: str, answer: dict[str, Any]) -> dict[str, Any]:
+    def keep(self, shape: str, answer: dict[str, Any]) -> dict[str, Any]:
         """An answer as served: under strict mode without the keys no source shows for its shape."""
         if not self.strict:
             return answer
@@ -367,41 +371,14 @@ class DataKitchenEmulator(EmulatorServer):
         claims, why = self._claims(token) if token else (None, "missing authorization token")
         if claims is None:
             return _error(why, 401)
-        return json_response(self._keep("validatetoken", {"token": self.issue_token(str(claims["sub"]))}))
+        return json_response(self.keep("validatetoken", {"token": self.issue_token(str(claims["sub"]))}))
 
     # -- catalog ----------------------------------------------------------------------------
 
-    def _known_catalog(self) -> dict[str, dict[str, list[str]]]:
-        """The configured kitchens, else what the state's scripted jobs and existing orders name."""
-        if self.kitchens is not None:
-            return self.kitchens
-        keys = list(getattr(self.state, "_scripts", {})) + [o.job for o in self.orders.values()]
-        found: dict[str, dict[str, list[str]]] = {}
-        for key in keys:
-            parts = key.split("/", 2)
-            if len(parts) == 3:
-                variations = found.setdefault(parts[0], {}).setdefault(parts[1], [])
-                if parts[2] not in variations:
-                    variations.append(parts[2])
-        return found
-
-    def _refusal(self, kitchen: str, recipe: str, variation: str) -> str:
-        """Why an order for kitchen / recipe / variation cannot be created ("" when it can)."""
-        if self.kitchens is not None:
-            if kitchen not in self.kitchens:
-                return f"Kitchen {kitchen} does not exist"
-            if recipe not in self.kitchens[kitchen]:
-                return f"Recipe {recipe} does not exist in kitchen {kitchen}"
-            if variation not in self.kitchens[kitchen][recipe]:
-                return f"Variation {variation} does not exist in recipe {recipe}"
-        if not self.state.knows(f"{kitchen}/{recipe}/{variation}"):
-            return f"Unable to create order: recipe {recipe} with variation {variation} not found in kitchen {kitchen}"
-        return ""
-
     async def on_kitchens(self, request: web.Request) -> web.StreamResponse:
-        catalog = self._known_catalog()
-        return json_response(self._keep("kitchens", {"kitchens": [
-            self._keep("kitchen", {
+        catalog = self.documents.known_catalog()
+        return json_response(self.keep("kitchens", {"kitchens": [
+            self.keep("kitchen", {
                 "name": name, "description": f"Kitchen {name}", "parent-kitchen": "", "recipes": sorted(recipes),
                 "kitchen-staff": [], "recipeoverrides": {}, "restrict-recipes": False,
             })
@@ -410,20 +387,20 @@ class DataKitchenEmulator(EmulatorServer):
 
     async def on_recipes(self, request: web.Request) -> web.StreamResponse:
         kitchen = request.match_info["kitchen"]
-        catalog = self._known_catalog()
+        catalog = self.documents.known_catalog()
         if kitchen not in catalog:
             return _error(f"Kitchen {kitchen} does not exist", 404)
-        return json_response(self._keep("recipes", {"recipes": sorted(catalog[kitchen])}))
+        return json_response(self.keep("recipes", {"recipes": sorted(catalog[kitchen])}))
 
     async def on_variations(self, request: web.Request) -> web.StreamResponse:
         kitchen, recipe = request.match_info["kitchen"], request.match_info["recipe"]
-        variations = self._known_catalog().get(kitchen, {}).get(recipe)
+        variations = self.documents.known_catalog().get(kitchen, {}).get(recipe)
         if variations is None:
             return _error(f"Recipe {recipe} does not exist in kitchen {kitchen}", 404)
         contents = {"variation-list": {v: {"description": f"variation {v}", "graph-setting": "default"}
                                        for v in variations}}
-        return json_response(self._keep("variations", {"filename": "variations.json", "recipe": recipe,
-                                                       "contents": json.dumps(contents, indent=2)}))
+        return json_response(self.keep("variations", {"filename": "variations.json", "recipe": recipe,
+                                                      "contents": json.dumps(contents, indent=2)}))
 
     # -- orders and order runs ----------------------------------------------------------------
 
@@ -472,77 +449,6 @@ class DataKitchenEmulator(EmulatorServer):
         _, run = self.create_order(kitchen, recipe, variation, parameters, external=True, outcome=outcome)
         return run.run_id
 
-    def _status(self, run: EmuRun) -> str:
-        if run.extra.get("reran"):
-            return "SERVING_RERAN"
-        return _SERVING_STATUS[run.phase(self.state.now())]
-
-    def _timings(self, run: EmuRun) -> dict[str, int]:
-        now = self.state.now()
-        phase = run.phase(now)
-        if phase == "queued":  # planned: the time it was planned for
-            return {"start-time": _ms(run.created_at)}
-        start = min(run.started_at(), run.canceled_at or run.started_at())
-        timings = {"start-time": _ms(start)}
-        end = run.ended_at(now)
-        if end is not None:
-            timings["end-time"] = _ms(end)
-            timings["duration"] = _ms(max(end - start, 0.0))
-        return timings
-
-    def _serving_fields(self, run: EmuRun) -> dict[str, Any]:
-        """Everything the emulator knows of an order run (each answer keeps what its shape allows)."""
-        order = self.orders[str(run.extra["order_id"])]
-        status = self._status(run)
-        return {
-            "hid": run.run_id,
-            "order_id": order.order_id,
-            "status": status,
-            "orderrun_status": _ORDERRUN_WORDS[status],
-            "recipe_name": order.recipe,
-            "variation_name": order.variation,
-            "timings": self._keep("timings", self._timings(run)),
-        }
-
-    def _serving(self, run: EmuRun) -> dict[str, Any]:
-        """An order run as order/servings and order/status list it."""
-        return self._keep("serving", self._serving_fields(run))
-
-    def _order_status(self, order: _Order) -> str:
-        """``order-status`` with the values of DKUtils' constants."""
-        if order.paused:
-            return "PAUSED_ORDER"
-        now = self.state.now()
-        newest = self._servings_of(order)[:1]
-        live = any(self.state.runs[h].phase(now) in ("queued", "running") for h in order.servings)
-        if live or order.schedule != "now":
-            return "ACTIVE_ORDER"
-        if newest and newest[0].phase(now) == "failed" and not newest[0].extra.get("reran"):
-            return "ORDER_ERROR"
-        return "COMPLETED_ORDER"
-
-    def _order(self, order: _Order) -> dict[str, Any]:
-        return self._keep("order", {
-            "hid": order.order_id,
-            "order_id": order.order_id,
-            "recipe": order.recipe,
-            "variation": order.variation,
-            "order-status": self._order_status(order),
-            "schedule": order.schedule,
-            "input_settings": self._keep("input_settings", {"parameters": order.parameters,
-                                                            "schedule": order.schedule}),
-            "created_time": _ms(order.created_at),
-        })
-
-    def _servings_of(self, order: _Order) -> list[EmuRun]:
-        """An order's runs, newest first."""
-        runs = [self.state.runs[h] for h in order.servings]
-        return sorted(runs, key=lambda r: (r.created_at, order.servings.index(r.run_id)), reverse=True)
-
-    def _run(self, hid: str) -> EmuRun | None:
-        run = self.state.runs.get(hid)
-        return run if run is not None and run.extra.get("order_id") in self.orders else None
-
     async def on_create(self, request: web.Request) -> web.StreamResponse:
         kitchen, recipe, variation = (request.match_info[k] for k in ("kitchen", "recipe", "variation"))
         body = await read_body(request)
@@ -551,14 +457,14 @@ class DataKitchenEmulator(EmulatorServer):
         parameters = body.get("parameters") or {}
         if not isinstance(parameters, dict):
             return _error("parameters must be a JSON object", 400)
-        refusal = self._refusal(kitchen, recipe, variation)
+        refusal = self.documents.refusal(kitchen, recipe, variation)
         if refusal:
             return _error(refusal, 417)
         order, _ = self.create_order(kitchen, recipe, variation, parameters, schedule=body.get("schedule", "now"))
         answer: dict[str, Any] = {"status": "success", "variable_overrides": parameters}
         for key in self.create_keys:
             answer[key] = order.order_id
-        return json_response(self._keep("create", answer))
+        return json_response(self.keep("create", answer))
 
     async def on_servings(self, request: web.Request) -> web.StreamResponse:
         kitchen, order_id = request.match_info["kitchen"], request.match_info["order_id"]
@@ -567,9 +473,9 @@ class DataKitchenEmulator(EmulatorServer):
             return _error(f"Order {order_id} not found in kitchen {kitchen}", 404)
         body = await read_body(request)
         count = _int((body if isinstance(body, dict) else {}).get("count", request.query.get("count")), 10)
-        runs = self._servings_of(order)
-        return json_response(self._keep("servings", {"servings": [self._serving(r) for r in runs[:count]],
-                                                     "total": len(runs)}))
+        runs = self.documents.servings_of(order)
+        return json_response(self.keep("servings", {"servings": [self.documents.serving(r) for r in runs[:count]],
+                                                    "total": len(runs)}))
 
     async def on_order_status(self, request: web.Request) -> web.StreamResponse:
         kitchen = request.match_info["kitchen"]
@@ -587,12 +493,12 @@ class DataKitchenEmulator(EmulatorServer):
         page = orders[start:start + count]
         servings = {}
         for order in page:
-            runs = self._servings_of(order)
-            servings[order.order_id] = self._keep("order_servings", {
-                "servings": [self._serving(r) for r in runs[:scount]], "total": len(runs)})
-        return json_response(self._keep("order_status", {
+            runs = self.documents.servings_of(order)
+            servings[order.order_id] = self.keep("order_servings", {
+                "servings": [self.documents.serving(r) for r in runs[:scount]], "total": len(runs)})
+        return json_response(self.keep("order_status", {
             "kitchenname": kitchen,
-            "orders": [self._order(o) for o in page],
+            "orders": [self.documents.order(o) for o in page],
             "servings": servings,
             "total-orders": len(orders),
         }))
@@ -601,38 +507,203 @@ class DataKitchenEmulator(EmulatorServer):
         kitchen = request.match_info["kitchen"]
         body = await read_body(request)
         ask = body if isinstance(body, dict) else {}
-        runs = self._details_runs(kitchen, ask)
+        runs = self.documents.details_runs(kitchen, ask)
         if runs is None:
             return _error("Order run not found in kitchen " + kitchen, 404)
         orders = {str(r.extra["order_id"]): self.orders[str(r.extra["order_id"])] for r in runs}
-        return json_response(self._keep("details", {
+        return json_response(self.keep("details", {
             "status": "success",
             "kitchenname": kitchen,
-            "orders": [self._order(o) for o in orders.values()],
-            "servings": [self._detail(r, ask) for r in runs],
+            "orders": [self.documents.order(o) for o in orders.values()],
+            "servings": [self.documents.detail(r, ask) for r in runs],
         }))
 
-    def _details_runs(self, kitchen: str, ask: Mapping[str, Any]) -> list[EmuRun] | None:
+    async def on_stop(self, request: web.Request) -> web.StreamResponse:
+        body = await read_body(request)
+        ask = body if isinstance(body, dict) else {}
+        hid = request.match_info["orderrun_id"]
+        run = self.documents.run(hid)
+        if run is None:
+            return _error(f"Order run {hid} not found", 404)
+        kitchen = ask.get("kitchen_name")
+        if kitchen and self.orders[str(run.extra["order_id"])].kitchen != kitchen:
+            return _error(f"Order run {hid} not found in kitchen {kitchen}", 404)
+        if not self.state.cancel(run):
+            return _error(f"Order run {hid} cannot be stopped: it is {self.documents.status(run)}", 417)
+        return json_response(self.keep("stop", {"status": "success", "serving_hid": hid,
+                                                "serving_status": self.documents.status(run)}))
+
+    async def on_resume(self, request: web.Request) -> web.StreamResponse:
+        body = await read_body(request)
+        ask = body if isinstance(body, dict) else {}
+        # DKCloudCommand's order_resume names the run in the body and sends "None" in the path
+        hid = str(ask.get("serving_hid") or request.match_info["orderrun_id"])
+        run = self.documents.run(hid)
+        if run is None:
+            return _error(f"Order run {hid} not found", 404)
+        order = self.orders[str(run.extra["order_id"])]
+        if ask.get("kitchen_name") and ask["kitchen_name"] != order.kitchen:
+            return _error(f"Order run {hid} not found in kitchen {ask['kitchen_name']}", 404)
+        status = self.documents.status(run)
+        if status != "SERVING_ERROR":
+            return _error(f"Only failed order runs can be resumed; order run {hid} is {status}", 417)
+        raw = ask.get("parameters")
+        overrides: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        new = self._new_serving(order, {**run.parameters, **overrides})
+        new.extra["resumed_from"] = hid
+        run.extra["reran"] = True
+        run.extra["resumed_by"] = new.run_id
+        return json_response(self.keep("resume", {"status": "success", "order_id": order.order_id,
+                                                  "variable_overrides": overrides}))
+
+    async def _set_paused(self, request: web.Request, paused: bool) -> web.StreamResponse:
+        body = await read_body(request)
+        ask = body if isinstance(body, dict) else {}
+        order_id = request.match_info["order_id"]
+        order = self.orders.get(order_id)
+        kitchen = ask.get("kitchen_name")
+        if order is None or (kitchen and order.kitchen != kitchen):
+            return _error(f"Order {order_id} not found", 404)
+        status = self.documents.order_status(order)
+        if status != ("ACTIVE_ORDER" if paused else "PAUSED_ORDER"):
+            verb = "paused" if paused else "unpaused"
+            return _error(f"Order {order_id} is {status}: it cannot be {verb}", 417)
+        order.paused = paused
+        return json_response(self.keep("pause", {"status": "success", "order_id": order_id,
+                                                 "order-status": self.documents.order_status(order)}))
+
+    async def on_pause(self, request: web.Request) -> web.StreamResponse:
+        return await self._set_paused(request, True)
+
+    async def on_unpause(self, request: web.Request) -> web.StreamResponse:
+        return await self._set_paused(request, False)
+
+
+class _Documents:
+    """What DataKitchen answers about its catalog, orders and order runs, and how a request's names find them."""
+
+    def __init__(self, emu: DataKitchenEmulator) -> None:
+        self.emu = emu
+
+    def known_catalog(self) -> dict[str, dict[str, list[str]]]:
+        """The configured kitchens, else what the state's scripted jobs and existing orders name."""
+        if self.emu.kitchens is not None:
+            return self.emu.kitchens
+        keys = list(getattr(self.emu.state, "_scripts", {})) + [o.job for o in self.emu.orders.values()]
+        found: dict[str, dict[str, list[str]]] = {}
+        for key in keys:
+            parts = key.split("/", 2)
+            if len(parts) == 3:
+                variations = found.setdefault(parts[0], {}).setdefault(parts[1], [])
+                if parts[2] not in variations:
+                    variations.append(parts[2])
+        return found
+
+    def refusal(self, kitchen: str, recipe: str, variation: str) -> str:
+        """Why an order for kitchen / recipe / variation cannot be created ("" when it can)."""
+        if self.emu.kitchens is not None:
+            if kitchen not in self.emu.kitchens:
+                return f"Kitchen {kitchen} does not exist"
+            if recipe not in self.emu.kitchens[kitchen]:
+                return f"Recipe {recipe} does not exist in kitchen {kitchen}"
+            if variation not in self.emu.kitchens[kitchen][recipe]:
+                return f"Variation {variation} does not exist in recipe {recipe}"
+        if not self.emu.state.knows(f"{kitchen}/{recipe}/{variation}"):
+            return f"Unable to create order: recipe {recipe} with variation {variation} not found in kitchen {kitchen}"
+        return ""
+
+    def status(self, run: EmuRun) -> str:
+        if run.extra.get("reran"):
+            return "SERVING_RERAN"
+        return _SERVING_STATUS[run.phase(self.emu.state.now())]
+
+    def _timings(self, run: EmuRun) -> dict[str, int]:
+        now = self.emu.state.now()
+        phase = run.phase(now)
+        if phase == "queued":  # planned: the time it was planned for
+            return {"start-time": _ms(run.created_at)}
+        start = min(run.started_at(), run.canceled_at or run.started_at())
+        timings = {"start-time": _ms(start)}
+        end = run.ended_at(now)
+        if end is not None:
+            timings["end-time"] = _ms(end)
+            timings["duration"] = _ms(max(end - start, 0.0))
+        return timings
+
+    def _serving_fields(self, run: EmuRun) -> dict[str, Any]:
+        """Everything the emulator knows of an order run (each answer keeps what its shape allows)."""
+        order = self.emu.orders[str(run.extra["order_id"])]
+        status = self.status(run)
+        return {
+            "hid": run.run_id,
+            "order_id": order.order_id,
+            "status": status,
+            "orderrun_status": _ORDERRUN_WORDS[status],
+            "recipe_name": order.recipe,
+            "variation_name": order.variation,
+            "timings": self.emu.keep("timings", self._timings(run)),
+        }
+
+    def serving(self, run: EmuRun) -> dict[str, Any]:
+        """An order run as order/servings and order/status list it."""
+        return self.emu.keep("serving", self._serving_fields(run))
+
+    def order_status(self, order: _Order) -> str:
+        """``order-status`` with the values of DKUtils' constants."""
+        if order.paused:
+            return "PAUSED_ORDER"
+        now = self.emu.state.now()
+        newest = self.servings_of(order)[:1]
+        live = any(self.emu.state.runs[h].phase(now) in ("queued", "running") for h in order.servings)
+        if live or order.schedule != "now":
+            return "ACTIVE_ORDER"
+        if newest and newest[0].phase(now) == "failed" and not newest[0].extra.get("reran"):
+            return "ORDER_ERROR"
+        return "COMPLETED_ORDER"
+
+    def order(self, order: _Order) -> dict[str, Any]:
+        return self.emu.keep("order", {
+            "hid": order.order_id,
+            "order_id": order.order_id,
+            "recipe": order.recipe,
+            "variation": order.variation,
+            "order-status": self.order_status(order),
+            "schedule": order.schedule,
+            "input_settings": self.emu.keep("input_settings", {"parameters": order.parameters,
+                                                               "schedule": order.schedule}),
+            "created_time": _ms(order.created_at),
+        })
+
+    def servings_of(self, order: _Order) -> list[EmuRun]:
+        """An order's runs, newest first."""
+        runs = [self.emu.state.runs[h] for h in order.servings]
+        return sorted(runs, key=lambda r: (r.created_at, order.servings.index(r.run_id)), reverse=True)
+
+    def run(self, hid: str) -> EmuRun | None:
+        run = self.emu.state.runs.get(hid)
+        return run if run is not None and run.extra.get("order_id") in self.emu.orders else None
+
+    def details_runs(self, kitchen: str, ask: Mapping[str, Any]) -> list[EmuRun] | None:
         """The runs a details request names, the requested one first; None when unknown."""
         hid = ask.get("serving_hid")
         if hid:
-            run = self._run(str(hid))
-            if run is None or self.orders[str(run.extra["order_id"])].kitchen != kitchen:
+            run = self.run(str(hid))
+            if run is None or self.emu.orders[str(run.extra["order_id"])].kitchen != kitchen:
                 return None
             return [run]
         order_id = ask.get("serving_book_hid") or ask.get("order_id")
         if order_id:
-            order = self.orders.get(str(order_id))
+            order = self.emu.orders.get(str(order_id))
             if order is None or order.kitchen != kitchen:
                 return None
-            return self._servings_of(order)
-        newest = sorted((self.state.runs[h] for o in self.orders.values() if o.kitchen == kitchen for h in o.servings),
-                        key=lambda r: r.created_at, reverse=True)
+            return self.servings_of(order)
+        runs = (self.emu.state.runs[h] for o in self.emu.orders.values() if o.kitchen == kitchen for h in o.servings)
+        newest = sorted(runs, key=lambda r: r.created_at, reverse=True)
         return newest[:1] or None
 
-    def _detail(self, run: EmuRun, ask: Mapping[str, Any]) -> dict[str, Any]:
-        order = self.orders[str(run.extra["order_id"])]
-        now = self.state.now()
+    def detail(self, run: EmuRun, ask: Mapping[str, Any]) -> dict[str, Any]:
+        order = self.emu.orders[str(run.extra["order_id"])]
+        now = self.emu.state.now()
         detail = self._serving_fields(run)
         detail.update({
             "recipe_id": order.order_id[:8] + run.run_id[8:],
@@ -644,31 +715,31 @@ class DataKitchenEmulator(EmulatorServer):
         })
         if ask.get("summary"):
             timings = self._timings(run)
-            detail["summary"] = self._keep("summary", {
+            detail["summary"] = self.emu.keep("summary", {
                 "name": order.recipe,
                 "status": _NODE_STATUS[run.phase(now)],
                 "start-time": timings.get("start-time"),
                 "end-time": timings.get("end-time"),
                 "total-recipe-time": timings.get("duration"),
                 "nodes": {
-                    task: self._keep("node", {"status": _NODE_STATUS[run.task_phase(task, now)],
-                                              "start_time": timings.get("start-time"),
-                                              "timing": timings.get("duration")})
+                    task: self.emu.keep("node", {"status": _NODE_STATUS[run.task_phase(task, now)],
+                                                 "start_time": timings.get("start-time"),
+                                                 "timing": timings.get("duration")})
                     for task in run.outcome.tasks
                 },
             })
         if ask.get("logs"):
-            detail["log"] = self._keep("log", {"lines": self._log(run)})
-        return self._keep("detail", detail)
+            detail["log"] = self.emu.keep("log", {"lines": self._log(run)})
+        return self.emu.keep("detail", detail)
 
     def _log(self, run: EmuRun) -> list[dict[str, Any]]:
         """Log entries: each node's start and end, and the outcome's message on the nodes that failed."""
-        now = self.state.now()
+        now = self.emu.state.now()
 
         def line(level: str, message: str, node: str | None = None) -> dict[str, Any]:
             entry = {"datetime": _iso(now), "record_type": level, "thread_name": "NodeExecutorThread:0",
                      "message": message, "node": node}
-            return self._keep("log_line", entry)
+            return self.emu.keep("log_line", entry)
 
         lines = [line("INFO", f"Order run {run.run_id} planned")]
         if run.phase(now) == "queued":
@@ -683,66 +754,6 @@ class DataKitchenEmulator(EmulatorServer):
             elif task_phase == "canceled":
                 lines.append(line("WARNING", f"node {task}: stopped", task))
         return lines
-
-    async def on_stop(self, request: web.Request) -> web.StreamResponse:
-        body = await read_body(request)
-        ask = body if isinstance(body, dict) else {}
-        hid = request.match_info["orderrun_id"]
-        run = self._run(hid)
-        if run is None:
-            return _error(f"Order run {hid} not found", 404)
-        kitchen = ask.get("kitchen_name")
-        if kitchen and self.orders[str(run.extra["order_id"])].kitchen != kitchen:
-            return _error(f"Order run {hid} not found in kitchen {kitchen}", 404)
-        if not self.state.cancel(run):
-            return _error(f"Order run {hid} cannot be stopped: it is {self._status(run)}", 417)
-        return json_response(self._keep("stop", {"status": "success", "serving_hid": hid,
-                                                 "serving_status": self._status(run)}))
-
-    async def on_resume(self, request: web.Request) -> web.StreamResponse:
-        body = await read_body(request)
-        ask = body if isinstance(body, dict) else {}
-        # DKCloudCommand's order_resume names the run in the body and sends "None" in the path
-        hid = str(ask.get("serving_hid") or request.match_info["orderrun_id"])
-        run = self._run(hid)
-        if run is None:
-            return _error(f"Order run {hid} not found", 404)
-        order = self.orders[str(run.extra["order_id"])]
-        if ask.get("kitchen_name") and ask["kitchen_name"] != order.kitchen:
-            return _error(f"Order run {hid} not found in kitchen {ask['kitchen_name']}", 404)
-        status = self._status(run)
-        if status != "SERVING_ERROR":
-            return _error(f"Only failed order runs can be resumed; order run {hid} is {status}", 417)
-        raw = ask.get("parameters")
-        overrides: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
-        new = self._new_serving(order, {**run.parameters, **overrides})
-        new.extra["resumed_from"] = hid
-        run.extra["reran"] = True
-        run.extra["resumed_by"] = new.run_id
-        return json_response(self._keep("resume", {"status": "success", "order_id": order.order_id,
-                                                   "variable_overrides": overrides}))
-
-    async def _set_paused(self, request: web.Request, paused: bool) -> web.StreamResponse:
-        body = await read_body(request)
-        ask = body if isinstance(body, dict) else {}
-        order_id = request.match_info["order_id"]
-        order = self.orders.get(order_id)
-        kitchen = ask.get("kitchen_name")
-        if order is None or (kitchen and order.kitchen != kitchen):
-            return _error(f"Order {order_id} not found", 404)
-        status = self._order_status(order)
-        if status != ("ACTIVE_ORDER" if paused else "PAUSED_ORDER"):
-            verb = "paused" if paused else "unpaused"
-            return _error(f"Order {order_id} is {status}: it cannot be {verb}", 417)
-        order.paused = paused
-        return json_response(self._keep("pause", {"status": "success", "order_id": order_id,
-                                                  "order-status": self._order_status(order)}))
-
-    async def on_pause(self, request: web.Request) -> web.StreamResponse:
-        return await self._set_paused(request, True)
-
-    async def on_unpause(self, request: web.Request) -> web.StreamResponse:
-        return await self._set_paused(request, False)
 
 
 def _catalog(raw: Catalog) -> dict[str, dict[str, list[str]]]:

@@ -118,6 +118,9 @@ def _parse_time(raw: str) -> datetime | None:
 
 
 class RiveryEmulator(EmulatorServer):
+    """Rivery's routes and their handlers (``on_<what>``) over its settings; ``_Rules`` checks requests and
+    ``_Documents`` writes the answers."""
+
     provider: ClassVar[str] = "rivery"
 
     def __init__(
@@ -151,7 +154,6 @@ class RiveryEmulator(EmulatorServer):
         #: each user (API token) may run rivers at most 15 times a minute; past that, 429. 0: no limit.
         self.river_runs_per_minute = 2
         self.token_runs_per_minute = 15
-        self._triggers: list[tuple[float, str, str]] = []  # (when, river, token) of each accepted trigger
         #: v1 spelling of success: "succeeded" (runs) or "succeed" (activities filters)
         self.success_spelling = "succeeded"
         #: activate/disable answer 202 with an operation instead of 204
@@ -180,6 +182,8 @@ class RiveryEmulator(EmulatorServer):
         self.active: dict[str, bool] = {}
         self.operations: dict[str, _Operation] = {}
         self._log_queries: dict[str, _LogQuery] = {}
+        self.rules = _Rules(self)
+        self.documents = _Documents(self)
 
     def configure(self, scenario: Mapping[str, Any]) -> None:
         """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), running_code,
@@ -244,76 +248,345 @@ class RiveryEmulator(EmulatorServer):
     def expired_token_response(self) -> web.StreamResponse:
         return _message("The token has expired", 401)
 
-    # -- shared checks ----------------------------------------------------------------------
+    # -- legacy handlers --------------------------------------------------------------------
 
-    def _refused(self, request: web.Request) -> web.Response | None:
+    async def on_me(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.refused(request)) is not None:
+            return refused
+        return json_response({"account_id": self.account_id, "environment_id": self.environment_id})
+
+    async def on_run(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.refused(request)) is not None:
+            return refused
+        body = await read_body(request)
+        river = str(body.get("river_id") or "").strip() if isinstance(body, dict) else ""
+        if not river:
+            return _message("river_id is required", 400)
+        if self.strict and (unsourced := sorted(set(body) - {"river_id"})):
+            return _no_source(f"{', '.join(unsourced)} in the body of POST run: Boomi's RunRiver request and "
+                              "rivery-cli's run_river send river_id alone")
+        if (unknown := self.rules.unknown_river(river)) is not None:
+            return unknown
+        if (throttled := self.rules.throttled(request, river)) is not None:
+            return throttled
+        run = self.rules.start_run(river, body.get("variables"))
+        if self.omit_run_id:
+            return json_response({"river_id": river})
+        return json_response({"run_id": run.run_id, "river_id": river})
+
+    async def on_check_run(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.refused(request)) is not None:
+            return refused
+        run_id = request.query.get("run_id", "").strip()
+        if not run_id:
+            return _message("run_id is required", 400)
+        run = self.rules.run_of(run_id)
+        if run is None:
+            return _message(f"Run {run_id} was not found", 404)
+        return json_response(self.documents.check_run(run))
+
+    async def on_cancel(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.refused(request)) is not None:
+            return refused
+        if self.strict:
+            return _no_source("the body of POST run/cancel: rivery-cli's cancel_run sends whatever its caller "
+                              "gives, and no document shows it")
+        body = await read_body(request)
+        run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
+        if not run_id:
+            return _message("run_id is required", 400)
+        return self.rules.cancel(self.rules.run_of(run_id), run_id)
+
+    async def on_logs(self, request: web.Request) -> web.StreamResponse:
+        """The log download: a query is started (202 + ``queryid``), polled with ``queryId``, then 200 CSV."""
+        if (refused := self.rules.refused(request)) is not None:
+            return refused
+        run_id = request.query.get("id", "").strip()
+        if not run_id:
+            return _message("id is required", 400)
+        run = self.rules.run_of(run_id)
+        if run is None:
+            return _message(f"Run {run_id} was not found", 404)
+        query_id = request.query.get("queryId") or request.query.get("queryid") or request.headers.get("queryid")
+        if not query_id:
+            query_id = self.state.new_id("hex")
+            self._log_queries[query_id] = _LogQuery(run_id, self.log_polls)
+            return json_response({"message": "Downloading logs is still in progress"}, 202, {"queryid": query_id})
+        query = self._log_queries.get(query_id)
+        if query is None or query.run_id != run_id:
+            return _message(f"Logs query {query_id} was not found", 404)
+        if query.remaining > 0:
+            query.remaining -= 1
+            return json_response({"message": "Downloading logs is still in progress"}, 202, {"queryid": query_id})
+        return web.Response(text=self.documents.log_csv(run), content_type="text/csv", headers={"queryid": query_id})
+
+    # -- v1 handlers ------------------------------------------------------------------------
+
+    async def on_v1_run(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.v1_refused(request)) is not None:
+            return refused
+        river = request.match_info["river"]
+        if (unknown := self.rules.unknown_river(river)) is not None:
+            return unknown
+        body = await read_body(request)
+        if self.strict and body:
+            return _no_source("a body in POST rivers/{river}/run: the v1 reference documents none")
+        if (throttled := self.rules.throttled(request, river)) is not None:
+            return throttled
+        run = self.rules.start_run(river, body.get("variables") if isinstance(body, dict) else None)
+        if self.omit_run_id:
+            return json_response({"run_group_id": run.extra["run_group_id"], "river_cross_id": river, "runs": []}, 202)
+        return json_response(
+            {
+                "run_group_id": run.extra["run_group_id"],
+                "river_cross_id": river,
+                "runs": [
+                    {"run_id": run.run_id}
+                    if self.strict
+                    else {"run_id": run.run_id, "river_cross_id": river,
+                          "status": self.documents.v1_status(run, run.created_at)}
+                ],
+            },
+            202,
+        )
+
+    async def on_v1_status(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.v1_refused(request)) is not None:
+            return refused
+        river, run_id = request.match_info["river"], request.match_info["run"]
+        if (unknown := self.rules.unknown_river(river)) is not None:
+            return unknown
+        run = self.rules.run_of(run_id, river)
+        if run is None:
+            return _message(f"Run {run_id} of river {river} was not found", 404)
+        return json_response(self.documents.v1_run(run))
+
+    async def on_v1_runs(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.v1_refused(request)) is not None:
+            return refused
+        window, problems = self.rules.window(request)
+        paging, more_problems = self.rules.paging(request)
+        if window is None or paging is None:
+            return _invalid(*problems, *more_problems)
+        river = request.match_info["river"]
+        if (unknown := self.rules.unknown_river(river)) is not None:
+            return unknown
+        page, per_page = paging
+        runs = [r for r in self.state.runs_of(river) if self.rules.in_window(r, window)]
+        chunk = runs[(page - 1) * per_page : page * per_page]
+        more = page * per_page < len(runs)
+        following: int | str | None = None
+        if more and self.next_page_as == "url":
+            following = self.rules.page_url(request, page + 1)
+        elif more and self.next_page_as == "path":
+            following = request.url.update_query(page=str(page + 1)).path_qs
+        elif more:
+            following = page + 1 if self.next_page_as == "number" else str(page + 1)
+        answer = {
+            "items": [self.documents.v1_run(r) for r in chunk],
+            "next_page": following,
+            "page": page,
+            "total_items": len(runs),
+            "items_per_page": per_page,
+        }
+        return json_response(_only(answer, _V1_PAGE_SOURCED) if self.strict else answer)
+
+    async def on_v1_cancel(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.v1_refused(request)) is not None:
+            return refused
+        river = request.match_info["river"]
+        if self.strict:
+            return _no_source("the body of POST rivers/{river}/cancel_run: no document shows it")
+        body = await read_body(request)
+        run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
+        if not run_id:
+            return _invalid(_problem(["body", "run_id"], "field required", "value_error.missing"))
+        if (unknown := self.rules.unknown_river(river)) is not None:
+            return unknown
+        return self.rules.cancel(self.rules.run_of(run_id, river), run_id)
+
+    async def on_v1_stats(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.v1_refused(request)) is not None:
+            return refused
+        window, problems = self.rules.window(request)
+        if window is None:
+            return _invalid(*problems)
+        runs = [r for r in self.state.runs.values() if self.rules.in_window(r, window)]
+        return json_response(self.documents.statistics(runs))
+
+    async def on_v1_river_stats(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.v1_refused(request)) is not None:
+            return refused
+        window, problems = self.rules.window(request)
+        if window is None:
+            return _invalid(*problems)
+        river = request.match_info["river"]
+        if (unknown := self.rules.unknown_river(river)) is not None:
+            return unknown
+        runs = [r for r in self.state.runs_of(river) if self.rules.in_window(r, window)]
+        return json_response(self.documents.statistics(runs))
+
+    async def on_v1_activate(self, request: web.Request) -> web.StreamResponse:
+        return await self._switch(request, "activate_river", True)
+
+    async def on_v1_disable(self, request: web.Request) -> web.StreamResponse:
+        return await self._switch(request, "disable_river", False)
+
+    async def _switch(self, request: web.Request, kind: str, active: bool) -> web.StreamResponse:
+        if (refused := self.rules.v1_refused(request)) is not None:
+            return refused
+        river = request.match_info["river"]
+        if (unknown := self.rules.unknown_river(river)) is not None:
+            return unknown
+        if not self.async_operations:
+            self.active[river] = active
+            return web.Response(status=204)
+        operation = _Operation(self.state.new_id("hex"), kind, river, active, self.operation_polls,
+                               self.operation_error)
+        self.operations[operation.operation_id] = operation
+        return json_response({"operation_id": operation.operation_id}, 202)
+
+    async def on_v1_operation(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self.rules.v1_refused(request)) is not None:
+            return refused
+        operation = self.operations.get(request.match_info["operation"])
+        if operation is None:
+            return _message(f"Operation {request.match_info['operation']} was not found", 404)
+        if operation.status == "W":
+            if operation.remaining > 0:
+                operation.remaining -= 1
+            elif operation.error:
+                operation.status = "E"
+            else:
+                operation.status = "D"
+                self.active[operation.river] = operation.active
+        answer = {
+            "operation_id": operation.operation_id,
+            "operation_type": operation.kind,
+            "river_id": operation.river,
+            "status": operation.status,
+            "error_message": operation.error if operation.status == "E" else None,
+        }
+        return json_response(_only(answer, _OPERATION_SOURCED) if self.strict else answer)
+
+
+class _Rules:
+    """What a request must carry (token, environment, known river, time window, page) and what it does to the runs:
+    the throttling rules, starts and cancels."""
+
+    def __init__(self, emu: RiveryEmulator) -> None:
+        self.emu = emu
+        self._triggers: list[tuple[float, str, str]] = []  # (when, river, token) of each accepted trigger
+
+    def refused(self, request: web.Request) -> web.Response | None:
         scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return _message("Missing Bearer token in the Authorization header", 401)
-        if self.tokens and token not in self.tokens:
+        if self.emu.tokens and token not in self.emu.tokens:
             return _message("Invalid or revoked API token", 401)
         return None
 
-    def _v1_refused(self, request: web.Request) -> web.Response | None:
-        refused = self._refused(request)
+    def v1_refused(self, request: web.Request) -> web.Response | None:
+        refused = self.refused(request)
         if refused is not None:
             return refused
         account, env = request.match_info["account"], request.match_info["env"]
-        if account != self.account_id or env != self.environment_id:
+        if account != self.emu.account_id or env != self.emu.environment_id:
             return _message(f"Environment {env} of account {account} was not found", 404)
         return None
 
-    def _unknown_river(self, river: str) -> web.Response | None:
-        return None if self.state.knows(river) else _message(f"River {river} was not found", 404)
+    def unknown_river(self, river: str) -> web.Response | None:
+        return None if self.emu.state.knows(river) else _message(f"River {river} was not found", 404)
 
-    def _run_of(self, run_id: str, river: str | None = None) -> EmuRun | None:
-        run = self.state.runs.get(run_id)
+    def run_of(self, run_id: str, river: str | None = None) -> EmuRun | None:
+        run = self.emu.state.runs.get(run_id)
         return run if run is not None and (river is None or run.job == river) else None
 
-    def _window(self, request: web.Request) -> tuple[tuple[datetime, datetime] | None, list[dict[str, Any]]]:
+    def window(self, request: web.Request) -> tuple[tuple[datetime, datetime] | None, list[dict[str, Any]]]:
         """``start_time`` and ``end_time``, both required; else the problems a 422 lists."""
         problems: list[dict[str, Any]] = []
         times: list[datetime] = []
         for key in ("start_time", "end_time"):
             raw = request.query.get(key)
             if raw is None:
-                problems.append(_problem(["query", key], "field required", "value_error.missing"))
+               problems.append(_problem(["query", key], "field required", "value_error.missing"))
             elif (parsed := _parse_time(raw)) is None:
                 problems.append(_problem(["query", key], "invalid datetime format", "value_error.datetime"))
             else:
                 times.append(parsed)
         return ((times[0], times[1]) if not problems else None), problems
 
-    def _in_window(self, run: EmuRun, window: tuple[datetime, datetime]) -> bool:
+    def in_window(self, run: EmuRun, window: tuple[datetime, datetime]) -> bool:
         return window[0].timestamp() <= run.created_at <= window[1].timestamp()
 
-    def _throttled(self, request: web.Request, river: str) -> web.Response | None:
+    def paging(self, request: web.Request) -> tuple[tuple[int, int] | None, list[dict[str, Any]]]:
+        """``page`` ≥ 1 and ``items_per_page`` in 1..200; else the problems a 422 lists."""
+        problems: list[dict[str, Any]] = []
+        values: dict[str, int] = {}
+        for key, default, high in (("page", 1, None), ("items_per_page", 50, _MAX_PER_PAGE)):
+            raw = request.query.get(key)
+            try:
+               value = default if raw is None else int(raw)
+            except ValueError:
+                problems.append(_problem(["query", key], "value is not a valid integer", "type_error.integer"))
+                continue
+            if value < 1:
+                problems.append(_problem(["query", key], "ensure this value is greater than or equal to 1",
+                                         "value_error.number.not_ge"))
+            elif high is not None and value > high:
+                problems.append(_problem(["query", key], f"ensure this value is less than or equal to {high}",
+                                         "value_error.number.not_le"))
+            values[key] = value
+        return ((values["page"], values["items_per_page"]) if not problems else None), problems
+
+    def page_url(self, request: web.Request, page: int) -> str:
+        """This request's URL with the next page number: every filter and the window stay as asked."""
+        url = request.url.update_query(page=str(page))
+        return f"{self.emu.next_page_base.rstrip('/')}{url.path_qs}" if self.emu.next_page_base else str(url)
+
+    def throttled(self, request: web.Request, river: str) -> web.Response | None:
         """429 past Rivery's throttling rules; otherwise the trigger is counted."""
-        now = self.state.now()
+        now = self.emu.state.now()
         token = request.headers.get("Authorization", "").strip().partition(" ")[2].strip()
         self._triggers = [t for t in self._triggers if now - t[0] < 60.0]
         by_river = sum(1 for _, r, _ in self._triggers if r == river)
         by_token = sum(1 for _, _, t in self._triggers if t == token)
-        if self.river_runs_per_minute and by_river >= self.river_runs_per_minute:
-            return _message(f"Too many requests: river {river} may be run up to {self.river_runs_per_minute} "
+        if self.emu.river_runs_per_minute and by_river >= self.emu.river_runs_per_minute:
+            return _message(f"Too many requests: river {river} may be run up to {self.emu.river_runs_per_minute} "
                             "times per minute", 429)
-        if self.token_runs_per_minute and by_token >= self.token_runs_per_minute:
-            return _message(f"Too many requests: each user can execute rivers up to {self.token_runs_per_minute} "
+        if self.emu.token_runs_per_minute and by_token >= self.emu.token_runs_per_minute:
+            return _message(f"Too many requests: each user can execute rivers up to {self.emu.token_runs_per_minute} "
                             "times per minute", 429)
         self._triggers.append((now, river, token))
         return None
 
-    def _start(self, river: str, variables: Any) -> EmuRun:
+    def start_run(self, river: str, variables: Any) -> EmuRun:
         parameters = dict(variables) if isinstance(variables, dict) else {}
-        run = self.state.start_run(river, parameters, run_id=self.state.new_id("hex"))
-        run.extra["run_group_id"] = self.state.new_id("hex")
+        run = self.emu.state.start_run(river, parameters, run_id=self.emu.state.new_id("hex"))
+        run.extra["run_group_id"] = self.emu.state.new_id("hex")
         return run
 
-    def _name(self, river: str) -> str:
-        return self.river_names.get(river, river)
+    def cancel(self, run: EmuRun | None, run_id: str) -> web.Response:
+        if run is None:
+            return _message(f"Run {run_id} was not found", 404)
+        if not self.emu.state.cancel(run):
+            return _message(f"Run {run_id} is not running any more ({run.phase(self.emu.state.now())})", 400)
+        if self.emu.cancel_answer == "no_content":
+            return web.Response(status=204)
+        if self.emu.cancel_answer == "empty":
+            return web.Response(status=200)
+        return json_response({"run_id": run_id, "message": "Run cancellation requested"})
 
-    # -- legacy documents -------------------------------------------------------------------
+
+class _Documents:
+    """The documents Rivery answers about runs: legacy ``check_run`` and its log, v1 runs and statistics."""
+
+    def __init__(self, emu: RiveryEmulator) -> None:
+        self.emu = emu
+
+    def _name(self, river: str) -> str:
+        return self.emu.river_names.get(river, river)
 
     def _task_code(self, run: EmuRun, task: str, index: int, now: float) -> str:
         phase = run.phase(now)
@@ -333,16 +606,16 @@ class RiveryEmulator(EmulatorServer):
     def _legacy_code(self, run: EmuRun, now: float) -> str | None:
         phase = run.phase(now)
         if phase == "queued":
-            if self.omit_waiting_status:
+            if self.emu.omit_waiting_status:
                 return None
             return "W" if now - run.created_at < run.outcome.queued_s / 2 else "P"
-        if phase == "running" and self.running_code:
-            return self.running_code
-        return {"running": "R", "succeeded": "D", "failed": self.failure_code, "canceled": "F"}[phase]
+        if phase == "running" and self.emu.running_code:
+            return self.emu.running_code
+        return {"running": "R", "succeeded": "D", "failed": self.emu.failure_code, "canceled": "F"}[phase]
 
-    def _check_run(self, run: EmuRun) -> dict[str, Any]:
+    def check_run(self, run: EmuRun) -> dict[str, Any]:
         """The seed document's shape, key for key."""
-        now = self.state.now()
+        now = self.emu.state.now()
         phase = run.phase(now)
         name = self._name(run.job)
         tasks = []
@@ -355,7 +628,7 @@ class RiveryEmulator(EmulatorServer):
                 text = f"{text}: {run.outcome.message}"
             tasks.append({"task_status": code, "task_status_message": text})
         shown: list[dict[str, str]] | dict[str, str] = tasks
-        if self.tasks_status_shape == "object" and tasks:
+        if self.emu.tasks_status_shape == "object" and tasks:
             shown = next((t for t in tasks if t["task_status"] != "D"), tasks[-1])
         # river_id: in Boomi's RunRiver sample, and rivery-cli's wait_for_end reads it from check_run
         body: dict[str, Any] = {"river_id": run.job, "tasks_status": shown, "run_insert_date": _ms(run.created_at)}
@@ -377,30 +650,28 @@ class RiveryEmulator(EmulatorServer):
             body["river_run_message"] = f"River {name} {said[phase]}"
         return body
 
-    # -- v1 documents -----------------------------------------------------------------------
-
     def _partial(self, run: EmuRun, now: float) -> bool:
         return run.phase(now) == "succeeded" and bool(run.outcome.failed_tasks)
 
-    def _v1_status(self, run: EmuRun, now: float) -> str:
+    def v1_status(self, run: EmuRun, now: float) -> str:
         phase = run.phase(now)
         if phase == "succeeded":
-            spelling = self.success_spelling
+            spelling = self.emu.success_spelling
             return f"partially {spelling}" if self._partial(run, now) else spelling
-        if phase == "running" and self.running_code:
-            return self.running_code
+        if phase == "running" and self.emu.running_code:
+            return self.emu.running_code
         return _V1_STATUS[phase]
 
-    def _v1_run(self, run: EmuRun) -> dict[str, Any]:
-        now = self.state.now()
+    def v1_run(self, run: EmuRun) -> dict[str, Any]:
+        now = self.emu.state.now()
         phase = run.phase(now)
         ended = run.ended_at(now)
         body: dict[str, Any] = {
             "run_id": run.run_id,
             "river_cross_id": run.job,
-            "run_group_id": run.extra.setdefault("run_group_id", self.state.new_id("hex")),
+            "run_group_id": run.extra.setdefault("run_group_id", self.emu.state.new_id("hex")),
             "datasource_id": "emulated",
-            "status": self._v1_status(run, now),
+            "status": self.v1_status(run, now),
             "source_name": self._name(run.job),
             "target_name": None,
             "start_date_utc": None if phase == "queued" else _iso(min(run.started_at(), ended or now)),
@@ -414,12 +685,12 @@ class RiveryEmulator(EmulatorServer):
             body["error_description"] = "Run canceled by a user"
         if self._partial(run, now):
             body["warning"] = f"Targets not loaded: {', '.join(run.outcome.failed_tasks)}"
-        return _only(body, _V1_RUN_SOURCED) if self.strict else body
+        return _only(body, _V1_RUN_SOURCED) if self.emu.strict else body
 
-    def _statistics(self, runs: Iterable[EmuRun]) -> dict[str, Any]:
-        if self.strict:
+    def statistics(self, runs: Iterable[EmuRun]) -> dict[str, Any]:
+        if self.emu.strict:
             return {}  # the seed documents the requests only: no field of the answer has a source
-        now = self.state.now()
+        now = self.emu.state.now()
         counts: dict[str, int] = {}
         units = 0.0
         total = 0
@@ -431,273 +702,18 @@ class RiveryEmulator(EmulatorServer):
             units += 0.25 if run.ended_at(now) is not None else 0.0
             total += 1
         head: dict[str, Any] = {"units": units, "total_runs": total}
-        if self.stats_shape == "flat":
+        if self.emu.stats_shape == "flat":
             return {**head, **counts}
-        if self.stats_shape == "dict":
+        if self.emu.stats_shape == "dict":
             return {**head, "runs_statuses": counts}
         return {**head, "runs_statuses": [{"status": s, "count": n} for s, n in counts.items()]}
 
-    # -- legacy handlers --------------------------------------------------------------------
-
-    async def on_me(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        return json_response({"account_id": self.account_id, "environment_id": self.environment_id})
-
-    async def on_run(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        body = await read_body(request)
-        river = str(body.get("river_id") or "").strip() if isinstance(body, dict) else ""
-        if not river:
-            return _message("river_id is required", 400)
-        if self.strict and (unsourced := sorted(set(body) - {"river_id"})):
-            return _no_source(f"{', '.join(unsourced)} in the body of POST run: Boomi's RunRiver request and "
-                              "rivery-cli's run_river send river_id alone")
-        if (unknown := self._unknown_river(river)) is not None:
-            return unknown
-        if (throttled := self._throttled(request, river)) is not None:
-            return throttled
-        run = self._start(river, body.get("variables"))
-        if self.omit_run_id:
-            return json_response({"river_id": river})
-        return json_response({"run_id": run.run_id, "river_id": river})
-
-    async def on_check_run(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        run_id = request.query.get("run_id", "").strip()
-        if not run_id:
-            return _message("run_id is required", 400)
-        run = self._run_of(run_id)
-        if run is None:
-            return _message(f"Run {run_id} was not found", 404)
-        return json_response(self._check_run(run))
-
-    async def on_cancel(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._refused(request)) is not None:
-            return refused
-        if self.strict:
-            return _no_source("the body of POST run/cancel: rivery-cli's cancel_run sends whatever its caller "
-                              "gives, and no document shows it")
-        body = await read_body(request)
-        run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
-        if not run_id:
-            return _message("run_id is required", 400)
-        return self._cancel(self._run_of(run_id), run_id)
-
-    async def on_logs(self, request: web.Request) -> web.StreamResponse:
-        """The log download: a query is started (202 + ``queryid``), polled with ``queryId``, then 200 CSV."""
-        if (refused := self._refused(request)) is not None:
-            return refused
-        run_id = request.query.get("id", "").strip()
-        if not run_id:
-            return _message("id is required", 400)
-        run = self._run_of(run_id)
-        if run is None:
-            return _message(f"Run {run_id} was not found", 404)
-        query_id = request.query.get("queryId") or request.query.get("queryid") or request.headers.get("queryid")
-        if not query_id:
-            query_id = self.state.new_id("hex")
-            self._log_queries[query_id] = _LogQuery(run_id, self.log_polls)
-            return json_response({"message": "Downloading logs is still in progress"}, 202, {"queryid": query_id})
-        query = self._log_queries.get(query_id)
-        if query is None or query.run_id != run_id:
-            return _message(f"Logs query {query_id} was not found", 404)
-        if query.remaining > 0:
-            query.remaining -= 1
-            return json_response({"message": "Downloading logs is still in progress"}, 202, {"queryid": query_id})
-        return web.Response(text=self._log_csv(run), content_type="text/csv", headers={"queryid": query_id})
-
-    def _log_csv(self, run: EmuRun) -> str:
+    def log_csv(self, run: EmuRun) -> str:
         lines = ["time,level,message"]
         stamp = _iso(run.created_at)
-        tasks = self._check_run(run)["tasks_status"]
+        tasks = self.check_run(run)["tasks_status"]
         for task in tasks if isinstance(tasks, list) else [tasks]:
             level = "ERROR" if task["task_status"] == "F" else "INFO"
             lines.append(f"{stamp},{level},{task['task_status_message'].replace(',', ' ')}")
         return "\r\n".join(lines) + "\r\n"
-
-    # -- v1 handlers ------------------------------------------------------------------------
-
-    async def on_v1_run(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._v1_refused(request)) is not None:
-            return refused
-        river = request.match_info["river"]
-        if (unknown := self._unknown_river(river)) is not None:
-            return unknown
-        body = await read_body(request)
-        if self.strict and body:
-            return _no_source("a body in POST rivers/{river}/run: the v1 reference documents none")
-        if (throttled := self._throttled(request, river)) is not None:
-            return throttled
-        run = self._start(river, body.get("variables") if isinstance(body, dict) else None)
-        if self.omit_run_id:
-            return json_response({"run_group_id": run.extra["run_group_id"], "river_cross_id": river, "runs": []}, 202)
-        return json_response(
-            {
-                "run_group_id": run.extra["run_group_id"],
-                "river_cross_id": river,
-                "runs": [
-                    {"run_id": run.run_id}
-                    if self.strict
-                    else {"run_id": run.run_id, "river_cross_id": river, "status": self._v1_status(run, run.created_at)}
-                ],
-            },
-            202,
-        )
-
-    async def on_v1_status(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._v1_refused(request)) is not None:
-            return refused
-        river, run_id = request.match_info["river"], request.match_info["run"]
-        if (unknown := self._unknown_river(river)) is not None:
-            return unknown
-        run = self._run_of(run_id, river)
-        if run is None:
-            return _message(f"Run {run_id} of river {river} was not found", 404)
-        return json_response(self._v1_run(run))
-
-    async def on_v1_runs(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._v1_refused(request)) is not None:
-            return refused
-        window, problems = self._window(request)
-        paging, more_problems = self._paging(request)
-        if window is None or paging is None:
-            return _invalid(*problems, *more_problems)
-        river = request.match_info["river"]
-        if (unknown := self._unknown_river(river)) is not None:
-            return unknown
-        page, per_page = paging
-        runs = [r for r in self.state.runs_of(river) if self._in_window(r, window)]
-        chunk = runs[(page - 1) * per_page : page * per_page]
-        more = page * per_page < len(runs)
-        following: int | str | None = None
-        if more and self.next_page_as == "url":
-            following = self._page_url(request, page + 1)
-        elif more and self.next_page_as == "path":
-            following = request.url.update_query(page=str(page + 1)).path_qs
-        elif more:
-            following = page + 1 if self.next_page_as == "number" else str(page + 1)
-        answer = {
-            "items": [self._v1_run(r) for r in chunk],
-            "next_page": following,
-            "page": page,
-            "total_items": len(runs),
-            "items_per_page": per_page,
-        }
-        return json_response(_only(answer, _V1_PAGE_SOURCED) if self.strict else answer)
-
-    def _page_url(self, request: web.Request, page: int) -> str:
-        """This request's URL with the next page number: every filter and the window stay as asked."""
-        url = request.url.update_query(page=str(page))
-        return f"{self.next_page_base.rstrip('/')}{url.path_qs}" if self.next_page_base else str(url)
-
-    def _paging(self, request: web.Request) -> tuple[tuple[int, int] | None, list[dict[str, Any]]]:
-        """``page`` ≥ 1 and ``items_per_page`` in 1..200; else the problems a 422 lists."""
-        problems: list[dict[str, Any]] = []
-        values: dict[str, int] = {}
-        for key, default, high in (("page", 1, None), ("items_per_page", 50, _MAX_PER_PAGE)):
-            raw = request.query.get(key)
-            try:
-                value = default if raw is None else int(raw)
-            except ValueError:
-                problems.append(_problem(["query", key], "value is not a valid integer", "type_error.integer"))
-                continue
-            if value < 1:
-                problems.append(_problem(["query", key], "ensure this value is greater than or equal to 1",
-                                         "value_error.number.not_ge"))
-            elif high is not None and value > high:
-                problems.append(_problem(["query", key], f"ensure this value is less than or equal to {high}",
-                                         "value_error.number.not_le"))
-            values[key] = value
-        return ((values["page"], values["items_per_page"]) if not problems else None), problems
-
-    async def on_v1_cancel(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._v1_refused(request)) is not None:
-            return refused
-        river = request.match_info["river"]
-        if self.strict:
-            return _no_source("the body of POST rivers/{river}/cancel_run: no document shows it")
-        body = await read_body(request)
-        run_id = str(body.get("run_id") or "").strip() if isinstance(body, dict) else ""
-        if not run_id:
-            return _invalid(_problem(["body", "run_id"], "field required", "value_error.missing"))
-        if (unknown := self._unknown_river(river)) is not None:
-            return unknown
-        return self._cancel(self._run_of(run_id, river), run_id)
-
-    def _cancel(self, run: EmuRun | None, run_id: str) -> web.Response:
-        if run is None:
-            return _message(f"Run {run_id} was not found", 404)
-        if not self.state.cancel(run):
-            return _message(f"Run {run_id} is not running any more ({run.phase(self.state.now())})", 400)
-        if self.cancel_answer == "no_content":
-            return web.Response(status=204)
-        if self.cancel_answer == "empty":
-            return web.Response(status=200)
-        return json_response({"run_id": run_id, "message": "Run cancellation requested"})
-
-    async def on_v1_stats(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._v1_refused(request)) is not None:
-            return refused
-        window, problems = self._window(request)
-        if window is None:
-            return _invalid(*problems)
-        runs = [r for r in self.state.runs.values() if self._in_window(r, window)]
-        return json_response(self._statistics(runs))
-
-    async def on_v1_river_stats(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._v1_refused(request)) is not None:
-            return refused
-        window, problems = self._window(request)
-        if window is None:
-            return _invalid(*problems)
-        river = request.match_info["river"]
-        if (unknown := self._unknown_river(river)) is not None:
-            return unknown
-        return json_response(self._statistics(r for r in self.state.runs_of(river) if self._in_window(r, window)))
-
-    async def on_v1_activate(self, request: web.Request) -> web.StreamResponse:
-        return await self._switch(request, "activate_river", True)
-
-    async def on_v1_disable(self, request: web.Request) -> web.StreamResponse:
-        return await self._switch(request, "disable_river", False)
-
-    async def _switch(self, request: web.Request, kind: str, active: bool) -> web.StreamResponse:
-        if (refused := self._v1_refused(request)) is not None:
-            return refused
-        river = request.match_info["river"]
-        if (unknown := self._unknown_river(river)) is not None:
-            return unknown
-        if not self.async_operations:
-            self.active[river] = active
-            return web.Response(status=204)
-        operation = _Operation(self.state.new_id("hex"), kind, river, active, self.operation_polls,
-                               self.operation_error)
-        self.operations[operation.operation_id] = operation
-        return json_response({"operation_id": operation.operation_id}, 202)
-
-    async def on_v1_operation(self, request: web.Request) -> web.StreamResponse:
-        if (refused := self._v1_refused(request)) is not None:
-            return refused
-        operation = self.operations.get(request.match_info["operation"])
-        if operation is None:
-            return _message(f"Operation {request.match_info['operation']} was not found", 404)
-        if operation.status == "W":
-            if operation.remaining > 0:
-                operation.remaining -= 1
-            elif operation.error:
-                operation.status = "E"
-            else:
-                operation.status = "D"
-                self.active[operation.river] = operation.active
-        answer = {
-            "operation_id": operation.operation_id,
-            "operation_type": operation.kind,
-            "river_id": operation.river,
-            "status": operation.status,
-            "error_message": operation.error if operation.status == "E" else None,
-        }
-        return json_response(_only(answer, _OPERATION_SOURCED) if self.strict else answer)
 

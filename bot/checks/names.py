@@ -11,12 +11,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.model import Catalog
+from bot.errors import StartupError
 
-__all__ = ["Directory", "Names", "is_name", "names_in", "resolve_names", "rewrite", "with_ids"]
+__all__ = [
+    "Directory",
+    "Names",
+    "catalog_with_ids",
+    "is_name",
+    "names_in",
+    "resolve_names",
+    "rewrite",
+    "with_ids",
+]
 
 #: one entry's value → its replacement; told the entry's dotted path (``pipelines.a.owners``)
 Mapper = Callable[[str, str], str]
@@ -158,3 +169,26 @@ async def resolve_names(client: AsyncWebClient, catalog: Catalog) -> Directory:
                     f"{where}: no person in this workspace with the e-mail {name}: check the address, or give "
                     "their member id (U…: profile → ⋮ → Copy member ID)")
     return found
+
+
+async def catalog_with_ids(client: AsyncWebClient, catalog: Catalog) -> Catalog:
+    """The catalog the bot runs: every name replaced by its id (a catalog of ids only is returned as it is).
+    StartupError (one line) when Slack cannot be asked or a name does not resolve, naming each entry."""
+    if not names_in(catalog).unresolved():
+        return catalog
+    try:
+        directory = await resolve_names(client, catalog)
+    except SlackApiError as exc:
+        error, needed = exc.response.get("error"), exc.response.get("needed")
+        fix = (f": add the scope {needed} to the app (manifest.yml) and reinstall it" if needed
+               else ": check SLACK_BOT_TOKEN, or write ids instead of names")
+        raise StartupError(f"cannot resolve the catalog's names to Slack ids: Slack answered {error}{fix}") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise StartupError(
+            f"cannot resolve the catalog's names to Slack ids: Slack cannot be reached ({type(exc).__name__}); "
+            "check SLACK_API_URL and the network"
+        ) from None
+    if directory.problems:
+        raise StartupError(f"{len(directory.problems)} name(s) in the catalog do not resolve: "
+                           + "; ".join(directory.problems))
+    return with_ids(catalog, directory.ids)

@@ -134,13 +134,33 @@ async def test_a_provider_down_and_a_channel_without_the_bot_are_each_a_cross_wi
         assert secret not in out + err
 
 
+V1 = """
+  rivery-v1: {{provider: rivery, api: v1, base_url: "{url}", account_id: {account}, environment_id: env,
+              api_token: "${{RIVERY_API_TOKEN}}"}}
+"""
+
+
+def with_v1(text: str, url: str, account: str) -> str:
+    """A Rivery v1 connection (its probe reads the account's statistics) and a pipeline that uses it."""
+    text = text.replace("\npipelines:\n", V1.format(url=url, account=account) + "pipelines:\n")
+    return text + "  orders: {connection: rivery-v1, river_id: r2}\n"
+
+
 async def test_everything_reachable_passes(tmp_path: Path, world: World) -> None:
-    code, out, err, _ = await check_online(tmp_path, world, catalog(world.urls, down=False,
-                                                                    pipeline_channel="#data-alerts"))
+    text = with_v1(catalog(world.urls, down=False, pipeline_channel="#data-alerts"), world.urls["rivery"], "acc")
+    code, out, err, _ = await check_online(tmp_path, world, text)
     assert code == 0, out + err
     assert "✗" not in out
-    assert "✓ connection rivery (rivery): the API token belongs to account" in out
-    assert "pipeline-bot check --online: ok: 9 check(s)" in out
+    assert "✓ connection rivery (rivery): the API token belongs to account acc" in out
+    assert "✓ connection rivery-v1 (rivery): read the statistics of account acc" in out
+    assert "pipeline-bot check --online: ok: 10 check(s)" in out
+
+
+async def test_a_v1_connection_with_a_wrong_account_is_a_cross(tmp_path: Path, world: World) -> None:
+    text = with_v1(catalog(world.urls, down=False, pipeline_channel="#data-alerts"), world.urls["rivery"], "other")
+    code, out, err, _ = await check_online(tmp_path, world, text)
+    assert code == 1, out + err
+    assert "✗ connection rivery-v1 (rivery): Rivery does not know it." in out, out
 
 
 async def test_names_that_do_not_resolve_and_a_wrong_key_are_crosses(tmp_path: Path, world: World) -> None:

@@ -203,6 +203,8 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool, onl
         secrets = _secrets_of(settings, catalog, path, env)
         for line in problems:
             print(f"  - {secrets.redact(line)}", file=sys.stderr)
+        if online:
+            print("pipeline-bot check --online: not tried: fix the problems above first", file=sys.stderr)
         return 1
     assert catalog is not None
     warnings = [*(settings.warnings() if settings is not None and not catalog_only else []), *catalog.warnings]

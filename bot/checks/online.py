@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -48,10 +49,15 @@ def render(results: Iterable[Result]) -> list[str]:
 
 
 async def _bounded(item: str, check: Awaitable[Result], deadline: float, fix: str) -> Result:
+    """One check within its deadline; what it could not say itself (the network, a surprise) is its ✗."""
     try:
         return await asyncio.wait_for(check, deadline)
     except TimeoutError:
         return Result(item, False, f"no answer within {deadline:g} s", fix)
+    except (aiohttp.ClientError, OSError) as exc:
+        return Result(item, False, f"cannot be reached ({type(exc).__name__}: {exc})", fix)
+    except Exception as exc:  # a check reports what went wrong; the other checks still run
+        return Result(item, False, f"unexpected {type(exc).__name__}: {exc}", fix)
 
 
 # -- connections ----------------------------------------------------------------------------------------
@@ -113,19 +119,20 @@ class _Slack:
         self.bot = f"@{answer.get('user') or 'bot'}"
         return Result("Slack auth.test", True, f"the token is the bot {self.bot} of team {answer.get('team')}")
 
-    def directory(self) -> Awaitable[Directory]:
+    async def directory(self) -> Directory:
+        """Asked once for all the checks; shielded: one check's deadline must not cancel it for the others."""
         if self._directory is None:
             self._directory = asyncio.ensure_future(resolve_names(self.client, self.catalog))
-        return self._directory
+        return await asyncio.shield(self._directory)
 
-    def groups(self) -> Awaitable[dict[str, Any]]:
+    async def groups(self) -> dict[str, Any]:
         async def fetch() -> dict[str, Any]:
             answer = await self.client.usergroups_list()
             return {g["id"]: g for g in answer.get("usergroups") or []}
 
         if self._groups is None:
             self._groups = asyncio.ensure_future(fetch())
-        return self._groups
+        return await asyncio.shield(self._groups)
 
     async def _id_of(self, value: str) -> tuple[str | None, str]:
         """The id for an entry's value (a name is resolved), or None with why."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.load import parse_catalog
 from bot.checks.online import online_checks
@@ -201,3 +202,17 @@ async def test_a_provider_that_never_answers_costs_its_deadline_and_no_more() ->
     assert time.monotonic() - started < 5
     assert [(r.item, r.ok, r.said) for r in results] == [("connection slow (invision)", False, "no answer within 0.5 s")]
     assert results[0].fix.startswith("check connections.slow.base_url")
+
+
+async def test_slack_unreachable_is_one_cross_and_the_connections_are_still_tried(world: World) -> None:
+    plain = parse_catalog({
+        "defaults": {"channel": "#data-alerts"},
+        "connections": {"inv": {"provider": "invision", "base_url": f"{world.urls['invision']}/invision/",
+                                "api_key": "${KEY}"}},
+        "pipelines": {"flow": {"connection": "inv", "dataflow_id": "f1"}},
+    }, env={"KEY": INVISION_KEY})
+    nowhere = AsyncWebClient(token=BOT_TOKEN, base_url=f"http://127.0.0.1:{closed_port()}/api/")
+    results = await online_checks(plain, nowhere, deadline=5)
+    assert [(r.item, r.ok) for r in results] == [("connection inv (invision)", True), ("Slack auth.test", False)]
+    assert results[1].said.startswith("cannot be reached (ClientConnectorError")
+    assert results[1].fix == "check SLACK_API_URL and that Slack can be reached from here"

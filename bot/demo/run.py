@@ -42,6 +42,7 @@ from bot.emulators.tailer import TailerEmulator
 from bot.errors import ConfigError
 from bot.ops.logs import setup_logging
 from bot.runtime import Runtime
+from bot.service.permissions import Actor
 
 __all__ = ["CREDENTIALS", "OUTCOMES", "Demo", "demo_catalog", "job_key", "main", "run_demo", "start_demo"]
 
@@ -78,6 +79,11 @@ OUTCOMES: dict[str, Outcome | list[Outcome]] = {
     "sales-dashboard": Outcome(queued_s=1, running_s=4, tasks=("extract", "transform", "publish")),
     "inventory-snapshot": Outcome(result="hang", queued_s=1, running_s=0, tasks=("snapshot",)),
 }
+#: the demo's Rivery connection (catalog.yml) uses the v1 API of this account and environment
+RIVERY_ACCOUNT, RIVERY_ENVIRONMENT = "demo-account", "demo-environment"
+#: started when the demo starts, so it is run #1 and in flight: `/pipeline status 1` and `cancel 1` (help's
+#: examples) have a run to show; posted in #general
+FIRST_RUN, FIRST_RUN_CHANNEL, DEMO_USER = "inventory-snapshot", "C0GENERAL", "U0ALICE"
 #: ad-hoc targets (admins may type /pipeline run rivery:<river_id>) succeed after a few seconds
 DEFAULT_OUTCOME = Outcome(queued_s=1, running_s=4)
 
@@ -104,13 +110,22 @@ def make_emulators() -> dict[str, EmulatorServer]:
         return EmulatorState(clock=RealClock(), default=DEFAULT_OUTCOME)
 
     return {
-        "rivery": RiveryEmulator(state(), tokens=[CREDENTIALS["DEMO_RIVERY_TOKEN"]]),
+        "rivery": _rivery(state()),
         "tailer": TailerEmulator(state(), tokens=[CREDENTIALS["DEMO_TAILER_TOKEN"]]),
         "invision": InVisionEmulator(state(), api_keys=[CREDENTIALS["DEMO_INVISION_KEY"]]),
         "datakitchen": DataKitchenEmulator(
             state(), users={CREDENTIALS["DEMO_DATAKITCHEN_USER"]: CREDENTIALS["DEMO_DATAKITCHEN_PASSWORD"]}
         ),
     }
+
+
+def _rivery(state: EmulatorState) -> RiveryEmulator:
+    """Rivery's v1 API for the catalog's account and environment; its limits loosened to the catalog's."""
+    emulator = RiveryEmulator(
+        state, tokens=[CREDENTIALS["DEMO_RIVERY_TOKEN"]], account_id=RIVERY_ACCOUNT, environment_id=RIVERY_ENVIRONMENT
+    )
+    emulator.river_runs_per_minute, emulator.token_runs_per_minute = 30, 60
+    return emulator
 
 
 def demo_catalog(urls: Mapping[str, str]) -> Catalog:
@@ -182,6 +197,8 @@ async def start_demo(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, workd
         await runtime.start()
         assert runtime.http is not None
         slack.app_url = f"{runtime.http.url}/slack/events"
+        first = catalog.pipelines[FIRST_RUN]
+        await runtime.services.runs.start(Actor(DEMO_USER, FIRST_RUN_CHANNEL), first, {}, channel=FIRST_RUN_CHANNEL)
     except BaseException:
         await stack.aclose()
         raise
@@ -200,11 +217,17 @@ def banner(demo: Demo) -> str:
     lines += ["", "  pipelines:"]
     notes = {
         "orders-eu": "fails: an alert in #data-alerts; Retry succeeds",
-        "inventory-snapshot": "never ends: stuck after 10s; Cancel it from its card",
+        "inventory-snapshot": "never ends: stuck after 10s; run #1 is one, in #general: cancel it",
+        "budget-consolidation": "scheduled every other minute (/pipeline schedules)",
     }
     for pipeline in demo.catalog.pipelines.values():
         note = notes.get(pipeline.name, "succeeds in a few seconds")
+        if pipeline.watch:
+            note += "; watched"
         lines.append(f"    {pipeline.name:<22} {pipeline.provider:<12} {note}")
+    lines += ["", "  workflows:"]
+    steps = "leads-ods, iowa-liquor-pda, an approval (Approve on its card), sales-dashboard"
+    lines += [f"    {name:<35} {steps}" for name in demo.catalog.workflows]
     lines += ["", "Type /pipeline help in the page. Ctrl-C stops everything; nothing is kept."]
     return "\n".join(lines)
 

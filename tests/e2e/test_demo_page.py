@@ -237,6 +237,27 @@ async def test_the_console_link_of_a_card_opens_the_page_of_that_run(page: Page,
     await console.close()
 
 
+async def test_a_workflow_waits_for_an_approval_and_a_schedule_is_listed(page: Page, demo_url: str, shots: Shots) -> None:
+    await open_page(page, demo_url, "C0OPS")
+    await command(page, "/pipeline run daily-sales")
+    flow = page.locator("#messages .msg", has=page.locator(".bk-header", has_text="daily-sales"))
+    await expect(flow).to_have_count(1)
+    approve = flow.get_by_role("button", name="Approve approve")
+    await expect(approve).to_be_visible(timeout=RUN_TIMEOUT)  # leads-ods, then iowa-liquor-pda, then the question
+    await expect(flow).to_contain_text("Numbers look right? Publish?")
+    await shots("workflow-waiting")
+    await approve.click()
+    await expect(flow.locator(".bk-header")).to_have_text(re.compile(r"^✅ daily-sales succeeded"), timeout=RUN_TIMEOUT)
+    await shots("workflow-succeeded")
+
+    messages = page.locator("#messages .msg")
+    shown = await messages.count()
+    await command(page, "/pipeline schedules")
+    await expect(messages).to_have_count(shown + 1)
+    await expect(messages.last).to_contain_text("budget-consolidation")  # every other minute: it fires soon
+    await expect(messages.last).to_contain_text("*/2 * * * *")
+
+
 async def help_examples(page: Page) -> list[str]:
     """Every example ``/pipeline help <command>`` shows, for every command ``/pipeline help`` lists."""
     messages = page.locator("#messages .msg")

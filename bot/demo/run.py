@@ -4,11 +4,16 @@ Wired the way ``tests/scenario/harness.py`` wires a scenario test, with a real c
 
 * the four provider emulators on free local ports, each pipeline of ``catalog.yml`` given a scripted outcome of
   a few seconds (``OUTCOMES``): most succeed, ``orders-eu`` fails with a provider message and a failed task
-  (its retry succeeds), ``inventory-snapshot`` never ends and outlives its expected duration;
+  (its retry succeeds), ``inventory-snapshot`` never ends and outlives its expected duration; Rivery on its v1
+  API, so that, with Tailer and DataKitchen, runs started outside Slack can be watched; each emulator serves a
+  page per run (``/console/runs/<id>``), where a card's "Open in console" leads;
 * ``FakeSlack`` on the page's port: the Web API the bot calls, and the page at ``/`` where a person types
   ``/pipeline …`` and clicks, sent to the bot signed as Slack sends them;
 * the bot (``Runtime``) in HTTP mode on a free port, with a SQLite file in a temporary directory and fast
-  polling, so a card moves within a second of its run.
+  polling, so a card moves within a second of its run; its first run (#1, ``inventory-snapshot`` in #general)
+  started before the URL is printed, so help's ``status 1`` and ``cancel 1`` have a run in flight. The catalog
+  also has a workflow with an approval step and a schedule every other minute: every example of
+  ``/pipeline help`` works here (``tests/e2e/test_demo_page.py`` types each one).
 
 Nothing outlives the process: Ctrl-C or SIGTERM stops everything and removes the directory.
 """

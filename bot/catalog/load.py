@@ -24,8 +24,9 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
 from bot.errors import ConfigError
+from bot.ops.plain import plain_error, safe_text
 from bot.ops.redact import MIN_SECRET_LENGTH, Redactor
-from bot.providers.base import ConnectionConfig, JobConfig
+from bot.providers.base import Capability, ConnectionConfig, JobConfig
 from bot.providers.registry import PROVIDERS, provider
 from bot.urls import check_url, web_link_problem
 
@@ -34,6 +35,7 @@ __all__ = ["load_catalog", "parse_catalog", "referenced_values", "shown"]
 M = TypeVar("M", bound=BaseModel)
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_INDEX = re.compile(r"\.(\d+)(?=[.\[]|$)")
 _TOP = ("version", "defaults", "connections", "pipelines", "routes", "workflows")
 #: the longest value a problem line quotes: an alias-expanded list or a pasted blob would flood the terminal
 SHOWN = 80
@@ -69,23 +71,36 @@ def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read: {exc.strerror}"], str(path)) from None
     except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError(
-            [f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"],
+            [
+                f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                "save it as UTF-8"
+            ],
             str(path),
         ) from None
     try:
         loader = _Loader(text)  # the reader refuses characters YAML does not allow (a NUL) already here
         try:
             node = loader.get_single_node()
+            _keys_as_written(node)
             duplicates = _duplicate_keys(node, str(path))
+            marks = _marks(node)
             raw = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if mark is not None:
+            where = f"{path}:{mark.line + 1}: not valid YAML (column {mark.column + 1})"
+        elif isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: where it is
+            before = text[: exc.position]
+            column = len(before) - before.rfind("\n")
+            where = f"{path}:{before.count(chr(10)) + 1}: not valid YAML (column {column})"
+        else:
+            where = f"{path}: not valid YAML"
         problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or type(exc).__name__
-        raise ConfigError([f"{path}: not valid YAML{where}: {shown(str(problem))[1:-1]}"], str(path)) from None
+        raise ConfigError([f"{where}: {shown(str(problem))[1:-1]}"], str(path)) from None
     except RecursionError:
         raise ConfigError([f"{path}: nested too deeply to be a catalog (brackets left open?)"], str(path)) from None
     try:
@@ -94,15 +109,47 @@ def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
         raise ConfigError([f"{path}: nested too deeply to be a catalog (brackets left open?)"], str(path)) from None
     except ConfigError as exc:
         secrets = Redactor(referenced_values(text, env))
-        raise ConfigError([secrets.redact(line) for line in (*duplicates, *exc.problems)], str(path)) from None
+        lines = [*duplicates, *(_placed(line, marks, str(path)) for line in exc.problems)]
+        lines.sort(key=lambda line: _line_number(line, str(path)))  # in the order of the file
+        raise ConfigError([safe_text(secrets.redact(line)) for line in lines], str(path)) from None
     if duplicates:
-        raise ConfigError(duplicates, str(path))
+        raise ConfigError([safe_text(line) for line in duplicates], str(path))
     return catalog
 
 
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader; the document is composed first so its mappings can be checked for keys given
     twice (with their lines) before construction keeps only the last of each."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_STR = "tag:yaml.org,2002:str"
+
+
+def _keys_as_written(root: yaml.Node | None) -> None:
+    """A mapping key YAML 1.1 reads as a boolean (``on``, ``yes``, ``off``) is kept as the word written: every
+    key of a catalog is a name, and ``retry: {on: [failed]}`` means the field ``on``, not ``True``."""
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag == _BOOL and key.style is None:
+                    key.tag = _STR
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def _line_number(line: str, source: str) -> int:
+    """The line a placed problem names (0 for one about the whole file)."""
+    rest = line[len(source) + 1 :] if line.startswith(f"{source}:") else ""
+    number = rest.split(":", 1)[0]
+    return int(number) if number.isdigit() else 0
 
 
 def _duplicate_keys(root: yaml.Node | None, source: str) -> list[str]:
@@ -140,6 +187,48 @@ def _duplicate_keys(root: yaml.Node | None, source: str) -> list[str]:
     return found
 
 
+def _marks(root: yaml.Node | None) -> dict[str, int]:
+    """Each dotted path of the document (list items as ``routes[0]``) → the line it is written on: a mapping
+    entry's key, a list item's start."""
+    found: dict[str, int] = {}
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                found[f"{path}[{i}]"] = item.start_mark.line + 1
+                walk(item, f"{path}[{i}]")
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    continue
+                where = f"{path}.{key.value}" if path else str(key.value)
+                found[where] = key.start_mark.line + 1  # the last of a key given twice: the one YAML keeps
+                walk(value, where)
+
+    if root is not None:
+        found[""] = root.start_mark.line + 1
+        walk(root, "")
+    return found
+
+
+def _placed(line: str, marks: Mapping[str, int], source: str) -> str:
+    """``path: problem`` → ``file:line: path: problem``, the line of the longest part of the path the file has
+    (a missing key is reported at its mapping's line)."""
+    if line.startswith(f"{source}:"):
+        return line
+    path = line.split(": ", 1)[0]
+    if path not in marks:  # pydantic writes a list item as owners.0
+        path = _INDEX.sub(r"[\1]", path)
+    while path and path not in marks:
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return f"{source}:{marks.get(path, 1)}: {line}"
+
+
 def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.yml") -> Catalog:
     problems: list[str] = []
     warnings: list[str] = []
@@ -155,10 +244,13 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
 
     defaults = _validate(Defaults, raw.get("defaults") or {}, "defaults", problems) or Defaults()
     connections = _connections(_section(raw, "connections", problems), env, problems, warnings)
-    pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems)
+    broken: set[str] = set()  # pipelines with a problem of their own: still known by name to workflows
+    pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems, broken)
     routes = _routes(raw.get("routes") or [], problems)
     _alerts_reach_people(pipelines, routes, defaults, problems)
-    workflows = _workflows(_section(raw, "workflows", problems), pipelines, defaults, problems)
+    written = _section(raw, "pipelines", []), _section(raw, "connections", [])
+    _watchable(pipelines, *written, connections, problems, warnings)
+    workflows = _workflows(_section(raw, "workflows", problems), pipelines, broken, defaults, problems)
     for name, workflow in workflows.items():  # its card (and its steps' failures) go to its channel
         if workflow.schedule is not None and not (workflow.channel or defaults.channel):
             problems.append(f"workflows.{name}: scheduled but no channel for its runs; set channel or defaults.channel")
@@ -193,6 +285,7 @@ def _connections(
     raw: Mapping[str, Any], env: Mapping[str, str], problems: list[str], warnings: list[str]
 ) -> dict[str, ConnectionConfig | None]:
     found: dict[str, ConnectionConfig | None] = {}
+    unset: dict[str, list[str]] = {}  # a variable not set → the fields using it: one problem each variable
     for name, entry in raw.items():
         path = f"connections.{name}"
         found[name] = None
@@ -208,7 +301,7 @@ def _connections(
             continue
         model = provider(kind).connection
         reported: set[str] = set()
-        resolved = _resolve(entry, env, path, model, problems, reported)
+        resolved = _resolve(entry, env, path, model, problems, reported, unset)
         found[name] = conn = _validate(model, resolved, path, problems, reported=reported)
         if conn is not None:
             # every URL the credentials go to, not only base_url (Tailer POSTs its refresh token to token_url)
@@ -224,6 +317,11 @@ def _connections(
             quoted = shown(written) if isinstance(written, str) and _REF.search(written) else None
             if isinstance(console, str) and (problem := web_link_problem(console, quoted=quoted)):
                 problems.append(f"{path}.console_url: {problem}")
+    for variable, uses in unset.items():
+        also = f" (also used by {', '.join(uses[1:])})" if len(uses) > 1 else ""
+        problems.append(
+            f"{uses[0]}: environment variable {variable} is not set{also}; set it in .env or the environment"
+        )
     return found
 
 
@@ -242,6 +340,7 @@ def _resolve(
     model: type[ConnectionConfig],
     problems: list[str],
     reported: set[str],
+    unset: dict[str, list[str]],
 ) -> dict[str, Any]:
     """Substitute ``${NAME}``; secret fields must come from the environment, never the file.
 
@@ -261,7 +360,7 @@ def _resolve(
                 continue
             missing = [r for r in refs if r not in env]
             for ref in missing:
-                problems.append(f"{path}.{key}: environment variable {ref} is not set")
+                unset.setdefault(ref, []).append(f"{path}.{key}")
             if missing:
                 reported.add(key)
                 continue
@@ -292,11 +391,14 @@ def _pipelines(
     connections: Mapping[str, ConnectionConfig | None],
     defaults: Defaults,
     problems: list[str],
+    broken: set[str],
 ) -> dict[str, Pipeline]:
+    """The valid pipelines; the name of each one with a problem (reported here) is added to ``broken``."""
     common = set(PipelineSpec.model_fields)
     found: dict[str, Pipeline] = {}
     for name, entry in raw.items():
         path = f"pipelines.{name}"
+        broken.add(str(name))  # until it is found valid
         if not NAME.match(str(name)):
             problems.append(
                 f"{path}: the name is typed in Slack commands: use lower-case letters, digits, . _ - "
@@ -336,6 +438,7 @@ def _pipelines(
         if spec is None or job is None or len(problems) > before:
             continue
         found[name] = _pipeline(str(name), kind, job, spec, defaults)
+        broken.discard(str(name))
     return found
 
 
@@ -366,7 +469,11 @@ def _pipeline(name: str, kind: str, job: JobConfig, spec: PipelineSpec, defaults
 
 
 def _workflows(
-    raw: Mapping[str, Any], pipelines: Mapping[str, Pipeline], defaults: Defaults, problems: list[str]
+    raw: Mapping[str, Any],
+    pipelines: Mapping[str, Pipeline],
+    broken: Collection[str],
+    defaults: Defaults,
+    problems: list[str],
 ) -> dict[str, Workflow]:
     accepts = {key: provider(key).client for key in PROVIDERS}
     found: dict[str, Workflow] = {}
@@ -375,14 +482,16 @@ def _workflows(
         if not NAME.match(str(name)):
             problems.append(f"{path}: use lower-case letters, digits, . _ - (the name is typed in Slack)")
             continue
-        if name in pipelines:
+        if name in pipelines or name in broken:
             problems.append(f"{path}: a pipeline has the same name; `run {name}` must mean one thing")
             continue
-        spec, broken = _workflow_spec(path, entry, problems)
+        spec, broken_steps = _workflow_spec(path, entry, problems)
         if spec is None:
             continue
-        found_problems = validate_workflow(str(name), spec, pipelines, accepts, also_steps=broken)
-        if broken:
+        found_problems = validate_workflow(
+            str(name), spec, pipelines, accepts, also_steps=broken_steps, also_pipelines=broken
+        )
+        if broken_steps:
             problems.extend(found_problems)
             continue
         if found_problems:
@@ -473,6 +582,43 @@ def _alerts_reach_people(
                 )
 
 
+def _watchable(
+    pipelines: Mapping[str, Pipeline],
+    written: Mapping[str, Any],
+    declared: Mapping[str, Any],
+    connections: Mapping[str, ConnectionConfig | None],
+    problems: list[str],
+    warnings: list[str],
+) -> None:
+    """Watching lists a pipeline's recent runs: on a connection that cannot (Rivery's legacy API, InVision) the
+    running bot would skip it, and its failures would reach nobody. Asked for by the pipeline: a problem;
+    inherited from ``defaults.watch``: a warning (the rest of the catalog is watched)."""
+    for pipeline in pipelines.values():
+        if not pipeline.watch:
+            continue
+        client = provider(pipeline.provider).client
+        conn = connections.get(pipeline.connection)
+        if conn is None:  # its own problem is listed; what it offers still follows from what it says
+            entry = declared.get(pipeline.connection)
+            fields = {k: v for k, v in entry.items() if isinstance(k, str)} if isinstance(entry, dict) else {}
+            conn = provider(pipeline.provider).connection.model_construct(**fields)
+        if Capability.LIST_RUNS in client.offered_by(conn):
+            continue
+        why = (
+            f"connection {pipeline.connection} uses Rivery's legacy API, which cannot list runs (api: v1 can)"
+            if pipeline.provider == "rivery"
+            else f"{client.display_name}'s API cannot list runs"
+        )
+        entry = written.get(pipeline.name)
+        if not (isinstance(entry, dict) and "watch" in entry):
+            warnings.append(
+                f"pipelines.{pipeline.name}: not watched although defaults.watch is true: {why}; set watch: false "
+                "on it"
+            )
+        else:
+            problems.append(f"pipelines.{pipeline.name}.watch: cannot be watched: {why}; remove watch: true")
+
+
 # -- pydantic errors as lines -----------------------------------------------------------------
 
 
@@ -499,15 +645,20 @@ def _validate(
 def _line(path: str, err: Any, names: list[str]) -> str:
     loc = ".".join(str(p) for p in err["loc"])
     where = f"{path}.{loc}" if loc else path
-    kind = err["type"]
-    if kind == "missing":
-        return f"{where}: field required"
-    if kind == "extra_forbidden":
-        last = str(err["loc"][-1])
-        return f"{where}: unknown key{_did_you_mean(last, names)}; known keys: {', '.join(sorted(names))}"
-    message = str(err["msg"])
-    message = message.removeprefix("Value error, ")
-    return f"{where}: {message}"
+    if err["type"] == "extra_forbidden":
+        hint = _did_you_mean(str(err["loc"][-1]), names)  # the word meant, else every word there is
+        return f"{where}: unknown key{hint or '; known keys: ' + ', '.join(sorted(names))}"
+    return f"{where}: {plain_error(err, _field_name(path, err['loc']))}"
+
+
+def _field_name(path: str, loc: tuple[int | str, ...]) -> str:
+    """The name a person wrote for the field in error: ``owners``, ``owners[1]``; the entry's own name when the
+    whole entry is wrong."""
+    named = [i for i, part in enumerate(loc) if isinstance(part, str)]
+    if not named:
+        return path.rsplit(".", 1)[-1] + "".join(f"[{part}]" for part in loc)
+    last = named[-1]
+    return str(loc[last]) + "".join(f"[{part}]" for part in loc[last + 1 :])
 
 
 def _did_you_mean(word: str, options: Iterable[str]) -> str:

@@ -191,9 +191,15 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         itself: a person is told when to try again, the bot's own starts wait (``bot/service/limits.py``)."""
         return ()
 
+    @classmethod
+    def offered_by(cls, connection: ConnT) -> frozenset[Capability]:
+        """What a connection with these settings offers (no client needed: ``pipeline-bot check`` asks it); a
+        provider may narrow ``capabilities`` by connection settings."""
+        return cls.capabilities
+
     def offered(self) -> frozenset[Capability]:
-        """What this connection offers; a provider may narrow ``capabilities`` by connection settings."""
-        return self.capabilities
+        """What this connection offers."""
+        return self.offered_by(self.connection)
 
     def can(self, capability: Capability) -> bool:
         return capability in self.offered()

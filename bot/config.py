@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_serializer, field_
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.ops.plain import plain_error, safe_text
 from bot.ops.redact import MIN_SECRET_LENGTH
 from bot.urls import check_url
 
@@ -121,7 +122,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):  # SLACK_ADMINS=U1,U2 as well as JSON
             stripped = value.strip()
             if stripped.startswith("["):
-                return json.loads(stripped)
+                try:
+                    return json.loads(stripped)
+                except json.JSONDecodeError:
+                    raise ValueError(
+                        "is not a JSON list; write the ids separated by commas, like U0ALICE01,U0BOB0002"
+                    ) from None
             return [v.strip() for v in stripped.split(",") if v.strip()]
         return value
 
@@ -330,8 +336,20 @@ def load_settings(env_file: Path | str | None = ".env", secrets_dir: Path | None
             _secrets_dir=directory if directory.is_dir() else None,
         )
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError(problems, source="settings") from None
+        raise ConfigError([_settings_problem(err) for err in exc.errors()], source="settings") from None
+
+
+def _settings_problem(err: Any) -> str:
+    """One setting that cannot be read, in plain words: ``PORT: must be a whole number, e.g. 3000`` (the
+    example is the setting's default where it has one)."""
+    name = str(err["loc"][0]) if err["loc"] else ""
+    variable = name.upper() or "settings"
+    sentence = plain_error(err, "").strip()
+    field = Settings.model_fields.get(name)
+    default = field.default if field is not None else None
+    if isinstance(default, int | float) and not isinstance(default, bool):
+        sentence = sentence.replace("e.g. 3", f"e.g. {default:g}").replace("e.g. 2.5", f"e.g. {default:g}")
+    return f"{variable}: {safe_text(sentence)}"
 
 
 def _readable_env_file(env_file: Path | str | None) -> None:

@@ -22,12 +22,13 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
+from bot.catalog.refusals import schedule_problems, watchable
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
 from bot.catalog.yaml_text import Loader, duplicate_keys, keys_as_written, line_number, marks, placed, shown
 from bot.errors import ConfigError
 from bot.ops.plain import plain_error, safe_text
 from bot.ops.redact import MIN_SECRET_LENGTH, Redactor
-from bot.providers.base import Capability, ConnectionConfig, JobConfig
+from bot.providers.base import ConnectionConfig, JobConfig
 from bot.providers.registry import PROVIDERS, provider
 from bot.urls import check_url, web_link_problem
 
@@ -123,8 +124,9 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
     routes = _routes(raw.get("routes") or [], problems)
     _alerts_reach_people(pipelines, routes, defaults, problems)
     written = _section(raw, "pipelines", []), _section(raw, "connections", [])
-    _watchable(pipelines, *written, connections, problems, warnings)
+    watchable(pipelines, *written, connections, problems, warnings)
     workflows = _workflows(_section(raw, "workflows", problems), pipelines, broken, defaults, problems)
+    problems.extend(schedule_problems(pipelines, workflows))
     for name, workflow in workflows.items():  # its card (and its steps' failures) go to its channel
         if workflow.schedule is not None and not (workflow.channel or defaults.channel):
             problems.append(f"workflows.{name}: scheduled but no channel for its runs; set channel or defaults.channel")
@@ -454,43 +456,6 @@ def _alerts_reach_people(
                     f"{path}: {shown(owner)} cannot be mentioned in an alert; owners are people (U…) or user "
                     "groups (S…)"
                 )
-
-
-def _watchable(
-    pipelines: Mapping[str, Pipeline],
-    written: Mapping[str, Any],
-    declared: Mapping[str, Any],
-    connections: Mapping[str, ConnectionConfig | None],
-    problems: list[str],
-    warnings: list[str],
-) -> None:
-    """Watching lists a pipeline's recent runs: on a connection that cannot (Rivery's legacy API, InVision) the
-    running bot would skip it, and its failures would reach nobody. Asked for by the pipeline: a problem;
-    inherited from ``defaults.watch``: a warning (the rest of the catalog is watched)."""
-    for pipeline in pipelines.values():
-        if not pipeline.watch:
-            continue
-        client = provider(pipeline.provider).client
-        conn = connections.get(pipeline.connection)
-        if conn is None:  # its own problem is listed; what it offers still follows from what it says
-            entry = declared.get(pipeline.connection)
-            fields = {k: v for k, v in entry.items() if isinstance(k, str)} if isinstance(entry, dict) else {}
-            conn = provider(pipeline.provider).connection.model_construct(**fields)
-        if Capability.LIST_RUNS in client.offered_by(conn):
-            continue
-        why = (
-            f"connection {pipeline.connection} uses Rivery's legacy API, which cannot list runs (api: v1 can)"
-            if pipeline.provider == "rivery"
-            else f"{client.display_name}'s API cannot list runs"
-        )
-        entry = written.get(pipeline.name)
-        if not (isinstance(entry, dict) and "watch" in entry):
-            warnings.append(
-                f"pipelines.{pipeline.name}: not watched although defaults.watch is true: {why}; set watch: false "
-                "on it"
-            )
-        else:
-            problems.append(f"pipelines.{pipeline.name}.watch: cannot be watched: {why}; remove watch: true")
 
 
 # -- pydantic errors as lines -----------------------------------------------------------------

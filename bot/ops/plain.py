@@ -73,7 +73,7 @@ def plain_error(err: Mapping[str, Any], field: str) -> str:
     fits = 0 < len(word) <= 40 and not any(c in word for c in "[]{},:#") and not word.isspace()
     example = f"[{safe_text(word.strip())}]" if fits else "[first, second]"
     try:
-        text = sentence.format(example=example, **{k: str(v) for k, v in ctx.items()})
+        text = sentence.format(example=example, **{k: _number(v) for k, v in ctx.items()})
     except (KeyError, IndexError):  # a context pydantic did not give: the sentence without its detail
         text = sentence.split(" {")[0].split(",")[0]
     return f"{field} {text}"
@@ -85,3 +85,8 @@ def safe_text(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _number(value: object) -> str:
+    """A bound as a person writes it: 0, not 0.0."""
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -477,6 +477,8 @@ def _validate(
         for err in exc.errors():
             if err["type"] == "missing" and err["loc"] and str(err["loc"][0]) in reported:
                 continue
+            if reported and not err["loc"]:  # about the whole entry: follows from a field left out, said already
+                continue
             problems.append(_line(path, err, names))
         return None
 

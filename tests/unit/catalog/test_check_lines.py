@@ -142,6 +142,16 @@ pipelines:
     ]
 
 
+def test_an_unset_variable_is_not_also_a_connection_without_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the Tailer connection also said it "needs exactly one of token, refresh_token…" (got none)."""
+    assert problems(tmp_path, monkeypatch, "    api_key: ${KEY}\nroutes: []\n", env={"TOKEN": ENV["TOKEN"], "KEY": ENV["KEY"]}) == [
+        "pipelines.yml:9: connections.tailer.token: environment variable JWT is not set; set it in .env or the "
+        "environment"
+    ]
+
+
 @pytest.mark.parametrize(
     ("written", "said"),
     [

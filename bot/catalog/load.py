@@ -117,18 +117,22 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
     if raw.get("version", 1) != 1:
         problems.append(f"version: {shown(raw.get('version'))} is not supported; this bot reads version 1")
 
-    defaults = _validate(Defaults, raw.get("defaults") or {}, "defaults", problems) or Defaults()
+    given = _validate(Defaults, raw.get("defaults") or {}, "defaults", problems)
+    defaults = given or Defaults()
     connections = _connections(_section(raw, "connections", problems), env, problems, warnings)
     broken: set[str] = set()  # pipelines with a problem of their own: still known by name to workflows
     pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems, broken)
+    before = len(problems)
     routes = _routes(raw.get("routes") or [], problems)
-    _alerts_reach_people(pipelines, routes, defaults, problems)
+    # a broken defaults or route is said once: the channels it would have given are not missing too
+    channels_known = given is not None and len(problems) == before
+    _alerts_reach_people(pipelines, routes, defaults, problems, channels_known=channels_known)
     written = _section(raw, "pipelines", []), _section(raw, "connections", [])
     watchable(pipelines, *written, connections, problems, warnings)
     workflows = _workflows(_section(raw, "workflows", problems), pipelines, broken, defaults, problems)
     problems.extend(schedule_problems(pipelines, workflows))
     for name, workflow in workflows.items():  # its card (and its steps' failures) go to its channel
-        if workflow.schedule is not None and not (workflow.channel or defaults.channel):
+        if channels_known and workflow.schedule is not None and not (workflow.channel or defaults.channel):
             problems.append(f"workflows.{name}: scheduled but no channel for its runs; set channel or defaults.channel")
 
     if problems:
@@ -431,12 +435,17 @@ def _routes(raw: object, problems: list[str]) -> list[RouteRule]:
 
 
 def _alerts_reach_people(
-    pipelines: Mapping[str, Pipeline], routes: list[RouteRule], defaults: Defaults, problems: list[str]
+    pipelines: Mapping[str, Pipeline],
+    routes: list[RouteRule],
+    defaults: Defaults,
+    problems: list[str],
+    *,
+    channels_known: bool = True,
 ) -> None:
     """A watched pipeline's failures have no card to show them: without a channel for its alerts they would be
     dropped. Owners are mentioned in alerts: a channel id or ``*`` there would mention nobody."""
     where = Catalog(connections={}, pipelines=pipelines, defaults=defaults, routes=tuple(routes))
-    for pipeline in pipelines.values():
+    for pipeline in pipelines.values() if channels_known else ():
         if pipeline.watch and where.channel_for(pipeline) is None:
             problems.append(
                 f"pipelines.{pipeline.name}: watched but no channel for alerts; set channel or defaults.channel"

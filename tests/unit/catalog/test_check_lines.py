@@ -152,6 +152,31 @@ def test_an_unset_variable_is_not_also_a_connection_without_credentials(
     ]
 
 
+def test_a_bad_default_channel_is_not_also_each_pipeline_without_a_channel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the defaults were dropped, and each watched or scheduled pipeline said it had no channel."""
+    (tmp_path / "pipelines.yml").write_text(
+        (CONNECTIONS + "    api_key: ${KEY}\n").replace('"#data-alerts"', "data-alerts")
+        + "  rivery-eu: {provider: rivery, api: v1, account_id: a1, environment_id: e1, api_token: \"${TOKEN}\"}\n"
+        "pipelines:\n"
+        "  orders-eu: {connection: rivery-eu, river_id: r1, watch: true}\n"
+        "  leads-ods: {connection: rivery-us, river_id: r2, schedule: {cron: '0 6 * * *'}}\n"
+        "routes:\n"
+        "  - {tag: finance, channel: finance}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(Path("pipelines.yml"), ENV)
+    assert caught.value.problems == [
+        "pipelines.yml:2: defaults.channel: 'data-alerts' is not a channel: use its id (C0123ABCD) or #name in "
+        "lower case",
+        "pipelines.yml:19: routes[0].channel: 'finance' is not a channel: use its id (C0123ABCD) or #name in lower "
+        "case",
+    ]
+
+
 @pytest.mark.parametrize(
     ("written", "said"),
     [

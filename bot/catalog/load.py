@@ -1,7 +1,7 @@
 """pipelines.yml → ``Catalog``, reporting every problem with its place.
 
 Validation does not stop at the first error: a person fixing a catalog wants the whole list, each
-like ``pipelines.leads-ods.river_id: field required``. Secrets are never written in the file; a
+like ``pipelines.leads-ods.river_id: river_id is required``. Secrets are never written in the file; a
 connection refers to an environment variable with ``${NAME}``, and a missing one is named.
 
 A key given twice is an error (YAML would keep the last one silently: a merge mistake could redirect
@@ -16,7 +16,7 @@ import difflib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -291,7 +291,7 @@ def _pipelines(
         conn_name = entry.get("connection")
         if not isinstance(conn_name, str) or conn_name not in connections:
             if conn_name is None:
-                problems.append(f"{path}.connection: field required")
+                problems.append(f"{path}.connection: connection is required: the name of one under connections:")
             else:
                 known = list(connections)
                 problems.append(
@@ -403,7 +403,10 @@ def _workflow_spec(path: str, entry: object, problems: list[str]) -> tuple[Workf
         return None, set()
     raw_steps = entry.get("steps")
     if not isinstance(raw_steps, dict) or not raw_steps:
-        problems.append(f"{path}.steps: field required (a mapping of step names to pipelines or approvals)")
+        problems.append(
+            f"{path}.steps: steps is required: a mapping of step names to pipelines or approvals, e.g. "
+            "{ingest: {pipeline: orders-eu}}"
+        )
         return None, set()
     valid: dict[str, Any] = {}
     broken: set[str] = set()
@@ -488,8 +491,25 @@ def _validate(
                 continue
             if reported and not err["loc"]:  # about the whole entry: follows from a field left out, said already
                 continue
-            problems.append(_line(path, err, names))
+            nested = err["type"] == "extra_forbidden" and len(err["loc"]) > 1
+            problems.append(_line(path, err, _keys_at(model, err["loc"][:-1]) if nested else names))
         return None
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys of the mapping at ``loc`` inside ``model`` (``retry`` → RetryPolicy's): an unknown key there
+    is compared with those, not with the entry's own."""
+    models: list[type[BaseModel]] = [model]
+    for part in loc:
+        inner = [m for found in models if (f := found.model_fields.get(str(part))) for m in _models_in(f.annotation)]
+        models = inner or models  # a list index or a name in a mapping of entries: the same kind of entry
+    return sorted({name for found in models for name in found.model_fields})
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def _line(path: str, err: Any, names: list[str]) -> str:

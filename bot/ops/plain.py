@@ -7,6 +7,7 @@ error raised by the project's own validators is already a sentence; it is kept a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,6 +54,21 @@ _SENTENCES: Mapping[str, str] = {
 }
 
 
+#: a list field's example when the value given is no single word to put in brackets
+_LISTS: Mapping[str, str] = {
+    "owners": "[U0ALICE01, S0DATAENG]",
+    "allow_run": '["*"] or [U0ALICE01, S0DATAENG, C0ANALYTIC]',
+    "allow_change": "[U0ALICE01, S0DATAENG]",
+    "approvers": "[U0ALICE01, S0DATAENG]",
+    "tags": "[ingest, finance]",
+    "choices": "[small, large]",
+    "on": "[failed, unknown]",
+    "on_success": "[publish, notify]",
+    "on_failure": "[cleanup]",
+    "start": "[ingest]",
+}
+
+
 def plain_error(err: Mapping[str, Any], field: str) -> str:
     """One pydantic error (an item of ``ValidationError.errors()``) as ``<field> <sentence>``.
 
@@ -69,9 +85,10 @@ def plain_error(err: Mapping[str, Any], field: str) -> str:
     if "expected" in ctx:
         ctx["expected"] = str(ctx["expected"]).replace("'", "").replace(" or ", ", ")
     value = err.get("input")
-    word = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
-    fits = 0 < len(word) <= 40 and not any(c in word for c in "[]{},:#") and not word.isspace()
-    example = f"[{safe_text(word.strip())}]" if fits else "[first, second]"
+    word = value.strip() if isinstance(value, str) else ""
+    fits = len(word) <= 40 and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*", word) is not None
+    name = re.sub(r"\[\d+\]$", "", field)
+    example = f"[{word}]" if fits else _LISTS.get(name, "[first, second]")
     try:
         text = sentence.format(example=example, **{k: _number(v) for k, v in ctx.items()})
     except (KeyError, IndexError):  # a context pydantic did not give: the sentence without its detail

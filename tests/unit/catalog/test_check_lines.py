@@ -190,6 +190,9 @@ def test_a_bad_default_channel_is_not_also_each_pipeline_without_a_channel(
         ("retry: {attempts: many}", "pipelines.a.retry.attempts: attempts must be a whole number, e.g. 3"),
         ("retry: {on: [failed, broken]}", "pipelines.a.retry.on.1: on[1] must be one of failed, unknown"),
         ("retry: 3", "pipelines.a.retry: retry must be a mapping of keys to values, e.g. {key: value}"),
+        ("owners: {alice: U0ALICE01}", "pipelines.a.owners: owners must be a list, e.g. [U0ALICE01, S0DATAENG]"),
+        ("retry: {attempt: 3}", "pipelines.a.retry.attempt: unknown key (did you mean 'attempts'?)"),
+        ("retry: {tries: 3}", "pipelines.a.retry.tries: unknown key; known keys: attempts, backoff, on, resume"),
         ("parameters: {day: {type: dat}}", "pipelines.a.parameters.day.type: type must be one of string, date, int, "
          "bool, choice"),
         ("parameters: {day: {required: maybe}}", "pipelines.a.parameters.day.required: required must be true or "

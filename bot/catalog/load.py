@@ -184,6 +184,8 @@ def _connections(
         resolved = _resolve(entry, env, path, model, problems, reported, unset)
         found[name] = conn = _validate(model, resolved, path, problems, reported=reported)
         if conn is not None:
+            # what the client would refuse when it is made (a key file that cannot be read): said now
+            problems.extend(f"{path}.{line}" for line in provider(kind).client.connection_problems(conn))
             # every URL the credentials go to, not only base_url (Tailer POSTs its refresh token to token_url)
             for key in ("base_url", "token_url"):
                 url = getattr(conn, key, None)

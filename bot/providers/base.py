@@ -197,6 +197,12 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         provider may narrow ``capabilities`` by connection settings."""
         return cls.capabilities
 
+    @classmethod
+    def connection_problems(cls, connection: ConnT) -> list[str]:
+        """What would stop a client for this connection from being made, found without one (the catalog's
+        validation asks, so `check` and the start say it rather than the first call): ``field: problem`` lines."""
+        return []
+
     def offered(self) -> frozenset[Capability]:
         """What this connection offers."""
         return self.offered_by(self.connection)

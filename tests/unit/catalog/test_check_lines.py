@@ -324,6 +324,30 @@ pipelines:
     ]
 
 
+def test_a_service_account_file_the_client_could_not_read_is_a_problem_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: check said ok; the Tailer client, made at the first call, then refused it."""
+    (tmp_path / "sa.json").write_text("not json", encoding="utf-8")
+    (tmp_path / "pipelines.yml").write_text(
+        CONNECTIONS.replace("    token: ${JWT}\n", "    service_account_file: missing.json\n")
+        + "    api_key: ${KEY}\n"
+        "  tailer-eu:\n"
+        "    provider: tailer\n"
+        "    service_account_file: sa.json\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_catalog(Path("pipelines.yml"), ENV)
+    assert caught.value.problems == [
+        "pipelines.yml:9: connections.tailer.service_account_file: cannot read missing.json: No such file or "
+        "directory",
+        "pipelines.yml:14: connections.tailer-eu.service_account_file: sa.json: the service account key is not "
+        "valid JSON",
+    ]
+
+
 def test_a_key_given_twice_is_a_problem_at_both_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert problems(tmp_path, monkeypatch, """\
     api_key: ${KEY}

@@ -343,7 +343,7 @@ def test_a_service_account_file_the_client_could_not_read_is_a_problem_now(
     assert caught.value.problems == [
         "pipelines.yml:9: connections.tailer.service_account_file: cannot read missing.json: No such file or "
         "directory",
-        "pipelines.yml:14: connections.tailer-eu.service_account_file: sa.json: the service account key is not "
+        "pipelines.yml:16: connections.tailer-eu.service_account_file: sa.json: the service account key is not "
         "valid JSON",
     ]
 

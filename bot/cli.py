@@ -18,6 +18,7 @@ from bot.catalog.model import Catalog
 from bot.config import Settings, environment, load_settings, sqlite_folder_problem
 from bot.errors import ConfigError, StartupError
 from bot.ops.logs import setup_logging
+from bot.ops.plain import safe_text
 from bot.ops.redact import PROCESS, Redactor
 from bot.providers.registry import provider
 
@@ -109,7 +110,7 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         print(f"pipeline-bot check: {len(problems)} problem(s)", file=sys.stderr)
         secrets = _secrets_of(settings, catalog, path, env)
         for line in problems:
-            print(f"  - {secrets.redact(line)}", file=sys.stderr)
+            print(f"  - {safe_text(secrets.redact(line))}", file=sys.stderr)
         return 1
     assert catalog is not None
     warnings = [*(settings.warnings() if settings is not None and not catalog_only else []), *catalog.warnings]
@@ -262,5 +263,5 @@ def _secrets_of(
 def _fail(problems: list[str]) -> int:
     print(f"pipeline-bot: cannot start: {len(problems)} problem(s)", file=sys.stderr)
     for line in problems:
-        print(f"  - {line}", file=sys.stderr)
+        print(f"  - {safe_text(line)}", file=sys.stderr)
     return 1

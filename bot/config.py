@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -84,8 +85,6 @@ class Settings(BaseSettings):
     def _digest_time(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        import re
-
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
             raise ValueError("write it as HH:MM, like 09:00, or leave it empty for no digest")
         return value.strip()
@@ -336,7 +335,22 @@ def load_settings(env_file: Path | str | None = ".env", secrets_dir: Path | None
             _secrets_dir=directory if directory.is_dir() else None,
         )
     except ValidationError as exc:
-        raise ConfigError([_settings_problem(err) for err in exc.errors()], source="settings") from None
+        lines = [_settings_problem(err) for err in exc.errors()]
+        raise ConfigError([_placed(line, env_file) for line in lines], source="settings") from None
+
+
+def _placed(line: str, env_file: Path | str | None) -> str:
+    """``PORT: …`` → ``.env:3: PORT: …`` when the value came from that line of the dotenv file (the process
+    environment, which wins, does not have it)."""
+    variable = line.split(":", 1)[0]
+    if env_file is None or variable in os.environ or not Path(env_file).is_file():
+        return line
+    pattern = re.compile(rf"\s*(?:export\s+)?{re.escape(variable)}\s*=", re.IGNORECASE)
+    found = 0
+    for number, text in enumerate(Path(env_file).read_text(encoding="utf-8").splitlines(), start=1):
+        if pattern.match(text):
+            found = number  # the last one is the one read
+    return f"{env_file}:{found}: {line}" if found else line
 
 
 def _settings_problem(err: Any) -> str:

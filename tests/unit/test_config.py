@@ -65,6 +65,19 @@ def test_a_setting_that_cannot_be_read_is_said_in_plain_words(
     assert err.value.problems == [line]
 
 
+def test_a_setting_from_the_dotenv_file_is_said_at_its_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("# settings\nPORT=3000\nexport port = eighty\nlog_level=loud\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_file=env, secrets_dir=tmp_path)
+    assert err.value.problems == [
+        f"{env}:3: PORT: must be a whole number, e.g. 3000",
+        f"{env}:4: LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR",
+    ]
+
+
 def test_problems_explain_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
     monkeypatch.setenv("SLACK_APP_TOKEN", "xoxb-wrong")

@@ -7,6 +7,7 @@ error raised by the project's own validators is already a sentence; it is kept a
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -79,12 +80,14 @@ def plain_error(err: Mapping[str, Any], field: str) -> str:
     if kind in ("value_error", "assertion_error"):
         message = str(err.get("msg", ""))
         return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    value = err.get("input")
+    if kind == "string_type" and isinstance(value, bool | int | float | datetime.date):
+        return f"{field} must be text: put it in quotes (YAML reads {_unquoted(value)})"
     sentence = _SENTENCES.get(kind)
     if sentence is None:  # a type this map does not know yet: say what is expected without pydantic's words
         return f"{field} has a value that cannot be used here"
     if "expected" in ctx:
         ctx["expected"] = str(ctx["expected"]).replace("'", "").replace(" or ", ", ")
-    value = err.get("input")
     word = value.strip() if isinstance(value, str) else ""
     fits = len(word) <= 40 and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*", word) is not None
     name = re.sub(r"\[\d+\]$", "", field)
@@ -107,3 +110,12 @@ def safe_text(text: str) -> str:
 def _number(value: object) -> str:
     """A bound as a person writes it: 0, not 0.0."""
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _unquoted(value: object) -> str:
+    """What YAML made of a value written without quotes."""
+    if isinstance(value, bool):
+        return "yes, no, on, off, true and false unquoted as true or false"
+    if isinstance(value, int | float):
+        return f"{value if len(str(value)) <= 20 else 'digits'} unquoted as a number"
+    return "2024-01-31 unquoted as a date"

@@ -193,6 +193,10 @@ def test_a_bad_default_channel_is_not_also_each_pipeline_without_a_channel(
         ("owners: {alice: U0ALICE01}", "pipelines.a.owners: owners must be a list, e.g. [U0ALICE01, S0DATAENG]"),
         ("retry: {attempt: 3}", "pipelines.a.retry.attempt: unknown key (did you mean 'attempts'?)"),
         ("retry: {tries: 3}", "pipelines.a.retry.tries: unknown key; known keys: attempts, backoff, on, resume"),
+        ("description: yes", "pipelines.a.description: description must be text: put it in quotes (YAML reads "
+         "yes, no, on, off, true and false unquoted as true or false)"),
+        ("schedule: {cron: '0 6 * * *', parameters: {day: 2024-01-31}}", "pipelines.a.schedule.parameters.day: day "
+         "must be text: put it in quotes (YAML reads 2024-01-31 unquoted as a date)"),
         ("parameters: {day: {type: dat}}", "pipelines.a.parameters.day.type: type must be one of string, date, int, "
          "bool, choice"),
         ("parameters: {day: {required: maybe}}", "pipelines.a.parameters.day.required: required must be true or "

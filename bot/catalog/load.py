@@ -465,10 +465,10 @@ def _alerts_reach_people(
     ]
     for path, owners in owner_lists:
         for owner in owners:
-            if not owner.startswith(("U", "W", "S")):
+            if not owner.startswith(("U", "W", "S", "@")) and "@" not in owner:  # @handle, e-mail: resolved at start
                 problems.append(
-                    f"{path}: {shown(owner)} cannot be mentioned in an alert; owners are people (U…) or user "
-                    "groups (S…)"
+                    f"{path}: {shown(owner)} cannot be mentioned in an alert; owners are people (U… or an e-mail) "
+                    "or user groups (S… or @handle)"
                 )
 
 

@@ -7,7 +7,8 @@ and returns the base URL, so tests run many emulators side by side.
 Control API (for the demo, scenario tests in other processes and people trying scripts):
 ``GET /_emulator/runs``, ``POST /_emulator/runs`` ``{job, parameters?, outcome?}`` (a run started
 outside the bot), ``POST /_emulator/faults`` (a fault), ``DELETE /_emulator/faults``,
-``POST /_emulator/clock`` ``{advance}`` (manual clock only), ``GET /_emulator/requests``.
+``POST /_emulator/clock`` ``{advance}`` (manual clock only), ``GET /_emulator/requests``. And a console: an HTML
+page per run at ``GET /console/runs/<run id>`` (``_console.py``), where the demo's "Open in console" leads.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
+from bot.emulators._console import console_routes
 from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome, RecordedRequest
 
 __all__ = ["EmulatorServer", "Route", "json_response", "read_body"]
@@ -115,7 +117,7 @@ class EmulatorServer:
             ("POST", "/_emulator/clock", self._ctl_clock),
             ("GET", "/_emulator/requests", self._ctl_requests),
         ]
-        for method, path, handler in control:
+        for method, path, handler in [*control, *console_routes(self.state, self.provider)]:
             app.router.add_route(method, path, handler)
         return app
 

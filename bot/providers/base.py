@@ -15,7 +15,7 @@ import abc
 import asyncio
 import enum
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
@@ -156,6 +156,17 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         """When this connection's credential stops working and how a person renews it; None when it does
         not expire or the bot renews it itself."""
         return None
+
+    async def probe(self, job: JobT) -> str:
+        """One harmless authenticated read that proves this connection's address and credentials, for
+        ``pipeline-bot check --online``: what answered, in a few words. Raises ProviderError as any call does.
+
+        By default the recent runs of ``job`` (a pipeline using this connection); a provider without such a list
+        overrides it."""
+        if not self.can(Capability.LIST_RUNS):
+            raise self._unsupported(Capability.LIST_RUNS)
+        runs = await self.list_runs(job, since=datetime.now(UTC) - timedelta(days=1), limit=1)
+        return f"listed the recent runs of {job.describe()} ({len(runs)} in the last day)"
 
     # -- optional operations ----------------------------------------------------------------
 

@@ -585,6 +585,17 @@ class Client(ProviderClient[Connection, Job]):
             return Call("GET", str(url), call.what)
         return Call("GET", path, call.what, params={**base, "page": following})
 
+    async def probe(self, job: Job) -> str:
+        """Legacy: ``GET /me`` (the vendor's own client calls it first); v1: the environment's statistics of the
+        last hour, which need the token, the account and the environment to be right."""
+        if self.legacy:
+            body = await self._fetch(Call("GET", "me", "read the account of the API token"), None)
+            account = body.get("account_id") if isinstance(body, dict) else None
+            return f"the API token belongs to account {account}" if account else "the API token was accepted"
+        end = self.now()
+        await self.stats(None, start=end - timedelta(hours=1), end=end)
+        return f"read the statistics of account {self.connection.account_id}"
+
     async def stats(self, job: Job | None, *, start: datetime, end: datetime) -> Stats:
         """Run counts per state over a period: of one river, or of the whole environment (``job`` None)."""
         if self.legacy:

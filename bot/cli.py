@@ -24,6 +24,7 @@ from bot.checks.online import DEADLINE, online_checks, render
 from bot.config import Settings, environment, load_settings, sqlite_folder_problem
 from bot.errors import ConfigError, StartupError
 from bot.ops.logs import setup_logging
+from bot.ops.plain import safe_text
 from bot.ops.redact import PROCESS, Redactor
 from bot.providers.registry import provider
 
@@ -202,7 +203,7 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool, onl
         print(f"pipeline-bot check: {len(problems)} problem(s)", file=sys.stderr)
         secrets = _secrets_of(settings, catalog, path, env)
         for line in problems:
-            print(f"  - {secrets.redact(line)}", file=sys.stderr)
+            print(f"  - {safe_text(secrets.redact(line))}", file=sys.stderr)
         if online:
             print("pipeline-bot check --online: not tried: fix the problems above first", file=sys.stderr)
         return 1
@@ -382,5 +383,5 @@ def _secrets_of(
 def _fail(problems: list[str]) -> int:
     print(f"pipeline-bot: cannot start: {len(problems)} problem(s)", file=sys.stderr)
     for line in problems:
-        print(f"  - {line}", file=sys.stderr)
+        print(f"  - {safe_text(line)}", file=sys.stderr)
     return 1

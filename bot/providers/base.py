@@ -202,9 +202,21 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         itself: a person is told when to try again, the bot's own starts wait (``bot/service/limits.py``)."""
         return ()
 
+    @classmethod
+    def offered_by(cls, connection: ConnT) -> frozenset[Capability]:
+        """What a connection with these settings offers (no client needed: ``pipeline-bot check`` asks it); a
+        provider may narrow ``capabilities`` by connection settings."""
+        return cls.capabilities
+
+    @classmethod
+    def connection_problems(cls, connection: ConnT) -> list[str]:
+        """What would stop a client for this connection from being made, found without one (the catalog's
+        validation asks, so `check` and the start say it rather than the first call): ``field: problem`` lines."""
+        return []
+
     def offered(self) -> frozenset[Capability]:
-        """What this connection offers; a provider may narrow ``capabilities`` by connection settings."""
-        return self.capabilities
+        """What this connection offers."""
+        return self.offered_by(self.connection)
 
     def can(self, capability: Capability) -> bool:
         return capability in self.offered()

@@ -383,9 +383,10 @@ class Client(ProviderClient[Connection, Job]):
     def legacy(self) -> bool:
         return self.connection.api == "legacy"
 
-    def offered(self) -> frozenset[Capability]:
+    @classmethod
+    def offered_by(cls, connection: Connection) -> frozenset[Capability]:
         """The legacy API has run, status and cancel only."""
-        return frozenset({Capability.CANCEL}) if self.legacy else self.capabilities
+        return frozenset({Capability.CANCEL}) if connection.api == "legacy" else cls.capabilities
 
     def _unsupported(self, capability: Capability) -> OperationNotSupported:
         if not (self.legacy and capability in _V1_ONLY):

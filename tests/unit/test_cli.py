@@ -38,7 +38,7 @@ def test_check_lists_every_problem_and_exits_non_zero(tmp_path: Path) -> None:
     assert "SLACK_BOT_TOKEN: not set" in err
     assert "SLACK_SIGNING_SECRET: not set" in err
     assert "connections.r.api_token: environment variable RIVERY_TOKEN is not set" in err
-    assert "pipelines.a.river_id: field required" in err
+    assert "pipelines.a.river_id: river_id is required" in err
     assert "pipelines.b.connection: 'nope' is not a connection" in err
     assert "Traceback" not in err
 
@@ -238,7 +238,8 @@ def test_check_in_a_folder_set_up_as_the_readme_says_validates_the_file_people_e
         edited.write("x: [\n")  # a mistake in the file the person edits must be found
     broken = run_cli("check", cwd=tmp_path)
     assert broken.returncode == 1, broken.stdout
-    assert "pipelines.yml: not valid YAML" in broken.stderr, broken.stderr
+    lines = (ROOT / "pipelines.example.yml").read_text().count("\n")  # the stream ends after the added `x: [`
+    assert f"pipelines.yml:{lines + 2}: not valid YAML" in broken.stderr, broken.stderr
 
 
 def test_version_is_the_installed_package_version() -> None:

@@ -77,7 +77,7 @@ async def test_an_alert_lives_trigger_acknowledge_resolve(emulator: PagerDutyEmu
     assert (await events.acknowledge(ROUTING, "pipeline-bot/alert/7")).dedup_key == "pipeline-bot/alert/7"
     assert alert.state == "acknowledged"
     await events.resolve(ROUTING, "pipeline-bot/alert/7")
-    assert alert.state == "resolved"
+    assert emulator.alert("pipeline-bot/alert/7").state == "resolved"
     assert alert.actions() == ["trigger", "acknowledge", "resolve"]
     assert [r.body["event_action"] for r in emulator.state.requests_to("enqueue")] == [
         "trigger", "acknowledge", "resolve"]

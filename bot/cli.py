@@ -30,7 +30,7 @@ from bot.providers.registry import provider
 
 __all__ = ["main"]
 
-EMULATED = ("rivery", "tailer", "invision", "datakitchen")
+EMULATED = ("rivery", "tailer", "invision", "datakitchen", "pagerduty")
 
 
 EXIT_CODES = """exit codes:
@@ -51,9 +51,12 @@ SCENARIO_KEYS: dict[str, str] = {
     "invision": "api_keys (accepted x-api-key values), prefix (default /invision/), omit_run_id, strict",
     "datakitchen": "users (username → password), token_ttl_s, kitchens (kitchen → recipes → variations), "
     "refreshed_token_header, quoted_token, create_keys, strict",
+    "pagerduty": "routing_keys (accepted integration keys; empty: any 32-character key), events_per_minute (429 past "
+    "it; 0: no limit), retry_after (Retry-After on that 429). Alerts: GET /_emulator/alerts",
 }
 EMULATED_NAMES = {
-    "rivery": "Rivery", "tailer": "Tailer", "invision": "Profitbase InVision", "datakitchen": "DataKitchen"
+    "rivery": "Rivery", "tailer": "Tailer", "invision": "Profitbase InVision", "datakitchen": "DataKitchen",
+    "pagerduty": "PagerDuty Events v2",
 }
 
 

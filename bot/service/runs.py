@@ -27,7 +27,7 @@ from bot.service.events import CancelAsked, Resumed, RetriedBy
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes
 from bot.service.permissions import Actor, Authorizer, Need
-from bot.service.starting import StartLeases
+from bot.service.starting import StartLeases, record_answer
 from bot.store.records import NewRun, RunRecord, Transition
 from bot.store.store import AlreadyRetried, Store
 
@@ -195,8 +195,8 @@ class RunService:
         # the lease lives until the answer is recorded, however long the trigger waits for a slot or an answer
         async with self.starts.holding(record.id):
             triggered = await self._send(actor, record, client, job_config, params, name)
-            record, resumed = await self.store.trigger_answered(
-                record.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
+            record, resumed = await record_answer(
+                self.store, record.id, triggered.run_id, now=self.now, first_poll=self.first_poll
             )
         if resumed:
             await self.notifier.thread(record, "resumed", Resumed(triggered.run_id))

@@ -98,7 +98,8 @@ class RunService:
         changes: Changes | None = None,
     ) -> None:
         self.store = store
-        #: ends decided here that the poller will never see (a schedule's start that did not start)
+        #: ends decided here that the poller will never see (a schedule's start that did not start, a run whose
+        #: trigger's answer says it already ended)
         self.changes = changes or Changes()
         self.pool = pool
         self.auth = authorizer
@@ -205,6 +206,10 @@ class RunService:
                 record.id, triggered.status, now=self.now(), next_poll_at=self.now() + self.first_poll
             )
             record = change.run if change else record
+            if change is not None and record.final and self.changes.handled:
+                # the answer tells the run's end already (a flow failing at once): the poller never sees a final
+                # run, so its alert, details, retry or workflow's next step follow from here
+                await self.changes.publish(change)
         await self.notifier.refresh_card(record)
         await self.store.mark_notified(record.id, record.state)
         await self._audit(actor, "run", name, "ok", f"run #{record.id} ({triggered.run_id}) {_params(params)}")

@@ -146,6 +146,9 @@ class WorkflowEngine:
             await self._follow(record.id, step_name, succeeded=False)
             return
         await self.store.workflows.set_step(record.id, step_name, "running", now=self.now(), run_id=run.id)
+        if run.final:  # its trigger's answer said it ended: its end came before the step was running
+            await self.step_ended(run)
+            return
         await self.render(record.id)
 
     async def step_ended(self, run: RunRecord) -> None:

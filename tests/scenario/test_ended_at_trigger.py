@@ -1,18 +1,21 @@
-"""A run whose trigger's answer already says it ended (InVision answers a start with the run's status: a data flow
-that fails at once, or has nothing to do). Found by the fifth independent pass: the answer was recorded and the
-card showed the end, but nothing that follows an end happened, since the poller never polls a run that ended: no
+"""Ends that nothing followed (found by the fifth independent pass).
+
+A run whose trigger's answer already says it ended (InVision answers a start with the run's status: a data flow
+that fails at once, or has nothing to do): the answer was recorded and the card showed the end, but nothing that follows an end happened, since the poller never polls a run that ended: no
 failure alert, no owners told, no details, no retry, and a workflow step that never ended (the workflow stayed
 "running" for ever)."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.emulators._core import Outcome
+from bot.store.records import NewRun, RunRecord
 from tests.scenario.harness import FLOW, World, world
-from tests.scenario.test_workflows import card, daily
+from tests.scenario.test_workflows import QUICK, advance_until, card, daily
 
 AT_ONCE_FAILED = Outcome(result="fail", queued_s=0, running_s=0, message="boom at start")
 AT_ONCE_DONE = Outcome(queued_s=0, running_s=0)
@@ -62,3 +65,33 @@ async def test_a_workflow_step_that_ended_by_the_time_its_trigger_answered_moves
         assert (await w.command("run gated", user="U0ALICE")).ok
         await w.until(lambda: "Publish?" in card(w, "Workflow") or "Publish?" in card(w, "gated"),
                       what="the approval the workflow moves on to once its first step succeeded")
+
+
+async def test_a_workflow_whose_next_step_could_not_be_begun_goes_on_when_recovery_replays_the_change(
+    tmp_path: Path,
+) -> None:
+    """Found by the fifth independent pass: a step ended and was recorded so, then beginning the next step failed
+    (the database away, the process killed). Recovery replays the step's end, but the step was no longer "running",
+    so nothing followed it: the workflow stayed "running" for ever, its next steps never begun."""
+    async with world(tmp_path, catalog_edit=daily) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        store = w.runtime.store
+        assert store is not None
+        original = store.create_run
+        refused: list[str] = []
+
+        async def create_run(new: NewRun, **kw: Any) -> RunRecord:
+            if new.step == "transform" and not refused:
+                refused.append(new.step)
+                raise ConnectionError("the database went away")
+            return await original(new, **kw)
+
+        store.create_run = create_run  # type: ignore[method-assign]
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await advance_until(w, lambda: bool(refused), "the transform step's start to fail")
+        await w.settle(0.5)
+        await w.runtime.recovery.recover_unnotified(timedelta(0))  # what its periodic job does 10 s later
+        await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the workflow to succeed")
+        triggers = sum(len(e.state.requests_to("trigger")) for e in w.emulators.values())
+        assert triggers == 3  # each step started once

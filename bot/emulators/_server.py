@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -77,6 +79,18 @@ async def _trickle(answer: web.StreamResponse, request: web.Request, every: floa
     except ConnectionError:  # the client gave up: what the fault is for
         pass
     return slow
+
+
+async def _reset(answer: web.StreamResponse, request: web.Request) -> web.StreamResponse:
+    """The request was handled (a trigger's run exists) but its answer is lost: the connection is reset (RST),
+    as a proxy or a crashed gateway between the bot and the provider would."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return answer
 
 
 class EmulatorServer:
@@ -149,6 +163,8 @@ class EmulatorServer:
             return await handler(request)
         if fault.kind == "trickle":
             return await _trickle(await handler(request), request, fault.delay)
+        if fault.kind == "reset":
+            return await _reset(await handler(request), request)
         if fault.kind == "malformed":
             return web.Response(text='{"status": "RUNN', status=200, content_type="application/json")
         if fault.kind == "expired_token":

@@ -9,9 +9,10 @@ its steps.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.catalog.model import Catalog
 from bot.catalog.workflows import Workflow, render_template
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 
 DONE_BAD = ("failed", "rejected", "timed_out")
+# a step claimed ("starting") whose claimer neither began it nor gave the claim back in this long (killed between
+# the two) may be claimed again by whoever follows its predecessor again (recovery's replay of that end); a run
+# the first claimer recorded meanwhile is adopted, never started twice
+CLAIM_STALE = timedelta(minutes=2)
 
 
 class WorkflowEngine:
@@ -115,6 +120,26 @@ class WorkflowEngine:
     # -- steps ------------------------------------------------------------------------------
 
     async def _begin(self, workflow_run_id: int, step_name: str) -> None:
+        """Begin a pending step, once: whoever claims it (pending -> starting) begins it; two copies of one end
+        handled at the same moment (or a replay racing the first handling) find it claimed and leave it."""
+        now = self.now()
+        steps = self.store.workflows
+        if not await steps.set_step(workflow_run_id, step_name, "starting", now=now, expect=("pending",)):
+            stale = now - CLAIM_STALE
+            if not await steps.set_step(
+                workflow_run_id, step_name, "starting", now=now, expect=("starting",), unchanged_since=stale
+            ):
+                return
+        try:
+            await self._begin_claimed(workflow_run_id, step_name)
+        except BaseException:
+            # not begun (the database away, the process stopping): the claim is given back so that recovery's
+            # replay of the end before it begins it; if the database is away for this too, it lapses (CLAIM_STALE)
+            with contextlib.suppress(Exception):
+                await steps.set_step(workflow_run_id, step_name, "pending", now=self.now(), expect=("starting",))
+            raise
+
+    async def _begin_claimed(self, workflow_run_id: int, step_name: str) -> None:
         record = await self._get(workflow_run_id)
         workflow = self.workflow(record.workflow)
         step = workflow.steps[step_name]
@@ -224,13 +249,13 @@ class WorkflowEngine:
         workflow = self.workflow(record.workflow)
         step = workflow.steps[step_name]
         for target in step.on_success if succeeded else step.on_failure:
-            if record.steps[target].state == "pending":
+            if record.steps[target].state in ("pending", "starting"):  # a claim is checked by _begin
                 await self._begin(record.id, target)
         await self._finish_if_done(record.id)
 
     async def _finish_if_done(self, workflow_run_id: int) -> None:
         record = await self._get(workflow_run_id)
-        if record.state != "running" or any(s.state in ("running", "waiting") for s in record.steps.values()):
+        if record.state != "running" or any(s.state in ("starting", "running", "waiting") for s in record.steps.values()):
             await self.render(record.id)
             return
         bad = [name for name, s in record.steps.items() if s.state in DONE_BAD]

@@ -94,8 +94,10 @@ class WorkflowStore:
         run_id: int | None = None,
         decided_by: str | None = None,
         due_at: datetime | None = None,
+        unchanged_since: datetime | None = None,
     ) -> bool:
-        """Move a step to ``state``; with ``expect``, only from one of those states (a double click moves once)."""
+        """Move a step to ``state``; with ``expect``, only from one of those states (a double click moves once);
+        with ``unchanged_since``, only a step not moved after that time (a claim taken over once it is stale)."""
         values: dict[str, object] = {"state": state, "updated_at": now}
         if run_id is not None:
             values["run_id"] = run_id
@@ -108,6 +110,8 @@ class WorkflowStore:
         )
         if expect is not None:
             query = query.where(workflow_steps.c.state.in_(tuple(expect)))
+        if unchanged_since is not None:
+            query = query.where(workflow_steps.c.updated_at <= unchanged_since)
         async with self.engine.begin() as conn:
             result = await conn.execute(query.values(**values))
             return result.rowcount == 1

@@ -7,6 +7,7 @@ failure alert, no owners told, no details, no retry, and a workflow step that ne
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -93,5 +94,49 @@ async def test_a_workflow_whose_next_step_could_not_be_begun_goes_on_when_recove
         await w.settle(0.5)
         await w.runtime.recovery.recover_unnotified(timedelta(0))  # what its periodic job does 10 s later
         await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the workflow to succeed")
+        triggers = sum(len(e.state.requests_to("trigger")) for e in w.emulators.values())
+        assert triggers == 3  # each step started once
+
+
+async def test_two_copies_of_a_steps_end_at_the_same_moment_begin_its_next_step_once(tmp_path: Path) -> None:
+    """Found by the fifth independent pass, fixed by the sixth: two copies of a step's end handled at the same
+    moment both found the next step pending (the first had not recorded its run yet) and both began it."""
+    async with world(tmp_path, catalog_edit=daily) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        store = w.runtime.store
+        assert store is not None
+        engine = w.runtime.parts.workflows
+        original_end, original_create = engine.step_ended, store.create_run
+        progressed = asyncio.Event()  # the other copy entered create_run too, or finished without it
+        creating: list[str] = []
+
+        async def create_run(new: NewRun, **kw: Any) -> RunRecord:
+            if new.step == "transform":
+                creating.append(new.step)
+                if len(creating) == 1:
+                    await progressed.wait()  # hold the first copy's run unrecorded: the window the second needs
+                else:
+                    progressed.set()
+            return await original_create(new, **kw)
+
+        async def twice(run: RunRecord) -> None:
+            if run.step != "ingest":
+                await original_end(run)
+                return
+
+            async def copy() -> None:
+                try:
+                    await original_end(run)
+                finally:
+                    progressed.set()
+
+            await asyncio.gather(copy(), copy())
+
+        store.create_run = create_run  # type: ignore[method-assign]
+        engine.step_ended = twice  # type: ignore[method-assign]
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the workflow to succeed")
+        assert creating == ["transform"]  # the second copy never began it
         triggers = sum(len(e.state.requests_to("trigger")) for e in w.emulators.values())
         assert triggers == 3  # each step started once

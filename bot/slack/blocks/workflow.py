@@ -22,6 +22,7 @@ WF_RETRY = "wf.retry"
 
 _EMOJI = {
     "pending": "⚪",
+    "starting": "▶️",
     "running": "▶️",
     "succeeded": "✅",
     "failed": "❌",

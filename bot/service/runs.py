@@ -230,7 +230,7 @@ class RunService:
                 return await client.trigger(job_config, params)
         except TriggerOutcomeUnknown as exc:
             record = await self.store.finish_run(record.id, RunState.UNKNOWN, str(exc), now=self.now())
-            if _unattended(record) and self.changes.handled:
+            if _not_only_the_persons(record) and self.changes.handled:
                 await self.changes.publish(Transition(record, "starting", record.state))
             else:
                 await self.notifier.refresh_card(record)
@@ -239,7 +239,7 @@ class RunService:
             raise UserError(f"{escape(str(exc))}") from None
         except ProviderError as exc:
             ended = await self.store.finish_run(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
-            if _unattended(ended) and self.changes.handled:  # nobody waits for a reply: channel and owners told
+            if _not_only_the_persons(ended) and self.changes.handled:  # channel and owners told (see there)
                 await self.changes.publish(Transition(ended, "starting", ended.state))
             else:
                 await self.store.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
@@ -400,6 +400,13 @@ _PAST = {"enable": "Enabled", "disable": "Disabled", "archive": "Archived", "res
 def _unattended(run: RunRecord) -> bool:
     """A schedule's start: no person waits for a reply (a workflow's step is told by its workflow)."""
     return run.origin == "schedule"
+
+
+def _not_only_the_persons(run: RunRecord) -> bool:
+    """A start that did not get going whose end is told beyond the reply (handed to ``Outcomes``): a schedule's
+    (nobody waits for a reply), or a retry's, even a person's: typed before the policy's retry was decided, it took
+    that retry's place and the failure's alert waits for it (the failure is announced now, with its owners)."""
+    return _unattended(run) or run.retry_of is not None
 
 
 def _ident(job: Mapping[str, Any]) -> str:

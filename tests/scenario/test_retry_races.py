@@ -1,0 +1,62 @@
+"""A person's retry and the policy's retry of one failure (found by the fifth independent pass, fixed by the sixth).
+
+The policy's retry is decided when the failure is handled; a person's `/pipeline retry` typed before that takes its
+place (``AlreadyRetried``), and the failure's alert waits for that attempt. If it then did not start, its end was
+told only to the person: the failure itself was never announced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bot.emulators._core import Fault, Outcome
+from bot.errors import UserError
+from bot.service.permissions import Actor
+from bot.store.records import RunRecord
+from tests.scenario.harness import World, world
+
+FAILS = Outcome(result="fail", queued_s=0, running_s=1, message="boom")
+
+
+def _alerts(w: World, words: str) -> list[str]:
+    return [json.dumps([m.text, m.blocks]) for m in w.slack.messages("C0ALERTS") if words in m.text]
+
+
+def _retried(raw: dict[str, Any]) -> None:
+    raw["pipelines"]["budget"]["retry"] = {"attempts": 2, "backoff": "1s"}
+
+
+async def test_a_persons_retry_before_the_policys_that_does_not_start_leaves_the_failure_alerted(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path, catalog_edit=_retried) as w:
+        invision = w.emulators["invision"].state
+        invision.default = FAILS
+        retrier = w.runtime.parts.retrier
+        original = retrier.maybe_retry
+        answers: list[str] = []
+
+        async def maybe_retry(run: RunRecord) -> bool:
+            if run.attempt == 1 and not answers:  # the person's Retry comes in first, and is refused by InVision
+                invision.add_fault(Fault(route="trigger", status=400, times=1))
+                try:  # what the card's Retry button does (its card is not refreshed yet: it is the same service)
+                    await w.runtime.parts.runs.retry(Actor("U0BOB"), run.id, channel=None)
+                except UserError as exc:
+                    answers.append(str(exc))
+                else:
+                    answers.append("started")
+            return await original(run)
+
+        retrier.maybe_retry = maybe_retry  # type: ignore[method-assign]
+        assert (await w.command("run budget")).ok
+        for _ in range(20):  # the emulator's clock: the run fails after a second
+            if answers:
+                break
+            w.advance(1)
+            await w.settle(0.3)
+        assert any("did not start" in a for a in answers), answers
+        await w.until(lambda: bool(_alerts(w, "budget")), what="the failure's alert")
+        await w.settle(1.0)
+        assert len(_alerts(w, "budget")) == 1
+        assert len(invision.requests_to("trigger")) == 2  # the policy did not start a third

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.catalog.model import Catalog, RetryPolicy
-from bot.errors import ProviderError, TriggerOutcomeUnknown
+from bot.errors import ProviderError, ProviderUnavailable, TriggerOutcomeUnknown
 from bot.models import RunState
 from bot.ops.logs import run_context
 from bot.providers.base import Capability
@@ -30,6 +30,9 @@ from bot.store.store import AlreadyRetried, Store
 __all__ = ["Retrier", "WaitingStarts"]
 
 log = logging.getLogger(__name__)
+# a start the provider is too busy to take (429, 503) waits again at most this often, each wait at most this long
+BUSY_WAITS = 3
+BUSY_WAIT_MAX = timedelta(minutes=10)
 Now = Callable[[], datetime]
 
 
@@ -208,12 +211,12 @@ class WaitingStarts:
                     triggered = await client.resume(job, previous.provider_run_id, run.parameters)
                 else:
                     triggered = await client.trigger(job, run.parameters)
+        except ProviderUnavailable as exc:
+            if exc.status_code not in (429, 503) or not await self._wait_again(run, exc, policy):
+                await self._not_started(run, exc)
+            return None
         except (TriggerOutcomeUnknown, ProviderError) as exc:
-            what = "the retry" if run.retry_of else "the run"
-            ended = await self.store.finish_run(
-                run.id, RunState.UNKNOWN, f"{what} did not start: {exc}", now=self.now()
-            )
-            await self.outcomes.on_change(Transition(ended, "starting", ended.state))
+            await self._not_started(run, exc)
             return None
         if previous is not None and triggered.run_id == previous.provider_run_id:
             # the provider resumed under the same id (DataKitchen's order): the old attempt keeps a precise one
@@ -223,6 +226,32 @@ class WaitingStarts:
             self.store, run.id, triggered.run_id, now=self.now, first_poll=self.first_poll
         )
         return record, resumed, triggered.run_id
+
+    async def _not_started(self, run: RunRecord, exc: ProviderError) -> None:
+        what = "the retry" if run.retry_of else "the run"
+        ended = await self.store.finish_run(run.id, RunState.UNKNOWN, f"{what} did not start: {exc}", now=self.now())
+        await self.outcomes.on_change(Transition(ended, "starting", ended.state))
+
+    async def _wait_again(self, run: RunRecord, exc: ProviderUnavailable, policy: RetryPolicy | None) -> bool:
+        """The provider was too busy to take the start (429, 503: nothing started): it waits its turn again, as a
+        start held by a provider's cap does, for the provider's Retry-After (else the policy's backoff, else a
+        minute), at most ``BUSY_WAITS`` times; then the attempt ends "did not start". False when it does not wait."""
+        if int(run.extra.get("busy", 0)) >= BUSY_WAITS:
+            return False
+        if exc.retry_after is not None:
+            wait = timedelta(seconds=exc.retry_after)
+        else:
+            wait = policy.delay(max(run.attempt - 1, 1)) if policy is not None else timedelta(minutes=1)
+        wait = min(max(wait, timedelta(seconds=1)), BUSY_WAIT_MAX)
+        busy = await self.store.limits.wait_again(run.id, until=self.now() + wait, reason=str(exc), now=self.now())
+        if busy is None:  # given up meanwhile: it stays ended, as announced
+            return True
+        log.warning("run %s: the provider was too busy to start it (%s of %s); tries again in %s", run.id, busy,
+                    BUSY_WAITS, wait, extra={"run_id": run.id})
+        waiting = await self.store.get_run(run.id)
+        if waiting is not None:
+            await self.notifier.refresh_card(waiting)
+        return True
 
 
 def _policy(catalog: Catalog, run: RunRecord) -> RetryPolicy | None:

@@ -64,23 +64,16 @@ class TriggerLimits:
             if held is None:
                 return None
             if queue:
-                extra = (await conn.execute(select(runs.c.extra).where(runs.c.id == run_id))).scalar_one_or_none()
-                # a start given up meanwhile (its process taken for gone) stays ended: it is not to be started
-                await conn.execute(
-                    update(runs)
-                    .where(runs.c.id == run_id, runs.c.final.is_(False))
-                    .values(
-                        state=WAITING,
-                        next_poll_at=held.until,
-                        extra={**(extra or {}), "waiting_for": held.limit.reason},  # what else it held stays
-                        updated_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
-                )
+                await _set_waiting(conn, run_id, until=held.until, reason=held.limit.reason, now=now)
             else:
                 await conn.execute(delete(runs).where(runs.c.id == run_id, runs.c.final.is_(False)))
             return held
+
+    async def wait_again(self, run_id: int, *, until: datetime, reason: str, now: datetime) -> int | None:
+        """A start the provider was too busy to take (429, 503: it did not start) waits again until ``until``;
+        ``extra["busy"]`` counts how often. The count, or None when the run had ended meanwhile (given up)."""
+        async with self.engine.begin() as conn:
+            return await _set_waiting(conn, run_id, until=until, reason=reason, now=now, count="busy")
 
     async def _held(
         self,
@@ -109,6 +102,29 @@ class TriggerLimits:
             if held is None or until > held.until:
                 held = Held(limit, until)
         return held
+
+
+async def _set_waiting(
+    conn: AsyncConnection, run_id: int, *, until: datetime, reason: str, now: datetime, count: str | None = None
+) -> int | None:
+    extra = dict((await conn.execute(select(runs.c.extra).where(runs.c.id == run_id))).scalar_one_or_none() or {})
+    extra["waiting_for"] = reason  # what else it held stays
+    if count is not None:
+        extra[count] = int(extra.get(count, 0)) + 1
+    # a start given up meanwhile (its process taken for gone) stays ended: it is not to be started
+    result = await conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.final.is_(False))
+        .values(
+            state=WAITING,
+            next_poll_at=until,
+            extra=extra,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    return int(extra.get(count or "", 0)) if result.rowcount == 1 else None
 
 
 def _next_minute(when: datetime) -> datetime:

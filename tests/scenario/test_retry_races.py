@@ -14,7 +14,7 @@ from bot.emulators._core import Fault, Outcome
 from bot.errors import UserError
 from bot.service.permissions import Actor
 from bot.store.records import RunRecord
-from tests.scenario.harness import World, world
+from tests.scenario.harness import FLOW, World, world
 
 FAILS = Outcome(result="fail", queued_s=0, running_s=1, message="boom")
 
@@ -60,3 +60,32 @@ async def test_a_persons_retry_before_the_policys_that_does_not_start_leaves_the
         await w.settle(1.0)
         assert len(_alerts(w, "budget")) == 1
         assert len(invision.requests_to("trigger")) == 2  # the policy did not start a third
+
+
+OK = Outcome(queued_s=0, running_s=1)
+
+
+async def test_a_retry_the_provider_is_too_busy_to_start_waits_again_instead_of_ending(tmp_path: Path) -> None:
+    """Found by the fifth independent pass, fixed by the sixth: a retry's trigger answered 429 or 503 (nothing
+    started: the provider is busy) ended that attempt and alerted the failure, while a start held by a provider's
+    cap waits its turn. It now waits again (the provider's Retry-After, else the policy's backoff)."""
+    async with world(tmp_path, catalog_edit=_retried) as w:
+        invision = w.emulators["invision"].state
+        invision.script(FLOW, [FAILS, OK])
+        assert (await w.command("run budget")).ok
+        for _ in range(20):  # the first attempt fails; its retry, a second later, is refused once: busy
+            if len(invision.requests_to("trigger")) == 1 and not invision.faults:
+                invision.add_fault(Fault(route="trigger", status=503, retry_after=1, times=1))
+            if len(invision.requests_to("trigger")) == 3:
+                break
+            w.advance(1)
+            await w.settle(0.3)
+        assert len(invision.requests_to("trigger")) == 3, "the retry tried again once the provider was free"
+        for _ in range(10):
+            if any("succeeded" in c.text for c in w.cards()):
+                break
+            w.advance(1)
+            await w.settle(0.3)
+        assert any("succeeded" in c.text for c in w.cards()), "the retry succeeding"
+        await w.settle(1.0)
+        assert not _alerts(w, "budget")  # the policy's attempt succeeded: nothing to alert

@@ -49,6 +49,7 @@ from bot.slack.intake import Signatures
 from bot.slack.replays import Replays, ReplaySafeSocketModeHandler
 from bot.slack.reporter import SlackReporter
 from bot.slack.tasks import TaskSet
+from bot.store.clock import DatabaseClock
 from bot.store.engine import open_database, sqlite_file, writable_problem
 from bot.store.lock import ProcessLock
 from bot.store.store import Store
@@ -151,6 +152,7 @@ class Components:
     scheduler: AsyncIOScheduler
     readiness: Readiness
     http: HttpServer
+    clock: DatabaseClock | None = None  # on PostgreSQL: ``now`` is the database's clock, measured again each minute
 
 
 async def build(settings: Settings, catalog: Catalog, *, owner: str, now: Now, secrets: Redactor) -> Components:
@@ -170,7 +172,12 @@ async def build(settings: Settings, catalog: Catalog, *, owner: str, now: Now, s
             lock.release()
         raise
     try:
-        return _assemble(s, catalog, Store(engine), lock, owner=owner, now=now, secrets=secrets)
+        clock = None
+        if engine.dialect.name == "postgresql" and now is utcnow:  # replicas compare times: the database's clock
+            clock = DatabaseClock(engine)
+            await clock.measure()
+            now = clock.now
+        return _assemble(s, catalog, Store(engine), lock, owner=owner, now=now, secrets=secrets, clock=clock)
     except BaseException:
         await engine.dispose()
         if lock is not None:
@@ -179,7 +186,15 @@ async def build(settings: Settings, catalog: Catalog, *, owner: str, now: Now, s
 
 
 def _assemble(
-    s: Settings, catalog: Catalog, store: Store, lock: ProcessLock | None, *, owner: str, now: Now, secrets: Redactor
+    s: Settings,
+    catalog: Catalog,
+    store: Store,
+    lock: ProcessLock | None,
+    *,
+    owner: str,
+    now: Now,
+    secrets: Redactor,
+    clock: DatabaseClock | None = None,
 ) -> Components:
     pool = ClientPool.for_catalog(catalog)
     secrets.include(pool.redactor)
@@ -291,6 +306,7 @@ def _assemble(
         ),
         slack_check=slack_check,
         socket_mode=socket_mode,
+        clock=clock,
         scheduler=scheduler,
         readiness=readiness,
         http=HttpServer(
@@ -351,6 +367,8 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         ("approvals", parts.workflows.expire_approvals, 5.0),
         ("requests", parts.replays.prune, 60.0),  # Slack requests remembered against replays, past their time
     )
+    if parts.clock is not None:
+        periodic += (("clock", parts.clock.measure, 60.0),)
     for job_id, func, seconds in periodic:
         scheduler.add_job(
             func,
@@ -361,7 +379,7 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(1, int(seconds * 5)),
-            next_run_time=parts.now(),
+            next_run_time=utcnow(),  # the scheduler's clock is the local one
         )
     if s.digest_time:
         post = digest_job(parts.store, parts.catalog, parts.reporter, s, owner=parts.owner, now=parts.now)

@@ -255,7 +255,8 @@ class WorkflowEngine:
 
     async def _finish_if_done(self, workflow_run_id: int) -> None:
         record = await self._get(workflow_run_id)
-        if record.state != "running" or any(s.state in ("starting", "running", "waiting") for s in record.steps.values()):
+        busy = ("starting", "running", "waiting")
+        if record.state != "running" or any(s.state in busy for s in record.steps.values()):
             await self.render(record.id)
             return
         bad = [name for name, s in record.steps.items() if s.state in DONE_BAD]

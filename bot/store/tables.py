@@ -299,8 +299,9 @@ workflow_runs = Table(
     Column("ended_at", UTCDateTime, nullable=True),
 )
 
-# One row per step of a workflow run. State: pending | starting (claimed by whoever begins it) | running | succeeded | failed | waiting (approval)
-# | rejected | timed_out | skipped. ``run_id`` is the step's latest run (retries replace it).
+# One row per step of a workflow run. State: pending | starting (claimed by whoever begins it) | running
+# | succeeded | failed | waiting (approval) | rejected | timed_out | skipped. ``run_id`` is the step's latest run
+# (retries replace it).
 workflow_steps = Table(
     "workflow_steps",
     metadata,

@@ -170,3 +170,21 @@ async def test_on_sqlite_the_next_process_reads_the_ledger_back(tmp_path: Path) 
         assert await second.requests.claim("held", now=NOW + 2 * HOLD, hold=HOLD, keep=KEEP) is not None
     finally:
         await second.close()
+
+
+async def test_replicas_whose_clocks_differ_still_see_a_live_claim_as_live(pg_store: Store) -> None:
+    """Found by the fifth independent pass, fixed by the sixth: a replica whose clock ran more than the hold ahead
+    of another's took that one's live claim for stale and processed the request again. On PostgreSQL each replica's
+    clock is the database's (``DatabaseClock``): the same claim, made by a replica 10 s ahead, is refused."""
+    from bot.store.clock import DatabaseClock
+
+    ledger = pg_store.requests
+    engine = pg_store.engine
+    on_time = DatabaseClock(engine)
+    ahead = DatabaseClock(engine, local=lambda: datetime.now(UTC) + timedelta(seconds=10))
+    await on_time.measure()
+    await ahead.measure()
+    assert abs(ahead.now() - on_time.now()) < timedelta(seconds=1)
+    token = await ledger.claim("live", now=on_time.now(), hold=HOLD, keep=KEEP)
+    assert token is not None
+    assert await ledger.claim("live", now=ahead.now(), hold=HOLD, keep=KEEP) is None  # its holder is at work

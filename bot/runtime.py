@@ -365,6 +365,7 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         ("slack", parts.slack_check.tick, 60.0),
         ("retries", parts.waiting.tick, s.poll_tick_seconds),
         ("approvals", parts.workflows.expire_approvals, 5.0),
+        ("steps", parts.workflows.begin_stale_claims, 30.0),  # steps whose claimer died before beginning them
         ("requests", parts.replays.prune, 60.0),  # Slack requests remembered against replays, past their time
     )
     if parts.clock is not None:

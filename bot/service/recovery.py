@@ -59,6 +59,8 @@ class Recovery:
                 await self.notifier.refresh_card(done)
                 await self.notifier.thread(done, "interrupted", Interrupted(message))
                 await self.outcomes.no_attempt_follows(done)  # a retry that never started: its failure is told
+                if done.workflow_run_id is not None:  # a step's run: its workflow moves on (or stops, announced)
+                    await self.outcomes.workflows.step_ended(done)
                 await self.store.mark_notified(done.id, done.state)
             resolved.append(done)
         return resolved

@@ -36,7 +36,7 @@ DONE_BAD = ("failed", "rejected", "timed_out")
 # a step claimed ("starting") whose claimer neither began it nor gave the claim back in this long (killed between
 # the two) may be claimed again by whoever follows its predecessor again (recovery's replay of that end); a run
 # the first claimer recorded meanwhile is adopted, never started twice
-CLAIM_STALE = timedelta(minutes=2)
+CLAIM_STALE = timedelta(minutes=2)  # also swept (``begin_stale_claims``): a claim whose end was already told
 
 
 class WorkflowEngine:
@@ -181,14 +181,23 @@ class WorkflowEngine:
             return
         await self.render(record.id)
 
+    async def begin_stale_claims(self) -> int:
+        """Steps claimed and never begun (the claimer killed between the two, the end before them already told):
+        begun now, or given the run their claimer had recorded."""
+        found = await self.store.workflows.stale_claims(self.now() - CLAIM_STALE)
+        for workflow_run_id, step in found:
+            await self._begin(workflow_run_id, step)
+        return len(found)
+
     async def step_ended(self, run: RunRecord) -> None:
-        """A step's run ended (after its retry policy, if any, was used up)."""
+        """A step's run ended (after its retry policy, if any, was used up); "starting": its start was given up
+        before the step was marked running (the process died during its trigger)."""
         if run.workflow_run_id is None or run.step is None:
             return
         succeeded = run.run_state is RunState.SUCCEEDED
         state = "succeeded" if succeeded else "failed"
         moved = await self.store.workflows.set_step(
-            run.workflow_run_id, run.step, state, now=self.now(), run_id=run.id, expect=("running",)
+            run.workflow_run_id, run.step, state, now=self.now(), run_id=run.id, expect=("running", "starting")
         )
         if moved:
             await self._follow(run.workflow_run_id, run.step, succeeded=succeeded)

@@ -125,6 +125,14 @@ class WorkflowStore:
                 .values(state=state, updated_at=now, ended_at=ended)
             )
 
+    async def stale_claims(self, before: datetime) -> list[tuple[int, str]]:
+        """Steps claimed to be begun ("starting") and not moved since ``before``: their claimer died first."""
+        query = select(workflow_steps.c.workflow_run_id, workflow_steps.c.step).where(
+            workflow_steps.c.state == "starting", workflow_steps.c.updated_at <= before
+        )
+        async with self.engine.connect() as conn:
+            return [(row.workflow_run_id, row.step) for row in await conn.execute(query)]
+
     async def approvals_due(self, now: datetime) -> list[tuple[int, str]]:
         query = select(workflow_steps.c.workflow_run_id, workflow_steps.c.step).where(
             workflow_steps.c.state == "waiting", workflow_steps.c.due_at <= now

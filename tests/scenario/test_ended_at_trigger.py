@@ -13,7 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.emulators._core import Outcome
+from bot.emulators._core import Fault, Outcome
+from bot.service.workflows import CLAIM_STALE
 from bot.store.records import NewRun, RunRecord
 from tests.scenario.harness import FLOW, World, world
 from tests.scenario.test_workflows import QUICK, advance_until, card, daily
@@ -138,5 +139,70 @@ async def test_two_copies_of_a_steps_end_at_the_same_moment_begin_its_next_step_
         assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
         await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the workflow to succeed")
         assert creating == ["transform"]  # the second copy never began it
+        triggers = sum(len(e.state.requests_to("trigger")) for e in w.emulators.values())
+        assert triggers == 3  # each step started once
+
+
+async def test_a_workflow_step_whose_start_was_given_up_ends_the_step(tmp_path: Path) -> None:
+    """Found by the sixth independent pass: a step's trigger pending when its process died; recovery gave the start
+    up ("unknown whether it started") but told only the run's card, not its workflow: the step stayed as it was and
+    the workflow "running" for ever, its owners never told. The given-up start now ends the step."""
+    async with world(tmp_path, catalog_edit=daily) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        w.emulators["tailer"].state.add_fault(Fault(route="trigger", kind="delay", delay=5, times=None))
+        store = w.runtime.store
+        assert store is not None
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await advance_until(w, lambda: bool(w.emulators["tailer"].state.requests_to("trigger")),
+                            "the transform step's trigger to be pending")
+        await store.release_leases()  # as if its process had died: its start has no owner any more
+        [given_up] = await w.runtime.recovery.recover_starting(timedelta(0))
+        assert given_up.step == "transform"
+        await w.until(lambda: "daily-sales failed" in card(w, "Workflow"), what="the workflow to stop, announced")
+        # its process was alive after all: the late answer is recorded (tracking resumed), the workflow stays stopped
+        # until Retry on its card, which adopts that run rather than starting the step again
+        await w.until(lambda: any("answered after all" in m.text for m in w.slack.messages("C0GENERAL", top_level=False)),
+                      timeout=15,
+                      what="the late answer recorded")
+
+
+async def test_a_step_claimed_by_a_process_that_died_before_beginning_it_is_begun_later(tmp_path: Path) -> None:
+    """Sixth pass: a step is begun by whoever claims it ("starting"); a claimer that dies between the claim and the
+    run's recording (the database away for both the run and the giving back) leaves the claim, and the end before
+    it is already told: the periodic sweep begins it once the claim is stale."""
+    async with world(tmp_path, catalog_edit=daily) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        store = w.runtime.store
+        assert store is not None
+        original_create, original_set = store.create_run, store.workflows.set_step
+        refused: list[str] = []
+
+        async def create_run(new: NewRun, **kw: Any) -> RunRecord:
+            if new.step == "transform" and not refused:
+                refused.append("run")
+                raise ConnectionError("the database went away")
+            return await original_create(new, **kw)
+
+        async def set_step(workflow_run_id: int, step: str, state: str, **kw: Any) -> bool:
+            if (step, state) == ("transform", "pending") and refused == ["run"]:
+                refused.append("give back")
+                raise ConnectionError("the database is still away")
+            return await original_set(workflow_run_id, step, state, **kw)
+
+        store.create_run = create_run  # type: ignore[method-assign]
+        store.workflows.set_step = set_step  # type: ignore[method-assign]
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await advance_until(w, lambda: len(refused) == 2, "the transform step's start and give-back to fail")
+        await w.settle(0.5)
+        await w.runtime.recovery.recover_unnotified(timedelta(0))  # the end replayed: the claim is fresh, left
+        engine = w.runtime.parts.workflows
+        assert await engine.begin_stale_claims() == 0
+        real = engine.now
+        engine.now = lambda: real() + CLAIM_STALE + timedelta(seconds=1)  # type: ignore[method-assign]
+        assert await engine.begin_stale_claims() == 1
+        engine.now = real  # type: ignore[method-assign]
+        await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the workflow to succeed")
         triggers = sum(len(e.state.requests_to("trigger")) for e in w.emulators.values())
         assert triggers == 3  # each step started once

@@ -16,6 +16,10 @@ from datetime import timedelta
 from typing import Any, TypeAlias, TypeVar
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.model import Pipeline
 from bot.catalog.schedules import scheduled_items
@@ -67,7 +71,7 @@ class Asked:
 
     actor: Actor
     trigger_id: str
-    client: Any
+    client: AsyncWebClient
 
 
 InAck: TypeAlias = Callable[[Services, C], Reply]
@@ -95,7 +99,13 @@ def _work(kind: type[C]) -> Callable[[Work[C]], Work[C]]:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_command(ack: Any, body: dict[str, Any], context: dict[str, Any], respond: Any, client: Any) -> None:
+    async def on_command(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
         parsed = parse(
             body.get("text") or "",
             pipelines=list(services.catalog.pipelines),

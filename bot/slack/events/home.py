@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks.home import home_view
 from bot.slack.context import Services
@@ -13,7 +14,7 @@ __all__ = ["register"]
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_home(event: dict[str, Any], client: Any) -> None:
+    async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         now = services.now()

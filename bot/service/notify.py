@@ -16,6 +16,7 @@ from bot.catalog.model import Catalog, Pipeline
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import CardView, Reporter, RunNote, WorkflowNote
+from bot.service.views import run_view
 from bot.store.records import RunRecord
 from bot.store.store import Store
 from bot.store.workflow_runs import WorkflowRunRecord
@@ -75,7 +76,7 @@ class Notifier:
         except Exception:
             display, can_cancel, job_text = run.provider, False, ", ".join(f"{k}={v}" for k, v in run.job.items())
         view = CardView(
-            run=run,
+            run=run_view(run),
             display_name=display,
             job_text=job_text,
             console_url=self.console_url(run),

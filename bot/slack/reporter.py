@@ -29,6 +29,7 @@ from bot.service.events import (
     WorkflowNote,
     WorkflowStopped,
 )
+from bot.service.views import alert_view, run_view, workflow_view
 from bot.slack.blocks.alerts import (
     alert_batches,
     alert_group,
@@ -65,7 +66,7 @@ class SlackReporter:
     async def run_failed(
         self, run: RunRecord, *, owners: Sequence[str], display_name: str, console_url: str | None
     ) -> None:
-        text, blocks = failure_details(run, owners=owners, display_name=display_name, console_url=console_url)
+        text, blocks = failure_details(run_view(run), owners=owners, display_name=display_name, console_url=console_url)
         await self.store.enqueue(
             f"run:{run.id}:failure", kind="thread", run_id=run.id, text=text, blocks=blocks, now=self.now()
         )
@@ -97,7 +98,8 @@ class SlackReporter:
         if record.channel is None:
             return
         now = self.now()
-        text, blocks = workflow_card(record, workflow, runs, now=now)
+        views = {run_id: run_view(run) for run_id, run in runs.items()}
+        text, blocks = workflow_card(workflow_view(record), workflow, views, now=now)
         await self.store.set_message(f"workflow:{record.id}", record.channel, text, blocks, now=now)
 
     async def workflow_note(self, record: WorkflowRunRecord, key: str, note: WorkflowNote) -> None:
@@ -124,10 +126,12 @@ class SlackReporter:
 
         def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
             sizes[key] = len(group)
-            return alert_group(key, group, owners=owners, display_names=display_names)
+            return alert_group(key, [alert_view(a) for a in group], owners=owners, display_names=display_names)
 
         def split(group: list[Alert]) -> list[list[Alert]]:
-            return alert_batches(group, owners=owners)
+            by_id = {alert.id: alert for alert in group}
+            batches = alert_batches([alert_view(a) for a in group], owners=owners)
+            return [[by_id[view.id] for view in batch] for batch in batches]
 
         written = await self.store.alerting.flush(now=self.now(), window=window, render=render, split=split)
         return [(key, sizes.get(key, 0)) for key in written]
@@ -136,18 +140,18 @@ class SlackReporter:
         self, key: str, alert: Alert, *, owners: Mapping[str, Sequence[str]], display_names: Mapping[str, str]
     ) -> None:
         group = await self.store.alerting.group(key)
-        _, text, blocks = alert_group(key, group, owners=owners, display_names=display_names)
+        _, text, blocks = alert_group(key, [alert_view(a) for a in group], owners=owners, display_names=display_names)
         await self.store.set_message(key, alert.channel, text, blocks, now=self.now())
 
     async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:
-        text, blocks = connection_alert(alert, display_name, back=False)
+        text, blocks = connection_alert(alert_view(alert), display_name, back=False)
         await self.store.set_message(key, alert.channel, text, blocks, now=self.now())
 
     async def connection_back(self, key: str, alert: Alert, display_name: str) -> None:
         now = self.now()
-        text, blocks = connection_alert(alert, display_name, back=True)
+        text, blocks = connection_alert(alert_view(alert), display_name, back=True)
         await self.store.set_message(key, alert.channel, text, blocks, now=now)
-        text, blocks = connection_back(alert, display_name)
+        text, blocks = connection_back(alert_view(alert), display_name)
         await self.store.enqueue(f"{key}:back", kind="post", channel=alert.channel, text=text, blocks=blocks, now=now)
 
     async def credential_expiring(

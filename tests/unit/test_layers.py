@@ -167,6 +167,18 @@ def test_no_import_is_hidden_in_a_function() -> None:
     assert LAZY_IMPORTS - hidden == set(), "LAZY_IMPORTS lists imports that are gone: remove them"
 
 
+def test_block_builders_take_views_not_store_records() -> None:
+    """Issue 13: ``bot.slack.blocks`` renders values of the domain (``bot.service.views``, ``bot.service.events``),
+    never the store's records; the reporter and the command handlers make the views."""
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((BOT / "slack" / "blocks").rglob("*.py"))
+        for name in sorted(bot_imports(path))
+        if name == "bot.store" or name.startswith("bot.store.")
+    ]
+    assert offences == []
+
+
 def test_nothing_in_bot_imports_bench() -> None:
     users = [
         str(path.relative_to(ROOT))

@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.service.views import alert_view, run_view
 from bot.slack.blocks.home import home_view
 from bot.slack.context import Services
 
@@ -20,10 +21,10 @@ def register(app: AsyncApp, services: Services) -> None:
         now = services.now()
         facts = await services.queries.home(now)
         view = home_view(
-            in_flight=facts.in_flight,
-            alerts=facts.alerts,
+            in_flight=[run_view(run) for run in facts.in_flight],
+            alerts=[alert_view(alert) for alert in facts.alerts],
             mutes=facts.mutes,
-            failures=facts.failures,
+            failures=[run_view(run) for run in facts.failures],
             now=now,
             command=services.command,
             muted_runs=facts.muted_runs,

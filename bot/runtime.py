@@ -184,11 +184,11 @@ def _assemble(
     secrets.include(pool.redactor)
     client = web_client(s)
     metrics = Metrics()
-    lease = timedelta(seconds=s.lease_seconds)
-    first_poll = timedelta(seconds=s.poll_interval_seconds)
+    lease = s.lease_seconds
+    first_poll = s.poll_interval_seconds
     auth = Authorizer(s.slack_admins, _group_members(client))
     reporter = SlackReporter(store, now)
-    notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=timedelta(seconds=s.unknown_after_seconds))
+    notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=s.unknown_after_seconds)
     alerter = Alerter(
         store,
         catalog,
@@ -196,9 +196,9 @@ def _assemble(
         reporter,
         now,
         metrics=metrics,
-        group_window=timedelta(seconds=s.alert_group_seconds),
-        suppress=timedelta(seconds=s.alert_suppress_seconds),
-        down_after=timedelta(seconds=s.provider_down_after_seconds),
+        group_window=s.alert_group_seconds,
+        suppress=s.alert_suppress_seconds,
+        down_after=s.provider_down_after_seconds,
     )
     changes = Changes()
     runs = RunService(
@@ -264,8 +264,8 @@ def _assemble(
             lease=lease,
             intervals=PollIntervals(
                 base=first_poll,
-                longest=timedelta(seconds=s.poll_interval_max_seconds),
-                error_max=timedelta(seconds=max(s.poll_interval_max_seconds, 5 * s.poll_interval_seconds)),
+                longest=s.poll_interval_max_seconds,
+                error_max=max(s.poll_interval_max_seconds, 5 * s.poll_interval_seconds),
             ),
         ),
         watcher=Watcher(
@@ -274,7 +274,7 @@ def _assemble(
             pool,
             now=now,
             on_change=outcomes.on_change,
-            interval=timedelta(seconds=s.watch_interval_seconds),
+            interval=s.watch_interval_seconds,
             metrics=metrics,
         ),
         stuck=StuckDetector(store, catalog, notifier, now=now),
@@ -286,7 +286,7 @@ def _assemble(
             fallback=s.fallback_channel or catalog.defaults.channel,
             metrics=metrics,
             lease=lease,
-            edit_gap=s.message_edit_gap_seconds,
+            edit_gap=s.message_edit_gap_seconds.total_seconds(),
         ),
         slack_check=slack_check,
         socket_mode=socket_mode,
@@ -298,7 +298,7 @@ def _assemble(
             metrics=metrics,
             signatures=Signatures(secret) if secret else None,
             replays=replays,
-            read_timeout=s.http_read_timeout_seconds,
+            read_timeout=s.http_read_timeout_seconds.total_seconds(),
         ),
     )
     metrics.source(RUNS, _runs_by_state(store))
@@ -327,7 +327,7 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
 
     async def watch() -> None:
         """One watch cycle per interval across the fleet: the slot is claimed in the database."""
-        seconds = s.watch_interval_seconds
+        seconds = s.watch_interval_seconds.total_seconds()
         slot = f"{int(parts.now().timestamp() // seconds):012d}"
         if await parts.store.alerting.claim_slot("watch", slot, parts.owner, now=parts.now()):
             await parts.watcher.cycle()
@@ -336,21 +336,24 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         await parts.recovery.recover_starting(timedelta(seconds=30))
         await parts.recovery.recover_unnotified(timedelta(seconds=10))
 
-    periodic: tuple[tuple[str, Callable[[], Awaitable[object]], float], ...] = (
+    second = timedelta(seconds=1)
+    periodic: tuple[tuple[str, Callable[[], Awaitable[object]], timedelta], ...] = (
         ("poll", parts.poller.tick, s.poll_tick_seconds),
         ("deliver", parts.deliverer.tick, s.delivery_tick_seconds),
         # a dead starter's runs are given up within about a lease after it stopped renewing them
-        ("recover", recover, min(30.0, s.lease_seconds)),
-        ("alerts", parts.alerter.flush, min(1.0, max(s.alert_group_seconds / 4, 0.05))),
+        ("recover", recover, min(timedelta(seconds=30), s.lease_seconds)),
+        ("alerts", parts.alerter.flush, min(second, max(s.alert_group_seconds / 4, second / 20))),
         ("watch", watch, s.watch_interval_seconds),
         ("stuck", parts.stuck.tick, s.stuck_check_seconds),
         ("credentials", parts.alerter.check_credentials, s.stuck_check_seconds),  # the same kind of slow check
-        ("slack", parts.slack_check.tick, 60.0),
+        ("slack", parts.slack_check.tick, timedelta(minutes=1)),
         ("retries", parts.waiting.tick, s.poll_tick_seconds),
-        ("approvals", parts.workflows.expire_approvals, 5.0),
-        ("requests", parts.replays.prune, 60.0),  # Slack requests remembered against replays, past their time
+        ("approvals", parts.workflows.expire_approvals, timedelta(seconds=5)),
+        # Slack requests remembered against replays, past their time
+        ("requests", parts.replays.prune, timedelta(minutes=1)),
     )
-    for job_id, func, seconds in periodic:
+    for job_id, func, every in periodic:
+        seconds = every.total_seconds()
         scheduler.add_job(
             func,
             "interval",
@@ -471,7 +474,7 @@ class Runtime:
         if parts is None:  # the start failed before the parts were built: build gave back what it took
             PROCESS.exclude(self.secrets)
             return
-        grace = self.settings.shutdown_grace_seconds
+        grace = self.settings.shutdown_grace_seconds.total_seconds()
         scheduler = parts.scheduler if parts.scheduler.running else None
         if scheduler is not None:  # it was running (a start that failed says its one line only)
             log.info("stopping: finishing the work in hand (grace period %g s)", grace)
@@ -497,7 +500,7 @@ class Runtime:
             scheduler.shutdown(wait=False)  # cancels what is still running
         store = parts.store
         try:  # what is already decided goes out now, paced as always, within the grace period
-            deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+            deadline = time.monotonic() + grace
             while await store.outbox_pending() and time.monotonic() < deadline:
                 await parts.deliverer.tick()
                 await asyncio.sleep(0.2)

@@ -100,6 +100,10 @@ class AdHocTarget:
     provider_or_connection: str
     ident: str
 
+    def __str__(self) -> str:
+        """As it was typed, ``rivery:12345``: what a reply names it (never the dataclass's repr)."""
+        return f"{self.provider_or_connection}:{self.ident}"
+
 
 @dataclass(frozen=True, slots=True)
 class Parsed:

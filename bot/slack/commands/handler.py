@@ -182,10 +182,8 @@ async def _run(services: Services, asked: Asked, command: Run) -> None:
         return
     target = _target(services, command.target)
     if isinstance(target, AdHoc):
-        typed_ = command.target
-        named = f"{typed_.provider_or_connection}:{typed_.ident}" if isinstance(typed_, AdHocTarget) else str(typed_)
         await services.audited.check(
-            actor, "admin", None, what="run ad-hoc provider targets", action="run", target=named
+            actor, "admin", None, what="run ad-hoc provider targets", action="run", target=str(command.target)
         )
     await services.runs.start(actor, target, command.params, channel=actor.channel_id)
 

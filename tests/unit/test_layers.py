@@ -188,6 +188,17 @@ def test_nothing_in_bot_imports_bench() -> None:
     assert users == []
 
 
+def test_bench_never_imports_the_tests() -> None:
+    """The benchmarks run without the test suite; what both need (scratch PostgreSQL databases) lives in bench."""
+    users = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "bench").rglob("*.py"))
+        for name, _ in imports_of(path)
+        if name == "tests" or name.startswith("tests.")
+    ]
+    assert users == []
+
+
 def test_no_provider_imports_another() -> None:
     providers = {p.stem for p in (BOT / "providers").glob("*.py") if not p.stem.startswith("_")} - {
         "base", "registry", "__init__"}

@@ -63,8 +63,8 @@ def test_durations_are_set_in_seconds_and_read_as_timedelta(
         ("ALERT_GROUP_SECONDS", "-1", "ALERT_GROUP_SECONDS: must be a number of seconds, 0 or more, e.g. 10"),
         ("ALERT_GROUP_SECONDS", "inf", "ALERT_GROUP_SECONDS: must be a number of seconds, 0 or more, e.g. 10"),
         ("ALERT_GROUP_SECONDS", "1e400", "ALERT_GROUP_SECONDS: must be a number of seconds, 0 or more, e.g. 10"),
-        ("LEASE_SECONDS", "0", "LEASE_SECONDS: must be a number of seconds, above 0, e.g. 10"),
-        ("POLL_INTERVAL_SECONDS", "PT5S", "POLL_INTERVAL_SECONDS: must be a number of seconds, above 0, e.g. 10"),
+        ("LEASE_SECONDS", "0", "LEASE_SECONDS: must be a number of seconds, above 0, e.g. 60"),
+        ("POLL_INTERVAL_SECONDS", "PT5S", "POLL_INTERVAL_SECONDS: must be a number of seconds, above 0, e.g. 5"),
     ],
 )
 def test_a_bad_duration_is_refused_in_plain_words(
@@ -74,6 +74,42 @@ def test_a_bad_duration_is_refused_in_plain_words(
     with pytest.raises(ConfigError) as err:
         load_settings(env_file=None, secrets_dir=tmp_path)
     assert err.value.problems == [problem]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        ("PORT", "eighty", "PORT: must be a whole number, e.g. 3000"),
+        ("POLL_INTERVAL_SECONDS", "0", "POLL_INTERVAL_SECONDS: must be a number of seconds, above 0, e.g. 5"),
+        ("HTTP_READ_TIMEOUT_SECONDS", "soon", "HTTP_READ_TIMEOUT_SECONDS: must be a number of seconds, above 0, e.g. 10"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"),
+        ("SLACK_ADMINS", "[U0ALICE", "SLACK_ADMINS: is not a JSON list; write the ids separated by commas, like "
+         "U0ALICE01,U0BOB0002"),
+        ("SLACK_COMMAND", "pipeline", "SLACK_COMMAND: must start with '/', have no spaces and be at most 32 "
+         "characters, like /pipeline"),
+    ],
+)
+def test_a_setting_that_cannot_be_read_is_said_in_plain_words(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str, line: str
+) -> None:
+    """Not pydantic's "Input should be a valid integer, unable to parse string as an integer"."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_file=None, secrets_dir=tmp_path)
+    assert err.value.problems == [line]
+
+
+def test_a_setting_from_the_dotenv_file_is_said_at_its_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("# settings\nPORT=3000\nexport port = eighty\nlog_level=loud\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_file=env, secrets_dir=tmp_path)
+    assert err.value.problems == [
+        f"{env}:3: PORT: must be a whole number, e.g. 3000",
+        f"{env}:4: LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR",
+    ]
 
 
 def test_problems_explain_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

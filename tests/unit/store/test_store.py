@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.models import RunState, RunStatus, TaskStatus
 from bot.store.messages import write_message
-from bot.store.records import NewRun
+from bot.store.records import NewRun, OutboxKind, RunOrigin, StoredState
 from bot.store.store import AlreadyRetried, Store
 from bot.store.tables import cards, metadata
 
@@ -61,6 +61,22 @@ async def test_a_run_moves_through_its_states_and_keeps_its_history(store: Store
     assert change.run.duration(NOW) == timedelta(seconds=10)
     history = [(state, raw) for _, state, raw, _ in await store.runs.events(run.id)]
     assert history == [("queued", ""), ("running", "R"), ("failed", "E")]
+
+
+async def test_records_read_back_as_the_enums_whose_values_were_stored(store: Store) -> None:
+    run = await store.runs.create(new_run(origin=RunOrigin.SCHEDULE), now=NOW, next_poll_at=None)
+    assert run.state is StoredState.STARTING and run.origin is RunOrigin.SCHEDULE and run.run_state is None
+    run = await store.starts.record_triggered(run.id, "p-1", now=NOW, next_poll_at=NOW)
+    await store.runs.mark_notified(run.id, run.state)
+    run = await store.runs.get(run.id) or pytest.fail("the run is gone")
+    assert run.state is StoredState.QUEUED and run.notified_state is StoredState.QUEUED
+    assert run.run_state is RunState.QUEUED
+    async with store.engine.connect() as conn:  # the same strings as before the enums: no migration
+        stored = (await conn.exec_driver_sql(f"SELECT state, origin, notified_state FROM runs WHERE id = {run.id}"))
+        assert tuple(stored.one()) == ("queued", "schedule", "queued")
+    await store.outbox.enqueue("k", kind=OutboxKind.THREAD, text="t", run_id=run.id, now=NOW)
+    [item] = await store.outbox.of_run(run.id)
+    assert item.kind is OutboxKind.THREAD
 
 
 async def test_a_provider_error_marks_the_run_unknown_since_the_first_miss(store: Store) -> None:

@@ -228,7 +228,8 @@ class AlertStore:
     async def flush(self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole) -> list[str]:
         """Announce pending alerts: per channel, all pending ones once the oldest waited ``window`` (so a burst
         becomes one message, or the few ``split`` makes of a storm too large for one). Returns the message
-        keys written."""
+        keys written. Per channel ONE transaction over two families: the alerts claimed and marked, and their
+        message's content written (``cards``), so an alert is never announced twice nor lost between them."""
         written = []
         async with self.engine.begin() as conn:
             due = (

@@ -10,56 +10,153 @@ import asyncio
 import contextlib
 import logging
 import sys
+import textwrap
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
+
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.load import load_catalog, referenced_values
 from bot.catalog.model import Catalog
+from bot.checks.names import names_in
+from bot.checks.online import DEADLINE, online_checks, render
 from bot.config import Settings, environment, load_settings, sqlite_folder_problem
 from bot.errors import ConfigError, StartupError
 from bot.ops.logs import setup_logging
+from bot.ops.plain import safe_text
 from bot.ops.redact import PROCESS, Redactor
 from bot.providers.registry import provider
 
 __all__ = ["main"]
 
-EMULATED = ("rivery", "tailer", "invision", "datakitchen")
+EMULATED = ("rivery", "tailer", "invision", "datakitchen", "pagerduty")
+
+
+EXIT_CODES = """exit codes:
+  0  ok
+  1  problems found (each listed on stderr with what would fix it)
+  2  usage error (an unknown option, a missing argument)
+  130  interrupted (Ctrl-C)"""
+
+#: per provider: what its emulator's scenario file may say besides jobs, default and faults
+SCENARIO_KEYS: dict[str, str] = {
+    "rivery": "tokens (accepted API tokens), account_id, environment_id, legacy_prefix (/api, or '' as on the EU "
+    "host), failure_code (E or F), running_code, omit_waiting_status, omit_run_id, success_spelling, "
+    "async_operations, operation_polls, operation_error, stats_shape, tasks_status_shape, next_page_as "
+    "(url/path/number/string), next_page_base, cancel_answer, log_polls, river_names, river_runs_per_minute, "
+    "token_runs_per_minute (0: no limit), strict",
+    "tailer": "tokens (accepted JWTs), refresh_tokens, firebase_api_key, service_accounts (client e-mail → public "
+    "key), audience, newest_for_any_run, strict",
+    "invision": "api_keys (accepted x-api-key values), prefix (default /invision/), omit_run_id, strict",
+    "datakitchen": "users (username → password), token_ttl_s, kitchens (kitchen → recipes → variations), "
+    "refreshed_token_header, quoted_token, create_keys, strict",
+    "pagerduty": "routing_keys (accepted integration keys; empty: any 32-character key), events_per_minute (429 past "
+    "it; 0: no limit), retry_after (Retry-After on that 429). Alerts: GET /_emulator/alerts",
+}
+EMULATED_NAMES = {
+    "rivery": "Rivery", "tailer": "Tailer", "invision": "Profitbase InVision", "datakitchen": "DataKitchen",
+    "pagerduty": "PagerDuty Events v2",
+}
+
+
+def _sub(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str, example: str
+) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=f"example:\n  {example}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline-bot",
         description="Run, watch and fix Rivery, Tailer, InVision and DataKitchen pipelines from Slack.",
+        epilog="examples:\n  pipeline-bot check            validate .env and pipelines.yml\n"
+        "  pipeline-bot check --online   and try every connection, Slack, channels and people\n"
+        "  pipeline-bot run              start the bot\n"
+        "  pipeline-bot demo --open      try it all on this machine\n\n"
+        f"{EXIT_CODES}\n\nEach command's --help says more.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="start the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT)")
+    run = _sub(
+        sub, "run", "start the bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT)",
+        "Start the bot: settings from the environment and --env-file, the catalog from PIPELINES_FILE. Every\n"
+        "problem is listed before anything starts; catalog names (#channel, @group, e-mail) are resolved to ids.",
+        "pipeline-bot run --env-file .env",
+    )
     run.add_argument("--env-file", type=Path, default=Path(".env"), help="dotenv file to read (default .env)")
 
-    check = sub.add_parser("check", help="validate settings and the catalog, list every problem")
+    check = _sub(
+        sub, "check", "validate settings and the catalog, list every problem",
+        "Validate the settings and the catalog without starting the bot, listing every problem with its fix.\n"
+        "--online then tries each connection with a harmless read, Slack's auth.test, each channel (does it\n"
+        "exist, is the bot in it) and each person and user group the catalog names.",
+        "pipeline-bot check --online",
+    )
     check.add_argument("--catalog", type=Path, help="catalog file (default: PIPELINES_FILE or pipelines.yml)")
     check.add_argument("--env-file", type=Path, default=Path(".env"), help="dotenv file to read (default .env)")
     check.add_argument("--catalog-only", action="store_true", help="do not check the Slack settings")
-
-    emulate = sub.add_parser("emulate", help="run one provider's emulator on its own")
-    emulate.add_argument("provider", choices=EMULATED)
-    emulate.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
-    emulate.add_argument("--host", default="127.0.0.1")
-    emulate.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials")
-    emulate.add_argument(
-        "--strict",
+    check.add_argument(
+        "--online",
         action="store_true",
-        help="serve only what a vendor source documents: refuse requests that rely on an assumption and leave "
-        "out fields no source names (docs/PROVIDERS.md, provenance)",
+        help="after the offline checks, try every connection, Slack, the channels, people and user groups "
+        "(each with its own deadline; a few seconds in all)",
     )
 
-    demo = sub.add_parser(
-        "demo", help="everything on this machine: emulated providers, the bot, and a Slack-like page to try it in"
+    emulate = _sub(
+        sub, "emulate", "run one provider's emulator on its own",
+        "Serve one provider's API on this machine, in real time, for trying the bot or a client without an\n"
+        "account. With no scenario any credentials and job ids are accepted and each run succeeds in seconds.\n"
+        "`pipeline-bot emulate PROVIDER --help` lists that provider's scenario keys.",
+        "pipeline-bot emulate rivery --port 8081 --scenario scenario.yml",
+    )
+    providers = emulate.add_subparsers(dest="provider", metavar="PROVIDER", required=True)
+    for key in EMULATED:
+        one = providers.add_parser(
+            key,
+            help=f"the {EMULATED_NAMES[key]} API",
+            description=f"Serve {EMULATED_NAMES[key]}'s API on this machine (bot/emulators/{key}.py).",
+            epilog="scenario file (YAML): jobs (job id → outcome, or a list of outcomes), default (null: unknown "
+            "jobs are refused), faults, and for " + EMULATED_NAMES[key] + ":\n  "
+            + "\n  ".join(textwrap.wrap(SCENARIO_KEYS[key], 100))
+            + f"\n\nexample:\n  pipeline-bot emulate {key} --port 0 --scenario scenario.yml\n\n{EXIT_CODES}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        one.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+        one.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        one.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials (keys below)")
+        one.add_argument(
+            "--strict",
+            action="store_true",
+            help="serve only what a vendor source documents: refuse requests that rely on an assumption and "
+            "leave out fields no source names (docs/PROVIDERS.md, provenance)",
+        )
+
+    demo = _sub(
+        sub, "demo", "everything on this machine: emulated providers, the bot, and a Slack-like page to try it in",
+        "Start the four emulators, a fake Slack with a Slack-like page, and the bot with a demo catalog:\n"
+        "type /pipeline help on the page. Nothing leaves this machine.",
+        "pipeline-bot demo --open",
     )
     demo.add_argument("--port", type=int, default=8765, help="port of the page (default 8765; 0: a free one)")
     demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
     demo.add_argument("--open", action="store_true", help="open the page in the default browser")
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("pipeline-bot")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return _run(args.env_file)
     if args.command == "check":
-        return _check(args.catalog, args.env_file, catalog_only=args.catalog_only)
+        return _check(args.catalog, args.env_file, catalog_only=args.catalog_only, online=args.online)
     if args.command == "emulate":
         from bot.emulators.standalone import serve_forever
 
@@ -86,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> int:
+def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool, online: bool = False) -> int:
     problems: list[str] = []
     settings = None
     try:
@@ -109,7 +206,9 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
         print(f"pipeline-bot check: {len(problems)} problem(s)", file=sys.stderr)
         secrets = _secrets_of(settings, catalog, path, env)
         for line in problems:
-            print(f"  - {secrets.redact(line)}", file=sys.stderr)
+            print(f"  - {safe_text(secrets.redact(line))}", file=sys.stderr)
+        if online:
+            print("pipeline-bot check --online: not tried: fix the problems above first", file=sys.stderr)
         return 1
     assert catalog is not None
     warnings = [*(settings.warnings() if settings is not None and not catalog_only else []), *catalog.warnings]
@@ -130,6 +229,31 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool) -> 
             print(f"  note: pipelines.{pipeline.name}: not runnable: {refusal}")
     for line in _assumption_notes(catalog):
         print(f"  note: {line}")
+    names = names_in(catalog).unresolved()
+    if names and not online:
+        print(f"  note: {len(names)} name(s) ({', '.join(names[:5])}{', …' if len(names) > 5 else ''}) will be "
+              "resolved to Slack ids when the bot starts; `pipeline-bot check --online` resolves them now")
+    if not online:
+        return 0
+    secrets = _secrets_of(settings, catalog, path, env)
+    return asyncio.run(_check_online(settings if not catalog_only else None, catalog, secrets))
+
+
+async def _check_online(settings: Settings | None, catalog: Catalog, secrets: Redactor) -> int:
+    """Each connection, Slack, the channels and the people, at once: ✓/✗ per item, exit 1 on any ✗."""
+    token = settings.slack_bot_token if settings is not None else None
+    client = None
+    if settings is not None and token is not None:
+        client = AsyncWebClient(token=token.get_secret_value(), base_url=settings.slack_api_url,
+                                timeout=int(DEADLINE))
+    results = await online_checks(catalog, client, deadline=DEADLINE)
+    for line in render(results):
+        print(f"  {secrets.redact(line)}")
+    failed = sum(1 for r in results if not r.ok)
+    if failed:
+        print(f"pipeline-bot check --online: {failed} of {len(results)} check(s) failed", file=sys.stderr)
+        return 1
+    print(f"pipeline-bot check --online: ok: {len(results)} check(s)" + ("" if client else " (Slack not tried)"))
     return 0
 
 
@@ -262,5 +386,5 @@ def _secrets_of(
 def _fail(problems: list[str]) -> int:
     print(f"pipeline-bot: cannot start: {len(problems)} problem(s)", file=sys.stderr)
     for line in problems:
-        print(f"  - {line}", file=sys.stderr)
+        print(f"  - {safe_text(line)}", file=sys.stderr)
     return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -17,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_serializer, field_
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.ops.plain import plain_error, safe_text
 from bot.ops.redact import MIN_SECRET_LENGTH
 from bot.urls import check_url
 
@@ -83,8 +85,6 @@ class Settings(BaseSettings):
     def _digest_time(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        import re
-
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
             raise ValueError("write it as HH:MM, like 09:00, or leave it empty for no digest")
         return value.strip()
@@ -121,7 +121,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):  # SLACK_ADMINS=U1,U2 as well as JSON
             stripped = value.strip()
             if stripped.startswith("["):
-                return json.loads(stripped)
+                try:
+                    return json.loads(stripped)
+                except json.JSONDecodeError:
+                    raise ValueError(
+                        "is not a JSON list; write the ids separated by commas, like U0ALICE01,U0BOB0002"
+                    ) from None
             return [v.strip() for v in stripped.split(",") if v.strip()]
         return value
 
@@ -330,8 +335,35 @@ def load_settings(env_file: Path | str | None = ".env", secrets_dir: Path | None
             _secrets_dir=directory if directory.is_dir() else None,
         )
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()]
-        raise ConfigError(problems, source="settings") from None
+        lines = [_settings_problem(err) for err in exc.errors()]
+        raise ConfigError([_placed(line, env_file) for line in lines], source="settings") from None
+
+
+def _placed(line: str, env_file: Path | str | None) -> str:
+    """``PORT: …`` → ``.env:3: PORT: …`` when the value came from that line of the dotenv file (the process
+    environment, which wins, does not have it)."""
+    variable = line.split(":", 1)[0]
+    if env_file is None or variable in os.environ or not Path(env_file).is_file():
+        return line
+    pattern = re.compile(rf"\s*(?:export\s+)?{re.escape(variable)}\s*=", re.IGNORECASE)
+    found = 0
+    for number, text in enumerate(Path(env_file).read_text(encoding="utf-8").splitlines(), start=1):
+        if pattern.match(text):
+            found = number  # the last one is the one read
+    return f"{env_file}:{found}: {line}" if found else line
+
+
+def _settings_problem(err: Any) -> str:
+    """One setting that cannot be read, in plain words: ``PORT: must be a whole number, e.g. 3000`` (the
+    example is the setting's default where it has one)."""
+    name = str(err["loc"][0]) if err["loc"] else ""
+    variable = name.upper() or "settings"
+    sentence = plain_error(err, "").strip()
+    field = Settings.model_fields.get(name)
+    default = field.default if field is not None else None
+    if isinstance(default, int | float) and not isinstance(default, bool):
+        sentence = sentence.replace("e.g. 3", f"e.g. {default:g}").replace("e.g. 2.5", f"e.g. {default:g}")
+    return f"{variable}: {safe_text(sentence)}"
 
 
 def _readable_env_file(env_file: Path | str | None) -> None:

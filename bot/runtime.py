@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.catalog.model import Catalog
+from bot.checks.names import catalog_with_ids
 from bot.config import Settings
 from bot.delivery.sender import Deliverer
 from bot.errors import StartupError
@@ -439,6 +440,8 @@ class Runtime:
         """Raises StartupError (one line) when the database cannot be used or the port taken."""
         s = self.settings
         PROCESS.include(self.secrets)
+        # #channel, @handle and e-mail entries become ids before any part reads the catalog
+        self.catalog = await catalog_with_ids(web_client(s), self.catalog)
         parts = self._parts = await build(s, self.catalog, owner=self.owner, now=self.now, secrets=self.secrets)
         await prepare(parts)
         await install_jobs(parts, self.jobs)

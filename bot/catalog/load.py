@@ -1,7 +1,7 @@
 """pipelines.yml → ``Catalog``, reporting every problem with its place.
 
 Validation does not stop at the first error: a person fixing a catalog wants the whole list, each
-like ``pipelines.leads-ods.river_id: field required``. Secrets are never written in the file; a
+like ``pipelines.leads-ods.river_id: river_id is required``. Secrets are never written in the file; a
 connection refers to an environment variable with ``${NAME}``, and a missing one is named.
 
 A key given twice is an error (YAML would keep the last one silently: a merge mistake could redirect
@@ -16,14 +16,17 @@ import difflib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
+from bot.catalog.refusals import schedule_problems, watchable
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
+from bot.catalog.yaml_text import Loader, duplicate_keys, keys_as_written, line_number, marks, placed, shown
 from bot.errors import ConfigError
+from bot.ops.plain import plain_error, safe_text
 from bot.ops.redact import MIN_SECRET_LENGTH, Redactor
 from bot.providers.base import ConnectionConfig, JobConfig
 from bot.providers.registry import PROVIDERS, provider
@@ -35,20 +38,6 @@ M = TypeVar("M", bound=BaseModel)
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOP = ("version", "defaults", "connections", "pipelines", "routes", "workflows")
-#: the longest value a problem line quotes: an alias-expanded list or a pasted blob would flood the terminal
-SHOWN = 80
-
-
-def shown(value: object) -> str:
-    """A value as a problem line quotes it: a string (cut to ``SHOWN`` characters, control characters escaped),
-    a number or a bool; anything else only by its kind (``repr`` of an alias-expanded list is gigabytes)."""
-    if isinstance(value, bool | int | float) or value is None:
-        text = repr(value)
-        return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
-    if isinstance(value, str):
-        cut = value if len(value) <= SHOWN else value[: SHOWN - 1] + "…"
-        return repr(cut)
-    return f"a {type(value).__name__}"
 
 
 def referenced_values(text: str, env: Mapping[str, str]) -> list[str]:
@@ -69,23 +58,36 @@ def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read: {exc.strerror}"], str(path)) from None
     except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError(
-            [f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"],
+            [
+                f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                "save it as UTF-8"
+            ],
             str(path),
         ) from None
     try:
-        loader = _Loader(text)  # the reader refuses characters YAML does not allow (a NUL) already here
+        loader = Loader(text)  # the reader refuses characters YAML does not allow (a NUL) already here
         try:
             node = loader.get_single_node()
-            duplicates = _duplicate_keys(node, str(path))
+            keys_as_written(node)
+            duplicates = duplicate_keys(node, str(path))
+            found_marks = marks(node)
             raw = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if mark is not None:
+            where = f"{path}:{mark.line + 1}: not valid YAML (column {mark.column + 1})"
+        elif isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: where it is
+            before = text[: exc.position]
+            column = len(before) - before.rfind("\n")
+            where = f"{path}:{before.count(chr(10)) + 1}: not valid YAML (column {column})"
+        else:
+            where = f"{path}: not valid YAML"
         problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or type(exc).__name__
-        raise ConfigError([f"{path}: not valid YAML{where}: {shown(str(problem))[1:-1]}"], str(path)) from None
+        raise ConfigError([f"{where}: {shown(str(problem))[1:-1]}"], str(path)) from None
     except RecursionError:
         raise ConfigError([f"{path}: nested too deeply to be a catalog (brackets left open?)"], str(path)) from None
     try:
@@ -94,50 +96,12 @@ def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
         raise ConfigError([f"{path}: nested too deeply to be a catalog (brackets left open?)"], str(path)) from None
     except ConfigError as exc:
         secrets = Redactor(referenced_values(text, env))
-        raise ConfigError([secrets.redact(line) for line in (*duplicates, *exc.problems)], str(path)) from None
+        lines = [*duplicates, *(placed(line, found_marks, str(path)) for line in exc.problems)]
+        lines.sort(key=lambda line: line_number(line, str(path)))  # in the order of the file
+        raise ConfigError([safe_text(secrets.redact(line)) for line in lines], str(path)) from None
     if duplicates:
-        raise ConfigError(duplicates, str(path))
+        raise ConfigError([safe_text(line) for line in duplicates], str(path))
     return catalog
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader; the document is composed first so its mappings can be checked for keys given
-    twice (with their lines) before construction keeps only the last of each."""
-
-
-def _duplicate_keys(root: yaml.Node | None, source: str) -> list[str]:
-    """Every key given twice in a mapping, at any depth: ``file:line: path: 'key' is given twice (…)``."""
-    found: list[str] = []
-    seen: set[int] = set()  # aliases share nodes; an anchor is checked once
-
-    def walk(node: yaml.Node, path: str) -> None:
-        if id(node) in seen:
-            return
-        seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, f"{path}[{i}]")
-        elif isinstance(node, yaml.MappingNode):
-            first: dict[tuple[str, str], int] = {}
-            for key, value in node.value:
-                name = str(key.value) if isinstance(key, yaml.ScalarNode) else None
-                where = f"{path}.{name}" if path and name is not None else (name or path)
-                if name is not None:
-                    line = key.start_mark.line + 1
-                    # the resolved tag tells 1 from "1"; two spellings of one scalar count as different keys
-                    ident = (key.tag, name)
-                    if ident in first:
-                        found.append(
-                            f"{source}:{line}: {where}: the key {shown(name)} is given twice (first at "
-                            f"{source}:{first[ident]}); YAML would keep only the last: remove one"
-                        )
-                    else:
-                        first[ident] = line
-                walk(value, where)
-
-    if root is not None:
-        walk(root, "")
-    return found
 
 
 def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.yml") -> Catalog:
@@ -153,14 +117,22 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
     if raw.get("version", 1) != 1:
         problems.append(f"version: {shown(raw.get('version'))} is not supported; this bot reads version 1")
 
-    defaults = _validate(Defaults, raw.get("defaults") or {}, "defaults", problems) or Defaults()
+    given = _validate(Defaults, raw.get("defaults") or {}, "defaults", problems)
+    defaults = given or Defaults()
     connections = _connections(_section(raw, "connections", problems), env, problems, warnings)
-    pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems)
+    broken: set[str] = set()  # pipelines with a problem of their own: still known by name to workflows
+    pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems, broken)
+    before = len(problems)
     routes = _routes(raw.get("routes") or [], problems)
-    _alerts_reach_people(pipelines, routes, defaults, problems)
-    workflows = _workflows(_section(raw, "workflows", problems), pipelines, defaults, problems)
+    # a broken defaults or route is said once: the channels it would have given are not missing too
+    channels_known = given is not None and len(problems) == before
+    _alerts_reach_people(pipelines, routes, defaults, problems, channels_known=channels_known)
+    written = _section(raw, "pipelines", []), _section(raw, "connections", [])
+    watchable(pipelines, *written, connections, problems, warnings)
+    workflows = _workflows(_section(raw, "workflows", problems), pipelines, broken, defaults, problems)
+    problems.extend(schedule_problems(pipelines, workflows))
     for name, workflow in workflows.items():  # its card (and its steps' failures) go to its channel
-        if workflow.schedule is not None and not (workflow.channel or defaults.channel):
+        if channels_known and workflow.schedule is not None and not (workflow.channel or defaults.channel):
             problems.append(f"workflows.{name}: scheduled but no channel for its runs; set channel or defaults.channel")
 
     if problems:
@@ -193,6 +165,7 @@ def _connections(
     raw: Mapping[str, Any], env: Mapping[str, str], problems: list[str], warnings: list[str]
 ) -> dict[str, ConnectionConfig | None]:
     found: dict[str, ConnectionConfig | None] = {}
+    unset: dict[str, list[str]] = {}  # a variable not set → the fields using it: one problem each variable
     for name, entry in raw.items():
         path = f"connections.{name}"
         found[name] = None
@@ -208,9 +181,11 @@ def _connections(
             continue
         model = provider(kind).connection
         reported: set[str] = set()
-        resolved = _resolve(entry, env, path, model, problems, reported)
+        resolved = _resolve(entry, env, path, model, problems, reported, unset)
         found[name] = conn = _validate(model, resolved, path, problems, reported=reported)
         if conn is not None:
+            # what the client would refuse when it is made (a key file that cannot be read): said now
+            problems.extend(f"{path}.{line}" for line in provider(kind).client.connection_problems(conn))
             # every URL the credentials go to, not only base_url (Tailer POSTs its refresh token to token_url)
             for key in ("base_url", "token_url"):
                 url = getattr(conn, key, None)
@@ -224,6 +199,11 @@ def _connections(
             quoted = shown(written) if isinstance(written, str) and _REF.search(written) else None
             if isinstance(console, str) and (problem := web_link_problem(console, quoted=quoted)):
                 problems.append(f"{path}.console_url: {problem}")
+    for variable, uses in unset.items():
+        also = f" (also used by {', '.join(uses[1:])})" if len(uses) > 1 else ""
+        problems.append(
+            f"{uses[0]}: environment variable {variable} is not set{also}; set it in .env or the environment"
+        )
     return found
 
 
@@ -242,6 +222,7 @@ def _resolve(
     model: type[ConnectionConfig],
     problems: list[str],
     reported: set[str],
+    unset: dict[str, list[str]],
 ) -> dict[str, Any]:
     """Substitute ``${NAME}``; secret fields must come from the environment, never the file.
 
@@ -261,7 +242,7 @@ def _resolve(
                 continue
             missing = [r for r in refs if r not in env]
             for ref in missing:
-                problems.append(f"{path}.{key}: environment variable {ref} is not set")
+                unset.setdefault(ref, []).append(f"{path}.{key}")
             if missing:
                 reported.add(key)
                 continue
@@ -292,11 +273,14 @@ def _pipelines(
     connections: Mapping[str, ConnectionConfig | None],
     defaults: Defaults,
     problems: list[str],
+    broken: set[str],
 ) -> dict[str, Pipeline]:
+    """The valid pipelines; the name of each one with a problem (reported here) is added to ``broken``."""
     common = set(PipelineSpec.model_fields)
     found: dict[str, Pipeline] = {}
     for name, entry in raw.items():
         path = f"pipelines.{name}"
+        broken.add(str(name))  # until it is found valid
         if not NAME.match(str(name)):
             problems.append(
                 f"{path}: the name is typed in Slack commands: use lower-case letters, digits, . _ - "
@@ -309,7 +293,7 @@ def _pipelines(
         conn_name = entry.get("connection")
         if not isinstance(conn_name, str) or conn_name not in connections:
             if conn_name is None:
-                problems.append(f"{path}.connection: field required")
+                problems.append(f"{path}.connection: connection is required: the name of one under connections:")
             else:
                 known = list(connections)
                 problems.append(
@@ -336,6 +320,7 @@ def _pipelines(
         if spec is None or job is None or len(problems) > before:
             continue
         found[name] = _pipeline(str(name), kind, job, spec, defaults)
+        broken.discard(str(name))
     return found
 
 
@@ -366,7 +351,11 @@ def _pipeline(name: str, kind: str, job: JobConfig, spec: PipelineSpec, defaults
 
 
 def _workflows(
-    raw: Mapping[str, Any], pipelines: Mapping[str, Pipeline], defaults: Defaults, problems: list[str]
+    raw: Mapping[str, Any],
+    pipelines: Mapping[str, Pipeline],
+    broken: Collection[str],
+    defaults: Defaults,
+    problems: list[str],
 ) -> dict[str, Workflow]:
     accepts = {key: provider(key).client for key in PROVIDERS}
     found: dict[str, Workflow] = {}
@@ -375,14 +364,16 @@ def _workflows(
         if not NAME.match(str(name)):
             problems.append(f"{path}: use lower-case letters, digits, . _ - (the name is typed in Slack)")
             continue
-        if name in pipelines:
+        if name in pipelines or name in broken:
             problems.append(f"{path}: a pipeline has the same name; `run {name}` must mean one thing")
             continue
-        spec, broken = _workflow_spec(path, entry, problems)
+        spec, broken_steps = _workflow_spec(path, entry, problems)
         if spec is None:
             continue
-        found_problems = validate_workflow(str(name), spec, pipelines, accepts, also_steps=broken)
-        if broken:
+        found_problems = validate_workflow(
+            str(name), spec, pipelines, accepts, also_steps=broken_steps, also_pipelines=broken
+        )
+        if broken_steps:
             problems.extend(found_problems)
             continue
         if found_problems:
@@ -414,7 +405,10 @@ def _workflow_spec(path: str, entry: object, problems: list[str]) -> tuple[Workf
         return None, set()
     raw_steps = entry.get("steps")
     if not isinstance(raw_steps, dict) or not raw_steps:
-        problems.append(f"{path}.steps: field required (a mapping of step names to pipelines or approvals)")
+        problems.append(
+            f"{path}.steps: steps is required: a mapping of step names to pipelines or approvals, e.g. "
+            "{ingest: {pipeline: orders-eu}}"
+        )
         return None, set()
     valid: dict[str, Any] = {}
     broken: set[str] = set()
@@ -446,12 +440,17 @@ def _routes(raw: object, problems: list[str]) -> list[RouteRule]:
 
 
 def _alerts_reach_people(
-    pipelines: Mapping[str, Pipeline], routes: list[RouteRule], defaults: Defaults, problems: list[str]
+    pipelines: Mapping[str, Pipeline],
+    routes: list[RouteRule],
+    defaults: Defaults,
+    problems: list[str],
+    *,
+    channels_known: bool = True,
 ) -> None:
     """A watched pipeline's failures have no card to show them: without a channel for its alerts they would be
     dropped. Owners are mentioned in alerts: a channel id or ``*`` there would mention nobody."""
     where = Catalog(connections={}, pipelines=pipelines, defaults=defaults, routes=tuple(routes))
-    for pipeline in pipelines.values():
+    for pipeline in pipelines.values() if channels_known else ():
         if pipeline.watch and where.channel_for(pipeline) is None:
             problems.append(
                 f"pipelines.{pipeline.name}: watched but no channel for alerts; set channel or defaults.channel"
@@ -466,10 +465,10 @@ def _alerts_reach_people(
     ]
     for path, owners in owner_lists:
         for owner in owners:
-            if not owner.startswith(("U", "W", "S")):
+            if not owner.startswith(("U", "W", "S", "@")) and "@" not in owner:  # @handle, e-mail: resolved at start
                 problems.append(
-                    f"{path}: {shown(owner)} cannot be mentioned in an alert; owners are people (U…) or user "
-                    "groups (S…)"
+                    f"{path}: {shown(owner)} cannot be mentioned in an alert; owners are people (U… or an e-mail) "
+                    "or user groups (S… or @handle)"
                 )
 
 
@@ -492,22 +491,46 @@ def _validate(
         for err in exc.errors():
             if err["type"] == "missing" and err["loc"] and str(err["loc"][0]) in reported:
                 continue
-            problems.append(_line(path, err, names))
+            if reported and not err["loc"]:  # about the whole entry: follows from a field left out, said already
+                continue
+            nested = err["type"] == "extra_forbidden" and len(err["loc"]) > 1
+            problems.append(_line(path, err, _keys_at(model, err["loc"][:-1]) if nested else names))
         return None
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys of the mapping at ``loc`` inside ``model`` (``retry`` → RetryPolicy's): an unknown key there
+    is compared with those, not with the entry's own."""
+    models: list[type[BaseModel]] = [model]
+    for part in loc:
+        inner = [m for found in models if (f := found.model_fields.get(str(part))) for m in _models_in(f.annotation)]
+        models = inner or models  # a list index or a name in a mapping of entries: the same kind of entry
+    return sorted({name for found in models for name in found.model_fields})
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def _line(path: str, err: Any, names: list[str]) -> str:
     loc = ".".join(str(p) for p in err["loc"])
     where = f"{path}.{loc}" if loc else path
-    kind = err["type"]
-    if kind == "missing":
-        return f"{where}: field required"
-    if kind == "extra_forbidden":
-        last = str(err["loc"][-1])
-        return f"{where}: unknown key{_did_you_mean(last, names)}; known keys: {', '.join(sorted(names))}"
-    message = str(err["msg"])
-    message = message.removeprefix("Value error, ")
-    return f"{where}: {message}"
+    if err["type"] == "extra_forbidden":
+        hint = _did_you_mean(str(err["loc"][-1]), names)  # the word meant, else every word there is
+        return f"{where}: unknown key{hint or '; known keys: ' + ', '.join(sorted(names))}"
+    return f"{where}: {plain_error(err, _field_name(path, err['loc']))}"
+
+
+def _field_name(path: str, loc: tuple[int | str, ...]) -> str:
+    """The name a person wrote for the field in error: ``owners``, ``owners[1]``; the entry's own name when the
+    whole entry is wrong."""
+    named = [i for i, part in enumerate(loc) if isinstance(part, str)]
+    if not named:
+        return path.rsplit(".", 1)[-1] + "".join(f"[{part}]" for part in loc)
+    last = named[-1]
+    return str(loc[last]) + "".join(f"[{part}]" for part in loc[last + 1 :])
 
 
 def _did_you_mean(word: str, options: Iterable[str]) -> str:

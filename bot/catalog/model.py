@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
-_PRINCIPAL = re.compile(r"^(\*|[UWSCG][A-Z0-9]{2,})$")
+_PRINCIPAL = re.compile(
+    r"^(\*|[UWSCG][A-Z0-9]{2,}|@[a-z0-9][a-z0-9._-]{0,79}|#[a-z0-9][a-z0-9_-]{0,79}|[^@\s]+@[^@\s]+\.[^@\s]+)$"
+)
 _CHANNEL = re.compile(r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{2,})$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -67,8 +69,8 @@ def _principal(value: object) -> str:
     text = str(value).strip()
     if not _PRINCIPAL.match(text):
         raise ValueError(
-            f"{text!r} is not a Slack id: use U… for a person, S… for a user group, C… for a channel "
-            "or * for everyone (ids stay when names change)"
+            f"{text!r} is not a Slack id nor a name: use a person's e-mail or id (U…), a user group's @handle or "
+            "id (S…), a #channel or its id (C…), or * for everyone (names are resolved to ids when the bot starts)"
         )
     return text
 

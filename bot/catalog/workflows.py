@@ -8,7 +8,7 @@ Validation reports cycles, unknown steps and pipelines, and parameters that cann
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
@@ -130,9 +130,11 @@ def validate_workflow(
     accepts: Mapping[str, Any],
     *,
     also_steps: set[str] | None = None,
+    also_pipelines: Collection[str] = (),
 ) -> list[str]:
     """Every problem of one workflow, each with its path. ``accepts``: provider key → client class.
-    ``also_steps``: steps that exist but were invalid (reported already): edges to them are fine."""
+    ``also_steps``: steps that exist but were invalid (reported already): edges to them are fine.
+    ``also_pipelines``: pipelines that exist but were invalid (reported already): steps running them are fine."""
     path = f"workflows.{name}"
     problems: list[str] = []
     steps = spec.steps
@@ -147,6 +149,8 @@ def validate_workflow(
                     )
         if step.pipeline is not None:
             pipeline = pipelines.get(step.pipeline)
+            if pipeline is None and step.pipeline in also_pipelines:
+                continue  # one mistake, one problem: the pipeline's own is listed
             if pipeline is None:
                 problems.append(f"{where}.pipeline: {step.pipeline!r} is not a pipeline in the catalog")
                 continue

@@ -4,11 +4,16 @@ Wired the way ``tests/scenario/harness.py`` wires a scenario test, with a real c
 
 * the four provider emulators on free local ports, each pipeline of ``catalog.yml`` given a scripted outcome of
   a few seconds (``OUTCOMES``): most succeed, ``orders-eu`` fails with a provider message and a failed task
-  (its retry succeeds), ``inventory-snapshot`` never ends and outlives its expected duration;
+  (its retry succeeds), ``inventory-snapshot`` never ends and outlives its expected duration; Rivery on its v1
+  API, so that, with Tailer and DataKitchen, runs started outside Slack can be watched; each emulator serves a
+  page per run (``/console/runs/<id>``), where a card's "Open in console" leads;
 * ``FakeSlack`` on the page's port: the Web API the bot calls, and the page at ``/`` where a person types
   ``/pipeline …`` and clicks, sent to the bot signed as Slack sends them;
 * the bot (``Runtime``) in HTTP mode on a free port, with a SQLite file in a temporary directory and fast
-  polling, so a card moves within a second of its run.
+  polling, so a card moves within a second of its run; its first run (#1, ``inventory-snapshot`` in #general)
+  started before the URL is printed, so help's ``status 1`` and ``cancel 1`` have a run in flight. The catalog
+  also has a workflow with an approval step and a schedule every other minute: every example of
+  ``/pipeline help`` works here (``tests/e2e/test_demo_page.py`` types each one).
 
 Nothing outlives the process: Ctrl-C or SIGTERM stops everything and removes the directory.
 """
@@ -42,6 +47,7 @@ from bot.emulators.tailer import TailerEmulator
 from bot.errors import ConfigError
 from bot.ops.logs import setup_logging
 from bot.runtime import Runtime
+from bot.service.permissions import Actor
 
 __all__ = ["CREDENTIALS", "OUTCOMES", "Demo", "demo_catalog", "job_key", "main", "run_demo", "start_demo"]
 
@@ -78,6 +84,11 @@ OUTCOMES: dict[str, Outcome | list[Outcome]] = {
     "sales-dashboard": Outcome(queued_s=1, running_s=4, tasks=("extract", "transform", "publish")),
     "inventory-snapshot": Outcome(result="hang", queued_s=1, running_s=0, tasks=("snapshot",)),
 }
+#: the demo's Rivery connection (catalog.yml) uses the v1 API of this account and environment
+RIVERY_ACCOUNT, RIVERY_ENVIRONMENT = "demo-account", "demo-environment"
+#: started when the demo starts, so it is run #1 and in flight: `/pipeline status 1` and `cancel 1` (help's
+#: examples) have a run to show; posted in #general
+FIRST_RUN, FIRST_RUN_CHANNEL, DEMO_USER = "inventory-snapshot", "C0GENERAL", "U0ALICE"
 #: ad-hoc targets (admins may type /pipeline run rivery:<river_id>) succeed after a few seconds
 DEFAULT_OUTCOME = Outcome(queued_s=1, running_s=4)
 
@@ -104,13 +115,22 @@ def make_emulators() -> dict[str, EmulatorServer]:
         return EmulatorState(clock=RealClock(), default=DEFAULT_OUTCOME)
 
     return {
-        "rivery": RiveryEmulator(state(), tokens=[CREDENTIALS["DEMO_RIVERY_TOKEN"]]),
+        "rivery": _rivery(state()),
         "tailer": TailerEmulator(state(), tokens=[CREDENTIALS["DEMO_TAILER_TOKEN"]]),
         "invision": InVisionEmulator(state(), api_keys=[CREDENTIALS["DEMO_INVISION_KEY"]]),
         "datakitchen": DataKitchenEmulator(
             state(), users={CREDENTIALS["DEMO_DATAKITCHEN_USER"]: CREDENTIALS["DEMO_DATAKITCHEN_PASSWORD"]}
         ),
     }
+
+
+def _rivery(state: EmulatorState) -> RiveryEmulator:
+    """Rivery's v1 API for the catalog's account and environment; its limits loosened to the catalog's."""
+    emulator = RiveryEmulator(
+        state, tokens=[CREDENTIALS["DEMO_RIVERY_TOKEN"]], account_id=RIVERY_ACCOUNT, environment_id=RIVERY_ENVIRONMENT
+    )
+    emulator.river_runs_per_minute, emulator.token_runs_per_minute = 30, 60
+    return emulator
 
 
 def demo_catalog(urls: Mapping[str, str]) -> Catalog:
@@ -182,6 +202,8 @@ async def start_demo(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, workd
         await runtime.start()
         assert runtime.http is not None
         slack.app_url = f"{runtime.http.url}/slack/events"
+        first = catalog.pipelines[FIRST_RUN]
+        await runtime.services.runs.start(Actor(DEMO_USER, FIRST_RUN_CHANNEL), first, {}, channel=FIRST_RUN_CHANNEL)
     except BaseException:
         await stack.aclose()
         raise
@@ -200,11 +222,17 @@ def banner(demo: Demo) -> str:
     lines += ["", "  pipelines:"]
     notes = {
         "orders-eu": "fails: an alert in #data-alerts; Retry succeeds",
-        "inventory-snapshot": "never ends: stuck after 10s; Cancel it from its card",
+        "inventory-snapshot": "never ends: stuck after 10s; run #1 is one, in #general: cancel it",
+        "budget-consolidation": "scheduled every other minute (/pipeline schedules)",
     }
     for pipeline in demo.catalog.pipelines.values():
         note = notes.get(pipeline.name, "succeeds in a few seconds")
+        if pipeline.watch:
+            note += "; watched"
         lines.append(f"    {pipeline.name:<22} {pipeline.provider:<12} {note}")
+    lines += ["", "  workflows:"]
+    steps = "leads-ods, iowa-liquor-pda, an approval (Approve on its card), sales-dashboard"
+    lines += [f"    {name:<35} {steps}" for name in demo.catalog.workflows]
     lines += ["", "Type /pipeline help in the page. Ctrl-C stops everything; nothing is kept."]
     return "\n".join(lines)
 

@@ -135,12 +135,13 @@ class Fault:
     ``delay`` seconds, then answers normally; ``malformed`` answers 200 with a body that is not JSON;
     ``expired_token`` answers as the provider does for an expired token; ``html`` answers ``status``
     with an HTML page, as gateways do; ``trickle`` answers normally but sends the body one byte every ``delay``
-    seconds (a slowloris provider: each read comes before a per-read timeout, the answer takes for ever).
+    seconds (a slowloris provider: each read comes before a per-read timeout, the answer takes for ever);
+    ``reset`` handles the request (a trigger's run starts) and resets the connection instead of answering.
     ``times`` limits how often it fires (None: until removed).
     """
 
     route: str = "*"
-    kind: Literal["status", "delay", "malformed", "expired_token", "html", "trickle"] = "status"
+    kind: Literal["status", "delay", "malformed", "expired_token", "html", "trickle", "reset"] = "status"
     status: int = 503
     retry_after: float | None = None
     delay: float = 0.0

@@ -7,13 +7,16 @@ and returns the base URL, so tests run many emulators side by side.
 Control API (for the demo, scenario tests in other processes and people trying scripts):
 ``GET /_emulator/runs``, ``POST /_emulator/runs`` ``{job, parameters?, outcome?}`` (a run started
 outside the bot), ``POST /_emulator/faults`` (a fault), ``DELETE /_emulator/faults``,
-``POST /_emulator/clock`` ``{advance}`` (manual clock only), ``GET /_emulator/requests``.
+``POST /_emulator/clock`` ``{advance}`` (manual clock only), ``GET /_emulator/requests``. And a console: an HTML
+page per run at ``GET /console/runs/<run id>`` (``_console.py``), where the demo's "Open in console" leads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
+from bot.emulators._console import console_routes
 from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome, RecordedRequest
 
 __all__ = ["EmulatorServer", "Route", "json_response", "read_body"]
@@ -77,6 +81,18 @@ async def _trickle(answer: web.StreamResponse, request: web.Request, every: floa
     return slow
 
 
+async def _reset(answer: web.StreamResponse, request: web.Request) -> web.StreamResponse:
+    """The request was handled (a trigger's run exists) but its answer is lost: the connection is reset (RST),
+    as a proxy or a crashed gateway between the bot and the provider would."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return answer
+
+
 class EmulatorServer:
     """Base of the four provider emulators. Route handlers are named ``on_<what>``."""
 
@@ -115,7 +131,7 @@ class EmulatorServer:
             ("POST", "/_emulator/clock", self._ctl_clock),
             ("GET", "/_emulator/requests", self._ctl_requests),
         ]
-        for method, path, handler in control:
+        for method, path, handler in [*control, *console_routes(self.state, self.provider)]:
             app.router.add_route(method, path, handler)
         return app
 
@@ -147,6 +163,8 @@ class EmulatorServer:
             return await handler(request)
         if fault.kind == "trickle":
             return await _trickle(await handler(request), request, fault.delay)
+        if fault.kind == "reset":
+            return await _reset(await handler(request), request)
         if fault.kind == "malformed":
             return web.Response(text='{"status": "RUNN', status=200, content_type="application/json")
         if fault.kind == "expired_token":

@@ -34,6 +34,7 @@ EMULATORS: dict[str, str] = {
     "tailer": "bot.emulators.tailer:TailerEmulator",
     "invision": "bot.emulators.invision:InVisionEmulator",
     "datakitchen": "bot.emulators.datakitchen:DataKitchenEmulator",
+    "pagerduty": "bot.emulators.pagerduty:PagerDutyEmulator",
 }
 
 

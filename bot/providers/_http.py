@@ -2,8 +2,9 @@
 
 Reads (status, lists, statistics) are retried on connection errors, timeouts, 429 and 5xx with
 exponential backoff and the provider's ``Retry-After``. Writes that start something (a trigger) are
-sent once: a retried trigger can start a second run, so a timeout there becomes
-``TriggerOutcomeUnknown`` and the person is told to look before trying again.
+sent once: a retried trigger can start a second run, so a timeout there, or a connection that breaks (closed,
+reset) once the request began to go out, becomes ``TriggerOutcomeUnknown`` and the person is told to look before
+trying again; only a trigger that never began to go out "did not start".
 
 Each attempt has a deadline of its own, the connection's ``timeout_seconds`` for the whole exchange (connecting,
 sending, any login the auth flow needs, the whole answer): httpx's timeouts bound each read, so a provider that
@@ -52,6 +53,7 @@ __all__ = [
     "BodyRefused",
     "BodyTooLarge",
     "BodyUnreadable",
+    "BrokeAfterSending",
     "Call",
     "CallTimedOut",
     "HttpCaller",
@@ -116,6 +118,14 @@ def parse_retry_after(value: str | None) -> float | None:
     import datetime as _dt
 
     return max((when - _dt.datetime.now(_dt.UTC)).total_seconds(), 0.0)
+
+
+class BrokeAfterSending(httpx.NetworkError):
+    """The connection broke (reset, closed) once the request had begun to go out: the provider may have taken it,
+    a trigger may have started its run. For reads, a network error like any other."""
+
+    def __init__(self, cause: httpx.NetworkError, request: httpx.Request) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}".rstrip(": "), request=request)
 
 
 class CallTimedOut(httpx.ReadTimeout):
@@ -383,8 +393,10 @@ class HttpCaller:
                     await read_capped(response, self.max_body)
                 finally:
                     await response.aclose()
-        except (TimeoutError, httpx.TransportError):  # a library may turn the cancellation into an error of its own
+        except (TimeoutError, httpx.TransportError) as exc:  # a library may turn the cancellation into an error
             if not timer.expired():
+                if sent and isinstance(exc, httpx.NetworkError):  # reset once the request began to go out
+                    raise BrokeAfterSending(exc, request) from exc
                 raise
             assert self.deadline is not None
             if not sent:  # still connecting (or logging in) at the deadline: the provider never got this request
@@ -474,7 +486,7 @@ class HttpCaller:
         )
 
     def _unreachable(self, call: Call, exc: httpx.TransportError) -> ProviderError:
-        if not call.idempotent and isinstance(exc, httpx.RemoteProtocolError):
+        if not call.idempotent and isinstance(exc, httpx.RemoteProtocolError | BrokeAfterSending):
             return self.error(
                 TriggerOutcomeUnknown,
                 f"The connection to {self.provider} broke while asking it to {call.what}: it is unknown "
@@ -482,7 +494,7 @@ class HttpCaller:
             )
         return self.error(
             ProviderUnavailable,
-            f"Cannot reach {self.provider} ({self.connection}) to {call.what}: {type(exc).__name__}: {exc}",
+            f"Cannot reach {self.provider} ({self.connection}) to {call.what}: {_described(exc)}",
         )
 
     def _status_error(self, call: Call, response: httpx.Response) -> ProviderError:
@@ -533,6 +545,10 @@ class HttpCaller:
             f"{self.provider} refused to {call.what} (HTTP {code}){said}.",
             status_code=code,
         )
+
+
+def _described(exc: httpx.TransportError) -> str:
+    return str(exc) if isinstance(exc, BrokeAfterSending) else f"{type(exc).__name__}: {exc}"
 
 
 def _retryable_status(code: int) -> bool:

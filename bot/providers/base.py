@@ -15,7 +15,7 @@ import abc
 import asyncio
 import enum
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
@@ -157,6 +157,17 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         not expire or the bot renews it itself."""
         return None
 
+    async def probe(self, job: JobT) -> str:
+        """One harmless authenticated read that proves this connection's address and credentials, for
+        ``pipeline-bot check --online``: what answered, in a few words. Raises ProviderError as any call does.
+
+        By default the recent runs of ``job`` (a pipeline using this connection); a provider without such a list
+        overrides it."""
+        if not self.can(Capability.LIST_RUNS):
+            raise self._unsupported(Capability.LIST_RUNS)
+        runs = await self.list_runs(job, since=datetime.now(UTC) - timedelta(days=1), limit=1)
+        return f"listed the recent runs of {job.describe()} ({len(runs)} in the last day)"
+
     # -- optional operations ----------------------------------------------------------------
 
     async def list_runs(self, job: JobT, *, since: datetime, limit: int = 50) -> list[RunStatus]:
@@ -191,9 +202,21 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         itself: a person is told when to try again, the bot's own starts wait (``bot/service/limits.py``)."""
         return ()
 
+    @classmethod
+    def offered_by(cls, connection: ConnT) -> frozenset[Capability]:
+        """What a connection with these settings offers (no client needed: ``pipeline-bot check`` asks it); a
+        provider may narrow ``capabilities`` by connection settings."""
+        return cls.capabilities
+
+    @classmethod
+    def connection_problems(cls, connection: ConnT) -> list[str]:
+        """What would stop a client for this connection from being made, found without one (the catalog's
+        validation asks, so `check` and the start say it rather than the first call): ``field: problem`` lines."""
+        return []
+
     def offered(self) -> frozenset[Capability]:
-        """What this connection offers; a provider may narrow ``capabilities`` by connection settings."""
-        return self.capabilities
+        """What this connection offers."""
+        return self.offered_by(self.connection)
 
     def can(self, capability: Capability) -> bool:
         return capability in self.offered()

@@ -13,12 +13,21 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, SecretStr
 
-from bot.errors import ProviderRejected, ProviderResponseError, TriggerOutcomeUnknown
+from bot.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRejected,
+    ProviderResponseError,
+    TriggerOutcomeUnknown,
+)
 from bot.models import RunState, RunStatus, Triggered
 from bot.providers._http import Call
 from bot.providers.base import ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = ["Client", "Connection", "Job", "map_status"]
+
+#: the run ``probe`` asks for: no InVision run has it
+PROBE_RUN_ID = "00000000-0000-0000-0000-000000000000"
 
 _STATES = {
     "pending": RunState.QUEUED,
@@ -95,6 +104,18 @@ class Client(ProviderClient[Connection, Job]):
             f"check run {run_id} of {job.describe()}",
         )
         return self._parse(await self._json(call), call, run_id)
+
+    async def probe(self, job: Job) -> str:
+        """InVision has no read but a run's status: ask for a run that cannot exist. A refused key answers 401 or
+        403; any other answer (the documented bare 500 for an unknown run) means the key was not refused."""
+        try:
+            await self.get_status(job, PROBE_RUN_ID)
+        except ProviderAuthError:
+            raise
+        except ProviderError as exc:
+            if exc.status_code not in (404, 500):  # unreachable, a gateway's 502, a 400: not an answer about the key
+                raise
+        return f"the API key was not refused (asked {job.describe()} for a run that does not exist)"
 
     def console_url(self, job: Job, run_id: str | None = None) -> str | None:
         return self.connection.console_url

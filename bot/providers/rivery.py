@@ -383,9 +383,10 @@ class Client(ProviderClient[Connection, Job]):
     def legacy(self) -> bool:
         return self.connection.api == "legacy"
 
-    def offered(self) -> frozenset[Capability]:
+    @classmethod
+    def offered_by(cls, connection: Connection) -> frozenset[Capability]:
         """The legacy API has run, status and cancel only."""
-        return frozenset({Capability.CANCEL}) if self.legacy else self.capabilities
+        return frozenset({Capability.CANCEL}) if connection.api == "legacy" else cls.capabilities
 
     def _unsupported(self, capability: Capability) -> OperationNotSupported:
         if not (self.legacy and capability in _V1_ONLY):
@@ -583,6 +584,17 @@ class Client(ProviderClient[Connection, Job]):
                 )
             return Call("GET", str(url), call.what)
         return Call("GET", path, call.what, params={**base, "page": following})
+
+    async def probe(self, job: Job) -> str:
+        """Legacy: ``GET /me`` (the vendor's own client calls it first); v1: the environment's statistics of the
+        last hour, which need the token, the account and the environment to be right."""
+        if self.legacy:
+            body = await self._fetch(Call("GET", "me", "read the account of the API token"), None)
+            account = body.get("account_id") if isinstance(body, dict) else None
+            return f"the API token belongs to account {account}" if account else "the API token was accepted"
+        end = self.now()
+        await self.stats(None, start=end - timedelta(hours=1), end=end)
+        return f"read the statistics of account {self.connection.account_id}"
 
     async def stats(self, job: Job | None, *, start: datetime, end: datetime) -> Stats:
         """Run counts per state over a period: of one river, or of the whole environment (``job`` None)."""

@@ -608,6 +608,17 @@ class Client(ProviderClient[Connection, Job]):
         {Capability.LIST_RUNS, Capability.ENABLE, Capability.DISABLE, Capability.ARCHIVE, Capability.RESET}
     )
 
+    @classmethod
+    def connection_problems(cls, connection: Connection) -> list[str]:
+        """A ``service_account_file`` that cannot be read or is no service-account key (never quoting it)."""
+        if connection.service_account_file is None:
+            return []
+        try:
+            _key_file(connection.service_account_file, "")
+        except ConfigError as exc:
+            return list(exc.problems)
+        return []
+
     def __init__(
         self,
         name: str,
@@ -919,13 +930,18 @@ def _build_auth(
     if connection.service_account_json is not None:
         key = ServiceAccountKey.from_json(connection.service_account_json.get_secret_value())
         return ServiceAccountAuth(key, connection.effective_audience, clock)
-    path = Path(connection.service_account_file or "").expanduser()
+    key = _key_file(connection.service_account_file or "", name)
+    return ServiceAccountAuth(key, connection.effective_audience, clock)
+
+
+def _key_file(written: str, name: str) -> ServiceAccountKey:
+    """The service-account key in the file ``written``; ConfigError says why not (never quoting the key)."""
+    path = Path(written).expanduser()
     try:
-        key = ServiceAccountKey.from_json(path.read_text(encoding="utf-8"))
+        return ServiceAccountKey.from_json(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(
             [f"service_account_file: cannot read {path}: {exc.strerror or exc}"], source=f"connection {name}"
         ) from None
-    except ValueError as exc:
-        raise ConfigError([f"service_account_file {path}: {exc}"], source=f"connection {name}") from None
-    return ServiceAccountAuth(key, connection.effective_audience, clock)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"service_account_file: {path}: {exc}"], source=f"connection {name}") from None

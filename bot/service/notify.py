@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from bot.catalog.model import Catalog, Pipeline
 from bot.providers.base import Capability
@@ -23,6 +24,8 @@ from bot.store.workflow_runs import WorkflowRunRecord
 __all__ = ["Notifier"]
 
 Now = Callable[[], datetime]
+#: where a connection's ``console_url`` wants the provider's run id
+RUN_ID = "{run_id}"
 
 
 class Notifier:
@@ -53,11 +56,14 @@ class Notifier:
         return self.catalog.channel_for(pipeline) if pipeline else self.catalog.defaults.channel
 
     def console_url(self, run: RunRecord) -> str | None:
+        """The client's console link; a ``{run_id}`` in the connection's ``console_url`` becomes the run's id
+        (empty before the provider gave one), so a console with a page per run is linked to that page."""
         try:
             client = self.pool.client(run.connection)
-            return client.console_url(self.pool.job(run.provider, run.job), run.provider_run_id)
+            url = client.console_url(self.pool.job(run.provider, run.job), run.provider_run_id)
         except Exception:  # a card must render even if the catalog changed under it
             return None
+        return url.replace(RUN_ID, quote(run.provider_run_id or "", safe="")) if url else url
 
     async def refresh_card(self, run: RunRecord) -> bool:
         """Write what the run's card should show now; False when it already shows that (or has no channel)."""

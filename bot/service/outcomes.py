@@ -37,8 +37,9 @@ class StepFollower(Protocol):
 
 class Changes:
     """Where a service hands a run's change when it is not the poller's to see: a schedule's start that ended at
-    its trigger (``RunService``). ``RunService`` is built before ``Outcomes`` (whose workflows start runs through
-    it), so it gets this dispatcher, and ``Outcomes`` subscribes once it exists (``bot.runtime``)."""
+    its trigger, a run whose trigger's answer says it already ended (``RunService``). ``RunService`` is built
+    before ``Outcomes`` (whose workflows start runs through it), so it gets this dispatcher, and ``Outcomes``
+    subscribes once it exists (``bot.runtime``)."""
 
     def __init__(self) -> None:
         self._handlers: list[Callable[[Transition], Awaitable[None]]] = []

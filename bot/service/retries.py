@@ -23,7 +23,7 @@ from bot.service.clients import ClientPool
 from bot.service.events import Resumed, RetryScheduled
 from bot.service.notify import Notifier
 from bot.service.outcomes import Outcomes
-from bot.service.starting import StartLeases
+from bot.service.starting import StartLeases, record_answer
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
 
@@ -219,8 +219,8 @@ class WaitingStarts:
             # the provider resumed under the same id (DataKitchen's order): the old attempt keeps a precise one
             serving = previous.extra.get("serving_hid") or f"attempt-{previous.attempt}"
             await self.store.runs.repoint(previous.id, f"{previous.provider_run_id}/{serving}")
-        record, resumed = await self.store.starts.answered(
-            run.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
+        record, resumed = await record_answer(
+            self.store, run.id, triggered.run_id, now=self.now, first_poll=self.first_poll
         )
         return record, resumed, triggered.run_id
 

@@ -27,7 +27,7 @@ from bot.service.events import CancelAsked, Resumed, RetriedBy
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes
 from bot.service.permissions import Actor, Authorizer, Need
-from bot.service.starting import StartLeases
+from bot.service.starting import StartLeases, record_answer
 from bot.store import keys
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
@@ -99,7 +99,8 @@ class RunService:
         changes: Changes | None = None,
     ) -> None:
         self.store = store
-        #: ends decided here that the poller will never see (a schedule's start that did not start)
+        #: ends decided here that the poller will never see (a schedule's start that did not start, a run whose
+        #: trigger's answer says it already ended)
         self.changes = changes or Changes()
         self.pool = pool
         self.auth = authorizer
@@ -196,8 +197,8 @@ class RunService:
         # the lease lives until the answer is recorded, however long the trigger waits for a slot or an answer
         async with self.starts.holding(record.id):
             triggered = await self._send(actor, record, client, job_config, params, name)
-            record, resumed = await self.store.starts.answered(
-                record.id, triggered.run_id, now=self.now(), next_poll_at=self.now() + self.first_poll
+            record, resumed = await record_answer(
+                self.store, record.id, triggered.run_id, now=self.now, first_poll=self.first_poll
             )
         if resumed:
             await self.notifier.thread(record, "resumed", Resumed(triggered.run_id))
@@ -206,6 +207,10 @@ class RunService:
                 record.id, triggered.status, now=self.now(), next_poll_at=self.now() + self.first_poll
             )
             record = change.run if change else record
+            if change is not None and record.final and self.changes.handled:
+                # the answer tells the run's end already (a flow failing at once): the poller never sees a final
+                # run, so its alert, details, retry or workflow's next step follow from here
+                await self.changes.publish(change)
         await self.notifier.refresh_card(record)
         await self.store.runs.mark_notified(record.id, record.state)
         await self._audit(actor, "run", name, "ok", f"run #{record.id} ({triggered.run_id}) {_params(params)}")

@@ -9,6 +9,10 @@ pending. A process that dies stops renewing, and its starts are given up a lease
 The renewals of all the runs a process is starting go in one statement: hundreds of triggers may wait behind
 a connection's concurrency limit, and one write per pending trigger would crowd the database pool that the
 starts themselves need.
+
+A trigger's answer is the only place the provider's id of the new run comes from: ``record_answer`` keeps trying
+to record it while the database is away (a restart, a failover), instead of dropping it and leaving a run that
+started to be given up as "the bot stopped while starting" and never followed.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 
+from bot.store.records import RunRecord
 from bot.store.store import Store
 
-__all__ = ["StartLeases"]
+__all__ = ["StartLeases", "record_answer"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
@@ -71,3 +76,34 @@ class StartLeases:
                 log.warning("renewing the leases of %d runs being started took %.1f s (lease %.0f s)",
                             len(ids), took, self.lease.total_seconds())
 
+
+
+async def record_answer(
+    store: Store,
+    run_id: int,
+    provider_run_id: str,
+    *,
+    now: Now,
+    first_poll: timedelta,
+    patience: timedelta = timedelta(minutes=10),
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[RunRecord, bool]:
+    """``StartStore.answered``, tried again while the database is away, for up to ``patience``: the run exists at
+    the provider and this answer is all that ties it to its card. Recording it again is harmless (a run given up
+    meanwhile is reopened, "Tracking resumed"). Past ``patience`` the error is raised, the provider's id logged."""
+    gave_up_at = time.monotonic() + patience.total_seconds()
+    pause = 0.25
+    while True:
+        try:
+            return await store.starts.answered(
+                run_id, provider_run_id, now=now(), next_poll_at=now() + first_poll
+            )
+        except Exception as exc:
+            if time.monotonic() + pause > gave_up_at:
+                log.error("run %s: could not record its trigger's answer (provider run %s): %s",
+                          run_id, provider_run_id, type(exc).__name__, extra={"run_id": run_id})
+                raise
+            log.warning("run %s: could not record its trigger's answer yet (%s); trying again in %.1f s",
+                        run_id, type(exc).__name__, pause, extra={"run_id": run_id})
+        await sleep(pause)
+        pause = min(pause * 2, 5.0)

@@ -130,6 +130,11 @@ class WorkflowEngine:
         pipeline = self.catalog.pipelines[step.pipeline]
         params = {k: render_template(v, record.parameters) for k, v in step.parameters.items()}
         actor = Actor(record.started_by) if record.started_by else None
+        begun = [r for r in await self.store.runs.of_workflow(record.id) if r.step == step_name and not r.final]
+        if begun:  # begun before a crash that kept the step from being marked running: that run is the step's
+            await self.store.workflows.set_step(record.id, step_name, "running", now=now, run_id=begun[-1].id)
+            await self.render(record.id)
+            return
         try:
             run = await self.runs.start(
                 actor,
@@ -148,6 +153,9 @@ class WorkflowEngine:
             await self._follow(record.id, step_name, succeeded=False)
             return
         await self.store.workflows.set_step(record.id, step_name, "running", now=self.now(), run_id=run.id)
+        if run.final:  # its trigger's answer said it ended: its end came before the step was running
+            await self.step_ended(run)
+            return
         await self.render(record.id)
 
     async def step_ended(self, run: RunRecord) -> None:
@@ -160,6 +168,13 @@ class WorkflowEngine:
             run.workflow_run_id, run.step, state, now=self.now(), run_id=run.id, expect=("running",)
         )
         if moved:
+            await self._follow(run.workflow_run_id, run.step, succeeded=succeeded)
+            return
+        # told again (recovery replays an end whose handling was cut short: the database away, the process killed):
+        # the step ended with this run, but what follows it may never have been begun; only pending steps are
+        record = await self._get(run.workflow_run_id)
+        ended = record.steps.get(run.step)
+        if record.state == "running" and ended is not None and (ended.state, ended.run_id) == (state, run.id):
             await self._follow(run.workflow_run_id, run.step, succeeded=succeeded)
 
     async def decide(self, actor: Actor, workflow_run_id: int, step_name: str, approve: bool) -> str:

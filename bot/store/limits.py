@@ -65,9 +65,10 @@ class TriggerLimits:
                 return None
             if queue:
                 extra = (await conn.execute(select(runs.c.extra).where(runs.c.id == run_id))).scalar_one_or_none()
+                # a start given up meanwhile (its process taken for gone) stays ended: it is not to be started
                 await conn.execute(
                     update(runs)
-                    .where(runs.c.id == run_id)
+                    .where(runs.c.id == run_id, runs.c.final.is_(False))
                     .values(
                         state=WAITING,
                         next_poll_at=held.until,
@@ -78,7 +79,7 @@ class TriggerLimits:
                     )
                 )
             else:
-                await conn.execute(delete(runs).where(runs.c.id == run_id))
+                await conn.execute(delete(runs).where(runs.c.id == run_id, runs.c.final.is_(False)))
             return held
 
     async def _held(

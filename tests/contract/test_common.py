@@ -186,6 +186,31 @@ async def test_a_trigger_answer_trickled_under_the_read_timeout_is_unknown_at_th
         await client.aclose()
 
 
+async def test_a_trigger_whose_connection_is_reset_after_it_was_sent_is_unknown(
+    case: ProviderCase, client: Client, emulator: EmulatorServer, sleeps: SleepRecorder
+) -> None:
+    """Found by the fifth independent pass: the provider took the trigger (its run started) and the connection
+    was reset before the answer came (a proxy, a gateway restarting). httpx says ``ReadError``, which was mapped
+    to "cannot reach", so the run was reported "did not start" while it ran, untracked."""
+    emulator.state.add_fault(Fault(route=case.trigger_route, kind="reset", times=1))
+    with pytest.raises(TriggerOutcomeUnknown) as err:
+        await client.trigger(case.job, case.parameters)
+    assert "unknown whether" in str(err.value)
+    assert sleeps.delays == []
+    assert len(emulator.state.requests_to(case.trigger_route)) == 1
+    assert emulator.state.runs, "the provider started the run"
+
+
+async def test_a_status_read_whose_connection_is_reset_is_retried(
+    case: ProviderCase, client: Client, emulator: EmulatorServer, sleeps: SleepRecorder
+) -> None:
+    run = await client.trigger(case.job, case.parameters)
+    emulator.state.add_fault(Fault(route=case.status_route, kind="reset", times=1))
+    status = await client.get_status(case.job, run.run_id)
+    assert status.state is RunState.QUEUED
+    assert len(sleeps.delays) == 1
+
+
 async def test_a_malformed_body_is_a_typed_error(
     case: ProviderCase, client: Client, emulator: EmulatorServer
 ) -> None:

@@ -215,3 +215,88 @@ async def test_mrkdwn_is_rendered_faithfully_and_safely(page: Page, demo_url: st
     assert "<script>alert(1)</script>" in hostile["text"]
     assert "javascript:" not in " ".join(hostile["links"])
     assert "@channel" in hostile["text"]
+
+
+async def test_the_console_link_of_a_card_opens_the_page_of_that_run(page: Page, demo_url: str, shots: Shots) -> None:
+    await open_page(page, demo_url, "C0GENERAL")
+    await command(page, "/pipeline run iowa-liquor-pda")
+    ran = card(page, "iowa-liquor-pda").last
+    await expect(ran.locator(".bk-header")).to_have_text("✅ iowa-liquor-pda succeeded", timeout=RUN_TIMEOUT)
+    async with page.context.expect_page() as opened:
+        await ran.get_by_role("button", name="Open in console").click()
+    console = await opened.value
+    await console.wait_for_load_state()
+    found = re.search(r"/console/runs/([^/?#]+)", console.url)
+    assert found, console.url  # the run's own page, not a list of every run
+    run_id = found.group(1)
+    await expect(console.locator("h1")).to_have_text(f"tailer console (emulated): Run {run_id}")
+    table = console.locator("table")
+    await expect(table).to_contain_text("000099_iowa_liquor_prepare_pda_DEV")  # the job of this run
+    await expect(table).to_contain_text("succeeded")
+    await expect(table).to_contain_text("Started")
+    await console.close()
+
+
+async def test_a_workflow_waits_for_an_approval_and_a_schedule_is_listed(page: Page, demo_url: str, shots: Shots) -> None:
+    await open_page(page, demo_url, "C0OPS")
+    await command(page, "/pipeline run daily-sales")
+    flow = page.locator("#messages .msg", has=page.locator(".bk-header", has_text="daily-sales"))
+    await expect(flow).to_have_count(1)
+    approve = flow.get_by_role("button", name="Approve approve")
+    await expect(approve).to_be_visible(timeout=RUN_TIMEOUT)  # leads-ods, then iowa-liquor-pda, then the question
+    await expect(flow).to_contain_text("Numbers look right? Publish?")
+    await shots("workflow-waiting")
+    await approve.click()
+    await expect(flow.locator(".bk-header")).to_have_text(re.compile(r"^✅ daily-sales succeeded"), timeout=RUN_TIMEOUT)
+    await shots("workflow-succeeded")
+
+    messages = page.locator("#messages .msg")
+    shown = await messages.count()
+    await command(page, "/pipeline schedules")
+    await expect(messages).to_have_count(shown + 1)
+    await expect(messages.last).to_contain_text("budget-consolidation")  # every other minute: it fires soon
+    await expect(messages.last).to_contain_text("*/2 * * * *")
+
+
+async def help_examples(page: Page) -> list[str]:
+    """Every example ``/pipeline help <command>`` shows, for every command ``/pipeline help`` lists."""
+    messages = page.locator("#messages .msg")
+    shown = await messages.count()
+    await command(page, "/pipeline help")
+    await expect(messages).to_have_count(shown + 1)
+    listed = re.findall(r"^/pipeline (\S+)", await messages.last.inner_text(), flags=re.MULTILINE)
+    assert "run" in listed and "watch" in listed and "schedules" in listed, listed
+    found: list[str] = []
+    for name in dict.fromkeys(listed):
+        shown = await messages.count()
+        await command(page, f"/pipeline help {name}")
+        await expect(messages).to_have_count(shown + 1)
+        found += re.findall(r"^• (/pipeline .+)$", await messages.last.inner_text(), flags=re.MULTILINE)
+    return found
+
+
+async def test_every_example_of_help_works_in_the_demo(page: Page, demo_url: str, shots: Shots) -> None:
+    """Each example of ``/pipeline help`` typed as it is shown: none answers with an error (``run leads-ods
+    execution_date=…`` did: the demo's leads-ods took load_date)."""
+    await open_page(page, demo_url, "C0RANDOM")
+    examples = await help_examples(page)
+    assert "/pipeline run leads-ods execution_date=2024-01-31" in examples
+    assert len(examples) >= 25, examples
+    messages = page.locator("#messages .msg")
+    for example in examples:
+        shown = await messages.count()
+        await command(page, example)
+        if example == "/pipeline run":  # the modal, not a message
+            modal = page.get_by_role("dialog", name="Run a pipeline")
+            await expect(modal).to_be_visible()
+            await modal.get_by_role("button", name="Cancel").click()
+            await expect(modal).to_be_hidden()
+            continue
+        await expect(messages).not_to_have_count(shown)  # its answer, or its card
+        answered = await messages.nth(shown).inner_text()
+        assert "⚠️" not in answered and "failed with the error" not in answered, (example, answered)
+    await shots("every-example-answered")
+    errors = page.locator("#messages .msg", has_text=re.compile("⚠️|failed with the error"))
+    await expect(errors).to_have_count(0)  # nor later, from a command answered after the next was typed
+    for name in ("leads-ods", "daily-sales"):  # the runs the examples started went well
+        await expect(card(page, name).first.locator(".bk-header")).not_to_contain_text("failed", timeout=RUN_TIMEOUT)

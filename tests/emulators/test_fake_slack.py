@@ -383,3 +383,35 @@ async def test_malformed_parameters(fake: FakeSlack, client: AsyncWebClient) -> 
     answer = client.api_call("chat.postMessage", data={"channel": "C0GENERAL", "text": "x", "blocks": "[{oops"})
     assert await error_of(answer) == "invalid_blocks"
     assert [c.error for c in fake.calls] == ["invalid_arguments", "invalid_blocks"]
+
+
+async def test_conversations_list_pages_by_type_and_hides_private_channels_without_the_bot(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    fake.add_channel("C0OLD", "old-news", archived=True)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await client.conversations_list(types="public_channel,private_channel", limit=2, cursor=cursor)
+        assert len(page["channels"]) <= 2
+        seen += [c["name"] for c in page["channels"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert "data-ops" in seen and "old-news" in seen  # private with the bot in it; archived unless excluded
+    assert "private-ops" not in seen  # private, the bot not in it: a bot token does not see it
+    public = await client.conversations_list(exclude_archived=True)
+    assert {c["name"] for c in public["channels"]} == {"general", "data-alerts", "random"}
+    info = await client.conversations_info(channel="C0OLD")
+    assert info["channel"]["is_archived"] is True
+    with pytest.raises(SlackApiError) as err:
+        await client.conversations_list(types="public_channel,nope")
+    assert err.value.response["error"] == "invalid_types"
+
+
+async def test_users_lookup_by_email(fake: FakeSlack, client: AsyncWebClient) -> None:
+    found = await client.users_lookupByEmail(email="Bob@Example.com")
+    assert found["user"]["id"] == "U0BOB"
+    with pytest.raises(SlackApiError) as err:
+        await client.users_lookupByEmail(email="nobody@example.com")
+    assert err.value.response["error"] == "users_not_found"

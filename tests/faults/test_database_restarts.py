@@ -14,7 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bot.emulators._core import ManualClock
+from bot.emulators._core import Fault, ManualClock
+from bot.emulators._server import EmulatorServer
 from bot.store.engine import make_engine
 from tests.faults import (
     QUEUED_S,
@@ -26,11 +27,13 @@ from tests.faults import (
     channels,
     emulators_for_faults,
     fake_slack,
+    fault_world,
     start_runs,
     wait,
 )
 from tests.postgres import POSTGRES_ADMIN_URL, create_postgres_database, drop_postgres_database
 from tests.scenario.harness import BotProcess
+from tests.scenario.surface import OUR_FAULT
 
 pytestmark = pytest.mark.slow
 
@@ -107,4 +110,41 @@ async def test_database_restarts_lose_nothing(tmp_path: Path) -> None:
         for e in emulators.values():
             await e.stop()
         await slack.stop()
+        await drop_postgres_database(url)
+
+
+# -- found by the fifth independent pass ---------------------------------------------------------------------------
+
+TRIGGER_S = 2.0
+
+
+def _slow_rivery_trigger(emulators: dict[str, EmulatorServer]) -> None:
+    emulators["rivery"].state.add_fault(Fault(route="trigger", kind="delay", delay=TRIGGER_S, times=1))
+
+
+async def test_a_trigger_answered_while_the_database_is_away_is_recorded_once_it_is_back(tmp_path: Path) -> None:
+    """The database goes away while a trigger is pending and comes back 2 s after it answered. The answer (the
+    provider's id of the new run, which nothing else gives) was dropped: the person read "something went wrong",
+    the run was given up as "the bot stopped while starting" (it had not) and never followed, its failure shown
+    and alerted nowhere."""
+    url = await create_postgres_database()
+    chans = channels(1)
+    try:
+        async with fault_world(tmp_path, chans, prepare=_slow_rivery_trigger, lease_seconds=1.0, database_url=url) as w:
+            reply = asyncio.ensure_future(w.command("run orders", channel=chans[0]))
+            await w.until(lambda: len(w.emulators["rivery"].state.requests_to("trigger")) == 1, 10, "the trigger")
+            await restart_database(url, TRIGGER_S + 2.0)  # the answer comes while it is away
+            assert (await reply).ok
+            await wait(lambda: any("queued" in c.text for c in cards(w.slack, chans)), 20, "the card queued", w.slack)
+            w.advance(QUEUED_S + RUNNING_S + 1)
+            await wait(lambda: any("failed" in c.text for c in cards(w.slack, chans)), 20, "the failure", w.slack)
+            await wait(lambda: any("orders" in m.text for m in w.slack.messages("C0ALERTS")), 10, "the alert", w.slack)
+
+            [card] = cards(w.slack, chans)
+            notes = [m.text for m in w.thread(card)]
+            assert not [n for n in notes if "The bot stopped while starting" in n], notes
+            assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1
+            replies = [e.text for e in w.slack.ephemerals(chans[0], "U0ALICE")]
+            assert not [r for r in replies if any(bad in r for bad in OUR_FAULT)], replies
+    finally:
         await drop_postgres_database(url)

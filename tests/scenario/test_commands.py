@@ -10,8 +10,10 @@ from typing import Any
 from bot.emulators._core import Outcome
 from bot.emulators.datakitchen import DataKitchenEmulator
 from bot.emulators.slack.server import Message
+from bot.providers.base import Capability
 from bot.slack.blocks import ids
 from bot.slack.commands.grammar import COMMANDS
+from bot.slack.commands.help import examples
 from bot.slack.text import code
 from tests.scenario.harness import DK_JOB, RIVER, TAILER_CONFIG, World, world
 from tests.scenario.surface import ask, audit_of, reply_to, run_number, shown
@@ -26,12 +28,18 @@ async def test_help_lists_every_command_and_details_each(tmp_path: Path) -> None
                 assert code(f"/pipeline {spec.usage}") in reply.text, (text, spec.name)
             assert code("/pipeline help <command>") in reply.text
 
+        services = w.runtime.services
         for spec in COMMANDS:
             reply = await ask(w, f"help {spec.name}")
             assert code(f"/pipeline {spec.usage}") in reply.text
-            for example in spec.examples:
+            shown = examples(spec, services.catalog, lambda p, c: services.pool.client(p.connection).can(Capability(c)))
+            assert len(shown) >= len(spec.examples) - 1  # only an example of what the catalog lacks is left out
+            for example in shown:
                 assert code(f"/pipeline {example}") in reply.text, (spec.name, example)
             assert "Anyone" in reply.text or "Needs" in reply.text or "Admins" in reply.text
+        run_help = (await ask(w, "help run")).text  # the catalog's own names, each taking what its example gives
+        assert code("/pipeline run iowa-pda execution_date=2024-01-31") in run_help
+        assert "leads-ods execution_date" not in run_help  # this catalog's leads-ods takes load_date
         assert "rivery:&lt;river id&gt;" in (await ask(w, "help run")).text
         assert "allow_change" in (await ask(w, "help disable")).text
         assert "`/pipeline ls`" in (await ask(w, "help list")).text  # aliases are documented

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_check_lists_every_problem_and_exits_non_zero(tmp_path: Path) -> None:
     assert "SLACK_BOT_TOKEN: not set" in err
     assert "SLACK_SIGNING_SECRET: not set" in err
     assert "connections.r.api_token: environment variable RIVERY_TOKEN is not set" in err
-    assert "pipelines.a.river_id: field required" in err
+    assert "pipelines.a.river_id: river_id is required" in err
     assert "pipelines.b.connection: 'nope' is not a connection" in err
     assert "Traceback" not in err
 
@@ -237,4 +238,75 @@ def test_check_in_a_folder_set_up_as_the_readme_says_validates_the_file_people_e
         edited.write("x: [\n")  # a mistake in the file the person edits must be found
     broken = run_cli("check", cwd=tmp_path)
     assert broken.returncode == 1, broken.stdout
-    assert "pipelines.yml: not valid YAML" in broken.stderr, broken.stderr
+    lines = (ROOT / "pipelines.example.yml").read_text().count("\n")  # the stream ends after the added `x: [`
+    assert f"pipelines.yml:{lines + 2}: not valid YAML" in broken.stderr, broken.stderr
+
+
+def test_version_is_the_installed_package_version() -> None:
+    from importlib import metadata
+
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"pipeline-bot {metadata.version('pipeline-bot')}"
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        (["run"], "pipeline-bot run --env-file .env"),
+        (["check"], "pipeline-bot check --online"),
+        (["emulate"], "pipeline-bot emulate rivery --port 8081 --scenario scenario.yml"),
+        (["demo"], "pipeline-bot demo --open"),
+        (["emulate", "tailer"], "pipeline-bot emulate tailer --port 0 --scenario scenario.yml"),
+    ],
+)
+def test_every_subcommand_help_says_what_it_does_with_an_example_and_the_exit_codes(
+    command: list[str], example: str
+) -> None:
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert f"example:\n  {example}\n" in text
+    assert "exit codes:\n  0  ok\n  1  problems found" in text
+    assert "2  usage error" in text
+
+
+def test_emulate_rivery_help_lists_rivery_scenario_keys_only() -> None:
+    text = run_cli("emulate", "rivery", "--help").stdout
+    assert "Serve Rivery's API on this machine" in text
+    flat = " ".join(text.split())
+    assert "legacy_prefix" in flat and "river_runs_per_minute" in flat and "token_runs_per_minute" in flat
+    assert "api_keys" not in flat and "token_ttl_s" not in flat  # InVision's, DataKitchen's
+
+
+def test_every_option_has_help_text() -> None:
+    """`--host` and its kind say what they are in every subcommand's --help (no bare `--host HOST`)."""
+    from bot.cli import _parser
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        bare = [f"{path} {a.option_strings[0]}" for a in parser._actions if a.option_strings and not a.help]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    bare += walk(sub, f"{path} {name}")
+        return bare
+
+    assert walk(_parser(), "pipeline-bot") == []
+
+
+def test_a_usage_error_exits_2() -> None:
+    result = run_cli("check", "--no-such-option")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no-such-option" in result.stderr
+
+
+def test_offline_check_notes_names_it_will_resolve_at_start(tmp_path: Path) -> None:
+    (tmp_path / "pipelines.yml").write_text(
+        "defaults: {channel: '#data-alerts', owners: ['@data-eng', alice@example.com]}\n"
+        "connections:\n  r: {provider: rivery, api_token: '${RIVERY_TOKEN}'}\n"
+        "pipelines:\n  a: {connection: r, river_id: abc, allow_run: [U0ALICE01]}\n"
+    )
+    result = run_cli("check", "--catalog-only", "--env-file", "none", cwd=tmp_path, env={"RIVERY_TOKEN": "t0ken-rivery"})
+    assert result.returncode == 0, result.stderr
+    assert ("note: 3 name(s) (#data-alerts, @data-eng, alice@example.com) will be resolved to Slack ids when the "
+            "bot starts; `pipeline-bot check --online` resolves them now") in result.stdout

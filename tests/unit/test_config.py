@@ -42,6 +42,42 @@ def test_bad_values_name_their_variable(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert "SLACK_COMMAND: Value error, must start with '/'" in text or "SLACK_COMMAND:" in text
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        ("PORT", "eighty", "PORT: must be a whole number, e.g. 3000"),
+        ("POLL_INTERVAL_SECONDS", "0", "POLL_INTERVAL_SECONDS: must be more than 0"),
+        ("HTTP_READ_TIMEOUT_SECONDS", "soon", "HTTP_READ_TIMEOUT_SECONDS: must be a number, e.g. 10"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"),
+        ("SLACK_ADMINS", "[U0ALICE", "SLACK_ADMINS: is not a JSON list; write the ids separated by commas, like "
+         "U0ALICE01,U0BOB0002"),
+        ("SLACK_COMMAND", "pipeline", "SLACK_COMMAND: must start with '/', have no spaces and be at most 32 "
+         "characters, like /pipeline"),
+    ],
+)
+def test_a_setting_that_cannot_be_read_is_said_in_plain_words(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str, line: str
+) -> None:
+    """Not pydantic's "Input should be a valid integer, unable to parse string as an integer"."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_file=None, secrets_dir=tmp_path)
+    assert err.value.problems == [line]
+
+
+def test_a_setting_from_the_dotenv_file_is_said_at_its_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("# settings\nPORT=3000\nexport port = eighty\nlog_level=loud\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_file=env, secrets_dir=tmp_path)
+    assert err.value.problems == [
+        f"{env}:3: PORT: must be a whole number, e.g. 3000",
+        f"{env}:4: LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR",
+    ]
+
+
 def test_problems_explain_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
     monkeypatch.setenv("SLACK_APP_TOKEN", "xoxb-wrong")

@@ -6,7 +6,7 @@ other) nor from above. Every import counts, wherever it is written: at the top o
 
     __main__ → cli → demo        entry points: they parse arguments, run the bot, the demo or an emulator
     runtime                      the composition root: builds every part from the settings, installs the jobs
-    tracking                     the periodic jobs: poller, watch, stuck, schedules, digest
+    tracking, checks             the periodic jobs: poller, watch, stuck, schedules, digest; the online checks
     slack                        Bolt listeners, Block Kit rendering (the Reporter), the HTTP endpoint
     service                      what a command or a job asks for: runs, retries, alerts, workflows; events.py
     delivery, catalog            the outbox sender; pipelines.yml as validated models
@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),  # `demo` is one of its subcommands
     ("demo",),
     ("runtime",),
-    ("tracking",),
+    ("tracking", "checks"),  # checks: names resolved to Slack ids at start, and `check --online`
     ("slack",),
     ("service",),
     ("delivery", "catalog"),

@@ -72,7 +72,8 @@ METHOD_SCOPES: dict[str, Need] = {
     "conversations.join": Need(("channels:join",)),
     "users.info": Need(("users:read",)),
     "users.list": Need(("users:read",)),
-    "users.lookupByEmail": Need(("users:read.email",)),
+    # Slack grants users:read.email only beside users:read
+    "users.lookupByEmail": Need(("users:read.email",), also=("users:read",)),
     "reactions.add": Need(("reactions:write",)),
 }
 
@@ -468,7 +469,7 @@ def test_a_call_without_its_scope_is_reported(manifest: dict[str, Any], tmp_path
     (package / "emulators").mkdir(parents=True)
     (package / "people.py").write_text(
         "async def who(client, say):\n"
-        "    await client.users_info(user='U1')\n"
+        "    await client.conversations_join(channel='C1')\n"
         "    await client.api_call('reactions.add', params={'name': 'eyes'})\n"
         "    await client.apps_uninstall()\n"
         "    await say('hello')\n"
@@ -478,7 +479,7 @@ def test_a_call_without_its_scope_is_reported(manifest: dict[str, Any], tmp_path
     (package / "emulators" / "fake.py").write_text("async def f(client):\n    await client.admin_users_list()\n")
     calls = web_api_calls(package)
     assert {c.method for c in calls} == {
-        "users.info",
+        "conversations.join",
         "reactions.add",
         "apps.uninstall",
         "chat.postMessage",
@@ -486,9 +487,8 @@ def test_a_call_without_its_scope_is_reported(manifest: dict[str, Any], tmp_path
         "teams.brandNewMethod",
     }
     problems = manifest_problems(manifest, [], calls)
-    assert any(p.startswith("users.info (bot/people.py:2) needs one of the scopes users:read") for p in problems), (
-        problems
-    )
+    assert any(p.startswith("conversations.join (bot/people.py:2) needs one of the scopes channels:join")
+               for p in problems), problems
     assert any(p.startswith("reactions.add") and "reactions:write" in p for p in problems), problems
     assert any(p.startswith("apps.uninstall") and "add its scopes to METHOD_SCOPES" in p for p in problems), problems
     assert any(p.startswith("teams.brandNewMethod (bot/people.py:7)") for p in problems), problems
@@ -498,11 +498,20 @@ def test_a_call_without_its_scope_is_reported(manifest: dict[str, Any], tmp_path
 def test_an_unused_scope_is_reported(manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     wider = {
         **manifest,
-        "oauth_config": {"scopes": {"bot": [*manifest["oauth_config"]["scopes"]["bot"], "users:read", "im:write"]}},
+        "oauth_config": {"scopes": {"bot": [*manifest["oauth_config"]["scopes"]["bot"], "reactions:write", "im:write"]}},
     }
     problems = manifest_problems(wider, registered(monkeypatch), web_api_calls())
     assert "scope im:write is granted but no call, command or event uses it" in problems
-    assert "scope users:read is granted but no call, command or event uses it" in problems
+    assert "scope reactions:write is granted but no call, command or event uses it" in problems
+
+
+def test_names_in_the_catalog_can_be_resolved(manifest: dict[str, Any]) -> None:
+    """#channel, @handle and e-mail entries (conversations.list, usergroups.list, users.lookupByEmail) and the
+    online check (conversations.info, users.info) need these, issue 15."""
+    needed = {"channels:read", "groups:read", "usergroups:read", "users:read", "users:read.email"}
+    assert needed <= set(manifest["oauth_config"]["scopes"]["bot"])
+    methods = {c.method for c in web_api_calls()}
+    assert {"conversations.list", "usergroups.list", "users.lookupByEmail", "conversations.info", "users.info"} <= methods
 
 
 def test_a_removed_scope_is_reported(manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

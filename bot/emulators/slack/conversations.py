@@ -21,9 +21,11 @@ class ConversationsApi:
         return {
             "users.info": self.users_info,
             "users.list": self.users_list,
+            "users.lookupByEmail": self.users_lookup_by_email,
             "usergroups.list": self.usergroups_list,
             "usergroups.users.list": self.usergroups_users_list,
             "conversations.info": self.info,
+            "conversations.list": self.list_channels,
             "conversations.history": self.history,
             "conversations.replies": self.replies,
             "conversations.members": self.members,
@@ -37,7 +39,7 @@ class ConversationsApi:
         return {
             "id": channel.id, "name": channel.name, "name_normalized": channel.name,
             "is_channel": not channel.private, "is_group": channel.private, "is_im": False, "is_mpim": False,
-            "is_private": channel.private, "is_member": channel.member, "is_archived": False, "is_general":
+            "is_private": channel.private, "is_member": channel.member, "is_archived": channel.archived, "is_general":
             channel.name == "general", "created": channel.created, "creator": "U0ALICE",
             "num_members": len(channel.members), "topic": {"value": "", "creator": "", "last_set": 0},
             "purpose": {"value": "", "creator": "", "last_set": 0},
@@ -48,6 +50,24 @@ class ConversationsApi:
         if channel is None or (channel.private and not channel.member):
             raise ApiError("channel_not_found")  # the bot cannot see private channels it is not in
         return {"channel": self._channel_json(channel)}
+
+    def list_channels(self, params: Json) -> Json:
+        """Slack's paging (``limit`` ≤ 1000, default 100; ``cursor``), ``types`` (default public_channel) and
+        ``exclude_archived``; private channels only where the bot is a member, as a bot token sees them."""
+        types = {t.strip() for t in str(params.get("types") or "public_channel").split(",")}
+        unknown = types - {"public_channel", "private_channel", "im", "mpim"}
+        if unknown:
+            raise ApiError("invalid_types", errors=[f"unknown type(s): {', '.join(sorted(unknown))}"])
+        chosen = [
+            c for c in self.state.channels.values()
+            if c.im_user is None and ("private_channel" if c.private else "public_channel") in types
+            and (c.member or not c.private) and not (c.archived and flag(params.get("exclude_archived")))
+        ]
+        limit = max(1, min(as_int(params.get("limit"), 100), 1000))
+        offset = as_int(params.get("cursor"), 0)
+        more = offset + limit < len(chosen)
+        return {"channels": [self._channel_json(c) for c in chosen[offset : offset + limit]],
+                "response_metadata": {"next_cursor": str(offset + limit) if more else ""}}
 
     def history(self, params: Json) -> Json:
         channel = api_channel(self.state, params.get("channel"), need_member=True)
@@ -123,6 +143,13 @@ class ConversationsApi:
         user = self.state.users.get(str(params.get("user") or ""))
         if user is None:
             raise ApiError("user_not_found")
+        return {"user": self._user_json(user)}
+
+    def users_lookup_by_email(self, params: Json) -> Json:
+        email = str(params.get("email") or "").strip().lower()
+        user = next((u for u in self.state.users.values() if u.email and u.email.lower() == email), None)
+        if user is None:
+            raise ApiError("users_not_found")
         return {"user": self._user_json(user)}
 
     def users_list(self, params: Json) -> Json:

@@ -250,6 +250,7 @@ class Channel:
     members: set[str] = field(default_factory=set)
     im_user: str | None = None
     created: int = 1_600_000_000
+    archived: bool = False
 
 
 @dataclass(frozen=True, slots=True)

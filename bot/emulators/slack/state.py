@@ -149,12 +149,13 @@ class SlackState:
         member: bool = True,
         private: bool = False,
         members: Iterable[str] | None = None,
+        archived: bool = False,
     ) -> Channel:
         """A channel; ``member`` says whether the bot is in it; ``members`` default to every human user."""
         people = set(members) if members is not None else {u.id for u in self.users.values() if not u.is_bot}
         if member:
             people.add(self.bot_user_id)
-        channel = Channel(id, name.lstrip("#"), private=private, member=member, members=people)
+        channel = Channel(id, name.lstrip("#"), private=private, member=member, members=people, archived=archived)
         self.channels[id] = channel
         self.channel_messages.setdefault(id, [])
         return channel

@@ -80,7 +80,8 @@ class ArgSpec:
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    """One row of the table. ``examples`` omit the slash command, which is configurable."""
+    """One row of the table. ``examples`` omit the slash command, which is configurable; they name the demo's
+    pipelines (``bot/demo/catalog.yml``, where each works) and help swaps in the catalog's own (``help.py``)."""
 
     name: str
     usage: str
@@ -143,7 +144,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Parameters override the pipeline's defaults (DataKitchen parameters, Tailer `execution_date`, …).\n"
         'Quote a value with spaces: `note="two words"`.\n'
         "Admins can run a job outside the catalog: `rivery:<river id>`.",
-        ("run leads-ods", "run leads-ods execution_date=2024-01-31", "run"),
+        ("run leads-ods", "run leads-ods execution_date=2024-01-31", "run daily-sales", "run"),
         (_TARGET, ArgSpec("params", "params", help="parameters as key=value")),
         "run",
         modal_when_bare=True,
@@ -153,7 +154,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "status [<run>]",
         "One run's card, or every run in flight",
         "Without a run number, lists the runs in flight.",
-        ("status", "status 42", "status #42"),
+        ("status", "status 1", "status #1"),
         (ArgSpec("run", "run", help="a run number like 42 or #42"),),
     ),
     CommandSpec(
@@ -178,7 +179,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "cancel <run>",
         "Cancel a run in flight (Rivery, DataKitchen); asks to confirm",
         "`{command} status` lists the runs in flight with their numbers.",
-        ("cancel 42",),
+        ("cancel 1",),
         (ArgSpec("run", "run", required=True, help="a run number like 42 or #42"),),
         "change",
     ),
@@ -205,7 +206,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "archive <pipeline>",
         "Archive a pipeline at its provider (Tailer); asks to confirm",
         "",
-        ("archive leads-ods",),
+        ("archive iowa-liquor-pda",),
         (_PIPELINE,),
         "change",
     ),
@@ -214,7 +215,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "reset <pipeline>",
         "Reset a Tailer workflow; asks to confirm",
         "",
-        ("reset leads-ods",),
+        ("reset iowa-liquor-pda",),
         (_PIPELINE,),
         "change",
     ),

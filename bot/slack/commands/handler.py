@@ -135,7 +135,11 @@ def ephemeral_error_text(error: ParseError) -> tuple[str, list[dict[str, Any]]]:
 
 @_in_ack(Help)
 def _help(services: Services, command: Help) -> Reply:
-    return notice(help_for(command.topic, services.command), formatted=True)
+    def can(pipeline: Pipeline, capability: str) -> bool:
+        return services.pool.client(pipeline.connection).can(Capability(capability))
+
+    # examples name the catalog's own pipelines, each able to do what its example asks
+    return notice(help_for(command.topic, services.command, services.catalog, can), formatted=True)
 
 
 @_in_ack(ListPipelines)

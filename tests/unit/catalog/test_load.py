@@ -29,7 +29,7 @@ def test_the_example_catalog_is_valid_and_covers_every_provider() -> None:
     assert leads.provider == "rivery"
     assert leads.job.model_dump()["river_id"] == "5e8e1eb46b028e37b73f44f0"
     assert leads.expected_duration == timedelta(minutes=10)
-    assert leads.watch is True
+    assert leads.watch is False  # a legacy Rivery connection cannot list runs
     assert leads.owners == ("U0ALICE01",)
     # defaults apply where a pipeline says nothing
     assert catalog.pipelines["orders-eu"].owners == ("S0DATAENG",)
@@ -79,7 +79,7 @@ def test_every_problem_is_listed_with_its_path() -> None:
     assert "connections.riv.api_token: environment variable MISSING_TOKEN is not set" in text
     assert "connections.dk.provider: 'datakitchn' is not a provider (did you mean 'datakitchen'?)" in text
     assert "connections.inv.api_key: secrets do not belong in the catalog" in text
-    assert "pipelines.leads-ods.river_id: field required" in text
+    assert "pipelines.leads-ods.river_id: river_id is required" in text
     assert "pipelines.leads-ods.rivr_id: unknown key (did you mean 'river_id'?)" in text
     assert "pipelines.other.connection: 'rivery-eu' is not a connection" in text
     assert "pipelines.Bad Name: the name is typed in Slack commands" in text
@@ -97,7 +97,7 @@ def test_a_missing_file_and_bad_yaml_say_what_to_do(tmp_path: Path) -> None:
     bad.write_text("pipelines:\n  a: [1, 2\n")
     with pytest.raises(ConfigError) as err:
         load_catalog(bad, {})
-    assert "not valid YAML at line" in err.value.problems[0]
+    assert err.value.problems[0].startswith(f"{bad}:3: not valid YAML (column 1)"), err.value.problems
 
 
 def test_parameters_are_typed_and_defaults_checked() -> None:
@@ -335,7 +335,7 @@ def test_each_secret_problem_is_reported_once_without_a_field_required() -> None
     assert sorted(problems) == sorted([
         "connections.inv.api_key: secrets do not belong in the catalog; put it in an environment variable and "
         "write api_key: ${API_KEY}",
-        "connections.dk.password: environment variable MISSING is not set",
+        "connections.dk.password: environment variable MISSING is not set; set it in .env or the environment",
         "connections.riv.api_token: must be a reference to an environment variable, like ${API_TOKEN}",
     ])
 
@@ -371,7 +371,7 @@ def test_a_watched_pipeline_with_nowhere_to_alert_and_owners_nobody_can_be_menti
         """
         defaults: {owners: [C0DATAOPS1]}
         connections:
-          rv: {provider: rivery, api_token: "${TOKEN}"}
+          rv: {provider: rivery, api: v1, account_id: a1, environment_id: e1, api_token: "${TOKEN}"}
         pipelines:
           watched: {connection: rv, river_id: r1, watch: true}
           routed: {connection: rv, river_id: r2, watch: true, tags: [finance]}
@@ -439,17 +439,18 @@ def test_a_url_problem_quotes_the_url_as_written_never_the_secret_it_resolved_to
     ("content", "said"),
     [
         (b"connections:\n  r: {provider: [rivery]}\n",
-         "connections.r.provider: a list is not a provider; use one of rivery, tailer, invision, datakitchen"),
-        (b"pipelines:\n  caf\xe9: {}\n", "pipelines.yml: not UTF-8 text (byte 0xe9 at offset 16); save it as UTF-8"),
-        (b"version: 1\x00\n", "pipelines.yml: not valid YAML: special characters are not allowed"),
+         "pipelines.yml:2: connections.r.provider: a list is not a provider; use one of rivery, tailer, invision, "
+         "datakitchen"),
+        (b"pipelines:\n  caf\xe9: {}\n", "pipelines.yml:2: not UTF-8 text (byte 0xe9 at offset 16); save it as UTF-8"),
+        (b"version: 1\x00\n", "pipelines.yml:1: not valid YAML (column 11): special characters are not allowed"),
         (b"pipelines: " + b"[" * 2000 + b"]" * 2000 + b"\n",
          "pipelines.yml: nested too deeply to be a catalog (brackets left open?)"),
         (b'x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
          b"x-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nx-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
          b"x-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\nx-e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
          b"x-f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\nversion: *f\n",
-         "version: a list is not supported; this bot reads version 1"),
-        (b"version: " + b"9" * 500 + b"\n", "version: " + "9" * 79 + "… is not supported"),
+         "pipelines.yml:7: version: a list is not supported; this bot reads version 1"),
+        (b"version: " + b"9" * 500 + b"\n", "pipelines.yml:1: version: " + "9" * 79 + "… is not supported"),
     ],
     ids=["unhashable-provider", "latin-1", "nul-byte", "deep-nesting", "alias-expansion", "long-value"],
 )

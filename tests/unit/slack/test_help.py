@@ -6,8 +6,14 @@ import re
 
 import pytest
 
+from bot.catalog.load import parse_catalog
+from bot.catalog.model import Catalog
+from bot.demo.run import demo_catalog
+from bot.providers.base import Capability
+from bot.providers.registry import PROVIDERS
+from bot.service.clients import ClientPool
 from bot.slack.commands.grammar import COMMANDS, CommandSpec, Parsed, parse
-from bot.slack.commands.help import command_help, help_for, help_text
+from bot.slack.commands.help import Can, command_help, examples, help_for, help_text
 
 SLACK_SECTION_LIMIT = 3000
 
@@ -99,10 +105,70 @@ def test_help_for_takes_the_parsed_argument_straight() -> None:
     assert help_for(parsed.args.get("command")) == command_help(COMMANDS[[s.name for s in COMMANDS].index("list")])
 
 
-def test_every_example_in_help_parses() -> None:
-    pipelines = ("leads-ods",)
+DEMO_URLS = {name: f"http://127.0.0.1:{port}" for port, name in enumerate(PROVIDERS, 1)}
+
+
+def demo() -> Catalog:
+    return demo_catalog(DEMO_URLS)
+
+
+def can_of(catalog: Catalog) -> Can:
+    """What the handler asks: whether the pipeline's client can do the operation."""
+    pool = ClientPool(catalog.connections)
+    return lambda pipeline, capability: pool.client(pipeline.connection).can(Capability(capability))
+
+
+def test_every_example_in_help_parses_against_the_demo_catalog() -> None:
+    catalog = demo()
     for spec in COMMANDS:
         for example in spec.examples:
-            parsed = parse(example, pipelines=pipelines, providers=("rivery",), command="/pb")
+            parsed = parse(
+                example, pipelines=list(catalog.pipelines), providers=list(PROVIDERS),
+                workflows=list(catalog.workflows), command="/pb",
+            )
             assert isinstance(parsed, Parsed), (example, parsed)
             assert parsed.spec is spec
+
+
+def test_the_demo_catalog_has_what_each_table_example_uses() -> None:
+    """Help's examples, made from the demo catalog, are the table's own: each pipeline there can do what it asks
+    (``run leads-ods execution_date=…`` failed with "It takes: load_date" when the demo's leads-ods had load_date)."""
+    catalog = demo()
+    for spec in COMMANDS:
+        assert examples(spec, catalog, can_of(catalog)) == spec.examples, spec.name
+
+
+def test_help_names_the_catalogs_own_pipelines_each_able_to_do_what_it_asks() -> None:
+    catalog = parse_catalog(
+        {
+            "connections": {
+                "old": {"provider": "rivery", "api_token": "${R}"},  # legacy: lists no runs
+                "tl": {"provider": "tailer", "token": "${T}"},
+            },
+            "pipelines": {
+                "daily-load": {"connection": "old", "river_id": "r1", "tags": ["nightly"]},
+                "prep": {
+                    "connection": "tl", "account": "000099", "environment": "DEV",
+                    "configuration_type": "table-to-table", "configuration_id": "c1",
+                    "parameters": {"day": {"type": "date"}},
+                },
+            },
+        },
+        {"R": "rivery-token", "T": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJkZW1vIn0.demo"},
+    )
+    can = can_of(catalog)
+    by_name = {spec.name: spec for spec in COMMANDS}
+    assert examples(by_name["run"], catalog, can) == ("run daily-load", "run prep day=2024-01-31", "run")
+    assert examples(by_name["watch"], catalog, can) == ("watch prep", "watch prep #data-alerts")
+    assert examples(by_name["archive"], catalog, can) == ("archive prep",)
+    assert examples(by_name["mute"], catalog, can) == ("mute daily-load", "mute daily-load 4h")
+    assert examples(by_name["list"], catalog, can) == ("list", "list rivery", "list nightly")
+    assert examples(by_name["stats"], catalog, can) == ("stats", "stats 24h", "stats daily-load", "stats daily-load 30d")
+    text = help_for("run", "/pb", catalog, can)
+    assert "`/pb run prep day=2024-01-31`" in text and "leads-ods" not in text
+    assert_safe(text)
+
+
+def test_without_a_catalog_help_shows_the_table_examples() -> None:
+    for spec in COMMANDS:
+        assert examples(spec) == spec.examples

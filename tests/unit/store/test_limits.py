@@ -104,3 +104,21 @@ async def test_two_replicas_racing_for_a_river_start_it_twice_a_minute_at_most(p
     finally:
         for replica in replicas:
             await replica.close()
+
+
+async def test_a_start_given_up_before_the_cap_held_it_is_not_set_waiting_again(store: Store) -> None:
+    """Found by the fifth independent pass: recovery gave a start up (its process taken for gone) between its claim
+    and the cap's check; the check set the ended run waiting again, and a later tick started it after all."""
+    await started(store, NOW - timedelta(seconds=50))
+    await started(store, NOW - timedelta(seconds=5))
+    start = await store.runs.create(new_run(origin="schedule"), now=NOW, next_poll_at=None, owner="gone",
+                                   lease=timedelta(seconds=1))
+    later = NOW + timedelta(seconds=5)
+    assert await store.starts.give_up(start.id, "given up", now=later, unleased_before=NOW) is not None
+
+    held = await store.limits.admit(start.id, "rivery-us", limits(), now=later, queue=True)
+    assert held is not None  # the cap is reached: it would have waited, had it still been a start
+    run = await store.runs.get(start.id)
+    assert run is not None and (run.state, run.final) == ("unknown", True)
+    claimed = await store.starts.claim_waiting("next", now=NOW + timedelta(minutes=5), limit=10, lease=MINUTE)
+    assert claimed == []

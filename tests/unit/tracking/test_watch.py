@@ -28,7 +28,7 @@ from bot.tracking.watch import Watcher
 CATALOG = """
 defaults: {channel: C0ALERTS, owners: [U0BOB]}
 connections:
-  rv: {provider: rivery, base_url: "http://127.0.0.1:1", account_id: a, environment_id: e, api_token: "${TOKEN}"}
+  rv: {provider: rivery, api: v1, base_url: "http://127.0.0.1:1", account_id: a, environment_id: e, api_token: "${TOKEN}"}
 pipelines:
   loads: {connection: rv, river_id: r1, watch: true}
 """

@@ -1,0 +1,94 @@
+"""What the running bot would refuse, found by the catalog's validation (``pipeline-bot check`` and start-up).
+
+A pipeline watched on a connection that cannot list runs would be skipped by the watcher, its failures told
+to nobody; a schedule whose parameters its pipeline or workflow does not accept would fail at every slot
+with a log line only. Both are problems here, with the path to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.catalog.model import ParameterSpec, Pipeline, Schedule
+from bot.catalog.workflows import Workflow
+from bot.providers.base import Capability, ConnectionConfig
+from bot.providers.registry import provider
+
+__all__ = ["schedule_problems", "watchable"]
+
+
+def watchable(
+    pipelines: Mapping[str, Pipeline],
+    written: Mapping[str, Any],
+    declared: Mapping[str, Any],
+    connections: Mapping[str, ConnectionConfig | None],
+    problems: list[str],
+    warnings: list[str],
+) -> None:
+    """Watching lists a pipeline's recent runs: on a connection that cannot (Rivery's legacy API, InVision) the
+    running bot would skip it, and its failures would reach nobody. Asked for by the pipeline: a problem;
+    inherited from ``defaults.watch``: a warning (the rest of the catalog is watched)."""
+    for pipeline in pipelines.values():
+        if not pipeline.watch:
+            continue
+        client = provider(pipeline.provider).client
+        conn = connections.get(pipeline.connection)
+        if conn is None:  # its own problem is listed; what it offers still follows from what it says
+            entry = declared.get(pipeline.connection)
+            fields = {k: v for k, v in entry.items() if isinstance(k, str)} if isinstance(entry, dict) else {}
+            conn = provider(pipeline.provider).connection.model_construct(**fields)
+        if Capability.LIST_RUNS in client.offered_by(conn):
+            continue
+        why = (
+            f"connection {pipeline.connection} uses Rivery's legacy API, which cannot list runs (api: v1 can)"
+            if pipeline.provider == "rivery"
+            else f"{client.display_name}'s API cannot list runs"
+        )
+        entry = written.get(pipeline.name)
+        if not (isinstance(entry, dict) and "watch" in entry):
+            warnings.append(
+                f"pipelines.{pipeline.name}: not watched although defaults.watch is true: {why}; set watch: false "
+                "on it"
+            )
+        else:
+            problems.append(f"pipelines.{pipeline.name}.watch: cannot be watched: {why}; remove watch: true")
+
+
+def schedule_problems(pipelines: Mapping[str, Pipeline], workflows: Mapping[str, Workflow]) -> list[str]:
+    """A schedule starts its pipeline or workflow with ``schedule.parameters``, checked at each slot as a
+    person's ``run`` is: what would fail there (an unknown or invalid parameter, a required one missing, any
+    parameter for a provider that takes none) is a problem now."""
+    found: list[str] = []
+    for kind, items in (("pipelines", pipelines), ("workflows", workflows)):
+        for name, item in items.items():
+            schedule: Schedule | None = item.schedule
+            if schedule is None:
+                continue
+            path = f"{kind}.{name}.schedule.parameters"
+            takes = isinstance(item, Workflow) or provider(item.provider).client.accepts_parameters
+            if schedule.parameters and not takes and isinstance(item, Pipeline):
+                display = provider(item.provider).client.display_name
+                found.append(f"{path}: {display} runs take no parameters; remove them")
+                continue
+            found += _parameter_problems(path, name, schedule.parameters, item.parameters)
+    return found
+
+
+def _parameter_problems(
+    path: str, name: str, given: Mapping[str, str], declared: Mapping[str, ParameterSpec]
+) -> list[str]:
+    found: list[str] = []
+    for key in given:
+        if key not in declared:
+            takes = ", ".join(declared) or "none"
+            found.append(f"{path}.{key}: {name} takes no parameter {key!r}; it takes: {takes}")
+    for key, spec in declared.items():
+        value = given.get(key, spec.default)
+        if value is None or value == "":
+            if spec.required:
+                found.append(f"{path}: {key} is required by {name} and has no default: give it here, like {key}: …")
+            continue
+        if problem := spec.problem_with(str(value)):
+            found.append(f"{path}.{key}: {value!r} {problem}")
+    return found

@@ -51,6 +51,7 @@ from bot.slack.reporter import SlackReporter
 from bot.slack.tasks import TaskSet
 from bot.store.engine import open_database, sqlite_file, writable_problem
 from bot.store.lock import ProcessLock
+from bot.store.records import RunOrigin
 from bot.store.store import Store
 from bot.tracking.digest import digest_job, schedule_digest
 from bot.tracking.intervals import PollIntervals
@@ -222,9 +223,11 @@ def _assemble(
     async def scheduled_start(kind: str, name: str, parameters: dict[str, str]) -> None:
         """A schedule's slot came: start the pipeline or workflow as the bot, into its own channel."""
         if kind == "workflow":
-            await workflows.start(None, name, parameters, channel=None, origin="schedule")
+            await workflows.start(None, name, parameters, channel=None, origin=RunOrigin.SCHEDULE)
             return
-        await runs.start(None, catalog.pipelines[name], parameters, channel=None, origin="schedule", authorized=True)
+        await runs.start(
+            None, catalog.pipelines[name], parameters, channel=None, origin=RunOrigin.SCHEDULE, authorized=True
+        )
 
     parts = Components(
         settings=s,
@@ -330,7 +333,7 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         """One watch cycle per interval across the fleet: the slot is claimed in the database."""
         seconds = s.watch_interval_seconds.total_seconds()
         slot = f"{int(parts.now().timestamp() // seconds):012d}"
-        if await parts.store.alerting.claim_slot("watch", slot, parts.owner, now=parts.now()):
+        if await parts.store.slots.claim("watch", slot, parts.owner, now=parts.now()):
             await parts.watcher.cycle()
 
     async def recover() -> None:
@@ -504,7 +507,7 @@ class Runtime:
         store = parts.store
         try:  # what is already decided goes out now, paced as always, within the grace period
             deadline = time.monotonic() + grace
-            while await store.outbox_pending() and time.monotonic() < deadline:
+            while await store.unsent() and time.monotonic() < deadline:
                 await parts.deliverer.tick()
                 await asyncio.sleep(0.2)
         except Exception:
@@ -536,7 +539,7 @@ def _group_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozense
 
 def _runs_by_state(store: Store) -> Callable[[], Awaitable[dict[tuple[tuple[str, str], ...], float]]]:
     async def runs_by_state() -> dict[tuple[tuple[str, str], ...], float]:
-        counts = await store.count_by_state()
+        counts = await store.runs.count_by_state()
         return {
             (("final", "true" if final else "false"), ("state", state)): float(n)
             for (state, final), n in counts.items()
@@ -547,6 +550,6 @@ def _runs_by_state(store: Store) -> Callable[[], Awaitable[dict[tuple[tuple[str,
 
 def _outbox_pending(store: Store) -> Callable[[], Awaitable[dict[tuple[tuple[str, str], ...], float]]]:
     async def outbox_pending() -> dict[tuple[tuple[str, str], ...], float]:
-        return {(): float(await store.outbox_pending())}
+        return {(): float(await store.unsent())}
 
     return outbox_pending

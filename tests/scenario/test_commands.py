@@ -172,7 +172,7 @@ async def test_status_last_and_stats(tmp_path: Path) -> None:
         await w.card_saying("leads-ods succeeded")
         everything = await ask(w, "stats")
         assert w.runtime.store is not None
-        known = await w.runtime.store.runs_between(w.runtime.now() - timedelta(days=7), w.runtime.now())
+        known = await w.runtime.store.runs.between(w.runtime.now() - timedelta(days=7), w.runtime.now())
         assert len(known) >= 2  # leads-ods and budget, and runs the bot saw by watching
         assert everything.text.startswith(f"Stats for all pipelines (last 7 days): {len(known)} runs, failure rate 0.0%")
         one_pipeline = await ask(w, "stats leads-ods 30d")

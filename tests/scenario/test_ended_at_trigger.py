@@ -78,7 +78,7 @@ async def test_a_workflow_whose_next_step_could_not_be_begun_goes_on_when_recove
             e.state.default = QUICK
         store = w.runtime.store
         assert store is not None
-        original = store.create_run
+        original = store.runs.create
         refused: list[str] = []
 
         async def create_run(new: NewRun, **kw: Any) -> RunRecord:
@@ -87,7 +87,7 @@ async def test_a_workflow_whose_next_step_could_not_be_begun_goes_on_when_recove
                 raise ConnectionError("the database went away")
             return await original(new, **kw)
 
-        store.create_run = create_run  # type: ignore[method-assign]
+        store.runs.create = create_run  # type: ignore[method-assign]
         assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
         await advance_until(w, lambda: bool(refused), "the transform step's start to fail")
         await w.settle(0.5)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench._postgres import create_postgres_database, drop_postgres_database
 from bench.common import (
     ROOT,
     BotProcess,
@@ -50,7 +51,6 @@ from bench.common import (
 from bot.emulators._core import Outcome
 from bot.emulators.slack import FakeSlack
 from bot.ops.metrics import POLLS, PROVIDER_ERRORS
-from tests.postgres import create_postgres_database, drop_postgres_database
 
 PER_PROVIDER = 5
 DELAY = 0.2

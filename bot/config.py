@@ -7,14 +7,16 @@ environment variable to set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_serializer, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -33,6 +35,26 @@ __all__ = [
 ]
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+def _duration(value: object, *, above_zero: bool) -> timedelta:
+    """A setting ``…_SECONDS`` as a ``timedelta``: the environment gives a number of seconds (``10``, ``1.5``),
+    code may give a ``timedelta``. Anything else is refused in plain words."""
+    duration: timedelta | None = None
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, int | float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError, OverflowError):  # not a number; nan, inf or beyond a timedelta
+            duration = timedelta(seconds=float(value))
+    if duration is None or duration < timedelta(0) or (above_zero and not duration):
+        least = "above 0" if above_zero else "0 or more"
+        raise ValueError(f"must be a number of seconds, {least}, e.g. 10")  # the default, in load_settings
+    return duration
+
+
+#: a duration set as a number of seconds: 0 or more, or above 0
+Seconds = Annotated[timedelta, BeforeValidator(lambda value: _duration(value, above_zero=False))]
+PositiveSeconds = Annotated[timedelta, BeforeValidator(lambda value: _duration(value, above_zero=True))]
 
 
 class Settings(BaseSettings):
@@ -54,28 +76,45 @@ class Settings(BaseSettings):
     pipelines_file: Path = Field(default=Path("pipelines.yml"))
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on all interfaces
     port: int = Field(default=3000, ge=0, le=65535)
-    http_read_timeout_seconds: float = Field(
-        default=10.0, gt=0, description="a client that has not sent its request within this is disconnected"
+    http_read_timeout_seconds: PositiveSeconds = Field(
+        default=timedelta(seconds=10), description="a client that has not sent its request within this is disconnected"
     )
 
     # tracking and delivery pace; the defaults suit production, tests and the demo set them lower
-    poll_interval_seconds: float = Field(default=5.0, gt=0, description="first polls of a run; grows with age")
-    poll_interval_max_seconds: float = Field(default=60.0, gt=0)
-    poll_tick_seconds: float = Field(default=1.0, gt=0, description="how often due runs are looked for")
-    delivery_tick_seconds: float = Field(default=0.25, gt=0, description="how often Slack messages are sent")
-    unknown_after_seconds: float = Field(default=120.0, ge=0, description="show 'status unknown' after this")
-    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
-    lease_seconds: float = Field(default=60.0, gt=0, description="a dead replica's work is taken over after this")
+    poll_interval_seconds: PositiveSeconds = Field(
+        default=timedelta(seconds=5), description="first polls of a run; grows with age"
+    )
+    poll_interval_max_seconds: PositiveSeconds = timedelta(seconds=60)
+    poll_tick_seconds: PositiveSeconds = Field(
+        default=timedelta(seconds=1), description="how often due runs are looked for"
+    )
+    delivery_tick_seconds: PositiveSeconds = Field(
+        default=timedelta(seconds=0.25), description="how often Slack messages are sent"
+    )
+    unknown_after_seconds: Seconds = Field(default=timedelta(minutes=2), description="show 'status unknown' after this")
+    shutdown_grace_seconds: Seconds = timedelta(seconds=10)
+    lease_seconds: PositiveSeconds = Field(
+        default=timedelta(seconds=60), description="a dead replica's work is taken over after this"
+    )
 
     # alerting
-    watch_interval_seconds: float = Field(default=60.0, gt=0, description="passive watch: list calls per pipeline")
-    stuck_check_seconds: float = Field(default=30.0, gt=0)
-    alert_group_seconds: float = Field(default=10.0, ge=0, description="failures within this become one message")
-    alert_suppress_seconds: float = Field(default=3600.0, ge=0, description="a repeat inside this updates the alert")
-    message_edit_gap_seconds: float = Field(
-        default=5.0, ge=0, description="a message many runs share (alert, workflow card) is edited at most this often"
+    watch_interval_seconds: PositiveSeconds = Field(
+        default=timedelta(seconds=60), description="passive watch: list calls per pipeline"
     )
-    provider_down_after_seconds: float = Field(default=120.0, ge=0, description="then one 'cannot reach' alert")
+    stuck_check_seconds: PositiveSeconds = timedelta(seconds=30)
+    alert_group_seconds: Seconds = Field(
+        default=timedelta(seconds=10), description="failures within this become one message"
+    )
+    alert_suppress_seconds: Seconds = Field(
+        default=timedelta(hours=1), description="a repeat inside this updates the alert"
+    )
+    message_edit_gap_seconds: Seconds = Field(
+        default=timedelta(seconds=5),
+        description="a message many runs share (alert, workflow card) is edited at most this often",
+    )
+    provider_down_after_seconds: Seconds = Field(
+        default=timedelta(minutes=2), description="then one 'cannot reach' alert"
+    )
     fallback_channel: str | None = Field(default=None, description="where messages go when their channel refuses")
     digest_time: str | None = Field(default="09:00", description="daily digest per channel, HH:MM; empty: none")
     digest_timezone: str = Field(default="UTC", description="time zone of DIGEST_TIME, e.g. Europe/Oslo")
@@ -363,6 +402,8 @@ def _settings_problem(err: Any) -> str:
     default = field.default if field is not None else None
     if isinstance(default, int | float) and not isinstance(default, bool):
         sentence = sentence.replace("e.g. 3", f"e.g. {default:g}").replace("e.g. 2.5", f"e.g. {default:g}")
+    if isinstance(default, timedelta):  # a duration, set in seconds
+        sentence = sentence.replace("e.g. 10", f"e.g. {default.total_seconds():g}")
     return f"{variable}: {safe_text(sentence)}"
 
 

@@ -52,6 +52,7 @@ from bot.slack.tasks import TaskSet
 from bot.store.clock import DatabaseClock
 from bot.store.engine import open_database, sqlite_file, writable_problem
 from bot.store.lock import ProcessLock
+from bot.store.records import RunOrigin
 from bot.store.store import Store
 from bot.tracking.digest import digest_job, schedule_digest
 from bot.tracking.intervals import PollIntervals
@@ -200,11 +201,11 @@ def _assemble(
     secrets.include(pool.redactor)
     client = web_client(s)
     metrics = Metrics()
-    lease = timedelta(seconds=s.lease_seconds)
-    first_poll = timedelta(seconds=s.poll_interval_seconds)
+    lease = s.lease_seconds
+    first_poll = s.poll_interval_seconds
     auth = Authorizer(s.slack_admins, _group_members(client))
     reporter = SlackReporter(store, now)
-    notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=timedelta(seconds=s.unknown_after_seconds))
+    notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=s.unknown_after_seconds)
     alerter = Alerter(
         store,
         catalog,
@@ -212,9 +213,9 @@ def _assemble(
         reporter,
         now,
         metrics=metrics,
-        group_window=timedelta(seconds=s.alert_group_seconds),
-        suppress=timedelta(seconds=s.alert_suppress_seconds),
-        down_after=timedelta(seconds=s.provider_down_after_seconds),
+        group_window=s.alert_group_seconds,
+        suppress=s.alert_suppress_seconds,
+        down_after=s.provider_down_after_seconds,
     )
     changes = Changes()
     runs = RunService(
@@ -237,9 +238,11 @@ def _assemble(
     async def scheduled_start(kind: str, name: str, parameters: dict[str, str]) -> None:
         """A schedule's slot came: start the pipeline or workflow as the bot, into its own channel."""
         if kind == "workflow":
-            await workflows.start(None, name, parameters, channel=None, origin="schedule")
+            await workflows.start(None, name, parameters, channel=None, origin=RunOrigin.SCHEDULE)
             return
-        await runs.start(None, catalog.pipelines[name], parameters, channel=None, origin="schedule", authorized=True)
+        await runs.start(
+            None, catalog.pipelines[name], parameters, channel=None, origin=RunOrigin.SCHEDULE, authorized=True
+        )
 
     parts = Components(
         settings=s,
@@ -280,8 +283,8 @@ def _assemble(
             lease=lease,
             intervals=PollIntervals(
                 base=first_poll,
-                longest=timedelta(seconds=s.poll_interval_max_seconds),
-                error_max=timedelta(seconds=max(s.poll_interval_max_seconds, 5 * s.poll_interval_seconds)),
+                longest=s.poll_interval_max_seconds,
+                error_max=max(s.poll_interval_max_seconds, 5 * s.poll_interval_seconds),
             ),
         ),
         watcher=Watcher(
@@ -290,7 +293,7 @@ def _assemble(
             pool,
             now=now,
             on_change=outcomes.on_change,
-            interval=timedelta(seconds=s.watch_interval_seconds),
+            interval=s.watch_interval_seconds,
             metrics=metrics,
         ),
         stuck=StuckDetector(store, catalog, notifier, now=now),
@@ -302,7 +305,7 @@ def _assemble(
             fallback=s.fallback_channel or catalog.defaults.channel,
             metrics=metrics,
             lease=lease,
-            edit_gap=s.message_edit_gap_seconds,
+            edit_gap=s.message_edit_gap_seconds.total_seconds(),
         ),
         slack_check=slack_check,
         socket_mode=socket_mode,
@@ -315,7 +318,7 @@ def _assemble(
             metrics=metrics,
             signatures=Signatures(secret) if secret else None,
             replays=replays,
-            read_timeout=s.http_read_timeout_seconds,
+            read_timeout=s.http_read_timeout_seconds.total_seconds(),
         ),
     )
     metrics.source(RUNS, _runs_by_state(store))
@@ -344,33 +347,36 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
 
     async def watch() -> None:
         """One watch cycle per interval across the fleet: the slot is claimed in the database."""
-        seconds = s.watch_interval_seconds
+        seconds = s.watch_interval_seconds.total_seconds()
         slot = f"{int(parts.now().timestamp() // seconds):012d}"
-        if await parts.store.alerting.claim_slot("watch", slot, parts.owner, now=parts.now()):
+        if await parts.store.slots.claim("watch", slot, parts.owner, now=parts.now()):
             await parts.watcher.cycle()
 
     async def recover() -> None:
         await parts.recovery.recover_starting(timedelta(seconds=30))
         await parts.recovery.recover_unnotified(timedelta(seconds=10))
 
-    periodic: tuple[tuple[str, Callable[[], Awaitable[object]], float], ...] = (
+    second = timedelta(seconds=1)
+    periodic: tuple[tuple[str, Callable[[], Awaitable[object]], timedelta], ...] = (
         ("poll", parts.poller.tick, s.poll_tick_seconds),
         ("deliver", parts.deliverer.tick, s.delivery_tick_seconds),
         # a dead starter's runs are given up within about a lease after it stopped renewing them
-        ("recover", recover, min(30.0, s.lease_seconds)),
-        ("alerts", parts.alerter.flush, min(1.0, max(s.alert_group_seconds / 4, 0.05))),
+        ("recover", recover, min(timedelta(seconds=30), s.lease_seconds)),
+        ("alerts", parts.alerter.flush, min(second, max(s.alert_group_seconds / 4, second / 20))),
         ("watch", watch, s.watch_interval_seconds),
         ("stuck", parts.stuck.tick, s.stuck_check_seconds),
         ("credentials", parts.alerter.check_credentials, s.stuck_check_seconds),  # the same kind of slow check
-        ("slack", parts.slack_check.tick, 60.0),
+        ("slack", parts.slack_check.tick, timedelta(minutes=1)),
         ("retries", parts.waiting.tick, s.poll_tick_seconds),
-        ("approvals", parts.workflows.expire_approvals, 5.0),
-        ("steps", parts.workflows.begin_stale_claims, 30.0),  # steps whose claimer died before beginning them
-        ("requests", parts.replays.prune, 60.0),  # Slack requests remembered against replays, past their time
+        ("approvals", parts.workflows.expire_approvals, timedelta(seconds=5)),
+        ("steps", parts.workflows.begin_stale_claims, timedelta(seconds=30)),  # steps whose claimer died first
+        # Slack requests remembered against replays, past their time
+        ("requests", parts.replays.prune, timedelta(minutes=1)),
     )
     if parts.clock is not None:
-        periodic += (("clock", parts.clock.measure, 60.0),)
-    for job_id, func, seconds in periodic:
+        periodic += (("clock", parts.clock.measure, timedelta(minutes=1)),)
+    for job_id, func, every in periodic:
+        seconds = every.total_seconds()
         scheduler.add_job(
             func,
             "interval",
@@ -493,7 +499,7 @@ class Runtime:
         if parts is None:  # the start failed before the parts were built: build gave back what it took
             PROCESS.exclude(self.secrets)
             return
-        grace = self.settings.shutdown_grace_seconds
+        grace = self.settings.shutdown_grace_seconds.total_seconds()
         scheduler = parts.scheduler if parts.scheduler.running else None
         if scheduler is not None:  # it was running (a start that failed says its one line only)
             log.info("stopping: finishing the work in hand (grace period %g s)", grace)
@@ -519,8 +525,8 @@ class Runtime:
             scheduler.shutdown(wait=False)  # cancels what is still running
         store = parts.store
         try:  # what is already decided goes out now, paced as always, within the grace period
-            deadline = time.monotonic() + self.settings.shutdown_grace_seconds
-            while await store.outbox_pending() and time.monotonic() < deadline:
+            deadline = time.monotonic() + grace
+            while await store.unsent() and time.monotonic() < deadline:
                 await parts.deliverer.tick()
                 await asyncio.sleep(0.2)
         except Exception:
@@ -552,7 +558,7 @@ def _group_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozense
 
 def _runs_by_state(store: Store) -> Callable[[], Awaitable[dict[tuple[tuple[str, str], ...], float]]]:
     async def runs_by_state() -> dict[tuple[tuple[str, str], ...], float]:
-        counts = await store.count_by_state()
+        counts = await store.runs.count_by_state()
         return {
             (("final", "true" if final else "false"), ("state", state)): float(n)
             for (state, final), n in counts.items()
@@ -563,6 +569,6 @@ def _runs_by_state(store: Store) -> Callable[[], Awaitable[dict[tuple[tuple[str,
 
 def _outbox_pending(store: Store) -> Callable[[], Awaitable[dict[tuple[tuple[str, str], ...], float]]]:
     async def outbox_pending() -> dict[tuple[tuple[str, str], ...], float]:
-        return {(): float(await store.outbox_pending())}
+        return {(): float(await store.unsent())}
 
     return outbox_pending

@@ -26,7 +26,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
 from bot.ops.ticks import TickGuard
-from bot.store.records import CardRecord, OutboxItem
+from bot.store import keys
+from bot.store.records import CardRecord, OutboxItem, OutboxKind
 from bot.store.store import Store
 
 __all__ = ["ChannelPacer", "Deliverer"]
@@ -115,13 +116,13 @@ class Deliverer:
         return await self._ticks.run(self._tick)
 
     async def _tick(self) -> int:
-        cards = await self.store.claim_cards(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
+        cards = await self.store.cards.claim(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
         # different channels in parallel, one channel in order
         by_channel: dict[str, list[CardRecord]] = {}
         for card in cards:
             by_channel.setdefault(card.channel, []).append(card)
         sent = self._count(await asyncio.gather(*(self._cards(g) for g in by_channel.values()), return_exceptions=True))
-        items = await self.store.claim_outbox(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
+        items = await self.store.outbox.claim(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
         by_target: dict[str, list[OutboxItem]] = {}
         for item in items:
             by_target.setdefault(item.thread_channel or item.channel or "", []).append(item)
@@ -147,7 +148,7 @@ class Deliverer:
         for i, card in enumerate(cards):
             if self._lease_running_out(claimed):
                 for later in cards[i:]:
-                    await self.store.card_retry_later(later.id, not_before=self.now(), error="")
+                    await self.store.cards.retry_later(later.id, not_before=self.now(), error="")
                 break
             sent += await self._card(card)
         return sent
@@ -165,7 +166,7 @@ class Deliverer:
                     if known is None:
                         return 0
                 ts, channel, version = known
-                if not await self.store.card_posted(
+                if not await self.store.cards.posted(
                     card.id, version, ts, channel=channel, next_edit_at=self._next_edit(card)
                 ):
                     await self._delete_duplicate(channel, ts)
@@ -173,13 +174,13 @@ class Deliverer:
             else:
                 self._unrecorded_cards.pop(card.id, None)  # recorded meanwhile (another replica found it)
                 await self._call("chat.update", channel=card.channel, ts=card.ts, text=card.text, blocks=card.blocks)
-                await self.store.card_sent(card.id, card.version, None, next_edit_at=self._next_edit(card))
+                await self.store.cards.sent(card.id, card.version, None, next_edit_at=self._next_edit(card))
             return 1
         except SlackApiError as exc:
             await self._failed_card(card, exc)
         except Exception as exc:  # network, timeouts: try again later
             log.warning("card %s not delivered: %s", card.id, _reason(exc), extra={"run_id": card.run_id})
-            await self.store.card_retry_later(card.id, not_before=self._backoff(card.attempts), error=_reason(exc))
+            await self.store.cards.retry_later(card.id, not_before=self._backoff(card.attempts), error=_reason(exc))
         return 0
 
     async def _post_card(self, card: CardRecord) -> tuple[str, str, int] | None:
@@ -187,14 +188,14 @@ class Deliverer:
         remembered until recorded. None when the channel's pace says later."""
         if not await self._paced(
             card.channel,
-            lambda: self.store.card_retry_later(
+            lambda: self.store.cards.retry_later(
                 card.id, not_before=self._later(self.pacer.wait_time(card.channel)), error="paced"
             ),
         ):
             return None
         ts, channel = await self._find(card.channel, CARD_EVENT, "card", card.id, card.attempting_since)
         if ts is None:
-            await self.store.card_attempt(card.id, now=self.now())
+            await self.store.cards.attempt(card.id, now=self.now())
             self.pacer.take(card.channel)
             answer = await self._call(
                 "chat.postMessage",
@@ -212,17 +213,17 @@ class Deliverer:
         error = str(exc.response.get("error", "")) if exc.response is not None else ""
         if error == "message_not_found" and card.ts is not None:
             log.warning("card of run %s was deleted in Slack; posting it again", card.run_id)
-            await self.store.card_lost(card.id)
+            await self.store.cards.lost(card.id)
             return
         wait = self._retry_wait(exc)
         if card.ts is None and await self._reroute(card.channel, error):
-            await self.store.card_move(card.id, self.fallback or card.channel)
+            await self.store.cards.move(card.id, self.fallback or card.channel)
             return
         if wait is None:
             log.error("Slack refused the card of run %s: %s", card.run_id, error, extra={"run_id": card.run_id})
-            await self.store.card_given_up(card.id, card.version, error)
+            await self.store.cards.given_up(card.id, card.version, error)
             return
-        await self.store.card_retry_later(card.id, not_before=self._later(wait), error=error or str(exc))
+        await self.store.cards.retry_later(card.id, not_before=self._later(wait), error=error or str(exc))
 
     # -- outbox -----------------------------------------------------------------------------
 
@@ -233,7 +234,7 @@ class Deliverer:
             ok = not self._lease_running_out(claimed) and await self._item(item)
             if not ok:  # keep the order: the rest of this target waits for the next tick
                 for later in items[i + 1 :]:
-                    await self.store.outbox_retry_later(later.id, not_before=self.now(), error="waiting in order")
+                    await self.store.outbox.retry_later(later.id, not_before=self.now(), error="waiting in order")
                 break
             sent += 1
         return sent
@@ -243,26 +244,26 @@ class Deliverer:
             return await self._send_item(item)
 
     async def _send_item(self, item: OutboxItem) -> bool:
-        channel = item.thread_channel if item.kind == "thread" else item.channel
+        channel = item.thread_channel if item.kind == OutboxKind.THREAD else item.channel
         if channel is None:
-            await self.store.outbox_dead(item.id, "no channel to post to")
+            await self.store.outbox.dead(item.id, "no channel to post to")
             return True
         try:
             ts = self._unrecorded_items.get(item.id)  # ours, answered: only the recording is left to do
             if ts is None:
                 if not await self._paced(
                     channel,
-                    lambda: self.store.outbox_retry_later(
+                    lambda: self.store.outbox.retry_later(
                         item.id, not_before=self._later(self.pacer.wait_time(channel)), error="paced"
                     ),
                 ):
                     return False
-                thread = item.thread_ts if item.kind == "thread" else None
+                thread = item.thread_ts if item.kind == OutboxKind.THREAD else None
                 ts, _ = await self._find(channel, MESSAGE_EVENT, "key", item.key, item.attempting_since, thread=thread)
             if ts is None:
-                await self.store.outbox_attempt(item.id, now=self.now())
+                await self.store.outbox.attempt(item.id, now=self.now())
                 self.pacer.take(channel)
-                kwargs: dict[str, Any] = {"thread_ts": item.thread_ts} if item.kind == "thread" else {}
+                kwargs: dict[str, Any] = {"thread_ts": item.thread_ts} if item.kind == OutboxKind.THREAD else {}
                 answer = await self._call(
                     "chat.postMessage",
                     channel=channel,
@@ -275,24 +276,24 @@ class Deliverer:
                 ts = answer["ts"]
             if ts:
                 self._unrecorded_items[item.id] = ts
-            if not await self.store.outbox_sent(item.id, ts, now=self.now()) and ts:
+            if not await self.store.outbox.sent(item.id, ts, now=self.now()) and ts:
                 await self._delete_duplicate(channel, ts)
             self._unrecorded_items.pop(item.id, None)
             return True
         except SlackApiError as exc:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             wait = self._retry_wait(exc)
-            if item.kind == "post" and await self._reroute(channel, error):
-                await self.store.outbox_move(item.id, self.fallback or channel)
+            if item.kind == OutboxKind.POST and await self._reroute(channel, error):
+                await self.store.outbox.move(item.id, self.fallback or channel)
                 return False
             if wait is None:
                 log.error("Slack refused message %s: %s", item.key, error, extra={"run_id": item.run_id})
-                await self.store.outbox_dead(item.id, error)
+                await self.store.outbox.dead(item.id, error)
                 return True
-            await self.store.outbox_retry_later(item.id, not_before=self._later(wait), error=error)
+            await self.store.outbox.retry_later(item.id, not_before=self._later(wait), error=error)
         except Exception as exc:
             log.warning("message %s not delivered: %s", item.key, _reason(exc), extra={"run_id": item.run_id})
-            await self.store.outbox_retry_later(item.id, not_before=self._backoff(item.attempts), error=_reason(exc))
+            await self.store.outbox.retry_later(item.id, not_before=self._backoff(item.attempts), error=_reason(exc))
         return False
 
     # -- helpers ----------------------------------------------------------------------------
@@ -336,9 +337,9 @@ class Deliverer:
             f"⚠️ I could not post to {shown}: {what}. Its messages come here until it is fixed "
             "(or change the channel in the catalog)."
         )
-        await self.store.enqueue(
-            f"channel-problem:{channel}",
-            kind="post",
+        await self.store.outbox.enqueue(
+            keys.channel_problem(channel),
+            kind=OutboxKind.POST,
             channel=self.fallback,
             text=text,
             blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
@@ -419,7 +420,7 @@ class Deliverer:
         listing a storm's failures, a workflow's card) is edited at most every ``edit_gap`` seconds: the edit
         shows the latest content, and chat.update's rate limit (about 50 a minute) is not spent on versions
         nobody had time to read."""
-        if card.key.startswith("run:") or self.edit_gap <= 0:
+        if keys.is_run_card(card.key) or self.edit_gap <= 0:
             return None
         return self._later(self.edit_gap)
 

@@ -25,8 +25,9 @@ from bot.catalog.model import Catalog, Pipeline
 from bot.ops.metrics import ALERT_MESSAGES, ALERTS, Metrics
 from bot.service.clients import ClientPool
 from bot.service.events import Reporter
+from bot.store import keys
 from bot.store.alerting import Alert
-from bot.store.records import RunRecord
+from bot.store.records import RunOrigin, RunRecord
 from bot.store.store import Store
 
 __all__ = ["Alerter"]
@@ -73,14 +74,14 @@ class Alerter:
         if pipeline is None:
             return None  # ad-hoc runs: their card and its thread say it all
         # a watched run alerts where its watch says; any other where the catalog routes the pipeline
-        routed = run.channel if run.origin == "watch" and run.channel else self.channel_for(pipeline)
+        routed = run.channel if run.origin == RunOrigin.WATCH and run.channel else self.channel_for(pipeline)
         channel = routed or card_channel
         if channel is None:
             log.warning("no channel for alerts of %s: set defaults.channel in the catalog", pipeline.name)
             return None
         now = self.now()
-        muted = pipeline.name in await self.store.muted(now=now)
-        announced = f"run:{run.id}" if card_channel is not None and _same_channel(card_channel, channel) else None
+        muted = pipeline.name in await self.store.mutes.active(now=now)
+        announced = keys.run_card(run.id) if card_channel is not None and _same_channel(card_channel, channel) else None
         alert, new = await self.store.alerting.record_failure(
             pipeline.name,
             channel=channel,
@@ -119,7 +120,7 @@ class Alerter:
     async def rerender(self, alert: Alert) -> None:
         """Rewrite the message that announced an alert (a repeat, a recovery) instead of posting again."""
         key = alert.group_key
-        if key is None or not key.startswith("alerts:"):
+        if key is None or not keys.is_alert_group(key):
             return  # pending (its message is not written yet), or announced by the run's own card
         await self.reporter.alert_changed(key, alert, owners=self._owners(), display_names=self._display_names())
 
@@ -152,7 +153,8 @@ class Alerter:
             return
         alert = await self.store.alerting.claim_unreachable_alert(connection, channel=channel, message=error, now=now)
         if alert is not None:
-            await self.reporter.connection_down(f"health:{connection}:{alert.id}", alert, self._display(connection))
+            key = keys.health_message(connection, alert.id)
+            await self.reporter.connection_down(key, alert, self._display(connection))
 
     async def connection_ok(self, connection: str) -> None:
         await self._load()
@@ -166,7 +168,7 @@ class Alerter:
         alert = await self.store.alerting.close_alert(before.alert_id, now=now)
         if alert is None:
             return
-        await self.reporter.connection_back(f"health:{connection}:{alert.id}", alert, self._display(connection))
+        await self.reporter.connection_back(keys.health_message(connection, alert.id), alert, self._display(connection))
 
     async def check_credentials(self) -> None:
         """Credentials the bot cannot renew itself: one notice before they expire (fleet-wide: the outbox key is
@@ -189,7 +191,7 @@ class Alerter:
                 if channel is None:
                     continue
                 await self.reporter.credential_expiring(
-                    f"credential:{connection}:{int(expires.timestamp())}",
+                    keys.credential(connection, expires),
                     channel=channel,
                     connection=connection,
                     display_name=self._display(connection),

@@ -28,7 +28,7 @@ class Audited:
         try:
             await self.auth.check(actor, need, pipeline, what=what)
         except NotAllowed:
-            await self.store.audit(
+            await self.store.audit.record(
                 user_id=actor.user_id, action=action, target=target, outcome="refused", now=self.now()
             )
             raise
@@ -38,7 +38,7 @@ class Audited:
         watch = await self.store.alerting.set_watch(
             pipeline, enabled=enabled, channel=channel, user_id=actor.user_id, now=self.now()
         )
-        await self.store.audit(
+        await self.store.audit.record(
             user_id=actor.user_id,
             action="watch" if enabled else "unwatch",
             target=pipeline,

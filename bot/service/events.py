@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from bot.catalog.workflows import Workflow
+from bot.service.views import RunView
 from bot.store.alerting import Alert
 from bot.store.records import RunRecord
 from bot.store.workflow_runs import WorkflowRunRecord
@@ -51,7 +52,7 @@ TREND_RUNS = 30  # a pipeline running every few minutes shows its last runs only
 class CardView:
     """Everything a card shows, gathered by the caller; ``now`` matters only for the unknown-since note."""
 
-    run: RunRecord
+    run: RunView
     display_name: str  # the provider's display name, "Rivery"
     job_text: str  # "river 5e8e…"
     now: datetime

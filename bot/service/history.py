@@ -43,7 +43,7 @@ def percentile(values: Sequence[timedelta], q: float) -> timedelta | None:
 def summarize(runs: Sequence[RunRecord]) -> Summary:
     """Only runs that really started count (a trigger the provider refused is not a run)."""
     started = [r for r in runs if r.provider_run_id is not None]
-    counts = Counter(r.state for r in started)
+    counts = Counter(str(r.state) for r in started)
     done = counts.get("succeeded", 0) + counts.get("failed", 0)
     durations = [(r.name, d) for r in started if r.final and r.state == "succeeded" and (d := r.duration(r.updated_at))]
     slowest = max(durations, key=lambda nd: nd[1]) if durations else None

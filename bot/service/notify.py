@@ -17,7 +17,8 @@ from bot.catalog.model import Catalog, Pipeline
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import CardView, Reporter, RunNote, WorkflowNote
-from bot.store.records import RunRecord
+from bot.service.views import run_view
+from bot.store.records import RunOrigin, RunRecord
 from bot.store.store import Store
 from bot.store.workflow_runs import WorkflowRunRecord
 
@@ -71,8 +72,8 @@ class Notifier:
         if channel is None:
             return False
         now = self.now()
-        retry = await self.store.retry_of(run.id)
-        muted = (await self.store.muted(now=now)).get(run.pipeline or "")
+        retry = await self.store.runs.retry_of(run.id)
+        muted = (await self.store.mutes.active(now=now)).get(run.pipeline or "")
         try:
             client = self.pool.client(run.connection)
             display = client.display_name
@@ -81,7 +82,7 @@ class Notifier:
         except Exception:
             display, can_cancel, job_text = run.provider, False, ", ".join(f"{k}={v}" for k, v in run.job.items())
         view = CardView(
-            run=run,
+            run=run_view(run),
             display_name=display,
             job_text=job_text,
             console_url=self.console_url(run),
@@ -102,11 +103,11 @@ class Notifier:
 
     def has_card(self, run: RunRecord) -> bool:
         """Runs started outside Slack get no card: their failures are announced as alerts instead."""
-        return run.origin != "watch"
+        return run.origin != RunOrigin.WATCH
 
     async def failure(self, run: RunRecord, *, mention: bool = True) -> None:
         pipeline = self.pipeline(run)
-        muted = (await self.store.muted(now=self.now())).get(run.pipeline or "")
+        muted = (await self.store.mutes.active(now=self.now())).get(run.pipeline or "")
         owners = () if muted or pipeline is None or not mention else pipeline.owners
         await self.reporter.run_failed(
             run, owners=owners, display_name=self.display_name(run), console_url=self.console_url(run)

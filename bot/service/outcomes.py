@@ -14,7 +14,8 @@ from bot.models import RunState
 from bot.service.alerts import Alerter
 from bot.service.events import EndedOddly, Recovered
 from bot.service.notify import Notifier
-from bot.store.records import RunRecord, Transition
+from bot.store import keys
+from bot.store.records import RunOrigin, RunRecord, Transition
 from bot.store.store import Store
 
 __all__ = ["Changes", "Outcomes", "RetryPolicy", "StepFollower"]
@@ -71,7 +72,7 @@ class Outcomes:
         Everything here is idempotent (content compared, messages keyed), and the run is marked notified
         only at the end: after a crash, recovery simply runs it again."""
         await self._on_change(change)
-        await self.store.mark_notified(change.run.id, change.run.state)
+        await self.store.runs.mark_notified(change.run.id, change.run.state)
 
     async def _on_change(self, change: Transition) -> None:
         run = change.run
@@ -103,7 +104,7 @@ class Outcomes:
         alert = await self.alerter.on_failure(run, card_channel=card_channel)
         if notifier.has_card(run):
             # owners are pinged once per alert: in this thread when the card is the alert, else in the alert
-            mention = alert is None or (alert.count == 1 and alert.group_key == f"run:{run.id}")
+            mention = alert is None or (alert.count == 1 and alert.group_key == keys.run_card(run.id))
             await notifier.failure(run, mention=mention)
 
     async def no_attempt_follows(self, run: RunRecord) -> None:
@@ -113,7 +114,7 @@ class Outcomes:
         held = await self.retrier.held_failure(run)
         if held is not None:
             await self._failed(held)
-        elif run.origin == "schedule" and run.provider_run_id is None and run.retry_of is None:
+        elif run.origin == RunOrigin.SCHEDULE and run.provider_run_id is None and run.retry_of is None:
             # a schedule's start that never got going (refused, unreachable, or unknown whether it started):
             # nobody asked for it, so nobody would hear of it; the pipeline missed its slot, its owners are told
             await self._failed(run)

@@ -55,7 +55,7 @@ class RunQueries:
         self.now = now
 
     async def in_flight(self) -> list[RunRecord]:
-        return await self.store.runs_in_flight()
+        return await self.store.runs.in_flight()
 
     async def last(self, pipeline: Pipeline, count: int) -> list[RunStatus]:
         """Newest first, at most ``count``: the provider's list when it keeps one (runs started anywhere),
@@ -70,14 +70,14 @@ class RunQueries:
             except ProviderError as exc:
                 log.warning("last runs of %s from the provider failed: %s", name, exc)
         if not statuses:  # the provider cannot list runs (InVision) or did not answer: the bot's own history
-            statuses = [s for r in await self.store.recent_runs(name, count) if (s := r.as_status()) is not None]
+            statuses = [s for r in await self.store.runs.recent(name, count) if (s := r.as_status()) is not None]
         return statuses[:count]
 
     async def stats(self, pipeline: Pipeline | None, span: timedelta) -> RunStats:
         """The runs created in the last ``span``, of one pipeline or of all (``None``)."""
         now = self.now()
         name = pipeline.name if pipeline is not None else None
-        summary = summarize(await self.store.runs_between(now - span, now, name))
+        summary = summarize(await self.store.runs.between(now - span, now, name))
         counts = dict(summary.counts)
         if pipeline is not None:
             client = self.pool.client(pipeline.connection)
@@ -91,7 +91,7 @@ class RunQueries:
 
     async def home(self, now: datetime) -> HomeFacts:
         store = self.store
-        recent = await store.runs_between(now - DAY, now + timedelta(seconds=1))
+        recent = await store.runs.between(now - DAY, now + timedelta(seconds=1))
         failures = [r for r in reversed(recent) if r.state == "failed"]  # muted and acknowledged ones too
         alerts = await store.alerting.open_alerts()
         # a muted alert keeps the ids of the runs it stood for: their failures are marked muted
@@ -102,13 +102,13 @@ class RunQueries:
         for alert in alerts:
             if alert.last_run_id is None:
                 continue
-            run = runs.get(alert.last_run_id) or await store.get_run(alert.last_run_id)
+            run = runs.get(alert.last_run_id) or await store.runs.get(alert.last_run_id)
             if run is not None and run.acknowledged_by:
                 acknowledged[run.id] = run.acknowledged_by
         return HomeFacts(
-            in_flight=await store.runs_in_flight(limit=1000),
+            in_flight=await store.runs.in_flight(limit=1000),
             alerts=alerts,
-            mutes=await store.muted(now=now),
+            mutes=await store.mutes.active(now=now),
             failures=failures,
             muted_runs=muted_runs,
             acknowledged=acknowledged,

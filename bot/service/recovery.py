@@ -14,7 +14,7 @@ from bot.ops.logs import run_context
 from bot.service.events import Interrupted
 from bot.service.notify import Notifier
 from bot.service.outcomes import Outcomes
-from bot.store.records import RunRecord, Transition
+from bot.store.records import RunRecord, StoredState, Transition
 from bot.store.store import Store
 
 __all__ = ["Recovery"]
@@ -32,10 +32,10 @@ class Recovery:
 
     async def recover_unnotified(self, older_than: timedelta) -> int:
         """Runs whose change was recorded but not shown (the process died in between): show it now."""
-        found = await self.store.unnotified_runs(older_than=self.now() - older_than)
+        found = await self.store.runs.unnotified(older_than=self.now() - older_than)
         for run in found:
             with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
-                await self.outcomes.on_change(Transition(run, run.notified_state or "queued", run.state))
+                await self.outcomes.on_change(Transition(run, run.notified_state or StoredState.QUEUED, run.state))
         return len(found)
 
     async def recover_starting(self, older_than: timedelta) -> list[RunRecord]:
@@ -46,12 +46,12 @@ class Recovery:
         resolved = []
         now = self.now()
         unleased_before = now - older_than
-        for run in await self.store.orphaned_starts(now=now, unleased_before=unleased_before):
+        for run in await self.store.starts.orphaned(now=now, unleased_before=unleased_before):
             message = (
                 "The bot stopped while starting this run: it is unknown whether it started. "
                 "Check the provider's console before running it again."
             )
-            done = await self.store.give_up_start(run.id, message, now=now, unleased_before=unleased_before)
+            done = await self.store.starts.give_up(run.id, message, now=now, unleased_before=unleased_before)
             if done is None:  # its owner renewed the lease, or the trigger answered, since it was found
                 continue
             with run_context(done.id, pipeline=done.pipeline, provider=done.provider, connection=done.connection):
@@ -61,6 +61,6 @@ class Recovery:
                 await self.outcomes.no_attempt_follows(done)  # a retry that never started: its failure is told
                 if done.workflow_run_id is not None:  # a step's run: its workflow moves on (or stops, announced)
                     await self.outcomes.workflows.step_ended(done)
-                await self.store.mark_notified(done.id, done.state)
+                await self.store.runs.mark_notified(done.id, done.state)
             resolved.append(done)
         return resolved

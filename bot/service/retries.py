@@ -24,7 +24,7 @@ from bot.service.events import Resumed, RetryScheduled
 from bot.service.notify import Notifier
 from bot.service.outcomes import Outcomes
 from bot.service.starting import StartLeases, record_answer
-from bot.store.records import NewRun, RunRecord, Transition
+from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
 
 __all__ = ["Retrier", "WaitingStarts"]
@@ -58,13 +58,13 @@ class Retrier:
             return False  # it may have started: retrying blindly could run it twice
         wait = policy.delay(run.attempt)
         try:
-            retry = await self.store.create_run(
+            retry = await self.store.runs.create(
                 NewRun(
                     provider=run.provider,
                     connection=run.connection,
                     job=run.job,
                     parameters=run.parameters,
-                    origin="retry",
+                    origin=RunOrigin.RETRY,
                     pipeline=run.pipeline,
                     started_by=run.started_by,
                     channel=run.channel,
@@ -112,7 +112,7 @@ class Retrier:
         pipeline never recovered from that failure: it is announced now."""
         attempt = run
         while attempt.retry_of is not None:
-            previous = await self.store.get_run(attempt.retry_of)
+            previous = await self.store.runs.get(attempt.retry_of)
             if previous is None:
                 return None
             if previous.run_state is RunState.FAILED:
@@ -150,7 +150,7 @@ class WaitingStarts:
 
     async def tick(self) -> int:
         """Start the retries whose backoff is over."""
-        due = await self.store.claim_waiting_runs(self.owner, now=self.now(), limit=50, lease=self.lease)
+        due = await self.store.starts.claim_waiting(self.owner, now=self.now(), limit=50, lease=self.lease)
         # they start one after another, each trigger taking up to its connection's timeout: every claimed run is
         # this process's start from the claim on, its lease renewed until its own turn comes and its answer is
         # recorded (otherwise recovery gives up the later ones as abandoned while their process is alive)
@@ -175,23 +175,23 @@ class WaitingStarts:
         if resumed and self.notifier.has_card(record):
             await self.notifier.thread(record, "resumed", Resumed(provider_run_id))
         await self.notifier.refresh_card(record)
-        await self.store.mark_notified(record.id, record.state)
+        await self.store.runs.mark_notified(record.id, record.state)
 
     async def _trigger(self, run: RunRecord) -> tuple[RunRecord, bool, str] | None:
         """Trigger (or resume) the attempt and record the answer: the run, whether it had been given up meanwhile,
         and its provider id. None when it did not start (the run ended, and shown so)."""
-        previous = await self.store.get_run(run.retry_of) if run.retry_of else None
+        previous = await self.store.runs.get(run.retry_of) if run.retry_of else None
         policy = _policy(self.catalog, run)
         client = self.pool.client(run.connection)
         job = self.pool.job(run.provider, run.job)
         limits = client.trigger_limits(job)
         if await self.store.limits.admit(run.id, run.connection, limits, now=self.now(), queue=True):
             # the provider's cap on starts is reached: the run waits again, its card says until when
-            waiting = await self.store.get_run(run.id)
+            waiting = await self.store.runs.get(run.id)
             if waiting is not None:
                 await self.notifier.refresh_card(waiting)
             return None
-        if run.id not in await self.store.renew_start_leases(self.owner, [run.id], until=self.now() + self.lease):
+        if run.id not in await self.store.starts.renew_leases(self.owner, [run.id], until=self.now() + self.lease):
             # given up while it waited its turn (this process was thought gone): it was not sent, and is not now
             log.warning("run %s was given up before its trigger was sent: not started", run.id,
                         extra={"run_id": run.id})
@@ -221,7 +221,7 @@ class WaitingStarts:
         if previous is not None and triggered.run_id == previous.provider_run_id:
             # the provider resumed under the same id (DataKitchen's order): the old attempt keeps a precise one
             serving = previous.extra.get("serving_hid") or f"attempt-{previous.attempt}"
-            await self.store.repoint_run(previous.id, f"{previous.provider_run_id}/{serving}")
+            await self.store.runs.repoint(previous.id, f"{previous.provider_run_id}/{serving}")
         record, resumed = await record_answer(
             self.store, run.id, triggered.run_id, now=self.now, first_poll=self.first_poll
         )
@@ -229,8 +229,8 @@ class WaitingStarts:
 
     async def _not_started(self, run: RunRecord, exc: ProviderError) -> None:
         what = "the retry" if run.retry_of else "the run"
-        ended = await self.store.finish_run(run.id, RunState.UNKNOWN, f"{what} did not start: {exc}", now=self.now())
-        await self.outcomes.on_change(Transition(ended, "starting", ended.state))
+        ended = await self.store.runs.finish(run.id, RunState.UNKNOWN, f"{what} did not start: {exc}", now=self.now())
+        await self.outcomes.on_change(Transition(ended, StoredState.STARTING, ended.state))
 
     async def _wait_again(self, run: RunRecord, exc: ProviderUnavailable, policy: RetryPolicy | None) -> bool:
         """The provider was too busy to take the start (429, 503: nothing started): it waits its turn again, as a
@@ -248,7 +248,7 @@ class WaitingStarts:
             return True
         log.warning("run %s: the provider was too busy to start it (%s of %s); tries again in %s", run.id, busy,
                     BUSY_WAITS, wait, extra={"run_id": run.id})
-        waiting = await self.store.get_run(run.id)
+        waiting = await self.store.runs.get(run.id)
         if waiting is not None:
             await self.notifier.refresh_card(waiting)
         return True

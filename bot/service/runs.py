@@ -28,7 +28,8 @@ from bot.service.notify import Notifier
 from bot.service.outcomes import Changes
 from bot.service.permissions import Actor, Authorizer, Need
 from bot.service.starting import StartLeases, record_answer
-from bot.store.records import NewRun, RunRecord, Transition
+from bot.store import keys
+from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
 
 __all__ = ["AdHoc", "RunService", "resolve_parameters"]
@@ -124,7 +125,7 @@ class RunService:
         parameters: Mapping[str, str],
         *,
         channel: str | None,
-        origin: str = "slack",
+        origin: RunOrigin = RunOrigin.SLACK,
         retry_of: RunRecord | None = None,
         authorized: bool = False,
         workflow_run_id: int | None = None,
@@ -167,10 +168,10 @@ class RunService:
             workflow_run_id=workflow_run_id if retry_of is None else retry_of.workflow_run_id,
             step=step if retry_of is None else retry_of.step,
         )
-        record = await self.store.create_run(new, now=now, next_poll_at=None, owner=self.owner, lease=self.lease)
+        record = await self.store.runs.create(new, now=now, next_poll_at=None, owner=self.owner, lease=self.lease)
         with run_context(record.id, pipeline=new.pipeline, provider=provider, connection=connection):
             # a person is told when to try again; the bot's own starts (schedules, workflow steps) wait their turn
-            queue = actor is None or origin in ("schedule", "workflow")
+            queue = actor is None or origin in (RunOrigin.SCHEDULE, RunOrigin.WORKFLOW)
             limits = client.trigger_limits(job_config)
             held = await self.store.limits.admit(record.id, connection, limits, now=now, queue=queue)
             if held is not None and not queue:
@@ -202,7 +203,7 @@ class RunService:
         if resumed:
             await self.notifier.thread(record, "resumed", Resumed(triggered.run_id))
         if triggered.status is not None:
-            change = await self.store.record_status(
+            change = await self.store.runs.record_status(
                 record.id, triggered.status, now=self.now(), next_poll_at=self.now() + self.first_poll
             )
             record = change.run if change else record
@@ -211,7 +212,7 @@ class RunService:
                 # run, so its alert, details, retry or workflow's next step follow from here
                 await self.changes.publish(change)
         await self.notifier.refresh_card(record)
-        await self.store.mark_notified(record.id, record.state)
+        await self.store.runs.mark_notified(record.id, record.state)
         await self._audit(actor, "run", name, "ok", f"run #{record.id} ({triggered.run_id}) {_params(params)}")
         return record
 
@@ -229,20 +230,20 @@ class RunService:
             async with self.pool.slot(record.connection):
                 return await client.trigger(job_config, params)
         except TriggerOutcomeUnknown as exc:
-            record = await self.store.finish_run(record.id, RunState.UNKNOWN, str(exc), now=self.now())
+            record = await self.store.runs.finish(record.id, RunState.UNKNOWN, str(exc), now=self.now())
             if _not_only_the_persons(record) and self.changes.handled:
-                await self.changes.publish(Transition(record, "starting", record.state))
+                await self.changes.publish(Transition(record, StoredState.STARTING, record.state))
             else:
                 await self.notifier.refresh_card(record)
-                await self.store.mark_notified(record.id, record.state)
+                await self.store.runs.mark_notified(record.id, record.state)
             await self._audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"{escape(str(exc))}") from None
         except ProviderError as exc:
-            ended = await self.store.finish_run(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
+            ended = await self.store.runs.finish(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
             if _not_only_the_persons(ended) and self.changes.handled:  # channel and owners told (see there)
-                await self.changes.publish(Transition(ended, "starting", ended.state))
+                await self.changes.publish(Transition(ended, StoredState.STARTING, ended.state))
             else:
-                await self.store.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
+                await self.store.runs.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
             await self._audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
 
@@ -252,13 +253,13 @@ class RunService:
             raise InvalidRequest(f"Run #{run.id} is still {run.state}: retry it once it has ended.")
         if run.run_state is RunState.SUCCEEDED:
             raise InvalidRequest(f"Run #{run.id} succeeded; start a new run with `run {escape(run.name)}`.")
-        existing = await self.store.retry_of(run.id)
+        existing = await self.store.runs.retry_of(run.id)
         if existing is not None:
             raise InvalidRequest(_already_retried(run, existing))
         target = self._target(run)
         try:
             new = await self.start(
-                actor, target, run.parameters, channel=run.channel or channel, origin="retry", retry_of=run
+                actor, target, run.parameters, channel=run.channel or channel, origin=RunOrigin.RETRY, retry_of=run
             )
         except AlreadyRetried as exc:  # two clicks at once: the database let one through
             raise InvalidRequest(_already_retried(run, exc.retry)) from None
@@ -287,20 +288,20 @@ class RunService:
         except ProviderError as exc:
             await self._audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
             raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
-        await self.store.cancel_requested(run.id, actor.user_id, now=self.now())
+        await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now())
         await self._audit(actor, "cancel", f"#{run.id}", "ok")
-        await self.notifier.thread(run, f"cancel:{actor.user_id}", CancelAsked(actor.user_id))
+        await self.notifier.thread(run, keys.cancel_note(actor.user_id), CancelAsked(actor.user_id))
         return run
 
     async def refresh(self, actor: Actor, run_id: int) -> RunRecord:
         run = await self.get(run_id)
-        await self.store.poll_now(run.id, now=self.now())
+        await self.store.runs.poll_now(run.id, now=self.now())
         await self.notifier.refresh_card(run)
         return run
 
     async def acknowledge(self, actor: Actor, run_id: int) -> tuple[RunRecord, bool]:
         run = await self.get(run_id)
-        run, first = await self.store.acknowledge(run.id, actor.user_id, now=self.now())
+        run, first = await self.store.runs.acknowledge(run.id, actor.user_id, now=self.now())
         await self.notifier.refresh_card(run)
         await self._audit(actor, "acknowledge", f"#{run.id}", "ok" if first else "already")
         return run, first
@@ -315,10 +316,10 @@ class RunService:
         if duration <= timedelta(0) or duration > timedelta(days=30):
             raise InvalidRequest("Mute for between a minute and 30 days, like `1h`, `4h`, `1d`.")
         until = self.now() + duration
-        await self.store.mute(pipeline_name, until=until, user_id=actor.user_id, now=self.now())
+        await self.store.mutes.mute(pipeline_name, until=until, user_id=actor.user_id, now=self.now())
         await self._audit(actor, "mute", pipeline_name, "ok", f"until {until.isoformat()}")
         if run_id is not None:
-            run = await self.store.get_run(run_id)
+            run = await self.store.runs.get(run_id)
             if run is not None:
                 await self.notifier.refresh_card(run)
         return until
@@ -326,7 +327,7 @@ class RunService:
     async def unmute(self, actor: Actor, pipeline_name: str) -> bool:
         pipeline = self.catalog.pipelines.get(pipeline_name)
         await self._authorize(actor, "change", pipeline, what=f"unmute *{escape(pipeline_name)}*", target=pipeline_name)
-        found = await self.store.unmute(pipeline_name)
+        found = await self.store.mutes.unmute(pipeline_name)
         await self._audit(actor, "unmute", pipeline_name, "ok" if found else "not muted")
         return found
 
@@ -354,7 +355,7 @@ class RunService:
     # -- helpers ----------------------------------------------------------------------------
 
     async def get(self, run_id: int) -> RunRecord:
-        run = await self.store.get_run(run_id)
+        run = await self.store.runs.get(run_id)
         if run is None:
             raise InvalidRequest(f"There is no run #{run_id}. `/pipeline status` lists the runs in flight.")
         return run
@@ -384,7 +385,7 @@ class RunService:
             raise
 
     async def _audit(self, actor: Actor | None, action: str, target: str, outcome: str, detail: str = "") -> None:
-        await self.store.audit(
+        await self.store.audit.record(
             user_id=actor.user_id if actor else None,
             action=action,
             target=target,
@@ -399,7 +400,7 @@ _PAST = {"enable": "Enabled", "disable": "Disabled", "archive": "Archived", "res
 
 def _unattended(run: RunRecord) -> bool:
     """A schedule's start: no person waits for a reply (a workflow's step is told by its workflow)."""
-    return run.origin == "schedule"
+    return run.origin == RunOrigin.SCHEDULE
 
 
 def _not_only_the_persons(run: RunRecord) -> bool:

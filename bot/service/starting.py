@@ -45,8 +45,8 @@ class StartLeases:
     @contextlib.asynccontextmanager
     async def holding(self, run_id: int) -> AsyncIterator[None]:
         """Keep this process's lease on the starting run alive for as long as the block runs: the trigger and
-        the recording of its answer. The run was recorded with the lease (``Store.create_run``,
-        ``Store.claim_waiting_runs``)."""
+        the recording of its answer. The run was recorded with the lease (``RunStore.create``,
+        ``StartStore.claim_waiting``)."""
         self._held.add(run_id)
         if self._renewing is None:
             self._renewing = asyncio.create_task(self._renew())
@@ -67,7 +67,7 @@ class StartLeases:
             try:
                 # a run not renewed was just answered, or was given up meanwhile (this process thought gone): either
                 # way its answer is recorded, and resumes it if it was given up
-                await self.store.renew_start_leases(self.owner, ids, until=self.now() + self.lease)
+                await self.store.starts.renew_leases(self.owner, ids, until=self.now() + self.lease)
             except Exception as exc:  # the database away for a moment: try again; answers are recorded either way
                 log.warning("could not renew the leases of %d runs being started: %s", len(ids), exc)
                 continue
@@ -88,14 +88,14 @@ async def record_answer(
     patience: timedelta = timedelta(minutes=10),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> tuple[RunRecord, bool]:
-    """``Store.trigger_answered``, tried again while the database is away, for up to ``patience``: the run exists at
+    """``StartStore.answered``, tried again while the database is away, for up to ``patience``: the run exists at
     the provider and this answer is all that ties it to its card. Recording it again is harmless (a run given up
     meanwhile is reopened, "Tracking resumed"). Past ``patience`` the error is raised, the provider's id logged."""
     gave_up_at = time.monotonic() + patience.total_seconds()
     pause = 0.25
     while True:
         try:
-            return await store.trigger_answered(
+            return await store.starts.answered(
                 run_id, provider_run_id, now=now(), next_poll_at=now() + first_poll
             )
         except Exception as exc:

@@ -23,7 +23,8 @@ from bot.service.events import StepNotStarted, WorkflowStopped
 from bot.service.notify import Notifier
 from bot.service.permissions import Actor, Authorizer
 from bot.service.runs import RunService, resolve_parameters
-from bot.store.records import RunRecord
+from bot.store import keys
+from bot.store.records import RunOrigin, RunRecord
 from bot.store.store import Store
 from bot.store.workflow_runs import WorkflowRunRecord
 
@@ -65,7 +66,7 @@ class WorkflowEngine:
         parameters: Mapping[str, str],
         *,
         channel: str | None,
-        origin: str = "slack",
+        origin: RunOrigin = RunOrigin.SLACK,
     ) -> WorkflowRunRecord:
         workflow = self.workflow(name)
         if actor is not None:
@@ -81,7 +82,7 @@ class WorkflowEngine:
             channel=where,
             now=self.now(),
         )
-        await self.store.audit(
+        await self.store.audit.record(
             user_id=actor.user_id if actor else None,
             action="run",
             target=f"workflow {name}",
@@ -107,7 +108,7 @@ class WorkflowEngine:
         for step in failed:
             if await self.store.workflows.set_step(record.id, step, "pending", now=now, expect=DONE_BAD):
                 await self._begin(record.id, step)
-        await self.store.audit(
+        await self.store.audit.record(
             user_id=actor.user_id,
             action="resume",
             target=f"workflow {workflow.name}",
@@ -154,7 +155,7 @@ class WorkflowEngine:
         pipeline = self.catalog.pipelines[step.pipeline]
         params = {k: render_template(v, record.parameters) for k, v in step.parameters.items()}
         actor = Actor(record.started_by) if record.started_by else None
-        begun = [r for r in await self.store.runs_of_workflow(record.id) if r.step == step_name and not r.final]
+        begun = [r for r in await self.store.runs.of_workflow(record.id) if r.step == step_name and not r.final]
         if begun:  # begun before a crash that kept the step from being marked running: that run is the step's
             await self.store.workflows.set_step(record.id, step_name, "running", now=now, run_id=begun[-1].id)
             await self.render(record.id)
@@ -165,14 +166,15 @@ class WorkflowEngine:
                 pipeline,
                 params,
                 channel=record.channel,
-                origin="workflow",
+                origin=RunOrigin.WORKFLOW,
                 authorized=True,
                 workflow_run_id=record.id,
                 step=step_name,
             )
         except UserError as exc:
             await self.store.workflows.set_step(record.id, step_name, "failed", now=self.now())
-            await self.notifier.workflow_note(record, f"step-{step_name}-start", StepNotStarted(step_name, str(exc)))
+            note = StepNotStarted(step_name, str(exc))
+            await self.notifier.workflow_note(record, keys.step_not_started_note(step_name), note)
             await self._follow(record.id, step_name, succeeded=False)
             return
         await self.store.workflows.set_step(record.id, step_name, "running", now=self.now(), run_id=run.id)
@@ -217,7 +219,7 @@ class WorkflowEngine:
             raise InvalidRequest("That is not an approval step.")
         if actor.user_id not in self.auth.admins and not await self.auth.matches(actor, step.approval.approvers):
             who = ", ".join(principal_mention(p) for p in step.approval.approvers)
-            await self.store.audit(
+            await self.store.audit.record(
                 user_id=actor.user_id,
                 action="approve" if approve else "reject",
                 target=f"workflow {workflow.name} #{record.id}",
@@ -232,7 +234,7 @@ class WorkflowEngine:
             current = (await self._get(record.id)).steps[step_name]
             by = f" by <@{current.decided_by}>" if current.decided_by else ""
             raise InvalidRequest(f"This step was already decided ({current.state}{by}).")
-        await self.store.audit(
+        await self.store.audit.record(
             user_id=actor.user_id,
             action="approve" if approve else "reject",
             target=f"workflow {workflow.name} #{record.id}",
@@ -284,7 +286,7 @@ class WorkflowEngine:
         if record.channel is None:
             return
         workflow = self.workflow(record.workflow)
-        runs = {r.id: r for r in await self.store.runs_of_workflow(record.id)}
+        runs = {r.id: r for r in await self.store.runs.of_workflow(record.id)}
         await self.notifier.reporter.workflow_card(record, workflow, runs)
 
     async def _get(self, workflow_run_id: int) -> WorkflowRunRecord:

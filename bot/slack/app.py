@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -24,10 +24,12 @@ from bot.slack.views import run_modal
 __all__ = ["build_app", "web_client"]
 
 
-
 def web_client(settings: Settings, *, retry_rate_limits: bool = True) -> AsyncWebClient:
     """A Web API client for ``SLACK_API_URL``. Delivery turns 429s into later tries itself, so it passes False."""
-    handlers: list[Any] = [AsyncConnectionErrorRetryHandler(), AsyncServerErrorRetryHandler(max_retry_count=2)]
+    handlers: list[AsyncRetryHandler] = [
+        AsyncConnectionErrorRetryHandler(),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ]
     if retry_rate_limits:
         handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None

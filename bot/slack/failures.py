@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
 
 from bot.errors import PipelineBotError, UserError
@@ -52,7 +53,7 @@ async def on_error(
     error: Exception,
     body: dict[str, Any],
     context: dict[str, Any],
-    respond: Any,
+    respond: AsyncRespond | None,
     response: BoltResponse | None,
 ) -> BoltResponse | None:
     """Bolt's error handler. ``response`` is None once the listener acked: then the answer goes to ``respond``."""
@@ -64,7 +65,7 @@ async def on_error(
     return None
 
 
-async def answering(work: Awaitable[tuple[str, list[Any]] | None], *, doing: str, respond: Any) -> None:
+async def answering(work: Awaitable[tuple[str, list[Any]] | None], *, doing: str, respond: AsyncRespond) -> None:
     """A listener's work after its ack: its reply, if any, or what it raised answered as ``on_error`` would."""
     try:
         reply = await work
@@ -75,7 +76,7 @@ async def answering(work: Awaitable[tuple[str, list[Any]] | None], *, doing: str
         await respond(**ephemeral(*reply), replace_original=False)
 
 
-async def _tell(respond: Any, reply: tuple[str, list[Any]]) -> None:
+async def _tell(respond: AsyncRespond, reply: tuple[str, list[Any]]) -> None:
     try:
         await respond(**ephemeral(*reply), replace_original=False)
     except Exception as exc:  # Slack unreachable, the response_url expired: the log line (if any) remains

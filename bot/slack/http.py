@@ -73,7 +73,7 @@ class HttpServer:
         self._stuck_since: dict[asyncio.BaseTransport, float] = {}  # a connection whose answers wait, since when
         self._accept_logged_at: float | None = None
         self._accept_failures = 0
-        self._previous_handler: Any = None
+        self._previous_handler: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None = None
         self.url = ""
 
     def build(self) -> web.Application:

@@ -45,6 +45,7 @@ from typing import Any
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
@@ -178,7 +179,7 @@ class ReplaySafeSocketModeHandler(AsyncSocketModeHandler):
         self.replays = replays
         self.metrics = metrics
 
-    async def handle(self, client: Any, req: SocketModeRequest) -> None:
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
         arrived = monotonic()
         retry = str(req.retry_attempt) if req.retry_attempt else None
         try:

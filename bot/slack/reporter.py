@@ -29,6 +29,7 @@ from bot.service.events import (
     WorkflowNote,
     WorkflowStopped,
 )
+from bot.service.views import alert_view, run_view, workflow_view
 from bot.slack.blocks.alerts import (
     alert_batches,
     alert_group,
@@ -41,8 +42,9 @@ from bot.slack.blocks.digest import digest_message
 from bot.slack.blocks.replies import failure_details, notice
 from bot.slack.blocks.workflow import workflow_card
 from bot.slack.text import escape, human_duration, mention
+from bot.store import keys
 from bot.store.alerting import Alert
-from bot.store.records import RunRecord
+from bot.store.records import OutboxKind, RunRecord
 from bot.store.store import Store
 from bot.store.workflow_runs import WorkflowRunRecord
 
@@ -60,20 +62,20 @@ class SlackReporter:
 
     async def run_card(self, channel: str, view: CardView) -> bool:
         text, blocks = run_card(view)
-        return await self.store.set_card(view.run.id, channel, text, blocks, now=view.now)
+        return await self.store.cards.write_run_card(view.run.id, channel, text, blocks, now=view.now)
 
     async def run_failed(
         self, run: RunRecord, *, owners: Sequence[str], display_name: str, console_url: str | None
     ) -> None:
-        text, blocks = failure_details(run, owners=owners, display_name=display_name, console_url=console_url)
-        await self.store.enqueue(
-            f"run:{run.id}:failure", kind="thread", run_id=run.id, text=text, blocks=blocks, now=self.now()
+        text, blocks = failure_details(run_view(run), owners=owners, display_name=display_name, console_url=console_url)
+        await self.store.outbox.enqueue(
+            keys.run_failure(run.id), kind=OutboxKind.THREAD, run_id=run.id, text=text, blocks=blocks, now=self.now()
         )
 
     async def run_note(self, run: RunRecord, key: str, note: RunNote) -> None:
         text, blocks = notice(note_text(note), formatted=True)
-        await self.store.enqueue(
-            f"run:{run.id}:{key}", kind="thread", run_id=run.id, text=text, blocks=blocks, now=self.now()
+        await self.store.outbox.enqueue(
+            keys.run_reply(run.id, key), kind=OutboxKind.THREAD, run_id=run.id, text=text, blocks=blocks, now=self.now()
         )
 
     async def run_stuck(self, key: str, stuck: StuckRun, *, channel: str | None) -> bool:
@@ -86,8 +88,12 @@ class SlackReporter:
         )
         text, blocks = notice(said, formatted=True)
         if channel is None:
-            return await self.store.enqueue(key, kind="thread", run_id=run.id, text=text, blocks=blocks, now=self.now())
-        return await self.store.enqueue(key, kind="post", channel=channel, text=text, blocks=blocks, now=self.now())
+            return await self.store.outbox.enqueue(
+                key, kind=OutboxKind.THREAD, run_id=run.id, text=text, blocks=blocks, now=self.now()
+            )
+        return await self.store.outbox.enqueue(
+            key, kind=OutboxKind.POST, channel=channel, text=text, blocks=blocks, now=self.now()
+        )
 
     # -- workflows --------------------------------------------------------------------------
 
@@ -97,15 +103,16 @@ class SlackReporter:
         if record.channel is None:
             return
         now = self.now()
-        text, blocks = workflow_card(record, workflow, runs, now=now)
-        await self.store.set_message(f"workflow:{record.id}", record.channel, text, blocks, now=now)
+        views = {run_id: run_view(run) for run_id, run in runs.items()}
+        text, blocks = workflow_card(workflow_view(record), workflow, views, now=now)
+        await self.store.cards.write(keys.workflow_card(record.id), record.channel, text, blocks, now=now)
 
     async def workflow_note(self, record: WorkflowRunRecord, key: str, note: WorkflowNote) -> None:
         text, blocks = notice(workflow_note_text(note), formatted=True)
-        await self.store.enqueue(
-            f"workflow:{record.id}:{key}",
-            kind="thread",
-            card_key=f"workflow:{record.id}",
+        await self.store.outbox.enqueue(
+            keys.workflow_reply(record.id, key),
+            kind=OutboxKind.THREAD,
+            card_key=keys.workflow_card(record.id),
             text=text,
             blocks=blocks,
             now=self.now(),
@@ -124,10 +131,12 @@ class SlackReporter:
 
         def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
             sizes[key] = len(group)
-            return alert_group(key, group, owners=owners, display_names=display_names)
+            return alert_group(key, [alert_view(a) for a in group], owners=owners, display_names=display_names)
 
         def split(group: list[Alert]) -> list[list[Alert]]:
-            return alert_batches(group, owners=owners)
+            by_id = {alert.id: alert for alert in group}
+            batches = alert_batches([alert_view(a) for a in group], owners=owners)
+            return [[by_id[view.id] for view in batch] for batch in batches]
 
         written = await self.store.alerting.flush(now=self.now(), window=window, render=render, split=split)
         return [(key, sizes.get(key, 0)) for key in written]
@@ -136,32 +145,37 @@ class SlackReporter:
         self, key: str, alert: Alert, *, owners: Mapping[str, Sequence[str]], display_names: Mapping[str, str]
     ) -> None:
         group = await self.store.alerting.group(key)
-        _, text, blocks = alert_group(key, group, owners=owners, display_names=display_names)
-        await self.store.set_message(key, alert.channel, text, blocks, now=self.now())
+        _, text, blocks = alert_group(key, [alert_view(a) for a in group], owners=owners, display_names=display_names)
+        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
 
     async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:
-        text, blocks = connection_alert(alert, display_name, back=False)
-        await self.store.set_message(key, alert.channel, text, blocks, now=self.now())
+        text, blocks = connection_alert(alert_view(alert), display_name, back=False)
+        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
 
     async def connection_back(self, key: str, alert: Alert, display_name: str) -> None:
         now = self.now()
-        text, blocks = connection_alert(alert, display_name, back=True)
-        await self.store.set_message(key, alert.channel, text, blocks, now=now)
-        text, blocks = connection_back(alert, display_name)
-        await self.store.enqueue(f"{key}:back", kind="post", channel=alert.channel, text=text, blocks=blocks, now=now)
+        text, blocks = connection_alert(alert_view(alert), display_name, back=True)
+        await self.store.cards.write(key, alert.channel, text, blocks, now=now)
+        text, blocks = connection_back(alert_view(alert), display_name)
+        await self.store.outbox.enqueue(
+            keys.back(key), kind=OutboxKind.POST, channel=alert.channel, text=text, blocks=blocks, now=now
+        )
 
     async def credential_expiring(
         self, key: str, *, channel: str, connection: str, display_name: str, expires: datetime, how: str
     ) -> None:
         text, blocks = credential_expiring(connection, display_name, expires, how)
-        await self.store.enqueue(key, kind="post", channel=channel, text=text, blocks=blocks, now=self.now())
+        await self.store.outbox.enqueue(
+            key, kind=OutboxKind.POST, channel=channel, text=text, blocks=blocks, now=self.now()
+        )
 
     # -- the digest -------------------------------------------------------------------------
 
     async def digest(self, key: str, data: DigestData) -> bool:
         text, blocks = digest_message(data.channel, data.day, data)
-        return await self.store.enqueue(key, kind="post", channel=data.channel, text=text, blocks=blocks,
-                                        now=self.now())
+        return await self.store.outbox.enqueue(
+            key, kind=OutboxKind.POST, channel=data.channel, text=text, blocks=blocks, now=self.now()
+        )
 
 
 def note_text(note: RunNote) -> str:

@@ -1,4 +1,4 @@
-"""Queries for alerts, passive watch, connection health and fleet-wide singletons.
+"""Queries for alerts, passive watch and connection health.
 
 Alerts are grouped at flush time: pending alerts of a channel are claimed together (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL) and their message is written in the same transaction, so no alert is lost or
@@ -13,6 +13,7 @@ it (as resolved) like any other; an alert already posted is marked ``recovered``
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,27 +24,47 @@ from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.models import RunState
+from bot.store import keys
 from bot.store.messages import write_message
-from bot.store.tables import alerts, connection_health, runs, singletons, watches
+from bot.store.tables import alerts, connection_health, runs, watches
 
-__all__ = ["Alert", "AlertStore", "Health", "Watch", "repoint_alerts"]
+__all__ = ["Alert", "AlertKind", "AlertState", "AlertStore", "Health", "Watch", "repoint_alerts"]
 
 MAX_RUNS_KEPT = 50
 LOOKBACK = timedelta(days=2)  # how long before it was recorded a run may have begun (the watch lists a day back)
-SUCCEEDED = "succeeded"  # RunState.SUCCEEDED as stored
+
+
+class AlertKind(enum.StrEnum):
+    """What an alert is about (``alerts.kind``)."""
+
+    FAILURE = "failure"  # a pipeline's run failed (its repeats folded in)
+    UNREACHABLE = "unreachable"  # a connection does not answer
+
+
+class AlertState(enum.StrEnum):
+    """Where an alert is (``alerts.state``). Resolving one still pending keeps it ``pending`` (its post is owed)
+    with ``recovered_at`` set."""
+
+    PENDING = "pending"  # to announce, at the next flush of its channel
+    OPEN = "open"  # announced (or told by the run's card, or muted), not resolved
+    RECOVERED = "recovered"  # resolved, and its message says so
+
+
+_UNRESOLVED = (AlertState.PENDING.value, AlertState.OPEN.value)
+_FAILURE = AlertKind.FAILURE.value
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
     id: int
-    kind: str
+    kind: AlertKind
     pipeline: str | None
     connection: str | None
     channel: str
-    state: str
+    state: AlertState
     count: int
     runs: tuple[int, ...]
     last_run_id: int | None
@@ -113,16 +134,16 @@ class AlertStore:
             query = (
                 select(alerts)
                 .where(
-                    alerts.c.kind == "failure",
+                    alerts.c.kind == _FAILURE,
                     alerts.c.pipeline == pipeline,
-                    alerts.c.state.in_(("pending", "open")),
+                    alerts.c.state.in_(_UNRESOLVED),
                     alerts.c.recovered_at.is_(None),  # resolved (posted or not): a new failure is a new alert
                     alerts.c.last_at >= now - suppress,
                     alerts.c.muted.is_(muted),  # once unmuted, a failure is news again: not folded into a silent one
                     alerts.c.channel == channel,  # routed elsewhere now (a new watch channel): a new alert there
                     # a run's card that was the alert tells that run only: a repeat folded into it would show
                     # nowhere, so it opens an alert of its own (a repeat whose card is the alert is one again)
-                    or_(alerts.c.group_key.is_(None), alerts.c.group_key.not_like("run:%")),
+                    or_(alerts.c.group_key.is_(None), alerts.c.group_key.not_like(keys.RUN_CARDS_LIKE)),
                 )
                 .order_by(alerts.c.id.desc())
                 .limit(1)
@@ -143,16 +164,16 @@ class AlertStore:
             # the runs ended between two polls and a run begun after this one was handled first: its
             # success already resolves this failure, which is still announced (pending until the flush)
             resolver = await _later_success(conn, pipeline, run_id)
-            state = "open" if (muted or announced_by) else "pending"
-            if resolver is not None and state == "open":
-                state = "recovered"  # nothing of its own to post: the card (or nobody, muted) tells it
+            state = AlertState.OPEN if (muted or announced_by) else AlertState.PENDING
+            if resolver is not None and state is AlertState.OPEN:
+                state = AlertState.RECOVERED  # nothing of its own to post: the card (or nobody, muted) tells it
             result = await conn.execute(
                 insert(alerts)
                 .values(
-                    kind="failure",
+                    kind=_FAILURE,
                     pipeline=pipeline,
                     channel=channel,
-                    state=state,
+                    state=state.value,
                     count=1,
                     runs=[run_id],
                     last_run_id=run_id,
@@ -177,9 +198,9 @@ class AlertStore:
             if run_id not in success:
                 return []
             query = select(alerts.c.id, alerts.c.runs).where(
-                alerts.c.kind == "failure",
+                alerts.c.kind == _FAILURE,
                 alerts.c.pipeline == pipeline,
-                alerts.c.state.in_(("pending", "open")),
+                alerts.c.state.in_(_UNRESOLVED),
                 alerts.c.recovered_at.is_(None),
             )
             if self._postgres:
@@ -195,7 +216,9 @@ class AlertStore:
                 update(alerts)
                 .where(alerts.c.id.in_(ids))
                 .values(
-                    state=case((alerts.c.state == "open", "recovered"), else_=alerts.c.state),
+                    state=case(
+                        (alerts.c.state == AlertState.OPEN.value, AlertState.RECOVERED.value), else_=alerts.c.state
+                    ),
                     recovered_at=now,
                     recovered_by_run=run_id,
                 )
@@ -205,32 +228,37 @@ class AlertStore:
     async def flush(self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole) -> list[str]:
         """Announce pending alerts: per channel, all pending ones once the oldest waited ``window`` (so a burst
         becomes one message, or the few ``split`` makes of a storm too large for one). Returns the message
-        keys written."""
+        keys written. Per channel ONE transaction over two families: the alerts claimed and marked, and their
+        message's content written (``cards``), so an alert is never announced twice nor lost between them."""
         written = []
         async with self.engine.begin() as conn:
             due = (
                 select(alerts.c.channel)
-                .where(alerts.c.state == "pending")
+                .where(alerts.c.state == AlertState.PENDING.value)
                 .group_by(alerts.c.channel)
                 .having(func.min(alerts.c.first_at) <= now - window)
             )
             channels = list((await conn.execute(due)).scalars())
         for channel in channels:
             async with self.engine.begin() as conn:
-                query = select(alerts.c.id).where(alerts.c.state == "pending", alerts.c.channel == channel)
+                query = select(alerts.c.id).where(
+                    alerts.c.state == AlertState.PENDING.value, alerts.c.channel == channel
+                )
                 if self._postgres:
                     query = query.with_for_update(skip_locked=True)
                 ids = sorted((await conn.execute(query)).scalars())
                 if not ids:
                     continue
                 # one resolved while pending is posted all the same, showing what resolved it
-                resolved = case((alerts.c.recovered_at.is_not(None), "recovered"), else_="open")
+                resolved = case(
+                    (alerts.c.recovered_at.is_not(None), AlertState.RECOVERED.value), else_=AlertState.OPEN.value
+                )
                 await conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(state=resolved))
                 batches = [[a.id for a in batch] for batch in split([await _alert(conn, i) for i in ids]) if batch]
                 if sorted(i for batch in batches for i in batch) != ids:
                     raise AssertionError(f"alerts {ids} split into {batches}: each must be in one message")
                 for batch in batches:
-                    key = f"alerts:{channel}:{batch[0]}"
+                    key = keys.alert_group(channel, batch[0])
                     await conn.execute(update(alerts).where(alerts.c.id.in_(batch)).values(group_key=key))
                     key, text, blocks = render(key, [await _alert(conn, i) for i in batch])
                     await write_message(conn, key, channel, text, blocks, now=now)
@@ -251,7 +279,7 @@ class AlertStore:
         """Alerts not resolved yet (announced or about to be)."""
         query = (
             select(alerts)
-            .where(alerts.c.state.in_(("pending", "open")), alerts.c.recovered_at.is_(None))
+            .where(alerts.c.state.in_(_UNRESOLVED), alerts.c.recovered_at.is_(None))
             .order_by(alerts.c.id.desc())
         )
         async with self.engine.connect() as conn:
@@ -333,15 +361,15 @@ class AlertStore:
             inserted = await conn.execute(
                 insert(alerts)
                 .values(
-                    kind="unreachable",
+                    kind=AlertKind.UNREACHABLE.value,
                     connection=connection,
                     channel=channel,
-                    state="open",
+                    state=AlertState.OPEN.value,
                     count=1,
                     runs=[],
                     message=message[:4000],
                     muted=False,
-                    group_key=f"health:{connection}",
+                    group_key=keys.health_group(connection),
                     first_at=now,
                     last_at=now,
                 )
@@ -356,7 +384,7 @@ class AlertStore:
     async def close_alert(self, alert_id: int, *, now: datetime) -> Alert | None:
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(alerts).where(alerts.c.id == alert_id).values(state="recovered", recovered_at=now)
+                update(alerts).where(alerts.c.id == alert_id).values(state=AlertState.RECOVERED.value, recovered_at=now)
             )
             row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().first()
             return _from(row) if row else None
@@ -394,36 +422,6 @@ class AlertStore:
     async def watches(self) -> dict[str, Watch]:
         async with self.engine.connect() as conn:
             return {r["pipeline"]: _watch(r) for r in (await conn.execute(select(watches))).mappings()}
-
-    # -- singletons -------------------------------------------------------------------------
-
-    async def slot_of(self, name: str) -> str | None:
-        """The last slot claimed under ``name``, if any."""
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(singletons.c.slot).where(singletons.c.name == name))).first()
-        return str(row[0]) if row else None
-
-    async def claim_slot(self, name: str, slot: str, owner: str, *, now: datetime) -> bool:
-        """True for exactly one caller per (name, slot) across every process sharing the database.
-
-        Slots compare as text: use sortable ones (``2026-11-22T09:00``, zero-padded numbers)."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(singletons)
-                .where(singletons.c.name == name, singletons.c.slot < slot)
-                .values(slot=slot, owner=owner, at=now)
-            )
-            if result.rowcount == 1:
-                return True
-            exists = (await conn.execute(select(singletons.c.name).where(singletons.c.name == name))).first()
-            if exists is not None:
-                return False
-            try:
-                async with conn.begin_nested():
-                    await conn.execute(insert(singletons).values(name=name, slot=slot, owner=owner, at=now))
-            except IntegrityError:  # another process inserted it first
-                return False
-            return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,7 +476,7 @@ async def _later_success(conn: AsyncConnection, pipeline: str, run_id: int) -> i
         return None
     query = select(*_BEGAN).where(
         runs.c.pipeline == pipeline,
-        runs.c.state == SUCCEEDED,
+        runs.c.state == RunState.SUCCEEDED.value,
         # a run begun after the failed one was recorded after it began, which is at most the watch's
         # lookback before the failed run was recorded: no need to read the pipeline's whole history
         runs.c.created_at >= failed.recorded - LOOKBACK,
@@ -493,7 +491,7 @@ async def repoint_alerts(conn: AsyncConnection, old: int, new: int) -> None:
     pipeline = select(runs.c.pipeline).where(runs.c.id == old).scalar_subquery()
     query = (
         select(alerts.c.id, alerts.c.runs, alerts.c.last_run_id, alerts.c.recovered_by_run)
-        .where(alerts.c.kind == "failure", alerts.c.pipeline == pipeline)
+        .where(alerts.c.kind == _FAILURE, alerts.c.pipeline == pipeline)
         .order_by(alerts.c.id.desc())
         .limit(20)  # the copy is minutes old: its alert is among the pipeline's last few
     )
@@ -516,7 +514,7 @@ async def _alert_counting(conn: AsyncConnection, pipeline: str, run_id: int) -> 
     """The alert (of the last few of ``pipeline``, resolved or not) that already counts failed run ``run_id``."""
     query = (
         select(alerts)
-        .where(alerts.c.kind == "failure", alerts.c.pipeline == pipeline)
+        .where(alerts.c.kind == _FAILURE, alerts.c.pipeline == pipeline)
         .order_by(alerts.c.id.desc())
         .limit(5)
     )
@@ -534,11 +532,11 @@ async def _alert(conn: AsyncConnection, alert_id: int) -> Alert:
 def _from(row: RowMapping) -> Alert:
     return Alert(
         id=row["id"],
-        kind=row["kind"],
+        kind=AlertKind(row["kind"]),
         pipeline=row["pipeline"],
         connection=row["connection"],
         channel=row["channel"],
-        state=row["state"],
+        state=AlertState(row["state"]),
         count=row["count"],
         runs=tuple(row["runs"] or ()),
         last_run_id=row["last_run_id"],

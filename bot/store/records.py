@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -9,10 +10,54 @@ from typing import Any
 
 from bot.models import RunState, RunStatus, TaskStatus
 
-__all__ = ["AuditEntry", "CardRecord", "NewRun", "OutboxItem", "RunRecord", "Transition"]
+__all__ = [
+    "STARTING",
+    "WAITING",
+    "AuditEntry",
+    "CardRecord",
+    "NewRun",
+    "OutboxItem",
+    "OutboxKind",
+    "RunOrigin",
+    "RunRecord",
+    "StoredState",
+    "Transition",
+]
 
-STARTING = "starting"  # a run whose trigger has not answered yet
-WAITING = "waiting"  # a retry waiting for its backoff to end
+
+class StoredState(enum.StrEnum):
+    """What a run's ``state`` column holds: a ``RunState`` (the provider's word, normalized), or one of the two
+    states of a run the provider has not answered for yet. Equal to the ``RunState`` of the same value."""
+
+    STARTING = "starting"  # recorded before its trigger is sent; the trigger has not answered yet
+    WAITING = "waiting"  # a retry waiting for its backoff to end (or a start held by a provider's cap)
+    QUEUED = RunState.QUEUED.value
+    RUNNING = RunState.RUNNING.value
+    SUCCEEDED = RunState.SUCCEEDED.value
+    FAILED = RunState.FAILED.value
+    CANCELED = RunState.CANCELED.value
+    UNKNOWN = RunState.UNKNOWN.value
+
+
+STARTING = StoredState.STARTING
+WAITING = StoredState.WAITING
+
+
+class RunOrigin(enum.StrEnum):
+    """Who started a run (``runs.origin``; a workflow run's ``origin`` takes the first two)."""
+
+    SLACK = "slack"  # a person, from Slack
+    SCHEDULE = "schedule"  # the bot's schedule of pipelines.yml
+    RETRY = "retry"  # the bot's automatic retry
+    WORKFLOW = "workflow"  # a step of a workflow
+    WATCH = "watch"  # started outside the bot, found by passive watch
+
+
+class OutboxKind(enum.StrEnum):
+    """How an outbox message is sent (``outbox.kind``)."""
+
+    THREAD = "thread"  # a reply under a living message (a card), once that is posted
+    POST = "post"  # a message of its own in a channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +66,7 @@ class NewRun:
     connection: str
     job: Mapping[str, Any]
     parameters: Mapping[str, str]
-    origin: str  # slack | watch | retry | schedule
+    origin: RunOrigin
     pipeline: str | None = None
     started_by: str | None = None
     channel: str | None = None
@@ -42,14 +87,14 @@ class RunRecord:
     job: Mapping[str, Any]
     parameters: Mapping[str, str]
     provider_run_id: str | None
-    state: str  # RunState value or "starting"
+    state: StoredState
     raw_status: str
     message: str
     warning: str
     tasks: tuple[TaskStatus, ...]
     extra: Mapping[str, str]
     final: bool
-    origin: str
+    origin: RunOrigin
     started_by: str | None
     channel: str | None
     retry_of: int | None
@@ -65,7 +110,7 @@ class RunRecord:
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     cancel_requested_by: str | None = None
-    notified_state: str | None = None
+    notified_state: StoredState | None = None
     workflow_run_id: int | None = None
     step: str | None = None
 
@@ -109,8 +154,8 @@ class Transition:
     """A run's state changed: what it was and what it is."""
 
     run: RunRecord
-    before: str
-    after: str
+    before: StoredState
+    after: StoredState
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +178,7 @@ class OutboxItem:
     id: int
     key: str
     run_id: int | None
-    kind: str  # thread | post
+    kind: OutboxKind
     channel: str | None
     text: str
     blocks: list[dict[str, Any]] | None

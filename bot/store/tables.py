@@ -107,14 +107,14 @@ runs = Table(
     Column("job", JSON, nullable=False),
     Column("parameters", JSON, nullable=False),
     Column("provider_run_id", SafeString(200), nullable=True),  # null until the trigger answered
-    Column("state", SafeString(16), nullable=False),  # a RunState value, or "starting"
+    Column("state", SafeString(16), nullable=False),  # records.StoredState: a RunState, "starting", "waiting"
     Column("raw_status", SafeString(64), nullable=False, default=""),
     Column("message", SafeText, nullable=False, default=""),
     Column("warning", SafeText, nullable=False, default=""),
     Column("tasks", JSON, nullable=False),
     Column("extra", JSON, nullable=False),
     Column("final", Boolean, nullable=False, default=False),
-    Column("origin", SafeString(16), nullable=False),  # slack | watch | retry | schedule
+    Column("origin", SafeString(16), nullable=False),  # records.RunOrigin
     Column("started_by", SafeString(32), nullable=True),  # Slack user id; null: outside Slack
     Column("channel", SafeString(80), nullable=True),
     Column("retry_of", Integer, ForeignKey("runs.id"), nullable=True, unique=True),
@@ -151,7 +151,7 @@ run_events = Table(
     Column("message", SafeText, nullable=False),
 )
 
-# Living messages: one card per run (key "run:<id>"), one message per alert ("alert:<id>") or alert group.
+# Living messages: one card per run, per workflow run, per alert group or connection outage (keys: keys.py).
 # Each always shows the current truth: ``version`` counts what it should show, ``sent_version`` what Slack
 # shows; delivery closes the gap with one post or update.
 cards = Table(
@@ -184,11 +184,11 @@ outbox = Table(
     Column("key", SafeString(200), nullable=False, unique=True),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=True, index=True),
     Column("card_key", SafeString(200), nullable=True),  # thread: the living message it replies under
-    Column("kind", SafeString(16), nullable=False),  # thread | post
+    Column("kind", SafeString(16), nullable=False),  # records.OutboxKind: thread | post
     Column("channel", SafeString(80), nullable=True),  # null for thread: the card's channel
     Column("text", SafeText, nullable=False),
     Column("blocks", JSON, nullable=True),
-    Column("state", SafeString(16), nullable=False, default="pending"),  # pending | sent | dead
+    Column("state", SafeString(16), nullable=False, default="pending"),  # outbox.OutboxState
     Column("ts", SafeString(32), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("attempting_since", UTCDateTime, nullable=True),
@@ -231,11 +231,11 @@ alerts = Table(
     "alerts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", SafeString(16), nullable=False),  # failure | unreachable
+    Column("kind", SafeString(16), nullable=False),  # alerting.AlertKind: failure | unreachable
     Column("pipeline", SafeString(64), nullable=True),
     Column("connection", SafeString(64), nullable=True),
     Column("channel", SafeString(80), nullable=False),
-    Column("state", SafeString(16), nullable=False),  # pending | open | recovered | closed
+    Column("state", SafeString(16), nullable=False),  # alerting.AlertState: pending | open | recovered
     Column("count", Integer, nullable=False, default=1),
     Column("runs", JSON, nullable=False),  # ids of the failed runs, newest last (capped)
     Column("last_run_id", Integer, nullable=True),

@@ -10,6 +10,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.store.records import RunOrigin
 from bot.store.tables import workflow_runs, workflow_steps
 
 __all__ = ["StepRecord", "WorkflowRunRecord", "WorkflowStore"]
@@ -31,7 +32,7 @@ class WorkflowRunRecord:
     workflow: str
     parameters: Mapping[str, str]
     state: str
-    origin: str
+    origin: RunOrigin
     started_by: str | None
     channel: str | None
     created_at: datetime
@@ -49,7 +50,7 @@ class WorkflowStore:
         steps: Iterable[str],
         *,
         parameters: Mapping[str, str],
-        origin: str,
+        origin: RunOrigin,
         started_by: str | None,
         channel: str | None,
         now: datetime,
@@ -61,7 +62,7 @@ class WorkflowStore:
                     workflow=workflow,
                     parameters=dict(parameters),
                     state="running",
-                    origin=origin,
+                    origin=str(origin),
                     started_by=started_by,
                     channel=channel,
                     created_at=now,
@@ -170,7 +171,7 @@ def _record(row: RowMapping, steps: Mapping[str, StepRecord]) -> WorkflowRunReco
         workflow=row["workflow"],
         parameters=row["parameters"] or {},
         state=row["state"],
-        origin=row["origin"],
+        origin=RunOrigin(row["origin"]),
         started_by=row["started_by"],
         channel=row["channel"],
         created_at=row["created_at"],

@@ -25,6 +25,7 @@ from bot.catalog.model import Catalog
 from bot.config import Settings
 from bot.service.events import TREND_RUNS, DigestData, DigestRun, PipelineDay, Reporter
 from bot.service.history import summarize, trend
+from bot.store import keys
 from bot.store.records import RunRecord
 from bot.store.store import Store
 
@@ -63,7 +64,7 @@ def digest_channel(run: RunRecord, catalog: Catalog) -> str | None:
 async def digest_day(store: Store, catalog: Catalog, day: date, tz: ZoneInfo) -> dict[str, DigestData]:
     """Per channel, what happened on ``day`` (local to ``tz``); channels without runs are left out."""
     start, end = day_bounds(day, tz)
-    runs = await store.runs_between(start, end)
+    runs = await store.runs.between(start, end)
     # a muted alert keeps the ids of the runs it stood for; one opened the day before may cover this day too
     alerts = [*await store.alerting.alerts_between(start - timedelta(days=1), end), *await store.alerting.open_alerts()]
     muted = {run_id for alert in alerts if alert.muted for run_id in alert.runs}
@@ -143,7 +144,7 @@ async def post_digests(store: Store, catalog: Catalog, reporter: Reporter, day: 
     for the same day (a restart, another replica) posts nothing."""
     posted = 0
     for channel, data in (await digest_day(store, catalog, day, tz)).items():
-        posted += await reporter.digest(f"digest:{channel}:{day.isoformat()}", data)
+        posted += await reporter.digest(keys.digest(channel, day), data)
     return posted
 
 
@@ -156,7 +157,7 @@ def digest_job(
     async def post_yesterday() -> int:
         current = now()
         day = current.astimezone(tz).date() - timedelta(days=1)
-        if not await store.alerting.claim_slot(JOB_ID, day.isoformat(), owner, now=current):
+        if not await store.slots.claim(JOB_ID, day.isoformat(), owner, now=current):
             return 0  # another replica (or an earlier run of this one) has this day
         posted = await post_digests(store, catalog, reporter, day, tz)
         log.info("daily digest for %s: %d message(s) queued", day.isoformat(), posted)

@@ -78,7 +78,7 @@ class Poller:
         #: polls under way, by run id, some started by earlier ticks; each holds its run's lease
         self._polling: dict[int, asyncio.Task[None]] = {}
         self._failed: list[BaseException] = []  # polls that raised since the last tick said so
-        self._ticks = TickGuard(lambda: self.store.release_run_leases(self.owner, keep=tuple(self._polling)))
+        self._ticks = TickGuard(lambda: self.store.runs.release_leases(self.owner, keep=tuple(self._polling)))
 
     async def tick(self) -> int:
         """Poll every due run once. Returns how many were claimed. Ticks never overlap (``TickGuard``); each waits
@@ -95,8 +95,8 @@ class Poller:
     async def _tick(self) -> int:
         now = self.now()
         if self._polling:  # polls still under way keep their runs: nobody else may take them meanwhile
-            await self.store.renew_run_leases(self.owner, tuple(self._polling), until=now + self.lease)
-        due = await self.store.claim_due_runs(self.owner, now=now, limit=self.batch, lease=self.lease)
+            await self.store.runs.renew_leases(self.owner, tuple(self._polling), until=now + self.lease)
+        due = await self.store.runs.claim_due(self.owner, now=now, limit=self.batch, lease=self.lease)
         if due:
             self.lag = sorted((now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at)
             if self.lag:
@@ -142,7 +142,7 @@ class Poller:
             self.metrics.inc(PROVIDER_ERRORS, {"connection": run.connection, "kind": exc.kind})
             now = self.now()
             wait = self.intervals.after_error(run.unknown_since, now)
-            record = await self.store.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait)
+            record = await self.store.runs.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait)
             log.warning("status of run %s unknown: %s", run.id, exc, extra={"run_id": run.id})
             await self.on_unknown(record)
             if isinstance(exc, ProviderNoNews):  # it answered, about other runs: no outage to report
@@ -154,7 +154,7 @@ class Poller:
         except Exception:
             log.exception("polling run %s failed", run.id, extra={"run_id": run.id})
             now = self.now()
-            await self.store.record_poll_error(
+            await self.store.runs.record_poll_error(
                 run.id, "internal error", now=now, next_poll_at=now + self.intervals.base
             )
             return
@@ -177,7 +177,7 @@ class Poller:
         first did (a change of state or raw status is an event); ``now`` when this poll is the first."""
         if run.state != RunState.UNKNOWN.value or run.raw_status != status.raw_status[:64]:
             return now
-        seen = [at for at, state, raw, _ in await self.store.events(run.id) if state == RunState.UNKNOWN.value]
+        seen = [at for at, state, raw, _ in await self.store.runs.events(run.id) if state == RunState.UNKNOWN.value]
         return seen[-1] if seen else now
 
     async def _record(self, run: RunRecord, status: RunStatus) -> None:
@@ -202,7 +202,7 @@ class Poller:
                 message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),
             )
         age = now - (run.started_at or run.created_at)
-        change = await self.store.record_status(
+        change = await self.store.runs.record_status(
             run.id, status, now=now, next_poll_at=now + self.intervals.next_after(age)
         )
         if change is not None:

@@ -77,21 +77,21 @@ class ScheduleRunner:
             slot = last_slot(item.schedule, now)
             if slot is None:
                 continue
-            previous = await self.store.alerting.slot_of(item.key)
+            previous = await self.store.slots.last(item.key)
             if previous is None:  # a new schedule: it begins with the next slot
-                await self.store.alerting.claim_slot(item.key, _slot_key(slot), self.owner, now=now)
+                await self.store.slots.claim(item.key, _slot_key(slot), self.owner, now=now)
                 continue
             if previous >= _slot_key(slot):
                 continue
             if item.schedule.missed == "skip":
-                await self.store.alerting.claim_slot(item.key, _slot_key(slot), self.owner, now=now)
+                await self.store.slots.claim(item.key, _slot_key(slot), self.owner, now=now)
                 log.info("schedule %s: slot %s was missed and is skipped, as declared", item.name, slot)
                 continue
             log.info("schedule %s: running the missed slot %s once", item.name, slot)
             await self._run_slot(item, slot)
 
     async def _run_slot(self, item: Scheduled, slot: datetime) -> bool:
-        if not await self.store.alerting.claim_slot(item.key, _slot_key(slot), self.owner, now=self.now()):
+        if not await self.store.slots.claim(item.key, _slot_key(slot), self.owner, now=self.now()):
             return False
         try:
             await self.start(item.kind, item.name, dict(item.schedule.parameters))

@@ -13,6 +13,7 @@ from bot.catalog.model import Catalog, Pipeline
 from bot.service.events import StuckRun
 from bot.service.history import percentile
 from bot.service.notify import Notifier
+from bot.store import keys
 from bot.store.records import RunRecord
 from bot.store.store import Store
 
@@ -43,7 +44,7 @@ class StuckDetector:
             return pipeline.expected_duration, "its expected duration"
         past = [
             d
-            for r in await self.store.recent_runs(pipeline.name, self.history * 2)
+            for r in await self.store.runs.recent(pipeline.name, self.history * 2)
             if r.final and r.state == "succeeded" and (d := r.duration(r.updated_at)) is not None
         ][: self.history]
         learned = learned_threshold(past)
@@ -53,7 +54,7 @@ class StuckDetector:
         now = self.now()
         warned = 0
         thresholds: dict[str, tuple[timedelta, str] | None] = {}  # once per pipeline per tick
-        for run in await self.store.runs_in_flight(limit=5000):
+        for run in await self.store.runs.in_flight(limit=5000):
             pipeline = self.catalog.pipelines.get(run.pipeline or "")
             if pipeline is None or run.provider_run_id is None or run.unknown_since is not None:
                 continue
@@ -68,9 +69,9 @@ class StuckDetector:
         return warned
 
     async def _warn(self, run: RunRecord, pipeline: Pipeline, elapsed: timedelta, limit: timedelta, why: str) -> int:
-        muted = pipeline.name in await self.store.muted(now=self.now())
+        muted = pipeline.name in await self.store.mutes.active(now=self.now())
         stuck = StuckRun(run=run, elapsed=elapsed, limit=limit, why=why, owners=() if muted else pipeline.owners)
-        key = f"run:{run.id}:stuck"
+        key = keys.run_stuck(run.id)
         if self.notifier.has_card(run):
             sent = await self.notifier.reporter.run_stuck(key, stuck, channel=None)
         else:  # a run started outside Slack has no card: warn in its channel

@@ -28,7 +28,7 @@ from bot.ops.metrics import EXTERNAL_RUNS, Metrics
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.store.alerting import Watch
-from bot.store.records import NewRun, Transition
+from bot.store.records import NewRun, RunOrigin, Transition
 from bot.store.store import AlreadyTracked, Store
 
 __all__ = ["Watcher", "watched_pipelines"]
@@ -151,17 +151,17 @@ class Watcher:
 
     async def _one(self, pipeline: Pipeline, watch: Watch, status: RunStatus, history: frozenset[str]) -> int:
         now = self.now()  # when this run is seen: the list may have taken a while (never the cycle's start)
-        existing = await self.store.find_run(pipeline.connection, status.run_id)
+        existing = await self.store.runs.find(pipeline.connection, status.run_id)
         if existing is None and "/" in status.run_id:  # DataKitchen lists "<order>/<run>"; a trigger knows "<order>"
-            existing = await self.store.find_run(pipeline.connection, status.run_id.split("/", 1)[0])
+            existing = await self.store.runs.find(pipeline.connection, status.run_id.split("/", 1)[0])
         next_poll = now + self.interval + self.interval / 2  # the next cycle will see it: no separate poll
         if existing is not None:
             if not existing.final and existing.provider_run_id == status.run_id:
                 status = await self._detailed(pipeline, status)
                 # a run started from Slack (or a retry, a schedule) keeps its own polls: its card follows it at
                 # the poll interval, not at the watch's
-                own = (existing.next_poll_at or now) if existing.origin != "watch" else next_poll
-                change = await self.store.record_status(existing.id, status, now=now, next_poll_at=own)
+                own = (existing.next_poll_at or now) if existing.origin != RunOrigin.WATCH else next_poll
+                change = await self.store.runs.record_status(existing.id, status, now=now, next_poll_at=own)
                 if change is not None:
                     await self.on_change(change)
             return 0
@@ -169,13 +169,13 @@ class Watcher:
             return 0  # it ended before watching began: history, not news
         channel = watch.channel or self.catalog.channel_for(pipeline)
         try:
-            run = await self.store.create_run(
+            run = await self.store.runs.create(
                 NewRun(
                     provider=pipeline.provider,
                     connection=pipeline.connection,
                     job=pipeline.job.model_dump(),
                     parameters={},
-                    origin="watch",
+                    origin=RunOrigin.WATCH,
                     pipeline=pipeline.name,
                     channel=channel,
                     provider_run_id=status.run_id,
@@ -193,7 +193,7 @@ class Watcher:
             status.run_id,
             extra={"run_id": run.id, "pipeline": pipeline.name},
         )
-        change = await self.store.record_status(run.id, await self._detailed(pipeline, status), now=now,
+        change = await self.store.runs.record_status(run.id, await self._detailed(pipeline, status), now=now,
                                                 next_poll_at=next_poll)
         if change is not None:
             await self.on_change(change)

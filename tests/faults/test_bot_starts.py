@@ -106,7 +106,7 @@ async def test_retries_claimed_together_keep_their_leases_while_an_earlier_trigg
     bot = Bot(sqlite_store, catalog, lease)
     pools.append(bot.pool)
     for name in ("a", "b"):
-        await sqlite_store.create_run(
+        await sqlite_store.runs.create(
             NewRun(provider="invision", connection="inv", job=catalog.pipelines[name].job.model_dump(), parameters={},
                    origin="retry", pipeline=name, started_by=None, channel="C0ALERTS", retry_of=None, attempt=2,
                    start_at=now()),
@@ -126,7 +126,7 @@ async def test_retries_claimed_together_keep_their_leases_while_an_earlier_trigg
         recovery.cancel()
     assert given_up == []
     for run_id in (1, 2):
-        events = [state for _, state, _, _ in await sqlite_store.events(run_id)]
+        events = [state for _, state, _, _ in await sqlite_store.runs.events(run_id)]
         assert events == ["queued"], (run_id, events)
 
 

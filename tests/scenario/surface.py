@@ -102,7 +102,7 @@ def command_body(w: World, text: str, *, user: str = "U0ALICE", channel: str = "
 async def audit_of(w: World, user: str | None = None) -> list[AuditEntry]:
     """The audit log, oldest first, of one user or of everyone."""
     assert w.runtime.store is not None
-    entries = list(reversed(await w.runtime.store.audit_log(limit=1000)))
+    entries = list(reversed(await w.runtime.store.audit.entries(limit=1000)))
     return [e for e in entries if user is None or e.user_id == user]
 
 

@@ -57,7 +57,7 @@ async def test_an_outside_run_found_before_a_restart_and_failing_after_it_alerts
         assert store is not None
 
         async def found() -> bool:
-            return any(r.origin == "watch" and r.state == "running" for r in await store.runs_in_flight())
+            return any(r.origin == "watch" and r.state == "running" for r in await store.runs.in_flight())
 
         for _ in range(100):  # the watch found it running
             if await found():
@@ -190,7 +190,7 @@ async def test_a_mute_holds_and_expires(tmp_path: Path) -> None:
         assert muted_alerts and muted_alerts[0].muted  # recorded, for the App Home…
         await w.settle(1.5)  # a grouping window and more: an unmuted alert would have been posted by now
         assert "iowa-pda" not in everything(w, "C0OPS")  # …but muted: no alert posted
-        await store.mute("iowa-pda", until=w.runtime.now() - timedelta(seconds=1), user_id="U0ALICE",
+        await store.mutes.mute("iowa-pda", until=w.runtime.now() - timedelta(seconds=1), user_id="U0ALICE",
                          now=w.runtime.now())  # the mute runs out
         await store.alerting.recover("iowa-pda", 0, now=w.runtime.now())
         tailer.external_run(TAILER_CONFIG, {}, Outcome(result="fail", queued_s=0, running_s=1, message="again"))
@@ -289,7 +289,7 @@ def first_version(message: Message) -> str:
 async def leads_ods_runs(w: World) -> list[Any]:
     store = w.runtime.store
     assert store is not None
-    return sorted(await store.recent_runs("leads-ods"), key=lambda r: r.id)
+    return sorted(await store.runs.recent("leads-ods"), key=lambda r: r.id)
 
 
 async def test_a_failure_followed_within_the_group_window_by_a_later_success_is_announced_then_resolved(
@@ -399,7 +399,7 @@ async def test_a_repeat_failure_after_a_card_that_was_the_alert_is_announced_wit
                       what="the owners pinged in the card's thread")
         store = w.runtime.store
         assert store is not None
-        [first] = await store.recent_runs("iowa-pda")
+        [first] = await store.runs.recent("iowa-pda")
 
         w.advance(600)
         tailer.external_run(TAILER_CONFIG, {}, Outcome(result="fail", queued_s=0, running_s=1, message="second"))
@@ -410,7 +410,7 @@ async def test_a_repeat_failure_after_a_card_that_was_the_alert_is_announced_wit
 
         await w.until(lambda: bool(alert_messages()), 10, what="the repeat failure announced in C0OPS")
         [alert] = alert_messages()
-        second = max(await store.recent_runs("iowa-pda"), key=lambda r: r.id)
+        second = max(await store.runs.recent("iowa-pda"), key=lambda r: r.id)
         assert second.origin == "watch" and second.state == "failed"
         posted = first_version(alert)
         assert "<!subteam^S0DATAENG>" in posted and f"run #{second.id}" in posted
@@ -445,7 +445,7 @@ async def test_a_failure_held_for_a_retry_that_cannot_start_is_announced_with_it
         [alert] = [m for m in w.slack.messages("C0ALERTS") if "orders" in m.text]
         store = w.runtime.store
         assert store is not None
-        first, retry = sorted(await store.recent_runs("orders"), key=lambda r: r.id)
+        first, retry = sorted(await store.runs.recent("orders"), key=lambda r: r.id)
         assert (first.state, retry.state, retry.provider_run_id) == ("failed", "unknown", None)
         posted = first_version(alert)
         assert "<@U0BOB>" in posted and f"run #{first.id}" in posted and "not found" in posted
@@ -471,7 +471,7 @@ async def test_a_failure_held_for_a_retry_the_bot_died_starting_is_announced_aft
                                   for m in w.slack.messages("C0GENERAL", top_level=False)), 15, what="the retry")
         store = w.runtime.store
         assert store is not None
-        first, retry = sorted(await store.recent_runs("orders"), key=lambda r: r.id)
+        first, retry = sorted(await store.runs.recent("orders"), key=lambda r: r.id)
         assert (first.state, retry.state) == ("failed", "waiting")
         await w.runtime.stop()
         # what the killed process left: the retry claimed (starting) a while ago, its lease long expired
@@ -492,5 +492,5 @@ async def test_a_failure_held_for_a_retry_the_bot_died_starting_is_announced_aft
         assert "<@U0BOB>" in first_version(alert) and f"run #{first.id}" in first_version(alert)
         store = w.runtime.store
         assert store is not None
-        assert (await store.get_run(retry.id)).state == "unknown"  # type: ignore[union-attr]
+        assert (await store.runs.get(retry.id)).state == "unknown"  # type: ignore[union-attr]
         assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1  # never triggered blindly

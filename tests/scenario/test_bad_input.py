@@ -71,7 +71,7 @@ async def test_every_mistake_gets_an_ephemeral_saying_what_was_wrong_and_what_wo
         for emulator in w.emulators.values():
             assert not emulator.state.requests_to("trigger"), emulator
         assert not w.slack.messages("C0GENERAL") and not w.slack.calls_to("chat.postMessage")
-        assert w.runtime.store is not None and await w.runtime.store.get_run(1) is None
+        assert w.runtime.store is not None and await w.runtime.store.runs.get(1) is None
         # the refused ad-hoc run is audited
         [refused] = await audit_of(w, "U0ALICE")
         assert (refused.action, refused.target, refused.outcome) == (

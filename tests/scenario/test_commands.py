@@ -172,7 +172,7 @@ async def test_status_last_and_stats(tmp_path: Path) -> None:
         await w.card_saying("leads-ods succeeded")
         everything = await ask(w, "stats")
         assert w.runtime.store is not None
-        known = await w.runtime.store.runs_between(w.runtime.now() - timedelta(days=7), w.runtime.now())
+        known = await w.runtime.store.runs.between(w.runtime.now() - timedelta(days=7), w.runtime.now())
         assert len(known) >= 2  # leads-ods and budget, and runs the bot saw by watching
         assert everything.text.startswith(f"Stats for all pipelines (last 7 days): {len(known)} runs, failure rate 0.0%")
         one_pipeline = await ask(w, "stats leads-ods 30d")
@@ -380,3 +380,14 @@ async def test_watch_unwatch_and_schedules_always_answer(tmp_path: Path) -> None
             assert reply.text.strip() and reply.blocks, text
         # what they answer is shown to the person alone, never in the channel
         assert not w.slack.messages("C0GENERAL")
+
+
+async def test_an_ad_hoc_target_where_a_pipeline_is_expected_is_named_in_plain_words(tmp_path: Path) -> None:
+    """``/pipeline last rivery:123`` answered "There is no pipeline AdHocTarget(...)": a repr in a person's reply."""
+    async with world(tmp_path) as w:
+        for text in ("last rivery:123", "stats rivery:123", "mute rivery:123 1h", "unmute rivery:123",
+                     "watch rivery:123", "unwatch rivery:123", "disable rivery:123"):
+            reply = await ask(w, text, user="U0CAROL")  # an admin: ad-hoc targets pass the permission check
+            seen = shown(reply)
+            assert "AdHocTarget" not in seen and "provider_or_connection" not in seen, (text, reply.text)
+            assert "rivery:123" in seen or "Ad-hoc targets" in seen, (text, reply.text)  # named as typed

@@ -137,7 +137,7 @@ async def test_stopping_lets_a_delivery_tick_record_the_card_slack_already_has(
     async with world(tmp_path) as w:
         store = w.runtime.store
         assert store is not None
-        card_posted = store.card_posted
+        card_posted = store.cards.posted
         slow, go, outcome = asyncio.Event(), asyncio.Event(), []
 
         async def slow_card_posted(*args: object, **kwargs: object) -> bool:
@@ -151,7 +151,7 @@ async def test_stopping_lets_a_delivery_tick_record_the_card_slack_already_has(
             outcome.append("recorded")
             return recorded
 
-        monkeypatch.setattr(store, "card_posted", slow_card_posted)
+        monkeypatch.setattr(store.cards, "posted", slow_card_posted)
         assert (await w.command("run leads-ods")).ok
         await asyncio.wait_for(slow.wait(), 10)
         assert len(w.cards()) == 1  # Slack has it

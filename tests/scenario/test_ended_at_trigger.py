@@ -80,7 +80,7 @@ async def test_a_workflow_whose_next_step_could_not_be_begun_goes_on_when_recove
             e.state.default = QUICK
         store = w.runtime.store
         assert store is not None
-        original = store.create_run
+        original = store.runs.create
         refused: list[str] = []
 
         async def create_run(new: NewRun, **kw: Any) -> RunRecord:
@@ -89,7 +89,7 @@ async def test_a_workflow_whose_next_step_could_not_be_begun_goes_on_when_recove
                 raise ConnectionError("the database went away")
             return await original(new, **kw)
 
-        store.create_run = create_run  # type: ignore[method-assign]
+        store.runs.create = create_run  # type: ignore[method-assign]
         assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
         await advance_until(w, lambda: bool(refused), "the transform step's start to fail")
         await w.settle(0.5)
@@ -108,7 +108,7 @@ async def test_two_copies_of_a_steps_end_at_the_same_moment_begin_its_next_step_
         store = w.runtime.store
         assert store is not None
         engine = w.runtime.parts.workflows
-        original_end, original_create = engine.step_ended, store.create_run
+        original_end, original_create = engine.step_ended, store.runs.create
         progressed = asyncio.Event()  # the other copy entered create_run too, or finished without it
         creating: list[str] = []
 
@@ -134,7 +134,7 @@ async def test_two_copies_of_a_steps_end_at_the_same_moment_begin_its_next_step_
 
             await asyncio.gather(copy(), copy())
 
-        store.create_run = create_run  # type: ignore[method-assign]
+        store.runs.create = create_run  # type: ignore[method-assign]
         engine.step_ended = twice  # type: ignore[method-assign]
         assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
         await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the workflow to succeed")
@@ -176,7 +176,7 @@ async def test_a_step_claimed_by_a_process_that_died_before_beginning_it_is_begu
             e.state.default = QUICK
         store = w.runtime.store
         assert store is not None
-        original_create, original_set = store.create_run, store.workflows.set_step
+        original_create, original_set = store.runs.create, store.workflows.set_step
         refused: list[str] = []
 
         async def create_run(new: NewRun, **kw: Any) -> RunRecord:
@@ -191,7 +191,7 @@ async def test_a_step_claimed_by_a_process_that_died_before_beginning_it_is_begu
                 raise ConnectionError("the database is still away")
             return await original_set(workflow_run_id, step, state, **kw)
 
-        store.create_run = create_run  # type: ignore[method-assign]
+        store.runs.create = create_run  # type: ignore[method-assign]
         store.workflows.set_step = set_step  # type: ignore[method-assign]
         assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
         await advance_until(w, lambda: len(refused) == 2, "the transform step's start and give-back to fail")

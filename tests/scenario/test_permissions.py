@@ -53,7 +53,7 @@ async def test_a_user_without_rights_is_refused_by_command(tmp_path: Path) -> No
         assert not w.emulators["rivery"].state.requests_to("cancel")
         assert not w.emulators["tailer"].state.requests_to("configuration")
         assert not w.emulators["tailer"].state.requests_to("workflow")
-        assert w.runtime.store is not None and not await w.runtime.store.muted(now=w.runtime.now())
+        assert w.runtime.store is not None and not await w.runtime.store.mutes.active(now=w.runtime.now())
         assert not [m for m in w.slack.messages("C0GENERAL") if "<@U0DAVE>" in str(m.blocks)]
 
         audited = [(e.target, e.outcome) for e in await audit_of(w, dave)]
@@ -111,7 +111,7 @@ async def test_card_buttons_are_reauthorized_when_clicked(tmp_path: Path) -> Non
 
         assert not w.emulators["rivery"].state.requests_to("cancel")
         assert len(w.emulators["datakitchen"].state.requests_to("trigger")) == triggers
-        assert w.runtime.store is not None and not await w.runtime.store.muted(now=w.runtime.now())
+        assert w.runtime.store is not None and not await w.runtime.store.mutes.active(now=w.runtime.now())
         assert len(w.cards()) == 2
         audited = [(e.target, e.outcome) for e in await audit_of(w, dave)]
         assert audited == [("leads-ods", "refused"), ("sales-dashboard", "refused"), ("sales-dashboard", "refused")]

@@ -29,5 +29,5 @@ async def test_a_provider_outage_shows_unknown_then_the_real_outcome(tmp_path: P
         done = await w.card_saying("succeeded", timeout=15)
         assert done.ts == card.ts
         assert "status unknown" not in json.dumps(w.slack.message(card.channel, card.ts).blocks)
-        run = (await w.runtime.store.runs_in_flight()) if w.runtime.store else []
+        run = (await w.runtime.store.runs.in_flight()) if w.runtime.store else []
         assert run == []

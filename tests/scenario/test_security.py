@@ -54,7 +54,7 @@ async def _nothing_happened(w: World) -> None:
     assert not w.emulators["tailer"].state.requests_to("configuration")
     assert {c.method for c in w.slack.calls} <= {"auth.test"}
     assert not w.slack.ephemerals() and not w.slack.responses() and not w.slack.views
-    assert w.runtime.store is not None and await w.runtime.store.get_run(1) is None
+    assert w.runtime.store is not None and await w.runtime.store.runs.get(1) is None
     assert not await audit_of(w)
 
 
@@ -192,7 +192,7 @@ async def test_tampered_button_values_get_an_ephemeral_not_a_crash(tmp_path: Pat
         # nothing started or changed anywhere, and the bot still answers
         assert {name: len(e.state.requests_to("trigger")) for name, e in w.emulators.items()} == triggers
         assert not w.emulators["tailer"].state.requests_to("configuration")
-        assert w.runtime.store is not None and not await w.runtime.store.muted(now=w.runtime.now())
+        assert w.runtime.store is not None and not await w.runtime.store.mutes.active(now=w.runtime.now())
         assert (await ask(w, "status")).text == "No runs in flight."
 
 

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.config import environment, load_settings
+from bot.config import Settings, environment, load_settings
 from bot.errors import ConfigError
 
 
@@ -42,12 +43,45 @@ def test_bad_values_name_their_variable(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert "SLACK_COMMAND: Value error, must start with '/'" in text or "SLACK_COMMAND:" in text
 
 
+@pytest.mark.parametrize(("value", "seconds"), [("10", 10.0), ("1.5", 1.5), (" 0.25 ", 0.25), ("0", 0.0)])
+def test_durations_are_set_in_seconds_and_read_as_timedelta(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str, seconds: float
+) -> None:
+    monkeypatch.setenv("ALERT_GROUP_SECONDS", value)
+    monkeypatch.setenv("LEASE_SECONDS", value if seconds else "60")
+    settings = load_settings(env_file=None, secrets_dir=tmp_path)
+    assert settings.alert_group_seconds == timedelta(seconds=seconds)
+    assert settings.lease_seconds == timedelta(seconds=seconds or 60)
+    assert Settings(poll_interval_seconds=2).poll_interval_seconds == timedelta(seconds=2)  # code may say either
+    assert Settings(poll_interval_seconds=timedelta(seconds=2)).poll_interval_seconds == timedelta(seconds=2)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("ALERT_GROUP_SECONDS", "ten", "ALERT_GROUP_SECONDS: must be a number of seconds, 0 or more, e.g. 10"),
+        ("ALERT_GROUP_SECONDS", "-1", "ALERT_GROUP_SECONDS: must be a number of seconds, 0 or more, e.g. 10"),
+        ("ALERT_GROUP_SECONDS", "inf", "ALERT_GROUP_SECONDS: must be a number of seconds, 0 or more, e.g. 10"),
+        ("ALERT_GROUP_SECONDS", "1e400", "ALERT_GROUP_SECONDS: must be a number of seconds, 0 or more, e.g. 10"),
+        ("LEASE_SECONDS", "0", "LEASE_SECONDS: must be a number of seconds, above 0, e.g. 60"),
+        ("POLL_INTERVAL_SECONDS", "PT5S", "POLL_INTERVAL_SECONDS: must be a number of seconds, above 0, e.g. 5"),
+    ],
+)
+def test_a_bad_duration_is_refused_in_plain_words(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_file=None, secrets_dir=tmp_path)
+    assert err.value.problems == [problem]
+
+
 @pytest.mark.parametrize(
     ("name", "value", "line"),
     [
         ("PORT", "eighty", "PORT: must be a whole number, e.g. 3000"),
-        ("POLL_INTERVAL_SECONDS", "0", "POLL_INTERVAL_SECONDS: must be more than 0"),
-        ("HTTP_READ_TIMEOUT_SECONDS", "soon", "HTTP_READ_TIMEOUT_SECONDS: must be a number, e.g. 10"),
+        ("POLL_INTERVAL_SECONDS", "0", "POLL_INTERVAL_SECONDS: must be a number of seconds, above 0, e.g. 5"),
+        ("HTTP_READ_TIMEOUT_SECONDS", "soon", "HTTP_READ_TIMEOUT_SECONDS: must be a number of seconds, above 0, e.g. 10"),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"),
         ("SLACK_ADMINS", "[U0ALICE", "SLACK_ADMINS: is not a JSON list; write the ids separated by commas, like "
          "U0ALICE01,U0BOB0002"),

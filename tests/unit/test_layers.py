@@ -167,11 +167,34 @@ def test_no_import_is_hidden_in_a_function() -> None:
     assert LAZY_IMPORTS - hidden == set(), "LAZY_IMPORTS lists imports that are gone: remove them"
 
 
+def test_block_builders_take_views_not_store_records() -> None:
+    """Issue 13: ``bot.slack.blocks`` renders values of the domain (``bot.service.views``, ``bot.service.events``),
+    never the store's records; the reporter and the command handlers make the views."""
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((BOT / "slack" / "blocks").rglob("*.py"))
+        for name in sorted(bot_imports(path))
+        if name == "bot.store" or name.startswith("bot.store.")
+    ]
+    assert offences == []
+
+
 def test_nothing_in_bot_imports_bench() -> None:
     users = [
         str(path.relative_to(ROOT))
         for path in sorted(BOT.rglob("*.py"))
         if any(name == "bench" or name.startswith("bench.") for name, _ in imports_of(path))
+    ]
+    assert users == []
+
+
+def test_bench_never_imports_the_tests() -> None:
+    """The benchmarks run without the test suite; what both need (scratch PostgreSQL databases) lives in bench."""
+    users = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "bench").rglob("*.py"))
+        for name, _ in imports_of(path)
+        if name == "tests" or name.startswith("tests.")
     ]
     assert users == []
 

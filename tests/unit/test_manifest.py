@@ -21,6 +21,7 @@ import inspect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
@@ -567,5 +568,7 @@ def test_deploy_guide_lists_every_setting() -> None:
     for name, field in Settings.model_fields.items():
         assert f"`{name.upper()}`" in guide, f"docs/DEPLOY.md does not describe {name.upper()}"
         default = field.get_default(call_default_factory=True)
+        if isinstance(default, timedelta):  # a duration is set, and documented, as a number of seconds
+            default = default.total_seconds()
         if default not in (None, [], ""):
             assert str(default) in guide, f"docs/DEPLOY.md does not give the default of {name.upper()}: {default}"

@@ -10,6 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidRequest
 from bot.service.permissions import Actor
@@ -24,8 +28,9 @@ from bot.slack.text import escape
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
-Respond = Callable[..., Awaitable[Any]]
-Work = Callable[[Services, Actor, dict[str, Any], dict[str, Any], Any], Awaitable[tuple[str, list[Any]] | None]]
+Work = Callable[
+    [Services, Actor, dict[str, Any], dict[str, Any], AsyncWebClient], Awaitable[tuple[str, list[Any]] | None]
+]
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -47,18 +52,23 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(ids.OP_DISMISS)(_dismiss)
 
 
-async def _just_ack(ack: Any) -> None:
+async def _just_ack(ack: AsyncAck) -> None:
     await ack()
 
 
-async def _dismiss(ack: Any, respond: Respond) -> None:
+async def _dismiss(ack: AsyncAck, respond: AsyncRespond) -> None:
     await ack()
     await respond(delete_original=True)
 
 
 def _listener(services: Services, work: Work) -> Callable[..., Awaitable[None]]:
     async def listener(
-        ack: Any, body: dict[str, Any], action: dict[str, Any], context: dict[str, Any], respond: Respond, client: Any
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
     ) -> None:
         doing = context["doing"] = f"button {action.get('action_id')}"
         actor = Actor(user_id=body["user"]["id"], channel_id=(body.get("channel") or {}).get("id"))
@@ -70,7 +80,7 @@ def _listener(services: Services, work: Work) -> Callable[..., Awaitable[None]]:
 
 
 async def _checked(
-    services: Services, work: Work, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+    services: Services, work: Work, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]] | None:
     """``work``'s reply; a tampered or stale button value answered here, whatever else it raises by
     ``bot.slack.failures`` like every listener's errors."""
@@ -87,12 +97,14 @@ def _value(action: dict[str, Any]) -> str:
     return str(action.get("value", ""))
 
 
-async def _refresh(services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
+async def _refresh(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> None:
     await services.runs.refresh(actor, ids.parse_run_value(_value(action)))
 
 
 async def _cancel(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]]:
     run = await services.runs.cancel(actor, ids.parse_run_value(_value(action)))
     provider = services.notifier.display_name(run)
@@ -100,14 +112,14 @@ async def _cancel(
 
 
 async def _retry(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]] | None:
     await services.runs.retry(actor, ids.parse_run_value(_value(action)), channel=actor.channel_id)
     return None
 
 
 async def _acknowledge(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]] | None:
     run, first = await services.runs.acknowledge(actor, ids.parse_run_value(_value(action)))
     if not first and run.acknowledged_by != actor.user_id:
@@ -116,7 +128,7 @@ async def _acknowledge(
 
 
 async def _mute(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]]:
     run_id, seconds = ids.parse_mute_value(_value(action))
     run = await services.runs.get(run_id)
@@ -131,7 +143,7 @@ async def _mute(
 
 
 async def _confirmed(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]]:
     op, target, run_id = ids.parse_op_value(_value(action))
     if op == "cancel":
@@ -145,7 +157,7 @@ async def _confirmed(
 
 
 async def _open_modal(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> None:
     selected = services.catalog.pipelines.get(_value(action))
     view = run_modal(
@@ -164,16 +176,18 @@ async def _decide(services: Services, actor: Actor, action: dict[str, Any], appr
 
 
 async def _approve(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]]:
     return await _decide(services, actor, action, True)
 
 
 async def _reject(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]]:
     return await _decide(services, actor, action, False)
 
 
-async def _resume(services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: Any) -> None:
+async def _resume(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> None:
     await services.workflows.resume(actor, ids.parse_run_value(_value(action)))

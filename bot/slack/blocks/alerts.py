@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.service.views import AlertView
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import button, context, mute_select, section
 from bot.slack.text import escape, mention, slack_date, truncate
-from bot.store.alerting import Alert
 
 __all__ = ["alert_batches", "alert_group", "connection_alert", "connection_back", "credential_expiring"]
 
@@ -31,7 +31,7 @@ def _mentions(owners: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _owners_of(alerts: Sequence[Alert], owners: Mapping[str, Sequence[str]]) -> list[str]:
+def _owners_of(alerts: Sequence[AlertView], owners: Mapping[str, Sequence[str]]) -> list[str]:
     """The mentions an announcement of ``alerts`` makes: the owners of those not muted (resolved ones too)."""
     return _mentions([o for a in alerts if not a.muted for o in owners.get(a.pipeline or "", ())])
 
@@ -63,12 +63,12 @@ def _cc_sections(title: str, mentions: Sequence[str]) -> list[str]:
     return [f"{title} · cc {packed[0]}", *(f"cc {more}" for more in packed[1:])]
 
 
-def alert_batches(alerts: Sequence[Alert], *, owners: Mapping[str, Sequence[str]]) -> list[list[Alert]]:
+def alert_batches(alerts: Sequence[AlertView], *, owners: Mapping[str, Sequence[str]]) -> list[list[AlertView]]:
     """``alerts`` (one channel's, landed together) in the few messages that list them all: each message lists up
     to ``MAX_WITH_BUTTONS`` with their Retry and mentions all their owners, within Slack's limits (50 blocks,
     3,000 characters a section). Order kept."""
-    batches: list[list[Alert]] = []
-    batch: list[Alert] = []
+    batches: list[list[AlertView]] = []
+    batch: list[AlertView] = []
     for alert in alerts:
         grown = [*batch, alert]
         blocks = len(_cc_sections(_title(len(grown)), _owners_of(grown, owners))) + len(grown)
@@ -81,17 +81,17 @@ def alert_batches(alerts: Sequence[Alert], *, owners: Mapping[str, Sequence[str]
     return batches
 
 
-def _resolved(alert: Alert) -> bool:
+def _resolved(alert: AlertView) -> bool:
     return alert.state == "recovered" and alert.recovered_at is not None
 
 
-def _status(alert: Alert) -> str:
+def _status(alert: AlertView) -> str:
     if alert.count > 1:
         return f"failed {alert.count} times since {slack_date(alert.first_at)}"
     return "failed"
 
 
-def _line(alert: Alert, display: str) -> str:
+def _line(alert: AlertView, display: str) -> str:
     """A resolved alert still says what failed and why (it may be posted already resolved): marked resolved."""
     name = truncate(escape(alert.pipeline or "?"), 80, "…")
     run = f" · run #{alert.last_run_id}" if alert.last_run_id else ""
@@ -108,7 +108,7 @@ def _line(alert: Alert, display: str) -> str:
 
 def alert_group(
     key: str,
-    alerts: Sequence[Alert],
+    alerts: Sequence[AlertView],
     *,
     owners: Mapping[str, Sequence[str]],
     display_names: Mapping[str, str],
@@ -143,11 +143,11 @@ def alert_group(
     return key, summary, blocks
 
 
-def alert_name(alert: Alert) -> str:
+def alert_name(alert: AlertView) -> str:
     return alert.pipeline or ""
 
 
-def _single(alert: Alert, display: str, cc: Sequence[str]) -> tuple[str, list[Block]]:
+def _single(alert: AlertView, display: str, cc: Sequence[str]) -> tuple[str, list[Block]]:
     name = escape(alert.pipeline or "?")
     head = _line(alert, display).split("\n")[0]
     packed = _packed(cc, SECTION_CHARS - len(head) - len("\ncc "))
@@ -172,7 +172,7 @@ def _single(alert: Alert, display: str, cc: Sequence[str]) -> tuple[str, list[Bl
     return text, blocks
 
 
-def connection_alert(alert: Alert, display: str, *, back: bool) -> tuple[str, list[Block]]:
+def connection_alert(alert: AlertView, display: str, *, back: bool) -> tuple[str, list[Block]]:
     """The one "cannot reach" message of a connection; rewritten once it answers again."""
     conn = escape(alert.connection or "?")
     if back and alert.recovered_at is not None:
@@ -190,7 +190,7 @@ def connection_alert(alert: Alert, display: str, *, back: bool) -> tuple[str, li
     return text, [section(text)]
 
 
-def connection_back(alert: Alert, display: str) -> tuple[str, list[Block]]:
+def connection_back(alert: AlertView, display: str) -> tuple[str, list[Block]]:
     assert alert.recovered_at is not None
     text = f"✅ {escape(display)} ({escape(alert.connection or '?')}) is back: runs on it are followed again."
     return text, [section(text)]

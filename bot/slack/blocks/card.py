@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.models import RunState, TaskStatus
 from bot.service.events import CardView
+from bot.service.views import RunView
 from bot.slack.blocks import ids
 from bot.slack.text import (
     code,
@@ -29,7 +30,6 @@ from bot.slack.text import (
     slack_date,
     truncate,
 )
-from bot.store.records import WAITING, RunRecord
 
 __all__ = [
     "MAX_TASKS",
@@ -161,13 +161,13 @@ def option(label: str, value: str) -> Block:
 # -- the card ------------------------------------------------------------------------------------------
 
 
-def is_live(run: RunRecord) -> bool:
+def is_live(run: RunView) -> bool:
     """Starting, queued, running, or an unknown raw status the provider may still move on from."""
     state = run.run_state
     return state is None or (not run.final and not state.is_terminal)
 
 
-def final_duration(run: RunRecord) -> timedelta | None:
+def final_duration(run: RunView) -> timedelta | None:
     """The run's duration once it ended; never computed from the clock, so a card cannot churn on it."""
     if run.ended_at is None or not (run.final or (run.run_state is not None and run.run_state.is_terminal)):
         return None
@@ -189,17 +189,17 @@ def run_card(view: CardView) -> tuple[str, list[Block]]:
     return _fallback(view.run), blocks
 
 
-def _title(run: RunRecord, limit: int) -> str:
+def _title(run: RunView, limit: int) -> str:
     emoji, phrase = state_emoji(run.run_state), _PHRASE[run.run_state]
     room = limit - len(emoji) - len(phrase) - 2
     return f"{emoji} {truncate(escape(run.name), room, '…')} {phrase}"
 
 
-def _header(run: RunRecord) -> Block:
+def _header(run: RunView) -> Block:
     return {"type": "header", "text": plain_text(_title(run, HEADER_LIMIT), HEADER_LIMIT)}
 
 
-def _fallback(run: RunRecord) -> str:
+def _fallback(run: RunView) -> str:
     """The notification text: what happened, and for a failure the start of the provider's words."""
     text = f"{_title(run, 300)} (run #{run.id})"
     if run.run_state is RunState.FAILED and run.message:
@@ -207,7 +207,7 @@ def _fallback(run: RunRecord) -> str:
     return text
 
 
-def started_by(run: RunRecord) -> str:
+def started_by(run: RunView) -> str:
     """A mention of the person who started the run, or where it came from."""
     if run.started_by:
         try:
@@ -219,7 +219,7 @@ def started_by(run: RunRecord) -> str:
     return OUTSIDE_SLACK
 
 
-def _facts(run: RunRecord, attempts: int | None = None) -> Block:
+def _facts(run: RunView, attempts: int | None = None) -> Block:
     state = state_word(run.run_state)
     if run.raw_status:
         state += f" (raw: {code(truncate(run.raw_status, 200, '…'))})"
@@ -246,7 +246,7 @@ def message_text(message: str, heading: str) -> str:
     return f"{heading}\n{truncate(escape(message.strip()), room)}"
 
 
-def _message(run: RunRecord, display_name: str) -> list[Block]:
+def _message(run: RunView, display_name: str) -> list[Block]:
     if not run.message.strip():
         return []
     heading = f"*{truncate(escape(display_name), 100, '…')} says*"
@@ -304,7 +304,7 @@ def _notes(view: CardView) -> list[str]:
     notes: list[str] = []
     if run.warning.strip():
         notes.append("⚠️ " + truncate(escape(run.warning.strip()), 1000))
-    if run.state == WAITING and run.next_poll_at is not None and run.extra.get("waiting_for"):
+    if run.waiting and run.next_poll_at is not None and run.extra.get("waiting_for"):
         notes.append(
             f"⏳ waiting for {escape(view.display_name)}'s rate limit, starts at "
             f"{slack_date(run.next_poll_at, '{time}')} ({truncate(escape(str(run.extra['waiting_for'])), 300, '…')})"
@@ -364,7 +364,7 @@ def _actions(view: CardView) -> list[Block]:
     return [*elements, console] if console is not None else elements
 
 
-def _cancel_button(run: RunRecord) -> Block:
+def _cancel_button(run: RunView) -> Block:
     question = f"Cancel this run of {truncate(escape(run.name), 200, '…')}?"
     dialog = confirm_dialog("Cancel this run?", question, "Cancel run", "Keep it running")
     return button("Cancel", ids.RUN_CANCEL, str(run.id), style="danger", confirm=dialog)

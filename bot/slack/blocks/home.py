@@ -12,10 +12,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from bot.service.views import AlertView, RunView
 from bot.slack.blocks.card import Block, context, section, state_emoji, state_word
 from bot.slack.text import escape, human_duration, mention_user, slack_date, truncate
-from bot.store.alerting import Alert
-from bot.store.records import RunRecord
 
 __all__ = ["HOME_BLOCKS", "home_view", "line_sections", "said"]
 
@@ -32,10 +31,10 @@ _NOBODY: Mapping[int, str] = MappingProxyType({})
 
 def home_view(
     *,
-    in_flight: Sequence[RunRecord],
-    alerts: Sequence[Alert] = (),
+    in_flight: Sequence[RunView],
+    alerts: Sequence[AlertView] = (),
     mutes: Mapping[str, tuple[datetime, str | None]],
-    failures: Sequence[RunRecord],
+    failures: Sequence[RunView],
     now: datetime,
     command: str,
     muted_runs: Collection[int] = frozenset(),
@@ -104,11 +103,11 @@ def _who(user_id: str) -> str:
         return "someone"
 
 
-def _is_muted(run: RunRecord, muted_runs: Collection[int], mutes: Mapping[str, object]) -> bool:
+def _is_muted(run: RunView, muted_runs: Collection[int], mutes: Mapping[str, object]) -> bool:
     return run.id in muted_runs or (run.pipeline is not None and run.pipeline in mutes)
 
 
-def _run_line(run: RunRecord, now: datetime) -> str:
+def _run_line(run: RunView, now: datetime) -> str:
     line = f"{state_emoji(run.run_state)} *{_name(run.name)}* #{run.id} · {state_word(run.run_state)}"
     elapsed = run.duration(now)
     if elapsed is not None:
@@ -120,7 +119,7 @@ def _run_line(run: RunRecord, now: datetime) -> str:
     return line
 
 
-def _alert_line(alert: Alert, acknowledged: Mapping[int, str]) -> str:
+def _alert_line(alert: AlertView, acknowledged: Mapping[int, str]) -> str:
     if alert.kind == "unreachable":
         return f"🔌 *Cannot reach {_name(alert.connection or '?')}* since {slack_date(alert.first_at)}" + said(
             alert.message
@@ -144,7 +143,7 @@ def _mute_lines(mutes: Mapping[str, tuple[datetime, str | None]]) -> list[str]:
     ]
 
 
-def _failure_line(run: RunRecord, muted_runs: Collection[int], mutes: Mapping[str, object]) -> str:
+def _failure_line(run: RunView, muted_runs: Collection[int], mutes: Mapping[str, object]) -> str:
     when = slack_date(run.ended_at or run.updated_at)
     line = f"{state_emoji(run.run_state)} *{_name(run.name)}* #{run.id} · failed {when}"
     elapsed = run.duration(run.updated_at)

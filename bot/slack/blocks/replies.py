@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bot.models import RunState, RunStatus
+from bot.service.views import RunView
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import (
     Block,
@@ -26,7 +27,6 @@ from bot.slack.blocks.card import (
     task_blocks,
 )
 from bot.slack.text import code, escape, human_duration, link, mention, slack_date, truncate
-from bot.store.records import RunRecord
 
 __all__ = [
     "confirm_op",
@@ -45,7 +45,7 @@ _STATES = frozenset(s.value for s in RunState)
 
 
 def failure_details(
-    run: RunRecord, *, owners: Sequence[str], display_name: str, console_url: str | None
+    run: RunView, *, owners: Sequence[str], display_name: str, console_url: str | None
 ) -> tuple[str, list[Block]]:
     """The thread reply under a failed card: who should look, what the provider said, which tasks failed."""
     name = truncate(escape(run.name), 200, "…")
@@ -74,7 +74,7 @@ def _mentions(owners: Sequence[str]) -> str:
     return " ".join(dict.fromkeys(found))
 
 
-def _failure_facts(run: RunRecord, display_name: str, console_url: str | None) -> list[str]:
+def _failure_facts(run: RunView, display_name: str, console_url: str | None) -> list[str]:
     facts = [f"Started {slack_date(run.started_at or run.created_at)}"]
     duration = final_duration(run)
     if duration is not None:
@@ -117,7 +117,7 @@ def confirm_op(
     return text, [section(asked), {"type": "actions", "block_id": "op_actions", "elements": elements}]
 
 
-def status_list(runs: Sequence[RunRecord], now: datetime) -> tuple[str, list[Block]]:
+def status_list(runs: Sequence[RunView], now: datetime) -> tuple[str, list[Block]]:
     """The in-flight runs, one compact line each (ephemeral: elapsed time may use ``now``)."""
     if not runs:
         return "No runs in flight.", [section("No runs in flight.")]
@@ -125,7 +125,7 @@ def status_list(runs: Sequence[RunRecord], now: datetime) -> tuple[str, list[Blo
     return f"{len(runs)} runs in flight", _listing(title, [_status_line(r, now) for r in runs])
 
 
-def _status_line(run: RunRecord, now: datetime) -> str:
+def _status_line(run: RunView, now: datetime) -> str:
     line = (
         f"{state_emoji(run.run_state)} *{truncate(escape(run.name), 100, '…')}* #{run.id} · "
         f"{state_word(run.run_state)} · started {slack_date(run.started_at or run.created_at)}"

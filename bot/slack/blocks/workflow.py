@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.catalog.workflows import Workflow
+from bot.service.views import RunView, WorkflowView
 from bot.slack.blocks.card import button, confirm_dialog, context, section
 from bot.slack.text import escape, human_duration, mention, slack_date, truncate
-from bot.store.records import RunRecord
-from bot.store.workflow_runs import WorkflowRunRecord
 
 __all__ = ["WF_APPROVE", "WF_REJECT", "WF_RETRY", "parse_step_value", "step_value", "workflow_card"]
 
@@ -55,7 +54,7 @@ def _who(principals: tuple[str, ...]) -> str:
     return ", ".join(shown)
 
 
-def _step_line(name: str, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord]) -> str:
+def _step_line(name: str, record: WorkflowView, workflow: Workflow, runs: Mapping[int, RunView]) -> str:
     step = workflow.steps[name]
     state = record.steps[name].state
     if state == "pending" and record.state != "running":
@@ -82,7 +81,7 @@ def _step_line(name: str, record: WorkflowRunRecord, workflow: Workflow, runs: M
 
 
 def workflow_card(
-    record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord], *, now: datetime
+    record: WorkflowView, workflow: Workflow, runs: Mapping[int, RunView], *, now: datetime
 ) -> tuple[str, list[Block]]:
     name = escape(workflow.name)
     title = truncate(workflow.name, 100, "…")

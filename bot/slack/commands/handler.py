@@ -16,6 +16,10 @@ from datetime import timedelta
 from typing import Any, TypeAlias, TypeVar
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.model import Pipeline
 from bot.catalog.schedules import scheduled_items
@@ -26,6 +30,7 @@ from bot.service.history import trend
 from bot.service.permissions import Actor
 from bot.service.runs import AdHoc
 from bot.service.targets import adhoc_target
+from bot.service.views import run_view
 from bot.slack.blocks.card import CardView, run_card
 from bot.slack.blocks.listing import catalog_list
 from bot.slack.blocks.modal import run_modal
@@ -67,7 +72,7 @@ class Asked:
 
     actor: Actor
     trigger_id: str
-    client: Any
+    client: AsyncWebClient
 
 
 InAck: TypeAlias = Callable[[Services, C], Reply]
@@ -95,7 +100,13 @@ def _work(kind: type[C]) -> Callable[[Work[C]], Work[C]]:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_command(ack: Any, body: dict[str, Any], context: dict[str, Any], respond: Any, client: Any) -> None:
+    async def on_command(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+    ) -> None:
         parsed = parse(
             body.get("text") or "",
             pipelines=list(services.catalog.pipelines),
@@ -175,10 +186,8 @@ async def _run(services: Services, asked: Asked, command: Run) -> None:
         return
     target = _target(services, command.target)
     if isinstance(target, AdHoc):
-        typed_ = command.target
-        named = f"{typed_.provider_or_connection}:{typed_.ident}" if isinstance(typed_, AdHocTarget) else str(typed_)
         await services.audited.check(
-            actor, "admin", None, what="run ad-hoc provider targets", action="run", target=named
+            actor, "admin", None, what="run ad-hoc provider targets", action="run", target=str(command.target)
         )
     await services.runs.start(actor, target, command.params, channel=actor.channel_id)
 
@@ -186,11 +195,11 @@ async def _run(services: Services, asked: Asked, command: Run) -> None:
 @_work(Status)
 async def _status(services: Services, asked: Asked, command: Status) -> Reply:
     if command.run is None:
-        return status_list(await services.queries.in_flight(), services.now())
+        return status_list([run_view(run) for run in await services.queries.in_flight()], services.now())
     run = await services.runs.get(command.run)
     client_ = services.pool.client(run.connection)
     card = CardView(
-        run=run,
+        run=run_view(run),
         display_name=client_.display_name,
         job_text=services.pool.job(run.provider, run.job).describe(),
         console_url=services.notifier.console_url(run),

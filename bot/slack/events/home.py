@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.service.views import alert_view, run_view
 from bot.slack.blocks.home import home_view
 from bot.slack.context import Services
 
@@ -13,16 +15,16 @@ __all__ = ["register"]
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_home(event: dict[str, Any], client: Any) -> None:
+    async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         now = services.now()
         facts = await services.queries.home(now)
         view = home_view(
-            in_flight=facts.in_flight,
-            alerts=facts.alerts,
+            in_flight=[run_view(run) for run in facts.in_flight],
+            alerts=[alert_view(alert) for alert in facts.alerts],
             mutes=facts.mutes,
-            failures=facts.failures,
+            failures=[run_view(run) for run in facts.failures],
             now=now,
             command=services.command,
             muted_runs=facts.muted_runs,

@@ -11,6 +11,8 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
@@ -25,7 +27,7 @@ _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_select(ack: Any, body: dict[str, Any], client: Any) -> None:
+    async def on_select(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         view = body.get("view")
         if not isinstance(view, dict) or not isinstance(view.get("id"), str):  # intake checked its state, if any
@@ -41,7 +43,7 @@ def register(app: AsyncApp, services: Services) -> None:
         )
         await client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
 
-    async def on_submit(ack: Any, body: dict[str, Any], view: dict[str, Any], client: Any) -> None:
+    async def on_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
         values = view["state"]["values"]
         name = pipeline_from_state(values)
         pipeline = services.catalog.pipelines.get(name or "")
@@ -81,7 +83,7 @@ def _channel(view: dict[str, Any]) -> str:
     return channel if isinstance(channel, str) and _CHANNEL_ID.fullmatch(channel) else ""
 
 
-async def _member_of(client: Any, channel: str, user: str) -> bool:
+async def _member_of(client: AsyncWebClient, channel: str, user: str) -> bool:
     """Whether ``user`` is in ``channel``: the channel came back from the client, so it is checked here."""
     cursor: str | None = None
     for _ in range(50):
@@ -97,7 +99,9 @@ async def _member_of(client: Any, channel: str, user: str) -> bool:
     return False
 
 
-async def _start(services: Services, client: Any, actor: Actor, name: str, parameters: dict[str, str]) -> None:
+async def _start(
+    services: Services, client: AsyncWebClient, actor: Actor, name: str, parameters: dict[str, str]
+) -> None:
     if actor.channel_id and not await _member_of(client, actor.channel_id, actor.user_id):
         log.warning("%s submitted the run modal for channel %s without being in it", actor.user_id, actor.channel_id)
         actor = Actor(user_id=actor.user_id, channel_id=None)

@@ -29,14 +29,14 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 
 async def deliverer_with_a_card(store: Store, slack: FakeSlack) -> tuple[Deliverer, int]:
-    run = await store.create_run(
+    run = await store.runs.create(
         NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin="slack",
                pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL", provider_run_id="p-1"),
         now=NOW, next_poll_at=None,
     )
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
     deliverer = Deliverer(store, client, owner="test", now=lambda: NOW)
-    await store.set_card(run.id, "C0GENERAL", "leads-ods failed",
+    await store.cards.write_run_card(run.id, "C0GENERAL", "leads-ods failed",
                          [{"type": "header", "text": {"type": "plain_text", "text": "leads-ods failed"}}], now=NOW)
     assert await deliverer.tick() == 1
     return deliverer, run.id
@@ -55,32 +55,32 @@ async def test_a_card_slack_answered_but_the_store_did_not_record_is_recorded_wi
     try records the post it made, even while Slack cannot say what its channel holds (a shutdown's last delivery
     must not depend on that)."""
     clock = [NOW]
-    run = await sqlite_store.create_run(
+    run = await sqlite_store.runs.create(
         NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin="slack",
                pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL", provider_run_id="p-1"),
         now=NOW, next_poll_at=None,
     )
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
     deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: clock[0])
-    await sqlite_store.set_card(run.id, "C0GENERAL", "leads-ods is queued",
+    await sqlite_store.cards.write_run_card(run.id, "C0GENERAL", "leads-ods is queued",
                                 [{"type": "header", "text": {"type": "plain_text", "text": "leads-ods is queued"}}],
                                 now=NOW)
 
     async def recording_fails(*args: object, **kwargs: object) -> bool:
         raise failure()
 
-    monkeypatch.setattr(sqlite_store, "card_posted", recording_fails)
+    monkeypatch.setattr(sqlite_store.cards, "posted", recording_fails)
     assert await deliverer.tick() == 0  # Slack has the card; the store does not know
     monkeypatch.undo()
-    assert await sqlite_store.outbox_pending() == 1
+    assert await sqlite_store.unsent() == 1
 
     slack.fail_next("conversations.history", status=503, times=100)  # Slack cannot say what the channel holds
     clock[0] = NOW + timedelta(seconds=5)  # past the backoff
     assert await deliverer.tick() == 1
-    assert await sqlite_store.outbox_pending() == 0
+    assert await sqlite_store.unsent() == 0
     assert len([c for c in slack.calls_to("chat.postMessage") if c.ok]) == 1
     [message] = slack.messages("C0GENERAL")
-    card = await sqlite_store.card_of(run.id)
+    card = await sqlite_store.cards.of_run(run.id)
     assert card is not None and card.ts == message.ts  # the post it made, not another
 
 
@@ -89,14 +89,14 @@ async def test_a_message_slack_got_but_the_store_never_recorded_is_not_posted_ag
     sqlite_store: Store, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     deliverer, run_id = await deliverer_with_a_card(sqlite_store, slack)
-    await sqlite_store.enqueue(f"details:{run_id}", kind=kind, run_id=run_id, channel="C0GENERAL",
+    await sqlite_store.outbox.enqueue(f"details:{run_id}", kind=kind, run_id=run_id, channel="C0GENERAL",
                                text="details of the failure", now=NOW)
 
     async def database_away(*args: object, **kwargs: object) -> bool:
         raise ConnectionError("the database went away")
 
-    monkeypatch.setattr(sqlite_store, "outbox_sent", database_away)
-    monkeypatch.setattr(sqlite_store, "outbox_retry_later", database_away)
+    monkeypatch.setattr(sqlite_store.outbox, "sent", database_away)
+    monkeypatch.setattr(sqlite_store.outbox, "retry_later", database_away)
     await deliverer.tick()  # Slack has the message; the store does not know
     monkeypatch.undo()
 
@@ -107,7 +107,7 @@ async def test_a_message_slack_got_but_the_store_never_recorded_is_not_posted_ag
     assert len(posts) == 1
     # found in Slack: the restarted deliverer posted nothing itself
     assert deliverer.metrics.value(SLACK_CALLS, {"method": "chat.postMessage", "outcome": "ok"}) == 0
-    assert await sqlite_store.outbox_pending() == 0
+    assert await sqlite_store.unsent() == 0
     looked = "conversations.replies" if kind == "thread" else "conversations.history"
     assert slack.calls_to(looked), f"the deliverer did not look in {looked}"
 
@@ -118,13 +118,13 @@ async def test_when_slack_cannot_say_whether_it_got_a_message_the_deliverer_wait
     deliverer, run_id = await deliverer_with_a_card(sqlite_store, slack)
     clock = [NOW]
     deliverer.now = lambda: clock[0]
-    await sqlite_store.enqueue(f"details:{run_id}", kind="thread", run_id=run_id, text="details", now=NOW)
+    await sqlite_store.outbox.enqueue(f"details:{run_id}", kind="thread", run_id=run_id, text="details", now=NOW)
 
     async def database_away(*args: object, **kwargs: object) -> bool:
         raise ConnectionError("the database went away")
 
-    monkeypatch.setattr(sqlite_store, "outbox_sent", database_away)
-    monkeypatch.setattr(sqlite_store, "outbox_retry_later", database_away)
+    monkeypatch.setattr(sqlite_store.outbox, "sent", database_away)
+    monkeypatch.setattr(sqlite_store.outbox, "retry_later", database_away)
     await deliverer.tick()
     monkeypatch.undo()
 
@@ -146,7 +146,7 @@ async def test_a_message_many_runs_share_is_edited_at_most_every_gap_and_shows_t
     deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: clock[0], edit_gap=5.0)
 
     async def show(text: str) -> None:
-        await sqlite_store.set_message("alert:C0GENERAL:1", "C0GENERAL", text,
+        await sqlite_store.cards.write("alert:C0GENERAL:1", "C0GENERAL", text,
                                        [{"type": "section", "text": {"type": "mrkdwn", "text": text}}], now=clock[0])
 
     await show("2 pipeline failures")
@@ -164,5 +164,5 @@ async def test_a_message_many_runs_share_is_edited_at_most_every_gap_and_shows_t
     # a run's own card is edited at every change
     _, run_id = await deliverer_with_a_card(sqlite_store, slack)
     card = [{"type": "header", "text": {"type": "plain_text", "text": "leads-ods succeeded"}}]
-    await sqlite_store.set_card(run_id, "C0GENERAL", "leads-ods succeeded", card, now=clock[0])
+    await sqlite_store.cards.write_run_card(run_id, "C0GENERAL", "leads-ods succeeded", card, now=clock[0])
     assert await deliverer.tick() == 1

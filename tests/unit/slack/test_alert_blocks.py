@@ -6,9 +6,9 @@ import json
 import re
 from datetime import timedelta
 
+from bot.service.views import AlertView
 from bot.slack.blocks import ids
 from bot.slack.blocks.alerts import alert_batches, alert_group
-from bot.store.alerting import Alert
 from tests.unit.slack.test_blocks import T0, check_message
 from tests.unit.slack.test_home_digest_blocks import alert
 
@@ -42,7 +42,7 @@ def test_a_muted_resolved_alert_mentions_nobody() -> None:
     assert "<@U0BOB>" not in json.dumps(blocks)
 
 
-def storm(n: int, owners_each: int) -> tuple[list[Alert], dict[str, tuple[str, ...]]]:
+def storm(n: int, owners_each: int) -> tuple[list[AlertView], dict[str, tuple[str, ...]]]:
     alerts = [alert(id=i + 1, pipeline=f"ingest-{i:03d}-" + "x" * 40, runs=(100 + i,), last_run_id=100 + i)
               for i in range(n)]
     owners = {a.pipeline or "": tuple(f"U{i:04d}{k:04d}" for k in range(owners_each)) for i, a in enumerate(alerts)}

@@ -22,6 +22,7 @@ from bot.emulators.slack.blockkit import validate_message, validate_view
 from bot.emulators.slack.payloads import state_values
 from bot.models import RunState, RunStatus, TaskStatus
 from bot.providers.base import JobConfig
+from bot.service.views import RunView, run_view
 from bot.slack.blocks import (
     CardView,
     catalog_list,
@@ -50,7 +51,8 @@ HUGE = "m" * 100_000
 # -- factories -----------------------------------------------------------------------------------------
 
 
-def make_run(**changes: Any) -> RunRecord:
+def make_run(**changes: Any) -> RunView:
+    """A run as the builders get it: a store record (``changes`` are its fields) made a view."""
     base = RunRecord(
         id=12, pipeline="leads-ods", provider="rivery", connection="rivery-main", job={"river_id": "5e8e"},
         parameters={"execution_date": "2024-01-31"}, provider_run_id="r-1", state="running",
@@ -59,10 +61,10 @@ def make_run(**changes: Any) -> RunRecord:
         started_at=T0 + timedelta(seconds=3), ended_at=None, next_poll_at=None, polls=1, unknown_since=None,
         last_error="", acknowledged_by=None, acknowledged_at=None,
     )
-    return dataclasses.replace(base, **changes)
+    return run_view(dataclasses.replace(base, **changes))
 
 
-def failed_run(**changes: Any) -> RunRecord:
+def failed_run(**changes: Any) -> RunView:
     fields: dict[str, Any] = {
         "state": "failed", "raw_status": "E", "final": True, "message": "river failed: bad column",
         "ended_at": T0 + timedelta(minutes=3, seconds=8),
@@ -70,7 +72,7 @@ def failed_run(**changes: Any) -> RunRecord:
     return make_run(**{**fields, **changes})
 
 
-def view_of(run: RunRecord, **changes: Any) -> CardView:
+def view_of(run: RunView, **changes: Any) -> CardView:
     fields: dict[str, Any] = {
         "run": run, "display_name": "Rivery", "job_text": "river 5e8e", "now": T0 + timedelta(minutes=1),
         "console_url": "https://console.rivery.io/runs/r-1", "can_cancel": True,
@@ -359,7 +361,7 @@ def test_card_escapes_every_untrusted_field() -> None:
     )
     for view in (
         view_of(run, display_name=EVIL_TEXT, job_text=EVIL_TEXT, retry_of_link=EVIL_TEXT),
-        view_of(dataclasses.replace(run, state="running", final=False, ended_at=None, unknown_since=T0),
+        view_of(dataclasses.replace(run, run_state=RunState.RUNNING, final=False, ended_at=None, unknown_since=T0),
                 display_name=EVIL_TEXT, job_text=EVIL_TEXT, now=T0 + timedelta(hours=1)),
     ):
         text, blocks = run_card(view)

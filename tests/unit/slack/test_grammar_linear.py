@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot.slack.commands.grammar import MAX_TEXT, Parsed, ParseError, _split, _tokenize, parse
+from bot.slack.commands import words
+from bot.slack.commands.grammar import MAX_TEXT, Parsed, ParseError, parse
 
 PIPELINES = ("leads-ods", "orders")
 
@@ -56,7 +57,7 @@ def _calls(work: Callable[[], object]) -> int:
      "'a\"b'", "\"a'b\"", "'", '"', "a '", 'a "b', "a\\b", "\\'", "é 😀 \x00", "x='a b'\"c d\"e", "'' ''", "a''b"],
 )
 def test_the_split_is_posix_shlex_without_escapes(text: str) -> None:
-    assert _split(text) == _posix_shlex(text)
+    assert words.split_words(text) == _posix_shlex(text)
 
 
 def test_the_split_agrees_with_shlex_on_random_texts() -> None:
@@ -64,14 +65,14 @@ def test_the_split_agrees_with_shlex_on_random_texts() -> None:
     alphabet = "ab =é😀'\"\\\t\n\r"
     for _ in range(5000):
         text = "".join(rng.choices(alphabet, k=rng.randint(0, 24)))
-        assert _split(text) == _posix_shlex(text), repr(text)
+        assert words.split_words(text) == _posix_shlex(text), repr(text)
 
 
 @pytest.mark.parametrize("shape", ["x={}", "x='{} b'", "{}é", "x={}→"])
 def test_splitting_makes_as_many_calls_for_a_long_token_as_for_a_short_one(shape: str) -> None:
     def tokenize(n: int) -> Callable[[], object]:
         text = "run leads-ods " + shape.format("a" * n)
-        return lambda: _tokenize(text, "/pipeline")
+        return lambda: words.tokenize(text, "/pipeline")
 
     short = _calls(tokenize(10))
     assert _calls(tokenize(10_000)) == short

@@ -13,6 +13,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.emulators.slack.blockkit import validate_view
+from bot.service.views import AlertView, alert_view
 from bot.slack.blocks.digest import DigestData, DigestRun, PipelineDay, digest_message, percent
 from bot.slack.blocks.home import home_view, line_sections
 from bot.store.alerting import Alert
@@ -47,14 +48,14 @@ def no_raw_evil(payload: Any) -> None:
         assert raw not in dumped(payload), raw
 
 
-def alert(**changes: Any) -> Alert:
+def alert(**changes: Any) -> AlertView:
     values: dict[str, Any] = {
         "id": 1, "kind": "failure", "pipeline": "orders", "connection": None, "channel": "C0ALERTS", "state": "open",
         "count": 1, "runs": (12,), "last_run_id": 12, "message": "Table missing", "muted": False, "group_key": None,
         "first_at": T0, "last_at": T0, "recovered_at": None, "recovered_by_run": None,
     }
     values.update(changes)
-    return Alert(**values)
+    return alert_view(Alert(**values))
 
 
 def home(**changes: Any) -> dict[str, Any]:

@@ -28,16 +28,16 @@ def at(seconds: float) -> datetime:
 async def started(store: Store, created: float, *, origin: str = "slack", provider_start: float | None = None,
                   ref: str = "") -> RunRecord:
     """A run the bot recorded at ``created`` (seconds after NOW), running at the provider since ``provider_start``."""
-    run = await store.create_run(
+    run = await store.runs.create(
         NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin=origin,
                pipeline=PIPELINE, channel="C0GENERAL", provider_run_id=ref or None),
         now=at(created), next_poll_at=None,
     )
     if not ref:
-        run = await store.record_triggered(run.id, f"p-{run.id}", now=at(created), next_poll_at=at(created + 1))
+        run = await store.starts.record_triggered(run.id, f"p-{run.id}", now=at(created), next_poll_at=at(created + 1))
     begun = at(provider_start) if provider_start is not None else None
     status = RunStatus(run.provider_run_id or "", RunState.RUNNING, "RUNNING", started_at=begun)
-    change = await store.record_status(run.id, status, now=at(created), next_poll_at=at(created + 1))
+    change = await store.runs.record_status(run.id, status, now=at(created), next_poll_at=at(created + 1))
     assert change is not None
     return change.run
 
@@ -45,7 +45,7 @@ async def started(store: Store, created: float, *, origin: str = "slack", provid
 async def ended(store: Store, run: RunRecord, state: RunState, when: float) -> RunRecord:
     status = RunStatus(run.provider_run_id or "", state, state.value.upper(), message="Table missing"
                        if state is RunState.FAILED else "")
-    change = await store.record_status(run.id, status, now=at(when), next_poll_at=None)
+    change = await store.runs.record_status(run.id, status, now=at(when), next_poll_at=None)
     assert change is not None
     return change.run
 
@@ -294,14 +294,14 @@ async def test_a_failure_alerted_for_a_watched_copy_of_a_slow_trigger_counts_onc
     """A trigger answered late: the watch listed the new run first, recorded it as found outside Slack and its
     failure was alerted. The answer arrives, the copy is merged into the run the bot triggered, which then
     reports the same failure: one failure, counted once, and the alert names the run that remains."""
-    mine = await store.create_run(
+    mine = await store.runs.create(
         NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin="slack",
                pipeline=PIPELINE, channel="C0GENERAL"), now=at(0), next_poll_at=None)
     copy = await started(store, 3, origin="watch", ref="X")
     copy = await ended(store, copy, RunState.FAILED, 3)
     alert = await failure(store, copy, 3)
-    mine = await store.record_triggered(mine.id, "X", now=at(5), next_poll_at=at(6))
-    assert await store.get_run(copy.id) is None  # merged
+    mine = await store.starts.record_triggered(mine.id, "X", now=at(5), next_poll_at=at(6))
+    assert await store.runs.get(copy.id) is None  # merged
     mine = await ended(store, mine, RunState.FAILED, 6)
     again = await failure(store, mine, 6)
     assert again.id == alert.id and again.count == 1 and again.runs == (mine.id,) and again.last_run_id == mine.id

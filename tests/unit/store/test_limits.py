@@ -32,7 +32,7 @@ def new_run(river: str = "r1", **kw: object) -> NewRun:
 
 
 async def started(store: Store, at: datetime, river: str = "r1", **kw: object) -> int:
-    run = await store.create_run(new_run(river, **kw), now=at, next_poll_at=None)
+    run = await store.runs.create(new_run(river, **kw), now=at, next_poll_at=None)
     assert await store.limits.admit(run.id, "rivery-us", limits(river), now=at, queue=False) is None
     return run.id
 
@@ -40,13 +40,13 @@ async def started(store: Store, at: datetime, river: str = "r1", **kw: object) -
 async def test_a_third_start_of_a_river_within_a_minute_is_refused_and_leaves_no_run(store: Store) -> None:
     await started(store, NOW - timedelta(seconds=20))
     await started(store, NOW - timedelta(seconds=10))
-    third = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+    third = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
     held = await store.limits.admit(third.id, "rivery-us", limits(), now=NOW, queue=False)
     assert held is not None and held.limit.reason == "Rivery allows 2 runs of a river a minute"
     # the first run leaves the minute at 10:01:10: shown to the minute, that is 10:02 (at 10:01 it would not fit)
     assert held.until == datetime(2026, 11, 22, 10, 2, tzinfo=UTC)
-    assert await store.get_run(third.id) is None
-    other = await store.create_run(new_run(river="r2"), now=NOW, next_poll_at=None)
+    assert await store.runs.get(third.id) is None
+    other = await store.runs.create(new_run(river="r2"), now=NOW, next_poll_at=None)
     other_river = limits("r2")
     assert await store.limits.admit(other.id, "rivery-us", other_river, now=NOW, queue=False) is None
 
@@ -56,25 +56,25 @@ async def test_a_held_start_of_the_bot_waits_with_its_reason_and_is_admitted_onc
 ) -> None:
     await started(store, NOW - timedelta(seconds=50))
     await started(store, NOW - timedelta(seconds=5))
-    scheduled = await store.create_run(new_run(origin="schedule"), now=NOW, next_poll_at=None)
+    scheduled = await store.runs.create(new_run(origin="schedule"), now=NOW, next_poll_at=None)
     async with store.engine.begin() as conn:  # whatever the run held already stays (it used to be replaced)
         await conn.execute(update(runs).where(runs.c.id == scheduled.id).values(extra={"held": "before"}))
     held = await store.limits.admit(scheduled.id, "rivery-us", limits(), now=NOW, queue=True)
     assert held is not None and held.until == datetime(2026, 11, 22, 10, 1, tzinfo=UTC)
-    waiting = await store.get_run(scheduled.id)
+    waiting = await store.runs.get(scheduled.id)
     assert waiting is not None
     assert (waiting.state, waiting.next_poll_at) == ("waiting", held.until)
     assert waiting.extra == {"held": "before", "waiting_for": "Rivery allows 2 runs of a river a minute"}
 
-    claimed = await store.claim_waiting_runs("me", now=held.until, limit=10, lease=MINUTE)
+    claimed = await store.starts.claim_waiting("me", now=held.until, limit=10, lease=MINUTE)
     assert [r.id for r in claimed] == [scheduled.id]
     assert await store.limits.admit(scheduled.id, "rivery-us", limits(), now=held.until, queue=True) is None
 
 
 async def test_runs_found_by_the_watch_and_retries_still_waiting_do_not_count(store: Store) -> None:
-    await store.create_run(new_run(origin="watch", provider_run_id="x1"), now=NOW, next_poll_at=NOW)
-    await store.create_run(new_run(origin="watch", provider_run_id="x2"), now=NOW, next_poll_at=NOW)
-    await store.create_run(new_run(origin="retry", start_at=NOW + MINUTE), now=NOW, next_poll_at=None)
+    await store.runs.create(new_run(origin="watch", provider_run_id="x1"), now=NOW, next_poll_at=NOW)
+    await store.runs.create(new_run(origin="watch", provider_run_id="x2"), now=NOW, next_poll_at=NOW)
+    await store.runs.create(new_run(origin="retry", start_at=NOW + MINUTE), now=NOW, next_poll_at=None)
     await started(store, NOW)
     await started(store, NOW)
 
@@ -82,7 +82,7 @@ async def test_runs_found_by_the_watch_and_retries_still_waiting_do_not_count(st
 async def test_fifteen_starts_a_minute_per_token_across_rivers(store: Store) -> None:
     for number in range(15):
         await started(store, NOW, f"r{number}")
-    sixteenth = await store.create_run(new_run(river="r99"), now=NOW, next_poll_at=None)
+    sixteenth = await store.runs.create(new_run(river="r99"), now=NOW, next_poll_at=None)
     held = await store.limits.admit(sixteenth.id, "rivery-us", limits("r99"), now=NOW, queue=False)
     assert held is not None and held.limit is PER_TOKEN
 
@@ -95,12 +95,12 @@ async def test_two_replicas_racing_for_a_river_start_it_twice_a_minute_at_most(p
     await migrate(replicas[0].engine)
     try:
         async def attempt(store: Store) -> bool:
-            run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+            run = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
             return await store.limits.admit(run.id, "rivery-us", limits(), now=NOW, queue=False) is None
 
         outcomes = await asyncio.gather(*(attempt(replicas[i % 2]) for i in range(8)))
         assert sum(outcomes) == 2
-        assert len(await replicas[0].runs_between(NOW - MINUTE, NOW + MINUTE)) == 2
+        assert len(await replicas[0].runs.between(NOW - MINUTE, NOW + MINUTE)) == 2
     finally:
         for replica in replicas:
             await replica.close()
@@ -111,14 +111,14 @@ async def test_a_start_given_up_before_the_cap_held_it_is_not_set_waiting_again(
     and the cap's check; the check set the ended run waiting again, and a later tick started it after all."""
     await started(store, NOW - timedelta(seconds=50))
     await started(store, NOW - timedelta(seconds=5))
-    start = await store.create_run(new_run(origin="schedule"), now=NOW, next_poll_at=None, owner="gone",
+    start = await store.runs.create(new_run(origin="schedule"), now=NOW, next_poll_at=None, owner="gone",
                                    lease=timedelta(seconds=1))
     later = NOW + timedelta(seconds=5)
-    assert await store.give_up_start(start.id, "given up", now=later, unleased_before=NOW) is not None
+    assert await store.starts.give_up(start.id, "given up", now=later, unleased_before=NOW) is not None
 
     held = await store.limits.admit(start.id, "rivery-us", limits(), now=later, queue=True)
     assert held is not None  # the cap is reached: it would have waited, had it still been a start
-    run = await store.get_run(start.id)
+    run = await store.runs.get(start.id)
     assert run is not None and (run.state, run.final) == ("unknown", True)
-    claimed = await store.claim_waiting_runs("next", now=NOW + timedelta(minutes=5), limit=10, lease=MINUTE)
+    claimed = await store.starts.claim_waiting("next", now=NOW + timedelta(minutes=5), limit=10, lease=MINUTE)
     assert claimed == []

@@ -15,8 +15,8 @@ async def test_two_writers_of_a_new_card_at_once_both_succeed(store: Store) -> N
     for n in range(20):
         key = f"alerts:C1:{n}"
         first, second = await asyncio.gather(
-            store.set_message(key, "C1", "queued", [{"type": "section", "text": "q"}], now=NOW),
-            store.set_message(key, "C1", "running", [{"type": "section", "text": "r"}], now=NOW),
+            store.cards.write(key, "C1", "queued", [{"type": "section", "text": "q"}], now=NOW),
+            store.cards.write(key, "C1", "running", [{"type": "section", "text": "r"}], now=NOW),
         )
         assert first and second  # neither writer failed, neither was taken for "no change"
-        assert await store.message_ts(key) is None  # one message, not yet posted
+        assert await store.cards.ts_of(key) is None  # one message, not yet posted

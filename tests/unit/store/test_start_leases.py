@@ -54,7 +54,7 @@ def recovery(store: Store) -> Recovery:
 
 async def starting(store: Store, *, owner: str | None, lease_until: datetime | None) -> int:
     """A run recorded ``starting`` ten minutes ago, whose lease ``owner`` holds until ``lease_until``."""
-    run = await store.create_run(
+    run = await store.runs.create(
         NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin="slack",
                pipeline="leads-ods", started_by="U0ALICE", channel="C0ALERTS"),
         now=LONG_AGO, next_poll_at=None,
@@ -75,29 +75,29 @@ async def test_recovery_gives_up_only_starts_whose_owner_is_gone(store: Store) -
 
     assert sorted(r.id for r in given_up) == [expired, unleased]
     assert all(r.final and r.state == "unknown" for r in given_up)
-    kept = await store.get_run(live)
+    kept = await store.runs.get(live)
     assert kept is not None and (kept.state, kept.final) == ("starting", False)  # replica A's trigger is pending
     # a start without a lease is given up only once older than the cutoff (a start of an older version)
-    fresh = await store.create_run(
+    fresh = await store.runs.create(
         NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin="slack"),
         now=NOW - timedelta(seconds=5), next_poll_at=None,
     )
     assert await recovery(store).recover_starting(timedelta(seconds=30)) == []
-    assert (await store.get_run(fresh.id)) is not None
+    assert (await store.runs.get(fresh.id)) is not None
 
 
 async def test_a_start_renewed_after_it_was_found_is_not_given_up(store: Store) -> None:
     """Recovery found the start orphaned, but its owner renewed before the give-up: the give-up is conditional
     on the lease still being expired, so two processes never both decide."""
     run = await starting(store, owner="replica-a", lease_until=NOW - timedelta(seconds=1))
-    [found] = await store.orphaned_starts(now=NOW, unleased_before=NOW - timedelta(seconds=30))
+    [found] = await store.starts.orphaned(now=NOW, unleased_before=NOW - timedelta(seconds=30))
     assert found.id == run
-    assert await store.renew_start_leases("replica-a", [run], until=NOW + timedelta(seconds=60)) == {run}
-    assert await store.give_up_start(run, "gone", now=NOW, unleased_before=NOW - timedelta(seconds=30)) is None
+    assert await store.starts.renew_leases("replica-a", [run], until=NOW + timedelta(seconds=60)) == {run}
+    assert await store.starts.give_up(run, "gone", now=NOW, unleased_before=NOW - timedelta(seconds=30)) is None
     # another owner cannot renew a lease that is not its own, nor anyone a run whose trigger answered
-    assert await store.renew_start_leases("replica-b", [run], until=NOW + timedelta(seconds=60)) == set()
-    await store.record_triggered(run, "p-1", now=NOW, next_poll_at=NOW)
-    assert await store.renew_start_leases("replica-a", [run], until=NOW + timedelta(seconds=60)) == set()
+    assert await store.starts.renew_leases("replica-b", [run], until=NOW + timedelta(seconds=60)) == set()
+    await store.starts.record_triggered(run, "p-1", now=NOW, next_poll_at=NOW)
+    assert await store.starts.renew_leases("replica-a", [run], until=NOW + timedelta(seconds=60)) == set()
 
 
 async def test_a_trigger_answer_after_the_give_up_resumes_tracking(store: Store) -> None:
@@ -106,24 +106,24 @@ async def test_a_trigger_answer_after_the_give_up_resumes_tracking(store: Store)
     assert given_up.id == run_id and given_up.final
 
     later = NOW + timedelta(seconds=30)
-    run = await store.record_triggered(run_id, "p-1", now=later, next_poll_at=later)
+    run = await store.starts.record_triggered(run_id, "p-1", now=later, next_poll_at=later)
     assert (run.state, run.final, run.provider_run_id, run.ended_at, run.message) == ("queued", False, "p-1", None, "")
     # polled again, so its real outcome is shown
-    [due] = await store.claim_due_runs("replica-b", now=later, limit=10, lease=timedelta(seconds=60))
+    [due] = await store.runs.claim_due("replica-b", now=later, limit=10, lease=timedelta(seconds=60))
     assert due.id == run_id
-    history = [state for _, state, _, _ in await store.events(run_id)]
+    history = [state for _, state, _, _ in await store.runs.events(run_id)]
     assert history == ["unknown", "queued"]
     # the caller is told which answer resumed a run (its thread says so), and a run not given up is just queued
     again = await starting(store, owner="replica-a", lease_until=NOW - timedelta(seconds=1))
     other = await starting(store, owner="replica-a", lease_until=later + timedelta(seconds=60))
     await recovery(store).recover_starting(timedelta(seconds=30))
-    assert (await store.trigger_answered(again, "p-2", now=later, next_poll_at=later))[1]
-    assert not (await store.trigger_answered(other, "p-3", now=later, next_poll_at=later))[1]
+    assert (await store.starts.answered(again, "p-2", now=later, next_poll_at=later))[1]
+    assert not (await store.starts.answered(other, "p-3", now=later, next_poll_at=later))[1]
 
 
 async def test_a_failed_poll_tick_hands_back_its_polls_not_the_starts_of_its_process(store: Store) -> None:
     run = await starting(store, owner="replica-a", lease_until=NOW + timedelta(seconds=20))
-    await store.release_run_leases("replica-a")  # its poll tick failed midway: its triggers are still pending
+    await store.runs.release_leases("replica-a")  # its poll tick failed midway: its triggers are still pending
     assert await recovery(store).recover_starting(timedelta(seconds=30)) == []
-    kept = await store.get_run(run)
+    kept = await store.runs.get(run)
     assert kept is not None and kept.state == "starting"

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.models import RunState, RunStatus, TaskStatus
 from bot.store.messages import write_message
-from bot.store.records import NewRun
+from bot.store.records import NewRun, OutboxKind, RunOrigin, StoredState
 from bot.store.store import AlreadyRetried, Store
 from bot.store.tables import cards, metadata
 
@@ -38,84 +38,100 @@ async def test_migrations_create_exactly_the_declared_schema(store: Store) -> No
 
 
 async def test_a_run_moves_through_its_states_and_keeps_its_history(store: Store) -> None:
-    run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+    run = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
     assert run.state == "starting"
     assert run.run_state is None
-    run = await store.record_triggered(run.id, "p-1", now=NOW, next_poll_at=NOW + timedelta(seconds=5))
+    run = await store.starts.record_triggered(run.id, "p-1", now=NOW, next_poll_at=NOW + timedelta(seconds=5))
     assert run.run_state is RunState.QUEUED
 
     running = RunStatus("p-1", RunState.RUNNING, "R", tasks=(TaskStatus("load", RunState.RUNNING, "R"),))
-    change = await store.record_status(run.id, running, now=NOW + timedelta(seconds=5),
+    change = await store.runs.record_status(run.id, running, now=NOW + timedelta(seconds=5),
                                        next_poll_at=NOW + timedelta(seconds=10))
     assert change is not None and change.before == "queued" and change.after == "running"
     assert change.run.started_at == NOW + timedelta(seconds=5)
     # the same answer again is no change
-    assert await store.record_status(run.id, running, now=NOW + timedelta(seconds=10),
+    assert await store.runs.record_status(run.id, running, now=NOW + timedelta(seconds=10),
                                      next_poll_at=NOW + timedelta(seconds=15)) is None
 
     done = RunStatus("p-1", RunState.FAILED, "E", message="disk full")
-    change = await store.record_status(run.id, done, now=NOW + timedelta(seconds=15), next_poll_at=None)
+    change = await store.runs.record_status(run.id, done, now=NOW + timedelta(seconds=15), next_poll_at=None)
     assert change is not None
     assert change.run.final and change.run.next_poll_at is None
     assert change.run.ended_at == NOW + timedelta(seconds=15)
     assert change.run.duration(NOW) == timedelta(seconds=10)
-    history = [(state, raw) for _, state, raw, _ in await store.events(run.id)]
+    history = [(state, raw) for _, state, raw, _ in await store.runs.events(run.id)]
     assert history == [("queued", ""), ("running", "R"), ("failed", "E")]
 
 
+async def test_records_read_back_as_the_enums_whose_values_were_stored(store: Store) -> None:
+    run = await store.runs.create(new_run(origin=RunOrigin.SCHEDULE), now=NOW, next_poll_at=None)
+    assert run.state is StoredState.STARTING and run.origin is RunOrigin.SCHEDULE and run.run_state is None
+    run = await store.starts.record_triggered(run.id, "p-1", now=NOW, next_poll_at=NOW)
+    await store.runs.mark_notified(run.id, run.state)
+    run = await store.runs.get(run.id) or pytest.fail("the run is gone")
+    assert run.state is StoredState.QUEUED and run.notified_state is StoredState.QUEUED
+    assert run.run_state is RunState.QUEUED
+    async with store.engine.connect() as conn:  # the same strings as before the enums: no migration
+        stored = (await conn.exec_driver_sql(f"SELECT state, origin, notified_state FROM runs WHERE id = {run.id}"))
+        assert tuple(stored.one()) == ("queued", "schedule", "queued")
+    await store.outbox.enqueue("k", kind=OutboxKind.THREAD, text="t", run_id=run.id, now=NOW)
+    [item] = await store.outbox.of_run(run.id)
+    assert item.kind is OutboxKind.THREAD
+
+
 async def test_a_provider_error_marks_the_run_unknown_since_the_first_miss(store: Store) -> None:
-    run = await store.create_run(new_run(provider_run_id="p-2"), now=NOW, next_poll_at=NOW)
-    first = await store.record_poll_error(run.id, "503", now=NOW, next_poll_at=NOW + timedelta(seconds=30))
-    second = await store.record_poll_error(run.id, "503", now=NOW + timedelta(minutes=1),
+    run = await store.runs.create(new_run(provider_run_id="p-2"), now=NOW, next_poll_at=NOW)
+    first = await store.runs.record_poll_error(run.id, "503", now=NOW, next_poll_at=NOW + timedelta(seconds=30))
+    second = await store.runs.record_poll_error(run.id, "503", now=NOW + timedelta(minutes=1),
                                            next_poll_at=NOW + timedelta(minutes=2))
     assert first.unknown_since == second.unknown_since == NOW
     assert second.state == "queued" and not second.final
-    back = await store.record_status(run.id, RunStatus("p-2", RunState.QUEUED, "W"),
+    back = await store.runs.record_status(run.id, RunStatus("p-2", RunState.QUEUED, "W"),
                                      now=NOW + timedelta(minutes=3), next_poll_at=NOW)
     assert back is not None and back.run.unknown_since is None
 
 
 async def test_due_runs_are_claimed_once_until_the_lease_expires(store: Store) -> None:
     for i in range(3):
-        await store.create_run(new_run(provider_run_id=f"p-{i}"), now=NOW, next_poll_at=NOW)
+        await store.runs.create(new_run(provider_run_id=f"p-{i}"), now=NOW, next_poll_at=NOW)
     lease = timedelta(seconds=30)
-    first = await store.claim_due_runs("a", now=NOW, limit=2, lease=lease)
-    second = await store.claim_due_runs("b", now=NOW, limit=10, lease=lease)
+    first = await store.runs.claim_due("a", now=NOW, limit=2, lease=lease)
+    second = await store.runs.claim_due("b", now=NOW, limit=10, lease=lease)
     assert len(first) == 2 and len(second) == 1
     assert not {r.id for r in first} & {r.id for r in second}
-    assert await store.claim_due_runs("b", now=NOW + timedelta(seconds=5), limit=10, lease=lease) == []
+    assert await store.runs.claim_due("b", now=NOW + timedelta(seconds=5), limit=10, lease=lease) == []
     # a dead replica's lease expires and another takes over
-    taken = await store.claim_due_runs("b", now=NOW + timedelta(seconds=31), limit=10, lease=lease)
+    taken = await store.runs.claim_due("b", now=NOW + timedelta(seconds=31), limit=10, lease=lease)
     assert {r.id for r in taken} == {r.id for r in first} | {r.id for r in second}
 
 
 async def test_a_run_is_retried_once(store: Store) -> None:
-    failed = await store.create_run(new_run(provider_run_id="p-9"), now=NOW, next_poll_at=None)
-    retry = await store.create_run(new_run(retry_of=failed.id, attempt=2), now=NOW, next_poll_at=None)
+    failed = await store.runs.create(new_run(provider_run_id="p-9"), now=NOW, next_poll_at=None)
+    retry = await store.runs.create(new_run(retry_of=failed.id, attempt=2), now=NOW, next_poll_at=None)
     with pytest.raises(AlreadyRetried) as err:
-        await store.create_run(new_run(retry_of=failed.id, attempt=2), now=NOW, next_poll_at=None)
+        await store.runs.create(new_run(retry_of=failed.id, attempt=2), now=NOW, next_poll_at=None)
     assert err.value.retry.id == retry.id
 
 
 async def test_a_card_changes_only_when_its_content_does(store: Store) -> None:
-    run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+    run = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "queued"}}]
-    assert await store.set_card(run.id, "C1", "queued", blocks, now=NOW)
-    assert not await store.set_card(run.id, "C1", "queued", blocks, now=NOW)
-    [card] = await store.claim_cards("a", now=NOW, limit=10, lease=timedelta(seconds=30))
+    assert await store.cards.write_run_card(run.id, "C1", "queued", blocks, now=NOW)
+    assert not await store.cards.write_run_card(run.id, "C1", "queued", blocks, now=NOW)
+    [card] = await store.cards.claim("a", now=NOW, limit=10, lease=timedelta(seconds=30))
     assert (card.version, card.sent_version, card.ts) == (1, 0, None)
-    await store.card_sent(card.id, card.version, "111.222")
-    assert await store.claim_cards("a", now=NOW, limit=10, lease=timedelta(seconds=30)) == []
-    assert await store.set_card(run.id, "C1", "running", blocks, now=NOW)
-    [card] = await store.claim_cards("a", now=NOW, limit=10, lease=timedelta(seconds=30))
+    await store.cards.sent(card.id, card.version, "111.222")
+    assert await store.cards.claim("a", now=NOW, limit=10, lease=timedelta(seconds=30)) == []
+    assert await store.cards.write_run_card(run.id, "C1", "running", blocks, now=NOW)
+    [card] = await store.cards.claim("a", now=NOW, limit=10, lease=timedelta(seconds=30))
     assert (card.version, card.sent_version, card.ts) == (2, 1, "111.222")
-    assert (await store.run_of_message("C1", "111.222")).id == run.id  # type: ignore[union-attr]
+    assert (await store.runs.of_message("C1", "111.222")).id == run.id  # type: ignore[union-attr]
 
 
 async def test_a_card_another_writer_creates_first_is_changed_not_refused(store: Store) -> None:
     """Two write a run's first card at once (under load, its first poll and the command that started it): the one
     that finds it created between its look and its insert changes it instead of failing on the unique key."""
-    run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
+    run = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
     queued = [{"type": "section", "text": {"type": "mrkdwn", "text": "queued"}}]
     running = [{"type": "section", "text": {"type": "mrkdwn", "text": "running"}}]
 
@@ -129,7 +145,7 @@ async def test_a_card_another_writer_creates_first_is_changed_not_refused(store:
         async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
             if not self.raced and isinstance(statement, Insert) and statement.table is cards:
                 self.raced = True
-                assert await store.set_card(run.id, "C1", "queued", queued, now=NOW)
+                assert await store.cards.write_run_card(run.id, "C1", "queued", queued, now=NOW)
             return await self.conn.execute(statement, *args, **kwargs)
 
         def __getattr__(self, name: str) -> Any:
@@ -140,78 +156,78 @@ async def test_a_card_another_writer_creates_first_is_changed_not_refused(store:
         assert await write_message(cast(AsyncConnection, racing), f"run:{run.id}", "C1", "running", running,
                                    now=NOW, run_id=run.id)
     assert racing.raced
-    card = await store.card_of(run.id)
+    card = await store.cards.of_run(run.id)
     assert card is not None and (card.text, card.blocks, card.version) == ("running", running, 2)
 
 
 async def test_outbox_keys_make_messages_idempotent_and_threads_wait_for_their_card(store: Store) -> None:
-    run = await store.create_run(new_run(), now=NOW, next_poll_at=None)
-    assert await store.enqueue("run:1:failed", kind="thread", text="details", run_id=run.id, now=NOW)
-    assert not await store.enqueue("run:1:failed", kind="thread", text="details", run_id=run.id, now=NOW)
-    assert await store.enqueue("notice", kind="post", channel="C1", text="hello", now=NOW)
+    run = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
+    assert await store.outbox.enqueue("run:1:failed", kind="thread", text="details", run_id=run.id, now=NOW)
+    assert not await store.outbox.enqueue("run:1:failed", kind="thread", text="details", run_id=run.id, now=NOW)
+    assert await store.outbox.enqueue("notice", kind="post", channel="C1", text="hello", now=NOW)
     lease = timedelta(seconds=30)
-    claimed = await store.claim_outbox("a", now=NOW, limit=10, lease=lease)
+    claimed = await store.outbox.claim("a", now=NOW, limit=10, lease=lease)
     assert [i.key for i in claimed] == ["notice"]  # the thread reply waits for the card
-    await store.set_card(run.id, "C1", "t", [], now=NOW)
-    card = await store.card_of(run.id)
+    await store.cards.write_run_card(run.id, "C1", "t", [], now=NOW)
+    card = await store.cards.of_run(run.id)
     assert card is not None
-    await store.card_sent(card.id, 1, "5.5")
-    [item] = await store.claim_outbox("b", now=NOW, limit=10, lease=lease)
+    await store.cards.sent(card.id, 1, "5.5")
+    [item] = await store.outbox.claim("b", now=NOW, limit=10, lease=lease)
     assert (item.key, item.thread_channel, item.thread_ts) == ("run:1:failed", "C1", "5.5")
-    await store.outbox_sent(item.id, "6.6", now=NOW)
-    assert await store.outbox_pending() == 0 + 0 + 0 + 1  # "notice" is still leased, not sent
+    await store.outbox.sent(item.id, "6.6", now=NOW)
+    assert await store.unsent() == 0 + 0 + 0 + 1  # "notice" is still leased, not sent
 
 
 async def test_audit_entries_are_kept(store: Store) -> None:
-    await store.audit(user_id="U1", action="run", target="leads-ods", outcome="refused", now=NOW, detail="not allowed")
-    [entry] = await store.audit_log()
+    await store.audit.record(user_id="U1", action="run", target="leads-ods", outcome="refused", now=NOW, detail="not allowed")
+    [entry] = await store.audit.entries()
     assert (entry.user_id, entry.action, entry.outcome, entry.detail) == ("U1", "run", "refused", "not allowed")
 
 
 async def test_nul_in_free_text_is_dropped_not_refused_on_either_database(store: Store) -> None:
     # PostgreSQL refuses U+0000 in text: a provider message or a typed target carrying one failed every write
-    await store.audit(user_id="U1", action="run", target="rivery:a\x00b", outcome="refused", now=NOW,
+    await store.audit.record(user_id="U1", action="run", target="rivery:a\x00b", outcome="refused", now=NOW,
                       detail="typed \x00 here")
-    [entry] = await store.audit_log()
+    [entry] = await store.audit.entries()
     assert (entry.target, entry.detail) == ("rivery:ab", "typed  here")
-    run = await store.create_run(new_run(provider_run_id="p-0"), now=NOW, next_poll_at=NOW)
+    run = await store.runs.create(new_run(provider_run_id="p-0"), now=NOW, next_poll_at=NOW)
     done = RunStatus("p-0", RunState.FAILED, "E\x00", message="disk\x00 full",
                      tasks=(TaskStatus("lo\x00ad", RunState.FAILED, "E", message="x\x00"),))
-    change = await store.record_status(run.id, done, now=NOW, next_poll_at=None)
+    change = await store.runs.record_status(run.id, done, now=NOW, next_poll_at=None)
     assert change is not None and change.run.message == "disk full" and change.run.raw_status == "E"
-    failed = await store.record_poll_error(run.id, "bad\x00 answer", now=NOW, next_poll_at=None)
+    failed = await store.runs.record_poll_error(run.id, "bad\x00 answer", now=NOW, next_poll_at=None)
     assert failed.last_error == "bad answer"
 
 
 async def test_mutes_hold_until_they_expire(store: Store) -> None:
-    await store.mute("leads-ods", until=NOW + timedelta(hours=1), user_id="U1", now=NOW)
-    assert (await store.muted(now=NOW + timedelta(minutes=59)))["leads-ods"] == (NOW + timedelta(hours=1), "U1")
-    assert "leads-ods" not in await store.muted(now=NOW + timedelta(hours=1, seconds=1))
-    assert await store.unmute("leads-ods")
-    assert not await store.unmute("leads-ods")
+    await store.mutes.mute("leads-ods", until=NOW + timedelta(hours=1), user_id="U1", now=NOW)
+    assert (await store.mutes.active(now=NOW + timedelta(minutes=59)))["leads-ods"] == (NOW + timedelta(hours=1), "U1")
+    assert "leads-ods" not in await store.mutes.active(now=NOW + timedelta(hours=1, seconds=1))
+    assert await store.mutes.unmute("leads-ods")
+    assert not await store.mutes.unmute("leads-ods")
 
 
 async def test_a_change_recorded_but_never_shown_is_found_again(store: Store) -> None:
-    run = await store.create_run(new_run(provider_run_id="p-n"), now=NOW, next_poll_at=NOW)
-    await store.mark_notified(run.id, "queued")
+    run = await store.runs.create(new_run(provider_run_id="p-n"), now=NOW, next_poll_at=NOW)
+    await store.runs.mark_notified(run.id, "queued")
     done = RunStatus("p-n", RunState.FAILED, "E")
-    await store.record_status(run.id, done, now=NOW, next_poll_at=None)  # …and the process dies here
-    [found] = await store.unnotified_runs(older_than=NOW + timedelta(seconds=1))
+    await store.runs.record_status(run.id, done, now=NOW, next_poll_at=None)  # …and the process dies here
+    [found] = await store.runs.unnotified(older_than=NOW + timedelta(seconds=1))
     assert (found.id, found.state, found.notified_state) == (run.id, "failed", "queued")
-    await store.mark_notified(run.id, "failed")
-    assert await store.unnotified_runs(older_than=NOW + timedelta(seconds=1)) == []
+    await store.runs.mark_notified(run.id, "failed")
+    assert await store.runs.unnotified(older_than=NOW + timedelta(seconds=1)) == []
 
 
 async def test_a_change_never_shown_is_found_while_the_run_is_still_polled(store: Store) -> None:
     """Polls that bring nothing new keep touching the run: its unshown change must be found all the same."""
-    run = await store.create_run(new_run(provider_run_id="p-r"), now=NOW, next_poll_at=NOW)
-    await store.mark_notified(run.id, "queued")
+    run = await store.runs.create(new_run(provider_run_id="p-r"), now=NOW, next_poll_at=NOW)
+    await store.runs.mark_notified(run.id, "queued")
     running = RunStatus("p-r", RunState.RUNNING, "R")
-    await store.record_status(run.id, running, now=NOW, next_poll_at=NOW)  # …the card write fails here
+    await store.runs.record_status(run.id, running, now=NOW, next_poll_at=NOW)  # …the card write fails here
     for second in range(1, 30):
-        await store.record_status(run.id, running, now=NOW + timedelta(seconds=second), next_poll_at=NOW)
-    assert await store.unnotified_runs(older_than=NOW - timedelta(seconds=1)) == []  # too fresh: maybe in progress
-    [found] = await store.unnotified_runs(older_than=NOW + timedelta(seconds=10))
+        await store.runs.record_status(run.id, running, now=NOW + timedelta(seconds=second), next_poll_at=NOW)
+    assert await store.runs.unnotified(older_than=NOW - timedelta(seconds=1)) == []  # too fresh: maybe in progress
+    [found] = await store.runs.unnotified(older_than=NOW + timedelta(seconds=10))
     assert (found.id, found.state, found.notified_state) == (run.id, "running", "queued")
 
 
@@ -220,22 +236,22 @@ async def test_a_run_the_watcher_records_while_its_trigger_is_recorded_is_absorb
 ) -> None:
     """The watcher lists the new run right between the trigger's look for a copy and its update: the
     update meets the copy's unique key, looks again and absorbs it instead of failing the command."""
-    mine = await store.create_run(new_run(), now=NOW, next_poll_at=None)
-    absorb = store._absorb_watched_copy
+    mine = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
+    absorb = store.starts._absorb_watched_copy
     raced: list[int] = []
 
     async def watcher_between(conn: AsyncConnection, run_id: int, provider_run_id: str) -> None:
         await absorb(conn, run_id, provider_run_id)
         if not raced:
-            copy = await store.create_run(new_run(provider_run_id=provider_run_id, origin="watch", started_by=""),
+            copy = await store.runs.create(new_run(provider_run_id=provider_run_id, origin="watch", started_by=""),
                                           now=NOW, next_poll_at=NOW)
             raced.append(copy.id)
 
-    monkeypatch.setattr(store, "_absorb_watched_copy", watcher_between)
-    run = await store.record_triggered(mine.id, "p-9", now=NOW, next_poll_at=NOW)
+    monkeypatch.setattr(store.starts, "_absorb_watched_copy", watcher_between)
+    run = await store.starts.record_triggered(mine.id, "p-9", now=NOW, next_poll_at=NOW)
     assert raced and run.id == mine.id and run.provider_run_id == "p-9"
-    assert await store.get_run(raced[0]) is None
-    found = await store.find_run("rivery-us", "p-9")
+    assert await store.runs.get(raced[0]) is None
+    found = await store.runs.find("rivery-us", "p-9")
     assert found is not None and found.id == mine.id
 
 
@@ -243,13 +259,13 @@ async def test_leases_left_by_a_failed_tick_are_handed_back_and_a_retry_being_st
     store: Store,
 ) -> None:
     lease = timedelta(seconds=60)
-    polled = await store.create_run(new_run(provider_run_id="p-l"), now=NOW, next_poll_at=NOW)
-    failed = await store.create_run(new_run(provider_run_id="p-f"), now=NOW, next_poll_at=None)
-    await store.create_run(new_run(retry_of=failed.id, attempt=2, start_at=NOW), now=NOW, next_poll_at=None)
-    [claimed] = await store.claim_due_runs("a", now=NOW, limit=10, lease=lease)
-    [starting] = await store.claim_waiting_runs("a", now=NOW, limit=10, lease=lease)
+    polled = await store.runs.create(new_run(provider_run_id="p-l"), now=NOW, next_poll_at=NOW)
+    failed = await store.runs.create(new_run(provider_run_id="p-f"), now=NOW, next_poll_at=None)
+    await store.runs.create(new_run(retry_of=failed.id, attempt=2, start_at=NOW), now=NOW, next_poll_at=None)
+    [claimed] = await store.runs.claim_due("a", now=NOW, limit=10, lease=lease)
+    [starting] = await store.starts.claim_waiting("a", now=NOW, limit=10, lease=lease)
     assert claimed.id == polled.id and starting.state == "starting"
-    await store.release_run_leases("a")  # the tick failed midway
+    await store.runs.release_leases("a")  # the tick failed midway
     # another process may poll the first at once; the retry being started is nobody else's to start again
-    assert [r.id for r in await store.claim_due_runs("b", now=NOW, limit=10, lease=lease)] == [polled.id]
-    assert await store.claim_waiting_runs("b", now=NOW, limit=10, lease=lease) == []
+    assert [r.id for r in await store.runs.claim_due("b", now=NOW, limit=10, lease=lease)] == [polled.id]
+    assert await store.starts.claim_waiting("b", now=NOW, limit=10, lease=lease) == []

@@ -62,18 +62,18 @@ class Runs:
         self.count += 1
         new = NewRun(provider="rivery", connection="rivery-main", job={"river_id": f"r{self.count}"}, parameters={},
                      origin="slack", pipeline=pipeline, started_by="U0ALICE", channel=channel)
-        run = await self.store.create_run(new, now=created, next_poll_at=None)
+        run = await self.store.runs.create(new, now=created, next_poll_at=None)
         provider_id = f"p-{self.count}"
         started = created + timedelta(seconds=1)
-        await self.store.record_triggered(run.id, provider_id, now=started, next_poll_at=started)
-        change = await self.store.record_status(run.id, RunStatus(provider_id, RunState.RUNNING, "R"), now=started,
+        await self.store.starts.record_triggered(run.id, provider_id, now=started, next_poll_at=started)
+        change = await self.store.runs.record_status(run.id, RunStatus(provider_id, RunState.RUNNING, "R"), now=started,
                                                 next_poll_at=started)
         assert change is not None
         if outcome is not None:
             status = RunStatus(provider_id, outcome, outcome.value[:1].upper(), message=message)
-            change = await self.store.record_status(run.id, status, now=started + took, next_poll_at=None)
+            change = await self.store.runs.record_status(run.id, status, now=started + took, next_poll_at=None)
             assert change is not None
-        found = await self.store.get_run(run.id)
+        found = await self.store.runs.get(run.id)
         assert found is not None
         return found
 
@@ -96,10 +96,10 @@ async def two_days(store: Store) -> dict[str, RunRecord]:
         "next": await runs.add(at(DAY2 + timedelta(days=1), 0, 0), RunState.FAILED),
     }
     # a trigger the provider refused: not a run, not in the digest
-    refused = await store.create_run(
+    refused = await store.runs.create(
         NewRun(provider="rivery", connection="rivery-main", job={"river_id": "x"}, parameters={}, origin="slack",
                pipeline="leads-ods", channel="C0GENERAL"), now=at(DAY2, 9), next_poll_at=None)
-    made["refused"] = await store.finish_run(refused.id, RunState.UNKNOWN, "not started: 401", now=at(DAY2, 9))
+    made["refused"] = await store.runs.finish(refused.id, RunState.UNKNOWN, "not started: 401", now=at(DAY2, 9))
     return made
 
 
@@ -145,7 +145,7 @@ async def test_posting_twice_enqueues_once_per_channel(store: Store) -> None:
     assert await post_digests(store, CATALOG, reporter, DAY2, UTC_ZONE) == 3
     assert await post_digests(store, CATALOG, reporter, DAY2, UTC_ZONE) == 0  # a restart, another replica
     assert await post_digests(store, CATALOG, reporter, date(2026, 11, 10), UTC_ZONE) == 0  # no runs, no message
-    items = await store.claim_outbox("me", now=now, limit=100, lease=timedelta(days=30))
+    items = await store.outbox.claim("me", now=now, limit=100, lease=timedelta(days=30))
     assert sorted((i.key, i.channel, i.kind) for i in items) == [
         ("digest:C0ADHOC:2026-11-22", "C0ADHOC", "post"),
         ("digest:C0ALERTS:2026-11-22", "C0ALERTS", "post"),
@@ -203,13 +203,13 @@ async def test_the_job_posts_yesterdays_digest_once_across_replicas(store: Store
     second = digest_job(store, CATALOG, reporter, settings, owner="replica-b", now=lambda: clock[0])
     assert await first() == 3
     assert await second() == 0 and await first() == 0
-    items = await store.claim_outbox("me", now=clock[0], limit=100, lease=timedelta(days=30))
+    items = await store.outbox.claim("me", now=clock[0], limit=100, lease=timedelta(days=30))
     assert {i.key for i in items} == {"digest:C0DATA:2026-11-22", "digest:C0ALERTS:2026-11-22",
                                       "digest:C0ADHOC:2026-11-22"}
     # the run at 00:00 UTC on the 23rd is 01:00 in Oslo: the 23rd's digest, posted the next morning
     clock[0] += timedelta(days=1)
     assert await second() == 1
-    [item] = await store.claim_outbox("me", now=clock[0], limit=100, lease=timedelta(days=30))
+    [item] = await store.outbox.claim("me", now=clock[0], limit=100, lease=timedelta(days=30))
     assert item.key == "digest:C0DATA:2026-11-23" and f"#{made['next'].id}" in json.dumps(item.blocks)
 
 

@@ -45,7 +45,7 @@ class SlowProvider:
 async def _run(store: Store, provider_run_id: str) -> RunRecord:
     new = NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin="slack",
                  pipeline="leads-ods", channel="C1", provider_run_id=provider_run_id)
-    return await store.create_run(new, now=NOW, next_poll_at=NOW)
+    return await store.runs.create(new, now=NOW, next_poll_at=NOW)
 
 
 async def test_a_poll_outlasting_its_lease_keeps_its_run_and_is_never_doubled(store: Store) -> None:
@@ -70,13 +70,13 @@ async def test_a_poll_outlasting_its_lease_keeps_its_run_and_is_never_doubled(st
     clock[0] = NOW + LEASE / 2
     assert await asyncio.wait_for(poller.tick(), 5) == 0  # the run is the poll's: its lease is renewed
     clock[0] = NOW + LEASE + timedelta(seconds=1)  # the poll still waits on the provider, past the first lease
-    assert await store.claim_due_runs("b", now=clock[0], limit=10, lease=LEASE) == []  # not another replica's
+    assert await store.runs.claim_due("b", now=clock[0], limit=10, lease=LEASE) == []  # not another replica's
     assert await asyncio.wait_for(poller.tick(), 5) == 0
 
     # a tick that failed midway hands back what it left, never the run still being polled
     poller._ticks.failed_midway()
     await asyncio.wait_for(poller.tick(), 5)
-    assert await store.claim_due_runs("b", now=clock[0], limit=10, lease=LEASE) == []
+    assert await store.runs.claim_due("b", now=clock[0], limit=10, lease=LEASE) == []
     assert slow.asked == ["p-1"]
 
     slow.answer.set()
@@ -84,4 +84,4 @@ async def test_a_poll_outlasting_its_lease_keeps_its_run_and_is_never_doubled(st
     assert slow.asked == ["p-1"]  # asked once in all
     assert [c.run.state for c in changes] == ["running"]
     later = clock[0] + timedelta(hours=1)  # its next poll is due: the lease went back with the answer
-    assert [r.id for r in await store.claim_due_runs("b", now=later, limit=10, lease=LEASE)] == [run.id]
+    assert [r.id for r in await store.runs.claim_due("b", now=later, limit=10, lease=LEASE)] == [run.id]

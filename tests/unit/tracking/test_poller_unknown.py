@@ -44,14 +44,14 @@ class World:
         triggered = await self.pool.client("rivery").trigger(rivery.Job(river_id=RIVER), {})
         new = NewRun(provider="rivery", connection="rivery", job={"river_id": RIVER}, parameters={}, origin="slack",
                      pipeline="leads-ods", channel="C0")
-        run = await self.store.create_run(new, now=self.now, next_poll_at=None)
-        return await self.store.record_triggered(run.id, triggered.run_id, now=self.now, next_poll_at=self.now)
+        run = await self.store.runs.create(new, now=self.now, next_poll_at=None)
+        return await self.store.starts.record_triggered(run.id, triggered.run_id, now=self.now, next_poll_at=self.now)
 
     async def poll_at(self, after: timedelta, run: RunRecord) -> RunRecord:
         self.now = T0 + after
-        await self.store.poll_now(run.id, now=self.now)
+        await self.store.runs.poll_now(run.id, now=self.now)
         await self.poller.tick()
-        found = await self.store.get_run(run.id)
+        found = await self.store.runs.get(run.id)
         assert found is not None
         return found
 

@@ -30,13 +30,13 @@ def test_learned_threshold_needs_enough_history() -> None:
 
 
 async def _run(store: Store, pipeline: str, n: int, *, started: datetime, ended: datetime | None) -> int:
-    run = await store.create_run(
+    run = await store.runs.create(
         NewRun(provider="datakitchen", connection="dk", job={"kitchen": "k", "recipe": "r", "variation": "a"},
                parameters={}, origin="slack", pipeline=pipeline, channel="C1", provider_run_id=f"o{pipeline}{n}"),
         now=started, next_poll_at=None,
     )
     state = RunState.SUCCEEDED if ended else RunState.RUNNING
-    await store.record_status(run.id, RunStatus(f"o{n}", state, "x", started_at=started, ended_at=ended),
+    await store.runs.record_status(run.id, RunStatus(f"o{n}", state, "x", started_at=started, ended_at=ended),
                               now=ended or started, next_poll_at=None if ended else NOW)
     return run.id
 
@@ -55,11 +55,11 @@ async def test_a_run_past_its_learned_or_declared_duration_gets_one_warning(sqli
     await _run(store, "learned", 4, started=start, ended=start + timedelta(seconds=100))
     assert await detector.tick() == 1  # 200 s > 1.5 × p95 (100 s)
     assert await detector.tick() == 0  # one warning, not one per tick
-    [warning] = await store.sent_messages(live)
+    [warning] = await store.outbox.of_run(live)
     assert "may be stuck" in warning.text and "<@U0BOB>" in str(warning.blocks)
     assert "1.5 × the 95th percentile of its last 5 successful runs" in warning.text
 
     declared = await _run(store, "declared", 1, started=NOW - timedelta(minutes=6), ended=None)
     assert await detector.tick() == 1
-    [warning] = await store.sent_messages(declared)
+    [warning] = await store.outbox.of_run(declared)
     assert "its expected duration" in warning.text

@@ -104,7 +104,7 @@ class Setup:
     async def failures(self) -> list[str]:
         """Provider ids of the runs whose failure is alerted."""
         ids = [i for a in await self.store.alerting.open_alerts() for i in a.runs]
-        return [r.provider_run_id or "" for i in ids if (r := await self.store.get_run(i)) is not None]
+        return [r.provider_run_id or "" for i in ids if (r := await self.store.runs.get(i)) is not None]
 
 
 def failed(run_id: str, ended: datetime | None = None) -> RunStatus:
@@ -150,24 +150,24 @@ async def test_a_run_found_by_a_slow_list_is_taken_as_seen_when_the_list_answere
 
     async def meanwhile() -> None:
         s.clock.advance(2)
-        run = await s.store.create_run(
+        run = await s.store.runs.create(
             NewRun(provider="rivery", connection="rv", job={"river_id": "r1"}, parameters={}, origin="slack",
                    pipeline="loads", started_by="U0ALICE", channel="C0GENERAL"),
             now=s.clock(), next_poll_at=None)
-        run = await s.store.record_triggered(run.id, "slack-run", now=s.clock(), next_poll_at=s.clock())
-        box["slack"] = await s.store.record_status(
+        run = await s.store.starts.record_triggered(run.id, "slack-run", now=s.clock(), next_poll_at=s.clock())
+        box["slack"] = await s.store.runs.record_status(
             run.id, RunStatus("slack-run", RunState.RUNNING, "RUNNING"), now=s.clock(), next_poll_at=s.clock())
         s.clock.advance(10)
 
     s.lister.during = meanwhile
     s.lister.runs = [failed("elsewhere")]
     assert await watcher.cycle() == 1
-    [found] = [r for r in await s.store.recent_runs("loads") if r.provider_run_id == "elsewhere"]
+    [found] = [r for r in await s.store.runs.recent("loads") if r.provider_run_id == "elsewhere"]
     assert found.created_at == s.clock()  # seen when the list answered, not when the cycle began
     s.lister.during = None
     s.clock.advance(30)
     slack = box["slack"].run
-    change = await s.store.record_status(slack.id, RunStatus("slack-run", RunState.SUCCEEDED, "SUCCEEDED",
+    change = await s.store.runs.record_status(slack.id, RunStatus("slack-run", RunState.SUCCEEDED, "SUCCEEDED",
                                                              final=True), now=s.clock(), next_poll_at=None)
     assert change is not None
     await s.outcomes.on_change(change)

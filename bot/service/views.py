@@ -1,0 +1,155 @@
+"""What the Block Kit builders are given: frozen values of a run, an alert and a workflow run, made from the
+store's records on the domain's side of the rendering boundary (``run_view``, ``alert_view``,
+``workflow_view``), so ``bot.slack.blocks`` knows nothing of the store.
+
+Each view holds only what a message shows; the reporter and the command handlers build them just before they
+call a builder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.models import RunState, TaskStatus
+from bot.store.alerting import Alert
+from bot.store.records import WAITING, RunRecord
+from bot.store.workflow_runs import WorkflowRunRecord
+
+__all__ = ["AlertView", "RunView", "StepView", "WorkflowView", "alert_view", "run_view", "workflow_view"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunView:
+    """One run as a message shows it."""
+
+    id: int
+    name: str  # the pipeline, or provider:job for an ad-hoc run
+    pipeline: str | None
+    run_state: RunState | None  # None while its trigger has not answered, or a retry waits to start
+    waiting: bool  # a retry waiting for its backoff to end
+    provider_run_id: str | None
+    raw_status: str
+    message: str
+    warning: str
+    tasks: tuple[TaskStatus, ...]
+    extra: Mapping[str, str]
+    final: bool
+    origin: str
+    started_by: str | None
+    parameters: Mapping[str, str]
+    retry_of: int | None
+    attempt: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    next_poll_at: datetime | None
+    unknown_since: datetime | None
+    acknowledged_by: str | None
+
+    def duration(self, now: datetime) -> timedelta | None:
+        start = self.started_at or self.created_at
+        end = self.ended_at or (None if self.final else now)
+        return end - start if end else None
+
+
+def run_view(run: RunRecord) -> RunView:
+    return RunView(
+        id=run.id,
+        name=run.name,
+        pipeline=run.pipeline,
+        run_state=run.run_state,
+        waiting=run.state == WAITING,
+        provider_run_id=run.provider_run_id,
+        raw_status=run.raw_status,
+        message=run.message,
+        warning=run.warning,
+        tasks=run.tasks,
+        extra=run.extra,
+        final=run.final,
+        origin=run.origin,
+        started_by=run.started_by,
+        parameters=run.parameters,
+        retry_of=run.retry_of,
+        attempt=run.attempt,
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        next_poll_at=run.next_poll_at,
+        unknown_since=run.unknown_since,
+        acknowledged_by=run.acknowledged_by,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertView:
+    """One alert (a pipeline's failures, or a connection that does not answer) as its message shows it."""
+
+    id: int
+    kind: str
+    pipeline: str | None
+    connection: str | None
+    state: str
+    count: int
+    last_run_id: int | None
+    message: str
+    muted: bool
+    first_at: datetime
+    recovered_at: datetime | None
+    recovered_by_run: int | None
+
+
+def alert_view(alert: Alert) -> AlertView:
+    return AlertView(
+        id=alert.id,
+        kind=alert.kind,
+        pipeline=alert.pipeline,
+        connection=alert.connection,
+        state=alert.state,
+        count=alert.count,
+        last_run_id=alert.last_run_id,
+        message=alert.message,
+        muted=alert.muted,
+        first_at=alert.first_at,
+        recovered_at=alert.recovered_at,
+        recovered_by_run=alert.recovered_by_run,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepView:
+    state: str
+    run_id: int | None
+    decided_by: str | None
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowView:
+    """One workflow run and its steps, by name."""
+
+    id: int
+    workflow: str
+    parameters: Mapping[str, str]
+    state: str
+    started_by: str | None
+    created_at: datetime
+    steps: Mapping[str, StepView]
+
+
+def workflow_view(record: WorkflowRunRecord) -> WorkflowView:
+    return WorkflowView(
+        id=record.id,
+        workflow=record.workflow,
+        parameters=record.parameters,
+        state=record.state,
+        started_by=record.started_by,
+        created_at=record.created_at,
+        steps={
+            name: StepView(state=step.state, run_id=step.run_id, decided_by=step.decided_by, due_at=step.due_at)
+            for name, step in record.steps.items()
+        },
+    )

@@ -1,0 +1,174 @@
+"""The cards family: living messages (a run's card, a workflow's, an alert group's) that are posted once and then
+edited. The desired content has a version; delivery claims the cards whose version Slack does not show yet."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.store import keys
+from bot.store.messages import write_message
+from bot.store.records import CardRecord
+from bot.store.rows import card_of_row, cards_by_ids, claim, is_postgres
+from bot.store.tables import cards
+
+__all__ = ["CardStore"]
+
+
+class CardStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._greatest = func.greatest if is_postgres(engine) else func.max
+
+    # -- what a message should show ---------------------------------------------------------
+
+    async def write_run_card(
+        self, run_id: int, channel: str, text: str, blocks: list[dict[str, Any]], *, now: datetime
+    ) -> bool:
+        """What the run's card should show. Returns False when it already shows exactly that."""
+        return await self.write(keys.run_card(run_id), channel, text, blocks, now=now, run_id=run_id)
+
+    async def write(
+        self,
+        key: str,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        *,
+        now: datetime,
+        run_id: int | None = None,
+    ) -> bool:
+        """What a living message (card, alert) should show; False when it already shows exactly that."""
+        async with self.engine.begin() as conn:
+            return await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id)
+
+    async def ts_of(self, key: str) -> tuple[str, str] | None:
+        """(channel, ts) of a living message once Slack has it."""
+        query = select(cards.c.channel, cards.c.ts).where(cards.c.key == key)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return (row.channel, row.ts) if row and row.ts else None
+
+    async def of_run(self, run_id: int) -> CardRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(cards).where(cards.c.run_id == run_id))).mappings().first()
+        return card_of_row(row) if row else None
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def claim(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[CardRecord]:
+        free = or_(cards.c.lease_expires_at.is_(None), cards.c.lease_expires_at < now)
+        ready = or_(cards.c.not_before.is_(None), cards.c.not_before <= now)
+        query = (
+            select(cards.c.id)
+            .where(cards.c.version > cards.c.sent_version, free, ready)
+            .order_by(cards.c.id)
+            .limit(limit)
+        )
+        return await claim(self.engine, cards, query, owner, now + lease, cards_by_ids)
+
+    async def attempt(self, card_id: int, *, now: datetime) -> None:
+        """Before posting: if we die before hearing back, the next try knows a post may exist."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards).where(cards.c.id == card_id).values(attempting_since=now, attempts=cards.c.attempts + 1)
+            )
+
+    async def sent(
+        self,
+        card_id: int,
+        version: int,
+        ts: str | None,
+        *,
+        channel: str | None = None,
+        next_edit_at: datetime | None = None,
+    ) -> None:
+        """Slack shows ``version``. A newer version waits until ``next_edit_at`` (edits of one message paced)."""
+        values: dict[str, Any] = {
+            "sent_version": self._greatest(cards.c.sent_version, version),
+            "attempting_since": None,
+            "attempts": 0,
+            "not_before": next_edit_at,
+            "last_error": "",
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if ts is not None:
+            values["ts"] = ts
+        if channel is not None:  # Slack answers with the channel id: updates need it, not #name
+            values["channel"] = channel
+        async with self.engine.begin() as conn:
+            await conn.execute(update(cards).where(cards.c.id == card_id).values(**values))
+
+    async def posted(
+        self, card_id: int, version: int, ts: str, *, channel: str, next_edit_at: datetime | None = None
+    ) -> bool:
+        """Record a card's first post. False when another process recorded one first: ours is a duplicate."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id, cards.c.ts.is_(None))
+                .values(
+                    ts=ts,
+                    channel=channel,
+                    sent_version=self._greatest(cards.c.sent_version, version),
+                    attempting_since=None,
+                    attempts=0,
+                    not_before=next_edit_at,
+                    last_error="",
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            return bool(result.rowcount == 1)
+
+    async def move(self, card_id: int, channel: str) -> None:
+        """Its channel refused it: post it in ``channel`` instead."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id)
+                .values(
+                    channel=channel,
+                    ts=None,
+                    sent_version=0,
+                    attempting_since=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+
+    async def lost(self, card_id: int) -> None:
+        """The message was deleted in Slack: post the card again."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id)
+                .values(ts=None, sent_version=0, attempting_since=None, lease_owner=None, lease_expires_at=None)
+            )
+
+    async def given_up(self, card_id: int, version: int, error: str) -> None:
+        """Slack refuses this card for good (channel gone…): stop trying, keep the reason."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id)
+                .values(
+                    sent_version=version,
+                    last_error=error[:2000],
+                    attempting_since=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+
+    async def retry_later(self, card_id: int, *, not_before: datetime, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(cards)
+                .where(cards.c.id == card_id)
+                .values(not_before=not_before, last_error=error[:2000], lease_owner=None, lease_expires_at=None)
+            )

@@ -1,0 +1,35 @@
+"""The mutes family: pipelines whose failures are recorded but not announced, until a time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.store.tables import mutes
+
+__all__ = ["MuteStore"]
+
+
+class MuteStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def mute(self, pipeline: str, *, until: datetime, user_id: str | None, now: datetime) -> None:
+        """Mute ``pipeline`` until ``until``, replacing any mute it had."""
+        async with self.engine.begin() as conn:
+            await conn.execute(mutes.delete().where(mutes.c.pipeline == pipeline))
+            await conn.execute(insert(mutes).values(pipeline=pipeline, until=until, muted_by=user_id, muted_at=now))
+
+    async def unmute(self, pipeline: str) -> bool:
+        """False when it was not muted."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(mutes.delete().where(mutes.c.pipeline == pipeline))
+            return bool(result.rowcount)
+
+    async def active(self, *, now: datetime) -> dict[str, tuple[datetime, str | None]]:
+        """Pipelines muted at ``now``: name → (until, who). Expired mutes simply stop counting."""
+        query = select(mutes).where(mutes.c.until > now)
+        async with self.engine.connect() as conn:
+            return {r["pipeline"]: (r["until"], r["muted_by"]) for r in (await conn.execute(query)).mappings()}

@@ -1,0 +1,175 @@
+"""The outbox family: messages sent once (a reply in a card's thread, a post of its own), each under a key that
+makes it idempotent. Delivery claims the pending ones in order; a thread reply waits for its card to be posted."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.store import keys
+from bot.store.records import OutboxItem, OutboxKind
+from bot.store.rows import claim, is_postgres
+from bot.store.tables import cards, outbox
+
+__all__ = ["OutboxState", "OutboxStore"]
+
+
+class OutboxState(enum.StrEnum):
+    """Where an outbox message is (``outbox.state``)."""
+
+    PENDING = "pending"  # to send (again, after ``not_before``)
+    SENT = "sent"
+    DEAD = "dead"  # Slack refused it for good: kept, visible, not retried
+
+
+class OutboxStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = pg_insert if is_postgres(engine) else sqlite_insert
+
+    async def enqueue(
+        self,
+        key: str,
+        *,
+        kind: OutboxKind,
+        text: str,
+        now: datetime,
+        blocks: list[dict[str, Any]] | None = None,
+        run_id: int | None = None,
+        channel: str | None = None,
+        card_key: str | None = None,
+    ) -> bool:
+        """Record a message to send. The same key twice is one message: returns False the second time.
+
+        A ``thread`` reply goes under the living message ``card_key`` (a run's card by default)."""
+        if kind == OutboxKind.THREAD and card_key is None and run_id is not None:
+            card_key = keys.run_card(run_id)
+        values = {
+            "card_key": card_key,
+            "key": key[:200],
+            "run_id": run_id,
+            "kind": str(kind),
+            "channel": channel,
+            "text": text,
+            "blocks": blocks,
+            "state": OutboxState.PENDING.value,
+            "attempts": 0,
+            "last_error": "",
+            "created_at": now,
+        }
+        statement = self._insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
+        async with self.engine.begin() as conn:
+            result = await conn.execute(statement)
+            return bool(result.rowcount)
+
+    async def of_run(self, run_id: int) -> list[OutboxItem]:
+        """Every message written for a run, sent or not, oldest first."""
+        query = select(outbox.c.id).where(outbox.c.run_id == run_id).order_by(outbox.c.id)
+        async with self.engine.connect() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            return await _items(conn, ids)
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def claim(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[OutboxItem]:
+        free = or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < now)
+        ready = or_(outbox.c.not_before.is_(None), outbox.c.not_before <= now)
+        # a thread reply waits for its card to be posted
+        card_posted = or_(
+            outbox.c.kind != OutboxKind.THREAD.value,
+            select(cards.c.id).where(cards.c.key == outbox.c.card_key, cards.c.ts.is_not(None)).exists(),
+        )
+        query = (
+            select(outbox.c.id)
+            .where(outbox.c.state == OutboxState.PENDING.value, free, ready, card_posted)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        return await claim(self.engine, outbox, query, owner, now + lease, _items)
+
+    async def attempt(self, item_id: int, *, now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(attempting_since=now, attempts=outbox.c.attempts + 1)
+            )
+
+    async def sent(self, item_id: int, ts: str | None, *, now: datetime) -> bool:
+        """Mark a message sent. False when another process marked it first: ours is a duplicate."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id, outbox.c.state == OutboxState.PENDING.value)
+                .values(
+                    state=OutboxState.SENT.value,
+                    ts=ts,
+                    sent_at=now,
+                    attempting_since=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            return bool(result.rowcount == 1)
+
+    async def retry_later(self, item_id: int, *, not_before: datetime, error: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(not_before=not_before, last_error=error[:2000], lease_owner=None, lease_expires_at=None)
+            )
+
+    async def move(self, item_id: int, channel: str) -> None:
+        """Its channel refused it: post it in ``channel`` instead."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(channel=channel, attempting_since=None, lease_owner=None, lease_expires_at=None)
+            )
+
+    async def dead(self, item_id: int, error: str) -> None:
+        """Slack refused it for good (e.g. channel archived): kept, visible, not retried."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(
+                    state=OutboxState.DEAD.value, last_error=error[:2000], lease_owner=None, lease_expires_at=None
+                )
+            )
+
+
+async def _items(conn: AsyncConnection, ids: Sequence[int]) -> list[OutboxItem]:
+    """The messages ``ids`` with, for a thread reply, its card's channel and ts (None while not posted)."""
+    query = (
+        select(outbox, cards.c.channel.label("card_channel"), cards.c.ts.label("card_ts"))
+        .select_from(outbox.outerjoin(cards, and_(cards.c.key == outbox.c.card_key)))
+        .where(outbox.c.id.in_(ids))
+        .order_by(outbox.c.id)
+    )
+    return [
+        OutboxItem(
+            id=r["id"],
+            key=r["key"],
+            run_id=r["run_id"],
+            kind=OutboxKind(r["kind"]),
+            channel=r["channel"],
+            text=r["text"],
+            blocks=r["blocks"],
+            attempts=r["attempts"],
+            attempting_since=r["attempting_since"],
+            created_at=r["created_at"],
+            thread_channel=r["card_channel"],
+            thread_ts=r["card_ts"],
+        )
+        for r in (await conn.execute(query)).mappings()
+    ]

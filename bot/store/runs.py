@@ -1,0 +1,353 @@
+"""The runs family (``runs`` and ``run_events``): recording a run, what its provider says of it, and the poller's
+leases on it. Before its trigger answers a run is the business of ``bot.store.starts``."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.models import RunState, RunStatus
+from bot.store.records import NewRun, RunRecord, StoredState, Transition
+from bot.store.rows import add_event, claim, fetch_run, run_of_row, runs_by_ids, select_runs, task_json
+from bot.store.tables import cards, run_events, runs
+
+__all__ = ["AlreadyRetried", "AlreadyTracked", "RunStore"]
+
+
+class AlreadyRetried(Exception):
+    """A run was retried already (double click, two people at once)."""
+
+    def __init__(self, retry: RunRecord) -> None:
+        super().__init__(f"run {retry.retry_of} was already retried as run {retry.id}")
+        self.retry = retry
+
+
+class AlreadyTracked(Exception):
+    """A provider run is already recorded (another replica found it first)."""
+
+    def __init__(self, run: RunRecord) -> None:
+        super().__init__(f"provider run {run.provider_run_id} is already tracked as run {run.id}")
+        self.run = run
+
+
+class RunStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # -- recording --------------------------------------------------------------------------
+
+    async def create(
+        self,
+        new: NewRun,
+        *,
+        now: datetime,
+        next_poll_at: datetime | None,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+    ) -> RunRecord:
+        """Record a run before its trigger is sent (state ``starting``), or one found by the watcher.
+
+        A run being started belongs to ``owner`` for ``lease`` (renewed while its trigger is pending): recovery
+        gives up only starts whose owner is gone (``StartStore.orphaned``)."""
+        if new.start_at:
+            state = StoredState.WAITING
+        else:
+            state = StoredState.STARTING if new.provider_run_id is None else StoredState.QUEUED
+        values: dict[str, Any] = {
+            "pipeline": new.pipeline,
+            "provider": new.provider,
+            "connection": new.connection,
+            "job": dict(new.job),
+            "parameters": dict(new.parameters),
+            "provider_run_id": new.provider_run_id,
+            "state": state.value,
+            "raw_status": "",
+            "message": "",
+            "warning": "",
+            "tasks": [],
+            "extra": {},
+            "final": False,
+            "origin": str(new.origin),
+            "started_by": new.started_by,
+            "channel": new.channel,
+            "retry_of": new.retry_of,
+            "attempt": new.attempt,
+            "workflow_run_id": new.workflow_run_id,
+            "step": new.step,
+            "created_at": now,
+            "updated_at": now,
+            "next_poll_at": new.start_at or next_poll_at,
+            "polls": 0,
+            "last_error": "",
+        }
+        if owner is not None and state is StoredState.STARTING:
+            values.update(lease_owner=owner, lease_expires_at=now + (lease or timedelta(seconds=60)))
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(insert(runs).values(**values).returning(runs.c.id))
+                return await fetch_run(conn, result.scalar_one())
+        except IntegrityError:
+            if new.retry_of is not None:
+                existing = await self.retry_of(new.retry_of)
+                if existing is not None:
+                    raise AlreadyRetried(existing) from None
+            if new.provider_run_id is not None:
+                found = await self.find(new.connection, new.provider_run_id)
+                if found is not None:
+                    raise AlreadyTracked(found) from None
+            raise
+
+    async def record_status(
+        self, run_id: int, status: RunStatus, *, now: datetime, next_poll_at: datetime | None
+    ) -> Transition | None:
+        """Store what the provider said; returns a Transition when anything a person sees changed.
+
+        The poller and the watcher may record the same run at once: the write is conditional on the run
+        not having changed since it was read (``polls`` counts writes), so one change is reported once.
+        """
+        for _ in range(5):
+            async with self.engine.begin() as conn:
+                row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+                if row is None:  # a watched copy absorbed by the run that started it
+                    return None
+                before = run_of_row(row)
+                if before.final:  # an ended run stays ended, whatever a stale answer says
+                    return None
+                values = _status_values(before, status, now, next_poll_at)
+                result = await conn.execute(
+                    update(runs).where(runs.c.id == run_id, runs.c.polls == before.polls).values(**values)
+                )
+                if result.rowcount != 1:
+                    continue  # someone recorded this run meanwhile: read it again
+                tasks = values["tasks"]
+                visible = (
+                    before.state != status.state.value
+                    or before.raw_status != values["raw_status"]
+                    or before.message != status.message
+                    or [task_json(t) for t in before.tasks] != tasks
+                    or before.final != status.final
+                    or before.unknown_since is not None
+                )
+                if before.state != status.state.value or before.raw_status != values["raw_status"]:
+                    await add_event(conn, run_id, now, status.state.value, values["raw_status"], status.message)
+                after = await fetch_run(conn, run_id)
+            return Transition(after, before.state, after.state) if visible else None
+        raise RuntimeError(f"run {run_id} kept changing while its status was recorded")
+
+    async def record_poll_error(self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> RunRecord:
+        """The provider did not answer: the run stays as it was, marked unknown since the first miss."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    unknown_since=func.coalesce(runs.c.unknown_since, now),
+                    last_error=error[:2000],
+                    next_poll_at=next_poll_at,
+                    polls=runs.c.polls + 1,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            return await fetch_run(conn, run_id)
+
+    async def finish(self, run_id: int, state: RunState, message: str, *, now: datetime) -> RunRecord:
+        """End a run on the bot's side (trigger failed, status unknown for too long)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    state=state.value,
+                    message=message,
+                    final=True,
+                    ended_at=now,
+                    next_poll_at=None,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            await add_event(conn, run_id, now, state.value, "", message)
+            return await fetch_run(conn, run_id)
+
+    async def cancel_requested(self, run_id: int, user_id: str, *, now: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.id == run_id).values(cancel_requested_by=user_id, next_poll_at=now)
+            )
+
+    async def mark_notified(self, run_id: int, state: StoredState) -> None:
+        """The card and alerts for ``state`` are written (intents in the store): nothing to redo after a crash."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(runs).where(runs.c.id == run_id).values(notified_state=str(state)))
+
+    async def poll_now(self, run_id: int, *, now: datetime) -> None:
+        """Refresh button: make a live run due at once."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.id == run_id, runs.c.final.is_(False)).values(next_poll_at=now)
+            )
+
+    async def acknowledge(self, run_id: int, user_id: str, *, now: datetime) -> tuple[RunRecord, bool]:
+        """Mark a run as being handled. Returns the run and whether this call was the first."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.acknowledged_by.is_(None))
+                .values(acknowledged_by=user_id, acknowledged_at=now, updated_at=now)
+            )
+            return await fetch_run(conn, run_id), result.rowcount == 1
+
+    async def repoint(self, run_id: int, provider_run_id: str) -> None:
+        """A provider reuses a run id on resume (DataKitchen's order): the old attempt keeps a precise one."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(runs).where(runs.c.id == run_id).values(provider_run_id=provider_run_id))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def get(self, run_id: int) -> RunRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+        return run_of_row(row) if row else None
+
+    async def retry_of(self, run_id: int) -> RunRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(runs).where(runs.c.retry_of == run_id))).mappings().first()
+        return run_of_row(row) if row else None
+
+    async def find(self, connection: str, provider_run_id: str) -> RunRecord | None:
+        query = select(runs).where(runs.c.connection == connection, runs.c.provider_run_id == provider_run_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return run_of_row(row) if row else None
+
+    async def in_flight(self, limit: int = 200) -> list[RunRecord]:
+        query = select(runs).where(runs.c.final.is_(False)).order_by(runs.c.id).limit(limit)
+        return await select_runs(self.engine, query)
+
+    async def recent(self, pipeline: str, limit: int = 10) -> list[RunRecord]:
+        query = select(runs).where(runs.c.pipeline == pipeline).order_by(runs.c.id.desc()).limit(limit)
+        return await select_runs(self.engine, query)
+
+    async def between(self, start: datetime, end: datetime, pipeline: str | None = None) -> list[RunRecord]:
+        query = select(runs).where(runs.c.created_at >= start, runs.c.created_at < end)
+        if pipeline is not None:
+            query = query.where(runs.c.pipeline == pipeline)
+        return await select_runs(self.engine, query.order_by(runs.c.id))
+
+    async def of_workflow(self, workflow_run_id: int) -> list[RunRecord]:
+        query = select(runs).where(runs.c.workflow_run_id == workflow_run_id).order_by(runs.c.id)
+        return await select_runs(self.engine, query)
+
+    async def of_message(self, channel: str, ts: str) -> RunRecord | None:
+        """The run whose card is the message ``ts`` of ``channel``."""
+        query = (
+            select(runs).join(cards, cards.c.run_id == runs.c.id).where(cards.c.channel == channel, cards.c.ts == ts)
+        )
+        found = await select_runs(self.engine, query)
+        return found[0] if found else None
+
+    async def events(self, run_id: int) -> list[tuple[datetime, str, str, str]]:
+        query = (
+            select(run_events.c.at, run_events.c.state, run_events.c.raw_status, run_events.c.message)
+            .where(run_events.c.run_id == run_id)
+            .order_by(run_events.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [(r.at, r.state, r.raw_status, r.message) for r in await conn.execute(query)]
+
+    async def unnotified(self, *, older_than: datetime, limit: int = 200) -> list[RunRecord]:
+        """Runs whose last change was recorded but whose card and alerts may not have been written (the
+        process died in between), that change being older than ``older_than`` (a live process may be writing
+        them right now). Not ``updated_at``: every poll moves it, and a run still polled would never qualify."""
+        changed_lately = (
+            select(run_events.c.id).where(run_events.c.run_id == runs.c.id, run_events.c.at >= older_than).exists()
+        )
+        query = (
+            select(runs)
+            .where(
+                runs.c.state.not_in((StoredState.STARTING.value, StoredState.WAITING.value)),
+                or_(runs.c.notified_state.is_(None), runs.c.notified_state != runs.c.state),
+                runs.c.created_at < older_than,
+                ~changed_lately,
+            )
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        return await select_runs(self.engine, query)
+
+    async def count_by_state(self) -> dict[tuple[str, bool], int]:
+        """(state, final) → number of runs, for metrics."""
+        query = select(runs.c.state, runs.c.final, func.count()).group_by(runs.c.state, runs.c.final)
+        async with self.engine.connect() as conn:
+            return {(r[0], bool(r[1])): int(r[2]) for r in await conn.execute(query)}
+
+    # -- the poller's leases ----------------------------------------------------------------
+
+    async def claim_due(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[RunRecord]:
+        """Runs due for a poll, leased to ``owner`` (never a start: its trigger has not answered yet)."""
+        free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
+        query = (
+            select(runs.c.id)
+            .where(
+                runs.c.final.is_(False), runs.c.next_poll_at <= now, free, runs.c.state != StoredState.WAITING.value
+            )
+            .order_by(runs.c.next_poll_at)
+            .limit(limit)
+        )
+        return await claim(self.engine, runs, query, owner, now + lease, runs_by_ids)
+
+    async def renew_leases(self, owner: str, run_ids: Collection[int], *, until: datetime) -> None:
+        """Extend ``owner``'s leases of runs it is still polling (a slow provider): a lease outlived by its poll
+        would let another tick or replica poll the run a second time meanwhile."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(list(run_ids)), runs.c.lease_owner == owner)
+                .values(lease_expires_at=until)
+            )
+
+    async def release_leases(self, owner: str, *, keep: Collection[int] = ()) -> None:
+        """Hand back the runs ``owner`` claimed in a poll tick that failed midway (the database went away):
+        otherwise they would wait for their leases to expire before anyone polls them again. Not the runs it is
+        starting: their triggers are still pending in this process, which is not gone. ``keep``: runs still being
+        polled, whose leases stay."""
+        query = update(runs).where(runs.c.lease_owner == owner, runs.c.state != StoredState.STARTING.value)
+        if keep:
+            query = query.where(runs.c.id.not_in(list(keep)))
+        async with self.engine.begin() as conn:
+            await conn.execute(query.values(lease_owner=None, lease_expires_at=None))
+
+
+def _status_values(
+    before: RunRecord, status: RunStatus, now: datetime, next_poll_at: datetime | None
+) -> dict[str, Any]:
+    started = status.started_at or before.started_at
+    if started is None and status.state is not RunState.QUEUED:
+        started = now
+    ended = status.ended_at or (now if status.final and before.ended_at is None else before.ended_at)
+    return {
+        "state": status.state.value,
+        "raw_status": status.raw_status[:64],
+        "message": status.message,
+        "warning": status.warning,
+        "tasks": [task_json(t) for t in status.tasks],
+        "extra": dict(status.extra),
+        "final": status.final,
+        "started_at": started,
+        "ended_at": ended if status.final else None,
+        "polls": before.polls + 1,
+        "unknown_since": None,
+        "last_error": "",
+        "next_poll_at": None if status.final else next_poll_at,
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }

@@ -17,7 +17,7 @@ from bot.models import RunState, RunStatus
 from bot.providers.base import JobConfig
 from bot.service.history import percentile
 from bot.slack.reporter import SlackReporter
-from bot.store.records import NewRun, RunRecord
+from bot.store.records import NewRun, RunOrigin, RunRecord
 from bot.store.store import Store
 from bot.tracking.digest import day_bounds, digest_day, digest_job, post_digests, schedule_digest
 
@@ -61,7 +61,7 @@ class Runs:
         after ``took`` (None: still running)."""
         self.count += 1
         new = NewRun(provider="rivery", connection="rivery-main", job={"river_id": f"r{self.count}"}, parameters={},
-                     origin="slack", pipeline=pipeline, started_by="U0ALICE", channel=channel)
+                     origin=RunOrigin.SLACK, pipeline=pipeline, started_by="U0ALICE", channel=channel)
         run = await self.store.runs.create(new, now=created, next_poll_at=None)
         provider_id = f"p-{self.count}"
         started = created + timedelta(seconds=1)
@@ -97,7 +97,7 @@ async def two_days(store: Store) -> dict[str, RunRecord]:
     }
     # a trigger the provider refused: not a run, not in the digest
     refused = await store.runs.create(
-        NewRun(provider="rivery", connection="rivery-main", job={"river_id": "x"}, parameters={}, origin="slack",
+        NewRun(provider="rivery", connection="rivery-main", job={"river_id": "x"}, parameters={}, origin=RunOrigin.SLACK,
                pipeline="leads-ods", channel="C0GENERAL"), now=at(DAY2, 9), next_poll_at=None)
     made["refused"] = await store.runs.finish(refused.id, RunState.UNKNOWN, "not started: 401", now=at(DAY2, 9))
     return made

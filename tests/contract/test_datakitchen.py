@@ -13,7 +13,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -707,7 +707,7 @@ class SampleServer(DataKitchenEmulator):
     """Answers order/status, order/servings and order/details with DataKitchen's documented samples,
     unchanged; the login, the token check and strict mode's request check stay the emulator's."""
 
-    detail: ClassVar[dict[str, Any]] = {}
+    detail: dict[str, Any]  # the order run's details that order/details answers; set by the fixture and tests
 
     async def on_order_status(self, request: web.Request) -> web.StreamResponse:
         return json_response(samples.ORDER_STATUS_ANSWER)
@@ -722,6 +722,7 @@ class SampleServer(DataKitchenEmulator):
 @pytest.fixture
 async def sample_client(emulator: DataKitchenEmulator) -> AsyncIterator[tuple[Client, SampleServer]]:
     server = SampleServer(emulator.state, users={USERNAME: PASSWORD}, strict=True)
+    server.detail = {}
     server_url = await server.start()
     conn = Connection(base_url=server_url, username=USERNAME, password=PASSWORD)
     async with Client("dk-test", conn, retry=RETRY, sleep=SleepRecorder()) as client:

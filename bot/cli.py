@@ -180,8 +180,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def dotenv_problems(env_file: Path | None) -> list[str]:
+    """Each line of the dotenv file python-dotenv cannot read, at its place. python-dotenv only logs a warning naming
+    no file (once per read, and it is read twice) and skips the line, so its variable is "not set" while a person
+    sees it in .env; its warning is silenced here and the line is a problem instead."""
+    logging.getLogger("dotenv.main").setLevel(logging.ERROR)
+    if env_file is None or not env_file.is_file():
+        return []
+    from dotenv.parser import parse_stream
+
+    try:
+        with env_file.open(encoding="utf-8") as stream:
+            bad = [binding.original.line for binding in parse_stream(stream) if binding.error]
+    except (OSError, UnicodeDecodeError):  # load_settings says why it cannot be read
+        return []
+    return [f"{env_file}:{line}: not a NAME=value line (a quote left open?): it is ignored; fix it or remove it"
+            for line in bad]
+
+
 def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool, online: bool = False) -> int:
-    problems: list[str] = []
+    problems: list[str] = dotenv_problems(env_file)
     settings = None
     try:
         settings = load_settings(env_file=env_file)
@@ -270,11 +288,12 @@ def _run(env_file: Path) -> int:
     Whatever start-up still raises is one redacted line and exit 1 (a traceback is for a developer, and may
     quote a secret); Ctrl-C while starting is one line and 130."""
     settings: Settings | None = None
+    unreadable = dotenv_problems(env_file)
     try:
         settings = load_settings(env_file=env_file)
-        ready = _prepare(settings, env_file)
+        ready = _prepare(settings, env_file, unreadable)
     except ConfigError as exc:
-        return _fail(exc.problems)
+        return _fail([*unreadable, *exc.problems])
     except KeyboardInterrupt:
         return _interrupted()
     except Exception as exc:  # the last resort: every known failure has its own message
@@ -305,9 +324,10 @@ def _unexpected(exc: BaseException, settings: Settings | None, known: Redactor |
     return 1
 
 
-def _prepare(settings: Settings, env_file: Path) -> tuple[Catalog, Redactor] | int:
-    """The catalog to run and the secrets the log must never show, or the exit code after listing the problems."""
-    problems = settings.problems()
+def _prepare(settings: Settings, env_file: Path, unreadable: Sequence[str] = ()) -> tuple[Catalog, Redactor] | int:
+    """The catalog to run and the secrets the log must never show, or the exit code after listing the problems.
+    ``unreadable``: the dotenv file's lines that cannot be read, problems like any other."""
+    problems = [*unreadable, *settings.problems()]
     catalog = None
     env = environment(env_file)
     try:

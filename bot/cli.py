@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -27,6 +28,9 @@ from bot.ops.logs import setup_logging
 from bot.ops.plain import safe_text
 from bot.ops.redact import PROCESS, Redactor
 from bot.providers.registry import provider
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 __all__ = ["main"]
 
@@ -359,7 +363,10 @@ async def _serve(settings: Settings, catalog: Catalog, secrets: Redactor) -> int
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.request_stop)
     try:
-        await runtime.start()
+        if not await _started_unless_stopped(runtime):  # Ctrl-C while Slack is still being reached
+            with contextlib.suppress(Exception):
+                await runtime.stop()
+            return _interrupted()
     except Exception as exc:
         if isinstance(exc, StartupError):  # one line saying why: an operator reads it, not a traceback
             print(f"pipeline-bot: cannot start: {exc}", file=sys.stderr)
@@ -375,6 +382,24 @@ async def _serve(settings: Settings, catalog: Catalog, secrets: Redactor) -> int
     finally:
         await runtime.stop()
     return 0
+
+
+async def _started_unless_stopped(runtime: Runtime) -> bool:
+    """``runtime.start()``, cut short when a stop is asked for meanwhile (False then): in Socket Mode slack_sdk
+    retries the connection for ever while Slack cannot be reached, and Ctrl-C or SIGTERM must still stop the bot."""
+    starting = asyncio.ensure_future(runtime.start())
+    stopping = asyncio.ensure_future(runtime.run_until_stopped())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if starting.done():
+        starting.result()  # what the start raised, raised here
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return False
 
 
 def _crashed(what: str, exc: BaseException, secrets: Redactor) -> int:

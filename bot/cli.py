@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
             + f"\n\nexample:\n  pipeline-bot emulate {key} --port 0 --scenario scenario.yml\n\n{EXIT_CODES}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        one.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+        one.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
         one.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         one.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials (keys below)")
         one.add_argument(
@@ -147,10 +147,21 @@ def _parser() -> argparse.ArgumentParser:
         "type /pipeline help on the page. Nothing leaves this machine.",
         "pipeline-bot demo --open",
     )
-    demo.add_argument("--port", type=int, default=8765, help="port of the page (default 8765; 0: a free one)")
+    demo.add_argument("--port", type=_port, default=8765, help="port of the page (default 8765; 0: a free one)")
     demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
     demo.add_argument("--open", action="store_true", help="open the page in the default browser")
     return parser
+
+
+def _port(text: str) -> int:
+    """A ``--port``: argparse says what is wrong (exit 2), not a bind() traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port: use a number from 0 (a free one) to 65535")
+    return port
 
 
 def _version() -> str:

@@ -367,7 +367,7 @@ class Emulators:
         # lifted here and in the catalog (``catalog_yaml``), as the bot's throughput is what they measure
         self.servers["rivery"].configure({"river_runs_per_minute": 0, "token_runs_per_minute": 0})
         for key, server in self.servers.items():
-            server.state.requests = deque(maxlen=5000)  # type: ignore[assignment] - bounded: long runs stay small
+            server.state.requests = deque(maxlen=5000)  # type: ignore[assignment]  # a bounded deque: long runs stay small
             original = server.build_app
             server.build_app = self._timed(key, original)  # type: ignore[method-assign]
 

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,15 +70,22 @@ def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storm-seconds", type=float, help="the storm's length (default 60; quick 10)")
 
 
+# the emulator's key of a pipeline's job, per provider (what its scripted outcomes are looked up by)
+_JOB_KEYS: dict[str, Callable[[Any], str]] = {
+    "rivery": lambda j: j.river_id,
+    "tailer": lambda j: f"{j.configuration_id}_{j.environment}",
+    "invision": lambda j: j.dataflow_id,
+    "datakitchen": lambda j: f"{j.kitchen}/{j.recipe}/{j.variation}",
+}
+
+
 def _script(emulators: Emulators, catalog: Any) -> None:
     """X-00 succeeds, X-01 fails, X-02 is canceled at the provider; each queued 2 s, running 8 s."""
     for provider in PROVIDERS:
         for outcome, suffix in OUTCOMES.items():
             pipeline = catalog.pipelines[f"{provider}-{suffix}"]
             job = pipeline.job
-            key = {"rivery": lambda j: j.river_id, "tailer": lambda j: f"{j.configuration_id}_{j.environment}",
-                   "invision": lambda j: j.dataflow_id,
-                   "datakitchen": lambda j: f"{j.kitchen}/{j.recipe}/{j.variation}"}[provider](job)
+            key = _JOB_KEYS[provider](job)
             emulators[provider].state.script(key, Outcome(result=outcome, queued_s=QUEUED_S, running_s=RUNNING_S,  # type: ignore[arg-type]
                                                           message=f"{outcome} by the bench"))
 

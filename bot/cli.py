@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -27,6 +28,9 @@ from bot.ops.logs import setup_logging
 from bot.ops.plain import safe_text
 from bot.ops.redact import PROCESS, Redactor
 from bot.providers.registry import provider
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 __all__ = ["main"]
 
@@ -130,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
             + f"\n\nexample:\n  pipeline-bot emulate {key} --port 0 --scenario scenario.yml\n\n{EXIT_CODES}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        one.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+        one.add_argument("--port", type=_port, default=0, help="port to listen on (default: a free one)")
         one.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         one.add_argument("--scenario", type=Path, help="YAML: jobs, outcomes, faults, credentials (keys below)")
         one.add_argument(
@@ -146,10 +150,21 @@ def _parser() -> argparse.ArgumentParser:
         "type /pipeline help on the page. Nothing leaves this machine.",
         "pipeline-bot demo --open",
     )
-    demo.add_argument("--port", type=int, default=8765, help="port of the page (default 8765; 0: a free one)")
+    demo.add_argument("--port", type=_port, default=8765, help="port of the page (default 8765; 0: a free one)")
     demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
     demo.add_argument("--open", action="store_true", help="open the page in the default browser")
     return parser
+
+
+def _port(text: str) -> int:
+    """A ``--port``: argparse says what is wrong (exit 2), not a bind() traceback."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port: use a number from 0 (a free one) to 65535")
+    return port
 
 
 def _version() -> str:
@@ -183,8 +198,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def dotenv_problems(env_file: Path | None) -> list[str]:
+    """Each line of the dotenv file python-dotenv cannot read, at its place. python-dotenv only logs a warning naming
+    no file (once per read, and it is read twice) and skips the line, so its variable is "not set" while a person
+    sees it in .env; its warning is silenced here and the line is a problem instead."""
+    logging.getLogger("dotenv.main").setLevel(logging.ERROR)
+    if env_file is None or not env_file.is_file():
+        return []
+    from dotenv.parser import parse_stream
+
+    try:
+        with env_file.open(encoding="utf-8") as stream:
+            bad = [binding.original.line for binding in parse_stream(stream) if binding.error]
+    except (OSError, UnicodeDecodeError):  # load_settings says why it cannot be read
+        return []
+    return [f"{env_file}:{line}: not a NAME=value line (a quote left open?): it is ignored; fix it or remove it"
+            for line in bad]
+
+
 def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool, online: bool = False) -> int:
-    problems: list[str] = []
+    problems: list[str] = dotenv_problems(env_file)
     settings = None
     try:
         settings = load_settings(env_file=env_file)
@@ -273,11 +306,12 @@ def _run(env_file: Path) -> int:
     Whatever start-up still raises is one redacted line and exit 1 (a traceback is for a developer, and may
     quote a secret); Ctrl-C while starting is one line and 130."""
     settings: Settings | None = None
+    unreadable = dotenv_problems(env_file)
     try:
         settings = load_settings(env_file=env_file)
-        ready = _prepare(settings, env_file)
+        ready = _prepare(settings, env_file, unreadable)
     except ConfigError as exc:
-        return _fail(exc.problems)
+        return _fail([*unreadable, *exc.problems])
     except KeyboardInterrupt:
         return _interrupted()
     except Exception as exc:  # the last resort: every known failure has its own message
@@ -308,9 +342,10 @@ def _unexpected(exc: BaseException, settings: Settings | None, known: Redactor |
     return 1
 
 
-def _prepare(settings: Settings, env_file: Path) -> tuple[Catalog, Redactor] | int:
-    """The catalog to run and the secrets the log must never show, or the exit code after listing the problems."""
-    problems = settings.problems()
+def _prepare(settings: Settings, env_file: Path, unreadable: Sequence[str] = ()) -> tuple[Catalog, Redactor] | int:
+    """The catalog to run and the secrets the log must never show, or the exit code after listing the problems.
+    ``unreadable``: the dotenv file's lines that cannot be read, problems like any other."""
+    problems = [*unreadable, *settings.problems()]
     catalog = None
     env = environment(env_file)
     try:
@@ -342,7 +377,10 @@ async def _serve(settings: Settings, catalog: Catalog, secrets: Redactor) -> int
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.request_stop)
     try:
-        await runtime.start()
+        if not await _started_unless_stopped(runtime):  # Ctrl-C while Slack is still being reached
+            with contextlib.suppress(Exception):
+                await runtime.stop()
+            return _interrupted()
     except Exception as exc:
         if isinstance(exc, StartupError):  # one line saying why: an operator reads it, not a traceback
             print(f"pipeline-bot: cannot start: {exc}", file=sys.stderr)
@@ -358,6 +396,24 @@ async def _serve(settings: Settings, catalog: Catalog, secrets: Redactor) -> int
     finally:
         await runtime.stop()
     return 0
+
+
+async def _started_unless_stopped(runtime: Runtime) -> bool:
+    """``runtime.start()``, cut short when a stop is asked for meanwhile (False then): in Socket Mode slack_sdk
+    retries the connection for ever while Slack cannot be reached, and Ctrl-C or SIGTERM must still stop the bot."""
+    starting = asyncio.ensure_future(runtime.start())
+    stopping = asyncio.ensure_future(runtime.run_until_stopped())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if starting.done():
+        starting.result()  # what the start raised, raised here
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return False
 
 
 def _crashed(what: str, exc: BaseException, secrets: Redactor) -> int:

@@ -37,6 +37,7 @@ __all__ = ["load_catalog", "parse_catalog", "referenced_values", "shown"]
 M = TypeVar("M", bound=BaseModel)
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ALMOST_REF = re.compile(r"\$[{(]?([A-Za-z_][A-Za-z0-9_]*)[})]?")
 _TOP = ("version", "defaults", "connections", "pipelines", "routes", "workflows")
 
 
@@ -86,8 +87,10 @@ def load_catalog(path: Path | str, env: Mapping[str, str]) -> Catalog:
             where = f"{path}:{before.count(chr(10)) + 1}: not valid YAML (column {column})"
         else:
             where = f"{path}: not valid YAML"
-        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or type(exc).__name__
-        raise ConfigError([f"{where}: {shown(str(problem))[1:-1]}"], str(path)) from None
+        problem = str(getattr(exc, "problem", None) or getattr(exc, "reason", None) or type(exc).__name__)
+        if "'\\t'" in problem or "tab character" in problem:  # PyYAML's words for a tab: say what to do
+            problem = "a tab character; YAML indents with spaces only: replace the tab with spaces"
+        raise ConfigError([f"{where}: {safe_text(problem[:200])}"], str(path)) from None
     except RecursionError:
         raise ConfigError([f"{path}: nested too deeply to be a catalog (brackets left open?)"], str(path)) from None
     try:
@@ -165,7 +168,8 @@ def _connections(
     raw: Mapping[str, Any], env: Mapping[str, str], problems: list[str], warnings: list[str]
 ) -> dict[str, ConnectionConfig | None]:
     found: dict[str, ConnectionConfig | None] = {}
-    unset: dict[str, list[str]] = {}  # a variable not set → the fields using it: one problem each variable
+    # a variable not set (or "NAME (empty)") → the fields using it: one problem each variable
+    unset: dict[str, list[str]] = {}
     for name, entry in raw.items():
         path = f"connections.{name}"
         found[name] = None
@@ -201,8 +205,10 @@ def _connections(
                 problems.append(f"{path}.console_url: {problem}")
     for variable, uses in unset.items():
         also = f" (also used by {', '.join(uses[1:])})" if len(uses) > 1 else ""
+        name, empty = variable.removesuffix(" (empty)"), variable.endswith(" (empty)")
         problems.append(
-            f"{uses[0]}: environment variable {variable} is not set{also}; set it in .env or the environment"
+            f"{uses[0]}: environment variable {name} is {'empty' if empty else 'not set'}{also}; set it in .env or "
+            "the environment"
         )
     return found
 
@@ -234,9 +240,11 @@ def _resolve(
         if isinstance(value, str):
             refs = _REF.findall(value)
             if secret and not (refs and _REF.fullmatch(value.strip())):
+                # $NAME, ${NAME or $(NAME): a reference written the shell's way, not a secret: name their variable
+                meant = _ALMOST_REF.fullmatch(value.strip())
                 problems.append(
                     f"{path}.{key}: secrets do not belong in the catalog; put it in an environment "
-                    f"variable and write {key}: ${{{key.upper()}}}"
+                    f"variable and write {key}: ${{{meant.group(1) if meant else key.upper()}}}"
                 )
                 reported.add(key)
                 continue
@@ -247,7 +255,12 @@ def _resolve(
                 reported.add(key)
                 continue
             value = _REF.sub(lambda m: env[m.group(1)], value)
-            if secret and 0 < len(value.strip()) < MIN_SECRET_LENGTH:
+            if secret and not value.strip():  # left blank in .env: every call would be refused
+                for ref in refs:
+                    unset.setdefault(f"{ref} (empty)", []).append(f"{path}.{key}")
+                reported.add(key)
+                continue
+            if secret and len(value.strip()) < MIN_SECRET_LENGTH:
                 # a placeholder or a value cut short; and one that short could not be redacted from messages
                 problems.append(
                     f"{path}.{key}: the value of {', '.join(refs)} is shorter than {MIN_SECRET_LENGTH} characters: "
@@ -293,7 +306,11 @@ def _pipelines(
         conn_name = entry.get("connection")
         if not isinstance(conn_name, str) or conn_name not in connections:
             if conn_name is None:
-                problems.append(f"{path}.connection: connection is required: the name of one under connections:")
+                typo = difflib.get_close_matches("connection", [str(k) for k in entry], n=1, cutoff=0.6)
+                problems.append(
+                    f"{path}.{typo[0]}: unknown key (did you mean 'connection'?)" if typo else
+                    f"{path}.connection: connection is required: the name of one under connections:"
+                )
             else:
                 known = list(connections)
                 problems.append(
@@ -488,14 +505,32 @@ def _validate(
         return model.model_validate(data)
     except ValidationError as exc:
         names = list(allowed) if allowed is not None else list(model.model_fields)
-        for err in exc.errors():
+        errors = exc.errors()
+        misspelt = _misspelt(errors, model, names)
+        for err in errors:
             if err["type"] == "missing" and err["loc"] and str(err["loc"][0]) in reported:
+                continue
+            if err["type"] == "missing" and tuple(err["loc"]) in misspelt:  # the typo's line says it: once
                 continue
             if reported and not err["loc"]:  # about the whole entry: follows from a field left out, said already
                 continue
             nested = err["type"] == "extra_forbidden" and len(err["loc"]) > 1
             problems.append(_line(path, err, _keys_at(model, err["loc"][:-1]) if nested else names))
         return None
+
+
+def _misspelt(errors: Iterable[Any], model: type[BaseModel], names: list[str]) -> set[tuple[int | str, ...]]:
+    """The places of required keys that are missing because they were misspelt (``river_idd:`` for
+    ``river_id:``): the unknown key's "did you mean" says it, "is required" as well would be the mistake twice."""
+    found = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden" and err["loc"]:
+            *inside, key = err["loc"]
+            keys = _keys_at(model, tuple(inside)) if inside else names  # as _line's "did you mean" compares
+            close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.6)
+            if close:
+                found.add((*inside, close[0]))
+    return found
 
 
 def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:

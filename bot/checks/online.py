@@ -150,8 +150,9 @@ class _Slack:
         where = self.names.where(value)
         try:
             channel_id, why = await self._id_of(value)
-            if channel_id is None:
-                return Result(item, False, "not found", why.split(": ", 1)[-1])
+            if channel_id is None:  # the start-up's words know no bot name; auth.test gave it
+                fix = why.split(": ", 1)[-1].replace("/invite @bot ", f"/invite {self.bot} ")
+                return Result(item, False, "not found", fix)
             answer = await self.client.conversations_info(channel=channel_id)
         except SlackApiError as exc:
             default = (f"no channel {value} the bot can see ({where}): check the id (channel details → About, at "

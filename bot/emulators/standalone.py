@@ -67,7 +67,10 @@ def build_emulator(
         clock=clock or RealClock(),
         default=None if default_raw is None else Outcome.parse(default_raw),
     )
-    for job, outcome in (scenario.pop("jobs", None) or {}).items():
+    jobs = scenario.pop("jobs", None) or {}
+    if not isinstance(jobs, Mapping):
+        raise ValueError("jobs must be a mapping of job ids to outcomes, like {r1: succeeded}")
+    for job, outcome in jobs.items():
         state.script(str(job), _outcomes(outcome))
     for fault in scenario.pop("faults", None) or []:
         state.add_fault(Fault.parse(fault))

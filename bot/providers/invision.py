@@ -107,13 +107,21 @@ class Client(ProviderClient[Connection, Job]):
 
     async def probe(self, job: Job) -> str:
         """InVision has no read but a run's status: ask for a run that cannot exist. A refused key answers 401 or
-        403; any other answer (the documented bare 500 for an unknown run) means the key was not refused."""
+        403; the documented bare 500 for an unknown run means the key was not refused. A 404 is no InVision answer
+        (the document names none) but a path the server does not have: a base_url without the site's /invision/."""
         try:
             await self.get_status(job, PROBE_RUN_ID)
         except ProviderAuthError:
             raise
         except ProviderError as exc:
-            if exc.status_code not in (404, 500):  # unreachable, a gateway's 502, a 400: not an answer about the key
+            if exc.status_code == 404:
+                raise self.caller.error(
+                    ProviderError,
+                    f"InVision answered 404 Not Found to the status of a run: no InVision API at "
+                    f"{self.connection.base_url} (the site's address usually ends in /invision/)",
+                    status_code=404,
+                ) from exc
+            if exc.status_code != 500:  # unreachable, a gateway's 502, a 400: not an answer about the key
                 raise
         return f"the API key was not refused (asked {job.describe()} for a run that does not exist)"
 

@@ -66,6 +66,18 @@ class Signatures:
         expected = b"v0=" + hmac.new(self._secret, signed, hashlib.sha256).hexdigest().encode("ascii")
         return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))
 
+    def refusal(self, timestamp: str | None) -> str:
+        """Why ``valid`` said no, for the log: a timestamp out of the window is named as such (a clock that is off
+        looks like a wrong secret otherwise); anything else is "no valid signature"."""
+        if timestamp and len(timestamp) <= 12 and timestamp.isascii() and timestamp.isdigit():
+            skew = round(abs(self._clock.now() - int(timestamp)))
+            if skew > MAX_AGE_SECONDS:
+                return (
+                    f"request too old: its X-Slack-Request-Timestamp is {skew} s from this machine's clock (at most "
+                    f"{MAX_AGE_SECONDS} s); if Slack sent it just now, synchronise the clock (NTP)"
+                )
+        return "no valid signature"
+
 
 @dataclass(frozen=True, slots=True)
 class SslCheck:
@@ -75,8 +87,9 @@ class SslCheck:
 def inspect(raw: bytes, headers: Mapping[str, str], signatures: Signatures) -> Accepted | Refused | SslCheck:
     if _is_ssl_check(raw):
         return SslCheck()
-    if not signatures.valid(raw, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")):
-        return Refused(401, "no valid signature")
+    timestamp = headers.get("X-Slack-Request-Timestamp")
+    if not signatures.valid(raw, timestamp, headers.get("X-Slack-Signature")):
+        return Refused(401, signatures.refusal(timestamp))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +32,7 @@ from bot.errors import (
 )
 from bot.models import RunState
 from bot.providers import datakitchen
-from bot.providers.datakitchen import Client, Connection, Job, jwt_expiry, map_status
+from bot.providers.datakitchen import Client, Connection, Job, answers, jwt_expiry, logs, map_status
 from tests.contract import dk_samples as samples
 from tests.contract.case_datakitchen import KITCHEN, PASSWORD, RECIPE, USERNAME, VARIATION
 from tests.contract.cases import RETRY
@@ -683,7 +683,7 @@ async def test_the_documented_create_answer_with_only_serving_hid(
         "serving_hid": "f891ab00-ffcb-11e8-ad07-0242ac110002",
         "variable_overrides": {"some key": "some value"},
     }
-    assert datakitchen._order_id_of(documented, datakitchen._CREATED_KEYS) == "f891ab00-ffcb-11e8-ad07-0242ac110002"
+    assert answers._order_id_of(documented, answers._CREATED_KEYS) == "f891ab00-ffcb-11e8-ad07-0242ac110002"
     emulator.configure({"create_keys": ["serving_hid"]})
     run = await client.trigger(JOB, {})
     (order,) = emulator.orders.values()
@@ -707,7 +707,7 @@ class SampleServer(DataKitchenEmulator):
     """Answers order/status, order/servings and order/details with DataKitchen's documented samples,
     unchanged; the login, the token check and strict mode's request check stay the emulator's."""
 
-    detail: ClassVar[dict[str, Any]] = {}
+    detail: dict[str, Any]  # the order run's details that order/details answers; set by the fixture and tests
 
     async def on_order_status(self, request: web.Request) -> web.StreamResponse:
         return json_response(samples.ORDER_STATUS_ANSWER)
@@ -722,6 +722,7 @@ class SampleServer(DataKitchenEmulator):
 @pytest.fixture
 async def sample_client(emulator: DataKitchenEmulator) -> AsyncIterator[tuple[Client, SampleServer]]:
     server = SampleServer(emulator.state, users={USERNAME: PASSWORD}, strict=True)
+    server.detail = {}
     server_url = await server.start()
     conn = Connection(base_url=server_url, username=USERNAME, password=PASSWORD)
     async with Client("dk-test", conn, retry=RETRY, sleep=SleepRecorder()) as client:
@@ -1064,4 +1065,4 @@ async def test_a_long_compressed_log_keeps_its_end_where_the_failure_is() -> Non
     log = compressed_log([b"INFO step done\n"], 3 * 1024 * 1024 // 15, b"ERROR node load: disk full\n")
     status, _ = await status_with_log(log)
     assert "ERROR node load: disk full" in status.message, status.message
-    assert len(datakitchen._log_lines({"logs": log})) == 5000  # its last 5,000 lines (of 200,000), no more
+    assert len(logs._log_lines({"logs": log})) == 5000  # its last 5,000 lines (of 200,000), no more

@@ -354,7 +354,7 @@ async def test_per_channel_rate_limit_mode(fake: FakeSlack, client: AsyncWebClie
 
 async def test_delay_next(fake: FakeSlack, client: AsyncWebClient) -> None:
     fake.delay_next("auth.test", 0.2)
-    slow = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, timeout=0.05)
+    slow = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, timeout=0.05)  # type: ignore[arg-type]  # slack_sdk says int; aiohttp takes seconds as a float
     with pytest.raises(TimeoutError):
         await slow.auth_test()
     assert (await client.auth_test())["ok"]

@@ -22,7 +22,7 @@ from tests.emulators.conftest import RecordingApp
 
 WEB = Path(__file__).resolve().parents[2] / "bot" / "emulators" / "slack" / "web"
 
-CARD = [
+CARD: list[dict[str, Any]] = [
     {"type": "header", "text": {"type": "plain_text", "text": "leads-ods is running"}},
     {"type": "actions", "block_id": "run_actions", "elements": [
         {"type": "button", "action_id": "run.refresh", "value": "7", "text": {"type": "plain_text", "text": "Refresh"}},

@@ -205,8 +205,8 @@ def assert_delivered(
     # the failures alert once: one message lists the failing pipeline with every failure counted
     listing = []
     for message in slack.messages(alert_channel):
-        texts = "\n".join([message.text] + [str(b.get("text", {}).get("text", "")) for b in message.blocks])
-        listing += [(message.ts, m.group(1), int(m.group(2) or 1)) for m in _ALERT_LINE.finditer(texts)]
+        alert_text = "\n".join([message.text] + [str(b.get("text", {}).get("text", "")) for b in message.blocks])
+        listing += [(message.ts, m.group(1), int(m.group(2) or 1)) for m in _ALERT_LINE.finditer(alert_text)]
     about = [entry for entry in listing if entry[1] == FAILING]
     if started.get(FAILING):
         assert len(about) == 1, f"{FAILING} is listed {len(about)} times in the alerts: {about}"

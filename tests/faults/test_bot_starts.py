@@ -4,6 +4,7 @@ and store: found by the third independent pass (issue 11)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,17 +21,22 @@ from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes, Outcomes
 from bot.service.permissions import Authorizer
+from bot.service.recovery import Recovery
 from bot.service.retries import Retrier, WaitingStarts
 from bot.service.runs import RunService
 from bot.service.workflows import WorkflowEngine
 from bot.slack.reporter import SlackReporter
-from bot.store.records import NewRun
+from bot.store.records import NewRun, RunOrigin
 from bot.store.store import Store
 from bot.store.tables import alerts, cards, outbox
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+async def nobody(group: str) -> frozenset[str]:
+    return frozenset()
 
 
 def catalog_for(url: str, pipelines: dict[str, Any]) -> Catalog:
@@ -63,12 +69,13 @@ class Bot:
         self.notifier = Notifier(store, catalog, self.pool, reporter, now)
         self.alerter = Alerter(store, catalog, self.pool, reporter, now, group_window=timedelta(0))
         changes = Changes()
-        auth = Authorizer(frozenset(), None)
+        auth = Authorizer(frozenset(), nobody)
         self.runs = RunService(store, self.pool, auth, self.notifier, now, owner="me", lease=lease, changes=changes)
         retrier = Retrier(store, catalog, self.notifier, now=now)
         workflows = WorkflowEngine(store, catalog, self.runs, self.notifier, auth, now=now)
         outcomes = Outcomes(store, self.notifier, self.alerter, retrier, workflows)
         changes.subscribe(outcomes.on_change)
+        self.recovery = Recovery(store, self.notifier, outcomes, now)
         self.retrier = WaitingStarts(store, catalog, self.pool, self.notifier, outcomes, now=now, owner="me",
                                      lease=lease)
 
@@ -108,22 +115,24 @@ async def test_retries_claimed_together_keep_their_leases_while_an_earlier_trigg
     for name in ("a", "b"):
         await sqlite_store.runs.create(
             NewRun(provider="invision", connection="inv", job=catalog.pipelines[name].job.model_dump(), parameters={},
-                   origin="retry", pipeline=name, started_by=None, channel="C0ALERTS", retry_of=None, attempt=2,
+                   origin=RunOrigin.RETRY, pipeline=name, started_by=None, channel="C0ALERTS", retry_of=None, attempt=2,
                    start_at=now()),
             now=now(), next_poll_at=None,
         )
-    given_up = []
+    given_up: list[int] = []
 
     async def recover() -> None:
         while True:
             await asyncio.sleep(0.2)
-            given_up.extend(r.id for r in await bot.runs.recover_starting(timedelta(seconds=30)))
+            given_up.extend(r.id for r in await bot.recovery.recover_starting(timedelta(seconds=30)))
 
     recovery = asyncio.create_task(recover())
     try:
         assert await bot.retrier.tick() == 2
     finally:
         recovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recovery  # raises what the recovery loop raised: a loop that died would give nothing up
     assert given_up == []
     for run_id in (1, 2):
         events = [state for _, state, _, _ in await sqlite_store.runs.events(run_id)]
@@ -144,7 +153,7 @@ async def test_a_scheduled_start_the_provider_refuses_is_shown_in_the_channel_wi
     bot = Bot(sqlite_store, catalog, timedelta(seconds=60))
     pools.append(bot.pool)
     with pytest.raises(UserError):
-        await bot.runs.start(None, catalog.pipelines["nightly"], {}, channel=None, origin="schedule", authorized=True)
+        await bot.runs.start(None, catalog.pipelines["nightly"], {}, channel=None, origin=RunOrigin.SCHEDULE, authorized=True)
     await bot.alerter.flush()
     async with sqlite_store.engine.connect() as conn:
         shown = [(r.key, r.channel) for r in await conn.execute(select(cards))]

@@ -69,7 +69,8 @@ async def test_sigkill_at_random_moments_with_200_runs_in_flight(tmp_path: Path)
 
         def triggered() -> bool:
             with sqlite3.connect(tmp_path / "bot.db") as db:
-                return db.execute("select count(*) from runs where provider_run_id is not null").fetchone()[0] == RUNS
+                count: int = db.execute("select count(*) from runs where provider_run_id is not null").fetchone()[0]
+            return count == RUNS
 
         await wait(triggered, 60, "every run triggered and recorded", slack)
         await kill_soon("cards being posted", 0.0, 2.5)

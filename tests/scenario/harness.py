@@ -100,6 +100,13 @@ class World:
     settings: Settings
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def tailer(self) -> TailerEmulator:
+        """The Tailer emulator as its own class (its configurations and resets, which other emulators lack)."""
+        emulator = self.emulators["tailer"]
+        assert isinstance(emulator, TailerEmulator)
+        return emulator
+
     async def command(self, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL") -> AppResponse:
         return await self.slack.command(text, user=user, channel=channel)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -46,7 +47,7 @@ class World:
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
-    scenarios = {
+    scenarios: dict[str, dict[str, Any]] = {
         "rivery": {"tokens": [RIVERY_TOKEN]},
         "tailer": {"tokens": [TAILER_JWT]},
         "invision": {"api_keys": [INVISION_KEY]},

@@ -152,7 +152,7 @@ async def test_status_last_and_stats(tmp_path: Path) -> None:
         assert len(w.slack.messages("C0GENERAL")) == posted  # nothing new in the channel
 
         # Tailer lists runs: a run started by its scheduler, unknown to the bot, shows up
-        tailer = w.emulators["tailer"]
+        tailer = w.tailer
         outside = tailer.external_run(TAILER_CONFIG, {"execution_date": "2026-10-01"})
         w.advance(40)
         last = await ask(w, "last iowa-pda 5")
@@ -250,7 +250,7 @@ async def test_enable_disable_archive_where_the_provider_can(tmp_path: Path) -> 
         assert "cannot enable" in (await ask(w, "enable budget")).text  # InVision has no such switch
         assert not [r for r in rivery.state.requests if r.route in ("v1_activate", "v1_disable")]
 
-        tailer = w.emulators["tailer"]
+        tailer = w.tailer
         expected = {"disable": (False, False), "enable": (True, False), "archive": (False, True)}
         for op, (activated, archived) in expected.items():
             question = await ask(w, f"{op} iowa-pda")
@@ -312,7 +312,7 @@ async def test_reset_is_for_tailer_workflows_and_says_so(tmp_path: Path) -> None
         assert "resets only workflow" in refusal.text and "is not one" in refusal.text
         assert "Point the pipeline at the workflow's configuration" in refusal.text
         assert not w.emulators["tailer"].state.requests_to("workflow")
-        assert not w.emulators["tailer"].resets
+        assert not w.tailer.resets
         [entry] = await audit_of(w, "U0ALICE")
         assert (entry.action, entry.target, entry.outcome) == ("reset", "iowa-pda", "failed")
 

@@ -60,10 +60,10 @@ async def test_failure_details_retry_acknowledge_and_mute(tmp_path: Path) -> Non
         await w.slack.click(failed.channel, failed.ts, "run.mute", user="U0ALICE", value="1|3600")
         await w.until(lambda: any("muted until" in r.text for r in w.slack.responses("U0ALICE")),
                       what="the mute confirmation")
-        muted = await w.runtime.store.mutes.active(now=w.runtime.now())  # type: ignore[union-attr]
+        muted = await w.runtime.store.mutes.active(now=w.runtime.now())
         assert "orders" in muted
 
-        audit = {(e.action, e.outcome, e.user_id) for e in await w.runtime.store.audit.entries()}  # type: ignore[union-attr]
+        audit = {(e.action, e.outcome, e.user_id) for e in await w.runtime.store.audit.entries()}
         assert ("run", "ok", "U0BOB") in audit
         assert ("acknowledge", "ok", "U0ALICE") in audit
         assert ("mute", "ok", "U0ALICE") in audit

@@ -80,7 +80,7 @@ async def test_a_confirmation_shown_to_alice_and_clicked_by_someone_else_is_refu
         assert not w.emulators["rivery"].state.requests_to("cancel")
         assert not w.emulators["tailer"].state.requests_to("configuration")
         assert not w.emulators["tailer"].state.requests_to("workflow")
-        assert not w.emulators["tailer"].configurations and not w.emulators["tailer"].resets
+        assert not w.tailer.configurations and not w.tailer.resets
         audited = [(e.target, e.outcome) for e in await audit_of(w, dave)]
         assert audited == [("leads-ods", "refused"), *[("iowa-pda", "refused")] * len(CHANGES)]
 

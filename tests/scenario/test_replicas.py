@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.emulators._core import ManualClock, Outcome
-from bot.emulators.slack import FakeSlack
+from bot.emulators.slack import FakeSlack, Message, MessageVersion
 from tests.postgres import create_postgres_database, drop_postgres_database
 from tests.scenario.harness import BotProcess, catalog_text, make_emulators, unlimited_rivery, wait
 
@@ -161,7 +161,8 @@ async def test_three_replicas_share_300_runs_and_survive_losing_one(tmp_path: Pa
         for key in final_cards(slack):
             channel, ts = key.split("/")
             message = slack.message(channel, ts)
-            finals = [v for v in [*message.edits, message] if "succeeded" in v.text]
+            versions: list[MessageVersion | Message] = [*message.edits, message]
+            finals = [v for v in versions if "succeeded" in v.text]
             assert len(finals) == 1, f"{key} got its final update {len(finals)} times"
         assert took < LEASE + 30, f"every card final {took:.1f} s after the kill"
         # the takeover: every run the dead replica held was polled by another within its lease and a few ticks

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from bot.store.records import RunOrigin
 from bot.store.tables import runs
 from tests.scenario.harness import World, world
 
@@ -69,7 +70,7 @@ async def test_a_scheduled_start_past_the_limit_waits_on_its_card_then_starts(tm
         await w.until(lambda: len(w.cards()) == 2, what="two cards")
 
         pipeline = w.runtime.catalog.pipelines["leads-ods"]
-        held = await w.runtime.services.runs.start(None, pipeline, {}, channel=None, origin="schedule",
+        held = await w.runtime.services.runs.start(None, pipeline, {}, channel=None, origin=RunOrigin.SCHEDULE,
                                                    authorized=True)
         assert held.state == "waiting"
         card = await w.card_saying(RATE_NOTE, channel="C0ALERTS")

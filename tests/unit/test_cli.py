@@ -214,8 +214,8 @@ def test_run_reports_an_unexpected_start_up_error_in_one_redacted_line(
     finally:
         root.handlers[:], level, levels = saved
         root.setLevel(level)
-        for n, value in levels.items():
-            logging.getLogger(n).setLevel(value)
+        for n, saved_level in levels.items():
+            logging.getLogger(n).setLevel(saved_level)
     err = capsys.readouterr().err
     said = [line for line in err.splitlines() if not line.startswith("{")]
     assert code == 1

@@ -8,7 +8,7 @@ from typing import Any, cast
 from bot.catalog.load import parse_catalog
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
-from bot.store.records import RunRecord
+from bot.store.records import RunOrigin, RunRecord, StoredState
 
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 
@@ -16,8 +16,8 @@ T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 def record(connection: str, job: dict[str, Any], provider_run_id: str | None) -> RunRecord:
     return RunRecord(
         id=7, pipeline=None, provider=job.pop("provider"), connection=connection, job=job, parameters={},
-        provider_run_id=provider_run_id, state="running", raw_status="", message="", warning="", tasks=(),
-        extra={}, final=False, origin="slack", started_by=None, channel=None, retry_of=None, attempt=1,
+        provider_run_id=provider_run_id, state=StoredState.RUNNING, raw_status="", message="", warning="", tasks=(),
+        extra={}, final=False, origin=RunOrigin.SLACK, started_by=None, channel=None, retry_of=None, attempt=1,
         created_at=T0, updated_at=T0, started_at=None, ended_at=None, next_poll_at=None, polls=0,
         unknown_since=None, last_error="", acknowledged_by=None, acknowledged_at=None,
     )

@@ -199,12 +199,25 @@ def test_bench_never_imports_the_tests() -> None:
     assert users == []
 
 
+def provider_modules(providers: Path = BOT / "providers") -> dict[str, list[Path]]:
+    """Each provider (a module, or a package such as ``datakitchen/``) and its files."""
+    found = {p.stem: [p] for p in providers.glob("*.py") if not p.stem.startswith("_")}
+    found |= {p.name: sorted(p.rglob("*.py")) for p in providers.iterdir() if (p / "__init__.py").exists()}
+    return {name: files for name, files in found.items() if name not in ("base", "registry", "__init__")}
+
+
 def test_no_provider_imports_another() -> None:
-    providers = {p.stem for p in (BOT / "providers").glob("*.py") if not p.stem.startswith("_")} - {
-        "base", "registry", "__init__"}
-    for name in providers:
-        others = {f"bot.providers.{o}" for o in providers - {name}}
-        assert not bot_imports(BOT / "providers" / f"{name}.py") & others, name
+    providers = provider_modules()
+    assert {"rivery", "tailer", "invision", "datakitchen"} <= providers.keys(), "a provider is not seen"
+    offences = [
+        f"{path.relative_to(BOT.parent)} imports {imported}"
+        for name, files in providers.items()
+        for path in files
+        for imported in sorted(bot_imports(path))
+        if any(imported == f"bot.providers.{o}" or imported.startswith(f"bot.providers.{o}.") for o in providers)
+        and not (imported == f"bot.providers.{name}" or imported.startswith(f"bot.providers.{name}."))
+    ]
+    assert offences == []
 
 
 

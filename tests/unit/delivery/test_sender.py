@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.delivery.sender import Deliverer
 from bot.emulators.slack import FakeSlack
 from bot.ops.metrics import SLACK_CALLS
-from bot.store.records import NewRun
+from bot.store.records import NewRun, OutboxKind, RunOrigin
 from bot.store.store import Store
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -30,7 +30,7 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 async def deliverer_with_a_card(store: Store, slack: FakeSlack) -> tuple[Deliverer, int]:
     run = await store.runs.create(
-        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin="slack",
+        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
                pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL", provider_run_id="p-1"),
         now=NOW, next_poll_at=None,
     )
@@ -56,7 +56,7 @@ async def test_a_card_slack_answered_but_the_store_did_not_record_is_recorded_wi
     must not depend on that)."""
     clock = [NOW]
     run = await sqlite_store.runs.create(
-        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin="slack",
+        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
                pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL", provider_run_id="p-1"),
         now=NOW, next_poll_at=None,
     )
@@ -84,9 +84,9 @@ async def test_a_card_slack_answered_but_the_store_did_not_record_is_recorded_wi
     assert card is not None and card.ts == message.ts  # the post it made, not another
 
 
-@pytest.mark.parametrize("kind", ["thread", "post"])
+@pytest.mark.parametrize("kind", [OutboxKind.THREAD, OutboxKind.POST])
 async def test_a_message_slack_got_but_the_store_never_recorded_is_not_posted_again(
-    sqlite_store: Store, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, kind: str
+    sqlite_store: Store, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, kind: OutboxKind
 ) -> None:
     deliverer, run_id = await deliverer_with_a_card(sqlite_store, slack)
     await sqlite_store.outbox.enqueue(f"details:{run_id}", kind=kind, run_id=run_id, channel="C0GENERAL",
@@ -118,7 +118,7 @@ async def test_when_slack_cannot_say_whether_it_got_a_message_the_deliverer_wait
     deliverer, run_id = await deliverer_with_a_card(sqlite_store, slack)
     clock = [NOW]
     deliverer.now = lambda: clock[0]
-    await sqlite_store.outbox.enqueue(f"details:{run_id}", kind="thread", run_id=run_id, text="details", now=NOW)
+    await sqlite_store.outbox.enqueue(f"details:{run_id}", kind=OutboxKind.THREAD, run_id=run_id, text="details", now=NOW)
 
     async def database_away(*args: object, **kwargs: object) -> bool:
         raise ConnectionError("the database went away")

@@ -41,7 +41,7 @@ from bot.slack.blocks import (
     submission_errors,
 )
 from bot.slack.text import TRUNCATION_NOTE
-from bot.store.records import RunRecord
+from bot.store.records import RunOrigin, RunRecord, StoredState
 
 T0 = datetime(2024, 1, 31, 12, 0, tzinfo=UTC)
 EVIL = ("<!channel>", "<@U123>", "<https://evil|docs>", "R&D")
@@ -55,8 +55,8 @@ def make_run(**changes: Any) -> RunView:
     """A run as the builders get it: a store record (``changes`` are its fields) made a view."""
     base = RunRecord(
         id=12, pipeline="leads-ods", provider="rivery", connection="rivery-main", job={"river_id": "5e8e"},
-        parameters={"execution_date": "2024-01-31"}, provider_run_id="r-1", state="running",
-        raw_status="R", message="", warning="", tasks=(), extra={}, final=False, origin="slack",
+        parameters={"execution_date": "2024-01-31"}, provider_run_id="r-1", state=StoredState.RUNNING,
+        raw_status="R", message="", warning="", tasks=(), extra={}, final=False, origin=RunOrigin.SLACK,
         started_by="U0ALICE", channel="C0DATA", retry_of=None, attempt=1, created_at=T0, updated_at=T0,
         started_at=T0 + timedelta(seconds=3), ended_at=None, next_poll_at=None, polls=1, unknown_since=None,
         last_error="", acknowledged_by=None, acknowledged_at=None,

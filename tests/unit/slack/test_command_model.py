@@ -8,7 +8,7 @@ from typing import get_args
 import pytest
 
 from bot.slack.commands import handler
-from bot.slack.commands.grammar import COMMANDS, AdHocTarget, Parsed, parse
+from bot.slack.commands.grammar import COMMANDS, AdHocTarget, CommandSpec, Parsed, parse
 from bot.slack.commands.model import (
     Cancel,
     Command,
@@ -72,7 +72,7 @@ def test_each_command_becomes_its_own_typed_value(text: str, expected: Command) 
 
 
 @pytest.mark.parametrize("spec", COMMANDS, ids=lambda spec: spec.name)
-def test_every_example_of_the_table_is_typed(spec: object) -> None:
+def test_every_example_of_the_table_is_typed(spec: CommandSpec) -> None:
     for example in spec.examples:  # the table's examples name the demo catalog's pipelines and workflow
         typed_example = command(example, (*PIPELINES, "iowa-liquor-pda"), ("nightly", "daily-sales"))
         assert isinstance(typed_example, get_args(Command))

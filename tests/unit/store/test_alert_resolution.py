@@ -13,7 +13,7 @@ import pytest
 from bot.models import RunState, RunStatus
 from bot.store import alerting
 from bot.store.alerting import Alert
-from bot.store.records import NewRun, RunRecord
+from bot.store.records import NewRun, RunOrigin, RunRecord
 from bot.store.store import Store
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -25,7 +25,7 @@ def at(seconds: float) -> datetime:
     return NOW + timedelta(seconds=seconds)
 
 
-async def started(store: Store, created: float, *, origin: str = "slack", provider_start: float | None = None,
+async def started(store: Store, created: float, *, origin: RunOrigin = RunOrigin.SLACK, provider_start: float | None = None,
                   ref: str = "") -> RunRecord:
     """A run the bot recorded at ``created`` (seconds after NOW), running at the provider since ``provider_start``."""
     run = await store.runs.create(
@@ -151,8 +151,8 @@ async def test_watched_runs_are_ordered_by_when_the_provider_started_them_not_wh
     store: Store,
 ) -> None:
     """A watch finds runs after they began: one it found later may have begun earlier."""
-    failing = await started(store, 0, origin="watch", provider_start=-30, ref="w-1")
-    earlier = await started(store, 1, origin="watch", provider_start=-60, ref="w-2")
+    failing = await started(store, 0, origin=RunOrigin.WATCH, provider_start=-30, ref="w-1")
+    earlier = await started(store, 1, origin=RunOrigin.WATCH, provider_start=-60, ref="w-2")
     failing = await ended(store, failing, RunState.FAILED, 2)
     alert = await failure(store, failing, 2)
     earlier = await ended(store, earlier, RunState.SUCCEEDED, 3)
@@ -187,11 +187,11 @@ async def test_a_repeat_is_never_folded_into_an_alert_whose_only_post_is_the_fir
         suppress=timedelta(hours=1), now=at(1),
     )
     assert new and carded.state == "open" and carded.group_key == f"run:{first.id}"
-    second = await started(store, 60, origin="watch", ref="w-2")
+    second = await started(store, 60, origin=RunOrigin.WATCH, ref="w-2")
     second = await ended(store, second, RunState.FAILED, 61)
     repeat = await failure(store, second, 61)
     assert repeat.id != carded.id and repeat.state == "pending" and repeat.count == 1
-    third = await started(store, 70, origin="watch", ref="w-3")
+    third = await started(store, 70, origin=RunOrigin.WATCH, ref="w-3")
     third = await ended(store, third, RunState.FAILED, 71)
     assert (await failure(store, third, 71)).id == repeat.id  # later repeats fold into the posted alert
     [[posted]] = await flushed(store, 61 + WINDOW.total_seconds())
@@ -210,7 +210,7 @@ async def test_a_failure_and_the_success_that_resolves_it_recorded_at_once_leave
     one process, or two replicas). Forced interleaving: the failure has looked for a later success (none yet)
     when the success is recorded and resolves; neither may miss the other."""
     failing = await started(store, 0)
-    later = await started(store, 10, origin="watch", ref="w-later")
+    later = await started(store, 10, origin=RunOrigin.WATCH, ref="w-later")
     failing = await ended(store, failing, RunState.FAILED, 60)
     looked, go = asyncio.Event(), asyncio.Event()
     real = alerting._later_success
@@ -247,7 +247,7 @@ async def test_a_provider_clock_ahead_of_the_bots_never_lets_a_run_begun_earlier
     failing = await started(store, 20, provider_start=20 + ahead)
     failing = await ended(store, failing, RunState.FAILED, 25)
     alert = await failure(store, failing, 25)
-    scheduled = await started(store, 45, origin="watch", provider_start=0 + ahead, ref="sched-1")
+    scheduled = await started(store, 45, origin=RunOrigin.WATCH, provider_start=0 + ahead, ref="sched-1")
     scheduled = await ended(store, scheduled, RunState.SUCCEEDED, 105)
     assert await store.alerting.recover(PIPELINE, scheduled.id, now=at(105)) == []
     assert await open_ids(store) == [alert.id]
@@ -295,9 +295,9 @@ async def test_a_failure_alerted_for_a_watched_copy_of_a_slow_trigger_counts_onc
     failure was alerted. The answer arrives, the copy is merged into the run the bot triggered, which then
     reports the same failure: one failure, counted once, and the alert names the run that remains."""
     mine = await store.runs.create(
-        NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin="slack",
+        NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
                pipeline=PIPELINE, channel="C0GENERAL"), now=at(0), next_poll_at=None)
-    copy = await started(store, 3, origin="watch", ref="X")
+    copy = await started(store, 3, origin=RunOrigin.WATCH, ref="X")
     copy = await ended(store, copy, RunState.FAILED, 3)
     alert = await failure(store, copy, 3)
     mine = await store.starts.record_triggered(mine.id, "X", now=at(5), next_poll_at=at(6))

@@ -20,7 +20,7 @@ from bot.service.retries import Retrier
 from bot.service.runs import RunService
 from bot.service.workflows import WorkflowEngine
 from bot.slack.reporter import SlackReporter
-from bot.store.records import NewRun
+from bot.store.records import NewRun, RunOrigin
 from bot.store.store import Store
 from bot.store.tables import runs
 
@@ -55,7 +55,7 @@ def recovery(store: Store) -> Recovery:
 async def starting(store: Store, *, owner: str | None, lease_until: datetime | None) -> int:
     """A run recorded ``starting`` ten minutes ago, whose lease ``owner`` holds until ``lease_until``."""
     run = await store.runs.create(
-        NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin="slack",
+        NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
                pipeline="leads-ods", started_by="U0ALICE", channel="C0ALERTS"),
         now=LONG_AGO, next_poll_at=None,
     )
@@ -79,7 +79,7 @@ async def test_recovery_gives_up_only_starts_whose_owner_is_gone(store: Store) -
     assert kept is not None and (kept.state, kept.final) == ("starting", False)  # replica A's trigger is pending
     # a start without a lease is given up only once older than the cutoff (a start of an older version)
     fresh = await store.runs.create(
-        NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin="slack"),
+        NewRun(provider="rivery", connection="rivery", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK),
         now=NOW - timedelta(seconds=5), next_poll_at=None,
     )
     assert await recovery(store).recover_starting(timedelta(seconds=30)) == []

@@ -162,9 +162,9 @@ async def test_a_card_another_writer_creates_first_is_changed_not_refused(store:
 
 async def test_outbox_keys_make_messages_idempotent_and_threads_wait_for_their_card(store: Store) -> None:
     run = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
-    assert await store.outbox.enqueue("run:1:failed", kind="thread", text="details", run_id=run.id, now=NOW)
-    assert not await store.outbox.enqueue("run:1:failed", kind="thread", text="details", run_id=run.id, now=NOW)
-    assert await store.outbox.enqueue("notice", kind="post", channel="C1", text="hello", now=NOW)
+    assert await store.outbox.enqueue("run:1:failed", kind=OutboxKind.THREAD, text="details", run_id=run.id, now=NOW)
+    assert not await store.outbox.enqueue("run:1:failed", kind=OutboxKind.THREAD, text="details", run_id=run.id, now=NOW)
+    assert await store.outbox.enqueue("notice", kind=OutboxKind.POST, channel="C1", text="hello", now=NOW)
     lease = timedelta(seconds=30)
     claimed = await store.outbox.claim("a", now=NOW, limit=10, lease=lease)
     assert [i.key for i in claimed] == ["notice"]  # the thread reply waits for the card
@@ -195,7 +195,7 @@ async def test_nul_in_free_text_is_dropped_not_refused_on_either_database(store:
                      tasks=(TaskStatus("lo\x00ad", RunState.FAILED, "E", message="x\x00"),))
     change = await store.runs.record_status(run.id, done, now=NOW, next_poll_at=None)
     assert change is not None and change.run.message == "disk full" and change.run.raw_status == "E"
-    failed = await store.runs.record_poll_error(run.id, "bad\x00 answer", now=NOW, next_poll_at=None)
+    failed = await store.runs.record_poll_error(run.id, "bad\x00 answer", now=NOW, next_poll_at=NOW)
     assert failed.last_error == "bad answer"
 
 
@@ -209,19 +209,19 @@ async def test_mutes_hold_until_they_expire(store: Store) -> None:
 
 async def test_a_change_recorded_but_never_shown_is_found_again(store: Store) -> None:
     run = await store.runs.create(new_run(provider_run_id="p-n"), now=NOW, next_poll_at=NOW)
-    await store.runs.mark_notified(run.id, "queued")
+    await store.runs.mark_notified(run.id, StoredState.QUEUED)
     done = RunStatus("p-n", RunState.FAILED, "E")
     await store.runs.record_status(run.id, done, now=NOW, next_poll_at=None)  # …and the process dies here
     [found] = await store.runs.unnotified(older_than=NOW + timedelta(seconds=1))
     assert (found.id, found.state, found.notified_state) == (run.id, "failed", "queued")
-    await store.runs.mark_notified(run.id, "failed")
+    await store.runs.mark_notified(run.id, StoredState.FAILED)
     assert await store.runs.unnotified(older_than=NOW + timedelta(seconds=1)) == []
 
 
 async def test_a_change_never_shown_is_found_while_the_run_is_still_polled(store: Store) -> None:
     """Polls that bring nothing new keep touching the run: its unshown change must be found all the same."""
     run = await store.runs.create(new_run(provider_run_id="p-r"), now=NOW, next_poll_at=NOW)
-    await store.runs.mark_notified(run.id, "queued")
+    await store.runs.mark_notified(run.id, StoredState.QUEUED)
     running = RunStatus("p-r", RunState.RUNNING, "R")
     await store.runs.record_status(run.id, running, now=NOW, next_poll_at=NOW)  # …the card write fails here
     for second in range(1, 30):

@@ -17,9 +17,9 @@ from bot.models import RunState, RunStatus
 from bot.providers.base import JobConfig
 from bot.service.history import percentile
 from bot.slack.reporter import SlackReporter
-from bot.store.records import NewRun, RunRecord
+from bot.store.records import NewRun, RunOrigin, RunRecord
 from bot.store.store import Store
-from bot.tracking.digest import day_bounds, digest_day, digest_job, post_digests, schedule_digest
+from bot.tracking.digest import DigestData, day_bounds, digest_day, digest_job, post_digests, schedule_digest
 
 UTC_ZONE = ZoneInfo("UTC")
 OSLO = ZoneInfo("Europe/Oslo")
@@ -61,7 +61,7 @@ class Runs:
         after ``took`` (None: still running)."""
         self.count += 1
         new = NewRun(provider="rivery", connection="rivery-main", job={"river_id": f"r{self.count}"}, parameters={},
-                     origin="slack", pipeline=pipeline, started_by="U0ALICE", channel=channel)
+                     origin=RunOrigin.SLACK, pipeline=pipeline, started_by="U0ALICE", channel=channel)
         run = await self.store.runs.create(new, now=created, next_poll_at=None)
         provider_id = f"p-{self.count}"
         started = created + timedelta(seconds=1)
@@ -97,7 +97,7 @@ async def two_days(store: Store) -> dict[str, RunRecord]:
     }
     # a trigger the provider refused: not a run, not in the digest
     refused = await store.runs.create(
-        NewRun(provider="rivery", connection="rivery-main", job={"river_id": "x"}, parameters={}, origin="slack",
+        NewRun(provider="rivery", connection="rivery-main", job={"river_id": "x"}, parameters={}, origin=RunOrigin.SLACK,
                pipeline="leads-ods", channel="C0GENERAL"), now=at(DAY2, 9), next_poll_at=None)
     made["refused"] = await store.runs.finish(refused.id, RunState.UNKNOWN, "not started: 401", now=at(DAY2, 9))
     return made
@@ -164,10 +164,10 @@ async def test_a_run_late_in_the_utc_evening_belongs_to_the_next_day_in_oslo(sto
     late = await runs.add(datetime(2026, 11, 21, 23, 30, tzinfo=UTC), RunState.SUCCEEDED)  # 00:30 in Oslo
     early = await runs.add(datetime(2026, 11, 21, 22, 59, tzinfo=UTC), RunState.FAILED)  # 23:59 in Oslo
 
-    def ids(digests: dict[str, object]) -> set[int]:
+    def ids(digests: dict[str, DigestData]) -> set[int]:
         found: set[int] = set()
         for data in digests.values():
-            found |= {r.run_id for r in (*data.failures, *data.slowest)}  # type: ignore[attr-defined]
+            found |= {r.run_id for r in (*data.failures, *data.slowest)}
         return found
 
     assert ids(await digest_day(store, CATALOG, DAY2, OSLO)) == {late.id}
@@ -196,7 +196,7 @@ async def test_a_muted_failure_is_listed_in_the_digest_and_marked(store: Store) 
 
 async def test_the_job_posts_yesterdays_digest_once_across_replicas(store: Store) -> None:
     made = await two_days(store)
-    settings = Settings(_env_file=None, digest_time="09:00", digest_timezone="Europe/Oslo")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, digest_time="09:00", digest_timezone="Europe/Oslo")
     clock = [datetime(2026, 11, 23, 8, 0, tzinfo=UTC)]  # 09:00 in Oslo: the digest of the 22nd
     reporter = SlackReporter(store, lambda: clock[0])
     first = digest_job(store, CATALOG, reporter, settings, owner="replica-a", now=lambda: clock[0])
@@ -219,7 +219,7 @@ async def test_the_digest_is_scheduled_daily_at_the_configured_local_time() -> N
     async def post() -> None:
         return None
 
-    settings = Settings(_env_file=None, digest_time="09:30", digest_timezone="Europe/Oslo")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, digest_time="09:30", digest_timezone="Europe/Oslo")
     job = schedule_digest(scheduler, settings, post)
     assert job is not None and job.id == "digest"
     assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, 3600)
@@ -229,10 +229,11 @@ async def test_the_digest_is_scheduled_daily_at_the_configured_local_time() -> N
     assert summer == datetime(2026, 7, 2, 7, 30, tzinfo=UTC)  # UTC+2 in July
     scheduler.start(paused=True)
     try:
-        assert schedule_digest(scheduler, settings, post).id == "digest"  # replace_existing: still one job
+        again = schedule_digest(scheduler, settings, post)
+        assert again is not None and again.id == "digest"  # replace_existing: still one job
         assert [j.id for j in scheduler.get_jobs()] == ["digest"]
     finally:
         scheduler.shutdown(wait=False)
 
-    off = Settings(_env_file=None, digest_time="", digest_timezone="UTC")  # type: ignore[call-arg]
+    off = Settings(_env_file=None, digest_time="", digest_timezone="UTC")
     assert schedule_digest(AsyncIOScheduler(timezone=UTC), off, post) is None

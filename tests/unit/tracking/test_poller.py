@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from bot.models import RunState, RunStatus
 from bot.service.clients import ClientPool
-from bot.store.records import NewRun, RunRecord, Transition
+from bot.store.records import NewRun, RunOrigin, RunRecord, Transition
 from bot.store.store import Store
 from bot.tracking.poller import Poller
 
@@ -43,7 +43,7 @@ class SlowProvider:
 
 
 async def _run(store: Store, provider_run_id: str) -> RunRecord:
-    new = NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin="slack",
+    new = NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
                  pipeline="leads-ods", channel="C1", provider_run_id=provider_run_id)
     return await store.runs.create(new, now=NOW, next_poll_at=NOW)
 

@@ -14,7 +14,7 @@ from bot.emulators.rivery import RiveryEmulator
 from bot.models import RunState
 from bot.providers import rivery
 from bot.service.clients import ClientPool
-from bot.store.records import NewRun, RunRecord, Transition
+from bot.store.records import NewRun, RunOrigin, RunRecord, Transition
 from bot.store.store import Store
 from bot.tracking.intervals import UNKNOWN_STATUS_LIMIT
 from bot.tracking.poller import Poller
@@ -42,7 +42,7 @@ class World:
 
     async def started_run(self) -> RunRecord:
         triggered = await self.pool.client("rivery").trigger(rivery.Job(river_id=RIVER), {})
-        new = NewRun(provider="rivery", connection="rivery", job={"river_id": RIVER}, parameters={}, origin="slack",
+        new = NewRun(provider="rivery", connection="rivery", job={"river_id": RIVER}, parameters={}, origin=RunOrigin.SLACK,
                      pipeline="leads-ods", channel="C0")
         run = await self.store.runs.create(new, now=self.now, next_poll_at=None)
         return await self.store.starts.record_triggered(run.id, triggered.run_id, now=self.now, next_poll_at=self.now)

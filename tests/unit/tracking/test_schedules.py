@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import yaml
 
 from bot.catalog.load import parse_catalog
-from bot.catalog.model import Schedule
+from bot.catalog.model import Catalog, Schedule
 from bot.store.store import Store
 from bot.tracking.schedules import ScheduleRunner, last_slot, scheduled_items
 
@@ -30,7 +30,7 @@ pipelines:
 """
 
 
-def catalog():  # type: ignore[no-untyped-def]
+def catalog() -> Catalog:
     return parse_catalog(yaml.safe_load(CATALOG), {"PW": "secret-pw"})
 
 

@@ -9,7 +9,7 @@ from bot.models import RunState, RunStatus
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.slack.reporter import SlackReporter
-from bot.store.records import NewRun
+from bot.store.records import NewRun, RunOrigin
 from bot.store.store import Store
 from bot.tracking.stuck import StuckDetector, learned_threshold
 
@@ -32,7 +32,7 @@ def test_learned_threshold_needs_enough_history() -> None:
 async def _run(store: Store, pipeline: str, n: int, *, started: datetime, ended: datetime | None) -> int:
     run = await store.runs.create(
         NewRun(provider="datakitchen", connection="dk", job={"kitchen": "k", "recipe": "r", "variation": "a"},
-               parameters={}, origin="slack", pipeline=pipeline, channel="C1", provider_run_id=f"o{pipeline}{n}"),
+               parameters={}, origin=RunOrigin.SLACK, pipeline=pipeline, channel="C1", provider_run_id=f"o{pipeline}{n}"),
         now=started, next_poll_at=None,
     )
     state = RunState.SUCCEEDED if ended else RunState.RUNNING

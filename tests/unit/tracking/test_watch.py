@@ -21,7 +21,7 @@ from bot.service.retries import Retrier
 from bot.service.runs import RunService
 from bot.service.workflows import WorkflowEngine
 from bot.slack.reporter import SlackReporter
-from bot.store.records import NewRun
+from bot.store.records import NewRun, RunOrigin
 from bot.store.store import Store
 from bot.tracking.watch import Watcher
 
@@ -151,7 +151,7 @@ async def test_a_run_found_by_a_slow_list_is_taken_as_seen_when_the_list_answere
     async def meanwhile() -> None:
         s.clock.advance(2)
         run = await s.store.runs.create(
-            NewRun(provider="rivery", connection="rv", job={"river_id": "r1"}, parameters={}, origin="slack",
+            NewRun(provider="rivery", connection="rv", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
                    pipeline="loads", started_by="U0ALICE", channel="C0GENERAL"),
             now=s.clock(), next_poll_at=None)
         run = await s.store.starts.record_triggered(run.id, "slack-run", now=s.clock(), next_poll_at=s.clock())

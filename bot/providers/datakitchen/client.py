@@ -1,0 +1,442 @@
+"""The DataKitchen client: create orders, follow their order runs, stop, resume, pause and unpause."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import quote, quote_plus
+
+import httpx
+
+from bot.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRejected,
+    ProviderResponseError,
+    ProviderUnavailable,
+    TriggerOutcomeUnknown,
+)
+from bot.models import RunState, RunStatus, Triggered
+from bot.providers._http import Call, RetryPolicy, Sleep, loads
+from bot.providers.base import Capability, ProviderClient
+from bot.providers.datakitchen.answers import (
+    _CREATED_KEYS,
+    _MESSAGE_LIMIT,
+    _belongs,
+    _cut,
+    _from_ms,
+    _has_error,
+    _hid_of,
+    _join,
+    _ms_delta,
+    _order_id_of,
+    _order_state,
+    _overrides,
+    _servings_by_order,
+    _words,
+    is_final,
+    map_status,
+)
+from bot.providers.datakitchen.config import Connection, Job
+from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of
+from bot.providers.datakitchen.session import Clock, _Session
+
+_ORDERS_PAGE = 50
+_MAX_ORDER_PAGES = 10
+#: order states (DKUtils' constants): only these two are paused / unpaused
+_ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
+
+
+class Client(ProviderClient[Connection, Job]):
+    provider: ClassVar[str] = "datakitchen"
+    display_name: ClassVar[str] = "DataKitchen"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.LIST_RUNS, Capability.CANCEL, Capability.RESUME, Capability.ENABLE, Capability.DISABLE}
+    )
+
+    def __init__(
+        self,
+        name: str,
+        connection: Connection,
+        *,
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.time,
+    ) -> None:
+        self.session = _Session(
+            connection.base_url,
+            connection.username,
+            connection.password,
+            clock=clock,
+            refuse=self._login_refused,
+            malformed=lambda message: self.caller.error(ProviderResponseError, message),
+        )
+        super().__init__(name, connection, http=http, retry=retry, sleep=sleep)
+        # the session's tokens are secrets too; the login form carries the password, Basic auth would carry both
+        self.caller.redactor.add_source(self.session.tokens)
+        password = connection.password.get_secret_value()
+        self.caller.redactor.add_basic_auth(connection.username, password)
+        # the login form's field whole: hides a password too short to be redacted alone (MIN_LENGTH)
+        self.caller.redactor.add(f"password={quote_plus(password)}")
+
+    def _auth(self) -> httpx.Auth:
+        return self.session
+
+    def _error_text(self, response: httpx.Response) -> str:
+        """DataKitchen errors read ``{"message": {"error": ...}}``; gateway HTML pages say nothing useful."""
+        text = response.text
+        if "html" in response.headers.get("content-type", "").lower() or text.lstrip().startswith("<"):
+            return ""
+        try:
+            body = loads(response.content)
+        except ValueError:
+            return text.strip()
+        return _words(body)
+
+    def _login_refused(self, response: httpx.Response) -> ProviderError:
+        said = self.caller.excerpt(self._error_text(self.caller.redacted_answer(response)))
+        return self.caller.error(
+            ProviderAuthError,
+            f"DataKitchen refused the login of user {self.connection.username!r} for connection {self.name} "
+            f"(HTTP {response.status_code}){': ' + said if said else ''}. Wrong username or password: check "
+            "them in the connection's environment variables.",
+            status_code=response.status_code,
+        )
+
+    # -- paths -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _seg(value: str) -> str:
+        return quote(value, safe="")
+
+    def _order_ref(self, run_id: str) -> tuple[str, str | None]:
+        order_id, _, hid = run_id.strip().partition("/")
+        if not order_id or "/" in hid:
+            raise self.caller.error(
+                ProviderRejected,
+                f"{run_id!r} is not a DataKitchen run id (expected '<order_id>' or '<order_id>/<order_run_id>').",
+            )
+        return order_id, hid or None
+
+    async def _body(self, call: Call) -> Any:
+        """The JSON answer of a call; a 2xx answer with an ``error`` key is a refusal, not a success."""
+        body = await self._json(call)
+        if isinstance(body, dict) and _has_error(body):
+            raise self.caller.error(
+                ProviderRejected, f"DataKitchen refused to {call.what}: {self.caller.excerpt(_words(body['error']))}"
+            )
+        return body
+
+    # -- trigger and status ------------------------------------------------------------------
+
+    async def _ensure_session(self) -> None:
+        """Log in (or renew) with a read before a write, so that a login hiccup is retried.
+
+        Otherwise a login that times out inside a create would be reported as "unknown whether it
+        started" although nothing was sent.
+        """
+        if self.session.needs_renewal():
+            what = f"log in to DataKitchen as {self.connection.username}"
+            await self.caller.send(Call("GET", "v2/validatetoken", what))
+
+    async def trigger(self, job: Job, parameters: Mapping[str, str]) -> Triggered:
+        await self._ensure_session()
+        call = Call(
+            "PUT",
+            f"v2/order/create/{self._seg(job.kitchen)}/{self._seg(job.recipe)}/{self._seg(job.variation)}",
+            f"create an order for {job.describe()}",
+            idempotent=False,
+            json={"parameters": _overrides(parameters, job.parameter_types), "schedule": "now"},
+        )
+        try:
+            body = await self._body(call)
+        except ProviderRejected as exc:
+            raise self.caller.error(
+                ProviderRejected,
+                f"{exc} Check kitchen, recipe and variation of this pipeline in pipelines.yml.",
+                status_code=exc.status_code,
+            ) from None
+        order_id = _order_id_of(body, _CREATED_KEYS)
+        if not order_id:
+            raise self.caller.error(
+                TriggerOutcomeUnknown,
+                f"DataKitchen accepted the order for {job.describe()} but its answer has no order id "
+                f"({self.caller.excerpt(body, 200)!r}). Check the DataKitchen console before trying again.",
+            )
+        return Triggered(run_id=order_id)
+
+    async def get_status(self, job: Job, run_id: str) -> RunStatus:
+        order_id, hid = self._order_ref(run_id)
+        servings = await self._servings(job, order_id)
+        detail: dict[str, Any] | None = None
+        if hid is None:
+            if not servings:
+                return RunStatus(
+                    run_id=run_id,
+                    state=RunState.QUEUED,
+                    raw_status="PLANNED_SERVING",
+                    message="no order run yet",
+                    extra={"order_id": order_id},
+                )
+            serving = servings[0]
+        else:
+            found = next((s for s in servings if _hid_of(s) == hid), None)
+            if found is None:  # an older run beyond the first page: ask for it by id
+                found = detail = await self._details(job, hid, f"check order run {hid} of order {order_id}")
+            serving = found
+        status = self._serving_status(run_id, order_id, serving)
+        if status.state.is_terminal:
+            status = await self._with_details(job, status, detail)
+        return self.caller.redact_status(status)
+
+    async def _servings(self, job: Job, order_id: str) -> list[dict[str, Any]]:
+        call = Call(
+            "GET",
+            f"v2/order/servings/{self._seg(job.kitchen)}/{self._seg(order_id)}",
+            f"check order {order_id} of {job.describe()}",
+        )
+        body = await self._body(call)
+        servings = body.get("servings") if isinstance(body, dict) else None
+        if not isinstance(servings, list):
+            raise self.caller.error(
+                ProviderResponseError,
+                f"DataKitchen's answer to {call.what} has no list of servings: {self.caller.excerpt(body, 200)!r}",
+            )
+        return [s for s in servings if isinstance(s, dict)]
+
+    async def _details(self, job: Job, hid: str, what: str) -> dict[str, Any]:
+        call = Call(
+            "POST",
+            f"v2/order/details/{self._seg(job.kitchen)}",
+            what,
+            json={
+                "serving_hid": hid,
+                "summary": True,
+                "logs": True,
+                "testresults": False,
+                "timingresults": False,
+                "servingjson": False,
+            },
+        )
+        body = await self._body(call)
+        servings = body.get("servings") if isinstance(body, dict) else None
+        found = [s for s in servings if isinstance(s, dict)] if isinstance(servings, list) else []
+        if not found:
+            raise self.caller.error(
+                ProviderResponseError,
+                f"DataKitchen's answer to {what} has no order run: {self.caller.excerpt(body, 200)!r}",
+            )
+        return next((s for s in found if _hid_of(s) == hid), found[0])
+
+    async def _with_details(self, job: Job, status: RunStatus, detail: dict[str, Any] | None = None) -> RunStatus:
+        """Add the node breakdown and the log's error lines to a finished run.
+
+        Only asked once a run has ended, so that a running order costs one call per poll. A details
+        call that fails for good leaves the status as it is, with a note: the run's end is known.
+        """
+        hid = status.extra.get("serving_hid", "")
+        if detail is None:
+            try:
+                detail = await self._details(job, hid, f"read the details of order run {hid}")
+            except ProviderUnavailable:
+                raise
+            except ProviderError as exc:
+                note = f"(DataKitchen gave no details of this order run: {exc})"
+                return replace(status, message=_join(status.message, note))
+        # each piece before anything is cut from it (half a secret is not found); one pattern for every line
+        redact = self.caller.redactor.snapshot()
+        lines = [line._replace(text=redact(line.text)) for line in _log_lines(detail)]
+        tasks = _tasks_of(detail, lines, redact)
+        message = status.message
+        if status.state is RunState.FAILED:
+            message = _failure_message(tasks, lines, detail, status.message, redact)
+        return replace(status, tasks=tasks or status.tasks, message=message)
+
+    def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus:
+        """One order run (an entry of ``servings``) as a RunStatus."""
+        raw = str(serving.get("status") or "")
+        state = map_status(raw)
+        hid = _hid_of(serving)
+        timings = serving.get("timings") if isinstance(serving.get("timings"), dict) else {}
+        assert isinstance(timings, dict)
+        started = _from_ms(timings.get("start-time")) if state is not RunState.QUEUED else None
+        ended = _from_ms(timings.get("end-time")) if is_final(raw) else None
+        duration = _ms_delta(timings.get("duration")) if is_final(raw) else None
+        words = str(serving.get("orderrun_status") or "")
+        message = ""
+        if raw.strip().upper() == "SERVING_RERAN":
+            message = f"This order run was resumed: a newer run of order {order_id} superseded it."
+        elif state in (RunState.FAILED, RunState.CANCELED, RunState.UNKNOWN):
+            message = _cut(self.caller.redact(_words(serving.get("error")) or words), _MESSAGE_LIMIT)
+        extra = {"order_id": str(serving.get("order_id") or order_id)}
+        if hid:
+            extra["serving_hid"] = hid
+        if words:
+            extra["orderrun_status"] = words
+        return RunStatus(
+            run_id=run_id,
+            state=state,
+            raw_status=raw,
+            message=message,
+            started_at=started,
+            ended_at=ended,
+            duration=duration,
+            final=is_final(raw),
+            extra=extra,
+        )
+
+    # -- listing ---------------------------------------------------------------------------
+
+    async def _orders_of(self, job: Job, servings_per_order: int) -> list[tuple[dict[str, Any], list[Any]]]:
+        """The orders of this recipe / variation with their newest order runs.
+
+        The platform filters by recipe (``r``, as DKCloudCommand's ``list_order`` asks); the variation
+        is picked out here. Pages of ``_ORDERS_PAGE`` orders, at most ``_MAX_ORDER_PAGES`` of them.
+        """
+        found: list[tuple[dict[str, Any], list[Any]]] = []
+        for page in range(_MAX_ORDER_PAGES):
+            call = Call(
+                "GET",
+                f"v2/order/status/{self._seg(job.kitchen)}",
+                f"list the orders of recipe {job.recipe} in kitchen {job.kitchen}",
+                params={
+                    "start": page * _ORDERS_PAGE,
+                    "count": _ORDERS_PAGE,
+                    "scount": servings_per_order,
+                    "r": job.recipe,
+                },
+            )
+            body = await self._body(call)
+            if not isinstance(body, dict) or not isinstance(body.get("orders", []), list):
+                raise self.caller.error(
+                    ProviderResponseError,
+                    f"DataKitchen's answer to {call.what} has no list of orders: {self.caller.excerpt(body, 200)!r}",
+                )
+            orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
+            by_order = _servings_by_order(body.get("servings"))
+            for order in orders:
+                order_id = _order_id_of(order, ("hid",))
+                servings = by_order.get(order_id, [])
+                if order_id and _belongs(order, servings, job):
+                    found.append((order, servings))
+            if len(orders) < _ORDERS_PAGE:
+                break
+        return found
+
+    async def list_runs(self, job: Job, *, since: datetime, limit: int = 50) -> list[RunStatus]:
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        runs: list[RunStatus] = []
+        for order, servings in await self._orders_of(job, servings_per_order=max(1, min(limit, 100))):
+            order_id = _order_id_of(order, ("hid",))
+            for serving in servings:
+                hid = _hid_of(serving)
+                if not hid:
+                    continue
+                status = self._serving_status(f"{order_id}/{hid}", order_id, serving)
+                if status.started_at is None or status.started_at >= since:
+                    runs.append(self.caller.redact_status(status))
+        far_future = datetime.max.replace(tzinfo=UTC)
+        runs.sort(key=lambda r: r.started_at or far_future, reverse=True)
+        return runs[:limit]
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def _serving_hid(self, job: Job, run_id: str) -> tuple[str, str]:
+        order_id, hid = self._order_ref(run_id)
+        if hid is None:
+            servings = await self._servings(job, order_id)
+            hid = _hid_of(servings[0]) if servings else ""
+            if not hid:
+                raise self.caller.error(
+                    ProviderRejected, f"Order {order_id} of {job.describe()} has no order run yet."
+                )
+        return order_id, hid
+
+    async def cancel(self, job: Job, run_id: str) -> None:
+        order_id, hid = await self._serving_hid(job, run_id)
+        await self._body(
+            Call(
+                "PUT",
+                f"v2/serving/stop/{self._seg(hid)}",
+                f"stop order run {hid} of order {order_id}",
+                json={"serving_hid": hid, "kitchen_name": job.kitchen},
+            )
+        )
+
+    async def resume(self, job: Job, run_id: str, parameters: Mapping[str, str]) -> Triggered:
+        """Resume a failed order run: the platform starts a new run of the same order."""
+        order_id, hid = await self._serving_hid(job, run_id)
+        await self._ensure_session()
+        body = await self._body(
+            Call(
+                "PUT",
+                f"v2/order/resume/{self._seg(hid)}",
+                f"resume order run {hid} of order {order_id}",
+                idempotent=False,
+                json={
+                    "kitchen_name": job.kitchen,
+                    "serving_hid": hid,
+                    "skip-failed-nodes": False,
+                    "parameters": _overrides(parameters, job.parameter_types),
+                },
+            )
+        )
+        answered = body.get("order_id") if isinstance(body, dict) else None
+        return Triggered(run_id=str(answered or order_id))
+
+    async def disable(self, job: Job) -> None:
+        await self._pause(job, pause=True)
+
+    async def enable(self, job: Job) -> None:
+        await self._pause(job, pause=False)
+
+    async def _pause(self, job: Job, *, pause: bool) -> None:
+        """Pause the job's active orders (unpause its paused ones): that stops (restarts) its schedule.
+
+        An order's state is its ``order-status`` (``ACTIVE_ORDER``, ``PAUSED_ORDER``, ``COMPLETED_ORDER``…);
+        finished orders and orders already in the wanted state are left alone. One refusal does not
+        keep the other orders from being paused; the refusals are reported together at the end.
+        """
+        verb = "pause" if pause else "unpause"
+        wanted = _ACTIVE_ORDER if pause else _PAUSED_ORDER
+        orders = [order for order, _ in await self._orders_of(job, servings_per_order=1)]
+        if not orders:
+            raise self.caller.error(
+                ProviderRejected, f"DataKitchen has no order of {job.describe()}: there is no order to {verb}."
+            )
+        todo = [o for o in orders if _order_state(o) == wanted]
+        if not todo:
+            seen = ", ".join(sorted({_order_state(o) or "no order-status" for o in orders}))
+            raise self.caller.error(
+                ProviderRejected,
+                f"There is no order to {verb}: none of the {len(orders)} order(s) of {job.describe()} is "
+                f"{wanted} (they are {seen}).",
+            )
+        refused: list[str] = []
+        for order in todo:
+            order_id = _order_id_of(order, ("hid",))
+            call = Call(
+                "PUT",
+                f"v2/order/{verb}/{self._seg(order_id)}",
+                f"{verb} order {order_id} of {job.describe()}",
+                json={"kitchen_name": job.kitchen},
+            )
+            try:
+                await self._body(call)
+            except (ProviderRejected, ProviderNotFound) as exc:
+                refused.append(str(exc))
+        if refused:
+            done = len(todo) - len(refused)
+            raise self.caller.error(
+                ProviderRejected,
+                f"DataKitchen {verb}d {done} of the {len(todo)} order(s) of {job.describe()}; "
+                + " ".join(refused),
+            )
+

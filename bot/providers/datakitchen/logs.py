@@ -1,0 +1,156 @@
+"""An order run's details: its nodes as tasks, its log's last lines, why it failed (pure functions)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from bot.models import RunState, TaskStatus
+from bot.providers.datakitchen.answers import _MESSAGE_LIMIT, _cut, _words, node_state
+
+#: of an order run's log, the characters and lines read from its end (where the failure is); each line is redacted
+#: and searched for node names, on the event loop
+_LOG_KEEP = 1024 * 1024
+_LOG_KEEP_LINES = 5000
+#: the most a compressed log is inflated to, a piece of ``_INFLATE_STEP`` at a time (a few tens of milliseconds)
+_LOG_INFLATE = 32 * 1024 * 1024
+_INFLATE_STEP = 256 * 1024
+
+
+def _tasks_of(
+    detail: Mapping[str, Any], lines: Sequence[_Line] = (), redact: Callable[[str], str] = str
+) -> tuple[TaskStatus, ...]:
+    """Nodes from ``summary.nodes`` (or, in older answers, the dict entries of ``summary`` itself).
+
+    A failed node without words of its own gets the log lines that name it (``lines`` come redacted; a node's
+    own words are redacted here before they are cut).
+    """
+    summary = detail.get("summary")
+    if not isinstance(summary, dict):
+        return ()
+    nodes = summary.get("nodes") if isinstance(summary.get("nodes"), dict) else summary
+    assert isinstance(nodes, dict)
+    tasks = []
+    for name, info in nodes.items():
+        if not isinstance(info, dict) or "status" not in info:
+            continue
+        raw = str(info.get("status") or "")
+        message = _cut(redact(_words(info.get("error") or info.get("message"))), _MESSAGE_LIMIT)
+        state = node_state(raw)
+        if state is RunState.FAILED and not message:
+            message = "\n".join(line.text for line in lines if line.about(str(name)))[-500:]
+        tasks.append(TaskStatus(name=str(name), state=state, raw_status=raw, message=message))
+    return tuple(tasks)
+
+
+class _Line(NamedTuple):
+    """One log line of an order run, and the node it is about when the log says so."""
+
+    text: str
+    node: str = ""
+
+    def about(self, node: str) -> bool:
+        return self.node == node if self.node else node in self.text
+
+
+def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
+    """Log lines of a details answer: its last ``_LOG_KEEP_LINES`` lines and ``_LOG_KEEP`` characters at most,
+    where a run's failure is told.
+
+    DataKitchen's shape: ``log: {lines: [{record_type, node, message, …}]}`` (DKCloudCommand's
+    orderrun_detail prints these entries, DKUtils' OrderRunMonitor reads ``record_type``, ``node`` and
+    ``message``). A list of lines or entries, plain text or base64 zlib text are read too (assumption).
+    """
+    raw = detail.get("log", detail.get("logs"))
+    if isinstance(raw, dict) and isinstance(raw.get("lines"), list):
+        raw = raw["lines"]
+    if isinstance(raw, list):
+        return _tail([line for line in (_entry_line(e) for e in raw[-_LOG_KEEP_LINES:]) if line.text])
+    if isinstance(raw, str):
+        text = _maybe_compressed(raw)[-_LOG_KEEP:]
+        return _tail([_Line(line.strip()) for line in text.splitlines()[-_LOG_KEEP_LINES:] if line.strip()])
+    return []
+
+
+def _tail(lines: list[_Line]) -> list[_Line]:
+    """The last lines, ``_LOG_KEEP_LINES`` and ``_LOG_KEEP`` characters of them at most: each is redacted and
+    searched, and the end of a log is what says why a run failed."""
+    lines = lines[-_LOG_KEEP_LINES:]
+    kept = 0
+    for at in range(len(lines) - 1, -1, -1):
+        kept += len(lines[at].text)
+        if kept > _LOG_KEEP:
+            return lines[at + 1 :]
+    return lines
+
+
+def _entry_line(entry: Any) -> _Line:
+    if isinstance(entry, str):
+        return _Line(entry.strip())
+    if isinstance(entry, dict) and "message" in entry:
+        level = entry.get("record_type")
+        text = _words(entry.get("message"))
+        node = entry.get("node")
+        return _Line(f"{level} {text}" if isinstance(level, str) and text else text,
+                     node if isinstance(node, str) else "")
+    return _Line(_words(entry))
+
+
+def _maybe_compressed(text: str) -> str:
+    """DKCloudCommand decompresses logs (base64 of zlib); plain text passes through.
+
+    Inflated a piece at a time, at most ``_LOG_INFLATE`` bytes, keeping the last ``_LOG_KEEP``: 10 MB of zlib can
+    become 10 GB (1.4 MB of it grew the process by 2 GB and held the event loop for a minute). A log longer than
+    that once inflated ends with a line saying where the bot stopped reading it."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        return text
+    inflater = zlib.decompressobj()
+    kept = bytearray()
+    inflated = 0
+    try:
+        while not inflater.eof and inflated < _LOG_INFLATE:
+            piece = inflater.decompress(data, _INFLATE_STEP)
+            data = inflater.unconsumed_tail
+            if not piece:
+                break  # no input left before the end of the stream
+            inflated += len(piece)
+            kept += piece
+            del kept[: max(0, len(kept) - _LOG_KEEP)]
+    except zlib.error:
+        return text
+    if not inflater.eof and inflated < _LOG_INFLATE:
+        return text  # cut short: not a compressed log after all (zlib.decompress would refuse it too)
+    shown = kept.decode("utf-8", "replace")
+    if not inflater.eof:
+        shown += (
+            f"\n(the log goes on past {_LOG_INFLATE // 2**20} MB once decompressed; the bot read no further: "
+            "see the order run in DataKitchen)"
+        )
+    return shown
+
+
+def _failure_message(
+    tasks: tuple[TaskStatus, ...],
+    log: list[_Line],
+    detail: Mapping[str, Any],
+    fallback: str,
+    redact: Callable[[str], str] = str,
+) -> str:
+    """Which nodes failed and what the log says about it (``lines`` come redacted; the rest is redacted here,
+    before the message is cut)."""
+    failed = [t.name for t in tasks if t.state is RunState.FAILED]
+    lines = [line.text for line in log]
+    errors = [line for line in lines if any(w in line.lower() for w in ("error", "fail", "exception"))]
+    parts = []
+    if failed:
+        parts.append(f"Failed node{'s' if len(failed) > 1 else ''}: {', '.join(failed)}.")
+    said = redact(_words(detail.get("error"))) or "\n".join((errors or lines)[-5:])
+    if said:
+        parts.append(said)
+    message = "\n".join(parts) or fallback or "The order run failed; DataKitchen gave no reason."
+    return _cut(message, _MESSAGE_LIMIT)

@@ -200,9 +200,9 @@ async def test_a_step_claimed_by_a_process_that_died_before_beginning_it_is_begu
         engine = w.runtime.parts.workflows
         assert await engine.begin_stale_claims() == 0
         real = engine.now
-        engine.now = lambda: real() + CLAIM_STALE + timedelta(seconds=1)  # type: ignore[method-assign]
+        engine.now = lambda: real() + CLAIM_STALE + timedelta(seconds=1)
         assert await engine.begin_stale_claims() == 1
-        engine.now = real  # type: ignore[method-assign]
+        engine.now = real
         await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the workflow to succeed")
         triggers = sum(len(e.state.requests_to("trigger")) for e in w.emulators.values())
         assert triggers == 3  # each step started once

@@ -22,7 +22,7 @@ from bot.catalog.load import load_catalog, referenced_values
 from bot.catalog.model import Catalog
 from bot.checks.names import names_in
 from bot.checks.online import DEADLINE, online_checks, render
-from bot.config import Settings, environment, load_settings, sqlite_folder_problem
+from bot.config import Settings, environment, load_settings, sqlite_folder_problem, unfilled_placeholders
 from bot.errors import ConfigError, StartupError
 from bot.ops.logs import setup_logging
 from bot.ops.plain import safe_text
@@ -245,6 +245,11 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool, onl
         return 1
     assert catalog is not None
     warnings = [*(settings.warnings() if settings is not None and not catalog_only else []), *catalog.warnings]
+    warnings += [  # a copied .env.example checks out but cannot work: say so before Slack or a provider does
+        f"{name} still holds the example value from .env.example: put your own there (docs/FIRST-HOUR.md)"
+        for name in unfilled_placeholders(env)
+        if not (catalog_only and name.startswith("SLACK_"))
+    ]
     for line in warnings:  # worth fixing, not worth refusing to run
         print(f"pipeline-bot check: warning: {line}", file=sys.stderr)
     counts = ", ".join(f"{k} {v}" for k, v in catalog.summary()["by_provider"].items())

@@ -32,9 +32,28 @@ __all__ = [
     "hide_password",
     "load_settings",
     "sqlite_folder_problem",
+    "unfilled_placeholders",
 ]
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+#: the placeholders of .env.example (tests/unit/test_config.py keeps the two the same): a variable that still holds
+#: its placeholder was copied and never filled in, which `check` cannot otherwise tell from a real value
+EXAMPLE_VALUES: dict[str, str] = {
+    "SLACK_BOT_TOKEN": "xoxb-0000000000-0000000000000-example",
+    "SLACK_SIGNING_SECRET": "0123456789abcdef0123456789abcdef",
+    "RIVERY_API_TOKEN": "rivery-token-example",
+    "RIVERY_EU_API_TOKEN": "rivery-eu-token-example",
+    "TAILER_API_JWT": "eyJhbGciOiJSUzI1NiJ9.example.signature",
+    "INVISION_API_KEY": "dd63a1ad-60eb-4066-8d71-1721007437b4",
+    "DATAKITCHEN_USERNAME": "bot@example.com",
+    "DATAKITCHEN_PASSWORD": "change-me",
+}
+
+
+def unfilled_placeholders(env: dict[str, str]) -> list[str]:
+    """The variables of ``env`` that still hold .env.example's placeholder, sorted."""
+    return sorted(name for name, value in env.items() if EXAMPLE_VALUES.get(name) == value)
 
 
 def _duration(value: object, *, above_zero: bool) -> timedelta:

@@ -234,6 +234,10 @@ def test_check_in_a_folder_set_up_as_the_readme_says_validates_the_file_people_e
     ok = run_cli("check", cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "ok: pipelines.yml:" in ok.stdout, ok.stdout
+    # the copied placeholders check out, but cannot work: each is named, its value never printed
+    for name in ("SLACK_BOT_TOKEN", "RIVERY_API_TOKEN", "DATAKITCHEN_PASSWORD"):
+        assert f"warning: {name} still holds the example value from .env.example" in ok.stderr, ok.stderr
+    assert "change-me" not in ok.stderr and "xoxb-0000000000" not in ok.stderr
     with (tmp_path / "pipelines.yml").open("a") as edited:
         edited.write("x: [\n")  # a mistake in the file the person edits must be found
     broken = run_cli("check", cwd=tmp_path)

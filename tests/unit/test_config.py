@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, environment, load_settings
+from bot.config import EXAMPLE_VALUES, Settings, environment, load_settings, unfilled_placeholders
 from bot.errors import ConfigError
 
 
@@ -270,3 +270,19 @@ def test_a_slack_api_url_over_plain_http_off_this_machine_is_a_warning(tmp_path:
     assert warning.startswith("SLACK_API_URL: http://slack.internal sends the bot token in clear text")
     for quiet in ("https://slack.com/api/", "http://127.0.0.1:9/api/", "http://localhost:1/api/"):
         assert settings(quiet).problems() == [] and settings(quiet).warnings() == [], quiet
+
+
+def test_the_known_placeholders_are_exactly_those_of_env_example() -> None:
+    from dotenv import dotenv_values
+
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    assert {k: v for k, v in dotenv_values(example).items() if v} == EXAMPLE_VALUES
+
+
+def test_only_a_value_equal_to_its_own_placeholder_is_unfilled() -> None:
+    env = {
+        "SLACK_BOT_TOKEN": EXAMPLE_VALUES["SLACK_BOT_TOKEN"],
+        "RIVERY_API_TOKEN": "a-real-token",
+        "OTHER": EXAMPLE_VALUES["DATAKITCHEN_PASSWORD"],  # another variable's placeholder is a value like any
+    }
+    assert unfilled_placeholders(env) == ["SLACK_BOT_TOKEN"]

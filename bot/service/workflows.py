@@ -155,9 +155,19 @@ class WorkflowEngine:
         pipeline = self.catalog.pipelines[step.pipeline]
         params = {k: render_template(v, record.parameters) for k, v in step.parameters.items()}
         actor = Actor(record.started_by) if record.started_by else None
-        begun = [r for r in await self.store.runs.of_workflow(record.id) if r.step == step_name and not r.final]
-        if begun:  # begun before a crash that kept the step from being marked running: that run is the step's
+        # begun before a crash that kept the step from being marked running: that run is the step's; so is the run
+        # recorded as the step's whose start was given up and which then succeeded after all (Retry adopts it)
+        recorded = record.steps[step_name].run_id
+        begun = [
+            r
+            for r in await self.store.runs.of_workflow(record.id)
+            if r.step == step_name and (not r.final or (r.id == recorded and r.run_state is RunState.SUCCEEDED))
+        ]
+        if begun:
             await self.store.workflows.set_step(record.id, step_name, "running", now=now, run_id=begun[-1].id)
+            if begun[-1].final:
+                await self.step_ended(begun[-1])
+                return
             await self.render(record.id)
             return
         try:
@@ -172,12 +182,23 @@ class WorkflowEngine:
                 step=step_name,
             )
         except UserError as exc:
-            await self.store.workflows.set_step(record.id, step_name, "failed", now=self.now())
+            # a step given up by recovery meanwhile (its run's start) was ended and followed there already
+            if not await self.store.workflows.set_step(
+                record.id, step_name, "failed", now=self.now(), expect=("starting", "running")
+            ):
+                return
             note = StepNotStarted(step_name, str(exc))
             await self.notifier.workflow_note(record, keys.step_not_started_note(step_name), note)
             await self._follow(record.id, step_name, succeeded=False)
             return
-        await self.store.workflows.set_step(record.id, step_name, "running", now=self.now(), run_id=run.id)
+        if not await self.store.workflows.set_step(
+            record.id, step_name, "running", now=self.now(), run_id=run.id, expect=("starting", "running")
+        ):
+            # ended meanwhile: its start given up by recovery (this process taken for gone) and the workflow stopped,
+            # announced; the run's tracking resumed with the answer, the workflow stays stopped until Retry (which
+            # adopts this run); or its end told already (the trigger's answer said it ended) and followed
+            await self.render(record.id)
+            return
         if run.final:  # its trigger's answer said it ended: its end came before the step was running
             await self.step_ended(run)
             return

@@ -188,3 +188,24 @@ async def test_replicas_whose_clocks_differ_still_see_a_live_claim_as_live(pg_st
     token = await ledger.claim("live", now=on_time.now(), hold=HOLD, keep=KEEP)
     assert token is not None
     assert await ledger.claim("live", now=ahead.now(), hold=HOLD, keep=KEEP) is None  # its holder is at work
+
+
+async def test_a_replica_whose_clock_steps_after_measuring_still_sees_a_live_claim_as_live(pg_store: Store) -> None:
+    """Found by the seventh independent pass: the database's clock was the local clock plus an offset measured each
+    minute, so a local clock stepped forward (ntpd or chrony stepping it, `date -s`) put the replica that far ahead
+    until the next measure: for up to a minute it took other replicas' live claims for stale and processed their
+    requests again. Time since the measure is now counted on a clock that does not step."""
+    from bot.store.clock import DatabaseClock
+
+    ledger = pg_store.requests
+    engine = pg_store.engine
+    stepped = timedelta(0)
+    on_time = DatabaseClock(engine)
+    jumpy = DatabaseClock(engine, local=lambda: datetime.now(UTC) + stepped)
+    await on_time.measure()
+    await jumpy.measure()
+    stepped = timedelta(seconds=30)  # its local clock steps forward just after it measured
+    assert abs(jumpy.now() - on_time.now()) < timedelta(seconds=1)
+    token = await ledger.claim("stepped", now=on_time.now(), hold=HOLD, keep=KEEP)
+    assert token is not None
+    assert await ledger.claim("stepped", now=jumpy.now(), hold=HOLD, keep=KEEP) is None  # its holder is at work

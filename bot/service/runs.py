@@ -170,8 +170,9 @@ class RunService:
         )
         record = await self.store.runs.create(new, now=now, next_poll_at=None, owner=self.owner, lease=self.lease)
         with run_context(record.id, pipeline=new.pipeline, provider=provider, connection=connection):
-            # a person is told when to try again; the bot's own starts (schedules, workflow steps) wait their turn
-            queue = actor is None or origin in (RunOrigin.SCHEDULE, RunOrigin.WORKFLOW)
+            # a person is told when to try again; the bot's own starts (schedules, workflow steps) wait their turn,
+            # and so does any retry: the policy may have held the failure's alert for it already (``AlreadyRetried``)
+            queue = actor is None or origin in (RunOrigin.SCHEDULE, RunOrigin.WORKFLOW) or retry_of is not None
             limits = client.trigger_limits(job_config)
             held = await self.store.limits.admit(record.id, connection, limits, now=now, queue=queue)
             if held is not None and not queue:

@@ -14,7 +14,7 @@ from bot.emulators._core import Fault, Outcome
 from bot.errors import UserError
 from bot.service.permissions import Actor
 from bot.store.records import RunRecord
-from tests.scenario.harness import FLOW, World, world
+from tests.scenario.harness import FLOW, RIVER, World, world
 
 FAILS = Outcome(result="fail", queued_s=0, running_s=1, message="boom")
 
@@ -89,3 +89,65 @@ async def test_a_retry_the_provider_is_too_busy_to_start_waits_again_instead_of_
         assert any("succeeded" in c.text for c in w.cards()), "the retry succeeding"
         await w.settle(1.0)
         assert not _alerts(w, "budget")  # the policy's attempt succeeded: nothing to alert
+
+
+async def test_a_persons_retry_refused_by_a_cap_while_the_policy_held_the_failure_for_it_leaves_it_alerted(
+    tmp_path: Path,
+) -> None:
+    """Found by the seventh independent pass: a person's Retry is a row before the provider's cap is checked; the
+    policy's retry of the same failure, decided in between, found that row (``AlreadyRetried``) and held the failure
+    for it; the cap then refused the person's retry and deleted its row, so the failure was held for a retry that no
+    longer existed and never announced. A person's retry now waits its turn under the cap, as the policy's does."""
+    from bot.store.records import RunOrigin
+    from tests.scenario.test_rivery_limits import a_minute_passes
+
+    def edit(raw: dict[str, Any]) -> None:
+        raw["pipelines"]["leads-ods"]["retry"] = {"attempts": 2, "backoff": "1s"}
+
+    async with world(tmp_path, catalog_edit=edit) as w:
+        rivery = w.emulators["rivery"].state
+        rivery.script(RIVER, [FAILS, OK, OK, OK])
+        store = w.runtime.store
+        assert store is not None
+        retrier, limits = w.runtime.parts.retrier, store.limits
+        original_retry, original_admit = retrier.maybe_retry, limits.admit
+        held: list[bool] = []
+        answers: list[str] = []
+
+        async def admit(run_id: int, *args: Any, **kwargs: Any) -> Any:
+            run = await store.runs.get(run_id)
+            if run is not None and run.origin == RunOrigin.RETRY and run.started_by == "U0BOB" and not held:
+                assert run.retry_of is not None
+                failed = await store.runs.get(run.retry_of)
+                assert failed is not None
+                held.append(await original_retry(failed))  # the policy decides now: the person's row is there
+            return await original_admit(run_id, *args, **kwargs)
+
+        async def maybe_retry(run: RunRecord) -> bool:
+            if run.attempt == 1 and not answers:  # the person's Retry comes in while the failure is being handled
+                try:
+                    await w.runtime.parts.runs.retry(Actor("U0BOB"), run.id, channel=None)
+                except UserError as exc:
+                    answers.append(str(exc))
+                else:
+                    answers.append("accepted")
+                return True  # the policy's decision was taken above, inside the person's retry
+            return await original_retry(run)
+
+        limits.admit = admit  # type: ignore[method-assign]
+        retrier.maybe_retry = maybe_retry  # type: ignore[method-assign]
+        assert (await w.command("run leads-ods")).ok
+        assert (await w.command("run leads-ods")).ok  # the second run of the river this minute: the cap is reached
+        for _ in range(20):
+            if answers:
+                break
+            w.advance(1)
+            await w.settle(0.3)
+        assert held == [True], held  # the policy held the failure for the person's retry
+        await a_minute_passes(w)  # the cap lets a third start through
+        for _ in range(80):  # whatever became of the person's retry, the failure is alerted or recovered from
+            if _alerts(w, "leads-ods") or len(rivery.requests_to("trigger")) >= 3:
+                break
+            w.advance(2)
+            await w.settle(0.2)
+        assert _alerts(w, "leads-ods") or len(rivery.requests_to("trigger")) >= 3, answers

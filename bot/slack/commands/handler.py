@@ -181,7 +181,7 @@ async def _open_modal(services: Services, asked: Asked, command: OpenRunModal) -
 @_work(Run)
 async def _run(services: Services, asked: Asked, command: Run) -> None:
     actor = asked.actor
-    if str(command.target) in services.catalog.workflows and services.workflows is not None:
+    if str(command.target) in services.catalog.workflows:
         await services.workflows.start(actor, str(command.target), command.params, channel=actor.channel_id)
         return
     target = _target(services, command.target)

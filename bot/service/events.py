@@ -18,8 +18,8 @@ from typing import Protocol
 from bot.catalog.workflows import Workflow
 from bot.service.views import RunView
 from bot.store.alerting import Alert
-from bot.store.records import RunRecord
-from bot.store.workflow_runs import WorkflowRunRecord
+from bot.store.records import RunRecord, StoredState
+from bot.store.workflow_runs import StepState, WorkflowRunRecord
 
 __all__ = [
     "TREND_RUNS",
@@ -134,7 +134,8 @@ class StepNotStarted:
 @dataclass(frozen=True, slots=True)
 class WorkflowStopped:
     workflow: str
-    steps: tuple[tuple[str, str], ...]  # the steps that stopped it, with their state (failed, rejected, timed_out)
+    #: the steps that stopped it, with their state (failed, rejected, timed_out)
+    steps: tuple[tuple[str, StepState], ...]
     owners: tuple[str, ...]
 
 
@@ -185,7 +186,7 @@ class DigestData:
     day: date
     timezone: str
     runs: int
-    counts: Mapping[str, int]  # per state: succeeded, failed, running…
+    counts: Mapping[StoredState, int]  # per state: succeeded, failed, running…
     failure_rate: float  # failed / (succeeded + failed)
     p50: timedelta | None
     p95: timedelta | None
@@ -195,7 +196,7 @@ class DigestData:
 
     @property
     def failed(self) -> int:
-        return self.counts.get("failed", 0)
+        return self.counts.get(StoredState.FAILED, 0)
 
 
 # -- the interface --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.models import RunState, RunStatus
-from bot.store.records import RunRecord
+from bot.store.records import RunRecord, StoredState
 
 __all__ = ["Summary", "percentile", "summarize", "trend"]
 
@@ -24,7 +24,7 @@ _TREND = {
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    counts: dict[str, int]
+    counts: dict[StoredState, int]
     failure_rate: float
     p50: timedelta | None
     p95: timedelta | None
@@ -43,14 +43,16 @@ def percentile(values: Sequence[timedelta], q: float) -> timedelta | None:
 def summarize(runs: Sequence[RunRecord]) -> Summary:
     """Only runs that really started count (a trigger the provider refused is not a run)."""
     started = [r for r in runs if r.provider_run_id is not None]
-    counts = Counter(str(r.state) for r in started)
-    done = counts.get("succeeded", 0) + counts.get("failed", 0)
-    durations = [(r.name, d) for r in started if r.final and r.state == "succeeded" and (d := r.duration(r.updated_at))]
+    counts = Counter(r.state for r in started)
+    done = counts[StoredState.SUCCEEDED] + counts[StoredState.FAILED]
+    durations = [
+        (r.name, d) for r in started if r.final and r.state is StoredState.SUCCEEDED and (d := r.duration(r.updated_at))
+    ]
     slowest = max(durations, key=lambda nd: nd[1]) if durations else None
     values = [d for _, d in durations]
     return Summary(
         counts=dict(counts),
-        failure_rate=counts.get("failed", 0) / done if done else 0.0,
+        failure_rate=counts[StoredState.FAILED] / done if done else 0.0,
         p50=percentile(values, 50),
         p95=percentile(values, 95),
         slowest=slowest,

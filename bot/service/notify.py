@@ -66,11 +66,10 @@ class Notifier:
             return None
         return url.replace(RUN_ID, quote(run.provider_run_id or "", safe="")) if url else url
 
-    async def refresh_card(self, run: RunRecord) -> bool:
-        """Write what the run's card should show now; False when it already shows that (or has no channel)."""
-        channel = self.channel_for(run)
-        if channel is None:
-            return False
+    async def card_view(self, run: RunRecord) -> CardView:
+        """What the run's card shows now: the one builder, for the card in the channel and ``status N``'s reply
+        alike (same content, same buttons: each button re-checks who clicks and the run's state on the server,
+        wherever it is clicked)."""
         now = self.now()
         retry = await self.store.runs.retry_of(run.id)
         muted = (await self.store.mutes.active(now=now)).get(run.pipeline or "")
@@ -81,7 +80,7 @@ class Notifier:
             job_text = self.pool.job(run.provider, run.job).describe()
         except Exception:
             display, can_cancel, job_text = run.provider, False, ", ".join(f"{k}={v}" for k, v in run.job.items())
-        view = CardView(
+        return CardView(
             run=run_view(run),
             display_name=display,
             job_text=job_text,
@@ -95,7 +94,13 @@ class Notifier:
             attempts=pipeline.retry.attempts if (pipeline := self.pipeline(run)) and pipeline.retry else None,
             workflow_link=f"Step {run.step} of workflow run #{run.workflow_run_id}" if run.workflow_run_id else None,
         )
-        return await self.reporter.run_card(channel, view)
+
+    async def refresh_card(self, run: RunRecord) -> bool:
+        """Write what the run's card should show now; False when it already shows that (or has no channel)."""
+        channel = self.channel_for(run)
+        if channel is None:
+            return False
+        return await self.reporter.run_card(channel, await self.card_view(run))
 
     async def refresh_shown(self, run: RunRecord) -> bool:
         """Refresh the card of a run that has one (its status turned unknown, say); False when nothing changed."""

@@ -16,7 +16,7 @@ from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.history import Summary, summarize
 from bot.store.alerting import Alert
-from bot.store.records import RunRecord
+from bot.store.records import RunRecord, StoredState
 from bot.store.store import Store
 
 __all__ = ["HomeFacts", "RunQueries", "RunStats"]
@@ -31,7 +31,7 @@ class RunStats:
     """``counts`` per state: the provider's own when it keeps statistics (runs started anywhere), else the
     bot's; ``summary`` (failure rate, durations) always from the runs the bot recorded."""
 
-    counts: dict[str, int]
+    counts: dict[StoredState, int]
     summary: Summary
 
 
@@ -84,7 +84,7 @@ class RunQueries:
             if client.can(Capability.STATS):  # the provider's own statistics count runs started anywhere
                 try:
                     provider_stats = await client.stats(pipeline.job, start=now - span, end=now)
-                    counts = {state.value: n for state, n in provider_stats.counts.items()}
+                    counts = {StoredState(state.value): n for state, n in provider_stats.counts.items()}
                 except ProviderError as exc:
                     log.warning("provider statistics for %s failed: %s", name, exc)
         return RunStats(counts, summary)
@@ -92,7 +92,7 @@ class RunQueries:
     async def home(self, now: datetime) -> HomeFacts:
         store = self.store
         recent = await store.runs.between(now - DAY, now + timedelta(seconds=1))
-        failures = [r for r in reversed(recent) if r.state == "failed"]  # muted and acknowledged ones too
+        failures = [r for r in reversed(recent) if r.state is StoredState.FAILED]  # muted and acknowledged ones too
         alerts = await store.alerting.open_alerts()
         # a muted alert keeps the ids of the runs it stood for: their failures are marked muted
         lately = await store.alerting.alerts_between(now - 2 * DAY, now + timedelta(seconds=1))

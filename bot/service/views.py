@@ -3,7 +3,8 @@ store's records on the domain's side of the rendering boundary (``run_view``, ``
 ``workflow_view``), so ``bot.slack.blocks`` knows nothing of the store.
 
 Each view holds only what a message shows; the reporter and the command handlers build them just before they
-call a builder.
+call a builder. Its states are the store's enums (``RunOrigin``, ``AlertState``, ``StepState``…), re-exported
+here so the builders compare members, never strings, without importing the store.
 """
 
 from __future__ import annotations
@@ -13,11 +14,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.models import RunState, TaskStatus
-from bot.store.alerting import Alert
-from bot.store.records import WAITING, RunRecord
-from bot.store.workflow_runs import WorkflowRunRecord
+from bot.store.alerting import Alert, AlertKind, AlertState
+from bot.store.records import WAITING, RunOrigin, RunRecord, StoredState
+from bot.store.workflow_runs import StepState, WorkflowRunRecord, WorkflowState
 
-__all__ = ["AlertView", "RunView", "StepView", "WorkflowView", "alert_view", "run_view", "workflow_view"]
+__all__ = [
+    "AlertKind",
+    "AlertState",
+    "AlertView",
+    "RunOrigin",
+    "RunView",
+    "StepState",
+    "StepView",
+    "StoredState",
+    "WorkflowState",
+    "WorkflowView",
+    "alert_view",
+    "run_view",
+    "workflow_view",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,7 +51,7 @@ class RunView:
     tasks: tuple[TaskStatus, ...]
     extra: Mapping[str, str]
     final: bool
-    origin: str
+    origin: RunOrigin
     started_by: str | None
     parameters: Mapping[str, str]
     retry_of: int | None
@@ -69,7 +84,7 @@ def run_view(run: RunRecord) -> RunView:
         tasks=run.tasks,
         extra=run.extra,
         final=run.final,
-        origin=run.origin,
+        origin=RunOrigin(run.origin),
         started_by=run.started_by,
         parameters=run.parameters,
         retry_of=run.retry_of,
@@ -89,10 +104,10 @@ class AlertView:
     """One alert (a pipeline's failures, or a connection that does not answer) as its message shows it."""
 
     id: int
-    kind: str
+    kind: AlertKind
     pipeline: str | None
     connection: str | None
-    state: str
+    state: AlertState
     count: int
     last_run_id: int | None
     message: str
@@ -105,10 +120,10 @@ class AlertView:
 def alert_view(alert: Alert) -> AlertView:
     return AlertView(
         id=alert.id,
-        kind=alert.kind,
+        kind=AlertKind(alert.kind),
         pipeline=alert.pipeline,
         connection=alert.connection,
-        state=alert.state,
+        state=AlertState(alert.state),
         count=alert.count,
         last_run_id=alert.last_run_id,
         message=alert.message,
@@ -121,7 +136,7 @@ def alert_view(alert: Alert) -> AlertView:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepView:
-    state: str
+    state: StepState
     run_id: int | None
     decided_by: str | None
     due_at: datetime | None
@@ -134,7 +149,7 @@ class WorkflowView:
     id: int
     workflow: str
     parameters: Mapping[str, str]
-    state: str
+    state: WorkflowState
     started_by: str | None
     created_at: datetime
     steps: Mapping[str, StepView]
@@ -145,11 +160,13 @@ def workflow_view(record: WorkflowRunRecord) -> WorkflowView:
         id=record.id,
         workflow=record.workflow,
         parameters=record.parameters,
-        state=record.state,
+        state=WorkflowState(record.state),
         started_by=record.started_by,
         created_at=record.created_at,
         steps={
-            name: StepView(state=step.state, run_id=step.run_id, decided_by=step.decided_by, due_at=step.due_at)
+            name: StepView(
+                state=StepState(step.state), run_id=step.run_id, decided_by=step.decided_by, due_at=step.due_at
+            )
             for name, step in record.steps.items()
         },
     )

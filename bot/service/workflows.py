@@ -26,14 +26,14 @@ from bot.service.runs import RunService, resolve_parameters
 from bot.store import keys
 from bot.store.records import RunOrigin, RunRecord
 from bot.store.store import Store
-from bot.store.workflow_runs import WorkflowRunRecord
+from bot.store.workflow_runs import StepState, WorkflowRunRecord, WorkflowState
 
 __all__ = ["WorkflowEngine"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 
-DONE_BAD = ("failed", "rejected", "timed_out")
+DONE_BAD = (StepState.FAILED, StepState.REJECTED, StepState.TIMED_OUT)
 # a step claimed ("starting") whose claimer neither began it nor gave the claim back in this long (killed between
 # the two) may be claimed again by whoever follows its predecessor again (recovery's replay of that end); a run
 # the first claimer recorded meanwhile is adopted, never started twice
@@ -101,12 +101,12 @@ class WorkflowEngine:
         workflow = self.workflow(record.workflow)
         await self.auth.check(actor, "run", workflow, what=f"resume the workflow *{escape(workflow.name)}*")
         failed = [s for s, st in record.steps.items() if st.state in DONE_BAD]
-        if record.state != "failed" or not failed:
+        if record.state is not WorkflowState.FAILED or not failed:
             raise InvalidRequest(f"Workflow run #{record.id} has no failed step to resume from ({record.state}).")
         now = self.now()
-        await self.store.workflows.set_state(record.id, "running", now=now)
+        await self.store.workflows.set_state(record.id, WorkflowState.RUNNING, now=now)
         for step in failed:
-            if await self.store.workflows.set_step(record.id, step, "pending", now=now, expect=DONE_BAD):
+            if await self.store.workflows.set_step(record.id, step, StepState.PENDING, now=now, expect=DONE_BAD):
                 await self._begin(record.id, step)
         await self.store.audit.record(
             user_id=actor.user_id,
@@ -125,10 +125,17 @@ class WorkflowEngine:
         handled at the same moment (or a replay racing the first handling) find it claimed and leave it."""
         now = self.now()
         steps = self.store.workflows
-        if not await steps.set_step(workflow_run_id, step_name, "starting", now=now, expect=("pending",)):
+        if not await steps.set_step(
+            workflow_run_id, step_name, StepState.STARTING, now=now, expect=(StepState.PENDING,)
+        ):
             stale = now - CLAIM_STALE
             if not await steps.set_step(
-                workflow_run_id, step_name, "starting", now=now, expect=("starting",), unchanged_since=stale
+                workflow_run_id,
+                step_name,
+                StepState.STARTING,
+                now=now,
+                expect=(StepState.STARTING,),
+                unchanged_since=stale,
             ):
                 return
         try:
@@ -137,7 +144,9 @@ class WorkflowEngine:
             # not begun (the database away, the process stopping): the claim is given back so that recovery's
             # replay of the end before it begins it; if the database is away for this too, it lapses (CLAIM_STALE)
             with contextlib.suppress(Exception):
-                await steps.set_step(workflow_run_id, step_name, "pending", now=self.now(), expect=("starting",))
+                await steps.set_step(
+                    workflow_run_id, step_name, StepState.PENDING, now=self.now(), expect=(StepState.STARTING,)
+                )
             raise
 
     async def _begin_claimed(self, workflow_run_id: int, step_name: str) -> None:
@@ -147,7 +156,7 @@ class WorkflowEngine:
         now = self.now()
         if step.approval is not None:
             await self.store.workflows.set_step(
-                record.id, step_name, "waiting", now=now, due_at=now + step.approval.timeout
+                record.id, step_name, StepState.WAITING, now=now, due_at=now + step.approval.timeout
             )
             await self.render(record.id)
             return
@@ -164,7 +173,7 @@ class WorkflowEngine:
             if r.step == step_name and (not r.final or (r.id == recorded and r.run_state is RunState.SUCCEEDED))
         ]
         if begun:
-            await self.store.workflows.set_step(record.id, step_name, "running", now=now, run_id=begun[-1].id)
+            await self.store.workflows.set_step(record.id, step_name, StepState.RUNNING, now=now, run_id=begun[-1].id)
             if begun[-1].final:
                 await self.step_ended(begun[-1])
                 return
@@ -184,7 +193,7 @@ class WorkflowEngine:
         except UserError as exc:
             # a step given up by recovery meanwhile (its run's start) was ended and followed there already
             if not await self.store.workflows.set_step(
-                record.id, step_name, "failed", now=self.now(), expect=("starting", "running")
+                record.id, step_name, StepState.FAILED, now=self.now(), expect=(StepState.STARTING, StepState.RUNNING)
             ):
                 return
             note = StepNotStarted(step_name, str(exc))
@@ -192,7 +201,8 @@ class WorkflowEngine:
             await self._follow(record.id, step_name, succeeded=False)
             return
         if not await self.store.workflows.set_step(
-            record.id, step_name, "running", now=self.now(), run_id=run.id, expect=("starting", "running")
+            record.id, step_name, StepState.RUNNING, now=self.now(), run_id=run.id,
+            expect=(StepState.STARTING, StepState.RUNNING),
         ):
             # ended meanwhile: its start given up by recovery (this process taken for gone) and the workflow stopped,
             # announced; the run's tracking resumed with the answer, the workflow stays stopped until Retry (which
@@ -218,9 +228,14 @@ class WorkflowEngine:
         if run.workflow_run_id is None or run.step is None:
             return
         succeeded = run.run_state is RunState.SUCCEEDED
-        state = "succeeded" if succeeded else "failed"
+        state = StepState.SUCCEEDED if succeeded else StepState.FAILED
         moved = await self.store.workflows.set_step(
-            run.workflow_run_id, run.step, state, now=self.now(), run_id=run.id, expect=("running", "starting")
+            run.workflow_run_id,
+            run.step,
+            state,
+            now=self.now(),
+            run_id=run.id,
+            expect=(StepState.RUNNING, StepState.STARTING),
         )
         if moved:
             await self._follow(run.workflow_run_id, run.step, succeeded=succeeded)
@@ -229,7 +244,11 @@ class WorkflowEngine:
         # the step ended with this run, but what follows it may never have been begun; only pending steps are
         record = await self._get(run.workflow_run_id)
         ended = record.steps.get(run.step)
-        if record.state == "running" and ended is not None and (ended.state, ended.run_id) == (state, run.id):
+        if (
+            record.state is WorkflowState.RUNNING
+            and ended is not None
+            and (ended.state, ended.run_id) == (state, run.id)
+        ):
             await self._follow(run.workflow_run_id, run.step, succeeded=succeeded)
 
     async def decide(self, actor: Actor, workflow_run_id: int, step_name: str, approve: bool) -> str:
@@ -248,9 +267,9 @@ class WorkflowEngine:
                 now=self.now(),
             )
             raise NotAllowed(f"Only {who} may decide this step.")
-        state = "succeeded" if approve else "rejected"
+        state = StepState.SUCCEEDED if approve else StepState.REJECTED
         if not await self.store.workflows.set_step(
-            record.id, step_name, state, now=self.now(), decided_by=actor.user_id, expect=("waiting",)
+            record.id, step_name, state, now=self.now(), decided_by=actor.user_id, expect=(StepState.WAITING,)
         ):
             current = (await self._get(record.id)).steps[step_name]
             by = f" by <@{current.decided_by}>" if current.decided_by else ""
@@ -270,7 +289,7 @@ class WorkflowEngine:
         expired = 0
         for workflow_run_id, step in await self.store.workflows.approvals_due(self.now()):
             if await self.store.workflows.set_step(
-                workflow_run_id, step, "timed_out", now=self.now(), expect=("waiting",)
+                workflow_run_id, step, StepState.TIMED_OUT, now=self.now(), expect=(StepState.WAITING,)
             ):
                 expired += 1
                 await self._follow(workflow_run_id, step, succeeded=False)
@@ -281,18 +300,18 @@ class WorkflowEngine:
         workflow = self.workflow(record.workflow)
         step = workflow.steps[step_name]
         for target in step.on_success if succeeded else step.on_failure:
-            if record.steps[target].state in ("pending", "starting"):  # a claim is checked by _begin
+            if record.steps[target].state in (StepState.PENDING, StepState.STARTING):  # a claim is checked by _begin
                 await self._begin(record.id, target)
         await self._finish_if_done(record.id)
 
     async def _finish_if_done(self, workflow_run_id: int) -> None:
         record = await self._get(workflow_run_id)
-        busy = ("starting", "running", "waiting")
-        if record.state != "running" or any(s.state in busy for s in record.steps.values()):
+        busy = (StepState.STARTING, StepState.RUNNING, StepState.WAITING)
+        if record.state is not WorkflowState.RUNNING or any(s.state in busy for s in record.steps.values()):
             await self.render(record.id)
             return
         bad = [name for name, s in record.steps.items() if s.state in DONE_BAD]
-        state = "failed" if bad else "succeeded"
+        state = WorkflowState.FAILED if bad else WorkflowState.SUCCEEDED
         await self.store.workflows.set_state(record.id, state, now=self.now())
         await self.render(record.id)
         if bad:
@@ -315,4 +334,3 @@ class WorkflowEngine:
         if record is None:
             raise InvalidRequest(f"There is no workflow run #{workflow_run_id}.")
         return record
-

@@ -25,7 +25,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.models import TriggerLimit
-from bot.store.records import WAITING
+from bot.store.records import WAITING, RunOrigin
 from bot.store.tables import runs
 
 __all__ = ["Held", "TriggerLimits"]
@@ -87,7 +87,7 @@ class TriggerLimits:
         query = select(runs.c.job, runs.c.created_at).where(
             runs.c.connection == connection,
             runs.c.id != run_id,
-            runs.c.origin != "watch",  # started outside the bot: not a trigger of this connection's token
+            runs.c.origin != RunOrigin.WATCH.value,  # started outside the bot: not a trigger of this connection's token
             runs.c.state != WAITING,  # not triggered yet (a retry's backoff, a start held by a cap)
             runs.c.created_at > now - widest,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,13 +14,34 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.store.records import RunOrigin
 from bot.store.tables import workflow_runs, workflow_steps
 
-__all__ = ["StepRecord", "WorkflowRunRecord", "WorkflowStore"]
+__all__ = ["StepRecord", "StepState", "WorkflowRunRecord", "WorkflowState", "WorkflowStore"]
+
+
+class WorkflowState(enum.StrEnum):
+    """Where a workflow run is (``workflow_runs.state``)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # a step failed, was rejected or timed out; Retry on the card resumes from there
+
+
+class StepState(enum.StrEnum):
+    """Where one step of a workflow run is (``workflow_steps.state``)."""
+
+    PENDING = "pending"  # not begun (its predecessors have not ended, or ended the other way)
+    STARTING = "starting"  # claimed by whoever begins it (see ``WorkflowEngine._begin``)
+    RUNNING = "running"  # its pipeline's run is in flight
+    WAITING = "waiting"  # an approval step waiting for a decision
+    SUCCEEDED = "succeeded"  # its run succeeded, or the approval was given
+    FAILED = "failed"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"  # an approval nobody gave in time
 
 
 @dataclass(frozen=True, slots=True)
 class StepRecord:
     step: str
-    state: str
+    state: StepState
     run_id: int | None
     decided_by: str | None
     decided_at: datetime | None
@@ -31,7 +53,7 @@ class WorkflowRunRecord:
     id: int
     workflow: str
     parameters: Mapping[str, str]
-    state: str
+    state: WorkflowState
     origin: RunOrigin
     started_by: str | None
     channel: str | None
@@ -61,7 +83,7 @@ class WorkflowStore:
                 .values(
                     workflow=workflow,
                     parameters=dict(parameters),
-                    state="running",
+                    state=WorkflowState.RUNNING.value,
                     origin=str(origin),
                     started_by=started_by,
                     channel=channel,
@@ -73,7 +95,9 @@ class WorkflowStore:
             run_id = result.scalar_one()
             for step in steps:
                 await conn.execute(
-                    insert(workflow_steps).values(workflow_run_id=run_id, step=step, state="pending", updated_at=now)
+                    insert(workflow_steps).values(
+                        workflow_run_id=run_id, step=step, state=StepState.PENDING.value, updated_at=now
+                    )
                 )
             return await _get(conn, run_id)
 
@@ -88,10 +112,10 @@ class WorkflowStore:
         self,
         workflow_run_id: int,
         step: str,
-        state: str,
+        state: StepState,
         *,
         now: datetime,
-        expect: Iterable[str] | None = None,
+        expect: Iterable[StepState] | None = None,
         run_id: int | None = None,
         decided_by: str | None = None,
         due_at: datetime | None = None,
@@ -99,7 +123,7 @@ class WorkflowStore:
     ) -> bool:
         """Move a step to ``state``; with ``expect``, only from one of those states (a double click moves once);
         with ``unchanged_since``, only a step not moved after that time (a claim taken over once it is stale)."""
-        values: dict[str, object] = {"state": state, "updated_at": now}
+        values: dict[str, object] = {"state": state.value, "updated_at": now}
         if run_id is not None:
             values["run_id"] = run_id
         if decided_by is not None:
@@ -110,33 +134,33 @@ class WorkflowStore:
             workflow_steps.c.workflow_run_id == workflow_run_id, workflow_steps.c.step == step
         )
         if expect is not None:
-            query = query.where(workflow_steps.c.state.in_(tuple(expect)))
+            query = query.where(workflow_steps.c.state.in_([e.value for e in expect]))
         if unchanged_since is not None:
             query = query.where(workflow_steps.c.updated_at <= unchanged_since)
         async with self.engine.begin() as conn:
             result = await conn.execute(query.values(**values))
             return result.rowcount == 1
 
-    async def set_state(self, workflow_run_id: int, state: str, *, now: datetime) -> None:
-        ended = now if state in ("succeeded", "failed") else None
+    async def set_state(self, workflow_run_id: int, state: WorkflowState, *, now: datetime) -> None:
+        ended = now if state in (WorkflowState.SUCCEEDED, WorkflowState.FAILED) else None
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(workflow_runs)
                 .where(workflow_runs.c.id == workflow_run_id)
-                .values(state=state, updated_at=now, ended_at=ended)
+                .values(state=state.value, updated_at=now, ended_at=ended)
             )
 
     async def stale_claims(self, before: datetime) -> list[tuple[int, str]]:
         """Steps claimed to be begun ("starting") and not moved since ``before``: their claimer died first."""
         query = select(workflow_steps.c.workflow_run_id, workflow_steps.c.step).where(
-            workflow_steps.c.state == "starting", workflow_steps.c.updated_at <= before
+            workflow_steps.c.state == StepState.STARTING.value, workflow_steps.c.updated_at <= before
         )
         async with self.engine.connect() as conn:
             return [(row.workflow_run_id, row.step) for row in await conn.execute(query)]
 
     async def approvals_due(self, now: datetime) -> list[tuple[int, str]]:
         query = select(workflow_steps.c.workflow_run_id, workflow_steps.c.step).where(
-            workflow_steps.c.state == "waiting", workflow_steps.c.due_at <= now
+            workflow_steps.c.state == StepState.WAITING.value, workflow_steps.c.due_at <= now
         )
         async with self.engine.connect() as conn:
             return [(r[0], r[1]) for r in await conn.execute(query)]
@@ -157,7 +181,7 @@ async def _get(conn: AsyncConnection, workflow_run_id: int) -> WorkflowRunRecord
 def _step(row: RowMapping) -> StepRecord:
     return StepRecord(
         step=row["step"],
-        state=row["state"],
+        state=StepState(row["state"]),
         run_id=row["run_id"],
         decided_by=row["decided_by"],
         decided_at=row["decided_at"],
@@ -170,7 +194,7 @@ def _record(row: RowMapping, steps: Mapping[str, StepRecord]) -> WorkflowRunReco
         id=row["id"],
         workflow=row["workflow"],
         parameters=row["parameters"] or {},
-        state=row["state"],
+        state=WorkflowState(row["state"]),
         origin=RunOrigin(row["origin"]),
         started_by=row["started_by"],
         channel=row["channel"],

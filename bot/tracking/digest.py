@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.service.events import TREND_RUNS, DigestData, DigestRun, PipelineDay, Reporter
 from bot.service.history import summarize, trend
 from bot.store import keys
-from bot.store.records import RunRecord
+from bot.store.records import RunRecord, StoredState
 from bot.store.store import Store
 
 __all__ = [
@@ -103,9 +103,9 @@ def _digest(channel: str, day: date, tz: ZoneInfo, runs: Sequence[RunRecord], mu
             muted=r.id in muted,
         )
         for r in runs
-        if r.state == "failed"
+        if r.state is StoredState.FAILED
     )
-    timed = [(d, r) for r in runs if r.final and r.state == "succeeded" and (d := r.duration(r.updated_at))]
+    timed = [(d, r) for r in runs if r.final and r.state is StoredState.SUCCEEDED and (d := r.duration(r.updated_at))]
     timed.sort(key=lambda dr: (-dr[0].total_seconds(), dr[1].id))
     slowest = tuple(
         DigestRun(run_id=r.id, name=r.name, at=r.started_at or r.created_at, duration=d) for d, r in timed[:SLOWEST]
@@ -133,8 +133,8 @@ def _pipeline_day(name: str, runs: Sequence[RunRecord]) -> PipelineDay:
     return PipelineDay(
         name=name,
         runs=len(runs),
-        succeeded=sum(r.state == "succeeded" for r in runs),
-        failed=sum(r.state == "failed" for r in runs),
+        succeeded=sum(r.state is StoredState.SUCCEEDED for r in runs),
+        failed=sum(r.state is StoredState.FAILED for r in runs),
         trend=line,
     )
 

@@ -14,7 +14,7 @@ from bot.service.events import StuckRun
 from bot.service.history import percentile
 from bot.service.notify import Notifier
 from bot.store import keys
-from bot.store.records import RunRecord
+from bot.store.records import RunRecord, StoredState
 from bot.store.store import Store
 
 __all__ = ["StuckDetector", "learned_threshold"]
@@ -45,7 +45,7 @@ class StuckDetector:
         past = [
             d
             for r in await self.store.runs.recent(pipeline.name, self.history * 2)
-            if r.final and r.state == "succeeded" and (d := r.duration(r.updated_at)) is not None
+            if r.final and r.state is StoredState.SUCCEEDED and (d := r.duration(r.updated_at)) is not None
         ][: self.history]
         learned = learned_threshold(past)
         return (learned, f"1.5 × the 95th percentile of its last {len(past)} successful runs") if learned else None
@@ -80,4 +80,3 @@ class StuckDetector:
                 return 0
             sent = await self.notifier.reporter.run_stuck(key, stuck, channel=channel)
         return int(sent)
-

@@ -433,12 +433,13 @@ def orders_retried(backoff: str) -> Callable[[dict[str, Any]], None]:
 
 async def test_a_failure_held_for_a_retry_that_cannot_start_is_announced_with_its_owners(tmp_path: Path) -> None:
     """``orders`` retries once. Its first attempt fails (no alert yet: an attempt is left); the retry's trigger
-    meets a 503, so no further attempt runs. The first failure is announced in the alert channel, owners
-    mentioned, and the retry's thread says why it did not start."""
+    is refused (a 400: sending it again will not help; a busy 503 waits and tries again,
+    tests/scenario/test_retry_races.py), so no further attempt runs. The first failure is announced in the alert
+    channel, owners mentioned, and the retry's thread says why it did not start."""
     async with world(tmp_path, catalog_edit=orders_retried("1s")) as w:
         await w.command("run orders")  # from C0GENERAL; orders alerts in C0ALERTS
         await w.card_saying("orders")
-        w.emulators["rivery"].state.add_fault(Fault(route="trigger", status=503, times=1))
+        w.emulators["rivery"].state.add_fault(Fault(route="trigger", status=400, times=1))
         w.advance(40)  # queued 5 s, running 30 s: the first attempt fails
         retry_card = await w.card_saying("unknown state", timeout=15)
         await w.until(lambda: "orders" in everything(w, "C0ALERTS"), 10, what="the held failure announced")

@@ -180,6 +180,27 @@ async def test_status_last_and_stats(tmp_path: Path) -> None:
         assert "(last 12 hours)" in (await ask(w, "stats 12h")).text
 
 
+async def test_status_of_a_retried_muted_run_shows_what_its_card_shows(tmp_path: Path) -> None:
+    """``status N`` and the card in the channel are built by one builder: the retry link, the mute and the
+    attempt are on both, and so are the buttons (each re-checks on the server, wherever it is clicked)."""
+    async with world(tmp_path) as w:
+        await ask(w, "mute orders 4h")
+        await w.command("run orders", user="U0BOB")
+        await w.card_saying("orders is queued")
+        w.advance(40)
+        failed = await w.card_saying("orders failed")
+        await w.slack.click(failed.channel, failed.ts, ids.RUN_RETRY, user="U0BOB")
+        await w.card_saying("Retry of #")
+        await w.until(lambda: "Retried as #" in shown(w.slack.message(failed.channel, failed.ts)),
+                      what="the failed card linking to its retry")
+        card = w.slack.message(failed.channel, failed.ts)
+        assert "Alerts muted until" in shown(card)
+
+        status = await ask(w, f"status #{run_number(card)}")
+        assert "Retried as #" in shown(status) and "Alerts muted until" in shown(status)
+        assert status.text == card.text and status.blocks == card.blocks
+
+
 async def test_cancel_asks_to_confirm_then_cancels_at_the_provider(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         await w.command("run leads-ods")

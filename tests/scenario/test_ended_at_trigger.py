@@ -16,6 +16,7 @@ from typing import Any
 from bot.emulators._core import Fault, Outcome
 from bot.service.workflows import CLAIM_STALE
 from bot.store.records import NewRun, RunRecord
+from bot.store.workflow_runs import StepState
 from tests.scenario.harness import FLOW, World, world
 from tests.scenario.test_workflows import QUICK, advance_until, card, daily
 
@@ -185,8 +186,8 @@ async def test_a_step_claimed_by_a_process_that_died_before_beginning_it_is_begu
                 raise ConnectionError("the database went away")
             return await original_create(new, **kw)
 
-        async def set_step(workflow_run_id: int, step: str, state: str, **kw: Any) -> bool:
-            if (step, state) == ("transform", "pending") and refused == ["run"]:
+        async def set_step(workflow_run_id: int, step: str, state: StepState, **kw: Any) -> bool:
+            if (step, state) == ("transform", StepState.PENDING) and refused == ["run"]:
                 refused.append("give back")
                 raise ConnectionError("the database is still away")
             return await original_set(workflow_run_id, step, state, **kw)

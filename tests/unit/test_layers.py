@@ -21,6 +21,7 @@ API cannot be copied into the emulator that tests it; only the entry points star
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -74,13 +75,47 @@ def imports_of(path: Path) -> list[tuple[str, bool]]:
             found += [(alias.name, id(node) in on_top) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, f"{path}: a relative import; write it absolute so this check sees it"
-            if node.module:
+            if node.module == "bot":  # `from bot import slack` imports bot.slack, as imported_modules() counts it
+                found += [(f"bot.{alias.name}", id(node) in on_top) for alias in node.names]
+            elif node.module:
                 found.append((node.module, id(node) in on_top))
     return found
 
 
+#: a module named by a string: "bot.providers.rivery", "bot.emulators.rivery:RiveryEmulator"
+MODULE_NAME = re.compile(r"(bot(?:\.\w+)+)(?::\w+)?")
+
+
+def dynamic_imports(path: Path) -> set[str]:
+    """Modules imported by name at run time: the string given to ``importlib.import_module`` or ``__import__``;
+    where the name is not written in the call (a table of modules, as ``bot.providers.registry`` keeps), every
+    string of the module that names a ``bot`` module counts."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+            or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__"))
+        )
+    ]
+    if not calls:
+        return set()
+    literal = all(c.args and isinstance(c.args[0], ast.Constant) for c in calls)
+    where: list[ast.AST] = [c.args[0] for c in calls] if literal else [tree]
+    return {
+        match[1]
+        for root in where
+        for node in ast.walk(root)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if (match := MODULE_NAME.fullmatch(node.value))
+    }
+
+
 def bot_imports(path: Path) -> set[str]:
-    return {name for name, _ in imports_of(path) if name == "bot" or name.startswith("bot.")}
+    static = {name for name, _ in imports_of(path) if name == "bot" or name.startswith("bot.")}
+    return static | dynamic_imports(path)
 
 
 def package_of(module: str) -> str:
@@ -151,6 +186,25 @@ def test_the_check_catches_a_violation(tmp_path: Path) -> None:
     (fake / "slack" / "ok.py").write_text("from bot.service.late import f\n")
     assert offences("service", fake) == ["bot/service/late.py imports bot.slack.text"]
     assert offences("emulators", fake) == ["bot/emulators/x.py imports bot.models"]
+    assert offences("slack", fake) == []
+
+
+def test_the_check_sees_from_bot_import_and_imports_by_name(tmp_path: Path) -> None:
+    """``from bot import slack`` imports ``bot.slack``; so does ``importlib.import_module("bot.slack.text")``,
+    or a module name in a table that ``import_module`` is later given."""
+    fake = tmp_path / "bot"
+    for package in ("service", "slack", "store"):
+        (fake / package).mkdir(parents=True)
+        (fake / package / "__init__.py").write_text("")
+    (fake / "service" / "a.py").write_text("from bot import slack\n")
+    (fake / "service" / "b.py").write_text("import importlib\nimportlib.import_module('bot.slack.text')\n")
+    (fake / "store" / "c.py").write_text(
+        "import importlib\nTABLE = {'x': 'bot.service.a:thing'}\n"
+        "def load(k: str) -> object:\n    return importlib.import_module(TABLE[k])\n"
+    )
+    (fake / "slack" / "ok.py").write_text("from bot import service\n__import__('bot.store.c')\n")
+    assert offences("service", fake) == ["bot/service/a.py imports bot.slack", "bot/service/b.py imports bot.slack.text"]
+    assert offences("store", fake) == ["bot/store/c.py imports bot.service.a"]
     assert offences("slack", fake) == []
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.service.views import AlertView
+from bot.service.views import AlertState, AlertView
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import button, context, mute_select, section
 from bot.slack.text import escape, mention, slack_date, truncate
@@ -82,7 +82,7 @@ def alert_batches(alerts: Sequence[AlertView], *, owners: Mapping[str, Sequence[
 
 
 def _resolved(alert: AlertView) -> bool:
-    return alert.state == "recovered" and alert.recovered_at is not None
+    return alert.state is AlertState.RECOVERED and alert.recovered_at is not None
 
 
 def _status(alert: AlertView) -> str:
@@ -119,14 +119,14 @@ def alert_group(
     alert keeps its line, its message and its owners, marked recovered (resolved before it was posted, it
     is announced all the same; an edit notifies nobody again).
     """
-    open_ones = [a for a in alerts if a.state != "recovered"]
+    open_ones = [a for a in alerts if a.state is not AlertState.RECOVERED]
     cc = _owners_of(alerts, owners)
     if len(alerts) == 1:
         return key, *_single(alerts[0], display_names.get(alert_name(alerts[0]), ""), cc)
     blocks: list[Block] = [section(text) for text in _cc_sections(_title(len(alerts)), cc)]
     for i, alert in enumerate(alerts[:MAX_WITH_BUTTONS]):
         accessory = None
-        if alert.last_run_id is not None and alert.state != "recovered":
+        if alert.last_run_id is not None and alert.state is not AlertState.RECOVERED:
             accessory = button("Retry", f"{ids.RUN_RETRY}:{i}", str(alert.last_run_id))
         blocks.append(section(_line(alert, display_names.get(alert_name(alert), "")), accessory=accessory))
     # a group larger than alert_batches makes (announced before groups were split): the rest as text lines
@@ -156,7 +156,7 @@ def _single(alert: AlertView, display: str, cc: Sequence[str]) -> tuple[str, lis
     said = alert.message.strip()
     if said:
         blocks.append(section("*Message*\n" + truncate(escape(said), 2900)))
-    if alert.last_run_id is not None and alert.state != "recovered":
+    if alert.last_run_id is not None and alert.state is not AlertState.RECOVERED:
         run = alert.last_run_id
         blocks.append(
             {
@@ -168,7 +168,7 @@ def _single(alert: AlertView, display: str, cc: Sequence[str]) -> tuple[str, lis
                 ],
             }
         )
-    text = f"{name} failed" + (", since recovered" if alert.state == "recovered" else "")
+    text = f"{name} failed" + (", since recovered" if alert.state is AlertState.RECOVERED else "")
     return text, blocks
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.models import RunState, TaskStatus
 from bot.service.events import CardView
-from bot.service.views import RunView
+from bot.service.views import RunOrigin, RunView
 from bot.slack.blocks import ids
 from bot.slack.text import (
     code,
@@ -214,7 +214,7 @@ def started_by(run: RunView) -> str:
             return mention_user(run.started_by)
         except ValueError:
             pass
-    if run.origin == "schedule":
+    if run.origin is RunOrigin.SCHEDULE:
         return SCHEDULED
     return OUTSIDE_SLACK
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from bot.service.events import DigestData, DigestRun, PipelineDay
+from bot.service.views import StoredState
 from bot.slack.blocks.card import Block, context, section
 from bot.slack.blocks.home import line_sections, said
 from bot.slack.text import escape, human_duration, plain_text, slack_date, truncate
@@ -63,12 +64,19 @@ def _runs(n: int) -> str:
 
 
 def _summary(data: DigestData) -> str:
-    order = ("succeeded", "failed", "canceled", "running", "queued", "unknown")
+    order = (
+        StoredState.SUCCEEDED,
+        StoredState.FAILED,
+        StoredState.CANCELED,
+        StoredState.RUNNING,
+        StoredState.QUEUED,
+        StoredState.UNKNOWN,
+    )
     known = [f"{data.counts[s]} {s}" for s in order if data.counts.get(s)]
     other = [f"{n} {escape(s)}" for s, n in sorted(data.counts.items()) if s not in order and n]
     across = f" of {len(data.pipelines)} pipeline{'s' if len(data.pipelines) != 1 else ''}"
     lines = [f"*{_runs(data.runs)}*{across}: " + (" · ".join(known + other) or "none")]
-    finished = data.counts.get("succeeded", 0) + data.failed
+    finished = data.counts.get(StoredState.SUCCEEDED, 0) + data.failed
     rate = f"Failure rate *{percent(data.failure_rate)}* ({data.failed} of {finished} finished)" if finished else ""
     typical = []
     if data.p50 is not None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from bot.service.views import AlertView, RunView
+from bot.service.views import AlertKind, AlertView, RunView
 from bot.slack.blocks.card import Block, context, section, state_emoji, state_word
 from bot.slack.text import escape, human_duration, mention_user, slack_date, truncate
 
@@ -120,7 +120,7 @@ def _run_line(run: RunView, now: datetime) -> str:
 
 
 def _alert_line(alert: AlertView, acknowledged: Mapping[int, str]) -> str:
-    if alert.kind == "unreachable":
+    if alert.kind is AlertKind.UNREACHABLE:
         return f"🔌 *Cannot reach {_name(alert.connection or '?')}* since {slack_date(alert.first_at)}" + said(
             alert.message
         )

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bot.models import RunState, RunStatus
-from bot.service.views import RunView
+from bot.service.views import RunView, StoredState
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import (
     Block,
@@ -162,7 +162,7 @@ def _last_line(status: RunStatus) -> str:
 def stats(
     name_or_all: str,
     period_text: str,
-    counts: Mapping[str, int],
+    counts: Mapping[StoredState, int],
     failure_rate: float,
     p50: timedelta | None,
     p95: timedelta | None,
@@ -189,7 +189,7 @@ def stats(
     return f"Stats for {who} ({period}): {total} runs, failure rate {failure_rate:.1%}", blocks
 
 
-def _counts(counts: Mapping[str, int]) -> str:
+def _counts(counts: Mapping[StoredState, int]) -> str:
     lines = []
     for key, n in sorted(counts.items(), key=lambda kv: -kv[1])[:20]:
         emoji = state_emoji(RunState(key)) + " " if key in _STATES else ""

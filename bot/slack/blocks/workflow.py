@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.catalog.workflows import Workflow
-from bot.service.views import RunView, WorkflowView
+from bot.service.views import RunView, StepState, WorkflowState, WorkflowView
 from bot.slack.blocks.card import button, confirm_dialog, context, section
 from bot.slack.text import escape, human_duration, mention, slack_date, truncate
 
@@ -20,17 +20,17 @@ WF_REJECT = "wf.reject"
 WF_RETRY = "wf.retry"
 
 _EMOJI = {
-    "pending": "⚪",
-    "starting": "▶️",
-    "running": "▶️",
-    "succeeded": "✅",
-    "failed": "❌",
-    "waiting": "⏸️",
-    "rejected": "🚫",
-    "timed_out": "⌛",
-    "skipped": "⏭️",
+    StepState.PENDING: "⚪",
+    StepState.STARTING: "▶️",
+    StepState.RUNNING: "▶️",
+    StepState.SUCCEEDED: "✅",
+    StepState.FAILED: "❌",
+    StepState.WAITING: "⏸️",
+    StepState.REJECTED: "🚫",
+    StepState.TIMED_OUT: "⌛",
 }
-_HEAD = {"running": "🔀", "succeeded": "✅", "failed": "❌"}
+SKIPPED = "⏭️"  # a step still pending once its workflow ended: shown as skipped, never stored so
+_HEAD = {WorkflowState.RUNNING: "🔀", WorkflowState.SUCCEEDED: "✅", WorkflowState.FAILED: "❌"}
 
 
 def step_value(workflow_run_id: int, step: str) -> str:
@@ -57,10 +57,10 @@ def _who(principals: tuple[str, ...]) -> str:
 def _step_line(name: str, record: WorkflowView, workflow: Workflow, runs: Mapping[int, RunView]) -> str:
     step = workflow.steps[name]
     state = record.steps[name].state
-    if state == "pending" and record.state != "running":
-        state = "skipped"
+    skipped = state is StepState.PENDING and record.state is not WorkflowState.RUNNING
+    emoji, word = (SKIPPED, "skipped") if skipped else (_EMOJI[state], state.value.replace("_", " "))
     what = f"pipeline *{escape(step.pipeline)}*" if step.pipeline else "approval"
-    line = f"{_EMOJI.get(state, '❔')} *{escape(name)}* · {what} · {state.replace('_', ' ')}"
+    line = f"{emoji} *{escape(name)}* · {what} · {word}"
     run_id = record.steps[name].run_id
     run = runs.get(run_id) if run_id is not None else None
     if run is not None:
@@ -72,7 +72,7 @@ def _step_line(name: str, record: WorkflowView, workflow: Workflow, runs: Mappin
     decided = record.steps[name].decided_by
     if decided:
         line += f" · by <@{decided}>"
-    if state == "waiting" and step.approval is not None:
+    if state is StepState.WAITING and step.approval is not None:
         due = record.steps[name].due_at
         line += f"\n> waiting for {_who(step.approval.approvers)}" + (f" until {slack_date(due)}" if due else "")
         if step.approval.question:
@@ -105,7 +105,7 @@ def workflow_card(
     blocks.append(context(*[truncate(f, 1000, "…") for f in facts]))
     elements: list[Block] = []
     for step_name, step in workflow.steps.items():
-        if step.approval is not None and record.steps[step_name].state == "waiting" and len(elements) < 20:
+        if step.approval is not None and record.steps[step_name].state is StepState.WAITING and len(elements) < 20:
             value = step_value(record.id, step_name)
             label = truncate(step_name, 40, "…")
             elements.append(button(f"Approve {label}", f"{WF_APPROVE}:{len(elements)}", value, style="primary"))
@@ -118,7 +118,7 @@ def workflow_card(
                     confirm=confirm_dialog("Reject?", f"Reject {escape(step_name)} of {name}?", "Reject"),
                 )
             )
-    if record.state == "failed":
+    if record.state is WorkflowState.FAILED:
         elements.append(button("Retry from the failed steps", WF_RETRY, str(record.id), style="primary"))
     if elements:
         blocks.append({"type": "actions", "elements": elements[:25]})

@@ -31,7 +31,7 @@ from bot.service.permissions import Actor
 from bot.service.runs import AdHoc
 from bot.service.targets import adhoc_target
 from bot.service.views import run_view
-from bot.slack.blocks.card import CardView, run_card
+from bot.slack.blocks.card import run_card
 from bot.slack.blocks.listing import catalog_list
 from bot.slack.blocks.modal import run_modal
 from bot.slack.blocks.replies import confirm_op, ephemeral_error, last_runs, notice, stats, status_list
@@ -181,7 +181,7 @@ async def _open_modal(services: Services, asked: Asked, command: OpenRunModal) -
 @_work(Run)
 async def _run(services: Services, asked: Asked, command: Run) -> None:
     actor = asked.actor
-    if str(command.target) in services.catalog.workflows and services.workflows is not None:
+    if str(command.target) in services.catalog.workflows:
         await services.workflows.start(actor, str(command.target), command.params, channel=actor.channel_id)
         return
     target = _target(services, command.target)
@@ -197,16 +197,7 @@ async def _status(services: Services, asked: Asked, command: Status) -> Reply:
     if command.run is None:
         return status_list([run_view(run) for run in await services.queries.in_flight()], services.now())
     run = await services.runs.get(command.run)
-    client_ = services.pool.client(run.connection)
-    card = CardView(
-        run=run_view(run),
-        display_name=client_.display_name,
-        job_text=services.pool.job(run.provider, run.job).describe(),
-        console_url=services.notifier.console_url(run),
-        can_cancel=False,
-        now=services.now(),
-    )
-    return run_card(card)
+    return run_card(await services.notifier.card_view(run))
 
 
 @_work(Last)

@@ -486,7 +486,7 @@ def test_last_runs_huge_and_hostile() -> None:
 
 def test_stats() -> None:
     text, blocks = stats(
-        "leads-ods", "last 7 days", {"succeeded": 8, "failed": 2, EVIL_TEXT: 1}, 0.2,
+        "leads-ods", "last 7 days", {StoredState.SUCCEEDED: 8, StoredState.FAILED: 2, StoredState.UNKNOWN: 1}, 0.2,
         timedelta(minutes=3), timedelta(minutes=9), [("leads-ods #12", timedelta(minutes=20))],
     )
     check_message(text, blocks)

@@ -17,6 +17,7 @@ from bot.service.views import AlertView, alert_view
 from bot.slack.blocks.digest import DigestData, DigestRun, PipelineDay, digest_message, percent
 from bot.slack.blocks.home import home_view, line_sections
 from bot.store.alerting import Alert
+from bot.store.records import StoredState
 from tests.unit.slack.test_blocks import EVIL, EVIL_TEXT, HUGE, T0, check_limits, check_message, failed_run, make_run
 
 NOW = T0 + timedelta(hours=2)
@@ -195,7 +196,10 @@ def digest(pipelines: Sequence[PipelineDay] = (), failures: Sequence[DigestRun] 
     values: dict[str, Any] = {
         "channel": "C0DATA", "day": DAY, "timezone": "Europe/Oslo",
         "runs": sum(p.runs for p in pipelines),
-        "counts": {"succeeded": sum(p.succeeded for p in pipelines), "failed": sum(p.failed for p in pipelines)},
+        "counts": {
+            StoredState.SUCCEEDED: sum(p.succeeded for p in pipelines),
+            StoredState.FAILED: sum(p.failed for p in pipelines),
+        },
         "failure_rate": 0.25, "p50": timedelta(minutes=3), "p95": timedelta(minutes=40),
         "pipelines": tuple(pipelines), "failures": tuple(failures), "slowest": tuple(slowest),
     }
@@ -216,7 +220,7 @@ def test_the_digest_lists_every_pipeline_with_counts_and_trend_failures_and_slow
                           message=f"boom {i}", muted=i == 0) for i in range(40)]
     slowest = [DigestRun(run_id=7, name="pipe-03", at=T0, duration=timedelta(hours=1, minutes=2)),
                DigestRun(run_id=8, name="pipe-04", at=T0, duration=timedelta(minutes=30))]
-    data = digest(pipelines, failures, slowest, counts={"succeeded": 120, "failed": 40, "running": 2}, runs=162)
+    data = digest(pipelines, failures, slowest, counts={StoredState.SUCCEEDED: 120, StoredState.FAILED: 40, StoredState.RUNNING: 2}, runs=162)
     text, blocks = digest_message("C0DATA", DAY, data)
     check_message(text, blocks)
     assert text == "Daily digest for 2024-01-31: 162 runs, 40 failed (failure rate 25%)"

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.models import RunState, TaskStatus
 from bot.store.alerting import Alert, AlertKind, AlertState
-from bot.store.records import WAITING, RunOrigin, RunRecord, StoredState
+from bot.store.records import WAITING, RunOrigin, RunRecord, StoredState, run_duration
 from bot.store.workflow_runs import StepState, WorkflowRunRecord, WorkflowState
 
 __all__ = [
@@ -65,9 +65,7 @@ class RunView:
     acknowledged_by: str | None
 
     def duration(self, now: datetime) -> timedelta | None:
-        start = self.started_at or self.created_at
-        end = self.ended_at or (None if self.final else now)
-        return end - start if end else None
+        return run_duration(self.created_at, self.started_at, self.ended_at, final=self.final, now=now)
 
 
 def run_view(run: RunRecord) -> RunView:

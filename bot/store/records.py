@@ -22,6 +22,7 @@ __all__ = [
     "RunRecord",
     "StoredState",
     "Transition",
+    "run_duration",
 ]
 
 
@@ -78,6 +79,15 @@ class NewRun:
     start_at: datetime | None = None  # a retry waiting for its backoff: started by the poller then
 
 
+def run_duration(
+    created_at: datetime, started_at: datetime | None, ended_at: datetime | None, *, final: bool, now: datetime
+) -> timedelta | None:
+    """How long a run took (ended), or has taken so far (``now``): from its start at the provider, else its
+    creation; None for a run that ended without an end time."""
+    end = ended_at or (None if final else now)
+    return end - (started_at or created_at) if end else None
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     id: int
@@ -128,9 +138,7 @@ class RunRecord:
         return f"{self.provider}:{ident}"
 
     def duration(self, now: datetime) -> timedelta | None:
-        start = self.started_at or self.created_at
-        end = self.ended_at or (None if self.final else now)
-        return end - start if end else None
+        return run_duration(self.created_at, self.started_at, self.ended_at, final=self.final, now=now)
 
     def as_status(self) -> RunStatus | None:
         if self.provider_run_id is None or self.run_state is None:

@@ -341,9 +341,9 @@ def card_runs(slack: FakeSlack, channel: str) -> dict[str, str]:
     return {m.ts: m.text for m in slack.messages(channel) if any(b.get("type") == "header" for b in m.blocks)}
 
 
-async def wait(predicate: object, timeout: float, what: str, slack: FakeSlack) -> None:
+async def wait(predicate: Callable[[], bool], timeout: float, what: str, slack: FakeSlack) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}\n{slack.describe()}")
         await asyncio.sleep(0.05)

@@ -493,5 +493,6 @@ async def test_a_failure_held_for_a_retry_the_bot_died_starting_is_announced_aft
         assert "<@U0BOB>" in first_version(alert) and f"run #{first.id}" in first_version(alert)
         store = w.runtime.store
         assert store is not None
-        assert (await store.runs.get(retry.id)).state == "unknown"  # type: ignore[union-attr]
+        after = await store.runs.get(retry.id)
+        assert after is not None and after.state == "unknown"
         assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1  # never triggered blindly

@@ -21,7 +21,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -355,7 +355,8 @@ class Emulators:
         default = default or Outcome(queued_s=1, running_s=4)
 
         def state() -> EmulatorState:
-            return EmulatorState(clock=RealClock(), default=default)
+            # a bounded record of requests: long runs stay small
+            return EmulatorState(clock=RealClock(), default=default, keep_requests=5000)
 
         self.servers: dict[str, EmulatorServer] = {
             "rivery": RiveryEmulator(state(), tokens=[SECRETS["RIVERY_TOKEN"]]),
@@ -367,7 +368,6 @@ class Emulators:
         # lifted here and in the catalog (``catalog_yaml``), as the bot's throughput is what they measure
         self.servers["rivery"].configure({"river_runs_per_minute": 0, "token_runs_per_minute": 0})
         for key, server in self.servers.items():
-            server.state.requests = deque(maxlen=5000)  # type: ignore[assignment]  # a bounded deque: long runs stay small
             original = server.build_app
             server.build_app = self._timed(key, original)  # type: ignore[method-assign]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -181,7 +182,10 @@ class EmulatorState:
         clock: Clock | None = None,
         jobs: Mapping[str, Outcome | Iterable[Outcome]] | None = None,
         default: Outcome | None = Outcome(),
+        keep_requests: int | None = None,
     ) -> None:
+        """``keep_requests``: how many of the latest requests ``requests`` keeps (all when None); long benchmark
+        runs bound it so memory stays flat."""
         self.clock: Clock = clock or ManualClock()
         # per job, the outcomes of its next runs; the last one repeats
         self._scripts: dict[str, list[Outcome]] = {}
@@ -191,7 +195,7 @@ class EmulatorState:
         self.default = default
         self.runs: dict[str, EmuRun] = {}
         self.faults: list[_ArmedFault] = []
-        self.requests: list[RecordedRequest] = []
+        self.requests: deque[RecordedRequest] = deque(maxlen=keep_requests)
         self._seq = itertools.count(1)
 
     # -- scripting --------------------------------------------------------------------------

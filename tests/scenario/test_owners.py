@@ -19,8 +19,8 @@ from bot.emulators.slack import FakeSlack, payloads
 from bot.emulators.slack.server import Message
 from bot.slack.blocks import ids
 from bot.store.records import AuditEntry
-from tests.scenario.harness import FAILING_RIVER, World, catalog_text, make_emulators, running_world
-from tests.scenario.surface import ask, audit_of, reply_to, run_number
+from tests.scenario.harness import FAILING_RIVER, RIVER, World, catalog_text, make_emulators, running_world
+from tests.scenario.surface import add_stranger, ask, audit_of, reply_to, run_number
 
 ERIN = "U0ERIN"  # an owner of orders by being in the user group S0NIGHT
 BOB = "U0BOB"  # an owner of orders by name
@@ -137,3 +137,101 @@ async def test_an_owner_acknowledges_mutes_up_to_the_cap_and_retries(tmp_path: P
         # alice has allow_change: no cap, and her right is recorded as such
         assert "is muted until" in (await ask(w, "mute orders 1w")).text
         assert [(e.action, e.right) for e in await audit_of(w, "U0ALICE")][-1] == ("mute", "allow_change")
+
+
+async def test_a_stranger_is_refused_each_action_with_the_rights_it_takes_and_who_has_them(tmp_path: Path) -> None:
+    async with owned_world(tmp_path) as w:
+        dave = add_stranger(w)
+        run, alert = await _orders_failed(w)
+        store = w.runtime.store
+        assert store is not None
+        triggers = len(w.emulators["rivery"].state.requests_to("trigger"))
+
+        said = await _refused(w, alert, ids.RUN_ACK, user=dave)
+        assert said.startswith("⚠️ You may not acknowledge failures of *orders*: that takes being "
+                               f"`allow_change` (<@U0ALICE>), an owner (<@{BOB}>, <!subteam^{NIGHT}>), "
+                               "or an admin (<@U0CAROL>)."), said
+        said = await _refused(w, alert, ids.RUN_RETRY, user=dave)
+        assert f"You may not retry *orders*: that takes being `allow_change` (<@U0ALICE>), an owner (<@{BOB}>, " \
+               f"<!subteam^{NIGHT}>), `allow_run` (<@U0ALICE>), or an admin (<@U0CAROL>)." in said, said
+        said = await _refused(w, alert, ids.RUN_MUTE, user=dave, value=ids.mute_value(run, 3600))
+        assert said.startswith("⚠️ You may not mute *orders*: that takes being `allow_change`"), said
+        assert f"an owner (<@{BOB}>, <!subteam^{NIGHT}>)" in said
+        said = (await ask(w, "mute orders 1h", user=dave)).text
+        assert said.startswith("⚠️ You may not mute *orders*"), said
+
+        failed = await store.runs.get(run)
+        assert failed is not None and failed.acknowledged_by is None
+        assert not await store.mutes.active(now=w.runtime.now())
+        assert len(w.emulators["rivery"].state.requests_to("trigger")) == triggers
+        assert [(e.action, e.outcome, e.right) for e in await audit_of(w, dave)] == [
+            ("acknowledge", "refused", None),
+            ("retry", "refused", None),
+            ("mute", "refused", None),
+            ("mute", "refused", None),
+        ]
+
+
+async def test_whoever_started_a_run_may_cancel_it_and_nobody_else_without_rights(tmp_path: Path) -> None:
+    async with owned_world(tmp_path) as w:
+        dave = add_stranger(w)  # may run leads-ods (allow_run: everyone), owns nothing, may change nothing
+        w.emulators["rivery"].state.script(RIVER, Outcome(queued_s=1, running_s=10_000))
+        await w.command("run leads-ods", user=dave)
+        await w.command("run leads-ods", user=dave)
+        await w.until(lambda: len([c for c in w.cards() if "leads-ods is queued" in c.text]) == 2, what="two cards")
+        w.advance(5)
+        await w.until(lambda: len([c for c in w.cards() if "leads-ods is running" in c.text]) == 2, what="running")
+        first, second = sorted((c for c in w.cards() if "leads-ods is running" in c.text), key=run_number)
+
+        # erin owns orders, not leads-ods, and did not start these runs: refused by button and by command
+        send = w.slack.click("C0GENERAL", first.ts, ids.RUN_CANCEL, user=ERIN)
+        _, said = await reply_to(w, send, user=ERIN)
+        assert said.text.startswith(f"⚠️ You may not cancel run #{run_number(first)} of *leads-ods*: that takes "
+                                    f"being `allow_change` (<@U0ALICE>), who started the run (<@{dave}>), "
+                                    "or an admin (<@U0CAROL>)."), said.text
+        said = await ask(w, f"cancel {run_number(second)}", user=ERIN)
+        assert said.text.startswith(f"⚠️ You may not cancel run #{run_number(second)}"), said.text
+        assert not said.action_ids  # no confirmation to click
+        assert not w.emulators["rivery"].state.requests_to("cancel")
+
+        # dave started them: his Cancel button, and his command and its confirmation
+        send = w.slack.click("C0GENERAL", first.ts, ids.RUN_CANCEL, user=dave)
+        _, said = await reply_to(w, send, user=dave)
+        assert said.text.startswith(f"Asked Rivery to cancel run #{run_number(first)}"), said.text
+        question = await ask(w, f"cancel {run_number(second)}", user=dave)
+        assert question.action_ids == [ids.OP_CONFIRM, ids.OP_DISMISS]
+        before = len(w.slack.ephemerals("C0GENERAL", dave)) + len(w.slack.responses(dave))
+        await w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, user=dave, ts=question.ts)
+        await w.until(lambda: len(w.slack.ephemerals("C0GENERAL", dave)) + len(w.slack.responses(dave)) > before,
+                      what="the confirmation's answer")
+        await w.until(lambda: len(w.emulators["rivery"].state.requests_to("cancel")) == 2, what="two cancels")
+
+        assert [(e.action, e.outcome, e.right) for e in await audit_of(w, ERIN)] == [
+            ("cancel", "refused", None),
+            ("cancel", "refused", None),
+        ]
+        assert [(e.action, e.target, e.right) for e in await audit_of(w, dave) if e.action == "cancel"] == [
+            ("cancel", f"#{run_number(first)}", "starter"),
+            ("cancel", f"#{run_number(second)}", "starter"),
+        ]
+
+
+async def test_someone_removed_from_the_owners_group_after_the_alert_is_refused_at_click(tmp_path: Path) -> None:
+    async with owned_world(tmp_path, usergroup_cache_seconds=0.3) as w:
+        run, alert = await _orders_failed(w)
+        await _click(w, alert, ids.RUN_ACK, user=ERIN)  # still in the group: the members are looked up and kept
+        assert (await _audited(w, ERIN, "acknowledge")).right == "owner"
+
+        w.slack.state.add_usergroup(NIGHT, "night-shift", [])  # erin leaves the night shift
+        await asyncio.sleep(0.5)  # longer than the members are kept: the next click asks Slack again
+        triggers = len(w.emulators["rivery"].state.requests_to("trigger"))
+        said = await _refused(w, alert, ids.RUN_RETRY, user=ERIN)
+        assert said.startswith("⚠️ You may not retry *orders*"), said
+        said = await _refused(w, alert, ids.RUN_MUTE, user=ERIN, value=ids.mute_value(run, 3600))
+        assert said.startswith("⚠️ You may not mute *orders*"), said
+        assert len(w.emulators["rivery"].state.requests_to("trigger")) == triggers
+        assert w.runtime.store is not None and not await w.runtime.store.mutes.active(now=w.runtime.now())
+        assert [(e.action, e.outcome) for e in await audit_of(w, ERIN)][-2:] == [("retry", "refused"),
+                                                                                  ("mute", "refused")]
+        lookups = [c for c in w.slack.calls if c.method == "usergroups.users.list"]
+        assert len(lookups) >= 2, "the group's members were not asked again"

@@ -137,6 +137,10 @@ async def test_an_owner_acknowledges_mutes_up_to_the_cap_and_retries(tmp_path: P
         # alice has allow_change: no cap, and her right is recorded as such
         assert "is muted until" in (await ask(w, "mute orders 1w")).text
         assert [(e.action, e.right) for e in await audit_of(w, "U0ALICE")][-1] == ("mute", "allow_change")
+        # an owner may lift a mute (more alerts, never fewer), even one longer than they could have set
+        assert "is no longer muted" in (await ask(w, "unmute orders", user=owner)).text
+        assert not await store.mutes.active(now=w.runtime.now())
+        assert [(e.action, e.right) for e in await audit_of(w, owner)][-1] == ("unmute", "owner")
 
 
 async def test_a_stranger_is_refused_each_action_with_the_rights_it_takes_and_who_has_them(tmp_path: Path) -> None:

@@ -152,12 +152,16 @@ async def test_a_stranger_is_refused_each_action_with_the_rights_it_takes_and_wh
         triggers = len(w.emulators["rivery"].state.requests_to("trigger"))
 
         said = await _refused(w, alert, ids.RUN_ACK, user=dave)
-        assert said.startswith("⚠️ You may not acknowledge failures of *orders*: that takes being "
-                               f"`allow_change` (<@U0ALICE>), an owner (<@{BOB}>, <!subteam^{NIGHT}>), "
-                               "or an admin (<@U0CAROL>)."), said
+        assert said.startswith(
+            "⚠️ You may not acknowledge failures of *orders*: that takes being "
+            f"`allow_change` (<@U0ALICE>), an owner (<@{BOB}>, <!subteam^{NIGHT}>), "
+            "or an admin (<@U0CAROL>)."
+        ), said
         said = await _refused(w, alert, ids.RUN_RETRY, user=dave)
-        assert f"You may not retry *orders*: that takes being `allow_change` (<@U0ALICE>), an owner (<@{BOB}>, " \
-               f"<!subteam^{NIGHT}>), `allow_run` (<@U0ALICE>), or an admin (<@U0CAROL>)." in said, said
+        assert (
+            f"You may not retry *orders*: that takes being `allow_change` (<@U0ALICE>), an owner (<@{BOB}>, "
+            f"<!subteam^{NIGHT}>), `allow_run` (<@U0ALICE>), or an admin (<@U0CAROL>)." in said
+        ), said
         said = await _refused(w, alert, ids.RUN_MUTE, user=dave, value=ids.mute_value(run, 3600))
         assert said.startswith("⚠️ You may not mute *orders*: that takes being `allow_change`"), said
         assert f"an owner (<@{BOB}>, <!subteam^{NIGHT}>)" in said
@@ -190,9 +194,11 @@ async def test_whoever_started_a_run_may_cancel_it_and_nobody_else_without_right
         # erin owns orders, not leads-ods, and did not start these runs: refused by button and by command
         send = w.slack.click("C0GENERAL", first.ts, ids.RUN_CANCEL, user=ERIN)
         _, said = await reply_to(w, send, user=ERIN)
-        assert said.text.startswith(f"⚠️ You may not cancel run #{run_number(first)} of *leads-ods*: that takes "
-                                    f"being `allow_change` (<@U0ALICE>), who started the run (<@{dave}>), "
-                                    "or an admin (<@U0CAROL>)."), said.text
+        assert said.text.startswith(
+            f"⚠️ You may not cancel run #{run_number(first)} of *leads-ods*: that takes "
+            f"being `allow_change` (<@U0ALICE>), who started the run (<@{dave}>), "
+            "or an admin (<@U0CAROL>)."
+        ), said.text
         said = await ask(w, f"cancel {run_number(second)}", user=ERIN)
         assert said.text.startswith(f"⚠️ You may not cancel run #{run_number(second)}"), said.text
         assert not said.action_ids  # no confirmation to click
@@ -206,8 +212,10 @@ async def test_whoever_started_a_run_may_cancel_it_and_nobody_else_without_right
         assert question.action_ids == [ids.OP_CONFIRM, ids.OP_DISMISS]
         before = len(w.slack.ephemerals("C0GENERAL", dave)) + len(w.slack.responses(dave))
         await w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, user=dave, ts=question.ts)
-        await w.until(lambda: len(w.slack.ephemerals("C0GENERAL", dave)) + len(w.slack.responses(dave)) > before,
-                      what="the confirmation's answer")
+        await w.until(
+            lambda: len(w.slack.ephemerals("C0GENERAL", dave)) + len(w.slack.responses(dave)) > before,
+            what="the confirmation's answer",
+        )
         await w.until(lambda: len(w.emulators["rivery"].state.requests_to("cancel")) == 2, what="two cancels")
 
         assert [(e.action, e.outcome, e.right) for e in await audit_of(w, ERIN)] == [
@@ -235,7 +243,9 @@ async def test_someone_removed_from_the_owners_group_after_the_alert_is_refused_
         assert said.startswith("⚠️ You may not mute *orders*"), said
         assert len(w.emulators["rivery"].state.requests_to("trigger")) == triggers
         assert w.runtime.store is not None and not await w.runtime.store.mutes.active(now=w.runtime.now())
-        assert [(e.action, e.outcome) for e in await audit_of(w, ERIN)][-2:] == [("retry", "refused"),
-                                                                                  ("mute", "refused")]
+        assert [(e.action, e.outcome) for e in await audit_of(w, ERIN)][-2:] == [
+            ("retry", "refused"),
+            ("mute", "refused"),
+        ]
         lookups = [c for c in w.slack.calls if c.method == "usergroups.users.list"]
         assert len(lookups) >= 2, "the group's members were not asked again"

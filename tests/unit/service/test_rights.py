@@ -44,8 +44,10 @@ async def test_owners_may_not_cancel_others_runs_and_a_channel_named_as_owner_gr
     r = rights({})
     with pytest.raises(NotAllowed) as refused:
         await r.grant(Actor("U0BOB"), Pipe(), CANCEL, what="cancel run #3", started_by="U0ALICE")
-    assert str(refused.value).startswith("You may not cancel run #3: that takes being `allow_change` (<@U0ALICE>), "
-                                         "who started the run (<@U0ALICE>), or an admin (<@U0CAROL>).")
+    assert str(refused.value).startswith(
+        "You may not cancel run #3: that takes being `allow_change` (<@U0ALICE>), "
+        "who started the run (<@U0ALICE>), or an admin (<@U0CAROL>)."
+    )
     with pytest.raises(NotAllowed):  # in the channel named among the owners, but not an owner
         await r.grant(Actor("U0DAVE", channel_id="C0OPS"), Pipe(), ACKNOWLEDGE, what="ack")
 

@@ -18,10 +18,12 @@ async def test_audit_entries_from_before_the_rights_column_survive_the_migration
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     await migrate(engine, "0002")
     async with engine.begin() as conn:
-        await conn.execute(text(
-            "insert into audit (at, user_id, action, target, outcome, detail) "
-            "values ('2026-12-05 08:00:00.000000', 'U0ALICE', 'cancel', '#7', 'ok', '')"
-        ))
+        await conn.execute(
+            text(
+                "insert into audit (at, user_id, action, target, outcome, detail) "
+                "values ('2026-12-05 08:00:00.000000', 'U0ALICE', 'cancel', '#7', 'ok', '')"
+            )
+        )
     await migrate(engine)
     store = Store(engine)
     try:

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     alert_group_seconds: Seconds = Field(
         default=timedelta(seconds=10), description="failures within this become one message"
     )
+    usergroup_cache_seconds: Seconds = Field(
+        default=timedelta(seconds=60),
+        description="a user group's members (owners, allow_*) are looked up again after this",
+    )
     alert_suppress_seconds: Seconds = Field(
         default=timedelta(hours=1), description="a repeat inside this updates the alert"
     )

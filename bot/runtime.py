@@ -203,7 +203,7 @@ def _assemble(
     metrics = Metrics()
     lease = s.lease_seconds
     first_poll = s.poll_interval_seconds
-    auth = Authorizer(s.slack_admins, _group_members(client))
+    auth = Authorizer(s.slack_admins, _group_members(client), cache_s=s.usergroup_cache_seconds.total_seconds())
     reporter = SlackReporter(store, now)
     notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=s.unknown_after_seconds)
     alerter = Alerter(

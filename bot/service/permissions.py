@@ -2,8 +2,9 @@
 
 Principals in the catalog: ``*`` (everyone), ``U…``/``W…`` (a person), ``S…`` (a user group: its
 members, looked up in Slack and cached), ``C…``/``G…`` (a channel: the action is taken in it).
-Admins (settings) may do everything; whoever may change may also run. Owners are the people alerts
-mention: being one grants nothing. Ad-hoc ``provider:id`` targets are for admins only.
+Admins (settings) may do everything; whoever may change may also run. Owners (the people alerts mention) may act
+on their pipeline's failures, and whoever started a run may cancel it: ``bot.service.rights``. Ad-hoc
+``provider:id`` targets are for admins only.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class Actor:
 
 
 class Authorizer:
-    def __init__(self, admins: Iterable[str], members: GroupMembers, *, cache_s: float = 300.0) -> None:
+    def __init__(self, admins: Iterable[str], members: GroupMembers, *, cache_s: float = 60.0) -> None:
+        # a user group's members are trusted for ``cache_s`` (one lookup per group for a burst of clicks), then
+        # asked again: someone removed from a group loses its rights within that time
         self.admins = frozenset(admins)
         self._members = members
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
@@ -53,11 +56,11 @@ class Authorizer:
         if need == "nothing" or actor.user_id in self.admins:
             return
         if need == "admin" or pipeline is None:
-            raise NotAllowed(f"Only admins may {what}. Admins: {self._names(sorted(self.admins)) or 'none set'}.")
+            raise NotAllowed(f"Only admins may {what}. Admins: {self.names(sorted(self.admins)) or 'none set'}.")
         allowed = self.principals(need, pipeline)
         if await self._matches(actor, allowed):
             return
-        who = self._names(allowed)
+        who = self.names(allowed)
         raise NotAllowed(
             f"You may not {what}. Who may: {who + ', ' if who else ''}or an admin. "
             "Ask one of them, or ask an admin to change `allow_run` / `allow_change` in the catalog."
@@ -72,7 +75,7 @@ class Authorizer:
 
     @staticmethod
     def principals(need: Need, pipeline: Governed) -> tuple[str, ...]:
-        """Owners are whom alerts mention, not a permission: rights come from allow_run / allow_change."""
+        """allow_run / allow_change; what owners and starters may besides is ``bot.service.rights``."""
         if need == "change":
             return pipeline.allow_change
         return tuple(dict.fromkeys(pipeline.allow_run + pipeline.allow_change))
@@ -100,7 +103,7 @@ class Authorizer:
         return members
 
     @staticmethod
-    def _names(principals: Sequence[str]) -> str:
+    def names(principals: Sequence[str]) -> str:
         shown = []
         for p in principals:
             if p == "*":

@@ -27,6 +27,7 @@ from bot.service.events import CancelAsked, Resumed, RetriedBy
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes
 from bot.service.permissions import Actor, Authorizer, Need
+from bot.service.rights import ACKNOWLEDGE, CANCEL, MUTE, OWNER_MUTE_CAP, RETRY, Right, Rights, cap_text
 from bot.service.starting import StartLeases, record_answer
 from bot.store import keys
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
@@ -104,6 +105,7 @@ class RunService:
         self.changes = changes or Changes()
         self.pool = pool
         self.auth = authorizer
+        self.rights = Rights(authorizer)
         self.notifier = notifier
         self.now = now
         self.first_poll = first_poll
@@ -130,11 +132,12 @@ class RunService:
         authorized: bool = False,
         workflow_run_id: int | None = None,
         step: str | None = None,
+        right: Right | None = None,
     ) -> RunRecord:
         """Record, trigger and show a run. UserError explains anything that stops it.
 
         ``actor`` None: the bot itself (a schedule). ``authorized``: already checked by what started it
-        (a workflow whose runner may run its steps)."""
+        (a workflow whose runner may run its steps; ``right``: the right that let it through, for the audit)."""
         if isinstance(target, Pipeline):
             pipeline: Pipeline | None = target
             name, connection, provider = target.name, target.connection, target.provider
@@ -144,7 +147,7 @@ class RunService:
             name, connection, provider = f"{target.provider}:{_ident(target.job)}", target.connection, target.provider
             job = dict(target.job)
         if actor is not None and not authorized:
-            await self._authorize(actor, "run", pipeline, what=f"run *{escape(name)}*", target=name)
+            right = await self._authorize(actor, "run", pipeline, what=f"run *{escape(name)}*", target=name)
         params = resolve_parameters(pipeline, parameters) if pipeline else dict(parameters)
         client = self.pool.client(connection)
         job_config = self.pool.job(provider, job)
@@ -181,10 +184,15 @@ class RunService:
             if held is not None:
                 waiting = await self.get(record.id)
                 await self.notifier.refresh_card(waiting)
-                await self._audit(actor, "run", name, "queued", f"run #{record.id}: {held.limit.reason}, starts "
-                                  f"at {held.until.isoformat()}")
+                await self._audit(
+                    actor,
+                    "run",
+                    name,
+                    "queued",
+                    f"run #{record.id}: {held.limit.reason}, starts at {held.until.isoformat()}",
+                )
                 return waiting
-            return await self._trigger(actor, record, client, job_config, params, name)
+            return await self._trigger(actor, record, client, job_config, params, name, right)
 
     async def _trigger(
         self,
@@ -194,6 +202,7 @@ class RunService:
         job_config: JobConfig,
         params: dict[str, str],
         name: str,
+        right: Right | None = None,
     ) -> RunRecord:
         # the lease lives until the answer is recorded, however long the trigger waits for a slot or an answer
         async with self.starts.holding(record.id):
@@ -214,7 +223,8 @@ class RunService:
                 await self.changes.publish(change)
         await self.notifier.refresh_card(record)
         await self.store.runs.mark_notified(record.id, record.state)
-        await self._audit(actor, "run", name, "ok", f"run #{record.id} ({triggered.run_id}) {_params(params)}")
+        detail = f"run #{record.id} ({triggered.run_id}) {_params(params)}"
+        await self._audit(actor, "run", name, "ok", detail, right=right)
         return record
 
     async def _send(
@@ -258,12 +268,23 @@ class RunService:
         if existing is not None:
             raise InvalidRequest(_already_retried(run, existing))
         target = self._target(run)
+        pipeline = target if isinstance(target, Pipeline) else None
+        # an ad-hoc run has no owners: its retry is an admin's (as its run was)
+        right = await self._grant(actor, RETRY, pipeline, what=f"retry *{escape(run.name)}*", action="retry", run=run)
         try:
             new = await self.start(
-                actor, target, run.parameters, channel=run.channel or channel, origin=RunOrigin.RETRY, retry_of=run
+                actor,
+                target,
+                run.parameters,
+                channel=run.channel or channel,
+                origin=RunOrigin.RETRY,
+                retry_of=run,
+                authorized=True,
+                right=right,
             )
         except AlreadyRetried as exc:  # two clicks at once: the database let one through
             raise InvalidRequest(_already_retried(run, exc.retry)) from None
+        await self._audit(actor, "retry", f"#{run.id}", "ok", f"as run #{new.id}", right=right)
         await self.notifier.refresh_card(run)
         await self.notifier.thread(run, "retried", RetriedBy(actor.user_id, new.id))
         return new
@@ -272,10 +293,7 @@ class RunService:
 
     async def cancel(self, actor: Actor, run_id: int) -> RunRecord:
         run = await self.get(run_id)
-        pipeline = self.notifier.pipeline(run)
-        await self._authorize(
-            actor, "change", pipeline, what=f"cancel runs of *{escape(run.name)}*", target=run.name, admin_if_adhoc=True
-        )
+        right = await self.may_cancel(actor, run)
         if run.final:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
         client = self.pool.client(run.connection)
@@ -290,9 +308,15 @@ class RunService:
             await self._audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
             raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
         await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now())
-        await self._audit(actor, "cancel", f"#{run.id}", "ok")
+        await self._audit(actor, "cancel", f"#{run.id}", "ok", right=right)
         await self.notifier.thread(run, keys.cancel_note(actor.user_id), CancelAsked(actor.user_id))
         return run
+
+    async def may_cancel(self, actor: Actor, run: RunRecord) -> Right:
+        """Whoever started ``run``, ``allow_change`` or an admin; the refusal audited."""
+        pipeline = self.notifier.pipeline(run)
+        what = f"cancel run #{run.id} of *{escape(run.name)}*"
+        return await self._grant(actor, CANCEL, pipeline, what=what, action="cancel", run=run)
 
     async def refresh(self, actor: Actor, run_id: int) -> RunRecord:
         run = await self.get(run_id)
@@ -302,9 +326,13 @@ class RunService:
 
     async def acknowledge(self, actor: Actor, run_id: int) -> tuple[RunRecord, bool]:
         run = await self.get(run_id)
+        what = f"acknowledge failures of *{escape(run.name)}*"
+        right = await self._grant(
+            actor, ACKNOWLEDGE, self.notifier.pipeline(run), what=what, action="acknowledge", run=run
+        )
         run, first = await self.store.runs.acknowledge(run.id, actor.user_id, now=self.now())
         await self.notifier.refresh_card(run)
-        await self._audit(actor, "acknowledge", f"#{run.id}", "ok" if first else "already")
+        await self._audit(actor, "acknowledge", f"#{run.id}", "ok" if first else "already", right=right)
         return run, first
 
     async def mute(
@@ -313,12 +341,21 @@ class RunService:
         pipeline = self.catalog.pipelines.get(pipeline_name)
         if pipeline is None:
             raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
-        await self._authorize(actor, "change", pipeline, what=f"mute *{escape(pipeline_name)}*", target=pipeline_name)
+        what = f"mute *{escape(pipeline_name)}*"
+        right = await self._grant(actor, MUTE, pipeline, what=what, action="mute", target=pipeline_name)
         if duration <= timedelta(0) or duration > timedelta(days=30):
             raise InvalidRequest("Mute for between a minute and 30 days, like `1h`, `4h`, `1d`.")
+        if right == "owner" and duration > OWNER_MUTE_CAP:
+            await self._audit(actor, "mute", pipeline_name, "refused", f"{duration} is over the owners' cap")
+            longer = self.auth.names(pipeline.allow_change) or "nobody set"
+            admins = self.auth.names(sorted(self.auth.admins)) or "none set"
+            raise NotAllowed(
+                f"Owners may mute *{escape(pipeline_name)}* for up to {cap_text()}. A longer mute takes "
+                f"`allow_change` ({longer}) or an admin ({admins})."
+            )
         until = self.now() + duration
         await self.store.mutes.mute(pipeline_name, until=until, user_id=actor.user_id, now=self.now())
-        await self._audit(actor, "mute", pipeline_name, "ok", f"until {until.isoformat()}")
+        await self._audit(actor, "mute", pipeline_name, "ok", f"until {until.isoformat()}", right=right)
         if run_id is not None:
             run = await self.store.runs.get(run_id)
             if run is not None:
@@ -327,9 +364,11 @@ class RunService:
 
     async def unmute(self, actor: Actor, pipeline_name: str) -> bool:
         pipeline = self.catalog.pipelines.get(pipeline_name)
-        await self._authorize(actor, "change", pipeline, what=f"unmute *{escape(pipeline_name)}*", target=pipeline_name)
+        what = f"unmute *{escape(pipeline_name)}*"
+        # more alerts, never fewer: whoever may mute may unmute
+        right = await self._grant(actor, MUTE, pipeline, what=what, action="unmute", target=pipeline_name)
         found = await self.store.mutes.unmute(pipeline_name)
-        await self._audit(actor, "unmute", pipeline_name, "ok" if found else "not muted")
+        await self._audit(actor, "unmute", pipeline_name, "ok" if found else "not muted", right=right)
         return found
 
     # -- pipeline operations (enable, disable, archive, reset) ------------------------------
@@ -338,7 +377,8 @@ class RunService:
         pipeline = self.catalog.pipelines.get(pipeline_name)
         if pipeline is None:
             raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
-        await self._authorize(actor, "change", pipeline, what=f"{op} *{escape(pipeline_name)}*", target=pipeline_name)
+        what = f"{op} *{escape(pipeline_name)}*"
+        right = await self._authorize(actor, "change", pipeline, what=what, target=pipeline_name)
         capability = Capability(op)
         client = self.pool.client(pipeline.connection)
         if not client.can(capability):
@@ -350,7 +390,7 @@ class RunService:
         except ProviderError as exc:
             await self._audit(actor, op, pipeline_name, "failed", str(exc))
             raise UserError(f"Could not {op} *{escape(pipeline_name)}*: {escape(str(exc))}") from None
-        await self._audit(actor, op, pipeline_name, "ok")
+        await self._audit(actor, op, pipeline_name, "ok", right=right)
         return f"{_PAST[op]} *{escape(pipeline_name)}* on {client.display_name}."
 
     # -- helpers ----------------------------------------------------------------------------
@@ -377,15 +417,44 @@ class RunService:
         *,
         what: str,
         target: str,
-        admin_if_adhoc: bool = False,
-    ) -> None:
+    ) -> Right:
         try:
-            await self.auth.check(actor, need if pipeline or not admin_if_adhoc else "admin", pipeline, what=what)
+            await self.auth.check(actor, need, pipeline, what=what)
         except NotAllowed:
             await self._audit(actor, need, target, "refused")
             raise
+        return "admin" if actor.user_id in self.auth.admins or need == "admin" else _NEED_RIGHT[need]
 
-    async def _audit(self, actor: Actor | None, action: str, target: str, outcome: str, detail: str = "") -> None:
+    async def _grant(
+        self,
+        actor: Actor,
+        rights: tuple[Right, ...],
+        pipeline: Pipeline | None,
+        *,
+        what: str,
+        action: str,
+        run: RunRecord | None = None,
+        target: str | None = None,
+    ) -> Right:
+        """The right ``actor`` acts by (``bot.service.rights``); a refusal is audited under ``action``."""
+        try:
+            return await self.rights.grant(
+                actor, pipeline, rights, what=what, started_by=run.started_by if run is not None else None
+            )
+        except NotAllowed:
+            await self._audit(actor, action, target or (f"#{run.id}" if run is not None else ""), "refused")
+            raise
+
+    async def _audit(
+        self,
+        actor: Actor | None,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: str = "",
+        *,
+        right: Right | None = None,
+    ) -> None:
         await self.store.audit.record(
             user_id=actor.user_id if actor else None,
             action=action,
@@ -393,9 +462,11 @@ class RunService:
             outcome=outcome,
             now=self.now(),
             detail=detail,
+            right=right,
         )
 
 
+_NEED_RIGHT: dict[Need, Right] = {"nothing": "allow_run", "run": "allow_run", "change": "allow_change"}
 _PAST = {"enable": "Enabled", "disable": "Disabled", "archive": "Archived", "reset": "Reset"}
 
 

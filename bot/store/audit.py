@@ -18,12 +18,27 @@ class AuditLog:
         self.engine = engine
 
     async def record(
-        self, *, user_id: str | None, action: str, target: str, outcome: str, now: datetime, detail: str = ""
+        self,
+        *,
+        user_id: str | None,
+        action: str,
+        target: str,
+        outcome: str,
+        now: datetime,
+        detail: str = "",
+        right: str | None = None,
     ) -> None:
+        """``right``: the right that let the action through (``bot.service.rights.Right``)."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(audit).values(
-                    at=now, user_id=user_id, action=action, target=target[:200], outcome=outcome, detail=detail
+                    at=now,
+                    user_id=user_id,
+                    action=action,
+                    target=target[:200],
+                    outcome=outcome,
+                    detail=detail,
+                    right_used=right,
                 )
             )
 
@@ -43,6 +58,7 @@ class AuditLog:
                 target=r["target"],
                 outcome=r["outcome"],
                 detail=r["detail"],
+                right=r["right_used"],
             )
             for r in rows
         ]

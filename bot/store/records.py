@@ -208,3 +208,5 @@ class AuditEntry:
     outcome: str
     detail: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: the right that let the action through; None when refused
+    right: str | None = None

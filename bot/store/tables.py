@@ -211,6 +211,9 @@ audit = Table(
     Column("target", SafeString(200), nullable=False),
     Column("outcome", SafeString(16), nullable=False),  # ok | refused | failed
     Column("detail", SafeText, nullable=False, default=""),
+    # the right that let an action through: admin | allow_change | owner | starter | allow_run (None: refused,
+    # or an entry from before rights were recorded)
+    Column("right_used", SafeString(16), nullable=True),
     Index("ix_audit_at", "at"),
 )
 

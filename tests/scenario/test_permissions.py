@@ -1,5 +1,6 @@
 """Who may run and change: refused by command, and re-checked on the server when a button is clicked, even a
-button that was shown to someone else. Every refusal names who may, is ephemeral, and is audited."""
+button that was shown to someone else. Every refusal names who may, is ephemeral, and is audited. (What owners
+and starters may do besides: ``test_owners.py``.)"""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ async def test_a_user_without_rights_is_refused_by_command(tmp_path: Path) -> No
         assert "or an admin" in refusal.text and "allow_run" in refusal.text
 
         refusal = await ask(w, f"cancel {leads}", user=dave)
-        assert refusal.text.startswith("⚠️ You may not cancel this run. Who may: <@U0ALICE>")
+        assert refusal.text.startswith(f"⚠️ You may not cancel run #{leads} of *leads-ods*: that takes being "
+                                       "`allow_change` (<@U0ALICE>), who started the run (<@U0ALICE>)"), refusal.text
         assert not refusal.action_ids  # no confirmation to click
         for op in CHANGES:
             refusal = await ask(w, f"{op} iowa-pda", user=dave)
@@ -46,7 +48,8 @@ async def test_a_user_without_rights_is_refused_by_command(tmp_path: Path) -> No
             assert not refusal.action_ids
         for op in ("mute", "unmute"):
             refusal = await ask(w, f"{op} leads-ods", user=dave)
-            assert refusal.text.startswith(f"⚠️ You may not {op} *leads-ods*. Who may: <@U0ALICE>"), refusal.text
+            assert refusal.text.startswith(f"⚠️ You may not {op} *leads-ods*: that takes being `allow_change` "
+                                           "(<@U0ALICE>), an owner (<@U0BOB>, <!subteam^S0DATAENG>)"), refusal.text
 
         # nothing happened at any provider, nothing was muted, nothing posted
         assert len(w.emulators["datakitchen"].state.requests_to("trigger")) == triggers
@@ -75,14 +78,17 @@ async def test_a_confirmation_shown_to_alice_and_clicked_by_someone_else_is_refu
 
         for op, question in questions.items():
             _, refusal = await reply_to(w, click_as(w, question, ids.OP_CONFIRM, user=dave), user=dave)
-            what = "cancel runs of *leads-ods*" if op == "cancel" else f"{op} *iowa-pda*"
-            assert refusal.text.startswith(f"⚠️ You may not {what}. Who may: <@U0ALICE>"), refusal.text
+            if op == "cancel":
+                expected = f"⚠️ You may not cancel run #{leads} of *leads-ods*: that takes being `allow_change` (<@U0ALICE>)"
+            else:
+                expected = f"⚠️ You may not {op} *iowa-pda*. Who may: <@U0ALICE>"
+            assert refusal.text.startswith(expected), refusal.text
         assert not w.emulators["rivery"].state.requests_to("cancel")
         assert not w.emulators["tailer"].state.requests_to("configuration")
         assert not w.emulators["tailer"].state.requests_to("workflow")
         assert not w.tailer.configurations and not w.tailer.resets
         audited = [(e.target, e.outcome) for e in await audit_of(w, dave)]
-        assert audited == [("leads-ods", "refused"), *[("iowa-pda", "refused")] * len(CHANGES)]
+        assert audited == [(f"#{leads}", "refused"), *[("iowa-pda", "refused")] * len(CHANGES)]
 
         # the same buttons work for the person they were shown to: the refusals were about dave
         _, done = await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=questions["disable"].ts))
@@ -101,20 +107,24 @@ async def test_card_buttons_are_reauthorized_when_clicked(tmp_path: Path) -> Non
         triggers = len(w.emulators["datakitchen"].state.requests_to("trigger"))
 
         _, refusal = await reply_to(w, w.slack.click("C0GENERAL", leads_card.ts, ids.RUN_CANCEL, user=dave), user=dave)
-        assert refusal.text.startswith("⚠️ You may not cancel runs of *leads-ods*. Who may: <@U0ALICE>")
+        assert refusal.text.startswith(f"⚠️ You may not cancel run #{leads} of *leads-ods*: that takes being "
+                                       "`allow_change` (<@U0ALICE>)"), refusal.text
         _, refusal = await reply_to(w, w.slack.click("C0GENERAL", sales_card.ts, ids.RUN_RETRY, user=dave), user=dave)
-        assert refusal.text.startswith("⚠️ You may not run *sales-dashboard*. Who may: <@U0ALICE>")
+        assert refusal.text.startswith("⚠️ You may not retry *sales-dashboard*: that takes being `allow_change` "
+                                       "(<@U0ALICE>), an owner (<!subteam^S0DATAENG>), `allow_run` (<@U0ALICE>), "
+                                       "or an admin (<@U0CAROL>)"), refusal.text
         _, refusal = await reply_to(
             w, w.slack.click("C0GENERAL", sales_card.ts, ids.RUN_MUTE, user=dave, value=ids.mute_value(sales, 3600)),
             user=dave)
-        assert refusal.text.startswith("⚠️ You may not mute *sales-dashboard*. Who may: <@U0ALICE>")
+        assert refusal.text.startswith("⚠️ You may not mute *sales-dashboard*: that takes being `allow_change` "
+                                       "(<@U0ALICE>), an owner (<!subteam^S0DATAENG>)"), refusal.text
 
         assert not w.emulators["rivery"].state.requests_to("cancel")
         assert len(w.emulators["datakitchen"].state.requests_to("trigger")) == triggers
         assert w.runtime.store is not None and not await w.runtime.store.mutes.active(now=w.runtime.now())
         assert len(w.cards()) == 2
         audited = [(e.target, e.outcome) for e in await audit_of(w, dave)]
-        assert audited == [("leads-ods", "refused"), ("sales-dashboard", "refused"), ("sales-dashboard", "refused")]
+        assert audited == [(f"#{leads}", "refused"), (f"#{sales}", "refused"), ("sales-dashboard", "refused")]
 
         # the list's Run button opens the modal for anyone; submitting it is where the right to run is checked
         listing = await ask(w, "list datakitchen", user=dave)
@@ -135,12 +145,19 @@ async def test_card_buttons_are_reauthorized_when_clicked(tmp_path: Path) -> Non
         assert leads != sales
 
 
-async def test_an_owner_has_no_more_rights_than_the_catalog_gives(tmp_path: Path) -> None:
+async def test_an_owner_may_mute_for_a_day_but_not_run_nor_change_what_the_catalog_keeps_from_them(
+    tmp_path: Path,
+) -> None:
     async with world(tmp_path) as w:
-        refusal = await ask(w, "run sales-dashboard", user="U0BOB")
+        refusal = await ask(w, "run sales-dashboard", user="U0BOB")  # an owner (S0DATAENG), not in allow_run
         assert refusal.text.startswith("⚠️ You may not run *sales-dashboard*")
         for op in CHANGES:
             assert (await ask(w, f"{op} iowa-pda", user="U0BOB")).text.startswith(f"⚠️ You may not {op}")
-        assert (await ask(w, "mute leads-ods", user="U0BOB")).text.startswith("⚠️ You may not mute")
+        refusal = await ask(w, "mute leads-ods 2d", user="U0BOB")
+        assert refusal.text.startswith("⚠️ Owners may mute *leads-ods* for up to 24 h. A longer mute takes "
+                                       "`allow_change` (<@U0ALICE>) or an admin (<@U0CAROL>)."), refusal.text
+        assert "is muted until" in (await ask(w, "mute leads-ods 1d", user="U0BOB")).text
         assert not w.emulators["datakitchen"].state.requests_to("trigger")
-        assert {e.outcome for e in await audit_of(w, "U0BOB")} == {"refused"}
+        audited = [(e.action, e.outcome, e.right) for e in await audit_of(w, "U0BOB")]
+        assert audited == [("run", "refused", None), *[(op, "refused", None) for op in CHANGES],
+                           ("mute", "refused", None), ("mute", "ok", "owner")]

@@ -166,7 +166,7 @@ async def test_tampered_button_values_get_an_ephemeral_not_a_crash(tmp_path: Pat
         assert invalid in await click(ids.RUN_ACK, "1; DROP TABLE runs")
         assert "There is no run #999999999999" in await click(ids.RUN_RETRY, "999999999999")
         # another run's id, one dave may not touch: the server checks the run the value names
-        assert "You may not run *sales-dashboard*" in await click(ids.RUN_RETRY, str(run_number(sales)))
+        assert "You may not retry *sales-dashboard*" in await click(ids.RUN_RETRY, str(run_number(sales)))
 
         def option(value: str) -> dict[str, object]:
             return {"type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": "x"},

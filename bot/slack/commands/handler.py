@@ -233,15 +233,7 @@ async def _stats(services: Services, asked: Asked, command: Stats) -> Reply:
 @_work(Cancel)
 async def _cancel(services: Services, asked: Asked, command: Cancel) -> Reply:
     run = await services.runs.get(command.run)
-    pipeline = services.notifier.pipeline(run)
-    await services.audited.check(
-        asked.actor,
-        "change" if pipeline else "admin",
-        pipeline,
-        what="cancel this run",
-        action="cancel",
-        target=f"#{run.id}",
-    )
+    await services.runs.may_cancel(asked.actor, run)  # asked again when the confirmation is clicked
     return confirm_op("cancel", str(run.id), f"Cancel run #{run.id} of {run.name}?", "Cancel run", run_id=run.id)
 
 

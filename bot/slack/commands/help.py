@@ -40,6 +40,8 @@ _NEEDS: Mapping[Needs, str] = {
     "run": "Needs the right to run the pipeline (allow_run in the catalog); jobs outside the catalog need an admin.",
     "change": "Needs the right to change the pipeline (allow_change in the catalog).",
     "admin": "Admins only.",
+    "starter": "Whoever started the run may; so may allow_change in the catalog.",
+    "owner": "The pipeline's owners (people, user-group members) may, for up to 24 h; allow_change, for longer.",
 }
 
 

@@ -30,7 +30,7 @@ __all__ = [
     "spec_named",
 ]
 
-Needs = Literal["nothing", "run", "change", "admin"]
+Needs = Literal["nothing", "run", "change", "admin", "starter", "owner"]
 ArgKind = Literal[
     "pipeline", "pipeline_or_workflow", "run", "count", "period", "duration", "channel", "filter", "params", "command"
 ]
@@ -167,7 +167,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "`{command} status` lists the runs in flight with their numbers.",
         ("cancel 1",),
         (ArgSpec("run", "run", required=True, help="a run number like 42 or #42"),),
-        "change",
+        "starter",
     ),
     CommandSpec(
         "enable",
@@ -241,7 +241,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Mutes for 1h unless you say otherwise, up to 30d. Runs are still tracked; only the alerts wait.",
         ("mute leads-ods", "mute leads-ods 4h"),
         (_PIPELINE, ArgSpec("duration", "duration", default=timedelta(hours=1), help="how long, like 30m, 4h or 2d")),
-        "change",
+        "owner",
     ),
     CommandSpec(
         "unmute",
@@ -250,7 +250,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "",
         ("unmute leads-ods",),
         (_PIPELINE,),
-        "change",
+        "owner",
     ),
     CommandSpec(
         "schedules",

@@ -83,7 +83,7 @@ def test_defaults_are_shown_as_people_type_them(name: str, default: str) -> None
 
 @pytest.mark.parametrize(
     ("name", "fragment"),
-    [("run", "right to run"), ("cancel", "right to change"), ("list", "Anyone can use it.")],
+    [("run", "right to run"), ("cancel", "Whoever started the run may"), ("mute", "up to 24 h"), ("list", "Anyone can use it.")],
 )
 def test_command_help_says_who_may_use_it(name: str, fragment: str) -> None:
     assert fragment in help_for(name)

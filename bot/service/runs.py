@@ -26,6 +26,7 @@ from bot.service.clients import ClientPool
 from bot.service.events import CancelAsked, Resumed, RetriedBy
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes
+from bot.service.paging import Pager
 from bot.service.permissions import Actor, Authorizer, Need
 from bot.service.starting import StartLeases, record_answer
 from bot.store import keys
@@ -97,8 +98,10 @@ class RunService:
         owner: str | None = None,
         lease: timedelta = timedelta(seconds=60),
         changes: Changes | None = None,
+        pager: Pager | None = None,
     ) -> None:
         self.store = store
+        self.pager = pager  # acknowledgements mirrored to PagerDuty (bot.service.paging)
         #: ends decided here that the poller will never see (a schedule's start that did not start, a run whose
         #: trigger's answer says it already ended)
         self.changes = changes or Changes()
@@ -303,6 +306,8 @@ class RunService:
     async def acknowledge(self, actor: Actor, run_id: int) -> tuple[RunRecord, bool]:
         run = await self.get(run_id)
         run, first = await self.store.runs.acknowledge(run.id, actor.user_id, now=self.now())
+        if first and self.pager is not None:  # the on-call hand-off: PagerDuty hears of the first one
+            await self.pager.acknowledge(run, actor.user_id)
         await self.notifier.refresh_card(run)
         await self._audit(actor, "acknowledge", f"#{run.id}", "ok" if first else "already")
         return run, first

@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.service.views import AlertState, AlertView
+from bot.service.views import AlertState, AlertView, Page
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import button, context, mute_select, section
 from bot.slack.blocks.paging import page_line
 from bot.slack.text import escape, mention, slack_date, truncate
-from bot.store.paging import Page
 
 __all__ = ["alert_batches", "alert_group", "connection_alert", "connection_back", "credential_expiring"]
 

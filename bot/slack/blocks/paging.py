@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.service.views import Page, PageState
 from bot.slack.blocks.card import context
 from bot.slack.text import escape, truncate
-from bot.store.paging import Page, PageState
 
 __all__ = ["page_line"]
 

@@ -1,4 +1,4 @@
-"""``pagerduty: {routing_key: ${PD_ROUTING_KEY}}`` on a pipeline or in ``defaults``: where its failures page.
+"""``pagerduty: {routing_key: "${PD_ROUTING_KEY}"}`` on a pipeline or in ``defaults``: where its failures page.
 
 The routing key is the 32-character Integration Key of an Events API v2 integration on a PagerDuty service. It is
 a secret: written as a reference to an environment variable, never in the file, kept as a ``SecretStr`` and never
@@ -19,7 +19,7 @@ __all__ = ["KEY_LENGTH", "PagerDutyService", "pagerduty_of"]
 KEY_LENGTH = 32
 _KEY = re.compile(r"[A-Za-z0-9]{32}")
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_EXAMPLE = "pagerduty: {routing_key: ${PD_ROUTING_KEY}}"
+_EXAMPLE = "pagerduty: {routing_key: \"${PD_ROUTING_KEY}\"}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,6 +142,12 @@ class SlackReporter:
             return [[by_id[view.id] for view in batch] for batch in batches]
 
         written = await self.store.alerting.flush(now=self.now(), window=window, render=render, split=split)
+        for key in written if self.paging else ():
+            # a page sent or refused while the flush wrote the message (too early for its rewrite): shown now
+            group = await self.store.alerting.group(key)
+            now = await self.store.paging.pages(a.id for a in group)
+            if any(page != pages.get(alert_id) for alert_id, page in now.items()):
+                await self.alert_changed(key, group[0], owners=owners, display_names=display_names)
         return [(key, sizes.get(key, 0)) for key in written]
 
     async def alert_changed(

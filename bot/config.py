@@ -48,6 +48,7 @@ EXAMPLE_VALUES: dict[str, str] = {
     "INVISION_API_KEY": "dd63a1ad-60eb-4066-8d71-1721007437b4",
     "DATAKITCHEN_USERNAME": "bot@example.com",
     "DATAKITCHEN_PASSWORD": "change-me",
+    "PD_ROUTING_KEY": "pagerdutyroutingkeyexample000000",
 }
 
 

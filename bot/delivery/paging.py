@@ -4,7 +4,7 @@ being slow or down never delays a Slack message, and Slack being down never hold
 - Each event is claimed under a lease and sent once PagerDuty answered 202; an event waits while an earlier one of
   its alert is pending (the claim sees to it), so a resolve never overtakes its trigger.
 - 429, 5xx, timeouts and unreadable answers are tried again, after ``Retry-After`` when PagerDuty gives one, else
-  after a wait that doubles from ``retry`` to ``max_wait``; every event carries its dedup key, so a second send is
+  after a wait that doubles from ``retry`` to ``max_wait`` (a 429 at least ``throttled``, as PagerDuty asks); every event carries its dedup key, so a second send is
   harmless. The first failure of an event is logged as a warning, the later ones at debug level (an outage is
   one line per event, not one per try).
 - A 400 (the event or its routing key refused) is logged once, with PagerDuty's reason, and dropped (``dead``):
@@ -50,6 +50,7 @@ class PageSender:
         parallel: int = 8,
         retry: timedelta = timedelta(seconds=2),
         max_wait: timedelta = timedelta(minutes=5),
+        throttled: timedelta = timedelta(minutes=1),
         on_trigger: Shown | None = None,
     ) -> None:
         self.store = store
@@ -61,6 +62,7 @@ class PageSender:
         self.batch = batch
         self.retry = retry
         self.max_wait = max_wait
+        self.throttled = throttled  # a 429 without Retry-After: PagerDuty asks for "a back off of a few minutes"
         self.on_trigger = on_trigger
         self._parallel = asyncio.Semaphore(parallel)  # one slow PagerDuty call does not hold the others
         self._ticks = TickGuard(lambda: self.store.paging.release(self.owner))
@@ -151,6 +153,8 @@ class PageSender:
     def _wait(self, event: PageEvent, exc: ProviderError | None) -> float:
         asked = exc.retry_after if isinstance(exc, ProviderUnavailable) else None
         doubled = self.retry.total_seconds() * 2 ** min(event.attempts, 16)
+        if not asked and exc is not None and exc.status_code == 429:
+            doubled = max(doubled, self.throttled.total_seconds())
         return min(asked if asked else doubled, self.max_wait.total_seconds())
 
     def _later(self, seconds: float) -> datetime:

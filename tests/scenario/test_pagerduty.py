@@ -54,8 +54,14 @@ async def paged_world(
     unlimited_rivery(emulators)  # a retry within the minute: Rivery's two runs a minute are not the point here
     try:
         async with running_world(
-            tmp, clock, emulators, FakeSlack(), lambda e: catalog_text(e, rivery_unlimited=True), catalog_edit=_paged,
-            env={**ENV, "PD_ROUTING_KEY": KEY}, **settings,
+            tmp,
+            clock,
+            emulators,
+            FakeSlack(),
+            lambda e: catalog_text(e, rivery_unlimited=True),
+            catalog_edit=_paged,
+            env={**ENV, "PD_ROUTING_KEY": KEY},
+            **settings,
         ) as w:
             yield w, pagerduty
     finally:
@@ -119,11 +125,15 @@ async def test_an_alert_is_triggered_acknowledged_and_resolved_on_pagerduty_with
         assert incident.actions() == ["trigger", "acknowledge", "resolve"]
         sent = [r.body for r in pagerduty.state.requests_to("enqueue")]
         assert [(e["event_action"], e["dedup_key"]) for e in sent] == [
-            ("trigger", dedup), ("acknowledge", dedup), ("resolve", dedup)
+            ("trigger", dedup),
+            ("acknowledge", dedup),
+            ("resolve", dedup),
         ]
         events = await w.runtime.store.paging.of_alert(alert_id)
         assert [(e.key, e.state.value) for e in events] == [
-            (f"pd:{alert_id}:trigger", "sent"), (f"pd:{alert_id}:acknowledge", "sent"), (f"pd:{alert_id}:resolve", "sent")
+            (f"pd:{alert_id}:trigger", "sent"),
+            (f"pd:{alert_id}:acknowledge", "sent"),
+            (f"pd:{alert_id}:resolve", "sent"),
         ]
         # the routing key shows in no Slack message and no log line
         assert KEY not in everything_in_slack(w)

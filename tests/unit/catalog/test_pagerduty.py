@@ -47,8 +47,8 @@ def _problems(path: Path, env: dict[str, str]) -> list[str]:
 def test_a_pipeline_pages_its_own_service_and_the_others_the_defaults_one(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        defaults="  pagerduty: {routing_key: \"${PD_ROUTING_KEY}\"}\n",
-        orders="    pagerduty: {routing_key: \"${PD_ORDERS}\"}\n",
+        defaults='  pagerduty: {routing_key: "${PD_ROUTING_KEY}"}\n',
+        orders='    pagerduty: {routing_key: "${PD_ORDERS}"}\n',
     )
     catalog = load_catalog(path, _env(PD_ROUTING_KEY=KEY, PD_ORDERS=OTHER))
     orders, leads = catalog.pipelines["orders"].pagerduty, catalog.pipelines["leads"].pagerduty
@@ -59,7 +59,9 @@ def test_a_pipeline_pages_its_own_service_and_the_others_the_defaults_one(tmp_pa
 
 
 def test_a_pipeline_may_opt_out_of_the_defaults_service_and_none_pages_without_one(tmp_path: Path) -> None:
-    path = _write(tmp_path, defaults="  pagerduty: {routing_key: \"${PD_ROUTING_KEY}\"}\n", leads="    pagerduty: false\n")
+    path = _write(
+        tmp_path, defaults='  pagerduty: {routing_key: "${PD_ROUTING_KEY}"}\n', leads="    pagerduty: false\n"
+    )
     catalog = load_catalog(path, _env(PD_ROUTING_KEY=KEY))
     assert catalog.pipelines["leads"].pagerduty is None
     assert [p.name for p in catalog.paged()] == ["orders"]
@@ -70,13 +72,13 @@ def test_a_pipeline_may_opt_out_of_the_defaults_service_and_none_pages_without_o
     ("orders", "env", "said"),
     [
         (
-            "    pagerduty: {routing_key: \"${PD_ROUTING_KEY}\"}\n",
+            '    pagerduty: {routing_key: "${PD_ROUTING_KEY}"}\n',
             {},
             "pipelines.orders.pagerduty.routing_key: environment variable PD_ROUTING_KEY is not set; set it in .env "
             "or the environment",
         ),
         (
-            "    pagerduty: {routing_key: \"${PD_ROUTING_KEY}\"}\n",
+            '    pagerduty: {routing_key: "${PD_ROUTING_KEY}"}\n',
             {"PD_ROUTING_KEY": "  "},
             "pipelines.orders.pagerduty.routing_key: environment variable PD_ROUTING_KEY is empty; set it in .env "
             "or the environment",
@@ -88,13 +90,13 @@ def test_a_pipeline_may_opt_out_of_the_defaults_service_and_none_pages_without_o
             "in an environment variable and write routing_key: ${PD_ROUTING_KEY}",
         ),
         (
-            "    pagerduty: {routing_key: \"${PD_ROUTING_KEY}\"}\n",
+            '    pagerduty: {routing_key: "${PD_ROUTING_KEY}"}\n',
             {"PD_ROUTING_KEY": KEY[:31]},
             "pipelines.orders.pagerduty.routing_key: the value of PD_ROUTING_KEY is not a PagerDuty Integration Key "
             "(31 characters; one is 32 letters and digits: Service → Integrations → Events API v2 → Integration Key)",
         ),
         (
-            "    pagerduty: {routing_key: \"${PD_ROUTING_KEY}\", service: ops}\n",
+            '    pagerduty: {routing_key: "${PD_ROUTING_KEY}", service: ops}\n',
             {"PD_ROUTING_KEY": KEY},
             "pipelines.orders.pagerduty.service: unknown key; known keys: routing_key",
         ),
@@ -107,7 +109,7 @@ def test_a_pipeline_may_opt_out_of_the_defaults_service_and_none_pages_without_o
         (
             "    pagerduty: ops-team\n",
             {},
-            "pipelines.orders.pagerduty: must be a mapping like pagerduty: {routing_key: \"${PD_ROUTING_KEY}\"} "
+            'pipelines.orders.pagerduty: must be a mapping like pagerduty: {routing_key: "${PD_ROUTING_KEY}"} '
             "(or false, to page nobody)",
         ),
     ],
@@ -123,7 +125,7 @@ def test_each_routing_key_problem_is_said_plainly_at_its_line_without_the_key(
 
 
 def test_a_defaults_problem_is_said_once_at_the_defaults_line(tmp_path: Path) -> None:
-    path = _write(tmp_path, defaults="  pagerduty: {routing_key: \"${PD_KEY}\"}\n")
+    path = _write(tmp_path, defaults='  pagerduty: {routing_key: "${PD_KEY}"}\n')
     assert _problems(path, _env(PD_KEY="short-one")) == [
         f"{path}:3: defaults.pagerduty.routing_key: the value of PD_KEY is not a PagerDuty Integration Key (9 "
         "characters; one is 32 letters and digits: Service → Integrations → Events API v2 → Integration Key)"

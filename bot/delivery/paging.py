@@ -4,9 +4,9 @@ being slow or down never delays a Slack message, and Slack being down never hold
 - Each event is claimed under a lease and sent once PagerDuty answered 202; an event waits while an earlier one of
   its alert is pending (the claim sees to it), so a resolve never overtakes its trigger.
 - 429, 5xx, timeouts and unreadable answers are tried again, after ``Retry-After`` when PagerDuty gives one, else
-  after a wait that doubles from ``retry`` to ``max_wait`` (a 429 at least ``throttled``, as PagerDuty asks); every event carries its dedup key, so a second send is
-  harmless. The first failure of an event is logged as a warning, the later ones at debug level (an outage is
-  one line per event, not one per try).
+  after a wait that doubles from ``retry`` to ``max_wait`` (a 429 at least ``throttled``, as PagerDuty asks);
+  every event carries its dedup key, so a second send is harmless. The first failure of an event is logged as a
+  warning, the later ones at debug level (an outage is one line per event, not one per try).
 - A 400 (the event or its routing key refused) is logged once, with PagerDuty's reason, and dropped (``dead``):
   sending it again cannot help. The events after it go on.
 - The routing key is read from the catalog at send time (``routing_key``), never stored; PagerDutyEvents redacts it

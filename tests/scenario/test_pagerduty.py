@@ -201,3 +201,27 @@ async def test_a_muted_pipeline_pages_nobody_and_a_catalog_without_pagerduty_bui
     async with world(tmp_path / "plain") as w:
         assert w.runtime.parts.pages is None
         assert "pagerduty" not in {job.id for job in w.runtime.parts.scheduler.get_jobs()}
+
+
+async def test_an_alert_resolved_while_pagerduty_is_down_is_triggered_then_resolved_in_order(tmp_path: Path) -> None:
+    async with paged_world(tmp_path) as (w, pagerduty):
+        pagerduty.state.add_fault(Fault(route="enqueue", status=503, times=None))
+        alert, alert_id = await _failed_alert(w)
+        w.emulators["rivery"].state.script(FAILING_RIVER, Outcome(result="succeed", queued_s=1, running_s=2))
+        await w.slack.click(alert.channel, alert.ts, "run.retry", user="U0BOB")
+        await w.card_saying("Retry of #1")
+        w.advance(10)
+        await w.until(lambda: "recovered" in _alert_now(w, alert), what="the Slack alert resolved, PagerDuty down")
+        events = await w.runtime.store.paging.of_alert(alert_id)
+        assert [(e.action, e.state.value) for e in events] == [("trigger", "pending"), ("resolve", "pending")]
+        tried = {r.body["event_action"] for r in pagerduty.state.requests_to("enqueue")}
+        assert tried == {"trigger"}  # the resolve waits behind its trigger
+        pagerduty.state.clear_faults()
+        dedup = f"pipeline-bot/alert/{alert_id}"
+        await w.until(
+            lambda: any(a.dedup_key == dedup and a.state == "resolved" for a in pagerduty.alerts),
+            timeout=20,
+            what="the trigger, then the resolve",
+        )
+        assert pagerduty.alert(dedup).actions() == ["trigger", "resolve"]
+        assert pagerduty.dropped == []

@@ -245,10 +245,11 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool, onl
         return 1
     assert catalog is not None
     warnings = [*(settings.warnings() if settings is not None and not catalog_only else []), *catalog.warnings]
+    used = _used_variables(path, env)  # an optional one nobody refers to (PD_ROUTING_KEY) may keep its placeholder
     warnings += [  # a copied .env.example checks out but cannot work: say so before Slack or a provider does
         f"{name} still holds the example value from .env.example: put your own there (docs/FIRST-HOUR.md)"
         for name in unfilled_placeholders(env)
-        if not (catalog_only and name.startswith("SLACK_"))
+        if not (catalog_only and name.startswith("SLACK_")) and (name.startswith("SLACK_") or name in used)
     ]
     for line in warnings:  # worth fixing, not worth refusing to run
         print(f"pipeline-bot check: warning: {line}", file=sys.stderr)
@@ -293,6 +294,15 @@ async def _check_online(settings: Settings | None, catalog: Catalog, secrets: Re
         return 1
     print(f"pipeline-bot check --online: ok: {len(results)} check(s)" + ("" if client else " (Slack not tried)"))
     return 0
+
+
+def _used_variables(path: Path, env: dict[str, str]) -> set[str]:
+    """The environment variables the catalog file refers to with ``${NAME}`` and ``env`` sets."""
+    with contextlib.suppress(OSError):  # load_catalog read it a moment ago
+        text = path.read_text(encoding="utf-8", errors="replace")
+        values = set(referenced_values(text, env))
+        return {name for name, value in env.items() if value in values}
+    return set()
 
 
 def _assumption_notes(catalog: Catalog) -> list[str]:

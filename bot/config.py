@@ -48,6 +48,7 @@ EXAMPLE_VALUES: dict[str, str] = {
     "INVISION_API_KEY": "dd63a1ad-60eb-4066-8d71-1721007437b4",
     "DATAKITCHEN_USERNAME": "bot@example.com",
     "DATAKITCHEN_PASSWORD": "change-me",
+    "PD_ROUTING_KEY": "pagerdutyroutingkeyexample000000",
 }
 
 
@@ -139,6 +140,15 @@ class Settings(BaseSettings):
         default=timedelta(minutes=2), description="then one 'cannot reach' alert"
     )
     fallback_channel: str | None = Field(default=None, description="where messages go when their channel refuses")
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events API v2 (or an emulator)"
+    )
+    pagerduty_timeout_seconds: PositiveSeconds = Field(
+        default=timedelta(seconds=10), description="how long one PagerDuty event may take before it is tried again"
+    )
+    pagerduty_retry_seconds: PositiveSeconds = Field(
+        default=timedelta(seconds=2), description="first wait after PagerDuty failed (429, 5xx); doubles to 5 minutes"
+    )
     digest_time: str | None = Field(default="09:00", description="daily digest per channel, HH:MM; empty: none")
     digest_timezone: str = Field(default="UTC", description="time zone of DIGEST_TIME, e.g. Europe/Oslo")
 
@@ -234,12 +244,14 @@ class Settings(BaseSettings):
         if problem := database_url_problem(self.database_url):
             found.append(f"DATABASE_URL: {problem}")
         check_url(self.slack_api_url, "SLACK_API_URL", found, [], sends="the bot token")
+        check_url(self.pagerduty_events_url, "PAGERDUTY_EVENTS_URL", found, [], sends="the PagerDuty routing keys")
         return found
 
     def warnings(self) -> list[str]:
         """Worth fixing, not worth refusing to run: plain http to a Slack API off this machine."""
         found: list[str] = []
         check_url(self.slack_api_url, "SLACK_API_URL", [], found, sends="the bot token")
+        check_url(self.pagerduty_events_url, "PAGERDUTY_EVENTS_URL", [], found, sends="the PagerDuty routing keys")
         return found
 
     def secret_values(self) -> list[str]:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,6 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.catalog.model import Catalog
 from bot.checks.names import catalog_with_ids
 from bot.config import Settings
+from bot.delivery.pagerduty import PagerDutyEvents
+from bot.delivery.paging import PageSender
 from bot.delivery.sender import Deliverer
 from bot.errors import StartupError
 from bot.ops.jobs import RunningJobs
@@ -37,6 +40,7 @@ from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes, Outcomes
+from bot.service.paging import Pager
 from bot.service.permissions import Authorizer
 from bot.service.recovery import Recovery
 from bot.service.retries import Retrier, WaitingStarts
@@ -148,6 +152,7 @@ class Components:
     watcher: Watcher
     stuck: StuckDetector
     deliverer: Deliverer
+    pages: PageSender | None  # built only when some pipeline pages PagerDuty
     slack_check: SlackCheck
     socket_mode: ReplaySafeSocketModeHandler | None  # Socket Mode instead of Slack's requests over HTTP
     scheduler: AsyncIOScheduler
@@ -199,12 +204,15 @@ def _assemble(
 ) -> Components:
     pool = ClientPool.for_catalog(catalog)
     secrets.include(pool.redactor)
+    paged = catalog.paged()
+    secrets.add(*(p.pagerduty.routing_key.get_secret_value() for p in paged if p.pagerduty is not None))
+    pager = Pager(store, catalog, pool, now) if paged else None
     client = web_client(s)
     metrics = Metrics()
     lease = s.lease_seconds
     first_poll = s.poll_interval_seconds
     auth = Authorizer(s.slack_admins, _group_members(client), cache_s=s.usergroup_cache_seconds.total_seconds())
-    reporter = SlackReporter(store, now)
+    reporter = SlackReporter(store, now, paging=pager is not None)
     notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=s.unknown_after_seconds)
     alerter = Alerter(
         store,
@@ -216,10 +224,11 @@ def _assemble(
         group_window=s.alert_group_seconds,
         suppress=s.alert_suppress_seconds,
         down_after=s.provider_down_after_seconds,
+        pager=pager,
     )
     changes = Changes()
     runs = RunService(
-        store, pool, auth, notifier, now, first_poll=first_poll, owner=owner, lease=lease, changes=changes
+        store, pool, auth, notifier, now, first_poll=first_poll, owner=owner, lease=lease, changes=changes, pager=pager
     )
     retrier = Retrier(store, catalog, notifier, now=now)
     workflows = WorkflowEngine(store, catalog, runs, notifier, auth, now=now)
@@ -307,6 +316,7 @@ def _assemble(
             lease=lease,
             edit_gap=s.message_edit_gap_seconds.total_seconds(),
         ),
+        pages=_page_sender(s, catalog, store, alerter, secrets, owner=owner, now=now) if pager else None,
         slack_check=slack_check,
         socket_mode=socket_mode,
         clock=clock,
@@ -375,6 +385,8 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
     )
     if parts.clock is not None:
         periodic += (("clock", parts.clock.measure, timedelta(minutes=1)),)
+    if parts.pages is not None:  # its own job: PagerDuty down or slow never holds Slack's deliveries back
+        periodic += (("pagerduty", parts.pages.tick, s.delivery_tick_seconds),)
     for job_id, func, every in periodic:
         seconds = every.total_seconds()
         scheduler.add_job(
@@ -531,12 +543,42 @@ class Runtime:
                 await asyncio.sleep(0.2)
         except Exception:
             log.exception("final delivery failed; it will resume at the next start")
+        if parts.pages is not None:  # what PagerDuty did not take stays recorded: the next start sends it
+            await parts.pages.aclose()
         await store.release_leases(self.owner)
         await parts.pool.aclose()
         await store.close()
         PROCESS.exclude(self.secrets)
         if parts.lock is not None:
             parts.lock.release()  # last: the file is no longer ours to write
+
+
+def _page_sender(
+    s: Settings, catalog: Catalog, store: Store, alerter: Alerter, secrets: Redactor, *, owner: str, now: Now
+) -> PageSender:
+    """The PagerDuty sender: routing keys read from the catalog when each event is sent, never stored."""
+
+    def routing_key(pipeline: str) -> SecretStr | None:
+        found = catalog.pipelines.get(pipeline)
+        return found.pagerduty.routing_key if found is not None and found.pagerduty is not None else None
+
+    async def shown(alert_id: int) -> None:
+        alert = await store.alerting.get(alert_id)
+        if alert is not None:
+            await alerter.rerender(alert)
+
+    timeout = s.pagerduty_timeout_seconds.total_seconds()
+    events = PagerDutyEvents(s.pagerduty_events_url, timeout_seconds=timeout, redactor=secrets)
+    return PageSender(
+        store,
+        events,
+        routing_key,
+        owner=owner,
+        now=now,
+        lease=s.lease_seconds,
+        retry=s.pagerduty_retry_seconds,
+        on_trigger=shown,
+    )
 
 
 def _socket_mode(

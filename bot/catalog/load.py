@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
+from bot.catalog.pagerduty import PagerDutyService, pagerduty_of
 from bot.catalog.refusals import schedule_problems, watchable
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
 from bot.catalog.yaml_text import Loader, duplicate_keys, keys_as_written, line_number, marks, placed, shown
@@ -120,11 +121,19 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
     if raw.get("version", 1) != 1:
         problems.append(f"version: {shown(raw.get('version'))} is not supported; this bot reads version 1")
 
-    given = _validate(Defaults, raw.get("defaults") or {}, "defaults", problems)
+    raw_defaults = raw.get("defaults") or {}
+    paged = None  # the defaults' PagerDuty service: read apart (its key comes from the environment)
+    if isinstance(raw_defaults, dict) and "pagerduty" in raw_defaults:
+        raw_defaults = dict(raw_defaults)
+        found = pagerduty_of(raw_defaults.pop("pagerduty"), "defaults.pagerduty", env, problems)
+        paged = found if isinstance(found, PagerDutyService) else None
+    given = _validate(Defaults, raw_defaults, "defaults", problems)
     defaults = given or Defaults()
     connections = _connections(_section(raw, "connections", problems), env, problems, warnings)
     broken: set[str] = set()  # pipelines with a problem of their own: still known by name to workflows
-    pipelines = _pipelines(_section(raw, "pipelines", problems), raw, connections, defaults, problems, broken)
+    pipelines = _pipelines(
+        _section(raw, "pipelines", problems), raw, connections, defaults, problems, broken, env=env, paged=paged
+    )
     before = len(problems)
     routes = _routes(raw.get("routes") or [], problems)
     # a broken defaults or route is said once: the channels it would have given are not missing too
@@ -287,8 +296,12 @@ def _pipelines(
     defaults: Defaults,
     problems: list[str],
     broken: set[str],
+    *,
+    env: Mapping[str, str],
+    paged: PagerDutyService | None = None,
 ) -> dict[str, Pipeline]:
-    """The valid pipelines; the name of each one with a problem (reported here) is added to ``broken``."""
+    """The valid pipelines; the name of each one with a problem (reported here) is added to ``broken``. ``paged``:
+    the defaults' PagerDuty service."""
     common = set(PipelineSpec.model_fields)
     found: dict[str, Pipeline] = {}
     for name, entry in raw.items():
@@ -324,11 +337,15 @@ def _pipelines(
         if kind is None:
             continue  # the connection's own problem is already listed
         job_model = provider(kind).job
+        before = len(problems)
+        own = pagerduty_of(entry.get("pagerduty"), f"{path}.pagerduty", env, problems)
+        service = own if isinstance(own, PagerDutyService) else (paged if own is None else None)
+        entry = {k: v for k, v in entry.items() if k != "pagerduty"}
         spec_part = {k: v for k, v in entry.items() if k in common}
         job_part = {k: v for k, v in entry.items() if k not in common}
-        before = len(problems)
         spec = _validate(PipelineSpec, spec_part, path, problems)
-        job = _validate(job_model, job_part, path, problems, allowed=sorted(common | set(job_model.model_fields)))
+        known = sorted(common | set(job_model.model_fields) | {"pagerduty"})
+        job = _validate(job_model, job_part, path, problems, allowed=known)
         if spec_part.get("parameters") and not provider(kind).client.accepts_parameters:
             problems.append(f"{path}.parameters: {provider(kind).display_name} runs take no parameters; remove them")
         refusal = job.run_refusal() if job is not None else None
@@ -336,7 +353,7 @@ def _pipelines(
             problems.append(f"{path}.schedule: this pipeline cannot be run: {refusal}")
         if spec is None or job is None or len(problems) > before:
             continue
-        found[name] = _pipeline(str(name), kind, job, spec, defaults)
+        found[name] = _pipeline(str(name), kind, job, spec, defaults, service)
         broken.discard(str(name))
     return found
 
@@ -347,7 +364,9 @@ def _declared_provider(top: Mapping[str, Any], conn_name: str) -> str | None:
     return kind if isinstance(kind, str) and kind in PROVIDERS else None
 
 
-def _pipeline(name: str, kind: str, job: JobConfig, spec: PipelineSpec, defaults: Defaults) -> Pipeline:
+def _pipeline(
+    name: str, kind: str, job: JobConfig, spec: PipelineSpec, defaults: Defaults, paged: PagerDutyService | None
+) -> Pipeline:
     return Pipeline(
         name=name,
         provider=kind,
@@ -364,6 +383,7 @@ def _pipeline(name: str, kind: str, job: JobConfig, spec: PipelineSpec, defaults
         watch=spec.watch if spec.watch is not None else defaults.watch,
         retry=spec.retry,
         schedule=spec.schedule,
+        pagerduty=paged,
     )
 
 

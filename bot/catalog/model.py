@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from bot.catalog.pagerduty import PagerDutyService
 from bot.providers.base import ConnectionConfig, JobConfig
 
 __all__ = [
@@ -274,6 +275,7 @@ class Pipeline:
     watch: bool = False
     retry: RetryPolicy | None = None
     schedule: Schedule | None = None
+    pagerduty: PagerDutyService | None = None  # its own, else the defaults' (``pagerduty: false``: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +296,10 @@ class Catalog:
             if rule.matches(pipeline):
                 return rule.channel
         return self.defaults.channel
+
+    def paged(self) -> list[Pipeline]:
+        """The pipelines whose failures page a PagerDuty service."""
+        return [p for p in self.pipelines.values() if p.pagerduty is not None]
 
     def by_provider(self) -> dict[str, list[Pipeline]]:
         grouped: dict[str, list[Pipeline]] = {}

@@ -4,8 +4,8 @@ Each item is tried on its own, all at once, each with its own deadline, so one u
 deadline and no more: every connection with a harmless authenticated read (``ProviderClient.probe``), Slack's
 ``auth.test``, every channel the catalog names (does it exist, is it archived, is the bot in it), every person and
 user group (``users.info``, ``usergroups.list``), and the names the catalog uses instead of ids
-(``bot/checks/names.py``). Each result says ✓ or ✗ and, for a ✗, what would fix it. Nothing here prints a secret:
-the caller redacts every line.
+(``bot/checks/names.py``). Each result says ✓ or ✗ and, for a ✗, what would fix it. PagerDuty is not tried (it
+has no harmless call), and a line says so. Nothing here prints a secret: the caller redacts every line.
 """
 
 from __future__ import annotations
@@ -226,4 +226,18 @@ async def online_checks(
         return await _slack_checks(_Slack(client, catalog, names), names, deadline)
 
     connections, slack = await asyncio.gather(asyncio.gather(*probes), slack_part())
-    return [*connections, *slack]
+    return [*connections, *slack, *_pagerduty(catalog)]
+
+
+def _pagerduty(catalog: Catalog) -> list[Result]:
+    """PagerDuty is not tried, and the check says so: the Events API has no harmless call (an event pages someone,
+    and a bad routing key is only refused when an event is sent). The offline check validated the keys' form."""
+    paged = catalog.paged()
+    if not paged:
+        return []
+    names = ", ".join(p.name for p in paged[:5]) + (", …" if len(paged) > 5 else "")
+    said = (
+        f"not tried: the Events API has no harmless call (any event pages someone); {len(paged)} pipeline(s) "
+        f"page it ({names}); a routing key it refuses is logged when the first alert is sent"
+    )
+    return [Result("PagerDuty", True, said)]

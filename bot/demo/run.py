@@ -41,6 +41,7 @@ from bot.emulators._core import EmulatorState, Outcome, RealClock
 from bot.emulators._server import EmulatorServer
 from bot.emulators.datakitchen import DataKitchenEmulator
 from bot.emulators.invision import InVisionEmulator
+from bot.emulators.pagerduty import PagerDutyEmulator
 from bot.emulators.rivery import RiveryEmulator
 from bot.emulators.slack import FakeSlack
 from bot.emulators.tailer import TailerEmulator
@@ -60,6 +61,7 @@ CREDENTIALS: dict[str, str] = {
     "DEMO_INVISION_KEY": "demo-invision-api-key",
     "DEMO_DATAKITCHEN_USER": "demo-bot@example.com",
     "DEMO_DATAKITCHEN_PASSWORD": "demo-datakitchen-password",
+    "DEMO_PD_ROUTING_KEY": "demopagerdutyroutingkey000000000",  # 32 characters, as PagerDuty's keys
 }
 
 ORDERS_FAILURE = Outcome(
@@ -121,6 +123,8 @@ def make_emulators() -> dict[str, EmulatorServer]:
         "datakitchen": DataKitchenEmulator(
             state(), users={CREDENTIALS["DEMO_DATAKITCHEN_USER"]: CREDENTIALS["DEMO_DATAKITCHEN_PASSWORD"]}
         ),
+        # the on-call hand-off: orders-eu's alert is triggered, acknowledged and resolved there
+        "pagerduty": PagerDutyEmulator(state(), routing_keys=[CREDENTIALS["DEMO_PD_ROUTING_KEY"]]),
     }
 
 
@@ -140,7 +144,8 @@ def demo_catalog(urls: Mapping[str, str]) -> Catalog:
     return parse_catalog(yaml.safe_load(text), env, source="bot/demo/catalog.yml")
 
 
-def demo_settings(slack: FakeSlack, workdir: Path) -> Settings:
+def demo_settings(slack: FakeSlack, workdir: Path, *, pagerduty_url: str | None = None) -> Settings:
+    events = f"{pagerduty_url}/v2/enqueue" if pagerduty_url else Settings.model_fields["pagerduty_events_url"].default
     return Settings(
         _env_file=None,
         slack_bot_token=slack.bot_token,
@@ -163,6 +168,7 @@ def demo_settings(slack: FakeSlack, workdir: Path) -> Settings:
         stuck_check_seconds=2.0,
         watch_interval_seconds=10.0,
         digest_time=None,
+        pagerduty_events_url=events,
     )
 
 
@@ -197,7 +203,7 @@ async def start_demo(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, workd
         slack = FakeSlack()
         await slack.start(host, port)
         stack.push_async_callback(slack.stop)
-        runtime = Runtime(demo_settings(slack, workdir), catalog)
+        runtime = Runtime(demo_settings(slack, workdir, pagerduty_url=emulators["pagerduty"].url), catalog)
         stack.push_async_callback(runtime.stop)
         await runtime.start()
         assert runtime.http is not None
@@ -221,7 +227,7 @@ def banner(demo: Demo) -> str:
     lines += [f"  {name + ' emulator':<32}  {e.url}" for name, e in demo.emulators.items()]
     lines += ["", "  pipelines:"]
     notes = {
-        "orders-eu": "fails: an alert in #data-alerts; Retry succeeds",
+        "orders-eu": "fails: an alert in #data-alerts, paged on the PagerDuty emulator; Retry succeeds",
         "inventory-snapshot": "never ends: stuck after 10s; run #1 is one, in #general: cancel it",
         "budget-consolidation": "scheduled every other minute (/pipeline schedules)",
     }

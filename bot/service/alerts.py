@@ -25,6 +25,7 @@ from bot.catalog.model import Catalog, Pipeline
 from bot.ops.metrics import ALERT_MESSAGES, ALERTS, Metrics
 from bot.service.clients import ClientPool
 from bot.service.events import Reporter
+from bot.service.paging import Pager
 from bot.store import keys
 from bot.store.alerting import Alert
 from bot.store.records import RunOrigin, RunRecord
@@ -50,8 +51,10 @@ class Alerter:
         down_after: timedelta = timedelta(minutes=2),
         credential_warning: timedelta = timedelta(minutes=10),
         metrics: Metrics | None = None,
+        pager: Pager | None = None,
     ) -> None:
         self.store = store
+        self.pager = pager  # the on-call hand-off (catalog ``pagerduty``), when some pipeline has one
         self.catalog = catalog
         self.pool = pool
         self.reporter = reporter
@@ -94,6 +97,8 @@ class Alerter:
         )
         outcome = "muted" if alert.muted else ("new" if new else "repeat")
         self.metrics.inc(ALERTS, {"outcome": outcome})
+        if new and self.pager is not None:
+            await self.pager.trigger(alert, run)
         if not new:
             await self.rerender(alert)
         return alert
@@ -104,6 +109,8 @@ class Alerter:
         if not run.pipeline:
             return []
         recovered = await self.store.alerting.recover(run.pipeline, run.id, now=self.now())
+        if self.pager is not None:
+            await self.pager.resolve(recovered)
         for alert in recovered:
             await self.rerender(alert)
         return recovered

@@ -26,6 +26,7 @@ from bot.service.clients import ClientPool
 from bot.service.events import CancelAsked, Resumed, RetriedBy
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes
+from bot.service.paging import Pager
 from bot.service.permissions import Actor, Authorizer, Need
 from bot.service.rights import ACKNOWLEDGE, CANCEL, MUTE, OWNER_MUTE_CAP, RETRY, Right, Rights, cap_text
 from bot.service.starting import StartLeases, record_answer
@@ -98,8 +99,10 @@ class RunService:
         owner: str | None = None,
         lease: timedelta = timedelta(seconds=60),
         changes: Changes | None = None,
+        pager: Pager | None = None,
     ) -> None:
         self.store = store
+        self.pager = pager  # acknowledgements mirrored to PagerDuty (bot.service.paging)
         #: ends decided here that the poller will never see (a schedule's start that did not start, a run whose
         #: trigger's answer says it already ended)
         self.changes = changes or Changes()
@@ -331,6 +334,8 @@ class RunService:
             actor, ACKNOWLEDGE, self.notifier.pipeline(run), what=what, action="acknowledge", run=run
         )
         run, first = await self.store.runs.acknowledge(run.id, actor.user_id, now=self.now())
+        if first and self.pager is not None:  # the on-call hand-off: PagerDuty hears of the first one
+            await self.pager.acknowledge(run, actor.user_id)
         await self.notifier.refresh_card(run)
         await self._audit(actor, "acknowledge", f"#{run.id}", "ok" if first else "already", right=right)
         return run, first

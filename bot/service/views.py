@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.models import RunState, TaskStatus
 from bot.store.alerting import Alert, AlertKind, AlertState
+from bot.store.paging import Page, PageState  # an alert's PagerDuty page: already a frozen value
 from bot.store.records import WAITING, RunOrigin, RunRecord, StoredState, run_duration
 from bot.store.workflow_runs import StepState, WorkflowRunRecord, WorkflowState
 
@@ -22,6 +23,8 @@ __all__ = [
     "AlertKind",
     "AlertState",
     "AlertView",
+    "Page",
+    "PageState",
     "RunOrigin",
     "RunView",
     "StepState",

@@ -54,9 +54,10 @@ Now = Callable[[], datetime]
 
 
 class SlackReporter:
-    def __init__(self, store: Store, now: Now) -> None:
+    def __init__(self, store: Store, now: Now, *, paging: bool = False) -> None:
         self.store = store
         self.now = now
+        self.paging = paging  # some pipeline pages PagerDuty: alert messages show their page
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -128,10 +129,12 @@ class SlackReporter:
         display_names: Mapping[str, str],
     ) -> list[tuple[str, int]]:
         sizes: dict[str, int] = {}
+        pages = await self.store.paging.pages() if self.paging else {}  # of the alerts about to be announced
 
         def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
             sizes[key] = len(group)
-            return alert_group(key, [alert_view(a) for a in group], owners=owners, display_names=display_names)
+            views = [alert_view(a) for a in group]
+            return alert_group(key, views, owners=owners, display_names=display_names, pages=pages)
 
         def split(group: list[Alert]) -> list[list[Alert]]:
             by_id = {alert.id: alert for alert in group}
@@ -139,13 +142,21 @@ class SlackReporter:
             return [[by_id[view.id] for view in batch] for batch in batches]
 
         written = await self.store.alerting.flush(now=self.now(), window=window, render=render, split=split)
+        for key in written if self.paging else ():
+            # a page sent or refused while the flush wrote the message (too early for its rewrite): shown now
+            group = await self.store.alerting.group(key)
+            now = await self.store.paging.pages(a.id for a in group)
+            if any(page != pages.get(alert_id) for alert_id, page in now.items()):
+                await self.alert_changed(key, group[0], owners=owners, display_names=display_names)
         return [(key, sizes.get(key, 0)) for key in written]
 
     async def alert_changed(
         self, key: str, alert: Alert, *, owners: Mapping[str, Sequence[str]], display_names: Mapping[str, str]
     ) -> None:
         group = await self.store.alerting.group(key)
-        _, text, blocks = alert_group(key, [alert_view(a) for a in group], owners=owners, display_names=display_names)
+        pages = await self.store.paging.pages(a.id for a in group) if self.paging else {}
+        views = [alert_view(a) for a in group]
+        _, text, blocks = alert_group(key, views, owners=owners, display_names=display_names, pages=pages)
         await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
 
     async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:

@@ -33,12 +33,13 @@ from bot.store.cards import CardStore
 from bot.store.limits import TriggerLimits
 from bot.store.mutes import MuteStore
 from bot.store.outbox import OutboxState, OutboxStore
+from bot.store.paging import PagingStore
 from bot.store.requests import Ledger, LocalRequestLedger, RequestLedger
 from bot.store.rows import is_postgres
 from bot.store.runs import AlreadyRetried, AlreadyTracked, RunStore
 from bot.store.slots import SlotStore
 from bot.store.starts import StartStore
-from bot.store.tables import cards, outbox, runs
+from bot.store.tables import cards, outbox, pagerduty_events, runs
 from bot.store.workflow_runs import WorkflowStore
 
 __all__ = ["AlreadyRetried", "AlreadyTracked", "Store"]
@@ -52,6 +53,7 @@ class Store:
         self.starts = StartStore(engine)
         self.cards = CardStore(engine)
         self.outbox = OutboxStore(engine)
+        self.paging = PagingStore(engine)
         self.alerting = AlertStore(engine)
         self.mutes = MuteStore(engine)
         self.audit = AuditLog(engine)
@@ -78,7 +80,7 @@ class Store:
         at start on SQLite, where only one process can run, so any lease found there belongs to a process that
         died."""
         async with self.engine.begin() as conn:
-            for table in (runs, cards, outbox):
+            for table in (runs, cards, outbox, pagerduty_events):
                 query = update(table).values(lease_owner=None, lease_expires_at=None)
                 if owner is not None:
                     query = query.where(table.c.lease_owner == owner)

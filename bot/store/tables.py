@@ -37,6 +37,7 @@ __all__ = [
     "metadata",
     "mutes",
     "outbox",
+    "pagerduty_events",
     "run_events",
     "runs",
     "singletons",
@@ -251,6 +252,30 @@ alerts = Table(
     Column("recovered_by_run", Integer, nullable=True),
     Index("ix_alerts_state_channel", "state", "channel"),
     Index("ix_alerts_pipeline", "pipeline"),
+)
+
+# PagerDuty Events API v2 events of alerts (bot/delivery/paging.py sends them): one row per alert and action,
+# ``key`` ``pd:{alert_id}:{action}`` unique, so the same intent recorded twice is one event. The routing key is
+# never stored: the sender reads it from the catalog (by ``pipeline``) when it sends.
+pagerduty_events = Table(
+    "pagerduty_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", SafeString(200), nullable=False, unique=True),
+    Column("alert_id", Integer, nullable=False, index=True),
+    Column("action", SafeString(16), nullable=False),  # trigger | acknowledge | resolve
+    Column("pipeline", SafeString(64), nullable=False),
+    Column("dedup_key", SafeString(255), nullable=False),
+    Column("event", JSON, nullable=False),  # what PagerDutyEvents.trigger takes, the routing key aside
+    Column("state", SafeString(16), nullable=False, default="pending"),  # paging.PageState
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("not_before", UTCDateTime, nullable=True),
+    Column("last_error", SafeText, nullable=False, default=""),
+    Column("lease_owner", SafeString(64), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Index("ix_pagerduty_events_state_not_before", "state", "not_before"),
 )
 
 # Passive watch switched on or off from Slack (the catalog's `watch:` is the default). ``since`` is when

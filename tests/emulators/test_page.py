@@ -333,3 +333,25 @@ async def test_the_demo_starts_serves_the_page_answers_and_stops(tmp_path: Path,
     with pytest.raises(aiohttp.ClientConnectionError):
         async with http.get(demo.url):
             pass
+
+
+async def test_the_demo_pages_its_pagerduty_emulator_when_orders_eu_fails(tmp_path: Path,
+                                                                         http: aiohttp.ClientSession) -> None:
+    """Issue 14, item 8 in the demo: orders-eu's alert is triggered on the PagerDuty emulator, and says so."""
+    from bot.demo.run import banner, start_demo
+    from bot.emulators.pagerduty import PagerDutyEmulator
+
+    demo = await start_demo("127.0.0.1", 0, workdir=tmp_path)
+    try:
+        pagerduty = demo.emulators["pagerduty"]
+        assert isinstance(pagerduty, PagerDutyEmulator)
+        assert "pagerduty emulator" in banner(demo) and "paged on the PagerDuty emulator" in banner(demo)
+        async with http.post(f"{demo.url}_page/command", json={"text": "/pipeline run orders-eu"}) as resp:
+            assert (await resp.json())["ok"]
+        alerts = await demo.slack.wait_for(
+            lambda f: [m for m in f.messages("C0ALERTS") if "Paged on PagerDuty" in json.dumps(m.blocks)], timeout=30
+        )
+        assert "pipeline-bot/alert/" in json.dumps(alerts[0].blocks)
+        assert [a.summary.split(":")[0] for a in pagerduty.alerts] == ["orders-eu on Rivery failed"]
+    finally:
+        await demo.stop()

@@ -217,3 +217,18 @@ async def test_slack_unreachable_is_one_cross_and_the_connections_are_still_trie
     assert [(r.item, r.ok) for r in results] == [("connection inv (invision)", True), ("Slack auth.test", False)]
     assert results[1].said.startswith("cannot be reached (ClientConnectorError")
     assert results[1].fix == "check SLACK_API_URL and that Slack can be reached from here"
+
+
+async def test_pagerduty_is_not_tried_and_the_check_says_so_without_the_key(tmp_path: Path, world: World) -> None:
+    """Issue 14, item 8: the Events API has no harmless call; the check names PagerDuty as not tried."""
+    key = "e93facc04764012d7bfb002500d5d1a6"
+    text = catalog(world.urls, down=False, pipeline_channel="#data-alerts").replace(
+        '  owners: ["@data-eng"]\n', '  owners: ["@data-eng"]\n  pagerduty: {routing_key: "${PD_ROUTING_KEY}"}\n', 1
+    )
+    code, out, err, _ = await check_online(tmp_path, world, text, PD_ROUTING_KEY=key)
+    assert code == 0, out + err
+    assert (
+        "✓ PagerDuty: not tried: the Events API has no harmless call (any event pages someone); 4 pipeline(s) page it "
+        "(leads, pda, budget, sales)" in out
+    ), out
+    assert key not in out + err

@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.service.views import AlertState, AlertView
+from bot.service.views import AlertState, AlertView, Page
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import button, context, mute_select, section
+from bot.slack.blocks.paging import page_line
 from bot.slack.text import escape, mention, slack_date, truncate
 
 __all__ = ["alert_batches", "alert_group", "connection_alert", "connection_back", "credential_expiring"]
@@ -112,13 +113,25 @@ def alert_group(
     *,
     owners: Mapping[str, Sequence[str]],
     display_names: Mapping[str, str],
+    pages: Mapping[int, Page] | None = None,
 ) -> tuple[str, str, list[Block]]:
-    """The message announcing ``alerts`` (failures of one channel that landed together).
+    """The message announcing ``alerts`` (failures of one channel that landed together), with the PagerDuty line
+    of those paged (``pages`` by alert id).
 
     ``owners`` and ``display_names`` are by pipeline. Owners of alerts not muted are mentioned; a recovered
     alert keeps its line, its message and its owners, marked recovered (resolved before it was posted, it
     is announced all the same; an edit notifies nobody again).
     """
+    key, text, blocks = _group(key, alerts, owners=owners, display_names=display_names)
+    paged = page_line([(alert_name(a), pages[a.id]) for a in alerts if pages and a.id in pages])
+    if paged is not None and len(blocks) < MAX_BLOCKS:
+        blocks.append(paged)
+    return key, text, blocks
+
+
+def _group(
+    key: str, alerts: Sequence[AlertView], *, owners: Mapping[str, Sequence[str]], display_names: Mapping[str, str]
+) -> tuple[str, str, list[Block]]:
     open_ones = [a for a in alerts if a.state is not AlertState.RECOVERED]
     cc = _owners_of(alerts, owners)
     if len(alerts) == 1:

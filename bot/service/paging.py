@@ -1,0 +1,112 @@
+"""The on-call hand-off: a pipeline's failure alerts mirrored to its PagerDuty service (catalog ``pagerduty``).
+
+A new failure alert not muted is triggered, one PagerDuty incident per Slack alert (``dedup_key``
+``pipeline-bot/alert/{id}``); the first acknowledgement in Slack acknowledges it; the alert's resolution resolves
+it. Nothing here calls PagerDuty: each event is written to the store (``pd:{alert}:{action}``, once) for the
+sender (``bot.delivery.paging``), a queue of its own, so a PagerDuty outage never holds a Slack message back.
+Acknowledge and resolve are recorded only for an alert that was paged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from bot.catalog.model import Catalog
+from bot.models import RunState
+from bot.service.clients import ClientPool
+from bot.store.alerting import Alert, AlertState
+from bot.store.paging import PageAction
+from bot.store.records import RunRecord
+from bot.store.store import Store
+
+__all__ = ["Pager"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+
+
+class Pager:
+    def __init__(self, store: Store, catalog: Catalog, pool: ClientPool, now: Now) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.pool = pool
+        self.now = now
+
+    async def trigger(self, alert: Alert, run: RunRecord) -> bool:
+        """A failure alert was opened: page its pipeline's service, unless the alert is muted or already resolved
+        (a later run succeeded before this failure was handled: nobody needs waking). True when recorded."""
+        pipeline = self.catalog.pipelines.get(alert.pipeline or "")
+        if pipeline is None or pipeline.pagerduty is None or alert.muted or alert.recovered_at is not None:
+            return False
+        return await self._record(alert.id, "trigger", pipeline.name, self._trigger_event(alert, run))
+
+    async def acknowledge(self, run: RunRecord, user_id: str) -> None:
+        """Someone acknowledged ``run`` in Slack (the first to): the paged alerts that count it, acknowledged."""
+        if not run.pipeline:
+            return
+        for alert in await self.store.alerting.open_alerts(limit=500):
+            if alert.pipeline == run.pipeline and run.id in alert.runs and await self.store.paging.triggered(alert.id):
+                await self._record(alert.id, "acknowledge", run.pipeline, {"by": user_id})
+
+    async def resolve(self, alerts: Iterable[Alert]) -> None:
+        """Alerts resolved (a later run succeeded, or closed): their incidents resolved, after their trigger."""
+        for alert in alerts:
+            resolved = alert.state is AlertState.RECOVERED or alert.recovered_at is not None
+            if alert.pipeline and resolved and await self.store.paging.triggered(alert.id):
+                by = {"run": f"#{alert.recovered_by_run}"} if alert.recovered_by_run else {}
+                await self._record(alert.id, "resolve", alert.pipeline, by)
+
+    async def _record(self, alert_id: int, action: PageAction, pipeline: str, event: dict[str, Any]) -> bool:
+        new = await self.store.paging.enqueue(alert_id, action, pipeline=pipeline, event=event, now=self.now())
+        if new:
+            log.info("PagerDuty %s of alert %s (%s) recorded", action, alert_id, pipeline)
+        return new
+
+    def _trigger_event(self, alert: Alert, run: RunRecord) -> dict[str, Any]:
+        """What ``PagerDutyEvents.trigger`` takes, the routing key aside: PagerDuty's summary is what an on-call
+        person reads first, so it says which pipeline, where, and the provider's words."""
+        display = self._display(run.connection)
+        said = " ".join((alert.message or run.message or run.raw_status).split())
+        summary = f"{alert.pipeline} on {display} failed" + (f": {said}" if said else "")
+        details: dict[str, Any] = {
+            "pipeline": alert.pipeline,
+            "provider": display,
+            "connection": run.connection,
+            "run": f"#{run.id}",
+            "attempt": run.attempt,
+        }
+        if run.provider_run_id:
+            details["provider_run_id"] = run.provider_run_id
+        failed = [t.name for t in run.tasks if t.state is RunState.FAILED]
+        if failed:
+            details["failed_tasks"] = failed[:20]
+        if said:
+            details["message"] = said[:2000]
+        links = []
+        console = self._console(run)
+        if console:
+            links.append({"href": console, "text": f"{display} console"})
+        return {
+            "summary": summary,
+            "source": f"{run.provider}/{alert.pipeline}",
+            "severity": "error",
+            "custom_details": details,
+            "links": links,
+            "timestamp": (run.ended_at or self.now()).isoformat(),
+        }
+
+    def _display(self, connection: str) -> str:
+        try:
+            return self.pool.client(connection).display_name
+        except Exception:
+            return connection
+
+    def _console(self, run: RunRecord) -> str | None:
+        try:
+            job = self.pool.job(run.provider, run.job)
+            return self.pool.client(run.connection).console_url(job, run.provider_run_id)
+        except Exception:  # a link is a nicety: the page goes without it
+            return None

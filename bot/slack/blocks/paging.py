@@ -1,0 +1,39 @@
+"""The line an alert message gives its PagerDuty page: paging, paged (with the incident's dedup key), or refused
+(with PagerDuty's reason). One small function the alert's message calls; pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.service.views import Page, PageState
+from bot.slack.blocks.card import context
+from bot.slack.text import escape, truncate
+
+__all__ = ["page_line"]
+
+Block = dict[str, Any]
+MAX_ELEMENTS = 10  # Slack's limit on a context block
+
+
+def _said(name: str, page: Page, *, named: bool) -> str:
+    who = f"*{escape(name)}* " if named else ""
+    key = f"`{escape(page.dedup_key)}`"
+    if page.state is PageState.SENT:
+        return f"📟 {who}Paged on PagerDuty · incident {key}"
+    if page.state is PageState.DEAD:
+        reason = truncate(escape(" ".join(page.error.split())), 200, "…")
+        return f"⚠️ {who}PagerDuty refused the page ({key}): {reason}"
+    return f"📟 {who}Paging PagerDuty… · incident {key}"
+
+
+def page_line(pages: Sequence[tuple[str, Page]]) -> Block | None:
+    """The context line of the alerts paged, ``(pipeline, page)`` each; None when none was. One alert's line does
+    not repeat its name; a group's names each."""
+    if not pages:
+        return None
+    named = len(pages) > 1
+    texts = [_said(name, page, named=named) for name, page in pages[:MAX_ELEMENTS]]
+    if len(pages) > MAX_ELEMENTS:
+        texts[-1] = f"📟 and {len(pages) - MAX_ELEMENTS + 1} more paged on PagerDuty"
+    return context(*texts)

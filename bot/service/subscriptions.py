@@ -105,7 +105,9 @@ class SubscriptionService:
         if found.created_by != actor.user_id:
             if found.kind is SubjectKind.STARTED:
                 raise NotAllowed("You may not change someone else's notifications.")
-            await self._may(actor, self._stored(found), what="remove a subscription someone else made")
+            await self._may(
+                actor, self._stored(found), what="remove a subscription someone else made", action="unsubscribe"
+            )
         if not await self.store.subscriptions.remove_id(subscription_id):
             return None
         await self.store.audit.record(
@@ -140,13 +142,14 @@ class SubscriptionService:
         )
         return Subject(subscription.kind, subscription.target, covered)
 
-    async def _may(self, actor: Actor, subject: Subject, *, what: str) -> None:
-        """The right to change every pipeline ``subject`` covers (an admin's when it covers none)."""
+    async def _may(self, actor: Actor, subject: Subject, *, what: str, action: str = "subscribe") -> None:
+        """The right to change every pipeline ``subject`` covers (an admin's when it covers none); a refusal is
+        audited under ``action``."""
         audited = Audited(self.store, self.auth, self.now)
         if not subject.pipelines:
-            await audited.check(actor, "admin", None, what=what, action="subscribe", target=str(subject)[:200])
+            await audited.check(actor, "admin", None, what=what, action=action, target=str(subject)[:200])
         for pipeline in subject.pipelines:
-            await audited.check(actor, "change", pipeline, what=what, action="subscribe", target=str(subject)[:200])
+            await audited.check(actor, "change", pipeline, what=what, action=action, target=str(subject)[:200])
 
     async def _audit(self, actor: Actor, action: str, subject: Subject, *, detail: str) -> None:
         await self.store.audit.record(

@@ -22,7 +22,7 @@ from bot.service.permissions import Actor, Authorizer
 from bot.store.store import Store
 from bot.store.subscriptions import Level, SubjectKind, Subscription
 
-__all__ = ["Subject", "SubscriptionService"]
+__all__ = ["Subject", "SubscriptionService", "SubscriptionView", "subscription_view"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,33 @@ class Subject:
 
     def __str__(self) -> str:
         return f"{self.kind.value} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    """A subscription as Slack shows it (the block builders take this, never the store's record)."""
+
+    id: int
+    kind: str  # pipeline | tag | provider | started ("notify me")
+    target: str
+    channel: str
+    everything: bool  # level ``all``: a note of every run's end, not only the failures
+    created_by: str
+
+    @property
+    def notify_me(self) -> bool:
+        return self.kind == SubjectKind.STARTED.value
+
+
+def subscription_view(subscription: Subscription) -> SubscriptionView:
+    return SubscriptionView(
+        id=subscription.id,
+        kind=subscription.kind.value,
+        target=subscription.target,
+        channel=subscription.channel,
+        everything=subscription.level is Level.ALL,
+        created_by=subscription.created_by,
+    )
 
 
 class SubscriptionService:
@@ -120,8 +147,14 @@ class SubscriptionService:
         )
         return found
 
-    async def listed(self, *, user_id: str | None = None) -> list[Subscription]:
-        return await self.store.subscriptions.listed(user_id=user_id)
+    async def listed(self, *, user_id: str | None = None) -> list[SubscriptionView]:
+        """The channel subscriptions, oldest first; ``user_id``: those this person made."""
+        return [subscription_view(s) for s in await self.store.subscriptions.listed(user_id=user_id)]
+
+    async def notify_me_of(self, user_id: str) -> SubscriptionView | None:
+        """The person's "notify me", when it is on."""
+        found = await self.store.subscriptions.listed_started(user_id)
+        return subscription_view(found[0]) if found else None
 
     async def notify_me(self, actor: Actor, *, on: bool) -> bool:
         """Switch the DMs about the runs ``actor`` starts; False when they already were so."""

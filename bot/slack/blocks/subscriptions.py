@@ -12,12 +12,12 @@ from datetime import timedelta
 
 from bot.models import RunState
 from bot.service.events import SubscriberNote
+from bot.service.subscriptions import SubscriptionView
 from bot.service.views import run_view
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import Block, button, context, final_duration, section, state_emoji, state_word
 from bot.slack.blocks.home import SUBSCRIPTION_BLOCKS, line_sections, said
 from bot.slack.text import code, escape, human_duration, link, truncate
-from bot.store.subscriptions import Level, SubjectKind, Subscription
 
 __all__ = ["home_subscriptions", "subscriber_message", "subscriptions_list"]
 
@@ -66,7 +66,7 @@ def subscriber_message(
 
 
 def subscriptions_list(
-    subscriptions: Sequence[Subscription], *, mine: bool, notify_me: bool, command: str
+    subscriptions: Sequence[SubscriptionView], *, mine: bool, notify_me: bool, command: str
 ) -> tuple[str, list[Block]]:
     """The reply to ``subscriptions`` (``mine``: the person's own)."""
     title = "*Your subscriptions*" if mine else "*Subscriptions in this workspace*"
@@ -80,11 +80,11 @@ def subscriptions_list(
 
 
 def home_subscriptions(
-    subscriptions: Sequence[Subscription], *, notify_me: Subscription | None, command: str
+    subscriptions: Sequence[SubscriptionView], *, notify_me: SubscriptionView | None, command: str
 ) -> list[Block]:
     """The Home tab's "My subscriptions": one row per subscription with its Unsubscribe button, at most
     ```SUBSCRIPTION_BLOCKS`` blocks whatever their number."""
-    rows: list[Subscription] = ([notify_me] if notify_me is not None else []) + list(subscriptions)
+    rows: list[SubscriptionView] = ([notify_me] if notify_me is not None else []) + list(subscriptions)
     blocks: list[Block] = [
         {"type": "divider"},
         section(
@@ -98,7 +98,7 @@ def home_subscriptions(
         ),
     ]
     for index, subscription in enumerate(rows[:_ROWS]):
-        label = "Turn off" if subscription.kind is SubjectKind.STARTED else "Unsubscribe"
+        label = "Turn off" if subscription.notify_me else "Unsubscribe"
         accessory = button(label, f"{ids.SUB_REMOVE}:{index}", str(subscription.id))
         blocks.append(section(_line(subscription, who=False), accessory=accessory))
     if len(rows) > _ROWS:
@@ -106,12 +106,12 @@ def home_subscriptions(
     return blocks
 
 
-def _line(subscription: Subscription, *, who: bool) -> str:
-    if subscription.kind is SubjectKind.STARTED:
+def _line(subscription: SubscriptionView, *, who: bool) -> str:
+    if subscription.notify_me:
         return "🔔 DM me when the runs I start end"
-    what = "every run's end" if subscription.level is Level.ALL else "failures"
+    what = "every run's end" if subscription.everything else "failures"
     target = truncate(escape(subscription.target[: _NAME + 1]), _NAME, "…")
-    line = f"🔔 {_channel(subscription.channel)} · {subscription.kind.value} *{target}* · {what}"
+    line = f"🔔 {_channel(subscription.channel)} · {escape(subscription.kind)} *{target}* · {what}"
     return line + (f" · by <@{subscription.created_by}>" if who and subscription.created_by[:1] in ("U", "W") else "")
 
 

@@ -13,7 +13,6 @@ from bot.slack.blocks.card import section
 from bot.slack.blocks.home import home_view
 from bot.slack.blocks.subscriptions import home_subscriptions
 from bot.slack.context import Services
-from bot.store.subscriptions import SubjectKind
 
 __all__ = ["publish_home", "register"]
 
@@ -33,9 +32,7 @@ async def publish_home(services: Services, client: AsyncWebClient, user_id: str,
     now = services.now()
     facts = await services.queries.home(now)
     mine = await services.subscriptions.listed(user_id=user_id)
-    notify = next(
-        (s for s in await services.store.subscriptions.listed_started(user_id) if s.kind is SubjectKind.STARTED), None
-    )
+    notify = await services.subscriptions.notify_me_of(user_id)
     view = home_view(
         in_flight=[run_view(run) for run in facts.in_flight],
         alerts=[alert_view(alert) for alert in facts.alerts],

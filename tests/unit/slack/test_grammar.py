@@ -77,6 +77,10 @@ def test_table_order_and_permissions() -> None:
         "unwatch": "change",
         "mute": "change",
         "unmute": "change",
+        "subscribe": "change",
+        "unsubscribe": "change",
+        "subscriptions": "nothing",
+        "notify": "nothing",
         "schedules": "nothing",
         "help": "nothing",
     }

@@ -148,8 +148,11 @@ def unsubscribe_buttons(w: World, user: str = "U0ALICE") -> dict[str, str]:
     """The Home tab's Unsubscribe (and notify me's Turn off) buttons: label → action id."""
     view = w.slack.home(user)
     assert view is not None
-    return {str(e["text"]["text"]): str(e["action_id"]) for _, e in payloads.interactive_elements(view.blocks)
-            if str(e["action_id"]).startswith(ids.SUB_REMOVE)}
+    return {
+        str(e["text"]["text"]): str(e["action_id"])
+        for _, e in payloads.interactive_elements(view.blocks)
+        if str(e["action_id"]).startswith(ids.SUB_REMOVE)
+    }
 
 
 async def test_my_subscriptions_on_the_home_tab_each_with_its_unsubscribe_button(tmp_path: Path) -> None:

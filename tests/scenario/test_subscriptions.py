@@ -11,6 +11,8 @@ from pathlib import Path
 from bot.emulators.slack import payloads
 from bot.emulators.slack.server import Message
 from bot.slack.blocks import ids
+from bot.slack.commands.grammar import COMMANDS
+from bot.slack.commands.help import examples
 from tests.scenario.harness import World, world
 from tests.scenario.surface import add_stranger, ask, shown
 
@@ -172,3 +174,19 @@ async def test_my_subscriptions_on_the_home_tab_each_with_its_unsubscribe_button
         await w.until(lambda: "Unsubscribed." in home_says(w), what="the Home tab answering the click")
         assert "My subscriptions* (0)" in home_says(w) and "<#C0OPS>" not in home_says(w)
         assert "(0)" in shown(await ask(w, "subscriptions"))
+
+
+async def test_every_example_help_shows_for_the_new_commands_works(tmp_path: Path) -> None:
+    """As the browser test types help's examples in the demo: each answers without a warning, here with this
+    catalog's names (it has no tags: the tag's example is left out)."""
+    async with world(tmp_path) as w:
+        services = w.runtime.services
+        typed = []
+        for name in ("subscribe", "unsubscribe", "subscriptions", "notify"):
+            [spec] = [s for s in COMMANDS if s.name == name]
+            for example in examples(spec, services.catalog, lambda p, c: True):
+                reply = shown(await ask(w, example))
+                assert "⚠️" not in reply, (example, reply)
+                typed.append(example)
+        assert "subscribe rivery failures" in typed and "notify me off" in typed
+        assert not [e for e in typed if "finance" in e]

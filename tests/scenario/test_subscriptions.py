@@ -14,7 +14,7 @@ from bot.slack.blocks import ids
 from bot.slack.commands.grammar import COMMANDS
 from bot.slack.commands.help import examples
 from tests.scenario.harness import World, world
-from tests.scenario.surface import add_stranger, ask, shown
+from tests.scenario.surface import add_stranger, ask, reply_to, run_number, shown
 
 
 def said(message: Message) -> str:
@@ -190,3 +190,23 @@ async def test_every_example_help_shows_for_the_new_commands_works(tmp_path: Pat
                 typed.append(example)
         assert "subscribe rivery failures" in typed and "notify me off" in typed
         assert not [e for e in typed if "finance" in e]
+
+
+async def test_notify_me_tells_of_a_canceled_run_and_all_subscribers_hear_of_it(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        assert "direct message" in shown(await ask(w, "notify me"))
+        assert "Subscribed" in shown(await ask(w, "subscribe leads-ods #data-ops all"))
+        await w.command("run leads-ods")
+        await w.card_saying("leads-ods is queued")
+        w.advance(6)
+        card = await w.card_saying("leads-ods is running")
+        number = run_number(card)
+        question = await ask(w, f"cancel {number}")
+        await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+        w.advance(1)
+        await w.card_saying("leads-ods was canceled")
+        await w.until(lambda: bool(saying(w, "D0ALICE", "leads-ods")), what="alice's DM")
+        [dm] = saying(w, "D0ALICE", "leads-ods")
+        assert f"Your run #{number} of *leads-ods*" in said(dm) and "was canceled" in said(dm)
+        await w.until(lambda: bool(saying(w, "C0OPS", "leads-ods")), what="the end note")
+        assert "was canceled" in said(saying(w, "C0OPS", "leads-ods")[0])

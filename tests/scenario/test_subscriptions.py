@@ -210,3 +210,20 @@ async def test_notify_me_tells_of_a_canceled_run_and_all_subscribers_hear_of_it(
         assert f"Your run #{number} of *leads-ods*" in said(dm) and "was canceled" in said(dm)
         await w.until(lambda: bool(saying(w, "C0OPS", "leads-ods")), what="the end note")
         assert "was canceled" in said(saying(w, "C0OPS", "leads-ods")[0])
+
+
+async def test_a_repeat_folded_into_the_open_alert_is_news_only_to_all_subscribers(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:  # the default suppression: the second failure folds into the first alert
+        w.slack.add_channel("C0FINANCE", "finance")
+        assert "Subscribed" in shown(await ask(w, "subscribe orders #data-ops all"))
+        assert "Subscribed" in shown(await ask(w, "subscribe orders #finance"))
+        await fail_orders(w)
+        await w.until(lambda: bool(saying(w, "C0FINANCE", "orders")), what="the failure in #finance")
+        await w.until(lambda: bool(saying(w, "C0OPS", "orders")), what="the failure in #data-ops")
+        await fail_orders(w)
+        await w.until(lambda: len(saying(w, "C0OPS", "orders")) == 2, what="the note of the repeat")
+        await w.settle(1.0)
+        first, repeat = saying(w, "C0OPS", "orders")
+        assert "the alert is in" in said(first) and "the alert is in" not in said(repeat)
+        assert len(saying(w, "C0FINANCE", "orders")) == 1, "a repeat was posted to a failures subscriber"
+        assert len(saying(w, "C0ALERTS", "orders")) == 1  # the routed channel: the one alert, updated

@@ -45,6 +45,7 @@ from bot.service.permissions import Authorizer
 from bot.service.recovery import Recovery
 from bot.service.retries import Retrier, WaitingStarts
 from bot.service.runs import RunService
+from bot.service.subscribers import Subscribers
 from bot.service.workflows import WorkflowEngine
 from bot.slack.app import build_app, web_client
 from bot.slack.context import Services
@@ -111,14 +112,18 @@ class SlackCheck:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
         self.problem = ""
+        self.url: str | None = None  # the workspace's address, for links to messages
 
     async def tick(self) -> None:
         try:
-            await self.client.auth_test()
+            answer = await self.client.auth_test()
         except Exception as exc:
             self.problem = f"slack: {type(exc).__name__}"
         else:
             self.problem = ""
+            url = answer.get("url")
+            if isinstance(url, str) and url.startswith(("https://", "http://")):
+                self.url = url
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,7 +217,10 @@ def _assemble(
     lease = s.lease_seconds
     first_poll = s.poll_interval_seconds
     auth = Authorizer(s.slack_admins, _group_members(client), cache_s=s.usergroup_cache_seconds.total_seconds())
-    reporter = SlackReporter(store, now, paging=pager is not None)
+    slack_check = SlackCheck(client)
+    reporter = SlackReporter(
+        store, now, paging=pager is not None, command=s.slack_command, workspace_url=lambda: slack_check.url
+    )
     notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=s.unknown_after_seconds)
     alerter = Alerter(
         store,
@@ -232,14 +240,14 @@ def _assemble(
     )
     retrier = Retrier(store, catalog, notifier, now=now)
     workflows = WorkflowEngine(store, catalog, runs, notifier, auth, now=now)
-    outcomes = Outcomes(store, notifier, alerter, retrier, workflows)
+    subscribers = Subscribers(store, catalog, notifier, reporter, now)
+    outcomes = Outcomes(store, notifier, alerter, retrier, workflows, subscribers)
     changes.subscribe(outcomes.on_change)
     tasks = TaskSet()
     services = Services(s, catalog, store, pool, auth, notifier, runs, tasks, now, workflows=workflows)
     app = build_app(s, services, client)
     replays = Replays(store.requests, now, metrics)
     secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else ""
-    slack_check = SlackCheck(client)
     socket_mode = _socket_mode(s, app, replays, metrics)
     scheduler = AsyncIOScheduler(timezone=UTC)
     readiness = Readiness(store, scheduler, slack_check, socket_mode)

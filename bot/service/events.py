@@ -38,6 +38,7 @@ __all__ = [
     "RunNote",
     "StepNotStarted",
     "StuckRun",
+    "SubscriberNote",
     "WorkflowNote",
     "WorkflowStopped",
 ]
@@ -154,6 +155,24 @@ class StuckRun:
     owners: tuple[str, ...]  # whom to mention: none when the pipeline is muted
 
 
+# -- subscriptions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriberNote:
+    """A run ended that a subscribed channel follows, or that a person who asked "notify me" started.
+
+    ``failure``: the failure as its alert tells it (the routed alert is in ``alert_channel``); else a short note
+    of how the run ended. ``why`` says what the subscription follows ("pipeline leads-ods", "tag finance")."""
+
+    run: RunRecord
+    why: str
+    display_name: str
+    failure: bool
+    alert_channel: str | None = None
+    console_url: str | None = None
+
+
 # -- the daily digest -----------------------------------------------------------------------------------
 
 
@@ -224,9 +243,7 @@ class Reporter(Protocol):
         """The warning of a run past its time: in its thread, or posted in ``channel`` for a run without a card."""
         ...
 
-    async def workflow_card(
-        self, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord]
-    ) -> None:
+    async def workflow_card(self, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord]) -> None:
         """The workflow run's card should show its steps now (``runs`` by id: the runs of its steps)."""
         ...
 
@@ -269,4 +286,8 @@ class Reporter(Protocol):
 
     async def digest(self, key: str, data: DigestData) -> bool:
         """The digest of one channel and day; True when it was new."""
+        ...
+
+    async def subscriber_note(self, key: str, channel: str, note: SubscriberNote) -> bool:
+        """A subscribed channel (or a person's DM: ``channel`` is their user id) told of a run, once per ``key``."""
         ...

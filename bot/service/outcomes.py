@@ -14,6 +14,7 @@ from bot.models import RunState
 from bot.service.alerts import Alerter
 from bot.service.events import EndedOddly, Recovered
 from bot.service.notify import Notifier
+from bot.service.subscribers import Subscribers
 from bot.store import keys
 from bot.store.records import RunOrigin, RunRecord, Transition
 from bot.store.store import Store
@@ -58,13 +59,20 @@ class Changes:
 
 class Outcomes:
     def __init__(
-        self, store: Store, notifier: Notifier, alerter: Alerter, retrier: RetryPolicy, workflows: StepFollower
+        self,
+        store: Store,
+        notifier: Notifier,
+        alerter: Alerter,
+        retrier: RetryPolicy,
+        workflows: StepFollower,
+        subscribers: Subscribers | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
         self.alerter = alerter
         self.retrier = retrier
         self.workflows = workflows
+        self.subscribers = subscribers
 
     async def on_change(self, change: Transition) -> None:
         """A run changed: update its card; on failure, alert and post the details in its thread.
@@ -88,17 +96,20 @@ class Outcomes:
             await notifier.thread(run, "recovered", Recovered(run.attempt))
         if run.workflow_run_id is not None:
             await self.workflows.step_ended(run)
+        told: set[str] = set()
         if run.run_state is RunState.FAILED:
-            await self._failed(run)
+            told = await self._failed(run)
         elif run.run_state is RunState.SUCCEEDED:
             await self.alerter.on_success(run)
         elif run.run_state is RunState.UNKNOWN and notifier.has_card(run):
             await notifier.thread(run, "ended", EndedOddly(run.raw_status, run.message))
         if run.run_state in (RunState.UNKNOWN, RunState.CANCELED):
             await self.no_attempt_follows(run)
+        if self.subscribers is not None:
+            await self.subscribers.ended(run, told=told)
 
-    async def _failed(self, run: RunRecord) -> None:
-        """Alert a failure; post its details in the run's thread."""
+    async def _failed(self, run: RunRecord) -> set[str]:
+        """Alert a failure; post its details in the run's thread. Returns the subscribed channels told of it."""
         notifier = self.notifier
         card_channel = notifier.channel_for(run) if notifier.has_card(run) else None
         alert = await self.alerter.on_failure(run, card_channel=card_channel)
@@ -106,6 +117,10 @@ class Outcomes:
             # owners are pinged once per alert: in this thread when the card is the alert, else in the alert
             mention = alert is None or (alert.count == 1 and alert.group_key == keys.run_card(run.id))
             await notifier.failure(run, mention=mention)
+        if self.subscribers is None:
+            return set()
+        # a new alert counts this run alone (a repeat folds it into an open one, already announced)
+        return await self.subscribers.failed(run, alert, new=alert is not None and alert.runs == (run.id,))
 
     async def no_attempt_follows(self, run: RunRecord) -> None:
         """An attempt ended without an outcome of its own (unknown, never started, canceled) and no attempt

@@ -15,6 +15,7 @@ from bot.service.notify import Notifier
 from bot.service.permissions import Authorizer
 from bot.service.queries import RunQueries
 from bot.service.runs import RunService
+from bot.service.subscriptions import SubscriptionService
 from bot.service.workflows import WorkflowEngine
 from bot.slack.tasks import TaskSet
 from bot.store.store import Store
@@ -44,6 +45,11 @@ class Services:
     def audited(self) -> Audited:
         """Permission checks and watches that commands record in the audit log."""
         return Audited(self.store, self.auth, self.now)
+
+    @property
+    def subscriptions(self) -> SubscriptionService:
+        """``subscribe``, ``unsubscribe``, ``subscriptions``, ``notify me`` and the Home tab's Unsubscribe."""
+        return SubscriptionService(self.store, self.catalog, self.auth, self.now)
 
     @property
     def command(self) -> str:

@@ -26,6 +26,7 @@ from bot.service.events import (
     RunNote,
     StepNotStarted,
     StuckRun,
+    SubscriberNote,
     WorkflowNote,
     WorkflowStopped,
 )
@@ -40,6 +41,7 @@ from bot.slack.blocks.alerts import (
 from bot.slack.blocks.card import run_card
 from bot.slack.blocks.digest import digest_message
 from bot.slack.blocks.replies import failure_details, notice
+from bot.slack.blocks.subscriptions import subscriber_message
 from bot.slack.blocks.workflow import workflow_card
 from bot.slack.text import escape, human_duration, mention
 from bot.store import keys
@@ -54,10 +56,23 @@ Now = Callable[[], datetime]
 
 
 class SlackReporter:
-    def __init__(self, store: Store, now: Now, *, paging: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        now: Now,
+        *,
+        paging: bool = False,
+        command: str = "/pipeline",
+        workspace_url: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        """``paging``: some pipeline pages PagerDuty (alert messages show their page). ``workspace_url``:
+        ``https://team.slack.com/`` as ``auth.test`` said it, for links to cards (None while unknown: a note then
+        names the card's channel without a link)."""
         self.store = store
         self.now = now
-        self.paging = paging  # some pipeline pages PagerDuty: alert messages show their page
+        self.paging = paging
+        self.command = command
+        self.workspace_url = workspace_url
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -186,6 +201,20 @@ class SlackReporter:
         text, blocks = digest_message(data.channel, data.day, data)
         return await self.store.outbox.enqueue(
             key, kind=OutboxKind.POST, channel=data.channel, text=text, blocks=blocks, now=self.now()
+        )
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    async def subscriber_note(self, key: str, channel: str, note: SubscriberNote) -> bool:
+        card = await self.store.cards.ts_of(keys.run_card(note.run.id))
+        base = self.workspace_url()
+        # a message's permalink, as chat.getPermalink gives it for a top-level message: built here, since
+        # nothing in the reporter calls Slack (the workspace's address comes from auth.test)
+        permalink = f"{base.rstrip('/')}/archives/{card[0]}/p{card[1].replace('.', '')}" if card and base else None
+        shown = (card[0], permalink) if card else None
+        text, blocks = subscriber_message(note, card=shown, command=self.command)
+        return await self.store.outbox.enqueue(
+            key, kind=OutboxKind.POST, channel=channel, text=text, blocks=blocks, run_id=None, now=self.now()
         )
 
 

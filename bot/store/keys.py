@@ -22,11 +22,13 @@ __all__ = [
     "health_message",
     "is_alert_group",
     "is_run_card",
+    "notify_me",
     "run_card",
     "run_failure",
     "run_reply",
     "run_stuck",
     "step_not_started_note",
+    "subscriber_note",
     "workflow_card",
     "workflow_reply",
 ]
@@ -127,3 +129,16 @@ def digest(channel: str, day: date) -> str:
 def channel_problem(channel: str) -> str:
     """The one notice that a channel refuses the bot's messages."""
     return f"channel-problem:{channel}"
+
+
+# -- subscriptions ----------------------------------------------------------------------------
+
+
+def subscriber_note(subscription_id: int, run_id: int, what: str) -> str:
+    """What a subscribed channel is told of a run (``failed``, ``ended``): once per subscription and run."""
+    return f"subs:{subscription_id}:{run_id}:{what}"
+
+
+def notify_me(user_id: str, run_id: int) -> str:
+    """The DM telling a person that a run they started ended."""
+    return f"notify:{user_id}:{run_id}"

@@ -14,6 +14,7 @@ Each family is one module with named queries that take and return domain records
 ``store.workflows``       ``bot.store.workflow_runs.WorkflowStore``
 ``store.limits``          ``bot.store.limits.TriggerLimits``: a provider's cap on starts
 ``store.requests``        ``bot.store.requests``: Slack requests already answered (replays)
+``store.subscriptions``   ``bot.store.subscriptions.SubscriptionStore``: self-serve subscriptions, notify me
 ========================  ===================================================================================
 
 A write that must change two families at once is ONE transaction, kept in the one place that does it: the
@@ -39,6 +40,7 @@ from bot.store.rows import is_postgres
 from bot.store.runs import AlreadyRetried, AlreadyTracked, RunStore
 from bot.store.slots import SlotStore
 from bot.store.starts import StartStore
+from bot.store.subscriptions import SubscriptionStore
 from bot.store.tables import cards, outbox, pagerduty_events, runs
 from bot.store.workflow_runs import WorkflowStore
 
@@ -60,6 +62,7 @@ class Store:
         self.slots = SlotStore(engine)
         self.workflows = WorkflowStore(engine)
         self.limits = TriggerLimits(engine)
+        self.subscriptions = SubscriptionStore(engine)
         self.requests: Ledger = RequestLedger(engine) if self._postgres else LocalRequestLedger(engine)
 
     @property

@@ -42,6 +42,7 @@ __all__ = [
     "runs",
     "singletons",
     "slack_requests",
+    "subscriptions",
     "watches",
 ]
 
@@ -357,4 +358,21 @@ slack_requests = Table(
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),  # forgotten after this: a repeat is refused by then
     Index("ix_slack_requests_expires_at", "expires_at"),
+)
+
+# Self-serve subscriptions (``/pipeline subscribe``), alongside the catalog's routing: a channel hears of a
+# pipeline's, a tag's or a provider's failures (``level`` failures) or of every run's end (all). ``kind`` started
+# is a person's "notify me": ``target`` and ``channel`` are their user id, and each run they start DMs them when
+# it ends. One row per (kind, target, channel): subscribing again changes the level.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", SafeString(16), nullable=False),  # pipeline | tag | provider | started
+    Column("target", SafeString(80), nullable=False),
+    Column("channel", SafeString(80), nullable=False),
+    Column("level", SafeString(16), nullable=False),  # failures | all
+    Column("created_by", SafeString(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("kind", "target", "channel", name="uq_subscriptions_kind"),
 )

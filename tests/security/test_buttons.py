@@ -40,6 +40,7 @@ SWEPT = {
     WF_APPROVE: "approver",
     WF_REJECT: "approver",
     WF_RETRY: "run",
+    ids.SUB_REMOVE: "subscriber",  # the Home tab's Unsubscribe: whoever made it, or may change what it covers
 }
 _SUFFIX = re.compile(r":\d+$")
 
@@ -64,6 +65,7 @@ def _state(w: World) -> dict[str, Any]:
             "mutes": db.execute("select * from mutes").fetchall(),
             "steps": db.execute("select * from workflow_steps order by rowid").fetchall(),
             "flows": db.execute("select id, state from workflow_runs order by id").fetchall(),
+            "subscriptions": db.execute("select * from subscriptions order by id").fetchall(),
         }
     calls = {name: {route: len(e.state.requests_to(route)) for route in
                     ("trigger", "v1_trigger", "cancel", "v1_cancel", "configuration", "workflow", "stop", "pause")}
@@ -77,6 +79,11 @@ def _first_option(message: Message, action_id: str) -> str:
         if _SUFFIX.sub("", element["action_id"]) == action_id:
             return str(element["options"][0]["value"])
     raise LookupError(f"no {action_id} menu")
+
+
+def _home_blocks(w: World, user: str) -> list[dict[str, Any]]:
+    view = w.slack.home(user)
+    return view.blocks if view else []
 
 
 async def _workflow_card(w: World, words: str) -> Message:
@@ -118,6 +125,13 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
         broken = await _workflow_card(w, WF_RETRY)
         confirm = await ask(w, "disable iowa-pda")
         listing = await ask(w, "list")
+        # alice's subscription, and dave's own "notify me": his Home tab has a button to turn it off
+        await ask(w, "subscribe orders #data-ops")
+        await ask(w, "notify me", user=dave)
+        await w.slack.open_home(dave)
+        await w.until(lambda: ids.SUB_REMOVE in json.dumps(_home_blocks(w, dave)), what="dave's Home tab")
+        with sqlite3.connect(w.tmp / "bot.db") as db:
+            [(alices,)] = db.execute("select id from subscriptions where created_by = 'U0ALICE'").fetchall()
 
         before = _state(w)
         answered: list[str] = []
@@ -164,6 +178,14 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
         await w.until(lambda: ids.param_block_id("source_date") in json.dumps(w.slack.view(modal.id).blocks),
                       what="the redrawn modal")
         answered += [ids.PIPELINE_SELECT, ids.PARAM_ACTION]
+        # dave's Turn off, its value rewritten to alice's subscription: refused, and said on his Home tab (a click
+        # there has no response_url)
+        home = w.slack.home(dave)
+        assert home is not None
+        response = await w.slack.click_view(home.id, _element(home.blocks, ids.SUB_REMOVE), user=dave, value=str(alices))
+        assert response.ok and response.within_deadline
+        await w.until(lambda: "may not" in json.dumps(_home_blocks(w, dave)), 5, what="the refusal on the Home tab")
+        answered.append(ids.SUB_REMOVE)
         before_n = len(w.slack.ephemerals("C0GENERAL", dave))
         submitted = await w.slack.submit(modal.id, {ids.PIPELINE_BLOCK: {ids.PIPELINE_SELECT: "sales-dashboard"},
                                                     ids.param_block_id("source_date"): {ids.PARAM_ACTION: "2024-01-31"}})
@@ -179,7 +201,8 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
         replies = [e.text for e in w.slack.ephemerals(user=dave)] + [r.text for r in w.slack.responses(dave)]
         assert not [r for r in replies if any(bad in r for bad in OUR_FAULT)], replies
         refusals = [r for r in replies if r.startswith("⚠️") and ("may not" in r or "Only" in r)]
-        assert len(refusals) >= sum(1 for a in answered if SWEPT[a] not in ("anyone",)), replies
+        # the Home tab's button is answered on the Home tab (checked above), not in an ephemeral
+        assert len(refusals) >= sum(1 for a in answered if SWEPT[a] not in ("anyone", "subscriber")), replies
         assert {e.outcome for e in await audit_of(w, dave)} == {"refused"}
 
         # every action id the bot sent anywhere in this test was swept

@@ -15,13 +15,14 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import InvalidRequest
+from bot.errors import InvalidRequest, UserError
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
 from bot.slack.blocks.modal import run_modal
 from bot.slack.blocks.replies import ephemeral_error, notice
 from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
 from bot.slack.context import Services
+from bot.slack.events.home import publish_home
 from bot.slack.failures import answering
 from bot.slack.text import escape
 
@@ -50,6 +51,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(WF_RETRY)(_listener(services, _resume))
     app.action(ids.RUN_CONSOLE)(_just_ack)  # a link button: Slack opens the URL, the click still needs an ack
     app.action(ids.OP_DISMISS)(_dismiss)
+    app.action(ids.SUB_REMOVE_PATTERN)(_listener(services, _unsubscribe))
 
 
 async def _just_ack(ack: AsyncAck) -> None:
@@ -167,6 +169,20 @@ async def _open_modal(
         display_names=services.display_names(),
     )
     await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+async def _unsubscribe(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> None:
+    """The Home tab's Unsubscribe: re-checked here (the value is input), answered on the Home tab itself."""
+    subscription_id = ids.parse_subscription_value(_value(action))
+    try:
+        removed = await services.subscriptions.remove(actor, subscription_id)
+    except UserError as refused:
+        said = "⚠️ " + str(refused)
+    else:
+        said = "🔕 Unsubscribed." if removed is not None else "That subscription was already removed."
+    await publish_home(services, client, actor.user_id, said=said)
 
 
 async def _decide(services: Services, actor: Actor, action: dict[str, Any], approve: bool) -> tuple[str, list[Any]]:

@@ -1,4 +1,5 @@
-"""The App Home tab: runs in flight, open alerts, mutes and the last day's failures, muted ones included. Pure.
+"""The App Home tab: runs in flight, open alerts, mutes and the last day's failures, muted ones included, and
+the person's subscriptions (built by ``bot.slack.blocks.subscriptions``). Pure.
 
 Nothing is ever silently dropped: a muted failure is listed (marked 🔕), and a list too long for the tab ends
 with "…and N more". Every list is packed into sections of at most 3000 characters and the whole tab stays
@@ -16,7 +17,7 @@ from bot.service.views import AlertKind, AlertView, RunView
 from bot.slack.blocks.card import Block, context, section, state_emoji, state_word
 from bot.slack.text import escape, human_duration, mention_user, slack_date, truncate
 
-__all__ = ["HOME_BLOCKS", "home_view", "line_sections", "said"]
+__all__ = ["HOME_BLOCKS", "SUBSCRIPTION_BLOCKS", "home_view", "line_sections", "said"]
 
 HOME_BLOCKS = 100
 PACK_LIMIT = 2800  # room under 3000 for emoji Slack counts twice
@@ -25,7 +26,9 @@ LINE_LIMIT = 1200
 NAME_LIMIT = 80
 MESSAGE_LIMIT = 200
 _FIXED = 7  # header, intro, 3 dividers, footer, and one to spare
-LIST_BLOCKS = (HOME_BLOCKS - _FIXED) // 4
+#: what "My subscriptions" may take: a divider, a title, its rows with their buttons, "…and N more"
+SUBSCRIPTION_BLOCKS = 13
+LIST_BLOCKS = (HOME_BLOCKS - _FIXED - SUBSCRIPTION_BLOCKS) // 4
 _NOBODY: Mapping[int, str] = MappingProxyType({})
 
 
@@ -39,9 +42,11 @@ def home_view(
     command: str,
     muted_runs: Collection[int] = frozenset(),
     acknowledged: Mapping[int, str] = _NOBODY,
+    subscriptions: Sequence[Block] = (),
 ) -> dict[str, Any]:
     """The Home view. ``failures``: the last 24 h, newest first, muted ones included; ``muted_runs``: ids of
-    runs whose alerts are muted; ``acknowledged``: who took the last run of an alert (run id → user id)."""
+    runs whose alerts are muted; ``acknowledged``: who took the last run of an alert (run id → user id);
+    ``subscriptions``: the person's, at most ``SUBSCRIPTION_BLOCKS`` blocks."""
     muted_failures = sum(_is_muted(r, muted_runs, mutes) for r in failures)
     failure_title = f"*Failures in the last 24 h* ({len(failures)}" + (
         f", {muted_failures} muted)" if muted_failures else ")"
@@ -59,6 +64,7 @@ def home_view(
     for title, lines, empty in parts:
         blocks.append({"type": "divider"})
         blocks += line_sections(title, lines, max_blocks=LIST_BLOCKS, empty=empty)
+    blocks += list(subscriptions)[:SUBSCRIPTION_BLOCKS]
     blocks.append(context(f"Updated {slack_date(now)} · open this tab again to refresh"))
     return {"type": "home", "blocks": blocks}
 

@@ -28,6 +28,8 @@ __all__ = [
     "RUN_REFRESH",
     "RUN_RETRY",
     "RUN_RETRY_PATTERN",
+    "SUB_REMOVE",
+    "SUB_REMOVE_PATTERN",
     "list_run_action_id",
     "mute_value",
     "op_value",
@@ -35,6 +37,7 @@ __all__ = [
     "parse_mute_value",
     "parse_op_value",
     "parse_run_value",
+    "parse_subscription_value",
 ]
 
 # card buttons: value = str(run id)
@@ -53,6 +56,10 @@ RUN_ACK_PATTERN = re.compile(r"^run\.ack(?::\d+)?$")
 # listener with LIST_RUN_PATTERN.
 LIST_RUN = "list.run"
 LIST_RUN_PATTERN = re.compile(r"^list\.run(?::\d+)?$")
+
+# the Home tab's Unsubscribe: value = str(subscription id), re-checked at click; "sub.remove:<n>" per row
+SUB_REMOVE = "sub.remove"
+SUB_REMOVE_PATTERN = re.compile(r"^sub\.remove(?::\d+)?$")
 
 # confirmation of a destructive operation: value = {"op": ..., "target": ..., "run": id | null}
 OP_CONFIRM = "op.confirm"
@@ -89,6 +96,13 @@ def parse_run_value(value: str) -> int:
     """A card button's value back into a run id."""
     if not re.fullmatch(r"\d{1,18}", value):
         raise ValueError(f"{value[:40]!r} is not a run id")
+    return int(value)
+
+
+def parse_subscription_value(value: str) -> int:
+    """An Unsubscribe button's value back into a subscription id."""
+    if not re.fullmatch(r"\d{1,18}", value):
+        raise ValueError(f"{value[:40]!r} is not a subscription id")
     return int(value)
 
 

@@ -183,6 +183,43 @@ def _command(token: str, ctx: Context) -> object:
     return Problem(f"No command {shown(token)}. The commands are {names}.")
 
 
+def _subject(token: str, ctx: Context) -> object:
+    """Kept as typed: the service knows the catalog's tags and says which pipeline, tag or provider is close."""
+    if token.startswith(("#", "<")):
+        example = code(ctx.command + " subscribe leads-ods #data-alerts")
+        return Problem(f"Name a pipeline, a tag or a provider first, then the channel: {example}.")
+    return token
+
+
+_LEVELS = {"failures": "failures", "failure": "failures", "failed": "failures", "fail": "failures", "all": "all"}
+
+
+def _level(token: str, ctx: Context) -> object:
+    level = _LEVELS.get(token.lower())
+    if level is None:
+        return Problem(f"{shown(token)} is not a level: write {code('failures')} (the default) or {code('all')}.")
+    return level
+
+
+def _me(token: str, ctx: Context) -> object:
+    if token.lower() == "me":
+        return "me"
+    return Problem(f"Only {code(ctx.command + ' notify me')} exists: it tells the person who types it.")
+
+
+_SWITCH = {"on": "on", "yes": "on", "off": "off", "no": "off"}
+
+
+def _switch(token: str, ctx: Context) -> object:
+    return _SWITCH.get(token.lower()) or Problem(f"{shown(token)}: write {code('on')} or {code('off')}.")
+
+
+def _mine(token: str, ctx: Context) -> object:
+    if token.lower() in ("mine", "me"):
+        return "mine"
+    return Problem(f"{shown(token)}: {code(ctx.command + ' subscriptions')} lists them all, {code('mine')} yours.")
+
+
 CONVERTERS: Mapping[ArgKind, Callable[[str, Context], object]] = {
     "pipeline": _pipeline,
     "pipeline_or_workflow": pipeline_or_workflow,
@@ -193,8 +230,12 @@ CONVERTERS: Mapping[ArgKind, Callable[[str, Context], object]] = {
     "channel": _channel,
     "filter": _filter,
     "command": _command,
+    "subject": _subject,
+    "level": _level,
+    "me": _me,
+    "switch": _switch,
+    "mine": _mine,
 }
 # kinds recognisable by their shape alone: an optional argument before one of these is skipped when
 # the token has that shape (``stats 24h`` is a period, not a pipeline named 24h)
-SHAPED: frozenset[ArgKind] = frozenset({"run", "count", "period", "duration", "channel"})
-
+SHAPED: frozenset[ArgKind] = frozenset({"run", "count", "period", "duration", "channel", "level"})

@@ -183,12 +183,17 @@ _NOUNS: Mapping[ArgKind, str] = {
     "filter": "a provider or a tag",
     "params": "key=value parameters",
     "command": "a command name",
+    "subject": "a pipeline, a tag or a provider",
+    "level": "failures or all",
+    "me": "me",
+    "switch": "on or off",
+    "mine": "mine",
 }
 
 
 def _missing(spec: CommandSpec, arg: ArgSpec, ctx: Context) -> ParseError:
     hint = ""
-    if arg.kind in ("pipeline", "pipeline_or_workflow") and ctx.pipelines:
+    if arg.kind in ("pipeline", "pipeline_or_workflow", "subject") and ctx.pipelines:
         names = sorted(ctx.pipelines, key=str.lower)
         hint = f" For example {code(ctx.line(spec.name, [names[0]]))}; {code(ctx.command + ' list')} shows them all."
     elif arg.kind == "run":

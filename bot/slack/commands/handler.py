@@ -35,6 +35,7 @@ from bot.slack.blocks.card import run_card
 from bot.slack.blocks.listing import catalog_list
 from bot.slack.blocks.modal import run_modal
 from bot.slack.blocks.replies import confirm_op, ephemeral_error, last_runs, notice, stats, status_list
+from bot.slack.commands import subscribing
 from bot.slack.commands.grammar import AdHocTarget, ParseError, parse
 from bot.slack.commands.help import help_for
 from bot.slack.commands.model import (
@@ -44,14 +45,18 @@ from bot.slack.commands.model import (
     Last,
     ListPipelines,
     Mute,
+    NotifyMe,
     OpenRunModal,
     PipelineOp,
     Run,
     Schedules,
     Stats,
     Status,
+    Subscribe,
+    Subscriptions,
     Target,
     Unmute,
+    Unsubscribe,
     Watch,
     typed,
 )
@@ -310,6 +315,26 @@ async def _watch(services: Services, actor: Actor, name: str, enabled: bool, cha
         f"are followed and their failures alert in {shown}.",
         formatted=True,
     )
+
+
+@_work(Subscribe)
+async def _subscribe(services: Services, asked: Asked, command: Subscribe) -> Reply:
+    return await subscribing.subscribe(services, asked.actor, asked.client, command)
+
+
+@_work(Unsubscribe)
+async def _unsubscribe(services: Services, asked: Asked, command: Unsubscribe) -> Reply:
+    return await subscribing.unsubscribe(services, asked.actor, asked.client, command)
+
+
+@_work(Subscriptions)
+async def _subscriptions(services: Services, asked: Asked, command: Subscriptions) -> Reply:
+    return await subscribing.subscriptions(services, asked.actor, command)
+
+
+@_work(NotifyMe)
+async def _notify_me(services: Services, asked: Asked, command: NotifyMe) -> Reply:
+    return await subscribing.notify_me(services, asked.actor, command)
 
 
 def _target(services: Services, value: Target) -> Pipeline | AdHoc:

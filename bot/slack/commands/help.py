@@ -29,7 +29,11 @@ _TABLE_WORKFLOW = "daily-sales"
 _TABLE_PROVIDER, _TABLE_TAG = "rivery", "finance"
 #: what a command's example pipeline must be able to do
 _CAPABILITY = {
-    "last": "list_runs", "watch": "list_runs", "enable": "enable", "disable": "disable", "archive": "archive",
+    "last": "list_runs",
+    "watch": "list_runs",
+    "enable": "enable",
+    "disable": "disable",
+    "archive": "archive",
     "reset": "reset",
 }
 #: a value of each parameter type, for ``run <pipeline> key=value``
@@ -98,6 +102,9 @@ def _example(spec: CommandSpec, example: str, catalog: Catalog, can: Can | None)
     name, rest = words[1], words[2:]
     if spec.name == "list":
         return _list_example(words[0], name, catalog)
+    if spec.name in ("subscribe", "unsubscribe") and name in (_TABLE_PROVIDER, _TABLE_TAG):
+        found = _list_example(words[0], name, catalog)
+        return None if found is None else " ".join([found, *rest])
     if name == _TABLE_WORKFLOW:
         return f"{words[0]} {next(iter(catalog.workflows))}" if catalog.workflows else None
     if name not in _TABLE_PIPELINES:

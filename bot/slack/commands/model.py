@@ -22,14 +22,18 @@ __all__ = [
     "Last",
     "ListPipelines",
     "Mute",
+    "NotifyMe",
     "OpenRunModal",
     "PipelineOp",
     "Run",
     "Schedules",
     "Stats",
     "Status",
+    "Subscribe",
+    "Subscriptions",
     "Target",
     "Unmute",
+    "Unsubscribe",
     "Watch",
     "typed",
 ]
@@ -115,6 +119,31 @@ class Schedules:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """``subject``: as typed, a pipeline, a tag or a provider; ``channel`` None: where the command was typed."""
+
+    subject: str
+    channel: str | None
+    level: Literal["failures", "all"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    subject: str
+    channel: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriptions:
+    mine: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyMe:
+    on: bool
+
+
 Command: TypeAlias = (
     Help
     | ListPipelines
@@ -129,6 +158,10 @@ Command: TypeAlias = (
     | Mute
     | Unmute
     | Schedules
+    | Subscribe
+    | Unsubscribe
+    | Subscriptions
+    | NotifyMe
 )
 
 
@@ -179,6 +212,13 @@ class _Args:
         return value
 
 
+def _text(args: _Args, name: str) -> str:
+    value = args.text(name)
+    if value is None:
+        raise TypeError(f"{name}: missing")
+    return value
+
+
 def _required(value: int | None, name: str) -> int:
     if value is None:
         raise TypeError(f"{name}: missing")
@@ -202,4 +242,10 @@ _BUILDERS: Mapping[str, Callable[[_Args], Command]] = {
     "mute": lambda a: Mute(a.target("pipeline"), a.span("duration")),
     "unmute": lambda a: Unmute(a.target("pipeline")),
     "schedules": lambda a: Schedules(),
+    "subscribe": lambda a: Subscribe(
+        _text(a, "subject"), a.text("channel"), "all" if a.text("level") == "all" else "failures"
+    ),
+    "unsubscribe": lambda a: Unsubscribe(_text(a, "subject"), a.text("channel")),
+    "subscriptions": lambda a: Subscriptions(a.text("mine") == "mine"),
+    "notify": lambda a: NotifyMe(a.text("switch") != "off"),
 }

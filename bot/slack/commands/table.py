@@ -32,7 +32,21 @@ __all__ = [
 
 Needs = Literal["nothing", "run", "change", "admin", "starter", "owner"]
 ArgKind = Literal[
-    "pipeline", "pipeline_or_workflow", "run", "count", "period", "duration", "channel", "filter", "params", "command"
+    "pipeline",
+    "pipeline_or_workflow",
+    "run",
+    "count",
+    "period",
+    "duration",
+    "channel",
+    "filter",
+    "params",
+    "command",
+    "subject",
+    "level",
+    "me",
+    "switch",
+    "mine",
 ]
 
 MAX_COUNT = 50
@@ -50,7 +64,9 @@ class ArgSpec:
     Values by kind: pipeline / pipeline_or_workflow → the catalog's ``str`` name or an ``AdHocTarget``;
     run, count → ``int``; period, duration → ``timedelta``; channel → ``"C0123ABCD"`` or ``"#name"``;
     filter → a provider key in its canonical spelling, else the tag as typed; command → a command's name;
-    params → ``dict[str, str]`` (empty when none were given).
+    params → ``dict[str, str]`` (empty when none were given); subject → the word as typed (the service finds
+    the pipeline, tag or provider it names); level → "failures" or "all"; me → "me"; switch → "on" or "off";
+    mine → "mine".
     """
 
     name: str
@@ -253,6 +269,53 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "owner",
     ),
     CommandSpec(
+        "subscribe",
+        "subscribe <pipeline|tag|provider> [#channel] [failures|all]",
+        "Announce the failures of a pipeline, a tag or a provider in a channel too",
+        "Posts in the channel you name, else this one; the bot must be in it. `failures` (the default): each "
+        "failure alert is announced there as well as in the pipeline's own channel. `all`: also a short note "
+        "when any of its runs ends. Subscribing again changes the level; `{command} subscriptions` lists them.",
+        ("subscribe leads-ods", "subscribe finance #data-alerts all", "subscribe rivery failures"),
+        (
+            ArgSpec("subject", "subject", required=True, help="a pipeline name, a tag or a provider"),
+            ArgSpec("channel", "channel", help="where to post, like #data-alerts; this channel if left out"),
+            ArgSpec("level", "level", help="failures (the default) or all"),
+        ),
+        "change",
+    ),
+    CommandSpec(
+        "unsubscribe",
+        "unsubscribe <pipeline|tag|provider> [#channel]",
+        "Stop announcing a pipeline's, a tag's or a provider's runs in a channel",
+        "The channel you name, else this one. Whoever subscribed it may always unsubscribe it.",
+        ("unsubscribe leads-ods", "unsubscribe finance #data-alerts"),
+        (
+            ArgSpec("subject", "subject", required=True, help="a pipeline name, a tag or a provider"),
+            ArgSpec("channel", "channel", help="the subscribed channel, like #data-alerts; this channel if left out"),
+        ),
+        "change",
+    ),
+    CommandSpec(
+        "subscriptions",
+        "subscriptions [mine]",
+        "The channels subscribed to pipelines, tags and providers",
+        "All of this workspace's; with `mine`, the ones you made. The App Home tab lists yours with buttons.",
+        ("subscriptions", "subscriptions mine"),
+        (ArgSpec("mine", "mine", help="only the subscriptions you made"),),
+        aliases=("subs",),
+    ),
+    CommandSpec(
+        "notify",
+        "notify me [on|off]",
+        "A direct message when a run you start ends (succeeded, failed, canceled)",
+        "With its card's link. `on` unless you say `off`.",
+        ("notify me", "notify me off"),
+        (
+            ArgSpec("me", "me", required=True, help="me: the bot tells the person who types it"),
+            ArgSpec("switch", "switch", help="on (the default) or off"),
+        ),
+    ),
+    CommandSpec(
         "schedules",
         "schedules",
         "The next scheduled runs of pipelines and workflows",
@@ -280,4 +343,3 @@ _HELP = BY_WORD["help"]
 def spec_named(word: str) -> CommandSpec | None:
     """The command a name or alias stands for, any case."""
     return BY_WORD.get(word.strip().lower())
-

@@ -1,4 +1,5 @@
-"""``app_home_opened``: the Home tab is rebuilt from the store (``RunQueries.home``) each time it is opened."""
+"""``app_home_opened``: the Home tab is rebuilt from the store (``RunQueries.home``) each time it is opened, and
+after a click on it (an Unsubscribe) so the person sees what the click did."""
 
 from __future__ import annotations
 
@@ -8,28 +9,42 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.service.views import alert_view, run_view
+from bot.slack.blocks.card import section
 from bot.slack.blocks.home import home_view
+from bot.slack.blocks.subscriptions import home_subscriptions
 from bot.slack.context import Services
 
-__all__ = ["register"]
+__all__ = ["publish_home", "register"]
 
 
 def register(app: AsyncApp, services: Services) -> None:
     async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return
-        now = services.now()
-        facts = await services.queries.home(now)
-        view = home_view(
-            in_flight=[run_view(run) for run in facts.in_flight],
-            alerts=[alert_view(alert) for alert in facts.alerts],
-            mutes=facts.mutes,
-            failures=[run_view(run) for run in facts.failures],
-            now=now,
-            command=services.command,
-            muted_runs=facts.muted_runs,
-            acknowledged=facts.acknowledged,
-        )
-        await client.views_publish(user_id=event["user"], view=view)
+        await publish_home(services, client, event["user"])
 
     app.event("app_home_opened")(on_home)
+
+
+async def publish_home(services: Services, client: AsyncWebClient, user_id: str, *, said: str | None = None) -> None:
+    """Publish ``user_id``'s Home tab; ``said`` (mrkdwn our code built) heads it: the answer to a click there,
+    which has no response_url to answer through."""
+    now = services.now()
+    facts = await services.queries.home(now)
+    mine = await services.subscriptions.listed(user_id=user_id)
+    notify = await services.subscriptions.notify_me_of(user_id)
+    view = home_view(
+        in_flight=[run_view(run) for run in facts.in_flight],
+        alerts=[alert_view(alert) for alert in facts.alerts],
+        mutes=facts.mutes,
+        failures=[run_view(run) for run in facts.failures],
+        now=now,
+        command=services.command,
+        muted_runs=facts.muted_runs,
+        acknowledged=facts.acknowledged,
+        subscriptions=home_subscriptions(mine, notify_me=notify, command=services.command),
+    )
+    if said:
+        view["blocks"].insert(1, section(said))
+        view["blocks"] = view["blocks"][:100]
+    await client.views_publish(user_id=user_id, view=view)

@@ -77,6 +77,10 @@ def test_table_order_and_permissions() -> None:
         "unwatch": "change",
         "mute": "owner",  # owners for up to 24 h, allow_change for longer
         "unmute": "owner",
+        "subscribe": "change",
+        "unsubscribe": "change",
+        "subscriptions": "nothing",
+        "notify": "nothing",
         "schedules": "nothing",
         "help": "nothing",
     }

@@ -189,6 +189,12 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         take a call of their own. Raises ProviderError as any call does when the call itself fails."""
         raise self._unsupported(Capability.STATUSES)
 
+    def listed(self, job: JobT, *, since: datetime, limit: int, max_age: float) -> list[RunStatus] | None:
+        """What ``list_runs(job, since=since, limit=limit)`` would answer, read from the last batched call of
+        ``job``'s scope when that call is at most ``max_age`` seconds old and its answer holds all of it: passive
+        watch shares the tracker's call instead of making its own. None: no such answer, ask ``list_runs``."""
+        return None
+
     async def cancel(self, job: JobT, run_id: str) -> None:
         raise self._unsupported(Capability.CANCEL)
 

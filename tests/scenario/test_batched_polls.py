@@ -81,3 +81,24 @@ async def test_a_failing_batch_leaves_its_runs_unknown_until_the_provider_answer
         dk.clear_faults()
         w.advance(40)
         await w.until(lambda: sum("succeeded" in c.text for c in w.cards()) == 3, 20, what="every run succeeded")
+
+
+async def test_passive_watch_reads_the_trackers_batched_answer_instead_of_listing(tmp_path: Path) -> None:
+    async with world(tmp_path, catalog_edit=_no_watch("sales-dashboard"), watch_interval_seconds=2.0) as w:
+        tailer, poller, watcher = w.tailer, w.runtime.parts.poller, w.runtime.parts.watcher
+        await _start(w, "iowa-pda", 2)
+        await w.settle(0.6)
+
+        def counts() -> tuple[int, int]:
+            actions = [q.body.get("action") for q in list(tailer.state.requests) if isinstance(q.body, dict)]
+            return actions.count("get_last_status"), poller.polls - actions.count("check_run_status")
+
+        (listed_before, batches_before), found_before = counts(), watcher.found
+        external = tailer.state.start_run("000099_iowa_liquor_prepare_pda_DEV", external=True)
+        await w.until(lambda: watcher.found > found_before, 10, what="the watch finding the external run")
+        await w.settle(2.5)  # at least one more watch cycle
+        listed, batches = counts()
+        # every get_last_status was one of the tracker's batches (one may be under way as counted): none the watch's
+        assert listed - listed_before <= batches - batches_before + 1
+        assert w.runtime.store is not None
+        assert await w.runtime.store.runs.find("tailer", external.run_id) is not None

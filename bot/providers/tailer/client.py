@@ -74,6 +74,8 @@ class Client(ProviderClient[Connection, Job]):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
+        #: the last batched ``get_last_status`` of each configuration: when (monotonic), its limit, its entries
+        self._listings: dict[Hashable, tuple[float, int, list[Any]]] = {}
         self.authn: _StaticToken | ServiceAccountAuth | FirebaseSession = _build_auth(
             name, connection, clock, self._session_error
         )
@@ -145,10 +147,7 @@ class Client(ProviderClient[Connection, Job]):
         """Newest first; runs that started before ``since`` are left out."""
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        runs = await self.last_status(job, limit=limit)
-        recent = [r for r in runs if r.started_at is None or r.started_at >= since]
-        oldest = datetime.min.replace(tzinfo=UTC)
-        return sorted(recent, key=lambda r: r.started_at or oldest, reverse=True)
+        return _recent(await self.last_status(job, limit=limit), since)
 
     def status_scope(self, job: Job) -> Hashable:
         return (job.account, job.environment, job.configuration_type, job.api_configuration_id())
@@ -171,6 +170,7 @@ class Client(ProviderClient[Connection, Job]):
             raise self._redacted(self.caller.error(
                 ProviderResponseError, f"Tailer's answer to {what} is not understood: no results list"
             ))
+        self._listings[self.status_scope(job)] = (time.monotonic(), limit, results)
         found: dict[str, RunStatus] = {}
         for entry in results:
             owner = wanted.get(str(entry.get("run_id") or "")) if isinstance(entry, dict) else None
@@ -184,6 +184,19 @@ class Client(ProviderClient[Connection, Job]):
             if status.extra.get("job_id") in (None, owner.status_job_id()):
                 found[status.run_id] = self.caller.redact_status(status)
         return found
+
+    def listed(self, job: Job, *, since: datetime, limit: int, max_age: float) -> list[RunStatus] | None:
+        """``list_runs`` from the last batched ``get_last_status`` of the configuration: the same call with a
+        limit at least as high, so its first ``limit`` entries are what ``list_runs`` would be answered."""
+        at, asked, results = self._listings.get(self.status_scope(job), (0.0, 0, []))
+        if asked < limit or time.monotonic() - at > max_age:
+            return None
+        try:
+            runs = self._runs({"results": results[:limit]}, f"list runs of {job.describe()}")
+        except ProviderError:
+            return None  # an entry the bot cannot read: the watch's own call says what is wrong with it
+        wanted = job.status_job_id()
+        return _recent([r for r in runs if r.extra.get("job_id") in (None, wanted)], since)
 
     async def last_status(
         self, job: Job, *, limit: int = 10, status: str | None = None, execution_date: str | date | None = None
@@ -379,6 +392,15 @@ _RENEW_STATIC = (
     "bot; or give the connection refresh_token and firebase_api_key (from $TAILER_HOME/tailer-configuration.json "
     "after `tailer auth login`) so that the bot renews its tokens itself, as tailer-sdk does."
 )
+
+
+def _recent(runs: list[RunStatus], since: datetime) -> list[RunStatus]:
+    """Newest first; runs that started before ``since`` are left out."""
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    recent = [r for r in runs if r.started_at is None or r.started_at >= since]
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(recent, key=lambda r: r.started_at or oldest, reverse=True)
 
 
 def _check_identity(job: Job) -> str:

@@ -12,7 +12,7 @@ from bot.providers.base import Capability, JobConfig
 from bot.service.clients import ClientPool
 from bot.store.records import RunRecord
 
-__all__ = ["Batch", "Plan", "plan_batches"]
+__all__ = ["Batch", "Plan", "batchable", "plan_batches"]
 
 #: a batched call's window reaches this far before the oldest run it asks about (the provider's clock may differ)
 _WINDOW_MARGIN = timedelta(minutes=5)
@@ -67,8 +67,19 @@ def plan_batches(
     return Plan(batches=batches, single=single, unused=unused)
 
 
+def batchable(pool: ClientPool, connection: str) -> bool:
+    """Whether this connection's provider answers for many runs in one call. A connection gone from the catalog
+    is not: its runs' own polls say what is wrong."""
+    try:
+        return pool.client(connection).can(Capability.STATUSES)
+    except Exception:
+        return False
+
+
 def _scope(pool: ClientPool, run: RunRecord) -> Hashable | None:
-    client = pool.client(run.connection)
-    if not client.can(Capability.STATUSES):
+    if not batchable(pool, run.connection):
         return None
-    return client.status_scope(pool.job(run.provider, run.job))
+    try:
+        return pool.client(run.connection).status_scope(pool.job(run.provider, run.job))
+    except Exception:  # a job the catalog no longer validates: its own poll reports it, as before batches
+        return None

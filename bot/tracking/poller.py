@@ -35,11 +35,10 @@ from bot.ops.logs import run_context
 from bot.ops.metrics import POLL_DELAY, POLL_LAG, POLLS, PROVIDER_ERRORS, Metrics
 from bot.ops.text import human_duration
 from bot.ops.ticks import TickGuard
-from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
-from bot.tracking.batches import Batch, plan_batches
+from bot.tracking.batches import Batch, batchable, plan_batches
 from bot.tracking.intervals import PollIntervals
 
 __all__ = ["Poller"]
@@ -125,10 +124,10 @@ class Poller:
     async def _start_all(self, due: list[RunRecord], now: datetime) -> list[asyncio.Task[None]]:
         """Start the polls of the due runs: batched per scope where the provider allows, with the runs of the
         same connections claimed early for those batches (see the module's docstring)."""
-        batchable = {r.connection for r in due if self.pool.client(r.connection).can(Capability.STATUSES)}
+        connections = {r.connection for r in due if batchable(self.pool, r.connection)}
         early = await self.store.runs.claim_soon(
-            self.owner, batchable, until=now + self.intervals.base, now=now, limit=self.batch, lease=self.lease
-        ) if batchable else []
+            self.owner, connections, until=now + self.intervals.base, now=now, limit=self.batch, lease=self.lease
+        ) if connections else []
         plan = plan_batches(self.pool, due, early, busy=self._polling.keys())
         if plan.unused:  # claimed early for a scope none of whose runs is due: left for its own time
             await self.store.runs.release(self.owner, [r.id for r in plan.unused])

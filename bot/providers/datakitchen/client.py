@@ -42,14 +42,13 @@ from bot.providers.datakitchen.answers import (
     is_final,
     map_status,
 )
+from bot.providers.datakitchen.batches import kitchen_statuses
 from bot.providers.datakitchen.config import Connection, Job
 from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of
 from bot.providers.datakitchen.session import Clock, _Session
 
 _ORDERS_PAGE = 50
 _MAX_ORDER_PAGES = 10
-#: a batched poll pages through a kitchen's orders, newest first, until it has seen every order it asks about
-_MAX_BATCH_PAGES = 100
 #: order states (DKUtils' constants): only these two are paused / unpaused
 _ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
 
@@ -58,14 +57,8 @@ class Client(ProviderClient[Connection, Job]):
     provider: ClassVar[str] = "datakitchen"
     display_name: ClassVar[str] = "DataKitchen"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.LIST_RUNS,
-            Capability.CANCEL,
-            Capability.RESUME,
-            Capability.ENABLE,
-            Capability.DISABLE,
-            Capability.STATUSES,
-        }
+        {Capability.LIST_RUNS, Capability.CANCEL, Capability.RESUME, Capability.ENABLE, Capability.DISABLE,
+         Capability.STATUSES}
     )
 
     def __init__(
@@ -361,65 +354,8 @@ class Client(ProviderClient[Connection, Job]):
         return ("kitchen", job.kitchen)
 
     async def statuses(self, runs: Sequence[tuple[Job, str]], *, since: datetime) -> dict[str, RunStatus]:
-        """The runs of one kitchen from ``GET v2/order/status/{kitchen}`` without a recipe filter: its orders,
-        newest first, each with its newest order run (``scount=1``), paged with ``start``/``count`` until every
-        asked order has been seen or the kitchen has no more. An order run the page does not show (an older run
-        of a resumed order), an order beyond the pages and a finished run (its details take a call of their own,
-        as ``get_status`` makes) are left out."""
-        wanted: dict[str, list[str]] = {}
-        for _job, run_id in runs:
-            order_id, _, hid = run_id.strip().partition("/")
-            if order_id and "/" not in hid:  # anything else is not a run id: its own poll says so
-                wanted.setdefault(order_id, []).append(run_id)
-        if not runs or not wanted:
-            return {}
-        kitchen = runs[0][0].kitchen
-        found: dict[str, RunStatus] = {}
-        unseen = set(wanted)
-        for page in range(_MAX_BATCH_PAGES):
-            call = Call(
-                "GET",
-                f"v2/order/status/{self._seg(kitchen)}",
-                f"check the order runs of kitchen {kitchen}",
-                params={"start": page * _ORDERS_PAGE, "count": _ORDERS_PAGE, "scount": 1},
-            )
-            body = await self._body(call)
-            if not isinstance(body, dict) or not isinstance(body.get("orders", []), list):
-                raise self.caller.error(
-                    ProviderResponseError,
-                    f"DataKitchen's answer to {call.what} has no list of orders: {self.caller.excerpt(body, 200)!r}",
-                )
-            orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
-            by_order = _servings_by_order(body.get("servings"))
-            for order in orders:
-                order_id = _order_id_of(order, ("hid",))
-                unseen.discard(order_id)
-                for run_id in wanted.get(order_id, ()):
-                    status = self._listed_status(run_id, order_id, by_order.get(order_id))
-                    if status is not None:
-                        found[run_id] = status
-            if not unseen or len(orders) < _ORDERS_PAGE:
-                break
-        return found
-
-    def _listed_status(self, run_id: str, order_id: str, servings: list[Any] | None) -> RunStatus | None:
-        """A run's status as the kitchen's list shows it; None when the list does not settle it (see
-        ``statuses``): a malformed entry, too, concerns that run only and leaves it to its own poll."""
-        if servings is None:
-            return None
-        listed = [s for s in servings if isinstance(s, dict)]
-        hid = run_id.partition("/")[2]
-        if not hid and not listed:
-            return RunStatus(run_id=run_id, state=RunState.QUEUED, raw_status="PLANNED_SERVING",
-                             message="no order run yet", extra={"order_id": order_id})
-        serving = next((s for s in listed if _hid_of(s) == hid), None) if hid else (listed[0] if listed else None)
-        if serving is None:
-            return None
-        try:
-            status = self._serving_status(run_id, order_id, serving)
-        except (TypeError, ValueError, OverflowError):
-            return None
-        return None if status.final else self.caller.redact_status(status)
+        """A kitchen's runs from its order status list: ``bot/providers/datakitchen/batches.py``."""
+        return await kitchen_statuses(self, runs)
 
     # -- operations ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome
@@ -230,3 +231,26 @@ async def test_rivery_legacy_offers_no_batched_status() -> None:
         assert client.status_scope(RIVER_JOB) is None
     finally:
         await client.aclose()
+
+
+async def test_tailer_malformed_entries_concern_only_their_runs() -> None:
+    good = {"account": "000099", "configuration_id": "000099_iowa_liquor_prepare_pda_DEV", "environment": "DEV",
+            "job_id": "gbq-to-gbq|000099_iowa_liquor_prepare_pda_DEV", "run_id": "20201230-a", "status": "RUNNING",
+            "start_execution_date": "2020-12-30T11:28:43+00:00", "duration": "0:00:03.5"}
+    answer = {"results": [
+        "not an entry",
+        {"run_id": ["20201230-b"], "status": "FAILED"},  # an id the bot cannot read: that run asks on its own
+        {**good, "run_id": "20201230-c", "job_id": "another|job"},  # another job's run of the same id
+        good,
+    ]}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=answer)
+
+    http = httpx.AsyncClient(base_url="https://tailer.example/", transport=httpx.MockTransport(handle))
+    async with tailer.Client("tailer-rows", tailer.Connection(token=TAILER_TOKEN), http=http, retry=RETRY) as client:
+        asked = [(TAILER_JOB, r) for r in ("20201230-a", "20201230-b", "20201230-c")]
+        found = await client.statuses(asked, since=datetime(2020, 12, 1, tzinfo=UTC))
+    await http.aclose()
+    assert list(found) == ["20201230-a"]
+    assert found["20201230-a"].state is RunState.RUNNING

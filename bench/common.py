@@ -388,9 +388,10 @@ class Emulators:
                     timing.routes[(provider, name)] += 1
                     if name == "status":
                         body = (await request.read()).decode("utf-8", "replace")
-                        timing.by_key[f"{provider} {request.method} {request.path_qs} {body}"].append(
-                            (arrived, time.time())
-                        )
+                        if "get_last_status" not in body:  # one run's status call; not a batch of many runs
+                            timing.by_key[f"{provider} {request.method} {request.path_qs} {body}"].append(
+                                (arrived, time.time())
+                            )
                 return response
 
             app.middlewares.insert(0, timed)
@@ -410,9 +411,11 @@ class Emulators:
             await server.stop()
 
     def delay_status(self, seconds: float) -> None:
-        """Every status call answers after ``seconds`` (a provider answering in 200 ms: 0.2)."""
+        """Every status call answers after ``seconds`` (a provider answering in 200 ms: 0.2), batched ones too
+        (DataKitchen's order status of a kitchen, Rivery v1's runs of a river; Tailer's share the status route)."""
         for server in self.servers.values():
-            server.state.add_fault(Fault(route="status", kind="delay", delay=seconds, times=None))
+            for route in ("status", "list", "v1_runs"):
+                server.state.add_fault(Fault(route=route, kind="delay", delay=seconds, times=None))
 
     def delay_everything(self, seconds: float) -> None:
         for server in self.servers.values():

@@ -6,7 +6,9 @@ them. After a warm-up of one interval, a window of ``--cycles`` intervals is mea
 
 - poll lag: when each status call reached the emulator minus when it was due (the previous answer of the same
   run + the interval), p50 / p99 / max; runs not polled by the end of the window count as late as they are;
-- provider calls per run per cycle, all routes;
+- provider calls per run per cycle, all routes, and per provider (each has a quarter of the runs): DataKitchen
+  and Tailer are polled in batches (one call per kitchen or configuration and interval), Rivery (on its legacy
+  connection) and InVision one call per run; the poll lag is measured on the runs polled one by one;
 - CPU (cores: CPU seconds / wall seconds) and memory (RSS) of the bot process;
 - Slack calls in the window (the runs do not change: there is nothing to say).
 
@@ -34,6 +36,7 @@ from typing import Any
 
 from bench._postgres import create_postgres_database, drop_postgres_database
 from bench.common import (
+    PROVIDERS,
     ROOT,
     BotProcess,
     Emulators,
@@ -54,6 +57,8 @@ from bot.ops.metrics import POLLS, PROVIDER_ERRORS
 
 PER_PROVIDER = 5
 DELAY = 0.2
+#: providers whose runs the bot polls in batches here (Rivery is on its legacy connection: one call per run)
+BATCHED = ("tailer", "datakitchen")
 
 
 def _extra(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +124,7 @@ async def measure_bot(
         await asyncio.sleep(max(0.0, (warm_start - datetime.now(UTC)).total_seconds()) + interval + 2)
         before = await bot.metrics()
         calls_before = sum(emulators.timing.routes.values())
+        routes_before = dict(emulators.timing.routes)
         slack_before = len(slack.calls)
         me = ProcSampler(__import__("os").getpid())
         cpu0, me0, wall0 = bot.sampler.cpu_seconds(), me.cpu_seconds(), time.monotonic()
@@ -132,8 +138,16 @@ async def measure_bot(
         cpu = (bot.sampler.cpu_seconds() - cpu0) / wall
         driver_cpu = (me.cpu_seconds() - me0) / wall
         after = await bot.metrics()
-        found, never = lags(emulators, interval, window_start, window_end, n)
+        single = sum(1 for r in started if r["provider"] not in BATCHED)
+        found, never = lags(emulators, interval, window_start, window_end, single)
         calls = sum(emulators.timing.routes.values()) - calls_before
+        cycles_seen = wall / interval
+        per_provider = {
+            provider: round(
+                sum(c - routes_before.get(key, 0) for key, c in emulators.timing.routes.items() if key[0] == provider)
+                / max(1, sum(1 for r in started if r["provider"] == provider)) / cycles_seen, 3)
+            for provider in PROVIDERS
+        }
         polls = BotProcess.total(after, POLLS) - BotProcess.total(before, POLLS)
         return {
             "runs": n, "interval_s": interval, "window_s": round(wall, 1), "setup_s": round(setup, 1),
@@ -141,6 +155,7 @@ async def measure_bot(
             "never_polled": never,
             "provider_calls_per_run_per_cycle": round(calls / n / (wall / interval), 3),
             "polls_per_run_per_cycle": round(polls / n / (wall / interval), 3),
+            "provider_calls_per_run_per_cycle_by_provider": per_provider,
             "cpu_cores": round(cpu, 3), "rss_mb": round(max(rss), 1),
             "peak_rss_mb": round(bot.sampler.peak_rss_mb(), 1),
             "slack_calls": len(slack.calls) - slack_before, "driver_cpu_cores": round(driver_cpu, 3),
@@ -242,6 +257,12 @@ async def main() -> int:
              "CPU cores", "RSS MB", "Slack calls"],
             [[r["runs"], r["lag_s"]["p50"], r["lag_s"]["p99"], r["lag_s"]["max"], r["late_over_5s"] + r["never_polled"],
               r["provider_calls_per_run_per_cycle"], r["cpu_cores"], r["rss_mb"], r["slack_calls"]]
+             for r in results["bot"]],
+        )
+        print("provider calls per run per interval, by provider (batched: " + ", ".join(BATCHED) + ")")
+        print_table(
+            ["runs", *PROVIDERS],
+            [[r["runs"], *(r["provider_calls_per_run_per_cycle_by_provider"][p] for p in PROVIDERS)]
              for r in results["bot"]],
         )
         growth = results["bot"]

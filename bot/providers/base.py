@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -39,6 +39,7 @@ class Capability(enum.StrEnum):
     RESET = "reset"
     RESUME = "resume"
     STATS = "stats"
+    STATUSES = "statuses"  # the status of many runs of one scope in one call: batched polls
 
 
 class ConnectionConfig(BaseModel):
@@ -173,6 +174,26 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
     async def list_runs(self, job: JobT, *, since: datetime, limit: int = 50) -> list[RunStatus]:
         """Recent runs of a job, newest first, including runs started outside the bot."""
         raise self._unsupported(Capability.LIST_RUNS)
+
+    def status_scope(self, job: JobT) -> Hashable | None:
+        """What one batched status call covers for runs of ``job`` (a kitchen, a river, a configuration): runs
+        whose scopes are equal are asked together by ``statuses``. None: this job's runs are asked one by one."""
+        return None
+
+    async def statuses(self, runs: Sequence[tuple[JobT, str]], *, since: datetime) -> dict[str, RunStatus]:
+        """The statuses of many runs of one scope (``status_scope``), none started before ``since``, in as few
+        calls as the API allows (pages included), by provider run id.
+
+        Runs the answer does not show (beyond its pages, older than its window) or shows in a form the bot
+        cannot read are left out: the caller asks those with ``get_status``. So is a finished run whose details
+        take a call of their own. Raises ProviderError as any call does when the call itself fails."""
+        raise self._unsupported(Capability.STATUSES)
+
+    def listed(self, job: JobT, *, since: datetime, limit: int, max_age: float) -> list[RunStatus] | None:
+        """What ``list_runs(job, since=since, limit=limit)`` would answer, read from the last batched call of
+        ``job``'s scope when that call is at most ``max_age`` seconds old and its answer holds all of it: passive
+        watch shares the tracker's call instead of making its own. None: no such answer, ask ``list_runs``."""
+        return None
 
     async def cancel(self, job: JobT, run_id: str) -> None:
         raise self._unsupported(Capability.CANCEL)

@@ -17,7 +17,7 @@ every ``RunStatus``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -72,7 +72,11 @@ _STATES: dict[str, RunState] = {
 }
 
 _PARTIAL = frozenset({"partially succeeded", "partially succeed"})
-_V1_ONLY = frozenset({Capability.LIST_RUNS, Capability.STATS, Capability.ENABLE, Capability.DISABLE})
+_V1_ONLY = frozenset(
+    {Capability.LIST_RUNS, Capability.STATS, Capability.ENABLE, Capability.DISABLE, Capability.STATUSES}
+)
+#: at most this many runs of a river read by one batched poll (pages of ``_PAGE_SIZE``)
+_BATCH_RUNS = 2000
 # statuses of an asynchronous operation (activate/disable): "W" working, "D" done, "E" error
 _OPERATION_DONE = frozenset({"d", "done", "succeeded", "success", "completed", "finished"})
 _OPERATION_FAILED = frozenset({"e", "error", "f", "failed"})
@@ -351,7 +355,14 @@ class Client(ProviderClient[Connection, Job]):
     provider: ClassVar[str] = "rivery"
     display_name: ClassVar[str] = "Rivery"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.CANCEL, Capability.LIST_RUNS, Capability.STATS, Capability.ENABLE, Capability.DISABLE}
+        {
+            Capability.CANCEL,
+            Capability.LIST_RUNS,
+            Capability.STATS,
+            Capability.ENABLE,
+            Capability.DISABLE,
+            Capability.STATUSES,
+        }
     )
     parameters_assumption: ClassVar[str] = (
         "Rivery run parameters are sent as a `variables` object next to the river id; no Rivery document or "
@@ -566,6 +577,21 @@ class Client(ProviderClient[Connection, Job]):
                 break
         runs.sort(key=lambda r: r.started_at or r.ended_at or _OLDEST, reverse=True)
         return runs[:limit]
+
+    def status_scope(self, job: Job) -> Hashable | None:
+        return None if self.legacy else ("river", job.river_id)
+
+    async def statuses(self, runs: Sequence[tuple[Job, str]], *, since: datetime) -> dict[str, RunStatus]:
+        """The runs of one river from its runs list (``GET …/rivers/{river}/runs`` with ``start_time`` ``since``,
+        pages of 200), as ``list_runs`` reads it. Finished runs are left out (their own ``GET …/runs/{run_id}``
+        gives the whole document), as are runs beyond ``_BATCH_RUNS`` or the window."""
+        if self.legacy:
+            raise self._unsupported(Capability.STATUSES)
+        if not runs:
+            return {}
+        wanted = {run_id for _, run_id in runs}
+        listed = await self.list_runs(runs[0][0], since=since, limit=_BATCH_RUNS)
+        return {s.run_id: s for s in listed if s.run_id in wanted and not s.final}
 
     def _next_page(self, call: Call, following: Any, path: str, base: Mapping[str, Any]) -> Call:
         """The call for the next page. Boomi's Data Integration API reference documents ``next_page`` as the next

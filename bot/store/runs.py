@@ -304,6 +304,40 @@ class RunStore:
         )
         return await claim(self.engine, runs, query, owner, now + lease, runs_by_ids)
 
+    async def claim_soon(
+        self, owner: str, connections: Collection[str], *, until: datetime, now: datetime, limit: int, lease: timedelta
+    ) -> list[RunRecord]:
+        """Runs of ``connections`` due before ``until`` that nobody holds, leased to ``owner``: a batched poll
+        answers for them as well as for the due runs of their scope, so they are polled with them (early), and
+        from then on fall due together."""
+        if not connections:
+            return []
+        free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
+        query = (
+            select(runs.c.id)
+            .where(
+                runs.c.final.is_(False),
+                runs.c.connection.in_(list(connections)),
+                runs.c.next_poll_at <= until,
+                free,
+                runs.c.state != StoredState.WAITING.value,
+            )
+            .order_by(runs.c.next_poll_at)
+            .limit(limit)
+        )
+        return await claim(self.engine, runs, query, owner, now + lease, runs_by_ids)
+
+    async def release(self, owner: str, run_ids: Collection[int]) -> None:
+        """Hand back ``owner``'s leases of these runs, untouched (claimed early for a batch that did not come)."""
+        if not run_ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(list(run_ids)), runs.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
     async def renew_leases(self, owner: str, run_ids: Collection[int], *, until: datetime) -> None:
         """Extend ``owner``'s leases of runs it is still polling (a slow provider): a lease outlived by its poll
         would let another tick or replica poll the run a second time meanwhile."""

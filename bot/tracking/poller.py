@@ -10,6 +10,14 @@ A tick waits for its polls ``tick_wait`` seconds at most: a slow provider (each 
 ``timeout_seconds``, times the read attempts) must not hold back the polls of every other connection. The slow
 polls go on as tasks of their own; each tick renews their leases and claims nothing they hold, so a run is never
 polled twice at once, here or by another replica.
+
+Batched polls: on a connection whose provider answers for many runs in one call (``Capability.STATUSES``: a
+DataKitchen kitchen, a Tailer configuration, a Rivery v1 river), a tick groups its runs by the call's scope and
+makes one batched call per scope (``bot/tracking/batches.py``). It also claims the connection's runs falling due
+within the base interval, which the same call answers for: polled early once, they fall due together from then on,
+so each scope costs about one call (and its pages) per interval whatever its number of runs. A run the batch does
+not show (too old for its pages, missing, unreadable, or finished: the details of an end take a call of their own)
+is asked on its own, so nothing is lost; a batch that fails is each of its runs' failure, as a status call's is.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from bot.ops.ticks import TickGuard
 from bot.service.clients import ClientPool
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
+from bot.tracking.batches import Batch, batchable, plan_batches
 from bot.tracking.intervals import PollIntervals
 
 __all__ = ["Poller"]
@@ -104,7 +113,7 @@ class Poller:
                 self.metrics.set(POLL_LAG, self.lag[len(self.lag) // 2], {"quantile": "0.5"})
                 for lag in self.lag:
                     self.metrics.observe(POLL_DELAY, lag)
-            started = [self._start(run) for run in due]
+            started = await self._start_all(due, now)
             await asyncio.wait(started, timeout=self.tick_wait)
         if self._failed:  # the database went away mid-poll, most likely: the next tick hands their leases back
             failed, self._failed = self._failed, []
@@ -112,10 +121,33 @@ class Poller:
             log.error("%d polls failed", len(failed), exc_info=failed[0])
         return len(due)
 
-    def _start(self, run: RunRecord) -> asyncio.Task[None]:
+    async def _start_all(self, due: list[RunRecord], now: datetime) -> list[asyncio.Task[None]]:
+        """Start the polls of the due runs: batched per scope where the provider allows, with the runs of the
+        same connections claimed early for those batches (see the module's docstring)."""
+        connections = {r.connection for r in due if batchable(self.pool, r.connection)}
+        early = await self.store.runs.claim_soon(
+            self.owner, connections, until=now + self.intervals.base, now=now, limit=self.batch, lease=self.lease
+        ) if connections else []
+        plan = plan_batches(self.pool, due, early, busy=self._polling.keys())
+        if plan.unused:  # claimed early for a scope none of whose runs is due: left for its own time
+            await self.store.runs.release(self.owner, [r.id for r in plan.unused])
+        started = [self._start(run) for run in plan.single]
+        for batch in plan.batches:
+            answer = asyncio.create_task(self._ask_batch(batch), name=f"batch poll {batch.connection}")
+            started += [self._start(run, answer) for run in batch.runs]
+        return started
+
+    async def _ask_batch(self, batch: Batch) -> dict[str, RunStatus]:
+        client = self.pool.client(batch.connection)
+        async with self.pool.slot(batch.connection):
+            self.polls += 1
+            self.metrics.inc(POLLS, {"connection": batch.connection})
+            return await client.statuses(batch.items, since=batch.since)
+
+    def _start(self, run: RunRecord, batch: asyncio.Task[dict[str, RunStatus]] | None = None) -> asyncio.Task[None]:
         # a run claimed again while its last poll records what it found (the lease is handed back there) waits for it
         before = self._polling.get(run.id)
-        task = asyncio.create_task(self._poll(run, before), name=f"poll run {run.id}")
+        task = asyncio.create_task(self._poll(run, before, batch), name=f"poll run {run.id}")
         self._polling[run.id] = task
         task.add_done_callback(lambda done: self._finished(run.id, done))
         return task
@@ -126,17 +158,20 @@ class Poller:
         if not task.cancelled() and (exc := task.exception()) is not None:
             self._failed.append(exc)
 
-    async def _poll(self, run: RunRecord, before: asyncio.Task[None] | None = None) -> None:
+    async def _poll(
+        self, run: RunRecord, before: asyncio.Task[None] | None, batch: asyncio.Task[dict[str, RunStatus]] | None
+    ) -> None:
         if before is not None:
             await asyncio.wait([before])
         with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
-            await self._poll_run(run)
+            await self._poll_run(run, batch)
 
-    async def _poll_run(self, run: RunRecord) -> None:
+    async def _poll_run(self, run: RunRecord, batch: asyncio.Task[dict[str, RunStatus]] | None = None) -> None:
         try:
             if run.provider_run_id is None:  # recovery resolves runs whose trigger never answered
                 return
-            status = await self._ask(run)
+            listed = (await batch).get(run.provider_run_id) if batch is not None else None
+            status = listed if listed is not None else await self._ask(run)
         except ProviderError as exc:
             self.errors += 1
             self.metrics.inc(PROVIDER_ERRORS, {"connection": run.connection, "kind": exc.kind})

@@ -2,7 +2,10 @@
 provider's list endpoint and tracked like any other run; their failures alert.
 
 One list call per watched pipeline per cycle covers all its runs: runs it lists are updated from the
-list and their individual poll is pushed back. Each external run is recorded once (the store's unique
+list and their individual poll is pushed back. Where the tracker's batched call of the same scope answered within
+half a watch interval and holds the whole list (Tailer's ``get_last_status``: ``ProviderClient.listed``), the
+watch reads it instead of a call of its own; it then only records new runs, whose own polls follow them (the shared
+answer may be older than a run's last poll). Each external run is recorded once (the store's unique
 connection + provider run id), so it is reported once, across restarts and replicas. Runs that ended
 before watching began are history, not news: the ones the first list (of this process) shows ended, by the
 provider's word, before watching began, or with no time at all. Any run first seen in a later list is news,
@@ -70,6 +73,9 @@ class Watcher:
         self.interval = interval
         self.lookback = lookback
         self.limit = limit
+        #: how old a batched answer of the tracker (``ProviderClient.listed``) may be to stand in for a list call:
+        #: an external run is found at most this much later than by a call of the watch's own
+        self.shared_age = interval / 2
         self.found = 0
         self.metrics = metrics or Metrics()
         # per pipeline: the watch (its ``since``) whose first list this process took, and the ended runs that
@@ -126,16 +132,21 @@ class Watcher:
                 pipeline.name, enabled=True, channel=None, user_id=None, now=now
             )
         client = self.pool.client(pipeline.connection)
+        since = now - self.lookback
+        shared = client.listed(pipeline.job, since=since, limit=self.limit, max_age=self.shared_age.total_seconds())
         try:
-            async with self.pool.slot(pipeline.connection):
-                statuses = await client.list_runs(pipeline.job, since=now - self.lookback, limit=self.limit)
+            if shared is None:
+                async with self.pool.slot(pipeline.connection):
+                    statuses = await client.list_runs(pipeline.job, since=since, limit=self.limit)
+            else:
+                statuses = shared
         except ProviderError as exc:
             log.warning("watch of %s: cannot list runs: %s", pipeline.name, exc, extra={"pipeline": pipeline.name})
             return 0
         history = self._history_of(pipeline, watch, statuses)
         found = 0
         for status in statuses:
-            found += await self._one(pipeline, watch, status, history)
+            found += await self._one(pipeline, watch, status, history, shared=shared is not None)
         return found
 
     def _history_of(self, pipeline: Pipeline, watch: Watch, statuses: list[RunStatus]) -> frozenset[str]:
@@ -149,14 +160,17 @@ class Watcher:
             remembered = self._history[pipeline.name] = (watch.since, old)
         return remembered[1]
 
-    async def _one(self, pipeline: Pipeline, watch: Watch, status: RunStatus, history: frozenset[str]) -> int:
+    async def _one(
+        self, pipeline: Pipeline, watch: Watch, status: RunStatus, history: frozenset[str], *, shared: bool = False
+    ) -> int:
         now = self.now()  # when this run is seen: the list may have taken a while (never the cycle's start)
         existing = await self.store.runs.find(pipeline.connection, status.run_id)
         if existing is None and "/" in status.run_id:  # DataKitchen lists "<order>/<run>"; a trigger knows "<order>"
             existing = await self.store.runs.find(pipeline.connection, status.run_id.split("/", 1)[0])
         next_poll = now + self.interval + self.interval / 2  # the next cycle will see it: no separate poll
         if existing is not None:
-            if not existing.final and existing.provider_run_id == status.run_id:
+            # a shared answer may be older than the run's last poll: it finds new runs, their own polls follow them
+            if not shared and not existing.final and existing.provider_run_id == status.run_id:
                 status = await self._detailed(pipeline, status)
                 # a run started from Slack (or a retry, a schedule) keeps its own polls: its card follows it at
                 # the poll interval, not at the watch's

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -42,6 +42,7 @@ from bot.providers.datakitchen.answers import (
     is_final,
     map_status,
 )
+from bot.providers.datakitchen.batches import kitchen_statuses
 from bot.providers.datakitchen.config import Connection, Job
 from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of
 from bot.providers.datakitchen.session import Clock, _Session
@@ -56,7 +57,8 @@ class Client(ProviderClient[Connection, Job]):
     provider: ClassVar[str] = "datakitchen"
     display_name: ClassVar[str] = "DataKitchen"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LIST_RUNS, Capability.CANCEL, Capability.RESUME, Capability.ENABLE, Capability.DISABLE}
+        {Capability.LIST_RUNS, Capability.CANCEL, Capability.RESUME, Capability.ENABLE, Capability.DISABLE,
+         Capability.STATUSES}
     )
 
     def __init__(
@@ -345,6 +347,15 @@ class Client(ProviderClient[Connection, Job]):
         far_future = datetime.max.replace(tzinfo=UTC)
         runs.sort(key=lambda r: r.started_at or far_future, reverse=True)
         return runs[:limit]
+
+    # -- batched polls ---------------------------------------------------------------------
+
+    def status_scope(self, job: Job) -> Hashable:
+        return ("kitchen", job.kitchen)
+
+    async def statuses(self, runs: Sequence[tuple[Job, str]], *, since: datetime) -> dict[str, RunStatus]:
+        """A kitchen's runs from its order status list: ``bot/providers/datakitchen/batches.py``."""
+        return await kitchen_statuses(self, runs)
 
     # -- operations ------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
@@ -24,7 +24,7 @@ from bot.errors import (
 from bot.models import RunStatus, Triggered
 from bot.providers._http import Call, RetryPolicy, Sleep
 from bot.providers.base import Capability, ProviderClient
-from bot.providers.tailer.answers import answer_error, parse_launch, parse_results
+from bot.providers.tailer.answers import answer_error, parse_launch, parse_results, parse_run
 from bot.providers.tailer.auth import FirebaseSession, ServiceAccountAuth, _build_auth, _key_file, _StaticToken
 from bot.providers.tailer.config import Connection, Job
 
@@ -32,6 +32,9 @@ _DAG_LAUNCH = "v1/dag/launch"
 _DAG_STATUS = "v1/dag/status"
 _CONFIGURATION = "v1/configuration/status"
 _WORKFLOW = "v1/workflow/status"
+#: a batched poll asks ``get_last_status`` for this many runs per asked run (no vendor source gives a maximum
+#: ``limit``: an assumption), at least ``_BATCH_LIMIT[0]`` and at most ``_BATCH_LIMIT[1]``
+_BATCH_PER_RUN, _BATCH_LIMIT = 2, (50, 1000)
 
 
 class Client(ProviderClient[Connection, Job]):
@@ -39,7 +42,14 @@ class Client(ProviderClient[Connection, Job]):
     display_name: ClassVar[str] = "Tailer"
     http2: ClassVar[bool] = True
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LIST_RUNS, Capability.ENABLE, Capability.DISABLE, Capability.ARCHIVE, Capability.RESET}
+        {
+            Capability.LIST_RUNS,
+            Capability.ENABLE,
+            Capability.DISABLE,
+            Capability.ARCHIVE,
+            Capability.RESET,
+            Capability.STATUSES,
+        }
     )
 
     @classmethod
@@ -64,6 +74,8 @@ class Client(ProviderClient[Connection, Job]):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._clock = clock
+        #: the last batched ``get_last_status`` of each configuration: when (monotonic), its limit, its entries
+        self._listings: dict[Hashable, tuple[float, int, list[Any]]] = {}
         self.authn: _StaticToken | ServiceAccountAuth | FirebaseSession = _build_auth(
             name, connection, clock, self._session_error
         )
@@ -135,10 +147,56 @@ class Client(ProviderClient[Connection, Job]):
         """Newest first; runs that started before ``since`` are left out."""
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        runs = await self.last_status(job, limit=limit)
-        recent = [r for r in runs if r.started_at is None or r.started_at >= since]
-        oldest = datetime.min.replace(tzinfo=UTC)
-        return sorted(recent, key=lambda r: r.started_at or oldest, reverse=True)
+        return _recent(await self.last_status(job, limit=limit), since)
+
+    def status_scope(self, job: Job) -> Hashable:
+        return (job.account, job.environment, job.configuration_type, job.api_configuration_id())
+
+    async def statuses(self, runs: Sequence[tuple[Job, str]], *, since: datetime) -> dict[str, RunStatus]:
+        """The runs of one configuration from one ``get_last_status`` (seed lines 87-91, 198-205), without
+        ``job_id`` so that every job of the configuration is in it, newest first, ``limit`` twice the runs asked
+        about. A run beyond the limit, an entry naming another ``job_id`` than its run's, and an entry the bot
+        cannot read are left out: their own ``check_run_status`` settles them."""
+        if not runs:
+            return {}
+        job = runs[0][0]
+        wanted = {run_id: each for each, run_id in runs}
+        limit = max(_BATCH_LIMIT[0], min(_BATCH_LIMIT[1], _BATCH_PER_RUN * len(wanted)))
+        what = f"check the runs of {job.describe()}"
+        answer = await self._post(job, _DAG_STATUS, self._body(job, "get_last_status", limit=limit), what,
+                                  idempotent=True)
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list):
+            raise self._redacted(self.caller.error(
+                ProviderResponseError, f"Tailer's answer to {what} is not understood: no results list"
+            ))
+        self._listings[self.status_scope(job)] = (time.monotonic(), limit, results)
+        found: dict[str, RunStatus] = {}
+        for entry in results:
+            owner = wanted.get(str(entry.get("run_id") or "")) if isinstance(entry, dict) else None
+            if owner is None:
+                continue
+            assert isinstance(entry, dict)
+            try:
+                status = parse_run(entry)
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if status.extra.get("job_id") in (None, owner.status_job_id()):
+                found[status.run_id] = self.caller.redact_status(status)
+        return found
+
+    def listed(self, job: Job, *, since: datetime, limit: int, max_age: float) -> list[RunStatus] | None:
+        """``list_runs`` from the last batched ``get_last_status`` of the configuration: the same call with a
+        limit at least as high, so its first ``limit`` entries are what ``list_runs`` would be answered."""
+        at, asked, results = self._listings.get(self.status_scope(job), (0.0, 0, []))
+        if asked < limit or time.monotonic() - at > max_age:
+            return None
+        try:
+            runs = self._runs({"results": results[:limit]}, f"list runs of {job.describe()}")
+        except ProviderError:
+            return None  # an entry the bot cannot read: the watch's own call says what is wrong with it
+        wanted = job.status_job_id()
+        return _recent([r for r in runs if r.extra.get("job_id") in (None, wanted)], since)
 
     async def last_status(
         self, job: Job, *, limit: int = 10, status: str | None = None, execution_date: str | date | None = None
@@ -334,6 +392,15 @@ _RENEW_STATIC = (
     "bot; or give the connection refresh_token and firebase_api_key (from $TAILER_HOME/tailer-configuration.json "
     "after `tailer auth login`) so that the bot renews its tokens itself, as tailer-sdk does."
 )
+
+
+def _recent(runs: list[RunStatus], since: datetime) -> list[RunStatus]:
+    """Newest first; runs that started before ``since`` are left out."""
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    recent = [r for r in runs if r.started_at is None or r.started_at >= since]
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(recent, key=lambda r: r.started_at or oldest, reverse=True)
 
 
 def _check_identity(job: Job) -> str:

@@ -105,6 +105,27 @@ async def test_due_runs_are_claimed_once_until_the_lease_expires(store: Store) -
     assert {r.id for r in taken} == {r.id for r in first} | {r.id for r in second}
 
 
+async def test_runs_due_soon_are_claimed_for_a_batch_only_on_its_connections_and_handed_back(store: Store) -> None:
+    lease = timedelta(seconds=30)
+    soon = [await store.runs.create(new_run(provider_run_id=f"s-{i}"), now=NOW, next_poll_at=NOW + timedelta(seconds=i))
+            for i in (5, 20)]
+    await store.runs.create(new_run(provider_run_id="late"), now=NOW, next_poll_at=NOW + timedelta(minutes=5))
+    await store.runs.create(new_run(provider_run_id="other", connection="dk"), now=NOW,
+                            next_poll_at=NOW + timedelta(seconds=2))
+    held = await store.runs.create(new_run(provider_run_id="held"), now=NOW, next_poll_at=NOW + timedelta(seconds=1))
+    assert [r.id for r in await store.runs.claim_due("b", now=NOW + timedelta(seconds=1), limit=1, lease=lease)] == [
+        held.id]
+    taken = await store.runs.claim_soon("a", ["rivery-us"], until=NOW + timedelta(seconds=30), now=NOW, limit=10,
+                                        lease=lease)
+    assert {r.id for r in taken} == {r.id for r in soon}  # not the late one, another connection's, or one held
+    assert await store.runs.claim_soon("b", ["rivery-us"], until=NOW + timedelta(seconds=30), now=NOW, limit=10,
+                                       lease=lease) == []
+    await store.runs.release("a", [soon[0].id])
+    again = await store.runs.claim_soon("b", ["rivery-us"], until=NOW + timedelta(seconds=30), now=NOW, limit=10,
+                                        lease=lease)
+    assert [r.id for r in again] == [soon[0].id]
+
+
 async def test_a_run_is_retried_once(store: Store) -> None:
     failed = await store.runs.create(new_run(provider_run_id="p-9"), now=NOW, next_poll_at=None)
     retry = await store.runs.create(new_run(retry_of=failed.id, attempt=2), now=NOW, next_poll_at=None)

@@ -35,6 +35,9 @@ class SlowProvider:
     def slot(self, connection: str) -> asyncio.Semaphore:
         return asyncio.Semaphore(8)
 
+    def can(self, capability: object) -> bool:
+        return False  # no batched status calls: each run is asked on its own
+
     async def get_status(self, job: object, run_id: str) -> RunStatus:
         self.asked.append(run_id)
         self.asking.set()

@@ -28,6 +28,7 @@ from bot.ops.metrics import POLL_DELAY, POLL_LAG, POLLS, PROVIDER_ERRORS, Metric
 from bot.ops.text import human_duration
 from bot.ops.ticks import TickGuard
 from bot.service.clients import ClientPool
+from bot.store.away import database_away
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
 from bot.tracking.intervals import PollIntervals
@@ -109,6 +110,8 @@ class Poller:
         if self._failed:  # the database went away mid-poll, most likely: the next tick hands their leases back
             failed, self._failed = self._failed, []
             self._ticks.failed_midway()
+            if all(database_away(f) for f in failed):  # the job says so once (``bot.ops.outages``)
+                raise failed[0]
             log.error("%d polls failed", len(failed), exc_info=failed[0])
         return len(due)
 

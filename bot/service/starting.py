@@ -24,14 +24,32 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 
+from bot.catalog.model import RetryPolicy
+from bot.errors import ProviderUnavailable
 from bot.store.away import database_away
 from bot.store.records import RunRecord
 from bot.store.store import Store
 
-__all__ = ["StartLeases", "record_answer"]
+__all__ = ["BUSY_WAITS", "BUSY_WAIT_MAX", "StartLeases", "busy_wait", "record_answer"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
+
+#: a start the provider was too busy to take (429, 503) waits its turn again at most this often, this long each time
+BUSY_WAITS = 3
+BUSY_WAIT_MAX = timedelta(minutes=10)
+
+
+def busy_wait(exc: ProviderUnavailable, policy: RetryPolicy | None, attempt: int) -> timedelta | None:
+    """How long a start refused as busy waits before it is sent again: the provider's ``Retry-After``, else the
+    retry policy's backoff, else a minute, clamped to 1 s–10 min. None when it is not a busy refusal (429, 503)."""
+    if exc.status_code not in (429, 503):
+        return None
+    if exc.retry_after is not None:
+        wait = timedelta(seconds=exc.retry_after)
+    else:
+        wait = policy.delay(max(attempt - 1, 1)) if policy is not None else timedelta(minutes=1)
+    return min(max(wait, timedelta(seconds=1)), BUSY_WAIT_MAX)
 
 
 class StartLeases:

@@ -110,9 +110,11 @@ class Poller:
         if self._failed:  # the database went away mid-poll, most likely: the next tick hands their leases back
             failed, self._failed = self._failed, []
             self._ticks.failed_midway()
-            if all(database_away(f) for f in failed):  # the job says so once (``bot.ops.outages``)
-                raise failed[0]
-            log.error("%d polls failed", len(failed), exc_info=failed[0])
+            if all(database_away(f) for f in failed):  # one line, no traceback: the next ticks say it once more
+                log.warning("%d polls failed: the database is away (%s); they are tried again", len(failed),
+                            type(failed[0]).__name__)
+            else:
+                log.error("%d polls failed", len(failed), exc_info=failed[0])
         return len(due)
 
     def _start(self, run: RunRecord) -> asyncio.Task[None]:

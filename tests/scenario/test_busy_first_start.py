@@ -6,10 +6,13 @@ Found by the sixth independent pass (its wait covered only the waiting starts), 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.emulators._core import Fault, Outcome
 from bot.service.starting import BUSY_WAITS
+from bot.tracking.schedules import scheduled_items
 from tests.scenario.harness import FLOW, World, world
 from tests.scenario.surface import shown
 
@@ -62,3 +65,29 @@ async def test_a_first_start_refused_busy_every_time_ends_after_its_waits(tmp_pa
             await w.settle(0.3)
         assert len(invision.requests_to("trigger")) == 1 + BUSY_WAITS  # bounded: the first, then its waits
         assert any("did not start" in shown(c) for c in w.cards()), [c.text for c in w.cards()]
+
+
+async def test_a_schedules_start_refused_busy_waits_its_turn_instead_of_alerting_did_not_start(tmp_path: Path) -> None:
+    def scheduled(raw: dict[str, Any]) -> None:
+        raw["pipelines"]["budget"]["schedule"] = {"cron": "0 6 * * 1-5", "timezone": "Europe/Oslo"}
+        raw["pipelines"]["budget"]["channel"] = "C0OPS"
+
+    async with world(tmp_path, catalog_edit=scheduled) as w:
+        invision = w.emulators["invision"].state
+        invision.script(FLOW, [OK])
+        invision.add_fault(Fault(route="trigger", status=503, retry_after=2, times=1))
+        [budget] = [i for i in scheduled_items(w.runtime.catalog) if i.name == "budget"]
+        fire = budget.next_fire(datetime.now(UTC))
+        assert fire is not None
+        w.runtime.schedules.now = lambda: fire
+        assert await w.runtime.schedules.fire(budget) is True
+        card = await w.card_saying("waiting for", channel="C0OPS")
+        assert "starts at" in shown(card), card.text
+        await _until_triggers(w, 2)
+        for _ in range(10):
+            if any("budget succeeded" in c.text for c in w.cards("C0OPS")):
+                break
+            w.advance(1)
+            await w.settle(0.3)
+        assert any("budget succeeded" in c.text for c in w.cards("C0OPS")), [c.text for c in w.cards("C0OPS")]
+        assert not [m for m in w.slack.messages("C0ALERTS") if "did not start" in shown(m)]

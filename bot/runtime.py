@@ -35,6 +35,7 @@ from bot.delivery.sender import Deliverer
 from bot.errors import StartupError
 from bot.ops.jobs import RunningJobs
 from bot.ops.metrics import OUTBOX_PENDING, RUNS, Metrics
+from bot.ops.outages import Outages
 from bot.ops.redact import PROCESS, Redactor
 from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
@@ -54,6 +55,7 @@ from bot.slack.intake import Signatures
 from bot.slack.replays import Replays, ReplaySafeSocketModeHandler
 from bot.slack.reporter import SlackReporter
 from bot.slack.tasks import TaskSet
+from bot.store.away import database_away
 from bot.store.clock import DatabaseClock
 from bot.store.engine import open_database, sqlite_file, writable_problem
 from bot.store.lock import ProcessLock
@@ -413,8 +415,10 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         schedule_digest(scheduler, s, post)
     # a tick still running when the next is due is normal under load: not worth a warning each time
     parts.schedules.install(scheduler)
-    for job in scheduler.get_jobs():  # every job, whoever added it: stop() lets the running ones finish
-        job.modify(func=jobs.track(job.func))
+    # every job, whoever added it: stop() lets the running ones finish; the database away is one line per job
+    outages = Outages(database_away)
+    for job in scheduler.get_jobs():
+        job.modify(func=jobs.track(outages.quiet(job.id, job.func)))
     await parts.schedules.catch_up()
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)

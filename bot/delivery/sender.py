@@ -27,6 +27,7 @@ from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
 from bot.ops.ticks import TickGuard
 from bot.store import keys
+from bot.store.away import database_away
 from bot.store.records import CardRecord, OutboxItem, OutboxKind
 from bot.store.store import Store
 
@@ -117,22 +118,33 @@ class Deliverer:
 
     async def _tick(self) -> int:
         cards = await self.store.cards.claim(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
-        # different channels in parallel, one channel in order
-        by_channel: dict[str, list[CardRecord]] = {}
-        for card in cards:
-            by_channel.setdefault(card.channel, []).append(card)
-        sent = self._count(await asyncio.gather(*(self._cards(g) for g in by_channel.values()), return_exceptions=True))
         items = await self.store.outbox.claim(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
-        by_target: dict[str, list[OutboxItem]] = {}
+        # different channels in parallel, one channel in order
+        by_channel: dict[str, tuple[list[CardRecord], list[OutboxItem]]] = {}
+        for card in cards:
+            by_channel.setdefault(card.channel, ([], []))[0].append(card)
         for item in items:
-            by_target.setdefault(item.thread_channel or item.channel or "", []).append(item)
-        results = await asyncio.gather(*(self._items(g) for g in by_target.values()), return_exceptions=True)
-        return sent + self._count(results)
+            by_channel.setdefault(item.thread_channel or item.channel or "", ([], []))[1].append(item)
+        results = await asyncio.gather(*(self._channel(*work) for work in by_channel.values()), return_exceptions=True)
+        return self._count(results)
+
+    async def _channel(self, cards: list[CardRecord], items: list[OutboxItem]) -> int:
+        """One channel's cards and messages. Card posts take the channel's pace (a post a second): with dozens of
+        cards in a channel (a workflow's steps, a storm) a message sent after them was put off tick after tick
+        until the last card was posted (45 s in a replica run). A message that calls people (an alert, a
+        workflow stopped: it mentions its owners) goes first; other messages keep their place after the cards."""
+        if any(_calls_people(item) for item in items):
+            return await self._items(items) + await self._cards(cards)
+        return await self._cards(cards) + await self._items(items)
 
     def _count(self, results: list[int | BaseException]) -> int:
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:  # the database went away mid-tick, most likely: the next tick hands their leases back
             self._ticks.failed_midway()
+            if all(database_away(f) for f in failed):  # one line, no traceback: the next ticks say it once more
+                log.warning("%d of %d deliveries failed: the database is away (%s); they are tried again",
+                            len(failed), len(results), type(failed[0]).__name__)
+                return sum(r for r in results if not isinstance(r, BaseException))
             log.error("%d of %d deliveries failed", len(failed), len(results), exc_info=failed[0])
         return sum(r for r in results if not isinstance(r, BaseException))
 
@@ -429,6 +441,11 @@ class Deliverer:
 
     def _backoff(self, attempts: int) -> datetime:
         return self._later(min(2.0 ** min(attempts, 8), 300.0))
+
+
+def _calls_people(item: OutboxItem) -> bool:
+    """A message that mentions someone (``<@U…>``, ``<!subteam^S…>``, ``<!here>``): somebody is being called."""
+    return "<@" in item.text or "<!" in item.text
 
 
 def _reason(exc: Exception) -> str:

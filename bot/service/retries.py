@@ -23,16 +23,13 @@ from bot.service.clients import ClientPool
 from bot.service.events import Resumed, RetryScheduled
 from bot.service.notify import Notifier
 from bot.service.outcomes import Outcomes
-from bot.service.starting import StartLeases, record_answer
+from bot.service.starting import BUSY_WAITS, StartLeases, busy_wait, record_answer
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
 
 __all__ = ["Retrier", "WaitingStarts"]
 
 log = logging.getLogger(__name__)
-# a start the provider is too busy to take (429, 503) waits again at most this often, each wait at most this long
-BUSY_WAITS = 3
-BUSY_WAIT_MAX = timedelta(minutes=10)
 Now = Callable[[], datetime]
 
 
@@ -212,7 +209,7 @@ class WaitingStarts:
                 else:
                     triggered = await client.trigger(job, run.parameters)
         except ProviderUnavailable as exc:
-            if exc.status_code not in (429, 503) or not await self._wait_again(run, exc, policy):
+            if not await self._wait_again(run, exc, policy):
                 await self._not_started(run, exc)
             return None
         except (TriggerOutcomeUnknown, ProviderError) as exc:
@@ -236,13 +233,9 @@ class WaitingStarts:
         """The provider was too busy to take the start (429, 503: nothing started): it waits its turn again, as a
         start held by a provider's cap does, for the provider's Retry-After (else the policy's backoff, else a
         minute), at most ``BUSY_WAITS`` times; then the attempt ends "did not start". False when it does not wait."""
-        if int(run.extra.get("busy", 0)) >= BUSY_WAITS:
+        wait = busy_wait(exc, policy, run.attempt)
+        if wait is None or int(run.extra.get("busy", 0)) >= BUSY_WAITS:
             return False
-        if exc.retry_after is not None:
-            wait = timedelta(seconds=exc.retry_after)
-        else:
-            wait = policy.delay(max(run.attempt - 1, 1)) if policy is not None else timedelta(minutes=1)
-        wait = min(max(wait, timedelta(seconds=1)), BUSY_WAIT_MAX)
         busy = await self.store.limits.wait_again(run.id, until=self.now() + wait, reason=str(exc), now=self.now())
         if busy is None:  # given up meanwhile: it stays ended, as announced
             return True

@@ -17,7 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.catalog.model import Catalog, ParameterSpec, Pipeline
-from bot.errors import InvalidRequest, NotAllowed, ProviderError, TriggerOutcomeUnknown, UserError
+from bot.errors import (
+    InvalidRequest,
+    NotAllowed,
+    ProviderError,
+    ProviderUnavailable,
+    TriggerOutcomeUnknown,
+    UserError,
+)
 from bot.models import RunState, Triggered
 from bot.ops.logs import run_context
 from bot.ops.text import escape, slack_date
@@ -29,7 +36,7 @@ from bot.service.outcomes import Changes
 from bot.service.paging import Pager
 from bot.service.permissions import Actor, Authorizer, Need
 from bot.service.rights import ACKNOWLEDGE, CANCEL, MUTE, OWNER_MUTE_CAP, RETRY, Right, Rights, cap_text
-from bot.service.starting import StartLeases, record_answer
+from bot.service.starting import BUSY_WAITS, StartLeases, busy_wait, record_answer
 from bot.store import keys
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
@@ -210,6 +217,8 @@ class RunService:
         # the lease lives until the answer is recorded, however long the trigger waits for a slot or an answer
         async with self.starts.holding(record.id):
             triggered = await self._send(actor, record, client, job_config, params, name)
+            if triggered is None:  # the provider was too busy: the run waits its turn, its card says until when
+                return await self.get(record.id)
             record, resumed = await record_answer(
                 self.store, record.id, triggered.run_id, now=self.now, first_poll=self.first_poll
             )
@@ -238,8 +247,9 @@ class RunService:
         job_config: JobConfig,
         params: dict[str, str],
         name: str,
-    ) -> Triggered:
-        """The trigger call. UserError when it failed (the run ended, the person told)."""
+    ) -> Triggered | None:
+        """The trigger call. UserError when it failed (the run ended, the person told); None when the provider was
+        too busy to take it (429, 503): it waits its turn, as a start held by a cap does (``_wait_busy``)."""
         try:
             async with self.pool.slot(record.connection):
                 return await client.trigger(job_config, params)
@@ -253,6 +263,8 @@ class RunService:
             await self._audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"{escape(str(exc))}") from None
         except ProviderError as exc:
+            if isinstance(exc, ProviderUnavailable) and await self._wait_busy(actor, record, name, exc):
+                return None
             ended = await self.store.runs.finish(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
             if _not_only_the_persons(ended) and self.changes.handled:  # channel and owners told (see there)
                 await self.changes.publish(Transition(ended, StoredState.STARTING, ended.state))
@@ -260,6 +272,24 @@ class RunService:
                 await self.store.runs.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
             await self._audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
+
+    async def _wait_busy(self, actor: Actor | None, record: RunRecord, name: str, exc: ProviderUnavailable) -> bool:
+        """A first start refused as busy (429 with its Retry-After, 503: nothing started) waits its turn like the
+        waiting starts (``WaitingStarts``, which sends it when due and counts further refusals against the same
+        ``BUSY_WAITS``), instead of "did not start". Its card, posted now, says it waits and until when."""
+        pipeline = self.catalog.pipelines.get(record.pipeline or "")
+        wait = busy_wait(exc, pipeline.retry if pipeline else None, record.attempt)
+        if wait is None:
+            return False
+        until = self.now() + wait
+        busy = await self.store.limits.wait_again(record.id, until=until, reason=str(exc), now=self.now())
+        if busy is None:  # given up meanwhile (its process taken for gone): it stays ended, as announced
+            return True
+        log.warning("run %s: the provider was too busy to start it (%s of %s); tries again in %s", record.id, busy,
+                    BUSY_WAITS, wait, extra={"run_id": record.id})
+        await self.notifier.refresh_card(await self.get(record.id))
+        await self._audit(actor, "run", name, "queued", f"run #{record.id}: {exc}, starts at {until.isoformat()}")
+        return True
 
     async def retry(self, actor: Actor, run_id: int, *, channel: str | None) -> RunRecord:
         run = await self.get(run_id)

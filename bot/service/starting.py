@@ -24,13 +24,32 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 
+from bot.catalog.model import RetryPolicy
+from bot.errors import ProviderUnavailable
+from bot.store.away import database_away
 from bot.store.records import RunRecord
 from bot.store.store import Store
 
-__all__ = ["StartLeases", "record_answer"]
+__all__ = ["BUSY_WAITS", "BUSY_WAIT_MAX", "StartLeases", "busy_wait", "record_answer"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
+
+#: a start the provider was too busy to take (429, 503) waits its turn again at most this often, this long each time
+BUSY_WAITS = 3
+BUSY_WAIT_MAX = timedelta(minutes=10)
+
+
+def busy_wait(exc: ProviderUnavailable, policy: RetryPolicy | None, attempt: int) -> timedelta | None:
+    """How long a start refused as busy waits before it is sent again: the provider's ``Retry-After``, else the
+    retry policy's backoff, else a minute, clamped to 1 s–10 min. None when it is not a busy refusal (429, 503)."""
+    if exc.status_code not in (429, 503):
+        return None
+    if exc.retry_after is not None:
+        wait = timedelta(seconds=exc.retry_after)
+    else:
+        wait = policy.delay(max(attempt - 1, 1)) if policy is not None else timedelta(minutes=1)
+    return min(max(wait, timedelta(seconds=1)), BUSY_WAIT_MAX)
 
 
 class StartLeases:
@@ -90,20 +109,35 @@ async def record_answer(
 ) -> tuple[RunRecord, bool]:
     """``StartStore.answered``, tried again while the database is away, for up to ``patience``: the run exists at
     the provider and this answer is all that ties it to its card. Recording it again is harmless (a run given up
-    meanwhile is reopened, "Tracking resumed"). Past ``patience`` the error is raised, the provider's id logged."""
+    meanwhile is reopened, "Tracking resumed"). Only the database away is waited out (``database_away``): any other
+    error is raised at once. Past ``patience``, or stopped meanwhile, the provider's id is logged with the error."""
     gave_up_at = time.monotonic() + patience.total_seconds()
     pause = 0.25
-    while True:
-        try:
-            return await store.starts.answered(
-                run_id, provider_run_id, now=now(), next_poll_at=now() + first_poll
-            )
-        except Exception as exc:
-            if time.monotonic() + pause > gave_up_at:
-                log.error("run %s: could not record its trigger's answer (provider run %s): %s",
-                          run_id, provider_run_id, type(exc).__name__, extra={"run_id": run_id})
-                raise
-            log.warning("run %s: could not record its trigger's answer yet (%s); trying again in %.1f s",
-                        run_id, type(exc).__name__, pause, extra={"run_id": run_id})
-        await sleep(pause)
-        pause = min(pause * 2, 5.0)
+    try:
+        while True:
+            try:
+                return await store.starts.answered(
+                    run_id, provider_run_id, now=now(), next_poll_at=now() + first_poll
+                )
+            except Exception as exc:
+                if not database_away(exc):  # a bug, not the database away: waiting would only hold the reply up
+                    # (its traceback is logged where it is caught; this line ties it to the provider's run)
+                    log.error("run %s: could not record its trigger's answer (provider run %s): %s",
+                              run_id, provider_run_id, type(exc).__name__, extra={"run_id": run_id})
+                    raise
+                if time.monotonic() + pause > gave_up_at:
+                    log.error("run %s: could not record its trigger's answer (provider run %s): %s",
+                              run_id, provider_run_id, type(exc).__name__, extra={"run_id": run_id})
+                    raise
+                log.warning("run %s: could not record its trigger's answer yet (provider run %s; %s); "
+                            "trying again in %.1f s", run_id, provider_run_id, type(exc).__name__, pause,
+                            extra={"run_id": run_id})
+            await sleep(pause)
+            pause = min(pause * 2, 5.0)
+    except asyncio.CancelledError:
+        # the process stops: recovery will give the start up ("unknown whether it started"); this line is what
+        # lets an operator find the run that did start at the provider
+        log.warning("run %s: stopped before its trigger's answer was recorded (provider run %s); "
+                    "recovery gives it up, the run is at the provider", run_id, provider_run_id,
+                    extra={"run_id": run_id})
+        raise

@@ -37,6 +37,11 @@ DONE_BAD = (StepState.FAILED, StepState.REJECTED, StepState.TIMED_OUT)
 # a step claimed ("starting") whose claimer neither began it nor gave the claim back in this long (killed between
 # the two) may be claimed again by whoever follows its predecessor again (recovery's replay of that end); a run
 # the first claimer recorded meanwhile is adopted, never started twice
+#: in the message of every start given up "unknown whether it started" (``TriggerOutcomeUnknown``, recovery's)
+UNKNOWN_START = "whether it started"
+#: a run passive watch found is the given-up step's if it began at most this long before the step's start (the
+#: provider's clock against the bot's) or any time after
+WATCH_SLACK = timedelta(minutes=1)
 CLAIM_STALE = timedelta(minutes=2)  # also swept (``begin_stale_claims``): a claim whose end was already told
 
 
@@ -167,11 +172,11 @@ class WorkflowEngine:
         # begun before a crash that kept the step from being marked running: that run is the step's; so is the run
         # recorded as the step's whose start was given up and which then succeeded after all (Retry adopts it)
         recorded = record.steps[step_name].run_id
-        begun = [
-            r
-            for r in await self.store.runs.of_workflow(record.id)
-            if r.step == step_name and (not r.final or (r.id == recorded and r.run_state is RunState.SUCCEEDED))
-        ]
+        mine = [r for r in await self.store.runs.of_workflow(record.id) if r.step == step_name]
+        begun = [r for r in mine if not r.final or (r.id == recorded and r.run_state is RunState.SUCCEEDED)]
+        if not begun and mine:  # its last run given up "unknown whether it started" may have started after all
+            found = await self._found_by_watch(record.id, step_name, step.pipeline, mine[-1])
+            begun = [found] if found is not None else []
         if begun:
             await self.store.workflows.set_step(record.id, step_name, StepState.RUNNING, now=now, run_id=begun[-1].id)
             if begun[-1].final:
@@ -221,6 +226,24 @@ class WorkflowEngine:
         for workflow_run_id, step in found:
             await self._begin(workflow_run_id, step)
         return len(found)
+
+    async def _found_by_watch(
+        self, workflow_run_id: int, step_name: str, pipeline: str, given_up: RunRecord
+    ) -> RunRecord | None:
+        """The step's run given up "unknown whether it started" (recovery, or a trigger whose connection broke) may
+        have started after all: passive watch then found it as a run of its own, its provider id matching none of
+        ours. Such a run of the step's pipeline, begun since shortly before the given-up start, is the step's."""
+        if not given_up.final or given_up.provider_run_id is not None:
+            return None
+        if given_up.run_state is not RunState.UNKNOWN or UNKNOWN_START not in given_up.message:
+            return None  # refused ("did not start"): nothing of it can be running
+        since = given_up.created_at - WATCH_SLACK
+        found = await self.store.runs.adopt_watched(pipeline, since=since, workflow_run_id=workflow_run_id,
+                                                     step=step_name)
+        if found is not None:
+            log.info("workflow run %s: step %s takes run %s (provider run %s), found by watch after its start was "
+                     "given up", workflow_run_id, step_name, found.id, found.provider_run_id)
+        return found
 
     async def step_ended(self, run: RunRecord) -> None:
         """A step's run ended (after its retry policy, if any, was used up); "starting": its start was given up

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.models import RunState, RunStatus
-from bot.store.records import NewRun, RunRecord, StoredState, Transition
+from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.rows import add_event, claim, fetch_run, run_of_row, runs_by_ids, select_runs, task_json
 from bot.store.tables import cards, run_events, runs
 
@@ -245,6 +245,35 @@ class RunStore:
     async def of_workflow(self, workflow_run_id: int) -> list[RunRecord]:
         query = select(runs).where(runs.c.workflow_run_id == workflow_run_id).order_by(runs.c.id)
         return await select_runs(self.engine, query)
+
+    async def adopt_watched(
+        self, pipeline: str, *, since: datetime, workflow_run_id: int, step: str
+    ) -> RunRecord | None:
+        """The earliest run of ``pipeline`` that passive watch found (its provider id matching no run of the bot),
+        begun since ``since``, still going or succeeded, and of no workflow yet: made ``step``'s of the workflow run
+        (a conditional update, so two workflows never take the same run). None when there is none."""
+        began = func.coalesce(runs.c.started_at, runs.c.created_at)
+        query = (
+            select(runs.c.id)
+            .where(
+                runs.c.pipeline == pipeline,
+                runs.c.origin == RunOrigin.WATCH.value,
+                runs.c.workflow_run_id.is_(None),
+                or_(runs.c.final.is_(False), runs.c.state == RunState.SUCCEEDED.value),
+                began >= since,
+            )
+            .order_by(began, runs.c.id)
+        )
+        async with self.engine.begin() as conn:
+            for run_id in (await conn.execute(query)).scalars().all():
+                taken = await conn.execute(
+                    update(runs)
+                    .where(runs.c.id == run_id, runs.c.workflow_run_id.is_(None))
+                    .values(workflow_run_id=workflow_run_id, step=step)
+                )
+                if taken.rowcount == 1:
+                    return await fetch_run(conn, run_id)
+        return None
 
     async def of_message(self, channel: str, ts: str) -> RunRecord | None:
         """The run whose card is the message ``ts`` of ``channel``."""

@@ -36,6 +36,7 @@ from bot.ops.metrics import POLL_DELAY, POLL_LAG, POLLS, PROVIDER_ERRORS, Metric
 from bot.ops.text import human_duration
 from bot.ops.ticks import TickGuard
 from bot.service.clients import ClientPool
+from bot.store.away import database_away
 from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
 from bot.tracking.batches import Batch, batchable, plan_batches
@@ -118,7 +119,11 @@ class Poller:
         if self._failed:  # the database went away mid-poll, most likely: the next tick hands their leases back
             failed, self._failed = self._failed, []
             self._ticks.failed_midway()
-            log.error("%d polls failed", len(failed), exc_info=failed[0])
+            if all(database_away(f) for f in failed):  # one line, no traceback: the next ticks say it once more
+                log.warning("%d polls failed: the database is away (%s); they are tried again", len(failed),
+                            type(failed[0]).__name__)
+            else:
+                log.error("%d polls failed", len(failed), exc_info=failed[0])
         return len(due)
 
     async def _start_all(self, due: list[RunRecord], now: datetime) -> list[asyncio.Task[None]]:

@@ -8,6 +8,7 @@ Only the test's own database is restarted this way: the PostgreSQL server is sha
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import httpx
@@ -146,5 +147,48 @@ async def test_a_trigger_answered_while_the_database_is_away_is_recorded_once_it
             assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1
             replies = [e.text for e in w.slack.ephemerals(chans[0], "U0ALICE")]
             assert not [r for r in replies if any(bad in r for bad in OUR_FAULT)], replies
+    finally:
+        await drop_postgres_database(url)
+
+
+# -- found by the seventh pass -------------------------------------------------------------------------------------
+
+AWAY = 3.0
+
+
+async def test_the_database_away_is_one_warning_per_job_and_one_line_when_it_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database cut off for 3 s under a bot whose ticks run every 50-200 ms: every tick that touches it logged
+    ERROR "raised an exception" with a traceback each time (4,202 tracebacks in 70 s). Wanted: one WARNING per
+    job saying what and that it tries again, the repeats at DEBUG, one INFO line per job when it is back."""
+    url = await create_postgres_database()
+    chans = channels(1)
+    try:
+        async with fault_world(tmp_path, chans, database_url=url) as w:
+            assert (await w.command("run orders", channel=chans[0])).ok
+            await wait(lambda: len(cards(w.slack, chans)) == 1, 20, "the card", w.slack)
+            caplog.set_level(logging.INFO)
+            caplog.set_level(logging.DEBUG, logger="bot.ops.outages")  # last: the handler's level too
+            await restart_database(url, AWAY)
+            await asyncio.sleep(3.0)  # every tick ran again since
+
+            # the bot's and the scheduler's lines (httpx's lines of the polls go on as before)
+            ours = ("bot", "apscheduler", "sqlalchemy", "asyncpg")
+            records = [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith(ours)]
+            errors = [r for r in records if r.levelno >= logging.ERROR]
+            assert not errors, [r.getMessage() for r in errors][:5]
+            warnings = [r.getMessage() for r in records if r.name == "bot.ops.outages" and r.levelno == logging.WARNING]
+            away = sorted(m.split(":", 1)[0] for m in warnings)
+            assert len(away) == len(set(away)), away  # once per job
+            assert {"job poll", "job deliver", "job retries", "job alerts"} <= set(away), away
+            assert all("database is away" in m and "tries again" in m for m in warnings), warnings
+            back = [r.getMessage() for r in records if r.name == "bot.ops.outages" and r.levelno == logging.INFO]
+            came_back = sorted(m.split(":", 1)[0] for m in back)
+            assert len(came_back) == len(set(came_back)) and set(came_back) <= set(away), back
+            assert {"job poll", "job deliver", "job retries", "job alerts"} <= set(came_back), back  # slower jobs later
+            repeats = [r for r in caplog.records if r.name == "bot.ops.outages" and r.levelno == logging.DEBUG]
+            assert repeats  # the ticks did run while it was away, quietly
+            assert len(records) < 100, [r.getMessage() for r in records][:20]
     finally:
         await drop_postgres_database(url)

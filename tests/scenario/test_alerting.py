@@ -14,6 +14,7 @@ from typing import Any
 from bot.emulators._core import Fault, Outcome
 from bot.emulators.slack.server import Message
 from tests.scenario.harness import DK_JOB, RIVER, RIVERY_UNLIMITED, TAILER_CONFIG, World, unlimited_rivery, world
+from tests.scenario.surface import ask, shown
 
 
 def everything(w: World, channel: str) -> str:
@@ -254,19 +255,55 @@ async def test_watch_and_unwatch_from_slack_and_a_channel_that_refuses_falls_bac
         await w.settle(1.5)
         assert "nobody watches this" not in everything(w, "C0OPS")
 
-        # watched again, into a private channel the bot is not in: the alert comes to the default channel
+        # watched again, into a private channel the bot is in, then removed from: the alert comes to the default
+        # channel (a channel the bot is not in when watch is typed is refused, below)
+        private = w.slack.channels["C0PRIVATE"]
+        private.member = True
         await w.command("watch iowa-pda <#C0PRIVATE|private-ops>", user="U0ALICE")
         await w.until(lambda: any("Watching" in r.text for r in w.slack.responses("U0ALICE")), what="watching")
+        private.member = False
         await w.settle(0.5)
         w.advance(60)
         tailer.external_run(TAILER_CONFIG, {}, Outcome(result="fail", queued_s=0, running_s=1, message="seen now"))
         w.advance(2)
         await w.until(lambda: "iowa-pda failed" in everything(w, "C0ALERTS"), 10,
                       what="the alert in the fallback channel")
-        assert "could not post to <#C0PRIVATE>" in everything(w, "C0ALERTS")
+        await w.until(lambda: "could not post to <#C0PRIVATE>" in everything(w, "C0ALERTS"), 10,
+                      what="the notice that the channel refused")  # posted right after the alert it moved
         assert not w.slack.messages("C0PRIVATE")
         # Tailer reports no failure message: the one run that failed while unwatched was not announced
         assert len([m for m in w.slack.messages("C0ALERTS") if "iowa-pda" in m.text]) == 1
+
+
+async def test_watch_into_a_channel_that_does_not_exist_or_takes_no_post_is_refused_with_what_works(
+    tmp_path: Path,
+) -> None:
+    """``/pipeline watch iowa-pda #nonexistent`` was accepted ("Watching … alert in #nonexistent"): the alerts went
+    to a channel that is not there, found only at the first failure. Slack is asked (conversations.list / .info)
+    before the watch is kept; a channel that works is kept by its id."""
+    async with world(tmp_path) as w:
+        store = w.runtime.store
+        assert store is not None
+        for typed, says in (
+            ("#nonexistent", "There is no channel *#nonexistent* the bot can see"),
+            ("C0NOSUCH42", "There is no channel <#C0NOSUCH42> the bot can see"),
+            ("<#C0PRIVATE|private-ops>", "There is no channel <#C0PRIVATE> the bot can see"),
+        ):
+            reply = await ask(w, f"watch iowa-pda {typed}")
+            assert says in shown(reply), (typed, reply.text)
+            assert "Without a channel, `/pipeline watch iowa-pda` alerts in <#C0OPS>." in shown(reply), reply.text
+            assert "Watching" not in shown(reply)
+        w.slack.add_channel("C0OLDALERTS", "old-alerts", archived=True)
+        reply = await ask(w, "watch iowa-pda #old-alerts")
+        assert "There is no channel *#old-alerts* the bot can see" in shown(reply), reply.text  # listed without them
+        reply = await ask(w, "watch iowa-pda <#C0OLDALERTS|old-alerts>")
+        assert "<#C0OLDALERTS> is archived" in shown(reply), reply.text
+        kept = (await store.alerting.watches()).get("iowa-pda")
+        assert kept is None or kept.channel is None, kept  # no refused channel was kept
+
+        reply = await ask(w, "watch iowa-pda #data-alerts")  # a public channel: by its name, kept by its id
+        assert "alert in <#C0ALERTS>" in shown(reply), reply.text
+        assert (await store.alerting.watches())["iowa-pda"].channel == "C0ALERTS"
 
 
 async def test_a_run_started_from_slack_on_a_watched_pipeline_keeps_its_own_polls(tmp_path: Path) -> None:

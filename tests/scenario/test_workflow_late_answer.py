@@ -46,3 +46,42 @@ async def test_a_given_up_step_answered_after_all_leaves_the_workflow_stopped_un
 
 def _transform_succeeded(w: World) -> bool:
     return any("iowa-pda" in m.text and "succeeded" in m.text for m in w.cards())
+
+
+async def test_a_given_up_steps_run_found_by_watch_is_taken_by_retry_instead_of_starting_again(
+    tmp_path: Path,
+) -> None:
+    """Found by the seventh pass, fixed with issue 11's lows: the transform step's trigger reached Tailer, which
+    started the run, but the connection broke before the answer ("unknown whether it started"): the step failed
+    and the workflow stopped. Passive watch then found the Tailer run as one started outside Slack, tied to
+    nothing, and Retry on the workflow started transform a second time. Retry now takes that run as the step's."""
+    from bot.store.records import RunOrigin
+
+    async with world(tmp_path, catalog_edit=daily) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        tailer, datakitchen = w.emulators["tailer"], w.emulators["datakitchen"]
+        tailer.state.add_fault(Fault(route="trigger", kind="reset", times=1))
+        store = w.runtime.store
+        assert store is not None
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await advance_until(w, lambda: "daily-sales failed" in card(w, "Workflow"), "the workflow to stop")
+        assert len(tailer.state.requests_to("trigger")) == 1
+
+        async def watched() -> list[int]:
+            return [r.id for r in await store.runs.recent("iowa-pda") if r.origin == RunOrigin.WATCH]
+
+        for _ in range(30):  # passive watch lists the Tailer run the broken trigger started
+            if await watched():
+                break
+            w.advance(3)
+            await w.settle(0.3)
+        [found] = await watched()
+
+        [message] = [m for m in messages(w) if "Workflow daily-sales" in m.text]
+        await w.slack.click(message.channel, message.ts, "wf.retry", user="U0ALICE")
+        await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the resumed workflow")
+        assert len(tailer.state.requests_to("trigger")) == 1  # transform was not run a second time
+        assert len(datakitchen.state.requests_to("trigger")) == 1
+        taken = await store.runs.get(found)
+        assert taken is not None and taken.step == "transform"

@@ -36,6 +36,7 @@ from bot.slack.blocks.listing import catalog_list
 from bot.slack.blocks.modal import run_modal
 from bot.slack.blocks.replies import confirm_op, ephemeral_error, last_runs, notice, stats, status_list
 from bot.slack.commands import subscribing
+from bot.slack.commands.channels import postable_channel
 from bot.slack.commands.grammar import AdHocTarget, ParseError, parse
 from bot.slack.commands.help import help_for
 from bot.slack.commands.model import (
@@ -289,10 +290,11 @@ async def _scheduled(services: Services, asked: Asked, command: Schedules) -> Re
 
 @_work(Watch)
 async def _watching(services: Services, asked: Asked, command: Watch) -> Reply:
-    return await _watch(services, asked.actor, str(command.pipeline), command.enabled, command.channel)
+    return await _watch(services, asked, str(command.pipeline), command.enabled, command.channel)
 
 
-async def _watch(services: Services, actor: Actor, name: str, enabled: bool, channel: str | None) -> Reply:
+async def _watch(services: Services, asked: Asked, name: str, enabled: bool, channel: str | None) -> Reply:
+    actor = asked.actor
     pipeline = services.catalog.pipelines.get(name)
     if pipeline is None:
         raise InvalidRequest(f"There is no pipeline *{escape(name)}* in the catalog.")
@@ -305,6 +307,12 @@ async def _watch(services: Services, actor: Actor, name: str, enabled: bool, cha
             else "cannot list runs on this connection (Rivery needs `api: v1` with account_id and environment_id)"
         )
         raise InvalidRequest(f"{client.display_name} {reason}. Runs started from Slack are followed as always.")
+    if enabled and channel:
+        default = services.catalog.channel_for(pipeline)
+        otherwise = f"Without a channel, `{services.command} watch {escape(name)}` alerts in " + (
+            f"<#{default}>." if default and default.startswith(("C", "G")) else "the pipeline's channel."
+        )
+        channel = await postable_channel(asked.client, channel, otherwise=otherwise)
     watch = await services.audited.set_watch(actor, name, enabled=enabled, channel=channel or None)
     if not enabled:
         return notice(f"🙈 No longer watching *{escape(name)}* for runs started outside Slack.", formatted=True)

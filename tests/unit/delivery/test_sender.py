@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery.sender import Deliverer
+from bot.delivery.sender import ChannelPacer, Deliverer
 from bot.emulators.slack import FakeSlack
 from bot.ops.metrics import SLACK_CALLS
 from bot.store.records import NewRun, OutboxKind, RunOrigin
@@ -166,3 +166,30 @@ async def test_a_message_many_runs_share_is_edited_at_most_every_gap_and_shows_t
     card = [{"type": "header", "text": {"type": "plain_text", "text": "leads-ods succeeded"}}]
     await sqlite_store.cards.write_run_card(run_id, "C0GENERAL", "leads-ods succeeded", card, now=clock[0])
     assert await deliverer.tick() == 1
+
+
+async def test_a_note_that_calls_owners_goes_before_the_channels_card_posts(
+    sqlite_store: Store, slack: FakeSlack
+) -> None:
+    """Found by the seventh pass: a workflow's "stopped … cc <@owner>" note waited 4.5-45 s behind the cards of one
+    channel (48 in the replica runs). Each tick sent the cards first, and their first posts took the channel's pace
+    (a post a second): the note, claimed after them, found no pace left and was put off again at every tick until
+    the cards were all posted. A note that mentions someone (an alert, a workflow stopped) now goes first."""
+    frozen = [0.0]
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: NOW, pacer=ChannelPacer(clock=lambda: frozen[0]))
+    for i in range(6):
+        run = await sqlite_store.runs.create(
+            NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={},
+                   origin=RunOrigin.WORKFLOW, pipeline="leads-ods", channel="C0GENERAL", provider_run_id=f"p-{i}"),
+            now=NOW, next_poll_at=None,
+        )
+        await sqlite_store.cards.write_run_card(run.id, "C0GENERAL", f"step {i} running",
+                                                [{"type": "header", "text": {"type": "plain_text", "text": "step"}}],
+                                                now=NOW)
+    note = "🛑 daily-sales stopped: its step transform was given up. cc <@U0BOB>"
+    await sqlite_store.outbox.enqueue("stopped:1", kind=OutboxKind.POST, channel="C0GENERAL", text=note, now=NOW)
+
+    await deliverer.tick()  # the channel's pace allows 3 posts at once, none after until time passes
+    assert [m.text for m in slack.messages("C0GENERAL") if m.text == note], "the note waited behind the cards"
+    assert len(slack.messages("C0GENERAL")) == 3  # the pace still holds: two cards went, the others wait

@@ -487,7 +487,7 @@ async def test_a_failure_held_for_a_retry_that_cannot_start_is_announced_with_it
         assert (first.state, retry.state, retry.provider_run_id) == ("failed", "unknown", None)
         posted = first_version(alert)
         assert "<@U0BOB>" in posted and f"run #{first.id}" in posted and "not found" in posted
-        assert any("did not start" in m.text for m in w.thread(retry_card))
+        await w.until(lambda: any("did not start" in m.text for m in w.thread(retry_card)), 10, what="the note")
         assert len(w.emulators["rivery"].state.requests_to("trigger")) == 2  # the retry was not tried blindly
 
 

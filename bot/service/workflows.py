@@ -164,14 +164,12 @@ class WorkflowEngine:
         pipeline = self.catalog.pipelines[step.pipeline]
         params = {k: render_template(v, record.parameters) for k, v in step.parameters.items()}
         actor = Actor(record.started_by) if record.started_by else None
-        # begun before a crash that kept the step from being marked running: that run is the step's; so is the run
-        # recorded as the step's whose start was given up and which then succeeded after all (Retry adopts it)
-        recorded = record.steps[step_name].run_id
-        begun = [
-            r
-            for r in await self.store.runs.of_workflow(record.id)
-            if r.step == step_name and (not r.final or (r.id == recorded and r.run_state is RunState.SUCCEEDED))
-        ]
+        # begun before a crash that kept the step from being marked running: that run is the step's; so is a run that
+        # succeeded after the step ended (Retry adopts it): the recorded run, whose start was given up and which was
+        # answered after all, or a later attempt of it (its retry policy's, a person's Retry on its card)
+        runs = [r for r in await self.store.runs.of_workflow(record.id) if r.step == step_name]
+        since = _attempts_since(runs, record.steps[step_name].run_id)
+        begun = [r for r in runs if not r.final or (r.id in since and r.run_state is RunState.SUCCEEDED)]
         if begun:
             await self.store.workflows.set_step(record.id, step_name, StepState.RUNNING, now=now, run_id=begun[-1].id)
             if begun[-1].final:
@@ -334,3 +332,12 @@ class WorkflowEngine:
         if record is None:
             raise InvalidRequest(f"There is no workflow run #{workflow_run_id}.")
         return record
+
+
+def _attempts_since(runs: list[RunRecord], recorded: int | None) -> set[int]:
+    """The run ``recorded`` and every later attempt of it (a retry of it, of its retry, and so on)."""
+    chain = {recorded} if recorded is not None else set()
+    for run in sorted(runs, key=lambda r: r.id):  # a retry is always recorded after the run it retries
+        if run.retry_of in chain:
+            chain.add(run.id)
+    return chain

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from bot.emulators._core import Fault
-from tests.scenario.harness import World, world
+from bot.emulators._core import Fault, Outcome
+from tests.scenario.harness import TAILER_CONFIG, World, world
 from tests.scenario.test_workflows import QUICK, advance_until, card, daily, messages
 
 
@@ -46,3 +47,40 @@ async def test_a_given_up_step_answered_after_all_leaves_the_workflow_stopped_un
 
 def _transform_succeeded(w: World) -> bool:
     return any("iowa-pda" in m.text and "succeeded" in m.text for m in w.cards())
+
+
+def _daily_with_transform_retried(raw: dict[str, Any]) -> None:
+    daily(raw)
+    raw["pipelines"]["iowa-pda"]["retry"] = {"attempts": 2, "backoff": "10s"}
+
+
+async def test_retry_of_a_stopped_workflow_adopts_the_attempt_that_succeeded_after_the_given_up_run(
+    tmp_path: Path,
+) -> None:
+    """Found by the eighth pass: the given-up run, answered after all, failed; its retry policy's next attempt
+    succeeded under the stopped workflow. Retry on the workflow adopted only the run the step recorded (the given-up
+    one, failed), so it triggered the transform pipeline a third time though it had succeeded."""
+    async with world(tmp_path, catalog_edit=_daily_with_transform_retried) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        tailer, datakitchen = w.emulators["tailer"], w.emulators["datakitchen"]
+        tailer.state.script(TAILER_CONFIG, [Outcome(result="fail", queued_s=1, running_s=1), QUICK])
+        tailer.state.add_fault(Fault(route="trigger", kind="delay", delay=5, times=1))
+        store = w.runtime.store
+        assert store is not None
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await advance_until(w, lambda: bool(tailer.state.requests_to("trigger")), "the transform step's trigger")
+        await store.release_leases()  # as if its process had died: its start has no owner any more
+        [given_up] = await w.runtime.recovery.recover_starting(timedelta(0))
+        assert given_up.step == "transform"
+        await w.until(lambda: "daily-sales failed" in card(w, "Workflow"), what="the workflow to stop, announced")
+        # the trigger answers after all: that run fails, its policy's second attempt succeeds
+        await advance_until(w, lambda: _transform_succeeded(w), "the transform's second attempt to end", limit=100)
+        await w.settle(1.0)
+        assert len(tailer.state.requests_to("trigger")) == 2
+        assert not datakitchen.state.requests_to("trigger")  # nothing begins under a workflow announced stopped
+        [message] = [m for m in messages(w) if "Workflow daily-sales" in m.text]
+        await w.slack.click(message.channel, message.ts, "wf.retry", user="U0ALICE")
+        await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the resumed workflow")
+        assert len(tailer.state.requests_to("trigger")) == 2  # the transform that succeeded is not run again
+        assert len(datakitchen.state.requests_to("trigger")) == 1

@@ -171,7 +171,14 @@ class WorkflowEngine:
         since = _attempts_since(runs, record.steps[step_name].run_id)
         begun = [r for r in runs if not r.final or (r.id in since and r.run_state is RunState.SUCCEEDED)]
         if begun:
-            await self.store.workflows.set_step(record.id, step_name, StepState.RUNNING, now=now, run_id=begun[-1].id)
+            # from the claim only: the run's end, told between the read above and this, moved the step on already
+            # (ended, and what follows it begun); running over that would leave the step running for ever
+            adopted = await self.store.workflows.set_step(
+                record.id, step_name, StepState.RUNNING, now=now, run_id=begun[-1].id, expect=(StepState.STARTING,)
+            )
+            if not adopted:
+                await self.render(record.id)
+                return
             if begun[-1].final:
                 await self.step_ended(begun[-1])
                 return

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.emulators._core import Fault, Outcome
+from bot.store.workflow_runs import StepState
 from tests.scenario.harness import TAILER_CONFIG, World, world
 from tests.scenario.test_workflows import QUICK, advance_until, card, daily, messages
 
@@ -84,3 +85,51 @@ async def test_retry_of_a_stopped_workflow_adopts_the_attempt_that_succeeded_aft
         await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the resumed workflow")
         assert len(tailer.state.requests_to("trigger")) == 2  # the transform that succeeded is not run again
         assert len(datakitchen.state.requests_to("trigger")) == 1
+
+
+async def test_a_run_ending_while_retry_adopts_it_does_not_leave_its_step_running_for_ever(tmp_path: Path) -> None:
+    """Found by the eighth pass (forced interleaving): Retry on the stopped workflow claims the step and adopts its
+    run, still running after its late answer; that run's end, handled between the adoption's read and its update,
+    moved the claimed step to succeeded and began the next step. The adoption then set the step running over that
+    (an update with no expected state): a step running with an ended run, so the workflow never ended."""
+    async with world(tmp_path, catalog_edit=daily) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        tailer = w.emulators["tailer"]
+        tailer.state.script(TAILER_CONFIG, [Outcome(queued_s=1, running_s=20)])
+        tailer.state.add_fault(Fault(route="trigger", kind="delay", delay=5, times=1))
+        store = w.runtime.store
+        assert store is not None
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await advance_until(w, lambda: bool(tailer.state.requests_to("trigger")), "the transform step's trigger")
+        await store.release_leases()
+        [given_up] = await w.runtime.recovery.recover_starting(timedelta(0))
+        await w.until(lambda: "daily-sales failed" in card(w, "Workflow"), what="the workflow to stop, announced")
+        await advance_until(w, lambda: _answered(w), "the late answer")
+        steps = store.workflows
+        set_step = steps.set_step
+
+        async def transform_state() -> StepState:
+            record = await steps.get(given_up.workflow_run_id or 0)
+            assert record is not None
+            return record.steps["transform"].state
+
+        async def adoption_after_the_end(workflow_run_id: int, step: str, state: StepState, **kw: Any) -> bool:
+            if step == "transform" and state is StepState.RUNNING and kw.get("expect") is None:
+                for _ in range(40):  # the run's end is told (by the poller) before the adoption's update
+                    if await transform_state() is StepState.SUCCEEDED:
+                        break
+                    w.advance(3)
+                    await w.settle(0.3)
+            return await set_step(workflow_run_id, step, state, **kw)
+
+        steps.set_step = adoption_after_the_end  # type: ignore[method-assign]
+        [message] = [m for m in messages(w) if "Workflow daily-sales" in m.text]
+        await w.slack.click(message.channel, message.ts, "wf.retry", user="U0ALICE")
+        await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the resumed workflow")
+        assert await transform_state() is StepState.SUCCEEDED
+        assert len(tailer.state.requests_to("trigger")) == 1
+
+
+def _answered(w: World) -> bool:
+    return any("answered after all" in m.text for c in w.cards() for m in w.thread(c))

@@ -206,7 +206,11 @@ class WorkflowEngine:
             await self._follow(record.id, step_name, succeeded=False)
             return
         if not await self.store.workflows.set_step(
-            record.id, step_name, StepState.RUNNING, now=self.now(), run_id=run.id,
+            record.id,
+            step_name,
+            StepState.RUNNING,
+            now=self.now(),
+            run_id=run.id,
             expect=(StepState.STARTING, StepState.RUNNING),
         ):
             # ended meanwhile: its start given up by recovery (this process taken for gone) and the workflow stopped,

@@ -133,3 +133,27 @@ async def test_a_run_ending_while_retry_adopts_it_does_not_leave_its_step_runnin
 
 def _answered(w: World) -> bool:
     return any("answered after all" in m.text for c in w.cards() for m in w.thread(c))
+
+
+async def test_a_persons_retry_of_a_step_run_the_workflow_ran_again_does_not_decide_the_step(tmp_path: Path) -> None:
+    """Found by the eighth pass: the transform step failed (run 2) and Retry on the workflow ran it again (run 3); run
+    2's card still offered Retry, and a person's Retry of it started a third transform run of the same step. That
+    run failed first and, being a run of the step, ended it: the workflow was announced stopped while run 3 was
+    running, and run 3's success then changed nothing. A run's Retry is refused once its workflow ran its step again
+    (Retry on the workflow adopts a person's retry started before it instead of starting another)."""
+    async with world(tmp_path, catalog_edit=daily) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        tailer = w.emulators["tailer"]
+        failing = Outcome(result="fail", queued_s=1, running_s=1)
+        tailer.state.script(TAILER_CONFIG, [failing, Outcome(queued_s=1, running_s=30), failing])
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await advance_until(w, lambda: "daily-sales failed" in card(w, "Workflow"), "the workflow to stop")
+        [workflow] = [m for m in messages(w) if "Workflow daily-sales" in m.text]
+        await w.slack.click(workflow.channel, workflow.ts, "wf.retry", user="U0ALICE")
+        await advance_until(w, lambda: any("(run #3)" in c.text for c in w.cards()), "the transform run again")
+        [first] = [m for m in messages(w) if "iowa-pda failed (run #2)" in m.text and "run.retry" in m.action_ids]
+        await w.slack.click(first.channel, first.ts, "run.retry", user="U0ALICE")
+        await w.until(lambda: any("earlier run of the step" in r.text for r in w.slack.responses("U0ALICE")), what="the refusal")
+        await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the resumed workflow")
+        assert len(tailer.state.requests_to("trigger")) == 2

@@ -26,7 +26,7 @@ from bot.service.runs import RunService, resolve_parameters
 from bot.store import keys
 from bot.store.records import RunOrigin, RunRecord
 from bot.store.store import Store
-from bot.store.workflow_runs import StepState, WorkflowRunRecord, WorkflowState
+from bot.store.workflow_runs import StepRecord, StepState, WorkflowRunRecord, WorkflowState
 
 __all__ = ["WorkflowEngine"]
 
@@ -326,7 +326,10 @@ class WorkflowEngine:
         if bad:
             workflow = self.workflow(record.workflow)
             steps = tuple((b, record.steps[b].state) for b in bad)
-            await self.notifier.workflow_note(record, "failed", WorkflowStopped(workflow.name, steps, workflow.owners))
+            # once per stop, not once per workflow run: a workflow resumed by Retry that stops again is told again;
+            # two branches ending at once read the same ended steps, so they post one note
+            key = "failed:" + ",".join(f"{b}={_ending(record.steps[b])}" for b in bad)
+            await self.notifier.workflow_note(record, key, WorkflowStopped(workflow.name, steps, workflow.owners))
 
     # -- the card ---------------------------------------------------------------------------
 
@@ -352,3 +355,11 @@ def _attempts_since(runs: list[RunRecord], recorded: int | None) -> set[int]:
         if run.retry_of in chain:
             chain.add(run.id)
     return chain
+
+
+def _ending(step: StepRecord) -> str:
+    """What tells one end of a step from another: its run, else when it was decided or was due (an approval)."""
+    if step.run_id is not None:
+        return f"#{step.run_id}"
+    when = step.decided_at or step.due_at
+    return when.isoformat() if when else ""

@@ -157,3 +157,26 @@ async def test_a_persons_retry_of_a_step_run_the_workflow_ran_again_does_not_dec
         await w.until(lambda: any("earlier run of the step" in r.text for r in w.slack.responses("U0ALICE")), what="the refusal")
         await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the resumed workflow")
         assert len(tailer.state.requests_to("trigger")) == 2
+
+
+async def test_a_workflow_that_stops_again_after_retry_is_announced_again(tmp_path: Path) -> None:
+    """Found by the eighth pass: the "stopped … cc owners" note was posted once per workflow run (its key "failed"),
+    so a workflow that Retry resumed and that stopped again changed only its card: its owners were not told."""
+    async with world(tmp_path, catalog_edit=daily) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        failing = Outcome(result="fail", queued_s=1, running_s=1)
+        w.emulators["tailer"].state.script(TAILER_CONFIG, [failing, failing])
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await w.until(lambda: "daily-sales" in card(w, "Workflow"), what="the workflow card")
+        [workflow] = [m for m in messages(w) if "Workflow daily-sales" in m.text]
+        await advance_until(w, lambda: len(_stopped_notes(w, workflow)) == 1, "the workflow to stop, announced")
+        await w.until(lambda: "daily-sales failed" in card(w, "Workflow"), what="the stopped workflow's card")
+        await w.slack.click(workflow.channel, workflow.ts, "wf.retry", user="U0ALICE")
+        await advance_until(w, lambda: len(w.emulators["tailer"].state.requests_to("trigger")) == 2, "the retry")
+        await advance_until(w, lambda: len(_stopped_notes(w, workflow)) == 2, "the second stop, announced")
+        assert "<@U0BOB>" in _stopped_notes(w, workflow)[-1]
+
+
+def _stopped_notes(w: World, workflow: Any) -> list[str]:
+    return [m.text for m in w.thread(workflow) if "stopped" in m.text]

@@ -10,6 +10,7 @@ its steps.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -328,7 +329,8 @@ class WorkflowEngine:
             steps = tuple((b, record.steps[b].state) for b in bad)
             # once per stop, not once per workflow run: a workflow resumed by Retry that stops again is told again;
             # two branches ending at once read the same ended steps, so they post one note
-            key = "failed:" + ",".join(f"{b}={_ending(record.steps[b])}" for b in bad)
+            ends = ",".join(f"{b}={_ending(record.steps[b])}" for b in bad)
+            key = "failed:" + hashlib.sha256(ends.encode()).hexdigest()[:16]  # outbox keys are short; steps may be many
             await self.notifier.workflow_note(record, key, WorkflowStopped(workflow.name, steps, workflow.owners))
 
     # -- the card ---------------------------------------------------------------------------

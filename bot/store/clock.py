@@ -11,7 +11,9 @@ Between two measures, time is counted on a clock that never steps (``CLOCK_BOOTT
 suspended machine's sleep; elsewhere the monotonic clock), never on the wall clock: a wall clock stepped forward
 (``ntpd``/``chrony`` stepping it, ``date -s``) put the replica that far ahead until the next measure, and for up
 to a minute it took other replicas' live claims for stale. What is left is the measuring error (half a round
-trip, milliseconds) and a minute's drift of that clock (slewed by NTP as the wall clock is: microseconds).
+trip, milliseconds) and a minute's drift of that clock (slewed by NTP as the wall clock is: microseconds). The round
+trip is kept short: each measure takes the quickest of a few queries, and keeps the last measure when none was
+quick (a query stalled in flight, the event loop blocked or a packet sent again, put the clock half the stall off).
 """
 
 from __future__ import annotations

@@ -300,6 +300,7 @@ class RunService:
         existing = await self.store.runs.retry_of(run.id)
         if existing is not None:
             raise InvalidRequest(_already_retried(run, existing))
+        await self._refuse_an_earlier_step_run(run)
         target = self._target(run)
         pipeline = target if isinstance(target, Pipeline) else None
         # an ad-hoc run has no owners: its retry is an admin's (as its run was)
@@ -321,6 +322,20 @@ class RunService:
         await self.notifier.refresh_card(run)
         await self.notifier.thread(run, "retried", RetriedBy(actor.user_id, new.id))
         return new
+
+    async def _refuse_an_earlier_step_run(self, run: RunRecord) -> None:
+        """A workflow step's run is retried only while it is the step's run: once Retry on the workflow ran the step
+        again, another run of the step would decide it by ending first (its failure stopping the workflow while the
+        step's own run is still going). A retry of the step's run is adopted by Retry on the workflow instead."""
+        if run.workflow_run_id is None or run.step is None:
+            return
+        workflow = await self.store.workflows.get(run.workflow_run_id)
+        step = workflow.steps.get(run.step) if workflow is not None else None
+        if step is not None and step.run_id is not None and step.run_id != run.id:
+            raise InvalidRequest(
+                f"Run #{run.id} was an earlier run of the step *{escape(run.step)}* of workflow run "
+                f"#{run.workflow_run_id}, which has run it again as run #{step.run_id}."
+            )
 
     # -- actions on a run -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ its steps.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from bot.service.runs import RunService, resolve_parameters
 from bot.store import keys
 from bot.store.records import RunOrigin, RunRecord
 from bot.store.store import Store
-from bot.store.workflow_runs import StepState, WorkflowRunRecord, WorkflowState
+from bot.store.workflow_runs import StepRecord, StepState, WorkflowRunRecord, WorkflowState
 
 __all__ = ["WorkflowEngine"]
 
@@ -169,16 +170,24 @@ class WorkflowEngine:
         pipeline = self.catalog.pipelines[step.pipeline]
         params = {k: render_template(v, record.parameters) for k, v in step.parameters.items()}
         actor = Actor(record.started_by) if record.started_by else None
-        # begun before a crash that kept the step from being marked running: that run is the step's; so is the run
-        # recorded as the step's whose start was given up and which then succeeded after all (Retry adopts it)
-        recorded = record.steps[step_name].run_id
-        mine = [r for r in await self.store.runs.of_workflow(record.id) if r.step == step_name]
-        begun = [r for r in mine if not r.final or (r.id == recorded and r.run_state is RunState.SUCCEEDED)]
-        if not begun and mine:  # its last run given up "unknown whether it started" may have started after all
-            found = await self._found_by_watch(record.id, step_name, step.pipeline, mine[-1])
+        # begun before a crash that kept the step from being marked running: that run is the step's; so is a run that
+        # succeeded after the step ended (Retry adopts it): the recorded run, whose start was given up and which was
+        # answered after all, or a later attempt of it (its retry policy's, a person's Retry on its card)
+        runs = [r for r in await self.store.runs.of_workflow(record.id) if r.step == step_name]
+        since = _attempts_since(runs, record.steps[step_name].run_id)
+        begun = [r for r in runs if not r.final or (r.id in since and r.run_state is RunState.SUCCEEDED)]
+        if not begun and runs:  # its last run given up "unknown whether it started" may have started after all
+            found = await self._found_by_watch(record.id, step_name, step.pipeline, runs[-1])
             begun = [found] if found is not None else []
         if begun:
-            await self.store.workflows.set_step(record.id, step_name, StepState.RUNNING, now=now, run_id=begun[-1].id)
+            # from the claim only: the run's end, told between the read above and this, moved the step on already
+            # (ended, and what follows it begun); running over that would leave the step running for ever
+            adopted = await self.store.workflows.set_step(
+                record.id, step_name, StepState.RUNNING, now=now, run_id=begun[-1].id, expect=(StepState.STARTING,)
+            )
+            if not adopted:
+                await self.render(record.id)
+                return
             if begun[-1].final:
                 await self.step_ended(begun[-1])
                 return
@@ -206,7 +215,11 @@ class WorkflowEngine:
             await self._follow(record.id, step_name, succeeded=False)
             return
         if not await self.store.workflows.set_step(
-            record.id, step_name, StepState.RUNNING, now=self.now(), run_id=run.id,
+            record.id,
+            step_name,
+            StepState.RUNNING,
+            now=self.now(),
+            run_id=run.id,
             expect=(StepState.STARTING, StepState.RUNNING),
         ):
             # ended meanwhile: its start given up by recovery (this process taken for gone) and the workflow stopped,
@@ -340,7 +353,11 @@ class WorkflowEngine:
         if bad:
             workflow = self.workflow(record.workflow)
             steps = tuple((b, record.steps[b].state) for b in bad)
-            await self.notifier.workflow_note(record, "failed", WorkflowStopped(workflow.name, steps, workflow.owners))
+            # once per stop, not once per workflow run: a workflow resumed by Retry that stops again is told again;
+            # two branches ending at once read the same ended steps, so they post one note
+            ends = ",".join(f"{b}={_ending(record.steps[b])}" for b in bad)
+            key = "failed:" + hashlib.sha256(ends.encode()).hexdigest()[:16]  # outbox keys are short; steps may be many
+            await self.notifier.workflow_note(record, key, WorkflowStopped(workflow.name, steps, workflow.owners))
 
     # -- the card ---------------------------------------------------------------------------
 
@@ -357,3 +374,20 @@ class WorkflowEngine:
         if record is None:
             raise InvalidRequest(f"There is no workflow run #{workflow_run_id}.")
         return record
+
+
+def _attempts_since(runs: list[RunRecord], recorded: int | None) -> set[int]:
+    """The run ``recorded`` and every later attempt of it (a retry of it, of its retry, and so on)."""
+    chain = {recorded} if recorded is not None else set()
+    for run in sorted(runs, key=lambda r: r.id):  # a retry is always recorded after the run it retries
+        if run.retry_of in chain:
+            chain.add(run.id)
+    return chain
+
+
+def _ending(step: StepRecord) -> str:
+    """What tells one end of a step from another: its run, else when it was decided or was due (an approval)."""
+    if step.run_id is not None:
+        return f"#{step.run_id}"
+    when = step.decided_at or step.due_at
+    return when.isoformat() if when else ""

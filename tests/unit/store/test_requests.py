@@ -159,7 +159,9 @@ async def test_on_sqlite_the_next_process_reads_the_ledger_back(tmp_path: Path) 
     await asyncio.sleep(LocalRequestLedger.FLUSH_EVERY * 3)  # copied in the background, before any stop
     async with engine.connect() as conn:
         assert {r.key: r.state for r in await conn.execute(select(slack_requests))} == {
-            "answered": "answered", "held": "held"}
+            "answered": "answered",
+            "held": "held",
+        }
     await first.close()
 
     second = Store(make_engine(url))
@@ -209,3 +211,35 @@ async def test_a_replica_whose_clock_steps_after_measuring_still_sees_a_live_cla
     token = await ledger.claim("stepped", now=on_time.now(), hold=HOLD, keep=KEEP)
     assert token is not None
     assert await ledger.claim("stepped", now=jumpy.now(), hold=HOLD, keep=KEEP) is None  # its holder is at work
+
+
+async def test_a_measure_stalled_in_flight_does_not_put_the_replica_off_the_database_clock(pg_store: Store) -> None:
+    """Found by the eighth pass: the database's time was taken as read halfway through the one query's round trip,
+    so a stall while the query was in flight (the event loop blocked, a lost packet sent again) put the replica half
+    the stall off for a whole minute: ahead when the query waited to go out (as here), behind when its answer waited
+    to be read. 11 s stalled, 5.5 s off: ahead, it took other replicas' live claims (5 s) for stale; behind, its own
+    looked stale to them; either way a Slack request was processed twice. A measure now keeps the quickest of a few
+    queries, and a measure with no quick one keeps the last."""
+    import time
+
+    from sqlalchemy import event
+
+    from bot.store.clock import DatabaseClock
+
+    engine = pg_store.engine
+    stalls = [2.0]
+
+    def stall_once(*_: object) -> None:  # the loop blocked right after the query went out, once
+        if stalls:
+            asyncio.get_running_loop().call_soon(time.sleep, stalls.pop())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", stall_once)
+    stalled = DatabaseClock(engine)
+    try:
+        await stalled.measure()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", stall_once)
+    assert not stalls  # the stall happened during the measure
+    on_time = DatabaseClock(engine)
+    await on_time.measure()
+    assert abs(stalled.now() - on_time.now()) < timedelta(seconds=0.3)

@@ -216,10 +216,20 @@ def _assemble(
         group_window=s.alert_group_seconds,
         suppress=s.alert_suppress_seconds,
         down_after=s.provider_down_after_seconds,
+        console_url=notifier.console_url,
     )
     changes = Changes()
     runs = RunService(
-        store, pool, auth, notifier, now, first_poll=first_poll, owner=owner, lease=lease, changes=changes
+        store,
+        pool,
+        auth,
+        notifier,
+        now,
+        first_poll=first_poll,
+        owner=owner,
+        lease=lease,
+        changes=changes,
+        alerts_changed=alerter.story_changed,
     )
     retrier = Retrier(store, catalog, notifier, now=now)
     workflows = WorkflowEngine(store, catalog, runs, notifier, auth, now=now)
@@ -306,6 +316,7 @@ def _assemble(
             metrics=metrics,
             lease=lease,
             edit_gap=s.message_edit_gap_seconds.total_seconds(),
+            on_linked=outcomes.linked,
         ),
         slack_check=slack_check,
         socket_mode=socket_mode,

@@ -18,11 +18,12 @@ Slack side writes the messages to the store for the delivery loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.catalog.model import Catalog, Pipeline
 from bot.ops.metrics import ALERT_MESSAGES, ALERTS, Metrics
+from bot.service.alert_story import AlertStories, ConsoleUrl
 from bot.service.clients import ClientPool
 from bot.service.events import Reporter
 from bot.store import keys
@@ -50,8 +51,10 @@ class Alerter:
         down_after: timedelta = timedelta(minutes=2),
         credential_warning: timedelta = timedelta(minutes=10),
         metrics: Metrics | None = None,
+        console_url: ConsoleUrl | None = None,
     ) -> None:
         self.store = store
+        self.stories = AlertStories(store, console_url)
         self.catalog = catalog
         self.pool = pool
         self.reporter = reporter
@@ -110,8 +113,14 @@ class Alerter:
 
     async def flush(self) -> list[str]:
         """Announce pending alerts, one message per channel and burst (a few for a storm too large for one)."""
+        pending = await self.store.alerting.pending()
+        if not pending:
+            return []
         written = await self.reporter.announce_alerts(
-            window=self.group_window, owners=self._owners(), display_names=self._display_names()
+            window=self.group_window,
+            owners=self._owners(),
+            display_names=self._display_names(),
+            stories=await self.stories.gather(pending),
         )
         for _, size in written:
             self.metrics.inc(ALERT_MESSAGES, {"size": "single" if size == 1 else "grouped"})
@@ -122,7 +131,22 @@ class Alerter:
         key = alert.group_key
         if key is None or not keys.is_alert_group(key):
             return  # pending (its message is not written yet), or announced by the run's own card
-        await self.reporter.alert_changed(key, alert, owners=self._owners(), display_names=self._display_names())
+        stories = await self.stories.gather(await self.store.alerting.group(key))
+        await self.reporter.alert_changed(
+            key, alert, owners=self._owners(), display_names=self._display_names(), stories=stories
+        )
+
+    async def story_changed(self, alert_ids: Sequence[int]) -> None:
+        """Something happened to these alerts (acknowledged, retried, muted) or to a message they link (a card
+        posted, its permalink known): their messages are rewritten with it."""
+        for alert_id in dict.fromkeys(alert_ids):
+            alert = await self.store.alerting.get(alert_id)
+            if alert is not None:
+                await self.rerender(alert)
+
+    async def run_changed(self, run_id: int) -> None:
+        """The card of run ``run_id`` got its permalink: the alerts that name the run link it."""
+        await self.story_changed(await self.store.alert_events.involving(run_id))
 
     def _owners(self) -> dict[str, tuple[str, ...]]:
         return {p.name: p.owners for p in self.catalog.pipelines.values()}

@@ -29,7 +29,7 @@ from bot.service.events import (
     WorkflowNote,
     WorkflowStopped,
 )
-from bot.service.views import alert_view, run_view, workflow_view
+from bot.service.views import AlertStory, alert_view, run_view, workflow_view
 from bot.slack.blocks.alerts import (
     alert_batches,
     alert_group,
@@ -126,12 +126,15 @@ class SlackReporter:
         window: timedelta,
         owners: Mapping[str, Sequence[str]],
         display_names: Mapping[str, str],
+        stories: Mapping[int, AlertStory] | None = None,
     ) -> list[tuple[str, int]]:
         sizes: dict[str, int] = {}
+        told = stories or {}
 
         def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
             sizes[key] = len(group)
-            return alert_group(key, [alert_view(a) for a in group], owners=owners, display_names=display_names)
+            views = [alert_view(a, told.get(a.id)) for a in group]
+            return alert_group(key, views, owners=owners, display_names=display_names)
 
         def split(group: list[Alert]) -> list[list[Alert]]:
             by_id = {alert.id: alert for alert in group}
@@ -142,10 +145,18 @@ class SlackReporter:
         return [(key, sizes.get(key, 0)) for key in written]
 
     async def alert_changed(
-        self, key: str, alert: Alert, *, owners: Mapping[str, Sequence[str]], display_names: Mapping[str, str]
+        self,
+        key: str,
+        alert: Alert,
+        *,
+        owners: Mapping[str, Sequence[str]],
+        display_names: Mapping[str, str],
+        stories: Mapping[int, AlertStory] | None = None,
     ) -> None:
         group = await self.store.alerting.group(key)
-        _, text, blocks = alert_group(key, [alert_view(a) for a in group], owners=owners, display_names=display_names)
+        told = stories or {}
+        views = [alert_view(a, told.get(a.id)) for a in group]
+        _, text, blocks = alert_group(key, views, owners=owners, display_names=display_names)
         await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
 
     async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:

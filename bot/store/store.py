@@ -27,6 +27,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.alert_events import AlertEvents
 from bot.store.alerting import AlertStore
 from bot.store.audit import AuditLog
 from bot.store.cards import CardStore
@@ -53,6 +54,7 @@ class Store:
         self.cards = CardStore(engine)
         self.outbox = OutboxStore(engine)
         self.alerting = AlertStore(engine)
+        self.alert_events = AlertEvents(engine)
         self.mutes = MuteStore(engine)
         self.audit = AuditLog(engine)
         self.slots = SlotStore(engine)

@@ -79,8 +79,11 @@ async def test_an_alert_keeps_its_story_from_its_post_to_its_resolution(tmp_path
         assert store is not None
         [failed] = await store.runs.recent("orders")
         await w.slack.click("C0ALERTS", alert.ts, ids.RUN_RETRY, user="U0ALICE")
-        await w.until(lambda: any("Retrying as #" in e.text for e in w.slack.ephemerals("C0ALERTS", "U0ALICE")), 2.5,
-                      what="the retry's number, at once")
+        await w.until(
+            lambda: any("Retrying as #" in e.text for e in w.slack.ephemerals("C0ALERTS", "U0ALICE")),
+            2.5,
+            what="the retry's number, at once",
+        )
         [said] = [e.text for e in w.slack.ephemerals("C0ALERTS", "U0ALICE") if "Retrying as #" in e.text]
         retry = next(r for r in await store.runs.recent("orders") if r.retry_of == failed.id)
         assert said == f"🔁 Retrying as #{retry.id}…"
@@ -90,8 +93,11 @@ async def test_an_alert_keeps_its_story_from_its_post_to_its_resolution(tmp_path
         assert not w.cards("C0ALERTS")
         w.advance(3)
         await w.until(lambda: now_shows(w, alert, "recovered"), 15, what="the resolution")
-        await w.until(lambda: bool(PERMALINK.search(shown(w.slack.message("C0ALERTS", alert.ts)).split("retried")[-1])),
-                      10, what="the retry's card linked from the timeline")
+        await w.until(
+            lambda: bool(PERMALINK.search(shown(w.slack.message("C0ALERTS", alert.ts)).split("retried")[-1])),
+            10,
+            what="the retry's card linked from the timeline",
+        )
 
         final = w.slack.message("C0ALERTS", alert.ts)
         text = shown(final)
@@ -104,8 +110,9 @@ async def test_an_alert_keeps_its_story_from_its_post_to_its_resolution(tmp_path
         said_in_order = [re.sub(r"^<!date\^\d+\^\{time\}\|[^>]+> ", "", line) for line in timeline]
         assert said_in_order[0] == f"❌ failed (#{failed.id})"
         assert said_in_order[1] == "🙋 acknowledged by <@U0BOB>"
-        assert re.fullmatch(rf"🔁 retried by <@U0ALICE> as <http://\S+/archives/C0GENERAL/p\d+\|#{retry.id}>",
-                            said_in_order[2]), said_in_order[2]
+        assert re.fullmatch(
+            rf"🔁 retried by <@U0ALICE> as <http://\S+/archives/C0GENERAL/p\d+\|#{retry.id}>", said_in_order[2]
+        ), said_in_order[2]
         assert said_in_order[3] == f"🟢 resolved by #{retry.id} (succeeded)"
         assert len(said_in_order) == 4
         assert not final.action_ids or set(final.action_ids) <= {ids.RUN_CONSOLE}  # nothing left to act on
@@ -115,8 +122,11 @@ async def test_an_alert_keeps_its_story_from_its_post_to_its_resolution(tmp_path
         links = {label: (url, channel) for url, channel, label in PERMALINK.findall(text)}
         assert links[f"Run #{failed.id}'s card"][1] == "C0GENERAL"
         assert links[f"Run #{failed.id}'s card"][0].endswith(first_card.ts.replace(".", ""))
-        await w.until(lambda: "See the alert" in json.dumps(w.slack.message("C0GENERAL", first_card.ts).blocks), 10,
-                      what="the card linking its alert")
+        await w.until(
+            lambda: "See the alert" in json.dumps(w.slack.message("C0GENERAL", first_card.ts).blocks),
+            10,
+            what="the card linking its alert",
+        )
         card_text = json.dumps(w.slack.message("C0GENERAL", first_card.ts).blocks, ensure_ascii=False)
         assert "🔔 Paged <@U0BOB>" in card_text and f"/archives/C0ALERTS/p{alert.ts.replace('.', '')}" in card_text
         # the owners were pinged once: the post mentioned them, every later version kept the same cc line

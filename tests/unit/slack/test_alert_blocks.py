@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -88,7 +89,10 @@ def test_owners_too_many_for_one_section_are_mentioned_across_sections_without_c
 # -- the story an alert keeps (issue 14) ---------------------------------------------------------------------------
 
 
-def story(events: list[tuple[EventKind, str | None, int | None, str]], **changes: Any) -> AlertStory:
+Event = tuple[EventKind, str | None, int | None, str]
+
+
+def story(events: Sequence[Event], **changes: Any) -> AlertStory:
     timeline = tuple(
         TimelineEntry(kind=kind, at=T0 + timedelta(minutes=i), actor=actor, run_id=run, detail=detail)
         for i, (kind, actor, run, detail) in enumerate(events)
@@ -118,7 +122,7 @@ def test_an_acknowledged_alert_says_who_once_in_its_header_and_offers_no_second_
 def test_a_long_timeline_folds_its_oldest_lines_and_the_message_holds_block_kit_limits() -> None:
     """Hundreds of events, a 100,000-character error, owners by the hundred, tasks by the dozen: 50 blocks and
     3,000 characters a section hold, the newest event shows last and the oldest fold into one line."""
-    events = [(EventKind.REPEATED, None, 100 + i, "") for i in range(300)]
+    events: list[Event] = [(EventKind.REPEATED, None, 100 + i, "") for i in range(300)]
     events.append((EventKind.MUTED, "U0BOB", None, (T0 + timedelta(hours=4)).isoformat()))
     tasks = tuple(TaskStatus(f"task {i}", RunState.FAILED, "F", HUGE) for i in range(40))
     long = told(alert(message=HUGE, count=301),
@@ -140,7 +144,7 @@ def test_a_long_timeline_folds_its_oldest_lines_and_the_message_holds_block_kit_
 
 
 def test_a_reopened_alert_is_open_again_and_its_retry_by_the_policy_is_told() -> None:
-    events = [(EventKind.FAILED, None, 12, ""), (EventKind.ACKNOWLEDGED, "U0BOB", 12, ""),
+    events: list[Event] = [(EventKind.FAILED, None, 12, ""), (EventKind.ACKNOWLEDGED, "U0BOB", 12, ""),
               (EventKind.RETRIED, None, 13, ""), (EventKind.RESOLVED, None, 13, "succeeded"),
               (EventKind.REOPENED, None, 14, "")]
     reopened = told(alert(last_run_id=14, count=2), story(events))

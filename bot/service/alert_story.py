@@ -24,15 +24,21 @@ class AlertStories:
         self.store = store
         self.console_url = console_url or (lambda _run: None)
 
-    async def gather(self, alerts: Sequence[Alert]) -> dict[int, AlertStory]:
-        """Each alert's story, by id."""
+    async def gather(self, alerts: Sequence[Alert], *, runs_too: bool = True) -> dict[int, AlertStory]:
+        """Each alert's story, by id. ``runs_too`` False: the timelines only (a grouped message shows each alert's
+        state, not its run's facts; a storm rewrites such messages often)."""
+        if not alerts:
+            return {}
         events = await self.store.alert_events.of_alerts([a.id for a in alerts])
+        if not runs_too:
+            return {a.id: AlertStory(timeline=tuple(map(timeline_entry, events.get(a.id, [])))) for a in alerts}
         named = {e.run_id for each in events.values() for e in each if e.kind is EventKind.RETRIED and e.run_id}
         failed = {a.last_run_id for a in alerts if a.last_run_id is not None}
         links = await self.store.alert_events.permalinks([keys.run_card(i) for i in sorted(named | failed)])
+        runs = await self.store.runs.many(failed)  # one query however many alerts (a storm's flush)
         stories: dict[int, AlertStory] = {}
         for alert in alerts:
-            run = await self.store.runs.get(alert.last_run_id) if alert.last_run_id is not None else None
+            run = runs.get(alert.last_run_id) if alert.last_run_id is not None else None
             timeline = tuple(timeline_entry(e, _retry_link(e, links)) for e in events.get(alert.id, []))
             stories[alert.id] = AlertStory(
                 timeline=timeline,

@@ -113,14 +113,14 @@ class Alerter:
 
     async def flush(self) -> list[str]:
         """Announce pending alerts, one message per channel and burst (a few for a storm too large for one)."""
-        pending = await self.store.alerting.pending()
-        if not pending:
-            return []
+        due = await self.store.alerting.due(now=self.now(), window=self.group_window)
+        if not due:
+            return []  # one query a tick while nothing is due, as before stories were told
         written = await self.reporter.announce_alerts(
             window=self.group_window,
             owners=self._owners(),
             display_names=self._display_names(),
-            stories=await self.stories.gather(pending),
+            stories=await self.stories.gather(due),
         )
         for _, size in written:
             self.metrics.inc(ALERT_MESSAGES, {"size": "single" if size == 1 else "grouped"})
@@ -131,7 +131,8 @@ class Alerter:
         key = alert.group_key
         if key is None or not keys.is_alert_group(key):
             return  # pending (its message is not written yet), or announced by the run's own card
-        stories = await self.stories.gather(await self.store.alerting.group(key))
+        group = await self.store.alerting.group(key)
+        stories = await self.stories.gather(group, runs_too=len(group) == 1)
         await self.reporter.alert_changed(
             key, alert, owners=self._owners(), display_names=self._display_names(), stories=stories
         )

@@ -77,11 +77,10 @@ class Outcomes:
             return
         if not keys.is_alert_group(key):
             return
-        for alert in await self.store.alerting.group(key):
-            for counted in alert.runs[-LINKED_CARDS:]:
-                run = await self.store.runs.get(counted)
-                if run is not None and self.notifier.has_card(run):
-                    await self.notifier.refresh_card(run)
+        counted = {i for alert in await self.store.alerting.group(key) for i in alert.runs[-LINKED_CARDS:]}
+        for run in (await self.store.runs.many(counted)).values():
+            if self.notifier.has_card(run):
+                await self.notifier.refresh_card(run)
 
     async def on_change(self, change: Transition) -> None:
         """A run changed: update its card; on failure, alert and post the details in its thread.

@@ -277,9 +277,19 @@ class AlertStore:
                     written.append(key)
         return written
 
-    async def pending(self) -> list[Alert]:
-        """Alerts waiting for their announcement (resolved meanwhile or not)."""
-        query = select(alerts).where(alerts.c.state == AlertState.PENDING.value).order_by(alerts.c.id)
+    async def due(self, *, now: datetime, window: timedelta) -> list[Alert]:
+        """The pending alerts ``flush`` would announce now: those of the channels whose oldest waited ``window``."""
+        channels = (
+            select(alerts.c.channel)
+            .where(alerts.c.state == AlertState.PENDING.value)
+            .group_by(alerts.c.channel)
+            .having(func.min(alerts.c.first_at) <= now - window)
+        )
+        query = (
+            select(alerts)
+            .where(alerts.c.state == AlertState.PENDING.value, alerts.c.channel.in_(channels))
+            .order_by(alerts.c.id)
+        )
         async with self.engine.connect() as conn:
             return [_from(r) for r in (await conn.execute(query)).mappings()]
 

@@ -225,6 +225,13 @@ class RunStore:
             row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
         return run_of_row(row) if row else None
 
+    async def many(self, run_ids: Collection[int]) -> dict[int, RunRecord]:
+        """The runs of ``run_ids`` that exist, by id: one query for a message that names many."""
+        if not run_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            return {run.id: run for run in await runs_by_ids(conn, sorted(set(run_ids)))}
+
     async def retry_of(self, run_id: int) -> RunRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(runs).where(runs.c.retry_of == run_id))).mappings().first()

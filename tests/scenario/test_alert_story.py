@@ -73,11 +73,14 @@ async def test_an_alert_keeps_its_story_from_its_post_to_its_resolution(tmp_path
         acknowledged = w.slack.message("C0ALERTS", alert.ts)
         assert shown(acknowledged).startswith("👀 *orders*") and ids.RUN_ACK not in acknowledged.action_ids
 
-        # the retry's trigger is slow to answer: "Retrying as #n…" comes before it, from the run's row
-        rivery.state.add_fault(Fault(route="trigger", kind="delay", delay=3, times=1))
         store = w.runtime.store
         assert store is not None
         [failed] = await store.runs.recent("orders")
+        await w.slack.click("C0ALERTS", alert.ts, ids.RUN_MUTE, user="U0ALICE", value=ids.mute_value(failed.id, 3600))
+        await w.until(lambda: now_shows(w, alert, "muted by <@U0ALICE> until"), 10, what="the mute in the timeline")
+
+        # the retry's trigger is slow to answer: "Retrying as #n…" comes before it, from the run's row
+        rivery.state.add_fault(Fault(route="trigger", kind="delay", delay=3, times=1))
         await w.slack.click("C0ALERTS", alert.ts, ids.RUN_RETRY, user="U0ALICE")
         await w.until(
             lambda: any("Retrying as #" in e.text for e in w.slack.ephemerals("C0ALERTS", "U0ALICE")),
@@ -110,11 +113,12 @@ async def test_an_alert_keeps_its_story_from_its_post_to_its_resolution(tmp_path
         said_in_order = [re.sub(r"^<!date\^\d+\^\{time\}\|[^>]+> ", "", line) for line in timeline]
         assert said_in_order[0] == f"❌ failed (#{failed.id})"
         assert said_in_order[1] == "🙋 acknowledged by <@U0BOB>"
+        assert said_in_order[2].startswith("🔕 muted by <@U0ALICE> until <!date^")
         assert re.fullmatch(
-            rf"🔁 retried by <@U0ALICE> as <http://\S+/archives/C0GENERAL/p\d+\|#{retry.id}>", said_in_order[2]
-        ), said_in_order[2]
-        assert said_in_order[3] == f"🟢 resolved by #{retry.id} (succeeded)"
-        assert len(said_in_order) == 4
+            rf"🔁 retried by <@U0ALICE> as <http://\S+/archives/C0GENERAL/p\d+\|#{retry.id}>", said_in_order[3]
+        ), said_in_order[3]
+        assert said_in_order[4] == f"🟢 resolved by #{retry.id} (succeeded)"
+        assert len(said_in_order) == 5
         assert not final.action_ids or set(final.action_ids) <= {ids.RUN_CONSOLE}  # nothing left to act on
         assert final.text == "orders failed, since recovered"
 

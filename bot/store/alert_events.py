@@ -93,9 +93,24 @@ async def note_run(
     """An event on the alert of failed run ``run_id`` (none: nothing alerted, nothing written). ``about``: the run
     the event names (a retry), else ``run_id``. Returns the alert's id."""
     alert_id = await alert_counting(conn, run_id)
+    if alert_id is None and kind is EventKind.RETRIED:
+        alert_id = await _alert_retried_as(conn, run_id)
     if alert_id is not None:
         await add_event(conn, alert_id, kind, at=at, actor=actor, run_id=about or run_id, detail=detail)
     return alert_id
+
+
+async def _alert_retried_as(conn: AsyncConnection, run_id: int) -> int | None:
+    """The alert whose failure was retried as ``run_id``: a retry of a retry (the policy's, after a person's retry
+    failed) goes on the story of the alert that began it."""
+    query = (
+        select(alert_events.c.alert_id)
+        .where(alert_events.c.run_id == run_id, alert_events.c.kind == EventKind.RETRIED.value)
+        .order_by(alert_events.c.id.desc())
+        .limit(1)
+    )
+    found = (await conn.execute(query)).scalar()
+    return int(found) if found is not None else None
 
 
 async def note_pipeline(

@@ -3,6 +3,7 @@ the failure, an acknowledgement, a person's and the policy's retry, a mute, the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -97,3 +98,30 @@ async def test_the_policys_retry_is_told_as_the_policys_and_a_run_never_alerted_
     _, first_click = await store.runs.acknowledge(unalerted.id, "U0BOB", now=at(36))
     assert first_click and await store.alert_events.alert_of_run(unalerted.id) is None
     assert len(await timeline(store, alert.id)) == 2
+
+
+async def test_a_retry_of_a_retry_joins_the_story_of_the_alert_that_began_them(store: Store) -> None:
+    """Alice retries the alerted failure as #2; #2 fails and the policy retries it as #3 (its failure held, not yet
+    counted): the alert tells both retries."""
+    first = await ended(store, await started(store, 0), RunState.FAILED, 5)
+    alert = await failure(store, first, 5)
+    retried = NewRun(
+        provider="rivery",
+        connection="rivery",
+        job={"river_id": "r1"},
+        parameters={},
+        origin=RunOrigin.RETRY,
+        pipeline=PIPELINE,
+        channel="C0GENERAL",
+        started_by="U0ALICE",
+        retry_of=first.id,
+        attempt=2,
+    )
+    second = await store.runs.create(retried, now=at(6), next_poll_at=None)
+    third = await store.runs.create(
+        replace(retried, retry_of=second.id, attempt=3, by_policy=True, start_at=at(60)), now=at(7), next_poll_at=None
+    )
+    assert (await timeline(store, alert.id))[1:] == [
+        (EventKind.RETRIED, "U0ALICE", second.id),
+        (EventKind.RETRIED, None, third.id),
+    ]

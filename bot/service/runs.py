@@ -385,9 +385,9 @@ class RunService:
         """The alert of failed run ``run_id`` has a new line in its timeline: its message shows it."""
         if self.alerts_changed is None:
             return
-        alert_id = await self.store.alert_events.alert_of_run(run_id)
-        if alert_id is not None:
-            await self.alerts_changed([alert_id])
+        alert_ids = await self.store.alert_events.involving(run_id)  # counting it, or told it was a retry
+        if alert_ids:
+            await self.alerts_changed(alert_ids)
 
     async def get(self, run_id: int) -> RunRecord:
         run = await self.store.runs.get(run_id)

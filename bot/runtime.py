@@ -235,10 +235,21 @@ def _assemble(
         suppress=s.alert_suppress_seconds,
         down_after=s.provider_down_after_seconds,
         pager=pager,
+        console_url=notifier.console_url,
     )
     changes = Changes()
     runs = RunService(
-        store, pool, auth, notifier, now, first_poll=first_poll, owner=owner, lease=lease, changes=changes, pager=pager
+        store,
+        pool,
+        auth,
+        notifier,
+        now,
+        first_poll=first_poll,
+        owner=owner,
+        lease=lease,
+        changes=changes,
+        pager=pager,
+        alerts_changed=alerter.story_changed,
     )
     retrier = Retrier(store, catalog, notifier, now=now)
     workflows = WorkflowEngine(store, catalog, runs, notifier, auth, now=now)
@@ -325,6 +336,7 @@ def _assemble(
             metrics=metrics,
             lease=lease,
             edit_gap=s.message_edit_gap_seconds.total_seconds(),
+            on_linked=outcomes.linked,
         ),
         pages=_page_sender(s, catalog, store, alerter, secrets, owner=owner, now=now) if pager else None,
         slack_check=slack_check,

@@ -35,6 +35,7 @@ __all__ = ["ChannelPacer", "Deliverer"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
+Linked = Callable[[str], Awaitable[None]]
 
 CHANNEL_PROBLEMS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
 CARD_EVENT = "pipeline_bot_card"
@@ -95,8 +96,11 @@ class Deliverer:
         batch: int = 100,
         lease: timedelta = timedelta(seconds=60),
         edit_gap: float = 5.0,
+        on_linked: Linked | None = None,
     ) -> None:
         self.store = store
+        #: a card or an alert got its permalink: the messages linking to it are rewritten (``Outcomes.linked``)
+        self.on_linked = on_linked
         self.client = client
         self.owner = owner
         self.now = now
@@ -182,6 +186,8 @@ class Deliverer:
                     card.id, version, ts, channel=channel, next_edit_at=self._next_edit(card)
                 ):
                     await self._delete_duplicate(channel, ts)
+                else:
+                    await self._link(card.key, channel, ts)
                 del self._unrecorded_cards[card.id]
             else:
                 self._unrecorded_cards.pop(card.id, None)  # recorded meanwhile (another replica found it)
@@ -323,6 +329,21 @@ class Deliverer:
             raise
         self.metrics.inc(SLACK_CALLS, {"method": method, "outcome": "ok"})
         return answer
+
+    async def _link(self, key: str, channel: str, ts: str) -> None:
+        """A run's card or an alert, just posted: its permalink stored for the messages that link to it (a card
+        to its alert, an alert to its card and its retries' cards). Best effort: without one they show no link."""
+        if keys.run_of_card(key) is None and not keys.is_alert_group(key):
+            return
+        try:
+            answer = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+            self.metrics.inc(SLACK_CALLS, {"method": "chat.getPermalink", "outcome": "ok"})
+            await self.store.cards.set_permalink(key, str(answer["permalink"]))
+            if self.on_linked is not None:
+                await self.on_linked(key)
+        except Exception as exc:
+            self.metrics.inc(SLACK_CALLS, {"method": "chat.getPermalink", "outcome": "error"})
+            log.warning("no permalink for %s: %s", key, _reason(exc))
 
     async def _delete_duplicate(self, channel: str, ts: str) -> None:
         """Another replica posted the same message a moment before us (its lease ran out mid-call):

@@ -18,11 +18,12 @@ Slack side writes the messages to the store for the delivery loop.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from bot.catalog.model import Catalog, Pipeline
 from bot.ops.metrics import ALERT_MESSAGES, ALERTS, Metrics
+from bot.service.alert_story import AlertStories, ConsoleUrl
 from bot.service.clients import ClientPool
 from bot.service.events import Reporter
 from bot.service.paging import Pager
@@ -52,9 +53,11 @@ class Alerter:
         credential_warning: timedelta = timedelta(minutes=10),
         metrics: Metrics | None = None,
         pager: Pager | None = None,
+        console_url: ConsoleUrl | None = None,
     ) -> None:
         self.store = store
         self.pager = pager  # the on-call hand-off (catalog ``pagerduty``), when some pipeline has one
+        self.stories = AlertStories(store, console_url)
         self.catalog = catalog
         self.pool = pool
         self.reporter = reporter
@@ -117,8 +120,14 @@ class Alerter:
 
     async def flush(self) -> list[str]:
         """Announce pending alerts, one message per channel and burst (a few for a storm too large for one)."""
+        due = await self.store.alerting.due(now=self.now(), window=self.group_window)
+        if not due:
+            return []  # one query a tick while nothing is due, as before stories were told
         written = await self.reporter.announce_alerts(
-            window=self.group_window, owners=self._owners(), display_names=self._display_names()
+            window=self.group_window,
+            owners=self._owners(),
+            display_names=self._display_names(),
+            stories=await self.stories.gather(due),
         )
         for _, size in written:
             self.metrics.inc(ALERT_MESSAGES, {"size": "single" if size == 1 else "grouped"})
@@ -129,7 +138,23 @@ class Alerter:
         key = alert.group_key
         if key is None or not keys.is_alert_group(key):
             return  # pending (its message is not written yet), or announced by the run's own card
-        await self.reporter.alert_changed(key, alert, owners=self._owners(), display_names=self._display_names())
+        group = await self.store.alerting.group(key)
+        stories = await self.stories.gather(group, runs_too=len(group) == 1)
+        await self.reporter.alert_changed(
+            key, alert, owners=self._owners(), display_names=self._display_names(), stories=stories
+        )
+
+    async def story_changed(self, alert_ids: Sequence[int]) -> None:
+        """Something happened to these alerts (acknowledged, retried, muted) or to a message they link (a card
+        posted, its permalink known): their messages are rewritten with it."""
+        for alert_id in dict.fromkeys(alert_ids):
+            alert = await self.store.alerting.get(alert_id)
+            if alert is not None:
+                await self.rerender(alert)
+
+    async def run_changed(self, run_id: int) -> None:
+        """The card of run ``run_id`` got its permalink: the alerts that name the run link it."""
+        await self.story_changed(await self.store.alert_events.involving(run_id))
 
     def _owners(self) -> dict[str, tuple[str, ...]]:
         return {p.name: p.owners for p in self.catalog.pipelines.values()}

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from bot.catalog.workflows import Workflow
-from bot.service.views import RunView
+from bot.service.views import AlertStory, RunView
 from bot.store.alerting import Alert
 from bot.store.records import RunRecord, StoredState
 from bot.store.workflow_runs import StepState, WorkflowRunRecord
@@ -65,6 +65,8 @@ class CardView:
     muted_until: datetime | None = None
     attempts: int | None = None  # of the pipeline's retry policy: "attempt 2 of 3"
     workflow_link: str | None = None  # "step transform of daily-sales #4"
+    paged: tuple[str, ...] = ()  # the owners its failure's alert mentioned (user or group ids)
+    alert_link: str | None = None  # the permalink of that alert's message
 
 
 # -- notes in a run's thread --------------------------------------------------------------------------
@@ -257,6 +259,7 @@ class Reporter(Protocol):
         window: timedelta,
         owners: Mapping[str, Sequence[str]],
         display_names: Mapping[str, str],
+        stories: Mapping[int, AlertStory] | None = None,
     ) -> list[tuple[str, int]]:
         """Announce the pending alerts whose oldest waited ``window``: one message per channel and burst (a few for
         a storm too large for one). ``owners`` and ``display_names`` by pipeline. Returns each message's key and how
@@ -264,10 +267,16 @@ class Reporter(Protocol):
         ...
 
     async def alert_changed(
-        self, key: str, alert: Alert, *, owners: Mapping[str, Sequence[str]], display_names: Mapping[str, str]
+        self,
+        key: str,
+        alert: Alert,
+        *,
+        owners: Mapping[str, Sequence[str]],
+        display_names: Mapping[str, str],
+        stories: Mapping[int, AlertStory] | None = None,
     ) -> None:
-        """An announced ``alert`` repeated or recovered: rewrite the message ``key`` that announced it (with the
-        other alerts it announced)."""
+        """An announced ``alert`` repeated, recovered or was acted on: rewrite the message ``key`` that announced it
+        (with the other alerts it announced). ``stories``: by alert id, the timelines and links to show."""
         ...
 
     async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:

@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from bot.catalog.model import Catalog, Pipeline
+from bot.models import RunState
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import CardView, Reporter, RunNote, WorkflowNote
 from bot.service.views import run_view
+from bot.store import keys
 from bot.store.records import RunOrigin, RunRecord
 from bot.store.store import Store
 from bot.store.workflow_runs import WorkflowRunRecord
@@ -80,7 +82,10 @@ class Notifier:
             job_text = self.pool.job(run.provider, run.job).describe()
         except Exception:
             display, can_cancel, job_text = run.provider, False, ", ".join(f"{k}={v}" for k, v in run.job.items())
+        paged, alert_link = await self._alert_of(run)
         return CardView(
+            paged=paged,
+            alert_link=alert_link,
             run=run_view(run),
             display_name=display,
             job_text=job_text,
@@ -94,6 +99,19 @@ class Notifier:
             attempts=pipeline.retry.attempts if (pipeline := self.pipeline(run)) and pipeline.retry else None,
             workflow_link=f"Step {run.step} of workflow run #{run.workflow_run_id}" if run.workflow_run_id else None,
         )
+
+    async def _alert_of(self, run: RunRecord) -> tuple[tuple[str, ...], str | None]:
+        """Who the alert of this failed run paged, and the link to that alert's message: only for an alert posted
+        on its own (a card that is the alert says it in its thread) and not muted."""
+        if not run.final or run.run_state is RunState.SUCCEEDED:
+            return (), None
+        alert_id = await self.store.alert_events.alert_of_run(run.id)
+        alert = await self.store.alerting.get(alert_id) if alert_id is not None else None
+        if alert is None or alert.muted or alert.group_key is None or not keys.is_alert_group(alert.group_key):
+            return (), None
+        pipeline = self.pipeline(run)
+        link = (await self.store.alert_events.permalinks([alert.group_key])).get(alert.group_key)
+        return (pipeline.owners if pipeline else ()), link
 
     async def refresh_card(self, run: RunRecord) -> bool:
         """Write what the run's card should show now; False when it already shows that (or has no channel)."""

@@ -19,6 +19,8 @@ from bot.store import keys
 from bot.store.records import RunOrigin, RunRecord, Transition
 from bot.store.store import Store
 
+LINKED_CARDS = 5  # the cards of an alert's latest failures link to it (a storm's older ones need not)
+
 __all__ = ["Changes", "Outcomes", "RetryPolicy", "StepFollower"]
 
 
@@ -73,6 +75,20 @@ class Outcomes:
         self.retrier = retrier
         self.workflows = workflows
         self.subscribers = subscribers
+
+    async def linked(self, key: str) -> None:
+        """Message ``key`` was posted and its permalink stored: a run's card is linked from its alerts' messages, an
+        alert's message from the cards of the runs it counts."""
+        run_id = keys.run_of_card(key)
+        if run_id is not None:
+            await self.alerter.run_changed(run_id)
+            return
+        if not keys.is_alert_group(key):
+            return
+        counted = {i for alert in await self.store.alerting.group(key) for i in alert.runs[-LINKED_CARDS:]}
+        for run in (await self.store.runs.many(counted)).values():
+            if self.notifier.has_card(run):
+                await self.notifier.refresh_card(run)
 
     async def on_change(self, change: Transition) -> None:
         """A run changed: update its card; on failure, alert and post the details in its thread.

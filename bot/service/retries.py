@@ -66,6 +66,7 @@ class Retrier:
                     started_by=run.started_by,
                     channel=run.channel,
                     retry_of=run.id,
+                    by_policy=True,
                     attempt=run.attempt + 1,
                     workflow_run_id=run.workflow_run_id,
                     step=run.step,

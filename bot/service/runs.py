@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -45,6 +45,8 @@ __all__ = ["AdHoc", "RunService", "resolve_parameters"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
+AlertsChanged = Callable[[list[int]], Awaitable[None]]
+Recorded = Callable[[RunRecord], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +109,12 @@ class RunService:
         lease: timedelta = timedelta(seconds=60),
         changes: Changes | None = None,
         pager: Pager | None = None,
+        alerts_changed: AlertsChanged | None = None,
     ) -> None:
         self.store = store
         self.pager = pager  # acknowledgements mirrored to PagerDuty (bot.service.paging)
+        #: an alert's timeline grew (acknowledged, retried, muted): its message is rewritten (``Alerter``)
+        self.alerts_changed = alerts_changed
         #: ends decided here that the poller will never see (a schedule's start that did not start, a run whose
         #: trigger's answer says it already ended)
         self.changes = changes or Changes()
@@ -143,6 +148,7 @@ class RunService:
         workflow_run_id: int | None = None,
         step: str | None = None,
         right: Right | None = None,
+        on_recorded: Recorded | None = None,
     ) -> RunRecord:
         """Record, trigger and show a run. UserError explains anything that stops it.
 
@@ -182,6 +188,11 @@ class RunService:
             step=step if retry_of is None else retry_of.step,
         )
         record = await self.store.runs.create(new, now=now, next_poll_at=None, owner=self.owner, lease=self.lease)
+        if on_recorded is not None:  # its number is known: the person hears it now, not after the trigger's answer
+            try:
+                await on_recorded(record)
+            except Exception:
+                log.exception("telling run %s was recorded failed", record.id, extra={"run_id": record.id})
         with run_context(record.id, pipeline=new.pipeline, provider=provider, connection=connection):
             # a person is told when to try again; the bot's own starts (schedules, workflow steps) wait their turn,
             # and so does any retry: the policy may have held the failure's alert for it already (``AlreadyRetried``)
@@ -291,7 +302,11 @@ class RunService:
         await self._audit(actor, "run", name, "queued", f"run #{record.id}: {exc}, starts at {until.isoformat()}")
         return True
 
-    async def retry(self, actor: Actor, run_id: int, *, channel: str | None) -> RunRecord:
+    async def retry(
+        self, actor: Actor, run_id: int, *, channel: str | None, on_recorded: Recorded | None = None
+    ) -> RunRecord:
+        """Retry a failed run. Its card goes where the failed run's went (its channel), wherever Retry was
+        clicked; ``channel`` only for a run that had none. ``on_recorded``: told the retry's number at once."""
         run = await self.get(run_id)
         if not run.final:
             raise InvalidRequest(f"Run #{run.id} is still {run.state}: retry it once it has ended.")
@@ -315,12 +330,14 @@ class RunService:
                 retry_of=run,
                 authorized=True,
                 right=right,
+                on_recorded=on_recorded,
             )
         except AlreadyRetried as exc:  # two clicks at once: the database let one through
             raise InvalidRequest(_already_retried(run, exc.retry)) from None
         await self._audit(actor, "retry", f"#{run.id}", "ok", f"as run #{new.id}", right=right)
         await self.notifier.refresh_card(run)
         await self.notifier.thread(run, "retried", RetriedBy(actor.user_id, new.id))
+        await self._alerts_of(run.id)
         return new
 
     async def _refuse_an_earlier_step_run(self, run: RunRecord) -> None:
@@ -383,6 +400,8 @@ class RunService:
             await self.pager.acknowledge(run, actor.user_id)
         await self.notifier.refresh_card(run)
         await self._audit(actor, "acknowledge", f"#{run.id}", "ok" if first else "already", right=right)
+        if first:
+            await self._alerts_of(run.id)
         return run, first
 
     async def mute(
@@ -404,7 +423,9 @@ class RunService:
                 f"`allow_change` ({longer}) or an admin ({admins})."
             )
         until = self.now() + duration
-        await self.store.mutes.mute(pipeline_name, until=until, user_id=actor.user_id, now=self.now())
+        muted = await self.store.mutes.mute(pipeline_name, until=until, user_id=actor.user_id, now=self.now())
+        if self.alerts_changed is not None and muted:
+            await self.alerts_changed(muted)
         await self._audit(actor, "mute", pipeline_name, "ok", f"until {until.isoformat()}", right=right)
         if run_id is not None:
             run = await self.store.runs.get(run_id)
@@ -444,6 +465,14 @@ class RunService:
         return f"{_PAST[op]} *{escape(pipeline_name)}* on {client.display_name}."
 
     # -- helpers ----------------------------------------------------------------------------
+
+    async def _alerts_of(self, run_id: int) -> None:
+        """The alert of failed run ``run_id`` has a new line in its timeline: its message shows it."""
+        if self.alerts_changed is None:
+            return
+        alert_ids = await self.store.alert_events.involving(run_id)  # counting it, or told it was a retry
+        if alert_ids:
+            await self.alerts_changed(alert_ids)
 
     async def get(self, run_id: int) -> RunRecord:
         run = await self.store.runs.get(run_id)

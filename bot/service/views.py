@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.models import RunState, TaskStatus
+from bot.store.alert_events import AlertEvent, EventKind
 from bot.store.alerting import Alert, AlertKind, AlertState
 from bot.store.paging import Page, PageState  # an alert's PagerDuty page: already a frozen value
 from bot.store.records import WAITING, RunOrigin, RunRecord, StoredState, run_duration
@@ -22,7 +23,9 @@ from bot.store.workflow_runs import StepState, WorkflowRunRecord, WorkflowState
 __all__ = [
     "AlertKind",
     "AlertState",
+    "AlertStory",
     "AlertView",
+    "EventKind",
     "Page",
     "PageState",
     "RunOrigin",
@@ -30,10 +33,12 @@ __all__ = [
     "StepState",
     "StepView",
     "StoredState",
+    "TimelineEntry",
     "WorkflowState",
     "WorkflowView",
     "alert_view",
     "run_view",
+    "timeline_entry",
     "workflow_view",
 ]
 
@@ -101,6 +106,46 @@ def run_view(run: RunRecord) -> RunView:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TimelineEntry:
+    """One line of an alert's timeline."""
+
+    kind: EventKind
+    at: datetime
+    actor: str | None  # a Slack user id; None: the bot (a run, the retry policy)
+    run_id: int | None
+    detail: str
+    link: str | None = None  # the permalink of the card of the run it names (a retry's)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertStory:
+    """What an alert's own message tells beyond the alert: its timeline, oldest first, and its failed run with
+    its links. Gathered by the service (``bot.service.alert_story``), empty where nothing was gathered."""
+
+    timeline: tuple[TimelineEntry, ...] = ()
+    run: RunView | None = None  # the latest failed run
+    console_url: str | None = None
+    card_link: str | None = None  # the permalink of that run's card
+
+    @property
+    def acknowledged_by(self) -> str | None:
+        """Who acknowledged it since it last (re)opened."""
+        who = None
+        for entry in self.timeline:
+            if entry.kind is EventKind.ACKNOWLEDGED:
+                who = entry.actor
+            elif entry.kind in (EventKind.REOPENED, EventKind.RESOLVED):
+                who = None
+        return who
+
+
+def timeline_entry(event: AlertEvent, link: str | None = None) -> TimelineEntry:
+    return TimelineEntry(
+        kind=event.kind, at=event.at, actor=event.actor, run_id=event.run_id, detail=event.detail, link=link
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AlertView:
     """One alert (a pipeline's failures, or a connection that does not answer) as its message shows it."""
 
@@ -116,10 +161,12 @@ class AlertView:
     first_at: datetime
     recovered_at: datetime | None
     recovered_by_run: int | None
+    story: AlertStory = AlertStory()
 
 
-def alert_view(alert: Alert) -> AlertView:
+def alert_view(alert: Alert, story: AlertStory | None = None) -> AlertView:
     return AlertView(
+        story=story or AlertStory(),
         id=alert.id,
         kind=AlertKind(alert.kind),
         pipeline=alert.pipeline,

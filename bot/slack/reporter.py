@@ -30,7 +30,7 @@ from bot.service.events import (
     WorkflowNote,
     WorkflowStopped,
 )
-from bot.service.views import alert_view, run_view, workflow_view
+from bot.service.views import AlertStory, alert_view, run_view, workflow_view
 from bot.slack.blocks.alerts import (
     alert_batches,
     alert_group,
@@ -142,13 +142,15 @@ class SlackReporter:
         window: timedelta,
         owners: Mapping[str, Sequence[str]],
         display_names: Mapping[str, str],
+        stories: Mapping[int, AlertStory] | None = None,
     ) -> list[tuple[str, int]]:
         sizes: dict[str, int] = {}
         pages = await self.store.paging.pages() if self.paging else {}  # of the alerts about to be announced
+        told = stories or {}
 
         def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
             sizes[key] = len(group)
-            views = [alert_view(a) for a in group]
+            views = [alert_view(a, told.get(a.id)) for a in group]
             return alert_group(key, views, owners=owners, display_names=display_names, pages=pages)
 
         def split(group: list[Alert]) -> list[list[Alert]]:
@@ -166,11 +168,18 @@ class SlackReporter:
         return [(key, sizes.get(key, 0)) for key in written]
 
     async def alert_changed(
-        self, key: str, alert: Alert, *, owners: Mapping[str, Sequence[str]], display_names: Mapping[str, str]
+        self,
+        key: str,
+        alert: Alert,
+        *,
+        owners: Mapping[str, Sequence[str]],
+        display_names: Mapping[str, str],
+        stories: Mapping[int, AlertStory] | None = None,
     ) -> None:
         group = await self.store.alerting.group(key)
         pages = await self.store.paging.pages(a.id for a in group) if self.paging else {}
-        views = [alert_view(a) for a in group]
+        told = stories or {}
+        views = [alert_view(a, told.get(a.id)) for a in group]
         _, text, blocks = alert_group(key, views, owners=owners, display_names=display_names, pages=pages)
         await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.models import RunState
 from bot.store import keys
+from bot.store.alert_events import EventKind, add_event
 from bot.store.messages import write_message
 from bot.store.tables import alerts, connection_health, runs, watches
 
@@ -160,10 +161,15 @@ class AlertStore:
                         count=alerts.c.count + 1, runs=runs, last_run_id=run_id, message=message[:4000], last_at=now
                     )
                 )
+                await add_event(conn, row["id"], EventKind.REPEATED, at=now, run_id=run_id)
                 return await _alert(conn, row["id"]), False
             # the runs ended between two polls and a run begun after this one was handled first: its
             # success already resolves this failure, which is still announced (pending until the flush)
             resolver = await _later_success(conn, pipeline, run_id)
+            if resolver is None and not muted:
+                reopened = await _reopen(conn, pipeline, run_id, message, since=now - suppress, now=now)
+                if reopened is not None:
+                    return reopened, False
             state = AlertState.OPEN if (muted or announced_by) else AlertState.PENDING
             if resolver is not None and state is AlertState.OPEN:
                 state = AlertState.RECOVERED  # nothing of its own to post: the card (or nobody, muted) tells it
@@ -187,7 +193,11 @@ class AlertStore:
                 )
                 .returning(alerts.c.id)
             )
-            return await _alert(conn, result.scalar_one()), True
+            alert_id = result.scalar_one()
+            await add_event(conn, alert_id, EventKind.FAILED, at=now, run_id=run_id)
+            if resolver is not None:
+                await add_event(conn, alert_id, EventKind.RESOLVED, at=now, run_id=resolver, detail="succeeded")
+            return await _alert(conn, alert_id), True
 
     async def recover(self, pipeline: str, run_id: int, *, now: datetime) -> list[Alert]:
         """Run ``run_id`` of ``pipeline`` succeeded: the unresolved failure alerts whose every counted failure
@@ -223,6 +233,8 @@ class AlertStore:
                     recovered_by_run=run_id,
                 )
             )
+            for alert_id in ids:
+                await add_event(conn, alert_id, EventKind.RESOLVED, at=now, run_id=run_id, detail="succeeded")
             return [await _alert(conn, i) for i in ids]
 
     async def flush(self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole) -> list[str]:
@@ -264,6 +276,22 @@ class AlertStore:
                     await write_message(conn, key, channel, text, blocks, now=now)
                     written.append(key)
         return written
+
+    async def due(self, *, now: datetime, window: timedelta) -> list[Alert]:
+        """The pending alerts ``flush`` would announce now: those of the channels whose oldest waited ``window``."""
+        channels = (
+            select(alerts.c.channel)
+            .where(alerts.c.state == AlertState.PENDING.value)
+            .group_by(alerts.c.channel)
+            .having(func.min(alerts.c.first_at) <= now - window)
+        )
+        query = (
+            select(alerts)
+            .where(alerts.c.state == AlertState.PENDING.value, alerts.c.channel.in_(channels))
+            .order_by(alerts.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [_from(r) for r in (await conn.execute(query)).mappings()]
 
     async def group(self, key: str) -> list[Alert]:
         async with self.engine.connect() as conn:
@@ -508,6 +536,44 @@ async def repoint_alerts(conn: AsyncConnection, old: int, new: int) -> None:
                 recovered_by_run=new if row["recovered_by_run"] == old else row["recovered_by_run"],
             )
         )
+
+
+async def _reopen(
+    conn: AsyncConnection, pipeline: str, run_id: int, message: str, *, since: datetime, now: datetime
+) -> Alert | None:
+    """The pipeline's alert resolved within the suppression interval, reopened by failed run ``run_id``: its
+    message (an alert of its own, not a run's card) tells the story on, instead of a new alert. None: none."""
+    query = (
+        select(alerts)
+        .where(
+            alerts.c.kind == _FAILURE,
+            alerts.c.pipeline == pipeline,
+            alerts.c.state == AlertState.RECOVERED.value,
+            alerts.c.recovered_at >= since,
+            alerts.c.group_key.like(keys.ALERT_GROUPS_LIKE),
+        )
+        .order_by(alerts.c.id.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        return None
+    await conn.execute(
+        update(alerts)
+        .where(alerts.c.id == row["id"], alerts.c.state == AlertState.RECOVERED.value)
+        .values(
+            state=AlertState.OPEN.value,
+            count=alerts.c.count + 1,
+            runs=[*row["runs"], run_id][-MAX_RUNS_KEPT:],
+            last_run_id=run_id,
+            message=message[:4000],
+            last_at=now,
+            recovered_at=None,
+            recovered_by_run=None,
+        )
+    )
+    await add_event(conn, row["id"], EventKind.REOPENED, at=now, run_id=run_id)
+    return await _alert(conn, row["id"])
 
 
 async def _alert_counting(conn: AsyncConnection, pipeline: str, run_id: int) -> Alert | None:

@@ -52,6 +52,11 @@ class CardStore:
             row = (await conn.execute(query)).first()
         return (row.channel, row.ts) if row and row.ts else None
 
+    async def set_permalink(self, key: str, permalink: str) -> None:
+        """The link Slack gave for a posted message (``chat.getPermalink``), for the messages that link to it."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(cards).where(cards.c.key == key).values(permalink=permalink[:500]))
+
     async def of_run(self, run_id: int) -> CardRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(cards).where(cards.c.run_id == run_id))).mappings().first()

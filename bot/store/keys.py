@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 __all__ = [
+    "ALERT_GROUPS_LIKE",
     "RUN_CARDS_LIKE",
     "alert_group",
     "back",
@@ -25,6 +26,7 @@ __all__ = [
     "notify_me",
     "run_card",
     "run_failure",
+    "run_of_card",
     "run_reply",
     "run_stuck",
     "step_not_started_note",
@@ -37,6 +39,8 @@ _RUN = "run:"
 _ALERTS = "alerts:"
 #: a SQL LIKE pattern matching the key of every run's card (and of their replies)
 RUN_CARDS_LIKE = _RUN + "%"
+#: a SQL LIKE pattern matching the key of every alert's own message
+ALERT_GROUPS_LIKE = _ALERTS + "%"
 
 
 # -- a run's card and its thread ------------------------------------------------------------
@@ -49,6 +53,12 @@ def run_card(run_id: int) -> str:
 
 def is_run_card(key: str) -> bool:
     return key.startswith(_RUN)
+
+
+def run_of_card(key: str) -> int | None:
+    """The run whose card ``key`` is; None for any other message (a reply, an alert, a workflow's card)."""
+    rest = key.removeprefix(_RUN) if is_run_card(key) else ""
+    return int(rest) if rest.isdigit() else None
 
 
 def run_reply(run_id: int, note: str) -> str:

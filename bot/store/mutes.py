@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.alert_events import EventKind, note_pipeline
 from bot.store.tables import mutes
 
 __all__ = ["MuteStore"]
@@ -16,11 +17,13 @@ class MuteStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def mute(self, pipeline: str, *, until: datetime, user_id: str | None, now: datetime) -> None:
-        """Mute ``pipeline`` until ``until``, replacing any mute it had."""
+    async def mute(self, pipeline: str, *, until: datetime, user_id: str | None, now: datetime) -> list[int]:
+        """Mute ``pipeline`` until ``until``, replacing any mute it had. Returns the ids of its open alerts, whose
+        timelines say so."""
         async with self.engine.begin() as conn:
             await conn.execute(mutes.delete().where(mutes.c.pipeline == pipeline))
             await conn.execute(insert(mutes).values(pipeline=pipeline, until=until, muted_by=user_id, muted_at=now))
+            return await note_pipeline(conn, pipeline, EventKind.MUTED, at=now, actor=user_id, detail=until.isoformat())
 
     async def unmute(self, pipeline: str) -> bool:
         """False when it was not muted."""

@@ -77,6 +77,7 @@ class NewRun:
     workflow_run_id: int | None = None
     step: str | None = None
     start_at: datetime | None = None  # a retry waiting for its backoff: started by the poller then
+    by_policy: bool = False  # a retry the pipeline's retry policy made (not a person's, whoever started the run)
 
 
 def run_duration(

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.models import RunState, RunStatus
+from bot.store.alert_events import EventKind, note_run
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.rows import add_event, claim, fetch_run, run_of_row, runs_by_ids, select_runs, task_json
 from bot.store.tables import cards, run_events, runs
@@ -90,7 +91,11 @@ class RunStore:
         try:
             async with self.engine.begin() as conn:
                 result = await conn.execute(insert(runs).values(**values).returning(runs.c.id))
-                return await fetch_run(conn, result.scalar_one())
+                run_id = result.scalar_one()
+                if new.retry_of is not None:  # the failure's alert tells who retried it, as which run
+                    actor = None if new.by_policy else new.started_by
+                    await note_run(conn, new.retry_of, EventKind.RETRIED, at=now, actor=actor, about=run_id)
+                return await fetch_run(conn, run_id)
         except IntegrityError:
             if new.retry_of is not None:
                 existing = await self.retry_of(new.retry_of)
@@ -203,7 +208,10 @@ class RunStore:
                 .where(runs.c.id == run_id, runs.c.acknowledged_by.is_(None))
                 .values(acknowledged_by=user_id, acknowledged_at=now, updated_at=now)
             )
-            return await fetch_run(conn, run_id), result.rowcount == 1
+            first = result.rowcount == 1
+            if first:  # the alert's timeline, with the acknowledgement itself
+                await note_run(conn, run_id, EventKind.ACKNOWLEDGED, at=now, actor=user_id)
+            return await fetch_run(conn, run_id), first
 
     async def repoint(self, run_id: int, provider_run_id: str) -> None:
         """A provider reuses a run id on resume (DataKitchen's order): the old attempt keeps a precise one."""
@@ -216,6 +224,13 @@ class RunStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
         return run_of_row(row) if row else None
+
+    async def many(self, run_ids: Collection[int]) -> dict[int, RunRecord]:
+        """The runs of ``run_ids`` that exist, by id: one query for a message that names many."""
+        if not run_ids:
+            return {}
+        async with self.engine.connect() as conn:
+            return {run.id: run for run in await runs_by_ids(conn, sorted(set(run_ids)))}
 
     async def retry_of(self, run_id: int) -> RunRecord | None:
         async with self.engine.connect() as conn:

@@ -28,6 +28,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.alert_events import AlertEvents
 from bot.store.alerting import AlertStore
 from bot.store.audit import AuditLog
 from bot.store.cards import CardStore
@@ -57,6 +58,7 @@ class Store:
         self.outbox = OutboxStore(engine)
         self.paging = PagingStore(engine)
         self.alerting = AlertStore(engine)
+        self.alert_events = AlertEvents(engine)
         self.mutes = MuteStore(engine)
         self.audit = AuditLog(engine)
         self.slots = SlotStore(engine)

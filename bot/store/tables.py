@@ -30,6 +30,7 @@ __all__ = [
     "SafeString",
     "SafeText",
     "UTCDateTime",
+    "alert_events",
     "alerts",
     "audit",
     "cards",
@@ -164,6 +165,7 @@ cards = Table(
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=True, unique=True),
     Column("channel", SafeString(80), nullable=False),
     Column("ts", SafeString(32), nullable=True),  # null until posted
+    Column("permalink", SafeString(500), nullable=True),  # chat.getPermalink's answer, once posted
     Column("text", SafeText, nullable=False),
     Column("blocks", JSON, nullable=False),
     Column("version", Integer, nullable=False, default=1),
@@ -253,6 +255,20 @@ alerts = Table(
     Column("recovered_by_run", Integer, nullable=True),
     Index("ix_alerts_state_channel", "state", "channel"),
     Index("ix_alerts_pipeline", "pipeline"),
+)
+#: an alert's timeline: what happened to it, written with the state change it records (``alert_events.py``)
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", SafeString(16), nullable=False),  # alert_events.EventKind
+    Column("actor", SafeString(32), nullable=True),  # a Slack user id; null: the bot (a run, the retry policy)
+    Column("run_id", Integer, nullable=True),  # the run it is about (the failure, the retry, the success)
+    Column("detail", SafeText, nullable=False, default=""),
+    Index("ix_alert_events_alert_id", "alert_id", "id"),
+    Index("ix_alert_events_run_id", "run_id"),
 )
 
 # PagerDuty Events API v2 events of alerts (bot/delivery/paging.py sends them): one row per alert and action,

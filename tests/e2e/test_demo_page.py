@@ -84,14 +84,19 @@ async def test_a_failure_alerts_its_owners_and_retry_starts_a_new_run(
     await expect(announced).to_have_count(1, timeout=RUN_TIMEOUT)
     alert = page.locator(f'#messages .msg[data-ts="{await announced.get_attribute("data-ts")}"]')
     await expect(alert).to_contain_text("cc @bob @data-eng")  # its owners: a person and a user group
-    await expect(alert.locator(".mention")).to_have_count(2)
+    await expect(alert.locator(".mention")).to_have_count(3)  # they, and who started the run ("Started by @…")
     # the provider's own words, shown as text: Slack's escapes undone once, never read as markup
     await expect(alert).to_contain_text("(job <bqjob_r5e1c0ffee_0001> & 1 retry)")
     await shots("alert-with-owners")
 
+    await alert.get_by_role("button", name="Acknowledge").click()
+    await expect(alert).to_contain_text("acknowledged by @", timeout=RUN_TIMEOUT)  # its header and timeline
     await alert.get_by_role("button", name="Retry").click()
     await expect(alert).to_contain_text("recovered", timeout=RUN_TIMEOUT)  # the retry succeeded: the alert says so
     await expect(alert.get_by_role("button", name="Retry")).to_have_count(0)
+    await expect(alert).to_contain_text("Timeline")  # its story kept: the error, owners and what happened
+    await expect(alert).to_contain_text("(job <bqjob_r5e1c0ffee_0001> & 1 retry)")
+    await expect(alert).to_contain_text("resolved by #")
     await shots("alert-recovered")
 
     await go_to(page, "data-ops")  # the new run's card joins the first one's channel

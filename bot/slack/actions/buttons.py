@@ -25,6 +25,7 @@ from bot.slack.context import Services
 from bot.slack.events.home import publish_home
 from bot.slack.failures import answering
 from bot.slack.text import escape
+from bot.store.records import RunRecord
 
 __all__ = ["register"]
 
@@ -116,7 +117,15 @@ async def _cancel(
 async def _retry(
     services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]] | None:
-    await services.runs.retry(actor, ids.parse_run_value(_value(action)), channel=actor.channel_id)
+    async def recorded(run: RunRecord) -> None:
+        # the retry's number is known once its row exists: said now, before the provider answers the trigger
+        if actor.channel_id:
+            await client.chat_postEphemeral(
+                channel=actor.channel_id, user=actor.user_id, text=f"🔁 Retrying as #{run.id}…"
+            )
+
+    run_id = ids.parse_run_value(_value(action))
+    await services.runs.retry(actor, run_id, channel=actor.channel_id, on_recorded=recorded)
     return None
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from bot.service.views import AlertState, AlertView, Page
 from bot.slack.blocks import ids
-from bot.slack.blocks.card import button, context, mute_select, section
+from bot.slack.blocks.alert_story import failed_tasks, run_facts, state_mark, state_words, timeline
+from bot.slack.blocks.card import button, console_button, context, mute_select, section
 from bot.slack.blocks.paging import page_line
 from bot.slack.text import escape, mention, slack_date, truncate
 
@@ -82,10 +83,6 @@ def alert_batches(alerts: Sequence[AlertView], *, owners: Mapping[str, Sequence[
     return batches
 
 
-def _resolved(alert: AlertView) -> bool:
-    return alert.state is AlertState.RECOVERED and alert.recovered_at is not None
-
-
 def _status(alert: AlertView) -> str:
     if alert.count > 1:
         return f"failed {alert.count} times since {slack_date(alert.first_at)}"
@@ -93,18 +90,16 @@ def _status(alert: AlertView) -> str:
 
 
 def _line(alert: AlertView, display: str) -> str:
-    """A resolved alert still says what failed and why (it may be posted already resolved): marked resolved."""
+    """The alert's header: its state once (🔴 open, 👀 acknowledged, ✅ resolved), what failed and why. A resolved
+    alert still says what failed and why (it may be posted already resolved)."""
     name = truncate(escape(alert.pipeline or "?"), 80, "…")
     run = f" · run #{alert.last_run_id}" if alert.last_run_id else ""
     muted = " · 🔕 muted" if alert.muted else ""
-    resolved = ""
-    if _resolved(alert) and alert.recovered_at is not None:
-        by = f" by run #{alert.recovered_by_run}" if alert.recovered_by_run else ""
-        resolved = f" · recovered {slack_date(alert.recovered_at)}{by}"
     said = " ".join(alert.message.split())
     said_text = f"\n> {truncate(escape(said), MESSAGE_CHARS, '…')}" if said else ""
-    emoji = "✅" if _resolved(alert) else "❌"
-    return f"{emoji} *{name}* on {escape(display)} {_status(alert)}{run}{muted}{resolved}{said_text}"
+    return (
+        f"{state_mark(alert)} *{name}* on {escape(display)} {_status(alert)}{run}{muted}{state_words(alert)}{said_text}"
+    )
 
 
 def alert_group(
@@ -161,6 +156,8 @@ def alert_name(alert: AlertView) -> str:
 
 
 def _single(alert: AlertView, display: str, cc: Sequence[str]) -> tuple[str, list[Block]]:
+    """One alert's message: header, owners, the error, failed tasks, the run's facts and links, the timeline, and
+    the buttons while it is open. The owners stay in every version (an edit notifies nobody again)."""
     name = escape(alert.pipeline or "?")
     head = _line(alert, display).split("\n")[0]
     packed = _packed(cc, SECTION_CHARS - len(head) - len("\ncc "))
@@ -168,19 +165,30 @@ def _single(alert: AlertView, display: str, cc: Sequence[str]) -> tuple[str, lis
     blocks.extend(section(f"cc {more}") for more in packed[1:])
     said = alert.message.strip()
     if said:
-        blocks.append(section("*Message*\n" + truncate(escape(said), 2900)))
+        blocks.append(section("*Message*\n" + truncate(escape(said), SECTION_CHARS - len("*Message*\n"))))
+    story = alert.story
+    tasks = failed_tasks(story)
+    if tasks:
+        blocks.append(section(truncate(tasks, SECTION_CHARS, "…")))
+    facts = run_facts(story)
+    if facts:
+        blocks.append(context(*facts))
+    told = timeline(story, SECTION_CHARS)
+    if told:
+        blocks.append(section(told))
+    elements: list[Block] = []
     if alert.last_run_id is not None and alert.state is not AlertState.RECOVERED:
         run = alert.last_run_id
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    button("Retry", ids.RUN_RETRY, str(run), style="primary"),
-                    button("Acknowledge", ids.RUN_ACK, str(run)),
-                    mute_select(run),
-                ],
-            }
-        )
+        elements += [
+            button("Retry", ids.RUN_RETRY, str(run), style="primary"),
+            *([] if story.acknowledged_by else [button("Acknowledge", ids.RUN_ACK, str(run))]),
+            mute_select(run),
+        ]
+    console = console_button(alert.last_run_id or 0, story.console_url)
+    if console is not None:
+        elements.append(console)
+    if elements:
+        blocks.append({"type": "actions", "elements": elements})
     text = f"{name} failed" + (", since recovered" if alert.state is AlertState.RECOVERED else "")
     return text, blocks
 

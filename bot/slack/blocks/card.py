@@ -10,6 +10,7 @@ sections, context lines, options), so every surface gets the same limits by cons
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -24,6 +25,7 @@ from bot.slack.text import (
     escape,
     human_duration,
     link,
+    mention,
     mention_user,
     mrkdwn,
     plain_text,
@@ -49,6 +51,7 @@ __all__ = [
 Block = dict[str, Any]
 
 MAX_TASKS = 10
+MAX_PAGED = 20  # owners named on a card's "paged" line: the alert itself mentions them all
 HEADER_LIMIT = 150
 SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
@@ -183,6 +186,9 @@ def run_card(view: CardView) -> tuple[str, list[Block]]:
     notes = _notes(view)
     if notes:
         blocks.append(context(*notes))
+    paged = _paged(view)
+    if paged:
+        blocks.append(context(paged))
     actions = _actions(view)
     if actions:
         blocks.append({"type": "actions", "block_id": "run_actions", "elements": actions})
@@ -335,6 +341,19 @@ def _acknowledged(user_id: str) -> str:
         return f"👀 {mention_user(user_id)} is on it"
     except ValueError:
         return "👀 someone is on it"
+
+
+def _paged(view: CardView) -> str:
+    """Who the failure's alert paged, and a link to it (issue 14: the card and the alert point at each other)."""
+    said: list[str] = []
+    for owner in view.paged[:MAX_PAGED]:
+        with contextlib.suppress(ValueError):  # an entry that is not a user or group id pages nobody
+            said.append(mention(owner))
+    text = f"🔔 Paged {' '.join(dict.fromkeys(said))}" if said else ""
+    if view.alert_link:
+        with contextlib.suppress(ValueError):
+            text += (" · " if text else "") + link(view.alert_link, "See the alert")
+    return text
 
 
 def _retry_of(view: CardView) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
-from bot.service.views import AlertView
+from bot.models import RunState, TaskStatus
+from bot.service.views import AlertStory, AlertView, EventKind, TimelineEntry
 from bot.slack.blocks import ids
 from bot.slack.blocks.alerts import alert_batches, alert_group
-from tests.unit.slack.test_blocks import T0, check_message
+from tests.unit.slack.test_blocks import HUGE, T0, check_message, make_run
 from tests.unit.slack.test_home_digest_blocks import alert
 
 OWNERS = {"orders": ("U0BOB", "S0DATAENG"), "leads": ("U0CAROL",)}
@@ -80,3 +84,82 @@ def test_owners_too_many_for_one_section_are_mentioned_across_sections_without_c
     _, text, blocks = alert_group("alerts:C0ALERTS:1", one, owners=many, display_names={})
     check_message(text, blocks)
     assert len(re.findall(r"<@(U\d{8})>", json.dumps(blocks))) == 400
+
+
+# -- the story an alert keeps (issue 14) ---------------------------------------------------------------------------
+
+
+Event = tuple[EventKind, str | None, int | None, str]
+
+
+def story(events: Sequence[Event], **changes: Any) -> AlertStory:
+    timeline = tuple(
+        TimelineEntry(kind=kind, at=T0 + timedelta(minutes=i), actor=actor, run_id=run, detail=detail)
+        for i, (kind, actor, run, detail) in enumerate(events)
+    )
+    fields: dict[str, Any] = {"timeline": timeline, "run": make_run(id=12, message="Table missing"),
+                              "console_url": "https://console.rivery.io/runs/r-1",
+                              "card_link": "https://example.slack.com/archives/C0GENERAL/p1"}
+    return AlertStory(**{**fields, **changes})
+
+
+def told(a: AlertView, s: AlertStory) -> AlertView:
+    return replace(a, story=s)
+
+
+def test_an_acknowledged_alert_says_who_once_in_its_header_and_offers_no_second_acknowledge() -> None:
+    acked = told(alert(), story([(EventKind.FAILED, None, 12, ""), (EventKind.ACKNOWLEDGED, "U0BOB", 12, "")]))
+    _, text, blocks = alert_group("k", [acked], owners=OWNERS, display_names=NAMES)
+    check_message(text, blocks)
+    body = json.dumps(blocks, ensure_ascii=False)
+    first = blocks[0]["text"]["text"]
+    assert first.startswith("👀 *orders* on Rivery failed · run #12 · acknowledged by <@U0BOB>")
+    assert sum(body.count(mark) for mark in ("🔴", "👀", "✅")) == 1
+    assert ids.RUN_ACK not in body and ids.RUN_RETRY in body and ids.RUN_CONSOLE in body
+    assert "<https://example.slack.com/archives/C0GENERAL/p1|Run #12's card>" in body
+
+
+def test_a_long_timeline_folds_its_oldest_lines_and_the_message_holds_block_kit_limits() -> None:
+    """Hundreds of events, a 100,000-character error, owners by the hundred, tasks by the dozen: 50 blocks and
+    3,000 characters a section hold, the newest event shows last and the oldest fold into one line."""
+    events: list[Event] = [(EventKind.REPEATED, None, 100 + i, "") for i in range(300)]
+    events.append((EventKind.MUTED, "U0BOB", None, (T0 + timedelta(hours=4)).isoformat()))
+    tasks = tuple(TaskStatus(f"task {i}", RunState.FAILED, "F", HUGE) for i in range(40))
+    long = told(alert(message=HUGE, count=301),
+                story(events, run=make_run(id=12, message=HUGE, tasks=tasks, attempt=3)))
+    owners = {"orders": tuple(f"U{i:08d}" for i in range(400))}
+    _, text, blocks = alert_group("k", [long], owners=owners, display_names=NAMES)
+    check_message(text, blocks)
+    assert len(blocks) <= 50
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert all(len(t) <= 3000 for t in sections)
+    [timeline] = [t for t in sections if t.startswith("*Timeline*")]
+    lines = timeline.splitlines()
+    assert re.fullmatch(r"… \d+ earlier events", lines[1])
+    hidden = int(lines[1].split()[1])
+    assert hidden + len(lines) - 2 == len(events)  # each event shown or counted, none lost
+    assert "🔕 muted by <@U0BOB> until" in lines[-1]  # newest last
+    assert "Attempt 3" in json.dumps(blocks)
+    assert len(re.findall(r"<@(U\d{8})>", json.dumps(blocks))) == 400  # every owner, none cut
+
+
+def test_a_reopened_alert_is_open_again_and_its_retry_by_the_policy_is_told() -> None:
+    events: list[Event] = [(EventKind.FAILED, None, 12, ""), (EventKind.ACKNOWLEDGED, "U0BOB", 12, ""),
+              (EventKind.RETRIED, None, 13, ""), (EventKind.RESOLVED, None, 13, "succeeded"),
+              (EventKind.REOPENED, None, 14, "")]
+    reopened = told(alert(last_run_id=14, count=2), story(events))
+    _, text, blocks = alert_group("k", [reopened], owners=OWNERS, display_names=NAMES)
+    check_message(text, blocks)
+    body = "\n".join(b["text"]["text"] for b in blocks if b["type"] == "section")
+    assert body.startswith("🔴 *orders*")  # acknowledged before it resolved: open again now
+    assert "🔁 retried by the retry policy as #13" in body and "↩️ reopened: failed again (#14)" in body
+    assert ids.RUN_ACK in json.dumps(blocks)
+
+
+def test_a_grouped_alert_gives_each_failure_its_state() -> None:
+    acked = told(alert(id=1), story([(EventKind.ACKNOWLEDGED, "U0BOB", 12, "")]))
+    fixed = alert(id=2, pipeline="leads", **RESOLVED)
+    still = alert(id=3, pipeline="leads")
+    _, _, blocks = alert_group("k", [acked, fixed, still], owners=OWNERS, display_names=NAMES)
+    lines = [b["text"]["text"] for b in blocks[1:] if b["type"] == "section"]
+    assert [line[0] for line in lines] == ["👀", "✅", "🔴"]

@@ -64,6 +64,8 @@ class CardView:
     muted_until: datetime | None = None
     attempts: int | None = None  # of the pipeline's retry policy: "attempt 2 of 3"
     workflow_link: str | None = None  # "step transform of daily-sales #4"
+    stuck_since: datetime | None = None  # when the run was warned of as stuck (``bot.tracking.stuck``)
+    alerted: bool = False  # an alert counts this run: Acknowledge and Mute have something to act on
 
 
 # -- notes in a run's thread --------------------------------------------------------------------------

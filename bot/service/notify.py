@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from bot.catalog.model import Catalog, Pipeline
+from bot.models import RunState
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import CardView, Reporter, RunNote, WorkflowNote
 from bot.service.views import run_view
+from bot.store import keys
 from bot.store.records import RunOrigin, RunRecord
 from bot.store.store import Store
 from bot.store.workflow_runs import WorkflowRunRecord
@@ -93,7 +95,16 @@ class Notifier:
             muted_until=muted[0] if muted else None,
             attempts=pipeline.retry.attempts if (pipeline := self.pipeline(run)) and pipeline.retry else None,
             workflow_link=f"Step {run.step} of workflow run #{run.workflow_run_id}" if run.workflow_run_id else None,
+            stuck_since=None if run.final else await self.store.outbox.written_at(keys.run_stuck(run.id)),
+            alerted=await self._alerted(run),
         )
+
+    async def _alerted(self, run: RunRecord) -> bool:
+        """Whether an alert counts this run; asked only of a run that ended unknown or did not start (a failure
+        always alerts, other ends never do), so a card's refresh costs no query in the usual cases."""
+        if not run.final or run.run_state is not RunState.UNKNOWN or run.pipeline is None:
+            return False
+        return await self.store.alerting.counts_run(run.pipeline, run.id, since=run.created_at)
 
     async def refresh_card(self, run: RunRecord) -> bool:
         """Write what the run's card should show now; False when it already shows that (or has no channel)."""

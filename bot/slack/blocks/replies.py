@@ -21,10 +21,12 @@ from bot.slack.blocks.card import (
     context,
     final_duration,
     message_text,
+    provider_context,
     section,
     state_emoji,
     state_word,
     task_blocks,
+    word_and_raw,
 )
 from bot.slack.text import code, escape, human_duration, link, mention, slack_date, truncate
 
@@ -55,7 +57,7 @@ def failure_details(
     blocks = [section(title + (f"\ncc {mentions}" if mentions else ""))]
     if run.message.strip():
         blocks.append(section(message_text(run.message, "*Message*")))
-    blocks += task_blocks(run.tasks, failed_only=True)
+    blocks += task_blocks(run.tasks, failed_only=True, run_message=run.message)
     blocks.append(context(*_failure_facts(run, display_name, console_url)))
     text = f"{state_emoji(run.run_state)} {name} {phrase} (run #{run.id})"
     if run.message.strip():
@@ -81,8 +83,7 @@ def _failure_facts(run: RunView, display_name: str, console_url: str | None) -> 
         facts.append(f"Duration {human_duration(duration)}")
     if run.attempt > 1:
         facts.append(f"Attempt {run.attempt}")
-    if run.provider_run_id:
-        facts.append(f"{escape(display_name)} run {code(truncate(run.provider_run_id, 200, '…'))}")
+    facts.append(provider_context(display_name, run.provider_run_id, run.raw_status))
     if console_url:
         with contextlib.suppress(ValueError):  # not a plain http(s) URL: no link rather than a broken one
             facts.append(link(console_url, f"Open in {display_name}"))
@@ -136,23 +137,28 @@ def _status_line(run: RunView, now: datetime) -> str:
     return line
 
 
-def last_runs(name: str, statuses: Sequence[RunStatus], trend: str) -> tuple[str, list[Block]]:
-    """The last runs the provider knows of, with a trend (oldest → newest) to spot a pattern at a glance."""
+def last_runs(
+    name: str, statuses: Sequence[RunStatus], trend: str, numbers: Mapping[str, int] | None = None
+) -> tuple[str, list[Block]]:
+    """The last runs the provider knows of, newest first, and a trend in the same order (newest first, leftmost)
+    to spot a pattern at a glance. ``numbers`` maps a provider's run id to the bot's ``#n``, for the runs the
+    bot knows; a run it does not know (started elsewhere, not watched) is named by the provider's id."""
     shown = truncate(escape(name), 200, "…")
     if not statuses:
         text = f"No runs of {shown} found at the provider."
         return text, [section(text)]
-    title = f"*Last {len(statuses)} runs of {shown}*   {escape(trend)}"
-    return f"Last {len(statuses)} runs of {shown}: {escape(trend)}", _listing(title, [_last_line(s) for s in statuses])
+    known = numbers or {}
+    title = f"*Last {len(statuses)} runs of {shown}*, newest first   {escape(trend)}"
+    lines = [_last_line(s, known.get(s.run_id)) for s in statuses]
+    return f"Last {len(statuses)} runs of {shown}, newest first: {escape(trend)}", _listing(title, lines)
 
 
-def _last_line(status: RunStatus) -> str:
+def _last_line(status: RunStatus, number: int | None) -> str:
     started = slack_date(status.started_at) if status.started_at else "start unknown"
-    parts = [f"{state_emoji(status.state)} {started}"]
+    who = f"#{number}" if number is not None else "run " + code(truncate(status.run_id, 60, "…"))
+    parts = [f"{state_emoji(status.state)} {who}", word_and_raw(status.state, status.raw_status), started]
     if status.elapsed is not None:
         parts.append(human_duration(status.elapsed))
-    parts.append(code(truncate(status.raw_status, 40, "…")))
-    parts.append("run " + code(truncate(status.run_id, 60, "…")))
     line = " · ".join(parts)
     if status.state is RunState.FAILED and status.message.strip():
         line += ": " + truncate(escape(" ".join(status.message.split())), 120, "…")

@@ -207,7 +207,8 @@ async def _last(services: Services, asked: Asked, command: Last) -> Reply:
     if pipeline is None:
         raise InvalidRequest(f"There is no pipeline *{escape(name)}*.")
     statuses = await services.queries.last(pipeline, command.count)
-    return last_runs(name, statuses, trend(statuses))
+    numbers = await services.queries.numbers(pipeline, statuses)
+    return last_runs(name, statuses, trend(statuses, newest_first=True), numbers)
 
 
 @_work(Stats)

@@ -28,11 +28,12 @@ from bot.service.notify import Notifier
 from bot.service.outcomes import Changes
 from bot.service.permissions import Actor, Authorizer, Need
 from bot.service.starting import StartLeases, record_answer
+from bot.service.views import Muted
 from bot.store import keys
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
 
-__all__ = ["AdHoc", "RunService", "resolve_parameters"]
+__all__ = ["AdHoc", "Muted", "RunService", "resolve_parameters"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
@@ -308,22 +309,28 @@ class RunService:
         return run, first
 
     async def mute(
-        self, actor: Actor, pipeline_name: str, duration: timedelta, *, run_id: int | None = None
-    ) -> datetime:
+        self, actor: Actor, pipeline_name: str, duration: timedelta, *, run_id: int | None = None, replace: bool = False
+    ) -> Muted:
         pipeline = self.catalog.pipelines.get(pipeline_name)
         if pipeline is None:
             raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
         await self._authorize(actor, "change", pipeline, what=f"mute *{escape(pipeline_name)}*", target=pipeline_name)
         if duration <= timedelta(0) or duration > timedelta(days=30):
             raise InvalidRequest("Mute for between a minute and 30 days, like `1h`, `4h`, `1d`.")
-        until = self.now() + duration
-        await self.store.mutes.mute(pipeline_name, until=until, user_id=actor.user_id, now=self.now())
+        now = self.now()
+        until = now + duration
+        current = (await self.store.mutes.active(now=now)).get(pipeline_name)
+        before = current[0] if current else None
+        if before is not None and before > until and not replace:
+            await self._audit(actor, "mute", pipeline_name, "already", f"kept until {before.isoformat()}")
+            return Muted(until=before, asked=until, before=before, changed=False)
+        await self.store.mutes.mute(pipeline_name, until=until, user_id=actor.user_id, now=now)
         await self._audit(actor, "mute", pipeline_name, "ok", f"until {until.isoformat()}")
         if run_id is not None:
             run = await self.store.runs.get(run_id)
             if run is not None:
                 await self.notifier.refresh_card(run)
-        return until
+        return Muted(until=until, asked=until, before=before, changed=True)
 
     async def unmute(self, actor: Actor, pipeline_name: str) -> bool:
         pipeline = self.catalog.pipelines.get(pipeline_name)

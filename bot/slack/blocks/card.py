@@ -348,9 +348,7 @@ def _notes(view: CardView) -> list[str]:
             f"{slack_date(run.next_poll_at, '{time}')} ({truncate(escape(str(run.extra['waiting_for'])), 300, '…')})"
         )
     if is_stuck(view) and view.stuck_since is not None:
-        notes.append(
-            f"{STUCK_EMOJI} Running longer than expected since {slack_date(view.stuck_since)}: see the thread"
-        )
+        notes.append(f"{STUCK_EMOJI} Running longer than expected since {slack_date(view.stuck_since)}: see the thread")
     if _unknown_for_long(view) and run.unknown_since is not None:
         notes.append(
             f"❔ status unknown since {slack_date(run.unknown_since)}: {escape(view.display_name)} is not "

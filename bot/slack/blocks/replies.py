@@ -12,12 +12,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bot.models import RunState, RunStatus
-from bot.service.views import RunView, StoredState
+from bot.service.views import Muted, RunView, StoredState
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import (
     Block,
     button,
-    confirm_dialog,
     context,
     final_duration,
     message_text,
@@ -35,6 +34,7 @@ __all__ = [
     "ephemeral_error",
     "failure_details",
     "last_runs",
+    "mute_answer",
     "notice",
     "stats",
     "status_list",
@@ -105,17 +105,51 @@ def notice(text: str, *, formatted: bool = False) -> tuple[str, list[Block]]:
 def confirm_op(
     op: str, target: str, question: str, confirm_label: str, *, run_id: int | None = None
 ) -> tuple[str, list[Block]]:
-    """An ephemeral "are you sure" for cancel/disable/archive/reset: the danger button also opens Slack's own
-    confirm dialog, and its value carries the whole operation so the click needs no server-side state."""
+    """An ephemeral "are you sure" for cancel/disable/archive/reset. It is the one confirmation: its button opens
+    no second dialog, and the answer replaces it so it cannot be clicked twice. The button's value carries the
+    whole operation so the click needs no server-side state."""
     asked = escape(question)
-    dialog = confirm_dialog("Are you sure?", asked, confirm_label)
     value = ids.op_value(op, target, run_id)
     elements = [
-        button(confirm_label, ids.OP_CONFIRM, value, style="danger", confirm=dialog),
+        button(confirm_label, ids.OP_CONFIRM, value, style="danger"),
         button("Dismiss", ids.OP_DISMISS, "dismiss"),
     ]
     text = truncate(asked, 3000)
     return text, [section(asked), {"type": "actions", "block_id": "op_actions", "elements": elements}]
+
+
+def mute_answer(
+    pipeline: str, muted: Muted, seconds: int, *, now: datetime, run_id: int | None = None
+) -> tuple[str, list[Block]]:
+    """The answer to a mute (``/pipeline mute``, a card's Mute menu, or the button below).
+
+    A pipeline already muted for longer keeps its mute: the answer says so and offers the change as buttons,
+    to mute for the period asked from now (shorter), or to add it to the mute in force (longer)."""
+    name = f"*{truncate(escape(pipeline), 200, '…')}*"
+    asked = _period(seconds)
+    if muted.changed:
+        said = f"🔕 {name} is muted until {slack_date(muted.until)}"
+        if muted.before is not None:
+            how = "extended" if muted.until > muted.before else "shortened"
+            said += f" ({how} from {slack_date(muted.before)})"
+        said += ": its failures still show on their cards, without alerting anyone."
+        return notice(said, formatted=True)
+    said = (
+        f"🔕 {name} is already muted until {slack_date(muted.until)}, longer than the {asked} asked: nothing changed."
+    )
+    shorter = ids.mute_set_value(pipeline, seconds, run_id)
+    elements = [button(f"Mute for {asked} from now instead", ids.MUTE_SET, shorter)]
+    longer = int((muted.until - now).total_seconds()) + seconds
+    if longer <= ids.MUTE_MAX_SECONDS:
+        extend = ids.mute_set_value(pipeline, longer, run_id)
+        elements.append(button(f"Extend by {asked}", ids.mute_set_action_id(1), extend))
+    return said, [section(said), {"type": "actions", "block_id": "mute_actions", "elements": elements}]
+
+
+def _period(seconds: int) -> str:
+    """A mute's period as the menu says it ("1 hour"), else as a duration ("1h 30m")."""
+    labels = {s: label for label, s in ids.MUTE_CHOICES}
+    return labels.get(seconds) or human_duration(timedelta(seconds=seconds))
 
 
 def status_list(runs: Sequence[RunView], now: datetime) -> tuple[str, list[Block]]:

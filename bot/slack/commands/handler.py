@@ -34,7 +34,15 @@ from bot.service.views import run_view
 from bot.slack.blocks.card import run_card
 from bot.slack.blocks.listing import catalog_list
 from bot.slack.blocks.modal import run_modal
-from bot.slack.blocks.replies import confirm_op, ephemeral_error, last_runs, notice, stats, status_list
+from bot.slack.blocks.replies import (
+    confirm_op,
+    ephemeral_error,
+    last_runs,
+    mute_answer,
+    notice,
+    stats,
+    status_list,
+)
 from bot.slack.commands.grammar import AdHocTarget, ParseError, parse
 from bot.slack.commands.help import help_for
 from bot.slack.commands.model import (
@@ -270,13 +278,9 @@ async def _pipeline_op(services: Services, asked: Asked, command: PipelineOp) ->
 
 @_work(Mute)
 async def _mute(services: Services, asked: Asked, command: Mute) -> Reply:
-    until = await services.runs.mute(asked.actor, str(command.pipeline), command.duration)
-    return notice(
-        f"🔕 *{escape(str(command.pipeline))}* is muted until <!date^{int(until.timestamp())}^"
-        f"{{date_short_pretty}} {{time}}|{until:%Y-%m-%d %H:%M} UTC>: its failures still show on "
-        "their cards, without alerting anyone.",
-        formatted=True,
-    )
+    muted = await services.runs.mute(asked.actor, str(command.pipeline), command.duration)
+    seconds = int(command.duration.total_seconds())
+    return mute_answer(str(command.pipeline), muted, seconds, now=services.now())
 
 
 @_work(Unmute)

@@ -473,14 +473,14 @@ def test_ephemeral_error_and_notice_escape() -> None:
     assert ephemeral_error("no such pipeline")[0] == "⚠️ no such pipeline"
 
 
-def test_confirm_op_carries_the_operation_and_asks_twice() -> None:
+def test_confirm_op_carries_the_operation_and_asks_once() -> None:
     text, blocks = confirm_op("cancel", "leads-ods", "Cancel run #12 of leads-ods?", "Cancel run", run_id=12)
     check_message(text, blocks)
     found = buttons(blocks)
     assert list(found) == [ids.OP_CONFIRM, ids.OP_DISMISS]
     confirm = found[ids.OP_CONFIRM]
-    assert confirm["style"] == "danger"
-    assert confirm["confirm"]["confirm"]["text"] == "Cancel run"
+    assert confirm["style"] == "danger" and confirm["text"]["text"] == "Cancel run"
+    assert "confirm" not in confirm  # the prompt is the confirmation: no second "are you sure" dialog
     assert confirm["value"] == '{"op":"cancel","target":"leads-ods","run":12}'
     assert ids.parse_op_value(confirm["value"]) == ("cancel", "leads-ods", 12)
     _, plain = confirm_op("disable", "leads-ods", "Disable?", "Disable")

@@ -156,7 +156,11 @@ async def test_status_last_and_stats(tmp_path: Path) -> None:
         outside = tailer.external_run(TAILER_CONFIG, {"execution_date": "2026-10-01"})
         w.advance(40)
         last = await ask(w, "last iowa-pda 5")
-        assert last.text.startswith("Last 1 runs of iowa-pda") and outside in shown(last)
+        assert last.text.startswith("Last 1 runs of iowa-pda, newest first")
+        assert w.runtime.store is not None
+        seen = await w.runtime.store.runs.find(w.runtime.catalog.pipelines["iowa-pda"].connection, outside)
+        # a run the bot saw by watching is its #n; one it never saw is named by Tailer's id
+        assert (f"#{seen.id} · succeeded" if seen else f"run `{outside}`") in shown(last)
         assert any(r.body.get("action") == "get_last_status" for r in tailer.state.requests_to("status"))
 
         # InVision cannot list runs: the bot's own history answers
@@ -164,10 +168,12 @@ async def test_status_last_and_stats(tmp_path: Path) -> None:
         await w.command("run budget")
         await w.card_saying("budget")
         w.advance(40)
-        await w.card_saying("budget succeeded")
+        budget = await w.card_saying("budget succeeded")
         history = await ask(w, "last budget")
         [budget_run] = w.emulators["invision"].state.runs.values()
-        assert history.text == "Last 1 runs of budget: ✅" and budget_run.run_id in shown(history)
+        assert history.text == "Last 1 runs of budget, newest first: ✅"
+        assert f"✅ #{run_number(budget)} · succeeded" in shown(history)  # the bot's #n, not the provider's id
+        assert budget_run.run_id not in shown(history)
 
         await w.card_saying("leads-ods succeeded")
         everything = await ask(w, "stats")

@@ -19,7 +19,7 @@ from bot.errors import InvalidRequest
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
 from bot.slack.blocks.modal import run_modal
-from bot.slack.blocks.replies import ephemeral_error, mute_answer, notice
+from bot.slack.blocks.replies import mute_answer, notice
 from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
 from bot.slack.context import Services
 from bot.slack.failures import answering
@@ -85,13 +85,13 @@ def _listener(services: Services, work: Work, *, in_place: bool = False) -> Call
 async def _checked(
     services: Services, work: Work, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]] | None:
-    """``work``'s reply; a tampered or stale button value answered here, whatever else it raises by
-    ``bot.slack.failures`` like every listener's errors."""
+    """``work``'s reply. A tampered or stale button value is logged here and answered, like everything else it
+    raises, by ``bot.slack.failures``: as an error, so it never replaces the prompt it came from."""
     try:
         return await work(services, actor, body, action, client)
     except ValueError as exc:  # a tampered or stale value
         log.warning("bad button value from %s: %s", actor.user_id, exc)
-        return ephemeral_error("That button's value is not valid. Use the buttons on a current card.")
+        raise InvalidRequest("That button's value is not valid. Use the buttons on a current card.") from None
 
 
 def _value(action: dict[str, Any]) -> str:

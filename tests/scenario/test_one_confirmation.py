@@ -55,8 +55,9 @@ async def test_a_cards_cancel_button_has_one_dialog_and_no_prompt_after_it(tmp_p
     async with world(tmp_path) as w:
         leads = await _running_leads(w)
         card = await w.card_saying("leads-ods is running")
-        button = next(e for b in card.blocks if b["type"] == "actions" for e in b["elements"]
-                      if e["action_id"] == ids.RUN_CANCEL)
+        button = next(
+            e for b in card.blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == ids.RUN_CANCEL
+        )
         assert button["confirm"]["confirm"]["text"] == "Cancel run"  # Slack's own dialog: the one confirmation
         _, answer = await reply_to(w, w.slack.click("C0GENERAL", card.ts, ids.RUN_CANCEL))
         assert answer.text == f"Asked Rivery to cancel run #{leads}; the card will show when it stops."
@@ -117,12 +118,14 @@ async def test_a_cards_mute_menu_keeps_a_longer_mute_too(tmp_path: Path) -> None
         failed = await w.card_saying("orders failed")
         await ask(w, "mute orders 1w")
         week = await _muted_until(w, "orders")
-        _, answer = await reply_to(w, w.slack.click("C0GENERAL", failed.ts, ids.RUN_MUTE,
-                                                    value=ids.mute_value(run_number(failed), 3600)))
+        _, answer = await reply_to(
+            w, w.slack.click("C0GENERAL", failed.ts, ids.RUN_MUTE, value=ids.mute_value(run_number(failed), 3600))
+        )
         assert "is already muted until" in answer.text and "1 hour" in answer.text
         assert await _muted_until(w, "orders") == week
-        value = json.loads(next(e["value"] for b in answer.blocks for e in b.get("elements", [])
-                                if e.get("action_id") == ids.MUTE_SET))
+        value = json.loads(
+            next(e["value"] for b in answer.blocks for e in b.get("elements", []) if e.get("action_id") == ids.MUTE_SET)
+        )
         assert value == {"pipeline": "orders", "seconds": 3600, "run": run_number(failed)}
 
 

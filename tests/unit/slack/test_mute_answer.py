@@ -38,8 +38,9 @@ def test_a_longer_mute_says_it_extended_and_an_explicit_shorter_one_says_it_shor
 
 def test_a_shorter_mute_changes_nothing_and_offers_both_changes_as_buttons() -> None:
     day, hour = NOW + timedelta(days=1), NOW + timedelta(hours=1)
-    text, blocks = mute_answer("orders", Muted(until=day, asked=hour, before=day, changed=False), 3600, now=NOW,
-                               run_id=7)
+    text, blocks = mute_answer(
+        "orders", Muted(until=day, asked=hour, before=day, changed=False), 3600, now=NOW, run_id=7
+    )
     assert text.startswith(f"🔕 *orders* is already muted until <!date^{int(day.timestamp())}^")
     assert text.endswith("longer than the 1 hour asked: nothing changed.")
     assert validate_message(blocks) == []
@@ -53,8 +54,9 @@ def test_a_shorter_mute_changes_nothing_and_offers_both_changes_as_buttons() -> 
 
 def test_no_extend_offer_past_the_thirty_days_a_mute_may_last() -> None:
     month = NOW + timedelta(days=30)
-    _, blocks = mute_answer("orders", Muted(until=month, asked=NOW + timedelta(days=7), before=month, changed=False),
-                            7 * 86400, now=NOW)
+    _, blocks = mute_answer(
+        "orders", Muted(until=month, asked=NOW + timedelta(days=7), before=month, changed=False), 7 * 86400, now=NOW
+    )
     assert [e["action_id"] for e in _elements(blocks)] == [ids.MUTE_SET]
 
 
@@ -65,12 +67,23 @@ def test_a_hostile_pipeline_name_is_escaped_and_kept_whole_in_the_value() -> Non
     assert ids.parse_mute_set_value(_elements(blocks)[0]["value"])[0] == EVIL
 
 
-@pytest.mark.parametrize("value", [
-    "", "x", "[]", "null", json.dumps({"pipeline": "a"}), json.dumps({"pipeline": "a", "seconds": 59}),
-    json.dumps({"pipeline": "a", "seconds": 30 * 86400 + 1}), json.dumps({"pipeline": "a", "seconds": True}),
-    json.dumps({"pipeline": "", "seconds": 3600}), json.dumps({"pipeline": "a" * 201, "seconds": 3600}),
-    json.dumps({"pipeline": "a", "seconds": 3600, "run": "7"}), json.dumps({"pipeline": "a", "seconds": 3600.5}),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "x",
+        "[]",
+        "null",
+        json.dumps({"pipeline": "a"}),
+        json.dumps({"pipeline": "a", "seconds": 59}),
+        json.dumps({"pipeline": "a", "seconds": 30 * 86400 + 1}),
+        json.dumps({"pipeline": "a", "seconds": True}),
+        json.dumps({"pipeline": "", "seconds": 3600}),
+        json.dumps({"pipeline": "a" * 201, "seconds": 3600}),
+        json.dumps({"pipeline": "a", "seconds": 3600, "run": "7"}),
+        json.dumps({"pipeline": "a", "seconds": 3600.5}),
+    ],
+)
 def test_a_tampered_mute_set_value_is_refused(value: str) -> None:
     with pytest.raises(ValueError, match=r"mute|run"):
         ids.parse_mute_set_value(value)

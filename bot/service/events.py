@@ -67,6 +67,8 @@ class CardView:
     workflow_link: str | None = None  # "step transform of daily-sales #4"
     paged: tuple[str, ...] = ()  # the owners its failure's alert mentioned (user or group ids)
     alert_link: str | None = None  # the permalink of that alert's message
+    stuck_since: datetime | None = None  # when the run was warned of as stuck (``bot.tracking.stuck``)
+    alerted: bool = False  # an alert counts this run: Acknowledge and Mute have something to act on
 
 
 # -- notes in a run's thread --------------------------------------------------------------------------

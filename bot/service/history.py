@@ -59,6 +59,8 @@ def summarize(runs: Sequence[RunRecord]) -> Summary:
     )
 
 
-def trend(statuses: Sequence[RunStatus]) -> str:
-    """Newest-first statuses as emoji, oldest → newest, to spot a pattern at a glance."""
-    return "".join(_TREND.get(s.state, "❔") for s in reversed(statuses))
+def trend(statuses: Sequence[RunStatus], *, newest_first: bool = False) -> str:
+    """Newest-first statuses as emoji, oldest → newest (the digest's line), or newest first to read beside a
+    newest-first list (``last``), so the list and its trend are in the same order."""
+    ordered = statuses if newest_first else list(reversed(statuses))
+    return "".join(_TREND.get(s.state, "❔") for s in ordered)

@@ -98,6 +98,8 @@ class Notifier:
             muted_until=muted[0] if muted else None,
             attempts=pipeline.retry.attempts if (pipeline := self.pipeline(run)) and pipeline.retry else None,
             workflow_link=f"Step {run.step} of workflow run #{run.workflow_run_id}" if run.workflow_run_id else None,
+            stuck_since=None if run.final else await self.store.outbox.written_at(keys.run_stuck(run.id)),
+            alerted=await self._alerted(run),
         )
 
     async def _alert_of(self, run: RunRecord) -> tuple[tuple[str, ...], str | None]:
@@ -112,6 +114,12 @@ class Notifier:
         pipeline = self.pipeline(run)
         link = (await self.store.alert_events.permalinks([alert.group_key])).get(alert.group_key)
         return (pipeline.owners if pipeline else ()), link
+    async def _alerted(self, run: RunRecord) -> bool:
+        """Whether an alert counts this run; asked only of a run that ended unknown or did not start (a failure
+        always alerts, other ends never do), so a card's refresh costs no query in the usual cases."""
+        if not run.final or run.run_state is not RunState.UNKNOWN or run.pipeline is None:
+            return False
+        return await self.store.alerting.counts_run(run.pipeline, run.id, since=run.created_at)
 
     async def refresh_card(self, run: RunRecord) -> bool:
         """Write what the run's card should show now; False when it already shows that (or has no channel)."""

@@ -5,7 +5,7 @@ caller's."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -72,6 +72,15 @@ class RunQueries:
         if not statuses:  # the provider cannot list runs (InVision) or did not answer: the bot's own history
             statuses = [s for r in await self.store.runs.recent(name, count) if (s := r.as_status()) is not None]
         return statuses[:count]
+
+    async def numbers(self, pipeline: Pipeline, statuses: Sequence[RunStatus]) -> dict[str, int]:
+        """The bot's run number of each listed run it knows (started or watched by it): provider id → ``#n``."""
+        found: dict[str, int] = {}
+        for status in statuses:
+            run = await self.store.runs.find(pipeline.connection, status.run_id)
+            if run is not None:
+                found[status.run_id] = run.id
+        return found
 
     async def stats(self, pipeline: Pipeline | None, span: timedelta) -> RunStats:
         """The runs created in the last ``span``, of one pipeline or of all (``None``)."""

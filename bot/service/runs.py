@@ -37,11 +37,12 @@ from bot.service.paging import Pager
 from bot.service.permissions import Actor, Authorizer, Need
 from bot.service.rights import ACKNOWLEDGE, CANCEL, MUTE, OWNER_MUTE_CAP, RETRY, Right, Rights, cap_text
 from bot.service.starting import BUSY_WAITS, StartLeases, busy_wait, record_answer
+from bot.service.views import Muted
 from bot.store import keys
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
 
-__all__ = ["AdHoc", "RunService", "resolve_parameters"]
+__all__ = ["AdHoc", "Muted", "RunService", "resolve_parameters"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
@@ -405,8 +406,8 @@ class RunService:
         return run, first
 
     async def mute(
-        self, actor: Actor, pipeline_name: str, duration: timedelta, *, run_id: int | None = None
-    ) -> datetime:
+        self, actor: Actor, pipeline_name: str, duration: timedelta, *, run_id: int | None = None, replace: bool = False
+    ) -> Muted:
         pipeline = self.catalog.pipelines.get(pipeline_name)
         if pipeline is None:
             raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
@@ -422,8 +423,14 @@ class RunService:
                 f"Owners may mute *{escape(pipeline_name)}* for up to {cap_text()}. A longer mute takes "
                 f"`allow_change` ({longer}) or an admin ({admins})."
             )
-        until = self.now() + duration
-        muted = await self.store.mutes.mute(pipeline_name, until=until, user_id=actor.user_id, now=self.now())
+        now = self.now()
+        until = now + duration
+        current = (await self.store.mutes.active(now=now)).get(pipeline_name)
+        before = current[0] if current else None
+        if before is not None and before > until and not replace:
+            await self._audit(actor, "mute", pipeline_name, "already", f"kept until {before.isoformat()}", right=right)
+            return Muted(until=before, asked=until, before=before, changed=False)
+        muted = await self.store.mutes.mute(pipeline_name, until=until, user_id=actor.user_id, now=now)
         if self.alerts_changed is not None and muted:
             await self.alerts_changed(muted)
         await self._audit(actor, "mute", pipeline_name, "ok", f"until {until.isoformat()}", right=right)
@@ -431,7 +438,7 @@ class RunService:
             run = await self.store.runs.get(run_id)
             if run is not None:
                 await self.notifier.refresh_card(run)
-        return until
+        return Muted(until=until, asked=until, before=before, changed=True)
 
     async def unmute(self, actor: Actor, pipeline_name: str) -> bool:
         pipeline = self.catalog.pipelines.get(pipeline_name)

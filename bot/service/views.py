@@ -26,6 +26,7 @@ __all__ = [
     "AlertStory",
     "AlertView",
     "EventKind",
+    "Muted",
     "Page",
     "PageState",
     "RunOrigin",
@@ -218,3 +219,16 @@ def workflow_view(record: WorkflowRunRecord) -> WorkflowView:
             for name, step in record.steps.items()
         },
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Muted:
+    """What a mute did: ``until`` is the mute in force now, ``before`` the one it had (None: none).
+
+    ``changed`` is False when the pipeline was already muted for longer than asked and the mute was kept: a mute
+    never silently shortens a longer one; shortening takes ``replace=True`` (an explicit button)."""
+
+    until: datetime
+    asked: datetime
+    before: datetime | None
+    changed: bool

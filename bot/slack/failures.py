@@ -65,15 +65,20 @@ async def on_error(
     return None
 
 
-async def answering(work: Awaitable[tuple[str, list[Any]] | None], *, doing: str, respond: AsyncRespond) -> None:
-    """A listener's work after its ack: its reply, if any, or what it raised answered as ``on_error`` would."""
+async def answering(
+    work: Awaitable[tuple[str, list[Any]] | None], *, doing: str, respond: AsyncRespond, in_place: bool = False
+) -> None:
+    """A listener's work after its ack: its reply, if any, or what it raised answered as ``on_error`` would.
+
+    ``in_place``: the reply replaces the message clicked (a confirmation prompt), so the prompt cannot be
+    clicked twice; an error still comes as a reply of its own and leaves the prompt, to try again once fixed."""
     try:
         reply = await work
     except Exception as error:
         await _tell(respond, answer(error, doing=doing))
         return
     if reply is not None:
-        await respond(**ephemeral(*reply), replace_original=False)
+        await respond(**ephemeral(*reply), replace_original=in_place)
 
 
 async def _tell(respond: AsyncRespond, reply: tuple[str, list[Any]]) -> None:

@@ -303,6 +303,13 @@ class AlertStore:
             row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().first()
         return _from(row) if row else None
 
+    async def counts_run(self, pipeline: str, run_id: int, *, since: datetime) -> bool:
+        """Whether an alert of ``pipeline`` updated since ``since`` (the run's creation) counts run ``run_id``.
+        ``runs`` is a JSON list, read here rather than searched in SQL, so SQLite and PostgreSQL agree."""
+        query = select(alerts.c.runs).where(alerts.c.pipeline == pipeline, alerts.c.last_at >= since)
+        async with self.engine.connect() as conn:
+            return any(run_id in (found or []) for found in (await conn.execute(query)).scalars())
+
     async def open_alerts(self, limit: int = 100) -> list[Alert]:
         """Alerts not resolved yet (announced or about to be)."""
         query = (

@@ -69,6 +69,13 @@ class OutboxStore:
             result = await conn.execute(statement)
             return bool(result.rowcount)
 
+    async def written_at(self, key: str) -> datetime | None:
+        """When the message ``key`` was recorded (sent or not), or None if it never was."""
+        query = select(outbox.c.created_at).where(outbox.c.key == key[:200])
+        async with self.engine.connect() as conn:
+            found: datetime | None = (await conn.execute(query)).scalar()
+            return found
+
     async def of_run(self, run_id: int) -> list[OutboxItem]:
         """Every message written for a run, sent or not, oldest first."""
         query = select(outbox.c.id).where(outbox.c.run_id == run_id).order_by(outbox.c.id)

@@ -1,4 +1,5 @@
-"""Stuck runs: a run past its expected duration gets one warning, with its owners mentioned.
+"""Stuck runs: a run past its expected duration gets one warning, with its owners mentioned, and its card's
+header says it may be stuck (``bot.service.notify`` reads the warning's record) until the run ends.
 
 The threshold is the pipeline's ``expected_duration``, else learned from its own recent successful
 runs: well above their 95th percentile (``factor`` × p95), once there are enough of them to trust.
@@ -74,6 +75,8 @@ class StuckDetector:
         key = keys.run_stuck(run.id)
         if self.notifier.has_card(run):
             sent = await self.notifier.reporter.run_stuck(key, stuck, channel=None)
+            if sent:  # the warning is recorded: the card's header now says "may be stuck" too
+                await self.notifier.refresh_card(run)
         else:  # a run started outside Slack has no card: warn in its channel
             channel = self.notifier.channel_for(run)
             if channel is None:

@@ -153,6 +153,8 @@ async def test_a_stuck_run_warns_its_owners_and_is_canceled_after_confirming(
     thread = page.locator("#thread-messages")
     await expect(thread).to_contain_text("It may be stuck")
     await expect(thread).to_contain_text("cc @Carol C. @data-oncall")
+    # the card says it too, in its header, not only in its thread
+    await expect(running.locator(".bk-header")).to_have_text(re.compile("⏳ inventory-snapshot may be stuck$"))
     await shots("stuck-warning")
 
     await running.get_by_role("button", name="Cancel", exact=True).click()

@@ -43,6 +43,17 @@ async def reply_to(
     return response, reply
 
 
+async def answered_in_place(w: World, send: Awaitable[AppResponse], prompt: Ephemeral, *, timeout: float = 5.0) -> Ephemeral:
+    """Click a prompt (a confirmation) and wait for its answer to replace it: the prompt, as Slack now shows it."""
+    edits = len(prompt.edits)
+    response = await send
+    assert response.ok, f"HTTP {response.status}: {response.text}"
+    assert response.within_deadline, f"answered in {response.elapsed:.2f}s"
+    await w.until(lambda: len(prompt.edits) > edits, timeout, what="the prompt replaced by its answer")
+    assert not any(bad in prompt.text for bad in OUR_FAULT), prompt.text
+    return prompt
+
+
 async def ask(
     w: World, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL", timeout: float = 5.0
 ) -> Ephemeral:

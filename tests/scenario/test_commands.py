@@ -16,7 +16,7 @@ from bot.slack.commands.grammar import COMMANDS
 from bot.slack.commands.help import examples
 from bot.slack.text import code
 from tests.scenario.harness import DK_JOB, RIVER, TAILER_CONFIG, World, world
-from tests.scenario.surface import ask, audit_of, reply_to, run_number, shown
+from tests.scenario.surface import answered_in_place, ask, audit_of, reply_to, run_number, shown
 
 
 async def test_help_lists_every_command_and_details_each(tmp_path: Path) -> None:
@@ -156,7 +156,12 @@ async def test_status_last_and_stats(tmp_path: Path) -> None:
         outside = tailer.external_run(TAILER_CONFIG, {"execution_date": "2026-10-01"})
         w.advance(40)
         last = await ask(w, "last iowa-pda 5")
-        assert last.text.startswith("Last 1 runs of iowa-pda") and outside in shown(last)
+        assert last.text.startswith("Last 1 runs of iowa-pda, newest first")
+        assert w.runtime.store is not None
+        seen = await w.runtime.store.runs.find(w.runtime.catalog.pipelines["iowa-pda"].connection, outside)
+        # a run the bot saw by watching (it may have, by the time it answered) is its #n; else Tailer's id names it
+        named = [f"run `{outside}` · succeeded"] + ([f"#{seen.id} · succeeded"] if seen else [])
+        assert any(n in shown(last) for n in named), shown(last)
         assert any(r.body.get("action") == "get_last_status" for r in tailer.state.requests_to("status"))
 
         # InVision cannot list runs: the bot's own history answers
@@ -164,10 +169,12 @@ async def test_status_last_and_stats(tmp_path: Path) -> None:
         await w.command("run budget")
         await w.card_saying("budget")
         w.advance(40)
-        await w.card_saying("budget succeeded")
+        budget = await w.card_saying("budget succeeded")
         history = await ask(w, "last budget")
         [budget_run] = w.emulators["invision"].state.runs.values()
-        assert history.text == "Last 1 runs of budget: ✅" and budget_run.run_id in shown(history)
+        assert history.text == "Last 1 runs of budget, newest first: ✅"
+        assert f"✅ #{run_number(budget)} · succeeded" in shown(history)  # the bot's #n, not the provider's id
+        assert budget_run.run_id not in shown(history)
 
         await w.card_saying("leads-ods succeeded")
         everything = await ask(w, "stats")
@@ -217,22 +224,23 @@ async def test_cancel_asks_to_confirm_then_cancels_at_the_provider(tmp_path: Pat
         assert question.text == f"Cancel run #{run_number(leads)} of leads-ods?"
         assert question.action_ids == [ids.OP_CONFIRM, ids.OP_DISMISS]
         confirm = question.blocks[-1]["elements"][0]
-        assert confirm["style"] == "danger" and "confirm" in confirm  # Slack's own "are you sure" dialog too
+        assert confirm["style"] == "danger" and "confirm" not in confirm  # the prompt is the one confirmation
         await w.slack.click_ephemeral("C0GENERAL", ids.OP_DISMISS, ts=question.ts)
         await w.until(lambda: question not in w.slack.ephemerals("C0GENERAL", "U0ALICE"), what="the dismissal")
         assert not w.emulators["rivery"].state.requests_to("cancel")
 
         # Rivery: confirm → the cancel route with the provider's run id
         question = await ask(w, f"cancel {run_number(leads)}")
-        _, done = await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+        done = await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts), question)
         assert done.text == f"Asked Rivery to cancel run #{run_number(leads)}; the card will show when it stops."
+        assert not done.action_ids  # replaced: it cannot be clicked twice
         [cancel] = w.emulators["rivery"].state.requests_to("cancel")
         [rivery_run] = w.emulators["rivery"].state.runs.values()
         assert cancel.body == {"run_id": rivery_run.run_id}
 
         # DataKitchen: the order run is stopped and the card ends canceled
         question = await ask(w, f"cancel #{run_number(sales)}")
-        await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+        await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts), question)
         [stop] = w.emulators["datakitchen"].state.requests_to("stop")
         [dk_run] = w.emulators["datakitchen"].state.runs.values()
         assert stop.path.endswith(dk_run.run_id)
@@ -253,7 +261,7 @@ async def test_rivery_run_canceled_from_slack_ends_canceled_without_paging_owner
         w.advance(6)
         card = await w.card_saying("leads-ods is running")
         question = await ask(w, f"cancel {run_number(card)}")
-        await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+        await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts), question)
         w.advance(1)
         ended = await w.card_saying("leads-ods was canceled")
         assert ended.ts == card.ts
@@ -278,7 +286,8 @@ async def test_enable_disable_archive_where_the_provider_can(tmp_path: Path) -> 
             assert question.text == f"{op.capitalize()} iowa-pda on Tailer?"
             assert question.action_ids == [ids.OP_CONFIRM, ids.OP_DISMISS]
             assert len(tailer.state.requests_to("configuration")) == list(expected).index(op)  # not before the click
-            _, done = await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+            done = await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts),
+                                           question)
             past = {"disable": "Disabled", "enable": "Enabled", "archive": "Archived"}[op]
             assert done.text == f"✅ {past} *iowa-pda* on Tailer."
             assert tailer.configurations[TAILER_CONFIG] == {"activated": activated, "archived": archived}
@@ -309,13 +318,15 @@ async def test_datakitchen_typed_parameters_and_disable_enable_of_the_live_order
         done = dk.state.runs[dk.external_run(DK_JOB, {}, Outcome(queued_s=0, running_s=0))].extra["order_id"]
 
         question = await ask(w, "disable sales-dashboard")
-        _, answer = await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+        answer = await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts),
+                                         question)
         assert answer.text == "✅ Disabled *sales-dashboard* on DataKitchen.", answer.text
         assert [r.path for r in dk.state.requests_to("pause")] == [f"/v2/order/pause/{live}"]
         assert dk.orders[live].paused and not dk.orders[done].paused
 
         question = await ask(w, "enable sales-dashboard")
-        _, answer = await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+        answer = await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts),
+                                         question)
         assert answer.text == "✅ Enabled *sales-dashboard* on DataKitchen.", answer.text
         assert [r.path for r in dk.state.requests_to("unpause")] == [f"/v2/order/unpause/{live}"]
         assert not dk.orders[live].paused

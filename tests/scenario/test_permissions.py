@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.emulators._core import Outcome
 from bot.slack.blocks import ids
 from tests.scenario.harness import DK_JOB, World, world
-from tests.scenario.surface import add_stranger, ask, audit_of, click_as, reply_to, run_number
+from tests.scenario.surface import add_stranger, answered_in_place, ask, audit_of, click_as, reply_to, run_number
 
 CHANGES = ("enable", "disable", "archive", "reset")
 
@@ -91,9 +91,11 @@ async def test_a_confirmation_shown_to_alice_and_clicked_by_someone_else_is_refu
         assert audited == [(f"#{leads}", "refused"), *[("iowa-pda", "refused")] * len(CHANGES)]
 
         # the same buttons work for the person they were shown to: the refusals were about dave
-        _, done = await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=questions["disable"].ts))
+        clicked = w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=questions["disable"].ts)
+        done = await answered_in_place(w, clicked, questions["disable"])
         assert done.text == "✅ Disabled *iowa-pda* on Tailer."
-        await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=questions["cancel"].ts))
+        clicked = w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=questions["cancel"].ts)
+        await answered_in_place(w, clicked, questions["cancel"])
         assert len(w.emulators["rivery"].state.requests_to("cancel")) == 1
 
 

@@ -35,6 +35,7 @@ SWEPT = {
     ids.LIST_RUN: "anyone",  # opens the modal; submitting it is where the right to run is checked
     ids.OP_CONFIRM: "change",
     ids.OP_DISMISS: "anyone",  # deletes the confirmation it is on
+    ids.MUTE_SET: "owner (24 h) or change",  # "already muted until …": mute for the period asked instead, or extend
     ids.PIPELINE_SELECT: "anyone",  # redraws the modal
     ids.PARAM_ACTION: "anyone",  # typing in the modal
     WF_APPROVE: "approver",
@@ -132,6 +133,8 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
         await w.until(lambda: ids.SUB_REMOVE in json.dumps(_home_blocks(w, dave)), what="dave's Home tab")
         with sqlite3.connect(w.tmp / "bot.db") as db:
             [(alices,)] = db.execute("select id from subscriptions where created_by = 'U0ALICE'").fetchall()
+        await ask(w, "mute iowa-pda 1w")
+        offer = await ask(w, "mute iowa-pda 1h")  # already muted for longer: the change is offered as buttons
 
         before = _state(w)
         answered: list[str] = []
@@ -170,6 +173,7 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
         await on_message(broken, WF_RETRY)
         await on_ephemeral(confirm, ids.OP_CONFIRM)
         await on_ephemeral(confirm, ids.OP_DISMISS)
+        await on_ephemeral(offer, ids.MUTE_SET)
         await on_ephemeral(listing, ids.LIST_RUN)
         # the modal dave opened from the list: picking and typing are his; submitting is checked
         await w.until(lambda: bool(w.slack.open_modals(dave)), what="dave's modal")

@@ -19,7 +19,7 @@ from bot.errors import InvalidRequest, UserError
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
 from bot.slack.blocks.modal import run_modal
-from bot.slack.blocks.replies import ephemeral_error, notice
+from bot.slack.blocks.replies import mute_answer, notice
 from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
 from bot.slack.context import Services
 from bot.slack.events.home import publish_home
@@ -42,10 +42,12 @@ def register(app: AsyncApp, services: Services) -> None:
         ids.RUN_RETRY_PATTERN: _retry,
         ids.RUN_ACK_PATTERN: _acknowledge,
         ids.RUN_MUTE: _mute,
-        ids.OP_CONFIRM: _confirmed,
     }
     for action_id, work in handlers.items():
         app.action(action_id)(_listener(services, work))
+    # a confirmation and a "mute for this long instead" are answered in place: they cannot be clicked twice
+    app.action(ids.OP_CONFIRM)(_listener(services, _confirmed, in_place=True))
+    app.action(ids.MUTE_SET_PATTERN)(_listener(services, _mute_set, in_place=True))
     app.action(ids.LIST_RUN_PATTERN)(_listener(services, _open_modal))
     app.action(re.compile(r"^wf\.approve(?::\d+)?$"))(_listener(services, _approve))
     app.action(re.compile(r"^wf\.reject(?::\d+)?$"))(_listener(services, _reject))
@@ -64,7 +66,7 @@ async def _dismiss(ack: AsyncAck, respond: AsyncRespond) -> None:
     await respond(delete_original=True)
 
 
-def _listener(services: Services, work: Work) -> Callable[..., Awaitable[None]]:
+def _listener(services: Services, work: Work, *, in_place: bool = False) -> Callable[..., Awaitable[None]]:
     async def listener(
         ack: AsyncAck,
         body: dict[str, Any],
@@ -76,7 +78,8 @@ def _listener(services: Services, work: Work) -> Callable[..., Awaitable[None]]:
         doing = context["doing"] = f"button {action.get('action_id')}"
         actor = Actor(user_id=body["user"]["id"], channel_id=(body.get("channel") or {}).get("id"))
         await ack()  # nothing may raise after this (see bot.slack.failures): the rest is the task's
-        answer = answering(_checked(services, work, actor, body, action, client), doing=doing, respond=respond)
+        checked = _checked(services, work, actor, body, action, client)
+        answer = answering(checked, doing=doing, respond=respond, in_place=in_place)
         services.tasks.spawn(answer, name=action["action_id"])
 
     return listener
@@ -85,13 +88,13 @@ def _listener(services: Services, work: Work) -> Callable[..., Awaitable[None]]:
 async def _checked(
     services: Services, work: Work, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]] | None:
-    """``work``'s reply; a tampered or stale button value answered here, whatever else it raises by
-    ``bot.slack.failures`` like every listener's errors."""
+    """``work``'s reply. A tampered or stale button value is logged here and answered, like everything else it
+    raises, by ``bot.slack.failures``: as an error, so it never replaces the prompt it came from."""
     try:
         return await work(services, actor, body, action, client)
     except ValueError as exc:  # a tampered or stale value
         log.warning("bad button value from %s: %s", actor.user_id, exc)
-        return ephemeral_error("That button's value is not valid. Use the buttons on a current card.")
+        raise InvalidRequest("That button's value is not valid. Use the buttons on a current card.") from None
 
 
 def _value(action: dict[str, Any]) -> str:
@@ -145,12 +148,17 @@ async def _mute(
     run = await services.runs.get(run_id)
     if run.pipeline is None:
         raise InvalidRequest("Ad-hoc runs have no pipeline to mute.")
-    until = await services.runs.mute(actor, run.pipeline, timedelta(seconds=seconds), run_id=run.id)
-    return notice(
-        f"🔕 *{escape(run.pipeline)}* is muted until <!date^{int(until.timestamp())}^{{date_short_pretty}} {{time}}|"
-        f"{until:%Y-%m-%d %H:%M} UTC>.",
-        formatted=True,
-    )
+    muted = await services.runs.mute(actor, run.pipeline, timedelta(seconds=seconds), run_id=run.id)
+    return mute_answer(run.pipeline, muted, seconds, now=services.now(), run_id=run.id)
+
+
+async def _mute_set(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> tuple[str, list[Any]]:
+    """The explicit change offered by "already muted until …": the period from now, shorter or longer."""
+    pipeline, seconds, run_id = ids.parse_mute_set_value(_value(action))
+    muted = await services.runs.mute(actor, pipeline, timedelta(seconds=seconds), run_id=run_id, replace=True)
+    return mute_answer(pipeline, muted, seconds, now=services.now(), run_id=run_id)
 
 
 async def _confirmed(

@@ -42,10 +42,12 @@ __all__ = [
     "console_button",
     "context",
     "option",
+    "provider_context",
     "run_card",
     "section",
     "state_emoji",
     "state_word",
+    "word_and_raw",
 ]
 
 Block = dict[str, Any]
@@ -59,6 +61,8 @@ CONTEXT_LIMIT = 2000  # per element: a context line is meant to be short
 BUTTON_TEXT_LIMIT = 75
 URL_LIMIT = 3000
 OUTSIDE_SLACK = "outside Slack (schedule or console)"
+STUCK_EMOJI = "⏳"
+STUCK_PHRASE = "may be stuck"
 SCHEDULED = "the bot, on its schedule (`/pipeline schedules`)"
 
 _EMOJI: dict[RunState | None, str] = {
@@ -179,9 +183,9 @@ def final_duration(run: RunView) -> timedelta | None:
 
 def run_card(view: CardView) -> tuple[str, list[Block]]:
     """The card's fallback text and blocks."""
-    blocks: list[Block] = [_header(view.run), _facts(view.run, view.attempts)]
+    blocks: list[Block] = [_header(view), _facts(view.run, view.attempts)]
     blocks += _message(view.run, view.display_name)
-    blocks += task_blocks(view.run.tasks)
+    blocks += task_blocks(view.run.tasks, run_message=view.run.message)
     blocks.append(context(*_meta(view)))
     notes = _notes(view)
     if notes:
@@ -192,22 +196,31 @@ def run_card(view: CardView) -> tuple[str, list[Block]]:
     actions = _actions(view)
     if actions:
         blocks.append({"type": "actions", "block_id": "run_actions", "elements": actions})
-    return _fallback(view.run), blocks
+    return _fallback(view), blocks
 
 
-def _title(run: RunView, limit: int) -> str:
+def is_stuck(view: CardView) -> bool:
+    """Warned of as stuck and still going: the header says so, not only the warning in the thread."""
+    return view.stuck_since is not None and is_live(view.run)
+
+
+def _title(view: CardView, limit: int) -> str:
+    run = view.run
     emoji, phrase = state_emoji(run.run_state), _PHRASE[run.run_state]
+    if is_stuck(view):
+        emoji, phrase = STUCK_EMOJI, STUCK_PHRASE
     room = limit - len(emoji) - len(phrase) - 2
     return f"{emoji} {truncate(escape(run.name), room, '…')} {phrase}"
 
 
-def _header(run: RunView) -> Block:
-    return {"type": "header", "text": plain_text(_title(run, HEADER_LIMIT), HEADER_LIMIT)}
+def _header(view: CardView) -> Block:
+    return {"type": "header", "text": plain_text(_title(view, HEADER_LIMIT), HEADER_LIMIT)}
 
 
-def _fallback(run: RunView) -> str:
+def _fallback(view: CardView) -> str:
     """The notification text: what happened, and for a failure the start of the provider's words."""
-    text = f"{_title(run, 300)} (run #{run.id})"
+    run = view.run
+    text = f"{_title(view, 300)} (run #{run.id})"
     if run.run_state is RunState.FAILED and run.message:
         text += ": " + truncate(escape(" ".join(run.message.split())), 300, "…")
     return text
@@ -226,12 +239,10 @@ def started_by(run: RunView) -> str:
 
 
 def _facts(run: RunView, attempts: int | None = None) -> Block:
+    """Human words only: the state as a word, the run as ``#n``; the provider's own code and id are in
+    the context line (``provider_context``)."""
     state = state_word(run.run_state)
-    if run.raw_status:
-        state += f" (raw: {code(truncate(run.raw_status, 200, '…'))})"
     number = f"#{run.id}"
-    if run.provider_run_id:
-        number += f" · {code(truncate(run.provider_run_id, 200, '…'))}"
     fields = [
         ("State", state),
         ("Started by", started_by(run)),
@@ -259,16 +270,31 @@ def _message(run: RunView, display_name: str) -> list[Block]:
     return [section(message_text(run.message, heading))]
 
 
-def _task_line(task: TaskStatus) -> str:
-    name, raw = truncate(escape(task.name), 100, "…"), code(truncate(task.raw_status, 40, "…"))
-    line = f"{state_emoji(task.state)} {name} · {raw}"
-    if task.state is RunState.FAILED and task.message.strip():
-        line += ": " + truncate(escape(" ".join(task.message.split())), 120, "…")
+def word_and_raw(state: RunState, raw_status: str) -> str:
+    """A state in words; the provider's code after it only when the word alone says nothing (unknown)."""
+    word = state.value
+    if state is RunState.UNKNOWN and raw_status.strip():
+        word += f" ({code(truncate(raw_status, 40, '…'))})"
+    return word
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _task_line(task: TaskStatus, run_message: str) -> str:
+    name = truncate(escape(task.name), 100, "…")
+    line = f"{state_emoji(task.state)} {name} · {word_and_raw(task.state, task.raw_status)}"
+    said = _flat(task.message)
+    # the run's message is shown above the tasks: a task saying the same (or part of it) is not repeated
+    if task.state is RunState.FAILED and said and said not in _flat(run_message):
+        line += ": " + truncate(escape(said), 120, "…")
     return line
 
 
-def task_blocks(tasks: Sequence[TaskStatus], *, failed_only: bool = False) -> list[Block]:
-    """At most ``MAX_TASKS`` tasks, failed ones first with their messages, then a count of the rest."""
+def task_blocks(tasks: Sequence[TaskStatus], *, failed_only: bool = False, run_message: str = "") -> list[Block]:
+    """At most ``MAX_TASKS`` tasks, failed ones first with their messages (unless the run's ``run_message``,
+    shown above them, already says it), then a count of the rest."""
     chosen = [t for t in tasks if t.state is RunState.FAILED] if failed_only else list(tasks)
     if not chosen:
         return []
@@ -276,7 +302,7 @@ def task_blocks(tasks: Sequence[TaskStatus], *, failed_only: bool = False) -> li
     shown, rest = ordered[:MAX_TASKS], ordered[MAX_TASKS:]
     failed = sum(t.state is RunState.FAILED for t in tasks)
     title = "*Failed tasks*" if failed_only else f"*Tasks* ({len(tasks)}, {failed} failed)"
-    lines = [title, *(_task_line(t) for t in shown)]
+    lines = [title, *(_task_line(t, run_message) for t in shown)]
     if rest:
         lines.append(f"…and {len(rest)} more ({_tally(rest)})")
     return [section("\n".join(lines))]
@@ -296,8 +322,20 @@ def parameters_text(parameters: Mapping[str, str], limit: int = 10) -> str:
     return text
 
 
+def provider_context(display_name: str, provider_run_id: str | None, raw_status: str) -> str:
+    """The provider's own words for the run, for a context line: its run id and its raw status code."""
+    who = truncate(escape(display_name), 100, "…")
+    parts = []
+    if provider_run_id:
+        parts.append(f"{who} run {code(truncate(provider_run_id, 200, '…'))}")
+    if raw_status.strip():
+        parts.append(f"{who} status {code(truncate(raw_status, 200, '…'))}")
+    return " · ".join(parts)
+
+
 def _meta(view: CardView) -> list[str]:
     meta = [f"{truncate(escape(view.display_name), 100, '…')} · {truncate(escape(view.job_text), 500, '…')}"]
+    meta.append(provider_context(view.display_name, view.run.provider_run_id, view.run.raw_status))
     if view.run.parameters:
         meta.append("Parameters: " + parameters_text(view.run.parameters))
     if view.workflow_link:
@@ -315,6 +353,8 @@ def _notes(view: CardView) -> list[str]:
             f"⏳ waiting for {escape(view.display_name)}'s rate limit, starts at "
             f"{slack_date(run.next_poll_at, '{time}')} ({truncate(escape(str(run.extra['waiting_for'])), 300, '…')})"
         )
+    if is_stuck(view) and view.stuck_since is not None:
+        notes.append(f"{STUCK_EMOJI} Running longer than expected since {slack_date(view.stuck_since)}: see the thread")
     if _unknown_for_long(view) and run.unknown_since is not None:
         notes.append(
             f"❔ status unknown since {slack_date(run.unknown_since)}: {escape(view.display_name)} is not "
@@ -376,8 +416,8 @@ def _actions(view: CardView) -> list[Block]:
         elements = [button("Refresh", ids.RUN_REFRESH, str(run.id))]
         if view.can_cancel:
             elements.append(_cancel_button(run))
-    elif run.run_state is RunState.SUCCEEDED:
-        elements = []
+    elif run.run_state in (RunState.SUCCEEDED, RunState.CANCELED):
+        elements = []  # it did not fail: nothing to retry, acknowledge or mute
     else:
         elements = _alert_buttons(view)
     return [*elements, console] if console is not None else elements
@@ -394,6 +434,10 @@ def _alert_buttons(view: CardView) -> list[Block]:
     elements: list[Block] = []
     if view.retried_as is None:
         elements.append(button("Retry", ids.RUN_RETRY, str(run.id), style="primary"))
+    # a failure always alerts (or would, unmuted); a run that ended unknown or did not start alerts only in
+    # some cases (a schedule's missed slot): Acknowledge and Mute only where there is an alert to act on
+    if run.run_state is not RunState.FAILED and not view.alerted:
+        return elements
     if not run.acknowledged_by:
         elements.append(button("Acknowledge", ids.RUN_ACK, str(run.id)))
     elements.append(mute_select(run.id))

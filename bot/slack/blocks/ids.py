@@ -13,6 +13,8 @@ __all__ = [
     "LIST_RUN",
     "LIST_RUN_PATTERN",
     "MUTE_CHOICES",
+    "MUTE_SET",
+    "MUTE_SET_PATTERN",
     "OP_CONFIRM",
     "OP_DISMISS",
     "PARAM_ACTION",
@@ -31,9 +33,12 @@ __all__ = [
     "SUB_REMOVE",
     "SUB_REMOVE_PATTERN",
     "list_run_action_id",
+    "mute_set_action_id",
+    "mute_set_value",
     "mute_value",
     "op_value",
     "param_block_id",
+    "parse_mute_set_value",
     "parse_mute_value",
     "parse_op_value",
     "parse_run_value",
@@ -64,6 +69,11 @@ SUB_REMOVE_PATTERN = re.compile(r"^sub\.remove(?::\d+)?$")
 # confirmation of a destructive operation: value = {"op": ..., "target": ..., "run": id | null}
 OP_CONFIRM = "op.confirm"
 OP_DISMISS = "op.dismiss"
+
+# "already muted until …: mute for 1 hour instead": value = {"pipeline": ..., "seconds": n, "run": id | null}
+MUTE_SET = "mute.set"
+MUTE_SET_PATTERN = re.compile(r"^mute\.set(?::\d+)?$")  # two in one message: "mute.set", "mute.set:1"
+MUTE_MAX_SECONDS = 30 * 86400  # what `/pipeline mute` accepts
 
 # the run modal
 RUN_MODAL = "run_modal"  # callback_id
@@ -137,3 +147,31 @@ def parse_op_value(value: str) -> tuple[str, str, int | None]:
     if run is not None and (isinstance(run, bool) or not isinstance(run, int)):
         raise ValueError("run must be a run id or null")
     return op, target, run
+
+
+def mute_set_action_id(index: int) -> str:
+    return f"{MUTE_SET}:{index}"
+
+
+def mute_set_value(pipeline: str, seconds: int, run_id: int | None = None) -> str:
+    """The explicit "mute for this long instead" of a pipeline already muted for longer (or shorter)."""
+    return json.dumps({"pipeline": pipeline, "seconds": seconds, "run": run_id}, separators=(",", ":"))
+
+
+def parse_mute_set_value(value: str) -> tuple[str, int, int | None]:
+    """A ``mute.set`` value back into (pipeline, seconds, run id); a period ``/pipeline mute`` would refuse is
+    refused here too."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise ValueError("not a mute value") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a mute value")
+    pipeline, seconds, run = data.get("pipeline"), data.get("seconds"), data.get("run")
+    if not isinstance(pipeline, str) or not pipeline or len(pipeline) > 200:
+        raise ValueError("a mute value needs a pipeline")
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 60 <= seconds <= MUTE_MAX_SECONDS:
+        raise ValueError("a mute lasts between a minute and 30 days")
+    if run is not None and (isinstance(run, bool) or not isinstance(run, int)):
+        raise ValueError("run must be a run id or null")
+    return pipeline, seconds, run

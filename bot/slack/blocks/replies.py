@@ -12,19 +12,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bot.models import RunState, RunStatus
-from bot.service.views import RunView, StoredState
+from bot.service.views import Muted, RunView, StoredState
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import (
     Block,
     button,
-    confirm_dialog,
     context,
     final_duration,
     message_text,
+    provider_context,
     section,
     state_emoji,
     state_word,
     task_blocks,
+    word_and_raw,
 )
 from bot.slack.text import code, escape, human_duration, link, mention, slack_date, truncate
 
@@ -33,6 +34,7 @@ __all__ = [
     "ephemeral_error",
     "failure_details",
     "last_runs",
+    "mute_answer",
     "notice",
     "stats",
     "status_list",
@@ -55,7 +57,7 @@ def failure_details(
     blocks = [section(title + (f"\ncc {mentions}" if mentions else ""))]
     if run.message.strip():
         blocks.append(section(message_text(run.message, "*Message*")))
-    blocks += task_blocks(run.tasks, failed_only=True)
+    blocks += task_blocks(run.tasks, failed_only=True, run_message=run.message)
     blocks.append(context(*_failure_facts(run, display_name, console_url)))
     text = f"{state_emoji(run.run_state)} {name} {phrase} (run #{run.id})"
     if run.message.strip():
@@ -81,8 +83,7 @@ def _failure_facts(run: RunView, display_name: str, console_url: str | None) -> 
         facts.append(f"Duration {human_duration(duration)}")
     if run.attempt > 1:
         facts.append(f"Attempt {run.attempt}")
-    if run.provider_run_id:
-        facts.append(f"{escape(display_name)} run {code(truncate(run.provider_run_id, 200, '…'))}")
+    facts.append(provider_context(display_name, run.provider_run_id, run.raw_status))
     if console_url:
         with contextlib.suppress(ValueError):  # not a plain http(s) URL: no link rather than a broken one
             facts.append(link(console_url, f"Open in {display_name}"))
@@ -104,17 +105,51 @@ def notice(text: str, *, formatted: bool = False) -> tuple[str, list[Block]]:
 def confirm_op(
     op: str, target: str, question: str, confirm_label: str, *, run_id: int | None = None
 ) -> tuple[str, list[Block]]:
-    """An ephemeral "are you sure" for cancel/disable/archive/reset: the danger button also opens Slack's own
-    confirm dialog, and its value carries the whole operation so the click needs no server-side state."""
+    """An ephemeral "are you sure" for cancel/disable/archive/reset. It is the one confirmation: its button opens
+    no second dialog, and the answer replaces it so it cannot be clicked twice. The button's value carries the
+    whole operation so the click needs no server-side state."""
     asked = escape(question)
-    dialog = confirm_dialog("Are you sure?", asked, confirm_label)
     value = ids.op_value(op, target, run_id)
     elements = [
-        button(confirm_label, ids.OP_CONFIRM, value, style="danger", confirm=dialog),
+        button(confirm_label, ids.OP_CONFIRM, value, style="danger"),
         button("Dismiss", ids.OP_DISMISS, "dismiss"),
     ]
     text = truncate(asked, 3000)
     return text, [section(asked), {"type": "actions", "block_id": "op_actions", "elements": elements}]
+
+
+def mute_answer(
+    pipeline: str, muted: Muted, seconds: int, *, now: datetime, run_id: int | None = None
+) -> tuple[str, list[Block]]:
+    """The answer to a mute (``/pipeline mute``, a card's Mute menu, or the button below).
+
+    A pipeline already muted for longer keeps its mute: the answer says so and offers the change as buttons,
+    to mute for the period asked from now (shorter), or to add it to the mute in force (longer)."""
+    name = f"*{truncate(escape(pipeline), 200, '…')}*"
+    asked = _period(seconds)
+    if muted.changed:
+        said = f"🔕 {name} is muted until {slack_date(muted.until)}"
+        if muted.before is not None:
+            how = "extended" if muted.until > muted.before else "shortened"
+            said += f" ({how} from {slack_date(muted.before)})"
+        said += ": its failures still show on their cards, without alerting anyone."
+        return notice(said, formatted=True)
+    said = (
+        f"🔕 {name} is already muted until {slack_date(muted.until)}, longer than the {asked} asked: nothing changed."
+    )
+    shorter = ids.mute_set_value(pipeline, seconds, run_id)
+    elements = [button(f"Mute for {asked} from now instead", ids.MUTE_SET, shorter)]
+    longer = int((muted.until - now).total_seconds()) + seconds
+    if longer <= ids.MUTE_MAX_SECONDS:
+        extend = ids.mute_set_value(pipeline, longer, run_id)
+        elements.append(button(f"Extend by {asked}", ids.mute_set_action_id(1), extend))
+    return said, [section(said), {"type": "actions", "block_id": "mute_actions", "elements": elements}]
+
+
+def _period(seconds: int) -> str:
+    """A mute's period as the menu says it ("1 hour"), else as a duration ("1h 30m")."""
+    labels = {s: label for label, s in ids.MUTE_CHOICES}
+    return labels.get(seconds) or human_duration(timedelta(seconds=seconds))
 
 
 def status_list(runs: Sequence[RunView], now: datetime) -> tuple[str, list[Block]]:
@@ -136,23 +171,28 @@ def _status_line(run: RunView, now: datetime) -> str:
     return line
 
 
-def last_runs(name: str, statuses: Sequence[RunStatus], trend: str) -> tuple[str, list[Block]]:
-    """The last runs the provider knows of, with a trend (oldest → newest) to spot a pattern at a glance."""
+def last_runs(
+    name: str, statuses: Sequence[RunStatus], trend: str, numbers: Mapping[str, int] | None = None
+) -> tuple[str, list[Block]]:
+    """The last runs the provider knows of, newest first, and a trend in the same order (newest first, leftmost)
+    to spot a pattern at a glance. ``numbers`` maps a provider's run id to the bot's ``#n``, for the runs the
+    bot knows; a run it does not know (started elsewhere, not watched) is named by the provider's id."""
     shown = truncate(escape(name), 200, "…")
     if not statuses:
         text = f"No runs of {shown} found at the provider."
         return text, [section(text)]
-    title = f"*Last {len(statuses)} runs of {shown}*   {escape(trend)}"
-    return f"Last {len(statuses)} runs of {shown}: {escape(trend)}", _listing(title, [_last_line(s) for s in statuses])
+    known = numbers or {}
+    title = f"*Last {len(statuses)} runs of {shown}*, newest first   {escape(trend)}"
+    lines = [_last_line(s, known.get(s.run_id)) for s in statuses]
+    return f"Last {len(statuses)} runs of {shown}, newest first: {escape(trend)}", _listing(title, lines)
 
 
-def _last_line(status: RunStatus) -> str:
+def _last_line(status: RunStatus, number: int | None) -> str:
     started = slack_date(status.started_at) if status.started_at else "start unknown"
-    parts = [f"{state_emoji(status.state)} {started}"]
+    who = f"#{number}" if number is not None else "run " + code(truncate(status.run_id, 60, "…"))
+    parts = [f"{state_emoji(status.state)} {who}", word_and_raw(status.state, status.raw_status), started]
     if status.elapsed is not None:
         parts.append(human_duration(status.elapsed))
-    parts.append(code(truncate(status.raw_status, 40, "…")))
-    parts.append("run " + code(truncate(status.run_id, 60, "…")))
     line = " · ".join(parts)
     if status.state is RunState.FAILED and status.message.strip():
         line += ": " + truncate(escape(" ".join(status.message.split())), 120, "…")

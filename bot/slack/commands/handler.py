@@ -34,7 +34,15 @@ from bot.service.views import run_view
 from bot.slack.blocks.card import run_card
 from bot.slack.blocks.listing import catalog_list
 from bot.slack.blocks.modal import run_modal
-from bot.slack.blocks.replies import confirm_op, ephemeral_error, last_runs, notice, stats, status_list
+from bot.slack.blocks.replies import (
+    confirm_op,
+    ephemeral_error,
+    last_runs,
+    mute_answer,
+    notice,
+    stats,
+    status_list,
+)
 from bot.slack.commands import subscribing
 from bot.slack.commands.channels import postable_channel
 from bot.slack.commands.grammar import AdHocTarget, ParseError, parse
@@ -213,7 +221,8 @@ async def _last(services: Services, asked: Asked, command: Last) -> Reply:
     if pipeline is None:
         raise InvalidRequest(f"There is no pipeline *{escape(name)}*.")
     statuses = await services.queries.last(pipeline, command.count)
-    return last_runs(name, statuses, trend(statuses))
+    numbers = await services.queries.numbers(pipeline, statuses)
+    return last_runs(name, statuses, trend(statuses, newest_first=True), numbers)
 
 
 @_work(Stats)
@@ -267,13 +276,9 @@ async def _pipeline_op(services: Services, asked: Asked, command: PipelineOp) ->
 
 @_work(Mute)
 async def _mute(services: Services, asked: Asked, command: Mute) -> Reply:
-    until = await services.runs.mute(asked.actor, str(command.pipeline), command.duration)
-    return notice(
-        f"🔕 *{escape(str(command.pipeline))}* is muted until <!date^{int(until.timestamp())}^"
-        f"{{date_short_pretty}} {{time}}|{until:%Y-%m-%d %H:%M} UTC>: its failures still show on "
-        "their cards, without alerting anyone.",
-        formatted=True,
-    )
+    muted = await services.runs.mute(asked.actor, str(command.pipeline), command.duration)
+    seconds = int(command.duration.total_seconds())
+    return mute_answer(str(command.pipeline), muted, seconds, now=services.now())
 
 
 @_work(Unmute)

@@ -162,7 +162,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "last",
         "last <pipeline> [n]",
-        "The last n runs of a pipeline, with durations and a trend",
+        "The last n runs of a pipeline, newest first, with durations and a trend in the same order",
         f"Shows 10 runs unless you ask for another number, up to {MAX_COUNT}.",
         ("last leads-ods", "last leads-ods 25"),
         (_PIPELINE, ArgSpec("n", "count", default=10, help=f"how many runs, 1 to {MAX_COUNT}")),
@@ -179,7 +179,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "cancel",
         "cancel <run>",
-        "Cancel a run in flight (Rivery, DataKitchen); asks to confirm",
+        "Cancel a run in flight (Rivery, DataKitchen); asks to confirm, once",
         "`{command} status` lists the runs in flight with their numbers.",
         ("cancel 1",),
         (ArgSpec("run", "run", required=True, help="a run number like 42 or #42"),),
@@ -254,7 +254,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "mute",
         "mute <pipeline> [duration]",
         "Silence a pipeline's alerts for a while",
-        "Mutes for 1h unless you say otherwise, up to 30d. Runs are still tracked; only the alerts wait.",
+        "Mutes for 1h unless you say otherwise, up to 30d. Runs are still tracked; only the alerts wait. A longer "
+        "mute in force is kept: the answer offers to shorten or extend it.",
         ("mute leads-ods", "mute leads-ods 4h"),
         (_PIPELINE, ArgSpec("duration", "duration", default=timedelta(hours=1), help="how long, like 30m, 4h or 2d")),
         "owner",

@@ -22,6 +22,7 @@ from bot.emulators.slack.blockkit import validate_message, validate_view
 from bot.emulators.slack.payloads import state_values
 from bot.models import RunState, RunStatus, TaskStatus
 from bot.providers.base import JobConfig
+from bot.service.history import trend
 from bot.service.views import RunView, run_view
 from bot.slack.blocks import (
     CardView,
@@ -222,12 +223,16 @@ def test_final_card_shows_duration_and_does_not_change_either(state: str) -> Non
 def test_failed_card_fields() -> None:
     _, blocks = run_card(view_of(failed_run(attempt=2)))
     fields = {f["text"].split("\n")[0]: f["text"].split("\n", 1)[1] for f in blocks[1]["fields"]}
-    assert fields["*State*"] == "failed (raw: `E`)"
+    assert fields["*State*"] == "failed"  # human words first: not "failed (raw: E)"
     assert fields["*Started by*"] == "<@U0ALICE>"
     assert fields["*Started*"].startswith("<!date^")
     assert fields["*Duration*"] == "3m 05s"
-    assert fields["*Run*"] == "#12 · `r-1`"
+    assert fields["*Run*"] == "#12"  # the provider's id is in the context line only
     assert fields["*Attempt*"] == "2"
+    contexts = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    assert "Rivery run `r-1` · Rivery status `E`" in contexts
+    sections = [b for b in blocks if b["type"] in ("section", "header")]
+    assert "r-1" not in dump(sections) and "`E`" not in dump(sections)
 
 
 def test_card_for_a_run_started_outside_slack() -> None:
@@ -276,9 +281,9 @@ def test_no_cancel_when_the_provider_cannot_and_no_console_when_unknown() -> Non
     assert ids.RUN_CONSOLE not in odd
 
 
-@pytest.mark.parametrize("state", ["failed", "canceled", "unknown-final"])
-def test_alert_card_buttons(state: str) -> None:
-    found = buttons(run_card(view_of(make_run(**STATES[state])))[1])
+@pytest.mark.parametrize(("state", "alerted"), [("failed", False), ("unknown-final", True)])
+def test_alert_card_buttons(state: str, alerted: bool) -> None:
+    found = buttons(run_card(view_of(make_run(**STATES[state]), alerted=alerted))[1])
     assert list(found) == [ids.RUN_RETRY, ids.RUN_ACK, ids.RUN_MUTE, ids.RUN_CONSOLE]
     assert found[ids.RUN_RETRY]["style"] == "primary" and found[ids.RUN_RETRY]["value"] == "12"
     assert found[ids.RUN_ACK]["value"] == "12"
@@ -287,6 +292,56 @@ def test_alert_card_buttons(state: str) -> None:
     assert [o["text"]["text"] for o in mute["options"]] == ["1 hour", "4 hours", "1 day", "1 week"]
     assert [o["value"] for o in mute["options"]] == ["12|3600", "12|14400", "12|86400", "12|604800"]
     assert all(ids.parse_mute_value(o["value"])[0] == 12 for o in mute["options"])
+
+
+def test_canceled_card_has_no_retry_acknowledge_or_mute() -> None:
+    """A canceled run did not fail: someone stopped it, there is nothing to retry, acknowledge or mute."""
+    text, blocks = run_card(view_of(make_run(**STATES["canceled"]), alerted=True))
+    check_message(text, blocks)
+    assert list(buttons(blocks)) == [ids.RUN_CONSOLE]
+    assert blocks[0]["text"]["text"] == "⏹️ leads-ods was canceled"
+
+
+def test_unknown_end_without_an_alert_offers_retry_only() -> None:
+    """A run that ended unknown (or did not start) may be retried; Acknowledge and Mute act on an alert, and
+    only some such ends alert (a schedule's missed slot), so they show only when one counts the run."""
+    for changes in (STATES["unknown-final"], {"state": "unknown", "final": True, "provider_run_id": None,
+                                               "raw_status": "", "message": "not started: refused"}):
+        text, blocks = run_card(view_of(make_run(**changes)))
+        check_message(text, blocks)
+        assert list(buttons(blocks)) == [ids.RUN_RETRY, ids.RUN_CONSOLE]
+        alerted = buttons(run_card(view_of(make_run(**changes), alerted=True))[1])
+        assert list(alerted) == [ids.RUN_RETRY, ids.RUN_ACK, ids.RUN_MUTE, ids.RUN_CONSOLE]
+
+
+def test_stuck_run_says_so_in_its_header_until_it_ends() -> None:
+    warned = T0 + timedelta(minutes=30)
+    text, blocks = run_card(view_of(make_run(), stuck_since=warned))
+    check_message(text, blocks)
+    assert blocks[0]["text"]["text"] == "⏳ leads-ods may be stuck"
+    assert text.startswith("⏳ leads-ods may be stuck (run #12)")
+    assert f"⏳ Running longer than expected since <!date^{int(warned.timestamp())}" in dump(blocks)
+    assert list(buttons(blocks)) == [ids.RUN_REFRESH, ids.RUN_CANCEL, ids.RUN_CONSOLE]
+    later = run_card(view_of(make_run(), stuck_since=warned, now=T0 + timedelta(days=2)))
+    assert later == (text, blocks)  # no clock in it: the card does not churn
+    ended = run_card(view_of(make_run(**STATES["succeeded"]), stuck_since=warned))
+    assert ended[1][0]["text"]["text"] == "✅ leads-ods succeeded" and "longer than expected" not in dump(ended)
+
+
+def test_failed_task_line_does_not_repeat_the_runs_message() -> None:
+    message = "Task load failed: column x does not exist"
+    tasks = (TaskStatus("load", RunState.FAILED, "E", message="column x does not exist"),
+             TaskStatus("other", RunState.FAILED, "E", message="disk full"),
+             TaskStatus("odd", RunState.UNKNOWN, "SERVING_RERAN"))
+    _, blocks = run_card(view_of(failed_run(message=message, tasks=tasks)))
+    section = next(b["text"]["text"] for b in blocks if "*Tasks*" in b.get("text", {}).get("text", ""))
+    lines = section.split("\n")
+    assert lines[1] == "❌ load · failed"  # the message above says it already
+    assert lines[2] == "❌ other · failed: disk full"
+    assert lines[3] == "❔ odd · unknown (`SERVING_RERAN`)"  # the provider's code where the word says nothing
+    _, thread = failure_details(failed_run(message=message, tasks=tasks), owners=(), display_name="Rivery",
+                                console_url=None)
+    assert dump(thread).count("column x does not exist") == 1
 
 
 def test_succeeded_card_has_only_the_console_link() -> None:
@@ -418,14 +473,14 @@ def test_ephemeral_error_and_notice_escape() -> None:
     assert ephemeral_error("no such pipeline")[0] == "⚠️ no such pipeline"
 
 
-def test_confirm_op_carries_the_operation_and_asks_twice() -> None:
+def test_confirm_op_carries_the_operation_and_asks_once() -> None:
     text, blocks = confirm_op("cancel", "leads-ods", "Cancel run #12 of leads-ods?", "Cancel run", run_id=12)
     check_message(text, blocks)
     found = buttons(blocks)
     assert list(found) == [ids.OP_CONFIRM, ids.OP_DISMISS]
     confirm = found[ids.OP_CONFIRM]
-    assert confirm["style"] == "danger"
-    assert confirm["confirm"]["confirm"]["text"] == "Cancel run"
+    assert confirm["style"] == "danger" and confirm["text"]["text"] == "Cancel run"
+    assert "confirm" not in confirm  # the prompt is the confirmation: no second "are you sure" dialog
     assert confirm["value"] == '{"op":"cancel","target":"leads-ods","run":12}'
     assert ids.parse_op_value(confirm["value"]) == ("cancel", "leads-ods", 12)
     _, plain = confirm_op("disable", "leads-ods", "Disable?", "Disable")
@@ -465,14 +520,20 @@ def test_last_runs() -> None:
         RunStatus("r-3", RunState.SUCCEEDED, "D", started_at=T0, duration=timedelta(minutes=2)),
         RunStatus("r-2", RunState.FAILED, "E", message="boom", started_at=T0, ended_at=T0 + timedelta(seconds=9)),
         RunStatus("r-1", RunState.RUNNING, "R"),
+        RunStatus("r-0", RunState.UNKNOWN, "SERVING_RERAN"),
     ]
-    text, blocks = last_runs("leads-ods", statuses, "✅❌✅")
+    trend_line = trend(statuses, newest_first=True)
+    assert trend_line == "✅❌▶️❔"  # the same order as the list: newest first
+    text, blocks = last_runs("leads-ods", statuses, trend_line, {"r-3": 7, "r-2": 6})
     check_message(text, blocks)
     lines = blocks[0]["text"]["text"].split("\n")
-    assert lines[0] == "*Last 3 runs of leads-ods*   ✅❌✅"
-    assert lines[1].startswith("✅ <!date^") and "2m 00s · `D` · run `r-3`" in lines[1]
-    assert lines[2].endswith("9s · `E` · run `r-2`: boom")
-    assert lines[3] == "▶️ start unknown · `R` · run `r-1`"
+    assert lines[0] == "*Last 4 runs of leads-ods*, newest first   ✅❌▶️❔"
+    assert text == "Last 4 runs of leads-ods, newest first: ✅❌▶️❔"
+    # the bot's #n where it knows the run, human words first, no raw code beside a word that says it all
+    assert lines[1].startswith("✅ #7 · succeeded · <!date^") and lines[1].endswith("· 2m 00s")
+    assert lines[2].startswith("❌ #6 · failed · <!date^") and lines[2].endswith("9s: boom")
+    assert lines[3] == "▶️ run `r-1` · running · start unknown"  # not started by the bot: the provider's id
+    assert lines[4] == "❔ run `r-0` · unknown (`SERVING_RERAN`) · start unknown"
     empty_text, empty = last_runs("leads-ods", [], "")
     check_message(empty_text, empty)
 

@@ -1,4 +1,5 @@
-"""What a command or a button asks of a run: start, retry, cancel, refresh, acknowledge, mute.
+"""What a command or a button asks of a run: start, retry, cancel, refresh, acknowledge (a pipeline's mute and
+provider operations: ``bot.service.pipeline_actions``).
 
 Every action re-checks permission at the moment it happens and is audited (who, what, outcome).
 A run is recorded before its trigger is sent, so a crash in between leaves a visible "starting"
@@ -19,7 +20,6 @@ from typing import Any, Protocol
 from bot.catalog.model import Catalog, ParameterSpec, Pipeline
 from bot.errors import (
     InvalidRequest,
-    NotAllowed,
     ProviderError,
     ProviderUnavailable,
     TriggerOutcomeUnknown,
@@ -31,11 +31,13 @@ from bot.ops.text import escape, slack_date
 from bot.providers.base import Capability, JobConfig, ProviderClient
 from bot.service.clients import ClientPool
 from bot.service.events import CancelAsked, Resumed, RetriedBy
+from bot.service.guard import Guard
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes
 from bot.service.paging import Pager
-from bot.service.permissions import Actor, Authorizer, Need
-from bot.service.rights import ACKNOWLEDGE, CANCEL, MUTE, OWNER_MUTE_CAP, RETRY, Right, Rights, cap_text
+from bot.service.permissions import Actor, Authorizer
+from bot.service.pipeline_actions import PipelineActions
+from bot.service.rights import ACKNOWLEDGE, CANCEL, RETRY, Right
 from bot.service.starting import BUSY_WAITS, StartLeases, busy_wait, record_answer
 from bot.service.views import Muted
 from bot.store import keys
@@ -121,7 +123,7 @@ class RunService:
         self.changes = changes or Changes()
         self.pool = pool
         self.auth = authorizer
-        self.rights = Rights(authorizer)
+        self.guard = Guard(store, authorizer, now)
         self.notifier = notifier
         self.now = now
         self.first_poll = first_poll
@@ -129,6 +131,8 @@ class RunService:
         self.owner = owner or f"runs:{uuid.uuid4().hex[:12]}"
         self.lease = lease
         self.starts = StartLeases(store, owner=self.owner, lease=lease, now=now)
+        #: mute, unmute and the provider operations: on a pipeline, not a run
+        self.pipelines = PipelineActions(store, pool, self.guard, notifier, now, alerts_changed=alerts_changed)
 
     @property
     def catalog(self) -> Catalog:
@@ -164,7 +168,7 @@ class RunService:
             name, connection, provider = f"{target.provider}:{_ident(target.job)}", target.connection, target.provider
             job = dict(target.job)
         if actor is not None and not authorized:
-            right = await self._authorize(actor, "run", pipeline, what=f"run *{escape(name)}*", target=name)
+            right = await self.guard.authorize(actor, "run", pipeline, what=f"run *{escape(name)}*", target=name)
         params = resolve_parameters(pipeline, parameters) if pipeline else dict(parameters)
         client = self.pool.client(connection)
         job_config = self.pool.job(provider, job)
@@ -201,12 +205,12 @@ class RunService:
             limits = client.trigger_limits(job_config)
             held = await self.store.limits.admit(record.id, connection, limits, now=now, queue=queue)
             if held is not None and not queue:
-                await self._audit(actor, "run", name, "refused", held.limit.reason)
+                await self.guard.audit(actor, "run", name, "refused", held.limit.reason)
                 raise InvalidRequest(f"{held.limit.reason}; try again at {slack_date(held.until, '{time}')}.")
             if held is not None:
                 waiting = await self.get(record.id)
                 await self.notifier.refresh_card(waiting)
-                await self._audit(
+                await self.guard.audit(
                     actor,
                     "run",
                     name,
@@ -248,7 +252,7 @@ class RunService:
         await self.notifier.refresh_card(record)
         await self.store.runs.mark_notified(record.id, record.state)
         detail = f"run #{record.id} ({triggered.run_id}) {_params(params)}"
-        await self._audit(actor, "run", name, "ok", detail, right=right)
+        await self.guard.audit(actor, "run", name, "ok", detail, right=right)
         return record
 
     async def _send(
@@ -272,7 +276,7 @@ class RunService:
             else:
                 await self.notifier.refresh_card(record)
                 await self.store.runs.mark_notified(record.id, record.state)
-            await self._audit(actor, "run", name, "failed", str(exc))
+            await self.guard.audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"{escape(str(exc))}") from None
         except ProviderError as exc:
             if isinstance(exc, ProviderUnavailable) and await self._wait_busy(actor, record, name, exc):
@@ -282,7 +286,7 @@ class RunService:
                 await self.changes.publish(Transition(ended, StoredState.STARTING, ended.state))
             else:
                 await self.store.runs.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
-            await self._audit(actor, "run", name, "failed", str(exc))
+            await self.guard.audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
 
     async def _wait_busy(self, actor: Actor | None, record: RunRecord, name: str, exc: ProviderUnavailable) -> bool:
@@ -300,7 +304,7 @@ class RunService:
         log.warning("run %s: the provider was too busy to start it (%s of %s); tries again in %s", record.id, busy,
                     BUSY_WAITS, wait, extra={"run_id": record.id})
         await self.notifier.refresh_card(await self.get(record.id))
-        await self._audit(actor, "run", name, "queued", f"run #{record.id}: {exc}, starts at {until.isoformat()}")
+        await self.guard.audit(actor, "run", name, "queued", f"run #{record.id}: {exc}, starts at {until.isoformat()}")
         return True
 
     async def retry(
@@ -320,7 +324,8 @@ class RunService:
         target = self._target(run)
         pipeline = target if isinstance(target, Pipeline) else None
         # an ad-hoc run has no owners: its retry is an admin's (as its run was)
-        right = await self._grant(actor, RETRY, pipeline, what=f"retry *{escape(run.name)}*", action="retry", run=run)
+        what = f"retry *{escape(run.name)}*"
+        right = await self.guard.grant(actor, RETRY, pipeline, what=what, action="retry", run=run)
         try:
             new = await self.start(
                 actor,
@@ -335,7 +340,7 @@ class RunService:
             )
         except AlreadyRetried as exc:  # two clicks at once: the database let one through
             raise InvalidRequest(_already_retried(run, exc.retry)) from None
-        await self._audit(actor, "retry", f"#{run.id}", "ok", f"as run #{new.id}", right=right)
+        await self.guard.audit(actor, "retry", f"#{run.id}", "ok", f"as run #{new.id}", right=right)
         await self.notifier.refresh_card(run)
         await self.notifier.thread(run, "retried", RetriedBy(actor.user_id, new.id))
         await self._alerts_of(run.id)
@@ -371,10 +376,10 @@ class RunService:
             async with self.pool.slot(run.connection):
                 await client.cancel(self.pool.job(run.provider, run.job), run.provider_run_id)
         except ProviderError as exc:
-            await self._audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
+            await self.guard.audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
             raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
         await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now())
-        await self._audit(actor, "cancel", f"#{run.id}", "ok", right=right)
+        await self.guard.audit(actor, "cancel", f"#{run.id}", "ok", right=right)
         await self.notifier.thread(run, keys.cancel_note(actor.user_id), CancelAsked(actor.user_id))
         return run
 
@@ -382,7 +387,7 @@ class RunService:
         """Whoever started ``run``, ``allow_change`` or an admin; the refusal audited."""
         pipeline = self.notifier.pipeline(run)
         what = f"cancel run #{run.id} of *{escape(run.name)}*"
-        return await self._grant(actor, CANCEL, pipeline, what=what, action="cancel", run=run)
+        return await self.guard.grant(actor, CANCEL, pipeline, what=what, action="cancel", run=run)
 
     async def refresh(self, actor: Actor, run_id: int) -> RunRecord:
         run = await self.get(run_id)
@@ -393,83 +398,17 @@ class RunService:
     async def acknowledge(self, actor: Actor, run_id: int) -> tuple[RunRecord, bool]:
         run = await self.get(run_id)
         what = f"acknowledge failures of *{escape(run.name)}*"
-        right = await self._grant(
+        right = await self.guard.grant(
             actor, ACKNOWLEDGE, self.notifier.pipeline(run), what=what, action="acknowledge", run=run
         )
         run, first = await self.store.runs.acknowledge(run.id, actor.user_id, now=self.now())
         if first and self.pager is not None:  # the on-call hand-off: PagerDuty hears of the first one
             await self.pager.acknowledge(run, actor.user_id)
         await self.notifier.refresh_card(run)
-        await self._audit(actor, "acknowledge", f"#{run.id}", "ok" if first else "already", right=right)
+        await self.guard.audit(actor, "acknowledge", f"#{run.id}", "ok" if first else "already", right=right)
         if first:
             await self._alerts_of(run.id)
         return run, first
-
-    async def mute(
-        self, actor: Actor, pipeline_name: str, duration: timedelta, *, run_id: int | None = None, replace: bool = False
-    ) -> Muted:
-        pipeline = self.catalog.pipelines.get(pipeline_name)
-        if pipeline is None:
-            raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
-        what = f"mute *{escape(pipeline_name)}*"
-        right = await self._grant(actor, MUTE, pipeline, what=what, action="mute", target=pipeline_name)
-        if duration <= timedelta(0) or duration > timedelta(days=30):
-            raise InvalidRequest("Mute for between a minute and 30 days, like `1h`, `4h`, `1d`.")
-        if right == "owner" and duration > OWNER_MUTE_CAP:
-            await self._audit(actor, "mute", pipeline_name, "refused", f"{duration} is over the owners' cap")
-            longer = self.auth.names(pipeline.allow_change) or "nobody set"
-            admins = self.auth.names(sorted(self.auth.admins)) or "none set"
-            raise NotAllowed(
-                f"Owners may mute *{escape(pipeline_name)}* for up to {cap_text()}. A longer mute takes "
-                f"`allow_change` ({longer}) or an admin ({admins})."
-            )
-        now = self.now()
-        until = now + duration
-        current = (await self.store.mutes.active(now=now)).get(pipeline_name)
-        before = current[0] if current else None
-        if before is not None and before > until and not replace:
-            await self._audit(actor, "mute", pipeline_name, "already", f"kept until {before.isoformat()}", right=right)
-            return Muted(until=before, asked=until, before=before, changed=False)
-        muted = await self.store.mutes.mute(pipeline_name, until=until, user_id=actor.user_id, now=now)
-        if self.alerts_changed is not None and muted:
-            await self.alerts_changed(muted)
-        await self._audit(actor, "mute", pipeline_name, "ok", f"until {until.isoformat()}", right=right)
-        if run_id is not None:
-            run = await self.store.runs.get(run_id)
-            if run is not None:
-                await self.notifier.refresh_card(run)
-        return Muted(until=until, asked=until, before=before, changed=True)
-
-    async def unmute(self, actor: Actor, pipeline_name: str) -> bool:
-        pipeline = self.catalog.pipelines.get(pipeline_name)
-        what = f"unmute *{escape(pipeline_name)}*"
-        # more alerts, never fewer: whoever may mute may unmute
-        right = await self._grant(actor, MUTE, pipeline, what=what, action="unmute", target=pipeline_name)
-        found = await self.store.mutes.unmute(pipeline_name)
-        await self._audit(actor, "unmute", pipeline_name, "ok" if found else "not muted", right=right)
-        return found
-
-    # -- pipeline operations (enable, disable, archive, reset) ------------------------------
-
-    async def pipeline_op(self, actor: Actor, op: str, pipeline_name: str) -> str:
-        pipeline = self.catalog.pipelines.get(pipeline_name)
-        if pipeline is None:
-            raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
-        what = f"{op} *{escape(pipeline_name)}*"
-        right = await self._authorize(actor, "change", pipeline, what=what, target=pipeline_name)
-        capability = Capability(op)
-        client = self.pool.client(pipeline.connection)
-        if not client.can(capability):
-            offered = ", ".join(sorted(c.value for c in client.offered())) or "nothing beyond run and status"
-            raise InvalidRequest(f"{client.display_name} cannot {op} (it offers: {offered}).")
-        try:
-            async with self.pool.slot(pipeline.connection):
-                await getattr(client, op)(pipeline.job)
-        except ProviderError as exc:
-            await self._audit(actor, op, pipeline_name, "failed", str(exc))
-            raise UserError(f"Could not {op} *{escape(pipeline_name)}*: {escape(str(exc))}") from None
-        await self._audit(actor, op, pipeline_name, "ok", right=right)
-        return f"{_PAST[op]} *{escape(pipeline_name)}* on {client.display_name}."
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -495,65 +434,8 @@ class RunService:
             return pipeline
         return AdHoc(provider=run.provider, connection=run.connection, job=run.job)
 
-    async def _authorize(
-        self,
-        actor: Actor,
-        need: Need,
-        pipeline: Pipeline | None,
-        *,
-        what: str,
-        target: str,
-    ) -> Right:
-        try:
-            await self.auth.check(actor, need, pipeline, what=what)
-        except NotAllowed:
-            await self._audit(actor, need, target, "refused")
-            raise
-        return "admin" if actor.user_id in self.auth.admins or need == "admin" else _NEED_RIGHT[need]
-
-    async def _grant(
-        self,
-        actor: Actor,
-        rights: tuple[Right, ...],
-        pipeline: Pipeline | None,
-        *,
-        what: str,
-        action: str,
-        run: RunRecord | None = None,
-        target: str | None = None,
-    ) -> Right:
-        """The right ``actor`` acts by (``bot.service.rights``); a refusal is audited under ``action``."""
-        try:
-            return await self.rights.grant(
-                actor, pipeline, rights, what=what, started_by=run.started_by if run is not None else None
-            )
-        except NotAllowed:
-            await self._audit(actor, action, target or (f"#{run.id}" if run is not None else ""), "refused")
-            raise
-
-    async def _audit(
-        self,
-        actor: Actor | None,
-        action: str,
-        target: str,
-        outcome: str,
-        detail: str = "",
-        *,
-        right: Right | None = None,
-    ) -> None:
-        await self.store.audit.record(
-            user_id=actor.user_id if actor else None,
-            action=action,
-            target=target,
-            outcome=outcome,
-            now=self.now(),
-            detail=detail,
-            right=right,
-        )
 
 
-_NEED_RIGHT: dict[Need, Right] = {"nothing": "allow_run", "run": "allow_run", "change": "allow_change"}
-_PAST = {"enable": "Enabled", "disable": "Disabled", "archive": "Archived", "reset": "Reset"}
 
 
 def _unattended(run: RunRecord) -> bool:

@@ -14,7 +14,7 @@ from bot.slack.blocks import ids
 from bot.slack.commands.grammar import COMMANDS
 from bot.slack.commands.help import examples
 from tests.scenario.harness import World, world
-from tests.scenario.surface import add_stranger, ask, reply_to, run_number, shown
+from tests.scenario.surface import add_stranger, answered_in_place, ask, run_number, shown
 
 
 def said(message: Message) -> str:
@@ -202,7 +202,8 @@ async def test_notify_me_tells_of_a_canceled_run_and_all_subscribers_hear_of_it(
         card = await w.card_saying("leads-ods is running")
         number = run_number(card)
         question = await ask(w, f"cancel {number}")
-        await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts))
+        # the answer replaces the prompt (one confirmation)
+        await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts), question)
         w.advance(1)
         await w.card_saying("leads-ods was canceled")
         await w.until(lambda: bool(saying(w, "D0ALICE", "leads-ods")), what="alice's DM")

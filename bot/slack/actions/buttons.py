@@ -148,7 +148,7 @@ async def _mute(
     run = await services.runs.get(run_id)
     if run.pipeline is None:
         raise InvalidRequest("Ad-hoc runs have no pipeline to mute.")
-    muted = await services.runs.mute(actor, run.pipeline, timedelta(seconds=seconds), run_id=run.id)
+    muted = await services.runs.pipelines.mute(actor, run.pipeline, timedelta(seconds=seconds), run_id=run.id)
     return mute_answer(run.pipeline, muted, seconds, now=services.now(), run_id=run.id)
 
 
@@ -157,7 +157,7 @@ async def _mute_set(
 ) -> tuple[str, list[Any]]:
     """The explicit change offered by "already muted until …": the period from now, shorter or longer."""
     pipeline, seconds, run_id = ids.parse_mute_set_value(_value(action))
-    muted = await services.runs.mute(actor, pipeline, timedelta(seconds=seconds), run_id=run_id, replace=True)
+    muted = await services.runs.pipelines.mute(actor, pipeline, timedelta(seconds=seconds), run_id=run_id, replace=True)
     return mute_answer(pipeline, muted, seconds, now=services.now(), run_id=run_id)
 
 
@@ -171,7 +171,7 @@ async def _confirmed(
         return await _cancel(services, actor, body, {"value": str(run_id)}, client)
     if op not in ("enable", "disable", "archive", "reset"):
         raise ValueError(f"unknown operation {op[:20]!r}")
-    done = await services.runs.pipeline_op(actor, op, target)
+    done = await services.runs.pipelines.pipeline_op(actor, op, target)
     return notice("✅ " + done, formatted=True)
 
 

@@ -276,14 +276,14 @@ async def _pipeline_op(services: Services, asked: Asked, command: PipelineOp) ->
 
 @_work(Mute)
 async def _mute(services: Services, asked: Asked, command: Mute) -> Reply:
-    muted = await services.runs.mute(asked.actor, str(command.pipeline), command.duration)
+    muted = await services.runs.pipelines.mute(asked.actor, str(command.pipeline), command.duration)
     seconds = int(command.duration.total_seconds())
     return mute_answer(str(command.pipeline), muted, seconds, now=services.now())
 
 
 @_work(Unmute)
 async def _unmute(services: Services, asked: Asked, command: Unmute) -> Reply:
-    found = await services.runs.unmute(asked.actor, str(command.pipeline))
+    found = await services.runs.pipelines.unmute(asked.actor, str(command.pipeline))
     what = "is no longer muted" if found else "was not muted"
     return notice(f"🔔 *{escape(str(command.pipeline))}* {what}.", formatted=True)
 

@@ -284,8 +284,9 @@ async def help_examples(page: Page) -> list[str]:
 
 async def test_every_example_of_help_works_in_the_demo(page: Page, demo_url: str, shots: Shots) -> None:
     """Each example of ``/pipeline help`` typed as it is shown: none answers with an error (``run leads-ods
-    execution_date=…`` did: the demo's leads-ods took load_date)."""
-    await open_page(page, demo_url, "C0RANDOM")
+    execution_date=…`` did: the demo's leads-ods took load_date). Typed in #data-ops, a quiet channel the bot is
+    in: ``subscribe leads-ods`` subscribes the channel it is typed in, which the bot must be able to post to."""
+    await open_page(page, demo_url, "C0OPS")
     examples = await help_examples(page)
     assert "/pipeline run leads-ods execution_date=2024-01-31" in examples
     assert len(examples) >= 25, examples

@@ -28,6 +28,7 @@ PROVIDERS = {
 }
 RUN_TIMEOUT = 30_000  # ms: a demo run takes about five seconds; generous for a loaded CI machine
 DOCS_SCREENSHOT = ROOT / "docs" / "demo.png"
+DOCS_ALERT_SCREENSHOT = ROOT / "docs" / "alert.png"  # an alert's whole story, once resolved
 
 
 async def open_page(page: Page, url: str, channel: str) -> None:
@@ -97,7 +98,7 @@ async def test_a_failure_alerts_its_owners_and_retry_starts_a_new_run(
     await expect(alert).to_contain_text("Timeline")  # its story kept: the error, owners and what happened
     await expect(alert).to_contain_text("(job <bqjob_r5e1c0ffee_0001> & 1 retry)")
     await expect(alert).to_contain_text("resolved by #")
-    await shots("alert-recovered")
+    alert_shot = await shots("alert-recovered")
 
     await go_to(page, "data-ops")  # the new run's card joins the first one's channel
     cards = card(page, "orders-eu")
@@ -111,6 +112,7 @@ async def test_a_failure_alerts_its_owners_and_retry_starts_a_new_run(
     if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(await shots("readme"), DOCS_SCREENSHOT)
+        shutil.copyfile(alert_shot, DOCS_ALERT_SCREENSHOT)
 
 
 async def test_the_run_modal_takes_parameters(page: Page, demo_url: str, shots: Shots) -> None:

@@ -530,7 +530,8 @@ def _escalations(
     """``escalate_to`` is mentioned in the alert's thread: a channel or ``*`` there would ping nobody. An alert
     that escalates to nobody (no owners, no ``escalate_to``) is worth a warning: it would wait in silence."""
     own = [p for p in pipelines.values() if p.escalate_to != defaults.escalate_to]
-    lists = [("defaults.escalate_to", defaults.escalate_to)] + [(f"pipelines.{p.name}.escalate_to", p.escalate_to) for p in own]
+    lists = [("defaults.escalate_to", defaults.escalate_to)]
+    lists += [(f"pipelines.{p.name}.escalate_to", p.escalate_to) for p in own]
     for path, entries in lists:
         for entry in entries:
             if not _mentionable(entry):

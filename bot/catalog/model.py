@@ -77,7 +77,7 @@ def _escalate_after(value: object) -> timedelta:
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise ValueError(f"escalate_after: {exc}; or none for no escalation") from None
+        raise ValueError(f"{exc}, or none for no escalation") from None
 
 
 EscalateAfter = Annotated[timedelta, BeforeValidator(_escalate_after)]

@@ -95,4 +95,3 @@ class Escalator:
             return self.pool.client(connection).display_name
         except Exception:
             return connection
-

@@ -85,7 +85,10 @@ async def test_an_alert_nobody_acknowledges_pings_its_owners_again_then_escalate
         assert "its owners were pinged again and nobody has acknowledged it yet" in pings(w, alert)[1]
         await w.until(lambda: any(line.startswith("📣") for line in timeline(w, alert)), 10, what="the timeline")
         lines = timeline(w, alert)
-        assert lines[1:] == ["⏰ not acknowledged: owners pinged again (<@U0BOB>)", f"📣 escalated to <!subteam^{ONCALL}>"]
+        assert lines[1:] == [
+            "⏰ not acknowledged: owners pinged again (<@U0BOB>)",
+            f"📣 escalated to <!subteam^{ONCALL}>",
+        ]
         assert lines[0].startswith("❌ failed")
         assert shown(w.slack.message("C0ALERTS", alert.ts)).startswith("🔴 *orders*")  # still open, unacknowledged
         await asyncio.sleep(3)  # well past another escalate_after: nothing after escalate_to

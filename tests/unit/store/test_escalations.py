@@ -83,8 +83,9 @@ async def test_a_mute_and_a_resolution_take_the_alert_off_the_list(store: Store)
     assert await store.escalations.unanswered(["another"]) == []
 
     # the next one resolved before its ping
-    await store.alerting.recover(PIPELINE, (await ended(store, await started(store, 30), RunState.SUCCEEDED, 40)).id,
-                                 now=at(40))
+    await store.alerting.recover(
+        PIPELINE, (await ended(store, await started(store, 30), RunState.SUCCEEDED, 40)).id, now=at(40)
+    )
     assert not await ping(store, waiting, 1, 50)
 
 

@@ -39,6 +39,7 @@ from bot.ops.outages import Outages
 from bot.ops.redact import PROCESS, Redactor
 from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
+from bot.service.escalation import Escalator
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes, Outcomes
 from bot.service.paging import Pager
@@ -158,6 +159,7 @@ class Components:
     poller: Poller
     watcher: Watcher
     stuck: StuckDetector
+    escalator: Escalator
     deliverer: Deliverer
     pages: PageSender | None  # built only when some pipeline pages PagerDuty
     slack_check: SlackCheck
@@ -327,6 +329,7 @@ def _assemble(
             metrics=metrics,
         ),
         stuck=StuckDetector(store, catalog, notifier, now=now),
+        escalator=Escalator(store, catalog, pool, reporter, now, story_changed=alerter.story_changed),
         deliverer=Deliverer(
             store,
             web_client(s, retry_rate_limits=False),
@@ -398,6 +401,8 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         ("watch", watch, s.watch_interval_seconds),
         ("stuck", parts.stuck.tick, s.stuck_check_seconds),
         ("credentials", parts.alerter.check_credentials, s.stuck_check_seconds),  # the same kind of slow check
+        # alerts nobody acknowledged: each ping once across replicas (the store's compare-and-set), so every one ticks
+        ("escalate", parts.escalator.tick, s.stuck_check_seconds),
         ("slack", parts.slack_check.tick, timedelta(minutes=1)),
         ("retries", parts.waiting.tick, s.poll_tick_seconds),
         ("approvals", parts.workflows.expire_approvals, timedelta(seconds=5)),

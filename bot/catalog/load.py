@@ -15,13 +15,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from bot.catalog.model import NAME, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
+from bot.catalog.model import NAME, NO_ESCALATION, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
 from bot.catalog.pagerduty import PagerDutyService, pagerduty_of
 from bot.catalog.refusals import schedule_problems, watchable
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
@@ -139,6 +140,7 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
     # a broken defaults or route is said once: the channels it would have given are not missing too
     channels_known = given is not None and len(problems) == before
     _alerts_reach_people(pipelines, routes, defaults, problems, channels_known=channels_known)
+    _escalations(pipelines, defaults, problems, warnings)
     written = _section(raw, "pipelines", []), _section(raw, "connections", [])
     watchable(pipelines, *written, connections, problems, warnings)
     workflows = _workflows(_section(raw, "workflows", problems), pipelines, broken, defaults, problems)
@@ -384,7 +386,15 @@ def _pipeline(
         retry=spec.retry,
         schedule=spec.schedule,
         pagerduty=paged,
+        escalate_after=_escalation_delay(spec, defaults),
+        escalate_to=spec.escalate_to if spec.escalate_to is not None else defaults.escalate_to,
     )
+
+
+def _escalation_delay(spec: PipelineSpec, defaults: Defaults) -> timedelta | None:
+    """Its own ``escalate_after``, else the defaults'; ``none`` written in either: no escalation."""
+    after = spec.escalate_after if spec.escalate_after is not None else defaults.escalate_after
+    return None if after is None or after == NO_ESCALATION else after
 
 
 def _workflows(
@@ -507,6 +517,40 @@ def _alerts_reach_people(
                     f"{path}: {shown(owner)} cannot be mentioned in an alert; owners are people (U… or an e-mail) "
                     "or user groups (S… or @handle)"
                 )
+
+
+def _mentionable(value: str) -> bool:
+    """A person (U…, W…, an e-mail) or a user group (S…, @handle): what a message can mention."""
+    return value.startswith(("U", "W", "S", "@")) or "@" in value
+
+
+def _escalations(
+    pipelines: Mapping[str, Pipeline], defaults: Defaults, problems: list[str], warnings: list[str]
+) -> None:
+    """``escalate_to`` is mentioned in the alert's thread: a channel or ``*`` there would ping nobody. An alert
+    that escalates to nobody (no owners, no ``escalate_to``) is worth a warning: it would wait in silence."""
+    own = [p for p in pipelines.values() if p.escalate_to != defaults.escalate_to]
+    lists = [("defaults.escalate_to", defaults.escalate_to)]
+    lists += [(f"pipelines.{p.name}.escalate_to", p.escalate_to) for p in own]
+    for path, entries in lists:
+        for entry in entries:
+            if not _mentionable(entry):
+                problems.append(
+                    f"{path}: {shown(entry)} cannot be pinged when an alert escalates; escalate_to is a user group "
+                    "(S… or @handle) or people (U… or an e-mail)"
+                )
+    for pipeline in pipelines.values():
+        if pipeline.escalate_after is not None and not pipeline.owners and not pipeline.escalate_to:
+            warnings.append(
+                f"pipelines.{pipeline.name}: its alerts escalate after {_duration(pipeline.escalate_after)} but "
+                "nobody would be pinged: set owners or escalate_to (or escalate_after: none)"
+            )
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
 
 
 # -- pydantic errors as lines -----------------------------------------------------------------

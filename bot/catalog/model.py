@@ -21,9 +21,11 @@ from bot.catalog.pagerduty import PagerDutyService
 from bot.providers.base import ConnectionConfig, JobConfig
 
 __all__ = [
+    "NO_ESCALATION",
     "Catalog",
     "Defaults",
     "Duration",
+    "EscalateAfter",
     "ParameterSpec",
     "Pipeline",
     "PipelineSpec",
@@ -64,6 +66,21 @@ def parse_duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+#: ``escalate_after`` written as ``none`` (or ``false``): no escalation, even where ``defaults`` has one
+NO_ESCALATION = timedelta(0)
+
+
+def _escalate_after(value: object) -> timedelta:
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("none", "off", "never")):
+        return NO_ESCALATION
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or none for no escalation") from None
+
+
+EscalateAfter = Annotated[timedelta, BeforeValidator(_escalate_after)]
 
 
 def _principal(value: object) -> str:
@@ -198,6 +215,8 @@ class Defaults(_Strict):
     allow_run: tuple[Principal, ...] = ("*",)
     allow_change: tuple[Principal, ...] = ()
     watch: bool = False
+    escalate_after: EscalateAfter | None = None  # an alert not acknowledged within this pings again, then escalates
+    escalate_to: tuple[Principal, ...] = ()  # whom the second escalation pings: a user group or people
 
 
 class RouteRule(_Strict):
@@ -254,6 +273,8 @@ class PipelineSpec(_Strict):
     watch: bool | None = None
     retry: RetryPolicy | None = None
     schedule: Schedule | None = None
+    escalate_after: EscalateAfter | None = None  # left out: the defaults'; none: no escalation
+    escalate_to: tuple[Principal, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +297,8 @@ class Pipeline:
     retry: RetryPolicy | None = None
     schedule: Schedule | None = None
     pagerduty: PagerDutyService | None = None  # its own, else the defaults' (``pagerduty: false``: none)
+    escalate_after: timedelta | None = None  # None: its alerts do not escalate
+    escalate_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

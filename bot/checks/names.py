@@ -53,10 +53,16 @@ def rewrite(catalog: Catalog, f: Mapper) -> Catalog:
         "channel": _one("defaults.channel", d.channel, f), "owners": _all("defaults.owners", d.owners, f),
         "allow_run": _all("defaults.allow_run", d.allow_run, f),
         "allow_change": _all("defaults.allow_change", d.allow_change, f),
+        "escalate_to": _all("defaults.escalate_to", d.escalate_to, f),
     })
     routes = tuple(r.model_copy(update={"channel": f(f"routes[{i}].channel", r.channel)})
                    for i, r in enumerate(catalog.routes))
-    pipelines = {name: _entry(f"pipelines.{name}", p, f) for name, p in catalog.pipelines.items()}
+    pipelines = {
+        name: dataclasses.replace(
+            _entry(f"pipelines.{name}", p, f), escalate_to=_all(f"pipelines.{name}.escalate_to", p.escalate_to, f)
+        )
+        for name, p in catalog.pipelines.items()
+    }
     workflows: dict[str, Any] = {}
     for name, w in catalog.workflows.items():
         steps = {}

@@ -61,6 +61,7 @@ _LISTS: Mapping[str, str] = {
     "allow_run": '["*"] or [U0ALICE01, S0DATAENG, C0ANALYTIC]',
     "allow_change": "[U0ALICE01, S0DATAENG]",
     "approvers": "[U0ALICE01, S0DATAENG]",
+    "escalate_to": "[S0ONCALL] or [@on-call]",
     "tags": "[ingest, finance]",
     "choices": "[small, large]",
     "on": "[failed, unknown]",

@@ -28,6 +28,7 @@ __all__ = [
     "DigestData",
     "DigestRun",
     "EndedOddly",
+    "Escalation",
     "Interrupted",
     "PipelineDay",
     "Recovered",
@@ -222,6 +223,18 @@ class DigestData:
         return self.counts.get(StoredState.FAILED, 0)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Escalation:
+    """An alert nobody acknowledged within its pipeline's ``escalate_after``: ping ``step`` in its thread."""
+
+    alert: Alert
+    key: str  # the outbox key: the ping is sent once
+    step: int  # 1: its owners once more; 2: ``escalate_to``
+    whom: tuple[str, ...]  # user and user group ids to mention
+    open_for: timedelta  # since it (re)opened
+    display_name: str
+
+
 # -- the interface --------------------------------------------------------------------------------------
 
 
@@ -279,6 +292,11 @@ class Reporter(Protocol):
     ) -> None:
         """An announced ``alert`` repeated, recovered or was acted on: rewrite the message ``key`` that announced it
         (with the other alerts it announced). ``stories``: by alert id, the timelines and links to show."""
+        ...
+
+    async def escalate(self, escalation: Escalation) -> bool:
+        """Ping the people of an unacknowledged alert in its message's thread, and note it on its timeline. False
+        when the ping is no longer owed (sent already by another replica, or the alert was taken meanwhile)."""
         ...
 
     async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:

@@ -18,6 +18,7 @@ from bot.service.events import (
     CardView,
     DigestData,
     EndedOddly,
+    Escalation,
     Interrupted,
     Recovered,
     Resumed,
@@ -40,6 +41,7 @@ from bot.slack.blocks.alerts import (
 )
 from bot.slack.blocks.card import run_card
 from bot.slack.blocks.digest import digest_message
+from bot.slack.blocks.escalation import escalation_message
 from bot.slack.blocks.replies import failure_details, notice
 from bot.slack.blocks.subscriptions import subscriber_message
 from bot.slack.blocks.workflow import workflow_card
@@ -182,6 +184,19 @@ class SlackReporter:
         views = [alert_view(a, told.get(a.id)) for a in group]
         _, text, blocks = alert_group(key, views, owners=owners, display_names=display_names, pages=pages)
         await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
+
+    async def escalate(self, escalation: Escalation) -> bool:
+        alert = escalation.alert
+        if alert.group_key is None:
+            return False  # not announced: no thread to ping in (the store lists announced alerts only)
+        text, blocks = escalation_message(
+            alert.pipeline or "", escalation.display_name, step=escalation.step, whom=escalation.whom,
+            open_for=escalation.open_for,
+        )
+        return await self.store.escalations.escalate(
+            alert.id, step=escalation.step, key=escalation.key, card_key=alert.group_key, text=text, blocks=blocks,
+            pinged=escalation.whom, now=self.now(),
+        )
 
     async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:
         text, blocks = connection_alert(alert_view(alert), display_name, back=False)

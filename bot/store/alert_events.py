@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store.tables import alert_events, alerts, cards, runs
 
-__all__ = ["AlertEvent", "AlertEvents", "EventKind", "add_event", "alert_counting", "note_pipeline", "note_run"]
+__all__ = [
+    "AlertEvent",
+    "AlertEvents",
+    "EventKind",
+    "add_event",
+    "alert_counting",
+    "event_of_row",
+    "note_pipeline",
+    "note_run",
+]
 
 _FAILURE = "failure"
 _UNRESOLVED = ("pending", "open")
@@ -35,6 +44,8 @@ class EventKind(enum.StrEnum):
     RETRIED = "retried"  # run_id: the retry; actor null: the retry policy's
     MUTED = "muted"  # detail: the end of the mute (ISO 8601)
     RESOLVED = "resolved"  # run_id: the run whose success resolved it
+    REMINDED = "reminded"  # not acknowledged in time: its owners pinged once more; detail: the ids pinged
+    ESCALATED = "escalated"  # still not acknowledged: ``escalate_to`` pinged; detail: the ids pinged
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +154,7 @@ class AlertEvents:
         query = select(alert_events).where(alert_events.c.alert_id.in_(alert_ids)).order_by(alert_events.c.id)
         async with self.engine.connect() as conn:
             for row in (await conn.execute(query)).mappings():
-                found[row["alert_id"]].append(_event(row))
+                found[row["alert_id"]].append(event_of_row(row))
         return found
 
     async def alert_of_run(self, run_id: int) -> int | None:
@@ -167,7 +178,7 @@ class AlertEvents:
             return {row.key: row.permalink for row in await conn.execute(query)}
 
 
-def _event(row: RowMapping) -> AlertEvent:
+def event_of_row(row: RowMapping) -> AlertEvent:
     return AlertEvent(
         id=row["id"],
         alert_id=row["alert_id"],

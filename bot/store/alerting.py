@@ -32,7 +32,7 @@ from bot.store.alert_events import EventKind, add_event
 from bot.store.messages import write_message
 from bot.store.tables import alerts, connection_health, runs, watches
 
-__all__ = ["Alert", "AlertKind", "AlertState", "AlertStore", "Health", "Watch", "repoint_alerts"]
+__all__ = ["Alert", "AlertKind", "AlertState", "AlertStore", "Health", "Watch", "alert_of_row", "repoint_alerts"]
 
 MAX_RUNS_KEPT = 50
 LOOKBACK = timedelta(days=2)  # how long before it was recorded a run may have begun (the watch lists a day back)
@@ -577,6 +577,8 @@ async def _reopen(
             last_at=now,
             recovered_at=None,
             recovered_by_run=None,
+            escalations=0,  # a new incident: not acknowledged, its escalation starts over from now
+            escalated_at=now,
         )
     )
     await add_event(conn, row["id"], EventKind.REOPENED, at=now, run_id=run_id)
@@ -599,6 +601,11 @@ async def _alert_counting(conn: AsyncConnection, pipeline: str, run_id: int) -> 
 
 async def _alert(conn: AsyncConnection, alert_id: int) -> Alert:
     row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().one()
+    return _from(row)
+
+
+def alert_of_row(row: RowMapping) -> Alert:
+    """An ``alerts`` row as the record (for the families that read alerts beside their own tables)."""
     return _from(row)
 
 

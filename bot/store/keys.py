@@ -19,6 +19,7 @@ __all__ = [
     "channel_problem",
     "credential",
     "digest",
+    "escalation",
     "health_group",
     "health_message",
     "is_alert_group",
@@ -121,6 +122,12 @@ def health_message(connection: str, alert_id: int) -> str:
 def back(key: str) -> str:
     """The one "back" notice of the outage whose message is ``key``."""
     return f"{key}:back"
+
+
+def escalation(alert_id: int, step: int, waiting_since: datetime) -> str:
+    """Ping ``step`` of an alert nobody acknowledged (1: its owners once more, 2: ``escalate_to``), in the wait
+    that began at ``waiting_since``: a reopened alert's pings are new ones, the same ping read twice is one."""
+    return f"escalate:{alert_id}:{int(waiting_since.timestamp())}:{step}"
 
 
 def credential(connection: str, expires: datetime) -> str:

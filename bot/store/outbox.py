@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store import keys
 from bot.store.records import OutboxItem, OutboxKind
-from bot.store.rows import claim, is_postgres
+from bot.store.rows import claim
 from bot.store.tables import cards, outbox
 
-__all__ = ["OutboxState", "OutboxStore"]
+__all__ = ["OutboxState", "OutboxStore", "add_message"]
 
 
 class OutboxState(enum.StrEnum):
@@ -32,7 +32,6 @@ class OutboxState(enum.StrEnum):
 class OutboxStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._insert = pg_insert if is_postgres(engine) else sqlite_insert
 
     async def enqueue(
         self,
@@ -49,25 +48,11 @@ class OutboxStore:
         """Record a message to send. The same key twice is one message: returns False the second time.
 
         A ``thread`` reply goes under the living message ``card_key`` (a run's card by default)."""
-        if kind == OutboxKind.THREAD and card_key is None and run_id is not None:
-            card_key = keys.run_card(run_id)
-        values = {
-            "card_key": card_key,
-            "key": key[:200],
-            "run_id": run_id,
-            "kind": str(kind),
-            "channel": channel,
-            "text": text,
-            "blocks": blocks,
-            "state": OutboxState.PENDING.value,
-            "attempts": 0,
-            "last_error": "",
-            "created_at": now,
-        }
-        statement = self._insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
         async with self.engine.begin() as conn:
-            result = await conn.execute(statement)
-            return bool(result.rowcount)
+            return await add_message(
+                conn, key, kind=kind, text=text, now=now, blocks=blocks, run_id=run_id, channel=channel,
+                card_key=card_key,
+            )
 
     async def written_at(self, key: str) -> datetime | None:
         """When the message ``key`` was recorded (sent or not), or None if it never was."""
@@ -153,6 +138,40 @@ class OutboxStore:
                     state=OutboxState.DEAD.value, last_error=error[:2000], lease_owner=None, lease_expires_at=None
                 )
             )
+
+
+async def add_message(
+    conn: AsyncConnection,
+    key: str,
+    *,
+    kind: OutboxKind,
+    text: str,
+    now: datetime,
+    blocks: list[dict[str, Any]] | None = None,
+    run_id: int | None = None,
+    channel: str | None = None,
+    card_key: str | None = None,
+) -> bool:
+    """``OutboxStore.enqueue`` inside the caller's transaction (a message written with the change it tells)."""
+    if kind == OutboxKind.THREAD and card_key is None and run_id is not None:
+        card_key = keys.run_card(run_id)
+    values = {
+        "card_key": card_key,
+        "key": key[:200],
+        "run_id": run_id,
+        "kind": str(kind),
+        "channel": channel,
+        "text": text,
+        "blocks": blocks,
+        "state": OutboxState.PENDING.value,
+        "attempts": 0,
+        "last_error": "",
+        "created_at": now,
+    }
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    result = await conn.execute(statement)
+    return bool(result.rowcount)
 
 
 async def _items(conn: AsyncConnection, ids: Sequence[int]) -> list[OutboxItem]:

@@ -8,6 +8,7 @@ Each family is one module with named queries that take and return domain records
 ``store.cards``           ``bot.store.cards.CardStore``: living messages, posted once and then edited
 ``store.outbox``          ``bot.store.outbox.OutboxStore``: messages sent once, in order, under idempotent keys
 ``store.alerting``        ``bot.store.alerting.AlertStore``: alerts, passive watch, connection health
+``store.escalations``     ``bot.store.escalations.EscalationStore``: alerts nobody acknowledged, pinged once
 ``store.mutes``           ``bot.store.mutes.MuteStore``
 ``store.audit``           ``bot.store.audit.AuditLog``
 ``store.slots``           ``bot.store.slots.SlotStore``: work done once across replicas
@@ -19,7 +20,8 @@ Each family is one module with named queries that take and return domain records
 
 A write that must change two families at once is ONE transaction, kept in the one place that does it: the
 trigger's answer absorbing a watched copy (runs, outbox, alerts: ``StartStore.answered``), an alert group's flush
-writing its message (alerts, cards: ``AlertStore.flush``). The few operations over several families with no
+writing its message (alerts, cards: ``AlertStore.flush``), an escalation's ping (alerts, outbox, alert_events:
+``EscalationStore.escalate``). The few operations over several families with no
 single owner are here: handing back leases, and counting what is still to send.
 """
 
@@ -32,6 +34,7 @@ from bot.store.alert_events import AlertEvents
 from bot.store.alerting import AlertStore
 from bot.store.audit import AuditLog
 from bot.store.cards import CardStore
+from bot.store.escalations import EscalationStore
 from bot.store.limits import TriggerLimits
 from bot.store.mutes import MuteStore
 from bot.store.outbox import OutboxState, OutboxStore
@@ -59,6 +62,7 @@ class Store:
         self.paging = PagingStore(engine)
         self.alerting = AlertStore(engine)
         self.alert_events = AlertEvents(engine)
+        self.escalations = EscalationStore(engine)
         self.mutes = MuteStore(engine)
         self.audit = AuditLog(engine)
         self.slots = SlotStore(engine)

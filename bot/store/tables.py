@@ -253,6 +253,10 @@ alerts = Table(
     Column("last_at", UTCDateTime, nullable=False),
     Column("recovered_at", UTCDateTime, nullable=True),
     Column("recovered_by_run", Integer, nullable=True),
+    # escalation (catalog ``escalate_after``): the pings sent since it last (re)opened, 1 its owners once more, 2
+    # ``escalate_to``; and when the wait for the next one began (the last ping, or the reopening; null: first_at)
+    Column("escalations", Integer, nullable=False, default=0),
+    Column("escalated_at", UTCDateTime, nullable=True),
     Index("ix_alerts_state_channel", "state", "channel"),
     Index("ix_alerts_pipeline", "pipeline"),
 )

@@ -232,3 +232,20 @@ async def test_pagerduty_is_not_tried_and_the_check_says_so_without_the_key(tmp_
         "(leads, pda, budget, sales)" in out
     ), out
     assert key not in out + err
+
+
+async def test_escalate_to_groups_are_checked_like_the_owners(world: World) -> None:
+    """Issue 14, item 7: ``escalate_to`` (defaults and a pipeline's) names user groups that must exist."""
+    escalating = parse_catalog({
+        "defaults": {"channel": "#data-alerts", "escalate_after": "15m", "escalate_to": ["@data-eng"]},
+        "connections": {"inv": {"provider": "invision", "base_url": f"{world.urls['invision']}/invision/",
+                                "api_key": "${KEY}"}},
+        "pipelines": {"flow": {"connection": "inv", "dataflow_id": "f1", "owners": ["U0ALICE01"],
+                               "escalate_to": ["S0NOGROUP"]}},
+    }, env={"KEY": INVISION_KEY})
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=f"{world.slack.url}/api/")
+    results = {r.item: r for r in await online_checks(escalating, client, deadline=5)}
+    assert results["user group @data-eng"].ok and results["user group @data-eng"].said == "user group @data-eng (S0DATAENG)"
+    missing = results["user group S0NOGROUP"]
+    assert not missing.ok and missing.said == "no user group S0NOGROUP"
+    assert missing.fix.startswith("check the id at pipelines.flow.escalate_to:")

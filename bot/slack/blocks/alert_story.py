@@ -10,6 +10,7 @@ from datetime import datetime
 from bot.models import RunState
 from bot.service.views import AlertState, AlertStory, AlertView, EventKind, TimelineEntry
 from bot.slack.blocks.card import final_duration, started_by
+from bot.slack.blocks.escalation import pinged
 from bot.slack.text import code, escape, human_duration, link, mention_user, slack_date, truncate
 
 __all__ = ["MAX_TIMELINE", "failed_tasks", "run_facts", "state_mark", "state_words", "timeline"]
@@ -73,6 +74,10 @@ def _event(entry: TimelineEntry) -> str:
             said = f"🔕 muted by {_who(entry.actor, 'someone')}" + (f" until {until}" if until else "")
         case EventKind.RESOLVED:
             said = f"🟢 resolved by {_run(entry.run_id)} ({escape(entry.detail or 'succeeded')})"
+        case EventKind.REMINDED:
+            said = f"⏰ not acknowledged: owners pinged again ({pinged(entry.detail.split())})"
+        case EventKind.ESCALATED:
+            said = f"📣 escalated to {pinged(entry.detail.split())}"
     return f"{when} {said}"
 
 

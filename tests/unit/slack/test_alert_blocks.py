@@ -13,6 +13,7 @@ from bot.models import RunState, TaskStatus
 from bot.service.views import AlertStory, AlertView, EventKind, TimelineEntry
 from bot.slack.blocks import ids
 from bot.slack.blocks.alerts import alert_batches, alert_group
+from bot.slack.blocks.escalation import escalation_message
 from tests.unit.slack.test_blocks import HUGE, T0, check_message, make_run
 from tests.unit.slack.test_home_digest_blocks import alert
 
@@ -163,3 +164,31 @@ def test_a_grouped_alert_gives_each_failure_its_state() -> None:
     _, _, blocks = alert_group("k", [acked, fixed, still], owners=OWNERS, display_names=NAMES)
     lines = [b["text"]["text"] for b in blocks[1:] if b["type"] == "section"]
     assert [line[0] for line in lines] == ["👀", "✅", "🔴"]
+
+
+def test_escalations_show_on_the_timeline_whom_they_pinged_and_the_alert_stays_open() -> None:
+    """Issue 14, item 7: the owners pinged again, then ``escalate_to``; an escalate_to of hundreds is cut short in
+    its line (the thread reply pinged them), and the section still holds 3,000 characters."""
+    many = " ".join(f"U{i:08d}" for i in range(300))
+    events: list[Event] = [(EventKind.FAILED, None, 12, ""), (EventKind.REMINDED, None, None, "U0BOB S0DATAENG"),
+                           (EventKind.ESCALATED, None, None, f"S0ONCALL {many}")]
+    escalated = told(alert(), story(events))
+    _, text, blocks = alert_group("k", [escalated], owners=OWNERS, display_names=NAMES)
+    check_message(text, blocks)
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert sections[0].startswith("🔴 *orders*")  # pinging is no acknowledgement
+    [timeline] = [t for t in sections if t.startswith("*Timeline*")]
+    lines = [re.sub(r"^<!date[^>]+> ", "", line) for line in timeline.splitlines()[1:]]
+    assert lines[1] == "⏰ not acknowledged: owners pinged again (<@U0BOB> <!subteam^S0DATAENG>)"
+    assert lines[2].startswith("📣 escalated to <!subteam^S0ONCALL> <@U00000000>") and lines[2].endswith(" and 281 more")
+    assert all(len(t) <= 3000 for t in sections) and ids.RUN_ACK in json.dumps(blocks)
+
+
+def test_an_escalation_reply_pings_whom_it_names_and_says_how_long_it_waited() -> None:
+    text, blocks = escalation_message("orders", "Rivery", step=1, whom=["U0BOB", "S0DATAENG", "*"],
+                                      open_for=timedelta(minutes=15))
+    check_message(text, blocks)
+    assert text == ("⏰ *orders* on Rivery failed 15m 00s ago and nobody has acknowledged it yet. <@U0BOB> "
+                    "<!subteam^S0DATAENG>: can one of you take it? Acknowledge it on the alert, so the others know.")
+    text, _ = escalation_message("<!here>", "Rivery", step=2, whom=["S0ONCALL"], open_for=timedelta(minutes=30))
+    assert text.startswith("📣 Escalated to <!subteam^S0ONCALL>: *&lt;!here&gt;* on Rivery failed 30m 00s ago")

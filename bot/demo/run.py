@@ -227,7 +227,7 @@ def banner(demo: Demo) -> str:
     lines += [f"  {name + ' emulator':<32}  {e.url}" for name, e in demo.emulators.items()]
     lines += ["", "  pipelines:"]
     notes = {
-        "orders-eu": "fails: an alert in #data-alerts, paged on PagerDuty (emulated); Acknowledge, Retry on it",
+        "orders-eu": "fails: an alert in #data-alerts, paged on the PagerDuty emulator; Acknowledge or Retry it",
         "inventory-snapshot": "never ends: stuck after 10s; run #1 is one, in #general: cancel it",
         "budget-consolidation": "scheduled every other minute (/pipeline schedules)",
     }

@@ -72,7 +72,7 @@ async def test_the_home_shows_runs_in_flight_open_alerts_mutes_and_failures(tmp_
         running_id = run_number(json.dumps(running.blocks))
         await w.settle()
 
-        view = await open_home(w, "*leads-ods*")
+        view = await open_home(w, "*In flight* (1)")
         assert view.id == first.id  # the same Home tab, published again
         text = home_text(w)
         flying = part(text, "*In flight* (1)")

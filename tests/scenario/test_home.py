@@ -13,6 +13,7 @@ from bot.emulators.slack import payloads
 from bot.emulators.slack.server import FakeView
 from bot.slack.blocks import ids
 from tests.scenario.harness import FLOW, World, world
+from tests.scenario.surface import ask
 
 
 def home_text(w: World, user: str = "U0ALICE") -> str:
@@ -192,3 +193,19 @@ async def test_unmute_from_home_lifts_the_mute_and_a_recovered_failure_is_marked
         await w.until(lambda: "🔔 Unmuted *budget*" in home_text(w, "U0BOB"), what="the Home tab's answer")
         assert "*Muted* (0)" in home_text(w, "U0BOB")
         assert (await w.command("unmute budget", user="U0BOB")).ok  # already lifted: nothing left to unmute
+
+
+async def test_watched_and_subscribed_pipelines_are_mine_too_and_others_are_not(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        # carol is an admin but owns nothing: her pipelines are the one she watches and those her subscription covers
+        watched = await ask(w, "watch iowa-pda", user="U0CAROL")
+        assert "iowa-pda" in watched.text and "⚠️" not in watched.text, watched.text
+        subscribed = await ask(w, "subscribe invision #data-ops", user="U0CAROL")
+        assert "Subscribed" in subscribed.text, subscribed.text
+        await open_home(w, "*My pipelines* (2)", user="U0CAROL")
+        mine = part(home_text(w, "U0CAROL"), "*My pipelines*")
+        assert "*iowa-pda* · you watch it" in mine and "*budget* · you subscribed" in mine
+        assert "*leads-ods*" not in mine and "*orders*" not in mine
+        # bob owns by name (orders) and through data-eng (budget): owning outranks watching
+        await open_home(w, "*My pipelines* (5)", user="U0BOB")
+        assert "*orders* · you own it" in part(home_text(w, "U0BOB"), "*My pipelines*")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,11 @@ async def test_the_home_shows_runs_in_flight_open_alerts_mutes_and_failures(tmp_
         assert not any("budget" in m.text for m in w.slack.messages("C0ALERTS"))  # muted: never announced
 
 
+def _watched(w: World, pipeline: str) -> bool:
+    with sqlite3.connect(w.tmp / "bot.db") as db:
+        return bool(db.execute("select 1 from watches where pipeline = ?", (pipeline,)).fetchall())
+
+
 def schedule_leads(raw: dict[str, Any]) -> None:
     raw["pipelines"]["leads-ods"]["schedule"] = {"cron": "0 6 * * *", "timezone": "UTC", "missed": "skip"}
 
@@ -177,6 +183,7 @@ async def test_unmute_from_home_lifts_the_mute_and_a_recovered_failure_is_marked
         failed = await w.card_saying("budget failed")
         failed_id = run_number(json.dumps(failed.blocks))
         await w.command("run budget", user="U0BOB")
+        await w.card_saying("budget is queued")  # the first card says failed by now: this is the second's
         w.advance(40)
         await w.until(lambda: any("budget succeeded" in m.text for m in w.slack.messages("C0GENERAL")), 10,
                       what="the second run's success")
@@ -198,6 +205,8 @@ async def test_unmute_from_home_lifts_the_mute_and_a_recovered_failure_is_marked
 async def test_watched_and_subscribed_pipelines_are_mine_too_and_others_are_not(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         # carol is an admin but owns nothing: her pipelines are the one she watches and those her subscription covers
+        # the catalog watches iowa-pda: its first watch cycle records that (by nobody); carol's watch comes after
+        await w.until(lambda: _watched(w, "iowa-pda"), 10, what="the first watch cycle")
         watched = await ask(w, "watch iowa-pda", user="U0CAROL")
         assert "iowa-pda" in watched.text and "⚠️" not in watched.text, watched.text
         subscribed = await ask(w, "subscribe invision #data-ops", user="U0CAROL")

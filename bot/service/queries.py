@@ -1,27 +1,33 @@
 """What the slash command and the Home tab ask about runs, answered from the store and the providers: the runs in
-flight, a pipeline's last runs, statistics over a period, the Home tab's facts. Read-only; rendering is the
-caller's."""
+flight, a pipeline's last runs, statistics over a period, the Home tab's facts and a person's pipelines (those
+they own, watch or subscribed to). Read-only; rendering is the caller's."""
 
 from __future__ import annotations
 
+import bisect
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.catalog.model import Pipeline
+from bot.catalog.model import Catalog, Pipeline
 from bot.errors import ProviderError
 from bot.models import RunStatus
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.history import Summary, summarize
+from bot.service.permissions import Actor
+from bot.service.rights import Rights
 from bot.store.alerting import Alert
 from bot.store.records import RunRecord, StoredState
 from bot.store.store import Store
+from bot.store.subscriptions import SubjectKind, Subscription
 
-__all__ = ["HomeFacts", "RunQueries", "RunStats"]
+__all__ = ["HomeFacts", "PipelineRow", "RunQueries", "RunStats"]
 
 DAY = timedelta(days=1)
+TREND_RUNS = 10  # the Home row's trend: enough to see a pattern, short enough for one line
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,18 @@ class HomeFacts:
     failures: list[RunRecord]
     muted_runs: set[int]
     acknowledged: dict[int, str]
+    recovered: dict[int, int]  # a failed run → the pipeline's first later run that succeeded
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineRow:
+    """One of a person's pipelines on their Home tab: ``why`` it is theirs (``owner``, ``watching``,
+    ``subscribed``), its last runs (newest first, at most ``TREND_RUNS``), when its schedule fires next."""
+
+    name: str
+    why: str
+    runs: list[RunRecord]
+    next_run: datetime | None
 
 
 class RunQueries:
@@ -121,4 +139,53 @@ class RunQueries:
             failures=failures,
             muted_runs=muted_runs,
             acknowledged=acknowledged,
+            recovered=_recovered(recent),
         )
+
+    async def pipelines_of(self, actor: Actor, catalog: Catalog, rights: Rights, now: datetime) -> list[PipelineRow]:
+        """The pipelines ``actor`` owns (named, or through a user group), watches (turned the watch on) or
+        subscribed a channel to (a tag or a provider covers each of its pipelines); failing ones first."""
+        why: dict[str, str] = {}
+        for pipeline in catalog.pipelines.values():
+            if await rights.owns(actor, pipeline):
+                why[pipeline.name] = "owner"
+        for name, watch in (await self.store.alerting.watches()).items():
+            if watch.enabled and watch.updated_by == actor.user_id and name in catalog.pipelines:
+                why.setdefault(name, "watching")
+        for subscription in await self.store.subscriptions.listed(user_id=actor.user_id):
+            for pipeline in catalog.pipelines.values():
+                if _covers(subscription, pipeline):
+                    why.setdefault(pipeline.name, "subscribed")
+        rows: list[PipelineRow] = []
+        for name, reason in why.items():
+            schedule = catalog.pipelines[name].schedule
+            fire: datetime | None = schedule.trigger().get_next_fire_time(None, now) if schedule else None
+            rows.append(PipelineRow(name, reason, await self.store.runs.recent(name, TREND_RUNS), fire))
+        return sorted(rows, key=lambda r: (not (r.runs and r.runs[0].state is StoredState.FAILED), r.name))
+
+
+def _covers(subscription: Subscription, pipeline: Pipeline) -> bool:
+    if subscription.kind is SubjectKind.PIPELINE:
+        return subscription.target == pipeline.name
+    if subscription.kind is SubjectKind.TAG:
+        return subscription.target in pipeline.tags
+    if subscription.kind is SubjectKind.PROVIDER:
+        return subscription.target == pipeline.provider
+    return False
+
+
+def _recovered(runs: Sequence[RunRecord]) -> dict[int, int]:
+    """Each failed run of ``runs`` (oldest first) whose pipeline later succeeded → the first such success."""
+    successes: dict[str, list[int]] = defaultdict(list)
+    for run in runs:
+        if run.pipeline is not None and run.state is StoredState.SUCCEEDED:
+            successes[run.pipeline].append(run.id)
+    found: dict[int, int] = {}
+    for run in runs:
+        if run.pipeline is None or run.state is not StoredState.FAILED:
+            continue
+        later = successes.get(run.pipeline, [])
+        at = bisect.bisect_right(later, run.id)
+        if at < len(later):
+            found[run.id] = later[at]
+    return found

@@ -77,6 +77,19 @@ class Rights:
                 return right
         raise NotAllowed(self.refusal(pipeline, rights, what=what, started_by=started_by))
 
+    async def may(self, actor: Actor, pipeline: Owned, rights: Sequence[Right]) -> bool:
+        """Whether ``actor`` holds one of ``rights`` on ``pipeline``: what a surface offers (an Unmute button);
+        the click is checked again by ``grant``."""
+        try:
+            await self.grant(actor, pipeline, rights, what="act")
+        except NotAllowed:
+            return False
+        return True
+
+    async def owns(self, actor: Actor, pipeline: Owned) -> bool:
+        """Whether ``actor`` is one of ``pipeline``'s owners: named, or a member of a named user group."""
+        return await self.auth.matches(actor, self._principals("owner", pipeline))
+
     def refusal(
         self, pipeline: Owned | None, rights: Sequence[Right], *, what: str, started_by: str | None = None
     ) -> str:

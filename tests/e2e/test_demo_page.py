@@ -179,6 +179,10 @@ async def test_app_home_shows_runs_in_flight_for_each_person(page: Page, demo_ur
     await expect(home.locator(".bk-header")).to_have_text("Pipelines")
     await expect(home).to_contain_text("In flight")
     await expect(home).to_contain_text("inventory-snapshot")
+    await expect(home).to_contain_text("My pipelines")  # hers: owned by name or through data-eng
+    await home.get_by_role("button", name="Refresh").click()  # redraws the tab in place
+    await expect(home.locator(".bk-header")).to_have_text("Pipelines")
+    await expect(home).to_contain_text("inventory-snapshot")
     await shots("home-alice")
 
     await page.get_by_label("You are").select_option("U0BOB")  # the Home tab is published per person
@@ -186,6 +190,11 @@ async def test_app_home_shows_runs_in_flight_for_each_person(page: Page, demo_ur
     await expect(home.locator(".bk-header")).to_have_text("Pipelines")
     await expect(home).to_contain_text("inventory-snapshot")
     await shots("home-bob")
+
+    await page.get_by_label("You are").select_option("U0CAROL")  # carol owns the scheduled budget-consolidation
+    await expect(page).to_have_url(re.compile(r"user=U0CAROL"))
+    await expect(home).to_contain_text("budget-consolidation")
+    await expect(home).to_contain_text("next run")
 
 
 async def test_mrkdwn_is_rendered_faithfully_and_safely(page: Page, demo_url: str) -> None:

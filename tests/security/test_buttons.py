@@ -8,6 +8,7 @@ tampered card values, confirmation values and modal metadata (``tests/scenario/t
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -42,7 +43,11 @@ SWEPT = {
     WF_REJECT: "approver",
     WF_RETRY: "run",
     ids.SUB_REMOVE: "subscriber",  # the Home tab's Unsubscribe: whoever made it, or may change what it covers
+    ids.HOME_REFRESH: "anyone",  # redraws the clicker's own Home tab; its value is not read
+    ids.HOME_UNMUTE: "owner or change",  # the Home tab's Unmute: as `/pipeline unmute` (whoever may mute)
 }
+#: answered on the clicker's Home tab (a click there has no response_url), not in an ephemeral
+ON_HOME = {ids.SUB_REMOVE, ids.HOME_REFRESH, ids.HOME_UNMUTE}
 _SUFFIX = re.compile(r":\d+$")
 
 
@@ -80,6 +85,10 @@ def _first_option(message: Message, action_id: str) -> str:
         if _SUFFIX.sub("", element["action_id"]) == action_id:
             return str(element["options"][0]["value"])
     raise LookupError(f"no {action_id} menu")
+
+
+def _says(w: World, user: str, words: str) -> bool:
+    return words in json.dumps(_home_blocks(w, user))
 
 
 def _home_blocks(w: World, user: str) -> list[dict[str, Any]]:
@@ -135,6 +144,10 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
             [(alices,)] = db.execute("select id from subscriptions where created_by = 'U0ALICE'").fetchall()
         await ask(w, "mute iowa-pda 1w")
         offer = await ask(w, "mute iowa-pda 1h")  # already muted for longer: the change is offered as buttons
+        # alice's Home tab offers her Unmute and Acknowledge: dave's clicks on them are forged below
+        await w.slack.open_home("U0ALICE")
+        await w.until(lambda: ids.HOME_UNMUTE in json.dumps(_home_blocks(w, "U0ALICE"))
+                      and ids.RUN_ACK in json.dumps(_home_blocks(w, "U0ALICE")), what="alice's Home tab")
 
         before = _state(w)
         answered: list[str] = []
@@ -190,6 +203,22 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
         assert response.ok and response.within_deadline
         await w.until(lambda: "may not" in json.dumps(_home_blocks(w, dave)), 5, what="the refusal on the Home tab")
         answered.append(ids.SUB_REMOVE)
+        # his Refresh redraws his own tab; alice's Unmute and Acknowledge, clicked as dave: refused on his tab
+        home = w.slack.home(dave)
+        assert home is not None
+        response = await w.slack.click_view(home.id, _element(home.blocks, ids.HOME_REFRESH), user=dave)
+        assert response.ok and response.within_deadline
+        await w.until(lambda: "may not" not in json.dumps(_home_blocks(w, dave)), 5, what="the redrawn Home tab")
+        answered.append(ids.HOME_REFRESH)
+        alices_home = w.slack.home("U0ALICE")
+        assert alices_home is not None
+        for action_id, refused in ((ids.HOME_UNMUTE, "may not unmute"), (ids.RUN_ACK, "may not acknowledge")):
+            full = _element(alices_home.blocks, action_id)
+            response = await w.slack.click_view(alices_home.id, full, user=dave)
+            assert response.ok and response.within_deadline
+            await w.until(functools.partial(_says, w, dave, refused), 5, what=f"{refused} on dave's tab")
+        answered.append(ids.HOME_UNMUTE)
+        assert "may not" not in json.dumps(_home_blocks(w, "U0ALICE")), "dave's answer drawn on alice's tab"
         before_n = len(w.slack.ephemerals("C0GENERAL", dave))
         submitted = await w.slack.submit(modal.id, {ids.PIPELINE_BLOCK: {ids.PIPELINE_SELECT: "sales-dashboard"},
                                                     ids.param_block_id("source_date"): {ids.PARAM_ACTION: "2024-01-31"}})
@@ -206,7 +235,7 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
         assert not [r for r in replies if any(bad in r for bad in OUR_FAULT)], replies
         refusals = [r for r in replies if r.startswith("⚠️") and ("may not" in r or "Only" in r)]
         # the Home tab's button is answered on the Home tab (checked above), not in an ephemeral
-        assert len(refusals) >= sum(1 for a in answered if SWEPT[a] not in ("anyone", "subscriber")), replies
+        assert len(refusals) >= sum(1 for a in answered if SWEPT[a] != "anyone" and a not in ON_HOME), replies
         assert {e.outcome for e in await audit_of(w, dave)} == {"refused"}
 
         # every action id the bot sent anywhere in this test was swept

@@ -1,5 +1,7 @@
-"""Buttons on cards, lists and confirmations. Each acks at once, then re-checks who clicks and the
-run's current state on the server: a button value is input from the client, never trusted."""
+"""Buttons on cards, lists, confirmations and the Home tab. Each acks at once, then re-checks who clicks and the
+run's current state on the server: a button value is input from the client, never trusted.
+
+A click on the Home tab has no response_url: its answer (or refusal) heads the person's Home tab, redrawn."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from bot.slack.blocks.replies import mute_answer, notice
 from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
 from bot.slack.context import Services
 from bot.slack.events.home import publish_home
-from bot.slack.failures import answering
+from bot.slack.failures import answer, answering
 from bot.slack.text import escape
 from bot.store.records import RunRecord
 
@@ -55,6 +57,8 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(ids.RUN_CONSOLE)(_just_ack)  # a link button: Slack opens the URL, the click still needs an ack
     app.action(ids.OP_DISMISS)(_dismiss)
     app.action(ids.SUB_REMOVE_PATTERN)(_listener(services, _unsubscribe))
+    app.action(ids.HOME_REFRESH)(_listener(services, _home_refresh))
+    app.action(ids.HOME_UNMUTE_PATTERN)(_listener(services, _home_unmute))
 
 
 async def _just_ack(ack: AsyncAck) -> None:
@@ -79,10 +83,39 @@ def _listener(services: Services, work: Work, *, in_place: bool = False) -> Call
         actor = Actor(user_id=body["user"]["id"], channel_id=(body.get("channel") or {}).get("id"))
         await ack()  # nothing may raise after this (see bot.slack.failures): the rest is the task's
         checked = _checked(services, work, actor, body, action, client)
-        answer = answering(checked, doing=doing, respond=respond, in_place=in_place)
-        services.tasks.spawn(answer, name=action["action_id"])
+        if _from_home(body):
+            services.tasks.spawn(_on_home(services, client, actor, checked, doing), name=action["action_id"])
+            return
+        answered = answering(checked, doing=doing, respond=respond, in_place=in_place)
+        services.tasks.spawn(answered, name=action["action_id"])
 
     return listener
+
+
+def _from_home(body: dict[str, Any]) -> bool:
+    return (body.get("view") or {}).get("type") == "home"
+
+
+async def _on_home(
+    services: Services,
+    client: AsyncWebClient,
+    actor: Actor,
+    work: Awaitable[tuple[str, list[Any]] | None],
+    doing: str,
+) -> None:
+    """A Home tab click's work; its reply, or what it raised, heads the person's Home tab, redrawn."""
+    try:
+        reply = await work
+    except Exception as error:
+        reply = answer(error, doing=doing)
+    if reply is None:  # the work redrew the tab itself (Refresh, Unsubscribe) or opened a modal (Run)
+        return
+    text, blocks = reply
+    said = blocks[0]["text"]["text"] if blocks and blocks[0].get("type") == "section" else escape(text)
+    try:
+        await publish_home(services, client, actor.user_id, said=said)
+    except Exception:  # Slack unreachable: nothing else to tell the person through
+        log.warning("could not redraw the Home tab of %s after %s", actor.user_id, doing, exc_info=True)
 
 
 async def _checked(
@@ -138,6 +171,8 @@ async def _acknowledge(
     run, first = await services.runs.acknowledge(actor, ids.parse_run_value(_value(action)))
     if not first and run.acknowledged_by != actor.user_id:
         return notice(f"<@{run.acknowledged_by}> is already on it.", formatted=True)
+    if _from_home(body):  # the alert and the card say so; the Home tab, redrawn, says it too
+        return notice(f"👀 You are on run #{run.id} of *{escape(run.name)}*.", formatted=True)
     return None
 
 
@@ -200,6 +235,25 @@ async def _unsubscribe(
     else:
         said = "🔕 Unsubscribed." if removed is not None else "That subscription was already removed."
     await publish_home(services, client, actor.user_id, said=said)
+
+
+async def _home_refresh(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> None:
+    """Redraws the clicker's own Home tab: the value is not read, so there is nothing to tamper with."""
+    await publish_home(services, client, actor.user_id)
+
+
+async def _home_unmute(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> tuple[str, list[Any]]:
+    """The Home tab's Unmute: checked as ``/pipeline unmute`` is (whoever may mute may unmute), audited."""
+    pipeline = _value(action)
+    if pipeline not in services.catalog.pipelines:
+        raise ValueError(f"{pipeline[:40]!r} is not a pipeline")
+    found = await services.runs.unmute(actor, pipeline)
+    said = "🔔 Unmuted" if found else "Already unmuted:"
+    return notice(f"{said} *{escape(pipeline)}*: its failures alert again.", formatted=True)
 
 
 async def _decide(services: Services, actor: Actor, action: dict[str, Any], approve: bool) -> tuple[str, list[Any]]:

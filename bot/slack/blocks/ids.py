@@ -10,6 +10,9 @@ import json
 import re
 
 __all__ = [
+    "HOME_REFRESH",
+    "HOME_UNMUTE",
+    "HOME_UNMUTE_PATTERN",
     "LIST_RUN",
     "LIST_RUN_PATTERN",
     "MUTE_CHOICES",
@@ -32,6 +35,7 @@ __all__ = [
     "RUN_RETRY_PATTERN",
     "SUB_REMOVE",
     "SUB_REMOVE_PATTERN",
+    "home_unmute_action_id",
     "list_run_action_id",
     "mute_set_action_id",
     "mute_set_value",
@@ -66,6 +70,13 @@ LIST_RUN_PATTERN = re.compile(r"^list\.run(?::\d+)?$")
 SUB_REMOVE = "sub.remove"
 SUB_REMOVE_PATTERN = re.compile(r"^sub\.remove(?::\d+)?$")
 
+# the Home tab's Refresh (value unused: it redraws the clicker's own tab) and Unmute (value = pipeline name,
+# re-checked at click as `/pipeline unmute` is); "home.unmute:<n>" per row. The Home tab's Run is the list's
+# (LIST_RUN) and its Acknowledge the alert's (RUN_ACK), with the same listeners and checks.
+HOME_REFRESH = "home.refresh"
+HOME_UNMUTE = "home.unmute"
+HOME_UNMUTE_PATTERN = re.compile(r"^home\.unmute(?::\d+)?$")
+
 # confirmation of a destructive operation: value = {"op": ..., "target": ..., "run": id | null}
 OP_CONFIRM = "op.confirm"
 OP_DISMISS = "op.dismiss"
@@ -95,6 +106,10 @@ _MUTE_SECONDS = frozenset(seconds for _, seconds in MUTE_CHOICES)
 def list_run_action_id(index: int) -> str:
     """The action_id of the Run button of the ``index``-th pipeline of a list."""
     return f"{LIST_RUN}:{index}"
+
+
+def home_unmute_action_id(index: int) -> str:
+    return f"{HOME_UNMUTE}:{index}"
 
 
 def param_block_id(name: str) -> str:

@@ -1,5 +1,6 @@
-"""``app_home_opened``: the Home tab is rebuilt from the store (``RunQueries.home``) each time it is opened, and
-after a click on it (an Unsubscribe) so the person sees what the click did."""
+"""``app_home_opened``: the Home tab is rebuilt from the store (``RunQueries.home``, ``RunQueries.pipelines_of``)
+each time it is opened, and after a click on it (Refresh, Acknowledge, Unmute, Unsubscribe) so the person sees
+what the click did."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.service.permissions import Actor
+from bot.service.rights import ACKNOWLEDGE, MUTE
 from bot.service.views import alert_view, run_view
-from bot.slack.blocks.card import section
 from bot.slack.blocks.home import home_view
 from bot.slack.blocks.subscriptions import home_subscriptions
 from bot.slack.context import Services
@@ -31,6 +33,17 @@ async def publish_home(services: Services, client: AsyncWebClient, user_id: str,
     which has no response_url to answer through."""
     now = services.now()
     facts = await services.queries.home(now)
+    actor = Actor(user_id=user_id)
+    rights = services.runs.rights
+    pipelines = await services.queries.pipelines_of(actor, services.catalog, rights, now)
+    catalog = services.catalog.pipelines
+    # the buttons offered; each click is checked again, as the alert's own buttons are
+    may_acknowledge = {
+        name
+        for name in {a.pipeline for a in facts.alerts if a.pipeline in catalog}
+        if name is not None and await rights.may(actor, catalog[name], ACKNOWLEDGE)
+    }
+    may_unmute = {name for name in facts.mutes if name in catalog and await rights.may(actor, catalog[name], MUTE)}
     mine = await services.subscriptions.listed(user_id=user_id)
     notify = await services.subscriptions.notify_me_of(user_id)
     view = home_view(
@@ -43,8 +56,10 @@ async def publish_home(services: Services, client: AsyncWebClient, user_id: str,
         muted_runs=facts.muted_runs,
         acknowledged=facts.acknowledged,
         subscriptions=home_subscriptions(mine, notify_me=notify, command=services.command),
+        pipelines=pipelines,
+        recovered=facts.recovered,
+        may_acknowledge=may_acknowledge,
+        may_unmute=may_unmute,
+        answer=said,
     )
-    if said:
-        view["blocks"].insert(1, section(said))
-        view["blocks"] = view["blocks"][:100]
     await client.views_publish(user_id=user_id, view=view)

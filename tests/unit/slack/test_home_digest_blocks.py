@@ -67,7 +67,7 @@ def home(**changes: Any) -> dict[str, Any]:
 
 
 def section_of(view: dict[str, Any], title: str) -> str:
-    """The text of the list that starts with ``title``, all its sections together."""
+    """The text of the list that starts with ``title``, all its sections (and contexts) together."""
     found: list[str] = []
     for block in view["blocks"]:
         if block["type"] == "divider":
@@ -76,6 +76,8 @@ def section_of(view: dict[str, Any], title: str) -> str:
             continue
         if block["type"] == "section" and (found or block["text"]["text"].startswith(title)):
             found.append(block["text"]["text"])
+        elif block["type"] == "context" and found:  # "…and N more" under a list of rows with buttons
+            found += [e["text"] for e in block["elements"]]
     assert found, title
     return "\n".join(found)
 

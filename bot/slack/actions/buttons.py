@@ -251,7 +251,7 @@ async def _home_unmute(
     pipeline = _value(action)
     if pipeline not in services.catalog.pipelines:
         raise ValueError(f"{pipeline[:40]!r} is not a pipeline")
-    found = await services.runs.unmute(actor, pipeline)
+    found = await services.runs.pipelines.unmute(actor, pipeline)
     said = "🔔 Unmuted" if found else "Already unmuted:"
     return notice(f"{said} *{escape(pipeline)}*: its failures alert again.", formatted=True)
 

@@ -34,7 +34,7 @@ async def publish_home(services: Services, client: AsyncWebClient, user_id: str,
     now = services.now()
     facts = await services.queries.home(now)
     actor = Actor(user_id=user_id)
-    rights = services.runs.rights
+    rights = services.runs.guard.rights
     pipelines = await services.queries.pipelines_of(actor, services.catalog, rights, now)
     catalog = services.catalog.pipelines
     # the buttons offered; each click is checked again, as the alert's own buttons are

@@ -1,6 +1,6 @@
 """The outbox family: messages sent once (a reply in a card's thread, a post of its own), each under a key that
-makes it idempotent. Delivery claims the pending ones in order; a thread reply waits for its card to be posted, and a run's message
-waits while an earlier one of the run to the same place is pending."""
+makes it idempotent. Delivery claims the pending ones in order; a thread reply waits for its card to be posted,
+and a run's message waits while an earlier one of the run to the same place is pending."""
 
 from __future__ import annotations
 

@@ -100,7 +100,9 @@ class Alerter:
         )
         outcome = "muted" if alert.muted else ("new" if new else "repeat")
         self.metrics.inc(ALERTS, {"outcome": outcome})
-        if new and self.pager is not None:
+        if self.pager is not None:
+            # not only a new alert: a reopened one is a new incident, and a repeat (or this failure told again)
+            # pages one whose trigger was never recorded; a repeat of a paged episode records nothing
             await self.pager.trigger(alert, run)
         if not new:
             await self.rerender(alert)

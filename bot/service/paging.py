@@ -2,9 +2,10 @@
 
 A new failure alert not muted is triggered, one PagerDuty incident per Slack alert (``dedup_key``
 ``pipeline-bot/alert/{id}``); the first acknowledgement in Slack acknowledges it; the alert's resolution resolves
-it. Nothing here calls PagerDuty: each event is written to the store (``pd:{alert}:{action}``, once) for the
-sender (``bot.delivery.paging``), a queue of its own, so a PagerDuty outage never holds a Slack message back.
-Acknowledge and resolve are recorded only for an alert that was paged.
+it. An alert reopened (a failure again soon after it was resolved) is paged again, a new incident on the same dedup
+key, and resolved again in its turn (``episode``). Nothing here calls PagerDuty: each event is written to the
+store (``pd:{alert}:{action}``, once) for the sender (``bot.delivery.paging``), a queue of its own, so a PagerDuty
+outage never holds a Slack message back. Acknowledge and resolve are recorded only for an alert that was paged.
 """
 
 from __future__ import annotations
@@ -37,30 +38,46 @@ class Pager:
 
     async def trigger(self, alert: Alert, run: RunRecord) -> bool:
         """A failure alert was opened: page its pipeline's service, unless the alert is muted or already resolved
-        (a later run succeeded before this failure was handled: nobody needs waking). True when recorded."""
+        (a later run succeeded before this failure was handled: nobody needs waking). True when recorded.
+
+        Called for every failure an alert counts: a repeat of a paged episode is the same event (nothing more); a
+        reopened alert's is its new episode's trigger; one whose trigger was never recorded (the process stopped
+        between the two) gets it."""
         pipeline = self.catalog.pipelines.get(alert.pipeline or "")
         if pipeline is None or pipeline.pagerduty is None or alert.muted or alert.recovered_at is not None:
             return False
-        return await self._record(alert.id, "trigger", pipeline.name, self._trigger_event(alert, run))
+        episode = await self.store.paging.episode(alert.id)
+        return await self._record(alert.id, "trigger", pipeline.name, self._trigger_event(alert, run), episode)
 
     async def acknowledge(self, run: RunRecord, user_id: str) -> None:
         """Someone acknowledged ``run`` in Slack (the first to): the paged alerts that count it, acknowledged."""
         if not run.pipeline:
             return
         for alert in await self.store.alerting.open_alerts(limit=500):
-            if alert.pipeline == run.pipeline and run.id in alert.runs and await self.store.paging.triggered(alert.id):
-                await self._record(alert.id, "acknowledge", run.pipeline, {"by": user_id})
+            if alert.pipeline != run.pipeline or run.id not in alert.runs:
+                continue
+            episode = await self.store.paging.episode(alert.id)
+            if await self.store.paging.triggered(alert.id, episode):
+                await self._record(alert.id, "acknowledge", run.pipeline, {"by": user_id}, episode)
 
     async def resolve(self, alerts: Iterable[Alert]) -> None:
         """Alerts resolved (a later run succeeded, or closed): their incidents resolved, after their trigger."""
         for alert in alerts:
             resolved = alert.state is AlertState.RECOVERED or alert.recovered_at is not None
-            if alert.pipeline and resolved and await self.store.paging.triggered(alert.id):
+            if not alert.pipeline or not resolved:
+                continue
+            # the episode this resolution ends: a reopening after it (another replica's, at once) is the next one's
+            episode = await self.store.paging.episode(alert.id, upto=alert.recovered_at)
+            if await self.store.paging.triggered(alert.id, episode):
                 by = {"run": f"#{alert.recovered_by_run}"} if alert.recovered_by_run else {}
-                await self._record(alert.id, "resolve", alert.pipeline, by)
+                await self._record(alert.id, "resolve", alert.pipeline, by, episode)
 
-    async def _record(self, alert_id: int, action: PageAction, pipeline: str, event: dict[str, Any]) -> bool:
-        new = await self.store.paging.enqueue(alert_id, action, pipeline=pipeline, event=event, now=self.now())
+    async def _record(
+        self, alert_id: int, action: PageAction, pipeline: str, event: dict[str, Any], episode: int = 0
+    ) -> bool:
+        new = await self.store.paging.enqueue(
+            alert_id, action, pipeline=pipeline, event=event, now=self.now(), episode=episode
+        )
         if new:
             log.info("PagerDuty %s of alert %s (%s) recorded", action, alert_id, pipeline)
         return new

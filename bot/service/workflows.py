@@ -250,9 +250,13 @@ class WorkflowEngine:
             return None
         if given_up.run_state is not RunState.UNKNOWN or UNKNOWN_START not in given_up.message:
             return None  # refused ("did not start"): nothing of it can be running
+        # the broken trigger's run began while it was being sent: by the time the start was given up, give or take
+        # the slack; a run begun hours later (by hand, by the provider's own schedule) is not the step's
         since = given_up.created_at - WATCH_SLACK
-        found = await self.store.runs.adopt_watched(pipeline, since=since, workflow_run_id=workflow_run_id,
-                                                     step=step_name)
+        until = (given_up.ended_at or given_up.created_at) + WATCH_SLACK
+        found = await self.store.runs.adopt_watched(
+            pipeline, since=since, until=until, workflow_run_id=workflow_run_id, step=step_name
+        )
         if found is not None:
             log.info("workflow run %s: step %s takes run %s (provider run %s), found by watch after its start was "
                      "given up", workflow_run_id, step_name, found.id, found.provider_run_id)

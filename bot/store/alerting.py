@@ -454,6 +454,18 @@ class AlertStore:
             row = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().one()
             return _watch(row)
 
+    async def start_watching(self, pipeline: str, *, now: datetime) -> Watch:
+        """The watch cycle's first sight of a pipeline the catalog watches: watching begins now, unless a row was
+        written since the cycle read none (a person's ``/pipeline watch X #channel``, another replica's cycle): that
+        one is kept. An upsert here replaced the person's channel with none, after they were told where alerts go."""
+        values = {"enabled": True, "channel": None, "since": now, "updated_by": None, "updated_at": now}
+        dialect_insert = pg_insert if self._postgres else sqlite_insert
+        statement = dialect_insert(watches).values(pipeline=pipeline, **values)
+        async with self.engine.begin() as conn:
+            await conn.execute(statement.on_conflict_do_nothing(index_elements=["pipeline"]))
+            row = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().one()
+            return _watch(row)
+
     async def watches(self) -> dict[str, Watch]:
         async with self.engine.connect() as conn:
             return {r["pipeline"]: _watch(r) for r in (await conn.execute(select(watches))).mappings()}

@@ -1,10 +1,14 @@
 """Which errors mean "the database is away for now" (a restart, a failover, a connection cut) rather than a fault
 of the bot's own SQL: the first are worth waiting out and retrying quietly, the second are bugs to show at once.
 
-PostgreSQL refusing connections (asyncpg) reaches SQLAlchemy as a bare ``DBAPIError``; a connection cut mid-query
-as one marked ``connection_invalidated``; SQLite's busy file as an ``OperationalError``. A statement the database
-rejects for what it says (``ProgrammingError``, ``IntegrityError``, ``DataError``, ``NotSupportedError``) is the
-bot's, and so is anything that is not a database error at all."""
+PostgreSQL refusing connections (asyncpg) reaches SQLAlchemy as a bare ``DBAPIError`` or a ``ConnectionError``; a
+connection cut mid-query as one marked ``connection_invalidated``; SQLite's busy file as an ``OperationalError``. A
+statement the database rejects for what it says is the bot's, and so is anything that is not a database error at
+all. The class SQLAlchemy gives is not enough to tell them apart: asyncpg's data errors (division by zero, a
+number out of range, a value too long) arrive as bare ``DBAPIError``, and SQLite calls a syntax error or a missing
+table an ``OperationalError``, as it does a locked file. So once a statement was sent, the driver's own code decides
+when it gives one: PostgreSQL's SQLSTATE class, SQLite's result code; an error while connecting is the database
+away whatever its code."""
 
 from __future__ import annotations
 
@@ -14,6 +18,12 @@ __all__ = ["database_away"]
 
 #: errors about the statement itself: retrying the same statement gives the same answer
 _THE_STATEMENTS = (exc.ProgrammingError, exc.IntegrityError, exc.DataError, exc.NotSupportedError)
+#: SQLSTATE classes of a server away or short of something for now: connection exception, transaction rollback
+#: (serialization failure, deadlock: tried again, it goes), insufficient resources, operator intervention (shutting
+#: down, a query canceled), system error
+_PG_AWAY = frozenset({"08", "40", "53", "57", "58"})
+#: SQLite primary result codes of a file busy or unreachable: BUSY, LOCKED, IOERR, CANTOPEN
+_SQLITE_AWAY = frozenset({5, 6, 10, 14})
 
 
 def database_away(error: BaseException) -> bool:
@@ -21,6 +31,24 @@ def database_away(error: BaseException) -> bool:
     if isinstance(error, BaseExceptionGroup):
         return all(database_away(e) for e in error.exceptions)
     if isinstance(error, exc.DBAPIError):
-        return error.connection_invalidated or not isinstance(error, _THE_STATEMENTS)
+        if error.connection_invalidated:
+            return True
+        if isinstance(error, _THE_STATEMENTS):
+            return False
+        if error.statement is None:  # no statement: connecting failed (refused, not accepting, shutting down)
+            return True
+        said = _drivers_code(error.orig)
+        return said if said is not None else True  # no code: the connection failed under the statement
     # the pool waiting for a connection in vain; a connection refused before the driver wrapped it
     return isinstance(error, (exc.TimeoutError, exc.DisconnectionError, ConnectionError))
+
+
+def _drivers_code(orig: BaseException | None) -> bool | None:
+    """What the driver's code says (None: it gave none): asyncpg's ``sqlstate``, sqlite3's ``sqlite_errorcode``."""
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and len(sqlstate) == 5:
+        return sqlstate[:2] in _PG_AWAY
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_AWAY
+    return None

@@ -1,5 +1,6 @@
 """The outbox family: messages sent once (a reply in a card's thread, a post of its own), each under a key that
-makes it idempotent. Delivery claims the pending ones in order; a thread reply waits for its card to be posted."""
+makes it idempotent. Delivery claims the pending ones in order; a thread reply waits for its card to be posted,
+and a run's message waits while an earlier one of the run to the same place is pending."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -78,9 +79,24 @@ class OutboxStore:
             outbox.c.kind != OutboxKind.THREAD.value,
             select(cards.c.id).where(cards.c.key == outbox.c.card_key, cards.c.ts.is_not(None)).exists(),
         )
+        # a run's messages to one place go out in order: one waits while an earlier one is pending (put off by a
+        # Slack error or the pace, or held by another replica); without this the next tick sent the later ones
+        earlier = outbox.alias("earlier")
+        behind = (
+            select(earlier.c.id)
+            .where(
+                earlier.c.run_id == outbox.c.run_id,
+                earlier.c.id < outbox.c.id,
+                earlier.c.state == OutboxState.PENDING.value,
+                # the place: the card a reply goes under, else the channel of a post
+                func.coalesce(earlier.c.card_key, earlier.c.channel)
+                == func.coalesce(outbox.c.card_key, outbox.c.channel),
+            )
+            .exists()
+        )
         query = (
             select(outbox.c.id)
-            .where(outbox.c.state == OutboxState.PENDING.value, free, ready, card_posted)
+            .where(outbox.c.state == OutboxState.PENDING.value, free, ready, card_posted, ~behind)
             .order_by(outbox.c.id)
             .limit(limit)
         )

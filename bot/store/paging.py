@@ -1,9 +1,10 @@
 """PagerDuty events of alerts, sent once each and in order per alert (``pagerduty_events``).
 
-An event is recorded before any call, under the key ``pd:{alert_id}:{action}``: the same intent recorded twice
-(a retried notification, two replicas) is one event. The sender claims the due ones under a lease; an event
-waits while an earlier event of its alert is still pending, so PagerDuty never gets a resolve before its
-trigger. The routing key is not stored: the sender reads it from the catalog when it sends.
+An event is recorded before any call, under the key ``pd:{alert_id}:{action}`` (``…:{episode}`` once the alert was
+reopened: ``episode`` counts its reopenings, each a new incident on PagerDuty, resolved in its turn): the same intent
+recorded twice (a retried notification, a repeat, two replicas) is one event. The sender claims the due ones
+under a lease; an event waits while an earlier event of its alert is still pending, so PagerDuty never gets a
+resolve before its trigger. The routing key is not stored: the sender reads it from the catalog when it sends.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store.rows import claim, is_postgres
-from bot.store.tables import alerts, pagerduty_events
+from bot.store.tables import alert_events, alerts, pagerduty_events
 
 __all__ = ["Page", "PageAction", "PageEvent", "PageState", "PagingStore", "dedup_key", "event_key"]
 
@@ -41,8 +42,9 @@ def dedup_key(alert_id: int) -> str:
     return f"pipeline-bot/alert/{alert_id}"
 
 
-def event_key(alert_id: int, action: PageAction) -> str:
-    return f"pd:{alert_id}:{action}"
+def event_key(alert_id: int, action: PageAction, episode: int = 0) -> str:
+    """The event's key: the first episode keeps the key events had before reopenings were paged."""
+    return f"pd:{alert_id}:{action}" + (f":{episode}" if episode else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +77,29 @@ class PagingStore:
         self.engine = engine
         self._insert = pg_insert if is_postgres(engine) else sqlite_insert
 
+    async def episode(self, alert_id: int, *, upto: datetime | None = None) -> int:
+        """How many times the alert was reopened (by ``upto``): a resolved incident is not reopened on PagerDuty,
+        so each reopening is an incident of its own, on the same dedup key."""
+        t = alert_events
+        query = select(func.count()).select_from(t).where(t.c.alert_id == alert_id, t.c.kind == "reopened")
+        if upto is not None:
+            query = query.where(t.c.at <= upto)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def enqueue(
-        self, alert_id: int, action: PageAction, *, pipeline: str, event: dict[str, Any], now: datetime
+        self,
+        alert_id: int,
+        action: PageAction,
+        *,
+        pipeline: str,
+        event: dict[str, Any],
+        now: datetime,
+        episode: int = 0,
     ) -> bool:
-        """Record an event to send. The same alert and action twice is one event: False the second time."""
+        """Record an event to send. The same alert, action and episode twice is one event: False the second time."""
         values = {
-            "key": event_key(alert_id, action),
+            "key": event_key(alert_id, action, episode),
             "alert_id": alert_id,
             "action": action,
             "pipeline": pipeline,
@@ -95,9 +114,9 @@ class PagingStore:
         async with self.engine.begin() as conn:
             return bool((await conn.execute(statement)).rowcount)
 
-    async def triggered(self, alert_id: int) -> bool:
-        """Whether the alert was paged (its trigger recorded): only then are its acknowledge and resolve sent."""
-        query = select(pagerduty_events.c.id).where(pagerduty_events.c.key == event_key(alert_id, "trigger"))
+    async def triggered(self, alert_id: int, episode: int = 0) -> bool:
+        """Whether the alert was paged (its episode's trigger recorded): only then are acknowledge and resolve sent."""
+        query = select(pagerduty_events.c.id).where(pagerduty_events.c.key == event_key(alert_id, "trigger", episode))
         async with self.engine.connect() as conn:
             return (await conn.execute(query)).first() is not None
 
@@ -120,6 +139,7 @@ class PagingStore:
             if not ids:
                 return {}
             query = query.where(t.c.alert_id.in_(ids))
+        query = query.order_by(t.c.id)  # a reopened alert's latest trigger is its page now
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings()
             return {r["alert_id"]: Page(r["dedup_key"], PageState(r["state"]), r["last_error"]) for r in rows}

@@ -262,11 +262,11 @@ class RunStore:
         return await select_runs(self.engine, query)
 
     async def adopt_watched(
-        self, pipeline: str, *, since: datetime, workflow_run_id: int, step: str
+        self, pipeline: str, *, since: datetime, until: datetime, workflow_run_id: int, step: str
     ) -> RunRecord | None:
         """The earliest run of ``pipeline`` that passive watch found (its provider id matching no run of the bot),
-        begun since ``since``, still going or succeeded, and of no workflow yet: made ``step``'s of the workflow run
-        (a conditional update, so two workflows never take the same run). None when there is none."""
+        begun between ``since`` and ``until``, still going or succeeded, and of no workflow yet: made ``step``'s of
+        the workflow run (a conditional update, so two workflows never take the same run). None when there is none."""
         began = func.coalesce(runs.c.started_at, runs.c.created_at)
         query = (
             select(runs.c.id)
@@ -276,6 +276,7 @@ class RunStore:
                 runs.c.workflow_run_id.is_(None),
                 or_(runs.c.final.is_(False), runs.c.state == RunState.SUCCEEDED.value),
                 began >= since,
+                began <= until,
             )
             .order_by(began, runs.c.id)
         )

@@ -128,9 +128,7 @@ class Watcher:
     async def _list(self, pipeline: Pipeline, watch: Watch | None) -> int:
         now = self.now()
         if watch is None:  # watched by the catalog and seen for the first time: watching begins now
-            watch = await self.store.alerting.set_watch(
-                pipeline.name, enabled=True, channel=None, user_id=None, now=now
-            )
+            watch = await self.store.alerting.start_watching(pipeline.name, now=now)
         client = self.pool.client(pipeline.connection)
         since = now - self.lookback
         shared = client.listed(pipeline.job, since=since, limit=self.limit, max_age=self.shared_age.total_seconds())

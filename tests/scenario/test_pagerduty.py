@@ -225,3 +225,41 @@ async def test_an_alert_resolved_while_pagerduty_is_down_is_triggered_then_resol
         )
         assert pagerduty.alert(dedup).actions() == ["trigger", "resolve"]
         assert pagerduty.dropped == []
+
+
+async def test_an_alert_reopened_after_its_incident_was_resolved_pages_again_and_resolves_again(
+    tmp_path: Path,
+) -> None:
+    """A failure within the suppression interval after a recovery reopens the Slack alert (its story goes on):
+    PagerDuty, whose incident was resolved, gets a trigger again (a new incident on the same dedup key), and the
+    next recovery resolves that one too."""
+    async with paged_world(tmp_path) as (w, pagerduty):
+        alert, alert_id = await _failed_alert(w)
+        dedup = f"pipeline-bot/alert/{alert_id}"
+        rivery = w.emulators["rivery"].state
+        rivery.script(FAILING_RIVER, Outcome(result="succeed", queued_s=1, running_s=2))
+        await w.slack.click(alert.channel, alert.ts, "run.retry", user="U0BOB")
+        await w.card_saying("Retry of #1")
+        w.advance(10)
+        await w.until(lambda: pagerduty.alert(dedup).state == "resolved", what="the first incident resolved")
+
+        rivery.script(FAILING_RIVER, Outcome(result="fail", queued_s=1, running_s=2, message="Table missing again"))
+        await w.command("run orders", user="U0BOB")
+        await w.card_saying("queued (run #3)")
+        w.advance(10)
+        await w.card_saying("Table missing again")
+        await w.settle(1.0)
+        reopened = await w.runtime.store.alerting.get(alert_id)
+        assert reopened is not None and reopened.recovered_at is None and reopened.runs == (1, 3), reopened
+        await w.until(
+            lambda: len([a for a in pagerduty.alerts if a.dedup_key == dedup]) == 2, timeout=10,
+            what="a second incident for the reopened alert",
+        )
+        assert pagerduty.alert(dedup).state == "triggered"
+
+        rivery.script(FAILING_RIVER, Outcome(result="succeed", queued_s=1, running_s=2))
+        await w.command("run orders", user="U0BOB")
+        await w.card_saying("queued (run #4)")
+        w.advance(10)
+        await w.until(lambda: pagerduty.alert(dedup).state == "resolved", timeout=10, what="the second resolved")
+        assert [a.state for a in pagerduty.alerts if a.dedup_key == dedup] == ["resolved", "resolved"]

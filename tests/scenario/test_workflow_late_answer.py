@@ -217,3 +217,48 @@ async def test_a_workflow_that_stops_again_after_retry_is_announced_again(tmp_pa
 
 def _stopped_notes(w: World, workflow: Any) -> list[str]:
     return [m.text for m in w.thread(workflow) if "stopped" in m.text]
+
+
+async def test_retry_does_not_take_a_run_watch_found_long_after_the_given_up_start(tmp_path: Path) -> None:
+    """Found by the ninth pass: the tie of a given-up step to a run passive watch found had a lower bound only (a
+    minute before the given-up start). The broken trigger's own Tailer run failed (so it is not taken); two hours
+    later someone started the same Tailer configuration by hand, and watch found it; Retry on the workflow took that
+    unrelated run as the step's and went on from it, the step never run with the workflow's parameters."""
+    from bot.store.records import RunOrigin
+
+    async with world(tmp_path, catalog_edit=daily) as w:
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        tailer, datakitchen = w.emulators["tailer"], w.emulators["datakitchen"]
+        tailer.state.script(TAILER_CONFIG, [Outcome(result="fail", queued_s=1, running_s=1), QUICK])
+        tailer.state.add_fault(Fault(route="trigger", kind="reset", times=1))
+        store = w.runtime.store
+        assert store is not None
+        assert (await w.command("run daily-sales execution_date=2026-11-20", user="U0ALICE")).ok
+        await advance_until(w, lambda: "daily-sales failed" in card(w, "Workflow"), "the workflow to stop")
+
+        async def watched() -> list[int]:
+            return [r.id for r in await store.runs.recent("iowa-pda") if r.origin == RunOrigin.WATCH]
+
+        for _ in range(30):  # the broken trigger's run, found by watch: it failed, so it is not the step's
+            if await watched():
+                break
+            w.advance(3)
+            await w.settle(0.3)
+        assert len(await watched()) == 1
+        w.advance(2 * 3600)
+        tailer.state.start_run(TAILER_CONFIG, external=True, outcome=Outcome(queued_s=1, running_s=600))
+        for _ in range(30):  # the hand-started run, two hours later, found by watch too
+            if len(await watched()) == 2:
+                break
+            w.advance(3)
+            await w.settle(0.3)
+        later = max(await watched())
+
+        [message] = [m for m in messages(w) if "Workflow daily-sales" in m.text]
+        await w.slack.click(message.channel, message.ts, "wf.retry", user="U0ALICE")
+        await advance_until(w, lambda: len(tailer.state.requests_to("trigger")) == 2, "transform started again")
+        taken = await store.runs.get(later)
+        assert taken is not None and taken.step is None and taken.workflow_run_id is None
+        await advance_until(w, lambda: "daily-sales succeeded" in card(w, "Workflow"), "the resumed workflow")
+        assert len(datakitchen.state.requests_to("trigger")) == 1

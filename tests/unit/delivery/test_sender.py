@@ -193,3 +193,23 @@ async def test_a_note_that_calls_owners_goes_before_the_channels_card_posts(
     await deliverer.tick()  # the channel's pace allows 3 posts at once, none after until time passes
     assert [m.text for m in slack.messages("C0GENERAL") if m.text == note], "the note waited behind the cards"
     assert len(slack.messages("C0GENERAL")) == 3  # the pace still holds: two cards went, the others wait
+
+
+async def test_a_runs_messages_keep_their_order_when_the_first_is_put_off(sqlite_store: Store, slack: FakeSlack) -> None:
+    """Slack answers 500 to the first of a run's two messages: it is tried again in 2 s; the second, put off "in
+    order", must not be claimed and posted before it at the next tick."""
+    clock = [NOW]
+    deliverer, run_id = await deliverer_with_a_card(sqlite_store, slack)
+    deliverer.now = lambda: clock[0]
+    deliverer.pacer = ChannelPacer(clock=lambda: (clock[0] - NOW).total_seconds())
+    for n, text in enumerate(("first: the run failed", "second: <@U0BOB> retried it")):
+        await sqlite_store.outbox.enqueue(f"note:{run_id}:{n}", kind=OutboxKind.POST, run_id=run_id,
+                                          channel="C0GENERAL", text=text, now=NOW)
+    slack.fail_next("chat.postMessage", status=500)
+    await deliverer.tick()
+    for step in range(1, 121):  # the ticks of the next minute
+        clock[0] = NOW + timedelta(seconds=step / 2)
+        await deliverer.tick()
+    posted = [c.params.get("text") for c in slack.calls_to("chat.postMessage") if c.ok]
+    assert posted[-2:] == ["first: the run failed", "second: <@U0BOB> retried it"], posted
+    assert await sqlite_store.unsent() == 0

@@ -1,0 +1,53 @@
+"""Which real database errors count as "the database away" (retried quietly, one WARNING per job) and which are the
+bot's own (an ERROR with its traceback at once): asked of the real drivers, SQLite and PostgreSQL, not of
+hand-built exceptions, since the class SQLAlchemy gives an error depends on the driver's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.store.away import database_away
+
+
+async def _error(url: str, statement: str) -> BaseException:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+    except Exception as exc:
+        return exc
+    finally:
+        await engine.dispose()
+    raise AssertionError(f"{statement!r} did not fail")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "select 1/0",  # division by zero (22012)
+        "select 2147483647::int + 1",  # integer out of range (22003): an id past int4, say
+        "select 'x'::int",  # invalid input syntax (22P02)
+        "select nope from nothing",  # undefined table (42P01)
+    ],
+)
+async def test_a_statement_postgresql_refuses_is_not_the_database_away(postgres_url: str, statement: str) -> None:
+    assert not database_away(await _error(postgres_url, statement))
+
+
+async def test_postgresql_gone_or_its_connection_cut_is_the_database_away(postgres_url: str) -> None:
+    assert database_away(await _error(postgres_url, "select pg_terminate_backend(pg_backend_pid())"))
+    closed = postgres_url.replace(":5432/", ":1/")  # nothing listens there: the connection is refused
+    assert database_away(await _error(closed, "select 1"))
+
+
+@pytest.mark.parametrize("statement", ["select nope from nothing", "selec 1", "select * from t where x = ?"])
+async def test_a_statement_sqlite_refuses_is_not_the_database_away(tmp_path: Path, statement: str) -> None:
+    assert not database_away(await _error(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", statement))
+
+
+async def test_a_sqlite_file_that_cannot_be_opened_is_the_database_away(tmp_path: Path) -> None:
+    assert database_away(await _error(f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'bot.db'}", "select 1"))

@@ -23,6 +23,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery.steps import StepCompletions
 from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
 from bot.ops.ticks import TickGuard
@@ -114,6 +115,7 @@ class Deliverer:
         self._unrecorded_cards: dict[int, tuple[str, str, int]] = {}
         self._unrecorded_items: dict[int, str] = {}
         self._ticks = TickGuard(lambda: self.store.release_delivery_leases(self.owner))
+        self._steps = StepCompletions(store, self._call, now, self._retry_wait, self._backoff)
 
     async def tick(self) -> int:
         """Send what is due. Returns how many Slack calls succeeded. Ticks never overlap (the scheduler's and the
@@ -263,7 +265,7 @@ class Deliverer:
 
     async def _send_item(self, item: OutboxItem) -> bool:
         if item.kind == OutboxKind.FUNCTION:
-            return await self._complete_function(item)
+            return await self._steps.send(item)
         channel = item.thread_channel if item.kind == OutboxKind.THREAD else item.channel
         if channel is None:
             await self.store.outbox.dead(item.id, "no channel to post to")
@@ -313,40 +315,6 @@ class Deliverer:
             await self.store.outbox.retry_later(item.id, not_before=self._later(wait), error=error)
         except Exception as exc:
             log.warning("message %s not delivered: %s", item.key, _reason(exc), extra={"run_id": item.run_id})
-            await self.store.outbox.retry_later(item.id, not_before=self._backoff(item.attempts), error=_reason(exc))
-        return False
-
-    async def _complete_function(self, item: OutboxItem) -> bool:
-        """A Workflow Builder step's end: ``functions.completeSuccess`` (its outputs, with the card's link, known
-        now that the card is posted) or ``functions.completeError``. Slack refusing it for good (the execution is
-        over: timed out, or completed by an earlier try whose answer we never saw) ends it here."""
-        execution_id = item.channel or ""
-        payload = (item.blocks or [{}])[0]
-        try:
-            await self.store.outbox.attempt(item.id, now=self.now())
-            if "error" in payload:
-                await self._call("functions.completeError", function_execution_id=execution_id, error=payload["error"])
-            else:
-                outputs = dict(payload.get("outputs") or {})
-                card = keys.run_card(item.run_id) if item.run_id is not None else None
-                if card is not None:
-                    link = (await self.store.alert_events.permalinks([card])).get(card)
-                    if link:
-                        outputs["card_url"] = link
-                await self._call("functions.completeSuccess", function_execution_id=execution_id, outputs=outputs)
-            await self.store.outbox.sent(item.id, None, now=self.now())
-            return True
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", "")) if exc.response is not None else ""
-            wait = self._retry_wait(exc)
-            if wait is None:
-                log.error("Slack refused the completion of step %s: %s", execution_id, error,
-                          extra={"run_id": item.run_id})
-                await self.store.outbox.dead(item.id, error)
-                return True
-            await self.store.outbox.retry_later(item.id, not_before=self._later(wait), error=error)
-        except Exception as exc:
-            log.warning("step %s not completed: %s", execution_id, _reason(exc), extra={"run_id": item.run_id})
             await self.store.outbox.retry_later(item.id, not_before=self._backoff(item.attempts), error=_reason(exc))
         return False
 

@@ -5,6 +5,7 @@ bot's endpoint as Slack sends them, the step completed or failed with ``function
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -132,3 +133,33 @@ async def test_a_waiting_step_survives_a_restart(tmp_path: Path) -> None:
         await w.settle()
         assert step.attempts == ["success"]
         assert len(w.slack.calls_to("functions.completeSuccess")) == 1
+
+
+def _retried(raw: dict[str, Any]) -> None:
+    raw["pipelines"]["orders"]["retry"] = {"attempts": 2, "backoff": "1s"}
+
+
+async def test_a_step_waits_for_the_last_attempt_of_its_run(tmp_path: Path) -> None:
+    async with world(tmp_path, catalog_edit=_retried) as w:
+        declare_outputs(w)
+        step = await w.slack.execute_function(STEP, {"pipeline": "orders"}, user="U0BOB")
+        await w.card_saying("queued", channel="C0ALERTS")
+        w.advance(40)
+        rivery = w.emulators["rivery"]
+        await w.until(lambda: len(rivery.state.requests_to("trigger")) == 1, what="the first attempt")
+        # the policy retries: the first attempt's failure does not end the step
+        for _ in range(40):
+            w.advance(2)
+            await w.settle(0.1)
+            if len(rivery.state.requests_to("trigger")) == 2:
+                break
+        assert len(rivery.state.requests_to("trigger")) == 2, "the policy's retry started"
+        assert step.state == "running"
+        w.advance(40)
+        await ended(w, step)
+        assert step.state == "failed"
+        assert step.error is not None and "not found" in step.error
+        runs = await w.runtime.store.runs.recent("orders", 5)
+        assert f"Run #{max(r.id for r in runs)} " in step.error  # the last attempt's outcome
+        await w.settle()
+        assert step.attempts == ["error"]

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from bot.errors import InvalidRequest, UserError
 from bot.models import RunState
+from bot.ops.redact import PROCESS
 from bot.service.permissions import Actor
 from bot.service.runs import RunService
 from bot.store import keys
@@ -100,7 +101,8 @@ class StepService:
             kind=OutboxKind.FUNCTION,
             channel=execution_id,
             text=f"step {execution_id}: failed",
-            blocks=[{"error": error[:ERROR_LIMIT] or "The run failed."}],
+            # redacted before it is cut (half a secret is not recognised), as every text that leaves the bot
+            blocks=[{"error": PROCESS.redact(error)[:ERROR_LIMIT] or "The run failed."}],
             run_id=run.id if run is not None else None,
             now=self.now(),
         )

@@ -40,6 +40,7 @@ from bot.ops.redact import PROCESS, Redactor
 from bot.service.alerts import Alerter
 from bot.service.clients import ClientPool
 from bot.service.escalation import Escalator
+from bot.service.function_steps import StepService
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes, Outcomes
 from bot.service.paging import Pager
@@ -256,10 +257,11 @@ def _assemble(
     retrier = Retrier(store, catalog, notifier, now=now)
     workflows = WorkflowEngine(store, catalog, runs, notifier, auth, now=now)
     subscribers = Subscribers(store, catalog, notifier, reporter, now)
-    outcomes = Outcomes(store, notifier, alerter, retrier, workflows, subscribers)
+    steps = StepService(store, runs, now)  # Workflow Builder's "Run a pipeline" step
+    outcomes = Outcomes(store, notifier, alerter, retrier, workflows, subscribers, steps)
     changes.subscribe(outcomes.on_change)
     tasks = TaskSet()
-    services = Services(s, catalog, store, pool, auth, notifier, runs, tasks, now, workflows=workflows)
+    services = Services(s, catalog, store, pool, auth, notifier, runs, tasks, now, workflows=workflows, steps=steps)
     app = build_app(s, services, client)
     replays = Replays(store.requests, now, metrics)
     secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else ""

@@ -23,6 +23,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery.steps import StepCompletions
 from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
 from bot.ops.ticks import TickGuard
@@ -114,6 +115,7 @@ class Deliverer:
         self._unrecorded_cards: dict[int, tuple[str, str, int]] = {}
         self._unrecorded_items: dict[int, str] = {}
         self._ticks = TickGuard(lambda: self.store.release_delivery_leases(self.owner))
+        self._steps = StepCompletions(store, self._call, now, self._retry_wait, self._backoff)
 
     async def tick(self) -> int:
         """Send what is due. Returns how many Slack calls succeeded. Ticks never overlap (the scheduler's and the
@@ -262,6 +264,8 @@ class Deliverer:
             return await self._send_item(item)
 
     async def _send_item(self, item: OutboxItem) -> bool:
+        if item.kind == OutboxKind.FUNCTION:
+            return await self._steps.send(item)
         channel = item.thread_channel if item.kind == OutboxKind.THREAD else item.channel
         if channel is None:
             await self.store.outbox.dead(item.id, "no channel to post to")

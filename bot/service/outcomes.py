@@ -21,7 +21,7 @@ from bot.store.store import Store
 
 LINKED_CARDS = 5  # the cards of an alert's latest failures link to it (a storm's older ones need not)
 
-__all__ = ["Changes", "Outcomes", "RetryPolicy", "StepFollower"]
+__all__ = ["Changes", "Outcomes", "RetryPolicy", "StepFollower", "StepWaiter"]
 
 
 class RetryPolicy(Protocol):
@@ -36,6 +36,12 @@ class StepFollower(Protocol):
     """``bot.service.workflows.WorkflowEngine``: a step's run ended, its workflow moves on."""
 
     async def step_ended(self, run: RunRecord) -> None: ...
+
+
+class StepWaiter(Protocol):
+    """``bot.service.function_steps.StepService``: Workflow Builder steps waiting for a run complete at its end."""
+
+    async def run_ended(self, run: RunRecord) -> None: ...
 
 
 class Changes:
@@ -68,6 +74,7 @@ class Outcomes:
         retrier: RetryPolicy,
         workflows: StepFollower,
         subscribers: Subscribers | None = None,
+        steps: StepWaiter | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
@@ -75,6 +82,7 @@ class Outcomes:
         self.retrier = retrier
         self.workflows = workflows
         self.subscribers = subscribers
+        self.steps = steps
 
     async def linked(self, key: str) -> None:
         """Message ``key`` was posted and its permalink stored: a run's card is linked from its alerts' messages, an
@@ -112,6 +120,8 @@ class Outcomes:
             await notifier.thread(run, "recovered", Recovered(run.attempt))
         if run.workflow_run_id is not None:
             await self.workflows.step_ended(run)
+        if self.steps is not None:
+            await self.steps.run_ended(run)
         told: set[str] = set()
         if run.run_state is RunState.FAILED:
             told = await self._failed(run)

@@ -18,7 +18,7 @@ from bot.slack import failures
 from bot.slack.actions import buttons
 from bot.slack.commands import handler as commands
 from bot.slack.context import Services
-from bot.slack.events import home
+from bot.slack.events import home, steps
 from bot.slack.views import run_modal
 
 __all__ = ["build_app", "web_client"]
@@ -54,5 +54,6 @@ def build_app(settings: Settings, services: Services, client: AsyncWebClient) ->
     buttons.register(app, services)
     run_modal.register(app, services)
     home.register(app, services)
+    steps.register(app, services)
     app.error(failures.on_error)  # the one error path: whatever a listener raises, one ephemeral answer
     return app

@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.providers.registry import provider
 from bot.service.audited import Audited
 from bot.service.clients import ClientPool
+from bot.service.function_steps import StepService
 from bot.service.notify import Notifier
 from bot.service.permissions import Authorizer
 from bot.service.queries import RunQueries
@@ -35,6 +36,7 @@ class Services:
     tasks: TaskSet
     now: Callable[[], datetime]
     workflows: WorkflowEngine
+    steps: StepService | None = None  # Workflow Builder's "Run a pipeline" step (tests may build without it)
 
     @property
     def queries(self) -> RunQueries:

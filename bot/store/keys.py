@@ -20,6 +20,7 @@ __all__ = [
     "credential",
     "digest",
     "escalation",
+    "function_completion",
     "health_group",
     "health_message",
     "is_alert_group",
@@ -159,3 +160,9 @@ def subscriber_note(subscription_id: int, run_id: int, what: str) -> str:
 def notify_me(user_id: str, run_id: int) -> str:
     """The DM telling a person that a run they started ended."""
     return f"notify:{user_id}:{run_id}"
+
+
+def function_completion(execution_id: str) -> str:
+    """The completion of a Workflow Builder step (``functions.completeSuccess`` or ``completeError``): once per
+    execution, however many times its run's end is seen."""
+    return f"function:{execution_id}"

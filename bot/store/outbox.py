@@ -76,8 +76,16 @@ class OutboxStore:
         ready = or_(outbox.c.not_before.is_(None), outbox.c.not_before <= now)
         # a thread reply waits for its card to be posted
         card_posted = or_(
-            outbox.c.kind != OutboxKind.THREAD.value,
+            outbox.c.kind.not_in((OutboxKind.THREAD.value, OutboxKind.FUNCTION.value)),
             select(cards.c.id).where(cards.c.key == outbox.c.card_key, cards.c.ts.is_not(None)).exists(),
+            # a step's completion links its run's card, but does not wait for a card never to be posted (none,
+            # or given up: Slack refused it for good)
+            and_(
+                outbox.c.kind == OutboxKind.FUNCTION.value,
+                ~select(cards.c.id)
+                .where(cards.c.key == outbox.c.card_key, cards.c.ts.is_(None), cards.c.sent_version < cards.c.version)
+                .exists(),
+            ),
         )
         # a run's messages to one place go out in order: one waits while an earlier one is pending (put off by a
         # Slack error or the pace, or held by another replica); without this the next tick sent the later ones
@@ -169,7 +177,7 @@ async def add_message(
     card_key: str | None = None,
 ) -> bool:
     """``OutboxStore.enqueue`` inside the caller's transaction (a message written with the change it tells)."""
-    if kind == OutboxKind.THREAD and card_key is None and run_id is not None:
+    if kind in (OutboxKind.THREAD, OutboxKind.FUNCTION) and card_key is None and run_id is not None:
         card_key = keys.run_card(run_id)
     values = {
         "card_key": card_key,

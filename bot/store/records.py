@@ -59,6 +59,10 @@ class OutboxKind(enum.StrEnum):
 
     THREAD = "thread"  # a reply under a living message (a card), once that is posted
     POST = "post"  # a message of its own in a channel
+    #: a Workflow Builder step's completion: ``channel`` holds its function_execution_id, ``blocks`` one object,
+    #: ``{"outputs": {...}}`` or ``{"error": "..."}``; sent once its run's card is posted (the card's link is an
+    #: output)
+    FUNCTION = "function"
 
 
 @dataclass(frozen=True, slots=True)

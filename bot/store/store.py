@@ -16,6 +16,7 @@ Each family is one module with named queries that take and return domain records
 ``store.limits``          ``bot.store.limits.TriggerLimits``: a provider's cap on starts
 ``store.requests``        ``bot.store.requests``: Slack requests already answered (replays)
 ``store.subscriptions``   ``bot.store.subscriptions.SubscriptionStore``: self-serve subscriptions, notify me
+``store.functions``       ``bot.store.function_steps.FunctionSteps``: Workflow Builder steps and their runs
 ========================  ===================================================================================
 
 A write that must change two families at once is ONE transaction, kept in the one place that does it: the
@@ -35,6 +36,7 @@ from bot.store.alerting import AlertStore
 from bot.store.audit import AuditLog
 from bot.store.cards import CardStore
 from bot.store.escalations import EscalationStore
+from bot.store.function_steps import FunctionSteps
 from bot.store.limits import TriggerLimits
 from bot.store.mutes import MuteStore
 from bot.store.outbox import OutboxState, OutboxStore
@@ -59,6 +61,7 @@ class Store:
         self.starts = StartStore(engine)
         self.cards = CardStore(engine)
         self.outbox = OutboxStore(engine)
+        self.functions = FunctionSteps(engine)
         self.paging = PagingStore(engine)
         self.alerting = AlertStore(engine)
         self.alert_events = AlertEvents(engine)

@@ -35,6 +35,7 @@ __all__ = [
     "audit",
     "cards",
     "connection_health",
+    "function_steps",
     "metadata",
     "mutes",
     "outbox",
@@ -395,4 +396,18 @@ subscriptions = Table(
     Column("created_by", SafeString(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("kind", "target", "channel", name="uq_subscriptions_kind"),
+)
+
+# Workflow Builder's "Run a pipeline" steps (bot/slack/events/steps.py): one row per function execution Slack
+# sent, claimed before the run starts, so the same execution delivered twice starts one run. ``run_id`` is set
+# once the run is recorded; a step that ``waits`` is completed at its run's end (its retries' end) through the
+# outbox, under the key ``function:<execution_id>``, so it is completed once whoever sees the end.
+function_steps = Table(
+    "function_steps",
+    metadata,
+    Column("execution_id", SafeString(64), primary_key=True),
+    Column("run_id", Integer, nullable=True, index=True),
+    Column("wait", Boolean, nullable=False, default=False),
+    Column("user_id", SafeString(32), nullable=False),  # who used the workflow: the step acts as them
+    Column("created_at", UTCDateTime, nullable=False),
 )

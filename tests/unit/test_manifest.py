@@ -58,6 +58,8 @@ METHOD_SCOPES: dict[str, Need] = {
     "chat.delete": Need(("chat:write",)),
     "chat.postEphemeral": Need(("chat:write",)),
     "chat.getPermalink": Need(),
+    "functions.completeSuccess": Need(),  # a custom step's end: "No scope required"
+    "functions.completeError": Need(),
     "views.open": Need(),
     "views.update": Need(),
     "views.push": Need(),
@@ -81,6 +83,7 @@ METHOD_SCOPES: dict[str, Need] = {
 # Events → the scopes that subscribing to them needs (any one of them).
 EVENT_SCOPES: dict[str, tuple[str, ...]] = {
     "app_home_opened": (),
+    "function_executed": (),  # sent for the app's own custom steps (``app.function``), no scope
     "app_mention": ("app_mentions:read",),
     "member_joined_channel": ("channels:read", "groups:read"),
     "message": ("channels:history", "groups:history", "im:history", "mpim:history"),
@@ -104,7 +107,7 @@ INTERACTIVE = {
     "dialog_suggestion",
     "dialog_cancellation",
 }
-LISTENER_KINDS = {"command", "event", "message", *INTERACTIVE}
+LISTENER_KINDS = {"command", "event", "message", "function", *INTERACTIVE}
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,18 @@ def manifest_problems(
     events = {r.key for r in registrations if r.kind == "event"}
     if any(r.kind == "message" for r in registrations):
         events.add("message")
+    functions = {r.key for r in registrations if r.kind == "function"}
+    declared_functions = set(manifest.get("functions") or {})
+    if functions:
+        events.add("function_executed")  # Bolt's app.function listens to it
+        if settings.get("function_runtime") != "remote":
+            problems.append("settings.function_runtime: must be remote, the app runs its custom steps itself")
+        if settings.get("org_deploy_enabled") is not True:
+            problems.append("settings.org_deploy_enabled: must be true, Slack offers custom steps of org-ready apps")
+    for name in sorted(functions - declared_functions):
+        problems.append(f"custom step {name} has a listener but is not in functions")
+    for name in sorted(declared_functions - functions):
+        problems.append(f"custom step {name} is declared in functions but the code registers no listener for it")
     for name in sorted(events):
         message_declared = name == "message" and any(e.startswith("message.") for e in declared_events)
         if name not in declared_events and not message_declared:
@@ -437,7 +452,8 @@ def test_an_undeclared_event_handler_is_reported(manifest: dict[str, Any], monke
     monkeypatch.setattr(home, "register", register)
     problems = manifest_problems(manifest, registered(monkeypatch), web_api_calls())
     assert any("event member_joined_channel" in p and "bot_events" in p for p in problems), problems
-    assert manifest_problems(manifest, registered(monkeypatch)[:-1], web_api_calls()) == []  # only that one
+    others = [r for r in registered(monkeypatch) if r.key != "member_joined_channel"]
+    assert manifest_problems(manifest, others, web_api_calls()) == []  # only that one
 
 
 def test_undeclared_command_action_and_shortcut_are_reported(manifest: dict[str, Any]) -> None:
@@ -572,3 +588,49 @@ def test_deploy_guide_lists_every_setting() -> None:
             default = default.total_seconds()
         if default not in (None, [], ""):
             assert str(default) in guide, f"docs/DEPLOY.md does not give the default of {name.upper()}: {default}"
+
+
+# -- the Workflow Builder step ------------------------------------------------------------------------------------
+
+
+def test_the_step_is_registered_and_declared(manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.slack.events.steps import CALLBACK_ID
+
+    assert Registration("function", CALLBACK_ID) in registered(monkeypatch)
+    assert CALLBACK_ID in manifest["functions"]
+    assert "function_executed" in manifest["settings"]["event_subscriptions"]["bot_events"]
+
+
+def test_the_steps_parameters_are_what_the_code_reads_and_writes(manifest: dict[str, Any]) -> None:
+    """The inputs the listener reads and the outputs its completion returns, as the manifest declares them; the
+    person is Slack's ``user_context`` (never typed by the workflow's builder), required."""
+    from bot.slack.events.steps import CALLBACK_ID, INPUTS, OUTPUTS
+
+    step = manifest["functions"][CALLBACK_ID]
+    length("functions.run_pipeline.title", step["title"])
+    inputs, outputs = step["input_parameters"], step["output_parameters"]
+    assert sorted(inputs["properties"]) == sorted(INPUTS)
+    assert sorted(outputs["properties"]) == sorted(OUTPUTS)
+    assert inputs["properties"]["user_context"]["type"] == "slack#/types/user_context"
+    assert {"pipeline", "user_context"} <= set(inputs["required"])
+    # delivery adds card_url only when the card has a link: it cannot be required
+    assert set(outputs["required"]) == {"run_number", "state"}
+    for where in (inputs, outputs):
+        for name, spec in where["properties"].items():
+            assert spec.get("type") and spec.get("title"), f"{name}: a type and a title, as Workflow Builder shows"
+
+
+def length(where: str, value: Any) -> None:
+    assert isinstance(value, str) and 1 <= len(value) <= 255, f"{where}: 1..255 characters"
+
+
+def test_an_undeclared_step_is_reported(manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    without = {k: v for k, v in manifest.items() if k != "functions"}
+    without["settings"] = {**manifest["settings"], "function_runtime": None, "org_deploy_enabled": False}
+    problems = manifest_problems(without, registered(monkeypatch), web_api_calls())
+    assert "custom step run_pipeline has a listener but is not in functions" in problems, problems
+    assert any(p.startswith("settings.function_runtime") for p in problems), problems
+    assert any(p.startswith("settings.org_deploy_enabled") for p in problems), problems
+    extra = {**manifest, "functions": {**manifest["functions"], "other_step": {"title": "Other"}}}
+    problems = manifest_problems(extra, registered(monkeypatch), web_api_calls())
+    assert problems == ["custom step other_step is declared in functions but the code registers no listener for it"]

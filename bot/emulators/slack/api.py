@@ -38,7 +38,7 @@ __all__ = [
 #: a Web API method: the request's parameters → the answer's fields besides ``ok``
 Method = Callable[[Json], Json]
 
-JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "response_action")
+JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "response_action", "outputs")  # JSON in a form body
 
 
 class ApiError(Exception):

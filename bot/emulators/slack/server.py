@@ -42,6 +42,7 @@ from bot.emulators.slack.chat import ChatApi
 from bot.emulators.slack.conversations import ConversationsApi
 from bot.emulators.slack.driver import Driver
 from bot.emulators.slack.faults import Faults
+from bot.emulators.slack.functions import FunctionExecution, FunctionsApi
 from bot.emulators.slack.page import add_page_routes
 from bot.emulators.slack.records import (
     ApiCall,
@@ -50,6 +51,7 @@ from bot.emulators.slack.records import (
     Delivery,
     Ephemeral,
     FakeView,
+    Json,
     Message,
     MessageVersion,
     ResponsePost,
@@ -109,7 +111,8 @@ class FakeSlack:
         state.app_url = app_url
         self.faults = faults = Faults(rate_limit_posts_per_second=rate_limit_posts_per_second,
                                       rate_limit_burst=rate_limit_burst)
-        families = (ChatApi(state, faults), ConversationsApi(state), ViewsApi(state))
+        self.functions = FunctionsApi(state)  # custom steps: their executions, completed or failed by the app
+        families = (ChatApi(state, faults), ConversationsApi(state), ViewsApi(state), self.functions)
         self.web_api = WebApi(state, faults, {name: f for family in families for name, f in family.methods().items()})
         self.response_urls = ResponseUrls(state)
         self.driver = driver = Driver(state, self.response_urls, app_timeout=app_timeout)
@@ -135,6 +138,13 @@ class FakeSlack:
         self.click_view, self.submit, self.close_view = driver.click_view, driver.submit, driver.close_view
         self.open_home, self.send_event, self.post_raw = driver.open_home, driver.send_event, driver.post_raw
         self.url_verification, self.signature_for = driver.url_verification, driver.signature_for
+
+    async def execute_function(self, callback_id: str, inputs: Json, *, user: str) -> FunctionExecution:
+        """A workflow run by ``user`` reaches the app's custom step ``callback_id``: its ``function_executed``
+        event is sent to the app (signed, as Slack sends it). The execution shows how the app completed it."""
+        execution, event = self.functions.start(callback_id, inputs, user=user)
+        await self.driver.send_event(event)
+        return execution
 
     # -- settings that change after start ----------------------------------------------------------
 

@@ -44,7 +44,7 @@ def test_stored_run_states_are_every_run_state_and_the_two_before_an_answer() ->
 
 def test_enum_values_are_the_stored_strings() -> None:
     assert [o.value for o in RunOrigin] == ["slack", "schedule", "retry", "workflow", "watch"]
-    assert [k.value for k in OutboxKind] == ["thread", "post"]
+    assert [k.value for k in OutboxKind] == ["thread", "post", "function"]
     assert [s.value for s in OutboxState] == ["pending", "sent", "dead"]
     assert [s.value for s in AlertState] == ["pending", "open", "recovered"]
     assert [k.value for k in AlertKind] == ["failure", "unreachable"]

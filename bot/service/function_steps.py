@@ -1,0 +1,120 @@
+"""Workflow Builder's "Run a pipeline" step: a custom step (Slack's custom functions) that starts a pipeline's run
+as the person who used the workflow, and completes when the run ends, or at once when the step does not wait.
+
+The step is one more way to start a run: the same permission check (``allow_run``, as the person named by Slack's
+``user_context``), the same card in the pipeline's channel, the same retries and alerts. What is its own: the
+execution is claimed before the run starts (a repeated event starts nothing), the run is linked to it, and its
+completion is an outbox message (``OutboxKind.FUNCTION``, key ``keys.function_completion``) written when the run
+ends, so it is sent once and survives a restart of the bot while the run goes on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from bot.errors import InvalidRequest, UserError
+from bot.models import RunState
+from bot.ops.redact import PROCESS
+from bot.service.permissions import Actor
+from bot.service.runs import RunService
+from bot.store import keys
+from bot.store.records import OutboxKind, RunOrigin, RunRecord
+from bot.store.store import Store
+
+__all__ = ["StepService"]
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+ERROR_LIMIT = 1000  # what Workflow Builder shows of a failed step: a sentence, not a log
+
+
+class StepService:
+    def __init__(self, store: Store, runs: RunService, now: Now) -> None:
+        self.store = store
+        self.runs = runs
+        self.now = now
+
+    async def begin(
+        self, execution_id: str, user_id: str, pipeline: str, parameters: Mapping[str, str], *, wait: bool
+    ) -> RunRecord | None:
+        """Start the step's run. None when this execution was seen already (Slack delivered its event again).
+
+        Whatever stops the run (permission, parameters, the provider refusing it) fails the step with the reason;
+        a step that does not wait completes as soon as the run started."""
+        if not await self.claim(execution_id, user_id=user_id, wait=wait):
+            log.info("step %s: a repeated delivery, ignored", execution_id)
+            return None
+
+        async def linked(record: RunRecord) -> None:
+            await self.store.functions.started(execution_id, record.id)
+
+        try:
+            target = self.runs.catalog.pipelines.get(pipeline.strip())
+            if target is None:
+                raise InvalidRequest(f"There is no pipeline named {pipeline.strip()!r}.")
+            record = await self.runs.start(
+                Actor(user_id), target, parameters, channel=None, origin=RunOrigin.SLACK, on_recorded=linked
+            )
+        except UserError as exc:
+            await self.fail(execution_id, _plain(str(exc)))
+            return None
+        if not wait:
+            await self._complete(execution_id, record)
+        return record
+
+    async def run_ended(self, run: RunRecord) -> None:
+        """``run`` ended and no attempt follows it (``Outcomes``): the steps waiting for it, or for an earlier
+        attempt it retried, complete with its outcome."""
+        chain = [run.id]
+        earlier = run.retry_of
+        while earlier is not None and len(chain) < 20:  # the policy's attempts, and people's retries of them
+            chain.append(earlier)
+            before = await self.store.runs.get(earlier)
+            earlier = before.retry_of if before is not None else None
+        for step in await self.store.functions.waiting_on(chain):
+            if run.run_state is RunState.SUCCEEDED:
+                await self._complete(step.execution_id, run)
+            else:
+                await self.fail(step.execution_id, _failure(run), run)
+
+    async def _complete(self, execution_id: str, run: RunRecord) -> None:
+        outputs = {"run_number": run.id, "state": str(run.state)}
+        await self.store.outbox.enqueue(
+            keys.function_completion(execution_id),
+            kind=OutboxKind.FUNCTION,
+            channel=execution_id,
+            text=f"step {execution_id}: run #{run.id} {run.state}",
+            blocks=[{"outputs": outputs}],
+            run_id=run.id,
+            now=self.now(),
+        )
+
+    async def claim(self, execution_id: str, *, user_id: str, wait: bool) -> bool:
+        """Record an execution before anything else: False when Slack delivered it already."""
+        return await self.store.functions.claim(execution_id, user_id=user_id, wait=wait, now=self.now())
+
+    async def fail(self, execution_id: str, error: str, run: RunRecord | None = None) -> None:
+        """Fail the step with ``error`` (plain text: Workflow Builder shows it as it is)."""
+        await self.store.outbox.enqueue(
+            keys.function_completion(execution_id),
+            kind=OutboxKind.FUNCTION,
+            channel=execution_id,
+            text=f"step {execution_id}: failed",
+            # redacted before it is cut (half a secret is not recognised), as every text that leaves the bot
+            blocks=[{"error": PROCESS.redact(error)[:ERROR_LIMIT] or "The run failed."}],
+            run_id=run.id if run is not None else None,
+            now=self.now(),
+        )
+
+
+def _failure(run: RunRecord) -> str:
+    """What the step's failure says: the run, its end and the provider's own message."""
+    said = f": {run.message}" if run.message else ""
+    return f"Run #{run.id} of {run.pipeline or run.provider} {run.state}{said}"
+
+
+def _plain(mrkdwn: str) -> str:
+    """A reply written for Slack messages, as Workflow Builder shows a step's error: plain text."""
+    text = mrkdwn.replace("*", "").replace("`", "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -1,0 +1,45 @@
+"""The fake Slack's custom steps: ``functions.completeSuccess`` / ``completeError`` spoken to by a real slack_sdk
+client, with Slack's documented errors, and the ``function_executed`` event it builds."""
+
+from __future__ import annotations
+
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.emulators.slack import FakeSlack
+
+
+async def error_of(call: object) -> str:
+    with pytest.raises(SlackApiError) as raised:
+        await call  # type: ignore[misc]
+    return str(raised.value.response["error"])
+
+
+async def test_a_step_completes_once(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.functions.required_outputs["run_pipeline"] = {"run_number"}
+    execution, event = fake.functions.start("run_pipeline", {"pipeline": "orders"}, user="U0ALICE")
+    assert event["type"] == "function_executed"
+    assert event["function"]["callback_id"] == "run_pipeline"
+    assert event["function_execution_id"] == execution.id and execution.id.startswith("Fx")
+    assert event["inputs"]["user_context"]["id"] == "U0ALICE"  # Slack sets who used the workflow
+    assert event["bot_access_token"]
+
+    missing = client.functions_completeSuccess(function_execution_id=execution.id, outputs={"state": "ok"})
+    assert await error_of(missing) == "parameter_validation_failed"
+    assert execution.state == "running"
+    answer = await client.functions_completeSuccess(function_execution_id=execution.id, outputs={"run_number": 7})
+    assert answer["ok"] is True
+    assert (execution.state, execution.outputs) == ("completed", {"run_number": 7})
+    again = client.functions_completeError(function_execution_id=execution.id, error="late")
+    assert await error_of(again) == "execution_not_in_running_state"
+    assert execution.state == "completed"
+
+
+async def test_a_step_fails_and_unknown_executions_are_refused(fake: FakeSlack, client: AsyncWebClient) -> None:
+    execution, _ = fake.functions.start("run_pipeline", {}, user="U0BOB")
+    answer = await client.functions_completeError(function_execution_id=execution.id, error="Run #3 failed")
+    assert answer["ok"] is True
+    assert (execution.state, execution.error) == ("failed", "Run #3 failed")
+    unknown = client.functions_completeSuccess(function_execution_id="Fx0NOPE", outputs={})
+    assert await error_of(unknown) == "function_execution_not_found"

@@ -147,7 +147,8 @@ async def test_a_scheduled_start_the_provider_refuses_is_shown_in_the_channel_wi
     run at its slot."""
     from bot.emulators._core import Fault
 
-    emulator.state.add_fault(Fault.parse({"route": "trigger", "kind": "status", "status": 503, "times": 100}))
+    # a refusal that waiting will not cure (a busy 429/503 waits its turn: tests/scenario/test_busy_first_start.py)
+    emulator.state.add_fault(Fault.parse({"route": "trigger", "kind": "status", "status": 400, "times": 100}))
     catalog = catalog_for(emulator.url, {"nightly": {"connection": "inv", "dataflow_id": "flow-n",
                                                      "schedule": {"cron": "0 6 * * *"}}})
     bot = Bot(sqlite_store, catalog, timedelta(seconds=60))

@@ -29,6 +29,7 @@ PROVIDERS = {
 RUN_TIMEOUT = 30_000  # ms: a demo run takes about five seconds; generous for a loaded CI machine
 DOCS_SCREENSHOT = ROOT / "docs" / "demo.png"
 DOCS_ALERT_SCREENSHOT = ROOT / "docs" / "alert.png"  # an alert's whole story, once resolved
+DOCS_HOME_SCREENSHOT = ROOT / "docs" / "home.png"  # the App Home of a person who owns pipelines
 
 
 async def open_page(page: Page, url: str, channel: str) -> None:
@@ -183,7 +184,9 @@ async def test_app_home_shows_runs_in_flight_for_each_person(page: Page, demo_ur
     await home.get_by_role("button", name="Refresh").click()  # redraws the tab in place
     await expect(home.locator(".bk-header")).to_have_text("Pipelines")
     await expect(home).to_contain_text("inventory-snapshot")
-    await shots("home-alice")
+    home_shot = await shots("home-alice")
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        shutil.copyfile(home_shot, DOCS_HOME_SCREENSHOT)
 
     await page.get_by_label("You are").select_option("U0BOB")  # the Home tab is published per person
     await expect(page).to_have_url(re.compile(r"user=U0BOB"))

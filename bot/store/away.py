@@ -22,8 +22,10 @@ _THE_STATEMENTS = (exc.ProgrammingError, exc.IntegrityError, exc.DataError, exc.
 #: (serialization failure, deadlock: tried again, it goes), insufficient resources, operator intervention (shutting
 #: down, a query canceled), system error
 _PG_AWAY = frozenset({"08", "40", "53", "57", "58"})
-#: SQLite primary result codes of a file busy or unreachable: BUSY, LOCKED, IOERR, CANTOPEN
-_SQLITE_AWAY = frozenset({5, 6, 10, 14})
+#: SQLite primary result codes of a file busy, unreachable or that cannot be written for now: BUSY, LOCKED,
+#: READONLY (a filesystem remounted read-only after disk errors), IOERR, FULL (the disk: PostgreSQL's 53100 is
+#: away too), CANTOPEN
+_SQLITE_AWAY = frozenset({5, 6, 8, 10, 13, 14})
 
 
 def database_away(error: BaseException) -> bool:

@@ -49,6 +49,19 @@ async def test_a_statement_sqlite_refuses_is_not_the_database_away(tmp_path: Pat
     assert not database_away(await _error(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", statement))
 
 
+async def test_a_postgresql_database_that_only_reads_is_the_database_away(postgres_url: str) -> None:
+    """The tenth pass: a standby after a failover (or a database set read-only for maintenance) refuses every write
+    with 25006, in a class otherwise of the bot's own mistakes; counted as a bug, every tick logged a traceback."""
+    engine = create_async_engine(postgres_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("create table t (x text)"))
+        name = postgres_url.rsplit("/", 1)[1]
+        await conn.execute(text(f"alter database {name} set default_transaction_read_only = on"))
+    await engine.dispose()
+    refused = await _error(postgres_url, "insert into t values ('y')")
+    assert "read-only" in str(refused) and database_away(refused)
+
+
 async def _sqlite_error(url: str, *statements: str) -> BaseException:
     engine = create_async_engine(url)
     try:

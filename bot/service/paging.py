@@ -44,10 +44,21 @@ class Pager:
         reopened alert's is its new episode's trigger; one whose trigger was never recorded (the process stopped
         between the two) gets it."""
         pipeline = self.catalog.pipelines.get(alert.pipeline or "")
-        if pipeline is None or pipeline.pagerduty is None or alert.muted or alert.recovered_at is not None:
+        if pipeline is None or pipeline.pagerduty is None or alert.muted:
+            return False
+        # ``alert`` was read when the failure was recorded: a later run's success handled since (another task of
+        # the poller, another replica) resolved it, and its resolve found no trigger to follow
+        fresh = await self.store.alerting.get(alert.id)
+        if fresh is None or fresh.recovered_at is not None:
             return False
         episode = await self.store.paging.episode(alert.id)
-        return await self._record(alert.id, "trigger", pipeline.name, self._trigger_event(alert, run), episode)
+        new = await self._record(alert.id, "trigger", pipeline.name, self._trigger_event(alert, run), episode)
+        # resolved between that read and this record: the success's resolve may have looked before the trigger
+        # was there, so it is followed here (the same event, recorded once, if the success's resolve saw it)
+        after = await self.store.alerting.get(alert.id)
+        if after is not None and after.recovered_at is not None:
+            await self.resolve([after])
+        return new
 
     async def acknowledge(self, run: RunRecord, user_id: str) -> None:
         """Someone acknowledged ``run`` in Slack (the first to): the paged alerts that count it, acknowledged."""

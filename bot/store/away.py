@@ -22,8 +22,13 @@ _THE_STATEMENTS = (exc.ProgrammingError, exc.IntegrityError, exc.DataError, exc.
 #: (serialization failure, deadlock: tried again, it goes), insufficient resources, operator intervention (shutting
 #: down, a query canceled), system error
 _PG_AWAY = frozenset({"08", "40", "53", "57", "58"})
-#: SQLite primary result codes of a file busy or unreachable: BUSY, LOCKED, IOERR, CANTOPEN
-_SQLITE_AWAY = frozenset({5, 6, 10, 14})
+#: single SQLSTATEs of the server away from writing for now, in a class otherwise the bot's: a read-only transaction
+#: (25006: a standby answering after a failover, the database set read-only for maintenance)
+_PG_AWAY_STATES = frozenset({"25006"})
+#: SQLite primary result codes of a file busy, unreachable or that cannot be written for now: BUSY, LOCKED,
+#: READONLY (a filesystem remounted read-only after disk errors), IOERR, FULL (the disk: PostgreSQL's 53100 is
+#: away too), CANTOPEN
+_SQLITE_AWAY = frozenset({5, 6, 8, 10, 13, 14})
 
 
 def database_away(error: BaseException) -> bool:
@@ -47,7 +52,7 @@ def _drivers_code(orig: BaseException | None) -> bool | None:
     """What the driver's code says (None: it gave none): asyncpg's ``sqlstate``, sqlite3's ``sqlite_errorcode``."""
     sqlstate = getattr(orig, "sqlstate", None)
     if isinstance(sqlstate, str) and len(sqlstate) == 5:
-        return sqlstate[:2] in _PG_AWAY
+        return sqlstate[:2] in _PG_AWAY or sqlstate in _PG_AWAY_STATES
     code = getattr(orig, "sqlite_errorcode", None)
     if isinstance(code, int):
         return code & 0xFF in _SQLITE_AWAY

@@ -21,7 +21,7 @@ from bot.store.alert_events import AlertEvent, EventKind, add_event, event_of_ro
 from bot.store.alerting import Alert, AlertKind, AlertState, alert_of_row
 from bot.store.outbox import add_message
 from bot.store.records import OutboxKind
-from bot.store.tables import alert_events, alerts
+from bot.store.tables import alert_events, alerts, mutes
 
 __all__ = ["LAST_STEP", "EscalationStore", "Unanswered", "answered"]
 
@@ -31,7 +31,7 @@ LAST_STEP = 2
 
 @dataclass(frozen=True, slots=True)
 class Unanswered:
-    """An open alert nobody has acknowledged (nor muted) since it last opened."""
+    """An open alert nobody has acknowledged since it last opened (a muted pipeline's are skipped while muted)."""
 
     alert: Alert
     escalations: int  # pings sent since it last opened
@@ -40,10 +40,12 @@ class Unanswered:
 
 
 def answered(events: Sequence[AlertEvent]) -> bool:
-    """Whether someone took the alert since it last (re)opened: acknowledged it, or muted its pipeline."""
+    """Whether someone took the alert since it last (re)opened: acknowledged it. A mute is not taking it: it holds
+    the pings while it lasts (``EscalationStore.escalate``, ``Escalator.tick``); unmuted or ended, the alert nobody
+    took is pinged as any other (counted as taken, one mute silenced the alert's escalation for good)."""
     taken = False
     for event in events:
-        if event.kind in (EventKind.ACKNOWLEDGED, EventKind.MUTED):
+        if event.kind is EventKind.ACKNOWLEDGED:
             taken = True
         elif event.kind in (EventKind.REOPENED, EventKind.RESOLVED):
             taken = False
@@ -123,6 +125,8 @@ class EscalationStore:
                     return False
                 if answered((await _events(conn, [alert_id])).get(alert_id, [])):
                     raise _NotOwed  # acknowledged between the read and now: the count moved back
+                if await _muted(conn, alert_id, now):
+                    raise _NotOwed  # its pipeline muted between the read and now
                 written = await add_message(
                     conn, key, kind=OutboxKind.THREAD, text=text, blocks=blocks, card_key=card_key, now=now
                 )
@@ -132,6 +136,12 @@ class EscalationStore:
         except _NotOwed:
             return False
         return True
+
+
+async def _muted(conn: AsyncConnection, alert_id: int, now: datetime) -> bool:
+    pipeline = select(alerts.c.pipeline).where(alerts.c.id == alert_id).scalar_subquery()
+    query = select(mutes.c.pipeline).where(mutes.c.pipeline == pipeline, mutes.c.until > now)
+    return (await conn.execute(query)).first() is not None
 
 
 def _opened(first_at: datetime, events: Sequence[AlertEvent]) -> datetime:

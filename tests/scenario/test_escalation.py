@@ -145,3 +145,22 @@ async def test_a_restart_between_the_pings_sends_each_once(tmp_path: Path) -> No
         assert len(texts) == 2 and REMINDER in texts[0] and texts[1].startswith(ESCALATED)
         escalations = [line for line in timeline(w, alert) if line.startswith(("⏰", "📣"))]
         assert len(escalations) == 2
+
+
+async def test_an_alert_muted_then_unmuted_and_still_unacknowledged_pings_its_owners(tmp_path: Path) -> None:
+    """The tenth pass: a mute is not an acknowledgement. Muted for an hour by mistake and unmuted at once ("its
+    failures alert again"), the alert nobody took is pinged as any other; a mute silenced its escalation for good."""
+    async with world(tmp_path, catalog_edit=escalating("3s")) as w:
+        alert = await failed_alert(w)
+        store = w.runtime.store
+        [failed] = await store.runs.recent("orders")
+        await w.slack.click("C0ALERTS", alert.ts, ids.RUN_MUTE, user="U0BOB", value=ids.mute_value(failed.id, 3600))
+        await w.until(lambda: any(line.startswith("🔕") for line in timeline(w, alert)), 10, what="the mute")
+        await w.command("unmute orders", user="U0BOB")
+        for _ in range(250):  # the command's work runs after its ack
+            if "orders" not in await store.mutes.active(now=w.runtime.now()):
+                break
+            await asyncio.sleep(0.02)
+        assert "orders" not in await store.mutes.active(now=w.runtime.now()), "not unmuted"
+        await w.until(lambda: len(pings(w, alert)) == 1, 15, what="the owners pinged again once unmuted")
+        assert REMINDER in pings(w, alert)[0]

@@ -49,5 +49,51 @@ async def test_a_statement_sqlite_refuses_is_not_the_database_away(tmp_path: Pat
     assert not database_away(await _error(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", statement))
 
 
+async def test_a_postgresql_database_that_only_reads_is_the_database_away(postgres_url: str) -> None:
+    """The tenth pass: a standby after a failover (or a database set read-only for maintenance) refuses every write
+    with 25006, in a class otherwise of the bot's own mistakes; counted as a bug, every tick logged a traceback."""
+    engine = create_async_engine(postgres_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("create table t (x text)"))
+        name = postgres_url.rsplit("/", 1)[1]
+        await conn.execute(text(f"alter database {name} set default_transaction_read_only = on"))
+    await engine.dispose()
+    refused = await _error(postgres_url, "insert into t values ('y')")
+    assert "read-only" in str(refused) and database_away(refused)
+
+
+async def _sqlite_error(url: str, *statements: str) -> BaseException:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    except Exception as exc:
+        return exc
+    finally:
+        await engine.dispose()
+    raise AssertionError(f"{statements!r} did not fail")
+
+
+async def test_a_sqlite_disk_full_or_read_only_is_the_database_away(tmp_path: Path) -> None:
+    """The tenth pass: a disk full (SQLITE_FULL) and a file or volume the bot can no longer write (SQLITE_READONLY: a
+    filesystem remounted read-only after disk errors) are outages of the database, as PostgreSQL's disk full (53100)
+    is; counted as bugs, every tick of every job logged an ERROR with its traceback (on the full disk, too)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("create table t (x text)"))
+    await engine.dispose()
+    # SQLite's own "database or disk is full": the file may not grow past two pages
+    full = await _sqlite_error(
+        url, "pragma max_page_count = 2", *["insert into t values (printf('%.4000c', 'x'))"] * 4
+    )
+    assert "full" in str(full) and database_away(full)
+    # SQLite's own "attempt to write a readonly database": the file opened read-only, as on a read-only mount
+    read_only = await _sqlite_error(f"sqlite+aiosqlite:///file:{tmp_path / 'bot.db'}?mode=ro&uri=true",
+                                    "insert into t values ('y')")
+    assert "readonly" in str(read_only) and database_away(read_only)
+
+
 async def test_a_sqlite_file_that_cannot_be_opened_is_the_database_away(tmp_path: Path) -> None:
     assert database_away(await _error(f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'bot.db'}", "select 1"))

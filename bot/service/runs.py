@@ -365,11 +365,7 @@ class RunService:
     async def cancel(self, actor: Actor, run_id: int) -> RunRecord:
         run = await self.get(run_id)
         right = await self.may_cancel(actor, run)
-        if run.final:
-            raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
         client = self.pool.client(run.connection)
-        if not client.can(Capability.CANCEL):
-            raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")
         if run.provider_run_id is None:
             raise InvalidRequest(f"Run #{run.id} has not started yet; try again in a moment.")
         try:
@@ -384,10 +380,17 @@ class RunService:
         return run
 
     async def may_cancel(self, actor: Actor, run: RunRecord) -> Right:
-        """Whoever started ``run``, ``allow_change`` or an admin; the refusal audited."""
+        """Whoever started ``run``, ``allow_change`` or an admin (the refusal audited), and only while a cancel can
+        happen: the command asks this before its prompt, so no prompt is offered for a cancel bound to fail."""
         pipeline = self.notifier.pipeline(run)
         what = f"cancel run #{run.id} of *{escape(run.name)}*"
-        return await self.guard.grant(actor, CANCEL, pipeline, what=what, action="cancel", run=run)
+        right = await self.guard.grant(actor, CANCEL, pipeline, what=what, action="cancel", run=run)
+        if run.final:
+            raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
+        client = self.pool.client(run.connection)
+        if not client.can(Capability.CANCEL):
+            raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")
+        return right
 
     async def refresh(self, actor: Actor, run_id: int) -> RunRecord:
         run = await self.get(run_id)

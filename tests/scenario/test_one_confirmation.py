@@ -51,6 +51,22 @@ async def test_cancel_asks_once_and_its_prompt_cannot_be_clicked_twice(tmp_path:
         assert [e.outcome for e in await audit_of(w, "U0ALICE") if e.action == "cancel"] == ["ok"]
 
 
+async def test_cancel_is_not_asked_when_it_cannot_happen(tmp_path: Path) -> None:
+    """InVision offers no cancel: the command says so at once, with no prompt left to click; an ended run too."""
+    async with world(tmp_path) as w:
+        await w.command("run budget")
+        budget = run_number(await w.card_saying("budget is queued"))
+        refused = await ask(w, f"cancel {budget}")
+        assert refused.action_ids == []
+        assert "InVision offers no cancel" in refused.text
+        leads = await _running_leads(w)
+        w.advance(31)
+        await w.card_saying("leads-ods succeeded")
+        ended = await ask(w, f"cancel {leads}")
+        assert ended.action_ids == []
+        assert f"Run #{leads} has already ended" in ended.text
+
+
 async def test_a_cards_cancel_button_has_one_dialog_and_no_prompt_after_it(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         leads = await _running_leads(w)

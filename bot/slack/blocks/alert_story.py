@@ -9,7 +9,7 @@ from datetime import datetime
 
 from bot.models import RunState
 from bot.service.views import AlertState, AlertStory, AlertView, EventKind, TimelineEntry
-from bot.slack.blocks.card import final_duration, started_by
+from bot.slack.blocks.card import final_duration, started_by, task_words
 from bot.slack.blocks.escalation import pinged
 from bot.slack.text import code, escape, human_duration, link, mention_user, slack_date, truncate
 
@@ -136,7 +136,7 @@ def failed_tasks(story: AlertStory) -> str:
         return ""
     lines = []
     for task in failed[:TASKS_SHOWN]:
-        said = " ".join(task.message.split()) if task.message and task.message != run.message else ""
+        said = task_words(task.message, run.message)
         line = f"• {code(truncate(task.name, 100, '…'))}"
         lines.append(line + (f": {truncate(escape(said), TASK_CHARS, '…')}" if said else ""))
     if len(failed) > TASKS_SHOWN:

@@ -47,6 +47,7 @@ __all__ = [
     "section",
     "state_emoji",
     "state_word",
+    "task_words",
     "word_and_raw",
 ]
 
@@ -282,12 +283,23 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def task_words(task_message: str, run_message: str) -> str:
+    """What a failed task's line adds to the run's message, shown above it: nothing when the run's message says
+    it all; the task's own words less the run's message when it embeds it (Rivery: "load Failed: <the run's
+    message>"), so the message is said once."""
+    said, run = _flat(task_message), _flat(run_message)
+    if not said or said in run:
+        return ""
+    if run and run in said:
+        return said.replace(run, "").strip(" :-–—·")
+    return said
+
+
 def _task_line(task: TaskStatus, run_message: str) -> str:
     name = truncate(escape(task.name), 100, "…")
     line = f"{state_emoji(task.state)} {name} · {word_and_raw(task.state, task.raw_status)}"
-    said = _flat(task.message)
-    # the run's message is shown above the tasks: a task saying the same (or part of it) is not repeated
-    if task.state is RunState.FAILED and said and said not in _flat(run_message):
+    said = task_words(task.message, run_message)
+    if task.state is RunState.FAILED and said:
         line += ": " + truncate(escape(said), 120, "…")
     return line
 

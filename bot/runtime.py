@@ -223,8 +223,14 @@ def _assemble(
     first_poll = s.poll_interval_seconds
     auth = Authorizer(s.slack_admins, _group_members(client), cache_s=s.usergroup_cache_seconds.total_seconds())
     slack_check = SlackCheck(client)
+    page_links = {p.name: p.pagerduty.url for p in catalog.pipelines.values() if p.pagerduty and p.pagerduty.url}
     reporter = SlackReporter(
-        store, now, paging=pager is not None, command=s.slack_command, workspace_url=lambda: slack_check.url
+        store,
+        now,
+        paging=pager is not None,
+        page_links=page_links,
+        command=s.slack_command,
+        workspace_url=lambda: slack_check.url,
     )
     notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=s.unknown_after_seconds)
     alerter = Alerter(

@@ -1,8 +1,10 @@
 """``pagerduty: {routing_key: "${PD_ROUTING_KEY}"}`` on a pipeline or in ``defaults``: where its failures page.
 
-The routing key is the 32-character Integration Key of an Events API v2 integration on a PagerDuty service. It is
-a secret: written as a reference to an environment variable, never in the file, kept as a ``SecretStr`` and never
-quoted in a problem line. A pipeline's ``pagerduty: false`` opts out of the defaults' service.
+``url`` (optional): the PagerDuty service's page (``https://<subdomain>.pagerduty.com/service-directory/P…``),
+which the Slack alert links: the Events API answers with no incident URL, so the service page is where on-call
+finds the incident. The routing key is the 32-character Integration Key of an Events API v2 integration on a
+PagerDuty service. It is a secret: written as a reference to an environment variable, never in the file, kept as a
+``SecretStr`` and never quoted in a problem line. A pipeline's ``pagerduty: false`` opts out of the defaults' service.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = ["KEY_LENGTH", "PagerDutyService", "pagerduty_of"]
 
 KEY_LENGTH = 32
 _KEY = re.compile(r"[A-Za-z0-9]{32}")
+_URL = re.compile(r"https://[^\s<>|]+")  # no space, nor what would break a mrkdwn link
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EXAMPLE = "pagerduty: {routing_key: \"${PD_ROUTING_KEY}\"}"
 
@@ -29,9 +32,10 @@ class PagerDutyService:
 
     routing_key: SecretStr
     variable: str
+    url: str | None = None  # the service's page on PagerDuty, linked from the alert
 
     def __repr__(self) -> str:  # a dataclass repr would show SecretStr's mask; the variable says which key
-        return f"PagerDutyService(routing_key=${{{self.variable}}})"
+        return f"PagerDutyService(routing_key=${{{self.variable}}}, url={self.url!r})"
 
 
 def pagerduty_of(value: Any, path: str, env: Mapping[str, str], problems: list[str]) -> PagerDutyService | bool | None:
@@ -45,8 +49,15 @@ def pagerduty_of(value: Any, path: str, env: Mapping[str, str], problems: list[s
         problems.append(f"{path}: must be a mapping like {_EXAMPLE} (or false, to page nobody)")
         return None
     for key in value:
-        if key != "routing_key":
-            problems.append(f"{path}.{key}: unknown key; known keys: routing_key")
+        if key not in ("routing_key", "url"):
+            problems.append(f"{path}.{key}: unknown key; known keys: routing_key, url")
+    url = value.get("url")
+    if url is not None and (not isinstance(url, str) or not _URL.fullmatch(url.strip())):
+        problems.append(
+            f"{path}.url: must be the https address of the PagerDuty service's page, like "
+            "https://acme.pagerduty.com/service-directory/PABC123"
+        )
+        return None
     written = value.get("routing_key")
     where = f"{path}.routing_key"
     if written is None:
@@ -76,4 +87,4 @@ def pagerduty_of(value: Any, path: str, env: Mapping[str, str], problems: list[s
             f"one is {KEY_LENGTH} letters and digits: Service → Integrations → Events API v2 → Integration Key)"
         )
         return None
-    return PagerDutyService(SecretStr(key.strip()), variable)
+    return PagerDutyService(SecretStr(key.strip()), variable, url.strip() if isinstance(url, str) else None)

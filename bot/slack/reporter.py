@@ -64,15 +64,18 @@ class SlackReporter:
         now: Now,
         *,
         paging: bool = False,
+        page_links: Mapping[str, str] | None = None,
         command: str = "/pipeline",
         workspace_url: Callable[[], str | None] = lambda: None,
     ) -> None:
-        """``paging``: some pipeline pages PagerDuty (alert messages show their page). ``workspace_url``:
+        """``paging``: some pipeline pages PagerDuty (alert messages show their page; ``page_links``: the PagerDuty
+        service page of each pipeline the catalog gives one, linked from its alert). ``workspace_url``:
         ``https://team.slack.com/`` as ``auth.test`` said it, for links to cards (None while unknown: a note then
         names the card's channel without a link)."""
         self.store = store
         self.now = now
         self.paging = paging
+        self.page_links = dict(page_links or {})
         self.command = command
         self.workspace_url = workspace_url
 
@@ -153,7 +156,9 @@ class SlackReporter:
         def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
             sizes[key] = len(group)
             views = [alert_view(a, told.get(a.id)) for a in group]
-            return alert_group(key, views, owners=owners, display_names=display_names, pages=pages)
+            return alert_group(
+                key, views, owners=owners, display_names=display_names, pages=pages, page_links=self.page_links
+            )
 
         def split(group: list[Alert]) -> list[list[Alert]]:
             by_id = {alert.id: alert for alert in group}
@@ -182,7 +187,9 @@ class SlackReporter:
         pages = await self.store.paging.pages(a.id for a in group) if self.paging else {}
         told = stories or {}
         views = [alert_view(a, told.get(a.id)) for a in group]
-        _, text, blocks = alert_group(key, views, owners=owners, display_names=display_names, pages=pages)
+        _, text, blocks = alert_group(
+            key, views, owners=owners, display_names=display_names, pages=pages, page_links=self.page_links
+        )
         await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
 
     async def escalate(self, escalation: Escalation) -> bool:

@@ -109,16 +109,17 @@ def alert_group(
     owners: Mapping[str, Sequence[str]],
     display_names: Mapping[str, str],
     pages: Mapping[int, Page] | None = None,
+    page_links: Mapping[str, str] | None = None,
 ) -> tuple[str, str, list[Block]]:
     """The message announcing ``alerts`` (failures of one channel that landed together), with the PagerDuty line
-    of those paged (``pages`` by alert id).
+    of those paged (``pages`` by alert id; ``page_links``: the PagerDuty service page by pipeline).
 
     ``owners`` and ``display_names`` are by pipeline. Owners of alerts not muted are mentioned; a recovered
     alert keeps its line, its message and its owners, marked recovered (resolved before it was posted, it
     is announced all the same; an edit notifies nobody again).
     """
     key, text, blocks = _group(key, alerts, owners=owners, display_names=display_names)
-    paged = page_line([(alert_name(a), pages[a.id]) for a in alerts if pages and a.id in pages])
+    paged = page_line([(alert_name(a), pages[a.id]) for a in alerts if pages and a.id in pages], page_links)
     if paged is not None and len(blocks) < MAX_BLOCKS:
         blocks.append(paged)
     return key, text, blocks

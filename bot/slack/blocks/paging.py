@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.service.views import Page, PageState
@@ -16,24 +16,26 @@ Block = dict[str, Any]
 MAX_ELEMENTS = 10  # Slack's limit on a context block
 
 
-def _said(name: str, page: Page, *, named: bool) -> str:
+def _said(name: str, page: Page, *, named: bool, url: str | None = None) -> str:
     who = f"*{escape(name)}* " if named else ""
     key = f"`{escape(page.dedup_key)}`"
     if page.state is PageState.SENT:
-        return f"📟 {who}Paged on PagerDuty · incident {key}"
+        where = f"<{url}|PagerDuty>" if url else "PagerDuty"  # the catalog's service page: the API gives no link
+        return f"📟 {who}Paged on {where} · incident {key}"
     if page.state is PageState.DEAD:
         reason = truncate(escape(" ".join(page.error.split())), 200, "…")
         return f"⚠️ {who}PagerDuty refused the page ({key}): {reason}"
     return f"📟 {who}Paging PagerDuty… · incident {key}"
 
 
-def page_line(pages: Sequence[tuple[str, Page]]) -> Block | None:
+def page_line(pages: Sequence[tuple[str, Page]], links: Mapping[str, str] | None = None) -> Block | None:
     """The context line of the alerts paged, ``(pipeline, page)`` each; None when none was. One alert's line does
-    not repeat its name; a group's names each."""
+    not repeat its name; a group's names each. ``links``: the PagerDuty service page of each pipeline that has one."""
     if not pages:
         return None
     named = len(pages) > 1
-    texts = [_said(name, page, named=named) for name, page in pages[:MAX_ELEMENTS]]
+    found = links or {}
+    texts = [_said(name, page, named=named, url=found.get(name)) for name, page in pages[:MAX_ELEMENTS]]
     if len(pages) > MAX_ELEMENTS:
         texts[-1] = f"📟 and {len(pages) - MAX_ELEMENTS + 1} more paged on PagerDuty"
     return context(*texts)

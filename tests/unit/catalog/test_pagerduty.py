@@ -98,7 +98,7 @@ def test_a_pipeline_may_opt_out_of_the_defaults_service_and_none_pages_without_o
         (
             '    pagerduty: {routing_key: "${PD_ROUTING_KEY}", service: ops}\n',
             {"PD_ROUTING_KEY": KEY},
-            "pipelines.orders.pagerduty.service: unknown key; known keys: routing_key",
+            "pipelines.orders.pagerduty.service: unknown key; known keys: routing_key, url",
         ),
         (
             "    pagerduty: {}\n",
@@ -130,3 +130,14 @@ def test_a_defaults_problem_is_said_once_at_the_defaults_line(tmp_path: Path) ->
         f"{path}:3: defaults.pagerduty.routing_key: the value of PD_KEY is not a PagerDuty Integration Key (9 "
         "characters; one is 32 letters and digits: Service → Integrations → Events API v2 → Integration Key)"
     ]
+
+
+def test_a_service_page_is_kept_for_the_alerts_link_and_a_wrong_one_said_plainly(tmp_path: Path) -> None:
+    url = "https://acme.pagerduty.com/service-directory/PABC123"
+    path = _write(tmp_path, defaults=f'  pagerduty: {{routing_key: "${{PD_ROUTING_KEY}}", url: "{url}"}}\n')
+    leads = load_catalog(path, _env(PD_ROUTING_KEY=KEY)).pipelines["leads"].pagerduty
+    assert leads is not None and leads.url == url
+    for wrong in ("http://acme.pagerduty.com/x", "acme.pagerduty.com", "https://a b", "https://x|y>"):
+        path = _write(tmp_path, defaults=f'  pagerduty: {{routing_key: "${{PD_ROUTING_KEY}}", url: "{wrong}"}}\n')
+        [problem] = _problems(path, _env(PD_ROUTING_KEY=KEY))
+        assert "defaults.pagerduty.url: must be the https address" in problem and KEY not in problem, problem

@@ -27,6 +27,20 @@ def test_one_alert_says_it_was_paged_with_its_dedup_key() -> None:
     assert blocks[-1]["type"] == "context"
 
 
+def test_a_paged_alert_links_its_pipelines_pagerduty_service_when_the_catalog_gives_one() -> None:
+    pages = {1: Page("pipeline-bot/alert/1", PageState.SENT)}
+    url = "https://acme.pagerduty.com/service-directory/PABC123"
+    _, text, blocks = alert_group(
+        "alerts:C0ALERTS:1", [alert()], owners=OWNERS, display_names=NAMES, pages=pages, page_links={"orders": url}
+    )
+    check_message(text, blocks)
+    assert f"📟 Paged on <{url}|PagerDuty> · incident `pipeline-bot/alert/1`" in _context(blocks)
+    _, _, others = alert_group(
+        "alerts:C0ALERTS:1", [alert()], owners=OWNERS, display_names=NAMES, pages=pages, page_links={"leads": url}
+    )
+    assert url not in _context(others)  # another pipeline's service is not this alert's
+
+
 def test_an_alert_not_paged_has_no_line_and_one_on_its_way_says_so() -> None:
     _, _, blocks = alert_group("alerts:C0ALERTS:1", [alert()], owners=OWNERS, display_names=NAMES)
     assert "PagerDuty" not in json.dumps(blocks)

@@ -63,7 +63,7 @@ class Authorizer:
         who = self.names(allowed)
         raise NotAllowed(
             f"You may not {what}. Who may: {who + ', ' if who else ''}or an admin. "
-            "Ask one of them, or ask an admin to change `allow_run` / `allow_change` in the catalog."
+            f"Ask one of them, or ask an admin to change `{_SETTING[need]}` in the catalog."
         )
 
     async def allows(self, actor: Actor, need: Need, pipeline: Governed | None) -> bool:
@@ -115,3 +115,7 @@ class Authorizer:
             elif p[:1] in ("C", "G"):
                 shown.append(f"anyone in <#{p}>")
         return ", ".join(shown)
+
+
+#: the catalog setting that gives each need (``run`` is also given by ``allow_change``, the broader one)
+_SETTING: dict[Need, str] = {"run": "allow_run", "change": "allow_change"}

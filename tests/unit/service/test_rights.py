@@ -80,3 +80,17 @@ async def test_a_groups_members_are_kept_briefly_then_asked_again() -> None:
     for _ in range(3):
         await r.grant(Actor("U0ERIN"), Pipe(), ACKNOWLEDGE, what="ack")
     assert kept == ["S0NIGHT"]
+
+
+async def test_a_refusal_names_only_the_catalog_setting_that_would_give_the_right() -> None:
+    auth = Authorizer(["U0CAROL"], lambda group: _no_members(group))
+    with pytest.raises(NotAllowed) as change:
+        await auth.check(Actor("U0ZED"), "change", Pipe(), what="watch *orders*")
+    assert "change `allow_change` in the catalog" in str(change.value) and "allow_run" not in str(change.value)
+    with pytest.raises(NotAllowed) as run:
+        await auth.check(Actor("U0ZED"), "run", Pipe(), what="run *orders*")
+    assert "change `allow_run` in the catalog" in str(run.value)
+
+
+async def _no_members(group: str) -> frozenset[str]:
+    return frozenset()

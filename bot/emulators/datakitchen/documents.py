@@ -193,6 +193,7 @@ class Documents:
         lines = [line("INFO", f"Order run {run.run_id} planned")]
         if run.phase(now) == "queued":
             return lines
+        lines += [line("INFO", text) for text in run.outcome.filler()]
         for task in run.outcome.tasks:
             lines.append(line("INFO", f"node {task}: started", task))
             task_phase = run.task_phase(task, now)

@@ -21,9 +21,9 @@ from bot.errors import (
     ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunState, RunStatus, Triggered
+from bot.models import RunLog, RunState, RunStatus, Triggered
 from bot.providers._http import Call, RetryPolicy, Sleep, loads
-from bot.providers.base import Capability, ProviderClient
+from bot.providers.base import LOG_KEEP_LINES, Capability, ProviderClient
 from bot.providers.datakitchen.answers import (
     _CREATED_KEYS,
     _MESSAGE_LIMIT,
@@ -58,7 +58,7 @@ class Client(ProviderClient[Connection, Job]):
     display_name: ClassVar[str] = "DataKitchen"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.LIST_RUNS, Capability.CANCEL, Capability.RESUME, Capability.ENABLE, Capability.DISABLE,
-         Capability.STATUSES}
+         Capability.STATUSES, Capability.LOGS}
     )
 
     def __init__(
@@ -259,6 +259,21 @@ class Client(ProviderClient[Connection, Job]):
         if status.state is RunState.FAILED:
             message = _failure_message(tasks, lines, detail, status.message, redact)
         return replace(status, tasks=tasks or status.tasks, message=message)
+
+    async def run_log(self, job: Job, run_id: str) -> RunLog:
+        """The order run's log, from the details DKCloudCommand's ``orderrun_detail`` asks for (``POST
+        v2/order/details/{kitchen}`` with ``logs``): the entries of ``log.lines``, each ``record_type message``,
+        its node named, redacted."""
+        order_id, hid = self._order_ref(run_id)
+        if hid is None:
+            hid = _hid_of((await self._servings(job, order_id) or [{}])[0])
+        if not hid:
+            raise self.caller.error(ProviderResponseError, f"Order {order_id} has no order run yet: it has no log.")
+        detail = await self._details(job, hid, f"read the log of order run {hid}")
+        redact = self.caller.redactor.snapshot()
+        lines = _log_lines(detail, LOG_KEEP_LINES)
+        texts = tuple(redact(f"[{line.node}] {line.text}" if line.node else line.text) for line in lines)
+        return RunLog(texts, f"DataKitchen POST v2/order/details ({hid}: summary, logs)")
 
     def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus:
         """One order run (an entry of ``servings``) as a RunStatus."""

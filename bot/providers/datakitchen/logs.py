@@ -56,7 +56,7 @@ class _Line(NamedTuple):
         return self.node == node if self.node else node in self.text
 
 
-def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
+def _log_lines(detail: Mapping[str, Any], keep: int = _LOG_KEEP_LINES) -> list[_Line]:
     """Log lines of a details answer: its last ``_LOG_KEEP_LINES`` lines and ``_LOG_KEEP`` characters at most,
     where a run's failure is told.
 
@@ -68,17 +68,17 @@ def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
     if isinstance(raw, dict) and isinstance(raw.get("lines"), list):
         raw = raw["lines"]
     if isinstance(raw, list):
-        return _tail([line for line in (_entry_line(e) for e in raw[-_LOG_KEEP_LINES:]) if line.text])
+        return _tail([line for line in (_entry_line(e) for e in raw[-keep:]) if line.text], keep)
     if isinstance(raw, str):
         text = _maybe_compressed(raw)[-_LOG_KEEP:]
-        return _tail([_Line(line.strip()) for line in text.splitlines()[-_LOG_KEEP_LINES:] if line.strip()])
+        return _tail([_Line(line.strip()) for line in text.splitlines()[-keep:] if line.strip()], keep)
     return []
 
 
-def _tail(lines: list[_Line]) -> list[_Line]:
-    """The last lines, ``_LOG_KEEP_LINES`` and ``_LOG_KEEP`` characters of them at most: each is redacted and
+def _tail(lines: list[_Line], keep: int = _LOG_KEEP_LINES) -> list[_Line]:
+    """The last lines, ``keep`` and ``_LOG_KEEP`` characters of them at most: each is redacted and
     searched, and the end of a log is what says why a run failed."""
-    lines = lines[-_LOG_KEEP_LINES:]
+    lines = lines[-keep:]
     kept = 0
     for at in range(len(lines) - 1, -1, -1):
         kept += len(lines[at].text)

@@ -47,6 +47,7 @@ from bot.service.recovery import Recovery
 from bot.service.retries import Retrier, WaitingStarts
 from bot.service.runs import RunService
 from bot.service.subscribers import Subscribers
+from bot.service.triage import Triage
 from bot.service.workflows import WorkflowEngine
 from bot.slack.app import build_app, web_client
 from bot.slack.context import Services
@@ -254,7 +255,8 @@ def _assemble(
     retrier = Retrier(store, catalog, notifier, now=now)
     workflows = WorkflowEngine(store, catalog, runs, notifier, auth, now=now)
     subscribers = Subscribers(store, catalog, notifier, reporter, now)
-    outcomes = Outcomes(store, notifier, alerter, retrier, workflows, subscribers)
+    triage = Triage(store, pool, reporter, now)
+    outcomes = Outcomes(store, notifier, alerter, retrier, workflows, subscribers, triage=triage)
     changes.subscribe(outcomes.on_change)
     tasks = TaskSet()
     services = Services(s, catalog, store, pool, auth, notifier, runs, tasks, now, workflows=workflows)

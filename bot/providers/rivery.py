@@ -747,4 +747,5 @@ def _log_of(redact: Callable[[str], str], text: str, what: str) -> RunLog:
     if rows and [cell.strip().lower() for cell in rows[0]] == ["time", "level", "message"]:
         rows = rows[1:]
     lines = [redact(" ".join(cell.strip() for cell in row if cell.strip())) for row in rows]
-    return RunLog(tuple(lines[-LOG_KEEP_LINES:]), f"Rivery GET activities/runs/logs ({what})", len(lines) > LOG_KEEP_LINES)
+    kept = tuple(lines[-LOG_KEEP_LINES:])
+    return RunLog(kept, f"Rivery GET activities/runs/logs ({what})", len(lines) > LOG_KEEP_LINES)

@@ -25,6 +25,7 @@ __all__ = [
     "is_run_card",
     "notify_me",
     "run_card",
+    "run_evidence",
     "run_failure",
     "run_of_card",
     "run_reply",
@@ -69,6 +70,11 @@ def run_reply(run_id: int, note: str) -> str:
 def run_failure(run_id: int) -> str:
     """The failure's details, in the run's thread."""
     return run_reply(run_id, "failure")
+
+
+def run_evidence(run_id: int) -> str:
+    """The provider's own details of a failure and what changed since the last success, in the run's thread."""
+    return run_reply(run_id, "evidence")
 
 
 def run_stuck(run_id: int) -> str:

@@ -138,7 +138,7 @@ async def test_a_v1_rivery_connection_offers_no_log(rivery_url: str) -> None:
 async def test_datakitchen_s_log_comes_from_the_order_run_details_with_nodes_named(
     dk: tuple[DataKitchenEmulator, datakitchen.Client], state: EmulatorState, clock: ManualClock
 ) -> None:
-    emulator, client = dk
+    _, client = dk
     _fail(state, DK_KEY, secret=PASSWORD)
     run = await client.trigger(DK_JOB, {})
     clock.advance(10)
@@ -154,7 +154,7 @@ async def test_datakitchen_s_log_comes_from_the_order_run_details_with_nodes_nam
 async def test_a_10000_line_datakitchen_log_is_read_whole(
     dk: tuple[DataKitchenEmulator, datakitchen.Client], state: EmulatorState, clock: ManualClock
 ) -> None:
-    emulator, client = dk
+    _, client = dk
     _fail(state, DK_KEY, log_lines=10_000)
     run = await client.trigger(DK_JOB, {})
     clock.advance(10)
@@ -169,7 +169,7 @@ async def test_a_10000_line_datakitchen_log_is_read_whole(
 async def test_datakitchen_s_details_failing_is_a_provider_error(
     dk: tuple[DataKitchenEmulator, datakitchen.Client], state: EmulatorState, clock: ManualClock, fault: Fault
 ) -> None:
-    emulator, client = dk
+    _, client = dk
     _fail(state, DK_KEY)
     run = await client.trigger(DK_JOB, {})
     clock.advance(10)

@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import InvalidRequest, UserError
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
+from bot.slack.blocks.evidence import log_modal
 from bot.slack.blocks.modal import run_modal
 from bot.slack.blocks.replies import mute_answer, notice
 from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
@@ -52,6 +53,8 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(re.compile(r"^wf\.approve(?::\d+)?$"))(_listener(services, _approve))
     app.action(re.compile(r"^wf\.reject(?::\d+)?$"))(_listener(services, _reject))
     app.action(WF_RETRY)(_listener(services, _resume))
+    app.action(ids.RUN_LOG)(_listener(services, _full_log))
+    app.action(ids.LOG_PAGE_PATTERN)(_listener(services, _log_page))
     app.action(ids.RUN_CONSOLE)(_just_ack)  # a link button: Slack opens the URL, the click still needs an ack
     app.action(ids.OP_DISMISS)(_dismiss)
     app.action(ids.SUB_REMOVE_PATTERN)(_listener(services, _unsubscribe))
@@ -186,6 +189,27 @@ async def _open_modal(
         display_names=services.display_names(),
     )
     await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+async def _full_log(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> None:
+    """The failure thread's Full log: the modal at the log's last page (its trigger_id is valid for 3 s, and the
+    log is read from the provider first: a slow provider's modal may not open, the person is told)."""
+    page = await services.triage.log_page(ids.parse_run_value(_value(action)), 0)
+    await client.views_open(trigger_id=body["trigger_id"], view=log_modal(page))
+
+
+async def _log_page(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> None:
+    """Earlier / Later in the Full log modal: the same view, another page (the value re-checked: it is input)."""
+    run_id, number = ids.parse_log_page_value(_value(action))
+    view = body.get("view") or {}
+    if str(view.get("private_metadata", "")) != str(run_id):
+        raise ValueError("a log page of another run than its modal's")
+    page = await services.triage.log_page(run_id, number)
+    await client.views_update(view_id=str(view.get("id", "")), hash=view.get("hash"), view=log_modal(page))
 
 
 async def _unsubscribe(

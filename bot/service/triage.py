@@ -1,0 +1,109 @@
+"""Triage starts in the failure's thread: the provider's own log, fetched once when a run fails, and what changed
+since the pipeline's last success; the Full log's pages, read again from the provider at each click.
+
+Once: the note is keyed (``keys.run_evidence``), and a failure handed here again (recovery after a crash) finds it
+written and asks the provider nothing. A provider without logs (InVision, Tailer, Rivery's v1 API) is said so in
+the note; a log call that fails leaves its (redacted) error in the note instead of the lines: the failure itself
+was already told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot.errors import InvalidRequest, OperationNotSupported, PipelineBotError
+from bot.models import RunLog, RunState
+from bot.service.clients import ClientPool
+from bot.service.events import Reporter
+from bot.service.evidence import Comparison, Evidence, LogPage, compare, page_of, relevant
+from bot.store import keys
+from bot.store.records import RunRecord
+from bot.store.store import Store
+
+__all__ = ["Triage"]
+
+log = logging.getLogger(__name__)
+
+#: how far back a pipeline's last success is looked for, in runs
+_LOOK_BACK = 100
+
+
+class Triage:
+    def __init__(self, store: Store, pool: ClientPool, reporter: Reporter, now: Callable[[], datetime]) -> None:
+        self.store = store
+        self.pool = pool
+        self.reporter = reporter
+        self.now = now
+
+    async def failed(self, run: RunRecord) -> None:
+        """The failure's evidence in its thread, once."""
+        if await self.store.outbox.written_at(keys.run_evidence(run.id)) is not None:
+            return
+        await self.reporter.run_evidence(run, await self.evidence(run))
+
+    async def evidence(self, run: RunRecord) -> Evidence:
+        display = self._display(run)
+        comparison = await self.comparison(run)
+        try:
+            found = await self._log(run)
+        except OperationNotSupported as refused:
+            return Evidence(run_id=run.id, display_name=display, missing=str(refused), comparison=comparison)
+        except PipelineBotError as failed:  # provider errors come redacted (bot.providers._http)
+            missing = f"{display} did not give this run's log: {failed}"
+            return Evidence(run_id=run.id, display_name=display, missing=missing, comparison=comparison)
+        if not found.lines:
+            missing = f"{display}'s log of this run is empty."
+            return Evidence(run_id=run.id, display_name=display, missing=missing, comparison=comparison)
+        return Evidence(
+            run_id=run.id,
+            display_name=display,
+            lines=relevant(found.lines),
+            total_lines=len(found.lines),
+            source=found.source,
+            comparison=comparison,
+        )
+
+    async def log_page(self, run_id: int, page: int) -> LogPage:
+        """A page of the run's log for the Full log modal: the run re-checked (the button's value is input), the
+        log read again from the provider (it is never stored, nor sent whole)."""
+        run = await self.store.runs.get(run_id)
+        if run is None:
+            raise InvalidRequest(f"There is no run #{run_id}.")
+        if run.run_state is not RunState.FAILED:
+            raise InvalidRequest(f"Run #{run.id} did not fail: the Full log is offered for failed runs.")
+        found = await self._log(run)
+        return page_of(run.id, found.lines, page)
+
+    async def comparison(self, run: RunRecord) -> Comparison | None:
+        """``run`` beside its pipeline's last success before it, when the bot knows of one."""
+        if run.pipeline is None:
+            return None
+        earlier = await self.store.runs.recent(run.pipeline, limit=_LOOK_BACK)
+        success = next((r for r in earlier if r.id < run.id and r.run_state is RunState.SUCCEEDED), None)
+        if success is None:
+            return None
+        return compare(
+            success_id=success.id,
+            success_ended=success.ended_at,
+            durations=(_duration(success), _duration(run)),
+            parameters=(success.parameters, run.parameters),
+            tasks=(success.tasks, run.tasks),
+        )
+
+    async def _log(self, run: RunRecord) -> RunLog:
+        if run.provider_run_id is None:
+            raise InvalidRequest(f"Run #{run.id} never started at {self._display(run)}: it has no log.")
+        # a client without logs raises its own refusal, which says what the provider offers instead
+        return await self.pool.client(run.connection).run_log(self.pool.job(run.provider, run.job), run.provider_run_id)
+
+    def _display(self, run: RunRecord) -> str:
+        try:
+            return self.pool.client(run.connection).display_name
+        except Exception:  # the catalog changed under the run: its provider key still names it
+            return run.provider
+
+
+def _duration(run: RunRecord) -> timedelta | None:
+    return run.ended_at - run.started_at if run.ended_at and run.started_at else None

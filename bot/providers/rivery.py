@@ -737,7 +737,7 @@ def _operation_id(response: httpx.Response) -> str:
 
 
 #: the waits between polls of a log query (rivery-cli polls every few seconds); about a minute in all
-_LOG_WAITS = (1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 10.0, 15.0)
+_LOG_WAITS = (0.5, 1.0, 1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 10.0, 15.0)
 
 
 def _log_of(redact: Callable[[str], str], text: str, what: str) -> RunLog:

@@ -30,6 +30,8 @@ class Comparison:
     parameters: tuple[tuple[str, str | None, str | None], ...]
     #: the steps (tasks, nodes) that failed now and passed then
     steps: tuple[str, ...]
+    #: whether the success's steps are known (a run seen only in a provider's list has none)
+    steps_known: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,4 +103,4 @@ def compare(
     differ = tuple((name, then.get(name), now.get(name)) for name in names if then.get(name) != now.get(name))
     passed = {t.name for t in tasks[0] if t.state is RunState.SUCCEEDED}
     steps = tuple(t.name for t in tasks[1] if t.state is RunState.FAILED and t.name in passed)
-    return Comparison(success_id, success_ended, durations[1], durations[0], differ, steps)
+    return Comparison(success_id, success_ended, durations[1], durations[0], differ, steps, bool(tasks[0]))

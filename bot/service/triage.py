@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from bot.errors import InvalidRequest, OperationNotSupported, PipelineBotError
 from bot.models import RunLog, RunState
+from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import Reporter
 from bot.service.evidence import Comparison, Evidence, LogPage, compare, page_of, relevant
@@ -46,24 +48,19 @@ class Triage:
     async def evidence(self, run: RunRecord) -> Evidence:
         display = self._display(run)
         comparison = await self.comparison(run)
+        can_resume = run.provider_run_id is not None and self._can_resume(run)
+        note = partial(Evidence, run_id=run.id, display_name=display, comparison=comparison, can_resume=can_resume)
         try:
             found = await self._log(run)
         except OperationNotSupported as refused:
-            return Evidence(run_id=run.id, display_name=display, missing=str(refused), comparison=comparison)
+            return note(missing=str(refused))
         except PipelineBotError as failed:  # provider errors come redacted (bot.providers._http)
             missing = f"{display} did not give this run's log: {failed}"
-            return Evidence(run_id=run.id, display_name=display, missing=missing, comparison=comparison)
+            return note(missing=missing)
         if not found.lines:
             missing = f"{display}'s log of this run is empty."
-            return Evidence(run_id=run.id, display_name=display, missing=missing, comparison=comparison)
-        return Evidence(
-            run_id=run.id,
-            display_name=display,
-            lines=relevant(found.lines),
-            total_lines=len(found.lines),
-            source=found.source,
-            comparison=comparison,
-        )
+            return note(missing=missing)
+        return note(lines=relevant(found.lines), total_lines=len(found.lines), source=found.source)
 
     async def log_page(self, run_id: int, page: int) -> LogPage:
         """A page of the run's log for the Full log modal: the run re-checked (the button's value is input), the
@@ -97,6 +94,12 @@ class Triage:
             raise InvalidRequest(f"Run #{run.id} never started at {self._display(run)}: it has no log.")
         # a client without logs raises its own refusal, which says what the provider offers instead
         return await self.pool.client(run.connection).run_log(self.pool.job(run.provider, run.job), run.provider_run_id)
+
+    def _can_resume(self, run: RunRecord) -> bool:
+        try:
+            return self.pool.client(run.connection).can(Capability.RESUME)
+        except Exception:  # the catalog changed under the run: no button rather than a broken note
+            return False
 
     def _display(self, run: RunRecord) -> str:
         try:

@@ -53,6 +53,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(re.compile(r"^wf\.approve(?::\d+)?$"))(_listener(services, _approve))
     app.action(re.compile(r"^wf\.reject(?::\d+)?$"))(_listener(services, _reject))
     app.action(WF_RETRY)(_listener(services, _resume))
+    app.action(ids.RUN_RESUME)(_listener(services, _resume_run))
     app.action(ids.RUN_LOG)(_listener(services, _full_log))
     app.action(ids.LOG_PAGE_PATTERN)(_listener(services, _log_page))
     app.action(ids.RUN_CONSOLE)(_just_ack)  # a link button: Slack opens the URL, the click still needs an ack
@@ -133,6 +134,15 @@ async def _retry(
     run_id = ids.parse_run_value(_value(action))
     await services.runs.retry(actor, run_id, channel=actor.channel_id, on_recorded=recorded)
     return None
+
+
+async def _resume_run(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> tuple[str, list[Any]]:
+    """Resume from the failed step: Retry with the provider's own resume, the same rights, refused where the
+    provider has none."""
+    new = await services.runs.retry(actor, ids.parse_run_value(_value(action)), channel=actor.channel_id, resume=True)
+    return notice(f"▶️ Resuming from the failed step as run #{new.id}.")
 
 
 async def _acknowledge(

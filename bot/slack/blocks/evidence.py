@@ -78,6 +78,8 @@ def comparison_text(comparison: Comparison) -> str:
     if comparison.steps:
         steps = ", ".join(code(s) for s in comparison.steps[:10])
         lines.append(f"• Failed now, passed then: {steps}")
+    if not comparison.steps_known:
+        lines.append(f"• The steps of run #{comparison.success_id} are not known: no step to compare")
     if len(lines) == 1:
         lines.append("• Same parameters; no step that passed then failed now.")
     return "\n".join(lines)

@@ -106,11 +106,11 @@ async def test_the_full_log_of_a_10000_line_log_pages_in_a_modal(tmp_path: Path)
         assert "Lines 9953–10002 of 10002" in first and "page 201 of 201" in first
         assert "disk full" in first
         assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in modal.blocks)
-        await w.slack.click_view(modal.id, "log.page:earlier", user="U0CAROL")
+        await w.slack.click_view(modal.id, "log.earlier", user="U0CAROL")
         await w.until(lambda: "Lines 9903–9952" in text_of(w.slack.view(modal.id)), what="the earlier page")
         earlier = text_of(w.slack.view(modal.id))
         assert "step 9903 of 10000" in earlier and "step 9952 of" in earlier and "step 9953 of" not in earlier
-        await w.slack.click_view(modal.id, "log.page:later", user="U0CAROL")
+        await w.slack.click_view(modal.id, "log.later", user="U0CAROL")
         await w.until(lambda: "Lines 9953–10002" in text_of(w.slack.view(modal.id)), what="back to the end")
 
 

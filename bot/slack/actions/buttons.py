@@ -55,7 +55,8 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(WF_RETRY)(_listener(services, _resume))
     app.action(ids.RUN_RESUME)(_listener(services, _resume_run))
     app.action(ids.RUN_LOG)(_listener(services, _full_log))
-    app.action(ids.LOG_PAGE_PATTERN)(_listener(services, _log_page))
+    app.action(ids.LOG_EARLIER)(_listener(services, _log_page))
+    app.action(ids.LOG_LATER)(_listener(services, _log_page))
     app.action(ids.RUN_CONSOLE)(_just_ack)  # a link button: Slack opens the URL, the click still needs an ack
     app.action(ids.OP_DISMISS)(_dismiss)
     app.action(ids.SUB_REMOVE_PATTERN)(_listener(services, _unsubscribe))

@@ -97,14 +97,14 @@ def log_modal(page: LogPage) -> dict[str, Any]:
     blocks += log_sections(page.lines, limit=_MODAL_SECTIONS) or [section("_The log is empty._")]
     moves = []
     if page.page + 1 < page.pages:
-        moves.append(button("◀ Earlier", f"{ids.LOG_PAGE}:earlier", ids.log_page_value(page.run_id, page.page + 1)))
+        moves.append(button("◀ Earlier", ids.LOG_EARLIER, ids.log_page_value(page.run_id, page.page + 1)))
     if page.page > 0:
-        moves.append(button("Later ▶", f"{ids.LOG_PAGE}:later", ids.log_page_value(page.run_id, page.page - 1)))
+        moves.append(button("Later ▶", ids.LOG_LATER, ids.log_page_value(page.run_id, page.page - 1)))
     if moves:
         blocks.append({"type": "actions", "elements": moves})
     return {
         "type": "modal",
-        "callback_id": ids.LOG_PAGE,
+        "callback_id": ids.LOG_MODAL,
         "title": plain_text(f"Log of run #{page.run_id}", 24),
         "close": plain_text("Close", 24),
         "private_metadata": str(page.run_id),

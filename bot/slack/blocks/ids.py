@@ -12,8 +12,9 @@ import re
 __all__ = [
     "LIST_RUN",
     "LIST_RUN_PATTERN",
-    "LOG_PAGE",
-    "LOG_PAGE_PATTERN",
+    "LOG_EARLIER",
+    "LOG_LATER",
+    "LOG_MODAL",
     "MUTE_CHOICES",
     "MUTE_SET",
     "MUTE_SET_PATTERN",
@@ -117,10 +118,10 @@ def parse_run_value(value: str) -> int:
     return int(value)
 
 
-# the Full log modal's Earlier / Later: value "<run_id>|<page>", pages counted from the log's end; each button's
-# action_id is "log.page:<earlier|later>" (a view may not repeat an action_id)
-LOG_PAGE = "log.page"
-LOG_PAGE_PATTERN = re.compile(r"^log\.page(?::(?:earlier|later))?$")
+# the Full log modal's Earlier / Later: value "<run_id>|<page>", pages counted from the log's end
+LOG_MODAL = "log.modal"
+LOG_EARLIER = "log.earlier"
+LOG_LATER = "log.later"
 
 
 def log_page_value(run_id: int, page: int) -> str:

@@ -23,7 +23,7 @@ from bot.errors import (
 )
 from bot.models import RunLog, RunState, RunStatus, Triggered
 from bot.providers._http import Call, RetryPolicy, Sleep, loads
-from bot.providers.base import LOG_KEEP_LINES, Capability, ProviderClient
+from bot.providers.base import Capability, ProviderClient
 from bot.providers.datakitchen.answers import (
     _CREATED_KEYS,
     _MESSAGE_LIMIT,
@@ -44,7 +44,7 @@ from bot.providers.datakitchen.answers import (
 )
 from bot.providers.datakitchen.batches import kitchen_statuses
 from bot.providers.datakitchen.config import Connection, Job
-from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of
+from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of, log_of
 from bot.providers.datakitchen.session import Clock, _Session
 
 _ORDERS_PAGE = 50
@@ -56,10 +56,9 @@ _ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
 class Client(ProviderClient[Connection, Job]):
     provider: ClassVar[str] = "datakitchen"
     display_name: ClassVar[str] = "DataKitchen"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LIST_RUNS, Capability.CANCEL, Capability.RESUME, Capability.ENABLE, Capability.DISABLE,
-         Capability.STATUSES, Capability.LOGS}
-    )
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({
+        Capability.LIST_RUNS, Capability.CANCEL, Capability.RESUME, Capability.ENABLE, Capability.DISABLE,
+        Capability.STATUSES, Capability.LOGS})
 
     def __init__(
         self,
@@ -261,19 +260,10 @@ class Client(ProviderClient[Connection, Job]):
         return replace(status, tasks=tasks or status.tasks, message=message)
 
     async def run_log(self, job: Job, run_id: str) -> RunLog:
-        """The order run's log, from the details DKCloudCommand's ``orderrun_detail`` asks for (``POST
-        v2/order/details/{kitchen}`` with ``logs``): the entries of ``log.lines``, each ``record_type message``,
-        its node named, redacted."""
-        order_id, hid = self._order_ref(run_id)
-        if hid is None:
-            hid = _hid_of((await self._servings(job, order_id) or [{}])[0])
-        if not hid:
-            raise self.caller.error(ProviderResponseError, f"Order {order_id} has no order run yet: it has no log.")
+        """The order run's log, from the details DKCloudCommand's ``orderrun_detail`` asks for (``logs``)."""
+        _, hid = await self._serving_hid(job, run_id)
         detail = await self._details(job, hid, f"read the log of order run {hid}")
-        redact = self.caller.redactor.snapshot()
-        lines = _log_lines(detail, LOG_KEEP_LINES)
-        texts = tuple(redact(f"[{line.node}] {line.text}" if line.node else line.text) for line in lines)
-        return RunLog(texts, f"DataKitchen POST v2/order/details ({hid}: summary, logs)")
+        return log_of(detail, self.caller.redactor.snapshot(), hid)
 
     def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus:
         """One order run (an entry of ``servings``) as a RunStatus."""
@@ -380,9 +370,7 @@ class Client(ProviderClient[Connection, Job]):
             servings = await self._servings(job, order_id)
             hid = _hid_of(servings[0]) if servings else ""
             if not hid:
-                raise self.caller.error(
-                    ProviderRejected, f"Order {order_id} of {job.describe()} has no order run yet."
-                )
+                raise self.caller.error(ProviderRejected, f"Order {order_id} of {job.describe()} has no order run yet.")
         return order_id, hid
 
     async def cancel(self, job: Job, run_id: str) -> None:

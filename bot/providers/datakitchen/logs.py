@@ -8,7 +8,8 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from bot.models import RunState, TaskStatus
+from bot.models import RunLog, RunState, TaskStatus
+from bot.providers.base import LOG_KEEP_LINES
 from bot.providers.datakitchen.answers import _MESSAGE_LIMIT, _cut, _words, node_state
 
 #: of an order run's log, the characters and lines read from its end (where the failure is); each line is redacted
@@ -154,3 +155,11 @@ def _failure_message(
         parts.append(said)
     message = "\n".join(parts) or fallback or "The order run failed; DataKitchen gave no reason."
     return _cut(message, _MESSAGE_LIMIT)
+
+
+def log_of(detail: Mapping[str, Any], redact: Callable[[str], str], hid: str) -> RunLog:
+    """An order run's whole log for the failure's thread and its Full log: the entries of ``log.lines`` (the
+    details DKCloudCommand's ``orderrun_detail`` asks for), each ``record_type message``, its node named, redacted."""
+    lines = _log_lines(detail, LOG_KEEP_LINES)
+    texts = tuple(redact(f"[{line.node}] {line.text}" if line.node else line.text) for line in lines)
+    return RunLog(texts, f"DataKitchen POST v2/order/details ({hid}: summary, logs)")

@@ -413,7 +413,7 @@ class Client(ProviderClient[Connection, Job]):
             return super()._unsupported(capability)
         return OperationNotSupported(
             f"Connection {self.name} uses Rivery's legacy API, which has no '{capability.value}' operation "
-            "(it offers run, status and cancel). Use a v1 connection for it: api: v1, base_url "
+            "(it offers run, status, cancel and a run's log). Use a v1 connection for it: api: v1, base_url "
             f"{V1_BASE_URL} (or your region's API host), account_id and environment_id.",
             provider=self.display_name,
             connection=self.name,

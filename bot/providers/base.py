@@ -105,6 +105,9 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
     #: when how run parameters reach the provider is an assumption (no vendor source shows it), what to tell
     #: people who declare them: ``pipeline-bot check`` prints it for each such pipeline
     parameters_assumption: ClassVar[str] = ""
+    #: a provider without a run's log (``Capability.LOGS``): what its API gives of a failed run instead, for the
+    #: failure's thread
+    no_logs: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -222,6 +225,8 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
 
     async def run_log(self, job: JobT, run_id: str) -> RunLog:
         """The run's own log, redacted, at most ``LOG_KEEP_LINES`` lines from its end (where a failure is told)."""
+        if self.no_logs:
+            raise OperationNotSupported(self.no_logs, provider=self.display_name, connection=self.name)
         raise self._unsupported(Capability.LOGS)
 
     # -- helpers ----------------------------------------------------------------------------

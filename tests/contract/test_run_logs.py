@@ -11,7 +11,7 @@ from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome
 from bot.emulators.datakitchen import DataKitchenEmulator
 from bot.emulators.rivery import RiveryEmulator
 from bot.errors import OperationNotSupported, ProviderRejected, ProviderResponseError, ProviderUnavailable
-from bot.providers import datakitchen, rivery
+from bot.providers import datakitchen, invision, rivery, tailer
 from bot.providers.base import Capability
 from tests.contract.case_datakitchen import KITCHEN, PASSWORD, RECIPE, USERNAME, VARIATION
 from tests.contract.case_rivery import RIVER, TOKEN
@@ -176,3 +176,18 @@ async def test_datakitchen_s_details_failing_is_a_provider_error(
     state.add_fault(fault)
     with pytest.raises((ProviderUnavailable, ProviderRejected, ProviderResponseError)):
         await client.run_log(DK_JOB, run.run_id)
+
+
+async def test_invision_and_tailer_say_what_they_give_instead_of_a_log(state: EmulatorState) -> None:
+    """No call is made: neither API has a log or step details to ask for (InVision: a run's status; Tailer:
+    get_last_status), and the refusal says so, for the failure's thread."""
+    flows = invision.Client("invision", invision.Connection(base_url="http://127.0.0.1:9/invision/", api_key="k"))
+    configs = tailer.Client("tailer", tailer.Connection(base_url="http://127.0.0.1:9", token="t"))
+    async with flows, configs:
+        with pytest.raises(OperationNotSupported, match="InVision's API gives no log and no step details"):
+            await flows.run_log(invision.Job(dataflow_id="2b081248-4963-43b3-ba06-5b7403d58b4d"), "r1")
+        job = tailer.Job(account="000099", environment="DEV", configuration_type="table-to-table",
+                         configuration_id="000099_iowa_liquor_prepare_pda")
+        with pytest.raises(OperationNotSupported, match="get_last_status"):
+            await configs.run_log(job, "r1")
+        assert not flows.can(Capability.LOGS) and not configs.can(Capability.LOGS)

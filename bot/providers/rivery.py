@@ -736,8 +736,9 @@ def _operation_id(response: httpx.Response) -> str:
     return _text(body, "operation_id") if isinstance(body, dict) else ""
 
 
-#: the waits between polls of a log query (rivery-cli polls every few seconds); about a minute in all
-_LOG_WAITS = (0.5, 1.0, 1.0, 2.0, 3.0, 5.0, 5.0, 10.0, 10.0, 10.0, 15.0)
+#: the waits between polls of a log query, under 20 s in all: the failure's thread waits for it (a log still being
+#: prepared then is said so, and the Full log asks again)
+_LOG_WAITS = (0.5, 1.0, 1.0, 2.0, 3.0, 5.0, 5.0)
 
 
 def _log_of(redact: Callable[[str], str], text: str, what: str) -> RunLog:

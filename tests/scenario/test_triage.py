@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bot.emulators._core import Outcome
+from bot.emulators._core import Fault, Outcome
 from bot.emulators.slack.server import Message
-from tests.scenario.harness import ENV, RIVER, World, world
+from tests.scenario.harness import ENV, FLOW, RIVER, World, world
 from tests.scenario.surface import add_stranger, reply_to, run_number
 
 DK_KEY = "production/sales_dashboard/daily"
@@ -101,7 +101,9 @@ async def test_the_full_log_of_a_10000_line_log_pages_in_a_modal(tmp_path: Path)
         assert len(json.dumps(note.blocks)) < 12_000  # the thread shows the last lines, not the log
         await w.slack.click(note.channel, note.ts, "run.log", user="U0CAROL")
         await w.until(lambda: bool(w.slack.open_modals("U0CAROL")), what="the Full log modal")
-        [modal] = w.slack.open_modals("U0CAROL")
+        [modal] = w.slack.open_modals("U0CAROL")  # opened at once, saying it reads the log
+        await w.until(lambda: "Lines" in text_of(w.slack.view(modal.id)), what="the log's last page")
+        modal = w.slack.view(modal.id)
         first = text_of(modal)
         assert "Lines 9953–10002 of 10002" in first and "page 201 of 201" in first
         assert "disk full" in first
@@ -161,3 +163,28 @@ async def test_a_failed_datakitchen_run_shows_its_order_run_details_and_offers_r
         assert "Rivery cannot resume a run from its failed step: Retry runs *orders* again" in refused.text
         assert len(dk.state.requests_to("resume")) == 1
         assert not w.emulators["rivery"].state.requests_to("resume")
+
+
+async def test_invision_s_failure_thread_says_it_gives_no_log_and_a_failing_full_log_says_why(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.emulators["invision"].state.script(FLOW, Outcome(result="fail", queued_s=1, running_s=2))
+        await w.command("run budget", user="U0ALICE")
+        await w.card_saying("budget is queued")
+        w.advance(10)
+        await w.until(lambda: "failed" in w.cards()[-1].text, what="the InVision run failed")
+        note = await _evidence(w, w.cards()[-1])
+        assert "InVision's API gives no log and no step details" in text_of(note)
+        assert "run.log" not in note.action_ids and "run.resume" not in note.action_ids
+
+        # Rivery's log download failing for good when the Full log is opened: the modal says so, escaped
+        await w.command("run orders", user="U0ALICE")
+        await w.until(lambda: "orders is queued" in w.cards()[-1].text, what="the Rivery run")
+        w.advance(40)
+        await w.until(lambda: "failed" in w.cards()[-1].text, what="the Rivery run failed")
+        note = await _evidence(w, w.cards()[-1])
+        w.emulators["rivery"].state.add_fault(Fault(route="logs", status=503, times=None))
+        await w.slack.click(note.channel, note.ts, "run.log", user="U0ALICE")
+        await w.until(lambda: bool(w.slack.open_modals("U0ALICE")), what="the Full log modal")
+        [modal] = w.slack.open_modals("U0ALICE")
+        await w.until(lambda: "⚠️" in text_of(w.slack.view(modal.id)), what="the modal saying why")
+        assert "Rivery" in text_of(w.slack.view(modal.id))

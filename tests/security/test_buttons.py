@@ -212,6 +212,7 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
         await on_message(evidence, ids.RUN_LOG)
         await w.until(lambda: any(v.callback_id == ids.LOG_MODAL for v in w.slack.open_modals(dave)), what="the log")
         log_modal = next(v for v in w.slack.open_modals(dave) if v.callback_id == ids.LOG_MODAL)
+        await w.until(lambda: ids.LOG_EARLIER in json.dumps(w.slack.view(log_modal.id).blocks), what="its last page")
         await w.slack.click_view(log_modal.id, ids.LOG_EARLIER, user=dave)
         await w.until(lambda: ids.LOG_LATER in json.dumps(w.slack.view(log_modal.id).blocks), what="the earlier page")
         await w.slack.click_view(log_modal.id, ids.LOG_LATER, user=dave)

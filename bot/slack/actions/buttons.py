@@ -15,10 +15,10 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import InvalidRequest, UserError
+from bot.errors import InvalidRequest, PipelineBotError, UserError
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
-from bot.slack.blocks.evidence import log_modal
+from bot.slack.blocks.evidence import log_modal, log_modal_saying
 from bot.slack.blocks.modal import run_modal
 from bot.slack.blocks.replies import mute_answer, notice
 from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
@@ -205,10 +205,12 @@ async def _open_modal(
 async def _full_log(
     services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> None:
-    """The failure thread's Full log: the modal at the log's last page (its trigger_id is valid for 3 s, and the
-    log is read from the provider first: a slow provider's modal may not open, the person is told)."""
-    page = await services.triage.log_page(ids.parse_run_value(_value(action)), 0)
-    await client.views_open(trigger_id=body["trigger_id"], view=log_modal(page))
+    """The failure thread's Full log: the modal opens at once (a click's trigger_id lasts 3 s, and the provider may
+    take longer: Rivery prepares a log), then shows the log's last page, or why it cannot."""
+    run_id = ids.parse_run_value(_value(action))
+    opened = await client.views_open(trigger_id=body["trigger_id"], view=log_modal_saying(run_id, "_Reading the log…_"))
+    view = opened.get("view") or {}
+    await _show_page(services, client, run_id, 0, str(view.get("id", "")), view.get("hash"))
 
 
 async def _log_page(
@@ -219,8 +221,19 @@ async def _log_page(
     view = body.get("view") or {}
     if str(view.get("private_metadata", "")) != str(run_id):
         raise ValueError("a log page of another run than its modal's")
-    page = await services.triage.log_page(run_id, number)
-    await client.views_update(view_id=str(view.get("id", "")), hash=view.get("hash"), view=log_modal(page))
+    await _show_page(services, client, run_id, number, str(view.get("id", "")), view.get("hash"))
+
+
+async def _show_page(
+    services: Services, client: AsyncWebClient, run_id: int, number: int, view_id: str, view_hash: Any
+) -> None:
+    try:
+        shown = log_modal(await services.triage.log_page(run_id, number))
+    except UserError as refused:  # our own words (mrkdwn we built)
+        shown = log_modal_saying(run_id, "⚠️ " + str(refused))
+    except PipelineBotError as failed:  # the provider's answer: redacted, escaped here
+        shown = log_modal_saying(run_id, "⚠️ " + escape(str(failed)))
+    await client.views_update(view_id=view_id, hash=view_hash, view=shown)
 
 
 async def _unsubscribe(

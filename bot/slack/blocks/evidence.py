@@ -16,7 +16,7 @@ from bot.slack.blocks import ids
 from bot.slack.blocks.card import SECTION_LIMIT, Block, button, context, section
 from bot.slack.text import code, escape, human_duration, plain_text, slack_date, truncate
 
-__all__ = ["LINE_LIMIT", "evidence_note", "log_modal", "log_sections"]
+__all__ = ["LINE_LIMIT", "evidence_note", "log_modal", "log_modal_saying", "log_sections"]
 
 LINE_LIMIT = 300
 _FENCE = "```"
@@ -89,6 +89,12 @@ def _value(value: str | None) -> str:
     return "unset" if value is None else code(truncate(value, 100, "…"))
 
 
+def log_modal_saying(run_id: int, said: str) -> dict[str, Any]:
+    """The Full log modal while the log is read (opened at once: a click's trigger_id lasts 3 s), or saying why it
+    could not be (``said`` is mrkdwn the caller escaped)."""
+    return _modal(run_id, [section(said)])
+
+
 def log_modal(page: LogPage) -> dict[str, Any]:
     """The Full log modal at ``page``: its lines, where they are in the log, Earlier and Later."""
     last = page.first + len(page.lines) - 1
@@ -102,11 +108,15 @@ def log_modal(page: LogPage) -> dict[str, Any]:
         moves.append(button("Later ▶", ids.LOG_LATER, ids.log_page_value(page.run_id, page.page - 1)))
     if moves:
         blocks.append({"type": "actions", "elements": moves})
+    return _modal(page.run_id, blocks)
+
+
+def _modal(run_id: int, blocks: list[Block]) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": ids.LOG_MODAL,
-        "title": plain_text(f"Log of run #{page.run_id}", 24),
+        "title": plain_text(f"Log of run #{run_id}", 24),
         "close": plain_text("Close", 24),
-        "private_metadata": str(page.run_id),
+        "private_metadata": str(run_id),
         "blocks": blocks,
     }

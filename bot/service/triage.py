@@ -21,6 +21,7 @@ from bot.service.clients import ClientPool
 from bot.service.events import Reporter
 from bot.service.evidence import Comparison, Evidence, LogPage, compare, page_of, relevant
 from bot.store import keys
+from bot.store.away import database_away
 from bot.store.records import RunRecord
 from bot.store.store import Store
 
@@ -41,9 +42,16 @@ class Triage:
 
     async def failed(self, run: RunRecord) -> None:
         """The failure's evidence in its thread, once."""
-        if await self.store.outbox.written_at(keys.run_evidence(run.id)) is not None:
+        if run.provider_run_id is None or await self.store.outbox.written_at(keys.run_evidence(run.id)) is not None:
+            return  # never started (nothing to read), or already told
+        try:
+            evidence = await self.evidence(run)
+        except Exception as exc:  # a bug reading an answer must not stop what follows the failure (subscribers…)
+            if database_away(exc):
+                raise  # the database comes back: the failure is handed here again (recovery), and the note follows
+            log.exception("reading the evidence of run %s failed", run.id, extra={"run_id": run.id})
             return
-        await self.reporter.run_evidence(run, await self.evidence(run))
+        await self.reporter.run_evidence(run, evidence)
 
     async def evidence(self, run: RunRecord) -> Evidence:
         display = self._display(run)

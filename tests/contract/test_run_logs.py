@@ -144,10 +144,12 @@ async def test_datakitchen_s_log_comes_from_the_order_run_details_with_nodes_nam
     clock.advance(10)
     status = await client.get_status(DK_JOB, run.run_id)
     log = await client.run_log(DK_JOB, status.run_id)
-    assert log.lines[-1].startswith("[load] ERROR node load: load failed: key ")
+    tests = log.lines.index("TEST RESULTS")
+    assert log.lines[tests - 1].startswith("[load] ERROR node load: load failed: key ")
+    assert log.lines[tests + 1 :] == ("extract: test row_count passed", "load: test row_count FAILED (0 rows)")
     assert not any(PASSWORD in line for line in log.lines)
     (*_, asked) = state.requests_to("details")
-    assert asked.body["logs"] is True and asked.body["summary"] is True
+    assert asked.body["logs"] is True and asked.body["summary"] is True and asked.body["testresults"] is True
     assert "v2/order/details" in log.source
 
 
@@ -159,7 +161,7 @@ async def test_a_10000_line_datakitchen_log_is_read_whole(
     run = await client.trigger(DK_JOB, {})
     clock.advance(10)
     log = await client.run_log(DK_JOB, run.run_id)
-    assert len(log.lines) == 10_000 + 5
+    assert len(log.lines) == 10_000 + 5 + 3  # the log, then TEST RESULTS and one line per node
     assert log.lines[1] == "INFO step 1 of 10000: 1000 rows copied"
 
 

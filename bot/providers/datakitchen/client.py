@@ -211,7 +211,7 @@ class Client(ProviderClient[Connection, Job]):
             )
         return [s for s in servings if isinstance(s, dict)]
 
-    async def _details(self, job: Job, hid: str, what: str) -> dict[str, Any]:
+    async def _details(self, job: Job, hid: str, what: str, tests: bool = False) -> dict[str, Any]:
         call = Call(
             "POST",
             f"v2/order/details/{self._seg(job.kitchen)}",
@@ -220,7 +220,7 @@ class Client(ProviderClient[Connection, Job]):
                 "serving_hid": hid,
                 "summary": True,
                 "logs": True,
-                "testresults": False,
+                "testresults": tests,
                 "timingresults": False,
                 "servingjson": False,
             },
@@ -260,9 +260,9 @@ class Client(ProviderClient[Connection, Job]):
         return replace(status, tasks=tasks or status.tasks, message=message)
 
     async def run_log(self, job: Job, run_id: str) -> RunLog:
-        """The order run's log, from the details DKCloudCommand's ``orderrun_detail`` asks for (``logs``)."""
+        """The order run's log and test results: the details DKCloudCommand's ``orderrun_detail`` asks for."""
         _, hid = await self._serving_hid(job, run_id)
-        detail = await self._details(job, hid, f"read the log of order run {hid}")
+        detail = await self._details(job, hid, f"read the log of order run {hid}", tests=True)
         return log_of(detail, self.caller.redactor.snapshot(), hid)
 
     def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus:

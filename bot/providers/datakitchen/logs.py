@@ -161,5 +161,10 @@ def log_of(detail: Mapping[str, Any], redact: Callable[[str], str], hid: str) ->
     """An order run's whole log for the failure's thread and its Full log: the entries of ``log.lines`` (the
     details DKCloudCommand's ``orderrun_detail`` asks for), each ``record_type message``, its node named, redacted."""
     lines = _log_lines(detail, LOG_KEEP_LINES)
-    texts = tuple(redact(f"[{line.node}] {line.text}" if line.node else line.text) for line in lines)
-    return RunLog(texts, f"DataKitchen POST v2/order/details ({hid}: summary, logs)")
+    texts = [redact(f"[{line.node}] {line.text}" if line.node else line.text) for line in lines]
+    # DKCloudCommandRunner.orderrun_detail prints ``testresults`` as text after the log ("TEST RESULTS")
+    tests = detail.get("testresults")
+    if isinstance(tests, str) and tests.strip():
+        texts += ["TEST RESULTS"] + [redact(line.rstrip()) for line in tests.splitlines() if line.strip()]
+    source = f"DataKitchen POST v2/order/details ({hid}: summary, logs, testresults)"
+    return RunLog(tuple(texts[-LOG_KEEP_LINES:]), source, len(texts) > LOG_KEEP_LINES)

@@ -149,6 +149,7 @@ class Components:
     retrier: Retrier
     workflows: WorkflowEngine
     outcomes: Outcomes
+    triage: Triage  # a failure's evidence in its thread, read by a job of its own off the failure's path
     recovery: Recovery
     waiting: WaitingStarts
     schedules: ScheduleRunner
@@ -255,8 +256,7 @@ def _assemble(
     retrier = Retrier(store, catalog, notifier, now=now)
     workflows = WorkflowEngine(store, catalog, runs, notifier, auth, now=now)
     subscribers = Subscribers(store, catalog, notifier, reporter, now)
-    triage = Triage(store, pool, reporter, now)
-    outcomes = Outcomes(store, notifier, alerter, retrier, workflows, subscribers, triage=triage)
+    outcomes = Outcomes(store, notifier, alerter, retrier, workflows, subscribers)
     changes.subscribe(outcomes.on_change)
     tasks = TaskSet()
     services = Services(s, catalog, store, pool, auth, notifier, runs, tasks, now, workflows=workflows)
@@ -293,6 +293,7 @@ def _assemble(
         retrier=retrier,
         workflows=workflows,
         outcomes=outcomes,
+        triage=Triage(store, pool, reporter, now),
         recovery=Recovery(store, notifier, outcomes, now),
         waiting=WaitingStarts(
             store, catalog, pool, notifier, outcomes, now=now, owner=owner, lease=lease, first_poll=first_poll
@@ -402,6 +403,7 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         ("credentials", parts.alerter.check_credentials, s.stuck_check_seconds),  # the same kind of slow check
         ("slack", parts.slack_check.tick, timedelta(minutes=1)),
         ("retries", parts.waiting.tick, s.poll_tick_seconds),
+        ("evidence", parts.triage.sweep, s.poll_tick_seconds),
         ("approvals", parts.workflows.expire_approvals, timedelta(seconds=5)),
         ("steps", parts.workflows.begin_stale_claims, timedelta(seconds=30)),  # steps whose claimer died first
         # Slack requests remembered against replays, past their time

@@ -15,7 +15,6 @@ from bot.service.alerts import Alerter
 from bot.service.events import EndedOddly, Recovered
 from bot.service.notify import Notifier
 from bot.service.subscribers import Subscribers
-from bot.service.triage import Triage
 from bot.store import keys
 from bot.store.records import RunOrigin, RunRecord, Transition
 from bot.store.store import Store
@@ -69,7 +68,6 @@ class Outcomes:
         retrier: RetryPolicy,
         workflows: StepFollower,
         subscribers: Subscribers | None = None,
-        triage: Triage | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
@@ -77,7 +75,6 @@ class Outcomes:
         self.retrier = retrier
         self.workflows = workflows
         self.subscribers = subscribers
-        self.triage = triage
 
     async def linked(self, key: str) -> None:
         """Message ``key`` was posted and its permalink stored: a run's card is linked from its alerts' messages, an
@@ -136,8 +133,6 @@ class Outcomes:
             # owners are pinged once per alert: in this thread when the card is the alert, else in the alert
             mention = alert is None or (alert.count == 1 and alert.group_key == keys.run_card(run.id))
             await notifier.failure(run, mention=mention)
-            if self.triage is not None:  # the provider's own details and what changed, once, in the same thread
-                await self.triage.failed(run)
         if self.subscribers is None:
             return set()
         # a new alert counts this run alone (a repeat folds it into an open one, already announced)

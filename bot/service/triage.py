@@ -9,6 +9,7 @@ was already told.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 #: how far back a pipeline's last success is looked for, in runs
 _LOOK_BACK = 100
+#: failures this old without their evidence are left without it (the bot was down, the provider kept refusing)
+_SWEEP_WINDOW = timedelta(hours=1)
+#: failures read at once by one sweep
+_SWEEP_BATCH = 20
 
 
 class Triage:
@@ -39,6 +44,17 @@ class Triage:
         self.pool = pool
         self.reporter = reporter
         self.now = now
+
+    async def sweep(self) -> int:
+        """The periodic job: the evidence of the failures handled lately that lack it, read at once (a batch of
+        them). Off the path a failure takes (its card, alert and details come first, without waiting for a
+        provider that prepares its log), and durable: a crash before the note is written leaves the failure
+        without it, and the next sweep (of this process or another) reads it again."""
+        since = self.now() - _SWEEP_WINDOW
+        ids = await self.store.outbox.failed_runs_without(keys.EVIDENCE, since=since, limit=_SWEEP_BATCH)
+        found = await self.store.runs.many(ids)
+        await asyncio.gather(*(self.failed(run) for run in found.values()))
+        return len(found)
 
     async def failed(self, run: RunRecord) -> None:
         """The failure's evidence in its thread, once."""
@@ -50,7 +66,9 @@ class Triage:
             if database_away(exc):
                 raise  # the database comes back: the failure is handed here again (recovery), and the note follows
             log.exception("reading the evidence of run %s failed", run.id, extra={"run_id": run.id})
-            return
+            # said once, so that the sweep does not read it again and again
+            missing = f"The bot could not read what {self._display(run)} answered about this run (it is logged)."
+            evidence = Evidence(run_id=run.id, display_name=self._display(run), missing=missing)
         await self.reporter.run_evidence(run, evidence)
 
     async def evidence(self, run: RunRecord) -> Evidence:

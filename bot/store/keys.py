@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 __all__ = [
     "ALERT_GROUPS_LIKE",
+    "EVIDENCE",
     "RUN_CARDS_LIKE",
     "alert_group",
     "back",
@@ -29,6 +30,7 @@ __all__ = [
     "run_failure",
     "run_of_card",
     "run_reply",
+    "run_reply_parts",
     "run_stuck",
     "step_not_started_note",
     "subscriber_note",
@@ -72,9 +74,17 @@ def run_failure(run_id: int) -> str:
     return run_reply(run_id, "failure")
 
 
+EVIDENCE = "evidence"
+
+
 def run_evidence(run_id: int) -> str:
     """The provider's own details of a failure and what changed since the last success, in the run's thread."""
-    return run_reply(run_id, "evidence")
+    return run_reply(run_id, EVIDENCE)
+
+
+def run_reply_parts(note: str) -> tuple[str, str]:
+    """What comes before and after the run's id in ``run_reply(run_id, note)``: for SQL that builds the key."""
+    return _RUN, f":{note}"
 
 
 def run_stuck(run_id: int) -> str:

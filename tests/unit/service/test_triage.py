@@ -1,5 +1,5 @@
-"""The failure's evidence is read once, and a bug reading it does not stop what follows the failure; a database
-away is raised (the failure is handed over again once it is back)."""
+"""The failure's evidence is read once, a bug reading it is logged and said once; a database away is raised (the
+next sweep reads it again)."""
 
 from __future__ import annotations
 
@@ -95,11 +95,15 @@ async def test_a_run_that_never_started_has_nothing_to_read() -> None:
     assert fakes.asked == 0 and not fakes.told
 
 
-async def test_a_bug_reading_the_log_is_logged_and_stops_nothing(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_bug_reading_the_log_is_logged_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
     fakes = Fakes(log=KeyError("an answer of another shape"))
     await triage(fakes).failed(failed())
-    assert not fakes.told
     assert "reading the evidence of run 7 failed" in caplog.text
+    # said once in the thread, so that the sweep does not read it again at each tick
+    [said] = fakes.told
+    assert said.missing.startswith("The bot could not read what Rivery answered") and not said.lines
+    await triage(fakes).failed(failed())
+    assert fakes.asked == 1
 
 
 async def test_a_database_away_is_raised_to_be_handed_over_again() -> None:

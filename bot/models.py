@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-__all__ = ["RunState", "RunStatus", "Stats", "TaskStatus", "TriggerLimit", "Triggered"]
+__all__ = ["RunLog", "RunState", "RunStatus", "Stats", "TaskStatus", "TriggerLimit", "Triggered"]
 
 
 class RunState(enum.StrEnum):
@@ -126,3 +126,13 @@ class TriggerLimit:
 
     def counts(self, job: Mapping[str, object]) -> bool:
         return all(job.get(key) == value for key, value in self.job.items())
+
+
+@dataclass(frozen=True, slots=True)
+class RunLog:
+    """A run's own log as its provider gives it, redacted, oldest line first; ``source`` names the call that gave
+    it (for the thread and the docs), ``cut`` says the provider's answer was longer than what was kept."""
+
+    lines: tuple[str, ...]
+    source: str
+    cut: bool = False

@@ -49,6 +49,7 @@ from bot.service.recovery import Recovery
 from bot.service.retries import Retrier, WaitingStarts
 from bot.service.runs import RunService
 from bot.service.subscribers import Subscribers
+from bot.service.triage import Triage
 from bot.service.workflows import WorkflowEngine
 from bot.slack.app import build_app, web_client
 from bot.slack.context import Services
@@ -150,6 +151,7 @@ class Components:
     retrier: Retrier
     workflows: WorkflowEngine
     outcomes: Outcomes
+    triage: Triage  # a failure's evidence in its thread, read by a job of its own off the failure's path
     recovery: Recovery
     waiting: WaitingStarts
     schedules: ScheduleRunner
@@ -301,6 +303,7 @@ def _assemble(
         retrier=retrier,
         workflows=workflows,
         outcomes=outcomes,
+        triage=Triage(store, pool, reporter, now),
         recovery=Recovery(store, notifier, outcomes, now),
         waiting=WaitingStarts(
             store, catalog, pool, notifier, outcomes, now=now, owner=owner, lease=lease, first_poll=first_poll
@@ -413,6 +416,7 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         ("escalate", parts.escalator.tick, s.stuck_check_seconds),
         ("slack", parts.slack_check.tick, timedelta(minutes=1)),
         ("retries", parts.waiting.tick, s.poll_tick_seconds),
+        ("evidence", parts.triage.sweep, s.poll_tick_seconds),
         ("approvals", parts.workflows.expire_approvals, timedelta(seconds=5)),
         ("steps", parts.workflows.begin_stale_claims, timedelta(seconds=30)),  # steps whose claimer died first
         # Slack requests remembered against replays, past their time

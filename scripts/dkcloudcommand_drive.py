@@ -117,6 +117,10 @@ def main(url: str) -> None:
 
     step("create_order", DKCloudCommandRunner.create_order(api, KITCHEN, RECIPE, FAILS, now=True))
     failed = wait_for(api, FAILS, "SERVING_ERROR")
+    # what the failure's thread reads: the log and the test results of the failed order run, as the vendor prints them
+    failure = step("orderrun_detail", DKCloudCommandRunner.orderrun_detail(
+        api, KITCHEN, {"serving_hid": failed["hid"], "summary": True, "logs": True, "testresults": True}))
+    check("TEST RESULTS" in failure.get_message() and "LOG" in failure.get_message(), failure.get_message())
     resumed = step("order_resume", DKCloudCommandRunner.order_resume(api, KITCHEN, failed["hid"]))
     check(bool(resumed.get_payload()), "order_resume answered no order id")
     wait_for(api, FAILS, "ACTIVE_SERVING")  # the resumed run, newest first

@@ -711,6 +711,7 @@ class _Documents:
     def log_csv(self, run: EmuRun) -> str:
         lines = ["time,level,message"]
         stamp = _iso(run.created_at)
+        lines += [f"{stamp},INFO,{text}" for text in run.outcome.filler()]
         tasks = self.check_run(run)["tasks_status"]
         for task in tasks if isinstance(tasks, list) else [tasks]:
             level = "ERROR" if task["task_status"] == "F" else "INFO"

@@ -22,10 +22,13 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bot.errors import OperationNotSupported
-from bot.models import RunStatus, Stats, Triggered, TriggerLimit
+from bot.models import RunLog, RunStatus, Stats, Triggered, TriggerLimit
 from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep, _default_error_text
 
-__all__ = ["Capability", "ConnectionConfig", "JobConfig", "ProviderClient"]
+#: the most lines of a run's log a client keeps (from its end): a Full log pages through these
+LOG_KEEP_LINES = 20_000
+
+__all__ = ["LOG_KEEP_LINES", "Capability", "ConnectionConfig", "JobConfig", "ProviderClient"]
 
 
 class Capability(enum.StrEnum):
@@ -40,6 +43,7 @@ class Capability(enum.StrEnum):
     RESUME = "resume"
     STATS = "stats"
     STATUSES = "statuses"  # the status of many runs of one scope in one call: batched polls
+    LOGS = "logs"  # a run's own log lines: the failure's thread and its Full log
 
 
 class ConnectionConfig(BaseModel):
@@ -101,6 +105,9 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
     #: when how run parameters reach the provider is an assumption (no vendor source shows it), what to tell
     #: people who declare them: ``pipeline-bot check`` prints it for each such pipeline
     parameters_assumption: ClassVar[str] = ""
+    #: a provider without a run's log (``Capability.LOGS``): what its API gives of a failed run instead, for the
+    #: failure's thread
+    no_logs: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -215,6 +222,12 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
 
     async def stats(self, job: JobT | None, *, start: datetime, end: datetime) -> Stats:
         raise self._unsupported(Capability.STATS)
+
+    async def run_log(self, job: JobT, run_id: str) -> RunLog:
+        """The run's own log, redacted, at most ``LOG_KEEP_LINES`` lines from its end (where a failure is told)."""
+        if self.no_logs:
+            raise OperationNotSupported(self.no_logs, provider=self.display_name, connection=self.name)
+        raise self._unsupported(Capability.LOGS)
 
     # -- helpers ----------------------------------------------------------------------------
 

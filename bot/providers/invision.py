@@ -69,6 +69,10 @@ class _ApiKey(httpx.Auth):
 class Client(ProviderClient[Connection, Job]):
     provider: ClassVar[str] = "invision"
     display_name: ClassVar[str] = "InVision"
+    no_logs: ClassVar[str] = (
+        "InVision's API gives no log and no step details of a run: its one read is a run's status "
+        "(GET …/runs/{id}/status). See the run on the site's monitoring page."
+    )
     accepts_parameters: ClassVar[bool] = False
 
     def _auth(self) -> httpx.Auth:

@@ -17,6 +17,8 @@ every ``RunStatus``.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -34,9 +36,9 @@ from bot.errors import (
     ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunState, RunStatus, Stats, TaskStatus, Triggered, TriggerLimit
+from bot.models import RunLog, RunState, RunStatus, Stats, TaskStatus, Triggered, TriggerLimit
 from bot.providers._http import BearerToken, Call, RetryPolicy, Sleep, loads
-from bot.providers.base import Capability, ConnectionConfig, JobConfig, ProviderClient
+from bot.providers.base import LOG_KEEP_LINES, Capability, ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = ["Client", "Connection", "Job", "map_status", "parse_check_run", "parse_statistics", "parse_v1_run"]
 
@@ -397,14 +399,21 @@ class Client(ProviderClient[Connection, Job]):
     @classmethod
     def offered_by(cls, connection: Connection) -> frozenset[Capability]:
         """The legacy API has run, status and cancel only."""
-        return frozenset({Capability.CANCEL}) if connection.api == "legacy" else cls.capabilities
+        return frozenset({Capability.CANCEL, Capability.LOGS}) if connection.api == "legacy" else cls.capabilities
 
     def _unsupported(self, capability: Capability) -> OperationNotSupported:
+        if capability is Capability.LOGS and not self.legacy:
+            return OperationNotSupported(
+                "Rivery's v1 API documents no log download (rivery-cli downloads a run's log from the legacy API): "
+                "see the run's log in the Rivery console.",
+                provider=self.display_name,
+                connection=self.name,
+            )
         if not (self.legacy and capability in _V1_ONLY):
             return super()._unsupported(capability)
         return OperationNotSupported(
             f"Connection {self.name} uses Rivery's legacy API, which has no '{capability.value}' operation "
-            "(it offers run, status and cancel). Use a v1 connection for it: api: v1, base_url "
+            "(it offers run, status, cancel and a run's log). Use a v1 connection for it: api: v1, base_url "
             f"{V1_BASE_URL} (or your region's API host), account_id and environment_id.",
             provider=self.display_name,
             connection=self.name,
@@ -535,6 +544,27 @@ class Client(ProviderClient[Connection, Job]):
         what = f"cancel run {run_id} of {job.describe()}"
         path = "run/cancel" if self.legacy else self._river(job, "cancel_run")
         await self._send(Call("POST", path, what, json={"run_id": run_id}), job, run_id)
+
+    async def run_log(self, job: Job, run_id: str) -> RunLog:
+        """The run's log as rivery-cli downloads it (``RiverySession.fetch_run_logs``): ``GET
+        activities/runs/logs?id=`` starts a query answered 202 with a ``queryid`` header, asked again with
+        ``queryId`` until it answers 200 with CSV. Legacy API only: v1 documents no log download."""
+        if not self.legacy:
+            raise self._unsupported(Capability.LOGS)
+        what = f"download the log of run {run_id} of {job.describe()}"
+        params: dict[str, str] = {"id": run_id}
+        for wait in _LOG_WAITS:
+            response = await self._send(Call("GET", "activities/runs/logs", what, params=params), job, run_id)
+            if response.status_code != 202:
+                return _log_of(self.caller.redactor.snapshot(), response.text, what)
+            query = response.headers.get("queryid") or params.get("queryId", "")
+            if not query:
+                raise self._bad_answer(Call("GET", "activities/runs/logs", what), response.text, "queryid header")
+            params = {"id": run_id, "queryId": query}
+            await self._sleep(wait)
+        raise self.caller.error(
+            ProviderResponseError, f"Rivery was still preparing the log of run {run_id} after {len(_LOG_WAITS)} polls."
+        )
 
     async def list_runs(self, job: Job, *, since: datetime, limit: int = 50) -> list[RunStatus]:
         """Runs of a river started since ``since``, newest first, following pages up to ``limit``."""
@@ -704,3 +734,19 @@ def _operation_id(response: httpx.Response) -> str:
     except ValueError:
         return ""
     return _text(body, "operation_id") if isinstance(body, dict) else ""
+
+
+#: the waits between polls of a log query, under 20 s in all: the failure's thread waits for it (a log still being
+#: prepared then is said so, and the Full log asks again)
+_LOG_WAITS = (0.5, 1.0, 1.0, 2.0, 3.0, 5.0, 5.0)
+
+
+def _log_of(redact: Callable[[str], str], text: str, what: str) -> RunLog:
+    """The CSV log's rows as lines (its columns joined, the header ``time,level,message`` left out), redacted, the
+    last ``LOG_KEEP_LINES`` kept. Text that is not CSV is read line by line (the columns are an assumption)."""
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if rows and [cell.strip().lower() for cell in rows[0]] == ["time", "level", "message"]:
+        rows = rows[1:]
+    lines = [redact(" ".join(cell.strip() for cell in row if cell.strip())) for row in rows]
+    kept = tuple(lines[-LOG_KEEP_LINES:])
+    return RunLog(kept, f"Rivery GET activities/runs/logs ({what})", len(lines) > LOG_KEEP_LINES)

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from bot.catalog.workflows import Workflow
+from bot.service.evidence import Evidence
 from bot.service.views import AlertStory, RunView
 from bot.store.alerting import Alert
 from bot.store.records import RunRecord, StoredState
@@ -250,6 +251,10 @@ class Reporter(Protocol):
         self, run: RunRecord, *, owners: Sequence[str], display_name: str, console_url: str | None
     ) -> None:
         """The failure's details in the run's thread, mentioning ``owners``."""
+        ...
+
+    async def run_evidence(self, run: RunRecord, evidence: Evidence) -> None:
+        """The provider's own details of the failure and the comparison with the last success, in its thread."""
         ...
 
     async def run_note(self, run: RunRecord, key: str, note: RunNote) -> None:

@@ -154,6 +154,7 @@ class RunService:
         step: str | None = None,
         right: Right | None = None,
         on_recorded: Recorded | None = None,
+        resume_from: str | None = None,
     ) -> RunRecord:
         """Record, trigger and show a run. UserError explains anything that stops it.
 
@@ -218,7 +219,7 @@ class RunService:
                     f"run #{record.id}: {held.limit.reason}, starts at {held.until.isoformat()}",
                 )
                 return waiting
-            return await self._trigger(actor, record, client, job_config, params, name, right)
+            return await self._trigger(actor, record, client, job_config, params, name, right, resume_from)
 
     async def _trigger(
         self,
@@ -229,12 +230,17 @@ class RunService:
         params: dict[str, str],
         name: str,
         right: Right | None = None,
+        resume_from: str | None = None,
     ) -> RunRecord:
         # the lease lives until the answer is recorded, however long the trigger waits for a slot or an answer
         async with self.starts.holding(record.id):
-            triggered = await self._send(actor, record, client, job_config, params, name)
+            triggered = await self._send(actor, record, client, job_config, params, name, resume_from)
             if triggered is None:  # the provider was too busy: the run waits its turn, its card says until when
                 return await self.get(record.id)
+            if resume_from is not None and record.retry_of is not None and triggered.run_id == resume_from:
+                # resumed under the same id (DataKitchen's order): the failed attempt keeps a precise one, as an
+                # automatic retry's resume does (bot.service.retries)
+                await self.store.runs.repoint(record.retry_of, f"{resume_from}/attempt-{record.attempt - 1}")
             record, resumed = await record_answer(
                 self.store, record.id, triggered.run_id, now=self.now, first_poll=self.first_poll
             )
@@ -263,11 +269,14 @@ class RunService:
         job_config: JobConfig,
         params: dict[str, str],
         name: str,
+        resume_from: str | None = None,
     ) -> Triggered | None:
         """The trigger call. UserError when it failed (the run ended, the person told); None when the provider was
         too busy to take it (429, 503): it waits its turn, as a start held by a cap does (``_wait_busy``)."""
         try:
             async with self.pool.slot(record.connection):
+                if resume_from is not None:
+                    return await client.resume(job_config, resume_from, params)
                 return await client.trigger(job_config, params)
         except TriggerOutcomeUnknown as exc:
             record = await self.store.runs.finish(record.id, RunState.UNKNOWN, str(exc), now=self.now())
@@ -308,15 +317,24 @@ class RunService:
         return True
 
     async def retry(
-        self, actor: Actor, run_id: int, *, channel: str | None, on_recorded: Recorded | None = None
+        self,
+        actor: Actor,
+        run_id: int,
+        *,
+        channel: str | None,
+        on_recorded: Recorded | None = None,
+        resume: bool = False,
     ) -> RunRecord:
         """Retry a failed run. Its card goes where the failed run's went (its channel), wherever Retry was
-        clicked; ``channel`` only for a run that had none. ``on_recorded``: told the retry's number at once."""
+        clicked; ``channel`` only for a run that had none. ``on_recorded``: told the retry's number at once.
+        ``resume``: from the failed step, with the provider's own resume (refused where it has none); the same
+        rights as Retry."""
         run = await self.get(run_id)
         if not run.final:
             raise InvalidRequest(f"Run #{run.id} is still {run.state}: retry it once it has ended.")
         if run.run_state is RunState.SUCCEEDED:
             raise InvalidRequest(f"Run #{run.id} succeeded; start a new run with `run {escape(run.name)}`.")
+        resume_from = self._resumable(run) if resume else None
         existing = await self.store.runs.retry_of(run.id)
         if existing is not None:
             raise InvalidRequest(_already_retried(run, existing))
@@ -324,7 +342,7 @@ class RunService:
         target = self._target(run)
         pipeline = target if isinstance(target, Pipeline) else None
         # an ad-hoc run has no owners: its retry is an admin's (as its run was)
-        what = f"retry *{escape(run.name)}*"
+        what = f"{'resume' if resume else 'retry'} *{escape(run.name)}*"
         right = await self.guard.grant(actor, RETRY, pipeline, what=what, action="retry", run=run)
         try:
             new = await self.start(
@@ -337,6 +355,7 @@ class RunService:
                 authorized=True,
                 right=right,
                 on_recorded=on_recorded,
+                resume_from=resume_from,
             )
         except AlreadyRetried as exc:  # two clicks at once: the database let one through
             raise InvalidRequest(_already_retried(run, exc.retry)) from None
@@ -345,6 +364,18 @@ class RunService:
         await self.notifier.thread(run, "retried", RetriedBy(actor.user_id, new.id))
         await self._alerts_of(run.id)
         return new
+
+    def _resumable(self, run: RunRecord) -> str:
+        """The provider run to resume ``run`` from; refused, saying what would work, where the provider cannot."""
+        client = self.pool.client(run.connection)
+        if not client.can(Capability.RESUME):
+            raise InvalidRequest(
+                f"{client.display_name} cannot resume a run from its failed step: Retry runs *{escape(run.name)}* "
+                "again from the start."
+            )
+        if run.provider_run_id is None:
+            raise InvalidRequest(f"Run #{run.id} never started: there is no failed step to resume from; use Retry.")
+        return run.provider_run_id
 
     async def _refuse_an_earlier_step_run(self, run: RunRecord) -> None:
         """A workflow step's run is retried only while it is the step's run: once Retry on the workflow ran the step

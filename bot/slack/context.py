@@ -17,6 +17,7 @@ from bot.service.permissions import Authorizer
 from bot.service.queries import RunQueries
 from bot.service.runs import RunService
 from bot.service.subscriptions import SubscriptionService
+from bot.service.triage import Triage
 from bot.service.workflows import WorkflowEngine
 from bot.slack.tasks import TaskSet
 from bot.store.store import Store
@@ -52,6 +53,11 @@ class Services:
     def subscriptions(self) -> SubscriptionService:
         """``subscribe``, ``unsubscribe``, ``subscriptions``, ``notify me`` and the Home tab's Unsubscribe."""
         return SubscriptionService(self.store, self.catalog, self.auth, self.now)
+
+    @property
+    def triage(self) -> Triage:
+        """The Full log's pages (and the failure's evidence, which ``Outcomes`` posts)."""
+        return Triage(self.store, self.pool, self.notifier.reporter, self.now)
 
     @property
     def command(self) -> str:

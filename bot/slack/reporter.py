@@ -31,6 +31,7 @@ from bot.service.events import (
     WorkflowNote,
     WorkflowStopped,
 )
+from bot.service.evidence import Evidence
 from bot.service.views import AlertStory, alert_view, run_view, workflow_view
 from bot.slack.blocks.alerts import (
     alert_batches,
@@ -42,6 +43,7 @@ from bot.slack.blocks.alerts import (
 from bot.slack.blocks.card import run_card
 from bot.slack.blocks.digest import digest_message
 from bot.slack.blocks.escalation import escalation_message
+from bot.slack.blocks.evidence import evidence_note
 from bot.slack.blocks.replies import failure_details, notice
 from bot.slack.blocks.subscriptions import subscriber_message
 from bot.slack.blocks.workflow import workflow_card
@@ -91,6 +93,12 @@ class SlackReporter:
         text, blocks = failure_details(run_view(run), owners=owners, display_name=display_name, console_url=console_url)
         await self.store.outbox.enqueue(
             keys.run_failure(run.id), kind=OutboxKind.THREAD, run_id=run.id, text=text, blocks=blocks, now=self.now()
+        )
+
+    async def run_evidence(self, run: RunRecord, evidence: Evidence) -> None:
+        text, blocks = evidence_note(evidence)
+        await self.store.outbox.enqueue(
+            keys.run_evidence(run.id), kind=OutboxKind.THREAD, run_id=run.id, text=text, blocks=blocks, now=self.now()
         )
 
     async def run_note(self, run: RunRecord, key: str, note: RunNote) -> None:

@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 __all__ = [
     "ALERT_GROUPS_LIKE",
+    "EVIDENCE",
     "RUN_CARDS_LIKE",
     "alert_group",
     "back",
@@ -27,9 +28,11 @@ __all__ = [
     "is_run_card",
     "notify_me",
     "run_card",
+    "run_evidence",
     "run_failure",
     "run_of_card",
     "run_reply",
+    "run_reply_parts",
     "run_stuck",
     "step_not_started_note",
     "subscriber_note",
@@ -71,6 +74,19 @@ def run_reply(run_id: int, note: str) -> str:
 def run_failure(run_id: int) -> str:
     """The failure's details, in the run's thread."""
     return run_reply(run_id, "failure")
+
+
+EVIDENCE = "evidence"
+
+
+def run_evidence(run_id: int) -> str:
+    """The provider's own details of a failure and what changed since the last success, in the run's thread."""
+    return run_reply(run_id, EVIDENCE)
+
+
+def run_reply_parts(note: str) -> tuple[str, str]:
+    """What comes before and after the run's id in ``run_reply(run_id, note)``: for SQL that builds the key."""
+    return _RUN, f":{note}"
 
 
 def run_stuck(run_id: int) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.store import keys
 from bot.store.records import OutboxItem, OutboxKind
 from bot.store.rows import claim
-from bot.store.tables import cards, outbox
+from bot.store.tables import cards, outbox, runs
 
 __all__ = ["OutboxState", "OutboxStore", "add_message"]
 
@@ -54,6 +54,27 @@ class OutboxStore:
                 conn, key, kind=kind, text=text, now=now, blocks=blocks, run_id=run_id, channel=channel,
                 card_key=card_key,
             )
+
+    async def failed_runs_without(self, note: str, *, since: datetime, limit: int) -> list[int]:
+        """Runs that failed since ``since``, whose failure was handled (``notified_state``), that have a card and a
+        provider run, and no reply ``note`` in their thread yet (``keys.run_reply``): oldest first."""
+        before, after = keys.run_reply_parts(note)
+        key = literal(before) + cast(runs.c.id, String) + literal(after)
+        query = (
+            select(runs.c.id)
+            .where(
+                runs.c.state == "failed",
+                runs.c.notified_state == "failed",
+                runs.c.ended_at >= since,
+                runs.c.origin != "watch",
+                runs.c.provider_run_id.is_not(None),
+                ~exists().where(outbox.c.key == key),
+            )
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [int(row[0]) for row in await conn.execute(query)]
 
     async def written_at(self, key: str) -> datetime | None:
         """When the message ``key`` was recorded (sent or not), or None if it never was."""

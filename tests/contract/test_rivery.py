@@ -661,12 +661,14 @@ async def test_the_console_link_points_at_the_river(legacy: Client) -> None:
     assert legacy.console_url(JOB, "run-1") == f"https://console.rivery.io/#/river/{RIVER}"
 
 
-async def test_legacy_offers_cancel_only_and_says_how_to_get_more(
+async def test_legacy_offers_cancel_and_logs_only_and_says_how_to_get_more(
     server: RiveryEmulator, legacy: Client, v1: Client
 ) -> None:
-    assert legacy.offered() == frozenset({Capability.CANCEL})
+    # the log download is the legacy API's (rivery-cli's fetch_run_logs); v1 documents none
+    assert legacy.offered() == frozenset({Capability.CANCEL, Capability.LOGS})
     assert not legacy.can(Capability.LIST_RUNS)
-    assert v1.offered() == frozenset(Capability) - {Capability.ARCHIVE, Capability.RESET, Capability.RESUME}
+    assert v1.offered() == frozenset(Capability) - {Capability.ARCHIVE, Capability.RESET, Capability.RESUME,
+                                                    Capability.LOGS}
     now = datetime.now(UTC)
     attempts = [
         legacy.list_runs(JOB, since=now),

@@ -195,8 +195,14 @@ def assert_delivered(
     stuck = Counter((c.params["channel"], c.params["thread_ts"]) for c in posts
                     if c.params.get("thread_ts") and c.params.get("text", "").startswith("⏰"))
     assert set(stuck.values()) <= {1}, "a run was warned about twice"
+    # the provider's log beside a failure's details ("Details of run …", bot/service/triage.py) is a reply of its own,
+    # once too, and only under a failure
+    evidence = Counter((c.params["channel"], c.params["thread_ts"]) for c in posts
+                       if c.params.get("thread_ts") and c.params.get("text", "").startswith("Details of run"))
+    assert set(evidence.values()) <= {1}, "a failure's log was posted twice"
+    assert set(evidence) <= {(m.channel, m.ts) for m in failed}, "a log under a run that did not fail"
     replies = Counter((c.params["channel"], c.params["thread_ts"]) for c in posts
-                      if c.params.get("thread_ts") and not c.params.get("text", "").startswith("⏰"))
+                      if c.params.get("thread_ts") and not c.params.get("text", "").startswith(("⏰", "Details of run")))
     missing = sorted({(m.channel, m.ts) for m in failed} - set(replies))
     extra = sorted(set(replies) - {(m.channel, m.ts) for m in failed})
     said = [c.params.get("text", "")[:120] for c in posts if (c.params["channel"], c.params.get("thread_ts")) in extra]

@@ -70,16 +70,24 @@ async def test_sigkill_with_runs_in_flight_loses_and_duplicates_nothing(tmp_path
         texts = list(card_runs(slack, "C0GENERAL").values())
         assert sum("failed" in t for t in texts) == 2
         assert sum("succeeded" in t for t in texts) == 5
+
+        def evidence_posted() -> bool:  # the provider's log is fetched (Rivery prepares it: a few polls) then posted
+            told = [c for c in slack.calls_to("chat.postMessage") if c.ok and str(c.params.get("text")).startswith("Det")]
+            return len(told) >= 2
+
+        await wait(evidence_posted, 30, "each failure's log in its thread", slack)
         await asyncio.sleep(1.0)  # anything still pending would go out now
 
-        # no card was posted twice, every failure's details went out exactly once
+        # no card was posted twice, every failure's details (and the provider's log beside them) went out once
         posts = [c for c in slack.calls_to("chat.postMessage") if c.ok]
         cards = [c for c in posts if not c.params.get("thread_ts")]
         assert len(cards) == len(commands)
-        details = Counter(c.params["thread_ts"] for c in posts if c.params.get("thread_ts"))
+        replies = [c for c in posts if c.params.get("thread_ts")]
+        details = Counter(c.params["thread_ts"] for c in replies if not str(c.params.get("text")).startswith("Details"))
+        evidence = Counter(c.params["thread_ts"] for c in replies if str(c.params.get("text")).startswith("Details"))
         failed_cards = [ts for ts, t in card_runs(slack, "C0GENERAL").items() if "failed" in t]
-        assert sorted(details) == sorted(failed_cards)
-        assert set(details.values()) == {1}
+        assert sorted(details) == sorted(failed_cards) == sorted(evidence)
+        assert set(details.values()) == set(evidence.values()) == {1}
         # each card got its final content once (no repeated final update)
         for ts in card_runs(slack, "C0GENERAL"):
             message = slack.message("C0GENERAL", ts)

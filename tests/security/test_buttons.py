@@ -45,6 +45,10 @@ SWEPT = {
     ids.SUB_REMOVE: "subscriber",  # the Home tab's Unsubscribe: whoever made it, or may change what it covers
     ids.HOME_REFRESH: "anyone",  # redraws the clicker's own Home tab; its value is not read
     ids.HOME_UNMUTE: "owner or change",  # the Home tab's Unmute: as `/pipeline unmute` (whoever may mute)
+    ids.RUN_LOG: "anyone",  # opens the failure's log, as its thread shows it (redacted): nothing changes
+    ids.LOG_EARLIER: "anyone",  # pages the Full log modal of the one who opened it
+    ids.LOG_LATER: "anyone",
+    ids.RUN_RESUME: "owner or run",  # as Retry: resume from the failed step is a retry
 }
 #: answered on the clicker's Home tab (a click there has no response_url), not in an ephemeral
 ON_HOME = {ids.SUB_REMOVE, ids.HOME_REFRESH, ids.HOME_UNMUTE}
@@ -74,7 +78,8 @@ def _state(w: World) -> dict[str, Any]:
             "subscriptions": db.execute("select * from subscriptions order by id").fetchall(),
         }
     calls = {name: {route: len(e.state.requests_to(route)) for route in
-                    ("trigger", "v1_trigger", "cancel", "v1_cancel", "configuration", "workflow", "stop", "pause")}
+                    ("trigger", "v1_trigger", "cancel", "v1_cancel", "configuration", "workflow", "stop", "pause",
+                              "resume")}
              for name, e in w.emulators.items()}
     return {**rows, "provider_writes": calls}
 
@@ -108,10 +113,15 @@ async def _workflow_card(w: World, words: str) -> Message:
     return found[-1]
 
 
+def _evidence(w: World, card: Message) -> list[Message]:
+    return [m for m in w.slack.messages(card.channel, thread_ts=card.ts) if ids.RUN_LOG in m.action_ids]
+
+
 async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Path) -> None:
     async with security_world(tmp_path) as w:
         dave = add_stranger(w)
-        w.emulators["datakitchen"].state.script(DK_JOB, Outcome(result="fail", queued_s=1, running_s=2))
+        # a long log: its Full log modal has pages to turn
+        w.emulators["datakitchen"].state.script(DK_JOB, Outcome(result="fail", queued_s=1, running_s=2, log_lines=120))
         # leads-ods: the first run keeps running (card with Cancel), the second is the workflow's step
         w.emulators["rivery"].state.script(RIVER, [Outcome(queued_s=1, running_s=10_000), Outcome(queued_s=1, running_s=2)])
         w.emulators["rivery"].state.script(FAILING_RIVER, Outcome(result="fail", queued_s=1, running_s=2))
@@ -224,6 +234,18 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
                                                     ids.param_block_id("source_date"): {ids.PARAM_ACTION: "2024-01-31"}})
         assert submitted.ok
         await w.until(lambda: len(w.slack.ephemerals("C0GENERAL", dave)) > before_n, what="the refusal of the modal")
+        # the failure's evidence in its thread: Resume is a retry (refused), Full log opens a modal that pages
+        await w.until(lambda: bool(_evidence(w, failed)), what="the failure's evidence")
+        evidence = _evidence(w, failed)[0]
+        await on_message(evidence, ids.RUN_RESUME)
+        await on_message(evidence, ids.RUN_LOG)
+        await w.until(lambda: any(v.callback_id == ids.LOG_MODAL for v in w.slack.open_modals(dave)), what="the log")
+        log_modal = next(v for v in w.slack.open_modals(dave) if v.callback_id == ids.LOG_MODAL)
+        await w.until(lambda: ids.LOG_EARLIER in json.dumps(w.slack.view(log_modal.id).blocks), what="its last page")
+        await w.slack.click_view(log_modal.id, ids.LOG_EARLIER, user=dave)
+        await w.until(lambda: ids.LOG_LATER in json.dumps(w.slack.view(log_modal.id).blocks), what="the earlier page")
+        await w.slack.click_view(log_modal.id, ids.LOG_LATER, user=dave)
+        answered += [ids.LOG_EARLIER, ids.LOG_LATER]
         await w.settle(1.0)
 
         after = _state(w)

@@ -179,7 +179,19 @@ class Documents:
             })
         if ask.get("logs"):
             detail["log"] = self.emu.keep("log", {"lines": self._log(run)})
+        if ask.get("testresults") and run.phase(now) not in ("queued", "running"):
+            detail["testresults"] = self._tests(run, now)
         return self.emu.keep("detail", detail)
+
+    @staticmethod
+    def _tests(run: EmuRun, now: float) -> str:
+        """``testresults`` as text (DKCloudCommandRunner prints the string as it comes); its lines are the
+        emulator's own: no source shows their format (assumption)."""
+        lines = []
+        for task in run.outcome.tasks:
+            failed = run.task_phase(task, now) == "failed"
+            lines.append(f"{task}: test row_count {'FAILED (0 rows)' if failed else 'passed'}")
+        return "\n" + "\n".join(lines) + "\n"
 
     def _log(self, run: EmuRun) -> list[dict[str, Any]]:
         """Log entries: each node's start and end, and the outcome's message on the nodes that failed."""
@@ -193,6 +205,7 @@ class Documents:
         lines = [line("INFO", f"Order run {run.run_id} planned")]
         if run.phase(now) == "queued":
             return lines
+        lines += [line("INFO", text) for text in run.outcome.filler()]
         for task in run.outcome.tasks:
             lines.append(line("INFO", f"node {task}: started", task))
             task_phase = run.task_phase(task, now)

@@ -21,7 +21,7 @@ from bot.errors import (
     ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunState, RunStatus, Triggered
+from bot.models import RunLog, RunState, RunStatus, Triggered
 from bot.providers._http import Call, RetryPolicy, Sleep, loads
 from bot.providers.base import Capability, ProviderClient
 from bot.providers.datakitchen.answers import (
@@ -44,7 +44,7 @@ from bot.providers.datakitchen.answers import (
 )
 from bot.providers.datakitchen.batches import kitchen_statuses
 from bot.providers.datakitchen.config import Connection, Job
-from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of
+from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of, log_of
 from bot.providers.datakitchen.session import Clock, _Session
 
 _ORDERS_PAGE = 50
@@ -56,10 +56,9 @@ _ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
 class Client(ProviderClient[Connection, Job]):
     provider: ClassVar[str] = "datakitchen"
     display_name: ClassVar[str] = "DataKitchen"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.LIST_RUNS, Capability.CANCEL, Capability.RESUME, Capability.ENABLE, Capability.DISABLE,
-         Capability.STATUSES}
-    )
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({
+        Capability.LIST_RUNS, Capability.CANCEL, Capability.RESUME, Capability.ENABLE, Capability.DISABLE,
+        Capability.STATUSES, Capability.LOGS})
 
     def __init__(
         self,
@@ -212,7 +211,7 @@ class Client(ProviderClient[Connection, Job]):
             )
         return [s for s in servings if isinstance(s, dict)]
 
-    async def _details(self, job: Job, hid: str, what: str) -> dict[str, Any]:
+    async def _details(self, job: Job, hid: str, what: str, tests: bool = False) -> dict[str, Any]:
         call = Call(
             "POST",
             f"v2/order/details/{self._seg(job.kitchen)}",
@@ -221,7 +220,7 @@ class Client(ProviderClient[Connection, Job]):
                 "serving_hid": hid,
                 "summary": True,
                 "logs": True,
-                "testresults": False,
+                "testresults": tests,
                 "timingresults": False,
                 "servingjson": False,
             },
@@ -259,6 +258,12 @@ class Client(ProviderClient[Connection, Job]):
         if status.state is RunState.FAILED:
             message = _failure_message(tasks, lines, detail, status.message, redact)
         return replace(status, tasks=tasks or status.tasks, message=message)
+
+    async def run_log(self, job: Job, run_id: str) -> RunLog:
+        """The order run's log and test results: the details DKCloudCommand's ``orderrun_detail`` asks for."""
+        _, hid = await self._serving_hid(job, run_id)
+        detail = await self._details(job, hid, f"read the log of order run {hid}", tests=True)
+        return log_of(detail, self.caller.redactor.snapshot(), hid)
 
     def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus:
         """One order run (an entry of ``servings``) as a RunStatus."""
@@ -365,9 +370,7 @@ class Client(ProviderClient[Connection, Job]):
             servings = await self._servings(job, order_id)
             hid = _hid_of(servings[0]) if servings else ""
             if not hid:
-                raise self.caller.error(
-                    ProviderRejected, f"Order {order_id} of {job.describe()} has no order run yet."
-                )
+                raise self.caller.error(ProviderRejected, f"Order {order_id} of {job.describe()} has no order run yet.")
         return order_id, hid
 
     async def cancel(self, job: Job, run_id: str) -> None:

@@ -8,7 +8,8 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from bot.models import RunState, TaskStatus
+from bot.models import RunLog, RunState, TaskStatus
+from bot.providers.base import LOG_KEEP_LINES
 from bot.providers.datakitchen.answers import _MESSAGE_LIMIT, _cut, _words, node_state
 
 #: of an order run's log, the characters and lines read from its end (where the failure is); each line is redacted
@@ -56,7 +57,7 @@ class _Line(NamedTuple):
         return self.node == node if self.node else node in self.text
 
 
-def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
+def _log_lines(detail: Mapping[str, Any], keep: int = _LOG_KEEP_LINES) -> list[_Line]:
     """Log lines of a details answer: its last ``_LOG_KEEP_LINES`` lines and ``_LOG_KEEP`` characters at most,
     where a run's failure is told.
 
@@ -68,17 +69,17 @@ def _log_lines(detail: Mapping[str, Any]) -> list[_Line]:
     if isinstance(raw, dict) and isinstance(raw.get("lines"), list):
         raw = raw["lines"]
     if isinstance(raw, list):
-        return _tail([line for line in (_entry_line(e) for e in raw[-_LOG_KEEP_LINES:]) if line.text])
+        return _tail([line for line in (_entry_line(e) for e in raw[-keep:]) if line.text], keep)
     if isinstance(raw, str):
         text = _maybe_compressed(raw)[-_LOG_KEEP:]
-        return _tail([_Line(line.strip()) for line in text.splitlines()[-_LOG_KEEP_LINES:] if line.strip()])
+        return _tail([_Line(line.strip()) for line in text.splitlines()[-keep:] if line.strip()], keep)
     return []
 
 
-def _tail(lines: list[_Line]) -> list[_Line]:
-    """The last lines, ``_LOG_KEEP_LINES`` and ``_LOG_KEEP`` characters of them at most: each is redacted and
+def _tail(lines: list[_Line], keep: int = _LOG_KEEP_LINES) -> list[_Line]:
+    """The last lines, ``keep`` and ``_LOG_KEEP`` characters of them at most: each is redacted and
     searched, and the end of a log is what says why a run failed."""
-    lines = lines[-_LOG_KEEP_LINES:]
+    lines = lines[-keep:]
     kept = 0
     for at in range(len(lines) - 1, -1, -1):
         kept += len(lines[at].text)
@@ -154,3 +155,16 @@ def _failure_message(
         parts.append(said)
     message = "\n".join(parts) or fallback or "The order run failed; DataKitchen gave no reason."
     return _cut(message, _MESSAGE_LIMIT)
+
+
+def log_of(detail: Mapping[str, Any], redact: Callable[[str], str], hid: str) -> RunLog:
+    """An order run's whole log for the failure's thread and its Full log: the entries of ``log.lines`` (the
+    details DKCloudCommand's ``orderrun_detail`` asks for), each ``record_type message``, its node named, redacted."""
+    lines = _log_lines(detail, LOG_KEEP_LINES)
+    texts = [redact(f"[{line.node}] {line.text}" if line.node else line.text) for line in lines]
+    # DKCloudCommandRunner.orderrun_detail prints ``testresults`` as text after the log ("TEST RESULTS")
+    tests = detail.get("testresults")
+    if isinstance(tests, str) and tests.strip():
+        texts += ["TEST RESULTS"] + [redact(line.rstrip()) for line in tests.splitlines() if line.strip()]
+    source = f"DataKitchen POST v2/order/details ({hid}: summary, logs, testresults)"
+    return RunLog(tuple(texts[-LOG_KEEP_LINES:]), source, len(texts) > LOG_KEEP_LINES)

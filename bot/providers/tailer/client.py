@@ -40,6 +40,10 @@ _BATCH_PER_RUN, _BATCH_LIMIT = 2, (50, 1000)
 class Client(ProviderClient[Connection, Job]):
     provider: ClassVar[str] = "tailer"
     display_name: ClassVar[str] = "Tailer"
+    no_logs: ClassVar[str] = (
+        "Tailer's API gives no log and no step details of a run: get_last_status (POST v1/dag/status) gives each "
+        "run's status, start, last update and duration. See the run in Tailer Studio."
+    )
     http2: ClassVar[bool] = True
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {

@@ -17,9 +17,10 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import InvalidRequest, UserError
+from bot.errors import InvalidRequest, PipelineBotError, UserError
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
+from bot.slack.blocks.evidence import log_modal, log_modal_saying
 from bot.slack.blocks.modal import run_modal
 from bot.slack.blocks.replies import mute_answer, notice
 from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
@@ -54,6 +55,10 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(re.compile(r"^wf\.approve(?::\d+)?$"))(_listener(services, _approve))
     app.action(re.compile(r"^wf\.reject(?::\d+)?$"))(_listener(services, _reject))
     app.action(WF_RETRY)(_listener(services, _resume))
+    app.action(ids.RUN_RESUME)(_listener(services, _resume_run))
+    app.action(ids.RUN_LOG)(_listener(services, _full_log))
+    app.action(ids.LOG_EARLIER)(_listener(services, _log_page))
+    app.action(ids.LOG_LATER)(_listener(services, _log_page))
     app.action(ids.RUN_CONSOLE)(_just_ack)  # a link button: Slack opens the URL, the click still needs an ack
     app.action(ids.OP_DISMISS)(_dismiss)
     app.action(ids.SUB_REMOVE_PATTERN)(_listener(services, _unsubscribe))
@@ -165,6 +170,15 @@ async def _retry(
     return None
 
 
+async def _resume_run(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> tuple[str, list[Any]]:
+    """Resume from the failed step: Retry with the provider's own resume, the same rights, refused where the
+    provider has none."""
+    new = await services.runs.retry(actor, ids.parse_run_value(_value(action)), channel=actor.channel_id, resume=True)
+    return notice(f"▶️ Resuming from the failed step as run #{new.id}.")
+
+
 async def _acknowledge(
     services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
 ) -> tuple[str, list[Any]] | None:
@@ -221,6 +235,40 @@ async def _open_modal(
         display_names=services.display_names(),
     )
     await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+async def _full_log(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> None:
+    """The failure thread's Full log: the modal opens at once (a click's trigger_id lasts 3 s, and the provider may
+    take longer: Rivery prepares a log), then shows the log's last page, or why it cannot."""
+    run_id = ids.parse_run_value(_value(action))
+    opened = await client.views_open(trigger_id=body["trigger_id"], view=log_modal_saying(run_id, "_Reading the log…_"))
+    view = opened.get("view") or {}
+    await _show_page(services, client, run_id, 0, str(view.get("id", "")), view.get("hash"))
+
+
+async def _log_page(
+    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+) -> None:
+    """Earlier / Later in the Full log modal: the same view, another page (the value re-checked: it is input)."""
+    run_id, number = ids.parse_log_page_value(_value(action))
+    view = body.get("view") or {}
+    if str(view.get("private_metadata", "")) != str(run_id):
+        raise ValueError("a log page of another run than its modal's")
+    await _show_page(services, client, run_id, number, str(view.get("id", "")), view.get("hash"))
+
+
+async def _show_page(
+    services: Services, client: AsyncWebClient, run_id: int, number: int, view_id: str, view_hash: Any
+) -> None:
+    try:
+        shown = log_modal(await services.triage.log_page(run_id, number))
+    except UserError as refused:  # our own words (mrkdwn we built)
+        shown = log_modal_saying(run_id, "⚠️ " + str(refused))
+    except PipelineBotError as failed:  # the provider's answer: redacted, escaped here
+        shown = log_modal_saying(run_id, "⚠️ " + escape(str(failed)))
+    await client.views_update(view_id=view_id, hash=view_hash, view=shown)
 
 
 async def _unsubscribe(

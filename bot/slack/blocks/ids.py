@@ -15,6 +15,9 @@ __all__ = [
     "HOME_UNMUTE_PATTERN",
     "LIST_RUN",
     "LIST_RUN_PATTERN",
+    "LOG_EARLIER",
+    "LOG_LATER",
+    "LOG_MODAL",
     "MUTE_CHOICES",
     "MUTE_SET",
     "MUTE_SET_PATTERN",
@@ -28,20 +31,24 @@ __all__ = [
     "RUN_ACK_PATTERN",
     "RUN_CANCEL",
     "RUN_CONSOLE",
+    "RUN_LOG",
     "RUN_MODAL",
     "RUN_MUTE",
     "RUN_REFRESH",
+    "RUN_RESUME",
     "RUN_RETRY",
     "RUN_RETRY_PATTERN",
     "SUB_REMOVE",
     "SUB_REMOVE_PATTERN",
     "home_unmute_action_id",
     "list_run_action_id",
+    "log_page_value",
     "mute_set_action_id",
     "mute_set_value",
     "mute_value",
     "op_value",
     "param_block_id",
+    "parse_log_page_value",
     "parse_mute_set_value",
     "parse_mute_value",
     "parse_op_value",
@@ -55,6 +62,8 @@ RUN_CANCEL = "run.cancel"
 RUN_CONSOLE = "run.console"
 RUN_RETRY = "run.retry"
 RUN_ACK = "run.ack"
+RUN_LOG = "run.log"  # the failure's thread: opens the Full log modal
+RUN_RESUME = "run.resume"  # the failure's thread: resume from the failed step, where the provider can
 RUN_MUTE = "run.mute"  # static_select; option value "<run_id>|<seconds>"
 # a grouped alert has one Retry / Acknowledge per failure: "run.retry:<n>"; listeners match the patterns
 RUN_RETRY_PATTERN = re.compile(r"^run\.retry(?::\d+)?$")
@@ -122,6 +131,24 @@ def parse_run_value(value: str) -> int:
     if not re.fullmatch(r"\d{1,18}", value):
         raise ValueError(f"{value[:40]!r} is not a run id")
     return int(value)
+
+
+# the Full log modal's Earlier / Later: value "<run_id>|<page>", pages counted from the log's end
+LOG_MODAL = "log.modal"
+LOG_EARLIER = "log.earlier"
+LOG_LATER = "log.later"
+
+
+def log_page_value(run_id: int, page: int) -> str:
+    return f"{run_id}|{page}"
+
+
+def parse_log_page_value(value: str) -> tuple[int, int]:
+    """A Full log page button's value back into (run id, page)."""
+    found = re.fullmatch(r"(\d{1,18})\|(\d{1,6})", value)
+    if found is None:
+        raise ValueError(f"{value[:40]!r} is not a log page")
+    return int(found.group(1)), int(found.group(2))
 
 
 def parse_subscription_value(value: str) -> int:

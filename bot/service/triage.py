@@ -1,0 +1,138 @@
+"""Triage starts in the failure's thread: the provider's own log, fetched once when a run fails, and what changed
+since the pipeline's last success; the Full log's pages, read again from the provider at each click.
+
+Once: the note is keyed (``keys.run_evidence``), and a failure handed here again (recovery after a crash) finds it
+written and asks the provider nothing. A provider without logs (InVision, Tailer, Rivery's v1 API) is said so in
+the note; a log call that fails leaves its (redacted) error in the note instead of the lines: the failure itself
+was already told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial
+
+from bot.errors import InvalidRequest, OperationNotSupported, PipelineBotError
+from bot.models import RunLog, RunState
+from bot.providers.base import Capability
+from bot.service.clients import ClientPool
+from bot.service.events import Reporter
+from bot.service.evidence import Comparison, Evidence, LogPage, compare, page_of, relevant
+from bot.store import keys
+from bot.store.away import database_away
+from bot.store.records import RunRecord
+from bot.store.store import Store
+
+__all__ = ["Triage"]
+
+log = logging.getLogger(__name__)
+
+#: how far back a pipeline's last success is looked for, in runs
+_LOOK_BACK = 100
+#: failures this old without their evidence are left without it (the bot was down, the provider kept refusing)
+_SWEEP_WINDOW = timedelta(hours=1)
+#: failures read at once by one sweep
+_SWEEP_BATCH = 20
+
+
+class Triage:
+    def __init__(self, store: Store, pool: ClientPool, reporter: Reporter, now: Callable[[], datetime]) -> None:
+        self.store = store
+        self.pool = pool
+        self.reporter = reporter
+        self.now = now
+
+    async def sweep(self) -> int:
+        """The periodic job: the evidence of the failures handled lately that lack it, read at once (a batch of
+        them). Off the path a failure takes (its card, alert and details come first, without waiting for a
+        provider that prepares its log), and durable: a crash before the note is written leaves the failure
+        without it, and the next sweep (of this process or another) reads it again."""
+        since = self.now() - _SWEEP_WINDOW
+        ids = await self.store.outbox.failed_runs_without(keys.EVIDENCE, since=since, limit=_SWEEP_BATCH)
+        found = await self.store.runs.many(ids)
+        await asyncio.gather(*(self.failed(run) for run in found.values()))
+        return len(found)
+
+    async def failed(self, run: RunRecord) -> None:
+        """The failure's evidence in its thread, once."""
+        if run.provider_run_id is None or await self.store.outbox.written_at(keys.run_evidence(run.id)) is not None:
+            return  # never started (nothing to read), or already told
+        try:
+            evidence = await self.evidence(run)
+        except Exception as exc:  # a bug reading an answer must not stop what follows the failure (subscribers…)
+            if database_away(exc):
+                raise  # the database comes back: the failure is handed here again (recovery), and the note follows
+            log.exception("reading the evidence of run %s failed", run.id, extra={"run_id": run.id})
+            # said once, so that the sweep does not read it again and again
+            missing = f"The bot could not read what {self._display(run)} answered about this run (it is logged)."
+            evidence = Evidence(run_id=run.id, display_name=self._display(run), missing=missing)
+        await self.reporter.run_evidence(run, evidence)
+
+    async def evidence(self, run: RunRecord) -> Evidence:
+        display = self._display(run)
+        comparison = await self.comparison(run)
+        can_resume = run.provider_run_id is not None and self._can_resume(run)
+        note = partial(Evidence, run_id=run.id, display_name=display, comparison=comparison, can_resume=can_resume)
+        try:
+            found = await self._log(run)
+        except OperationNotSupported as refused:
+            return note(missing=str(refused))
+        except PipelineBotError as failed:  # provider errors come redacted (bot.providers._http)
+            missing = f"{display} did not give this run's log: {failed}"
+            return note(missing=missing)
+        if not found.lines:
+            missing = f"{display}'s log of this run is empty."
+            return note(missing=missing)
+        return note(lines=relevant(found.lines), total_lines=len(found.lines), source=found.source)
+
+    async def log_page(self, run_id: int, page: int) -> LogPage:
+        """A page of the run's log for the Full log modal: the run re-checked (the button's value is input), the
+        log read again from the provider (it is never stored, nor sent whole)."""
+        run = await self.store.runs.get(run_id)
+        if run is None:
+            raise InvalidRequest(f"There is no run #{run_id}.")
+        if run.run_state is not RunState.FAILED:
+            raise InvalidRequest(f"Run #{run.id} did not fail: the Full log is offered for failed runs.")
+        found = await self._log(run)
+        return page_of(run.id, found.lines, page)
+
+    async def comparison(self, run: RunRecord) -> Comparison | None:
+        """``run`` beside its pipeline's last success before it, when the bot knows of one."""
+        if run.pipeline is None:
+            return None
+        earlier = await self.store.runs.recent(run.pipeline, limit=_LOOK_BACK)
+        success = next((r for r in earlier if r.id < run.id and r.run_state is RunState.SUCCEEDED), None)
+        if success is None:
+            return None
+        return compare(
+            success_id=success.id,
+            success_ended=success.ended_at,
+            durations=(_duration(success), _duration(run)),
+            parameters=(success.parameters, run.parameters),
+            tasks=(success.tasks, run.tasks),
+        )
+
+    async def _log(self, run: RunRecord) -> RunLog:
+        if run.provider_run_id is None:
+            raise InvalidRequest(f"Run #{run.id} never started at {self._display(run)}: it has no log.")
+        # a client without logs raises its own refusal, which says what the provider offers instead
+        return await self.pool.client(run.connection).run_log(self.pool.job(run.provider, run.job), run.provider_run_id)
+
+    def _can_resume(self, run: RunRecord) -> bool:
+        try:
+            return self.pool.client(run.connection).can(Capability.RESUME)
+        except Exception:  # the catalog changed under the run: no button rather than a broken note
+            return False
+
+    def _display(self, run: RunRecord) -> str:
+        try:
+            return self.pool.client(run.connection).display_name
+        except Exception:  # the catalog changed under the run: its provider key still names it
+            return run.provider
+
+
+def _duration(run: RunRecord) -> timedelta | None:
+    return run.ended_at - run.started_at if run.ended_at and run.started_at else None

@@ -1,0 +1,190 @@
+"""Triage starts in the failure's thread: the provider's own log (last relevant lines, escaped, redacted), what
+changed since the pipeline's last success, and a Full log modal that pages through a 10,000-line log; on Rivery
+(its legacy log download) and on DataKitchen (its order-run details)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bot.emulators._core import Fault, Outcome
+from bot.emulators.slack.server import Message
+from tests.scenario.harness import ENV, FLOW, RIVER, World, world
+from tests.scenario.surface import add_stranger, reply_to, run_number
+
+DK_KEY = "production/sales_dashboard/daily"
+
+
+def text_of(message: object) -> str:
+    return json.dumps(getattr(message, "blocks", []), ensure_ascii=False) + getattr(message, "text", "")
+
+
+async def _evidence(w: World, card: Message) -> Message:
+    def found() -> list[Message]:
+        return [m for m in w.thread(card) if "Details of run" in m.text]
+
+    await w.until(lambda: bool(found()), what="the provider's details in the failure's thread")
+    [note] = found()
+    return note
+
+
+async def _second_failed(w: World) -> Message:
+    """The second card, once it says its run failed (the first card's words may hold "failed" too)."""
+    await w.until(lambda: len(w.cards()) == 2 and "failed" in w.cards()[-1].text, what="the second card failed")
+    return w.cards()[-1]
+
+
+async def _succeed_then_fail(w: World, first: str, second: str, emulator: str, key: str, outcome: Outcome,
+                             user: str = "U0BOB") -> Message:
+    """A success of the pipeline, then a failure of it: the failure's card."""
+    await w.command(first, user=user)
+    await w.card_saying("queued")
+    w.advance(10)
+    await w.card_saying("succeeded")
+    w.emulators[emulator].state.script(key, outcome)
+    w.advance(40)  # past Rivery's two runs of a river a minute
+    await w.command(second, user=user)
+    await w.until(lambda: len(w.cards()) == 2, what="the second card")
+    w.advance(40)
+    return await _second_failed(w)
+
+
+async def test_a_failed_rivery_run_shows_its_log_and_what_changed_since_the_last_success(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.emulators["rivery"].state.script(RIVER, Outcome(queued_s=1, running_s=5))
+        failing = Outcome(result="fail", queued_s=1, running_s=20, tasks=("extract", "load"), failed_tasks=("load",),
+                          message=f"Table <!channel> not found (token {ENV['RIVERY_TOKEN']})")
+        await w.command("run leads-ods load_date=2026-11-01")
+        await w.card_saying("queued")
+        w.advance(10)
+        card = await _succeed_then_fail_after(w, failing)
+        note = await _evidence(w, card)
+        body = text_of(note)
+        assert "From Rivery" in body and "ERROR" in body
+        assert "&lt;!channel&gt;" in body and "<!channel>" not in body  # the log's words, escaped
+        assert ENV["RIVERY_TOKEN"] not in body  # and redacted
+        assert "activities/runs/logs" in body  # where the lines come from
+        assert "Since the last success" in body and "run #1" in body
+        assert "`load_date`" in body and "2026-11-01" in body and "2026-11-02" in body
+        assert "Failed now, passed then: `task 2`" in body  # check_run names no task: the bot numbers them
+        assert "Duration:" in body
+        assert "run.resume" not in note.action_ids  # Rivery cannot resume a run
+        # fetched once: a second look at the thread later finds the same one note
+        w.advance(60)
+        await w.settle()
+        assert len([m for m in w.thread(card) if "run.log" in m.action_ids]) == 1
+        assert len(w.emulators["rivery"].state.requests_to("logs")) >= 2
+
+
+async def _succeed_then_fail_after(w: World, failing: Outcome) -> Message:
+    await w.card_saying("succeeded")
+    w.emulators["rivery"].state.script(RIVER, failing)
+    w.advance(40)
+    await w.command("run leads-ods load_date=2026-11-02")
+    await w.until(lambda: len(w.cards()) == 2, what="the second card")
+    w.advance(40)
+    return await _second_failed(w)
+
+
+async def test_the_full_log_of_a_10000_line_log_pages_in_a_modal(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.emulators["rivery"].state.script(RIVER, Outcome(result="fail", queued_s=1, running_s=5, log_lines=10_000,
+                                                          failed_tasks=("load",), message="disk full"))
+        await w.command("run leads-ods load_date=2026-11-01")
+        await w.card_saying("queued")
+        w.advance(10)
+        await w.until(lambda: "failed" in w.cards()[-1].text, what="the card failed")
+        card = w.cards()[-1]
+        note = await _evidence(w, card)
+        assert "of 10002 lines" in text_of(note)
+        assert len(json.dumps(note.blocks)) < 12_000  # the thread shows the last lines, not the log
+        await w.slack.click(note.channel, note.ts, "run.log", user="U0CAROL")
+        await w.until(lambda: bool(w.slack.open_modals("U0CAROL")), what="the Full log modal")
+        [modal] = w.slack.open_modals("U0CAROL")  # opened at once, saying it reads the log
+        await w.until(lambda: "Lines" in text_of(w.slack.view(modal.id)), what="the log's last page")
+        modal = w.slack.view(modal.id)
+        first = text_of(modal)
+        assert "Lines 9953–10002 of 10002" in first and "page 201 of 201" in first
+        assert "disk full" in first
+        assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in modal.blocks)
+        await w.slack.click_view(modal.id, "log.earlier", user="U0CAROL")
+        await w.until(lambda: "Lines 9903–9952" in text_of(w.slack.view(modal.id)), what="the earlier page")
+        earlier = text_of(w.slack.view(modal.id))
+        assert "step 9903 of 10000" in earlier and "step 9952 of" in earlier and "step 9953 of" not in earlier
+        await w.slack.click_view(modal.id, "log.later", user="U0CAROL")
+        await w.until(lambda: "Lines 9953–10002" in text_of(w.slack.view(modal.id)), what="back to the end")
+
+
+def _unwatched(raw: dict[str, Any]) -> None:
+    """sales-dashboard not watched: the success compared with is the test's own run, not one the watch adopted."""
+    raw["pipelines"]["sales-dashboard"]["watch"] = False
+
+
+async def test_a_failed_datakitchen_run_shows_its_order_run_details_and_offers_resume(tmp_path: Path) -> None:
+    async with world(tmp_path, catalog_edit=_unwatched) as w:
+        dk = w.emulators["datakitchen"]
+        dk.state.script(DK_KEY, Outcome(queued_s=1, running_s=5, tasks=("extract", "transform", "publish")))
+        failing = Outcome(result="fail", queued_s=1, running_s=20, tasks=("extract", "transform", "publish"),
+                          failed_tasks=("transform",), message=f"bad row (password {ENV['DK_PASSWORD']})")
+        card = await _succeed_then_fail(w, "run sales-dashboard source_date=2026-11-01",
+                                        "run sales-dashboard source_date=2026-11-03", "datakitchen", DK_KEY, failing,
+                                        user="U0ALICE")
+        note = await _evidence(w, card)
+        body = text_of(note)
+        assert "From DataKitchen" in body and "[transform] ERROR node transform: bad row" in body
+        assert ENV["DK_PASSWORD"] not in body
+        assert "v2/order/details" in body
+        assert "Failed now, passed then: `transform`" in body and "2026-11-03" in body, body
+        assert "run.resume" in note.action_ids
+
+        # a person without the right to retry cannot resume either
+        dave = add_stranger(w)
+        _, refused = await reply_to(w, w.slack.click(note.channel, note.ts, "run.resume", user=dave), user=dave)
+        assert "You may not resume *sales-dashboard*" in refused.text
+        assert not dk.state.requests_to("resume")
+
+        # Resume from the failed step: DataKitchen resumes the order run (PUT v2/order/resume), as Retry would be
+        # allowed (U0ALICE: allow_change); the new attempt is linked as a retry
+        await w.slack.click(note.channel, note.ts, "run.resume", user="U0ALICE")
+        await w.until(lambda: len(dk.state.requests_to("resume")) == 1, what="DataKitchen asked to resume")
+        await w.until(lambda: len(w.cards()) == 3, what="the resumed run's card")
+        assert "Retry of #2" in text_of(w.cards()[-1])
+        assert len(dk.state.requests_to("trigger")) == 2  # no new order: the failed one resumed
+
+        # Rivery cannot resume at all: said so
+        await w.command("run orders", user="U0ALICE")
+        await w.until(lambda: "orders is queued" in w.cards()[-1].text, what="the Rivery run")
+        rivery_run = run_number(w.cards()[-1])
+        w.advance(40)
+        await w.until(lambda: "failed" in w.cards()[-1].text, what="the Rivery run failed")
+        _, refused = await reply_to(w, w.slack.click(note.channel, note.ts, "run.resume", user="U0ALICE",
+                                                     value=str(rivery_run)))
+        assert "Rivery cannot resume a run from its failed step: Retry runs *orders* again" in refused.text
+        assert len(dk.state.requests_to("resume")) == 1
+        assert not w.emulators["rivery"].state.requests_to("resume")
+
+
+async def test_invision_s_failure_thread_says_it_gives_no_log_and_a_failing_full_log_says_why(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        w.emulators["invision"].state.script(FLOW, Outcome(result="fail", queued_s=1, running_s=2))
+        await w.command("run budget", user="U0ALICE")
+        await w.card_saying("budget is queued")
+        w.advance(10)
+        await w.until(lambda: "failed" in w.cards()[-1].text, what="the InVision run failed")
+        note = await _evidence(w, w.cards()[-1])
+        assert "InVision's API gives no log and no step details" in text_of(note)
+        assert "run.log" not in note.action_ids and "run.resume" not in note.action_ids
+
+        # Rivery's log download failing for good when the Full log is opened: the modal says so, escaped
+        await w.command("run orders", user="U0ALICE")
+        await w.until(lambda: "orders is queued" in w.cards()[-1].text, what="the Rivery run")
+        w.advance(40)
+        await w.until(lambda: "failed" in w.cards()[-1].text, what="the Rivery run failed")
+        note = await _evidence(w, w.cards()[-1])
+        w.emulators["rivery"].state.add_fault(Fault(route="logs", status=503, times=None))
+        await w.slack.click(note.channel, note.ts, "run.log", user="U0ALICE")
+        await w.until(lambda: bool(w.slack.open_modals("U0ALICE")), what="the Full log modal")
+        [modal] = w.slack.open_modals("U0ALICE")
+        await w.until(lambda: "⚠️" in text_of(w.slack.view(modal.id)), what="the modal saying why")
+        assert "Rivery" in text_of(w.slack.view(modal.id))

@@ -85,7 +85,9 @@ class SlackReporter:
 
     async def run_card(self, channel: str, view: CardView) -> bool:
         text, blocks = run_card(view)
-        return await self.store.cards.write_run_card(view.run.id, channel, text, blocks, now=view.now)
+        return await self.store.cards.write_run_card(
+            view.run.id, channel, text, blocks, now=view.now, final=view.run.final
+        )
 
     async def run_failed(
         self, run: RunRecord, *, owners: Sequence[str], display_name: str, console_url: str | None

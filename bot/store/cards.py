@@ -13,7 +13,7 @@ from bot.store import keys
 from bot.store.messages import write_message
 from bot.store.records import CardRecord
 from bot.store.rows import card_of_row, cards_by_ids, claim, is_postgres
-from bot.store.tables import cards
+from bot.store.tables import cards, runs
 
 __all__ = ["CardStore"]
 
@@ -26,10 +26,17 @@ class CardStore:
     # -- what a message should show ---------------------------------------------------------
 
     async def write_run_card(
-        self, run_id: int, channel: str, text: str, blocks: list[dict[str, Any]], *, now: datetime
+        self, run_id: int, channel: str, text: str, blocks: list[dict[str, Any]], *, now: datetime, final: bool = True
     ) -> bool:
-        """What the run's card should show. Returns False when it already shows exactly that."""
-        return await self.write(keys.run_card(run_id), channel, text, blocks, now=now, run_id=run_id)
+        """What the run's card should show. Returns False when it already shows exactly that, or when ``final`` is
+        False (drawn from the run in flight) and the run has ended since: a view read before the end (the stuck
+        warning's, a click's) must not overwrite the final card, which nothing would write again."""
+        async with self.engine.begin() as conn:
+            if not final:
+                ended = (await conn.execute(select(runs.c.final).where(runs.c.id == run_id))).scalar()
+                if ended:
+                    return False
+            return await write_message(conn, keys.run_card(run_id), channel, text, blocks, now=now, run_id=run_id)
 
     async def write(
         self,

@@ -75,8 +75,9 @@ class StuckDetector:
         key = keys.run_stuck(run.id)
         if self.notifier.has_card(run):
             sent = await self.notifier.reporter.run_stuck(key, stuck, channel=None)
-            if sent:  # the warning is recorded: the card's header now says "may be stuck" too
-                await self.notifier.refresh_card(run)
+            fresh = await self.store.runs.get(run.id) if sent else None  # it may have ended since the tick read it
+            if fresh is not None and not fresh.final:  # the warning is recorded: the header says "may be stuck" too
+                await self.notifier.refresh_card(fresh)
         else:  # a run started outside Slack has no card: warn in its channel
             channel = self.notifier.channel_for(run)
             if channel is None:

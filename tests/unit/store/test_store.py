@@ -290,3 +290,18 @@ async def test_leases_left_by_a_failed_tick_are_handed_back_and_a_retry_being_st
     # another process may poll the first at once; the retry being started is nobody else's to start again
     assert [r.id for r in await store.runs.claim_due("b", now=NOW, limit=10, lease=lease)] == [polled.id]
     assert await store.starts.claim_waiting("b", now=NOW, limit=10, lease=lease) == []
+
+
+async def test_a_card_drawn_before_its_run_ended_never_overwrites_the_final_one(store: Store) -> None:
+    """Found by CI (the SIGKILL fault run): the stuck warning refreshed the card from the run its tick had read, after
+    the poller had ended the run and written its final card; the card said "may be stuck" for ever."""
+    run = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
+    run = await store.starts.record_triggered(run.id, "p-1", now=NOW, next_poll_at=NOW)
+    done = RunStatus("p-1", RunState.SUCCEEDED, "S")
+    await store.runs.record_status(run.id, done, now=NOW + timedelta(seconds=5), next_poll_at=None)
+    final = [{"type": "section", "text": {"type": "mrkdwn", "text": "succeeded"}}]
+    stale = [{"type": "section", "text": {"type": "mrkdwn", "text": "may be stuck"}}]
+    assert await store.cards.write_run_card(run.id, "C1", "succeeded", final, now=NOW, final=True)
+    assert not await store.cards.write_run_card(run.id, "C1", "may be stuck", stale, now=NOW, final=False)
+    card = await store.cards.of_run(run.id)
+    assert card is not None and card.text == "succeeded" and card.version == 1

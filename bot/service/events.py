@@ -243,8 +243,9 @@ class Reporter(Protocol):
     """Where the domain says what happened. Each call is idempotent: a card is written only when its content
     changed, a message only once under its key (``True`` when it was new)."""
 
-    async def run_card(self, channel: str, view: CardView) -> bool:
-        """The run's card should show ``view``; False when it already does."""
+    async def run_card(self, channel: str, view: CardView, *, ticket: int | None = None) -> bool:
+        """The run's card should show ``view``; False when it already does, or when a drawing holding a later
+        ``ticket`` was written (this one read older facts)."""
         ...
 
     async def run_failed(

@@ -126,7 +126,10 @@ class Notifier:
         channel = self.channel_for(run)
         if channel is None:
             return False
-        return await self.reporter.run_card(channel, await self.card_view(run))
+        # the run as it is now, read after the ticket: the caller's copy may predate a click another task handled
+        ticket = await self.store.cards.draw_ticket(run.id)
+        run = await self.store.runs.get(run.id) or run
+        return await self.reporter.run_card(channel, await self.card_view(run), ticket=ticket)
 
     async def refresh_shown(self, run: RunRecord) -> bool:
         """Refresh the card of a run that has one (its status turned unknown, say); False when nothing changed."""

@@ -83,10 +83,10 @@ class SlackReporter:
 
     # -- runs -------------------------------------------------------------------------------
 
-    async def run_card(self, channel: str, view: CardView) -> bool:
+    async def run_card(self, channel: str, view: CardView, *, ticket: int | None = None) -> bool:
         text, blocks = run_card(view)
         return await self.store.cards.write_run_card(
-            view.run.id, channel, text, blocks, now=view.now, final=view.run.final
+            view.run.id, channel, text, blocks, now=view.now, final=view.run.final, ticket=ticket
         )
 
     async def run_failed(

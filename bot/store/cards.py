@@ -25,18 +25,44 @@ class CardStore:
 
     # -- what a message should show ---------------------------------------------------------
 
+    async def draw_ticket(self, run_id: int) -> int:
+        """A ticket for drawing the run's card, taken before reading what the card shows. Two drawings can run at
+        once (a click and the alert's link, a tick and a reminder); each reads the run after taking its ticket, so
+        the one holding the higher ticket read everything the other did, and `write_run_card` keeps it."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(runs).where(runs.c.id == run_id).values(card_draws=runs.c.card_draws + 1))
+            ticket = (await conn.execute(select(runs.c.card_draws).where(runs.c.id == run_id))).scalar()
+        return int(ticket or 0)
+
     async def write_run_card(
-        self, run_id: int, channel: str, text: str, blocks: list[dict[str, Any]], *, now: datetime, final: bool = True
+        self,
+        run_id: int,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        *,
+        now: datetime,
+        final: bool = True,
+        ticket: int | None = None,
     ) -> bool:
-        """What the run's card should show. Returns False when it already shows exactly that, or when ``final`` is
-        False (drawn from the run in flight) and the run has ended since: a view read before the end (the stuck
-        warning's, a click's) must not overwrite the final card, which nothing would write again."""
+        """What the run's card should show. Returns False when it already shows exactly that; when ``final`` is
+        False (drawn from the run in flight) and the run has ended since: a view read before the end must not
+        overwrite the final card, which nothing would write again; and when a drawing with a later ``ticket``
+        (`draw_ticket`) was written already: this one read older facts."""
         async with self.engine.begin() as conn:
             if not final:
                 ended = (await conn.execute(select(runs.c.final).where(runs.c.id == run_id))).scalar()
                 if ended:
                     return False
-            return await write_message(conn, keys.run_card(run_id), channel, text, blocks, now=now, run_id=run_id)
+            key = keys.run_card(run_id)
+            if ticket is not None:
+                drawn = (await conn.execute(select(cards.c.drawn).where(cards.c.key == key))).scalar()
+                if drawn is not None and drawn > ticket:
+                    return False
+            written = await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id)
+            if ticket is not None:
+                await conn.execute(update(cards).where(cards.c.key == key).values(drawn=ticket))
+            return written
 
     async def write(
         self,

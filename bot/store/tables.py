@@ -129,6 +129,7 @@ runs = Table(
     Column("ended_at", UTCDateTime, nullable=True),
     Column("next_poll_at", UTCDateTime, nullable=True),  # null: not polled any more
     Column("polls", Integer, nullable=False, default=0),
+    Column("card_draws", Integer, nullable=False, default=0),  # tickets: see CardStore.draw_ticket
     Column("unknown_since", UTCDateTime, nullable=True),  # provider not answering since
     Column("last_error", SafeText, nullable=False, default=""),
     Column("acknowledged_by", SafeString(32), nullable=True),
@@ -171,6 +172,7 @@ cards = Table(
     Column("blocks", JSON, nullable=False),
     Column("version", Integer, nullable=False, default=1),
     Column("sent_version", Integer, nullable=False, default=0),
+    Column("drawn", Integer, nullable=False, default=0),  # the ticket of the drawing it holds
     Column("attempting_since", UTCDateTime, nullable=True),  # a post whose answer we never saw
     Column("not_before", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),

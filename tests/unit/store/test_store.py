@@ -305,3 +305,20 @@ async def test_a_card_drawn_before_its_run_ended_never_overwrites_the_final_one(
     assert not await store.cards.write_run_card(run.id, "C1", "may be stuck", stale, now=NOW, final=False)
     card = await store.cards.of_run(run.id)
     assert card is not None and card.text == "succeeded" and card.version == 1
+
+
+async def test_of_two_drawings_of_a_card_the_one_started_later_is_kept(store: Store) -> None:
+    """Found by CI (tests/scenario/test_home.py): the alert's link redrew the card from a run read before a click
+    acknowledged it, wrote last, and the card lost "is on it" for good."""
+    run = await store.runs.create(new_run(), now=NOW, next_poll_at=None)
+    earlier, later = await store.cards.draw_ticket(run.id), await store.cards.draw_ticket(run.id)
+    assert later > earlier
+    acked = [{"type": "section", "text": {"type": "mrkdwn", "text": "is on it"}}]
+    stale = [{"type": "section", "text": {"type": "mrkdwn", "text": "failed"}}]
+    assert await store.cards.write_run_card(run.id, "C1", "is on it", acked, now=NOW, ticket=later)
+    assert not await store.cards.write_run_card(run.id, "C1", "failed", stale, now=NOW, ticket=earlier)
+    card = await store.cards.of_run(run.id)
+    assert card is not None and card.text == "is on it"
+    # a drawing started after both is written
+    assert await store.cards.write_run_card(run.id, "C1", "failed", stale, now=NOW,
+                                            ticket=await store.cards.draw_ticket(run.id))

@@ -4,6 +4,7 @@ hand-built exceptions, since the class SQLAlchemy gives an error depends on the 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.store.away import database_away
 
 
+def _join_new_workers(before: set[threading.Thread]) -> None:
+    """aiosqlite stops the worker thread of a connection that failed to open without awaiting it; the thread then
+    answers on the test's event loop, closed by then on a busy machine ("Event loop is closed" in the next test)."""
+    for thread in set(threading.enumerate()) - before:
+        if "_connection_worker_thread" in thread.name:
+            thread.join(timeout=10)
+            assert not thread.is_alive(), thread.name
+
+
 async def _error(url: str, statement: str) -> BaseException:
+    before = set(threading.enumerate())
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
@@ -22,6 +33,7 @@ async def _error(url: str, statement: str) -> BaseException:
         return exc
     finally:
         await engine.dispose()
+        _join_new_workers(before)
     raise AssertionError(f"{statement!r} did not fail")
 
 
@@ -63,6 +75,7 @@ async def test_a_postgresql_database_that_only_reads_is_the_database_away(postgr
 
 
 async def _sqlite_error(url: str, *statements: str) -> BaseException:
+    before = set(threading.enumerate())
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
@@ -72,6 +85,7 @@ async def _sqlite_error(url: str, *statements: str) -> BaseException:
         return exc
     finally:
         await engine.dispose()
+        _join_new_workers(before)
     raise AssertionError(f"{statements!r} did not fail")
 
 

@@ -1,4 +1,4 @@
-"""The audit log's ``right_used`` column (migration 0003_owners): entries written before it keep their rows and
+"""The audit log's ``right_used`` column (migration 0003): entries written before it keep their rows and
 read back with no right; new entries carry the right that let the action through."""
 
 from __future__ import annotations

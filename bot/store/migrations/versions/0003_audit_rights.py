@@ -1,6 +1,6 @@
 """The audit log records the right that let an action through (owner, starter, allow_change…).
 
-Revision ID: 0003_owners
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-06
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_owners"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

@@ -1,8 +1,8 @@
 """Self-serve subscriptions: channels that hear of a pipeline's, a tag's or a provider's runs, and the people
 who asked to be told when the runs they start end.
 
-Revision ID: 0003_subs
-Revises: 0003_pdwire
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from bot.store.tables import UTCDateTime
 
-revision = "0003_subs"
-down_revision = "0003_pdwire"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -2,8 +2,8 @@
 
 ``runs.card_draws`` hands out the tickets; ``cards.drawn`` holds the ticket of the drawing a card shows.
 
-Revision ID: 0006_card_draws
-Revises: 0005_wfstep
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_card_draws"
-down_revision = "0005_wfstep"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

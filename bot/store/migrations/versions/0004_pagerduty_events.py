@@ -1,7 +1,7 @@
 """PagerDuty events of alerts: trigger, acknowledge and resolve, each sent once (bot/delivery/paging.py).
 
-Revision ID: 0003_pdwire
-Revises: 0003_owners
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from bot.store.tables import UTCDateTime
 
-revision = "0003_pdwire"
-down_revision = "0003_owners"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Workflow Builder's "Run a pipeline" steps (``function_steps``): each function execution and the run it started.
 
-Revision ID: 0005_wfstep
-Revises: 0004_escalate
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from bot.store.tables import UTCDateTime
 
-revision = "0005_wfstep"
-down_revision = "0004_escalate"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """An alert's timeline (``alert_events``) and each living message's permalink (``cards.permalink``).
 
-Revision ID: 0003_story
-Revises: 0003_subs
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from bot.store.tables import UTCDateTime
 
-revision = "0003_story"
-down_revision = "0003_subs"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """An alert's escalation (issue 14, item 7): ``alerts.escalations`` and ``alerts.escalated_at``.
 
-Revision ID: 0004_escalate
-Revises: 0003_story
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from bot.store.tables import UTCDateTime
 
-revision = "0004_escalate"
-down_revision = "0003_story"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

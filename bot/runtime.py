@@ -59,7 +59,7 @@ from bot.slack.replays import Replays, ReplaySafeSocketModeHandler
 from bot.slack.reporter import SlackReporter
 from bot.slack.tasks import TaskSet
 from bot.store.away import database_away
-from bot.store.clock import DatabaseClock
+from bot.store.clock import RETRY_FIRST, DatabaseClock
 from bot.store.engine import open_database, sqlite_file, writable_problem
 from bot.store.lock import ProcessLock
 from bot.store.records import RunOrigin
@@ -423,7 +423,8 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         ("requests", parts.replays.prune, timedelta(minutes=1)),
     )
     if parts.clock is not None:
-        periodic += (("clock", parts.clock.measure, timedelta(minutes=1)),)
+        # every minute; every few seconds while no measure was quick enough to keep (a stall at start)
+        periodic += (("clock", parts.clock.tick, timedelta(seconds=RETRY_FIRST)),)
     if parts.pages is not None:  # its own job: PagerDuty down or slow never holds Slack's deliveries back
         periodic += (("pagerduty", parts.pages.tick, s.delivery_tick_seconds),)
     for job_id, func, every in periodic:

@@ -14,6 +14,8 @@ to a minute it took other replicas' live claims for stale. What is left is the m
 trip, milliseconds) and a minute's drift of that clock (slewed by NTP as the wall clock is: microseconds). The round
 trip is kept short: each measure takes the quickest of a few queries, and keeps the last measure when none was
 quick (a query stalled in flight, the event loop blocked or a packet sent again, put the clock half the stall off).
+A first measure with no quick query is not kept either (it was, having no last one: a stall at start put the replica
+half of it off for a minute): the local clock serves until a measure is quick, tried again every ``RETRY_FIRST``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["DatabaseClock"]
+__all__ = ["EVERY", "RETRY_FIRST", "DatabaseClock"]
 
 Now = Callable[[], datetime]
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 # sent again) puts the time read up to half the stall off, and it would stay off until the next measure
 SAMPLES = 3
 MAX_ROUND_TRIP = 1.0  # seconds: no quicker query than this, and the last measure is kept
+RETRY_FIRST = 5.0  # seconds: a first measure that stalled is tried again this soon, not a minute later
+EVERY = 60.0  # seconds between measures once one was kept
 
 
 def _utcnow() -> datetime:
@@ -55,6 +59,12 @@ class DatabaseClock:
         self.steady = steady
         self.offset = timedelta(0)  # the database's clock less the local one, at the last measure (for reading)
         self._base: tuple[datetime, float] | None = None  # the database's time, and the steady clock's, then
+        self._tried: float | None = None  # the steady clock at the last measure tried
+
+    @property
+    def measured(self) -> bool:
+        """Whether a measure was kept: until then ``now`` is the local clock."""
+        return self._base is not None
 
     def now(self) -> datetime:
         if self._base is None:  # not measured yet
@@ -62,9 +72,15 @@ class DatabaseClock:
         at, mark = self._base
         return at + timedelta(seconds=self.steady() - mark)
 
+    async def tick(self) -> None:
+        """The ``clock`` job (every ``RETRY_FIRST``): measure every ``EVERY``, or at once while none was kept."""
+        if self._base is None or self._tried is None or self.steady() - self._tried >= EVERY - RETRY_FIRST / 2:
+            await self.measure()
+
     async def measure(self) -> timedelta:
         """Measure again: a few queries, the quickest kept (the database's time taken as read halfway through its
         round trip, so its error is at most half of that); the offset from the local clock, for reading."""
+        self._tried = self.steady()
         best: tuple[float, datetime, float, datetime] | None = None  # round trip, database's time, steady, local
         async with self.engine.connect() as conn:
             for _ in range(SAMPLES):
@@ -81,9 +97,14 @@ class DatabaseClock:
                     )
         assert best is not None
         trip, at, mark, local = best
-        if trip > MAX_ROUND_TRIP and self._base is not None:
-            # every query stalled (the event loop blocked, the network losing packets): the last measure is better
-            log.warning("database clock not measured again: the quickest query took %.1f s", trip)
+        if trip > MAX_ROUND_TRIP:
+            # every query stalled (the event loop blocked, the network losing packets): the last measure is better;
+            # before the first, the local clock (NTP-synchronised) is, and the next measure comes soon
+            if self._base is None:
+                log.warning("database clock not measured: the quickest query took %.1f s; the local clock is used "
+                            "until a measure is quick (the next in %.0f s)", trip, RETRY_FIRST)
+            else:
+                log.warning("database clock not measured again: the quickest query took %.1f s", trip)
             return self.offset
         self._base = (at, mark)
         self.offset = at - local

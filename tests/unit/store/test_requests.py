@@ -243,3 +243,41 @@ async def test_a_measure_stalled_in_flight_does_not_put_the_replica_off_the_data
     on_time = DatabaseClock(engine)
     await on_time.measure()
     assert abs(stalled.now() - on_time.now()) < timedelta(seconds=0.3)
+
+
+async def test_a_first_measure_that_stalled_is_not_kept_but_tried_again(
+    pg_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11's lows (found by the ninth pass): a measure with no quick query kept the last measure, but the first
+    measure had none and was kept, stalled: a stall at start put the replica half of it off the database's clock for
+    a minute (ahead here: the query waited to go out). It is not kept now: the local clock serves, and the ``clock``
+    job measures again within seconds."""
+    import time
+
+    from sqlalchemy import event
+
+    from bot.store import clock as clock_module
+    from bot.store.clock import DatabaseClock
+
+    monkeypatch.setattr(clock_module, "MAX_ROUND_TRIP", 0.3)
+    engine = pg_store.engine
+    stalls = [0.8] * clock_module.SAMPLES  # every query of the first measure stalled: no quick one to keep
+
+    def stall(*_: object) -> None:  # the loop blocked right after the query went out
+        if stalls:
+            asyncio.get_running_loop().call_soon(time.sleep, stalls.pop())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", stall)
+    stalled = DatabaseClock(engine)
+    try:
+        await stalled.measure()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", stall)
+    assert not stalls  # every query stalled
+    on_time = DatabaseClock(engine)
+    await on_time.measure()
+    assert abs(stalled.now() - on_time.now()) < timedelta(seconds=0.15)  # the local clock: same host as PostgreSQL
+    assert not stalled.measured  # the stalled measure was not kept
+    await stalled.tick()  # the job's next run measures again at once
+    assert stalled.measured
+    assert abs(stalled.now() - on_time.now()) < timedelta(seconds=0.15)

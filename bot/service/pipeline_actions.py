@@ -88,7 +88,7 @@ class PipelineActions:
         what = f"unmute *{escape(pipeline_name)}*"
         # more alerts, never fewer: whoever may mute may unmute
         right = await self.guard.grant(actor, MUTE, pipeline, what=what, action="unmute", target=pipeline_name)
-        found = await self.store.mutes.unmute(pipeline_name)
+        found = await self.store.mutes.unmute(pipeline_name, now=self.now())
         await self.guard.audit(actor, "unmute", pipeline_name, "ok" if found else "not muted", right=right)
         return found
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -27,6 +27,7 @@ __all__ = ["LAST_STEP", "EscalationStore", "Unanswered", "answered"]
 
 #: the owners once more, then ``escalate_to``: nothing after that
 LAST_STEP = 2
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,8 @@ class Unanswered:
 
     alert: Alert
     escalations: int  # pings sent since it last opened
-    waiting_since: datetime  # when the wait for the next ping began: its last ping, its reopening, or first_at
+    waiting_since: datetime  # when the wait for the next ping began: its last ping, its reopening, first_at, or
+    # the end of its pipeline's mute (a mute holds the pings; ended, the alert gets its full ``escalate_after``)
     opened_at: datetime  # when it last opened: its first failure, or its reopening
 
 
@@ -81,11 +83,15 @@ class EscalationStore:
         async with self.engine.connect() as conn:
             rows = list((await conn.execute(query)).mappings())
             events = await _events(conn, [r["id"] for r in rows])
+            ended = select(mutes.c.pipeline, mutes.c.until).where(mutes.c.pipeline.in_(sorted(pipelines)))
+            mute_ends = {r["pipeline"]: r["until"] for r in (await conn.execute(ended)).mappings()}
         return [
             Unanswered(
                 alert=alert_of_row(row),
                 escalations=int(row["escalations"]),
-                waiting_since=row["escalated_at"] or row["first_at"],
+                # a mute still on is skipped by the tick; one ended restarts the wait (pinging at its end, at once,
+                # told the owners nothing the mute had not kept from them)
+                waiting_since=max(row["escalated_at"] or row["first_at"], mute_ends.get(row["pipeline"], _EPOCH)),
                 opened_at=_opened(row["first_at"], events.get(row["id"], [])),
             )
             for row in rows

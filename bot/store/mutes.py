@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.alert_events import EventKind, note_pipeline
@@ -25,10 +25,13 @@ class MuteStore:
             await conn.execute(insert(mutes).values(pipeline=pipeline, until=until, muted_by=user_id, muted_at=now))
             return await note_pipeline(conn, pipeline, EventKind.MUTED, at=now, actor=user_id, detail=until.isoformat())
 
-    async def unmute(self, pipeline: str) -> bool:
-        """False when it was not muted."""
+    async def unmute(self, pipeline: str, *, now: datetime) -> bool:
+        """End the mute now. False when it was not muted. The row stays, ended: escalation counts its wait from
+        the end of the mute (``bot.store.escalations``)."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(mutes.delete().where(mutes.c.pipeline == pipeline))
+            result = await conn.execute(
+                update(mutes).where(mutes.c.pipeline == pipeline, mutes.c.until > now).values(until=now)
+            )
             return bool(result.rowcount)
 
     async def active(self, *, now: datetime) -> dict[str, tuple[datetime, str | None]]:

@@ -78,7 +78,7 @@ async def test_a_mute_and_a_resolution_take_the_alert_off_the_list(store: Store)
     waiting = await posted_alert(store)
     await store.mutes.mute(PIPELINE, until=at(3600), user_id="U0ALICE", now=at(10))
     assert not await ping(store, waiting, 1, 20)  # muted: no ping while it lasts
-    await store.mutes.unmute(PIPELINE)
+    await store.mutes.unmute(PIPELINE, now=at(25))
     # a mute is not an acknowledgement (the tenth pass): unmuted, the alert nobody took is still waiting
     assert [u.alert.id for u in await store.escalations.unanswered([PIPELINE])] == [waiting.alert.id]
     assert await store.escalations.unanswered(["another"]) == []
@@ -88,6 +88,24 @@ async def test_a_mute_and_a_resolution_take_the_alert_off_the_list(store: Store)
         PIPELINE, (await ended(store, await started(store, 30), RunState.SUCCEEDED, 40)).id, now=at(40)
     )
     assert not await ping(store, waiting, 1, 50)
+
+
+async def test_the_wait_for_a_ping_starts_again_when_a_mute_ends(store: Store) -> None:
+    """Issue 11's lows (found by the tenth pass): an alert nobody took, muted for longer than ``escalate_after`` and
+    then unmuted (or its mute run out), was pinged at the very next tick: its wait was counted from its failure. The
+    mute held the pings; ended, the alert gets its whole ``escalate_after`` from the end of the mute."""
+    waiting = await posted_alert(store)  # failed at 5 s
+    assert waiting.waiting_since == at(5)
+    await store.mutes.mute(PIPELINE, until=at(3600), user_id="U0ALICE", now=at(10))
+    await store.mutes.unmute(PIPELINE, now=at(900))
+    [after] = await store.escalations.unanswered([PIPELINE])
+    assert after.waiting_since == at(900), after.waiting_since  # not 5 s: 15 minutes of escalate_after gone
+    await store.mutes.mute(PIPELINE, until=at(1200), user_id="U0ALICE", now=at(1000))  # muted again, and it runs out
+    [after] = await store.escalations.unanswered([PIPELINE])
+    assert after.waiting_since == at(1200)
+    assert await ping(store, after, 1, 1300)
+    [pinged] = await store.escalations.unanswered([PIPELINE])
+    assert pinged.waiting_since == at(1300)  # the next wait begins at the ping, after the mute's end
 
 
 async def test_a_reopened_alert_starts_its_escalation_over(store: Store) -> None:

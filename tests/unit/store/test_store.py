@@ -224,8 +224,9 @@ async def test_mutes_hold_until_they_expire(store: Store) -> None:
     await store.mutes.mute("leads-ods", until=NOW + timedelta(hours=1), user_id="U1", now=NOW)
     assert (await store.mutes.active(now=NOW + timedelta(minutes=59)))["leads-ods"] == (NOW + timedelta(hours=1), "U1")
     assert "leads-ods" not in await store.mutes.active(now=NOW + timedelta(hours=1, seconds=1))
-    assert await store.mutes.unmute("leads-ods")
-    assert not await store.mutes.unmute("leads-ods")
+    assert await store.mutes.unmute("leads-ods", now=NOW + timedelta(minutes=30))
+    assert not await store.mutes.unmute("leads-ods", now=NOW + timedelta(minutes=31))  # ended already
+    assert "leads-ods" not in await store.mutes.active(now=NOW + timedelta(minutes=30))
 
 
 async def test_a_change_recorded_but_never_shown_is_found_again(store: Store) -> None:

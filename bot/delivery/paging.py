@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from bot.delivery.pagerduty import Link, PagerDutyEvents, retryable
 from bot.errors import ProviderError, ProviderUnavailable
 from bot.ops.ticks import TickGuard
+from bot.store.away import database_away
 from bot.store.paging import PageEvent
 from bot.store.store import Store
 
@@ -80,10 +81,16 @@ class PageSender:
     async def _tick(self) -> int:
         due = await self.store.paging.claim(self.owner, now=self.now(), limit=self.batch, lease=self.lease)
         results = await asyncio.gather(*(self._limited(event) for event in due), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                self._ticks.failed_midway()  # its lease is handed back at the next tick
-                log.error("PagerDuty event not recorded: %s", result)
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed:
+            self._ticks.failed_midway()  # their leases are handed back at the next tick
+            away = [f for f in failed if isinstance(f, Exception) and database_away(f)]
+            if len(away) == len(failed):
+                # the database went away mid-tick: raised to the job's wrapper (``bot.ops.outages``), which says
+                # so once per outage and once when it is back, as for every job (an ERROR here came every tick)
+                raise away[0]
+            for result in failed:
+                log.error("PagerDuty event not recorded: %s", result, exc_info=result)
         return sum(1 for result in results if result is True)
 
     async def _limited(self, event: PageEvent) -> bool:

@@ -98,3 +98,40 @@ async def test_an_event_of_a_pipeline_that_no_longer_pages_is_dropped_with_the_r
         assert pagerduty.state.requests_to("enqueue") == []
     finally:
         await sender.aclose()
+
+
+async def test_the_database_away_mid_tick_is_one_warning_and_one_line_when_it_is_back(
+    store: Store, pagerduty: PagerDutyEmulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11's lows (found by the ninth pass): the sender caught its events' failures inside the tick, so the
+    database away while it recorded them was an ERROR "PagerDuty event not recorded" at every tick, out of reach of
+    the rule every other job follows (``bot.ops.outages``: one WARNING per outage, one INFO when it is back)."""
+    import logging
+
+    from bot.ops.outages import Outages
+    from bot.store.away import database_away
+
+    await store.paging.enqueue(1, "trigger", pipeline="orders", event=TRIGGER, now=NOW)
+    sender = await _sender(store, pagerduty, {"orders": KEY})
+    recorded = store.paging.sent
+
+    async def away(*_: object, **__: object) -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    monkeypatch.setattr(store.paging, "sent", away)  # PagerDuty took it; recording that finds the database away
+    job = Outages(database_away).quiet("pagerduty", sender.tick)
+    caplog.set_level(logging.DEBUG)
+    try:
+        for _ in range(5):
+            await job()
+        monkeypatch.setattr(store.paging, "sent", recorded)  # the database is back
+        await job()
+    finally:
+        await sender.aclose()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "the database is away" in warnings[0], warnings
+    assert any("the database is back (5 runs missed)" in r.getMessage() for r in caplog.records)
+    [event] = await store.paging.of_alert(1)
+    assert event.state.value == "sent"  # nothing lost: sent again (same dedup key) and recorded once it is back

@@ -38,7 +38,26 @@ log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 Linked = Callable[[str], Awaitable[None]]
 
-CHANNEL_PROBLEMS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+# a channel that takes no post from the bot, for good: its messages move to the fallback channel, which is told why
+# and what fixes it once. The restricted_action family is a channel's posting permissions (Slack's answers to
+# chat.postMessage): admins only, read-only, threads only
+CHANNEL_PROBLEMS = {
+    "not_in_channel": "I am not a member of it: invite me with `/invite @pipeline-bot`",
+    "channel_not_found": "it does not exist (or I cannot see it)",
+    "is_archived": "it is archived: unarchive it, or change the channel in the catalog",
+    "restricted_action": (
+        "its posting permissions keep me out (only some people, such as admins, may post): let apps post there "
+        "(channel settings, *Posting permissions*), or change the channel in the catalog"
+    ),
+    "restricted_action_read_only_channel": (
+        "it is read-only: let apps post there (channel settings, *Posting permissions*), or change the channel in "
+        "the catalog"
+    ),
+    "restricted_action_thread_only_channel": (
+        "it takes replies in threads only: let apps post there (channel settings, *Posting permissions*), or change "
+        "the channel in the catalog"
+    ),
+}
 CARD_EVENT = "pipeline_bot_card"
 MESSAGE_EVENT = "pipeline_bot_message"
 # Slack answers these for good: retrying cannot help, an operator has to act
@@ -51,6 +70,9 @@ PERMANENT = frozenset(
         "msg_too_long",
         "no_text",
         "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
         "cant_update_message",
         "edit_window_closed",
         "invalid_arguments",
@@ -308,6 +330,8 @@ class Deliverer:
             if item.kind == OutboxKind.POST and await self._reroute(channel, error):
                 await self.store.outbox.move(item.id, self.fallback or channel)
                 return False
+            if item.kind == OutboxKind.THREAD and await self._out_of_thread(item, channel, error):
+                return False
             if wait is None:
                 log.error("Slack refused message %s: %s", item.key, error, extra={"run_id": item.run_id})
                 await self.store.outbox.dead(item.id, error)
@@ -364,11 +388,7 @@ class Deliverer:
         if error not in CHANNEL_PROBLEMS or not self.fallback or self.fallback.lstrip("#") == channel.lstrip("#"):
             return False
         log.warning("cannot post to %s (%s): using %s", channel, error, self.fallback)
-        what = {
-            "not_in_channel": "I am not a member of it: invite me with `/invite @pipeline-bot`",
-            "channel_not_found": "it does not exist (or I cannot see it)",
-            "is_archived": "it is archived",
-        }[error]
+        what = CHANNEL_PROBLEMS[error]
         shown = f"<#{channel}>" if channel[:1] in ("C", "G") else channel.replace("<", "&lt;").replace(">", "&gt;")
         text = (
             f"⚠️ I could not post to {shown}: {what}. Its messages come here until it is fixed "
@@ -383,6 +403,18 @@ class Deliverer:
             now=self.now(),
         )
         return True
+
+    async def _out_of_thread(self, item: OutboxItem, channel: str, error: str) -> bool:
+        """A thread reply its channel refuses for good (the card was posted before the channel changed): posted on
+        its own, in the channel when only replies are refused, else in the fallback channel. False: nowhere."""
+        if error == "restricted_action_non_threadable_channel":
+            log.warning("%s takes no thread replies: message %s posted in the channel", channel, item.key)
+            await self.store.outbox.out_of_thread(item.id, channel)
+            return True
+        if await self._reroute(channel, error):
+            await self.store.outbox.out_of_thread(item.id, self.fallback or channel)
+            return True
+        return False
 
     async def _paced(self, channel: str, defer: Callable[[], Any]) -> bool:
         if self.pacer.wait_time(channel) > 0:

@@ -173,6 +173,22 @@ class OutboxStore:
                 .values(channel=channel, attempting_since=None, lease_owner=None, lease_expires_at=None)
             )
 
+    async def out_of_thread(self, item_id: int, channel: str) -> None:
+        """A thread reply Slack refused for good (its channel takes no replies, or no post at all): a post of its
+        own in ``channel`` instead, rather than lost."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(
+                    kind=OutboxKind.POST.value,
+                    channel=channel,
+                    attempting_since=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+
     async def dead(self, item_id: int, error: str) -> None:
         """Slack refused it for good (e.g. channel archived): kept, visible, not retried."""
         async with self.engine.begin() as conn:

@@ -31,6 +31,9 @@ class ChatApi:
 
     def post_message(self, params: Json) -> Json:
         channel = api_channel(self.state, params.get("channel"))
+        refused = channel.refuses(reply=bool(opt_str(params.get("thread_ts"))))
+        if refused is not None:  # archived, or its posting permissions keep the bot out
+            raise ApiError(refused)
         self._rate_limit(channel.id)
         text = str(params.get("text") or "")
         blocks = checked_blocks(params)

@@ -251,6 +251,25 @@ class Channel:
     im_user: str | None = None
     created: int = 1_600_000_000
     archived: bool = False
+    #: who may post (Slack's posting permissions, an admin's setting): "anyone"; "admins" (the bot is not one:
+    #: ``restricted_action``); "read_only" (nobody: ``restricted_action_read_only_channel``); "threads_only" (replies
+    #: only: ``restricted_action_thread_only_channel``); "no_threads" (no replies:
+    #: ``restricted_action_non_threadable_channel``)
+    posting: str = "anyone"
+
+    def refuses(self, *, reply: bool) -> str | None:
+        """The error chat.postMessage answers for a post here (a thread reply when ``reply``), None when it goes."""
+        if self.archived:
+            return "is_archived"
+        if self.posting == "admins":
+            return "restricted_action"
+        if self.posting == "read_only":
+            return "restricted_action_read_only_channel"
+        if self.posting == "threads_only" and not reply:
+            return "restricted_action_thread_only_channel"
+        if self.posting == "no_threads" and reply:
+            return "restricted_action_non_threadable_channel"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

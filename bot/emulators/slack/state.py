@@ -150,12 +150,16 @@ class SlackState:
         private: bool = False,
         members: Iterable[str] | None = None,
         archived: bool = False,
+        posting: str = "anyone",
     ) -> Channel:
-        """A channel; ``member`` says whether the bot is in it; ``members`` default to every human user."""
+        """A channel; ``member`` says whether the bot is in it; ``members`` default to every human user; ``posting``
+        who may post in it (``Channel.posting``)."""
         people = set(members) if members is not None else {u.id for u in self.users.values() if not u.is_bot}
         if member:
             people.add(self.bot_user_id)
-        channel = Channel(id, name.lstrip("#"), private=private, member=member, members=people, archived=archived)
+        channel = Channel(
+            id, name.lstrip("#"), private=private, member=member, members=people, archived=archived, posting=posting
+        )
         self.channels[id] = channel
         self.channel_messages.setdefault(id, [])
         return channel

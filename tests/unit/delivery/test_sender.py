@@ -213,3 +213,69 @@ async def test_a_runs_messages_keep_their_order_when_the_first_is_put_off(sqlite
     posted = [c.params.get("text") for c in slack.calls_to("chat.postMessage") if c.ok]
     assert posted[-2:] == ["first: the run failed", "second: <@U0BOB> retried it"], posted
     assert await sqlite_store.unsent() == 0
+
+
+@pytest.mark.parametrize(
+    ("posting", "archived", "cause"),
+    [
+        ("admins", False, "its posting permissions keep me out"),
+        ("read_only", False, "it is read-only"),
+        ("threads_only", False, "it takes replies in threads only"),
+        ("anyone", True, "it is archived"),
+    ],
+    ids=["restricted_action", "read_only", "thread_only", "is_archived"],
+)
+async def test_a_channel_that_refuses_the_bots_posts_sends_everything_to_the_fallback_with_the_cause(
+    sqlite_store: Store, slack: FakeSlack, posting: str, archived: bool, cause: str
+) -> None:
+    """Issue 11's lows (found by the tenth pass): a channel whose posting permissions keep the bot out (only admins
+    post, read-only, threads only) answered ``restricted_action…``, which was not a channel problem: the card was
+    given up, its thread replies (the failure's details, the owners' mention) waited for ever, an alert posted there
+    was dead; one ERROR line each, nothing in the fallback channel. The fake Slack did not refuse posts to an
+    archived channel either. Now each is handled as a missing channel: everything goes to the fallback channel,
+    which is told once why and what fixes it."""
+    slack.add_channel("C0LOCKED", "locked", posting=posting, archived=archived)
+    clock = [NOW]
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: clock[0], fallback="C0ALERTS",
+                          pacer=ChannelPacer(clock=lambda: (clock[0] - NOW).total_seconds()))
+    run = await sqlite_store.runs.create(
+        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
+               pipeline="leads-ods", started_by="U0ALICE", channel="C0LOCKED", provider_run_id="p-1"),
+        now=NOW, next_poll_at=None,
+    )
+    await sqlite_store.cards.write_run_card(run.id, "C0LOCKED", "leads-ods failed",
+                                            [{"type": "header", "text": {"type": "plain_text", "text": "failed"}}],
+                                            now=NOW)
+    await sqlite_store.outbox.enqueue(f"details:{run.id}", kind=OutboxKind.THREAD, run_id=run.id,
+                                      text="Details: table missing. cc <@U0BOB>", now=NOW)
+    await sqlite_store.outbox.enqueue("alert:orders", kind=OutboxKind.POST, channel="C0LOCKED",
+                                      text="orders failed. cc <@U0BOB>", now=NOW)
+    for step in range(1, 41):  # the ticks of the next 20 s
+        clock[0] = NOW + timedelta(seconds=step / 2)
+        await deliverer.tick()
+
+    assert slack.messages("C0LOCKED", top_level=False) == []
+    posted = {m.text: m for m in slack.messages("C0ALERTS")}
+    card = posted.get("leads-ods failed")
+    assert card is not None, list(posted)
+    assert [m.text for m in slack.messages("C0ALERTS", thread_ts=card.ts)] == ["Details: table missing. cc <@U0BOB>"]
+    assert "orders failed. cc <@U0BOB>" in posted
+    [notice] = [text for text in posted if "could not post to <#C0LOCKED>" in text]
+    assert cause in notice
+    assert await sqlite_store.unsent() == 0  # nothing waits, nothing was given up: all of it reached someone
+
+
+async def test_a_reply_in_a_channel_that_takes_no_thread_replies_is_posted_in_the_channel(
+    sqlite_store: Store, slack: FakeSlack
+) -> None:
+    """A channel set to take no thread replies answers ``restricted_action_non_threadable_channel`` to a reply under
+    a card posted there: the reply goes in the channel itself, not dropped."""
+    deliverer, run_id = await deliverer_with_a_card(sqlite_store, slack)
+    slack.channels["C0GENERAL"].posting = "no_threads"
+    await sqlite_store.outbox.enqueue(f"details:{run_id}", kind=OutboxKind.THREAD, run_id=run_id,
+                                      text="Details: table missing. cc <@U0BOB>", now=NOW)
+    await deliverer.tick()
+    await deliverer.tick()
+    assert "Details: table missing. cc <@U0BOB>" in [m.text for m in slack.messages("C0GENERAL")]
+    assert await sqlite_store.unsent() == 0

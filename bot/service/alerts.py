@@ -88,15 +88,18 @@ class Alerter:
         now = self.now()
         muted = pipeline.name in await self.store.mutes.active(now=now)
         announced = keys.run_card(run.id) if card_channel is not None and _same_channel(card_channel, channel) else None
+        message = run.message or run.raw_status
         alert, new = await self.store.alerting.record_failure(
             pipeline.name,
             channel=channel,
             run_id=run.id,
-            message=run.message or run.raw_status,
+            message=message,
             muted=muted,
             announced_by=announced,
             suppress=self.suppress,
             now=now,
+            # the PagerDuty trigger recorded with the failure: a stop between the two lost the page
+            page=self.pager.trigger_event(pipeline.name, message, run) if self.pager is not None else None,
         )
         outcome = "muted" if alert.muted else ("new" if new else "repeat")
         self.metrics.inc(ALERTS, {"outcome": outcome})
@@ -113,7 +116,8 @@ class Alerter:
         posted at its flush, resolved."""
         if not run.pipeline:
             return []
-        recovered = await self.store.alerting.recover(run.pipeline, run.id, now=self.now())
+        paged = self.pager is not None and self.pager.pages(run.pipeline)  # the resolve recorded with the resolution
+        recovered = await self.store.alerting.recover(run.pipeline, run.id, now=self.now(), paged=paged)
         if self.pager is not None:
             await self.pager.resolve(recovered)
         for alert in recovered:

@@ -6,6 +6,11 @@ it. An alert reopened (a failure again soon after it was resolved) is paged agai
 key, and resolved again in its turn (``episode``). Nothing here calls PagerDuty: each event is written to the
 store (``pd:{alert}:{action}``, once) for the sender (``bot.delivery.paging``), a queue of its own, so a PagerDuty
 outage never holds a Slack message back. Acknowledge and resolve are recorded only for an alert that was paged.
+
+A trigger and a resolve are recorded in the transaction of the alert's change (``AlertStore.record_failure``'s
+``page``, ``recover``'s ``paged``): a process stopped between the two lost the event (the incident never opened, or
+left open). ``trigger`` and ``resolve`` here then record nothing new; they still close the race of a success
+handled while the failure's alert was being recorded (another task or replica).
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ class Pager:
         if fresh is None or fresh.recovered_at is not None:
             return False
         episode = await self.store.paging.episode(alert.id)
-        new = await self._record(alert.id, "trigger", pipeline.name, self._trigger_event(alert, run), episode)
+        event = self.trigger_event(pipeline.name, alert.message, run) or {}
+        new = await self._record(alert.id, "trigger", pipeline.name, event, episode)
         # resolved between that read and this record: the success's resolve may have looked before the trigger
         # was there, so it is followed here (the same event, recorded once, if the success's resolve saw it)
         after = await self.store.alerting.get(alert.id)
@@ -93,14 +99,22 @@ class Pager:
             log.info("PagerDuty %s of alert %s (%s) recorded", action, alert_id, pipeline)
         return new
 
-    def _trigger_event(self, alert: Alert, run: RunRecord) -> dict[str, Any]:
-        """What ``PagerDutyEvents.trigger`` takes, the routing key aside: PagerDuty's summary is what an on-call
-        person reads first, so it says which pipeline, where, and the provider's words."""
+    def pages(self, pipeline: str) -> bool:
+        """Whether ``pipeline`` pages a PagerDuty service (catalog ``pagerduty``)."""
+        found = self.catalog.pipelines.get(pipeline)
+        return found is not None and found.pagerduty is not None
+
+    def trigger_event(self, pipeline: str, message: str, run: RunRecord) -> dict[str, Any] | None:
+        """What ``PagerDutyEvents.trigger`` takes, the routing key aside (None: the pipeline pages nobody). Given to
+        the store with the failure, so the trigger is recorded in the failure's transaction. PagerDuty's summary is
+        what an on-call person reads first, so it says which pipeline, where, and the provider's words."""
+        if not self.pages(pipeline):
+            return None
         display = self._display(run.connection)
-        said = " ".join((alert.message or run.message or run.raw_status).split())
-        summary = f"{alert.pipeline} on {display} failed" + (f": {said}" if said else "")
+        said = " ".join((message or run.message or run.raw_status).split())
+        summary = f"{pipeline} on {display} failed" + (f": {said}" if said else "")
         details: dict[str, Any] = {
-            "pipeline": alert.pipeline,
+            "pipeline": pipeline,
             "provider": display,
             "connection": run.connection,
             "run": f"#{run.id}",
@@ -119,7 +133,7 @@ class Pager:
             links.append({"href": console, "text": f"{display} console"})
         return {
             "summary": summary,
-            "source": f"{run.provider}/{alert.pipeline}",
+            "source": f"{run.provider}/{pipeline}",
             "severity": "error",
             "custom_details": details,
             "links": links,

@@ -30,6 +30,7 @@ from bot.models import RunState
 from bot.store import keys
 from bot.store.alert_events import EventKind, add_event
 from bot.store.messages import write_message
+from bot.store.paging import add_page, episode_of, triggered_in
 from bot.store.tables import alerts, connection_health, runs, watches
 
 __all__ = ["Alert", "AlertKind", "AlertState", "AlertStore", "Health", "Watch", "alert_of_row", "repoint_alerts"]
@@ -122,87 +123,110 @@ class AlertStore:
         announced_by: str | None,
         suppress: timedelta,
         now: datetime,
+        page: dict[str, Any] | None = None,
     ) -> tuple[Alert, bool]:
         """A pipeline failed. Returns its alert and whether it is new (False: an open alert was updated).
 
         ``announced_by``: the key of a message that already tells the channel (the run's own card), so
-        the alert needs no post of its own.
+        the alert needs no post of its own. ``page``: the PagerDuty trigger, when the pipeline pages; recorded with
+        the failure, for its alert's episode (once), unless the alert is muted or already resolved.
         """
         async with self._serialized(pipeline) as conn:
-            told = await _alert_counting(conn, pipeline, run_id)
-            if told is not None:
-                return told, False  # the same failure told twice (a retried notification): counted once
-            query = (
-                select(alerts)
-                .where(
-                    alerts.c.kind == _FAILURE,
-                    alerts.c.pipeline == pipeline,
-                    alerts.c.state.in_(_UNRESOLVED),
-                    alerts.c.recovered_at.is_(None),  # resolved (posted or not): a new failure is a new alert
-                    alerts.c.last_at >= now - suppress,
-                    alerts.c.muted.is_(muted),  # once unmuted, a failure is news again: not folded into a silent one
-                    alerts.c.channel == channel,  # routed elsewhere now (a new watch channel): a new alert there
-                    # a run's card that was the alert tells that run only: a repeat folded into it would show
-                    # nowhere, so it opens an alert of its own (a repeat whose card is the alert is one again)
-                    or_(alerts.c.group_key.is_(None), alerts.c.group_key.not_like(keys.RUN_CARDS_LIKE)),
-                )
-                .order_by(alerts.c.id.desc())
-                .limit(1)
+            alert, new = await self._record_failure(
+                conn, pipeline, channel, run_id, message, muted, announced_by, suppress, now
             )
-            if self._postgres:
-                query = query.with_for_update()
-            row = (await conn.execute(query)).mappings().first()
-            if row is not None:
-                runs = [*row["runs"], run_id][-MAX_RUNS_KEPT:]
-                await conn.execute(
-                    update(alerts)
-                    .where(alerts.c.id == row["id"])
-                    .values(
-                        count=alerts.c.count + 1, runs=runs, last_run_id=run_id, message=message[:4000], last_at=now
-                    )
-                )
-                await add_event(conn, row["id"], EventKind.REPEATED, at=now, run_id=run_id)
-                return await _alert(conn, row["id"]), False
-            # the runs ended between two polls and a run begun after this one was handled first: its
-            # success already resolves this failure, which is still announced (pending until the flush)
-            resolver = await _later_success(conn, pipeline, run_id)
-            if resolver is None and not muted:
-                reopened = await _reopen(conn, pipeline, run_id, message, since=now - suppress, now=now)
-                if reopened is not None:
-                    return reopened, False
-            state = AlertState.OPEN if (muted or announced_by) else AlertState.PENDING
-            if resolver is not None and state is AlertState.OPEN:
-                state = AlertState.RECOVERED  # nothing of its own to post: the card (or nobody, muted) tells it
-            result = await conn.execute(
-                insert(alerts)
-                .values(
-                    kind=_FAILURE,
-                    pipeline=pipeline,
-                    channel=channel,
-                    state=state.value,
-                    count=1,
-                    runs=[run_id],
-                    last_run_id=run_id,
-                    message=message[:4000],
-                    muted=muted,
-                    group_key=announced_by,
-                    first_at=now,
-                    last_at=now,
-                    recovered_at=now if resolver is not None else None,
-                    recovered_by_run=resolver,
-                )
-                .returning(alerts.c.id)
-            )
-            alert_id = result.scalar_one()
-            await add_event(conn, alert_id, EventKind.FAILED, at=now, run_id=run_id)
-            if resolver is not None:
-                await add_event(conn, alert_id, EventKind.RESOLVED, at=now, run_id=resolver, detail="succeeded")
-            return await _alert(conn, alert_id), True
+            if page is not None and not alert.muted and alert.recovered_at is None:
+                episode = await episode_of(conn, alert.id)
+                await add_page(conn, alert.id, "trigger", pipeline=pipeline, event=page, now=now, episode=episode)
+            return alert, new
 
-    async def recover(self, pipeline: str, run_id: int, *, now: datetime) -> list[Alert]:
+    async def _record_failure(
+        self,
+        conn: AsyncConnection,
+        pipeline: str,
+        channel: str,
+        run_id: int,
+        message: str,
+        muted: bool,
+        announced_by: str | None,
+        suppress: timedelta,
+        now: datetime,
+    ) -> tuple[Alert, bool]:
+        told = await _alert_counting(conn, pipeline, run_id)
+        if told is not None:
+            return told, False  # the same failure told twice (a retried notification): counted once
+        query = (
+            select(alerts)
+            .where(
+                alerts.c.kind == _FAILURE,
+                alerts.c.pipeline == pipeline,
+                alerts.c.state.in_(_UNRESOLVED),
+                alerts.c.recovered_at.is_(None),  # resolved (posted or not): a new failure is a new alert
+                alerts.c.last_at >= now - suppress,
+                alerts.c.muted.is_(muted),  # once unmuted, a failure is news again: not folded into a silent one
+                alerts.c.channel == channel,  # routed elsewhere now (a new watch channel): a new alert there
+                # a run's card that was the alert tells that run only: a repeat folded into it would show
+                # nowhere, so it opens an alert of its own (a repeat whose card is the alert is one again)
+                or_(alerts.c.group_key.is_(None), alerts.c.group_key.not_like(keys.RUN_CARDS_LIKE)),
+            )
+            .order_by(alerts.c.id.desc())
+            .limit(1)
+        )
+        if self._postgres:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).mappings().first()
+        if row is not None:
+            runs = [*row["runs"], run_id][-MAX_RUNS_KEPT:]
+            await conn.execute(
+                update(alerts)
+                .where(alerts.c.id == row["id"])
+                .values(
+                    count=alerts.c.count + 1, runs=runs, last_run_id=run_id, message=message[:4000], last_at=now
+                )
+            )
+            await add_event(conn, row["id"], EventKind.REPEATED, at=now, run_id=run_id)
+            return await _alert(conn, row["id"]), False
+        # the runs ended between two polls and a run begun after this one was handled first: its
+        # success already resolves this failure, which is still announced (pending until the flush)
+        resolver = await _later_success(conn, pipeline, run_id)
+        if resolver is None and not muted:
+            reopened = await _reopen(conn, pipeline, run_id, message, since=now - suppress, now=now)
+            if reopened is not None:
+                return reopened, False
+        state = AlertState.OPEN if (muted or announced_by) else AlertState.PENDING
+        if resolver is not None and state is AlertState.OPEN:
+            state = AlertState.RECOVERED  # nothing of its own to post: the card (or nobody, muted) tells it
+        result = await conn.execute(
+            insert(alerts)
+            .values(
+                kind=_FAILURE,
+                pipeline=pipeline,
+                channel=channel,
+                state=state.value,
+                count=1,
+                runs=[run_id],
+                last_run_id=run_id,
+                message=message[:4000],
+                muted=muted,
+                group_key=announced_by,
+                first_at=now,
+                last_at=now,
+                recovered_at=now if resolver is not None else None,
+                recovered_by_run=resolver,
+            )
+            .returning(alerts.c.id)
+        )
+        alert_id = result.scalar_one()
+        await add_event(conn, alert_id, EventKind.FAILED, at=now, run_id=run_id)
+        if resolver is not None:
+            await add_event(conn, alert_id, EventKind.RESOLVED, at=now, run_id=resolver, detail="succeeded")
+        return await _alert(conn, alert_id), True
+
+    async def recover(self, pipeline: str, run_id: int, *, now: datetime, paged: bool = False) -> list[Alert]:
         """Run ``run_id`` of ``pipeline`` succeeded: the unresolved failure alerts whose every counted failure
         began before it are resolved. A posted one becomes ``recovered``; a pending one stays pending (its post
-        is still owed) with ``recovered_at`` set. Returns the alerts resolved."""
+        is still owed) with ``recovered_at`` set. Returns the alerts resolved. ``paged``: the pipeline pages
+        PagerDuty; the resolve of each alert whose episode was triggered is recorded with the resolution."""
         async with self._serialized(pipeline) as conn:
             success = await _began(conn, [run_id])
             if run_id not in success:
@@ -235,6 +259,12 @@ class AlertStore:
             )
             for alert_id in ids:
                 await add_event(conn, alert_id, EventKind.RESOLVED, at=now, run_id=run_id, detail="succeeded")
+                if not paged:
+                    continue
+                episode = await episode_of(conn, alert_id, upto=now)  # the episode this resolution ends
+                if await triggered_in(conn, alert_id, episode):
+                    by = {"run": f"#{run_id}"}
+                    await add_page(conn, alert_id, "resolve", pipeline=pipeline, event=by, now=now, episode=episode)
             return [await _alert(conn, i) for i in ids]
 
     async def flush(self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole) -> list[str]:

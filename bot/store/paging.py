@@ -21,10 +21,21 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.store.rows import claim, is_postgres
+from bot.store.rows import claim
 from bot.store.tables import alert_events, alerts, pagerduty_events
 
-__all__ = ["Page", "PageAction", "PageEvent", "PageState", "PagingStore", "dedup_key", "event_key"]
+__all__ = [
+    "Page",
+    "PageAction",
+    "PageEvent",
+    "PageState",
+    "PagingStore",
+    "add_page",
+    "dedup_key",
+    "episode_of",
+    "event_key",
+    "triggered_in",
+]
 
 PageAction = Literal["trigger", "acknowledge", "resolve"]
 
@@ -75,17 +86,12 @@ class Page:
 class PagingStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._insert = pg_insert if is_postgres(engine) else sqlite_insert
 
     async def episode(self, alert_id: int, *, upto: datetime | None = None) -> int:
         """How many times the alert was reopened (by ``upto``): a resolved incident is not reopened on PagerDuty,
         so each reopening is an incident of its own, on the same dedup key."""
-        t = alert_events
-        query = select(func.count()).select_from(t).where(t.c.alert_id == alert_id, t.c.kind == "reopened")
-        if upto is not None:
-            query = query.where(t.c.at <= upto)
         async with self.engine.connect() as conn:
-            return int((await conn.execute(query)).scalar_one())
+            return await episode_of(conn, alert_id, upto=upto)
 
     async def enqueue(
         self,
@@ -98,27 +104,13 @@ class PagingStore:
         episode: int = 0,
     ) -> bool:
         """Record an event to send. The same alert, action and episode twice is one event: False the second time."""
-        values = {
-            "key": event_key(alert_id, action, episode),
-            "alert_id": alert_id,
-            "action": action,
-            "pipeline": pipeline,
-            "dedup_key": dedup_key(alert_id),
-            "event": event,
-            "state": PageState.PENDING.value,
-            "attempts": 0,
-            "last_error": "",
-            "created_at": now,
-        }
-        statement = self._insert(pagerduty_events).values(**values).on_conflict_do_nothing(index_elements=["key"])
         async with self.engine.begin() as conn:
-            return bool((await conn.execute(statement)).rowcount)
+            return await add_page(conn, alert_id, action, pipeline=pipeline, event=event, now=now, episode=episode)
 
     async def triggered(self, alert_id: int, episode: int = 0) -> bool:
         """Whether the alert was paged (its episode's trigger recorded): only then are acknowledge and resolve sent."""
-        query = select(pagerduty_events.c.id).where(pagerduty_events.c.key == event_key(alert_id, "trigger", episode))
         async with self.engine.connect() as conn:
-            return (await conn.execute(query)).first() is not None
+            return await triggered_in(conn, alert_id, episode)
 
     async def of_alert(self, alert_id: int) -> list[PageEvent]:
         """Every event of an alert, oldest first."""
@@ -199,6 +191,50 @@ class PagingStore:
                 .where(pagerduty_events.c.id == event_id)
                 .values(lease_owner=None, lease_expires_at=None, **values)
             )
+
+
+async def add_page(
+    conn: AsyncConnection,
+    alert_id: int,
+    action: PageAction,
+    *,
+    pipeline: str,
+    event: dict[str, Any],
+    now: datetime,
+    episode: int = 0,
+) -> bool:
+    """Record an event in ``conn``'s transaction (the alert's change that calls for it: recorded together, a crash
+    between the two cannot lose it). The same key twice is one event: False the second time."""
+    values = {
+        "key": event_key(alert_id, action, episode),
+        "alert_id": alert_id,
+        "action": action,
+        "pipeline": pipeline,
+        "dedup_key": dedup_key(alert_id),
+        "event": event,
+        "state": PageState.PENDING.value,
+        "attempts": 0,
+        "last_error": "",
+        "created_at": now,
+    }
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(pagerduty_events).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    return bool((await conn.execute(statement)).rowcount)
+
+
+async def episode_of(conn: AsyncConnection, alert_id: int, *, upto: datetime | None = None) -> int:
+    """``PagingStore.episode`` in ``conn``'s transaction."""
+    t = alert_events
+    query = select(func.count()).select_from(t).where(t.c.alert_id == alert_id, t.c.kind == "reopened")
+    if upto is not None:
+        query = query.where(t.c.at <= upto)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def triggered_in(conn: AsyncConnection, alert_id: int, episode: int = 0) -> bool:
+    """``PagingStore.triggered`` in ``conn``'s transaction."""
+    query = select(pagerduty_events.c.id).where(pagerduty_events.c.key == event_key(alert_id, "trigger", episode))
+    return (await conn.execute(query)).first() is not None
 
 
 async def _events(conn: AsyncConnection, ids: Sequence[int]) -> list[PageEvent]:

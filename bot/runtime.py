@@ -26,7 +26,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.checks.names import catalog_with_ids
 from bot.config import Settings
 from bot.delivery.pagerduty import PagerDutyEvents

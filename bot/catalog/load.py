@@ -22,7 +22,8 @@ from typing import Any, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from bot.catalog.model import NAME, NO_ESCALATION, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import NAME, NO_ESCALATION, Defaults, Pipeline, PipelineSpec, RouteRule
 from bot.catalog.pagerduty import PagerDutyService, pagerduty_of
 from bot.catalog.refusals import schedule_problems, watchable
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow

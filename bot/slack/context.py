@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.config import Settings
 from bot.providers.registry import provider
 from bot.service.audited import Audited

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.catalog.catalog import Catalog
 from bot.catalog.load import load_catalog
-from bot.catalog.model import Catalog
 from bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]

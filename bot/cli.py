@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.catalog.catalog import Catalog
 from bot.catalog.load import load_catalog, referenced_values
-from bot.catalog.model import Catalog
 from bot.checks.names import names_in
 from bot.checks.online import DEADLINE, online_checks, render
 from bot.config import Settings, environment, load_settings, sqlite_folder_problem, unfilled_placeholders
@@ -253,7 +253,7 @@ def _check(catalog_path: Path | None, env_file: Path, *, catalog_only: bool, onl
     ]
     for line in warnings:  # worth fixing, not worth refusing to run
         print(f"pipeline-bot check: warning: {line}", file=sys.stderr)
-    counts = ", ".join(f"{k} {v}" for k, v in catalog.summary()["by_provider"].items())
+    counts = ", ".join(f"{k} {v}" for k, v in catalog.counts_by_provider().items())
     schedules = sum(1 for p in catalog.pipelines.values() if p.schedule) + sum(
         1 for w in catalog.workflows.values() if w.schedule
     )

@@ -26,7 +26,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.checks.names import catalog_with_ids
 from bot.config import Settings
 from bot.delivery.pagerduty import PagerDutyEvents
@@ -38,6 +38,7 @@ from bot.ops.metrics import OUTBOX_PENDING, RUNS, Metrics
 from bot.ops.outages import Outages
 from bot.ops.redact import PROCESS, Redactor
 from bot.service.alerts import Alerter
+from bot.service.audited import Audited
 from bot.service.clients import ClientPool
 from bot.service.escalation import Escalator
 from bot.service.function_steps import StepService
@@ -45,10 +46,12 @@ from bot.service.notify import Notifier
 from bot.service.outcomes import Changes, Outcomes
 from bot.service.paging import Pager
 from bot.service.permissions import Authorizer
+from bot.service.queries import RunQueries
 from bot.service.recovery import Recovery
 from bot.service.retries import Retrier, WaitingStarts
 from bot.service.runs import RunService
 from bot.service.subscribers import Subscribers
+from bot.service.subscriptions import SubscriptionService
 from bot.service.triage import Triage
 from bot.service.workflows import WorkflowEngine
 from bot.slack.app import build_app, web_client
@@ -269,7 +272,12 @@ def _assemble(
     outcomes = Outcomes(store, notifier, alerter, retrier, workflows, subscribers, steps)
     changes.subscribe(outcomes.on_change)
     tasks = TaskSet()
-    services = Services(s, catalog, store, pool, auth, notifier, runs, tasks, now, workflows=workflows, steps=steps)
+    services = Services(
+        settings=s, catalog=catalog, pool=pool, auth=auth, notifier=notifier, runs=runs, tasks=tasks, now=now,
+        workflows=workflows, queries=RunQueries(store, pool, now), audited=Audited(store, auth, now),
+        subscriptions=SubscriptionService(store, catalog, auth, now),
+        triage=Triage(store, pool, notifier.reporter, now), steps=steps,
+    )
     app = build_app(s, services, client)
     replays = Replays(store.requests, now, metrics)
     secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else ""

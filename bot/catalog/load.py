@@ -22,7 +22,8 @@ from typing import Any, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from bot.catalog.model import NAME, NO_ESCALATION, Catalog, Defaults, Pipeline, PipelineSpec, RouteRule
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import NAME, NO_ESCALATION, Defaults, Pipeline, PipelineSpec, RouteRule
 from bot.catalog.pagerduty import PagerDutyService, pagerduty_of
 from bot.catalog.refusals import schedule_problems, watchable
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
@@ -142,7 +143,7 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
     _alerts_reach_people(pipelines, routes, defaults, problems, channels_known=channels_known)
     _escalations(pipelines, defaults, problems, warnings)
     written = _section(raw, "pipelines", []), _section(raw, "connections", [])
-    watchable(pipelines, *written, connections, problems, warnings)
+    watchable(pipelines, *written, connections, problems, warnings, broken=sorted(broken))
     workflows = _workflows(_section(raw, "workflows", problems), pipelines, broken, defaults, problems)
     problems.extend(schedule_problems(pipelines, workflows))
     for name, workflow in workflows.items():  # its card (and its steps' failures) go to its channel

@@ -11,18 +11,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from bot.catalog.pagerduty import PagerDutyService
-from bot.providers.base import ConnectionConfig, JobConfig
+from bot.providers.base import JobConfig
 
 __all__ = [
     "NO_ESCALATION",
-    "Catalog",
     "Defaults",
     "Duration",
     "EscalateAfter",
@@ -299,40 +298,3 @@ class Pipeline:
     pagerduty: PagerDutyService | None = None  # its own, else the defaults' (``pagerduty: false``: none)
     escalate_after: timedelta | None = None  # None: its alerts do not escalate
     escalate_to: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Catalog:
-    connections: Mapping[str, ConnectionConfig]
-    pipelines: Mapping[str, Pipeline]
-    defaults: Defaults = field(default_factory=Defaults)
-    routes: tuple[RouteRule, ...] = ()
-    source: str = "pipelines.yml"
-    workflows: Mapping[str, Any] = field(default_factory=dict)  # name → bot.catalog.workflows.Workflow
-    warnings: tuple[str, ...] = ()  # what works but should not be so (plain http credentials), for check and logs
-
-    def channel_for(self, pipeline: Pipeline) -> str | None:
-        """Where a pipeline's alerts go: its own channel, else the first matching route, else the default."""
-        if pipeline.channel:
-            return pipeline.channel
-        for rule in self.routes:
-            if rule.matches(pipeline):
-                return rule.channel
-        return self.defaults.channel
-
-    def paged(self) -> list[Pipeline]:
-        """The pipelines whose failures page a PagerDuty service."""
-        return [p for p in self.pipelines.values() if p.pagerduty is not None]
-
-    def by_provider(self) -> dict[str, list[Pipeline]]:
-        grouped: dict[str, list[Pipeline]] = {}
-        for p in self.pipelines.values():
-            grouped.setdefault(p.provider, []).append(p)
-        return grouped
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "connections": len(self.connections),
-            "pipelines": len(self.pipelines),
-            "by_provider": {k: len(v) for k, v in sorted(self.by_provider().items())},
-        }

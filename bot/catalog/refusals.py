@@ -7,13 +7,13 @@ with a log line only. Both are problems here, with the path to fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from bot.catalog.model import ParameterSpec, Pipeline, Schedule
 from bot.catalog.workflows import Workflow
 from bot.providers.base import Capability, ConnectionConfig
-from bot.providers.registry import provider
+from bot.providers.registry import PROVIDERS, provider
 
 __all__ = ["schedule_problems", "watchable"]
 
@@ -25,26 +25,19 @@ def watchable(
     connections: Mapping[str, ConnectionConfig | None],
     problems: list[str],
     warnings: list[str],
+    broken: Collection[str] = (),
 ) -> None:
     """Watching lists a pipeline's recent runs: on a connection that cannot (Rivery's legacy API, InVision) the
     running bot would skip it, and its failures would reach nobody. Asked for by the pipeline: a problem;
-    inherited from ``defaults.watch``: a warning (the rest of the catalog is watched)."""
+    inherited from ``defaults.watch``: a warning (the rest of the catalog is watched). A pipeline in ``broken``
+    (its own problem listed) that says ``watch: true`` is checked too, from what it says: two mistakes, two
+    problems in one check."""
     for pipeline in pipelines.values():
         if not pipeline.watch:
             continue
-        client = provider(pipeline.provider).client
-        conn = connections.get(pipeline.connection)
-        if conn is None:  # its own problem is listed; what it offers still follows from what it says
-            entry = declared.get(pipeline.connection)
-            fields = {k: v for k, v in entry.items() if isinstance(k, str)} if isinstance(entry, dict) else {}
-            conn = provider(pipeline.provider).connection.model_construct(**fields)
-        if Capability.LIST_RUNS in client.offered_by(conn):
+        why = _cannot_list(pipeline.provider, pipeline.connection, declared, connections)
+        if why is None:
             continue
-        why = (
-            f"connection {pipeline.connection} uses Rivery's legacy API, which cannot list runs (api: v1 can)"
-            if pipeline.provider == "rivery"
-            else f"{client.display_name}'s API cannot list runs"
-        )
         entry = written.get(pipeline.name)
         if not (isinstance(entry, dict) and "watch" in entry):
             warnings.append(
@@ -53,6 +46,35 @@ def watchable(
             )
         else:
             problems.append(f"pipelines.{pipeline.name}.watch: cannot be watched: {why}; remove watch: true")
+    for name in broken:
+        entry = written.get(name)
+        if not (isinstance(entry, dict) and entry.get("watch") is True and isinstance(entry.get("connection"), str)):
+            continue
+        conn_name = entry["connection"]
+        conn = connections.get(conn_name)
+        listed = declared.get(conn_name)
+        kind = conn.provider if conn is not None else listed.get("provider") if isinstance(listed, dict) else None
+        if kind not in PROVIDERS:
+            continue  # its connection's own problem is listed
+        if (why := _cannot_list(kind, conn_name, declared, connections)) is not None:
+            problems.append(f"pipelines.{name}.watch: cannot be watched: {why}; remove watch: true")
+
+
+def _cannot_list(
+    kind: str, conn_name: str, declared: Mapping[str, Any], connections: Mapping[str, ConnectionConfig | None]
+) -> str | None:
+    """Why the connection ``conn_name`` of provider ``kind`` cannot list runs; None when it can."""
+    client = provider(kind).client
+    conn = connections.get(conn_name)
+    if conn is None:  # its own problem is listed; what it offers still follows from what it says
+        entry = declared.get(conn_name)
+        fields = {k: v for k, v in entry.items() if isinstance(k, str)} if isinstance(entry, dict) else {}
+        conn = provider(kind).connection.model_construct(**fields)
+    if Capability.LIST_RUNS in client.offered_by(conn):
+        return None
+    if kind == "rivery":
+        return f"connection {conn_name} uses Rivery's legacy API, which cannot list runs (api: v1 can)"
+    return f"{client.display_name}'s API cannot list runs"
 
 
 def schedule_problems(pipelines: Mapping[str, Pipeline], workflows: Mapping[str, Workflow]) -> list[str]:

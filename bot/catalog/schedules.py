@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.catalog.model import Catalog, Schedule
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import Schedule
 
 __all__ = ["Scheduled", "scheduled_items"]
 

@@ -15,7 +15,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.errors import StartupError
 
 __all__ = [

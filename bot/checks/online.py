@@ -19,7 +19,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.checks.names import Directory, Names, is_name, names_in, resolve_names
 from bot.errors import ProviderAuthError, ProviderError
 from bot.providers._http import RetryPolicy

@@ -34,8 +34,9 @@ from typing import Any
 
 import yaml
 
+from bot.catalog.catalog import Catalog
 from bot.catalog.load import parse_catalog
-from bot.catalog.model import Catalog, Pipeline
+from bot.catalog.model import Pipeline
 from bot.config import Settings
 from bot.emulators._core import EmulatorState, Outcome, RealClock
 from bot.emulators._server import EmulatorServer

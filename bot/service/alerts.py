@@ -21,7 +21,8 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from bot.catalog.model import Catalog, Pipeline
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import Pipeline
 from bot.ops.metrics import ALERT_MESSAGES, ALERTS, Metrics
 from bot.service.alert_story import AlertStories, ConsoleUrl
 from bot.service.clients import ClientPool

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.errors import InvalidRequest
 from bot.ops.redact import Redactor
 from bot.providers._http import RetryPolicy

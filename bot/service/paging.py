@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.models import RunState
 from bot.service.clients import ClientPool
 from bot.store.alerting import Alert, AlertState

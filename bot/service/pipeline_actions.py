@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.errors import InvalidRequest, NotAllowed, ProviderError, UserError
 from bot.ops.text import escape
 from bot.providers.base import Capability

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.catalog.model import Catalog, Pipeline
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import Pipeline
 from bot.errors import ProviderError
 from bot.models import RunStatus
 from bot.providers.base import Capability

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.catalog.model import Catalog, RetryPolicy
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import RetryPolicy
 from bot.errors import ProviderError, ProviderUnavailable, TriggerOutcomeUnknown
 from bot.models import RunState
 from bot.ops.logs import run_context

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot.catalog.model import Catalog, ParameterSpec, Pipeline
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import ParameterSpec, Pipeline
 from bot.errors import (
     InvalidRequest,
     ProviderError,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.models import RunState
 from bot.service.events import Reporter, SubscriberNote
 from bot.service.notify import Notifier

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.catalog.model import Catalog, Pipeline
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import Pipeline
 from bot.errors import InvalidRequest, NotAllowed
 from bot.ops.text import escape
 from bot.service.audited import Audited

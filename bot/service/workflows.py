@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.catalog.workflows import Workflow, render_template
 from bot.errors import InvalidRequest, NotAllowed, UserError
 from bot.models import RunState

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.config import Settings
 from bot.providers.registry import provider
 from bot.service.audited import Audited
@@ -20,16 +20,17 @@ from bot.service.subscriptions import SubscriptionService
 from bot.service.triage import Triage
 from bot.service.workflows import WorkflowEngine
 from bot.slack.tasks import TaskSet
-from bot.store.store import Store
 
 __all__ = ["Services"]
 
 
 @dataclass(frozen=True)
 class Services:
+    """The services a listener calls, built by the composition root; never the store itself, so a listener cannot
+    query it past the services (issue 13)."""
+
     settings: Settings
     catalog: Catalog
-    store: Store
     pool: ClientPool
     auth: Authorizer
     notifier: Notifier
@@ -37,27 +38,16 @@ class Services:
     tasks: TaskSet
     now: Callable[[], datetime]
     workflows: WorkflowEngine
-    steps: StepService | None = None  # Workflow Builder's "Run a pipeline" step (tests may build without it)
-
-    @property
-    def queries(self) -> RunQueries:
-        """The runs in flight, a pipeline's last runs, statistics: what commands read, without the store."""
-        return RunQueries(self.store, self.pool, self.now)
-
-    @property
-    def audited(self) -> Audited:
-        """Permission checks and watches that commands record in the audit log."""
-        return Audited(self.store, self.auth, self.now)
-
-    @property
-    def subscriptions(self) -> SubscriptionService:
-        """``subscribe``, ``unsubscribe``, ``subscriptions``, ``notify me`` and the Home tab's Unsubscribe."""
-        return SubscriptionService(self.store, self.catalog, self.auth, self.now)
-
-    @property
-    def triage(self) -> Triage:
-        """The Full log's pages (and the failure's evidence, which ``Outcomes`` posts)."""
-        return Triage(self.store, self.pool, self.notifier.reporter, self.now)
+    #: the runs in flight, a pipeline's last runs, statistics: what commands read
+    queries: RunQueries
+    #: permission checks and watches that commands record in the audit log
+    audited: Audited
+    #: ``subscribe``, ``unsubscribe``, ``subscriptions``, ``notify me`` and the Home tab's Unsubscribe
+    subscriptions: SubscriptionService
+    #: the Full log's pages (and the failure's evidence, which ``Outcomes`` posts)
+    triage: Triage
+    #: Workflow Builder's "Run a pipeline" step
+    steps: StepService
 
     @property
     def command(self) -> str:

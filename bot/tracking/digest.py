@@ -21,7 +21,7 @@ from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.catalog.model import Catalog
+from bot.catalog.catalog import Catalog
 from bot.config import Settings
 from bot.service.events import TREND_RUNS, DigestData, DigestRun, PipelineDay, Reporter
 from bot.service.history import summarize, trend

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.catalog.model import Catalog, Schedule
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import Schedule
 from bot.catalog.schedules import Scheduled, scheduled_items
 from bot.store.store import Store
 

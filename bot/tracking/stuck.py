@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.catalog.model import Catalog, Pipeline
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import Pipeline
 from bot.service.events import StuckRun
 from bot.service.history import percentile
 from bot.service.notify import Notifier

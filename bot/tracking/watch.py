@@ -23,7 +23,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from bot.catalog.model import Catalog, Pipeline
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import Pipeline
 from bot.errors import ProviderError
 from bot.models import RunState, RunStatus
 from bot.ops.logs import run_context

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.catalog.catalog import Catalog
 from bot.catalog.load import parse_catalog
-from bot.catalog.model import Catalog
 from bot.emulators.standalone import build_emulator
 from bot.errors import UserError
 from bot.service.alerts import Alerter

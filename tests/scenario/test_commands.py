@@ -423,3 +423,7 @@ async def test_an_ad_hoc_target_where_a_pipeline_is_expected_is_named_in_plain_w
             seen = shown(reply)
             assert "AdHocTarget" not in seen and "provider_or_connection" not in seen, (text, reply.text)
             assert "rivery:123" in seen or "Ad-hoc targets" in seen, (text, reply.text)  # named as typed
+            # and said for what it is, the same for everyone: not "There is no pipeline rivery:123" (the grammar
+            # took a job outside the catalog where only a pipeline of it can be meant)
+            assert "is a job outside the catalog: only `/pipeline run` takes one" in seen, (text, reply.text)
+            assert (await ask(w, text)).text == reply.text, text  # a person who is no admin hears the same

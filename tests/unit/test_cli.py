@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -225,13 +227,25 @@ def test_run_reports_an_unexpected_start_up_error_in_one_redacted_line(
     assert password not in err and token not in err
 
 
-def test_check_in_a_folder_set_up_as_the_readme_says_validates_the_file_people_edit(tmp_path: Path) -> None:
-    """README: `cp .env.example .env; cp pipelines.example.yml pipelines.yml`, then edit pipelines.yml."""
-    import shutil
+def readme_configure_steps() -> list[list[str]]:
+    """The commands of the README's "Configure and check" block, as written there (comments dropped)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("2. Configure and check:", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    return [shlex.split(line.split("#", 1)[0]) for line in block.splitlines() if line.split("#", 1)[0].strip()]
 
-    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
-    shutil.copy(ROOT / "pipelines.example.yml", tmp_path / "pipelines.yml")
-    ok = run_cli("check", cwd=tmp_path)
+
+def test_check_in_a_folder_set_up_as_the_readme_says_validates_the_file_people_edit(tmp_path: Path) -> None:
+    """The README's configure steps replayed in a fresh folder, as a person would: its `cp` lines, then its
+    `pipeline-bot check`; a mistake in the pipelines.yml it made must then be found (issue 15, item 1)."""
+    steps = readme_configure_steps()
+    copies = [step for step in steps if step[0] == "cp"]
+    checks = [step[1:] for step in steps if Path(step[0]).name == "pipeline-bot" and step[1:] == ["check"]]
+    assert copies and checks, steps  # the README still says to copy the examples and check
+    for name in (".env.example", "pipelines.example.yml"):  # what a fresh clone has
+        shutil.copy(ROOT / name, tmp_path / name)
+    for step in copies:
+        subprocess.run(step, cwd=tmp_path, check=True)
+    ok = run_cli(*checks[0], cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "ok: pipelines.yml:" in ok.stdout, ok.stdout
     # the copied placeholders check out, but cannot work: each is named, its value never printed
@@ -240,7 +254,7 @@ def test_check_in_a_folder_set_up_as_the_readme_says_validates_the_file_people_e
     assert "change-me" not in ok.stderr and "xoxb-0000000000" not in ok.stderr
     with (tmp_path / "pipelines.yml").open("a") as edited:
         edited.write("x: [\n")  # a mistake in the file the person edits must be found
-    broken = run_cli("check", cwd=tmp_path)
+    broken = run_cli(*checks[0], cwd=tmp_path)
     assert broken.returncode == 1, broken.stdout
     lines = (ROOT / "pipelines.example.yml").read_text().count("\n")  # the stream ends after the added `x: [`
     assert f"pipelines.yml:{lines + 2}: not valid YAML" in broken.stderr, broken.stderr

@@ -79,7 +79,14 @@ def _ad_hoc(token: str, ctx: Context) -> object:
 
 
 def _pipeline(token: str, ctx: Context) -> object:
-    return _target(token, ctx, workflows=False)
+    """A pipeline of the catalog: a job outside it (``rivery:123``) is taken by ``run`` alone."""
+    found = _target(token, ctx, workflows=False)
+    if isinstance(found, AdHocTarget):
+        return Problem(
+            f"{shown(token)} is a job outside the catalog: only {code(ctx.command + ' run')} takes one. Name a "
+            f"pipeline of the catalog here ({code(ctx.command + ' list')} shows them)."
+        )
+    return found
 
 
 def pipeline_or_workflow(token: str, ctx: Context) -> object:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-from bot.catalog.model import Catalog, Pipeline
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import Pipeline
 from bot.slack.commands.grammar import COMMANDS, ArgSpec, CommandSpec, Needs, spec_named
 from bot.slack.text import code, escape
 

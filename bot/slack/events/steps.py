@@ -57,8 +57,6 @@ def step_inputs(inputs: dict[str, Any]) -> tuple[str, str, dict[str, str], bool]
 def register(app: AsyncApp, services: Services) -> None:
     async def on_step(event: dict[str, Any]) -> None:
         steps = services.steps  # read at each event, as the other listeners read their services
-        if steps is None:
-            return
         execution_id = str(event.get("function_execution_id") or "")
         try:
             user_id, pipeline, parameters, wait = step_inputs(event.get("inputs") or {})

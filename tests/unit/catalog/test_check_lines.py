@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.catalog.catalog import Catalog
 from bot.catalog.load import load_catalog
-from bot.catalog.model import Catalog
 from bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -255,6 +255,28 @@ pipelines:
         "API, which cannot list runs (api: v1 can); remove watch: true",
         "pipelines.yml:19: pipelines.budget.watch: cannot be watched: InVision's API cannot list runs; remove watch: "
         "true",
+    ]
+
+
+def test_watching_where_runs_cannot_be_listed_is_refused_also_when_the_pipeline_has_another_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two mistakes, two problems in one check: the refusal was hidden until the other was fixed (found replaying
+    issue 15 on the example catalog with `owners: U0ALICE01` and `watch: true` on a legacy Rivery pipeline)."""
+    assert problems(tmp_path, monkeypatch, """\
+    api_key: ${KEY}
+pipelines:
+  leads-ods: {connection: rivery-us, river_id: r1, owners: U0ALICE01, watch: true}
+  budget: {connection: invision, dataflow_id: d1, expected_duraton: 5m, watch: true}
+  fine: {connection: invision, dataflow_id: d2, owners: U0ALICE01, watch: false}
+""") == [
+        "pipelines.yml:15: pipelines.leads-ods.owners: owners must be a list, e.g. [U0ALICE01]",
+        "pipelines.yml:15: pipelines.leads-ods.watch: cannot be watched: connection rivery-us uses Rivery's legacy "
+        "API, which cannot list runs (api: v1 can); remove watch: true",
+        "pipelines.yml:16: pipelines.budget.expected_duraton: unknown key (did you mean 'expected_duration'?)",
+        "pipelines.yml:16: pipelines.budget.watch: cannot be watched: InVision's API cannot list runs; remove watch: "
+        "true",
+        "pipelines.yml:17: pipelines.fine.owners: owners must be a list, e.g. [U0ALICE01]",
     ]
 
 

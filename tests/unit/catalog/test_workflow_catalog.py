@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import typing
+from collections.abc import Mapping
 from datetime import timedelta
 
 import pytest
 import yaml
 
+from bot.catalog.catalog import Catalog
 from bot.catalog.load import parse_catalog
+from bot.catalog.workflows import Workflow
 from bot.errors import ConfigError
 
 BASE = """
@@ -97,3 +101,11 @@ def test_bad_schedules_and_retry_policies_say_what_would_work() -> None:
     assert "pipelines.a.schedule.timezone: 'Mars/Olympus' is not a time zone" in text
     assert "pipelines.b.retry.attempts" in text
     assert "pipelines.b.retry.on.0" in text
+
+
+def test_the_catalog_s_workflows_are_typed_as_workflows() -> None:
+    """Issue 13 ("Any only for Slack JSON payloads"): ``Catalog.workflows`` was ``Mapping[str, Any]`` (a cycle
+    between model.py and workflows.py dodged), so mypy let a misspelt workflow attribute through."""
+    hints = typing.get_type_hints(Catalog)
+    assert hints["workflows"] == Mapping[str, Workflow]
+    assert typing.Any not in {arg for hint in hints.values() for arg in typing.get_args(hint)}

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from bot.catalog.catalog import Catalog
 from bot.catalog.load import parse_catalog
-from bot.catalog.model import Catalog
 from bot.checks.names import is_name, names_in, with_ids
 from bot.errors import ConfigError
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from bot.catalog.catalog import Catalog
 from bot.catalog.load import parse_catalog
-from bot.catalog.model import Catalog
 from bot.demo.run import demo_catalog
 from bot.providers.base import Capability
 from bot.providers.registry import PROVIDERS

@@ -3,7 +3,9 @@ was already posted, an enum value spelt differently would not read back. These p
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from bot.models import RunState
 from bot.store import keys
@@ -48,3 +50,33 @@ def test_enum_values_are_the_stored_strings() -> None:
     assert [s.value for s in OutboxState] == ["pending", "sent", "dead"]
     assert [s.value for s in AlertState] == ["pending", "open", "recovered"]
     assert [k.value for k in AlertKind] == ["failure", "unreachable"]
+
+
+#: the first word of every key ``bot.store.keys`` builds
+KEY_WORDS = ("run:", "workflow:", "alerts:", "health:", "escalate:", "credential:", "digest:", "channel-problem:",
+             "subs:", "notify:", "function:", "cancel:")
+#: strings of the same shape that are not message keys, each with its reason
+NOT_KEYS = {
+    # the name of a PostgreSQL advisory lock taken while an alert of the pipeline is opened: stored nowhere
+    ("bot/store/alerting.py", "alerts:"),
+}
+
+
+def test_message_keys_are_built_in_bot_store_keys_only() -> None:
+    """Issue 13 ("one module for message keys"; ``f"run:{id}:failure"`` was built in 8 files): a key spelt
+    anywhere else could drift from the one ``keys`` builds and post a message twice."""
+    bot = Path(__file__).resolve().parents[3] / "bot"
+    found = set()
+    for path in sorted(bot.rglob("*.py")):
+        if path == bot / "store" / "keys.py" or (bot / "emulators") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            pieces = node.values[:1] if isinstance(node, ast.JoinedStr) else [node.left] if (
+                isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)) else []
+            for piece in pieces:
+                if isinstance(piece, ast.Constant) and isinstance(piece.value, str):
+                    word = next((w for w in KEY_WORDS if piece.value.startswith(w)), None)
+                    if word is not None:
+                        found.add((str(path.relative_to(bot.parent)), word))
+    assert found - NOT_KEYS == set()
+    assert found >= NOT_KEYS, "NOT_KEYS lists a string that is gone: remove it"

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.catalog.model import Catalog, Defaults, Pipeline
+from bot.catalog.catalog import Catalog
+from bot.catalog.model import Defaults, Pipeline
 from bot.config import Settings
 from bot.models import RunState, RunStatus
 from bot.providers.base import JobConfig

@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import yaml
 
+from bot.catalog.catalog import Catalog
 from bot.catalog.load import parse_catalog
-from bot.catalog.model import Catalog, Schedule
+from bot.catalog.model import Schedule
 from bot.store.store import Store
 from bot.tracking.schedules import ScheduleRunner, last_slot, scheduled_items
 

@@ -124,10 +124,11 @@ async def test_subscriptions_are_listed_and_refused_in_plain_words(tmp_path: Pat
         refused = shown(await ask(w, "subscribe orders", user=dave))
         assert "⚠️" in refused and "may not" in refused
         assert "Did you mean `orders`" in shown(await ask(w, "subscribe ordrs"))
-        assert "not in #random" in shown(await ask(w, "subscribe orders #random"))
+        # a public channel without the bot: a subscription needs the bot in it (a watch does not)
+        assert "The bot is not in <#C0RANDOM>" in shown(await ask(w, "subscribe orders #random"))
         # a private channel without the bot: by name it is not found, by id Slack does not show it either
         assert "needs the bot invited" in shown(await ask(w, "subscribe orders #private-ops"))
-        assert "cannot see" in shown(await ask(w, "subscribe orders C0PRIVATE"))
+        assert "There is no channel <#C0PRIVATE> the bot can see" in shown(await ask(w, "subscribe orders C0PRIVATE"))
         assert "no channel #nowhere" in shown(await ask(w, "subscribe orders #nowhere"))
         assert "was not subscribed" in shown(await ask(w, "unsubscribe orders"))
         assert "Subscribed" in shown(await ask(w, "subscribe orders"))  # this channel

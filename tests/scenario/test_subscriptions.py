@@ -161,11 +161,16 @@ def unsubscribe_buttons(w: World, user: str = "U0ALICE") -> dict[str, str]:
 async def test_my_subscriptions_on_the_home_tab_each_with_its_unsubscribe_button(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         assert "Subscribed" in shown(await ask(w, "subscribe orders #data-ops"))
-        assert "direct message" in shown(await ask(w, "notify me"))
         await w.slack.open_home("U0ALICE")
         await w.until(lambda: "My subscriptions* (1)" in home_says(w), what="My subscriptions")
+        # "notify me" off says so (the tab said nothing of it until it was on)
+        assert "Notify me: *off*" in home_says(w) and "Turn off" not in unsubscribe_buttons(w)
+        assert "direct message" in shown(await ask(w, "notify me"))
+        await w.slack.open_home("U0ALICE")
+        await w.until(lambda: "Notify me: *on*" in home_says(w), what="notify me on, on the Home tab")
         text = home_says(w)
         assert "<#C0OPS>" in text and "*orders*" in text and "DM me when the runs I start end" in text
+        assert "Notify me: *off*" not in text
         buttons = unsubscribe_buttons(w)
         assert set(buttons) == {"Unsubscribe", "Turn off"}  # the subscription, and "notify me"
         view = w.slack.home("U0ALICE")

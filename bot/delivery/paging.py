@@ -34,7 +34,7 @@ __all__ = ["PageSender"]
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 RoutingKey = Callable[[str], SecretStr | None]  # a pipeline's routing key, None when it pages no service now
-Shown = Callable[[int], Awaitable[None]]  # an alert's trigger was sent or refused: its Slack message says so
+Shown = Callable[[int], Awaitable[None]]  # an alert's event was sent or refused: its Slack message says so
 
 
 class PageSender:
@@ -148,9 +148,10 @@ class PageSender:
             )
 
     async def _shown(self, event: PageEvent) -> None:
-        """The trigger's outcome is known: the Slack alert's page line is brought up to date (a nicety: a failure
-        here is logged, the event stays as it is)."""
-        if event.action != "trigger" or self.on_trigger is None:
+        """An event's outcome is known (the trigger's, or when PagerDuty took an acknowledge or a resolve): the
+        Slack alert's page line is brought up to date (a nicety: a failure here is logged, the event stays as it
+        is)."""
+        if self.on_trigger is None:
             return
         try:
             await self.on_trigger(event.alert_id)

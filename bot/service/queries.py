@@ -20,6 +20,7 @@ from bot.service.clients import ClientPool
 from bot.service.history import Summary, summarize
 from bot.service.permissions import Actor
 from bot.service.rights import Rights
+from bot.store.alert_events import EventKind
 from bot.store.alerting import Alert
 from bot.store.records import RunRecord, StoredState
 from bot.store.store import Store
@@ -124,7 +125,12 @@ class RunQueries:
         alerts = await store.alerting.open_alerts()
         # a muted alert keeps the ids of the runs it stood for: their failures are marked muted
         lately = await store.alerting.alerts_between(now - 2 * DAY, now + timedelta(seconds=1))
-        muted_runs = {run_id for a in (*alerts, *lately) if a.muted for run_id in a.runs}
+        # and so are those of an alert muted after it failed (its Mute menu, ``mute``): marked once the mute ended
+        # too, as a failure that came while muted is (they were marked only while their pipeline was muted)
+        seen = {a.id: a for a in (*alerts, *lately)}
+        events = await store.alert_events.of_alerts(list(seen))
+        muted_later = {i for i, told in events.items() if any(e.kind is EventKind.MUTED for e in told)}
+        muted_runs = {run_id for a in seen.values() if a.muted or a.id in muted_later for run_id in a.runs}
         runs = {r.id: r for r in recent}
         acknowledged: dict[int, str] = {}
         for alert in alerts:
@@ -157,11 +163,12 @@ class RunQueries:
             for pipeline in catalog.pipelines.values():
                 if _covers(subscription, pipeline):
                     why.setdefault(pipeline.name, "subscribed")
+        recent = await self.store.runs.recent_of(why, TREND_RUNS)  # one read for all the rows
         rows: list[PipelineRow] = []
         for name, reason in why.items():
             schedule = catalog.pipelines[name].schedule
             fire: datetime | None = schedule.trigger().get_next_fire_time(None, now) if schedule else None
-            rows.append(PipelineRow(name, reason, await self.store.runs.recent(name, TREND_RUNS), fire))
+            rows.append(PipelineRow(name, reason, recent[name], fire))
         return sorted(rows, key=lambda r: (not (r.runs and r.runs[0].state is StoredState.FAILED), r.name))
 
 

@@ -9,6 +9,7 @@ here so the builders compare members, never strings, without importing the store
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -138,6 +139,16 @@ class AlertStory:
             elif entry.kind in (EventKind.REOPENED, EventKind.RESOLVED):
                 who = None
         return who
+
+    @property
+    def muted_until(self) -> datetime | None:
+        """Until when the latest mute of the pipeline, set since the alert opened, lasts (None: none was set)."""
+        until = None
+        for entry in self.timeline:
+            if entry.kind is EventKind.MUTED:
+                with contextlib.suppress(ValueError):
+                    until = datetime.fromisoformat(entry.detail)
+        return until
 
 
 def timeline_entry(event: AlertEvent, link: str | None = None) -> TimelineEntry:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,7 +19,19 @@ from bot.store.records import OutboxItem, OutboxKind
 from bot.store.rows import claim
 from bot.store.tables import cards, outbox, runs
 
-__all__ = ["OutboxState", "OutboxStore", "add_message"]
+__all__ = ["Message", "OutboxState", "OutboxStore", "add_message"]
+
+
+class Message(TypedDict):
+    """What ``enqueue`` and ``add_message`` are told of a message besides its key (one signature for both)."""
+
+    kind: OutboxKind
+    text: str
+    now: datetime
+    blocks: NotRequired[list[dict[str, Any]] | None]
+    run_id: NotRequired[int | None]
+    channel: NotRequired[str | None]
+    card_key: NotRequired[str | None]
 
 
 class OutboxState(enum.StrEnum):
@@ -34,26 +46,12 @@ class OutboxStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def enqueue(
-        self,
-        key: str,
-        *,
-        kind: OutboxKind,
-        text: str,
-        now: datetime,
-        blocks: list[dict[str, Any]] | None = None,
-        run_id: int | None = None,
-        channel: str | None = None,
-        card_key: str | None = None,
-    ) -> bool:
+    async def enqueue(self, key: str, **message: Unpack[Message]) -> bool:
         """Record a message to send. The same key twice is one message: returns False the second time.
 
         A ``thread`` reply goes under the living message ``card_key`` (a run's card by default)."""
         async with self.engine.begin() as conn:
-            return await add_message(
-                conn, key, kind=kind, text=text, now=now, blocks=blocks, run_id=run_id, channel=channel,
-                card_key=card_key,
-            )
+            return await add_message(conn, key, **message)
 
     async def failed_runs_without(self, note: str, *, since: datetime, limit: int) -> list[int]:
         """Runs that failed since ``since``, whose failure was handled (``notified_state``), that have a card and a
@@ -201,19 +199,9 @@ class OutboxStore:
             )
 
 
-async def add_message(
-    conn: AsyncConnection,
-    key: str,
-    *,
-    kind: OutboxKind,
-    text: str,
-    now: datetime,
-    blocks: list[dict[str, Any]] | None = None,
-    run_id: int | None = None,
-    channel: str | None = None,
-    card_key: str | None = None,
-) -> bool:
+async def add_message(conn: AsyncConnection, key: str, **message: Unpack[Message]) -> bool:
     """``OutboxStore.enqueue`` inside the caller's transaction (a message written with the change it tells)."""
+    kind, run_id, card_key = message["kind"], message.get("run_id"), message.get("card_key")
     if kind in (OutboxKind.THREAD, OutboxKind.FUNCTION) and card_key is None and run_id is not None:
         card_key = keys.run_card(run_id)
     values = {
@@ -221,13 +209,13 @@ async def add_message(
         "key": key[:200],
         "run_id": run_id,
         "kind": str(kind),
-        "channel": channel,
-        "text": text,
-        "blocks": blocks,
+        "channel": message.get("channel"),
+        "text": message["text"],
+        "blocks": message.get("blocks"),
         "state": OutboxState.PENDING.value,
         "attempts": 0,
         "last_error": "",
-        "created_at": now,
+        "created_at": message["now"],
     }
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = dialect_insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])

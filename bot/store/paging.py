@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -76,11 +76,14 @@ class PageEvent:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """What the Slack alert says of its page: the trigger's dedup key, state and, refused, PagerDuty's reason."""
+    """What the Slack alert says of its page: the trigger's dedup key, state and, refused, PagerDuty's reason; when
+    PagerDuty took the incident's acknowledgement and its resolve (their events sent after this trigger)."""
 
     dedup_key: str
     state: PageState
     error: str = ""
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
 
 
 class PagingStore:
@@ -122,7 +125,7 @@ class PagingStore:
         """The page of each alert paged, by alert id: of ``alert_ids``, or (None) of the alerts still pending, the
         ones the next flush announces."""
         t = pagerduty_events
-        query = select(t.c.alert_id, t.c.dedup_key, t.c.state, t.c.last_error).where(t.c.action == "trigger")
+        query = select(t.c.id, t.c.alert_id, t.c.action, t.c.dedup_key, t.c.state, t.c.last_error, t.c.sent_at)
         if alert_ids is None:
             pending = select(alerts.c.id).where(alerts.c.state == "pending")
             query = query.where(t.c.alert_id.in_(pending))
@@ -131,10 +134,18 @@ class PagingStore:
             if not ids:
                 return {}
             query = query.where(t.c.alert_id.in_(ids))
-        query = query.order_by(t.c.id)  # a reopened alert's latest trigger is its page now
+        query = query.order_by(t.c.id)  # a reopened alert's latest trigger is its page now, and what follows it
+        found: dict[int, Page] = {}
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings()
-            return {r["alert_id"]: Page(r["dedup_key"], PageState(r["state"]), r["last_error"]) for r in rows}
+            for r in (await conn.execute(query)).mappings():
+                alert_id, action, state = r["alert_id"], r["action"], PageState(r["state"])
+                if action == "trigger":
+                    found[alert_id] = Page(r["dedup_key"], state, r["last_error"])
+                elif alert_id in found and state is PageState.SENT and action == "acknowledge":
+                    found[alert_id] = replace(found[alert_id], acknowledged_at=r["sent_at"])
+                elif alert_id in found and state is PageState.SENT:
+                    found[alert_id] = replace(found[alert_id], resolved_at=r["sent_at"])
+        return found
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -251,6 +251,25 @@ class RunStore:
         query = select(runs).where(runs.c.pipeline == pipeline).order_by(runs.c.id.desc()).limit(limit)
         return await select_runs(self.engine, query)
 
+    async def recent_of(self, pipelines: Collection[str], limit: int = 10) -> dict[str, list[RunRecord]]:
+        """``recent`` of each of ``pipelines`` in one query (the Home tab's rows: one read, not one a pipeline);
+        a pipeline without runs maps to an empty list."""
+        found: dict[str, list[RunRecord]] = {name: [] for name in pipelines}
+        if not found:
+            return found
+        place = func.row_number().over(partition_by=runs.c.pipeline, order_by=runs.c.id.desc()).label("place")
+        ranked = select(runs.c.id, place).where(runs.c.pipeline.in_(list(found))).subquery()
+        query = (
+            select(runs)
+            .join(ranked, ranked.c.id == runs.c.id)
+            .where(ranked.c.place <= limit)
+            .order_by(runs.c.pipeline, runs.c.id.desc())
+        )
+        for run in await select_runs(self.engine, query):
+            if run.pipeline is not None:
+                found[run.pipeline].append(run)
+        return found
+
     async def between(self, start: datetime, end: datetime, pipeline: str | None = None) -> list[RunRecord]:
         query = select(runs).where(runs.c.created_at >= start, runs.c.created_at < end)
         if pipeline is not None:

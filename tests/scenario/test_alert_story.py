@@ -78,6 +78,9 @@ async def test_an_alert_keeps_its_story_from_its_post_to_its_resolution(tmp_path
         [failed] = await store.runs.recent("orders")
         await w.slack.click("C0ALERTS", alert.ts, ids.RUN_MUTE, user="U0ALICE", value=ids.mute_value(failed.id, 3600))
         await w.until(lambda: now_shows(w, alert, "muted by <@U0ALICE> until"), 10, what="the mute in the timeline")
+        # and in the header, where the state is read (it was only in the timeline: the header said nothing)
+        head = shown(w.slack.message("C0ALERTS", alert.ts)).splitlines()[0]
+        assert head.startswith("👀 *orders*") and " · 🔕 muted until <!date^" in head, head
 
         # the retry's trigger is slow to answer: "Retrying as #n…" comes before it, from the run's row
         rivery.state.add_fault(Fault(route="trigger", kind="delay", delay=3, times=1))

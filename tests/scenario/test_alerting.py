@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.emulators._core import Fault, Outcome
 from bot.emulators.slack.server import Message
 from tests.scenario.harness import DK_JOB, RIVER, RIVERY_UNLIMITED, TAILER_CONFIG, World, unlimited_rivery, world
@@ -304,6 +306,27 @@ async def test_watch_into_a_channel_that_does_not_exist_or_takes_no_post_is_refu
         reply = await ask(w, "watch iowa-pda #data-alerts")  # a public channel: by its name, kept by its id
         assert "alert in <#C0ALERTS>" in shown(reply), reply.text
         assert (await store.alerting.watches())["iowa-pda"].channel == "C0ALERTS"
+
+
+async def test_watch_by_name_reads_a_bounded_number_of_channel_pages_and_takes_a_public_channel_without_the_bot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``watch X #name`` paged conversations.list without a bound (a huge or looping listing kept the command
+    going): it reads at most ``PAGES`` pages, as ``subscribe`` does, and then says to pick the channel from
+    Slack's list (which gives its id). A public channel needs no bot in it for a watch (chat:write.public)."""
+    monkeypatch.setattr("bot.slack.commands.channels.PAGES", 1, raising=False)
+    async with world(tmp_path) as w:
+        for i in range(1000):  # a page of 1,000 channels before the one asked for
+            w.slack.add_channel(f"C1FILL{i:04d}", f"aaa-fill-{i:04d}")
+        w.slack.add_channel("C1LATEALERTS", "zz-late-alerts")
+        before = len(w.slack.calls_to("conversations.list"))
+        reply = await ask(w, "watch iowa-pda #zz-late-alerts")
+        assert "There is no channel *#zz-late-alerts* the bot can see. Type # and pick" in shown(reply), reply.text
+        assert len(w.slack.calls_to("conversations.list")) - before == 1
+        reply = await ask(w, "watch iowa-pda <#C1LATEALERTS|zz-late-alerts>")  # picked from the list: its id
+        assert "alert in <#C1LATEALERTS>" in shown(reply), reply.text
+        reply = await ask(w, "watch iowa-pda #random")  # public, the bot not in it
+        assert "alert in <#C0RANDOM>" in shown(reply), reply.text
 
 
 async def test_a_run_started_from_slack_on_a_watched_pipeline_keeps_its_own_polls(tmp_path: Path) -> None:

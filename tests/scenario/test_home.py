@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.emulators._core import Outcome
 from bot.emulators.slack import payloads
-from bot.emulators.slack.server import FakeView
+from bot.emulators.slack.server import FakeView, Message
 from bot.slack.blocks import ids
 from tests.scenario.harness import FLOW, World, world
 from tests.scenario.surface import ask
@@ -45,18 +45,23 @@ async def open_home(w: World, saying: str, user: str = "U0ALICE") -> FakeView:
     return view
 
 
+async def orders_failed(w: World) -> tuple[Message, str]:
+    """``run orders`` (its river fails), up to its alert in C0ALERTS: the failed card and the run's number."""
+    await w.command("run orders", user="U0BOB")
+    await w.card_saying("orders is queued")
+    w.advance(40)
+    failed = await w.card_saying("orders failed")
+    await w.until(lambda: any("orders" in m.text for m in w.slack.messages("C0ALERTS")), what="the alert")
+    return failed, run_number(json.dumps(failed.blocks))
+
+
 async def test_the_home_shows_runs_in_flight_open_alerts_mutes_and_failures(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         first = await open_home(w, "_Nothing running._")
         assert "_No open alerts._" in home_text(w) and "_Nothing muted._" in home_text(w)
 
         # an ordinary failure: its alert goes to the default channel
-        await w.command("run orders", user="U0BOB")
-        await w.card_saying("orders is queued")
-        w.advance(40)
-        failed = await w.card_saying("orders failed")
-        failed_id = run_number(json.dumps(failed.blocks))
-        await w.until(lambda: any("orders" in m.text for m in w.slack.messages("C0ALERTS")), what="the alert")
+        failed, failed_id = await orders_failed(w)
         await w.slack.click(failed.channel, failed.ts, "run.ack", user="U0ALICE")
         await w.until(lambda: "is on it" in json.dumps(w.slack.message(failed.channel, failed.ts).blocks),
                       what="the acknowledgement")
@@ -218,3 +223,22 @@ async def test_watched_and_subscribed_pipelines_are_mine_too_and_others_are_not(
         # bob owns by name (orders) and through data-eng (budget): owning outranks watching
         await open_home(w, "*My pipelines* (5)", user="U0BOB")
         assert "*orders* · you own it" in part(home_text(w, "U0BOB"), "*My pipelines*")
+
+
+async def test_a_failure_whose_alert_was_muted_after_it_failed_stays_marked_muted_once_unmuted(tmp_path: Path) -> None:
+    """A failure that came while its pipeline was muted stays marked 🔕 on the Home tab; one whose alert was muted
+    afterwards (the alert's Mute menu) was marked only while the mute lasted: unmuted, the tab no longer said it
+    had been silenced, though its alert's timeline did."""
+    async with world(tmp_path) as w:
+        _, failed_id = await orders_failed(w)
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "orders" in m.text]
+        await w.slack.click("C0ALERTS", alert.ts, ids.RUN_MUTE, user="U0ALICE",
+                            value=ids.mute_value(int(failed_id), 3600))
+        await w.until(lambda: "muted by <@U0ALICE>" in json.dumps(w.slack.message("C0ALERTS", alert.ts).blocks),
+                      what="the mute on the alert")
+        assert "no longer muted" in (await ask(w, "unmute orders")).text
+
+        await open_home(w, "*Muted* (0)")
+        failures = part(home_text(w), "*Failures in the last 24 h* (1, 1 muted)")
+        line = next(line for line in failures.split("\n") if f"*orders* #{failed_id}" in line)
+        assert "🔕 muted" in line, line

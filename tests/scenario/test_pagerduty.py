@@ -114,6 +114,8 @@ async def test_an_alert_is_triggered_acknowledged_and_resolved_on_pagerduty_with
         await w.slack.click(alert.channel, alert.ts, "run.ack", user="U0ALICE")
         await w.until(lambda: incident.state == "acknowledged", what="the acknowledgement on PagerDuty")
         await w.slack.click(alert.channel, alert.ts, "run.ack", user="U0BOB")
+        # the page line says PagerDuty took it (it said only "paged" until the incident was resolved, and after)
+        await w.until(lambda: "acknowledged there <!date^" in _alert_now(w, alert), what="the ack on the page line")
 
         # a retry that succeeds resolves the alert, and the incident after its acknowledgement
         w.emulators["rivery"].state.script(FAILING_RIVER, Outcome(result="succeed", queued_s=1, running_s=2))
@@ -121,6 +123,8 @@ async def test_an_alert_is_triggered_acknowledged_and_resolved_on_pagerduty_with
         await w.card_saying("Retry of #1")
         w.advance(10)
         await w.until(lambda: incident.state == "resolved", what="the resolve on PagerDuty")
+        await w.until(lambda: "resolved there <!date^" in _alert_now(w, alert), what="the resolve on the page line")
+        assert "acknowledged there" in _alert_now(w, alert)
         await w.settle(0.5)
         assert incident.actions() == ["trigger", "acknowledge", "resolve"]
         sent = [r.body for r in pagerduty.state.requests_to("enqueue")]

@@ -124,10 +124,11 @@ async def test_subscriptions_are_listed_and_refused_in_plain_words(tmp_path: Pat
         refused = shown(await ask(w, "subscribe orders", user=dave))
         assert "⚠️" in refused and "may not" in refused
         assert "Did you mean `orders`" in shown(await ask(w, "subscribe ordrs"))
-        assert "not in #random" in shown(await ask(w, "subscribe orders #random"))
+        # a public channel without the bot: a subscription needs the bot in it (a watch does not)
+        assert "The bot is not in <#C0RANDOM>" in shown(await ask(w, "subscribe orders #random"))
         # a private channel without the bot: by name it is not found, by id Slack does not show it either
         assert "needs the bot invited" in shown(await ask(w, "subscribe orders #private-ops"))
-        assert "cannot see" in shown(await ask(w, "subscribe orders C0PRIVATE"))
+        assert "There is no channel <#C0PRIVATE> the bot can see" in shown(await ask(w, "subscribe orders C0PRIVATE"))
         assert "no channel #nowhere" in shown(await ask(w, "subscribe orders #nowhere"))
         assert "was not subscribed" in shown(await ask(w, "unsubscribe orders"))
         assert "Subscribed" in shown(await ask(w, "subscribe orders"))  # this channel
@@ -160,11 +161,16 @@ def unsubscribe_buttons(w: World, user: str = "U0ALICE") -> dict[str, str]:
 async def test_my_subscriptions_on_the_home_tab_each_with_its_unsubscribe_button(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         assert "Subscribed" in shown(await ask(w, "subscribe orders #data-ops"))
-        assert "direct message" in shown(await ask(w, "notify me"))
         await w.slack.open_home("U0ALICE")
         await w.until(lambda: "My subscriptions* (1)" in home_says(w), what="My subscriptions")
+        # "notify me" off says so (the tab said nothing of it until it was on)
+        assert "Notify me: *off*" in home_says(w) and "Turn off" not in unsubscribe_buttons(w)
+        assert "direct message" in shown(await ask(w, "notify me"))
+        await w.slack.open_home("U0ALICE")
+        await w.until(lambda: "Notify me: *on*" in home_says(w), what="notify me on, on the Home tab")
         text = home_says(w)
         assert "<#C0OPS>" in text and "*orders*" in text and "DM me when the runs I start end" in text
+        assert "Notify me: *off*" not in text
         buttons = unsubscribe_buttons(w)
         assert set(buttons) == {"Unsubscribe", "Turn off"}  # the subscription, and "notify me"
         view = w.slack.home("U0ALICE")

@@ -9,7 +9,7 @@ makes) are left out: the tracker asks those one by one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -29,7 +29,7 @@ class Client(Protocol):
 
     def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus: ...
 
-__all__ = ["kitchen_statuses"]
+__all__ = ["kitchen_statuses", "order_pages"]
 
 #: orders per page, as ``list_runs`` asks them (no source gives a maximum of ``count``)
 ORDERS_PAGE = 50
@@ -49,21 +49,8 @@ async def kitchen_statuses(client: Client, runs: Sequence[tuple[Job, str]]) -> d
     kitchen = runs[0][0].kitchen
     found: dict[str, RunStatus] = {}
     unseen = set(wanted)
-    for page in range(MAX_PAGES):
-        call = Call(
-            "GET",
-            f"v2/order/status/{quote(kitchen, safe='')}",
-            f"check the order runs of kitchen {kitchen}",
-            params={"start": page * ORDERS_PAGE, "count": ORDERS_PAGE, "scount": 1},
-        )
-        body = await client._body(call)
-        if not isinstance(body, dict) or not isinstance(body.get("orders", []), list):
-            raise client.caller.error(
-                ProviderResponseError,
-                f"DataKitchen's answer to {call.what} has no list of orders: {client.caller.excerpt(body, 200)!r}",
-            )
-        orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
-        by_order = _servings_by_order(body.get("servings"))
+    pages = order_pages(client, kitchen, f"check the order runs of kitchen {kitchen}", {"scount": 1}, MAX_PAGES)
+    async for orders, by_order in pages:
         for order in orders:
             order_id = _order_id_of(order, ("hid",))
             unseen.discard(order_id)
@@ -71,9 +58,30 @@ async def kitchen_statuses(client: Client, runs: Sequence[tuple[Job, str]]) -> d
                 status = _listed_status(client, run_id, order_id, by_order.get(order_id))
                 if status is not None:
                     found[run_id] = status
-        if not unseen or len(orders) < ORDERS_PAGE:
+        if not unseen:
             break
     return found
+
+
+async def order_pages(
+    client: Client, kitchen: str, what: str, asked: Mapping[str, Any], max_pages: int
+) -> AsyncIterator[tuple[list[dict[str, Any]], dict[str, list[Any]]]]:
+    """The pages of ``GET v2/order/status/{kitchen}`` (``asked``: the query besides ``start``/``count``): each
+    page's orders and their order runs by order id, until a short page or ``max_pages``. ``list_runs`` and the
+    batched polls both read them so."""
+    for page in range(max_pages):
+        params = {"start": page * ORDERS_PAGE, "count": ORDERS_PAGE, **asked}
+        call = Call("GET", f"v2/order/status/{quote(kitchen, safe='')}", what, params=params)
+        body = await client._body(call)
+        if not isinstance(body, dict) or not isinstance(body.get("orders", []), list):
+            raise client.caller.error(
+                ProviderResponseError,
+                f"DataKitchen's answer to {call.what} has no list of orders: {client.caller.excerpt(body, 200)!r}",
+            )
+        orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
+        yield orders, _servings_by_order(body.get("servings"))
+        if len(orders) < ORDERS_PAGE:
+            return
 
 
 def _listed_status(client: Client, run_id: str, order_id: str, servings: list[Any] | None) -> RunStatus | None:

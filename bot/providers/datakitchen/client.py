@@ -37,17 +37,15 @@ from bot.providers.datakitchen.answers import (
     _order_id_of,
     _order_state,
     _overrides,
-    _servings_by_order,
     _words,
     is_final,
     map_status,
 )
-from bot.providers.datakitchen.batches import kitchen_statuses
+from bot.providers.datakitchen.batches import kitchen_statuses, order_pages
 from bot.providers.datakitchen.config import Connection, Job
 from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of, log_of
 from bot.providers.datakitchen.session import Clock, _Session
 
-_ORDERS_PAGE = 50
 _MAX_ORDER_PAGES = 10
 #: order states (DKUtils' constants): only these two are paused / unpaused
 _ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
@@ -304,36 +302,17 @@ class Client(ProviderClient[Connection, Job]):
         """The orders of this recipe / variation with their newest order runs.
 
         The platform filters by recipe (``r``, as DKCloudCommand's ``list_order`` asks); the variation
-        is picked out here. Pages of ``_ORDERS_PAGE`` orders, at most ``_MAX_ORDER_PAGES`` of them.
+        is picked out here. Pages of ``ORDERS_PAGE`` orders, at most ``_MAX_ORDER_PAGES`` of them.
         """
         found: list[tuple[dict[str, Any], list[Any]]] = []
-        for page in range(_MAX_ORDER_PAGES):
-            call = Call(
-                "GET",
-                f"v2/order/status/{self._seg(job.kitchen)}",
-                f"list the orders of recipe {job.recipe} in kitchen {job.kitchen}",
-                params={
-                    "start": page * _ORDERS_PAGE,
-                    "count": _ORDERS_PAGE,
-                    "scount": servings_per_order,
-                    "r": job.recipe,
-                },
-            )
-            body = await self._body(call)
-            if not isinstance(body, dict) or not isinstance(body.get("orders", []), list):
-                raise self.caller.error(
-                    ProviderResponseError,
-                    f"DataKitchen's answer to {call.what} has no list of orders: {self.caller.excerpt(body, 200)!r}",
-                )
-            orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
-            by_order = _servings_by_order(body.get("servings"))
+        what = f"list the orders of recipe {job.recipe} in kitchen {job.kitchen}"
+        params = {"scount": servings_per_order, "r": job.recipe}
+        async for orders, by_order in order_pages(self, job.kitchen, what, params, _MAX_ORDER_PAGES):
             for order in orders:
                 order_id = _order_id_of(order, ("hid",))
                 servings = by_order.get(order_id, [])
                 if order_id and _belongs(order, servings, job):
                     found.append((order, servings))
-            if len(orders) < _ORDERS_PAGE:
-                break
         return found
 
     async def list_runs(self, job: Job, *, since: datetime, limit: int = 50) -> list[RunStatus]:

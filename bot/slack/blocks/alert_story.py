@@ -13,7 +13,7 @@ from bot.slack.blocks.card import final_duration, started_by, task_words
 from bot.slack.blocks.escalation import pinged
 from bot.slack.text import code, escape, human_duration, link, mention_user, slack_date, truncate
 
-__all__ = ["MAX_TIMELINE", "failed_tasks", "run_facts", "state_mark", "state_words", "timeline"]
+__all__ = ["MAX_TIMELINE", "failed_tasks", "resolved", "run_facts", "state_mark", "state_words", "timeline"]
 
 MAX_TIMELINE = 20  # lines shown; the rest folded
 TASKS_SHOWN = 10

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.service.views import AlertState, AlertView, Page
 from bot.slack.blocks import ids
-from bot.slack.blocks.alert_story import failed_tasks, run_facts, state_mark, state_words, timeline
+from bot.slack.blocks.alert_story import failed_tasks, resolved, run_facts, state_mark, state_words, timeline
 from bot.slack.blocks.card import button, console_button, context, mute_select, section
 from bot.slack.blocks.paging import page_line
 from bot.slack.text import escape, mention, slack_date, truncate
@@ -94,7 +94,9 @@ def _line(alert: AlertView, display: str) -> str:
     alert still says what failed and why (it may be posted already resolved)."""
     name = truncate(escape(alert.pipeline or "?"), 80, "…")
     run = f" · run #{alert.last_run_id}" if alert.last_run_id else ""
-    muted = " · 🔕 muted" if alert.muted else ""
+    until = alert.story.muted_until  # a mute set after the failure shows here too, not only in the timeline
+    muted = f" · 🔕 muted until {slack_date(until)}" if until and not resolved(alert) else ""
+    muted = muted or (" · 🔕 muted" if alert.muted else "")
     said = " ".join(alert.message.split())
     said_text = f"\n> {truncate(escape(said), MESSAGE_CHARS, '…')}" if said else ""
     return (

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.models import RunState, TaskStatus
 from bot.service.events import CardView
+from bot.service.rights import OWNER_MUTE_CAP
 from bot.service.views import RunOrigin, RunView
 from bot.slack.blocks import ids
 from bot.slack.text import (
@@ -457,10 +458,18 @@ def _alert_buttons(view: CardView) -> list[Block]:
 
 
 def mute_select(run_id: int) -> Block:
-    """The Mute menu: each option carries the run and the period, so the click needs no other state."""
+    """The Mute menu: each option carries the run and the period, so the click needs no other state. The menu is
+    the same for everyone who sees the message: a period beyond the owners' cap says who may pick it (an owner who
+    does is refused, with who may)."""
     return {
         "type": "static_select",
         "action_id": ids.RUN_MUTE,
         "placeholder": plain_text("Mute…", 150),
-        "options": [option(label, ids.mute_value(run_id, seconds)) for label, seconds in ids.MUTE_CHOICES],
+        "options": [option(mute_label(label, seconds), ids.mute_value(run_id, seconds)) for label, seconds in
+                    ids.MUTE_CHOICES],
     }
+
+
+def mute_label(label: str, seconds: int) -> str:
+    """``1 week (needs allow_change)``: the periods owners may not pick (``OWNER_MUTE_CAP``) say so."""
+    return f"{label} (needs allow_change)" if timedelta(seconds=seconds) > OWNER_MUTE_CAP else label

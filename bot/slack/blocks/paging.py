@@ -1,5 +1,6 @@
-"""The line an alert message gives its PagerDuty page: paging, paged (with the incident's dedup key), or refused
-(with PagerDuty's reason). One small function the alert's message calls; pure."""
+"""The line an alert message gives its PagerDuty page: paging, paged (with the incident's dedup key, and when
+PagerDuty took its acknowledgement and resolve), or refused (with PagerDuty's reason). One small function the
+alert's message calls; pure."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from bot.service.views import Page, PageState
 from bot.slack.blocks.card import context
-from bot.slack.text import escape, truncate
+from bot.slack.text import escape, slack_date, truncate
 
 __all__ = ["page_line"]
 
@@ -21,7 +22,12 @@ def _said(name: str, page: Page, *, named: bool, url: str | None = None) -> str:
     key = f"`{escape(page.dedup_key)}`"
     if page.state is PageState.SENT:
         where = f"<{url}|PagerDuty>" if url else "PagerDuty"  # the catalog's service page: the API gives no link
-        return f"📟 {who}Paged on {where} · incident {key}"
+        since = ""  # what PagerDuty took after the trigger: "paged" alone did not say the incident moved on
+        if page.acknowledged_at is not None:
+            since += f" · acknowledged there {slack_date(page.acknowledged_at)}"
+        if page.resolved_at is not None:
+            since += f" · resolved there {slack_date(page.resolved_at)}"
+        return f"📟 {who}Paged on {where} · incident {key}{since}"
     if page.state is PageState.DEAD:
         reason = truncate(escape(" ".join(page.error.split())), 200, "…")
         return f"⚠️ {who}PagerDuty refused the page ({key}): {reason}"

@@ -89,26 +89,25 @@ def home_subscriptions(
         {"type": "divider"},
         section(
             f"*My subscriptions* ({len(subscriptions)})"
-            + (
-                ""
-                if rows
-                else f"\n_None: {code(command + ' subscribe <pipeline>')} adds one, {code(command + ' notify me')} "
-                "DMs you when your runs end._"
-            )
+            + ("" if rows else f"\n_None: {code(command + ' subscribe <pipeline>')} adds one._")
         ),
     ]
-    for index, subscription in enumerate(rows[:_ROWS]):
+    room = _ROWS
+    if notify_me is None:  # off says so too (only "on" showed: off and unknown looked the same)
+        blocks.append(section(f"🔕 Notify me: *off* · {code(command + ' notify me')} DMs you when your runs end"))
+        room -= 1
+    for index, subscription in enumerate(rows[:room]):
         label = "Turn off" if subscription.notify_me else "Unsubscribe"
         accessory = button(label, f"{ids.SUB_REMOVE}:{index}", str(subscription.id))
         blocks.append(section(_line(subscription, who=False), accessory=accessory))
-    if len(rows) > _ROWS:
-        blocks.append(context(f"…and {len(rows) - _ROWS} more: {code(command + ' subscriptions mine')} lists them all"))
+    if len(rows) > room:
+        blocks.append(context(f"…and {len(rows) - room} more: {code(command + ' subscriptions mine')} lists them all"))
     return blocks
 
 
 def _line(subscription: SubscriptionView, *, who: bool) -> str:
     if subscription.notify_me:
-        return "🔔 DM me when the runs I start end"
+        return "🔔 Notify me: *on* · DM me when the runs I start end"
     what = "every run's end" if subscription.everything else "failures"
     target = truncate(escape(subscription.target[: _NAME + 1]), _NAME, "…")
     line = f"🔔 {_channel(subscription.channel)} · {escape(subscription.kind)} *{target}* · {what}"

@@ -1,7 +1,8 @@
-"""A channel a person names for the bot to post in (``/pipeline watch X #channel``), checked with Slack before it
-is kept: a channel that does not exist, is archived, or is private without the bot would take the alerts nowhere
-(they fall back to the pipeline's channel at the first failure, long after the person left). The person is told at
-once, with what would work instead; the channel is kept by its id, so a rename later does not lose it."""
+"""A channel a person names for the bot to post in (``/pipeline watch X #channel``, ``/pipeline subscribe X
+#channel``), checked with Slack before it is kept: a channel that does not exist, is archived, is a direct message,
+or is private without the bot would take the posts nowhere (found at the first failure, long after the person
+left). The person is told at once, with what would work instead; the channel is kept by its id, so a rename later
+does not lose it."""
 
 from __future__ import annotations
 
@@ -13,43 +14,54 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import InvalidRequest
 from bot.slack.text import escape
 
-__all__ = ["postable_channel"]
+__all__ = ["PAGES", "channel_id_of", "postable_channel"]
+
+PAGES = 20  # conversations.list pages of 1,000 read at most to find a channel by name (a large workspace)
 
 
-async def postable_channel(client: AsyncWebClient, channel: str, *, otherwise: str) -> str:
+async def postable_channel(client: AsyncWebClient, channel: str, *, member_needed: bool, otherwise: str = "") -> str:
     """The id of ``channel`` (an id, or ``#name`` as typed) when the bot can post there; else ``InvalidRequest``
-    saying why and what would work (``otherwise``: what happens without a channel)."""
+    saying why and what would work (``otherwise``: what happens without a channel). ``member_needed``: the bot must
+    be in the channel even when it is public (a subscription); else a public channel takes posts without
+    (chat:write.public) and only a private one needs the bot in it (a watch)."""
+    tail = f" {otherwise}" if otherwise else ""
     shown = f"<#{channel}>" if not channel.startswith("#") else f"*{escape(channel)}*"
     unseen = (
         f"There is no channel {shown} the bot can see. Type # and pick the channel from the list; a private channel "
-        f"needs the bot first (`/invite` it there). {otherwise}"
+        f"needs the bot invited first (`/invite @pipeline-bot` in it).{tail}"
     )
     try:
-        channel_id = await _id_of(client, channel) if channel.startswith("#") else channel
+        channel_id = await channel_id_of(client, channel) if channel.startswith("#") else channel
         if channel_id is None:
             raise InvalidRequest(unseen)
         info: dict[str, Any] = (await client.conversations_info(channel=channel_id)).get("channel") or {}
     except SlackApiError as exc:
-        error = str(exc.response.get("error") or "")
+        error = str((exc.response or {}).get("error") or "") if exc.response is not None else ""
         if error in ("channel_not_found", "not_in_channel"):
             raise InvalidRequest(unseen) from None
         raise InvalidRequest(
             f"Slack did not say whether the bot can post in {shown} ({escape(error or 'no answer')}): try again in a "
-            f"moment. {otherwise}"
+            f"moment.{tail}"
         ) from None
     named = f"<#{channel_id}>"
     if info.get("is_archived"):
-        raise InvalidRequest(f"{named} is archived: name a channel in use. {otherwise}")
-    if info.get("is_private") and not info.get("is_member"):  # public ones take posts without (chat:write.public)
-        raise InvalidRequest(f"The bot is not in {named}: `/invite` it there first, then watch again. {otherwise}")
+        raise InvalidRequest(f"{named} is archived: name a channel in use.{tail}")
+    if info.get("is_im") or info.get("is_mpim"):
+        raise InvalidRequest(f"The bot posts in channels, not in direct messages: name one, like `#data-alerts`.{tail}")
+    if not info.get("is_member") and (member_needed or info.get("is_private")):
+        raise InvalidRequest(
+            f"The bot is not in {named}, so it cannot post there: `/invite @pipeline-bot` in {named} first, then try "
+            f"again.{tail}"
+        )
     return channel_id
 
 
-async def _id_of(client: AsyncWebClient, name: str) -> str | None:
-    """The id of ``#name`` among the channels the bot can see (conversations.list, paged)."""
+async def channel_id_of(client: AsyncWebClient, name: str) -> str | None:
+    """The id of ``#name`` among the channels the bot can see (conversations.list, at most ``PAGES`` pages: a
+    channel beyond them is named by picking it from Slack's list, which gives its id); None when not found."""
     wanted = name.removeprefix("#").lower()
     cursor = None
-    while True:
+    for _ in range(PAGES):
         page = await client.conversations_list(
             types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor
         )
@@ -58,4 +70,5 @@ async def _id_of(client: AsyncWebClient, name: str) -> str | None:
                 return str(found["id"])
         cursor = (page.get("response_metadata") or {}).get("next_cursor")
         if not cursor:
-            return None
+            break
+    return None

@@ -317,7 +317,7 @@ async def _watch(services: Services, asked: Asked, name: str, enabled: bool, cha
         otherwise = f"Without a channel, `{services.command} watch {escape(name)}` alerts in " + (
             f"<#{default}>." if default and default.startswith(("C", "G")) else "the pipeline's channel."
         )
-        channel = await postable_channel(asked.client, channel, otherwise=otherwise)
+        channel = await postable_channel(asked.client, channel, member_needed=False, otherwise=otherwise)
     watch = await services.audited.set_watch(actor, name, enabled=enabled, channel=channel or None)
     if not enabled:
         return notice(f"🙈 No longer watching *{escape(name)}* for runs started outside Slack.", formatted=True)

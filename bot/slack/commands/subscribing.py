@@ -1,33 +1,33 @@
 """``subscribe``, ``unsubscribe``, ``subscriptions`` and ``notify me``: the Slack side. Where a subscription may
-post is checked here, with Slack, as ``check --online`` checks the catalog's channels (``conversations.info``:
-the channel exists, is not archived, has the bot in it); who may is the service's (``SubscriptionService``)."""
+post is checked with Slack (``channels.postable_channel``, as for ``watch``, with the bot in the channel even when
+it is public); who may is the service's (``SubscriptionService``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidRequest
 from bot.service.permissions import Actor
 from bot.slack.blocks.replies import notice
 from bot.slack.blocks.subscriptions import subscriptions_list
+from bot.slack.commands.channels import channel_id_of, postable_channel
 from bot.slack.commands.model import NotifyMe, Subscribe, Subscriptions, Unsubscribe
 from bot.slack.context import Services
 from bot.slack.text import code, escape
 from bot.store.subscriptions import Level, SubjectKind
 
-__all__ = ["notify_me", "postable_channel", "subscribe", "subscriptions", "unsubscribe"]
+__all__ = ["notify_me", "subscribe", "subscriptions", "unsubscribe"]
 
 Reply = tuple[str, list[Any]]
-_PAGES = 20  # conversations.list pages of 1,000 read at most to find a channel by name
 
 
 async def subscribe(services: Services, actor: Actor, client: AsyncWebClient, command: Subscribe) -> Reply:
     subscriptions = services.subscriptions
     subject = subscriptions.subject(command.subject)
-    channel = await postable_channel(client, command.channel, actor)
+    # the bot must be in it, even a public one: a subscription is a channel's choice its members can see
+    channel = await postable_channel(client, await _channel_id(client, command.channel, actor), member_needed=True)
     level = Level(command.level)
     _, created = await subscriptions.subscribe(actor, subject, channel=channel, level=level)
     what = "each failure alert" if level is Level.FAILURES else "each failure alert and a note when any run ends"
@@ -78,33 +78,6 @@ async def notify_me(services: Services, actor: Actor, command: NotifyMe) -> Repl
     return notice(f"🔕 No more direct messages about the runs you start{already}.", formatted=True)
 
 
-async def postable_channel(client: AsyncWebClient, ref: str | None, actor: Actor) -> str:
-    """The id of the channel ``ref`` names (or the one typed in), once Slack says the bot can post there."""
-    channel = await _channel_id(client, ref, actor)
-    try:
-        answer = await client.conversations_info(channel=channel)
-    except SlackApiError as exc:
-        error = str((exc.response or {}).get("error", "")) if exc.response is not None else ""
-        if error in ("channel_not_found", "not_in_channel"):
-            raise InvalidRequest(
-                f"The bot cannot see {_shown(ref, channel)}: a private channel needs the bot invited first "
-                "(`/invite @pipeline-bot` in it)."
-            ) from None
-        raise
-    info = answer.get("channel") or {}
-    name = f"#{escape(str(info.get('name')))}" if info.get("name") else f"<#{channel}>"
-    if info.get("is_archived"):
-        raise InvalidRequest(f"{name} is archived: name another channel.")
-    if info.get("is_im") or info.get("is_mpim"):
-        raise InvalidRequest("Subscriptions post in channels: name one, like `#data-alerts`.")
-    if not info.get("is_member"):
-        raise InvalidRequest(
-            f"The bot is not in {name}, so it cannot post there: invite it with `/invite @pipeline-bot` in "
-            f"{name}, then subscribe again."
-        )
-    return channel
-
-
 async def _channel_id(client: AsyncWebClient, ref: str | None, actor: Actor) -> str:
     if ref is None:
         if not actor.channel_id or actor.channel_id.startswith("D"):
@@ -112,23 +85,10 @@ async def _channel_id(client: AsyncWebClient, ref: str | None, actor: Actor) -> 
         return actor.channel_id
     if not ref.startswith("#"):
         return ref  # an id (the parser accepts only ids and #names)
-    wanted = ref.removeprefix("#").lower()
-    cursor = None
-    for _ in range(_PAGES):
-        page = await client.conversations_list(
-            types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor
+    found = await channel_id_of(client, ref)
+    if found is None:
+        raise InvalidRequest(
+            f"There is no channel {escape(ref)} the bot can see: check the name; a private channel needs the bot "
+            "invited first (`/invite @pipeline-bot` in it)."
         )
-        for channel in page.get("channels") or []:
-            if str(channel.get("name", "")).lower() == wanted:
-                return str(channel["id"])
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            break
-    raise InvalidRequest(
-        f"There is no channel {escape(ref)} the bot can see: check the name; a private channel needs the bot "
-        "invited first (`/invite @pipeline-bot` in it)."
-    )
-
-
-def _shown(ref: str | None, channel: str) -> str:
-    return escape(ref) if ref and ref.startswith("#") else f"<#{channel}>"
+    return found

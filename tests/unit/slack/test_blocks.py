@@ -289,7 +289,8 @@ def test_alert_card_buttons(state: str, alerted: bool) -> None:
     assert found[ids.RUN_ACK]["value"] == "12"
     mute = found[ids.RUN_MUTE]
     assert mute["type"] == "static_select" and mute["placeholder"]["text"] == "Mute…"
-    assert [o["text"]["text"] for o in mute["options"]] == ["1 hour", "4 hours", "1 day", "1 week"]
+    # the same menu for everyone: what owners may not pick (over their 24 h cap) says so
+    assert [o["text"]["text"] for o in mute["options"]] == ["1 hour", "4 hours", "1 day", "1 week (needs allow_change)"]
     assert [o["value"] for o in mute["options"]] == ["12|3600", "12|14400", "12|86400", "12|604800"]
     assert all(ids.parse_mute_value(o["value"])[0] == 12 for o in mute["options"])
 

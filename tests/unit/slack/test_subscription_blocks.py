@@ -146,4 +146,8 @@ def test_my_subscriptions_on_the_home_tab_keep_to_their_share_of_blocks() -> Non
     failures = [failed_run(id=i, message=HUGE) for i in range(400)]
     mutes = {f"m{i}" + "q" * 70: (T0 + timedelta(hours=1), "U0ALICE") for i in range(400)}
     check_home(home(in_flight=runs, failures=failures, mutes=mutes, subscriptions=mine))
-    assert home_subscriptions([], notify_me=None, command="/pipeline")[1]["text"]["text"].count("notify me") == 1
+    # "notify me" off is said once, in a row of its own, and still within the share
+    empty = json.dumps(home_subscriptions([], notify_me=None, command="/pipeline"), ensure_ascii=False)
+    assert empty.count("notify me") == 1 and "Notify me: *off*" in empty
+    off = home_subscriptions(many, notify_me=None, command="/pipeline")
+    assert len(off) <= SUBSCRIPTION_BLOCKS and "Notify me: *off*" in json.dumps(off, ensure_ascii=False)

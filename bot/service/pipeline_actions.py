@@ -88,9 +88,11 @@ class PipelineActions:
         what = f"unmute *{escape(pipeline_name)}*"
         # more alerts, never fewer: whoever may mute may unmute
         right = await self.guard.grant(actor, MUTE, pipeline, what=what, action="unmute", target=pipeline_name)
-        found = await self.store.mutes.unmute(pipeline_name, now=self.now())
-        await self.guard.audit(actor, "unmute", pipeline_name, "ok" if found else "not muted", right=right)
-        return found
+        alerts = await self.store.mutes.unmute(pipeline_name, now=self.now(), user_id=actor.user_id)
+        if self.alerts_changed is not None and alerts:
+            await self.alerts_changed(alerts)
+        await self.guard.audit(actor, "unmute", pipeline_name, "ok" if alerts is not None else "not muted", right=right)
+        return alerts is not None
 
     # -- provider operations (enable, disable, archive, reset) ------------------------------
 

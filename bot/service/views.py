@@ -142,12 +142,15 @@ class AlertStory:
 
     @property
     def muted_until(self) -> datetime | None:
-        """Until when the latest mute of the pipeline, set since the alert opened, lasts (None: none was set)."""
+        """Until when the latest mute of the pipeline, set since the alert opened, lasts (None: none was set, or it
+        was lifted since)."""
         until = None
         for entry in self.timeline:
             if entry.kind is EventKind.MUTED:
                 with contextlib.suppress(ValueError):
                     until = datetime.fromisoformat(entry.detail)
+            elif entry.kind is EventKind.UNMUTED:
+                until = None
         return until
 
 

@@ -43,6 +43,7 @@ class EventKind(enum.StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RETRIED = "retried"  # run_id: the retry; actor null: the retry policy's
     MUTED = "muted"  # detail: the end of the mute (ISO 8601)
+    UNMUTED = "unmuted"  # the mute was lifted before its end
     RESOLVED = "resolved"  # run_id: the run whose success resolved it
     REMINDED = "reminded"  # not acknowledged in time: its owners pinged once more; detail: the ids pinged
     ESCALATED = "escalated"  # still not acknowledged: ``escalate_to`` pinged; detail: the ids pinged

@@ -25,14 +25,17 @@ class MuteStore:
             await conn.execute(insert(mutes).values(pipeline=pipeline, until=until, muted_by=user_id, muted_at=now))
             return await note_pipeline(conn, pipeline, EventKind.MUTED, at=now, actor=user_id, detail=until.isoformat())
 
-    async def unmute(self, pipeline: str, *, now: datetime) -> bool:
-        """End the mute now. False when it was not muted. The row stays, ended: escalation counts its wait from
-        the end of the mute (``bot.store.escalations``)."""
+    async def unmute(self, pipeline: str, *, now: datetime, user_id: str | None = None) -> list[int] | None:
+        """End the mute now. None when it was not muted; else the ids of the pipeline's open alerts, whose timelines
+        say so (their headers said "muted until"). The row stays, ended: escalation counts its wait from the end of
+        the mute (``bot.store.escalations``)."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(mutes).where(mutes.c.pipeline == pipeline, mutes.c.until > now).values(until=now)
             )
-            return bool(result.rowcount)
+            if not result.rowcount:
+                return None
+            return await note_pipeline(conn, pipeline, EventKind.UNMUTED, at=now, actor=user_id)
 
     async def active(self, *, now: datetime) -> dict[str, tuple[datetime, str | None]]:
         """Pipelines muted at ``now``: name → (until, who). Expired mutes simply stop counting."""

@@ -170,3 +170,22 @@ async def test_a_failure_soon_after_the_resolution_reopens_the_alert_instead_of_
         lines = text[text.index("*Timeline*") :].splitlines()[1:]
         assert [re.sub(r"^<!date[^>]+> (\S+) .*$", r"\1", line) for line in lines] == ["❌", "🟢", "↩️"]
         assert ids.RUN_RETRY in w.slack.message("C0ALERTS", alert.ts).action_ids  # open again: act on it
+
+
+async def test_a_mute_lifted_early_leaves_the_alert_header(tmp_path: Path) -> None:
+    """The header said "muted until …" after `/pipeline unmute`, until the mute's old end: the alert lied about
+    whether its owners hear of the pipeline's failures."""
+    async with world(tmp_path) as w:
+        w.emulators["rivery"].state.script(FAILING_RIVER, [FAIL])
+        await w.command("run orders", user="U0CAROL")
+        w.advance(2)
+        await w.card_saying("failed")
+        w.advance(2)
+        alert = await the_alert(w)
+        assert (await w.command("mute orders 4h", user="U0ALICE")).ok
+        await w.until(lambda: "🔕 muted until" in shown(w.slack.message("C0ALERTS", alert.ts)).splitlines()[0], 10,
+                      what="the mute in the header")
+        assert (await w.command("unmute orders", user="U0ALICE")).ok
+        await w.until(lambda: now_shows(w, alert, "unmuted by <@U0ALICE>"), 10, what="the unmute in the timeline")
+        head = shown(w.slack.message("C0ALERTS", alert.ts)).splitlines()[0]
+        assert "muted until" not in head, head

@@ -72,6 +72,8 @@ def _event(entry: TimelineEntry) -> str:
         case EventKind.MUTED:
             until = _until(entry.detail)
             said = f"🔕 muted by {_who(entry.actor, 'someone')}" + (f" until {until}" if until else "")
+        case EventKind.UNMUTED:
+            said = f"🔔 unmuted by {_who(entry.actor, 'someone')}"
         case EventKind.RESOLVED:
             said = f"🟢 resolved by {_run(entry.run_id)} ({escape(entry.detail or 'succeeded')})"
         case EventKind.REMINDED:

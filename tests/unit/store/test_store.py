@@ -224,8 +224,8 @@ async def test_mutes_hold_until_they_expire(store: Store) -> None:
     await store.mutes.mute("leads-ods", until=NOW + timedelta(hours=1), user_id="U1", now=NOW)
     assert (await store.mutes.active(now=NOW + timedelta(minutes=59)))["leads-ods"] == (NOW + timedelta(hours=1), "U1")
     assert "leads-ods" not in await store.mutes.active(now=NOW + timedelta(hours=1, seconds=1))
-    assert await store.mutes.unmute("leads-ods", now=NOW + timedelta(minutes=30))
-    assert not await store.mutes.unmute("leads-ods", now=NOW + timedelta(minutes=31))  # ended already
+    assert await store.mutes.unmute("leads-ods", now=NOW + timedelta(minutes=30)) == []  # no open alert to tell
+    assert await store.mutes.unmute("leads-ods", now=NOW + timedelta(minutes=31)) is None  # ended already
     assert "leads-ods" not in await store.mutes.active(now=NOW + timedelta(minutes=30))
 
 

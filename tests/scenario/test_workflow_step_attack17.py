@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from bot.emulators.slack.functions import WORKFLOW_TOKEN_SECONDS
@@ -24,3 +25,22 @@ async def test_a_step_that_waits_longer_than_its_workflow_token_still_completes(
         assert step.state == "completed" and step.attempts == ["success"]
         [done] = w.slack.calls_to("functions.completeSuccess")
         assert done.ok
+
+
+async def test_a_step_claimed_by_a_bot_that_stopped_before_its_run_fails_saying_so(tmp_path: Path) -> None:
+    """The bot claimed the execution (Bolt had acknowledged the event) and stopped before the run was recorded:
+    Slack delivers nothing again, and a repeated event would start nothing (the claim). The step must not wait for
+    ever."""
+    async with world(tmp_path) as w:
+        declare_outputs(w)
+        step, _ = w.slack.functions.start(STEP, {"pipeline": "leads-ods"}, user="U0ALICE")  # its event is lost
+        fresh, _ = w.slack.functions.start(STEP, {"pipeline": "leads-ods"}, user="U0ALICE")
+        store, now = w.runtime.store.functions, w.runtime.now()
+        assert await store.claim(step.id, user_id="U0ALICE", wait=True, now=now - timedelta(minutes=3))
+        assert await store.claim(fresh.id, user_id="U0ALICE", wait=True, now=now)  # being begun: left alone
+        await ended(w, step)
+        assert step.state == "failed" and step.error is not None and "restarted" in step.error, step.error
+        await w.settle()
+        assert fresh.state == "running"
+        assert not w.cards(channel="C0ALERTS")  # no run was started
+        assert step.attempts == ["error"]

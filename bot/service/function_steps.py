@@ -61,8 +61,10 @@ class StepService:
             target = self.runs.catalog.pipelines.get(pipeline.strip())
             if target is None:
                 raise InvalidRequest(f"There is no pipeline named {pipeline.strip()!r}.")
+            # past the provider's pace the run waits its turn: a workflow has nobody to "try again at" a time
             record = await self.runs.start(
-                Actor(user_id), target, parameters, channel=None, origin=RunOrigin.SLACK, on_recorded=linked
+                Actor(user_id), target, parameters, channel=None, origin=RunOrigin.SLACK, on_recorded=linked,
+                queue=True,
             )
         except UserError as exc:
             await self.fail(execution_id, _plain(str(exc)))

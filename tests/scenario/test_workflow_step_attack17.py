@@ -44,3 +44,19 @@ async def test_a_step_claimed_by_a_bot_that_stopped_before_its_run_fails_saying_
         assert fresh.state == "running"
         assert not w.cards(channel="C0ALERTS")  # no run was started
         assert step.attempts == ["error"]
+
+
+async def test_steps_past_the_providers_pace_wait_their_turn_instead_of_failing(tmp_path: Path) -> None:
+    """Rivery starts a river twice a minute: a workflow used three times in a minute has nobody to "try again at
+    09:01" as a person at ``/pipeline run`` does. Its run waits its turn, as the bot's own starts do."""
+    async with world(tmp_path) as w:
+        declare_outputs(w)
+        steps = [await w.slack.execute_function(STEP, {"pipeline": "leads-ods", "wait": False,
+                                                       "parameters": f"load_date=2026-11-0{i}"}, user="U0ALICE")
+                 for i in (1, 2, 3)]
+        for step in steps:
+            await ended(w, step)
+        assert [s.state for s in steps] == ["completed"] * 3, [s.error for s in steps]
+        [third] = [c for c in w.cards(channel="C0ALERTS") if "(run #3)" in c.text]
+        assert "2 runs of a river a minute" in str(third.blocks), third.blocks  # its card says why it waits
+

@@ -410,6 +410,10 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         await parts.recovery.recover_starting(timedelta(seconds=30))
         await parts.recovery.recover_unnotified(timedelta(seconds=10))
 
+    async def fail_stale_steps() -> None:
+        if parts.services.steps is not None:
+            await parts.services.steps.fail_stale_claims()
+
     second = timedelta(seconds=1)
     periodic: tuple[tuple[str, Callable[[], Awaitable[object]], timedelta], ...] = (
         ("poll", parts.poller.tick, s.poll_tick_seconds),
@@ -427,6 +431,8 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         ("evidence", parts.triage.sweep, s.poll_tick_seconds),
         ("approvals", parts.workflows.expire_approvals, timedelta(seconds=5)),
         ("steps", parts.workflows.begin_stale_claims, timedelta(seconds=30)),  # steps whose claimer died first
+        # Workflow Builder steps claimed by a bot that stopped before their run was recorded
+        ("function_steps", fail_stale_steps, s.stuck_check_seconds),
         # Slack requests remembered against replays, past their time
         ("requests", parts.replays.prune, timedelta(minutes=1)),
     )

@@ -298,14 +298,21 @@ class Redactor:
 
     def secrets(self) -> frozenset[str]:
         """Every secret known now: added ones, those the sources give, and the included redactors'."""
+        return frozenset(self._gather(set()))
+
+    def _gather(self, seen: set[int]) -> set[str]:
+        """Inclusions may form a cycle (a provider client's redactor includes ``PROCESS``, which includes the
+        bot's, which includes the client's): each redactor is read once."""
+        seen.add(id(self))
         with self._lock:
             found = set(self._secrets)
             sources, included = list(self._sources), list(self._included)
         for source in sources:
             found |= {s for s in source() if s and len(s) >= MIN_LENGTH}
         for other in included:
-            found |= other.secrets()
-        return frozenset(found)
+            if id(other) not in seen:
+                found |= other._gather(seen)
+        return found
 
     def redact(self, text: str) -> str:
         matcher = _compile(self.secrets())

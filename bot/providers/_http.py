@@ -44,7 +44,7 @@ from bot.errors import (
     TriggerOutcomeUnknown,
 )
 from bot.models import RunStatus
-from bot.ops.redact import Redactor
+from bot.ops.redact import PROCESS, Redactor
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -291,8 +291,11 @@ class HttpCaller:
         self.client = client
         self.provider = provider
         self.connection = connection
-        #: this connection's secrets; clients add the ones they come by (session tokens) as sources
+        #: this connection's secrets; clients add the ones they come by (session tokens) as sources. And every
+        #: secret of the running bot (``PROCESS``): a provider's log or message may echo another connection's
+        #: password or key (a shared service account, a script printing its environment), and it goes to Slack
         self.redactor = Redactor(secrets)
+        self.redactor.include(PROCESS)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._error_text = error_text or _default_error_text

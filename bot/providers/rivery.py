@@ -736,9 +736,11 @@ def _operation_id(response: httpx.Response) -> str:
     return _text(body, "operation_id") if isinstance(body, dict) else ""
 
 
-#: the waits between polls of a log query, under 20 s in all: the failure's thread waits for it (a log still being
-#: prepared then is said so, and the Full log asks again)
-_LOG_WAITS = (0.5, 1.0, 1.0, 2.0, 3.0, 5.0, 5.0)
+#: the waits between polls of a log query, as rivery-cli's ``activities logs fetch`` waits (10 polls a second apart,
+#: then 1, 3, 5… 29 s apart: about 4 minutes; it goes on with 10 polls 30 s apart, left out here). The evidence job
+#: waits off the failure's path (cards and alerts never wait for it), and a log given up on is said so in the
+#: thread for good, without a Full log button: 20 s, the wait before, gave up on logs Rivery prepares in a minute
+_LOG_WAITS = (1.0,) * 10 + tuple(float(s) for s in range(1, 30, 2))
 
 
 def _log_of(redact: Callable[[str], str], text: str, what: str) -> RunLog:

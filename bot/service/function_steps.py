@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.errors import InvalidRequest, UserError
 from bot.models import RunState
@@ -27,6 +27,14 @@ __all__ = ["StepService"]
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 ERROR_LIMIT = 1000  # what Workflow Builder shows of a failed step: a sentence, not a log
+#: a claim this old without a run nor a completion was left by a bot that stopped (``fail_stale_claims``)
+CLAIM_STALE = timedelta(minutes=2)
+#: how far back such claims are looked for: Slack has given up on older executions (an assumption: a day)
+CLAIM_LOOK_BACK = timedelta(days=1)
+STOPPED = (
+    "The bot restarted while it was starting this step's run, so the step cannot say how it went. "
+    "Look for the run's card in the pipeline's channel, and run the workflow again if there is none."
+)
 
 
 class StepService:
@@ -53,8 +61,10 @@ class StepService:
             target = self.runs.catalog.pipelines.get(pipeline.strip())
             if target is None:
                 raise InvalidRequest(f"There is no pipeline named {pipeline.strip()!r}.")
+            # past the provider's pace the run waits its turn: a workflow has nobody to "try again at" a time
             record = await self.runs.start(
-                Actor(user_id), target, parameters, channel=None, origin=RunOrigin.SLACK, on_recorded=linked
+                Actor(user_id), target, parameters, channel=None, origin=RunOrigin.SLACK, on_recorded=linked,
+                queue=True,
             )
         except UserError as exc:
             await self.fail(execution_id, _plain(str(exc)))
@@ -62,6 +72,17 @@ class StepService:
         if not wait:
             await self._complete(execution_id, record)
         return record
+
+    async def fail_stale_claims(self) -> int:
+        """The periodic job: executions claimed by a bot that stopped before their run was recorded (a restart, a
+        crash) fail, saying so. Slack does not deliver the event again (Bolt acknowledged it), and the claim
+        makes a repeated one start nothing: without this, the workflow would wait on the step for ever."""
+        now = self.now()
+        found = await self.store.functions.stale_claims(before=now - CLAIM_STALE, since=now - CLAIM_LOOK_BACK)
+        for execution_id in found:
+            log.warning("step %s: claimed, then the bot stopped before its run was recorded; failed", execution_id)
+            await self.fail(execution_id, STOPPED)
+        return len(found)
 
     async def run_ended(self, run: RunRecord) -> None:
         """``run`` ended and no attempt follows it (``Outcomes``): the steps waiting for it, or for an earlier

@@ -156,6 +156,7 @@ class RunService:
         right: Right | None = None,
         on_recorded: Recorded | None = None,
         resume_from: str | None = None,
+        queue: bool = False,
     ) -> RunRecord:
         """Record, trigger and show a run. UserError explains anything that stops it.
 
@@ -203,7 +204,10 @@ class RunService:
         with run_context(record.id, pipeline=new.pipeline, provider=provider, connection=connection):
             # a person is told when to try again; the bot's own starts (schedules, workflow steps) wait their turn,
             # and so does any retry: the policy may have held the failure's alert for it already (``AlreadyRetried``)
-            queue = actor is None or origin in (RunOrigin.SCHEDULE, RunOrigin.WORKFLOW) or retry_of is not None
+            # (``queue``: a start nobody is there to repeat, as a Workflow Builder step's)
+            queue = (
+                queue or actor is None or origin in (RunOrigin.SCHEDULE, RunOrigin.WORKFLOW) or retry_of is not None
+            )
             limits = client.trigger_limits(job_config)
             held = await self.store.limits.admit(record.id, connection, limits, now=now, queue=queue)
             if held is not None and not queue:

@@ -10,13 +10,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.rows import is_postgres
-from bot.store.tables import function_steps
+from bot.store.tables import function_steps, outbox
 
 __all__ = ["FunctionStep", "FunctionSteps"]
 
@@ -57,3 +57,22 @@ class FunctionSteps:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(function_steps.c.created_at))).mappings()
             return [FunctionStep(r["execution_id"], r["run_id"], bool(r["wait"]), r["user_id"]) for r in rows]
+
+    async def stale_claims(self, *, before: datetime, since: datetime, limit: int = 50) -> list[str]:
+        """Executions claimed between ``since`` and ``before`` that have neither a run nor a completion written: the
+        bot stopped between the claim and the run's record, and nothing else will end them."""
+        completion = outbox.c.key == literal("function:") + function_steps.c.execution_id  # keys.function_completion
+        query = (
+            select(function_steps.c.execution_id)
+            .select_from(function_steps.outerjoin(outbox, completion))
+            .where(
+                function_steps.c.run_id.is_(None),
+                function_steps.c.created_at < before,
+                function_steps.c.created_at >= since,
+                outbox.c.key.is_(None),
+            )
+            .order_by(function_steps.c.created_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [str(r) for r in (await conn.execute(query)).scalars()]

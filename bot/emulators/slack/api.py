@@ -167,7 +167,9 @@ class WebApi:
             if not token:
                 raise ApiError("not_authed")
             if token != state.bot_token:
-                raise ApiError("invalid_auth")
+                refusal = state.workflow_token_refusal(token)
+                if refusal != "":  # None: no token this fake handed out
+                    raise ApiError(refusal or "invalid_auth")
             try:
                 body: Json = {"ok": True, **handler(params)}
             except (ValueError, TypeError, AttributeError) as exc:  # parameters of the wrong shape

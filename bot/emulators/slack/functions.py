@@ -12,6 +12,14 @@ Provenance (Slack's documentation):
   ``function_execution_not_found``, ``execution_not_in_running_state``, ``parameter_validation_failed``.
   ``functions.completeError``: ``function_execution_id`` and ``error`` (a human-readable string), the same
   errors. Both answer ``{"ok": true}``; no scope is needed.
+- Which token may complete a step: the methods' reference lists bot tokens (no scope needed), and the app's bot
+  token is accepted. The event's ``bot_access_token`` (``xwfp-``, a workflow token: what Bolt's
+  ``AsyncAttachingFunctionToken`` puts on the listener's client, and so what its ``complete``/``fail`` use) is
+  accepted too, but only for a while: "the tokens either expire 15 mins after being issued OR are revoked when the
+  step is completed" (Slack's answer in slackapi/bolt-python#1075). So a step that waits longer for its run must
+  be completed with the bot token, as the bot does; the fake refuses a workflow token past either (the error
+  names, ``token_expired`` and ``token_revoked``, are Slack's common auth errors: which one Slack answers here is
+  an *assumption*).
 - The person who used the workflow reaches a step as an input of type ``slack#/types/user_context``
   (https://docs.slack.dev/reference/types/user_context-type): ``{"id": "U…", "secret": "…"}``, set by Slack,
   never by the workflow's builder.
@@ -26,7 +34,10 @@ from bot.emulators.slack.api import ApiError, Method
 from bot.emulators.slack.records import Json
 from bot.emulators.slack.state import SlackState
 
-__all__ = ["FunctionExecution", "FunctionsApi"]
+__all__ = ["WORKFLOW_TOKEN_SECONDS", "FunctionExecution", "FunctionsApi"]
+
+#: how long an execution's workflow token lasts (slackapi/bolt-python#1075: 15 minutes, or until the step ends)
+WORKFLOW_TOKEN_SECONDS = 15 * 60
 
 
 @dataclass
@@ -41,6 +52,9 @@ class FunctionExecution:
     error: str | None = None
     #: every completion the app sent, answered or refused (a second one is refused: not running any more)
     attempts: list[str] = field(default_factory=list)
+    #: the event's ``bot_access_token`` and when it was issued (the fake's clock)
+    token: str = ""
+    issued_at: float = 0.0
 
 
 class FunctionsApi:
@@ -50,6 +64,18 @@ class FunctionsApi:
         #: the outputs a step's manifest entry requires (``output_parameters.required``), per callback_id: a
         #: completion without one is refused as Slack refuses it (tests load them from manifest.yml)
         self.required_outputs: dict[str, set[str]] = {}
+        state.workflow_token_refusal = self.token_refusal
+
+    def token_refusal(self, token: str) -> str | None:
+        """Why a workflow token is refused now ("" while it is good); None for a token no execution was given."""
+        execution = next((e for e in self.executions.values() if e.token == token), None)
+        if execution is None:
+            return None
+        if execution.state != "running":
+            return "token_revoked"
+        if self.state.clock() - execution.issued_at > WORKFLOW_TOKEN_SECONDS:
+            return "token_expired"
+        return ""
 
     def methods(self) -> dict[str, Method]:
         return {"functions.completeSuccess": self.complete_success, "functions.completeError": self.complete_error}
@@ -92,7 +118,8 @@ class FunctionsApi:
         number = state.next_id()
         execution_id = f"Fx{number:010d}"
         filled = {**inputs, "user_context": {"id": user, "secret": f"secret-{number}"}}
-        execution = FunctionExecution(execution_id, callback_id, filled)
+        token = f"xwfp-{number}-function-token"
+        execution = FunctionExecution(execution_id, callback_id, filled, token=token, issued_at=state.clock())
         self.executions[execution_id] = execution
         event: Json = {
             "type": "function_executed",
@@ -105,6 +132,6 @@ class FunctionsApi:
             "function_execution_id": execution_id,
             "workflow_execution_id": f"Wx{number:010d}",
             "event_ts": f"{time.time():.6f}",
-            "bot_access_token": f"xwfp-{number}-function-token",
+            "bot_access_token": token,
         }
         return execution, event

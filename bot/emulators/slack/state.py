@@ -97,6 +97,9 @@ class SlackState:
         self.ephemeral_posts: list[Ephemeral] = []
         self.response_posts: list[ResponsePost] = []
         self.homes: dict[str, str] = {}  # user → Home tab view id
+        #: a workflow token (``bot_access_token`` of a ``function_executed`` event) → why it is refused now, or ""
+        #: while it is good (``functions.FunctionsApi.token_refusal``)
+        self.workflow_token_refusal: Callable[[str], str | None] = lambda token: None
         self.stacks: dict[str, list[str]] = {}  # user → modal view ids, bottom first
         self.triggers: dict[str, Trigger] = {}
         self.targets: dict[str, Target] = {}  # response_url token → where its posts land

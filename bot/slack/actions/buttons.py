@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidRequest, PipelineBotError, UserError
@@ -268,7 +269,19 @@ async def _show_page(
         shown = log_modal_saying(run_id, "⚠️ " + str(refused))
     except PipelineBotError as failed:  # the provider's answer: redacted, escaped here
         shown = log_modal_saying(run_id, "⚠️ " + escape(str(failed)))
-    await client.views_update(view_id=view_id, hash=view_hash, view=shown)
+    try:
+        await client.views_update(view_id=view_id, hash=view_hash, view=shown)
+    except SlackApiError as exc:
+        # the person closed the modal while the provider prepared the log (Rivery may take minutes), or moved to
+        # another page meanwhile: the view this page was for is gone or newer, and nobody waits for this one
+        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        if error not in _VIEW_GONE:
+            raise
+        log.info("the Full log of run %s was closed or moved on before its page came", run_id)
+
+
+#: views.update's answers for a view closed, or updated since its hash was read
+_VIEW_GONE = ("not_found", "hash_conflict")
 
 
 async def _unsubscribe(

@@ -9,15 +9,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
+from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store import keys
+from bot.store.alert_events import EventKind
 from bot.store.records import OutboxItem, OutboxKind
 from bot.store.rows import claim
-from bot.store.tables import cards, outbox, runs
+from bot.store.tables import alert_events, alerts, cards, outbox, runs
 
 __all__ = ["OutboxState", "OutboxStore", "add_message"]
 
@@ -28,6 +29,10 @@ class OutboxState(enum.StrEnum):
     PENDING = "pending"  # to send (again, after ``not_before``)
     SENT = "sent"
     DEAD = "dead"  # Slack refused it for good: kept, visible, not retried
+
+
+#: the alert events that count a run's failure
+_FAILURE_EVENTS = (EventKind.FAILED.value, EventKind.REPEATED.value, EventKind.REOPENED.value)
 
 
 class OutboxStore:
@@ -55,26 +60,50 @@ class OutboxStore:
                 card_key=card_key,
             )
 
-    async def failed_runs_without(self, note: str, *, since: datetime, limit: int) -> list[int]:
-        """Runs that failed since ``since``, whose failure was handled (``notified_state``), that have a card and a
-        provider run, and no reply ``note`` in their thread yet (``keys.run_reply``): oldest first."""
-        before, after = keys.run_reply_parts(note)
-        key = literal(before) + cast(runs.c.id, String) + literal(after)
-        query = (
-            select(runs.c.id)
+    async def failed_runs_without(
+        self, note: str, *, since: datetime, limit: int, after: int = 0
+    ) -> list[tuple[int, str]]:
+        """Failed runs recorded since ``since`` (of id above ``after``), whose failure was handled
+        (``notified_state``), that have a provider run and no reply ``note`` yet (``keys.run_reply``), each with the
+        message its reply goes under: the run's card, or for a watched run (no card) the posted alert message that
+        counts its failure (none yet while the alert waits to be announced, none ever when it is muted). Oldest
+        first.
+
+        Recorded, not ended: ``updated_at``, which no poll moves once a run is final. A run that ended while the bot
+        was down is recorded when the bot comes back (its first poll, the watch's list) but ended (the provider's
+        time) long before."""
+        before, after_id = keys.run_reply_parts(note)
+        key = literal(before) + cast(runs.c.id, String) + literal(after_id)
+        announced = (
+            select(alerts.c.group_key)
+            .select_from(alert_events.join(alerts, alerts.c.id == alert_events.c.alert_id))
             .where(
+                alert_events.c.run_id == runs.c.id,
+                alert_events.c.kind.in_(_FAILURE_EVENTS),
+                alerts.c.group_key.like(keys.ALERT_GROUPS_LIKE),
+            )
+            .order_by(alert_events.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        # ``before`` + the id is the run's card (``keys.run_card``), which its replies are under
+        thread = case((runs.c.origin == "watch", announced), else_=literal(before) + cast(runs.c.id, String))
+        query = (
+            select(runs.c.id, thread.label("thread"))
+            .where(
+                runs.c.id > after,
                 runs.c.state == "failed",
                 runs.c.notified_state == "failed",
-                runs.c.ended_at >= since,
-                runs.c.origin != "watch",
+                runs.c.updated_at >= since,
                 runs.c.provider_run_id.is_not(None),
+                thread.is_not(None),
                 ~exists().where(outbox.c.key == key),
             )
             .order_by(runs.c.id)
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [int(row[0]) for row in await conn.execute(query)]
+            return [(int(row[0]), str(row[1])) for row in await conn.execute(query)]
 
     async def written_at(self, key: str) -> datetime | None:
         """When the message ``key`` was recorded (sent or not), or None if it never was."""

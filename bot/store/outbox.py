@@ -31,10 +31,6 @@ class OutboxState(enum.StrEnum):
     DEAD = "dead"  # Slack refused it for good: kept, visible, not retried
 
 
-#: the alert events that count a run's failure
-_FAILURE_EVENTS = (EventKind.FAILED.value, EventKind.REPEATED.value, EventKind.REOPENED.value)
-
-
 class OutboxStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -66,23 +62,26 @@ class OutboxStore:
         """Failed runs recorded since ``since`` (of id above ``after``), whose failure was handled
         (``notified_state``), that have a provider run and no reply ``note`` yet (``keys.run_reply``), each with the
         message its reply goes under: the run's card, or for a watched run (no card) the posted alert message that
-        counts its failure (none yet while the alert waits to be announced, none ever when it is muted). Oldest
-        first.
+        announced it (none yet while the alert waits to be announced, none ever when it is muted). Of a watched
+        pipeline's failures, only the one that opened the first alert of its message: one note per alert message,
+        as one per card, so a storm (40 repeats folded into one alert, 20 pipelines' alerts grouped in one message)
+        does not fill the thread, nor spend the channel's pace (a post a second) before the alerts'. Oldest first.
 
         Recorded, not ended: ``updated_at``, which no poll moves once a run is final. A run that ended while the bot
         was down is recorded when the bot comes back (its first poll, the watch's list) but ended (the provider's
         time) long before."""
         before, after_id = keys.run_reply_parts(note)
         key = literal(before) + cast(runs.c.id, String) + literal(after_id)
+        group, between = keys.alert_group_parts()
         announced = (
             select(alerts.c.group_key)
             .select_from(alert_events.join(alerts, alerts.c.id == alert_events.c.alert_id))
             .where(
                 alert_events.c.run_id == runs.c.id,
-                alert_events.c.kind.in_(_FAILURE_EVENTS),
-                alerts.c.group_key.like(keys.ALERT_GROUPS_LIKE),
+                alert_events.c.kind == EventKind.FAILED.value,  # it opened the alert
+                # the first alert of its message (``keys.alert_group`` names the message by it)
+                alerts.c.group_key == literal(group) + alerts.c.channel + literal(between) + cast(alerts.c.id, String),
             )
-            .order_by(alert_events.c.id.desc())
             .limit(1)
             .scalar_subquery()
         )

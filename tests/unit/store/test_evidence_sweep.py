@@ -66,9 +66,23 @@ async def test_a_watched_failures_note_goes_under_its_alert_once_the_alert_is_po
     [key] = await store.alerting.flush(now=NOW + timedelta(minutes=1), window=timedelta(seconds=0),
                                        render=lambda key, group: (key, "failed", []))
     assert keys.is_alert_group(key)
-    # the repeat folded into the same alert: both notes go in its thread
+    # one note in its thread: the failure that opened it, not the repeat folded into it
     found = await store.outbox.failed_runs_without(keys.EVIDENCE, since=since, limit=10)
-    assert found == [(first, key), (repeat, key)]
+    assert found == [(first, key)]
+
+
+async def test_of_alerts_grouped_in_one_message_only_the_first_gets_a_note(store: Store) -> None:
+    """A storm: alerts of several pipelines announced in one message; its thread gets the first one's note."""
+    ids = [await _run(store, RunOrigin.WATCH) for _ in range(3)]
+    for n, run_id in enumerate(ids):
+        await _fail(store, run_id)
+        await store.alerting.record_failure(f"p{n}", channel="C0ALERTS", run_id=run_id, message="boom", muted=False,
+                                            announced_by=None, suppress=timedelta(minutes=30), now=NOW)
+    [key] = await store.alerting.flush(now=NOW + timedelta(minutes=1), window=timedelta(seconds=0),
+                                       render=lambda key, group: (key, "failed", []))
+    assert len(await store.alerting.group(key)) == 3
+    found = await store.outbox.failed_runs_without(keys.EVIDENCE, since=NOW - timedelta(hours=1), limit=10)
+    assert found == [(ids[0], key)]
 
 
 async def test_a_muted_watched_failure_has_no_thread_for_its_note(store: Store) -> None:

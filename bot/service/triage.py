@@ -20,7 +20,7 @@ from bot.models import RunLog, RunState
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import Reporter
-from bot.service.evidence import Comparison, Evidence, LogPage, compare, page_of, relevant
+from bot.service.evidence import LOG_PAGE, Comparison, Evidence, LogPage, compare, page_of, relevant
 from bot.store import keys
 from bot.store.away import database_away
 from bot.store.records import RunRecord
@@ -117,6 +117,17 @@ class Triage:
         if run.run_state is not RunState.FAILED:
             raise InvalidRequest(f"Run #{run.id} did not fail: the Full log is offered for failed runs.")
         found = await self._log(run)
+        if found.cut:  # the log is longer than what the client keeps: its whole, where the provider exports it
+            assert run.provider_run_id is not None  # _log read it
+            client = self.pool.client(run.connection)
+            job = self.pool.job(run.provider, run.job)
+            try:
+                whole = await client.run_log_page(job, run.provider_run_id, page, LOG_PAGE)
+            except PipelineBotError as failed:  # the export refused or broken: the lines kept are still worth paging
+                log.warning("the whole log of run %s could not be read: %s", run.id, failed, extra={"run_id": run.id})
+                whole = None
+            if whole is not None:
+                return LogPage(run.id, whole.lines, whole.first, whole.total, whole.page, whole.pages)
         return page_of(run.id, found.lines, page)
 
     async def comparison(self, run: RunRecord) -> Comparison | None:

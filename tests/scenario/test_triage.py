@@ -264,3 +264,33 @@ async def _two_hours_ago(tmp_path: Path, run_id: int) -> None:
             await conn.execute(update(runs).where(runs.c.id == run_id).values(**earlier))
     finally:
         await engine.dispose()
+
+
+async def test_the_full_log_of_a_datakitchen_log_longer_than_the_bot_keeps_pages_the_whole_export(
+    tmp_path: Path,
+) -> None:
+    """25,005 log entries: the details' log is kept from its end (20,000 lines) for the thread, and the Full log
+    pages through the whole log, read from DataKitchen's full-log export."""
+    async with world(tmp_path, catalog_edit=_unwatched) as w:
+        dk = w.emulators["datakitchen"]
+        dk.state.script(DK_KEY, Outcome(result="fail", queued_s=1, running_s=5, tasks=("extract", "load"),
+                                        failed_tasks=("load",), message="disk full", log_lines=25_000))
+        await w.command("run sales-dashboard", user="U0ALICE")
+        await w.card_saying("queued")
+        w.advance(10)
+        card = await w.card_saying("failed")
+        note = await _evidence(w, card)
+        await w.slack.click(note.channel, note.ts, "run.log", user="U0ALICE")
+        await w.until(lambda: bool(w.slack.open_modals("U0ALICE")), what="the Full log modal")
+        [modal] = w.slack.open_modals("U0ALICE")
+        await w.until(lambda: "Lines" in text_of(w.slack.view(modal.id)), what="the log's last page")
+        last = text_of(w.slack.view(modal.id))
+        assert "Lines 24956–25005 of 25005 (page 501 of 501)" in last, last
+        assert "disk full" in last
+        assert dk.state.requests_to("export_log")
+        await w.slack.click_view(modal.id, "log.earlier", user="U0ALICE")
+        await w.until(lambda: "Lines 24906–24955" in text_of(w.slack.view(modal.id)), what="the earlier page")
+        # the export refused: the lines the details gave are paged instead (the log's last 20,000)
+        dk.state.add_fault(Fault(route="export_log", status=404, times=None))
+        await w.slack.click_view(modal.id, "log.later", user="U0ALICE")
+        await w.until(lambda: "of 20000" in text_of(w.slack.view(modal.id)), what="the kept lines paged")

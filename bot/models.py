@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-__all__ = ["RunLog", "RunState", "RunStatus", "Stats", "TaskStatus", "TriggerLimit", "Triggered"]
+__all__ = ["RunLog", "RunLogPage", "RunState", "RunStatus", "Stats", "TaskStatus", "TriggerLimit", "Triggered"]
 
 
 class RunState(enum.StrEnum):
@@ -136,3 +136,16 @@ class RunLog:
     lines: tuple[str, ...]
     source: str
     cut: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunLogPage:
+    """A page of a run's whole log, read from a provider's export of it: ``lines`` (redacted) are lines ``first``…
+    of ``total``, page ``page`` from the end of ``pages``; ``source`` names the call."""
+
+    lines: tuple[str, ...]
+    first: int
+    total: int
+    page: int
+    pages: int
+    source: str

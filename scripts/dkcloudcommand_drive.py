@@ -9,7 +9,7 @@ bot's venv), against ``pipeline-bot emulate datakitchen --strict`` started with 
     "$(scripts/dkcloudcommand-venv)" scripts/dkcloudcommand_drive.py http://127.0.0.1:8765
 
 It logs in, creates orders with overrides, lists the recipe's orders, reads order-run details with
-the node summary and the log, pauses and unpauses an order, stops an order run and resumes a failed
+the node summary and the log (and the whole log, exported, as ``dk orderrun-info --full_log`` does), pauses and unpauses an order, stops an order run and resumes a failed
 one, through DKCloudCommand's DKCloudAPI and DKCloudCommandRunner, as its ``dk`` commands do. It
 prints one JSON object per step and exits 1 at the first step DKCloudCommand reports as failed.
 """
@@ -121,6 +121,11 @@ def main(url: str) -> None:
     failure = step("orderrun_detail", DKCloudCommandRunner.orderrun_detail(
         api, KITCHEN, {"serving_hid": failed["hid"], "summary": True, "logs": True, "testresults": True}))
     check("TEST RESULTS" in failure.get_message() and "LOG" in failure.get_message(), failure.get_message())
+    # what the Full log pages when the details' log is cut: the whole log, exported (base64 of a zip of its text)
+    whole = step("orderrun_detail --full_log", DKCloudCommandRunner.orderrun_detail(
+        api, KITCHEN, {"serving_hid": failed["hid"]}, full_log=True))
+    full = whole.get_message().partition("FULL LOG")[2]
+    check("disk full" in full, whole.get_message())
     resumed = step("order_resume", DKCloudCommandRunner.order_resume(api, KITCHEN, failed["hid"]))
     check(bool(resumed.get_payload()), "order_resume answered no order id")
     wait_for(api, FAILS, "ACTIVE_SERVING")  # the resumed run, newest first

@@ -4,7 +4,9 @@ Wired the way ``tests/scenario/harness.py`` wires a scenario test, with a real c
 
 * the four provider emulators on free local ports, each pipeline of ``catalog.yml`` given a scripted outcome of
   a few seconds (``OUTCOMES``): most succeed, ``orders-eu`` fails with a provider message and a failed task
-  (its retry succeeds), ``inventory-snapshot`` never ends and outlives its expected duration; Rivery on its v1
+  (its retry succeeds), ``churn-scores`` (DataKitchen) succeeds then fails with a 250-line log, which its
+  failure's thread shows and its Full log pages through, ``inventory-snapshot`` never ends and outlives its
+  expected duration; Rivery on its v1
   API, so that, with Tailer and DataKitchen, runs started outside Slack can be watched; each emulator serves a
   page per run (``/console/runs/<id>``), where a card's "Open in console" leads;
 * ``FakeSlack`` on the page's port: the Web API the bot calls, and the page at ``/`` where a person types
@@ -77,6 +79,18 @@ ORDERS_FAILURE = Outcome(
     failed_tasks=("load_orders",),
 )
 ORDERS_SUCCESS = Outcome(queued_s=1, running_s=3, tasks=("extract_orders", "load_orders", "merge_orders"))
+CHURN_STEPS = ("build_features", "score_customers", "publish_scores")
+#: a DataKitchen failure with a log long enough to page through (Rivery's v1 API, the demo's, gives no log)
+CHURN_FAILURE = Outcome(
+    result="fail",
+    queued_s=1,
+    running_s=4,
+    message="Model scoring failed: column tenure_days is null in 1,204 rows (feature table <crm.features> & v2)",
+    tasks=CHURN_STEPS,
+    failed_tasks=("score_customers",),
+    log_lines=240,
+)
+CHURN_SUCCESS = Outcome(queued_s=1, running_s=3, tasks=CHURN_STEPS)
 
 #: per pipeline of catalog.yml, the outcome of its runs (a list: one per run, the last repeats)
 OUTCOMES: dict[str, Outcome | list[Outcome]] = {
@@ -86,6 +100,8 @@ OUTCOMES: dict[str, Outcome | list[Outcome]] = {
     "budget-consolidation": Outcome(queued_s=1, running_s=3),
     "sales-dashboard": Outcome(queued_s=1, running_s=4, tasks=("extract", "transform", "publish")),
     "inventory-snapshot": Outcome(result="hang", queued_s=1, running_s=0, tasks=("snapshot",)),
+    # a success to compare with, then a failure (its log in the thread); its resume (or the next run) succeeds
+    "churn-scores": [CHURN_SUCCESS, CHURN_FAILURE] * 100,
 }
 #: the demo's Rivery connection (catalog.yml) uses the v1 API of this account and environment
 RIVERY_ACCOUNT, RIVERY_ENVIRONMENT = "demo-account", "demo-environment"
@@ -231,6 +247,7 @@ def banner(demo: Demo) -> str:
         "orders-eu": "fails: an alert in #data-alerts, paged on the PagerDuty emulator; Acknowledge or Retry it",
         "inventory-snapshot": "never ends: stuck after 10s; run #1 is one, in #general: cancel it",
         "budget-consolidation": "scheduled every other minute (/pipeline schedules)",
+        "churn-scores": "succeeds, then fails: its thread shows the log (Full log pages it) and Resume",
     }
     for pipeline in demo.catalog.pipelines.values():
         note = notes.get(pipeline.name, "succeeds in a few seconds")

@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bot.errors import OperationNotSupported
-from bot.models import RunLog, RunStatus, Stats, Triggered, TriggerLimit
+from bot.models import RunLog, RunLogPage, RunStatus, Stats, Triggered, TriggerLimit
 from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep, _default_error_text
 
 #: the most lines of a run's log a client keeps (from its end): a Full log pages through these
@@ -228,6 +228,11 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         if self.no_logs:
             raise OperationNotSupported(self.no_logs, provider=self.display_name, connection=self.name)
         raise self._unsupported(Capability.LOGS)
+
+    async def run_log_page(self, job: JobT, run_id: str, page: int, size: int) -> RunLogPage | None:
+        """Page ``page`` from the end (``size`` lines) of the run's whole log, where the provider exports it: for
+        the Full log of a run whose ``run_log`` was cut. None: no export (the Full log pages ``run_log``'s lines)."""
+        return None
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -254,8 +254,9 @@ class Reporter(Protocol):
         """The failure's details in the run's thread, mentioning ``owners``."""
         ...
 
-    async def run_evidence(self, run: RunRecord, evidence: Evidence) -> None:
-        """The provider's own details of the failure and the comparison with the last success, in its thread."""
+    async def run_evidence(self, run: RunRecord, evidence: Evidence, *, thread: str | None = None) -> None:
+        """The provider's own details of the failure and the comparison with the last success, in its thread:
+        under the message ``thread`` (a key of ``cards``), by default the run's card."""
         ...
 
     async def run_note(self, run: RunRecord, key: str, note: RunNote) -> None:

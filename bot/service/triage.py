@@ -20,7 +20,7 @@ from bot.models import RunLog, RunState
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import Reporter
-from bot.service.evidence import Comparison, Evidence, LogPage, compare, page_of, relevant
+from bot.service.evidence import LOG_PAGE, Comparison, Evidence, LogPage, compare, page_of, relevant
 from bot.store import keys
 from bot.store.away import database_away
 from bot.store.records import RunRecord
@@ -32,8 +32,13 @@ log = logging.getLogger(__name__)
 
 #: how far back a pipeline's last success is looked for, in runs
 _LOOK_BACK = 100
-#: failures this old without their evidence are left without it (the bot was down, the provider kept refusing)
+#: failures recorded this long ago without their evidence are left without it by a running process (a bug
+#: reading them: tried again at each sweep for this long, no longer)
 _SWEEP_WINDOW = timedelta(hours=1)
+#: how far back a process's first sweeps reach, once each: failures recorded before it started whose evidence was
+#: never written (the bot stopped between handling them and the sweep, and stayed down). A day: what the watch
+#: looks back on after downtime too; older, the thread is long scrolled past and the run triaged in the console
+_RESTART_WINDOW = timedelta(days=1)
 #: failures read at once by one sweep
 _SWEEP_BATCH = 20
 
@@ -44,20 +49,35 @@ class Triage:
         self.pool = pool
         self.reporter = reporter
         self.now = now
+        #: the catch-up of failures recorded before this process started: the last run id it read (None: done)
+        self._caught_up_to: int | None = 0
+        self._started = now()
 
     async def sweep(self) -> int:
-        """The periodic job: the evidence of the failures handled lately that lack it, read at once (a batch of
+        """The periodic job: the evidence of the failures recorded lately that lack it, read at once (a batch of
         them). Off the path a failure takes (its card, alert and details come first, without waiting for a
         provider that prepares its log), and durable: a crash before the note is written leaves the failure
-        without it, and the next sweep (of this process or another) reads it again."""
-        since = self.now() - _SWEEP_WINDOW
-        ids = await self.store.outbox.failed_runs_without(keys.EVIDENCE, since=since, limit=_SWEEP_BATCH)
-        found = await self.store.runs.many(ids)
-        await asyncio.gather(*(self.failed(run) for run in found.values()))
-        return len(found)
+        without it, and the next sweep (of this process or another) reads it again. A watched run's goes in the
+        thread of the alert that announced it, once that is posted.
 
-    async def failed(self, run: RunRecord) -> None:
-        """The failure's evidence in its thread, once."""
+        Until it has caught up, each sweep also reads a batch of the failures recorded up to ``_RESTART_WINDOW``
+        before the process started, each once (a cursor over their ids): those recorded since are the window's."""
+        since = self.now() - _SWEEP_WINDOW
+        found = await self.store.outbox.failed_runs_without(keys.EVIDENCE, since=since, limit=_SWEEP_BATCH)
+        if self._caught_up_to is not None:
+            older = await self.store.outbox.failed_runs_without(
+                keys.EVIDENCE, since=self._started - _RESTART_WINDOW, limit=_SWEEP_BATCH, after=self._caught_up_to
+            )
+            self._caught_up_to = older[-1][0] if len(older) == _SWEEP_BATCH else None
+            found += older
+        threads = dict(found)
+        runs = await self.store.runs.many(threads)
+        await asyncio.gather(*(self.failed(run, thread=threads[run.id]) for run in runs.values()))
+        return len(runs)
+
+    async def failed(self, run: RunRecord, *, thread: str | None = None) -> None:
+        """The failure's evidence in its thread (``thread``: the message it goes under, by default the run's
+        card), once."""
         if run.provider_run_id is None or await self.store.outbox.written_at(keys.run_evidence(run.id)) is not None:
             return  # never started (nothing to read), or already told
         try:
@@ -69,7 +89,7 @@ class Triage:
             # said once, so that the sweep does not read it again and again
             missing = f"The bot could not read what {self._display(run)} answered about this run (it is logged)."
             evidence = Evidence(run_id=run.id, display_name=self._display(run), missing=missing)
-        await self.reporter.run_evidence(run, evidence)
+        await self.reporter.run_evidence(run, evidence, thread=thread)
 
     async def evidence(self, run: RunRecord) -> Evidence:
         display = self._display(run)
@@ -97,6 +117,17 @@ class Triage:
         if run.run_state is not RunState.FAILED:
             raise InvalidRequest(f"Run #{run.id} did not fail: the Full log is offered for failed runs.")
         found = await self._log(run)
+        if found.cut:  # the log is longer than what the client keeps: its whole, where the provider exports it
+            assert run.provider_run_id is not None  # _log read it
+            client = self.pool.client(run.connection)
+            job = self.pool.job(run.provider, run.job)
+            try:
+                whole = await client.run_log_page(job, run.provider_run_id, page, LOG_PAGE)
+            except PipelineBotError as failed:  # the export refused or broken: the lines kept are still worth paging
+                log.warning("the whole log of run %s could not be read: %s", run.id, failed, extra={"run_id": run.id})
+                whole = None
+            if whole is not None:
+                return LogPage(run.id, whole.lines, whole.first, whole.total, whole.page, whole.pages)
         return page_of(run.id, found.lines, page)
 
     async def comparison(self, run: RunRecord) -> Comparison | None:

@@ -97,10 +97,11 @@ class SlackReporter:
             keys.run_failure(run.id), kind=OutboxKind.THREAD, run_id=run.id, text=text, blocks=blocks, now=self.now()
         )
 
-    async def run_evidence(self, run: RunRecord, evidence: Evidence) -> None:
+    async def run_evidence(self, run: RunRecord, evidence: Evidence, *, thread: str | None = None) -> None:
         text, blocks = evidence_note(evidence)
         await self.store.outbox.enqueue(
-            keys.run_evidence(run.id), kind=OutboxKind.THREAD, run_id=run.id, text=text, blocks=blocks, now=self.now()
+            keys.run_evidence(run.id), kind=OutboxKind.THREAD, run_id=run.id, text=text, blocks=blocks,
+            now=self.now(), card_key=thread,
         )
 
     async def run_note(self, run: RunRecord, key: str, note: RunNote) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "EVIDENCE",
     "RUN_CARDS_LIKE",
     "alert_group",
+    "alert_group_parts",
     "back",
     "cancel_note",
     "channel_problem",
@@ -120,6 +121,11 @@ def step_not_started_note(step: str) -> str:
 def alert_group(channel: str, first_alert_id: int) -> str:
     """The message announcing a burst of alerts in ``channel``, named by the first of them."""
     return f"{_ALERTS}{channel}:{first_alert_id}"
+
+
+def alert_group_parts() -> tuple[str, str]:
+    """What comes before the channel and between it and the first alert's id in ``alert_group``: for SQL."""
+    return _ALERTS, ":"
 
 
 def is_alert_group(key: str) -> bool:

@@ -9,15 +9,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict, Unpack
 
-from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
+from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store import keys
+from bot.store.alert_events import EventKind
 from bot.store.records import OutboxItem, OutboxKind
 from bot.store.rows import claim
-from bot.store.tables import cards, outbox, runs
+from bot.store.tables import alert_events, alerts, cards, outbox, runs
 
 __all__ = ["Message", "OutboxState", "OutboxStore", "add_message"]
 
@@ -53,26 +54,53 @@ class OutboxStore:
         async with self.engine.begin() as conn:
             return await add_message(conn, key, **message)
 
-    async def failed_runs_without(self, note: str, *, since: datetime, limit: int) -> list[int]:
-        """Runs that failed since ``since``, whose failure was handled (``notified_state``), that have a card and a
-        provider run, and no reply ``note`` in their thread yet (``keys.run_reply``): oldest first."""
-        before, after = keys.run_reply_parts(note)
-        key = literal(before) + cast(runs.c.id, String) + literal(after)
-        query = (
-            select(runs.c.id)
+    async def failed_runs_without(
+        self, note: str, *, since: datetime, limit: int, after: int = 0
+    ) -> list[tuple[int, str]]:
+        """Failed runs recorded since ``since`` (of id above ``after``), whose failure was handled
+        (``notified_state``), that have a provider run and no reply ``note`` yet (``keys.run_reply``), each with the
+        message its reply goes under: the run's card, or for a watched run (no card) the posted alert message that
+        announced it (none yet while the alert waits to be announced, none ever when it is muted). Of a watched
+        pipeline's failures, only the one that opened the first alert of its message: one note per alert message,
+        as one per card, so a storm (40 repeats folded into one alert, 20 pipelines' alerts grouped in one message)
+        does not fill the thread, nor spend the channel's pace (a post a second) before the alerts'. Oldest first.
+
+        Recorded, not ended: ``updated_at``, which no poll moves once a run is final. A run that ended while the bot
+        was down is recorded when the bot comes back (its first poll, the watch's list) but ended (the provider's
+        time) long before."""
+        before, after_id = keys.run_reply_parts(note)
+        key = literal(before) + cast(runs.c.id, String) + literal(after_id)
+        group, between = keys.alert_group_parts()
+        announced = (
+            select(alerts.c.group_key)
+            .select_from(alert_events.join(alerts, alerts.c.id == alert_events.c.alert_id))
             .where(
+                alert_events.c.run_id == runs.c.id,
+                alert_events.c.kind == EventKind.FAILED.value,  # it opened the alert
+                # the first alert of its message (``keys.alert_group`` names the message by it)
+                alerts.c.group_key == literal(group) + alerts.c.channel + literal(between) + cast(alerts.c.id, String),
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
+        # ``before`` + the id is the run's card (``keys.run_card``), which its replies are under
+        thread = case((runs.c.origin == "watch", announced), else_=literal(before) + cast(runs.c.id, String))
+        query = (
+            select(runs.c.id, thread.label("thread"))
+            .where(
+                runs.c.id > after,
                 runs.c.state == "failed",
                 runs.c.notified_state == "failed",
-                runs.c.ended_at >= since,
-                runs.c.origin != "watch",
+                runs.c.updated_at >= since,
                 runs.c.provider_run_id.is_not(None),
+                thread.is_not(None),
                 ~exists().where(outbox.c.key == key),
             )
             .order_by(runs.c.id)
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return [int(row[0]) for row in await conn.execute(query)]
+            return [(int(row[0]), str(row[1])) for row in await conn.execute(query)]
 
     async def written_at(self, key: str) -> datetime | None:
         """When the message ``key`` was recorded (sent or not), or None if it never was."""

@@ -32,6 +32,7 @@ from bot.errors import (
 )
 from bot.models import RunState
 from bot.providers import datakitchen
+from bot.providers.base import LOG_KEEP_LINES
 from bot.providers.datakitchen import Client, Connection, Job, answers, jwt_expiry, logs, map_status
 from tests.contract import dk_samples as samples
 from tests.contract.case_datakitchen import KITCHEN, PASSWORD, RECIPE, USERNAME, VARIATION
@@ -1066,3 +1067,42 @@ async def test_a_long_compressed_log_keeps_its_end_where_the_failure_is() -> Non
     status, _ = await status_with_log(log)
     assert "ERROR node load: disk full" in status.message, status.message
     assert len(logs._log_lines({"logs": log})) == 5000  # its last 5,000 lines (of 200,000), no more
+
+
+# -- the whole log, exported ----------------------------------------------------------------------------------------
+
+
+async def test_a_log_longer_than_the_client_keeps_is_cut_and_paged_whole_from_the_export(
+    client: Client, emulator: DataKitchenEmulator, clock: ManualClock
+) -> None:
+    """The details' log past LOG_KEEP_LINES entries is kept from its end and said cut; the export (DKCloudCommand's
+    ``get_order_run_full_log``) pages through all of it: its last page, its first, each redacted. The export's
+    lines are the emulator's own text (an assumption); its ``log`` field and the zip are DKCloudCommand's."""
+    emulator.state.script(KEY, Outcome(result="fail", queued_s=1, running_s=5, message=f"disk full ({PASSWORD})",
+                                       tasks=("extract", "load"), failed_tasks=("load",), log_lines=25_000))
+    run = await client.trigger(JOB, {})
+    clock.advance(10)
+    found = await client.run_log(JOB, run.run_id)
+    assert found.cut and len(found.lines) <= LOG_KEEP_LINES + 10
+    last = await client.run_log_page(JOB, run.run_id, 0, 50)
+    # 1 planned, 25,000 of the filler, extract's start and end, load's start and error
+    assert (last.total, last.page, last.pages, last.first) == (25_005, 0, 501, 24_956)
+    assert "ERROR" in last.lines[-1] and "disk full" in last.lines[-1] and PASSWORD not in last.lines[-1]
+    first = await client.run_log_page(JOB, run.run_id, 10_000, 50)  # clamped to the log's first page
+    assert (first.first, first.page, len(first.lines)) == (1, 500, 5) and "planned" in first.lines[0]
+    assert "v2/order/export/logs" in first.source
+    [asked, *_] = emulator.state.requests_to("export_log")
+    assert asked.path.endswith(f"/{KITCHEN}/{only_run(emulator)[1]}")
+
+
+async def test_a_short_log_is_not_cut() -> None:
+    entries = [{"record_type": "INFO", "message": f"line {i}", "node": "load"} for i in range(100)]
+    found = logs.log_of({"log": {"lines": entries}}, str, "h")
+    assert not found.cut and len(found.lines) == 100
+
+
+def test_an_export_of_another_shape_is_refused_plainly() -> None:
+    with pytest.raises(ValueError, match="not base64 of a zip"):
+        logs.export_page("not base64!", 0, 50, str, "h")
+    with pytest.raises(ValueError, match="not base64 of a zip"):
+        logs.export_page(base64.b64encode(b"plain text").decode(), 0, 50, str, "h")

@@ -116,6 +116,68 @@ async def test_a_failure_alerts_its_owners_and_retry_starts_a_new_run(
         shutil.copyfile(alert_shot, DOCS_ALERT_SCREENSHOT)
 
 
+async def test_a_failures_thread_shows_its_log_the_full_log_pages_and_resume_picks_it_up(
+    page: Page, demo_url: str, shots: Shots
+) -> None:
+    """churn-scores (DataKitchen) succeeds, then fails: its thread shows the provider's log and what changed since
+    that success; Full log pages through the whole log in a modal; Resume starts it again from the failed step."""
+    await open_page(page, demo_url, "C0RANDOM")
+    await command(page, "/pipeline run churn-scores as_of=2026-11-01")
+    cards = card(page, "churn-scores")
+    await expect(cards.first.locator(".bk-header")).to_have_text("✅ churn-scores succeeded", timeout=RUN_TIMEOUT)
+    await command(page, "/pipeline run churn-scores as_of=2026-11-02")
+    await expect(cards).to_have_count(2)
+    failed = cards.last
+    await expect(failed.locator(".bk-header")).to_have_text("❌ churn-scores failed", timeout=RUN_TIMEOUT)
+
+    await failed.get_by_role("button", name=re.compile(r"^\d+ repl")).click(timeout=RUN_TIMEOUT)
+    thread = page.locator("#thread-messages")
+    note = thread.locator(".msg", has_text="From DataKitchen's log")
+    await expect(note).to_have_count(1, timeout=RUN_TIMEOUT)  # read once the failure's details are out
+    await expect(note).to_contain_text("[score_customers] ERROR node score_customers: Model scoring failed")
+    await expect(note).to_contain_text("(feature table <crm.features> & v2)")  # the log's words shown as text
+    await expect(note).to_contain_text("Since the last success")
+    await expect(note).to_contain_text(re.compile(r"as_of\W+2026-11-01\W+then, \W*2026-11-02\W+now"))
+    await expect(note).to_contain_text(re.compile(r"Failed now, passed then: \W*score_customers"))
+    await shots("thread-with-log")
+
+    await note.get_by_role("button", name="Full log").click()
+    modal = page.get_by_role("dialog", name=re.compile(r"^Log of run #\d+$"))
+    where = modal.get_by_text(re.compile(r"^Lines \d+–\d+ of \d+ \(page \d+ of \d+\)$"))
+    await expect(where).to_be_visible(timeout=RUN_TIMEOUT)  # the last page, read from DataKitchen
+    last, total, number, pages = _page_shown(await where.inner_text())
+    assert last == total and number == pages >= 5, (last, total, number, pages)  # a 250-line log: 50 a page
+    await expect(modal).to_contain_text("Model scoring failed")
+    await expect(modal.get_by_role("button", name="Later ▶")).to_have_count(0)  # nothing after the end
+    await shots("full-log-last-page")
+    await modal.get_by_role("button", name="◀ Earlier").click()
+    await expect(where).to_contain_text(f"(page {pages - 1} of {pages})")
+    earlier_last, _, _, _ = _page_shown(await where.inner_text())
+    assert earlier_last < last - 40, (earlier_last, last)
+    await expect(modal).to_contain_text("1000 rows copied")  # the log's body, not its end
+    await expect(modal).not_to_contain_text("Model scoring failed")
+    await shots("full-log-earlier-page")
+    await modal.get_by_role("button", name="Later ▶").click()
+    await expect(where).to_contain_text(f"(page {pages} of {pages})")
+    await expect(modal).to_contain_text("Model scoring failed")
+    await modal.get_by_role("button", name="Close", exact=True).click()
+    await expect(modal).to_be_hidden()
+
+    await note.get_by_role("button", name="Resume from the failed step").click()
+    await expect(cards).to_have_count(3, timeout=RUN_TIMEOUT)
+    await expect(cards.last).to_contain_text("Retry of #")
+    await expect(cards.last.locator(".bk-header")).to_have_text("✅ churn-scores succeeded", timeout=RUN_TIMEOUT)
+    await shots("resumed")
+
+
+def _page_shown(where: str) -> tuple[int, int, int, int]:
+    """The last line, the log's lines, the page and the pages of a Full log page's 'Lines a–b of n (page p of q)'."""
+    found = re.search(r"Lines \d+–(\d+) of (\d+) \(page (\d+) of (\d+)\)", where)
+    assert found, where
+    last, total, number, pages = (int(g) for g in found.groups())
+    return last, total, number, pages
+
+
 async def test_the_run_modal_takes_parameters(page: Page, demo_url: str, shots: Shots) -> None:
     await open_page(page, demo_url, "C0RANDOM")
     await command(page, "/pipeline run")

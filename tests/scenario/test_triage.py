@@ -5,11 +5,18 @@ changed since the pipeline's last success, and a Full log modal that pages throu
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select, update
+
 from bot.emulators._core import Fault, Outcome
 from bot.emulators.slack.server import Message
+from bot.store import keys
+from bot.store.engine import make_engine
+from bot.store.store import Store
+from bot.store.tables import runs
 from tests.scenario.harness import ENV, FLOW, RIVER, World, world
 from tests.scenario.surface import add_stranger, reply_to, run_number
 
@@ -188,3 +195,102 @@ async def test_invision_s_failure_thread_says_it_gives_no_log_and_a_failing_full
         [modal] = w.slack.open_modals("U0ALICE")
         await w.until(lambda: "⚠️" in text_of(w.slack.view(modal.id)), what="the modal saying why")
         assert "Rivery" in text_of(w.slack.view(modal.id))
+
+
+async def test_a_watched_runs_failure_shows_its_log_in_its_alerts_thread(tmp_path: Path) -> None:
+    """A run started outside Slack has no card: its failure is announced as an alert, and its evidence goes in
+    that alert's thread (it was never read: the sweep took only runs with a card)."""
+    async with world(tmp_path) as w:
+        w.advance(120)  # the emulators' clock is past the moment watching began
+        await w.settle(0.5)  # one watch cycle: watching begins
+        dk = w.emulators["datakitchen"]
+        dk.external_run(DK_KEY, {}, Outcome(result="fail", queued_s=1, running_s=2, tasks=("extract", "load"),
+                                             failed_tasks=("load",), message="Node load failed: <!here> quota"))
+        w.advance(5)
+
+        def alert() -> list[Message]:
+            return [m for m in w.slack.messages("C0ALERTS") if "sales-dashboard" in m.text]
+
+        await w.until(lambda: bool(alert()), what="the alert for the external failure")
+        note = await _evidence(w, alert()[0])  # in the alert's own thread
+        body = text_of(note)
+        assert "From DataKitchen" in body and "[load] ERROR node load: Node load failed" in body
+        assert "&lt;!here&gt;" in body and "<!here>" not in body
+        assert "v2/order/details" in body
+        await w.slack.click(note.channel, note.ts, "run.log", user="U0CAROL")
+        await w.until(lambda: bool(w.slack.open_modals("U0CAROL")), what="the Full log modal")
+        [modal] = w.slack.open_modals("U0CAROL")
+        await w.until(lambda: "Node load failed" in text_of(w.slack.view(modal.id)), what="the log in the modal")
+        await w.settle()
+        assert len([m for m in w.thread(alert()[0]) if "Details of run" in m.text]) == 1  # once
+
+
+async def test_a_failure_left_without_its_evidence_by_a_stop_gets_it_from_the_restarted_bot(tmp_path: Path) -> None:
+    """The bot stopped after handling a failure and before its evidence was read, and stayed down two hours: the
+    failure is older than the running sweep's hour, and the restarted bot's first sweeps (a day back) read it."""
+    async with world(tmp_path) as w:
+        rivery = w.emulators["rivery"].state
+        rivery.script(RIVER, Outcome(result="fail", queued_s=1, running_s=5, failed_tasks=("load",),
+                                     message="disk full"))
+        rivery.add_fault(Fault(route="logs", kind="delay", delay=4.0, times=None))  # the log read outlives the stop
+        await w.command("run leads-ods load_date=2026-11-01")
+        await w.card_saying("queued")
+        w.advance(10)
+        card = await w.card_saying("failed")
+        await w.until(lambda: any("failed" in m.text for m in w.thread(card)), what="the failure's details")
+        await w.until(lambda: bool(rivery.requests_to("logs")), what="the sweep reading the log")
+        store = w.runtime.store
+        assert store is not None
+        [run_id] = [r for r in await store.runs.many(range(1, 10))]
+        await w.runtime.stop()
+        await _two_hours_ago(tmp_path, run_id)
+        rivery.clear_faults()
+
+        await w.restart()
+        note = await _evidence(w, card)
+        assert "disk full" in text_of(note)
+
+
+async def _two_hours_ago(tmp_path: Path, run_id: int) -> None:
+    """The failure recorded (and ended) two hours ago: the bot has been down since."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    try:
+        written = await Store(engine).outbox.written_at(keys.run_evidence(run_id))
+        assert written is None, "the note was written before the stop: nothing left to catch up"
+        async with engine.begin() as conn:
+            times = ("created_at", "started_at", "updated_at", "ended_at")
+            row = (await conn.execute(select(*(runs.c[c] for c in times)).where(runs.c.id == run_id))).one()
+            earlier = {c: at - timedelta(hours=2) for c, at in zip(times, row, strict=True)}
+            await conn.execute(update(runs).where(runs.c.id == run_id).values(**earlier))
+    finally:
+        await engine.dispose()
+
+
+async def test_the_full_log_of_a_datakitchen_log_longer_than_the_bot_keeps_pages_the_whole_export(
+    tmp_path: Path,
+) -> None:
+    """25,005 log entries: the details' log is kept from its end (20,000 lines) for the thread, and the Full log
+    pages through the whole log, read from DataKitchen's full-log export."""
+    async with world(tmp_path, catalog_edit=_unwatched) as w:
+        dk = w.emulators["datakitchen"]
+        dk.state.script(DK_KEY, Outcome(result="fail", queued_s=1, running_s=5, tasks=("extract", "load"),
+                                        failed_tasks=("load",), message="disk full", log_lines=25_000))
+        await w.command("run sales-dashboard", user="U0ALICE")
+        await w.card_saying("queued")
+        w.advance(10)
+        card = await w.card_saying("failed")
+        note = await _evidence(w, card)
+        await w.slack.click(note.channel, note.ts, "run.log", user="U0ALICE")
+        await w.until(lambda: bool(w.slack.open_modals("U0ALICE")), what="the Full log modal")
+        [modal] = w.slack.open_modals("U0ALICE")
+        await w.until(lambda: "Lines" in text_of(w.slack.view(modal.id)), what="the log's last page")
+        last = text_of(w.slack.view(modal.id))
+        assert "Lines 24956–25005 of 25005 (page 501 of 501)" in last, last
+        assert "disk full" in last
+        assert dk.state.requests_to("export_log")
+        await w.slack.click_view(modal.id, "log.earlier", user="U0ALICE")
+        await w.until(lambda: "Lines 24906–24955" in text_of(w.slack.view(modal.id)), what="the earlier page")
+        # the export refused: the lines the details gave are paged instead (the log's last 20,000)
+        dk.state.add_fault(Fault(route="export_log", status=404, times=None))
+        await w.slack.click_view(modal.id, "log.later", user="U0ALICE")
+        await w.until(lambda: "of 20000" in text_of(w.slack.view(modal.id)), what="the kept lines paged")

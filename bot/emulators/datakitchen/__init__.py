@@ -15,7 +15,9 @@
   (``start``, ``count``, ``scount``, ``r`` = recipe as query parameters, as DKCloudCommand sends them,
   or a JSON body with ``recipe``, ``variation``, ``servingsCount``, as DKUtils does; orders carry
   ``order-status``), ``POST /v2/order/details/{kitchen}`` (by ``serving_hid``, ``serving_book_hid`` or
-  ``order_id``; the requested run first; ``log.lines`` entries), ``PUT /v2/serving/stop/{id}``,
+  ``order_id``; the requested run first; ``log.lines`` entries), ``GET
+  /v2/order/export/logs/{kitchen}/{id}`` (the whole log: ``log``, base64 of a zip of its text),
+  ``PUT /v2/serving/stop/{id}``,
   ``PUT /v2/order/resume/{id}`` (a failed run only, named in the body or the path: a new run of the
   same order, the old one becomes ``SERVING_RERAN``), ``PUT /v2/order/pause/{order_id}`` (an
   ``ACTIVE_ORDER`` only) and ``/unpause/`` (a ``PAUSED_ORDER`` only).

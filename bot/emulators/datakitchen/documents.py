@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import zipfile
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -192,6 +195,19 @@ class Documents:
             failed = run.task_phase(task, now) == "failed"
             lines.append(f"{task}: test row_count {'FAILED (0 rows)' if failed else 'passed'}")
         return "\n" + "\n".join(lines) + "\n"
+
+    def full_log(self, run: EmuRun) -> str:
+        """``GET v2/order/export/logs``' ``log``: base64 of a zip whose first file is the whole log's text, as
+        DKCloudCommand's ``orderrun_detail(full_log=True)`` decodes it (``DKFileEncode.b64decode``, then
+        ``DKZipHelper.unzip_first_file_as_string_or_unicode``). No source shows the text itself: its lines are the
+        log entries as DKCloudCommand prints the details' (``datetime | record_type | thread_name | message``)
+        and the file's name ``<order run>.log`` (assumptions)."""
+        items = ("datetime", "record_type", "thread_name", "message")
+        text = "\n".join(" | ".join(str(entry.get(k, "")) for k in items) for entry in self._log(run)) + "\n"
+        packed = io.BytesIO()
+        with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{run.run_id}.log", text)
+        return base64.b64encode(packed.getvalue()).decode("ascii")
 
     def _log(self, run: EmuRun) -> list[dict[str, Any]]:
         """Log entries: each node's start and end, and the outcome's message on the nodes that failed."""

@@ -97,6 +97,7 @@ class DataKitchenEmulator(EmulatorServer):
             route("GET", "/v2/order/servings/{kitchen}/{order_id}", "status", self.on_servings),
             route("GET", "/v2/order/status/{kitchen}", "list", self.on_order_status),
             route("POST", "/v2/order/details/{kitchen}", "details", self.on_details),
+            route("GET", "/v2/order/export/logs/{kitchen}/{orderrun_id}", "export_log", self.on_export_log),
             route("PUT", "/v2/serving/stop/{orderrun_id}", "stop", self.on_stop),
             route("PUT", "/v2/order/resume/{orderrun_id}", "resume", self.on_resume),
             route("PUT", "/v2/order/pause/{order_id}", "pause", self.on_pause),
@@ -355,6 +356,13 @@ class DataKitchenEmulator(EmulatorServer):
             "orders": [self.documents.order(o) for o in orders.values()],
             "servings": [self.documents.detail(r, ask) for r in runs],
         }))
+
+    async def on_export_log(self, request: web.Request) -> web.StreamResponse:
+        kitchen, hid = request.match_info["kitchen"], request.match_info["orderrun_id"]
+        run = self.documents.run(hid)
+        if run is None or self.orders[str(run.extra["order_id"])].kitchen != kitchen:
+            return error(f"Order run {hid} not found in kitchen {kitchen}", 404)
+        return json_response(self.keep("export_log", {"log": self.documents.full_log(run)}))
 
     async def on_stop(self, request: web.Request) -> web.StreamResponse:
         body = await read_body(request)

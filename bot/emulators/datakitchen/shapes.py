@@ -92,6 +92,8 @@ SOURCED_REQUESTS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         "serving_hid", "serving_book_hid", "logs", "servingjson", "summary", "testresults", "timingresults",
         "status", "runstatus", "disp_order_id", "disp_orderrun_id",
     })),
+    # DKCloudAPI.get_order_run_full_log (a GET with no body)
+    "export_log": (frozenset(), frozenset()),
     # DKCloudAPI.orderrun_stop
     "stop": (frozenset(), frozenset({"serving_hid", "kitchen_name"})),
     # DKCloudAPI.order_resume; DKUtils DataKitchenClient.resume_order_run
@@ -133,6 +135,7 @@ SOURCED_FIELDS: dict[str, frozenset[str]] = {
     "log": frozenset({"lines"}),  # DKCloudCommandRunner._get_logs_from_order_run
     # DKCloudCommandRunner._get_logs_from_order_run; DKUtils OrderRunMonitor.parse_log_entry
     "log_line": frozenset({"datetime", "record_type", "thread_name", "message", "node"}),
+    "export_log": frozenset({"log"}),  # DKCloudAPI.get_order_run_full_log returns rdict["log"]
     "resume": frozenset({"order_id"}),  # DKCloudAPI.order_resume; DKUtils resume_and_monitor_orders
     "stop": frozenset(),  # DKCloudAPI.orderrun_stop reads nothing but a JSON object
     "pause": frozenset(),  # DKApiHelper.order_pause / order_unpause read nothing but a JSON object

@@ -21,7 +21,7 @@ from bot.errors import (
     ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunLog, RunState, RunStatus, Triggered
+from bot.models import RunLog, RunLogPage, RunState, RunStatus, Triggered
 from bot.providers._http import Call, RetryPolicy, Sleep, loads
 from bot.providers.base import Capability, ProviderClient
 from bot.providers.datakitchen.answers import (
@@ -43,7 +43,7 @@ from bot.providers.datakitchen.answers import (
 )
 from bot.providers.datakitchen.batches import kitchen_statuses, order_pages
 from bot.providers.datakitchen.config import Connection, Job
-from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of, log_of
+from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of, export_page, log_of
 from bot.providers.datakitchen.session import Clock, _Session
 
 _MAX_ORDER_PAGES = 10
@@ -262,6 +262,26 @@ class Client(ProviderClient[Connection, Job]):
         _, hid = await self._serving_hid(job, run_id)
         detail = await self._details(job, hid, f"read the log of order run {hid}", tests=True)
         return log_of(detail, self.caller.redactor.snapshot(), hid)
+
+    async def run_log_page(self, job: Job, run_id: str, page: int, size: int) -> RunLogPage:
+        """A page of the order run's whole log, from the full-log export DKCloudCommand reads for ``dk
+        orderrun-info --full_log`` (``DKCloudAPI.get_order_run_full_log``: ``GET
+        v2/order/export/logs/{kitchen}/{order_run_id}``, ``log``: base64 of a zip of the text)."""
+        _, hid = await self._serving_hid(job, run_id)
+        what = f"export the whole log of order run {hid}"
+        call = Call("GET", f"v2/order/export/logs/{self._seg(job.kitchen)}/{self._seg(hid)}", what)
+        body = await self._body(call)
+        encoded = body.get("log") if isinstance(body, dict) else None
+        if not isinstance(encoded, str):
+            raise self.caller.error(
+                ProviderResponseError, f"DataKitchen's answer to {what} has no log: {self.caller.excerpt(body, 200)!r}"
+            )
+        redact = self.caller.redactor.snapshot()
+        try:  # off the event loop: inflating a long log takes a while
+            return await asyncio.to_thread(export_page, encoded, page, size, redact, hid)
+        except ValueError as exc:
+            refused = f"DataKitchen's answer to {what} is not a log: {exc}"
+            raise self.caller.error(ProviderResponseError, refused) from exc
 
     def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus:
         """One order run (an entry of ``servings``) as a RunStatus."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
+import itertools
+import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from bot.models import RunLog, RunState, TaskStatus
+from bot.models import RunLog, RunLogPage, RunState, TaskStatus
 from bot.providers.base import LOG_KEEP_LINES
 from bot.providers.datakitchen.answers import _MESSAGE_LIMIT, _cut, _words, node_state
 
@@ -65,15 +68,25 @@ def _log_lines(detail: Mapping[str, Any], keep: int = _LOG_KEEP_LINES) -> list[_
     orderrun_detail prints these entries, DKUtils' OrderRunMonitor reads ``record_type``, ``node`` and
     ``message``). A list of lines or entries, plain text or base64 zlib text are read too (assumption).
     """
+    return _read_log(detail, keep)[0]
+
+
+def _read_log(detail: Mapping[str, Any], keep: int) -> tuple[list[_Line], bool]:
+    """``_log_lines``, and whether it left lines out (the log is longer than ``keep`` lines or ``_LOG_KEEP``
+    characters)."""
     raw = detail.get("log", detail.get("logs"))
     if isinstance(raw, dict) and isinstance(raw.get("lines"), list):
         raw = raw["lines"]
     if isinstance(raw, list):
-        return _tail([line for line in (_entry_line(e) for e in raw[-keep:]) if line.text], keep)
+        read = [line for line in (_entry_line(e) for e in raw[-keep:]) if line.text]
+        kept = _tail(read, keep)
+        return kept, len(raw) > keep or len(kept) < len(read)
     if isinstance(raw, str):
-        text = _maybe_compressed(raw)[-_LOG_KEEP:]
-        return _tail([_Line(line.strip()) for line in text.splitlines()[-keep:] if line.strip()], keep)
-    return []
+        text = _maybe_compressed(raw)
+        read = [_Line(line.strip()) for line in text[-_LOG_KEEP:].splitlines()[-keep:] if line.strip()]
+        kept = _tail(read, keep)
+        return kept, len(text) >= _LOG_KEEP or len(kept) < len(read) or text.count("\n") >= keep
+    return [], False
 
 
 def _tail(lines: list[_Line], keep: int = _LOG_KEEP_LINES) -> list[_Line]:
@@ -160,11 +173,47 @@ def _failure_message(
 def log_of(detail: Mapping[str, Any], redact: Callable[[str], str], hid: str) -> RunLog:
     """An order run's whole log for the failure's thread and its Full log: the entries of ``log.lines`` (the
     details DKCloudCommand's ``orderrun_detail`` asks for), each ``record_type message``, its node named, redacted."""
-    lines = _log_lines(detail, LOG_KEEP_LINES)
+    lines, cut = _read_log(detail, LOG_KEEP_LINES)
     texts = [redact(f"[{line.node}] {line.text}" if line.node else line.text) for line in lines]
     # DKCloudCommandRunner.orderrun_detail prints ``testresults`` as text after the log ("TEST RESULTS")
     tests = detail.get("testresults")
     if isinstance(tests, str) and tests.strip():
         texts += ["TEST RESULTS"] + [redact(line.rstrip()) for line in tests.splitlines() if line.strip()]
     source = f"DataKitchen POST v2/order/details ({hid}: summary, logs, testresults)"
-    return RunLog(tuple(texts[-LOG_KEEP_LINES:]), source, len(texts) > LOG_KEEP_LINES)
+    return RunLog(tuple(texts[-LOG_KEEP_LINES:]), source, cut or len(texts) > LOG_KEEP_LINES)
+
+
+def export_page(encoded: str, page: int, size: int, redact: Callable[[str], str], hid: str) -> RunLogPage:
+    """Page ``page`` from the end (``size`` lines, clamped to the pages there are) of an order run's whole log as
+    ``GET v2/order/export/logs`` gives it: base64 of a zip whose first file is the log's text (DKCloudCommand's
+    ``orderrun_detail(full_log=True)``: ``DKFileEncode.b64decode``, ``DKZipHelper.unzip_first_file_as_string_or_
+    unicode``). Read as a stream twice, to count its lines and to take the page's (each redacted), never held
+    whole, and no further than ``_LOG_INFLATE`` bytes once inflated (a longer log's pages end there). Blocking: run
+    it in a thread. Raises ``ValueError`` for an answer of another shape."""
+    try:
+        data = base64.b64decode(encoded, validate=True)
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (binascii.Error, zipfile.BadZipFile) as exc:
+        raise ValueError(f"not base64 of a zip: {exc}") from exc
+    if not members:
+        raise ValueError("a zip with no file")
+
+    def lines() -> Iterator[str]:
+        read = 0
+        with archive.open(members[0]) as raw:
+            for line in io.TextIOWrapper(raw, encoding="utf-8", errors="replace"):
+                read += len(line)
+                if read > _LOG_INFLATE:
+                    return
+                if line.strip():
+                    yield line.rstrip()
+
+    total = sum(1 for _ in lines())
+    pages = max(1, -(-total // size))
+    page = min(max(page, 0), pages - 1)
+    end = total - page * size
+    start = max(0, end - size)
+    shown = tuple(redact(line) for line in itertools.islice(lines(), start, end))
+    source = f"DataKitchen GET v2/order/export/logs ({hid})"
+    return RunLogPage(lines=shown, first=start + 1, total=total, page=page, pages=pages, source=source)

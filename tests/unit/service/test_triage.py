@@ -72,7 +72,7 @@ class Fakes:
         return self.log
 
     # the reporter
-    async def run_evidence(self, run: RunRecord, evidence: Evidence) -> None:
+    async def run_evidence(self, run: RunRecord, evidence: Evidence, *, thread: str | None = None) -> None:
         self.told.append(evidence)
         self.written.add(keys.run_evidence(run.id))
 

@@ -22,6 +22,7 @@ from bot.errors import ProviderError, ProviderResponseError
 from bot.providers import invision
 from bot.providers._http import MAX_BODY_BYTES, Call, HttpCaller
 from bot.providers.base import ProviderClient
+from bot.providers.shards import ShardedTransport
 from tests.contract.cases import ProviderCase
 from tests.contract.conftest import SleepRecorder
 
@@ -268,3 +269,21 @@ async def test_a_connection_keeps_alive_every_connection_its_concurrency_opens()
             await client.aclose()
     assert len(peers) == 2 * calls
     assert len(set(peers)) == calls
+
+
+async def test_the_small_pools_count_a_connection_busy_until_its_answer_is_read_or_closed() -> None:
+    """The least busy small pool takes each request: a count left behind (an answer closed unread, a refused
+    connection) would steer requests away from a pool for ever, and pile them onto the others."""
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"rows": list(range(1000))})
+
+    transport = ShardedTransport(20)
+    async with Server(answer) as server, httpx.AsyncClient(base_url=server.url, transport=transport) as http:
+        read = await asyncio.gather(*(http.get(f"r/{i}") for i in range(20)))
+        assert {r.status_code for r in read} == {200}
+        async with http.stream("GET", "unread") as unread:
+            assert unread.status_code == 200 and sum(transport.busy) == 1
+        assert sum(transport.busy) == 0
+        with pytest.raises(httpx.ConnectError):
+            await http.get("http://127.0.0.1:1/nothing-listens")
+    assert len(transport.shards) == 3 and transport.busy == [0, 0, 0]

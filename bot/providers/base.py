@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from bot.errors import OperationNotSupported
 from bot.models import RunLog, RunLogPage, RunStatus, Stats, Triggered, TriggerLimit
 from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep, _default_error_text
+from bot.providers.shards import ShardedTransport, tls_context
 
 #: the most lines of a run's log a client keeps (from its end): a Full log pages through these
 LOG_KEEP_LINES = 20_000
@@ -126,6 +127,10 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
             timeout=httpx.Timeout(connection.timeout_seconds, connect=min(10.0, connection.timeout_seconds)),
             auth=self._auth(),
             http2=self.http2,
+            limits=_limits(connection.max_concurrency),
+            verify=tls_context(),
+            # small pools (bot/providers/shards.py); a proxy from the environment, where set, takes precedence
+            mounts={"all://": ShardedTransport(connection.max_concurrency + SPARE_CONNECTIONS, http2=self.http2)},
             # the encodings read_capped inflates itself, whatever httpx would offer with brotli or zstd installed
             headers={"accept": "application/json", "accept-encoding": ACCEPT_ENCODING, "user-agent": "pipeline-bot"},
         )
@@ -285,3 +290,15 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
 def _with_slash(url: str) -> str:
     """httpx joins relative paths onto the base URL's path only when it ends with a slash."""
     return url if url.endswith("/") else url + "/"
+
+
+#: connections a client may open beyond its ``max_concurrency`` status calls: triggers, logs and lists made meanwhile
+SPARE_CONNECTIONS = 16
+
+
+def _limits(max_concurrency: int) -> httpx.Limits:
+    """As many connections kept alive as may be open (for a proxy from the environment: the small pools have their
+    own). httpcore 1.0 closes an idle connection whenever its pool holds more connections, busy or idle, than its
+    keep-alive limit (httpx's default 20): with 64 status calls in flight every burst reopened connections."""
+    most = max_concurrency + SPARE_CONNECTIONS
+    return httpx.Limits(max_connections=most, max_keepalive_connections=most, keepalive_expiry=5.0)

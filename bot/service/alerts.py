@@ -17,6 +17,7 @@ Slack side writes the messages to the store for the delivery loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -70,6 +71,7 @@ class Alerter:
         self.metrics = metrics or Metrics()
         self._failing: set[str] = set()  # connections known to be failing: keeps a healthy poll free of writes
         self._loaded = False
+        self._loading = asyncio.Lock()  # the first tick's thousands of polls read the failing connections once
 
     # -- failures ---------------------------------------------------------------------------
 
@@ -239,9 +241,12 @@ class Alerter:
                 )
 
     async def _load(self) -> None:
-        if not self._loaded:
-            self._failing = {h.connection for h in await self.store.alerting.failing_connections()}
-            self._loaded = True
+        if self._loaded:
+            return
+        async with self._loading:
+            if not self._loaded:
+                self._failing = {h.connection for h in await self.store.alerting.failing_connections()}
+                self._loaded = True
 
     def _any_channel(self, connection: str) -> str | None:
         for pipeline in self.catalog.pipelines.values():

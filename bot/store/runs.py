@@ -108,24 +108,38 @@ class RunStore:
             raise
 
     async def record_status(
-        self, run_id: int, status: RunStatus, *, now: datetime, next_poll_at: datetime | None
+        self, run_id: int, status: RunStatus, *, now: datetime, next_poll_at: datetime | None,
+        read: RunRecord | None = None,
     ) -> Transition | None:
         """Store what the provider said; returns a Transition when anything a person sees changed.
 
         The poller and the watcher may record the same run at once: the write is conditional on the run
-        not having changed since it was read (``polls`` counts writes), so one change is reported once.
+        not having changed since it was read (``polls`` counts the writes of a status, and every other writer
+        that ends a run or moves it out of polling changes ``final`` or ``state``), so one change is reported once.
+        ``read``: the run as its poll claimed it, written against without reading it again (one statement for a
+        poll that changes nothing, the common case at scale); if it changed meanwhile, it is read again.
         """
         for _ in range(5):
             async with self.engine.begin() as conn:
-                row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
-                if row is None:  # a watched copy absorbed by the run that started it
-                    return None
-                before = run_of_row(row)
+                if read is not None:
+                    before, read = read, None
+                else:
+                    row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+                    if row is None:  # a watched copy absorbed by the run that started it
+                        return None
+                    before = run_of_row(row)
                 if before.final:  # an ended run stays ended, whatever a stale answer says
                     return None
                 values = _status_values(before, status, now, next_poll_at)
                 result = await conn.execute(
-                    update(runs).where(runs.c.id == run_id, runs.c.polls == before.polls).values(**values)
+                    update(runs)
+                    .where(
+                        runs.c.id == run_id,
+                        runs.c.polls == before.polls,
+                        runs.c.final.is_(False),
+                        runs.c.state == before.state.value,
+                    )
+                    .values(**values)
                 )
                 if result.rowcount != 1:
                     continue  # someone recorded this run meanwhile: read it again
@@ -140,8 +154,10 @@ class RunStore:
                 )
                 if before.state != status.state.value or before.raw_status != values["raw_status"]:
                     await add_event(conn, run_id, now, status.state.value, values["raw_status"], status.message)
+                if not visible:  # nobody is told: the run need not be read back
+                    return None
                 after = await fetch_run(conn, run_id)
-            return Transition(after, before.state, after.state) if visible else None
+            return Transition(after, before.state, after.state)
         raise RuntimeError(f"run {run_id} kept changing while its status was recorded")
 
     async def record_poll_error(self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> RunRecord:
@@ -246,6 +262,19 @@ class RunStore:
     async def in_flight(self, limit: int = 200) -> list[RunRecord]:
         query = select(runs).where(runs.c.final.is_(False)).order_by(runs.c.id).limit(limit)
         return await select_runs(self.engine, query)
+
+    async def ages(self, limit: int = 5000) -> list[tuple[int, str | None, datetime, datetime | None]]:
+        """Id, pipeline, created and started times of the runs in flight whose status is known: what the stuck
+        check needs to judge them, without reading thousands of whole runs (their tasks, extra fields, job) every
+        tick."""
+        query = (
+            select(runs.c.id, runs.c.pipeline, runs.c.created_at, runs.c.started_at)
+            .where(runs.c.final.is_(False), runs.c.provider_run_id.is_not(None), runs.c.unknown_since.is_(None))
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [(r.id, r.pipeline, r.created_at, r.started_at) for r in await conn.execute(query)]
 
     async def recent(self, pipeline: str, limit: int = 10) -> list[RunRecord]:
         query = select(runs).where(runs.c.pipeline == pipeline).order_by(runs.c.id.desc()).limit(limit)

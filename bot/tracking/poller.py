@@ -243,7 +243,7 @@ class Poller:
             )
         age = now - (run.started_at or run.created_at)
         change = await self.store.runs.record_status(
-            run.id, status, now=now, next_poll_at=now + self.intervals.next_after(age)
+            run.id, status, now=now, next_poll_at=now + self.intervals.next_after(age), read=run
         )
         if change is not None:
             await self.on_change(change)

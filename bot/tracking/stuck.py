@@ -16,7 +16,7 @@ from bot.service.events import StuckRun
 from bot.service.history import percentile
 from bot.service.notify import Notifier
 from bot.store import keys
-from bot.store.records import RunRecord, StoredState
+from bot.store.records import RunRecord, StoredState, run_duration
 from bot.store.store import Store
 
 __all__ = ["StuckDetector", "learned_threshold"]
@@ -56,15 +56,18 @@ class StuckDetector:
         now = self.now()
         warned = 0
         thresholds: dict[str, tuple[timedelta, str] | None] = {}  # once per pipeline per tick
-        for run in await self.store.runs.in_flight(limit=5000):
-            pipeline = self.catalog.pipelines.get(run.pipeline or "")
-            if pipeline is None or run.provider_run_id is None or run.unknown_since is not None:
+        for run_id, name, created, started in await self.store.runs.ages(limit=5000):
+            pipeline = self.catalog.pipelines.get(name or "")
+            if pipeline is None:
                 continue
-            elapsed = run.duration(now)
+            elapsed = run_duration(created, started, None, final=False, now=now)
             if pipeline.name not in thresholds:
                 thresholds[pipeline.name] = await self.threshold(pipeline)
             found = thresholds[pipeline.name]
             if elapsed is None or found is None or elapsed <= found[0]:
+                continue
+            run = await self.store.runs.get(run_id)  # the whole run, for the warning; it may have ended since
+            if run is None or run.final or run.provider_run_id is None or run.unknown_since is not None:
                 continue
             warned += await self._warn(run, pipeline, elapsed, *found)
         self.warned += warned

@@ -91,6 +91,40 @@ async def test_a_provider_error_marks_the_run_unknown_since_the_first_miss(store
     assert back is not None and back.run.unknown_since is None
 
 
+async def test_a_poll_written_against_the_run_it_claimed_reads_it_again_when_it_changed_meanwhile(
+    store: Store,
+) -> None:
+    """The poller writes a status against the run as it claimed it (no read before, none after when nothing a
+    person sees changed); a run ended or recorded by another writer since is read again, never overwritten."""
+    lease = timedelta(seconds=30)
+    running = RunStatus("p-1", RunState.RUNNING, "R")
+    ended = await store.runs.create(new_run(provider_run_id="p-1"), now=NOW, next_poll_at=NOW)
+    watched = await store.runs.create(new_run(provider_run_id="p-2"), now=NOW, next_poll_at=NOW)
+    quiet = await store.runs.create(new_run(provider_run_id="p-3"), now=NOW, next_poll_at=NOW)
+    claimed = {r.id: r for r in await store.runs.claim_due("a", now=NOW, limit=10, lease=lease)}
+    later = NOW + timedelta(seconds=5)
+
+    await store.runs.finish(ended.id, RunState.UNKNOWN, "the bot stopped following it", now=NOW)
+    assert await store.runs.record_status(ended.id, running, now=later, next_poll_at=later, read=claimed[ended.id]) \
+        is None
+    still = await store.runs.get(ended.id)
+    assert still is not None and still.final and still.state == "unknown"
+
+    first = await store.runs.record_status(watched.id, running, now=NOW, next_poll_at=later)  # the watcher
+    assert first is not None and first.after == "running"
+    assert await store.runs.record_status(watched.id, running, now=later, next_poll_at=later,
+                                          read=claimed[watched.id]) is None  # one change, reported once
+    again = await store.runs.get(watched.id)
+    assert again is not None and again.polls == 2 and again.next_poll_at == later
+
+    change = await store.runs.record_status(quiet.id, running, now=later, next_poll_at=later, read=claimed[quiet.id])
+    assert change is not None and change.before == "queued" and change.run.state == "running"
+    assert await store.runs.record_status(quiet.id, running, now=later, next_poll_at=NOW + timedelta(seconds=35),
+                                          read=change.run) is None
+    polled = await store.runs.get(quiet.id)
+    assert polled is not None and polled.next_poll_at == NOW + timedelta(seconds=35) and polled.polls == 2
+
+
 async def test_due_runs_are_claimed_once_until_the_lease_expires(store: Store) -> None:
     for i in range(3):
         await store.runs.create(new_run(provider_run_id=f"p-{i}"), now=NOW, next_poll_at=NOW)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.models import Json
 from bot.store import keys
 from bot.store.records import OutboxItem, OutboxKind
 from bot.store.rows import claim
@@ -41,7 +41,7 @@ class OutboxStore:
         kind: OutboxKind,
         text: str,
         now: datetime,
-        blocks: list[dict[str, Any]] | None = None,
+        blocks: list[Json] | None = None,
         run_id: int | None = None,
         channel: str | None = None,
         card_key: str | None = None,
@@ -208,7 +208,7 @@ async def add_message(
     kind: OutboxKind,
     text: str,
     now: datetime,
-    blocks: list[dict[str, Any]] | None = None,
+    blocks: list[Json] | None = None,
     run_id: int | None = None,
     channel: str | None = None,
     card_key: str | None = None,

@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from bot.models import Json
 from bot.service.views import Page, PageState
 from bot.slack.blocks.card import context
 from bot.slack.text import escape, truncate
 
 __all__ = ["page_line"]
 
-Block = dict[str, Any]
+Block = Json
 MAX_ELEMENTS = 10  # Slack's limit on a context block
 
 

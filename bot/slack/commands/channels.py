@@ -5,12 +5,11 @@ once, with what would work instead; the channel is kept by its id, so a rename l
 
 from __future__ import annotations
 
-from typing import Any
-
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidRequest
+from bot.models import Json
 from bot.slack.text import escape
 
 __all__ = ["postable_channel"]
@@ -28,7 +27,7 @@ async def postable_channel(client: AsyncWebClient, channel: str, *, otherwise: s
         channel_id = await _id_of(client, channel) if channel.startswith("#") else channel
         if channel_id is None:
             raise InvalidRequest(unseen)
-        info: dict[str, Any] = (await client.conversations_info(channel=channel_id)).get("channel") or {}
+        info: Json = (await client.conversations_info(channel=channel_id)).get("channel") or {}
     except SlackApiError as exc:
         error = str(exc.response.get("error") or "")
         if error in ("channel_not_found", "not_in_channel"):

@@ -4,12 +4,11 @@ the channel exists, is not archived, has the bot in it); who may is the service'
 
 from __future__ import annotations
 
-from typing import Any
-
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidRequest
+from bot.models import JsonValue
 from bot.service.permissions import Actor
 from bot.slack.blocks.replies import notice
 from bot.slack.blocks.subscriptions import subscriptions_list
@@ -20,7 +19,7 @@ from bot.store.subscriptions import Level, SubjectKind
 
 __all__ = ["notify_me", "postable_channel", "subscribe", "subscriptions", "unsubscribe"]
 
-Reply = tuple[str, list[Any]]
+Reply = tuple[str, list[JsonValue]]
 _PAGES = 20  # conversations.list pages of 1,000 read at most to find a channel by name
 
 

@@ -11,12 +11,14 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_serializer, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -206,7 +208,7 @@ class Settings(BaseSettings):
     def _database_url_shown(self, url: str) -> str:
         return hide_password(url)
 
-    def __repr_args__(self) -> Any:
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
         # pydantic's repr shows every field as it is: the database URL carries its password
         for name, value in super().__repr_args__():
             yield name, hide_password(value) if name == "database_url" and isinstance(value, str) else value
@@ -427,7 +429,7 @@ def _placed(line: str, env_file: Path | str | None) -> str:
     return f"{env_file}:{found}: {line}" if found else line
 
 
-def _settings_problem(err: Any) -> str:
+def _settings_problem(err: ErrorDetails) -> str:
     """One setting that cannot be read, in plain words: ``PORT: must be a whole number, e.g. 3000`` (the
     example is the setting's default where it has one)."""
     name = str(err["loc"][0]) if err["loc"] else ""

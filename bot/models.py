@@ -10,8 +10,19 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeAlias
 
-__all__ = ["RunLog", "RunLogPage", "RunState", "RunStatus", "Stats", "TaskStatus", "TriggerLimit", "Triggered"]
+__all__ = [
+    "Json", "JsonValue", "RunLog", "RunLogPage", "RunState", "RunStatus", "Stats", "TaskStatus", "TriggerLimit",
+    "Triggered",
+]
+
+#: JSON another system wrote or will read: Slack's payloads and Web API answers, a provider's answers, PagerDuty's
+#: events, a YAML document. Its shape is theirs, so it is typed loosely here and narrowed (isinstance, .get) where
+#: it is read. The one ``Any`` of the bot (tests/unit/test_any.py holds every other module to real types).
+JsonValue: TypeAlias = Any
+#: one JSON object
+Json: TypeAlias = dict[str, JsonValue]
 
 
 class RunState(enum.StrEnum):

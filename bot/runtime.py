@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
@@ -543,8 +542,7 @@ class Runtime:
             raise StartupError(f"cannot listen on {s.host}:{s.port} (HOST, PORT): {reason}") from None
         parts.scheduler.start()
         if parts.socket_mode is not None:
-            handler: Any = parts.socket_mode  # Bolt's handler methods carry no annotations
-            await handler.connect_async()
+            await parts.socket_mode.connect_async()
             log.info("connected to Slack in Socket Mode; health on %s", url)
         else:
             log.info("listening for Slack on %s/slack/events", url)
@@ -575,8 +573,7 @@ class Runtime:
             # posted and not yet recorded, a poll answered and not yet written)
             scheduler.pause()
         if parts.socket_mode is not None:
-            handler: Any = parts.socket_mode  # Bolt's handler methods carry no annotations
-            await handler.close_async()
+            await parts.socket_mode.close_async()
         await parts.http.stop()
         await parts.tasks.drain(grace)
         # let the ticks finish what they claimed, rather than close the clients and the database under them

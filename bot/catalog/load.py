@@ -17,10 +17,11 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 
 from bot.catalog.catalog import Catalog
 from bot.catalog.model import NAME, NO_ESCALATION, Defaults, Pipeline, PipelineSpec, RouteRule
@@ -29,6 +30,7 @@ from bot.catalog.refusals import schedule_problems, watchable
 from bot.catalog.workflows import StepSpec, Workflow, WorkflowSpec, validate_workflow
 from bot.catalog.yaml_text import Loader, duplicate_keys, keys_as_written, line_number, marks, placed, shown
 from bot.errors import ConfigError
+from bot.models import Json, JsonValue
 from bot.ops.plain import plain_error, safe_text
 from bot.ops.redact import MIN_SECRET_LENGTH, Redactor
 from bot.providers.base import ConnectionConfig, JobConfig
@@ -166,7 +168,7 @@ def parse_catalog(raw: object, env: Mapping[str, str], source: str = "pipelines.
 # -- sections ---------------------------------------------------------------------------------
 
 
-def _section(raw: Mapping[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
+def _section(raw: Mapping[str, JsonValue], key: str, problems: list[str]) -> Json:
     value = raw.get(key)
     if value is None:
         return {}
@@ -177,7 +179,7 @@ def _section(raw: Mapping[str, Any], key: str, problems: list[str]) -> dict[str,
 
 
 def _connections(
-    raw: Mapping[str, Any], env: Mapping[str, str], problems: list[str], warnings: list[str]
+    raw: Mapping[str, JsonValue], env: Mapping[str, str], problems: list[str], warnings: list[str]
 ) -> dict[str, ConnectionConfig | None]:
     found: dict[str, ConnectionConfig | None] = {}
     # a variable not set (or "NAME (empty)") → the fields using it: one problem each variable
@@ -234,18 +236,18 @@ def _check_url(
 
 
 def _resolve(
-    entry: Mapping[str, Any],
+    entry: Mapping[str, JsonValue],
     env: Mapping[str, str],
     path: str,
     model: type[ConnectionConfig],
     problems: list[str],
     reported: set[str],
     unset: dict[str, list[str]],
-) -> dict[str, Any]:
+) -> Json:
     """Substitute ``${NAME}``; secret fields must come from the environment, never the file.
 
     A field left out for a problem reported here is added to ``reported`` (it is not "required" too)."""
-    resolved: dict[str, Any] = {}
+    resolved: Json = {}
     for key, value in entry.items():
         field = model.model_fields.get(key)
         secret = field is not None and _is_secret(field.annotation)
@@ -293,8 +295,8 @@ def _is_secret(annotation: object) -> bool:
 
 
 def _pipelines(
-    raw: Mapping[str, Any],
-    top: Mapping[str, Any],
+    raw: Mapping[str, JsonValue],
+    top: Mapping[str, JsonValue],
     connections: Mapping[str, ConnectionConfig | None],
     defaults: Defaults,
     problems: list[str],
@@ -361,7 +363,7 @@ def _pipelines(
     return found
 
 
-def _declared_provider(top: Mapping[str, Any], conn_name: str) -> str | None:
+def _declared_provider(top: Mapping[str, JsonValue], conn_name: str) -> str | None:
     entry = (top.get("connections") or {}).get(conn_name)
     kind = entry.get("provider") if isinstance(entry, dict) else None
     return kind if isinstance(kind, str) and kind in PROVIDERS else None
@@ -399,7 +401,7 @@ def _escalation_delay(spec: PipelineSpec, defaults: Defaults) -> timedelta | Non
 
 
 def _workflows(
-    raw: Mapping[str, Any],
+    raw: Mapping[str, JsonValue],
     pipelines: Mapping[str, Pipeline],
     broken: Collection[str],
     defaults: Defaults,
@@ -458,7 +460,7 @@ def _workflow_spec(path: str, entry: object, problems: list[str]) -> tuple[Workf
             "{ingest: {pipeline: orders-eu}}"
         )
         return None, set()
-    valid: dict[str, Any] = {}
+    valid: Json = {}
     broken: set[str] = set()
     for step_name, raw_step in raw_steps.items():
         step = _validate(StepSpec, raw_step, f"{path}.steps.{step_name}", problems)
@@ -584,7 +586,7 @@ def _validate(
         return None
 
 
-def _misspelt(errors: Iterable[Any], model: type[BaseModel], names: list[str]) -> set[tuple[int | str, ...]]:
+def _misspelt(errors: Iterable[ErrorDetails], model: type[BaseModel], names: list[str]) -> set[tuple[int | str, ...]]:
     """The places of required keys that are missing because they were misspelt (``river_idd:`` for
     ``river_id:``): the unknown key's "did you mean" says it, "is required" as well would be the mistake twice."""
     found = set()
@@ -614,7 +616,7 @@ def _models_in(annotation: object) -> list[type[BaseModel]]:
     return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
-def _line(path: str, err: Any, names: list[str]) -> str:
+def _line(path: str, err: ErrorDetails, names: list[str]) -> str:
     loc = ".".join(str(p) for p in err["loc"])
     where = f"{path}.{loc}" if loc else path
     if err["type"] == "extra_forbidden":

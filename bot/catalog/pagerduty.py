@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import SecretStr
+
+from bot.models import JsonValue
 
 __all__ = ["KEY_LENGTH", "PagerDutyService", "pagerduty_of"]
 
@@ -38,7 +39,9 @@ class PagerDutyService:
         return f"PagerDutyService(routing_key=${{{self.variable}}}, url={self.url!r})"
 
 
-def pagerduty_of(value: Any, path: str, env: Mapping[str, str], problems: list[str]) -> PagerDutyService | bool | None:
+def pagerduty_of(
+    value: JsonValue, path: str, env: Mapping[str, str], problems: list[str]
+) -> PagerDutyService | bool | None:
     """The service ``value`` names; ``False`` for an opt-out; None when absent or wrong (each problem appended as
     ``path.field: what to do``, never showing the key)."""
     if value is None:

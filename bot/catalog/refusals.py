@@ -8,10 +8,10 @@ with a log line only. Both are problems here, with the path to fix.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
 
 from bot.catalog.model import ParameterSpec, Pipeline, Schedule
 from bot.catalog.workflows import Workflow
+from bot.models import JsonValue
 from bot.providers.base import Capability, ConnectionConfig
 from bot.providers.registry import PROVIDERS, provider
 
@@ -20,8 +20,8 @@ __all__ = ["schedule_problems", "watchable"]
 
 def watchable(
     pipelines: Mapping[str, Pipeline],
-    written: Mapping[str, Any],
-    declared: Mapping[str, Any],
+    written: Mapping[str, JsonValue],
+    declared: Mapping[str, JsonValue],
     connections: Mapping[str, ConnectionConfig | None],
     problems: list[str],
     warnings: list[str],
@@ -61,7 +61,7 @@ def watchable(
 
 
 def _cannot_list(
-    kind: str, conn_name: str, declared: Mapping[str, Any], connections: Mapping[str, ConnectionConfig | None]
+    kind: str, conn_name: str, declared: Mapping[str, JsonValue], connections: Mapping[str, ConnectionConfig | None]
 ) -> str | None:
     """Why the connection ``conn_name`` of provider ``kind`` cannot list runs; None when it can."""
     client = provider(kind).client

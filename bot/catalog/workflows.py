@@ -11,11 +11,12 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from bot.catalog.model import Channel, Duration, ParameterSpec, Pipeline, Principal, RetryPolicy, Schedule
+from bot.models import JsonValue
 
 __all__ = [
     "ApprovalSpec",
@@ -127,7 +128,7 @@ def validate_workflow(
     name: str,
     spec: WorkflowSpec,
     pipelines: Mapping[str, Pipeline],
-    accepts: Mapping[str, Any],
+    accepts: Mapping[str, JsonValue],
     *,
     also_steps: set[str] | None = None,
     also_pipelines: Collection[str] = (),
@@ -169,7 +170,7 @@ def validate_workflow(
 
 
 def _step_parameters(
-    where: str, step: StepSpec, pipeline: Pipeline, spec: WorkflowSpec, accepts: Mapping[str, Any]
+    where: str, step: StepSpec, pipeline: Pipeline, spec: WorkflowSpec, accepts: Mapping[str, JsonValue]
 ) -> list[str]:
     problems = []
     client = accepts.get(pipeline.provider)

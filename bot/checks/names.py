@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -17,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.catalog import Catalog
 from bot.errors import StartupError
+from bot.models import Json, JsonValue
 
 __all__ = [
     "Directory",
@@ -63,7 +63,7 @@ def rewrite(catalog: Catalog, f: Mapper) -> Catalog:
         )
         for name, p in catalog.pipelines.items()
     }
-    workflows: dict[str, Any] = {}
+    workflows: Json = {}
     for name, w in catalog.workflows.items():
         steps = {}
         for step_name, step in w.steps.items():
@@ -76,7 +76,7 @@ def rewrite(catalog: Catalog, f: Mapper) -> Catalog:
     return dataclasses.replace(catalog, defaults=defaults, routes=routes, pipelines=pipelines, workflows=workflows)
 
 
-def _entry(path: str, entry: Any, f: Mapper) -> Any:
+def _entry(path: str, entry: JsonValue, f: Mapper) -> JsonValue:
     return dataclasses.replace(
         entry, channel=_one(f"{path}.channel", entry.channel, f), owners=_all(f"{path}.owners", entry.owners, f),
         allow_run=_all(f"{path}.allow_run", entry.allow_run, f),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -22,8 +21,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.catalog.catalog import Catalog
 from bot.checks.names import Directory, Names, is_name, names_in, resolve_names
 from bot.errors import ProviderAuthError, ProviderError
+from bot.models import Json
 from bot.providers._http import RetryPolicy
-from bot.providers.base import ConnectionConfig, ProviderClient
+from bot.providers.base import ConnectionConfig, SomeClient
 from bot.providers.registry import provider
 
 __all__ = ["DEADLINE", "Result", "online_checks", "render"]
@@ -69,7 +69,7 @@ async def _connection(name: str, connection: ConnectionConfig, catalog: Catalog)
     if pipeline is None:
         return Result(item, True, "not tried: no pipeline uses it")
     cls = provider(connection.provider).client
-    client: ProviderClient[Any, Any] = cls(name, connection, retry=RetryPolicy(attempts=1))
+    client: SomeClient = cls(name, connection, retry=RetryPolicy(attempts=1))
     try:
         said = await client.probe(pipeline.job)
     except ProviderAuthError as exc:
@@ -108,7 +108,7 @@ class _Slack:
     def __init__(self, client: AsyncWebClient, catalog: Catalog, names: Names) -> None:
         self.client, self.catalog, self.names = client, catalog, names
         self.bot = "@bot"
-        self._groups: asyncio.Task[dict[str, Any]] | None = None
+        self._groups: asyncio.Task[Json] | None = None
         self._directory: asyncio.Task[Directory] | None = None
 
     async def auth(self) -> Result:
@@ -125,8 +125,8 @@ class _Slack:
             self._directory = asyncio.ensure_future(resolve_names(self.client, self.catalog))
         return await asyncio.shield(self._directory)
 
-    async def groups(self) -> dict[str, Any]:
-        async def fetch() -> dict[str, Any]:
+    async def groups(self) -> Json:
+        async def fetch() -> Json:
             answer = await self.client.usergroups_list()
             return {g["id"]: g for g in answer.get("usergroups") or []}
 

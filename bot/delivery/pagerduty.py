@@ -19,12 +19,13 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 from pydantic import SecretStr
 
 from bot.errors import ProviderError, ProviderRejected, ProviderResponseError, ProviderUnavailable
+from bot.models import Json, JsonValue
 from bot.ops.redact import Redactor
 from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep, loads
 
@@ -75,7 +76,7 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _scrub(value: Any, redact: Callable[[str], str]) -> Any:
+def _scrub(value: JsonValue, redact: Callable[[str], str]) -> JsonValue:
     """Every string in a JSON-like value redacted (keys too: a provider's words may be anywhere)."""
     if isinstance(value, str):
         return redact(value)
@@ -93,27 +94,27 @@ def build_event(
     summary: str = "",
     source: str = "",
     severity: Severity = "error",
-    custom_details: Mapping[str, Any] | None = None,
+    custom_details: Mapping[str, JsonValue] | None = None,
     links: Sequence[Link] = (),
     timestamp: datetime | None = None,
     component: str = "",
     client: str = "pipeline-bot",
     client_url: str = "",
     redact: Callable[[str], str] = lambda text: text,
-) -> dict[str, Any]:
+) -> Json:
     """The event for ``action`` on alert ``dedup_key``, without ``routing_key``. A trigger carries the payload,
     links and client; an acknowledge or resolve only the dedup key, as PagerDuty's examples do. Texts are redacted
     before the summary is cut (half a secret is no longer recognised). ``ValueError``: the event would be refused."""
     if not dedup_key.strip() or len(dedup_key) > MAX_DEDUP_KEY:
         raise ValueError(f"dedup_key must be 1 to {MAX_DEDUP_KEY} characters, not {len(dedup_key)}")
-    event: dict[str, Any] = {"event_action": action, "dedup_key": dedup_key}
+    event: Json = {"event_action": action, "dedup_key": dedup_key}
     if action != "trigger":
         return event
     if not summary.strip() or not source.strip():
         raise ValueError("a trigger needs a summary and a source (PagerDuty refuses it without either)")
     if severity not in _SEVERITIES:
         raise ValueError(f"severity must be one of {', '.join(_SEVERITIES)}, not {severity!r}")
-    payload: dict[str, Any] = {
+    payload: Json = {
         "summary": _cut(redact(summary), MAX_SUMMARY),
         "source": redact(source),
         "severity": severity,
@@ -198,7 +199,7 @@ class PagerDutyEvents:
         summary: str,
         source: str,
         severity: Severity = "error",
-        custom_details: Mapping[str, Any] | None = None,
+        custom_details: Mapping[str, JsonValue] | None = None,
         links: Sequence[Link] = (),
         *,
         timestamp: datetime | None = None,
@@ -217,7 +218,7 @@ class PagerDutyEvents:
     async def resolve(self, routing_key: SecretStr, dedup_key: str) -> Accepted:
         return await self._send(routing_key, build_event("resolve", dedup_key), f"resolve alert {dedup_key}")
 
-    async def _send(self, routing_key: SecretStr, event: dict[str, Any], what: str) -> Accepted:
+    async def _send(self, routing_key: SecretStr, event: Json, what: str) -> Accepted:
         self.caller.redactor.add(routing_key.get_secret_value())
         call = Call("POST", self.url, what, json={"routing_key": routing_key.get_secret_value(), **event})
         try:

@@ -18,12 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.delivery.steps import StepCompletions
+from bot.models import Json, JsonValue
 from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
 from bot.ops.ticks import TickGuard
@@ -307,7 +308,7 @@ class Deliverer:
             if ts is None:
                 await self.store.outbox.attempt(item.id, now=self.now())
                 self.pacer.take(channel)
-                kwargs: dict[str, Any] = {"thread_ts": item.thread_ts} if item.kind == OutboxKind.THREAD else {}
+                kwargs: Json = {"thread_ts": item.thread_ts} if item.kind == OutboxKind.THREAD else {}
                 answer = await self._call(
                     "chat.postMessage",
                     channel=channel,
@@ -344,7 +345,7 @@ class Deliverer:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    async def _call(self, method: str, **kwargs: Any) -> Any:
+    async def _call(self, method: str, **kwargs: JsonValue) -> AsyncSlackResponse:
         """One Web API call, counted by method and outcome."""
         try:
             answer = await self.client.api_call(method, json=kwargs)
@@ -416,7 +417,7 @@ class Deliverer:
             return True
         return False
 
-    async def _paced(self, channel: str, defer: Callable[[], Any]) -> bool:
+    async def _paced(self, channel: str, defer: Callable[[], Awaitable[object]]) -> bool:
         if self.pacer.wait_time(channel) > 0:
             await defer()
             return False
@@ -436,10 +437,10 @@ class Deliverer:
         thread for a reply (a channel's history does not hold replies)."""
         if since is None:
             return None, channel
-        query: dict[str, Any] = {
+        query: Json = {
             "channel": channel, "oldest": f"{since.timestamp() - 5:.6f}", "include_all_metadata": True, "limit": 200
         }
-        read: Callable[..., Awaitable[Any]] = self.client.conversations_history
+        read: Callable[..., Awaitable[AsyncSlackResponse]] = self.client.conversations_history
         if thread is not None:
             read, query["ts"] = self.client.conversations_replies, thread
         cursor = ""
@@ -452,7 +453,7 @@ class Deliverer:
                 # no history scope, not in the channel: post again (at least once)
                 log.warning("cannot check %s for an earlier post: %s", channel, exc)
                 return None, channel
-            messages: list[dict[str, Any]] = answer.get("messages") or []
+            messages: list[Json] = answer.get("messages") or []
             for message in messages:
                 meta = message.get("metadata") or {}
                 if meta.get("event_type") == event_type and (meta.get("event_payload") or {}).get(field_name) == value:

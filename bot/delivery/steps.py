@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.store import keys
 from bot.store.records import OutboxItem
@@ -25,7 +25,7 @@ class StepCompletions:
     def __init__(
         self,
         store: Store,
-        call: Callable[..., Awaitable[Any]],
+        call: Callable[..., Awaitable[AsyncSlackResponse]],
         now: Callable[[], datetime],
         retry_wait: Callable[[SlackApiError], float | None],
         backoff: Callable[[int], datetime],

@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -49,6 +48,7 @@ from bot.emulators.rivery import RiveryEmulator
 from bot.emulators.slack import FakeSlack
 from bot.emulators.tailer import TailerEmulator
 from bot.errors import ConfigError
+from bot.models import JsonValue
 from bot.ops.logs import setup_logging
 from bot.runtime import Runtime
 from bot.service.permissions import Actor
@@ -114,7 +114,7 @@ DEFAULT_OUTCOME = Outcome(queued_s=1, running_s=4)
 
 def job_key(pipeline: Pipeline) -> str:
     """The id an emulator files a pipeline's runs under (its ``EmulatorState.script`` key)."""
-    job: Mapping[str, Any] = pipeline.job.model_dump()
+    job: Mapping[str, JsonValue] = pipeline.job.model_dump()
     if pipeline.provider == "rivery":
         return str(job["river_id"])
     if pipeline.provider == "datakitchen":

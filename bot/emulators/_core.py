@@ -17,13 +17,15 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeAlias
 
 __all__ = [
     "Clock",
     "EmuRun",
     "EmulatorState",
     "Fault",
+    "Json",
+    "JsonValue",
     "ManualClock",
     "Outcome",
     "RealClock",
@@ -32,6 +34,10 @@ __all__ = [
 
 Phase = Literal["queued", "running", "succeeded", "failed", "canceled"]
 Result = Literal["succeed", "fail", "hang", "cancel"]
+#: JSON a client sent or will read (the emulators' copy of bot.models.JsonValue: they import nothing of the bot)
+JsonValue: TypeAlias = Any
+#: one JSON object
+Json: TypeAlias = dict[str, JsonValue]
 
 
 class Clock(Protocol):
@@ -74,7 +80,7 @@ class Outcome:
         return [f"step {i + 1} of {self.log_lines}: 1000 rows copied" for i in range(self.log_lines)]
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> Outcome:
+    def parse(cls, raw: Mapping[str, JsonValue]) -> Outcome:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(raw) - known
         if unknown:
@@ -99,10 +105,10 @@ class EmuRun:
     job: str
     created_at: float
     outcome: Outcome
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: Json = field(default_factory=dict)
     external: bool = False  # started outside the bot (console, schedule)
     canceled_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: Json = field(default_factory=dict)
 
     def phase(self, now: float) -> Phase:
         if self.canceled_at is not None and now >= self.canceled_at:
@@ -155,7 +161,7 @@ class Fault:
     times: int | None = 1
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> Fault:
+    def parse(cls, raw: Mapping[str, JsonValue]) -> Fault:
         known = set(cls.__dataclass_fields__)
         unknown = set(raw) - known
         if unknown:
@@ -176,7 +182,7 @@ class RecordedRequest:
     path: str
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-case names
-    body: Any
+    body: JsonValue
 
 
 class EmulatorState:
@@ -251,7 +257,7 @@ class EmulatorState:
     def start_run(
         self,
         job: str,
-        parameters: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, JsonValue] | None = None,
         *,
         run_id: str | None = None,
         external: bool = False,

@@ -20,12 +20,12 @@ import struct
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 from aiohttp import web
 
 from bot.emulators._console import console_routes
-from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome, RecordedRequest
+from bot.emulators._core import EmulatorState, Fault, JsonValue, ManualClock, Outcome, RecordedRequest
 
 __all__ = ["EmulatorServer", "Route", "json_response", "read_body"]
 
@@ -41,13 +41,13 @@ class Route:
     handler: Handler
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(body: JsonValue, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(
         text=json.dumps(body), status=status, content_type="application/json", headers=headers
     )
 
 
-async def read_body(request: web.Request) -> Any:
+async def read_body(request: web.Request) -> JsonValue:
     """The request body as JSON whatever the headers say (vendor clients often send none), else form."""
     raw = await request.read()
     if not raw.strip():
@@ -112,7 +112,7 @@ class EmulatorServer:
         """What the provider answers for an expired token."""
         return json_response({"message": "token expired"}, status=401)
 
-    def configure(self, scenario: Mapping[str, Any]) -> None:
+    def configure(self, scenario: Mapping[str, JsonValue]) -> None:
         """Provider-specific scenario keys (credentials…). Unknown keys are an error."""
         if scenario:
             raise ValueError(f"unknown scenario keys for {self.provider}: {sorted(scenario)}")
@@ -224,7 +224,7 @@ class EmulatorServer:
             return json_response({"message": f"bad request: {exc}"}, 400)
         return json_response({"run_id": run}, 201)
 
-    def external_run(self, job: str, parameters: Mapping[str, Any], outcome: Outcome | None = None) -> str:
+    def external_run(self, job: str, parameters: Mapping[str, JsonValue], outcome: Outcome | None = None) -> str:
         """Start a run as the provider's console or scheduler would; returns its run id."""
         return self.state.start_run(job, parameters, external=True, outcome=outcome).run_id
 

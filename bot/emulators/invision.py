@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from aiohttp import web
 
-from bot.emulators._core import EmulatorState
+from bot.emulators._core import EmulatorState, JsonValue
 from bot.emulators._server import EmulatorServer, Route, json_response
 
 __all__ = ["InVisionEmulator"]
@@ -48,7 +48,7 @@ class InVisionEmulator(EmulatorServer):
         #: client must still not take such an answer for a refusal
         self.omit_run_id = False
 
-    def configure(self, scenario: Mapping[str, Any]) -> None:
+    def configure(self, scenario: Mapping[str, JsonValue]) -> None:
         scenario = dict(scenario)
         self.api_keys = set(scenario.pop("api_keys", self.api_keys))
         if "prefix" in scenario:

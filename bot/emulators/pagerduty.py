@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from aiohttp import web
 
-from bot.emulators._core import EmulatorState
+from bot.emulators._core import EmulatorState, Json, JsonValue
 from bot.emulators._server import EmulatorServer, Route, json_response
 
 __all__ = ["ACTIONS", "SEVERITIES", "PagerDutyEmulator", "PdAlert", "validate_event"]
@@ -53,13 +53,13 @@ class PdAlert:
     opened_at: float
     state: AlertState = "triggered"
     #: every event applied, in order: (event_action, time, the event as sent)
-    history: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
+    history: list[tuple[str, float, Json]] = field(default_factory=list)
 
     def actions(self) -> list[str]:
         return [action for action, _, _ in self.history]
 
 
-def _text_problems(value: Any, name: str, *, required: bool, limit: int | None = None) -> list[str]:
+def _text_problems(value: JsonValue, name: str, *, required: bool, limit: int | None = None) -> list[str]:
     if value is None:
         return [f"'{name}' is missing"] if required else []
     if not isinstance(value, str):
@@ -71,7 +71,7 @@ def _text_problems(value: Any, name: str, *, required: bool, limit: int | None =
     return []
 
 
-def _context_problems(value: Any, name: str, required_key: str) -> list[str]:
+def _context_problems(value: JsonValue, name: str, required_key: str) -> list[str]:
     """``links`` (each with ``href``) or ``images`` (each with ``src``): arrays of objects."""
     if value is None:
         return []
@@ -89,7 +89,7 @@ def _context_problems(value: Any, name: str, required_key: str) -> list[str]:
     return problems
 
 
-def validate_event(event: Any) -> list[str]:
+def validate_event(event: JsonValue) -> list[str]:
     """What is wrong with an alert event, one line per problem; empty: PagerDuty would accept it."""
     if not isinstance(event, dict):
         return ["the event must be a JSON object"]
@@ -112,7 +112,7 @@ def validate_event(event: Any) -> list[str]:
     return problems
 
 
-def _payload_problems(payload: Any) -> list[str]:
+def _payload_problems(payload: JsonValue) -> list[str]:
     if not isinstance(payload, dict):
         return ["'payload' is missing" if payload is None else "'payload' must be an object"]
     problems = _text_problems(payload.get("summary"), "payload.summary", required=True, limit=MAX_SUMMARY)
@@ -153,10 +153,10 @@ class PagerDutyEmulator(EmulatorServer):
         #: every alert ever opened, oldest first (a trigger after a resolve opens another with the same dedup key)
         self.alerts: list[PdAlert] = []
         #: acknowledge and resolve events that found no open alert: accepted (202) and dropped, as PagerDuty does
-        self.dropped: list[dict[str, Any]] = []
+        self.dropped: list[Json] = []
         self._accepted_at: dict[str, list[float]] = {}
 
-    def configure(self, scenario: Mapping[str, Any]) -> None:
+    def configure(self, scenario: Mapping[str, JsonValue]) -> None:
         scenario = dict(scenario)
         self.routing_keys = set(scenario.pop("routing_keys", self.routing_keys))
         self.events_per_minute = int(scenario.pop("events_per_minute", self.events_per_minute))
@@ -229,7 +229,7 @@ class PagerDutyEmulator(EmulatorServer):
                 return None if found.state == "resolved" else found
         return None
 
-    def _apply(self, event: dict[str, Any]) -> str:
+    def _apply(self, event: Json) -> str:
         now = self.state.now()
         action: str = event["event_action"]
         routing_key: str = event["routing_key"]

@@ -32,11 +32,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from aiohttp import web
 
-from bot.emulators._core import EmulatorState, EmuRun
+from bot.emulators._core import EmulatorState, EmuRun, Json, JsonValue
 from bot.emulators._server import EmulatorServer, Route, json_response, read_body
 
 __all__ = ["RiveryEmulator"]
@@ -92,15 +92,15 @@ _V1_PAGE_SOURCED = ("items", "next_page", "page", "total_items")
 _OPERATION_SOURCED = ("operation_id", "status", "error_message")
 
 
-def _only(body: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+def _only(body: Json, keys: Iterable[str]) -> Json:
     return {k: v for k, v in body.items() if k in keys}
 
 
-def _problem(loc: list[str], msg: str, kind: str) -> dict[str, Any]:
+def _problem(loc: list[str], msg: str, kind: str) -> Json:
     return {"loc": loc, "msg": msg, "type": kind}
 
 
-def _invalid(*problems: dict[str, Any]) -> web.Response:
+def _invalid(*problems: Json) -> web.Response:
     """FastAPI's validation answer, which the v1 API gives."""
     return json_response({"detail": list(problems)}, 422)
 
@@ -185,7 +185,7 @@ class RiveryEmulator(EmulatorServer):
         self.rules = _Rules(self)
         self.documents = _Documents(self)
 
-    def configure(self, scenario: Mapping[str, Any]) -> None:
+    def configure(self, scenario: Mapping[str, JsonValue]) -> None:
         """Scenario keys: tokens, account_id, environment_id, legacy_prefix, failure_code ("E"/"F"), running_code,
         omit_waiting_status, omit_run_id, success_spelling, async_operations, operation_polls, operation_error,
         stats_shape, tasks_status_shape, next_page_as ("url"/"path"/"number"/"string"), next_page_base, cancel_answer,
@@ -503,9 +503,9 @@ class _Rules:
         run = self.emu.state.runs.get(run_id)
         return run if run is not None and (river is None or run.job == river) else None
 
-    def window(self, request: web.Request) -> tuple[tuple[datetime, datetime] | None, list[dict[str, Any]]]:
+    def window(self, request: web.Request) -> tuple[tuple[datetime, datetime] | None, list[Json]]:
         """``start_time`` and ``end_time``, both required; else the problems a 422 lists."""
-        problems: list[dict[str, Any]] = []
+        problems: list[Json] = []
         times: list[datetime] = []
         for key in ("start_time", "end_time"):
             raw = request.query.get(key)
@@ -520,9 +520,9 @@ class _Rules:
     def in_window(self, run: EmuRun, window: tuple[datetime, datetime]) -> bool:
         return window[0].timestamp() <= run.created_at <= window[1].timestamp()
 
-    def paging(self, request: web.Request) -> tuple[tuple[int, int] | None, list[dict[str, Any]]]:
+    def paging(self, request: web.Request) -> tuple[tuple[int, int] | None, list[Json]]:
         """``page`` ≥ 1 and ``items_per_page`` in 1..200; else the problems a 422 lists."""
-        problems: list[dict[str, Any]] = []
+        problems: list[Json] = []
         values: dict[str, int] = {}
         for key, default, high in (("page", 1, None), ("items_per_page", 50, _MAX_PER_PAGE)):
             raw = request.query.get(key)
@@ -561,7 +561,7 @@ class _Rules:
         self._triggers.append((now, river, token))
         return None
 
-    def start_run(self, river: str, variables: Any) -> EmuRun:
+    def start_run(self, river: str, variables: JsonValue) -> EmuRun:
         parameters = dict(variables) if isinstance(variables, dict) else {}
         run = self.emu.state.start_run(river, parameters, run_id=self.emu.state.new_id("hex"))
         run.extra["run_group_id"] = self.emu.state.new_id("hex")
@@ -613,7 +613,7 @@ class _Documents:
             return self.emu.running_code
         return {"running": "R", "succeeded": "D", "failed": self.emu.failure_code, "canceled": "F"}[phase]
 
-    def check_run(self, run: EmuRun) -> dict[str, Any]:
+    def check_run(self, run: EmuRun) -> Json:
         """The seed document's shape, key for key."""
         now = self.emu.state.now()
         phase = run.phase(now)
@@ -631,7 +631,7 @@ class _Documents:
         if self.emu.tasks_status_shape == "object" and tasks:
             shown = next((t for t in tasks if t["task_status"] != "D"), tasks[-1])
         # river_id: in Boomi's RunRiver sample, and rivery-cli's wait_for_end reads it from check_run
-        body: dict[str, Any] = {"river_id": run.job, "tasks_status": shown, "run_insert_date": _ms(run.created_at)}
+        body: Json = {"river_id": run.job, "tasks_status": shown, "run_insert_date": _ms(run.created_at)}
         ended = run.ended_at(now)
         if ended is not None:
             body["run_end_date"] = _ms(ended)
@@ -662,11 +662,11 @@ class _Documents:
             return self.emu.running_code
         return _V1_STATUS[phase]
 
-    def v1_run(self, run: EmuRun) -> dict[str, Any]:
+    def v1_run(self, run: EmuRun) -> Json:
         now = self.emu.state.now()
         phase = run.phase(now)
         ended = run.ended_at(now)
-        body: dict[str, Any] = {
+        body: Json = {
             "run_id": run.run_id,
             "river_cross_id": run.job,
             "run_group_id": run.extra.setdefault("run_group_id", self.emu.state.new_id("hex")),
@@ -687,7 +687,7 @@ class _Documents:
             body["warning"] = f"Targets not loaded: {', '.join(run.outcome.failed_tasks)}"
         return _only(body, _V1_RUN_SOURCED) if self.emu.strict else body
 
-    def statistics(self, runs: Iterable[EmuRun]) -> dict[str, Any]:
+    def statistics(self, runs: Iterable[EmuRun]) -> Json:
         if self.emu.strict:
             return {}  # the seed documents the requests only: no field of the answer has a source
         now = self.emu.state.now()
@@ -701,7 +701,7 @@ class _Documents:
             counts[label] = counts.get(label, 0) + 1
             units += 0.25 if run.ended_at(now) is not None else 0.0
             total += 1
-        head: dict[str, Any] = {"units": units, "total_runs": total}
+        head: Json = {"units": units, "total_runs": total}
         if self.emu.stats_shape == "flat":
             return {**head, **counts}
         if self.emu.stats_shape == "dict":

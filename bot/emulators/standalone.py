@@ -20,11 +20,10 @@ import importlib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from bot.emulators._core import Clock, EmulatorState, Fault, Outcome, RealClock
+from bot.emulators._core import Clock, EmulatorState, Fault, Json, JsonValue, Outcome, RealClock
 from bot.emulators._server import EmulatorServer
 
 __all__ = ["EMULATORS", "build_emulator", "load_scenario", "serve_forever"]
@@ -44,21 +43,21 @@ def emulator_class(provider: str) -> type[EmulatorServer]:
     return cls
 
 
-def load_scenario(path: Path) -> dict[str, Any]:
+def load_scenario(path: Path) -> Json:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a scenario is a mapping with jobs, default, faults and credentials")
     return data
 
 
-def _outcomes(value: Any) -> Outcome | list[Outcome]:
+def _outcomes(value: JsonValue) -> Outcome | list[Outcome]:
     if isinstance(value, list):
         return [Outcome.parse(v or {}) for v in value]
     return Outcome.parse(value or {})
 
 
 def build_emulator(
-    provider: str, scenario: Mapping[str, Any] | None = None, clock: Clock | None = None
+    provider: str, scenario: Mapping[str, JsonValue] | None = None, clock: Clock | None = None
 ) -> EmulatorServer:
     """An emulator configured by a scenario mapping (see the module docstring)."""
     scenario = dict(scenario or {})

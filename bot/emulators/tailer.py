@@ -38,7 +38,7 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from aiohttp import web
 from cryptography import x509
@@ -46,7 +46,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from bot.emulators._core import EmulatorState, EmuRun, Outcome
+from bot.emulators._core import EmulatorState, EmuRun, Json, JsonValue, Outcome
 from bot.emulators._server import EmulatorServer, Route, json_response, read_body
 
 __all__ = ["TailerEmulator"]
@@ -122,7 +122,7 @@ class TailerEmulator(EmulatorServer):
     def accept_any(self) -> bool:
         return not self.tokens and not self.service_accounts and not self.refresh_tokens
 
-    def configure(self, scenario: Mapping[str, Any]) -> None:
+    def configure(self, scenario: Mapping[str, JsonValue]) -> None:
         scenario = dict(scenario)
         if "strict" in scenario:
             self.strict = bool(scenario.pop("strict"))
@@ -162,7 +162,7 @@ class TailerEmulator(EmulatorServer):
         """What a person does in Tailer Studio for a failed run they have handled."""
         self.checked.add(run_id)
 
-    def external_run(self, job: str, parameters: Mapping[str, Any], outcome: Outcome | None = None) -> str:
+    def external_run(self, job: str, parameters: Mapping[str, JsonValue], outcome: Outcome | None = None) -> str:
         """A run started by Tailer's scheduler or a file arrival, with the identity last seen for ``job``."""
         return self._start(job, self._identity_of(job), dict(parameters), None, external=True, outcome=outcome).run_id
 
@@ -174,7 +174,7 @@ class TailerEmulator(EmulatorServer):
             "configuration_type": "table-to-table",
         }
 
-    def _meta(self, run: EmuRun) -> dict[str, Any]:
+    def _meta(self, run: EmuRun) -> Json:
         """A run's identity; runs started on the state directly get one on first sight."""
         if "job_id" not in run.extra:
             identity = self._identity_of(run.job)
@@ -231,7 +231,7 @@ class TailerEmulator(EmulatorServer):
         )
         self.id_tokens[token] = float(now + _ID_TOKEN_LIFETIME_S)
         # the three fields tailer-sdk's firebase library reads
-        answer: dict[str, Any] = {"id_token": token, "refresh_token": refresh, "user_id": user}
+        answer: Json = {"id_token": token, "refresh_token": refresh, "user_id": user}
         if not self.strict:  # the rest of Google's answer, which no client here reads
             answer.update(expires_in=str(_ID_TOKEN_LIFETIME_S), token_type="Bearer", project_id="tailer-emulator")
         return json_response(answer)
@@ -273,7 +273,7 @@ class TailerEmulator(EmulatorServer):
 
     # -- requests ---------------------------------------------------------------------------
 
-    async def _read(self, request: web.Request, actions: Iterable[str]) -> dict[str, Any] | web.Response:
+    async def _read(self, request: web.Request, actions: Iterable[str]) -> Json | web.Response:
         """The body when authorized and well-formed, else the answer to give."""
         refusal = self._refusal(request)
         if refusal is not None:
@@ -300,7 +300,7 @@ class TailerEmulator(EmulatorServer):
         self._identity[body["configuration_id"]] = {k: body[k] for k in _IDENTITY[:3]}
         return body
 
-    def _unknown(self, body: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> web.Response:
+    def _unknown(self, body: Mapping[str, JsonValue], extra: Mapping[str, JsonValue] | None = None) -> web.Response:
         message = (
             f"Configuration {body['configuration_id']} not found for account {body['account']} "
             f"in environment {body['environment']}"
@@ -403,8 +403,8 @@ class TailerEmulator(EmulatorServer):
     def _start(
         self,
         cid: str,
-        identity: Mapping[str, Any],
-        parameters: dict[str, Any],
+        identity: Mapping[str, JsonValue],
+        parameters: Json,
         job_id: str | None,
         *,
         external: bool = False,
@@ -437,7 +437,7 @@ class TailerEmulator(EmulatorServer):
             return _PHASES[phase]  # NO_MATCH and CHECKED have no source: a plain FAILED
         return status
 
-    def _entry(self, run: EmuRun, *, listed: bool) -> dict[str, Any]:
+    def _entry(self, run: EmuRun, *, listed: bool) -> Json:
         """One ``results`` entry, keys in the vendor's order.
 
         In ``get_last_status`` answers the vendor's samples give the job's type (``gbq-to-gbq``) as
@@ -450,7 +450,7 @@ class TailerEmulator(EmulatorServer):
         updated = ended if ended is not None else started
         meta = self._meta(run)
         ctype = meta["configuration_type"]
-        entry: dict[str, Any] = {
+        entry: Json = {
             "account": meta["account"],
             "configuration_id": run.job,
             "configuration_type": meta["job_id"].split("|")[0] if listed else ctype,
@@ -475,7 +475,7 @@ class TailerEmulator(EmulatorServer):
         return wanted in (started, str(run.parameters.get("execution_date", ""))[:10])
 
 
-def _default_job_id(cid: str, identity: Mapping[str, Any]) -> str:
+def _default_job_id(cid: str, identity: Mapping[str, JsonValue]) -> str:
     """Tailer's job ids, as its samples show them for table-to-table and storage-to-storage."""
     ctype = str(identity["configuration_type"])
     if ctype == "table-to-table":
@@ -494,7 +494,7 @@ def _google_error(code: int, message: str) -> web.Response:
     return json_response({"error": {"code": code, "message": message}}, code)
 
 
-def _claims(token: str) -> dict[str, Any]:
+def _claims(token: str) -> Json:
     """A JWT's claims, unverified; {} for anything else."""
     parts = token.split(".")
     if len(parts) != 3:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 __all__ = ["RunningJobs"]
 
@@ -21,9 +21,9 @@ T = TypeVar("T")
 
 class RunningJobs:
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
-    def track(self, func: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    def track(self, func: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[object, None, T]]:
         """``func`` as a job whose runs are known here (same name for the scheduler's log lines)."""
 
         @functools.wraps(func)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import ParamSpec, TypeVar
 
 __all__ = ["Outages"]
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Outages:
@@ -26,11 +29,11 @@ class Outages:
         """How many runs of ``job`` in a row found the database away (0: its last run did not)."""
         return self._failed.get(job, 0)
 
-    def quiet(self, job: str, func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def quiet(self, job: str, func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T | None]]:
         """``func`` as a job whose "database away" failures are logged once, not raised (same name)."""
 
         @functools.wraps(func)
-        async def run(*args: Any, **kwargs: Any) -> Any:
+        async def run(*args: P.args, **kwargs: P.kwargs) -> T | None:
             try:
                 result = await func(*args, **kwargs)
             except Exception as exc:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Mapping
-from typing import Any
+
+from pydantic_core import ErrorDetails
 
 __all__ = ["plain_error", "safe_text"]
 
@@ -71,7 +72,7 @@ _LISTS: Mapping[str, str] = {
 }
 
 
-def plain_error(err: Mapping[str, Any], field: str) -> str:
+def plain_error(err: ErrorDetails, field: str) -> str:
     """One pydantic error (an item of ``ValidationError.errors()``) as ``<field> <sentence>``.
 
     ``field``: the name a person wrote (``owners``, ``PORT``). A single word given where a list belongs is the

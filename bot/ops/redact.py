@@ -34,7 +34,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TypeAlias
 from urllib.parse import quote, quote_plus
 
 __all__ = [
@@ -201,9 +201,11 @@ def _atom(char: str) -> str:
 
 
 _END = ""
+#: atom → the trie of what may follow it (``_END`` → {} where a form ends)
+_Trie: TypeAlias = "dict[str, _Trie]"
 
 
-def _render(node: dict[str, Any]) -> str:
+def _render(node: _Trie) -> str:
     """A trie of atoms as one expression: at each fork its branches, then the empty one where a form ends, so
     the longest form that matches is the one replaced. A trie rather than an alternation of whole forms:
     matching tries one atom per branch at each place instead of every form (several times faster on the
@@ -247,7 +249,7 @@ def _compile(secrets: frozenset[str]) -> _Matcher | None:
     literals = {case for s in secrets if len(s) > _PATTERN_MAX for form in wire_forms(s) for case in _hex_cases(form)}
     if not forms and not literals:
         return None
-    trie: dict[str, Any] = {}
+    trie: _Trie = {}
     for form in forms:
         node = trie
         for atom in _atoms(form):

@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iter
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any, cast
+from typing import cast
 
 import httpx
 
@@ -43,7 +43,7 @@ from bot.errors import (
     ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunStatus
+from bot.models import JsonValue, RunStatus
 from bot.ops.redact import PROCESS, Redactor
 
 __all__ = [
@@ -168,7 +168,7 @@ class BodyUnreadable(BodyRefused):
         self.reason = reason
 
 
-def loads(data: str | bytes) -> Any:
+def loads(data: str | bytes) -> JsonValue:
     """``json.loads`` for what a provider sent: a document nested too deeply (``[[[[…``, 100,000 deep) is a
     ``ValueError`` like any other malformed body, never a ``RecursionError`` escaping the error mapping."""
     try:
@@ -265,8 +265,8 @@ class Call:
     url: str
     what: str  # for messages: "check the status of run 42"
     idempotent: bool = True
-    params: Mapping[str, Any] | None = None
-    json: Any = None
+    params: Mapping[str, JsonValue] | None = None
+    json: JsonValue = None
     data: Mapping[str, str] | None = None
     headers: Mapping[str, str] | None = None
     content: bytes | None = None
@@ -373,7 +373,7 @@ class HttpCaller:
         followed (whatever the client was built with). Past the deadline: ``CallTimedOut``, an httpx timeout."""
         sent = False  # whether the request itself began to go out (not a login on the way, not the connecting)
 
-        async def trace(event: str, info: Any) -> None:
+        async def trace(event: str, info: Mapping[str, object]) -> None:
             nonlocal sent
             if event.endswith("send_request_headers.started"):
                 sent = True
@@ -407,10 +407,10 @@ class HttpCaller:
             raise CallTimedOut(self.deadline, request) from None
         return response
 
-    async def json(self, call: Call) -> Any:
+    async def json(self, call: Call) -> JsonValue:
         return self.decode(await self.send(call), call)
 
-    def decode(self, response: httpx.Response, call: Call) -> Any:
+    def decode(self, response: httpx.Response, call: Call) -> JsonValue:
         try:
             return loads(response.content)
         except ValueError:
@@ -421,8 +421,8 @@ class HttpCaller:
                 status_code=response.status_code,
             ) from None
 
-    def error(self, cls: type[ProviderError], message: str, **kw: Any) -> ProviderError:
-        return cls(self.redact(message), provider=self.provider, connection=self.connection, **kw)
+    def error(self, cls: type[ProviderError], message: str, *, status_code: int | None = None) -> ProviderError:
+        return cls(self.redact(message), provider=self.provider, connection=self.connection, status_code=status_code)
 
     # -- failure mapping --------------------------------------------------------------------
 
@@ -568,7 +568,7 @@ def _default_error_text(response: httpx.Response) -> str:
     return _message_of(body)
 
 
-def _message_of(body: Any) -> str:
+def _message_of(body: JsonValue) -> str:
     if isinstance(body, str):
         return body
     if isinstance(body, dict):

@@ -16,20 +16,20 @@ import asyncio
 import enum
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import ClassVar, Generic, Self, TypeAlias, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bot.errors import OperationNotSupported
-from bot.models import RunLog, RunLogPage, RunStatus, Stats, Triggered, TriggerLimit
+from bot.models import JsonValue, RunLog, RunLogPage, RunStatus, Stats, Triggered, TriggerLimit
 from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep, _default_error_text
 from bot.providers.shards import ShardedTransport, tls_context
 
 #: the most lines of a run's log a client keeps (from its end): a Full log pages through these
 LOG_KEEP_LINES = 20_000
 
-__all__ = ["LOG_KEEP_LINES", "Capability", "ConnectionConfig", "JobConfig", "ProviderClient"]
+__all__ = ["LOG_KEEP_LINES", "Capability", "ConnectionConfig", "JobConfig", "ProviderClient", "SomeClient"]
 
 
 class Capability(enum.StrEnum):
@@ -265,7 +265,7 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
     def can(self, capability: Capability) -> bool:
         return capability in self.offered()
 
-    async def _json(self, call: Call) -> Any:
+    async def _json(self, call: Call) -> JsonValue:
         return await self.caller.json(call)
 
     def _unsupported(self, capability: Capability) -> OperationNotSupported:
@@ -285,6 +285,12 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+#: a client of whichever provider, as the services hold it: the registry builds each client with its own provider's
+#: connection and job models (a job reaches only the client of its pipeline's connection), so the base models
+#: stand for them here
+SomeClient: TypeAlias = "ProviderClient[ConnectionConfig, JobConfig]"
 
 
 def _with_slash(url: str) -> str:

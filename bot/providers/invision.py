@@ -6,8 +6,8 @@ the site's monitoring page. ``?await=true`` would block until the flow ends: nev
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import Generator, Mapping
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
@@ -20,7 +20,7 @@ from bot.errors import (
     ProviderResponseError,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunState, RunStatus, Triggered
+from bot.models import JsonValue, RunState, RunStatus, Triggered
 from bot.providers._http import Call
 from bot.providers.base import ConnectionConfig, JobConfig, ProviderClient
 
@@ -61,7 +61,7 @@ class _ApiKey(httpx.Auth):
     def __init__(self, key: SecretStr) -> None:
         self._key = key
 
-    def auth_flow(self, request: httpx.Request) -> Any:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["x-api-key"] = self._key.get_secret_value()
         yield request
 
@@ -132,7 +132,7 @@ class Client(ProviderClient[Connection, Job]):
     def console_url(self, job: Job, run_id: str | None = None) -> str | None:
         return self.connection.console_url
 
-    def _parse(self, body: Any, call: Call, run_id: str | None = None) -> RunStatus:
+    def _parse(self, body: JsonValue, call: Call, run_id: str | None = None) -> RunStatus:
         if not isinstance(body, dict) or not (body.get("runId") or run_id):
             raise self.caller.error(
                 ProviderResponseError,

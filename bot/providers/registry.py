@@ -5,9 +5,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
-from bot.providers.base import ConnectionConfig, JobConfig, ProviderClient
+from bot.providers.base import ConnectionConfig, JobConfig, SomeClient
 
 __all__ = ["PROVIDERS", "ProviderSpec", "provider"]
 
@@ -26,14 +25,14 @@ class ProviderSpec:
     display_name: str
     connection: type[ConnectionConfig]
     job: type[JobConfig]
-    client: type[ProviderClient[Any, Any]]
+    client: type[SomeClient]
 
 
 @cache
 def provider(key: str) -> ProviderSpec:
     """The provider with this key; KeyError for an unknown one."""
     module = importlib.import_module(PROVIDERS[key])
-    client: type[ProviderClient[Any, Any]] = module.Client
+    client: type[SomeClient] = module.Client
     return ProviderSpec(
         key=key,
         display_name=client.display_name,

@@ -21,7 +21,7 @@ import csv
 import io
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
@@ -36,7 +36,7 @@ from bot.errors import (
     ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunLog, RunState, RunStatus, Stats, TaskStatus, Triggered, TriggerLimit
+from bot.models import Json, JsonValue, RunLog, RunState, RunStatus, Stats, TaskStatus, Triggered, TriggerLimit
 from bot.providers._http import BearerToken, Call, RetryPolicy, Sleep, loads
 from bot.providers.base import LOG_KEEP_LINES, Capability, ConnectionConfig, JobConfig, ProviderClient
 
@@ -129,7 +129,7 @@ class Connection(ConnectionConfig):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_base_url(cls, data: Any) -> Any:
+    def _default_base_url(cls, data: JsonValue) -> JsonValue:
         """Without a base_url, each API has its US host: a v1 connection must not talk to the console's /api."""
         if isinstance(data, dict) and not data.get("base_url"):
             return {**data, "base_url": V1_BASE_URL if data.get("api") == "v1" else LEGACY_BASE_URL}
@@ -166,7 +166,7 @@ class Job(JobConfig):
 # -- parsing (pure functions, so the seed's samples can be fed to them verbatim) -------------------
 
 
-def _when(value: Any) -> datetime | None:
+def _when(value: JsonValue) -> datetime | None:
     """A Rivery time: epoch milliseconds (legacy), epoch seconds, or an ISO 8601 / RFC 3339 string."""
     if value is None or isinstance(value, bool) or value == "":
         return None
@@ -191,7 +191,7 @@ def _when(value: Any) -> datetime | None:
         return None
 
 
-def _text(body: Mapping[str, Any], *keys: str) -> str:
+def _text(body: Mapping[str, JsonValue], *keys: str) -> str:
     for key in keys:
         value = body.get(key)
         if value not in (None, ""):
@@ -205,7 +205,7 @@ def _duration(started: datetime | None, ended: datetime | None) -> timedelta | N
     return ended - started
 
 
-def _task_items(value: Any) -> list[Mapping[str, Any]]:
+def _task_items(value: JsonValue) -> list[Mapping[str, JsonValue]]:
     """``tasks_status`` as a list of tasks: the seed's check_run sample gives a list of
     ``{task_status, task_status_message}``; Boomi's legacy API reference (RunRiver sample) gives one such object
     on its own. Anything else holds no task."""
@@ -216,7 +216,7 @@ def _task_items(value: Any) -> list[Mapping[str, Any]]:
     return []
 
 
-def parse_check_run(body: Mapping[str, Any], run_id: str) -> RunStatus:
+def parse_check_run(body: Mapping[str, JsonValue], run_id: str) -> RunStatus:
     """A legacy ``check_run`` answer → RunStatus.
 
     ``river_run_status`` (missing while waiting), ``river_run_message``, ``error_description`` on errors,
@@ -255,7 +255,7 @@ def parse_check_run(body: Mapping[str, Any], run_id: str) -> RunStatus:
     )
 
 
-def parse_v1_run(body: Mapping[str, Any], run_id: str = "") -> RunStatus:
+def parse_v1_run(body: Mapping[str, JsonValue], run_id: str = "") -> RunStatus:
     """One v1 run (``GET …/runs/{run_id}`` or an item of the runs list) → RunStatus.
 
     Field names beyond ``run_id`` and ``status`` are read in the spellings seen in Rivery's activities
@@ -289,7 +289,7 @@ _STATS_KEYS = ("runs_statuses", "statuses", "status_counts", "counts", "by_statu
                "statistics", "data")
 
 
-def _count(value: Any) -> int | None:
+def _count(value: JsonValue) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -301,7 +301,7 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def parse_statistics(body: Any, _depth: int = 0) -> dict[RunState, int]:
+def parse_statistics(body: JsonValue, _depth: int = 0) -> dict[RunState, int]:
     """Run counts per normalized state from an ``activities_statistics`` answer.
 
     The answer's shape is not documented; tolerated are a list of ``{status, count}``, a mapping of
@@ -448,7 +448,7 @@ class Client(ProviderClient[Connection, Job]):
         except ProviderNotFound as err:
             raise self._not_found(err, job, run_id) from None
 
-    async def _fetch(self, call: Call, job: Job | None, run_id: str | None = None) -> Any:
+    async def _fetch(self, call: Call, job: Job | None, run_id: str | None = None) -> JsonValue:
         return self.caller.decode(await self._send(call, job, run_id), call)
 
     def _not_found(self, err: ProviderError, job: Job | None, run_id: str | None) -> ProviderError:
@@ -464,13 +464,13 @@ class Client(ProviderClient[Connection, Job]):
             ProviderNotFound, f"Rivery does not know {what}. {err} {advice}.", status_code=err.status_code
         )
 
-    def _bad_answer(self, call: Call, body: Any, missing: str) -> ProviderError:
+    def _bad_answer(self, call: Call, body: JsonValue, missing: str) -> ProviderError:
         return self.caller.error(
             ProviderResponseError,
             f"Rivery's answer when asked to {call.what} has no {missing}: {self.caller.excerpt(body, 200)!r}",
         )
 
-    def _may_have_started(self, call: Call, body: Any, missing: str) -> ProviderError:
+    def _may_have_started(self, call: Call, body: JsonValue, missing: str) -> ProviderError:
         """A trigger answered with success but no run id: the river may run, so this is not "did not start"."""
         return self.caller.error(
             TriggerOutcomeUnknown,
@@ -480,7 +480,7 @@ class Client(ProviderClient[Connection, Job]):
 
     # -- trigger and status -----------------------------------------------------------------
 
-    def _trigger_body(self, parameters: Mapping[str, str]) -> dict[str, Any]:
+    def _trigger_body(self, parameters: Mapping[str, str]) -> Json:
         # ASSUMPTION: run parameters are Rivery river variables, sent as a "variables" object next to the
         # river id; neither API documents a body beyond {"river_id"} (legacy) or none (v1).
         return {"variables": dict(parameters)} if parameters else {}
@@ -623,7 +623,7 @@ class Client(ProviderClient[Connection, Job]):
         listed = await self.list_runs(runs[0][0], since=since, limit=_BATCH_RUNS)
         return {s.run_id: s for s in listed if s.run_id in wanted and not s.final}
 
-    def _next_page(self, call: Call, following: Any, path: str, base: Mapping[str, Any]) -> Call:
+    def _next_page(self, call: Call, following: JsonValue, path: str, base: Mapping[str, JsonValue]) -> Call:
         """The call for the next page. Boomi's Data Integration API reference documents ``next_page`` as the next
         page's URL: it is followed as given, but only on the connection's own host (it carries the API token).
         A page number or cursor (what the bot met before) goes into ``page`` with the same window."""
@@ -715,7 +715,7 @@ def _page_key(call: Call) -> str:
     return str(httpx.URL(call.url).copy_merge_params(call.params)) if call.params else call.url
 
 
-def _detail_line(item: Any) -> str:
+def _detail_line(item: JsonValue) -> str:
     if not isinstance(item, dict):
         return str(item)
     loc = item.get("loc")

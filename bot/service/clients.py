@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
 
 from bot.catalog.catalog import Catalog
 from bot.errors import InvalidRequest
+from bot.models import JsonValue
 from bot.ops.redact import Redactor
 from bot.providers._http import RetryPolicy
-from bot.providers.base import ConnectionConfig, JobConfig, ProviderClient
+from bot.providers.base import ConnectionConfig, JobConfig, SomeClient
 from bot.providers.registry import provider
 
 __all__ = ["ClientPool"]
@@ -19,7 +19,7 @@ __all__ = ["ClientPool"]
 class ClientPool:
     def __init__(self, connections: Mapping[str, ConnectionConfig], *, retry: RetryPolicy | None = None) -> None:
         self._connections = dict(connections)
-        self._clients: dict[str, ProviderClient[Any, Any]] = {}
+        self._clients: dict[str, SomeClient] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._retry = retry
         #: every connection's secrets, and each client's (session tokens) once it is built: for the log filter
@@ -29,7 +29,7 @@ class ClientPool:
     def for_catalog(cls, catalog: Catalog, *, retry: RetryPolicy | None = None) -> ClientPool:
         return cls(catalog.connections, retry=retry)
 
-    def client(self, connection: str) -> ProviderClient[Any, Any]:
+    def client(self, connection: str) -> SomeClient:
         if connection not in self._connections:
             raise InvalidRequest(f"There is no connection named {connection} in the catalog any more.")
         found = self._clients.get(connection)
@@ -48,7 +48,7 @@ class ClientPool:
             found = self._slots[connection] = asyncio.Semaphore(limit)
         return found
 
-    def job(self, provider_key: str, job: Mapping[str, Any]) -> JobConfig:
+    def job(self, provider_key: str, job: Mapping[str, JsonValue]) -> JobConfig:
         return provider(provider_key).job.model_validate(dict(job))
 
     def connections_of(self, provider_key: str) -> list[str]:

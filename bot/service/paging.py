@@ -18,10 +18,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
 
 from bot.catalog.catalog import Catalog
-from bot.models import RunState
+from bot.models import Json, RunState
 from bot.service.clients import ClientPool
 from bot.store.alerting import Alert, AlertState
 from bot.store.paging import PageAction
@@ -90,7 +89,7 @@ class Pager:
                 await self._record(alert.id, "resolve", alert.pipeline, by, episode)
 
     async def _record(
-        self, alert_id: int, action: PageAction, pipeline: str, event: dict[str, Any], episode: int = 0
+        self, alert_id: int, action: PageAction, pipeline: str, event: Json, episode: int = 0
     ) -> bool:
         new = await self.store.paging.enqueue(
             alert_id, action, pipeline=pipeline, event=event, now=self.now(), episode=episode
@@ -104,7 +103,7 @@ class Pager:
         found = self.catalog.pipelines.get(pipeline)
         return found is not None and found.pagerduty is not None
 
-    def trigger_event(self, pipeline: str, message: str, run: RunRecord) -> dict[str, Any] | None:
+    def trigger_event(self, pipeline: str, message: str, run: RunRecord) -> Json | None:
         """What ``PagerDutyEvents.trigger`` takes, the routing key aside (None: the pipeline pages nobody). Given to
         the store with the failure, so the trigger is recorded in the failure's transaction. PagerDuty's summary is
         what an on-call person reads first, so it says which pipeline, where, and the provider's words."""
@@ -113,7 +112,7 @@ class Pager:
         display = self._display(run.connection)
         said = " ".join((message or run.message or run.raw_status).split())
         summary = f"{pipeline} on {display} failed" + (f": {said}" if said else "")
-        details: dict[str, Any] = {
+        details: Json = {
             "pipeline": pipeline,
             "provider": display,
             "connection": run.connection,

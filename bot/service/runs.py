@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.catalog.catalog import Catalog
 from bot.catalog.model import ParameterSpec, Pipeline
@@ -26,10 +26,10 @@ from bot.errors import (
     TriggerOutcomeUnknown,
     UserError,
 )
-from bot.models import RunState, Triggered
+from bot.models import JsonValue, RunState, Triggered
 from bot.ops.logs import run_context
 from bot.ops.text import escape, slack_date
-from bot.providers.base import Capability, JobConfig, ProviderClient
+from bot.providers.base import Capability, JobConfig, SomeClient
 from bot.service.clients import ClientPool
 from bot.service.events import CancelAsked, Resumed, RetriedBy
 from bot.service.guard import Guard
@@ -59,7 +59,7 @@ class AdHoc:
 
     provider: str
     connection: str
-    job: Mapping[str, Any]
+    job: Mapping[str, JsonValue]
 
 
 class Parameterized(Protocol):
@@ -230,7 +230,7 @@ class RunService:
         self,
         actor: Actor | None,
         record: RunRecord,
-        client: ProviderClient[Any, Any],
+        client: SomeClient,
         job_config: JobConfig,
         params: dict[str, str],
         name: str,
@@ -270,7 +270,7 @@ class RunService:
         self,
         actor: Actor | None,
         record: RunRecord,
-        client: ProviderClient[Any, Any],
+        client: SomeClient,
         job_config: JobConfig,
         params: dict[str, str],
         name: str,
@@ -489,7 +489,7 @@ def _not_only_the_persons(run: RunRecord) -> bool:
     return _unattended(run) or run.retry_of is not None
 
 
-def _ident(job: Mapping[str, Any]) -> str:
+def _ident(job: Mapping[str, JsonValue]) -> str:
     return "/".join(str(v) for v in job.values() if v is not None)
 
 

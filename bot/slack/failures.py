@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import Any
 
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
 
 from bot.errors import PipelineBotError, UserError
+from bot.models import Json, JsonValue
 from bot.slack.blocks.replies import ephemeral_error, notice
 
 __all__ = ["OUR_SIDE", "answer", "answering", "ephemeral", "on_error"]
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 OUR_SIDE = "Something went wrong on our side; it is logged. Try again in a moment."
 
 
-def answer(error: Exception, *, doing: str) -> tuple[str, list[Any]]:
+def answer(error: Exception, *, doing: str) -> tuple[str, list[JsonValue]]:
     """The reply for ``error``; an unexpected one is logged, with its traceback, as ``doing`` failed."""
     if isinstance(error, UserError):
         return notice("⚠️ " + str(error), formatted=True)
@@ -44,15 +45,15 @@ def answer(error: Exception, *, doing: str) -> tuple[str, list[Any]]:
     return ephemeral_error(OUR_SIDE)
 
 
-def ephemeral(text: str, blocks: list[Any]) -> dict[str, Any]:
+def ephemeral(text: str, blocks: list[JsonValue]) -> Json:
     """A reply only the person sees, as an ack's or a response_url's body."""
     return {"text": text, "blocks": blocks, "response_type": "ephemeral"}
 
 
 async def on_error(
     error: Exception,
-    body: dict[str, Any],
-    context: dict[str, Any],
+    body: Json,
+    context: AsyncBoltContext,
     respond: AsyncRespond | None,
     response: BoltResponse | None,
 ) -> BoltResponse | None:
@@ -66,7 +67,7 @@ async def on_error(
 
 
 async def answering(
-    work: Awaitable[tuple[str, list[Any]] | None], *, doing: str, respond: AsyncRespond, in_place: bool = False
+    work: Awaitable[tuple[str, list[JsonValue]] | None], *, doing: str, respond: AsyncRespond, in_place: bool = False
 ) -> None:
     """A listener's work after its ack: its reply, if any, or what it raised answered as ``on_error`` would.
 
@@ -81,7 +82,7 @@ async def answering(
         await respond(**ephemeral(*reply), replace_original=in_place)
 
 
-async def _tell(respond: AsyncRespond, reply: tuple[str, list[Any]]) -> None:
+async def _tell(respond: AsyncRespond, reply: tuple[str, list[JsonValue]]) -> None:
     try:
         await respond(**ephemeral(*reply), replace_original=False)
     except Exception as exc:  # Slack unreachable, the response_url expired: the log line (if any) remains

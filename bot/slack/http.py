@@ -20,8 +20,8 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -32,9 +32,13 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.models import Json
 from bot.ops.metrics import SLACK_ACK, SLACK_REQUESTS_REFUSED, Metrics
 from bot.slack.intake import Accepted, Refused, Signatures, SslCheck, inspect
 from bot.slack.replays import Claim, LedgerUnavailable, Replays
+
+if TYPE_CHECKING:
+    from logging import _ExcInfoType  # typeshed's, for the signature ServerLog.exception overrides
 
 __all__ = ["ACCEPT_LOG_INTERVAL", "MAX_BODY", "MAX_CONNECTIONS", "HttpServer", "ServerLog"]
 
@@ -73,7 +77,7 @@ class HttpServer:
         self._stuck_since: dict[asyncio.BaseTransport, float] = {}  # a connection whose answers wait, since when
         self._accept_logged_at: float | None = None
         self._accept_failures = 0
-        self._previous_handler: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None = None
+        self._previous_handler: Callable[[asyncio.AbstractEventLoop, dict[str, object]], object] | None = None
         self.url = ""
 
     def build(self) -> web.Application:
@@ -266,7 +270,7 @@ class HttpServer:
             waiting[transport] = since
         self._stuck_since = waiting
 
-    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
         """Out of file descriptors, the loop reports each failed accept with a traceback: one line a minute."""
         if not str(context.get("message", "")).startswith("socket.accept() out of system resource"):
             if self._previous_handler is not None:
@@ -291,7 +295,7 @@ class HttpServer:
 READ_ONLY_COMMANDS = frozenset({"", "help", "list", "status", "last", "stats"})
 
 
-def _reads_only(body: dict[str, Any]) -> bool:
+def _reads_only(body: Json) -> bool:
     """A slash command whose first word only reads (``run`` and anything that opens, starts or changes: no)."""
     text = body.get("text")
     if "command" not in body or not isinstance(text, str):
@@ -312,12 +316,21 @@ class ServerLog(logging.LoggerAdapter[logging.Logger]):
     a path that is not ASCII) is the client's doing, answered 400 by aiohttp: one WARNING line, no traceback, or
     anyone could fill the error log. Anything else (a handler that raised) stays an ERROR with its traceback."""
 
-    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+    def exception(  # typeshed's signature: what Logger.error takes, and kwargs it would refuse
+        self,
+        msg: object,
+        *args: object,
+        exc_info: _ExcInfoType = True,
+        stack_info: bool = False,
+        stacklevel: int = 1,
+        extra: Mapping[str, object] | None = None,
+        **kwargs: object,
+    ) -> None:
         error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
         if isinstance(error, HttpProcessingError):
             self.logger.warning("%s: %s", str(msg) % args, _short(error))
             return
-        self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
+        self.logger.error(msg, *args, exc_info=exc_info, stack_info=stack_info, stacklevel=stacklevel, extra=extra)
 
 
 def _short(error: BaseException) -> str:

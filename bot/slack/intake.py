@@ -15,10 +15,11 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qsl
 
 from slack_sdk.signature import Clock
+
+from bot.models import Json, JsonValue
 
 __all__ = ["Accepted", "Refused", "Signatures", "SslCheck", "inspect", "request_key"]
 
@@ -38,7 +39,7 @@ MAX_DEPTH = 64
 @dataclass(frozen=True, slots=True)
 class Accepted:
     text: str  # the body as Bolt takes it
-    body: dict[str, Any]
+    body: Json
     key: str  # what identifies it among Slack's requests (see request_key)
 
 
@@ -109,7 +110,7 @@ def inspect(raw: bytes, headers: Mapping[str, str], signatures: Signatures) -> A
     return Accepted(text, body, request_key(raw, body))
 
 
-def request_key(raw: bytes, body: Mapping[str, Any]) -> str:
+def request_key(raw: bytes, body: Mapping[str, JsonValue]) -> str:
     """An event is its ``event_id`` (Slack's retries of it carry the same); anything else is its exact bytes.
 
     Commands and interactions carry a ``trigger_id`` Slack issues once, so two genuine requests never share
@@ -120,7 +121,7 @@ def request_key(raw: bytes, body: Mapping[str, Any]) -> str:
     return "body:" + hashlib.sha256(raw).hexdigest()
 
 
-def _parse(text: str, content_type: str) -> dict[str, Any]:
+def _parse(text: str, content_type: str) -> Json:
     """Bolt's ``parse_body``, strict: JSON must be an object, a ``payload`` field must hold a JSON object.
 
     Unlike Bolt, a form is an interactive payload only when it has a ``payload`` field: Bolt takes any form
@@ -162,7 +163,7 @@ def _too_deep(body: object) -> bool:
     return True
 
 
-def _view_problem(view: Mapping[str, Any], *, needs_state: bool) -> str:
+def _view_problem(view: Mapping[str, JsonValue], *, needs_state: bool) -> str:
     """A view's ``state.values``: block id → action id → the element's value, objects all the way down."""
     state = view.get("state")
     if state is None and not needs_state:
@@ -176,7 +177,7 @@ def _view_problem(view: Mapping[str, Any], *, needs_state: bool) -> str:
     return ""
 
 
-def _shape_problem(body: Mapping[str, Any]) -> str:
+def _shape_problem(body: Mapping[str, JsonValue]) -> str:
     """Why Bolt could not route ``body`` (or would crash on it); empty when it can."""
     kind = body.get("type")
     if kind is None:  # a slash command (form fields) or Slack's SSL check

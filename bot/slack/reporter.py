@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot.catalog.workflows import Workflow
+from bot.models import Json
 from bot.ops.text import principal_mention
 from bot.service.events import (
     CancelAsked,
@@ -164,7 +164,7 @@ class SlackReporter:
         pages = await self.store.paging.pages() if self.paging else {}  # of the alerts about to be announced
         told = stories or {}
 
-        def render(key: str, group: list[Alert]) -> tuple[str, str, list[dict[str, Any]]]:
+        def render(key: str, group: list[Alert]) -> tuple[str, str, list[Json]]:
             sizes[key] = len(group)
             views = [alert_view(a, told.get(a.id)) for a in group]
             return alert_group(

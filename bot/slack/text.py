@@ -10,8 +10,8 @@ written by the domain use too, re-exported here). Pure functions, no I/O.
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from bot.models import Json
 from bot.ops.text import escape, human_duration, mention, mention_group, mention_user, slack_date
 
 __all__ = [
@@ -63,12 +63,12 @@ def link(url: str, label: str) -> str:
     return f"<{url}|{escape(label).replace('|', '¦')}>"
 
 
-def plain_text(text: str, limit: int) -> dict[str, Any]:
+def plain_text(text: str, limit: int) -> Json:
     """A plain_text object cut to ``limit`` (Slack rejects longer and empty ones). Callers pass escaped text:
     Slack decodes the three entities in plain_text too, and no raw token then lands in any payload."""
     return {"type": "plain_text", "text": truncate(text, limit, "…") or "—", "emoji": True}
 
 
-def mrkdwn(text: str, limit: int = 3000) -> dict[str, Any]:
+def mrkdwn(text: str, limit: int = 3000) -> Json:
     """A mrkdwn object cut to ``limit`` with the truncation note; never empty."""
     return {"type": "mrkdwn", "text": truncate(text, limit) or "—"}

@@ -18,15 +18,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.models import RunState
+from bot.models import Json, RunState
 from bot.store import keys
 from bot.store.alert_events import EventKind, add_event
 from bot.store.messages import write_message
@@ -96,7 +95,7 @@ class Health:
     last_error: str
 
 
-Render = Callable[[str, list[Alert]], tuple[str, str, list[dict[str, Any]]]]
+Render = Callable[[str, list[Alert]], tuple[str, str, list[Json]]]
 Split = Callable[[list[Alert]], list[list[Alert]]]  # one channel's alerts into the messages that list them
 
 
@@ -123,7 +122,7 @@ class AlertStore:
         announced_by: str | None,
         suppress: timedelta,
         now: datetime,
-        page: dict[str, Any] | None = None,
+        page: Json | None = None,
     ) -> tuple[Alert, bool]:
         """A pipeline failed. Returns its alert and whether it is new (False: an open alert was updated).
 
@@ -535,7 +534,7 @@ class Began:
 _BEGAN = (runs.c.id, runs.c.connection, runs.c.created_at, runs.c.started_at)
 
 
-def _began_of(row: Any) -> Began:
+def _began_of(row: Row[int, str, datetime, datetime | None]) -> Began:
     return Began(id=row.id, connection=row.connection, recorded=row.created_at, started=row.started_at)
 
 

@@ -4,11 +4,11 @@ edited. The desired content has a version; delivery claims the cards whose versi
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.models import Json
 from bot.store import keys
 from bot.store.messages import write_message
 from bot.store.records import CardRecord
@@ -39,7 +39,7 @@ class CardStore:
         run_id: int,
         channel: str,
         text: str,
-        blocks: list[dict[str, Any]],
+        blocks: list[Json],
         *,
         now: datetime,
         final: bool = True,
@@ -69,7 +69,7 @@ class CardStore:
         key: str,
         channel: str,
         text: str,
-        blocks: list[dict[str, Any]],
+        blocks: list[Json],
         *,
         now: datetime,
         run_id: int | None = None,
@@ -125,7 +125,7 @@ class CardStore:
         next_edit_at: datetime | None = None,
     ) -> None:
         """Slack shows ``version``. A newer version waits until ``next_edit_at`` (edits of one message paced)."""
-        values: dict[str, Any] = {
+        values: dict[str, object] = {
             "sent_version": self._greatest(cards.c.sent_version, version),
             "attempting_since": None,
             "attempts": 0,

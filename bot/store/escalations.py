@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.models import Json
 from bot.store.alert_events import AlertEvent, EventKind, add_event, event_of_row
 from bot.store.alerting import Alert, AlertKind, AlertState, alert_of_row
 from bot.store.outbox import add_message
@@ -106,7 +106,7 @@ class EscalationStore:
         key: str,
         card_key: str,
         text: str,
-        blocks: list[dict[str, Any]],
+        blocks: list[Json],
         pinged: Sequence[str],
         now: datetime,
     ) -> bool:

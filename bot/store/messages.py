@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.models import Json, JsonValue
 from bot.store.tables import cards
 
 __all__ = ["write_message"]
@@ -20,7 +20,7 @@ async def write_message(
     key: str,
     channel: str,
     text: str,
-    blocks: list[dict[str, Any]],
+    blocks: list[Json],
     *,
     now: datetime,
     run_id: int | None = None,
@@ -63,7 +63,7 @@ async def write_message(
     return True
 
 
-async def _current(conn: AsyncConnection, key: str) -> tuple[int, str, Any] | None:
+async def _current(conn: AsyncConnection, key: str) -> tuple[int, str, JsonValue] | None:
     """The message's id, text and blocks; None when it does not exist yet."""
     row = (await conn.execute(select(cards.c.id, cards.c.text, cards.c.blocks).where(cards.c.key == key))).first()
     return None if row is None else (row.id, row.text, row.blocks)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NotRequired, TypedDict, Unpack
+from typing import NotRequired, TypedDict, Unpack
 
 from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.models import Json
 from bot.store import keys
 from bot.store.alert_events import EventKind
 from bot.store.records import OutboxItem, OutboxKind
@@ -29,7 +30,7 @@ class Message(TypedDict):
     kind: OutboxKind
     text: str
     now: datetime
-    blocks: NotRequired[list[dict[str, Any]] | None]
+    blocks: NotRequired[list[Json] | None]
     run_id: NotRequired[int | None]
     channel: NotRequired[str | None]
     card_key: NotRequired[str | None]

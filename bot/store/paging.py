@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.models import Json
 from bot.store.rows import claim
 from bot.store.tables import alert_events, alerts, pagerduty_events
 
@@ -66,7 +67,7 @@ class PageEvent:
     action: PageAction
     pipeline: str
     dedup_key: str
-    event: dict[str, Any]
+    event: Json
     state: PageState
     attempts: int
     last_error: str
@@ -102,7 +103,7 @@ class PagingStore:
         action: PageAction,
         *,
         pipeline: str,
-        event: dict[str, Any],
+        event: Json,
         now: datetime,
         episode: int = 0,
     ) -> bool:
@@ -195,7 +196,7 @@ class PagingStore:
                 .values(lease_owner=None, lease_expires_at=None)
             )
 
-    async def _set(self, event_id: int, **values: Any) -> None:
+    async def _set(self, event_id: int, **values: object) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(pagerduty_events)
@@ -210,7 +211,7 @@ async def add_page(
     action: PageAction,
     *,
     pipeline: str,
-    event: dict[str, Any],
+    event: Json,
     now: datetime,
     episode: int = 0,
 ) -> bool:

@@ -6,9 +6,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from bot.models import RunState, RunStatus, TaskStatus
+from bot.models import Json, JsonValue, RunState, RunStatus, TaskStatus
 
 __all__ = [
     "STARTING",
@@ -69,7 +68,7 @@ class OutboxKind(enum.StrEnum):
 class NewRun:
     provider: str
     connection: str
-    job: Mapping[str, Any]
+    job: Mapping[str, JsonValue]
     parameters: Mapping[str, str]
     origin: RunOrigin
     pipeline: str | None = None
@@ -99,7 +98,7 @@ class RunRecord:
     pipeline: str | None
     provider: str
     connection: str
-    job: Mapping[str, Any]
+    job: Mapping[str, JsonValue]
     parameters: Mapping[str, str]
     provider_run_id: str | None
     state: StoredState
@@ -179,7 +178,7 @@ class CardRecord:
     channel: str
     ts: str | None
     text: str
-    blocks: list[dict[str, Any]]
+    blocks: list[Json]
     version: int
     sent_version: int
     attempting_since: datetime | None
@@ -194,7 +193,7 @@ class OutboxItem:
     kind: OutboxKind
     channel: str | None
     text: str
-    blocks: list[dict[str, Any]] | None
+    blocks: list[Json] | None
     attempts: int
     attempting_since: datetime | None
     created_at: datetime
@@ -212,6 +211,6 @@ class AuditEntry:
     target: str
     outcome: str
     detail: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, JsonValue] = field(default_factory=dict)
     #: the right that let the action through; None when refused
     right: str | None = None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
@@ -42,8 +42,8 @@ def is_postgres(engine: AsyncEngine | AsyncConnection) -> bool:
 
 async def claim(
     engine: AsyncEngine,
-    table: Any,
-    query: Select[Any],
+    table: Table,
+    query: Select[int],
     owner: str,
     until: datetime,
     fetch: Callable[[AsyncConnection, Sequence[int]], Awaitable[list[R]]],
@@ -67,7 +67,7 @@ async def fetch_run(conn: AsyncConnection, run_id: int) -> RunRecord:
     return run_of_row(row)
 
 
-async def select_runs(engine: AsyncEngine, query: Select[Any]) -> list[RunRecord]:
+async def select_runs(engine: AsyncEngine, query: Select[*tuple[object, ...]]) -> list[RunRecord]:
     async with engine.connect() as conn:
         return [run_of_row(r) for r in (await conn.execute(query)).mappings()]
 

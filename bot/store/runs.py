@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -59,7 +58,7 @@ class RunStore:
             state = StoredState.WAITING
         else:
             state = StoredState.STARTING if new.provider_run_id is None else StoredState.QUEUED
-        values: dict[str, Any] = {
+        values: dict[str, object] = {
             "pipeline": new.pipeline,
             "provider": new.provider,
             "connection": new.connection,
@@ -153,7 +152,7 @@ class RunStore:
                     or before.unknown_since is not None
                 )
                 if before.state != status.state.value or before.raw_status != values["raw_status"]:
-                    await add_event(conn, run_id, now, status.state.value, values["raw_status"], status.message)
+                    await add_event(conn, run_id, now, status.state.value, str(values["raw_status"]), status.message)
                 if not visible:  # nobody is told: the run need not be read back
                     return None
                 after = await fetch_run(conn, run_id)
@@ -455,7 +454,7 @@ class RunStore:
 
 def _status_values(
     before: RunRecord, status: RunStatus, now: datetime, next_poll_at: datetime | None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     started = status.started_at or before.started_at
     if started is None and status.state is not RunState.QUEUED:
         started = now

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ColumnElement
 
 from bot.models import RunState
 from bot.store.alerting import repoint_alerts
@@ -173,7 +173,7 @@ class StartStore:
             return await runs_by_ids(conn, ids)
 
 
-def _orphaned_start(now: datetime, unleased_before: datetime) -> Any:
+def _orphaned_start(now: datetime, unleased_before: datetime) -> ColumnElement[bool]:
     """A run being started whose owner is gone: its lease expired (or it has none, and is old)."""
     return and_(
         runs.c.state == _STARTING,

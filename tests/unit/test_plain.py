@@ -44,7 +44,7 @@ def test_each_error_is_a_sentence_with_what_works(data: dict[str, object], sente
 
 
 def test_an_error_kind_not_in_the_map_says_so_without_pydantic_s_words() -> None:
-    text = plain_error({"type": "some_new_kind", "loc": ("x",), "msg": "Input should be odd"}, "x")
+    text = plain_error({"type": "some_new_kind", "loc": ("x",), "msg": "Input should be odd", "input": 3}, "x")
     assert text == "x has a value that cannot be used here"
 
 

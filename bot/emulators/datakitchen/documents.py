@@ -6,9 +6,9 @@ import base64
 import io
 import zipfile
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
-from bot.emulators._core import EmulatorState, EmuRun
+from bot.emulators._core import EmulatorState, EmuRun, Json, JsonValue
 from bot.emulators.datakitchen.shapes import (
     NODE_STATUS,
     ORDERRUN_WORDS,
@@ -28,7 +28,7 @@ class Served(Protocol):
     kitchens: dict[str, dict[str, list[str]]] | None
     orders: dict[str, Order]
 
-    def keep(self, shape: str, answer: dict[str, Any]) -> dict[str, Any]: ...
+    def keep(self, shape: str, answer: Json) -> Json: ...
 
 
 class Documents:
@@ -82,7 +82,7 @@ class Documents:
             timings["duration"] = ms(max(end - start, 0.0))
         return timings
 
-    def _serving_fields(self, run: EmuRun) -> dict[str, Any]:
+    def _serving_fields(self, run: EmuRun) -> Json:
         """Everything the emulator knows of an order run (each answer keeps what its shape allows)."""
         order = self.emu.orders[str(run.extra["order_id"])]
         status = self.status(run)
@@ -96,7 +96,7 @@ class Documents:
             "timings": self.emu.keep("timings", self._timings(run)),
         }
 
-    def serving(self, run: EmuRun) -> dict[str, Any]:
+    def serving(self, run: EmuRun) -> Json:
         """An order run as order/servings and order/status list it."""
         return self.emu.keep("serving", self._serving_fields(run))
 
@@ -113,7 +113,7 @@ class Documents:
             return "ORDER_ERROR"
         return "COMPLETED_ORDER"
 
-    def order(self, order: Order) -> dict[str, Any]:
+    def order(self, order: Order) -> Json:
         return self.emu.keep("order", {
             "hid": order.order_id,
             "order_id": order.order_id,
@@ -135,7 +135,7 @@ class Documents:
         run = self.emu.state.runs.get(hid)
         return run if run is not None and run.extra.get("order_id") in self.emu.orders else None
 
-    def details_runs(self, kitchen: str, ask: Mapping[str, Any]) -> list[EmuRun] | None:
+    def details_runs(self, kitchen: str, ask: Mapping[str, JsonValue]) -> list[EmuRun] | None:
         """The runs a details request names, the requested one first; None when unknown."""
         hid = ask.get("serving_hid")
         if hid:
@@ -153,7 +153,7 @@ class Documents:
         newest = sorted(runs, key=lambda r: r.created_at, reverse=True)
         return newest[:1] or None
 
-    def detail(self, run: EmuRun, ask: Mapping[str, Any]) -> dict[str, Any]:
+    def detail(self, run: EmuRun, ask: Mapping[str, JsonValue]) -> Json:
         order = self.emu.orders[str(run.extra["order_id"])]
         now = self.emu.state.now()
         detail = self._serving_fields(run)
@@ -209,11 +209,11 @@ class Documents:
             archive.writestr(f"{run.run_id}.log", text)
         return base64.b64encode(packed.getvalue()).decode("ascii")
 
-    def _log(self, run: EmuRun) -> list[dict[str, Any]]:
+    def _log(self, run: EmuRun) -> list[Json]:
         """Log entries: each node's start and end, and the outcome's message on the nodes that failed."""
         now = self.emu.state.now()
 
-        def line(level: str, message: str, node: str | None = None) -> dict[str, Any]:
+        def line(level: str, message: str, node: str | None = None) -> Json:
             entry = {"datetime": iso(now), "record_type": level, "thread_name": "NodeExecutorThread:0",
                      "message": message, "node": node}
             return self.emu.keep("log_line", entry)

@@ -10,11 +10,11 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from aiohttp import web
 
-from bot.emulators._core import EmulatorState, EmuRun, Outcome
+from bot.emulators._core import EmulatorState, EmuRun, Json, JsonValue, Outcome
 from bot.emulators._server import EmulatorServer, Route, json_response, read_body
 from bot.emulators.datakitchen.documents import Documents
 from bot.emulators.datakitchen.shapes import (
@@ -66,7 +66,7 @@ class DataKitchenEmulator(EmulatorServer):
         self.documents = Documents(self)
         self._secret = secrets.token_bytes(32)
 
-    def configure(self, scenario: Mapping[str, Any]) -> None:
+    def configure(self, scenario: Mapping[str, JsonValue]) -> None:
         scenario = dict(scenario)
         if "users" in scenario:
             self.users = dict(scenario.pop("users") or {})
@@ -127,7 +127,7 @@ class DataKitchenEmulator(EmulatorServer):
         sourced.__name__ = handler.__name__
         return sourced
 
-    def keep(self, shape: str, answer: dict[str, Any]) -> dict[str, Any]:
+    def keep(self, shape: str, answer: Json) -> Json:
         """An answer as served: under strict mode without the keys no source shows for its shape."""
         if not self.strict:
             return answer
@@ -149,7 +149,7 @@ class DataKitchenEmulator(EmulatorServer):
         signature = hmac.new(self._secret, signing.encode(), hashlib.sha256).digest()
         return f"{signing}.{b64(signature)}"
 
-    def _claims(self, token: str) -> tuple[dict[str, Any] | None, str]:
+    def _claims(self, token: str) -> tuple[Json | None, str]:
         """(claims, "") for a valid token, else (None, why)."""
         parts = token.split(".")
         if len(parts) != 3:
@@ -248,9 +248,9 @@ class DataKitchenEmulator(EmulatorServer):
         kitchen: str,
         recipe: str,
         variation: str,
-        parameters: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, JsonValue] | None = None,
         *,
-        schedule: Any = "now",
+        schedule: JsonValue = "now",
         external: bool = False,
         outcome: Outcome | None = None,
     ) -> tuple[Order, EmuRun]:
@@ -268,7 +268,12 @@ class DataKitchenEmulator(EmulatorServer):
         return order, self._new_serving(order, order.parameters, external=external, outcome=outcome)
 
     def _new_serving(
-        self, order: Order, parameters: Mapping[str, Any], *, external: bool = False, outcome: Outcome | None = None
+        self,
+        order: Order,
+        parameters: Mapping[str, JsonValue],
+        *,
+        external: bool = False,
+        outcome: Outcome | None = None,
     ) -> EmuRun:
         run = self.state.start_run(
             order.job, parameters, run_id=self.state.new_id("uuid"), external=external, outcome=outcome
@@ -277,7 +282,7 @@ class DataKitchenEmulator(EmulatorServer):
         order.servings.append(run.run_id)
         return run
 
-    def external_run(self, job: str, parameters: Mapping[str, Any], outcome: Outcome | None = None) -> str:
+    def external_run(self, job: str, parameters: Mapping[str, JsonValue], outcome: Outcome | None = None) -> str:
         """An order created in the console or by a schedule; returns its order run's hid."""
         parts = job.split("/", 2)
         if len(parts) != 3:
@@ -300,7 +305,7 @@ class DataKitchenEmulator(EmulatorServer):
         if refusal:
             return error(refusal, 417)
         order, _ = self.create_order(kitchen, recipe, variation, parameters, schedule=body.get("schedule", "now"))
-        answer: dict[str, Any] = {"status": "success", "variable_overrides": parameters}
+        answer: Json = {"status": "success", "variable_overrides": parameters}
         for key in self.create_keys:
             answer[key] = order.order_id
         return json_response(self.keep("create", answer))
@@ -394,7 +399,7 @@ class DataKitchenEmulator(EmulatorServer):
         if status != "SERVING_ERROR":
             return error(f"Only failed order runs can be resumed; order run {hid} is {status}", 417)
         raw = ask.get("parameters")
-        overrides: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        overrides: Json = dict(raw) if isinstance(raw, dict) else {}
         new = self._new_serving(order, {**run.parameters, **overrides})
         new.extra["resumed_from"] = hid
         run.extra["reran"] = True

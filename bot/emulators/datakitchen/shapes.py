@@ -7,10 +7,10 @@ import base64
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
+from bot.emulators._core import Json, JsonValue
 from bot.emulators._server import json_response
 
 __all__ = [
@@ -176,8 +176,8 @@ class Order:
     recipe: str
     variation: str
     created_at: float
-    parameters: dict[str, Any]
-    schedule: Any = "now"
+    parameters: Json
+    schedule: JsonValue = "now"
     paused: bool = False
     servings: list[str] = field(default_factory=list)  # EmuRun ids (hids), oldest first
 
@@ -198,7 +198,7 @@ def create_keys_of(raw: Iterable[str]) -> tuple[str, ...]:
     return keys
 
 
-def whole(value: Any, default: int) -> int:
+def whole(value: JsonValue, default: int) -> int:
     try:
         return max(int(value), 0)
     except (TypeError, ValueError):

@@ -13,14 +13,14 @@ import contextlib
 import json
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from aiohttp import web
 
+from bot.emulators._core import Json, JsonValue
 from bot.emulators.slack import payloads
 from bot.emulators.slack.blockkit import message_warnings, validate_message
 from bot.emulators.slack.faults import Faults
-from bot.emulators.slack.records import ApiCall, Channel, Json
+from bot.emulators.slack.records import ApiCall, Channel
 from bot.emulators.slack.state import SlackState
 
 __all__ = [
@@ -45,7 +45,7 @@ class ApiError(Exception):
     """Slack's ``{"ok": false, "error": ...}`` answer (with ``status`` and ``headers`` for 429s and 5xx)."""
 
     def __init__(
-        self, error: str, *, status: int = 200, headers: Mapping[str, str] | None = None, **extra: Any
+        self, error: str, *, status: int = 200, headers: Mapping[str, str] | None = None, **extra: JsonValue
     ) -> None:
         super().__init__(error)
         self.error, self.status, self.headers, self.extra = error, status, dict(headers or {}), extra
@@ -54,18 +54,18 @@ class ApiError(Exception):
 # -- parameters ---------------------------------------------------------------------------------------
 
 
-def as_int(value: Any, default: int) -> int:
+def as_int(value: JsonValue, default: int) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
         return default
 
 
-def opt_str(value: Any) -> str | None:
+def opt_str(value: JsonValue) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
-def blocks_of(value: Any) -> list[Json]:
+def blocks_of(value: JsonValue) -> list[Json]:
     return value if isinstance(value, list) else []
 
 
@@ -99,7 +99,7 @@ def bearer(request: web.Request) -> str | None:
 # -- checks shared by the families ----------------------------------------------------------------
 
 
-def api_channel(state: SlackState, ref: Any, *, need_member: bool = False) -> Channel:
+def api_channel(state: SlackState, ref: JsonValue, *, need_member: bool = False) -> Channel:
     """The channel a call names, or Slack's error when it is unknown or the bot may not use it."""
     channel = state.lookup_channel(ref)
     if channel is None:

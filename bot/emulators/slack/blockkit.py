@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
+
+from bot.emulators._core import JsonValue
 
 __all__ = [
     "LIMITS",
@@ -112,7 +113,7 @@ class _Checker:
     # -- text objects ---------------------------------------------------------------------
 
     def text(
-        self, obj: Any, pointer: str, *, limit: int | None, plain_only: bool = False, required: bool = True
+        self, obj: JsonValue, pointer: str, *, limit: int | None, plain_only: bool = False, required: bool = True
     ) -> None:
         if obj is None:
             if required:
@@ -134,7 +135,7 @@ class _Checker:
         elif limit is not None and len(value) > limit:
             self.add(f"{pointer}/text", f"must be at most {limit} characters, got {len(value)}")
 
-    def length(self, value: Any, pointer: str, limit: int) -> None:
+    def length(self, value: JsonValue, pointer: str, limit: int) -> None:
         if value is None:
             return
         if not isinstance(value, str):
@@ -144,7 +145,7 @@ class _Checker:
 
     # -- elements -------------------------------------------------------------------------
 
-    def element(self, element: Any, pointer: str, allowed: frozenset[str]) -> None:
+    def element(self, element: JsonValue, pointer: str, allowed: frozenset[str]) -> None:
         if not isinstance(element, Mapping):
             self.add(pointer, "must be an object")
             return
@@ -175,7 +176,7 @@ class _Checker:
         if "confirm" in element:
             self.confirm(element["confirm"], f"{pointer}/confirm")
 
-    def action_id(self, value: Any, pointer: str) -> None:
+    def action_id(self, value: JsonValue, pointer: str) -> None:
         if value is None:
             return  # Slack generates one
         if not isinstance(value, str) or not value:
@@ -187,7 +188,7 @@ class _Checker:
         self.block_action_ids.add(value)
         self.surface_action_ids.add(value)
 
-    def options(self, options: Any, pointer: str) -> None:
+    def options(self, options: JsonValue, pointer: str) -> None:
         if not isinstance(options, list):
             self.add(pointer, "must be a list")
             return
@@ -200,7 +201,7 @@ class _Checker:
             self.text(option.get("text"), f"{pointer}/{index}/text", limit=LIMITS["option_text"])
             self.length(option.get("value"), f"{pointer}/{index}/value", LIMITS["option_value"])
 
-    def confirm(self, dialog: Any, pointer: str) -> None:
+    def confirm(self, dialog: JsonValue, pointer: str) -> None:
         if not isinstance(dialog, Mapping):
             self.add(pointer, "must be a confirmation dialog object")
             return
@@ -214,7 +215,7 @@ class _Checker:
 
     # -- blocks ---------------------------------------------------------------------------
 
-    def block(self, block: Any, pointer: str) -> None:
+    def block(self, block: JsonValue, pointer: str) -> None:
         if not isinstance(block, Mapping):
             self.add(pointer, "must be a block object")
             return
@@ -237,7 +238,7 @@ class _Checker:
         if len(self.problems) == before:
             self.sdk(block, pointer)
 
-    def block_section(self, block: Mapping[str, Any], pointer: str) -> None:
+    def block_section(self, block: Mapping[str, JsonValue], pointer: str) -> None:
         fields = block.get("fields")
         if block.get("text") is None and not fields:
             self.add(pointer, "section needs text or fields")
@@ -254,10 +255,10 @@ class _Checker:
         if block.get("accessory") is not None:
             self.element(block["accessory"], f"{pointer}/accessory", ACCESSORY_TYPES)
 
-    def block_header(self, block: Mapping[str, Any], pointer: str) -> None:
+    def block_header(self, block: Mapping[str, JsonValue], pointer: str) -> None:
         self.text(block.get("text"), f"{pointer}/text", limit=LIMITS["header_text"], plain_only=True)
 
-    def block_actions(self, block: Mapping[str, Any], pointer: str) -> None:
+    def block_actions(self, block: Mapping[str, JsonValue], pointer: str) -> None:
         elements = block.get("elements")
         if not isinstance(elements, list) or not elements:
             self.add(f"{pointer}/elements", "must be a non-empty list")
@@ -267,7 +268,7 @@ class _Checker:
         for index, element in enumerate(elements):
             self.element(element, f"{pointer}/elements/{index}", ACTIONS_TYPES)
 
-    def block_context(self, block: Mapping[str, Any], pointer: str) -> None:
+    def block_context(self, block: Mapping[str, JsonValue], pointer: str) -> None:
         elements = block.get("elements")
         if not isinstance(elements, list) or not elements:
             self.add(f"{pointer}/elements", "must be a non-empty list")
@@ -280,7 +281,7 @@ class _Checker:
             else:
                 self.text(element, f"{pointer}/elements/{index}", limit=None)
 
-    def block_input(self, block: Mapping[str, Any], pointer: str) -> None:
+    def block_input(self, block: Mapping[str, JsonValue], pointer: str) -> None:
         self.text(block.get("label"), f"{pointer}/label", limit=LIMITS["input_label"], plain_only=True)
         self.text(block.get("hint"), f"{pointer}/hint", limit=LIMITS["input_hint"], plain_only=True, required=False)
         if block.get("element") is None:
@@ -288,13 +289,13 @@ class _Checker:
         else:
             self.element(block["element"], f"{pointer}/element", INPUT_TYPES)
 
-    def block_divider(self, block: Mapping[str, Any], pointer: str) -> None:
+    def block_divider(self, block: Mapping[str, JsonValue], pointer: str) -> None:
         """Nothing to check beyond the block_id."""
 
-    def block_other(self, block: Mapping[str, Any], pointer: str) -> None:
+    def block_other(self, block: Mapping[str, JsonValue], pointer: str) -> None:
         """Image, markdown, rich_text, video…: left to slack_sdk's validators."""
 
-    def sdk(self, block: Mapping[str, Any], pointer: str) -> None:
+    def sdk(self, block: Mapping[str, JsonValue], pointer: str) -> None:
         """slack_sdk's own validators: they know rules we do not spell out (and log, never raise, on unknowns)."""
         try:
             with warnings.catch_warnings():
@@ -305,7 +306,7 @@ class _Checker:
         except Exception as exc:  # slack_sdk raises SlackObjectFormationError, TypeError, AttributeError…
             self.add(pointer, f"slack_sdk: {exc}")
 
-    def blocks(self, blocks: Any, pointer: str, limit: int) -> None:
+    def blocks(self, blocks: JsonValue, pointer: str, limit: int) -> None:
         if not isinstance(blocks, list):
             self.add(pointer, "blocks must be a list")
             return
@@ -315,19 +316,19 @@ class _Checker:
             self.block(block, f"{pointer}/{index}")
 
 
-def validate_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks", per_surface: bool = True) -> list[str]:
+def validate_blocks(blocks: JsonValue, *, limit: int, pointer: str = "/blocks", per_surface: bool = True) -> list[str]:
     """Problems with a list of blocks under a given block-count limit (empty when valid)."""
     checker = _Checker(unique_action_ids_per_surface=per_surface)
     checker.blocks(blocks, pointer, limit)
     return checker.problems
 
 
-def validate_message(blocks: Any) -> list[str]:
+def validate_message(blocks: JsonValue) -> list[str]:
     """Problems Slack would report for a message's ``blocks`` (chat.postMessage, chat.update, response_url)."""
     return validate_blocks(blocks, limit=LIMITS["message_blocks"])
 
 
-def validate_view(view: Any) -> list[str]:
+def validate_view(view: JsonValue) -> list[str]:
     """Problems Slack would report for a modal or Home tab view (views.open/update/push/publish)."""
     checker = _Checker(unique_action_ids_per_surface=False)  # a view's state is keyed by block_id first
     if not isinstance(view, Mapping):
@@ -365,11 +366,11 @@ def validate_view(view: Any) -> list[str]:
     return checker.problems
 
 
-def _has_input(blocks: Any) -> bool:
+def _has_input(blocks: JsonValue) -> bool:
     return isinstance(blocks, list) and any(isinstance(b, Mapping) and b.get("type") == "input" for b in blocks)
 
 
-def message_warnings(text: Any, blocks: Any) -> list[str]:
+def message_warnings(text: JsonValue, blocks: JsonValue) -> list[str]:
     """What Slack accepts but flags: no top-level ``text`` beside blocks (no notification or screen-reader
     fallback), and text past 40 000 characters (truncated)."""
     found: list[str] = []
@@ -380,14 +381,14 @@ def message_warnings(text: Any, blocks: Any) -> list[str]:
     return found
 
 
-def check_message(blocks: Any) -> None:
+def check_message(blocks: JsonValue) -> None:
     """``validate_message`` for callers who want an exception."""
     problems = validate_message(blocks)
     if problems:
         raise BlockKitError(problems)
 
 
-def check_view(view: Any) -> None:
+def check_view(view: JsonValue) -> None:
     """``validate_view`` for callers who want an exception."""
     problems = validate_view(view)
     if problems:

@@ -3,9 +3,10 @@ with Slack's checks (blocks, membership, ``no_text``) and its per-channel postin
 
 from __future__ import annotations
 
+from bot.emulators._core import Json
 from bot.emulators.slack.api import ApiError, Method, api_channel, checked_blocks, message_warnings_of, opt_str
 from bot.emulators.slack.faults import Faults
-from bot.emulators.slack.records import Ephemeral, Json, flag
+from bot.emulators.slack.records import Ephemeral, flag
 from bot.emulators.slack.state import SlackState
 
 __all__ = ["ChatApi"]

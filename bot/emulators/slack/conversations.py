@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
+from bot.emulators._core import Json
 from bot.emulators.slack import payloads
 from bot.emulators.slack.api import ApiError, Method, api_channel, as_int
-from bot.emulators.slack.records import Channel, Json, User, flag
+from bot.emulators.slack.records import Channel, User, flag
 from bot.emulators.slack.state import SlackState
 
 __all__ = ["ConversationsApi"]

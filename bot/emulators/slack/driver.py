@@ -14,13 +14,14 @@ import json
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 
+from bot.emulators._core import Json, JsonValue
 from bot.emulators.slack import payloads
 from bot.emulators.slack.blockkit import validate_view
-from bot.emulators.slack.records import AppResponse, Delivery, FakeView, Json, Target
+from bot.emulators.slack.records import AppResponse, Delivery, FakeView, Target
 from bot.emulators.slack.responses import ResponseUrls
 from bot.emulators.slack.signing import signature, signed_headers
 from bot.emulators.slack.state import SlackState
@@ -32,7 +33,7 @@ T = TypeVar("T")
 FORM = "application/x-www-form-urlencoded"
 
 
-def _readable(raw: bytes, content_type: str) -> Any:
+def _readable(raw: bytes, content_type: str) -> JsonValue:
     """A sent body as data when it parses (JSON, form, form with ``payload=``), else as text."""
     text = raw.decode("utf-8", "replace")
     try:
@@ -95,7 +96,7 @@ class Driver:
             text = await resp.text()
             status, answer_headers = resp.status, dict(resp.headers)
         elapsed = time.perf_counter() - started
-        parsed: Any = text
+        parsed: JsonValue = text
         if text.strip()[:1] in ("{", "["):
             try:
                 parsed = json.loads(text)
@@ -152,9 +153,9 @@ class Driver:
         action_id: str,
         *,
         user: str = "U0ALICE",
-        value: Any = None,
+        value: JsonValue = None,
         block_id: str | None = None,
-        values: Mapping[str, Mapping[str, Any]] | None = None,
+        values: Mapping[str, Mapping[str, JsonValue]] | None = None,
     ) -> AppResponse:
         """A click (or a pick, for selects: ``value`` is the option value) on an element of a channel message.
         ``value`` for a button replaces the button's own value: for tampering tests."""
@@ -182,7 +183,7 @@ class Driver:
         *,
         user: str = "U0ALICE",
         ts: str | None = None,
-        value: Any = None,
+        value: JsonValue = None,
         block_id: str | None = None,
     ) -> AppResponse:
         """A click in the newest ephemeral message ``user`` sees in ``channel`` with that action (or at ``ts``).
@@ -213,9 +214,9 @@ class Driver:
         action_id: str,
         *,
         user: str | None = None,
-        value: Any = None,
+        value: JsonValue = None,
         block_id: str | None = None,
-        values: Mapping[str, Mapping[str, Any]] | None = None,
+        values: Mapping[str, Mapping[str, JsonValue]] | None = None,
     ) -> AppResponse:
         """A click or pick inside a modal or the Home tab (``container.type == "view"``). Picks and ``values``
         are kept in the view's state, as Slack keeps what the person typed."""
@@ -234,13 +235,13 @@ class Driver:
         )
         return await self._send_payload(payload)
 
-    def _remember(self, view: FakeView, values: Mapping[str, Mapping[str, Any]]) -> None:
+    def _remember(self, view: FakeView, values: Mapping[str, Mapping[str, JsonValue]]) -> None:
         payloads.state_values(view.blocks, values)  # raises on ids the view lacks
         for block_id, by_action in values.items():
             view.values.setdefault(block_id, {}).update(by_action)
 
     async def submit(
-        self, view_id: str, values: Mapping[str, Mapping[str, Any]] | None = None, *, user: str | None = None
+        self, view_id: str, values: Mapping[str, Mapping[str, JsonValue]] | None = None, *, user: str | None = None
     ) -> AppResponse:
         """Submit a modal with ``{block_id: {action_id: value}}``; the ack's ``response_action`` (errors,
         update, push, clear) or its absence (close) is applied to the modal stack as Slack does."""

@@ -30,8 +30,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from bot.emulators._core import Json
 from bot.emulators.slack.api import ApiError, Method
-from bot.emulators.slack.records import Json
 from bot.emulators.slack.state import SlackState
 
 __all__ = ["WORKFLOW_TOKEN_SECONDS", "FunctionExecution", "FunctionsApi"]

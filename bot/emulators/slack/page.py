@@ -32,11 +32,11 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from bot.emulators._core import Json, JsonValue
 from bot.emulators.slack import payloads
 from bot.emulators.slack.driver import Driver
 from bot.emulators.slack.records import AppResponse, FakeView, Message
@@ -44,7 +44,6 @@ from bot.emulators.slack.state import SlackState
 
 __all__ = ["add_page_routes", "snapshot"]
 
-Json = dict[str, Any]
 Action = Callable[[Json, str], Awaitable["AppResponse | None"]]
 
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -324,22 +323,22 @@ async def _json_body(request: web.Request) -> Json:
     return body
 
 
-def _text(body: Mapping[str, Any], key: str) -> str:
+def _text(body: Mapping[str, JsonValue], key: str) -> str:
     value = body.get(key)
     return value if isinstance(value, str) else ""
 
 
-def _opt(value: Any) -> str | None:
+def _opt(value: JsonValue) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _known_values(blocks: list[Json], values: Any) -> dict[str, dict[str, Any]]:
+def _known_values(blocks: list[Json], values: JsonValue) -> dict[str, Json]:
     """``{block_id: {action_id: value}}`` from the page, keeping only elements the blocks still have: the page
     may hold a value typed into an input that a redraw of the modal has since removed."""
     if not isinstance(values, Mapping):
         return {}
     present = {(b, e["action_id"]) for b, e in payloads.interactive_elements(blocks)}
-    kept: dict[str, dict[str, Any]] = {}
+    kept: dict[str, Json] = {}
     for block_id, by_action in values.items():
         if not isinstance(by_action, Mapping):
             continue

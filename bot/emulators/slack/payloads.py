@@ -13,8 +13,9 @@ import copy
 import hashlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.emulators._core import Json, JsonValue
 
 __all__ = [
     "action",
@@ -32,7 +33,6 @@ __all__ = [
     "view_submission",
 ]
 
-Json = dict[str, Any]
 
 
 def slash_command(
@@ -156,7 +156,7 @@ def event_callback(
 # -- blocks ------------------------------------------------------------------------------------
 
 
-def fill_block_ids(blocks: list[Any]) -> list[Any]:
+def fill_block_ids(blocks: list[JsonValue]) -> list[JsonValue]:
     """A copy of ``blocks`` where every block has a ``block_id``, as Slack stores them: interaction
     payloads always carry one, and listeners may rely on it."""
     filled = copy.deepcopy(blocks)
@@ -167,13 +167,13 @@ def fill_block_ids(blocks: list[Any]) -> list[Any]:
     return filled
 
 
-def interactive_elements(blocks: list[Any]) -> Iterator[tuple[str, Json]]:
+def interactive_elements(blocks: list[JsonValue]) -> Iterator[tuple[str, Json]]:
     """Every interactive element with its block's ``block_id``, in reading order."""
     for block in blocks:
         if not isinstance(block, Mapping):
             continue
         block_id = str(block.get("block_id", ""))
-        candidates: list[Any] = []
+        candidates: list[JsonValue] = []
         if block.get("type") == "section":
             candidates.append(block.get("accessory"))
         elif block.get("type") in ("actions", "context_actions"):
@@ -185,7 +185,7 @@ def interactive_elements(blocks: list[Any]) -> Iterator[tuple[str, Json]]:
                 yield block_id, element
 
 
-def find_element(blocks: list[Any], action_id: str, block_id: str | None = None) -> tuple[str, Json]:
+def find_element(blocks: list[JsonValue], action_id: str, block_id: str | None = None) -> tuple[str, Json]:
     """The (block_id, element) with ``action_id``; ``LookupError`` naming what exists when absent."""
     found = [(b, e) for b, e in interactive_elements(blocks) if e["action_id"] == action_id]
     if block_id is not None:
@@ -197,14 +197,14 @@ def find_element(blocks: list[Any], action_id: str, block_id: str | None = None)
     return found[0]
 
 
-def _options(element: Mapping[str, Any]) -> list[Json]:
+def _options(element: Mapping[str, JsonValue]) -> list[Json]:
     options = list(element.get("options") or [])
     for group in element.get("option_groups") or []:
         options.extend(group.get("options") or [])
     return options
 
 
-def _option(element: Mapping[str, Any], value: Any) -> Json:
+def _option(element: Mapping[str, JsonValue], value: JsonValue) -> Json:
     for option in _options(element):
         if option.get("value") == value:
             return dict(option)
@@ -214,7 +214,7 @@ def _option(element: Mapping[str, Any], value: Any) -> Json:
     raise LookupError(f"{element.get('action_id')!r} has no option with value {value!r}; options: {known}")
 
 
-def element_value(element: Mapping[str, Any], value: Any) -> Json:
+def element_value(element: Mapping[str, JsonValue], value: JsonValue) -> Json:
     """The value part Slack sends for an element (``type`` plus ``value`` / ``selected_*``), used both in
     ``actions[]`` of ``block_actions`` and in ``view.state.values``. A dict ``value`` that already has a
     ``type`` is taken as the exact shape (for odd cases)."""
@@ -250,7 +250,7 @@ def element_value(element: Mapping[str, Any], value: Any) -> Json:
     return shape
 
 
-def button_action(element: Mapping[str, Any], block_id: str, value: Any, action_ts: str) -> Json:
+def button_action(element: Mapping[str, JsonValue], block_id: str, value: JsonValue, action_ts: str) -> Json:
     """``actions[0]`` for a click on a button; ``value`` overrides the button's own (tampering tests)."""
     action: Json = {
         "action_id": element["action_id"],
@@ -269,7 +269,7 @@ def button_action(element: Mapping[str, Any], block_id: str, value: Any, action_
     return action
 
 
-def action(element: Mapping[str, Any], block_id: str, value: Any, action_ts: str) -> Json:
+def action(element: Mapping[str, JsonValue], block_id: str, value: JsonValue, action_ts: str) -> Json:
     """``actions[0]`` for an interaction with any element (button click, option picked, date chosen…)."""
     if element.get("type") == "button":
         return button_action(element, block_id, value, action_ts)
@@ -278,7 +278,7 @@ def action(element: Mapping[str, Any], block_id: str, value: Any, action_ts: str
 
 
 def state_values(
-    blocks: list[Any], values: Mapping[str, Mapping[str, Any]], *, every_input: bool = True
+    blocks: list[JsonValue], values: Mapping[str, Mapping[str, JsonValue]], *, every_input: bool = True
 ) -> dict[str, dict[str, Json]]:
     """``view.state.values`` for ``{block_id: {action_id: value}}``. With ``every_input`` (a submission)
     every input of the view appears, empty when not given, as Slack sends it; a block or action id the

@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from bot.emulators._core import Json, JsonValue
 from bot.emulators.slack import payloads
 
 __all__ = [
@@ -29,10 +29,9 @@ __all__ = [
     "flag",
 ]
 
-Json = dict[str, Any]
 
 
-def flag(value: Any) -> bool:
+def flag(value: JsonValue) -> bool:
     """A Slack boolean parameter: ``true``, ``1``, ``"true"``, ``"1"``."""
     return value is True or value == 1 or (isinstance(value, str) and value.lower() in ("1", "true"))
 
@@ -177,7 +176,7 @@ class FakeView:
     root_view_id: str
     previous_view_id: str | None = None
     closed: bool = False
-    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    values: dict[str, Json] = field(default_factory=dict)
     versions: list[Json] = field(default_factory=list)
 
     @property
@@ -217,7 +216,7 @@ class AppResponse:
     """What the app answered to a request the fake sent: the ack."""
 
     status: int
-    body: Any
+    body: JsonValue
     text: str
     headers: Mapping[str, str]
     elapsed: float
@@ -237,7 +236,7 @@ class Delivery:
     """A request the fake sent to the app (``payload`` parsed when it parses) and the answer."""
 
     kind: str
-    payload: Any
+    payload: JsonValue
     response: AppResponse
 
 

@@ -10,10 +10,11 @@ import json
 
 from aiohttp import web
 
+from bot.emulators._core import Json
 from bot.emulators.slack import payloads
 from bot.emulators.slack.api import blocks_of, opt_str
 from bot.emulators.slack.blockkit import message_warnings, validate_message
-from bot.emulators.slack.records import Ephemeral, Json, MessageVersion, ResponsePost, Target, flag
+from bot.emulators.slack.records import Ephemeral, MessageVersion, ResponsePost, Target, flag
 from bot.emulators.slack.state import SlackState
 
 __all__ = ["RESPONSE_URL_TTL", "RESPONSE_URL_USES", "ResponseUrls"]

@@ -16,8 +16,8 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
+from bot.emulators._core import Json, JsonValue
 from bot.emulators.slack import payloads
 from bot.emulators.slack.records import (
     ApiCall,
@@ -25,7 +25,6 @@ from bot.emulators.slack.records import (
     Delivery,
     Ephemeral,
     FakeView,
-    Json,
     Message,
     ResponsePost,
     Target,
@@ -55,7 +54,7 @@ DEFAULT_GROUPS = (
 )
 
 
-def short(value: Any, size: int = 60) -> str:
+def short(value: JsonValue, size: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= size else text[: size - 1] + "…"
 
@@ -266,7 +265,7 @@ class SlackState:
 
     # -- lookups ---------------------------------------------------------------------------------
 
-    def lookup_channel(self, ref: Any) -> Channel | None:
+    def lookup_channel(self, ref: JsonValue) -> Channel | None:
         """A channel by id or name (``#`` optional); a user id gives the bot's DM with them."""
         if not isinstance(ref, str) or not ref.strip():
             return None
@@ -302,7 +301,7 @@ class SlackState:
             raise KeyError(f"unknown user {user!r}: add it with FakeSlack.add_user; known: {sorted(self.users)}")
         return self.users[user]
 
-    def find_message(self, channel_id: str, ts: Any) -> Message | None:
+    def find_message(self, channel_id: str, ts: JsonValue) -> Message | None:
         for message in self.channel_messages.get(channel_id, []):
             if message.ts == ts and not message.deleted:
                 return message

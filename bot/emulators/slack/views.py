@@ -3,10 +3,11 @@ with Slack's checks: a valid view, a fresh unused ``trigger_id``, the push limit
 
 from __future__ import annotations
 
+from bot.emulators._core import Json
 from bot.emulators.slack import payloads
 from bot.emulators.slack.api import ApiError, Method, opt_str
 from bot.emulators.slack.blockkit import validate_view
-from bot.emulators.slack.records import Json, Trigger
+from bot.emulators.slack.records import Trigger
 from bot.emulators.slack.state import SlackState
 
 __all__ = ["MAX_PUSHED_VIEWS", "TRIGGER_TTL", "ViewsApi"]

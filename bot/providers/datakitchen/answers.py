@@ -6,9 +6,8 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from bot.models import RunState
+from bot.models import Json, JsonValue, RunState
 from bot.providers.datakitchen.config import Job
 
 _STATES = {
@@ -55,11 +54,11 @@ def node_state(raw: str | None) -> RunState:
 
 
 
-def _has_error(body: Mapping[str, Any]) -> bool:
+def _has_error(body: Mapping[str, JsonValue]) -> bool:
     return "error" in body and body["error"] not in (None, False, "", {}, [])
 
 
-def _words(value: Any) -> str:
+def _words(value: JsonValue) -> str:
     """The words of an error value: ``{"message": {"error": ...}}``, a string, a list…"""
     if value is None:
         return ""
@@ -84,11 +83,11 @@ def _join(*parts: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _overrides(parameters: Mapping[str, str], types: Mapping[str, str]) -> dict[str, Any]:
+def _overrides(parameters: Mapping[str, str], types: Mapping[str, str]) -> Json:
     """Run parameters as DataKitchen overrides: a parameter typed ``int`` or ``bool`` in the catalog is
     sent as a JSON number or boolean (recipe variables are JSON values: DKUtils' documented orders carry
     lists in ``input_settings.parameters``); everything else as text, as the seed's example does."""
-    sent: dict[str, Any] = {}
+    sent: Json = {}
     for name, value in parameters.items():
         kind, text = types.get(name), value.strip()
         if kind == "int" and re.fullmatch(r"-?\d+", text):
@@ -105,7 +104,7 @@ def _overrides(parameters: Mapping[str, str], types: Mapping[str, str]) -> dict[
 _CREATED_KEYS = ("order_id", "serving_hid", "serving_chronos_id")
 
 
-def _order_id_of(body: Any, keys: Sequence[str] = ("order_id", "serving_hid", "hid")) -> str:
+def _order_id_of(body: JsonValue, keys: Sequence[str] = ("order_id", "serving_hid", "hid")) -> str:
     """An order's id under the first of ``keys`` that holds one."""
     if not isinstance(body, dict):
         return ""
@@ -115,16 +114,16 @@ def _order_id_of(body: Any, keys: Sequence[str] = ("order_id", "serving_hid", "h
     return ""
 
 
-def _hid_of(serving: Mapping[str, Any]) -> str:
+def _hid_of(serving: Mapping[str, JsonValue]) -> str:
     for key in ("hid", "serving_hid", "orderrun_id"):
         if isinstance(serving.get(key), str) and serving[key].strip():
             return str(serving[key]).strip()
     return ""
 
 
-def _servings_by_order(raw: Any) -> dict[str, list[Any]]:
+def _servings_by_order(raw: JsonValue) -> dict[str, list[JsonValue]]:
     """``servings`` of order/status: ``{<order_id>: {servings: [...]}}``, or a flat list with ``order_id``."""
-    found: dict[str, list[Any]] = {}
+    found: dict[str, list[JsonValue]] = {}
     if isinstance(raw, dict):
         for order_id, entry in raw.items():
             servings = entry.get("servings") if isinstance(entry, dict) else entry
@@ -137,14 +136,14 @@ def _servings_by_order(raw: Any) -> dict[str, list[Any]]:
     return found
 
 
-def _name(entry: Mapping[str, Any], *keys: str) -> str | None:
+def _name(entry: Mapping[str, JsonValue], *keys: str) -> str | None:
     for key in keys:
         if isinstance(entry.get(key), str):
             return str(entry[key])
     return None
 
 
-def _belongs(order: Mapping[str, Any], servings: list[Any], job: Job) -> bool:
+def _belongs(order: Mapping[str, JsonValue], servings: list[JsonValue], job: Job) -> bool:
     """Whether an order is one of this recipe / variation (from the order, else from its runs)."""
     recipe = _name(order, "recipe", "recipe_name")
     variation = _name(order, "variation", "variation_name")
@@ -154,19 +153,19 @@ def _belongs(order: Mapping[str, Any], servings: list[Any], job: Job) -> bool:
     return recipe == job.recipe and variation == job.variation
 
 
-def _order_state(order: Mapping[str, Any]) -> str:
+def _order_state(order: Mapping[str, JsonValue]) -> str:
     """An order's ``order-status`` (hyphenated, as DKCloudCommand's list_order and DKUtils read it)."""
     value = order.get("order-status")
     return value.strip().upper() if isinstance(value, str) else ""
 
 
-def _from_ms(value: Any) -> datetime | None:
+def _from_ms(value: JsonValue) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         return None
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
-def _ms_delta(value: Any) -> timedelta | None:
+def _ms_delta(value: JsonValue) -> timedelta | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         return None
     return timedelta(milliseconds=value)

@@ -10,11 +10,11 @@ makes) are left out: the tracker asks those one by one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
 from bot.errors import ProviderResponseError
-from bot.models import RunState, RunStatus
+from bot.models import Json, JsonValue, RunState, RunStatus
 from bot.providers._http import Call, HttpCaller
 from bot.providers.datakitchen.answers import _hid_of, _order_id_of, _servings_by_order
 from bot.providers.datakitchen.config import Job
@@ -25,9 +25,9 @@ class Client(Protocol):
 
     caller: HttpCaller
 
-    async def _body(self, call: Call) -> Any: ...
+    async def _body(self, call: Call) -> JsonValue: ...
 
-    def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus: ...
+    def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, JsonValue]) -> RunStatus: ...
 
 __all__ = ["kitchen_statuses", "order_pages"]
 
@@ -64,8 +64,8 @@ async def kitchen_statuses(client: Client, runs: Sequence[tuple[Job, str]]) -> d
 
 
 async def order_pages(
-    client: Client, kitchen: str, what: str, asked: Mapping[str, Any], max_pages: int
-) -> AsyncIterator[tuple[list[dict[str, Any]], dict[str, list[Any]]]]:
+    client: Client, kitchen: str, what: str, asked: Mapping[str, JsonValue], max_pages: int
+) -> AsyncIterator[tuple[list[Json], dict[str, list[JsonValue]]]]:
     """The pages of ``GET v2/order/status/{kitchen}`` (``asked``: the query besides ``start``/``count``): each
     page's orders and their order runs by order id, until a short page or ``max_pages``. ``list_runs`` and the
     batched polls both read them so."""
@@ -84,12 +84,12 @@ async def order_pages(
             return
 
 
-def _listed_status(client: Client, run_id: str, order_id: str, servings: list[Any] | None) -> RunStatus | None:
+def _listed_status(client: Client, run_id: str, order_id: str, servings: list[JsonValue] | None) -> RunStatus | None:
     """A run's status as the kitchen's list shows it; None when the list does not settle it. A malformed entry,
     too, concerns that run only and leaves it to its own poll."""
     if servings is None:
         return None
-    listed: list[Mapping[str, Any]] = [s for s in servings if isinstance(s, dict)]
+    listed: list[Mapping[str, JsonValue]] = [s for s in servings if isinstance(s, dict)]
     hid = run_id.partition("/")[2]
     if not hid and not listed:  # as get_status says of an order with no run yet
         return RunStatus(run_id=run_id, state=RunState.QUEUED, raw_status="PLANNED_SERVING",

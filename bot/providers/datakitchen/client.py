@@ -7,7 +7,7 @@ import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -21,7 +21,7 @@ from bot.errors import (
     ProviderUnavailable,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunLog, RunLogPage, RunState, RunStatus, Triggered
+from bot.models import Json, JsonValue, RunLog, RunLogPage, RunState, RunStatus, Triggered
 from bot.providers._http import Call, RetryPolicy, Sleep, loads
 from bot.providers.base import Capability, ProviderClient
 from bot.providers.datakitchen.answers import (
@@ -123,7 +123,7 @@ class Client(ProviderClient[Connection, Job]):
             )
         return order_id, hid or None
 
-    async def _body(self, call: Call) -> Any:
+    async def _body(self, call: Call) -> JsonValue:
         """The JSON answer of a call; a 2xx answer with an ``error`` key is a refusal, not a success."""
         body = await self._json(call)
         if isinstance(body, dict) and _has_error(body):
@@ -173,7 +173,7 @@ class Client(ProviderClient[Connection, Job]):
     async def get_status(self, job: Job, run_id: str) -> RunStatus:
         order_id, hid = self._order_ref(run_id)
         servings = await self._servings(job, order_id)
-        detail: dict[str, Any] | None = None
+        detail: Json | None = None
         if hid is None:
             if not servings:
                 return RunStatus(
@@ -194,7 +194,7 @@ class Client(ProviderClient[Connection, Job]):
             status = await self._with_details(job, status, detail)
         return self.caller.redact_status(status)
 
-    async def _servings(self, job: Job, order_id: str) -> list[dict[str, Any]]:
+    async def _servings(self, job: Job, order_id: str) -> list[Json]:
         call = Call(
             "GET",
             f"v2/order/servings/{self._seg(job.kitchen)}/{self._seg(order_id)}",
@@ -209,7 +209,7 @@ class Client(ProviderClient[Connection, Job]):
             )
         return [s for s in servings if isinstance(s, dict)]
 
-    async def _details(self, job: Job, hid: str, what: str, tests: bool = False) -> dict[str, Any]:
+    async def _details(self, job: Job, hid: str, what: str, tests: bool = False) -> Json:
         call = Call(
             "POST",
             f"v2/order/details/{self._seg(job.kitchen)}",
@@ -233,7 +233,7 @@ class Client(ProviderClient[Connection, Job]):
             )
         return next((s for s in found if _hid_of(s) == hid), found[0])
 
-    async def _with_details(self, job: Job, status: RunStatus, detail: dict[str, Any] | None = None) -> RunStatus:
+    async def _with_details(self, job: Job, status: RunStatus, detail: Json | None = None) -> RunStatus:
         """Add the node breakdown and the log's error lines to a finished run.
 
         Only asked once a run has ended, so that a running order costs one call per poll. A details
@@ -283,7 +283,7 @@ class Client(ProviderClient[Connection, Job]):
             refused = f"DataKitchen's answer to {what} is not a log: {exc}"
             raise self.caller.error(ProviderResponseError, refused) from exc
 
-    def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, Any]) -> RunStatus:
+    def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, JsonValue]) -> RunStatus:
         """One order run (an entry of ``servings``) as a RunStatus."""
         raw = str(serving.get("status") or "")
         state = map_status(raw)
@@ -318,13 +318,13 @@ class Client(ProviderClient[Connection, Job]):
 
     # -- listing ---------------------------------------------------------------------------
 
-    async def _orders_of(self, job: Job, servings_per_order: int) -> list[tuple[dict[str, Any], list[Any]]]:
+    async def _orders_of(self, job: Job, servings_per_order: int) -> list[tuple[Json, list[JsonValue]]]:
         """The orders of this recipe / variation with their newest order runs.
 
         The platform filters by recipe (``r``, as DKCloudCommand's ``list_order`` asks); the variation
         is picked out here. Pages of ``ORDERS_PAGE`` orders, at most ``_MAX_ORDER_PAGES`` of them.
         """
-        found: list[tuple[dict[str, Any], list[Any]]] = []
+        found: list[tuple[Json, list[JsonValue]]] = []
         what = f"list the orders of recipe {job.recipe} in kitchen {job.kitchen}"
         params = {"scount": servings_per_order, "r": job.recipe}
         async for orders, by_order in order_pages(self, job.kitchen, what, params, _MAX_ORDER_PAGES):

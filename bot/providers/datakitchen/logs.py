@@ -9,9 +9,9 @@ import itertools
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from bot.models import RunLog, RunLogPage, RunState, TaskStatus
+from bot.models import JsonValue, RunLog, RunLogPage, RunState, TaskStatus
 from bot.providers.base import LOG_KEEP_LINES
 from bot.providers.datakitchen.answers import _MESSAGE_LIMIT, _cut, _words, node_state
 
@@ -25,7 +25,7 @@ _INFLATE_STEP = 256 * 1024
 
 
 def _tasks_of(
-    detail: Mapping[str, Any], lines: Sequence[_Line] = (), redact: Callable[[str], str] = str
+    detail: Mapping[str, JsonValue], lines: Sequence[_Line] = (), redact: Callable[[str], str] = str
 ) -> tuple[TaskStatus, ...]:
     """Nodes from ``summary.nodes`` (or, in older answers, the dict entries of ``summary`` itself).
 
@@ -60,7 +60,7 @@ class _Line(NamedTuple):
         return self.node == node if self.node else node in self.text
 
 
-def _log_lines(detail: Mapping[str, Any], keep: int = _LOG_KEEP_LINES) -> list[_Line]:
+def _log_lines(detail: Mapping[str, JsonValue], keep: int = _LOG_KEEP_LINES) -> list[_Line]:
     """Log lines of a details answer: its last ``_LOG_KEEP_LINES`` lines and ``_LOG_KEEP`` characters at most,
     where a run's failure is told.
 
@@ -71,7 +71,7 @@ def _log_lines(detail: Mapping[str, Any], keep: int = _LOG_KEEP_LINES) -> list[_
     return _read_log(detail, keep)[0]
 
 
-def _read_log(detail: Mapping[str, Any], keep: int) -> tuple[list[_Line], bool]:
+def _read_log(detail: Mapping[str, JsonValue], keep: int) -> tuple[list[_Line], bool]:
     """``_log_lines``, and whether it left lines out (the log is longer than ``keep`` lines or ``_LOG_KEEP``
     characters)."""
     raw = detail.get("log", detail.get("logs"))
@@ -101,7 +101,7 @@ def _tail(lines: list[_Line], keep: int = _LOG_KEEP_LINES) -> list[_Line]:
     return lines
 
 
-def _entry_line(entry: Any) -> _Line:
+def _entry_line(entry: JsonValue) -> _Line:
     if isinstance(entry, str):
         return _Line(entry.strip())
     if isinstance(entry, dict) and "message" in entry:
@@ -151,7 +151,7 @@ def _maybe_compressed(text: str) -> str:
 def _failure_message(
     tasks: tuple[TaskStatus, ...],
     log: list[_Line],
-    detail: Mapping[str, Any],
+    detail: Mapping[str, JsonValue],
     fallback: str,
     redact: Callable[[str], str] = str,
 ) -> str:
@@ -170,7 +170,7 @@ def _failure_message(
     return _cut(message, _MESSAGE_LIMIT)
 
 
-def log_of(detail: Mapping[str, Any], redact: Callable[[str], str], hid: str) -> RunLog:
+def log_of(detail: Mapping[str, JsonValue], redact: Callable[[str], str], hid: str) -> RunLog:
     """An order run's whole log for the failure's thread and its Full log: the entries of ``log.lines`` (the
     details DKCloudCommand's ``orderrun_detail`` asks for), each ``record_type message``, its node named, redacted."""
     lines, cut = _read_log(detail, LOG_KEEP_LINES)

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -133,7 +132,7 @@ class _Session(httpx.Auth):
         return request
 
     @staticmethod
-    def _extensions(request: httpx.Request) -> dict[str, Any]:
+    def _extensions(request: httpx.Request) -> dict[str, object]:
         """Requests built here keep the caller's timeouts (without them httpx would wait for ever)."""
         timeout = request.extensions.get("timeout")
         return {"timeout": timeout} if timeout is not None else {}

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from bot.models import RunState, RunStatus
+from bot.models import JsonValue, RunState, RunStatus
 
 _STATES = {
     "WAITING": RunState.QUEUED,
@@ -71,15 +70,15 @@ def _parse_time(text: object) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-Shown = Callable[[Any], str]
+Shown = Callable[[JsonValue], str]
 
 
-def _shown(value: Any) -> str:
+def _shown(value: JsonValue) -> str:
     """A piece of an answer quoted in a message. The client passes one that redacts before it cuts."""
     return repr(str(value)[:200])
 
 
-def answer_error(body: Any, shown: Shown = _shown) -> str | None:
+def answer_error(body: JsonValue, shown: Shown = _shown) -> str | None:
     """What is wrong with an answer, or None when it is fine.
 
     Tailer answers changes with ``{"message": "ok"}`` or ``{"code": 200, "data": {}, "message": "ok"}``
@@ -100,14 +99,14 @@ def answer_error(body: Any, shown: Shown = _shown) -> str | None:
     return None
 
 
-def parse_launch(body: Any, shown: Shown = _shown) -> str:
+def parse_launch(body: JsonValue, shown: Shown = _shown) -> str:
     """The run id of a ``launch_job`` answer (``{"run_id": "20201230-113940-<uuid>"}``)."""
     if not isinstance(body, dict) or not isinstance(body.get("run_id"), str) or not body["run_id"].strip():
         raise ValueError(f"no run_id in {shown(body)}")
     return str(body["run_id"]).strip()
 
 
-def parse_run(entry: Mapping[str, Any], run_id: str = "") -> RunStatus:
+def parse_run(entry: Mapping[str, JsonValue], run_id: str = "") -> RunStatus:
     """One entry of ``results`` as a RunStatus; the raw status and Tailer's own fields are kept."""
     raw = str(entry.get("status") or "").strip()
     state = map_status(raw)
@@ -139,7 +138,7 @@ def parse_run(entry: Mapping[str, Any], run_id: str = "") -> RunStatus:
     )
 
 
-def parse_results(body: Any, shown: Shown = _shown) -> list[RunStatus]:
+def parse_results(body: JsonValue, shown: Shown = _shown) -> list[RunStatus]:
     """The runs of a ``/v1/dag/status`` answer, in Tailer's order (newest first)."""
     if not isinstance(body, dict) or not isinstance(body.get("results"), list):
         raise ValueError(f"no results list in {shown(body)}")

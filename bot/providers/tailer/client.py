@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
@@ -21,7 +21,7 @@ from bot.errors import (
     ProviderResponseError,
     TriggerOutcomeUnknown,
 )
-from bot.models import RunStatus, Triggered
+from bot.models import Json, JsonValue, RunStatus, Triggered
 from bot.providers._http import Call, RetryPolicy, Sleep
 from bot.providers.base import Capability, ProviderClient
 from bot.providers.tailer.answers import answer_error, parse_launch, parse_results, parse_run
@@ -79,7 +79,7 @@ class Client(ProviderClient[Connection, Job]):
     ) -> None:
         self._clock = clock
         #: the last batched ``get_last_status`` of each configuration: when (monotonic), its limit, its entries
-        self._listings: dict[Hashable, tuple[float, int, list[Any]]] = {}
+        self._listings: dict[Hashable, tuple[float, int, list[JsonValue]]] = {}
         self.authn: _StaticToken | ServiceAccountAuth | FirebaseSession = _build_auth(
             name, connection, clock, self._session_error
         )
@@ -230,7 +230,7 @@ class Client(ProviderClient[Connection, Job]):
         action: str,
         limit: int,
         execution_date: str | date | None,
-        extra: Mapping[str, Any],
+        extra: Mapping[str, JsonValue],
         what: str,
     ) -> list[RunStatus]:
         if limit < 1:
@@ -274,7 +274,7 @@ class Client(ProviderClient[Connection, Job]):
         body = self._body(job, "set_configuration_status", activated=activated, archived=archived)
         await self._change(job, _CONFIGURATION, body, f"{verb} {job.describe()}")
 
-    async def _change(self, job: Job, path: str, body: dict[str, Any], what: str) -> None:
+    async def _change(self, job: Job, path: str, body: Json, what: str) -> None:
         """Sent once; an answer that leaves the outcome open says to look in Tailer Studio."""
         try:
             await self._post(job, path, body, what, idempotent=False)
@@ -305,8 +305,8 @@ class Client(ProviderClient[Connection, Job]):
     def _console(self) -> str:
         return f"Tailer Studio ({self.connection.console_url})" if self.connection.console_url else "Tailer Studio"
 
-    def _body(self, job: Job, action: str, **extra: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
+    def _body(self, job: Job, action: str, **extra: JsonValue) -> Json:
+        body: Json = {
             "action": action,
             "account": job.account,
             "environment": job.environment,
@@ -316,7 +316,7 @@ class Client(ProviderClient[Connection, Job]):
         body.update({k: v for k, v in extra.items() if v is not None})
         return body
 
-    async def _post(self, job: Job, path: str, body: dict[str, Any], what: str, *, idempotent: bool) -> Any:
+    async def _post(self, job: Job, path: str, body: Json, what: str, *, idempotent: bool) -> JsonValue:
         """POST, map failures to typed errors with Tailer's hints, and refuse answers that are not ok."""
         self._refuse_expired(what)
         call = Call("POST", path, what, idempotent=idempotent, json=body)
@@ -337,7 +337,7 @@ class Client(ProviderClient[Connection, Job]):
             raise self._redacted(refused)
         return answer
 
-    def _runs(self, answer: Any, what: str) -> list[RunStatus]:
+    def _runs(self, answer: JsonValue, what: str) -> list[RunStatus]:
         try:
             return [self.caller.redact_status(run) for run in parse_results(answer, self._shown)]
         except ValueError as exc:
@@ -386,7 +386,7 @@ class Client(ProviderClient[Connection, Job]):
         err.args = (self.caller.redact(str(err)),)
         return err
 
-    def _shown(self, value: Any) -> str:
+    def _shown(self, value: JsonValue) -> str:
         """A piece of an answer quoted in a message: redacted, then cut."""
         return repr(self.caller.excerpt(value, 200))
 

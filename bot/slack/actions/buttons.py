@@ -9,7 +9,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -19,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidRequest, PipelineBotError, UserError
+from bot.models import Json, JsonValue
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
 from bot.slack.blocks.evidence import log_modal, log_modal_saying
@@ -35,7 +35,7 @@ __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 Work = Callable[
-    [Services, Actor, dict[str, Any], dict[str, Any], AsyncWebClient], Awaitable[tuple[str, list[Any]] | None]
+    [Services, Actor, Json, Json, AsyncWebClient], Awaitable[tuple[str, list[JsonValue]] | None]
 ]
 
 
@@ -79,8 +79,8 @@ async def _dismiss(ack: AsyncAck, respond: AsyncRespond) -> None:
 def _listener(services: Services, work: Work, *, in_place: bool = False) -> Callable[..., Awaitable[None]]:
     async def listener(
         ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
+        body: Json,
+        action: Json,
         context: AsyncBoltContext,
         respond: AsyncRespond,
         client: AsyncWebClient,
@@ -98,7 +98,7 @@ def _listener(services: Services, work: Work, *, in_place: bool = False) -> Call
     return listener
 
 
-def _from_home(body: dict[str, Any]) -> bool:
+def _from_home(body: Json) -> bool:
     return (body.get("view") or {}).get("type") == "home"
 
 
@@ -106,7 +106,7 @@ async def _on_home(
     services: Services,
     client: AsyncWebClient,
     actor: Actor,
-    work: Awaitable[tuple[str, list[Any]] | None],
+    work: Awaitable[tuple[str, list[JsonValue]] | None],
     doing: str,
 ) -> None:
     """A Home tab click's work; its reply, or what it raised, heads the person's Home tab, redrawn."""
@@ -125,8 +125,8 @@ async def _on_home(
 
 
 async def _checked(
-    services: Services, work: Work, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]] | None:
+    services: Services, work: Work, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]] | None:
     """``work``'s reply. A tampered or stale button value is logged here and answered, like everything else it
     raises, by ``bot.slack.failures``: as an error, so it never replaces the prompt it came from."""
     try:
@@ -136,29 +136,29 @@ async def _checked(
         raise InvalidRequest("That button's value is not valid. Use the buttons on a current card.") from None
 
 
-def _value(action: dict[str, Any]) -> str:
+def _value(action: Json) -> str:
     if "selected_option" in action:
         return str((action.get("selected_option") or {}).get("value", ""))
     return str(action.get("value", ""))
 
 
 async def _refresh(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
 ) -> None:
     await services.runs.refresh(actor, ids.parse_run_value(_value(action)))
 
 
 async def _cancel(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]]:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]]:
     run = await services.runs.cancel(actor, ids.parse_run_value(_value(action)))
     provider = services.notifier.display_name(run)
     return notice(f"Asked {provider} to cancel run #{run.id}; the card will show when it stops.")
 
 
 async def _retry(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]] | None:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]] | None:
     async def recorded(run: RunRecord) -> None:
         # the retry's number is known once its row exists: said now, before the provider answers the trigger
         if actor.channel_id:
@@ -172,8 +172,8 @@ async def _retry(
 
 
 async def _resume_run(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]]:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]]:
     """Resume from the failed step: Retry with the provider's own resume, the same rights, refused where the
     provider has none."""
     new = await services.runs.retry(actor, ids.parse_run_value(_value(action)), channel=actor.channel_id, resume=True)
@@ -181,8 +181,8 @@ async def _resume_run(
 
 
 async def _acknowledge(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]] | None:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]] | None:
     run, first = await services.runs.acknowledge(actor, ids.parse_run_value(_value(action)))
     if not first and run.acknowledged_by != actor.user_id:
         return notice(f"<@{run.acknowledged_by}> is already on it.", formatted=True)
@@ -192,8 +192,8 @@ async def _acknowledge(
 
 
 async def _mute(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]]:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]]:
     run_id, seconds = ids.parse_mute_value(_value(action))
     run = await services.runs.get(run_id)
     if run.pipeline is None:
@@ -203,8 +203,8 @@ async def _mute(
 
 
 async def _mute_set(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]]:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]]:
     """The explicit change offered by "already muted until …": the period from now, shorter or longer."""
     pipeline, seconds, run_id = ids.parse_mute_set_value(_value(action))
     muted = await services.runs.pipelines.mute(actor, pipeline, timedelta(seconds=seconds), run_id=run_id, replace=True)
@@ -212,8 +212,8 @@ async def _mute_set(
 
 
 async def _confirmed(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]]:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]]:
     op, target, run_id = ids.parse_op_value(_value(action))
     if op == "cancel":
         if run_id is None:
@@ -226,7 +226,7 @@ async def _confirmed(
 
 
 async def _open_modal(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
 ) -> None:
     selected = services.catalog.pipelines.get(_value(action))
     view = run_modal(
@@ -239,7 +239,7 @@ async def _open_modal(
 
 
 async def _full_log(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
 ) -> None:
     """The failure thread's Full log: the modal opens at once (a click's trigger_id lasts 3 s, and the provider may
     take longer: Rivery prepares a log), then shows the log's last page, or why it cannot."""
@@ -250,7 +250,7 @@ async def _full_log(
 
 
 async def _log_page(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
 ) -> None:
     """Earlier / Later in the Full log modal: the same view, another page (the value re-checked: it is input)."""
     run_id, number = ids.parse_log_page_value(_value(action))
@@ -261,7 +261,7 @@ async def _log_page(
 
 
 async def _show_page(
-    services: Services, client: AsyncWebClient, run_id: int, number: int, view_id: str, view_hash: Any
+    services: Services, client: AsyncWebClient, run_id: int, number: int, view_id: str, view_hash: JsonValue
 ) -> None:
     try:
         shown = log_modal(await services.triage.log_page(run_id, number))
@@ -285,7 +285,7 @@ _VIEW_GONE = ("not_found", "hash_conflict")
 
 
 async def _unsubscribe(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
 ) -> None:
     """The Home tab's Unsubscribe: re-checked here (the value is input), answered on the Home tab itself."""
     subscription_id = ids.parse_subscription_value(_value(action))
@@ -299,15 +299,15 @@ async def _unsubscribe(
 
 
 async def _home_refresh(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
 ) -> None:
     """Redraws the clicker's own Home tab: the value is not read, so there is nothing to tamper with."""
     await publish_home(services, client, actor.user_id)
 
 
 async def _home_unmute(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]]:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]]:
     """The Home tab's Unmute: checked as ``/pipeline unmute`` is (whoever may mute may unmute), audited."""
     pipeline = _value(action)
     if pipeline not in services.catalog.pipelines:
@@ -317,25 +317,25 @@ async def _home_unmute(
     return notice(f"{said} *{escape(pipeline)}*: its failures alert again.", formatted=True)
 
 
-async def _decide(services: Services, actor: Actor, action: dict[str, Any], approve: bool) -> tuple[str, list[Any]]:
+async def _decide(services: Services, actor: Actor, action: Json, approve: bool) -> tuple[str, list[JsonValue]]:
     workflow_run_id, step = parse_step_value(_value(action))
     done = await services.workflows.decide(actor, workflow_run_id, step, approve)
     return notice(f"You {done} *{escape(step)}* of workflow run #{workflow_run_id}.", formatted=True)
 
 
 async def _approve(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]]:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]]:
     return await _decide(services, actor, action, True)
 
 
 async def _reject(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
-) -> tuple[str, list[Any]]:
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]]:
     return await _decide(services, actor, action, False)
 
 
 async def _resume(
-    services: Services, actor: Actor, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
 ) -> None:
     await services.workflows.resume(actor, ids.parse_run_value(_value(action)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
+from bot.models import Json
 from bot.service.views import AlertState, AlertView, Page
 from bot.slack.blocks import ids
 from bot.slack.blocks.alert_story import failed_tasks, resolved, run_facts, state_mark, state_words, timeline
@@ -16,7 +16,7 @@ from bot.slack.text import escape, mention, slack_date, truncate
 
 __all__ = ["alert_batches", "alert_group", "connection_alert", "connection_back", "credential_expiring"]
 
-Block = dict[str, Any]
+Block = Json
 MAX_WITH_BUTTONS = 40  # sections with their own Retry: alerts per grouped message
 MAX_BLOCKS = 50  # Slack's limit per message
 SECTION_CHARS = 2900  # a section's text, under Slack's 3,000 with room to spare

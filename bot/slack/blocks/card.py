@@ -14,9 +14,8 @@ import contextlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
 
-from bot.models import RunState, TaskStatus
+from bot.models import Json, RunState, TaskStatus
 from bot.service.events import CardView
 from bot.service.rights import OWNER_MUTE_CAP
 from bot.service.views import RunOrigin, RunView
@@ -52,7 +51,7 @@ __all__ = [
     "word_and_raw",
 ]
 
-Block = dict[str, Any]
+Block = Json
 
 MAX_TASKS = 10
 MAX_PAGED = 20  # owners named on a card's "paged" line: the alert itself mentions them all

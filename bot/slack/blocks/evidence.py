@@ -9,8 +9,8 @@ lines; the log is never sent whole.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from bot.models import Json
 from bot.service.evidence import Comparison, Evidence, LogPage
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import SECTION_LIMIT, Block, button, context, section
@@ -89,13 +89,13 @@ def _value(value: str | None) -> str:
     return "unset" if value is None else code(truncate(value, 100, "…"))
 
 
-def log_modal_saying(run_id: int, said: str) -> dict[str, Any]:
+def log_modal_saying(run_id: int, said: str) -> Json:
     """The Full log modal while the log is read (opened at once: a click's trigger_id lasts 3 s), or saying why it
     could not be (``said`` is mrkdwn the caller escaped)."""
     return _modal(run_id, [section(said)])
 
 
-def log_modal(page: LogPage) -> dict[str, Any]:
+def log_modal(page: LogPage) -> Json:
     """The Full log modal at ``page``: its lines, where they are in the log, Earlier and Later."""
     last = page.first + len(page.lines) - 1
     where = f"Lines {page.first}–{last} of {page.total} (page {page.pages - page.page} of {page.pages})"
@@ -111,7 +111,7 @@ def log_modal(page: LogPage) -> dict[str, Any]:
     return _modal(page.run_id, blocks)
 
 
-def _modal(run_id: int, blocks: list[Block]) -> dict[str, Any]:
+def _modal(run_id: int, blocks: list[Block]) -> Json:
     return {
         "type": "modal",
         "callback_id": ids.LOG_MODAL,

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
 
+from bot.models import Json
 from bot.service.queries import PipelineRow
 from bot.service.views import AlertKind, AlertView, RunView, run_view
 from bot.slack.blocks import ids
@@ -62,7 +62,7 @@ def home_view(
     may_acknowledge: Collection[str] = frozenset(),
     may_unmute: Collection[str] = frozenset(),
     answer: str | None = None,
-) -> dict[str, Any]:
+) -> Json:
     """The Home view. ``failures``: the last 24 h, newest first, muted ones included; ``muted_runs``: ids of
     runs whose alerts are muted; ``acknowledged``: who took the last run of an alert (run id → user id);
     ``subscriptions``: the person's, at most ``SUBSCRIPTION_BLOCKS`` blocks; ``pipelines``: the person's own;

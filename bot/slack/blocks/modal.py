@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from bot.catalog.model import ParameterSpec, Pipeline
+from bot.models import Json, JsonValue
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import Block, option, section
 from bot.slack.text import escape, plain_text, truncate
@@ -32,7 +32,7 @@ def run_modal(
     errors: Mapping[str, str] | None = None,
     pipeline_error: str | None = None,
     display_names: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> Json:
     """The modal view. ``errors`` maps parameter names to what is wrong with them and ``pipeline_error`` says
     what is wrong with the choice itself; each shows as its input's hint, so a redraw keeps the person's place.
     ``display_names`` maps provider keys to names for the option groups ("rivery" → "Rivery")."""
@@ -168,12 +168,12 @@ def _parameter_element(spec: ParameterSpec) -> Block:
     return element
 
 
-def pipeline_from_state(state_values: Mapping[str, Mapping[str, Any]]) -> str | None:
+def pipeline_from_state(state_values: Mapping[str, Mapping[str, JsonValue]]) -> str | None:
     """The pipeline picked in the modal, from ``view.state.values`` (None when nothing is picked)."""
     return _element_value(state_values.get(ids.PIPELINE_BLOCK, {}).get(ids.PIPELINE_SELECT))
 
 
-def parameters_from_state(state_values: Mapping[str, Mapping[str, Any]], selected: Pipeline) -> dict[str, str]:
+def parameters_from_state(state_values: Mapping[str, Mapping[str, JsonValue]], selected: Pipeline) -> dict[str, str]:
     """The declared parameters as typed in the modal; blank ones are left out so defaults apply.
 
     Only parameters the pipeline declares are read: extra blocks in a forged payload are ignored.
@@ -186,7 +186,7 @@ def parameters_from_state(state_values: Mapping[str, Mapping[str, Any]], selecte
     return parameters
 
 
-def _element_value(element: Any) -> str | None:
+def _element_value(element: JsonValue) -> str | None:
     """The value of one element of ``view.state.values``, whatever its type."""
     if not isinstance(element, Mapping):
         return None
@@ -201,7 +201,7 @@ def _element_value(element: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def submission_errors(errors: Mapping[str, str], *, pipeline_error: str | None = None) -> dict[str, Any]:
+def submission_errors(errors: Mapping[str, str], *, pipeline_error: str | None = None) -> Json:
     """The ``view_submission`` answer that shows errors next to the inputs, keyed by parameter name."""
     by_block = {ids.param_block_id(name): truncate(message, 2000, "…") for name, message in errors.items()}
     if pipeline_error:

@@ -5,15 +5,15 @@ alert's message calls; pure."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from bot.models import Json
 from bot.service.views import Page, PageState
 from bot.slack.blocks.card import context
 from bot.slack.text import escape, slack_date, truncate
 
 __all__ = ["page_line"]
 
-Block = dict[str, Any]
+Block = Json
 MAX_ELEMENTS = 10  # Slack's limit on a context block
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from bot.catalog.workflows import Workflow
+from bot.models import Json
 from bot.service.views import RunView, StepState, WorkflowState, WorkflowView
 from bot.slack.blocks.card import button, confirm_dialog, context, section
 from bot.slack.text import escape, human_duration, mention, slack_date, truncate
 
 __all__ = ["WF_APPROVE", "WF_REJECT", "WF_RETRY", "parse_step_value", "step_value", "workflow_card"]
 
-Block = dict[str, Any]
+Block = Json
 WF_APPROVE = "wf.approve"
 WF_REJECT = "wf.reject"
 WF_RETRY = "wf.retry"

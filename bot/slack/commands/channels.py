@@ -6,12 +6,11 @@ does not lose it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidRequest
+from bot.models import Json
 from bot.slack.text import escape
 
 __all__ = ["PAGES", "channel_id_of", "postable_channel"]
@@ -34,7 +33,7 @@ async def postable_channel(client: AsyncWebClient, channel: str, *, member_neede
         channel_id = await channel_id_of(client, channel) if channel.startswith("#") else channel
         if channel_id is None:
             raise InvalidRequest(unseen)
-        info: dict[str, Any] = (await client.conversations_info(channel=channel_id)).get("channel") or {}
+        info: Json = (await client.conversations_info(channel=channel_id)).get("channel") or {}
     except SlackApiError as exc:
         error = str((exc.response or {}).get("error") or "") if exc.response is not None else ""
         if error in ("channel_not_found", "not_in_channel"):

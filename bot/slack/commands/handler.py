@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar, cast
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.catalog.model import Pipeline
 from bot.catalog.schedules import scheduled_items
 from bot.errors import InvalidRequest
+from bot.models import Json, JsonValue
 from bot.providers.base import Capability
 from bot.providers.registry import PROVIDERS
 from bot.service.history import trend
@@ -76,8 +77,8 @@ from bot.slack.text import escape
 __all__ = ["IN_ACK", "WORK", "Asked", "register"]
 
 log = logging.getLogger(__name__)
-Reply: TypeAlias = tuple[str, list[Any]]
-C = TypeVar("C")
+Reply: TypeAlias = tuple[str, list[JsonValue]]
+C = TypeVar("C", bound=Command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +93,15 @@ class Asked:
 InAck: TypeAlias = Callable[[Services, C], Reply]
 Work: TypeAlias = Callable[[Services, Asked, C], Awaitable[Reply | None]]
 
-#: command type → its handler; ``test_command_table`` checks every ``Command`` has exactly one
-IN_ACK: dict[type[Any], InAck[Any]] = {}
-WORK: dict[type[Any], Work[Any]] = {}
+#: command type → its handler; ``test_command_table`` checks every ``Command`` has exactly one. A handler is
+#: looked up by its command's own type, so it is only ever called with that type (the casts below)
+IN_ACK: dict[type[object], InAck[Command]] = {}
+WORK: dict[type[object], Work[Command]] = {}
 
 
 def _in_ack(kind: type[C]) -> Callable[[InAck[C]], InAck[C]]:
     def add(handler: InAck[C]) -> InAck[C]:
-        IN_ACK[kind] = handler
+        IN_ACK[kind] = cast("InAck[Command]", handler)
         return handler
 
     return add
@@ -107,7 +109,7 @@ def _in_ack(kind: type[C]) -> Callable[[InAck[C]], InAck[C]]:
 
 def _work(kind: type[C]) -> Callable[[Work[C]], Work[C]]:
     def add(handler: Work[C]) -> Work[C]:
-        WORK[kind] = handler
+        WORK[kind] = cast("Work[Command]", handler)
         return handler
 
     return add
@@ -116,7 +118,7 @@ def _work(kind: type[C]) -> Callable[[Work[C]], Work[C]]:
 def register(app: AsyncApp, services: Services) -> None:
     async def on_command(
         ack: AsyncAck,
-        body: dict[str, Any],
+        body: Json,
         context: AsyncBoltContext,
         respond: AsyncRespond,
         client: AsyncWebClient,
@@ -148,7 +150,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.command(services.command)(on_command)
 
 
-def ephemeral_error_text(error: ParseError) -> tuple[str, list[dict[str, Any]]]:
+def ephemeral_error_text(error: ParseError) -> tuple[str, list[Json]]:
     text = error.message
     if error.usage:
         text += f"\nUsage: `{escape(error.usage)}`"
@@ -366,7 +368,7 @@ def _period_text(span: timedelta) -> str:
     return f"last {hours} hour{'s' if hours != 1 else ''}"
 
 
-def _schedules(services: Services) -> tuple[str, list[Any]]:
+def _schedules(services: Services) -> tuple[str, list[JsonValue]]:
     now = services.now()
     items = sorted(scheduled_items(services.catalog), key=lambda i: i.next_fire(now) or now)
     if not items:

@@ -4,11 +4,10 @@ it is public); who may is the service's (``SubscriptionService``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidRequest
+from bot.models import JsonValue
 from bot.service.permissions import Actor
 from bot.slack.blocks.replies import notice
 from bot.slack.blocks.subscriptions import subscriptions_list
@@ -20,7 +19,7 @@ from bot.store.subscriptions import Level, SubjectKind
 
 __all__ = ["notify_me", "subscribe", "subscriptions", "unsubscribe"]
 
-Reply = tuple[str, list[Any]]
+Reply = tuple[str, list[JsonValue]]
 
 
 async def subscribe(services: Services, actor: Actor, client: AsyncWebClient, command: Subscribe) -> Reply:

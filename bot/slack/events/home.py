@@ -4,11 +4,10 @@ what the click did."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.models import Json
 from bot.service.permissions import Actor
 from bot.service.rights import ACKNOWLEDGE, MUTE
 from bot.service.views import alert_view, run_view
@@ -20,7 +19,7 @@ __all__ = ["publish_home", "register"]
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_home(event: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_home(event: Json, client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         await publish_home(services, client, event["user"])

@@ -10,10 +10,10 @@ as it does for ``/pipeline run``."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.models import Json
 from bot.slack.commands.words import key_values, split_words
 from bot.slack.context import Services
 from bot.slack.failures import OUR_SIDE
@@ -33,7 +33,7 @@ class StepInputError(ValueError):
     """The step's inputs cannot be read: the step fails saying why."""
 
 
-def step_inputs(inputs: dict[str, Any]) -> tuple[str, str, dict[str, str], bool]:
+def step_inputs(inputs: Json) -> tuple[str, str, dict[str, str], bool]:
     """The person, the pipeline, its parameters (``key=value`` words, as ``/pipeline run`` takes them) and whether
     to wait for the run's end (by default: yes)."""
     person = inputs.get("user_context")
@@ -55,7 +55,7 @@ def step_inputs(inputs: dict[str, Any]) -> tuple[str, str, dict[str, str], bool]
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_step(event: dict[str, Any]) -> None:
+    async def on_step(event: Json) -> None:
         steps = services.steps  # read at each event, as the other listeners read their services
         execution_id = str(event.get("function_execution_id") or "")
         try:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.models import Json
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
 from bot.slack.blocks.modal import parameters_from_state, pipeline_from_state, run_modal, submission_errors
@@ -27,7 +27,7 @@ _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_select(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_select(ack: AsyncAck, body: Json, client: AsyncWebClient) -> None:
         await ack()
         view = body.get("view")
         if not isinstance(view, dict) or not isinstance(view.get("id"), str):  # intake checked its state, if any
@@ -43,7 +43,7 @@ def register(app: AsyncApp, services: Services) -> None:
         )
         await client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
 
-    async def on_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_submit(ack: AsyncAck, body: Json, view: Json, client: AsyncWebClient) -> None:
         values = view["state"]["values"]
         name = pipeline_from_state(values)
         pipeline = services.catalog.pipelines.get(name or "")
@@ -72,7 +72,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.view(ids.RUN_MODAL)(on_submit)
 
 
-def _channel(view: dict[str, Any]) -> str:
+def _channel(view: Json) -> str:
     """The channel the modal was opened in, from ``private_metadata``: client input, so anything that is not a
     channel id reads as none (the card then goes to the pipeline's own channel)."""
     try:

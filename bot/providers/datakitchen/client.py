@@ -15,7 +15,6 @@ import httpx
 from bot.errors import (
     ProviderAuthError,
     ProviderError,
-    ProviderNotFound,
     ProviderRejected,
     ProviderResponseError,
     ProviderUnavailable,
@@ -35,7 +34,6 @@ from bot.providers.datakitchen.answers import (
     _join,
     _ms_delta,
     _order_id_of,
-    _order_state,
     _overrides,
     _words,
     is_final,
@@ -44,11 +42,11 @@ from bot.providers.datakitchen.answers import (
 from bot.providers.datakitchen.batches import kitchen_statuses, order_pages
 from bot.providers.datakitchen.config import Connection, Job
 from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of, export_page, log_of
+from bot.providers.datakitchen.orders import pause_orders
 from bot.providers.datakitchen.session import Clock, _Session
 
 _MAX_ORDER_PAGES = 10
 #: order states (DKUtils' constants): only these two are paused / unpaused
-_ACTIVE_ORDER, _PAUSED_ORDER = "ACTIVE_ORDER", "PAUSED_ORDER"
 
 
 class Client(ProviderClient[Connection, Job]):
@@ -411,45 +409,5 @@ class Client(ProviderClient[Connection, Job]):
         await self._pause(job, pause=False)
 
     async def _pause(self, job: Job, *, pause: bool) -> None:
-        """Pause the job's active orders (unpause its paused ones): that stops (restarts) its schedule.
-
-        An order's state is its ``order-status`` (``ACTIVE_ORDER``, ``PAUSED_ORDER``, ``COMPLETED_ORDER``…);
-        finished orders and orders already in the wanted state are left alone. One refusal does not
-        keep the other orders from being paused; the refusals are reported together at the end.
-        """
-        verb = "pause" if pause else "unpause"
-        wanted = _ACTIVE_ORDER if pause else _PAUSED_ORDER
         orders = [order for order, _ in await self._orders_of(job, servings_per_order=1)]
-        if not orders:
-            raise self.caller.error(
-                ProviderRejected, f"DataKitchen has no order of {job.describe()}: there is no order to {verb}."
-            )
-        todo = [o for o in orders if _order_state(o) == wanted]
-        if not todo:
-            seen = ", ".join(sorted({_order_state(o) or "no order-status" for o in orders}))
-            raise self.caller.error(
-                ProviderRejected,
-                f"There is no order to {verb}: none of the {len(orders)} order(s) of {job.describe()} is "
-                f"{wanted} (they are {seen}).",
-            )
-        refused: list[str] = []
-        for order in todo:
-            order_id = _order_id_of(order, ("hid",))
-            call = Call(
-                "PUT",
-                f"v2/order/{verb}/{self._seg(order_id)}",
-                f"{verb} order {order_id} of {job.describe()}",
-                json={"kitchen_name": job.kitchen},
-            )
-            try:
-                await self._body(call)
-            except (ProviderRejected, ProviderNotFound) as exc:
-                refused.append(str(exc))
-        if refused:
-            done = len(todo) - len(refused)
-            raise self.caller.error(
-                ProviderRejected,
-                f"DataKitchen {verb}d {done} of the {len(todo)} order(s) of {job.describe()}; "
-                + " ".join(refused),
-            )
-
+        await pause_orders(self, job, orders, pause=pause)

@@ -129,14 +129,15 @@ class SlackReporter:
     # -- workflows --------------------------------------------------------------------------
 
     async def workflow_card(
-        self, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord]
+        self, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord], *, ticket: int | None = None
     ) -> None:
         if record.channel is None:
             return
         now = self.now()
         views = {run_id: run_view(run) for run_id, run in runs.items()}
         text, blocks = workflow_card(workflow_view(record), workflow, views, now=now)
-        await self.store.cards.write(keys.workflow_card(record.id), record.channel, text, blocks, now=now)
+        key = keys.workflow_card(record.id)
+        await self.store.cards.write(key, record.channel, text, blocks, now=now, ticket=ticket)
 
     async def workflow_note(self, record: WorkflowRunRecord, key: str, note: WorkflowNote) -> None:
         text, blocks = notice(workflow_note_text(note), formatted=True)
@@ -181,7 +182,7 @@ class SlackReporter:
             group = await self.store.alerting.group(key)
             now = await self.store.paging.pages(a.id for a in group)
             if any(page != pages.get(alert_id) for alert_id, page in now.items()):
-                await self.alert_changed(key, group[0], owners=owners, display_names=display_names)
+                await self.alert_changed(key, group[0], owners=owners, display_names=display_names, stories=told)
         return [(key, sizes.get(key, 0)) for key in written]
 
     async def alert_changed(
@@ -192,7 +193,10 @@ class SlackReporter:
         owners: Mapping[str, Sequence[str]],
         display_names: Mapping[str, str],
         stories: Mapping[int, AlertStory] | None = None,
+        ticket: int | None = None,
     ) -> None:
+        if ticket is None:
+            ticket = await self.store.cards.draw_ticket_for(key)
         group = await self.store.alerting.group(key)
         pages = await self.store.paging.pages(a.id for a in group) if self.paging else {}
         told = stories or {}
@@ -200,7 +204,7 @@ class SlackReporter:
         _, text, blocks = alert_group(
             key, views, owners=owners, display_names=display_names, pages=pages, page_links=self.page_links
         )
-        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
+        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now(), ticket=ticket)
 
     async def escalate(self, escalation: Escalation) -> bool:
         alert = escalation.alert

@@ -210,3 +210,29 @@ async def test_a_workflow_card_drawn_from_stale_facts_never_overwrites_a_later_d
     assert changed
     card = await _card(store, keys.workflow_card(record.id))
     assert "nightly succeeded" in card, card
+
+
+async def test_a_cannot_reach_message_drawn_before_the_connection_came_back_never_overwrites_its_back(
+    store: Store,
+) -> None:
+    """Eleventh pass: a poll failing and another answering at once (two tasks of the poller, two replicas). The
+    failing one opened the "cannot reach" alert and wrote its message after the answering one had closed it and
+    written "answers again": the message said "cannot reach" for good, under its own "is back" notice."""
+    catalog = parse_catalog(yaml.safe_load(ALERTS), {"TOKEN": "t0ken-value"})
+    alerter = Alerter(store, catalog, ClientPool.for_catalog(catalog), SlackReporter(store, lambda: NOW),
+                      lambda: NOW, down_after=timedelta(0))
+    claim = store.alerting.claim_unreachable_alert
+    opened: list[Alert] = []
+
+    async def back_meanwhile(connection: str, **kw: Any) -> Alert | None:
+        alert = await claim(connection, **kw)
+        if alert is not None:  # the other poll answers now, before the "cannot reach" message is written
+            opened.append(alert)
+            await alerter.connection_ok(connection)
+        return alert
+
+    store.alerting.claim_unreachable_alert = back_meanwhile  # type: ignore[method-assign]
+    await alerter.connection_failed("rv", "connection refused")
+    [alert] = opened
+    message = await _card(store, keys.health_message("rv", alert.id))
+    assert "answers again" in message and "Cannot reach" not in message, message

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -78,12 +78,21 @@ class PagingStore:
         self._insert = pg_insert if is_postgres(engine) else sqlite_insert
 
     async def episode(self, alert_id: int, *, upto: datetime | None = None) -> int:
-        """How many times the alert was reopened (by ``upto``): a resolved incident is not reopened on PagerDuty,
-        so each reopening is an incident of its own, on the same dedup key."""
+        """How many times the alert was reopened (before its resolution at ``upto``): a resolved incident is not
+        reopened on PagerDuty, so each reopening is an incident of its own, on the same dedup key.
+
+        Counted in the order the events were recorded (reopening and resolution are serialized per pipeline), not
+        by their times: those come from each replica's clock, and a replica a little behind resolved a reopened
+        alert "before" its reopening (the resolve went to the incident ended already, the new one stayed open)."""
         t = alert_events
         query = select(func.count()).select_from(t).where(t.c.alert_id == alert_id, t.c.kind == "reopened")
         if upto is not None:
-            query = query.where(t.c.at <= upto)
+            resolution = (
+                select(func.max(t.c.id))
+                .where(t.c.alert_id == alert_id, t.c.kind == "resolved", t.c.at == upto)
+                .scalar_subquery()
+            )
+            query = query.where(or_(t.c.id < resolution, and_(resolution.is_(None), t.c.at <= upto)))
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 

@@ -82,8 +82,9 @@ class PagingStore:
         reopened on PagerDuty, so each reopening is an incident of its own, on the same dedup key.
 
         Counted in the order the events were recorded (reopening and resolution are serialized per pipeline), not
-        by their times: those come from each replica's clock, and a replica a little behind resolved a reopened
-        alert "before" its reopening (the resolve went to the incident ended already, the new one stayed open)."""
+        by their times: each is read before the pipeline's lock (and from each replica's clock), so a success that
+        waited for the lock while the alert was reopened resolved it "before" its reopening (the resolve went to
+        the incident ended already, the new one stayed open)."""
         t = alert_events
         query = select(func.count()).select_from(t).where(t.c.alert_id == alert_id, t.c.kind == "reopened")
         if upto is not None:

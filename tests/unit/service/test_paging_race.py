@@ -95,8 +95,9 @@ async def test_a_reopened_alert_resolved_by_a_replica_whose_clock_is_behind_reso
     store: Store,
 ) -> None:
     """Eleventh pass: the episode a resolution ends was counted by time (reopenings at or before its recovery). A
-    replica whose clock is a little behind the one that reopened the alert resolved it "before" the reopening: the
-    resolve went to the first incident (sent already), the second stayed triggered on PagerDuty for good."""
+    replica whose clock is a little behind the one that reopened the alert (or whose success read ``now``, then
+    waited for the pipeline's lock while the alert was reopened) resolved it "before" the reopening: the resolve
+    went to the first incident (sent already), the second stayed triggered on PagerDuty for good."""
     clock = [at(0)]
     catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t0ken-value", "PD_KEY": "k" * 32})
     pool = ClientPool.for_catalog(catalog)

@@ -147,10 +147,13 @@ class Alerter:
         key = alert.group_key
         if key is None or not keys.is_alert_group(key):
             return  # pending (its message is not written yet), or announced by the run's own card
+        # taken before reading the group: of two rewrites at once (two pipelines of one message recovering in one
+        # poll, two replicas), the one that read later is kept, never one drawn from a group read before the other
+        ticket = await self.store.cards.draw_ticket_for(key)
         group = await self.store.alerting.group(key)
         stories = await self.stories.gather(group, runs_too=len(group) == 1)
         await self.reporter.alert_changed(
-            key, alert, owners=self._owners(), display_names=self._display_names(), stories=stories
+            key, alert, owners=self._owners(), display_names=self._display_names(), stories=stories, ticket=ticket
         )
 
     async def story_changed(self, alert_ids: Sequence[int]) -> None:

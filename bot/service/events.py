@@ -267,8 +267,11 @@ class Reporter(Protocol):
         """The warning of a run past its time: in its thread, or posted in ``channel`` for a run without a card."""
         ...
 
-    async def workflow_card(self, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord]) -> None:
-        """The workflow run's card should show its steps now (``runs`` by id: the runs of its steps)."""
+    async def workflow_card(
+        self, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord], *, ticket: int | None = None
+    ) -> None:
+        """The workflow run's card should show its steps now (``runs`` by id: the runs of its steps); not written
+        when a drawing holding a later ``ticket`` (``CardStore.draw_ticket_for``) was."""
         ...
 
     async def workflow_note(self, record: WorkflowRunRecord, key: str, note: WorkflowNote) -> None:
@@ -296,9 +299,11 @@ class Reporter(Protocol):
         owners: Mapping[str, Sequence[str]],
         display_names: Mapping[str, str],
         stories: Mapping[int, AlertStory] | None = None,
+        ticket: int | None = None,
     ) -> None:
         """An announced ``alert`` repeated, recovered or was acted on: rewrite the message ``key`` that announced it
-        (with the other alerts it announced). ``stories``: by alert id, the timelines and links to show."""
+        (with the other alerts it announced). ``stories``: by alert id, the timelines and links to show. ``ticket``:
+        taken (``CardStore.draw_ticket_for``) before ``stories`` were read; not written when a later one was."""
         ...
 
     async def escalate(self, escalation: Escalation) -> bool:

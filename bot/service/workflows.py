@@ -366,12 +366,15 @@ class WorkflowEngine:
     # -- the card ---------------------------------------------------------------------------
 
     async def render(self, workflow_run_id: int) -> None:
+        # the ticket before the reads: two steps ending in one poll render at once, and the card drawn from the
+        # earlier reads must not be the one written last (a step shown running, the workflow never ended)
+        ticket = await self.store.cards.draw_ticket_for(keys.workflow_card(workflow_run_id))
         record = await self._get(workflow_run_id)
         if record.channel is None:
             return
         workflow = self.workflow(record.workflow)
         runs = {r.id: r for r in await self.store.runs.of_workflow(record.id)}
-        await self.notifier.reporter.workflow_card(record, workflow, runs)
+        await self.notifier.reporter.workflow_card(record, workflow, runs, ticket=ticket)
 
     async def _get(self, workflow_run_id: int) -> WorkflowRunRecord:
         record = await self.store.workflows.get(workflow_run_id)

@@ -130,14 +130,15 @@ class SlackReporter:
     # -- workflows --------------------------------------------------------------------------
 
     async def workflow_card(
-        self, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord]
+        self, record: WorkflowRunRecord, workflow: Workflow, runs: Mapping[int, RunRecord], *, ticket: int | None = None
     ) -> None:
         if record.channel is None:
             return
         now = self.now()
         views = {run_id: run_view(run) for run_id, run in runs.items()}
         text, blocks = workflow_card(workflow_view(record), workflow, views, now=now)
-        await self.store.cards.write(keys.workflow_card(record.id), record.channel, text, blocks, now=now)
+        key = keys.workflow_card(record.id)
+        await self.store.cards.write(key, record.channel, text, blocks, now=now, ticket=ticket)
 
     async def workflow_note(self, record: WorkflowRunRecord, key: str, note: WorkflowNote) -> None:
         text, blocks = notice(workflow_note_text(note), formatted=True)
@@ -182,7 +183,7 @@ class SlackReporter:
             group = await self.store.alerting.group(key)
             now = await self.store.paging.pages(a.id for a in group)
             if any(page != pages.get(alert_id) for alert_id, page in now.items()):
-                await self.alert_changed(key, group[0], owners=owners, display_names=display_names)
+                await self.alert_changed(key, group[0], owners=owners, display_names=display_names, stories=told)
         return [(key, sizes.get(key, 0)) for key in written]
 
     async def alert_changed(
@@ -193,7 +194,10 @@ class SlackReporter:
         owners: Mapping[str, Sequence[str]],
         display_names: Mapping[str, str],
         stories: Mapping[int, AlertStory] | None = None,
+        ticket: int | None = None,
     ) -> None:
+        if ticket is None:
+            ticket = await self.store.cards.draw_ticket_for(key)
         group = await self.store.alerting.group(key)
         pages = await self.store.paging.pages(a.id for a in group) if self.paging else {}
         told = stories or {}
@@ -201,7 +205,7 @@ class SlackReporter:
         _, text, blocks = alert_group(
             key, views, owners=owners, display_names=display_names, pages=pages, page_links=self.page_links
         )
-        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
+        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now(), ticket=ticket)
 
     async def escalate(self, escalation: Escalation) -> bool:
         alert = escalation.alert
@@ -217,17 +221,24 @@ class SlackReporter:
         )
 
     async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:
-        text, blocks = connection_alert(alert_view(alert), display_name, back=False)
-        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now())
+        await self._connection_alert(key, alert, display_name)
 
     async def connection_back(self, key: str, alert: Alert, display_name: str) -> None:
         now = self.now()
-        text, blocks = connection_alert(alert_view(alert), display_name, back=True)
-        await self.store.cards.write(key, alert.channel, text, blocks, now=now)
+        await self._connection_alert(key, alert, display_name)
         text, blocks = connection_back(alert_view(alert), display_name)
         await self.store.outbox.enqueue(
             keys.back(key), kind=OutboxKind.POST, channel=alert.channel, text=text, blocks=blocks, now=now
         )
+
+    async def _connection_alert(self, key: str, alert: Alert, display_name: str) -> None:
+        """The "cannot reach" message as the alert is now, read after the ticket: a poll failing and another
+        answering at once (two tasks, two replicas) must not leave it saying "cannot reach" over its "answers
+        again" once the connection is back (the caller's ``alert`` was read before the other's change)."""
+        ticket = await self.store.cards.draw_ticket_for(key)
+        alert = await self.store.alerting.get(alert.id) or alert
+        text, blocks = connection_alert(alert_view(alert), display_name, back=alert.recovered_at is not None)
+        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now(), ticket=ticket)
 
     async def credential_expiring(
         self, key: str, *, channel: str, connection: str, display_name: str, expires: datetime, how: str

@@ -12,6 +12,9 @@ away whatever its code."""
 
 from __future__ import annotations
 
+import errno
+import socket
+
 from sqlalchemy import exc
 
 __all__ = ["database_away"]
@@ -29,6 +32,8 @@ _PG_AWAY_STATES = frozenset({"25006"})
 #: READONLY (a filesystem remounted read-only after disk errors), IOERR, FULL (the disk: PostgreSQL's 53100 is
 #: away too), CANTOPEN
 _SQLITE_AWAY = frozenset({5, 6, 8, 10, 13, 14})
+#: a network between the bot and its server down for now (the OSErrors that are not ConnectionErrors)
+_NET_AWAY = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN, errno.ETIMEDOUT})
 
 
 def database_away(error: BaseException) -> bool:
@@ -44,8 +49,12 @@ def database_away(error: BaseException) -> bool:
             return True
         said = _drivers_code(error.orig)
         return said if said is not None else True  # no code: the connection failed under the statement
-    # the pool waiting for a connection in vain; a connection refused before the driver wrapped it
-    return isinstance(error, (exc.TimeoutError, exc.DisconnectionError, ConnectionError))
+    # the pool waiting for a connection in vain; a connection refused, timed out (a server that does not answer:
+    # a failover's old address, a partition) or a host name that does not resolve for now (a failover's DNS),
+    # before the driver wrapped it: asyncpg raises these bare while connecting, and SQLAlchemy passes them on
+    if isinstance(error, OSError):
+        return isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)) or error.errno in _NET_AWAY
+    return isinstance(error, (exc.TimeoutError, exc.DisconnectionError))
 
 
 def _drivers_code(orig: BaseException | None) -> bool | None:

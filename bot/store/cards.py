@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.models import Json
 from bot.store import keys
@@ -34,6 +34,14 @@ class CardStore:
             ticket = (await conn.execute(select(runs.c.card_draws).where(runs.c.id == run_id))).scalar()
         return int(ticket or 0)
 
+    async def draw_ticket_for(self, key: str) -> int:
+        """A ticket for drawing the living message ``key`` (an alert's, a workflow's), as `draw_ticket` for a run's
+        card: taken before reading what the message shows, given to `write`. 0 while the message does not exist."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(cards).where(cards.c.key == key).values(draws=cards.c.draws + 1))
+            ticket = (await conn.execute(select(cards.c.draws).where(cards.c.key == key))).scalar()
+        return int(ticket or 0)
+
     async def write_run_card(
         self,
         run_id: int,
@@ -54,15 +62,7 @@ class CardStore:
                 ended = (await conn.execute(select(runs.c.final).where(runs.c.id == run_id))).scalar()
                 if ended:
                     return False
-            key = keys.run_card(run_id)
-            if ticket is not None:
-                drawn = (await conn.execute(select(cards.c.drawn).where(cards.c.key == key))).scalar()
-                if drawn is not None and drawn > ticket:
-                    return False
-            written = await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id)
-            if ticket is not None:
-                await conn.execute(update(cards).where(cards.c.key == key).values(drawn=ticket))
-            return written
+            return await _write_drawn(conn, keys.run_card(run_id), channel, text, blocks, now, run_id, ticket)
 
     async def write(
         self,
@@ -73,10 +73,12 @@ class CardStore:
         *,
         now: datetime,
         run_id: int | None = None,
+        ticket: int | None = None,
     ) -> bool:
-        """What a living message (card, alert) should show; False when it already shows exactly that."""
+        """What a living message (card, alert) should show; False when it already shows exactly that, or when a
+        drawing holding a later ``ticket`` (`draw_ticket_for`) was written already: this one read older facts."""
         async with self.engine.begin() as conn:
-            return await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id)
+            return await _write_drawn(conn, key, channel, text, blocks, now, run_id, ticket)
 
     async def ts_of(self, key: str) -> tuple[str, str] | None:
         """(channel, ts) of a living message once Slack has it."""
@@ -210,3 +212,26 @@ class CardStore:
                 .where(cards.c.id == card_id)
                 .values(not_before=not_before, last_error=error[:2000], lease_owner=None, lease_expires_at=None)
             )
+
+
+async def _write_drawn(
+    conn: AsyncConnection,
+    key: str,
+    channel: str,
+    text: str,
+    blocks: list[Json],
+    now: datetime,
+    run_id: int | None,
+    ticket: int | None,
+) -> bool:
+    """`write_message`, unless a drawing holding a later ticket was written already. The ticket is checked and kept
+    in one update, first: on PostgreSQL it locks the row to the commit, so two replicas' drawings cannot both pass
+    the check and the earlier one write last (a read, then a write, let them)."""
+    if ticket is not None:
+        kept = await conn.execute(update(cards).where(cards.c.key == key, cards.c.drawn <= ticket).values(drawn=ticket))
+        if kept.rowcount == 0 and (await conn.execute(select(cards.c.id).where(cards.c.key == key))).first():
+            return False  # a later drawing holds it
+    written = await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id)
+    if ticket is not None:  # the message is new: its first drawing's ticket
+        await conn.execute(update(cards).where(cards.c.key == key, cards.c.drawn < ticket).values(drawn=ticket))
+    return written

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -92,8 +92,8 @@ class PagingStore:
         self.engine = engine
 
     async def episode(self, alert_id: int, *, upto: datetime | None = None) -> int:
-        """How many times the alert was reopened (by ``upto``): a resolved incident is not reopened on PagerDuty,
-        so each reopening is an incident of its own, on the same dedup key."""
+        """How many times the alert was reopened (before its resolution at ``upto``): a resolved incident is not
+        reopened on PagerDuty, so each reopening is an incident of its own, on the same dedup key."""
         async with self.engine.connect() as conn:
             return await episode_of(conn, alert_id, upto=upto)
 
@@ -235,11 +235,21 @@ async def add_page(
 
 
 async def episode_of(conn: AsyncConnection, alert_id: int, *, upto: datetime | None = None) -> int:
-    """``PagingStore.episode`` in ``conn``'s transaction."""
+    """``PagingStore.episode`` in ``conn``'s transaction.
+
+    Counted in the order the events were recorded (reopening and resolution are serialized per pipeline), not by
+    their times: each is read before the pipeline's lock (and from each replica's clock), so a success that waited
+    for the lock while the alert was reopened resolved it "before" its reopening (the resolve went to the incident
+    ended already, the new one stayed open)."""
     t = alert_events
     query = select(func.count()).select_from(t).where(t.c.alert_id == alert_id, t.c.kind == "reopened")
     if upto is not None:
-        query = query.where(t.c.at <= upto)
+        resolution = (
+            select(func.max(t.c.id))
+            .where(t.c.alert_id == alert_id, t.c.kind == "resolved", t.c.at == upto)
+            .scalar_subquery()
+        )
+        query = query.where(or_(t.c.id < resolution, and_(resolution.is_(None), t.c.at <= upto)))
     return int((await conn.execute(query)).scalar_one())
 
 

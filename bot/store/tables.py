@@ -172,6 +172,7 @@ cards = Table(
     Column("version", Integer, nullable=False, default=1),
     Column("sent_version", Integer, nullable=False, default=0),
     Column("drawn", Integer, nullable=False, default=0),  # the ticket of the drawing it holds
+    Column("draws", Integer, nullable=False, default=0),  # tickets handed out (not a run's card: see draw_ticket_for)
     Column("attempting_since", UTCDateTime, nullable=True),  # a post whose answer we never saw
     Column("not_before", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),

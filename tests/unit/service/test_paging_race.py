@@ -89,3 +89,37 @@ async def test_a_success_handled_while_the_failure_is_paged_never_leaves_the_inc
     actions = [e.action for e in await store.paging.of_alert(alert.id)]
     # never paged (it was resolved before the page was recorded), or paged and resolved after: never left open
     assert actions in ([], ["trigger", "resolve"]), actions
+
+
+async def test_a_reopened_alert_resolved_by_a_replica_whose_clock_is_behind_resolves_its_incident(
+    store: Store,
+) -> None:
+    """Eleventh pass: the episode a resolution ends was counted by time (reopenings at or before its recovery). A
+    replica whose clock is a little behind the one that reopened the alert (or whose success read ``now``, then
+    waited for the pipeline's lock while the alert was reopened) resolved it "before" the reopening: the resolve
+    went to the first incident (sent already), the second stayed triggered on PagerDuty for good."""
+    clock = [at(0)]
+    catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t0ken-value", "PD_KEY": "k" * 32})
+    pool = ClientPool.for_catalog(catalog)
+    pager = Pager(store, catalog, pool, lambda: clock[0])
+    alerter = Alerter(store, catalog, pool, SlackReporter(store, lambda: clock[0]), lambda: clock[0], pager=pager,
+                      group_window=timedelta(0))
+    first = await running(store, 0)
+    second = await running(store, 5)
+    clock[0] = at(20)
+    alert = await alerter.on_failure(await ended(store, first, RunState.FAILED, 20), card_channel=None)
+    assert alert is not None
+    await alerter.flush()
+    clock[0] = at(40)
+    await alerter.on_success(await ended(store, second, RunState.SUCCEEDED, 40))
+    third = await running(store, 50)
+    fourth = await running(store, 55)
+    clock[0] = at(70)
+    reopened = await alerter.on_failure(await ended(store, third, RunState.FAILED, 70), card_channel=None)
+    assert reopened is not None and reopened.id == alert.id and reopened.recovered_at is None
+    clock[0] = at(69.9)  # the other replica's clock, 100 ms behind
+    [resolved] = await alerter.on_success(await ended(store, fourth, RunState.SUCCEEDED, 71))
+    assert resolved.id == alert.id
+    keys = [e.key for e in await store.paging.of_alert(alert.id)]
+    assert keys == [f"pd:{alert.id}:trigger", f"pd:{alert.id}:resolve", f"pd:{alert.id}:trigger:1",
+                    f"pd:{alert.id}:resolve:1"], keys

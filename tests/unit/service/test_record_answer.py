@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -109,3 +110,15 @@ async def test_a_process_stopping_while_the_answer_waits_for_the_database_logs_t
         await recording
     stopped = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "stopped" in r.getMessage()]
     assert len(stopped) == 1 and PROVIDER_RUN in stopped[0], stopped
+
+
+async def test_a_database_that_times_out_or_does_not_resolve_during_a_failover_is_waited_out(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eleventh pass: asyncpg's connect raises these bare (tests/unit/store/test_away.py asks the real driver); the
+    answer was not waited for, the start was given up by recovery though the run was at the provider."""
+    run_id = await starting_run(sqlite_store)
+    failing_first(monkeypatch, sqlite_store, [TimeoutError(), socket.gaierror(-3, "Temporary failure in name resolution")])
+    pauses: list[float] = []
+    record_, _ = await record(sqlite_store, run_id, pauses)
+    assert record_.provider_run_id == PROVIDER_RUN and pauses == [0.25, 0.5]

@@ -4,6 +4,8 @@ hand-built exceptions, since the class SQLAlchemy gives an error depends on the 
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 from pathlib import Path
 
@@ -111,3 +113,38 @@ async def test_a_sqlite_disk_full_or_read_only_is_the_database_away(tmp_path: Pa
 
 async def test_a_sqlite_file_that_cannot_be_opened_is_the_database_away(tmp_path: Path) -> None:
     assert database_away(await _error(f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'bot.db'}", "select 1"))
+
+
+async def test_a_postgresql_server_that_does_not_answer_or_resolve_is_the_database_away(postgres_url: str) -> None:
+    """Eleventh pass: during a failover the old address answers nothing (asyncpg's connect raises a bare
+    ``TimeoutError``) and the name may not resolve for a while (``socket.gaierror``). Neither counted as the database
+    away: a trigger's answer was not waited for (the run given up though it started at the provider) and every job's
+    tick logged an ERROR with its traceback."""
+
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # accepts, never answers: the bot gives up at its connect timeout
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        engine = create_async_engine(postgres_url.replace(":5432/", f":{port}/"), connect_args={"timeout": 0.5})
+        with pytest.raises(TimeoutError) as timed_out:
+            async with engine.connect():
+                pass
+        await engine.dispose()
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert database_away(timed_out.value)
+    unresolved = postgres_url.replace("127.0.0.1", "db.failing-over.invalid")
+    engine = create_async_engine(unresolved)
+    with pytest.raises(socket.gaierror) as not_found:
+        async with engine.connect():
+            pass
+    await engine.dispose()
+    assert database_away(not_found.value)
+    assert not database_away(FileNotFoundError(2, "No such file or directory"))  # an OSError of the bot's own

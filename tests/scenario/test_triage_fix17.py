@@ -1,0 +1,66 @@
+"""Issue 17, what the first independent pass left: who may read a Full log, a slow log in the evidence sweep,
+Slack's markup and control characters in what the bot passes on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bot.emulators._core import Outcome
+from tests.scenario.harness import RIVER, World, world
+from tests.scenario.surface import audit_of
+
+
+def _text(message: object) -> str:
+    return json.dumps(getattr(message, "blocks", []), ensure_ascii=False) + getattr(message, "text", "")
+
+
+def _in_private_ops(raw: dict[str, Any]) -> None:
+    raw["pipelines"]["leads-ods"]["channel"] = "C0OPS"  # private: Alice and Bob
+    raw["pipelines"]["leads-ods"]["owners"] = ["U0BOB"]
+
+
+async def _failed_note(w: World, channel: str) -> Any:
+    await w.command("run leads-ods load_date=2026-11-01", channel=channel)
+    await w.card_saying("queued", channel=channel)
+    w.advance(10)
+    await w.until(lambda: "failed" in w.cards(channel)[-1].text, what="the card failed")
+    card = w.cards(channel)[-1]
+    await w.until(lambda: any("Details of run" in m.text for m in w.thread(card)), what="the details")
+    [note] = [m for m in w.thread(card) if "Details of run" in m.text]
+    return note
+
+
+async def _full_log(w: World, note: Any, user: str) -> str:
+    await w.slack.click(note.channel, note.ts, "run.log", user=user)
+    await w.until(lambda: bool(w.slack.open_modals(user)), what="the Full log modal")
+    [modal] = w.slack.open_modals(user)
+    await w.until(lambda: "Reading the log" not in _text(w.slack.view(modal.id)), what="the modal's answer")
+    shown = _text(w.slack.view(modal.id))
+    await w.slack.close_view(modal.id)
+    return shown
+
+
+async def test_the_full_log_of_a_run_in_a_private_channel_is_refused_to_people_outside_it(tmp_path: Path) -> None:
+    """A run whose card is in a private channel: its Full log button can reach anyone (``/pipeline status N``
+    shows the card anywhere, a button's value is input). Its members read the log; someone outside who does not
+    answer for the pipeline is refused, told where to read it, and the refusal is audited."""
+    async with world(tmp_path, catalog_edit=_in_private_ops) as w:
+        w.slack.state.add_user("U0DAN", "dan")  # joins the public channels, not #data-ops
+        w.slack.state.add_user("U0EVE", "eve")
+        w.slack.state.channels["C0OPS"].members.add("U0EVE")  # in #data-ops, no right on the pipeline
+        w.emulators["rivery"].state.script(RIVER, Outcome(result="fail", queued_s=1, running_s=5, log_lines=30,
+                                                          failed_tasks=("load",), message="disk full"))
+        note = await _failed_note(w, "C0OPS")
+        run_id = int(note.text.split("Details of run #")[1].split()[0])
+        shown = await _full_log(w, note, "U0DAN")
+        assert "Lines" not in shown and "disk full" not in shown
+        assert "<#C0OPS>" in shown and "read it there" in shown
+        [refused] = [e for e in await audit_of(w, "U0DAN") if e.action == "log"]
+        assert (refused.target, refused.outcome) == (f"#{run_id}", "refused")
+        # a member who does not answer for the pipeline reads it; so does its owner
+        assert "Lines" in await _full_log(w, note, "U0EVE")
+        assert "Lines" in await _full_log(w, note, "U0BOB")
+        let_through = [e for e in await audit_of(w) if e.action == "log" and e.outcome == "ok"]
+        assert {(e.user_id, e.right) for e in let_through} == {("U0EVE", None), ("U0BOB", "owner")}

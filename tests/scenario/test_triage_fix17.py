@@ -10,6 +10,7 @@ from typing import Any
 from bot.emulators._core import Outcome
 from tests.scenario.harness import RIVER, World, world
 from tests.scenario.surface import audit_of
+from tests.scenario.test_workflow_step import STEP, declare_outputs, ended
 
 
 def _text(message: object) -> str:
@@ -64,3 +65,39 @@ async def test_the_full_log_of_a_run_in_a_private_channel_is_refused_to_people_o
         assert "Lines" in await _full_log(w, note, "U0BOB")
         let_through = [e for e in await audit_of(w) if e.action == "log" and e.outcome == "ok"]
         assert {(e.user_id, e.right) for e in let_through} == {("U0EVE", None), ("U0BOB", "owner")}
+
+
+async def test_a_steps_error_shows_slacks_markup_as_words_and_the_providers_as_text(tmp_path: Path) -> None:
+    """Workflow Builder shows a step's error as plain text: a refusal's mention (``<@U…>``) reads as the id, not
+    as the raw markup; a provider's message that writes Slack markup (``<!channel>``) stays escaped."""
+    async with world(tmp_path) as w:
+        declare_outputs(w)
+        refused = await w.slack.execute_function(STEP, {"pipeline": "sales-dashboard"}, user="U0BOB")
+        await ended(w, refused)
+        assert refused.error is not None and "You may not run sales-dashboard" in refused.error, refused.error
+        assert "@U0ALICE" in refused.error and "<" not in refused.error, refused.error
+        w.emulators["rivery"].state.script(RIVER, Outcome(result="fail", queued_s=1, running_s=5,
+                                                          message="<!channel> disk <@U0BOB> full"))
+        step = await w.slack.execute_function(STEP, {"pipeline": "leads-ods", "wait": True}, user="U0ALICE")
+        await w.card_saying("queued", channel="C0ALERTS")
+        w.advance(10)
+        await ended(w, step)
+        assert step.error is not None and "disk" in step.error, step.error
+        assert "<" not in step.error and "&lt;!channel&gt;" in step.error, step.error
+
+
+async def test_control_characters_in_a_log_are_shown_not_passed_on(tmp_path: Path) -> None:
+    """A script's coloured output (terminal escape sequences), a bell and a NUL in Rivery's log: none reaches
+    Slack as it is; the colours are dropped, the others shown as their pictures, tabs as spaces."""
+    async with world(tmp_path) as w:
+        said = "\x1b[31mERROR\x1b[0m\tload\x07 stopped at\x00 row 7\x7f"
+        w.emulators["rivery"].state.script(RIVER, Outcome(result="fail", queued_s=1, running_s=5, log_lines=3,
+                                                          failed_tasks=("load",), message=said))
+        note = await _failed_note(w, "C0GENERAL")
+        shown = [_text(note), await _full_log(w, note, "U0ALICE"), _text(w.cards()[-1])]
+        for text in shown:
+            assert "load␇ stopped at␀ row 7␡" in text and "[31m" not in text and "ERROR" in text, text
+            # raw, or as JSON writes them into the blocks
+            assert not any(c in text for c in ("\x1b", "\x07", "\x00", "\x7f", "\\u001b", "\\u0007", "\\u0000")), text
+        # a log line's tab: spaces to the next 4th column (the card's message keeps it: Slack shows it as a space)
+        assert "\\t" not in shown[0] and "\\t" not in shown[1]

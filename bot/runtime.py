@@ -586,6 +586,7 @@ class Runtime:
         # let the ticks finish what they claimed, rather than close the clients and the database under them
         if scheduler is not None and not await self.jobs.wait(grace):
             log.warning("a scheduled job outlived the grace period: it is cut off, its leases are released")
+        await parts.triage.drain(grace)  # evidence reads a sweep left running (a log Rivery still prepares)
         # polls and list calls a tick left running (a slow provider): they finish, or are cut off after the grace
         try:
             await asyncio.wait_for(asyncio.gather(parts.poller.idle(), parts.watcher.idle()), grace)

@@ -10,6 +10,7 @@ from typing import Any
 from bot.emulators._core import Outcome
 from tests.scenario.harness import RIVER, World, world
 from tests.scenario.surface import audit_of
+from tests.scenario.test_triage import DK_KEY
 from tests.scenario.test_workflow_step import STEP, declare_outputs, ended
 
 
@@ -101,3 +102,36 @@ async def test_control_characters_in_a_log_are_shown_not_passed_on(tmp_path: Pat
             assert not any(c in text for c in ("\x1b", "\x07", "\x00", "\x7f", "\\u001b", "\\u0007", "\\u0000")), text
         # a log line's tab: spaces to the next 4th column (the card's message keeps it: Slack shows it as a space)
         assert "\\t" not in shown[0] and "\\t" not in shown[1]
+
+
+def _dashboard_unwatched(raw: dict[str, Any]) -> None:
+    raw["pipelines"]["sales-dashboard"]["watch"] = False
+
+
+async def test_a_slow_rivery_log_holds_no_other_failures_evidence(tmp_path: Path) -> None:
+    """Rivery prepares a run's log for minutes (the client waits as rivery-cli does): a DataKitchen failure that
+    comes meanwhile has its evidence in its thread at once, and the Rivery log is asked for once, not again by
+    each sweep that still finds that failure without its note."""
+    async with world(tmp_path, catalog_edit=_dashboard_unwatched) as w:
+        rivery = w.emulators["rivery"]
+        rivery.configure({"log_polls": 1000})  # longer than the client waits: the read goes on for minutes
+        rivery.state.script(RIVER, Outcome(result="fail", queued_s=1, running_s=5, failed_tasks=("load",),
+                                           message="disk full"))
+        await w.command("run leads-ods load_date=2026-11-01")
+        await w.card_saying("queued")
+        w.advance(10)
+        await w.until(lambda: "failed" in w.cards()[-1].text, what="the Rivery card failed")
+        await w.until(lambda: len(rivery.state.requests_to("logs")) >= 3, what="the Rivery log being prepared")
+        dk = w.emulators["datakitchen"]
+        dk.state.script(DK_KEY, Outcome(result="fail", queued_s=1, running_s=5, tasks=("extract", "publish"),
+                                        failed_tasks=("publish",), message="bad row"))
+        await w.command("run sales-dashboard source_date=2026-11-03")
+        await w.until(lambda: len(w.cards()) == 2, what="the DataKitchen card")
+        w.advance(10)
+        await w.until(lambda: "failed" in w.cards()[-1].text, what="the DataKitchen card failed")
+        card = w.cards()[-1]
+        await w.until(lambda: any("From DataKitchen" in _text(m) for m in w.thread(card)), what="its evidence",
+                      timeout=15)
+        started = [r for r in rivery.state.requests_to("logs") if "queryId" not in r.query]
+        assert len(started) == 1, "one log query for the Rivery failure, whatever the sweeps since"
+        assert not [m for m in w.thread(w.cards()[0]) if "Details of run" in m.text]  # still being prepared

@@ -64,17 +64,18 @@ class Triage:
         them). Off the path a failure takes (its card, alert and details come first, without waiting for a
         provider that prepares its log), and durable: a crash before the note is written leaves the failure
         without it, and the next sweep (of this process or another) reads it again. A watched run's goes in the
-        thread of the alert that announced it, once that is posted.
+        thread of the alert that announced it, once that is posted. A read still waiting after ``_SWEEP_WAIT_S``
+        (Rivery prepares a log for minutes) goes on past the sweep, which returns: the next sweeps leave its
+        failure to it and read the others.
 
         Until it has caught up, each sweep also reads a batch of the failures recorded up to ``_RESTART_WINDOW``
         before the process started, each once (a cursor over their ids): those recorded since are the window's."""
         since = self.now() - _SWEEP_WINDOW
-        room = _SWEEP_BATCH - len(self._reading)
-        if room <= 0:
+        if len(self._reading) >= _SWEEP_BATCH:
             return 0
-        # the reads under way are still without their note: asked for besides the batch, then left out
-        limit = room + len(self._reading)
-        found = await self.store.outbox.failed_runs_without(keys.EVIDENCE, since=since, limit=limit)
+        # oldest first: the reads under way (still without their note) come back, and are left out below; the
+        # batch's others are at most as many as there is room for
+        found = await self.store.outbox.failed_runs_without(keys.EVIDENCE, since=since, limit=_SWEEP_BATCH)
         if self._caught_up_to is not None:
             older = await self.store.outbox.failed_runs_without(
                 keys.EVIDENCE, since=self._started - _RESTART_WINDOW, limit=_SWEEP_BATCH, after=self._caught_up_to

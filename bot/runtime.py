@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,6 +42,7 @@ from bot.service.audited import Audited
 from bot.service.clients import ClientPool
 from bot.service.escalation import Escalator
 from bot.service.function_steps import StepService
+from bot.service.log_access import LogAccess
 from bot.service.notify import Notifier
 from bot.service.outcomes import Changes, Outcomes
 from bot.service.paging import Pager
@@ -225,7 +227,8 @@ def _assemble(
     metrics = Metrics()
     lease = s.lease_seconds
     first_poll = s.poll_interval_seconds
-    auth = Authorizer(s.slack_admins, _group_members(client), cache_s=s.usergroup_cache_seconds.total_seconds())
+    auth_cache_s = s.usergroup_cache_seconds.total_seconds()
+    auth = Authorizer(s.slack_admins, _group_members(client), cache_s=auth_cache_s)
     slack_check = SlackCheck(client)
     page_links = {p.name: p.pagerduty.url for p in catalog.pipelines.values() if p.pagerduty and p.pagerduty.url}
     reporter = SlackReporter(
@@ -276,6 +279,7 @@ def _assemble(
         workflows=workflows, queries=RunQueries(store, pool, now), audited=Audited(store, auth, now),
         subscriptions=SubscriptionService(store, catalog, auth, now),
         triage=Triage(store, pool, notifier.reporter, now), steps=steps,
+        log_access=LogAccess(store, catalog, runs.guard, _channel_members(client), cache_s=auth_cache_s),
     )
     app = build_app(s, services, client)
     replays = Replays(store.requests, now, metrics)
@@ -579,6 +583,7 @@ class Runtime:
         # let the ticks finish what they claimed, rather than close the clients and the database under them
         if scheduler is not None and not await self.jobs.wait(grace):
             log.warning("a scheduled job outlived the grace period: it is cut off, its leases are released")
+        await parts.triage.drain(grace)  # evidence reads a sweep left running (a log Rivery still prepares)
         # polls and list calls a tick left running (a slow provider): they finish, or are cut off after the grace
         try:
             await asyncio.wait_for(asyncio.gather(parts.poller.idle(), parts.watcher.idle()), grace)
@@ -647,6 +652,25 @@ def _group_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozense
     async def members(group_id: str) -> frozenset[str]:
         answer = await client.usergroups_users_list(usergroup=group_id)
         return frozenset(answer.get("users") or [])
+
+    return members
+
+
+def _channel_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozenset[str]]]:
+    async def members(channel: str) -> frozenset[str]:
+        found: set[str] = set()
+        cursor = ""
+        while True:
+            try:
+                answer = await client.conversations_members(channel=channel, cursor=cursor or None, limit=1000)
+            except SlackApiError as exc:
+                if exc.response is not None and exc.response.get("error") == "channel_not_found":
+                    return frozenset()  # a channel the bot cannot see: nobody reads the log through it
+                raise
+            found.update(answer.get("members") or [])
+            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return frozenset(found)
 
     return members
 

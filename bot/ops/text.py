@@ -16,15 +16,36 @@ import re
 from datetime import UTC, datetime, timedelta
 
 __all__ = ["escape", "human_duration", "mention", "mention_group", "mention_user", "principal_mention",
-           "slack_date"]
+           "slack_date", "visible"]
 
 _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+#: a terminal's colour and cursor sequences (ESC [ … letter): a script's coloured output, meaningless in Slack
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+#: control characters other than tab, newline and carriage return (C0, DEL, C1): what Slack does with them is
+#: not documented, and they are invisible where shown
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def escape(text: str) -> str:
-    """The three characters Slack reads as control characters, as entities (``&`` first, or it doubles)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """The three characters Slack reads as control characters, as entities (``&`` first, or it doubles); and
+    the real control characters shown (``visible``)."""
+    return visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def visible(text: str) -> str:
+    """``text`` without terminal escape sequences, its other control characters shown as their Unicode
+    pictures (NUL ␀, ESC ␛, DEL ␡; C1 as �); tabs and line breaks kept."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(_picture, _ANSI.sub("", text))
+
+
+def _picture(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    if code < 0x20:
+        return chr(0x2400 + code)
+    return "\u2421" if code == 0x7F else "\ufffd"
 
 
 def mention_user(user_id: str) -> str:

@@ -10,12 +10,14 @@ ends, so it is sent once and survives a restart of the bot while the run goes on
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot.errors import InvalidRequest, UserError
 from bot.models import RunState
 from bot.ops.redact import PROCESS
+from bot.ops.text import escape
 from bot.service.permissions import Actor
 from bot.service.runs import RunService
 from bot.store import keys
@@ -130,12 +132,27 @@ class StepService:
 
 
 def _failure(run: RunRecord) -> str:
-    """What the step's failure says: the run, its end and the provider's own message."""
-    said = f": {run.message}" if run.message else ""
-    return f"Run #{run.id} of {run.pipeline or run.provider} {run.state}{said}"
+    """What the step's failure says: the run, its end and the provider's own message (escaped: untrusted)."""
+    said = f": {escape(run.message)}" if run.message else ""
+    return f"Run #{run.id} of {escape(run.pipeline or run.provider)} {run.state}{said}"
+
+
+#: Slack's markup in the replies we write: a date (its fallback is the text), a mention, a channel, a link
+_DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_MENTION = re.compile(r"<(@[UW][A-Z0-9]+)>")
+_GROUP = re.compile(r"<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
 
 
 def _plain(mrkdwn: str) -> str:
-    """A reply written for Slack messages, as Workflow Builder shows a step's error: plain text."""
-    text = mrkdwn.replace("*", "").replace("`", "")
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    """A reply written for Slack messages, as Workflow Builder shows a step's error: plain text. The markup we
+    wrote becomes words (a date its UTC fallback, a mention the id), and what came from elsewhere stays escaped
+    as in the reply (Slack decodes the three entities in plain text): nothing in it is read as markup."""
+    text = _DATE.sub(r"\1", mrkdwn)
+    text = _MENTION.sub(r"\1", text)
+    text = _GROUP.sub(r"@\1", text)
+    text = _CHANNEL.sub(r"#\1", text)
+    text = _LINK.sub(r"\2 (\1)", text)
+    # any other markup (none is written today) shown as text rather than read
+    return text.replace("*", "").replace("`", "").replace("<", "&lt;").replace(">", "&gt;")

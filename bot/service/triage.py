@@ -39,8 +39,11 @@ _SWEEP_WINDOW = timedelta(hours=1)
 #: never written (the bot stopped between handling them and the sweep, and stayed down). A day: what the watch
 #: looks back on after downtime too; older, the thread is long scrolled past and the run triaged in the console
 _RESTART_WINDOW = timedelta(days=1)
-#: failures read at once by one sweep
+#: failures read at once by one sweep, and at most in flight across sweeps (a slow log goes on beside the next)
 _SWEEP_BATCH = 20
+#: how long a sweep waits for the reads it started before it returns (the next sweep then reads the failures
+#: recorded meanwhile): a Rivery log can take minutes to prepare, and must not hold the others back
+_SWEEP_WAIT_S = 2.0
 
 
 class Triage:
@@ -52,17 +55,26 @@ class Triage:
         #: the catch-up of failures recorded before this process started: the last run id it read (None: done)
         self._caught_up_to: int | None = 0
         self._started = now()
+        #: the reads in flight, by run id: a later sweep finds these failures still without their note, and
+        #: leaves them to the read under way (each run's evidence is fetched once)
+        self._reading: dict[int, asyncio.Task[None]] = {}
 
     async def sweep(self) -> int:
         """The periodic job: the evidence of the failures recorded lately that lack it, read at once (a batch of
         them). Off the path a failure takes (its card, alert and details come first, without waiting for a
         provider that prepares its log), and durable: a crash before the note is written leaves the failure
         without it, and the next sweep (of this process or another) reads it again. A watched run's goes in the
-        thread of the alert that announced it, once that is posted.
+        thread of the alert that announced it, once that is posted. A read still waiting after ``_SWEEP_WAIT_S``
+        (Rivery prepares a log for minutes) goes on past the sweep, which returns: the next sweeps leave its
+        failure to it and read the others.
 
         Until it has caught up, each sweep also reads a batch of the failures recorded up to ``_RESTART_WINDOW``
         before the process started, each once (a cursor over their ids): those recorded since are the window's."""
         since = self.now() - _SWEEP_WINDOW
+        if len(self._reading) >= _SWEEP_BATCH:
+            return 0
+        # oldest first: the reads under way (still without their note) come back, and are left out below; the
+        # batch's others are at most as many as there is room for
         found = await self.store.outbox.failed_runs_without(keys.EVIDENCE, since=since, limit=_SWEEP_BATCH)
         if self._caught_up_to is not None:
             older = await self.store.outbox.failed_runs_without(
@@ -70,10 +82,37 @@ class Triage:
             )
             self._caught_up_to = older[-1][0] if len(older) == _SWEEP_BATCH else None
             found += older
-        threads = dict(found)
-        runs = await self.store.runs.many(threads)
-        await asyncio.gather(*(self.failed(run, thread=threads[run.id]) for run in runs.values()))
+        threads = {run_id: thread for run_id, thread in found if run_id not in self._reading}
+        runs = await self.store.runs.many(list(threads))
+        started = [self._read(run, threads[run.id]) for run in runs.values()]
+        if started:
+            done, _ = await asyncio.wait(started, timeout=_SWEEP_WAIT_S)
+            for task in done:
+                task.result()  # a failure here (the database away) is the job's, as it was before
         return len(runs)
+
+    def _read(self, run: RunRecord, thread: str | None) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(self.failed(run, thread=thread))
+        self._reading[run.id] = task
+        task.add_done_callback(partial(self._read_done, run.id))
+        return task
+
+    def _read_done(self, run_id: int, task: asyncio.Task[None]) -> None:
+        self._reading.pop(run_id, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # read past its sweep: nobody awaits it. The note is not written, so a later sweep reads it again
+            log.warning("reading the evidence of run %s failed: %s", run_id, exc, extra={"run_id": run_id})
+
+    async def drain(self, grace: float) -> None:
+        """At stop: the reads still under way finish within ``grace``, or are cut off (the next start's sweep
+        reads those failures again: their notes were not written)."""
+        if not self._reading:
+            return
+        _, pending = await asyncio.wait(set(self._reading.values()), timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
 
     async def failed(self, run: RunRecord, *, thread: str | None = None) -> None:
         """The failure's evidence in its thread (``thread``: the message it goes under, by default the run's

@@ -12,6 +12,7 @@ from bot.providers.registry import provider
 from bot.service.audited import Audited
 from bot.service.clients import ClientPool
 from bot.service.function_steps import StepService
+from bot.service.log_access import LogAccess
 from bot.service.notify import Notifier
 from bot.service.permissions import Authorizer
 from bot.service.queries import RunQueries
@@ -46,6 +47,8 @@ class Services:
     subscriptions: SubscriptionService
     #: the Full log's pages (and the failure's evidence, which ``Outcomes`` posts)
     triage: Triage
+    #: who may read a run's Full log (checked at each click)
+    log_access: LogAccess
     #: Workflow Builder's "Run a pipeline" step
     steps: StepService
 

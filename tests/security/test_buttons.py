@@ -45,7 +45,9 @@ SWEPT = {
     ids.SUB_REMOVE: "subscriber",  # the Home tab's Unsubscribe: whoever made it, or may change what it covers
     ids.HOME_REFRESH: "anyone",  # redraws the clicker's own Home tab; its value is not read
     ids.HOME_UNMUTE: "owner or change",  # the Home tab's Unmute: as `/pipeline unmute` (whoever may mute)
-    ids.RUN_LOG: "anyone",  # opens the failure's log, as its thread shows it (redacted): nothing changes
+    # opens the failure's log, as its thread shows it (redacted): nothing changes. Members of the run's channel
+    # read it (dave is one), others are refused: tests/scenario/test_triage_fix17.py
+    ids.RUN_LOG: "anyone",
     ids.LOG_EARLIER: "anyone",  # pages the Full log modal of the one who opened it
     ids.LOG_LATER: "anyone",
     ids.RUN_RESUME: "owner or run",  # as Retry: resume from the failed step is a retry
@@ -258,7 +260,10 @@ async def test_every_button_clicked_without_rights_changes_nothing(tmp_path: Pat
         refusals = [r for r in replies if r.startswith("⚠️") and ("may not" in r or "Only" in r)]
         # the Home tab's button is answered on the Home tab (checked above), not in an ephemeral
         assert len(refusals) >= sum(1 for a in answered if SWEPT[a] != "anyone" and a not in ON_HOME), replies
-        assert {e.outcome for e in await audit_of(w, dave)} == {"refused"}
+        daves = await audit_of(w, dave)
+        assert {e.outcome for e in daves if e.action != "log"} == {"refused"}
+        # reading is no change: he is in the run's channel, so the Full log is his to read, recorded as such
+        assert [(e.outcome, e.detail) for e in daves if e.action == "log"] == [("ok", "member of C0GENERAL")]
 
         # every action id the bot sent anywhere in this test was swept
         sent = _action_ids(everything_sent(w))

@@ -246,7 +246,7 @@ async def _full_log(
     run_id = ids.parse_run_value(_value(action))
     opened = await client.views_open(trigger_id=body["trigger_id"], view=log_modal_saying(run_id, "_Reading the log…_"))
     view = opened.get("view") or {}
-    await _show_page(services, client, run_id, 0, str(view.get("id", "")), view.get("hash"))
+    await _show_page(services, client, actor, run_id, 0, (str(view.get("id", "")), view.get("hash")), opened=True)
 
 
 async def _log_page(
@@ -257,13 +257,23 @@ async def _log_page(
     view = body.get("view") or {}
     if str(view.get("private_metadata", "")) != str(run_id):
         raise ValueError("a log page of another run than its modal's")
-    await _show_page(services, client, run_id, number, str(view.get("id", "")), view.get("hash"))
+    await _show_page(services, client, actor, run_id, number, (str(view.get("id", "")), view.get("hash")))
 
 
 async def _show_page(
-    services: Services, client: AsyncWebClient, run_id: int, number: int, view_id: str, view_hash: JsonValue
+    services: Services,
+    client: AsyncWebClient,
+    actor: Actor,
+    run_id: int,
+    number: int,
+    view: tuple[str, JsonValue],
+    *,
+    opened: bool = False,
 ) -> None:
+    """``view``: the modal's id and hash. Who clicks is checked at each page: the modal's run id is input too."""
+    view_id, view_hash = view
     try:
+        await services.log_access.check(actor, run_id, opened=opened)
         shown = log_modal(await services.triage.log_page(run_id, number))
     except UserError as refused:  # our own words (mrkdwn we built)
         shown = log_modal_saying(run_id, "⚠️ " + str(refused))

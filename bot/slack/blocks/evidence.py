@@ -24,7 +24,10 @@ _MODAL_SECTIONS = 40  # of a modal's 100 blocks; a page of 50 lines of 300 chara
 
 
 def _line(text: str) -> str:
-    return truncate(escape(text.replace("\r", " ")), LINE_LIMIT, "…").replace("`", "ˋ")
+    # tabs as spaces to the next of every 4th column (a code block's tab width is the reader's browser's); line
+    # breaks inside a line would start lines of their own
+    flat = text.replace("\r", " ").replace("\n", " ").expandtabs(4)
+    return truncate(escape(flat), LINE_LIMIT, "…").replace("`", "ˋ")
 
 
 def log_sections(lines: Sequence[str], *, limit: int = 5) -> list[Block]:

@@ -5,10 +5,11 @@ Wired the way ``tests/scenario/harness.py`` wires a scenario test, with a real c
 * the four provider emulators on free local ports, each pipeline of ``catalog.yml`` given a scripted outcome of
   a few seconds (``OUTCOMES``): most succeed, ``orders-eu`` fails with a provider message and a failed task
   (its retry succeeds), ``churn-scores`` (DataKitchen) succeeds then fails with a 250-line log, which its
-  failure's thread shows and its Full log pages through, ``inventory-snapshot`` never ends and outlives its
-  expected duration; Rivery on its v1
-  API, so that, with Tailer and DataKitchen, runs started outside Slack can be watched; each emulator serves a
-  page per run (``/console/runs/<id>``), where a card's "Open in console" leads;
+  failure's thread shows and its Full log pages through, ``refunds-us`` does the same on Rivery's legacy API
+  (the ``rivery-legacy`` connection: its log is ``activities/runs/logs``), ``inventory-snapshot`` never ends and
+  outlives its expected duration; the other Rivery pipelines on its v1 API, so that, with Tailer and DataKitchen,
+  runs started outside Slack can be watched; each emulator serves a page per run (``/console/runs/<id>``), where
+  a card's "Open in console" leads;
 * ``FakeSlack`` on the page's port: the Web API the bot calls, and the page at ``/`` where a person types
   ``/pipeline …`` and clicks, sent to the bot signed as Slack sends them;
 * the bot (``Runtime``) in HTTP mode on a free port, with a SQLite file in a temporary directory and fast
@@ -80,7 +81,7 @@ ORDERS_FAILURE = Outcome(
 )
 ORDERS_SUCCESS = Outcome(queued_s=1, running_s=3, tasks=("extract_orders", "load_orders", "merge_orders"))
 CHURN_STEPS = ("build_features", "score_customers", "publish_scores")
-#: a DataKitchen failure with a log long enough to page through (Rivery's v1 API, the demo's, gives no log)
+#: a DataKitchen failure with a log long enough to page through
 CHURN_FAILURE = Outcome(
     result="fail",
     queued_s=1,
@@ -91,6 +92,18 @@ CHURN_FAILURE = Outcome(
     log_lines=240,
 )
 CHURN_SUCCESS = Outcome(queued_s=1, running_s=3, tasks=CHURN_STEPS)
+REFUNDS_STEPS = ("extract_refunds", "load_refunds")
+#: a Rivery failure on the legacy API (the demo's refunds-us): its thread shows Rivery's log
+REFUNDS_FAILURE = Outcome(
+    result="fail",
+    queued_s=1,
+    running_s=3,
+    message="Load failed: Snowflake error: Numeric value 'n/a' is not recognized (file <refunds_1107.csv> & row 42)",
+    tasks=REFUNDS_STEPS,
+    failed_tasks=("load_refunds",),
+    log_lines=240,
+)
+REFUNDS_SUCCESS = Outcome(queued_s=1, running_s=3, tasks=REFUNDS_STEPS)
 
 #: per pipeline of catalog.yml, the outcome of its runs (a list: one per run, the last repeats)
 OUTCOMES: dict[str, Outcome | list[Outcome]] = {
@@ -102,8 +115,11 @@ OUTCOMES: dict[str, Outcome | list[Outcome]] = {
     "inventory-snapshot": Outcome(result="hang", queued_s=1, running_s=0, tasks=("snapshot",)),
     # a success to compare with, then a failure (its log in the thread); its resume (or the next run) succeeds
     "churn-scores": [CHURN_SUCCESS, CHURN_FAILURE] * 100,
+    # the same on Rivery's legacy API, whose log (activities/runs/logs) the thread shows; no resume on Rivery
+    "refunds-us": [REFUNDS_SUCCESS, REFUNDS_FAILURE] * 100,
 }
-#: the demo's Rivery connection (catalog.yml) uses the v1 API of this account and environment
+#: the demo's Rivery connections (catalog.yml) use this account and environment: `rivery` its v1 API, `rivery-legacy`
+#: its legacy API (under /api), both on the one emulator
 RIVERY_ACCOUNT, RIVERY_ENVIRONMENT = "demo-account", "demo-environment"
 #: started when the demo starts, so it is run #1 and in flight: `/pipeline status 1` and `cancel 1` (help's
 #: examples) have a run to show; posted in #general
@@ -146,7 +162,8 @@ def make_emulators() -> dict[str, EmulatorServer]:
 
 
 def _rivery(state: EmulatorState) -> RiveryEmulator:
-    """Rivery's v1 API for the catalog's account and environment; its limits loosened to the catalog's."""
+    """Rivery's v1 and legacy APIs for the catalog's account and environment; its limits loosened to the
+    catalog's."""
     emulator = RiveryEmulator(
         state, tokens=[CREDENTIALS["DEMO_RIVERY_TOKEN"]], account_id=RIVERY_ACCOUNT, environment_id=RIVERY_ENVIRONMENT
     )
@@ -248,6 +265,7 @@ def banner(demo: Demo) -> str:
         "inventory-snapshot": "never ends: stuck after 10s; run #1 is one, in #general: cancel it",
         "budget-consolidation": "scheduled every other minute (/pipeline schedules)",
         "churn-scores": "succeeds, then fails: its thread shows the log (Full log pages it) and Resume",
+        "refunds-us": "succeeds, then fails: its thread shows Rivery's log (legacy API; Full log pages it)",
     }
     for pipeline in demo.catalog.pipelines.values():
         note = notes.get(pipeline.name, "succeeds in a few seconds")

@@ -170,6 +170,48 @@ async def test_a_failures_thread_shows_its_log_the_full_log_pages_and_resume_pic
     await shots("resumed")
 
 
+async def test_a_rivery_failures_thread_shows_rivery_s_log_and_what_changed_since_the_last_success(
+    page: Page, demo_url: str, shots: Shots
+) -> None:
+    """refunds-us (Rivery, legacy API) succeeds, then fails: its thread shows the lines of Rivery's log
+    (``activities/runs/logs``, prepared over a 202 first) and what changed since that success; Full log pages it."""
+    await open_page(page, demo_url, "C0RANDOM")
+    await command(page, "/pipeline run refunds-us")
+    cards = card(page, "refunds-us")
+    await expect(cards.first.locator(".bk-header")).to_have_text("✅ refunds-us succeeded", timeout=RUN_TIMEOUT)
+    await command(page, "/pipeline run refunds-us")
+    await expect(cards).to_have_count(2)
+    failed = cards.last
+    await expect(failed.locator(".bk-header")).to_have_text("❌ refunds-us failed", timeout=RUN_TIMEOUT)
+
+    await failed.get_by_role("button", name=re.compile(r"^\d+ repl")).click(timeout=RUN_TIMEOUT)
+    thread = page.locator("#thread-messages")
+    note = thread.locator(".msg", has_text="From Rivery's log")
+    await expect(note).to_have_count(1, timeout=RUN_TIMEOUT)
+    await expect(note).to_contain_text("ERROR load_refunds Failed: Load failed: Snowflake error")
+    await expect(note).to_contain_text("(file <refunds_1107.csv> & row 42)")  # the log's words shown as text
+    await expect(note).to_contain_text("activities/runs/logs")  # where the lines come from
+    await expect(note).to_contain_text("Since the last success")
+    await expect(note).to_contain_text(re.compile(r"Failed now, passed then: \W*task 2"))  # legacy tasks: numbered
+    await expect(note.get_by_role("button", name="Resume from the failed step")).to_have_count(0)  # not on Rivery
+    await shots("rivery-thread-with-log")
+
+    await note.get_by_role("button", name="Full log").click()
+    modal = page.get_by_role("dialog", name=re.compile(r"^Log of run #\d+$"))
+    where = modal.get_by_text(re.compile(r"^Lines \d+–\d+ of \d+ \(page \d+ of \d+\)$"))
+    await expect(where).to_be_visible(timeout=RUN_TIMEOUT)  # the last page, read from Rivery again
+    last, total, number, pages = _page_shown(await where.inner_text())
+    assert last == total and number == pages >= 5, (last, total, number, pages)
+    await expect(modal).to_contain_text("Snowflake error")
+    await modal.get_by_role("button", name="◀ Earlier").click()
+    await expect(where).to_contain_text(f"(page {pages - 1} of {pages})")
+    await expect(modal).to_contain_text("1000 rows copied")  # the log's body, not its end
+    await expect(modal).not_to_contain_text("Snowflake error")
+    await shots("rivery-full-log-earlier-page")
+    await modal.get_by_role("button", name="Close", exact=True).click()
+    await expect(modal).to_be_hidden()
+
+
 def _page_shown(where: str) -> tuple[int, int, int, int]:
     """The last line, the log's lines, the page and the pages of a Full log page's 'Lines a–b of n (page p of q)'."""
     found = re.search(r"Lines \d+–(\d+) of (\d+) \(page (\d+) of (\d+)\)", where)

@@ -307,11 +307,16 @@ def test_the_demo_catalog_covers_every_provider_and_story() -> None:
     failing = [catalog.pipelines[n] for n, r in results.items() if r == "fail"]
     hanging = [catalog.pipelines[n] for n, r in results.items() if r == "hang"]
     assert failing and all(p.owners for p in failing)
-    # a failure whose thread shows a log long enough for Full log to page through: on DataKitchen (the demo's
-    # Rivery is on its v1 API, which gives no log)
-    logged = [n for n, o in OUTCOMES.items() for one in (o if isinstance(o, list) else [o])
-              if one.result == "fail" and one.log_lines > 2 * LOG_PAGE]
-    assert logged and all(catalog.pipelines[n].provider == "datakitchen" for n in logged)
+    # a failure whose thread shows a log long enough for Full log to page through, after a success to compare
+    # with: on DataKitchen and on Rivery, there on a legacy-API connection (v1 documents no log download)
+    logged = {n for n, o in OUTCOMES.items() for one in (o if isinstance(o, list) else [o])
+              if one.result == "fail" and one.log_lines > 2 * LOG_PAGE}
+    assert {catalog.pipelines[n].provider for n in logged} == {"datakitchen", "rivery"}
+    for name in logged:
+        outcomes = OUTCOMES[name]
+        assert isinstance(outcomes, list) and [o.result for o in outcomes[:2]] == ["succeed", "fail"], name
+        connection = catalog.connections[catalog.pipelines[name].connection]
+        assert connection.provider != "rivery" or connection.model_dump()["api"] == "legacy", name
     assert hanging and all(p.expected_duration is not None and p.expected_duration.total_seconds() <= 30
                            for p in hanging)
     kinds = {spec.type for p in catalog.pipelines.values() for spec in p.parameters.values()}

@@ -3,7 +3,7 @@ leases on it. Before its trigger answers a run is the business of ``bot.store.st
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, update
@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.models import RunState, RunStatus
 from bot.store.alert_events import EventKind, note_run
+from bot.store.quiet import QuietPoll, write_quiet
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.rows import add_event, claim, fetch_run, run_of_row, runs_by_ids, task_json
 from bot.store.run_reads import RunReads
@@ -157,6 +158,32 @@ class RunStore(RunReads):
                 after = await fetch_run(conn, run_id)
             return Transition(after, before.state, after.state)
         raise RuntimeError(f"run {run_id} kept changing while its status was recorded")
+
+    @staticmethod
+    def quiet(
+        before: RunRecord, status: RunStatus, *, now: datetime, next_poll_at: datetime | None
+    ) -> QuietPoll | None:
+        """The poll as a ``QuietPoll`` when recording ``status`` would change nothing but the poll's count, time and
+        lease (``record_quiet`` may write it with others); None when it changes anything else."""
+        if before.final or status.final or before.unknown_since is not None or before.last_error:
+            return None
+        values = _status_values(before, status, now, next_poll_at)
+        same = (
+            values["state"] == before.state.value
+            and values["raw_status"] == before.raw_status
+            and values["message"] == before.message
+            and values["warning"] == before.warning
+            and values["tasks"] == [task_json(t) for t in before.tasks]
+            and values["extra"] == dict(before.extra)
+            and values["started_at"] == before.started_at
+            and values["ended_at"] == before.ended_at
+        )
+        return QuietPoll(before.id, before.polls, before.state.value, now, next_poll_at) if same else None
+
+    async def record_quiet(self, polls: Sequence[QuietPoll]) -> set[int]:
+        """Write quiet polls in one transaction (``bot.store.quiet``); returns the ids of the runs that changed
+        meanwhile and were not written: record their polls with ``record_status``, which reads them again."""
+        return await write_quiet(self.engine, polls)
 
     async def record_poll_error(self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> RunRecord:
         """The provider did not answer: the run stays as it was, marked unknown since the first miss."""

@@ -41,6 +41,7 @@ from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
 from bot.tracking.batches import Batch, batchable, plan_batches
 from bot.tracking.intervals import PollIntervals
+from bot.tracking.quiet import QuietWrites
 
 __all__ = ["Poller"]
 
@@ -88,6 +89,7 @@ class Poller:
         #: polls under way, by run id, some started by earlier ticks; each holds its run's lease
         self._polling: dict[int, asyncio.Task[None]] = {}
         self._failed: list[BaseException] = []  # polls that raised since the last tick said so
+        self.quiet = QuietWrites(store.runs)  # the polls that change nothing, written together
         self._ticks = TickGuard(lambda: self.store.runs.release_leases(self.owner, keep=tuple(self._polling)))
 
     async def tick(self) -> int:
@@ -200,8 +202,16 @@ class Poller:
             return
         if self.on_provider_ok is not None:
             await self.on_provider_ok(run.connection)
+        now = self.now()
+        status = await self._adjusted(run, status, now)
+        next_poll_at = now + self.intervals.next_after(now - (run.started_at or run.created_at))
+        quiet = self.store.runs.quiet(run, status, now=now, next_poll_at=next_poll_at)
+        if quiet is not None and await self.quiet.write(quiet):  # no alert touched: no need of the pipeline's lock
+            return
         async with self._recording[run.pipeline or run.connection]:
-            await self._record(run, status)
+            change = await self.store.runs.record_status(run.id, status, now=now, next_poll_at=next_poll_at, read=run)
+            if change is not None:
+                await self.on_change(change)
 
     async def _ask(self, run: RunRecord) -> RunStatus:
         assert run.provider_run_id is not None
@@ -220,8 +230,8 @@ class Poller:
         seen = [at for at, state, raw, _ in await self.store.runs.events(run.id) if state == RunState.UNKNOWN.value]
         return seen[-1] if seen else now
 
-    async def _record(self, run: RunRecord, status: RunStatus) -> None:
-        now = self.now()
+    async def _adjusted(self, run: RunRecord, status: RunStatus, now: datetime) -> RunStatus:
+        """The status as recorded: an unknown status held too long ends the run; a failure asked for is a cancel."""
         if (
             status.state is RunState.UNKNOWN
             and not status.final
@@ -241,9 +251,4 @@ class Poller:
                 status, state=RunState.CANCELED,
                 message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),
             )
-        age = now - (run.started_at or run.created_at)
-        change = await self.store.runs.record_status(
-            run.id, status, now=now, next_poll_at=now + self.intervals.next_after(age), read=run
-        )
-        if change is not None:
-            await self.on_change(change)
+        return status

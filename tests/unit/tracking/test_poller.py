@@ -88,3 +88,32 @@ async def test_a_poll_outlasting_its_lease_keeps_its_run_and_is_never_doubled(st
     assert [c.run.state for c in changes] == ["running"]
     later = clock[0] + timedelta(hours=1)  # its next poll is due: the lease went back with the answer
     assert [r.id for r in await store.runs.claim_due("b", now=later, limit=10, lease=LEASE)] == [run.id]
+
+
+async def test_the_quiet_polls_answered_together_are_written_in_one_transaction(store: Store) -> None:
+    """Polls whose answers change nothing a person sees share one write (``QuietWrites``); a change still gets its
+    own, with its transition reported."""
+    slow = SlowProvider()
+    changes: list[Transition] = []
+
+    async def changed(change: Transition) -> None:
+        changes.append(change)
+
+    async def unknown(run: RunRecord) -> None:
+        raise AssertionError("the provider answered")
+
+    poller = Poller(store, cast(ClientPool, slow), owner="a", now=lambda: NOW, on_change=changed,
+                    on_unknown=unknown, lease=LEASE, tick_wait=0.0)
+    runs = [await _run(store, f"p-{i}") for i in range(10)]
+    for run in runs[:8]:  # already running: their next answer changes nothing
+        await store.runs.record_status(run.id, RunStatus(run.provider_run_id or "", RunState.RUNNING, "R"), now=NOW,
+                                       next_poll_at=NOW)
+    assert await asyncio.wait_for(poller.tick(), 5) == 10
+    slow.answer.set()
+    await asyncio.wait_for(poller.idle(), 5)
+
+    assert (poller.quiet.writes, poller.quiet.written) == (1, 8)
+    assert sorted(c.run.id for c in changes) == [r.id for r in runs[8:]]  # queued → running, each reported
+    for run in runs:
+        after = await store.runs.get(run.id)
+        assert after is not None and after.state == "running" and after.polls == (2 if run in runs[:8] else 1)

@@ -293,8 +293,11 @@ class RunStore(RunReads):
 
     # -- the poller's leases ----------------------------------------------------------------
 
-    async def claim_due(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[RunRecord]:
-        """Runs due for a poll, leased to ``owner`` (never a start: its trigger has not answered yet)."""
+    async def claim_due(
+        self, owner: str, *, now: datetime, limit: int, lease: timedelta, skip: Collection[str] = ()
+    ) -> list[RunRecord]:
+        """Runs due for a poll, leased to ``owner`` (never a start: its trigger has not answered yet), but for those
+        of the connections in ``skip`` (with polls enough waiting already: they stay due for a later tick)."""
         free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
         query = (
             select(runs.c.id)
@@ -304,6 +307,8 @@ class RunStore(RunReads):
             .order_by(runs.c.next_poll_at)
             .limit(limit)
         )
+        if skip:
+            query = query.where(runs.c.connection.not_in(list(skip)))
         return await claim(self.engine, runs, query, owner, now + lease, runs_by_ids)
 
     async def claim_soon(

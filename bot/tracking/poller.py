@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -66,6 +66,7 @@ class Poller:
         lease: timedelta = timedelta(seconds=60),
         metrics: Metrics | None = None,
         tick_wait: float = 1.0,
+        in_flight: int = 256,
     ) -> None:
         self.store = store
         self.pool = pool
@@ -89,6 +90,10 @@ class Poller:
         #: polls under way, by run id, some started by earlier ticks; each holds its run's lease
         self._polling: dict[int, asyncio.Task[None]] = {}
         self._failed: list[BaseException] = []  # polls that raised since the last tick said so
+        # polls under way per connection, and how many a connection may have before a tick claims none of its runs:
+        # a poll waiting for one of its connection's slots is a task (~15 KB); thousands waited when the bot was behind
+        self._in_flight: Counter[str] = Counter()
+        self.in_flight = in_flight
         self.quiet = QuietWrites(store.runs)  # the polls that change nothing, written together
         self._ticks = TickGuard(lambda: self.store.runs.release_leases(self.owner, keep=tuple(self._polling)))
 
@@ -108,7 +113,8 @@ class Poller:
         now = self.now()
         if self._polling:  # polls still under way keep their runs: nobody else may take them meanwhile
             await self.store.runs.renew_leases(self.owner, tuple(self._polling), until=now + self.lease)
-        due = await self.store.runs.claim_due(self.owner, now=now, limit=self.batch, lease=self.lease)
+        full = [c for c, n in self._in_flight.items() if n >= self.in_flight]
+        due = await self.store.runs.claim_due(self.owner, now=now, limit=self.batch, lease=self.lease, skip=full)
         if due:
             self.lag = sorted((now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at)
             if self.lag:
@@ -156,10 +162,15 @@ class Poller:
         before = self._polling.get(run.id)
         task = asyncio.create_task(self._poll(run, before, batch), name=f"poll run {run.id}")
         self._polling[run.id] = task
-        task.add_done_callback(lambda done: self._finished(run.id, done))
+        self._in_flight[run.connection] += 1
+        task.add_done_callback(lambda done: self._finished(run, done))
         return task
 
-    def _finished(self, run_id: int, task: asyncio.Task[None]) -> None:
+    def _finished(self, run: RunRecord, task: asyncio.Task[None]) -> None:
+        run_id = run.id
+        self._in_flight[run.connection] -= 1
+        if not self._in_flight[run.connection]:
+            del self._in_flight[run.connection]
         if self._polling.get(run_id) is task:
             del self._polling[run_id]
         if not task.cancelled() and (exc := task.exception()) is not None:

@@ -117,3 +117,32 @@ async def test_the_quiet_polls_answered_together_are_written_in_one_transaction(
     for run in runs:
         after = await store.runs.get(run.id)
         assert after is not None and after.state == "running" and after.polls == (2 if run in runs[:8] else 1)
+
+
+async def test_a_connection_with_polls_enough_under_way_has_no_more_of_its_runs_claimed(store: Store) -> None:
+    """Each claimed run is a task waiting for its connection's slot: a connection with ``in_flight`` polls under way
+    has none of its due runs claimed until they finish (they stay due in the store); other connections go on."""
+    slow = SlowProvider()
+
+    async def changed(change: Transition) -> None:
+        pass
+
+    async def unknown(run: RunRecord) -> None:
+        raise AssertionError("the provider answered")
+
+    poller = Poller(store, cast(ClientPool, slow), owner="a", now=lambda: NOW, on_change=changed,
+                    on_unknown=unknown, lease=LEASE, tick_wait=0.0, in_flight=2)
+    for i in range(3):
+        await _run(store, f"p-{i}")
+    assert await asyncio.wait_for(poller.tick(), 5) == 3
+    late = await _run(store, "p-late")
+    await store.runs.create(
+        NewRun(provider="rivery", connection="rivery-eu", job={"river_id": "r2"}, parameters={},
+               origin=RunOrigin.SLACK, pipeline="leads-eu", channel="C1", provider_run_id="p-eu"),
+        now=NOW, next_poll_at=NOW,
+    )
+    assert await asyncio.wait_for(poller.tick(), 5) == 1  # only the other connection's run
+    slow.answer.set()
+    await asyncio.wait_for(poller.idle(), 5)
+    assert sorted(slow.asked) == ["p-0", "p-1", "p-2", "p-eu"]
+    assert [r.id for r in await store.runs.claim_due("b", now=NOW, limit=10, lease=LEASE)] == [late.id]

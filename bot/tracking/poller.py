@@ -214,13 +214,15 @@ class Poller:
         if self.on_provider_ok is not None:
             await self.on_provider_ok(run.connection)
         now = self.now()
-        status = await self._adjusted(run, status, now)
-        next_poll_at = now + self.intervals.next_after(now - (run.started_at or run.created_at))
-        quiet = self.store.runs.quiet(run, status, now=now, next_poll_at=next_poll_at)
+        adjusted = await self._adjusted(run, status, now)
+        quiet = self.store.runs.quiet(run, adjusted, now=now, next_poll_at=self._next(run, now))
         if quiet is not None and await self.quiet.write(quiet):  # no alert touched: no need of the pipeline's lock
             return
         async with self._recording[run.pipeline or run.connection]:
-            change = await self.store.runs.record_status(run.id, status, now=now, next_poll_at=next_poll_at, read=run)
+            now = self.now()  # read under the lock: one pipeline's changes are recorded in the order of their times
+            adjusted = await self._adjusted(run, status, now)
+            change = await self.store.runs.record_status(run.id, adjusted, now=now, next_poll_at=self._next(run, now),
+                                                         read=run)
             if change is not None:
                 await self.on_change(change)
 
@@ -240,6 +242,9 @@ class Poller:
             return now
         seen = [at for at, state, raw, _ in await self.store.runs.events(run.id) if state == RunState.UNKNOWN.value]
         return seen[-1] if seen else now
+
+    def _next(self, run: RunRecord, now: datetime) -> datetime:
+        return now + self.intervals.next_after(now - (run.started_at or run.created_at))
 
     async def _adjusted(self, run: RunRecord, status: RunStatus, now: datetime) -> RunStatus:
         """The status as recorded: an unknown status held too long ends the run; a failure asked for is a cancel."""

@@ -3,7 +3,7 @@ leases on it. Before its trigger answers a run is the business of ``bot.store.st
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, update
@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.models import RunState, RunStatus
 from bot.store.alert_events import EventKind, note_run
+from bot.store.quiet import QuietPoll, write_quiet
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.rows import add_event, claim, fetch_run, run_of_row, runs_by_ids, task_json
 from bot.store.run_reads import RunReads
@@ -158,6 +159,32 @@ class RunStore(RunReads):
             return Transition(after, before.state, after.state)
         raise RuntimeError(f"run {run_id} kept changing while its status was recorded")
 
+    @staticmethod
+    def quiet(
+        before: RunRecord, status: RunStatus, *, now: datetime, next_poll_at: datetime | None
+    ) -> QuietPoll | None:
+        """The poll as a ``QuietPoll`` when recording ``status`` would change nothing but the poll's count, time and
+        lease (``record_quiet`` may write it with others); None when it changes anything else."""
+        if before.final or status.final or before.unknown_since is not None or before.last_error:
+            return None
+        values = _status_values(before, status, now, next_poll_at)
+        same = (
+            values["state"] == before.state.value
+            and values["raw_status"] == before.raw_status
+            and values["message"] == before.message
+            and values["warning"] == before.warning
+            and values["tasks"] == [task_json(t) for t in before.tasks]
+            and values["extra"] == dict(before.extra)
+            and values["started_at"] == before.started_at
+            and values["ended_at"] == before.ended_at
+        )
+        return QuietPoll(before.id, before.polls, before.state.value, now, next_poll_at) if same else None
+
+    async def record_quiet(self, polls: Sequence[QuietPoll]) -> set[int]:
+        """Write quiet polls in one transaction (``bot.store.quiet``); returns the ids of the runs that changed
+        meanwhile and were not written: record their polls with ``record_status``, which reads them again."""
+        return await write_quiet(self.engine, polls)
+
     async def record_poll_error(self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> RunRecord:
         """The provider did not answer: the run stays as it was, marked unknown since the first miss."""
         async with self.engine.begin() as conn:
@@ -266,8 +293,11 @@ class RunStore(RunReads):
 
     # -- the poller's leases ----------------------------------------------------------------
 
-    async def claim_due(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[RunRecord]:
-        """Runs due for a poll, leased to ``owner`` (never a start: its trigger has not answered yet)."""
+    async def claim_due(
+        self, owner: str, *, now: datetime, limit: int, lease: timedelta, skip: Collection[str] = ()
+    ) -> list[RunRecord]:
+        """Runs due for a poll, leased to ``owner`` (never a start: its trigger has not answered yet), but for those
+        of the connections in ``skip`` (with polls enough waiting already: they stay due for a later tick)."""
         free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
         query = (
             select(runs.c.id)
@@ -277,6 +307,8 @@ class RunStore(RunReads):
             .order_by(runs.c.next_poll_at)
             .limit(limit)
         )
+        if skip:
+            query = query.where(runs.c.connection.not_in(list(skip)))
         return await claim(self.engine, runs, query, owner, now + lease, runs_by_ids)
 
     async def claim_soon(

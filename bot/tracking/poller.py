@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -41,6 +41,7 @@ from bot.store.records import RunRecord, Transition
 from bot.store.store import Store
 from bot.tracking.batches import Batch, batchable, plan_batches
 from bot.tracking.intervals import PollIntervals
+from bot.tracking.quiet import QuietWrites
 
 __all__ = ["Poller"]
 
@@ -65,6 +66,7 @@ class Poller:
         lease: timedelta = timedelta(seconds=60),
         metrics: Metrics | None = None,
         tick_wait: float = 1.0,
+        in_flight: int = 256,
     ) -> None:
         self.store = store
         self.pool = pool
@@ -88,6 +90,11 @@ class Poller:
         #: polls under way, by run id, some started by earlier ticks; each holds its run's lease
         self._polling: dict[int, asyncio.Task[None]] = {}
         self._failed: list[BaseException] = []  # polls that raised since the last tick said so
+        # polls under way per connection, and how many a connection may have before a tick claims none of its runs:
+        # a poll waiting for one of its connection's slots is a task (~15 KB); thousands waited when the bot was behind
+        self._in_flight: Counter[str] = Counter()
+        self.in_flight = in_flight
+        self.quiet = QuietWrites(store.runs)  # the polls that change nothing, written together
         self._ticks = TickGuard(lambda: self.store.runs.release_leases(self.owner, keep=tuple(self._polling)))
 
     async def tick(self) -> int:
@@ -106,7 +113,8 @@ class Poller:
         now = self.now()
         if self._polling:  # polls still under way keep their runs: nobody else may take them meanwhile
             await self.store.runs.renew_leases(self.owner, tuple(self._polling), until=now + self.lease)
-        due = await self.store.runs.claim_due(self.owner, now=now, limit=self.batch, lease=self.lease)
+        full = [c for c, n in self._in_flight.items() if n >= self.in_flight]
+        due = await self.store.runs.claim_due(self.owner, now=now, limit=self.batch, lease=self.lease, skip=full)
         if due:
             self.lag = sorted((now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at)
             if self.lag:
@@ -154,10 +162,15 @@ class Poller:
         before = self._polling.get(run.id)
         task = asyncio.create_task(self._poll(run, before, batch), name=f"poll run {run.id}")
         self._polling[run.id] = task
-        task.add_done_callback(lambda done: self._finished(run.id, done))
+        self._in_flight[run.connection] += 1
+        task.add_done_callback(lambda done: self._finished(run, done))
         return task
 
-    def _finished(self, run_id: int, task: asyncio.Task[None]) -> None:
+    def _finished(self, run: RunRecord, task: asyncio.Task[None]) -> None:
+        run_id = run.id
+        self._in_flight[run.connection] -= 1
+        if not self._in_flight[run.connection]:
+            del self._in_flight[run.connection]
         if self._polling.get(run_id) is task:
             del self._polling[run_id]
         if not task.cancelled() and (exc := task.exception()) is not None:
@@ -200,8 +213,18 @@ class Poller:
             return
         if self.on_provider_ok is not None:
             await self.on_provider_ok(run.connection)
+        now = self.now()
+        adjusted = await self._adjusted(run, status, now)
+        quiet = self.store.runs.quiet(run, adjusted, now=now, next_poll_at=self._next(run, now))
+        if quiet is not None and await self.quiet.write(quiet):  # no alert touched: no need of the pipeline's lock
+            return
         async with self._recording[run.pipeline or run.connection]:
-            await self._record(run, status)
+            now = self.now()  # read under the lock: one pipeline's changes are recorded in the order of their times
+            adjusted = await self._adjusted(run, status, now)
+            change = await self.store.runs.record_status(run.id, adjusted, now=now, next_poll_at=self._next(run, now),
+                                                         read=run)
+            if change is not None:
+                await self.on_change(change)
 
     async def _ask(self, run: RunRecord) -> RunStatus:
         assert run.provider_run_id is not None
@@ -220,8 +243,11 @@ class Poller:
         seen = [at for at, state, raw, _ in await self.store.runs.events(run.id) if state == RunState.UNKNOWN.value]
         return seen[-1] if seen else now
 
-    async def _record(self, run: RunRecord, status: RunStatus) -> None:
-        now = self.now()
+    def _next(self, run: RunRecord, now: datetime) -> datetime:
+        return now + self.intervals.next_after(now - (run.started_at or run.created_at))
+
+    async def _adjusted(self, run: RunRecord, status: RunStatus, now: datetime) -> RunStatus:
+        """The status as recorded: an unknown status held too long ends the run; a failure asked for is a cancel."""
         if (
             status.state is RunState.UNKNOWN
             and not status.final
@@ -241,9 +267,4 @@ class Poller:
                 status, state=RunState.CANCELED,
                 message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),
             )
-        age = now - (run.started_at or run.created_at)
-        change = await self.store.runs.record_status(
-            run.id, status, now=now, next_poll_at=now + self.intervals.next_after(age), read=run
-        )
-        if change is not None:
-            await self.on_change(change)
+        return status

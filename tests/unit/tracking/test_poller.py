@@ -88,3 +88,61 @@ async def test_a_poll_outlasting_its_lease_keeps_its_run_and_is_never_doubled(st
     assert [c.run.state for c in changes] == ["running"]
     later = clock[0] + timedelta(hours=1)  # its next poll is due: the lease went back with the answer
     assert [r.id for r in await store.runs.claim_due("b", now=later, limit=10, lease=LEASE)] == [run.id]
+
+
+async def test_the_quiet_polls_answered_together_are_written_in_one_transaction(store: Store) -> None:
+    """Polls whose answers change nothing a person sees share one write (``QuietWrites``); a change still gets its
+    own, with its transition reported."""
+    slow = SlowProvider()
+    changes: list[Transition] = []
+
+    async def changed(change: Transition) -> None:
+        changes.append(change)
+
+    async def unknown(run: RunRecord) -> None:
+        raise AssertionError("the provider answered")
+
+    poller = Poller(store, cast(ClientPool, slow), owner="a", now=lambda: NOW, on_change=changed,
+                    on_unknown=unknown, lease=LEASE, tick_wait=0.0)
+    runs = [await _run(store, f"p-{i}") for i in range(10)]
+    for run in runs[:8]:  # already running: their next answer changes nothing
+        await store.runs.record_status(run.id, RunStatus(run.provider_run_id or "", RunState.RUNNING, "R"), now=NOW,
+                                       next_poll_at=NOW)
+    assert await asyncio.wait_for(poller.tick(), 5) == 10
+    slow.answer.set()
+    await asyncio.wait_for(poller.idle(), 5)
+
+    assert (poller.quiet.writes, poller.quiet.written) == (1, 8)
+    assert sorted(c.run.id for c in changes) == [r.id for r in runs[8:]]  # queued → running, each reported
+    for run in runs:
+        after = await store.runs.get(run.id)
+        assert after is not None and after.state == "running" and after.polls == (2 if run in runs[:8] else 1)
+
+
+async def test_a_connection_with_polls_enough_under_way_has_no_more_of_its_runs_claimed(store: Store) -> None:
+    """Each claimed run is a task waiting for its connection's slot: a connection with ``in_flight`` polls under way
+    has none of its due runs claimed until they finish (they stay due in the store); other connections go on."""
+    slow = SlowProvider()
+
+    async def changed(change: Transition) -> None:
+        pass
+
+    async def unknown(run: RunRecord) -> None:
+        raise AssertionError("the provider answered")
+
+    poller = Poller(store, cast(ClientPool, slow), owner="a", now=lambda: NOW, on_change=changed,
+                    on_unknown=unknown, lease=LEASE, tick_wait=0.0, in_flight=2)
+    for i in range(3):
+        await _run(store, f"p-{i}")
+    assert await asyncio.wait_for(poller.tick(), 5) == 3
+    late = await _run(store, "p-late")
+    await store.runs.create(
+        NewRun(provider="rivery", connection="rivery-eu", job={"river_id": "r2"}, parameters={},
+               origin=RunOrigin.SLACK, pipeline="leads-eu", channel="C1", provider_run_id="p-eu"),
+        now=NOW, next_poll_at=NOW,
+    )
+    assert await asyncio.wait_for(poller.tick(), 5) == 1  # only the other connection's run
+    slow.answer.set()
+    await asyncio.wait_for(poller.idle(), 5)
+    assert sorted(slow.asked) == ["p-0", "p-1", "p-2", "p-eu"]
+    assert [r.id for r in await store.runs.claim_due("b", now=NOW, limit=10, lease=LEASE)] == [late.id]

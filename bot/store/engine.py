@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import os
 import socket
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -18,7 +17,17 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from bot.errors import StartupError
 
-__all__ = ["MIGRATIONS", "describe", "make_engine", "migrate", "open_database", "sqlite_file", "writable_problem"]
+__all__ = [
+    "MIGRATIONS",
+    "UnknownSchema",
+    "describe",
+    "head_revision",
+    "make_engine",
+    "migrate",
+    "open_database",
+    "sqlite_file",
+    "writable_problem",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -41,15 +50,59 @@ def make_engine(url: str, **kw: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, **kw)
 
 
+class UnknownSchema(Exception):
+    """The database's schema is at a revision this version's migrations do not know (a newer bot wrote it)."""
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision id, read from the migration files' ``revision``/``down_revision`` lines:
+    the one no other names as its parent. No Alembic import: at most starts the schema is already there, and
+    Alembic (about 10 MB once imported) is then never loaded (docs/PERFORMANCE.md, issue 16's memory)."""
+    revisions: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("[0-9]*.py"):
+        names: dict[str, object] = {}
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                if node.targets[0].id in ("revision", "down_revision"):
+                    names[node.targets[0].id] = ast.literal_eval(node.value)
+        revision, parent = names.get("revision"), names.get("down_revision")
+        assert isinstance(revision, str) and (parent is None or isinstance(parent, str)), path
+        revisions[revision] = parent
+    heads = set(revisions) - set(revisions.values())
+    assert len(heads) == 1, f"the migrations must have one head, not {sorted(heads)}"
+    return heads.pop()
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command  # imported only when there is something to migrate: see head_revision
+    from alembic.config import Config
+    from alembic.util import CommandError
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    try:
+        command.upgrade(config, revision)
+    except CommandError as exc:  # a revision it does not know: a newer bot wrote the schema
+        raise UnknownSchema(str(exc)) from None
+
+
+async def _current(engine: AsyncEngine) -> str | None:
+    """The schema's revision; None for a database without one yet (or that cannot say: then Alembic decides)."""
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    except SQLAlchemyError:  # no such table: a new database
+        return None
+    return rows[0][0] if len(rows) == 1 else None
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``. Safe to call at every start and from several replicas."""
+    """Bring the schema to ``revision``. Safe to call at every start and from several replicas. Raises
+    ``UnknownSchema`` for a schema this version does not know."""
+    if revision in ("head", head_revision()) and await _current(engine) == head_revision():
+        return  # the usual start: nothing to do, and no Alembic to load
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # one replica migrates at a time; the others wait, then find nothing to do
@@ -104,7 +157,7 @@ async def open_database(url: str, **kw: str) -> AsyncEngine:
         ) from None
     try:
         await migrate(engine)
-    except CommandError as exc:  # a revision this version does not know: a newer bot wrote the schema
+    except UnknownSchema as exc:  # a revision this version does not know: a newer bot wrote the schema
         await engine.dispose()
         raise StartupError(
             f"the schema of {describe(url)} is not one this version knows ({exc}): was it written by a newer "

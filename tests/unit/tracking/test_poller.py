@@ -146,3 +146,27 @@ async def test_a_connection_with_polls_enough_under_way_has_no_more_of_its_runs_
     await asyncio.wait_for(poller.idle(), 5)
     assert sorted(slow.asked) == ["p-0", "p-1", "p-2", "p-eu"]
     assert [r.id for r in await store.runs.claim_due("b", now=NOW, limit=10, lease=LEASE)] == [late.id]
+
+
+async def test_a_tick_claims_every_due_run_not_only_one_batch(store: Store) -> None:
+    """One claim of ``batch`` runs a tick capped one process at ``batch`` polls a second (500/s by default: 15,000
+    runs due every 30 s), however fast the machine: the rest waited for later ticks and fell behind for good. A tick
+    claims again while a claim comes back full (within ``rounds`` claims)."""
+    slow = SlowProvider()
+    slow.answer.set()
+
+    async def changed(change: Transition) -> None:
+        pass
+
+    async def unknown(run: RunRecord) -> None:
+        raise AssertionError("the provider answered")
+
+    poller = Poller(store, cast(ClientPool, slow), owner="a", now=lambda: NOW, on_change=changed,
+                    on_unknown=unknown, lease=LEASE, tick_wait=0.0, batch=4, rounds=3)
+    for i in range(14):
+        await _run(store, f"p-{i}")
+    assert await asyncio.wait_for(poller.tick(), 5) == 12  # three claims of four
+    await asyncio.wait_for(poller.idle(), 5)
+    assert await asyncio.wait_for(poller.tick(), 5) == 2
+    await asyncio.wait_for(poller.idle(), 5)
+    assert sorted(slow.asked) == sorted(f"p-{i}" for i in range(14))

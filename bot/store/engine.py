@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import functools
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -61,16 +61,15 @@ def head_revision() -> str:
     Alembic (about 10 MB once imported) is then never loaded (docs/PERFORMANCE.md, issue 16's memory)."""
     revisions: dict[str, str | None] = {}
     for path in (MIGRATIONS / "versions").glob("[0-9]*.py"):
-        names: dict[str, object] = {}
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                if node.targets[0].id in ("revision", "down_revision"):
-                    names[node.targets[0].id] = ast.literal_eval(node.value)
-        revision, parent = names.get("revision"), names.get("down_revision")
-        assert isinstance(revision, str) and (parent is None or isinstance(parent, str)), path
-        revisions[revision] = parent
+        text_ = path.read_text()
+        revision = re.search(r'^revision = "([^"]+)"$', text_, re.MULTILINE)
+        parent = re.search(r'^down_revision = (?:"([^"]+)"|None)$', text_, re.MULTILINE)
+        if revision is None or parent is None:
+            raise RuntimeError(f"{path} does not say its revision and down_revision as the others do")
+        revisions[revision.group(1)] = parent.group(1)
     heads = set(revisions) - set(revisions.values())
-    assert len(heads) == 1, f"the migrations must have one head, not {sorted(heads)}"
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations must have one head, not {sorted(heads)}")
     return heads.pop()
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shlex
 import shutil
@@ -226,6 +227,32 @@ def test_run_reports_an_unexpected_start_up_error_in_one_redacted_line(
     assert "Traceback" in err and '"level": "debug"' in err  # the traceback, in the log, at DEBUG
     assert password not in err and token not in err
 
+
+
+def test_run_serves_on_uvloop_s_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run`` runs the bot on uvloop (a dependency on Linux): its loop costs less per callback and socket event,
+    which at scale is most of a poll's CPU (docs/PERFORMANCE.md)."""
+    import uvloop
+
+    from bot import cli
+    from bot.runtime import Runtime
+
+    loops: list[object] = []
+
+    async def start(self: Runtime) -> None:
+        loops.append(asyncio.get_running_loop())
+        raise ValueError("stop here")
+
+    (tmp_path / "pipelines.yml").write_text(
+        "connections:\n  r: {provider: rivery, api_token: '${RIVERY_TOKEN}'}\npipelines:\n  a: {connection: r, river_id: x}\n"
+    )
+    monkeypatch.setattr(Runtime, "start", start)
+    for name, value in {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "sig-secret-4567",
+                        "RIVERY_TOKEN": "rivery-token-1", "PIPELINES_FILE": str(tmp_path / "pipelines.yml"),
+                        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "PORT": "0"}.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["run", "--env-file", str(tmp_path / "none.env")]) == 1
+    assert len(loops) == 1 and isinstance(loops[0], uvloop.Loop)
 
 def readme_configure_steps() -> list[list[str]]:
     """The commands of the README's "Configure and check" block, as written there (comments dropped)."""

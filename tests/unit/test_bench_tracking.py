@@ -1,0 +1,89 @@
+"""The tracking benchmark's own arithmetic (bench/tracking_scale.py): what it counts must neither flatter nor
+wrong the bot or the baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.common import Timing
+from bench.tracking_scale import lags, per_thousand, polled_twice
+
+INTERVAL = 10.0
+
+
+def _started(*providers: str) -> list[dict[str, Any]]:
+    return [{"provider": p} for p in providers]
+
+
+def _timing(calls: dict[str, list[float]]) -> Timing:
+    """Each key's calls arrive at the given times and are answered 0.2 s later."""
+    timing = Timing()
+    for key, arrivals in calls.items():
+        timing.by_key[key] = [(at, at + 0.2) for at in arrivals]
+    return timing
+
+
+def test_lags_counts_never_polled_among_the_runs_polled_one_by_one() -> None:
+    """The baseline polls every run one by one, but the lag (like the bot's) is read on the providers the bot
+    does not batch: runs of the batched providers are not "never polled" (they were half the baseline's)."""
+    timing = _timing({"rivery GET /run/1 ": [0.0, 10.2, 20.4], "invision GET /run/2 ": [1.0, 11.2, 21.4],
+                      "tailer POST /status run-3": [2.0, 12.2], "datakitchen GET /order/4 ": [3.0, 13.2]})
+    started = _started("rivery", "invision", "tailer", "datakitchen")
+
+    found, never = lags(timing, INTERVAL, 10.0, 22.0, started)
+
+    assert never == 0
+    assert len(found) == 4  # the second and third calls of the two runs polled one by one
+    assert max(found) < 0.1
+
+
+def test_lags_counts_a_run_never_polled() -> None:
+    timing = _timing({"rivery GET /run/1 ": [0.0, 10.2]})
+
+    _, never = lags(timing, INTERVAL, 5.0, 15.0, _started("rivery", "invision", "tailer"))
+
+    assert never == 1  # the InVision run; the Tailer one is batched, so not seen either way
+
+
+def test_polled_twice_counts_calls_within_half_an_interval() -> None:
+    """Two replicas holding the same run poll it twice in one interval: the second call is counted; a batch's
+    calls (many runs, one key) are not, nor calls after the end of the window."""
+    timing = _timing({
+        "rivery GET /run/1 ": [0.0, 10.2, 12.0, 22.0],  # 12.0 is 1.8 s after 10.2: twice in one interval
+        "invision GET /run/2 ": [1.0, 11.2, 21.4, 22.0],  # 22.0 is after the end
+        "rivery GET /run/3 ": [2.0, 6.9, 12.0],  # 4.9 s: less than half an interval
+        "datakitchen GET /kitchen/production ": [0.0, 1.0, 2.0],
+    })
+
+    assert polled_twice(timing, INTERVAL, end=21.9) == (2, 2)
+    assert polled_twice(timing, INTERVAL, end=30.0) == (3, 3)
+
+
+def _size(runs: int, cpu: float, rss: float, db: float | None = None, replicas: int = 1) -> dict[str, Any]:
+    return {"runs": runs, "replicas": replicas, "cpu_cores": cpu, "rss_mb": rss, "db_cpu_cores": db}
+
+
+def test_per_thousand_gives_the_cost_and_the_increment_per_1000_runs() -> None:
+    sizes = [_size(1000, 0.1, 100.0, db=0.02), _size(5000, 0.3, 180.0, db=0.06), _size(20000, 1.0, 480.0, db=0.2)]
+
+    per_thousand(sizes)
+
+    first, middle, last = (s["per_1000_runs"] for s in sizes)
+    assert first == {"cpu_cores": 0.1, "db_cpu_cores": 0.02, "cpu_cores_with_db": 0.12, "rss_mb": 100.0,
+                     "increment_cpu_cores": None, "increment_rss_mb": None}
+    assert middle["cpu_cores"] == 0.06
+    assert middle["rss_mb"] == 36.0
+    assert middle["increment_cpu_cores"] == 0.05  # (0.3 - 0.1) / 4
+    assert middle["increment_rss_mb"] == 20.0  # (180 - 100) / 4
+    assert last["increment_rss_mb"] == 20.0  # (480 - 180) / 15
+    assert last["db_cpu_cores"] == 0.01
+
+
+def test_per_thousand_without_a_database_figure_and_by_replicas() -> None:
+    sizes = [_size(1000, 0.1, 100.0), _size(2000, 0.4, 300.0, replicas=2)]
+
+    per_thousand(sizes)
+
+    assert sizes[0]["per_1000_runs"]["db_cpu_cores"] is None
+    assert sizes[0]["per_1000_runs"]["cpu_cores_with_db"] is None
+    assert sizes[1]["per_1000_runs"]["increment_cpu_cores"] is None  # no smaller size with 2 replicas

@@ -3,10 +3,12 @@ wrong the bot or the baseline."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from bench.common import Timing
-from bench.tracking_scale import lags, per_thousand, polled_twice
+from bench.common import Timing, seed_runs
+from bench.tracking_scale import lags, overdue, per_thousand, polled_twice
 
 INTERVAL = 10.0
 
@@ -87,3 +89,19 @@ def test_per_thousand_without_a_database_figure_and_by_replicas() -> None:
     assert sizes[0]["per_1000_runs"]["db_cpu_cores"] is None
     assert sizes[0]["per_1000_runs"]["cpu_cores_with_db"] is None
     assert sizes[1]["per_1000_runs"]["increment_cpu_cores"] is None  # no smaller size with 2 replicas
+
+
+async def test_overdue_reads_every_provider_s_runs_from_the_database(tmp_path: Path) -> None:
+    """The emulators' timing names no batched run: a batched scope left behind shows only in the database."""
+    started: list[dict[str, Any]] = [
+        {"pipeline": f"{p}-00", "provider": p, "connection": p, "job": {}, "provider_run_id": f"{p}-{k}"}
+        for p in ("rivery", "tailer") for k in range(2)
+    ]
+    database = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    now = datetime.now(UTC)
+    await seed_runs(database, started, now - timedelta(seconds=60), interval=40)  # due 60, 50, 40, 30 s ago
+
+    assert await overdue(database, now) == {"rivery": 2, "tailer": 2, "invision": 0, "datakitchen": 0}
+    # 40 s earlier, more than 5 s overdue: the two due 60 and 50 s ago (the Rivery runs: seeded in order)
+    assert await overdue(database, now - timedelta(seconds=40)) == {"rivery": 2, "tailer": 0, "invision": 0,
+                                                                   "datakitchen": 0}

@@ -3,10 +3,12 @@ wrong the bot or the baseline."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench._postgres import PostgresCpu
 from bench.common import Timing, seed_runs
 from bench.tracking_scale import lags, overdue, per_thousand, polled_twice
 
@@ -105,3 +107,29 @@ async def test_overdue_reads_every_provider_s_runs_from_the_database(tmp_path: P
     # 40 s earlier, more than 5 s overdue: the two due 60 and 50 s ago (the Rivery runs: seeded in order)
     assert await overdue(database, now - timedelta(seconds=40)) == {"rivery": 2, "tailer": 0, "invision": 0,
                                                                    "datakitchen": 0}
+
+
+def _process(proc: Path, pid: int, comm: str, title: str, utime: int, stime: int, cutime: int = 0) -> None:
+    entry = proc / str(pid)
+    entry.mkdir()
+    (entry / "comm").write_text(comm + "\n")
+    after = ["S", "1", str(pid), str(pid), "0", "-1", "4194304", "0", "0", "0", "0",
+             str(utime), str(stime), str(cutime), "0", "20", "0", "1"]
+    (entry / "stat").write_text(f"{pid} ({comm}) " + " ".join(after) + "\n")
+    (entry / "cmdline").write_bytes(title.replace(" ", "\0").encode())
+
+
+def test_postgres_cpu_sums_the_server_s_processes_and_names_the_database_s_backends(tmp_path: Path) -> None:
+    """The postmaster's reaped children's time holds the backends that ended; other processes are not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    _process(tmp_path, 10, "postgres", "/usr/lib/postgresql/15/bin/postgres -D /data", tick, 0, cutime=3 * tick)
+    _process(tmp_path, 11, "postgres", "postgres: 15/main: postgres bot_bench_1 127.0.0.1(5000) idle", tick, tick)
+    _process(tmp_path, 12, "postgres", "postgres: 15/main: postgres bot_bench_10 127.0.0.1(5001) idle", tick, 0)
+    _process(tmp_path, 13, "python", "python -m bot run", 50 * tick, 0)
+    (tmp_path / "self").mkdir()
+    server = PostgresCpu(tmp_path)
+
+    assert server.available
+    assert server.seconds() == 7.0  # 1 + 3 reaped, 2, 1; not the python process
+    assert server.database_seconds("postgresql+asyncpg://postgres@127.0.0.1:5432/bot_bench_1") == {11: 2.0}
+    assert not PostgresCpu(tmp_path / "self").available

@@ -10,12 +10,21 @@ them. After a warm-up of one interval, a window of ``--cycles`` intervals is mea
   and Tailer are polled in batches (one call per kitchen or configuration and interval), Rivery (on its legacy
   connection) and InVision one call per run; the poll lag is measured on the runs polled one by one;
 - CPU (cores: CPU seconds / wall seconds) and memory (RSS) of the bot process;
-- Slack calls in the window (the runs do not change: there is nothing to say).
+- Slack calls in the window (the runs do not change: there is nothing to say);
+- with ``--db postgres``: the database server's CPU (every ``postgres`` process, ended backends included), and
+  of it the backends serving the bot's database (the server is shared with whatever else runs on the machine);
+- with ``--replicas N`` (PostgreSQL only): N bot processes on the one database sharing the due runs through
+  leases; each replica's share of the polls (its ``/metrics``), CPU and RSS; lag and calls for all together;
+- runs polled twice in one interval: status calls of a run less than half an interval after its previous one,
+  from the start of the bot(s) to the end of the window (should be 0, with one replica or several);
+- the cost per 1,000 runs at each size: CPU cores and RSS MB (all replicas; the database's CPU beside), and the
+  increment from the previous size (what 1,000 more runs cost above the fixed part).
 
 The baseline (``bench/baseline.py``: one loop per run, a message per check) tracks the same runs in its own
 process afterwards, measured the same way.
 
-    python -m bench.tracking_scale [--quick] [--sizes 500,5000,20000] [--db sqlite|postgres] [--profile]
+    python -m bench.tracking_scale [--quick] [--sizes 500,5000,20000] [--db sqlite|postgres] [--replicas N]
+                                   [--profile]
 """
 
 from __future__ import annotations
@@ -34,13 +43,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench._postgres import create_postgres_database, drop_postgres_database
+from bench._postgres import PostgresCpu, create_postgres_database, drop_postgres_database
 from bench.common import (
     PROVIDERS,
     ROOT,
     BotProcess,
     Emulators,
     ProcSampler,
+    Timing,
     bench_args,
     catalog_yaml,
     parse_catalog_text,
@@ -66,18 +76,28 @@ def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=float, help="seconds between polls of a run (default 30; quick 10)")
     parser.add_argument("--cycles", type=int, help="intervals measured after the warm-up (default 2; quick 1)")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="bot processes on the one database (more than 1 needs --db postgres; default 1)")
     parser.add_argument("--max-concurrency", type=int, default=64,
                         help="status calls in flight per connection (catalog max_concurrency; default 64)")
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="run the bot under cProfile for the largest size")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the bot (the first replica) under cProfile for the largest size")
 
 
-def lags(emulators: Emulators, interval: float, start: float, end: float, n: int) -> tuple[list[float], int]:
+def one_by_one(started: list[dict[str, Any]]) -> int:
+    """How many of the runs are polled one by one (the runs ``lags`` and ``polled_twice`` can see)."""
+    return sum(1 for r in started if r["provider"] not in BATCHED)
+
+
+def lags(timing: Timing, interval: float, start: float, end: float, started: list[dict[str, Any]]
+         ) -> tuple[list[float], int]:
     """Lags of the status calls that arrived in [start, end), and how many runs were overdue at ``end``
-    (their lag so far is added: a run that is never polled must not look punctual)."""
+    (their lag so far is added: a run that is never polled must not look punctual), and how many of the runs
+    polled one by one were never polled (batched providers' runs are in neither: a batch's call names no run)."""
     found: list[float] = []
     polled = 0
-    for key, calls in emulators.timing.by_key.items():
+    for key, calls in timing.by_key.items():
         if key.split(" ", 1)[0] in BATCHED:  # a batch's call serves many runs: its key is no run's (n counts neither)
             continue
         polled += 1
@@ -89,8 +109,24 @@ def lags(emulators: Emulators, interval: float, start: float, end: float, n: int
             overdue = end - (last_answer + interval)
             if overdue > 1.0:
                 found.append(overdue)
-    never = n - polled
+    never = one_by_one(started) - polled
     return found, never
+
+
+def polled_twice(timing: Timing, interval: float, end: float) -> tuple[int, int]:
+    """Status calls of a run that arrived less than half an interval after its previous one, before ``end``
+    (each run is due once an interval: such a call is a second poll in the same interval, say by two replicas
+    holding the same run), and how many runs had one. Runs polled one by one only, as for ``lags``: a batch's
+    call serves many runs and names none."""
+    twice = runs = 0
+    for key, calls in timing.by_key.items():
+        if key.split(" ", 1)[0] in BATCHED:
+            continue
+        found = sum(1 for (before, _), (arrived, _) in itertools.pairwise(calls)
+                    if arrived < end and arrived - before < interval / 2)
+        twice += found
+        runs += found > 0
+    return twice, runs
 
 
 async def measure_bot(
@@ -108,7 +144,8 @@ async def measure_bot(
     path = workdir / f"pipelines-{n}.yml"
     path.write_text(text)
     catalog = parse_catalog_text(text)
-    bot = None
+    bots: list[BotProcess] = []
+    names = [f"bot-{n}" if args.replicas == 1 else f"bot-{n}-r{i + 1}" for i in range(args.replicas)]
     try:
         t0 = time.monotonic()
         started = await start_runs(emulators, catalog, n, PER_PROVIDER)
@@ -119,29 +156,44 @@ async def measure_bot(
         emulators.delay_status(DELAY)
         env = {"POLL_INTERVAL_SECONDS": str(interval), "POLL_INTERVAL_MAX_SECONDS": str(interval),
                "WATCH_INTERVAL_SECONDS": "3600", "LOG_LEVEL": "WARNING"}
-        bot = BotProcess(workdir, slack, path, database_url=database, env=env, profile=profile, name=f"bot-{n}")
-        await bot.ready()
-        slack.app_url = bot.events_url
+        for i, name in enumerate(names):
+            bots.append(BotProcess(workdir, slack, path, database_url=database, env=env,
+                                   profile=profile if i == 0 else None, name=name))
+        await asyncio.gather(*(bot.ready() for bot in bots))
+        slack.app_url = bots[0].events_url
         # warm-up: the first interval polls every run once; then the window
         await asyncio.sleep(max(0.0, (warm_start - datetime.now(UTC)).total_seconds()) + interval + 2)
-        before = await bot.metrics()
+        before = [await bot.metrics() for bot in bots]
         calls_before = sum(emulators.timing.routes.values())
         routes_before = dict(emulators.timing.routes)
         slack_before = len(slack.calls)
         me = ProcSampler(__import__("os").getpid())
-        cpu0, me0, wall0 = bot.sampler.cpu_seconds(), me.cpu_seconds(), time.monotonic()
+        server = PostgresCpu() if args.db == "postgres" else None
+        server_local = server is not None and server.available
+        db0 = server.seconds() if server is not None and server_local else 0.0
+        ours0 = server.database_seconds(database) if server is not None and server_local else {}
+        cpu0 = [bot.sampler.cpu_seconds() for bot in bots]
+        me0, wall0 = me.cpu_seconds(), time.monotonic()
         window_start = time.time()
-        rss: list[float] = []
+        rss: list[list[float]] = [[] for _ in bots]
         while time.monotonic() - wall0 < interval * cycles:
-            rss.append(bot.sampler.rss_mb())
+            for samples, bot in zip(rss, bots, strict=True):
+                samples.append(bot.sampler.rss_mb())
             await asyncio.sleep(1.0)
         window_end = time.time()
         wall = time.monotonic() - wall0
-        cpu = (bot.sampler.cpu_seconds() - cpu0) / wall
+        cpus = [(bot.sampler.cpu_seconds() - c0) / wall for bot, c0 in zip(bots, cpu0, strict=True)]
         driver_cpu = (me.cpu_seconds() - me0) / wall
-        after = await bot.metrics()
-        single = sum(1 for r in started if r["provider"] not in BATCHED)
-        found, never = lags(emulators, interval, window_start, window_end, single)
+        db_cpu = db_ours = None
+        if server is not None and server_local:
+            db_cpu = (server.seconds() - db0) / wall
+            ours1 = server.database_seconds(database)
+            db_ours = sum(s - ours0.get(pid, 0.0) for pid, s in ours1.items()) / wall
+        # after the CPU readings: this query is the benchmark's, not the bot's
+        behind = await overdue(database, datetime.fromtimestamp(window_end, UTC))
+        after = [await bot.metrics() for bot in bots]
+        found, never = lags(emulators.timing, interval, window_start, window_end, started)
+        twice, twice_runs = polled_twice(emulators.timing, interval, window_end)
         calls = sum(emulators.timing.routes.values()) - calls_before
         cycles_seen = wall / interval
         per_provider = {
@@ -150,26 +202,90 @@ async def measure_bot(
                 / max(1, sum(1 for r in started if r["provider"] == provider)) / cycles_seen, 3)
             for provider in PROVIDERS
         }
-        polls = BotProcess.total(after, POLLS) - BotProcess.total(before, POLLS)
+        polls_each = [BotProcess.total(a, POLLS) - BotProcess.total(b, POLLS)
+                      for a, b in zip(after, before, strict=True)]
+        polls = sum(polls_each)
+        # the memory of all replicas at the same moments (each one's own peak is beside)
+        rss_total = max(sum(at) for at in zip(*rss, strict=True))
         return {
-            "runs": n, "interval_s": interval, "window_s": round(wall, 1), "setup_s": round(setup, 1),
+            "runs": n, "replicas": len(bots), "interval_s": interval, "window_s": round(wall, 1),
+            "setup_s": round(setup, 1),
             "lag_s": spread(found, scale=1.0, digits=2), "late_over_5s": sum(1 for x in found if x > 5),
-            "never_polled": never,
-            "provider_calls_per_run_per_cycle": round(calls / n / (wall / interval), 3),
-            "polls_per_run_per_cycle": round(polls / n / (wall / interval), 3),
+            "never_polled": never, "overdue_over_5s_at_end_by_provider": behind,
+            "polled_twice_in_an_interval": twice, "runs_polled_twice": twice_runs,
+            "provider_calls_per_run_per_cycle": round(calls / n / cycles_seen, 3),
+            "polls_per_run_per_cycle": round(polls / n / cycles_seen, 3),
             "provider_calls_per_run_per_cycle_by_provider": per_provider,
-            "cpu_cores": round(cpu, 3), "rss_mb": round(max(rss), 1),
-            "peak_rss_mb": round(bot.sampler.peak_rss_mb(), 1),
+            "cpu_cores": round(sum(cpus), 3), "rss_mb": round(rss_total, 1),
+            "peak_rss_mb": round(sum(bot.sampler.peak_rss_mb() for bot in bots), 1),
+            "db_in_process": args.db == "sqlite",
+            "db_cpu_cores": None if db_cpu is None else round(db_cpu, 3),
+            "db_cpu_cores_this_database": None if db_ours is None else round(db_ours, 3),
+            "each_replica": [
+                {"name": name, "log": bot.log_path.name, "polls": int(p),
+                 "share": round(p / polls, 3) if polls else 0.0, "cpu_cores": round(c, 3),
+                 "rss_mb": round(max(samples), 1), "peak_rss_mb": round(bot.sampler.peak_rss_mb(), 1)}
+                for name, bot, p, c, samples in zip(names, bots, polls_each, cpus, rss, strict=True)
+            ],
             "slack_calls": len(slack.calls) - slack_before, "driver_cpu_cores": round(driver_cpu, 3),
-            "provider_errors": BotProcess.total(after, PROVIDER_ERRORS),
+            "provider_errors": sum(BotProcess.total(a, PROVIDER_ERRORS) for a in after),
         }
     finally:
-        if bot is not None and await bot.shutdown(grace=20) != 0:
-            print(f"   (the bot exited with {bot.proc.returncode}; see {bot.log_path})")
+        exits = await asyncio.gather(*(bot.shutdown(grace=20) for bot in bots))
+        for bot, code in zip(bots, exits, strict=True):
+            if code != 0:
+                print(f"   (the bot exited with {bot.proc.returncode}; see {bot.log_path})")
         await emulators.stop()
         await slack.stop()
         if args.db == "postgres":
             await drop_postgres_database(database)
+
+
+async def overdue(database: str, at: datetime, late: float = 5.0) -> dict[str, int]:
+    """Runs, by provider, whose poll was due more than ``late`` seconds before ``at`` and not yet recorded, read
+    from the bot's database: the batched providers' runs too, which the emulators' timing cannot name (a batch's
+    call names no run), so a batched scope left behind shows here and nowhere else."""
+    from sqlalchemy import func, select
+
+    from bot.store.engine import make_engine
+    from bot.store.tables import runs
+
+    engine = make_engine(database)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(runs.c.provider, func.count())
+                .where(runs.c.final.is_(False), runs.c.next_poll_at < at - timedelta(seconds=late))
+                .group_by(runs.c.provider)
+            )
+            found = {str(provider): int(count) for provider, count in rows.all()}
+    finally:
+        await engine.dispose()
+    return {provider: found.get(provider, 0) for provider in PROVIDERS}
+
+
+def per_thousand(results: list[dict[str, Any]]) -> None:
+    """Adds ``per_1000_runs`` to each size's figures: CPU cores and RSS MB per 1,000 runs (all replicas; the
+    database server's CPU beside when measured), and the increment per 1,000 runs from the next smaller size
+    measured with as many replicas (the fixed part of the cost left out)."""
+    previous: dict[int, dict[str, Any]] = {}
+    for r in sorted(results, key=lambda r: (r["replicas"], r["runs"])):
+        k = 1000 / r["runs"]
+        db = r["db_cpu_cores"]
+        figures: dict[str, float | None] = {
+            "cpu_cores": round(r["cpu_cores"] * k, 4),
+            "db_cpu_cores": None if db is None else round(db * k, 4),
+            "cpu_cores_with_db": None if db is None else round((r["cpu_cores"] + db) * k, 4),
+            "rss_mb": round(r["rss_mb"] * k, 2),
+            "increment_cpu_cores": None, "increment_rss_mb": None,
+        }
+        last = previous.get(r["replicas"])
+        if last is not None and r["runs"] > last["runs"]:
+            more = 1000 / (r["runs"] - last["runs"])
+            figures["increment_cpu_cores"] = round((r["cpu_cores"] - last["cpu_cores"]) * more, 4)
+            figures["increment_rss_mb"] = round((r["rss_mb"] - last["rss_mb"]) * more, 2)
+        r["per_1000_runs"] = figures
+        previous[r["replicas"]] = r
 
 
 async def measure_baseline(n: int, args: argparse.Namespace, interval: float, cycles: int, workdir: Path
@@ -208,7 +324,9 @@ async def measure_baseline(n: int, args: argparse.Namespace, interval: float, cy
         window_end = time.time()
         wall = time.monotonic() - wall0
         cpu = (sampler.cpu_seconds() - cpu0) / wall
-        found, never = lags(emulators, interval, window_start, window_end, n)
+        # the lag on the same runs as the bot's (those it polls one by one), and "never polled" counted among them
+        # (counted against all n, half the baseline's runs, the batched providers', were "never polled")
+        found, never = lags(emulators.timing, interval, window_start, window_end, started)
         calls = sum(emulators.timing.routes.values()) - calls_before
         posts = [c for c in slack.calls[slack_before:] if c.method == "chat.postMessage"]
         return {
@@ -226,6 +344,22 @@ async def measure_baseline(n: int, args: argparse.Namespace, interval: float, cy
         await slack.stop()
 
 
+def _overdue_cell(by_provider: dict[str, int]) -> str:
+    """All runs overdue, and the providers they are of: "0", or "250 (tailer 125, datakitchen 125)"."""
+    total = sum(by_provider.values())
+    if not total:
+        return "0"
+    return f"{total:,} (" + ", ".join(f"{p} {c:,}" for p, c in by_provider.items() if c) + ")"
+
+
+def _db_cell(r: dict[str, Any]) -> str:
+    """The database server's CPU, and of it the backends serving the bot's database (the rest is other work of a
+    shared server); "in-process" for SQLite (counted in the bot's CPU)."""
+    if r["db_cpu_cores"] is None:
+        return "in-process" if r.get("db_in_process") else "–"
+    return f"{r['db_cpu_cores']:.3f} ({r['db_cpu_cores_this_database']:.3f} ours)"
+
+
 def ratio(a: float, b: float) -> str:
     if b == 0:
         return "–" if a == 0 else "∞"
@@ -234,45 +368,67 @@ def ratio(a: float, b: float) -> str:
 
 async def main() -> int:
     args = bench_args("tracking at scale", _extra)
+    if args.replicas < 1:
+        print("--replicas: at least 1", file=sys.stderr)
+        return 2
+    if args.replicas > 1 and args.db != "postgres":
+        print(f"--replicas {args.replicas}: several bot processes share one database only on PostgreSQL "
+              "(SQLite is for one process); add --db postgres", file=sys.stderr)
+        return 2
     info = print_header("tracking at scale", args)
     sizes = [int(s) for s in (args.sizes or ("300,1000" if args.quick else "500,5000,20000")).split(",")]
     interval = args.interval or (10.0 if args.quick else 30.0)
     cycles = args.cycles or (1 if args.quick else 2)
     workdir = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
     print(f"sizes {sizes}, status answered in {DELAY * 1000:.0f} ms, each run due every {interval:g} s, "
-          f"window {cycles} interval(s), database {args.db}, max_concurrency {args.max_concurrency} per connection")
+          f"window {cycles} interval(s), database {args.db}, {args.replicas} bot replica(s), "
+          f"max_concurrency {args.max_concurrency} per connection")
     print()
     results: dict[str, Any] = {"machine": info, "sizes": sizes, "interval_s": interval, "db": args.db,
-                               "max_concurrency": args.max_concurrency, "bot": [], "baseline": []}
+                               "replicas": args.replicas, "max_concurrency": args.max_concurrency,
+                               "bot": [], "baseline": []}
     try:
         for n in sizes:
             profile = workdir / "bot.prof" if args.profile and n == max(sizes) else None
-            print(f"… bot, {n} runs", flush=True)
+            print(f"… bot ({args.replicas} replica(s)), {n} runs", flush=True)
             results["bot"].append(await measure_bot(n, args, interval, cycles, workdir, profile))
             if not args.no_baseline:
                 print(f"… baseline, {n} runs", flush=True)
                 results["baseline"].append(await measure_baseline(n, args, interval, cycles, workdir))
+        per_thousand(results["bot"])
         print()
-        print("## the bot")
+        print("## the bot" + (f" ({args.replicas} replicas together)" if args.replicas > 1 else ""))
         print_table(
-            ["runs", "lag p50 s", "lag p99 s", "lag max s", "late >5 s", "provider calls/run/cycle",
-             "CPU cores", "RSS MB", "Slack calls"],
+            ["runs", "lag p50 s", "lag p99 s", "lag max s", "late >5 s", "overdue >5 s at the end",
+             "polled twice in an interval", "provider calls/run/cycle", "CPU cores", "RSS MB", "database CPU cores",
+             "Slack calls"],
             [[r["runs"], r["lag_s"]["p50"], r["lag_s"]["p99"], r["lag_s"]["max"], r["late_over_5s"] + r["never_polled"],
-              r["provider_calls_per_run_per_cycle"], r["cpu_cores"], r["rss_mb"], r["slack_calls"]]
+              _overdue_cell(r["overdue_over_5s_at_end_by_provider"]), r["polled_twice_in_an_interval"],
+              r["provider_calls_per_run_per_cycle"], r["cpu_cores"], r["rss_mb"], _db_cell(r), r["slack_calls"]]
              for r in results["bot"]],
         )
+        if args.replicas > 1:
+            print("each replica: its share of the polls (its /metrics), CPU and RSS")
+            print_table(
+                ["runs", "replica", "polls", "share", "CPU cores", "RSS MB"],
+                [[r["runs"], e["name"], e["polls"], f"{e['share']:.1%}", e["cpu_cores"], e["rss_mb"]]
+                 for r in results["bot"] for e in r["each_replica"]],
+            )
         print("provider calls per run per interval, by provider (batched: " + ", ".join(BATCHED) + ")")
         print_table(
             ["runs", *PROVIDERS],
             [[r["runs"], *(r["provider_calls_per_run_per_cycle_by_provider"][p] for p in PROVIDERS)]
              for r in results["bot"]],
         )
-        growth = results["bot"]
-        if len(growth) > 1:
-            print("cost per 1,000 runs: " + ", ".join(
-                f"{r['runs']:,}: {1000 * r['cpu_cores'] / r['runs']:.3f} cores, "
-                f"{1000 * (r['rss_mb'] - 60) / r['runs']:.1f} MB above ~60 MB" for r in growth))
-            print()
+        print("cost per 1,000 runs (all replicas; \"more\": what 1,000 more runs cost from the size before)")
+        print_table(
+            ["runs", "replicas", "CPU cores", "database CPU cores", "RSS MB", "more: CPU cores", "more: RSS MB"],
+            [[r["runs"], r["replicas"], f"{c['cpu_cores']:.3f}",
+              "–" if c["db_cpu_cores"] is None else f"{c['db_cpu_cores']:.3f}", f"{c['rss_mb']:.1f}",
+              "–" if c["increment_cpu_cores"] is None else f"{c['increment_cpu_cores']:.3f}",
+              "–" if c["increment_rss_mb"] is None else f"{c['increment_rss_mb']:.1f}"]
+             for r in results["bot"] for c in [r["per_1000_runs"]]],
+        )
         if results["baseline"]:
             print("## the baseline (one loop per run, a message per check), and the bot as a ratio of it")
             print_table(

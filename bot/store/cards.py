@@ -231,7 +231,5 @@ async def _write_drawn(
         kept = await conn.execute(update(cards).where(cards.c.key == key, cards.c.drawn <= ticket).values(drawn=ticket))
         if kept.rowcount == 0 and (await conn.execute(select(cards.c.id).where(cards.c.key == key))).first():
             return False  # a later drawing holds it
-    written = await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id)
-    if ticket is not None:  # the message is new: its first drawing's ticket
-        await conn.execute(update(cards).where(cards.c.key == key, cards.c.drawn < ticket).values(drawn=ticket))
-    return written
+    # a new message is created with its first drawing's ticket; one created by a later drawing since is kept
+    return await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id, ticket=ticket)

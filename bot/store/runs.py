@@ -227,10 +227,16 @@ class RunStore(RunReads):
             await add_event(conn, run_id, now, state.value, "", message)
             return await fetch_run(conn, run_id)
 
-    async def cancel_requested(self, run_id: int, user_id: str) -> None:
-        """``user_id`` asks to cancel the run: a failure recorded from now on is that cancel (``as_asked``)."""
+    async def cancel_requested(self, run_id: int, user_id: str) -> bool:
+        """``user_id`` asks to cancel the run: a failure recorded from now on is that cancel (``as_asked``). False
+        when someone asked first: theirs is kept (a second cancel refused by the provider withdraws nothing)."""
         async with self.engine.begin() as conn:
-            await conn.execute(update(runs).where(runs.c.id == run_id).values(cancel_requested_by=user_id))
+            result = await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.cancel_requested_by.is_(None))
+                .values(cancel_requested_by=user_id)
+            )
+            return bool(result.rowcount == 1)
 
     async def cancel_withdrawn(self, run_id: int, user_id: str) -> None:
         """The provider refused ``user_id``'s cancel: the run's failures are its own again."""

@@ -37,7 +37,7 @@ async def _service(store: Store) -> tuple[RunService, ClientPool, RunRecord]:
 
     pool = ClientPool.for_catalog(catalog)
     notifier = Notifier(store, catalog, pool, SlackReporter(store, lambda: NOW), lambda: NOW)
-    service = RunService(store, pool, Authorizer(["U0ADMIN"], nobody), notifier, lambda: NOW)
+    service = RunService(store, pool, Authorizer(["U0ADMIN", "U0ADMIN2"], nobody), notifier, lambda: NOW)
     run = await store.runs.create(
         NewRun(provider="rivery", connection="rv", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
                pipeline="refunds", channel="C1", provider_run_id="p-1"),
@@ -72,3 +72,24 @@ async def test_a_cancel_the_provider_refuses_is_withdrawn(store: Store) -> None:
     await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=NOW, next_poll_at=None)
     after = await store.runs.get(run.id)
     assert after is not None and after.state == RunState.FAILED.value  # its own failure, announced as one
+
+
+async def test_a_second_cancel_the_provider_refuses_leaves_the_first_in_place(store: Store) -> None:
+    """Two people cancel the same run: Rivery cancels it for the first and refuses the second (400, not running any
+    more). The second refusal must not withdraw the first request: the run's "F" is still the first one's cancel."""
+    service, pool, run = await _service(store)
+    answers: list[Exception | None] = [None, ProviderRejected("Run p-1 is not running any more (canceled)")]
+
+    async def cancel(job: object, run_id: str) -> None:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+
+    pool.client("rv").cancel = cancel  # type: ignore[method-assign]
+    await service.cancel(Actor("U0ADMIN", "C1"), run.id)
+    with pytest.raises(UserError):
+        await service.cancel(Actor("U0ADMIN2", "C1"), run.id)
+    await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=NOW, next_poll_at=None)
+    after = await store.runs.get(run.id)
+    assert after is not None and after.state == RunState.CANCELED.value
+    assert "canceled at <@U0ADMIN>'s request" in after.message

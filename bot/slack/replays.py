@@ -51,6 +51,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.models import JsonValue
 from bot.ops.metrics import SLACK_ACK, SLACK_REQUESTS_REFUSED, Metrics
+from bot.store.away import database_away
 from bot.store.requests import Ledger
 
 __all__ = [
@@ -99,6 +100,8 @@ class Replays:
             async with asyncio.timeout(CLAIM_TIMEOUT.total_seconds()):  # an answer in time, even a refusal
                 token = await self.ledger.claim(digest, now=self.now(), hold=TAKEOVER_AFTER, keep=REMEMBER)
         except Exception as exc:
+            if not database_away(exc):  # not answering in time is (a TimeoutError); a bug of ours is raised as one
+                raise
             raise LedgerUnavailable(type(exc).__name__) from exc
         if token is None:
             log.info("a repeat of a Slack request already taken was ignored%s", f" (retry {retry})" if retry else "")

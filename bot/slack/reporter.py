@@ -237,8 +237,10 @@ class SlackReporter:
         again" once the connection is back (the caller's ``alert`` was read before the other's change)."""
         ticket = await self.store.cards.draw_ticket_for(key)
         alert = await self.store.alerting.get(alert.id) or alert
-        text, blocks = connection_alert(alert_view(alert), display_name, back=alert.recovered_at is not None)
-        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now(), ticket=ticket)
+        back = alert.recovered_at is not None
+        text, blocks = connection_alert(alert_view(alert), display_name, back=back)
+        await self.store.cards.write(key, alert.channel, text, blocks, now=self.now(), ticket=ticket,
+                                     while_open=None if back else alert.id)
 
     async def credential_expiring(
         self, key: str, *, channel: str, connection: str, display_name: str, expires: datetime, how: str

@@ -13,9 +13,13 @@ from bot.store import keys
 from bot.store.messages import write_message
 from bot.store.records import CardRecord
 from bot.store.rows import card_of_row, cards_by_ids, claim, is_postgres
-from bot.store.tables import cards, runs
+from bot.store.tables import alerts, cards, runs
 
 __all__ = ["CardStore"]
+
+
+class _Resolved(Exception):
+    """The alert a drawing showed open was resolved meanwhile: roll the drawing back."""
 
 
 class CardStore:
@@ -74,11 +78,23 @@ class CardStore:
         now: datetime,
         run_id: int | None = None,
         ticket: int | None = None,
+        while_open: int | None = None,
     ) -> bool:
         """What a living message (card, alert) should show; False when it already shows exactly that, or when a
-        drawing holding a later ``ticket`` (`draw_ticket_for`) was written already: this one read older facts."""
-        async with self.engine.begin() as conn:
-            return await _write_drawn(conn, key, channel, text, blocks, now, run_id, ticket)
+        drawing holding a later ``ticket`` (`draw_ticket_for`) was written already: this one read older facts.
+        ``while_open``: the alert this drawing showed open; not written if it is resolved by the commit (a message's
+        first drawings all hold ticket 0: one read before the resolution must not overwrite the resolution's)."""
+        try:
+            async with self.engine.begin() as conn:
+                written = await _write_drawn(conn, key, channel, text, blocks, now, run_id, ticket)
+                if while_open is not None:  # checked after the write, which holds the row: a resolution committed
+                    # before this read is seen, one committed after it writes its message after ours
+                    query = select(alerts.c.recovered_at).where(alerts.c.id == while_open)
+                    if (await conn.execute(query)).scalar() is not None:
+                        raise _Resolved
+                return written
+        except _Resolved:
+            return False
 
     async def ts_of(self, key: str) -> tuple[str, str] | None:
         """(channel, ts) of a living message once Slack has it."""
@@ -231,7 +247,5 @@ async def _write_drawn(
         kept = await conn.execute(update(cards).where(cards.c.key == key, cards.c.drawn <= ticket).values(drawn=ticket))
         if kept.rowcount == 0 and (await conn.execute(select(cards.c.id).where(cards.c.key == key))).first():
             return False  # a later drawing holds it
-    written = await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id)
-    if ticket is not None:  # the message is new: its first drawing's ticket
-        await conn.execute(update(cards).where(cards.c.key == key, cards.c.drawn < ticket).values(drawn=ticket))
-    return written
+    # a new message is created with its first drawing's ticket; one created by a later drawing since is kept
+    return await write_message(conn, key, channel, text, blocks, now=now, run_id=run_id, ticket=ticket)

@@ -24,8 +24,11 @@ async def write_message(
     *,
     now: datetime,
     run_id: int | None = None,
+    ticket: int | None = None,
 ) -> bool:
-    """Inside the caller's transaction. Returns False when the message already says exactly this."""
+    """Inside the caller's transaction. Returns False when the message already says exactly this, or when
+    ``ticket`` (a drawing's, ``CardStore``'s tickets) is older than the one of a drawing that created the message
+    since we looked."""
     row = await _current(conn, key)
     if row is None:
         dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
@@ -42,13 +45,21 @@ async def write_message(
                 attempts=0,
                 last_error="",
                 updated_at=now,
+                **({} if ticket is None else {"drawn": ticket}),
             )
             .on_conflict_do_nothing(index_elements=["key"])
         )
         if inserted.rowcount == 1:
             return True
         # another writer created it since we looked (a run's first poll and the command that started it, under
-        # load): change what it wrote, as if we had come second
+        # load): change what it wrote, as if we had come second, unless it drew later facts than ours (PostgreSQL:
+        # it committed while our insert waited on its key; the update locks the row to our commit)
+        if ticket is not None:
+            kept = await conn.execute(
+                update(cards).where(cards.c.key == key, cards.c.drawn <= ticket).values(drawn=ticket)
+            )
+            if kept.rowcount == 0:
+                return False
         row = await _current(conn, key)
         if row is None:
             raise RuntimeError(f"the message {key} was created and deleted while being written")

@@ -4,6 +4,7 @@ leases on it. Before its trigger answers a run is the business of ``bot.store.st
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, update
@@ -17,7 +18,7 @@ from bot.store.rows import add_event, claim, fetch_run, run_of_row, runs_by_ids,
 from bot.store.run_reads import RunReads
 from bot.store.tables import runs
 
-__all__ = ["AlreadyRetried", "AlreadyTracked", "RunStore"]
+__all__ = ["AlreadyRetried", "AlreadyTracked", "RunStore", "as_asked"]
 
 
 class AlreadyRetried(Exception):
@@ -129,6 +130,7 @@ class RunStore(RunReads):
                     before = run_of_row(row)
                 if before.final:  # an ended run stays ended, whatever a stale answer says
                     return None
+                status = as_asked(before, status)
                 values = _status_values(before, status, now, next_poll_at)
                 result = await conn.execute(
                     update(runs)
@@ -137,6 +139,8 @@ class RunStore(RunReads):
                         runs.c.polls == before.polls,
                         runs.c.final.is_(False),
                         runs.c.state == before.state.value,
+                        # a cancel asked since the run was read turns its failure into a cancel: read it again
+                        runs.c.cancel_requested_by.is_not_distinct_from(before.cancel_requested_by),
                     )
                     .values(**values)
                 )
@@ -223,10 +227,24 @@ class RunStore(RunReads):
             await add_event(conn, run_id, now, state.value, "", message)
             return await fetch_run(conn, run_id)
 
-    async def cancel_requested(self, run_id: int, user_id: str, *, now: datetime) -> None:
+    async def cancel_requested(self, run_id: int, user_id: str) -> bool:
+        """``user_id`` asks to cancel the run: a failure recorded from now on is that cancel (``as_asked``). False
+        when someone asked first: theirs is kept (a second cancel refused by the provider withdraws nothing)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.cancel_requested_by.is_(None))
+                .values(cancel_requested_by=user_id)
+            )
+            return bool(result.rowcount == 1)
+
+    async def cancel_withdrawn(self, run_id: int, user_id: str) -> None:
+        """The provider refused ``user_id``'s cancel: the run's failures are its own again."""
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(runs).where(runs.c.id == run_id).values(cancel_requested_by=user_id, next_poll_at=now)
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.cancel_requested_by == user_id)
+                .values(cancel_requested_by=None)
             )
 
     async def mark_notified(self, run_id: int, state: StoredState) -> None:
@@ -365,6 +383,17 @@ class RunStore(RunReads):
             query = query.where(runs.c.id.not_in(list(keep)))
         async with self.engine.begin() as conn:
             await conn.execute(query.values(lease_owner=None, lease_expires_at=None))
+
+
+def as_asked(run: RunRecord, status: RunStatus) -> RunStatus:
+    """A failure of a run someone asked to cancel is that cancel: Rivery's legacy API (among others) reports a
+    canceled run as failed. Decided here, against the run as it is written to, not as a poll read it before a click."""
+    if status.state is RunState.FAILED and run.cancel_requested_by:
+        return replace(
+            status, state=RunState.CANCELED,
+            message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),
+        )
+    return status
 
 
 def _status_values(

@@ -26,7 +26,6 @@ import asyncio
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.errors import ProviderError, ProviderNoNews
@@ -38,6 +37,7 @@ from bot.ops.ticks import TickGuard
 from bot.service.clients import ClientPool
 from bot.store.away import database_away
 from bot.store.records import RunRecord, Transition
+from bot.store.runs import as_asked
 from bot.store.store import Store
 from bot.tracking.batches import Batch, batchable, plan_batches
 from bot.tracking.intervals import PollIntervals
@@ -273,10 +273,6 @@ class Poller:
                 f"{human_duration(self.intervals.unknown_limit)}; the bot stopped following this run)".strip(),
                 final=True,
             )
-        if status.state is RunState.FAILED and run.cancel_requested_by:
-            # Rivery's legacy API (among others) reports a canceled run as failed: it was asked for, not a failure
-            status = replace(
-                status, state=RunState.CANCELED,
-                message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),
-            )
-        return status
+        # a failure asked for is a cancel: decided by ``RunStore.record_status`` against the run as it is then (a
+        # cancel may be clicked while this poll waits for its answer), ``as_asked`` here for the quiet check
+        return as_asked(run, status)

@@ -335,6 +335,9 @@ def _assemble(
             on_provider_ok=alerter.connection_ok,
             metrics=metrics,
             lease=lease,
+            # a tick that waited a whole period for its polls made the scheduler skip the next one (a job does not
+            # overlap itself): ticks every 2 s, not 1, and polls up to 2 s late. Polls outliving the wait go on alone
+            tick_wait=s.poll_tick_seconds.total_seconds() / 2,
             intervals=PollIntervals(
                 base=first_poll,
                 longest=s.poll_interval_max_seconds,

@@ -170,3 +170,4 @@ async def test_a_tick_claims_every_due_run_not_only_one_batch(store: Store) -> N
     assert await asyncio.wait_for(poller.tick(), 5) == 2
     await asyncio.wait_for(poller.idle(), 5)
     assert sorted(slow.asked) == sorted(f"p-{i}" for i in range(14))
+

@@ -18,9 +18,9 @@ What httpx's own transport guarantees and the bot relies on, kept here:
 - no retry of its own: aiohttp resends a GET or PUT whose connection broke, and a DataKitchen trigger is a PUT;
 - the answer streamed as it came (no inflating: ``read_capped`` inflates under its cap), never buffered whole;
   closing it unread closes its connection; no redirects, no cookies kept, no header of aiohttp's own;
-- TLS verified with ``tls_context()``. A proxy from the environment is httpx's own transport, mounted per scheme
-  by ``httpx.AsyncClient`` (it takes precedence over the ``all://`` mount of this one); aiohttp reads no
-  environment.
+- TLS verified with ``tls_context()`` (passed in by ``base.py``). aiohttp reads no environment: a proxy from it is
+  httpx's own transport, which ``httpx.AsyncClient`` mounts per scheme ahead of the client's own transport (this
+  one); a host in ``NO_PROXY`` gets this one.
 
 The write timeout bounds the time from a connection in hand to the request handed to it (aiohttp writes a body
 larger than the socket's buffer in a task of its own); the call's deadline (``HttpCaller``) bounds the rest.
@@ -29,20 +29,19 @@ larger than the socket's buffer in a task of its own); the call's deadline (``Ht
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import SimpleNamespace
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import aiohttp
 import httpx
 from multidict import CIMultiDict
 from yarl import URL
 
-from bot.providers.shards import tls_context
-
 __all__ = ["AiohttpTransport"]
 
-Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
+Trace = Callable[[str, Mapping[str, object]], Awaitable[None]]
 
 #: headers aiohttp adds unless told not to: the request goes out with exactly the headers httpx built
 _AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
@@ -165,11 +164,15 @@ class _Body(httpx.AsyncByteStream):
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """``connections`` connections at most (to one host: a connection's base_url), each kept alive
-    ``keepalive_expiry`` seconds. The session is made on the first request, on that request's event loop."""
+    ``keepalive_expiry`` seconds, TLS verified with ``verify`` (the provider clients pass ``shards.tls_context()``;
+    None: aiohttp's default verification). The session is made on the first request, on that request's event loop."""
 
-    def __init__(self, connections: int, *, keepalive_expiry: float = 5.0) -> None:
+    def __init__(
+        self, connections: int, *, keepalive_expiry: float = 5.0, verify: ssl.SSLContext | None = None
+    ) -> None:
         self.connections = connections
         self.keepalive_expiry = keepalive_expiry
+        self.verify = verify
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -177,12 +180,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None and self._loop is loop and not self._session.closed:
             return self._session
         if self._session is not None and not self._session.closed:
-            self._session.detach()  # made on another event loop (closed or not running): its connections go with it
+            # made on another event loop, now closed (it cannot be used from this one): its connections are dropped
+            connector = self._session.connector
+            self._session.detach()
+            if connector is not None:
+                connector._close()
         connector = aiohttp.TCPConnector(
             limit=self.connections,
             limit_per_host=self.connections,
             keepalive_timeout=self.keepalive_expiry,
-            ssl=tls_context(),
+            ssl=True if self.verify is None else self.verify,
         )
         session = aiohttp.ClientSession(
             connector=connector,
@@ -212,7 +219,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             headers["Content-Length"] = str(len(body))
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         pool = timeouts.get("pool")
-        timer = asyncio.timeout(None if pool is None else asyncio.get_running_loop().time() + pool)
+        timer = asyncio.timeout_at(None if pool is None else asyncio.get_running_loop().time() + pool)
         attempt = _Attempt(request, timer)
         try:
             async with timer:

@@ -386,3 +386,20 @@ async def test_a_proxy_from_the_environment_takes_precedence(monkeypatch: pytest
         direct = client.http._transport_for_url(httpx.URL("https://direct.example/x"))
     assert isinstance(proxied, httpx.AsyncHTTPTransport)
     assert isinstance(direct, AiohttpTransport)
+
+
+async def test_a_streamed_upload_is_sent_whole_with_its_length() -> None:
+    seen: list[tuple[str | None, str | None, bytes]] = []
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        seen.append((request.headers.get("Content-Length"), request.headers.get("Transfer-Encoding"),
+                     await request.read()))
+        return web.Response(text="ok")
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"one,"
+        yield b"two"
+
+    async with web_server(record) as url, httpx.AsyncClient(transport=AiohttpTransport(1)) as http:
+        assert (await http.post(f"{url}/up", content=parts())).status_code == 200
+    assert seen == [("7", None, b"one,two")]

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import gzip
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 import httpx
 import pytest
@@ -403,3 +403,22 @@ async def test_a_streamed_upload_is_sent_whole_with_its_length() -> None:
     async with web_server(record) as url, httpx.AsyncClient(transport=AiohttpTransport(1)) as http:
         assert (await http.post(f"{url}/up", content=parts())).status_code == 200
     assert seen == [("7", None, b"one,two")]
+
+
+async def test_the_trace_hears_the_request_begin_to_go_out_and_only_then() -> None:
+    heard: list[str] = []
+
+    async def trace(event: str, info: Mapping[str, object]) -> None:
+        heard.append(event)
+
+    async def ok(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
+
+    async with web_server(ok) as url, httpx.AsyncClient(transport=AiohttpTransport(1)) as http:
+        for _ in range(2):  # a new connection, then the same one again
+            assert (await http.get(f"{url}/x", extensions={"trace": trace})).status_code == 200
+        assert heard == ["http11.send_request_headers.started"] * 2
+        heard.clear()
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"http://127.0.0.1:{refused_port()}/x", extensions={"trace": trace})
+        assert heard == []

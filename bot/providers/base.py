@@ -25,6 +25,7 @@ from bot.errors import OperationNotSupported
 from bot.models import JsonValue, RunLog, RunLogPage, RunStatus, Stats, Triggered, TriggerLimit
 from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep, _default_error_text
 from bot.providers.shards import ShardedTransport, tls_context
+from bot.providers.transport import AiohttpTransport
 
 #: the most lines of a run's log a client keeps (from its end): a Full log pages through these
 LOG_KEEP_LINES = 20_000
@@ -129,11 +130,16 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
             http2=self.http2,
             limits=_limits(connection.max_concurrency),
             verify=tls_context(),
-            # small pools (bot/providers/shards.py); a proxy from the environment, where set, takes precedence
-            mounts={"all://": ShardedTransport(connection.max_concurrency + SPARE_CONNECTIONS, http2=self.http2)},
             # the encodings read_capped inflates itself, whatever httpx would offer with brotli or zstd installed
             headers={"accept": "application/json", "accept-encoding": ACCEPT_ENCODING, "user-agent": "pipeline-bot"},
         )
+        if http is None:
+            # aiohttp's pool (bot/providers/transport.py), httpcore's small pools for HTTP/2 (bot/providers/shards.py).
+            # As the client's own transport, not a mount: a proxy from the environment, mounted per scheme, still takes
+            # precedence, and a host in NO_PROXY (mounted as "no proxy", i.e. the client's own transport) uses it too
+            # (an ``all://`` mount left those on httpx's default pool). httpx offers no public way: ``transport=``
+            # turns the environment's proxies off
+            self.http._transport = _transport(connection.max_concurrency + SPARE_CONNECTIONS, http2=self.http2)
         self.caller = HttpCaller(
             self.http,
             provider=self.display_name,
@@ -300,6 +306,13 @@ def _with_slash(url: str) -> str:
 
 #: connections a client may open beyond its ``max_concurrency`` status calls: triggers, logs and lists made meanwhile
 SPARE_CONNECTIONS = 16
+
+
+def _transport(connections: int, *, http2: bool) -> httpx.AsyncBaseTransport:
+    """HTTP/1.1 on aiohttp's pool: half the CPU of httpcore's small pools per call; aiohttp has no HTTP/2."""
+    if http2:
+        return ShardedTransport(connections, http2=True)
+    return AiohttpTransport(connections, verify=tls_context())
 
 
 def _limits(max_concurrency: int) -> httpx.Limits:

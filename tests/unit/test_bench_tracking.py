@@ -10,7 +10,7 @@ from typing import Any
 
 from bench._postgres import PostgresCpu
 from bench.common import Timing, seed_runs
-from bench.tracking_scale import lags, overdue, per_thousand, polled_twice
+from bench.tracking_scale import lags, never_polled, overdue, per_thousand, polled_twice
 
 INTERVAL = 10.0
 
@@ -133,3 +133,27 @@ def test_postgres_cpu_sums_the_server_s_processes_and_names_the_database_s_backe
     assert server.seconds() == 7.0  # 1 + 3 reaped, 2, 1; not the python process
     assert server.database_seconds("postgresql+asyncpg://postgres@127.0.0.1:5432/bot_bench_1") == {11: 2.0}
     assert not PostgresCpu(tmp_path / "self").available
+
+
+async def test_the_warm_up_counts_the_runs_never_polled_from_the_database(tmp_path: Path) -> None:
+    """Every run's first poll is a change (recorded queued, found running), heavier than the steady state the window
+    measures: the warm-up waits while the database still has runs never polled."""
+    from sqlalchemy import update
+
+    from bot.store.engine import make_engine
+    from bot.store.tables import runs
+
+    started: list[dict[str, Any]] = [
+        {"pipeline": "rivery-00", "provider": "rivery", "connection": "rivery", "job": {}, "provider_run_id": f"r-{k}"}
+        for k in range(3)
+    ]
+    database = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    await seed_runs(database, started, datetime.now(UTC), interval=10)
+    assert await never_polled(database) == 3
+    engine = make_engine(database)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(runs).where(runs.c.provider_run_id != "r-2").values(polls=1))
+    finally:
+        await engine.dispose()
+    assert await never_polled(database) == 1

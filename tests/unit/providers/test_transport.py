@@ -8,6 +8,7 @@ import contextlib
 import gzip
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import cast
 
 import httpx
 import pytest
@@ -315,7 +316,9 @@ async def test_the_request_goes_out_exactly_as_httpx_built_it(body: dict[str, ob
     async with web_server(record) as url:
         for _ in range(2):
             request = httpx.Request(
-                "POST", f"{url}/a%2Fb/c?q=1%202", headers={"X-Api-Key": "k", "accept-encoding": "gzip"}, **body
+                "POST", f"{url}/a%2Fb/c?q=1%202", headers={"X-Api-Key": "k", "accept-encoding": "gzip"},
+                json=body.get("json"), data=cast("dict[str, str] | None", body.get("data")),
+                content=cast("bytes | None", body.get("content")),
             )
             response = await transport.handle_async_request(request)
             await response.aread()

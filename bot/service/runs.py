@@ -406,7 +406,7 @@ class RunService:
             raise InvalidRequest(f"Run #{run.id} has not started yet; try again in a moment.")
         # recorded before the provider is asked: a poll landing while the cancel's answer travels back finds it
         # (a canceled run reads as failed on Rivery's legacy API: the request makes it a cancel, not a failure)
-        asked = await self.store.runs.cancel_requested(run.id, actor.user_id)  # False: someone asked first
+        asked = await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now())  # False: asked first
         try:
             async with self.pool.slot(run.connection):
                 await client.cancel(self.pool.job(run.provider, run.job), run.provider_run_id)
@@ -415,6 +415,7 @@ class RunService:
                 await self.store.runs.cancel_withdrawn(run.id, actor.user_id)
             await self.guard.audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
             raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
+        await self.store.runs.cancel_taken(run.id)  # whoever asked first: the provider has taken a cancel
         await self.store.runs.poll_now(run.id, now=self.now())  # the card shows the cancel soon
         await self.guard.audit(actor, "cancel", f"#{run.id}", "ok", right=right)
         await self.notifier.thread(run, keys.cancel_note(actor.user_id), CancelAsked(actor.user_id))

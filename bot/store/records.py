@@ -124,6 +124,7 @@ class RunRecord:
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     cancel_requested_by: str | None = None
+    cancel_pending_since: datetime | None = None  # asked, the provider's answer not recorded yet
     notified_state: StoredState | None = None
     workflow_run_id: int | None = None
     step: str | None = None

@@ -124,6 +124,7 @@ def run_of_row(row: RowMapping) -> RunRecord:
         acknowledged_by=row["acknowledged_by"],
         acknowledged_at=row["acknowledged_at"],
         cancel_requested_by=row["cancel_requested_by"],
+        cancel_pending_since=row["cancel_pending_since"],
         notified_state=None if notified is None else StoredState(notified),
         workflow_run_id=row["workflow_run_id"],
         step=row["step"],

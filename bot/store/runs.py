@@ -18,7 +18,7 @@ from bot.store.rows import add_event, claim, fetch_run, run_of_row, runs_by_ids,
 from bot.store.run_reads import RunReads
 from bot.store.tables import runs
 
-__all__ = ["AlreadyRetried", "AlreadyTracked", "RunStore", "as_asked"]
+__all__ = ["CANCEL_PENDING_LIMIT", "AlreadyRetried", "AlreadyTracked", "RunStore", "as_asked"]
 
 
 class AlreadyRetried(Exception):
@@ -130,7 +130,7 @@ class RunStore(RunReads):
                     before = run_of_row(row)
                 if before.final:  # an ended run stays ended, whatever a stale answer says
                     return None
-                status = as_asked(before, status)
+                status = as_asked(before, status, now)
                 values = _status_values(before, status, now, next_poll_at)
                 result = await conn.execute(
                     update(runs)
@@ -227,16 +227,26 @@ class RunStore(RunReads):
             await add_event(conn, run_id, now, state.value, "", message)
             return await fetch_run(conn, run_id)
 
-    async def cancel_requested(self, run_id: int, user_id: str) -> bool:
-        """``user_id`` asks to cancel the run: a failure recorded from now on is that cancel (``as_asked``). False
+    async def cancel_requested(self, run_id: int, user_id: str, *, now: datetime) -> bool:
+        """``user_id`` asks to cancel the run, the provider not asked yet: a failure recorded from now on is that
+        cancel (``as_asked``), for ``CANCEL_PENDING_LIMIT`` unless the provider takes it (``cancel_taken``). False
         when someone asked first: theirs is kept (a second cancel refused by the provider withdraws nothing)."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, runs.c.cancel_requested_by.is_(None))
-                .values(cancel_requested_by=user_id)
+                .values(cancel_requested_by=user_id, cancel_pending_since=now)
             )
             return bool(result.rowcount == 1)
+
+    async def cancel_taken(self, run_id: int) -> None:
+        """The provider took a cancel of the run: its failures are that cancel from now on, for good."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.cancel_requested_by.is_not(None))
+                .values(cancel_pending_since=None)
+            )
 
     async def cancel_withdrawn(self, run_id: int, user_id: str) -> None:
         """The provider refused ``user_id``'s cancel: the run's failures are its own again."""
@@ -244,7 +254,7 @@ class RunStore(RunReads):
             await conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, runs.c.cancel_requested_by == user_id)
-                .values(cancel_requested_by=None)
+                .values(cancel_requested_by=None, cancel_pending_since=None)
             )
 
     async def mark_notified(self, run_id: int, state: StoredState) -> None:
@@ -385,10 +395,23 @@ class RunStore(RunReads):
             await conn.execute(query.values(lease_owner=None, lease_expires_at=None))
 
 
-def as_asked(run: RunRecord, status: RunStatus) -> RunStatus:
+#: how long a cancel asked for and never confirmed (the bot stopped inside the provider's call) turns the run's
+#: failures into cancels: past it, a failure is announced as one. Longer than a cancel's call can take (a wait for
+#: the connection's slot, then the call and its read attempts)
+CANCEL_PENDING_LIMIT = timedelta(minutes=10)
+
+
+def as_asked(run: RunRecord, status: RunStatus, now: datetime) -> RunStatus:
     """A failure of a run someone asked to cancel is that cancel: Rivery's legacy API (among others) reports a
-    canceled run as failed. Decided here, against the run as it is written to, not as a poll read it before a click."""
-    if status.state is RunState.FAILED and run.cancel_requested_by:
+    canceled run as failed. Decided here, against the run as it is written to, not as a poll read it before a click.
+    A request the provider never confirmed counts for ``CANCEL_PENDING_LIMIT`` only: a failure is never hidden for
+    good by a cancel that may not have reached the provider."""
+    pending = run.cancel_pending_since
+    if (
+        status.state is RunState.FAILED
+        and run.cancel_requested_by
+        and (pending is None or now - pending < CANCEL_PENDING_LIMIT)
+    ):
         return replace(
             status, state=RunState.CANCELED,
             message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),

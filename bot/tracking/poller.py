@@ -275,4 +275,4 @@ class Poller:
             )
         # a failure asked for is a cancel: decided by ``RunStore.record_status`` against the run as it is then (a
         # cancel may be clicked while this poll waits for its answer), ``as_asked`` here for the quiet check
-        return as_asked(run, status)
+        return as_asked(run, status, now)

@@ -16,6 +16,7 @@ import asyncio
 import enum
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from http.cookiejar import Cookie, CookieJar
 from typing import ClassVar, Generic, Self, TypeAlias, TypeVar
 
 import httpx
@@ -130,6 +131,7 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
             http2=self.http2,
             limits=_limits(connection.max_concurrency),
             verify=tls_context(),
+            cookies=_NoCookies(),  # httpx keeps every answer's cookies and sends them back on every later call
             # the encodings read_capped inflates itself, whatever httpx would offer with brotli or zstd installed
             headers={"accept": "application/json", "accept-encoding": ACCEPT_ENCODING, "user-agent": "pipeline-bot"},
         )
@@ -302,6 +304,16 @@ SomeClient: TypeAlias = "ProviderClient[ConnectionConfig, JobConfig]"
 def _with_slash(url: str) -> str:
     """httpx joins relative paths onto the base URL's path only when it ends with a slash."""
     return url if url.endswith("/") else url + "/"
+
+
+class _NoCookies(CookieJar):
+    """A client's cookie jar that keeps none: no provider API the bot speaks needs one (credentials go in headers),
+    and httpx's client keeps every ``Set-Cookie`` of every answer (a load balancer's, a gateway's) and sends them
+    all on every later call, for the client's life; a new cookie per answer grew the jar and each request without
+    bound (aiohttp's own jar is a ``DummyCookieJar``, bot/providers/transport.py)."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
 
 
 #: connections a client may open beyond its ``max_concurrency`` status calls: triggers, logs and lists made meanwhile

@@ -115,6 +115,10 @@ def _raise_mapped(exc: Exception, attempt: _Attempt) -> NoReturn:
     """``exc`` (aiohttp's, or an OS error it let through) as the httpx exception of the same cause."""
     request = attempt.request
     message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # aiohttp's own words only: its text reads "400, message=…, url='…'" for an answer it could not parse (no
+        # HTTP 400 was answered: a person took it for one) and quotes the whole URL, query string and all
+        message = exc.message or type(exc).__name__
     mapped: httpx.TransportError
     if isinstance(exc, aiohttp.SocketTimeoutError):
         mapped = httpx.ReadTimeout(message, request=request)
@@ -138,6 +142,13 @@ def _raise_mapped(exc: Exception, attempt: _Attempt) -> NoReturn:
     else:
         raise exc
     raise mapped from exc
+
+
+def _reason_phrase(reason: str | None) -> bytes:
+    """The reason phrase's bytes as they came: aiohttp decodes them as UTF-8 with ``surrogateescape``, and a phrase
+    outside latin-1 (a localized server, a gateway's "200 Käynnissä") must not fail the answer: it carries nothing
+    the bot reads (UnicodeEncodeError escaped the transport, unmapped: a trigger the provider took was lost)."""
+    return (reason or "").encode("utf-8", "surrogateescape")
 
 
 class _Body(httpx.AsyncByteStream):
@@ -244,12 +255,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.WriteTimeout("the request not written in time", request=request) from None
         except (aiohttp.ClientError, OSError) as exc:
             _raise_mapped(exc, attempt)
-        return httpx.Response(
-            response.status,
-            headers=list(response.raw_headers),
-            stream=_Body(response, attempt),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode("latin-1")},
-        )
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if attempt.phase != _POOL or task is None or task.cancelling():
+                raise  # cancellation stays cancellation
+            # nobody cancelled this call: aiohttp cancels the calls waiting for a connection when its session closes
+            raise httpx.ConnectError("the client was closed before a connection was free", request=request) from None
+        try:
+            return httpx.Response(
+                response.status,
+                headers=list(response.raw_headers),
+                stream=_Body(response, attempt),
+                extensions={"http_version": b"HTTP/1.1", "reason_phrase": _reason_phrase(response.reason)},
+            )
+        except BaseException:
+            response.close()  # never handed on: nobody else would give its connection back
+            raise
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -10,6 +10,7 @@ arrives after all resumes the run's tracking.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -415,6 +416,10 @@ class RunService:
                 await self.store.runs.cancel_withdrawn(run.id, actor.user_id)
             await self.guard.audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
             raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
+        except BaseException:  # a bug, or the stop cancelling the click: nobody knows whether the provider took it
+            if asked:  # so the run's later failure is announced as one, never hidden as this cancel
+                await asyncio.shield(self.store.runs.cancel_withdrawn(run.id, actor.user_id))
+            raise
         await self.store.runs.cancel_taken(run.id)  # whoever asked first: the provider has taken a cancel
         await self.store.runs.poll_now(run.id, now=self.now())  # the card shows the cancel soon
         await self.guard.audit(actor, "cancel", f"#{run.id}", "ok", right=right)

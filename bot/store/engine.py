@@ -106,6 +106,11 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             # one replica migrates at a time; the others wait, then find nothing to do
             await conn.execute(text("SELECT pg_advisory_xact_lock(74210001)"))
+        elif conn.dialect.name == "sqlite":
+            # Python's sqlite3 begins a transaction before a data change only: each CREATE and ALTER was committed
+            # on its own, and a start killed (or failing) midway left half a migration that every later start
+            # tried again and failed on ("duplicate column name"). One transaction, its write lock taken first
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
         await conn.run_sync(_upgrade, revision)
 
 
@@ -163,9 +168,30 @@ async def open_database(url: str, **kw: str) -> AsyncEngine:
             "pipeline-bot? Run that version, or point DATABASE_URL at this version's database"
         ) from None
     except SQLAlchemyError as exc:  # it answered, but refuses to create the tables (read-only file or replica)
+        if not _schema_problem(exc):
+            await engine.dispose()
+            raise writable_problem(exc, url) from None
+        # not a read-only file: the schema is not what its revision says (changed by hand, its revision lost)
+        current = await _current(engine) or "none (its alembic_version table is empty or missing)"
         await engine.dispose()
-        raise writable_problem(exc, url) from None
+        raise StartupError(
+            f"the schema of {describe(url)} could not be brought from revision {current} to this version's "
+            f"({head_revision()}): {_reason(exc, _password(url))}; was it changed by hand? Restore the database "
+            "from a backup (or correct the schema to its revision) and start again"
+        ) from None
     return engine
+
+
+#: PostgreSQL's SQLSTATEs of a schema unlike its revision (a duplicate or missing table or column); SQLite's words
+_SCHEMA_STATES = ("42P07", "42701", "42P01", "42703", "42710")
+_SCHEMA_WORDS = ("duplicate column name", "already exists", "no such table", "no such column", "has no column")
+
+
+def _schema_problem(exc: SQLAlchemyError) -> bool:
+    """Whether a migration failed on the schema itself (not on a read-only file, a replica, a lost connection)."""
+    cause = getattr(exc, "orig", None) or exc
+    state = getattr(cause, "sqlstate", None) or getattr(getattr(cause, "__cause__", None), "sqlstate", None)
+    return state in _SCHEMA_STATES or any(words in str(cause) for words in _SCHEMA_WORDS)
 
 
 def _where(url: str) -> str:

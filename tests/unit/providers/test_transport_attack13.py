@@ -9,6 +9,7 @@ import ipaddress
 import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -92,14 +93,15 @@ async def test_closing_the_transport_fails_a_call_waiting_for_a_connection_as_a_
         async with httpx.AsyncClient(transport=transport, timeout=30) as http:
             first = asyncio.create_task(http.get(f"{url}/a"))
             await arrived.wait()
-            connector = transport._session.connector  # type: ignore[union-attr]
-            wait_for_one, queued = connector._wait_for_available_connection, asyncio.Event()  # type: ignore[union-attr]
+            assert transport._session is not None and transport._session.connector is not None
+            connector = transport._session.connector
+            wait_for_one, queued = connector._wait_for_available_connection, asyncio.Event()
 
-            async def queue(*args: object) -> None:
+            async def queue(*args: Any) -> None:
                 queued.set()
                 await wait_for_one(*args)
 
-            connector._wait_for_available_connection = queue  # type: ignore[union-attr]
+            connector._wait_for_available_connection = queue  # type: ignore[method-assign,assignment]
             waiting = asyncio.create_task(http.get(f"{url}/b"))
             await queued.wait()  # the second call waits for the one connection
             await transport.aclose()

@@ -77,6 +77,9 @@ class ProviderError(PipelineBotError):
 
     #: short machine-readable kind, used in metrics and logs
     kind = "error"
+    #: the provider may have done what was asked although the call failed (it went out and its answer was lost, or
+    #: was a 5xx): a cancel answered so may have been taken. False: it was refused, or never reached the provider
+    outcome_unknown = False
 
     def __init__(
         self,
@@ -85,10 +88,13 @@ class ProviderError(PipelineBotError):
         provider: str = "",
         connection: str = "",
         status_code: int | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         self.provider = provider
         self.connection = connection
         self.status_code = status_code
+        if outcome_unknown:
+            self.outcome_unknown = True
         super().__init__(message)
 
 
@@ -115,8 +121,11 @@ class ProviderUnavailable(ProviderError):
         connection: str = "",
         status_code: int | None = None,
         retry_after: float | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
-        super().__init__(message, provider=provider, connection=connection, status_code=status_code)
+        super().__init__(
+            message, provider=provider, connection=connection, status_code=status_code, outcome_unknown=outcome_unknown
+        )
         self.retry_after = retry_after
 
 
@@ -134,6 +143,7 @@ class ProviderNoNews(ProviderError):
 
 class TriggerOutcomeUnknown(ProviderError):
     kind = "trigger_unknown"
+    outcome_unknown = True
 
 
 class OperationNotSupported(ProviderError):

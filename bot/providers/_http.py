@@ -345,6 +345,7 @@ class HttpCaller:
     async def send(self, call: Call) -> httpx.Response:
         attempts = self.retry.attempts if call.idempotent else 1
         last: ProviderError | None = None
+        unknown = False  # an earlier attempt may have been acted on: a later refusal may be because of it
         for attempt in range(1, attempts + 1):
             try:
                 response = await self._exchange(call)
@@ -353,20 +354,21 @@ class HttpCaller:
             except httpx.TransportError as exc:
                 last = self._unreachable(call, exc)
             except BodyRefused as exc:
-                raise self._refused_body(call, exc) from None
+                raise _told(self._refused_body(call, exc), unknown) from None
             else:
                 if response.is_success:
                     return response
                 if response.is_redirect:
-                    raise self._redirected(call, response)
+                    raise _told(self._redirected(call, response), unknown)
                 last = self._status_error(call, response)
                 if not _retryable_status(response.status_code):
-                    raise last
+                    raise _told(last, unknown)
+            unknown = unknown or last.outcome_unknown
             if attempt < attempts:
                 retry_after = last.retry_after if isinstance(last, ProviderUnavailable) else None
                 await self._sleep(self.retry.delay(attempt, retry_after))
         assert last is not None
-        raise last
+        raise _told(last, unknown)
 
     async def _exchange(self, call: Call) -> httpx.Response:
         """One request and its whole answer, read within ``max_body`` and ``deadline``; redirects are answers, never
@@ -419,10 +421,16 @@ class HttpCaller:
                 f"{self.provider} sent an answer that is not JSON when asked to {call.what} "
                 f"(HTTP {response.status_code}: {self.excerpt(response.text)!r})",
                 status_code=response.status_code,
+                outcome_unknown=response.is_success and _acts(call),  # it answered "done", unreadably
             ) from None
 
-    def error(self, cls: type[ProviderError], message: str, *, status_code: int | None = None) -> ProviderError:
-        return cls(self.redact(message), provider=self.provider, connection=self.connection, status_code=status_code)
+    def error(
+        self, cls: type[ProviderError], message: str, *, status_code: int | None = None, outcome_unknown: bool = False
+    ) -> ProviderError:
+        return cls(
+            self.redact(message), provider=self.provider, connection=self.connection, status_code=status_code,
+            outcome_unknown=outcome_unknown,
+        )
 
     # -- failure mapping --------------------------------------------------------------------
 
@@ -450,6 +458,7 @@ class HttpCaller:
             f"{self.provider} answered{said} {what} when asked to {call.what}; {rule}. Check that base_url of "
             f"connection {self.connection} is the {self.provider} API.",
             status_code=code,
+            outcome_unknown=_acts(call) and (code is None or not 400 <= code < 500) and code != 503,
         )
 
     def _redirected(self, call: Call, response: httpx.Response) -> ProviderError:
@@ -486,6 +495,7 @@ class HttpCaller:
         return self.error(
             ProviderUnavailable,
             f"{self.provider} did not answer in time when asked to {call.what} ({why}).",
+            outcome_unknown=_acts(call) and not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout),
         )
 
     def _unreachable(self, call: Call, exc: httpx.TransportError) -> ProviderError:
@@ -498,6 +508,7 @@ class HttpCaller:
         return self.error(
             ProviderUnavailable,
             f"Cannot reach {self.provider} ({self.connection}) to {call.what}: {_described(exc)}",
+            outcome_unknown=_acts(call) and isinstance(exc, httpx.RemoteProtocolError | BrokeAfterSending),
         )
 
     def _status_error(self, call: Call, response: httpx.Response) -> ProviderError:
@@ -542,12 +553,25 @@ class HttpCaller:
                 connection=self.connection,
                 status_code=code,
                 retry_after=retry_after,
+                outcome_unknown=_acts(call) and code not in (429, 503),  # a 5xx may come after the work was done
             )
         return self.error(
             ProviderRejected,
             f"{self.provider} refused to {call.what} (HTTP {code}){said}.",
             status_code=code,
         )
+
+
+def _acts(call: Call) -> bool:
+    """Whether the call asks the provider to do something (a GET or HEAD only reads: its failure changed nothing)."""
+    return call.method not in ("GET", "HEAD")
+
+
+def _told(error: ProviderError, unknown: bool) -> ProviderError:
+    """``error``, marked as leaving the outcome open when an earlier attempt of the call did."""
+    if unknown:
+        error.outcome_unknown = True
+    return error
 
 
 def _described(exc: httpx.TransportError) -> str:

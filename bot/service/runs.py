@@ -407,20 +407,26 @@ class RunService:
             raise InvalidRequest(f"Run #{run.id} has not started yet; try again in a moment.")
         # recorded before the provider is asked: a poll landing while the cancel's answer travels back finds it
         # (a canceled run reads as failed on Rivery's legacy API: the request makes it a cancel, not a failure)
-        asked = await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now())  # False: asked first
+        await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now())
         try:
             async with self.pool.slot(run.connection):
                 await client.cancel(self.pool.job(run.provider, run.job), run.provider_run_id)
         except ProviderError as exc:
-            if asked:  # a later failure is the run's own (a cancel asked first by someone else stays)
-                await self.store.runs.cancel_withdrawn(run.id, actor.user_id)
+            if exc.outcome_unknown:  # it may have stopped the run: the request stays, for CANCEL_PENDING_LIMIT
+                await self.store.runs.poll_now(run.id, now=self.now())
+                await self.guard.audit(actor, "cancel", f"#{run.id}", "unknown", str(exc))
+                raise UserError(
+                    f"Could not confirm the cancel of run #{run.id}: {escape(str(exc))} It may have been taken: "
+                    "the card shows what the run does next."
+                ) from None
+            await self.store.runs.cancel_withdrawn(run.id)  # refused: a later failure is the run's own
             await self.guard.audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
             raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
         except BaseException:  # a bug, or the stop cancelling the click: nobody knows whether the provider took it
-            if asked:  # so the run's later failure is announced as one, never hidden as this cancel
-                await asyncio.shield(self.store.runs.cancel_withdrawn(run.id, actor.user_id))
+            # so the run's later failure is announced as one, never hidden as this cancel
+            await asyncio.shield(self.store.runs.cancel_withdrawn(run.id))
             raise
-        await self.store.runs.cancel_taken(run.id)  # whoever asked first: the provider has taken a cancel
+        await self.store.runs.cancel_taken(run.id, actor.user_id)
         await self.store.runs.poll_now(run.id, now=self.now())  # the card shows the cancel soon
         await self.guard.audit(actor, "cancel", f"#{run.id}", "ok", right=right)
         await self.notifier.thread(run, keys.cancel_note(actor.user_id), CancelAsked(actor.user_id))

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import ColumnElement, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.models import RunState, RunStatus
@@ -227,34 +227,53 @@ class RunStore(RunReads):
             await add_event(conn, run_id, now, state.value, "", message)
             return await fetch_run(conn, run_id)
 
-    async def cancel_requested(self, run_id: int, user_id: str, *, now: datetime) -> bool:
+    async def cancel_requested(self, run_id: int, user_id: str, *, now: datetime) -> None:
         """``user_id`` asks to cancel the run, the provider not asked yet: a failure recorded from now on is that
-        cancel (``as_asked``), for ``CANCEL_PENDING_LIMIT`` unless the provider takes it (``cancel_taken``). False
-        when someone asked first: theirs is kept (a second cancel refused by the provider withdraws nothing)."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id, runs.c.cancel_requested_by.is_(None))
-                .values(cancel_requested_by=user_id, cancel_pending_since=now)
-            )
-            return bool(result.rowcount == 1)
-
-    async def cancel_taken(self, run_id: int) -> None:
-        """The provider took a cancel of the run: its failures are that cancel from now on, for good."""
+        cancel (``as_asked``), for ``CANCEL_PENDING_LIMIT`` unless the provider takes it (``cancel_taken``). Every
+        ask is counted until its answer (``cancel_asks``): a refusal withdraws the request only when no other cancel
+        is on its way (two people clicking Cancel at once). A cancel taken before stays taken."""
+        taken = runs.c.cancel_requested_by.is_not(None) & runs.c.cancel_pending_since.is_(None)
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id, runs.c.cancel_requested_by.is_not(None))
-                .values(cancel_pending_since=None)
+                .where(runs.c.id == run_id)
+                .values(
+                    cancel_asks=runs.c.cancel_asks + 1,
+                    cancel_requested_by=case((taken, runs.c.cancel_requested_by), else_=user_id),
+                    cancel_pending_since=case((taken, None), else_=now),
+                )
             )
 
-    async def cancel_withdrawn(self, run_id: int, user_id: str) -> None:
-        """The provider refused ``user_id``'s cancel: the run's failures are its own again."""
+    async def cancel_taken(self, run_id: int, user_id: str) -> None:
+        """The provider took ``user_id``'s cancel: the run's failures are that cancel from now on, for good (named
+        after the first whose cancel was taken)."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id, runs.c.cancel_requested_by == user_id)
-                .values(cancel_requested_by=None, cancel_pending_since=None)
+                .where(runs.c.id == run_id)
+                .values(
+                    cancel_asks=_one_answered(),
+                    cancel_requested_by=case(
+                        (runs.c.cancel_requested_by.is_(None) | runs.c.cancel_pending_since.is_not(None), user_id),
+                        else_=runs.c.cancel_requested_by,
+                    ),
+                    cancel_pending_since=None,
+                )
+            )
+
+    async def cancel_withdrawn(self, run_id: int) -> None:
+        """The provider refused a cancel (or the bot stopped inside the call): unless another cancel is on its way,
+        or one was taken, the run's failures are its own again."""
+        last = runs.c.cancel_pending_since.is_not(None) & (runs.c.cancel_asks <= 1)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    cancel_asks=_one_answered(),
+                    cancel_requested_by=case((last, None), else_=runs.c.cancel_requested_by),
+                    cancel_pending_since=case((last, None), else_=runs.c.cancel_pending_since),
+                )
             )
 
     async def mark_notified(self, run_id: int, state: StoredState) -> None:
@@ -399,6 +418,11 @@ class RunStore(RunReads):
 #: failures into cancels: past it, a failure is announced as one. Longer than a cancel's call can take (a wait for
 #: the connection's slot, then the call and its read attempts)
 CANCEL_PENDING_LIMIT = timedelta(minutes=10)
+
+
+def _one_answered() -> ColumnElement[int]:
+    """``cancel_asks`` less the one just answered (never below 0: a request recorded before the count existed)."""
+    return case((runs.c.cancel_asks > 0, runs.c.cancel_asks - 1), else_=0)
 
 
 def as_asked(run: RunRecord, status: RunStatus, now: datetime) -> RunStatus:

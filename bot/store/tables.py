@@ -135,6 +135,7 @@ runs = Table(
     Column("acknowledged_at", UTCDateTime, nullable=True),
     Column("cancel_requested_by", SafeString(32), nullable=True),  # some providers report a cancel as a failure
     Column("cancel_pending_since", UTCDateTime, nullable=True),  # the request not yet taken by the provider
+    Column("cancel_asks", Integer, nullable=False, default=0, server_default="0"),  # cancels on their way to it
     Column("notified_state", SafeString(16), nullable=True),  # the state whose card and alerts are written
     Column("workflow_run_id", Integer, nullable=True, index=True),  # a step of a workflow run
     Column("step", SafeString(64), nullable=True),

@@ -4,13 +4,14 @@ cancel, not a failure. A cancel the provider refuses is withdrawn: a later real 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
 import yaml
 
 from bot.catalog.load import parse_catalog
-from bot.errors import ProviderRejected, UserError
+from bot.errors import ProviderRejected, ProviderUnavailable, UserError
 from bot.models import RunState, RunStatus
 from bot.service.clients import ClientPool
 from bot.service.notify import Notifier
@@ -124,7 +125,7 @@ async def test_a_cancel_never_confirmed_hides_a_failure_only_for_a_while(store: 
     )
     await store.runs.record_status(second.id, RunStatus("p-2", RunState.RUNNING, "R"), now=NOW, next_poll_at=NOW)
     for asked in (run, second):
-        assert await store.runs.cancel_requested(asked.id, "U0ADMIN", now=NOW)  # …and the process is killed
+        await store.runs.cancel_requested(asked.id, "U0ADMIN", now=NOW)  # …and the process is killed
     soon = NOW + CANCEL_PENDING_LIMIT / 2
     await store.runs.record_status(second.id, RunStatus("p-2", RunState.FAILED, "F"), now=soon, next_poll_at=None)
     late = NOW + CANCEL_PENDING_LIMIT * 2
@@ -132,3 +133,95 @@ async def test_a_cancel_never_confirmed_hides_a_failure_only_for_a_while(store: 
     within, after = await store.runs.get(second.id), await store.runs.get(run.id)
     assert within is not None and within.state == RunState.CANCELED.value
     assert after is not None and after.state == RunState.FAILED.value
+
+
+async def test_a_cancel_refused_while_another_is_on_its_way_withdraws_nothing(store: Store) -> None:
+    """Two people click Cancel at once. The first one's call is refused (a 400 from a gateway, a token without the
+    right) while the second one's is still on its way; Rivery takes the second and reports the run "F". Before,
+    the refusal withdrew the request (the only one recorded), the poll recorded a failure (owners paged for the
+    run just canceled), and the second one's success found no request to confirm."""
+    service, pool, run = await _service(store)
+    second_sent, first_refused = asyncio.Event(), asyncio.Event()
+    calls: list[str] = []
+
+    async def cancel(job: object, run_id: str) -> None:
+        calls.append(run_id)
+        if len(calls) == 1:  # the first click's call: refused once the second is on its way
+            await second_sent.wait()
+            first_refused.set()
+            raise ProviderRejected("Rivery refused the cancel (400)")
+        second_sent.set()  # the second click's call: taken, once the first was refused and a poll read "F"
+        await first_refused.wait()
+        await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=NOW, next_poll_at=None)
+
+    pool.client("rv").cancel = cancel  # type: ignore[method-assign]
+    first = asyncio.create_task(service.cancel(Actor("U0ADMIN", "C1"), run.id))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(service.cancel(Actor("U0ADMIN2", "C1"), run.id))
+    with pytest.raises(UserError):
+        await first
+    await second
+    after = await store.runs.get(run.id)
+    assert after is not None and after.state == RunState.CANCELED.value, after.state if after else None
+    assert after.cancel_pending_since is None  # taken: its failures are the cancel for good
+
+
+async def test_a_cancel_taken_after_another_was_refused_is_named_after_who_asked_it(store: Store) -> None:
+    service, pool, run = await _service(store)
+    answers: list[Exception | None] = [ProviderRejected("Rivery refused the cancel (400)"), None]
+
+    async def cancel(job: object, run_id: str) -> None:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+
+    pool.client("rv").cancel = cancel  # type: ignore[method-assign]
+    with pytest.raises(UserError):
+        await service.cancel(Actor("U0ADMIN", "C1"), run.id)
+    await service.cancel(Actor("U0ADMIN2", "C1"), run.id)
+    later = NOW + CANCEL_PENDING_LIMIT * 3
+    await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=later, next_poll_at=None)
+    after = await store.runs.get(run.id)
+    assert after is not None and after.state == RunState.CANCELED.value
+    assert "canceled at <@U0ADMIN2>'s request" in after.message
+
+
+async def test_a_cancel_the_provider_may_have_taken_keeps_the_request_for_a_while(store: Store) -> None:
+    """Rivery stopped the run and its gateway answered 502 (or the answer was lost): the cancel may have been taken.
+    Before, the request was withdrawn as if refused, and the run's "F" paged its owners as a failure. Now the person
+    is told the cancel is unconfirmed, and a failure soon after is the cancel; long after, a failure is one."""
+    service, pool, run = await _service(store)
+
+    async def cancel(job: object, run_id: str) -> None:
+        raise ProviderUnavailable("Rivery is failing (HTTP 502) when asked to cancel run p-1.", outcome_unknown=True)
+
+    pool.client("rv").cancel = cancel  # type: ignore[method-assign]
+    with pytest.raises(UserError, match="Could not confirm the cancel of run"):
+        await service.cancel(Actor("U0ADMIN", "C1"), run.id)
+    kept = await store.runs.get(run.id)
+    assert kept is not None and kept.cancel_requested_by == "U0ADMIN" and kept.cancel_pending_since == NOW
+    assert kept.next_poll_at is not None and kept.next_poll_at <= NOW  # polled at once: the card says soon
+    await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=NOW, next_poll_at=None)
+    after = await store.runs.get(run.id)
+    assert after is not None and after.state == RunState.CANCELED.value
+
+
+async def test_a_cancel_refused_outright_after_an_unconfirmed_one_withdraws_nothing(store: Store) -> None:
+    """An unconfirmed cancel (502) then a second click refused (400: the run is not running any more, because the
+    first stopped it): the first may be the run's end, so the request stays."""
+    service, pool, run = await _service(store)
+    answers: list[Exception] = [
+        ProviderUnavailable("Rivery is failing (HTTP 502)", outcome_unknown=True),
+        ProviderRejected("run p-1 is not running"),
+    ]
+
+    async def cancel(job: object, run_id: str) -> None:
+        raise answers.pop(0)
+
+    pool.client("rv").cancel = cancel  # type: ignore[method-assign]
+    for user in ("U0ADMIN", "U0ADMIN2"):
+        with pytest.raises(UserError):
+            await service.cancel(Actor(user, "C1"), run.id)
+    await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=NOW, next_poll_at=None)
+    after = await store.runs.get(run.id)
+    assert after is not None and after.state == RunState.CANCELED.value

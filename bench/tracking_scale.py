@@ -34,12 +34,14 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import pstats
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,27 @@ def lags(timing: Timing, interval: float, start: float, end: float, started: lis
                 found.append(overdue)
     never = one_by_one(started) - polled
     return found, never
+
+
+def lag_detail(timing: Timing, interval: float, start: float, end: float) -> dict[str, Any]:
+    """Where the late polls are: the lag by provider (of those polled one by one), and how many polls more than 5 s
+    late arrived in each 10 s of the window (a burst, say after a stall, or late polls all along)."""
+    by_provider: dict[str, list[float]] = defaultdict(list)
+    late_by_10s = [0] * max(1, math.ceil((end - start) / 10))
+    for key, calls in timing.by_key.items():
+        provider = key.split(" ", 1)[0]
+        if provider in BATCHED:
+            continue
+        for (_, answered), (arrived, _) in itertools.pairwise(calls):
+            if start <= arrived < end:
+                lag = arrived - (answered + interval)
+                by_provider[provider].append(lag)
+                if lag > 5:
+                    late_by_10s[min(len(late_by_10s) - 1, int((arrived - start) // 10))] += 1
+    return {
+        "lag_s_by_provider": {p: spread(found, scale=1.0, digits=2) for p, found in sorted(by_provider.items())},
+        "late_over_5s_by_10s_of_window": late_by_10s,
+    }
 
 
 def polled_twice(timing: Timing, interval: float, end: float) -> tuple[int, int]:
@@ -223,6 +246,7 @@ async def measure_bot(
             "setup_s": round(setup, 1),
             "lag_s": spread(found, scale=1.0, digits=2), "late_over_5s": sum(1 for x in found if x > 5),
             "never_polled": never, "overdue_over_5s_at_end_by_provider": behind,
+            **lag_detail(emulators.timing, interval, window_start, window_end),
             "warm_up_s": warm_up, "unpolled_after_warm_up": unpolled,
             "polled_twice_in_an_interval": twice, "runs_polled_twice": twice_runs,
             "provider_calls_per_run_per_cycle": round(calls / n / cycles_seen, 3),

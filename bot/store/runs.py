@@ -15,7 +15,7 @@ from bot.models import RunState, RunStatus
 from bot.store.alert_events import EventKind, note_run
 from bot.store.quiet import QuietPoll, write_quiet
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
-from bot.store.rows import add_event, claim, fetch_run, run_of_row, runs_by_ids, task_json
+from bot.store.rows import add_event, claim_returning, fetch_run, run_of_row, runs_by_ids, task_json
 from bot.store.run_reads import RunReads
 from bot.store.tables import runs
 
@@ -337,7 +337,7 @@ class RunStore(RunReads):
         )
         if skip:
             query = query.where(runs.c.connection.not_in(list(skip)))
-        return await claim(self.engine, runs, query, owner, now + lease, runs_by_ids)
+        return await claim_returning(self.engine, runs, query, owner, now + lease, run_of_row, runs_by_ids)
 
     async def claim_soon(
         self, owner: str, connections: Collection[str], *, until: datetime, now: datetime, limit: int, lease: timedelta
@@ -360,7 +360,7 @@ class RunStore(RunReads):
             .order_by(runs.c.next_poll_at)
             .limit(limit)
         )
-        return await claim(self.engine, runs, query, owner, now + lease, runs_by_ids)
+        return await claim_returning(self.engine, runs, query, owner, now + lease, run_of_row, runs_by_ids)
 
     async def release(self, owner: str, run_ids: Collection[int]) -> None:
         """Hand back ``owner``'s leases of these runs, untouched (claimed early for a batch that did not come)."""

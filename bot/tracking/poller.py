@@ -171,7 +171,8 @@ class Poller:
         async with self.pool.slot(batch.connection):
             self.polls += 1
             self.metrics.inc(POLLS, {"connection": batch.connection})
-            return await client.statuses(batch.items, since=batch.since)
+            # the pages of a batched answer beyond the first take more of the connection's slots (DataKitchen)
+            return await client.statuses(batch.items, since=batch.since, slots=self.pool.slot(batch.connection))
 
     def _start(self, run: RunRecord, batch: asyncio.Task[dict[str, RunStatus]] | None = None) -> asyncio.Task[None]:
         # a run claimed again while its last poll records what it found (the lease is handed back there) waits for it

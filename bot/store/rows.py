@@ -78,7 +78,9 @@ async def claim_returning(
     if not engine.dialect.update_returning:
         return await claim(engine, table, query, owner, until, fetch)
     if is_postgres(engine):
-        picked = query.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        picked = query.with_for_update(skip_locked=True).cte("picked")
+        if (engine.dialect.server_version_info or (12,)) >= (12,):  # before 12 every CTE is materialized (no keyword)
+            picked = picked.prefix_with("MATERIALIZED")
         statement = update(table).where(table.c.id == picked.c.id)
     else:  # one writer at a time: the subquery and the update see the same rows
         statement = update(table).where(table.c.id.in_(query.scalar_subquery()))

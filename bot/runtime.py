@@ -330,6 +330,7 @@ def _assemble(
             owner=owner,
             now=now,
             on_change=outcomes.on_change,
+            tells=outcomes.tells,  # a change that tells nobody is marked notified with itself: one transaction
             on_unknown=notifier.refresh_shown,
             on_provider_error=alerter.connection_failed,
             on_provider_ok=alerter.connection_ok,

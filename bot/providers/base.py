@@ -15,6 +15,7 @@ import abc
 import asyncio
 import enum
 from collections.abc import Hashable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from http.cookiejar import Cookie, CookieJar
 from typing import ClassVar, Generic, Self, TypeAlias, TypeVar
@@ -200,13 +201,20 @@ class ProviderClient(abc.ABC, Generic[ConnT, JobT]):
         whose scopes are equal are asked together by ``statuses``. None: this job's runs are asked one by one."""
         return None
 
-    async def statuses(self, runs: Sequence[tuple[JobT, str]], *, since: datetime) -> dict[str, RunStatus]:
+    async def statuses(
+        self, runs: Sequence[tuple[JobT, str]], *, since: datetime,
+        slots: AbstractAsyncContextManager[object] | None = None,
+    ) -> dict[str, RunStatus]:
         """The statuses of many runs of one scope (``status_scope``), none started before ``since``, in as few
         calls as the API allows (pages included), by provider run id.
 
         Runs the answer does not show (beyond its pages, older than its window) or shows in a form the bot
         cannot read are left out: the caller asks those with ``get_status``. So is a finished run whose details
-        take a call of their own. Raises ProviderError as any call does when the call itself fails."""
+        take a call of their own. Raises ProviderError as any call does when the call itself fails.
+
+        ``slots``: the connection's slots (``ClientPool.slot``), the caller holding one for this call: a provider
+        whose answer comes in pages may read several at once, each page beyond the caller's one in a slot of its
+        own, so the connection's concurrency holds (DataKitchen's kitchens)."""
         raise self._unsupported(Capability.STATUSES)
 
     def listed(self, job: JobT, *, since: datetime, limit: int, max_age: float) -> list[RunStatus] | None:

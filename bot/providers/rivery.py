@@ -20,6 +20,7 @@ import asyncio
 import csv
 import io
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 from urllib.parse import quote
@@ -611,7 +612,10 @@ class Client(ProviderClient[Connection, Job]):
     def status_scope(self, job: Job) -> Hashable | None:
         return None if self.legacy else ("river", job.river_id)
 
-    async def statuses(self, runs: Sequence[tuple[Job, str]], *, since: datetime) -> dict[str, RunStatus]:
+    async def statuses(
+        self, runs: Sequence[tuple[Job, str]], *, since: datetime,
+        slots: AbstractAsyncContextManager[object] | None = None,
+    ) -> dict[str, RunStatus]:
         """The runs of one river from its runs list (``GET …/rivers/{river}/runs`` with ``start_time`` ``since``,
         pages of 200), as ``list_runs`` reads it. Finished runs are left out (their own ``GET …/runs/{run_id}``
         gives the whole document), as are runs beyond ``_BATCH_RUNS`` or the window."""

@@ -104,9 +104,19 @@ class Outcomes:
         Everything here is idempotent (content compared, messages keyed), and the run is marked notified
         only at the end: after a crash, recovery simply runs it again."""
         await self._on_change(change)
-        await self.store.runs.mark_notified(change.run.id, change.run.state)
+        if change.run.notified_state != change.run.state:  # else the mark is there already: no write for nothing
+            await self.store.runs.mark_notified(change.run.id, change.run.state)
+
+    def tells(self, change: Transition) -> bool:
+        """Whether ``on_change`` has anything to do for ``change`` beyond marking it notified: a card to update, or
+        an end to act on. The poller records a change that tells nobody already notified (``RunStore.record_status``)
+        and does not hand it here; ``_on_change`` does nothing for it either, by this same rule."""
+        run = change.run
+        return self.notifier.has_card(run) or (run.final and change.before != run.state)
 
     async def _on_change(self, change: Transition) -> None:
+        if not self.tells(change):
+            return
         run = change.run
         notifier = self.notifier
         if notifier.has_card(run):

@@ -25,6 +25,7 @@ __all__ = [
     "card_of_row",
     "cards_by_ids",
     "claim",
+    "claim_returning",
     "fetch_run",
     "is_postgres",
     "run_of_row",
@@ -57,6 +58,36 @@ async def claim(
             return []
         await conn.execute(update(table).where(table.c.id.in_(ids)).values(lease_owner=owner, lease_expires_at=until))
         return await fetch(conn, ids)
+
+
+async def claim_returning(
+    engine: AsyncEngine,
+    table: Table,
+    query: Select[int],
+    owner: str,
+    until: datetime,
+    convert: Callable[[RowMapping], R],
+    fetch: Callable[[AsyncConnection, Sequence[int]], Awaitable[list[R]]],
+) -> list[R]:
+    """``claim`` in one statement, ``UPDATE … RETURNING`` (a tick's claim at scale: one round trip, not three), in
+    the order of the rows' ids as ``claim`` returns them. On PostgreSQL the rows are picked in a ``MATERIALIZED`` CTE
+    with ``FOR UPDATE SKIP LOCKED``: evaluated once, so the rows updated are exactly the rows locked and picked (a
+    ``WHERE id IN (subquery)`` may be planned as a join that runs its subquery again, each run skipping other
+    locks), and two replicas never take the same row. Where the database has no ``UPDATE … RETURNING`` (SQLite
+    before 3.35) it is ``claim``, with ``fetch``."""
+    if not engine.dialect.update_returning:
+        return await claim(engine, table, query, owner, until, fetch)
+    if is_postgres(engine):
+        picked = query.with_for_update(skip_locked=True).cte("picked")
+        if (engine.dialect.server_version_info or (12,)) >= (12,):  # before 12 every CTE is materialized (no keyword)
+            picked = picked.prefix_with("MATERIALIZED")
+        statement = update(table).where(table.c.id == picked.c.id)
+    else:  # one writer at a time: the subquery and the update see the same rows
+        statement = update(table).where(table.c.id.in_(query.scalar_subquery()))
+    statement = statement.values(lease_owner=owner, lease_expires_at=until).returning(*table.c)
+    async with engine.begin() as conn:
+        rows = (await conn.execute(statement)).mappings().all()
+    return [convert(r) for r in sorted(rows, key=lambda r: r["id"])]
 
 
 # -- runs -----------------------------------------------------------------------------------

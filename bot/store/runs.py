@@ -3,9 +3,10 @@ leases on it. Before its trigger answers a run is the business of ``bot.store.st
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import ColumnElement, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +15,7 @@ from bot.models import RunState, RunStatus
 from bot.store.alert_events import EventKind, note_run
 from bot.store.quiet import QuietPoll, write_quiet
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
-from bot.store.rows import add_event, claim, fetch_run, run_of_row, runs_by_ids, task_json
+from bot.store.rows import add_event, claim_returning, fetch_run, run_of_row, runs_by_ids, task_json
 from bot.store.run_reads import RunReads
 from bot.store.tables import runs
 
@@ -109,7 +110,7 @@ class RunStore(RunReads):
 
     async def record_status(
         self, run_id: int, status: RunStatus, *, now: datetime, next_poll_at: datetime | None,
-        read: RunRecord | None = None,
+        read: RunRecord | None = None, tells: Callable[[Transition], bool] | None = None,
     ) -> Transition | None:
         """Store what the provider said; returns a Transition when anything a person sees changed.
 
@@ -118,6 +119,10 @@ class RunStore(RunReads):
         that ends a run or moves it out of polling changes ``final`` or ``state``), so one change is reported once.
         ``read``: the run as its poll claimed it, written against without reading it again (one statement for a
         poll that changes nothing, the common case at scale); if it changed meanwhile, it is read again.
+        ``tells``: whether a change has anything to tell (``Outcomes.tells``). A change that tells nobody (a watched
+        run found running: no card, no alert) is marked notified in the same transaction and returned as None, so
+        nobody need mark it in a second one; a change that tells someone is left unnotified until its card and
+        alerts are written (``mark_notified``), so recovery (``unnotified``) still finds it after a crash in between.
         """
         for _ in range(5):
             async with self.engine.begin() as conn:
@@ -132,6 +137,10 @@ class RunStore(RunReads):
                     return None
                 status = as_asked(before, status, now)
                 values = _status_values(before, status, now, next_poll_at)
+                visible = _visible(before, status, values)
+                silent = visible and tells is not None and _silent(before, status, values, tells)
+                if silent:  # nothing to tell: notified with the change itself, in its one transaction
+                    values["notified_state"] = values["state"]
                 result = await conn.execute(
                     update(runs)
                     .where(
@@ -146,18 +155,9 @@ class RunStore(RunReads):
                 )
                 if result.rowcount != 1:
                     continue  # someone recorded this run meanwhile: read it again
-                tasks = values["tasks"]
-                visible = (
-                    before.state != status.state.value
-                    or before.raw_status != values["raw_status"]
-                    or before.message != status.message
-                    or [task_json(t) for t in before.tasks] != tasks
-                    or before.final != status.final
-                    or before.unknown_since is not None
-                )
                 if before.state != status.state.value or before.raw_status != values["raw_status"]:
                     await add_event(conn, run_id, now, status.state.value, str(values["raw_status"]), status.message)
-                if not visible:  # nobody is told: the run need not be read back
+                if not visible or silent:  # nobody is told: the run need not be read back
                     return None
                 after = await fetch_run(conn, run_id)
             return Transition(after, before.state, after.state)
@@ -356,7 +356,7 @@ class RunStore(RunReads):
         )
         if skip:
             query = query.where(runs.c.connection.not_in(list(skip)))
-        return await claim(self.engine, runs, query, owner, now + lease, runs_by_ids)
+        return await claim_returning(self.engine, runs, query, owner, now + lease, run_of_row, runs_by_ids)
 
     async def claim_soon(
         self, owner: str, connections: Collection[str], *, until: datetime, now: datetime, limit: int, lease: timedelta
@@ -379,7 +379,7 @@ class RunStore(RunReads):
             .order_by(runs.c.next_poll_at)
             .limit(limit)
         )
-        return await claim(self.engine, runs, query, owner, now + lease, runs_by_ids)
+        return await claim_returning(self.engine, runs, query, owner, now + lease, run_of_row, runs_by_ids)
 
     async def release(self, owner: str, run_ids: Collection[int]) -> None:
         """Hand back ``owner``'s leases of these runs, untouched (claimed early for a batch that did not come)."""
@@ -441,6 +441,47 @@ def as_asked(run: RunRecord, status: RunStatus, now: datetime) -> RunStatus:
             message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),
         )
     return status
+
+
+def _visible(before: RunRecord, status: RunStatus, values: Mapping[str, object]) -> bool:
+    """Whether writing ``values`` changes anything a person sees (else nobody is told: no Transition)."""
+    return (
+        before.state != status.state.value
+        or before.raw_status != values["raw_status"]
+        or before.message != status.message
+        or [task_json(t) for t in before.tasks] != values["tasks"]
+        or before.final != status.final
+        or before.unknown_since is not None
+    )
+
+
+def _silent(
+    before: RunRecord, status: RunStatus, values: Mapping[str, object], tells: Callable[[Transition], bool]
+) -> bool:
+    """Whether the change ``values`` writes tells nobody, whether it is handled now (from ``before.state``) or by
+    recovery after a crash (from the state last notified, as ``Recovery.recover_unnotified`` hands it): only then
+    may it be marked notified with itself. An earlier change still unnotified that tells someone is never hidden."""
+    after = replace(
+        before,
+        state=StoredState(status.state.value),
+        raw_status=str(values["raw_status"]),
+        message=status.message,
+        warning=status.warning,
+        tasks=tuple(status.tasks),
+        extra=dict(status.extra),
+        final=status.final,
+        started_at=cast(datetime | None, values["started_at"]),
+        ended_at=cast(datetime | None, values["ended_at"]),
+        polls=before.polls + 1,
+        unknown_since=None,
+        last_error="",
+        next_poll_at=cast(datetime | None, values["next_poll_at"]),
+        updated_at=cast(datetime, values["updated_at"]),
+    )
+    if tells(Transition(after, before.state, after.state)):
+        return False
+    notified = before.notified_state or StoredState.QUEUED
+    return notified == before.state or not tells(Transition(after, notified, after.state))
 
 
 def _status_values(

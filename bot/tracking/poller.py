@@ -68,12 +68,16 @@ class Poller:
         metrics: Metrics | None = None,
         tick_wait: float = 1.0,
         in_flight: int = 256,
+        tells: Callable[[Transition], bool] | None = None,
     ) -> None:
         self.store = store
         self.pool = pool
         self.owner = owner
         self.now = now
         self.on_change = on_change
+        #: whether a change has anything to tell (``Outcomes.tells``): one that tells nobody is recorded notified in
+        #: its own transaction and never handed to ``on_change`` (None: every change is handed over)
+        self.tells = tells
         self.on_unknown = on_unknown
         self.on_provider_error = on_provider_error
         self.on_provider_ok = on_provider_ok
@@ -167,7 +171,8 @@ class Poller:
         async with self.pool.slot(batch.connection):
             self.polls += 1
             self.metrics.inc(POLLS, {"connection": batch.connection})
-            return await client.statuses(batch.items, since=batch.since)
+            # the pages of a batched answer beyond the first take more of the connection's slots (DataKitchen)
+            return await client.statuses(batch.items, since=batch.since, slots=self.pool.slot(batch.connection))
 
     def _start(self, run: RunRecord, batch: asyncio.Task[dict[str, RunStatus]] | None = None) -> asyncio.Task[None]:
         # a run claimed again while its last poll records what it found (the lease is handed back there) waits for it
@@ -234,7 +239,7 @@ class Poller:
             now = self.now()  # read under the lock: one pipeline's changes are recorded in the order of their times
             adjusted = await self._adjusted(run, status, now)
             change = await self.store.runs.record_status(run.id, adjusted, now=now, next_poll_at=self._next(run, now),
-                                                         read=run)
+                                                         read=run, tells=self.tells)
             if change is not None:
                 await self.on_change(change)
 

@@ -5,12 +5,22 @@ newest order run (``scount=1``); pages of ``ORDERS_PAGE`` orders (``start``/``co
 order has been seen or the kitchen has no more. An order run the page does not show (an older run of a resumed
 order), an order beyond the pages and a finished run (its details take a call of their own, as ``get_status``
 makes) are left out: the tracker asks those one by one.
+
+A kitchen with thousands of open orders is many pages (5,000 orders: 100 pages of 200 ms, 20 s one after the
+other). Given the connection's slots, the pages after the first are read ``PAGES_AT_ONCE`` at once (``_Ahead``): the
+caller's own slot reads one after the other, so reading goes on when the connection has no slot free, and each
+further page read at once takes one of the connection's slots. They are read overlapping by one order (pages of 50
+orders every 49), and taken in order, so the answer is the one read one after the other would give: a page must
+hold the last order of the page before it; one that does not was read before that page while orders were created
+(the list moved down between the two answers, and an order may have fallen between them), and is read again.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Protocol
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing
+from typing import Protocol, TypeAlias
 from urllib.parse import quote
 
 from bot.errors import ProviderResponseError
@@ -35,10 +45,20 @@ __all__ = ["kitchen_statuses", "order_pages"]
 ORDERS_PAGE = 50
 #: a batched poll pages through a kitchen's orders, newest first, until it has seen every order it asks about
 MAX_PAGES = 100
+#: pages of a kitchen's orders a batched poll reads at once (the caller's slot and the connection's free ones)
+PAGES_AT_ONCE = 8
+#: the pages read at once overlap by one order: each must hold the last order of the one before it
+_STRIDE = ORDERS_PAGE - 1
+
+Page: TypeAlias = tuple[list[Json], dict[str, list[JsonValue]]]
+Slots: TypeAlias = AbstractAsyncContextManager[object]
 
 
-async def kitchen_statuses(client: Client, runs: Sequence[tuple[Job, str]]) -> dict[str, RunStatus]:
-    """The statuses of ``runs`` (all of one kitchen) that the kitchen's order status list settles."""
+async def kitchen_statuses(
+    client: Client, runs: Sequence[tuple[Job, str]], *, slots: Slots | None = None
+) -> dict[str, RunStatus]:
+    """The statuses of ``runs`` (all of one kitchen) that the kitchen's order status list settles. ``slots``: the
+    connection's, for the pages read at once (None: one after the other)."""
     wanted: dict[str, list[str]] = {}
     for _job, run_id in runs:
         order_id, _, hid = run_id.strip().partition("/")
@@ -49,39 +69,134 @@ async def kitchen_statuses(client: Client, runs: Sequence[tuple[Job, str]]) -> d
     kitchen = runs[0][0].kitchen
     found: dict[str, RunStatus] = {}
     unseen = set(wanted)
-    pages = order_pages(client, kitchen, f"check the order runs of kitchen {kitchen}", {"scount": 1}, MAX_PAGES)
-    async for orders, by_order in pages:
-        for order in orders:
-            order_id = _order_id_of(order, ("hid",))
-            unseen.discard(order_id)
-            for run_id in wanted.get(order_id, ()):
-                status = _listed_status(client, run_id, order_id, by_order.get(order_id))
-                if status is not None:
-                    found[run_id] = status
-        if not unseen:
-            break
+    what = f"check the order runs of kitchen {kitchen}"
+    async with aclosing(order_pages(client, kitchen, what, {"scount": 1}, MAX_PAGES, slots=slots)) as pages:
+        async for orders, by_order in pages:
+            for order in orders:
+                order_id = _order_id_of(order, ("hid",))
+                unseen.discard(order_id)
+                for run_id in wanted.get(order_id, ()):
+                    status = _listed_status(client, run_id, order_id, by_order.get(order_id))
+                    if status is not None:
+                        found[run_id] = status
+            if not unseen:
+                break
     return found
 
 
 async def order_pages(
-    client: Client, kitchen: str, what: str, asked: Mapping[str, JsonValue], max_pages: int
-) -> AsyncIterator[tuple[list[Json], dict[str, list[JsonValue]]]]:
+    client: Client, kitchen: str, what: str, asked: Mapping[str, JsonValue], max_pages: int,
+    *, slots: Slots | None = None,
+) -> AsyncGenerator[Page]:
     """The pages of ``GET v2/order/status/{kitchen}`` (``asked``: the query besides ``start``/``count``): each
-    page's orders and their order runs by order id, until a short page or ``max_pages``. ``list_runs`` and the
-    batched polls both read them so."""
-    for page in range(max_pages):
-        params = {"start": page * ORDERS_PAGE, "count": ORDERS_PAGE, **asked}
-        call = Call("GET", f"v2/order/status/{quote(kitchen, safe='')}", what, params=params)
-        body = await client._body(call)
-        if not isinstance(body, dict) or not isinstance(body.get("orders", []), list):
-            raise client.caller.error(
-                ProviderResponseError,
-                f"DataKitchen's answer to {call.what} has no list of orders: {client.caller.excerpt(body, 200)!r}",
-            )
-        orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
-        yield orders, _servings_by_order(body.get("servings"))
-        if len(orders) < ORDERS_PAGE:
+    page's orders and their order runs by order id, until a short page or ``max_pages`` pages' worth of orders.
+    ``list_runs`` and the batched polls both read them so; with ``slots`` (the connection's), the pages after the
+    first are read several at once (see the module's docstring). Close it (``aclosing``) when leaving it early."""
+
+    async def read(start: int) -> Page:
+        return await _page(client, kitchen, what, asked, start)
+
+    first = await read(0)
+    yield first
+    if len(first[0]) < ORDERS_PAGE:
+        return
+    if slots is None:
+        for page in range(1, max_pages):
+            got = await read(page * ORDERS_PAGE)
+            yield got
+            if len(got[0]) < ORDERS_PAGE:
+                return
+        return
+    ahead = _Ahead(read, ORDERS_PAGE * max_pages, slots)
+    last = _last_id(first)
+    try:
+        for page in range(1, ahead.pages):
+            got = await ahead.page(page)
+            if last not in {_order_id_of(o, ("hid",)) for o in got[0]}:
+                # read before the page above it while orders came (or went): read after it, as one after the other
+                got = await read(page * _STRIDE)
+            yield got
+            if len(got[0]) < ORDERS_PAGE:
+                return
+            last = _last_id(got)
+    finally:
+        await ahead.stop()
+
+
+async def _page(client: Client, kitchen: str, what: str, asked: Mapping[str, JsonValue], start: int) -> Page:
+    params = {"start": start, "count": ORDERS_PAGE, **asked}
+    call = Call("GET", f"v2/order/status/{quote(kitchen, safe='')}", what, params=params)
+    body = await client._body(call)
+    if not isinstance(body, dict) or not isinstance(body.get("orders", []), list):
+        raise client.caller.error(
+            ProviderResponseError,
+            f"DataKitchen's answer to {call.what} has no list of orders: {client.caller.excerpt(body, 200)!r}",
+        )
+    orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
+    return orders, _servings_by_order(body.get("servings"))
+
+
+def _last_id(page: Page) -> str:
+    return _order_id_of(page[0][-1], ("hid",)) if page[0] else ""
+
+
+class _Ahead:
+    """Pages 1, 2… of the overlapping pages (``_STRIDE``) read ahead, ``PAGES_AT_ONCE`` at most at once, each
+    handed out in order (``page``). One reader goes on the caller's slot, the others each take one of ``slots`` per
+    page; a page past a short or failed one is not asked for."""
+
+    def __init__(self, read: Callable[[int], Awaitable[Page]], orders: int, slots: Slots) -> None:
+        self.read = read
+        self.pages = 1 + -(-max(0, orders - ORDERS_PAGE) // _STRIDE)  # the first, and enough to cover ``orders``
+        self.next = 1  # the next page to ask for
+        self.answers: dict[int, asyncio.Future[Page]] = {}
+        self.readers = [asyncio.create_task(self._reader(None))]
+        self.readers += [asyncio.create_task(self._reader(slots)) for _ in range(PAGES_AT_ONCE - 1)]
+
+    def _answer(self, page: int) -> asyncio.Future[Page]:
+        found = self.answers.get(page)
+        if found is None:
+            found = self.answers[page] = asyncio.get_running_loop().create_future()
+        return found
+
+    async def page(self, page: int) -> Page:
+        if page not in self.answers and page >= self.pages:  # past a short page that a later read found full
+            return await self.read(page * _STRIDE)
+        return await self._answer(page)
+
+    async def _reader(self, slot: Slots | None) -> None:
+        while self.next < self.pages:
+            if slot is None:
+                await self._read_next()
+                continue
+            async with slot:
+                if self.next < self.pages:  # others may have read the rest while this one waited for its slot
+                    await self._read_next()
+
+    async def _read_next(self) -> None:
+        page, self.next = self.next, self.next + 1
+        answer = self._answer(page)
+        try:
+            got = await self.read(page * _STRIDE)
+        except Exception as exc:  # the page's taker raises it, as the call one after the other would have
+            self.pages = min(self.pages, page + 1)
+            answer.set_exception(exc)
             return
+        if len(got[0]) < ORDERS_PAGE:  # the kitchen's last page: none after it
+            self.pages = min(self.pages, page + 1)
+        answer.set_result(got)
+
+    async def stop(self) -> None:
+        """Cancel the reads still under way, their slots handed back before the batch's answer is; the answers
+        nobody took (past the end) are dropped."""
+        for reader in self.readers:
+            reader.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
+        for answer in self.answers.values():
+            if answer.done() and not answer.cancelled():
+                answer.exception()  # retrieved: an unread page's failure is nobody's
+            else:
+                answer.cancel()
 
 
 def _listed_status(client: Client, run_id: str, order_id: str, servings: list[JsonValue] | None) -> RunStatus | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Hashable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -355,9 +356,13 @@ class Client(ProviderClient[Connection, Job]):
     def status_scope(self, job: Job) -> Hashable:
         return ("kitchen", job.kitchen)
 
-    async def statuses(self, runs: Sequence[tuple[Job, str]], *, since: datetime) -> dict[str, RunStatus]:
-        """A kitchen's runs from its order status list: ``bot/providers/datakitchen/batches.py``."""
-        return await kitchen_statuses(self, runs)
+    async def statuses(
+        self, runs: Sequence[tuple[Job, str]], *, since: datetime,
+        slots: AbstractAsyncContextManager[object] | None = None,
+    ) -> dict[str, RunStatus]:
+        """A kitchen's runs from its order status list, its pages read at once in ``slots``:
+        ``bot/providers/datakitchen/batches.py``."""
+        return await kitchen_statuses(self, runs, slots=slots)
 
     # -- operations ------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from typing import ClassVar
 
@@ -156,7 +157,10 @@ class Client(ProviderClient[Connection, Job]):
     def status_scope(self, job: Job) -> Hashable:
         return (job.account, job.environment, job.configuration_type, job.api_configuration_id())
 
-    async def statuses(self, runs: Sequence[tuple[Job, str]], *, since: datetime) -> dict[str, RunStatus]:
+    async def statuses(
+        self, runs: Sequence[tuple[Job, str]], *, since: datetime,
+        slots: AbstractAsyncContextManager[object] | None = None,
+    ) -> dict[str, RunStatus]:
         """The runs of one configuration from one ``get_last_status`` (seed lines 87-91, 198-205), without
         ``job_id`` so that every job of the configuration is in it, newest first, ``limit`` twice the runs asked
         about. A run beyond the limit, an entry naming another ``job_id`` than its run's, and an entry the bot

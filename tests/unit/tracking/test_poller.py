@@ -8,11 +8,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from sqlalchemy import event
+
 from bot.models import RunState, RunStatus
 from bot.service.clients import ClientPool
 from bot.store.records import NewRun, RunOrigin, RunRecord, Transition
 from bot.store.store import Store
 from bot.tracking.poller import Poller
+from tests.unit.store.test_silent_changes import outcomes_rule
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -171,3 +174,42 @@ async def test_a_tick_claims_every_due_run_not_only_one_batch(store: Store) -> N
     await asyncio.wait_for(poller.idle(), 5)
     assert sorted(slow.asked) == sorted(f"p-{i}" for i in range(14))
 
+
+
+async def test_a_change_that_tells_nobody_is_not_handed_over_and_costs_one_transaction(store: Store) -> None:
+    """A watched run found running has no card and no alert to update (``Outcomes.tells``): the poller records it
+    already notified, one transaction, and does not call ``on_change``; a run with a card is handed over as before."""
+    slow = SlowProvider()
+    slow.answer.set()
+    changes: list[Transition] = []
+
+    async def changed(change: Transition) -> None:
+        changes.append(change)
+
+    async def unknown(run: RunRecord) -> None:
+        raise AssertionError("the provider answered")
+
+    poller = Poller(store, cast(ClientPool, slow), owner="a", now=lambda: NOW, on_change=changed,
+                    on_unknown=unknown, lease=LEASE, tick_wait=5.0, tells=outcomes_rule)
+    carded = await _run(store, "p-card")
+    watched = [await store.runs.create(
+        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.WATCH,
+               pipeline="leads-ods", channel="C1", provider_run_id=f"w-{i}"), now=NOW, next_poll_at=NOW)
+        for i in range(3)]
+    seen: list[int] = []
+
+    def count(*_: object) -> None:
+        seen.append(1)
+
+    event.listen(store.engine.sync_engine, "commit", count)
+    try:
+        assert await asyncio.wait_for(poller.tick(), 5) == 4
+        await asyncio.wait_for(poller.idle(), 5)
+    finally:
+        event.remove(store.engine.sync_engine, "commit", count)
+    assert [c.run.id for c in changes] == [carded.id]
+    # the claim, each watched run's change, the carded run's change (its mark is the notifier's, not called here)
+    assert len(seen) == 1 + 3 + 1
+    for run in watched:
+        after = await store.runs.get(run.id)
+        assert after is not None and after.state == "running" and after.notified_state == "running"

@@ -56,12 +56,15 @@ __all__ = [
     "BrokeAfterSending",
     "Call",
     "CallTimedOut",
+    "CredentialUnsendable",
     "HttpCaller",
     "RetryPolicy",
     "Sleep",
+    "header_problem",
     "loads",
     "parse_retry_after",
     "read_capped",
+    "sendable",
 ]
 
 #: the most of one answer the bot reads; no status, list or error of a provider comes near it
@@ -73,17 +76,53 @@ _INFLATES = frozenset({"gzip", "x-gzip", "deflate"})
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def header_problem(value: str) -> str | None:
+    """Why a credential cannot go in an HTTP header as it is (never showing it), or None.
+
+    A header holds visible ASCII: httpx refuses anything else (``UnicodeEncodeError``) and aiohttp a line break
+    or a NUL (``ValueError``, "header injection"), each raised out of the call as no provider error, so every call
+    of the connection failed as the bot's own bug. The value is checked as sent: stripped (a line break at the end
+    of a file or a secret's value is dropped)."""
+    if any(c in "\r\n" for c in value):
+        return "holds a line break inside it (two values pasted together?)"
+    if any(c.isspace() for c in value):
+        return "holds a space (copied with the words around it?)"
+    if any(not c.isprintable() for c in value):
+        return "holds a control character"
+    if not value.isascii():
+        return "holds a character that is not plain ASCII (a typographic dash or quote?)"
+    return None
+
+
+class CredentialUnsendable(Exception):
+    """A credential (ours, or a token a provider's login handed out) that cannot be written in a header: nothing
+    was sent. ``HttpCaller`` makes it a ``ProviderAuthError``; ``str()`` never holds the value."""
+
+    def __init__(self, whose: str, problem: str) -> None:
+        super().__init__(f"{whose} {problem}")
+        self.whose, self.problem = whose, problem
+
+
+def sendable(value: str, whose: str) -> str:
+    """``value`` stripped, as a header may carry it; raises ``CredentialUnsendable`` for one no header can."""
+    value = value.strip()
+    problem = header_problem(value)
+    if problem is not None:
+        raise CredentialUnsendable(whose, problem)
+    return value
+
+
 class BearerToken(httpx.Auth):
-    """A static token as an ``Authorization: Bearer`` header (Rivery's API token, a Tailer token)."""
+    """A static token as an ``Authorization: Bearer`` header (Rivery's API token, a Tailer token), stripped."""
 
     def __init__(self, token: str) -> None:
-        self.token = token
+        self.token = token.strip()
 
     def secrets(self) -> list[str]:
         return [self.token]
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self.token}"
+        request.headers["Authorization"] = f"Bearer {sendable(self.token, 'the token')}"
         yield request
 
 
@@ -354,6 +393,13 @@ class HttpCaller:
                 last = self._unreachable(call, exc)
             except BodyRefused as exc:
                 raise self._refused_body(call, exc) from None
+            except CredentialUnsendable as exc:  # raised before the request was written: nothing went out
+                raise self.error(
+                    ProviderAuthError,
+                    f"The bot cannot send the credentials of connection {self.connection} to {self.provider}: "
+                    f"{exc.whose} {exc.problem}, and an HTTP header holds plain ASCII without spaces. Nothing was "
+                    f"sent to {self.provider}; check the value of its environment variable.",
+                ) from None
             else:
                 if response.is_success:
                     return response

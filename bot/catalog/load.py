@@ -287,7 +287,7 @@ def _resolve(
                 # every call would fail before it left (an HTTP header holds plain ASCII): say so here, not at run
                 problems.append(
                     f"{path}.{key}: the value of {', '.join(refs)} {problem}; it is sent in an HTTP header, which "
-                    "holds plain ASCII without spaces: copy it again"
+                    "holds plain ASCII only: copy it again"
                 )
                 reported.add(key)
                 continue

@@ -79,15 +79,13 @@ Sleep = Callable[[float], Awaitable[None]]
 def header_problem(value: str) -> str | None:
     """Why a credential cannot go in an HTTP header as it is (never showing it), or None.
 
-    A header holds visible ASCII: httpx refuses anything else (``UnicodeEncodeError``) and aiohttp a line break
-    or a NUL (``ValueError``, "header injection"), each raised out of the call as no provider error, so every call
-    of the connection failed as the bot's own bug. The value is checked as sent: stripped (a line break at the end
-    of a file or a secret's value is dropped)."""
+    A header value is ASCII without control characters (spaces and tabs are allowed inside): httpx refuses a
+    non-ASCII letter (``UnicodeEncodeError``) and aiohttp a line break or a NUL (``ValueError``, "header
+    injection"), each raised out of the call as no provider error, so every call of the connection failed as the
+    bot's own bug. The value is checked as sent: stripped (a line break at the end of a file is dropped)."""
     if any(c in "\r\n" for c in value):
         return "holds a line break inside it (two values pasted together?)"
-    if any(c.isspace() for c in value):
-        return "holds a space (copied with the words around it?)"
-    if any(not c.isprintable() for c in value):
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
         return "holds a control character"
     if not value.isascii():
         return "holds a character that is not plain ASCII (a typographic dash or quote?)"
@@ -397,7 +395,7 @@ class HttpCaller:
                 raise self.error(
                     ProviderAuthError,
                     f"The bot cannot send the credentials of connection {self.connection} to {self.provider}: "
-                    f"{exc.whose} {exc.problem}, and an HTTP header holds plain ASCII without spaces. Nothing was "
+                    f"{exc.whose} {exc.problem}, and an HTTP header holds plain ASCII only. Nothing was "
                     f"sent to {self.provider}; check the value of its environment variable.",
                 ) from None
             else:

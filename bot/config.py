@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -264,6 +264,7 @@ class Settings(BaseSettings):
             if isinstance(value := getattr(self, name), SecretStr)
         ]
         values += _database_passwords(self.database_url)
+        values += _proxy_passwords(os.environ)
         return values
 
 
@@ -292,6 +293,32 @@ def _database_passwords(url: str) -> list[str]:
     if password:
         found += [password, unquote(password)]
     found += [v for k, v in parse_qsl(url.partition("?")[2]) if k.lower() == "password"]
+    return found
+
+
+#: where httpx (the provider clients) and the Slack SDK take a proxy from, in either case
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
+    """The password of each proxy URL in the environment (``http://user:password@proxy:3128``), to redact: httpx
+    sends it in every request to a plain-http base_url as ``Proxy-Authorization: Basic base64(user:password)``, and
+    a proxy's error page that shows the request echoes it into the answer the bot quotes. As written, decoded (what
+    httpx encodes), and ``user:password`` (whose base64 is the header)."""
+    found: list[str] = []
+    for name in _PROXY_VARIABLES:
+        for variable in (name, name.lower()):
+            url = environ.get(variable, "").strip()
+            if not url:
+                continue
+            try:
+                split = urlsplit(url if "://" in url else f"http://{url}")
+                password = split.password
+            except ValueError:  # too broken to split: httpx will refuse it too
+                continue
+            if password:
+                user = unquote(split.username or "")
+                found += [password, unquote(password), f"{user}:{unquote(password)}"]
     return found
 
 

@@ -22,7 +22,7 @@ from bot.catalog.load import parse_catalog
 from bot.emulators._core import EmulatorState, Outcome
 from bot.emulators.invision import InVisionEmulator
 from bot.emulators.rivery import RiveryEmulator
-from bot.errors import ConfigError, ProviderAuthError
+from bot.errors import ConfigError, ProviderAuthError, ProviderError
 from bot.providers import datakitchen, invision, rivery, tailer
 from bot.providers._http import RetryPolicy
 from bot.providers.base import JobConfig, ProviderClient
@@ -211,3 +211,42 @@ async def test_a_datakitchen_login_answering_a_token_no_header_can_carry_is_refu
                 await client.get_status(job, "run-1")
             assert "cannot send the credentials" in str(err.value) and "login answered" in str(err.value)
     assert [path for _, path, _ in server.seen] == ["/v2/login", "/v2/login"]
+
+
+# -- a user and password in base_url --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", ["rivery", "invision"])
+async def test_a_user_and_password_in_base_url_are_never_sent_and_break_no_call(
+    provider: str, closing: list[ProviderClient[Any, Any]]
+) -> None:
+    """httpx's own transport never sent a URL's ``user:password@`` (the client's auth goes instead); aiohttp, under
+    it since the thirteenth pass, sent them as Basic auth (InVision: a provider echoing its request put
+    base64(user:password) in the error shown) or refused them beside our Authorization header with a
+    ``ValueError`` out of every call (Rivery, Tailer, DataKitchen)."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"message": "no such river"}, status=404)
+
+    async with Server(answer) as server:
+        url = server.url.replace("http://", "http://gateway:Gw-Passw0rd-xyz@")
+        client, job = _client(provider, url, "key-or-token-12345678")
+        closing.append(client)
+        with pytest.raises(ProviderError):
+            await client.trigger(job, {})
+    assert server.seen, "the request never left"
+    for _, _, headers in server.seen:
+        assert not headers.get("Authorization", "").startswith("Basic"), headers
+
+
+def test_check_refuses_a_user_and_password_in_base_url_without_quoting_them() -> None:
+    text = """
+        connections:
+          inv: {provider: invision, base_url: "https://gw:${GW_PASSWORD}@x/invision/", api_key: "${IV_KEY}"}
+          riv: {provider: rivery, base_url: "https://gw:Literal-Passw0rd@x/api", api_token: "${IV_KEY}"}
+        """
+    with pytest.raises(ConfigError) as err:
+        parse_catalog(yaml.safe_load(textwrap.dedent(text)), {"GW_PASSWORD": "Gw-Passw0rd-xyz", "IV_KEY": "key-12345678"})
+    problems = err.value.problems
+    assert len(problems) == 2 and all("holds a user name or password before its host" in p for p in problems)
+    assert not any("Passw0rd" in p or "GW_PASSWORD" in p for p in problems), problems

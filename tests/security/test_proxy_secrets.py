@@ -9,6 +9,7 @@ proxy and the real Rivery client (its redactor includes the running bot's, as ``
 from __future__ import annotations
 
 import base64
+import importlib.util
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -74,3 +75,24 @@ async def test_a_proxy_password_a_proxy_echoes_never_reaches_a_message(
     header = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     for form in (header, PASSWORD, quote(PASSWORD, safe="")):
         assert form not in text, text
+
+
+def test_a_proxy_the_bot_cannot_use_is_a_problem_never_quoting_its_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ALL_PROXY=socks5://…`` (without socksio, which the bot is not installed with) or an ``ftp://`` proxy passed
+    ``check``; the running bot then failed to make every provider client (ImportError, ValueError), an ERROR with
+    a traceback at each call."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("ALL_PROXY", f"socks5://{USER}:Secr3t-proxy-pw@127.0.0.1:1080")
+    monkeypatch.setenv("https_proxy", "ftp://Secr3t-proxy-pw@127.0.0.1:21")
+    monkeypatch.setenv("HTTP_PROXY", "127.0.0.1:3128")  # host:port alone: httpx reads it as http://
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+    problems = [p for p in settings.problems() if "prox" in p]
+    expected = ["https_proxy: the proxy's scheme 'ftp' is not one the bot can use (http, https, socks5): no provider "
+                "could be called"]
+    if importlib.util.find_spec("socksio") is None:  # how the bot is installed (requirements.txt)
+        expected.insert(0, "ALL_PROXY: a SOCKS proxy needs the socksio package, which this installation lacks: no "
+                           "provider could be called; use an http:// proxy")
+    assert sorted(problems) == sorted(expected)
+    assert not any("Secr3t" in p for p in settings.problems())

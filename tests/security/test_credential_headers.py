@@ -250,3 +250,27 @@ def test_check_refuses_a_user_and_password_in_base_url_without_quoting_them() ->
     problems = err.value.problems
     assert len(problems) == 2 and all("holds a user name or password before its host" in p for p in problems)
     assert not any("Passw0rd" in p or "GW_PASSWORD" in p for p in problems), problems
+
+
+async def test_a_tailer_token_renewal_answering_a_token_no_header_can_carry_is_refused_and_nothing_is_sent(
+    closing: list[ProviderClient[Any, Any]],
+) -> None:
+    """The same for the ID token Google's token service (or whatever answers at token_url) hands out."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if request.path == "/token":
+            return web.json_response({"id_token": "eyJh\nbGci.eyJz.sig", "refresh_token": "refresh-12345678"})
+        return web.json_response({"error": "should not be reached"}, status=500)
+
+    async with Server(answer) as server:
+        conn = tailer.Connection(
+            base_url=server.url, token_url=f"{server.url}/token", refresh_token="refresh-12345678",
+            firebase_api_key="firebase-key-12345678", timeout_seconds=5,
+        )
+        client = tailer.Client("tal", conn, retry=RETRY, sleep=_no_sleep)
+        closing.append(client)
+        job = tailer.Job(account="000099", environment="DEV", configuration_type="table-to-table", configuration_id="c")
+        with pytest.raises(ProviderAuthError) as err:
+            await client.get_status(job, "run-1")
+    assert "which no HTTP header can carry" in str(err.value)
+    assert [path for _, path, _ in server.seen] == ["/token"]

@@ -8,10 +8,11 @@ environment variable to set.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -247,6 +248,7 @@ class Settings(BaseSettings):
             found.append(f"DATABASE_URL: {problem}")
         check_url(self.slack_api_url, "SLACK_API_URL", found, [], sends="the bot token")
         check_url(self.pagerduty_events_url, "PAGERDUTY_EVENTS_URL", found, [], sends="the PagerDuty routing keys")
+        found += _proxy_problems(os.environ)
         return found
 
     def warnings(self) -> list[str]:
@@ -264,6 +266,7 @@ class Settings(BaseSettings):
             if isinstance(value := getattr(self, name), SecretStr)
         ]
         values += _database_passwords(self.database_url)
+        values += _proxy_passwords(os.environ)
         return values
 
 
@@ -292,6 +295,57 @@ def _database_passwords(url: str) -> list[str]:
     if password:
         found += [password, unquote(password)]
     found += [v for k, v in parse_qsl(url.partition("?")[2]) if k.lower() == "password"]
+    return found
+
+
+#: where httpx (the provider clients) and the Slack SDK take a proxy from, in either case
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
+    """A proxy in the environment that httpx cannot use: every provider client of the running bot would fail to be
+    made (an ``ImportError`` for SOCKS without ``socksio``, a ``ValueError`` for another scheme), each call an ERROR
+    with a traceback, while ``check`` said ok. The URL is never quoted (it may hold a password)."""
+    found: list[str] = []
+    for name in _PROXY_VARIABLES:
+        for variable in (name, name.lower()):
+            url = environ.get(variable, "").strip()
+            if not url:
+                continue
+            scheme = url.split("://", 1)[0].lower() if "://" in url else "http"  # httpx reads "host:port" as http
+            if scheme in ("socks5", "socks5h"):
+                if importlib.util.find_spec("socksio") is None:
+                    found.append(
+                        f"{variable}: a SOCKS proxy needs the socksio package, which this installation lacks: no "
+                        "provider could be called; use an http:// proxy"
+                    )
+            elif scheme not in ("http", "https"):
+                found.append(
+                    f"{variable}: the proxy's scheme {safe_text(scheme[:20])!r} is not one the bot can use (http, "
+                    "https, socks5): no provider could be called"
+                )
+    return found
+
+
+def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
+    """The password of each proxy URL in the environment (``http://user:password@proxy:3128``), to redact: httpx
+    sends it in every request to a plain-http base_url as ``Proxy-Authorization: Basic base64(user:password)``, and
+    a proxy's error page that shows the request echoes it into the answer the bot quotes. As written, decoded (what
+    httpx encodes), and ``user:password`` (whose base64 is the header)."""
+    found: list[str] = []
+    for name in _PROXY_VARIABLES:
+        for variable in (name, name.lower()):
+            url = environ.get(variable, "").strip()
+            if not url:
+                continue
+            try:
+                split = urlsplit(url if "://" in url else f"http://{url}")
+                password = split.password
+            except ValueError:  # too broken to split: httpx will refuse it too
+                continue
+            if password:
+                user = unquote(split.username or "")
+                found += [password, unquote(password), f"{user}:{unquote(password)}"]
     return found
 
 

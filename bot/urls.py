@@ -47,6 +47,14 @@ def check_url(
     if parsed.scheme not in ("http", "https") or not parsed.host:
         problems.append(f"{path}: {shown} is not an http(s) URL; write it like https://host/path")
         return
+    if parsed.userinfo:
+        # never sent (the connection's own credentials are), yet quoted wherever the URL is: a password in plain
+        # sight in the catalog, the logs, error messages
+        problems.append(
+            f"{path}: the URL holds a user name or password before its host (user:…@; not quoted here); the bot "
+            "never sends them: remove them and give the credentials in their own fields"
+        )
+        return
     host = parsed.host.rstrip(".").lower()
     address = _address(host)
     if host in METADATA_HOSTS or (

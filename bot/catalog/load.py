@@ -282,6 +282,15 @@ def _resolve(
                 )
                 reported.add(key)
                 continue
+            problem = model.unsendable(key, value) if secret else None
+            if problem is not None:
+                # every call would fail before it left (an HTTP header holds plain ASCII): say so here, not at run
+                problems.append(
+                    f"{path}.{key}: the value of {', '.join(refs)} {problem}; it is sent in an HTTP header, which "
+                    "holds plain ASCII only: copy it again"
+                )
+                reported.add(key)
+                continue
         elif secret and value is not None:
             problems.append(f"{path}.{key}: must be a reference to an environment variable, like ${{{key.upper()}}}")
             reported.add(key)

@@ -18,6 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from bot.catalog.pagerduty import PagerDutyService
+from bot.ops.text import UNTYPABLE
 from bot.providers.base import JobConfig
 
 __all__ = [
@@ -119,6 +120,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: the longest parameter value: as long as a whole command may be
+MAX_VALUE = 4_000
+
+
 class ParameterSpec(_Strict):
     """One run parameter a pipeline accepts. ``name: value`` in YAML is short for ``{default: value}``."""
 
@@ -151,6 +156,12 @@ class ParameterSpec(_Strict):
 
     def problem_with(self, value: str) -> str | None:
         """Why ``value`` is not acceptable, or None."""
+        # the command's own checks, for values that never went through its text: the modal's, a Workflow Builder
+        # step's (its parameters are not capped by Slack's command box), the catalog's
+        if len(value) > MAX_VALUE:
+            return f"is {len(value):,} characters long; a parameter takes at most {MAX_VALUE:,}"
+        if untypable := UNTYPABLE.search(value):
+            return f"contains an invisible control character (U+{ord(untypable.group()):04X}); retype it without"
         # [0-9], not \d: int() and \d take any script's digits (١٢٣), which a provider would not read as a number
         if self.type == "int" and not re.fullmatch(r"[+-]?[0-9]+", value):
             return "must be a whole number written with the digits 0-9, like 42"

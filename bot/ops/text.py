@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["escape", "human_duration", "mention", "mention_group", "mention_user", "principal_mention",
+__all__ = ["UNTYPABLE", "escape", "human_duration", "mention", "mention_group", "mention_user", "principal_mention",
            "slack_date", "visible"]
 
 _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -25,6 +25,13 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 #: control characters other than tab, newline and carriage return (C0, DEL, C1): what Slack does with them is
 #: not documented, and they are invisible where shown
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+#: control characters (C0, DEL, C1) but the whitespace a command splits on, and the bidi controls that make text
+#: display in an order other than the one it is stored in: nobody types them in Slack's box, PostgreSQL refuses NUL
+#: in text, and a right-to-left override in a value echoed to a channel disguises what it says. Refused in a
+#: command's text and in every run parameter's value (typed in a command, in the modal, in a Workflow Builder step)
+UNTYPABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def escape(text: str) -> str:

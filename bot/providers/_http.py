@@ -25,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import cast
 
@@ -56,12 +58,15 @@ __all__ = [
     "BrokeAfterSending",
     "Call",
     "CallTimedOut",
+    "CredentialUnsendable",
     "HttpCaller",
     "RetryPolicy",
     "Sleep",
+    "header_problem",
     "loads",
     "parse_retry_after",
     "read_capped",
+    "sendable",
 ]
 
 #: the most of one answer the bot reads; no status, list or error of a provider comes near it
@@ -73,17 +78,51 @@ _INFLATES = frozenset({"gzip", "x-gzip", "deflate"})
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def header_problem(value: str) -> str | None:
+    """Why a credential cannot go in an HTTP header as it is (never showing it), or None.
+
+    A header value is ASCII without control characters (spaces and tabs are allowed inside): httpx refuses a
+    non-ASCII letter (``UnicodeEncodeError``) and aiohttp a line break or a NUL (``ValueError``, "header
+    injection"), each raised out of the call as no provider error, so every call of the connection failed as the
+    bot's own bug. The value is checked as sent: stripped (a line break at the end of a file is dropped)."""
+    if any(c in "\r\n" for c in value):
+        return "holds a line break inside it (two values pasted together?)"
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+        return "holds a control character"
+    if not value.isascii():
+        return "holds a character that is not plain ASCII (a typographic dash or quote?)"
+    return None
+
+
+class CredentialUnsendable(Exception):
+    """A credential (ours, or a token a provider's login handed out) that cannot be written in a header: nothing
+    was sent. ``HttpCaller`` makes it a ``ProviderAuthError``; ``str()`` never holds the value."""
+
+    def __init__(self, whose: str, problem: str) -> None:
+        super().__init__(f"{whose} {problem}")
+        self.whose, self.problem = whose, problem
+
+
+def sendable(value: str, whose: str) -> str:
+    """``value`` stripped, as a header may carry it; raises ``CredentialUnsendable`` for one no header can."""
+    value = value.strip()
+    problem = header_problem(value)
+    if problem is not None:
+        raise CredentialUnsendable(whose, problem)
+    return value
+
+
 class BearerToken(httpx.Auth):
-    """A static token as an ``Authorization: Bearer`` header (Rivery's API token, a Tailer token)."""
+    """A static token as an ``Authorization: Bearer`` header (Rivery's API token, a Tailer token), stripped."""
 
     def __init__(self, token: str) -> None:
-        self.token = token
+        self.token = token.strip()
 
     def secrets(self) -> list[str]:
         return [self.token]
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self.token}"
+        request.headers["Authorization"] = f"Bearer {sendable(self.token, 'the token')}"
         yield request
 
 
@@ -103,21 +142,27 @@ class RetryPolicy:
         return base * (0.5 + random.random() / 2)  # jitter keeps many clients from retrying in step
 
 
+#: the longest ``Retry-After`` taken as given; every user clamps it further (a start waits 10 minutes at most)
+RETRY_AFTER_MAX = 86_400.0
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: either a number or an HTTP date."""
+    """``Retry-After`` as seconds, between 0 and ``RETRY_AFTER_MAX``: delay-seconds (RFC 9110: digits; a fraction
+    is taken) or an HTTP date; anything else is None. ``float()`` alone took ``nan``, ``inf``, ``1e20`` (and any
+    script's digits): a provider's ``Retry-After: nan`` on a refused start made the wait a ``ValueError`` (``1e20``
+    an ``OverflowError``) out of ``timedelta``, and ``/pipeline run`` "something went wrong"."""
     if not value:
         return None
+    text = value.strip()
+    if re.fullmatch(r"[0-9]{1,12}(\.[0-9]{0,9})?", text):
+        return min(float(text), RETRY_AFTER_MAX)
     try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    import datetime as _dt
-
-    return max((when - _dt.datetime.now(_dt.UTC)).total_seconds(), 0.0)
+    if when.tzinfo is None:  # "-0000" in the date: UTC without saying so
+        when = when.replace(tzinfo=UTC)
+    return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), RETRY_AFTER_MAX)
 
 
 class BrokeAfterSending(httpx.NetworkError):
@@ -355,6 +400,13 @@ class HttpCaller:
                 last = self._unreachable(call, exc)
             except BodyRefused as exc:
                 raise _told(self._refused_body(call, exc), unknown) from None
+            except CredentialUnsendable as exc:  # raised before the request was written: nothing went out
+                raise _told(self.error(
+                    ProviderAuthError,
+                    f"The bot cannot send the credentials of connection {self.connection} to {self.provider}: "
+                    f"{exc.whose} {exc.problem}, and an HTTP header holds plain ASCII only. Nothing was "
+                    f"sent to {self.provider}; check the value of its environment variable.",
+                ), unknown) from None
             else:
                 if response.is_success:
                     return response

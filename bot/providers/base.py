@@ -25,7 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bot.errors import OperationNotSupported
 from bot.models import JsonValue, RunLog, RunLogPage, RunStatus, Stats, Triggered, TriggerLimit
-from bot.providers._http import ACCEPT_ENCODING, Call, HttpCaller, RetryPolicy, Sleep, _default_error_text
+from bot.providers._http import (
+    ACCEPT_ENCODING,
+    Call,
+    HttpCaller,
+    RetryPolicy,
+    Sleep,
+    _default_error_text,
+    header_problem,
+)
 from bot.providers.shards import ShardedTransport, tls_context
 from bot.providers.transport import AiohttpTransport
 
@@ -60,6 +68,20 @@ class ConnectionConfig(BaseModel):
     console_url: str | None = Field(default=None, description="web console, for links on cards")
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     max_concurrency: int = Field(default=8, ge=1, le=256, description="parallel status calls")
+
+    #: secret fields whose value goes in an HTTP header (``check`` refuses one no header can carry)
+    header_secrets: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def header_value(cls, field: str, value: str) -> str | None:
+        """``value`` of ``field`` as a header carries it (stripped), or None for a field sent otherwise."""
+        return value.strip() if field in cls.header_secrets else None
+
+    @classmethod
+    def unsendable(cls, field: str, value: str) -> str | None:
+        """Why ``value`` of ``field`` cannot go in its HTTP header (never showing it), or None."""
+        sent = cls.header_value(field, value)
+        return header_problem(sent) if sent is not None else None
 
     def secret_values(self) -> list[str]:
         """Every secret of this connection in clear, for redaction of error messages."""

@@ -21,7 +21,7 @@ from bot.errors import (
     TriggerOutcomeUnknown,
 )
 from bot.models import JsonValue, RunState, RunStatus, Triggered
-from bot.providers._http import Call
+from bot.providers._http import Call, sendable
 from bot.providers.base import ConnectionConfig, JobConfig, ProviderClient
 
 __all__ = ["Client", "Connection", "Job", "map_status"]
@@ -44,6 +44,7 @@ def map_status(raw: str | None) -> RunState:
 
 class Connection(ConnectionConfig):
     provider: Literal["invision"] = "invision"
+    header_secrets: ClassVar[frozenset[str]] = frozenset({"api_key"})
     base_url: str = Field(description="the InVision site, e.g. https://host/invision/")
     api_key: SecretStr
 
@@ -62,7 +63,7 @@ class _ApiKey(httpx.Auth):
         self._key = key
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["x-api-key"] = self._key.get_secret_value()
+        request.headers["x-api-key"] = sendable(self._key.get_secret_value(), "the API key")
         yield request
 
 

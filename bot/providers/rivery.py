@@ -106,6 +106,7 @@ def map_status(raw: str | None) -> RunState:
 
 class Connection(ConnectionConfig):
     provider: Literal["rivery"] = "rivery"
+    header_secrets: ClassVar[frozenset[str]] = frozenset({"api_token"})
     base_url: str = Field(
         default=LEGACY_BASE_URL,
         description="legacy: https://console.rivery.io/api (US) or https://api.eu-west-1.rivery.io (EU: the API "

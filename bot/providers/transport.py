@@ -17,7 +17,8 @@ What httpx's own transport guarantees and the bot relies on, kept here:
   ``WriteTimeout``, ``ReadTimeout`` from the request's ``timeout`` extension. Cancellation stays cancellation;
 - no retry of its own: aiohttp resends a GET or PUT whose connection broke, and a DataKitchen trigger is a PUT;
 - the answer streamed as it came (no inflating: ``read_capped`` inflates under its cap), never buffered whole;
-  closing it unread closes its connection; no redirects, no cookies kept, no header of aiohttp's own;
+  closing it unread closes its connection; no redirects, no cookies kept, no header of aiohttp's own (nor the
+  Basic auth aiohttp makes of a URL's ``user:password@``);
 - TLS verified with ``tls_context()`` (passed in by ``base.py``). aiohttp reads no environment: a proxy from it is
   httpx's own transport, which ``httpx.AsyncClient`` mounts per scheme ahead of the client's own transport (this
   one); a host in ``NO_PROXY`` gets this one.
@@ -236,7 +237,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             async with timer:
                 response = await session.request(
                     request.method,
-                    URL(str(request.url), encoded=True),
+                    # without the URL's user and password: aiohttp would send them as Basic auth (or refuse them
+                    # beside our Authorization header with a ValueError); httpx's own transports never send them
+                    URL(str(request.url), encoded=True).with_user(None),
                     headers=headers,
                     data=body or None,
                     allow_redirects=False,

@@ -92,7 +92,8 @@ def resolve_parameters(pipeline: Parameterized, given: Mapping[str, str]) -> dic
             continue
         problem = spec.problem_with(value)
         if problem:
-            problems.append(f"`{escape(name)}={escape(value)}` {problem}")
+            shown = value if len(value) <= 80 else value[:79] + "…"  # a refused value may be long (a step's)
+            problems.append(f"`{escape(name)}={escape(shown)}` {problem}")
             continue
         resolved[name] = value
     if problems:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from bot.errors import (
     ProviderError,
 )
-from bot.providers._http import MAX_BODY_BYTES, loads, read_capped
+from bot.providers._http import MAX_BODY_BYTES, CredentialUnsendable, header_problem, loads, read_capped, sendable
 from bot.providers.datakitchen.answers import _has_error, _words
 
 Clock = Callable[[], float]
@@ -83,6 +83,8 @@ class _Session(httpx.Auth):
         )
 
     def _adopt(self, token: str) -> None:
+        if header_problem(token) is not None:  # a renewal no header can carry: the current token still holds
+            return
         self._token = token
         self._expires_at = jwt_expiry(token)
         self._quiet_until = 0.0
@@ -128,7 +130,7 @@ class _Session(httpx.Auth):
 
     @staticmethod
     def _signed(request: httpx.Request, token: str | None) -> httpx.Request:
-        request.headers["Authorization"] = f"Bearer {token}"
+        request.headers["Authorization"] = f"Bearer {sendable(token or '', 'the token DataKitchen logged in with')}"
         return request
 
     @staticmethod
@@ -173,6 +175,9 @@ class _Session(httpx.Auth):
             raise self._refuse(response)
         if not token:
             raise self._malformed(f"DataKitchen answered the login of user {self._username!r} without a token.")
+        problem = header_problem(token)
+        if problem is not None:  # nothing sent with it; the next call logs in again
+            raise CredentialUnsendable("the token DataKitchen's login answered with", problem)
         self._adopt(token)
         return True
 

@@ -22,7 +22,7 @@ from bot.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from bot.providers._http import BearerToken, loads, read_capped
+from bot.providers._http import BearerToken, header_problem, loads, read_capped
 from bot.providers.tailer.config import Connection, ServiceAccountKey
 
 
@@ -213,6 +213,12 @@ class FirebaseSession(httpx.Auth):
                 ProviderAuthError,
                 "Google's token service answered a renewal of the Tailer token without id_token: nothing was sent "
                 "to Tailer.",
+            )
+        if header_problem(token.strip()) is not None:
+            raise self._error(  # adopted, it would fail every call to Tailer until the next renewal
+                ProviderAuthError,
+                "Google's token service answered a renewal of the Tailer token with an id_token that "
+                f"{header_problem(token.strip())}, which no HTTP header can carry: nothing was sent to Tailer.",
             )
         self._token = token.strip()
         self._expires = jwt_expiry(self._token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -57,6 +57,7 @@ class Connection(ConnectionConfig):
     ``service_account_json``, ``service_account_file``."""
 
     provider: Literal["tailer"] = "tailer"
+    header_secrets: ClassVar[frozenset[str]] = frozenset({"token"})
     base_url: str = DEFAULT_BASE_URL
     console_url: str | None = "https://studio.tailer.ai"
     token: SecretStr | None = Field(
@@ -76,6 +77,12 @@ class Connection(ConnectionConfig):
     )
     service_account_file: str | None = Field(default=None, description="path of a service-account key file")
     audience: str | None = Field(default=None, description="JWT audience; default: the base URL's scheme and host")
+
+    @classmethod
+    def header_value(cls, field: str, value: str) -> str | None:
+        """The static token as sent: stripped, without a ``Bearer`` before it (``auth._StaticToken``)."""
+        sent = super().header_value(field, value)
+        return sent[7:].strip() if sent is not None and sent.lower().startswith("bearer ") else sent
 
     @field_validator("service_account_json")
     @classmethod

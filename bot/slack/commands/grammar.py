@@ -15,10 +15,10 @@ The command table is ``table.py``, tokens and parameters ``words.py``, one conve
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
 
+from bot.ops.text import UNTYPABLE
 from bot.slack.commands.arguments import CONVERTERS, SHAPED, pipeline_or_workflow
 from bot.slack.commands.table import (
     BY_WORD,
@@ -52,10 +52,8 @@ __all__ = [
     "spec_named",
 ]
 
-# control characters (C0, DEL, C1) but the whitespace the tokenizer splits on, and the bidi controls that make
-# text display in an order other than the one it is stored in: nobody types them in Slack's box, PostgreSQL
-# refuses NUL in text, and a right-to-left override in an id echoed to a channel disguises what it names
-_UNTYPABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# control and bidi characters (bot/ops/text.py UNTYPABLE)
+_UNTYPABLE = UNTYPABLE
 
 
 # -- the parser ------------------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""A proxy's password from the environment (fourteenth independent pass, b).
+
+httpx takes ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` from the environment and sends each request to a plain-http
+base_url through it with ``Proxy-Authorization: Basic base64(user:password)``. A proxy whose error page shows the
+request it refused (407, 403 by policy, a gateway error) puts that header in the answer the bot quotes to the person:
+the bot knew no proxy password, so the base64 reached Slack and the logs. Run with a real local server as the
+proxy and the real Rivery client (its redactor includes the running bot's, as ``pipeline-bot run`` sets it up)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+
+from bot.config import Settings
+from bot.errors import ProviderError
+from bot.ops.redact import PROCESS, Redactor
+from bot.providers import rivery
+from bot.providers._http import RetryPolicy
+
+USER, PASSWORD = "proxy-user", 'Pr0xy pa55&w%rd+"\u00e9'
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[str]:
+    """A proxy refusing every request with a page that shows the request's headers, as a debugging or verbose
+    proxy does."""
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        shown = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
+        return web.Response(status=407, text=f"Access denied for:\n{request.method} {request.url}\n{shown}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "all_proxy"])
+async def test_a_proxy_password_a_proxy_echoes_never_reaches_a_message(
+    variable: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv(variable, f"http://{USER}:{quote(PASSWORD, safe='')}@{proxy}")
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+    secrets = Redactor(settings.secret_values())
+    PROCESS.include(secrets)
+    try:
+        conn = rivery.Connection(base_url="http://rivery.invalid/api", api_token="rivery-token-5f2c9a")
+        client = rivery.Client("riv", conn, retry=RetryPolicy(attempts=1), sleep=_no_sleep)
+        try:
+            with pytest.raises(ProviderError) as err:
+                await client.trigger(rivery.Job(river_id="r1"), {})
+        finally:
+            await client.aclose()
+    finally:
+        PROCESS.exclude(secrets)
+    text = str(err.value)
+    assert "Access denied" in text and "HTTP 407" in text, text  # the proxy was asked, and its page quoted
+    header = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    for form in (header, PASSWORD, quote(PASSWORD, safe="")):
+        assert form not in text, text
+
+
+def test_a_proxy_the_bot_cannot_use_is_a_problem_never_quoting_its_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ALL_PROXY=socks5://…`` (without socksio, which the bot is not installed with) or an ``ftp://`` proxy passed
+    ``check``; the running bot then failed to make every provider client (ImportError, ValueError), an ERROR with
+    a traceback at each call."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("ALL_PROXY", f"socks5://{USER}:Secr3t-proxy-pw@127.0.0.1:1080")
+    monkeypatch.setenv("https_proxy", "ftp://Secr3t-proxy-pw@127.0.0.1:21")
+    monkeypatch.setenv("HTTP_PROXY", "127.0.0.1:3128")  # host:port alone: httpx reads it as http://
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+    problems = [p for p in settings.problems() if "prox" in p]
+    expected = ["https_proxy: the proxy's scheme 'ftp' is not one the bot can use (http, https, socks5): no provider "
+                "could be called"]
+    if importlib.util.find_spec("socksio") is None:  # how the bot is installed (requirements.txt)
+        expected.insert(0, "ALL_PROXY: a SOCKS proxy needs the socksio package, which this installation lacks: no "
+                           "provider could be called; use an http:// proxy")
+    assert sorted(problems) == sorted(expected)
+    assert not any("Secr3t" in p for p in settings.problems())

@@ -27,6 +27,7 @@ from bot.delivery.steps import StepCompletions
 from bot.models import Json, JsonValue
 from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
+from bot.ops.retry_after import parse_retry_after
 from bot.ops.ticks import TickGuard
 from bot.store import keys
 from bot.store.away import database_away
@@ -59,6 +60,9 @@ CHANNEL_PROBLEMS = {
         "the channel in the catalog"
     ),
 }
+#: the longest wait a ``Retry-After`` from Slack is taken for: Slack asks for seconds; a larger value (or whatever
+#: answers at SLACK_API_URL) never leaves a card or message waiting in the store for more than this before a new try
+SLACK_RETRY_AFTER_MAX = 300.0
 CARD_EVENT = "pipeline_bot_card"
 MESSAGE_EVENT = "pipeline_bot_message"
 # Slack answers these for good: retrying cannot help, an operator has to act
@@ -473,10 +477,8 @@ class Deliverer:
             header = (getattr(response, "headers", None) or {}).get("Retry-After") or (
                 getattr(response, "headers", None) or {}
             ).get("retry-after")
-            try:
-                return max(float(header), 1.0) if header else 1.0
-            except ValueError:
-                return 1.0
+            wait = parse_retry_after(header)  # digits or a date; "nan", "inf", "1e20" are no header
+            return min(max(wait, 1.0), SLACK_RETRY_AFTER_MAX) if wait is not None else 1.0
         if status >= 500 or error in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
             return 2.0
         if error in PERMANENT:

@@ -25,13 +25,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import cast
 
 import httpx
@@ -47,6 +44,7 @@ from bot.errors import (
 )
 from bot.models import JsonValue, RunStatus
 from bot.ops.redact import PROCESS, Redactor
+from bot.ops.retry_after import parse_retry_after
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -140,29 +138,6 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), self.max_retry_after)
         base = min(self.backoff * 2.0 ** (attempt - 1), self.max_backoff)
         return base * (0.5 + random.random() / 2)  # jitter keeps many clients from retrying in step
-
-
-#: the longest ``Retry-After`` taken as given; every user clamps it further (a start waits 10 minutes at most)
-RETRY_AFTER_MAX = 86_400.0
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds, between 0 and ``RETRY_AFTER_MAX``: delay-seconds (RFC 9110: digits; a fraction
-    is taken) or an HTTP date; anything else is None. ``float()`` alone took ``nan``, ``inf``, ``1e20`` (and any
-    script's digits): a provider's ``Retry-After: nan`` on a refused start made the wait a ``ValueError`` (``1e20``
-    an ``OverflowError``) out of ``timedelta``, and ``/pipeline run`` "something went wrong"."""
-    if not value:
-        return None
-    text = value.strip()
-    if re.fullmatch(r"[0-9]{1,12}(\.[0-9]{0,9})?", text):
-        return min(float(text), RETRY_AFTER_MAX)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:  # "-0000" in the date: UTC without saying so
-        when = when.replace(tzinfo=UTC)
-    return min(max((when - datetime.now(UTC)).total_seconds(), 0.0), RETRY_AFTER_MAX)
 
 
 class BrokeAfterSending(httpx.NetworkError):

@@ -17,7 +17,7 @@ __all__ = ["Fault", "Faults"]
 class Fault:
     status: int
     error: str | None
-    retry_after: int | None
+    retry_after: int | str | None  # a str: a header as a broken server may write it ("nan")
     delay: float = 0.0
 
 
@@ -35,7 +35,7 @@ class Faults:
         method: str,
         *,
         status: int | None = None,
-        retry_after: int = 1,
+        retry_after: int | str = 1,
         times: int = 1,
         error: str | None = None,
     ) -> None:

@@ -279,3 +279,29 @@ async def test_a_reply_in_a_channel_that_takes_no_thread_replies_is_posted_in_th
     await deliverer.tick()
     assert "Details: table missing. cc <@U0BOB>" in [m.text for m in slack.messages("C0GENERAL")]
     assert await sqlite_store.unsent() == 0
+
+
+@pytest.mark.parametrize(
+    ("header", "waited"), [("nan", 1.0), ("inf", 1.0), ("1e+20", 1.0), ("86400", 300.0), ("7", 7.0)]
+)
+async def test_a_retry_after_from_slack_that_is_no_number_delays_the_post_sanely(
+    sqlite_store: Store, slack: FakeSlack, header: str, waited: float
+) -> None:
+    """A 429 whose ``Retry-After`` is ``nan``, ``inf`` or ``1e+20`` (whatever answers at SLACK_API_URL: a proxy, a
+    gateway) was read with ``float()``: the message's next try became ``timedelta(seconds=nan)``, a ValueError out
+    of the delivery tick, every tick, the message never sent (fourteenth pass (b)'s low). Now such a header is no
+    header (1 s), a day is capped at 5 minutes, and the message goes out."""
+    deliverer, run_id = await deliverer_with_a_card(sqlite_store, slack)
+    await sqlite_store.outbox.enqueue(f"note:{run_id}", kind=OutboxKind.POST, run_id=run_id, channel="C0GENERAL",
+                                      text="the run failed", now=NOW)
+    slack.fail_next("chat.postMessage", retry_after=header)
+    await deliverer.tick()  # refused, 429
+    later = [NOW + timedelta(seconds=waited - 0.5), NOW + timedelta(seconds=waited + 0.5)]
+    deliverer.now = lambda: later[0]
+    await deliverer.tick()
+    assert not [c for c in slack.calls_to("chat.postMessage") if c.ok and c.params.get("text") == "the run failed"]
+    deliverer.now = lambda: later[1]
+    deliverer.pacer = ChannelPacer(clock=lambda: 10_000.0)
+    await deliverer.tick()
+    assert [c for c in slack.calls_to("chat.postMessage") if c.ok and c.params.get("text") == "the run failed"]
+    assert await sqlite_store.unsent() == 0

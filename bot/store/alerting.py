@@ -152,8 +152,13 @@ class AlertStore:
         now: datetime,
     ) -> tuple[Alert, bool]:
         told = await _alert_counting(conn, pipeline, run_id)
-        if told is not None:
-            return told, False  # the same failure told twice (a retried notification): counted once
+        if told is not None:  # the same failure told twice (a retried notification): counted once
+            if told.last_run_id == run_id and told.recovered_at is None and told.message != message[:4000]:
+                # not a repeat but the run's real end: its start was given up and alerted ("unknown whether it
+                # started"), then its trigger answered after all and the run failed: the alert says why now
+                await conn.execute(update(alerts).where(alerts.c.id == told.id).values(message=message[:4000]))
+                return await _alert(conn, told.id), False
+            return told, False
         query = (
             select(alerts)
             .where(
@@ -241,8 +246,13 @@ class AlertStore:
             rows = list((await conn.execute(query)).mappings())
             failed = await _began(conn, [i for r in rows for i in (r["runs"] or [])])
             began = success[run_id]
-            # every counted failure (those still stored) began before this run: its latest one included
-            ids = [r["id"] for r in rows if all(failed[i].before(began) for i in (r["runs"] or []) if i in failed)]
+            # every counted failure (those still stored) began before this run: its latest one included. The run
+            # itself may be one of them: a start given up "unknown whether it started" (a schedule's is alerted)
+            # whose trigger then answered after all, so its tracking resumed; its success answers that alert too
+            ids = [
+                r["id"] for r in rows
+                if all(i == run_id or failed[i].before(began) for i in (r["runs"] or []) if i in failed)
+            ]
             if not ids:
                 return []
             await conn.execute(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -53,6 +54,7 @@ class Alerter:
         suppress: timedelta = timedelta(hours=1),
         down_after: timedelta = timedelta(minutes=2),
         credential_warning: timedelta = timedelta(minutes=10),
+        failing_refresh: timedelta = timedelta(seconds=30),
         metrics: Metrics | None = None,
         pager: Pager | None = None,
         console_url: ConsoleUrl | None = None,
@@ -70,7 +72,11 @@ class Alerter:
         self.credential_warning = credential_warning
         self.metrics = metrics or Metrics()
         self._failing: set[str] = set()  # connections known to be failing: keeps a healthy poll free of writes
-        self._loaded = False
+        # read again from the store every ``failing_refresh``: another replica may have seen the connection fail
+        # (and posted its "cannot reach"), then died or stopped polling it; its "back" notice is this process's
+        # to give, which a copy read once at start never knew of
+        self.failing_refresh = failing_refresh.total_seconds()
+        self._loaded_at: float | None = None
         self._loading = asyncio.Lock()  # the first tick's thousands of polls read the failing connections once
 
     # -- failures ---------------------------------------------------------------------------
@@ -204,15 +210,34 @@ class Alerter:
         await self._load()
         if connection not in self._failing:
             return
-        self._failing.discard(connection)
+        self._failing.discard(connection)  # before the write: the polls landing meanwhile write nothing
         now = self.now()
-        before = await self.store.alerting.connection_ok(connection, now=now)
+        try:
+            before = await self.store.alerting.connection_ok(connection, now=now)
+        except BaseException:  # the database away: still failing in the store, so still here, told back later
+            self._failing.add(connection)
+            raise
         if before is None or before.alert_id is None or before.alert_id < 0:
             return
-        alert = await self.store.alerting.close_alert(before.alert_id, now=now)
+        alert = await self.store.alerting.get(before.alert_id)  # closed with the health row, in its transaction
         if alert is None:
             return
         await self.reporter.connection_back(keys.health_message(connection, alert.id), alert, self._display(connection))
+
+    async def backs_untold(self, *, within: timedelta = timedelta(days=1)) -> int:
+        """Connections back whose "answers again" was never written: the process stopped (or the database went away)
+        between closing the alert, with the health row, and writing its message and notice. Told now (the message
+        redrawn, the notice once: its key). Returns how many. Run at start and with recovery's periodic job."""
+        told = 0
+        for alert in await self.store.alerting.closed_unreachable(since=self.now() - within):
+            if alert.connection is None:
+                continue
+            key = keys.health_message(alert.connection, alert.id)
+            if await self.store.outbox.written_at(keys.back(key)) is not None:
+                continue
+            await self.reporter.connection_back(key, alert, self._display(alert.connection))
+            told += 1
+        return told
 
     async def check_credentials(self) -> None:
         """Credentials the bot cannot renew itself: one notice before they expire (fleet-wide: the outbox key is
@@ -244,12 +269,15 @@ class Alerter:
                 )
 
     async def _load(self) -> None:
-        if self._loaded:
+        if not self._stale():
             return
         async with self._loading:
-            if not self._loaded:
+            if self._stale():
                 self._failing = {h.connection for h in await self.store.alerting.failing_connections()}
-                self._loaded = True
+                self._loaded_at = time.monotonic()
+
+    def _stale(self) -> bool:
+        return self._loaded_at is None or time.monotonic() - self._loaded_at >= self.failing_refresh
 
     def _any_channel(self, connection: str) -> str | None:
         for pipeline in self.catalog.pipelines.values():

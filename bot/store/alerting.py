@@ -403,7 +403,10 @@ class AlertStore:
             return _health(await _health_row(conn, connection))
 
     async def connection_ok(self, connection: str, *, now: datetime) -> Health | None:
-        """The connection answered. Returns its former state when it had been failing, else None."""
+        """The connection answered. Returns its former state when it had been failing, else None. Its "cannot
+        reach" alert, if it had one, is closed in the same transaction: closed in a second one, a stop (or the
+        database away) between the two left the alert open for good, its connection no longer failing to close it.
+        """
         async with self.engine.begin() as conn:
             row = await _health_row(conn, connection)
             if row is None or row["failing_since"] is None:
@@ -414,6 +417,8 @@ class AlertStore:
                 .where(connection_health.c.connection == connection)
                 .values(failing_since=None, alert_id=None, updated_at=now)
             )
+            if before.alert_id is not None and before.alert_id > 0:
+                await _close(conn, before.alert_id, now=now)
             return before
 
     async def claim_unreachable_alert(
@@ -455,13 +460,19 @@ class AlertStore:
             )
             return await _alert(conn, alert_id)
 
-    async def close_alert(self, alert_id: int, *, now: datetime) -> Alert | None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(alerts).where(alerts.c.id == alert_id).values(state=AlertState.RECOVERED.value, recovered_at=now)
+    async def closed_unreachable(self, *, since: datetime) -> list[Alert]:
+        """The "cannot reach" alerts closed since ``since`` (their connections answered again), oldest first."""
+        query = (
+            select(alerts)
+            .where(
+                alerts.c.kind == AlertKind.UNREACHABLE.value,
+                alerts.c.state == AlertState.RECOVERED.value,
+                alerts.c.recovered_at >= since,
             )
-            row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().first()
-            return _from(row) if row else None
+            .order_by(alerts.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [_from(r) for r in (await conn.execute(query)).mappings()]
 
     async def failing_connections(self) -> list[Health]:
         query = select(connection_health).where(connection_health.c.failing_since.is_not(None))
@@ -634,6 +645,15 @@ async def _reopen(
     )
     await add_event(conn, row["id"], EventKind.REOPENED, at=now, run_id=run_id)
     return await _alert(conn, row["id"])
+
+
+async def _close(conn: AsyncConnection, alert_id: int, *, now: datetime) -> None:
+    """A connection's "cannot reach" alert: it answers again (once: a second close keeps the first time)."""
+    await conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id)
+        .values(state=AlertState.RECOVERED.value, recovered_at=func.coalesce(alerts.c.recovered_at, now))
+    )
 
 
 async def _alert_counting(conn: AsyncConnection, pipeline: str, run_id: int) -> Alert | None:

@@ -129,7 +129,12 @@ class Alerter:
         recovered = await self.store.alerting.recover(run.pipeline, run.id, now=self.now(), paged=paged)
         if self.pager is not None:
             await self.pager.resolve(recovered)
-        for alert in recovered:
+        # and those this success resolved at an earlier telling: a stop (or the database away) between the
+        # resolution and the rewrite left the message saying "failed", and this telling is recovery's replay
+        # (the rewrite is drawn from the store: the same content again changes nothing)
+        done = {a.id for a in recovered}
+        earlier = [a for a in await self.store.alerting.resolved_by(run.pipeline, run.id) if a.id not in done]
+        for alert in (*recovered, *earlier):
             await self.rerender(alert)
         return recovered
 

@@ -276,6 +276,16 @@ class AlertStore:
                     await add_page(conn, alert_id, "resolve", pipeline=pipeline, event=by, now=now, episode=episode)
             return [await _alert(conn, i) for i in ids]
 
+    async def resolved_by(self, pipeline: str, run_id: int) -> list[Alert]:
+        """The failure alerts of ``pipeline`` that run ``run_id``'s success resolved (at any earlier telling)."""
+        query = (
+            select(alerts)
+            .where(alerts.c.kind == _FAILURE, alerts.c.pipeline == pipeline, alerts.c.recovered_by_run == run_id)
+            .order_by(alerts.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [_from(r) for r in (await conn.execute(query)).mappings()]
+
     async def flush(self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole) -> list[str]:
         """Announce pending alerts: per channel, all pending ones once the oldest waited ``window`` (so a burst
         becomes one message, or the few ``split`` makes of a storm too large for one). Returns the message

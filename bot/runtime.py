@@ -397,7 +397,7 @@ async def prepare(parts: Components) -> None:
         await parts.recovery.recover_unnotified(
             timedelta(seconds=0) if parts.store.single_process else timedelta(seconds=10)
         )
-        await parts.alerter.backs_untold()  # a connection closed back whose message was not written yet
+        await parts.alerter.health_untold()  # an outage's message a stop kept from being written
     except SQLAlchemyError as exc:
         raise writable_problem(exc, parts.settings.database_url) from None
 
@@ -417,7 +417,7 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
     async def recover() -> None:
         await parts.recovery.recover_starting(timedelta(seconds=30))
         await parts.recovery.recover_unnotified(timedelta(seconds=10))
-        await parts.alerter.backs_untold()
+        await parts.alerter.health_untold()
 
     async def fail_stale_steps() -> None:
         if parts.services.steps is not None:

@@ -229,19 +229,24 @@ class Alerter:
             return
         await self.reporter.connection_back(keys.health_message(connection, alert.id), alert, self._display(connection))
 
-    async def backs_untold(self, *, within: timedelta = timedelta(days=1)) -> int:
-        """Connections back whose "answers again" was never written: the process stopped (or the database went away)
-        between closing the alert, with the health row, and writing its message and notice. Told now (the message
-        redrawn, the notice once: its key). Returns how many. Run at start and with recovery's periodic job."""
+    async def health_untold(self, *, within: timedelta = timedelta(days=1)) -> int:
+        """A connection's outage whose message was never written: the process stopped (or the database went away)
+        between recording the change and writing its message. A "cannot reach" alert claimed and never drawn (its
+        connection, still failing, never claims another: the outage unannounced), or closed without its "answers
+        again" and "is back" notice. Told now (drawn from the store, the notice once: its key). Returns how many. Run
+        at start and with recovery's periodic job."""
         told = 0
-        for alert in await self.store.alerting.closed_unreachable(since=self.now() - within):
+        for alert in await self.store.alerting.unreachable(since=self.now() - within):
             if alert.connection is None:
                 continue
             key = keys.health_message(alert.connection, alert.id)
-            if await self.store.outbox.written_at(keys.back(key)) is not None:
-                continue
-            await self.reporter.connection_back(key, alert, self._display(alert.connection))
-            told += 1
+            if alert.recovered_at is None:
+                if not await self.store.cards.written(key):
+                    await self.reporter.connection_down(key, alert, self._display(alert.connection))
+                    told += 1
+            elif await self.store.outbox.written_at(keys.back(key)) is None:
+                await self.reporter.connection_back(key, alert, self._display(alert.connection))
+                told += 1
         return told
 
     async def check_credentials(self) -> None:

@@ -470,14 +470,14 @@ class AlertStore:
             )
             return await _alert(conn, alert_id)
 
-    async def closed_unreachable(self, *, since: datetime) -> list[Alert]:
-        """The "cannot reach" alerts closed since ``since`` (their connections answered again), oldest first."""
+    async def unreachable(self, *, since: datetime) -> list[Alert]:
+        """The "cannot reach" alerts still open, and those closed since ``since`` (their connections answered
+        again), oldest first."""
         query = (
             select(alerts)
             .where(
                 alerts.c.kind == AlertKind.UNREACHABLE.value,
-                alerts.c.state == AlertState.RECOVERED.value,
-                alerts.c.recovered_at >= since,
+                or_(alerts.c.recovered_at.is_(None), alerts.c.recovered_at >= since),
             )
             .order_by(alerts.c.id)
         )

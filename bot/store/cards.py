@@ -103,6 +103,11 @@ class CardStore:
             row = (await conn.execute(query)).first()
         return (row.channel, row.ts) if row and row.ts else None
 
+    async def written(self, key: str) -> bool:
+        """Whether the living message ``key`` was ever written (sent or not)."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(cards.c.id).where(cards.c.key == key))).first() is not None
+
     async def set_permalink(self, key: str, permalink: str) -> None:
         """The link Slack gave for a posted message (``chat.getPermalink``), for the messages that link to it."""
         async with self.engine.begin() as conn:

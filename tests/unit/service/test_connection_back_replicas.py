@@ -98,7 +98,7 @@ async def test_a_back_not_written_for_the_database_away_is_told_at_the_next_answ
 async def test_a_stop_between_the_connection_back_and_its_message_leaves_nothing_untold(store: Store) -> None:
     """The health row was cleared in one transaction and the alert closed in the next: a stop between them left the
     alert open for good (the connection no longer failing, nothing would close it). Now one transaction; and the
-    "answers again" a stop kept from being written is written by recovery (``Alerter.backs_untold``)."""
+    "answers again" a stop kept from being written is written by recovery (``Alerter.health_untold``)."""
     alerter = _alerter(store)
     await alerter.connection_failed("rv", "connection refused")
     [alert] = await store.alerting.open_alerts()
@@ -116,6 +116,32 @@ async def test_a_stop_between_the_connection_back_and_its_message_leaves_nothing
     restarted = _alerter(store)
     await restarted.connection_ok("rv")  # nothing failing any more: nothing to do here
     assert "Cannot reach" in await _health_message(store, alert.id)
-    assert await restarted.backs_untold() == 1  # recovery, at start and periodically
+    assert await restarted.health_untold() == 1  # recovery, at start and periodically
     assert "answers again" in await _health_message(store, alert.id)
-    assert await restarted.backs_untold() == 0  # told once
+    assert await restarted.health_untold() == 0  # told once
+
+
+async def test_a_stop_between_claiming_the_cannot_reach_alert_and_drawing_it_is_announced_by_recovery(
+    store: Store,
+) -> None:
+    """The alert claimed (the health row points at it), then the stop before its message was written: the connection,
+    still failing, never claims another, so the outage was never announced (only "answers again", once back)."""
+    alerter = _alerter(store)
+    draw = alerter.reporter.connection_down
+
+    async def stopped(key: str, alert: object, display_name: str) -> None:
+        raise asyncio.CancelledError  # the process stops right after the claim's commit
+
+    alerter.reporter.connection_down = stopped  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await alerter.connection_failed("rv", "connection refused")
+    alerter.reporter.connection_down = draw  # type: ignore[method-assign]
+    [alert] = await store.alerting.open_alerts()
+    restarted = _alerter(store)
+    await restarted.connection_failed("rv", "connection refused")  # still failing: the alert is claimed already
+    async with store.engine.connect() as conn:
+        drawn = (await conn.execute(select(cards.c.id).where(cards.c.key == keys.health_message("rv", alert.id))))
+        assert drawn.first() is None  # the outage announced nowhere
+    assert await restarted.health_untold() == 1
+    assert "Cannot reach" in await _health_message(store, alert.id)
+    assert await restarted.health_untold() == 0

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bot.emulators._core import EmulatorState, Fault, ManualClock, Outcome
 from bot.emulators.pagerduty import PagerDutyEmulator
@@ -51,7 +51,7 @@ async def _scheduled_paged_world(tmp: Path) -> AsyncIterator[tuple[World, PagerD
         await pagerduty.stop()
 
 
-async def _given_up_then_answered(w: World, result: str) -> int:
+async def _given_up_then_answered(w: World, result: Literal["succeed", "fail"]) -> int:
     """The 06:00 slot of ``budget`` fires; its trigger waits 2 s for InVision; meanwhile its process is taken for gone
     and recovery gives the start up (alerted). The trigger then answers; the run ends with ``result``. Its id."""
     invision = w.emulators["invision"]
@@ -72,11 +72,13 @@ async def _given_up_then_answered(w: World, result: str) -> int:
     assert await fired  # the trigger answers after all: tracking resumed
     ended = result.replace("succeed", "succeeded").replace("fail", "failed")
     for _ in range(100):
-        if (await store.runs.get(given_up.id)).state.value == ended:
+        run = await store.runs.get(given_up.id)
+        if run is not None and run.state.value == ended:
             break
         w.advance(1)
         await w.settle(0.1)
-    assert (await store.runs.get(given_up.id)).state.value == ended
+    run = await store.runs.get(given_up.id)
+    assert run is not None and run.state.value == ended
     return given_up.id
 
 

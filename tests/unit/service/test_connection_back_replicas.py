@@ -86,7 +86,7 @@ async def test_a_back_not_written_for_the_database_away_is_told_at_the_next_answ
     async def away(connection: str, *, now: datetime) -> None:
         raise ConnectionRefusedError("the database is away")
 
-    store.alerting.connection_ok = away  # type: ignore[method-assign,assignment]
+    store.alerting.connection_ok = away  # type: ignore[method-assign]
     with pytest.raises(ConnectionRefusedError):
         await alerter.connection_ok("rv")
     store.alerting.connection_ok = write  # type: ignore[method-assign]

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ColumnElement
 
 from bot.models import Json, RunState
 from bot.store import keys
@@ -153,12 +154,7 @@ class AlertStore:
     ) -> tuple[Alert, bool]:
         told = await _alert_counting(conn, pipeline, run_id)
         if told is not None:  # the same failure told twice (a retried notification): counted once
-            if told.last_run_id == run_id and told.recovered_at is None and told.message != message[:4000]:
-                # not a repeat but the run's real end: its start was given up and alerted ("unknown whether it
-                # started"), then its trigger answered after all and the run failed: the alert says why now
-                await conn.execute(update(alerts).where(alerts.c.id == told.id).values(message=message[:4000]))
-                return await _alert(conn, told.id), False
-            return told, False
+            return await _told_again(conn, told, run_id, message), False
         query = (
             select(alerts)
             .where(
@@ -244,15 +240,11 @@ class AlertStore:
             if self._postgres:
                 query = query.with_for_update()
             rows = list((await conn.execute(query)).mappings())
-            failed = await _began(conn, [i for r in rows for i in (r["runs"] or [])])
+            # not the run itself: a start given up and alerted, then answered after all: its success answers it too
+            failed = await _began(conn, [i for r in rows for i in (r["runs"] or []) if i != run_id])
             began = success[run_id]
-            # every counted failure (those still stored) began before this run: its latest one included. The run
-            # itself may be one of them: a start given up "unknown whether it started" (a schedule's is alerted)
-            # whose trigger then answered after all, so its tracking resumed; its success answers that alert too
-            ids = [
-                r["id"] for r in rows
-                if all(i == run_id or failed[i].before(began) for i in (r["runs"] or []) if i in failed)
-            ]
+            # every counted failure (those still stored) began before this run: its latest one included
+            ids = [r["id"] for r in rows if all(failed[i].before(began) for i in (r["runs"] or []) if i in failed)]
             if not ids:
                 return []
             await conn.execute(
@@ -278,13 +270,8 @@ class AlertStore:
 
     async def resolved_by(self, pipeline: str, run_id: int) -> list[Alert]:
         """The failure alerts of ``pipeline`` that run ``run_id``'s success resolved (at any earlier telling)."""
-        query = (
-            select(alerts)
-            .where(alerts.c.kind == _FAILURE, alerts.c.pipeline == pipeline, alerts.c.recovered_by_run == run_id)
-            .order_by(alerts.c.id)
-        )
-        async with self.engine.connect() as conn:
-            return [_from(r) for r in (await conn.execute(query)).mappings()]
+        by = (alerts.c.kind == _FAILURE, alerts.c.pipeline == pipeline, alerts.c.recovered_by_run == run_id)
+        return await _alerts_where(self.engine, *by)
 
     async def flush(self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole) -> list[str]:
         """Announce pending alerts: per channel, all pending ones once the oldest waited ``window`` (so a burst
@@ -413,10 +400,7 @@ class AlertStore:
             return _health(await _health_row(conn, connection))
 
     async def connection_ok(self, connection: str, *, now: datetime) -> Health | None:
-        """The connection answered. Returns its former state when it had been failing, else None. Its "cannot
-        reach" alert, if it had one, is closed in the same transaction: closed in a second one, a stop (or the
-        database away) between the two left the alert open for good, its connection no longer failing to close it.
-        """
+        """The connection answered: its former state if it was failing (its alert closed with it, at once), or None."""
         async with self.engine.begin() as conn:
             row = await _health_row(conn, connection)
             if row is None or row["failing_since"] is None:
@@ -471,18 +455,9 @@ class AlertStore:
             return await _alert(conn, alert_id)
 
     async def unreachable(self, *, since: datetime) -> list[Alert]:
-        """The "cannot reach" alerts still open, and those closed since ``since`` (their connections answered
-        again), oldest first."""
-        query = (
-            select(alerts)
-            .where(
-                alerts.c.kind == AlertKind.UNREACHABLE.value,
-                or_(alerts.c.recovered_at.is_(None), alerts.c.recovered_at >= since),
-            )
-            .order_by(alerts.c.id)
-        )
-        async with self.engine.connect() as conn:
-            return [_from(r) for r in (await conn.execute(query)).mappings()]
+        """The "cannot reach" alerts still open, and those closed since ``since``, oldest first."""
+        open_or_lately = or_(alerts.c.recovered_at.is_(None), alerts.c.recovered_at >= since)
+        return await _alerts_where(self.engine, alerts.c.kind == AlertKind.UNREACHABLE.value, open_or_lately)
 
     async def failing_connections(self) -> list[Health]:
         query = select(connection_health).where(connection_health.c.failing_since.is_not(None))
@@ -655,6 +630,22 @@ async def _reopen(
     )
     await add_event(conn, row["id"], EventKind.REOPENED, at=now, run_id=run_id)
     return await _alert(conn, row["id"])
+
+
+async def _alerts_where(engine: AsyncEngine, *where: ColumnElement[bool]) -> list[Alert]:
+    async with engine.connect() as conn:
+        query = select(alerts).where(*where).order_by(alerts.c.id)
+        return [_from(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def _told_again(conn: AsyncConnection, told: Alert, run_id: int, message: str) -> Alert:
+    """A failure the alert ``told`` counts already, told again (a retried notification): unchanged, but for the
+    run's real end after its start was given up and alerted ("unknown whether it started"), its trigger answered
+    after all and the run failed: the alert says why now."""
+    if told.last_run_id != run_id or told.recovered_at is not None or told.message == message[:4000]:
+        return told
+    await conn.execute(update(alerts).where(alerts.c.id == told.id).values(message=message[:4000]))
+    return await _alert(conn, told.id)
 
 
 async def _close(conn: AsyncConnection, alert_id: int, *, now: datetime) -> None:

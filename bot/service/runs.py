@@ -414,18 +414,21 @@ class RunService:
                 await client.cancel(self.pool.job(run.provider, run.job), run.provider_run_id)
         except ProviderError as exc:
             if exc.outcome_unknown:  # it may have stopped the run: the request stays, for CANCEL_PENDING_LIMIT
+                await self.store.runs.cancel_unconfirmed(run.id)
                 await self.store.runs.poll_now(run.id, now=self.now())
                 await self.guard.audit(actor, "cancel", f"#{run.id}", "unknown", str(exc))
                 raise UserError(
                     f"Could not confirm the cancel of run #{run.id}: {escape(str(exc))} It may have been taken: "
                     "the card shows what the run does next."
                 ) from None
-            await self.store.runs.cancel_withdrawn(run.id)  # refused: a later failure is the run's own
+            await self.store.runs.cancel_withdrawn(run.id)  # refused: a failure (held meanwhile) is the run's own
+            await self.store.runs.poll_now(run.id, now=self.now())  # …and is announced at once
             await self.guard.audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
             raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
         except BaseException:  # a bug, or the stop cancelling the click: nobody knows whether the provider took it
             # so the run's later failure is announced as one, never hidden as this cancel
             await asyncio.shield(self.store.runs.cancel_withdrawn(run.id))
+            await asyncio.shield(self.store.runs.poll_now(run.id, now=self.now()))
             raise
         await self.store.runs.cancel_taken(run.id, actor.user_id)
         await self.store.runs.poll_now(run.id, now=self.now())  # the card shows the cancel soon

@@ -125,6 +125,8 @@ class RunRecord:
     acknowledged_at: datetime | None
     cancel_requested_by: str | None = None
     cancel_pending_since: datetime | None = None  # asked, the provider's answer not recorded yet
+    cancel_asks: int = 0  # cancel calls on their way to the provider, their answers not heard yet
+    cancel_unconfirmed: bool = False  # a cancel call's answer was lost: the provider may have taken it
     notified_state: StoredState | None = None
     workflow_run_id: int | None = None
     step: str | None = None

@@ -156,6 +156,8 @@ def run_of_row(row: RowMapping) -> RunRecord:
         acknowledged_at=row["acknowledged_at"],
         cancel_requested_by=row["cancel_requested_by"],
         cancel_pending_since=row["cancel_pending_since"],
+        cancel_asks=row["cancel_asks"] or 0,
+        cancel_unconfirmed=bool(row["cancel_unconfirmed"]),
         notified_state=None if notified is None else StoredState(notified),
         workflow_run_id=row["workflow_run_id"],
         step=row["step"],

@@ -148,8 +148,10 @@ class RunStore(RunReads):
                         runs.c.polls == before.polls,
                         runs.c.final.is_(False),
                         runs.c.state == before.state.value,
-                        # a cancel asked since the run was read turns its failure into a cancel: read it again
+                        # a cancel asked (or answered) since the run was read decides its failure: read it again
                         runs.c.cancel_requested_by.is_not_distinct_from(before.cancel_requested_by),
+                        runs.c.cancel_pending_since.is_not_distinct_from(before.cancel_pending_since),
+                        runs.c.cancel_asks == before.cancel_asks,
                     )
                     .values(**values)
                 )
@@ -261,10 +263,20 @@ class RunStore(RunReads):
                 )
             )
 
+    async def cancel_unconfirmed(self, run_id: int) -> None:
+        """A cancel's call ended without saying whether the provider took it (its answer lost, a 5xx): the request
+        stays for ``CANCEL_PENDING_LIMIT``, no longer on its way (a failure is now taken for it, not held)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.id == run_id).values(cancel_asks=_one_answered(), cancel_unconfirmed=True)
+            )
+
     async def cancel_withdrawn(self, run_id: int) -> None:
         """The provider refused a cancel (or the bot stopped inside the call): unless another cancel is on its way,
-        or one was taken, the run's failures are its own again."""
-        last = runs.c.cancel_pending_since.is_not(None) & (runs.c.cancel_asks <= 1)
+        or one was taken or may have been (``cancel_unconfirmed``), the run's failures are its own again."""
+        last = (
+            runs.c.cancel_pending_since.is_not(None) & (runs.c.cancel_asks <= 1) & runs.c.cancel_unconfirmed.is_(False)
+        )
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(runs)
@@ -414,9 +426,8 @@ class RunStore(RunReads):
             await conn.execute(query.values(lease_owner=None, lease_expires_at=None))
 
 
-#: how long a cancel asked for and never confirmed (the bot stopped inside the provider's call) turns the run's
-#: failures into cancels: past it, a failure is announced as one. Longer than a cancel's call can take (a wait for
-#: the connection's slot, then the call and its read attempts)
+#: how long a cancel request the provider did not confirm counts: past it, a failure is announced as one. Longer than
+#: a cancel's call can take (a wait for the connection's slot, then the call and its read attempts)
 CANCEL_PENDING_LIMIT = timedelta(minutes=10)
 
 
@@ -426,21 +437,37 @@ def _one_answered() -> ColumnElement[int]:
 
 
 def as_asked(run: RunRecord, status: RunStatus, now: datetime) -> RunStatus:
-    """A failure of a run someone asked to cancel is that cancel: Rivery's legacy API (among others) reports a
-    canceled run as failed. Decided here, against the run as it is written to, not as a poll read it before a click.
-    A request the provider never confirmed counts for ``CANCEL_PENDING_LIMIT`` only: a failure is never hidden for
-    good by a cancel that may not have reached the provider."""
+    """A failure of a run someone asked to cancel, as it is to be recorded: Rivery's legacy API (among others) reports
+    a canceled run as failed. Decided here, against the run as it is written to, not as a poll read it before a click:
+
+    - the provider took the cancel: the failure is that cancel, for good;
+    - a cancel call is on its way to the provider (``cancel_asks``): the failure is held, nothing recorded, until its
+      answer (the run may have failed on its own just before the click: the provider's refusal, "not running any
+      more", must leave that failure announced, never hidden as a cancel); the cancel's answer asks for a new poll;
+    - the provider's answer was lost (``ProviderError.outcome_unknown``): it may have taken the cancel, and the
+      failure is that cancel (the person asked for the run to end, and was told the cancel is unconfirmed);
+    - past ``CANCEL_PENDING_LIMIT`` of a request not confirmed (the process stopped inside the call): the failure
+      is the run's own, announced with its owners."""
+    if status.state is not RunState.FAILED or not run.cancel_requested_by or run.run_state is None:
+        return status
     pending = run.cancel_pending_since
-    if (
-        status.state is RunState.FAILED
-        and run.cancel_requested_by
-        and (pending is None or now - pending < CANCEL_PENDING_LIMIT)
-    ):
-        return replace(
-            status, state=RunState.CANCELED,
-            message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),
-        )
-    return status
+    if pending is not None and now - pending >= CANCEL_PENDING_LIMIT:
+        return status
+    if pending is not None and run.cancel_asks > 0:
+        return held(run, status)
+    return replace(
+        status, state=RunState.CANCELED,
+        message=f"canceled at <@{run.cancel_requested_by}>'s request. {status.message}".strip(),
+    )
+
+
+def held(run: RunRecord, status: RunStatus) -> RunStatus:
+    """What the run already shows, as this poll's answer: nothing is recorded but the poll itself."""
+    assert run.run_state is not None
+    return RunStatus(
+        run_id=status.run_id, state=run.run_state, raw_status=run.raw_status, message=run.message, tasks=run.tasks,
+        started_at=run.started_at, ended_at=run.ended_at, warning=run.warning, final=run.final, extra=run.extra,
+    )
 
 
 def _visible(before: RunRecord, status: RunStatus, values: Mapping[str, object]) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -136,6 +137,7 @@ runs = Table(
     Column("cancel_requested_by", SafeString(32), nullable=True),  # some providers report a cancel as a failure
     Column("cancel_pending_since", UTCDateTime, nullable=True),  # the request not yet taken by the provider
     Column("cancel_asks", Integer, nullable=False, default=0, server_default="0"),  # cancels on their way to it
+    Column("cancel_unconfirmed", Boolean, nullable=False, default=False, server_default=false()),  # answer lost
     Column("notified_state", SafeString(16), nullable=True),  # the state whose card and alerts are written
     Column("workflow_run_id", Integer, nullable=True, index=True),  # a step of a workflow run
     Column("step", SafeString(64), nullable=True),

@@ -50,16 +50,43 @@ async def _service(store: Store) -> tuple[RunService, ClientPool, RunRecord]:
 
 
 async def test_a_poll_landing_while_the_cancel_answer_travels_records_a_cancel(store: Store) -> None:
+    """Rivery canceled the run and a poll reads "F" before the cancel's answer is heard: the poll records nothing
+    (the answer decides), the cancel's answer makes the run due at once, and its next "F" is the cancel."""
     service, pool, run = await _service(store)
 
-    async def cancel(job: object, run_id: str) -> None:  # Rivery canceled it; a poll records "F" before we hear back
+    async def cancel(job: object, run_id: str) -> None:
         await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=NOW, next_poll_at=None)
 
     pool.client("rv").cancel = cancel  # type: ignore[method-assign]
     await service.cancel(Actor("U0ADMIN", "C1"), run.id)
+    meanwhile = await store.runs.get(run.id)
+    assert meanwhile is not None and meanwhile.state == RunState.RUNNING.value and not meanwhile.final
+    assert meanwhile.next_poll_at == NOW  # polled again at once
+    await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=NOW, next_poll_at=None)
     after = await store.runs.get(run.id)
     assert after is not None and after.state == RunState.CANCELED.value, after.state if after else None
     assert "canceled at <@U0ADMIN>'s request" in after.message
+
+
+async def test_a_run_that_failed_on_its_own_before_a_refused_cancel_is_announced_as_failed(store: Store) -> None:
+    """The run failed at Rivery just before the click; a poll reads "F" while the cancel call is on its way; Rivery
+    refuses the cancel (400, not running any more). Before, the poll had already recorded the failure as "canceled
+    at @U0ADMIN's request", for good: no alert, the owners never told (issue 11's fourteenth pass (a)). Now the
+    failure is held while the call is on its way, and recorded as the failure it is once the cancel is refused."""
+    service, pool, run = await _service(store)
+
+    async def cancel(job: object, run_id: str) -> None:
+        await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=NOW, next_poll_at=None)
+        raise ProviderRejected("Rivery refused to cancel run p-1 (HTTP 400): the run is not running")
+
+    pool.client("rv").cancel = cancel  # type: ignore[method-assign]
+    with pytest.raises(UserError, match="Could not cancel run"):
+        await service.cancel(Actor("U0ADMIN", "C1"), run.id)
+    meanwhile = await store.runs.get(run.id)
+    assert meanwhile is not None and not meanwhile.final and meanwhile.next_poll_at == NOW
+    change = await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=NOW,
+                                            next_poll_at=None)
+    assert change is not None and change.run.state == RunState.FAILED.value  # announced: a failure, its owners told
 
 
 async def test_a_cancel_the_provider_refuses_is_withdrawn(store: Store) -> None:
@@ -115,8 +142,8 @@ async def test_a_cancel_the_provider_took_turns_failures_into_cancels_for_good(s
 
 async def test_a_cancel_never_confirmed_hides_a_failure_only_for_a_while(store: Store) -> None:
     """The bot stopped inside the provider's cancel call (the request recorded, the answer never heard): the cancel
-    may never have reached the provider, so the run's failure, long after, is a failure, announced with its owners;
-    within ``CANCEL_PENDING_LIMIT`` it is taken for the cancel (the provider may be canceling it right then)."""
+    may never have reached the provider, so the run's failure is a failure, announced with its owners, once
+    ``CANCEL_PENDING_LIMIT`` has passed; within it, the failure is held (the call's answer may still come)."""
     _, _, run = await _service(store)
     second = await store.runs.create(
         NewRun(provider="rivery", connection="rv", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
@@ -131,7 +158,7 @@ async def test_a_cancel_never_confirmed_hides_a_failure_only_for_a_while(store: 
     late = NOW + CANCEL_PENDING_LIMIT * 2
     await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=late, next_poll_at=None)
     within, after = await store.runs.get(second.id), await store.runs.get(run.id)
-    assert within is not None and within.state == RunState.CANCELED.value
+    assert within is not None and within.state == RunState.RUNNING.value and not within.final  # held, not hidden
     assert after is not None and after.state == RunState.FAILED.value
 
 
@@ -161,9 +188,14 @@ async def test_a_cancel_refused_while_another_is_on_its_way_withdraws_nothing(st
     with pytest.raises(UserError):
         await first
     await second
+    taken = await store.runs.get(run.id)
+    assert taken is not None and taken.cancel_pending_since is None  # taken: its failures are the cancel for good
+    assert not taken.final and taken.next_poll_at == NOW  # the "F" read meanwhile was held; polled again at once
+    later = NOW + CANCEL_PENDING_LIMIT * 3
+    await store.runs.record_status(run.id, RunStatus("p-1", RunState.FAILED, "F"), now=later, next_poll_at=None)
     after = await store.runs.get(run.id)
     assert after is not None and after.state == RunState.CANCELED.value, after.state if after else None
-    assert after.cancel_pending_since is None  # taken: its failures are the cancel for good
+    assert "canceled at <@U0ADMIN2>'s request" in after.message
 
 
 async def test_a_cancel_taken_after_another_was_refused_is_named_after_who_asked_it(store: Store) -> None:

@@ -62,8 +62,9 @@ async def test_a_cancel_clicked_while_its_run_is_polled_is_recorded_as_a_cancel(
 
     assert await asyncio.wait_for(poller.tick(), 5) == 1  # the poll read the run: running, nobody asked to cancel
     await asyncio.wait_for(held.asking.wait(), 5)
-    # meanwhile someone clicks Cancel: Rivery cancels the run, the request is recorded
+    # meanwhile someone clicks Cancel: the request is recorded, Rivery cancels the run and says so
     await store.runs.cancel_requested(run.id, "U_ANN", now=NOW)
+    await store.runs.cancel_taken(run.id, "U_ANN")
     held.answer.set()  # the poll's answer comes after the cancel: "F"
     await asyncio.wait_for(poller.idle(), 5)
 

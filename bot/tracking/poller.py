@@ -69,6 +69,7 @@ class Poller:
         tick_wait: float = 1.0,
         in_flight: int = 256,
         tells: Callable[[Transition], bool] | None = None,
+        early: int = 4000,
     ) -> None:
         self.store = store
         self.pool = pool
@@ -84,6 +85,11 @@ class Poller:
         self.intervals = intervals or PollIntervals()
         self.batch = batch
         self.rounds = rounds  # claims a tick may make (``batch`` runs each)
+        #: runs a claim may take early for the batched calls of its due runs' scopes: enough for a scope's whole
+        #: interval, so that a scope is asked once an interval. Capped at ``batch``, 500 runs due together across
+        #: the batched connections were cut into several batches an interval, each asking for fewer runs than the
+        #: scope holds (Tailer's list then missed runs, each polled on its own: 0.62 calls per run at 20,000 runs)
+        self.early = early
         self.lease = lease
         self.metrics = metrics or Metrics()
         self.polls = 0
@@ -155,7 +161,7 @@ class Poller:
         same connections claimed early for those batches (see the module's docstring)."""
         connections = {r.connection for r in due if batchable(self.pool, r.connection)}
         early = await self.store.runs.claim_soon(
-            self.owner, connections, until=now + self.intervals.base, now=now, limit=self.batch, lease=self.lease
+            self.owner, connections, until=now + self.intervals.base, now=now, limit=self.early, lease=self.lease
         ) if connections else []
         plan = plan_batches(self.pool, due, early, busy=self._polling.keys())
         if plan.unused:  # claimed early for a scope none of whose runs is due: left for its own time

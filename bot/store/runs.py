@@ -231,14 +231,17 @@ class RunStore(RunReads):
         """``user_id`` asks to cancel the run, the provider not asked yet: a failure recorded from now on is that
         cancel (``as_asked``), for ``CANCEL_PENDING_LIMIT`` unless the provider takes it (``cancel_taken``). Every
         ask is counted until its answer (``cancel_asks``): a refusal withdraws the request only when no other cancel
-        is on its way (two people clicking Cancel at once). A cancel taken before stays taken."""
+        is on its way (two people clicking Cancel at once). A cancel taken before stays taken. A request older than
+        ``CANCEL_PENDING_LIMIT`` counts for nothing any more: its asks are forgotten (one answered "unknown", or cut by
+        a kill, is never answered: it would keep every later refused cancel from withdrawing its request)."""
         taken = runs.c.cancel_requested_by.is_not(None) & runs.c.cancel_pending_since.is_(None)
+        stale = runs.c.cancel_pending_since.is_not(None) & (runs.c.cancel_pending_since <= now - CANCEL_PENDING_LIMIT)
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
                 .values(
-                    cancel_asks=runs.c.cancel_asks + 1,
+                    cancel_asks=case((stale, 1), else_=runs.c.cancel_asks + 1),
                     cancel_requested_by=case((taken, runs.c.cancel_requested_by), else_=user_id),
                     cancel_pending_since=case((taken, None), else_=now),
                 )

@@ -141,6 +141,10 @@ class RunStore(RunReads):
                 silent = visible and tells is not None and _silent(before, status, values, tells)
                 if silent:  # nothing to tell: notified with the change itself, in its one transaction
                     values["notified_state"] = values["state"]
+                elif status.final and before.notified_state == status.state.value:
+                    # an end in the state already shown (unknown held too long): unnotified until its end is acted
+                    # on, so recovery (``unnotified``) finds it after a crash in between
+                    values["notified_state"] = None
                 result = await conn.execute(
                     update(runs)
                     .where(
@@ -155,12 +159,12 @@ class RunStore(RunReads):
                 )
                 if result.rowcount != 1:
                     continue  # someone recorded this run meanwhile: read it again
-                if before.state != status.state.value or before.raw_status != values["raw_status"]:
+                if before.state != status.state.value or before.raw_status != values["raw_status"] or status.final:
                     await add_event(conn, run_id, now, status.state.value, str(values["raw_status"]), status.message)
                 if not visible or silent:  # nobody is told: the run need not be read back
                     return None
                 after = await fetch_run(conn, run_id)
-            return Transition(after, before.state, after.state)
+            return Transition(after, before.state, after.state, ended=after.final)
         raise RuntimeError(f"run {run_id} kept changing while its status was recorded")
 
     @staticmethod
@@ -481,10 +485,10 @@ def _silent(
         next_poll_at=cast(datetime | None, values["next_poll_at"]),
         updated_at=cast(datetime, values["updated_at"]),
     )
-    if tells(Transition(after, before.state, after.state)):
+    if tells(Transition(after, before.state, after.state, ended=after.final)):
         return False
     notified = before.notified_state or StoredState.QUEUED
-    return notified == before.state or not tells(Transition(after, notified, after.state))
+    return notified == before.state or not tells(Transition(after, notified, after.state, ended=after.final))
 
 
 def _status_values(

@@ -7,7 +7,8 @@ order), an order beyond the pages and a finished run (its details take a call of
 makes) are left out: the tracker asks those one by one.
 
 A kitchen with thousands of open orders is many pages (5,000 orders: 100 pages of 200 ms, 20 s one after the
-other). Given the connection's slots, the pages after the first are read ``PAGES_AT_ONCE`` at once (``_Ahead``): the
+other). Given the connection's slots, the pages after the first are read up to ``PAGES_AT_ONCE`` at once (``_Ahead``;
+as many more as came back full, so a small kitchen asks no pages past its end): the
 caller's own slot reads one after the other, so reading goes on when the connection has no slot free, and each
 further page read at once takes one of the connection's slots. They are read overlapping by one order (pages of 50
 orders every 49), and taken in order, so the answer is the one read one after the other would give: a page must

@@ -112,7 +112,7 @@ class Outcomes:
         an end to act on. The poller records a change that tells nobody already notified (``RunStore.record_status``)
         and does not hand it here; ``_on_change`` does nothing for it either, by this same rule."""
         run = change.run
-        return self.notifier.has_card(run) or (run.final and change.before != run.state)
+        return self.notifier.has_card(run) or change.ends
 
     async def _on_change(self, change: Transition) -> None:
         if not self.tells(change):
@@ -121,7 +121,7 @@ class Outcomes:
         notifier = self.notifier
         if notifier.has_card(run):
             await notifier.refresh_card(run)
-        if not (run.final and change.before != run.state):
+        if not change.ends:
             return
         retryable = run.run_state in (RunState.FAILED, RunState.UNKNOWN)
         if retryable and await self.retrier.maybe_retry(run):

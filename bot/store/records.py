@@ -166,11 +166,19 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A run's state changed: what it was and what it is."""
+    """A run's state changed: what it was and what it is. ``ended``: this change ended the run, also when its state
+    stays what it was (a status held too long, ended "unknown" by the poller as it showed "unknown"): its end is to be
+    acted on all the same (a workflow's next step, a retry, a waiting Workflow Builder step)."""
 
     run: RunRecord
     before: StoredState
     after: StoredState
+    ended: bool = False
+
+    @property
+    def ends(self) -> bool:
+        """Whether the run's end is told by this change (it ended, or reached its final state with it)."""
+        return self.run.final and (self.ended or self.before != self.run.state)
 
 
 @dataclass(frozen=True, slots=True)

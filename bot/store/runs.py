@@ -141,6 +141,10 @@ class RunStore(RunReads):
                 silent = visible and tells is not None and _silent(before, status, values, tells)
                 if silent:  # nothing to tell: notified with the change itself, in its one transaction
                     values["notified_state"] = values["state"]
+                elif status.final and before.notified_state == status.state.value:
+                    # an end in the state already shown (unknown held too long): unnotified until its end is acted
+                    # on, so recovery (``unnotified``) finds it after a crash in between
+                    values["notified_state"] = None
                 result = await conn.execute(
                     update(runs)
                     .where(
@@ -157,12 +161,12 @@ class RunStore(RunReads):
                 )
                 if result.rowcount != 1:
                     continue  # someone recorded this run meanwhile: read it again
-                if before.state != status.state.value or before.raw_status != values["raw_status"]:
+                if before.state != status.state.value or before.raw_status != values["raw_status"] or status.final:
                     await add_event(conn, run_id, now, status.state.value, str(values["raw_status"]), status.message)
                 if not visible or silent:  # nobody is told: the run need not be read back
                     return None
                 after = await fetch_run(conn, run_id)
-            return Transition(after, before.state, after.state)
+            return Transition(after, before.state, after.state, ended=after.final)
         raise RuntimeError(f"run {run_id} kept changing while its status was recorded")
 
     @staticmethod
@@ -233,14 +237,18 @@ class RunStore(RunReads):
         """``user_id`` asks to cancel the run, the provider not asked yet: a failure recorded from now on is that
         cancel (``as_asked``), for ``CANCEL_PENDING_LIMIT`` unless the provider takes it (``cancel_taken``). Every
         ask is counted until its answer (``cancel_asks``): a refusal withdraws the request only when no other cancel
-        is on its way (two people clicking Cancel at once). A cancel taken before stays taken."""
+        is on its way (two people clicking Cancel at once). A cancel taken before stays taken. A request older than
+        ``CANCEL_PENDING_LIMIT`` counts for nothing any more: its asks are forgotten (one answered "unknown", or cut by
+        a kill, is never answered: it would keep every later refused cancel from withdrawing its request)."""
         taken = runs.c.cancel_requested_by.is_not(None) & runs.c.cancel_pending_since.is_(None)
+        stale = runs.c.cancel_pending_since.is_not(None) & (runs.c.cancel_pending_since <= now - CANCEL_PENDING_LIMIT)
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
                 .values(
-                    cancel_asks=runs.c.cancel_asks + 1,
+                    cancel_asks=case((stale, 1), else_=runs.c.cancel_asks + 1),
+                    cancel_unconfirmed=case((stale, False), else_=runs.c.cancel_unconfirmed),
                     cancel_requested_by=case((taken, runs.c.cancel_requested_by), else_=user_id),
                     cancel_pending_since=case((taken, None), else_=now),
                 )
@@ -505,10 +513,10 @@ def _silent(
         next_poll_at=cast(datetime | None, values["next_poll_at"]),
         updated_at=cast(datetime, values["updated_at"]),
     )
-    if tells(Transition(after, before.state, after.state)):
+    if tells(Transition(after, before.state, after.state, ended=after.final)):
         return False
     notified = before.notified_state or StoredState.QUEUED
-    return notified == before.state or not tells(Transition(after, notified, after.state))
+    return notified == before.state or not tells(Transition(after, notified, after.state, ended=after.final))
 
 
 def _status_values(

@@ -185,15 +185,20 @@ class Poller:
         before = self._polling.get(run.id)
         task = asyncio.create_task(self._poll(run, before, batch), name=f"poll run {run.id}")
         self._polling[run.id] = task
-        self._in_flight[run.connection] += 1
-        task.add_done_callback(lambda done: self._finished(run, done))
+        # a batch's runs wait for no slot of their own (one call answers them all, ``early`` bounds them): counted,
+        # a scope of 1,000 runs answered together kept the connection's other scopes from being claimed meanwhile
+        counted = batch is None
+        if counted:
+            self._in_flight[run.connection] += 1
+        task.add_done_callback(lambda done: self._finished(run, done, counted))
         return task
 
-    def _finished(self, run: RunRecord, task: asyncio.Task[None]) -> None:
+    def _finished(self, run: RunRecord, task: asyncio.Task[None], counted: bool) -> None:
         run_id = run.id
-        self._in_flight[run.connection] -= 1
-        if not self._in_flight[run.connection]:
-            del self._in_flight[run.connection]
+        if counted:
+            self._in_flight[run.connection] -= 1
+            if not self._in_flight[run.connection]:
+                del self._in_flight[run.connection]
         if self._polling.get(run_id) is task:
             del self._polling[run_id]
         if not task.cancelled() and (exc := task.exception()) is not None:

@@ -140,32 +140,33 @@ async def test_a_kitchen_answered_by_its_first_page_costs_one_call_as_before(
 async def test_an_order_that_moves_between_pages_while_they_are_read_is_still_found(
     dk: tuple[DataKitchenEmulator, datakitchen.Client], clock: ManualClock
 ) -> None:
-    """Page 2 is answered before page 1, and two orders are created in between: page 1's answer has moved down by
-    two, so the two orders at the border of pages 1 and 2 are on neither answer. Page 2 no longer holds page 1's
-    last order, so it is read again (after page 1): they are found, as reading one after the other finds them."""
+    """Page 4 is answered before page 3, and two orders are created in between: page 3's answer has moved down by
+    two, so the two orders at the border of pages 3 and 4 are on neither answer. Page 4 no longer holds page 3's
+    last order, so it is read again (after page 3): they are found, as reading one after the other finds them.
+    (Pages 3 and 4, not 1 and 2: page 2 is asked only once page 1 came back full, see ``_Ahead._allowed``.)"""
     emulator, client = dk
-    ids = _orders(emulator, clock, 4 * ORDERS_PAGE)
+    ids = _orders(emulator, clock, 6 * ORDERS_PAGE)
     clock.advance(20)
-    border = [ids[96], ids[97]]  # page 1 is orders 49-98, page 2 orders 98-147
-    asked = [(JOB, ids[0]), *[(JOB, i) for i in border], (JOB, ids[150])]
+    border = [ids[194], ids[195]]  # page 3 is orders 147-196, page 4 orders 196-245
+    asked = [(JOB, ids[0]), *[(JOB, i) for i in border], (JOB, ids[250])]
     starts: list[int] = []
-    page_2_answered = asyncio.Event()
+    page_4_answered = asyncio.Event()
     original = client._body
 
     async def body(call: Call) -> JsonValue:
         start = int(str((call.params or {}).get("start", -1)))
         starts.append(start)
-        if start == 49 and not page_2_answered.is_set():
-            await page_2_answered.wait()
+        if start == 147 and not page_4_answered.is_set():
+            await page_4_answered.wait()
             for _ in range(2):  # created now: the newest orders, the list moves down by two
                 clock.advance(0.01)
                 emulator.external_run(KEY, {})
         answer = await original(call)
-        if start == 98:
-            page_2_answered.set()
+        if start == 196:
+            page_4_answered.set()
         return answer
 
     client._body = body  # type: ignore[method-assign]
     found = await client.statuses(asked, since=_since(clock), slots=Slots(free=64))
     assert set(found) == {run_id for _, run_id in asked}
-    assert starts.count(98) == 2  # page 2 read again, after page 1
+    assert starts.count(196) == 2  # page 4 read again, after page 3

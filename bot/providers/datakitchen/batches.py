@@ -7,7 +7,8 @@ order), an order beyond the pages and a finished run (its details take a call of
 makes) are left out: the tracker asks those one by one.
 
 A kitchen with thousands of open orders is many pages (5,000 orders: 100 pages of 200 ms, 20 s one after the
-other). Given the connection's slots, the pages after the first are read ``PAGES_AT_ONCE`` at once (``_Ahead``): the
+other). Given the connection's slots, the pages after the first are read up to ``PAGES_AT_ONCE`` at once (``_Ahead``;
+as many more as came back full, so a small kitchen asks no pages past its end): the
 caller's own slot reads one after the other, so reading goes on when the connection has no slot free, and each
 further page read at once takes one of the connection's slots. They are read overlapping by one order (pages of 50
 orders every 49), and taken in order, so the answer is the one read one after the other would give: a page must
@@ -143,12 +144,16 @@ def _last_id(page: Page) -> str:
 class _Ahead:
     """Pages 1, 2… of the overlapping pages (``_STRIDE``) read ahead, ``PAGES_AT_ONCE`` at most at once, each
     handed out in order (``page``). One reader goes on the caller's slot, the others each take one of ``slots`` per
-    page; a page past a short or failed one is not asked for."""
+    page; a page past a short or failed one is not asked for. How far ahead grows as pages come back full (1, then
+    2, 4… ``PAGES_AT_ONCE``; ``_allowed``): a kitchen of 60 orders costs 2 calls, as one after the other, not 9 (the
+    seven pages asked with the second, past the kitchen's end, answered empty)."""
 
     def __init__(self, read: Callable[[int], Awaitable[Page]], orders: int, slots: Slots) -> None:
         self.read = read
         self.pages = 1 + -(-max(0, orders - ORDERS_PAGE) // _STRIDE)  # the first, and enough to cover ``orders``
         self.next = 1  # the next page to ask for
+        self.full = 0  # pages 1..full came back full: the kitchen goes on at least that far
+        self.news = asyncio.Event()  # set when a page is answered (a reader waiting to read further looks again)
         self.answers: dict[int, asyncio.Future[Page]] = {}
         self.readers = [asyncio.create_task(self._reader(None))]
         self.readers += [asyncio.create_task(self._reader(slots)) for _ in range(PAGES_AT_ONCE - 1)]
@@ -164,13 +169,26 @@ class _Ahead:
             return await self.read(page * _STRIDE)
         return await self._answer(page)
 
+    def _allowed(self) -> int:
+        """The last page that may be asked for now: as many past the pages known full as are known full, plus one
+        (at most ``PAGES_AT_ONCE``). A page the consumer waits for is always allowed: it asks for page p only once
+        p - 1 came back full (else the kitchen ended there, or ``page`` reads it itself)."""
+        return self.full + min(PAGES_AT_ONCE, self.full + 1)
+
+    def _ready(self) -> bool:
+        return self.next < self.pages and self.next <= self._allowed()
+
     async def _reader(self, slot: Slots | None) -> None:
         while self.next < self.pages:
+            if not self._ready():  # further than the pages known full warrant: wait for an answer
+                news = self.news
+                await news.wait()
+                continue
             if slot is None:
                 await self._read_next()
                 continue
             async with slot:
-                if self.next < self.pages:  # others may have read the rest while this one waited for its slot
+                if self._ready():  # others may have read the rest while this one waited for its slot
                     await self._read_next()
 
     async def _read_next(self) -> None:
@@ -181,10 +199,21 @@ class _Ahead:
         except Exception as exc:  # the page's taker raises it, as the call one after the other would have
             self.pages = min(self.pages, page + 1)
             answer.set_exception(exc)
+            self._tell()
             return
         if len(got[0]) < ORDERS_PAGE:  # the kitchen's last page: none after it
             self.pages = min(self.pages, page + 1)
         answer.set_result(got)
+        while (done := self.answers.get(self.full + 1)) is not None and done.done() and not done.cancelled() and (
+            done.exception() is None and len(done.result()[0]) >= ORDERS_PAGE
+        ):
+            self.full += 1
+        self._tell()
+
+    def _tell(self) -> None:
+        """Wake the readers waiting to read further (a new event for the next wait)."""
+        news, self.news = self.news, asyncio.Event()
+        news.set()
 
     async def stop(self) -> None:
         """Cancel the reads still under way, their slots handed back before the batch's answer is; the answers

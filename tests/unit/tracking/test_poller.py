@@ -224,6 +224,56 @@ async def test_a_scope_s_runs_due_within_the_interval_are_asked_in_one_batched_c
     assert not listing.asked  # none asked on its own
 
 
+class TwoKitchens(ListingProvider):
+    """Two scopes on one connection; the first batched call waits until the test lets it answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = asyncio.Event()
+
+    def status_scope(self, job: object) -> str:
+        return str(cast(dict[str, str], job)["kitchen"])
+
+    async def statuses(self, runs: list[tuple[object, str]], *, since: datetime, slots: object = None
+                       ) -> dict[str, RunStatus]:
+        if not self.batches:
+            self.batches.append(len(runs))
+            await self.first.wait()
+            return {run_id: RunStatus(run_id, RunState.RUNNING, "R") for _, run_id in runs}
+        return await super().statuses(runs, since=since, slots=slots)
+
+
+async def test_a_batch_under_way_does_not_keep_its_connection_s_other_scopes_from_being_polled(store: Store) -> None:
+    """A batch's runs counted one by one against ``in_flight`` (meant for polls each waiting for a slot): a scope of
+    1,000 runs answered together kept the connection's other scopes from being claimed until it was recorded (at
+    20,000 runs, a Tailer configuration's 1,000 runs were more than 5 s overdue at the end of the window)."""
+    kitchens = TwoKitchens()
+    clock = [NOW]
+
+    async def changed(change: Transition) -> None:
+        pass
+
+    async def unknown(run: RunRecord) -> None:
+        raise AssertionError("the provider answered")
+
+    poller = Poller(store, cast(ClientPool, kitchens), owner="a", now=lambda: clock[0], on_change=changed,
+                    on_unknown=unknown, lease=LEASE, tick_wait=0.0, in_flight=2)
+    poller.intervals = replace(poller.intervals, base=timedelta(seconds=1))
+    new = NewRun(provider="datakitchen", connection="dk", job={"kitchen": "a"}, parameters={}, origin=RunOrigin.WATCH,
+                 pipeline="orders", channel=None, provider_run_id="")
+    for i in range(5):
+        await store.runs.create(replace(new, provider_run_id=f"a-{i}"), now=NOW, next_poll_at=NOW)
+        await store.runs.create(replace(new, job={"kitchen": "b"}, provider_run_id=f"b-{i}"), now=NOW,
+                                next_poll_at=NOW + timedelta(seconds=10))
+    await asyncio.wait_for(poller.tick(), 5)  # kitchen a's five runs: one call, its answer held
+    assert kitchens.batches == [5]
+    clock[0] = NOW + timedelta(seconds=10)  # kitchen b's runs fall due while a's call is under way
+    await asyncio.wait_for(poller.tick(), 5)
+    assert kitchens.batches == [5, 5], kitchens.batches
+    kitchens.first.set()
+    await asyncio.wait_for(poller.idle(), 5)
+
+
 async def test_a_change_that_tells_nobody_is_not_handed_over_and_costs_one_transaction(store: Store) -> None:
     """A watched run found running has no card and no alert to update (``Outcomes.tells``): the poller records it
     already notified, one transaction, and does not call ``on_change``; a run with a card is handed over as before."""

@@ -143,6 +143,22 @@ def lag_detail(timing: Timing, interval: float, start: float, end: float) -> dic
     }
 
 
+def polled_twice_examples(timing: Timing, interval: float, end: float, most: int = 10) -> list[dict[str, Any]]:
+    """Up to ``most`` runs polled twice in one interval, with every status call's arrival and answer (seconds on the
+    benchmark's clock): two calls a second apart, the first unanswered, is a client's retry; two full polls, two
+    claims."""
+    found: list[dict[str, Any]] = []
+    for key, calls in timing.by_key.items():
+        if key.split(" ", 1)[0] in BATCHED:
+            continue
+        if any(arrived < end and arrived - before < interval / 2
+               for (before, _), (arrived, _) in itertools.pairwise(calls)):
+            found.append({"run": key[:80], "calls": [[round(a, 3), round(b, 3)] for a, b in calls]})
+            if len(found) >= most:
+                break
+    return found
+
+
 def polled_twice(timing: Timing, interval: float, end: float) -> tuple[int, int]:
     """Status calls of a run that arrived less than half an interval after its previous one, before ``end``
     (each run is due once an interval: such a call is a second poll in the same interval, say by two replicas
@@ -265,6 +281,7 @@ async def measure_bot(
             **lag_detail(emulators.timing, interval, window_start, window_end),
             "warm_up_s": warm_up, "unpolled_after_warm_up": unpolled, "overdue_at_window_start": behind_at_start,
             "polled_twice_in_an_interval": twice, "runs_polled_twice": twice_runs,
+            "polled_twice_examples": polled_twice_examples(emulators.timing, interval, window_end),
             "provider_calls_per_run_per_cycle": round(calls / n / cycles_seen, 3),
             "polls_per_run_per_cycle": round(polls / n / cycles_seen, 3),
             "provider_calls_per_run_per_cycle_by_provider": per_provider,

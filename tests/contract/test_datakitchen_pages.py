@@ -12,7 +12,7 @@ import pytest
 
 from bot.emulators._core import EmulatorState, ManualClock, Outcome
 from bot.emulators.datakitchen import DataKitchenEmulator
-from bot.models import JsonValue
+from bot.models import JsonValue, RunState
 from bot.providers import datakitchen
 from bot.providers._http import Call
 from bot.providers.datakitchen.batches import ORDERS_PAGE, PAGES_AT_ONCE
@@ -170,3 +170,32 @@ async def test_an_order_that_moves_between_pages_while_they_are_read_is_still_fo
     found = await client.statuses(asked, since=_since(clock), slots=Slots(free=64))
     assert set(found) == {run_id for _, run_id in asked}
     assert starts.count(196) == 2  # page 4 read again, after page 3
+
+
+async def test_an_order_two_pages_hold_is_as_the_page_answered_last_shows_it(
+    dk: tuple[DataKitchenEmulator, datakitchen.Client], clock: ManualClock
+) -> None:
+    """Pages read at once may be answered out of turn: the order at the border of pages 2 and 3 (on both), read
+    while it goes from queued to running, is running, as the page answered last shows it, not queued as the later
+    page answered first said (fourteenth pass c, a low; one after the other the later page is also the newer)."""
+    emulator, client = dk
+    ids = _orders(emulator, clock, 4 * ORDERS_PAGE + 20)
+    border = ids[3 * (ORDERS_PAGE - 1)]  # the last order of page 2 (start 98) and the first of page 3 (start 147)
+    created = emulator.orders[border].created_at
+    clock.advance(created + 9.5 - clock.now())  # the border order queued for another half second (queued_s=10)
+    page_3_answered = asyncio.Event()
+    original: Callable[[Call], Awaitable[JsonValue]] = client._body
+
+    async def body(call: Call) -> JsonValue:
+        start = int(str((call.params or {}).get("start", -1)))
+        if start == 2 * (ORDERS_PAGE - 1):  # page 2 is answered after page 3, a second later
+            await page_3_answered.wait()
+            clock.advance(1)
+        got = await original(call)
+        if start == 3 * (ORDERS_PAGE - 1):
+            page_3_answered.set()
+        return got
+
+    client._body = body  # type: ignore[method-assign]
+    found = await client.statuses([(JOB, border), (JOB, ids[-1])], since=_since(clock), slots=Slots(free=8))
+    assert found[border].state is RunState.RUNNING

@@ -13,15 +13,18 @@ caller's own slot reads one after the other, so reading goes on when the connect
 further page read at once takes one of the connection's slots. They are read overlapping by one order (pages of 50
 orders every 49), and taken in order, so the answer is the one read one after the other would give: a page must
 hold the last order of the page before it; one that does not was read before that page while orders were created
-(the list moved down between the two answers, and an order may have fallen between them), and is read again.
+(the list moved down between the two answers, and an order may have fallen between them), and is read again. The order
+both pages hold takes its status from the page answered last (pages read at once may be answered out of turn: the
+later page is not always the newer, as it is one after the other).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing
-from typing import Protocol, TypeAlias
+from typing import NamedTuple, Protocol, TypeAlias
 from urllib.parse import quote
 
 from bot.errors import ProviderResponseError
@@ -51,7 +54,19 @@ PAGES_AT_ONCE = 8
 #: the pages read at once overlap by one order: each must hold the last order of the one before it
 _STRIDE = ORDERS_PAGE - 1
 
-Page: TypeAlias = tuple[list[Json], dict[str, list[JsonValue]]]
+#: the order in which pages are answered, across all reads (an order two pages hold is as the later answer shows it)
+_ANSWERS = itertools.count()
+
+
+class Page(NamedTuple):
+    """One page of a kitchen's orders: the orders, their order runs by order id, and when it was answered (a number
+    that grows with each page answered)."""
+
+    orders: list[Json]
+    by_order: dict[str, list[JsonValue]]
+    answered: int
+
+
 Slots: TypeAlias = AbstractAsyncContextManager[object]
 
 
@@ -69,15 +84,20 @@ async def kitchen_statuses(
         return {}
     kitchen = runs[0][0].kitchen
     found: dict[str, RunStatus] = {}
+    told: dict[str, int] = {}  # the answer each order's status was taken from
     unseen = set(wanted)
     what = f"check the order runs of kitchen {kitchen}"
     async with aclosing(order_pages(client, kitchen, what, {"scount": 1}, MAX_PAGES, slots=slots)) as pages:
-        async for orders, by_order in pages:
-            for order in orders:
+        async for page in pages:
+            for order in page.orders:
                 order_id = _order_id_of(order, ("hid",))
                 unseen.discard(order_id)
+                if told.get(order_id, -1) > page.answered:  # on the page above too, which was answered later
+                    continue
+                told[order_id] = page.answered
                 for run_id in wanted.get(order_id, ()):
-                    status = _listed_status(client, run_id, order_id, by_order.get(order_id))
+                    found.pop(run_id, None)
+                    status = _listed_status(client, run_id, order_id, page.by_order.get(order_id))
                     if status is not None:
                         found[run_id] = status
             if not unseen:
@@ -99,13 +119,13 @@ async def order_pages(
 
     first = await read(0)
     yield first
-    if len(first[0]) < ORDERS_PAGE:
+    if len(first.orders) < ORDERS_PAGE:
         return
     if slots is None:
         for page in range(1, max_pages):
             got = await read(page * ORDERS_PAGE)
             yield got
-            if len(got[0]) < ORDERS_PAGE:
+            if len(got.orders) < ORDERS_PAGE:
                 return
         return
     ahead = _Ahead(read, ORDERS_PAGE * max_pages, slots)
@@ -113,11 +133,11 @@ async def order_pages(
     try:
         for page in range(1, ahead.pages):
             got = await ahead.page(page)
-            if last not in {_order_id_of(o, ("hid",)) for o in got[0]}:
+            if last not in {_order_id_of(o, ("hid",)) for o in got.orders}:
                 # read before the page above it while orders came (or went): read after it, as one after the other
                 got = await read(page * _STRIDE)
             yield got
-            if len(got[0]) < ORDERS_PAGE:
+            if len(got.orders) < ORDERS_PAGE:
                 return
             last = _last_id(got)
     finally:
@@ -134,11 +154,11 @@ async def _page(client: Client, kitchen: str, what: str, asked: Mapping[str, Jso
             f"DataKitchen's answer to {call.what} has no list of orders: {client.caller.excerpt(body, 200)!r}",
         )
     orders = [o for o in body.get("orders") or [] if isinstance(o, dict)]
-    return orders, _servings_by_order(body.get("servings"))
+    return Page(orders, _servings_by_order(body.get("servings")), next(_ANSWERS))
 
 
 def _last_id(page: Page) -> str:
-    return _order_id_of(page[0][-1], ("hid",)) if page[0] else ""
+    return _order_id_of(page.orders[-1], ("hid",)) if page.orders else ""
 
 
 class _Ahead:
@@ -201,11 +221,11 @@ class _Ahead:
             answer.set_exception(exc)
             self._tell()
             return
-        if len(got[0]) < ORDERS_PAGE:  # the kitchen's last page: none after it
+        if len(got.orders) < ORDERS_PAGE:  # the kitchen's last page: none after it
             self.pages = min(self.pages, page + 1)
         answer.set_result(got)
         while (done := self.answers.get(self.full + 1)) is not None and done.done() and not done.cancelled() and (
-            done.exception() is None and len(done.result()[0]) >= ORDERS_PAGE
+            done.exception() is None and len(done.result().orders) >= ORDERS_PAGE
         ):
             self.full += 1
         self._tell()

@@ -326,10 +326,10 @@ class Client(ProviderClient[Connection, Job]):
         found: list[tuple[Json, list[JsonValue]]] = []
         what = f"list the orders of recipe {job.recipe} in kitchen {job.kitchen}"
         params = {"scount": servings_per_order, "r": job.recipe}
-        async for orders, by_order in order_pages(self, job.kitchen, what, params, _MAX_ORDER_PAGES):
-            for order in orders:
+        async for page in order_pages(self, job.kitchen, what, params, _MAX_ORDER_PAGES):
+            for order in page.orders:
                 order_id = _order_id_of(order, ("hid",))
-                servings = by_order.get(order_id, [])
+                servings = page.by_order.get(order_id, [])
                 if order_id and _belongs(order, servings, job):
                     found.append((order, servings))
         return found

@@ -110,10 +110,13 @@ class RunReads:
         async with self.engine.connect() as conn:
             return [(r.at, r.state, r.raw_status, r.message) for r in await conn.execute(query)]
 
-    async def unnotified(self, *, older_than: datetime, limit: int = 200) -> list[RunRecord]:
+    async def unnotified(
+        self, *, older_than: datetime, limit: int = 200, skip: Collection[int] = ()
+    ) -> list[RunRecord]:
         """Runs whose last change was recorded but whose card and alerts may not have been written (the
         process died in between), that change being older than ``older_than`` (a live process may be writing
-        them right now). Not ``updated_at``: every poll moves it, and a run still polled would never qualify."""
+        them right now). Not ``updated_at``: every poll moves it, and a run still polled would never qualify.
+        ``skip``: runs left aside (their handling failed lately), so that the others come first."""
         changed_lately = (
             select(run_events.c.id).where(run_events.c.run_id == runs.c.id, run_events.c.at >= older_than).exists()
         )
@@ -124,6 +127,7 @@ class RunReads:
                 or_(runs.c.notified_state.is_(None), runs.c.notified_state != runs.c.state),
                 runs.c.created_at < older_than,
                 ~changed_lately,
+                *([runs.c.id.not_in(list(skip))] if skip else []),
             )
             .order_by(runs.c.id)
             .limit(limit)

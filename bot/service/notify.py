@@ -21,7 +21,7 @@ from bot.service.clients import ClientPool
 from bot.service.events import CardView, Reporter, RunNote, WorkflowNote
 from bot.service.views import run_view
 from bot.store import keys
-from bot.store.records import RunOrigin, RunRecord
+from bot.store.records import RunOrigin, RunRecord, StoredState
 from bot.store.store import Store
 from bot.store.workflow_runs import WorkflowRunRecord
 
@@ -91,7 +91,10 @@ class Notifier:
             display_name=display,
             job_text=job_text,
             console_url=self.console_url(run),
-            can_cancel=can_cancel and not run.final and run.provider_run_id is not None,
+            # a run waiting its turn is canceled by the bot alone (nothing at the provider yet): any provider
+            can_cancel=not run.final and (
+                run.state == StoredState.WAITING.value or (can_cancel and run.provider_run_id is not None)
+            ),
             unknown_after=self.unknown_after,
             now=now,
             retry_of_link=f"#{run.retry_of}" if run.retry_of else None,

@@ -403,9 +403,11 @@ class RunService:
     async def cancel(self, actor: Actor, run_id: int) -> RunRecord:
         run = await self.get(run_id)
         right = await self.may_cancel(actor, run)
+        if run.state == StoredState.WAITING.value:  # nothing at the provider yet: it is taken off the queue here
+            return await self._cancel_waiting(actor, run, right)
         client = self.pool.client(run.connection)
         if run.provider_run_id is None:
-            raise InvalidRequest(f"Run #{run.id} has not started yet; try again in a moment.")
+            raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")
         # recorded before the provider is asked: a poll landing while the cancel's answer travels back finds it
         # (a canceled run reads as failed on Rivery's legacy API: the request makes it a cancel, not a failure)
         await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now())
@@ -436,6 +438,19 @@ class RunService:
         await self.notifier.thread(run, keys.cancel_note(actor.user_id), CancelAsked(actor.user_id))
         return run
 
+    async def _cancel_waiting(self, actor: Actor, run: RunRecord, right: Right) -> RunRecord:
+        """Cancel a run waiting its turn: it never starts. Its end is handed on as the poller's would be (its card,
+        a workflow's next step, and the failure whose retry it was, announced: no attempt follows it)."""
+        ended = await self.store.starts.cancel_waiting(run.id, actor.user_id, now=self.now())
+        if ended is None:  # a starter claimed it meanwhile: its trigger is on its way
+            raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")
+        await self.guard.audit(actor, "cancel", f"#{run.id}", "ok", "before it started", right=right)
+        if self.changes.handled:
+            await self.changes.publish(Transition(ended, StoredState.WAITING, ended.state))
+        else:
+            await self.notifier.refresh_card(ended)
+        return ended
+
     async def may_cancel(self, actor: Actor, run: RunRecord) -> Right:
         """Whoever started ``run``, ``allow_change`` or an admin (the refusal audited), and only while a cancel can
         happen: the command asks this before its prompt, so no prompt is offered for a cancel bound to fail."""
@@ -445,7 +460,7 @@ class RunService:
         if run.final:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
         client = self.pool.client(run.connection)
-        if not client.can(Capability.CANCEL):
+        if run.state != StoredState.WAITING.value and not client.can(Capability.CANCEL):
             raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")
         return right
 

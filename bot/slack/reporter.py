@@ -296,7 +296,7 @@ def note_text(note: RunNote) -> str:
         case RetryScheduled(attempt, attempts, outcome, wait, retry_id):
             return (
                 f"Attempt {attempt} of {attempts} {outcome}: retrying automatically in "
-                f"{human_duration(wait)} as run #{retry_id}."
+                f"{human_duration(wait)} as run #{retry_id} (`/pipeline cancel {retry_id}` keeps it from starting)."
             )
 
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.models import TriggerLimit
+from bot.models import RunState, TriggerLimit
 from bot.store.records import WAITING, RunOrigin
 from bot.store.tables import runs
 
@@ -89,6 +89,8 @@ class TriggerLimits:
             runs.c.id != run_id,
             runs.c.origin != RunOrigin.WATCH.value,  # started outside the bot: not a trigger of this connection's token
             runs.c.state != WAITING,  # not triggered yet (a retry's backoff, a start held by a cap)
+            # canceled while it waited (``StartStore.cancel_waiting``): never triggered either
+            ~((runs.c.state == RunState.CANCELED.value) & runs.c.provider_run_id.is_(None)),
             runs.c.created_at > now - widest,
         )
         started = [(row.job, row.created_at) for row in await conn.execute(query)]

@@ -148,6 +148,33 @@ class StartStore:
             await add_event(conn, run_id, now, RunState.UNKNOWN.value, "", message)
             return await fetch_run(conn, run_id)
 
+    async def cancel_waiting(self, run_id: int, user_id: str, *, now: datetime) -> RunRecord | None:
+        """``user_id`` cancels a run still waiting its turn (a retry's backoff, a provider's cap): nothing is at the
+        provider, so it ends canceled here and never starts. None when it is not waiting any more (a starter claimed
+        it meanwhile: its trigger is on its way, and the provider's cancel is the way). Checked in the update itself,
+        so a start and a cancel never both go ahead."""
+        message = f"canceled at <@{user_id}>'s request before it started"
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.state == _WAITING, runs.c.final.is_(False))
+                .values(
+                    state=RunState.CANCELED.value,
+                    message=message,
+                    final=True,
+                    ended_at=now,
+                    next_poll_at=None,
+                    updated_at=now,
+                    cancel_requested_by=user_id,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            await add_event(conn, run_id, now, RunState.CANCELED.value, "", message)
+            return await fetch_run(conn, run_id)
+
     async def claim_waiting(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[RunRecord]:
         """Retries whose backoff is over, each set to ``starting`` for one owner to trigger."""
         free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)

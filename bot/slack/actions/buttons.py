@@ -152,6 +152,8 @@ async def _cancel(
     services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
 ) -> tuple[str, list[JsonValue]]:
     run = await services.runs.cancel(actor, ids.parse_run_value(_value(action)))
+    if run.final:  # it was waiting its turn: nothing at the provider to ask
+        return notice(f"Canceled run #{run.id} before it started: it will not start.")
     provider = services.notifier.display_name(run)
     return notice(f"Asked {provider} to cancel run #{run.id}; the card will show when it stops.")
 

@@ -123,23 +123,31 @@ class Poller:
 
     async def _tick(self) -> int:
         now = self.now()
-        if self._polling:  # polls still under way keep their runs: nobody else may take them meanwhile
-            await self.store.runs.renew_leases(self.owner, tuple(self._polling), until=now + self.lease)
+        renewed: datetime | None = None
         due: list[RunRecord] = []
+        lags: list[float] = []  # each claim's runs, late as of that claim
         started: list[asyncio.Task[None]] = []
         # claims of ``batch`` runs until fewer are due: one claim a tick would cap the process at ``batch`` polls a
         # second whatever its speed (500/s: 15,000 runs due every 30 s). A connection with polls enough under way is
         # skipped, so what a tick claims stays bounded by the connections' room (``in_flight`` each), plus a claim
         for _ in range(self.rounds):
+            # each round on its own clock: on a loaded process (thousands of runs found at start-up) a tick's rounds
+            # can take minutes, and a lease taken from the tick's start would expire before its poll began: another
+            # replica would poll the run too. The polls under way keep their runs (renewed as the tick goes on)
+            now = self.now()
+            if self._polling and (renewed is None or now - renewed >= self.lease / 4):
+                await self.store.runs.renew_leases(self.owner, tuple(self._polling), until=now + self.lease)
+                renewed = now
             full = [c for c, n in self._in_flight.items() if n >= self.in_flight]
             more = await self.store.runs.claim_due(self.owner, now=now, limit=self.batch, lease=self.lease, skip=full)
             if more:
                 due += more
+                lags += [(now - r.next_poll_at).total_seconds() for r in more if r.next_poll_at]
                 started += await self._start_all(more, now)
             if len(more) < self.batch:
                 break
         if due:
-            self.lag = sorted((now - r.next_poll_at).total_seconds() for r in due if r.next_poll_at)
+            self.lag = sorted(lags)
             if self.lag:
                 self.metrics.set(POLL_LAG, self.lag[-1], {"quantile": "1"})
                 self.metrics.set(POLL_LAG, self.lag[len(self.lag) // 2], {"quantile": "0.5"})

@@ -177,6 +177,40 @@ async def test_a_tick_claims_every_due_run_not_only_one_batch(store: Store) -> N
 
 
 
+async def test_runs_claimed_late_in_a_slow_tick_are_leased_from_their_claim_and_never_doubled(store: Store) -> None:
+    """A tick's claims took their leases from the tick's start: on a loaded process (a start-up with thousands of
+    runs found at once) a claim made 90 s into the tick had a lease already expired, and another replica claimed
+    and polled runs whose polls were still waiting here (two replicas polling one run: issue 16's replicas run had
+    59 such calls). Each claim round leases from its own time, and renews the polls under way as the tick goes on."""
+    slow = SlowProvider()
+    clock = [NOW]
+
+    async def changed(change: Transition) -> None:
+        pass
+
+    async def unknown(run: RunRecord) -> None:
+        raise AssertionError("the provider answered")
+
+    poller = Poller(store, cast(ClientPool, slow), owner="a", now=lambda: clock[0], on_change=changed,
+                    on_unknown=unknown, lease=LEASE, tick_wait=0.0, batch=2, rounds=4)
+    claim_due = store.runs.claim_due
+
+    async def slow_claim(*args: Any, **kwargs: Any) -> list[RunRecord]:
+        got = await claim_due(*args, **kwargs)
+        clock[0] += timedelta(seconds=45)  # each claim round takes 45 s on the loaded process
+        return got
+
+    store.runs.claim_due = slow_claim  # type: ignore[method-assign]
+    for i in range(6):
+        await _run(store, f"p-{i}")
+    assert await asyncio.wait_for(poller.tick(), 5) == 6
+    store.runs.claim_due = claim_due  # type: ignore[method-assign]
+    assert await store.runs.claim_due("b", now=clock[0] + timedelta(seconds=1), limit=10, lease=LEASE) == []
+    slow.answer.set()
+    await asyncio.wait_for(poller.idle(), 5)
+    assert sorted(slow.asked) == sorted(f"p-{i}" for i in range(6))  # each once
+
+
 class ListingProvider(SlowProvider):
     """A connection that answers for all its runs in one call (one scope), as DataKitchen's kitchen or a Tailer
     configuration does; it records how many runs each batched call asked about."""

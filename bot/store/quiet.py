@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ColumnElement
 
 from bot.store.tables import runs
 
-__all__ = ["QuietPoll", "write_quiet"]
+__all__ = ["QuietPoll", "sooner", "write_quiet"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,15 @@ class QuietPoll:
     state: str  # as read
     now: datetime
     next_poll_at: datetime | None
+    read_next: datetime | None  # the run's next poll as read: moved since, a poll was asked for (``sooner``)
+
+
+def sooner(read_next: object, own_next: object) -> ColumnElement[datetime]:
+    """A poll's next time as written: its own, unless a poll was asked for while it was under way (``poll_now``:
+    the cancel's answer, the Refresh button), which moved the run's next poll from what the poll read, and sooner.
+    Overwritten, a failure held while a cancel was on its way came out up to one interval (minutes) late."""
+    asked = and_(runs.c.next_poll_at.is_distinct_from(read_next), runs.c.next_poll_at < own_next)
+    return case((asked, runs.c.next_poll_at), else_=own_next)
 
 
 class _Moved(Exception):
@@ -51,7 +61,8 @@ _WRITE = (
     )
     .values(
         polls=bindparam("w_new"),
-        next_poll_at=bindparam("w_next"),
+        next_poll_at=sooner(bindparam("w_read", type_=runs.c.next_poll_at.type),
+                            bindparam("w_next", type_=runs.c.next_poll_at.type)),
         updated_at=bindparam("w_now"),
         lease_owner=None,
         lease_expires_at=None,
@@ -61,7 +72,7 @@ _WRITE = (
 
 def _params(poll: QuietPoll) -> dict[str, object]:
     return {"w_id": poll.run_id, "w_polls": poll.polls, "w_new": poll.polls + 1, "w_state": poll.state,
-            "w_next": poll.next_poll_at, "w_now": poll.now}
+            "w_next": poll.next_poll_at, "w_read": poll.read_next, "w_now": poll.now}
 
 
 async def write_quiet(engine: AsyncEngine, polls: Sequence[QuietPoll]) -> set[int]:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.models import RunState, RunStatus
 from bot.store.alert_events import EventKind, note_run
-from bot.store.quiet import QuietPoll, write_quiet
+from bot.store.quiet import QuietPoll, sooner, write_quiet
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.rows import add_event, claim_returning, fetch_run, run_of_row, runs_by_ids, task_json
 from bot.store.run_reads import RunReads
@@ -124,6 +124,7 @@ class RunStore(RunReads):
         nobody need mark it in a second one; a change that tells someone is left unnotified until its card and
         alerts are written (``mark_notified``), so recovery (``unnotified``) still finds it after a crash in between.
         """
+        read_next: list[datetime | None] = []  # the run's next poll as first read (``sooner``)
         for _ in range(5):
             async with self.engine.begin() as conn:
                 if read is not None:
@@ -133,6 +134,7 @@ class RunStore(RunReads):
                     if row is None:  # a watched copy absorbed by the run that started it
                         return None
                     before = run_of_row(row)
+                read_next = read_next or [before.next_poll_at]
                 if before.final:  # an ended run stays ended, whatever a stale answer says
                     return None
                 status = as_asked(before, status, now)
@@ -145,6 +147,8 @@ class RunStore(RunReads):
                     # an end in the state already shown (unknown held too long): unnotified until its end is acted
                     # on, so recovery (``unnotified``) finds it after a crash in between
                     values["notified_state"] = None
+                if values["next_poll_at"] is not None:  # a poll asked for meanwhile is kept
+                    values["next_poll_at"] = sooner(read_next[0], values["next_poll_at"])
                 result = await conn.execute(
                     update(runs)
                     .where(
@@ -188,7 +192,9 @@ class RunStore(RunReads):
             and values["started_at"] == before.started_at
             and values["ended_at"] == before.ended_at
         )
-        return QuietPoll(before.id, before.polls, before.state.value, now, next_poll_at) if same else None
+        if not same:
+            return None
+        return QuietPoll(before.id, before.polls, before.state.value, now, next_poll_at, before.next_poll_at)
 
     async def record_quiet(self, polls: Sequence[QuietPoll]) -> set[int]:
         """Write quiet polls in one transaction (``bot.store.quiet``); returns the ids of the runs that changed

@@ -128,25 +128,7 @@ class StartStore:
     ) -> RunRecord | None:
         """End an orphaned start as unknown, unless its owner renewed its lease or its trigger answered since it
         was found (None then). Checked in the update itself: two replicas never both decide."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id, _orphaned_start(now, unleased_before))
-                .values(
-                    state=RunState.UNKNOWN.value,
-                    message=message,
-                    final=True,
-                    ended_at=now,
-                    next_poll_at=None,
-                    updated_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
-            )
-            if result.rowcount != 1:
-                return None
-            await add_event(conn, run_id, now, RunState.UNKNOWN.value, "", message)
-            return await fetch_run(conn, run_id)
+        return await self._end(run_id, _orphaned_start(now, unleased_before), RunState.UNKNOWN, message, now=now)
 
     async def cancel_waiting(self, run_id: int, user_id: str, *, now: datetime) -> RunRecord | None:
         """``user_id`` cancels a run still waiting its turn (a retry's backoff, a provider's cap): nothing is at the
@@ -154,25 +136,24 @@ class StartStore:
         it meanwhile: its trigger is on its way, and the provider's cancel is the way). Checked in the update itself,
         so a start and a cancel never both go ahead."""
         message = f"canceled at <@{user_id}>'s request before it started"
+        waiting = (runs.c.state == _WAITING) & runs.c.final.is_(False)
+        return await self._end(run_id, waiting, RunState.CANCELED, message, now=now, cancel_requested_by=user_id)
+
+    async def _end(
+        self, run_id: int, condition: ColumnElement[bool], state: RunState, message: str, *, now: datetime,
+        **more: object,
+    ) -> RunRecord | None:
+        """End a run that never started (``state``, ``message``) if ``condition`` still holds; None if not."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id, runs.c.state == _WAITING, runs.c.final.is_(False))
-                .values(
-                    state=RunState.CANCELED.value,
-                    message=message,
-                    final=True,
-                    ended_at=now,
-                    next_poll_at=None,
-                    updated_at=now,
-                    cancel_requested_by=user_id,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
+                .where(runs.c.id == run_id, condition)
+                .values(state=state.value, message=message, final=True, ended_at=now, next_poll_at=None,
+                        updated_at=now, lease_owner=None, lease_expires_at=None, **more)
             )
             if result.rowcount != 1:
                 return None
-            await add_event(conn, run_id, now, RunState.CANCELED.value, "", message)
+            await add_event(conn, run_id, now, state.value, "", message)
             return await fetch_run(conn, run_id)
 
     async def claim_waiting(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[RunRecord]:

@@ -31,10 +31,12 @@ async def _claimed(store: Store) -> RunRecord:
 
 
 @pytest.mark.parametrize("write", ["quiet", "record_status"])
-async def test_a_poll_asked_for_during_a_poll_is_kept(store: Store, write: str) -> None:
+@pytest.mark.parametrize("asked", [True, False], ids=["asked meanwhile", "nobody asked"])
+async def test_a_poll_asked_for_during_a_poll_is_kept(store: Store, write: str, asked: bool) -> None:
     claimed = await _claimed(store)
-    asked = T0 + timedelta(seconds=3)
-    await store.runs.poll_now(claimed.id, now=asked)  # the cancel's answer came while the poll waited
+    asked_at = T0 + timedelta(seconds=3)
+    if asked:
+        await store.runs.poll_now(claimed.id, now=asked_at)  # the cancel's answer came while the poll waited
     own_next = T0 + timedelta(minutes=5)  # a long run's interval
     same = RunStatus("p1", RunState.RUNNING, "R")
     if write == "quiet":
@@ -46,22 +48,6 @@ async def test_a_poll_asked_for_during_a_poll_is_kept(store: Store, write: str) 
                                        read=claimed)
     after = await store.runs.get(claimed.id)
     assert after is not None and after.polls == claimed.polls + 1
-    assert after.next_poll_at == asked  # polled again at once, as asked
-    assert [r.id for r in await store.runs.claim_due("b", now=asked + timedelta(seconds=5), limit=10,
-                                                     lease=LEASE)] == [claimed.id]
-
-
-@pytest.mark.parametrize("write", ["quiet", "record_status"])
-async def test_a_poll_nobody_asked_for_meanwhile_takes_its_own_next_time(store: Store, write: str) -> None:
-    claimed = await _claimed(store)
-    own_next = T0 + timedelta(minutes=5)
-    same = RunStatus("p1", RunState.RUNNING, "R")
-    if write == "quiet":
-        poll = store.runs.quiet(claimed, same, now=T0 + timedelta(seconds=4), next_poll_at=own_next)
-        assert poll is not None
-        assert await store.runs.record_quiet([poll]) == set()
-    else:
-        await store.runs.record_status(claimed.id, same, now=T0 + timedelta(seconds=4), next_poll_at=own_next,
-                                       read=claimed)
-    after = await store.runs.get(claimed.id)
-    assert after is not None and after.next_poll_at == own_next
+    assert after.next_poll_at == (asked_at if asked else own_next)  # polled again at once, as asked
+    due = await store.runs.claim_due("b", now=asked_at + timedelta(seconds=5), limit=10, lease=LEASE)
+    assert [r.id for r in due] == ([claimed.id] if asked else [])

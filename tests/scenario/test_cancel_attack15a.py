@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from bot.catalog.load import parse_catalog
 from bot.emulators._core import Fault, Outcome
 from bot.emulators.slack.server import Message
+from bot.runtime import Runtime
 from bot.service.permissions import Actor
 from bot.service.rights import Right
 from bot.slack.blocks import ids
 from bot.store.records import RunRecord
-from tests.scenario.harness import DK_JOB, World, world
+from tests.scenario.harness import DK_JOB, ENV, World, catalog_text, world
 from tests.scenario.surface import ask, run_number, shown
 
 
@@ -118,3 +122,37 @@ async def test_a_datakitchen_run_failing_after_a_stop_whose_answer_was_lost_is_a
         assert "failed" in ended.text and "canceled" not in ended.text, ended.text
         await w.until(lambda: any("<!subteam^S0DATAENG>" in shown(m) for m in w.slack.messages("C0ALERTS")),
                       timeout=10, what="the failure announced with its owners")
+
+
+async def test_a_failure_held_for_a_retry_is_announced_when_the_policy_was_removed_meanwhile(tmp_path: Path) -> None:
+    """``orders`` fails (policy: 2 attempts): its alert is held for attempt 2. The operator removes the retry policy
+    and restarts the bot while attempt 2 waits; attempt 2 runs and is canceled. No attempt follows: attempt 1's
+    failure, never announced, must be now, with its owners. Before, ``held_failure`` asked today's catalog whether
+    the policy retried it (no policy: "alerted when it failed") and nobody was ever told."""
+    async with world(tmp_path, catalog_edit=_retrying) as w:
+        await w.command("run orders")
+        await w.card_saying("orders is queued")
+        w.advance(6)
+        card = await w.card_saying("orders is running")
+        first = run_number(card)
+        w.advance(31)
+        await w.card_saying("orders failed")
+        await w.settle(1.0)
+        retry = await w.runtime.store.runs.retry_of(first)
+        assert retry is not None and not _owner_mentions(w)
+        await w.runtime.stop()  # the operator removes the policy and restarts
+        w.runtime = Runtime(w.settings, parse_catalog(yaml.safe_load(catalog_text(w.emulators)), ENV))
+        await w.runtime.start()
+        assert w.runtime.http is not None
+        w.slack.app_url = f"{w.runtime.http.url}/slack/events"
+        await w.settle(2.0)  # the retry's backoff (1 s) ends: attempt 2 starts
+        w.advance(6)
+        await w.settle(1.0)
+        question = await ask(w, f"cancel {retry.id}")
+        await w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts)
+        await w.until(lambda: bool(_owner_mentions(w)), timeout=10.0,
+                      what="attempt 1's failure, held for a retry no policy gives any more, announced")
+        ended = await w.runtime.store.runs.get(retry.id)
+        assert ended is not None and ended.state == "canceled"
+        alerts = await w.runtime.store.alerting.open_alerts()
+        assert [a.runs for a in alerts] == [(first,)]

@@ -156,3 +156,31 @@ async def test_a_failure_held_for_a_retry_is_announced_when_the_policy_was_remov
         assert ended is not None and ended.state == "canceled"
         alerts = await w.runtime.store.alerting.open_alerts()
         assert [a.runs for a in alerts] == [(first,)]
+
+
+async def test_a_failure_announced_then_retried_by_a_person_is_not_announced_again_when_its_retry_is_canceled(
+    tmp_path: Path,
+) -> None:
+    """The other side of the rule above: ``orders`` has no policy; it fails and is announced; a person retries it and
+    cancels the retry. The failure was told when it happened (an alert counts it): nothing is announced twice."""
+    async with world(tmp_path) as w:
+        await w.command("run orders")
+        await w.card_saying("orders is queued")
+        w.advance(6)
+        card = await w.card_saying("orders is running")
+        first = run_number(card)
+        w.advance(31)
+        await w.card_saying("orders failed")
+        await w.until(lambda: bool(_owner_mentions(w)), timeout=10.0, what="the failure announced")
+        await w.settle(1.0)
+        told = [m.ts for m in w.slack.messages("C0ALERTS")]
+        retry = await w.runtime.services.runs.retry(Actor("U0BOB", "C0GENERAL"), first, channel="C0GENERAL")
+        w.advance(6)
+        await w.settle(1.0)
+        question = await ask(w, f"cancel {retry.id}", user="U0BOB")
+        await w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts, user="U0BOB")
+        await w.until(lambda: "canceled" in w.cards()[-1].text, timeout=10.0, what="the retry canceled")
+        await w.settle(1.5)
+        assert [m.ts for m in w.slack.messages("C0ALERTS")] == told, "a failure already announced was announced again"
+        alerts = await w.runtime.store.alerting.open_alerts()
+        assert [(a.runs, a.count) for a in alerts] == [((first,), 1)]

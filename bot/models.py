@@ -79,6 +79,10 @@ class RunStatus:
     warning: str = ""
     final: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: the provider shows a canceled run as canceled (DataKitchen's ``STOPPED_SERVING``, Rivery v1's ``canceled``),
+    #: never as failed: a failure it reports is the run's own, whatever cancel was asked (``bot.store.runs.as_asked``).
+    #: False where a cancel may read as a failure (Rivery's legacy API answers ``F`` for a canceled run)
+    shows_cancels: bool = False
 
     def __post_init__(self) -> None:
         if self.state.is_terminal and not self.final:

@@ -284,6 +284,7 @@ def parse_v1_run(body: Mapping[str, JsonValue], run_id: str = "") -> RunStatus:
         duration=_duration(started, ended),
         warning=warning,
         extra=extra,
+        shows_cancels=True,  # v1 says "canceled" of a canceled run: its "failed" is never a cancel
     )
 
 

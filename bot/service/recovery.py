@@ -101,4 +101,10 @@ class Recovery:
         await self.outcomes.no_attempt_follows(done)  # a retry that never started: its failure is told
         if done.workflow_run_id is not None:  # a step's run: its workflow moves on (or stops, announced)
             await self.outcomes.workflows.step_ended(done)
+        # a Workflow Builder step waiting for it fails saying so (else its workflow waits for ever), and the
+        # subscribers and the starter hear of its end, as of any end (``Outcomes``)
+        if self.outcomes.steps is not None:
+            await self.outcomes.steps.run_ended(done)
+        if self.outcomes.subscribers is not None:
+            await self.outcomes.subscribers.ended(done, told=set())
         await self.store.runs.mark_notified(done.id, done.state)

@@ -105,6 +105,16 @@ class Retrier:
             and not run.cancel_requested_by
         )
 
+    async def _held(self, failed: RunRecord) -> bool:
+        """Whether the alert of ``failed``, retried, was held for its retry: the policy gives it another attempt;
+        else it was alerted when it failed, unless no alert counts it: the policy that held it was changed since
+        (removed, or fewer attempts, and the bot restarted with that catalog while the retry waited or ran)."""
+        if self._retried(failed):
+            return True
+        if failed.cancel_requested_by or not failed.pipeline:  # the policy never retries a run asked to stop
+            return False
+        return not await self.store.alerting.counts_run(failed.pipeline, failed.id, since=failed.created_at)
+
     async def held_failure(self, run: RunRecord) -> RunRecord | None:
         """``run`` ended without an outcome of its own (unknown, never started, canceled) and no attempt follows
         it: the latest failed attempt before it, whose alert was held back for the attempts left, if any. The
@@ -115,7 +125,7 @@ class Retrier:
             if previous is None:
                 return None
             if previous.run_state is RunState.FAILED:
-                return previous if self._retried(previous) else None  # else alerted when it failed
+                return previous if await self._held(previous) else None
             attempt = previous  # an attempt that ended unknown and was retried: look further back
         return None
 

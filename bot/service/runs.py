@@ -410,7 +410,9 @@ class RunService:
             raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")
         # recorded before the provider is asked: a poll landing while the cancel's answer travels back finds it
         # (a canceled run reads as failed on Rivery's legacy API: the request makes it a cancel, not a failure)
-        await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now())
+        if not await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now()):
+            ended = await self.get(run.id)  # it ended since it was read: nothing is asked of the provider
+            raise InvalidRequest(f"Run #{ended.id} has already ended ({ended.state}).")
         try:
             async with self.pool.slot(run.connection):
                 await client.cancel(self.pool.job(run.provider, run.job), run.provider_run_id)

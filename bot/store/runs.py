@@ -239,19 +239,23 @@ class RunStore(RunReads):
             await add_event(conn, run_id, now, state.value, "", message)
             return await fetch_run(conn, run_id)
 
-    async def cancel_requested(self, run_id: int, user_id: str, *, now: datetime) -> None:
+    async def cancel_requested(self, run_id: int, user_id: str, *, now: datetime) -> bool:
         """``user_id`` asks to cancel the run, the provider not asked yet: a failure recorded from now on is that
         cancel (``as_asked``), for ``CANCEL_PENDING_LIMIT`` unless the provider takes it (``cancel_taken``). Every
         ask is counted until its answer (``cancel_asks``): a refusal withdraws the request only when no other cancel
         is on its way (two people clicking Cancel at once). A cancel taken before stays taken. A request older than
         ``CANCEL_PENDING_LIMIT`` counts for nothing any more: its asks are forgotten (one answered "unknown", or cut by
-        a kill, is never answered: it would keep every later refused cancel from withdrawing its request)."""
+        a kill, is never answered: it would keep every later refused cancel from withdrawing its request).
+
+        Only while the run has not ended: False when it has (recorded since the click read it), nothing written. A
+        request left on an ended run would change what it was: a failed attempt whose alert waits for the retry its
+        policy made would read as asked to cancel (``Retrier.held_failure``), its failure then never announced."""
         taken = runs.c.cancel_requested_by.is_not(None) & runs.c.cancel_pending_since.is_(None)
         stale = runs.c.cancel_pending_since.is_not(None) & (runs.c.cancel_pending_since <= now - CANCEL_PENDING_LIMIT)
         async with self.engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id)
+                .where(runs.c.id == run_id, runs.c.final.is_(False))
                 .values(
                     cancel_asks=case((stale, 1), else_=runs.c.cancel_asks + 1),
                     cancel_unconfirmed=case((stale, False), else_=runs.c.cancel_unconfirmed),
@@ -259,6 +263,7 @@ class RunStore(RunReads):
                     cancel_pending_since=case((taken, None), else_=now),
                 )
             )
+            return result.rowcount == 1
 
     async def cancel_taken(self, run_id: int, user_id: str) -> None:
         """The provider took ``user_id``'s cancel: the run's failures are that cancel from now on, for good (named
@@ -451,8 +456,10 @@ def _one_answered() -> ColumnElement[int]:
 
 
 def as_asked(run: RunRecord, status: RunStatus, now: datetime) -> RunStatus:
-    """A failure of a run someone asked to cancel, as it is to be recorded: Rivery's legacy API (among others) reports
-    a canceled run as failed. Decided here, against the run as it is written to, not as a poll read it before a click:
+    """A failure of a run someone asked to cancel, as it is to be recorded: Rivery's legacy API reports a canceled run
+    as failed. Never where the provider shows a cancel as such (``RunStatus.shows_cancels``): there a failure read
+    after a cancel asked, taken or lost is the run's own, announced at once. Decided here, against the run as it is
+    written to, not as a poll read it before a click:
 
     - the provider took the cancel: the failure is that cancel, for good;
     - a cancel call is on its way to the provider (``cancel_asks``): the failure is held, nothing recorded, until its
@@ -462,7 +469,12 @@ def as_asked(run: RunRecord, status: RunStatus, now: datetime) -> RunStatus:
       failure is that cancel (the person asked for the run to end, and was told the cancel is unconfirmed);
     - past ``CANCEL_PENDING_LIMIT`` of a request not confirmed (the process stopped inside the call): the failure
       is the run's own, announced with its owners."""
-    if status.state is not RunState.FAILED or not run.cancel_requested_by or run.run_state is None:
+    if (
+        status.state is not RunState.FAILED
+        or status.shows_cancels  # the provider would say "canceled" of a cancel: this failure is the run's own
+        or not run.cancel_requested_by
+        or run.run_state is None
+    ):
         return status
     pending = run.cancel_pending_since
     if pending is not None and now - pending >= CANCEL_PENDING_LIMIT:

@@ -313,6 +313,7 @@ class Client(ProviderClient[Connection, Job]):
             duration=duration,
             final=is_final(raw),
             extra=extra,
+            shows_cancels=True,  # a stopped order run is STOPPED_SERVING: a failure is never a stop
         )
 
     # -- listing ---------------------------------------------------------------------------

@@ -97,6 +97,8 @@ class Notifier_:
 
 
 class GivenUp(Outcomes_):
+    steps = subscribers = None  # no Workflow Builder step waits, nobody subscribed
+
     async def no_attempt_follows(self, run: RunRecord) -> None:
         return None
 

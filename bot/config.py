@@ -331,7 +331,9 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
     """The password of each proxy URL in the environment (``http://user:password@proxy:3128``), to redact: httpx
     sends it in every request to a plain-http base_url as ``Proxy-Authorization: Basic base64(user:password)``, and
     a proxy's error page that shows the request echoes it into the answer the bot quotes. As written, decoded (what
-    httpx encodes), and ``user:password`` (whose base64 is the header)."""
+    httpx encodes), and ``user:password`` (whose base64 is the header). A proxy whose credential is its user name
+    alone (``http://API_KEY:@proxy:8011``, ``http://API_KEY@proxy``, as some proxy services take an API key) has
+    that user name as its secret: httpx sends ``Basic base64(API_KEY:)`` all the same (fifteenth pass (b))."""
     found: list[str] = []
     for name in _PROXY_VARIABLES:
         for variable in (name, name.lower()):
@@ -340,12 +342,14 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
                 continue
             try:
                 split = urlsplit(url if "://" in url else f"http://{url}")
-                password = split.password
+                password, username = split.password, split.username
             except ValueError:  # too broken to split: httpx will refuse it too
                 continue
+            user = unquote(username or "")
             if password:
-                user = unquote(split.username or "")
                 found += [password, unquote(password), f"{user}:{unquote(password)}"]
+            elif username:
+                found += [username, user, f"{user}:"]
     return found
 
 

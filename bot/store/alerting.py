@@ -400,8 +400,20 @@ class AlertStore:
             return _health(await _health_row(conn, connection))
 
     async def connection_ok(self, connection: str, *, now: datetime) -> Health | None:
-        """The connection answered: its former state if it was failing (its alert closed with it, at once), or None."""
+        """The connection answered: its former state if it was failing (its alert closed with it, at once), or None.
+
+        The row is locked before it is read: a poll failing at that moment (another task, another replica) may be
+        claiming the connection's "cannot reach" alert. Read unlocked, the row showed no alert yet, the claim then
+        committed, and this cleared the row over it: the alert was never closed, "cannot reach" was posted after
+        the connection answered, and nothing ever said "answers again" (fifteenth pass (b))."""
         async with self.engine.begin() as conn:
+            # PostgreSQL: the row's lock; SQLite: the database's write lock (a SELECT alone takes none: Python's
+            # sqlite3 begins the transaction at the first write). Either waits for a claim under way to commit
+            await conn.execute(
+                update(connection_health)
+                .where(connection_health.c.connection == connection, connection_health.c.failing_since.is_not(None))
+                .values(updated_at=now)
+            )
             row = await _health_row(conn, connection)
             if row is None or row["failing_since"] is None:
                 return None

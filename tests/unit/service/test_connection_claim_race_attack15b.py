@@ -1,0 +1,84 @@
+"""A connection answering on one replica while another claims its "cannot reach" alert (fifteenth pass, b).
+
+``AlertStore.connection_ok`` read the health row, then cleared it, in one transaction but without a lock: a poll
+failing at that moment (another replica, or another task of this process on a flaky connection) was claiming the
+connection's alert. The row read showed no alert yet; the claim then committed; the clear went over it. Nothing
+closed the alert: "Cannot reach" was posted after the connection had answered, stayed open for good (App Home,
+the channel), and "answers again" never came (recovery's ``health_untold`` finds it open and drawn: nothing to do).
+Seen on PostgreSQL (two engines, the row's lock) and on SQLite (a SELECT takes no lock in Python's sqlite3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.catalog.load import parse_catalog
+from bot.service.alerts import Alerter
+from bot.service.clients import ClientPool
+from bot.slack.reporter import SlackReporter
+from bot.store import alerting as alerting_module
+from bot.store import keys
+from bot.store.alerting import Alert, AlertKind
+from bot.store.engine import make_engine
+from bot.store.store import Store
+from bot.store.tables import cards
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+CATALOG = """
+defaults: {channel: C0ALERTS, owners: [U0BOB]}
+connections:
+  rv: {provider: rivery, api: v1, base_url: "http://127.0.0.1:1", account_id: a, environment_id: e, api_token: "${TOKEN}"}
+pipelines:
+  orders: {connection: rv, river_id: r1}
+"""
+
+
+def _alerter(store: Store) -> Alerter:
+    catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t0ken-value"})
+    return Alerter(store, catalog, ClientPool.for_catalog(catalog), SlackReporter(store, lambda: NOW), lambda: NOW,
+                   down_after=timedelta(minutes=2))
+
+
+async def test_a_connection_answering_while_another_replica_claims_its_alert_closes_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = Store(make_engine(store.engine.url.render_as_string(hide_password=False)))  # a second replica
+    try:
+        failing, answering = _alerter(store), _alerter(other)
+        # the connection has been failing for three minutes (the polls of both replicas saw it)
+        await store.alerting.connection_failed("rv", "connection refused", now=NOW - timedelta(minutes=3))
+        read = alerting_module._alert
+        claiming = asyncio.Event()
+
+        async def slow_claim(conn: AsyncConnection, alert_id: int) -> Alert:
+            if not claiming.is_set():  # the claim's transaction, its alert inserted, not committed yet
+                claiming.set()
+                await asyncio.sleep(0.5)
+            return await read(conn, alert_id)
+
+        monkeypatch.setattr(alerting_module, "_alert", slow_claim)
+
+        async def answers() -> None:
+            await claiming.wait()
+            await answering.connection_ok("rv")  # a poll of the other replica answers meanwhile
+
+        await asyncio.gather(failing.connection_failed("rv", "connection refused"), answers())
+        monkeypatch.setattr(alerting_module, "_alert", read)
+        assert await store.alerting.failing_connections() == []  # the connection answers
+        assert await store.alerting.open_alerts() == [], "its 'cannot reach' alert open for good"
+        [alert] = await store.alerting.alerts_between(NOW - timedelta(days=1), NOW + timedelta(days=1))
+        assert alert.kind is AlertKind.UNREACHABLE and alert.recovered_at is not None
+        async with store.engine.connect() as conn:
+            [(key, text, blocks)] = (await conn.execute(select(cards.c.key, cards.c.text, cards.c.blocks))).all()
+        assert key == keys.health_message("rv", alert.id)  # the connection's one message
+        assert "answers again" in json.dumps([text, blocks]), "posted 'cannot reach' after the connection answered"
+        assert await failing.health_untold() == 0 and await answering.health_untold() == 0
+    finally:
+        await other.close()

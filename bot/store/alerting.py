@@ -379,24 +379,27 @@ class AlertStore:
     # -- connection health ------------------------------------------------------------------
 
     async def connection_failed(self, connection: str, error: str, *, now: datetime) -> Health:
+        """The connection failed a call: failing since now, unless it was already. Its first failure ever is often
+        seen by many polls at once (every run of the connection, both replicas): the row is inserted if missing, not
+        read then inserted, which made all but one of them an ``IntegrityError`` out of the poll, "polls failed" at
+        ERROR with a traceback (fifteenth pass (b))."""
         async with self.engine.begin() as conn:
-            row = await _health_row(conn, connection)
-            if row is None:
+            if await _health_row(conn, connection) is None:
+                dialect_insert = pg_insert if self._postgres else sqlite_insert
                 await conn.execute(
-                    insert(connection_health).values(
-                        connection=connection, failing_since=now, last_error=error[:2000], updated_at=now
-                    )
+                    dialect_insert(connection_health)
+                    .values(connection=connection, failing_since=now, last_error=error[:2000], updated_at=now)
+                    .on_conflict_do_nothing(index_elements=["connection"])
                 )
-            else:
-                await conn.execute(
-                    update(connection_health)
-                    .where(connection_health.c.connection == connection)
-                    .values(
-                        failing_since=func.coalesce(connection_health.c.failing_since, now),
-                        last_error=error[:2000],
-                        updated_at=now,
-                    )
+            await conn.execute(
+                update(connection_health)
+                .where(connection_health.c.connection == connection)
+                .values(
+                    failing_since=func.coalesce(connection_health.c.failing_since, now),
+                    last_error=error[:2000],
+                    updated_at=now,
                 )
+            )
             return _health(await _health_row(conn, connection))
 
     async def connection_ok(self, connection: str, *, now: datetime) -> Health | None:

@@ -82,3 +82,20 @@ async def test_a_connection_answering_while_another_replica_claims_its_alert_clo
         assert await failing.health_untold() == 0 and await answering.health_untold() == 0
     finally:
         await other.close()
+
+
+async def test_a_connections_first_failure_seen_by_many_polls_at_once_raises_out_of_none(store: Store) -> None:
+    """The first failure a connection ever had (no health row yet) is seen by every poll of its runs at once, on
+    both replicas: the row was read, found missing and inserted by each, all but one an ``IntegrityError`` raised out
+    of the poll ("N polls failed" at ERROR, a traceback) on SQLite and PostgreSQL alike."""
+    other = Store(make_engine(store.engine.url.render_as_string(hide_password=False)))
+    try:
+        replicas = [_alerter(store), _alerter(other)]
+        for connection in ("rv", "rv2", "rv3"):
+            calls = [replicas[i % 2].connection_failed(connection, "connection refused") for i in range(8)]
+            raised = [r for r in await asyncio.gather(*calls, return_exceptions=True) if r is not None]
+            assert raised == [], raised
+        failing = await store.alerting.failing_connections()
+        assert sorted(h.connection for h in failing) == ["rv", "rv2", "rv3"]
+    finally:
+        await other.close()

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from aiohttp import web
 
-from bot.config import Settings
 from bot.catalog.load import parse_catalog
+from bot.config import Settings
 from bot.emulators._core import EmulatorState, Outcome
 from bot.emulators.invision import InVisionEmulator
 from bot.emulators.rivery import RiveryEmulator

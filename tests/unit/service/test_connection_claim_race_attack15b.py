@@ -42,8 +42,14 @@ pipelines:
 
 def _alerter(store: Store) -> Alerter:
     catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t0ken-value"})
-    return Alerter(store, catalog, ClientPool.for_catalog(catalog), SlackReporter(store, lambda: NOW), lambda: NOW,
-                   down_after=timedelta(minutes=2))
+    return Alerter(
+        store,
+        catalog,
+        ClientPool.for_catalog(catalog),
+        SlackReporter(store, lambda: NOW),
+        lambda: NOW,
+        down_after=timedelta(minutes=2),
+    )
 
 
 async def test_a_connection_answering_while_another_replica_claims_its_alert_closes_it(

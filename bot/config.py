@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import httpx
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_serializer, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -323,6 +324,15 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
                 found.append(
                     f"{variable}: the proxy's scheme {safe_text(scheme[:20])!r} is not one the bot can use (http, "
                     "https, socks5): no provider could be called"
+                )
+                continue
+            try:  # as httpx reads it: a password holding # / ? ends the host early ("Invalid port: '<its start>'")
+                httpx.URL(url if "://" in url else f"http://{url}")
+            except (httpx.InvalidURL, ValueError):
+                found.append(
+                    f"{variable}: not a URL the bot can read (not quoted here: it may hold a password): no provider "
+                    "could be called. A user name or password holding @ : / ? # or % must be percent-encoded in it "
+                    "(# as %23, / as %2F, ? as %3F)"
                 )
     return found
 

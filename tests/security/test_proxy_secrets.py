@@ -129,3 +129,22 @@ async def test_a_proxy_whose_credential_is_its_user_name_alone_never_reaches_a_m
     assert "Access denied" in text and "Proxy-Authorization" in text, text  # the proxy was asked, its page quoted
     assert base64.b64encode(f"{key}:".encode()).decode() not in text, text
     assert key not in text and key not in logged, (text, logged)
+
+
+@pytest.mark.parametrize("mark", ["#", "/", "?"])
+def test_a_proxy_url_whose_password_ends_its_host_early_is_a_problem_never_quoting_it(
+    mark: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifteenth pass (b): a proxy password holding ``#``, ``/`` or ``?`` unencoded (a password copied as it is) ends
+    the URL's host early: ``check`` said ok, then every provider client failed to be made (httpx: "Invalid port:
+    '<the password up to that character>'"), each poll an ERROR "polling run N failed" with that piece of the password
+    in its traceback, and no "cannot reach": the connection never counted as failing."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://{USER}:Secr3tHead{mark}tail@127.0.0.1:3128")
+    monkeypatch.setenv("http_proxy", f"{USER}:Secr3tHead%23tail@127.0.0.1:3128")  # encoded: fine
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+    problems = [p for p in settings.problems() if "PROXY" in p.upper()]
+    assert len(problems) == 1 and problems[0].startswith("HTTPS_PROXY: not a URL the bot can read"), problems
+    assert not any("Secr3t" in p for p in settings.problems())

@@ -411,12 +411,16 @@ class AlertStore:
         the connection answered, and nothing ever said "answers again" (fifteenth pass (b))."""
         async with self.engine.begin() as conn:
             # PostgreSQL: the row's lock; SQLite: the database's write lock (a SELECT alone takes none: Python's
-            # sqlite3 begins the transaction at the first write). Either waits for a claim under way to commit
-            await conn.execute(
+            # sqlite3 begins the transaction at the first write). Either waits for a claim under way to commit. The
+            # row whatever it says: locked only if failing, a row healthy at this statement could be failed and its
+            # alert claimed between it and the read (each statement reads the latest commit on PostgreSQL)
+            touched = await conn.execute(
                 update(connection_health)
-                .where(connection_health.c.connection == connection, connection_health.c.failing_since.is_not(None))
+                .where(connection_health.c.connection == connection)
                 .values(updated_at=now)
             )
+            if touched.rowcount == 0:
+                return None  # no row yet: it never failed before this answer
             row = await _health_row(conn, connection)
             if row is None or row["failing_since"] is None:
                 return None

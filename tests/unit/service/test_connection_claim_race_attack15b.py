@@ -11,12 +11,13 @@ Seen on PostgreSQL (two engines, the row's lock) and on SQLite (a SELECT takes n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.catalog.load import parse_catalog
@@ -86,6 +87,56 @@ async def test_a_connection_answering_while_another_replica_claims_its_alert_clo
         assert key == keys.health_message("rv", alert.id)  # the connection's one message
         assert "answers again" in json.dumps([text, blocks]), "posted 'cannot reach' after the connection answered"
         assert await failing.health_untold() == 0 and await answering.health_untold() == 0
+    finally:
+        await other.close()
+
+
+async def test_an_answer_read_while_the_connection_fails_again_and_is_claimed_leaves_no_alert_open_for_good(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race from a healthy row: the answering replica still counts the connection failing (its copy is
+    up to 30 s old), the row says healthy when its transaction begins, then the other replica's polls fail, write
+    the row failing and claim the alert before the answer reads the row. Found flapping a connection with 400 polls
+    at once on two replicas (PostgreSQL): a lock taken only on a failing row did not hold this one off."""
+    other = Store(make_engine(store.engine.url.render_as_string(hide_password=False)))
+    try:
+        failing, answering = _alerter(store), _alerter(other)
+        await store.alerting.connection_failed("rv", "connection refused", now=NOW - timedelta(minutes=3))
+        await answering.connection_failed("rv", "connection refused")  # in its copy; no alert yet (down_after)
+        await store.alerting.connection_ok("rv", now=NOW - timedelta(minutes=1))  # the other replica saw it answer
+        read_row, read_alert = alerting_module._health_row, alerting_module._alert
+        began, claiming = asyncio.Event(), asyncio.Event()
+
+        async def row_of(conn: AsyncConnection, connection: str) -> RowMapping | None:
+            if conn.engine.sync_engine is other.engine.sync_engine and not began.is_set():
+                began.set()  # the answer's transaction has begun: the failure and its claim now, if they can
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(claiming.wait(), 1.0)
+            return await read_row(conn, connection)
+
+        async def slow_claim(conn: AsyncConnection, alert_id: int) -> Alert:
+            if not claiming.is_set():
+                claiming.set()
+                await asyncio.sleep(0.5)
+            return await read_alert(conn, alert_id)
+
+        monkeypatch.setattr(alerting_module, "_health_row", row_of)
+        monkeypatch.setattr(alerting_module, "_alert", slow_claim)
+
+        async def fails_again() -> None:
+            await began.wait()
+            await store.alerting.connection_failed("rv", "connection refused", now=NOW - timedelta(minutes=3))
+            await failing.connection_failed("rv", "connection refused")
+
+        await asyncio.gather(answering.connection_ok("rv"), fails_again())
+        monkeypatch.setattr(alerting_module, "_health_row", read_row)
+        monkeypatch.setattr(alerting_module, "_alert", read_alert)
+        # either order is right, but the store must agree with itself: an open alert is its failing connection's
+        health = {h.connection: h.alert_id for h in await store.alerting.failing_connections()}
+        opened = await store.alerting.open_alerts()
+        assert [(a.connection, a.id) for a in opened] == list(health.items()), (opened, health)
+        await failing.connection_ok("rv")  # and once it answers, nothing is left open
+        assert await store.alerting.open_alerts() == [], "a 'cannot reach' alert open for good"
     finally:
         await other.close()
 

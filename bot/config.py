@@ -7,6 +7,7 @@ environment variable to set.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import json
@@ -342,8 +343,10 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
     sends it in every request to a plain-http base_url as ``Proxy-Authorization: Basic base64(user:password)``, and
     a proxy's error page that shows the request echoes it into the answer the bot quotes. As written, decoded (what
     httpx encodes), and ``user:password`` (whose base64 is the header). A proxy whose credential is its user name
-    alone (``http://API_KEY:@proxy:8011``, ``http://API_KEY@proxy``, as some proxy services take an API key) has
-    that user name as its secret: httpx sends ``Basic base64(API_KEY:)`` all the same (fifteenth pass (b))."""
+    alone (``http://API_KEY:@proxy:8011``, ``http://API_KEY@proxy``, as some proxy services take an API key): httpx
+    sends ``Basic base64(API_KEY:)`` all the same, so that base64 is a secret, and the user name too when it is as long
+    as a key (``MIN_SECRET_LENGTH``; a short account name such as ``data`` would mask the word everywhere) (fifteenth
+    pass (b))."""
     found: list[str] = []
     for name in _PROXY_VARIABLES:
         for variable in (name, name.lower()):
@@ -359,7 +362,9 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
             if password:
                 found += [password, unquote(password), f"{user}:{unquote(password)}"]
             elif username:
-                found += [username, user, f"{user}:"]
+                found.append(base64.b64encode(f"{user}:".encode()).decode("ascii"))
+                if len(user) >= MIN_SECRET_LENGTH:
+                    found += [username, user]
     return found
 
 

@@ -7,6 +7,7 @@ environment variable to set.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import json
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import httpx
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_serializer, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -324,6 +326,15 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
                     f"{variable}: the proxy's scheme {safe_text(scheme[:20])!r} is not one the bot can use (http, "
                     "https, socks5): no provider could be called"
                 )
+                continue
+            try:  # as httpx reads it: a password holding # / ? ends the host early ("Invalid port: '<its start>'")
+                httpx.URL(url if "://" in url else f"http://{url}")
+            except (httpx.InvalidURL, ValueError):
+                found.append(
+                    f"{variable}: not a URL the bot can read (not quoted here: it may hold a password): no provider "
+                    "could be called. A user name or password holding @ : / ? # or % must be percent-encoded in it "
+                    "(# as %23, / as %2F, ? as %3F)"
+                )
     return found
 
 
@@ -331,7 +342,11 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
     """The password of each proxy URL in the environment (``http://user:password@proxy:3128``), to redact: httpx
     sends it in every request to a plain-http base_url as ``Proxy-Authorization: Basic base64(user:password)``, and
     a proxy's error page that shows the request echoes it into the answer the bot quotes. As written, decoded (what
-    httpx encodes), and ``user:password`` (whose base64 is the header)."""
+    httpx encodes), and ``user:password`` (whose base64 is the header). A proxy whose credential is its user name
+    alone (``http://API_KEY:@proxy:8011``, ``http://API_KEY@proxy``, as some proxy services take an API key): httpx
+    sends ``Basic base64(API_KEY:)`` all the same, so that base64 is a secret, and the user name too when it is as long
+    as a key (``MIN_SECRET_LENGTH``; a short account name such as ``data`` would mask the word everywhere) (fifteenth
+    pass (b))."""
     found: list[str] = []
     for name in _PROXY_VARIABLES:
         for variable in (name, name.lower()):
@@ -340,12 +355,16 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
                 continue
             try:
                 split = urlsplit(url if "://" in url else f"http://{url}")
-                password = split.password
+                password, username = split.password, split.username
             except ValueError:  # too broken to split: httpx will refuse it too
                 continue
+            user = unquote(username or "")
             if password:
-                user = unquote(split.username or "")
                 found += [password, unquote(password), f"{user}:{unquote(password)}"]
+            elif username:
+                found.append(base64.b64encode(f"{user}:".encode()).decode("ascii"))
+                if len(user) >= MIN_SECRET_LENGTH:
+                    found += [username, user]
     return found
 
 

@@ -38,7 +38,7 @@ def check_url(
 
     ``quoted``: how a problem line shows the URL (the catalog quotes ``${NAME}`` as written, never the value);
     ``sends``: what goes to the URL, for the message."""
-    shown = quoted if quoted is not None else _quote(url)
+    shown = quoted if quoted is not None else _quote(hide_userinfo(url))
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
@@ -75,14 +75,26 @@ def check_url(
 
 def web_link_problem(url: str, *, quoted: str | None = None) -> str | None:
     """Why a URL cannot be a link people click (a Slack button, a mrkdwn link), or None: only http(s)."""
-    shown = quoted if quoted is not None else _quote(url)
+    shown = quoted if quoted is not None else _quote(hide_userinfo(url))
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         return f"{shown} is not a URL; write it like https://host/path"
     if parsed.scheme not in ("http", "https") or not parsed.host:
         return f"{shown} is not an http(s) URL; write it like https://host/path"
+    if parsed.userinfo:  # the link goes on every card and alert: a password in it is one given to the channel
+        return "the URL holds a user name or password before its host (user:…@; not quoted here): remove them"
     return None
+
+
+def hide_userinfo(url: str) -> str:
+    """``url`` without what may be a user and password (all before its last ``@``, after the scheme), for a problem
+    line: a URL that is no http(s) URL (``ftp://u:p@host``), has no host or a bad port is quoted there, and
+    ``check`` prints it, ``run`` logs it (fifteenth pass (b)). A path holding ``@`` loses more than it must."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    return url if "@" not in rest else f"{scheme}{sep}…@{rest.rpartition('@')[2]}"
 
 
 def _quote(url: str) -> str:

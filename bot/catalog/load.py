@@ -35,7 +35,7 @@ from bot.ops.plain import plain_error, safe_text
 from bot.ops.redact import MIN_SECRET_LENGTH, Redactor
 from bot.providers.base import ConnectionConfig, JobConfig
 from bot.providers.registry import PROVIDERS, provider
-from bot.urls import check_url, web_link_problem
+from bot.urls import check_url, hide_userinfo, web_link_problem
 
 __all__ = ["load_catalog", "parse_catalog", "referenced_values", "shown"]
 
@@ -214,7 +214,7 @@ def _connections(
             # the console URL becomes a Slack button and a mrkdwn link: javascript: or the like is no link
             console = conn.console_url
             written = entry.get("console_url")
-            quoted = shown(written) if isinstance(written, str) and _REF.search(written) else None
+            quoted = shown(hide_userinfo(written)) if isinstance(written, str) and _REF.search(written) else None
             if isinstance(console, str) and (problem := web_link_problem(console, quoted=quoted)):
                 problems.append(f"{path}.console_url: {problem}")
     for variable, uses in unset.items():
@@ -232,7 +232,7 @@ def _check_url(
 ) -> None:
     """``bot.urls.check_url``; ``as_written``: the URL as the file has it when it holds ``${NAME}``: a problem
     line quotes that, never the value the variable gave (a key put in the wrong field would be printed)."""
-    check_url(url, path, problems, warnings, quoted=shown(as_written if as_written is not None else url))
+    check_url(url, path, problems, warnings, quoted=shown(hide_userinfo(as_written if as_written is not None else url)))
 
 
 def _resolve(

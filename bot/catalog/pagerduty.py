@@ -61,6 +61,12 @@ def pagerduty_of(
             "https://acme.pagerduty.com/service-directory/PABC123"
         )
         return None
+    if isinstance(url, str) and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+        # linked from every alert of the pipeline: a password in it is one given to the channel (fifteenth pass (b))
+        problems.append(
+            f"{path}.url: holds a user name or password before its host (user:…@; not quoted here): remove them"
+        )
+        return None
     written = value.get("routing_key")
     where = f"{path}.routing_key"
     if written is None:

@@ -379,29 +379,48 @@ class AlertStore:
     # -- connection health ------------------------------------------------------------------
 
     async def connection_failed(self, connection: str, error: str, *, now: datetime) -> Health:
+        """The connection failed a call: failing since now, unless it was already. Its first failure ever is often
+        seen by many polls at once (every run of the connection, both replicas): the row is inserted if missing, not
+        read then inserted, which made all but one of them an ``IntegrityError`` out of the poll, "polls failed" at
+        ERROR with a traceback (fifteenth pass (b))."""
         async with self.engine.begin() as conn:
-            row = await _health_row(conn, connection)
-            if row is None:
+            if await _health_row(conn, connection) is None:
+                dialect_insert = pg_insert if self._postgres else sqlite_insert
                 await conn.execute(
-                    insert(connection_health).values(
-                        connection=connection, failing_since=now, last_error=error[:2000], updated_at=now
-                    )
+                    dialect_insert(connection_health)
+                    .values(connection=connection, failing_since=now, last_error=error[:2000], updated_at=now)
+                    .on_conflict_do_nothing(index_elements=["connection"])
                 )
-            else:
-                await conn.execute(
-                    update(connection_health)
-                    .where(connection_health.c.connection == connection)
-                    .values(
-                        failing_since=func.coalesce(connection_health.c.failing_since, now),
-                        last_error=error[:2000],
-                        updated_at=now,
-                    )
+            await conn.execute(
+                update(connection_health)
+                .where(connection_health.c.connection == connection)
+                .values(
+                    failing_since=func.coalesce(connection_health.c.failing_since, now),
+                    last_error=error[:2000],
+                    updated_at=now,
                 )
+            )
             return _health(await _health_row(conn, connection))
 
     async def connection_ok(self, connection: str, *, now: datetime) -> Health | None:
-        """The connection answered: its former state if it was failing (its alert closed with it, at once), or None."""
+        """The connection answered: its former state if it was failing (its alert closed with it, at once), or None.
+
+        The row is locked before it is read: a poll failing at that moment (another task, another replica) may be
+        claiming the connection's "cannot reach" alert. Read unlocked, the row showed no alert yet, the claim then
+        committed, and this cleared the row over it: the alert was never closed, "cannot reach" was posted after
+        the connection answered, and nothing ever said "answers again" (fifteenth pass (b))."""
         async with self.engine.begin() as conn:
+            # PostgreSQL: the row's lock; SQLite: the database's write lock (a SELECT alone takes none: Python's
+            # sqlite3 begins the transaction at the first write). Either waits for a claim under way to commit. The
+            # row whatever it says: locked only if failing, a row healthy at this statement could be failed and its
+            # alert claimed between it and the read (each statement reads the latest commit on PostgreSQL)
+            touched = await conn.execute(
+                update(connection_health)
+                .where(connection_health.c.connection == connection)
+                .values(updated_at=now)
+            )
+            if touched.rowcount == 0:
+                return None  # no row yet: it never failed before this answer
             row = await _health_row(conn, connection)
             if row is None or row["failing_since"] is None:
                 return None

@@ -19,6 +19,7 @@ import yaml
 from aiohttp import web
 
 from bot.catalog.load import parse_catalog
+from bot.config import Settings
 from bot.emulators._core import EmulatorState, Outcome
 from bot.emulators.invision import InVisionEmulator
 from bot.emulators.rivery import RiveryEmulator
@@ -274,3 +275,34 @@ async def test_a_tailer_token_renewal_answering_a_token_no_header_can_carry_is_r
             await client.get_status(job, "run-1")
     assert "which no HTTP header can carry" in str(err.value)
     assert [path for _, path, _ in server.seen] == ["/token"]
+
+
+def test_a_url_that_is_no_http_url_is_never_quoted_with_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fifteenth pass (b): a URL refused before its user and password were looked at (no http(s) scheme, no host, a
+    port out of range) was quoted whole in the problem line: ``check`` printed the password, ``run`` logged it. And a
+    console_url (or a PagerDuty service's url) holding one was taken: the link goes on every card (every alert), the
+    password to the whole channel."""
+    text = """
+        connections:
+          a: {provider: rivery, base_url: "ftp://gw:Literal-Passw0rd-1@x/api", api_token: "${KEY}"}
+          b: {provider: rivery, base_url: "https://gw:Literal-Passw0rd-2@x:99999/api", api_token: "${KEY}"}
+          c: {provider: rivery, base_url: "https://gw:Literal/Passw0rd-3@x/api", api_token: "${KEY}"}
+          d: {provider: rivery, api_token: "${KEY}", console_url: "https://admin:Literal-Passw0rd-4@console.x/"}
+        pipelines:
+          p:
+            connection: d
+            river_id: r1
+            pagerduty: {routing_key: "${PD}", url: "https://admin:Literal-Passw0rd-5@acme.pagerduty.com/service-directory/P1"}
+        """
+    with pytest.raises(ConfigError) as err:
+        parse_catalog(yaml.safe_load(textwrap.dedent(text)), {"KEY": "key-12345678", "PD": "a" * 32})
+    problems = err.value.problems
+    assert len(problems) == 5, problems
+    assert any("console_url" in p and "user name or password" in p for p in problems), problems
+    assert any("pagerduty.url" in p and "user name or password" in p for p in problems), problems
+    assert not any("Passw0rd" in p for p in problems), problems
+    for name in ("SLACK_API_URL", "PAGERDUTY_EVENTS_URL"):
+        monkeypatch.setenv(name, "ftp://u:Env-Passw0rd-5@x/api/")
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+    shown = [p for p in settings.problems() if "_URL" in p]
+    assert len(shown) == 2 and not any("Passw0rd" in p for p in shown), shown

@@ -96,3 +96,59 @@ def test_a_proxy_the_bot_cannot_use_is_a_problem_never_quoting_its_url(monkeypat
                            "provider could be called; use an http:// proxy")
     assert sorted(problems) == sorted(expected)
     assert not any("Secr3t" in p for p in settings.problems())
+
+
+@pytest.mark.parametrize("written", ["{key}@{proxy}", "{key}:@{proxy}"], ids=["user only", "empty password"])
+async def test_a_proxy_whose_credential_is_its_user_name_alone_never_reaches_a_message(
+    written: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifteenth pass (b): a proxy service taking an API key as the user name and no password
+    (``http://API_KEY:@proxy:8011``): only a password was taken for a secret, so the page of a proxy refusing the
+    request put ``Proxy-Authorization: Basic base64(API_KEY:)`` in the message (and slack_sdk's DEBUG line quoting
+    the proxy URL went to the logs whole)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    key = "zyte-Api-K3y-6a1f09"
+    monkeypatch.setenv("HTTP_PROXY", "http://" + written.format(key=key, proxy=proxy))
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+    secrets = Redactor(settings.secret_values())
+    PROCESS.include(secrets)
+    try:
+        conn = rivery.Connection(base_url="http://rivery.invalid/api", api_token="rivery-token-5f2c9a")
+        client = rivery.Client("riv", conn, retry=RetryPolicy(attempts=1), sleep=_no_sleep)
+        try:
+            with pytest.raises(ProviderError) as err:
+                await client.trigger(rivery.Job(river_id="r1"), {})
+        finally:
+            await client.aclose()
+        logged = PROCESS.redact(f"HTTP proxy URL has been loaded from an env variable: http://{key}@{proxy}")
+    finally:
+        PROCESS.exclude(secrets)
+    text = str(err.value)
+    assert "Access denied" in text and "Proxy-Authorization" in text, text  # the proxy was asked, its page quoted
+    assert base64.b64encode(f"{key}:".encode()).decode() not in text, text
+    assert key not in text and key not in logged, (text, logged)
+    # a short account name is no key: masking it would mask the word in every message
+    monkeypatch.setenv("HTTP_PROXY", "http://" + written.format(key="data", proxy=proxy))
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+    assert Redactor(settings.secret_values()).redact("data loaded; Basic ZGF0YTo=") == "data loaded; Basic ***"
+
+
+@pytest.mark.parametrize("mark", ["#", "/", "?"])
+def test_a_proxy_url_whose_password_ends_its_host_early_is_a_problem_never_quoting_it(
+    mark: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifteenth pass (b): a proxy password holding ``#``, ``/`` or ``?`` unencoded (a password copied as it is) ends
+    the URL's host early: ``check`` said ok, then every provider client failed to be made (httpx: "Invalid port:
+    '<the password up to that character>'"), each poll an ERROR "polling run N failed" with that piece of the password
+    in its traceback, and no "cannot reach": the connection never counted as failing."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://{USER}:Secr3tHead{mark}tail@127.0.0.1:3128")
+    monkeypatch.setenv("http_proxy", f"{USER}:Secr3tHead%23tail@127.0.0.1:3128")  # encoded: fine
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+    problems = [p for p in settings.problems() if "PROXY" in p.upper()]
+    assert len(problems) == 1 and problems[0].startswith("HTTPS_PROXY: not a URL the bot can read"), problems
+    assert not any("Secr3t" in p for p in settings.problems())

@@ -414,7 +414,8 @@ def test_a_provider_secret_too_short_to_be_real_is_refused_without_showing_it() 
     ("base_url", "api_key", "written"),
     [
         ("${INVISION_API_KEY}", "${INVISION_URL}", "'${INVISION_API_KEY}'"),  # two fields swapped
-        ("ftp://u:${INVISION_API_KEY}@h/", "${INVISION_API_KEY}", "'ftp://u:${INVISION_API_KEY}@h/'"),
+        # the user and password never quoted, even as written (a literal one beside a ${NAME}): fifteenth pass (b)
+        ("ftp://u:${INVISION_API_KEY}@h/", "${INVISION_API_KEY}", "'ftp://…@h/'"),
     ],
     ids=["swapped-fields", "key-in-a-non-http-url"],
 )

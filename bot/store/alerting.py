@@ -1,4 +1,4 @@
-"""Queries for alerts, passive watch and connection health.
+"""Queries for alerts and connection health (and passive watch: ``bot.store.watches``).
 
 Alerts are grouped at flush time: pending alerts of a channel are claimed together (``FOR UPDATE SKIP
 LOCKED`` on PostgreSQL) and their message is written in the same transaction, so no alert is lost or
@@ -31,7 +31,8 @@ from bot.store import keys
 from bot.store.alert_events import EventKind, add_event
 from bot.store.messages import write_message
 from bot.store.paging import add_page, episode_of, triggered_in
-from bot.store.tables import alerts, connection_health, runs, watches
+from bot.store.tables import alerts, connection_health, runs
+from bot.store.watches import Watch, WatchRows
 
 __all__ = ["Alert", "AlertKind", "AlertState", "AlertStore", "Health", "Watch", "alert_of_row", "repoint_alerts"]
 
@@ -80,15 +81,6 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
-class Watch:
-    pipeline: str
-    enabled: bool
-    channel: str | None
-    since: datetime
-    updated_by: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Health:
     connection: str
     failing_since: datetime | None
@@ -104,7 +96,7 @@ def _whole(group: list[Alert]) -> list[list[Alert]]:
     return [group]
 
 
-class AlertStore:
+class AlertStore(WatchRows):
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
@@ -483,47 +475,6 @@ class AlertStore:
         async with self.engine.connect() as conn:
             return [_health(r) for r in (await conn.execute(query)).mappings()]
 
-    # -- passive watch ----------------------------------------------------------------------
-
-    async def set_watch(
-        self, pipeline: str, *, enabled: bool, channel: str | None, user_id: str | None, now: datetime
-    ) -> Watch:
-        """Switch watching on or off. ``since`` restarts when watching is switched on, so runs that
-        ended while nobody watched are not announced as news."""
-        async with self.engine.begin() as conn:
-            existing = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().first()
-            since = now if existing is None or (enabled and not existing["enabled"]) else existing["since"]
-            kept = existing["channel"] if existing is not None and enabled else None
-            values = {
-                "enabled": enabled,
-                "channel": channel or kept,
-                "since": since,
-                "updated_by": user_id,
-                "updated_at": now,
-            }
-            dialect_insert = pg_insert if self._postgres else sqlite_insert
-            statement = dialect_insert(watches).values(pipeline=pipeline, **values)
-            # two first cycles (or a cycle and a command) at once: the later write wins, nobody fails
-            await conn.execute(statement.on_conflict_do_update(index_elements=["pipeline"], set_=values))
-            row = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().one()
-            return _watch(row)
-
-    async def start_watching(self, pipeline: str, *, now: datetime) -> Watch:
-        """The watch cycle's first sight of a pipeline the catalog watches: watching begins now, unless a row was
-        written since the cycle read none (a person's ``/pipeline watch X #channel``, another replica's cycle): that
-        one is kept. An upsert here replaced the person's channel with none, after they were told where alerts go."""
-        values = {"enabled": True, "channel": None, "since": now, "updated_by": None, "updated_at": now}
-        dialect_insert = pg_insert if self._postgres else sqlite_insert
-        statement = dialect_insert(watches).values(pipeline=pipeline, **values)
-        async with self.engine.begin() as conn:
-            await conn.execute(statement.on_conflict_do_nothing(index_elements=["pipeline"]))
-            row = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().one()
-            return _watch(row)
-
-    async def watches(self) -> dict[str, Watch]:
-        async with self.engine.connect() as conn:
-            return {r["pipeline"]: _watch(r) for r in (await conn.execute(select(watches))).mappings()}
-
 
 @dataclass(frozen=True, slots=True)
 class Began:
@@ -733,14 +684,4 @@ def _health(row: RowMapping | None) -> Health:
         failing_since=row["failing_since"],
         alert_id=row["alert_id"],
         last_error=row["last_error"],
-    )
-
-
-def _watch(row: RowMapping) -> Watch:
-    return Watch(
-        pipeline=row["pipeline"],
-        enabled=bool(row["enabled"]),
-        channel=row["channel"],
-        since=row["since"],
-        updated_by=row["updated_by"],
     )

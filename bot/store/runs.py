@@ -3,7 +3,7 @@ leases on it. Before its trigger answers a run is the business of ``bot.store.st
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import cast
@@ -15,7 +15,8 @@ from bot.models import RunState, RunStatus
 from bot.store.alert_events import EventKind, note_run
 from bot.store.quiet import QuietPoll, sooner, write_quiet
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
-from bot.store.rows import add_event, claim_returning, fetch_run, run_of_row, runs_by_ids, task_json
+from bot.store.rows import add_event, fetch_run, run_of_row, task_json
+from bot.store.run_leases import RunLeases
 from bot.store.run_reads import RunReads
 from bot.store.tables import runs
 
@@ -38,7 +39,7 @@ class AlreadyTracked(Exception):
         self.run = run
 
 
-class RunStore(RunReads):
+class RunStore(RunLeases, RunReads):
     """Writing runs; the reads are ``RunReads``'."""
 
     # -- recording --------------------------------------------------------------------------
@@ -368,81 +369,6 @@ class RunStore(RunReads):
                 if taken.rowcount == 1:
                     return await fetch_run(conn, run_id)
         return None
-
-    # -- the poller's leases ----------------------------------------------------------------
-
-    async def claim_due(
-        self, owner: str, *, now: datetime, limit: int, lease: timedelta, skip: Collection[str] = ()
-    ) -> list[RunRecord]:
-        """Runs due for a poll, leased to ``owner`` (never a start: its trigger has not answered yet), but for those
-        of the connections in ``skip`` (with polls enough waiting already: they stay due for a later tick)."""
-        free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
-        query = (
-            select(runs.c.id)
-            .where(
-                runs.c.final.is_(False), runs.c.next_poll_at <= now, free, runs.c.state != StoredState.WAITING.value
-            )
-            .order_by(runs.c.next_poll_at)
-            .limit(limit)
-        )
-        if skip:
-            query = query.where(runs.c.connection.not_in(list(skip)))
-        return await claim_returning(self.engine, runs, query, owner, now + lease, run_of_row, runs_by_ids)
-
-    async def claim_soon(
-        self, owner: str, connections: Collection[str], *, until: datetime, now: datetime, limit: int, lease: timedelta
-    ) -> list[RunRecord]:
-        """Runs of ``connections`` due before ``until`` that nobody holds, leased to ``owner``: a batched poll
-        answers for them as well as for the due runs of their scope, so they are polled with them (early), and
-        from then on fall due together."""
-        if not connections:
-            return []
-        free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
-        query = (
-            select(runs.c.id)
-            .where(
-                runs.c.final.is_(False),
-                runs.c.connection.in_(list(connections)),
-                runs.c.next_poll_at <= until,
-                free,
-                runs.c.state != StoredState.WAITING.value,
-            )
-            .order_by(runs.c.next_poll_at)
-            .limit(limit)
-        )
-        return await claim_returning(self.engine, runs, query, owner, now + lease, run_of_row, runs_by_ids)
-
-    async def release(self, owner: str, run_ids: Collection[int]) -> None:
-        """Hand back ``owner``'s leases of these runs, untouched (claimed early for a batch that did not come)."""
-        if not run_ids:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(runs)
-                .where(runs.c.id.in_(list(run_ids)), runs.c.lease_owner == owner)
-                .values(lease_owner=None, lease_expires_at=None)
-            )
-
-    async def renew_leases(self, owner: str, run_ids: Collection[int], *, until: datetime) -> None:
-        """Extend ``owner``'s leases of runs it is still polling (a slow provider): a lease outlived by its poll
-        would let another tick or replica poll the run a second time meanwhile."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(runs)
-                .where(runs.c.id.in_(list(run_ids)), runs.c.lease_owner == owner)
-                .values(lease_expires_at=until)
-            )
-
-    async def release_leases(self, owner: str, *, keep: Collection[int] = ()) -> None:
-        """Hand back the runs ``owner`` claimed in a poll tick that failed midway (the database went away):
-        otherwise they would wait for their leases to expire before anyone polls them again. Not the runs it is
-        starting: their triggers are still pending in this process, which is not gone. ``keep``: runs still being
-        polled, whose leases stay."""
-        query = update(runs).where(runs.c.lease_owner == owner, runs.c.state != StoredState.STARTING.value)
-        if keep:
-            query = query.where(runs.c.id.not_in(list(keep)))
-        async with self.engine.begin() as conn:
-            await conn.execute(query.values(lease_owner=None, lease_expires_at=None))
 
 
 #: how long a cancel request the provider did not confirm counts: past it, a failure is announced as one. Longer than

@@ -1,0 +1,110 @@
+"""Cancel a run: whoever started it, ``allow_change`` or an admin, while it can still be canceled.
+
+A run at the provider is canceled there, the request recorded first: a poll landing while the answer travels back
+finds it (Rivery's legacy API reports a canceled run as failed: the request makes that failure the cancel, not an
+alert), and the provider's answer decides what a failure read meanwhile is (``bot.store.runs.as_asked``). A run
+still waiting its turn (a retry's backoff, a provider's cap) has nothing at the provider: it is taken off the queue
+here and never starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.errors import InvalidRequest, ProviderError, UserError
+from bot.ops.text import escape
+from bot.providers.base import Capability
+from bot.service.clients import ClientPool
+from bot.service.events import CancelAsked
+from bot.service.guard import Guard
+from bot.service.notify import Notifier
+from bot.service.outcomes import Changes
+from bot.service.permissions import Actor
+from bot.service.rights import CANCEL, Right
+from bot.store import keys
+from bot.store.records import RunRecord, StoredState, Transition
+from bot.store.store import Store
+
+__all__ = ["RunCancels"]
+
+Now = Callable[[], datetime]
+
+
+class RunCancels:
+    def __init__(
+        self, store: Store, pool: ClientPool, guard: Guard, notifier: Notifier, now: Now, *, changes: Changes
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.guard = guard
+        self.notifier = notifier
+        self.now = now
+        #: a waiting run's end is handed on as the poller's would be (``Outcomes``)
+        self.changes = changes
+
+    async def cancel(self, actor: Actor, run: RunRecord) -> RunRecord:
+        right = await self.may_cancel(actor, run)
+        if run.state == StoredState.WAITING.value:  # nothing at the provider yet: it is taken off the queue here
+            return await self._cancel_waiting(actor, run, right)
+        client = self.pool.client(run.connection)
+        if run.provider_run_id is None:
+            raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")
+        # recorded before the provider is asked: a poll landing while the cancel's answer travels back finds it
+        # (a canceled run reads as failed on Rivery's legacy API: the request makes it a cancel, not a failure)
+        if not await self.store.runs.cancel_requested(run.id, actor.user_id, now=self.now()):
+            ended = await self.store.runs.get(run.id)  # it ended since it was read: nothing is asked of the provider
+            raise InvalidRequest(f"Run #{run.id} has already ended ({ended.state if ended else 'gone'}).")
+        try:
+            async with self.pool.slot(run.connection):
+                await client.cancel(self.pool.job(run.provider, run.job), run.provider_run_id)
+        except ProviderError as exc:
+            if exc.outcome_unknown:  # it may have stopped the run: the request stays, for CANCEL_PENDING_LIMIT
+                await self.store.runs.cancel_unconfirmed(run.id)
+                await self.store.runs.poll_now(run.id, now=self.now())
+                await self.guard.audit(actor, "cancel", f"#{run.id}", "unknown", str(exc))
+                raise UserError(
+                    f"Could not confirm the cancel of run #{run.id}: {escape(str(exc))} It may have been taken: "
+                    "the card shows what the run does next."
+                ) from None
+            await self.store.runs.cancel_withdrawn(run.id)  # refused: a failure (held meanwhile) is the run's own
+            await self.store.runs.poll_now(run.id, now=self.now())  # …and is announced at once
+            await self.guard.audit(actor, "cancel", f"#{run.id}", "failed", str(exc))
+            raise UserError(f"Could not cancel run #{run.id}: {escape(str(exc))}") from None
+        except BaseException:  # a bug, or the stop cancelling the click: nobody knows whether the provider took it
+            # so the run's later failure is announced as one, never hidden as this cancel
+            await asyncio.shield(self.store.runs.cancel_withdrawn(run.id))
+            await asyncio.shield(self.store.runs.poll_now(run.id, now=self.now()))
+            raise
+        await self.store.runs.cancel_taken(run.id, actor.user_id)
+        await self.store.runs.poll_now(run.id, now=self.now())  # the card shows the cancel soon
+        await self.guard.audit(actor, "cancel", f"#{run.id}", "ok", right=right)
+        await self.notifier.thread(run, keys.cancel_note(actor.user_id), CancelAsked(actor.user_id))
+        return run
+
+    async def _cancel_waiting(self, actor: Actor, run: RunRecord, right: Right) -> RunRecord:
+        """Cancel a run waiting its turn: it never starts. Its end is handed on as the poller's would be (its card,
+        a workflow's next step, and the failure whose retry it was, announced: no attempt follows it)."""
+        ended = await self.store.starts.cancel_waiting(run.id, actor.user_id, now=self.now())
+        if ended is None:  # a starter claimed it meanwhile: its trigger is on its way
+            raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")
+        await self.guard.audit(actor, "cancel", f"#{run.id}", "ok", "before it started", right=right)
+        if self.changes.handled:
+            await self.changes.publish(Transition(ended, StoredState.WAITING, ended.state))
+        else:
+            await self.notifier.refresh_card(ended)
+        return ended
+
+    async def may_cancel(self, actor: Actor, run: RunRecord) -> Right:
+        """Whoever started ``run``, ``allow_change`` or an admin (the refusal audited), and only while a cancel can
+        happen: the command asks this before its prompt, so no prompt is offered for a cancel bound to fail."""
+        pipeline = self.notifier.pipeline(run)
+        what = f"cancel run #{run.id} of *{escape(run.name)}*"
+        right = await self.guard.grant(actor, CANCEL, pipeline, what=what, action="cancel", run=run)
+        if run.final:
+            raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
+        client = self.pool.client(run.connection)
+        if run.state != StoredState.WAITING.value and not client.can(Capability.CANCEL):
+            raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")
+        return right

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
@@ -84,3 +86,28 @@ async def test_a_proxy_password_holding_a_bracket_never_reaches_a_message_and_is
     assert [p.split(":")[0] for p in problems] == ["HTTP_PROXY", "HTTPS_PROXY"], problems
     assert all("not a URL the bot can read" in p and "%5D" in p for p in problems), problems
     assert not any(password in p for p in settings.problems())
+
+
+@pytest.mark.parametrize("written", ["{user}:{password}@{proxy}", "{password}@{proxy}"], ids=["password", "user only"])
+async def test_a_non_ascii_proxy_credential_the_slack_sdk_sends_as_latin1_never_reaches_a_message(
+    written: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiohttp (the Slack SDK) encodes a proxy's ``user:password`` as Latin-1 for ``Proxy-Authorization`` where httpx
+    encodes UTF-8: a password holding ``ä`` (written ``%C3%A4``) was redacted in the provider clients' answers and not
+    in the Slack SDK's: a plain-http Slack API behind a proxy whose 407 page shows the request put
+    ``Basic base64(latin-1)`` into the ``SlackApiError`` the bot logs."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    password = "p\u00e4sswoerd-123"
+    monkeypatch.setenv("HTTP_PROXY", "http://" + written.format(user=USER, password=quote(password), proxy=proxy))
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+    redactor = Redactor(settings.secret_values())
+    slack = AsyncWebClient(token="xoxb-1234-abcd", base_url="http://slack.invalid/api/")
+    with pytest.raises(SlackApiError) as err:
+        await slack.auth_test()
+    text = str(err.value)
+    userpass = f"{USER}:{password}" if written.startswith("{user}") else f"{password}:"
+    sent = base64.b64encode(userpass.encode("latin-1")).decode()
+    assert f"Proxy-Authorization: Basic {sent}" in text, text  # the proxy was asked, its page quoted
+    assert sent not in redactor.redact(text), redactor.redact(text)

@@ -27,6 +27,7 @@ from bot.delivery.steps import StepCompletions
 from bot.models import Json, JsonValue
 from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
+from bot.ops.redact import PROCESS
 from bot.ops.retry_after import parse_retry_after
 from bot.ops.ticks import TickGuard
 from bot.store import keys
@@ -270,7 +271,7 @@ class Deliverer:
             log.error("Slack refused the card of run %s: %s", card.run_id, error, extra={"run_id": card.run_id})
             await self.store.cards.given_up(card.id, card.version, error)
             return
-        await self.store.cards.retry_later(card.id, not_before=self._later(wait), error=error or str(exc))
+        await self.store.cards.retry_later(card.id, not_before=self._later(wait), error=error or _reason(exc))
 
     # -- outbox -----------------------------------------------------------------------------
 
@@ -509,5 +510,7 @@ def _calls_people(item: OutboxItem) -> bool:
 
 
 def _reason(exc: Exception) -> str:
-    """What went wrong, never empty (a timeout's text is)."""
-    return str(exc) or type(exc).__name__
+    """What went wrong, never empty (a timeout's text is), redacted: it is kept in the store as well as logged, and
+    a gateway in front of the Slack API whose error page shows the request put ``Authorization: Bearer xoxb-…`` in
+    a ``SlackApiError``'s text (sixteenth pass (b))."""
+    return PROCESS.redact(str(exc)) or type(exc).__name__

@@ -1,0 +1,64 @@
+"""A gateway in front of the Slack API whose JSON error shows the request (sixteenth independent pass, b).
+
+The delivery loop kept a ``SlackApiError``'s text as the card's ``last_error`` as it was when Slack's answer had no
+``error``: the answer quoted in it carries ``Authorization: Bearer xoxb-…``, so the bot token went into the database
+in clear (the log lines are redacted by the process's filter; the store was not). Run with a real local server as the gateway, the real Slack
+SDK and the real ``Deliverer`` on a SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
+
+from bot.delivery.sender import Deliverer
+from bot.ops.redact import PROCESS, Redactor
+from bot.store.records import NewRun, RunOrigin
+from bot.store.store import Store
+from bot.store.tables import cards
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+TOKEN = "xoxb-1234567890-gateway-T0ken"
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[str]:
+    """A gateway answering 502 in JSON that shows the request's headers (as API gateways' debugging answers do)."""
+
+    async def failing(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"message": "Bad gateway", "request": dict(request.headers)}, status=502)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", failing)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/api/"
+    await runner.cleanup()
+
+
+async def test_a_slack_error_page_showing_the_bot_token_is_kept_redacted(sqlite_store: Store, gateway: str) -> None:
+    run = await sqlite_store.runs.create(
+        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
+               pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL", provider_run_id="p-1"),
+        now=NOW, next_poll_at=None,
+    )
+    await sqlite_store.cards.write_run_card(run.id, "C0GENERAL", "leads-ods failed",
+                                            [{"type": "section", "text": {"type": "mrkdwn", "text": "failed"}}], now=NOW)
+    secrets = Redactor([TOKEN])  # as `pipeline-bot run` includes the settings' secrets
+    PROCESS.include(secrets)
+    try:
+        deliverer = Deliverer(sqlite_store, AsyncWebClient(token=TOKEN, base_url=gateway), owner="test", now=lambda: NOW)
+        assert await deliverer.tick() == 0
+    finally:
+        PROCESS.exclude(secrets)
+    async with sqlite_store.engine.connect() as conn:
+        kept = (await conn.execute(select(cards.c.last_error))).scalars().all()
+    assert len(kept) == 1 and "Bad gateway" in kept[0], kept  # the page was quoted
+    assert TOKEN not in kept[0], kept

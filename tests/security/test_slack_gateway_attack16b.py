@@ -62,3 +62,44 @@ async def test_a_slack_error_page_showing_the_bot_token_is_kept_redacted(sqlite_
         kept = (await conn.execute(select(cards.c.last_error))).scalars().all()
     assert len(kept) == 1 and "Bad gateway" in kept[0], kept  # the page was quoted
     assert TOKEN not in kept[0], kept
+
+
+async def test_a_slack_answer_in_plain_text_is_a_slack_failure_not_a_crash_of_its_handler(
+    sqlite_store: Store,
+) -> None:
+    """A gateway's plain-text answer (Envoy's 503 "no healthy upstream", a proxy's 407): the SDK's ``SlackApiError``
+    holds it as text, and reading its ``error`` raised ``AttributeError`` inside the handler: the card's reason was
+    "'str' object has no attribute 'get'" instead of the gateway's 503, and the wait for a server error never
+    applied."""
+
+    async def plain(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, text="no healthy upstream", content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", plain)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        run = await sqlite_store.runs.create(
+            NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={},
+                   origin=RunOrigin.SLACK, pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL",
+                   provider_run_id="p-1"),
+            now=NOW, next_poll_at=None,
+        )
+        await sqlite_store.cards.write_run_card(
+            run.id, "C0GENERAL", "leads-ods failed", [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}],
+            now=NOW,
+        )
+        client = AsyncWebClient(token=TOKEN, base_url=f"http://127.0.0.1:{port}/api/")
+        deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: NOW)
+        assert await deliverer.tick() == 0
+    finally:
+        await runner.cleanup()
+    async with sqlite_store.engine.connect() as conn:
+        kept = (await conn.execute(select(cards.c.last_error, cards.c.not_before))).one()
+    assert "503" in kept.last_error and "attribute" not in kept.last_error, kept
+    assert (kept.not_before - NOW.replace(tzinfo=None) if kept.not_before.tzinfo is None else kept.not_before - NOW
+            ).total_seconds() == 2.0, kept  # a server error's wait

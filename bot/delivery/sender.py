@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.delivery.steps import StepCompletions
+from bot.delivery.steps import StepCompletions, slack_error
 from bot.models import Json, JsonValue
 from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
@@ -258,7 +258,7 @@ class Deliverer:
         return ts, channel, card.version
 
     async def _failed_card(self, card: CardRecord, exc: SlackApiError) -> None:
-        error = _slack_error(exc.response)
+        error = slack_error(exc.response)
         if error == "message_not_found" and card.ts is not None:
             log.warning("card of run %s was deleted in Slack; posting it again", card.run_id)
             await self.store.cards.lost(card.id)
@@ -331,7 +331,7 @@ class Deliverer:
             self._unrecorded_items.pop(item.id, None)
             return True
         except SlackApiError as exc:
-            error = _slack_error(exc.response)
+            error = slack_error(exc.response)
             wait = self._retry_wait(exc)
             if item.kind == OutboxKind.POST and await self._reroute(channel, error):
                 await self.store.outbox.move(item.id, self.fallback or channel)
@@ -355,7 +355,7 @@ class Deliverer:
         try:
             answer = await self.client.api_call(method, json=kwargs)
         except SlackApiError as exc:
-            error = _slack_error(exc.response) if exc.response is not None else "error"
+            error = slack_error(exc.response) if exc.response is not None else "error"
             self.metrics.inc(SLACK_CALLS, {"method": method, "outcome": error or "error"})
             raise
         except Exception:
@@ -472,7 +472,7 @@ class Deliverer:
         """Seconds to wait before retrying, or None when Slack's answer is final."""
         response = exc.response
         status = getattr(response, "status_code", 200)
-        error = _slack_error(response)
+        error = slack_error(response)
         if status == 429 or error == "ratelimited":
             self.metrics.inc(SLACK_RATE_LIMITED)
             header = (getattr(response, "headers", None) or {}).get("Retry-After") or (
@@ -507,15 +507,6 @@ class Deliverer:
 def _calls_people(item: OutboxItem) -> bool:
     """A message that mentions someone (``<@U…>``, ``<!subteam^S…>``, ``<!here>``): somebody is being called."""
     return "<@" in item.text or "<!" in item.text
-
-
-def _slack_error(response: object) -> str:
-    """Slack's ``error`` of an answer, or "": an answer that is no JSON object (a gateway's or a proxy's HTML page,
-    502 or 407) has none, where ``response.get`` raised ``AttributeError`` inside the handler of the
-    ``SlackApiError``: the card's reason was "'str' object has no attribute 'get'" and the 5xx wait never applied
-    (sixteenth pass (b))."""
-    data = getattr(response, "data", None)
-    return str(data.get("error", "")) if isinstance(data, dict) else ""
 
 
 def _reason(exc: Exception) -> str:

@@ -7,8 +7,9 @@ SDK and the real ``Deliverer`` on a SQLite file."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
@@ -17,9 +18,9 @@ from sqlalchemy import select
 
 from bot.delivery.sender import Deliverer
 from bot.ops.redact import PROCESS, Redactor
-from bot.store.records import NewRun, RunOrigin
+from bot.store.records import NewRun, OutboxKind, RunOrigin
 from bot.store.store import Store
-from bot.store.tables import cards
+from bot.store.tables import cards, outbox
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 TOKEN = "xoxb-1234567890-gateway-T0ken"
@@ -103,3 +104,36 @@ async def test_a_slack_answer_in_plain_text_is_a_slack_failure_not_a_crash_of_it
     assert "503" in kept.last_error and "attribute" not in kept.last_error, kept
     assert (kept.not_before - NOW.replace(tzinfo=None) if kept.not_before.tzinfo is None else kept.not_before - NOW
             ).total_seconds() == 2.0, kept  # a server error's wait
+
+
+async def test_a_steps_completion_answered_in_plain_text_is_tried_again_not_raised_out_of_the_tick(
+    sqlite_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same plain-text answer to a Workflow Builder step's ``functions.completeSuccess``: the ``AttributeError``
+    raised out of the delivery tick ("1 of 1 deliveries failed" at ERROR with a traceback, each tick)."""
+
+    async def plain(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, text="no healthy upstream", content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", plain)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        await sqlite_store.outbox.enqueue(
+            "fn:Fx0123", kind=OutboxKind.FUNCTION, channel="Fx0123", text="step Fx0123: run #1 succeeded",
+            blocks=[{"outputs": {"run_number": 1}}], run_id=None, now=NOW,
+        )
+        client = AsyncWebClient(token=TOKEN, base_url=f"http://127.0.0.1:{port}/api/")
+        deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: NOW)
+        with caplog.at_level(logging.WARNING):
+            assert await deliverer.tick() == 0
+    finally:
+        await runner.cleanup()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    async with sqlite_store.engine.connect() as conn:
+        kept = (await conn.execute(select(outbox.c.state, outbox.c.not_before))).one()
+    assert kept.not_before is not None and kept.not_before.replace(tzinfo=UTC) == NOW + timedelta(seconds=2), kept

@@ -327,13 +327,19 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
                     "https, socks5): no provider could be called"
                 )
                 continue
+            full = url if "://" in url else f"http://{url}"
             try:  # as httpx reads it: a password holding # / ? ends the host early ("Invalid port: '<its start>'")
-                httpx.URL(url if "://" in url else f"http://{url}")
+                httpx.URL(full)
+                # as the Slack SDK's aiohttp (yarl, like urlsplit) reads it: a password holding [ or ] is an "Invalid
+                # IPv6 URL" there (httpx takes it): every Slack call failed with the URL, password and all, in the
+                # logs, while no secret was known of it (sixteenth pass (b))
+                urlsplit(full).port  # noqa: B018 - the port is read only when asked for
             except (httpx.InvalidURL, ValueError):
                 found.append(
                     f"{variable}: not a URL the bot can read (not quoted here: it may hold a password): no provider "
-                    "could be called. A user name or password holding @ : / ? # or % must be percent-encoded in it "
-                    "(# as %23, / as %2F, ? as %3F)"
+                    "(or Slack) could be called. A user name or password holding @ : / ? # [ ] or % must be "
+                    "percent-encoded in "
+                    "it (# as %23, / as %2F, ? as %3F, [ as %5B, ] as %5D)"
                 )
     return found
 
@@ -353,18 +359,44 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
             url = environ.get(variable, "").strip()
             if not url:
                 continue
-            try:
-                split = urlsplit(url if "://" in url else f"http://{url}")
-                password, username = split.password, split.username
-            except ValueError:  # too broken to split: httpx will refuse it too
-                continue
-            user = unquote(username or "")
-            if password:
-                found += [password, unquote(password), f"{user}:{unquote(password)}"]
-            elif username:
-                found.append(base64.b64encode(f"{user}:".encode()).decode("ascii"))
-                if len(user) >= MIN_SECRET_LENGTH:
-                    found += [username, user]
+            for username, password in _proxy_userinfo(url if "://" in url else f"http://{url}"):
+                user = unquote(username or "")
+                if password:
+                    found += [password, unquote(password), f"{user}:{unquote(password)}"]
+                    found += _latin1_basic(f"{user}:{unquote(password)}")
+                elif username:
+                    found.append(base64.b64encode(f"{user}:".encode()).decode("ascii"))
+                    found += _latin1_basic(f"{user}:")
+                    if len(user) >= MIN_SECRET_LENGTH:
+                        found += [username, user]
+    return found
+
+
+def _latin1_basic(userpass: str) -> list[str]:
+    """The ``Proxy-Authorization`` the Slack SDK's aiohttp sends for ``user:password`` holding a non-ASCII character:
+    aiohttp's ``BasicAuth`` encodes it as Latin-1, not UTF-8 (httpx), so its base64 is no form the redactor makes of
+    the password (seen: a plain-http Slack API behind a proxy whose 407 page shows the request, the ``SlackApiError``
+    quoting it) (sixteenth pass (b))."""
+    try:
+        raw = userpass.encode("latin-1")
+    except UnicodeEncodeError:  # aiohttp cannot send it either
+        return []
+    return [] if userpass.isascii() else [base64.b64encode(raw).decode("ascii")]
+
+
+def _proxy_userinfo(url: str) -> list[tuple[str, str]]:
+    """A proxy URL's user and password as each reader of it reads them: ``urlsplit`` (as written) and httpx (what it
+    sends as ``Proxy-Authorization``). They differ: a password holding ``[`` or ``]`` is no URL to ``urlsplit``
+    (``Invalid IPv6 URL``) while httpx sends it; read by ``urlsplit`` alone, nothing of it was a secret (sixteenth
+    pass (b))."""
+    found: list[tuple[str, str]] = []
+    with contextlib.suppress(ValueError):  # too broken to split
+        split = urlsplit(url)
+        found.append((split.username or "", split.password or ""))
+    with contextlib.suppress(httpx.InvalidURL, ValueError):  # httpx refuses it: it sends nothing
+        # httpx's own reading, as it keeps it (percent-encoded): decoded by the caller, as urlsplit's is
+        user, _, password = httpx.URL(url).userinfo.decode("ascii").partition(":")
+        found.append((user, password))
     return found
 
 

@@ -23,10 +23,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.delivery.steps import StepCompletions
+from bot.delivery.steps import StepCompletions, slack_error
 from bot.models import Json, JsonValue
 from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
+from bot.ops.redact import PROCESS
 from bot.ops.retry_after import parse_retry_after
 from bot.ops.ticks import TickGuard
 from bot.store import keys
@@ -257,7 +258,7 @@ class Deliverer:
         return ts, channel, card.version
 
     async def _failed_card(self, card: CardRecord, exc: SlackApiError) -> None:
-        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        error = slack_error(exc.response)
         if error == "message_not_found" and card.ts is not None:
             log.warning("card of run %s was deleted in Slack; posting it again", card.run_id)
             await self.store.cards.lost(card.id)
@@ -270,7 +271,7 @@ class Deliverer:
             log.error("Slack refused the card of run %s: %s", card.run_id, error, extra={"run_id": card.run_id})
             await self.store.cards.given_up(card.id, card.version, error)
             return
-        await self.store.cards.retry_later(card.id, not_before=self._later(wait), error=error or str(exc))
+        await self.store.cards.retry_later(card.id, not_before=self._later(wait), error=error or _reason(exc))
 
     # -- outbox -----------------------------------------------------------------------------
 
@@ -330,7 +331,7 @@ class Deliverer:
             self._unrecorded_items.pop(item.id, None)
             return True
         except SlackApiError as exc:
-            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            error = slack_error(exc.response)
             wait = self._retry_wait(exc)
             if item.kind == OutboxKind.POST and await self._reroute(channel, error):
                 await self.store.outbox.move(item.id, self.fallback or channel)
@@ -354,7 +355,7 @@ class Deliverer:
         try:
             answer = await self.client.api_call(method, json=kwargs)
         except SlackApiError as exc:
-            error = str(exc.response.get("error", "")) if exc.response is not None else "error"
+            error = slack_error(exc.response) if exc.response is not None else "error"
             self.metrics.inc(SLACK_CALLS, {"method": method, "outcome": error or "error"})
             raise
         except Exception:
@@ -471,7 +472,7 @@ class Deliverer:
         """Seconds to wait before retrying, or None when Slack's answer is final."""
         response = exc.response
         status = getattr(response, "status_code", 200)
-        error = str(response.get("error", "")) if response is not None else ""
+        error = slack_error(response)
         if status == 429 or error == "ratelimited":
             self.metrics.inc(SLACK_RATE_LIMITED)
             header = (getattr(response, "headers", None) or {}).get("Retry-After") or (
@@ -509,5 +510,7 @@ def _calls_people(item: OutboxItem) -> bool:
 
 
 def _reason(exc: Exception) -> str:
-    """What went wrong, never empty (a timeout's text is)."""
-    return str(exc) or type(exc).__name__
+    """What went wrong, never empty (a timeout's text is), redacted: it is kept in the store as well as logged, and
+    a gateway in front of the Slack API whose error page shows the request put ``Authorization: Bearer xoxb-…`` in
+    a ``SlackApiError``'s text (sixteenth pass (b))."""
+    return PROCESS.redact(str(exc)) or type(exc).__name__

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.ops.redact import PROCESS
 from bot.store import keys
 from bot.store.records import OutboxItem
 from bot.store.store import Store
@@ -57,7 +58,7 @@ class StepCompletions:
             await self.store.outbox.sent(item.id, None, now=self.now())
             return True
         except SlackApiError as exc:
-            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            error = slack_error(exc.response)
             wait = self._retry_wait(exc)
             if wait is None:
                 log.error("Slack refused the completion of step %s: %s", execution_id, error,
@@ -71,6 +72,15 @@ class StepCompletions:
         return False
 
 
+def slack_error(response: object) -> str:
+    """Slack's ``error`` of an answer, or "": an answer that is no JSON object (a gateway's plain-text 503, a proxy's
+    407) has none, where ``response.get`` raised ``AttributeError`` inside the handler of the ``SlackApiError``: a
+    card's reason was "'str' object has no attribute 'get'", the 5xx wait never applied, and a step's completion
+    raised out of the delivery tick ("deliveries failed" at ERROR) (sixteenth pass (b))."""
+    data = getattr(response, "data", None)
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
 def _reason(exc: Exception) -> str:
-    """What went wrong, never empty (a timeout's text is)."""
-    return str(exc) or type(exc).__name__
+    """What went wrong, never empty (a timeout's text is), redacted: the store keeps it as well as the logs."""
+    return PROCESS.redact(str(exc)) or type(exc).__name__

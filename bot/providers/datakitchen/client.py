@@ -322,9 +322,12 @@ class Client(ProviderClient[Connection, Job]):
         """The orders of this recipe / variation with their newest order runs.
 
         The platform filters by recipe (``r``, as DKCloudCommand's ``list_order`` asks); the variation
-        is picked out here. Pages of ``ORDERS_PAGE`` orders, at most ``_MAX_ORDER_PAGES`` of them.
+        is picked out here. Pages of ``ORDERS_PAGE`` orders, at most ``_MAX_ORDER_PAGES`` of them. Each order once:
+        orders created while the pages are read push the list down, and a page begins with orders the page before
+        held (each of their runs listed twice: counted twice by ``stats``, shown twice by ``last``, an order paused
+        twice); as the later page shows it, in its first place (sixteenth pass (b)).
         """
-        found: list[tuple[Json, list[JsonValue]]] = []
+        found: dict[str, tuple[Json, list[JsonValue]]] = {}
         what = f"list the orders of recipe {job.recipe} in kitchen {job.kitchen}"
         params = {"scount": servings_per_order, "r": job.recipe}
         async for page in order_pages(self, job.kitchen, what, params, _MAX_ORDER_PAGES):
@@ -332,8 +335,8 @@ class Client(ProviderClient[Connection, Job]):
                 order_id = _order_id_of(order, ("hid",))
                 servings = page.by_order.get(order_id, [])
                 if order_id and _belongs(order, servings, job):
-                    found.append((order, servings))
-        return found
+                    found[order_id] = (order, servings)
+        return list(found.values())
 
     async def list_runs(self, job: Job, *, since: datetime, limit: int = 50) -> list[RunStatus]:
         if since.tzinfo is None:

@@ -204,6 +204,19 @@ def main(argv: list[str]) -> int:
             out.write_text(json.dumps(report, indent=1))  # noqa: ASYNC240 - once, as the bot stops
         await stop(self)
 
+    import bot.runtime as runtime_module
+
+    trim = getattr(runtime_module, "trim_heap", None)
+    if trim is not None:  # each of the runtime's heap trims, with the RSS before and after (MB)
+        trims: list[list[float]] = report.setdefault("trims", [])
+
+        async def counted() -> bool:
+            before = proc_status().get("VmRSS", 0.0)
+            done = bool(await trim())
+            trims.append([before, proc_status().get("VmRSS", 0.0)])
+            return done
+
+        runtime_module.trim_heap = counted  # type: ignore[attr-defined]
     Runtime.start = started  # type: ignore[method-assign]
     Runtime.stop = stopping  # type: ignore[method-assign]
     return bot.cli.main(bot_argv)

@@ -477,6 +477,9 @@ def print_memory(report: dict[str, Any], n: int) -> None:
               ("then malloc_trim(0)", report.get("after_malloc_trim", {}))]
     print_table(["when", "RSS MB", "anonymous MB", "file-backed MB", "peak MB"],
                 [[what, p.get("VmRSS"), p.get("RssAnon"), p.get("RssFile"), p.get("VmHWM")] for what, p in stages if p])
+    if report.get("trims"):
+        print("the runtime's heap trims (RSS MB before → after): "
+              + ", ".join(f"{a} → {b}" for a, b in report["trims"]))
     for what in ("started", "end"):
         snap = report.get(what)
         if snap:

@@ -23,6 +23,7 @@ is asked on its own, so nothing is lost; a batch that fails is each of its runs'
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -172,7 +173,7 @@ class Poller:
             task = asyncio.create_task(self._poll_batch(batch), name=f"batch poll {batch.connection}")
             for run in batch.runs:
                 self._polling[run.id] = task
-            task.add_done_callback(lambda done, runs=batch.runs: self._batch_finished(runs, done))
+            task.add_done_callback(functools.partial(self._batch_finished, batch.runs))
             started.append(task)
         return started
 
@@ -231,7 +232,7 @@ class Poller:
             task = asyncio.create_task(self._record_all(recorded), name=f"batch changes {key}")
             for run, _ in recorded:
                 self._polling[run.id] = task
-            task.add_done_callback(lambda done, runs=[r for r, _ in recorded]: self._batch_finished(runs, done))
+            task.add_done_callback(functools.partial(self._batch_finished, [r for r, _ in recorded]))
             own.append(task)
         await self._wait_for(own)
 

@@ -30,8 +30,9 @@ class HeldKitchen(ListingProvider):
         self.held = asyncio.Event()
         self.go = asyncio.Event()
 
-    async def statuses(self, runs: list[tuple[object, str]], *, since: datetime, slots: object = None
-                       ) -> dict[str, RunStatus]:
+    async def statuses(
+        self, runs: list[tuple[object, str]], *, since: datetime, slots: object = None
+    ) -> dict[str, RunStatus]:
         self.batches.append(len(runs))
         self.held.set()
         await self.go.wait()
@@ -45,10 +46,22 @@ class HeldKitchen(ListingProvider):
 
 
 async def _runs(store: Store, n: int) -> list[RunRecord]:
-    new = NewRun(provider="datakitchen", connection="dk", job={"kitchen": "k"}, parameters={}, origin=RunOrigin.WATCH,
-                 pipeline="orders", channel=None, provider_run_id="")
-    return [await store.runs.create(replace(new, pipeline=f"pipeline-{i % 2}", provider_run_id=f"o-{i}"), now=NOW,
-                                    next_poll_at=NOW) for i in range(n)]
+    new = NewRun(
+        provider="datakitchen",
+        connection="dk",
+        job={"kitchen": "k"},
+        parameters={},
+        origin=RunOrigin.WATCH,
+        pipeline="orders",
+        channel=None,
+        provider_run_id="",
+    )
+    return [
+        await store.runs.create(
+            replace(new, pipeline=f"pipeline-{i % 2}", provider_run_id=f"o-{i}"), now=NOW, next_poll_at=NOW
+        )
+        for i in range(n)
+    ]
 
 
 def _poll_tasks() -> int:
@@ -66,8 +79,16 @@ async def test_a_batch_s_runs_are_recorded_by_its_own_task_not_a_task_each(store
     async def unknown(run: RunRecord) -> None:
         raise AssertionError("the provider answered")
 
-    poller = Poller(store, cast(ClientPool, kitchen), owner="a", now=lambda: clock[0], on_change=changed,
-                    on_unknown=unknown, lease=LEASE, tick_wait=0.0)
+    poller = Poller(
+        store,
+        cast(ClientPool, kitchen),
+        owner="a",
+        now=lambda: clock[0],
+        on_change=changed,
+        on_unknown=unknown,
+        lease=LEASE,
+        tick_wait=0.0,
+    )
     poller.intervals = replace(poller.intervals, base=timedelta(seconds=30))
     runs = await _runs(store, 20)
     assert await asyncio.wait_for(poller.tick(), 5) == 20
@@ -121,8 +142,17 @@ async def test_a_failed_batch_is_each_of_its_runs_failure(store: Store) -> None:
     async def provider_error(connection: str, message: str) -> None:
         errors.append(connection)
 
-    poller = Poller(store, cast(ClientPool, kitchen), owner="a", now=lambda: NOW, on_change=changed,
-                    on_unknown=unknown, on_provider_error=provider_error, lease=LEASE, tick_wait=0.0)
+    poller = Poller(
+        store,
+        cast(ClientPool, kitchen),
+        owner="a",
+        now=lambda: NOW,
+        on_change=changed,
+        on_unknown=unknown,
+        on_provider_error=provider_error,
+        lease=LEASE,
+        tick_wait=0.0,
+    )
     runs = await _runs(store, 6)
     await asyncio.wait_for(poller.tick(), 5)
     await asyncio.wait_for(poller.idle(), 5)

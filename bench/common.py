@@ -231,6 +231,8 @@ class BotProcess:
         database_url: str,
         env: Mapping[str, str] | None = None,
         profile: Path | None = None,
+        memory: Path | None = None,
+        trace: bool = False,
         name: str = "bot",
     ) -> None:
         self.port = free_port()
@@ -254,6 +256,9 @@ class BotProcess:
         command = [sys.executable, "-m", "bot", "run", "--env-file", str(workdir / "none.env")]
         if profile is not None:
             command = [sys.executable, "-m", "bench.common", "profiled-bot", str(profile)]
+        elif memory is not None:  # the same ``run``, writing where its memory is (bench/memory_bot.py)
+            command = [sys.executable, "-m", "bench.memory_bot", str(memory), *(["trace"] if trace else []), "--",
+                       *command[3:]]
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command, env=full, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
         )

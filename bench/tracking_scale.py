@@ -92,6 +92,15 @@ def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--profile", action="store_true",
                         help="run the bot (the first replica) under cProfile for the largest size")
+    parser.add_argument("--bot-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable more for the bot's process (say MALLOC_ARENA_MAX=2); repeatable")
+    parser.add_argument("--memory", action="store_true",
+                        help="the bot (the first replica) writes where its memory is at the largest size: RSS after "
+                             "its imports, after its start and at the end of the window, glibc's and pymalloc's "
+                             "heaps, objects by type, tasks (bench/memory_bot.py)")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="as --memory, and the top allocations since the start by line (tracemalloc: its own "
+                             "bookkeeping inflates that run's RSS)")
 
 
 def one_by_one(started: list[dict[str, Any]]) -> int:
@@ -176,7 +185,8 @@ def polled_twice(timing: Timing, interval: float, end: float) -> tuple[int, int]
 
 
 async def measure_bot(
-    n: int, args: argparse.Namespace, interval: float, cycles: int, workdir: Path, profile: Path | None
+    n: int, args: argparse.Namespace, interval: float, cycles: int, workdir: Path, profile: Path | None,
+    memory: Path | None = None,
 ) -> dict[str, Any]:
     emulators = Emulators(default=Outcome(result="hang", queued_s=0))
     slack = FakeSlack()
@@ -202,11 +212,21 @@ async def measure_bot(
         emulators.delay_status(DELAY)
         env = {"POLL_INTERVAL_SECONDS": str(interval), "POLL_INTERVAL_MAX_SECONDS": str(interval),
                "WATCH_INTERVAL_SECONDS": "3600", "LOG_LEVEL": "WARNING"}
+        env.update(item.split("=", 1) for item in args.bot_env)
         for i, name in enumerate(names):
             bots.append(BotProcess(workdir, slack, path, database_url=database, env=env,
-                                   profile=profile if i == 0 else None, name=name))
+                                   profile=profile if i == 0 else None, memory=memory if i == 0 else None,
+                                   trace=args.tracemalloc, name=name))
         await asyncio.gather(*(bot.ready() for bot in bots))
         slack.app_url = bots[0].events_url
+        timeline: list[tuple[float, float]] = []  # the first replica's RSS every 2 s from its start, MB
+
+        async def sample_rss() -> None:
+            while bots[0].proc.poll() is None:
+                timeline.append((round(time.monotonic() - t0 - setup, 1), round(bots[0].sampler.rss_mb(), 1)))
+                await asyncio.sleep(2.0)
+
+        sampling = asyncio.create_task(sample_rss())
         # warm-up: the first interval polls every run once; then the window. Every run's first poll is a change
         # (recorded queued, found running): heavier than the steady state the window measures, so a bot still in
         # its first polls after the interval is waited for (up to WARM_UP_INTERVALS), and the wait is reported
@@ -255,6 +275,7 @@ async def measure_bot(
             db_cpu = (server.seconds() - db0) / wall
             ours1 = server.database_seconds(database)
             db_ours = sum(s - ours0.get(pid, 0.0) for pid, s in ours1.items()) / wall
+        sampling.cancel()
         # after the CPU readings: this query is the benchmark's, not the bot's
         behind = await overdue(database, datetime.fromtimestamp(window_end, UTC))
         after = [await bot.metrics() for bot in bots]
@@ -286,6 +307,7 @@ async def measure_bot(
             "polls_per_run_per_cycle": round(polls / n / cycles_seen, 3),
             "provider_calls_per_run_per_cycle_by_provider": per_provider,
             "cpu_cores": round(sum(cpus), 3), "rss_mb": round(rss_total, 1),
+            "rss_timeline_mb": timeline, "window_from_s": round(wall0 - t0 - setup, 1),
             "peak_rss_mb": round(sum(bot.sampler.peak_rss_mb() for bot in bots), 1),
             "db_in_process": args.db == "sqlite",
             "db_cpu_cores": None if db_cpu is None else round(db_cpu, 3),
@@ -446,6 +468,36 @@ def _db_cell(r: dict[str, Any]) -> str:
     return f"{r['db_cpu_cores']:.3f} ({r['db_cpu_cores_this_database']:.3f} ours)"
 
 
+def print_memory(report: dict[str, Any], n: int) -> None:
+    """The bot's memory report (bench/memory_bot.py) as tables."""
+    print(f"\n## where the bot's memory is at {n:,} runs (bench/memory_bot.py)")
+    end = report.get("end", {})
+    stages = [("the interpreter", report["interpreter"]), ("imports of `run` done", report["imported"]),
+              ("started", report.get("started", {}).get("proc", {})), ("end of the window", end.get("proc", {})),
+              ("then malloc_trim(0)", report.get("after_malloc_trim", {}))]
+    print_table(["when", "RSS MB", "anonymous MB", "file-backed MB", "peak MB"],
+                [[what, p.get("VmRSS"), p.get("RssAnon"), p.get("RssFile"), p.get("VmHWM")] for what, p in stages if p])
+    if report.get("trims"):
+        print("the runtime's heap trims (RSS MB before → after): "
+              + ", ".join(f"{a} → {b}" for a, b in report["trims"]))
+    for what in ("started", "end"):
+        snap = report.get(what)
+        if snap:
+            print(f"{what}: glibc {snap['glibc']}; pymalloc {snap['pymalloc']}; {snap['gc_objects']:,} objects "
+                  f"tracked; {snap['tasks']} tasks {snap['task_names'][:5]}")
+            print("  objects by type: " + ", ".join(f"{t} {c:,}" for t, c in snap["gc_types"][:15]))
+    if "top_lines" in end:
+        print(f"tracemalloc since the start: {end['traced_mb']} MB traced (its own bookkeeping "
+              f"{end['tracemalloc_own_mb']} MB)")
+        print_table(["line", "KB", "blocks"], end["top_lines"][:25])
+        print_table(["file", "KB", "blocks"], end["top_files"][:15])
+        peak = report.get("at_peak")
+        if peak:
+            print(f"tracemalloc's largest reading (every 3 s): {peak['traced_mb']} MB traced, "
+                  f"{peak['seconds_after_start']} s after the start, RSS {peak['proc'].get('VmRSS')} MB")
+            print_table(["line", "KB", "blocks"], peak["top_lines"][:20])
+
+
 def ratio(a: float, b: float) -> str:
     if b == 0:
         return "–" if a == 0 else "∞"
@@ -476,8 +528,9 @@ async def main() -> int:
     try:
         for n in sizes:
             profile = workdir / "bot.prof" if args.profile and n == max(sizes) else None
+            memory = workdir / "memory.json" if (args.memory or args.tracemalloc) and n == max(sizes) else None
             print(f"… bot ({args.replicas} replica(s)), {n} runs", flush=True)
-            results["bot"].append(await measure_bot(n, args, interval, cycles, workdir, profile))
+            results["bot"].append(await measure_bot(n, args, interval, cycles, workdir, profile, memory))
             if not args.no_baseline:
                 print(f"… baseline, {n} runs", flush=True)
                 results["baseline"].append(await measure_baseline(n, args, interval, cycles, workdir))
@@ -539,6 +592,10 @@ async def main() -> int:
         if prof.exists():
             print(f"\n## profile of the bot at {max(sizes):,} runs (top 25 by own time)")
             pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
+        memory_report = workdir / "memory.json"
+        if memory_report.exists():
+            results["memory"] = json.loads(memory_report.read_text())
+            print_memory(results["memory"], max(sizes))
         save_json(args.json, results)
     finally:
         if args.keep:

@@ -25,6 +25,7 @@ from bot.checks.online import DEADLINE, online_checks, render
 from bot.config import Settings, environment, load_settings, sqlite_folder_problem, unfilled_placeholders
 from bot.errors import ConfigError, StartupError
 from bot.ops.logs import setup_logging
+from bot.ops.memory import tune_malloc
 from bot.ops.plain import safe_text
 from bot.ops.redact import PROCESS, Redactor
 from bot.providers.registry import provider
@@ -321,6 +322,7 @@ def _run(env_file: Path) -> int:
     Whatever start-up still raises is one redacted line and exit 1 (a traceback is for a developer, and may
     quote a secret); Ctrl-C while starting is one line and 130."""
     settings: Settings | None = None
+    tune_malloc()  # before any thread: glibc's settings for a long-lived process (bot/ops/memory.py)
     unreadable = dotenv_problems(env_file)
     try:
         settings = load_settings(env_file=env_file)

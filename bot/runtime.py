@@ -34,6 +34,7 @@ from bot.delivery.paging import PageSender
 from bot.delivery.sender import Deliverer
 from bot.errors import StartupError
 from bot.ops.jobs import RunningJobs
+from bot.ops.memory import trim_heap
 from bot.ops.metrics import OUTBOX_PENDING, RUNS, Metrics
 from bot.ops.outages import Outages
 from bot.ops.redact import PROCESS, Redactor
@@ -444,6 +445,8 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
         ("function_steps", fail_stale_steps, s.stuck_check_seconds),
         # Slack requests remembered against replays, past their time
         ("requests", parts.replays.prune, timedelta(minutes=1)),
+        # the free pages inside glibc's heaps given back (after a burst of polls: bot/ops/memory.py)
+        ("memory", trim_heap, timedelta(minutes=1)),
     )
     if parts.clock is not None:
         # every minute; every few seconds while no measure was quick enough to keep (a stall at start)

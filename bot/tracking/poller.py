@@ -23,6 +23,7 @@ is asked on its own, so nothing is lost; a batch that fails is each of its runs'
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from bot.ops.text import human_duration
 from bot.ops.ticks import TickGuard
 from bot.service.clients import ClientPool
 from bot.store.away import database_away
+from bot.store.quiet import QuietPoll
 from bot.store.records import RunRecord, Transition
 from bot.store.runs import as_asked
 from bot.store.store import Store
@@ -118,8 +120,8 @@ class Poller:
         """Return when no tick and no poll is under way (at shutdown). Cancelled, it leaves the polls be: a poll
         cut in the middle of a write would keep the database locked."""
         await self._ticks.idle()
-        if self._polling:
-            await asyncio.wait(list(self._polling.values()))
+        while self._polling:  # a batch's task starts tasks of its own (its changes, its runs asked on their own)
+            await asyncio.wait(set(self._polling.values()))
 
     async def _tick(self) -> int:
         now = self.now()
@@ -176,9 +178,104 @@ class Poller:
             await self.store.runs.release(self.owner, [r.id for r in plan.unused])
         started = [self._start(run) for run in plan.single]
         for batch in plan.batches:
-            answer = asyncio.create_task(self._ask_batch(batch), name=f"batch poll {batch.connection}")
-            started += [self._start(run, answer) for run in batch.runs]
+            task = asyncio.create_task(self._poll_batch(batch), name=f"batch poll {batch.connection}")
+            for run in batch.runs:
+                self._polling[run.id] = task
+            task.add_done_callback(functools.partial(self._batch_finished, batch.runs))
+            started.append(task)
         return started
+
+    async def _poll_batch(self, batch: Batch) -> None:
+        """One batched call and what it says of each of its runs, recorded by this one task: the quiet polls written
+        together, the changes by a task per pipeline (one at a time each, as its lock has them), the runs the answer
+        does not show asked on their own. A task per run waiting for the one answer (its frames, log context and
+        waiters, about 3 KB, and the run read) was thousands at once when a scope's runs were claimed together; the
+        RSS of those bursts stayed. A batch that fails is each of its runs' failure, recorded by the run's own poll."""
+        answer: asyncio.Future[dict[str, RunStatus]] = asyncio.get_running_loop().create_future()
+        try:
+            answer.set_result(await self._ask_batch(batch))
+        except Exception as exc:  # each run's own poll records it, as a status call's failure
+            answer.set_exception(exc)
+        if answer.exception() is not None:
+            await self._wait_for([self._hand_over(run, answer) for run in batch.runs])
+            return
+        listed = answer.result()
+        mine = asyncio.current_task()
+        own: list[asyncio.Task[None]] = []
+        quiet: list[tuple[RunRecord, RunStatus, QuietPoll]] = []
+        changes: defaultdict[str, list[tuple[RunRecord, RunStatus]]] = defaultdict(list)
+        if self.on_provider_ok is not None and any(r.provider_run_id in listed for r in batch.runs):
+            await self.on_provider_ok(batch.connection)
+        now = self.now()
+        for run in batch.runs:
+            status = listed.get(run.provider_run_id or "")
+            if status is None:  # not in the answer (too old for its pages, missing, finished): asked on its own
+                own.append(self._hand_over(run, answer))
+                continue
+            try:
+                with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
+                    adjusted = await self._adjusted(run, status, now)
+            except Exception as exc:  # the database away: the next tick hands its lease back
+                self._failed.append(exc)
+                self._done(run, mine)
+                continue
+            poll = self.store.runs.quiet(run, adjusted, now=now, next_poll_at=self._next(run, now))
+            if poll is None:
+                changes[run.pipeline or run.connection].append((run, status))
+            else:
+                quiet.append((run, status, poll))
+        if quiet:
+            written = await self.quiet.write_many([poll for _, _, poll in quiet])
+            for (run, status, _), done in zip(quiet, written, strict=True):
+                if isinstance(done, asyncio.CancelledError):  # the writer was cancelled: the bot is stopping
+                    raise done
+                if isinstance(done, BaseException):
+                    self._failed.append(done)
+                    self._done(run, mine)
+                elif done:
+                    self._done(run, mine)
+                else:  # the run changed meanwhile: recorded as a change, which reads it again
+                    changes[run.pipeline or run.connection].append((run, status))
+        for key, recorded in changes.items():
+            task = asyncio.create_task(self._record_all(recorded), name=f"batch changes {key}")
+            for run, _ in recorded:
+                self._polling[run.id] = task
+            task.add_done_callback(functools.partial(self._batch_finished, [r for r, _ in recorded]))
+            own.append(task)
+        await self._wait_for(own)
+
+    async def _record_all(self, recorded: list[tuple[RunRecord, RunStatus]]) -> None:
+        """One pipeline's changes found by a batch, one after the other (its lock would have them so anyway)."""
+        mine = asyncio.current_task()
+        for run, status in recorded:
+            try:
+                with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
+                    await self._record(run, status)
+            except Exception as exc:  # the database away, mostly: the next tick hands its lease back
+                self._failed.append(exc)
+            self._done(run, mine)
+
+    def _hand_over(self, run: RunRecord, answer: asyncio.Future[dict[str, RunStatus]]) -> asyncio.Task[None]:
+        """The run's own poll, given the batch's answer (or failure)."""
+        task = asyncio.create_task(self._poll(run, None, answer), name=f"poll run {run.id}")
+        self._polling[run.id] = task
+        task.add_done_callback(lambda done: self._finished(run, done, False))
+        return task
+
+    @staticmethod
+    async def _wait_for(tasks: list[asyncio.Task[None]]) -> None:
+        if tasks:  # their failures are theirs (``_finished``): only waited for, as a tick waits for its polls
+            await asyncio.wait(tasks)
+
+    def _done(self, run: RunRecord, task: asyncio.Task[None] | None) -> None:
+        if self._polling.get(run.id) is task:
+            del self._polling[run.id]
+
+    def _batch_finished(self, runs: list[RunRecord], task: asyncio.Task[None]) -> None:
+        for run in runs:
+            self._done(run, task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._failed.append(exc)
 
     async def _ask_batch(self, batch: Batch) -> dict[str, RunStatus]:
         client = self.pool.client(batch.connection)
@@ -188,17 +285,15 @@ class Poller:
             # the pages of a batched answer beyond the first take more of the connection's slots (DataKitchen)
             return await client.statuses(batch.items, since=batch.since, slots=self.pool.slot(batch.connection))
 
-    def _start(self, run: RunRecord, batch: asyncio.Task[dict[str, RunStatus]] | None = None) -> asyncio.Task[None]:
+    def _start(self, run: RunRecord) -> asyncio.Task[None]:
         # a run claimed again while its last poll records what it found (the lease is handed back there) waits for it
         before = self._polling.get(run.id)
-        task = asyncio.create_task(self._poll(run, before, batch), name=f"poll run {run.id}")
+        task = asyncio.create_task(self._poll(run, before), name=f"poll run {run.id}")
         self._polling[run.id] = task
-        # a batch's runs wait for no slot of their own (one call answers them all, ``early`` bounds them): counted,
-        # a scope of 1,000 runs answered together kept the connection's other scopes from being claimed meanwhile
-        counted = batch is None
-        if counted:
-            self._in_flight[run.connection] += 1
-        task.add_done_callback(lambda done: self._finished(run, done, counted))
+        # counted against its connection's ``in_flight``; a batch's runs are not (they wait for no slot of their own:
+        # counted, a scope of 1,000 runs answered together kept the connection's other scopes from being claimed)
+        self._in_flight[run.connection] += 1
+        task.add_done_callback(lambda done: self._finished(run, done, True))
         return task
 
     def _finished(self, run: RunRecord, task: asyncio.Task[None], counted: bool) -> None:
@@ -213,14 +308,17 @@ class Poller:
             self._failed.append(exc)
 
     async def _poll(
-        self, run: RunRecord, before: asyncio.Task[None] | None, batch: asyncio.Task[dict[str, RunStatus]] | None
+        self,
+        run: RunRecord,
+        before: asyncio.Task[None] | None,
+        batch: asyncio.Future[dict[str, RunStatus]] | None = None,
     ) -> None:
         if before is not None:
             await asyncio.wait([before])
         with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
             await self._poll_run(run, batch)
 
-    async def _poll_run(self, run: RunRecord, batch: asyncio.Task[dict[str, RunStatus]] | None = None) -> None:
+    async def _poll_run(self, run: RunRecord, batch: asyncio.Future[dict[str, RunStatus]] | None = None) -> None:
         try:
             if run.provider_run_id is None:  # recovery resolves runs whose trigger never answered
                 return
@@ -254,6 +352,10 @@ class Poller:
         quiet = self.store.runs.quiet(run, adjusted, now=now, next_poll_at=self._next(run, now))
         if quiet is not None and await self.quiet.write(quiet):  # no alert touched: no need of the pipeline's lock
             return
+        await self._record(run, status)
+
+    async def _record(self, run: RunRecord, status: RunStatus) -> None:
+        """A poll that changes something (or whose quiet write found the run changed): under the pipeline's lock."""
         async with self._recording[run.pipeline or run.connection]:
             now = self.now()  # read under the lock: one pipeline's changes are recorded in the order of their times
             adjusted = await self._adjusted(run, status, now)

@@ -34,6 +34,19 @@ class QuietWrites:
             self._writer = asyncio.create_task(self._write_all(), name="quiet polls")
         return await done
 
+    async def write_many(self, polls: list[QuietPoll]) -> list[bool | BaseException]:
+        """``write`` for each of ``polls`` (one batched call's runs), in the same writes: for each, whether it was
+        written, or what its write raised."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[bool]] = []
+        for poll in polls:
+            done: asyncio.Future[bool] = loop.create_future()
+            self._waiting.append((poll, done))
+            futures.append(done)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="quiet polls")
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
     async def _write_all(self) -> None:
         while self._waiting:
             await asyncio.sleep(0)  # the polls answered in this same moment (one batched call's runs) join in

@@ -314,10 +314,14 @@ class RunStore(RunLeases, RunReads):
             await conn.execute(update(runs).where(runs.c.id == run_id).values(notified_state=str(state)))
 
     async def poll_now(self, run_id: int, *, now: datetime) -> None:
-        """Refresh button: make a live run due at once."""
+        """Refresh button: make a live run due at once. Not a run waiting its turn (its next poll is its start:
+        Refresh started a retry before its backoff was over) nor one starting (nothing to poll yet)."""
+        not_polled = (StoredState.WAITING.value, StoredState.STARTING.value)
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(runs).where(runs.c.id == run_id, runs.c.final.is_(False)).values(next_poll_at=now)
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.final.is_(False), runs.c.state.not_in(not_polled))
+                .values(next_poll_at=now)
             )
 
     async def acknowledge(self, run_id: int, user_id: str, *, now: datetime) -> tuple[RunRecord, bool]:

@@ -45,3 +45,24 @@ async def test_a_next_poll_stored_as_other_text_is_replaced_by_the_polls_own(
         now += timedelta(seconds=1)
     after = await store.runs.get(run.id)
     assert after is not None and after.polls == 1 and after.next_poll_at == T0 + timedelta(seconds=30)
+
+
+async def test_a_poll_asked_for_during_a_poll_that_fails_is_kept(store: Store) -> None:
+    """A refused cancel asks for a poll at once (its held failure is to be announced) while the poll under way gets
+    no answer (a flaky provider): the error's backoff (up to minutes) put the announcement off (sixteenth pass a)."""
+    run = await store.runs.create(
+        NewRun(provider="rivery", connection="rv", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
+               pipeline="refunds", channel="C1", provider_run_id="p1"),
+        now=T0 - timedelta(minutes=1), next_poll_at=T0,
+    )
+    [claimed] = await store.runs.claim_due("a", now=T0, limit=10, lease=LEASE)
+    asked_at = T0 + timedelta(seconds=3)
+    await store.runs.poll_now(run.id, now=asked_at)  # the cancel's refusal, while the poll waits for its answer
+    after = await store.runs.record_poll_error(run.id, "502", now=T0 + timedelta(seconds=4),
+                                               next_poll_at=T0 + timedelta(minutes=5), read=claimed)
+    assert after.next_poll_at == asked_at and after.last_error == "502"
+    # nobody asked: the error's own backoff
+    [again] = await store.runs.claim_due("a", now=asked_at, limit=10, lease=LEASE)
+    after = await store.runs.record_poll_error(run.id, "502", now=asked_at, next_poll_at=T0 + timedelta(minutes=5),
+                                               read=again)
+    assert after.next_poll_at == T0 + timedelta(minutes=5)

@@ -165,7 +165,12 @@ class Outcomes:
         held = await self.retrier.held_failure(run)
         if held is not None:
             await self._failed(held)
-        elif run.origin == RunOrigin.SCHEDULE and run.provider_run_id is None and run.retry_of is None:
+        elif (
+            run.origin == RunOrigin.SCHEDULE
+            and run.provider_run_id is None
+            and run.retry_of is None
+            and run.run_state is not RunState.CANCELED  # canceled while it waited its turn: a person asked for it
+        ):
             # a schedule's start that never got going (refused, unreachable, or unknown whether it started):
             # nobody asked for it, so nobody would hear of it; the pipeline missed its slot, its owners are told
             await self._failed(run)

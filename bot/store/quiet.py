@@ -17,10 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, case, select, update
+from sqlalchemy import and_, bindparam, case, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from bot.store.tables import runs
 
@@ -39,11 +43,34 @@ class QuietPoll:
     read_next: datetime | None  # the run's next poll as read: moved since, a poll was asked for (``sooner``)
 
 
+class _Instant(FunctionElement[datetime]):
+    """A time compared as the instant it is: on SQLite, where times are text, ``julianday`` of it (a time written
+    otherwise than by SQLAlchemy, ``datetime('now')`` by hand, is another text for the same instant)."""
+
+    type = runs.c.next_poll_at.type
+    inherit_cache = True
+
+
+@compiles(_Instant)
+def _instant(element: _Instant, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_Instant, "sqlite")
+def _sqlite_instant(element: _Instant, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"julianday({compiler.process(element.clauses, **kw)})"
+
+
 def sooner(read_next: object, own_next: object) -> ColumnElement[datetime]:
     """A poll's next time as written: its own, unless a poll was asked for while it was under way (``poll_now``:
     the cancel's answer, the Refresh button), which moved the run's next poll from what the poll read, and sooner.
-    Overwritten, a failure held while a cancel was on its way came out up to one interval (minutes) late."""
-    asked = and_(runs.c.next_poll_at.is_distinct_from(read_next), runs.c.next_poll_at < own_next)
+    Overwritten, a failure held while a cancel was on its way came out up to one interval (minutes) late.
+    Compared as instants: a time the poll read, stored as another text for it, was taken for one asked for and
+    kept, in the past, at every poll: the run was polled at every tick for good."""
+    current = _Instant(runs.c.next_poll_at)
+    read = _Instant(read_next if isinstance(read_next, ColumnElement) else literal(read_next, runs.c.next_poll_at.type))
+    own = _Instant(own_next if isinstance(own_next, ColumnElement) else literal(own_next, runs.c.next_poll_at.type))
+    asked = and_(current.is_distinct_from(read), current < own)
     return case((asked, runs.c.next_poll_at), else_=own_next)
 
 

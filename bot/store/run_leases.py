@@ -14,6 +14,11 @@ from bot.store.records import RunRecord, StoredState
 from bot.store.rows import claim_returning, run_of_row, runs_by_ids
 from bot.store.tables import runs
 
+#: runs the poller has nothing to ask of: waiting their turn, or starting (no provider id until the trigger answers).
+#: A start claimed by a poller (Refresh had made it due) was held by the poller's leases, which its poll never hands
+#: back, and recovery, which gives up a start only once its lease expired, missed it for every lease the poller took
+_NOT_POLLED = (StoredState.WAITING.value, StoredState.STARTING.value)
+
 __all__ = ["RunLeases"]
 
 
@@ -28,9 +33,7 @@ class RunLeases:
         free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
         query = (
             select(runs.c.id)
-            .where(
-                runs.c.final.is_(False), runs.c.next_poll_at <= now, free, runs.c.state != StoredState.WAITING.value
-            )
+            .where(runs.c.final.is_(False), runs.c.next_poll_at <= now, free, runs.c.state.not_in(_NOT_POLLED))
             .order_by(runs.c.next_poll_at)
             .limit(limit)
         )
@@ -54,7 +57,7 @@ class RunLeases:
                 runs.c.connection.in_(list(connections)),
                 runs.c.next_poll_at <= until,
                 free,
-                runs.c.state != StoredState.WAITING.value,
+                runs.c.state.not_in(_NOT_POLLED),
             )
             .order_by(runs.c.next_poll_at)
             .limit(limit)

@@ -202,8 +202,13 @@ class RunStore(RunLeases, RunReads):
         meanwhile and were not written: record their polls with ``record_status``, which reads them again."""
         return await write_quiet(self.engine, polls)
 
-    async def record_poll_error(self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> RunRecord:
-        """The provider did not answer: the run stays as it was, marked unknown since the first miss."""
+    async def record_poll_error(
+        self, run_id: int, error: str, *, now: datetime, next_poll_at: datetime, read: RunRecord | None = None
+    ) -> RunRecord:
+        """The provider did not answer: the run stays as it was, marked unknown since the first miss. ``read``: the
+        run as its poll claimed it: a poll asked for meanwhile (a refused cancel's, Refresh) is kept (``sooner``),
+        not put off by the error's backoff."""
+        after = sooner(read.next_poll_at, next_poll_at) if read is not None else next_poll_at
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(runs)
@@ -211,7 +216,7 @@ class RunStore(RunLeases, RunReads):
                 .values(
                     unknown_since=func.coalesce(runs.c.unknown_since, now),
                     last_error=error[:2000],
-                    next_poll_at=next_poll_at,
+                    next_poll_at=after,
                     polls=runs.c.polls + 1,
                     updated_at=now,
                     lease_owner=None,
@@ -314,10 +319,14 @@ class RunStore(RunLeases, RunReads):
             await conn.execute(update(runs).where(runs.c.id == run_id).values(notified_state=str(state)))
 
     async def poll_now(self, run_id: int, *, now: datetime) -> None:
-        """Refresh button: make a live run due at once."""
+        """Refresh button: make a live run due at once. Not a run waiting its turn (its next poll is its start:
+        Refresh started a retry before its backoff was over) nor one starting (nothing to poll yet)."""
+        not_polled = (StoredState.WAITING.value, StoredState.STARTING.value)
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(runs).where(runs.c.id == run_id, runs.c.final.is_(False)).values(next_poll_at=now)
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.final.is_(False), runs.c.state.not_in(not_polled))
+                .values(next_poll_at=now)
             )
 
     async def acknowledge(self, run_id: int, user_id: str, *, now: datetime) -> tuple[RunRecord, bool]:

@@ -171,14 +171,19 @@ class StartStore:
             ids = list((await conn.execute(query)).scalars())
             if not ids:
                 return []
-            await conn.execute(
+            # still waiting: on SQLite the SELECT above takes no lock (Python's sqlite3 begins the transaction at
+            # the UPDATE), so a cancel (``cancel_waiting``) committed in between must not be turned back into a
+            # start (it was: state "starting" on a run ended canceled, its card and status showing it starting)
+            result = await conn.execute(
                 update(runs)
-                .where(runs.c.id.in_(ids))
+                .where(runs.c.id.in_(ids), runs.c.state == _WAITING, runs.c.final.is_(False))
                 .values(
                     state=_STARTING, next_poll_at=None, created_at=now, lease_owner=owner, lease_expires_at=now + lease
                 )
+                .returning(runs.c.id)
             )
-            return await runs_by_ids(conn, ids)
+            claimed = list(result.scalars())
+            return await runs_by_ids(conn, claimed) if claimed else []
 
 
 def _orphaned_start(now: datetime, unleased_before: datetime) -> ColumnElement[bool]:

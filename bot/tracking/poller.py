@@ -329,7 +329,8 @@ class Poller:
             self.metrics.inc(PROVIDER_ERRORS, {"connection": run.connection, "kind": exc.kind})
             now = self.now()
             wait = self.intervals.after_error(run.unknown_since, now)
-            record = await self.store.runs.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait)
+            record = await self.store.runs.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait,
+                                                             read=run)
             log.warning("status of run %s unknown: %s", run.id, exc, extra={"run_id": run.id})
             await self.on_unknown(record)
             if isinstance(exc, ProviderNoNews):  # it answered, about other runs: no outage to report
@@ -342,7 +343,7 @@ class Poller:
             log.exception("polling run %s failed", run.id, extra={"run_id": run.id})
             now = self.now()
             await self.store.runs.record_poll_error(
-                run.id, "internal error", now=now, next_poll_at=now + self.intervals.base
+                run.id, "internal error", now=now, next_poll_at=now + self.intervals.base, read=run
             )
             return
         if self.on_provider_ok is not None:

@@ -47,7 +47,7 @@ async def test_a_cancel_asked_of_an_attempt_that_failed_meanwhile_leaves_its_hel
         question = await ask(w, f"cancel {first}")
 
         runs = w.runtime.services.runs
-        checked = runs.may_cancel
+        checked = runs.cancels.may_cancel  # the check the cancel itself makes (``RunCancels``)
 
         async def slow_check(actor: Actor, run: RunRecord) -> Right:  # the failure is recorded meanwhile
             right = await checked(actor, run)
@@ -60,7 +60,7 @@ async def test_a_cancel_asked_of_an_attempt_that_failed_meanwhile_leaves_its_hel
                     await w.settle(0.05)
             return right
 
-        runs.may_cancel = slow_check  # type: ignore[method-assign]
+        runs.cancels.may_cancel = slow_check  # type: ignore[method-assign]
         # the cancel's answer lost (the connection reset as it is answered: "not running any more")
         rivery.state.add_fault(Fault(route="cancel", kind="reset", times=1))
         asked = len(rivery.state.requests_to("cancel"))
@@ -81,7 +81,7 @@ async def test_a_cancel_asked_of_an_attempt_that_failed_meanwhile_leaves_its_hel
         await w.settle(1.0)
         w.advance(6)  # attempt 2 runs
         await w.settle(0.5)
-        runs.may_cancel = checked  # type: ignore[method-assign]
+        runs.cancels.may_cancel = checked  # type: ignore[method-assign]
         second = await ask(w, f"cancel {retry.id}")
         await w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=second.ts)
         await w.until(lambda: bool(_owner_mentions(w)), timeout=5.0,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
-from typing import Any
 
 __all__ = ["trim_heap", "tune_malloc"]
 
@@ -37,7 +36,7 @@ SETTINGS = (
 )
 
 
-def _glibc() -> Any | None:
+def _glibc() -> ctypes.CDLL | None:
     """The C library when it is glibc (musl and others have no such settings, or other meanings), else None."""
     try:
         libc = ctypes.CDLL(None)

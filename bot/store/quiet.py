@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, bindparam, case, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,12 +51,12 @@ class _Instant(FunctionElement[datetime]):
 
 
 @compiles(_Instant)
-def _instant(element: _Instant, compiler: SQLCompiler, **kw: Any) -> str:
+def _instant(element: _Instant, compiler: SQLCompiler, **kw: object) -> str:
     return compiler.process(element.clauses, **kw)
 
 
 @compiles(_Instant, "sqlite")
-def _sqlite_instant(element: _Instant, compiler: SQLCompiler, **kw: Any) -> str:
+def _sqlite_instant(element: _Instant, compiler: SQLCompiler, **kw: object) -> str:
     return f"julianday({compiler.process(element.clauses, **kw)})"
 
 

@@ -31,7 +31,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PIPELINES_FILE=/config/pipelines.yml \
     DATABASE_URL=sqlite+aiosqlite:////data/pipeline-bot.db \
-    PORT=3000
+    PORT=3000 \
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
+    MALLOC_TRIM_THRESHOLD_=131072
+# glibc's malloc set for a long-lived process from its first allocation (docs/PERFORMANCE.md, "Sixth pass"): the
+# bot sets the same at start-up (bot/ops/memory.py), but set here they also cover what start-up allocated first
 RUN groupadd --system --gid 10001 bot \
  && useradd --system --uid 10001 --gid bot --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin bot \
  && mkdir -p /config /data \

@@ -344,8 +344,13 @@ async def test_mrkdwn_is_rendered_faithfully_and_safely(page: Page, demo_url: st
 
 async def test_the_console_link_of_a_card_opens_the_page_of_that_run(page: Page, demo_url: str, shots: Shots) -> None:
     await open_page(page, demo_url, "C0GENERAL")
+    before = await card(page, "iowa-liquor-pda").count()
     await command(page, "/pipeline run iowa-liquor-pda")
-    ran = card(page, "iowa-liquor-pda").last
+    # this run's card, pinned by its ts: a run of the pipeline found later (the demo's own traffic, runs started by
+    # earlier tests) posts a card of its own, and ``.last`` read at the click would be that one
+    mine = card(page, "iowa-liquor-pda").nth(before)
+    await expect(mine).to_be_visible(timeout=RUN_TIMEOUT)
+    ran = page.locator(f'#messages .msg[data-ts="{await mine.get_attribute("data-ts")}"]')
     await expect(ran.locator(".bk-header")).to_have_text("✅ iowa-liquor-pda succeeded", timeout=RUN_TIMEOUT)
     async with page.context.expect_page() as opened:
         await ran.get_by_role("button", name="Open in console").click()

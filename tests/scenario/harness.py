@@ -239,6 +239,7 @@ async def running_world(
     are made here."""
     import yaml
 
+    watchdog = asyncio.get_running_loop().call_later(HANG_REPORT_SECONDS, _print_tasks)
     await slack.start()
     for emulator in emulators.values():
         await emulator.start()
@@ -258,6 +259,19 @@ async def running_world(
         for emulator in emulators.values():
             await emulator.stop()
         await slack.stop()
+        watchdog.cancel()
+
+
+# pytest-timeout (pyproject.toml) fails a test at 300 s with the main thread's stack, which in a world is the event
+# loop's wait: where each task waits is printed first, so a hang says which await never returned
+HANG_REPORT_SECONDS = 280.0
+
+
+def _print_tasks() -> None:
+    tasks = asyncio.all_tasks()
+    print(f"a world still running after {HANG_REPORT_SECONDS:g} s: its {len(tasks)} tasks", file=sys.stderr)
+    for task in tasks:
+        task.print_stack(file=sys.stderr)
 
 
 # -- the bot as a process of its own ------------------------------------------------------------------------------

@@ -156,9 +156,18 @@ class WaitingStarts:
         self.lease = lease
         self.first_poll = first_poll
         self.starts = StartLeases(store, owner=owner, lease=lease, now=now)
+        self._stopping = False
+
+    def stop(self) -> None:
+        """The bot is stopping: no trigger is sent from now on but the one under way; the runs claimed and not sent
+        wait their turn again (``StartStore.hand_back``), for the next process or another replica. Sent on through
+        the grace period and cut off there, each was left "starting" and given up as unknown whether it started."""
+        self._stopping = True
 
     async def tick(self) -> int:
         """Start the retries whose backoff is over."""
+        if self._stopping:
+            return 0
         due = await self.store.starts.claim_waiting(self.owner, now=self.now(), limit=50, lease=self.lease)
         # they start one after another, each trigger taking up to its connection's timeout: every claimed run is
         # this process's start from the claim on, its lease renewed until its own turn comes and its answer is
@@ -166,7 +175,10 @@ class WaitingStarts:
         async with contextlib.AsyncExitStack() as held:
             for run in due:
                 await held.enter_async_context(self.starts.holding(run.id))
-            for run in due:
+            for index, run in enumerate(due):
+                if self._stopping:  # the rest were not sent: they wait their turn again
+                    await self.store.starts.hand_back(self.owner, [r.id for r in due[index:]], now=self.now())
+                    break
                 with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
                     try:
                         await self._start(run)

@@ -33,7 +33,8 @@ async def test_runs_claimed_and_not_triggered_are_handed_back_to_wait_and_anothe
         assert await other.starts.hand_back("replica-b", [left], now=later) == set()
         assert await store.starts.hand_back("replica-a", [answered, given_up, left], now=later) == {left}
         after = await store.runs.many(ids)
-        assert [after[i].state for i in ids] == ["starting", "queued", "unknown", "waiting"]
+        states = {run_id: run.state for run_id, run in after.items()}
+        assert states == {sent: "starting", answered: "queued", given_up: "unknown", left: "waiting"}
         assert after[left].next_poll_at == later and not after[left].final
         # another replica starts it at once, and only it
         taken = await other.starts.claim_waiting("replica-b", now=later, limit=10, lease=LEASE)

@@ -9,7 +9,6 @@ over). The failure alert goes out only when the attempts are used up.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -159,32 +158,30 @@ class WaitingStarts:
         self._stopping = False
 
     def stop(self) -> None:
-        """The bot is stopping: no trigger is sent from now on but the one under way; the runs claimed and not sent
-        wait their turn again (``StartStore.hand_back``), for the next process or another replica. Sent on through
-        the grace period and cut off there, each was left "starting" and given up as unknown whether it started."""
+        """The bot is stopping: no trigger is sent from now on but the one under way; the runs due wait their turn
+        for the next process or another replica (sent on through the grace period, the start cut off there was
+        given up as unknown whether it started)."""
         self._stopping = True
 
     async def tick(self) -> int:
-        """Start the retries whose backoff is over."""
-        if self._stopping:
-            return 0
-        due = await self.store.starts.claim_waiting(self.owner, now=self.now(), limit=50, lease=self.lease)
-        # they start one after another, each trigger taking up to its connection's timeout: every claimed run is
-        # this process's start from the claim on, its lease renewed until its own turn comes and its answer is
-        # recorded (otherwise recovery gives up the later ones as abandoned while their process is alive)
-        async with contextlib.AsyncExitStack() as held:
-            for run in due:
-                await held.enter_async_context(self.starts.holding(run.id))
-            for index, run in enumerate(due):
-                if self._stopping:  # the rest were not sent: they wait their turn again
-                    await self.store.starts.hand_back(self.owner, [r.id for r in due[index:]], now=self.now())
-                    break
-                with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
-                    try:
-                        await self._start(run)
-                    except Exception:  # one start that failed (a catalog changed under it) keeps none from theirs
-                        log.exception("retry run %s could not be started", run.id, extra={"run_id": run.id})
-        return len(due)
+        """Start the runs whose turn came (a retry's backoff over, a cap's wait), one after another: each claimed
+        when its trigger is about to be sent. Claimed 50 at once and sent in turn (each trigger taking up to its
+        connection's timeout), the runs not sent yet when the process stopped were left "starting", and recovery gave
+        each up as "unknown whether it started" (a schedule's owners alerted that the pipeline failed, a retry's
+        attempt lost) though none had been sent; another replica could not start them meanwhile either."""
+        started = 0
+        while started < 50 and not self._stopping:  # a stop sends no more: the rest wait for the next process
+            due = await self.store.starts.claim_waiting(self.owner, now=self.now(), limit=1, lease=self.lease)
+            if not due:
+                break
+            run = due[0]
+            started += 1
+            with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
+                try:
+                    await self._start(run)
+                except Exception:  # one start that failed (a catalog changed under it) keeps none from theirs
+                    log.exception("retry run %s could not be started", run.id, extra={"run_id": run.id})
+        return started
 
     async def _start(self, run: RunRecord) -> None:
         # claimed with a lease (``claim_waiting_runs``): held until the answer is recorded, however long it takes

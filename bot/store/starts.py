@@ -189,23 +189,6 @@ class StartStore:
             claimed = list(result.scalars())
             return await runs_by_ids(conn, claimed) if claimed else []
 
-    async def hand_back(self, owner: str, run_ids: Sequence[int], *, now: datetime) -> set[int]:
-        """Runs ``owner`` claimed to start (``claim_waiting``) and did not trigger (it is stopping): they wait their
-        turn again, due at once for whoever starts next. Left ``starting``, recovery gave each up as "unknown whether
-        it started" (a schedule's owners alerted, a retry's attempt lost) where its trigger was never sent. Returns
-        the ids handed back: only this owner's, never a run given up or answered meanwhile."""
-        if not run_ids:
-            return set()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(runs)
-                .where(runs.c.id.in_(list(run_ids)), runs.c.lease_owner == owner, runs.c.state == _STARTING)
-                .where(runs.c.final.is_(False), runs.c.provider_run_id.is_(None))
-                .values(state=_WAITING, next_poll_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
-                .returning(runs.c.id)
-            )
-            return set(result.scalars())
-
 
 def _orphaned_start(now: datetime, unleased_before: datetime) -> ColumnElement[bool]:
     """A run being started whose owner is gone: its lease expired (or it has none, and is old)."""

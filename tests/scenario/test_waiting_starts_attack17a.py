@@ -1,19 +1,27 @@
-"""Runs waiting their turn, claimed by the starter (``StartStore.claim_waiting``, up to 50 at once, triggered one after
-another) when the bot is asked to stop (seventeenth pass a). Before, the starter went on sending triggers through the
-grace period and was cut off there: every claimed run not yet sent was left ``starting``, and recovery gave it up as
-"the bot stopped while starting this run: it is unknown whether it started" (a schedule's start: its owners alerted
-that the pipeline failed; a retry: its attempt lost, the failure it retried announced). The bot knew none of them had
-been sent. Now a stop takes no more of them: the runs not sent wait their turn again, and the next bot (or another
-replica) starts each once."""
+"""Runs waiting their turn (a retry's backoff, a provider's cap), due together, when the bot stops or is killed
+(seventeenth pass a). The starter claimed up to 50 at once (``StartStore.claim_waiting``) and triggered them one after
+another; at a stop it went on sending through the grace period and was cut off there. Every claimed run not yet sent
+was left ``starting``, and recovery gave it up as "the bot stopped while starting this run: it is unknown whether it
+started" (a schedule's start: its owners alerted that the pipeline failed; a retry: its attempt lost, the failure it
+retried announced), though none of them had been sent. Now each is claimed when its trigger is about to go, and a stop
+sends no more: the runs not sent still wait their turn, and the next bot (or another replica) starts each once."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import sqlite3
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.emulators._core import Fault
+import pytest
+
+from bot.emulators._core import Fault, ManualClock
+from bot.emulators.slack import FakeSlack
+from bot.store.engine import make_engine, migrate
 from bot.store.records import NewRun, RunOrigin, StoredState
-from tests.scenario.harness import FLOW, world
+from bot.store.store import Store
+from tests.scenario.harness import FLOW, BotProcess, catalog_text, make_emulators, wait, world
 
 STARTS = 10
 
@@ -50,3 +58,49 @@ async def test_waiting_starts_claimed_when_the_bot_stops_wait_again_and_start_on
         assert len(invision.state.runs) == STARTS  # each sent once
         alerts = [m.text for m in w.slack.messages("C0ALERTS") if "budget" in m.text]
         assert not alerts, alerts  # before: "budget failed", its owners told of starts never sent
+
+
+@pytest.mark.slow
+async def test_a_killed_starter_leaves_at_most_its_trigger_under_way_unknown(tmp_path: Path) -> None:
+    """SIGKILL while the starter works through runs due together: only the run whose trigger was under way is left
+    "starting" (whether it started is truly unknown). Before, the starter had claimed every due run at once (up to
+    50), and recovery gave up each one not yet sent as "unknown whether it started"."""
+    clock = ManualClock()
+    emulators = make_emulators(clock)
+    slack = FakeSlack()
+    await slack.start()
+    for emulator in emulators.values():
+        await emulator.start()
+    catalog = tmp_path / "pipelines.yml"
+    catalog.write_text(catalog_text(emulators))
+    invision = emulators["invision"]
+    invision.state.add_fault(Fault(route="trigger", kind="delay", delay=1.0, times=None))
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    await migrate(engine)
+    store = Store(engine)
+    now = datetime.now(UTC)
+    for _ in range(STARTS):
+        await store.runs.create(
+            NewRun(provider="invision", connection="invision", job={"dataflow_id": FLOW}, parameters={},
+                   origin=RunOrigin.SCHEDULE, pipeline="budget", channel="C0GENERAL",
+                   start_at=now + timedelta(seconds=2)),
+            now=now, next_poll_at=None,
+        )
+    await store.close()
+    bot = BotProcess(tmp_path, slack, catalog)
+    try:
+        await bot.ready()
+        slack.app_url = f"{bot.url}/slack/events"
+        await wait(lambda: any(r.route == "trigger" for r in invision.state.requests), 20, "the first trigger", slack)
+        await asyncio.sleep(0.3)
+        bot.kill()
+        with sqlite3.connect(tmp_path / "bot.db") as db:
+            states = Counter(state for (state,) in db.execute("select state from runs"))
+        # before: {"starting": 10}, every one of them to be given up as unknown whether it started
+        assert states["starting"] <= 1, states
+        assert states["waiting"] >= STARTS - 2, states  # the next process starts them
+    finally:
+        bot.stop()
+        for emulator in emulators.values():
+            await emulator.stop()
+        await slack.stop()

@@ -1,54 +1,20 @@
-"""The seventeenth pass (a): the runs a starter claimed and did not trigger, handed back when it stops (SQLite and
-PostgreSQL, a second engine as another replica)."""
+"""The seventeenth pass (a): a trigger's answer recorded twice (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.store.engine import make_engine
+from bot.models import RunState, RunStatus
 from bot.store.store import Store
 from tests.unit.store.test_limits import NOW, new_run
 
 LEASE = timedelta(seconds=60)
 
 
-async def test_runs_claimed_and_not_triggered_are_handed_back_to_wait_and_another_replica_starts_them(
-    store: Store,
-) -> None:
-    other = Store(make_engine(store.engine.url.render_as_string(hide_password=False)))
-    try:
-        ids = [
-            (await store.runs.create(new_run(origin="retry", start_at=NOW - timedelta(seconds=1)), now=NOW,
-                                     next_poll_at=None)).id
-            for _ in range(4)
-        ]
-        claimed = await store.starts.claim_waiting("replica-a", now=NOW, limit=10, lease=LEASE)
-        assert sorted(r.id for r in claimed) == ids
-        sent, answered, given_up, left = ids
-        later = NOW + timedelta(seconds=5)
-        await store.starts.answered(answered, "p-1", now=later, next_poll_at=later)  # its trigger answered
-        assert await store.starts.give_up(given_up, "gone", now=NOW + LEASE * 2, unleased_before=NOW) is not None
-        # replica-a stops with ``sent``'s trigger under way and ``left`` not sent: only ``left`` is handed back
-        # (``sent`` is held by its lease, renewed until its answer; neither replica-b's nor an ended run is touched)
-        assert await other.starts.hand_back("replica-b", [left], now=later) == set()
-        assert await store.starts.hand_back("replica-a", [answered, given_up, left], now=later) == {left}
-        after = await store.runs.many(ids)
-        states = {run_id: run.state for run_id, run in after.items()}
-        assert states == {sent: "starting", answered: "queued", given_up: "unknown", left: "waiting"}
-        assert after[left].next_poll_at == later and not after[left].final
-        # another replica starts it at once, and only it
-        taken = await other.starts.claim_waiting("replica-b", now=later, limit=10, lease=LEASE)
-        assert [r.id for r in taken] == [left]
-    finally:
-        await other.close()
-
-
 async def test_an_answer_recorded_again_never_moves_a_polled_run_back_nor_frees_its_poll(store: Store) -> None:
     """``record_answer`` records the trigger's answer again when the database seemed away: a commit whose
     acknowledgement was lost (a connection cut at COMMIT, a failover) had been written already, and the poller may
     have claimed and polled the run since."""
-    from bot.models import RunState, RunStatus
-
     run = await store.runs.create(new_run(), now=NOW, next_poll_at=None, owner="replica-a", lease=LEASE)
     at = NOW + timedelta(seconds=1)
     await store.starts.answered(run.id, "p-1", now=at, next_poll_at=at + timedelta(seconds=2))  # written, ack lost

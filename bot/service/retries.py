@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from bot.catalog.catalog import Catalog
 from bot.catalog.model import RetryPolicy
-from bot.errors import ProviderError, ProviderUnavailable, TriggerOutcomeUnknown
+from bot.errors import InvalidRequest, ProviderError, ProviderUnavailable, TriggerOutcomeUnknown
 from bot.models import RunState
 from bot.ops.logs import run_context
 from bot.providers.base import Capability
@@ -200,7 +200,12 @@ class WaitingStarts:
         and its provider id. None when it did not start (the run ended, and shown so)."""
         previous = await self.store.runs.get(run.retry_of) if run.retry_of else None
         policy = _policy(self.catalog, run)
-        client = self.pool.client(run.connection)
+        try:
+            client = self.pool.client(run.connection)
+        except InvalidRequest as exc:  # its connection left the catalog while it waited (a deploy): nothing was sent
+            # (raised, the run stayed "starting" and recovery said the bot had stopped, unknown whether it started)
+            await self._not_started(run, exc)
+            return None
         job = self.pool.job(run.provider, run.job)
         limits = client.trigger_limits(job)
         if await self.store.limits.admit(run.id, run.connection, limits, now=self.now(), queue=True):
@@ -245,7 +250,7 @@ class WaitingStarts:
         )
         return record, resumed, triggered.run_id
 
-    async def _not_started(self, run: RunRecord, exc: ProviderError) -> None:
+    async def _not_started(self, run: RunRecord, exc: ProviderError | InvalidRequest) -> None:
         what = "the retry" if run.retry_of else "the run"
         ended = await self.store.runs.finish(run.id, RunState.UNKNOWN, f"{what} did not start: {exc}", now=self.now())
         await self.outcomes.on_change(Transition(ended, StoredState.STARTING, ended.state))

@@ -105,3 +105,33 @@ async def test_a_killed_starter_leaves_at_most_its_trigger_under_way_unknown(tmp
         for emulator in emulators.values():
             await emulator.stop()
         await slack.stop()
+
+
+async def test_a_waiting_start_whose_connection_left_the_catalog_did_not_start_and_says_why(tmp_path: Path) -> None:
+    """A retry or a cap-held start waiting across a deploy that renamed its connection: nothing can be sent. Before,
+    the starter raised, the run stayed "starting" until its lease ran out, and recovery said "The bot stopped while
+    starting this run: it is unknown whether it started. Check the provider's console": the bot had not stopped, and
+    knew nothing was sent."""
+    async with world(tmp_path, lease_seconds=1.0) as w:
+        store = w.runtime.parts.store
+        now = w.runtime.parts.now()
+        run = await store.runs.create(
+            NewRun(provider="invision", connection="invision-old", job={"dataflow_id": FLOW}, parameters={},
+                   origin=RunOrigin.SCHEDULE, pipeline="budget", channel="C0GENERAL",
+                   start_at=now + timedelta(seconds=0.5)),
+            now=now, next_poll_at=None,
+        )
+
+        async def ended() -> bool:
+            found = await store.runs.get(run.id)
+            return found is not None and found.final
+
+        for _ in range(200):
+            if await ended():
+                break
+            await asyncio.sleep(0.05)
+        after = await store.runs.get(run.id)
+        assert after is not None and after.final, after
+        assert "stopped while starting" not in after.message, after.message
+        assert "no connection named invision-old" in after.message, after.message
+        assert not w.emulators["invision"].state.runs

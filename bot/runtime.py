@@ -585,6 +585,7 @@ class Runtime:
             # no new ticks; not shutdown() yet: it would cancel the running ones wherever they are (a card
             # posted and not yet recorded, a poll answered and not yet written)
             scheduler.pause()
+        parts.waiting.stop()  # no more waiting runs triggered: they wait for the next process, not cut off
         if parts.socket_mode is not None:
             await parts.socket_mode.close_async()
         await parts.http.stop()

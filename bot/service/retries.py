@@ -9,14 +9,13 @@ over). The failure alert goes out only when the attempts are used up.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.catalog.catalog import Catalog
 from bot.catalog.model import RetryPolicy
-from bot.errors import ProviderError, ProviderUnavailable, TriggerOutcomeUnknown
+from bot.errors import InvalidRequest, ProviderError, ProviderUnavailable, TriggerOutcomeUnknown
 from bot.models import RunState
 from bot.ops.logs import run_context
 from bot.providers.base import Capability
@@ -156,23 +155,33 @@ class WaitingStarts:
         self.lease = lease
         self.first_poll = first_poll
         self.starts = StartLeases(store, owner=owner, lease=lease, now=now)
+        self._stopping = False
+
+    def stop(self) -> None:
+        """The bot is stopping: no trigger is sent from now on but the one under way; the runs due wait their turn
+        for the next process or another replica (sent on through the grace period, the start cut off there was
+        given up as unknown whether it started)."""
+        self._stopping = True
 
     async def tick(self) -> int:
-        """Start the retries whose backoff is over."""
-        due = await self.store.starts.claim_waiting(self.owner, now=self.now(), limit=50, lease=self.lease)
-        # they start one after another, each trigger taking up to its connection's timeout: every claimed run is
-        # this process's start from the claim on, its lease renewed until its own turn comes and its answer is
-        # recorded (otherwise recovery gives up the later ones as abandoned while their process is alive)
-        async with contextlib.AsyncExitStack() as held:
-            for run in due:
-                await held.enter_async_context(self.starts.holding(run.id))
-            for run in due:
-                with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
-                    try:
-                        await self._start(run)
-                    except Exception:  # one start that failed (a catalog changed under it) keeps none from theirs
-                        log.exception("retry run %s could not be started", run.id, extra={"run_id": run.id})
-        return len(due)
+        """Start the runs whose turn came (a retry's backoff over, a cap's wait), one after another: each claimed
+        when its trigger is about to be sent. Claimed 50 at once and sent in turn (each trigger taking up to its
+        connection's timeout), the runs not sent yet when the process stopped were left "starting", and recovery gave
+        each up as "unknown whether it started" (a schedule's owners alerted that the pipeline failed, a retry's
+        attempt lost) though none had been sent; another replica could not start them meanwhile either."""
+        started = 0
+        while started < 50 and not self._stopping:  # a stop sends no more: the rest wait for the next process
+            due = await self.store.starts.claim_waiting(self.owner, now=self.now(), limit=1, lease=self.lease)
+            if not due:
+                break
+            run = due[0]
+            started += 1
+            with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
+                try:
+                    await self._start(run)
+                except Exception:  # one start that failed (a catalog changed under it) keeps none from theirs
+                    log.exception("retry run %s could not be started", run.id, extra={"run_id": run.id})
+        return started
 
     async def _start(self, run: RunRecord) -> None:
         # claimed with a lease (``claim_waiting_runs``): held until the answer is recorded, however long it takes
@@ -191,7 +200,12 @@ class WaitingStarts:
         and its provider id. None when it did not start (the run ended, and shown so)."""
         previous = await self.store.runs.get(run.retry_of) if run.retry_of else None
         policy = _policy(self.catalog, run)
-        client = self.pool.client(run.connection)
+        try:
+            client = self.pool.client(run.connection)
+        except InvalidRequest as exc:  # its connection left the catalog while it waited (a deploy): nothing was sent
+            # (raised, the run stayed "starting" and recovery said the bot had stopped, unknown whether it started)
+            await self._not_started(run, exc)
+            return None
         job = self.pool.job(run.provider, run.job)
         limits = client.trigger_limits(job)
         if await self.store.limits.admit(run.id, run.connection, limits, now=self.now(), queue=True):
@@ -236,7 +250,7 @@ class WaitingStarts:
         )
         return record, resumed, triggered.run_id
 
-    async def _not_started(self, run: RunRecord, exc: ProviderError) -> None:
+    async def _not_started(self, run: RunRecord, exc: ProviderError | InvalidRequest) -> None:
         what = "the retry" if run.retry_of else "the run"
         ended = await self.store.runs.finish(run.id, RunState.UNKNOWN, f"{what} did not start: {exc}", now=self.now())
         await self.outcomes.on_change(Transition(ended, StoredState.STARTING, ended.state))

@@ -212,7 +212,9 @@ class RunStore(RunLeases, RunReads):
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id)
+                # an ended run stays as it ended (passive watch, or a replica whose claim followed an expired lease,
+                # recorded its end meanwhile): it read "status unknown since" with the error and a next poll
+                .where(runs.c.id == run_id, runs.c.final.is_(False))
                 .values(
                     unknown_since=func.coalesce(runs.c.unknown_since, now),
                     last_error=error[:2000],

@@ -64,8 +64,12 @@ class StartStore:
         }
         async with self.engine.begin() as conn:
             await self._absorb_watched_copy(conn, run_id, provider_run_id)
+            # still a start: an answer recorded again (``record_answer`` after a commit whose acknowledgement was
+            # lost) moved a run polled since back to "queued" and cleared the poller's lease (polled twice at once)
             result = await conn.execute(
-                update(runs).where(runs.c.id == run_id, runs.c.final.is_(False)).values(**queued)
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.final.is_(False), runs.c.state == _STARTING)
+                .values(**queued)
             )
             resumed = False
             if result.rowcount != 1:

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.catalog import Catalog
 from bot.checks.names import Directory, Names, is_name, names_in, resolve_names
+from bot.delivery.answers import slack_answer, slack_error, slack_field
 from bot.errors import ProviderAuthError, ProviderError
 from bot.models import Json
 from bot.providers._http import RetryPolicy
@@ -87,19 +88,28 @@ async def _connection(name: str, connection: ConnectionConfig, catalog: Catalog)
 
 
 def _slack_error(exc: SlackApiError) -> str:
-    error = str(exc.response.get("error") or "error")
-    needed = exc.response.get("needed")
-    return f"Slack answered {error}" + (f" (needs the scope {needed})" if needed else "")
+    said = slack_answer(exc.response)
+    needed = slack_field(exc.response, "needed")
+    return said + (f" (needs the scope {needed})" if needed else "")
 
 
 def _slack_fix(exc: SlackApiError, default: str) -> str:
-    error = exc.response.get("error")
+    error = slack_error(exc.response)
     if error == "missing_scope":
-        return (f"add the scope {exc.response.get('needed')} to the app (manifest.yml lists them all), then "
+        return (f"add the scope {slack_field(exc.response, 'needed')} to the app (manifest.yml lists them all), then "
                 "reinstall it to the workspace and update SLACK_BOT_TOKEN")
     if error in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
         return "SLACK_BOT_TOKEN is not a working bot token: copy it again from OAuth & Permissions (xoxb-…)"
+    if not error:  # a gateway's or proxy's page, not Slack's answer: no token, channel or scope is at fault
+        return NOT_SLACK_FIX
     return default
+
+
+#: what fixes an answer that did not come from Slack
+NOT_SLACK_FIX = (
+    "something between the bot and Slack answered instead of Slack: check SLACK_API_URL (https://slack.com/api/ "
+    "unless a gateway is meant) and the proxy in HTTPS_PROXY / HTTP_PROXY (its address, its credentials)"
+)
 
 
 class _Slack:

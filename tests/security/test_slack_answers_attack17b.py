@@ -1,0 +1,126 @@
+"""What answers at the Slack API when Slack does not (seventeenth independent pass, b).
+
+A gateway in front of the Slack API whose JSON ``error`` is no Slack code but its own text, showing the request
+(``{"ok": false, "error": "denied for POST … Authorization: Bearer xoxb-…"}``): the delivery loop kept that text as
+the reason of a message or card in clear (the bot token in the database) and made it a label of
+``pipeline_bot_slack_calls_total`` (the token in /metrics, a series per request). And an answer in plain text, HTML
+or a JSON array: ``check --online`` said "unexpected AttributeError: 'str' object has no attribute 'get'" and the
+start-up "cannot start: AttributeError…", an HTML 502 "Slack answered None: check SLACK_BOT_TOKEN". Run with a real
+local server as the gateway, the real Slack SDK, the real ``Deliverer`` on a SQLite file, the real checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
+
+from bot.catalog.load import parse_catalog
+from bot.checks.names import catalog_with_ids
+from bot.checks.online import online_checks
+from bot.delivery.sender import Deliverer
+from bot.errors import StartupError
+from bot.ops.metrics import Metrics
+from bot.ops.redact import PROCESS, Redactor
+from bot.store.records import NewRun, OutboxKind, RunOrigin
+from bot.store.store import Store
+from bot.store.tables import cards, outbox
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+TOKEN = "xoxb-1234567890-gateway-T0ken"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@asynccontextmanager
+async def gateway(handler: Handler) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/api/"
+    finally:
+        await runner.cleanup()
+
+
+async def echoing_error(request: web.Request) -> web.StreamResponse:
+    """A gateway's 403 whose ``error`` is its own text, quoting the request's headers."""
+    shown = "\r\n".join(f"{k}: {v}" for k, v in request.headers.items())
+    return web.json_response({"ok": False, "error": f"denied for {request.method} {request.path}\r\n{shown}"},
+                             status=403)
+
+
+async def test_a_gateways_json_error_echoing_the_token_is_neither_stored_nor_a_metric_label(
+    sqlite_store: Store,
+) -> None:
+    run = await sqlite_store.runs.create(
+        NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={}, origin=RunOrigin.SLACK,
+               pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL", provider_run_id="p-1"),
+        now=NOW, next_poll_at=None,
+    )
+    await sqlite_store.cards.write_run_card(run.id, "C0GENERAL", "leads-ods failed",
+                                            [{"type": "section", "text": {"type": "mrkdwn", "text": "failed"}}], now=NOW)
+    await sqlite_store.outbox.enqueue("notice-1", kind=OutboxKind.POST, text="hello", channel="C0OTHER", now=NOW)
+    secrets = Redactor([TOKEN])  # as `pipeline-bot run` includes the settings' secrets
+    PROCESS.include(secrets)
+    metrics = Metrics()
+    try:
+        async with gateway(echoing_error) as url:
+            deliverer = Deliverer(sqlite_store, AsyncWebClient(token=TOKEN, base_url=url), owner="test",
+                                  now=lambda: NOW, metrics=metrics)
+            await deliverer.tick()
+    finally:
+        PROCESS.exclude(secrets)
+    async with sqlite_store.engine.connect() as conn:
+        kept = [*(await conn.execute(select(cards.c.last_error))).scalars(),
+                *(await conn.execute(select(outbox.c.last_error))).scalars()]
+    assert len(kept) == 2 and all("denied for POST" in k for k in kept), kept  # the answer is quoted, redacted
+    assert not any(TOKEN in k for k in kept), kept
+    shown = await metrics.render()
+    assert TOKEN not in shown and "denied for" not in shown, shown
+    assert 'outcome="error"' in shown, shown
+
+
+async def plain_503(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=503, text="no healthy upstream", content_type="text/plain")
+
+
+async def html_502(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=502, text="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html")
+
+
+async def json_array(request: web.Request) -> web.StreamResponse:
+    return web.json_response([{"message": "upstream unavailable"}], status=503)
+
+
+@pytest.mark.parametrize(
+    ("handler", "said"),
+    [(plain_503, "'no healthy upstream'"), (html_502, "HTTP 502 (text/html"), (json_array, "upstream unavailable")],
+    ids=["plain text", "html", "json array"],
+)
+async def test_check_online_and_the_start_up_say_what_answered_instead_of_slack(handler: Handler, said: str) -> None:
+    catalog = parse_catalog({
+        "version": 1,
+        "defaults": {"channel": "#data-alerts", "owners": ["U0ALICE"], "allow_run": ["*"]},
+        "connections": {"rivery": {"provider": "rivery", "base_url": "http://127.0.0.1:9/", "api_token": "${RIVERY_TOKEN}"}},
+        "pipelines": {"leads": {"connection": "rivery", "river_id": "r1"}},
+    }, {"RIVERY_TOKEN": "t" * 40})
+    async with gateway(handler) as url:
+        client = AsyncWebClient(token=TOKEN, base_url=url)
+        results = await online_checks(catalog, client, deadline=5)
+        with pytest.raises(StartupError) as started:
+            await catalog_with_ids(client, catalog)
+    auth = next(r for r in results if r.item == "Slack auth.test")
+    assert not auth.ok
+    assert said in auth.said and "AttributeError" not in auth.said, auth
+    assert "SLACK_API_URL" in auth.fix and "proxy" in auth.fix and "SLACK_BOT_TOKEN" not in auth.fix, auth
+    assert said in str(started.value) and "AttributeError" not in str(started.value), started.value
+    assert "None" not in str(started.value) and "SLACK_API_URL" in str(started.value), started.value

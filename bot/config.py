@@ -341,7 +341,31 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
                     "percent-encoded in "
                     "it (# as %23, / as %2F, ? as %3F, [ as %5B, ] as %5D)"
                 )
+    if (slack := _slack_proxy(environ)) is not None:
+        variable, url = slack
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme in ("", "socks5", "socks5h"):  # another scheme is a problem above, for everything
+            # aiohttp (the Slack SDK) refuses a proxy without its scheme ("InvalidURL") and speaks HTTP to any other
+            # (a SOCKS proxy hangs up): every Slack call failed while httpx (the providers) took it and check said
+            # ok (seventeenth pass (b))
+            shown = f"the scheme {safe_text(scheme[:20])!r}" if scheme else "no scheme (host:port)"
+            found.append(
+                f"{variable}: the Slack SDK takes its proxy from here and can use only an http:// or https:// proxy "
+                f"written with its scheme; this one has {shown}: no Slack call could be made. Write it as "
+                "http://host:port; to send only the providers through a SOCKS proxy, set it as ALL_PROXY and leave "
+                "HTTPS_PROXY and HTTP_PROXY unset (the Slack SDK does not read ALL_PROXY)"
+            )
     return found
+
+
+def _slack_proxy(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The variable the Slack SDK (and its Socket Mode client) takes a proxy from, and its value, or None: the first
+    of these set and not empty, as ``slack_sdk.proxy_env_variable_loader`` reads them (no ALL_PROXY, no NO_PROXY;
+    one holding only spaces means no proxy)."""
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        if value := environ.get(variable):
+            return (variable, value.strip()) if value.strip() else None
+    return None
 
 
 def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
@@ -359,6 +383,7 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
             url = environ.get(variable, "").strip()
             if not url:
                 continue
+            found += _aiohttp_basic(url if "://" in url else f"http://{url}")
             for username, password in _proxy_userinfo(url if "://" in url else f"http://{url}"):
                 user = unquote(username or "")
                 if password:
@@ -382,6 +407,23 @@ def _latin1_basic(userpass: str) -> list[str]:
     except UnicodeEncodeError:  # aiohttp cannot send it either
         return []
     return [] if userpass.isascii() else [base64.b64encode(raw).decode("ascii")]
+
+
+def _aiohttp_basic(url: str) -> list[str]:
+    """The base64 of the ``Proxy-Authorization`` the Slack SDK's aiohttp sends for this proxy URL, as aiohttp makes
+    it: yarl leaves a percent-escape that is no UTF-8 as written (``pass%E4word``: an ``ä`` escaped as Latin-1), so
+    aiohttp sends ``user:pass%E4word`` where httpx sends the decoded password, and no form the redactor made of it
+    matched: a proxy's 407 page showing the request put the header in a ``SlackApiError``, stored and logged in clear
+    (seventeenth pass (b))."""
+    from aiohttp import BasicAuth
+    from yarl import URL
+
+    try:
+        auth = BasicAuth.from_url(URL(url))
+        header = auth.encode() if auth is not None else ""
+    except (ValueError, TypeError):  # a URL yarl refuses, a character Latin-1 lacks: aiohttp sends nothing
+        return []
+    return [header.removeprefix("Basic ")] if header else []
 
 
 def _proxy_userinfo(url: str) -> list[tuple[str, str]]:

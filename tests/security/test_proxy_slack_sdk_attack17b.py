@@ -1,0 +1,107 @@
+"""Proxies as the Slack SDK (aiohttp, yarl) reads them, not only as httpx does (seventeenth independent pass, b).
+
+- ``HTTPS_PROXY=proxy.internal:3128`` (no scheme, as curl and httpx take it) or a SOCKS proxy: the Slack SDK reads
+  HTTPS_PROXY / HTTP_PROXY itself, and aiohttp refuses a proxy without its scheme ("InvalidURL") and speaks HTTP to a
+  SOCKS one: every Slack call failed while ``check`` said ok and ``run`` started.
+- A proxy password with a percent-escape that is no UTF-8 (``pass%E4word``, an ``ä`` escaped as Latin-1): yarl keeps
+  it as written and aiohttp sends ``Basic base64(user:pass%E4word)``, a form the redactor did not know: a proxy's 407
+  page showing the request put it in the ``SlackApiError`` the delivery loop stores and logs.
+
+Run with a real local server as the proxy and the real Slack SDK."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
+from bot.ops.redact import PROCESS, Redactor
+
+VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[str]:
+    """A proxy refusing every request with a page that shows the request's headers."""
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        shown = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
+        return web.Response(status=407, text=f"Access denied for:\n{request.method} {request.url}\n{shown}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def settings() -> Settings:
+    return Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [("HTTPS_PROXY", "proxy.internal:3128"), ("https_proxy", "socks5://proxy.internal:1080"),
+     ("HTTP_PROXY", "socks5h://user:Secr3t-pass@proxy.internal:1080")],
+    ids=["no scheme", "socks5", "socks5h"],
+)
+async def test_a_proxy_the_slack_sdk_cannot_use_is_a_problem(
+    variable: str, url: str, no_proxy: pytest.MonkeyPatch
+) -> None:
+    no_proxy.setenv(variable, url)
+    problems = [p for p in settings().problems() if p.startswith(f"{variable}:") and "Slack" in p]
+    assert len(problems) == 1, settings().problems()
+    assert "http://host:port" in problems[0] and "ALL_PROXY" in problems[0], problems
+    assert "Secr3t-pass" not in problems[0] and "proxy.internal" not in problems[0], problems
+    if "://" not in url:  # what the Slack SDK does with it: every call fails
+        with pytest.raises(Exception, match=r"proxy\.internal") as failed:  # aiohttp's InvalidURL
+            await AsyncWebClient(token="xoxb-1234-abcd", base_url="http://127.0.0.1:9/api/").auth_test()
+        assert not isinstance(failed.value, SlackApiError)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{"HTTPS_PROXY": "http://proxy.internal:3128"}, {"HTTPS_PROXY": "https://proxy.internal:3128"},
+     {"HTTPS_PROXY": "http://proxy.internal:3128", "HTTP_PROXY": "proxy.internal:3128"},  # the SDK reads HTTPS_PROXY
+     {"HTTP_PROXY": "HTTP://proxy.internal:3128"}, {"ALL_PROXY": "http://proxy.internal:3128"}],
+    ids=["http", "https", "https first", "upper-case scheme", "all_proxy"],
+)
+def test_a_proxy_the_slack_sdk_can_use_is_no_problem(environ: dict[str, str], no_proxy: pytest.MonkeyPatch) -> None:
+    for name, value in environ.items():
+        no_proxy.setenv(name, value)
+    assert not [p for p in settings().problems() if "Slack SDK" in p], settings().problems()
+
+
+async def test_a_proxy_password_escaped_as_latin1_never_reaches_a_message(
+    proxy: str, no_proxy: pytest.MonkeyPatch
+) -> None:
+    no_proxy.setenv("HTTPS_PROXY", f"http://proxy-user:pass%E4word-9x@{proxy}")
+    secrets = Redactor(settings().secret_values())
+    PROCESS.include(secrets)
+    try:
+        slack = AsyncWebClient(token="xoxb-1234-abcd", base_url="http://slack.invalid/api/")
+        with pytest.raises(SlackApiError) as err:
+            await slack.auth_test()
+        shown = PROCESS.redact(str(err.value))  # what the delivery loop stores and logs (``_reason``)
+    finally:
+        PROCESS.exclude(secrets)
+    sent = base64.b64encode(b"proxy-user:pass%E4word-9x").decode()
+    assert sent in str(err.value)  # the header aiohttp sent, as the proxy's page shows it
+    assert sent not in shown and "Proxy-Authorization: Basic ***" in shown, shown

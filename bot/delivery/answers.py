@@ -9,7 +9,11 @@ import re
 
 from bot.ops.redact import PROCESS
 
-__all__ = ["slack_answer", "slack_error", "slack_field"]
+__all__ = ["REASON_LIMIT", "slack_answer", "slack_error", "slack_field"]
+
+#: the characters of a failed delivery's reason kept and logged (the store keeps 2,000): a gateway's page may be
+#: megabytes
+REASON_LIMIT = 2000
 
 
 def slack_error(response: object) -> str:

@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.delivery.answers import slack_error
+from bot.delivery.answers import REASON_LIMIT, slack_error
 from bot.delivery.steps import StepCompletions
 from bot.models import Json, JsonValue
 from bot.ops.logs import run_context
@@ -517,4 +517,4 @@ def _reason(exc: Exception) -> str:
     """What went wrong, never empty (a timeout's text is), redacted: it is kept in the store as well as logged, and
     a gateway in front of the Slack API whose error page shows the request put ``Authorization: Bearer xoxb-…`` in
     a ``SlackApiError``'s text (sixteenth pass (b))."""
-    return PROCESS.redact(str(exc)) or type(exc).__name__
+    return PROCESS.head(str(exc), REASON_LIMIT) or type(exc).__name__

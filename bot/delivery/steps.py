@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.delivery.answers import slack_error
+from bot.delivery.answers import REASON_LIMIT, slack_error
 from bot.ops.redact import PROCESS
 from bot.store import keys
 from bot.store.records import OutboxItem
@@ -77,4 +77,4 @@ class StepCompletions:
 
 def _reason(exc: Exception) -> str:
     """What went wrong, never empty (a timeout's text is), redacted: the store keeps it as well as the logs."""
-    return PROCESS.redact(str(exc)) or type(exc).__name__
+    return PROCESS.head(str(exc), REASON_LIMIT) or type(exc).__name__

@@ -355,7 +355,34 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
                 "http://host:port; to send only the providers through a SOCKS proxy, set it as ALL_PROXY and leave "
                 "HTTPS_PROXY and HTTP_PROXY unset (the Slack SDK does not read ALL_PROXY)"
             )
+        elif not _aiohttp_can_send(url):
+            # aiohttp raised at every Slack call (ValueError "A ':' is not allowed in login", UnicodeEncodeError
+            # "'latin-1' codec can't encode…") while httpx sent them: check said ok (seventeenth pass (b))
+            found.append(
+                f"{variable}: the Slack SDK takes its proxy from here and cannot send its user name and password "
+                "(not quoted here): a user name holding ':', or a character outside Latin-1 (such as €) in either: "
+                "no Slack call could be made. Use a proxy account whose user name has no ':' and whose password "
+                "has only Latin-1 characters"
+            )
     return found
+
+
+def _aiohttp_can_send(url: str) -> bool:
+    """Whether aiohttp (the Slack SDK) can make the ``Proxy-Authorization`` of this proxy URL."""
+    from aiohttp import BasicAuth
+    from yarl import URL
+
+    try:
+        parsed = URL(url)
+    except ValueError:  # no URL to yarl: a problem of its own (_proxy_problems)
+        return True
+    try:
+        auth = BasicAuth.from_url(parsed)
+        if auth is not None:
+            auth.encode()
+    except ValueError:  # a ':' in the user name; UnicodeEncodeError (a ValueError): outside Latin-1
+        return False
+    return True
 
 
 def _slack_proxy(environ: Mapping[str, str]) -> tuple[str, str] | None:

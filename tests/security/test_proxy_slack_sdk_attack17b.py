@@ -105,3 +105,19 @@ async def test_a_proxy_password_escaped_as_latin1_never_reaches_a_message(
     sent = base64.b64encode(b"proxy-user:pass%E4word-9x").decode()
     assert sent in str(err.value)  # the header aiohttp sent, as the proxy's page shows it
     assert sent not in shown and "Proxy-Authorization: Basic ***" in shown, shown
+
+
+@pytest.mark.parametrize(
+    "credentials", ["proxy-user:p%E2%82%ACss-w0rd-9x", "proxy%3Auser:pass-w0rd-9x"], ids=["euro sign", "colon in user"]
+)
+async def test_proxy_credentials_the_slack_sdk_cannot_send_are_a_problem(
+    credentials: str, proxy: str, no_proxy: pytest.MonkeyPatch
+) -> None:
+    """httpx sends them; aiohttp raised at every Slack call (``UnicodeEncodeError``: Latin-1 has no €; ``ValueError``:
+    "A ':' is not allowed in login"), while ``check`` said ok and ``run`` started."""
+    no_proxy.setenv("HTTPS_PROXY", f"http://{credentials}@{proxy}")
+    with pytest.raises(ValueError, match=r"latin-1|login"):  # what the Slack SDK does with it
+        await AsyncWebClient(token="xoxb-1234-abcd", base_url="http://slack.invalid/api/").auth_test()
+    problems = [p for p in settings().problems() if p.startswith("HTTPS_PROXY:")]
+    assert len(problems) == 1 and "cannot send its user name and password" in problems[0], problems
+    assert "w0rd" not in problems[0] and proxy not in problems[0], problems

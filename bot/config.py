@@ -258,6 +258,7 @@ class Settings(BaseSettings):
         found: list[str] = []
         check_url(self.slack_api_url, "SLACK_API_URL", [], found, sends="the bot token")
         check_url(self.pagerduty_events_url, "PAGERDUTY_EVENTS_URL", [], found, sends="the PagerDuty routing keys")
+        found += _slack_proxy_bypass(os.environ, self.slack_api_url)
         return found
 
     def secret_values(self) -> list[str]:
@@ -383,6 +384,41 @@ def _aiohttp_can_send(url: str) -> bool:
     except ValueError:  # a ':' in the user name; UnicodeEncodeError (a ValueError): outside Latin-1
         return False
     return True
+
+
+def _slack_proxy_bypass(environ: Mapping[str, str], slack_api_url: str) -> list[str]:
+    """NO_PROXY naming SLACK_API_URL's host while the Slack SDK has a proxy: the SDK never reads NO_PROXY, so its calls
+    went through the proxy all the same (the providers' did not), and nothing said so (seventeenth pass (b))."""
+    slack = _slack_proxy(environ)
+    bypass = environ.get("NO_PROXY") or environ.get("no_proxy") or ""
+    try:
+        host = urlsplit(slack_api_url).hostname or ""
+    except ValueError:  # a problem of its own
+        return []
+    if slack is None or not bypass.strip() or not host:
+        return []
+    if not _bypassed(host, bypass):
+        return []
+    return [
+        f"NO_PROXY names the host of SLACK_API_URL, but the Slack SDK does not read NO_PROXY: its calls go through "
+        f"the proxy in {slack[0]} all the same. If that proxy cannot reach {safe_text(host[:80])}, let it, or unset "
+        f"{slack[0]} for the bot"
+    ]
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """Whether httpx would reach ``host`` without a proxy for this NO_PROXY: ``*``; a domain, itself and below it;
+    ``.domain`` below it (and itself here: a warning too many rather than one missing); an address as it is (a port
+    or a scheme in an entry is not compared)."""
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        name = entry.split("://", 1)[-1].split("/", 1)[0]
+        if name.startswith("["):
+            name = name[1:].partition("]")[0]
+        elif name.count(":") == 1:
+            name = name.partition(":")[0]
+        if entry == "*" or host == name.lstrip("*.") or (name.lstrip("*") and host.endswith("." + name.lstrip("*."))):
+            return True
+    return False
 
 
 def _slack_proxy(environ: Mapping[str, str]) -> tuple[str, str] | None:

@@ -121,3 +121,22 @@ async def test_proxy_credentials_the_slack_sdk_cannot_send_are_a_problem(
     problems = [p for p in settings().problems() if p.startswith("HTTPS_PROXY:")]
     assert len(problems) == 1 and "cannot send its user name and password" in problems[0], problems
     assert "w0rd" not in problems[0] and proxy not in problems[0], problems
+
+
+async def test_no_proxy_naming_the_slack_api_is_a_warning_the_slack_sdk_ignores_it(
+    proxy: str, no_proxy: pytest.MonkeyPatch
+) -> None:
+    """An internal gateway as SLACK_API_URL, listed in NO_PROXY: the providers' calls (httpx) go direct, the Slack
+    SDK's through the proxy all the same, and nothing said so."""
+    no_proxy.setenv("HTTPS_PROXY", f"http://{proxy}")
+    no_proxy.setenv("NO_PROXY", "localhost,127.0.0.1,.corp.example")
+    with pytest.raises(SlackApiError) as err:  # the proxy answered: the call went through it
+        await AsyncWebClient(token="xoxb-1234-abcd", base_url="http://127.0.0.1:9/api/").auth_test()
+    assert err.value.response.status_code == 407
+    for url, told in [("http://127.0.0.1:9/api/", True), ("https://gw.corp.example/api/", True),
+                      ("https://slack.com/api/", False)]:
+        warnings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd",
+                            slack_api_url=url).warnings()
+        said = [w for w in warnings if w.startswith("NO_PROXY")]
+        assert bool(said) == told, (url, warnings)
+        assert not said or ("HTTPS_PROXY" in said[0] and "does not read NO_PROXY" in said[0]), said

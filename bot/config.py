@@ -305,13 +305,22 @@ def _database_passwords(url: str) -> list[str]:
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
+def _spellings(environ: Mapping[str, str], name: str) -> list[str]:
+    """The variables of the environment named ``name`` in any case, upper then lower case first: httpx takes its
+    proxies from ``urllib.request.getproxies()``, which reads ``Https_Proxy`` as well; read as HTTPS_PROXY and
+    https_proxy alone, such a proxy's password was no secret (its ``Proxy-Authorization`` quoted in clear from a
+    407 page by ``check --online`` and the provider errors) (seventeenth pass (b))."""
+    others = sorted(v for v in environ if v.lower() == name.lower() and v not in (name, name.lower()))
+    return [name, name.lower(), *others]
+
+
 def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
     """A proxy in the environment that httpx cannot use: every provider client of the running bot would fail to be
     made (an ``ImportError`` for SOCKS without ``socksio``, a ``ValueError`` for another scheme), each call an ERROR
     with a traceback, while ``check`` said ok. The URL is never quoted (it may hold a password)."""
     found: list[str] = []
     for name in _PROXY_VARIABLES:
-        for variable in (name, name.lower()):
+        for variable in _spellings(environ, name):
             url = environ.get(variable, "").strip()
             if not url:
                 continue
@@ -390,7 +399,7 @@ def _slack_proxy_bypass(environ: Mapping[str, str], slack_api_url: str) -> list[
     """NO_PROXY naming SLACK_API_URL's host while the Slack SDK has a proxy: the SDK never reads NO_PROXY, so its calls
     went through the proxy all the same (the providers' did not), and nothing said so (seventeenth pass (b))."""
     slack = _slack_proxy(environ)
-    bypass = environ.get("NO_PROXY") or environ.get("no_proxy") or ""
+    bypass = next((environ[v] for v in _spellings(environ, "NO_PROXY") if environ.get(v)), "")
     try:
         host = urlsplit(slack_api_url).hostname or ""
     except ValueError:  # a problem of its own
@@ -442,7 +451,7 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
     pass (b))."""
     found: list[str] = []
     for name in _PROXY_VARIABLES:
-        for variable in (name, name.lower()):
+        for variable in _spellings(environ, name):
             url = environ.get(variable, "").strip()
             if not url:
                 continue

@@ -12,6 +12,7 @@ Run with a real local server as the proxy and the real Slack SDK."""
 from __future__ import annotations
 
 import base64
+import importlib.util
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,9 +21,17 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.errors import ProviderError
 from bot.ops.redact import PROCESS, Redactor
+from bot.providers import rivery
+from bot.providers._http import RetryPolicy
 
 VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+USER = "proxy-user"
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
 
 
 @pytest.fixture
@@ -140,3 +149,33 @@ async def test_no_proxy_naming_the_slack_api_is_a_warning_the_slack_sdk_ignores_
         said = [w for w in warnings if w.startswith("NO_PROXY")]
         assert bool(said) == told, (url, warnings)
         assert not said or ("HTTPS_PROXY" in said[0] and "does not read NO_PROXY" in said[0]), said
+
+
+async def test_a_proxy_variable_spelled_in_mixed_case_is_read_as_httpx_reads_it(
+    proxy: str, no_proxy: pytest.MonkeyPatch
+) -> None:
+    """``Https_Proxy``: httpx takes it (``urllib.request.getproxies`` reads any case) and sends its password as
+    ``Proxy-Authorization``; read as HTTPS_PROXY and https_proxy alone, it was no secret: the proxy's 407 page
+    quoted the header in the provider's error (``check --online`` printed it; the running bot shows it on cards)."""
+    password = "Secr3t-mixed-case-pw"
+    no_proxy.setenv("Https_Proxy", f"http://{USER}:{password}@{proxy}")
+    no_proxy.setenv("Http_Proxy", f"http://{USER}:{password}@{proxy}")
+    secrets = Redactor(settings().secret_values())
+    PROCESS.include(secrets)
+    try:
+        conn = rivery.Connection(base_url="http://rivery.invalid/api", api_token="rivery-token-5f2c9a")
+        client = rivery.Client("riv", conn, retry=RetryPolicy(attempts=1), sleep=_no_sleep)
+        try:
+            with pytest.raises(ProviderError) as err:
+                await client.trigger(rivery.Job(river_id="r1"), {})
+        finally:
+            await client.aclose()
+    finally:
+        PROCESS.exclude(secrets)
+    text = str(err.value)
+    assert "HTTP 407" in text and "Proxy-Authorization" in text, text  # through the proxy, its page quoted
+    header = base64.b64encode(f"{USER}:{password}".encode()).decode()
+    assert header not in text and password not in text, text
+    no_proxy.setenv("All_Proxy", "socks5://127.0.0.1:1080")  # a proxy httpx cannot use, in any case, is a problem
+    if importlib.util.find_spec("socksio") is None:
+        assert any(p.startswith("All_Proxy: a SOCKS proxy") for p in settings().problems()), settings().problems()

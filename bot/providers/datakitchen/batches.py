@@ -15,7 +15,9 @@ orders every 49), and taken in order, so the answer is the one read one after th
 hold the last order of the page before it; one that does not was read before that page while orders were created
 (the list moved down between the two answers, and an order may have fallen between them), and is read again. The order
 both pages hold takes its status from the page answered last (pages read at once may be answered out of turn: the
-later page is not always the newer, as it is one after the other).
+later page is not always the newer, as it is one after the other). Without slots (``list_runs``, a pause) the pages
+are read one after the other, overlapping alike: a page without the last order of the one before means orders were
+removed above it meanwhile, and orders were skipped (``OrdersMoved``).
 """
 
 from __future__ import annotations

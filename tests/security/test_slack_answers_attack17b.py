@@ -10,10 +10,12 @@ local server as the gateway, the real Slack SDK, the real ``Deliverer`` on a SQL
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -23,6 +25,7 @@ from sqlalchemy import select
 from bot.catalog.load import parse_catalog
 from bot.checks.names import catalog_with_ids
 from bot.checks.online import online_checks
+from bot.cli import main
 from bot.delivery.sender import Deliverer
 from bot.errors import StartupError
 from bot.ops.metrics import Metrics
@@ -165,3 +168,47 @@ def test_the_start_of_a_huge_text_never_keeps_part_of_a_secret_cut_where_reading
         assert len(shown) <= 1500
         pieces = [secret[i : i + 6] for i in range(len(secret) - 5)]
         assert not any(piece in shown for piece in pieces), (at, shown[-80:])
+
+
+async def _cut_token_page(request: web.Request) -> web.StreamResponse:
+    """A gateway's plain-text 503 quoting the request, padded so that the bot token falls where a quote is cut."""
+    return web.Response(status=503, text=f"{request.query.get('pad', '')}{'x' * PAD} Authorization: "
+                        f"{request.headers.get('Authorization')} and more", content_type="text/plain")
+
+
+PAD = 110
+
+
+def test_check_online_never_prints_part_of_a_secret_cut_short(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check --online`` redacted each line it printed, after the quotes in it were cut: the process's redactor
+    (which a quote is redacted with before it is cut) did not hold the settings' secrets, so a token where a quote
+    ended was printed in part ("Authorization: Bearer xoxb-1234567890-…")."""
+    token = "xoxb-1234567890-9876543210-AbCdEfGhIjKlMnOpQrStUvWx"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    (tmp_path / "pipelines.yml").write_text(
+        "version: 1\ndefaults: {channel: C0ALERTS, owners: [U0ALICE], allow_run: ['*']}\n"
+        "connections:\n  rivery: {provider: rivery, base_url: 'http://127.0.0.1:9/', api_token: '${RIVERY_TOKEN}'}\n"
+        "pipelines:\n  leads: {connection: rivery, river_id: r1}\n"
+    )
+
+    async def run() -> int:
+        async with gateway(_cut_token_page) as url:
+            (tmp_path / ".env").write_text(
+                f"SLACK_BOT_TOKEN={token}\nSLACK_SIGNING_SECRET=9f8e7d6c5b4a39281706f5e4d3c2b1a0\n"
+                f"SLACK_API_URL={url}\nDATABASE_URL=sqlite+aiosqlite:///{tmp_path / 'bot.db'}\n"
+                "RIVERY_TOKEN=rivery-token-5f2c9a77\n"
+            )
+            return await asyncio.to_thread(
+                main, ["check", "--online", "--catalog", str(tmp_path / "pipelines.yml"),
+                       "--env-file", str(tmp_path / ".env")]
+            )
+
+    assert asyncio.run(run()) == 1
+    shown = capsys.readouterr()
+    printed = shown.out + shown.err
+    assert "not Slack's answer: HTTP 503" in printed, printed
+    assert not [token[i : i + 8] for i in range(len(token) - 7) if token[i : i + 8] in printed], printed

@@ -55,6 +55,9 @@ async def _bounded(item: str, check: Awaitable[Result], deadline: float, fix: st
         return await asyncio.wait_for(check, deadline)
     except TimeoutError:
         return Result(item, False, f"no answer within {deadline:g} s", fix)
+    except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as exc:
+        # the proxy, not Slack: "check SLACK_API_URL" sent people to the wrong place (seventeenth pass (b))
+        return Result(item, False, f"the proxy did not let it through ({type(exc).__name__}: {exc})", PROXY_FIX)
     except (aiohttp.ClientError, OSError) as exc:
         return Result(item, False, f"cannot be reached ({type(exc).__name__}: {exc})", fix)
     except Exception as exc:  # a check reports what went wrong; the other checks still run
@@ -104,6 +107,12 @@ def _slack_fix(exc: SlackApiError, default: str) -> str:
         return NOT_SLACK_FIX
     return default
 
+
+#: what fixes a proxy that refused Slack's calls or could not be reached
+PROXY_FIX = (
+    "check the proxy in HTTPS_PROXY / HTTP_PROXY (the one the Slack SDK uses): its address, its user name and "
+    "password, and that it lets the bot reach the host of SLACK_API_URL"
+)
 
 #: what fixes an answer that did not come from Slack
 NOT_SLACK_FIX = (

@@ -20,6 +20,8 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.catalog.load import parse_catalog
+from bot.checks.online import online_checks
 from bot.config import Settings
 from bot.errors import ProviderError
 from bot.ops.redact import PROCESS, Redactor
@@ -179,3 +181,20 @@ async def test_a_proxy_variable_spelled_in_mixed_case_is_read_as_httpx_reads_it(
     no_proxy.setenv("All_Proxy", "socks5://127.0.0.1:1080")  # a proxy httpx cannot use, in any case, is a problem
     if importlib.util.find_spec("socksio") is None:
         assert any(p.startswith("All_Proxy: a SOCKS proxy") for p in settings().problems()), settings().problems()
+
+
+async def test_check_online_sends_a_proxy_refusing_slack_to_the_proxy(proxy: str, no_proxy: pytest.MonkeyPatch) -> None:
+    """An https Slack API through a proxy refusing the CONNECT (a 407, here a 404): "cannot be reached
+    (ClientHttpProxyError…)", fix "check SLACK_API_URL", where the proxy's address or credentials were wrong."""
+    no_proxy.setenv("HTTPS_PROXY", f"http://{USER}:Secr3t-pass-xyz@{proxy}")
+    catalog = parse_catalog({
+        "version": 1,
+        "defaults": {"channel": "C0ALERTS", "owners": ["U0ALICE"], "allow_run": ["*"]},
+        "connections": {"rivery": {"provider": "rivery", "base_url": "http://127.0.0.1:9/",
+                                   "api_token": "${RIVERY_TOKEN}"}},
+        "pipelines": {"leads": {"connection": "rivery", "river_id": "r1"}},
+    }, {"RIVERY_TOKEN": "rivery-token-5f2c9a77"})
+    client = AsyncWebClient(token="xoxb-1234-abcd", base_url="https://slack.invalid/api/")
+    auth = next(r for r in await online_checks(catalog, client, deadline=5) if r.item == "Slack auth.test")
+    assert not auth.ok and "ClientHttpProxyError" in auth.said, auth  # its CONNECT refused
+    assert "HTTPS_PROXY" in auth.fix and "user name and password" in auth.fix, auth

@@ -258,6 +258,7 @@ class Settings(BaseSettings):
         found: list[str] = []
         check_url(self.slack_api_url, "SLACK_API_URL", [], found, sends="the bot token")
         check_url(self.pagerduty_events_url, "PAGERDUTY_EVENTS_URL", [], found, sends="the PagerDuty routing keys")
+        found += _slack_proxy_bypass(os.environ, self.slack_api_url)
         return found
 
     def secret_values(self) -> list[str]:
@@ -304,13 +305,22 @@ def _database_passwords(url: str) -> list[str]:
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
+def _spellings(environ: Mapping[str, str], name: str) -> list[str]:
+    """The variables of the environment named ``name`` in any case, upper then lower case first: httpx takes its
+    proxies from ``urllib.request.getproxies()``, which reads ``Https_Proxy`` as well; read as HTTPS_PROXY and
+    https_proxy alone, such a proxy's password was no secret (its ``Proxy-Authorization`` quoted in clear from a
+    407 page by ``check --online`` and the provider errors) (seventeenth pass (b))."""
+    others = sorted(v for v in environ if v.lower() == name.lower() and v not in (name, name.lower()))
+    return [name, name.lower(), *others]
+
+
 def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
     """A proxy in the environment that httpx cannot use: every provider client of the running bot would fail to be
     made (an ``ImportError`` for SOCKS without ``socksio``, a ``ValueError`` for another scheme), each call an ERROR
     with a traceback, while ``check`` said ok. The URL is never quoted (it may hold a password)."""
     found: list[str] = []
     for name in _PROXY_VARIABLES:
-        for variable in (name, name.lower()):
+        for variable in _spellings(environ, name):
             url = environ.get(variable, "").strip()
             if not url:
                 continue
@@ -341,7 +351,93 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
                     "percent-encoded in "
                     "it (# as %23, / as %2F, ? as %3F, [ as %5B, ] as %5D)"
                 )
+    if (slack := _slack_proxy(environ)) is not None:
+        variable, url = slack
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme in ("", "socks5", "socks5h"):  # another scheme is a problem above, for everything
+            # aiohttp (the Slack SDK) refuses a proxy without its scheme ("InvalidURL") and speaks HTTP to any other
+            # (a SOCKS proxy hangs up): every Slack call failed while httpx (the providers) took it and check said
+            # ok (seventeenth pass (b))
+            shown = f"the scheme {safe_text(scheme[:20])!r}" if scheme else "no scheme (host:port)"
+            found.append(
+                f"{variable}: the Slack SDK takes its proxy from here and can use only an http:// or https:// proxy "
+                f"written with its scheme; this one has {shown}: no Slack call could be made. Write it as "
+                "http://host:port; to send only the providers through a SOCKS proxy, set it as ALL_PROXY and leave "
+                "HTTPS_PROXY and HTTP_PROXY unset (the Slack SDK does not read ALL_PROXY)"
+            )
+        elif not _aiohttp_can_send(url):
+            # aiohttp raised at every Slack call (ValueError "A ':' is not allowed in login", UnicodeEncodeError
+            # "'latin-1' codec can't encode…") while httpx sent them: check said ok (seventeenth pass (b))
+            found.append(
+                f"{variable}: the Slack SDK takes its proxy from here and cannot send its user name and password "
+                "(not quoted here): a user name holding ':', or a character outside Latin-1 (such as €) in either: "
+                "no Slack call could be made. Use a proxy account whose user name has no ':' and whose password "
+                "has only Latin-1 characters"
+            )
     return found
+
+
+def _aiohttp_can_send(url: str) -> bool:
+    """Whether aiohttp (the Slack SDK) can make the ``Proxy-Authorization`` of this proxy URL."""
+    from aiohttp import BasicAuth
+    from yarl import URL
+
+    try:
+        parsed = URL(url)
+    except ValueError:  # no URL to yarl: a problem of its own (_proxy_problems)
+        return True
+    try:
+        auth = BasicAuth.from_url(parsed)
+        if auth is not None:
+            auth.encode()
+    except ValueError:  # a ':' in the user name; UnicodeEncodeError (a ValueError): outside Latin-1
+        return False
+    return True
+
+
+def _slack_proxy_bypass(environ: Mapping[str, str], slack_api_url: str) -> list[str]:
+    """NO_PROXY naming SLACK_API_URL's host while the Slack SDK has a proxy: the SDK never reads NO_PROXY, so its calls
+    went through the proxy all the same (the providers' did not), and nothing said so (seventeenth pass (b))."""
+    slack = _slack_proxy(environ)
+    bypass = next((environ[v] for v in _spellings(environ, "NO_PROXY") if environ.get(v)), "")
+    try:
+        host = urlsplit(slack_api_url).hostname or ""
+    except ValueError:  # a problem of its own
+        return []
+    if slack is None or not bypass.strip() or not host:
+        return []
+    if not _bypassed(host, bypass):
+        return []
+    return [
+        f"NO_PROXY names the host of SLACK_API_URL, but the Slack SDK does not read NO_PROXY: its calls go through "
+        f"the proxy in {slack[0]} all the same. If that proxy cannot reach {safe_text(host[:80])}, let it, or unset "
+        f"{slack[0]} for the bot"
+    ]
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """Whether httpx would reach ``host`` without a proxy for this NO_PROXY: ``*``; a domain, itself and below it;
+    ``.domain`` below it (and itself here: a warning too many rather than one missing); an address as it is (a port
+    or a scheme in an entry is not compared)."""
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        name = entry.split("://", 1)[-1].split("/", 1)[0]
+        if name.startswith("["):
+            name = name[1:].partition("]")[0]
+        elif name.count(":") == 1:
+            name = name.partition(":")[0]
+        if entry == "*" or host == name.lstrip("*.") or (name.lstrip("*") and host.endswith("." + name.lstrip("*."))):
+            return True
+    return False
+
+
+def _slack_proxy(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The variable the Slack SDK (and its Socket Mode client) takes a proxy from, and its value, or None: the first
+    of these set and not empty, as ``slack_sdk.proxy_env_variable_loader`` reads them (no ALL_PROXY, no NO_PROXY;
+    one holding only spaces means no proxy)."""
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        if value := environ.get(variable):
+            return (variable, value.strip()) if value.strip() else None
+    return None
 
 
 def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
@@ -355,10 +451,11 @@ def _proxy_passwords(environ: Mapping[str, str]) -> list[str]:
     pass (b))."""
     found: list[str] = []
     for name in _PROXY_VARIABLES:
-        for variable in (name, name.lower()):
+        for variable in _spellings(environ, name):
             url = environ.get(variable, "").strip()
             if not url:
                 continue
+            found += _aiohttp_basic(url if "://" in url else f"http://{url}")
             for username, password in _proxy_userinfo(url if "://" in url else f"http://{url}"):
                 user = unquote(username or "")
                 if password:
@@ -382,6 +479,23 @@ def _latin1_basic(userpass: str) -> list[str]:
     except UnicodeEncodeError:  # aiohttp cannot send it either
         return []
     return [] if userpass.isascii() else [base64.b64encode(raw).decode("ascii")]
+
+
+def _aiohttp_basic(url: str) -> list[str]:
+    """The base64 of the ``Proxy-Authorization`` the Slack SDK's aiohttp sends for this proxy URL, as aiohttp makes
+    it: yarl leaves a percent-escape that is no UTF-8 as written (``pass%E4word``: an ``ä`` escaped as Latin-1), so
+    aiohttp sends ``user:pass%E4word`` where httpx sends the decoded password, and no form the redactor made of it
+    matched: a proxy's 407 page showing the request put the header in a ``SlackApiError``, stored and logged in clear
+    (seventeenth pass (b))."""
+    from aiohttp import BasicAuth
+    from yarl import URL
+
+    try:
+        auth = BasicAuth.from_url(URL(url))
+        header = auth.encode() if auth is not None else ""
+    except (ValueError, TypeError):  # a URL yarl refuses, a character Latin-1 lacks: aiohttp sends nothing
+        return []
+    return [header.removeprefix("Basic ")] if header else []
 
 
 def _proxy_userinfo(url: str) -> list[tuple[str, str]]:

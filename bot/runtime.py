@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.catalog.catalog import Catalog
 from bot.checks.names import catalog_with_ids
 from bot.config import Settings
+from bot.delivery.answers import slack_error
 from bot.delivery.pagerduty import PagerDutyEvents
 from bot.delivery.paging import PageSender
 from bot.delivery.sender import Deliverer
@@ -674,7 +675,7 @@ def _channel_members(client: AsyncWebClient) -> Callable[[str], Awaitable[frozen
             try:
                 answer = await client.conversations_members(channel=channel, cursor=cursor or None, limit=1000)
             except SlackApiError as exc:
-                if exc.response is not None and exc.response.get("error") == "channel_not_found":
+                if slack_error(exc.response) == "channel_not_found":
                     return frozenset()  # a channel the bot cannot see: nobody reads the log through it
                 raise
             found.update(answer.get("members") or [])

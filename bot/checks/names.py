@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.catalog import Catalog
+from bot.delivery.answers import slack_answer, slack_error, slack_field
 from bot.errors import StartupError
 from bot.models import Json, JsonValue
 
@@ -169,7 +170,7 @@ async def resolve_names(client: AsyncWebClient, catalog: Catalog) -> Directory:
                 answer = await client.users_lookupByEmail(email=name)
                 found.ids[name] = answer["user"]["id"]
             except SlackApiError as exc:
-                if exc.response.get("error") != "users_not_found":
+                if slack_error(exc.response) != "users_not_found":
                     raise
                 found.problems.append(
                     f"{where}: no person in this workspace with the e-mail {name}: check the address, or give "
@@ -185,10 +186,14 @@ async def catalog_with_ids(client: AsyncWebClient, catalog: Catalog) -> Catalog:
     try:
         directory = await resolve_names(client, catalog)
     except SlackApiError as exc:
-        error, needed = exc.response.get("error"), exc.response.get("needed")
+        needed = slack_field(exc.response, "needed")
         fix = (f": add the scope {needed} to the app (manifest.yml) and reinstall it" if needed
-               else ": check SLACK_BOT_TOKEN, or write ids instead of names")
-        raise StartupError(f"cannot resolve the catalog's names to Slack ids: Slack answered {error}{fix}") from None
+               else ": check SLACK_BOT_TOKEN, or write ids instead of names" if slack_error(exc.response)
+               # a gateway's or proxy's page (seventeenth pass (b)): "AttributeError: 'str' object has no attribute…"
+               else ": something between the bot and Slack answered instead: check SLACK_API_URL and the proxy in "
+               "HTTPS_PROXY / HTTP_PROXY, or write ids instead of names")
+        said = slack_answer(exc.response)
+        raise StartupError(f"cannot resolve the catalog's names to Slack ids: {said}{fix}") from None
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise StartupError(
             f"cannot resolve the catalog's names to Slack ids: Slack cannot be reached ({type(exc).__name__}); "

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog.catalog import Catalog
 from bot.checks.names import Directory, Names, is_name, names_in, resolve_names
+from bot.delivery.answers import slack_answer, slack_error, slack_field
 from bot.errors import ProviderAuthError, ProviderError
 from bot.models import Json
 from bot.providers._http import RetryPolicy
@@ -54,6 +55,9 @@ async def _bounded(item: str, check: Awaitable[Result], deadline: float, fix: st
         return await asyncio.wait_for(check, deadline)
     except TimeoutError:
         return Result(item, False, f"no answer within {deadline:g} s", fix)
+    except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as exc:
+        # the proxy, not Slack: "check SLACK_API_URL" sent people to the wrong place (seventeenth pass (b))
+        return Result(item, False, f"the proxy did not let it through ({type(exc).__name__}: {exc})", PROXY_FIX)
     except (aiohttp.ClientError, OSError) as exc:
         return Result(item, False, f"cannot be reached ({type(exc).__name__}: {exc})", fix)
     except Exception as exc:  # a check reports what went wrong; the other checks still run
@@ -87,19 +91,34 @@ async def _connection(name: str, connection: ConnectionConfig, catalog: Catalog)
 
 
 def _slack_error(exc: SlackApiError) -> str:
-    error = str(exc.response.get("error") or "error")
-    needed = exc.response.get("needed")
-    return f"Slack answered {error}" + (f" (needs the scope {needed})" if needed else "")
+    said = slack_answer(exc.response)
+    needed = slack_field(exc.response, "needed")
+    return said + (f" (needs the scope {needed})" if needed else "")
 
 
 def _slack_fix(exc: SlackApiError, default: str) -> str:
-    error = exc.response.get("error")
+    error = slack_error(exc.response)
     if error == "missing_scope":
-        return (f"add the scope {exc.response.get('needed')} to the app (manifest.yml lists them all), then "
+        return (f"add the scope {slack_field(exc.response, 'needed')} to the app (manifest.yml lists them all), then "
                 "reinstall it to the workspace and update SLACK_BOT_TOKEN")
     if error in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
         return "SLACK_BOT_TOKEN is not a working bot token: copy it again from OAuth & Permissions (xoxb-…)"
+    if not error:  # a gateway's or proxy's page, not Slack's answer: no token, channel or scope is at fault
+        return NOT_SLACK_FIX
     return default
+
+
+#: what fixes a proxy that refused Slack's calls or could not be reached
+PROXY_FIX = (
+    "check the proxy in HTTPS_PROXY / HTTP_PROXY (the one the Slack SDK uses): its address, its user name and "
+    "password, and that it lets the bot reach the host of SLACK_API_URL"
+)
+
+#: what fixes an answer that did not come from Slack
+NOT_SLACK_FIX = (
+    "something between the bot and Slack answered instead of Slack: check SLACK_API_URL (https://slack.com/api/ "
+    "unless a gateway is meant) and the proxy in HTTPS_PROXY / HTTP_PROXY (its address, its credentials)"
+)
 
 
 class _Slack:

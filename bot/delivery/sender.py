@@ -23,7 +23,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.delivery.steps import StepCompletions, slack_error
+from bot.delivery.answers import REASON_LIMIT, slack_error
+from bot.delivery.steps import StepCompletions
 from bot.models import Json, JsonValue
 from bot.ops.logs import run_context
 from bot.ops.metrics import SLACK_CALLS, SLACK_RATE_LIMITED, Metrics
@@ -268,8 +269,9 @@ class Deliverer:
             await self.store.cards.move(card.id, self.fallback or card.channel)
             return
         if wait is None:
-            log.error("Slack refused the card of run %s: %s", card.run_id, error, extra={"run_id": card.run_id})
-            await self.store.cards.given_up(card.id, card.version, error)
+            log.error("Slack refused the card of run %s: %s", card.run_id, error or _reason(exc),
+                      extra={"run_id": card.run_id})
+            await self.store.cards.given_up(card.id, card.version, error or _reason(exc))
             return
         await self.store.cards.retry_later(card.id, not_before=self._later(wait), error=error or _reason(exc))
 
@@ -339,10 +341,12 @@ class Deliverer:
             if item.kind == OutboxKind.THREAD and await self._out_of_thread(item, channel, error):
                 return False
             if wait is None:
-                log.error("Slack refused message %s: %s", item.key, error, extra={"run_id": item.run_id})
-                await self.store.outbox.dead(item.id, error)
+                log.error(
+                    "Slack refused message %s: %s", item.key, error or _reason(exc), extra={"run_id": item.run_id}
+                )
+                await self.store.outbox.dead(item.id, error or _reason(exc))
                 return True
-            await self.store.outbox.retry_later(item.id, not_before=self._later(wait), error=error)
+            await self.store.outbox.retry_later(item.id, not_before=self._later(wait), error=error or _reason(exc))
         except Exception as exc:
             log.warning("message %s not delivered: %s", item.key, _reason(exc), extra={"run_id": item.run_id})
             await self.store.outbox.retry_later(item.id, not_before=self._backoff(item.attempts), error=_reason(exc))
@@ -513,4 +517,4 @@ def _reason(exc: Exception) -> str:
     """What went wrong, never empty (a timeout's text is), redacted: it is kept in the store as well as logged, and
     a gateway in front of the Slack API whose error page shows the request put ``Authorization: Bearer xoxb-…`` in
     a ``SlackApiError``'s text (sixteenth pass (b))."""
-    return PROCESS.redact(str(exc)) or type(exc).__name__
+    return PROCESS.head(str(exc), REASON_LIMIT) or type(exc).__name__

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.delivery.answers import REASON_LIMIT, slack_error
 from bot.ops.redact import PROCESS
 from bot.store import keys
 from bot.store.records import OutboxItem
@@ -61,26 +62,19 @@ class StepCompletions:
             error = slack_error(exc.response)
             wait = self._retry_wait(exc)
             if wait is None:
-                log.error("Slack refused the completion of step %s: %s", execution_id, error,
+                log.error("Slack refused the completion of step %s: %s", execution_id, error or _reason(exc),
                           extra={"run_id": item.run_id})
-                await self.store.outbox.dead(item.id, error)
+                await self.store.outbox.dead(item.id, error or _reason(exc))
                 return True
-            await self.store.outbox.retry_later(item.id, not_before=self.now() + timedelta(seconds=wait), error=error)
+            await self.store.outbox.retry_later(
+                item.id, not_before=self.now() + timedelta(seconds=wait), error=error or _reason(exc)
+            )
         except Exception as exc:
             log.warning("step %s not completed: %s", execution_id, _reason(exc), extra={"run_id": item.run_id})
             await self.store.outbox.retry_later(item.id, not_before=self._backoff(item.attempts), error=_reason(exc))
         return False
 
 
-def slack_error(response: object) -> str:
-    """Slack's ``error`` of an answer, or "": an answer that is no JSON object (a gateway's plain-text 503, a proxy's
-    407) has none, where ``response.get`` raised ``AttributeError`` inside the handler of the ``SlackApiError``: a
-    card's reason was "'str' object has no attribute 'get'", the 5xx wait never applied, and a step's completion
-    raised out of the delivery tick ("deliveries failed" at ERROR) (sixteenth pass (b))."""
-    data = getattr(response, "data", None)
-    return str(data.get("error", "")) if isinstance(data, dict) else ""
-
-
 def _reason(exc: Exception) -> str:
     """What went wrong, never empty (a timeout's text is), redacted: the store keeps it as well as the logs."""
-    return PROCESS.redact(str(exc)) or type(exc).__name__
+    return PROCESS.head(str(exc), REASON_LIMIT) or type(exc).__name__

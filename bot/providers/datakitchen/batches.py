@@ -15,7 +15,9 @@ orders every 49), and taken in order, so the answer is the one read one after th
 hold the last order of the page before it; one that does not was read before that page while orders were created
 (the list moved down between the two answers, and an order may have fallen between them), and is read again. The order
 both pages hold takes its status from the page answered last (pages read at once may be answered out of turn: the
-later page is not always the newer, as it is one after the other).
+later page is not always the newer, as it is one after the other). Without slots (``list_runs``, a pause) the pages
+are read one after the other, overlapping alike: a page without the last order of the one before means orders were
+removed above it meanwhile, and orders were skipped (``OrdersMoved``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing
+from contextlib import AbstractAsyncContextManager, aclosing, suppress
 from typing import NamedTuple, Protocol, TypeAlias
 from urllib.parse import quote
 
@@ -43,7 +45,12 @@ class Client(Protocol):
 
     def _serving_status(self, run_id: str, order_id: str, serving: Mapping[str, JsonValue]) -> RunStatus: ...
 
-__all__ = ["kitchen_statuses", "order_pages"]
+__all__ = ["OrdersMoved", "kitchen_statuses", "order_pages"]
+
+
+class OrdersMoved(Exception):
+    """Orders were removed above a page's end while the pages were read one after the other: read them again."""
+
 
 #: orders per page, as ``list_runs`` asks them (no source gives a maximum of ``count``)
 ORDERS_PAGE = 50
@@ -87,21 +94,22 @@ async def kitchen_statuses(
     told: dict[str, int] = {}  # the answer each order's status was taken from
     unseen = set(wanted)
     what = f"check the order runs of kitchen {kitchen}"
-    async with aclosing(order_pages(client, kitchen, what, {"scount": 1}, MAX_PAGES, slots=slots)) as pages:
-        async for page in pages:
-            for order in page.orders:
-                order_id = _order_id_of(order, ("hid",))
-                unseen.discard(order_id)
-                if told.get(order_id, -1) > page.answered:  # on the page above too, which was answered later
-                    continue
-                told[order_id] = page.answered
-                for run_id in wanted.get(order_id, ()):
-                    found.pop(run_id, None)
-                    status = _listed_status(client, run_id, order_id, page.by_order.get(order_id))
-                    if status is not None:
-                        found[run_id] = status
-            if not unseen:
-                break
+    with suppress(OrdersMoved):  # orders removed meanwhile: those not seen go to their own polls
+        async with aclosing(order_pages(client, kitchen, what, {"scount": 1}, MAX_PAGES, slots=slots)) as pages:
+            async for page in pages:
+                for order in page.orders:
+                    order_id = _order_id_of(order, ("hid",))
+                    unseen.discard(order_id)
+                    if told.get(order_id, -1) > page.answered:  # on the page above too, which was answered later
+                        continue
+                    told[order_id] = page.answered
+                    for run_id in wanted.get(order_id, ()):
+                        found.pop(run_id, None)
+                        status = _listed_status(client, run_id, order_id, page.by_order.get(order_id))
+                        if status is not None:
+                            found[run_id] = status
+                if not unseen:
+                    break
     return found
 
 
@@ -122,11 +130,18 @@ async def order_pages(
     if len(first.orders) < ORDERS_PAGE:
         return
     if slots is None:
+        # overlapping by one order as the pages read at once do: orders removed above a page's end move the list up,
+        # and the next page began after orders never seen (`list_runs` left their runs out, a pause left them
+        # running, untold). The page before's last order not in the next page: ``OrdersMoved`` (seventeenth pass (b))
+        last = _last_id(first)
         for page in range(1, max_pages):
-            got = await read(page * ORDERS_PAGE)
+            got = await read(page * _STRIDE)
+            if last and last not in {_order_id_of(o, ("hid",)) for o in got.orders}:
+                raise OrdersMoved
             yield got
             if len(got.orders) < ORDERS_PAGE:
                 return
+            last = _last_id(got)
         return
     ahead = _Ahead(read, ORDERS_PAGE * max_pages, slots)
     last = _last_id(first)

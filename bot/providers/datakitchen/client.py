@@ -40,13 +40,15 @@ from bot.providers.datakitchen.answers import (
     is_final,
     map_status,
 )
-from bot.providers.datakitchen.batches import kitchen_statuses, order_pages
+from bot.providers.datakitchen.batches import OrdersMoved, kitchen_statuses, order_pages
 from bot.providers.datakitchen.config import Connection, Job
 from bot.providers.datakitchen.logs import _failure_message, _log_lines, _tasks_of, export_page, log_of
 from bot.providers.datakitchen.orders import pause_orders
 from bot.providers.datakitchen.session import Clock, _Session
 
 _MAX_ORDER_PAGES = 10
+#: readings of a recipe's orders before giving up when orders keep being removed while they are read
+_LIST_TRIES = 3
 #: order states (DKUtils' constants): only these two are paused / unpaused
 
 
@@ -327,16 +329,25 @@ class Client(ProviderClient[Connection, Job]):
         held (each of their runs listed twice: counted twice by ``stats``, shown twice by ``last``, an order paused
         twice); as the later page shows it, in its first place (sixteenth pass (b)).
         """
-        found: dict[str, tuple[Json, list[JsonValue]]] = {}
         what = f"list the orders of recipe {job.recipe} in kitchen {job.kitchen}"
         params = {"scount": servings_per_order, "r": job.recipe}
-        async for page in order_pages(self, job.kitchen, what, params, _MAX_ORDER_PAGES):
-            for order in page.orders:
-                order_id = _order_id_of(order, ("hid",))
-                servings = page.by_order.get(order_id, [])
-                if order_id and _belongs(order, servings, job):
-                    found[order_id] = (order, servings)
-        return list(found.values())
+        for _ in range(_LIST_TRIES):  # orders removed while the pages were read: read them again (OrdersMoved)
+            found: dict[str, tuple[Json, list[JsonValue]]] = {}
+            try:
+                async for page in order_pages(self, job.kitchen, what, params, _MAX_ORDER_PAGES):
+                    for order in page.orders:
+                        order_id = _order_id_of(order, ("hid",))
+                        servings = page.by_order.get(order_id, [])
+                        if order_id and _belongs(order, servings, job):
+                            found[order_id] = (order, servings)
+            except OrdersMoved:
+                continue
+            return list(found.values())
+        raise self.caller.error(
+            ProviderResponseError,
+            f"DataKitchen's orders of recipe {job.recipe} in kitchen {job.kitchen} kept changing while they were "
+            f"read ({_LIST_TRIES} times: orders removed meanwhile); try again in a moment.",
+        )
 
     async def list_runs(self, job: Job, *, since: datetime, limit: int = 50) -> list[RunStatus]:
         if since.tzinfo is None:

@@ -17,6 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery.answers import slack_error
 from bot.errors import InvalidRequest, PipelineBotError, UserError
 from bot.models import Json, JsonValue
 from bot.service.permissions import Actor
@@ -286,7 +287,7 @@ async def _show_page(
     except SlackApiError as exc:
         # the person closed the modal while the provider prepared the log (Rivery may take minutes), or moved to
         # another page meanwhile: the view this page was for is gone or newer, and nobody waits for this one
-        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        error = slack_error(exc.response)
         if error not in _VIEW_GONE:
             raise
         log.info("the Full log of run %s was closed or moved on before its page came", run_id)

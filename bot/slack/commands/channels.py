@@ -9,6 +9,7 @@ from __future__ import annotations
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery.answers import slack_error
 from bot.errors import InvalidRequest
 from bot.models import Json
 from bot.slack.text import escape
@@ -35,7 +36,7 @@ async def postable_channel(client: AsyncWebClient, channel: str, *, member_neede
             raise InvalidRequest(unseen)
         info: Json = (await client.conversations_info(channel=channel_id)).get("channel") or {}
     except SlackApiError as exc:
-        error = str((exc.response or {}).get("error") or "") if exc.response is not None else ""
+        error = slack_error(exc.response)  # a gateway's plain-text page has none (no AttributeError)
         if error in ("channel_not_found", "not_in_channel"):
             raise InvalidRequest(unseen) from None
         raise InvalidRequest(

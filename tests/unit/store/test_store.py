@@ -250,7 +250,9 @@ async def test_nul_in_free_text_is_dropped_not_refused_on_either_database(store:
                      tasks=(TaskStatus("lo\x00ad", RunState.FAILED, "E", message="x\x00"),))
     change = await store.runs.record_status(run.id, done, now=NOW, next_poll_at=None)
     assert change is not None and change.run.message == "disk full" and change.run.raw_status == "E"
-    failed = await store.runs.record_poll_error(run.id, "bad\x00 answer", now=NOW, next_poll_at=NOW)
+    # a poll error is written to a run still followed (an ended run keeps what it ended with)
+    polled = await store.runs.create(new_run(provider_run_id="p-1"), now=NOW, next_poll_at=NOW)
+    failed = await store.runs.record_poll_error(polled.id, "bad\x00 answer", now=NOW, next_poll_at=NOW)
     assert failed.last_error == "bad answer"
 
 

@@ -141,7 +141,7 @@ class StepNotStarted:
 @dataclass(frozen=True, slots=True)
 class WorkflowStopped:
     workflow: str
-    #: the steps that stopped it, with their state (failed, rejected, timed_out)
+    #: the steps that stopped it, with their state (failed, canceled, rejected, timed_out)
     steps: tuple[tuple[str, StepState], ...]
     owners: tuple[str, ...]
 

@@ -10,11 +10,19 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import select
+
+from bot.emulators._core import Outcome
 from bot.slack.blocks import ids
+from bot.store import keys
 from bot.store.records import NewRun, RunOrigin, RunRecord
+from bot.store.tables import outbox
+from bot.store.workflow_runs import WorkflowRunRecord, WorkflowState
 from tests.scenario.harness import FLOW, World, world
 from tests.scenario.surface import answered_in_place, ask
+from tests.scenario.test_workflow_step import STEP, declare_outputs
 
 
 async def _waiting_start(w: World, *, started_by: str | None = None) -> RunRecord:
@@ -49,3 +57,79 @@ async def test_the_card_of_a_run_canceled_before_it_started_says_who_canceled_it
         assert "&lt;@" not in shown, shown
         assert "Canceled by <@U0ALICE> before it started" in shown, shown
         assert "never ran" in shown, shown
+
+
+FAILS = Outcome(result="fail", queued_s=0, running_s=1, message="boom")
+
+
+def _retried_later(raw: dict[str, Any]) -> None:
+    raw["pipelines"]["budget"]["retry"] = {"attempts": 2, "backoff": "10m"}
+    raw["pipelines"]["budget"]["owners"] = ["U0BOB"]
+    raw["workflows"] = {
+        "nightly": {"channel": "C0ALERTS", "owners": ["U0BOB"], "steps": {"plan": {"pipeline": "budget"}}},
+    }
+
+
+async def _retry_waiting(w: World, first: int) -> RunRecord:
+    """The policy's retry of ``first``, waiting its backoff."""
+    w.advance(2)  # the InVision run fails
+    for _ in range(100):
+        waiting = await w.runtime.parts.store.runs.retry_of(first)
+        if waiting is not None:
+            assert waiting.state == "waiting", waiting
+            return waiting
+        await w.settle(0.1)
+    raise AssertionError(f"run #{first} was not retried")
+
+
+async def test_a_workflow_builder_step_whose_waiting_retry_is_canceled_says_it_was_canceled_not_failed(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path, catalog_edit=_retried_later) as w:
+        declare_outputs(w)
+        w.emulators["invision"].state.script(FLOW, [FAILS])
+        step = await w.slack.execute_function(STEP, {"pipeline": "budget", "wait": True}, user="U0ALICE")
+        await w.settle(0.5)
+        [first] = await w.runtime.parts.store.runs.recent("budget", 5)
+        waiting = await _retry_waiting(w, first.id)
+        assert step.state == "running"
+        await _cancel(w, waiting.id, user="U0CAROL")
+        await w.until(lambda: step.state != "running", what="the step ended with the canceled retry")
+        assert step.state == "failed", step  # Slack's steps end in success or error: nothing else
+        assert step.error is not None
+        assert f"Run #{waiting.id} of budget was canceled by @U0CAROL before it started" in step.error, step.error
+        assert "&lt;" not in step.error and "<@" not in step.error, step.error
+        async with w.runtime.parts.store.engine.connect() as conn:
+            [text] = (await conn.execute(
+                select(outbox.c.text).where(outbox.c.key == keys.function_completion(step.id)))).scalars()
+        assert text.endswith(": canceled"), text  # the bot's record of it; before: "step …: failed"
+
+
+async def test_a_workflow_step_whose_waiting_retry_is_canceled_is_recorded_canceled(tmp_path: Path) -> None:
+    async with world(tmp_path, catalog_edit=_retried_later) as w:
+        w.emulators["invision"].state.script(FLOW, [FAILS])
+        assert (await w.command("run nightly")).ok
+        await w.settle(0.5)
+        [first] = await w.runtime.parts.store.runs.recent("budget", 5)
+        waiting = await _retry_waiting(w, first.id)
+        await _cancel(w, waiting.id, user="U0CAROL")
+        store = w.runtime.parts.store
+
+        async def ended() -> WorkflowRunRecord:
+            for _ in range(100):
+                record = await store.workflows.get(first.workflow_run_id or 0)
+                assert record is not None
+                if record.state is not WorkflowState.RUNNING:
+                    return record
+                await w.settle(0.1)
+            raise AssertionError("the workflow did not stop")
+
+        record = await ended()
+        assert record.steps["plan"].state.value == "canceled", record  # before: failed
+        assert record.steps["plan"].run_id == waiting.id
+        await w.until(lambda: any("stopped" in m.text for m in w.slack.messages("C0GENERAL", top_level=False)),
+                      what="the workflow's note that it stopped")
+        [note] = [m for m in w.slack.messages("C0GENERAL", top_level=False) if "stopped" in m.text]
+        assert "*plan* (canceled)" in note.text, note.text
+        card = [m for m in w.slack.messages("C0GENERAL") if "nightly" in m.text and "plan" in json.dumps(m.blocks)]
+        assert card and "*plan* · pipeline *budget* · canceled" in json.dumps(card[-1].blocks, ensure_ascii=False)

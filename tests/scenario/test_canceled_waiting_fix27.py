@@ -133,3 +133,43 @@ async def test_a_workflow_step_whose_waiting_retry_is_canceled_is_recorded_cance
         assert "*plan* (canceled)" in note.text, note.text
         card = [m for m in w.slack.messages("C0GENERAL") if "nightly" in m.text and "plan" in json.dumps(m.blocks)]
         assert card and "*plan* · pipeline *budget* · canceled" in json.dumps(card[-1].blocks, ensure_ascii=False)
+
+
+async def test_retry_on_a_failure_whose_waiting_retry_was_canceled_retries_it(tmp_path: Path) -> None:
+    """The on-call engineer canceled the policy's retry (say, to fix the data first), then wants it run: Retry on
+    the failure's alert (or card) runs it now. Before: "Run #1 was already retried as run #2" (the canceled run,
+    whose card has no Retry); only `/pipeline retry 2` worked."""
+    async with world(tmp_path, catalog_edit=_retried_later) as w:
+        invision = w.emulators["invision"].state
+        invision.script(FLOW, [FAILS])
+        assert (await w.command("run budget")).ok
+        await w.settle(0.5)
+        [first] = await w.runtime.parts.store.runs.recent("budget", 5)
+        waiting = await _retry_waiting(w, first.id)
+        failed_card = await w.card_saying("budget failed")
+        await _cancel(w, waiting.id)
+        await w.until(lambda: any("budget" in m.text for m in w.slack.messages("C0ALERTS")),
+                      what="the failure's alert, its retry canceled")
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "budget" in m.text]
+        # the failure's card offers Retry again: its only retry never ran
+        await w.until(lambda: ids.RUN_RETRY in w.slack.message("C0GENERAL", failed_card.ts).action_ids,
+                      what="Retry back on the failure's card")
+
+        await w.slack.click("C0ALERTS", alert.ts, ids.RUN_RETRY, user="U0BOB")  # an owner
+        await w.until(lambda: any("Retrying as #" in e.text or "already retried" in e.text
+                                  for e in w.slack.ephemerals("C0ALERTS", "U0BOB")), what="Retry's answer")
+        said = [e.text for e in w.slack.ephemerals("C0ALERTS", "U0BOB")]
+        assert not any("already retried" in s for s in said), said
+        runs = await w.runtime.parts.store.runs.recent("budget", 5)
+        [again] = [r for r in runs if r.id not in (first.id, waiting.id)]
+        assert f"🔁 Retrying as #{again.id}…" in said, said
+        assert again.started_by == "U0BOB"
+        await w.until(lambda: len(invision.requests_to("trigger")) == 2, what="the retry's trigger")
+        await w.until(lambda: f"Retried as #{again.id}" in json.dumps(
+            w.slack.message("C0GENERAL", failed_card.ts).blocks), what="the failure's card pointing at it")
+        assert ids.RUN_RETRY not in w.slack.message("C0GENERAL", failed_card.ts).action_ids
+        # and once more: that retry is under way, so a second click is refused as before
+        await w.slack.click("C0ALERTS", alert.ts, ids.RUN_RETRY, user="U0BOB")
+        await w.until(lambda: any("already retried" in e.text for e in w.slack.ephemerals("C0ALERTS", "U0BOB")),
+                      what="the second Retry refused")
+        assert len(invision.requests_to("trigger")) == 2

@@ -20,6 +20,7 @@ from bot.store import keys
 from bot.store.records import NewRun, RunOrigin, RunRecord
 from bot.store.tables import outbox
 from bot.store.workflow_runs import WorkflowRunRecord, WorkflowState
+from tests.scenario.harness import DK_JOB as DK_KEY
 from tests.scenario.harness import FLOW, World, world
 from tests.scenario.surface import answered_in_place, ask
 from tests.scenario.test_workflow_step import STEP, declare_outputs
@@ -173,3 +174,49 @@ async def test_retry_on_a_failure_whose_waiting_retry_was_canceled_retries_it(tm
         await w.until(lambda: any("already retried" in e.text for e in w.slack.ephemerals("C0ALERTS", "U0BOB")),
                       what="the second Retry refused")
         assert len(invision.requests_to("trigger")) == 2
+
+
+def _dk_retried_later(raw: dict[str, Any]) -> None:
+    raw["pipelines"]["sales-dashboard"]["watch"] = False
+    raw["pipelines"]["sales-dashboard"]["retry"] = {"attempts": 2, "backoff": "10m"}
+
+
+async def test_resume_of_a_failure_whose_waiting_retry_was_canceled_resumes_its_order(tmp_path: Path) -> None:
+    """Resume from the failed step, past the canceled retry: DataKitchen resumes the failed order under its own id;
+    the failed attempt keeps a precise id (not the canceled retry, which never had one)."""
+    async with world(tmp_path, catalog_edit=_dk_retried_later) as w:
+        dk = w.emulators["datakitchen"]
+        dk.state.script(DK_KEY, Outcome(result="fail", queued_s=1, running_s=5, tasks=("extract", "transform"),
+                                        failed_tasks=("transform",), message="bad row"))
+        assert (await w.command("run sales-dashboard source_date=2026-11-03")).ok
+        await w.card_saying("sales-dashboard is queued")
+        store = w.runtime.parts.store
+        [first] = await store.runs.recent("sales-dashboard", 5)
+        w.advance(10)
+        waiting = await _retry_waiting(w, first.id)
+        card = await w.card_saying("sales-dashboard failed")
+        await _cancel(w, waiting.id)
+        await w.until(lambda: any("Details of run" in m.text for m in w.thread(card)), what="the failure's details")
+        [note] = [m for m in w.thread(card) if "Details of run" in m.text]
+        assert "run.resume" in note.action_ids
+        order = (await store.runs.get(first.id) or first).provider_run_id
+        assert order is not None
+
+        await w.slack.click(note.channel, note.ts, "run.resume", user="U0ALICE")
+        await w.until(lambda: len(dk.state.requests_to("resume")) == 1, what="DataKitchen asked to resume")
+        again: list[RunRecord] = []
+
+        async def resumed() -> bool:
+            again[:] = [r for r in await store.runs.recent("sales-dashboard", 5) if r.provider_run_id == order]
+            return bool(again) and again[0].id not in (first.id, waiting.id)
+
+        for _ in range(100):
+            if await resumed():
+                break
+            await w.settle(0.1)
+        assert again and again[0].retry_of == waiting.id, again  # the database's one retry per run
+        failed = await store.runs.get(first.id)
+        assert failed is not None and failed.provider_run_id == f"{order}/attempt-1", failed
+        canceled = await store.runs.get(waiting.id)
+        assert canceled is not None and canceled.provider_run_id is None, canceled
+        assert len(dk.state.requests_to("trigger")) == 1  # no new order: the failed one resumed

@@ -234,20 +234,34 @@ class Alerter:
         between recording the change and writing its message. A "cannot reach" alert claimed and never drawn (its
         connection, still failing, never claims another: the outage unannounced), or closed without its "answers
         again" and "is back" notice. Told now (drawn from the store, the notice once: its key). Returns how many. Run
-        at start and with recovery's periodic job."""
+        at start and with recovery's periodic job.
+
+        A connection failing that is no longer in the catalog (pipelines.yml changed, the bot restarted) is polled by
+        nobody, so nothing would ever close its alert: it is closed here, its message saying it was removed."""
+        await self._forget_removed()
         told = 0
         for alert in await self.store.alerting.unreachable(since=self.now() - within):
             if alert.connection is None:
                 continue
             key = keys.health_message(alert.connection, alert.id)
+            removed = alert.connection not in self.catalog.connections
             if alert.recovered_at is None:
-                if not await self.store.cards.written(key):
+                if not removed and not await self.store.cards.written(key):
                     await self.reporter.connection_down(key, alert, self._display(alert.connection))
                     told += 1
             elif await self.store.outbox.written_at(keys.back(key)) is None:
-                await self.reporter.connection_back(key, alert, self._display(alert.connection))
+                await self.reporter.connection_back(key, alert, self._display(alert.connection), removed=removed)
                 told += 1
         return told
+
+    async def _forget_removed(self) -> None:
+        """Connections failing in the store that the catalog no longer has: their health cleared and their alert
+        closed (``connection_ok``'s transaction), so the loop above tells it, as removed."""
+        for health in await self.store.alerting.failing_connections():
+            if health.connection not in self.catalog.connections:
+                log.info("connection %s is no longer in the catalog: its outage is forgotten", health.connection)
+                await self.store.alerting.connection_ok(health.connection, now=self.now())
+                self._failing.discard(health.connection)
 
     async def check_credentials(self) -> None:
         """Credentials the bot cannot renew itself: one notice before they expire (fleet-wide: the outbox key is

@@ -61,7 +61,7 @@ class RunCancels:
                 await client.cancel(self.pool.job(run.provider, run.job), run.provider_run_id)
         except ProviderError as exc:
             if exc.outcome_unknown:  # it may have stopped the run: the request stays, for CANCEL_PENDING_LIMIT
-                await self.store.runs.cancel_unconfirmed(run.id)
+                await self.store.runs.cancel_unconfirmed(run.id, now=self.now())
                 await self.store.runs.poll_now(run.id, now=self.now())
                 await self.guard.audit(actor, "cancel", f"#{run.id}", "unknown", str(exc))
                 raise UserError(

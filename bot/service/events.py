@@ -141,7 +141,7 @@ class StepNotStarted:
 @dataclass(frozen=True, slots=True)
 class WorkflowStopped:
     workflow: str
-    #: the steps that stopped it, with their state (failed, rejected, timed_out)
+    #: the steps that stopped it, with their state (failed, canceled, rejected, timed_out)
     steps: tuple[tuple[str, StepState], ...]
     owners: tuple[str, ...]
 
@@ -315,8 +315,9 @@ class Reporter(Protocol):
         """The one "cannot reach" message of a connection."""
         ...
 
-    async def connection_back(self, key: str, alert: Alert, display_name: str) -> None:
-        """The connection answers again: its "cannot reach" message rewritten, and one "back" notice."""
+    async def connection_back(self, key: str, alert: Alert, display_name: str, *, removed: bool = False) -> None:
+        """The connection answers again: its "cannot reach" message rewritten, and one "back" notice. ``removed``:
+        it was removed from the catalog instead (its alert closed at start), and both say so."""
         ...
 
     async def credential_expiring(

@@ -9,6 +9,7 @@ ends, so it is sent once and survives a restart of the bot while the run goes on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from bot.errors import InvalidRequest, UserError
 from bot.models import RunState
 from bot.ops.redact import PROCESS
-from bot.ops.text import escape
+from bot.ops.text import escape, mention_user
 from bot.service.permissions import Actor
 from bot.service.runs import RunService
 from bot.store import keys
@@ -118,12 +119,14 @@ class StepService:
         return await self.store.functions.claim(execution_id, user_id=user_id, wait=wait, now=self.now())
 
     async def fail(self, execution_id: str, error: str, run: RunRecord | None = None) -> None:
-        """Fail the step with ``error`` (plain text: Workflow Builder shows it as it is)."""
+        """Fail the step with ``error`` (plain text: Workflow Builder shows it as it is). Slack's steps end in
+        success or error only: a run canceled ends its step in error too, recorded as canceled."""
+        ended = "canceled" if run is not None and run.run_state is RunState.CANCELED else "failed"
         await self.store.outbox.enqueue(
             keys.function_completion(execution_id),
             kind=OutboxKind.FUNCTION,
             channel=execution_id,
-            text=f"step {execution_id}: failed",
+            text=f"step {execution_id}: {ended}",
             # redacted before it is cut (half a secret is not recognised), as every text that leaves the bot
             blocks=[{"error": PROCESS.redact(error)[:ERROR_LIMIT] or "The run failed."}],
             run_id=run.id if run is not None else None,
@@ -132,9 +135,22 @@ class StepService:
 
 
 def _failure(run: RunRecord) -> str:
-    """What the step's failure says: the run, its end and the provider's own message (escaped: untrusted)."""
+    """What the step's failure says: the run, its end and the provider's own message (escaped: untrusted). A
+    canceled run says who canceled it, and whether it never started (its message is then the bot's, not the
+    provider's): the step ends in error all the same, and the person reading it must not look for a failure."""
+    name = escape(run.pipeline or run.provider)
+    if run.run_state is RunState.CANCELED:
+        by = ""
+        if run.cancel_requested_by:
+            with contextlib.suppress(ValueError):
+                by = f" by @{mention_user(run.cancel_requested_by)[2:-1]}"
+        retried = f" It was the retry of run #{run.retry_of}." if run.retry_of is not None else ""
+        if run.provider_run_id is None:
+            return f"Run #{run.id} of {name} was canceled{by} before it started: it never ran.{retried}"
+        said = f": {escape(run.message)}" if run.message else ""
+        return f"Run #{run.id} of {name} was canceled{by}{said}.{retried}"
     said = f": {escape(run.message)}" if run.message else ""
-    return f"Run #{run.id} of {escape(run.pipeline or run.provider)} {run.state}{said}"
+    return f"Run #{run.id} of {name} {run.state}{said}"
 
 
 #: Slack's markup in the replies we write: a date (its fallback is the text), a mention, a channel, a link

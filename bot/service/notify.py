@@ -30,6 +30,13 @@ __all__ = ["Notifier"]
 Now = Callable[[], datetime]
 #: where a connection's ``console_url`` wants the provider's run id
 RUN_ID = "{run_id}"
+#: how many retries canceled before they started a Retry looks past (the policy's attempts, people's retries)
+CANCELED_RETRIES = 20
+
+
+def never_ran(run: RunRecord) -> bool:
+    """Canceled while it waited its turn (a retry's backoff, a provider's cap): nothing of it reached the provider."""
+    return run.final and run.run_state is RunState.CANCELED and run.provider_run_id is None
 
 
 class Notifier:
@@ -69,12 +76,23 @@ class Notifier:
             return None
         return url.replace(RUN_ID, quote(run.provider_run_id or "", safe="")) if url else url
 
+    async def retried(self, run: RunRecord) -> tuple[RunRecord, RunRecord | None]:
+        """The attempt a Retry of ``run`` retries, and the retry already standing for it (None: Retry may go). A
+        retry canceled before it started stands for nothing: it never ran, so a Retry of ``run`` retries it (the
+        database keeps one retry per run) and the failure's card offers Retry again."""
+        target, retry = run, await self.store.runs.retry_of(run.id)
+        for _ in range(CANCELED_RETRIES):
+            if retry is None or not never_ran(retry):
+                break
+            target, retry = retry, await self.store.runs.retry_of(retry.id)
+        return target, retry
+
     async def card_view(self, run: RunRecord) -> CardView:
         """What the run's card shows now: the one builder, for the card in the channel and ``status N``'s reply
         alike (same content, same buttons: each button re-checks who clicks and the run's state on the server,
         wherever it is clicked)."""
         now = self.now()
-        retry = await self.store.runs.retry_of(run.id)
+        _, retry = await self.retried(run)
         muted = (await self.store.mutes.active(now=now)).get(run.pipeline or "")
         try:
             client = self.pool.client(run.connection)

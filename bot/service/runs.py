@@ -246,8 +246,11 @@ class RunService:
                 return await self.get(record.id)
             if resume_from is not None and record.retry_of is not None and triggered.run_id == resume_from:
                 # resumed under the same id (DataKitchen's order): the failed attempt keeps a precise one, as an
-                # automatic retry's resume does (bot.service.retries)
-                await self.store.runs.repoint(record.retry_of, f"{resume_from}/attempt-{record.attempt - 1}")
+                # automatic retry's resume does (bot.service.retries); it may be before the run retried (a retry of
+                # it canceled before it started, ``Notifier.retried``)
+                failed = await self.store.runs.find(record.connection, resume_from)
+                if failed is not None:
+                    await self.store.runs.repoint(failed.id, f"{resume_from}/attempt-{failed.attempt}")
             record, resumed = await record_answer(
                 self.store, record.id, triggered.run_id, now=self.now, first_poll=self.first_poll
             )
@@ -342,9 +345,10 @@ class RunService:
         if run.run_state is RunState.SUCCEEDED:
             raise InvalidRequest(f"Run #{run.id} succeeded; start a new run with `run {escape(run.name)}`.")
         resume_from = self._resumable(run) if resume else None
-        existing = await self.store.runs.retry_of(run.id)
+        clicked = run  # its retry canceled before it started: that retry is retried, the rights asked of it now
+        run, existing = await self.notifier.retried(run)
         if existing is not None:
-            raise InvalidRequest(_already_retried(run, existing))
+            raise InvalidRequest(_already_retried(clicked, existing))
         await self._refuse_an_earlier_step_run(run)
         target = self._target(run)
         pipeline = target if isinstance(target, Pipeline) else None
@@ -365,11 +369,12 @@ class RunService:
                 resume_from=resume_from,
             )
         except AlreadyRetried as exc:  # two clicks at once: the database let one through
-            raise InvalidRequest(_already_retried(run, exc.retry)) from None
-        await self.guard.audit(actor, "retry", f"#{run.id}", "ok", f"as run #{new.id}", right=right)
-        await self.notifier.refresh_card(run)
-        await self.notifier.thread(run, "retried", RetriedBy(actor.user_id, new.id))
-        await self._alerts_of(run.id)
+            raise InvalidRequest(_already_retried(clicked, exc.retry)) from None
+        await self.guard.audit(actor, "retry", f"#{clicked.id}", "ok", f"as run #{new.id}", right=right)
+        for told in {clicked.id: clicked, run.id: run}.values():  # the failure's card, and the canceled retry's
+            await self.notifier.refresh_card(told)
+            await self.notifier.thread(told, "retried", RetriedBy(actor.user_id, new.id))
+            await self._alerts_of(told.id)
         return new
 
     def _resumable(self, run: RunRecord) -> str:

@@ -73,6 +73,7 @@ class RunView:
     next_poll_at: datetime | None
     unknown_since: datetime | None
     acknowledged_by: str | None
+    canceled_by: str | None = None  # who asked for the run's cancel (a run canceled before it started: who did)
 
     def duration(self, now: datetime) -> timedelta | None:
         return run_duration(self.created_at, self.started_at, self.ended_at, final=self.final, now=now)
@@ -104,6 +105,7 @@ def run_view(run: RunRecord) -> RunView:
         next_poll_at=run.next_poll_at,
         unknown_since=run.unknown_since,
         acknowledged_by=run.acknowledged_by,
+        canceled_by=run.cancel_requested_by,
     )
 
 

@@ -34,7 +34,8 @@ __all__ = ["WorkflowEngine"]
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 
-DONE_BAD = (StepState.FAILED, StepState.REJECTED, StepState.TIMED_OUT)
+#: a canceled step stops its branch as a failed one does (its on_failure edges), and Retry on the card runs it again
+DONE_BAD = (StepState.FAILED, StepState.CANCELED, StepState.REJECTED, StepState.TIMED_OUT)
 # a step claimed ("starting") whose claimer neither began it nor gave the claim back in this long (killed between
 # the two) may be claimed again by whoever follows its predecessor again (recovery's replay of that end); a run
 # the first claimer recorded meanwhile is adopted, never started twice
@@ -268,7 +269,7 @@ class WorkflowEngine:
         if run.workflow_run_id is None or run.step is None:
             return
         succeeded = run.run_state is RunState.SUCCEEDED
-        state = StepState.SUCCEEDED if succeeded else StepState.FAILED
+        state = StepState.SUCCEEDED if succeeded else _step_state(run)
         moved = await self.store.workflows.set_step(
             run.workflow_run_id,
             run.step,
@@ -398,3 +399,9 @@ def _ending(step: StepRecord) -> str:
         return f"#{step.run_id}"
     when = step.decided_at or step.due_at
     return when.isoformat() if when else ""
+
+
+def _step_state(run: RunRecord) -> StepState:
+    """The end of a step whose run did not succeed: canceled (someone asked for it; recorded and shown so, not as
+    a failure of the pipeline), else failed."""
+    return StepState.CANCELED if run.run_state is RunState.CANCELED else StepState.FAILED

@@ -223,22 +223,22 @@ class SlackReporter:
     async def connection_down(self, key: str, alert: Alert, display_name: str) -> None:
         await self._connection_alert(key, alert, display_name)
 
-    async def connection_back(self, key: str, alert: Alert, display_name: str) -> None:
+    async def connection_back(self, key: str, alert: Alert, display_name: str, *, removed: bool = False) -> None:
         now = self.now()
-        await self._connection_alert(key, alert, display_name)
-        text, blocks = connection_back(alert_view(alert), display_name)
+        await self._connection_alert(key, alert, display_name, removed=removed)
+        text, blocks = connection_back(alert_view(alert), display_name, removed=removed)
         await self.store.outbox.enqueue(
             keys.back(key), kind=OutboxKind.POST, channel=alert.channel, text=text, blocks=blocks, now=now
         )
 
-    async def _connection_alert(self, key: str, alert: Alert, display_name: str) -> None:
+    async def _connection_alert(self, key: str, alert: Alert, display_name: str, *, removed: bool = False) -> None:
         """The "cannot reach" message as the alert is now, read after the ticket: a poll failing and another
         answering at once (two tasks, two replicas) must not leave it saying "cannot reach" over its "answers
         again" once the connection is back (the caller's ``alert`` was read before the other's change)."""
         ticket = await self.store.cards.draw_ticket_for(key)
         alert = await self.store.alerting.get(alert.id) or alert
         back = alert.recovered_at is not None
-        text, blocks = connection_alert(alert_view(alert), display_name, back=back)
+        text, blocks = connection_alert(alert_view(alert), display_name, back=back, removed=removed)
         await self.store.cards.write(key, alert.channel, text, blocks, now=self.now(), ticket=ticket,
                                      while_open=None if back else alert.id)
 

@@ -253,13 +253,16 @@ class RunStore(RunLeases, RunReads):
         ask is counted until its answer (``cancel_asks``): a refusal withdraws the request only when no other cancel
         is on its way (two people clicking Cancel at once). A cancel taken before stays taken. A request older than
         ``CANCEL_PENDING_LIMIT`` counts for nothing any more: its asks are forgotten (one answered "unknown", or cut by
-        a kill, is never answered: it would keep every later refused cancel from withdrawing its request).
+        a kill, is never answered: it would keep every later refused cancel from withdrawing its request). A later ask
+        keeps the earliest unanswered one's time: a kill's ask then a refused one held the failure ten minutes past
+        the second click (fifteenth pass (a)); only an answer lost renews it (``cancel_unconfirmed``).
 
         Only while the run has not ended: False when it has (recorded since the click read it), nothing written. A
         request left on an ended run would change what it was: a failed attempt whose alert waits for the retry its
         policy made would read as asked to cancel (``Retrier.held_failure``), its failure then never announced."""
         taken = runs.c.cancel_requested_by.is_not(None) & runs.c.cancel_pending_since.is_(None)
         stale = runs.c.cancel_pending_since.is_not(None) & (runs.c.cancel_pending_since <= now - CANCEL_PENDING_LIMIT)
+        fresh = runs.c.cancel_pending_since.is_not(None) & (runs.c.cancel_pending_since > now - CANCEL_PENDING_LIMIT)
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(runs)
@@ -268,7 +271,7 @@ class RunStore(RunLeases, RunReads):
                     cancel_asks=case((stale, 1), else_=runs.c.cancel_asks + 1),
                     cancel_unconfirmed=case((stale, False), else_=runs.c.cancel_unconfirmed),
                     cancel_requested_by=case((taken, runs.c.cancel_requested_by), else_=user_id),
-                    cancel_pending_since=case((taken, None), else_=now),
+                    cancel_pending_since=case((taken, None), (fresh, runs.c.cancel_pending_since), else_=now),
                 )
             )
             return result.rowcount == 1
@@ -290,12 +293,15 @@ class RunStore(RunLeases, RunReads):
                 )
             )
 
-    async def cancel_unconfirmed(self, run_id: int) -> None:
+    async def cancel_unconfirmed(self, run_id: int, *, now: datetime) -> None:
         """A cancel's call ended without saying whether the provider took it (its answer lost, a 5xx): the request
-        stays for ``CANCEL_PENDING_LIMIT``, no longer on its way (a failure is now taken for it, not held)."""
+        stays for ``CANCEL_PENDING_LIMIT`` from ``now`` (it may have stopped the run just now), no longer on its way
+        (a failure is now taken for it, not held)."""
+        pending = case((runs.c.cancel_pending_since.is_not(None), now), else_=None)  # taken meanwhile: stays taken
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(runs).where(runs.c.id == run_id).values(cancel_asks=_one_answered(), cancel_unconfirmed=True)
+                update(runs).where(runs.c.id == run_id)
+                .values(cancel_asks=_one_answered(), cancel_unconfirmed=True, cancel_pending_since=pending)
             )
 
     async def cancel_withdrawn(self, run_id: int) -> None:

@@ -34,6 +34,7 @@ class StepState(enum.StrEnum):
     WAITING = "waiting"  # an approval step waiting for a decision
     SUCCEEDED = "succeeded"  # its run succeeded, or the approval was given
     FAILED = "failed"
+    CANCELED = "canceled"  # its run was canceled (by a person, or in the provider's console): no failure of it
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"  # an approval nobody gave in time
 

@@ -196,10 +196,18 @@ def _single(alert: AlertView, display: str, cc: Sequence[str]) -> tuple[str, lis
     return text, blocks
 
 
-def connection_alert(alert: AlertView, display: str, *, back: bool) -> tuple[str, list[Block]]:
-    """The one "cannot reach" message of a connection; rewritten once it answers again."""
+def connection_alert(
+    alert: AlertView, display: str, *, back: bool, removed: bool = False
+) -> tuple[str, list[Block]]:
+    """The one "cannot reach" message of a connection; rewritten once it answers again, or once it was removed
+    from the catalog (nothing polls it any more: it was closed at start, not heard from)."""
     conn = escape(alert.connection or "?")
-    if back and alert.recovered_at is not None:
+    if back and removed and alert.recovered_at is not None:
+        text = (
+            f"🗑️ Connection *{conn}* was removed from the configuration; it had not answered since "
+            f"{slack_date(alert.first_at)}. Its alert was closed {slack_date(alert.recovered_at)}."
+        )
+    elif back and alert.recovered_at is not None:
         text = (
             f"✅ {escape(display)} ({conn}) answers again since {slack_date(alert.recovered_at)}; "
             f"it had not answered since {slack_date(alert.first_at)}."
@@ -214,9 +222,14 @@ def connection_alert(alert: AlertView, display: str, *, back: bool) -> tuple[str
     return text, [section(text)]
 
 
-def connection_back(alert: AlertView, display: str) -> tuple[str, list[Block]]:
+def connection_back(alert: AlertView, display: str, *, removed: bool = False) -> tuple[str, list[Block]]:
     assert alert.recovered_at is not None
     text = f"✅ {escape(display)} ({escape(alert.connection or '?')}) is back: runs on it are followed again."
+    if removed:
+        text = (
+            f"🗑️ Connection *{escape(alert.connection or '?')}* was removed from the configuration: its "
+            "\"cannot reach\" alert is closed (it was not heard from again)."
+        )
     return text, [section(text)]
 
 

@@ -265,10 +265,27 @@ def message_text(message: str, heading: str) -> str:
 
 
 def _message(run: RunView, display_name: str) -> list[Block]:
+    if never_started(run):  # the message is the bot's own: the provider never heard of the run
+        return [section(canceled_before_start(run, display_name))]
     if not run.message.strip():
         return []
     heading = f"*{truncate(escape(display_name), 100, '…')} says*"
     return [section(message_text(run.message, heading))]
+
+
+def never_started(run: RunView) -> bool:
+    """Canceled while it waited its turn (a retry's backoff, a provider's cap): nothing of it was ever sent."""
+    return run.run_state is RunState.CANCELED and run.provider_run_id is None
+
+
+def canceled_before_start(run: RunView, display_name: str) -> str:
+    """Who canceled a run that never started, in the bot's words (its stored message is the bot's, not the
+    provider's: "*InVision says* canceled at …" attributed it to a provider that never heard of the run)."""
+    who = ""
+    if run.canceled_by:
+        with contextlib.suppress(ValueError):
+            who = f" by {mention_user(run.canceled_by)}"
+    return f"Canceled{who} before it started: it never ran on {escape(display_name)}."
 
 
 def word_and_raw(state: RunState, raw_status: str) -> str:

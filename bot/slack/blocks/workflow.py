@@ -25,6 +25,7 @@ _EMOJI = {
     StepState.RUNNING: "▶️",
     StepState.SUCCEEDED: "✅",
     StepState.FAILED: "❌",
+    StepState.CANCELED: "⏹️",
     StepState.WAITING: "⏸️",
     StepState.REJECTED: "🚫",
     StepState.TIMED_OUT: "⌛",

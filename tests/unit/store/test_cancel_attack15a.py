@@ -43,7 +43,7 @@ async def test_a_failure_from_a_provider_that_shows_cancels_is_never_held_nor_ta
     await store.runs.cancel_requested(on_its_way.id, "U_ANN", now=NOW)
     lost = await _running(store, "o-2")  # a stop whose answer was lost
     await store.runs.cancel_requested(lost.id, "U_ANN", now=NOW)
-    await store.runs.cancel_unconfirmed(lost.id)
+    await store.runs.cancel_unconfirmed(lost.id, now=NOW)
     taken = await _running(store, "o-3")  # a stop taken, yet the provider says failed: it failed on its own
     await store.runs.cancel_requested(taken.id, "U_ANN", now=NOW)
     await store.runs.cancel_taken(taken.id, "U_ANN")

@@ -1,9 +1,10 @@
 """What ``pipeline-bot run`` imports before it starts: not the parts a running bot may never use.
 
 Each module a process imports stays in its RSS for good (docs/PERFORMANCE.md, "Seventh pass (memory)"): SQLAlchemy's
-PostgreSQL dialect (about 2.3 MB) on a bot on SQLite, Socket Mode's modules on a bot served over HTTP. Both are
-imported at start-up when they are used (the engine loads its own dialect; ``build`` the Socket Mode handler), so
-a broken install still fails before the bot serves. Checked in a fresh interpreter: this process has imported
+PostgreSQL dialect (about 2.3 MB) on a bot on SQLite, Socket Mode's modules on a bot served over HTTP, cryptography
+(6.6 MB) for Tailer connections without a service-account key. Each is imported at start-up when it is used (the
+engine loads its own dialect, ``build`` the Socket Mode handler, the catalog's load a service-account key), so a
+broken install still fails before the bot serves. Checked in a fresh interpreter: this process has imported
 everything already.
 """
 
@@ -26,19 +27,25 @@ LAZY = (
     "slack_sdk.socket_mode",
     "slack_bolt.adapter.socket_mode",
     "bot.slack.socket_mode",
+    "cryptography",
 )
 
 
 def _imported_by_run() -> set[str]:
-    """The modules loaded once ``python -m bot run`` has imported ``bot.cli`` and ``bot.runtime``."""
-    code = "import json, sys; import bot.cli, bot.runtime; print(json.dumps(sorted(sys.modules)))"
+    """The modules loaded once ``python -m bot run`` has imported ``bot.cli`` and ``bot.runtime``, and every
+    provider's modules (as a catalog naming all four has them imported)."""
+    code = (
+        "import json, sys; import bot.cli, bot.runtime; from bot.providers.registry import PROVIDERS, provider; "
+        "[provider(key) for key in PROVIDERS]; print(json.dumps(sorted(sys.modules)))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     return set(json.loads(done.stdout))
 
 
-def test_run_imports_no_database_dialect_nor_socket_mode_before_it_starts() -> None:
+def test_run_imports_no_database_dialect_nor_socket_mode_nor_cryptography_before_it_starts() -> None:
     imported = _imported_by_run()
-    assert "bot.runtime" in imported and "sqlalchemy.ext.asyncio" in imported  # the check itself saw the imports
+    # the check itself saw the imports
+    assert {"bot.runtime", "sqlalchemy.ext.asyncio", "bot.providers.tailer.auth"} <= imported
     loaded = sorted(m for m in imported if any(m == lazy or m.startswith(lazy + ".") for lazy in LAZY))
     assert loaded == []
 

@@ -156,6 +156,7 @@ def main(argv: list[str]) -> int:
 
     report["imported"] = proc_status()
     report["modules"] = len(sys.modules)
+    imported = set(sys.modules)
     start, stop = Runtime.start, Runtime.stop
 
     async def watch_peak() -> None:
@@ -186,6 +187,11 @@ def main(argv: list[str]) -> int:
         nonlocal began
         await start(self)
         report["started"] = snapshot()
+        # what the start imported on first use, by top-level package (the bot's own by package)
+        report["started"]["modules_imported"] = Counter(
+            ".".join(name.split(".")[:2]) if name.startswith("bot.") else name.split(".")[0]
+            for name in set(sys.modules) - imported
+        ).most_common()
         if tracing:
             tracemalloc.start()
             began = asyncio.get_running_loop().time()

@@ -486,6 +486,9 @@ def print_memory(report: dict[str, Any], n: int) -> None:
             print(f"{what}: glibc {snap['glibc']}; pymalloc {snap['pymalloc']}; {snap['gc_objects']:,} objects "
                   f"tracked; {snap['tasks']} tasks {snap['task_names'][:5]}")
             print("  objects by type: " + ", ".join(f"{t} {c:,}" for t, c in snap["gc_types"][:15]))
+            if snap.get("modules_imported"):
+                print("  modules the start imported (by package): "
+                      + ", ".join(f"{p} {c}" for p, c in snap["modules_imported"][:25]))
     if "top_lines" in end:
         print(f"tracemalloc since the start: {end['traced_mb']} MB traced (its own bookkeeping "
               f"{end['tracemalloc_own_mb']} MB)")

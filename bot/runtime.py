@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
@@ -61,7 +62,7 @@ from bot.slack.app import build_app, web_client
 from bot.slack.context import Services
 from bot.slack.http import HttpServer
 from bot.slack.intake import Signatures
-from bot.slack.replays import Replays, ReplaySafeSocketModeHandler
+from bot.slack.replays import Replays
 from bot.slack.reporter import SlackReporter
 from bot.slack.tasks import TaskSet
 from bot.store.away import database_away
@@ -76,6 +77,9 @@ from bot.tracking.poller import Poller
 from bot.tracking.schedules import ScheduleRunner
 from bot.tracking.stuck import StuckDetector
 from bot.tracking.watch import Watcher
+
+if TYPE_CHECKING:
+    from bot.slack.socket_mode import ReplaySafeSocketModeHandler
 
 __all__ = ["Components", "Runtime", "build", "install_jobs", "utcnow"]
 
@@ -656,6 +660,9 @@ def _socket_mode(
     if not settings.socket_mode:
         return None
     assert settings.slack_app_token is not None  # the settings require it in Socket Mode
+    # imported here, at start-up, only when asked for: an HTTP bot leaves Socket Mode's 24 modules unloaded
+    from bot.slack.socket_mode import ReplaySafeSocketModeHandler
+
     return ReplaySafeSocketModeHandler(app, settings.slack_app_token.get_secret_value(), replays, metrics)
 
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
@@ -32,6 +30,7 @@ from bot.store.alert_events import EventKind, add_event
 from bot.store.messages import write_message
 from bot.store.paging import add_page, episode_of, triggered_in
 from bot.store.tables import alerts, connection_health, runs
+from bot.store.upsert import upsert_insert
 from bot.store.watches import Watch, WatchRows
 
 __all__ = ["Alert", "AlertKind", "AlertState", "AlertStore", "Health", "Watch", "alert_of_row", "repoint_alerts"]
@@ -377,7 +376,7 @@ class AlertStore(WatchRows):
         ERROR with a traceback (fifteenth pass (b))."""
         async with self.engine.begin() as conn:
             if await _health_row(conn, connection) is None:
-                dialect_insert = pg_insert if self._postgres else sqlite_insert
+                dialect_insert = upsert_insert(conn)
                 await conn.execute(
                     dialect_insert(connection_health)
                     .values(connection=connection, failing_since=now, last_error=error[:2000], updated_at=now)

@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.rows import is_postgres
 from bot.store.tables import function_steps, outbox
+from bot.store.upsert import upsert_insert
 
 __all__ = ["FunctionStep", "FunctionSteps"]
 
@@ -32,7 +30,7 @@ class FunctionStep:
 class FunctionSteps:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._insert = pg_insert if is_postgres(engine) else sqlite_insert
+        self._insert = upsert_insert(engine)
 
     async def claim(self, execution_id: str, *, user_id: str, wait: bool, now: datetime) -> bool:
         """Record an execution. False when it was already recorded: a repeated delivery, ignored."""

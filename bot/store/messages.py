@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.models import Json, JsonValue
 from bot.store.tables import cards
+from bot.store.upsert import upsert_insert
 
 __all__ = ["write_message"]
 
@@ -31,7 +30,7 @@ async def write_message(
     since we looked."""
     row = await _current(conn, key)
     if row is None:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        dialect_insert = upsert_insert(conn)
         inserted = await conn.execute(
             dialect_insert(cards)
             .values(

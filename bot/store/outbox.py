@@ -10,8 +10,6 @@ from datetime import datetime, timedelta
 from typing import NotRequired, TypedDict, Unpack
 
 from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.models import Json
@@ -20,6 +18,7 @@ from bot.store.alert_events import EventKind
 from bot.store.records import OutboxItem, OutboxKind
 from bot.store.rows import claim
 from bot.store.tables import alert_events, alerts, cards, outbox, runs
+from bot.store.upsert import upsert_insert
 
 __all__ = ["Message", "OutboxState", "OutboxStore", "add_message"]
 
@@ -246,7 +245,7 @@ async def add_message(conn: AsyncConnection, key: str, **message: Unpack[Message
         "last_error": "",
         "created_at": message["now"],
     }
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    dialect_insert = upsert_insert(conn)
     statement = dialect_insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
     result = await conn.execute(statement)
     return bool(result.rowcount)

@@ -16,14 +16,13 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.models import Json
 from bot.store.rows import claim
 from bot.store.tables import alert_events, alerts, pagerduty_events
+from bot.store.upsert import upsert_insert
 
 __all__ = [
     "Page",
@@ -229,7 +228,7 @@ async def add_page(
         "last_error": "",
         "created_at": now,
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(conn)
     statement = insert(pagerduty_events).values(**values).on_conflict_do_nothing(index_elements=["key"])
     return bool((await conn.execute(statement)).rowcount)
 

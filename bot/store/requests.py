@@ -19,11 +19,10 @@ from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store.tables import slack_requests
+from bot.store.upsert import upsert_insert
 
 __all__ = ["Ledger", "LocalRequestLedger", "RequestLedger"]
 
@@ -99,7 +98,7 @@ class _Batches(Generic[T, R]):
 class RequestLedger:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._insert = upsert_insert(engine)
         self._claims: _Batches[_Claim, str | None] = _Batches(self._claim_batch)
         self._answers: _Batches[tuple[str, str], None] = _Batches(self._answer_batch)
         self._background: set[asyncio.Task[None]] = set()
@@ -266,7 +265,7 @@ class LocalRequestLedger:
                     for k in keys if (r := rows.get(k)) is not None
                 ]
                 if values:
-                    stmt = sqlite_insert(slack_requests).values(values)
+                    stmt = upsert_insert(conn)(slack_requests).values(values)
                     await conn.execute(stmt.on_conflict_do_update(
                         index_elements=["key"],
                         set_={c: stmt.excluded[c] for c in ("state", "token", "claimed_at", "expires_at")},

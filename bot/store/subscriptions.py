@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.rows import is_postgres
 from bot.store.tables import subscriptions
+from bot.store.upsert import upsert_insert
 
 __all__ = ["Level", "SubjectKind", "Subscription", "SubscriptionStore"]
 
@@ -50,7 +48,7 @@ class Subscription:
 class SubscriptionStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._insert = pg_insert if is_postgres(engine) else sqlite_insert
+        self._insert = upsert_insert(engine)
 
     async def add(
         self, kind: SubjectKind, target: str, *, channel: str, level: Level, user_id: str, now: datetime

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.tables import watches
+from bot.store.upsert import upsert_insert
 
 __all__ = ["Watch", "WatchRows"]
 
@@ -28,7 +27,6 @@ class Watch:
 
 class WatchRows:
     engine: AsyncEngine
-    _postgres: bool
 
     async def set_watch(
         self, pipeline: str, *, enabled: bool, channel: str | None, user_id: str | None, now: datetime
@@ -46,8 +44,7 @@ class WatchRows:
                 "updated_by": user_id,
                 "updated_at": now,
             }
-            dialect_insert = pg_insert if self._postgres else sqlite_insert
-            statement = dialect_insert(watches).values(pipeline=pipeline, **values)
+            statement = upsert_insert(conn)(watches).values(pipeline=pipeline, **values)
             # two first cycles (or a cycle and a command) at once: the later write wins, nobody fails
             await conn.execute(statement.on_conflict_do_update(index_elements=["pipeline"], set_=values))
             row = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().one()
@@ -58,8 +55,7 @@ class WatchRows:
         written since the cycle read none (a person's ``/pipeline watch X #channel``, another replica's cycle): that
         one is kept. An upsert here replaced the person's channel with none, after they were told where alerts go."""
         values = {"enabled": True, "channel": None, "since": now, "updated_by": None, "updated_at": now}
-        dialect_insert = pg_insert if self._postgres else sqlite_insert
-        statement = dialect_insert(watches).values(pipeline=pipeline, **values)
+        statement = upsert_insert(self.engine)(watches).values(pipeline=pipeline, **values)
         async with self.engine.begin() as conn:
             await conn.execute(statement.on_conflict_do_nothing(index_elements=["pipeline"]))
             row = (await conn.execute(select(watches).where(watches.c.pipeline == pipeline))).mappings().one()

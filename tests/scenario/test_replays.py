@@ -28,7 +28,8 @@ from bot.emulators.slack.signing import signed_headers
 from bot.ops.metrics import SLACK_ACK
 from bot.runtime import Runtime
 from bot.slack.intake import request_key
-from bot.slack.replays import ACK_DEADLINE, ReplaySafeSocketModeHandler, envelope_key, ledger_key
+from bot.slack.replays import ACK_DEADLINE, ledger_key
+from bot.slack.socket_mode import ReplaySafeSocketModeHandler, envelope_key
 from tests.postgres import create_postgres_database, drop_postgres_database
 from tests.scenario.harness import World, world
 from tests.scenario.surface import command_body

@@ -55,6 +55,8 @@ LAZY_IMPORTS = {
     ("bot/cli.py", "bot.runtime"),
     ("bot/cli.py", "bot.emulators.standalone"),
     ("bot/cli.py", "bot.demo.run"),
+    # Socket Mode's handler (and slack_sdk's Socket Mode modules) only for a bot that asks for it, at start-up
+    ("bot/runtime.py", "bot.slack.socket_mode"),
 }
 
 

@@ -12,8 +12,6 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from pathlib import Path
 
 import httpx
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 from pydantic import SecretStr
 
 from bot.errors import (
@@ -47,6 +45,10 @@ def jwt_expiry(token: str) -> float | None:
 
 def mint_jwt(key: ServiceAccountKey, audience: str, now: float, lifetime: int = 3600) -> str:
     """A self-signed RS256 JWT for a Google service account, as Tailer accepts it."""
+    # imported with the key (``ServiceAccountKey.from_json``): a bot whose Tailer connections use tokens never loads it
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     header = {"alg": "RS256", "typ": "JWT", "kid": key.private_key_id}
     iat = int(now)
     claims = {

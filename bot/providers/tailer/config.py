@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from bot.providers.base import ConnectionConfig, JobConfig
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 DEFAULT_BASE_URL = "https://tailer-api-nqonovswsq-ew.a.run.app"
 #: Google's token service, where tailer-sdk's firebase library renews ID tokens (``Auth.refresh``)
@@ -43,6 +44,12 @@ class ServiceAccountKey:
         if missing:
             raise ValueError(f"the service account key lacks {', '.join(missing)}")
         pem = str(data["private_key"])
+        # cryptography (6.6 MB of RSS, its OpenSSL included) only for a service-account key: a connection with a
+        # token never loads it. A key is read when the catalog is loaded (``check`` and ``run`` alike), so a broken
+        # install still fails before the bot serves
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         try:
             key = serialization.load_pem_private_key(pem.encode(), password=None)
         except (ValueError, TypeError):

@@ -38,6 +38,7 @@ from tests.contract import dk_samples as samples
 from tests.contract.case_datakitchen import KITCHEN, PASSWORD, RECIPE, USERNAME, VARIATION
 from tests.contract.cases import RETRY
 from tests.contract.conftest import SleepRecorder
+from tests.local_servers import web_server
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = Job(kitchen=KITCHEN, recipe=RECIPE, variation=VARIATION)
@@ -1032,23 +1033,16 @@ async def status_with_log(log: str) -> tuple[Any, int]:
             return json_response({"servings": [{"hid": "h1", "status": "SERVING_ERROR"}]})
         return json_response({"servings": [{"hid": "h1", "status": "SERVING_ERROR", "logs": log}]})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    client = Client("dk", Connection(base_url=f"http://127.0.0.1:{port}", username=USERNAME, password=PASSWORD),
-                    retry=RETRY)
-    tracemalloc.start()
-    try:
-        status = await client.get_status(JOB, "order-1")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        await client.aclose()
-        await runner.cleanup()
+    async with web_server(answer) as url:
+        client = Client("dk", Connection(base_url=url, username=USERNAME, password=PASSWORD),
+                        retry=RETRY)
+        tracemalloc.start()
+        try:
+            status = await client.get_status(JOB, "order-1")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            await client.aclose()
     return status, peak
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import pytest
-from aiohttp import web
 
 from bot.config import Settings
 from bot.errors import ProviderError
@@ -27,26 +25,6 @@ USER, PASSWORD = "proxy-user", 'Pr0xy pa55&w%rd+"\u00e9'
 
 async def _no_sleep(seconds: float) -> None:
     return None
-
-
-@pytest.fixture
-async def proxy() -> AsyncIterator[str]:
-    """A proxy refusing every request with a page that shows the request's headers, as a debugging or verbose
-    proxy does."""
-
-    async def refuse(request: web.Request) -> web.StreamResponse:
-        shown = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
-        return web.Response(status=407, text=f"Access denied for:\n{request.method} {request.url}\n{shown}")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", refuse)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 @pytest.mark.parametrize("variable", ["HTTP_PROXY", "all_proxy"])

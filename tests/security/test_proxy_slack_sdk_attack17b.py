@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -42,25 +40,6 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     return monkeypatch
-
-
-@pytest.fixture
-async def proxy() -> AsyncIterator[str]:
-    """A proxy refusing every request with a page that shows the request's headers."""
-
-    async def refuse(request: web.Request) -> web.StreamResponse:
-        shown = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
-        return web.Response(status=407, text=f"Access denied for:\n{request.method} {request.url}\n{shown}")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", refuse)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 def settings() -> Settings:

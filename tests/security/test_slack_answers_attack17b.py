@@ -33,6 +33,7 @@ from bot.ops.redact import PROCESS, Redactor
 from bot.store.records import NewRun, OutboxKind, RunOrigin
 from bot.store.store import Store
 from bot.store.tables import cards, outbox
+from tests.local_servers import web_server
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 TOKEN = "xoxb-1234567890-gateway-T0ken"
@@ -42,17 +43,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @asynccontextmanager
 async def gateway(handler: Handler) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/api/"
-    finally:
-        await runner.cleanup()
+    async with web_server(handler) as url:
+        yield f"{url}/api/"
 
 
 async def echoing_error(request: web.Request) -> web.StreamResponse:

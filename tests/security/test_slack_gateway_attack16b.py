@@ -21,6 +21,7 @@ from bot.ops.redact import PROCESS, Redactor
 from bot.store.records import NewRun, OutboxKind, RunOrigin
 from bot.store.store import Store
 from bot.store.tables import cards, outbox
+from tests.local_servers import web_server
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 TOKEN = "xoxb-1234567890-gateway-T0ken"
@@ -33,15 +34,8 @@ async def gateway() -> AsyncIterator[str]:
     async def failing(request: web.Request) -> web.StreamResponse:
         return web.json_response({"message": "Bad gateway", "request": dict(request.headers)}, status=502)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", failing)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/api/"
-    await runner.cleanup()
+    async with web_server(failing) as url:
+        yield f"{url}/api/"
 
 
 async def test_a_slack_error_page_showing_the_bot_token_is_kept_redacted(sqlite_store: Store, gateway: str) -> None:
@@ -76,14 +70,7 @@ async def test_a_slack_answer_in_plain_text_is_a_slack_failure_not_a_crash_of_it
     async def plain(request: web.Request) -> web.StreamResponse:
         return web.Response(status=503, text="no healthy upstream", content_type="text/plain")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", plain)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with web_server(plain) as url:
         run = await sqlite_store.runs.create(
             NewRun(provider="rivery", connection="rivery-us", job={"river_id": "r1"}, parameters={},
                    origin=RunOrigin.SLACK, pipeline="leads-ods", started_by="U0ALICE", channel="C0GENERAL",
@@ -94,11 +81,9 @@ async def test_a_slack_answer_in_plain_text_is_a_slack_failure_not_a_crash_of_it
             run.id, "C0GENERAL", "leads-ods failed", [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}],
             now=NOW,
         )
-        client = AsyncWebClient(token=TOKEN, base_url=f"http://127.0.0.1:{port}/api/")
+        client = AsyncWebClient(token=TOKEN, base_url=f"{url}/api/")
         deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: NOW)
         assert await deliverer.tick() == 0
-    finally:
-        await runner.cleanup()
     async with sqlite_store.engine.connect() as conn:
         kept = (await conn.execute(select(cards.c.last_error, cards.c.not_before))).one()
     assert "503" in kept.last_error and "attribute" not in kept.last_error, kept
@@ -115,24 +100,15 @@ async def test_a_steps_completion_answered_in_plain_text_is_tried_again_not_rais
     async def plain(request: web.Request) -> web.StreamResponse:
         return web.Response(status=503, text="no healthy upstream", content_type="text/plain")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", plain)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with web_server(plain) as url:
         await sqlite_store.outbox.enqueue(
             "fn:Fx0123", kind=OutboxKind.FUNCTION, channel="Fx0123", text="step Fx0123: run #1 succeeded",
             blocks=[{"outputs": {"run_number": 1}}], run_id=None, now=NOW,
         )
-        client = AsyncWebClient(token=TOKEN, base_url=f"http://127.0.0.1:{port}/api/")
+        client = AsyncWebClient(token=TOKEN, base_url=f"{url}/api/")
         deliverer = Deliverer(sqlite_store, client, owner="test", now=lambda: NOW)
         with caplog.at_level(logging.WARNING):
             assert await deliverer.tick() == 0
-    finally:
-        await runner.cleanup()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     async with sqlite_store.engine.connect() as conn:
         kept = (await conn.execute(select(outbox.c.state, outbox.c.not_before))).one()

@@ -15,7 +15,8 @@ from aiohttp import web
 from bot.errors import ProviderError
 from bot.providers import rivery
 from bot.providers._http import RetryPolicy
-from tests.unit.providers.test_transport import raw_server, read_request, web_server
+from tests.local_servers import web_server
+from tests.unit.providers.test_transport import raw_server, read_request
 
 JOB = rivery.Job(river_id="r1")
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, max_retry_after=0.05)

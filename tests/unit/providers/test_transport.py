@@ -20,24 +20,9 @@ from bot.providers._http import Call, HttpCaller, RetryPolicy
 from bot.providers.base import SPARE_CONNECTIONS
 from bot.providers.shards import ShardedTransport, tls_context
 from bot.providers.transport import AiohttpTransport
+from tests.local_servers import web_server
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def web_server(handler: Handler) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)  # handlers that never end: cancelled
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,8 @@ from bot.providers import invision
 from bot.providers._http import Call
 from bot.providers.shards import tls_context
 from bot.providers.transport import AiohttpTransport
-from tests.unit.providers.test_transport import answer_with, raw_server, read_request, web_server
+from tests.local_servers import web_server
+from tests.unit.providers.test_transport import answer_with, raw_server, read_request
 
 JOB = invision.Job(dataflow_id="flow-1")
 
@@ -169,24 +170,17 @@ async def test_a_self_signed_provider_is_refused_unless_its_certificate_is_in_ss
         taken.append(request.path)
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
-    await site.start()
-    url = f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    try:
-        async with client_of(url) as client:
-            with pytest.raises(ProviderUnavailable) as err:
-                await client.caller.json(Call("POST", "api/pub/v1/start", "start it", idempotent=False))
-        assert "certificate verify failed" in str(err.value) and taken == []
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
-        tls_context.cache_clear()
-        async with client_of(url) as client:
-            assert await client.caller.json(Call("GET", "api/pub/v1/ping", "ping")) == {"ok": True}
-        assert taken == ["/invision/api/pub/v1/ping"]
-    finally:
-        monkeypatch.delenv("SSL_CERT_FILE")
-        tls_context.cache_clear()
-        await runner.cleanup()
+    async with web_server(answer, tls=server_tls) as url:
+        try:
+            async with client_of(url) as client:
+                with pytest.raises(ProviderUnavailable) as err:
+                    await client.caller.json(Call("POST", "api/pub/v1/start", "start it", idempotent=False))
+            assert "certificate verify failed" in str(err.value) and taken == []
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+            tls_context.cache_clear()
+            async with client_of(url) as client:
+                assert await client.caller.json(Call("GET", "api/pub/v1/ping", "ping")) == {"ok": True}
+            assert taken == ["/invision/api/pub/v1/ping"]
+        finally:
+            monkeypatch.delenv("SSL_CERT_FILE")
+            tls_context.cache_clear()

@@ -255,7 +255,14 @@ async def running_world(
         slack.app_url = f"{runtime.http.url}/slack/events"
         yield the_world
     finally:
-        await the_world.runtime.stop()
+        # each of the stop's waits is bounded by its grace period: a stop that outlives them all is a hang, said
+        # with where each task waits
+        stopping = asyncio.ensure_future(the_world.runtime.stop())
+        if not (await asyncio.wait({stopping}, timeout=STOP_LIMIT_SECONDS))[0]:
+            _print_tasks()
+            stopping.cancel()
+            raise AssertionError(f"the bot did not stop within {STOP_LIMIT_SECONDS:g} s")
+        await stopping
         for emulator in emulators.values():
             await emulator.stop()
         await slack.stop()
@@ -265,11 +272,12 @@ async def running_world(
 # pytest-timeout (pyproject.toml) fails a test at 300 s with the main thread's stack, which in a world is the event
 # loop's wait: where each task waits is printed first, so a hang says which await never returned
 HANG_REPORT_SECONDS = 280.0
+STOP_LIMIT_SECONDS = 60.0
 
 
 def _print_tasks() -> None:
     tasks = asyncio.all_tasks()
-    print(f"a world still running after {HANG_REPORT_SECONDS:g} s: its {len(tasks)} tasks", file=sys.stderr)
+    print(f"a world's {len(tasks)} tasks, where each waits:", file=sys.stderr)
     for task in tasks:
         task.print_stack(file=sys.stderr)
 

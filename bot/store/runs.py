@@ -125,8 +125,8 @@ class RunStore(RunLeases, RunReads):
         nobody need mark it in a second one; a change that tells someone is left unnotified until its card and
         alerts are written (``mark_notified``), so recovery (``unnotified``) still finds it after a crash in between.
         """
-        read_next: list[datetime | None] = []  # the run's next poll as first read (``sooner``)
-        for _ in range(5):
+        read_next: datetime | None = None  # the run's next poll as first read (``sooner``)
+        for attempt in range(5):
             async with self.engine.begin() as conn:
                 if read is not None:
                     before, read = read, None
@@ -135,7 +135,8 @@ class RunStore(RunLeases, RunReads):
                     if row is None:  # a watched copy absorbed by the run that started it
                         return None
                     before = run_of_row(row)
-                read_next = read_next or [before.next_poll_at]
+                if attempt == 0:
+                    read_next = before.next_poll_at
                 if before.final:  # an ended run stays ended, whatever a stale answer says
                     return None
                 status = as_asked(before, status, now)
@@ -149,7 +150,7 @@ class RunStore(RunLeases, RunReads):
                     # on, so recovery (``unnotified``) finds it after a crash in between
                     values["notified_state"] = None
                 if values["next_poll_at"] is not None:  # a poll asked for meanwhile is kept
-                    values["next_poll_at"] = sooner(read_next[0], values["next_poll_at"])
+                    values["next_poll_at"] = sooner(read_next, values["next_poll_at"])
                 result = await conn.execute(
                     update(runs)
                     .where(

@@ -33,10 +33,14 @@ def slack_error(response: object) -> str:
 
 
 def slack_field(response: object, key: str) -> str:
-    """A text field of Slack's answer (``needed`` of a ``missing_scope``), or "" (none, or no JSON object)."""
+    """A text field of Slack's answer (``needed`` of a ``missing_scope``: scopes such as ``users:read.email,
+    chat:write``), or "" (none, no JSON object, or no such words: a gateway's own text, of megabytes or lines of its
+    own, was quoted whole as the scope to add by ``check --online`` and the start-up (eighteenth pass (b)))."""
     data = getattr(response, "data", None)
     value = data.get(key, "") if isinstance(data, dict) else ""
-    return value if isinstance(value, str) else ""
+    if not isinstance(value, str) or not _SLACK_WORDS.fullmatch(value):
+        return ""
+    return value if PROCESS.redact(value) == value else ""
 
 
 def slack_answer(response: object) -> str:
@@ -61,3 +65,6 @@ def slack_answer(response: object) -> str:
 #: ``req-6b1f…``) or a token in lower case was taken for Slack's code, a new /metrics series per failed call and
 #: "Slack answered …" (eighteenth pass (b))
 _SLACK_CODE = re.compile(r"(?=.{1,64}$)[a-z]+(?:_[a-z]+)*")
+
+#: how Slack writes scopes (``needed``, ``provided``): ``chat:write``, ``users:read.email``, comma-separated
+_SLACK_WORDS = re.compile(r"[a-z0-9_.:,\-]{1,200}")

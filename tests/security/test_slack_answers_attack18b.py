@@ -58,3 +58,35 @@ def test_a_real_slack_code_is_still_slacks_and_a_look_alike_is_not() -> None:
     for other in ("upstream_timeout_req_4f9c2a10", "req-6b1f0c2e-9d7a", TOKEN, "gw.denied.1"):
         assert slack_error(answer({"ok": False, "error": other})) == "", other
         assert slack_answer(answer({"ok": False, "error": other})).startswith("not Slack's answer: HTTP 200"), other
+
+
+async def test_a_gateways_needed_is_no_scope_to_add_unless_it_reads_as_scopes() -> None:
+    """A ``missing_scope`` whose ``needed`` is the gateway's own text (megabytes, lines of its own): it was quoted
+    whole as the scope to add, by ``check --online`` and the start-up."""
+    from bot.catalog.load import parse_catalog
+    from bot.checks.online import online_checks
+
+    async def odd_needed(request: web.Request) -> web.StreamResponse:
+        needed = "chat:write\n  ✓ Slack auth.test: ok " + "x" * 200_000
+        return web.json_response({"ok": False, "error": "missing_scope", "needed": needed}, status=200)
+
+    async def real_needed(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"ok": False, "error": "missing_scope", "needed": "users:read.email,chat:write"})
+
+    catalog = parse_catalog({
+        "version": 1,
+        "defaults": {"channel": "#data-alerts", "owners": ["U0ALICE"], "allow_run": ["*"]},
+        "connections": {"rivery": {"provider": "rivery", "base_url": "http://127.0.0.1:9/",
+                                   "api_token": "${RIVERY_TOKEN}"}},
+        "pipelines": {"leads": {"connection": "rivery", "river_id": "r1"}},
+    }, {"RIVERY_TOKEN": "t" * 40})
+    for handler, scope in ((odd_needed, None), (real_needed, "users:read.email,chat:write")):
+        async with gateway(handler) as url:
+            results = await online_checks(catalog, AsyncWebClient(token="xoxb-test-token", base_url=url), deadline=5)
+        auth = next(r for r in results if r.item == "Slack auth.test")
+        assert not auth.ok
+        assert len(auth.said) + len(auth.fix) < 1000 and "\n" not in auth.said + auth.fix, auth.said[:300]
+        if scope:
+            assert scope in auth.said and scope in auth.fix, auth
+        else:
+            assert "add the scope it needs to the app" in auth.fix, auth

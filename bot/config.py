@@ -301,6 +301,9 @@ def _database_passwords(url: str) -> list[str]:
     return found
 
 
+#: a URL's scheme (RFC 3986)
+_SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
+
 #: where httpx (the provider clients) and the Slack SDK take a proxy from, in either case
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
@@ -332,9 +335,15 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
                         "provider could be called; use an http:// proxy"
                     )
             elif scheme not in ("http", "https"):
+                # a scheme is letters, digits, + - . (RFC 3986): what else came before "://" is a user name and the
+                # start of a password holding "://" (``alice:Pa55://word@proxy:3128``), quoted here in clear while
+                # no secret was known of it (eighteenth pass (b))
                 found.append(
                     f"{variable}: the proxy's scheme {safe_text(scheme[:20])!r} is not one the bot can use (http, "
-                    "https, socks5): no provider could be called"
+                    "https, socks5): no provider could be called" if _SCHEME.fullmatch(scheme) else
+                    f"{variable}: what comes before '://' is no scheme (not quoted here: it may hold a password): no "
+                    "provider could be called. Write the proxy as http://user:password@host:port, a user name or "
+                    "password holding : / @ percent-encoded (: as %3A, / as %2F, @ as %40)"
                 )
                 continue
             full = url if "://" in url else f"http://{url}"

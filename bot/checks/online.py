@@ -99,7 +99,8 @@ def _slack_error(exc: SlackApiError) -> str:
 def _slack_fix(exc: SlackApiError, default: str) -> str:
     error = slack_error(exc.response)
     if error == "missing_scope":
-        return (f"add the scope {slack_field(exc.response, 'needed')} to the app (manifest.yml lists them all), then "
+        scope = slack_field(exc.response, "needed") or "it needs"
+        return (f"add the scope {scope} to the app (manifest.yml lists them all), then "
                 "reinstall it to the workspace and update SLACK_BOT_TOKEN")
     if error in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
         return "SLACK_BOT_TOKEN is not a working bot token: copy it again from OAuth & Permissions (xoxb-…)"

@@ -22,8 +22,8 @@ def slack_error(response: object) -> str:
     card's reason was "'str' object has no attribute 'get'", the 5xx wait never applied, and a step's completion
     raised out of the delivery tick ("deliveries failed" at ERROR) (sixteenth pass (b)).
 
-    Only an error code as Slack writes them (``invalid_auth``, ``not_in_channel``: lower-case letters, digits, ``_``
-    ``.`` ``-``, short): a gateway's JSON ``error`` (``"denied for POST … Authorization: Bearer xoxb-…"``, an object
+    Only an error code as Slack writes them (``invalid_auth``, ``not_in_channel``: lower-case words
+    joined by ``_``, short): a gateway's JSON ``error`` (``"denied for POST … Authorization: Bearer xoxb-…"``, an object
     echoing the request) was stored as the reason of a card or message in clear (the bot token in the database), and
     became a label of ``pipeline_bot_slack_calls_total`` (the token in /metrics, a new series per request id); the
     stored reason is then the answer's redacted text (seventeenth pass (b))."""
@@ -33,10 +33,14 @@ def slack_error(response: object) -> str:
 
 
 def slack_field(response: object, key: str) -> str:
-    """A text field of Slack's answer (``needed`` of a ``missing_scope``), or "" (none, or no JSON object)."""
+    """A text field of Slack's answer (``needed`` of a ``missing_scope``: scopes such as ``users:read.email,
+    chat:write``), or "" (none, no JSON object, or no such words: a gateway's own text, of megabytes or lines of its
+    own, was quoted whole as the scope to add by ``check --online`` and the start-up (eighteenth pass (b)))."""
     data = getattr(response, "data", None)
     value = data.get(key, "") if isinstance(data, dict) else ""
-    return value if isinstance(value, str) else ""
+    if not isinstance(value, str) or not _SLACK_WORDS.fullmatch(value):
+        return ""
+    return value if PROCESS.redact(value) == value else ""
 
 
 def slack_answer(response: object) -> str:
@@ -56,5 +60,11 @@ def slack_answer(response: object) -> str:
     return f"not Slack's answer: HTTP {status} ({PROCESS.excerpt(kind, 60)}){said}"
 
 
-#: how Slack writes an ``error`` (``ratelimited``, ``restricted_action_read_only_channel``)
-_SLACK_CODE = re.compile(r"[a-z0-9_.\-]{1,64}")
+#: how Slack writes an ``error`` (``ratelimited``, ``restricted_action_read_only_channel``): lower-case words joined
+#: by ``_``, no digit, ``-`` or ``.``: a gateway's look-alike carrying a request id (``upstream_timeout_req_4f9c2a10``,
+#: ``req-6b1f…``) or a token in lower case was taken for Slack's code, a new /metrics series per failed call and
+#: "Slack answered …" (eighteenth pass (b))
+_SLACK_CODE = re.compile(r"(?=.{1,64}$)[a-z]+(?:_[a-z]+)*")
+
+#: how Slack writes scopes (``needed``, ``provided``): ``chat:write``, ``users:read.email``, comma-separated
+_SLACK_WORDS = re.compile(r"[a-z0-9_.:,\-]{1,200}")

@@ -264,6 +264,26 @@ def _longest_form(secrets: frozenset[str]) -> int:
     return max((len(form) for secret in secrets for form in wire_forms(secret)), default=0)
 
 
+def _form_start(text: str, length: int) -> int:
+    """Where the last ``length`` characters of ``text`` begin, counted as a form's characters: a line break with
+    the padding after it (``\\r\\n`` then spaces, tabs, ``|``) is one, as the pattern matches it whatever its
+    length. Counted in plain characters, a padding longer than the longest form left the line before it in clear
+    where ``head`` cut a secret after its padded break (eighteenth pass (b))."""
+    i, left = len(text), length
+    while i > 0 and left > 0:
+        j = i
+        while j > 0 and text[j - 1] in " \t|":
+            j -= 1
+        if 0 < j < i and text[j - 1] == "\n":  # the padding of a line break: part of the break's one character
+            i = j
+            continue
+        step = min(left, max(1, i - j))  # spaces not after a break count one by one
+        i, left = i - step, left - step
+        if text[i] == "\n" and i > 0 and text[i - 1] == "\r":  # CRLF: one break
+            i -= 1
+    return i
+
+
 # -- redactor ---------------------------------------------------------------------------------------------------
 
 
@@ -347,7 +367,7 @@ class Redactor:
         if len(text) <= read:
             return excerpt(self.redact(text), limit)
         shown = self.redact(text[:read])
-        return excerpt(shown[: len(shown) - margin] + " …", limit)
+        return excerpt(shown[: _form_start(shown, margin)] + " …", limit)
 
 
 #: the running bot includes here the redactors of its settings and provider clients, for ``RedactingFilter``

@@ -47,9 +47,14 @@ class ServiceAccountKey:
         # cryptography (6.6 MB of RSS, its OpenSSL included) only for a service-account key: a connection with a
         # token never loads it. A key is read when the catalog is loaded (``check`` and ``run`` alike), so a broken
         # install still fails before the bot serves
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
+        try:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+        except ImportError:  # a traceback out of the catalog's validation, not a problem (eighteenth pass (b))
+            raise ValueError(
+                "reading a service account key needs the cryptography package, which this installation lacks: "
+                "install the bot's requirements (pip install -r requirements.txt), or give the connection a token"
+            ) from None
         try:
             key = serialization.load_pem_private_key(pem.encode(), password=None)
         except (ValueError, TypeError):

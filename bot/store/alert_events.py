@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.store.records import StoredState
 from bot.store.tables import alert_events, alerts, cards, runs
 
 __all__ = [
@@ -141,7 +142,8 @@ async def _alert_past_canceled(conn: AsyncConnection, run_id: int) -> int | None
                 select(runs.c.retry_of, runs.c.state, runs.c.provider_run_id, runs.c.final).where(runs.c.id == run_id)
             )
         ).mappings().first()
-        never_ran = row is not None and row["final"] and row["state"] == "canceled" and row["provider_run_id"] is None
+        canceled = row is not None and row["state"] == StoredState.CANCELED.value
+        never_ran = canceled and row is not None and row["final"] and row["provider_run_id"] is None
         if row is None or not never_ran or row["retry_of"] is None:
             return None
         run_id = int(row["retry_of"])

@@ -38,6 +38,11 @@ from bot.store.store import Store
 __all__ = ["Alerter"]
 
 log = logging.getLogger(__name__)
+#: how long nobody heard of a failing connection (a poll's failure, an expired credential) before its absence from
+#: this replica's catalog is taken for its removal: polls of a failing connection come at least every 5 minutes
+#: (``Intervals.error_max``), so another replica still polling it (a rolling deploy, the other on the old catalog)
+#: keeps it heard of
+REMOVED_QUIET = timedelta(minutes=15)
 Now = Callable[[], datetime]
 
 
@@ -256,9 +261,14 @@ class Alerter:
 
     async def _forget_removed(self) -> None:
         """Connections failing in the store that the catalog no longer has: their health cleared and their alert
-        closed (``connection_ok``'s transaction), so the loop above tells it, as removed."""
+        closed (``connection_ok``'s transaction), so the loop above tells it, as removed. Only once nobody has heard of
+        it for ``REMOVED_QUIET``: another replica may have it in its catalog still (a rolling deploy, the two
+        pipelines.yml differ), polling it and seeing it fail; closed at each recovery round, its alert read "removed",
+        then "cannot reach" again, for as long as the two ran side by side."""
+        silent = self.now() - REMOVED_QUIET
         for health in await self.store.alerting.failing_connections():
-            if health.connection not in self.catalog.connections:
+            heard = health.updated_at is not None and health.updated_at > silent
+            if health.connection not in self.catalog.connections and not heard:
                 log.info("connection %s is no longer in the catalog: its outage is forgotten", health.connection)
                 await self.store.alerting.connection_ok(health.connection, now=self.now())
                 self._failing.discard(health.connection)

@@ -21,7 +21,7 @@ from bot.ops.logs import run_context
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import Resumed, RetryScheduled
-from bot.service.notify import Notifier
+from bot.service.notify import CANCELED_RETRIES, Notifier, never_ran
 from bot.service.outcomes import Outcomes
 from bot.service.starting import BUSY_WAITS, StartLeases, busy_wait, record_answer
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
@@ -198,7 +198,7 @@ class WaitingStarts:
     async def _trigger(self, run: RunRecord) -> tuple[RunRecord, bool, str] | None:
         """Trigger (or resume) the attempt and record the answer: the run, whether it had been given up meanwhile,
         and its provider id. None when it did not start (the run ended, and shown so)."""
-        previous = await self.store.runs.get(run.retry_of) if run.retry_of else None
+        previous = await self._ran_before(run)
         policy = _policy(self.catalog, run)
         try:
             client = self.pool.client(run.connection)
@@ -249,6 +249,17 @@ class WaitingStarts:
             self.store, run.id, triggered.run_id, now=self.now, first_poll=self.first_poll
         )
         return record, resumed, triggered.run_id
+
+    async def _ran_before(self, run: RunRecord) -> RunRecord | None:
+        """The attempt ``run`` follows that reached the provider: past the retries canceled before they started
+        (a Retry or Resume of a failure whose retry was canceled retries that retry, ``Notifier.retried``), which
+        have nothing to resume: taken for the attempt, a Resume sent once its wait was over started a new order."""
+        previous = await self.store.runs.get(run.retry_of) if run.retry_of else None
+        for _ in range(CANCELED_RETRIES):
+            if previous is None or previous.retry_of is None or not never_ran(previous):
+                break
+            previous = await self.store.runs.get(previous.retry_of)
+        return previous
 
     async def _not_started(self, run: RunRecord, exc: ProviderError | InvalidRequest) -> None:
         what = "the retry" if run.retry_of else "the run"

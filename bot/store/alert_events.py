@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.store.records import StoredState
 from bot.store.tables import alert_events, alerts, cards, runs
 
 __all__ = [
@@ -107,6 +108,8 @@ async def note_run(
     alert_id = await alert_counting(conn, run_id)
     if alert_id is None and kind is EventKind.RETRIED:
         alert_id = await _alert_retried_as(conn, run_id)
+        if alert_id is None:
+            alert_id = await _alert_past_canceled(conn, run_id)
     if alert_id is not None:
         await add_event(conn, alert_id, kind, at=at, actor=actor, run_id=about or run_id, detail=detail)
     return alert_id
@@ -123,6 +126,31 @@ async def _alert_retried_as(conn: AsyncConnection, run_id: int) -> int | None:
     )
     found = (await conn.execute(query)).scalar()
     return int(found) if found is not None else None
+
+
+#: how many retries canceled before they started a Retry looks past (as ``Notifier.retried``)
+CANCELED_RETRIES = 20
+
+
+async def _alert_past_canceled(conn: AsyncConnection, run_id: int) -> int | None:
+    """The alert of the failure a Retry retried past its retries canceled before they started: the new run retries
+    the last canceled one (one retry per run), which no alert counts nor names, so the Retry clicked on the failure's
+    alert was told on none (eighteenth pass (a))."""
+    for _ in range(CANCELED_RETRIES):
+        row = (
+            await conn.execute(
+                select(runs.c.retry_of, runs.c.state, runs.c.provider_run_id, runs.c.final).where(runs.c.id == run_id)
+            )
+        ).mappings().first()
+        canceled = row is not None and row["state"] == StoredState.CANCELED.value
+        never_ran = canceled and row is not None and row["final"] and row["provider_run_id"] is None
+        if row is None or not never_ran or row["retry_of"] is None:
+            return None
+        run_id = int(row["retry_of"])
+        alert_id = await alert_counting(conn, run_id) or await _alert_retried_as(conn, run_id)
+        if alert_id is not None:
+            return alert_id
+    return None
 
 
 async def note_pipeline(

@@ -85,6 +85,8 @@ class Health:
     failing_since: datetime | None
     alert_id: int | None
     last_error: str
+    #: when a replica last heard of it (a call failed, or answered): a connection nobody polls falls silent
+    updated_at: datetime | None = None
 
 
 Render = Callable[[str, list[Alert]], tuple[str, str, list[Json]]]
@@ -683,4 +685,5 @@ def _health(row: RowMapping | None) -> Health:
         failing_since=row["failing_since"],
         alert_id=row["alert_id"],
         last_error=row["last_error"],
+        updated_at=row["updated_at"],
     )

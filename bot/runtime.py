@@ -40,7 +40,7 @@ from bot.ops.memory import trim_heap
 from bot.ops.metrics import OUTBOX_PENDING, RUNS, Metrics
 from bot.ops.outages import Outages
 from bot.ops.redact import PROCESS, Redactor
-from bot.service.alerts import Alerter
+from bot.service.alerts import REMOVED_QUIET, Alerter
 from bot.service.audited import Audited
 from bot.service.clients import ClientPool
 from bot.service.escalation import Escalator
@@ -246,6 +246,10 @@ def _assemble(
         workspace_url=lambda: slack_check.url,
     )
     notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=s.unknown_after_seconds)
+    # the longest wait between two polls of a failing connection: a connection another replica still polls is heard
+    # of at least this often, so one this replica's catalog lacks is taken for removed only after three of them (with
+    # POLL_INTERVAL_MAX_SECONDS of 30 minutes, the fixed 15 closed it as removed between two polls: nineteenth pass)
+    error_max = max(s.poll_interval_max_seconds, 5 * s.poll_interval_seconds)
     alerter = Alerter(
         store,
         catalog,
@@ -256,6 +260,7 @@ def _assemble(
         group_window=s.alert_group_seconds,
         suppress=s.alert_suppress_seconds,
         down_after=s.provider_down_after_seconds,
+        removed_quiet=max(REMOVED_QUIET, 3 * error_max),
         pager=pager,
         console_url=notifier.console_url,
     )
@@ -348,7 +353,7 @@ def _assemble(
             intervals=PollIntervals(
                 base=first_poll,
                 longest=s.poll_interval_max_seconds,
-                error_max=max(s.poll_interval_max_seconds, 5 * s.poll_interval_seconds),
+                error_max=error_max,
             ),
         ),
         watcher=Watcher(

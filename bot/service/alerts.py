@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 #: how long nobody heard of a failing connection (a poll's failure, an expired credential) before its absence from
 #: this replica's catalog is taken for its removal: polls of a failing connection come at least every 5 minutes
 #: (``Intervals.error_max``), so another replica still polling it (a rolling deploy, the other on the old catalog)
-#: keeps it heard of
+#: keeps it heard of. The least: the bot's own ``removed_quiet`` is three of its polls' longest wait after an error,
+#: ``POLL_INTERVAL_MAX_SECONDS`` set to 30 minutes waits 30 between two polls of a failing connection
 REMOVED_QUIET = timedelta(minutes=15)
 Now = Callable[[], datetime]
 
@@ -60,6 +61,7 @@ class Alerter:
         down_after: timedelta = timedelta(minutes=2),
         credential_warning: timedelta = timedelta(minutes=10),
         failing_refresh: timedelta = timedelta(seconds=30),
+        removed_quiet: timedelta = REMOVED_QUIET,
         metrics: Metrics | None = None,
         pager: Pager | None = None,
         console_url: ConsoleUrl | None = None,
@@ -75,6 +77,7 @@ class Alerter:
         self.suppress = suppress
         self.down_after = down_after
         self.credential_warning = credential_warning
+        self.removed_quiet = removed_quiet
         self.metrics = metrics or Metrics()
         self._failing: set[str] = set()  # connections known to be failing: keeps a healthy poll free of writes
         # read again from the store every ``failing_refresh``: another replica may have seen the connection fail
@@ -262,10 +265,10 @@ class Alerter:
     async def _forget_removed(self) -> None:
         """Connections failing in the store that the catalog no longer has: their health cleared and their alert
         closed (``connection_ok``'s transaction), so the loop above tells it, as removed. Only once nobody has heard of
-        it for ``REMOVED_QUIET``: another replica may have it in its catalog still (a rolling deploy, the two
+        it for ``removed_quiet``: another replica may have it in its catalog still (a rolling deploy, the two
         pipelines.yml differ), polling it and seeing it fail; closed at each recovery round, its alert read "removed",
         then "cannot reach" again, for as long as the two ran side by side."""
-        silent = self.now() - REMOVED_QUIET
+        silent = self.now() - self.removed_quiet
         for health in await self.store.alerting.failing_connections():
             heard = health.updated_at is not None and health.updated_at > silent
             if health.connection not in self.catalog.connections and not heard:

@@ -71,6 +71,9 @@ class CardView:
     alert_link: str | None = None  # the permalink of that alert's message
     stuck_since: datetime | None = None  # when the run was warned of as stuck (``bot.tracking.stuck``)
     alerted: bool = False  # an alert counts this run: Acknowledge and Mute have something to act on
+    #: the run's connection, when the catalog has it no more (a deploy renamed or removed it): nothing polls its
+    #: provider, so its unknown status is this, not a provider that is not answering
+    gone_connection: str | None = None
 
 
 # -- notes in a run's thread --------------------------------------------------------------------------

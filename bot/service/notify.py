@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from bot.catalog.catalog import Catalog
 from bot.catalog.model import Pipeline
+from bot.errors import InvalidRequest
 from bot.models import RunState
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
@@ -94,11 +95,15 @@ class Notifier:
         now = self.now()
         _, retry = await self.retried(run)
         muted = (await self.store.mutes.active(now=now)).get(run.pipeline or "")
+        gone = None
         try:
             client = self.pool.client(run.connection)
             display = client.display_name
             can_cancel = client.can(Capability.CANCEL)
             job_text = self.pool.job(run.provider, run.job).describe()
+        except InvalidRequest:  # the catalog has its connection no more
+            display, can_cancel, job_text = run.provider, False, ", ".join(f"{k}={v}" for k, v in run.job.items())
+            gone = run.connection
         except Exception:
             display, can_cancel, job_text = run.provider, False, ", ".join(f"{k}={v}" for k, v in run.job.items())
         paged, alert_link = await self._alert_of(run)
@@ -122,6 +127,7 @@ class Notifier:
             workflow_link=f"Step {run.step} of workflow run #{run.workflow_run_id}" if run.workflow_run_id else None,
             stuck_since=None if run.final else await self.store.outbox.written_at(keys.run_stuck(run.id)),
             alerted=await self._alerted(run),
+            gone_connection=gone,
         )
 
     async def _alert_of(self, run: RunRecord) -> tuple[tuple[str, ...], str | None]:

@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from bot.errors import ProviderError, ProviderNoNews
+from bot.errors import InvalidRequest, ProviderError, ProviderNoNews
 from bot.models import RunState, RunStatus
 from bot.ops.logs import run_context
 from bot.ops.metrics import POLL_DELAY, POLL_LAG, POLLS, PROVIDER_ERRORS, Metrics
@@ -346,6 +346,18 @@ class Poller:
                     await self.on_provider_ok(run.connection)
             elif self.on_provider_error is not None:
                 await self.on_provider_error(run.connection, str(exc))
+            return
+        except InvalidRequest as exc:
+            # its connection is not in this replica's catalog (a deploy renamed or removed it): the card says so once
+            # its status is unknown, polled as a failing provider is (another replica may have it still). It was
+            # "polling run failed" at ERROR with a traceback at every poll (5 s), the card "running" for ever
+            # (nineteenth pass); no "cannot reach" alert: nothing was called
+            now = self.now()
+            wait = self.intervals.after_error(run.unknown_since, now)
+            record = await self.store.runs.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait,
+                                                             read=run)
+            log.warning("status of run %s unknown: %s", run.id, exc, extra={"run_id": run.id})
+            await self.on_unknown(record)
             return
         except Exception:
             log.exception("polling run %s failed", run.id, extra={"run_id": run.id})

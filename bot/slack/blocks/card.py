@@ -384,7 +384,13 @@ def _notes(view: CardView) -> list[str]:
         )
     if is_stuck(view) and view.stuck_since is not None:
         notes.append(f"{STUCK_EMOJI} Running longer than expected since {slack_date(view.stuck_since)}: see the thread")
-    if _unknown_for_long(view) and run.unknown_since is not None:
+    if _unknown_for_long(view) and run.unknown_since is not None and view.gone_connection is not None:
+        notes.append(
+            f"❔ status unknown since {slack_date(run.unknown_since)}: its connection "
+            f"*{truncate(escape(view.gone_connection), 100, '…')}* is no longer in the bot's catalog (pipelines.yml), "
+            "so the bot cannot ask how it went: see the provider's console, or put the connection back"
+        )
+    elif _unknown_for_long(view) and run.unknown_since is not None:
         notes.append(
             f"❔ status unknown since {slack_date(run.unknown_since)}: {escape(view.display_name)} is not "
             "answering; the run's real outcome will be shown when it answers"

@@ -22,6 +22,7 @@ from bot.service.clients import ClientPool
 from bot.service.events import CardView, Reporter, RunNote, WorkflowNote
 from bot.service.views import run_view
 from bot.store import keys
+from bot.store.alert_events import CANCELED_RETRIES
 from bot.store.records import RunOrigin, RunRecord, StoredState
 from bot.store.store import Store
 from bot.store.workflow_runs import WorkflowRunRecord
@@ -31,8 +32,6 @@ __all__ = ["Notifier"]
 Now = Callable[[], datetime]
 #: where a connection's ``console_url`` wants the provider's run id
 RUN_ID = "{run_id}"
-#: how many retries canceled before they started a Retry looks past (the policy's attempts, people's retries)
-CANCELED_RETRIES = 20
 
 
 def never_ran(run: RunRecord) -> bool:

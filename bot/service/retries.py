@@ -21,9 +21,10 @@ from bot.ops.logs import run_context
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import Resumed, RetryScheduled
-from bot.service.notify import CANCELED_RETRIES, Notifier, never_ran
+from bot.service.notify import Notifier, never_ran
 from bot.service.outcomes import Outcomes
 from bot.service.starting import BUSY_WAITS, StartLeases, busy_wait, record_answer
+from bot.store.alert_events import CANCELED_RETRIES
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
 

@@ -20,6 +20,7 @@ from bot.store.records import StoredState
 from bot.store.tables import alert_events, alerts, cards, runs
 
 __all__ = [
+    "CANCELED_RETRIES",
     "AlertEvent",
     "AlertEvents",
     "EventKind",
@@ -128,7 +129,8 @@ async def _alert_retried_as(conn: AsyncConnection, run_id: int) -> int | None:
     return int(found) if found is not None else None
 
 
-#: how many retries canceled before they started a Retry looks past (as ``Notifier.retried``)
+#: how many retries canceled before they started a Retry looks past (here, ``Notifier.retried``, the resume's
+#: attempt): the policy's attempts and people's retries of one failure
 CANCELED_RETRIES = 20
 
 

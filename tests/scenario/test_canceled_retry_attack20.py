@@ -46,8 +46,38 @@ async def test_a_run_canceled_at_the_provider_is_retried_from_its_card(tmp_path:
         [again] = [r for r in await store.runs.recent("leads-ods", 5) if r.id != canceled.id]
         assert again.retry_of == canceled.id
         assert again.parameters == canceled.parameters
-        assert len(rivery.state.requests_to("trigger")) == 2
+        await w.until(lambda: len(rivery.state.requests_to("trigger")) == 2, what="the retry's trigger")
         await w.until(lambda: f"#{again.id}" in json.dumps(w.slack.message("C0GENERAL", card.ts).blocks),
                       what="the canceled card saying its retry")
         assert ids.RUN_RETRY not in json.dumps(w.slack.message("C0GENERAL", card.ts).blocks)  # one retry per run
+
+
+
+async def test_a_failures_retry_canceled_at_the_provider_is_retried_from_the_retrys_card(tmp_path: Path) -> None:
+    """The nineteenth pass's case: the failure's card says "retried as #2" with no Retry (the retry reached the
+    provider, then was canceled): the canceled retry's card is where the failure is run again."""
+    async with world(tmp_path) as w:
+        await w.command("run orders")
+        await w.card_saying("orders is queued")
+        w.advance(6)
+        await w.card_saying("orders is running")
+        w.clock.advance(31)
+        failed = await w.card_saying("orders failed", timeout=15)
+        await w.slack.click("C0GENERAL", failed.ts, ids.RUN_RETRY, user="U0BOB")
+        await w.until(lambda: any("Retrying as #" in e.text for e in w.slack.ephemerals("C0GENERAL", "U0BOB")),
+                      what="Retry's answer")
+        store = w.runtime.parts.store
+        first, retry = sorted(await store.runs.recent("orders", 5), key=lambda r: r.id)
+        await w.card_saying(f"orders is queued (run #{retry.id})")  # triggered: its first poll is 5 s on
+        w.advance(6)
+        await w.card_saying("orders is running", timeout=15)  # the retry, at Rivery
+        question = await ask(w, f"cancel {retry.id}")
+        await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts), question)
+        canceled = await w.card_saying("orders was canceled", timeout=15)
+        assert ids.RUN_RETRY not in json.dumps(w.slack.message("C0GENERAL", failed.ts).blocks)  # "retried as #2"
+        await w.slack.click("C0GENERAL", canceled.ts, ids.RUN_RETRY, user="U0BOB")
+        await w.until(lambda: len(w.slack.ephemerals("C0GENERAL", "U0BOB")) >= 2, what="the second Retry's answer")
+        runs = sorted(await store.runs.recent("orders", 5), key=lambda r: r.id)
+        assert [r.retry_of for r in runs] == [None, first.id, retry.id]
+        await w.card_saying(f"(run #{runs[2].id})")  # its own card, in the failure's channel
 

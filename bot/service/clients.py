@@ -31,7 +31,10 @@ class ClientPool:
 
     def client(self, connection: str) -> SomeClient:
         if connection not in self._connections:
-            raise InvalidRequest(f"There is no connection named {connection} in the catalog any more.")
+            raise InvalidRequest(  # what works too: it said only what was wrong (twentieth pass)
+                f"There is no connection named {connection} in the catalog any more, so the bot cannot reach its "
+                "provider: see the provider's console, or put the connection back in pipelines.yml."
+            )
         found = self._clients.get(connection)
         if found is None:
             config = self._connections[connection]

@@ -482,4 +482,7 @@ def _params(params: Mapping[str, str]) -> str:
 
 def _already_retried(run: RunRecord, retry: RunRecord) -> str:
     who = f" by <@{retry.started_by}>" if retry.started_by else ""
-    return f"Run #{run.id} was already retried{who} as run #{retry.id}."
+    told = f"Run #{run.id} was already retried{who} as run #{retry.id}."
+    if retry.final and retry.run_state is RunState.CANCELED:  # what works: it said only "already" (twentieth pass)
+        told += f" That run #{retry.id} was canceled: Retry on its card runs it again."
+    return told

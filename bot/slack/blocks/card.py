@@ -451,6 +451,10 @@ def _actions(view: CardView) -> list[Block]:
         elements = [button("Refresh", ids.RUN_REFRESH, str(run.id))]
         if view.can_cancel:
             elements.append(_cancel_button(run))
+    elif run.run_state is RunState.CANCELED and run.provider_run_id is not None:
+        # stopped once it reached the provider: it did not fail (nothing to acknowledge or mute), but it may be run
+        # again as it was (its retry, one per run); it had no Retry anywhere, `/pipeline run` from scratch (20th pass)
+        elements = [button("Retry", ids.RUN_RETRY, str(run.id), style="primary")] if view.retried_as is None else []
     elif run.run_state in (RunState.SUCCEEDED, RunState.CANCELED):
         elements = []  # it did not fail: nothing to retry, acknowledge or mute
     else:

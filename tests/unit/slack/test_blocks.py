@@ -295,12 +295,17 @@ def test_alert_card_buttons(state: str, alerted: bool) -> None:
     assert all(ids.parse_mute_value(o["value"])[0] == 12 for o in mute["options"])
 
 
-def test_canceled_card_has_no_retry_acknowledge_or_mute() -> None:
-    """A canceled run did not fail: someone stopped it, there is nothing to retry, acknowledge or mute."""
+def test_canceled_card_offers_retry_but_no_acknowledge_or_mute() -> None:
+    """A canceled run did not fail: someone stopped it, nothing to acknowledge or mute; once it reached the provider
+    it may be run again as it was (twentieth pass: it had no Retry anywhere), until it has its retry."""
     text, blocks = run_card(view_of(make_run(**STATES["canceled"]), alerted=True))
     check_message(text, blocks)
-    assert list(buttons(blocks)) == [ids.RUN_CONSOLE]
+    assert list(buttons(blocks)) == [ids.RUN_RETRY, ids.RUN_CONSOLE]
     assert blocks[0]["text"]["text"] == "⏹️ leads-ods was canceled"
+    _, blocks = run_card(view_of(make_run(**STATES["canceled"]), retried_as=13))
+    assert list(buttons(blocks)) == [ids.RUN_CONSOLE]
+    _, blocks = run_card(view_of(make_run(**STATES["canceled"], provider_run_id=None)))  # never sent
+    assert ids.RUN_RETRY not in list(buttons(blocks))
 
 
 def test_unknown_end_without_an_alert_offers_retry_only() -> None:

@@ -81,11 +81,12 @@ async def test_a_failures_retry_canceled_at_the_provider_is_retried_from_the_ret
         assert [r.retry_of for r in runs] == [None, first.id, retry.id]
         await w.card_saying(f"(run #{runs[2].id})")
         # the failure's alert (posted once its retry was canceled) still offers Retry, refused: it says what works
+        await w.until(lambda: any("orders" in m.text for m in w.slack.messages("C0ALERTS")), what="the failure's alert")
         [alert] = [m for m in w.slack.messages("C0ALERTS") if "orders" in m.text]
         await w.slack.click("C0ALERTS", alert.ts, ids.RUN_RETRY, user="U0BOB")
         await w.until(lambda: bool(w.slack.ephemerals("C0ALERTS", "U0BOB")), what="the alert's Retry answered")
         [refusal] = w.slack.ephemerals("C0ALERTS", "U0BOB")
         assert refusal.text.startswith(f"⚠️ Run #{first.id} was already retried by <@U0BOB> as run #{retry.id}"), \
             refusal.text
-        assert f"run #{retry.id} was canceled: Retry on its card" in refusal.text, refusal.text  # before: nothing  # its own card, in the failure's channel
+        assert f"run #{retry.id} was canceled: Retry on its card" in refusal.text, refusal.text  # before: nothing
 

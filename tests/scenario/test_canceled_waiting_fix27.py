@@ -132,8 +132,13 @@ async def test_a_workflow_step_whose_waiting_retry_is_canceled_is_recorded_cance
                       what="the workflow's note that it stopped")
         [note] = [m for m in w.slack.messages("C0GENERAL", top_level=False) if "stopped" in m.text]
         assert "*plan* (canceled)" in note.text, note.text
-        card = [m for m in w.slack.messages("C0GENERAL") if "nightly" in m.text and "plan" in json.dumps(m.blocks)]
-        assert card and "*plan* · pipeline *budget* · canceled" in json.dumps(card[-1].blocks, ensure_ascii=False)
+
+        def card_says_canceled() -> bool:  # the card's edit is paced (``message_edit_gap``): it may follow the note
+            card = [m for m in w.slack.messages("C0GENERAL") if "nightly" in m.text and "plan" in json.dumps(m.blocks)]
+            return bool(card) and "*plan* · pipeline *budget* · canceled" in json.dumps(card[-1].blocks,
+                                                                                       ensure_ascii=False)
+
+        await w.until(card_says_canceled, what="the workflow's card showing the step canceled")
 
 
 async def test_retry_on_a_failure_whose_waiting_retry_was_canceled_retries_it(tmp_path: Path) -> None:

@@ -326,6 +326,14 @@ class Poller:
         with run_context(run.id, pipeline=run.pipeline, provider=run.provider, connection=run.connection):
             await self._poll_run(run, batch)
 
+    async def _status_unknown(self, run: RunRecord, exc: Exception) -> None:
+        """The run's status could not be read: recorded unknown, polled again after the error's backoff."""
+        now = self.now()
+        wait = self.intervals.after_error(run.unknown_since, now)
+        record = await self.store.runs.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait, read=run)
+        log.warning("status of run %s unknown: %s", run.id, exc, extra={"run_id": run.id})
+        await self.on_unknown(record)
+
     async def _poll_run(self, run: RunRecord, batch: asyncio.Future[dict[str, RunStatus]] | None = None) -> None:
         try:
             if run.provider_run_id is None:  # recovery resolves runs whose trigger never answered
@@ -335,12 +343,7 @@ class Poller:
         except ProviderError as exc:
             self.errors += 1
             self.metrics.inc(PROVIDER_ERRORS, {"connection": run.connection, "kind": exc.kind})
-            now = self.now()
-            wait = self.intervals.after_error(run.unknown_since, now)
-            record = await self.store.runs.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait,
-                                                             read=run)
-            log.warning("status of run %s unknown: %s", run.id, exc, extra={"run_id": run.id})
-            await self.on_unknown(record)
+            await self._status_unknown(run, exc)
             if isinstance(exc, ProviderNoNews):  # it answered, about other runs: no outage to report
                 if self.on_provider_ok is not None:
                     await self.on_provider_ok(run.connection)
@@ -352,12 +355,7 @@ class Poller:
             # its status is unknown, polled as a failing provider is (another replica may have it still). It was
             # "polling run failed" at ERROR with a traceback at every poll (5 s), the card "running" for ever
             # (nineteenth pass); no "cannot reach" alert: nothing was called
-            now = self.now()
-            wait = self.intervals.after_error(run.unknown_since, now)
-            record = await self.store.runs.record_poll_error(run.id, str(exc), now=now, next_poll_at=now + wait,
-                                                             read=run)
-            log.warning("status of run %s unknown: %s", run.id, exc, extra={"run_id": run.id})
-            await self.on_unknown(record)
+            await self._status_unknown(run, exc)
             return
         except Exception:
             log.exception("polling run %s failed", run.id, extra={"run_id": run.id})

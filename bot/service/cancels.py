@@ -1,4 +1,5 @@
-"""Cancel a run: whoever started it, ``allow_change`` or an admin, while it can still be canceled.
+"""Cancel a run: whoever started it, ``allow_change`` or an admin, while it can still be canceled; or, the same
+people, stop following a run whose connection left the catalog (nothing can cancel it from here).
 
 A run at the provider is canceled there, the request recorded first: a poll landing while the answer travels back
 finds it (Rivery's legacy API reports a canceled run as failed: the request makes that failure the cancel, not an
@@ -104,7 +105,49 @@ class RunCancels:
         right = await self.guard.grant(actor, CANCEL, pipeline, what=what, action="cancel", run=run)
         if run.final:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
+        if run.state == StoredState.WAITING.value:  # taken off the queue here: its provider is not asked
+            return right
         client = self.pool.client(run.connection)
-        if run.state != StoredState.WAITING.value and not client.can(Capability.CANCEL):
+        if not client.can(Capability.CANCEL):
             raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")
+        return right
+
+    def cannot_follow(self, run: RunRecord) -> bool:
+        """A run at its provider whose connection the catalog has no more: nothing can ask how it goes, nor cancel
+        it, from here; the way to end it is ``stop_following``."""
+        return not run.final and run.provider_run_id is not None and not self.pool.has(run.connection)
+
+    async def stop_following(self, actor: Actor, run: RunRecord) -> RunRecord:
+        """End a run the bot cannot follow any more (``cannot_follow``): left alone it stays in flight for ever,
+        in ``status`` and holding a workflow's step. It ends ``unknown``, saying who ended it and why, handed on as
+        the poller's end would be (its card, a workflow's step, the failure whose retry it was); it is not
+        retried (nothing could start it). The same people as a cancel; only where the catalog lacks the
+        connection: where it has it, the run is followed (another replica's catalog may differ)."""
+        right = await self.may_stop_following(actor, run)
+        ended = await self.store.runs.stop_following(run.id, actor.user_id, run.connection, now=self.now())
+        if ended is None:  # it ended meanwhile (another replica that has its connection heard how)
+            current = await self.store.runs.get(run.id)
+            raise InvalidRequest(f"Run #{run.id} has already ended ({current.state if current else 'gone'}).")
+        await self.guard.audit(actor, "stop following", f"#{run.id}", "ok", run.connection, right=right)
+        if self.changes.handled:
+            await self.changes.publish(Transition(ended, run.state, ended.state))
+        else:
+            await self.notifier.refresh_card(ended)
+        return ended
+
+    async def may_stop_following(self, actor: Actor, run: RunRecord) -> Right:
+        """Who may cancel ``run``, and only while the bot cannot follow it (asked before the prompt and again at
+        the click)."""
+        pipeline = self.notifier.pipeline(run)
+        what = f"stop following run #{run.id} of *{escape(run.name)}*"
+        right = await self.guard.grant(actor, CANCEL, pipeline, what=what, action="stop following", run=run)
+        if run.final:
+            raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
+        if self.pool.has(run.connection):
+            raise InvalidRequest(
+                f"The bot follows run #{run.id}: its connection *{escape(run.connection)}* is in the catalog "
+                "(again). Cancel it to stop it at its provider."
+            )
+        if run.provider_run_id is None:
+            raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")
         return right

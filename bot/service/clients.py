@@ -29,9 +29,13 @@ class ClientPool:
     def for_catalog(cls, catalog: Catalog, *, retry: RetryPolicy | None = None) -> ClientPool:
         return cls(catalog.connections, retry=retry)
 
+    def has(self, connection: str) -> bool:
+        """Whether the catalog has ``connection``: a run of one it lacks cannot be followed from here."""
+        return connection in self._connections
+
     def client(self, connection: str) -> SomeClient:
         if connection not in self._connections:
-            raise InvalidRequest(  # what works too: it said only what was wrong (twentieth pass)
+            raise InvalidRequest(
                 f"There is no connection named {connection} in the catalog any more, so the bot cannot reach its "
                 "provider: see the provider's console, or put the connection back in pipelines.yml."
             )

@@ -39,6 +39,7 @@ __all__ = [
     "RetryScheduled",
     "RunNote",
     "StepNotStarted",
+    "StoppedFollowing",
     "StuckRun",
     "SubscriberNote",
     "WorkflowNote",
@@ -114,6 +115,14 @@ class CancelAsked:
 
 
 @dataclass(frozen=True, slots=True)
+class StoppedFollowing:
+    """``user_id`` ended the run: the bot could not follow it, its ``connection`` gone from the catalog."""
+
+    user_id: str
+    connection: str
+
+
+@dataclass(frozen=True, slots=True)
 class Interrupted:
     """The bot stopped while starting the run; ``message`` (plain text) says what to check."""
 
@@ -129,7 +138,9 @@ class RetryScheduled:
     retry_id: int
 
 
-RunNote = Recovered | EndedOddly | Resumed | RetriedBy | CancelAsked | Interrupted | RetryScheduled
+RunNote = (
+    Recovered | EndedOddly | Resumed | RetriedBy | CancelAsked | StoppedFollowing | Interrupted | RetryScheduled
+)
 
 
 # -- workflows ------------------------------------------------------------------------------------------

@@ -139,6 +139,14 @@ def _failure(run: RunRecord) -> str:
     canceled run says who canceled it, and whether it never started (its message is then the bot's, not the
     provider's): the step ends in error all the same, and the person reading it must not look for a failure."""
     name = escape(run.pipeline or run.provider)
+    if run.stopped_by:
+        by = ""
+        with contextlib.suppress(ValueError):
+            by = f" by @{mention_user(run.stopped_by)[2:-1]}"
+        return (
+            f"Run #{run.id} of {name} was ended{by} without its outcome: its connection {escape(run.connection)} "
+            "left the bot's catalog, so the bot could not follow it; how it went is unknown."
+        )
     if run.run_state is RunState.CANCELED:
         by = ""
         if run.cancel_requested_by:

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from bot.models import RunState
 from bot.service.alerts import Alerter
-from bot.service.events import EndedOddly, Recovered
+from bot.service.events import EndedOddly, Recovered, StoppedFollowing
 from bot.service.notify import Notifier
 from bot.service.subscribers import Subscribers
 from bot.store import keys
@@ -138,7 +138,8 @@ class Outcomes:
         elif run.run_state is RunState.SUCCEEDED:
             await self.alerter.on_success(run)
         elif run.run_state is RunState.UNKNOWN and notifier.has_card(run):
-            await notifier.thread(run, "ended", EndedOddly(run.raw_status, run.message))
+            stopped = StoppedFollowing(run.stopped_by, run.connection) if run.stopped_by else None
+            await notifier.thread(run, "ended", stopped or EndedOddly(run.raw_status, run.message))
         if run.run_state in (RunState.UNKNOWN, RunState.CANCELED):
             await self.no_attempt_follows(run)
         if self.subscribers is not None:

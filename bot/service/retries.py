@@ -54,6 +54,8 @@ class Retrier:
             return False
         if run.provider_run_id is None and outcome == "unknown":
             return False  # it may have started: retrying blindly could run it twice
+        if run.stopped_by or run.connection not in self.catalog.connections:
+            return False  # a person ended it, or nothing could start it: its connection left the catalog
         wait = policy.delay(run.attempt)
         try:
             retry = await self.store.runs.create(
@@ -265,7 +267,8 @@ class WaitingStarts:
     async def _not_started(self, run: RunRecord, exc: ProviderError | InvalidRequest) -> None:
         what = "the retry" if run.retry_of else "the run"
         ended = await self.store.runs.finish(run.id, RunState.UNKNOWN, f"{what} did not start: {exc}", now=self.now())
-        await self.outcomes.on_change(Transition(ended, StoredState.STARTING, ended.state))
+        if ended is not None:  # else given up meanwhile (recovery): that end was told
+            await self.outcomes.on_change(Transition(ended, StoredState.STARTING, ended.state))
 
     async def _wait_again(self, run: RunRecord, exc: ProviderUnavailable, policy: RetryPolicy | None) -> bool:
         """The provider was too busy to take the start (429, 503: nothing started): it waits its turn again, as a

@@ -289,19 +289,23 @@ class RunService:
                     return await client.resume(job_config, resume_from, params)
                 return await client.trigger(job_config, params)
         except TriggerOutcomeUnknown as exc:
-            record = await self.store.runs.finish(record.id, RunState.UNKNOWN, str(exc), now=self.now())
-            if _not_only_the_persons(record) and self.changes.handled:
-                await self.changes.publish(Transition(record, StoredState.STARTING, record.state))
+            ended = await self.store.runs.finish(record.id, RunState.UNKNOWN, str(exc), now=self.now())
+            if ended is None:  # given up meanwhile (recovery): that end was told
+                pass
+            elif _not_only_the_persons(ended) and self.changes.handled:
+                await self.changes.publish(Transition(ended, StoredState.STARTING, ended.state))
             else:
-                await self.notifier.refresh_card(record)
-                await self.store.runs.mark_notified(record.id, record.state)
+                await self.notifier.refresh_card(ended)
+                await self.store.runs.mark_notified(ended.id, ended.state)
             await self.guard.audit(actor, "run", name, "failed", str(exc))
             raise UserError(f"{escape(str(exc))}") from None
         except ProviderError as exc:
             if isinstance(exc, ProviderUnavailable) and await self._wait_busy(actor, record, name, exc):
                 return None
             ended = await self.store.runs.finish(record.id, RunState.UNKNOWN, f"not started: {exc}", now=self.now())
-            if _not_only_the_persons(ended) and self.changes.handled:  # channel and owners told (see there)
+            if ended is None:  # given up meanwhile (recovery): that end was told
+                pass
+            elif _not_only_the_persons(ended) and self.changes.handled:  # channel and owners told (see there)
                 await self.changes.publish(Transition(ended, StoredState.STARTING, ended.state))
             else:
                 await self.store.runs.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
@@ -410,6 +414,15 @@ class RunService:
 
     async def may_cancel(self, actor: Actor, run: RunRecord) -> Right:
         return await self.cancels.may_cancel(actor, run)
+
+    def cannot_follow(self, run: RunRecord) -> bool:
+        return self.cancels.cannot_follow(run)
+
+    async def may_stop_following(self, actor: Actor, run: RunRecord) -> Right:
+        return await self.cancels.may_stop_following(actor, run)
+
+    async def stop_following(self, actor: Actor, run_id: int) -> RunRecord:
+        return await self.cancels.stop_following(actor, await self.get(run_id))
 
     async def refresh(self, actor: Actor, run_id: int) -> RunRecord:
         run = await self.get(run_id)

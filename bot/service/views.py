@@ -74,6 +74,7 @@ class RunView:
     unknown_since: datetime | None
     acknowledged_by: str | None
     canceled_by: str | None = None  # who asked for the run's cancel (a run canceled before it started: who did)
+    stopped_by: str | None = None  # who ended it because the bot could not follow it (its connection left the catalog)
 
     def duration(self, now: datetime) -> timedelta | None:
         return run_duration(self.created_at, self.started_at, self.ended_at, final=self.final, now=now)
@@ -106,6 +107,7 @@ def run_view(run: RunRecord) -> RunView:
         unknown_since=run.unknown_since,
         acknowledged_by=run.acknowledged_by,
         canceled_by=run.cancel_requested_by,
+        stopped_by=run.stopped_by,
     )
 
 

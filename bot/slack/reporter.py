@@ -26,6 +26,7 @@ from bot.service.events import (
     RetryScheduled,
     RunNote,
     StepNotStarted,
+    StoppedFollowing,
     StuckRun,
     SubscriberNote,
     WorkflowNote,
@@ -291,6 +292,11 @@ def note_text(note: RunNote) -> str:
             return f"<@{user_id}> retried this as run #{retry_id}."
         case CancelAsked(user_id):
             return f"<@{user_id}> asked to cancel this run."
+        case StoppedFollowing(user_id, connection):
+            return (
+                f"<@{user_id}> stopped following this run: its connection *{escape(connection)}* is no longer in the "
+                "bot's catalog, so how it ended is unknown."
+            )
         case Interrupted(message):
             return escape(message)
         case RetryScheduled(attempt, attempts, outcome, wait, retry_id):

@@ -11,6 +11,7 @@ from bot.models import Json, JsonValue, RunState, RunStatus, TaskStatus
 
 __all__ = [
     "STARTING",
+    "STOPPED_BY",
     "WAITING",
     "AuditEntry",
     "CardRecord",
@@ -41,6 +42,10 @@ class StoredState(enum.StrEnum):
 
 STARTING = StoredState.STARTING
 WAITING = StoredState.WAITING
+
+#: the key of a run's ``extra`` naming who ended it because the bot could not follow it any more (its connection
+#: left the catalog: ``RunStore.stop_following``); such a run is final and ``unknown``
+STOPPED_BY = "stopped_by"
 
 
 class RunOrigin(enum.StrEnum):
@@ -135,6 +140,11 @@ class RunRecord:
     def run_state(self) -> RunState | None:
         """The normalized state; None while the trigger has not answered (or a retry waits to start)."""
         return None if self.state in (STARTING, WAITING) else RunState(self.state)
+
+    @property
+    def stopped_by(self) -> str | None:
+        """Who ended the run because the bot could not follow it any more (``RunStore.stop_following``)."""
+        return self.extra.get(STOPPED_BY) if self.final else None
 
     @property
     def name(self) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.models import RunState, RunStatus
 from bot.store.alert_events import EventKind, note_run
 from bot.store.quiet import QuietPoll, sooner, write_quiet
-from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
+from bot.store.records import STOPPED_BY, NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.rows import add_event, fetch_run, run_of_row, task_json
 from bot.store.run_leases import RunLeases
 from bot.store.run_reads import RunReads
@@ -228,12 +228,30 @@ class RunStore(RunLeases, RunReads):
             )
             return await fetch_run(conn, run_id)
 
-    async def finish(self, run_id: int, state: RunState, message: str, *, now: datetime) -> RunRecord:
-        """End a run on the bot's side (trigger failed, status unknown for too long)."""
+    async def finish(self, run_id: int, state: RunState, message: str, *, now: datetime) -> RunRecord | None:
+        """End a run on the bot's side (trigger failed, status unknown for too long); None when it had ended
+        already (recovery gave its start up meanwhile): that end was told, and is kept, not told twice."""
+        return await self._end_here(run_id, runs.c.final.is_(False), state, message, now=now)
+
+    async def stop_following(self, run_id: int, user_id: str, connection: str, *, now: datetime) -> RunRecord | None:
+        """``user_id`` ends a run the bot cannot follow any more (its connection left the catalog): final,
+        ``unknown``, with who asked in ``extra["stopped_by"]`` (the card says so). Only a run at the provider that
+        has not ended; None otherwise (it ended meanwhile, or is starting)."""
+        message = f"the bot stopped following it: its connection {connection} is no longer in the catalog"
+        live = runs.c.final.is_(False) & runs.c.provider_run_id.is_not(None)
+        return await self._end_here(run_id, live, RunState.UNKNOWN, message, now=now, stopped_by=user_id)
+
+    async def _end_here(
+        self, run_id: int, condition: ColumnElement[bool], state: RunState, message: str, *, now: datetime,
+        stopped_by: str | None = None,
+    ) -> RunRecord | None:
         async with self.engine.begin() as conn:
-            await conn.execute(
+            values: dict[str, object] = {}
+            if stopped_by is not None:
+                values["extra"] = {**(await fetch_run(conn, run_id)).extra, STOPPED_BY: stopped_by}
+            result = await conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id)
+                .where(runs.c.id == run_id, condition)
                 .values(
                     state=state.value,
                     message=message,
@@ -243,8 +261,11 @@ class RunStore(RunLeases, RunReads):
                     updated_at=now,
                     lease_owner=None,
                     lease_expires_at=None,
+                    **values,
                 )
             )
+            if result.rowcount != 1:
+                return None
             await add_event(conn, run_id, now, state.value, "", message)
             return await fetch_run(conn, run_id)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from bot.catalog.load import parse_catalog
 from bot.config import Settings
@@ -136,10 +137,16 @@ class World:
         await self.until(seen, timeout, what=f"a card saying {words!r} in {channel}")
         return found[-1]
 
-    async def restart(self) -> None:
-        """Stop the bot and start a new one on the same database (emulators and Slack keep their state)."""
+    async def restart(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Stop the bot and start a new one on the same database (emulators and Slack keep their state); ``edit``
+        changes the catalog's YAML first (a deploy that removed or renamed something)."""
         await self.runtime.stop()
-        self.runtime = Runtime(self.settings, self.runtime.catalog)
+        catalog = self.runtime.catalog
+        if edit is not None:
+            raw = yaml.safe_load(catalog_text(self.emulators))
+            edit(raw)
+            catalog = parse_catalog(raw, ENV)
+        self.runtime = Runtime(self.settings, catalog)
         await self.runtime.start()
         assert self.runtime.http is not None
         self.slack.app_url = f"{self.runtime.http.url}/slack/events"

@@ -41,7 +41,7 @@ async def test_the_connection_put_back_tracking_resumes_and_the_card_heals(tmp_p
             await w.settle(0.2)
         await w.card_saying("is no longer in the bot's catalog")
         answer = await ask(w, "cancel 1")  # the card has no Cancel; the command says why and what works
-        assert "no connection named invision" in answer.text, answer.text
+        assert "its connection invision is no longer in the bot's catalog" in answer.text, answer.text
         assert "provider's console" in answer.text and "put the connection back" in answer.text, answer.text
         await _restart(w, lambda raw: None)
         for _ in range(12):

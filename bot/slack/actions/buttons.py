@@ -44,6 +44,7 @@ def register(app: AsyncApp, services: Services) -> None:
     handlers: dict[str | re.Pattern[str], Work] = {
         ids.RUN_REFRESH: _refresh,
         ids.RUN_CANCEL: _cancel,
+        ids.RUN_STOP_FOLLOWING: _stop_following,
         ids.RUN_RETRY_PATTERN: _retry,
         ids.RUN_ACK_PATTERN: _acknowledge,
         ids.RUN_MUTE: _mute,
@@ -159,6 +160,16 @@ async def _cancel(
     return notice(f"Asked {provider} to cancel run #{run.id}; the card will show when it stops.")
 
 
+async def _stop_following(
+    services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
+) -> tuple[str, list[JsonValue]]:
+    run = await services.runs.stop_following(actor, ids.parse_run_value(_value(action)))
+    return notice(
+        f"Stopped following run #{run.id}: it ends here as unknown; it may still run at its provider (see its "
+        "console)."
+    )
+
+
 async def _retry(
     services: Services, actor: Actor, body: Json, action: Json, client: AsyncWebClient
 ) -> tuple[str, list[JsonValue]] | None:
@@ -222,6 +233,10 @@ async def _confirmed(
         if run_id is None:
             raise ValueError("cancel without a run")
         return await _cancel(services, actor, body, {"value": str(run_id)}, client)
+    if op == "stop_following":
+        if run_id is None:
+            raise ValueError("stop following without a run")
+        return await _stop_following(services, actor, body, {"value": str(run_id)}, client)
     if op not in ("enable", "disable", "archive", "reset"):
         raise ValueError(f"unknown operation {op[:20]!r}")
     done = await services.runs.pipelines.pipeline_op(actor, op, target)

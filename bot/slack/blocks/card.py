@@ -208,6 +208,8 @@ def is_stuck(view: CardView) -> bool:
 def _title(view: CardView, limit: int) -> str:
     run = view.run
     emoji, phrase = state_emoji(run.run_state), _PHRASE[run.run_state]
+    if run.stopped_by:
+        phrase = "is no longer followed"
     if is_stuck(view):
         emoji, phrase = STUCK_EMOJI, STUCK_PHRASE
     room = limit - len(emoji) - len(phrase) - 2
@@ -267,6 +269,8 @@ def message_text(message: str, heading: str) -> str:
 def _message(run: RunView, display_name: str) -> list[Block]:
     if never_started(run):  # the message is the bot's own: the provider never heard of the run
         return [section(canceled_before_start(run, display_name))]
+    if run.stopped_by:  # the bot's words too: the provider was never asked
+        return [section(stopped_following(run, display_name))]
     if not run.message.strip():
         return []
     heading = f"*{truncate(escape(display_name), 100, '…')} says*"
@@ -286,6 +290,17 @@ def canceled_before_start(run: RunView, display_name: str) -> str:
         with contextlib.suppress(ValueError):
             who = f" by {mention_user(run.canceled_by)}"
     return f"Canceled{who} before it started: it never ran on {escape(display_name)}."
+
+
+def stopped_following(run: RunView, display_name: str) -> str:
+    """Who ended a run the bot could not follow any more, and what that means for its outcome."""
+    who = "Someone"
+    with contextlib.suppress(ValueError):
+        who = mention_user(run.stopped_by or "")
+    return (
+        f"{who} stopped following it: its connection was no longer in the bot's catalog (pipelines.yml), so how it "
+        f"ended is unknown; it may still run on {escape(display_name)}: see its console."
+    )
 
 
 def word_and_raw(state: RunState, raw_status: str) -> str:
@@ -388,7 +403,8 @@ def _notes(view: CardView) -> list[str]:
         notes.append(
             f"❔ status unknown since {slack_date(run.unknown_since)}: its connection "
             f"*{truncate(escape(view.gone_connection), 100, '…')}* is no longer in the bot's catalog (pipelines.yml), "
-            "so the bot cannot ask how it went: see the provider's console, or put the connection back"
+            "so the bot cannot ask how it went: see the provider's console, put the connection back, or stop "
+            "following it"
         )
     elif _unknown_for_long(view) and run.unknown_since is not None:
         notes.append(
@@ -451,12 +467,14 @@ def _actions(view: CardView) -> list[Block]:
         elements = [button("Refresh", ids.RUN_REFRESH, str(run.id))]
         if view.can_cancel:
             elements.append(_cancel_button(run))
+        elif view.gone_connection is not None and run.provider_run_id is not None:
+            elements.append(_stop_following_button(run, view.gone_connection))
     elif run.run_state is RunState.CANCELED and run.provider_run_id is not None:
         # stopped once it reached the provider: it did not fail (nothing to acknowledge or mute), but it may be run
         # again as it was (its retry, one per run); it had no Retry anywhere, `/pipeline run` from scratch (20th pass)
         elements = [button("Retry", ids.RUN_RETRY, str(run.id), style="primary")] if view.retried_as is None else []
-    elif run.run_state in (RunState.SUCCEEDED, RunState.CANCELED):
-        elements = []  # it did not fail: nothing to retry, acknowledge or mute
+    elif run.run_state in (RunState.SUCCEEDED, RunState.CANCELED) or run.stopped_by:
+        elements = []  # it did not fail (or a person ended it): nothing to retry, acknowledge or mute
     else:
         elements = _alert_buttons(view)
     return [*elements, console] if console is not None else elements
@@ -466,6 +484,15 @@ def _cancel_button(run: RunView) -> Block:
     question = f"Cancel this run of {truncate(escape(run.name), 200, '…')}?"
     dialog = confirm_dialog("Cancel this run?", question, "Cancel run", "Keep it running")
     return button("Cancel", ids.RUN_CANCEL, str(run.id), style="danger", confirm=dialog)
+
+
+def _stop_following_button(run: RunView, connection: str) -> Block:
+    question = (
+        f"Its connection {truncate(escape(connection), 100, '…')} is no longer in the bot's catalog, so it cannot be "
+        "canceled nor followed from here. It ends here as unknown; it may still run at its provider."
+    )
+    dialog = confirm_dialog("Stop following this run?", question, "Stop following", "Keep it")
+    return button("Stop following", ids.RUN_STOP_FOLLOWING, str(run.id), style="danger", confirm=dialog)
 
 
 def _alert_buttons(view: CardView) -> list[Block]:

@@ -38,6 +38,7 @@ __all__ = [
     "RUN_RESUME",
     "RUN_RETRY",
     "RUN_RETRY_PATTERN",
+    "RUN_STOP_FOLLOWING",
     "SUB_REMOVE",
     "SUB_REMOVE_PATTERN",
     "home_unmute_action_id",
@@ -59,6 +60,7 @@ __all__ = [
 # card buttons: value = str(run id)
 RUN_REFRESH = "run.refresh"
 RUN_CANCEL = "run.cancel"
+RUN_STOP_FOLLOWING = "run.stop_following"  # a run whose connection left the catalog: ended here as unknown
 RUN_CONSOLE = "run.console"
 RUN_RETRY = "run.retry"
 RUN_ACK = "run.ack"

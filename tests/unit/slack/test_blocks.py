@@ -308,6 +308,29 @@ def test_canceled_card_offers_retry_but_no_acknowledge_or_mute() -> None:
     assert ids.RUN_RETRY not in list(buttons(blocks))
 
 
+def test_a_run_the_bot_cannot_follow_offers_stop_following_then_nothing() -> None:
+    """Its connection left the catalog: no Cancel (nothing can reach its provider) but Stop following, behind Slack's
+    confirm dialog; once stopped it says who ended it, in the bot's words (not "<provider> says"), with no Retry,
+    Acknowledge or Mute: a person ended it, and nothing could start a retry."""
+    live = make_run(state="unknown", raw_status="Pending", unknown_since=T0)
+    text, blocks = run_card(view_of(live, can_cancel=False, console_url=None, gone_connection="invision",
+                                    now=T0 + timedelta(minutes=5)))
+    check_message(text, blocks)
+    assert list(buttons(blocks)) == [ids.RUN_REFRESH, ids.RUN_STOP_FOLLOWING]
+    assert "or stop following it" in json.dumps(blocks)
+    dialog = buttons(blocks)[ids.RUN_STOP_FOLLOWING]["confirm"]
+    assert "invision" in dialog["text"]["text"] and dialog["confirm"]["text"] == "Stop following"
+    waiting = make_run(state="waiting", provider_run_id=None, raw_status="")  # nothing at the provider: Cancel
+    assert ids.RUN_STOP_FOLLOWING not in buttons(run_card(view_of(waiting, gone_connection="invision"))[1])
+    stopped = make_run(state="unknown", raw_status="Pending", final=True, extra={"stopped_by": "U0CAROL"},
+                       message="the bot stopped following it", ended_at=T0 + timedelta(minutes=5))
+    text, blocks = run_card(view_of(stopped, can_cancel=False, console_url=None, gone_connection="invision"))
+    check_message(text, blocks)
+    assert blocks[0]["text"]["text"] == "❔ leads-ods is no longer followed"
+    assert "<@U0CAROL> stopped following it" in json.dumps(blocks) and "says" not in json.dumps(blocks)
+    assert list(buttons(blocks)) == []
+
+
 def test_unknown_end_without_an_alert_offers_retry_only() -> None:
     """A run that ended unknown (or did not start) may be retried; Acknowledge and Mute act on an alert, and
     only some such ends alert (a schedule's missed slot), so they show only when one counts the run."""

@@ -25,6 +25,7 @@ async def _run(store: Store, origin: RunOrigin = RunOrigin.SLACK, provider_run_i
 
 async def _fail(store: Store, run_id: int, *, at: datetime = NOW, notified: bool = True) -> None:
     ended = await store.runs.finish(run_id, RunState.FAILED, "boom", now=at)
+    assert ended is not None
     if notified:
         await store.runs.mark_notified(run_id, ended.state)
 
@@ -40,6 +41,7 @@ async def test_the_sweep_finds_handled_failures_without_their_evidence(store: St
     await _fail(store, never_started)
     await _fail(store, old, at=NOW - timedelta(hours=3))
     ended = await store.runs.finish(succeeded, RunState.SUCCEEDED, "", now=NOW)
+    assert ended is not None
     await store.runs.mark_notified(succeeded, ended.state)
     await store.outbox.enqueue(keys.run_evidence(told), kind=OutboxKind.THREAD, run_id=told, text="x", now=NOW)
     await store.outbox.enqueue(keys.run_reply(waiting, "failure"), kind=OutboxKind.THREAD, run_id=waiting,

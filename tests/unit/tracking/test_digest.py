@@ -100,7 +100,9 @@ async def two_days(store: Store) -> dict[str, RunRecord]:
     refused = await store.runs.create(
         NewRun(provider="rivery", connection="rivery-main", job={"river_id": "x"}, parameters={}, origin=RunOrigin.SLACK,
                pipeline="leads-ods", channel="C0GENERAL"), now=at(DAY2, 9), next_poll_at=None)
-    made["refused"] = await store.runs.finish(refused.id, RunState.UNKNOWN, "not started: 401", now=at(DAY2, 9))
+    ended = await store.runs.finish(refused.id, RunState.UNKNOWN, "not started: 401", now=at(DAY2, 9))
+    assert ended is not None
+    made["refused"] = ended
     return made
 
 

@@ -466,7 +466,10 @@ class RunService:
         if run.pipeline:
             pipeline: Pipeline | None = self.catalog.pipelines.get(run.pipeline)
             if pipeline is None:
-                raise InvalidRequest(f"*{escape(run.pipeline)}* is no longer in the catalog.")
+                raise InvalidRequest(  # what works too: it said only what was wrong
+                    f"*{escape(run.pipeline)}* is no longer in the catalog, so the bot cannot run it again: put it "
+                    "back in pipelines.yml, or run it from the provider's console."
+                )
             return pipeline
         return AdHoc(provider=run.provider, connection=run.connection, job=run.job)
 

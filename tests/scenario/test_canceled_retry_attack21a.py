@@ -11,8 +11,9 @@ from bot.slack.blocks import ids
 from bot.store import keys
 from tests.scenario.harness import DK_JOB as DK_KEY
 from tests.scenario.harness import RIVER, RIVERY_UNLIMITED, World, unlimited_rivery, world
-from tests.scenario.surface import answered_in_place, ask, run_number, shown
+from tests.scenario.surface import answered_in_place, ask, reply_to, run_number, shown
 from tests.scenario.test_canceled_waiting_fix27 import _dk_retried_later
+from tests.scenario.test_connection_gone_attack20 import _restart
 
 
 def _rivery_unlimited(raw: dict[str, Any]) -> None:
@@ -151,3 +152,25 @@ async def test_a_persons_retry_of_an_alerted_failure_does_not_say_no_alert_was_s
         assert await w.runtime.parts.store.outbox.written_at(keys.run_reply(second, "recovered")) is None
         await w.until(lambda: any("since recovered" in m.text for m in w.slack.messages("C0ALERTS")),
                       what="the alert recovered")
+
+
+def _pipeline_gone(raw: dict[str, Any]) -> None:
+    del raw["pipelines"]["leads-ods"]
+
+
+async def test_retry_of_a_canceled_run_whose_pipeline_left_the_catalog_says_what_works(tmp_path: Path) -> None:
+    """A run canceled at Rivery, then the bot restarted on a catalog without its pipeline: Retry on its card said
+    "*leads-ods* is no longer in the catalog." and nothing of what works."""
+    async with world(tmp_path) as w:
+        await w.command("run leads-ods load_date=2026-11-03")
+        card = await w.card_saying("leads-ods is queued")
+        w.advance(6)
+        await w.card_saying("leads-ods is running", timeout=15)
+        question = await ask(w, f"cancel {run_number(card)}")
+        await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts), question)
+        await w.card_saying("leads-ods was canceled", timeout=15)
+        await _restart(w, _pipeline_gone)
+        _, refusal = await reply_to(w, w.slack.click("C0GENERAL", card.ts, ids.RUN_RETRY, user="U0BOB"), user="U0BOB")
+        assert "is no longer in the catalog" in refusal.text, refusal.text
+        assert "put it back in pipelines.yml" in refusal.text and "provider's console" in refusal.text, refusal.text
+        assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1

@@ -174,3 +174,26 @@ async def test_retry_of_a_canceled_run_whose_pipeline_left_the_catalog_says_what
         assert "is no longer in the catalog" in refusal.text, refusal.text
         assert "put it back in pipelines.yml" in refusal.text and "provider's console" in refusal.text, refusal.text
         assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1
+
+
+async def test_retry_of_an_admins_canceled_adhoc_run_refused_in_plain_words(tmp_path: Path) -> None:
+    """An admin's `run rivery:<id>` canceled at Rivery: its card offers Retry, an admin's alone (no pipeline, no
+    owners). Anyone else read "that takes being or an admin (…). Ask one of them, or ask an admin to change the
+    pipeline's `owners` / `allow_*` in the catalog": no pipeline to change."""
+    async with world(tmp_path) as w:
+        w.emulators["rivery"].state.script(RIVER, [Outcome(queued_s=1, running_s=60), QUICK])
+        await w.command(f"run rivery:{RIVER}", user="U0CAROL")
+        card = await w.card_saying("is queued")
+        w.advance(2)
+        await w.card_saying("is running", timeout=15)
+        question = await ask(w, f"cancel {run_number(card)}", user="U0CAROL")
+        await answered_in_place(
+            w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts, user="U0CAROL"), question)
+        await w.card_saying("was canceled", timeout=15)
+        _, refusal = await reply_to(w, w.slack.click("C0GENERAL", card.ts, ids.RUN_RETRY, user="U0BOB"), user="U0BOB")
+        assert refusal.text.startswith(f"⚠️ You may not retry *rivery:{RIVER}*: that takes being an admin (<@U0CAROL>)."), \
+            refusal.text
+        assert "pipeline's" not in refusal.text, refusal.text
+        assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1
+        await w.slack.click("C0GENERAL", card.ts, ids.RUN_RETRY, user="U0CAROL")  # an admin's
+        await w.until(lambda: len(w.emulators["rivery"].state.requests_to("trigger")) == 2, what="the admin's retry")

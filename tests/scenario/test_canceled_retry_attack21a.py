@@ -197,3 +197,34 @@ async def test_retry_of_an_admins_canceled_adhoc_run_refused_in_plain_words(tmp_
         assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1
         await w.slack.click("C0GENERAL", card.ts, ids.RUN_RETRY, user="U0CAROL")  # an admin's
         await w.until(lambda: len(w.emulators["rivery"].state.requests_to("trigger")) == 2, what="the admin's retry")
+
+
+def _orders_retried(raw: dict[str, Any]) -> None:
+    _rivery_unlimited(raw)
+    raw["pipelines"]["orders"]["retry"] = {"attempts": 2, "backoff": "1s"}
+
+
+async def test_retry_of_a_policy_retry_canceled_at_the_provider_is_told_on_the_failures_alert(tmp_path: Path) -> None:
+    """A failure held for its policy's retry, that retry canceled at Rivery (the failure alerted then), and Retry on
+    the canceled retry's card: the failure's alert never said who retried it as which run (its timeline went from
+    "failed (#1)" to "failed again (#3)"): the retry's event looked past retries canceled before they started only,
+    and the policy's retry, made before the alert existed, was told on none."""
+    async with world(tmp_path, catalog_edit=_orders_retried) as w:
+        unlimited_rivery(w.emulators)
+        await w.command("run orders")
+        await w.card_saying("orders is queued")
+        for _ in range(60):
+            if any("(run #2)" in c.text and "running" in c.text for c in w.cards()):
+                break
+            w.advance(1)
+            await w.settle(0.1)
+        policys = await w.card_saying("orders is running (run #2)")
+        question = await ask(w, "cancel 2")
+        await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts), question)
+        await w.card_saying("orders was canceled", timeout=15)
+        await w.until(lambda: any("orders" in m.text for m in w.slack.messages("C0ALERTS")), what="the failure's alert")
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "orders" in m.text]
+        await w.slack.click("C0GENERAL", policys.ts, ids.RUN_RETRY, user="U0ALICE")
+        await w.card_saying("(run #3)")
+        await w.until(lambda: "retried by <@U0ALICE> as" in shown(w.slack.message("C0ALERTS", alert.ts)),
+                      what="the alert telling the retry")

@@ -19,6 +19,8 @@ from bot.store import keys
 from bot.store.records import RunOrigin, RunRecord, Transition
 from bot.store.store import Store
 
+#: how far back a success looks through the attempts it follows (the policy's, people's retries of them)
+ATTEMPTS_LOOKED_AT = 20
 LINKED_CARDS = 5  # the cards of an alert's latest failures link to it (a storm's older ones need not)
 
 __all__ = ["Changes", "Outcomes", "RetryPolicy", "StepFollower", "StepWaiter"]
@@ -126,7 +128,8 @@ class Outcomes:
         retryable = run.run_state in (RunState.FAILED, RunState.UNKNOWN)
         if retryable and await self.retrier.maybe_retry(run):
             return  # attempts are left: no alert yet
-        if run.run_state is RunState.SUCCEEDED and run.attempt > 1 and notifier.has_card(run):
+        succeeded = run.run_state is RunState.SUCCEEDED
+        if succeeded and run.attempt > 1 and notifier.has_card(run) and await self._held_and_recovered(run):
             await notifier.thread(run, "recovered", Recovered(run.attempt))
         if run.workflow_run_id is not None:
             await self.workflows.step_ended(run)
@@ -144,6 +147,25 @@ class Outcomes:
             await self.no_attempt_follows(run)
         if self.subscribers is not None:
             await self.subscribers.ended(run, told=told)
+
+    async def _held_and_recovered(self, run: RunRecord) -> bool:
+        """Whether the attempts before successful ``run`` failed and none of them was alerted (the policy held them):
+        "no alert was sent" is true then. A person's Retry of a failure alerted already, or of a run canceled (nothing
+        failed), is told by the alert's recovery, or needs no word."""
+        failed = False
+        attempt: RunRecord | None = run
+        for _ in range(ATTEMPTS_LOOKED_AT):
+            if attempt is None or attempt.retry_of is None:
+                break
+            attempt = await self.store.runs.get(attempt.retry_of)
+            if attempt is None or attempt.run_state not in (RunState.FAILED, RunState.UNKNOWN):
+                continue  # canceled: no outcome of its own
+            if attempt.pipeline and await self.store.alerting.counts_run(
+                attempt.pipeline, attempt.id, since=attempt.created_at
+            ):
+                return False
+            failed = True
+        return failed
 
     async def _failed(self, run: RunRecord) -> set[str]:
         """Alert a failure; post its details in the run's thread. Returns the subscribed channels told of it."""

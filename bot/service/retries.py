@@ -228,6 +228,9 @@ class WaitingStarts:
             and client.can(Capability.RESUME)
             and previous is not None
             and previous.provider_run_id is not None
+            # a run stopped at the provider has no failed step: its Retry runs it again (DataKitchen resumes only a
+            # failed order run, and refused, the retry ended "did not start")
+            and previous.run_state is not RunState.CANCELED
         )
         try:
             async with self.pool.slot(run.connection):

@@ -105,11 +105,11 @@ class Rights:
             if who:
                 held.append(f"{_WHAT[right]} ({who})")
         admins = self.auth.names(sorted(self.auth.admins)) or "none set"
-        takes = ", ".join(held) + ", " if held else ""
-        return (
-            f"You may not {what}: that takes being {takes}or an admin ({admins}). "
-            "Ask one of them, or ask an admin to change the pipeline's `owners` / `allow_*` in the catalog."
-        )
+        takes = ", ".join(held) + ", or " if held else ""  # none held (an ad-hoc run): "being or an admin" read
+        said = f"You may not {what}: that takes being {takes}an admin ({admins})."
+        if pipeline is None:  # an ad-hoc run (``rivery:<id>``): no pipeline whose rights could be changed
+            return said + " Ask one of them (it is no pipeline of the catalog: it has no `owners` / `allow_*`)."
+        return said + " Ask one of them, or ask an admin to change the pipeline's `owners` / `allow_*` in the catalog."
 
     @staticmethod
     def _principals(right: Right, pipeline: Owned) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ from bot.service.pipeline_actions import PipelineActions
 from bot.service.rights import ACKNOWLEDGE, RETRY, Right
 from bot.service.starting import BUSY_WAITS, StartLeases, busy_wait, record_answer
 from bot.service.views import Muted
+from bot.store.alert_events import CANCELED_RETRIES
 from bot.store.records import NewRun, RunOrigin, RunRecord, StoredState, Transition
 from bot.store.store import AlreadyRetried, Store
 
@@ -352,7 +353,7 @@ class RunService:
         clicked = run  # its retry canceled before it started: that retry is retried, the rights asked of it now
         run, existing = await self.notifier.retried(run)
         if existing is not None:
-            raise InvalidRequest(_already_retried(clicked, existing))
+            raise InvalidRequest(_already_retried(clicked, existing, await self._run_again(existing)))
         await self._refuse_an_earlier_step_run(run)
         target = self._target(run)
         pipeline = target if isinstance(target, Pipeline) else None
@@ -373,13 +374,26 @@ class RunService:
                 resume_from=resume_from,
             )
         except AlreadyRetried as exc:  # two clicks at once: the database let one through
-            raise InvalidRequest(_already_retried(clicked, exc.retry)) from None
+            raise InvalidRequest(_already_retried(clicked, exc.retry, await self._run_again(exc.retry))) from None
         await self.guard.audit(actor, "retry", f"#{clicked.id}", "ok", f"as run #{new.id}", right=right)
         for told in {clicked.id: clicked, run.id: run}.values():  # the failure's card, and the canceled retry's
             await self.notifier.refresh_card(told)
             await self.notifier.thread(told, "retried", RetriedBy(actor.user_id, new.id))
             await self._alerts_of(told.id)
         return new
+
+    async def _run_again(self, retry: RunRecord) -> RunRecord | None:
+        """The latest run of ``retry``'s chain of retries canceled at the provider, each retried from its card; None
+        when ``retry`` was not canceled or nobody retried it: a refusal then names the card whose Retry works."""
+        latest = None
+        for _ in range(CANCELED_RETRIES):
+            if not (retry.final and retry.run_state is RunState.CANCELED):
+                break
+            _, then = await self.notifier.retried(retry)
+            if then is None:
+                break
+            latest = retry = then
+        return latest
 
     def _resumable(self, run: RunRecord) -> str:
         """The provider run to resume ``run`` from; refused, saying what would work, where the provider cannot."""
@@ -465,7 +479,10 @@ class RunService:
         if run.pipeline:
             pipeline: Pipeline | None = self.catalog.pipelines.get(run.pipeline)
             if pipeline is None:
-                raise InvalidRequest(f"*{escape(run.pipeline)}* is no longer in the catalog.")
+                raise InvalidRequest(  # what works too: it said only what was wrong
+                    f"*{escape(run.pipeline)}* is no longer in the catalog, so the bot cannot run it again: put it "
+                    "back in pipelines.yml, or run it from the provider's console."
+                )
             return pipeline
         return AdHoc(provider=run.provider, connection=run.connection, job=run.job)
 
@@ -493,9 +510,17 @@ def _params(params: Mapping[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _already_retried(run: RunRecord, retry: RunRecord) -> str:
+def _already_retried(run: RunRecord, retry: RunRecord, again: RunRecord | None = None) -> str:
+    """``again``: the latest run of ``retry``, canceled, retried from its card (``RunService._run_again``)."""
     who = f" by <@{retry.started_by}>" if retry.started_by else ""
     told = f"Run #{run.id} was already retried{who} as run #{retry.id}."
-    if retry.final and retry.run_state is RunState.CANCELED:  # what works: it said only "already" (twentieth pass)
-        told += f" That run #{retry.id} was canceled: Retry on its card runs it again."
-    return told
+    if not (retry.final and retry.run_state is RunState.CANCELED):
+        return told
+    if again is None:  # what works: it said only "already"
+        return told + f" That run #{retry.id} was canceled: Retry on its card runs it again."
+    # its card offers Retry no more: the run standing for it now is named, not a card whose Retry is refused
+    by = f" by <@{again.started_by}>" if again.started_by else ""
+    told += f" That run #{retry.id} was canceled, and run again{by} as run #{again.id}"
+    if again.final and again.run_state is RunState.CANCELED:
+        return told + ", canceled too: Retry on its card runs it again."
+    return told + ": see its card."

@@ -129,24 +129,22 @@ async def _alert_retried_as(conn: AsyncConnection, run_id: int) -> int | None:
     return int(found) if found is not None else None
 
 
-#: how many retries canceled before they started a Retry looks past (here, ``Notifier.retried``, the resume's
-#: attempt): the policy's attempts and people's retries of one failure
+#: how many retries canceled a Retry looks past (here, any canceled; ``Notifier.retried``, the resume's attempt: those
+#: canceled before they started): the policy's attempts and people's retries of one failure
 CANCELED_RETRIES = 20
 
 
 async def _alert_past_canceled(conn: AsyncConnection, run_id: int) -> int | None:
-    """The alert of the failure a Retry retried past its retries canceled before they started: the new run retries
-    the last canceled one (one retry per run), which no alert counts nor names, so the Retry clicked on the failure's
-    alert was told on none (eighteenth pass (a))."""
+    """The alert of the failure a Retry retried past its retries canceled: the new run retries the last canceled one
+    (one retry per run: a Retry past those canceled before they started, or on the card of one canceled at the
+    provider), which no alert counts, nor names when it was the policy's retry of a failure held for it (made before
+    the alert was), so the Retry was told on none."""
     for _ in range(CANCELED_RETRIES):
         row = (
-            await conn.execute(
-                select(runs.c.retry_of, runs.c.state, runs.c.provider_run_id, runs.c.final).where(runs.c.id == run_id)
-            )
+            await conn.execute(select(runs.c.retry_of, runs.c.state, runs.c.final).where(runs.c.id == run_id))
         ).mappings().first()
-        canceled = row is not None and row["state"] == StoredState.CANCELED.value
-        never_ran = canceled and row is not None and row["final"] and row["provider_run_id"] is None
-        if row is None or not never_ran or row["retry_of"] is None:
+        canceled = row is not None and row["final"] and row["state"] == StoredState.CANCELED.value
+        if row is None or not canceled or row["retry_of"] is None:
             return None
         run_id = int(row["retry_of"])
         alert_id = await alert_counting(conn, run_id) or await _alert_retried_as(conn, run_id)

@@ -88,5 +88,7 @@ async def test_a_failures_retry_canceled_at_the_provider_is_retried_from_the_ret
         [refusal] = w.slack.ephemerals("C0ALERTS", "U0BOB")
         assert refusal.text.startswith(f"⚠️ Run #{first.id} was already retried by <@U0BOB> as run #{retry.id}"), \
             refusal.text
-        assert f"run #{retry.id} was canceled: Retry on its card" in refusal.text, refusal.text  # before: nothing
+        # before: nothing; then "Retry on its card runs it again", that card retried already (twenty-first pass (a))
+        assert f"run #{retry.id} was canceled, and run again by <@U0BOB> as run #{runs[2].id}: see its card" in \
+            refusal.text, refusal.text
 

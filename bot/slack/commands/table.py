@@ -180,7 +180,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "cancel",
         "cancel <run>",
         "Cancel a run in flight (Rivery, DataKitchen); asks to confirm, once",
-        "`{command} status` lists the runs in flight with their numbers.",
+        "`{command} status` lists the runs in flight with their numbers. A run whose connection is no longer in "
+        "pipelines.yml cannot be canceled from here: the prompt offers to stop following it instead.",
         ("cancel 1",),
         (ArgSpec("run", "run", required=True, help="a run number like 42 or #42"),),
         "starter",

@@ -19,6 +19,7 @@ from bot.errors import StartupError
 
 __all__ = [
     "MIGRATIONS",
+    "SQLITE_CACHE_KIB",
     "UnknownSchema",
     "describe",
     "head_revision",
@@ -32,8 +33,14 @@ __all__ = [
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+#: SQLite's page cache per connection, in KiB (SQLite's default: 2,000). Each aiosqlite connection keeps its own,
+#: and the pool holds about nine at 5,000 runs in flight; the file's pages are in the OS's cache anyway. 256 KiB:
+#: -8 MB RSS at 5,000 runs, the lag and CPU unchanged (docs/PERFORMANCE.md, "Eighth pass")
+SQLITE_CACHE_KIB = 256
+
+
 def make_engine(url: str, **kw: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    """An async engine; SQLite gets WAL, a busy timeout, enforced foreign keys and a small page cache."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kw)
 
@@ -44,6 +51,7 @@ def make_engine(url: str, **kw: str) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cursor.close()
 
         return engine

@@ -15,40 +15,19 @@ from urllib.parse import quote
 import pytest
 
 from bot.config import Settings
-from bot.errors import ProviderError
 from bot.ops.redact import PROCESS, Redactor
-from bot.providers import rivery
-from bot.providers._http import RetryPolicy
+from tests.security.proxies import bot_redaction, bot_settings, rivery_error
 
 USER, PASSWORD = "proxy-user", 'Pr0xy pa55&w%rd+"\u00e9'
 
 
-async def _no_sleep(seconds: float) -> None:
-    return None
-
-
 @pytest.mark.parametrize("variable", ["HTTP_PROXY", "all_proxy"])
 async def test_a_proxy_password_a_proxy_echoes_never_reaches_a_message(
-    variable: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+    variable: str, proxy: str, no_proxy: pytest.MonkeyPatch
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv(variable, f"http://{USER}:{quote(PASSWORD, safe='')}@{proxy}")
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
-    secrets = Redactor(settings.secret_values())
-    PROCESS.include(secrets)
-    try:
-        conn = rivery.Connection(base_url="http://rivery.invalid/api", api_token="rivery-token-5f2c9a")
-        client = rivery.Client("riv", conn, retry=RetryPolicy(attempts=1), sleep=_no_sleep)
-        try:
-            with pytest.raises(ProviderError) as err:
-                await client.trigger(rivery.Job(river_id="r1"), {})
-        finally:
-            await client.aclose()
-    finally:
-        PROCESS.exclude(secrets)
-    text = str(err.value)
+    no_proxy.setenv(variable, f"http://{USER}:{quote(PASSWORD, safe='')}@{proxy}")
+    async with bot_redaction(bot_settings()):
+        text = await rivery_error()
     assert "Access denied" in text and "HTTP 407" in text, text  # the proxy was asked, and its page quoted
     header = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     for form in (header, PASSWORD, quote(PASSWORD, safe="")):
@@ -78,39 +57,23 @@ def test_a_proxy_the_bot_cannot_use_is_a_problem_never_quoting_its_url(monkeypat
 
 @pytest.mark.parametrize("written", ["{key}@{proxy}", "{key}:@{proxy}"], ids=["user only", "empty password"])
 async def test_a_proxy_whose_credential_is_its_user_name_alone_never_reaches_a_message(
-    written: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+    written: str, proxy: str, no_proxy: pytest.MonkeyPatch
 ) -> None:
     """Fifteenth pass (b): a proxy service taking an API key as the user name and no password
     (``http://API_KEY:@proxy:8011``): only a password was taken for a secret, so the page of a proxy refusing the
     request put ``Proxy-Authorization: Basic base64(API_KEY:)`` in the message (and slack_sdk's DEBUG line quoting
     the proxy URL went to the logs whole)."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
     key = "zyte-Api-K3y-6a1f09"
-    monkeypatch.setenv("HTTP_PROXY", "http://" + written.format(key=key, proxy=proxy))
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
-    secrets = Redactor(settings.secret_values())
-    PROCESS.include(secrets)
-    try:
-        conn = rivery.Connection(base_url="http://rivery.invalid/api", api_token="rivery-token-5f2c9a")
-        client = rivery.Client("riv", conn, retry=RetryPolicy(attempts=1), sleep=_no_sleep)
-        try:
-            with pytest.raises(ProviderError) as err:
-                await client.trigger(rivery.Job(river_id="r1"), {})
-        finally:
-            await client.aclose()
+    no_proxy.setenv("HTTP_PROXY", "http://" + written.format(key=key, proxy=proxy))
+    async with bot_redaction(bot_settings()):
+        text = await rivery_error()
         logged = PROCESS.redact(f"HTTP proxy URL has been loaded from an env variable: http://{key}@{proxy}")
-    finally:
-        PROCESS.exclude(secrets)
-    text = str(err.value)
     assert "Access denied" in text and "Proxy-Authorization" in text, text  # the proxy was asked, its page quoted
     assert base64.b64encode(f"{key}:".encode()).decode() not in text, text
     assert key not in text and key not in logged, (text, logged)
     # a short account name is no key: masking it would mask the word in every message
-    monkeypatch.setenv("HTTP_PROXY", "http://" + written.format(key="data", proxy=proxy))
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
-    assert Redactor(settings.secret_values()).redact("data loaded; Basic ZGF0YTo=") == "data loaded; Basic ***"
+    no_proxy.setenv("HTTP_PROXY", "http://" + written.format(key="data", proxy=proxy))
+    assert Redactor(bot_settings().secret_values()).redact("data loaded; Basic ZGF0YTo=") == "data loaded; Basic ***"
 
 
 @pytest.mark.parametrize("mark", ["#", "/", "?"])

@@ -16,48 +16,27 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Settings
-from bot.errors import ProviderError
 from bot.ops.redact import PROCESS, Redactor
-from bot.providers import rivery
-from bot.providers._http import RetryPolicy
+from tests.security.proxies import bot_redaction, bot_settings, rivery_error
 
 USER = "proxy-user"
 
 
-async def _no_sleep(seconds: float) -> None:
-    return None
-
-
 @pytest.mark.parametrize("password", ["Pa]ssw0rd-9x", "Pa[ssw0rd-9x", "p[a]ssw0rd-9x"])
 async def test_a_proxy_password_holding_a_bracket_never_reaches_a_message_and_is_a_problem(
-    password: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+    password: str, proxy: str, no_proxy: pytest.MonkeyPatch
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
     url = f"http://{USER}:{password}@{proxy}"
-    monkeypatch.setenv("HTTP_PROXY", url)
-    monkeypatch.setenv("HTTPS_PROXY", url)
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
-    secrets = Redactor(settings.secret_values())
-    PROCESS.include(secrets)
-    try:
-        conn = rivery.Connection(base_url="http://rivery.invalid/api", api_token="rivery-token-5f2c9a")
-        client = rivery.Client("riv", conn, retry=RetryPolicy(attempts=1), sleep=_no_sleep)
-        try:
-            with pytest.raises(ProviderError) as err:
-                await client.trigger(rivery.Job(river_id="r1"), {})
-        finally:
-            await client.aclose()
+    no_proxy.setenv("HTTP_PROXY", url)
+    no_proxy.setenv("HTTPS_PROXY", url)
+    settings = bot_settings()
+    async with bot_redaction(settings):
+        text = await rivery_error()
         # the Slack SDK (aiohttp, yarl) cannot read the URL: each call's error quotes it, as the logs show it
         slack = AsyncWebClient(token="xoxb-1234-abcd", base_url="https://slack.invalid/api/")
         with pytest.raises(Exception) as slack_err:  # noqa: PT011 - aiohttp's InvalidURL, whatever its class
             await slack.auth_test()
         logged = PROCESS.redact(f"{type(slack_err.value).__name__}: {slack_err.value}")
-    finally:
-        PROCESS.exclude(secrets)
-    text = str(err.value)
     assert "Access denied" in text and "Proxy-Authorization" in text, text  # the proxy was asked, its page quoted
     assert base64.b64encode(f"{USER}:{password}".encode()).decode() not in text, text
     assert password not in logged, logged
@@ -69,19 +48,15 @@ async def test_a_proxy_password_holding_a_bracket_never_reaches_a_message_and_is
 
 @pytest.mark.parametrize("written", ["{user}:{password}@{proxy}", "{password}@{proxy}"], ids=["password", "user only"])
 async def test_a_non_ascii_proxy_credential_the_slack_sdk_sends_as_latin1_never_reaches_a_message(
-    written: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+    written: str, proxy: str, no_proxy: pytest.MonkeyPatch
 ) -> None:
     """aiohttp (the Slack SDK) encodes a proxy's ``user:password`` as Latin-1 for ``Proxy-Authorization`` where httpx
     encodes UTF-8: a password holding ``ä`` (written ``%C3%A4``) was redacted in the provider clients' answers and not
     in the Slack SDK's: a plain-http Slack API behind a proxy whose 407 page shows the request put
     ``Basic base64(latin-1)`` into the ``SlackApiError`` the bot logs."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
     password = "p\u00e4sswoerd-123"
-    monkeypatch.setenv("HTTP_PROXY", "http://" + written.format(user=USER, password=quote(password), proxy=proxy))
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
-    redactor = Redactor(settings.secret_values())
+    no_proxy.setenv("HTTP_PROXY", "http://" + written.format(user=USER, password=quote(password), proxy=proxy))
+    redactor = Redactor(bot_settings().secret_values())
     slack = AsyncWebClient(token="xoxb-1234-abcd", base_url="http://slack.invalid/api/")
     with pytest.raises(SlackApiError) as err:
         await slack.auth_test()

@@ -21,29 +21,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.catalog.load import parse_catalog
 from bot.checks.online import online_checks
 from bot.config import Settings
-from bot.errors import ProviderError
 from bot.ops.redact import PROCESS, Redactor
-from bot.providers import rivery
-from bot.providers._http import RetryPolicy
+from tests.security.proxies import bot_redaction, bot_settings, rivery_error
 
-VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 USER = "proxy-user"
-
-
-async def _no_sleep(seconds: float) -> None:
-    return None
-
-
-@pytest.fixture
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    return monkeypatch
-
-
-def settings() -> Settings:
-    return Settings(_env_file=None, slack_bot_token="xoxb-1234-abcd", slack_signing_secret="sign-1234-abcd")
 
 
 @pytest.mark.parametrize(
@@ -56,8 +37,8 @@ async def test_a_proxy_the_slack_sdk_cannot_use_is_a_problem(
     variable: str, url: str, no_proxy: pytest.MonkeyPatch
 ) -> None:
     no_proxy.setenv(variable, url)
-    problems = [p for p in settings().problems() if p.startswith(f"{variable}:") and "Slack" in p]
-    assert len(problems) == 1, settings().problems()
+    problems = [p for p in bot_settings().problems() if p.startswith(f"{variable}:") and "Slack" in p]
+    assert len(problems) == 1, bot_settings().problems()
     assert "http://host:port" in problems[0] and "ALL_PROXY" in problems[0], problems
     assert "Secr3t-pass" not in problems[0] and "proxy.internal" not in problems[0], problems
     if "://" not in url:  # what the Slack SDK does with it: every call fails
@@ -76,14 +57,14 @@ async def test_a_proxy_the_slack_sdk_cannot_use_is_a_problem(
 def test_a_proxy_the_slack_sdk_can_use_is_no_problem(environ: dict[str, str], no_proxy: pytest.MonkeyPatch) -> None:
     for name, value in environ.items():
         no_proxy.setenv(name, value)
-    assert not [p for p in settings().problems() if "Slack SDK" in p], settings().problems()
+    assert not [p for p in bot_settings().problems() if "Slack SDK" in p], bot_settings().problems()
 
 
 async def test_a_proxy_password_escaped_as_latin1_never_reaches_a_message(
     proxy: str, no_proxy: pytest.MonkeyPatch
 ) -> None:
     no_proxy.setenv("HTTPS_PROXY", f"http://proxy-user:pass%E4word-9x@{proxy}")
-    secrets = Redactor(settings().secret_values())
+    secrets = Redactor(bot_settings().secret_values())
     PROCESS.include(secrets)
     try:
         slack = AsyncWebClient(token="xoxb-1234-abcd", base_url="http://slack.invalid/api/")
@@ -108,7 +89,7 @@ async def test_proxy_credentials_the_slack_sdk_cannot_send_are_a_problem(
     no_proxy.setenv("HTTPS_PROXY", f"http://{credentials}@{proxy}")
     with pytest.raises(ValueError, match=r"latin-1|login"):  # what the Slack SDK does with it
         await AsyncWebClient(token="xoxb-1234-abcd", base_url="http://slack.invalid/api/").auth_test()
-    problems = [p for p in settings().problems() if p.startswith("HTTPS_PROXY:")]
+    problems = [p for p in bot_settings().problems() if p.startswith("HTTPS_PROXY:")]
     assert len(problems) == 1 and "cannot send its user name and password" in problems[0], problems
     assert "w0rd" not in problems[0] and proxy not in problems[0], problems
 
@@ -141,25 +122,14 @@ async def test_a_proxy_variable_spelled_in_mixed_case_is_read_as_httpx_reads_it(
     password = "Secr3t-mixed-case-pw"
     no_proxy.setenv("Https_Proxy", f"http://{USER}:{password}@{proxy}")
     no_proxy.setenv("Http_Proxy", f"http://{USER}:{password}@{proxy}")
-    secrets = Redactor(settings().secret_values())
-    PROCESS.include(secrets)
-    try:
-        conn = rivery.Connection(base_url="http://rivery.invalid/api", api_token="rivery-token-5f2c9a")
-        client = rivery.Client("riv", conn, retry=RetryPolicy(attempts=1), sleep=_no_sleep)
-        try:
-            with pytest.raises(ProviderError) as err:
-                await client.trigger(rivery.Job(river_id="r1"), {})
-        finally:
-            await client.aclose()
-    finally:
-        PROCESS.exclude(secrets)
-    text = str(err.value)
+    async with bot_redaction(bot_settings()):
+        text = await rivery_error()
     assert "HTTP 407" in text and "Proxy-Authorization" in text, text  # through the proxy, its page quoted
     header = base64.b64encode(f"{USER}:{password}".encode()).decode()
     assert header not in text and password not in text, text
     no_proxy.setenv("All_Proxy", "socks5://127.0.0.1:1080")  # a proxy httpx cannot use, in any case, is a problem
     if importlib.util.find_spec("socksio") is None:
-        assert any(p.startswith("All_Proxy: a SOCKS proxy") for p in settings().problems()), settings().problems()
+        assert any(p.startswith("All_Proxy: a SOCKS proxy") for p in bot_settings().problems()), bot_settings().problems()
 
 
 async def test_check_online_sends_a_proxy_refusing_slack_to_the_proxy(proxy: str, no_proxy: pytest.MonkeyPatch) -> None:

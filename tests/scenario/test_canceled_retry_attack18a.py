@@ -8,9 +8,8 @@ import json
 import re
 from pathlib import Path
 
-from bot.emulators._core import Fault, Outcome
+from bot.emulators._core import Fault
 from bot.slack.blocks import ids
-from tests.scenario.harness import DK_JOB as DK_KEY
 from tests.scenario.harness import FLOW, world
 from tests.scenario.test_canceled_waiting_fix27 import (
     FAILS,
@@ -18,6 +17,7 @@ from tests.scenario.test_canceled_waiting_fix27 import (
     _dk_retried_later,
     _retried_later,
     _retry_waiting,
+    dk_failure_its_retry_canceled,
 )
 
 
@@ -53,20 +53,8 @@ async def test_resume_past_a_canceled_retry_that_waits_its_turn_resumes_the_fail
     started a new order of the whole recipe instead of resuming the failed one."""
     async with world(tmp_path, catalog_edit=_dk_retried_later) as w:
         dk = w.emulators["datakitchen"]
-        dk.state.script(DK_KEY, Outcome(result="fail", queued_s=1, running_s=5, tasks=("extract", "transform"),
-                                        failed_tasks=("transform",), message="bad row"))
-        assert (await w.command("run sales-dashboard source_date=2026-11-03")).ok
-        await w.card_saying("sales-dashboard is queued")
         store = w.runtime.parts.store
-        [first] = await store.runs.recent("sales-dashboard", 5)
-        w.advance(10)
-        waiting = await _retry_waiting(w, first.id)
-        card = await w.card_saying("sales-dashboard failed")
-        await _cancel(w, waiting.id)
-        await w.until(lambda: any("Details of run" in m.text for m in w.thread(card)), what="the failure's details")
-        [note] = [m for m in w.thread(card) if "Details of run" in m.text]
-        order = (await store.runs.get(first.id) or first).provider_run_id
-        assert order is not None
+        first, waiting, note, order = await dk_failure_its_retry_canceled(w)
 
         dk.state.add_fault(Fault(route="resume", status=503, retry_after=1))  # too busy, once
         await w.slack.click(note.channel, note.ts, "run.resume", user="U0ALICE")

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.emulators._core import Outcome
+from bot.emulators.slack.server import Message
 from bot.slack.blocks import ids
 from bot.store import keys
 from bot.store.records import NewRun, RunOrigin, RunRecord
@@ -186,26 +187,36 @@ def _dk_retried_later(raw: dict[str, Any]) -> None:
     raw["pipelines"]["sales-dashboard"]["retry"] = {"attempts": 2, "backoff": "10m"}
 
 
+async def dk_failure_its_retry_canceled(w: World) -> tuple[RunRecord, RunRecord, Message, str]:
+    """A DataKitchen order failed at its ``transform`` step, its policy's retry canceled while it waited: the failed
+    run, the canceled retry, the failure's details in its thread (Resume), and the failed order's id."""
+    w.emulators["datakitchen"].state.script(DK_KEY, Outcome(
+        result="fail", queued_s=1, running_s=5, tasks=("extract", "transform"), failed_tasks=("transform",),
+        message="bad row",
+    ))
+    assert (await w.command("run sales-dashboard source_date=2026-11-03")).ok
+    await w.card_saying("sales-dashboard is queued")
+    store = w.runtime.parts.store
+    [first] = await store.runs.recent("sales-dashboard", 5)
+    w.advance(10)
+    waiting = await _retry_waiting(w, first.id)
+    card = await w.card_saying("sales-dashboard failed")
+    await _cancel(w, waiting.id)
+    await w.until(lambda: any("Details of run" in m.text for m in w.thread(card)), what="the failure's details")
+    [note] = [m for m in w.thread(card) if "Details of run" in m.text]
+    order = (await store.runs.get(first.id) or first).provider_run_id
+    assert order is not None
+    return first, waiting, note, order
+
+
 async def test_resume_of_a_failure_whose_waiting_retry_was_canceled_resumes_its_order(tmp_path: Path) -> None:
     """Resume from the failed step, past the canceled retry: DataKitchen resumes the failed order under its own id;
     the failed attempt keeps a precise id (not the canceled retry, which never had one)."""
     async with world(tmp_path, catalog_edit=_dk_retried_later) as w:
         dk = w.emulators["datakitchen"]
-        dk.state.script(DK_KEY, Outcome(result="fail", queued_s=1, running_s=5, tasks=("extract", "transform"),
-                                        failed_tasks=("transform",), message="bad row"))
-        assert (await w.command("run sales-dashboard source_date=2026-11-03")).ok
-        await w.card_saying("sales-dashboard is queued")
         store = w.runtime.parts.store
-        [first] = await store.runs.recent("sales-dashboard", 5)
-        w.advance(10)
-        waiting = await _retry_waiting(w, first.id)
-        card = await w.card_saying("sales-dashboard failed")
-        await _cancel(w, waiting.id)
-        await w.until(lambda: any("Details of run" in m.text for m in w.thread(card)), what="the failure's details")
-        [note] = [m for m in w.thread(card) if "Details of run" in m.text]
+        first, waiting, note, order = await dk_failure_its_retry_canceled(w)
         assert "run.resume" in note.action_ids
-        order = (await store.runs.get(first.id) or first).provider_run_id
-        assert order is not None
 
         await w.slack.click(note.channel, note.ts, "run.resume", user="U0ALICE")
         await w.until(lambda: len(dk.state.requests_to("resume")) == 1, what="DataKitchen asked to resume")

@@ -48,7 +48,7 @@ class RunCancels:
         right = await self.may_cancel(actor, run)
         if run.state == StoredState.WAITING.value:  # nothing at the provider yet: it is taken off the queue here
             return await self._cancel_waiting(actor, run, right)
-        client = self.pool.client(run.connection)
+        client = self.pool.client(run.connection, run.provider)
         if run.provider_run_id is None:
             raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")
         # recorded before the provider is asked: a poll landing while the cancel's answer travels back finds it
@@ -104,7 +104,7 @@ class RunCancels:
         right = await self.guard.grant(actor, CANCEL, pipeline, what=what, action="cancel", run=run)
         if run.final:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
-        client = self.pool.client(run.connection)
+        client = self.pool.client(run.connection, run.provider)
         if run.state != StoredState.WAITING.value and not client.can(Capability.CANCEL):
             raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")
         return right

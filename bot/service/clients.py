@@ -29,10 +29,19 @@ class ClientPool:
     def for_catalog(cls, catalog: Catalog, *, retry: RetryPolicy | None = None) -> ClientPool:
         return cls(catalog.connections, retry=retry)
 
-    def client(self, connection: str) -> SomeClient:
+    def client(self, connection: str, provider_key: str | None = None) -> SomeClient:
+        """The connection's client; ``provider_key``: the provider a run was recorded on, which the connection must
+        still be (a deploy may give the name to another provider's account: that one's client was handed the run's
+        job of the other provider, an AttributeError at every poll)."""
         if connection not in self._connections:
             raise InvalidRequest(  # what works too: it said only what was wrong (twentieth pass)
                 f"There is no connection named {connection} in the catalog any more, so the bot cannot reach its "
+                "provider: see the provider's console, or put the connection back in pipelines.yml."
+            )
+        if provider_key is not None and self._connections[connection].provider != provider_key:
+            raise InvalidRequest(
+                f"The connection {connection} is a {self._connections[connection].provider} connection in the "
+                f"catalog now, not the {provider_key} one this run was started on, so the bot cannot reach its "
                 "provider: see the provider's console, or put the connection back in pipelines.yml."
             )
         found = self._clients.get(connection)

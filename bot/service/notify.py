@@ -70,7 +70,7 @@ class Notifier:
         """The client's console link; a ``{run_id}`` in the connection's ``console_url`` becomes the run's id
         (empty before the provider gave one), so a console with a page per run is linked to that page."""
         try:
-            client = self.pool.client(run.connection)
+            client = self.pool.client(run.connection, run.provider)
             url = client.console_url(self.pool.job(run.provider, run.job), run.provider_run_id)
         except Exception:  # a card must render even if the catalog changed under it
             return None
@@ -96,7 +96,7 @@ class Notifier:
         muted = (await self.store.mutes.active(now=now)).get(run.pipeline or "")
         gone = None
         try:
-            client = self.pool.client(run.connection)
+            client = self.pool.client(run.connection, run.provider)
             display = client.display_name
             can_cancel = client.can(Capability.CANCEL)
             job_text = self.pool.job(run.provider, run.job).describe()
@@ -184,6 +184,6 @@ class Notifier:
 
     def display_name(self, run: RunRecord) -> str:
         try:
-            return self.pool.client(run.connection).display_name
+            return self.pool.client(run.connection, run.provider).display_name
         except Exception:
             return run.provider

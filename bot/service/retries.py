@@ -202,7 +202,7 @@ class WaitingStarts:
         previous = await self._ran_before(run)
         policy = _policy(self.catalog, run)
         try:
-            client = self.pool.client(run.connection)
+            client = self.pool.client(run.connection, run.provider)
         except InvalidRequest as exc:  # its connection left the catalog while it waited (a deploy): nothing was sent
             # (raised, the run stayed "starting" and recovery said the bot had stopped, unknown whether it started)
             await self._not_started(run, exc)

@@ -1,0 +1,56 @@
+"""Two replicas on one PostgreSQL database whose catalogs differ (a rolling deploy): one lacks the connection of a
+run the other follows. The one lacking it took its turns at the run's polls, each "status unknown", and redrew the
+card in its own view (the provider's key, the job's raw fields, no Cancel); the other's next poll drew it back: an
+edit of the card at every poll for as long as the run ran, its Cancel coming and going."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.catalog.load import parse_catalog
+from bot.runtime import Runtime
+from tests.postgres import create_postgres_database, drop_postgres_database
+from tests.scenario.harness import ENV, catalog_text, world
+
+
+def _without_rivery(raw: dict[str, Any]) -> None:
+    del raw["connections"]["rivery"]
+    del raw["pipelines"]["leads-ods"]
+    del raw["pipelines"]["orders"]
+
+
+async def test_a_replica_lacking_the_connection_leaves_the_card_to_the_one_that_has_it(tmp_path: Path) -> None:
+    url = await create_postgres_database()
+    try:
+        async with world(tmp_path, database_url=url) as w:
+            raw = yaml.safe_load(catalog_text(w.emulators))
+            _without_rivery(raw)
+            other = Runtime(w.settings, parse_catalog(raw, ENV))
+            await other.start()
+            try:
+                await w.command("run leads-ods")
+                await w.card_saying("leads-ods is queued")
+                w.advance(6)
+                await w.card_saying("leads-ods is running")
+                [card] = w.cards()
+                store = other.store
+                missed = 0  # polls the replica lacking rivery took: "status unknown"
+                for _ in range(200):  # about 20 polls, shared by the two replicas
+                    run = await store.runs.get(1)
+                    missed += bool(run and run.last_error and "no connection named rivery" in run.last_error)
+                    await asyncio.sleep(0.02)
+                assert missed, "the replica lacking rivery never took a poll"
+                w.advance(40)
+                await w.card_saying("leads-ods succeeded")
+                drawn = [json.dumps(e.blocks) for e in card.edits]
+                assert not [d for d in drawn if "river_id=" in d], "a card drawn by the replica lacking rivery"
+                assert len(card.edits) <= 3, [e.text for e in card.edits]  # running, succeeded (and its alert link)
+            finally:
+                await other.stop()
+    finally:
+        await drop_postgres_database(url)

@@ -452,7 +452,10 @@ class RunService:
         if run.pipeline:
             pipeline: Pipeline | None = self.catalog.pipelines.get(run.pipeline)
             if pipeline is None:
-                raise InvalidRequest(f"*{escape(run.pipeline)}* is no longer in the catalog.")
+                raise InvalidRequest(  # and what works: it said only what was wrong
+                    f"*{escape(run.pipeline)}* is no longer in the bot's catalog (pipelines.yml), so the bot cannot "
+                    "run it again: run it from the provider's console, or put the pipeline back in the catalog."
+                )
             return pipeline
         return AdHoc(provider=run.provider, connection=run.connection, job=run.job)
 

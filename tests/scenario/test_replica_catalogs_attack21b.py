@@ -13,9 +13,10 @@ from typing import Any
 import yaml
 
 from bot.catalog.load import parse_catalog
+from bot.emulators._core import Outcome
 from bot.runtime import Runtime
 from tests.postgres import create_postgres_database, drop_postgres_database
-from tests.scenario.harness import ENV, catalog_text, world
+from tests.scenario.harness import DK_JOB, ENV, catalog_text, world
 
 
 def _without_rivery(raw: dict[str, Any]) -> None:
@@ -27,7 +28,9 @@ def _without_rivery(raw: dict[str, Any]) -> None:
 async def test_a_replica_lacking_the_connection_leaves_the_card_to_the_one_that_has_it(tmp_path: Path) -> None:
     url = await create_postgres_database()
     try:
-        async with world(tmp_path, database_url=url) as w:
+        # "status unknown" said after 30 s (not the world's 1 s): on a loaded machine the replica with rivery may not
+        # poll within a second, and the card would then rightly say so
+        async with world(tmp_path, database_url=url, unknown_after_seconds=30.0) as w:
             raw = yaml.safe_load(catalog_text(w.emulators))
             _without_rivery(raw)
             other = Runtime(w.settings, parse_catalog(raw, ENV))
@@ -50,6 +53,44 @@ async def test_a_replica_lacking_the_connection_leaves_the_card_to_the_one_that_
                 drawn = [json.dumps(e.blocks) for e in card.edits]
                 assert not [d for d in drawn if "river_id=" in d], "a card drawn by the replica lacking rivery"
                 assert len(card.edits) <= 3, [e.text for e in card.edits]  # running, succeeded (and its alert link)
+            finally:
+                await other.stop()
+    finally:
+        await drop_postgres_database(url)
+
+
+def _without_datakitchen(raw: dict[str, Any]) -> None:
+    del raw["connections"]["datakitchen"]
+    del raw["pipelines"]["sales-dashboard"]
+
+
+async def test_a_replica_lacking_a_watched_pipeline_does_not_take_its_watch_turns(tmp_path: Path) -> None:
+    """The watch's turn is one per interval across the fleet, taken by whichever replica's job comes first in it:
+    always the same one (their jobs keep their phases). A replica whose catalog lacked a watched pipeline took every
+    turn, and nobody listed that pipeline's runs: its failures outside Slack were never found."""
+    url = await create_postgres_database()
+    try:
+        async with world(tmp_path, database_url=url, watch_interval_seconds=3.0) as w:
+            w.advance(120)
+            raw = yaml.safe_load(catalog_text(w.emulators))
+            _without_datakitchen(raw)
+            other = Runtime(w.settings, parse_catalog(raw, ENV))
+            await other.start()
+            try:
+                # both scheduled turns driven by hand, the replica lacking sales-dashboard first in each interval
+                for bot in (other, w.runtime):
+                    bot.parts.scheduler.pause_job("watch")
+                lacking, having = (b.parts.scheduler.get_job("watch").func for b in (other, w.runtime))
+                await w.settle(1.0)  # a turn each had at its start is over
+                w.emulators["datakitchen"].external_run(DK_JOB, {}, Outcome(
+                    result="fail", queued_s=0, running_s=1, message="Node load failed", failed_tasks=("load",)))
+                w.advance(5)
+                for _ in range(8):  # about three intervals
+                    await lacking()
+                    await having()
+                    await asyncio.sleep(0.5)
+                await w.until(lambda: any("sales-dashboard" in m.text for m in w.slack.messages("C0ALERTS")), 5,
+                              what="the external failure found and alerted")
             finally:
                 await other.stop()
     finally:

@@ -63,6 +63,10 @@ class ClientPool:
     def job(self, provider_key: str, job: Mapping[str, JsonValue]) -> JobConfig:
         return provider(provider_key).job.model_validate(dict(job))
 
+    @property
+    def connections(self) -> list[str]:
+        return list(self._connections)
+
     def connections_of(self, provider_key: str) -> list[str]:
         return [name for name, c in self._connections.items() if c.provider == provider_key]
 

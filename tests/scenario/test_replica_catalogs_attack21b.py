@@ -95,3 +95,47 @@ async def test_a_replica_lacking_a_watched_pipeline_does_not_take_its_watch_turn
                 await other.stop()
     finally:
         await drop_postgres_database(url)
+
+
+async def test_a_replica_lacking_the_connection_leaves_a_waiting_retry_to_the_one_that_has_it(tmp_path: Path) -> None:
+    """A retry waiting its backoff was claimed by whichever replica ticked first once it was due: the one lacking its
+    connection ended it "the retry did not start: There is no connection named rivery …", the attempt lost and the
+    failure alerted, though the other replica could start it."""
+
+    def retried(raw: dict[str, Any]) -> None:
+        raw["pipelines"]["orders"]["retry"] = {"attempts": 2, "backoff": "2s"}
+
+    url = await create_postgres_database()
+    try:
+        async with world(tmp_path, database_url=url, catalog_edit=retried) as w:
+            raw = yaml.safe_load(catalog_text(w.emulators))
+            _without_rivery(raw)
+            other = Runtime(w.settings, parse_catalog(raw, ENV))
+            await other.start()
+            try:
+                w.runtime.parts.scheduler.pause_job("retries")  # the replica with rivery ticks late: the other first
+                await w.command("run orders")
+                await w.card_saying("orders is queued")
+                w.advance(40)  # it fails: a retry waits 2 s
+                store = w.runtime.store
+                for _ in range(200):
+                    if (retry := await store.runs.get(2)) is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                assert retry is not None and retry.retry_of == 1
+                await asyncio.sleep(3.5)  # due, and the replica lacking rivery has ticked some 60 times
+                retry = await store.runs.get(2)
+                assert retry is not None
+                assert not retry.final, retry.message
+                w.runtime.parts.scheduler.resume_job("retries")
+                for _ in range(200):
+                    retry = await store.runs.get(2)
+                    if retry is not None and retry.provider_run_id is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                assert retry is not None and retry.provider_run_id is not None, retry
+                assert len(w.emulators["rivery"].state.requests_to("trigger")) == 2
+            finally:
+                await other.stop()
+    finally:
+        await drop_postgres_database(url)

@@ -37,3 +37,13 @@ async def test_a_watched_runs_failure_after_its_pipeline_left_the_catalog_is_tol
         await w.until(lambda: len(w.slack.ephemerals("C0ALERTS", "U0ALICE")) > before, 5, what="Retry's answer")
         answer = w.slack.ephemerals("C0ALERTS", "U0ALICE")[before].text
         assert "no longer in the bot's catalog" in answer and "provider's console" in answer, answer
+
+
+async def test_a_workflow_builder_step_naming_a_removed_pipeline_says_what_works(tmp_path: Path) -> None:
+    """It failed with "There is no pipeline named 'orders'." and nothing of what would work."""
+    async with world(tmp_path) as w:
+        await restart_on(w, lambda raw: raw["pipelines"].pop("orders"))
+        step = await w.slack.execute_function("run_pipeline", {"pipeline": "orders"}, user="U0ALICE")
+        await w.until(lambda: step.state != "running", what="the step to end")
+        assert step.error is not None and "no pipeline named 'orders'" in step.error, step.error
+        assert "/pipeline list" in step.error and "put the pipeline back" in step.error, step.error

@@ -10,6 +10,8 @@ bot's own database, so a restart resumes where the last process stopped and seve
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -418,11 +420,13 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
     the running ones finish. Missed schedule slots are caught up."""
     s, scheduler = parts.settings, parts.scheduler
 
+    turn = _watch_turn(parts.catalog)
+
     async def watch() -> None:
-        """One watch cycle per interval across the fleet: the slot is claimed in the database."""
+        """One watch cycle per interval across the replicas with this catalog: the slot is claimed in the database."""
         seconds = s.watch_interval_seconds.total_seconds()
         slot = f"{int(parts.now().timestamp() // seconds):012d}"
-        if await parts.store.slots.claim("watch", slot, parts.owner, now=parts.now()):
+        if await parts.store.slots.claim(turn, slot, parts.owner, now=parts.now()):
             await parts.watcher.cycle()
 
     async def recover() -> None:
@@ -488,6 +492,18 @@ async def install_jobs(parts: Components, jobs: RunningJobs) -> None:
     await parts.schedules.catch_up()
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+
+
+def _watch_turn(catalog: Catalog) -> str:
+    """The name of the watch's turns this replica shares: those of the replicas with the same pipelines. One turn for
+    the whole fleet was taken every interval by the same replica (their jobs keep their phases): one whose catalog
+    lacked a watched pipeline (a rolling deploy) left its runs outside Slack unlisted for as long as it ran. Replicas
+    whose catalogs differ each take their own turns; what both list is recorded once (a run's unique provider id)."""
+    pipelines = sorted(
+        (p.name, p.connection, p.provider, p.watch, p.job.model_dump(mode="json")) for p in catalog.pipelines.values()
+    )
+    digest = hashlib.sha256(json.dumps(pipelines, sort_keys=True, default=str).encode()).hexdigest()
+    return f"watch:{digest[:16]}"
 
 
 class Runtime:

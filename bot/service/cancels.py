@@ -49,7 +49,7 @@ class RunCancels:
         right = await self.may_cancel(actor, run)
         if run.state == StoredState.WAITING.value:  # nothing at the provider yet: it is taken off the queue here
             return await self._cancel_waiting(actor, run, right)
-        client = self.pool.client(run.connection)
+        client = self.pool.client(run.connection, run.provider)
         if run.provider_run_id is None:
             raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")
         # recorded before the provider is asked: a poll landing while the cancel's answer travels back finds it
@@ -107,7 +107,7 @@ class RunCancels:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
         if run.state == StoredState.WAITING.value:  # taken off the queue here: its provider is not asked
             return right
-        client = self.pool.client(run.connection)
+        client = self.pool.client(run.connection, run.provider)
         if not client.can(Capability.CANCEL):
             raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")
         return right
@@ -115,7 +115,7 @@ class RunCancels:
     def cannot_follow(self, run: RunRecord) -> bool:
         """A run at its provider whose connection the catalog has no more: nothing can ask how it goes, nor cancel
         it, from here; the way to end it is ``stop_following``."""
-        return not run.final and run.provider_run_id is not None and not self.pool.has(run.connection)
+        return not run.final and run.provider_run_id is not None and not self.pool.has(run.connection, run.provider)
 
     async def stop_following(self, actor: Actor, run: RunRecord) -> RunRecord:
         """End a run the bot cannot follow any more (``cannot_follow``): left alone it stays in flight for ever,
@@ -143,7 +143,7 @@ class RunCancels:
         right = await self.guard.grant(actor, CANCEL, pipeline, what=what, action="stop following", run=run)
         if run.final:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
-        if self.pool.has(run.connection):
+        if self.pool.has(run.connection, run.provider):
             raise InvalidRequest(
                 f"The bot follows run #{run.id}: its connection *{escape(run.connection)}* is in the catalog "
                 "(again). Cancel it to stop it at its provider."

@@ -29,14 +29,25 @@ class ClientPool:
     def for_catalog(cls, catalog: Catalog, *, retry: RetryPolicy | None = None) -> ClientPool:
         return cls(catalog.connections, retry=retry)
 
-    def has(self, connection: str) -> bool:
-        """Whether the catalog has ``connection``: a run of one it lacks cannot be followed from here."""
-        return connection in self._connections
+    def has(self, connection: str, provider_key: str | None = None) -> bool:
+        """Whether the catalog has ``connection`` (of ``provider_key``, the provider a run was recorded on): a run
+        of one it lacks cannot be followed from here."""
+        found = self._connections.get(connection)
+        return found is not None and (provider_key is None or found.provider == provider_key)
 
-    def client(self, connection: str) -> SomeClient:
+    def client(self, connection: str, provider_key: str | None = None) -> SomeClient:
+        """The connection's client; ``provider_key``: the provider a run was recorded on, which the connection must
+        still be (a deploy may give the name to another provider's account: that one's client was handed the run's
+        job of the other provider, an AttributeError at every poll)."""
         if connection not in self._connections:
             raise InvalidRequest(
                 f"There is no connection named {connection} in the catalog any more, so the bot cannot reach its "
+                "provider: see the provider's console, or put the connection back in pipelines.yml."
+            )
+        if provider_key is not None and self._connections[connection].provider != provider_key:
+            raise InvalidRequest(
+                f"The connection {connection} is a {self._connections[connection].provider} connection in the "
+                f"catalog now, not the {provider_key} one this run was started on, so the bot cannot reach its "
                 "provider: see the provider's console, or put the connection back in pipelines.yml."
             )
         found = self._clients.get(connection)
@@ -57,6 +68,10 @@ class ClientPool:
 
     def job(self, provider_key: str, job: Mapping[str, JsonValue]) -> JobConfig:
         return provider(provider_key).job.model_validate(dict(job))
+
+    @property
+    def connections(self) -> list[str]:
+        return list(self._connections)
 
     def connections_of(self, provider_key: str) -> list[str]:
         return [name for name, c in self._connections.items() if c.provider == provider_key]

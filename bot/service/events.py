@@ -160,7 +160,15 @@ class WorkflowStopped:
     owners: tuple[str, ...]
 
 
-WorkflowNote = StepNotStarted | WorkflowStopped
+@dataclass(frozen=True, slots=True)
+class WorkflowUndefined:
+    """A workflow run whose workflow left the catalog, or whose steps it renamed, added or removed, while it ran."""
+
+    workflow: str
+    skipped: tuple[str, ...]  # the steps that did not start
+
+
+WorkflowNote = StepNotStarted | WorkflowStopped | WorkflowUndefined
 
 
 # -- runs past their time -------------------------------------------------------------------------------

@@ -63,7 +63,10 @@ class StepService:
         try:
             target = self.runs.catalog.pipelines.get(pipeline.strip())
             if target is None:
-                raise InvalidRequest(f"There is no pipeline named {pipeline.strip()!r}.")
+                raise InvalidRequest(  # and what works: a deploy may have removed the pipeline the step names
+                    f"There is no pipeline named {pipeline.strip()!r} in the bot's catalog (pipelines.yml): name one "
+                    "that /pipeline list shows in this step's settings, or put the pipeline back in the catalog."
+                )
             # past the provider's pace the run waits its turn: a workflow has nobody to "try again at" a time
             record = await self.runs.start(
                 Actor(user_id), target, parameters, channel=None, origin=RunOrigin.SLACK, on_recorded=linked,

@@ -70,7 +70,7 @@ class Notifier:
         """The client's console link; a ``{run_id}`` in the connection's ``console_url`` becomes the run's id
         (empty before the provider gave one), so a console with a page per run is linked to that page."""
         try:
-            client = self.pool.client(run.connection)
+            client = self.pool.client(run.connection, run.provider)
             url = client.console_url(self.pool.job(run.provider, run.job), run.provider_run_id)
         except Exception:  # a card must render even if the catalog changed under it
             return None
@@ -96,7 +96,7 @@ class Notifier:
         muted = (await self.store.mutes.active(now=now)).get(run.pipeline or "")
         gone = None
         try:
-            client = self.pool.client(run.connection)
+            client = self.pool.client(run.connection, run.provider)
             display = client.display_name
             can_cancel = client.can(Capability.CANCEL)
             job_text = self.pool.job(run.provider, run.job).describe()
@@ -159,8 +159,23 @@ class Notifier:
         return await self.reporter.run_card(channel, await self.card_view(run), ticket=ticket)
 
     async def refresh_shown(self, run: RunRecord) -> bool:
-        """Refresh the card of a run that has one (its status turned unknown, say); False when nothing changed."""
-        return self.has_card(run) and await self.refresh_card(run)
+        """Refresh the card of a run that has one (its status turned unknown, say); False when nothing changed.
+
+        A run whose connection this replica's catalog lacks is left to the replica that has it (its polls clear the
+        unknown) until it has been unknown long enough for the card to say so: each replica drew its own view (the
+        provider's name, the job, Cancel or not), an edit of the card at every poll for as long as the run ran."""
+        if not self.has_card(run):
+            return False
+        if run.unknown_since is not None and self.now() - run.unknown_since < self.unknown_after and self._gone(run):
+            return False
+        return await self.refresh_card(run)
+
+    def _gone(self, run: RunRecord) -> bool:
+        try:
+            self.pool.client(run.connection, run.provider)
+        except InvalidRequest:
+            return True
+        return False
 
     def has_card(self, run: RunRecord) -> bool:
         """Runs started outside Slack get no card: their failures are announced as alerts instead."""
@@ -184,6 +199,6 @@ class Notifier:
 
     def display_name(self, run: RunRecord) -> str:
         try:
-            return self.pool.client(run.connection).display_name
+            return self.pool.client(run.connection, run.provider).display_name
         except Exception:
             return run.provider

@@ -172,6 +172,12 @@ class Outcomes:
         notifier = self.notifier
         card_channel = notifier.channel_for(run) if notifier.has_card(run) else None
         alert = await self.alerter.on_failure(run, card_channel=card_channel)
+        if alert is None and card_channel is None and run.pipeline is not None and notifier.pipeline(run) is None:
+            # found by passive watch, its pipeline since removed from the catalog (its connection kept): no alert can
+            # be routed nor owners named, and it has no card: its failure was told nobody. Its card is posted where
+            # its watch alerted, the failure's details in its thread
+            await notifier.refresh_card(run)
+            await notifier.failure(run, mention=False)
         if notifier.has_card(run):
             # owners are pinged once per alert: in this thread when the card is the alert, else in the alert
             mention = alert is None or (alert.count == 1 and alert.group_key == keys.run_card(run.id))

@@ -148,6 +148,6 @@ class Pager:
     def _console(self, run: RunRecord) -> str | None:
         try:
             job = self.pool.job(run.provider, run.job)
-            return self.pool.client(run.connection).console_url(job, run.provider_run_id)
+            return self.pool.client(run.connection, run.provider).console_url(job, run.provider_run_id)
         except Exception:  # a link is a nicety: the page goes without it
             return None

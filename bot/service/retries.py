@@ -32,6 +32,9 @@ __all__ = ["Retrier", "WaitingStarts"]
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
+#: how long past its time a waiting run of a connection this replica lacks is left to a replica that has it (each
+#: ticks every second or so): past this, none does, and this one ends it "did not start"
+OTHERS_AFTER = timedelta(minutes=2)
 
 
 class Retrier:
@@ -54,7 +57,8 @@ class Retrier:
             return False
         if run.provider_run_id is None and outcome == "unknown":
             return False  # it may have started: retrying blindly could run it twice
-        if run.stopped_by or run.connection not in self.catalog.connections:
+        connection = self.catalog.connections.get(run.connection)
+        if run.stopped_by or connection is None or connection.provider != run.provider:
             return False  # a person ended it, or nothing could start it: its connection left the catalog
         wait = policy.delay(run.attempt)
         try:
@@ -174,7 +178,14 @@ class WaitingStarts:
         attempt lost) though none had been sent; another replica could not start them meanwhile either."""
         started = 0
         while started < 50 and not self._stopping:  # a stop sends no more: the rest wait for the next process
-            due = await self.store.starts.claim_waiting(self.owner, now=self.now(), limit=1, lease=self.lease)
+            # a run of a connection this replica's catalog lacks is left to a replica that has it (a rolling deploy):
+            # taken here, it ended "did not start" (a retry lost, a failure told) though the other could start it.
+            # Still waiting once ``OTHERS_AFTER`` overdue, no replica has it: it ends here, saying so. A SQLite file
+            # has one process: no other replica to leave it to
+            mine = None if self.store.single_process else self.pool.connections
+            due = await self.store.starts.claim_waiting(
+                self.owner, now=self.now(), limit=1, lease=self.lease, connections=mine, others_after=OTHERS_AFTER
+            )
             if not due:
                 break
             run = due[0]
@@ -204,7 +215,7 @@ class WaitingStarts:
         previous = await self._ran_before(run)
         policy = _policy(self.catalog, run)
         try:
-            client = self.pool.client(run.connection)
+            client = self.pool.client(run.connection, run.provider)
         except InvalidRequest as exc:  # its connection left the catalog while it waited (a deploy): nothing was sent
             # (raised, the run stayed "starting" and recovery said the bot had stopped, unknown whether it started)
             await self._not_started(run, exc)

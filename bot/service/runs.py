@@ -176,7 +176,7 @@ class RunService:
         if actor is not None and not authorized:
             right = await self.guard.authorize(actor, "run", pipeline, what=f"run *{escape(name)}*", target=name)
         params = resolve_parameters(pipeline, parameters) if pipeline else dict(parameters)
-        client = self.pool.client(connection)
+        client = self.pool.client(connection, provider)
         job_config = self.pool.job(provider, job)
         refusal = job_config.run_refusal()
         if refusal is not None:
@@ -397,7 +397,7 @@ class RunService:
 
     def _resumable(self, run: RunRecord) -> str:
         """The provider run to resume ``run`` from; refused, saying what would work, where the provider cannot."""
-        client = self.pool.client(run.connection)
+        client = self.pool.client(run.connection, run.provider)
         if not client.can(Capability.RESUME):
             raise InvalidRequest(
                 f"{client.display_name} cannot resume a run from its failed step: Retry runs *{escape(run.name)}* "

@@ -158,7 +158,7 @@ class Triage:
         found = await self._log(run)
         if found.cut:  # the log is longer than what the client keeps: its whole, where the provider exports it
             assert run.provider_run_id is not None  # _log read it
-            client = self.pool.client(run.connection)
+            client = self.pool.client(run.connection, run.provider)
             job = self.pool.job(run.provider, run.job)
             try:
                 whole = await client.run_log_page(job, run.provider_run_id, page, LOG_PAGE)
@@ -189,17 +189,18 @@ class Triage:
         if run.provider_run_id is None:
             raise InvalidRequest(f"Run #{run.id} never started at {self._display(run)}: it has no log.")
         # a client without logs raises its own refusal, which says what the provider offers instead
-        return await self.pool.client(run.connection).run_log(self.pool.job(run.provider, run.job), run.provider_run_id)
+        client = self.pool.client(run.connection, run.provider)
+        return await client.run_log(self.pool.job(run.provider, run.job), run.provider_run_id)
 
     def _can_resume(self, run: RunRecord) -> bool:
         try:
-            return self.pool.client(run.connection).can(Capability.RESUME)
+            return self.pool.client(run.connection, run.provider).can(Capability.RESUME)
         except Exception:  # the catalog changed under the run: no button rather than a broken note
             return False
 
     def _display(self, run: RunRecord) -> str:
         try:
-            return self.pool.client(run.connection).display_name
+            return self.pool.client(run.connection, run.provider).display_name
         except Exception:  # the catalog changed under the run: its provider key still names it
             return run.provider
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot.catalog.catalog import Catalog
-from bot.catalog.workflows import Workflow, render_template
+from bot.catalog.workflows import StepSpec, Workflow, render_template
 from bot.errors import InvalidRequest, NotAllowed, UserError
 from bot.models import RunState
 from bot.ops.text import escape, principal_mention
-from bot.service.events import StepNotStarted, WorkflowStopped
+from bot.service.events import StepNotStarted, WorkflowStopped, WorkflowUndefined
 from bot.service.notify import Notifier
 from bot.service.permissions import Actor, Authorizer
 from bot.service.runs import RunService, resolve_parameters
@@ -64,6 +64,12 @@ class WorkflowEngine:
             raise InvalidRequest(f"There is no workflow *{escape(name)}* in the catalog.")
         return found
 
+    def _defined(self, record: WorkflowRunRecord) -> Workflow | None:
+        """The catalog's definition of ``record``'s workflow, while it has the run's steps: None once a deploy
+        removed the workflow or renamed, added or removed its steps (the run cannot go on by it)."""
+        found: Workflow | None = self.catalog.workflows.get(record.workflow)
+        return found if found is not None and set(found.steps) == set(record.steps) else None
+
     # -- start and resume -------------------------------------------------------------------
 
     async def start(
@@ -106,6 +112,11 @@ class WorkflowEngine:
         """Retry on the workflow card: run the failed steps again; the ones that succeeded stay done."""
         record = await self._get(workflow_run_id)
         workflow = self.workflow(record.workflow)
+        if self._defined(record) is None:
+            raise InvalidRequest(
+                f"The workflow *{escape(workflow.name)}* has other steps in the catalog than when run #{record.id} "
+                f"started, so that run cannot resume: run the workflow again."
+            )
         await self.auth.check(actor, "run", workflow, what=f"resume the workflow *{escape(workflow.name)}*")
         failed = [s for s, st in record.steps.items() if st.state in DONE_BAD]
         if record.state is not WorkflowState.FAILED or not failed:
@@ -132,6 +143,11 @@ class WorkflowEngine:
         handled at the same moment (or a replay racing the first handling) find it claimed and leave it."""
         now = self.now()
         steps = self.store.workflows
+        if self._defined(await self._get(workflow_run_id)) is None:
+            # a claim left by a process that began it by the old catalog is given back: the run stops (announced)
+            await steps.set_step(workflow_run_id, step_name, StepState.PENDING, now=now, expect=(StepState.STARTING,))
+            await self._stop_undefined(workflow_run_id)
+            return
         if not await steps.set_step(
             workflow_run_id, step_name, StepState.STARTING, now=now, expect=(StepState.PENDING,)
         ):
@@ -338,7 +354,12 @@ class WorkflowEngine:
 
     async def _follow(self, workflow_run_id: int, step_name: str, *, succeeded: bool) -> None:
         record = await self._get(workflow_run_id)
-        workflow = self.workflow(record.workflow)
+        workflow = self._defined(record)
+        if workflow is None:
+            # it raised here ("There is no workflow …") from the end of a step's run, before its failure's alert: the
+            # failure never told, the run never marked shown, recovery's ERROR every 15 minutes
+            await self._stop_undefined(workflow_run_id)
+            return
         step = workflow.steps[step_name]
         for target in step.on_success if succeeded else step.on_failure:
             if record.steps[target].state in (StepState.PENDING, StepState.STARTING):  # a claim is checked by _begin
@@ -356,13 +377,39 @@ class WorkflowEngine:
         await self.store.workflows.set_state(record.id, state, now=self.now())
         await self.render(record.id)
         if bad:
-            workflow = self.workflow(record.workflow)
+            workflow = self._defined(record) or self._stand_in(record, {})
             steps = tuple((b, record.steps[b].state) for b in bad)
             # once per stop, not once per workflow run: a workflow resumed by Retry that stops again is told again;
             # two branches ending at once read the same ended steps, so they post one note
             ends = ",".join(f"{b}={_ending(record.steps[b])}" for b in bad)
             key = "failed:" + hashlib.sha256(ends.encode()).hexdigest()[:16]  # outbox keys are short; steps may be many
             await self.notifier.workflow_note(record, key, WorkflowStopped(workflow.name, steps, workflow.owners))
+
+    async def _stop_undefined(self, workflow_run_id: int) -> None:
+        """The run's workflow left the catalog or reshaped its steps: nothing more of it starts. Once its steps in
+        flight have ended (their runs are followed and told as any), it stops, said in its card's thread."""
+        record = await self._get(workflow_run_id)
+        busy = (StepState.STARTING, StepState.RUNNING, StepState.WAITING)
+        if record.state is not WorkflowState.RUNNING or any(s.state in busy for s in record.steps.values()):
+            await self.render(record.id)
+            return
+        await self.store.workflows.set_state(record.id, WorkflowState.FAILED, now=self.now())
+        await self.render(record.id)
+        skipped = tuple(name for name, s in record.steps.items() if s.state is StepState.PENDING)
+        log.warning("workflow run %s stopped: workflow %s is not in the catalog as it ran", record.id, record.workflow)
+        await self.notifier.workflow_note(record, "undefined", WorkflowUndefined(record.workflow, skipped))
+
+    @staticmethod
+    def _stand_in(record: WorkflowRunRecord, runs: Mapping[int, RunRecord]) -> Workflow:
+        """The run's card drawn without its definition (gone from the catalog): its steps as recorded, each shown
+        with its run's pipeline."""
+
+        def pipeline(step: StepRecord) -> str:
+            run = runs.get(step.run_id) if step.run_id is not None else None
+            return (run.pipeline if run is not None else None) or "?"
+
+        steps = {name: StepSpec(pipeline=pipeline(step)) for name, step in record.steps.items()}
+        return Workflow(name=record.workflow, steps=steps, start=())
 
     # -- the card ---------------------------------------------------------------------------
 
@@ -373,8 +420,8 @@ class WorkflowEngine:
         record = await self._get(workflow_run_id)
         if record.channel is None:
             return
-        workflow = self.workflow(record.workflow)
         runs = {r.id: r for r in await self.store.runs.of_workflow(record.id)}
+        workflow = self._defined(record) or self._stand_in(record, runs)
         await self.notifier.reporter.workflow_card(record, workflow, runs, ticket=ticket)
 
     async def _get(self, workflow_run_id: int) -> WorkflowRunRecord:

@@ -31,6 +31,7 @@ from bot.service.events import (
     SubscriberNote,
     WorkflowNote,
     WorkflowStopped,
+    WorkflowUndefined,
 )
 from bot.service.evidence import Evidence
 from bot.service.views import AlertStory, alert_view, run_view, workflow_view
@@ -317,6 +318,14 @@ def workflow_note_text(note: WorkflowNote) -> str:
             return (
                 f"❌ Workflow *{escape(workflow)}* stopped: {stopped}. Retry on the card resumes from there."
                 + (f"\ncc {cc}" if cc else "")
+            )
+        case WorkflowUndefined(workflow, skipped):
+            left = ", ".join(f"*{escape(name)}*" for name in skipped)
+            return (
+                f"❌ Workflow *{escape(workflow)}* stopped: it left the bot's catalog (pipelines.yml), or its steps "
+                "changed there, while this run went on, so "
+                + (f"its steps {left} cannot start" if skipped else "it cannot be resumed")
+                + ". Run the workflow again once the catalog has it as wanted."
             )
 
 

@@ -43,6 +43,26 @@ class RunReads:
             row = (await conn.execute(query)).mappings().first()
         return run_of_row(row) if row else None
 
+    async def find_moved(
+        self, pipeline: str, provider: str, provider_run_ids: Collection[str], *, besides: str
+    ) -> RunRecord | None:
+        """A run of ``pipeline`` recorded under a connection other than ``besides`` with one of these provider run
+        ids: the same provider run, recorded before the pipeline's connection was renamed in the catalog."""
+        query = (
+            select(runs)
+            .where(
+                runs.c.pipeline == pipeline,
+                runs.c.provider == provider,
+                runs.c.provider_run_id.in_(list(provider_run_ids)),
+                runs.c.connection != besides,
+            )
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return run_of_row(row) if row else None
+
     async def in_flight(self, limit: int = 200) -> list[RunRecord]:
         query = select(runs).where(runs.c.final.is_(False)).order_by(runs.c.id).limit(limit)
         return await select_runs(self.engine, query)

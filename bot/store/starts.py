@@ -4,10 +4,10 @@ trigger's answer that makes a start a run the poller follows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
@@ -160,12 +160,28 @@ class StartStore:
             await add_event(conn, run_id, now, state.value, "", message)
             return await fetch_run(conn, run_id)
 
-    async def claim_waiting(self, owner: str, *, now: datetime, limit: int, lease: timedelta) -> list[RunRecord]:
-        """Retries whose backoff is over, each set to ``starting`` for one owner to trigger."""
+    async def claim_waiting(
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        connections: Collection[str] | None = None,
+        others_after: timedelta = timedelta(0),
+    ) -> list[RunRecord]:
+        """Retries whose backoff is over, each set to ``starting`` for one owner to trigger. ``connections``: the
+        owner's (None: any); a run of another connection only once ``others_after`` overdue (no replica that has
+        its connection is about to start it)."""
         free = or_(runs.c.lease_expires_at.is_(None), runs.c.lease_expires_at < now)
+        mine = (
+            or_(runs.c.connection.in_(list(connections)), runs.c.next_poll_at <= now - others_after)
+            if connections is not None
+            else true()
+        )
         query = (
             select(runs.c.id)
-            .where(runs.c.state == _WAITING, runs.c.next_poll_at <= now, free)
+            .where(runs.c.state == _WAITING, runs.c.next_poll_at <= now, free, mine)
             .order_by(runs.c.next_poll_at)
             .limit(limit)
         )

@@ -80,6 +80,6 @@ def _scope(pool: ClientPool, run: RunRecord) -> Hashable | None:
     if not batchable(pool, run.connection):
         return None
     try:
-        return pool.client(run.connection).status_scope(pool.job(run.provider, run.job))
+        return pool.client(run.connection, run.provider).status_scope(pool.job(run.provider, run.job))
     except Exception:  # a job the catalog no longer validates: its own poll reports it, as before batches
         return None

@@ -385,7 +385,7 @@ class Poller:
 
     async def _ask(self, run: RunRecord) -> RunStatus:
         assert run.provider_run_id is not None
-        client = self.pool.client(run.connection)
+        client = self.pool.client(run.connection, run.provider)
         job = self.pool.job(run.provider, run.job)
         async with self.pool.slot(run.connection):
             self.polls += 1

@@ -166,6 +166,13 @@ class Watcher:
         existing = await self.store.runs.find(pipeline.connection, status.run_id)
         if existing is None and "/" in status.run_id:  # DataKitchen lists "<order>/<run>"; a trigger knows "<order>"
             existing = await self.store.runs.find(pipeline.connection, status.run_id.split("/", 1)[0])
+        if existing is None and not (status.final and status.run_id in history):
+            # recorded under the connection's old name (the catalog renamed it, the pipeline followed): the same
+            # provider run, not news; followed from the list below, as its own polls cannot reach it. It was
+            # recorded again: its failure counted twice in its alert ("failed 2 times"), its run tracked twice
+            ids = {status.run_id, status.run_id.split("/", 1)[0]}
+            existing = await self.store.runs.find_moved(pipeline.name, pipeline.provider, ids,
+                                                        besides=pipeline.connection)
         next_poll = now + self.interval + self.interval / 2  # the next cycle will see it: no separate poll
         if existing is not None:
             # a shared answer may be older than the run's last poll: it finds new runs, their own polls follow them

@@ -56,7 +56,7 @@ class Fakes:
     # the pool and its client
     display_name = "Rivery"
 
-    def client(self, connection: str) -> Fakes:
+    def client(self, connection: str, provider_key: str | None = None) -> Fakes:
         return self
 
     def job(self, provider: str, job: Any) -> Any:

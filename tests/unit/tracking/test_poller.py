@@ -30,7 +30,7 @@ class SlowProvider:
         self.asking = asyncio.Event()
         self.answer = asyncio.Event()
 
-    def client(self, connection: str) -> SlowProvider:
+    def client(self, connection: str, provider_key: str | None = None) -> SlowProvider:
         return self
 
     def job(self, provider: str, job: Any) -> object:

@@ -25,7 +25,7 @@ class HeldProvider:
         self.asking = asyncio.Event()
         self.answer = asyncio.Event()
 
-    def client(self, connection: str) -> HeldProvider:
+    def client(self, connection: str, provider_key: str | None = None) -> HeldProvider:
         return self
 
     def job(self, provider: str, job: Any) -> object:

@@ -83,7 +83,9 @@ async def test_no_retry_of_a_run_whose_connection_left_the_catalog(store: Store)
     gone = await store.runs.finish((await _polled(store, provider_run_id="r-2")).id, RunState.UNKNOWN, "held", now=NOW)
     assert gone is not None and not await retrier.maybe_retry(gone)
     assert await store.runs.retry_of(run.id) is None and await store.runs.retry_of(gone.id) is None
-    followed = dataclasses.replace(gone, id=gone.id, connection="rivery-eu")
+    elsewhere = dataclasses.replace(gone, connection="rivery-eu", provider="tailer")  # the name, another provider's
+    assert not await retrier.maybe_retry(elsewhere)
+    followed = dataclasses.replace(gone, connection="rivery-eu")
     assert await retrier.maybe_retry(followed)  # the same end on a connection the catalog has: retried
 
 

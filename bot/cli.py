@@ -288,7 +288,7 @@ async def _check_online(settings: Settings | None, catalog: Catalog, secrets: Re
                                 timeout=int(DEADLINE))
     # the quotes in the results (a provider's or a gateway's page) are redacted before they are cut, with the
     # process's secrets: without these among them, a token where a quote was cut was printed in part, past the
-    # redaction of each line (seventeenth pass (b))
+    # redaction of each line
     PROCESS.include(secrets)
     try:
         results = await online_checks(catalog, client, deadline=DEADLINE)

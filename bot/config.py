@@ -312,7 +312,7 @@ def _spellings(environ: Mapping[str, str], name: str) -> list[str]:
     """The variables of the environment named ``name`` in any case, upper then lower case first: httpx takes its
     proxies from ``urllib.request.getproxies()``, which reads ``Https_Proxy`` as well; read as HTTPS_PROXY and
     https_proxy alone, such a proxy's password was no secret (its ``Proxy-Authorization`` quoted in clear from a
-    407 page by ``check --online`` and the provider errors) (seventeenth pass (b))."""
+    407 page by ``check --online`` and the provider errors)."""
     others = sorted(v for v in environ if v.lower() == name.lower() and v not in (name, name.lower()))
     return [name, name.lower(), *others]
 
@@ -337,7 +337,7 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
             elif scheme not in ("http", "https"):
                 # a scheme is letters, digits, + - . (RFC 3986): what else came before "://" is a user name and the
                 # start of a password holding "://" (``alice:Pa55://word@proxy:3128``), quoted here in clear while
-                # no secret was known of it (eighteenth pass (b))
+                # no secret was known of it
                 found.append(
                     f"{variable}: the proxy's scheme {safe_text(scheme[:20])!r} is not one the bot can use (http, "
                     "https, socks5): no provider could be called" if _SCHEME.fullmatch(scheme) else
@@ -351,7 +351,7 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
                 httpx.URL(full)
                 # as the Slack SDK's aiohttp (yarl, like urlsplit) reads it: a password holding [ or ] is an "Invalid
                 # IPv6 URL" there (httpx takes it): every Slack call failed with the URL, password and all, in the
-                # logs, while no secret was known of it (sixteenth pass (b))
+                # logs, while no secret was known of it
                 urlsplit(full).port  # noqa: B018 - the port is read only when asked for
             except (httpx.InvalidURL, ValueError):
                 found.append(
@@ -365,8 +365,7 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme in ("", "socks5", "socks5h"):  # another scheme is a problem above, for everything
             # aiohttp (the Slack SDK) refuses a proxy without its scheme ("InvalidURL") and speaks HTTP to any other
-            # (a SOCKS proxy hangs up): every Slack call failed while httpx (the providers) took it and check said
-            # ok (seventeenth pass (b))
+            # (a SOCKS proxy hangs up): every Slack call failed while httpx (the providers) took it and check said ok
             shown = f"the scheme {safe_text(scheme[:20])!r}" if scheme else "no scheme (host:port)"
             found.append(
                 f"{variable}: the Slack SDK takes its proxy from here and can use only an http:// or https:// proxy "
@@ -376,7 +375,7 @@ def _proxy_problems(environ: Mapping[str, str]) -> list[str]:
             )
         elif not _aiohttp_can_send(url):
             # aiohttp raised at every Slack call (ValueError "A ':' is not allowed in login", UnicodeEncodeError
-            # "'latin-1' codec can't encode…") while httpx sent them: check said ok (seventeenth pass (b))
+            # "'latin-1' codec can't encode…") while httpx sent them: check said ok
             found.append(
                 f"{variable}: the Slack SDK takes its proxy from here and cannot send its user name and password "
                 "(not quoted here): a user name holding ':', or a character outside Latin-1 (such as €) in either: "
@@ -406,7 +405,7 @@ def _aiohttp_can_send(url: str) -> bool:
 
 def _slack_proxy_bypass(environ: Mapping[str, str], slack_api_url: str) -> list[str]:
     """NO_PROXY naming SLACK_API_URL's host while the Slack SDK has a proxy: the SDK never reads NO_PROXY, so its calls
-    went through the proxy all the same (the providers' did not), and nothing said so (seventeenth pass (b))."""
+    went through the proxy all the same (the providers' did not), and nothing said so."""
     slack = _slack_proxy(environ)
     bypass = next((environ[v] for v in _spellings(environ, "NO_PROXY") if environ.get(v)), "")
     try:
@@ -482,7 +481,7 @@ def _latin1_basic(userpass: str) -> list[str]:
     """The ``Proxy-Authorization`` the Slack SDK's aiohttp sends for ``user:password`` holding a non-ASCII character:
     aiohttp's ``BasicAuth`` encodes it as Latin-1, not UTF-8 (httpx), so its base64 is no form the redactor makes of
     the password (seen: a plain-http Slack API behind a proxy whose 407 page shows the request, the ``SlackApiError``
-    quoting it) (sixteenth pass (b))."""
+    quoting it)."""
     try:
         raw = userpass.encode("latin-1")
     except UnicodeEncodeError:  # aiohttp cannot send it either
@@ -494,8 +493,8 @@ def _aiohttp_basic(url: str) -> list[str]:
     """The base64 of the ``Proxy-Authorization`` the Slack SDK's aiohttp sends for this proxy URL, as aiohttp makes
     it: yarl leaves a percent-escape that is no UTF-8 as written (``pass%E4word``: an ``ä`` escaped as Latin-1), so
     aiohttp sends ``user:pass%E4word`` where httpx sends the decoded password, and no form the redactor made of it
-    matched: a proxy's 407 page showing the request put the header in a ``SlackApiError``, stored and logged in clear
-    (seventeenth pass (b))."""
+    matched: a proxy's 407 page showing the request put the header in a ``SlackApiError``, stored and logged in
+    clear."""
     from aiohttp import BasicAuth
     from yarl import URL
 

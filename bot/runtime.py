@@ -250,7 +250,7 @@ def _assemble(
     notifier = Notifier(store, catalog, pool, reporter, now, unknown_after=s.unknown_after_seconds)
     # the longest wait between two polls of a failing connection: a connection another replica still polls is heard
     # of at least this often, so one this replica's catalog lacks is taken for removed only after three of them (with
-    # POLL_INTERVAL_MAX_SECONDS of 30 minutes, the fixed 15 closed it as removed between two polls: nineteenth pass)
+    # POLL_INTERVAL_MAX_SECONDS of 30 minutes, the fixed 15 closed it as removed between two polls)
     error_max = max(s.poll_interval_max_seconds, 5 * s.poll_interval_seconds)
     alerter = Alerter(
         store,

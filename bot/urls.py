@@ -90,7 +90,7 @@ def web_link_problem(url: str, *, quoted: str | None = None) -> str | None:
 def hide_userinfo(url: str) -> str:
     """``url`` without what may be a user and password (all before its last ``@``, after the scheme), for a problem
     line: a URL that is no http(s) URL (``ftp://u:p@host``), has no host or a bad port is quoted there, and
-    ``check`` prints it, ``run`` logs it (fifteenth pass (b)). A path holding ``@`` loses more than it must."""
+    ``check`` prints it, ``run`` logs it. A path holding ``@`` loses more than it must."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url

@@ -63,14 +63,14 @@ def pagerduty_of(
         )
         return None
     if isinstance(url, str) and "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-        # linked from every alert of the pipeline: a password in it is one given to the channel (fifteenth pass (b))
+        # linked from every alert of the pipeline: a password in it is one given to the channel
         problems.append(
             f"{path}.url: holds a user name or password before its host (user:…@; not quoted here): remove them"
         )
         return None
     if isinstance(url, str) and (problem := web_link_problem(url.strip())) is not None:
         # read as the link is: a password holding / (https://admin:pa/ss@acme…) ends the host before its @ above,
-        # and went into every alert's link (sixteenth pass (b)); quoted without what precedes its last @
+        # and went into every alert's link; quoted without what precedes its last @
         problems.append(f"{path}.url: {problem}")
         return None
     written = value.get("routing_key")

@@ -189,7 +189,7 @@ async def catalog_with_ids(client: AsyncWebClient, catalog: Catalog) -> Catalog:
         needed = slack_field(exc.response, "needed")
         fix = (f": add the scope {needed} to the app (manifest.yml) and reinstall it" if needed
                else ": check SLACK_BOT_TOKEN, or write ids instead of names" if slack_error(exc.response)
-               # a gateway's or proxy's page (seventeenth pass (b)): "AttributeError: 'str' object has no attribute…"
+               # a gateway's or proxy's page: "AttributeError: 'str' object has no attribute…"
                else ": something between the bot and Slack answered instead: check SLACK_API_URL and the proxy in "
                "HTTPS_PROXY / HTTP_PROXY, or write ids instead of names")
         said = slack_answer(exc.response)

@@ -56,7 +56,7 @@ async def _bounded(item: str, check: Awaitable[Result], deadline: float, fix: st
     except TimeoutError:
         return Result(item, False, f"no answer within {deadline:g} s", fix)
     except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as exc:
-        # the proxy, not Slack: "check SLACK_API_URL" sent people to the wrong place (seventeenth pass (b))
+        # the proxy, not Slack: "check SLACK_API_URL" sent people to the wrong place
         return Result(item, False, f"the proxy did not let it through ({type(exc).__name__}: {exc})", PROXY_FIX)
     except (aiohttp.ClientError, OSError) as exc:
         return Result(item, False, f"cannot be reached ({type(exc).__name__}: {exc})", fix)

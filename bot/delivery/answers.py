@@ -20,13 +20,13 @@ def slack_error(response: object) -> str:
     """Slack's ``error`` of an answer, or "": an answer that is no JSON object (a gateway's plain-text 503, a proxy's
     407) has none, where ``response.get`` raised ``AttributeError`` inside the handler of the ``SlackApiError``: a
     card's reason was "'str' object has no attribute 'get'", the 5xx wait never applied, and a step's completion
-    raised out of the delivery tick ("deliveries failed" at ERROR) (sixteenth pass (b)).
+    raised out of the delivery tick ("deliveries failed" at ERROR).
 
     Only an error code as Slack writes them (``invalid_auth``, ``not_in_channel``: lower-case words
     joined by ``_``, short): a gateway's JSON ``error`` (``"denied for POST … Authorization: Bearer xoxb-…"``, an object
     echoing the request) was stored as the reason of a card or message in clear (the bot token in the database), and
     became a label of ``pipeline_bot_slack_calls_total`` (the token in /metrics, a new series per request id); the
-    stored reason is then the answer's redacted text (seventeenth pass (b))."""
+    stored reason is then the answer's redacted text."""
     data = getattr(response, "data", None)
     error = data.get("error", "") if isinstance(data, dict) else ""
     return error if isinstance(error, str) and _SLACK_CODE.fullmatch(error) and PROCESS.redact(error) == error else ""
@@ -35,7 +35,7 @@ def slack_error(response: object) -> str:
 def slack_field(response: object, key: str) -> str:
     """A text field of Slack's answer (``needed`` of a ``missing_scope``: scopes such as ``users:read.email,
     chat:write``), or "" (none, no JSON object, or no such words: a gateway's own text, of megabytes or lines of its
-    own, was quoted whole as the scope to add by ``check --online`` and the start-up (eighteenth pass (b)))."""
+    own, was quoted whole as the scope to add by ``check --online`` and the start-up)."""
     data = getattr(response, "data", None)
     value = data.get(key, "") if isinstance(data, dict) else ""
     if not isinstance(value, str) or not _SLACK_WORDS.fullmatch(value):
@@ -48,7 +48,7 @@ def slack_answer(response: object) -> str:
     plain-text 503, a proxy's 407, an HTML page, a JSON array or an ``error`` that is no code), its status, content
     type and the start of its text, redacted, on one line. ``check --online`` printed "unexpected AttributeError:
     'str' object has no attribute 'get'" and the start-up "cannot start: AttributeError…"; an HTML 502 was
-    "Slack answered None: check SLACK_BOT_TOKEN" (seventeenth pass (b))."""
+    "Slack answered None: check SLACK_BOT_TOKEN"."""
     if error := slack_error(response):
         return f"Slack answered {error}"
     status = getattr(response, "status_code", None)
@@ -63,7 +63,7 @@ def slack_answer(response: object) -> str:
 #: how Slack writes an ``error`` (``ratelimited``, ``restricted_action_read_only_channel``): lower-case words joined
 #: by ``_``, no digit, ``-`` or ``.``: a gateway's look-alike carrying a request id (``upstream_timeout_req_4f9c2a10``,
 #: ``req-6b1f…``) or a token in lower case was taken for Slack's code, a new /metrics series per failed call and
-#: "Slack answered …" (eighteenth pass (b))
+#: "Slack answered …"
 _SLACK_CODE = re.compile(r"(?=.{1,64}$)[a-z]+(?:_[a-z]+)*")
 
 #: how Slack writes scopes (``needed``, ``provided``): ``chat:write``, ``users:read.email``, comma-separated

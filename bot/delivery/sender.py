@@ -516,5 +516,5 @@ def _calls_people(item: OutboxItem) -> bool:
 def _reason(exc: Exception) -> str:
     """What went wrong, never empty (a timeout's text is), redacted: it is kept in the store as well as logged, and
     a gateway in front of the Slack API whose error page shows the request put ``Authorization: Bearer xoxb-…`` in
-    a ``SlackApiError``'s text (sixteenth pass (b))."""
+    a ``SlackApiError``'s text."""
     return PROCESS.head(str(exc), REASON_LIMIT) or type(exc).__name__

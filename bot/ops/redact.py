@@ -268,7 +268,7 @@ def _form_start(text: str, length: int) -> int:
     """Where the last ``length`` characters of ``text`` begin, counted as a form's characters: a line break with
     the padding after it (``\\r\\n`` then spaces, tabs, ``|``) is one, as the pattern matches it whatever its
     length. Counted in plain characters, a padding longer than the longest form left the line before it in clear
-    where ``head`` cut a secret after its padded break (eighteenth pass (b))."""
+    where ``head`` cut a secret after its padded break."""
     i, left = len(text), length
     while i > 0 and left > 0:
         j = i
@@ -361,7 +361,7 @@ class Redactor:
         """``excerpt(text, limit)`` of a text of any size, only its start redacted: a gateway's error page of
         megabytes quoted in a ``SlackApiError`` was redacted whole for each failed delivery (0.2 to 0.9 s of a
         blocked event loop per message for 5 MB) and logged whole. What may be the start of a secret's form cut at
-        the end of the part read is dropped with it (seventeenth pass (b))."""
+        the end of the part read is dropped with it."""
         margin = _longest_form(self.secrets())
         read = 2 * limit + 2 * margin
         if len(text) <= read:

@@ -375,7 +375,7 @@ class AlertStore(WatchRows):
         """The connection failed a call: failing since now, unless it was already. Its first failure ever is often
         seen by many polls at once (every run of the connection, both replicas): the row is inserted if missing, not
         read then inserted, which made all but one of them an ``IntegrityError`` out of the poll, "polls failed" at
-        ERROR with a traceback (fifteenth pass (b))."""
+        ERROR with a traceback."""
         async with self.engine.begin() as conn:
             if await _health_row(conn, connection) is None:
                 dialect_insert = upsert_insert(conn)
@@ -401,7 +401,7 @@ class AlertStore(WatchRows):
         The row is locked before it is read: a poll failing at that moment (another task, another replica) may be
         claiming the connection's "cannot reach" alert. Read unlocked, the row showed no alert yet, the claim then
         committed, and this cleared the row over it: the alert was never closed, "cannot reach" was posted after
-        the connection answered, and nothing ever said "answers again" (fifteenth pass (b))."""
+        the connection answered, and nothing ever said "answers again"."""
         async with self.engine.begin() as conn:
             # PostgreSQL: the row's lock; SQLite: the database's write lock (a SELECT alone takes none: Python's
             # sqlite3 begins the transaction at the first write). Either waits for a claim under way to commit. The

@@ -277,7 +277,7 @@ class RunStore(RunLeases, RunReads):
         ``CANCEL_PENDING_LIMIT`` counts for nothing any more: its asks are forgotten (one answered "unknown", or cut by
         a kill, is never answered: it would keep every later refused cancel from withdrawing its request). A later ask
         keeps the earliest unanswered one's time: a kill's ask then a refused one held the failure ten minutes past
-        the second click (fifteenth pass (a)); only an answer lost renews it (``cancel_unconfirmed``).
+        the second click; only an answer lost renews it (``cancel_unconfirmed``).
 
         Only while the run has not ended: False when it has (recorded since the click read it), nothing written. A
         request left on an ended run would change what it was: a failed attempt whose alert waits for the retry its

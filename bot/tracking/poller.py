@@ -353,8 +353,8 @@ class Poller:
         except InvalidRequest as exc:
             # its connection is not in this replica's catalog (a deploy renamed or removed it): the card says so once
             # its status is unknown, polled as a failing provider is (another replica may have it still). It was
-            # "polling run failed" at ERROR with a traceback at every poll (5 s), the card "running" for ever
-            # (nineteenth pass); no "cannot reach" alert: nothing was called
+            # "polling run failed" at ERROR with a traceback at every poll (5 s), the card "running" for ever; no
+            # "cannot reach" alert: nothing was called
             await self._status_unknown(run, exc)
             return
         except Exception:

@@ -132,7 +132,7 @@ async def order_pages(
     if slots is None:
         # overlapping by one order as the pages read at once do: orders removed above a page's end move the list up,
         # and the next page began after orders never seen (`list_runs` left their runs out, a pause left them
-        # running, untold). The page before's last order not in the next page: ``OrdersMoved`` (seventeenth pass (b))
+        # running, untold). The page before's last order not in the next page: ``OrdersMoved``
         last = _last_id(first)
         for page in range(1, max_pages):
             got = await read(page * _STRIDE)

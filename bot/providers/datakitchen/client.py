@@ -327,7 +327,7 @@ class Client(ProviderClient[Connection, Job]):
         is picked out here. Pages of ``ORDERS_PAGE`` orders, at most ``_MAX_ORDER_PAGES`` of them. Each order once:
         orders created while the pages are read push the list down, and a page begins with orders the page before
         held (each of their runs listed twice: counted twice by ``stats``, shown twice by ``last``, an order paused
-        twice); as the later page shows it, in its first place (sixteenth pass (b)).
+        twice); as the later page shows it, in its first place.
         """
         what = f"list the orders of recipe {job.recipe} in kitchen {job.kitchen}"
         params = {"scount": servings_per_order, "r": job.recipe}

@@ -50,7 +50,7 @@ class ServiceAccountKey:
         try:
             from cryptography.hazmat.primitives import serialization
             from cryptography.hazmat.primitives.asymmetric import rsa
-        except ImportError:  # a traceback out of the catalog's validation, not a problem (eighteenth pass (b))
+        except ImportError:  # a traceback out of the catalog's validation, not a problem
             raise ValueError(
                 "reading a service account key needs the cryptography package, which this installation lacks: "
                 "install the bot's requirements (pip install -r requirements.txt), or give the connection a token"

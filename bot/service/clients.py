@@ -35,6 +35,14 @@ class ClientPool:
         found = self._connections.get(connection)
         return found is not None and (provider_key is None or found.provider == provider_key)
 
+    def why_gone(self, connection: str, provider_key: str) -> str:
+        """Why a run recorded on ``connection`` of ``provider_key`` cannot be followed here (``has`` is False)."""
+        found = self._connections.get(connection)
+        if found is None:
+            return f"its connection {connection} is no longer in the bot's catalog (pipelines.yml)"
+        now = found.provider
+        return f"its connection {connection} is a {now} connection in the catalog now, not the {provider_key} one"
+
     def client(self, connection: str, provider_key: str | None = None) -> SomeClient:
         """The connection's client; ``provider_key``: the provider a run was recorded on, which the connection must
         still be (a deploy may give the name to another provider's account: that one's client was handed the run's

@@ -429,8 +429,9 @@ class RunService:
     async def may_cancel(self, actor: Actor, run: RunRecord) -> Right:
         return await self.cancels.may_cancel(actor, run)
 
-    def cannot_follow(self, run: RunRecord) -> bool:
-        return self.cancels.cannot_follow(run)
+    def cannot_follow(self, run: RunRecord) -> str | None:
+        """Why the bot cannot follow ``run`` (its connection gone from the catalog), or None when it can."""
+        return self.pool.why_gone(run.connection, run.provider) if self.cancels.cannot_follow(run) else None
 
     async def may_stop_following(self, actor: Actor, run: RunRecord) -> Right:
         return await self.cancels.may_stop_following(actor, run)

@@ -99,6 +99,7 @@ async def test_a_run_whose_connection_name_went_to_another_provider_says_so(
             assert "run.cancel" not in card.action_ids
             answer = await ask(w, "cancel 1")
         assert "is a tailer connection in the catalog now, not the rivery one" in answer.text, answer.text
+        assert "Stop following it?" in answer.text, answer.text  # what can be done from here
         assert "provider's console" in answer.text, answer.text
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
         assert all(RIVER not in str(r.body) for r in w.emulators["tailer"].state.requests_to("status"))

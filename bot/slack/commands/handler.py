@@ -250,13 +250,12 @@ async def _stats(services: Services, asked: Asked, command: Stats) -> Reply:
 @_work(Cancel)
 async def _cancel(services: Services, asked: Asked, command: Cancel) -> Reply:
     run = await services.runs.get(command.run)
-    if services.runs.cannot_follow(run):  # nothing can cancel it from here: what can be done is stop following it
+    if why := services.runs.cannot_follow(run):  # nothing can cancel it from here: it can be stopped following
         await services.runs.may_stop_following(asked.actor, run)  # asked again when the confirmation is clicked
         question = (
-            f"Run #{run.id} of {run.name} cannot be canceled from here: its connection {run.connection} is no "
-            "longer in the bot's catalog (pipelines.yml), so the bot cannot reach its provider (see the provider's "
-            "console, or put the connection back). Stop following it? It ends here as unknown: it may still run "
-            "at the provider."
+            f"Run #{run.id} of {run.name} cannot be canceled from here: {why}, so the bot cannot reach its provider "
+            "(see the provider's console, or put the connection back). Stop following it? It ends here as unknown: "
+            "it may still run at the provider."
         )
         return confirm_op("stop_following", str(run.id), question, "Stop following", run_id=run.id)
     await services.runs.may_cancel(asked.actor, run)  # asked again when the confirmation is clicked

@@ -129,8 +129,8 @@ class RunCancels:
             current = await self.store.runs.get(run.id)
             raise InvalidRequest(f"Run #{run.id} has already ended ({current.state if current else 'gone'}).")
         await self.guard.audit(actor, "stop following", f"#{run.id}", "ok", run.connection, right=right)
-        if self.changes.handled:
-            await self.changes.publish(Transition(ended, run.state, ended.state))
+        if self.changes.handled:  # an end even where the state's word stays (a status outside the model: unknown)
+            await self.changes.publish(Transition(ended, run.state, ended.state, ended=True))
         else:
             await self.notifier.refresh_card(ended)
         return ended

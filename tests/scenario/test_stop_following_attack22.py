@@ -12,10 +12,14 @@ from typing import Any
 import pytest
 
 from bot.emulators import invision as invision_emulator
-from bot.emulators._core import Outcome
+from bot.emulators._core import Fault, Outcome
+from bot.emulators.slack.server import Message
 from bot.slack.blocks import ids
-from tests.scenario.harness import FLOW, World, world
-from tests.scenario.surface import reply_to, shown
+from bot.store import keys
+from tests.scenario.harness import DK_JOB as DK_KEY
+from tests.scenario.harness import FLOW, RIVER, RIVERY_UNLIMITED, World, unlimited_rivery, world
+from tests.scenario.surface import answered_in_place, ask, reply_to, shown
+from tests.scenario.test_canceled_waiting_fix27 import _dk_retried_later
 
 FAILS = Outcome(result="fail", queued_s=0, running_s=1, message="boom")
 HANGS = Outcome(result="hang", queued_s=0, running_s=1)
@@ -80,6 +84,131 @@ async def test_stop_following_a_retry_whose_status_was_outside_the_model_announc
                       what="the thread's note")
         await w.until(lambda: bool(_alerts(w, "budget")), 10, what="the held failure's alert")
         assert "S0DATAENG" in " ".join(_alerts(w, "budget")), _alerts(w, "budget")  # with its owners
-        record = await store.runs.get(retry.id)
+        record = await w.runtime.parts.store.runs.get(retry.id)  # the restarted bot's store
         assert record is not None and record.notified_state == record.state
         assert "is no longer followed" in shown(ended)
+
+
+def _rivery_unlimited(raw: dict[str, Any]) -> None:
+    raw["connections"]["rivery"].update(RIVERY_UNLIMITED)
+
+
+def _rivery_renamed(raw: dict[str, Any]) -> None:
+    """A deploy that renamed the Rivery connection: its pipelines stay, at ``rivery-eu`` (the same account)."""
+    _rivery_unlimited(raw)
+    raw["connections"]["rivery-eu"] = raw["connections"].pop("rivery")
+    for name in ("leads-ods", "orders"):
+        raw["pipelines"][name]["connection"] = "rivery-eu"
+
+
+FAIL = Outcome(result="fail", queued_s=1, running_s=2, message="x")
+LONG = Outcome(queued_s=1, running_s=600)
+QUICK = Outcome(queued_s=1, running_s=3)
+
+
+async def _stopped(w: World, run_id: int, user: str = "U0BOB") -> Message:
+    """``/pipeline cancel`` on a run whose connection left the catalog, its prompt confirmed: the run's card."""
+    question = await ask(w, f"cancel {run_id}", user=user)
+    await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts, user=user),
+                            question)
+    return await w.card_saying(f"is no longer followed (run #{run_id})")
+
+
+async def _succeeded(w: World, run_id: int) -> None:
+    store = w.runtime.parts.store
+    for _ in range(40):
+        run = await store.runs.get(run_id)
+        if run is not None and run.final and run.notified_state == run.state:
+            assert run.state == "succeeded", run
+            return
+        w.advance(1)
+        await w.settle(0.2)
+    raise AssertionError(f"run #{run_id} did not succeed")
+
+
+async def test_a_failure_whose_retry_is_no_longer_followed_is_retried_from_that_retrys_card(tmp_path: Path) -> None:
+    """A failure alerted, retried by an owner; a deploy renamed the connection and the retry was stopped following.
+    The failure's card said "retried as #2" (no Retry), its alert's Retry was refused "already retried as run #2",
+    and the stopped run's card had no button: the failure could not be run again from Slack, though its pipeline
+    was in the catalog at its new connection."""
+    async with world(tmp_path, catalog_edit=_rivery_unlimited) as w:
+        unlimited_rivery(w.emulators)
+        w.emulators["rivery"].state.script(RIVER, [FAIL, LONG, QUICK])
+        await w.command("run leads-ods")
+        card = await w.card_saying("leads-ods is queued")
+        w.advance(4)
+        await w.card_saying("leads-ods failed", timeout=15)
+        await w.until(lambda: bool(_alerts(w, "leads-ods")), what="the failure's alert")
+        await w.slack.click("C0GENERAL", card.ts, ids.RUN_RETRY, user="U0BOB")
+        await w.card_saying("leads-ods is queued (run #2)")
+        w.advance(2)
+        await w.card_saying("leads-ods is running (run #2)", timeout=15)
+        await w.restart(_rivery_renamed)
+        stopped = await _stopped(w, 2)
+
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "leads-ods" in m.text]
+        _, refusal = await reply_to(w, w.slack.click("C0ALERTS", alert.ts, ids.RUN_RETRY, user="U0BOB"),
+                                    user="U0BOB", channel="C0ALERTS")
+        assert "That run #2 is no longer followed" in refusal.text, refusal.text
+        assert "Retry on its card runs it again" in refusal.text, refusal.text
+        await w.until(lambda: ids.RUN_RETRY in w.slack.message("C0GENERAL", stopped.ts).action_ids,
+                      what="Retry on the stopped run's card")
+        await w.slack.click("C0GENERAL", stopped.ts, ids.RUN_RETRY, user="U0BOB")
+        await w.card_saying("leads-ods is queued (run #3)")
+        third = await w.runtime.parts.store.runs.get(3)
+        assert third is not None and third.retry_of == 2 and third.connection == "rivery-eu"
+        await _succeeded(w, 3)
+        await w.until(lambda: any("since recovered" in m.text for m in w.slack.messages("C0ALERTS")),
+                      what="the failure's alert recovered")
+
+
+async def test_the_retry_of_a_run_no_longer_followed_does_not_say_no_alert_was_sent(tmp_path: Path) -> None:
+    """Nothing failed: a person ended the first attempt when the bot could not follow it. Its retry's success said
+    "Succeeded on attempt 2: no alert was sent", the note of a policy's retry whose failures were held."""
+    async with world(tmp_path, catalog_edit=_rivery_unlimited) as w:
+        unlimited_rivery(w.emulators)
+        w.emulators["rivery"].state.script(RIVER, [LONG, QUICK])
+        await w.command("run leads-ods")
+        await w.card_saying("leads-ods is queued")
+        w.advance(2)
+        await w.card_saying("leads-ods is running", timeout=15)
+        await w.restart(_rivery_renamed)
+        stopped = await _stopped(w, 1, user="U0ALICE")
+        await w.until(lambda: ids.RUN_RETRY in w.slack.message("C0GENERAL", stopped.ts).action_ids,
+                      what="Retry on the stopped run's card")
+        await w.slack.click("C0GENERAL", stopped.ts, ids.RUN_RETRY, user="U0BOB")
+        await w.card_saying("leads-ods is queued (run #2)")
+        await _succeeded(w, 2)
+        assert await w.runtime.parts.store.outbox.written_at(keys.run_reply(2, "recovered")) is None
+
+
+def _dk_renamed(raw: dict[str, Any]) -> None:
+    _dk_retried_later(raw)
+    raw["connections"]["datakitchen-eu"] = raw["connections"].pop("datakitchen")
+    raw["pipelines"]["sales-dashboard"]["connection"] = "datakitchen-eu"
+
+
+async def test_retry_of_an_order_no_longer_followed_that_waits_its_turn_starts_a_new_order(tmp_path: Path) -> None:
+    """DataKitchen, a retry policy (resume by default): a run no longer followed, Retry on its card, DataKitchen too
+    busy at the click (503), so ``WaitingStarts`` sends it: it took the run for a failed attempt to resume, though
+    nothing says it failed (it may be running still), and DataKitchen resumes only failed order runs."""
+    async with world(tmp_path, catalog_edit=_dk_retried_later) as w:
+        dk = w.emulators["datakitchen"]
+        dk.state.script(DK_KEY, Outcome(queued_s=1, running_s=600, tasks=("extract", "transform")))
+        assert (await w.command("run sales-dashboard source_date=2026-11-03")).ok
+        await w.card_saying("sales-dashboard is queued")
+        w.advance(2)
+        await w.card_saying("sales-dashboard is running", timeout=15)
+        await w.restart(_dk_renamed)
+        stopped = await _stopped(w, 1, user="U0ALICE")
+        await w.until(lambda: ids.RUN_RETRY in w.slack.message("C0GENERAL", stopped.ts).action_ids,
+                      what="Retry on the stopped run's card")
+        dk.state.add_fault(Fault(route="trigger", status=503, retry_after=1, times=1))  # too busy, once
+        await w.slack.click("C0GENERAL", stopped.ts, ids.RUN_RETRY, user="U0ALICE")
+        await w.until(lambda: len(dk.state.requests_to("trigger")) + len(dk.state.requests_to("resume")) >= 3,
+                      timeout=20, what="the retry sent again once its wait was over")
+        await w.settle(0.5)
+        assert not dk.state.requests_to("resume"), "the order run no longer followed was resumed"
+        again = await w.runtime.parts.store.runs.get(2)
+        assert again is not None and again.retry_of == 1 and again.provider_run_id is not None
+        assert "did not start" not in json.dumps([shown(c) for c in w.cards()])

@@ -107,6 +107,13 @@ class RunCancels:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
         if run.state == StoredState.WAITING.value:  # taken off the queue here: its provider is not asked
             return right
+        if self.cannot_follow(run):  # a card's Cancel (or a prompt) from before its connection left the catalog
+            raise InvalidRequest(
+                f"Run #{run.id} cannot be canceled from here: its connection *{escape(run.connection)}* is no longer "
+                "in the bot's catalog (pipelines.yml), so the bot cannot reach its provider: stop it in the provider's "
+                "console, put the connection back, or end it here with Stop following on its card (it may still run "
+                "at the provider)."
+            )
         client = self.pool.client(run.connection)
         if not client.can(Capability.CANCEL):
             raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")

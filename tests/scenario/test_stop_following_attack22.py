@@ -212,3 +212,24 @@ async def test_retry_of_an_order_no_longer_followed_that_waits_its_turn_starts_a
         again = await w.runtime.parts.store.runs.get(2)
         assert again is not None and again.retry_of == 1 and again.provider_run_id is not None
         assert "did not start" not in json.dumps([shown(c) for c in w.cards()])
+
+
+async def test_a_cancel_from_before_the_connection_left_says_stop_following_ends_the_run(tmp_path: Path) -> None:
+    """The card's Cancel (or a `/pipeline cancel` prompt) shown before a deploy renamed the connection, clicked after:
+    the refusal said to see the console or put the connection back, not that Stop following ends it here."""
+    async with world(tmp_path, catalog_edit=_rivery_unlimited) as w:
+        w.emulators["rivery"].state.script(RIVER, [LONG])
+        await w.command("run leads-ods")
+        await w.card_saying("leads-ods is queued")
+        w.advance(2)
+        card = await w.card_saying("leads-ods is running", timeout=15)
+        assert ids.RUN_CANCEL in card.action_ids
+        prompt = await ask(w, "cancel 1")
+        await w.restart(_rivery_renamed)
+        _, refused = await reply_to(w, w.slack.click("C0GENERAL", card.ts, ids.RUN_CANCEL, user="U0ALICE"))
+        assert "Stop following on its card" in refused.text and "put the connection back" in refused.text, refused.text
+        assert "*rivery*" in refused.text, refused.text
+        _, refused = await reply_to(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=prompt.ts))
+        assert "Stop following on its card" in refused.text, refused.text
+        run = await w.runtime.parts.store.runs.get(1)
+        assert run is not None and not run.final

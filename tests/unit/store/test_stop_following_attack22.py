@@ -5,10 +5,12 @@ announce the failure whose retry it was, nor end its workflow's step)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from bot.models import RunState, RunStatus
 from bot.store.records import NewRun, RunOrigin, StoredState
+from bot.store.engine import make_engine
 from bot.store.store import Store
 
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
@@ -31,3 +33,40 @@ async def test_a_person_ending_a_run_shown_unknown_leaves_it_for_recovery_until_
     assert [r.id for r in await store.runs.unnotified(older_than=NOW + timedelta(hours=1))] == [run.id]
     await store.runs.mark_notified(run.id, StoredState.UNKNOWN)
     assert await store.runs.unnotified(older_than=NOW + timedelta(hours=1)) == []
+
+
+async def test_a_stop_following_racing_the_real_end_recorded_by_another_replica_ends_the_run_once(
+    store: Store,
+) -> None:
+    """Replica A (its catalog lacks the connection) stops following a run while replica B (it has it) records the
+    run's failure: one of them ends it, the other is told it ended already; never both (the failure told and the run
+    then read "no longer followed", or the other way round)."""
+    other = Store(make_engine(store.engine.url.render_as_string(hide_password=False)))
+    try:
+        wins = {"stopped": 0, "failed": 0}
+        for i in range(12):
+            run = await store.runs.create(
+                NewRun(provider="rivery", connection="rivery", job={"river_id": "r"}, parameters={},
+                       origin=RunOrigin.SLACK, pipeline="orders", started_by="U0ALICE", channel="C0GENERAL"),
+                now=NOW, next_poll_at=None,
+            )
+            await store.runs.repoint(run.id, f"p-{i}")
+            running = RunStatus(run_id=f"p-{i}", state=RunState.RUNNING, raw_status="R")
+            await other.runs.record_status(run.id, running, now=NOW, next_poll_at=NOW)
+            failed = RunStatus(run_id=f"p-{i}", state=RunState.FAILED, raw_status="F", message="boom")
+            stopped, change = await asyncio.gather(
+                store.runs.stop_following(run.id, "U0ALICE", "rivery", now=NOW + timedelta(seconds=1)),
+                other.runs.record_status(run.id, failed, now=NOW + timedelta(seconds=1), next_poll_at=None),
+            )
+            assert (stopped is None) != (change is None), (stopped, change)
+            final = await store.runs.get(run.id)
+            assert final is not None and final.final
+            if stopped is not None:
+                wins["stopped"] += 1
+                assert final.state == StoredState.UNKNOWN and final.stopped_by == "U0ALICE"
+            else:
+                wins["failed"] += 1
+                assert final.state == StoredState.FAILED and final.stopped_by is None and final.message == "boom"
+        assert sum(wins.values()) == 12, wins
+    finally:
+        await other.close()

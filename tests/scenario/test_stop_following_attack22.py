@@ -81,7 +81,9 @@ async def test_stop_following_a_retry_whose_status_was_outside_the_model_announc
         # two people at once (who started it, an admin): one ends it, the other is told it ended
         await asyncio.gather(w.slack.click("C0GENERAL", card.ts, ids.RUN_STOP_FOLLOWING, user="U0ALICE"),
                              w.slack.click("C0GENERAL", card.ts, ids.RUN_STOP_FOLLOWING, user="U0CAROL"))
-        answers = lambda: [e.text for u in ("U0ALICE", "U0CAROL") for e in w.slack.ephemerals("C0GENERAL", u)]  # noqa: E731
+        def answers() -> list[str]:
+            return [e.text for u in ("U0ALICE", "U0CAROL") for e in w.slack.ephemerals("C0GENERAL", u)]
+
         await w.until(lambda: len(answers()) == 2, what="both clicks answered")
         assert sorted("Stopped following" in a for a in answers()) == [False, True], answers()
         assert any("already ended (unknown)" in a for a in answers()), answers()

@@ -9,8 +9,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from bot.models import RunState, RunStatus
-from bot.store.records import NewRun, RunOrigin, StoredState
 from bot.store.engine import make_engine
+from bot.store.records import NewRun, RunOrigin, StoredState
 from bot.store.store import Store
 
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)

@@ -94,6 +94,12 @@ async def test_stop_following_a_retry_whose_status_was_outside_the_model_announc
         assert "S0DATAENG" in " ".join(_alerts(w, "budget")), _alerts(w, "budget")  # with its owners
         await w.settle(1.0)
         assert len(_alerts(w, "budget")) == 1  # announced once
+        # Retry on the stopped retry's card: told on the failure's alert, as past a canceled retry
+        [alert] = [m for m in w.slack.messages("C0ALERTS") if "budget" in m.text]
+        await w.slack.click("C0GENERAL", ended.ts, ids.RUN_RETRY, user="U0ALICE")
+        await w.card_saying(f"(run #{retry.id + 1})")
+        await w.until(lambda: "retried by <@U0ALICE> as" in shown(w.slack.message("C0ALERTS", alert.ts)), 10,
+                      what="the alert telling the retry")
         record = await w.runtime.parts.store.runs.get(retry.id)  # the restarted bot's store
         assert record is not None and record.notified_state == record.state
         assert "is no longer followed" in shown(ended)

@@ -107,6 +107,13 @@ class RunCancels:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
         if run.state == StoredState.WAITING.value:  # taken off the queue here: its provider is not asked
             return right
+        if self.cannot_follow(run):  # a card's Cancel (or a prompt) from before its connection left the catalog
+            raise InvalidRequest(
+                f"Run #{run.id} cannot be canceled from here: "
+                f"{escape(self.pool.why_gone(run.connection, run.provider))}, so the bot cannot reach its provider: "
+                "stop it in the provider's console, put the connection back, or end it here with Stop following on "
+                "its card (it may still run at the provider)."
+            )
         client = self.pool.client(run.connection, run.provider)
         if not client.can(Capability.CANCEL):
             raise InvalidRequest(f"{client.display_name} offers no cancel: stop it in its console.")
@@ -129,8 +136,8 @@ class RunCancels:
             current = await self.store.runs.get(run.id)
             raise InvalidRequest(f"Run #{run.id} has already ended ({current.state if current else 'gone'}).")
         await self.guard.audit(actor, "stop following", f"#{run.id}", "ok", run.connection, right=right)
-        if self.changes.handled:
-            await self.changes.publish(Transition(ended, run.state, ended.state))
+        if self.changes.handled:  # an end even where the state's word stays (a status outside the model: unknown)
+            await self.changes.publish(Transition(ended, run.state, ended.state, ended=True))
         else:
             await self.notifier.refresh_card(ended)
         return ended

@@ -242,6 +242,7 @@ class WaitingStarts:
             # a run stopped at the provider has no failed step: its Retry runs it again (DataKitchen resumes only a
             # failed order run, and refused, the retry ended "did not start")
             and previous.run_state is not RunState.CANCELED
+            and not previous.stopped_by  # ended unknown by a person: maybe running still, no failed step known
         )
         try:
             async with self.pool.slot(run.connection):

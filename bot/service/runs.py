@@ -383,11 +383,12 @@ class RunService:
         return new
 
     async def _run_again(self, retry: RunRecord) -> RunRecord | None:
-        """The latest run of ``retry``'s chain of retries canceled at the provider, each retried from its card; None
-        when ``retry`` was not canceled or nobody retried it: a refusal then names the card whose Retry works."""
+        """The latest run of ``retry``'s chain of retries canceled at the provider (or no longer followed), each retried
+        from its card; None when ``retry`` was not so ended or nobody retried it: a refusal then names the card whose
+        Retry works."""
         latest = None
         for _ in range(CANCELED_RETRIES):
-            if not (retry.final and retry.run_state is RunState.CANCELED):
+            if not _ended_by_a_person(retry):
                 break
             _, then = await self.notifier.retried(retry)
             if then is None:
@@ -515,13 +516,25 @@ def _already_retried(run: RunRecord, retry: RunRecord, again: RunRecord | None =
     """``again``: the latest run of ``retry``, canceled, retried from its card (``RunService._run_again``)."""
     who = f" by <@{retry.started_by}>" if retry.started_by else ""
     told = f"Run #{run.id} was already retried{who} as run #{retry.id}."
-    if not (retry.final and retry.run_state is RunState.CANCELED):
+    if not _ended_by_a_person(retry):
         return told
+    ended = _how_ended(retry)
     if again is None:  # what works: it said only "already"
-        return told + f" That run #{retry.id} was canceled: Retry on its card runs it again."
+        return told + f" That run #{retry.id} {ended}: Retry on its card runs it again."
     # its card offers Retry no more: the run standing for it now is named, not a card whose Retry is refused
     by = f" by <@{again.started_by}>" if again.started_by else ""
-    told += f" That run #{retry.id} was canceled, and run again{by} as run #{again.id}"
-    if again.final and again.run_state is RunState.CANCELED:
-        return told + ", canceled too: Retry on its card runs it again."
+    told += f" That run #{retry.id} {ended}, and run again{by} as run #{again.id}"
+    if _ended_by_a_person(again):
+        too = ", no longer followed either" if again.stopped_by else ", canceled too"
+        return told + too + ": Retry on its card runs it again."
     return told + ": see its card."
+
+
+def _ended_by_a_person(run: RunRecord) -> bool:
+    """Canceled, or no longer followed (its connection left the catalog): no outcome of its own, its card offers
+    Retry."""
+    return run.final and (run.run_state is RunState.CANCELED or run.stopped_by is not None)
+
+
+def _how_ended(run: RunRecord) -> str:
+    return "is no longer followed (its connection left the catalog)" if run.stopped_by else "was canceled"

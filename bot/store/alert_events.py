@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.store.records import StoredState
+from bot.store.records import STOPPED_BY, StoredState
 from bot.store.tables import alert_events, alerts, cards, runs
 
 __all__ = [
@@ -141,9 +141,14 @@ async def _alert_past_canceled(conn: AsyncConnection, run_id: int) -> int | None
     the alert was), so the Retry was told on none."""
     for _ in range(CANCELED_RETRIES):
         row = (
-            await conn.execute(select(runs.c.retry_of, runs.c.state, runs.c.final).where(runs.c.id == run_id))
+            await conn.execute(
+                select(runs.c.retry_of, runs.c.state, runs.c.final, runs.c.extra).where(runs.c.id == run_id)
+            )
         ).mappings().first()
-        canceled = row is not None and row["final"] and row["state"] == StoredState.CANCELED.value
+        # canceled, or no longer followed (a person ended it, its connection gone): no outcome of its own either
+        canceled = row is not None and row["final"] and (
+            row["state"] == StoredState.CANCELED.value or bool((row["extra"] or {}).get(STOPPED_BY))
+        )
         if row is None or not canceled or row["retry_of"] is None:
             return None
         run_id = int(row["retry_of"])

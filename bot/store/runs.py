@@ -261,6 +261,11 @@ class RunStore(RunLeases, RunReads):
                     updated_at=now,
                     lease_owner=None,
                     lease_expires_at=None,
+                    # an end in the state already shown (a status outside the model, unknown): unnotified until it
+                    # is acted on, so recovery (``unnotified``) finds it after a crash in between
+                    notified_state=case(
+                        (runs.c.notified_state == state.value, None), else_=runs.c.notified_state
+                    ),
                     **values,
                 )
             )

@@ -51,9 +51,12 @@ async def test_stop_following_from_the_card_ends_the_run_for_whoever_may_cancel_
         ended = await w.card_saying("budget is no longer followed")
         assert "<@U0ALICE> stopped following it" in shown(ended), shown(ended)
         assert "may still run on InVision" in shown(ended) or "may still run on invision" in shown(ended)
-        assert ended.action_ids == [], ended.action_ids  # nothing to retry, acknowledge or mute: a person ended it
+        # no alert to acknowledge or mute; Retry as for any unknown end (its pipeline left too: refused, saying what works)
+        assert ended.action_ids == [ids.RUN_RETRY], ended.action_ids
         await w.until(lambda: any("<@U0ALICE> stopped following this run" in m.text for m in w.thread(ended)), 5,
                       what="the thread's note")
+        _, refused = await reply_to(w, w.slack.click("C0GENERAL", ended.ts, ids.RUN_RETRY, user="U0ALICE"))
+        assert "put it back in pipelines.yml" in refused.text, refused.text
 
         status = await ask(w, "status")
         assert "#1" not in status.text and "budget" not in status.text, status.text  # no longer in flight
@@ -99,5 +102,5 @@ async def test_a_run_the_bot_still_follows_is_canceled_not_dropped(tmp_path: Pat
         await w.restart(lambda raw: None)
         _, refused = await reply_to(w, w.slack.click("C0GENERAL", card.ts, ids.RUN_STOP_FOLLOWING, user="U0ALICE"))
         assert "The bot follows run #1" in refused.text and "Cancel it" in refused.text, refused.text
-        record = await w.runtime.parts.store.runs.get(1)
-        assert record is not None and not record.final
+        record = await w.runtime.parts.store.runs.get(1)  # followed again (it may have ended since, as InVision says)
+        assert record is not None and record.stopped_by is None and record.state != "unknown", record

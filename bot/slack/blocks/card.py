@@ -473,8 +473,8 @@ def _actions(view: CardView) -> list[Block]:
         # stopped once it reached the provider: it did not fail (nothing to acknowledge or mute), but it may be run
         # again as it was (its retry, one per run); it had no Retry anywhere, `/pipeline run` from scratch
         elements = [button("Retry", ids.RUN_RETRY, str(run.id), style="primary")] if view.retried_as is None else []
-    elif run.run_state in (RunState.SUCCEEDED, RunState.CANCELED) or run.stopped_by:
-        elements = []  # it did not fail (or a person ended it): nothing to retry, acknowledge or mute
+    elif run.run_state in (RunState.SUCCEEDED, RunState.CANCELED):
+        elements = []  # it did not fail: nothing to retry, acknowledge or mute
     else:
         elements = _alert_buttons(view)
     return [*elements, console] if console is not None else elements

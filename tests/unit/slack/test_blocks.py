@@ -308,10 +308,10 @@ def test_canceled_card_offers_retry_but_no_acknowledge_or_mute() -> None:
     assert ids.RUN_RETRY not in list(buttons(blocks))
 
 
-def test_a_run_the_bot_cannot_follow_offers_stop_following_then_nothing() -> None:
+def test_a_run_the_bot_cannot_follow_offers_stop_following_then_retry() -> None:
     """Its connection left the catalog: no Cancel (nothing can reach its provider) but Stop following, behind Slack's
-    confirm dialog; once stopped it says who ended it, in the bot's words (not "<provider> says"), with no Retry,
-    Acknowledge or Mute: a person ended it, and nothing could start a retry."""
+    confirm dialog; once stopped it says who ended it, in the bot's words (not "<provider> says"), with Retry as any
+    unknown end (its pipeline may be in the catalog at a renamed connection), no Acknowledge nor Mute: no alert."""
     live = make_run(state="unknown", raw_status="Pending", unknown_since=T0)
     text, blocks = run_card(view_of(live, can_cancel=False, console_url=None, gone_connection="invision",
                                     now=T0 + timedelta(minutes=5)))
@@ -328,7 +328,8 @@ def test_a_run_the_bot_cannot_follow_offers_stop_following_then_nothing() -> Non
     check_message(text, blocks)
     assert blocks[0]["text"]["text"] == "❔ leads-ods is no longer followed"
     assert "<@U0CAROL> stopped following it" in json.dumps(blocks) and "says" not in json.dumps(blocks)
-    assert list(buttons(blocks)) == []
+    assert list(buttons(blocks)) == [ids.RUN_RETRY]
+    assert list(buttons(run_card(view_of(stopped, console_url=None, retried_as=13))[1])) == []
 
 
 def test_unknown_end_without_an_alert_offers_retry_only() -> None:

@@ -310,6 +310,19 @@ class WorkflowEngine:
 
     async def decide(self, actor: Actor, workflow_run_id: int, step_name: str, approve: bool) -> str:
         record = await self._get(workflow_run_id)
+        if self._defined(record) is None:
+            # the approval could lead nowhere: it answered "There is no workflow …" and the run stayed "running",
+            # its buttons on the card, until the approval's timeout (hours, days); it stops now, announced
+            action, target = "approve" if approve else "reject", f"workflow {record.workflow} #{record.id}"
+            detail = f"{step_name}: the workflow is not in the catalog as it ran"
+            await self.store.audit.record(user_id=actor.user_id, action=action, target=target, outcome="refused",
+                                          now=self.now(), detail=detail)
+            await self._stop_undefined(record.id)
+            raise InvalidRequest(
+                f"The workflow *{escape(record.workflow)}* left the bot's catalog (pipelines.yml), or its steps "
+                f"changed there, while run #{record.id} waited for this approval, so that run cannot go on and stops "
+                "(see its card): run the workflow again once the catalog has it as wanted."
+            )
         workflow = self.workflow(record.workflow)
         step = workflow.steps.get(step_name)
         if step is None or step.approval is None:
@@ -377,7 +390,7 @@ class WorkflowEngine:
         await self.store.workflows.set_state(record.id, state, now=self.now())
         await self.render(record.id)
         if bad:
-            workflow = self._defined(record) or self._stand_in(record, {})
+            workflow = self._defined(record) or _stand_in(record, {})
             steps = tuple((b, record.steps[b].state) for b in bad)
             # once per stop, not once per workflow run: a workflow resumed by Retry that stops again is told again;
             # two branches ending at once read the same ended steps, so they post one note
@@ -389,27 +402,30 @@ class WorkflowEngine:
         """The run's workflow left the catalog or reshaped its steps: nothing more of it starts. Once its steps in
         flight have ended (their runs are followed and told as any), it stops, said in its card's thread."""
         record = await self._get(workflow_run_id)
-        busy = (StepState.STARTING, StepState.RUNNING, StepState.WAITING)
+        # an approval waiting is not waited for: whatever is decided, nothing can follow it (it kept the run
+        # "running" until its timeout); it is given back, one of the steps that cannot start
+        busy = (StepState.STARTING, StepState.RUNNING)
         if record.state is not WorkflowState.RUNNING or any(s.state in busy for s in record.steps.values()):
             await self.render(record.id)
             return
+        waiting = [name for name, s in record.steps.items() if s.state is StepState.WAITING]
+        for name in waiting:
+            await self.store.workflows.set_step(
+                record.id, name, StepState.PENDING, now=self.now(), expect=(StepState.WAITING,)
+            )
+        if waiting:
+            record = await self._get(workflow_run_id)
+        skipped = tuple(name for name, s in record.steps.items() if s.state is StepState.PENDING)
+        if not skipped and not any(s.state in DONE_BAD for s in record.steps.values()):
+            # every step ended and succeeded: nothing was kept from starting, so it succeeded (it was told
+            # "stopped … cannot be resumed", a success told as a failure); a failed one keeps the note below, as
+            # Retry cannot resume it
+            await self._finish_if_done(record.id)
+            return
         await self.store.workflows.set_state(record.id, WorkflowState.FAILED, now=self.now())
         await self.render(record.id)
-        skipped = tuple(name for name, s in record.steps.items() if s.state is StepState.PENDING)
         log.warning("workflow run %s stopped: workflow %s is not in the catalog as it ran", record.id, record.workflow)
         await self.notifier.workflow_note(record, "undefined", WorkflowUndefined(record.workflow, skipped))
-
-    @staticmethod
-    def _stand_in(record: WorkflowRunRecord, runs: Mapping[int, RunRecord]) -> Workflow:
-        """The run's card drawn without its definition (gone from the catalog): its steps as recorded, each shown
-        with its run's pipeline."""
-
-        def pipeline(step: StepRecord) -> str:
-            run = runs.get(step.run_id) if step.run_id is not None else None
-            return (run.pipeline if run is not None else None) or "?"
-
-        steps = {name: StepSpec(pipeline=pipeline(step)) for name, step in record.steps.items()}
-        return Workflow(name=record.workflow, steps=steps, start=())
 
     # -- the card ---------------------------------------------------------------------------
 
@@ -421,7 +437,7 @@ class WorkflowEngine:
         if record.channel is None:
             return
         runs = {r.id: r for r in await self.store.runs.of_workflow(record.id)}
-        workflow = self._defined(record) or self._stand_in(record, runs)
+        workflow = self._defined(record) or _stand_in(record, runs)
         await self.notifier.reporter.workflow_card(record, workflow, runs, ticket=ticket)
 
     async def _get(self, workflow_run_id: int) -> WorkflowRunRecord:
@@ -438,6 +454,18 @@ def _attempts_since(runs: list[RunRecord], recorded: int | None) -> set[int]:
         if run.retry_of in chain:
             chain.add(run.id)
     return chain
+
+
+def _stand_in(record: WorkflowRunRecord, runs: Mapping[int, RunRecord]) -> Workflow:
+    """The run's card drawn without its definition (gone from the catalog): its steps as recorded, each shown
+    with its run's pipeline."""
+
+    def pipeline(step: StepRecord) -> str:
+        run = runs.get(step.run_id) if step.run_id is not None else None
+        return (run.pipeline if run is not None else None) or "?"
+
+    steps = {name: StepSpec(pipeline=pipeline(step)) for name, step in record.steps.items()}
+    return Workflow(name=record.workflow, steps=steps, start=())
 
 
 def _ending(step: StepRecord) -> str:

@@ -54,3 +54,24 @@ async def test_an_approval_of_a_workflow_gone_from_the_catalog_stops_the_run_whe
         assert "wf.approve" not in card(w, "Workflow gated")
         await w.until(lambda: any("its steps *approve*, *publish* cannot start" in shown(m) for m in w.thread(message)),
                       5, what="the note saying why")
+
+
+async def test_a_deploy_that_reorders_a_workflows_steps_lets_its_run_go_on(tmp_path: Path) -> None:
+    """The steps compared as a set: the same steps written in another order (or a step's settings changed) are
+    the same workflow, its run goes on."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        raw["workflows"] = {"nightly": {"steps": {"first": {"pipeline": "leads-ods", "on_success": "second"},
+                                                  "second": {"pipeline": "budget"}}}}
+
+    def reordered(raw: dict[str, Any]) -> None:
+        raw["workflows"] = {"nightly": {"steps": {"second": {"pipeline": "budget"},
+                                                  "first": {"pipeline": "leads-ods", "on_success": "second"}}}}
+
+    async with world(tmp_path, catalog_edit=edit) as w:
+        assert (await w.command("run nightly")).ok
+        await w.card_saying("Workflow nightly running")
+        await _restart_then_run_on(w, reordered)
+        await w.until(lambda: "Workflow nightly succeeded" in _workflow_card(w), 10,
+                      what="the workflow went on, not " + _workflow_card(w))
+        assert w.emulators["invision"].state.requests_to("trigger")

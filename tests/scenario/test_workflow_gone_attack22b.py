@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.errors import InvalidRequest
+from bot.service.permissions import Actor
 from tests.scenario.harness import world
 from tests.scenario.surface import shown
 from tests.scenario.test_connection_renamed_attack21b import restart_on
@@ -54,6 +58,8 @@ async def test_an_approval_of_a_workflow_gone_from_the_catalog_stops_the_run_whe
         assert "wf.approve" not in card(w, "Workflow gated")
         await w.until(lambda: any("its steps *approve*, *publish* cannot start" in shown(m) for m in w.thread(message)),
                       5, what="the note saying why")
+        with pytest.raises(InvalidRequest, match="waits for no decision"):  # a replayed click: nothing more is done
+            await w.runtime.parts.workflows.decide(Actor("U0ALICE"), 1, "approve", True)
 
 
 async def test_a_deploy_that_reorders_a_workflows_steps_lets_its_run_go_on(tmp_path: Path) -> None:

@@ -64,12 +64,6 @@ class WorkflowEngine:
             raise InvalidRequest(f"There is no workflow *{escape(name)}* in the catalog.")
         return found
 
-    def _defined(self, record: WorkflowRunRecord) -> Workflow | None:
-        """The catalog's definition of ``record``'s workflow, while it has the run's steps: None once a deploy
-        removed the workflow or renamed, added or removed its steps (the run cannot go on by it)."""
-        found: Workflow | None = self.catalog.workflows.get(record.workflow)
-        return found if found is not None and set(found.steps) == set(record.steps) else None
-
     # -- start and resume -------------------------------------------------------------------
 
     async def start(
@@ -112,7 +106,7 @@ class WorkflowEngine:
         """Retry on the workflow card: run the failed steps again; the ones that succeeded stay done."""
         record = await self._get(workflow_run_id)
         workflow = self.workflow(record.workflow)
-        if self._defined(record) is None:
+        if _defined(self.catalog, record) is None:
             raise InvalidRequest(
                 f"The workflow *{escape(workflow.name)}* has other steps in the catalog than when run #{record.id} "
                 f"started, so that run cannot resume: run the workflow again."
@@ -143,7 +137,7 @@ class WorkflowEngine:
         handled at the same moment (or a replay racing the first handling) find it claimed and leave it."""
         now = self.now()
         steps = self.store.workflows
-        if self._defined(await self._get(workflow_run_id)) is None:
+        if _defined(self.catalog, await self._get(workflow_run_id)) is None:
             # a claim left by a process that began it by the old catalog is given back: the run stops (announced)
             await steps.set_step(workflow_run_id, step_name, StepState.PENDING, now=now, expect=(StepState.STARTING,))
             await self._stop_undefined(workflow_run_id)
@@ -310,6 +304,8 @@ class WorkflowEngine:
 
     async def decide(self, actor: Actor, workflow_run_id: int, step_name: str, approve: bool) -> str:
         record = await self._get(workflow_run_id)
+        if _defined(self.catalog, record) is None:
+            raise InvalidRequest(await self._undecidable(actor, record, step_name, approve))
         workflow = self.workflow(record.workflow)
         step = workflow.steps.get(step_name)
         if step is None or step.approval is None:
@@ -342,6 +338,25 @@ class WorkflowEngine:
         await self._follow(record.id, step_name, succeeded=approve)
         return "approved" if approve else "rejected"
 
+    async def _undecidable(self, actor: Actor, record: WorkflowRunRecord, step_name: str, approve: bool) -> str:
+        """A decision on a run whose workflow is not in the catalog as it ran: the approval could lead nowhere (it
+        answered "There is no workflow …" and the run stayed "running", its buttons on the card, until the approval's
+        timeout: hours, days). A waiting one stops the run now, announced; what the click gets says why."""
+        named = f"*{escape(record.workflow)}*"
+        step = record.steps.get(step_name)
+        if record.state is not WorkflowState.RUNNING or step is None or step.state is not StepState.WAITING:
+            return f"Run #{record.id} of the workflow {named} waits for no decision of this step ({record.state})."
+        action, target = "approve" if approve else "reject", f"workflow {record.workflow} #{record.id}"
+        detail = f"{step_name}: the workflow is not in the catalog as it ran"
+        await self.store.audit.record(user_id=actor.user_id, action=action, target=target, outcome="refused",
+                                      now=self.now(), detail=detail)
+        await self._stop_undefined(record.id)
+        return (
+            f"The workflow {named} left the bot's catalog (pipelines.yml), or its steps changed there, while run "
+            f"#{record.id} waited for this approval, so that run cannot go on and stops (see its card): run the "
+            "workflow again once the catalog has it as wanted."
+        )
+
     async def expire_approvals(self) -> int:
         expired = 0
         for workflow_run_id, step in await self.store.workflows.approvals_due(self.now()):
@@ -354,7 +369,7 @@ class WorkflowEngine:
 
     async def _follow(self, workflow_run_id: int, step_name: str, *, succeeded: bool) -> None:
         record = await self._get(workflow_run_id)
-        workflow = self._defined(record)
+        workflow = _defined(self.catalog, record)
         if workflow is None:
             # it raised here ("There is no workflow …") from the end of a step's run, before its failure's alert: the
             # failure never told, the run never marked shown, recovery's ERROR every 15 minutes
@@ -377,7 +392,7 @@ class WorkflowEngine:
         await self.store.workflows.set_state(record.id, state, now=self.now())
         await self.render(record.id)
         if bad:
-            workflow = self._defined(record) or self._stand_in(record, {})
+            workflow = _defined(self.catalog, record) or _stand_in(record, {})
             steps = tuple((b, record.steps[b].state) for b in bad)
             # once per stop, not once per workflow run: a workflow resumed by Retry that stops again is told again;
             # two branches ending at once read the same ended steps, so they post one note
@@ -389,27 +404,30 @@ class WorkflowEngine:
         """The run's workflow left the catalog or reshaped its steps: nothing more of it starts. Once its steps in
         flight have ended (their runs are followed and told as any), it stops, said in its card's thread."""
         record = await self._get(workflow_run_id)
-        busy = (StepState.STARTING, StepState.RUNNING, StepState.WAITING)
+        # an approval waiting is not waited for: whatever is decided, nothing can follow it (it kept the run
+        # "running" until its timeout); it is given back, one of the steps that cannot start
+        busy = (StepState.STARTING, StepState.RUNNING)
         if record.state is not WorkflowState.RUNNING or any(s.state in busy for s in record.steps.values()):
             await self.render(record.id)
             return
+        waiting = [name for name, s in record.steps.items() if s.state is StepState.WAITING]
+        for name in waiting:
+            await self.store.workflows.set_step(
+                record.id, name, StepState.PENDING, now=self.now(), expect=(StepState.WAITING,)
+            )
+        if waiting:
+            record = await self._get(workflow_run_id)
+        skipped = tuple(name for name, s in record.steps.items() if s.state is StepState.PENDING)
+        if not skipped and not any(s.state in DONE_BAD for s in record.steps.values()):
+            # every step ended and succeeded: nothing was kept from starting, so it succeeded (it was told
+            # "stopped … cannot be resumed", a success told as a failure); a failed one keeps the note below, as
+            # Retry cannot resume it
+            await self._finish_if_done(record.id)
+            return
         await self.store.workflows.set_state(record.id, WorkflowState.FAILED, now=self.now())
         await self.render(record.id)
-        skipped = tuple(name for name, s in record.steps.items() if s.state is StepState.PENDING)
         log.warning("workflow run %s stopped: workflow %s is not in the catalog as it ran", record.id, record.workflow)
         await self.notifier.workflow_note(record, "undefined", WorkflowUndefined(record.workflow, skipped))
-
-    @staticmethod
-    def _stand_in(record: WorkflowRunRecord, runs: Mapping[int, RunRecord]) -> Workflow:
-        """The run's card drawn without its definition (gone from the catalog): its steps as recorded, each shown
-        with its run's pipeline."""
-
-        def pipeline(step: StepRecord) -> str:
-            run = runs.get(step.run_id) if step.run_id is not None else None
-            return (run.pipeline if run is not None else None) or "?"
-
-        steps = {name: StepSpec(pipeline=pipeline(step)) for name, step in record.steps.items()}
-        return Workflow(name=record.workflow, steps=steps, start=())
 
     # -- the card ---------------------------------------------------------------------------
 
@@ -421,7 +439,7 @@ class WorkflowEngine:
         if record.channel is None:
             return
         runs = {r.id: r for r in await self.store.runs.of_workflow(record.id)}
-        workflow = self._defined(record) or self._stand_in(record, runs)
+        workflow = _defined(self.catalog, record) or _stand_in(record, runs)
         await self.notifier.reporter.workflow_card(record, workflow, runs, ticket=ticket)
 
     async def _get(self, workflow_run_id: int) -> WorkflowRunRecord:
@@ -431,6 +449,13 @@ class WorkflowEngine:
         return record
 
 
+def _defined(catalog: Catalog, record: WorkflowRunRecord) -> Workflow | None:
+    """The catalog's definition of ``record``'s workflow, while it has the run's steps: None once a deploy removed
+    the workflow or renamed, added or removed its steps (the run cannot go on by it)."""
+    found: Workflow | None = catalog.workflows.get(record.workflow)
+    return found if found is not None and set(found.steps) == set(record.steps) else None
+
+
 def _attempts_since(runs: list[RunRecord], recorded: int | None) -> set[int]:
     """The run ``recorded`` and every later attempt of it (a retry of it, of its retry, and so on)."""
     chain = {recorded} if recorded is not None else set()
@@ -438,6 +463,18 @@ def _attempts_since(runs: list[RunRecord], recorded: int | None) -> set[int]:
         if run.retry_of in chain:
             chain.add(run.id)
     return chain
+
+
+def _stand_in(record: WorkflowRunRecord, runs: Mapping[int, RunRecord]) -> Workflow:
+    """The run's card drawn without its definition (gone from the catalog): its steps as recorded, each shown
+    with its run's pipeline."""
+
+    def pipeline(step: StepRecord) -> str:
+        run = runs.get(step.run_id) if step.run_id is not None else None
+        return (run.pipeline if run is not None else None) or "?"
+
+    steps = {name: StepSpec(pipeline=pipeline(step)) for name, step in record.steps.items()}
+    return Workflow(name=record.workflow, steps=steps, start=())
 
 
 def _ending(step: StepRecord) -> str:

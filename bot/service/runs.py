@@ -482,8 +482,8 @@ class RunService:
             pipeline: Pipeline | None = self.catalog.pipelines.get(run.pipeline)
             if pipeline is None:
                 raise InvalidRequest(  # what works too: it said only what was wrong
-                    f"*{escape(run.pipeline)}* is no longer in the catalog, so the bot cannot run it again: put it "
-                    "back in pipelines.yml, or run it from the provider's console."
+                    f"*{escape(run.pipeline)}* is no longer in the bot's catalog, so the bot cannot run it again: put "
+                    "it back in pipelines.yml, or run it from the provider's console."
                 )
             return pipeline
         return AdHoc(provider=run.provider, connection=run.connection, job=run.job)

@@ -13,7 +13,6 @@ from tests.scenario.harness import DK_JOB as DK_KEY
 from tests.scenario.harness import RIVER, RIVERY_UNLIMITED, World, unlimited_rivery, world
 from tests.scenario.surface import answered_in_place, ask, reply_to, run_number, shown
 from tests.scenario.test_canceled_waiting_fix27 import _dk_retried_later
-from tests.scenario.test_connection_gone_attack20 import _restart
 
 
 def _rivery_unlimited(raw: dict[str, Any]) -> None:
@@ -169,9 +168,9 @@ async def test_retry_of_a_canceled_run_whose_pipeline_left_the_catalog_says_what
         question = await ask(w, f"cancel {run_number(card)}")
         await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=question.ts), question)
         await w.card_saying("leads-ods was canceled", timeout=15)
-        await _restart(w, _pipeline_gone)
+        await w.restart(_pipeline_gone)
         _, refusal = await reply_to(w, w.slack.click("C0GENERAL", card.ts, ids.RUN_RETRY, user="U0BOB"), user="U0BOB")
-        assert "is no longer in the catalog" in refusal.text, refusal.text
+        assert "is no longer in the bot's catalog" in refusal.text, refusal.text
         assert "put it back in pipelines.yml" in refusal.text and "provider's console" in refusal.text, refusal.text
         assert len(w.emulators["rivery"].state.requests_to("trigger")) == 1
 

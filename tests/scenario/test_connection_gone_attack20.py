@@ -8,22 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bot.catalog.load import parse_catalog
-from bot.runtime import Runtime
-from tests.scenario.harness import ENV, World, catalog_text, world
+from tests.scenario.harness import world
 from tests.scenario.surface import ask
-
-
-async def _restart(w: World, edit: Any) -> None:
-    await w.runtime.stop()
-    raw = yaml.safe_load(catalog_text(w.emulators))
-    edit(raw)
-    w.runtime = Runtime(w.settings, parse_catalog(raw, ENV))
-    await w.runtime.start()
-    assert w.runtime.http is not None
-    w.slack.app_url = f"{w.runtime.http.url}/slack/events"
 
 
 def _gone(raw: dict[str, Any]) -> None:
@@ -35,7 +21,7 @@ async def test_the_connection_put_back_tracking_resumes_and_the_card_heals(tmp_p
     async with world(tmp_path) as w:
         await w.command("run budget")
         await w.card_saying("budget is queued")
-        await _restart(w, _gone)
+        await w.restart(_gone)
         for _ in range(10):
             w.advance(30)
             await w.settle(0.2)
@@ -43,7 +29,7 @@ async def test_the_connection_put_back_tracking_resumes_and_the_card_heals(tmp_p
         answer = await ask(w, "cancel 1")  # the card has no Cancel; the command says why and what works
         assert "its connection invision is no longer in the bot's catalog" in answer.text, answer.text
         assert "provider's console" in answer.text and "put the connection back" in answer.text, answer.text
-        await _restart(w, lambda raw: None)
+        await w.restart(lambda raw: None)
         for _ in range(12):
             w.advance(30)
             await w.settle(0.2)

@@ -10,24 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from bot.catalog.load import parse_catalog
 from bot.emulators._core import Outcome
-from bot.runtime import Runtime
-from tests.scenario.harness import DK_JOB, ENV, RIVER, World, catalog_text, world
+from tests.scenario.harness import DK_JOB, RIVER, world
 from tests.scenario.surface import ask
-
-
-async def restart_on(w: World, edit: Any) -> None:
-    """Stop the bot and start it on the test catalog changed by ``edit`` (the same database, Slack, emulators)."""
-    await w.runtime.stop()
-    raw = yaml.safe_load(catalog_text(w.emulators))
-    edit(raw)
-    w.runtime = Runtime(w.settings, parse_catalog(raw, ENV))
-    await w.runtime.start()
-    assert w.runtime.http is not None
-    w.slack.app_url = f"{w.runtime.http.url}/slack/events"
 
 
 def _dk_renamed(raw: dict[str, Any]) -> None:
@@ -57,7 +43,7 @@ async def test_a_watched_pipelines_connection_renamed_finds_no_run_twice(tmp_pat
         assert await alerts() == [(1,)]
         [running] = await store.runs.in_flight()
 
-        await restart_on(w, _dk_renamed)
+        await w.restart(_dk_renamed)
         for _ in range(6):
             w.advance(5)
             await w.settle(0.3)
@@ -91,7 +77,7 @@ async def test_a_run_whose_connection_name_went_to_another_provider_says_so(
         await w.command("run leads-ods")
         await w.card_saying("leads-ods is queued")
         with caplog.at_level(logging.WARNING):
-            await restart_on(w, _rivery_now_tailer)
+            await w.restart(_rivery_now_tailer)
             for _ in range(10):
                 w.advance(30)
                 await w.settle(0.2)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from bot.emulators._core import Outcome
 from tests.scenario.harness import DK_JOB, world
-from tests.scenario.test_connection_renamed_attack21b import restart_on
 
 
 async def test_a_watched_runs_failure_after_its_pipeline_left_the_catalog_is_told(tmp_path: Path) -> None:
@@ -23,7 +22,7 @@ async def test_a_watched_runs_failure_after_its_pipeline_left_the_catalog_is_tol
                 break
             await w.settle(0.05)
         [found] = await w.runtime.store.runs.in_flight()
-        await restart_on(w, lambda raw: raw["pipelines"].pop("sales-dashboard"))
+        await w.restart(lambda raw: raw["pipelines"].pop("sales-dashboard"))
         w.advance(70)  # it fails; its connection is still in the catalog, so it is polled as ever
         await w.until(lambda: any("sales-dashboard failed" in m.text for m in w.slack.messages("C0ALERTS")), 10,
                       what="the failure told where its watch alerted")
@@ -42,7 +41,7 @@ async def test_a_watched_runs_failure_after_its_pipeline_left_the_catalog_is_tol
 async def test_a_workflow_builder_step_naming_a_removed_pipeline_says_what_works(tmp_path: Path) -> None:
     """It failed with "There is no pipeline named 'orders'." and nothing of what would work."""
     async with world(tmp_path) as w:
-        await restart_on(w, lambda raw: raw["pipelines"].pop("orders"))
+        await w.restart(lambda raw: raw["pipelines"].pop("orders"))
         step = await w.slack.execute_function("run_pipeline", {"pipeline": "orders"}, user="U0ALICE")
         await w.until(lambda: step.state != "running", what="the step to end")
         assert step.error is not None and "no pipeline named 'orders'" in step.error, step.error

@@ -13,7 +13,6 @@ import pytest
 
 from tests.scenario.harness import World, world
 from tests.scenario.surface import shown
-from tests.scenario.test_connection_renamed_attack21b import restart_on
 
 
 def _nightly(first: str, on: str) -> dict[str, Any]:
@@ -34,7 +33,7 @@ async def _restart_then_run_on(w: World, edit: Any) -> None:
     await w.settle(0.5)
     w.advance(3)  # the first step's run is under way
     await w.settle(0.5)
-    await restart_on(w, edit)
+    await w.restart(edit)
     for _ in range(20):
         w.advance(5)
         await w.settle(0.2)

@@ -11,7 +11,6 @@ from bot.errors import InvalidRequest
 from bot.service.permissions import Actor
 from tests.scenario.harness import world
 from tests.scenario.surface import shown
-from tests.scenario.test_connection_renamed_attack21b import restart_on
 from tests.scenario.test_workflow_gone_attack21b import _notes, _restart_then_run_on, _workflow_card
 from tests.scenario.test_workflows import QUICK, advance_until, card, messages
 
@@ -47,7 +46,7 @@ async def test_an_approval_of_a_workflow_gone_from_the_catalog_stops_the_run_whe
             e.state.default = QUICK
         await w.command("run gated", user="U0ALICE")
         await advance_until(w, lambda: "wf.approve" in card(w, "Workflow gated"), "the approval buttons")
-        await restart_on(w, lambda raw: None)  # the deploy's catalog has no workflows
+        await w.restart(lambda raw: None)  # the deploy's catalog has no workflows
         [message] = [m for m in messages(w) if "Workflow gated" in m.text]
         approve = next(a for a in message.action_ids if a.startswith("wf.approve"))
         await w.slack.click(message.channel, message.ts, approve, user="U0ALICE")

@@ -12,7 +12,7 @@ from bot.catalog.model import Defaults, Pipeline, RouteRule
 from bot.catalog.workflows import Workflow
 from bot.providers.base import ConnectionConfig
 
-__all__ = ["Catalog"]
+__all__ = ["Catalog", "connection_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +47,13 @@ class Catalog:
     def counts_by_provider(self) -> dict[str, int]:
         """How many pipelines each provider has, by provider key."""
         return {k: len(v) for k, v in sorted(self.by_provider().items())}
+
+
+def connection_of(
+    connections: Mapping[str, ConnectionConfig], name: str, provider_key: str | None = None
+) -> ConnectionConfig | None:
+    """The connection ``name`` in ``connections``; None when it is gone, or (``provider_key``: the provider a run was
+    recorded on) when a deploy gave the name to another provider's account: a run recorded on it cannot be followed
+    nor started again from here."""
+    found = connections.get(name)
+    return found if found is not None and (provider_key is None or found.provider == provider_key) else None

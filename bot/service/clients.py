@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from bot.catalog.catalog import Catalog
+from bot.catalog.catalog import Catalog, connection_of
 from bot.errors import InvalidRequest
 from bot.models import JsonValue
 from bot.ops.redact import Redactor
@@ -32,8 +32,7 @@ class ClientPool:
     def has(self, connection: str, provider_key: str | None = None) -> bool:
         """Whether the catalog has ``connection`` (of ``provider_key``, the provider a run was recorded on): a run
         of one it lacks cannot be followed from here."""
-        found = self._connections.get(connection)
-        return found is not None and (provider_key is None or found.provider == provider_key)
+        return connection_of(self._connections, connection, provider_key) is not None
 
     def why_gone(self, connection: str, provider_key: str) -> str:
         """Why a run recorded on ``connection`` of ``provider_key`` cannot be followed here (``has`` is False)."""

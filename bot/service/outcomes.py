@@ -158,8 +158,10 @@ class Outcomes:
             if attempt is None or attempt.retry_of is None:
                 break
             attempt = await self.store.runs.get(attempt.retry_of)
-            if attempt is None or attempt.run_state not in (RunState.FAILED, RunState.UNKNOWN) or attempt.stopped_by:
-                continue  # canceled, or ended by a person when the bot could not follow it: no outcome of its own
+            if attempt is None or attempt.ended_without_outcome:
+                continue  # canceled or no longer followed: no outcome of its own
+            if attempt.run_state not in (RunState.FAILED, RunState.UNKNOWN):
+                continue  # it did not fail
             if attempt.pipeline and await self.store.alerting.counts_run(
                 attempt.pipeline, attempt.id, since=attempt.created_at
             ):

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.catalog.catalog import Catalog
+from bot.catalog.catalog import Catalog, connection_of
 from bot.catalog.model import RetryPolicy
 from bot.errors import InvalidRequest, ProviderError, ProviderUnavailable, TriggerOutcomeUnknown
 from bot.models import RunState
@@ -57,8 +57,7 @@ class Retrier:
             return False
         if run.provider_run_id is None and outcome == "unknown":
             return False  # it may have started: retrying blindly could run it twice
-        connection = self.catalog.connections.get(run.connection)
-        if run.stopped_by or connection is None or connection.provider != run.provider:
+        if run.stopped_by or connection_of(self.catalog.connections, run.connection, run.provider) is None:
             return False  # a person ended it, or nothing could start it: its connection left the catalog
         wait = policy.delay(run.attempt)
         try:
@@ -239,10 +238,9 @@ class WaitingStarts:
             and client.can(Capability.RESUME)
             and previous is not None
             and previous.provider_run_id is not None
-            # a run stopped at the provider has no failed step: its Retry runs it again (DataKitchen resumes only a
-            # failed order run, and refused, the retry ended "did not start")
-            and previous.run_state is not RunState.CANCELED
-            and not previous.stopped_by  # ended unknown by a person: maybe running still, no failed step known
+            # a run canceled has no failed step, one no longer followed maybe runs still: its Retry runs it again
+            # (DataKitchen resumes only a failed order run, and refused, the retry ended "did not start")
+            and not previous.ended_without_outcome
         )
         try:
             async with self.pool.slot(run.connection):

@@ -388,7 +388,7 @@ class RunService:
         Retry works."""
         latest = None
         for _ in range(CANCELED_RETRIES):
-            if not _ended_by_a_person(retry):
+            if not retry.ended_without_outcome:
                 break
             _, then = await self.notifier.retried(retry)
             if then is None:
@@ -516,7 +516,7 @@ def _already_retried(run: RunRecord, retry: RunRecord, again: RunRecord | None =
     """``again``: the latest run of ``retry``, canceled, retried from its card (``RunService._run_again``)."""
     who = f" by <@{retry.started_by}>" if retry.started_by else ""
     told = f"Run #{run.id} was already retried{who} as run #{retry.id}."
-    if not _ended_by_a_person(retry):
+    if not retry.ended_without_outcome:
         return told
     ended = _how_ended(retry)
     if again is None:  # what works: it said only "already"
@@ -524,16 +524,10 @@ def _already_retried(run: RunRecord, retry: RunRecord, again: RunRecord | None =
     # its card offers Retry no more: the run standing for it now is named, not a card whose Retry is refused
     by = f" by <@{again.started_by}>" if again.started_by else ""
     told += f" That run #{retry.id} {ended}, and run again{by} as run #{again.id}"
-    if _ended_by_a_person(again):
+    if again.ended_without_outcome:
         too = ", no longer followed either" if again.stopped_by else ", canceled too"
         return told + too + ": Retry on its card runs it again."
     return told + ": see its card."
-
-
-def _ended_by_a_person(run: RunRecord) -> bool:
-    """Canceled, or no longer followed (its connection left the catalog): no outcome of its own, its card offers
-    Retry."""
-    return run.final and (run.run_state is RunState.CANCELED or run.stopped_by is not None)
 
 
 def _how_ended(run: RunRecord) -> str:

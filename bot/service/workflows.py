@@ -488,4 +488,4 @@ def _ending(step: StepRecord) -> str:
 def _step_state(run: RunRecord) -> StepState:
     """The end of a step whose run did not succeed: canceled (someone asked for it, or ended a run the bot could not
     follow; recorded and shown so, not as a failure of the pipeline), else failed."""
-    return StepState.CANCELED if run.run_state is RunState.CANCELED or run.stopped_by else StepState.FAILED
+    return StepState.CANCELED if run.ended_without_outcome else StepState.FAILED

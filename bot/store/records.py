@@ -147,6 +147,12 @@ class RunRecord:
         return self.extra.get(STOPPED_BY) if self.final else None
 
     @property
+    def ended_without_outcome(self) -> bool:
+        """Ended with no outcome of its own: canceled, or no longer followed (a person ended it when the bot could
+        not follow it, maybe running still). No failure to alert, no failed step to resume; its card offers Retry."""
+        return self.final and (self.run_state is RunState.CANCELED or self.stopped_by is not None)
+
+    @property
     def name(self) -> str:
         """What people call it: the pipeline, or provider:job for ad-hoc runs."""
         if self.pipeline:

@@ -248,7 +248,11 @@ class RunStore(RunLeases, RunReads):
         async with self.engine.begin() as conn:
             values: dict[str, object] = {}
             if stopped_by is not None:
-                values["extra"] = {**(await fetch_run(conn, run_id)).extra, STOPPED_BY: stopped_by}
+                # the row locked until the end is written: on PostgreSQL another replica's poll recorded between the
+                # read and the write would lose its extra (SQLite's writes are serialized by BEGIN IMMEDIATE)
+                read = select(runs.c.extra).where(runs.c.id == run_id).with_for_update()
+                extra = (await conn.execute(read)).scalar_one_or_none() or {}
+                values["extra"] = {**extra, STOPPED_BY: stopped_by}
             result = await conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, condition)

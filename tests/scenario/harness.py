@@ -114,11 +114,15 @@ class World:
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    async def until(
+        self, predicate: Callable[[], bool], timeout: float = 10.0, what: str | Callable[[], str] = ""
+    ) -> None:
+        """Wait for ``predicate``; ``what`` names it in the failure (a callable: what it reads at the timeout)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not predicate():
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out waiting for {what or predicate}\n{self.slack.describe()}")
+                said = what() if callable(what) else what
+                raise AssertionError(f"timed out waiting for {said or predicate}\n{self.slack.describe()}")
             await asyncio.sleep(0.02)
 
     def cards(self, channel: str = "C0GENERAL") -> list[Message]:

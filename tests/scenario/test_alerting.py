@@ -138,7 +138,7 @@ async def test_200_failures_of_20_pipelines_in_a_minute_reach_the_channel_as_a_f
             return found
 
         await w.until(lambda: sum(counted().values()) == STORM_PIPELINES * STORM_EACH, 20,
-                      what=f"all 200 failures counted in C0STORM: {counted()}")
+                      what=lambda: f"all 200 failures counted in C0STORM: {counted()}")
         assert sorted(counted()) == [f"storm-{i:02d}" for i in range(STORM_PIPELINES)]
         posts = [c for c in w.slack.calls_to("chat.postMessage") if c.params.get("channel") == "C0STORM"]
         sent = [c for c in posts if c.ok]

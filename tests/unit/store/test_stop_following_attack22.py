@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
+
 from bot.models import RunState, RunStatus
-from bot.store.engine import make_engine
+from bot.store.engine import make_engine, migrate
 from bot.store.records import NewRun, RunOrigin, StoredState
 from bot.store.store import Store
+from bot.store.tables import runs
 
 NOW = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
 
@@ -70,3 +73,31 @@ async def test_a_stop_following_racing_the_real_end_recorded_by_another_replica_
         assert sum(wins.values()) == 12, wins
     finally:
         await other.close()
+
+
+async def test_a_stop_following_waiting_on_another_replicas_poll_keeps_what_that_poll_wrote(postgres_url: str) -> None:
+    """PostgreSQL, read committed: replica B's poll has written the run's ``extra`` (not committed yet) when replica A
+    stops following it. A's end waits for B's row and merges B's ``extra``: it read it before the lock, B's provider
+    facts (a console link, say) were lost under ``stopped_by``."""
+    a, b = Store(make_engine(postgres_url)), Store(make_engine(postgres_url))
+    try:
+        await migrate(a.engine)
+        run = await a.runs.create(
+            NewRun(provider="rivery", connection="rivery", job={"river_id": "r"}, parameters={},
+                   origin=RunOrigin.SLACK, pipeline="orders", started_by="U0ALICE", channel="C0GENERAL"),
+            now=NOW, next_poll_at=None,
+        )
+        await a.runs.repoint(run.id, "p-1")
+        async with b.engine.begin() as conn:  # B's poll, holding the row
+            await conn.execute(
+                update(runs).where(runs.c.id == run.id).values(extra={"console_url": "https://console/r"})
+            )
+            stopping = asyncio.create_task(a.runs.stop_following(run.id, "U0ALICE", "rivery", now=NOW))
+            await asyncio.sleep(0.5)  # A reads, and waits for B's row
+            assert not stopping.done()
+        ended = await stopping
+        assert ended is not None and ended.stopped_by == "U0ALICE"
+        assert ended.extra.get("console_url") == "https://console/r", ended.extra
+    finally:
+        await a.close()
+        await b.close()

@@ -137,7 +137,9 @@ async def test_200_failures_of_20_pipelines_in_a_minute_reach_the_channel_as_a_f
                     found[name] = max(found.get(name, 0), int(times or 1))
             return found
 
-        await w.until(lambda: sum(counted().values()) == STORM_PIPELINES * STORM_EACH, 20,
+        # a ceiling, not a target: on a loaded machine the 200 failures take 40 s to be recorded (the store lagged,
+        # never the messages: each caught up with the store once it had them)
+        await w.until(lambda: sum(counted().values()) == STORM_PIPELINES * STORM_EACH, 90,
                       what=lambda: f"all 200 failures counted in C0STORM: {counted()}")
         assert sorted(counted()) == [f"storm-{i:02d}" for i in range(STORM_PIPELINES)]
         posts = [c for c in w.slack.calls_to("chat.postMessage") if c.params.get("channel") == "C0STORM"]

@@ -9,8 +9,8 @@ bot's venv), against ``pipeline-bot emulate datakitchen --strict`` started with 
     "$(scripts/dkcloudcommand-venv)" scripts/dkcloudcommand_drive.py http://127.0.0.1:8765
 
 It logs in, creates orders with overrides, lists the recipe's orders, reads order-run details with
-the node summary and the log (and the whole log, exported, as ``dk orderrun-info --full_log`` does), pauses and unpauses an order, stops an order run and resumes a failed
-one, through DKCloudCommand's DKCloudAPI and DKCloudCommandRunner, as its ``dk`` commands do. It
+the node summary and the log (and the whole log, exported, as ``dk orderrun-info --full_log`` does),
+pauses and unpauses an order, stops an order run and resumes a failed one, through DKCloudCommand's DKCloudAPI and DKCloudCommandRunner, as its ``dk`` commands do. It
 prints one JSON object per step and exits 1 at the first step DKCloudCommand reports as failed.
 """
 

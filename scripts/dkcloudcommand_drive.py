@@ -8,10 +8,11 @@ bot's venv), against ``pipeline-bot emulate datakitchen --strict`` started with 
     pipeline-bot emulate datakitchen --strict --port 8765 --scenario dk.yml &
     "$(scripts/dkcloudcommand-venv)" scripts/dkcloudcommand_drive.py http://127.0.0.1:8765
 
-It logs in, creates orders with overrides, lists the recipe's orders, reads order-run details with
-the node summary and the log (and the whole log, exported, as ``dk orderrun-info --full_log`` does),
-pauses and unpauses an order, stops an order run and resumes a failed one, through DKCloudCommand's DKCloudAPI and DKCloudCommandRunner, as its ``dk`` commands do. It
-prints one JSON object per step and exits 1 at the first step DKCloudCommand reports as failed.
+It logs in, creates orders with overrides, lists the recipe's orders, reads order-run details with the node
+summary and the log (and the whole log, exported, as ``dk orderrun-info --full_log`` does), pauses and
+unpauses an order, stops an order run and resumes a failed one, through DKCloudCommand's DKCloudAPI and
+DKCloudCommandRunner, as its ``dk`` commands do. It prints one JSON object per step and exits 1 at the first
+step DKCloudCommand reports as failed.
 """
 
 from __future__ import annotations

@@ -105,6 +105,10 @@ class RunStore(RunLeases, RunReads):
                     raise AlreadyRetried(existing) from None
             if new.provider_run_id is not None:
                 found = await self.find(new.connection, new.provider_run_id)
+                if found is None and new.origin == RunOrigin.WATCH and new.pipeline is not None:
+                    # ``uq_runs_watched``: another replica recorded it under the connection's other name
+                    found = await self.find_moved(new.pipeline, new.provider, [new.provider_run_id],
+                                                  besides=new.connection)
                 if found is not None:
                     raise AlreadyTracked(found) from None
             raise

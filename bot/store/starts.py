@@ -89,21 +89,27 @@ class StartStore:
     async def _absorb_watched_copy(self, conn: AsyncConnection, run_id: int, provider_run_id: str) -> None:
         """A slow trigger answer: passive watch may have listed the new run first and recorded it as a run
         started outside Slack. It is this one: its copy goes, its messages and alerts stay with this run.
-        Inside the caller's transaction (``_answered``)."""
-        connection = select(runs.c.connection).where(runs.c.id == run_id).scalar_subquery()
+        Inside the caller's transaction (``_answered``). The copy may be under the connection's other name (a
+        replica whose catalog renamed it watches the pipeline): the same pipeline and provider run, as
+        ``RunReads.find_moved`` takes it."""
+        mine = (await conn.execute(select(runs.c.connection, runs.c.pipeline, runs.c.provider)
+                                   .where(runs.c.id == run_id))).first()
+        if mine is None:
+            return
+        same = runs.c.connection == mine.connection
+        if mine.pipeline is not None:
+            same = or_(same, and_(runs.c.pipeline == mine.pipeline, runs.c.provider == mine.provider))
         query = select(runs.c.id).where(
-            runs.c.connection == connection,
             runs.c.provider_run_id == provider_run_id,
             runs.c.origin == RunOrigin.WATCH.value,
             runs.c.id != run_id,
+            same,
         )
-        copy = (await conn.execute(query)).scalar()
-        if copy is None:
-            return
-        await conn.execute(update(outbox).where(outbox.c.run_id == copy).values(run_id=run_id))
-        await repoint_alerts(conn, copy, run_id)  # a failure alerted for the copy is this run's: counted once
-        await conn.execute(run_events.delete().where(run_events.c.run_id == copy))
-        await conn.execute(runs.delete().where(runs.c.id == copy))
+        for copy in (await conn.execute(query.order_by(runs.c.id))).scalars().all():
+            await conn.execute(update(outbox).where(outbox.c.run_id == copy).values(run_id=run_id))
+            await repoint_alerts(conn, copy, run_id)  # a failure alerted for the copy is this run's: counted once
+            await conn.execute(run_events.delete().where(run_events.c.run_id == copy))
+            await conn.execute(runs.delete().where(runs.c.id == copy))
 
     async def renew_leases(self, owner: str, run_ids: Sequence[int], *, until: datetime) -> set[int]:
         """Extend ``owner``'s leases on runs it is starting, in one statement; returns the ids renewed. A run

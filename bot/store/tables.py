@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -146,6 +147,12 @@ runs = Table(
     UniqueConstraint("connection", "provider_run_id", name="uq_runs_connection_provider_run_id"),
     Index("ix_runs_next_poll_at", "next_poll_at"),
     Index("ix_runs_pipeline_created_at", "pipeline", "created_at"),
+    Index("ix_runs_provider_provider_run_id", "provider", "provider_run_id"),  # RunReads.find_moved: any connection
+    # a provider run passive watch found is one row whatever its connection is named (replicas whose catalogs name
+    # it differently list it at once); only the watch's rows: a started run and its watched copy share an id until
+    # the copy is absorbed. Migration 0013
+    Index("uq_runs_watched", "pipeline", "provider", "provider_run_id", unique=True,
+          sqlite_where=text("origin = 'watch'"), postgresql_where=text("origin = 'watch'")),
 )
 
 run_events = Table(

@@ -18,7 +18,7 @@ from bot.errors import InvalidRequest, NotAllowed
 from bot.service.permissions import Actor
 from bot.slack.blocks import ids
 from bot.store.workflow_runs import StepState, WorkflowState
-from tests.scenario.harness import world
+from tests.scenario.harness import DK_JOB, world
 from tests.scenario.surface import add_stranger, ask, audit_of
 from tests.scenario.test_workflows import QUICK, advance_until, card
 
@@ -69,6 +69,31 @@ async def test_a_run_the_watch_follows_at_its_renamed_connection_is_not_offered_
                       what="the failure's alert")
         ended = await w.runtime.store.runs.get(1)
         assert ended is not None and ended.state == "failed" and ended.stopped_by is None
+
+
+def _dk_renamed(raw: dict[str, Any]) -> None:
+    raw["connections"]["dk-prod"] = raw["connections"].pop("datakitchen")
+    raw["pipelines"]["sales-dashboard"]["connection"] = "dk-prod"
+
+
+async def test_an_order_the_watch_finds_but_does_not_follow_may_still_be_stopped_following(tmp_path: Path) -> None:
+    """DataKitchen lists "<order>/<order run>" where its trigger knew "<order>": the watch finds a run started from
+    Slack at the renamed connection but leaves it to its own polls, which cannot reach it: Stop following stays the
+    way to end it."""
+    async with world(tmp_path) as w:
+        w.advance(120)
+        await w.settle(0.5)
+        w.emulators["datakitchen"].state.script(DK_JOB, LATE_FAIL)
+        assert (await w.command("run sales-dashboard source_date=2026-11-03")).ok
+        await w.card_saying("sales-dashboard is queued")
+        w.advance(2)
+        await w.card_saying("sales-dashboard is running", timeout=15)
+        await w.restart(_dk_renamed)
+        for _ in range(6):
+            w.advance(5)
+            await w.settle(0.3)
+        answer = await ask(w, "cancel 1")
+        assert "Stop following it?" in answer.text, answer.text
 
 
 def _gated(raw: dict[str, Any]) -> None:

@@ -108,6 +108,7 @@ class RunCancels:
         if run.state == StoredState.WAITING.value:  # taken off the queue here: its provider is not asked
             return right
         if self.cannot_follow(run):  # a card's Cancel (or a prompt) from before its connection left the catalog
+            await self._refuse_if_watched(run)
             raise InvalidRequest(
                 f"Run #{run.id} cannot be canceled from here: "
                 f"{escape(self.pool.why_gone(run.connection, run.provider))}, so the bot cannot reach its provider: "
@@ -157,4 +158,18 @@ class RunCancels:
             )
         if run.provider_run_id is None:
             raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")
+        await self._refuse_if_watched(run)
         return right
+
+    async def _refuse_if_watched(self, run: RunRecord) -> None:
+        """A run the watch follows at its pipeline's new connection (``Notifier.watch_follows``) is not to be
+        stopped following: stopped, its end listed a moment later was dropped (an ended run stays ended), a failure
+        told nobody."""
+        watched = await self.notifier.watch_follows(run)
+        if watched is not None:
+            raise InvalidRequest(
+                f"Run #{run.id} cannot be canceled from here: "
+                f"{escape(self.pool.why_gone(run.connection, run.provider))}; but the bot follows it through the watch "
+                f"of *{escape(watched.name)}* at its connection *{escape(watched.connection)}*, so its end will be "
+                "told as any: to stop it, use the provider's console."
+            )

@@ -32,6 +32,8 @@ __all__ = ["Notifier"]
 Now = Callable[[], datetime]
 #: where a connection's ``console_url`` wants the provider's run id
 RUN_ID = "{run_id}"
+#: how far back the watch lists a pipeline's runs (``Watcher``'s lookback): a run begun earlier is not in its list
+WATCH_LISTS = timedelta(days=1)
 
 
 def never_ran(run: RunRecord) -> bool:
@@ -105,6 +107,8 @@ class Notifier:
             gone = run.connection
         except Exception:
             display, can_cancel, job_text = run.provider, False, ", ".join(f"{k}={v}" for k, v in run.job.items())
+        if gone is not None and await self.watch_follows(run) is not None:
+            gone = None  # followed all the same: its end is told as any, nothing to stop following
         paged, alert_link = await self._alert_of(run)
         return CardView(
             paged=paged,
@@ -128,6 +132,27 @@ class Notifier:
             alerted=await self._alerted(run),
             gone_connection=gone,
         )
+
+    async def watch_follows(self, run: RunRecord) -> Pipeline | None:
+        """The watched pipeline whose list follows ``run`` though this catalog lacks the run's connection: the
+        pipeline moved to another connection of its provider (a rename) and the watch finds the run there under its
+        old name (``RunReads.find_moved``), its end recorded as any. None otherwise (nothing follows it from here)."""
+        pipeline = self.pipeline(run)
+        if run.final or pipeline is None or pipeline.provider != run.provider or pipeline.connection == run.connection:
+            return None
+        if self.now() - (run.started_at or run.created_at) >= WATCH_LISTS:
+            return None
+        if pipeline.provider == "datakitchen" and "/" not in (run.provider_run_id or ""):
+            # DataKitchen lists "<order>/<order run>" where its trigger knew "<order>": the watch finds such a run
+            # but records only what it lists by the run's own id (``Watcher._one``): nothing follows it
+            return None
+        try:
+            if not self.pool.client(pipeline.connection, pipeline.provider).can(Capability.LIST_RUNS):
+                return None
+        except InvalidRequest:
+            return None
+        override = (await self.store.alerting.watches()).get(pipeline.name)
+        return pipeline if (override.enabled if override is not None else pipeline.watch) else None
 
     async def _alert_of(self, run: RunRecord) -> tuple[tuple[str, ...], str | None]:
         """Who the alert of this failed run paged, and the link to that alert's message: only for an alert posted

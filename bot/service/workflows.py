@@ -339,9 +339,8 @@ class WorkflowEngine:
         return "approved" if approve else "rejected"
 
     async def _undecidable(self, actor: Actor, record: WorkflowRunRecord, step_name: str, approve: bool) -> str:
-        """A decision on a run whose workflow is not in the catalog as it ran: the approval could lead nowhere (it
-        answered "There is no workflow …" and the run stayed "running", its buttons on the card, until the approval's
-        timeout: hours, days). A waiting one stops the run now, announced; what the click gets says why."""
+        """A decision on a run whose workflow is not in the catalog as it ran leads nowhere (the run stayed "running"
+        until the approval's timeout: hours, days): a waiting one stops the run now, announced, saying why."""
         named = f"*{escape(record.workflow)}*"
         step = record.steps.get(step_name)
         if record.state is not WorkflowState.RUNNING or step is None or step.state is not StepState.WAITING:
@@ -350,6 +349,7 @@ class WorkflowEngine:
         detail = f"{step_name}: the workflow is not in the catalog as it ran"
         await self.store.audit.record(user_id=actor.user_id, action=action, target=target, outcome="refused",
                                       now=self.now(), detail=detail)
+        await _may_stop(self.auth, self.catalog, actor, record, step_name)
         await self._stop_undefined(record.id)
         return (
             f"The workflow {named} left the bot's catalog (pipelines.yml), or its steps changed there, while run "
@@ -447,6 +447,23 @@ class WorkflowEngine:
         if record is None:
             raise InvalidRequest(f"There is no workflow run #{workflow_run_id}.")
         return record
+
+
+async def _may_stop(auth: Authorizer, catalog: Catalog, actor: Actor, record: WorkflowRunRecord, step: str) -> None:
+    """Who may stop a run whose approval waits, its workflow gone: an admin, who started it, or an approver of the
+    step of that name where the catalog still has the workflow (its steps changed). Its approvers went with its
+    definition: anyone's click stopped the run, which a rollback of the deploy would have let them decide."""
+    if actor.user_id in auth.admins or actor.user_id == record.started_by:
+        return
+    found = catalog.workflows.get(record.workflow)
+    spec = found.steps.get(step) if found is not None else None
+    if spec is not None and spec.approval is not None and await auth.matches(actor, spec.approval.approvers):
+        return
+    who = f"<@{record.started_by}> (who started it) or an admin" if record.started_by else "an admin"
+    raise NotAllowed(
+        f"The workflow *{escape(record.workflow)}* left the bot's catalog (pipelines.yml), or its steps changed there, "
+        f"while run #{record.id} waited for this approval, so it cannot be decided: only {who} may stop that run."
+    )
 
 
 def _defined(catalog: Catalog, record: WorkflowRunRecord) -> Workflow | None:

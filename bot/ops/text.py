@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["UNTYPABLE", "escape", "human_duration", "mention", "mention_group", "mention_user", "principal_mention",
-           "slack_date", "visible"]
+__all__ = ["UNTYPABLE", "escape", "human_duration", "mention", "mention_group", "mention_user", "named",
+           "principal_mention", "slack_date", "visible"]
 
 _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -38,6 +38,23 @@ def escape(text: str) -> str:
     """The three characters Slack reads as control characters, as entities (``&`` first, or it doubles); and
     the real control characters shown (``visible``)."""
     return visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+#: what Slack's mrkdwn reads as formatting in a name: bold, strike and code marks anywhere (``*{name}*`` of a
+#: connection named ``eu*prod`` ends the bold early), an underscore opening or closing italics (not one inside a word,
+#: as in ``leads_ods``, which Slack leaves alone)
+_FORMATTING = re.compile(r"[*~`]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def named(name: str) -> str:
+    """A name (a pipeline, a connection, a step) as the bold ``*name*``, escaped; one Slack would read formatting
+    in as inline code instead, which shows it as written: connection and step names are free YAML keys, an ad-hoc
+    run's name holds the id typed. mrkdwn has no escape for ``*``, ``_`` or ``~``."""
+    shown = escape(name)
+    if not _FORMATTING.search(name):
+        return f"*{shown}*"
+    cleaned = shown.replace("`", "ˋ").replace("\r", " ").replace("\n", " ")
+    return f"`{cleaned}`"
 
 
 def visible(text: str) -> str:

@@ -5,7 +5,7 @@ the store (permalinks are fetched by delivery once a message is posted and store
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from bot.service.views import AlertStory, EventKind, run_view, timeline_entry
 from bot.store import keys
@@ -35,11 +35,12 @@ class AlertStories:
         named = {e.run_id for each in events.values() for e in each if e.kind is EventKind.RETRIED and e.run_id}
         failed = {a.last_run_id for a in alerts if a.last_run_id is not None}
         links = await self.store.alert_events.permalinks([keys.run_card(i) for i in sorted(named | failed)])
-        runs = await self.store.runs.many(failed)  # one query however many alerts (a storm's flush)
+        runs = await self.store.runs.many(failed | named)  # one query however many alerts (a storm's flush)
         stories: dict[int, AlertStory] = {}
         for alert in alerts:
             run = runs.get(alert.last_run_id) if alert.last_run_id is not None else None
-            timeline = tuple(timeline_entry(e, _retry_link(e, links)) for e in events.get(alert.id, []))
+            told = events.get(alert.id, [])
+            timeline = tuple(timeline_entry(e, _retry_link(e, links), _retry(e, runs)) for e in told)
             stories[alert.id] = AlertStory(
                 timeline=timeline,
                 run=run_view(run) if run is not None else None,
@@ -47,6 +48,11 @@ class AlertStories:
                 card_link=links.get(keys.run_card(run.id)) if run is not None else None,
             )
         return stories
+
+
+def _retry(event: AlertEvent, runs: Mapping[int, RunRecord]) -> RunRecord | None:
+    """The retry a retry's event names, its end told on the line."""
+    return runs.get(event.run_id) if event.kind is EventKind.RETRIED and event.run_id else None
 
 
 def _retry_link(event: AlertEvent, links: dict[str, str]) -> str | None:

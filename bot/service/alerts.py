@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 #: keeps it heard of. The least: the bot's own ``removed_quiet`` is three of its polls' longest wait after an error,
 #: ``POLL_INTERVAL_MAX_SECONDS`` set to 30 minutes waits 30 between two polls of a failing connection
 REMOVED_QUIET = timedelta(minutes=15)
+#: how long a replica leaves what it cannot tell in full to one whose catalog can (``bot.service.outcomes``)
+OTHERS_AFTER = timedelta(minutes=2)
 Now = Callable[[], datetime]
 
 
@@ -151,6 +153,8 @@ class Alerter:
         due = await self.store.alerting.due(now=self.now(), window=self.group_window)
         if not due:
             return []  # one query a tick while nothing is due, as before stories were told
+        if self._left_to_others(due):
+            return []
         written = await self.reporter.announce_alerts(
             window=self.group_window,
             owners=self._owners(),
@@ -186,6 +190,17 @@ class Alerter:
     async def run_changed(self, run_id: int) -> None:
         """The card of run ``run_id`` got its permalink: the alerts that name the run link it."""
         await self.story_changed(await self.store.alert_events.involving(run_id))
+
+    def _left_to_others(self, due: Sequence[Alert]) -> bool:
+        """A pending alert of a pipeline this catalog lacks was recorded by a replica whose catalog has it (a rolling
+        deploy): that one announces it, naming its owners, which this one cannot. Left to it for
+        ``OTHERS_AFTER``, then announced here all the same (that replica is gone), as the run's end is."""
+        if self.store.single_process:
+            return False
+        now = self.now()
+        return any(
+            a.pipeline and a.pipeline not in self.catalog.pipelines and now - a.first_at < OTHERS_AFTER for a in due
+        )
 
     def _owners(self) -> dict[str, tuple[str, ...]]:
         return {p.name: p.owners for p in self.catalog.pipelines.values()}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.errors import InvalidRequest, ProviderError, UserError
-from bot.ops.text import escape
+from bot.ops.text import escape, named
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.events import CancelAsked
@@ -151,10 +151,21 @@ class RunCancels:
         right = await self.guard.grant(actor, CANCEL, pipeline, what=what, action="stop following", run=run)
         if run.final:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
-        if self.pool.has(run.connection, run.provider):
+        if run.state == StoredState.WAITING.value:  # nothing at its provider yet: its Cancel takes it off the queue
             raise InvalidRequest(
-                f"The bot follows run #{run.id}: its connection *{escape(run.connection)}* is in the catalog "
-                "(again). Cancel it to stop it at its provider."
+                f"Run #{run.id} waits its turn to start: nothing runs at its provider yet, so there is nothing to "
+                "stop following. Cancel it to take it off the queue."
+            )
+        if self.pool.has(run.connection, run.provider):
+            client = self.pool.client(run.connection, run.provider)
+            how = (
+                "Cancel it to stop it at its provider."
+                if client.can(Capability.CANCEL)
+                else f"{escape(client.display_name)} offers no cancel: stop it in its console."
+            )
+            raise InvalidRequest(
+                f"The bot follows run #{run.id}: its connection {named(run.connection)} is in the catalog (again). "
+                + how
             )
         if run.provider_run_id is None:
             raise InvalidRequest(f"Run #{run.id} is starting right now; try again in a moment.")

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.models import RunState
-from bot.service.alerts import Alerter
+from bot.service.alerts import OTHERS_AFTER, Alerter
 from bot.service.events import EndedOddly, Recovered, StoppedFollowing
 from bot.service.notify import Notifier
 from bot.service.subscribers import Subscribers
@@ -105,6 +105,8 @@ class Outcomes:
 
         Everything here is idempotent (content compared, messages keyed), and the run is marked notified
         only at the end: after a crash, recovery simply runs it again."""
+        if self._left_to_others(change):
+            return  # not marked notified: the recovery of unnotified runs hands it to a replica that knows it
         await self._on_change(change)
         if change.run.notified_state != change.run.state:  # else the mark is there already: no write for nothing
             await self.store.runs.mark_notified(change.run.id, change.run.state)
@@ -115,6 +117,20 @@ class Outcomes:
         and does not hand it here; ``_on_change`` does nothing for it either, by this same rule."""
         run = change.run
         return self.notifier.has_card(run) or change.ends
+
+    def _left_to_others(self, change: Transition) -> bool:
+        """Whether the end of a run whose pipeline this replica's catalog lacks is left to another replica for now:
+        on a shared database another replica's catalog may still have the pipeline (a rolling deploy), and only that
+        one can route its failure's alert, name its owners, page, retry it by its policy, or draw the alert again
+        with its owners at its recovery. Until ``OTHERS_AFTER`` past its record; then it is told here as well as
+        this catalog can (a watched run's card where its watch alerted), so a pipeline gone from every catalog is
+        still told. A SQLite file has one process: at once. A person's stop following is answered where asked."""
+        run = change.run
+        if not change.ends or run.pipeline is None or run.stopped_by:
+            return False
+        if self.store.single_process or self.notifier.pipeline(run) is not None:
+            return False
+        return self.notifier.now() - run.updated_at < OTHERS_AFTER
 
     async def _on_change(self, change: Transition) -> None:
         if not self.tells(change):
@@ -145,6 +161,8 @@ class Outcomes:
             await notifier.thread(run, "ended", stopped or EndedOddly(run.raw_status, run.message))
         if run.run_state in (RunState.UNKNOWN, RunState.CANCELED):
             await self.no_attempt_follows(run)
+        if run.retry_of is not None and (run.run_state is RunState.CANCELED or run.stopped_by):
+            await self.alerter.run_changed(run.id)  # the alert whose timeline names this retry says how it ended
         if self.subscribers is not None:
             await self.subscribers.ended(run, told=told)
 

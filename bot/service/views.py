@@ -121,6 +121,10 @@ class TimelineEntry:
     run_id: int | None
     detail: str
     link: str | None = None  # the permalink of the card of the run it names (a retry's)
+    #: a retry's that ended with no outcome of its own: "canceled", or "no longer followed" (``stopped_by``)
+    retry_ended: str | None = None
+    retry_ended_by: str | None = None  # who canceled it, or stopped following it
+    retry_ended_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,9 +162,17 @@ class AlertStory:
         return until
 
 
-def timeline_entry(event: AlertEvent, link: str | None = None) -> TimelineEntry:
+def timeline_entry(event: AlertEvent, link: str | None = None, retry: RunRecord | None = None) -> TimelineEntry:
+    """``retry``: the run a retry's event names, whose end the line tells when a person ended it (canceled, or
+    stopped following it): the alert's failure then stands, and the timeline says why no outcome followed."""
+    ended, by = None, None
+    if retry is not None and retry.final and retry.stopped_by:
+        ended, by = "no longer followed", retry.stopped_by
+    elif retry is not None and retry.final and retry.run_state is RunState.CANCELED:
+        ended, by = "canceled", retry.cancel_requested_by
     return TimelineEntry(
-        kind=event.kind, at=event.at, actor=event.actor, run_id=event.run_id, detail=event.detail, link=link
+        kind=event.kind, at=event.at, actor=event.actor, run_id=event.run_id, detail=event.detail, link=link,
+        retry_ended=ended, retry_ended_by=by, retry_ended_at=retry.ended_at if ended and retry else None,
     )
 
 

@@ -49,7 +49,7 @@ from bot.slack.blocks.evidence import evidence_note
 from bot.slack.blocks.replies import failure_details, notice
 from bot.slack.blocks.subscriptions import subscriber_message
 from bot.slack.blocks.workflow import workflow_card
-from bot.slack.text import escape, human_duration, mention
+from bot.slack.text import escape, human_duration, mention, named
 from bot.store import keys
 from bot.store.alerting import Alert
 from bot.store.records import OutboxKind, RunRecord
@@ -116,7 +116,7 @@ class SlackReporter:
         run = stuck.run
         owners = " ".join(dict.fromkeys(_mentions(stuck.owners)))
         said = (
-            f"⏰ *{escape(run.name)}* has been running for {human_duration(stuck.elapsed)}, longer than "
+            f"⏰ {named(run.name)} has been running for {human_duration(stuck.elapsed)}, longer than "
             f"{human_duration(stuck.limit)} ({stuck.why}). It may be stuck: check it in the console."
             + (f"\ncc {owners}" if owners else "")
         )
@@ -295,7 +295,7 @@ def note_text(note: RunNote) -> str:
             return f"<@{user_id}> asked to cancel this run."
         case StoppedFollowing(user_id, connection):
             return (
-                f"<@{user_id}> stopped following this run: its connection *{escape(connection)}* is no longer in the "
+                f"<@{user_id}> stopped following this run: its connection {named(connection)} is no longer in the "
                 "bot's catalog, so how it ended is unknown."
             )
         case Interrupted(message):
@@ -311,18 +311,18 @@ def workflow_note_text(note: WorkflowNote) -> str:
     """The mrkdwn of a note in a workflow card's thread."""
     match note:
         case StepNotStarted(step, reason):
-            return f"Step *{escape(step)}* did not start: {reason}"
+            return f"Step {named(step)} did not start: {reason}"
         case WorkflowStopped(workflow, steps, owners):
             cc = " ".join(principal_mention(p) for p in owners)
-            stopped = ", ".join(f"*{escape(name)}* ({state.replace('_', ' ')})" for name, state in steps)
+            stopped = ", ".join(f"{named(name)} ({state.replace('_', ' ')})" for name, state in steps)
             return (
-                f"❌ Workflow *{escape(workflow)}* stopped: {stopped}. Retry on the card resumes from there."
+                f"❌ Workflow {named(workflow)} stopped: {stopped}. Retry on the card resumes from there."
                 + (f"\ncc {cc}" if cc else "")
             )
         case WorkflowUndefined(workflow, skipped):
-            left = ", ".join(f"*{escape(name)}*" for name in skipped)
+            left = ", ".join(named(name) for name in skipped)
             return (
-                f"❌ Workflow *{escape(workflow)}* stopped: it left the bot's catalog (pipelines.yml), or its steps "
+                f"❌ Workflow {named(workflow)} stopped: it left the bot's catalog (pipelines.yml), or its steps "
                 "changed there, while this run went on, so "
                 + (f"its steps {left} cannot start" if skipped else "it cannot be resumed")
                 + ". Run the workflow again once the catalog has it as wanted."

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from bot.models import Json
-from bot.ops.text import escape, human_duration, mention, mention_group, mention_user, slack_date
+from bot.ops.text import escape, human_duration, mention, mention_group, mention_user, named, slack_date
 
 __all__ = [
     "TRUNCATION_NOTE",
@@ -24,6 +24,7 @@ __all__ = [
     "mention_group",
     "mention_user",
     "mrkdwn",
+    "named",
     "plain_text",
     "slack_date",
     "truncate",

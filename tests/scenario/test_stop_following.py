@@ -95,12 +95,13 @@ async def test_cancel_of_a_run_the_bot_cannot_follow_offers_to_stop_following_it
 
 async def test_a_run_the_bot_still_follows_is_canceled_not_dropped(tmp_path: Path) -> None:
     """Stop following is only for a run whose connection this bot lacks: a click on an old card's button (or a
-    replayed one) once the connection is back is refused, saying cancel is the way."""
+    replayed one) once the connection is back is refused, saying what stops it at its provider."""
     async with world(tmp_path) as w:
         await _run_left_behind(w)
         card = await w.card_saying("so the bot cannot ask how it went")
         await w.restart(lambda raw: None)
         _, refused = await reply_to(w, w.slack.click("C0GENERAL", card.ts, ids.RUN_STOP_FOLLOWING, user="U0ALICE"))
-        assert "The bot follows run #1" in refused.text and "Cancel it" in refused.text, refused.text
+        # InVision offers no cancel: "Cancel it to stop it at its provider" named a button the card does not have
+        assert "The bot follows run #1" in refused.text and "InVision offers no cancel" in refused.text, refused.text
         record = await w.runtime.parts.store.runs.get(1)  # followed again (it may have ended since, as InVision says)
         assert record is not None and record.stopped_by is None and record.state != "unknown", record

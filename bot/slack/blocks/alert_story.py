@@ -68,7 +68,7 @@ def _event(entry: TimelineEntry) -> str:
             said = f"🙋 acknowledged by {_who(entry.actor, 'someone')}"
         case EventKind.RETRIED:
             by = _who(entry.actor) if entry.actor else "the retry policy"
-            said = f"🔁 retried by {by} as {_run(entry.run_id, entry.link)}"
+            said = f"🔁 retried by {by} as {_run(entry.run_id, entry.link)}" + _retry_ended(entry)
         case EventKind.MUTED:
             until = _until(entry.detail)
             said = f"🔕 muted by {_who(entry.actor, 'someone')}" + (f" until {until}" if until else "")
@@ -81,6 +81,17 @@ def _event(entry: TimelineEntry) -> str:
         case EventKind.ESCALATED:
             said = f"📣 escalated to {pinged(entry.detail.split())}"
     return f"{when} {said}"
+
+
+def _retry_ended(entry: TimelineEntry) -> str:
+    """A retry a person ended without an outcome: the failure it was to answer stands, and the line says why."""
+    if entry.retry_ended is None:
+        return ""
+    when = f" at {slack_date(entry.retry_ended_at, '{time}')}" if entry.retry_ended_at else ""
+    if entry.retry_ended == "canceled":
+        by = f" by {_who(entry.retry_ended_by, 'someone')}" if entry.retry_ended_by else ""
+        return f", ⏹️ canceled{by}{when}"
+    return f", ❔ {_who(entry.retry_ended_by, 'someone')} stopped following it{when}"
 
 
 def _until(detail: str) -> str:

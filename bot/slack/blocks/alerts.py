@@ -12,7 +12,7 @@ from bot.slack.blocks import ids
 from bot.slack.blocks.alert_story import failed_tasks, resolved, run_facts, state_mark, state_words, timeline
 from bot.slack.blocks.card import button, console_button, context, mute_select, section
 from bot.slack.blocks.paging import page_line
-from bot.slack.text import escape, mention, slack_date, truncate
+from bot.slack.text import escape, mention, named, slack_date, truncate
 
 __all__ = ["alert_batches", "alert_group", "connection_alert", "connection_back", "credential_expiring"]
 
@@ -92,7 +92,7 @@ def _status(alert: AlertView) -> str:
 def _line(alert: AlertView, display: str) -> str:
     """The alert's header: its state once (🔴 open, 👀 acknowledged, ✅ resolved), what failed and why. A resolved
     alert still says what failed and why (it may be posted already resolved)."""
-    name = truncate(escape(alert.pipeline or "?"), 80, "…")
+    name = named(truncate(alert.pipeline or "?", 80, "…"))
     run = f" · run #{alert.last_run_id}" if alert.last_run_id else ""
     until = alert.story.muted_until  # a mute set after the failure shows here too, not only in the timeline
     muted = f" · 🔕 muted until {slack_date(until)}" if until and not resolved(alert) else ""
@@ -100,7 +100,7 @@ def _line(alert: AlertView, display: str) -> str:
     said = " ".join(alert.message.split())
     said_text = f"\n> {truncate(escape(said), MESSAGE_CHARS, '…')}" if said else ""
     return (
-        f"{state_mark(alert)} *{name}* on {escape(display)} {_status(alert)}{run}{muted}{state_words(alert)}{said_text}"
+        f"{state_mark(alert)} {name} on {escape(display)} {_status(alert)}{run}{muted}{state_words(alert)}{said_text}"
     )
 
 
@@ -204,8 +204,8 @@ def connection_alert(
     conn = escape(alert.connection or "?")
     if back and removed and alert.recovered_at is not None:
         text = (
-            f"🗑️ Connection *{conn}* was removed from the configuration; it had not answered since "
-            f"{slack_date(alert.first_at)}. Its alert was closed {slack_date(alert.recovered_at)}."
+            f"🗑️ Connection {named(alert.connection or '?')} was removed from the configuration; it had not "
+            f"answered since {slack_date(alert.first_at)}. Its alert was closed {slack_date(alert.recovered_at)}."
         )
     elif back and alert.recovered_at is not None:
         text = (
@@ -227,7 +227,7 @@ def connection_back(alert: AlertView, display: str, *, removed: bool = False) ->
     text = f"✅ {escape(display)} ({escape(alert.connection or '?')}) is back: runs on it are followed again."
     if removed:
         text = (
-            f"🗑️ Connection *{escape(alert.connection or '?')}* was removed from the configuration: its "
+            f"🗑️ Connection {named(alert.connection or '?')} was removed from the configuration: its "
             "\"cannot reach\" alert is closed (it was not heard from again)."
         )
     return text, [section(text)]
@@ -236,7 +236,7 @@ def connection_back(alert: AlertView, display: str, *, removed: bool = False) ->
 def credential_expiring(connection: str, display: str, expires: datetime, how: str) -> tuple[str, list[Block]]:
     """The one notice before a credential the bot cannot renew expires; its expiry is the connection's alert."""
     text = (
-        f"⏳ *The {escape(display)} credential of connection {escape(connection)} expires {slack_date(expires)}*: "
+        f"⏳ *The {escape(display)} credential* of connection {named(connection)} *expires {slack_date(expires)}*: "
         f"after that, runs on it show *status unknown* until it is renewed. {truncate(escape(how), 1000, '…')}"
     )
     return text, [section(text)]

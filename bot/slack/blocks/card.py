@@ -28,6 +28,7 @@ from bot.slack.text import (
     mention,
     mention_user,
     mrkdwn,
+    named,
     plain_text,
     slack_date,
     truncate,
@@ -186,7 +187,7 @@ def run_card(view: CardView) -> tuple[str, list[Block]]:
     """The card's fallback text and blocks."""
     blocks: list[Block] = [_header(view), _facts(view.run, view.attempts)]
     blocks += _message(view.run, view.display_name)
-    blocks += task_blocks(view.run.tasks, run_message=view.run.message)
+    blocks += task_blocks(view.run.tasks, run_message=view.run.message, ended=view.run.final)
     blocks.append(context(*_meta(view)))
     notes = _notes(view)
     if notes:
@@ -327,8 +328,10 @@ def task_words(task_message: str, run_message: str) -> str:
     return said
 
 
-def _task_line(task: TaskStatus, run_message: str) -> str:
+def _task_line(task: TaskStatus, run_message: str, *, ended: bool = False) -> str:
     name = truncate(escape(task.name), 100, "…")
+    if ended and task.state.is_live:  # the run ended without the provider saying how its task did
+        return f"{state_emoji(RunState.UNKNOWN)} {name} · {task.state.value} when last seen"
     line = f"{state_emoji(task.state)} {name} · {word_and_raw(task.state, task.raw_status)}"
     said = task_words(task.message, run_message)
     if task.state is RunState.FAILED and said:
@@ -336,9 +339,13 @@ def _task_line(task: TaskStatus, run_message: str) -> str:
     return line
 
 
-def task_blocks(tasks: Sequence[TaskStatus], *, failed_only: bool = False, run_message: str = "") -> list[Block]:
+def task_blocks(
+    tasks: Sequence[TaskStatus], *, failed_only: bool = False, run_message: str = "", ended: bool = False
+) -> list[Block]:
     """At most ``MAX_TASKS`` tasks, failed ones first with their messages (unless the run's ``run_message``,
-    shown above them, already says it), then a count of the rest."""
+    shown above them, already says it), then a count of the rest. ``ended``: the run has ended, so a task still
+    queued or running in its last status (a run no longer followed, ended unknown) is shown as last seen, without
+    the running mark."""
     chosen = [t for t in tasks if t.state is RunState.FAILED] if failed_only else list(tasks)
     if not chosen:
         return []
@@ -346,7 +353,9 @@ def task_blocks(tasks: Sequence[TaskStatus], *, failed_only: bool = False, run_m
     shown, rest = ordered[:MAX_TASKS], ordered[MAX_TASKS:]
     failed = sum(t.state is RunState.FAILED for t in tasks)
     title = "*Failed tasks*" if failed_only else f"*Tasks* ({len(tasks)}, {failed} failed)"
-    lines = [title, *(_task_line(t, run_message) for t in shown)]
+    if ended and any(t.state.is_live for t in tasks):
+        title += ", as last seen"
+    lines = [title, *(_task_line(t, run_message, ended=ended) for t in shown)]
     if rest:
         lines.append(f"…and {len(rest)} more ({_tally(rest)})")
     return [section("\n".join(lines))]
@@ -402,7 +411,7 @@ def _notes(view: CardView) -> list[str]:
     if _unknown_for_long(view) and run.unknown_since is not None and view.gone_connection is not None:
         notes.append(
             f"❔ status unknown since {slack_date(run.unknown_since)}: its connection "
-            f"*{truncate(escape(view.gone_connection), 100, '…')}* is no longer in the bot's catalog (pipelines.yml), "
+            f"{named(truncate(view.gone_connection, 100, '…'))} is no longer in the bot's catalog (pipelines.yml), "
             "so the bot cannot ask how it went: see the provider's console, put the connection back, or stop "
             "following it"
         )

@@ -13,7 +13,7 @@ from bot.service.events import DigestData, DigestRun, PipelineDay
 from bot.service.views import StoredState
 from bot.slack.blocks.card import Block, context, section
 from bot.slack.blocks.home import line_sections, said
-from bot.slack.text import escape, human_duration, plain_text, slack_date, truncate
+from bot.slack.text import escape, human_duration, named, plain_text, slack_date, truncate
 
 # DigestData, DigestRun, PipelineDay: the values it renders, defined by the domain (bot.service.events)
 __all__ = ["MESSAGE_BLOCKS", "DigestData", "DigestRun", "PipelineDay", "digest_message", "percent"]
@@ -90,18 +90,19 @@ def _summary(data: DigestData) -> str:
 
 
 def _name(text: str) -> str:
-    return truncate(escape(text[: NAME_LIMIT + 1]), NAME_LIMIT, "…")
+    """The name in bold (as code if Slack would read formatting in it), cut to ``NAME_LIMIT``."""
+    return named(truncate(text[: NAME_LIMIT + 1], NAME_LIMIT, "…"))
 
 
 def _pipeline_line(day: PipelineDay) -> str:
     figures = _runs(day.runs)
     if day.failed:
         figures += f" · ❌ {day.failed} failed"
-    return f"*{_name(day.name)}* · {figures} · {day.trend or '—'}"
+    return f"{_name(day.name)} · {figures} · {day.trend or '—'}"
 
 
 def _failure_line(run: DigestRun) -> str:
-    line = f"❌ *{_name(run.name)}* #{run.run_id} · {slack_date(run.at, '{time}')}"
+    line = f"❌ {_name(run.name)} #{run.run_id} · {slack_date(run.at, '{time}')}"
     if run.duration is not None:
         line += f" after {human_duration(run.duration)}"
     if run.muted:
@@ -111,4 +112,4 @@ def _failure_line(run: DigestRun) -> str:
 
 def _slow_line(run: DigestRun) -> str:
     took = human_duration(run.duration) if run.duration is not None else "?"
-    return f"🐢 *{_name(run.name)}* #{run.run_id} · {took} · started {slack_date(run.at, '{time}')}"
+    return f"🐢 {_name(run.name)} #{run.run_id} · {took} · started {slack_date(run.at, '{time}')}"

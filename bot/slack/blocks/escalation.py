@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bot.slack.blocks.card import Block
 from bot.slack.blocks.replies import notice
-from bot.slack.text import escape, human_duration, mention
+from bot.slack.text import escape, human_duration, mention, named
 
 __all__ = ["MAX_PINGED", "escalation_message", "pinged"]
 
@@ -32,7 +32,7 @@ def escalation_message(
     pipeline: str, display_name: str, *, step: int, whom: Sequence[str], open_for: timedelta
 ) -> tuple[str, list[Block]]:
     """Ping ``step`` (1: the owners once more, 2: ``escalate_to``), as a reply in the alert's thread."""
-    name = f"*{escape(pipeline)}* on {escape(display_name)}"
+    name = f"{named(pipeline)} on {escape(display_name)}"
     ago = human_duration(open_for)
     if step == 1:
         said = (

@@ -20,7 +20,7 @@ from bot.service.queries import PipelineRow
 from bot.service.views import AlertKind, AlertView, RunView, run_view
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import Block, button, context, section, state_emoji, state_word
-from bot.slack.text import code, escape, human_duration, mention_user, slack_date, truncate
+from bot.slack.text import code, escape, human_duration, mention_user, named, slack_date, truncate
 
 __all__ = ["HOME_BLOCKS", "SUBSCRIPTION_BLOCKS", "home_view", "line_sections", "said"]
 
@@ -125,7 +125,7 @@ _WHY = {"owner": "you own it", "watching": "you watch it", "subscribed": "you su
 
 def _pipeline_line(row: PipelineRow, now: datetime) -> str:
     views = [run_view(r) for r in row.runs]
-    head = f"{state_emoji(views[0].run_state) if views else '⚪'} *{_name(row.name)}* · {_WHY.get(row.why, '')}"
+    head = f"{state_emoji(views[0].run_state) if views else '⚪'} {_name(row.name)} · {_WHY.get(row.why, '')}"
     if views:
         last = views[0]
         when = last.ended_at or last.updated_at
@@ -166,7 +166,7 @@ def _mute_rows(
     ordered = sorted(mutes.items(), key=lambda kv: (kv[1][0], kv[0]))
     blocks = [section(title)]
     for index, (name, (until, who)) in enumerate(ordered[:MUTE_ROWS]):
-        line = f"🔕 *{_name(name)}* until {slack_date(until)}" + (f" by {_who(who)}" if who else "")
+        line = f"🔕 {_name(name)} until {slack_date(until)}" + (f" by {_who(who)}" if who else "")
         if name in may_act:
             blocks.append(section(line, accessory=button("Unmute", ids.home_unmute_action_id(index), name)))
         else:
@@ -199,7 +199,8 @@ def line_sections(title: str, lines: Sequence[str], *, max_blocks: int, empty: s
 
 
 def _name(text: str) -> str:
-    return truncate(escape(text[: NAME_LIMIT + 1]), NAME_LIMIT, "…")
+    """The name in bold (as code if Slack would read formatting in it), cut to ``NAME_LIMIT``."""
+    return named(truncate(text[: NAME_LIMIT + 1], NAME_LIMIT, "…"))
 
 
 def said(message: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -221,7 +222,7 @@ def _is_muted(run: RunView, muted_runs: Collection[int], mutes: Mapping[str, obj
 
 
 def _run_line(run: RunView, now: datetime) -> str:
-    line = f"{state_emoji(run.run_state)} *{_name(run.name)}* #{run.id} · {state_word(run.run_state)}"
+    line = f"{state_emoji(run.run_state)} {_name(run.name)} #{run.id} · {state_word(run.run_state)}"
     elapsed = run.duration(now)
     if elapsed is not None:
         line += f" · {human_duration(elapsed)}"
@@ -234,11 +235,11 @@ def _run_line(run: RunView, now: datetime) -> str:
 
 def _alert_line(alert: AlertView, acknowledged: Mapping[int, str]) -> str:
     if alert.kind is AlertKind.UNREACHABLE:
-        return f"🔌 *Cannot reach {_name(alert.connection or '?')}* since {slack_date(alert.first_at)}" + said(
+        return f"🔌 *Cannot reach* {_name(alert.connection or '?')} since {slack_date(alert.first_at)}" + said(
             alert.message
         )
     status = f"failed {alert.count} times since" if alert.count > 1 else "failed"
-    line = f"❌ *{_name(alert.pipeline or '?')}* {status} {slack_date(alert.first_at)}"
+    line = f"❌ {_name(alert.pipeline or '?')} {status} {slack_date(alert.first_at)}"
     if alert.last_run_id is not None:
         line += f" · run #{alert.last_run_id}"
     if alert.muted:
@@ -253,7 +254,7 @@ def _failure_line(
     run: RunView, muted_runs: Collection[int], mutes: Mapping[str, object], recovered: Mapping[int, int]
 ) -> str:
     when = slack_date(run.ended_at or run.updated_at)
-    line = f"{state_emoji(run.run_state)} *{_name(run.name)}* #{run.id} · failed {when}"
+    line = f"{state_emoji(run.run_state)} {_name(run.name)} #{run.id} · failed {when}"
     elapsed = run.duration(run.updated_at)
     if elapsed is not None:
         line += f" after {human_duration(elapsed)}"

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from bot.catalog.model import Pipeline
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import Block, button, context, section
-from bot.slack.text import code, escape, truncate
+from bot.slack.text import code, escape, named, truncate
 
 __all__ = ["catalog_list"]
 
@@ -41,7 +41,7 @@ def catalog_list(
 
 def _entry(index: int, pipeline: Pipeline, display_names: Mapping[str, str]) -> Block:
     provider = display_names.get(pipeline.provider, pipeline.provider)
-    lines = [f"*{truncate(escape(pipeline.name), 200, '…')}* · {truncate(escape(provider), 100, '…')}"]
+    lines = [f"{named(truncate(pipeline.name, 200, '…'))} · {truncate(escape(provider), 100, '…')}"]
     if pipeline.description.strip():
         lines.append(truncate(escape(" ".join(pipeline.description.split())), DESCRIPTION_LIMIT, "…"))
     if pipeline.tags:

@@ -15,7 +15,7 @@ from bot.catalog.model import ParameterSpec, Pipeline
 from bot.models import Json, JsonValue
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import Block, option, section
-from bot.slack.text import escape, plain_text, truncate
+from bot.slack.text import escape, named, plain_text, truncate
 
 __all__ = ["parameters_from_state", "pipeline_from_state", "run_modal", "submission_errors"]
 
@@ -122,7 +122,7 @@ def _select_hint(total: int, shown: int, error: str | None) -> str | None:
 
 def _selected_blocks(pipeline: Pipeline, errors: Mapping[str, str], names: Mapping[str, str]) -> list[Block]:
     provider = escape(names.get(pipeline.provider, pipeline.provider))
-    about = f"*{truncate(escape(pipeline.name), 200, '…')}* · {provider}"
+    about = f"{named(truncate(pipeline.name, 200, '…'))} · {provider}"
     if pipeline.description.strip():
         about += "\n" + truncate(escape(pipeline.description.strip()), 2000)
     if not pipeline.parameters:

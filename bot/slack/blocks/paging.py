@@ -10,6 +10,7 @@ from bot.models import Json
 from bot.service.views import Page, PageState
 from bot.slack.blocks.card import context
 from bot.slack.text import escape, slack_date, truncate
+from bot.slack.text import named as bold
 
 __all__ = ["page_line"]
 
@@ -18,7 +19,7 @@ MAX_ELEMENTS = 10  # Slack's limit on a context block
 
 
 def _said(name: str, page: Page, *, named: bool, url: str | None = None) -> str:
-    who = f"*{escape(name)}* " if named else ""
+    who = f"{bold(name)} " if named else ""
     key = f"`{escape(page.dedup_key)}`"
     if page.state is PageState.SENT:
         where = f"<{url}|PagerDuty>" if url else "PagerDuty"  # the catalog's service page: the API gives no link

@@ -27,7 +27,7 @@ from bot.slack.blocks.card import (
     task_blocks,
     word_and_raw,
 )
-from bot.slack.text import code, escape, human_duration, link, mention, slack_date, truncate
+from bot.slack.text import code, escape, human_duration, link, mention, named, slack_date, truncate
 
 __all__ = [
     "confirm_op",
@@ -50,9 +50,9 @@ def failure_details(
     run: RunView, *, owners: Sequence[str], display_name: str, console_url: str | None
 ) -> tuple[str, list[Block]]:
     """The thread reply under a failed card: who should look, what the provider said, which tasks failed."""
-    name = truncate(escape(run.name), 200, "…")
+    name = named(truncate(run.name, 200, "…"))
     phrase = "failed" if run.run_state is RunState.FAILED else state_word(run.run_state)
-    title = f"{state_emoji(run.run_state)} *{name}* {phrase} on {escape(display_name)} (run #{run.id})"
+    title = f"{state_emoji(run.run_state)} {name} {phrase} on {escape(display_name)} (run #{run.id})"
     mentions = _mentions(owners)
     blocks = [section(title + (f"\ncc {mentions}" if mentions else ""))]
     if run.message.strip():
@@ -125,7 +125,7 @@ def mute_answer(
 
     A pipeline already muted for longer keeps its mute: the answer says so and offers the change as buttons,
     to mute for the period asked from now (shorter), or to add it to the mute in force (longer)."""
-    name = f"*{truncate(escape(pipeline), 200, '…')}*"
+    name = named(truncate(pipeline, 200, "…"))
     asked = _period(seconds)
     if muted.changed:
         said = f"🔕 {name} is muted until {slack_date(muted.until)}"
@@ -162,7 +162,7 @@ def status_list(runs: Sequence[RunView], now: datetime) -> tuple[str, list[Block
 
 def _status_line(run: RunView, now: datetime) -> str:
     line = (
-        f"{state_emoji(run.run_state)} *{truncate(escape(run.name), 100, '…')}* #{run.id} · "
+        f"{state_emoji(run.run_state)} {named(truncate(run.name, 100, '…'))} #{run.id} · "
         f"{state_word(run.run_state)} · started {slack_date(run.started_at or run.created_at)}"
     )
     elapsed = run.duration(now)

@@ -17,7 +17,7 @@ from bot.service.views import run_view
 from bot.slack.blocks import ids
 from bot.slack.blocks.card import Block, button, context, final_duration, section, state_emoji, state_word
 from bot.slack.blocks.home import SUBSCRIPTION_BLOCKS, line_sections, said
-from bot.slack.text import code, escape, human_duration, link, truncate
+from bot.slack.text import code, escape, human_duration, link, named, truncate
 
 __all__ = ["home_subscriptions", "subscriber_message", "subscriptions_list"]
 
@@ -30,25 +30,25 @@ def subscriber_message(
 ) -> tuple[str, list[Block]]:
     """``card``: the run card's channel and its permalink (None while unknown)."""
     view = run_view(note.run)
-    name = truncate(escape(note.run.name[: _NAME + 1]), _NAME, "…")
+    name = named(truncate(note.run.name[: _NAME + 1], _NAME, "…"))
     state = view.run_state
     took = final_duration(view)
     after = f" after {human_duration(took)}" if took is not None and took >= timedelta(0) else ""
     where = _card_text(card)
     if note.why == "started":
         provider = escape(note.display_name)
-        head = f"{state_emoji(state)} Your run #{view.id} of *{name}* on {provider} {_ended(state)}{after}."
+        head = f"{state_emoji(state)} Your run #{view.id} of {name} on {provider} {_ended(state)}{after}."
         why = f"You asked to be told when your runs end: {code(command + ' notify me off')} stops it."
     else:
         if note.failure:
-            head = f"🔴 *{name}* failed on {escape(note.display_name)} (run #{view.id}){after}."
+            head = f"🔴 {name} failed on {escape(note.display_name)} (run #{view.id}){after}."
         else:
             head = (
-                f"{state_emoji(state)} *{name}* run #{view.id} on {escape(note.display_name)} {_ended(state)}{after}."
+                f"{state_emoji(state)} {name} run #{view.id} on {escape(note.display_name)} {_ended(state)}{after}."
             )
         kind, _, target = note.why.partition(" ")
         why = (
-            f"This channel is subscribed to {escape(kind)} *{escape(target[:_NAME])}*: "
+            f"This channel is subscribed to {escape(kind)} {named(target[:_NAME])}: "
             + code(f"{command} unsubscribe {target[:_NAME]}")
             + " stops it."
         )
@@ -109,8 +109,8 @@ def _line(subscription: SubscriptionView, *, who: bool) -> str:
     if subscription.notify_me:
         return "🔔 Notify me: *on* · DM me when the runs I start end"
     what = "every run's end" if subscription.everything else "failures"
-    target = truncate(escape(subscription.target[: _NAME + 1]), _NAME, "…")
-    line = f"🔔 {_channel(subscription.channel)} · {escape(subscription.kind)} *{target}* · {what}"
+    target = named(truncate(subscription.target[: _NAME + 1], _NAME, "…"))
+    line = f"🔔 {_channel(subscription.channel)} · {escape(subscription.kind)} {target} · {what}"
     return line + (f" · by <@{subscription.created_by}>" if who and subscription.created_by[:1] in ("U", "W") else "")
 
 

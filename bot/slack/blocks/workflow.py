@@ -10,7 +10,7 @@ from bot.catalog.workflows import Workflow
 from bot.models import Json
 from bot.service.views import RunView, StepState, WorkflowState, WorkflowView
 from bot.slack.blocks.card import button, confirm_dialog, context, section
-from bot.slack.text import escape, human_duration, mention, slack_date, truncate
+from bot.slack.text import escape, human_duration, mention, named, slack_date, truncate
 
 __all__ = ["WF_APPROVE", "WF_REJECT", "WF_RETRY", "parse_step_value", "step_value", "workflow_card"]
 
@@ -60,8 +60,8 @@ def _step_line(name: str, record: WorkflowView, workflow: Workflow, runs: Mappin
     state = record.steps[name].state
     skipped = state is StepState.PENDING and record.state is not WorkflowState.RUNNING
     emoji, word = (SKIPPED, "skipped") if skipped else (_EMOJI[state], state.value.replace("_", " "))
-    what = f"pipeline *{escape(step.pipeline)}*" if step.pipeline else "approval"
-    line = f"{emoji} *{escape(name)}* · {what} · {word}"
+    what = f"pipeline {named(step.pipeline)}" if step.pipeline else "approval"
+    line = f"{emoji} {named(name)} · {what} · {word}"
     run_id = record.steps[name].run_id
     run = runs.get(run_id) if run_id is not None else None
     if run is not None:

@@ -117,7 +117,7 @@ def test_home_shows_in_flight_alerts_mutes_and_failures_with_their_details() -> 
     assert "❌ *orders* failed 3 times since <!date^" in alerts
     assert "· run #12 · 🔕 muted · 👀 <@U0BOB> is on it" in alerts
     assert "> Table missing" in alerts
-    assert "🔌 *Cannot reach tailer-main* since <!date^" in alerts
+    assert "🔌 *Cannot reach* *tailer-main* since <!date^" in alerts  # the name bold on its own (named)
 
     mutes = section_of(view, "*Muted* (2)")
     assert re.search(r"🔕 \*orders\* until <!date\^\d+\^[^>]+> by <@U0ALICE>", mutes)

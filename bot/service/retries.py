@@ -10,13 +10,13 @@ over). The failure alert goes out only when the attempts are used up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from bot.catalog.catalog import Catalog, connection_of
 from bot.catalog.model import RetryPolicy
 from bot.errors import InvalidRequest, ProviderError, ProviderUnavailable, TriggerOutcomeUnknown
-from bot.models import RunState
+from bot.models import JsonValue, RunState
 from bot.ops.logs import run_context
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
@@ -57,15 +57,18 @@ class Retrier:
             return False
         if run.provider_run_id is None and outcome == "unknown":
             return False  # it may have started: retrying blindly could run it twice
-        if run.stopped_by or connection_of(self.catalog.connections, run.connection, run.provider) is None:
-            return False  # a person ended it, or nothing could start it: its connection left the catalog
+        if run.stopped_by:
+            return False  # a person ended it, its outcome unknown: maybe running still
+        where = self._where(run)
+        if where is None:
+            return False  # nothing could start it: its connection left the catalog, its pipeline with it
         wait = policy.delay(run.attempt)
         try:
             retry = await self.store.runs.create(
                 NewRun(
                     provider=run.provider,
-                    connection=run.connection,
-                    job=run.job,
+                    connection=where[0],
+                    job=where[1],
                     parameters=run.parameters,
                     origin=RunOrigin.RETRY,
                     pipeline=run.pipeline,
@@ -98,6 +101,18 @@ class Retrier:
             extra={"run_id": run.id},
         )
         return True
+
+    def _where(self, run: RunRecord) -> tuple[str, Mapping[str, JsonValue]] | None:
+        """The connection and job a policy's retry of ``run`` starts with: the run's own, or, its connection gone
+        from the catalog (renamed by a deploy: the watch follows such a run at its pipeline's connection), its
+        pipeline's as the catalog has it now, as a person's Retry would; None when neither is there on its
+        provider."""
+        if connection_of(self.catalog.connections, run.connection, run.provider) is not None:
+            return run.connection, run.job
+        pipeline = self.catalog.pipelines.get(run.pipeline or "")
+        if pipeline is None or connection_of(self.catalog.connections, pipeline.connection, run.provider) is None:
+            return None
+        return pipeline.connection, pipeline.job.model_dump()
 
     def _retried(self, run: RunRecord) -> bool:
         """Whether the policy gives this ended attempt another one (so its failure is not alerted yet)."""

@@ -71,22 +71,55 @@ async def test_a_start_ended_already_keeps_its_end(store: Store) -> None:
     assert (await store.runs.get(start.id)) == first
 
 
-async def test_no_retry_of_a_run_whose_connection_left_the_catalog(store: Store) -> None:
-    catalog = parse_catalog(yaml.safe_load(CATALOG), {"TOKEN": "t0ken-value"})
+def _retrier(store: Store, source: str = CATALOG) -> Retrier:
+    catalog = parse_catalog(yaml.safe_load(source), {"TOKEN": "t0ken-value"})
     pool = ClientPool.for_catalog(catalog)
-    retrier = Retrier(store, catalog, Notifier(store, catalog, pool, SlackReporter(store, lambda: NOW), lambda: NOW),
-                      now=lambda: NOW)
+    return Retrier(store, catalog, Notifier(store, catalog, pool, SlackReporter(store, lambda: NOW), lambda: NOW),
+                   now=lambda: NOW)
+
+
+async def test_no_retry_of_a_run_stopped_following(store: Store) -> None:
+    retrier = _retrier(store)
     run = await _polled(store)
     stopped = await store.runs.stop_following(run.id, "U0CAROL", "rivery", now=NOW)
     assert stopped is not None
-    assert not await retrier.maybe_retry(stopped)  # before: a retry on "rivery", bound to end "did not start"
+    assert not await retrier.maybe_retry(stopped)  # a person ended it, its outcome unknown: maybe running still
+    assert await store.runs.retry_of(run.id) is None
+
+
+async def test_a_policys_retry_of_a_run_whose_connection_was_renamed_starts_at_its_pipelines_connection(
+    store: Store,
+) -> None:
+    """The deploy renamed ``rivery`` to ``rivery-eu``; the watch followed the run there and heard its end. The
+    pipeline's policy retries it where the pipeline runs now (before: no retry, the failure alerted at once; a retry
+    on "rivery" would have ended "did not start")."""
     gone = await store.runs.finish((await _polled(store, provider_run_id="r-2")).id, RunState.UNKNOWN, "held", now=NOW)
-    assert gone is not None and not await retrier.maybe_retry(gone)
-    assert await store.runs.retry_of(run.id) is None and await store.runs.retry_of(gone.id) is None
+    assert gone is not None and await _retrier(store).maybe_retry(gone)
+    retry = await store.runs.retry_of(gone.id)
+    assert retry is not None and retry.connection == "rivery-eu" and retry.provider == "rivery"
+    assert retry.job == {"river_id": "r1"} and retry.attempt == 2
+
+
+async def test_no_retry_where_the_pipeline_is_gone_or_on_another_provider(store: Store) -> None:
+    moved = """
+defaults: {channel: C0ALERTS}
+connections:
+  rivery-eu: {provider: tailer, token: "${TOKEN}"}
+pipelines:
+  leads-ods: {connection: rivery-eu, account: "000099", environment: DEV, configuration_type: table-to-table,
+              configuration_id: c1, retry: {attempts: 3, "on": [failed, unknown]}}
+"""  # the pipeline moved to another provider: the run's job means nothing there
+    for source in (moved, CATALOG.replace("  leads-ods:", "  other:")):
+        gone = await store.runs.finish((await _polled(store, provider_run_id=f"r-{len(source)}")).id,
+                                       RunState.UNKNOWN, "held", now=NOW)
+        assert gone is not None and not await _retrier(store, source).maybe_retry(gone)
+        assert await store.runs.retry_of(gone.id) is None
+    gone = await store.runs.finish((await _polled(store, provider_run_id="r-9")).id, RunState.UNKNOWN, "held", now=NOW)
+    assert gone is not None
     elsewhere = dataclasses.replace(gone, connection="rivery-eu", provider="tailer")  # the name, another provider's
-    assert not await retrier.maybe_retry(elsewhere)
+    assert not await _retrier(store).maybe_retry(elsewhere)
     followed = dataclasses.replace(gone, connection="rivery-eu")
-    assert await retrier.maybe_retry(followed)  # the same end on a connection the catalog has: retried
+    assert await _retrier(store).maybe_retry(followed)  # the same end on a connection the catalog has: retried
 
 
 def test_its_workflow_step_ends_canceled_and_its_builder_step_says_who_ended_it() -> None:

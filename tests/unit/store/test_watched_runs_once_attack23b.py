@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert, update
 
 from bot.models import RunState, RunStatus
 from bot.store.engine import make_engine, migrate
 from bot.store.store import Store
+from bot.store.tables import runs, workflow_runs
 from tests.postgres import create_postgres_database, drop_postgres_database
 from tests.unit.store.test_store import NOW
 from tests.unit.store.test_watched_runs_once import watched
@@ -57,5 +59,27 @@ async def test_an_upgrade_keeps_following_the_duplicate_still_followed_when_the_
         assert await store.runs.find_moved("leads-ods", "rivery", ["run-7"], besides="rivery-prod") is None
         assert kept[a.id].provider_run_id == "run-8" and kept[b.id].provider_run_id == f"run-8#dup-{b.id}"
         assert kept[b.id].state == "failed" and kept[b.id].message == "disk full"
+    finally:
+        await store.close()
+
+
+async def test_an_upgrade_keeps_the_copy_a_workflow_adopted_when_both_are_still_followed(url: str) -> None:
+    """Both copies still followed: the one ended quietly (notified already) is never handed to the workflow that
+    adopted it as its step, which would wait for it for ever. The adopted one is kept."""
+    store = Store(make_engine(url))
+    try:
+        await migrate(store.engine, "0012")
+        first = await store.runs.create(watched("rivery-us"), now=NOW, next_poll_at=NOW)
+        adopted = await store.runs.create(watched("rivery-prod"), now=NOW, next_poll_at=NOW)
+        async with store.engine.begin() as conn:  # a workflow adopted the second as its step (``adopt_watched``)
+            made = insert(workflow_runs).values(workflow="nightly", parameters={}, state="running", origin="slack",
+                                                created_at=NOW, updated_at=NOW)
+            workflow = (await conn.execute(made.returning(workflow_runs.c.id))).scalar_one()
+            await conn.execute(update(runs).where(runs.c.id == adopted.id).values(workflow_run_id=workflow, step="load"))
+        await migrate(store.engine)
+        kept = await store.runs.many([first.id, adopted.id])
+        assert not kept[adopted.id].final and kept[adopted.id].provider_run_id == "run-7", kept[adopted.id]
+        assert kept[first.id].final and kept[first.id].provider_run_id == f"run-7#dup-{first.id}"
+        assert f"followed as run #{adopted.id}" in kept[first.id].message
     finally:
         await store.close()

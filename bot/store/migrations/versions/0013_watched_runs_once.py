@@ -13,7 +13,8 @@ first still followed (one a workflow adopted as its step first), else the first 
 ended while the run goes on (its connection renamed, the old name's row stopped following); kept, it would leave the
 run followed by nobody. Another one still followed (both recorded minutes before the upgrade) ends quietly,
 ``unknown`` and told as such already (a watched run has no card): polled under the marked id, its provider would not
-know it, and the connection would be said unreachable. The run goes on being followed as the kept row (the watch finds it by ``find`` or ``find_moved``).
+know it, and the connection would be said unreachable. The run goes on being followed as the kept row (the watch
+finds it by ``find`` or ``find_moved``).
 
 Revision ID: 0013
 Revises: 0012

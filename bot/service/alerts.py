@@ -153,13 +153,15 @@ class Alerter:
         due = await self.store.alerting.due(now=self.now(), window=self.group_window)
         if not due:
             return []  # one query a tick while nothing is due, as before stories were told
-        if self._left_to_others(due):
+        held = self._left_to_others(due)
+        if len(held) == len(due):
             return []
         written = await self.reporter.announce_alerts(
             window=self.group_window,
             owners=self._owners(),
             display_names=self._display_names(),
-            stories=await self.stories.gather(due),
+            stories=await self.stories.gather([a for a in due if a.id not in held]),
+            held=held,
         )
         for _, size in written:
             self.metrics.inc(ALERT_MESSAGES, {"size": "single" if size == 1 else "grouped"})
@@ -191,16 +193,18 @@ class Alerter:
         """The card of run ``run_id`` got its permalink: the alerts that name the run link it."""
         await self.story_changed(await self.store.alert_events.involving(run_id))
 
-    def _left_to_others(self, due: Sequence[Alert]) -> bool:
+    def _left_to_others(self, due: Sequence[Alert]) -> set[int]:
         """A pending alert of a pipeline this catalog lacks was recorded by a replica whose catalog has it (a rolling
         deploy): that one announces it, naming its owners, which this one cannot. Left to it for
-        ``OTHERS_AFTER``, then announced here all the same (that replica is gone), as the run's end is."""
+        ``OTHERS_AFTER``, then announced here all the same (that replica is gone), as the run's end is. Only those
+        alerts: the others are announced now (two replicas each lacking a pipeline held each other's flush)."""
         if self.store.single_process:
-            return False
+            return set()
         now = self.now()
-        return any(
-            a.pipeline and a.pipeline not in self.catalog.pipelines and now - a.first_at < OTHERS_AFTER for a in due
-        )
+        return {
+            a.id for a in due
+            if a.pipeline and a.pipeline not in self.catalog.pipelines and now - a.first_at < OTHERS_AFTER
+        }
 
     def _owners(self) -> dict[str, tuple[str, ...]]:
         return {p.name: p.owners for p in self.catalog.pipelines.values()}

@@ -10,7 +10,7 @@ they are what makes a message recorded twice be sent once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
@@ -307,10 +307,11 @@ class Reporter(Protocol):
         owners: Mapping[str, Sequence[str]],
         display_names: Mapping[str, str],
         stories: Mapping[int, AlertStory] | None = None,
+        held: Collection[int] = (),
     ) -> list[tuple[str, int]]:
         """Announce the pending alerts whose oldest waited ``window``: one message per channel and burst (a few for
         a storm too large for one). ``owners`` and ``display_names`` by pipeline. Returns each message's key and how
-        many alerts it holds."""
+        many alerts it holds. ``held``: alerts left pending this time."""
         ...
 
     async def alert_changed(

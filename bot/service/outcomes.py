@@ -106,7 +106,11 @@ class Outcomes:
         Everything here is idempotent (content compared, messages keyed), and the run is marked notified
         only at the end: after a crash, recovery simply runs it again."""
         if self._left_to_others(change):
-            return  # not marked notified: the recovery of unnotified runs hands it to a replica that knows it
+            # not marked notified: the recovery of unnotified runs hands it to a replica that knows it. Its card is
+            # drawn from the run alone (content compared): it shows the end now, not "running" for those minutes
+            if self.notifier.has_card(change.run):
+                await self.notifier.refresh_card(change.run)
+            return
         await self._on_change(change)
         if change.run.notified_state != change.run.state:  # else the mark is there already: no write for nothing
             await self.store.runs.mark_notified(change.run.id, change.run.state)

@@ -7,7 +7,7 @@ point loses nothing, and a message recorded twice under the same key is sent onc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from bot.catalog.workflows import Workflow
@@ -162,6 +162,7 @@ class SlackReporter:
         owners: Mapping[str, Sequence[str]],
         display_names: Mapping[str, str],
         stories: Mapping[int, AlertStory] | None = None,
+        held: Collection[int] = (),
     ) -> list[tuple[str, int]]:
         sizes: dict[str, int] = {}
         pages = await self.store.paging.pages() if self.paging else {}  # of the alerts about to be announced
@@ -179,7 +180,8 @@ class SlackReporter:
             batches = alert_batches([alert_view(a) for a in group], owners=owners)
             return [[by_id[view.id] for view in batch] for batch in batches]
 
-        written = await self.store.alerting.flush(now=self.now(), window=window, render=render, split=split)
+        written = await self.store.alerting.flush(now=self.now(), window=window, render=render, split=split,
+                                                  held=held)
         for key in written if self.paging else ():
             # a page sent or refused while the flush wrote the message (too early for its rewrite): shown now
             group = await self.store.alerting.group(key)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -266,25 +266,27 @@ class AlertStore(WatchRows):
         by = (alerts.c.kind == _FAILURE, alerts.c.pipeline == pipeline, alerts.c.recovered_by_run == run_id)
         return await _alerts_where(self.engine, *by)
 
-    async def flush(self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole) -> list[str]:
+    async def flush(
+        self, *, now: datetime, window: timedelta, render: Render, split: Split = _whole, held: Collection[int] = ()
+    ) -> list[str]:
         """Announce pending alerts: per channel, all pending ones once the oldest waited ``window`` (so a burst
         becomes one message, or the few ``split`` makes of a storm too large for one). Returns the message
         keys written. Per channel ONE transaction over two families: the alerts claimed and marked, and their
-        message's content written (``cards``), so an alert is never announced twice nor lost between them."""
+        message's content written (``cards``), so an alert is never announced twice nor lost between them.
+        ``held``: alerts left pending this time (another replica announces them: ``Alerter._left_to_others``)."""
         written = []
+        pending = [alerts.c.state == AlertState.PENDING.value, *([alerts.c.id.not_in(list(held))] if held else [])]
         async with self.engine.begin() as conn:
             due = (
                 select(alerts.c.channel)
-                .where(alerts.c.state == AlertState.PENDING.value)
+                .where(*pending)
                 .group_by(alerts.c.channel)
                 .having(func.min(alerts.c.first_at) <= now - window)
             )
             channels = list((await conn.execute(due)).scalars())
         for channel in channels:
             async with self.engine.begin() as conn:
-                query = select(alerts.c.id).where(
-                    alerts.c.state == AlertState.PENDING.value, alerts.c.channel == channel
-                )
+                query = select(alerts.c.id).where(*pending, alerts.c.channel == channel)
                 if self._postgres:
                     query = query.with_for_update(skip_locked=True)
                 ids = sorted((await conn.execute(query)).scalars())

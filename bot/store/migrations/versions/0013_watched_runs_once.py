@@ -7,11 +7,14 @@ connection differently (a rolling deploy renaming it) that list one new run at o
 
 Rows of other origins are left out: a run the bot started and its watched copy share an id until the trigger's
 answer absorbs the copy, a DataKitchen resume takes its order's id. Watched duplicates a database already holds
-(recorded before ``find_moved`` or by the race) are kept, not merged: every row of such a group but the first
-recorded gets ``#dup-<its id>`` after its provider run id, so the key holds and nothing it points to is lost. One
-still followed (both recorded minutes before the upgrade) ends quietly, ``unknown`` and told as such already (a
-watched run has no card): polled under the marked id, its provider would not know it, and the connection would be
-said unreachable. The run goes on being followed as the first row (the watch finds it by ``find_moved``).
+(recorded before ``find_moved`` or by the race) are kept, not merged: every row of such a group but one gets
+``#dup-<its id>`` after its provider run id, so the key holds and nothing it points to is lost. The one kept is the
+first still followed (one a workflow adopted as its step first), else the first recorded: an earlier copy may have
+ended while the run goes on (its connection renamed, the old name's row stopped following); kept, it would leave the
+run followed by nobody. Another one still followed (both recorded minutes before the upgrade) ends quietly,
+``unknown`` and told as such already (a watched run has no card): polled under the marked id, its provider would not
+know it, and the connection would be said unreachable. The run goes on being followed as the kept row (the watch
+finds it by ``find`` or ``find_moved``).
 
 Revision ID: 0013
 Revises: 0012
@@ -52,6 +55,7 @@ def upgrade() -> None:
         sa.column("notified_state", sa.String()),
         sa.column("lease_owner", sa.String()),
         sa.column("lease_expires_at", sa.DateTime()),
+        sa.column("workflow_run_id", sa.Integer()),
     )
     run_events = sa.table(
         "run_events",
@@ -62,19 +66,25 @@ def upgrade() -> None:
         sa.column("message", sa.Text()),
     )
     first = runs.alias("first")
+    same = (
+        first.c.origin == "watch",
+        first.c.pipeline == runs.c.pipeline,
+        first.c.provider == runs.c.provider,
+        first.c.provider_run_id == runs.c.provider_run_id,
+    )
+    # the row still followed, if one is: an earlier copy may have ended while the run goes on (its connection
+    # renamed, the old name's row ended unknown or by Stop following); kept, it would leave the run followed by none.
+    # Of two still followed, one a workflow adopted as its step: ended quietly, its workflow would wait for ever
     keeper = (
-        sa.select(sa.func.min(first.c.id))
-        .where(
-            first.c.origin == "watch",
-            first.c.pipeline == runs.c.pipeline,
-            first.c.provider == runs.c.provider,
-            first.c.provider_run_id == runs.c.provider_run_id,
-        )
+        sa.select(first.c.id)
+        .where(*same)
+        .order_by(first.c.final, first.c.workflow_run_id.is_(None), first.c.id)
+        .limit(1)
         .scalar_subquery()
     )
     later = (
         sa.select(runs.c.id, runs.c.provider_run_id, runs.c.final, keeper)
-        .where(runs.c.origin == "watch", keeper < runs.c.id)
+        .where(runs.c.origin == "watch", keeper != runs.c.id)
         .order_by(runs.c.id)
     )
     bind = op.get_bind()

@@ -350,6 +350,9 @@ class WorkflowEngine:
         await self.store.audit.record(user_id=actor.user_id, action=action, target=target, outcome="refused",
                                       now=self.now(), detail=detail)
         await _may_stop(self.auth, self.catalog, actor, record, step_name)
+        # the decision was refused, the run stopped by this person: the audit says both (it read "refused" alone)
+        await self.store.audit.record(user_id=actor.user_id, action="stop workflow", target=target, outcome="ok",
+                                      now=self.now(), detail=f"{step_name}: its approval clicked, the workflow gone")
         await self._stop_undefined(record.id)
         return (
             f"The workflow {named} left the bot's catalog (pipelines.yml), or its steps changed there, while run "

@@ -8,10 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.emulators._core import Outcome
+from bot.errors import InvalidRequest, NotAllowed
+from bot.service.permissions import Actor
 from bot.store.records import NewRun, RunOrigin
 from tests.scenario.harness import world
-from tests.scenario.surface import ask
+from tests.scenario.surface import add_stranger, ask, audit_of
+from tests.scenario.test_stop_following_attack23a import _gated
+from tests.scenario.test_workflows import QUICK, advance_until, card
 
 LATE_FAIL = Outcome(result="fail", queued_s=1, running_s=60, message="late failed")
 LONG = Outcome(queued_s=1, running_s=3600)
@@ -91,3 +97,36 @@ async def test_a_moved_run_is_followed_from_the_trackers_shared_list(tmp_path: P
         assert ended is not None and ended.state == "failed", ended
         others = [await w.runtime.store.runs.get(i) for i in (2, 3)]
         assert all(r is not None and not r.final for r in others)
+
+
+def _tailer_renamed_with_a_star(raw: dict[str, Any]) -> None:
+    raw["connections"]["tailer*eu"] = raw["connections"].pop("tailer")
+    raw["pipelines"]["iowa-pda"]["connection"] = "tailer*eu"
+
+
+async def test_the_refusal_names_a_connection_with_a_star_as_written(tmp_path: Path) -> None:
+    """"… through the watch of *iowa-pda* at its connection *tailer*eu*": the bold broken."""
+    async with world(tmp_path) as w:
+        await _started_then(w, _tailer_renamed_with_a_star)
+        answer = await ask(w, "cancel 1")
+        assert "at its connection `tailer*eu`" in answer.text, answer.text
+
+
+async def test_who_stopped_a_workflow_gone_at_its_approval_is_in_the_audit(tmp_path: Path) -> None:
+    """The click that stopped the run was audited "refused", the same line as a stranger's that changed nothing."""
+    async with world(tmp_path, catalog_edit=_gated) as w:
+        stranger = add_stranger(w)
+        for e in w.emulators.values():
+            e.state.default = QUICK
+        assert (await w.command("run gated", user="U0ALICE")).ok
+        await advance_until(w, lambda: "wf.approve" in card(w, "Workflow gated"), "the approval buttons")
+        await w.restart(lambda raw: None)  # the deploy's catalog has no workflows
+        engine = w.runtime.parts.workflows
+        with pytest.raises(NotAllowed):
+            await engine.decide(Actor(stranger), 1, "approve", True)
+        with pytest.raises(InvalidRequest, match="cannot go on and stops"):
+            await engine.decide(Actor("U0CAROL"), 1, "approve", True)  # an admin
+        with pytest.raises(InvalidRequest, match="waits for no decision"):  # a replay
+            await engine.decide(Actor("U0CAROL"), 1, "approve", True)
+        stops = [(e.user_id, e.outcome) for e in await audit_of(w) if e.action == "stop workflow"]
+        assert stops == [("U0CAROL", "ok")], await audit_of(w)

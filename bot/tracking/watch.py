@@ -5,7 +5,8 @@ One list call per watched pipeline per cycle covers all its runs: runs it lists 
 list and their individual poll is pushed back. Where the tracker's batched call of the same scope answered within
 half a watch interval and holds the whole list (Tailer's ``get_last_status``: ``ProviderClient.listed``), the
 watch reads it instead of a call of its own; it then only records new runs, whose own polls follow them (the shared
-answer may be older than a run's last poll). Each external run is recorded once (the store's unique
+answer may be older than a run's last poll), and runs recorded under the connection's old name, which no poll
+reaches. Each external run is recorded once (the store's unique
 connection + provider run id), so it is reported once, across restarts and replicas. Runs that ended
 before watching began are history, not news: the ones the first list (of this process) shows ended, by the
 provider's word, before watching began, or with no time at all. Any run first seen in a later list is news,

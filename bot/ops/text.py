@@ -44,6 +44,7 @@ def escape(text: str) -> str:
 #: connection named ``eu*prod`` ends the bold early), an underscore opening or closing italics (not one inside a word,
 #: as in ``leads_ods``, which Slack leaves alone)
 _FORMATTING = re.compile(r"[*~`]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_BREAKS = re.compile(r"[\r\n\u2028\u2029]")
 
 
 def named(name: str) -> str:
@@ -51,10 +52,12 @@ def named(name: str) -> str:
     in as inline code instead, which shows it as written: connection and step names are free YAML keys, an ad-hoc
     run's name holds the id typed. mrkdwn has no escape for ``*``, ``_`` or ``~``."""
     shown = escape(name)
-    if not _FORMATTING.search(name):
+    # a bold span ends at a line break, and opens or closes only against a non-space: ``*a\nb*`` and ``* a*``
+    # show their stars
+    if name and name == name.strip() and not _FORMATTING.search(name) and not _BREAKS.search(name):
         return f"*{shown}*"
-    cleaned = shown.replace("`", "ˋ").replace("\r", " ").replace("\n", " ")
-    return f"`{cleaned}`"
+    cleaned = _BREAKS.sub(" ", shown.replace("`", "ˋ"))
+    return f"`{cleaned}`" if cleaned.strip() else "`?`"
 
 
 def visible(text: str) -> str:

@@ -181,6 +181,6 @@ class RunCancels:
             raise InvalidRequest(
                 f"Run #{run.id} cannot be canceled from here: "
                 f"{escape(self.pool.why_gone(run.connection, run.provider))}; but the bot follows it through the watch "
-                f"of *{escape(watched.name)}* at its connection *{escape(watched.connection)}*, so its end will be "
+                f"of {named(watched.name)} at its connection {named(watched.connection)}, so its end will be "
                 "told as any: to stop it, use the provider's console."
             )

@@ -34,6 +34,8 @@ Now = Callable[[], datetime]
 RUN_ID = "{run_id}"
 #: how far back the watch lists a pipeline's runs (``Watcher``'s lookback): a run begun earlier is not in its list
 WATCH_LISTS = timedelta(days=1)
+#: how many runs the watch lists a pipeline's (``Watcher``'s limit), newest first: an older one is not in its list
+WATCH_LIMIT = 50
 
 
 def never_ran(run: RunRecord) -> bool:
@@ -149,10 +151,17 @@ class Notifier:
         try:
             if not self.pool.client(pipeline.connection, pipeline.provider).can(Capability.LIST_RUNS):
                 return None
-        except InvalidRequest:
+            if self.pool.job(run.provider, run.job) != pipeline.job:
+                return None  # the pipeline runs another job now (not a rename): the watch lists that job's runs
+        except (InvalidRequest, ValueError):
             return None
         override = (await self.store.alerting.watches()).get(pipeline.name)
-        return pipeline if (override.enabled if override is not None else pipeline.watch) else None
+        if not (override.enabled if override is not None else pipeline.watch):
+            return None
+        recent = await self.store.runs.recent(pipeline.name, WATCH_LIMIT)
+        if len(recent) >= WATCH_LIMIT and all(r.id > run.id for r in recent):
+            return None  # as many runs of it began since: the watch's list (its newest runs) no longer holds it
+        return pipeline
 
     async def _alert_of(self, run: RunRecord) -> tuple[tuple[str, ...], str | None]:
         """Who the alert of this failed run paged, and the link to that alert's message: only for an alert posted

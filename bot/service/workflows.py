@@ -346,10 +346,10 @@ class WorkflowEngine:
         if record.state is not WorkflowState.RUNNING or step is None or step.state is not StepState.WAITING:
             return f"Run #{record.id} of the workflow {named} waits for no decision of this step ({record.state})."
         action, target = "approve" if approve else "reject", f"workflow {record.workflow} #{record.id}"
-        detail = f"{step_name}: the workflow is not in the catalog as it ran"
-        await self.store.audit.record(user_id=actor.user_id, action=action, target=target, outcome="refused",
-                                      now=self.now(), detail=detail)
+        await _audit(self.store, actor, action, target, "refused", f"{step_name}: the workflow is not in the catalog "
+                     "as it ran", self.now())
         await _may_stop(self.auth, self.catalog, actor, record, step_name)
+        await _audit_stopped(self.store, actor, target, step_name, self.now())
         await self._stop_undefined(record.id)
         return (
             f"The workflow {named} left the bot's catalog (pipelines.yml), or its steps changed there, while run "
@@ -464,6 +464,20 @@ async def _may_stop(auth: Authorizer, catalog: Catalog, actor: Actor, record: Wo
         f"The workflow *{escape(record.workflow)}* left the bot's catalog (pipelines.yml), or its steps changed there, "
         f"while run #{record.id} waited for this approval, so it cannot be decided: only {who} may stop that run."
     )
+
+
+async def _audit_stopped(store: Store, actor: Actor, target: str, step: str, now: datetime) -> None:
+    """The decision was refused, the run stopped by this person: the audit says both (it read "refused" alone, as
+    a click that changed nothing)."""
+    detail = f"{step}: its approval clicked, the workflow gone from the catalog"
+    await _audit(store, actor, "stop workflow", target, "ok", detail, now)
+
+
+async def _audit(
+    store: Store, actor: Actor, action: str, target: str, outcome: str, detail: str, now: datetime
+) -> None:
+    await store.audit.record(user_id=actor.user_id, action=action, target=target, outcome=outcome, now=now,
+                             detail=detail)
 
 
 def _defined(catalog: Catalog, record: WorkflowRunRecord) -> Workflow | None:

@@ -5,7 +5,8 @@ One list call per watched pipeline per cycle covers all its runs: runs it lists 
 list and their individual poll is pushed back. Where the tracker's batched call of the same scope answered within
 half a watch interval and holds the whole list (Tailer's ``get_last_status``: ``ProviderClient.listed``), the
 watch reads it instead of a call of its own; it then only records new runs, whose own polls follow them (the shared
-answer may be older than a run's last poll). Each external run is recorded once (the store's unique
+answer may be older than a run's last poll), and runs recorded under the connection's old name, which no poll
+reaches. Each external run is recorded once (the store's unique
 connection + provider run id), so it is reported once, across restarts and replicas. Runs that ended
 before watching began are history, not news: the ones the first list (of this process) shows ended, by the
 provider's word, before watching began, or with no time at all. Any run first seen in a later list is news,
@@ -31,6 +32,7 @@ from bot.ops.logs import run_context
 from bot.ops.metrics import EXTERNAL_RUNS, Metrics
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
+from bot.service.notify import WATCH_LIMIT, WATCH_LISTS
 from bot.store.alerting import Watch
 from bot.store.records import NewRun, RunOrigin, Transition
 from bot.store.store import AlreadyTracked, Store
@@ -61,8 +63,8 @@ class Watcher:
         now: Now,
         on_change: Callable[[Transition], Awaitable[None]],
         interval: timedelta = timedelta(seconds=60),
-        lookback: timedelta = timedelta(days=1),
-        limit: int = 50,
+        lookback: timedelta = WATCH_LISTS,  # Stop following reads these (``Notifier.watch_follows``)
+        limit: int = WATCH_LIMIT,
         metrics: Metrics | None = None,
         tick_wait: float = 1.0,
     ) -> None:
@@ -175,8 +177,10 @@ class Watcher:
                                                         besides=pipeline.connection)
         next_poll = now + self.interval + self.interval / 2  # the next cycle will see it: no separate poll
         if existing is not None:
-            # a shared answer may be older than the run's last poll: it finds new runs, their own polls follow them
-            if not shared and not existing.final and existing.provider_run_id == status.run_id:
+            # a shared answer may be older than the run's last poll: it finds new runs, their own polls follow them;
+            # but a run recorded under the connection's old name has no polls that reach it: the list is all it has
+            moved = existing.connection != pipeline.connection
+            if (moved or not shared) and not existing.final and existing.provider_run_id == status.run_id:
                 status = await self._detailed(pipeline, status)
                 # a run started from Slack (or a retry, a schedule) keeps its own polls: its card follows it at
                 # the poll interval, not at the watch's

@@ -29,7 +29,7 @@ from bot.slack.blocks.workflow import WF_RETRY, parse_step_value
 from bot.slack.context import Services
 from bot.slack.events.home import publish_home
 from bot.slack.failures import answer, answering
-from bot.slack.text import escape
+from bot.slack.text import escape, named, truncate
 from bot.store.records import RunRecord
 
 __all__ = ["register"]
@@ -348,7 +348,7 @@ async def _home_unmute(
 async def _decide(services: Services, actor: Actor, action: Json, approve: bool) -> tuple[str, list[JsonValue]]:
     workflow_run_id, step = parse_step_value(_value(action))
     done = await services.workflows.decide(actor, workflow_run_id, step, approve)
-    return notice(f"You {done} *{escape(step)}* of workflow run #{workflow_run_id}.", formatted=True)
+    return notice(f"You {done} {named(truncate(step, 200, '…'))} of workflow run #{workflow_run_id}.", formatted=True)
 
 
 async def _approve(

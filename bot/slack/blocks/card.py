@@ -497,7 +497,7 @@ def _cancel_button(run: RunView) -> Block:
 
 def _stop_following_button(run: RunView, connection: str) -> Block:
     question = (
-        f"Its connection {truncate(escape(connection), 100, '…')} is no longer in the bot's catalog, so it cannot be "
+        f"Its connection {named(truncate(connection, 100, '…'))} is no longer in the bot's catalog, so it cannot be "
         "canceled nor followed from here. It ends here as unknown; it may still run at its provider."
     )
     dialog = confirm_dialog("Stop following this run?", question, "Stop following", "Keep it")

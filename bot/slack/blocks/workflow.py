@@ -34,13 +34,18 @@ SKIPPED = "⏭️"  # a step still pending once its workflow ended: shown as ski
 _HEAD = {WorkflowState.RUNNING: "🔀", WorkflowState.SUCCEEDED: "✅", WorkflowState.FAILED: "❌"}
 
 
+#: the longest step name a button's value carries (Slack's 2000 characters, less the run's id): step names are
+#: free YAML keys, and an approval whose value was refused could not be decided from Slack (it timed out)
+STEP_VALUE_MAX = 1900
+
+
 def step_value(workflow_run_id: int, step: str) -> str:
     return f"{workflow_run_id}|{step}"
 
 
 def parse_step_value(value: str) -> tuple[int, str]:
     run, sep, step = value.partition("|")
-    if not sep or not run.isdigit() or not step or len(step) > 64:
+    if not sep or not run.isdigit() or not step or len(step) > STEP_VALUE_MAX:
         raise ValueError(f"{value[:40]!r} is not a workflow step")
     return int(run), step
 

@@ -101,7 +101,7 @@ class RunCancels:
         """Whoever started ``run``, ``allow_change`` or an admin (the refusal audited), and only while a cancel can
         happen: the command asks this before its prompt, so no prompt is offered for a cancel bound to fail."""
         pipeline = self.notifier.pipeline(run)
-        what = f"cancel run #{run.id} of *{escape(run.name)}*"
+        what = f"cancel run #{run.id} of {named(run.name)}"
         right = await self.guard.grant(actor, CANCEL, pipeline, what=what, action="cancel", run=run)
         if run.final:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")
@@ -147,7 +147,7 @@ class RunCancels:
         """Who may cancel ``run``, and only while the bot cannot follow it (asked before the prompt and again at
         the click)."""
         pipeline = self.notifier.pipeline(run)
-        what = f"stop following run #{run.id} of *{escape(run.name)}*"
+        what = f"stop following run #{run.id} of {named(run.name)}"
         right = await self.guard.grant(actor, CANCEL, pipeline, what=what, action="stop following", run=run)
         if run.final:
             raise InvalidRequest(f"Run #{run.id} has already ended ({run.state}).")

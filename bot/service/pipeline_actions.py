@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from bot.catalog.catalog import Catalog
 from bot.errors import InvalidRequest, NotAllowed, ProviderError, UserError
-from bot.ops.text import escape
+from bot.ops.text import escape, named
 from bot.providers.base import Capability
 from bot.service.clients import ClientPool
 from bot.service.guard import Guard
@@ -52,8 +52,8 @@ class PipelineActions:
     ) -> Muted:
         pipeline = self.catalog.pipelines.get(pipeline_name)
         if pipeline is None:
-            raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
-        what = f"mute *{escape(pipeline_name)}*"
+            raise InvalidRequest(f"There is no pipeline {named(pipeline_name)} in the catalog.")
+        what = f"mute {named(pipeline_name)}"
         right = await self.guard.grant(actor, MUTE, pipeline, what=what, action="mute", target=pipeline_name)
         if duration <= timedelta(0) or duration > timedelta(days=30):
             raise InvalidRequest("Mute for between a minute and 30 days, like `1h`, `4h`, `1d`.")
@@ -62,7 +62,7 @@ class PipelineActions:
             longer = self.guard.auth.names(pipeline.allow_change) or "nobody set"
             admins = self.guard.auth.names(sorted(self.guard.auth.admins)) or "none set"
             raise NotAllowed(
-                f"Owners may mute *{escape(pipeline_name)}* for up to {cap_text()}. A longer mute takes "
+                f"Owners may mute {named(pipeline_name)} for up to {cap_text()}. A longer mute takes "
                 f"`allow_change` ({longer}) or an admin ({admins})."
             )
         now = self.now()
@@ -85,7 +85,7 @@ class PipelineActions:
 
     async def unmute(self, actor: Actor, pipeline_name: str) -> bool:
         pipeline = self.catalog.pipelines.get(pipeline_name)
-        what = f"unmute *{escape(pipeline_name)}*"
+        what = f"unmute {named(pipeline_name)}"
         # more alerts, never fewer: whoever may mute may unmute
         right = await self.guard.grant(actor, MUTE, pipeline, what=what, action="unmute", target=pipeline_name)
         alerts = await self.store.mutes.unmute(pipeline_name, now=self.now(), user_id=actor.user_id)
@@ -99,8 +99,8 @@ class PipelineActions:
     async def pipeline_op(self, actor: Actor, op: str, pipeline_name: str) -> str:
         pipeline = self.catalog.pipelines.get(pipeline_name)
         if pipeline is None:
-            raise InvalidRequest(f"There is no pipeline *{escape(pipeline_name)}* in the catalog.")
-        what = f"{op} *{escape(pipeline_name)}*"
+            raise InvalidRequest(f"There is no pipeline {named(pipeline_name)} in the catalog.")
+        what = f"{op} {named(pipeline_name)}"
         right = await self.guard.authorize(actor, "change", pipeline, what=what, target=pipeline_name)
         capability = Capability(op)
         client = self.pool.client(pipeline.connection)
@@ -112,9 +112,9 @@ class PipelineActions:
                 await getattr(client, op)(pipeline.job)
         except ProviderError as exc:
             await self.guard.audit(actor, op, pipeline_name, "failed", str(exc))
-            raise UserError(f"Could not {op} *{escape(pipeline_name)}*: {escape(str(exc))}") from None
+            raise UserError(f"Could not {op} {named(pipeline_name)}: {escape(str(exc))}") from None
         await self.guard.audit(actor, op, pipeline_name, "ok", right=right)
-        return f"{_PAST[op]} *{escape(pipeline_name)}* on {client.display_name}."
+        return f"{_PAST[op]} {named(pipeline_name)} on {client.display_name}."
 
 
 _PAST = {"enable": "Enabled", "disable": "Disabled", "archive": "Archived", "reset": "Reset"}

@@ -28,7 +28,7 @@ from bot.errors import (
 )
 from bot.models import JsonValue, RunState, Triggered
 from bot.ops.logs import run_context
-from bot.ops.text import escape, slack_date
+from bot.ops.text import escape, named, slack_date
 from bot.providers.base import Capability, JobConfig, SomeClient
 from bot.service.cancels import RunCancels
 from bot.service.clients import ClientPool
@@ -77,10 +77,10 @@ def resolve_parameters(pipeline: Parameterized, given: Mapping[str, str]) -> dic
     unknown = sorted(set(given) - set(declared))
     if unknown:
         if not declared:
-            raise InvalidRequest(f"*{escape(pipeline.name)}* takes no parameters (got {escape(', '.join(unknown))}).")
+            raise InvalidRequest(f"{named(pipeline.name)} takes no parameters (got {escape(', '.join(unknown))}).")
         raise InvalidRequest(
             f"{escape(', '.join(unknown))} {'is not a parameter' if len(unknown) == 1 else 'are not parameters'} "
-            f"of *{escape(pipeline.name)}*. It takes: {escape(', '.join(declared))}."
+            f"of {named(pipeline.name)}. It takes: {escape(', '.join(declared))}."
         )
     resolved: dict[str, str] = {}
     problems: list[str] = []
@@ -174,13 +174,13 @@ class RunService:
             name, connection, provider = f"{target.provider}:{_ident(target.job)}", target.connection, target.provider
             job = dict(target.job)
         if actor is not None and not authorized:
-            right = await self.guard.authorize(actor, "run", pipeline, what=f"run *{escape(name)}*", target=name)
+            right = await self.guard.authorize(actor, "run", pipeline, what=f"run {named(name)}", target=name)
         params = resolve_parameters(pipeline, parameters) if pipeline else dict(parameters)
         client = self.pool.client(connection, provider)
         job_config = self.pool.job(provider, job)
         refusal = job_config.run_refusal()
         if refusal is not None:
-            raise InvalidRequest(f"*{escape(name)}* cannot be run: {escape(refusal)}")
+            raise InvalidRequest(f"{named(name)} cannot be run: {escape(refusal)}")
         if params and not client.accepts_parameters:
             raise InvalidRequest(f"{client.display_name} runs take no parameters.")
         now = self.now()
@@ -311,7 +311,7 @@ class RunService:
             else:
                 await self.store.runs.mark_notified(ended.id, ended.state)  # the person is told by the reply, no card
             await self.guard.audit(actor, "run", name, "failed", str(exc))
-            raise UserError(f"*{escape(name)}* did not start: {escape(str(exc))}") from None
+            raise UserError(f"{named(name)} did not start: {escape(str(exc))}") from None
 
     async def _wait_busy(self, actor: Actor | None, record: RunRecord, name: str, exc: ProviderUnavailable) -> bool:
         """A first start refused as busy (429 with its Retry-After, 503: nothing started) waits its turn like the
@@ -358,7 +358,7 @@ class RunService:
         target = self._target(run)
         pipeline = target if isinstance(target, Pipeline) else None
         # an ad-hoc run has no owners: its retry is an admin's (as its run was)
-        what = f"{'resume' if resume else 'retry'} *{escape(run.name)}*"
+        what = f"{'resume' if resume else 'retry'} {named(run.name)}"
         right = await self.guard.grant(actor, RETRY, pipeline, what=what, action="retry", run=run)
         try:
             new = await self.start(
@@ -401,7 +401,7 @@ class RunService:
         client = self.pool.client(run.connection, run.provider)
         if not client.can(Capability.RESUME):
             raise InvalidRequest(
-                f"{client.display_name} cannot resume a run from its failed step: Retry runs *{escape(run.name)}* "
+                f"{client.display_name} cannot resume a run from its failed step: Retry runs {named(run.name)} "
                 "again from the start."
             )
         if run.provider_run_id is None:
@@ -418,7 +418,7 @@ class RunService:
         step = workflow.steps.get(run.step) if workflow is not None else None
         if step is not None and step.run_id is not None and step.run_id != run.id:
             raise InvalidRequest(
-                f"Run #{run.id} was an earlier run of the step *{escape(run.step)}* of workflow run "
+                f"Run #{run.id} was an earlier run of the step {named(run.step)} of workflow run "
                 f"#{run.workflow_run_id}, which has run it again as run #{step.run_id}."
             )
 
@@ -448,7 +448,7 @@ class RunService:
 
     async def acknowledge(self, actor: Actor, run_id: int) -> tuple[RunRecord, bool]:
         run = await self.get(run_id)
-        what = f"acknowledge failures of *{escape(run.name)}*"
+        what = f"acknowledge failures of {named(run.name)}"
         right = await self.guard.grant(
             actor, ACKNOWLEDGE, self.notifier.pipeline(run), what=what, action="acknowledge", run=run
         )
@@ -482,7 +482,7 @@ class RunService:
             pipeline: Pipeline | None = self.catalog.pipelines.get(run.pipeline)
             if pipeline is None:
                 raise InvalidRequest(  # what works too: it said only what was wrong
-                    f"*{escape(run.pipeline)}* is no longer in the bot's catalog, so the bot cannot run it again: put "
+                    f"{named(run.pipeline)} is no longer in the bot's catalog, so the bot cannot run it again: put "
                     "it back in pipelines.yml, or run it from the provider's console."
                 )
             return pipeline

@@ -17,7 +17,7 @@ from datetime import datetime
 from bot.catalog.catalog import Catalog
 from bot.catalog.model import Pipeline
 from bot.errors import InvalidRequest, NotAllowed
-from bot.ops.text import escape
+from bot.ops.text import escape, named
 from bot.service.audited import Audited
 from bot.service.permissions import Actor, Authorizer
 from bot.store.store import Store
@@ -91,7 +91,7 @@ class SubscriptionService:
         close = difflib.get_close_matches(lowered, [k.lower() for k in known], n=1, cutoff=0.6)
         hint = f" Did you mean `{escape(next(k for k in known if k.lower() == close[0]))}`?" if close else ""
         raise InvalidRequest(
-            f"There is no pipeline, tag or provider *{escape(word[:80])}* in the catalog.{hint} "
+            f"There is no pipeline, tag or provider {named(word[:80])} in the catalog.{hint} "
             "`list` shows the pipelines with their tags and providers."
         )
 
@@ -100,7 +100,7 @@ class SubscriptionService:
     ) -> tuple[Subscription, bool]:
         """Subscribe ``channel`` (an id the caller checked the bot can post in); True when it is new."""
         await self._may(
-            actor, subject, what=f"subscribe a channel to the runs of {subject.kind.value} *{escape(subject.name)}*"
+            actor, subject, what=f"subscribe a channel to the runs of {subject.kind.value} {named(subject.name)}"
         )
         found = await self.store.subscriptions.add(
             subject.kind, subject.name, channel=channel, level=level, user_id=actor.user_id, now=self.now()
@@ -117,7 +117,7 @@ class SubscriptionService:
         ]
         if existing and existing[0].created_by != actor.user_id:
             await self._may(
-                actor, subject, what=f"unsubscribe a channel from {subject.kind.value} *{escape(subject.name)}*"
+                actor, subject, what=f"unsubscribe a channel from {subject.kind.value} {named(subject.name)}"
             )
         removed = await self.store.subscriptions.remove(subject.kind, subject.name, channel=channel)
         if removed is not None:

@@ -19,7 +19,7 @@ from bot.catalog.catalog import Catalog
 from bot.catalog.workflows import StepSpec, Workflow, render_template
 from bot.errors import InvalidRequest, NotAllowed, UserError
 from bot.models import RunState
-from bot.ops.text import escape, principal_mention
+from bot.ops.text import named, principal_mention
 from bot.service.events import StepNotStarted, WorkflowStopped, WorkflowUndefined
 from bot.service.notify import Notifier
 from bot.service.permissions import Actor, Authorizer
@@ -61,7 +61,7 @@ class WorkflowEngine:
     def workflow(self, name: str) -> Workflow:
         found: Workflow | None = self.catalog.workflows.get(name)
         if found is None:
-            raise InvalidRequest(f"There is no workflow *{escape(name)}* in the catalog.")
+            raise InvalidRequest(f"There is no workflow {named(name)} in the catalog.")
         return found
 
     # -- start and resume -------------------------------------------------------------------
@@ -77,7 +77,7 @@ class WorkflowEngine:
     ) -> WorkflowRunRecord:
         workflow = self.workflow(name)
         if actor is not None:
-            await self.auth.check(actor, "run", workflow, what=f"run the workflow *{escape(name)}*")
+            await self.auth.check(actor, "run", workflow, what=f"run the workflow {named(name)}")
         params = resolve_parameters(workflow, parameters)
         where = channel or workflow.channel or self.catalog.defaults.channel
         record = await self.store.workflows.create(
@@ -108,10 +108,10 @@ class WorkflowEngine:
         workflow = self.workflow(record.workflow)
         if _defined(self.catalog, record) is None:
             raise InvalidRequest(
-                f"The workflow *{escape(workflow.name)}* has other steps in the catalog than when run #{record.id} "
+                f"The workflow {named(workflow.name)} has other steps in the catalog than when run #{record.id} "
                 f"started, so that run cannot resume: run the workflow again."
             )
-        await self.auth.check(actor, "run", workflow, what=f"resume the workflow *{escape(workflow.name)}*")
+        await self.auth.check(actor, "run", workflow, what=f"resume the workflow {named(workflow.name)}")
         failed = [s for s, st in record.steps.items() if st.state in DONE_BAD]
         if record.state is not WorkflowState.FAILED or not failed:
             raise InvalidRequest(f"Workflow run #{record.id} has no failed step to resume from ({record.state}).")
@@ -341,10 +341,10 @@ class WorkflowEngine:
     async def _undecidable(self, actor: Actor, record: WorkflowRunRecord, step_name: str, approve: bool) -> str:
         """A decision on a run whose workflow is not in the catalog as it ran leads nowhere (the run stayed "running"
         until the approval's timeout: hours, days): a waiting one stops the run now, announced, saying why."""
-        named = f"*{escape(record.workflow)}*"
+        shown = named(record.workflow)
         step = record.steps.get(step_name)
         if record.state is not WorkflowState.RUNNING or step is None or step.state is not StepState.WAITING:
-            return f"Run #{record.id} of the workflow {named} waits for no decision of this step ({record.state})."
+            return f"Run #{record.id} of the workflow {shown} waits for no decision of this step ({record.state})."
         action, target = "approve" if approve else "reject", f"workflow {record.workflow} #{record.id}"
         await _audit(self.store, actor, action, target, "refused", f"{step_name}: the workflow is not in the catalog "
                      "as it ran", self.now())
@@ -352,7 +352,7 @@ class WorkflowEngine:
         await _audit_stopped(self.store, actor, target, step_name, self.now())
         await self._stop_undefined(record.id)
         return (
-            f"The workflow {named} left the bot's catalog (pipelines.yml), or its steps changed there, while run "
+            f"The workflow {shown} left the bot's catalog (pipelines.yml), or its steps changed there, while run "
             f"#{record.id} waited for this approval, so that run cannot go on and stops (see its card): run the "
             "workflow again once the catalog has it as wanted."
         )
@@ -461,7 +461,7 @@ async def _may_stop(auth: Authorizer, catalog: Catalog, actor: Actor, record: Wo
         return
     who = f"<@{record.started_by}> (who started it) or an admin" if record.started_by else "an admin"
     raise NotAllowed(
-        f"The workflow *{escape(record.workflow)}* left the bot's catalog (pipelines.yml), or its steps changed there, "
+        f"The workflow {named(record.workflow)} left the bot's catalog (pipelines.yml), or its steps changed there, "
         f"while run #{record.id} waited for this approval, so it cannot be decided: only {who} may stop that run."
     )
 

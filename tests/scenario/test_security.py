@@ -182,6 +182,8 @@ async def test_tampered_button_values_get_an_ephemeral_not_a_crash(tmp_path: Pat
                             ('{"op": "cancel", "target": "x", "run": null}', invalid),
                             ('{"op": "cancel", "target": "x", "run": true}', invalid),
                             (ids.op_value("disable", "nope"), "There is no pipeline *nope*"),
+                            # a name Slack would read formatting in is shown as written (before: "*no*pe*")
+                            (ids.op_value("disable", "no*pe"), "There is no pipeline `no*pe`"),
                             (ids.op_value("cancel", "x", 424242), "There is no run #424242")]:
             _, reply = await reply_to(w, click_as(w, question, ids.OP_CONFIRM, user="U0ALICE", value=value))
             assert says in reply.text, (value, reply.text)

@@ -201,7 +201,7 @@ async def _acknowledge(
     if not first and run.acknowledged_by != actor.user_id:
         return notice(f"<@{run.acknowledged_by}> is already on it.", formatted=True)
     if _from_home(body):  # the alert and the card say so; the Home tab, redrawn, says it too
-        return notice(f"👀 You are on run #{run.id} of *{escape(run.name)}*.", formatted=True)
+        return notice(f"👀 You are on run #{run.id} of {named(run.name)}.", formatted=True)
     return None
 
 
@@ -342,7 +342,7 @@ async def _home_unmute(
         raise ValueError(f"{pipeline[:40]!r} is not a pipeline")
     found = await services.runs.pipelines.unmute(actor, pipeline)
     said = "🔔 Unmuted" if found else "Already unmuted:"
-    return notice(f"{said} *{escape(pipeline)}*: its failures alert again.", formatted=True)
+    return notice(f"{said} {named(pipeline)}: its failures alert again.", formatted=True)
 
 
 async def _decide(services: Services, actor: Actor, action: Json, approve: bool) -> tuple[str, list[JsonValue]]:

@@ -72,7 +72,7 @@ from bot.slack.commands.model import (
 )
 from bot.slack.context import Services
 from bot.slack.failures import answering, ephemeral
-from bot.slack.text import escape
+from bot.slack.text import escape, named
 
 __all__ = ["IN_ACK", "WORK", "Asked", "register"]
 
@@ -221,7 +221,7 @@ async def _last(services: Services, asked: Asked, command: Last) -> Reply:
     name = str(command.pipeline)
     pipeline = services.catalog.pipelines.get(name)
     if pipeline is None:
-        raise InvalidRequest(f"There is no pipeline *{escape(name)}*.")
+        raise InvalidRequest(f"There is no pipeline {named(name)}.")
     statuses = await services.queries.last(pipeline, command.count)
     numbers = await services.queries.numbers(pipeline, statuses)
     return last_runs(name, statuses, trend(statuses, newest_first=True), numbers)
@@ -233,7 +233,7 @@ async def _stats(services: Services, asked: Asked, command: Stats) -> Reply:
     name = str(command.pipeline) if command.pipeline else None
     pipeline = services.catalog.pipelines.get(name) if name is not None else None
     if name is not None and pipeline is None:
-        raise InvalidRequest(f"There is no pipeline *{escape(name)}*.")
+        raise InvalidRequest(f"There is no pipeline {named(name)}.")
     found = await services.queries.stats(pipeline, span)
     summary = found.summary
     return stats(
@@ -273,7 +273,7 @@ async def _pipeline_op(services: Services, asked: Asked, command: PipelineOp) ->
         asked.actor,
         "change",
         pipeline,
-        what=f"{name} *{escape(pipeline_name)}*",
+        what=f"{name} {named(pipeline_name)}",
         action=name,
         target=pipeline_name,
     )
@@ -295,7 +295,7 @@ async def _mute(services: Services, asked: Asked, command: Mute) -> Reply:
 async def _unmute(services: Services, asked: Asked, command: Unmute) -> Reply:
     found = await services.runs.pipelines.unmute(asked.actor, str(command.pipeline))
     what = "is no longer muted" if found else "was not muted"
-    return notice(f"🔔 *{escape(str(command.pipeline))}* {what}.", formatted=True)
+    return notice(f"🔔 {named(str(command.pipeline))} {what}.", formatted=True)
 
 
 @_work(Schedules)
@@ -312,8 +312,8 @@ async def _watch(services: Services, asked: Asked, name: str, enabled: bool, cha
     actor = asked.actor
     pipeline = services.catalog.pipelines.get(name)
     if pipeline is None:
-        raise InvalidRequest(f"There is no pipeline *{escape(name)}* in the catalog.")
-    await services.auth.check(actor, "change", pipeline, what=f"change how *{escape(name)}* is watched")
+        raise InvalidRequest(f"There is no pipeline {named(name)} in the catalog.")
+    await services.auth.check(actor, "change", pipeline, what=f"change how {named(name)} is watched")
     client = services.pool.client(pipeline.connection)
     if enabled and not client.can(Capability.LIST_RUNS):
         reason = (
@@ -330,11 +330,11 @@ async def _watch(services: Services, asked: Asked, name: str, enabled: bool, cha
         channel = await postable_channel(asked.client, channel, member_needed=False, otherwise=otherwise)
     watch = await services.audited.set_watch(actor, name, enabled=enabled, channel=channel or None)
     if not enabled:
-        return notice(f"🙈 No longer watching *{escape(name)}* for runs started outside Slack.", formatted=True)
+        return notice(f"🙈 No longer watching {named(name)} for runs started outside Slack.", formatted=True)
     target = watch.channel or services.catalog.channel_for(pipeline) or "its channel"
     shown = f"<#{target}>" if target.startswith(("C", "G")) else escape(target)
     return notice(
-        f"👀 Watching *{escape(name)}*: runs started outside Slack (schedules, the {client.display_name} console) "
+        f"👀 Watching {named(name)}: runs started outside Slack (schedules, the {client.display_name} console) "
         f"are followed and their failures alert in {shown}.",
         formatted=True,
     )
@@ -365,7 +365,7 @@ def _target(services: Services, value: Target) -> Pipeline | AdHoc:
         return adhoc_target(services.pool, value.provider_or_connection, value.ident)
     pipeline = services.catalog.pipelines.get(value)
     if pipeline is None:
-        raise InvalidRequest(f"There is no pipeline *{escape(value)}*: `{services.command} list` shows them.")
+        raise InvalidRequest(f"There is no pipeline {named(value)}: `{services.command} list` shows them.")
     return pipeline
 
 
@@ -394,7 +394,7 @@ def _schedules(services: Services) -> tuple[str, list[JsonValue]]:
             else "never"
         )
         lines.append(
-            f"• *{escape(item.name)}* ({item.kind}) · `{escape(item.schedule.cron)}` {escape(item.schedule.timezone)}"
+            f"• {named(item.name)} ({item.kind}) · `{escape(item.schedule.cron)}` {escape(item.schedule.timezone)}"
             f" · next {when} · missed slots: {item.schedule.missed.replace('_', ' ')}"
         )
     return notice("*Scheduled runs*\n" + "\n".join(lines), formatted=True)

@@ -14,7 +14,7 @@ from bot.slack.blocks.subscriptions import subscriptions_list
 from bot.slack.commands.channels import channel_id_of, postable_channel
 from bot.slack.commands.model import NotifyMe, Subscribe, Subscriptions, Unsubscribe
 from bot.slack.context import Services
-from bot.slack.text import code, escape
+from bot.slack.text import code, escape, named
 from bot.store.subscriptions import Level, SubjectKind
 
 __all__ = ["notify_me", "subscribe", "subscriptions", "unsubscribe"]
@@ -33,7 +33,7 @@ async def subscribe(services: Services, actor: Actor, client: AsyncWebClient, co
     covered = "" if subject.kind is SubjectKind.PIPELINE else f" ({len(subject.pipelines)} pipelines now)"
     said = "Subscribed" if created else "Subscription changed"
     return notice(
-        f"🔔 {said}: <#{channel}> gets {what} of {subject.kind.value} *{escape(subject.name)}*{covered}, besides "
+        f"🔔 {said}: <#{channel}> gets {what} of {subject.kind.value} {named(subject.name)}{covered}, besides "
         f"the catalog's own channel. {code(services.command + ' unsubscribe ' + subject.name)} stops it.",
         formatted=True,
     )
@@ -46,12 +46,12 @@ async def unsubscribe(services: Services, actor: Actor, client: AsyncWebClient, 
     removed = await subscriptions.unsubscribe(actor, subject, channel=channel)
     if removed is None:
         return notice(
-            f"<#{channel}> was not subscribed to {subject.kind.value} *{escape(subject.name)}*: nothing to stop. "
+            f"<#{channel}> was not subscribed to {subject.kind.value} {named(subject.name)}: nothing to stop. "
             f"{code(services.command + ' subscriptions')} lists the subscriptions.",
             formatted=True,
         )
     return notice(
-        f"🔕 Unsubscribed: <#{channel}> no longer hears of {subject.kind.value} *{escape(subject.name)}* "
+        f"🔕 Unsubscribed: <#{channel}> no longer hears of {subject.kind.value} {named(subject.name)} "
         "(its own channel still does).",
         formatted=True,
     )

@@ -132,7 +132,8 @@ class RunCancels:
         retried (nothing could start it). The same people as a cancel; only where the catalog lacks the
         connection: where it has it, the run is followed (another replica's catalog may differ)."""
         right = await self.may_stop_following(actor, run)
-        ended = await self.store.runs.stop_following(run.id, actor.user_id, run.connection, now=self.now())
+        why = self.pool.why_gone(run.connection, run.provider)
+        ended = await self.store.runs.stop_following(run.id, actor.user_id, run.connection, now=self.now(), why=why)
         if ended is None:  # it ended meanwhile (another replica that has its connection heard how)
             current = await self.store.runs.get(run.id)
             raise InvalidRequest(f"Run #{run.id} has already ended ({current.state if current else 'gone'}).")

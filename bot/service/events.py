@@ -116,10 +116,12 @@ class CancelAsked:
 
 @dataclass(frozen=True, slots=True)
 class StoppedFollowing:
-    """``user_id`` ended the run: the bot could not follow it, its ``connection`` gone from the catalog."""
+    """``user_id`` ended the run: the bot could not follow it, its ``connection`` gone from the catalog (``why``: as
+    the replica that stopped it said it, another provider's connection now, say)."""
 
     user_id: str
     connection: str
+    why: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,8 +147,8 @@ def _failure(run: RunRecord) -> str:
         with contextlib.suppress(ValueError):
             by = f" by @{mention_user(run.stopped_by)[2:-1]}"
         return (
-            f"Run #{run.id} of {name} was ended{by} without its outcome: its connection {escape(run.connection)} "
-            "left the bot's catalog, so the bot could not follow it; how it went is unknown."
+            f"Run #{run.id} of {name} was ended{by} without its outcome: {escape(run.stopped_why)}, so the bot could "
+            "not follow it; how it went is unknown."
         )
     if run.run_state is RunState.CANCELED:
         by = ""

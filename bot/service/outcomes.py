@@ -161,7 +161,7 @@ class Outcomes:
         elif run.run_state is RunState.SUCCEEDED:
             await self.alerter.on_success(run)
         elif run.run_state is RunState.UNKNOWN and notifier.has_card(run):
-            stopped = StoppedFollowing(run.stopped_by, run.connection) if run.stopped_by else None
+            stopped = StoppedFollowing(run.stopped_by, run.connection, run.stopped_why) if run.stopped_by else None
             await notifier.thread(run, "ended", stopped or EndedOddly(run.raw_status, run.message))
         if run.run_state in (RunState.UNKNOWN, RunState.CANCELED):
             await self.no_attempt_follows(run)

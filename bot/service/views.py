@@ -75,6 +75,7 @@ class RunView:
     acknowledged_by: str | None
     canceled_by: str | None = None  # who asked for the run's cancel (a run canceled before it started: who did)
     stopped_by: str | None = None  # who ended it because the bot could not follow it (its connection left the catalog)
+    stopped_why: str = ""  # why it could not: "its connection … is no longer in the bot's catalog (pipelines.yml)"
 
     def duration(self, now: datetime) -> timedelta | None:
         return run_duration(self.created_at, self.started_at, self.ended_at, final=self.final, now=now)
@@ -108,6 +109,7 @@ def run_view(run: RunRecord) -> RunView:
         acknowledged_by=run.acknowledged_by,
         canceled_by=run.cancel_requested_by,
         stopped_by=run.stopped_by,
+        stopped_why=run.stopped_why if run.stopped_by else "",
     )
 
 

@@ -49,7 +49,7 @@ from bot.slack.blocks.evidence import evidence_note
 from bot.slack.blocks.replies import failure_details, notice
 from bot.slack.blocks.subscriptions import subscriber_message
 from bot.slack.blocks.workflow import workflow_card
-from bot.slack.text import escape, human_duration, mention, named
+from bot.slack.text import escape, human_duration, mention, named, truncate
 from bot.store import keys
 from bot.store.alerting import Alert
 from bot.store.records import OutboxKind, RunRecord
@@ -295,6 +295,9 @@ def note_text(note: RunNote) -> str:
             return f"<@{user_id}> retried this as run #{retry_id}."
         case CancelAsked(user_id):
             return f"<@{user_id}> asked to cancel this run."
+        case StoppedFollowing(user_id, connection, why) if why:
+            said = truncate(escape(why), 400, "…")
+            return f"<@{user_id}> stopped following this run: {said}, so how it ended is unknown."
         case StoppedFollowing(user_id, connection):
             return (
                 f"<@{user_id}> stopped following this run: its connection {named(connection)} is no longer in the "

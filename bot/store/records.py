@@ -10,8 +10,10 @@ from datetime import datetime, timedelta
 from bot.models import Json, JsonValue, RunState, RunStatus, TaskStatus
 
 __all__ = [
+    "GONE_FROM_CATALOG",
     "STARTING",
     "STOPPED_BY",
+    "STOPPED_WHY",
     "WAITING",
     "AuditEntry",
     "CardRecord",
@@ -46,6 +48,9 @@ WAITING = StoredState.WAITING
 #: the key of a run's ``extra`` naming who ended it because the bot could not follow it any more (its connection
 #: left the catalog: ``RunStore.stop_following``); such a run is final and ``unknown``
 STOPPED_BY = "stopped_by"
+#: why the bot could not follow it, as the replica that stopped it saw its catalog (``ClientPool.why_gone``)
+STOPPED_WHY = "stopped_why"
+GONE_FROM_CATALOG = "its connection {connection} is no longer in the bot's catalog (pipelines.yml)"
 
 
 class RunOrigin(enum.StrEnum):
@@ -145,6 +150,13 @@ class RunRecord:
     def stopped_by(self) -> str | None:
         """Who ended the run because the bot could not follow it any more (``RunStore.stop_following``)."""
         return self.extra.get(STOPPED_BY) if self.final else None
+
+    @property
+    def stopped_why(self) -> str:
+        """Why the bot could not follow it when a person stopped following it ("its connection … is no longer in the
+        bot's catalog", or is another provider's now); the first words for a run stopped before this was kept."""
+        why = self.extra.get(STOPPED_WHY)
+        return why if isinstance(why, str) and why else GONE_FROM_CATALOG.format(connection=self.connection)
 
     @property
     def ended_without_outcome(self) -> bool:

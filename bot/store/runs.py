@@ -14,7 +14,16 @@ from sqlalchemy.exc import IntegrityError
 from bot.models import RunState, RunStatus
 from bot.store.alert_events import EventKind, note_run
 from bot.store.quiet import QuietPoll, sooner, write_quiet
-from bot.store.records import STOPPED_BY, NewRun, RunOrigin, RunRecord, StoredState, Transition
+from bot.store.records import (
+    GONE_FROM_CATALOG,
+    STOPPED_BY,
+    STOPPED_WHY,
+    NewRun,
+    RunOrigin,
+    RunRecord,
+    StoredState,
+    Transition,
+)
 from bot.store.rows import add_event, fetch_run, run_of_row, task_json
 from bot.store.run_leases import RunLeases
 from bot.store.run_reads import RunReads
@@ -237,26 +246,31 @@ class RunStore(RunLeases, RunReads):
         already (recovery gave its start up meanwhile): that end was told, and is kept, not told twice."""
         return await self._end_here(run_id, runs.c.final.is_(False), state, message, now=now)
 
-    async def stop_following(self, run_id: int, user_id: str, connection: str, *, now: datetime) -> RunRecord | None:
-        """``user_id`` ends a run the bot cannot follow any more (its connection left the catalog): final,
-        ``unknown``, with who asked in ``extra["stopped_by"]`` (the card says so). Only a run at the provider that
-        has not ended; None otherwise (it ended meanwhile, or is starting)."""
-        message = f"the bot stopped following it: its connection {connection} is no longer in the catalog"
+    async def stop_following(
+        self, run_id: int, user_id: str, connection: str, *, now: datetime, why: str | None = None
+    ) -> RunRecord | None:
+        """``user_id`` ends a run the bot cannot follow any more (its connection left the catalog, or is another
+        provider's now: ``why``): final, ``unknown``, with who asked and why in ``extra`` (the card says so). Only a
+        run at the provider that has not ended; None otherwise (it ended meanwhile, or is starting)."""
+        why = why or GONE_FROM_CATALOG.format(connection=connection)
         live = runs.c.final.is_(False) & runs.c.provider_run_id.is_not(None)
-        return await self._end_here(run_id, live, RunState.UNKNOWN, message, now=now, stopped_by=user_id)
+        return await self._end_here(
+            run_id, live, RunState.UNKNOWN, f"the bot stopped following it: {why}", now=now,
+            stopped={STOPPED_BY: user_id, STOPPED_WHY: why},
+        )
 
     async def _end_here(
         self, run_id: int, condition: ColumnElement[bool], state: RunState, message: str, *, now: datetime,
-        stopped_by: str | None = None,
+        stopped: Mapping[str, str] | None = None,
     ) -> RunRecord | None:
         async with self.engine.begin() as conn:
             values: dict[str, object] = {}
-            if stopped_by is not None:
+            if stopped is not None:
                 # the row locked until the end is written: on PostgreSQL another replica's poll recorded between the
                 # read and the write would lose its extra (SQLite's writes are serialized by BEGIN IMMEDIATE)
                 read = select(runs.c.extra).where(runs.c.id == run_id).with_for_update()
                 extra = (await conn.execute(read)).scalar_one_or_none() or {}
-                values["extra"] = {**extra, STOPPED_BY: stopped_by}
+                values["extra"] = {**extra, **stopped}
             result = await conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, condition)

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from bot.emulators._core import Outcome
+from bot.service.function_steps import _failure
+from bot.slack.blocks import ids
 from tests.scenario.harness import DK_JOB, RIVER, world
-from tests.scenario.surface import ask
+from tests.scenario.surface import answered_in_place, ask, shown
 
 
 def _dk_renamed(raw: dict[str, Any]) -> None:
@@ -87,5 +89,14 @@ async def test_a_run_whose_connection_name_went_to_another_provider_says_so(
         assert "is a tailer connection in the catalog now, not the rivery one" in answer.text, answer.text
         assert "Stop following it?" in answer.text, answer.text  # what can be done from here
         assert "provider's console" in answer.text, answer.text
+        # stopped following: what it says afterwards names that same reason, not "no longer in the bot's catalog"
+        done = await answered_in_place(w, w.slack.click_ephemeral("C0GENERAL", ids.OP_CONFIRM, ts=answer.ts), answer)
+        assert "Stopped following run #1" in done.text, done.text
+        ended = await w.card_saying("leads-ods is no longer followed")
+        now_tailer = "is a tailer connection in the catalog now, not the rivery one"
+        assert now_tailer in shown(ended) and "no longer in the bot's catalog" not in shown(ended), shown(ended)
+        await w.until(lambda: any(now_tailer in m.text for m in w.thread(ended)), 5, what="the thread's note")
+        record = await w.runtime.parts.store.runs.get(1)
+        assert record is not None and now_tailer in record.message and now_tailer in _failure(record)
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
         assert all(RIVER not in str(r.body) for r in w.emulators["tailer"].state.requests_to("status"))

@@ -298,9 +298,10 @@ def stopped_following(run: RunView, display_name: str) -> str:
     who = "Someone"
     with contextlib.suppress(ValueError):
         who = mention_user(run.stopped_by or "")
+    why = run.stopped_why or "its connection was no longer in the bot's catalog (pipelines.yml)"
     return (
-        f"{who} stopped following it: its connection was no longer in the bot's catalog (pipelines.yml), so how it "
-        f"ended is unknown; it may still run on {escape(display_name)}: see its console."
+        f"{who} stopped following it: {truncate(escape(why), 400, '…')}, so how it ended is unknown; it may still run "
+        f"on {escape(display_name)}: see its console."
     )
 
 

@@ -151,7 +151,7 @@ class Notifier:
         try:
             if not self.pool.client(pipeline.connection, pipeline.provider).can(Capability.LIST_RUNS):
                 return None
-            if self.pool.job(run.provider, run.job) != pipeline.job:
+            if not self.pool.job(run.provider, run.job).lists_as(pipeline.job):
                 return None  # the pipeline runs another job now (not a rename): the watch lists that job's runs
         except (InvalidRequest, ValueError):
             return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.models import RunState
 from bot.store.records import NewRun, RunOrigin
@@ -35,3 +36,39 @@ async def test_runs_that_never_reached_the_provider_do_not_push_a_followed_run_o
         answer = await ask(w, "cancel 1")
         assert "Stop following it?" not in answer.text, answer.text  # the watch still lists it: followed
         assert "follows it through the watch" in answer.text, answer.text
+
+
+def _renamed_job_id_written_out(raw: dict[str, Any]) -> None:
+    """The rename, and the table-to-table job's ``job_id`` written out as the bot derives it: the same job."""
+    _tailer_renamed(raw)
+    raw["pipelines"]["iowa-pda"]["job_id"] = "gbq-to-gbq|000099_iowa_liquor_prepare_pda_DEV"
+
+
+async def test_a_job_written_out_differently_but_the_same_is_still_followed(tmp_path: Path) -> None:
+    """``watch_follows`` compared the run's job with the pipeline's field by field: the same Tailer job (its
+    ``job_id`` written out as derived) or DataKitchen recipe (a parameter's type declared) was taken for another,
+    so Stop following was offered for a run the watch lists and follows; stopped, its failure listed later was
+    dropped."""
+    async with world(tmp_path) as w:
+        await _started_then(w, _renamed_job_id_written_out)
+        answer = await ask(w, "cancel 1")
+        assert "Stop following it?" not in answer.text, answer.text
+        assert "follows it through the watch" in answer.text, answer.text
+        for _ in range(12):  # and it is followed: its failure at Tailer is recorded
+            w.advance(6)
+            await w.settle(0.3)
+        ended = await w.runtime.store.runs.get(1)
+        assert ended is not None and ended.state == "failed", ended
+
+
+def test_a_datakitchen_order_with_a_parameter_type_declared_since_is_the_same_order() -> None:
+    from bot.providers.datakitchen.config import Job as DkJob
+    from bot.providers.tailer.config import Job as TailerJob
+
+    ran = DkJob(kitchen="production", recipe="sales", variation="daily")
+    assert ran.lists_as(ran.with_parameter_types({"limit": "int"}))
+    assert not ran.lists_as(DkJob(kitchen="production", recipe="sales", variation="weekly"))
+    tailer = TailerJob(account="000099", environment="DEV", configuration_type="table-to-table", configuration_id="c1")
+    assert tailer.lists_as(tailer.model_copy(update={"job_id": "gbq-to-gbq|c1_DEV"}))
+    assert not tailer.lists_as(tailer.model_copy(update={"job_id": "gbq-to-gbq|c2_DEV"}))
+    assert not tailer.lists_as(ran)

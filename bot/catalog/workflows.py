@@ -124,6 +124,10 @@ def render_template(value: str, parameters: Mapping[str, str]) -> str:
     return _TEMPLATE.sub(lambda m: parameters.get(m.group(1), m.group(0)), value)
 
 
+#: the longest step name: an approval's buttons carry it with the run's id in a value Slack caps at 2,000 characters
+STEP_NAME_MAX = 1900
+
+
 def validate_workflow(
     name: str,
     spec: WorkflowSpec,
@@ -142,6 +146,10 @@ def validate_workflow(
     known = set(steps) | (also_steps or set())
     for step_name, step in steps.items():
         where = f"{path}.steps.{step_name}"
+        if len(step_name) > STEP_NAME_MAX:
+            # its name travels in its approval buttons' value (2,000 characters in all, the run's id with it)
+            problems.append(f"{path}.steps: a step's name is {len(step_name)} characters long; at most {STEP_NAME_MAX}")
+            continue
         for edge_kind in ("on_success", "on_failure"):
             for target in getattr(step, edge_kind):
                 if target not in known:

@@ -113,6 +113,11 @@ class JobConfig(BaseModel):
         """Why the provider cannot run this job (it can still be watched), or None when it can."""
         return None
 
+    def lists_as(self, other: JobConfig) -> bool:
+        """Whether a list of ``other``'s runs holds this job's: the same job at the provider, however either was
+        written (a run's stored job against the catalog's now). Equal fields, unless a provider says more."""
+        return self == other
+
 
 ConnT = TypeVar("ConnT", bound=ConnectionConfig)
 JobT = TypeVar("JobT", bound=JobConfig)

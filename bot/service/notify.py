@@ -151,16 +151,17 @@ class Notifier:
         try:
             if not self.pool.client(pipeline.connection, pipeline.provider).can(Capability.LIST_RUNS):
                 return None
-            if self.pool.job(run.provider, run.job) != pipeline.job:
+            if not self.pool.job(run.provider, run.job).lists_as(pipeline.job):
                 return None  # the pipeline runs another job now (not a rename): the watch lists that job's runs
         except (InvalidRequest, ValueError):
             return None
         override = (await self.store.alerting.watches()).get(pipeline.name)
         if not (override.enabled if override is not None else pipeline.watch):
             return None
-        recent = await self.store.runs.recent(pipeline.name, WATCH_LIMIT)
-        if len(recent) >= WATCH_LIMIT and all(r.id > run.id for r in recent):
-            return None  # as many runs of it began since: the watch's list (its newest runs) no longer holds it
+        if await self.store.runs.reached_after(pipeline.name, run.provider, run.id, WATCH_LIMIT) >= WATCH_LIMIT:
+            # as many runs of it began at the provider since: the watch's list (its newest runs) no longer holds it.
+            # Only those: a start refused or still waiting is in no list (counted, a run followed was offered to stop)
+            return None
         return pipeline
 
     async def _alert_of(self, run: RunRecord) -> tuple[tuple[str, ...], str | None]:

@@ -84,6 +84,25 @@ class RunReads:
         query = select(runs).where(runs.c.pipeline == pipeline).order_by(runs.c.id.desc()).limit(limit)
         return await select_runs(self.engine, query)
 
+    async def reached_after(self, pipeline: str, provider: str, run_id: int, limit: int) -> int:
+        """How many runs of ``pipeline`` at ``provider`` recorded after run ``run_id`` reached the provider (have its
+        run id), counted up to ``limit``: those its list of the pipeline's newest runs holds before that run. A start
+        refused, or one still waiting, is in no provider's list; a duplicate 0013 marked is no run of its own."""
+        later = (
+            select(runs.c.id)
+            .where(
+                runs.c.pipeline == pipeline,
+                runs.c.provider == provider,
+                runs.c.id > run_id,
+                runs.c.provider_run_id.is_not(None),
+                runs.c.provider_run_id.not_like("%#dup-%"),
+            )
+            .limit(limit)
+            .subquery()
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(later))).scalar_one())
+
     async def recent_of(self, pipelines: Collection[str], limit: int = 10) -> dict[str, list[RunRecord]]:
         """``recent`` of each of ``pipelines`` in one query (the Home tab's rows: one read, not one a pipeline);
         a pipeline without runs maps to an empty list."""

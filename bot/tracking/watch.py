@@ -84,6 +84,8 @@ class Watcher:
         # per pipeline: the watch (its ``since``) whose first list this process took, and the ended runs that
         # list showed as history (bounded by the list's limit)
         self._history: dict[str, tuple[datetime, frozenset[str]]] = {}
+        #: the history runs looked up under the connection's other names already (once each: ``_one``)
+        self._history_looked: dict[str, set[str]] = {}
         self.tick_wait = tick_wait
         #: list calls under way, by pipeline, some started by earlier cycles
         self._listing: dict[str, asyncio.Task[int]] = {}
@@ -159,6 +161,7 @@ class Watcher:
             ended = {s.run_id: s.ended_at or s.started_at for s in statuses if s.final}
             old = frozenset(r for r, when in ended.items() if when is None or when < watch.since)
             remembered = self._history[pipeline.name] = (watch.since, old)
+            self._history_looked[pipeline.name] = set()
         return remembered[1]
 
     async def _one(
@@ -168,10 +171,12 @@ class Watcher:
         existing = await self.store.runs.find(pipeline.connection, status.run_id)
         if existing is None and "/" in status.run_id:  # DataKitchen lists "<order>/<run>"; a trigger knows "<order>"
             existing = await self.store.runs.find(pipeline.connection, status.run_id.split("/", 1)[0])
-        if existing is None and not (status.final and status.run_id in history):
+        if existing is None and (not (status.final and status.run_id in history) or self._first_look(pipeline, status)):
             # recorded under the connection's old name (the catalog renamed it, the pipeline followed): the same
             # provider run, not news; followed from the list below, as its own polls cannot reach it. It was
-            # recorded again: its failure counted twice in its alert ("failed 2 times"), its run tracked twice
+            # recorded again: its failure counted twice in its alert ("failed 2 times"), its run tracked twice.
+            # A run ended before watching began too (once: history stays in the list for a day), for the bot's own
+            # row of it never heard that end (its pipeline watched since): its failure was told to nobody
             ids = {status.run_id, status.run_id.split("/", 1)[0]}
             existing = await self.store.runs.find_moved(pipeline.name, pipeline.provider, ids,
                                                         besides=pipeline.connection)
@@ -222,6 +227,14 @@ class Watcher:
         if change is not None:
             await self.on_change(change)
         return 1
+
+    def _first_look(self, pipeline: Pipeline, status: RunStatus) -> bool:
+        """Whether this history run is looked up under the connection's other names now: the first time only."""
+        looked = self._history_looked.setdefault(pipeline.name, set())
+        if status.run_id in looked:
+            return False
+        looked.add(status.run_id)
+        return True
 
     async def _detailed(self, pipeline: Pipeline, status: RunStatus) -> RunStatus:
         """A failure as a list shows it can be terse (DataKitchen lists a status, not the failing node's log):

@@ -36,6 +36,11 @@ class Job(JobConfig):
     def describe(self) -> str:
         return f"recipe {self.recipe} / variation {self.variation} in kitchen {self.kitchen}"
 
+    def lists_as(self, other: JobConfig) -> bool:
+        # the parameters' types travel with a run, not the order's identity: a type declared since is the same order
+        return isinstance(other, Job) and (self.kitchen, self.recipe, self.variation) == (
+            other.kitchen, other.recipe, other.variation)
+
     def with_parameter_types(self, types: Mapping[str, str]) -> Self:
         """The catalog's declarations decide: a ``parameter_types`` written by hand is replaced."""
         kept = {name: kind for name, kind in types.items() if kind in _JSON_TYPES}

@@ -186,6 +186,11 @@ class Job(JobConfig):
             return self.configuration_id + suffix
         return self.configuration_id
 
+    def lists_as(self, other: JobConfig) -> bool:
+        # a table-to-table job_id written out as Tailer derives it is the same job (its runs' statuses name it)
+        return isinstance(other, Job) and self.model_copy(update={"job_id": self.status_job_id()}) == other.model_copy(
+            update={"job_id": other.status_job_id()})
+
     def status_job_id(self) -> str:
         """The ``job_id`` a run-status request names: as configured, else Tailer's for table-to-table
         (``gbq-to-gbq|`` and the configuration id with its environment: seed line 51, and tailer-sdk's

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from bot.catalog.workflows import Workflow
+from bot.catalog.workflows import STEP_NAME_MAX, Workflow
 from bot.models import Json
 from bot.service.views import RunView, StepState, WorkflowState, WorkflowView
 from bot.slack.blocks.card import button, confirm_dialog, context, section
@@ -34,9 +34,9 @@ SKIPPED = "⏭️"  # a step still pending once its workflow ended: shown as ski
 _HEAD = {WorkflowState.RUNNING: "🔀", WorkflowState.SUCCEEDED: "✅", WorkflowState.FAILED: "❌"}
 
 
-#: the longest step name a button's value carries (Slack's 2000 characters, less the run's id): step names are
-#: free YAML keys, and an approval whose value was refused could not be decided from Slack (it timed out)
-STEP_VALUE_MAX = 1900
+#: the longest step name a button's value carries (Slack's 2000 characters, less the run's id): the catalog
+#: refuses a longer one; an approval whose value was refused could not be decided from Slack (it timed out)
+STEP_VALUE_MAX = STEP_NAME_MAX
 
 
 def step_value(workflow_run_id: int, step: str) -> str:

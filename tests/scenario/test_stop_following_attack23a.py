@@ -8,6 +8,8 @@ nobody's rights were asked."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,10 @@ import pytest
 from bot.emulators._core import Outcome
 from bot.errors import InvalidRequest, NotAllowed
 from bot.service.permissions import Actor
+from bot.service.workflows import WorkflowEngine
 from bot.slack.blocks import ids
 from bot.store.workflow_runs import StepState, WorkflowState
-from tests.scenario.harness import DK_JOB, world
+from tests.scenario.harness import DK_JOB, World, world
 from tests.scenario.surface import add_stranger, ask, audit_of
 from tests.scenario.test_workflows import QUICK, advance_until, card
 
@@ -104,9 +107,10 @@ def _gated(raw: dict[str, Any]) -> None:
         "publish": {"pipeline": "sales-dashboard"}}}}
 
 
-async def test_an_approval_of_a_workflow_gone_is_not_anyones_to_stop(tmp_path: Path) -> None:
-    """Its approvers went with the definition: a stranger's click stopped the run (a rollback of the deploy would
-    have let its approvers decide)."""
+@asynccontextmanager
+async def gated_gone(tmp_path: Path) -> AsyncIterator[tuple[World, str, WorkflowEngine]]:
+    """Alice's run of ``gated`` waiting for Bob's approval when a deploy's catalog has no workflows; a stranger in
+    the channel. Yields the world, the stranger and the workflow engine."""
     async with world(tmp_path, catalog_edit=_gated) as w:
         stranger = add_stranger(w)
         for e in w.emulators.values():
@@ -114,8 +118,13 @@ async def test_an_approval_of_a_workflow_gone_is_not_anyones_to_stop(tmp_path: P
         assert (await w.command("run gated", user="U0ALICE")).ok
         await advance_until(w, lambda: "wf.approve" in card(w, "Workflow gated"), "the approval buttons")
         await w.restart(lambda raw: None)  # the deploy's catalog has no workflows
-        engine = w.runtime.parts.workflows
+        yield w, stranger, w.runtime.parts.workflows
 
+
+async def test_an_approval_of_a_workflow_gone_is_not_anyones_to_stop(tmp_path: Path) -> None:
+    """Its approvers went with the definition: a stranger's click stopped the run (a rollback of the deploy would
+    have let its approvers decide)."""
+    async with gated_gone(tmp_path) as (w, stranger, engine):
         with pytest.raises(NotAllowed):
             await engine.decide(Actor(stranger), 1, "approve", True)
         record = await w.runtime.store.workflows.get(1)

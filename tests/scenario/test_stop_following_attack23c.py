@@ -15,9 +15,8 @@ from bot.errors import InvalidRequest, NotAllowed
 from bot.service.permissions import Actor
 from bot.store.records import NewRun, RunOrigin
 from tests.scenario.harness import world
-from tests.scenario.surface import add_stranger, ask, audit_of
-from tests.scenario.test_stop_following_attack23a import _gated
-from tests.scenario.test_workflows import QUICK, advance_until, card
+from tests.scenario.surface import ask, audit_of
+from tests.scenario.test_stop_following_attack23a import gated_gone
 
 LATE_FAIL = Outcome(result="fail", queued_s=1, running_s=60, message="late failed")
 LONG = Outcome(queued_s=1, running_s=3600)
@@ -114,14 +113,7 @@ async def test_the_refusal_names_a_connection_with_a_star_as_written(tmp_path: P
 
 async def test_who_stopped_a_workflow_gone_at_its_approval_is_in_the_audit(tmp_path: Path) -> None:
     """The click that stopped the run was audited "refused", the same line as a stranger's that changed nothing."""
-    async with world(tmp_path, catalog_edit=_gated) as w:
-        stranger = add_stranger(w)
-        for e in w.emulators.values():
-            e.state.default = QUICK
-        assert (await w.command("run gated", user="U0ALICE")).ok
-        await advance_until(w, lambda: "wf.approve" in card(w, "Workflow gated"), "the approval buttons")
-        await w.restart(lambda raw: None)  # the deploy's catalog has no workflows
-        engine = w.runtime.parts.workflows
+    async with gated_gone(tmp_path) as (w, stranger, engine):
         with pytest.raises(NotAllowed):
             await engine.decide(Actor(stranger), 1, "approve", True)
         with pytest.raises(InvalidRequest, match="cannot go on and stops"):

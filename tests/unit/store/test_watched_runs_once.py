@@ -8,8 +8,6 @@ told ``AlreadyTracked`` with the winner's record, as for a race under one name."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -20,7 +18,6 @@ from bot.store.engine import make_engine, migrate
 from bot.store.records import NewRun, RunOrigin, RunRecord
 from bot.store.store import AlreadyTracked, Store
 from bot.store.tables import runs
-from tests.postgres import create_postgres_database, drop_postgres_database
 from tests.unit.store.test_store import NOW, new_run
 
 
@@ -81,16 +78,6 @@ async def test_a_slow_answer_absorbs_the_copy_watched_under_the_connections_othe
     run = await store.starts.record_triggered(mine.id, "run-7", now=NOW, next_poll_at=NOW)
     assert run.id == mine.id and await store.runs.get(copy.id) is None
     assert [row[0] for row in await _rows(store, "run-7")] == [mine.id]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-        return
-    made = await create_postgres_database()
-    yield made
-    await drop_postgres_database(made)
 
 
 async def test_an_upgrade_keeps_the_duplicates_a_database_holds_and_marks_all_but_the_first(url: str) -> None:

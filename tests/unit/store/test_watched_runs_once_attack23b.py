@@ -6,29 +6,14 @@ under the new name, recorded it again, and that row follows it. The first record
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import insert, update
 
 from bot.models import RunState, RunStatus
 from bot.store.engine import make_engine, migrate
 from bot.store.store import Store
 from bot.store.tables import runs, workflow_runs
-from tests.postgres import create_postgres_database, drop_postgres_database
 from tests.unit.store.test_store import NOW
 from tests.unit.store.test_watched_runs_once import watched
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-        return
-    made = await create_postgres_database()
-    yield made
-    await drop_postgres_database(made)
 
 
 async def test_an_upgrade_keeps_following_the_duplicate_still_followed_when_the_first_recorded_has_ended(

@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 __all__ = ["UNTYPABLE", "escape", "human_duration", "mention", "mention_group", "mention_user", "named",
-           "principal_mention", "slack_date", "visible"]
+           "named_within", "principal_mention", "slack_date", "visible"]
 
 _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -58,6 +58,16 @@ def named(name: str) -> str:
         return f"*{shown}*"
     cleaned = _BREAKS.sub(" ", shown.replace("`", "ˋ"))
     return f"`{cleaned}`" if cleaned.strip() else "`?`"
+
+
+def named_within(text: str, name: str) -> str:
+    """``text`` escaped, its mention of the connection ``name`` ("connection <name>") shown as ``named`` shows it:
+    words the bot kept (why a run was stopped following) name a free YAML key Slack would read formatting in."""
+    shown, said = escape(text), f"connection {escape(name)}"
+    at = shown.find(said) if name else -1
+    if at < 0:
+        return shown
+    return f"{shown[:at]}connection {named(name)}{shown[at + len(said):]}"
 
 
 def visible(text: str) -> str:

@@ -75,6 +75,7 @@ class RunView:
     acknowledged_by: str | None
     canceled_by: str | None = None  # who asked for the run's cancel (a run canceled before it started: who did)
     stopped_by: str | None = None  # who ended it because the bot could not follow it (its connection left the catalog)
+    connection: str = ""  # the connection it was recorded on (named in ``stopped_why``)
     stopped_why: str = ""  # why it could not: "its connection … is no longer in the bot's catalog (pipelines.yml)"
 
     def duration(self, now: datetime) -> timedelta | None:
@@ -110,6 +111,7 @@ def run_view(run: RunRecord) -> RunView:
         canceled_by=run.cancel_requested_by,
         stopped_by=run.stopped_by,
         stopped_why=run.stopped_why if run.stopped_by else "",
+        connection=run.connection,
     )
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from bot.catalog.workflows import Workflow
 from bot.models import Json
-from bot.ops.text import principal_mention
+from bot.ops.text import named_within, principal_mention
 from bot.service.events import (
     CancelAsked,
     CardView,
@@ -296,7 +296,7 @@ def note_text(note: RunNote) -> str:
         case CancelAsked(user_id):
             return f"<@{user_id}> asked to cancel this run."
         case StoppedFollowing(user_id, connection, why) if why:
-            said = truncate(escape(why), 400, "…")
+            said = truncate(named_within(why, connection), 400, "…")
             return f"<@{user_id}> stopped following this run: {said}, so how it ended is unknown."
         case StoppedFollowing(user_id, connection):
             return (

@@ -87,20 +87,27 @@ class RunReads:
     async def reached_after(self, pipeline: str, provider: str, run_id: int, limit: int) -> int:
         """How many runs of ``pipeline`` at ``provider`` recorded after run ``run_id`` reached the provider (have its
         run id), counted up to ``limit``: those its list of the pipeline's newest runs holds before that run. A start
-        refused, or one still waiting, is in no provider's list; a duplicate 0013 marked is no run of its own."""
-        later = (
-            select(runs.c.id)
-            .where(
-                runs.c.pipeline == pipeline,
-                runs.c.provider == provider,
-                runs.c.id > run_id,
-                runs.c.provider_run_id.is_not(None),
-                runs.c.provider_run_id.not_like("%#dup-%"),
-            )
-            .limit(limit)
-            .subquery()
-        )
+        refused, or one still waiting, is in no provider's list; a duplicate 0013 marked is no run of its own.
+        Newer as the provider lists them, by when they started there where both times are known: a run that waited
+        for its start (a capped start, a retry's delay) is recorded before runs that started ahead of it."""
         async with self.engine.connect() as conn:
+            started = (await conn.execute(select(runs.c.started_at).where(runs.c.id == run_id))).scalar_one_or_none()
+            newer = runs.c.id > run_id
+            if started is not None:
+                newer = or_(runs.c.started_at > started, runs.c.started_at.is_(None) & newer)
+            later = (
+                select(runs.c.id)
+                .where(
+                    runs.c.pipeline == pipeline,
+                    runs.c.provider == provider,
+                    runs.c.id != run_id,
+                    newer,
+                    runs.c.provider_run_id.is_not(None),
+                    runs.c.provider_run_id.not_like("%#dup-%"),
+                )
+                .limit(limit)
+                .subquery()
+            )
             return int((await conn.execute(select(func.count()).select_from(later))).scalar_one())
 
     async def recent_of(self, pipelines: Collection[str], limit: int = 10) -> dict[str, list[RunRecord]]:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from bot.models import Json, RunState, TaskStatus
+from bot.ops.text import named_within
 from bot.service.events import CardView
 from bot.service.rights import OWNER_MUTE_CAP
 from bot.service.views import RunOrigin, RunView
@@ -299,8 +300,9 @@ def stopped_following(run: RunView, display_name: str) -> str:
     with contextlib.suppress(ValueError):
         who = mention_user(run.stopped_by or "")
     why = run.stopped_why or "its connection was no longer in the bot's catalog (pipelines.yml)"
+    said = truncate(named_within(why, run.connection), 400, "…")
     return (
-        f"{who} stopped following it: {truncate(escape(why), 400, '…')}, so how it ended is unknown; it may still run "
+        f"{who} stopped following it: {said}, so how it ended is unknown; it may still run "
         f"on {escape(display_name)}: see its console."
     )
 

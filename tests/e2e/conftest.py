@@ -156,6 +156,11 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     """A fresh page at 1400×900; any JavaScript error on it fails the test."""
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(15_000)
+    # expect()'s own wait is 5 s by default, apart from the context's: a busy CI machine once took longer to show a
+    # workflow's end than that (the test's own RUN_TIMEOUT waits say where a run needs more)
+    from playwright.async_api import expect  # imported where used, as the rest of Playwright here
+
+    expect.set_options(timeout=15_000)
     opened = await context.new_page()
     errors: list[Any] = []
     opened.on("pageerror", lambda error: errors.append(error))

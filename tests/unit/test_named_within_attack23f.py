@@ -4,8 +4,8 @@ is cut at 400 characters (a cut through the span left a lone backtick and the na
 import pytest
 
 from bot.ops.text import named_within
-from bot.slack.reporter import note_text
 from bot.service.events import StoppedFollowing
+from bot.slack.reporter import note_text
 from bot.slack.text import truncate
 from bot.store.records import GONE_FROM_CATALOG
 

@@ -60,6 +60,10 @@ def named(name: str) -> str:
     return f"`{cleaned}`" if cleaned.strip() else "`?`"
 
 
+#: the longest connection name ``named_within`` shows whole
+_NAME_WITHIN = 120
+
+
 def named_within(text: str, name: str) -> str:
     """``text`` escaped, its mention of the connection ``name`` ("connection <name>") shown as ``named`` shows it:
     words the bot kept (why a run was stopped following) name a free YAML key Slack would read formatting in."""
@@ -67,7 +71,10 @@ def named_within(text: str, name: str) -> str:
     at = shown.find(said) if name else -1
     if at < 0:
         return shown
-    return f"{shown[:at]}connection {named(name)}{shown[at + len(said):]}"
+    # shortened inside its mark: the whole note is cut at 400 characters, and a cut through the name's code span
+    # leaves its opening backtick alone (shown as written, the marks after it read as formatting)
+    short = name if len(name) <= _NAME_WITHIN else name[: _NAME_WITHIN - 1] + "…"
+    return f"{shown[:at]}connection {named(short)}{shown[at + len(said):]}"
 
 
 def visible(text: str) -> str:

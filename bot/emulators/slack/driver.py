@@ -61,7 +61,11 @@ class Driver:
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.app_timeout))
+        # a connection per request: one kept alive and reused just as the app closes it idle (its keep-alive is its
+        # read timeout, 10 s) failed the request ("dispatch_failed") with nothing wrong in the app
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.app_timeout), connector=aiohttp.TCPConnector(force_close=True)
+        )
 
     async def close(self) -> None:
         if self._session is not None:

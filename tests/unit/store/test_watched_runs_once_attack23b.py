@@ -40,7 +40,8 @@ async def test_an_upgrade_keeps_following_the_duplicate_still_followed_when_the_
         # the ended one is marked (its state, message and stop as they were)
         assert kept[old.id].provider_run_id == f"run-7#dup-{old.id}" and kept[old.id].stopped_by == "U1"
         # the watch's next list finds the followed row under its name, not an ended one by ``find_moved``
-        assert (await store.runs.find("rivery-prod", "run-7")).id == live.id  # type: ignore[union-attr]
+        found = await store.runs.find("rivery-prod", "run-7")
+        assert found is not None and found.id == live.id, found
         assert await store.runs.find_moved("leads-ods", "rivery", ["run-7"], besides="rivery-prod") is None
         assert kept[a.id].provider_run_id == "run-8" and kept[b.id].provider_run_id == f"run-8#dup-{b.id}"
         assert kept[b.id].state == "failed" and kept[b.id].message == "disk full"
